@@ -1,0 +1,263 @@
+//! The crate's one error type.
+//!
+//! Every variant names a *kind* of failure; none carries key material, cookie
+//! values or session contents, so errors are safe to log.
+
+use core::fmt;
+
+/// Everything that can go wrong while building keys, sealing or opening.
+///
+/// Match on the variant (or on [`Error::kind`], a stable string used by the
+/// published test vectors) to decide what to do; the `Display` text is for
+/// humans and may change.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The token is not a well-formed v1 token (bad base64, too short, bad
+    /// payload structure, …). The inner value says which check failed.
+    #[error("malformed token: {0}")]
+    Malformed(Malformed),
+
+    /// The token names a key id that is not in the key ring.
+    #[error("unknown key id")]
+    UnknownKeyId,
+
+    /// The token failed authentication: it was altered, sealed under another
+    /// key or for another cookie name. Deliberately says nothing more.
+    #[error("authentication failed")]
+    AuthenticationFailed,
+
+    /// The token authenticated but the session is over.
+    #[error("session expired ({0})")]
+    Expired(Expired),
+
+    /// The token claims to have been issued later than now plus the allowed
+    /// clock skew.
+    #[error("token issued in the future beyond the allowed clock skew")]
+    IssuedInFuture,
+
+    /// The session was revoked by the configured revocation hook.
+    #[error("session revoked")]
+    Revoked,
+
+    /// The sealed cookie does not fit in the budget, even after every entry
+    /// that may be dropped was dropped.
+    #[error("cookie too large: {needed} bytes needed, budget is {budget} bytes")]
+    TooLarge {
+        /// Size in bytes of the smallest `Set-Cookie` header that could be built.
+        needed: usize,
+        /// The configured budget in bytes.
+        budget: usize,
+    },
+
+    /// A resource limit was hit before the costly work it guards.
+    #[error("limit exceeded: {0}")]
+    LimitExceeded(Limit),
+
+    /// A key could not be built, or a key ring was inconsistent.
+    #[error("invalid key: {0}")]
+    InvalidKey(InvalidKey),
+
+    /// A session key is reserved (starts with `_`), empty or too long.
+    #[error("invalid session key: {0}")]
+    InvalidEntryKey(InvalidEntryKey),
+
+    /// A value could not be serialized to, or deserialized from, CBOR as the
+    /// requested type.
+    #[error("value could not be {0}")]
+    Value(ValueError),
+
+    /// The random source failed (no entropy available).
+    #[error("random source failed")]
+    Random,
+
+    /// The server-side overflow store or revocation store failed.
+    #[error("server-side store failed: {0}")]
+    Store(StoreError),
+}
+
+impl Error {
+    /// A short, stable, kebab-case name for the kind of error, as used in the
+    /// `expected_error` field of the published test vectors.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Error::Malformed(_) => "malformed",
+            Error::UnknownKeyId => "unknown-key-id",
+            Error::AuthenticationFailed => "authentication-failed",
+            Error::Expired(Expired::Idle) => "expired-idle",
+            Error::Expired(Expired::Lifetime) => "expired-lifetime",
+            Error::Expired(Expired::Session) => "expired-session",
+            Error::IssuedInFuture => "issued-in-future",
+            Error::Revoked => "revoked",
+            Error::TooLarge { .. } => "too-large",
+            Error::LimitExceeded(_) => "limit-exceeded",
+            Error::InvalidKey(_) => "invalid-key",
+            Error::InvalidEntryKey(_) => "invalid-entry-key",
+            Error::Value(_) => "value",
+            Error::Random => "random",
+            Error::Store(_) => "store",
+        }
+    }
+}
+
+/// Which structural check a malformed token failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Malformed {
+    /// Not strict unpadded base64url (padding, whitespace, bad characters,
+    /// non-canonical trailing bits).
+    Base64,
+    /// Shorter than a header, nonce and tag.
+    Truncated,
+    /// The version byte is not one this crate reads.
+    UnknownVersion(u8),
+    /// Flag bits that this version does not define are set.
+    UnknownFlags(u8),
+    /// The decrypted payload is not valid CBOR of the v1 schema.
+    Payload,
+    /// The compressed payload is not valid raw deflate.
+    Compression,
+}
+
+impl fmt::Display for Malformed {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Malformed::Base64 => f.write_str("not strict unpadded base64url"),
+            Malformed::Truncated => f.write_str("too short"),
+            Malformed::UnknownVersion(v) => write!(f, "unknown version {v}"),
+            Malformed::UnknownFlags(b) => write!(f, "unknown flag bits {b:#04x}"),
+            Malformed::Payload => f.write_str("payload does not match the v1 schema"),
+            Malformed::Compression => f.write_str("invalid compressed payload"),
+        }
+    }
+}
+
+/// Which time limit ended the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Expired {
+    /// Not re-sealed within the idle timeout.
+    Idle,
+    /// Older than the absolute lifetime (counted from created-at).
+    Lifetime,
+    /// Past the expiry the session set for itself.
+    Session,
+}
+
+impl fmt::Display for Expired {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Expired::Idle => "idle timeout",
+            Expired::Lifetime => "absolute lifetime",
+            Expired::Session => "session expiry",
+        })
+    }
+}
+
+/// Which resource limit was hit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Limit {
+    /// The token is longer than the maximum (checked before base64 decoding).
+    TokenLength,
+    /// The payload inflates past the decompression cap.
+    DecompressedSize,
+    /// A value nests deeper than the maximum CBOR depth.
+    Depth,
+    /// The session holds more entries than allowed.
+    Entries,
+}
+
+impl fmt::Display for Limit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Limit::TokenLength => "token length",
+            Limit::DecompressedSize => "decompressed size",
+            Limit::Depth => "nesting depth",
+            Limit::Entries => "entry count",
+        })
+    }
+}
+
+/// Why a key or key ring was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidKey {
+    /// Master keys must be at least 32 bytes.
+    TooShort,
+    /// The text is not valid base64 or hex.
+    Encoding,
+    /// Two keys of one ring derive the same key id.
+    DuplicateKeyId,
+}
+
+impl fmt::Display for InvalidKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidKey::TooShort => "master keys must be at least 32 bytes",
+            InvalidKey::Encoding => "not valid base64 or hex",
+            InvalidKey::DuplicateKeyId => "two keys in the ring share a key id",
+        })
+    }
+}
+
+/// Why a session key was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidEntryKey {
+    /// Keys starting with `_` are reserved for the crate.
+    Reserved,
+    /// Keys must not be empty.
+    Empty,
+}
+
+impl fmt::Display for InvalidEntryKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidEntryKey::Reserved => "keys starting with '_' are reserved",
+            InvalidEntryKey::Empty => "keys must not be empty",
+        })
+    }
+}
+
+/// Which direction of value conversion failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum ValueError {
+    /// The value could not be serialized.
+    Serialize,
+    /// The stored value is not valid CBOR or not of the requested type.
+    Deserialize,
+}
+
+impl fmt::Display for ValueError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ValueError::Serialize => "serialized",
+            ValueError::Deserialize => "deserialized as the requested type",
+        })
+    }
+}
+
+/// What went wrong with a server-side store.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// The store could not be reached or answered with an error.
+    Unavailable,
+    /// The stored blob is missing (expired or deleted).
+    Missing,
+    /// The stored blob failed authentication: altered, or bound to another
+    /// session or reference.
+    Rejected,
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            StoreError::Unavailable => "unavailable",
+            StoreError::Missing => "entry missing or expired",
+            StoreError::Rejected => "entry rejected (altered or bound to another session)",
+        })
+    }
+}

@@ -1,0 +1,314 @@
+//! Master keys, key ids and the key ring.
+//!
+//! This is one of the two files that touch cryptographic primitives: it
+//! derives, with HKDF-SHA256, the XChaCha20-Poly1305 key and the public key id
+//! from each master key. The master key itself is never used to encrypt.
+
+use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
+use base64::Engine as _;
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
+use core::fmt;
+use hkdf::Hkdf;
+use sha2::Sha256;
+use zeroize::{Zeroize, Zeroizing};
+
+use crate::error::InvalidKey;
+use crate::random::RandomSource;
+use crate::Error;
+
+/// Shortest master key accepted, in bytes.
+pub const MIN_MASTER_KEY_LEN: usize = 32;
+/// Length of a freshly generated master key, in bytes.
+pub const GENERATED_KEY_LEN: usize = 32;
+/// Length of a key id, in bytes.
+pub const KEY_ID_LEN: usize = 8;
+
+/// HKDF-SHA256 salt for every v1 derivation.
+pub(crate) const HKDF_SALT: &[u8] = b"sealed-session/v1";
+/// HKDF info for the 32-byte XChaCha20-Poly1305 key.
+pub(crate) const INFO_ENCRYPTION_KEY: &[u8] = b"sealed-session/v1 XChaCha20-Poly1305 key";
+/// HKDF info for the 8-byte key id.
+pub(crate) const INFO_KEY_ID: &[u8] = b"sealed-session/v1 key id";
+
+const _: () = assert!(GENERATED_KEY_LEN >= MIN_MASTER_KEY_LEN);
+
+/// A secret master key: at least 32 bytes, zeroized on drop, never printed.
+///
+/// ```
+/// use sealed_session::MasterKey;
+/// let key = MasterKey::generate()?;
+/// assert_eq!(format!("{key:?}"), "MasterKey(<redacted>)");
+/// let again = MasterKey::from_base64(&key.to_base64())?;
+/// assert_eq!(key.key_id(), again.key_id());
+/// # Ok::<(), sealed_session::Error>(())
+/// ```
+pub struct MasterKey(Zeroizing<Vec<u8>>);
+
+impl MasterKey {
+    /// Wraps raw key bytes; refuses keys shorter than 32 bytes.
+    pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
+        if bytes.len() < MIN_MASTER_KEY_LEN {
+            return Err(Error::InvalidKey(InvalidKey::TooShort));
+        }
+        Ok(MasterKey(Zeroizing::new(bytes.to_vec())))
+    }
+
+    /// Parses base64 (URL-safe or standard alphabet, with or without padding),
+    /// as printed by [`MasterKey::to_base64`] and `sealed-session keygen`.
+    pub fn from_base64(text: &str) -> Result<Self, Error> {
+        let text = text.trim();
+        let decoded = [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD]
+            .iter()
+            .find_map(|engine| engine.decode(text).ok())
+            .ok_or(Error::InvalidKey(InvalidKey::Encoding))?;
+        let decoded = Zeroizing::new(decoded);
+        Self::from_bytes(&decoded)
+    }
+
+    /// Parses hexadecimal (either case).
+    pub fn from_hex(text: &str) -> Result<Self, Error> {
+        let text = text.trim().as_bytes();
+        if text.len() % 2 != 0 {
+            return Err(Error::InvalidKey(InvalidKey::Encoding));
+        }
+        let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() / 2));
+        for pair in text.chunks_exact(2) {
+            let high = hex_digit(pair[0])?;
+            let low = hex_digit(pair[1])?;
+            bytes.push(high << 4 | low);
+        }
+        Self::from_bytes(&bytes)
+    }
+
+    /// Generates a new 32-byte key from the operating system's generator.
+    #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+    pub fn generate() -> Result<Self, Error> {
+        Self::generate_with(&crate::random::OsRandom)
+    }
+
+    /// Generates a new 32-byte key from the given random source.
+    pub fn generate_with(random: &dyn RandomSource) -> Result<Self, Error> {
+        let mut bytes = Zeroizing::new(vec![0u8; GENERATED_KEY_LEN]);
+        random.fill(&mut bytes)?;
+        Ok(MasterKey(bytes))
+    }
+
+    /// The key as unpadded base64url: the form `keygen` prints and
+    /// [`MasterKey::from_base64`] reads. This exposes the secret: store it
+    /// like a password.
+    pub fn to_base64(&self) -> Zeroizing<String> {
+        Zeroizing::new(URL_SAFE_NO_PAD.encode(&*self.0))
+    }
+
+    /// The public key id this key derives (what tokens carry).
+    pub fn key_id(&self) -> KeyId {
+        DerivedKey::derive(self).id
+    }
+}
+
+fn hex_digit(c: u8) -> Result<u8, Error> {
+    match c {
+        b'0'..=b'9' => Ok(c - b'0'),
+        b'a'..=b'f' => Ok(c - b'a' + 10),
+        b'A'..=b'F' => Ok(c - b'A' + 10),
+        _ => Err(Error::InvalidKey(InvalidKey::Encoding)),
+    }
+}
+
+impl fmt::Debug for MasterKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("MasterKey(<redacted>)")
+    }
+}
+
+/// The public 8-byte identifier of a master key, carried in every token so
+/// that opening picks the key directly.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct KeyId([u8; KEY_ID_LEN]);
+
+impl KeyId {
+    /// Wraps 8 raw bytes (as read from a token header).
+    pub const fn from_bytes(bytes: [u8; KEY_ID_LEN]) -> Self {
+        KeyId(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; KEY_ID_LEN] {
+        &self.0
+    }
+}
+
+impl fmt::Display for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for KeyId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "KeyId({self})")
+    }
+}
+
+/// The keys derived from one master key. The cipher zeroizes its key on drop.
+pub(crate) struct DerivedKey {
+    pub(crate) id: KeyId,
+    pub(crate) cipher: XChaCha20Poly1305,
+}
+
+impl DerivedKey {
+    fn derive(master: &MasterKey) -> Self {
+        let hkdf = Hkdf::<Sha256>::new(Some(HKDF_SALT), &master.0);
+        let mut encryption_key = Zeroizing::new([0u8; 32]);
+        let mut id = [0u8; KEY_ID_LEN];
+        // Both lengths are far below HKDF-SHA256's 8160-byte output limit.
+        hkdf.expand(INFO_ENCRYPTION_KEY, encryption_key.as_mut())
+            .expect("32 bytes is a valid HKDF-SHA256 output length");
+        hkdf.expand(INFO_KEY_ID, &mut id)
+            .expect("8 bytes is a valid HKDF-SHA256 output length");
+        let cipher = XChaCha20Poly1305::new((&*encryption_key).into());
+        encryption_key.zeroize();
+        DerivedKey {
+            id: KeyId(id),
+            cipher,
+        }
+    }
+}
+
+/// One primary key that seals, and fallback keys that still open (like
+/// Django's `SECRET_KEY_FALLBACKS`).
+///
+/// A session opened with a fallback key is flagged so that it gets re-sealed
+/// under the primary; once every live cookie has been re-sealed (after the
+/// idle timeout), the fallback can be removed.
+///
+/// ```
+/// use sealed_session::{KeyRing, MasterKey};
+/// let old = MasterKey::generate()?;
+/// let new = MasterKey::generate()?;
+/// let ring = KeyRing::with_fallbacks(new, [old])?;
+/// assert_eq!(ring.fallback_ids().count(), 1);
+/// # Ok::<(), sealed_session::Error>(())
+/// ```
+pub struct KeyRing {
+    primary: DerivedKey,
+    fallbacks: Vec<DerivedKey>,
+}
+
+impl KeyRing {
+    /// A ring with only a primary key.
+    pub fn new(primary: MasterKey) -> Self {
+        KeyRing {
+            primary: DerivedKey::derive(&primary),
+            fallbacks: Vec::new(),
+        }
+    }
+
+    /// A ring with a primary key and fallbacks, tried by key id (never by
+    /// trial decryption). Refused if two keys derive the same key id, which
+    /// also catches the same key listed twice.
+    pub fn with_fallbacks(
+        primary: MasterKey,
+        fallbacks: impl IntoIterator<Item = MasterKey>,
+    ) -> Result<Self, Error> {
+        let mut ring = KeyRing::new(primary);
+        for key in fallbacks {
+            let derived = DerivedKey::derive(&key);
+            if ring.find(&derived.id).is_some() {
+                return Err(Error::InvalidKey(InvalidKey::DuplicateKeyId));
+            }
+            ring.fallbacks.push(derived);
+        }
+        Ok(ring)
+    }
+
+    /// The id of the key that seals.
+    pub fn primary_id(&self) -> KeyId {
+        self.primary.id
+    }
+
+    /// The ids of the keys that only open.
+    pub fn fallback_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.fallbacks.iter().map(|k| k.id)
+    }
+
+    pub(crate) fn primary(&self) -> &DerivedKey {
+        &self.primary
+    }
+
+    /// The key with this id and whether it is a fallback.
+    pub(crate) fn find(&self, id: &KeyId) -> Option<(&DerivedKey, bool)> {
+        if self.primary.id == *id {
+            return Some((&self.primary, false));
+        }
+        self.fallbacks
+            .iter()
+            .find(|k| k.id == *id)
+            .map(|k| (k, true))
+    }
+}
+
+impl fmt::Debug for KeyRing {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("KeyRing")
+            .field("primary", &self.primary.id)
+            .field(
+                "fallbacks",
+                &self.fallbacks.iter().map(|k| k.id).collect::<Vec<_>>(),
+            )
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(byte: u8) -> MasterKey {
+        MasterKey::from_bytes(&[byte; 32]).unwrap()
+    }
+
+    #[test]
+    fn short_keys_are_refused() {
+        assert_eq!(
+            MasterKey::from_bytes(&[7; 31]).unwrap_err(),
+            Error::InvalidKey(InvalidKey::TooShort)
+        );
+        assert!(MasterKey::from_hex(&"ab".repeat(31)).is_err());
+        assert!(MasterKey::from_hex(&"ab".repeat(32)).is_ok());
+    }
+
+    #[test]
+    fn debug_output_contains_no_key_bytes() {
+        let secret = [0x5a; 32];
+        let master = MasterKey::from_bytes(&secret).unwrap();
+        let mut printed = format!("{master:?}");
+        printed += &format!("{:?}", KeyRing::new(master));
+        assert!(printed.contains("<redacted>"));
+        for needle in ["5a5a", "90, 90", "WlpaWlpa"] {
+            assert!(!printed.contains(needle), "{printed}");
+        }
+    }
+
+    #[test]
+    fn encodings_agree() {
+        let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+        let from_hex = MasterKey::from_hex(hex).unwrap();
+        let from_b64 = MasterKey::from_base64(&from_hex.to_base64()).unwrap();
+        assert_eq!(from_hex.key_id(), from_b64.key_id());
+        assert_eq!(from_hex.key_id(), MasterKey::from_hex(&hex.to_uppercase()).unwrap().key_id());
+        assert!(MasterKey::from_hex("zz").is_err());
+        assert!(MasterKey::from_base64("not base64!").is_err());
+    }
+
+    #[test]
+    fn key_ids_differ_per_key_and_duplicates_are_refused() {
+        assert_ne!(key(1).key_id(), key(2).key_id());
+        let err = KeyRing::with_fallbacks(key(1), [key(2), key(1)]).unwrap_err();
+        assert_eq!(err, Error::InvalidKey(InvalidKey::DuplicateKeyId));
+        let ring = KeyRing::with_fallbacks(key(1), [key(2)]).unwrap();
+        assert!(!ring.find(&key(1).key_id()).unwrap().1);
+        assert!(ring.find(&key(2).key_id()).unwrap().1);
+        assert!(ring.find(&key(3).key_id()).is_none());
+    }
+}

@@ -1,0 +1,74 @@
+//! # sealed-session
+//!
+//! A web application's whole session in one encrypted cookie: no server-side
+//! session storage for microservices and edge functions.
+//!
+//! - **Format v1** (specified byte by byte in `docs/FORMAT.md`): the session
+//!   as CBOR (values decoded only when read), optionally raw-deflate
+//!   compressed, sealed with XChaCha20-Poly1305 under keys derived by
+//!   HKDF-SHA256, bound to the cookie name, in unpadded base64url.
+//! - **Key rotation**: a primary key seals; fallback keys open, selected by
+//!   key id, and flag the session for re-sealing under the primary.
+//! - **Time**: idle timeout, absolute lifetime, per-session expiry,
+//!   clock-skew limit and sliding refresh, all against an injectable
+//!   [`Clock`].
+//!
+//! ```
+//! use sealed_session::{Error, KeyRing, MasterKey, Priority, Sealer};
+//!
+//! let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?))
+//!     .cookie_name("id")
+//!     .build()?;
+//!
+//! // Request 1: log in.
+//! let mut session = sealer.new_session()?;
+//! session.insert_with_priority("user_id", &7u32, Priority::Critical)?;
+//! let cookie = sealer.seal(&mut session)?;
+//!
+//! // Request 2: the browser sends the cookie back.
+//! let session = sealer.open(&cookie)?;
+//! assert_eq!(session.get::<u32>("user_id")?, Some(7));
+//!
+//! // Anything else fails with a kind, never a panic.
+//! assert_eq!(sealer.open("garbage!").unwrap_err().kind(), "malformed");
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! ## Features
+//! - `vectors`: the deterministic generator and checker of the published
+//!   test vectors (used by the CLI and the tests).
+//!
+//! This crate has not been audited.
+#![forbid(unsafe_code)]
+#![deny(missing_docs)]
+
+mod clock;
+mod error;
+mod key;
+mod limits;
+mod payload;
+mod random;
+mod sealer;
+mod session;
+pub mod token;
+#[cfg(feature = "vectors")]
+pub mod vectors;
+
+pub use clock::{Clock, FixedClock};
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub use clock::SystemClock;
+pub use error::{
+    Error, Expired, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError, ValueError,
+};
+pub use key::{KeyId, KeyRing, MasterKey, KEY_ID_LEN, MIN_MASTER_KEY_LEN};
+pub use limits::Limits;
+pub use payload::{Priority, SESSION_ID_LEN};
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub use random::OsRandom;
+pub use random::RandomSource;
+pub use sealer::{
+    Sealer, SealerBuilder, DEFAULT_CLOCK_SKEW, DEFAULT_COOKIE_NAME, DEFAULT_MAX_IDLE,
+    DEFAULT_MAX_LIFETIME,
+};
+pub use session::{Expiry, Session, SessionId};
+pub use token::Compression;

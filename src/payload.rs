@@ -1,0 +1,396 @@
+//! The v1 plaintext: a CBOR array indexed without decoding the values.
+//!
+//! ```text
+//! payload  = [created_at: uint, expires_at: uint / null, session_id: bstr .size 16,
+//!             flags: uint, entries: [* entry], ? overflow]
+//! entry    = [key: tstr, priority: uint (0..=3), value: bstr]   ; value = one CBOR item
+//! overflow = [reference: bstr .size 16, [* [key: tstr, priority: uint]]]
+//! ```
+//!
+//! Each value is a CBOR item wrapped in a byte string, so opening only walks
+//! the outer structure (a handful of heads per entry, no allocation per
+//! entry) and each value is decoded when the application reads it.
+
+use ciborium_ll::{simple, Decoder, Encoder, Header};
+use core::ops::Range;
+
+use crate::error::{Limit, Malformed};
+use crate::session::{Bytes, Entry, Value};
+use crate::Error;
+
+/// Bytes of a session id.
+pub const SESSION_ID_LEN: usize = 16;
+/// Payload flag bit: the cookie is a browser-session cookie (no Max-Age).
+pub const PAYLOAD_FLAG_BROWSER_SESSION: u64 = 0b1;
+const KNOWN_PAYLOAD_FLAGS: u64 = PAYLOAD_FLAG_BROWSER_SESSION;
+
+/// How much an entry matters when the cookie is over its size budget.
+///
+/// Entries are dropped lowest priority first; [`Priority::Critical`] entries
+/// are never dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum Priority {
+    /// Dropped first (caches, recently viewed items, cart lines).
+    Low = 0,
+    /// The default.
+    #[default]
+    Normal = 1,
+    /// Dropped only after every normal and low entry.
+    High = 2,
+    /// Never dropped (user id, CSRF secret).
+    Critical = 3,
+}
+
+impl Priority {
+    /// Every priority, lowest first.
+    pub const ALL: [Priority; 4] = [
+        Priority::Low,
+        Priority::Normal,
+        Priority::High,
+        Priority::Critical,
+    ];
+
+    /// The wire value.
+    pub fn as_u8(self) -> u8 {
+        self as u8
+    }
+
+    /// The priority of a wire value, if it is one.
+    pub fn from_u8(value: u8) -> Option<Self> {
+        Self::ALL.get(usize::from(value)).copied()
+    }
+
+    /// `low`, `normal`, `high` or `critical`.
+    pub fn name(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Critical => "critical",
+        }
+    }
+}
+
+impl core::str::FromStr for Priority {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        Self::ALL
+            .iter()
+            .copied()
+            .find(|p| p.name().eq_ignore_ascii_case(s))
+            .ok_or(())
+    }
+}
+
+/// The outer structure of a payload; entries point into the plaintext.
+#[derive(Debug)]
+pub(crate) struct IndexedPayload {
+    pub created_at: u64,
+    pub expires_at: Option<u64>,
+    pub session_id: [u8; SESSION_ID_LEN],
+    pub flags: u64,
+    /// Cookie-resident entries, then overflowed keys.
+    pub entries: Vec<Entry>,
+    pub overflow_ref: Option<[u8; SESSION_ID_LEN]>,
+}
+
+fn malformed() -> Error {
+    Error::Malformed(Malformed::Payload)
+}
+
+/// A cursor that pulls CBOR heads from a slice and hands out byte ranges.
+struct Cursor<'a> {
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Cursor<'a> {
+    fn head(&mut self) -> Result<Header, Error> {
+        let mut decoder = Decoder::from(&self.bytes[self.pos..]);
+        let header = decoder.pull().map_err(|_| malformed())?;
+        self.pos += decoder.offset();
+        Ok(header)
+    }
+
+    fn uint(&mut self) -> Result<u64, Error> {
+        match self.head()? {
+            Header::Positive(n) => Ok(n),
+            _ => Err(malformed()),
+        }
+    }
+
+    fn array(&mut self) -> Result<usize, Error> {
+        match self.head()? {
+            Header::Array(Some(n)) => Ok(n),
+            _ => Err(malformed()),
+        }
+    }
+
+    fn take(&mut self, len: usize) -> Result<Range<usize>, Error> {
+        let end = self.pos.checked_add(len).ok_or_else(malformed)?;
+        if end > self.bytes.len() {
+            return Err(malformed());
+        }
+        let range = self.pos..end;
+        self.pos = end;
+        Ok(range)
+    }
+
+    fn bytes(&mut self) -> Result<Range<usize>, Error> {
+        match self.head()? {
+            Header::Bytes(Some(len)) => self.take(len),
+            _ => Err(malformed()),
+        }
+    }
+
+    fn text(&mut self) -> Result<Range<usize>, Error> {
+        match self.head()? {
+            Header::Text(Some(len)) => {
+                let range = self.take(len)?;
+                core::str::from_utf8(&self.bytes[range.clone()]).map_err(|_| malformed())?;
+                Ok(range)
+            }
+            _ => Err(malformed()),
+        }
+    }
+
+    fn session_id(&mut self) -> Result<[u8; SESSION_ID_LEN], Error> {
+        let range = self.bytes()?;
+        self.bytes[range].try_into().map_err(|_| malformed())
+    }
+
+    fn priority(&mut self) -> Result<Priority, Error> {
+        let n = self.uint()?;
+        u8::try_from(n)
+            .ok()
+            .and_then(Priority::from_u8)
+            .ok_or_else(malformed)
+    }
+
+    /// An array count, refused before any allocation if it cannot fit in
+    /// the remaining bytes or exceeds the entry limit.
+    fn bounded_array(&mut self, max_entries: usize) -> Result<usize, Error> {
+        let count = self.array()?;
+        if count > max_entries {
+            return Err(Error::LimitExceeded(Limit::Entries));
+        }
+        // Every element takes at least one byte.
+        if count > self.bytes.len() - self.pos {
+            return Err(malformed());
+        }
+        Ok(count)
+    }
+}
+
+/// Indexes a plaintext. Checks the schema, UTF-8 keys, priorities, the entry
+/// limit (before allocating the index) and duplicate keys; does not decode
+/// values.
+pub(crate) fn index(plaintext: &[u8], max_entries: usize) -> Result<IndexedPayload, Error> {
+    let mut cur = Cursor {
+        bytes: plaintext,
+        pos: 0,
+    };
+    let fields = cur.array()?;
+    if fields != 5 && fields != 6 {
+        return Err(malformed());
+    }
+    let created_at = cur.uint()?;
+    let expires_at = match cur.head()? {
+        Header::Positive(n) => Some(n),
+        Header::Simple(simple::NULL) => None,
+        _ => return Err(malformed()),
+    };
+    let session_id = cur.session_id()?;
+    let flags = cur.uint()?;
+    if flags & !KNOWN_PAYLOAD_FLAGS != 0 {
+        return Err(malformed());
+    }
+
+    let count = cur.bounded_array(max_entries)?;
+    // Reserve for the overflow keys too only once they are counted.
+    let mut entries = Vec::with_capacity(count);
+    for _ in 0..count {
+        if cur.array()? != 3 {
+            return Err(malformed());
+        }
+        let key = cur.text()?;
+        let priority = cur.priority()?;
+        let value = cur.bytes()?;
+        entries.push(Entry {
+            key: Bytes::Shared(key),
+            priority,
+            value: Value::Resident(Bytes::Shared(value)),
+        });
+    }
+
+    let overflow_ref = if fields == 6 {
+        if cur.array()? != 2 {
+            return Err(malformed());
+        }
+        let reference = cur.session_id()?;
+        let count = cur.bounded_array(max_entries - entries.len())?;
+        entries.reserve_exact(count);
+        for _ in 0..count {
+            if cur.array()? != 2 {
+                return Err(malformed());
+            }
+            let key = cur.text()?;
+            let priority = cur.priority()?;
+            entries.push(Entry {
+                key: Bytes::Shared(key),
+                priority,
+                value: Value::Overflowed,
+            });
+        }
+        Some(reference)
+    } else {
+        None
+    };
+
+    if cur.pos != plaintext.len() {
+        return Err(malformed());
+    }
+    if has_duplicate_keys(plaintext, &entries) {
+        return Err(malformed());
+    }
+    Ok(IndexedPayload {
+        created_at,
+        expires_at,
+        session_id,
+        flags,
+        entries,
+        overflow_ref,
+    })
+}
+
+fn has_duplicate_keys(plaintext: &[u8], entries: &[Entry]) -> bool {
+    let key = |i: usize| match &entries[i].key {
+        Bytes::Shared(range) => &plaintext[range.clone()],
+        Bytes::Owned(bytes) => &bytes[..],
+    };
+    let total = entries.len();
+    // Sessions are small (bounded by the entry limit): a quadratic scan
+    // without allocation beats sorting for the usual twenty keys.
+    (0..total).any(|i| (i + 1..total).any(|j| key(i) == key(j)))
+}
+
+/// Writes payloads; the caller provides the output buffer so that a seal
+/// can encode straight into the token buffer.
+pub(crate) struct PayloadWriter<'a> {
+    encoder: Encoder<&'a mut Vec<u8>>,
+}
+
+impl<'a> PayloadWriter<'a> {
+    /// Writes the fixed fields and the head of the entry array.
+    pub fn begin(
+        out: &'a mut Vec<u8>,
+        created_at: u64,
+        expires_at: Option<u64>,
+        session_id: &[u8; SESSION_ID_LEN],
+        flags: u64,
+        entry_count: usize,
+        with_overflow: bool,
+    ) -> Self {
+        let mut encoder = Encoder::from(out);
+        // Writes into a Vec cannot fail.
+        let _ = encoder.push(Header::Array(Some(if with_overflow { 6 } else { 5 })));
+        let _ = encoder.push(Header::Positive(created_at));
+        let _ = match expires_at {
+            Some(t) => encoder.push(Header::Positive(t)),
+            None => encoder.push(Header::Simple(simple::NULL)),
+        };
+        let _ = encoder.bytes(session_id, None);
+        let _ = encoder.push(Header::Positive(flags));
+        let _ = encoder.push(Header::Array(Some(entry_count)));
+        PayloadWriter { encoder }
+    }
+
+    /// Writes one entry.
+    pub fn entry(&mut self, key: &str, priority: Priority, value: &[u8]) {
+        let _ = self.encoder.push(Header::Array(Some(3)));
+        let _ = self.encoder.text(key, None);
+        let _ = self.encoder.push(Header::Positive(priority as u64));
+        let _ = self.encoder.bytes(value, None);
+    }
+
+    /// Writes the overflow reference and the head of its key array.
+    pub fn overflow(&mut self, reference: &[u8; SESSION_ID_LEN], key_count: usize) {
+        let _ = self.encoder.push(Header::Array(Some(2)));
+        let _ = self.encoder.bytes(reference, None);
+        let _ = self.encoder.push(Header::Array(Some(key_count)));
+    }
+
+    /// Writes one overflowed key.
+    pub fn overflow_key(&mut self, key: &str, priority: Priority) {
+        let _ = self.encoder.push(Header::Array(Some(2)));
+        let _ = self.encoder.text(key, None);
+        let _ = self.encoder.push(Header::Positive(priority as u64));
+    }
+}
+
+/// Size in bytes of the CBOR head for an item of length/value `n`.
+pub(crate) fn head_len(n: u64) -> usize {
+    match n {
+        0..=23 => 1,
+        24..=0xff => 2,
+        0x100..=0xffff => 3,
+        0x1_0000..=0xffff_ffff => 5,
+        _ => 9,
+    }
+}
+
+/// Encoded size of one entry, as `PayloadWriter::entry` writes it.
+pub(crate) fn entry_len(key_len: usize, value_len: usize) -> usize {
+    1 + head_len(key_len as u64) + key_len + 1 + head_len(value_len as u64) + value_len
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode(entries: &[(&str, Priority, &[u8])]) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut w = PayloadWriter::begin(&mut out, 10, Some(20), &[7; 16], 0, entries.len(), false);
+        for (k, p, v) in entries {
+            w.entry(k, *p, v);
+        }
+        out
+    }
+
+    #[test]
+    fn index_round_trip() {
+        let out = encode(&[("a", Priority::Low, b"\x01"), ("bé", Priority::Critical, b"\x61\x78")]);
+        let idx = index(&out, 10).unwrap();
+        assert_eq!(idx.created_at, 10);
+        assert_eq!(idx.expires_at, Some(20));
+        assert_eq!(idx.entries.len(), 2);
+        let Bytes::Shared(key) = &idx.entries[1].key else { panic!("owned key") };
+        assert_eq!(&out[key.clone()], "bé".as_bytes());
+        assert_eq!(idx.entries[1].priority, Priority::Critical);
+        let Value::Resident(Bytes::Shared(value)) = &idx.entries[1].value else { panic!("value") };
+        assert_eq!(&out[value.clone()], b"\x61\x78");
+        let expected = entry_len(1, 1) + entry_len(3, 2);
+        let fixed = index(&encode(&[]), 10).map(|_| encode(&[]).len()).unwrap();
+        assert_eq!(out.len(), fixed + expected);
+    }
+
+    #[test]
+    fn rejects_bad_structure() {
+        let good = encode(&[("a", Priority::Low, b"\x01")]);
+        assert_eq!(index(&good, 0).unwrap_err(), Error::LimitExceeded(Limit::Entries));
+        for cut in 0..good.len() {
+            assert!(index(&good[..cut], 10).is_err(), "cut at {cut}");
+        }
+        let mut extended = good.clone();
+        extended.push(0);
+        assert!(index(&extended, 10).is_err());
+        let dup = encode(&[("a", Priority::Low, b"\x01"), ("a", Priority::Low, b"\x02")]);
+        assert!(index(&dup, 10).is_err());
+        // A huge declared count is refused without allocating for it.
+        let mut huge = encode(&[]);
+        let n = huge.len();
+        huge[n - 1] = 0x9b; // array, 8-byte count follows
+        huge.extend_from_slice(&u64::MAX.to_be_bytes());
+        assert!(index(&huge, usize::MAX).is_err());
+    }
+}

@@ -1,0 +1,46 @@
+//! Injectable source of randomness for nonces, session ids and new keys.
+//!
+//! The default is the operating system's generator. WebAssembly hosts (which
+//! have no OS generator under `wasm32-unknown-unknown`) pass their own, for
+//! example one backed by `crypto.getRandomValues`.
+
+use crate::Error;
+
+/// A cryptographically secure random number generator.
+///
+/// Implementations must be unpredictable: the nonces of XChaCha20-Poly1305
+/// and the session ids come from here. A deterministic source is only for
+/// generating test vectors.
+pub trait RandomSource: Send + Sync + 'static {
+    /// Fills `buf` with random bytes, or reports that no entropy is available.
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error>;
+}
+
+/// The operating system's generator (via `getrandom`).
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+#[derive(Debug, Default, Clone, Copy)]
+pub struct OsRandom;
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+impl RandomSource for OsRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        getrandom::getrandom(buf).map_err(|_| Error::Random)
+    }
+}
+
+impl<R: RandomSource> RandomSource for std::sync::Arc<R> {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        (**self).fill(buf)
+    }
+}
+
+/// The default source on this target, if it has one.
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub(crate) fn default_source() -> Option<std::sync::Arc<dyn RandomSource>> {
+    Some(std::sync::Arc::new(OsRandom))
+}
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub(crate) fn default_source() -> Option<std::sync::Arc<dyn RandomSource>> {
+    None
+}

@@ -1,0 +1,481 @@
+//! The configured sealer: opens cookies into sessions and seals them back,
+//! enforcing the time limits.
+
+use core::time::Duration;
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::error::Expired;
+use crate::payload::{self, PayloadWriter, PAYLOAD_FLAG_BROWSER_SESSION};
+use crate::random::RandomSource;
+use crate::session::{Bytes, Expiry, Session, SessionId, Value};
+use crate::token::{self, Compression, CIPHERTEXT_OFFSET, OVERHEAD};
+use crate::{Error, KeyRing, Limits};
+
+/// Default idle timeout: two weeks, Django's `SESSION_COOKIE_AGE`.
+pub const DEFAULT_MAX_IDLE: Duration = Duration::from_secs(14 * 24 * 3600);
+/// Default absolute lifetime: 30 days.
+pub const DEFAULT_MAX_LIFETIME: Duration = Duration::from_secs(30 * 24 * 3600);
+/// Default tolerated clock skew between servers: 60 seconds.
+pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
+/// Default cookie name.
+pub const DEFAULT_COOKIE_NAME: &str = "session";
+
+/// The time limits, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct TimePolicy {
+    pub max_idle: Option<u64>,
+    pub max_lifetime: Option<u64>,
+    pub clock_skew: u64,
+    /// Age (now − issued-at) from which a read-only session is re-sealed.
+    pub refresh_after: Option<u64>,
+}
+
+/// Seals sessions into cookie values and opens them, under one key ring,
+/// cookie name, set of limits and time policy.
+///
+/// Build one at start-up with [`Sealer::builder`] and share it (it is
+/// `Send + Sync`; wrap it in an `Arc`).
+///
+/// ```
+/// use std::time::Duration;
+/// use sealed_session::{Compression, Error, FixedClock, KeyRing, MasterKey, Sealer};
+/// use std::sync::Arc;
+///
+/// let clock = Arc::new(FixedClock::new(1_700_000_000));
+/// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?))
+///     .cookie_name("app-session")
+///     .max_idle(Duration::from_secs(3600))
+///     .compression(Compression::Above(512))
+///     .clock(clock.clone())
+///     .build()?;
+/// let mut session = sealer.new_session()?;
+/// session.insert("cart", &vec!["sku-1", "sku-2"])?;
+/// let cookie = sealer.seal(&mut session)?;
+///
+/// clock.advance(3601);
+/// assert_eq!(sealer.open(&cookie).unwrap_err(), Error::Expired(sealed_session::Expired::Idle));
+/// # Ok::<(), Error>(())
+/// ```
+pub struct Sealer {
+    ring: KeyRing,
+    cookie_name: String,
+    limits: Limits,
+    policy: TimePolicy,
+    compression: Compression,
+    clock: Arc<dyn Clock>,
+    random: Arc<dyn RandomSource>,
+}
+
+impl core::fmt::Debug for Sealer {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Sealer")
+            .field("ring", &self.ring)
+            .field("cookie_name", &self.cookie_name)
+            .field("limits", &self.limits)
+            .field("policy", &self.policy)
+            .field("compression", &self.compression)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Configures a [`Sealer`]; every method takes and returns `self`.
+#[must_use]
+pub struct SealerBuilder {
+    ring: KeyRing,
+    cookie_name: String,
+    limits: Limits,
+    max_idle: Option<Duration>,
+    max_lifetime: Option<Duration>,
+    clock_skew: Duration,
+    refresh_fraction: f64,
+    compression: Compression,
+    clock: Option<Arc<dyn Clock>>,
+    random: Option<Arc<dyn RandomSource>>,
+}
+
+impl Sealer {
+    /// Starts configuring a sealer with this key ring and the defaults:
+    /// cookie name `session`, idle timeout two weeks, absolute lifetime 30
+    /// days, clock skew 60 s, sliding refresh after half the idle window,
+    /// compression off, [`Limits::default`], the system clock and the OS
+    /// random generator.
+    pub fn builder(ring: KeyRing) -> SealerBuilder {
+        SealerBuilder {
+            ring,
+            cookie_name: DEFAULT_COOKIE_NAME.to_owned(),
+            limits: Limits::default(),
+            max_idle: Some(DEFAULT_MAX_IDLE),
+            max_lifetime: Some(DEFAULT_MAX_LIFETIME),
+            clock_skew: DEFAULT_CLOCK_SKEW,
+            refresh_fraction: 0.5,
+            compression: Compression::Off,
+            clock: None,
+            random: None,
+        }
+    }
+}
+
+impl SealerBuilder {
+    /// The cookie name, bound into every token: a token sealed for one
+    /// name does not open under another.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// Resource limits for opening.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// A session not re-sealed for this long is expired (checked against
+    /// the token's issued-at).
+    pub fn max_idle(mut self, max_idle: Duration) -> Self {
+        self.max_idle = Some(max_idle);
+        self
+    }
+
+    /// No idle timeout (not recommended: a stolen cookie then lives as long
+    /// as the absolute lifetime).
+    pub fn no_idle_timeout(mut self) -> Self {
+        self.max_idle = None;
+        self
+    }
+
+    /// A session older than this (since created-at) is expired, however
+    /// active.
+    pub fn max_lifetime(mut self, max_lifetime: Duration) -> Self {
+        self.max_lifetime = Some(max_lifetime);
+        self
+    }
+
+    /// No absolute lifetime.
+    pub fn no_max_lifetime(mut self) -> Self {
+        self.max_lifetime = None;
+        self
+    }
+
+    /// How far in the future an issued-at may be (servers' clocks differ).
+    pub fn clock_skew(mut self, skew: Duration) -> Self {
+        self.clock_skew = skew;
+        self
+    }
+
+    /// Fraction of the idle window after which a session that was only read
+    /// is re-sealed anyway (clamped to 0..=1; 1 disables the refresh).
+    pub fn refresh_fraction(mut self, fraction: f64) -> Self {
+        self.refresh_fraction = if fraction.is_nan() { 1.0 } else { fraction.clamp(0.0, 1.0) };
+        self
+    }
+
+    /// Whether and from which size to compress (see [`Compression`]).
+    pub fn compression(mut self, compression: Compression) -> Self {
+        self.compression = compression;
+        self
+    }
+
+    /// The time source (the system clock by default).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// The random source for nonces and session ids (the OS by default).
+    pub fn random(mut self, random: Arc<dyn RandomSource>) -> Self {
+        self.random = Some(random);
+        self
+    }
+
+    /// Builds the sealer. On `wasm32-unknown-unknown` a clock and a random
+    /// source must have been supplied ([`Error::Random`] otherwise).
+    pub fn build(self) -> Result<Sealer, Error> {
+        let clock = match self.clock {
+            Some(clock) => clock,
+            None => default_clock().ok_or(Error::Random)?,
+        };
+        let random = match self.random {
+            Some(random) => random,
+            None => crate::random::default_source().ok_or(Error::Random)?,
+        };
+        let max_idle = self.max_idle.map(|d| d.as_secs());
+        let refresh_after = match max_idle {
+            Some(idle) if self.refresh_fraction < 1.0 => {
+                Some((idle as f64 * self.refresh_fraction) as u64)
+            }
+            _ => None,
+        };
+        Ok(Sealer {
+            ring: self.ring,
+            cookie_name: self.cookie_name,
+            limits: self.limits,
+            policy: TimePolicy {
+                max_idle,
+                max_lifetime: self.max_lifetime.map(|d| d.as_secs()),
+                clock_skew: self.clock_skew.as_secs(),
+                refresh_after,
+            },
+            compression: self.compression,
+            clock,
+            random,
+        })
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+fn default_clock() -> Option<Arc<dyn Clock>> {
+    Some(Arc::new(crate::clock::SystemClock))
+}
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+fn default_clock() -> Option<Arc<dyn Clock>> {
+    None
+}
+
+impl Sealer {
+    /// The cookie name tokens are bound to.
+    pub fn cookie_name(&self) -> &str {
+        &self.cookie_name
+    }
+
+    /// The key ring.
+    pub fn key_ring(&self) -> &KeyRing {
+        &self.ring
+    }
+
+    /// The limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// The compression policy.
+    pub fn compression_policy(&self) -> Compression {
+        self.compression
+    }
+
+    /// The current time by the configured clock.
+    pub fn now(&self) -> u64 {
+        self.clock.now()
+    }
+
+    pub(crate) fn random(&self) -> &dyn RandomSource {
+        &*self.random
+    }
+
+    /// A new, empty session with a fresh random id, created now.
+    pub fn new_session(&self) -> Result<Session, Error> {
+        let now = self.clock.now();
+        Ok(Session {
+            id: SessionId::random(&*self.random)?,
+            created_at: now,
+            now,
+            issued_at: None,
+            expiry: Expiry::Default,
+            buffer: Vec::new(),
+            entries: Vec::new(),
+            overflow_ref: None,
+            previous_overflow_ref: None,
+            modified: false,
+            refresh_due: false,
+            opened_with_fallback: false,
+            flushed: false,
+            policy: self.policy,
+            limits: self.limits,
+            random: Arc::clone(&self.random),
+        })
+    }
+
+    /// Opens a cookie value into a session.
+    ///
+    /// In order: length limit, strict base64url, header, key id,
+    /// authentication, issued-at against the clock skew, idle timeout,
+    /// decompression (capped), payload structure and entry limit, absolute
+    /// lifetime, the session's own expiry. Values are decoded later, when
+    /// read. Each failure is its own [`Error`] kind.
+    pub fn open(&self, cookie_value: &str) -> Result<Session, Error> {
+        let opened = token::open(&self.ring, &self.cookie_name, cookie_value, &self.limits)?;
+        let now = self.clock.now();
+        let (header, buffer, plaintext, used_fallback) = opened.into_parts();
+        let issued_at = header.issued_at;
+        if issued_at > now.saturating_add(self.policy.clock_skew) {
+            return Err(Error::IssuedInFuture);
+        }
+        let age = now.saturating_sub(issued_at);
+        if let Some(max_idle) = self.policy.max_idle {
+            if age > max_idle {
+                return Err(Error::Expired(Expired::Idle));
+            }
+        }
+
+        let mut indexed = payload::index(&buffer[plaintext.clone()], self.limits.entries())?;
+        if indexed.created_at > issued_at {
+            // A session cannot start after the token that carries it was sealed.
+            return Err(Error::Malformed(crate::error::Malformed::Payload));
+        }
+        if let Some(max_lifetime) = self.policy.max_lifetime {
+            if now.saturating_sub(indexed.created_at) > max_lifetime {
+                return Err(Error::Expired(Expired::Lifetime));
+            }
+        }
+        if let Some(expires_at) = indexed.expires_at {
+            if now >= expires_at {
+                return Err(Error::Expired(Expired::Session));
+            }
+        }
+        // The index holds ranges into the plaintext; shift them to the buffer.
+        if plaintext.start != 0 {
+            for entry in &mut indexed.entries {
+                shift(&mut entry.key, plaintext.start);
+                if let Value::Resident(bytes) = &mut entry.value {
+                    shift(bytes, plaintext.start);
+                }
+            }
+        }
+        let expiry = match (indexed.expires_at, indexed.flags & PAYLOAD_FLAG_BROWSER_SESSION != 0) {
+            (Some(t), _) => Expiry::At(t),
+            (None, true) => Expiry::BrowserSession,
+            (None, false) => Expiry::Default,
+        };
+        let refresh_due = self.policy.refresh_after.is_some_and(|after| age >= after);
+        Ok(Session {
+            id: SessionId::from_bytes(indexed.session_id),
+            created_at: indexed.created_at,
+            now,
+            issued_at: Some(issued_at),
+            expiry,
+            buffer,
+            entries: indexed.entries,
+            overflow_ref: indexed.overflow_ref,
+            previous_overflow_ref: None,
+            modified: false,
+            refresh_due,
+            opened_with_fallback: used_fallback,
+            flushed: false,
+            policy: self.policy,
+            limits: self.limits,
+            random: Arc::clone(&self.random),
+        })
+    }
+
+    /// Seals the whole session (every cookie-resident entry) under the
+    /// primary key, issued now, and marks it saved.
+    ///
+    /// This ignores the size budget; [`Sealer::save`] applies it.
+    pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
+        let keep = vec![true; session.entries.len()];
+        let token = self.seal_selected(session, &keep, None)?;
+        self.mark_saved(session);
+        Ok(token)
+    }
+
+    /// Seals the entries whose `keep` flag is set; entries not kept and
+    /// already-overflowed entries go into the overflow list when a
+    /// reference is given, and are left out otherwise.
+    pub(crate) fn seal_selected(
+        &self,
+        session: &Session,
+        keep: &[bool],
+        overflow_ref: Option<&[u8; payload::SESSION_ID_LEN]>,
+    ) -> Result<String, Error> {
+        let now = self.clock.now();
+        let is_resident =
+            |i: usize| keep[i] && matches!(session.entries[i].value, Value::Resident(_));
+        let resident_count = (0..session.entries.len()).filter(|&i| is_resident(i)).count();
+        let overflow_count = session.entries.len() - resident_count;
+        let with_overflow = overflow_ref.is_some() && overflow_count > 0;
+
+        let (expires_at, flags) = match session.expiry {
+            Expiry::Default => (None, 0),
+            Expiry::At(t) => (Some(t), 0),
+            Expiry::BrowserSession => (None, PAYLOAD_FLAG_BROWSER_SESSION),
+        };
+        let payload_len = self.payload_len(session, keep, with_overflow);
+        let mut buffer = Vec::with_capacity(OVERHEAD + payload_len);
+        buffer.resize(CIPHERTEXT_OFFSET, 0);
+        let mut writer = PayloadWriter::begin(
+            &mut buffer,
+            session.created_at,
+            expires_at,
+            session.id.as_bytes(),
+            flags,
+            resident_count,
+            with_overflow,
+        );
+        for (i, entry) in session.entries.iter().enumerate() {
+            if is_resident(i) {
+                let value = session.resident_value(entry).unwrap_or_default();
+                writer.entry(session.entry_key(entry), entry.priority, value);
+            }
+        }
+        if let (true, Some(reference)) = (with_overflow, overflow_ref) {
+            writer.overflow(reference, overflow_count);
+            for (i, entry) in session.entries.iter().enumerate() {
+                if !is_resident(i) {
+                    writer.overflow_key(session.entry_key(entry), entry.priority);
+                }
+            }
+        }
+        debug_assert_eq!(buffer.len(), CIPHERTEXT_OFFSET + payload_len);
+        token::seal_buffer(
+            &self.ring,
+            &self.cookie_name,
+            now,
+            buffer,
+            self.compression,
+            &*self.random,
+        )
+    }
+
+    /// Exact plaintext length of what `seal_selected` writes.
+    fn payload_len(&self, session: &Session, keep: &[bool], with_overflow: bool) -> usize {
+        let expires = match session.expiry {
+            Expiry::At(t) => payload::head_len(t),
+            _ => 1,
+        };
+        let flags = 1;
+        let mut resident = 0usize;
+        let mut body = 0usize;
+        let mut overflow_keys = 0usize;
+        let mut overflow_body = 0usize;
+        for (i, entry) in session.entries.iter().enumerate() {
+            let key_len = session.entry_key(entry).len();
+            match (keep[i], session.resident_value(entry)) {
+                (true, Some(value)) => {
+                    resident += 1;
+                    body += payload::entry_len(key_len, value.len());
+                }
+                _ => {
+                    overflow_keys += 1;
+                    overflow_body += 1 + payload::head_len(key_len as u64) + key_len + 1;
+                }
+            }
+        }
+        let mut len = 1
+            + payload::head_len(session.created_at)
+            + expires
+            + 1
+            + payload::SESSION_ID_LEN
+            + flags
+            + payload::head_len(resident as u64)
+            + body;
+        if with_overflow {
+            len += 1 + 1 + payload::SESSION_ID_LEN + payload::head_len(overflow_keys as u64) + overflow_body;
+        }
+        len
+    }
+
+    pub(crate) fn mark_saved(&self, session: &mut Session) {
+        session.issued_at = Some(self.clock.now());
+        session.modified = false;
+        session.refresh_due = false;
+        session.opened_with_fallback = false;
+        session.flushed = false;
+    }
+}
+
+fn shift(bytes: &mut Bytes, offset: usize) {
+    if let Bytes::Shared(range) = bytes {
+        *range = range.start + offset..range.end + offset;
+    }
+}

@@ -1,0 +1,463 @@
+//! The session an application reads and writes during one request.
+
+use core::fmt;
+use core::ops::Range;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use std::sync::Arc;
+
+use crate::error::{InvalidEntryKey, Limit, ValueError};
+use crate::payload::{Priority, SESSION_ID_LEN};
+use crate::random::RandomSource;
+use crate::sealer::TimePolicy;
+use crate::{Error, Limits};
+
+/// A random 128-bit session identifier, kept across re-seals and replaced by
+/// [`Session::cycle_id`] and [`Session::flush`].
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct SessionId([u8; SESSION_ID_LEN]);
+
+impl SessionId {
+    /// Wraps 16 raw bytes.
+    pub const fn from_bytes(bytes: [u8; SESSION_ID_LEN]) -> Self {
+        SessionId(bytes)
+    }
+
+    /// The raw bytes.
+    pub const fn as_bytes(&self) -> &[u8; SESSION_ID_LEN] {
+        &self.0
+    }
+
+    pub(crate) fn random(random: &dyn RandomSource) -> Result<Self, Error> {
+        let mut id = [0u8; SESSION_ID_LEN];
+        random.fill(&mut id)?;
+        Ok(SessionId(id))
+    }
+}
+
+impl fmt::Display for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+    }
+}
+
+impl fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "SessionId({self})")
+    }
+}
+
+/// When the session ends on its own, besides the sealer's idle timeout and
+/// absolute lifetime (which always apply).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Expiry {
+    /// Only the sealer's timeouts apply; the cookie is persistent, its
+    /// `Max-Age` the time left.
+    #[default]
+    Default,
+    /// The session ends at this Unix time (seconds).
+    At(u64),
+    /// The cookie has no `Max-Age`: the browser drops it when it closes.
+    /// The server still enforces the sealer's timeouts.
+    BrowserSession,
+}
+
+/// Bytes that live either in the decrypted token or in their own allocation.
+#[derive(Debug, Clone)]
+pub(crate) enum Bytes {
+    Shared(Range<usize>),
+    Owned(Box<[u8]>),
+}
+
+impl Bytes {
+    fn get<'a>(&'a self, buffer: &'a [u8]) -> &'a [u8] {
+        match self {
+            Bytes::Shared(range) => &buffer[range.clone()],
+            Bytes::Owned(bytes) => bytes,
+        }
+    }
+}
+
+/// Where an entry's value is.
+#[derive(Debug, Clone)]
+pub(crate) enum Value {
+    /// In the cookie (the decrypted buffer or an owned copy): one CBOR item.
+    Resident(Bytes),
+    /// In the overflow store, not loaded yet.
+    Overflowed,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Entry {
+    pub key: Bytes,
+    pub priority: Priority,
+    pub value: Value,
+}
+
+/// A session: entries with priorities, created-at, expiry and an id.
+///
+/// The API follows Django's `SessionBase` in Rust idioms. Values are stored
+/// as CBOR and decoded only when read, each with its priority for the size
+/// budget. Keys starting with `_` are reserved for the crate.
+///
+/// ```
+/// use sealed_session::{KeyRing, MasterKey, Priority, Sealer};
+/// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
+/// let mut session = sealer.new_session()?;
+/// session.insert_with_priority("user_id", &42u64, Priority::Critical)?;
+/// session.insert("theme", "dark")?;
+/// let cookie = sealer.seal(&mut session)?;
+///
+/// let reopened = sealer.open(&cookie)?;
+/// assert_eq!(reopened.get::<u64>("user_id")?, Some(42));
+/// assert_eq!(reopened.get::<String>("theme")?.as_deref(), Some("dark"));
+/// assert!(!reopened.needs_save());
+/// # Ok::<(), sealed_session::Error>(())
+/// ```
+pub struct Session {
+    pub(crate) id: SessionId,
+    pub(crate) created_at: u64,
+    pub(crate) now: u64,
+    pub(crate) issued_at: Option<u64>,
+    pub(crate) expiry: Expiry,
+    pub(crate) buffer: Vec<u8>,
+    pub(crate) entries: Vec<Entry>,
+    pub(crate) overflow_ref: Option<[u8; SESSION_ID_LEN]>,
+    pub(crate) previous_overflow_ref: Option<[u8; SESSION_ID_LEN]>,
+    pub(crate) modified: bool,
+    pub(crate) refresh_due: bool,
+    pub(crate) opened_with_fallback: bool,
+    pub(crate) flushed: bool,
+    pub(crate) policy: TimePolicy,
+    pub(crate) limits: Limits,
+    pub(crate) random: Arc<dyn RandomSource>,
+}
+
+impl fmt::Debug for Session {
+    // Keys and priorities only: values may be secrets.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Session")
+            .field("id", &self.id)
+            .field("created_at", &self.created_at)
+            .field("issued_at", &self.issued_at)
+            .field("expiry", &self.expiry)
+            .field("keys", &self.keys().collect::<Vec<_>>())
+            .field("modified", &self.modified)
+            .finish_non_exhaustive()
+    }
+}
+
+fn check_key(key: &str) -> Result<(), Error> {
+    if key.is_empty() {
+        return Err(Error::InvalidEntryKey(InvalidEntryKey::Empty));
+    }
+    if key.starts_with('_') {
+        return Err(Error::InvalidEntryKey(InvalidEntryKey::Reserved));
+    }
+    Ok(())
+}
+
+fn decode_value<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, Error> {
+    let mut reader = bytes;
+    let value = ciborium::de::from_reader_with_recursion_limit(&mut reader, max_depth).map_err(
+        |e| match e {
+            ciborium::de::Error::RecursionLimitExceeded => Error::LimitExceeded(Limit::Depth),
+            _ => Error::Value(ValueError::Deserialize),
+        },
+    )?;
+    if !reader.is_empty() {
+        // A value is exactly one CBOR item.
+        return Err(Error::Value(ValueError::Deserialize));
+    }
+    Ok(value)
+}
+
+impl Session {
+    pub(crate) fn position(&self, key: &str) -> Option<usize> {
+        self.entries
+            .iter()
+            .position(|e| e.key.get(&self.buffer) == key.as_bytes())
+    }
+
+    pub(crate) fn entry_key<'a>(&'a self, entry: &'a Entry) -> &'a str {
+        // Keys were checked to be UTF-8 when indexed or inserted.
+        core::str::from_utf8(entry.key.get(&self.buffer)).unwrap_or_default()
+    }
+
+    pub(crate) fn resident_value<'a>(&'a self, entry: &'a Entry) -> Option<&'a [u8]> {
+        match &entry.value {
+            Value::Resident(bytes) => Some(bytes.get(&self.buffer)),
+            Value::Overflowed => None,
+        }
+    }
+
+    /// Reads and decodes a value; `Ok(None)` if the key is absent.
+    ///
+    /// Fails with [`Error::Value`] if the stored value is not a `T`, and with
+    /// [`Error::Store`] if the entry lives in the overflow store and has not
+    /// been loaded (see [`Sealer::load_overflow`](crate::Sealer::load_overflow)).
+    pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let Some(i) = self.position(key) else {
+            return Ok(None);
+        };
+        match self.resident_value(&self.entries[i]) {
+            Some(bytes) => decode_value(bytes, self.limits.depth()).map(Some),
+            None => Err(Error::Store(crate::error::StoreError::Missing)),
+        }
+    }
+
+    /// The raw CBOR bytes of a cookie-resident value.
+    pub fn get_raw(&self, key: &str) -> Option<&[u8]> {
+        let i = self.position(key)?;
+        self.resident_value(&self.entries[i])
+    }
+
+    /// Stores a value at normal priority, or, if the key exists, at the
+    /// priority it already has. Marks the session modified only if the
+    /// stored bytes change.
+    pub fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
+        let priority = self
+            .position(key)
+            .map(|i| self.entries[i].priority)
+            .unwrap_or_default();
+        self.insert_with_priority(key, value, priority)
+    }
+
+    /// Stores a value with an explicit priority.
+    pub fn insert_with_priority<T: Serialize + ?Sized>(
+        &mut self,
+        key: &str,
+        value: &T,
+        priority: Priority,
+    ) -> Result<(), Error> {
+        check_key(key)?;
+        let mut encoded = Vec::new();
+        ciborium::ser::into_writer(value, &mut encoded)
+            .map_err(|_| Error::Value(ValueError::Serialize))?;
+        self.insert_raw(key, encoded.into_boxed_slice(), priority)
+    }
+
+    pub(crate) fn insert_raw(
+        &mut self,
+        key: &str,
+        encoded: Box<[u8]>,
+        priority: Priority,
+    ) -> Result<(), Error> {
+        match self.position(key) {
+            Some(i) => {
+                let unchanged = self.entries[i].priority == priority
+                    && self.resident_value(&self.entries[i]) == Some(&encoded[..]);
+                if !unchanged {
+                    let entry = &mut self.entries[i];
+                    entry.priority = priority;
+                    entry.value = Value::Resident(Bytes::Owned(encoded));
+                    self.modified = true;
+                }
+            }
+            None => {
+                if self.entries.len() >= self.limits.entries() {
+                    return Err(Error::LimitExceeded(Limit::Entries));
+                }
+                self.entries.push(Entry {
+                    key: Bytes::Owned(key.as_bytes().into()),
+                    priority,
+                    value: Value::Resident(Bytes::Owned(encoded)),
+                });
+                self.modified = true;
+            }
+        }
+        Ok(())
+    }
+
+    /// Changes the priority of an existing entry; returns whether it exists.
+    pub fn set_priority(&mut self, key: &str, priority: Priority) -> bool {
+        match self.position(key) {
+            Some(i) => {
+                if self.entries[i].priority != priority {
+                    self.entries[i].priority = priority;
+                    self.modified = true;
+                }
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The priority of an entry.
+    pub fn priority(&self, key: &str) -> Option<Priority> {
+        self.position(key).map(|i| self.entries[i].priority)
+    }
+
+    /// Removes an entry; returns whether it was there.
+    pub fn remove(&mut self, key: &str) -> bool {
+        match self.position(key) {
+            Some(i) => {
+                self.entries.remove(i);
+                self.modified = true;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Removes an entry and returns its value.
+    pub fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
+        let value = self.get(key)?;
+        self.remove(key);
+        Ok(value)
+    }
+
+    /// Whether the session has this key (cookie-resident or overflowed).
+    pub fn contains(&self, key: &str) -> bool {
+        self.position(key).is_some()
+    }
+
+    /// The keys, in insertion order.
+    pub fn keys(&self) -> impl Iterator<Item = &str> + '_ {
+        self.entries.iter().map(|e| self.entry_key(e))
+    }
+
+    /// Keys with their priorities, in insertion order.
+    pub fn keys_with_priority(&self) -> impl Iterator<Item = (&str, Priority)> + '_ {
+        self.entries.iter().map(|e| (self.entry_key(e), e.priority))
+    }
+
+    /// Number of entries.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether there are no entries.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// Removes every entry; keeps the id, created-at and expiry.
+    pub fn clear(&mut self) {
+        if !self.entries.is_empty() {
+            self.entries.clear();
+            self.modified = true;
+        }
+    }
+
+    /// Ends the session (logout): removes every entry and takes a new id.
+    /// Unless something is stored again before saving, the caller sends a
+    /// deletion cookie (see [`Session::is_flushed`]).
+    pub fn flush(&mut self) -> Result<(), Error> {
+        self.entries.clear();
+        self.id = SessionId::random(&*self.random)?;
+        self.created_at = self.now;
+        self.expiry = Expiry::Default;
+        self.forget_overflow();
+        self.flushed = true;
+        self.modified = true;
+        Ok(())
+    }
+
+    /// Takes a new id and keeps the data: call it at login, against session
+    /// fixation.
+    pub fn cycle_id(&mut self) -> Result<(), Error> {
+        self.id = SessionId::random(&*self.random)?;
+        self.forget_overflow();
+        self.modified = true;
+        Ok(())
+    }
+
+    fn forget_overflow(&mut self) {
+        if let Some(old) = self.overflow_ref.take() {
+            self.previous_overflow_ref.get_or_insert(old);
+        }
+    }
+
+    /// Sets when the session ends (see [`Expiry`]).
+    pub fn set_expiry(&mut self, expiry: Expiry) {
+        if self.expiry != expiry {
+            self.expiry = expiry;
+            self.modified = true;
+        }
+    }
+
+    /// Ends the session `seconds` from now.
+    pub fn set_expiry_in(&mut self, seconds: u64) {
+        self.set_expiry(Expiry::At(self.now.saturating_add(seconds)));
+    }
+
+    /// The expiry setting.
+    pub fn expiry(&self) -> Expiry {
+        self.expiry
+    }
+
+    /// Seconds the session stays valid if saved now: the smallest of the
+    /// idle timeout, the time left in the absolute lifetime and the time
+    /// left before its own expiry. `None` if no limit applies.
+    pub fn expiry_age(&self) -> Option<u64> {
+        let idle = self.policy.max_idle;
+        let lifetime = self
+            .policy
+            .max_lifetime
+            .map(|l| self.created_at.saturating_add(l).saturating_sub(self.now));
+        let own = match self.expiry {
+            Expiry::At(t) => Some(t.saturating_sub(self.now)),
+            _ => None,
+        };
+        [idle, lifetime, own].into_iter().flatten().min()
+    }
+
+    /// The session id.
+    pub fn id(&self) -> SessionId {
+        self.id
+    }
+
+    /// When the session started (Unix seconds); kept across re-seals.
+    pub fn created_at(&self) -> u64 {
+        self.created_at
+    }
+
+    /// When the cookie it came from was sealed; `None` for a new session.
+    pub fn issued_at(&self) -> Option<u64> {
+        self.issued_at
+    }
+
+    /// The time this session was opened or created at (the request's "now").
+    pub fn now(&self) -> u64 {
+        self.now
+    }
+
+    /// Whether it was created in this request rather than opened from a cookie.
+    pub fn is_new(&self) -> bool {
+        self.issued_at.is_none()
+    }
+
+    /// Whether an entry, the expiry or the id changed.
+    pub fn is_modified(&self) -> bool {
+        self.modified
+    }
+
+    /// Whether the sliding refresh is due (the cookie was read after the
+    /// configured fraction of the idle window).
+    pub fn refresh_due(&self) -> bool {
+        self.refresh_due
+    }
+
+    /// Whether a fallback key opened it (re-seal under the primary).
+    pub fn opened_with_fallback(&self) -> bool {
+        self.opened_with_fallback
+    }
+
+    /// Whether [`Session::flush`] was called.
+    pub fn is_flushed(&self) -> bool {
+        self.flushed
+    }
+
+    /// Whether saving now would change anything for the client: modified,
+    /// refresh due, opened with a fallback key, or flushed.
+    pub fn needs_save(&self) -> bool {
+        self.modified || self.refresh_due || self.opened_with_fallback || self.flushed
+    }
+
+    /// Whether saving should send a deletion cookie: flushed and nothing
+    /// stored since.
+    pub fn should_delete_cookie(&self) -> bool {
+        self.flushed && self.entries.is_empty()
+    }
+}
