@@ -115,8 +115,12 @@ pub enum Malformed {
     UnknownFlags(u8),
     /// The decrypted payload is not valid CBOR of the v1 schema.
     Payload,
-    /// The compressed payload is not valid raw deflate.
+    /// The compressed payload is not valid raw deflate (or zlib, for Django).
     Compression,
+    /// A Django cookie's base62 timestamp is missing or invalid.
+    Timestamp,
+    /// A Django cookie's payload is not a JSON object.
+    Json,
 }
 
 impl fmt::Display for Malformed {
@@ -128,6 +132,8 @@ impl fmt::Display for Malformed {
             Malformed::UnknownFlags(b) => write!(f, "unknown flag bits {b:#04x}"),
             Malformed::Payload => f.write_str("payload does not match the v1 schema"),
             Malformed::Compression => f.write_str("invalid compressed payload"),
+            Malformed::Timestamp => f.write_str("invalid timestamp"),
+            Malformed::Json => f.write_str("payload is not a JSON object"),
         }
     }
 }

@@ -37,6 +37,7 @@
 //! ## Features
 //! - `vectors`: the deterministic generator and checker of the published
 //!   test vectors (used by the CLI and the tests).
+//! - `django`: read and write Django `signed_cookies` session cookies.
 //!
 //! This crate has not been audited.
 #![forbid(unsafe_code)]
@@ -51,6 +52,8 @@ mod random;
 mod sealer;
 mod session;
 pub mod token;
+#[cfg(feature = "django")]
+pub mod django;
 #[cfg(feature = "vectors")]
 pub mod vectors;
 

@@ -1,0 +1,1 @@
+//! Django `signed_cookies` session cookies (in progress).
