@@ -200,6 +200,24 @@ pub fn seal(
     seal_buffer(ring, cookie_name, issued_at, buffer, compression, random)
 }
 
+/// Seals `plaintext` as is with the given header flags, even ones that do
+/// not match it: only for building invalid test vectors.
+#[cfg(feature = "vectors")]
+#[doc(hidden)]
+pub fn seal_flagged(
+    ring: &KeyRing,
+    cookie_name: &str,
+    issued_at: u64,
+    plaintext: &[u8],
+    flags: u8,
+    random: &dyn RandomSource,
+) -> Result<String, Error> {
+    let mut buffer = Vec::with_capacity(OVERHEAD + plaintext.len());
+    buffer.resize(CIPHERTEXT_OFFSET, 0);
+    buffer.extend_from_slice(plaintext);
+    seal_with_flags(ring, cookie_name, issued_at, buffer, flags, random)
+}
+
 /// Seals a buffer whose plaintext starts at [`CIPHERTEXT_OFFSET`] (the bytes
 /// before it are overwritten). Lets the payload encoder write in place, so
 /// a seal costs one buffer and one string.
@@ -222,6 +240,17 @@ pub(crate) fn seal_buffer(
             }
         }
     }
+    seal_with_flags(ring, cookie_name, issued_at, buffer, flags, random)
+}
+
+fn seal_with_flags(
+    ring: &KeyRing,
+    cookie_name: &str,
+    issued_at: u64,
+    mut buffer: Vec<u8>,
+    flags: u8,
+    random: &dyn RandomSource,
+) -> Result<String, Error> {
     let key = ring.primary();
     let header = TokenHeader {
         version: VERSION,
@@ -379,7 +408,7 @@ fn inflate_capped(compressed: &[u8], cap: usize) -> Result<Vec<u8>, Error> {
                 }
                 // Grow geometrically, never past the cap (plus the one byte
                 // that proves the cap was exceeded).
-                let grow = out.capacity().min(cap + 1 - out.len());
+                let grow = out.capacity().min(cap.saturating_add(1) - out.len());
                 out.reserve_exact(grow);
             } else if (inflater.total_in(), inflater.total_out()) == (in_before, out_before)
                 || inflater.total_in() as usize == compressed.len()

@@ -1,1 +1,240 @@
-fn main(){}
+//! `sealed-session`: make keys, seal and open cookies, inspect tokens and
+//! check the published test vectors from the command line.
+#![forbid(unsafe_code)]
+
+mod django;
+
+use clap::{Parser, Subcommand};
+use sealed_session::{
+    token, Compression, Error, FixedClock, KeyRing, MasterKey, Priority, Sealer,
+};
+use std::io::Read;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Seal, open and inspect sealed-session cookies.
+#[derive(Parser)]
+#[command(name = "sealed-session", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Print a new random master key (unpadded base64url, as --key reads).
+    Keygen,
+    /// Read a JSON object of entries on stdin and print the cookie value.
+    Seal(SealArgs),
+    /// Open a cookie value and print its entries as a JSON object.
+    Open(OpenArgs),
+    /// Print a token's header fields without a key (nothing is authenticated).
+    Inspect {
+        /// The cookie value.
+        token: String,
+    },
+    /// Check every vector file in a directory; ends with "N passed, M failed".
+    VerifyVectors {
+        /// Directory holding the JSON vector files.
+        dir: PathBuf,
+    },
+    /// Regenerate the published vector files into a directory.
+    GenerateVectors {
+        /// Directory to write the JSON vector files to.
+        dir: PathBuf,
+    },
+    /// Read and write Django `signed_cookies` session cookies.
+    Django(django::DjangoArgs),
+}
+
+#[derive(clap::Args)]
+struct KeyArgs {
+    /// Master key: unpadded base64url (as keygen prints), or hex prefixed by "hex:".
+    #[arg(long)]
+    key: String,
+    /// Cookie name the token is bound to.
+    #[arg(long, default_value = sealed_session::DEFAULT_COOKIE_NAME)]
+    name: String,
+    /// Current time in Unix seconds (default: the system clock).
+    #[arg(long)]
+    now: Option<u64>,
+}
+
+#[derive(clap::Args)]
+struct SealArgs {
+    #[command(flatten)]
+    common: KeyArgs,
+    /// Compress (raw deflate) when the payload is at least 256 bytes and it helps.
+    #[arg(long)]
+    compress: bool,
+    /// Priority of an entry, as KEY=LEVEL (low, normal, high, critical); repeatable.
+    #[arg(long = "priority", value_name = "KEY=LEVEL")]
+    priorities: Vec<String>,
+}
+
+#[derive(clap::Args)]
+struct OpenArgs {
+    #[command(flatten)]
+    common: KeyArgs,
+    /// A fallback key that still opens (repeatable).
+    #[arg(long = "fallback-key")]
+    fallback_keys: Vec<String>,
+    /// Idle timeout in seconds (default two weeks).
+    #[arg(long)]
+    max_idle: Option<u64>,
+    /// Absolute lifetime in seconds (default 30 days).
+    #[arg(long)]
+    max_lifetime: Option<u64>,
+    /// The cookie value.
+    token: String,
+}
+
+/// A one-line failure: the error kind and what it means.
+struct Failure(String);
+
+impl From<Error> for Failure {
+    fn from(e: Error) -> Self {
+        Failure(format!("{}: {e}", e.kind()))
+    }
+}
+
+impl From<String> for Failure {
+    fn from(s: String) -> Self {
+        Failure(s)
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli.command) {
+        Ok(code) => code,
+        Err(Failure(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(command: Command) -> Result<ExitCode, Failure> {
+    match command {
+        Command::Keygen => {
+            println!("{}", &*MasterKey::generate()?.to_base64());
+        }
+        Command::Seal(args) => seal(args)?,
+        Command::Open(args) => open(args)?,
+        Command::Inspect { token } => {
+            let info = token::inspect(token.trim())?;
+            let h = info.header;
+            println!("version: {}", h.version);
+            println!("flags: {:#04x}{}", h.flags, if h.is_compressed() { " (compressed)" } else { "" });
+            println!("key id: {}", h.key_id);
+            println!("issued at: {}", h.issued_at);
+            println!("token length: {} characters", info.token_len);
+            println!("ciphertext length: {} bytes", info.ciphertext_len);
+        }
+        Command::VerifyVectors { dir } => {
+            let outcomes = sealed_session::vectors::check_dir(&dir)?;
+            let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+            for o in &failed {
+                println!("FAIL {}: {}", o.name, o.failure.as_deref().unwrap_or_default());
+            }
+            println!("{} passed, {} failed", outcomes.len() - failed.len(), failed.len());
+            if !failed.is_empty() || outcomes.is_empty() {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::GenerateVectors { dir } => {
+            for (name, text) in sealed_session::vectors::generate()? {
+                let path = dir.join(&name);
+                std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                eprintln!("wrote {}", path.display());
+            }
+        }
+        Command::Django(args) => django::run(args)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn parse_key(text: &str) -> Result<MasterKey, Error> {
+    match text.trim().strip_prefix("hex:") {
+        Some(hex) => MasterKey::from_hex(hex),
+        None => MasterKey::from_base64(text),
+    }
+}
+
+fn builder(common: &KeyArgs, ring: KeyRing) -> sealed_session::SealerBuilder {
+    let builder = Sealer::builder(ring).cookie_name(common.name.clone());
+    match common.now {
+        Some(now) => builder.clock(Arc::new(FixedClock::new(now))),
+        None => builder,
+    }
+}
+
+fn seal(args: SealArgs) -> Result<(), Failure> {
+    let ring = KeyRing::new(parse_key(&args.common.key)?);
+    let mut priorities = Vec::new();
+    for spec in &args.priorities {
+        let (key, level) = spec
+            .split_once('=')
+            .ok_or_else(|| format!("bad --priority {spec:?}: expected KEY=LEVEL"))?;
+        let level: Priority = level
+            .parse()
+            .map_err(|_| format!("bad priority level {level:?}: expected low, normal, high or critical"))?;
+        priorities.push((key.to_owned(), level));
+    }
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| format!("cannot read stdin: {e}"))?;
+    let entries: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_str(&input).map_err(|e| format!("stdin is not a JSON object: {e}"))?;
+
+    let mut b = builder(&args.common, ring);
+    if args.compress {
+        b = b.compression(Compression::Above(256));
+    }
+    let sealer = b.build()?;
+    let mut session = sealer.new_session()?;
+    for (key, value) in &entries {
+        let priority = priorities
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, p)| *p)
+            .unwrap_or_default();
+        session.insert_with_priority(key, value, priority)?;
+    }
+    println!("{}", sealer.seal(&mut session)?);
+    Ok(())
+}
+
+fn open(args: OpenArgs) -> Result<(), Failure> {
+    let primary = parse_key(&args.common.key)?;
+    let fallbacks = args
+        .fallback_keys
+        .iter()
+        .map(|k| parse_key(k))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+    let mut b = builder(&args.common, ring);
+    if let Some(idle) = args.max_idle {
+        b = b.max_idle(Duration::from_secs(idle));
+    }
+    if let Some(lifetime) = args.max_lifetime {
+        b = b.max_lifetime(Duration::from_secs(lifetime));
+    }
+    let sealer = b.build()?;
+    let session = sealer.open(args.token.trim())?;
+    if session.opened_with_fallback() {
+        eprintln!("note: opened with a fallback key; re-seal under the primary key");
+    }
+    let mut object = serde_json::Map::new();
+    for key in session.keys() {
+        let value: serde_json::Value = session.get(key)?.unwrap_or(serde_json::Value::Null);
+        object.insert(key.to_owned(), value);
+    }
+    println!("{}", serde_json::Value::Object(object));
+    Ok(())
+}

@@ -1,0 +1,59 @@
+//! The published vectors: no drift from the generator, and every vector
+//! holds through the public API.
+#![cfg(feature = "vectors")]
+
+use sealed_session::vectors;
+use std::path::Path;
+
+fn dir() -> &'static Path {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/test-vectors"))
+}
+
+#[test]
+fn vector_files_match_the_generator() {
+    for (name, generated) in vectors::generate().expect("generator runs") {
+        let path = dir().join(&name);
+        let stored = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{} unreadable: {e}", path.display()));
+        assert!(
+            stored == generated,
+            "{name} drifted from the generator; regenerate with \
+             `cargo run -p sealed-session-cli -- generate-vectors test-vectors` \
+             if the change is intended"
+        );
+    }
+}
+
+#[test]
+fn every_vector_passes() {
+    let outcomes = vectors::check_dir(dir()).expect("vector files readable");
+    let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    assert!(failures.is_empty(), "{failures:#?}");
+    let format: vectors::VectorFile = serde_json::from_str(
+        &std::fs::read_to_string(dir().join(vectors::FORMAT_FILE)).unwrap(),
+    )
+    .unwrap();
+    let invalid = format.vectors.iter().filter(|v| v.expected_error.is_some()).count();
+    assert!(format.vectors.len() >= 35 && invalid >= 18, "{} vectors, {invalid} invalid", format.vectors.len());
+}
+
+#[test]
+fn a_changed_vector_is_caught() {
+    // The checker must be able to fail: corrupt each kind of expectation.
+    let text = std::fs::read_to_string(dir().join(vectors::FORMAT_FILE)).unwrap();
+    let file: vectors::VectorFile = serde_json::from_str(&text).unwrap();
+    let mut valid = file.clone();
+    let v = valid.vectors.iter_mut().find(|v| v.name == "small-session").unwrap();
+    v.expected.as_mut().unwrap().entries[0].value = serde_json::json!(4218);
+    let mut invalid = file.clone();
+    let v = invalid.vectors.iter_mut().find(|v| v.name == "tag-tampered").unwrap();
+    v.expected_error = Some("malformed".into());
+    let mut resealed = file;
+    let v = resealed.vectors.iter_mut().find(|v| v.name == "compressed").unwrap();
+    v.sealing.as_mut().unwrap().nonce = "00".repeat(24);
+    for (broken, name) in [(valid, "small-session"), (invalid, "tag-tampered"), (resealed, "compressed")] {
+        let outcomes = vectors::check(&broken);
+        let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).map(|o| o.name.as_str()).collect();
+        assert_eq!(failed, [name]);
+    }
+}
