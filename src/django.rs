@@ -1,1 +1,1024 @@
-//! Django `signed_cookies` session cookies (in progress).
+//! Django `signed_cookies` session cookies: read, write, and migrate to
+//! sealed sessions.
+//!
+//! With `SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"`
+//! Django keeps the whole session in the cookie, *signed but not encrypted*,
+//! as `django.core.signing.dumps(session, salt=SESSION_SALT, compress=True)`
+//! with its JSON serializer (Django 3.1 and later):
+//!
+//! ```text
+//! [.]BASE64URL(JSON or zlib(JSON)) ":" BASE62(unix seconds) ":" BASE64URL(HMAC-SHA256)
+//! ```
+//!
+//! - the JSON is compact (`,` and `:` separators) and ASCII only (every
+//!   other character is a `\uXXXX` escape, astral ones as surrogate pairs);
+//! - it is zlib-compressed, marked by a leading `.`, only when the
+//!   compressed form is more than one byte shorter;
+//! - base64 is URL-safe without `=` padding;
+//! - the signature is HMAC-SHA256 over everything before the last `:`,
+//!   under the key `SHA-256(salt + "signer" + SECRET_KEY)`;
+//! - `SECRET_KEY` is tried first, then each of `SECRET_KEY_FALLBACKS` in
+//!   order, each comparison in constant time;
+//! - the session is too old when `now − timestamp > max_age`
+//!   (`SESSION_COOKIE_AGE`, two weeks by default): an age of exactly
+//!   `max_age` is still valid, as in Django.
+//!
+//! [`DjangoCodec`] reads and writes that format; [`migrate_cookie`] turns a
+//! Django cookie into a sealed-session cookie. `docs/DJANGO.md` explains how
+//! to share sessions with a Django application.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use sealed_session::django::DjangoCodec;
+//! use sealed_session::{Error, FixedClock};
+//!
+//! let codec = DjangoCodec::builder("django-insecure-example-secret")
+//!     .fallback_secret("the-previous-secret")
+//!     .clock(Arc::new(FixedClock::new(1_700_000_000)))
+//!     .build()?;
+//!
+//! let mut entries = serde_json::Map::new();
+//! entries.insert("_auth_user_id".into(), "42".into());
+//! let cookie = codec.seal(&entries)?;
+//! assert_eq!(codec.open(&cookie)?, entries);
+//!
+//! // Tampering, truncation, garbage: an error kind, never a panic.
+//! let tampered = format!("e{cookie}");
+//! assert_eq!(codec.open(&tampered).unwrap_err().kind(), "authentication-failed");
+//! assert_eq!(codec.open("garbage").unwrap_err().kind(), "malformed");
+//! # Ok::<(), Error>(())
+//! ```
+//!
+//! ## What differs from Django
+//! - JSON objects are held in a `serde_json::Map`, which keeps keys sorted:
+//!   a session written back lists its keys in sorted order (Django does not
+//!   care about the order).
+//! - Integers beyond 64 bits become floats, and cookies whose JSON holds
+//!   `NaN`, `Infinity` or lone surrogates are refused as
+//!   [`Malformed::Json`]; Django writes these only for such values.
+//! - Only canonical base64 (as Django writes it) is accepted, and nothing
+//!   may follow the zlib stream; timestamps must fit in 64 bits.
+//! - zlib implementations differ in the bytes they produce: a compressed
+//!   cookie written here is not byte-identical to Django's, but Django reads
+//!   it. The decision to compress applies Django's rule to this crate's
+//!   compressor output.
+
+use core::fmt;
+use std::sync::Arc;
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
+use flate2::{Compress, Decompress, FlushCompress, FlushDecompress, Status};
+use serde_json::{Map, Value};
+use zeroize::Zeroizing;
+
+use crate::clock::Clock;
+use crate::{
+    Error, Expired, InvalidEntryKey, InvalidKey, Limit, Limits, Malformed, Priority, Sealer,
+    Session,
+};
+
+/// The salt Django's `signed_cookies` session backend signs with.
+pub const SESSION_SALT: &str = "django.contrib.sessions.backends.signed_cookies";
+
+/// Django's default `SESSION_COOKIE_AGE`: two weeks, in seconds.
+pub const DEFAULT_MAX_AGE: u64 = 14 * 24 * 3600;
+
+/// Prefix given to Django's `_`-prefixed keys by [`migrated_key`].
+pub const MIGRATED_KEY_PREFIX: &str = "django";
+
+/// Separator between payload, timestamp and signature (Django's `Signer.sep`).
+const SEP: char = ':';
+/// The zlib level of Python's `zlib.compress` default (`Z_DEFAULT_COMPRESSION`).
+const ZLIB_LEVEL: u32 = 6;
+/// Django's base62 alphabet (`signing.BASE62_ALPHABET`).
+const BASE62: &[u8; 62] = b"0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz";
+
+const _: () = assert!(BASE62.len() == 62);
+
+/// Django's HMAC construction, kept in one place: `salted_hmac` with
+/// SHA-256, as `Signer.signature` calls it.
+mod signature {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    use subtle::ConstantTimeEq;
+    use zeroize::Zeroizing;
+
+    /// Length of an unpadded base64url HMAC-SHA256: 32 bytes → 43 characters.
+    pub(super) const ENCODED_LEN: usize = 43;
+    const _: () = assert!(ENCODED_LEN == (32 * 4 + 2) / 3);
+
+    /// A derived signing key: `SHA-256(salt + "signer" + secret)`, as
+    /// `salted_hmac(salt + "signer", value, secret, algorithm="sha256")`
+    /// derives it.
+    pub(super) struct DerivedKey(Zeroizing<[u8; 32]>);
+
+    impl DerivedKey {
+        pub(super) fn derive(salt: &str, secret: &[u8]) -> Self {
+            let mut hasher = Sha256::new();
+            hasher.update(salt.as_bytes());
+            hasher.update(b"signer");
+            hasher.update(secret);
+            let mut key = Zeroizing::new([0u8; 32]);
+            key.copy_from_slice(&hasher.finalize());
+            DerivedKey(key)
+        }
+
+        /// The signature of `value`, as Django writes it (unpadded base64url).
+        pub(super) fn sign(&self, value: &[u8]) -> String {
+            use base64::Engine;
+            // HMAC accepts keys of any length: this cannot fail.
+            let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref())
+                .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
+            mac.update(value);
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
+        }
+
+        /// Whether `signature` is the signature of `value`, compared in
+        /// constant time (like Django's `constant_time_compare`).
+        pub(super) fn verify(&self, value: &[u8], signature: &[u8]) -> bool {
+            self.sign(value).as_bytes().ct_eq(signature).into()
+        }
+    }
+}
+
+use signature::DerivedKey;
+
+/// Reads and writes Django `signed_cookies` session cookies under one
+/// `SECRET_KEY`, its fallbacks, a salt, a max age, limits and a clock.
+///
+/// Build one with [`DjangoCodec::builder`]; it is `Send + Sync`.
+pub struct DjangoCodec {
+    /// The primary key first, then the fallbacks in the order given.
+    keys: Vec<DerivedKey>,
+    max_age: Option<u64>,
+    limits: Limits,
+    compress: bool,
+    clock: Arc<dyn Clock>,
+}
+
+impl fmt::Debug for DjangoCodec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DjangoCodec")
+            .field("keys", &self.keys.len())
+            .field("max_age", &self.max_age)
+            .field("limits", &self.limits)
+            .field("compress", &self.compress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builder for [`DjangoCodec`].
+pub struct DjangoCodecBuilder {
+    secrets: Vec<Zeroizing<Vec<u8>>>,
+    salt: String,
+    max_age: Option<u64>,
+    limits: Limits,
+    compress: bool,
+    clock: Option<Arc<dyn Clock>>,
+}
+
+impl fmt::Debug for DjangoCodecBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DjangoCodecBuilder")
+            .field("secrets", &self.secrets.len())
+            .field("salt", &self.salt)
+            .field("max_age", &self.max_age)
+            .finish_non_exhaustive()
+    }
+}
+
+impl DjangoCodec {
+    /// Starts a codec for Django's `SECRET_KEY` (its UTF-8 bytes, as Django's
+    /// `force_bytes` gives them).
+    ///
+    /// Defaults: salt [`SESSION_SALT`], max age [`DEFAULT_MAX_AGE`],
+    /// [`Limits::default`], compression as Django's backend does, the system
+    /// clock.
+    pub fn builder(secret: impl AsRef<[u8]>) -> DjangoCodecBuilder {
+        DjangoCodecBuilder {
+            secrets: vec![Zeroizing::new(secret.as_ref().to_vec())],
+            salt: SESSION_SALT.to_owned(),
+            max_age: Some(DEFAULT_MAX_AGE),
+            limits: Limits::default(),
+            compress: true,
+            clock: None,
+        }
+    }
+}
+
+impl DjangoCodecBuilder {
+    /// Adds a secret from `SECRET_KEY_FALLBACKS`; fallbacks are tried after
+    /// `SECRET_KEY`, in the order added, as Django tries them.
+    pub fn fallback_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
+        self.secrets.push(Zeroizing::new(secret.as_ref().to_vec()));
+        self
+    }
+
+    /// The signing salt (default [`SESSION_SALT`]); another salt reads and
+    /// writes `signing.dumps(..., salt=..., compress=True)` values of other
+    /// Django components.
+    pub fn salt(mut self, salt: impl Into<String>) -> Self {
+        self.salt = salt.into();
+        self
+    }
+
+    /// Maximum age in seconds (Django's `SESSION_COOKIE_AGE`, default
+    /// [`DEFAULT_MAX_AGE`]).
+    pub fn max_age(mut self, seconds: u64) -> Self {
+        self.max_age = Some(seconds);
+        self
+    }
+
+    /// Accepts cookies of any age (`signing.loads(..., max_age=None)`).
+    pub fn no_max_age(mut self) -> Self {
+        self.max_age = None;
+        self
+    }
+
+    /// Input and decompression limits. Only [`Limits::token_len`] (longest
+    /// cookie accepted or written) and [`Limits::decompressed`] (largest
+    /// JSON after decompression) apply here.
+    pub fn limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
+    /// Whether [`DjangoCodec::seal`] may compress (default `true`, as the
+    /// session backend's `compress=True`). Reading always accepts both.
+    pub fn compress(mut self, compress: bool) -> Self {
+        self.compress = compress;
+        self
+    }
+
+    /// The clock used for timestamps and max-age checks (default: the system
+    /// clock).
+    pub fn clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = Some(clock);
+        self
+    }
+
+    /// Derives the signing keys.
+    ///
+    /// Fails with [`InvalidKey::TooShort`] if any secret is empty (Django
+    /// refuses an empty `SECRET_KEY`). On `wasm32-unknown-unknown` a clock
+    /// must be given, as for [`Sealer`], or this fails with [`Error::Random`].
+    pub fn build(self) -> Result<DjangoCodec, Error> {
+        if self.secrets.iter().any(|s| s.is_empty()) {
+            return Err(Error::InvalidKey(InvalidKey::TooShort));
+        }
+        let keys = self
+            .secrets
+            .iter()
+            .map(|s| DerivedKey::derive(&self.salt, s))
+            .collect();
+        let clock = match self.clock {
+            Some(clock) => clock,
+            None => default_clock()?,
+        };
+        Ok(DjangoCodec {
+            keys,
+            max_age: self.max_age,
+            limits: self.limits,
+            compress: self.compress,
+            clock,
+        })
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+fn default_clock() -> Result<Arc<dyn Clock>, Error> {
+    Ok(Arc::new(crate::SystemClock))
+}
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+fn default_clock() -> Result<Arc<dyn Clock>, Error> {
+    // No wall clock here: the host must pass one (as for `Sealer`).
+    Err(Error::Random)
+}
+
+/// An opened Django cookie: the session entries and what the cookie said
+/// about itself.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DjangoSession {
+    entries: Map<String, Value>,
+    timestamp: i64,
+    compressed: bool,
+    key_index: usize,
+}
+
+impl DjangoSession {
+    /// The session dictionary.
+    pub fn entries(&self) -> &Map<String, Value> {
+        &self.entries
+    }
+
+    /// The session dictionary, by value.
+    pub fn into_entries(self) -> Map<String, Value> {
+        self.entries
+    }
+
+    /// When the cookie was signed, in Unix seconds.
+    pub fn timestamp(&self) -> i64 {
+        self.timestamp
+    }
+
+    /// Whether the payload was zlib-compressed.
+    pub fn was_compressed(&self) -> bool {
+        self.compressed
+    }
+
+    /// Whether a fallback secret (not `SECRET_KEY`) verified the signature:
+    /// the cookie should be written again under the current secret.
+    pub fn opened_with_fallback(&self) -> bool {
+        self.key_index > 0
+    }
+}
+
+impl DjangoCodec {
+    /// Opens a cookie into the session dictionary.
+    ///
+    /// Checks, in order: length ([`Limit::TokenLength`]), structure
+    /// ([`Malformed::Truncated`], [`Malformed::Timestamp`]), signature
+    /// ([`Error::AuthenticationFailed`]), age ([`Expired::Idle`]), base64
+    /// ([`Malformed::Base64`]), zlib ([`Malformed::Compression`],
+    /// [`Limit::DecompressedSize`]) and JSON ([`Malformed::Json`]). Nothing
+    /// is decoded or decompressed before the signature verifies.
+    pub fn open(&self, cookie: &str) -> Result<Map<String, Value>, Error> {
+        self.open_session(cookie).map(DjangoSession::into_entries)
+    }
+
+    /// Opens a cookie, also reporting its timestamp, compression and whether
+    /// a fallback secret verified it.
+    pub fn open_session(&self, cookie: &str) -> Result<DjangoSession, Error> {
+        if cookie.len() > self.limits.token_len() {
+            return Err(Error::LimitExceeded(Limit::TokenLength));
+        }
+        // Signer.unsign: the signature follows the last separator.
+        let (signed, sig) = cookie
+            .rsplit_once(SEP)
+            .ok_or(Error::Malformed(Malformed::Truncated))?;
+        // TimestampSigner.unsign: the timestamp follows the next one.
+        let (payload, timestamp) = signed
+            .rsplit_once(SEP)
+            .ok_or(Error::Malformed(Malformed::Truncated))?;
+        let timestamp = b62_decode(timestamp)?;
+        if sig.len() != signature::ENCODED_LEN {
+            return Err(Error::AuthenticationFailed);
+        }
+
+        let key_index = self
+            .keys
+            .iter()
+            .position(|key| key.verify(signed.as_bytes(), sig.as_bytes()))
+            .ok_or(Error::AuthenticationFailed)?;
+
+        if let Some(max_age) = self.max_age {
+            let age = i128::from(self.clock.now()) - i128::from(timestamp);
+            if age > i128::from(max_age) {
+                return Err(Error::Expired(Expired::Idle));
+            }
+        }
+
+        let (compressed, encoded) = match payload.strip_prefix('.') {
+            Some(rest) => (true, rest),
+            None => (false, payload),
+        };
+        let data = URL_SAFE_NO_PAD
+            .decode(encoded)
+            .map_err(|_| Error::Malformed(Malformed::Base64))?;
+        let data = if compressed {
+            inflate_capped(&data, self.limits.decompressed())?
+        } else {
+            if data.len() > self.limits.decompressed() {
+                return Err(Error::LimitExceeded(Limit::DecompressedSize));
+            }
+            data
+        };
+
+        // JSONSerializer.loads decodes the bytes as Latin-1.
+        let text: String = data.iter().map(|&b| char::from(b)).collect();
+        let entries = match serde_json::from_str::<Value>(&text) {
+            Ok(Value::Object(map)) => map,
+            _ => return Err(Error::Malformed(Malformed::Json)),
+        };
+        Ok(DjangoSession {
+            entries,
+            timestamp,
+            compressed,
+            key_index,
+        })
+    }
+
+    /// Writes a session dictionary as Django's backend would, signed under
+    /// `SECRET_KEY` with the clock's time.
+    ///
+    /// Fails with [`Error::TooLarge`] if the cookie would be longer than
+    /// [`Limits::token_len`] (it could not be read back).
+    pub fn seal(&self, entries: &Map<String, Value>) -> Result<String, Error> {
+        let mut json = String::new();
+        write_object(&mut json, entries);
+        let data = json.into_bytes();
+
+        let mut payload = String::new();
+        let compressed = if self.compress {
+            deflate(&data).filter(|c| c.len() + 1 < data.len())
+        } else {
+            None
+        };
+        match compressed {
+            Some(c) => {
+                payload.push('.');
+                URL_SAFE_NO_PAD.encode_string(c, &mut payload);
+            }
+            None => URL_SAFE_NO_PAD.encode_string(&data, &mut payload),
+        }
+        payload.push(SEP);
+        payload.push_str(&b62_encode(self.clock.now()));
+
+        let primary = self
+            .keys
+            .first()
+            .unwrap_or_else(|| unreachable!("the builder always holds SECRET_KEY"));
+        let sig = primary.sign(payload.as_bytes());
+        payload.push(SEP);
+        payload.push_str(&sig);
+
+        if payload.len() > self.limits.token_len() {
+            return Err(Error::TooLarge {
+                needed: payload.len(),
+                budget: self.limits.token_len(),
+            });
+        }
+        Ok(payload)
+    }
+
+    /// The configured max age in seconds, if any.
+    pub fn max_age_secs(&self) -> Option<u64> {
+        self.max_age
+    }
+}
+
+/// `signing.b62_encode` of a non-negative timestamp.
+fn b62_encode(mut n: u64) -> String {
+    if n == 0 {
+        return "0".to_owned();
+    }
+    let mut digits = Vec::new();
+    while n > 0 {
+        digits.push(BASE62[(n % 62) as usize]);
+        n /= 62;
+    }
+    digits.iter().rev().map(|&d| char::from(d)).collect()
+}
+
+/// `signing.b62_decode`: an optional `-` then base62 digits. Unlike Django,
+/// an empty digit string is refused and the value must fit in an `i64`.
+fn b62_decode(text: &str) -> Result<i64, Error> {
+    let bad = Error::Malformed(Malformed::Timestamp);
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if digits.is_empty() {
+        return Err(bad);
+    }
+    let mut value: i64 = 0;
+    for byte in digits.bytes() {
+        let digit = match byte {
+            b'0'..=b'9' => byte - b'0',
+            b'A'..=b'Z' => byte - b'A' + 10,
+            b'a'..=b'z' => byte - b'a' + 36,
+            _ => return Err(bad),
+        };
+        value = value
+            .checked_mul(62)
+            .and_then(|v| v.checked_add(i64::from(digit)))
+            .ok_or(bad.clone())?;
+    }
+    Ok(if negative { -value } else { value })
+}
+
+/// zlib-inflates `input`, failing as soon as the output would pass `cap`
+/// bytes, or if the stream is invalid, truncated or followed by more bytes.
+fn inflate_capped(input: &[u8], cap: usize) -> Result<Vec<u8>, Error> {
+    let bad = || Error::Malformed(Malformed::Compression);
+    let mut inflater = Decompress::new(true);
+    let limit = cap.saturating_add(1);
+    let mut out: Vec<u8> = Vec::new();
+    loop {
+        if out.len() == out.capacity() {
+            if out.len() >= limit {
+                return Err(Error::LimitExceeded(Limit::DecompressedSize));
+            }
+            let grow = out.len().max(256).min(limit - out.len());
+            out.reserve_exact(grow);
+        }
+        let consumed = usize::try_from(inflater.total_in()).map_err(|_| bad())?;
+        let rest = input.get(consumed..).ok_or_else(bad)?;
+        let produced_before = out.len();
+        let status = inflater
+            .decompress_vec(rest, &mut out, FlushDecompress::None)
+            .map_err(|_| bad())?;
+        if out.len() > cap {
+            return Err(Error::LimitExceeded(Limit::DecompressedSize));
+        }
+        let consumed_now = usize::try_from(inflater.total_in()).map_err(|_| bad())?;
+        match status {
+            Status::StreamEnd => {
+                return if consumed_now == input.len() {
+                    Ok(out)
+                } else {
+                    Err(bad())
+                };
+            }
+            Status::Ok | Status::BufError => {
+                let progressed = consumed_now != consumed || out.len() != produced_before;
+                let room_left = out.len() < out.capacity();
+                if !progressed && room_left {
+                    // Input exhausted (or stuck) before the end of the stream.
+                    return Err(bad());
+                }
+            }
+        }
+    }
+}
+
+/// zlib-deflates `data` at Python's default level; `None` only if the
+/// compressor misbehaves (then the caller writes the data uncompressed).
+fn deflate(data: &[u8]) -> Option<Vec<u8>> {
+    let mut deflater = Compress::new(flate2::Compression::new(ZLIB_LEVEL), true);
+    let mut out = Vec::with_capacity(data.len() / 2 + 64);
+    loop {
+        if out.len() == out.capacity() {
+            out.reserve(out.len().max(64));
+        }
+        let consumed = usize::try_from(deflater.total_in()).ok()?;
+        let status = deflater
+            .compress_vec(data.get(consumed..)?, &mut out, FlushCompress::Finish)
+            .ok()?;
+        if status == Status::StreamEnd {
+            return Some(out);
+        }
+    }
+}
+
+/// Writes `map` as Python's `json.dumps(obj, separators=(",", ":"))` does
+/// (with `ensure_ascii=True`).
+fn write_object(out: &mut String, map: &Map<String, Value>) {
+    out.push('{');
+    for (i, (key, value)) in map.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        write_string(out, key);
+        out.push(':');
+        write_value(out, value);
+    }
+    out.push('}');
+}
+
+fn write_value(out: &mut String, value: &Value) {
+    match value {
+        Value::Null => out.push_str("null"),
+        Value::Bool(true) => out.push_str("true"),
+        Value::Bool(false) => out.push_str("false"),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                out.push_str(&i.to_string());
+            } else if let Some(u) = n.as_u64() {
+                out.push_str(&u.to_string());
+            } else if let Some(f) = n.as_f64() {
+                write_float(out, f);
+            }
+        }
+        Value::String(s) => write_string(out, s),
+        Value::Array(items) => {
+            out.push('[');
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                write_value(out, item);
+            }
+            out.push(']');
+        }
+        Value::Object(map) => write_object(out, map),
+    }
+}
+
+/// Python's `py_encode_basestring_ascii`: `"` and `\` escaped, `\n \r \t \b
+/// \f` as short escapes, everything else outside `' '..='~'` as lowercase
+/// `\uXXXX` (astral characters as a surrogate pair).
+fn write_string(out: &mut String, s: &str) {
+    use fmt::Write as _;
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            ' '..='~' => out.push(c),
+            _ => {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    // Writing to a String cannot fail.
+                    let _ = write!(out, "\\u{unit:04x}");
+                }
+            }
+        }
+    }
+    out.push('"');
+}
+
+/// Python's `float.__repr__` (shortest round-trip digits; exponent form
+/// when the decimal exponent is below -4 or at least 16).
+fn write_float(out: &mut String, f: f64) {
+    if f == 0.0 {
+        out.push_str(if f.is_sign_negative() { "-0.0" } else { "0.0" });
+        return;
+    }
+    if !f.is_finite() {
+        // serde_json numbers are always finite; Python's spelling regardless.
+        out.push_str(if f.is_nan() {
+            "NaN"
+        } else if f > 0.0 {
+            "Infinity"
+        } else {
+            "-Infinity"
+        });
+        return;
+    }
+    // Rust's `{:e}` gives the shortest round-trip digits: "d.ddde±x".
+    let sci = format!("{:e}", f.abs());
+    let (mantissa, exponent) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let exponent: i32 = exponent.parse().unwrap_or(0);
+    // Python's `decpt`: the value is 0.DIGITS × 10^decpt.
+    let decpt = exponent + 1;
+    if f.is_sign_negative() {
+        out.push('-');
+    }
+    let n = digits.len() as i32;
+    if decpt <= -4 || decpt > 16 {
+        out.push_str(&digits[..1]);
+        if n > 1 {
+            out.push('.');
+            out.push_str(&digits[1..]);
+        }
+        let sign = if exponent < 0 { '-' } else { '+' };
+        out.push_str(&format!("e{sign}{:02}", exponent.unsigned_abs()));
+    } else if decpt <= 0 {
+        out.push_str("0.");
+        out.push_str(&"0".repeat(decpt.unsigned_abs() as usize));
+        out.push_str(&digits);
+    } else if decpt >= n {
+        out.push_str(&digits);
+        out.push_str(&"0".repeat((decpt - n) as usize));
+        out.push_str(".0");
+    } else {
+        out.push_str(&digits[..decpt as usize]);
+        out.push('.');
+        out.push_str(&digits[decpt as usize..]);
+    }
+}
+
+/// The sealed-session key for a Django session key: keys starting with `_`
+/// (reserved in sealed sessions; Django's own, like `_auth_user_id`) get the
+/// [`MIGRATED_KEY_PREFIX`] in front (`_auth_user_id` → `django_auth_user_id`);
+/// other keys are kept.
+///
+/// ```
+/// use sealed_session::django::migrated_key;
+/// assert_eq!(migrated_key("_auth_user_id"), "django_auth_user_id");
+/// assert_eq!(migrated_key("cart"), "cart");
+/// ```
+pub fn migrated_key(django_key: &str) -> String {
+    if django_key.starts_with('_') {
+        format!("{MIGRATED_KEY_PREFIX}{django_key}")
+    } else {
+        django_key.to_owned()
+    }
+}
+
+/// Puts the entries of a Django session into a new sealed session, under
+/// the keys [`migrated_key`] gives. Django's authentication entries
+/// (`_auth_user_*`) get [`Priority::Critical`] so they are never dropped to
+/// fit the cookie budget; the rest get [`Priority::Normal`].
+///
+/// Fails with [`InvalidEntryKey::Reserved`] if two Django keys map to the
+/// same key (`_x` and `django_x`), and with the session's own errors
+/// (an empty key, too many entries).
+pub fn to_sealed_session(entries: &Map<String, Value>, sealer: &Sealer) -> Result<Session, Error> {
+    let mut session = sealer.new_session()?;
+    for (key, value) in entries {
+        let new_key = migrated_key(key);
+        if session.contains(&new_key) {
+            return Err(Error::InvalidEntryKey(InvalidEntryKey::Reserved));
+        }
+        let priority = if key.starts_with("_auth_user_") {
+            Priority::Critical
+        } else {
+            Priority::Normal
+        };
+        session.insert_with_priority(&new_key, value, priority)?;
+    }
+    Ok(session)
+}
+
+/// Opens a Django cookie and re-issues the same entries as a sealed-session
+/// cookie (see [`to_sealed_session`] for the key mapping).
+///
+/// ```
+/// use std::sync::Arc;
+/// use sealed_session::django::{migrate_cookie, DjangoCodec};
+/// use sealed_session::{Error, FixedClock, KeyRing, MasterKey, Sealer};
+///
+/// let clock = Arc::new(FixedClock::new(1_700_000_000));
+/// let django = DjangoCodec::builder("django-secret").clock(clock.clone()).build()?;
+/// let sealer = Sealer::builder(KeyRing::new(MasterKey::from_bytes(&[7; 32])?))
+///     .clock(clock)
+///     .build()?;
+///
+/// let mut entries = serde_json::Map::new();
+/// entries.insert("_auth_user_id".into(), "42".into());
+/// entries.insert("theme".into(), "dark".into());
+/// let django_cookie = django.seal(&entries)?;
+///
+/// let sealed_cookie = migrate_cookie(&django, &sealer, &django_cookie)?;
+/// let session = sealer.open(&sealed_cookie)?;
+/// assert_eq!(session.get::<String>("django_auth_user_id")?.as_deref(), Some("42"));
+/// assert_eq!(session.get::<String>("theme")?.as_deref(), Some("dark"));
+/// # Ok::<(), Error>(())
+/// ```
+pub fn migrate_cookie(
+    codec: &DjangoCodec,
+    sealer: &Sealer,
+    django_cookie: &str,
+) -> Result<String, Error> {
+    let entries = codec.open(django_cookie)?;
+    let mut session = to_sealed_session(&entries, sealer)?;
+    sealer.seal(&mut session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::FixedClock;
+
+    const NOW: u64 = 1_700_000_000;
+
+    fn codec() -> DjangoCodec {
+        DjangoCodec::builder("secret")
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap()
+    }
+
+    fn entries(json: &str) -> Map<String, Value> {
+        match serde_json::from_str(json).unwrap() {
+            Value::Object(m) => m,
+            _ => panic!("not an object"),
+        }
+    }
+
+    /// Signs an arbitrary inner value as TimestampSigner would, to build
+    /// well-signed bad payloads.
+    fn sign_raw(codec: &DjangoCodec, payload: &str, timestamp: &str) -> String {
+        let signed = format!("{payload}:{timestamp}");
+        let sig = codec.keys[0].sign(signed.as_bytes());
+        format!("{signed}:{sig}")
+    }
+
+    #[test]
+    fn base62_round_trips_and_matches_django_examples() {
+        // From Django's tests: b62_encode(0) == "0", (-1) == "-1", 61 == "z".
+        assert_eq!(b62_encode(0), "0");
+        assert_eq!(b62_encode(61), "z");
+        assert_eq!(b62_encode(62), "10");
+        assert_eq!(b62_decode("-1").unwrap(), -1);
+        for n in [0u64, 1, 61, 62, 3843, NOW, i64::MAX as u64] {
+            assert_eq!(b62_decode(&b62_encode(n)).unwrap(), n as i64);
+        }
+        for bad in ["", "-", "1*", "é", "zzzzzzzzzzzzzzzzzz"] {
+            assert_eq!(
+                b62_decode(bad).unwrap_err(),
+                Error::Malformed(Malformed::Timestamp),
+                "{bad:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn float_repr_matches_python_rules() {
+        let cases = [
+            (1e16, "1e+16"),
+            (1e15, "1000000000000000.0"),
+            (0.0001, "0.0001"),
+            (0.00001, "1e-05"),
+            (1.5e-7, "1.5e-07"),
+            (123456789012345678.0, "1.2345678901234568e+17"),
+            (-0.0, "-0.0"),
+            (1.0, "1.0"),
+            (0.1, "0.1"),
+            (-2.5, "-2.5"),
+            (1e300, "1e+300"),
+            (123.456, "123.456"),
+        ];
+        for (f, want) in cases {
+            let mut s = String::new();
+            write_float(&mut s, f);
+            assert_eq!(s, want, "{f:e}");
+        }
+    }
+
+    #[test]
+    fn strings_are_escaped_like_python_ensure_ascii() {
+        let mut s = String::new();
+        write_string(&mut s, "a\"\\\n\r\t\u{8}\u{c}\u{0}\u{1f}\u{7f}é\u{2028}😀");
+        assert_eq!(
+            s,
+            r#""a\"\\\n\r\t\b\f\u0000\u001f\u007f\u00e9\u2028\ud83d\ude00""#
+        );
+    }
+
+    #[test]
+    fn seal_then_open_round_trips() {
+        let c = codec();
+        for json in [
+            r#"{}"#,
+            r#"{"a":1,"b":[true,null,1.5,"x"],"c":{"d":"é😀"}}"#,
+            &format!(r#"{{"big":"{}"}}"#, "ab".repeat(500)),
+        ] {
+            let e = entries(json);
+            let cookie = c.seal(&e).unwrap();
+            let opened = c.open_session(&cookie).unwrap();
+            assert_eq!(opened.entries(), &e);
+            assert_eq!(opened.timestamp(), NOW as i64);
+            assert!(!opened.opened_with_fallback());
+        }
+        // Only the large repetitive one is worth compressing.
+        assert!(c.seal(&entries(r#"{"a":1}"#)).unwrap().starts_with("eyJ"));
+        let big = entries(&format!(r#"{{"big":"{}"}}"#, "ab".repeat(500)));
+        assert!(c.seal(&big).unwrap().starts_with('.'));
+    }
+
+    #[test]
+    fn fallback_secrets_are_tried_in_order() {
+        let old = DjangoCodec::builder("old")
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        let cookie = old.seal(&entries(r#"{"k":"v"}"#)).unwrap();
+        let rotated = DjangoCodec::builder("new")
+            .fallback_secret("older")
+            .fallback_secret("old")
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        let s = rotated.open_session(&cookie).unwrap();
+        assert!(s.opened_with_fallback());
+        assert_eq!(
+            codec().open(&cookie).unwrap_err(),
+            Error::AuthenticationFailed
+        );
+    }
+
+    #[test]
+    fn max_age_boundary_is_inclusive_like_django() {
+        let clock = Arc::new(FixedClock::new(NOW));
+        let c = DjangoCodec::builder("secret")
+            .max_age(100)
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        let cookie = c.seal(&entries(r#"{"a":1}"#)).unwrap();
+        clock.set(NOW + 100);
+        assert!(c.open(&cookie).is_ok());
+        clock.set(NOW + 101);
+        assert_eq!(c.open(&cookie).unwrap_err(), Error::Expired(Expired::Idle));
+        // A timestamp in the future is not an error for Django either.
+        clock.set(NOW - 1000);
+        assert!(c.open(&cookie).is_ok());
+    }
+
+    #[test]
+    fn bad_input_gives_error_kinds() {
+        let c = codec();
+        let ok = c.seal(&entries(r#"{"a":1}"#)).unwrap();
+        let cases: Vec<(String, Error)> = vec![
+            ("".into(), Error::Malformed(Malformed::Truncated)),
+            ("abc".into(), Error::Malformed(Malformed::Truncated)),
+            ("abc:def".into(), Error::Malformed(Malformed::Truncated)),
+            (ok[..ok.len() - 1].into(), Error::AuthenticationFailed),
+            (format!("x{ok}"), Error::AuthenticationFailed),
+            ("a".repeat(5000), Error::LimitExceeded(Limit::TokenLength)),
+            (
+                sign_raw(&c, "!!!!", &b62_encode(NOW)),
+                Error::Malformed(Malformed::Base64),
+            ),
+            (
+                sign_raw(&c, "eyJhIjoxfQ", "1*"),
+                Error::Malformed(Malformed::Timestamp),
+            ),
+            (
+                sign_raw(&c, ".eyJhIjoxfQ", &b62_encode(NOW)),
+                Error::Malformed(Malformed::Compression),
+            ),
+            (
+                sign_raw(&c, &URL_SAFE_NO_PAD.encode("[1,2]"), &b62_encode(NOW)),
+                Error::Malformed(Malformed::Json),
+            ),
+            (
+                sign_raw(&c, &URL_SAFE_NO_PAD.encode("{\"a\":"), &b62_encode(NOW)),
+                Error::Malformed(Malformed::Json),
+            ),
+        ];
+        for (cookie, want) in cases {
+            assert_eq!(c.open(&cookie).unwrap_err(), want, "{want:?}");
+        }
+    }
+
+    #[test]
+    fn decompression_is_capped_and_strict() {
+        let c = codec();
+        let bomb = deflate(&vec![b' '; 1_000_000]).unwrap();
+        let cookie = sign_raw(
+            &c,
+            &format!(".{}", URL_SAFE_NO_PAD.encode(&bomb)),
+            &b62_encode(NOW),
+        );
+        assert_eq!(
+            c.open(&cookie).unwrap_err(),
+            Error::LimitExceeded(Limit::DecompressedSize)
+        );
+
+        let good = deflate(br#"{"a":1}"#).unwrap();
+        assert_eq!(inflate_capped(&good, 7).unwrap(), br#"{"a":1}"#);
+        assert_eq!(
+            inflate_capped(&good, 6).unwrap_err(),
+            Error::LimitExceeded(Limit::DecompressedSize)
+        );
+        for cut in 0..good.len() {
+            assert_eq!(
+                inflate_capped(&good[..cut], 1024).unwrap_err(),
+                Error::Malformed(Malformed::Compression),
+                "cut at {cut}"
+            );
+        }
+        let mut trailing = good.clone();
+        trailing.push(0);
+        assert_eq!(
+            inflate_capped(&trailing, 1024).unwrap_err(),
+            Error::Malformed(Malformed::Compression)
+        );
+    }
+
+    #[test]
+    fn latin1_payload_bytes_are_read_as_django_reads_them() {
+        let c = codec();
+        // Raw UTF-8 "é" is two Latin-1 characters to Django.
+        let raw = "{\"a\":\"\u{e9}\"}".as_bytes();
+        let cookie = sign_raw(&c, &URL_SAFE_NO_PAD.encode(raw), &b62_encode(NOW));
+        assert_eq!(c.open(&cookie).unwrap(), entries(r#"{"a":"Ã©"}"#));
+    }
+
+    #[test]
+    fn empty_secret_is_refused_and_debug_hides_keys() {
+        assert_eq!(
+            DjangoCodec::builder("").build().unwrap_err(),
+            Error::InvalidKey(InvalidKey::TooShort)
+        );
+        let builder = DjangoCodec::builder("topsecret").fallback_secret("oldsecret");
+        assert!(!format!("{builder:?}").contains("secret\""));
+        assert!(!format!("{builder:?}").contains("topsecret"));
+        let c = builder.build().unwrap();
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("topsecret") && !shown.contains("oldsecret"));
+    }
+
+    #[test]
+    fn migration_maps_reserved_keys_and_detects_collisions() {
+        let clock = Arc::new(FixedClock::new(NOW));
+        let sealer = Sealer::builder(crate::KeyRing::new(
+            crate::MasterKey::from_bytes(&[1; 32]).unwrap(),
+        ))
+        .clock(clock)
+        .build()
+        .unwrap();
+        let e = entries(r#"{"_auth_user_id":"1","_auth_user_hash":"h","n":[1,2]}"#);
+        let s = to_sealed_session(&e, &sealer).unwrap();
+        assert_eq!(s.priority("django_auth_user_id"), Some(Priority::Critical));
+        assert_eq!(s.priority("n"), Some(Priority::Normal));
+        assert_eq!(s.get::<Vec<u8>>("n").unwrap(), Some(vec![1, 2]));
+        let clash = entries(r#"{"_x":1,"django_x":2}"#);
+        assert_eq!(
+            to_sealed_session(&clash, &sealer).unwrap_err(),
+            Error::InvalidEntryKey(InvalidEntryKey::Reserved)
+        );
+    }
+}
