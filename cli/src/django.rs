@@ -1,10 +1,104 @@
-//! `sealed-session django …` (placeholder until the Django reader lands).
+//! `sealed-session django …`: open and seal Django `signed_cookies` session
+//! cookies.
+
+use std::io::Read;
+use std::sync::Arc;
+
+use clap::Subcommand;
+use sealed_session::django::{DjangoCodec, DjangoCodecBuilder, DEFAULT_MAX_AGE};
+use sealed_session::FixedClock;
 
 /// Django subcommands.
 #[derive(clap::Args)]
-pub struct DjangoArgs {}
+pub struct DjangoArgs {
+    #[command(subcommand)]
+    command: DjangoCommand,
+}
 
-/// Runs a Django subcommand.
-pub fn run(_args: DjangoArgs) -> Result<(), String> {
-    Err("django support is not built yet".into())
+#[derive(Subcommand)]
+enum DjangoCommand {
+    /// Verify a Django session cookie and print the session as a JSON object.
+    Open {
+        #[command(flatten)]
+        secrets: SecretArgs,
+        /// A secret from SECRET_KEY_FALLBACKS, tried after --secret in the
+        /// order given (repeatable).
+        #[arg(long = "fallback-secret", value_name = "SECRET")]
+        fallback_secrets: Vec<String>,
+        /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE)]
+        max_age: u64,
+        /// The cookie value (what Django sets in the `sessionid` cookie).
+        cookie: String,
+    },
+    /// Read a JSON object on stdin and print it as a Django session cookie value.
+    Seal {
+        #[command(flatten)]
+        secrets: SecretArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct SecretArgs {
+    /// Django's SECRET_KEY.
+    #[arg(long, value_name = "SECRET")]
+    secret: String,
+    /// Current time in Unix seconds (default: the system clock).
+    #[arg(long, value_name = "UNIX_SECS")]
+    now: Option<u64>,
+}
+
+impl SecretArgs {
+    fn builder(&self) -> DjangoCodecBuilder {
+        let builder = DjangoCodec::builder(&self.secret);
+        match self.now {
+            Some(now) => builder.clock(Arc::new(FixedClock::new(now))),
+            None => builder,
+        }
+    }
+}
+
+/// Runs a Django subcommand; the error is one line, without the cookie or
+/// the secrets.
+pub fn run(args: DjangoArgs) -> Result<(), String> {
+    match args.command {
+        DjangoCommand::Open {
+            secrets,
+            fallback_secrets,
+            max_age,
+            cookie,
+        } => {
+            let codec = fallback_secrets
+                .iter()
+                .fold(secrets.builder(), |b, s| b.fallback_secret(s))
+                .max_age(max_age)
+                .build()
+                .map_err(|e| format!("bad secret: {e}"))?;
+            let entries = codec
+                .open(cookie.trim())
+                .map_err(|e| format!("cannot open Django cookie ({}): {e}", e.kind()))?;
+            let json = serde_json::to_string(&entries).map_err(|e| e.to_string())?;
+            println!("{json}");
+        }
+        DjangoCommand::Seal { secrets } => {
+            let codec = secrets
+                .builder()
+                .build()
+                .map_err(|e| format!("bad secret: {e}"))?;
+            let mut input = String::new();
+            std::io::stdin()
+                .read_to_string(&mut input)
+                .map_err(|e| format!("cannot read stdin: {e}"))?;
+            let entries = match serde_json::from_str(&input) {
+                Ok(serde_json::Value::Object(map)) => map,
+                Ok(_) => return Err("stdin is not a JSON object".into()),
+                Err(e) => return Err(format!("stdin is not JSON: {e}")),
+            };
+            let cookie = codec
+                .seal(&entries)
+                .map_err(|e| format!("cannot seal Django cookie ({}): {e}", e.kind()))?;
+            println!("{cookie}");
+        }
+    }
+    Ok(())
 }
