@@ -296,7 +296,10 @@ mod tests {
         let from_hex = MasterKey::from_hex(hex).unwrap();
         let from_b64 = MasterKey::from_base64(&from_hex.to_base64()).unwrap();
         assert_eq!(from_hex.key_id(), from_b64.key_id());
-        assert_eq!(from_hex.key_id(), MasterKey::from_hex(&hex.to_uppercase()).unwrap().key_id());
+        assert_eq!(
+            from_hex.key_id(),
+            MasterKey::from_hex(&hex.to_uppercase()).unwrap().key_id()
+        );
         assert!(MasterKey::from_hex("zz").is_err());
         assert!(MasterKey::from_base64("not base64!").is_err());
     }

@@ -44,6 +44,8 @@
 #![deny(missing_docs)]
 
 mod clock;
+#[cfg(feature = "django")]
+pub mod django;
 mod error;
 mod key;
 mod limits;
@@ -52,14 +54,12 @@ mod random;
 mod sealer;
 mod session;
 pub mod token;
-#[cfg(feature = "django")]
-pub mod django;
 #[cfg(feature = "vectors")]
 pub mod vectors;
 
-pub use clock::{Clock, FixedClock};
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use clock::SystemClock;
+pub use clock::{Clock, FixedClock};
 pub use error::{
     Error, Expired, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError, ValueError,
 };

@@ -359,15 +359,22 @@ mod tests {
 
     #[test]
     fn index_round_trip() {
-        let out = encode(&[("a", Priority::Low, b"\x01"), ("bé", Priority::Critical, b"\x61\x78")]);
+        let out = encode(&[
+            ("a", Priority::Low, b"\x01"),
+            ("bé", Priority::Critical, b"\x61\x78"),
+        ]);
         let idx = index(&out, 10).unwrap();
         assert_eq!(idx.created_at, 10);
         assert_eq!(idx.expires_at, Some(20));
         assert_eq!(idx.entries.len(), 2);
-        let Bytes::Shared(key) = &idx.entries[1].key else { panic!("owned key") };
+        let Bytes::Shared(key) = &idx.entries[1].key else {
+            panic!("owned key")
+        };
         assert_eq!(&out[key.clone()], "bé".as_bytes());
         assert_eq!(idx.entries[1].priority, Priority::Critical);
-        let Value::Resident(Bytes::Shared(value)) = &idx.entries[1].value else { panic!("value") };
+        let Value::Resident(Bytes::Shared(value)) = &idx.entries[1].value else {
+            panic!("value")
+        };
         assert_eq!(&out[value.clone()], b"\x61\x78");
         let expected = entry_len(1, 1) + entry_len(3, 2);
         let fixed = index(&encode(&[]), 10).map(|_| encode(&[]).len()).unwrap();
@@ -377,7 +384,10 @@ mod tests {
     #[test]
     fn rejects_bad_structure() {
         let good = encode(&[("a", Priority::Low, b"\x01")]);
-        assert_eq!(index(&good, 0).unwrap_err(), Error::LimitExceeded(Limit::Entries));
+        assert_eq!(
+            index(&good, 0).unwrap_err(),
+            Error::LimitExceeded(Limit::Entries)
+        );
         for cut in 0..good.len() {
             assert!(index(&good[..cut], 10).is_err(), "cut at {cut}");
         }

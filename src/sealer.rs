@@ -166,7 +166,11 @@ impl SealerBuilder {
     /// Fraction of the idle window after which a session that was only read
     /// is re-sealed anyway (clamped to 0..=1; 1 disables the refresh).
     pub fn refresh_fraction(mut self, fraction: f64) -> Self {
-        self.refresh_fraction = if fraction.is_nan() { 1.0 } else { fraction.clamp(0.0, 1.0) };
+        self.refresh_fraction = if fraction.is_nan() {
+            1.0
+        } else {
+            fraction.clamp(0.0, 1.0)
+        };
         self
     }
 
@@ -332,7 +336,10 @@ impl Sealer {
                 }
             }
         }
-        let expiry = match (indexed.expires_at, indexed.flags & PAYLOAD_FLAG_BROWSER_SESSION != 0) {
+        let expiry = match (
+            indexed.expires_at,
+            indexed.flags & PAYLOAD_FLAG_BROWSER_SESSION != 0,
+        ) {
             (Some(t), _) => Expiry::At(t),
             (None, true) => Expiry::BrowserSession,
             (None, false) => Expiry::Default,
@@ -381,7 +388,9 @@ impl Sealer {
         let now = self.clock.now();
         let is_resident =
             |i: usize| keep[i] && matches!(session.entries[i].value, Value::Resident(_));
-        let resident_count = (0..session.entries.len()).filter(|&i| is_resident(i)).count();
+        let resident_count = (0..session.entries.len())
+            .filter(|&i| is_resident(i))
+            .count();
         let overflow_count = session.entries.len() - resident_count;
         let with_overflow = overflow_ref.is_some() && overflow_count > 0;
 
@@ -460,7 +469,11 @@ impl Sealer {
             + payload::head_len(resident as u64)
             + body;
         if with_overflow {
-            len += 1 + 1 + payload::SESSION_ID_LEN + payload::head_len(overflow_keys as u64) + overflow_body;
+            len += 1
+                + 1
+                + payload::SESSION_ID_LEN
+                + payload::head_len(overflow_keys as u64)
+                + overflow_body;
         }
         len
     }

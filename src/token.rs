@@ -102,7 +102,9 @@ impl TokenHeader {
         }
         let flags = bytes[1];
         if flags & !KNOWN_FLAGS != 0 {
-            return Err(Error::Malformed(Malformed::UnknownFlags(flags & !KNOWN_FLAGS)));
+            return Err(Error::Malformed(Malformed::UnknownFlags(
+                flags & !KNOWN_FLAGS,
+            )));
         }
         let mut key_id = [0u8; KEY_ID_LEN];
         key_id.copy_from_slice(&bytes[2..2 + KEY_ID_LEN]);
@@ -295,7 +297,8 @@ pub fn open(
     .map_err(|_| Error::AuthenticationFailed)?;
 
     if header.is_compressed() {
-        let plaintext = inflate_capped(&buffer[CIPHERTEXT_OFFSET..tag_start], limits.decompressed())?;
+        let plaintext =
+            inflate_capped(&buffer[CIPHERTEXT_OFFSET..tag_start], limits.decompressed())?;
         let len = plaintext.len();
         return Ok(Opened {
             header,
@@ -467,7 +470,12 @@ mod tests {
         let token = seal(&ring(), "a", 5, &text, Compression::Above(100), &rng).unwrap();
         assert!(inspect(&token).unwrap().header.is_compressed());
         assert!(token.len() < 200);
-        assert_eq!(open(&ring(), "a", &token, &Limits::default()).unwrap().plaintext(), &text[..]);
+        assert_eq!(
+            open(&ring(), "a", &token, &Limits::default())
+                .unwrap()
+                .plaintext(),
+            &text[..]
+        );
 
         let mut random = vec![0u8; 500];
         crate::OsRandom.fill(&mut random).unwrap();
@@ -483,22 +491,42 @@ mod tests {
         let rng = Counter(Default::default());
         let text = vec![0u8; 100_000];
         let token = seal(&ring(), "a", 5, &text, Compression::Above(1), &rng).unwrap();
-        let limits = Limits::default().max_token_len(10_000).max_decompressed(99_999);
+        let limits = Limits::default()
+            .max_token_len(10_000)
+            .max_decompressed(99_999);
         assert_eq!(
             open(&ring(), "a", &token, &limits).unwrap_err(),
             Error::LimitExceeded(Limit::DecompressedSize)
         );
         let limits = limits.max_decompressed(100_000);
-        assert_eq!(open(&ring(), "a", &token, &limits).unwrap().plaintext().len(), 100_000);
+        assert_eq!(
+            open(&ring(), "a", &token, &limits)
+                .unwrap()
+                .plaintext()
+                .len(),
+            100_000
+        );
     }
 
     #[test]
     fn strict_base64_and_structure() {
         let limits = Limits::default();
-        assert_eq!(open(&ring(), "a", "AAAA=", &limits).unwrap_err(), Error::Malformed(Malformed::Base64));
-        assert_eq!(open(&ring(), "a", "AA AA", &limits).unwrap_err(), Error::Malformed(Malformed::Base64));
-        assert_eq!(open(&ring(), "a", "AAAA", &limits).unwrap_err(), Error::Malformed(Malformed::Truncated));
+        assert_eq!(
+            open(&ring(), "a", "AAAA=", &limits).unwrap_err(),
+            Error::Malformed(Malformed::Base64)
+        );
+        assert_eq!(
+            open(&ring(), "a", "AA AA", &limits).unwrap_err(),
+            Error::Malformed(Malformed::Base64)
+        );
+        assert_eq!(
+            open(&ring(), "a", "AAAA", &limits).unwrap_err(),
+            Error::Malformed(Malformed::Truncated)
+        );
         let long = "A".repeat(limits.token_len() + 1);
-        assert_eq!(open(&ring(), "a", &long, &limits).unwrap_err(), Error::LimitExceeded(Limit::TokenLength));
+        assert_eq!(
+            open(&ring(), "a", &long, &limits).unwrap_err(),
+            Error::LimitExceeded(Limit::TokenLength)
+        );
     }
 }

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use crate::token::{self, Compression};
-use crate::{Error, Expiry, FixedClock, KeyRing, Limits, MasterKey, Priority, RandomSource, Sealer};
+use crate::{
+    Error, Expiry, FixedClock, KeyRing, Limits, MasterKey, Priority, RandomSource, Sealer,
+};
 
 /// Name of the file holding the format vectors.
 pub const FORMAT_FILE: &str = "format-v1.json";
@@ -311,7 +313,9 @@ fn seal_spec(spec: &ValidSpec) -> Result<String, Error> {
         derive("session-id", spec.name, 16),
         derive("nonce", spec.name, 24),
     ]));
-    let compression = spec.compression.map_or(Compression::Off, Compression::Above);
+    let compression = spec
+        .compression
+        .map_or(Compression::Off, Compression::Above);
     let sealer = sealer(
         KeyRing::new(MasterKey::from_hex(&spec.seal_key)?),
         spec.cookie_name,
@@ -411,7 +415,12 @@ struct InvalidSpec {
     expected_error: &'static str,
 }
 
-fn invalid(name: &'static str, description: &'static str, token: String, expected_error: &'static str) -> InvalidSpec {
+fn invalid(
+    name: &'static str,
+    description: &'static str,
+    token: String,
+    expected_error: &'static str,
+) -> InvalidSpec {
     InvalidSpec {
         name,
         description,
@@ -425,7 +434,13 @@ fn invalid(name: &'static str, description: &'static str, token: String, expecte
 
 /// Seals an arbitrary plaintext with the low-level codec (for payloads the
 /// session API would never write).
-fn seal_raw(name: &str, key: &str, issued_at: u64, plaintext: &[u8], compression: Compression) -> Result<String, Error> {
+fn seal_raw(
+    name: &str,
+    key: &str,
+    issued_at: u64,
+    plaintext: &[u8],
+    compression: Compression,
+) -> Result<String, Error> {
     let ring = KeyRing::new(MasterKey::from_hex(key)?);
     let random = ScriptedRandom::new(vec![derive("nonce", name, 24)]);
     token::seal(&ring, "session", issued_at, plaintext, compression, &random)
@@ -435,13 +450,20 @@ fn seal_raw(name: &str, key: &str, issued_at: u64, plaintext: &[u8], compression
 fn mutate(token: &str, f: impl FnOnce(&mut Vec<u8>)) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
     use base64::Engine as _;
-    let mut bytes = URL_SAFE_NO_PAD.decode(token).expect("generated tokens are valid base64url");
+    let mut bytes = URL_SAFE_NO_PAD
+        .decode(token)
+        .expect("generated tokens are valid base64url");
     f(&mut bytes);
     URL_SAFE_NO_PAD.encode(bytes)
 }
 
 /// A CBOR payload written by hand, for structures the API never produces.
-fn cbor_payload(created_at: u64, flags: u64, entries: &[(&str, u64, &[u8])], entry_count_override: Option<u64>) -> Vec<u8> {
+fn cbor_payload(
+    created_at: u64,
+    flags: u64,
+    entries: &[(&str, u64, &[u8])],
+    entry_count_override: Option<u64>,
+) -> Vec<u8> {
     use ciborium_ll::{simple, Encoder, Header};
     let mut out = Vec::new();
     let mut e = Encoder::from(&mut out);
@@ -468,7 +490,8 @@ pub fn generate() -> Result<Vec<(String, String)>, Error> {
         generator: "cargo run -p sealed-session-cli -- generate-vectors test-vectors".to_owned(),
         vectors: format_vectors()?,
     };
-    let mut text = serde_json::to_string_pretty(&file).map_err(|_| Error::Value(crate::ValueError::Serialize))?;
+    let mut text = serde_json::to_string_pretty(&file)
+        .map_err(|_| Error::Value(crate::ValueError::Serialize))?;
     text.push('\n');
     Ok(vec![(FORMAT_FILE.to_owned(), text)])
 }
@@ -478,48 +501,80 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
     let mut out = Vec::new();
 
     let small = || {
-        ValidSpec::new("small-session", "A typical login: user id (critical), CSRF token (high), locale.")
-            .entry("user_id", Priority::Critical, json!(4217))
-            .entry("csrf", Priority::High, json!("k3Jf9s0aQ1xZp2Lm"))
-            .entry("locale", Priority::Normal, json!("en-GB"))
+        ValidSpec::new(
+            "small-session",
+            "A typical login: user id (critical), CSRF token (high), locale.",
+        )
+        .entry("user_id", Priority::Critical, json!(4217))
+        .entry("csrf", Priority::High, json!("k3Jf9s0aQ1xZp2Lm"))
+        .entry("locale", Priority::Normal, json!("en-GB"))
     };
     let valid_specs = vec![
         ValidSpec::new("empty-session", "A session with no entries."),
         small(),
-        ValidSpec::new("unicode", "Unicode keys and values, including astral-plane characters.")
-            .entry("имя", Priority::Normal, json!("Zoë Ōkubo"))
-            .entry("emoji", Priority::Normal, json!("🍪🔐"))
-            .entry("中文", Priority::Low, json!(["漢字", "かな"])),
-        ValidSpec::new("nested-values", "Maps in arrays in maps, booleans, null, negative and large integers.")
-            .entry("prefs", Priority::Normal, json!({"theme": {"name": "dark", "contrast": [1, 2, 3]}, "beta": true, "tz": null}))
-            .entry("numbers", Priority::Low, json!([-1, 0, 255, 65536, 4294967296_u64, -9007199254740991_i64])),
-        ValidSpec::new("every-priority", "One entry at each of the four priorities.")
-            .entry("a-low", Priority::Low, json!(1))
-            .entry("b-normal", Priority::Normal, json!(2))
-            .entry("c-high", Priority::High, json!(3))
-            .entry("d-critical", Priority::Critical, json!(4)),
+        ValidSpec::new(
+            "unicode",
+            "Unicode keys and values, including astral-plane characters.",
+        )
+        .entry("имя", Priority::Normal, json!("Zoë Ōkubo"))
+        .entry("emoji", Priority::Normal, json!("🍪🔐"))
+        .entry("中文", Priority::Low, json!(["漢字", "かな"])),
+        ValidSpec::new(
+            "nested-values",
+            "Maps in arrays in maps, booleans, null, negative and large integers.",
+        )
+        .entry(
+            "prefs",
+            Priority::Normal,
+            json!({"theme": {"name": "dark", "contrast": [1, 2, 3]}, "beta": true, "tz": null}),
+        )
+        .entry(
+            "numbers",
+            Priority::Low,
+            json!([-1, 0, 255, 65536, 4294967296_u64, -9007199254740991_i64]),
+        ),
+        ValidSpec::new(
+            "every-priority",
+            "One entry at each of the four priorities.",
+        )
+        .entry("a-low", Priority::Low, json!(1))
+        .entry("b-normal", Priority::Normal, json!(2))
+        .entry("c-high", Priority::High, json!(3))
+        .entry("d-critical", Priority::Critical, json!(4)),
         {
-            let mut s = ValidSpec::new("compressed", "A repetitive cart above the compression threshold: flag bit 0 set, raw deflate.");
+            let mut s = ValidSpec::new(
+                "compressed",
+                "A repetitive cart above the compression threshold: flag bit 0 set, raw deflate.",
+            );
             s.compression = Some(256);
             let lines: Vec<Json> = (0..18)
                 .map(|i| json!({"sku": format!("SKU-{:05}", 10_000 + i), "qty": 1 + i % 3, "price_cents": 1999 + i}))
                 .collect();
-            s.entries.push(("cart".into(), Priority::Low, Json::Array(lines)));
+            s.entries
+                .push(("cart".into(), Priority::Low, Json::Array(lines)));
             s
         },
         {
             let mut s = ValidSpec::new("compression-not-smaller", "Compression enabled and above the threshold but incompressible: sent uncompressed, flag clear.");
             s.compression = Some(16);
-            s.entries.push(("noise".into(), Priority::Normal, json!(hex::encode(derive("noise", "x", 32)))));
+            s.entries.push((
+                "noise".into(),
+                Priority::Normal,
+                json!(hex::encode(derive("noise", "x", 32))),
+            ));
             s
         },
         {
-            let mut s = ValidSpec::new("near-4kb", "A session whose token is just under the default 4096-character limit.");
+            let mut s = ValidSpec::new(
+                "near-4kb",
+                "A session whose token is just under the default 4096-character limit.",
+            );
             // 41 entries of 58-character strings: the token lands a little
             // under 4096 characters.
             for i in 0..41 {
                 let value = hex::encode(derive("filler", &i.to_string(), 29));
-                s.entries.push((format!("item-{i:02}"), Priority::Low, json!(value)));
+                s.entries
+                    .push((format!("item-{i:02}"), Priority::Low, json!(value)));
             }
             s
         },
@@ -547,7 +602,8 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         {
             let mut s = small();
             s.name = "refresh-due";
-            s.description = "Issued 40 minutes ago with a one-hour idle timeout: valid, sliding refresh due.";
+            s.description =
+                "Issued 40 minutes ago with a one-hour idle timeout: valid, sliding refresh due.";
             s.issued_at = NOW - 2400;
             s
         },
@@ -561,7 +617,8 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         {
             let mut s = small();
             s.name = "idle-boundary";
-            s.description = "Issued exactly max_idle seconds ago: still valid (expired only when older).";
+            s.description =
+                "Issued exactly max_idle seconds ago: still valid (expired only when older).";
             s.issued_at = NOW - 3600;
             s
         },
@@ -573,40 +630,190 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
     let base = valid_vector(small())?.token;
     let a = key_a();
     let mut inv = vec![
-        invalid("header-version-tampered", "Version byte changed from 1 to 2.", mutate(&base, |b| b[0] = 2), "malformed"),
-        invalid("header-unknown-flag", "Flag bit 1 set (undefined in v1).", mutate(&base, |b| b[1] |= 0b10), "malformed"),
-        invalid("header-compressed-flag-toggled", "Compressed flag set on an uncompressed token: the header is authenticated.", mutate(&base, |b| b[1] |= 0b1), "authentication-failed"),
-        invalid("header-key-id-tampered", "One bit of the key id flipped: no such key.", mutate(&base, |b| b[2] ^= 1), "unknown-key-id"),
-        invalid("header-issued-at-tampered", "Issued-at moved one second: the header is authenticated.", mutate(&base, |b| b[17] ^= 1), "authentication-failed"),
-        invalid("nonce-tampered", "One bit of the nonce flipped.", mutate(&base, |b| b[18] ^= 1), "authentication-failed"),
-        invalid("ciphertext-tampered", "One bit of the ciphertext flipped.", mutate(&base, |b| b[42] ^= 0x80), "authentication-failed"),
-        invalid("tag-tampered", "One bit of the tag flipped.", mutate(&base, |b| { let n = b.len(); b[n - 1] ^= 1 }), "authentication-failed"),
-        invalid("truncated-one-byte", "Last byte removed.", mutate(&base, |b| { b.pop(); }), "authentication-failed"),
-        invalid("truncated-below-overhead", "Cut to 57 bytes, shorter than header, nonce and tag.", mutate(&base, |b| b.truncate(57)), "malformed"),
-        invalid("extended-one-byte", "A zero byte appended.", mutate(&base, |b| b.push(0)), "authentication-failed"),
-        invalid("empty-token", "The empty string.", String::new(), "malformed"),
-        invalid("base64-padding", "Padding '=' appended.", format!("{base}="), "malformed"),
-        invalid("base64-whitespace", "A space inside the token.", format!("{} {}", &base[..10], &base[10..]), "malformed"),
-        invalid("base64-standard-alphabet", "A '+' (standard alphabet) inside the token.", format!("+{}", &base[1..]), "malformed"),
-        invalid("base64-non-canonical", "Last character changed so that unused trailing bits are set.", non_canonical(&base), "malformed"),
-        invalid("unknown-key-id", "Sealed under a key the ring does not hold.", seal_raw("unknown-key-id", &key_c(), NOW - 60, &cbor_payload(NOW - 7200, 0, &[], None), Compression::Off)?, "unknown-key-id"),
+        invalid(
+            "header-version-tampered",
+            "Version byte changed from 1 to 2.",
+            mutate(&base, |b| b[0] = 2),
+            "malformed",
+        ),
+        invalid(
+            "header-unknown-flag",
+            "Flag bit 1 set (undefined in v1).",
+            mutate(&base, |b| b[1] |= 0b10),
+            "malformed",
+        ),
+        invalid(
+            "header-compressed-flag-toggled",
+            "Compressed flag set on an uncompressed token: the header is authenticated.",
+            mutate(&base, |b| b[1] |= 0b1),
+            "authentication-failed",
+        ),
+        invalid(
+            "header-key-id-tampered",
+            "One bit of the key id flipped: no such key.",
+            mutate(&base, |b| b[2] ^= 1),
+            "unknown-key-id",
+        ),
+        invalid(
+            "header-issued-at-tampered",
+            "Issued-at moved one second: the header is authenticated.",
+            mutate(&base, |b| b[17] ^= 1),
+            "authentication-failed",
+        ),
+        invalid(
+            "nonce-tampered",
+            "One bit of the nonce flipped.",
+            mutate(&base, |b| b[18] ^= 1),
+            "authentication-failed",
+        ),
+        invalid(
+            "ciphertext-tampered",
+            "One bit of the ciphertext flipped.",
+            mutate(&base, |b| b[42] ^= 0x80),
+            "authentication-failed",
+        ),
+        invalid(
+            "tag-tampered",
+            "One bit of the tag flipped.",
+            mutate(&base, |b| {
+                let n = b.len();
+                b[n - 1] ^= 1
+            }),
+            "authentication-failed",
+        ),
+        invalid(
+            "truncated-one-byte",
+            "Last byte removed.",
+            mutate(&base, |b| {
+                b.pop();
+            }),
+            "authentication-failed",
+        ),
+        invalid(
+            "truncated-below-overhead",
+            "Cut to 57 bytes, shorter than header, nonce and tag.",
+            mutate(&base, |b| b.truncate(57)),
+            "malformed",
+        ),
+        invalid(
+            "extended-one-byte",
+            "A zero byte appended.",
+            mutate(&base, |b| b.push(0)),
+            "authentication-failed",
+        ),
+        invalid(
+            "empty-token",
+            "The empty string.",
+            String::new(),
+            "malformed",
+        ),
+        invalid(
+            "base64-padding",
+            "Padding '=' appended.",
+            format!("{base}="),
+            "malformed",
+        ),
+        invalid(
+            "base64-whitespace",
+            "A space inside the token.",
+            format!("{} {}", &base[..10], &base[10..]),
+            "malformed",
+        ),
+        invalid(
+            "base64-standard-alphabet",
+            "A '+' (standard alphabet) inside the token.",
+            format!("+{}", &base[1..]),
+            "malformed",
+        ),
+        invalid(
+            "base64-non-canonical",
+            "Last character changed so that unused trailing bits are set.",
+            non_canonical(&base),
+            "malformed",
+        ),
+        invalid(
+            "unknown-key-id",
+            "Sealed under a key the ring does not hold.",
+            seal_raw(
+                "unknown-key-id",
+                &key_c(),
+                NOW - 60,
+                &cbor_payload(NOW - 7200, 0, &[], None),
+                Compression::Off,
+            )?,
+            "unknown-key-id",
+        ),
         {
-            let mut s = invalid("wrong-cookie-name", "Sealed for the cookie name 'session', opened as 'admin'.", base.clone(), "authentication-failed");
+            let mut s = invalid(
+                "wrong-cookie-name",
+                "Sealed for the cookie name 'session', opened as 'admin'.",
+                base.clone(),
+                "authentication-failed",
+            );
             s.cookie_name = "admin";
             s
         },
-        invalid("idle-expired", "Issued 3601 seconds ago with a 3600-second idle timeout.", seal_raw("idle-expired", &a, NOW - 3601, &cbor_payload(NOW - 7200, 0, &[], None), Compression::Off)?, "expired-idle"),
-        invalid("lifetime-expired", "Re-sealed a minute ago but created 86401 seconds ago (lifetime 86400).", seal_raw("lifetime-expired", &a, NOW - 60, &cbor_payload(NOW - 86_401, 0, &[], None), Compression::Off)?, "expired-lifetime"),
-        invalid("session-expired", "The session's own expiry is now (expired at that instant).", {
-            let mut spec = small();
-            spec.name = "session-expired";
-            spec.expiry = Expiry::At(NOW);
-            seal_spec(&spec)?
-        }, "expired-session"),
-        invalid("issued-in-future", "Issued 61 seconds in the future with 60 seconds of allowed skew.", seal_raw("issued-in-future", &a, NOW + 61, &cbor_payload(NOW - 7200, 0, &[], None), Compression::Off)?, "issued-in-future"),
+        invalid(
+            "idle-expired",
+            "Issued 3601 seconds ago with a 3600-second idle timeout.",
+            seal_raw(
+                "idle-expired",
+                &a,
+                NOW - 3601,
+                &cbor_payload(NOW - 7200, 0, &[], None),
+                Compression::Off,
+            )?,
+            "expired-idle",
+        ),
+        invalid(
+            "lifetime-expired",
+            "Re-sealed a minute ago but created 86401 seconds ago (lifetime 86400).",
+            seal_raw(
+                "lifetime-expired",
+                &a,
+                NOW - 60,
+                &cbor_payload(NOW - 86_401, 0, &[], None),
+                Compression::Off,
+            )?,
+            "expired-lifetime",
+        ),
+        invalid(
+            "session-expired",
+            "The session's own expiry is now (expired at that instant).",
+            {
+                let mut spec = small();
+                spec.name = "session-expired";
+                spec.expiry = Expiry::At(NOW);
+                seal_spec(&spec)?
+            },
+            "expired-session",
+        ),
+        invalid(
+            "issued-in-future",
+            "Issued 61 seconds in the future with 60 seconds of allowed skew.",
+            seal_raw(
+                "issued-in-future",
+                &a,
+                NOW + 61,
+                &cbor_payload(NOW - 7200, 0, &[], None),
+                Compression::Off,
+            )?,
+            "issued-in-future",
+        ),
         {
             let bomb = vec![0u8; 1 << 20];
-            let mut s = invalid("decompression-bomb", "1 MiB of zeros deflated to about 1 KiB; the cap is 64 KiB.", seal_raw("decompression-bomb", &a, NOW - 60, &bomb, Compression::Above(1))?, "limit-exceeded");
+            let mut s = invalid(
+                "decompression-bomb",
+                "1 MiB of zeros deflated to about 1 KiB; the cap is 64 KiB.",
+                seal_raw(
+                    "decompression-bomb",
+                    &a,
+                    NOW - 60,
+                    &bomb,
+                    Compression::Above(1),
+                )?,
+                "limit-exceeded",
+            );
             s.limits.max_token_len = 8192;
             s
         },
@@ -615,25 +822,126 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             s.limits.max_token_len = base.len() - 1;
             s
         },
-        invalid("malformed-cbor", "Authenticates, but the plaintext is not CBOR of the v1 schema.", seal_raw("malformed-cbor", &a, NOW - 60, b"\xff\x00not cbor", Compression::Off)?, "malformed"),
-        invalid("cbor-trailing-bytes", "Authenticates; a valid payload followed by one extra byte.", seal_raw("cbor-trailing-bytes", &a, NOW - 60, &{ let mut p = cbor_payload(NOW - 7200, 0, &[], None); p.push(0); p }, Compression::Off)?, "malformed"),
-        invalid("cbor-duplicate-key", "Authenticates; the same key twice.", seal_raw("cbor-duplicate-key", &a, NOW - 60, &cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01"), ("k", 1, b"\x02")], None), Compression::Off)?, "malformed"),
-        invalid("cbor-bad-priority", "Authenticates; priority 4 does not exist.", seal_raw("cbor-bad-priority", &a, NOW - 60, &cbor_payload(NOW - 7200, 0, &[("k", 4, b"\x01")], None), Compression::Off)?, "malformed"),
-        invalid("cbor-unknown-payload-flag", "Authenticates; payload flag bit 1 set.", seal_raw("cbor-unknown-payload-flag", &a, NOW - 60, &cbor_payload(NOW - 7200, 2, &[], None), Compression::Off)?, "malformed"),
-        invalid("cbor-entry-count-lie", "Authenticates; declares 2^32 entries: refused before allocating.", seal_raw("cbor-entry-count-lie", &a, NOW - 60, &cbor_payload(NOW - 7200, 0, &[], Some(1 << 32)), Compression::Off)?, "limit-exceeded"),
+        invalid(
+            "malformed-cbor",
+            "Authenticates, but the plaintext is not CBOR of the v1 schema.",
+            seal_raw(
+                "malformed-cbor",
+                &a,
+                NOW - 60,
+                b"\xff\x00not cbor",
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-trailing-bytes",
+            "Authenticates; a valid payload followed by one extra byte.",
+            seal_raw(
+                "cbor-trailing-bytes",
+                &a,
+                NOW - 60,
+                &{
+                    let mut p = cbor_payload(NOW - 7200, 0, &[], None);
+                    p.push(0);
+                    p
+                },
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-duplicate-key",
+            "Authenticates; the same key twice.",
+            seal_raw(
+                "cbor-duplicate-key",
+                &a,
+                NOW - 60,
+                &cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01"), ("k", 1, b"\x02")], None),
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-bad-priority",
+            "Authenticates; priority 4 does not exist.",
+            seal_raw(
+                "cbor-bad-priority",
+                &a,
+                NOW - 60,
+                &cbor_payload(NOW - 7200, 0, &[("k", 4, b"\x01")], None),
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-unknown-payload-flag",
+            "Authenticates; payload flag bit 1 set.",
+            seal_raw(
+                "cbor-unknown-payload-flag",
+                &a,
+                NOW - 60,
+                &cbor_payload(NOW - 7200, 2, &[], None),
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-entry-count-lie",
+            "Authenticates; declares 2^32 entries: refused before allocating.",
+            seal_raw(
+                "cbor-entry-count-lie",
+                &a,
+                NOW - 60,
+                &cbor_payload(NOW - 7200, 0, &[], Some(1 << 32)),
+                Compression::Off,
+            )?,
+            "limit-exceeded",
+        ),
         {
-            let entries: Vec<(String, u64, Vec<u8>)> = (0..257).map(|i| (format!("k{i}"), 1, vec![0x01])).collect();
-            let borrowed: Vec<(&str, u64, &[u8])> = entries.iter().map(|(k, p, v)| (k.as_str(), *p, &v[..])).collect();
-            invalid("too-many-entries", "Authenticates; 257 entries against a limit of 256.", seal_raw("too-many-entries", &a, NOW - 60, &cbor_payload(NOW - 7200, 0, &borrowed, None), Compression::Off)?, "limit-exceeded")
+            let entries: Vec<(String, u64, Vec<u8>)> =
+                (0..257).map(|i| (format!("k{i}"), 1, vec![0x01])).collect();
+            let borrowed: Vec<(&str, u64, &[u8])> = entries
+                .iter()
+                .map(|(k, p, v)| (k.as_str(), *p, &v[..]))
+                .collect();
+            invalid(
+                "too-many-entries",
+                "Authenticates; 257 entries against a limit of 256.",
+                seal_raw(
+                    "too-many-entries",
+                    &a,
+                    NOW - 60,
+                    &cbor_payload(NOW - 7200, 0, &borrowed, None),
+                    Compression::Off,
+                )?,
+                "limit-exceeded",
+            )
         },
-        invalid("created-after-issued", "Authenticates; created-at later than issued-at.", seal_raw("created-after-issued", &a, NOW - 60, &cbor_payload(NOW - 30, 0, &[], None), Compression::Off)?, "malformed"),
-        invalid("bad-deflate", "Authenticates; compressed flag set but the payload is not raw deflate.", {
-            let ring = KeyRing::new(MasterKey::from_hex(&a)?);
-            // Seal with compression of a compressible text, then check the
-            // flag; the payload below is sealed by hand with the flag set.
-            let random = ScriptedRandom::new(vec![derive("nonce", "bad-deflate", 24)]);
-            seal_with_flag(&ring, &random, NOW - 60, b"\xff\xff\xff\xff not deflate")?
-        }, "malformed"),
+        invalid(
+            "created-after-issued",
+            "Authenticates; created-at later than issued-at.",
+            seal_raw(
+                "created-after-issued",
+                &a,
+                NOW - 60,
+                &cbor_payload(NOW - 30, 0, &[], None),
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "bad-deflate",
+            "Authenticates; compressed flag set but the payload is not raw deflate.",
+            {
+                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
+                // Seal with compression of a compressible text, then check the
+                // flag; the payload below is sealed by hand with the flag set.
+                let random = ScriptedRandom::new(vec![derive("nonce", "bad-deflate", 24)]);
+                seal_with_flag(&ring, &random, NOW - 60, b"\xff\xff\xff\xff not deflate")?
+            },
+            "malformed",
+        ),
     ];
     for spec in inv.drain(..) {
         let mut v = Vector {
@@ -661,8 +969,20 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
 
 /// Seals `payload` with the compressed flag set without compressing it: a
 /// token that authenticates but does not inflate.
-fn seal_with_flag(ring: &KeyRing, random: &dyn RandomSource, issued_at: u64, payload: &[u8]) -> Result<String, Error> {
-    token::seal_flagged(ring, "session", issued_at, payload, token::FLAG_COMPRESSED, random)
+fn seal_with_flag(
+    ring: &KeyRing,
+    random: &dyn RandomSource,
+    issued_at: u64,
+    payload: &[u8],
+) -> Result<String, Error> {
+    token::seal_flagged(
+        ring,
+        "session",
+        issued_at,
+        payload,
+        token::FLAG_COMPRESSED,
+        random,
+    )
 }
 
 fn non_canonical(token: &str) -> String {
@@ -707,7 +1027,8 @@ pub fn check_dir(dir: &Path) -> Result<Vec<Outcome>, String> {
     files.sort();
     let mut outcomes = Vec::new();
     for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
         outcomes.extend(check_text(&path, &text)?);
     }
     Ok(outcomes)
@@ -716,7 +1037,10 @@ pub fn check_dir(dir: &Path) -> Result<Vec<Outcome>, String> {
 /// Checkers for other vector files (by file name), registered by other
 /// modules of the crate.
 fn check_text(path: &Path, text: &str) -> Result<Vec<Outcome>, String> {
-    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .unwrap_or_default();
     if name == FORMAT_FILE {
         let file: VectorFile = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
         return Ok(check(&file));
@@ -737,19 +1061,30 @@ fn check_one(v: &Vector) -> Result<(), String> {
 }
 
 fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Result<(), String> {
-    let header = token::inspect(&v.token).map_err(|e| e.kind().to_owned())?.header;
+    let header = token::inspect(&v.token)
+        .map_err(|e| e.kind().to_owned())?
+        .header;
     let expires_at = match session.expiry() {
         Expiry::At(t) => Some(t),
         _ => None,
     };
     let checks = [
-        ("session_id", hex::encode(session.id().as_bytes()) == expected.session_id),
+        (
+            "session_id",
+            hex::encode(session.id().as_bytes()) == expected.session_id,
+        ),
         ("created_at", session.created_at() == expected.created_at),
         ("issued_at", header.issued_at == expected.issued_at),
         ("expires_at", expires_at == expected.expires_at),
-        ("browser_session", (session.expiry() == Expiry::BrowserSession) == expected.browser_session),
+        (
+            "browser_session",
+            (session.expiry() == Expiry::BrowserSession) == expected.browser_session,
+        ),
         ("compressed", header.is_compressed() == expected.compressed),
-        ("used_fallback", session.opened_with_fallback() == expected.used_fallback),
+        (
+            "used_fallback",
+            session.opened_with_fallback() == expected.used_fallback,
+        ),
         ("refresh_due", session.refresh_due() == expected.refresh_due),
         ("entry count", session.len() == expected.entries.len()),
     ];
@@ -777,7 +1112,8 @@ fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Res
     // The other direction: sealing the same session with the same nonce
     // must give the same token, byte for byte.
     if let Some(sealing) = &v.sealing {
-        let resealed = reseal(v, expected, sealing).map_err(|e| format!("re-seal failed: {}", e.kind()))?;
+        let resealed =
+            reseal(v, expected, sealing).map_err(|e| format!("re-seal failed: {}", e.kind()))?;
         if resealed != v.token {
             return Err("re-sealing gives a different token".into());
         }
@@ -794,13 +1130,18 @@ fn reseal(v: &Vector, expected: &Expected, sealing: &Sealing) -> Result<String, 
         &v.cookie_name,
         &v.limits,
         &v.policy,
-        sealing.compression_threshold.map_or(Compression::Off, Compression::Above),
+        sealing
+            .compression_threshold
+            .map_or(Compression::Off, Compression::Above),
         clock.clone(),
         Arc::new(ScriptedRandom::new(vec![session_id, nonce])),
     )?;
     let mut session = sealer.new_session()?;
     for entry in &expected.entries {
-        let priority = entry.priority.parse::<Priority>().map_err(|_| Error::Value(crate::ValueError::Deserialize))?;
+        let priority = entry
+            .priority
+            .parse::<Priority>()
+            .map_err(|_| Error::Value(crate::ValueError::Deserialize))?;
         session.insert_with_priority(&entry.key, &entry.value, priority)?;
     }
     session.set_expiry(match (expected.expires_at, expected.browser_session) {

@@ -29,12 +29,19 @@ fn every_vector_passes() {
     let outcomes = vectors::check_dir(dir()).expect("vector files readable");
     let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
     assert!(failures.is_empty(), "{failures:#?}");
-    let format: vectors::VectorFile = serde_json::from_str(
-        &std::fs::read_to_string(dir().join(vectors::FORMAT_FILE)).unwrap(),
-    )
-    .unwrap();
-    let invalid = format.vectors.iter().filter(|v| v.expected_error.is_some()).count();
-    assert!(format.vectors.len() >= 35 && invalid >= 18, "{} vectors, {invalid} invalid", format.vectors.len());
+    let format: vectors::VectorFile =
+        serde_json::from_str(&std::fs::read_to_string(dir().join(vectors::FORMAT_FILE)).unwrap())
+            .unwrap();
+    let invalid = format
+        .vectors
+        .iter()
+        .filter(|v| v.expected_error.is_some())
+        .count();
+    assert!(
+        format.vectors.len() >= 35 && invalid >= 18,
+        "{} vectors, {invalid} invalid",
+        format.vectors.len()
+    );
 }
 
 #[test]
@@ -43,17 +50,37 @@ fn a_changed_vector_is_caught() {
     let text = std::fs::read_to_string(dir().join(vectors::FORMAT_FILE)).unwrap();
     let file: vectors::VectorFile = serde_json::from_str(&text).unwrap();
     let mut valid = file.clone();
-    let v = valid.vectors.iter_mut().find(|v| v.name == "small-session").unwrap();
+    let v = valid
+        .vectors
+        .iter_mut()
+        .find(|v| v.name == "small-session")
+        .unwrap();
     v.expected.as_mut().unwrap().entries[0].value = serde_json::json!(4218);
     let mut invalid = file.clone();
-    let v = invalid.vectors.iter_mut().find(|v| v.name == "tag-tampered").unwrap();
+    let v = invalid
+        .vectors
+        .iter_mut()
+        .find(|v| v.name == "tag-tampered")
+        .unwrap();
     v.expected_error = Some("malformed".into());
     let mut resealed = file;
-    let v = resealed.vectors.iter_mut().find(|v| v.name == "compressed").unwrap();
+    let v = resealed
+        .vectors
+        .iter_mut()
+        .find(|v| v.name == "compressed")
+        .unwrap();
     v.sealing.as_mut().unwrap().nonce = "00".repeat(24);
-    for (broken, name) in [(valid, "small-session"), (invalid, "tag-tampered"), (resealed, "compressed")] {
+    for (broken, name) in [
+        (valid, "small-session"),
+        (invalid, "tag-tampered"),
+        (resealed, "compressed"),
+    ] {
         let outcomes = vectors::check(&broken);
-        let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).map(|o| o.name.as_str()).collect();
+        let failed: Vec<_> = outcomes
+            .iter()
+            .filter(|o| o.failure.is_some())
+            .map(|o| o.name.as_str())
+            .collect();
         assert_eq!(failed, [name]);
     }
 }

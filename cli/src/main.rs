@@ -5,9 +5,7 @@
 mod django;
 
 use clap::{Parser, Subcommand};
-use sealed_session::{
-    token, Compression, Error, FixedClock, KeyRing, MasterKey, Priority, Sealer,
-};
+use sealed_session::{token, Compression, Error, FixedClock, KeyRing, MasterKey, Priority, Sealer};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -128,7 +126,15 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let info = token::inspect(token.trim())?;
             let h = info.header;
             println!("version: {}", h.version);
-            println!("flags: {:#04x}{}", h.flags, if h.is_compressed() { " (compressed)" } else { "" });
+            println!(
+                "flags: {:#04x}{}",
+                h.flags,
+                if h.is_compressed() {
+                    " (compressed)"
+                } else {
+                    ""
+                }
+            );
             println!("key id: {}", h.key_id);
             println!("issued at: {}", h.issued_at);
             println!("token length: {} characters", info.token_len);
@@ -138,9 +144,17 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             let outcomes = sealed_session::vectors::check_dir(&dir)?;
             let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
             for o in &failed {
-                println!("FAIL {}: {}", o.name, o.failure.as_deref().unwrap_or_default());
+                println!(
+                    "FAIL {}: {}",
+                    o.name,
+                    o.failure.as_deref().unwrap_or_default()
+                );
             }
-            println!("{} passed, {} failed", outcomes.len() - failed.len(), failed.len());
+            println!(
+                "{} passed, {} failed",
+                outcomes.len() - failed.len(),
+                failed.len()
+            );
             if !failed.is_empty() || outcomes.is_empty() {
                 return Ok(ExitCode::FAILURE);
             }
@@ -148,7 +162,8 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::GenerateVectors { dir } => {
             for (name, text) in sealed_session::vectors::generate()? {
                 let path = dir.join(&name);
-                std::fs::write(&path, text).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                std::fs::write(&path, text)
+                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }
@@ -179,9 +194,9 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
         let (key, level) = spec
             .split_once('=')
             .ok_or_else(|| format!("bad --priority {spec:?}: expected KEY=LEVEL"))?;
-        let level: Priority = level
-            .parse()
-            .map_err(|_| format!("bad priority level {level:?}: expected low, normal, high or critical"))?;
+        let level: Priority = level.parse().map_err(|_| {
+            format!("bad priority level {level:?}: expected low, normal, high or critical")
+        })?;
         priorities.push((key.to_owned(), level));
     }
     let mut input = String::new();
