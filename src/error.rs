@@ -256,6 +256,9 @@ pub enum StoreError {
     /// The stored blob failed authentication: altered, or bound to another
     /// session or reference.
     Rejected,
+    /// The entry lives in the overflow store and was not loaded: call
+    /// `Sealer::load_overflow` first (the HTTP layer does this for you).
+    NotLoaded,
 }
 
 impl fmt::Display for StoreError {
@@ -264,6 +267,7 @@ impl fmt::Display for StoreError {
             StoreError::Unavailable => "unavailable",
             StoreError::Missing => "entry missing or expired",
             StoreError::Rejected => "entry rejected (altered or bound to another session)",
+            StoreError::NotLoaded => "overflowed entry not loaded from the store",
         })
     }
 }

@@ -43,7 +43,9 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+mod budget;
 mod clock;
+mod cookie;
 #[cfg(feature = "django")]
 pub mod django;
 mod error;
@@ -51,15 +53,20 @@ mod key;
 mod limits;
 mod payload;
 mod random;
+mod save;
 mod sealer;
 mod session;
+pub mod store;
 pub mod token;
 #[cfg(feature = "vectors")]
 pub mod vectors;
 
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use clock::SystemClock;
+pub use budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 pub use clock::{Clock, FixedClock};
+pub use cookie::{header_len, CookieSettings, DEFAULT_BUDGET, SET_COOKIE_PREFIX_LEN};
+pub use ::cookie::SameSite;
 pub use error::{
     Error, Expired, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError, ValueError,
 };

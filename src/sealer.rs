@@ -5,6 +5,8 @@ use core::time::Duration;
 use std::sync::Arc;
 
 use crate::clock::Clock;
+use crate::cookie::{CookieSettings, DEFAULT_BUDGET};
+use crate::store::{OverflowStore, RevocationCheck};
 use crate::error::Expired;
 use crate::payload::{self, PayloadWriter, PAYLOAD_FLAG_BROWSER_SESSION};
 use crate::random::RandomSource;
@@ -58,13 +60,18 @@ pub(crate) struct TimePolicy {
 /// # Ok::<(), Error>(())
 /// ```
 pub struct Sealer {
-    ring: KeyRing,
-    cookie_name: String,
-    limits: Limits,
-    policy: TimePolicy,
-    compression: Compression,
-    clock: Arc<dyn Clock>,
-    random: Arc<dyn RandomSource>,
+    pub(crate) ring: KeyRing,
+    pub(crate) cookie_name: String,
+    pub(crate) limits: Limits,
+    pub(crate) policy: TimePolicy,
+    pub(crate) compression: Compression,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) random: Arc<dyn RandomSource>,
+    pub(crate) cookie: CookieSettings,
+    pub(crate) budget: usize,
+    pub(crate) overflow_store: Option<Arc<dyn OverflowStore>>,
+    pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
+    pub(crate) user_key: Option<String>,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -75,6 +82,10 @@ impl core::fmt::Debug for Sealer {
             .field("limits", &self.limits)
             .field("policy", &self.policy)
             .field("compression", &self.compression)
+            .field("cookie", &self.cookie)
+            .field("budget", &self.budget)
+            .field("overflow_store", &self.overflow_store.is_some())
+            .field("revocation", &self.revocation.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -92,13 +103,20 @@ pub struct SealerBuilder {
     compression: Compression,
     clock: Option<Arc<dyn Clock>>,
     random: Option<Arc<dyn RandomSource>>,
+    cookie: CookieSettings,
+    budget: usize,
+    overflow_store: Option<Arc<dyn OverflowStore>>,
+    revocation: Option<Arc<dyn RevocationCheck>>,
+    user_key: Option<String>,
 }
 
 impl Sealer {
     /// Starts configuring a sealer with this key ring and the defaults:
     /// cookie name `session`, idle timeout two weeks, absolute lifetime 30
     /// days, clock skew 60 s, sliding refresh after half the idle window,
-    /// compression off, [`Limits::default`], the system clock and the OS
+    /// compression off, [`Limits::default`], secure cookie attributes
+    /// ([`CookieSettings::default`]), a 4096-byte `Set-Cookie` budget, no
+    /// overflow store, no revocation check, the system clock and the OS
     /// random generator.
     pub fn builder(ring: KeyRing) -> SealerBuilder {
         SealerBuilder {
@@ -112,6 +130,11 @@ impl Sealer {
             compression: Compression::Off,
             clock: None,
             random: None,
+            cookie: CookieSettings::default(),
+            budget: DEFAULT_BUDGET,
+            overflow_store: None,
+            revocation: None,
+            user_key: None,
         }
     }
 }
@@ -192,6 +215,36 @@ impl SealerBuilder {
         self
     }
 
+    /// Attributes of the cookie (path, domain, SameSite, …).
+    pub fn cookie_settings(mut self, settings: CookieSettings) -> Self {
+        self.cookie = settings;
+        self
+    }
+
+    /// Most bytes the whole `Set-Cookie` header may take (default 4096).
+    /// Saving drops (or moves to the overflow store) low-priority entries
+    /// to stay within it, and never emits a larger header.
+    pub fn budget(mut self, bytes: usize) -> Self {
+        self.budget = bytes;
+        self
+    }
+
+    /// A server-side store for entries that do not fit; used by
+    /// [`Sealer::save_async`].
+    pub fn overflow_store(mut self, store: Arc<dyn OverflowStore>) -> Self {
+        self.overflow_store = Some(store);
+        self
+    }
+
+    /// A revocation check consulted by [`Sealer::open_async`]; `user_key`
+    /// names the (critical) entry holding the user id, passed to the check
+    /// for "log out everywhere".
+    pub fn revocation(mut self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
+        self.revocation = Some(check);
+        self.user_key = user_key.map(str::to_owned);
+        self
+    }
+
     /// Builds the sealer. On `wasm32-unknown-unknown` a clock and a random
     /// source must have been supplied ([`Error::Random`] otherwise).
     pub fn build(self) -> Result<Sealer, Error> {
@@ -223,6 +276,11 @@ impl SealerBuilder {
             compression: self.compression,
             clock,
             random,
+            cookie: self.cookie,
+            budget: self.budget,
+            overflow_store: self.overflow_store,
+            revocation: self.revocation,
+            user_key: self.user_key,
         })
     }
 }
@@ -263,10 +321,6 @@ impl Sealer {
         self.clock.now()
     }
 
-    pub(crate) fn random(&self) -> &dyn RandomSource {
-        &*self.random
-    }
-
     /// A new, empty session with a fresh random id, created now.
     pub fn new_session(&self) -> Result<Session, Error> {
         let now = self.clock.now();
@@ -278,8 +332,7 @@ impl Sealer {
             expiry: Expiry::Default,
             buffer: Vec::new(),
             entries: Vec::new(),
-            overflow_ref: None,
-            previous_overflow_ref: None,
+            overflow: None,
             modified: false,
             refresh_due: false,
             opened_with_fallback: false,
@@ -353,8 +406,9 @@ impl Sealer {
             expiry,
             buffer,
             entries: indexed.entries,
-            overflow_ref: indexed.overflow_ref,
-            previous_overflow_ref: None,
+            overflow: indexed
+                .overflow_ref
+                .map(|r| (SessionId::from_bytes(indexed.session_id), r)),
             modified: false,
             refresh_due,
             opened_with_fallback: used_fallback,
@@ -399,7 +453,7 @@ impl Sealer {
             Expiry::At(t) => (Some(t), 0),
             Expiry::BrowserSession => (None, PAYLOAD_FLAG_BROWSER_SESSION),
         };
-        let payload_len = self.payload_len(session, keep, with_overflow);
+        let payload_len = self.payload_len_for(session, keep, with_overflow);
         let mut buffer = Vec::with_capacity(OVERHEAD + payload_len);
         buffer.resize(CIPHERTEXT_OFFSET, 0);
         let mut writer = PayloadWriter::begin(
@@ -437,7 +491,12 @@ impl Sealer {
     }
 
     /// Exact plaintext length of what `seal_selected` writes.
-    fn payload_len(&self, session: &Session, keep: &[bool], with_overflow: bool) -> usize {
+    pub(crate) fn payload_len_for(
+        &self,
+        session: &Session,
+        keep: &[bool],
+        with_overflow: bool,
+    ) -> usize {
         let expires = match session.expiry {
             Expiry::At(t) => payload::head_len(t),
             _ => 1,

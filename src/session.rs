@@ -122,8 +122,9 @@ pub struct Session {
     pub(crate) expiry: Expiry,
     pub(crate) buffer: Vec<u8>,
     pub(crate) entries: Vec<Entry>,
-    pub(crate) overflow_ref: Option<[u8; SESSION_ID_LEN]>,
-    pub(crate) previous_overflow_ref: Option<[u8; SESSION_ID_LEN]>,
+    /// The overflow blob this session's cookie refers to: the session id it
+    /// is bound to (the id when it was written) and its reference.
+    pub(crate) overflow: Option<(SessionId, [u8; SESSION_ID_LEN])>,
     pub(crate) modified: bool,
     pub(crate) refresh_due: bool,
     pub(crate) opened_with_fallback: bool,
@@ -194,15 +195,16 @@ impl Session {
     /// Reads and decodes a value; `Ok(None)` if the key is absent.
     ///
     /// Fails with [`Error::Value`] if the stored value is not a `T`, and with
-    /// [`Error::Store`] if the entry lives in the overflow store and has not
-    /// been loaded (see [`Sealer::load_overflow`](crate::Sealer::load_overflow)).
+    /// [`StoreError::NotLoaded`](crate::StoreError::NotLoaded) if the entry
+    /// lives in the overflow store and has not been loaded (see
+    /// [`Sealer::load_overflow`](crate::Sealer::load_overflow)).
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let Some(i) = self.position(key) else {
             return Ok(None);
         };
         match self.resident_value(&self.entries[i]) {
             Some(bytes) => decode_value(bytes, self.limits.depth()).map(Some),
-            None => Err(Error::Store(crate::error::StoreError::Missing)),
+            None => Err(Error::Store(crate::error::StoreError::NotLoaded)),
         }
     }
 
@@ -307,6 +309,19 @@ impl Session {
         Ok(value)
     }
 
+    /// Whether this entry lives in the overflow store and is not loaded yet.
+    pub fn is_overflowed(&self, key: &str) -> bool {
+        self.position(key)
+            .is_some_and(|i| matches!(self.entries[i].value, Value::Overflowed))
+    }
+
+    /// Whether any entry lives in the overflow store and is not loaded yet.
+    pub fn has_unloaded_overflow(&self) -> bool {
+        self.entries
+            .iter()
+            .any(|e| matches!(e.value, Value::Overflowed))
+    }
+
     /// Whether the session has this key (cookie-resident or overflowed).
     pub fn contains(&self, key: &str) -> bool {
         self.position(key).is_some()
@@ -348,7 +363,6 @@ impl Session {
         self.id = SessionId::random(&*self.random)?;
         self.created_at = self.now;
         self.expiry = Expiry::Default;
-        self.forget_overflow();
         self.flushed = true;
         self.modified = true;
         Ok(())
@@ -357,16 +371,11 @@ impl Session {
     /// Takes a new id and keeps the data: call it at login, against session
     /// fixation.
     pub fn cycle_id(&mut self) -> Result<(), Error> {
+        // An overflow blob bound to the old id is rewritten on the next
+        // save and the old one deleted.
         self.id = SessionId::random(&*self.random)?;
-        self.forget_overflow();
         self.modified = true;
         Ok(())
-    }
-
-    fn forget_overflow(&mut self) {
-        if let Some(old) = self.overflow_ref.take() {
-            self.previous_overflow_ref.get_or_insert(old);
-        }
     }
 
     /// Sets when the session ends (see [`Expiry`]).
@@ -391,13 +400,17 @@ impl Session {
     /// idle timeout, the time left in the absolute lifetime and the time
     /// left before its own expiry. `None` if no limit applies.
     pub fn expiry_age(&self) -> Option<u64> {
+        self.expiry_age_at(self.now)
+    }
+
+    pub(crate) fn expiry_age_at(&self, now: u64) -> Option<u64> {
         let idle = self.policy.max_idle;
         let lifetime = self
             .policy
             .max_lifetime
-            .map(|l| self.created_at.saturating_add(l).saturating_sub(self.now));
+            .map(|l| self.created_at.saturating_add(l).saturating_sub(now));
         let own = match self.expiry {
-            Expiry::At(t) => Some(t.saturating_sub(self.now)),
+            Expiry::At(t) => Some(t.saturating_sub(now)),
             _ => None,
         };
         [idle, lifetime, own].into_iter().flatten().min()

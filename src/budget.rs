@@ -1,0 +1,106 @@
+//! Fitting a session into the `Set-Cookie` budget by priority.
+//!
+//! Drop order (documented in `docs/FORMAT.md` and pinned by
+//! `test-vectors/budget-v1.json`): entries that may be dropped (every
+//! priority but critical) are ordered by priority, lowest first; within one
+//! priority the largest encoded entry goes first (fewest entries lost), and
+//! equal sizes go in descending byte order of the key. Entries are taken
+//! off in that order until the header fits; nothing else is ever removed.
+
+use core::cmp::Reverse;
+
+use crate::payload::Priority;
+
+/// What happened to the entries of a session on save.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SaveReport {
+    /// Entries left out of the cookie and lost, in drop order.
+    pub dropped: Vec<RemovedEntry>,
+    /// Entries moved to the overflow store, in the same order.
+    pub overflowed: Vec<RemovedEntry>,
+    /// Bytes of the `Set-Cookie` header sent (`Set-Cookie: ` included);
+    /// 0 when nothing is sent.
+    pub header_len: usize,
+    /// The budget in force.
+    pub budget: usize,
+}
+
+impl SaveReport {
+    /// Whether every entry made it into the cookie (or the store).
+    pub fn is_complete(&self) -> bool {
+        self.dropped.is_empty()
+    }
+}
+
+/// An entry that did not stay in the cookie.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RemovedEntry {
+    /// Its key.
+    pub key: String,
+    /// Its priority.
+    pub priority: Priority,
+    /// Bytes it took in the payload (key, priority and value, CBOR-encoded).
+    pub size: usize,
+}
+
+/// What to send to the client after a save.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CookieAction {
+    /// Nothing changed: send no `Set-Cookie`.
+    Unchanged,
+    /// Send this cookie string as a `Set-Cookie` header.
+    Set(String),
+    /// The session was flushed: send this deletion cookie string.
+    Delete(String),
+}
+
+impl CookieAction {
+    /// The `Set-Cookie` header value to send, if any.
+    pub fn header_value(&self) -> Option<&str> {
+        match self {
+            CookieAction::Unchanged => None,
+            CookieAction::Set(s) | CookieAction::Delete(s) => Some(s),
+        }
+    }
+}
+
+/// The result of [`Sealer::save`](crate::Sealer::save).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Saved {
+    /// What to send.
+    pub action: CookieAction,
+    /// What was dropped or moved, and the final size.
+    pub report: SaveReport,
+}
+
+/// The order in which entries are removed to fit: indices into `entries`
+/// (`(key, priority, encoded size)`), critical entries excluded.
+pub fn drop_order(entries: &[(&str, Priority, usize)]) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..entries.len())
+        .filter(|&i| entries[i].1 != Priority::Critical)
+        .collect();
+    order.sort_by_key(|&i| {
+        let (key, priority, size) = entries[i];
+        (priority, Reverse(size), Reverse(key.as_bytes()))
+    });
+    order
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lowest_priority_then_largest_then_key() {
+        let entries = [
+            ("a", Priority::Normal, 10),
+            ("b", Priority::Low, 5),
+            ("c", Priority::Low, 50),
+            ("d", Priority::Critical, 999),
+            ("e", Priority::Low, 5),
+            ("f", Priority::High, 1),
+        ];
+        let order: Vec<&str> = drop_order(&entries).iter().map(|&i| entries[i].0).collect();
+        assert_eq!(order, ["c", "e", "b", "a", "f"]);
+    }
+}

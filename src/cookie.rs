@@ -1,0 +1,146 @@
+//! Cookie attributes and the exact `Set-Cookie` header the budget counts.
+//!
+//! Headers are built with the `cookie` crate; the size budget is measured on
+//! the header exactly as it will be sent.
+
+use cookie::{time, Cookie, SameSite};
+
+/// Bytes of `Set-Cookie: ` that precede the cookie string on the wire.
+pub const SET_COOKIE_PREFIX_LEN: usize = "Set-Cookie: ".len();
+/// The default budget for the whole `Set-Cookie` header: 4096 bytes, the
+/// size browsers are required to keep (RFC 6265 §6.1).
+pub const DEFAULT_BUDGET: usize = 4096;
+
+/// Attributes of the session cookie, with secure defaults: `HttpOnly`,
+/// `Secure`, `SameSite=Lax`, `Path=/`, no `Domain`, persistent (`Max-Age`
+/// follows the session's expiry).
+///
+/// A cookie name starting with `__Host-` forces `Secure`, `Path=/` and no
+/// `Domain`; one starting with `__Secure-` forces `Secure` (the browsers'
+/// rules for those prefixes).
+///
+/// ```
+/// use sealed_session::{CookieSettings, SameSite};
+/// let settings = CookieSettings::default().same_site(SameSite::Strict).path("/app");
+/// let header = settings.set_cookie("id", "TOKEN", Some(60));
+/// assert_eq!(header, "id=TOKEN; HttpOnly; SameSite=Strict; Secure; Path=/app; Max-Age=60");
+/// let host = settings.set_cookie("__Host-id", "TOKEN", None);
+/// assert_eq!(host, "__Host-id=TOKEN; HttpOnly; SameSite=Strict; Secure; Path=/");
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CookieSettings {
+    path: String,
+    domain: Option<String>,
+    secure: bool,
+    http_only: bool,
+    same_site: SameSite,
+    partitioned: bool,
+    persistent: bool,
+}
+
+impl Default for CookieSettings {
+    fn default() -> Self {
+        CookieSettings {
+            path: "/".to_owned(),
+            domain: None,
+            secure: true,
+            http_only: true,
+            same_site: SameSite::Lax,
+            partitioned: false,
+            persistent: true,
+        }
+    }
+}
+
+impl CookieSettings {
+    /// The `Path` attribute (default `/`).
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.path = path.into();
+        self
+    }
+
+    /// The `Domain` attribute (default none: host-only).
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.domain = Some(domain.into());
+        self
+    }
+
+    /// Whether to set `Secure` (default yes; turn off only for plain-HTTP
+    /// development).
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.secure = secure;
+        self
+    }
+
+    /// Whether to set `HttpOnly` (default yes).
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.http_only = http_only;
+        self
+    }
+
+    /// The `SameSite` attribute (default `Lax`).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = same_site;
+        self
+    }
+
+    /// Whether to set `Partitioned` (CHIPS; default no).
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.partitioned = partitioned;
+        self
+    }
+
+    /// Persistent cookies carry `Max-Age` (the session's remaining
+    /// lifetime); browser-session cookies carry none (default persistent).
+    /// A session can also choose for itself with
+    /// [`Expiry::BrowserSession`](crate::Expiry::BrowserSession).
+    pub fn persistent(mut self, persistent: bool) -> Self {
+        self.persistent = persistent;
+        self
+    }
+
+    /// Whether cookies are persistent by default.
+    pub fn is_persistent(&self) -> bool {
+        self.persistent
+    }
+
+    fn build<'c>(&'c self, name: &'c str, value: &'c str) -> cookie::CookieBuilder<'c> {
+        let host = name.starts_with("__Host-");
+        let secure = self.secure || host || name.starts_with("__Secure-");
+        let mut builder = Cookie::build((name, value))
+            .http_only(self.http_only)
+            .same_site(self.same_site)
+            .secure(secure)
+            .partitioned(self.partitioned)
+            .path(if host { "/" } else { self.path.as_str() });
+        if let (Some(domain), false) = (&self.domain, host) {
+            builder = builder.domain(domain.as_str());
+        }
+        builder
+    }
+
+    /// The cookie string of a `Set-Cookie` header (without `Set-Cookie: `),
+    /// with `Max-Age` when `max_age` is given.
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
+        let mut builder = self.build(name, value);
+        if let Some(seconds) = max_age {
+            let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+            builder = builder.max_age(time::Duration::seconds(seconds));
+        }
+        builder.build().to_string()
+    }
+
+    /// The cookie string that deletes the cookie (empty value, `Max-Age=0`
+    /// and an expiry in the past), with the same path and domain.
+    pub fn removal(&self, name: &str) -> String {
+        let mut cookie = self.build(name, "").build();
+        cookie.make_removal();
+        cookie.to_string()
+    }
+}
+
+/// Bytes of the whole header line `Set-Cookie: <cookie string>`, as the
+/// budget counts it.
+pub fn header_len(cookie_string: &str) -> usize {
+    SET_COOKIE_PREFIX_LEN + cookie_string.len()
+}

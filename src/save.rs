@@ -1,0 +1,489 @@
+//! Saving a session under the size budget: priority-based dropping, the
+//! overflow store, deletion cookies, and opening with the revocation check.
+
+use core::time::Duration;
+
+use crate::budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
+use crate::cookie::header_len;
+use crate::error::StoreError;
+use crate::payload::{self, PayloadWriter, SESSION_ID_LEN};
+use crate::session::{Bytes, Entry, Expiry, Session, SessionId, Value};
+use crate::store::{overflow_key, RevocationQuery};
+use crate::token::{self, OVERHEAD};
+use crate::{Error, Sealer};
+
+/// Where each entry goes in a save.
+struct Plan {
+    /// `true`: in the cookie; `false`: dropped or overflowed.
+    keep: Vec<bool>,
+    /// Indices taken out of the cookie, in drop order (resident entries only).
+    removed: Vec<usize>,
+}
+
+/// Length of unpadded base64 for `n` bytes.
+fn base64_len(n: usize) -> usize {
+    n / 3 * 4 + [0, 2, 3][n % 3]
+}
+
+/// The associated-data name an overflow blob is sealed under: binds it to
+/// one session id and one reference.
+fn blob_context(session_id: &SessionId, reference: &[u8; SESSION_ID_LEN]) -> String {
+    overflow_key(session_id, reference)
+}
+
+impl Sealer {
+    /// The cookie attributes.
+    pub fn cookie_settings(&self) -> &crate::CookieSettings {
+        &self.cookie
+    }
+
+    /// The `Set-Cookie` budget in bytes.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
+    /// Whether an overflow store is configured.
+    pub fn has_overflow_store(&self) -> bool {
+        self.overflow_store.is_some()
+    }
+
+    /// The `Max-Age` the cookie gets when saved now: `None` for a
+    /// browser-session cookie.
+    pub fn max_age(&self, session: &Session) -> Option<u64> {
+        if session.expiry == Expiry::BrowserSession || !self.cookie.is_persistent() {
+            return None;
+        }
+        session.expiry_age_at(self.clock.now())
+    }
+
+    /// Bytes of the `Set-Cookie` header if the entries marked in `keep` stay
+    /// in the cookie and the others go to an overflow reference (or are
+    /// dropped when `with_store` is false).
+    fn header_len_for(&self, session: &Session, keep: &[bool], with_store: bool) -> Result<usize, Error> {
+        let empty = self.cookie.set_cookie(&self.cookie_name, "", self.max_age(session));
+        let overflow_listed = with_store && keep.iter().any(|k| !k);
+        let token_len = match self.compression {
+            token::Compression::Off => {
+                base64_len(OVERHEAD + self.payload_len_for(session, keep, overflow_listed))
+            }
+            // Compressed sizes are measured, not estimated.
+            token::Compression::Above(_) => {
+                let reference = [0u8; SESSION_ID_LEN];
+                self.seal_selected(session, keep, overflow_listed.then_some(&reference))?
+                    .len()
+            }
+        };
+        Ok(header_len(&empty) + token_len)
+    }
+
+    /// Chooses what stays in the cookie: everything that fits, taking
+    /// entries out in [`drop_order`] until the header is within budget.
+    /// Unloaded overflowed entries can only stay referenced (`with_store`)
+    /// or be dropped.
+    fn plan(&self, session: &Session, with_store: bool) -> Result<Plan, Error> {
+        let mut keep: Vec<bool> = session
+            .entries
+            .iter()
+            .map(|e| matches!(e.value, Value::Resident(_)))
+            .collect();
+        let sizes: Vec<(&str, crate::Priority, usize)> = session
+            .entries
+            .iter()
+            .map(|e| {
+                let key = session.entry_key(e);
+                let size = session
+                    .resident_value(e)
+                    .map_or(0, |v| payload::entry_len(key.len(), v.len()));
+                (key, e.priority, size)
+            })
+            .collect();
+        let resident = keep.clone();
+        let mut order = drop_order(&sizes).into_iter().filter(|&i| resident[i]);
+        let mut removed = Vec::new();
+        loop {
+            let len = self.header_len_for(session, &keep, with_store)?;
+            if len <= self.budget {
+                return Ok(Plan { keep, removed });
+            }
+            match order.next() {
+                Some(i) => {
+                    keep[i] = false;
+                    removed.push(i);
+                }
+                None => {
+                    return Err(Error::TooLarge {
+                        needed: len,
+                        budget: self.budget,
+                    })
+                }
+            }
+        }
+    }
+
+    fn removed_entries(session: &Session, indices: &[usize]) -> Vec<RemovedEntry> {
+        indices
+            .iter()
+            .map(|&i| {
+                let e = &session.entries[i];
+                let key = session.entry_key(e);
+                RemovedEntry {
+                    key: key.to_owned(),
+                    priority: e.priority,
+                    size: session
+                        .resident_value(e)
+                        .map_or(0, |v| payload::entry_len(key.len(), v.len())),
+                }
+            })
+            .collect()
+    }
+
+    fn finish(&self, session: &mut Session, token: &str) -> (String, usize) {
+        let max_age = self.max_age(session);
+        let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
+        let len = header_len(&cookie);
+        self.mark_saved(session);
+        (cookie, len)
+    }
+
+    fn deletion(&self, session: &mut Session) -> Saved {
+        let cookie = self.cookie.removal(&self.cookie_name);
+        let len = header_len(&cookie);
+        self.mark_saved(session);
+        session.overflow = None;
+        Saved {
+            action: CookieAction::Delete(cookie),
+            report: SaveReport {
+                header_len: len,
+                budget: self.budget,
+                ..SaveReport::default()
+            },
+        }
+    }
+
+    /// Saves without the overflow store: seals what fits in the budget,
+    /// dropping entries lowest priority first (critical ones never), and
+    /// reports what was dropped. Dropped entries are removed from the
+    /// session too, so it matches the cookie.
+    ///
+    /// Returns [`CookieAction::Unchanged`] when nothing needs saving and a
+    /// deletion cookie after [`Session::flush`]. Fails with
+    /// [`Error::TooLarge`] if the critical entries alone do not fit.
+    ///
+    /// ```
+    /// use sealed_session::{CookieAction, KeyRing, MasterKey, Priority, Sealer};
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).budget(600).build()?;
+    /// let mut session = sealer.new_session()?;
+    /// session.insert_with_priority("user", "ada", Priority::Critical)?;
+    /// session.insert_with_priority("history", &"x".repeat(1000), Priority::Low)?;
+    /// let saved = sealer.save(&mut session)?;
+    /// assert_eq!(saved.report.dropped[0].key, "history");
+    /// assert!(saved.report.header_len <= 600);
+    /// assert!(matches!(saved.action, CookieAction::Set(_)));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn save(&self, session: &mut Session) -> Result<Saved, Error> {
+        if session.should_delete_cookie() {
+            return Ok(self.deletion(session));
+        }
+        if !session.needs_save() {
+            return Ok(Saved {
+                action: CookieAction::Unchanged,
+                report: SaveReport {
+                    budget: self.budget,
+                    ..SaveReport::default()
+                },
+            });
+        }
+        // Overflowed entries whose blob is still bound to this session stay
+        // referenced; anything else that does not fit is dropped.
+        let bound = session.overflow.filter(|(sid, _)| *sid == session.id);
+        if bound.is_none() {
+            session.entries.retain(|e| matches!(e.value, Value::Resident(_)));
+        }
+        let plan = self.plan(session, bound.is_some())?;
+        let dropped = Self::removed_entries(session, &plan.removed);
+        let mut index = 0;
+        session.entries.retain(|_| {
+            index += 1;
+            !plan.removed.contains(&(index - 1))
+        });
+        let keep = vec![true; session.entries.len()];
+        let token = self.seal_selected(session, &keep, bound.as_ref().map(|(_, r)| r))?;
+        let (cookie, len) = self.finish(session, &token);
+        self.report_drops(&dropped, len);
+        Ok(Saved {
+            action: CookieAction::Set(cookie),
+            report: SaveReport {
+                dropped,
+                overflowed: Vec::new(),
+                header_len: len,
+                budget: self.budget,
+            },
+        })
+    }
+
+    fn report_drops(&self, dropped: &[RemovedEntry], header_len: usize) {
+        if !dropped.is_empty() {
+            let keys: Vec<&str> = dropped.iter().map(|d| d.key.as_str()).collect();
+            tracing::warn!(
+                dropped = ?keys,
+                header_len,
+                budget = self.budget,
+                "session entries dropped to fit the cookie budget"
+            );
+        }
+    }
+
+    /// How long an overflow blob must live: until the session's absolute
+    /// end if there is one (no re-seal can outlive it), else the idle
+    /// window; plus the clock skew.
+    fn blob_ttl(&self, session: &Session) -> Duration {
+        let now = self.clock.now();
+        let lifetime_left = self
+            .policy
+            .max_lifetime
+            .map(|l| session.created_at.saturating_add(l).saturating_sub(now));
+        let own_left = match session.expiry {
+            Expiry::At(t) => Some(t.saturating_sub(now)),
+            _ => None,
+        };
+        let secs = [lifetime_left, own_left]
+            .into_iter()
+            .flatten()
+            .min()
+            .or(self.policy.max_idle)
+            .unwrap_or(30 * 24 * 3600);
+        Duration::from_secs(secs.saturating_add(self.policy.clock_skew).max(1))
+    }
+
+    /// Saves with the overflow store when one is configured (otherwise as
+    /// [`Sealer::save`]): entries that do not fit are sealed, bound to the
+    /// session id and a fresh reference, written to the store, and the
+    /// cookie keeps the reference; the previous blob is deleted.
+    ///
+    /// A request that changed only cookie-resident entries makes no store
+    /// call when the session has an absolute lifetime. If the store cannot
+    /// be written the save fails with [`StoreError::Unavailable`] and the
+    /// session is left as it was: keep the previous cookie.
+    pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
+        let Some(store) = self.overflow_store.clone() else {
+            return self.save(session);
+        };
+        if session.should_delete_cookie() {
+            if let Some((sid, reference)) = session.overflow {
+                self.delete_blob(&*store, &sid, &reference).await;
+            }
+            return Ok(self.deletion(session));
+        }
+        if !session.needs_save() {
+            return self.save(session);
+        }
+
+        let bound = session.overflow.filter(|(sid, _)| *sid == session.id);
+        let mut plan = self.plan(session, true)?;
+        let moved_now = !plan.removed.is_empty();
+        let has_unloaded = session.has_unloaded_overflow();
+        // Keep the old blob as it is when nothing new leaves the cookie,
+        // it is bound to this id, and its TTL covers the session's end.
+        let reuse = has_unloaded && !moved_now && bound.is_some() && self.policy.max_lifetime.is_some();
+        if reuse {
+            let reference = bound.map(|(_, r)| r);
+            let token = self.seal_selected(session, &plan.keep, reference.as_ref())?;
+            let (cookie, len) = self.finish(session, &token);
+            return Ok(Saved {
+                action: CookieAction::Set(cookie),
+                report: SaveReport {
+                    header_len: len,
+                    budget: self.budget,
+                    ..SaveReport::default()
+                },
+            });
+        }
+        if has_unloaded {
+            // The blob is rewritten: everything in it must be in hand.
+            self.load_overflow(session).await?;
+            plan = self.plan(session, true)?;
+        }
+        let overflowed = Self::removed_entries(session, &plan.removed);
+        let old = session.overflow;
+        let token = if plan.removed.is_empty() {
+            self.seal_selected(session, &plan.keep, None)?
+        } else {
+            let mut reference = [0u8; SESSION_ID_LEN];
+            self.random.fill(&mut reference)?;
+            let blob = self.seal_blob(session, &plan.removed, &reference)?;
+            let key = overflow_key(&session.id, &reference);
+            store.put(&key, blob.into_bytes(), self.blob_ttl(session)).await?;
+            let token = self.seal_selected(session, &plan.keep, Some(&reference));
+            if token.is_err() {
+                self.delete_blob(&*store, &session.id, &reference).await;
+            }
+            session.overflow = Some((session.id, reference));
+            token?
+        };
+        if plan.removed.is_empty() {
+            session.overflow = None;
+        }
+        if let Some((sid, reference)) = old {
+            if session.overflow != Some((sid, reference)) {
+                self.delete_blob(&*store, &sid, &reference).await;
+            }
+        }
+        let (cookie, len) = self.finish(session, &token);
+        Ok(Saved {
+            action: CookieAction::Set(cookie),
+            report: SaveReport {
+                dropped: Vec::new(),
+                overflowed,
+                header_len: len,
+                budget: self.budget,
+            },
+        })
+    }
+
+    async fn delete_blob(&self, store: &dyn crate::store::OverflowStore, sid: &SessionId, reference: &[u8; SESSION_ID_LEN]) {
+        if store.delete(&overflow_key(sid, reference)).await.is_err() {
+            // The blob is unreadable without the cookie and expires by TTL.
+            tracing::warn!("could not delete a replaced overflow blob; it will expire by its TTL");
+        }
+    }
+
+    /// Seals the entries at `indices` as an overflow blob.
+    fn seal_blob(&self, session: &Session, indices: &[usize], reference: &[u8; SESSION_ID_LEN]) -> Result<String, Error> {
+        let mut plaintext = Vec::new();
+        let mut writer = PayloadWriter::begin(
+            &mut plaintext,
+            session.created_at,
+            None,
+            session.id.as_bytes(),
+            0,
+            indices.len(),
+            false,
+        );
+        for &i in indices {
+            let e = &session.entries[i];
+            writer.entry(session.entry_key(e), e.priority, session.resident_value(e).unwrap_or_default());
+        }
+        token::seal(
+            &self.ring,
+            &blob_context(&session.id, reference),
+            self.clock.now(),
+            &plaintext,
+            self.compression,
+            &*self.random,
+        )
+    }
+
+    /// Loads every overflowed entry from the store (one read). A blob that
+    /// is missing or expired gives [`StoreError::Missing`]; one that was
+    /// altered or belongs to another session, [`StoreError::Rejected`].
+    pub async fn load_overflow(&self, session: &mut Session) -> Result<(), Error> {
+        if !session.has_unloaded_overflow() {
+            return Ok(());
+        }
+        let Some((sid, reference)) = session.overflow else {
+            return Err(Error::Store(StoreError::Missing));
+        };
+        let store = self
+            .overflow_store
+            .as_ref()
+            .ok_or(Error::Store(StoreError::Unavailable))?;
+        let blob = store
+            .get(&overflow_key(&sid, &reference))
+            .await?
+            .ok_or(Error::Store(StoreError::Missing))?;
+        let text = core::str::from_utf8(&blob).map_err(|_| Error::Store(StoreError::Rejected))?;
+        // The store is not trusted: bound the blob like a cookie, scaled to
+        // the decompression cap.
+        let limits = self
+            .limits
+            .max_token_len(base64_len(self.limits.decompressed().saturating_add(OVERHEAD)));
+        let opened = token::open(&self.ring, &blob_context(&sid, &reference), text, &limits)
+            .map_err(|_| Error::Store(StoreError::Rejected))?;
+        let plaintext = opened.plaintext();
+        let indexed = payload::index(plaintext, self.limits.entries())
+            .map_err(|_| Error::Store(StoreError::Rejected))?;
+        if indexed.session_id != *sid.as_bytes() {
+            return Err(Error::Store(StoreError::Rejected));
+        }
+        let mut found: Vec<(usize, Box<[u8]>)> = Vec::new();
+        for blob_entry in &indexed.entries {
+            let (Bytes::Shared(key), Value::Resident(Bytes::Shared(value))) = (&blob_entry.key, &blob_entry.value) else {
+                continue;
+            };
+            let key = &plaintext[key.clone()];
+            if let Some(i) = session.entries.iter().position(|e: &Entry| {
+                matches!(e.value, Value::Overflowed) && session.entry_key(e).as_bytes() == key
+            }) {
+                found.push((i, plaintext[value.clone()].into()));
+            }
+        }
+        let missing = session.entries.iter().enumerate().any(|(i, e)| {
+            matches!(e.value, Value::Overflowed) && !found.iter().any(|(j, _)| *j == i)
+        });
+        if missing {
+            return Err(Error::Store(StoreError::Rejected));
+        }
+        for (i, value) in found {
+            session.entries[i].value = Value::Resident(Bytes::Owned(value));
+        }
+        Ok(())
+    }
+
+    /// Reads a value, loading the overflow store first if the entry lives
+    /// there (the only case that makes a store call).
+    pub async fn get_loading<T: serde::de::DeserializeOwned>(&self, session: &mut Session, key: &str) -> Result<Option<T>, Error> {
+        if session.is_overflowed(key) {
+            self.load_overflow(session).await?;
+        }
+        session.get(key)
+    }
+
+    /// [`Sealer::open`], then the revocation check if one is configured
+    /// ([`Error::Revoked`]; a check that cannot answer fails the open).
+    pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
+        let session = self.open(cookie_value)?;
+        if let Some(check) = &self.revocation {
+            let user = self.user_key.as_deref().and_then(|k| user_text(&session, k));
+            let query = RevocationQuery {
+                session_id: session.id,
+                created_at: session.created_at,
+                user: user.as_deref(),
+            };
+            if check.is_revoked(query).await? {
+                return Err(Error::Revoked);
+            }
+        }
+        Ok(session)
+    }
+}
+
+/// The user id entry as text: a string as is, an integer in decimal.
+fn user_text(session: &Session, key: &str) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(untagged)]
+    enum UserId {
+        Text(String),
+        Signed(i64),
+        Unsigned(u64),
+    }
+    match session.get::<UserId>(key).ok()?? {
+        UserId::Text(s) => Some(s),
+        UserId::Signed(n) => Some(n.to_string()),
+        UserId::Unsigned(n) => Some(n.to_string()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::base64_len;
+    use base64::Engine as _;
+
+    #[test]
+    fn base64_length_matches_the_encoder() {
+        for n in 0..100 {
+            let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vec![0u8; n]);
+            assert_eq!(base64_len(n), encoded.len());
+        }
+    }
+}

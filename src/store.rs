@@ -1,0 +1,290 @@
+//! Optional server-side hooks: the overflow store (entries that do not fit
+//! in the cookie) and the revocation check (ending sessions before they
+//! expire).
+//!
+//! Both traits are object-safe (methods return boxed futures) so a sealer
+//! holds them as `Arc<dyn …>`. A complete in-memory overflow store fits in
+//! a few lines:
+//!
+//! ```
+//! use sealed_session::store::{BoxFuture, OverflowStore};
+//! use sealed_session::{Error, StoreError};
+//! use std::collections::HashMap;
+//! use std::sync::Mutex;
+//! use std::time::Duration;
+//!
+//! #[derive(Default)]
+//! struct Tiny(Mutex<HashMap<String, Vec<u8>>>);
+//!
+//! impl OverflowStore for Tiny {
+//!     fn put<'a>(&'a self, key: &'a str, blob: Vec<u8>, _ttl: Duration) -> BoxFuture<'a, Result<(), Error>> {
+//!         Box::pin(async move {
+//!             let mut map = self.0.lock().map_err(|_| Error::Store(StoreError::Unavailable))?;
+//!             map.insert(key.to_owned(), blob);
+//!             Ok(())
+//!         })
+//!     }
+//!     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+//!         Box::pin(async move {
+//!             let map = self.0.lock().map_err(|_| Error::Store(StoreError::Unavailable))?;
+//!             Ok(map.get(key).cloned())
+//!         })
+//!     }
+//!     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+//!         Box::pin(async move {
+//!             let mut map = self.0.lock().map_err(|_| Error::Store(StoreError::Unavailable))?;
+//!             map.remove(key);
+//!             Ok(())
+//!         })
+//!     }
+//! }
+//! let store: std::sync::Arc<dyn OverflowStore> = std::sync::Arc::new(Tiny::default());
+//! ```
+
+use core::future::Future;
+use core::pin::Pin;
+use core::time::Duration;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::session::SessionId;
+use crate::Error;
+
+/// A boxed, `Send` future: what the store traits return.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// Server-side storage for entries that do not fit in the cookie.
+///
+/// Blobs are sealed by the crate (the store sees only ciphertext bound to
+/// one session and one reference) and keyed by
+/// [`overflow_key`]. Implementations map failures to
+/// [`StoreError::Unavailable`].
+pub trait OverflowStore: Send + Sync + 'static {
+    /// Stores `blob` under `key` for `ttl`, replacing any previous value.
+    fn put<'a>(&'a self, key: &'a str, blob: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), Error>>;
+    /// The blob under `key`, or `None` if absent or expired.
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>>;
+    /// Removes `key` (no error if absent).
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+}
+
+/// The store key of an overflow blob: `sealed-session:overflow:{<session
+/// id>}:<reference>`, hex. The braces are a Redis Cluster hash tag: every
+/// key of one session lands in one slot.
+pub fn overflow_key(session_id: &SessionId, reference: &[u8; 16]) -> String {
+    let mut key = format!("sealed-session:overflow:{{{session_id}}}:");
+    for b in reference {
+        key.push_str(&format!("{b:02x}"));
+    }
+    key
+}
+
+/// What a revocation check is asked about an opened session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RevocationQuery<'a> {
+    /// The session id.
+    pub session_id: SessionId,
+    /// When the session started.
+    pub created_at: u64,
+    /// The user id entry named by the sealer's configuration, as text
+    /// (strings as they are, integers in decimal), if present.
+    pub user: Option<&'a str>,
+}
+
+/// Decides whether an otherwise valid session has been revoked: one
+/// session (logout elsewhere), or every session of a user started before
+/// some time ("log out everywhere").
+pub trait RevocationCheck: Send + Sync + 'static {
+    /// Whether the session is revoked.
+    fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>>;
+}
+
+fn poisoned() -> Error {
+    Error::Store(StoreError::Unavailable)
+}
+
+/// An in-process overflow store with TTLs: for tests, development and
+/// single-process deployments. Expired blobs are purged on access.
+pub struct MemoryStore {
+    blobs: Mutex<HashMap<String, (Vec<u8>, u64)>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl core::fmt::Debug for MemoryStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MemoryStore").field("len", &self.len()).finish()
+    }
+}
+
+impl MemoryStore {
+    /// An empty store timed by the system clock.
+    #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(crate::clock::SystemClock))
+    }
+
+    /// An empty store timed by `clock` (TTLs expire when it says so).
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        MemoryStore {
+            blobs: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// Number of live blobs.
+    pub fn len(&self) -> usize {
+        let now = self.clock.now();
+        self.blobs
+            .lock()
+            .map(|m| m.values().filter(|(_, exp)| *exp > now).count())
+            .unwrap_or(0)
+    }
+
+    /// Whether no blob is live.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The keys of live blobs (for tests and tools).
+    pub fn keys(&self) -> Vec<String> {
+        let now = self.clock.now();
+        let mut keys: Vec<String> = self
+            .blobs
+            .lock()
+            .map(|m| m.iter().filter(|(_, (_, exp))| *exp > now).map(|(k, _)| k.clone()).collect())
+            .unwrap_or_default();
+        keys.sort();
+        keys
+    }
+
+    /// Overwrites a blob without changing its TTL (to test tampering).
+    pub fn tamper(&self, key: &str, f: impl FnOnce(&mut Vec<u8>)) -> bool {
+        match self.blobs.lock() {
+            Ok(mut m) => m.get_mut(key).map(|(blob, _)| f(blob)).is_some(),
+            Err(_) => false,
+        }
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+impl Default for MemoryStore {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl OverflowStore for MemoryStore {
+    fn put<'a>(&'a self, key: &'a str, blob: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let expires = self.clock.now().saturating_add(ttl.as_secs());
+            let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
+            let now = self.clock.now();
+            blobs.retain(|_, (_, exp)| *exp > now);
+            blobs.insert(key.to_owned(), (blob, expires));
+            Ok(())
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let blobs = self.blobs.lock().map_err(|_| poisoned())?;
+            Ok(blobs
+                .get(key)
+                .filter(|(_, exp)| *exp > now)
+                .map(|(blob, _)| blob.clone()))
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.blobs.lock().map_err(|_| poisoned())?.remove(key);
+            Ok(())
+        })
+    }
+}
+
+/// In-process revocation records: revoked session ids (kept until they
+/// would have expired anyway) and per-user "not before" times.
+pub struct MemoryRevocations {
+    sessions: Mutex<HashMap<SessionId, u64>>,
+    users: Mutex<HashMap<String, u64>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl core::fmt::Debug for MemoryRevocations {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("MemoryRevocations").finish_non_exhaustive()
+    }
+}
+
+impl MemoryRevocations {
+    /// No revocations, timed by `clock`.
+    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
+        MemoryRevocations {
+            sessions: Mutex::new(HashMap::new()),
+            users: Mutex::new(HashMap::new()),
+            clock,
+        }
+    }
+
+    /// No revocations, timed by the system clock.
+    #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+    pub fn new() -> Self {
+        Self::with_clock(Arc::new(crate::clock::SystemClock))
+    }
+
+    /// Ends one session. `keep_for` is how long the record is needed: the
+    /// longest the session could still live (its absolute lifetime).
+    pub fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
+        let now = self.clock.now();
+        let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
+        sessions.retain(|_, until| *until > now);
+        sessions.insert(id, now.saturating_add(keep_for.as_secs()));
+        Ok(())
+    }
+
+    /// Ends every session of `user` created at or before now ("log out
+    /// everywhere"); sessions created later are unaffected.
+    pub fn revoke_user(&self, user: &str) -> Result<(), Error> {
+        let now = self.clock.now();
+        self.users.lock().map_err(|_| poisoned())?.insert(user.to_owned(), now);
+        Ok(())
+    }
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+impl Default for MemoryRevocations {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl RevocationCheck for MemoryRevocations {
+    fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let session = self
+                .sessions
+                .lock()
+                .map_err(|_| poisoned())?
+                .get(&query.session_id)
+                .is_some_and(|until| *until > now);
+            if session {
+                return Ok(true);
+            }
+            let user = match query.user {
+                Some(user) => self
+                    .users
+                    .lock()
+                    .map_err(|_| poisoned())?
+                    .get(user)
+                    .is_some_and(|not_before| query.created_at <= *not_before),
+                None => false,
+            };
+            Ok(user)
+        })
+    }
+}
