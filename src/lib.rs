@@ -38,6 +38,8 @@
 //! - `vectors`: the deterministic generator and checker of the published
 //!   test vectors (used by the CLI and the tests).
 //! - `django`: read and write Django `signed_cookies` session cookies.
+//! - `redis`: `RedisStore` (overflow store) and `RedisRevocations`
+//!   (revocation check) on Redis.
 //!
 //! This crate has not been audited.
 #![forbid(unsafe_code)]
@@ -53,6 +55,8 @@ mod key;
 mod limits;
 mod payload;
 mod random;
+#[cfg(feature = "redis")]
+mod redis_store;
 mod save;
 mod sealer;
 mod session;
@@ -61,12 +65,12 @@ pub mod token;
 #[cfg(feature = "vectors")]
 pub mod vectors;
 
+pub use ::cookie::SameSite;
+pub use budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use clock::SystemClock;
-pub use budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 pub use clock::{Clock, FixedClock};
 pub use cookie::{header_len, CookieSettings, DEFAULT_BUDGET, SET_COOKIE_PREFIX_LEN};
-pub use ::cookie::SameSite;
 pub use error::{
     Error, Expired, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError, ValueError,
 };
@@ -76,6 +80,8 @@ pub use payload::{Priority, SESSION_ID_LEN};
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use random::OsRandom;
 pub use random::RandomSource;
+#[cfg(feature = "redis")]
+pub use redis_store::{RedisRevocations, RedisStore};
 pub use sealer::{
     Sealer, SealerBuilder, DEFAULT_CLOCK_SKEW, DEFAULT_COOKIE_NAME, DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,

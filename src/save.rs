@@ -59,8 +59,15 @@ impl Sealer {
     /// Bytes of the `Set-Cookie` header if the entries marked in `keep` stay
     /// in the cookie and the others go to an overflow reference (or are
     /// dropped when `with_store` is false).
-    fn header_len_for(&self, session: &Session, keep: &[bool], with_store: bool) -> Result<usize, Error> {
-        let empty = self.cookie.set_cookie(&self.cookie_name, "", self.max_age(session));
+    fn header_len_for(
+        &self,
+        session: &Session,
+        keep: &[bool],
+        with_store: bool,
+    ) -> Result<usize, Error> {
+        let empty = self
+            .cookie
+            .set_cookie(&self.cookie_name, "", self.max_age(session));
         let overflow_listed = with_store && keep.iter().any(|k| !k);
         let token_len = match self.compression {
             token::Compression::Off => {
@@ -198,7 +205,9 @@ impl Sealer {
         // referenced; anything else that does not fit is dropped.
         let bound = session.overflow.filter(|(sid, _)| *sid == session.id);
         if bound.is_none() {
-            session.entries.retain(|e| matches!(e.value, Value::Resident(_)));
+            session
+                .entries
+                .retain(|e| matches!(e.value, Value::Resident(_)));
         }
         let plan = self.plan(session, bound.is_some())?;
         let dropped = Self::removed_entries(session, &plan.removed);
@@ -285,7 +294,8 @@ impl Sealer {
         let has_unloaded = session.has_unloaded_overflow();
         // Keep the old blob as it is when nothing new leaves the cookie,
         // it is bound to this id, and its TTL covers the session's end.
-        let reuse = has_unloaded && !moved_now && bound.is_some() && self.policy.max_lifetime.is_some();
+        let reuse =
+            has_unloaded && !moved_now && bound.is_some() && self.policy.max_lifetime.is_some();
         if reuse {
             let reference = bound.map(|(_, r)| r);
             let token = self.seal_selected(session, &plan.keep, reference.as_ref())?;
@@ -313,7 +323,9 @@ impl Sealer {
             self.random.fill(&mut reference)?;
             let blob = self.seal_blob(session, &plan.removed, &reference)?;
             let key = overflow_key(&session.id, &reference);
-            store.put(&key, blob.into_bytes(), self.blob_ttl(session)).await?;
+            store
+                .put(&key, blob.into_bytes(), self.blob_ttl(session))
+                .await?;
             let token = self.seal_selected(session, &plan.keep, Some(&reference));
             if token.is_err() {
                 self.delete_blob(&*store, &session.id, &reference).await;
@@ -341,7 +353,12 @@ impl Sealer {
         })
     }
 
-    async fn delete_blob(&self, store: &dyn crate::store::OverflowStore, sid: &SessionId, reference: &[u8; SESSION_ID_LEN]) {
+    async fn delete_blob(
+        &self,
+        store: &dyn crate::store::OverflowStore,
+        sid: &SessionId,
+        reference: &[u8; SESSION_ID_LEN],
+    ) {
         if store.delete(&overflow_key(sid, reference)).await.is_err() {
             // The blob is unreadable without the cookie and expires by TTL.
             tracing::warn!("could not delete a replaced overflow blob; it will expire by its TTL");
@@ -349,7 +366,12 @@ impl Sealer {
     }
 
     /// Seals the entries at `indices` as an overflow blob.
-    fn seal_blob(&self, session: &Session, indices: &[usize], reference: &[u8; SESSION_ID_LEN]) -> Result<String, Error> {
+    fn seal_blob(
+        &self,
+        session: &Session,
+        indices: &[usize],
+        reference: &[u8; SESSION_ID_LEN],
+    ) -> Result<String, Error> {
         let mut plaintext = Vec::new();
         let mut writer = PayloadWriter::begin(
             &mut plaintext,
@@ -362,7 +384,11 @@ impl Sealer {
         );
         for &i in indices {
             let e = &session.entries[i];
-            writer.entry(session.entry_key(e), e.priority, session.resident_value(e).unwrap_or_default());
+            writer.entry(
+                session.entry_key(e),
+                e.priority,
+                session.resident_value(e).unwrap_or_default(),
+            );
         }
         token::seal(
             &self.ring,
@@ -395,9 +421,9 @@ impl Sealer {
         let text = core::str::from_utf8(&blob).map_err(|_| Error::Store(StoreError::Rejected))?;
         // The store is not trusted: bound the blob like a cookie, scaled to
         // the decompression cap.
-        let limits = self
-            .limits
-            .max_token_len(base64_len(self.limits.decompressed().saturating_add(OVERHEAD)));
+        let limits = self.limits.max_token_len(base64_len(
+            self.limits.decompressed().saturating_add(OVERHEAD),
+        ));
         let opened = token::open(&self.ring, &blob_context(&sid, &reference), text, &limits)
             .map_err(|_| Error::Store(StoreError::Rejected))?;
         let plaintext = opened.plaintext();
@@ -408,7 +434,9 @@ impl Sealer {
         }
         let mut found: Vec<(usize, Box<[u8]>)> = Vec::new();
         for blob_entry in &indexed.entries {
-            let (Bytes::Shared(key), Value::Resident(Bytes::Shared(value))) = (&blob_entry.key, &blob_entry.value) else {
+            let (Bytes::Shared(key), Value::Resident(Bytes::Shared(value))) =
+                (&blob_entry.key, &blob_entry.value)
+            else {
                 continue;
             };
             let key = &plaintext[key.clone()];
@@ -432,7 +460,11 @@ impl Sealer {
 
     /// Reads a value, loading the overflow store first if the entry lives
     /// there (the only case that makes a store call).
-    pub async fn get_loading<T: serde::de::DeserializeOwned>(&self, session: &mut Session, key: &str) -> Result<Option<T>, Error> {
+    pub async fn get_loading<T: serde::de::DeserializeOwned>(
+        &self,
+        session: &mut Session,
+        key: &str,
+    ) -> Result<Option<T>, Error> {
         if session.is_overflowed(key) {
             self.load_overflow(session).await?;
         }
@@ -444,7 +476,10 @@ impl Sealer {
     pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
         let session = self.open(cookie_value)?;
         if let Some(check) = &self.revocation {
-            let user = self.user_key.as_deref().and_then(|k| user_text(&session, k));
+            let user = self
+                .user_key
+                .as_deref()
+                .and_then(|k| user_text(&session, k));
             let query = RevocationQuery {
                 session_id: session.id,
                 created_at: session.created_at,

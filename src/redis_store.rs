@@ -1,0 +1,200 @@
+//! Redis implementations of the overflow store and the revocation check
+//! (feature `redis`), on the `redis` crate's async connection manager,
+//! which reconnects by itself after the server comes back.
+//!
+//! Key layout (every key of one session shares the hash tag `{<session
+//! id>}`, so it works on Redis Cluster):
+//!
+//! - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
+//! - `sealed-session:revoked:{<session id>}` — a revoked session, with a TTL.
+//! - `sealed-session:revoked-user:{<user>}` — Unix time before which the
+//!   user's sessions are revoked.
+
+use core::time::Duration;
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::Arc;
+
+use crate::clock::Clock;
+use crate::error::StoreError;
+use crate::session::SessionId;
+use crate::store::{BoxFuture, OverflowStore, RevocationCheck, RevocationQuery};
+use crate::Error;
+
+fn unavailable(_: redis::RedisError) -> Error {
+    Error::Store(StoreError::Unavailable)
+}
+
+/// Connects a connection manager with short timeouts, so that a server that
+/// is down fails a request quickly instead of hanging it.
+async fn manager(url: &str) -> Result<ConnectionManager, Error> {
+    let client = redis::Client::open(url).map_err(unavailable)?;
+    let config = ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_secs(1)))
+        .set_response_timeout(Some(Duration::from_secs(1)))
+        .set_number_of_retries(1);
+    ConnectionManager::new_with_config(client, config)
+        .await
+        .map_err(unavailable)
+}
+
+/// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`.
+#[derive(Clone)]
+pub struct RedisStore {
+    connection: ConnectionManager,
+}
+
+impl core::fmt::Debug for RedisStore {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RedisStore").finish_non_exhaustive()
+    }
+}
+
+impl RedisStore {
+    /// Connects to `url` (for example `redis://127.0.0.1:6379/`).
+    pub async fn connect(url: &str) -> Result<Self, Error> {
+        Ok(RedisStore {
+            connection: manager(url).await?,
+        })
+    }
+
+    /// Uses an existing connection manager.
+    pub fn from_manager(connection: ConnectionManager) -> Self {
+        RedisStore { connection }
+    }
+}
+
+impl OverflowStore for RedisStore {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut connection = self.connection.clone();
+            redis::cmd("SET")
+                .arg(key)
+                .arg(blob)
+                .arg("PX")
+                .arg(millis)
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            redis::cmd("GET")
+                .arg(key)
+                .query_async::<Option<Vec<u8>>>(&mut connection)
+                .await
+                .map_err(unavailable)
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            redis::cmd("DEL")
+                .arg(key)
+                .query_async::<()>(&mut connection)
+                .await
+                .map_err(unavailable)
+        })
+    }
+}
+
+/// Revocation records on Redis: one small key per revoked session (expiring
+/// when the session would have anyway) and one per user who logged out
+/// everywhere.
+#[derive(Clone)]
+pub struct RedisRevocations {
+    connection: ConnectionManager,
+    clock: Arc<dyn Clock>,
+}
+
+impl core::fmt::Debug for RedisRevocations {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("RedisRevocations").finish_non_exhaustive()
+    }
+}
+
+fn session_key(id: &SessionId) -> String {
+    format!("sealed-session:revoked:{{{id}}}")
+}
+
+fn user_key(user: &str) -> String {
+    format!("sealed-session:revoked-user:{{{user}}}")
+}
+
+impl RedisRevocations {
+    /// Connects to `url`; `clock` dates "log out everywhere".
+    pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Ok(RedisRevocations {
+            connection: manager(url).await?,
+            clock,
+        })
+    }
+
+    /// Uses an existing connection manager.
+    pub fn from_manager(connection: ConnectionManager, clock: Arc<dyn Clock>) -> Self {
+        RedisRevocations { connection, clock }
+    }
+
+    /// Ends one session; the record lives `keep_for` (the session's
+    /// remaining absolute lifetime is enough).
+    pub async fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(session_key(&id))
+            .arg(1)
+            .arg("EX")
+            .arg(keep_for.as_secs().max(1))
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+
+    /// Ends every session of `user` created at or before now; the record
+    /// lives `keep_for` (the absolute lifetime: older sessions are expired
+    /// anyway).
+    pub async fn revoke_user(&self, user: &str, keep_for: Duration) -> Result<(), Error> {
+        let mut connection = self.connection.clone();
+        redis::cmd("SET")
+            .arg(user_key(user))
+            .arg(self.clock.now())
+            .arg("EX")
+            .arg(keep_for.as_secs().max(1))
+            .query_async::<()>(&mut connection)
+            .await
+            .map_err(unavailable)
+    }
+}
+
+impl RevocationCheck for RedisRevocations {
+    fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let revoked: bool = redis::cmd("EXISTS")
+                .arg(session_key(&query.session_id))
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            if revoked {
+                return Ok(true);
+            }
+            let Some(user) = query.user else {
+                return Ok(false);
+            };
+            let not_before: Option<u64> = redis::cmd("GET")
+                .arg(user_key(user))
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(not_before.is_some_and(|t| query.created_at <= t))
+        })
+    }
+}

@@ -1,0 +1,510 @@
+//! The size budget, priority dropping, the in-memory overflow store and the
+//! revocation hook.
+
+mod common;
+
+use common::*;
+use proptest::prelude::*;
+use sealed_session::store::{
+    overflow_key, BoxFuture, MemoryRevocations, MemoryStore, OverflowStore,
+};
+use sealed_session::{Compression, CookieAction, Error, FixedClock, Priority, StoreError};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+#[test]
+fn ten_kb_session_drops_lowest_priority_first() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = builder(&clock).build().unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let before = session.len();
+    let saved = sealer.save(&mut session).unwrap();
+    let CookieAction::Set(header) = &saved.action else {
+        panic!("no cookie")
+    };
+    assert!(saved.report.header_len <= 4096);
+    assert_eq!(saved.report.header_len, "Set-Cookie: ".len() + header.len());
+    let dropped = &saved.report.dropped;
+    assert!(!dropped.is_empty());
+    // Every low entry goes before any normal one; nothing critical or high.
+    let first_normal = dropped
+        .iter()
+        .position(|d| d.priority == Priority::Normal)
+        .unwrap_or(dropped.len());
+    assert!(dropped[..first_normal]
+        .iter()
+        .all(|d| d.priority == Priority::Low));
+    assert!(dropped[first_normal..]
+        .iter()
+        .all(|d| d.priority == Priority::Normal));
+    assert_eq!(
+        dropped
+            .iter()
+            .filter(|d| d.priority == Priority::Low)
+            .count(),
+        40
+    );
+    // The session now matches the cookie.
+    assert_eq!(session.len(), before - dropped.len());
+    let reopened = sealer.open(&cookie_value(header)).unwrap();
+    assert_eq!(reopened.len(), session.len());
+    assert_eq!(reopened.get::<u64>("user_id").unwrap(), Some(4217));
+    assert!(reopened.contains("prefs"));
+    for d in dropped {
+        assert!(!reopened.contains(&d.key));
+    }
+    // Dropping stopped as soon as it fitted: putting back the last dropped
+    // entry would not fit.
+    let last = dropped.last().unwrap();
+    let mut with_last = sealer.open(&cookie_value(header)).unwrap();
+    with_last
+        .insert_with_priority(&last.key, &"y".repeat(150), last.priority)
+        .unwrap();
+    let sealed = sealer.seal(&mut with_last).unwrap();
+    assert!(
+        "Set-Cookie: ".len()
+            + sealer
+                .cookie_settings()
+                .set_cookie("id", &sealed, sealer.max_age(&with_last))
+                .len()
+            > 4096
+    );
+}
+
+#[test]
+fn critical_entries_alone_over_budget_fail_with_sizes() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = builder(&clock).budget(300).build().unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("user", &"u".repeat(400), Priority::Critical)
+        .unwrap();
+    session
+        .insert_with_priority("junk", &"j".repeat(50), Priority::Low)
+        .unwrap();
+    match sealer.save(&mut session).unwrap_err() {
+        Error::TooLarge { needed, budget } => {
+            assert_eq!(budget, 300);
+            assert!(needed > 300 + 400, "{needed}");
+        }
+        other => panic!("{other:?}"),
+    }
+    // Nothing was lost on failure.
+    assert!(session.contains("junk"));
+}
+
+#[test]
+fn unchanged_sessions_send_nothing_and_flush_deletes() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = builder(&clock).build().unwrap();
+    let mut session = sealer.new_session().unwrap();
+    assert_eq!(
+        sealer.save(&mut session).unwrap().action,
+        CookieAction::Unchanged
+    );
+    session.insert("a", &1).unwrap();
+    let CookieAction::Set(header) = sealer.save(&mut session).unwrap().action else {
+        panic!()
+    };
+    assert!(header.contains("Max-Age=3600"), "{header}");
+    assert!(
+        header.contains("HttpOnly") && header.contains("Secure") && header.contains("SameSite=Lax")
+    );
+    let mut opened = sealer.open(&cookie_value(&header)).unwrap();
+    assert_eq!(
+        sealer.save(&mut opened).unwrap().action,
+        CookieAction::Unchanged
+    );
+    opened.flush().unwrap();
+    let CookieAction::Delete(removal) = sealer.save(&mut opened).unwrap().action else {
+        panic!()
+    };
+    assert!(
+        removal.starts_with("id=;") && removal.contains("Max-Age=0"),
+        "{removal}"
+    );
+}
+
+#[tokio::test]
+async fn memory_store_conformance() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = MemoryStore::with_clock(clock.clone());
+    store_conformance(&store, |s| {
+        clock.advance(s);
+        async {}
+    })
+    .await;
+}
+
+#[tokio::test]
+async fn ten_kb_session_round_trips_through_the_memory_store() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    overflow_round_trip(&sealer).await;
+    assert_eq!(store.len(), 1);
+}
+
+/// Counts calls, and fails every call while `down` is set.
+struct Instrumented {
+    inner: MemoryStore,
+    calls: AtomicUsize,
+    down: AtomicBool,
+}
+
+impl Instrumented {
+    fn check(&self) -> Result<(), Error> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::Store(StoreError::Unavailable));
+        }
+        Ok(())
+    }
+}
+
+impl OverflowStore for Instrumented {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.put(key, blob, ttl).await
+        })
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.get(key).await
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.delete(key).await
+        })
+    }
+}
+
+fn instrumented(clock: &Arc<FixedClock>) -> Arc<Instrumented> {
+    Arc::new(Instrumented {
+        inner: MemoryStore::with_clock(clock.clone()),
+        calls: AtomicUsize::new(0),
+        down: AtomicBool::new(false),
+    })
+}
+
+#[tokio::test]
+async fn store_is_read_lazily_and_written_only_when_needed() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1, "one put");
+    let token = cookie_value(saved.action.header_value().unwrap());
+
+    // A request that reads and writes only cookie-resident keys.
+    let mut s = sealer.open_async(&token).await.unwrap();
+    assert_eq!(s.get::<u64>("user_id").unwrap(), Some(4217));
+    s.insert_with_priority(
+        "csrf",
+        "rotated-token-0001",
+        sealed_session::Priority::Critical,
+    )
+    .unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Set(_)));
+    assert_eq!(store.calls.load(Ordering::SeqCst), 0, "no store call");
+
+    // Reading an overflowed key makes exactly one read.
+    let token = cookie_value(saved.action.header_value().unwrap());
+    let mut s = sealer.open_async(&token).await.unwrap();
+    let key = saved_overflowed_key(&s);
+    assert!(sealer
+        .get_loading::<serde_json::Value>(&mut s, &key)
+        .await
+        .unwrap()
+        .is_some());
+    assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1);
+}
+
+fn saved_overflowed_key(s: &sealed_session::Session) -> String {
+    s.keys()
+        .find(|k| s.is_overflowed(k))
+        .expect("an overflowed key")
+        .to_owned()
+}
+
+#[tokio::test]
+async fn store_faults_are_reported_not_hidden() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let token = cookie_value(
+        sealer
+            .save_async(&mut session)
+            .await
+            .unwrap()
+            .action
+            .header_value()
+            .unwrap(),
+    );
+
+    store.down.store(true, Ordering::SeqCst);
+    // Read: resident keys work, overflowed keys give a clear error.
+    let mut s = sealer.open_async(&token).await.unwrap();
+    assert_eq!(s.get::<u64>("user_id").unwrap(), Some(4217));
+    let key = saved_overflowed_key(&s);
+    assert_eq!(
+        sealer
+            .get_loading::<serde_json::Value>(&mut s, &key)
+            .await
+            .unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    // Write: the save fails and the session still needs saving.
+    let mut fresh = ten_kb_session(&sealer);
+    assert_eq!(
+        sealer.save_async(&mut fresh).await.unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    assert!(fresh.needs_save());
+    assert_eq!(fresh.len(), ten_kb_session(&sealer).len());
+    // Back up: the same save succeeds.
+    store.down.store(false, Ordering::SeqCst);
+    assert!(sealer.save_async(&mut fresh).await.is_ok());
+}
+
+#[tokio::test]
+async fn altered_swapped_and_expired_blobs_are_rejected() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut a = ten_kb_session(&sealer);
+    let token_a = cookie_value(
+        sealer
+            .save_async(&mut a)
+            .await
+            .unwrap()
+            .action
+            .header_value()
+            .unwrap(),
+    );
+    let mut b = ten_kb_session(&sealer);
+    let token_b = cookie_value(
+        sealer
+            .save_async(&mut b)
+            .await
+            .unwrap()
+            .action
+            .header_value()
+            .unwrap(),
+    );
+    let keys = store.keys();
+    let key_a = keys
+        .iter()
+        .find(|k| k.contains(&a.id().to_string()))
+        .unwrap()
+        .clone();
+    let key_b = keys
+        .iter()
+        .find(|k| k.contains(&b.id().to_string()))
+        .unwrap()
+        .clone();
+
+    // Altered.
+    assert!(store.tamper(&key_a, |blob| {
+        let i = blob.len() / 2;
+        blob[i] = if blob[i] == b'A' { b'B' } else { b'A' };
+    }));
+    let mut s = sealer.open(&token_a).unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+
+    // Another session's blob under this session's key.
+    let blob_b = store.get(&key_b).await.unwrap().unwrap();
+    store
+        .put(&key_a, blob_b, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let mut s = sealer.open(&token_a).unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+
+    // Expired: the blob's TTL follows the session's remaining lifetime.
+    let mut s = sealer.open(&token_b).unwrap();
+    assert!(sealer.load_overflow(&mut s).await.is_ok());
+    clock.advance(86_400 + 61);
+    assert!(store.get(&key_b).await.unwrap().is_none());
+}
+
+#[tokio::test]
+async fn flush_cycle_and_rewrite_remove_old_blobs() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut s = ten_kb_session(&sealer);
+    let token = cookie_value(
+        sealer
+            .save_async(&mut s)
+            .await
+            .unwrap()
+            .action
+            .header_value()
+            .unwrap(),
+    );
+    let first = store.keys();
+    assert_eq!(first.len(), 1);
+
+    // A rewrite with more overflow replaces the blob.
+    let mut s = sealer.open(&token).unwrap();
+    s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+        .unwrap();
+    let token = cookie_value(
+        sealer
+            .save_async(&mut s)
+            .await
+            .unwrap()
+            .action
+            .header_value()
+            .unwrap(),
+    );
+    let second = store.keys();
+    assert_eq!(second.len(), 1);
+    assert_ne!(first, second);
+
+    // cycle_id: new id, data kept, blob rebound and the old one deleted.
+    let mut s = sealer.open(&token).unwrap();
+    let old_id = s.id();
+    s.cycle_id().unwrap();
+    let token = cookie_value(
+        sealer
+            .save_async(&mut s)
+            .await
+            .unwrap()
+            .action
+            .header_value()
+            .unwrap(),
+    );
+    let third = store.keys();
+    assert_eq!(third.len(), 1);
+    assert!(!third[0].contains(&old_id.to_string()));
+    let mut reopened = sealer.open(&token).unwrap();
+    assert_eq!(reopened.id(), s.id());
+    sealer.load_overflow(&mut reopened).await.unwrap();
+    assert!(reopened.get::<String>("more").unwrap().is_some());
+
+    // flush: deletion cookie and no blob left.
+    reopened.flush().unwrap();
+    assert!(matches!(
+        sealer.save_async(&mut reopened).await.unwrap().action,
+        CookieAction::Delete(_)
+    ));
+    assert!(store.is_empty());
+    let _ = overflow_key;
+}
+
+#[tokio::test]
+async fn memory_revocations() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .revocation(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    revocation_suite(
+        &sealer,
+        &clock,
+        |id| {
+            revocations
+                .revoke_session(id, Duration::from_secs(86_400))
+                .unwrap();
+            async {}
+        },
+        || {
+            revocations.revoke_user("ada").unwrap();
+            async {}
+        },
+    )
+    .await;
+}
+
+fn arb_priority() -> impl Strategy<Value = Priority> {
+    prop_oneof![
+        Just(Priority::Low),
+        Just(Priority::Normal),
+        Just(Priority::High),
+        Just(Priority::Critical)
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+
+    /// No save ever produces a Set-Cookie header over the budget: it fits,
+    /// or it fails with TooLarge and nothing is emitted.
+    #[test]
+    fn no_header_over_budget(
+        entries in proptest::collection::vec(("[a-z]{1,12}", arb_priority(), 0usize..900), 0..40),
+        budget in 150usize..5000,
+        compress in any::<bool>(),
+        with_store in any::<bool>(),
+    ) {
+        let clock = Arc::new(FixedClock::new(T0));
+        let mut b = builder(&clock).budget(budget);
+        if compress {
+            b = b.compression(Compression::Above(64));
+        }
+        if with_store {
+            b = b.overflow_store(Arc::new(MemoryStore::with_clock(clock.clone())));
+        }
+        let sealer = b.build().unwrap();
+        let mut session = sealer.new_session().unwrap();
+        for (i, (key, priority, len)) in entries.iter().enumerate() {
+            session.insert_with_priority(&format!("{key}{i}"), &"v".repeat(*len), *priority).unwrap();
+        }
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        match runtime.block_on(sealer.save_async(&mut session)) {
+            Ok(saved) => {
+                let header = saved.action.header_value().map(str::to_owned).unwrap_or_default();
+                if !header.is_empty() {
+                    prop_assert!("Set-Cookie: ".len() + header.len() <= budget);
+                    prop_assert_eq!(saved.report.header_len, "Set-Cookie: ".len() + header.len());
+                }
+                prop_assert!(saved.report.dropped.iter().all(|d| d.priority != Priority::Critical));
+                if with_store {
+                    prop_assert!(saved.report.dropped.is_empty());
+                }
+            }
+            Err(Error::TooLarge { needed, budget: b }) => {
+                prop_assert_eq!(b, budget);
+                prop_assert!(needed > budget);
+            }
+            Err(other) => prop_assert!(false, "unexpected {:?}", other),
+        }
+    }
+}

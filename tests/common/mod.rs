@@ -1,0 +1,175 @@
+//! Shared helpers: a sealer factory, a 10 KB mixed-priority session, and
+//! the conformance suite every overflow store runs.
+#![allow(dead_code)]
+
+use sealed_session::store::{overflow_key, OverflowStore, RevocationCheck};
+use sealed_session::{
+    Error, FixedClock, KeyRing, MasterKey, Priority, Sealer, SealerBuilder, Session, StoreError,
+};
+use std::sync::Arc;
+use std::time::Duration;
+
+pub const T0: u64 = 1_767_225_600;
+
+pub fn key(byte: u8) -> MasterKey {
+    MasterKey::from_bytes(&[byte; 32]).unwrap()
+}
+
+pub fn builder(clock: &Arc<FixedClock>) -> SealerBuilder {
+    Sealer::builder(KeyRing::new(key(1)))
+        .cookie_name("id")
+        .max_idle(Duration::from_secs(3600))
+        .max_lifetime(Duration::from_secs(86_400))
+        .clock(clock.clone())
+}
+
+/// About 10 KB of entries: critical identity, high CSRF, normal prefs,
+/// and many low-priority cart lines and history items.
+pub fn ten_kb_session(sealer: &Sealer) -> Session {
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("user_id", &4217u64, Priority::Critical)
+        .unwrap();
+    s.insert_with_priority("csrf", "k3Jf9s0aQ1xZp2LmQ8rT", Priority::Critical)
+        .unwrap();
+    s.insert_with_priority(
+        "prefs",
+        &serde_json::json!({"theme": "dark", "lang": "fr"}),
+        Priority::High,
+    )
+    .unwrap();
+    for i in 0..40 {
+        let line = serde_json::json!({"sku": format!("SKU-{i:05}"), "qty": 1 + i % 4, "note": "x".repeat(60)});
+        s.insert_with_priority(&format!("cart-{i:02}"), &line, Priority::Low)
+            .unwrap();
+    }
+    for i in 0..30 {
+        s.insert_with_priority(&format!("seen-{i:02}"), &"y".repeat(150), Priority::Normal)
+            .unwrap();
+    }
+    s
+}
+
+/// Every key of `original` reads back equal from `reopened` (loading the
+/// overflow store where needed).
+pub async fn assert_same_entries(sealer: &Sealer, original: &Session, reopened: &mut Session) {
+    let keys: Vec<String> = original.keys().map(str::to_owned).collect();
+    assert_eq!(reopened.len(), keys.len());
+    for k in &keys {
+        let want: serde_json::Value = original.get(k).unwrap().unwrap();
+        let got: serde_json::Value = sealer.get_loading(reopened, k).await.unwrap().unwrap();
+        assert_eq!(got, want, "{k}");
+        assert_eq!(reopened.priority(k), original.priority(k), "{k}");
+    }
+}
+
+/// The conformance suite for an overflow store: put/get/delete, replace,
+/// TTL expiry (`wait` lets the store's time pass).
+pub async fn store_conformance<W, F>(store: &dyn OverflowStore, wait: W)
+where
+    W: Fn(u64) -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let sid = sealed_session::SessionId::from_bytes([7; 16]);
+    let k = overflow_key(&sid, &[1; 16]);
+    assert!(k.contains("{07070707070707070707070707070707}"), "{k}");
+    assert_eq!(store.get(&k).await.unwrap(), None);
+    store
+        .put(&k, b"one".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"one"[..]));
+    store
+        .put(&k, b"two".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"two"[..]));
+    store.delete(&k).await.unwrap();
+    assert_eq!(store.get(&k).await.unwrap(), None);
+    store.delete(&k).await.unwrap();
+
+    let short = overflow_key(&sid, &[2; 16]);
+    store
+        .put(&short, b"brief".to_vec(), Duration::from_secs(1))
+        .await
+        .unwrap();
+    assert!(store.get(&short).await.unwrap().is_some());
+    wait(2).await;
+    assert_eq!(store.get(&short).await.unwrap(), None, "TTL not honoured");
+}
+
+/// A 10 KB session round-trips completely through `store`.
+pub async fn overflow_round_trip(sealer: &Sealer) {
+    let mut session = ten_kb_session(sealer);
+    let original = ten_kb_session(sealer);
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    let header = saved.action.header_value().unwrap().to_owned();
+    assert!(saved.report.header_len <= sealer.budget());
+    assert_eq!(saved.report.header_len, "Set-Cookie: ".len() + header.len());
+    assert!(saved.report.dropped.is_empty());
+    assert!(!saved.report.overflowed.is_empty());
+    assert!(saved
+        .report
+        .overflowed
+        .iter()
+        .all(|e| e.priority != Priority::Critical));
+    let token = cookie_value(&header);
+    let mut reopened = sealer.open_async(&token).await.unwrap();
+    // Cookie-resident keys read without the store.
+    assert_eq!(reopened.get::<u64>("user_id").unwrap(), Some(4217));
+    let overflowed = &saved.report.overflowed[0].key;
+    assert!(reopened.is_overflowed(overflowed));
+    assert_eq!(
+        reopened.get::<serde_json::Value>(overflowed).unwrap_err(),
+        Error::Store(StoreError::NotLoaded)
+    );
+    assert_same_entries(sealer, &original, &mut reopened).await;
+}
+
+/// The value of a `Set-Cookie` string.
+pub fn cookie_value(set_cookie: &str) -> String {
+    let cookie = cookie::Cookie::parse(set_cookie.to_owned()).unwrap();
+    cookie.value().to_owned()
+}
+
+/// Revocation through `check`: `revoke_one` ends a session by id,
+/// `revoke_user` ends all sessions of user "ada".
+pub async fn revocation_suite<R1, F1, R2, F2>(
+    sealer: &Sealer,
+    clock: &FixedClock,
+    revoke_one: R1,
+    revoke_user: R2,
+) where
+    R1: Fn(sealed_session::SessionId) -> F1,
+    F1: std::future::Future<Output = ()>,
+    R2: Fn() -> F2,
+    F2: std::future::Future<Output = ()>,
+{
+    let login = |user: &str| {
+        let mut s = sealer.new_session().unwrap();
+        s.insert_with_priority("user", user, Priority::Critical)
+            .unwrap();
+        let t = sealer.seal(&mut s).unwrap();
+        (s.id(), t)
+    };
+    let (id1, a1) = login("ada");
+    let (_, a2) = login("ada");
+    let (_, b1) = login("bob");
+    assert!(sealer.open_async(&a1).await.is_ok());
+    revoke_one(id1).await;
+    assert_eq!(sealer.open_async(&a1).await.unwrap_err(), Error::Revoked);
+    assert!(sealer.open_async(&a2).await.is_ok());
+    // The plain open does not consult the hook.
+    assert!(sealer.open(&a1).is_ok());
+    clock.advance(10);
+    revoke_user().await;
+    assert_eq!(sealer.open_async(&a2).await.unwrap_err(), Error::Revoked);
+    assert!(sealer.open_async(&b1).await.is_ok());
+    clock.advance(1);
+    let (_, a3) = login("ada");
+    assert!(
+        sealer.open_async(&a3).await.is_ok(),
+        "a session started after the revocation"
+    );
+}
+
+pub fn _unused(_: &dyn RevocationCheck) {}
