@@ -6,11 +6,11 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::cookie::{CookieSettings, DEFAULT_BUDGET};
-use crate::store::{OverflowStore, RevocationCheck};
 use crate::error::Expired;
 use crate::payload::{self, PayloadWriter, PAYLOAD_FLAG_BROWSER_SESSION};
 use crate::random::RandomSource;
 use crate::session::{Bytes, Expiry, Session, SessionId, Value};
+use crate::store::{OverflowStore, RevocationCheck};
 use crate::token::{self, Compression, CIPHERTEXT_OFFSET, OVERHEAD};
 use crate::{Error, KeyRing, Limits};
 

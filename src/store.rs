@@ -63,7 +63,12 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// [`StoreError::Unavailable`].
 pub trait OverflowStore: Send + Sync + 'static {
     /// Stores `blob` under `key` for `ttl`, replacing any previous value.
-    fn put<'a>(&'a self, key: &'a str, blob: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), Error>>;
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>>;
     /// The blob under `key`, or `None` if absent or expired.
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>>;
     /// Removes `key` (no error if absent).
@@ -114,7 +119,9 @@ pub struct MemoryStore {
 
 impl core::fmt::Debug for MemoryStore {
     fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MemoryStore").field("len", &self.len()).finish()
+        f.debug_struct("MemoryStore")
+            .field("len", &self.len())
+            .finish()
     }
 }
 
@@ -153,7 +160,12 @@ impl MemoryStore {
         let mut keys: Vec<String> = self
             .blobs
             .lock()
-            .map(|m| m.iter().filter(|(_, (_, exp))| *exp > now).map(|(k, _)| k.clone()).collect())
+            .map(|m| {
+                m.iter()
+                    .filter(|(_, (_, exp))| *exp > now)
+                    .map(|(k, _)| k.clone())
+                    .collect()
+            })
             .unwrap_or_default();
         keys.sort();
         keys
@@ -176,7 +188,12 @@ impl Default for MemoryStore {
 }
 
 impl OverflowStore for MemoryStore {
-    fn put<'a>(&'a self, key: &'a str, blob: Vec<u8>, ttl: Duration) -> BoxFuture<'a, Result<(), Error>> {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             let expires = self.clock.now().saturating_add(ttl.as_secs());
             let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
@@ -250,7 +267,10 @@ impl MemoryRevocations {
     /// everywhere"); sessions created later are unaffected.
     pub fn revoke_user(&self, user: &str) -> Result<(), Error> {
         let now = self.clock.now();
-        self.users.lock().map_err(|_| poisoned())?.insert(user.to_owned(), now);
+        self.users
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(user.to_owned(), now);
         Ok(())
     }
 }
