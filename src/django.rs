@@ -106,7 +106,7 @@ mod signature {
 
     /// Length of an unpadded base64url HMAC-SHA256: 32 bytes → 43 characters.
     pub(super) const ENCODED_LEN: usize = 43;
-    const _: () = assert!(ENCODED_LEN == (32 * 4 + 2) / 3);
+    const _: () = assert!(ENCODED_LEN == (32usize * 8).div_ceil(6));
 
     /// A derived signing key: `SHA-256(salt + "signer" + secret)`, as
     /// `salted_hmac(salt + "signer", value, secret, algorithm="sha256")`

@@ -40,7 +40,12 @@ fn django_available() -> bool {
                  (install it with `pip install django`)"
             );
         }
-        eprintln!("skipping: Django not installed (python3 -c \"import django\" failed)");
+        // Written to stderr directly (not `eprintln!`, which the test harness
+        // captures and hides for passing tests) so the skip is visible.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping: Django not installed (python3 -c \"import django\" failed)"
+        );
     }
     ok
 }
