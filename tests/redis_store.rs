@@ -1,0 +1,335 @@
+//! The Redis overflow store and revocation check against a real
+//! `redis-server`, started on a free loopback port for each test.
+//!
+//! Without `redis-server` these tests say so and skip, except under
+//! `CI=true`, where its absence is a failure.
+#![cfg(feature = "redis")]
+
+mod common;
+
+use common::*;
+use sealed_session::{Error, FixedClock, RedisRevocations, RedisStore, StoreError};
+use std::net::{TcpListener, TcpStream};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+struct RedisServer {
+    child: Child,
+    port: u16,
+}
+
+impl RedisServer {
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    fn spawn(port: u16) -> Child {
+        let child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server starts");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                Instant::now() < deadline,
+                "redis-server did not listen on {port}"
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        child
+    }
+
+    /// Starts a server, or returns `None` (skip) when `redis-server` is not
+    /// installed outside CI.
+    fn start() -> Option<Self> {
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !installed {
+            if std::env::var("CI").as_deref() == Ok("true") {
+                panic!("redis-server is required under CI=true (apt-get install redis-server)");
+            }
+            eprintln!("skipping: redis-server is not installed");
+            return None;
+        }
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        Some(RedisServer {
+            child: Self::spawn(port),
+            port,
+        })
+    }
+
+    fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+            assert!(Instant::now() < deadline, "redis-server did not stop");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    fn restart(&mut self) {
+        self.kill();
+        self.child = Self::spawn(self.port);
+    }
+}
+
+impl Drop for RedisServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn redis_store_conformance() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    store_conformance(&store, |s| tokio::time::sleep(Duration::from_secs(s))).await;
+}
+
+#[tokio::test]
+async fn ten_kb_session_round_trips_through_redis() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
+    let sealer = builder(&clock).overflow_store(store).build().unwrap();
+    overflow_round_trip(&sealer).await;
+    let mut conn = raw(&server.url()).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sealed-session:overflow:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(keys.len(), 1);
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&keys[0])
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // The TTL is the session's remaining lifetime plus the clock skew.
+    assert!((86_400..=86_460).contains(&ttl), "{ttl}");
+}
+
+#[tokio::test]
+async fn redis_down_and_back() {
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
+    let sealer = builder(&clock).overflow_store(store).build().unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    let token = cookie_value(saved.action.header_value().unwrap());
+    let overflowed = saved.report.overflowed[0].key.clone();
+
+    server.kill();
+    // Read: cookie-resident entries still work; the overflowed key fails clearly.
+    let mut s = sealer.open_async(&token).await.unwrap();
+    assert_eq!(s.get::<u64>("user_id").unwrap(), Some(4217));
+    let started = Instant::now();
+    assert_eq!(
+        sealer
+            .get_loading::<serde_json::Value>(&mut s, &overflowed)
+            .await
+            .unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "failed fast: {:?}",
+        started.elapsed()
+    );
+    // Write: the save fails, nothing is lost from the session.
+    let mut fresh = ten_kb_session(&sealer);
+    assert_eq!(
+        sealer.save_async(&mut fresh).await.unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    assert!(fresh.needs_save());
+
+    server.restart();
+    // The manager reconnects; the restarted server kept nothing (no
+    // persistence), which reads as a missing blob, not as a crash.
+    let mut reconnected = false;
+    for _ in 0..50 {
+        if sealer.save_async(&mut fresh).await.is_ok() {
+            reconnected = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(reconnected, "no reconnection after restart");
+    let mut s = sealer.open_async(&token).await.unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Missing)
+    );
+}
+
+#[tokio::test]
+async fn redis_altered_swapped_and_expired_blobs() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut conn = raw(&server.url()).await;
+    let mut a = ten_kb_session(&sealer);
+    let token_a = cookie_value(
+        sealer
+            .save_async(&mut a)
+            .await
+            .unwrap()
+            .action
+            .header_value()
+            .unwrap(),
+    );
+    let mut b = ten_kb_session(&sealer);
+    sealer.save_async(&mut b).await.unwrap();
+    let find = |keys: &[String], id: &str| keys.iter().find(|k| k.contains(id)).unwrap().clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sealed-session:overflow:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let key_a = find(&keys, &a.id().to_string());
+    let key_b = find(&keys, &b.id().to_string());
+
+    // Altered in Redis.
+    let mut blob: Vec<u8> = redis::cmd("GET")
+        .arg(&key_a)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let i = blob.len() / 2;
+    blob[i] = if blob[i] == b'A' { b'B' } else { b'A' };
+    let _: () = redis::cmd("SET")
+        .arg(&key_a)
+        .arg(&blob)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut s = sealer.open(&token_a).unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+
+    // Another session's blob copied under this session's key.
+    let other: Vec<u8> = redis::cmd("GET")
+        .arg(&key_b)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let _: () = redis::cmd("SET")
+        .arg(&key_a)
+        .arg(&other)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    let mut s = sealer.open(&token_a).unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+
+    // Expired: a session with a two-second lifetime and no skew.
+    let short = builder(&clock)
+        .max_lifetime(Duration::from_secs(2))
+        .clock_skew(Duration::ZERO)
+        .overflow_store(store)
+        .build()
+        .unwrap();
+    let mut c = ten_kb_session(&short);
+    let token_c = cookie_value(
+        short
+            .save_async(&mut c)
+            .await
+            .unwrap()
+            .action
+            .header_value()
+            .unwrap(),
+    );
+    let mut s = short.open(&token_c).unwrap();
+    tokio::time::sleep(Duration::from_millis(3100)).await;
+    assert_eq!(
+        short.load_overflow(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Missing)
+    );
+}
+
+#[tokio::test]
+async fn redis_revocations() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = Arc::new(FixedClock::new(T0));
+    let revocations = Arc::new(
+        RedisRevocations::connect(&server.url(), clock.clone())
+            .await
+            .unwrap(),
+    );
+    let sealer = builder(&clock)
+        .revocation(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let day = Duration::from_secs(86_400);
+    revocation_suite(
+        &sealer,
+        &clock,
+        |id| {
+            let r = revocations.clone();
+            async move { r.revoke_session(id, day).await.unwrap() }
+        },
+        || {
+            let r = revocations.clone();
+            async move { r.revoke_user("ada", day).await.unwrap() }
+        },
+    )
+    .await;
+    // A revocation check that cannot answer fails the open (fail closed).
+    drop(server);
+    let mut s = sealer.new_session().unwrap();
+    let token = sealer.seal(&mut s).unwrap();
+    assert_eq!(
+        sealer.open_async(&token).await.unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    // Connecting to nothing is an error, not a hang or a panic.
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let nowhere = RedisStore::connect(&format!("redis://127.0.0.1:{port}/")).await;
+    assert_eq!(nowhere.unwrap_err(), Error::Store(StoreError::Unavailable));
+}
