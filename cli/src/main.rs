@@ -67,6 +67,10 @@ struct SealArgs {
     /// Compress (raw deflate) when the payload is at least 256 bytes and it helps.
     #[arg(long)]
     compress: bool,
+    /// Budget in bytes for the whole Set-Cookie header; low-priority
+    /// entries are dropped to fit (listed on stderr).
+    #[arg(long, default_value_t = sealed_session::DEFAULT_BUDGET)]
+    budget: usize,
     /// Priority of an entry, as KEY=LEVEL (low, normal, high, critical); repeatable.
     #[arg(long = "priority", value_name = "KEY=LEVEL")]
     priorities: Vec<String>,
@@ -206,7 +210,7 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
     let entries: serde_json::Map<String, serde_json::Value> =
         serde_json::from_str(&input).map_err(|e| format!("stdin is not a JSON object: {e}"))?;
 
-    let mut b = builder(&args.common, ring);
+    let mut b = builder(&args.common, ring).budget(args.budget);
     if args.compress {
         b = b.compression(Compression::Above(256));
     }
@@ -221,7 +225,31 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
             .unwrap_or_default();
         session.insert_with_priority(key, value, priority)?;
     }
-    println!("{}", sealer.seal(&mut session)?);
+    let saved = sealer.save(&mut session)?;
+    for dropped in &saved.report.dropped {
+        eprintln!(
+            "dropped: {} ({} priority, {} bytes)",
+            dropped.key,
+            dropped.priority.name(),
+            dropped.size
+        );
+    }
+    if !saved.report.dropped.is_empty() {
+        eprintln!(
+            "Set-Cookie header: {} bytes, budget {} bytes",
+            saved.report.header_len, saved.report.budget
+        );
+    }
+    let header = saved
+        .action
+        .header_value()
+        .ok_or_else(|| "nothing to seal".to_owned())?;
+    let value = header
+        .split_once(';')
+        .map_or(header, |(pair, _)| pair)
+        .split_once('=')
+        .map_or("", |(_, value)| value);
+    println!("{value}");
     Ok(())
 }
 
