@@ -1,0 +1,117 @@
+//! Heap allocations per seal and per open of the typical reference session,
+//! counted by a global allocator that wraps the system one.
+//!
+//! Budget: at most 4 allocations per open and per seal (issue 6). Run with
+//! `cargo test --test allocations -- --nocapture` to see the figures.
+
+use sealed_session::{Compression, Session};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+
+#[path = "../benches/reference/mod.rs"]
+mod reference;
+
+/// Most heap allocations allowed per open and per seal of the typical session.
+const BUDGET: usize = 4;
+
+/// Counts allocations made by the current thread while counting is on, so
+/// the test harness's other threads do not disturb the figures.
+struct Counting;
+
+thread_local! {
+    static COUNTING: Cell<bool> = const { Cell::new(false) };
+    static ALLOCATIONS: Cell<usize> = const { Cell::new(0) };
+}
+
+fn note_allocation() {
+    // `try_with`: the thread-locals may be gone while a thread shuts down.
+    let _ = COUNTING.try_with(|on| {
+        if on.get() {
+            let _ = ALLOCATIONS.try_with(|n| n.set(n.get() + 1));
+        }
+    });
+}
+
+// SAFETY: every method forwards to `System` with the caller's arguments
+// unchanged, so `System`'s guarantees are ours; the only addition is a
+// thread-local counter, which never allocates (const-initialised `Cell`s).
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded as received.
+        unsafe { System.alloc(layout) }
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        note_allocation();
+        // SAFETY: forwarded as received.
+        unsafe { System.alloc_zeroed(layout) }
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        // A reallocation is an allocation for this budget.
+        note_allocation();
+        // SAFETY: forwarded as received.
+        unsafe { System.realloc(ptr, layout, new_size) }
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // SAFETY: forwarded as received.
+        unsafe { System.dealloc(ptr, layout) }
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result with the allocations it made on this
+/// thread (the result's own drop is not counted: it happens later).
+fn count<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    ALLOCATIONS.with(|n| n.set(0));
+    COUNTING.with(|on| on.set(true));
+    let out = f();
+    COUNTING.with(|on| on.set(false));
+    (out, ALLOCATIONS.with(Cell::get))
+}
+
+struct Figures {
+    seal: usize,
+    open: usize,
+    open_read_two: usize,
+}
+
+fn measure(compression: Compression) -> Figures {
+    let typical = reference::typical();
+    let sealer = reference::sealer(compression);
+    let mut session: Session = reference::session(&sealer, &typical.data);
+    // Warm up: thread-local compressor state, lazily initialised statics.
+    let token = sealer.seal(&mut session).expect("seal");
+    let _ = reference::read_two(&sealer.open(&token).expect("open"));
+
+    let (token, seal) = count(|| sealer.seal(&mut session).expect("seal"));
+    let (opened, open) = count(|| sealer.open(&token).expect("open"));
+    assert_eq!(reference::read_all(&opened), typical.data);
+    let (_, open_read_two) = count(|| reference::read_two(&sealer.open(&token).expect("open")));
+    Figures {
+        seal,
+        open,
+        open_read_two,
+    }
+}
+
+#[test]
+fn typical_session_allocations_within_budget() {
+    for (name, compression) in [
+        ("uncompressed", Compression::Off),
+        ("deflate", Compression::Above(1)),
+    ] {
+        let f = measure(compression);
+        println!(
+            "typical session, {name}: seal {} allocations, open {}, open + read two keys {} \
+             (budget {BUDGET} per seal and per open)",
+            f.seal, f.open, f.open_read_two
+        );
+        assert!(f.seal <= BUDGET, "{name} seal: {} allocations", f.seal);
+        assert!(f.open <= BUDGET, "{name} open: {} allocations", f.open);
+    }
+}
