@@ -1,0 +1,665 @@
+//! Properties checked by the fuzz targets: one public function per target,
+//! taking the raw fuzz input and panicking when a property fails.
+//!
+//! The main crate's `tests/fuzz_regressions.rs` includes this file as a
+//! module and replays the committed regression inputs
+//! (`tests/fuzz-regressions/<target>/`) through the same functions, so a
+//! plain `cargo test` re-checks everything the fuzzers found interesting.
+//!
+//! Everything here is deterministic (fixed key, fixed clock, counter-based
+//! nonces) so that a crashing input reproduces exactly.
+
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
+use ciborium::Value as Cbor;
+use sealed_session::token::{self, Compression, KNOWN_FLAGS, OVERHEAD, VERSION};
+use sealed_session::{
+    Error, Expiry, FixedClock, KeyRing, Limit, Limits, Malformed, MasterKey, Priority,
+    RandomSource, Sealer, Session, KEY_ID_LEN,
+};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+
+/// The time every sealer here reads.
+pub const NOW: u64 = 1_700_000_000;
+/// The cookie name of the default sealer.
+pub const COOKIE_NAME: &str = "id";
+/// Deepest value nesting that opens under `Limits::default()` (arrays, maps
+/// and tags each count one level).
+pub const MAX_OK_DEPTH: usize = 32;
+
+const MASTER: [u8; 32] = [7; 32];
+const OTHER: [u8; 32] = [8; 32];
+
+/// Deterministic and NOT secure: splitmix64 over a counter, so fuzz runs
+/// reproduce. Only for tests.
+struct Counter(AtomicU64);
+
+impl RandomSource for Counter {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        for chunk in buf.chunks_mut(8) {
+            let mut z = self
+                .0
+                .fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed)
+                .wrapping_add(0x9e37_79b9_7f4a_7c15);
+            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+            z ^= z >> 31;
+            chunk.copy_from_slice(&z.to_le_bytes()[..chunk.len()]);
+        }
+        Ok(())
+    }
+}
+
+fn counter(seed: u64) -> Arc<Counter> {
+    Arc::new(Counter(AtomicU64::new(seed)))
+}
+
+fn ring() -> KeyRing {
+    KeyRing::new(MasterKey::from_bytes(&MASTER).expect("32-byte key"))
+}
+
+fn other_ring() -> KeyRing {
+    KeyRing::new(MasterKey::from_bytes(&OTHER).expect("32-byte key"))
+}
+
+fn sealer(cookie_name: &str, limits: Limits, compression: Compression, seed: u64) -> Sealer {
+    Sealer::builder(ring())
+        .cookie_name(cookie_name)
+        .limits(limits)
+        .compression(compression)
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .random(counter(seed))
+        .build()
+        .expect("sealer with a clock and a random source")
+}
+
+/// The sealer of the cookie `id` with the default limits.
+fn default_sealer() -> &'static Sealer {
+    static SEALER: OnceLock<Sealer> = OnceLock::new();
+    SEALER.get_or_init(|| sealer(COOKIE_NAME, Limits::default(), Compression::Off, 1))
+}
+
+/// A sealer whose token-length limit never trips, for sealing fuzz bytes
+/// as authenticated plaintexts.
+fn roomy_sealer() -> &'static Sealer {
+    static SEALER: OnceLock<Sealer> = OnceLock::new();
+    SEALER.get_or_init(|| {
+        let limits = Limits::default().max_token_len(1 << 20);
+        sealer(COOKIE_NAME, limits, Compression::Off, 2)
+    })
+}
+
+/// The one token the cookie-header target may see open: a session with
+/// `user = 42`, sealed by the default sealer's key for the cookie `id`.
+pub fn valid_token() -> &'static str {
+    static TOKEN: OnceLock<String> = OnceLock::new();
+    TOKEN.get_or_init(|| {
+        let sealer = sealer(COOKIE_NAME, Limits::default(), Compression::Off, 3);
+        let mut session = sealer.new_session().expect("session");
+        session
+            .insert_with_priority("user", &42u32, Priority::Critical)
+            .expect("insert");
+        sealer.seal(&mut session).expect("seal")
+    })
+}
+
+/// The error opening must give for a token whose decoded bytes are
+/// `bytes` and that was not sealed by the ring: everything before
+/// authentication is decided by the structure alone.
+fn expected_unsealed_error(
+    bytes: &[u8],
+    text_len: usize,
+    ring: &KeyRing,
+    limits: &Limits,
+) -> Error {
+    if text_len > limits.token_len() {
+        Error::LimitExceeded(Limit::TokenLength)
+    } else if bytes.len() < OVERHEAD {
+        Error::Malformed(Malformed::Truncated)
+    } else if bytes[0] != VERSION {
+        Error::Malformed(Malformed::UnknownVersion(bytes[0]))
+    } else if bytes[1] & !KNOWN_FLAGS != 0 {
+        Error::Malformed(Malformed::UnknownFlags(bytes[1] & !KNOWN_FLAGS))
+    } else if bytes[2..2 + KEY_ID_LEN] != ring.primary_id().as_bytes()[..] {
+        Error::UnknownKeyId
+    } else {
+        Error::AuthenticationFailed
+    }
+}
+
+/// The one token sealed under the default key that text may hold opens;
+/// anything else fails before or at authentication.
+fn check_unsealed_text(sealer: &Sealer, text: &str) {
+    if text == valid_token() {
+        let session = sealer.open(text).expect("the valid token opens");
+        assert_eq!(session.get::<u32>("user"), Ok(Some(42)));
+        return;
+    }
+    let err = sealer.open(text).expect_err("opened a token nobody sealed");
+    assert!(
+        matches!(
+            err,
+            Error::Malformed(_)
+                | Error::LimitExceeded(Limit::TokenLength)
+                | Error::UnknownKeyId
+                | Error::AuthenticationFailed
+        ),
+        "unexpected error {err:?}"
+    );
+}
+
+/// Target `open_token`: arbitrary bytes as a token.
+///
+/// - As text (when UTF-8): never opens unless it is exactly the one valid
+///   token (see [`valid_token`]), and fails before or at authentication.
+/// - Base64url-encoded, as the token's decoded bytes: fails with exactly
+///   the error its structure calls for (length, truncation, version, flags,
+///   key id, then authentication), and `inspect` agrees with the bytes.
+/// - Sealed as an authenticated plaintext (as is, and, with the `vectors`
+///   feature, flagged as compressed): whatever opens has at most the entry
+///   limit, every value read either decodes or fails with a value or depth
+///   error, and it re-seals to a token that opens to the same entries.
+pub fn open_token(data: &[u8]) {
+    let sealer = default_sealer();
+    if let Ok(text) = core::str::from_utf8(data) {
+        check_unsealed_text(sealer, text);
+        let _ = token::inspect(text);
+    }
+
+    let text = URL_SAFE_NO_PAD.encode(data);
+    if text == valid_token() {
+        check_unsealed_text(sealer, &text);
+    } else {
+        let expected =
+            expected_unsealed_error(data, text.len(), sealer.key_ring(), sealer.limits());
+        assert_eq!(sealer.open(&text).unwrap_err(), expected);
+        match token::inspect(&text) {
+            Ok(info) => {
+                assert!(matches!(
+                    expected,
+                    Error::UnknownKeyId | Error::AuthenticationFailed
+                ));
+                assert_eq!(info.header.version, VERSION);
+                assert_eq!(info.header.flags, data[1]);
+                assert_eq!(info.header.key_id.as_bytes()[..], data[2..2 + KEY_ID_LEN]);
+                assert_eq!(info.ciphertext_len + OVERHEAD, data.len());
+                assert_eq!(info.token_len, text.len());
+            }
+            Err(err) => assert_eq!(err, expected),
+        }
+    }
+
+    open_authenticated(data, false);
+    #[cfg(feature = "vectors")]
+    open_authenticated(data, true);
+}
+
+/// Seals `plaintext` under the real key and opens it with a sealer: the
+/// parsers behind authentication facing a hostile (key-holding) sealer.
+fn open_authenticated(plaintext: &[u8], flag_compressed: bool) {
+    let sealer = roomy_sealer();
+    let random = Counter(AtomicU64::new(plaintext.len() as u64));
+    let token = if flag_compressed {
+        #[cfg(feature = "vectors")]
+        {
+            token::seal_flagged(
+                sealer.key_ring(),
+                COOKIE_NAME,
+                NOW,
+                plaintext,
+                token::FLAG_COMPRESSED,
+                &random,
+            )
+        }
+        #[cfg(not(feature = "vectors"))]
+        unreachable!("compressed plaintexts need the vectors feature")
+    } else {
+        token::seal(
+            sealer.key_ring(),
+            COOKIE_NAME,
+            NOW,
+            plaintext,
+            Compression::Off,
+            &random,
+        )
+    }
+    .expect("seal");
+
+    if flag_compressed {
+        match token::open(sealer.key_ring(), COOKIE_NAME, &token, sealer.limits()) {
+            Ok(opened) => assert!(opened.plaintext().len() <= sealer.limits().decompressed()),
+            Err(err) => assert!(
+                matches!(
+                    err,
+                    Error::Malformed(Malformed::Compression)
+                        | Error::LimitExceeded(Limit::DecompressedSize)
+                ),
+                "unexpected error {err:?}"
+            ),
+        }
+    }
+
+    match sealer.open(&token) {
+        Ok(mut session) => check_opened(sealer, &mut session),
+        Err(err) => assert!(
+            matches!(
+                err,
+                Error::Malformed(Malformed::Payload | Malformed::Compression)
+                    | Error::LimitExceeded(Limit::DecompressedSize | Limit::Entries)
+                    | Error::Expired(_)
+            ),
+            "unexpected error {err:?}"
+        ),
+    }
+}
+
+/// What an opened session holds, cookie-resident entries only.
+fn resident_entries(session: &Session) -> Vec<(String, Priority, Vec<u8>)> {
+    session
+        .keys_with_priority()
+        .filter_map(|(key, priority)| {
+            let raw = session.get_raw(key)?;
+            Some((key.to_owned(), priority, raw.to_vec()))
+        })
+        .collect()
+}
+
+fn check_opened(sealer: &Sealer, session: &mut Session) {
+    assert!(session.len() <= sealer.limits().entries());
+    let keys: Vec<String> = session.keys().map(str::to_owned).collect();
+    for key in &keys {
+        match session.get_raw(key) {
+            Some(_) => match session.get::<Cbor>(key) {
+                Ok(_) | Err(Error::Value(_)) | Err(Error::LimitExceeded(Limit::Depth)) => {}
+                Err(err) => panic!("reading a value failed with {err:?}"),
+            },
+            None => assert!(matches!(session.get::<Cbor>(key), Err(Error::Store(_)))),
+        }
+        // Typed reads go through other deserializer paths.
+        let _ = session.get::<String>(key);
+        let _ = session.get::<Vec<u64>>(key);
+        let _ = session.get::<std::collections::BTreeMap<String, u8>>(key);
+    }
+
+    // Whatever opens re-seals to a token that opens to the same entries.
+    let before = resident_entries(session);
+    let (id, created_at, expiry) = (session.id(), session.created_at(), session.expiry());
+    let token = sealer.seal(session).expect("re-seal");
+    let reopened = sealer.open(&token).expect("re-sealed token opens");
+    assert_eq!(resident_entries(&reopened), before);
+    assert_eq!(reopened.len(), before.len());
+    assert_eq!(reopened.id(), id);
+    assert_eq!(reopened.created_at(), created_at);
+    assert_eq!(reopened.expiry(), expiry);
+}
+
+/// Target `cookie_header`: an arbitrary `Cookie:` header value, split into
+/// name=value pairs. Each value opens through the default sealer if and
+/// only if it is exactly the one valid token, and through the codec only if
+/// the name is also the one it was sealed for.
+pub fn cookie_header(data: &[u8]) {
+    let Ok(header) = core::str::from_utf8(data) else {
+        return;
+    };
+    let sealer = default_sealer();
+    let valid = valid_token();
+    for cookie in cookie::Cookie::split_parse(header) {
+        let Ok(cookie) = cookie else { continue };
+        let is_valid = cookie.value() == valid;
+        match sealer.open(cookie.value()) {
+            Ok(session) => {
+                assert!(is_valid, "opened a value that is not the sealed token");
+                assert_eq!(session.get::<u32>("user"), Ok(Some(42)));
+            }
+            Err(err) => assert!(!is_valid, "the sealed token failed to open: {err:?}"),
+        }
+        let by_name = token::open(
+            sealer.key_ring(),
+            cookie.name(),
+            cookie.value(),
+            sealer.limits(),
+        );
+        assert_eq!(
+            by_name.is_ok(),
+            is_valid && cookie.name() == COOKIE_NAME,
+            "name binding"
+        );
+    }
+}
+
+/// Reads a fuzz input as a stream of choices; zeros once exhausted.
+struct Input<'a>(&'a [u8]);
+
+impl<'a> Input<'a> {
+    fn byte(&mut self) -> u8 {
+        match self.0.split_first() {
+            Some((&b, rest)) => {
+                self.0 = rest;
+                b
+            }
+            None => 0,
+        }
+    }
+
+    fn take(&mut self, n: usize) -> &'a [u8] {
+        let (head, rest) = self.0.split_at(n.min(self.0.len()));
+        self.0 = rest;
+        head
+    }
+
+    fn u64(&mut self) -> u64 {
+        let mut bytes = [0u8; 8];
+        let head = self.take(8);
+        bytes[..head.len()].copy_from_slice(head);
+        u64::from_le_bytes(bytes)
+    }
+
+    fn text(&mut self) -> String {
+        let len = usize::from(self.byte() % 24);
+        String::from_utf8_lossy(self.take(len)).into_owned()
+    }
+
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+/// A CBOR value from the input; at most `40 - level` levels deep.
+fn value(input: &mut Input<'_>, level: usize) -> Cbor {
+    if level >= 40 {
+        return Cbor::Null;
+    }
+    match input.byte() % 11 {
+        0 => Cbor::Null,
+        1 => Cbor::Bool(input.byte() & 1 == 1),
+        2 => Cbor::Integer((input.u64() as i64).into()),
+        3 => Cbor::Float(f64::from_bits(input.u64())),
+        4 => Cbor::Text(input.text()),
+        5 => {
+            let len = usize::from(input.byte());
+            Cbor::Bytes(input.take(len).to_vec())
+        }
+        6 => {
+            let len = input.byte() % 5;
+            Cbor::Array((0..len).map(|_| value(input, level + 1)).collect())
+        }
+        7 => {
+            let len = input.byte() % 4;
+            Cbor::Map(
+                (0..len)
+                    .map(|_| (Cbor::Text(input.text()), value(input, level + 1)))
+                    .collect(),
+            )
+        }
+        8 => {
+            // Tags 2 and 3 with short byte strings decode as integers.
+            let tag = match input.byte() {
+                2 | 3 => 4,
+                t => u64::from(t),
+            };
+            Cbor::Tag(tag, Box::new(value(input, level + 1)))
+        }
+        9 => Cbor::Integer(u64::MAX.into()),
+        _ => {
+            // A chain of arrays around the depth limit.
+            let levels = usize::from(input.byte() % 40).min(40 - level);
+            (0..levels).fold(Cbor::Null, |inner, _| Cbor::Array(vec![inner]))
+        }
+    }
+}
+
+/// Nesting depth as the decoder counts it: arrays, maps and tags.
+fn depth(value: &Cbor) -> usize {
+    match value {
+        Cbor::Array(items) => 1 + items.iter().map(depth).max().unwrap_or(0),
+        Cbor::Map(pairs) => {
+            1 + pairs
+                .iter()
+                .map(|(k, v)| depth(k).max(depth(v)))
+                .max()
+                .unwrap_or(0)
+        }
+        Cbor::Tag(_, inner) => 1 + depth(inner),
+        _ => 0,
+    }
+}
+
+fn cbor(value: &Cbor) -> Vec<u8> {
+    let mut out = Vec::new();
+    ciborium::into_writer(value, &mut out).expect("CBOR into a Vec");
+    out
+}
+
+/// Target `roundtrip`: builds a session from the input (cookie name,
+/// compression, expiry, entries with priorities and nested values), checks
+/// that each insert succeeds or fails exactly as the rules say, seals it
+/// and checks that it opens to the same entries, that each value decodes
+/// back to itself unless it nests deeper than the limit, and that changed,
+/// truncated or extended tokens, another cookie name and a ring without the
+/// key are all refused.
+pub fn roundtrip(data: &[u8]) {
+    let mut input = Input(data);
+    let mode = input.byte();
+    let compression = if mode & 1 == 0 {
+        Compression::Off
+    } else {
+        Compression::Above(usize::from(input.byte()) * 4)
+    };
+    let expiry = match (mode >> 1) % 3 {
+        0 => Expiry::Default,
+        1 => Expiry::BrowserSession,
+        _ => Expiry::At(NOW + 1 + (input.u64() >> 40)),
+    };
+    let name = match input.text() {
+        name if name.is_empty() => COOKIE_NAME.to_owned(),
+        name => name,
+    };
+    let limits = Limits::default().max_entries(16);
+    let sealer = sealer(&name, limits, compression, u64::from(mode));
+
+    let mut session = sealer.new_session().expect("new session");
+    let mut expected: Vec<(String, Priority, Cbor)> = Vec::new();
+    while !input.is_empty() {
+        let key = input.text();
+        let priority = Priority::from_u8(input.byte() % 4).expect("0..=3");
+        let value = value(&mut input, 0);
+        let position = expected.iter().position(|(k, _, _)| *k == key);
+        let predicted = if key.is_empty() {
+            Err(Error::InvalidEntryKey(
+                sealed_session::InvalidEntryKey::Empty,
+            ))
+        } else if key.starts_with('_') {
+            Err(Error::InvalidEntryKey(
+                sealed_session::InvalidEntryKey::Reserved,
+            ))
+        } else if position.is_none() && expected.len() >= limits.entries() {
+            Err(Error::LimitExceeded(Limit::Entries))
+        } else {
+            Ok(())
+        };
+        assert_eq!(
+            session.insert_with_priority(&key, &value, priority),
+            predicted
+        );
+        if predicted.is_ok() {
+            match position {
+                Some(i) => expected[i] = (key, priority, value),
+                None => expected.push((key, priority, value)),
+            }
+        }
+    }
+    session.set_expiry(expiry);
+
+    let token = sealer.seal(&mut session).expect("seal");
+    if token.len() > limits.token_len() {
+        assert_eq!(
+            sealer.open(&token).unwrap_err(),
+            Error::LimitExceeded(Limit::TokenLength)
+        );
+        return;
+    }
+    let opened = sealer.open(&token).expect("a sealed session opens");
+    assert_eq!(opened.id(), session.id());
+    assert_eq!(opened.created_at(), session.created_at());
+    assert_eq!(opened.expiry(), expiry);
+    let keys: Vec<&str> = opened.keys().collect();
+    let expected_keys: Vec<&str> = expected.iter().map(|(k, _, _)| k.as_str()).collect();
+    assert_eq!(keys, expected_keys);
+    for (key, priority, value) in &expected {
+        let raw = cbor(value);
+        assert_eq!(opened.priority(key), Some(*priority));
+        assert_eq!(opened.get_raw(key), Some(&raw[..]));
+        match opened.get::<Cbor>(key) {
+            Ok(Some(decoded)) => {
+                assert!(
+                    depth(value) <= MAX_OK_DEPTH,
+                    "depth {} opened",
+                    depth(value)
+                );
+                assert_eq!(cbor(&decoded), raw, "value changed in the round trip");
+            }
+            Err(Error::LimitExceeded(Limit::Depth)) => {
+                assert!(
+                    depth(value) > MAX_OK_DEPTH,
+                    "depth {} refused",
+                    depth(value)
+                );
+            }
+            other => panic!("reading {key:?} gave {other:?}"),
+        }
+    }
+
+    // Anything but the exact token is refused.
+    let seed = data.iter().fold(0usize, |h, &b| {
+        h.wrapping_mul(31).wrapping_add(usize::from(b))
+    });
+    let bytes = token.as_bytes();
+    for (i, bit) in [
+        (seed, seed >> 8),
+        (0, seed >> 3),
+        (bytes.len() - 1, seed >> 5),
+    ] {
+        let mut changed = bytes.to_vec();
+        changed[i % bytes.len()] ^= 1 << (bit % 8);
+        let changed = String::from_utf8_lossy(&changed);
+        assert!(sealer.open(&changed).is_err(), "bit flip at {i} opened");
+    }
+    for cut in [seed % bytes.len(), bytes.len() - 1] {
+        assert!(
+            sealer.open(&token[..cut]).is_err(),
+            "truncation at {cut} opened"
+        );
+    }
+    assert!(
+        sealer.open(&format!("{token}A")).is_err(),
+        "extended token opened"
+    );
+
+    // Bound to the cookie name and to the key.
+    let renamed = format!("{name}\u{0}");
+    assert_eq!(
+        token::open(sealer.key_ring(), &renamed, &token, &limits).unwrap_err(),
+        Error::AuthenticationFailed
+    );
+    assert_eq!(
+        token::open(&other_ring(), &name, &token, &limits).unwrap_err(),
+        Error::UnknownKeyId
+    );
+    let rotated = KeyRing::with_fallbacks(
+        MasterKey::from_bytes(&OTHER).expect("key"),
+        [MasterKey::from_bytes(&MASTER).expect("key")],
+    )
+    .expect("distinct keys");
+    let via_fallback = token::open(&rotated, &name, &token, &limits).expect("fallback opens");
+    assert!(via_fallback.used_fallback());
+}
+
+/// The Django secret of the `django` target.
+#[cfg(feature = "django")]
+pub const DJANGO_SECRET: &str = "django-insecure-fuzz-secret";
+
+#[cfg(feature = "django")]
+fn django_codec() -> &'static sealed_session::django::DjangoCodec {
+    static CODEC: OnceLock<sealed_session::django::DjangoCodec> = OnceLock::new();
+    CODEC.get_or_init(|| {
+        sealed_session::django::DjangoCodec::builder(DJANGO_SECRET)
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .expect("codec")
+    })
+}
+
+/// Signs `payload:timestamp` as Django's `TimestampSigner` does, written
+/// here independently of the crate (HMAC-SHA256 under
+/// `SHA-256(salt + "signer" + secret)`), to play a Django that holds the key.
+#[cfg(feature = "django")]
+pub fn django_sign(payload: &str, timestamp: &str) -> String {
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    let key = Sha256::new()
+        .chain_update(sealed_session::django::SESSION_SALT)
+        .chain_update("signer")
+        .chain_update(DJANGO_SECRET)
+        .finalize();
+    let signed = format!("{payload}:{timestamp}");
+    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+    mac.update(signed.as_bytes());
+    let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{signed}:{signature}")
+}
+
+/// Target `django`: the Django `signed_cookies` reader.
+///
+/// - Arbitrary text never opens, and fails before or at the signature.
+/// - The input as the payload of a correctly signed cookie (base64url, with
+///   the compression mark when the first byte is odd): it opens to a JSON
+///   object or fails with a base64, zlib, JSON or size error; whatever opens
+///   is written back and opens to the same object.
+#[cfg(feature = "django")]
+pub fn django(data: &[u8]) {
+    let codec = django_codec();
+    if let Ok(text) = core::str::from_utf8(data) {
+        let err = codec.open(text).expect_err("opened a cookie nobody signed");
+        assert!(
+            matches!(
+                err,
+                Error::Malformed(Malformed::Truncated | Malformed::Timestamp)
+                    | Error::LimitExceeded(Limit::TokenLength)
+                    | Error::AuthenticationFailed
+            ),
+            "unexpected error {err:?}"
+        );
+    }
+
+    let (compressed, body) = match data.split_first() {
+        Some((&mode, rest)) => (mode & 1 == 1, rest),
+        None => (false, data),
+    };
+    let mut payload = String::from(if compressed { "." } else { "" });
+    URL_SAFE_NO_PAD.encode_string(body, &mut payload);
+    // Django's base62 of NOW.
+    let cookie = django_sign(&payload, "1r31eq");
+    match codec.open_session(&cookie) {
+        Ok(session) => {
+            assert_eq!(session.timestamp(), NOW as i64);
+            assert_eq!(session.was_compressed(), compressed);
+            match codec.seal(session.entries()) {
+                Ok(written) => assert_eq!(
+                    codec.open(&written).as_ref(),
+                    Ok(session.entries()),
+                    "written back, the session changed"
+                ),
+                Err(err) => assert!(matches!(err, Error::TooLarge { .. }), "{err:?}"),
+            }
+        }
+        Err(err) => assert!(
+            matches!(
+                err,
+                Error::Malformed(Malformed::Base64 | Malformed::Compression | Malformed::Json)
+                    | Error::LimitExceeded(Limit::DecompressedSize | Limit::TokenLength)
+            ),
+            "unexpected error {err:?}"
+        ),
+    }
+}
