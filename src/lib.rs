@@ -38,6 +38,8 @@
 //! - `vectors`: the deterministic generator and checker of the published
 //!   test vectors (used by the CLI and the tests).
 //! - `django`: read and write Django `signed_cookies` session cookies.
+//! - `axum`: [`http::SessionLayer`], a `tower` layer, and
+//!   [`http::LazySession`], an axum extractor (see the [`http`] module).
 //! - `redis`: `RedisStore` (overflow store) and `RedisRevocations`
 //!   (revocation check) on Redis.
 //!
@@ -51,6 +53,8 @@ mod cookie;
 #[cfg(feature = "django")]
 pub mod django;
 mod error;
+#[cfg(feature = "axum")]
+pub mod http;
 mod key;
 mod limits;
 mod payload;
@@ -71,6 +75,8 @@ pub use budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 pub use clock::SystemClock;
 pub use clock::{Clock, FixedClock};
 pub use cookie::{header_len, CookieSettings, DEFAULT_BUDGET, SET_COOKIE_PREFIX_LEN};
+#[cfg(feature = "axum")]
+pub use crate::http::{LazySession, SessionLayer};
 pub use error::{
     Error, Expired, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError, ValueError,
 };

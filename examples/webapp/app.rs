@@ -1,0 +1,447 @@
+//! The example web app's routes, shared by `main.rs` and the real-client
+//! tests (`tests/http_webapp.rs` includes this file), so the tests drive
+//! exactly this router.
+//!
+//! Everything lives in the cookie: the user (critical priority, never
+//! dropped), preferences (high), the cart's index (normal) and the cart's
+//! lines (low: the first to go when the cookie would exceed its budget).
+//! The only server-side state is the in-memory revocation list that makes
+//! logout final even for a copy of the old cookie.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{Form, State};
+use axum::http::StatusCode;
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
+use sealed_session::store::MemoryRevocations;
+use sealed_session::{Clock, Error, KeyRing, Priority};
+use serde::{Deserialize, Serialize};
+
+/// The session cookie's name.
+pub const COOKIE_NAME: &str = "demo_session";
+/// The password every demo user logs in with.
+pub const DEMO_PASSWORD: &str = "demo";
+/// The absolute lifetime of a session (also how long a revocation is kept).
+pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
+/// The idle timeout.
+pub const MAX_IDLE: Duration = Duration::from_secs(24 * 3600);
+/// Most lines a cart may have (its index stays small).
+pub const MAX_CART_LINES: usize = 50;
+/// Longest note on a cart line, in characters.
+pub const MAX_NOTE_CHARS: usize = 2000;
+
+const USER: &str = "user";
+const PREFS: &str = "prefs";
+const CART: &str = "cart";
+const VISITS: &str = "visits";
+
+/// One line of the cart's index: enough to name a line that was dropped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct LineRef {
+    id: u32,
+    sku: String,
+}
+
+/// A cart line, stored under `cart:<id>` at low priority.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct CartLine {
+    sku: String,
+    qty: u32,
+    note: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Prefs {
+    theme: String,
+    language: String,
+}
+
+impl Default for Prefs {
+    fn default() -> Self {
+        Prefs {
+            theme: "light".to_owned(),
+            language: "en".to_owned(),
+        }
+    }
+}
+
+const THEMES: [&str; 2] = ["light", "dark"];
+const LANGUAGES: [&str; 3] = ["en", "fr", "de"];
+
+fn line_key(id: u32) -> String {
+    format!("cart:{id}")
+}
+
+/// The app: its clock and its revocation list.
+#[derive(Clone)]
+pub struct Demo {
+    clock: Arc<dyn Clock>,
+    revocations: Arc<MemoryRevocations>,
+}
+
+impl Demo {
+    /// An app timed by `clock` (the system clock in `main`, a fixed one in
+    /// tests).
+    pub fn new(clock: Arc<dyn Clock>) -> Self {
+        Demo {
+            revocations: Arc::new(MemoryRevocations::with_clock(Arc::clone(&clock))),
+            clock,
+        }
+    }
+
+    /// The session layer with the app's settings; callers may change more
+    /// before `build()`.
+    pub fn layer(&self, ring: KeyRing) -> SessionLayerBuilder {
+        SessionLayer::builder(ring)
+            .cookie_name(COOKIE_NAME)
+            .max_idle(MAX_IDLE)
+            .max_lifetime(MAX_LIFETIME)
+            .clock(Arc::clone(&self.clock))
+            .revocation(self.revocations.clone(), Some(USER))
+            .on_save_report(|report| {
+                let keys: Vec<&str> = report.dropped.iter().map(|d| d.key.as_str()).collect();
+                tracing::info!(?keys, header_len = report.header_len, "cart lines dropped to fit the cookie");
+            })
+    }
+
+    /// The app's routes behind `layer`.
+    pub fn router(&self, layer: SessionLayer) -> Router {
+        self.routes().layer(layer)
+    }
+
+    /// The same routes without the session layer: `/counter` then serves
+    /// the same handler without a session (for the load test's baseline);
+    /// every other page answers 500.
+    pub fn bare_router(&self) -> Router {
+        self.routes()
+    }
+
+    fn routes(&self) -> Router {
+        Router::new()
+            .route("/", get(home))
+            .route("/login", get(login_form).post(login))
+            .route("/logout", post(logout))
+            .route("/cart", get(cart))
+            .route("/cart/add", post(cart_add))
+            .route("/cart/clear", post(cart_clear))
+            .route("/cart/forget-dropped", post(cart_forget_dropped))
+            .route("/preferences", get(preferences).post(preferences_save))
+            .route("/session", get(session_page))
+            .route("/counter", get(counter))
+            .route("/health", get(|| async { "ok\n" }))
+            .with_state(self.clone())
+    }
+}
+
+/// A handler error: an internal error page. Session errors here are rare
+/// (a bad cookie is not one: it gives a fresh session).
+pub struct AppError(Error);
+
+impl From<Error> for AppError {
+    fn from(error: Error) -> Self {
+        AppError(error)
+    }
+}
+
+impl IntoResponse for AppError {
+    fn into_response(self) -> Response {
+        tracing::error!(error = %self.0, "request failed");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
+    }
+}
+
+type Page = Result<Response, AppError>;
+
+/// Escapes text for HTML element content and quoted attributes.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+async fn layout(session: &LazySession, title: &str, body: &str) -> Result<Html<String>, Error> {
+    let user: Option<String> = session.get(USER).await?;
+    let prefs: Prefs = session.get(PREFS).await?.unwrap_or_default();
+    let who = match &user {
+        Some(user) => format!(
+            "Signed in as <strong>{}</strong> \
+             <form method=post action=/logout style=display:inline><button>Log out</button></form>",
+            esc(user)
+        ),
+        None => "Not signed in. <a href=/login>Log in</a>".to_owned(),
+    };
+    let (bg, fg) = if prefs.theme == "dark" {
+        ("#222", "#eee")
+    } else {
+        ("#fff", "#111")
+    };
+    Ok(Html(format!(
+        "<!doctype html><html lang={lang}><head><meta charset=utf-8><title>{title}</title>\
+         <style>body{{background:{bg};color:{fg};font-family:sans-serif;max-width:50em;margin:2em auto}}\
+         td,th{{padding:.2em .6em;text-align:left}}</style></head><body>\
+         <nav><a href=/>Home</a> · <a href=/cart>Cart</a> · <a href=/preferences>Preferences</a> · \
+         <a href=/session>Session</a> — {who}</nav><h1>{title}</h1>{body}</body></html>",
+        lang = esc(&prefs.language),
+        title = esc(title),
+    )))
+}
+
+async fn home(session: LazySession) -> Page {
+    let body = "<p>A demo of <code>sealed-session</code>: the whole session lives in one \
+                encrypted cookie, nothing is stored on the server.</p>";
+    Ok(layout(&session, "Home", body).await?.into_response())
+}
+
+fn login_body(message: &str) -> String {
+    format!(
+        "{message}<form method=post action=/login>\
+         <p><label>User name <input name=username required maxlength=64></label></p>\
+         <p><label>Password <input name=password type=password required></label> \
+         (every user's password is <code>{DEMO_PASSWORD}</code>)</p>\
+         <p><button>Log in</button></p></form>"
+    )
+}
+
+async fn login_form(session: LazySession) -> Page {
+    Ok(layout(&session, "Log in", &login_body("")).await?.into_response())
+}
+
+#[derive(Deserialize)]
+struct Login {
+    username: String,
+    password: String,
+}
+
+async fn login(session: LazySession, Form(form): Form<Login>) -> Page {
+    let username = form.username.trim();
+    let valid = !username.is_empty() && username.chars().count() <= 64;
+    if !valid || form.password != DEMO_PASSWORD {
+        let body = login_body("<p><strong>Wrong user name or password.</strong></p>");
+        let page = layout(&session, "Log in", &body).await?;
+        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+    }
+    // A new id at login, against session fixation; the cart stays.
+    session.cycle_id().await?;
+    session
+        .insert_with_priority(USER, username, Priority::Critical)
+        .await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn logout(State(demo): State<Demo>, session: LazySession) -> Page {
+    // Revoke the old id too, so a copy of the old cookie stops working.
+    let id = session.id().await?;
+    if !session.is_new().await? {
+        demo.revocations.revoke_session(id, MAX_LIFETIME)?;
+    }
+    session.flush().await?;
+    Ok(Redirect::to("/").into_response())
+}
+
+async fn cart(session: LazySession) -> Page {
+    let index: Vec<LineRef> = session.get(CART).await?.unwrap_or_default();
+    let mut rows = String::new();
+    let mut dropped = 0;
+    for line in &index {
+        match session.get::<CartLine>(&line_key(line.id)).await? {
+            Some(item) => rows.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{} chars</td></tr>",
+                line.id,
+                esc(&item.sku),
+                item.qty,
+                item.note.chars().count()
+            )),
+            None => {
+                dropped += 1;
+                rows.push_str(&format!(
+                    "<tr class=dropped><td>{}</td><td>{}</td><td colspan=2>\
+                     <em>dropped to keep the cookie within its budget</em></td></tr>",
+                    line.id,
+                    esc(&line.sku)
+                ));
+            }
+        }
+    }
+    let forget = if dropped > 0 {
+        "<form method=post action=/cart/forget-dropped><button>Forget dropped lines</button></form>"
+    } else {
+        ""
+    };
+    let body = format!(
+        "<p>{} line(s), {dropped} dropped.</p>\
+         <table><tr><th>#</th><th>SKU</th><th>Qty</th><th>Note</th></tr>{rows}</table>{forget}\
+         <h2>Add a line</h2><form method=post action=/cart/add>\
+         <p><label>SKU <input name=sku required maxlength=64></label> \
+         <label>Qty <input name=qty type=number min=1 max=99 value=1></label></p>\
+         <p><label>Note <textarea name=note maxlength={MAX_NOTE_CHARS}></textarea></label></p>\
+         <p><button>Add</button></p></form>\
+         <form method=post action=/cart/clear><button>Empty the cart</button></form>",
+        index.len()
+    );
+    Ok(layout(&session, "Cart", &body).await?.into_response())
+}
+
+#[derive(Deserialize)]
+struct AddLine {
+    sku: String,
+    #[serde(default = "one")]
+    qty: u32,
+    #[serde(default)]
+    note: String,
+}
+
+fn one() -> u32 {
+    1
+}
+
+async fn cart_add(session: LazySession, Form(form): Form<AddLine>) -> Page {
+    let sku = form.sku.trim();
+    let valid = !sku.is_empty()
+        && sku.chars().count() <= 64
+        && (1..=99).contains(&form.qty)
+        && form.note.chars().count() <= MAX_NOTE_CHARS;
+    if !valid {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, "invalid cart line\n").into_response());
+    }
+    let mut index: Vec<LineRef> = session.get(CART).await?.unwrap_or_default();
+    if index.len() >= MAX_CART_LINES {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, "the cart is full\n").into_response());
+    }
+    let id = index.iter().map(|l| l.id).max().map_or(1, |m| m + 1);
+    let line = CartLine {
+        sku: sku.to_owned(),
+        qty: form.qty,
+        note: form.note,
+    };
+    session
+        .insert_with_priority(&line_key(id), &line, Priority::Low)
+        .await?;
+    index.push(LineRef {
+        id,
+        sku: sku.to_owned(),
+    });
+    session.insert(CART, &index).await?;
+    Ok(Redirect::to("/cart").into_response())
+}
+
+async fn cart_clear(session: LazySession) -> Page {
+    let index: Vec<LineRef> = session.take(CART).await?.unwrap_or_default();
+    for line in index {
+        session.remove(&line_key(line.id)).await?;
+    }
+    Ok(Redirect::to("/cart").into_response())
+}
+
+async fn cart_forget_dropped(session: LazySession) -> Page {
+    let index: Vec<LineRef> = session.get(CART).await?.unwrap_or_default();
+    let mut kept = Vec::with_capacity(index.len());
+    for line in index {
+        if session.contains(&line_key(line.id)).await? {
+            kept.push(line);
+        }
+    }
+    session.insert(CART, &kept).await?;
+    Ok(Redirect::to("/cart").into_response())
+}
+
+async fn preferences(session: LazySession) -> Page {
+    let prefs: Prefs = session.get(PREFS).await?.unwrap_or_default();
+    let options = |all: &[&str], current: &str| {
+        all.iter()
+            .map(|v| {
+                let selected = if *v == current { " selected" } else { "" };
+                format!("<option{selected}>{v}</option>")
+            })
+            .collect::<String>()
+    };
+    let body = format!(
+        "<form method=post action=/preferences>\
+         <p><label>Theme <select name=theme>{}</select></label></p>\
+         <p><label>Language <select name=language>{}</select></label></p>\
+         <p><button>Save</button></p></form>",
+        options(&THEMES, &prefs.theme),
+        options(&LANGUAGES, &prefs.language)
+    );
+    Ok(layout(&session, "Preferences", &body).await?.into_response())
+}
+
+async fn preferences_save(session: LazySession, Form(prefs): Form<Prefs>) -> Page {
+    if !THEMES.contains(&prefs.theme.as_str()) || !LANGUAGES.contains(&prefs.language.as_str()) {
+        return Ok((StatusCode::UNPROCESSABLE_ENTITY, "unknown theme or language\n").into_response());
+    }
+    session
+        .insert_with_priority(PREFS, &prefs, Priority::High)
+        .await?;
+    Ok(Redirect::to("/preferences").into_response())
+}
+
+async fn session_page(session: LazySession) -> Page {
+    let budget = session.sealer().budget();
+    let size = match session.cookie_len().await? {
+        Some(len) => format!(
+            "<p>The cookie your browser sent: <strong id=cookie-len>{len}</strong> bytes of \
+             value. The whole <code>Set-Cookie</code> header may take at most {budget} bytes.</p>"
+        ),
+        None => format!(
+            "<p>Your browser sent no session cookie (<span id=cookie-len>0</span> bytes). \
+             The whole <code>Set-Cookie</code> header may take at most {budget} bytes.</p>"
+        ),
+    };
+    let rejected = match session.rejected_cookie().await? {
+        Some(kind) => format!("<p>The cookie sent was ignored: {}.</p>", esc(kind)),
+        None => String::new(),
+    };
+    let mut entries = String::new();
+    for (key, priority) in session.keys_with_priority().await? {
+        entries.push_str(&format!(
+            "<tr><td>{}</td><td>{priority:?}</td></tr>",
+            esc(&key)
+        ));
+    }
+    let index: Vec<LineRef> = session.get(CART).await?.unwrap_or_default();
+    let mut dropped = String::new();
+    for line in &index {
+        if !session.contains(&line_key(line.id)).await? {
+            dropped.push_str(&format!(
+                "<li class=dropped>cart line {} ({})</li>",
+                line.id,
+                esc(&line.sku)
+            ));
+        }
+    }
+    if dropped.is_empty() {
+        dropped.push_str("<li>nothing</li>");
+    }
+    let body = format!(
+        "{size}{rejected}<h2>Entries</h2><table><tr><th>Key</th><th>Priority</th></tr>{entries}</table>\
+         <h2>Dropped to fit the budget</h2><ul>{dropped}</ul>"
+    );
+    Ok(layout(&session, "Session", &body).await?.into_response())
+}
+
+/// Reads and writes the session on every request: the load test's handler.
+/// Without the layer (`bare_router`) it runs without a session.
+async fn counter(session: Option<LazySession>) -> Result<String, AppError> {
+    let visits = match session {
+        Some(session) => {
+            let visits = session.get::<u64>(VISITS).await?.unwrap_or(0) + 1;
+            session.insert(VISITS, &visits).await?;
+            visits
+        }
+        None => 0,
+    };
+    Ok(format!("visits: {visits}\n"))
+}

@@ -1,0 +1,103 @@
+//! A small web app whose whole session lives in one encrypted cookie: a
+//! login form, logout, a cart whose lines are low priority, preferences,
+//! and a page showing the cookie's size and what was dropped to fit it.
+//!
+//! ```sh
+//! cargo run --example webapp --features axum
+//! # then open http://127.0.0.1:3000
+//! ```
+//!
+//! Options (each also read from the environment variable named):
+//! - `--addr` (`ADDR`): where to listen, default `127.0.0.1:3000`.
+//! - `SESSION_KEY`: the primary master key (base64 or hex, as printed by
+//!   `sealed-session keygen`). Without it a random key is generated and
+//!   sessions do not survive a restart.
+//! - `SESSION_FALLBACK_KEYS`: older keys, comma-separated, that still open
+//!   cookies (which are then re-issued under the primary key).
+//! - `--budget`: most bytes of the `Set-Cookie` header (default 4096).
+//! - `--insecure`: no `Secure` attribute, for plain HTTP on a host other
+//!   than localhost (browsers treat localhost as secure already).
+//! - `--bare`: serve the routes without the session layer (the load test's
+//!   baseline; only `/counter` and `/health` work then).
+
+mod app;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use clap::Parser;
+use sealed_session::{KeyRing, MasterKey, SystemClock};
+
+#[derive(Parser)]
+#[command(about = "Example web app for sealed-session")]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, env = "ADDR", default_value = "127.0.0.1:3000")]
+    addr: SocketAddr,
+    /// Primary master key, base64 or hex (prefer the environment variable:
+    /// command lines are visible to other users).
+    #[arg(long, env = "SESSION_KEY", hide_env_values = true)]
+    key: Option<String>,
+    /// Fallback master keys, base64 or hex, comma-separated.
+    #[arg(
+        long = "fallback-key",
+        env = "SESSION_FALLBACK_KEYS",
+        value_delimiter = ',',
+        hide_env_values = true
+    )]
+    fallback_keys: Vec<String>,
+    /// Most bytes the whole Set-Cookie header may take.
+    #[arg(long, default_value_t = sealed_session::DEFAULT_BUDGET)]
+    budget: usize,
+    /// Leave out the Secure attribute (plain HTTP on a non-local host).
+    #[arg(long)]
+    insecure: bool,
+    /// Serve without the session layer (load-test baseline).
+    #[arg(long)]
+    bare: bool,
+    /// Log level: error, warn, info, debug or trace.
+    #[arg(long, env = "LOG", default_value = "info")]
+    log: tracing::Level,
+}
+
+fn parse_key(text: &str) -> Result<MasterKey, sealed_session::Error> {
+    MasterKey::from_base64(text).or_else(|_| MasterKey::from_hex(text))
+}
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    tracing_subscriber::fmt().with_max_level(args.log).init();
+
+    let demo = app::Demo::new(Arc::new(SystemClock));
+    let router = if args.bare {
+        demo.bare_router()
+    } else {
+        let primary = match &args.key {
+            Some(text) => parse_key(text)?,
+            None => {
+                tracing::warn!("no SESSION_KEY: using a random key; sessions end when the app stops");
+                MasterKey::generate()?
+            }
+        };
+        let fallbacks = args
+            .fallback_keys
+            .iter()
+            .filter(|k| !k.trim().is_empty())
+            .map(|k| parse_key(k))
+            .collect::<Result<Vec<_>, _>>()?;
+        let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+        let layer = demo
+            .layer(ring)
+            .budget(args.budget)
+            .secure(!args.insecure)
+            .build()?;
+        demo.router(layer)
+    };
+
+    let listener = tokio::net::TcpListener::bind(args.addr).await?;
+    let mode = if args.bare { " (bare, no session layer)" } else { "" };
+    println!("listening on http://{}{mode}", listener.local_addr()?);
+    axum::serve(listener, router).await?;
+    Ok(())
+}

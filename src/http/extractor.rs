@@ -1,0 +1,406 @@
+//! The request's session handle: opened on first use, saved by the layer.
+
+use core::fmt;
+use std::sync::Arc;
+
+use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum_core::response::{IntoResponse, Response};
+use http::request::Parts;
+use http::{HeaderValue, StatusCode, Uri};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tokio::sync::Mutex;
+
+use super::layer::Shared;
+use crate::{CookieAction, Error, Expiry, Priority, Sealer, Session, SessionId};
+
+/// The session of the current request, as an axum extractor.
+///
+/// The cookie is opened when a method is first called (each method is
+/// `async` for that reason, and because reading an entry that lives in the
+/// overflow store loads it). Clones share one session. The layer saves it
+/// after the handler returns; changes made after that are lost.
+///
+/// Methods fail only as the core [`Session`] methods do, or with the error
+/// of a new session's random id; a bad cookie is not an error (the request
+/// gets a fresh session, see [`LazySession::rejected_cookie`]).
+#[derive(Clone)]
+pub struct LazySession {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    state: Mutex<State>,
+}
+
+struct State {
+    /// The request's `Cookie` header values, until the session is opened.
+    cookies: Vec<HeaderValue>,
+    opened: Option<Opened>,
+}
+
+struct Opened {
+    session: Session,
+    /// Length of the cookie value the session was opened from.
+    cookie_len: Option<usize>,
+    /// Error kind of the last candidate cookie that failed to open, when
+    /// none opened.
+    rejected: Option<&'static str>,
+}
+
+impl fmt::Debug for LazySession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // No session contents and no cookie values.
+        f.debug_struct("LazySession").finish_non_exhaustive()
+    }
+}
+
+/// Opens the first candidate that opens, in header order (the rule in the
+/// module documentation).
+async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error> {
+    let sealer = &shared.sealer;
+    let name = sealer.cookie_name();
+    let mut tried = 0usize;
+    let mut rejected = None;
+    for header in cookies {
+        let Ok(text) = header.to_str() else {
+            continue;
+        };
+        for cookie in ::cookie::Cookie::split_parse(text).flatten() {
+            if cookie.name() != name {
+                continue;
+            }
+            if tried == shared.max_cookies_tried {
+                tracing::warn!(
+                    tried,
+                    "more session cookies than the layer tries; ignoring the rest"
+                );
+                return fresh(sealer, rejected);
+            }
+            tried += 1;
+            let value = cookie.value();
+            match sealer.open_async(value).await {
+                Ok(session) => {
+                    return Ok(Opened {
+                        session,
+                        cookie_len: Some(value.len()),
+                        rejected: None,
+                    })
+                }
+                Err(error) => {
+                    log_rejected(&error, value.len(), tried);
+                    rejected = Some(error.kind());
+                }
+            }
+        }
+    }
+    fresh(sealer, rejected)
+}
+
+fn fresh(sealer: &Sealer, rejected: Option<&'static str>) -> Result<Opened, Error> {
+    Ok(Opened {
+        session: sealer.new_session()?,
+        cookie_len: None,
+        rejected,
+    })
+}
+
+/// Logs a cookie that did not open: its error kind and length, never its
+/// value.
+fn log_rejected(error: &Error, len: usize, candidate: usize) {
+    let kind = error.kind();
+    match error {
+        Error::Expired(_) => tracing::debug!(
+            kind,
+            len,
+            candidate,
+            "session cookie expired; the request gets a fresh session"
+        ),
+        Error::Revoked => tracing::info!(
+            kind,
+            len,
+            candidate,
+            "session cookie revoked; the request gets a fresh session"
+        ),
+        _ => tracing::warn!(
+            kind,
+            len,
+            candidate,
+            "session cookie rejected; the request gets a fresh session"
+        ),
+    }
+}
+
+impl LazySession {
+    pub(crate) fn new(shared: Arc<Shared>, cookies: Vec<HeaderValue>) -> Self {
+        LazySession {
+            inner: Arc::new(Inner {
+                shared,
+                state: Mutex::new(State {
+                    cookies,
+                    opened: None,
+                }),
+            }),
+        }
+    }
+
+    /// Opens the session if it is not open yet.
+    async fn ensure_open<'s>(&self, state: &'s mut State) -> Result<&'s mut Opened, Error> {
+        let opened = match state.opened.take() {
+            Some(opened) => opened,
+            None => {
+                let opened = open(&self.inner.shared, &state.cookies).await?;
+                state.cookies = Vec::new();
+                opened
+            }
+        };
+        Ok(state.opened.insert(opened))
+    }
+
+    /// Runs `f` on the opened session: the whole core [`Session`] API.
+    ///
+    /// Entries that live in the overflow store are not loaded here: read
+    /// them with [`LazySession::get`].
+    pub async fn with<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
+        let mut state = self.inner.state.lock().await;
+        let opened = self.ensure_open(&mut state).await?;
+        Ok(f(&mut opened.session))
+    }
+
+    /// The sealer of the layer.
+    pub fn sealer(&self) -> &Sealer {
+        &self.inner.shared.sealer
+    }
+
+    /// Reads and decodes a value; `Ok(None)` if the key is absent. An entry
+    /// in the overflow store is loaded first (the only store call).
+    pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let mut state = self.inner.state.lock().await;
+        let opened = self.ensure_open(&mut state).await?;
+        self.inner
+            .shared
+            .sealer
+            .get_loading(&mut opened.session, key)
+            .await
+    }
+
+    /// Stores a value at normal priority (or the priority the key has).
+    pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+        self.with(|s| s.insert(key, value)).await?
+    }
+
+    /// Stores a value with an explicit priority for the size budget.
+    pub async fn insert_with_priority<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+        priority: Priority,
+    ) -> Result<(), Error> {
+        self.with(|s| s.insert_with_priority(key, value, priority))
+            .await?
+    }
+
+    /// Removes an entry; returns whether it was there.
+    pub async fn remove(&self, key: &str) -> Result<bool, Error> {
+        self.with(|s| s.remove(key)).await
+    }
+
+    /// Removes an entry and returns its value (loading it from the overflow
+    /// store if it lives there).
+    pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let mut state = self.inner.state.lock().await;
+        let opened = self.ensure_open(&mut state).await?;
+        let value = self
+            .inner
+            .shared
+            .sealer
+            .get_loading(&mut opened.session, key)
+            .await?;
+        opened.session.remove(key);
+        Ok(value)
+    }
+
+    /// Whether the session has this key.
+    pub async fn contains(&self, key: &str) -> Result<bool, Error> {
+        self.with(|s| s.contains(key)).await
+    }
+
+    /// The keys, in insertion order.
+    pub async fn keys(&self) -> Result<Vec<String>, Error> {
+        self.with(|s| s.keys().map(str::to_owned).collect()).await
+    }
+
+    /// Keys with their priorities, in insertion order.
+    pub async fn keys_with_priority(&self) -> Result<Vec<(String, Priority)>, Error> {
+        self.with(|s| {
+            s.keys_with_priority()
+                .map(|(k, p)| (k.to_owned(), p))
+                .collect()
+        })
+        .await
+    }
+
+    /// The priority of an entry.
+    pub async fn priority(&self, key: &str) -> Result<Option<Priority>, Error> {
+        self.with(|s| s.priority(key)).await
+    }
+
+    /// Changes the priority of an entry; returns whether it exists.
+    pub async fn set_priority(&self, key: &str, priority: Priority) -> Result<bool, Error> {
+        self.with(|s| s.set_priority(key, priority)).await
+    }
+
+    /// Number of entries.
+    pub async fn len(&self) -> Result<usize, Error> {
+        self.with(|s| s.len()).await
+    }
+
+    /// Whether there are no entries.
+    pub async fn is_empty(&self) -> Result<bool, Error> {
+        self.with(|s| s.is_empty()).await
+    }
+
+    /// Removes every entry; keeps the id and expiry.
+    pub async fn clear(&self) -> Result<(), Error> {
+        self.with(Session::clear).await
+    }
+
+    /// Ends the session (logout): removes every entry and takes a new id.
+    /// Unless something is stored again, the response deletes the cookie.
+    pub async fn flush(&self) -> Result<(), Error> {
+        self.with(Session::flush).await?
+    }
+
+    /// Takes a new id and keeps the data: call it at login.
+    pub async fn cycle_id(&self) -> Result<(), Error> {
+        self.with(Session::cycle_id).await?
+    }
+
+    /// Sets when the session ends.
+    pub async fn set_expiry(&self, expiry: Expiry) -> Result<(), Error> {
+        self.with(|s| s.set_expiry(expiry)).await
+    }
+
+    /// Ends the session `seconds` from now.
+    pub async fn set_expiry_in(&self, seconds: u64) -> Result<(), Error> {
+        self.with(|s| s.set_expiry_in(seconds)).await
+    }
+
+    /// The expiry setting.
+    pub async fn expiry(&self) -> Result<Expiry, Error> {
+        self.with(|s| s.expiry()).await
+    }
+
+    /// Seconds the session stays valid if saved now.
+    pub async fn expiry_age(&self) -> Result<Option<u64>, Error> {
+        self.with(|s| s.expiry_age()).await
+    }
+
+    /// The session id.
+    pub async fn id(&self) -> Result<SessionId, Error> {
+        self.with(|s| s.id()).await
+    }
+
+    /// Whether the session was created in this request (no cookie opened).
+    pub async fn is_new(&self) -> Result<bool, Error> {
+        self.with(|s| s.is_new()).await
+    }
+
+    /// Whether an entry, the expiry or the id changed in this request.
+    pub async fn is_modified(&self) -> Result<bool, Error> {
+        self.with(|s| s.is_modified()).await
+    }
+
+    /// Length in characters of the cookie value the session was opened
+    /// from; `None` for a new session.
+    pub async fn cookie_len(&self) -> Result<Option<usize>, Error> {
+        let mut state = self.inner.state.lock().await;
+        Ok(self.ensure_open(&mut state).await?.cookie_len)
+    }
+
+    /// When the request carried session cookies and none opened: the
+    /// [`Error::kind`] of the last one tried (`"expired-idle"`,
+    /// `"authentication-failed"`, `"revoked"`, …). `None` otherwise.
+    pub async fn rejected_cookie(&self) -> Result<Option<&'static str>, Error> {
+        let mut state = self.inner.state.lock().await;
+        Ok(self.ensure_open(&mut state).await?.rejected)
+    }
+
+    /// Saves the session if it was opened: the `Set-Cookie` value to send,
+    /// if any. Failures are reported, never raised.
+    pub(crate) async fn finish(&self, uri: &Uri) -> Option<HeaderValue> {
+        let mut state = self.inner.state.lock().await;
+        let opened = state.opened.as_mut()?;
+        let shared = &self.inner.shared;
+        let saved = match shared.sealer.save_async(&mut opened.session).await {
+            Ok(saved) => saved,
+            Err(error) => {
+                shared.save_failed(&error, uri);
+                return None;
+            }
+        };
+        shared.saved(&saved.report);
+        let value = match &saved.action {
+            CookieAction::Unchanged => return None,
+            CookieAction::Set(value) | CookieAction::Delete(value) => value,
+        };
+        match HeaderValue::from_str(value) {
+            Ok(value) => Some(value),
+            Err(_) => {
+                // Only a cookie name, path or domain with control characters
+                // gets here: a configuration mistake, not request input.
+                tracing::error!(
+                    path = uri.path(),
+                    "session cookie is not a valid header value; check the cookie name, path and domain"
+                );
+                None
+            }
+        }
+    }
+}
+
+/// The rejection when a handler asks for a [`LazySession`] on a route
+/// without the [`SessionLayer`](super::SessionLayer): a 500 response, as it
+/// is a mistake in the application's setup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct MissingSessionLayer;
+
+impl fmt::Display for MissingSessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("the session layer is not installed on this route")
+    }
+}
+
+impl std::error::Error for MissingSessionLayer {}
+
+impl IntoResponse for MissingSessionLayer {
+    fn into_response(self) -> Response {
+        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for LazySession {
+    type Rejection = MissingSessionLayer;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
+        parts
+            .extensions
+            .get::<LazySession>()
+            .cloned()
+            .ok_or(MissingSessionLayer)
+    }
+}
+
+/// `Option<LazySession>`: `None` on routes without the layer.
+impl<S: Send + Sync> OptionalFromRequestParts<S> for LazySession {
+    type Rejection = core::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &S,
+    ) -> Result<Option<Self>, Self::Rejection> {
+        Ok(parts.extensions.get::<LazySession>().cloned())
+    }
+}

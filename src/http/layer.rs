@@ -1,0 +1,390 @@
+//! The tower layer, its builder and its service.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+use std::sync::Arc;
+
+use http::{header, HeaderValue, Request, Response, Uri};
+use tower_layer::Layer;
+use tower_service::Service;
+
+use super::extractor::LazySession;
+use crate::store::{OverflowStore, RevocationCheck};
+use crate::{
+    Clock, Compression, CookieSettings, Error, KeyRing, Limits, SameSite, SaveReport, Sealer,
+    SealerBuilder,
+};
+
+type SaveErrorHook = Arc<dyn Fn(&SaveFailure<'_>) + Send + Sync>;
+type SaveReportHook = Arc<dyn Fn(&SaveReport) + Send + Sync>;
+type Configure = Box<dyn FnOnce(SealerBuilder) -> SealerBuilder + Send>;
+
+/// Default for [`SessionLayerBuilder::max_cookies_tried`].
+const DEFAULT_MAX_COOKIES_TRIED: usize = 4;
+
+/// What the layer shares with every request.
+pub(crate) struct Shared {
+    pub(crate) sealer: Sealer,
+    pub(crate) max_cookies_tried: usize,
+    on_save_error: Option<SaveErrorHook>,
+    on_save_report: Option<SaveReportHook>,
+}
+
+impl Shared {
+    pub(crate) fn save_failed(&self, error: &Error, uri: &Uri) {
+        tracing::error!(
+            kind = error.kind(),
+            error = %error,
+            path = uri.path(),
+            "session not saved; the client keeps its previous cookie"
+        );
+        if let Some(hook) = &self.on_save_error {
+            hook(&SaveFailure { error, uri });
+        }
+    }
+
+    pub(crate) fn saved(&self, report: &SaveReport) {
+        if report.dropped.is_empty() && report.overflowed.is_empty() {
+            return;
+        }
+        if let Some(hook) = &self.on_save_report {
+            hook(report);
+        }
+    }
+}
+
+/// A save that failed, as passed to [`SessionLayerBuilder::on_save_error`].
+///
+/// The response goes out without `Set-Cookie`, so the client keeps the
+/// cookie it had; changes made during the request are lost.
+#[derive(Debug)]
+#[non_exhaustive]
+pub struct SaveFailure<'a> {
+    /// Why: [`Error::TooLarge`] when the entries that may not be dropped
+    /// exceed the budget (and no overflow store is configured),
+    /// [`Error::Store`] when the overflow store failed.
+    pub error: &'a Error,
+    /// The request's URI.
+    pub uri: &'a Uri,
+}
+
+/// A `tower` layer that opens the session cookie lazily and writes it back
+/// after the handler (see the [module documentation](super)).
+///
+/// Cheap to clone; build one with [`SessionLayer::builder`].
+#[derive(Clone)]
+pub struct SessionLayer {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for SessionLayer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayer")
+            .field("sealer", &self.shared.sealer)
+            .field("max_cookies_tried", &self.shared.max_cookies_tried)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionLayer {
+    /// Starts configuring a layer that seals with `ring`'s primary key.
+    ///
+    /// The defaults are those of [`Sealer::builder`] and
+    /// [`CookieSettings::default`]: cookie `session`, `HttpOnly`, `Secure`,
+    /// `SameSite=Lax`, `Path=/`, no `Domain`, persistent (`Max-Age` follows
+    /// the session's expiry), a 4096-byte budget, no compression, no
+    /// overflow store, no revocation check.
+    pub fn builder(ring: KeyRing) -> SessionLayerBuilder {
+        SessionLayerBuilder {
+            ring,
+            cookie_name: crate::DEFAULT_COOKIE_NAME.to_owned(),
+            host_prefix: false,
+            settings: CookieSettings::default(),
+            configure: Vec::new(),
+            max_cookies_tried: DEFAULT_MAX_COOKIES_TRIED,
+            on_save_error: None,
+            on_save_report: None,
+        }
+    }
+
+    /// The sealer the layer uses (its cookie name includes any prefix).
+    pub fn sealer(&self) -> &Sealer {
+        &self.shared.sealer
+    }
+}
+
+impl<S> Layer<S> for SessionLayer {
+    type Service = SessionService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        SessionService {
+            inner,
+            shared: Arc::clone(&self.shared),
+        }
+    }
+}
+
+/// Configures a [`SessionLayer`]; every method takes and returns `self`.
+#[must_use]
+pub struct SessionLayerBuilder {
+    ring: KeyRing,
+    cookie_name: String,
+    host_prefix: bool,
+    settings: CookieSettings,
+    configure: Vec<Configure>,
+    max_cookies_tried: usize,
+    on_save_error: Option<SaveErrorHook>,
+    on_save_report: Option<SaveReportHook>,
+}
+
+impl fmt::Debug for SessionLayerBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionLayerBuilder")
+            .field("ring", &self.ring)
+            .field("cookie_name", &self.cookie_name)
+            .field("host_prefix", &self.host_prefix)
+            .field("settings", &self.settings)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SessionLayerBuilder {
+    fn with(mut self, f: impl FnOnce(SealerBuilder) -> SealerBuilder + Send + 'static) -> Self {
+        self.configure.push(Box::new(f));
+        self
+    }
+
+    /// The key ring: the primary key seals, fallback keys only open (a
+    /// cookie opened with one is re-sealed under the primary).
+    pub fn key_ring(mut self, ring: KeyRing) -> Self {
+        self.ring = ring;
+        self
+    }
+
+    /// The cookie name (default `session`). Tokens are bound to it.
+    pub fn cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.cookie_name = name.into();
+        self
+    }
+
+    /// Prefixes the cookie name with `__Host-` (default no). Browsers then
+    /// accept the cookie only with `Secure`, `Path=/` and no `Domain`, from
+    /// this host alone; the layer forces those attributes, overriding
+    /// [`Self::path`], [`Self::domain`] and [`Self::secure`].
+    pub fn host_prefix(mut self, enabled: bool) -> Self {
+        self.host_prefix = enabled;
+        self
+    }
+
+    /// The `Domain` attribute (default none: the cookie goes to this host
+    /// only). Ignored with the `__Host-` prefix.
+    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+        self.settings = self.settings.domain(domain);
+        self
+    }
+
+    /// The `Path` attribute (default `/`). Ignored with the `__Host-` prefix.
+    pub fn path(mut self, path: impl Into<String>) -> Self {
+        self.settings = self.settings.path(path);
+        self
+    }
+
+    /// The `SameSite` attribute (default `Lax`).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
+        self.settings = self.settings.same_site(same_site);
+        self
+    }
+
+    /// Whether to set `Partitioned` (CHIPS; default no).
+    pub fn partitioned(mut self, partitioned: bool) -> Self {
+        self.settings = self.settings.partitioned(partitioned);
+        self
+    }
+
+    /// Whether to set `Secure` (default yes). Browsers treat `localhost`
+    /// and loopback addresses as secure, so turn it off only to serve plain
+    /// HTTP on other hosts. Forced on with the `__Host-` prefix.
+    pub fn secure(mut self, secure: bool) -> Self {
+        self.settings = self.settings.secure(secure);
+        self
+    }
+
+    /// Whether to set `HttpOnly` (default yes).
+    pub fn http_only(mut self, http_only: bool) -> Self {
+        self.settings = self.settings.http_only(http_only);
+        self
+    }
+
+    /// Persistent cookies (the default) carry `Max-Age`, the time left
+    /// before the session expires; browser-session cookies (`false`) carry
+    /// none and end when the browser closes. A session can choose for
+    /// itself with [`Expiry::BrowserSession`](crate::Expiry::BrowserSession).
+    pub fn persistent(mut self, persistent: bool) -> Self {
+        self.settings = self.settings.persistent(persistent);
+        self
+    }
+
+    /// Replaces every cookie attribute at once.
+    pub fn cookie_settings(mut self, settings: CookieSettings) -> Self {
+        self.settings = settings;
+        self
+    }
+
+    /// Resource limits for opening cookies.
+    pub fn limits(self, limits: Limits) -> Self {
+        self.with(move |b| b.limits(limits))
+    }
+
+    /// Most bytes the whole `Set-Cookie` header may take (default 4096).
+    pub fn budget(self, bytes: usize) -> Self {
+        self.with(move |b| b.budget(bytes))
+    }
+
+    /// Whether and from which size to compress.
+    pub fn compression(self, compression: Compression) -> Self {
+        self.with(move |b| b.compression(compression))
+    }
+
+    /// A server-side store for entries that do not fit in the budget.
+    pub fn overflow_store(self, store: Arc<dyn OverflowStore>) -> Self {
+        self.with(move |b| b.overflow_store(store))
+    }
+
+    /// A revocation check consulted when a cookie is opened; `user_key`
+    /// names the entry holding the user id (for "log out everywhere").
+    pub fn revocation(self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
+        let user_key = user_key.map(str::to_owned);
+        self.with(move |b| b.revocation(check, user_key.as_deref()))
+    }
+
+    /// The idle timeout (default two weeks).
+    pub fn max_idle(self, max_idle: Duration) -> Self {
+        self.with(move |b| b.max_idle(max_idle))
+    }
+
+    /// The absolute lifetime (default 30 days).
+    pub fn max_lifetime(self, max_lifetime: Duration) -> Self {
+        self.with(move |b| b.max_lifetime(max_lifetime))
+    }
+
+    /// Fraction of the idle window after which a session that was only
+    /// read is re-sealed anyway (default 0.5).
+    pub fn refresh_fraction(self, fraction: f64) -> Self {
+        self.with(move |b| b.refresh_fraction(fraction))
+    }
+
+    /// The time source (the system clock by default).
+    pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
+        self.with(move |b| b.clock(clock))
+    }
+
+    /// Any other [`SealerBuilder`] setting (clock skew, random source, …).
+    pub fn configure_sealer(
+        self,
+        f: impl FnOnce(SealerBuilder) -> SealerBuilder + Send + 'static,
+    ) -> Self {
+        self.with(f)
+    }
+
+    /// How many cookies with the session's name are tried, in order, before
+    /// giving up and starting a fresh session (default 4, at least 1).
+    pub fn max_cookies_tried(mut self, count: usize) -> Self {
+        self.max_cookies_tried = count.max(1);
+        self
+    }
+
+    /// Called when a save fails (see [`SaveFailure`]), after the `ERROR`
+    /// event the layer always logs. Runs on the request's task: keep it
+    /// quick.
+    pub fn on_save_error(mut self, hook: impl Fn(&SaveFailure<'_>) + Send + Sync + 'static) -> Self {
+        self.on_save_error = Some(Arc::new(hook));
+        self
+    }
+
+    /// Called after a save that dropped entries to fit the budget or moved
+    /// them to the overflow store, with the report (keys, priorities and
+    /// sizes; never values).
+    pub fn on_save_report(mut self, hook: impl Fn(&SaveReport) + Send + Sync + 'static) -> Self {
+        self.on_save_report = Some(Arc::new(hook));
+        self
+    }
+
+    /// Builds the layer (fails only as [`SealerBuilder::build`] does).
+    pub fn build(self) -> Result<SessionLayer, Error> {
+        let name = if self.host_prefix && !self.cookie_name.starts_with("__Host-") {
+            format!("__Host-{}", self.cookie_name)
+        } else {
+            self.cookie_name
+        };
+        let mut builder = Sealer::builder(self.ring)
+            .cookie_name(name)
+            .cookie_settings(self.settings);
+        for configure in self.configure {
+            builder = configure(builder);
+        }
+        Ok(SessionLayer {
+            shared: Arc::new(Shared {
+                sealer: builder.build()?,
+                max_cookies_tried: self.max_cookies_tried,
+                on_save_error: self.on_save_error,
+                on_save_report: self.on_save_report,
+            }),
+        })
+    }
+}
+
+/// The service [`SessionLayer`] wraps around an inner service.
+#[derive(Clone)]
+pub struct SessionService<S> {
+    inner: S,
+    shared: Arc<Shared>,
+}
+
+impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SessionService")
+            .field("inner", &self.inner)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>>,
+    S::Future: Send + 'static,
+    S::Error: 'static,
+    ResBody: Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResBody>, S::Error>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // Only the header values are kept (reference-counted, no copy);
+        // they are parsed when a handler first touches the session.
+        let cookies: Vec<HeaderValue> = request
+            .headers()
+            .get_all(header::COOKIE)
+            .iter()
+            .cloned()
+            .collect();
+        let session = LazySession::new(Arc::clone(&self.shared), cookies);
+        request.extensions_mut().insert(session.clone());
+        let uri = request.uri().clone();
+        let response = self.inner.call(request);
+        Box::pin(async move {
+            let mut response = response.await?;
+            if let Some(cookie) = session.finish(&uri).await {
+                response.headers_mut().append(header::SET_COOKIE, cookie);
+            }
+            Ok(response)
+        })
+    }
+}

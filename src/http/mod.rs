@@ -1,0 +1,94 @@
+//! HTTP integration (feature `axum`): a [`tower`] layer that keeps the whole
+//! session in the cookie, and an [`axum`] extractor to use it from handlers.
+//!
+//! [`tower`]: https://docs.rs/tower-layer
+//! [`axum`]: https://docs.rs/axum
+//!
+//! ```
+//! use axum::{routing::get, Router};
+//! use sealed_session::http::{LazySession, SessionLayer};
+//! use sealed_session::{Error, KeyRing, MasterKey};
+//! use tower_service::Service as _;
+//!
+//! async fn visit(session: LazySession) -> Result<String, Error> {
+//!     let visits = session.get::<u64>("visits").await?.unwrap_or(0) + 1;
+//!     session.insert("visits", &visits).await?;
+//!     Ok(format!("visit {visits}"))
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let layer = SessionLayer::builder(KeyRing::new(MasterKey::generate()?))
+//!     .cookie_name("id")
+//!     .build()?;
+//! let mut app = Router::new().route("/", get(visit)).layer(layer);
+//!
+//! // First request: no cookie, so a new session; the response sets it.
+//! let response = app.call(http::Request::new(axum::body::Body::empty())).await?;
+//! let set_cookie = response.headers()["set-cookie"].to_str()?;
+//! assert!(set_cookie.starts_with("id="));
+//! assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("Secure"));
+//! assert!(set_cookie.contains("SameSite=Lax") && set_cookie.contains("Path=/"));
+//!
+//! // Second request: the browser sends the cookie back.
+//! let cookie = set_cookie.split(';').next().unwrap_or_default();
+//! let request = http::Request::builder()
+//!     .header("cookie", cookie)
+//!     .body(axum::body::Body::empty())?;
+//! let response = app.call(request).await?;
+//! assert!(response.headers().contains_key("set-cookie")); // modified again
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! ## What the layer does
+//!
+//! - **Opens lazily.** The request's `Cookie` headers are kept aside; the
+//!   cookie is parsed, authenticated and decrypted only when a handler first
+//!   touches the [`LazySession`]. Requests that never touch it cost no
+//!   cryptography and never get a `Set-Cookie`.
+//! - **Writes back only what changed.** After the handler, a session that
+//!   was opened is saved with [`Sealer::save_async`](crate::Sealer::save_async):
+//!   a `Set-Cookie` header is appended when the session was modified, its
+//!   sliding refresh is due, it was opened with a fallback key (it is then
+//!   re-sealed under the primary) or it was flushed (a deletion cookie).
+//!   Unchanged sessions add no header.
+//! - **Ignores bad cookies.** A malformed, tampered, expired or revoked
+//!   cookie gives a fresh, empty session and a `tracing` event carrying the
+//!   error kind and the cookie's length, never its value; the handler runs
+//!   as usual (no error page). Expired cookies are logged at `DEBUG`,
+//!   revoked ones at `INFO`, the rest at `WARN`.
+//! - **Never fails the response on save.** A save that fails (the critical
+//!   entries alone exceed the budget and there is no overflow store, or the
+//!   store is down) sends no `Set-Cookie`, so the client keeps its previous
+//!   cookie; the failure is logged at `ERROR` (target
+//!   `sealed_session::http`) and passed to the hook set with
+//!   [`SessionLayerBuilder::on_save_error`]. The response itself is the
+//!   handler's.
+//!
+//! ## Several cookies with the session's name
+//!
+//! A request can carry more than one cookie with the session's name (one
+//! per path or domain the cookie was set for, or one planted by a sibling
+//! subdomain). The rule: candidates are tried **in the order they appear**
+//! in the `Cookie` headers (browsers list longer paths first, then older
+//! cookies first); the **first one that opens** (authentic, not expired,
+//! not revoked) is the session, and the others are ignored. At most
+//! [`SessionLayerBuilder::max_cookies_tried`] candidates (default 4) are
+//! opened, bounding the work an attacker can cause. If none opens, the
+//! request gets a fresh session. A planted cookie cannot be forged, but a
+//! sibling subdomain could plant a genuine cookie of another session: the
+//! `__Host-` prefix ([`SessionLayerBuilder::host_prefix`]) stops that, since
+//! browsers refuse such cookies from other hosts.
+//!
+//! ## Without axum
+//!
+//! The layer works with any `tower` service over `http` requests: it
+//! inserts a [`LazySession`] into the request extensions, where a service
+//! finds it with `request.extensions().get::<LazySession>()`.
+
+mod extractor;
+mod layer;
+
+pub use extractor::{LazySession, MissingSessionLayer};
+pub use layer::{SaveFailure, SessionLayer, SessionLayerBuilder, SessionService};
