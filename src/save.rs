@@ -69,6 +69,10 @@ impl Sealer {
             .cookie
             .set_cookie(&self.cookie_name, "", self.max_age(session));
         let overflow_listed = with_store && keep.iter().any(|k| !k);
+        if self.payload_len_for(session, keep, overflow_listed) > self.limits.decompressed() {
+            // Cannot be sealed at all: as good as over budget.
+            return Ok(usize::MAX);
+        }
         let token_len = match self.compression {
             token::Compression::Off => {
                 base64_len(OVERHEAD + self.payload_len_for(session, keep, overflow_listed))

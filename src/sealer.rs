@@ -454,6 +454,10 @@ impl Sealer {
             Expiry::BrowserSession => (None, PAYLOAD_FLAG_BROWSER_SESSION),
         };
         let payload_len = self.payload_len_for(session, keep, with_overflow);
+        if payload_len > self.limits.decompressed() {
+            // Never emit a cookie this sealer's own limits would refuse.
+            return Err(Error::LimitExceeded(crate::Limit::DecompressedSize));
+        }
         let mut buffer = Vec::with_capacity(OVERHEAD + payload_len);
         buffer.resize(CIPHERTEXT_OFFSET, 0);
         let mut writer = PayloadWriter::begin(

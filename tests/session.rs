@@ -1,0 +1,338 @@
+//! The session API and the time rules, through the public API.
+
+use sealed_session::{
+    Clock, Compression, Error, Expired, Expiry, FixedClock, InvalidEntryKey, KeyRing, Limit,
+    Limits, MasterKey, Priority, Sealer, ValueError,
+};
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+const T0: u64 = 1_767_225_600;
+
+fn key(byte: u8) -> MasterKey {
+    MasterKey::from_bytes(&[byte; 32]).unwrap()
+}
+
+fn sealer_with(ring: KeyRing, clock: &Arc<FixedClock>) -> Sealer {
+    Sealer::builder(ring)
+        .cookie_name("id")
+        .max_idle(Duration::from_secs(1000))
+        .max_lifetime(Duration::from_secs(5000))
+        .clock_skew(Duration::from_secs(30))
+        .refresh_fraction(0.25)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+#[test]
+fn typed_values_round_trip() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    let mut map = BTreeMap::new();
+    map.insert("nested".to_owned(), vec![Some(1.5f64), None]);
+    s.insert("map", &map).unwrap();
+    s.insert("bytes", &serde_bytes_like()).unwrap();
+    s.insert("unicode", "añ🍪").unwrap();
+    s.insert_with_priority("uid", &u64::MAX, Priority::Critical)
+        .unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+    let o = sealer.open(&cookie).unwrap();
+    assert_eq!(
+        o.get::<BTreeMap<String, Vec<Option<f64>>>>("map").unwrap(),
+        Some(map)
+    );
+    assert_eq!(o.get::<Vec<u8>>("bytes").unwrap(), Some(serde_bytes_like()));
+    assert_eq!(o.get::<String>("unicode").unwrap().as_deref(), Some("añ🍪"));
+    assert_eq!(o.get::<u64>("uid").unwrap(), Some(u64::MAX));
+    assert_eq!(o.priority("uid"), Some(Priority::Critical));
+    assert_eq!(o.get::<u64>("missing").unwrap(), None);
+    assert_eq!(
+        o.get::<u64>("unicode").unwrap_err(),
+        Error::Value(ValueError::Deserialize)
+    );
+    assert_eq!(
+        o.keys().collect::<Vec<_>>(),
+        ["map", "bytes", "unicode", "uid"]
+    );
+    assert_eq!(o.id(), s.id());
+    assert_eq!(o.created_at(), T0);
+}
+
+fn serde_bytes_like() -> Vec<u8> {
+    (0..=255).collect()
+}
+
+#[test]
+fn modified_tracking_and_map_operations() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    assert!(!s.needs_save() && s.is_new() && s.is_empty());
+    s.insert_with_priority("a", &1, Priority::High).unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+    assert!(!s.needs_save());
+
+    let mut o = sealer.open(&cookie).unwrap();
+    assert!(!o.is_new());
+    o.insert("a", &1).unwrap();
+    assert!(!o.is_modified(), "same value and priority: not modified");
+    assert_eq!(
+        o.priority("a"),
+        Some(Priority::High),
+        "insert keeps the priority"
+    );
+    o.insert("a", &2).unwrap();
+    assert!(o.is_modified());
+    assert!(o.contains("a") && o.len() == 1);
+    assert_eq!(o.take::<i32>("a").unwrap(), Some(2));
+    assert!(!o.remove("a"));
+    o.insert("b", &3).unwrap();
+    assert!(o.set_priority("b", Priority::Low));
+    o.clear();
+    assert!(o.is_empty() && o.needs_save() && !o.should_delete_cookie());
+}
+
+#[test]
+fn reserved_and_empty_keys_are_refused() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    assert_eq!(
+        s.insert("_auth", &1).unwrap_err(),
+        Error::InvalidEntryKey(InvalidEntryKey::Reserved)
+    );
+    assert_eq!(
+        s.insert("", &1).unwrap_err(),
+        Error::InvalidEntryKey(InvalidEntryKey::Empty)
+    );
+}
+
+#[test]
+fn entry_limit_applies_on_insert_so_sealed_sessions_reopen() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .limits(Limits::default().max_entries(3))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    for k in ["a", "b", "c"] {
+        s.insert(k, &0).unwrap();
+    }
+    assert_eq!(
+        s.insert("d", &0).unwrap_err(),
+        Error::LimitExceeded(Limit::Entries)
+    );
+    let cookie = sealer.seal(&mut s).unwrap();
+    assert_eq!(sealer.open(&cookie).unwrap().len(), 3);
+}
+
+#[test]
+fn flush_and_cycle_id() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("user", "ada").unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+
+    let mut o = sealer.open(&cookie).unwrap();
+    let before = o.id();
+    o.cycle_id().unwrap();
+    assert_ne!(o.id(), before);
+    assert_eq!(o.get::<String>("user").unwrap().as_deref(), Some("ada"));
+    assert!(o.needs_save());
+
+    let mut o = sealer.open(&cookie).unwrap();
+    o.flush().unwrap();
+    assert!(o.is_empty() && o.is_flushed() && o.should_delete_cookie());
+    assert_ne!(o.id(), before);
+    o.insert("fresh", &true).unwrap();
+    assert!(
+        !o.should_delete_cookie(),
+        "data stored after flush makes a new cookie"
+    );
+}
+
+#[test]
+fn idle_lifetime_skew_and_own_expiry() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("x", &1).unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+
+    clock.set(T0 + 1000);
+    assert!(
+        sealer.open(&cookie).is_ok(),
+        "exactly max_idle is still valid"
+    );
+    clock.set(T0 + 1001);
+    assert_eq!(
+        sealer.open(&cookie).unwrap_err(),
+        Error::Expired(Expired::Idle)
+    );
+
+    // Issued in the future: within the skew it opens, beyond it does not.
+    clock.set(T0 - 30);
+    assert!(sealer.open(&cookie).is_ok());
+    clock.set(T0 - 31);
+    assert_eq!(sealer.open(&cookie).unwrap_err(), Error::IssuedInFuture);
+
+    // Absolute lifetime: re-sealed often, still ends 5000 s after creation.
+    clock.set(T0);
+    let mut cookie = cookie;
+    let mut ended = None;
+    for _ in 0..10 {
+        clock.advance(900);
+        match sealer.open(&cookie) {
+            Ok(mut o) => {
+                o.insert("t", &sealer.now()).unwrap();
+                cookie = sealer.seal(&mut o).unwrap();
+            }
+            Err(e) => {
+                ended = Some((e, clock.now() - T0));
+                break;
+            }
+        }
+    }
+    assert_eq!(ended, Some((Error::Expired(Expired::Lifetime), 5400)));
+
+    // The session's own expiry: expired at that instant.
+    clock.set(T0);
+    let mut s = sealer.new_session().unwrap();
+    s.set_expiry_in(100);
+    assert_eq!(s.expiry(), Expiry::At(T0 + 100));
+    assert_eq!(s.expiry_age(), Some(100));
+    let cookie = sealer.seal(&mut s).unwrap();
+    clock.set(T0 + 99);
+    assert_eq!(sealer.open(&cookie).unwrap().expiry_age(), Some(1));
+    clock.set(T0 + 100);
+    assert_eq!(
+        sealer.open(&cookie).unwrap_err(),
+        Error::Expired(Expired::Session)
+    );
+}
+
+#[test]
+fn sliding_refresh_after_the_configured_fraction() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+    clock.set(T0 + 249);
+    let o = sealer.open(&cookie).unwrap();
+    assert!(!o.refresh_due() && !o.needs_save());
+    clock.set(T0 + 250);
+    let mut o = sealer.open(&cookie).unwrap();
+    assert!(o.refresh_due() && o.needs_save());
+    let refreshed = sealer.seal(&mut o).unwrap();
+    // The refreshed cookie has a new issued-at, so it outlives the old one.
+    clock.set(T0 + 1100);
+    assert!(sealer.open(&cookie).is_err());
+    let reopened = sealer.open(&refreshed).unwrap();
+    assert_eq!(reopened.created_at(), T0, "created-at survives re-seals");
+}
+
+#[test]
+fn key_rotation() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let old = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = old.new_session().unwrap();
+    s.insert("user", "ada").unwrap();
+    let cookie = old.seal(&mut s).unwrap();
+
+    let rotated = sealer_with(KeyRing::with_fallbacks(key(2), [key(1)]).unwrap(), &clock);
+    let mut o = rotated.open(&cookie).unwrap();
+    assert!(o.opened_with_fallback() && o.needs_save());
+    let resealed = rotated.seal(&mut o).unwrap();
+    assert!(!rotated.open(&resealed).unwrap().opened_with_fallback());
+    assert_eq!(old.open(&resealed).unwrap_err(), Error::UnknownKeyId);
+    let dropped_old = sealer_with(KeyRing::new(key(2)), &clock);
+    assert_eq!(dropped_old.open(&cookie).unwrap_err(), Error::UnknownKeyId);
+}
+
+#[test]
+fn name_binding_and_tampering() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let other_name = Sealer::builder(KeyRing::new(key(1)))
+        .cookie_name("admin")
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert("role", "user").unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+    assert_eq!(
+        other_name.open(&cookie).unwrap_err(),
+        Error::AuthenticationFailed
+    );
+    // Every character substitution fails with a kind, never a panic, never opens.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for i in 0..cookie.len() {
+        let mut bytes = cookie.clone().into_bytes();
+        bytes[i] = alphabet[(alphabet.iter().position(|c| *c == bytes[i]).unwrap() + 1) % 64];
+        let altered = String::from_utf8(bytes).unwrap();
+        assert!(sealer.open(&altered).is_err(), "position {i}");
+    }
+}
+
+#[test]
+fn debug_output_never_shows_values() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(0x5a)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("password_hint", "hunter2-secret").unwrap();
+    let printed = format!("{s:?} {sealer:?}");
+    assert!(printed.contains("password_hint"));
+    assert!(!printed.contains("hunter2"), "{printed}");
+    assert!(!printed.contains("5a5a5a"), "{printed}");
+}
+
+#[test]
+fn compression_round_trips_and_respects_the_cap() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .compression(Compression::Above(100))
+        .limits(Limits::default().max_decompressed(2000))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert("text", &"abc".repeat(200)).unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+    assert!(sealed_session::token::inspect(&cookie)
+        .unwrap()
+        .header
+        .is_compressed());
+    assert_eq!(
+        sealer
+            .open(&cookie)
+            .unwrap()
+            .get::<String>("text")
+            .unwrap()
+            .unwrap()
+            .len(),
+        600
+    );
+    s.insert("text", &"abc".repeat(1000)).unwrap();
+    // The writer refuses what its own reader could not open…
+    assert_eq!(
+        sealer.seal(&mut s).unwrap_err(),
+        Error::LimitExceeded(Limit::DecompressedSize)
+    );
+    // …and the reader refuses what inflates past its cap.
+    let generous = Sealer::builder(KeyRing::new(key(1)))
+        .compression(Compression::Above(100))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let cookie = generous.seal(&mut s).unwrap();
+    assert_eq!(
+        sealer.open(&cookie).unwrap_err(),
+        Error::LimitExceeded(Limit::DecompressedSize)
+    );
+}
