@@ -57,18 +57,19 @@ impl Sealer {
     }
 
     /// Bytes of the `Set-Cookie` header if the entries marked in `keep` stay
-    /// in the cookie and the others go to an overflow reference (or are
-    /// dropped when `with_store` is false).
+    /// in the cookie and the others go to the overflow `reference` (or are
+    /// dropped when there is none). The reference is the real one: with
+    /// compression on, its bytes change the compressed size.
     fn header_len_for(
         &self,
         session: &Session,
         keep: &[bool],
-        with_store: bool,
+        reference: Option<&[u8; SESSION_ID_LEN]>,
     ) -> Result<usize, Error> {
         let empty = self
             .cookie
             .set_cookie(&self.cookie_name, "", self.max_age(session));
-        let overflow_listed = with_store && keep.iter().any(|k| !k);
+        let overflow_listed = reference.is_some() && keep.iter().any(|k| !k);
         if self.payload_len_for(session, keep, overflow_listed) > self.limits.decompressed() {
             // Cannot be sealed at all: as good as over budget.
             return Ok(usize::MAX);
@@ -78,20 +79,22 @@ impl Sealer {
                 base64_len(OVERHEAD + self.payload_len_for(session, keep, overflow_listed))
             }
             // Compressed sizes are measured, not estimated.
-            token::Compression::Above(_) => {
-                let reference = [0u8; SESSION_ID_LEN];
-                self.seal_selected(session, keep, overflow_listed.then_some(&reference))?
-                    .len()
-            }
+            token::Compression::Above(_) => self
+                .seal_selected(session, keep, reference.filter(|_| overflow_listed))?
+                .len(),
         };
         Ok(header_len(&empty) + token_len)
     }
 
     /// Chooses what stays in the cookie: everything that fits, taking
     /// entries out in [`drop_order`] until the header is within budget.
-    /// Unloaded overflowed entries can only stay referenced (`with_store`)
+    /// Unloaded overflowed entries can only stay referenced (`reference`)
     /// or be dropped.
-    fn plan(&self, session: &Session, with_store: bool) -> Result<Plan, Error> {
+    fn plan(
+        &self,
+        session: &Session,
+        reference: Option<&[u8; SESSION_ID_LEN]>,
+    ) -> Result<Plan, Error> {
         let mut keep: Vec<bool> = session
             .entries
             .iter()
@@ -112,7 +115,7 @@ impl Sealer {
         let mut order = drop_order(&sizes).into_iter().filter(|&i| resident[i]);
         let mut removed = Vec::new();
         loop {
-            let len = self.header_len_for(session, &keep, with_store)?;
+            let len = self.header_len_for(session, &keep, reference)?;
             if len <= self.budget {
                 return Ok(Plan { keep, removed });
             }
@@ -148,12 +151,21 @@ impl Sealer {
             .collect()
     }
 
-    fn finish(&self, session: &mut Session, token: &str) -> (String, usize) {
+    /// Builds the header and marks the session saved; refuses (and leaves
+    /// the session unsaved) if the header is over budget, whatever the plan
+    /// said.
+    fn finish(&self, session: &mut Session, token: &str) -> Result<(String, usize), Error> {
         let max_age = self.max_age(session);
         let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
         let len = header_len(&cookie);
+        if len > self.budget {
+            return Err(Error::TooLarge {
+                needed: len,
+                budget: self.budget,
+            });
+        }
         self.mark_saved(session);
-        (cookie, len)
+        Ok((cookie, len))
     }
 
     fn deletion(&self, session: &mut Session) -> Saved {
@@ -213,7 +225,7 @@ impl Sealer {
                 .entries
                 .retain(|e| matches!(e.value, Value::Resident(_)));
         }
-        let plan = self.plan(session, bound.is_some())?;
+        let plan = self.plan(session, bound.as_ref().map(|(_, r)| r))?;
         let dropped = Self::removed_entries(session, &plan.removed);
         let mut index = 0;
         session.entries.retain(|_| {
@@ -222,7 +234,7 @@ impl Sealer {
         });
         let keep = vec![true; session.entries.len()];
         let token = self.seal_selected(session, &keep, bound.as_ref().map(|(_, r)| r))?;
-        let (cookie, len) = self.finish(session, &token);
+        let (cookie, len) = self.finish(session, &token)?;
         self.report_drops(&dropped, len);
         Ok(Saved {
             action: CookieAction::Set(cookie),
@@ -293,7 +305,10 @@ impl Sealer {
         }
 
         let bound = session.overflow.filter(|(sid, _)| *sid == session.id);
-        let mut plan = self.plan(session, true)?;
+        let mut fresh = [0u8; SESSION_ID_LEN];
+        self.random.fill(&mut fresh)?;
+        let bound_ref = bound.map(|(_, r)| r);
+        let mut plan = self.plan(session, Some(bound_ref.as_ref().unwrap_or(&fresh)))?;
         let moved_now = !plan.removed.is_empty();
         let has_unloaded = session.has_unloaded_overflow();
         // Keep the old blob as it is when nothing new leaves the cookie,
@@ -301,9 +316,8 @@ impl Sealer {
         let reuse =
             has_unloaded && !moved_now && bound.is_some() && self.policy.max_lifetime.is_some();
         if reuse {
-            let reference = bound.map(|(_, r)| r);
-            let token = self.seal_selected(session, &plan.keep, reference.as_ref())?;
-            let (cookie, len) = self.finish(session, &token);
+            let token = self.seal_selected(session, &plan.keep, bound_ref.as_ref())?;
+            let (cookie, len) = self.finish(session, &token)?;
             return Ok(Saved {
                 action: CookieAction::Set(cookie),
                 report: SaveReport {
@@ -316,36 +330,44 @@ impl Sealer {
         if has_unloaded {
             // The blob is rewritten: everything in it must be in hand.
             self.load_overflow(session).await?;
-            plan = self.plan(session, true)?;
+        }
+        if has_unloaded || bound_ref.is_some() {
+            // Planned against the old reference; the new blob gets `fresh`.
+            plan = self.plan(session, Some(&fresh))?;
         }
         let overflowed = Self::removed_entries(session, &plan.removed);
         let old = session.overflow;
-        let token = if plan.removed.is_empty() {
-            self.seal_selected(session, &plan.keep, None)?
+        let (cookie, len) = if plan.removed.is_empty() {
+            let token = self.seal_selected(session, &plan.keep, None)?;
+            let done = self.finish(session, &token)?;
+            session.overflow = None;
+            done
         } else {
-            let mut reference = [0u8; SESSION_ID_LEN];
-            self.random.fill(&mut reference)?;
+            let reference = fresh;
             let blob = self.seal_blob(session, &plan.removed, &reference)?;
             let key = overflow_key(&session.id, &reference);
             store
                 .put(&key, blob.into_bytes(), self.blob_ttl(session))
                 .await?;
-            let token = self.seal_selected(session, &plan.keep, Some(&reference));
-            if token.is_err() {
-                self.delete_blob(&*store, &session.id, &reference).await;
+            let done = self
+                .seal_selected(session, &plan.keep, Some(&reference))
+                .and_then(|token| self.finish(session, &token));
+            match done {
+                Ok(done) => {
+                    session.overflow = Some((session.id, reference));
+                    done
+                }
+                Err(e) => {
+                    self.delete_blob(&*store, &session.id, &reference).await;
+                    return Err(e);
+                }
             }
-            session.overflow = Some((session.id, reference));
-            token?
         };
-        if plan.removed.is_empty() {
-            session.overflow = None;
-        }
         if let Some((sid, reference)) = old {
             if session.overflow != Some((sid, reference)) {
                 self.delete_blob(&*store, &sid, &reference).await;
             }
         }
-        let (cookie, len) = self.finish(session, &token);
         Ok(Saved {
             action: CookieAction::Set(cookie),
             report: SaveReport {

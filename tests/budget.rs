@@ -463,7 +463,7 @@ fn arb_priority() -> impl Strategy<Value = Priority> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     /// No save ever produces a Set-Cookie header over the budget: it fits,
     /// or it fails with TooLarge and nothing is emitted.
