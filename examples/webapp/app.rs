@@ -104,7 +104,11 @@ impl Demo {
             .revocation(self.revocations.clone(), Some(USER))
             .on_save_report(|report| {
                 let keys: Vec<&str> = report.dropped.iter().map(|d| d.key.as_str()).collect();
-                tracing::info!(?keys, header_len = report.header_len, "cart lines dropped to fit the cookie");
+                tracing::info!(
+                    ?keys,
+                    header_len = report.header_len,
+                    "cart lines dropped to fit the cookie"
+                );
             })
     }
 
@@ -137,24 +141,9 @@ impl Demo {
     }
 }
 
-/// A handler error: an internal error page. Session errors here are rare
-/// (a bad cookie is not one: it gives a fresh session).
-pub struct AppError(Error);
-
-impl From<Error> for AppError {
-    fn from(error: Error) -> Self {
-        AppError(error)
-    }
-}
-
-impl IntoResponse for AppError {
-    fn into_response(self) -> Response {
-        tracing::error!(error = %self.0, "request failed");
-        (StatusCode::INTERNAL_SERVER_ERROR, "internal error\n").into_response()
-    }
-}
-
-type Page = Result<Response, AppError>;
+/// A page, or a session error (a 500 page; a bad cookie is not an error:
+/// it gives a fresh session).
+type Page = Result<Response, Error>;
 
 /// Escapes text for HTML element content and quoted attributes.
 fn esc(text: &str) -> String {
@@ -216,7 +205,9 @@ fn login_body(message: &str) -> String {
 }
 
 async fn login_form(session: LazySession) -> Page {
-    Ok(layout(&session, "Log in", &login_body("")).await?.into_response())
+    Ok(layout(&session, "Log in", &login_body(""))
+        .await?
+        .into_response())
 }
 
 #[derive(Deserialize)]
@@ -375,12 +366,18 @@ async fn preferences(session: LazySession) -> Page {
         options(&THEMES, &prefs.theme),
         options(&LANGUAGES, &prefs.language)
     );
-    Ok(layout(&session, "Preferences", &body).await?.into_response())
+    Ok(layout(&session, "Preferences", &body)
+        .await?
+        .into_response())
 }
 
 async fn preferences_save(session: LazySession, Form(prefs): Form<Prefs>) -> Page {
     if !THEMES.contains(&prefs.theme.as_str()) || !LANGUAGES.contains(&prefs.language.as_str()) {
-        return Ok((StatusCode::UNPROCESSABLE_ENTITY, "unknown theme or language\n").into_response());
+        return Ok((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "unknown theme or language\n",
+        )
+            .into_response());
     }
     session
         .insert_with_priority(PREFS, &prefs, Priority::High)
@@ -434,7 +431,7 @@ async fn session_page(session: LazySession) -> Page {
 
 /// Reads and writes the session on every request: the load test's handler.
 /// Without the layer (`bare_router`) it runs without a session.
-async fn counter(session: Option<LazySession>) -> Result<String, AppError> {
+async fn counter(session: Option<LazySession>) -> Result<String, Error> {
     let visits = match session {
         Some(session) => {
             let visits = session.get::<u64>(VISITS).await?.unwrap_or(0) + 1;

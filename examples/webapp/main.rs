@@ -76,7 +76,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let primary = match &args.key {
             Some(text) => parse_key(text)?,
             None => {
-                tracing::warn!("no SESSION_KEY: using a random key; sessions end when the app stops");
+                tracing::warn!(
+                    "no SESSION_KEY: using a random key; sessions end when the app stops"
+                );
                 MasterKey::generate()?
             }
         };
@@ -96,7 +98,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
 
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
-    let mode = if args.bare { " (bare, no session layer)" } else { "" };
+    let mode = if args.bare {
+        " (bare, no session layer)"
+    } else {
+        ""
+    };
     println!("listening on http://{}{mode}", listener.local_addr()?);
     axum::serve(listener, router).await?;
     Ok(())

@@ -381,6 +381,18 @@ impl IntoResponse for MissingSessionLayer {
     }
 }
 
+/// Lets handlers return `Result<_, sealed_session::Error>`: a session
+/// error becomes a bare `500 Internal Server Error` (the details are logged
+/// at `ERROR`, not sent to the client). A bad cookie is not an error (the
+/// request gets a fresh session), so this is for the rare rest: a value of
+/// the wrong type, a reserved key, the overflow store down.
+impl IntoResponse for Error {
+    fn into_response(self) -> Response {
+        tracing::error!(kind = self.kind(), error = %self, "session error in a handler");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
+    }
+}
+
 impl<S: Send + Sync> FromRequestParts<S> for LazySession {
     type Rejection = MissingSessionLayer;
 

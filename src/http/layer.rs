@@ -299,7 +299,10 @@ impl SessionLayerBuilder {
     /// Called when a save fails (see [`SaveFailure`]), after the `ERROR`
     /// event the layer always logs. Runs on the request's task: keep it
     /// quick.
-    pub fn on_save_error(mut self, hook: impl Fn(&SaveFailure<'_>) + Send + Sync + 'static) -> Self {
+    pub fn on_save_error(
+        mut self,
+        hook: impl Fn(&SaveFailure<'_>) + Send + Sync + 'static,
+    ) -> Self {
         self.on_save_error = Some(Arc::new(hook));
         self
     }

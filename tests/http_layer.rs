@@ -1,0 +1,191 @@
+//! The layer's cookie attributes and save rules, driven in process.
+#![cfg(feature = "axum")]
+
+use std::sync::Arc;
+
+use ::cookie::{Cookie, SameSite};
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::{header, Request, Response, StatusCode};
+use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
+use sealed_session::store::MemoryStore;
+use sealed_session::{Error, Expiry, FixedClock, KeyRing, MasterKey, Priority};
+use tower_service::Service as _;
+
+async fn login(session: LazySession) -> Result<&'static str, Error> {
+    session
+        .insert_with_priority("user", "ada", Priority::Critical)
+        .await?;
+    Ok("in")
+}
+
+async fn browser_session(session: LazySession) -> Result<&'static str, Error> {
+    session.set_expiry(Expiry::BrowserSession).await?;
+    session.insert("k", &1u8).await?;
+    Ok("ok")
+}
+
+async fn read(session: LazySession) -> Result<String, Error> {
+    Ok(session.get::<String>("user").await?.unwrap_or_default())
+}
+
+async fn big(session: LazySession) -> Result<&'static str, Error> {
+    session
+        .insert_with_priority("blob", &"b".repeat(6000), Priority::Low)
+        .await?;
+    Ok("ok")
+}
+
+fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/login", get(login))
+        .route("/browser", get(browser_session))
+        .route("/read", get(read))
+        .route("/big", get(big))
+        .layer(layer)
+}
+
+fn builder() -> SessionLayerBuilder {
+    SessionLayer::builder(KeyRing::new(MasterKey::generate().expect("key")))
+}
+
+async fn call(app: &mut Router, path: &str, cookie: Option<&str>) -> Response<Body> {
+    let mut request = Request::builder().uri(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    app.call(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible")
+}
+
+fn set_cookie(response: &Response<Body>) -> Option<Cookie<'static>> {
+    let value = response.headers().get(header::SET_COOKIE)?;
+    Some(Cookie::parse(value.to_str().expect("ascii").to_owned()).expect("cookie"))
+}
+
+#[tokio::test]
+async fn defaults_are_secure() {
+    let mut app = app(builder().build().expect("layer"));
+    let cookie = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
+    assert_eq!(cookie.name(), "session");
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None);
+    assert_eq!(cookie.partitioned(), None);
+    assert!(cookie.max_age().is_some(), "persistent by default");
+}
+
+#[tokio::test]
+async fn options_set_the_attributes() {
+    let layer = builder()
+        .cookie_name("sid")
+        .domain("example.com")
+        .path("/app")
+        .same_site(SameSite::Strict)
+        .partitioned(true)
+        .persistent(false)
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    let response = call(&mut app, "/login", None).await;
+    let cookie = set_cookie(&response).expect("Set-Cookie");
+    assert_eq!(cookie.name(), "sid");
+    assert_eq!(cookie.domain(), Some("example.com"));
+    assert_eq!(cookie.path(), Some("/app"));
+    assert_eq!(cookie.same_site(), Some(SameSite::Strict));
+    assert_eq!(cookie.partitioned(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.max_age(), None, "a browser-session cookie");
+
+    let insecure = builder()
+        .secure(false)
+        .http_only(false)
+        .build()
+        .expect("layer");
+    let cookie =
+        set_cookie(&call(&mut self::app(insecure), "/login", None).await).expect("Set-Cookie");
+    assert_eq!(cookie.secure(), None);
+    assert_eq!(cookie.http_only(), None);
+}
+
+#[tokio::test]
+async fn the_host_prefix_forces_secure_root_path_and_no_domain() {
+    let layer = builder()
+        .cookie_name("sid")
+        .host_prefix(true)
+        .domain("example.com")
+        .path("/app")
+        .secure(false)
+        .build()
+        .expect("layer");
+    assert_eq!(layer.sealer().cookie_name(), "__Host-sid");
+    let mut app = app(layer);
+    let response = call(&mut app, "/login", None).await;
+    let cookie = set_cookie(&response).expect("Set-Cookie");
+    assert_eq!(cookie.name(), "__Host-sid");
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None);
+
+    let pair = format!("__Host-sid={}", cookie.value());
+    let response = call(&mut app, "/read", Some(&pair)).await;
+    assert!(set_cookie(&response).is_none());
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .expect("body");
+    assert_eq!(&body[..], b"ada");
+}
+
+#[tokio::test]
+async fn a_session_can_choose_a_browser_session_cookie() {
+    let mut app = app(builder().build().expect("layer"));
+    let cookie = set_cookie(&call(&mut app, "/browser", None).await).expect("Set-Cookie");
+    assert_eq!(cookie.max_age(), None);
+    assert_eq!(cookie.expires(), None);
+}
+
+#[tokio::test]
+async fn sliding_refresh_reissues_a_cookie_that_was_only_read() {
+    let clock = Arc::new(FixedClock::new(1_700_000_000));
+    let layer = builder()
+        .clock(clock.clone())
+        .max_idle(std::time::Duration::from_secs(1000))
+        .refresh_fraction(0.5)
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    let cookie = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
+    let pair = format!("session={}", cookie.value());
+    clock.advance(400);
+    assert!(set_cookie(&call(&mut app, "/read", Some(&pair)).await).is_none());
+    clock.advance(200);
+    let refreshed = set_cookie(&call(&mut app, "/read", Some(&pair)).await).expect("refresh");
+    assert_ne!(refreshed.value(), cookie.value());
+    assert_eq!(refreshed.max_age().map(|d| d.whole_seconds()), Some(1000));
+}
+
+#[tokio::test]
+async fn the_overflow_store_keeps_what_does_not_fit() {
+    let store = Arc::new(MemoryStore::new());
+    let layer = builder()
+        .overflow_store(store.clone())
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    let response = call(&mut app, "/big", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = set_cookie(&response).expect("Set-Cookie");
+    assert!(cookie.to_string().len() < 4096);
+    assert_eq!(store.len(), 1);
+}
+
+#[tokio::test]
+async fn without_the_layer_the_extractor_answers_500() {
+    let mut app = Router::new().route("/read", get(read));
+    let response = call(&mut app, "/read", None).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}

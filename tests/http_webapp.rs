@@ -1,0 +1,663 @@
+//! The example web app's router on a free loopback port, driven by a real
+//! HTTP client that keeps cookies.
+#![cfg(feature = "axum")]
+
+#[allow(dead_code)]
+#[path = "../examples/webapp/app.rs"]
+mod app;
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+
+use ::cookie::{Cookie, SameSite};
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::{COOKIE, SET_COOKIE};
+use reqwest::{redirect, Client, StatusCode, Url};
+use sealed_session::{Clock, FixedClock, KeyRing, MasterKey, SystemClock};
+
+/// The example app serving on 127.0.0.1 and a free port; stopped on drop.
+struct Server {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Server {
+    async fn start(router: axum::Router) -> Server {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind a loopback port");
+        let addr = listener.local_addr().expect("local address");
+        let task = tokio::spawn(async move {
+            axum::serve(listener, router).await.expect("serve");
+        });
+        Server { addr, task }
+    }
+
+    /// The example app with `ring` and the app's own settings.
+    async fn app(demo: &app::Demo, ring: KeyRing) -> Server {
+        let layer = demo.layer(ring).build().expect("layer");
+        Server::start(demo.router(layer)).await
+    }
+
+    fn url(&self, path: &str) -> Url {
+        Url::parse(&format!("http://{}{path}", self.addr)).expect("url")
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// A client with a cookie jar that does not follow redirects (so each
+/// response's `Set-Cookie` can be inspected).
+fn client() -> (Client, Arc<Jar>) {
+    let jar = Arc::new(Jar::default());
+    let client = Client::builder()
+        .cookie_provider(Arc::clone(&jar))
+        .redirect(redirect::Policy::none())
+        .build()
+        .expect("client");
+    (client, jar)
+}
+
+/// A client without cookies, for hand-made `Cookie` headers.
+fn bare_client() -> Client {
+    Client::builder()
+        .redirect(redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+struct Page {
+    status: StatusCode,
+    set_cookie: Vec<String>,
+    body: String,
+}
+
+async fn read(response: reqwest::Response) -> Page {
+    let status = response.status();
+    let set_cookie = response
+        .headers()
+        .get_all(SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii Set-Cookie").to_owned())
+        .collect();
+    let body = response.text().await.expect("body");
+    Page {
+        status,
+        set_cookie,
+        body,
+    }
+}
+
+async fn get(client: &Client, server: &Server, path: &str) -> Page {
+    read(client.get(server.url(path)).send().await.expect("GET")).await
+}
+
+async fn post(client: &Client, server: &Server, path: &str, form: &[(&str, &str)]) -> Page {
+    read(
+        client
+            .post(server.url(path))
+            .form(form)
+            .send()
+            .await
+            .expect("POST"),
+    )
+    .await
+}
+
+async fn login(client: &Client, server: &Server, user: &str) -> Page {
+    let page = post(
+        client,
+        server,
+        "/login",
+        &[("username", user), ("password", app::DEMO_PASSWORD)],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    page
+}
+
+fn signed_in_as(page: &Page, user: &str) -> bool {
+    page.body
+        .contains(&format!("Signed in as <strong>{user}</strong>"))
+}
+
+/// The session cookie's value in the jar.
+fn jar_cookie(jar: &Jar, server: &Server) -> Option<String> {
+    let header = jar.cookies(&server.url("/"))?;
+    Cookie::split_parse(header.to_str().ok()?.to_owned())
+        .flatten()
+        .find(|c| c.name() == app::COOKIE_NAME)
+        .map(|c| c.value().to_owned())
+}
+
+fn set_jar_cookie(jar: &Jar, server: &Server, value: &str) {
+    jar.add_cookie_str(
+        &format!("{}={value}; Path=/", app::COOKIE_NAME),
+        &server.url("/"),
+    );
+    assert_eq!(jar_cookie(jar, server).as_deref(), Some(value));
+}
+
+fn new_ring() -> KeyRing {
+    KeyRing::new(MasterKey::generate().expect("key"))
+}
+
+fn system_demo() -> app::Demo {
+    app::Demo::new(Arc::new(SystemClock))
+}
+
+/// Captured log output of the current thread (the server runs on the
+/// test's single-threaded runtime).
+#[derive(Clone, Default)]
+struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::TRACE)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+}
+
+/// Changes one character in the middle of a token (the ciphertext).
+fn tamper(token: &str) -> String {
+    let mut chars: Vec<char> = token.chars().collect();
+    let i = chars.len() / 2;
+    chars[i] = if chars[i] == 'A' { 'B' } else { 'A' };
+    chars.into_iter().collect()
+}
+
+#[tokio::test]
+async fn login_sets_the_cookie_with_secure_attributes() {
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, jar) = client();
+
+    let page = get(&client, &server, "/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Not signed in"));
+    assert!(
+        page.set_cookie.is_empty(),
+        "an untouched new session sets no cookie"
+    );
+
+    let wrong = post(
+        &client,
+        &server,
+        "/login",
+        &[("username", "ada"), ("password", "nope")],
+    )
+    .await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.set_cookie.is_empty());
+
+    let page = login(&client, &server, "ada").await;
+    assert_eq!(page.set_cookie.len(), 1);
+    let cookie = Cookie::parse(page.set_cookie[0].clone()).expect("valid Set-Cookie");
+    assert_eq!(cookie.name(), app::COOKIE_NAME);
+    assert!(!cookie.value().is_empty());
+    assert_eq!(cookie.http_only(), Some(true));
+    assert_eq!(cookie.secure(), Some(true));
+    assert_eq!(cookie.same_site(), Some(SameSite::Lax));
+    assert_eq!(cookie.path(), Some("/"));
+    assert_eq!(cookie.domain(), None);
+    assert_eq!(cookie.partitioned(), None);
+    // Persistent: Max-Age is the idle timeout (shorter than the lifetime).
+    let max_age = cookie.max_age().expect("Max-Age").whole_seconds();
+    assert_eq!(max_age, app::MAX_IDLE.as_secs() as i64);
+
+    // The client stored it (Secure cookies are kept on loopback) and sends it.
+    assert_eq!(jar_cookie(&jar, &server).as_deref(), Some(cookie.value()));
+    let page = get(&client, &server, "/").await;
+    assert!(signed_in_as(&page, "ada"), "{}", page.body);
+    assert!(
+        page.set_cookie.is_empty(),
+        "an unchanged session adds no header"
+    );
+}
+
+#[tokio::test]
+async fn the_cart_survives_requests() {
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, _jar) = client();
+
+    // A cart needs no login.
+    for (sku, qty) in [("apple", "3"), ("pear", "1")] {
+        let page = post(
+            &client,
+            &server,
+            "/cart/add",
+            &[("sku", sku), ("qty", qty), ("note", "")],
+        )
+        .await;
+        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        assert_eq!(page.set_cookie.len(), 1);
+    }
+    for _ in 0..3 {
+        let page = get(&client, &server, "/cart").await;
+        assert_eq!(page.status, StatusCode::OK);
+        assert!(page.body.contains("2 line(s), 0 dropped."), "{}", page.body);
+        assert!(page.body.contains("<td>apple</td><td>3</td>"));
+        assert!(page.body.contains("<td>pear</td><td>1</td>"));
+        assert!(page.set_cookie.is_empty());
+    }
+    // Logging in keeps the cart (new id, same data).
+    login(&client, &server, "bo").await;
+    let page = get(&client, &server, "/cart").await;
+    assert!(page.body.contains("2 line(s), 0 dropped."));
+
+    // Another client has its own, empty cart.
+    let (other, _) = self::client();
+    let page = get(&other, &server, "/cart").await;
+    assert!(page.body.contains("0 line(s), 0 dropped."));
+
+    let page = post(&client, &server, "/cart/clear", &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let page = get(&client, &server, "/cart").await;
+    assert!(page.body.contains("0 line(s), 0 dropped."));
+    assert!(signed_in_as(&page, "bo"));
+}
+
+#[tokio::test]
+async fn logout_ends_the_session_for_that_client() {
+    let (logs, _guard) = Logs::capture();
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, jar) = client();
+    login(&client, &server, "cy").await;
+    let before = jar_cookie(&jar, &server).expect("session cookie");
+
+    let page = post(&client, &server, "/logout", &[]).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(page.set_cookie.len(), 1);
+    let removal = Cookie::parse(page.set_cookie[0].clone()).expect("valid Set-Cookie");
+    assert_eq!(removal.name(), app::COOKIE_NAME);
+    assert_eq!(removal.value(), "");
+    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+    assert_eq!(removal.path(), Some("/"));
+
+    assert_eq!(
+        jar_cookie(&jar, &server),
+        None,
+        "the client dropped the cookie"
+    );
+    let page = get(&client, &server, "/").await;
+    assert!(page.body.contains("Not signed in"));
+
+    // A copy of the old cookie was revoked at logout.
+    let replay = bare_client()
+        .get(server.url("/"))
+        .header(COOKIE, format!("{}={before}", app::COOKIE_NAME))
+        .send()
+        .await
+        .expect("GET");
+    let page = read(replay).await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Not signed in"));
+    let logs = logs.text();
+    assert!(logs.contains("session cookie revoked"), "{logs}");
+    assert!(!logs.contains(&before));
+}
+
+#[tokio::test]
+async fn a_tampered_cookie_is_ignored_and_never_logged() {
+    let (logs, _guard) = Logs::capture();
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, jar) = client();
+    login(&client, &server, "di").await;
+    let original = jar_cookie(&jar, &server).expect("session cookie");
+    let tampered = tamper(&original);
+    set_jar_cookie(&jar, &server, &tampered);
+
+    let page = get(&client, &server, "/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Not signed in"), "{}", page.body);
+    assert!(page.set_cookie.is_empty());
+
+    let page = get(&client, &server, "/session").await;
+    assert!(
+        page.body.contains("ignored: authentication-failed"),
+        "{}",
+        page.body
+    );
+
+    // Garbage that is not even base64: the same, as "malformed".
+    set_jar_cookie(&jar, &server, "%%not-a-token%%");
+    let page = get(&client, &server, "/session").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("ignored: malformed"), "{}", page.body);
+
+    let logs = logs.text();
+    assert!(logs.contains("session cookie rejected"), "{logs}");
+    assert!(logs.contains("authentication-failed"), "{logs}");
+    for value in [&original, &tampered] {
+        assert!(!logs.contains(&value[10..40]), "a cookie value was logged");
+    }
+    assert!(!logs.contains("not-a-token"), "a cookie value was logged");
+}
+
+#[tokio::test]
+async fn an_expired_cookie_is_ignored() {
+    let (logs, _guard) = Logs::capture();
+    let clock = Arc::new(FixedClock::new(SystemClock.now()));
+    let demo = app::Demo::new(clock.clone());
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, jar) = client();
+    login(&client, &server, "eve").await;
+    // Late in the idle window a read re-seals the cookie (sliding refresh).
+    clock.advance(app::MAX_IDLE.as_secs() - 60);
+    let page = get(&client, &server, "/").await;
+    assert!(signed_in_as(&page, "eve"));
+    assert_eq!(page.set_cookie.len(), 1, "sliding refresh");
+
+    // Past the idle timeout by the server's clock (the client still has
+    // the cookie: its Max-Age counts from when it was received).
+    clock.advance(app::MAX_IDLE.as_secs() + 1);
+    assert!(jar_cookie(&jar, &server).is_some());
+    let page = get(&client, &server, "/").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(page.body.contains("Not signed in"));
+    let page = get(&client, &server, "/session").await;
+    assert!(page.body.contains("ignored: expired-idle"), "{}", page.body);
+    let logs = logs.text();
+    assert!(logs.contains("session cookie expired"), "{logs}");
+
+    // Logging in again works.
+    login(&client, &server, "eve").await;
+    assert!(signed_in_as(&get(&client, &server, "/").await, "eve"));
+}
+
+#[tokio::test]
+async fn a_restart_with_a_new_primary_key_keeps_the_user_logged_in() {
+    let old = MasterKey::generate().expect("key");
+    let old_text = old.to_base64();
+    let old_id = old.key_id();
+    let new = MasterKey::generate().expect("key");
+    let new_text = new.to_base64();
+    let new_id = new.key_id();
+    let (client, jar) = client();
+
+    let first = Server::app(&system_demo(), KeyRing::new(old)).await;
+    login(&client, &first, "flo").await;
+    let sealed_old = jar_cookie(&jar, &first).expect("session cookie");
+    let header = sealed_session::token::inspect(&sealed_old)
+        .expect("token")
+        .header;
+    assert_eq!(header.key_id, old_id);
+    drop(first);
+
+    // Restarted with a new primary key and the old one as fallback.
+    let ring = KeyRing::with_fallbacks(
+        MasterKey::from_base64(&new_text).expect("key"),
+        [MasterKey::from_base64(&old_text).expect("key")],
+    )
+    .expect("ring");
+    let second = Server::app(&system_demo(), ring).await;
+    let page = get(&client, &second, "/").await;
+    assert!(signed_in_as(&page, "flo"), "{}", page.body);
+    assert_eq!(page.set_cookie.len(), 1, "re-issued under the new key");
+    let sealed_new = jar_cookie(&jar, &second).expect("session cookie");
+    assert_ne!(sealed_new, sealed_old);
+    let header = sealed_session::token::inspect(&sealed_new)
+        .expect("token")
+        .header;
+    assert_eq!(header.key_id, new_id);
+    let page = get(&client, &second, "/").await;
+    assert!(signed_in_as(&page, "flo"));
+    assert!(
+        page.set_cookie.is_empty(),
+        "no re-issue once under the primary"
+    );
+    drop(second);
+
+    // Without the old key the re-issued cookie still opens.
+    let third = Server::app(
+        &system_demo(),
+        KeyRing::new(MasterKey::from_base64(&new_text).expect("key")),
+    )
+    .await;
+    assert!(signed_in_as(&get(&client, &third, "/").await, "flo"));
+}
+
+/// Text that does not compress: hex of a simple generator.
+fn noise(seed: u64, chars: usize) -> String {
+    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    let mut out = String::with_capacity(chars);
+    while out.len() < chars {
+        x ^= x << 13;
+        x ^= x >> 7;
+        x ^= x << 17;
+        out.push_str(&format!("{x:016x}"));
+    }
+    out.truncate(chars);
+    out
+}
+
+#[tokio::test]
+async fn an_oversized_cart_degrades_instead_of_failing() {
+    let (logs, _guard) = Logs::capture();
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, _jar) = client();
+    login(&client, &server, "gus").await;
+    let page = post(
+        &client,
+        &server,
+        "/preferences",
+        &[("theme", "dark"), ("language", "fr")],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+
+    let lines = 12;
+    for i in 0..lines {
+        let sku = format!("sku-{i}");
+        let note = noise(i, 600);
+        let page = post(
+            &client,
+            &server,
+            "/cart/add",
+            &[("sku", &sku), ("qty", "1"), ("note", &note)],
+        )
+        .await;
+        assert_eq!(
+            page.status,
+            StatusCode::SEE_OTHER,
+            "line {i}: {}",
+            page.body
+        );
+        assert_eq!(page.set_cookie.len(), 1, "line {i}");
+        let header_len = "Set-Cookie: ".len() + page.set_cookie[0].len();
+        assert!(header_len <= sealed_session::DEFAULT_BUDGET, "{header_len}");
+    }
+
+    // 12 lines of 600 bytes cannot fit in 4096: some were dropped, the
+    // user, preferences and the cart's index were not.
+    let page = get(&client, &server, "/cart").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(signed_in_as(&page, "gus"));
+    assert!(
+        page.body.contains(&format!("{lines} line(s)")),
+        "{}",
+        page.body
+    );
+    let dropped = page.body.matches("<tr class=dropped>").count();
+    assert!(dropped > 0 && dropped < lines as usize, "{dropped} dropped");
+    assert!(page.body.contains("<html lang=fr>"), "preferences kept");
+
+    let page = get(&client, &server, "/session").await;
+    assert_eq!(
+        page.body.matches("<li class=dropped>cart line").count(),
+        dropped
+    );
+    let len: usize = page
+        .body
+        .split("<strong id=cookie-len>")
+        .nth(1)
+        .and_then(|rest| rest.split('<').next())
+        .and_then(|n| n.parse().ok())
+        .expect("cookie size shown");
+    assert!(len > 2000 && len < sealed_session::DEFAULT_BUDGET, "{len}");
+
+    // The app's report hook saw the drops.
+    assert!(logs.text().contains("cart lines dropped to fit the cookie"));
+}
+
+#[tokio::test]
+async fn of_several_session_cookies_the_first_that_opens_wins() {
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let mut tokens = Vec::new();
+    for user in ["hal", "ivy"] {
+        let (client, jar) = client();
+        login(&client, &server, user).await;
+        tokens.push(jar_cookie(&jar, &server).expect("session cookie"));
+    }
+    let name = app::COOKIE_NAME;
+    let send = |cookie: String| {
+        let request = bare_client().get(server.url("/")).header(COOKIE, cookie);
+        async move { read(request.send().await.expect("GET")).await }
+    };
+
+    let page = send(format!("{name}={}; {name}={}", tokens[0], tokens[1])).await;
+    assert!(signed_in_as(&page, "hal"));
+    let page = send(format!("{name}={}; {name}={}", tokens[1], tokens[0])).await;
+    assert!(signed_in_as(&page, "ivy"));
+    // A planted or stale cookie before the real one does not log out.
+    let page = send(format!(
+        "{name}={}; other=1; {name}={}",
+        tamper(&tokens[0]),
+        tokens[1]
+    ))
+    .await;
+    assert!(signed_in_as(&page, "ivy"));
+    // At most four candidates are opened.
+    let junk = format!("{name}=x; ").repeat(4);
+    let page = send(format!("{junk}{name}={}", tokens[0])).await;
+    assert!(page.body.contains("Not signed in"));
+    let junk = format!("{name}=x; ").repeat(3);
+    let page = send(format!("{junk}{name}={}", tokens[0])).await;
+    assert!(signed_in_as(&page, "hal"));
+}
+
+#[tokio::test]
+async fn a_failed_save_is_reported_and_keeps_the_previous_cookie() {
+    let (logs, _guard) = Logs::capture();
+    let demo = system_demo();
+    let failures = Arc::new(AtomicUsize::new(0));
+    let kinds = Arc::new(Mutex::new(Vec::new()));
+    let layer = {
+        let failures = Arc::clone(&failures);
+        let kinds = Arc::clone(&kinds);
+        demo.layer(new_ring())
+            .budget(250)
+            .on_save_error(move |failure| {
+                failures.fetch_add(1, Ordering::SeqCst);
+                kinds.lock().expect("kinds").push(failure.error.kind());
+                assert_eq!(failure.uri.path(), "/login");
+            })
+            .build()
+            .expect("layer")
+    };
+    let server = Server::start(demo.router(layer)).await;
+    let (client, jar) = client();
+
+    // Fits: a short user name.
+    let page = login(&client, &server, "jo").await;
+    assert_eq!(page.set_cookie.len(), 1);
+    let kept = jar_cookie(&jar, &server).expect("session cookie");
+
+    // A user name too long for the budget: critical, so never dropped.
+    let long = "j".repeat(64);
+    let page = login(&client, &server, &long).await;
+    assert!(
+        page.set_cookie.is_empty(),
+        "no Set-Cookie after a failed save"
+    );
+    assert_eq!(failures.load(Ordering::SeqCst), 1);
+    assert_eq!(*kinds.lock().expect("kinds"), ["too-large"]);
+    assert_eq!(jar_cookie(&jar, &server).as_deref(), Some(kept.as_str()));
+    assert!(signed_in_as(&get(&client, &server, "/").await, "jo"));
+    assert!(logs.text().contains("session not saved"));
+}
+
+#[tokio::test]
+async fn the_cookie_is_opened_only_when_a_handler_touches_the_session() {
+    let (logs, _guard) = Logs::capture();
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let cookie = format!("{}=garbage", app::COOKIE_NAME);
+
+    let page = read(
+        bare_client()
+            .get(server.url("/health"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .expect("GET"),
+    )
+    .await;
+    assert_eq!(page.body, "ok\n");
+    assert!(page.set_cookie.is_empty());
+    assert!(!logs.text().contains("session cookie"), "not opened");
+
+    let page = read(
+        bare_client()
+            .get(server.url("/"))
+            .header(COOKIE, &cookie)
+            .send()
+            .await
+            .expect("GET"),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(logs.text().contains("session cookie rejected"), "opened");
+}
+
+#[tokio::test]
+async fn the_counter_reads_and_writes_on_every_request() {
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, _jar) = client();
+    for n in 1..=3 {
+        let page = get(&client, &server, "/counter").await;
+        assert_eq!(page.body, format!("visits: {n}\n"));
+        assert_eq!(page.set_cookie.len(), 1);
+    }
+
+    // The same handler without the layer (the load test's baseline).
+    let bare = Server::start(demo.bare_router()).await;
+    let page = get(&client, &bare, "/counter").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert_eq!(page.body, "visits: 0\n");
+    assert!(page.set_cookie.is_empty());
+    // Pages that need a session say the layer is missing.
+    let page = get(&client, &bare, "/cart").await;
+    assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
