@@ -94,3 +94,8 @@ pub use sealer::{
 };
 pub use session::{Expiry, Session, SessionId};
 pub use token::Compression;
+
+/// The README's Rust examples, compiled and run as doctests.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
