@@ -1,0 +1,770 @@
+#!/usr/bin/env python3
+"""An independent reader and writer of the sealed-session v1 token format.
+
+Written from docs/FORMAT.md and test-vectors/README.md, not from the Rust
+sources: if this script and the crate disagree, one of the documents or the
+crate is wrong.
+
+Usage:  python3 scripts/reference_reader.py [test-vectors]
+
+Checks every file of the directory:
+
+* format-v1.json: each token opens to the expected session or fails with the
+  expected error kind; the decrypted plaintext equals plaintext_hex; every
+  valid token is re-sealed from its session data, key, nonce and issued-at
+  and must come out identical (compressed tokens: see FORMAT.md section 9 --
+  compressed bytes are not canonical, so a different deflate stream is
+  checked by decrypting it instead).
+* budget-v1.json: the drop algorithm run on the listed entries keeps and
+  drops the expected keys and gives the expected Set-Cookie header length.
+
+Prints one line per failure and ends with `N passed, M failed`; exits 1 on
+any failure. Needs PyNaCl and cbor2 (`python3 -m pip install pynacl cbor2`).
+"""
+
+import hashlib
+import hmac
+import json
+import math
+import os
+import struct
+import sys
+import zlib
+
+import cbor2
+from nacl.bindings import (
+    crypto_aead_xchacha20poly1305_ietf_decrypt,
+    crypto_aead_xchacha20poly1305_ietf_encrypt,
+)
+from nacl.exceptions import CryptoError
+
+# --- FORMAT.md section 2: keys ---------------------------------------------
+
+HKDF_SALT = b"sealed-session/v1"
+INFO_KEY = b"sealed-session/v1 XChaCha20-Poly1305 key"
+INFO_KEY_ID = b"sealed-session/v1 key id"
+MIN_MASTER_KEY_LEN = 32
+
+# --- FORMAT.md section 3: layout -------------------------------------------
+
+VERSION = 1
+FLAG_COMPRESSED = 0x01
+HEADER_LEN = 18
+NONCE_LEN = 24
+TAG_LEN = 16
+OVERHEAD = HEADER_LEN + NONCE_LEN + TAG_LEN  # 58
+
+# --- FORMAT.md section 10: payload -----------------------------------------
+
+PAYLOAD_FLAG_BROWSER_SESSION = 0x01
+PRIORITIES = ["low", "normal", "high", "critical"]
+
+B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+B64_INDEX = {c: i for i, c in enumerate(B64_ALPHABET)}
+
+
+class OpenError(Exception):
+    """Opening failed; `kind` is the error kind of FORMAT.md section 6."""
+
+    def __init__(self, kind, why):
+        super().__init__(f"{kind}: {why}")
+        self.kind = kind
+        self.why = why
+
+
+# --- HKDF-SHA256 (RFC 5869) -------------------------------------------------
+
+
+def hkdf_sha256(salt, ikm, info, length):
+    prk = hmac.new(salt, ikm, hashlib.sha256).digest()
+    out, block, counter = b"", b"", 1
+    while len(out) < length:
+        block = hmac.new(prk, block + info + bytes([counter]), hashlib.sha256).digest()
+        out += block
+        counter += 1
+    return out[:length]
+
+
+class Key:
+    def __init__(self, master):
+        if len(master) < MIN_MASTER_KEY_LEN:
+            raise ValueError("master keys are at least 32 bytes")
+        self.aead_key = hkdf_sha256(HKDF_SALT, master, INFO_KEY, 32)
+        self.key_id = hkdf_sha256(HKDF_SALT, master, INFO_KEY_ID, 8)
+
+
+class Ring:
+    """A primary key and fallbacks, looked up by key id (primary first)."""
+
+    def __init__(self, primary, fallbacks=()):
+        self.keys = [Key(primary)] + [Key(k) for k in fallbacks]
+        ids = [k.key_id for k in self.keys]
+        if len(set(ids)) != len(ids):
+            raise ValueError("two keys of the ring share a key id")
+
+    def find(self, key_id):
+        for i, key in enumerate(self.keys):
+            if key.key_id == key_id:
+                return key, i > 0
+        return None, False
+
+
+# --- strict unpadded base64url (FORMAT.md section 7) ------------------------
+
+
+def b64url_encode(data):
+    out = []
+    for i in range(0, len(data), 3):
+        chunk = data[i : i + 3]
+        n = int.from_bytes(chunk + b"\0" * (3 - len(chunk)), "big")
+        chars = [B64_ALPHABET[(n >> s) & 63] for s in (18, 12, 6, 0)]
+        out.extend(chars[: len(chunk) + 1])
+    return "".join(out)
+
+
+def b64url_decode_strict(text):
+    if len(text) % 4 == 1:
+        raise OpenError("malformed", "base64 length is 1 mod 4")
+    bits, nbits, out = 0, 0, bytearray()
+    for c in text:
+        v = B64_INDEX.get(c)
+        if v is None:
+            raise OpenError("malformed", f"character {c!r} is not in the base64url alphabet")
+        bits = (bits << 6) | v
+        nbits += 6
+        if nbits >= 8:
+            nbits -= 8
+            out.append((bits >> nbits) & 0xFF)
+            bits &= (1 << nbits) - 1
+    if bits != 0:
+        raise OpenError("malformed", "non-zero unused trailing bits")
+    return bytes(out)
+
+
+def b64url_len(n):
+    return n // 3 * 4 + [0, 2, 3][n % 3]
+
+
+# --- associated data and the AEAD (FORMAT.md sections 4, 5) -----------------
+
+
+def associated_data(header, cookie_name):
+    name = cookie_name.encode("utf-8")
+    return header + struct.pack(">I", len(name)) + name
+
+
+def header_bytes(flags, key_id, issued_at):
+    return bytes([VERSION, flags]) + key_id + struct.pack(">Q", issued_at)
+
+
+def deflate_raw(data):
+    c = zlib.compressobj(6, zlib.DEFLATED, -15)
+    return c.compress(data) + c.flush()
+
+
+def inflate_raw_capped(data, cap):
+    d = zlib.decompressobj(-15)
+    try:
+        out = d.decompress(data, cap + 1)
+    except zlib.error as e:
+        raise OpenError("malformed", f"not raw deflate: {e}")
+    if len(out) > cap:
+        raise OpenError("limit-exceeded", f"inflates past the cap of {cap} bytes")
+    if not d.eof:
+        if d.unconsumed_tail:
+            # Output stopped at cap + 1 without reaching it: impossible, but be safe.
+            raise OpenError("limit-exceeded", "inflates past the cap")
+        raise OpenError("malformed", "deflate stream is truncated")
+    if d.unused_data:
+        raise OpenError("malformed", "bytes after the end of the deflate stream")
+    return out
+
+
+def seal(master, cookie_name, issued_at, plaintext, nonce, compression_threshold=None):
+    """FORMAT.md section 5: sealing."""
+    key = Key(master)
+    flags = 0
+    body = plaintext
+    if compression_threshold is not None and len(plaintext) >= compression_threshold and plaintext:
+        compressed = deflate_raw(plaintext)
+        if len(compressed) < len(plaintext):
+            body, flags = compressed, FLAG_COMPRESSED
+    header = header_bytes(flags, key.key_id, issued_at)
+    sealed = crypto_aead_xchacha20poly1305_ietf_encrypt(
+        body, associated_data(header, cookie_name), nonce, key.aead_key
+    )
+    return b64url_encode(header + nonce + sealed)
+
+
+def open_token(ring, cookie_name, token, limits):
+    """FORMAT.md section 6, steps 1-8. Returns (header dict, plaintext, used_fallback)."""
+    if len(token.encode("utf-8")) > limits["max_token_len"]:
+        raise OpenError("limit-exceeded", "token longer than max_token_len")
+    raw = b64url_decode_strict(token)
+    if len(raw) < OVERHEAD:
+        raise OpenError("malformed", f"{len(raw)} bytes, shorter than {OVERHEAD}")
+    if raw[0] != VERSION:
+        raise OpenError("malformed", f"unknown version {raw[0]}")
+    if raw[1] & ~FLAG_COMPRESSED & 0xFF:
+        raise OpenError("malformed", f"unknown flag bits {raw[1]:#04x}")
+    header = raw[:HEADER_LEN]
+    key_id = raw[2:10]
+    issued_at = struct.unpack(">Q", raw[10:18])[0]
+    key, used_fallback = ring.find(key_id)
+    if key is None:
+        raise OpenError("unknown-key-id", key_id.hex())
+    nonce = raw[HEADER_LEN : HEADER_LEN + NONCE_LEN]
+    try:
+        body = crypto_aead_xchacha20poly1305_ietf_decrypt(
+            raw[HEADER_LEN + NONCE_LEN :],
+            associated_data(header, cookie_name),
+            nonce,
+            key.aead_key,
+        )
+    except CryptoError:
+        raise OpenError("authentication-failed", "tag does not verify")
+    compressed = bool(raw[1] & FLAG_COMPRESSED)
+    plaintext = inflate_raw_capped(body, limits["max_decompressed"]) if compressed else body
+    head = {"flags": raw[1], "key_id": key_id, "issued_at": issued_at, "compressed": compressed}
+    return head, plaintext, used_fallback
+
+
+# --- the payload: a strict walker of the outer CBOR structure (section 10) --
+
+
+class Walker:
+    def __init__(self, data):
+        self.data = data
+        self.pos = 0
+
+    def bad(self, why):
+        raise OpenError("malformed", f"payload: {why} at offset {self.pos}")
+
+    def head(self):
+        """Returns (major, argument); indefinite lengths, reserved additional
+        information and floats are refused."""
+        if self.pos >= len(self.data):
+            self.bad("unexpected end")
+        initial = self.data[self.pos]
+        major, info = initial >> 5, initial & 0x1F
+        if info < 24:
+            self.pos += 1
+            return major, info
+        if info in (24, 25, 26, 27):
+            n = 1 << (info - 24)
+            if major == 7 and n > 1:
+                self.bad("float")
+            arg = self.data[self.pos + 1 : self.pos + 1 + n]
+            if len(arg) != n:
+                self.bad("truncated head")
+            self.pos += 1 + n
+            return major, int.from_bytes(arg, "big")
+        self.bad("indefinite length or reserved additional information")
+
+    def uint(self):
+        major, n = self.head()
+        if major != 0:
+            self.bad("expected an unsigned integer")
+        return n
+
+    def array(self):
+        major, n = self.head()
+        if major != 4:
+            self.bad("expected an array")
+        return n
+
+    def take(self, n):
+        if self.pos + n > len(self.data):
+            self.bad("string runs past the end")
+        out = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return out
+
+    def bstr(self):
+        major, n = self.head()
+        if major != 2:
+            self.bad("expected a byte string")
+        return self.take(n)
+
+    def tstr(self):
+        major, n = self.head()
+        if major != 3:
+            self.bad("expected a text string")
+        raw = self.take(n)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            self.bad("text string is not UTF-8")
+
+    def priority(self):
+        n = self.uint()
+        if n > 3:
+            self.bad(f"priority {n}")
+        return PRIORITIES[n]
+
+    def bounded_array(self, max_entries):
+        n = self.array()
+        if n > max_entries:
+            raise OpenError("limit-exceeded", f"{n} entries, limit {max_entries}")
+        if n > len(self.data) - self.pos:
+            self.bad(f"{n} elements cannot fit in the remaining bytes")
+        return n
+
+
+def parse_payload(plaintext, max_entries):
+    w = Walker(plaintext)
+    fields = w.array()
+    if fields not in (5, 6):
+        w.bad(f"array of {fields}, not 5 or 6")
+    created_at = w.uint()
+    major, n = w.head()
+    if major == 0:
+        expires_at = n
+    elif major == 7 and n == 22:
+        expires_at = None
+    else:
+        w.bad("expires_at is neither uint nor null")
+    session_id = w.bstr()
+    if len(session_id) != 16:
+        w.bad("session id is not 16 bytes")
+    flags = w.uint()
+    if flags & ~PAYLOAD_FLAG_BROWSER_SESSION:
+        w.bad(f"unknown payload flags {flags:#x}")
+    entries = []
+    for _ in range(w.bounded_array(max_entries)):
+        if w.array() != 3:
+            w.bad("entry is not an array of 3")
+        key = w.tstr()
+        priority = w.priority()
+        value = w.bstr()
+        entries.append({"key": key, "priority": priority, "value": value})
+    overflow = None
+    if fields == 6:
+        if w.array() != 2:
+            w.bad("overflow is not an array of 2")
+        reference = w.bstr()
+        if len(reference) != 16:
+            w.bad("overflow reference is not 16 bytes")
+        keys = []
+        for _ in range(w.bounded_array(max_entries - len(entries))):
+            if w.array() != 2:
+                w.bad("overflow key is not an array of 2")
+            keys.append({"key": w.tstr(), "priority": w.priority()})
+        overflow = {"reference": reference, "keys": keys}
+    if w.pos != len(plaintext):
+        w.bad("trailing bytes")
+    all_keys = [e["key"] for e in entries] + [k["key"] for k in (overflow or {"keys": []})["keys"]]
+    if len(set(k.encode("utf-8") for k in all_keys)) != len(all_keys):
+        w.bad("duplicate key")
+    return {
+        "created_at": created_at,
+        "expires_at": expires_at,
+        "session_id": session_id,
+        "flags": flags,
+        "entries": entries,
+        "overflow": overflow,
+    }
+
+
+def open_session(ring, cookie_name, token, now, limits, policy):
+    """FORMAT.md section 6, all steps, then section 11 (time)."""
+    head, plaintext, used_fallback = open_token(ring, cookie_name, token, limits)
+    issued_at = head["issued_at"]
+    if issued_at > now + policy["clock_skew"]:
+        raise OpenError("issued-in-future", f"issued at {issued_at}, now {now}")
+    age = max(0, now - issued_at)
+    if policy["max_idle"] is not None and age > policy["max_idle"]:
+        raise OpenError("expired-idle", f"age {age} > {policy['max_idle']}")
+    p = parse_payload(plaintext, limits["max_entries"])
+    if p["created_at"] > issued_at:
+        raise OpenError("malformed", "created_at is later than issued_at")
+    if policy["max_lifetime"] is not None and max(0, now - p["created_at"]) > policy["max_lifetime"]:
+        raise OpenError("expired-lifetime", "older than max_lifetime")
+    if p["expires_at"] is not None and now >= p["expires_at"]:
+        raise OpenError("expired-session", "now >= expires_at")
+    fraction = min(max(policy["refresh_fraction"], 0.0), 1.0)
+    refresh_due = False
+    if policy["max_idle"] is not None and fraction < 1.0:
+        refresh_due = age >= math.floor(policy["max_idle"] * fraction)
+    p.update(
+        issued_at=issued_at,
+        compressed=head["compressed"],
+        used_fallback=used_fallback,
+        refresh_due=refresh_due,
+        browser_session=p["expires_at"] is None and bool(p["flags"] & PAYLOAD_FLAG_BROWSER_SESSION),
+        plaintext=plaintext,
+    )
+    return p
+
+
+# --- the writer: canonical payload encoding (section 10.3) ------------------
+
+
+def cbor_head(major, n):
+    if n < 24:
+        return bytes([major << 5 | n])
+    for info, size in ((24, 1), (25, 2), (26, 4), (27, 8)):
+        if n < 1 << (8 * size):
+            return bytes([major << 5 | info]) + n.to_bytes(size, "big")
+    raise ValueError("argument too large")
+
+
+def encode_payload(created_at, expires_at, session_id, flags, entries, overflow=None):
+    out = bytearray(cbor_head(4, 6 if overflow else 5))
+    out += cbor_head(0, created_at)
+    out += cbor_head(0, expires_at) if expires_at is not None else b"\xf6"
+    out += cbor_head(2, len(session_id)) + session_id
+    out += cbor_head(0, flags)
+    out += cbor_head(4, len(entries))
+    for key, priority, value in entries:
+        k = key.encode("utf-8")
+        out += b"\x83" + cbor_head(3, len(k)) + k + cbor_head(0, PRIORITIES.index(priority))
+        out += cbor_head(2, len(value)) + value
+    if overflow:
+        reference, keys = overflow
+        out += b"\x82" + cbor_head(2, len(reference)) + reference + cbor_head(4, len(keys))
+        for key, priority in keys:
+            k = key.encode("utf-8")
+            out += b"\x82" + cbor_head(3, len(k)) + k + cbor_head(0, PRIORITIES.index(priority))
+    return bytes(out)
+
+
+def encode_json_value(v):
+    """A JSON value as the reference writer encodes it (test-vectors/README.md):
+    minimal heads, definite lengths, map keys in byte order, floats in the
+    shortest form that keeps the value."""
+    if v is None:
+        return b"\xf6"
+    if v is True:
+        return b"\xf5"
+    if v is False:
+        return b"\xf4"
+    if isinstance(v, int):
+        return cbor_head(0, v) if v >= 0 else cbor_head(1, -1 - v)
+    if isinstance(v, float):
+        for fmt, initial in (("e", 0xF9), ("f", 0xFA)):
+            try:
+                packed = struct.pack(">" + fmt, v)
+            except OverflowError:
+                continue
+            if struct.unpack(">" + fmt, packed)[0] == v or (v != v):
+                return bytes([initial]) + packed
+        return b"\xfb" + struct.pack(">d", v)
+    if isinstance(v, str):
+        b = v.encode("utf-8")
+        return cbor_head(3, len(b)) + b
+    if isinstance(v, list):
+        return cbor_head(4, len(v)) + b"".join(encode_json_value(x) for x in v)
+    if isinstance(v, dict):
+        items = sorted(v.items(), key=lambda kv: kv[0].encode("utf-8"))
+        return cbor_head(5, len(items)) + b"".join(
+            encode_json_value(k) + encode_json_value(x) for k, x in items
+        )
+    raise TypeError(type(v))
+
+
+def cbor_to_json(item):
+    """A decoded CBOR value compared with its JSON form."""
+    if isinstance(item, dict):
+        return {k: cbor_to_json(v) for k, v in item.items()}
+    if isinstance(item, list):
+        return [cbor_to_json(x) for x in item]
+    return item
+
+
+# --- the Set-Cookie budget (section 12) -------------------------------------
+
+SET_COOKIE_PREFIX = "Set-Cookie: "
+
+
+def cookie_string(name, value, max_age=None, path="/", domain=None, secure=True,
+                  http_only=True, same_site="Lax", partitioned=False):
+    host = name.startswith("__Host-")
+    secure = secure or host or name.startswith("__Secure-") or partitioned
+    parts = [f"{name}={value}"]
+    if http_only:
+        parts.append("HttpOnly")
+    parts.append(f"SameSite={same_site}")
+    if partitioned:
+        parts.append("Partitioned")
+    if secure:
+        parts.append("Secure")
+    parts.append(f"Path={'/' if host else path}")
+    if domain is not None and not host:
+        parts.append(f"Domain={domain}")
+    if max_age is not None:
+        parts.append(f"Max-Age={max_age}")
+    return "; ".join(parts)
+
+
+def entry_size(key, value):
+    """Encoded size of one payload entry [key, priority, bstr(value)]."""
+    k = len(key.encode("utf-8"))
+    return 1 + len(cbor_head(3, k)) + k + 1 + len(cbor_head(2, len(value))) + len(value)
+
+
+def drop_order(entries):
+    """Indices of droppable entries in the order they are removed."""
+    candidates = [i for i, e in enumerate(entries) if e["priority"] != "critical"]
+    # priority ascending, then size descending, then key bytes descending
+    candidates.sort(key=lambda i: entries[i]["key"].encode("utf-8"), reverse=True)
+    candidates.sort(key=lambda i: entry_size(entries[i]["key"], entries[i]["value"]), reverse=True)
+    candidates.sort(key=lambda i: PRIORITIES.index(entries[i]["priority"]))
+    return candidates
+
+
+def fit_budget(cookie_name, budget, session, max_age):
+    """Section 12.3: returns (kept indices, dropped indices, header length) or
+    raises OpenError('too-large')."""
+    entries = session["entries"]
+    keep = [True] * len(entries)
+    dropped = []
+    order = iter(drop_order(entries))
+    while True:
+        kept = [(e["key"], e["priority"], e["value"]) for e, k in zip(entries, keep) if k]
+        plaintext = encode_payload(session["created_at"], session["expires_at"],
+                                   session["session_id"], session["flags"], kept)
+        token_len = b64url_len(OVERHEAD + len(plaintext))
+        header_len = len(SET_COOKIE_PREFIX) + len(cookie_string(cookie_name, "", max_age)) + token_len
+        if header_len <= budget:
+            return [i for i, k in enumerate(keep) if k], dropped, header_len
+        nxt = next(order, None)
+        if nxt is None:
+            raise OpenError("too-large", f"{header_len} bytes needed, budget {budget}")
+        keep[nxt] = False
+        dropped.append(nxt)
+
+
+# --- overflow blobs (section 13) --------------------------------------------
+
+
+def overflow_store_key(session_id, reference):
+    return f"sealed-session:overflow:{{{session_id.hex()}}}:{reference.hex()}"
+
+
+# --- the checks --------------------------------------------------------------
+
+
+def check_valid(v, exp, notes):
+    ring = Ring(bytes.fromhex(v["keys"]["primary"]), [bytes.fromhex(k) for k in v["keys"]["fallbacks"]])
+    s = open_session(ring, v["cookie_name"], v["token"], v["now"], v["limits"], v["policy"])
+    got = {
+        "session_id": s["session_id"].hex(),
+        "created_at": s["created_at"],
+        "issued_at": s["issued_at"],
+        "expires_at": s["expires_at"],
+        "browser_session": s["browser_session"],
+        "compressed": s["compressed"],
+        "used_fallback": s["used_fallback"],
+        "refresh_due": s["refresh_due"],
+    }
+    for field, value in got.items():
+        if exp[field] != value:
+            return f"{field}: got {value!r}, expected {exp[field]!r}"
+    if len(s["entries"]) != len(exp["entries"]):
+        return f"{len(s['entries'])} entries, expected {len(exp['entries'])}"
+    for e, want in zip(s["entries"], exp["entries"]):
+        if (e["key"], e["priority"]) != (want["key"], want["priority"]):
+            return f"entry {want['key']!r}: got ({e['key']!r}, {e['priority']})"
+        if e["value"].hex() != want["value_cbor_hex"]:
+            return f"entry {want['key']!r}: value bytes differ"
+        if cbor_to_json(cbor2.loads(e["value"])) != want["value"]:
+            return f"entry {want['key']!r}: decoded value differs from the JSON value"
+        if encode_json_value(want["value"]).hex() != want["value_cbor_hex"]:
+            return f"entry {want['key']!r}: re-encoding the JSON value gives other CBOR"
+    if v.get("plaintext_hex") is not None and s["plaintext"].hex() != v["plaintext_hex"]:
+        return "plaintext differs from plaintext_hex"
+
+    # The writer: the same session, key, nonce and issued-at give the same token.
+    sealing = v["sealing"]
+    if sealing["issued_at"] != exp["issued_at"]:
+        return "sealing.issued_at differs from expected.issued_at"
+    flags = PAYLOAD_FLAG_BROWSER_SESSION if exp["browser_session"] else 0
+    plaintext = encode_payload(
+        exp["created_at"], exp["expires_at"], bytes.fromhex(exp["session_id"]), flags,
+        [(e["key"], e["priority"], bytes.fromhex(e["value_cbor_hex"])) for e in exp["entries"]],
+    )
+    if v.get("plaintext_hex") is not None and plaintext.hex() != v["plaintext_hex"]:
+        return "the writer's payload encoding differs from plaintext_hex"
+    token = seal(bytes.fromhex(sealing["key"]), v["cookie_name"], sealing["issued_at"], plaintext,
+                 bytes.fromhex(sealing["nonce"]), sealing["compression_threshold"])
+    if token != v["token"]:
+        if not exp["compressed"]:
+            return "re-sealing gives a different token"
+        # Compressed bytes are not canonical (FORMAT.md 9): compare what
+        # both tokens carry instead, and their framing.
+        mine = b64url_decode_strict(token)
+        theirs = b64url_decode_strict(v["token"])
+        if mine[:HEADER_LEN + NONCE_LEN] != theirs[:HEADER_LEN + NONCE_LEN]:
+            return "re-sealed compressed token: header or nonce differs"
+        head, mine_plain, _ = open_token(ring, v["cookie_name"], token, v["limits"])
+        if not head["compressed"] or mine_plain != s["plaintext"]:
+            return "re-sealed compressed token does not carry the same plaintext"
+        notes.append(f"{v['name']}: zlib's deflate stream differs from the published one "
+                     f"({len(mine) - OVERHEAD} vs {len(theirs) - OVERHEAD} bytes); "
+                     "checked by decrypting both")
+    return None
+
+
+def check_format_vector(v, notes):
+    if v.get("expected_error") is not None:
+        ring = Ring(bytes.fromhex(v["keys"]["primary"]), [bytes.fromhex(k) for k in v["keys"]["fallbacks"]])
+        try:
+            open_session(ring, v["cookie_name"], v["token"], v["now"], v["limits"], v["policy"])
+        except OpenError as e:
+            if e.kind != v["expected_error"]:
+                return f"expected {v['expected_error']}, got {e.kind} ({e.why})"
+        else:
+            return f"expected {v['expected_error']}, but it opened"
+        if v.get("plaintext_hex") is not None:
+            limits = dict(v["limits"], max_token_len=1 << 62)
+            try:
+                _, plaintext, _ = open_token(ring, v["cookie_name"], v["token"], limits)
+            except OpenError as e:
+                return f"plaintext_hex given but the token does not decrypt: {e}"
+            if plaintext.hex() != v["plaintext_hex"]:
+                return "plaintext differs from plaintext_hex"
+        return None
+    if v.get("expected") is None:
+        return "neither expected nor expected_error"
+    try:
+        return check_valid(v, v["expected"], notes)
+    except OpenError as e:
+        return f"expected a session, got {e.kind} ({e.why})"
+
+
+# Parameters of every budget case (test-vectors/README.md).
+BUDGET_NOW = 1_767_225_600
+BUDGET_CREATED_AT = BUDGET_NOW - 600
+BUDGET_MAX_IDLE = 3600
+BUDGET_MAX_LIFETIME = 86_400
+
+
+def check_budget_case(case):
+    entries = []
+    for e in case["entries"]:
+        if e["priority"] not in PRIORITIES:
+            return f"bad priority {e['priority']!r}"
+        text = "a" * e["value_len"]
+        value = encode_json_value(text)
+        if entry_size(e["key"], value) != e["encoded_size"]:
+            return f"entry {e['key']!r}: encoded size {entry_size(e['key'], value)}, file says {e['encoded_size']}"
+        entries.append({"key": e["key"], "priority": e["priority"], "value": value})
+    session = {
+        "created_at": BUDGET_CREATED_AT,
+        "expires_at": None,
+        "session_id": os.urandom(16),  # any id: sizes do not depend on it
+        "flags": 0,
+        "entries": entries,
+    }
+    max_age = min(BUDGET_MAX_IDLE, BUDGET_CREATED_AT + BUDGET_MAX_LIFETIME - BUDGET_NOW)
+    try:
+        kept, dropped, header_len = fit_budget(case["cookie_name"], case["budget"], session, max_age)
+        error = None
+    except OpenError as e:
+        if e.kind != "too-large":
+            raise
+        kept, dropped, header_len, error = list(range(len(entries))), [], None, e.kind
+    got_dropped = [entries[i]["key"] for i in dropped]
+    got_kept = [entries[i]["key"] for i in kept]
+    if got_dropped != case["expected_dropped"]:
+        return f"dropped {got_dropped}, expected {case['expected_dropped']}"
+    if got_kept != case["expected_kept"]:
+        return f"kept {got_kept}, expected {case['expected_kept']}"
+    if header_len != case["expected_header_len"]:
+        return f"header length {header_len}, expected {case['expected_header_len']}"
+    if error != case["expected_error"]:
+        return f"error {error}, expected {case['expected_error']}"
+    if header_len is not None:
+        # Seal for real and measure the header, not just the formula.
+        kept_entries = [(entries[i]["key"], entries[i]["priority"], entries[i]["value"]) for i in kept]
+        plaintext = encode_payload(session["created_at"], None, session["session_id"], 0, kept_entries)
+        token = seal(os.urandom(32), case["cookie_name"], BUDGET_NOW, plaintext, os.urandom(24))
+        real = len(SET_COOKIE_PREFIX + cookie_string(case["cookie_name"], token, max_age))
+        if real != header_len:
+            return f"sealed header is {real} bytes, the size formula said {header_len}"
+    return None
+
+
+def self_checks():
+    """Properties of the spec that no vector pins: returns failures."""
+    failures = []
+    for n in range(0, 40):
+        data = os.urandom(n)
+        text = b64url_encode(data)
+        if len(text) != b64url_len(n) or b64url_decode_strict(text) != data:
+            failures.append(f"self-check: base64url round trip of {n} bytes")
+    sid, ref = bytes(range(16)), bytes(range(16, 32))
+    key = overflow_store_key(sid, ref)
+    if key != "sealed-session:overflow:{000102030405060708090a0b0c0d0e0f}:101112131415161718191a1b1c1d1e1f":
+        failures.append(f"self-check: overflow store key {key}")
+    # An overflow blob opens only under its own store key (section 13).
+    master = os.urandom(32)
+    blob_plain = encode_payload(100, None, sid, 0, [("big", "low", encode_json_value("x" * 10))])
+    blob = seal(master, key, 200, blob_plain, os.urandom(24))
+    limits = {"max_token_len": 1 << 20, "max_decompressed": 65536, "max_depth": 32, "max_entries": 256}
+    if open_token(Ring(master), key, blob, limits)[1] != blob_plain:
+        failures.append("self-check: overflow blob does not open under its key")
+    try:
+        open_token(Ring(master), overflow_store_key(sid, bytes(16)), blob, limits)
+        failures.append("self-check: overflow blob opens under another reference")
+    except OpenError as e:
+        if e.kind != "authentication-failed":
+            failures.append(f"self-check: wrong reference gives {e.kind}")
+    # A payload with an overflow element parses, and its keys count for duplicates.
+    p = encode_payload(1, None, sid, 0, [("a", "normal", b"\x01")], (ref, [("b", "low")]))
+    parsed = parse_payload(p, 256)
+    if parsed["overflow"] != {"reference": ref, "keys": [{"key": "b", "priority": "low"}]}:
+        failures.append("self-check: overflow element not parsed")
+    dup = encode_payload(1, None, sid, 0, [("a", "normal", b"\x01")], (ref, [("a", "low")]))
+    try:
+        parse_payload(dup, 256)
+        failures.append("self-check: duplicate key across entries and overflow accepted")
+    except OpenError:
+        pass
+    return failures
+
+
+def main(argv):
+    directory = argv[1] if len(argv) > 1 else os.path.join(os.path.dirname(__file__), "..", "test-vectors")
+    passed, failed, notes = 0, 0, []
+    files = sorted(f for f in os.listdir(directory) if f.endswith(".json"))
+    if not files:
+        print(f"no vector files in {directory}")
+        failed += 1
+    for name in files:
+        with open(os.path.join(directory, name), encoding="utf-8") as f:
+            data = json.load(f)
+        if name.startswith("format-"):
+            cases = [(v["name"], lambda v=v: check_format_vector(v, notes)) for v in data["vectors"]]
+        elif name.startswith("budget-"):
+            cases = [(f"budget/{c['name']}", lambda c=c: check_budget_case(c)) for c in data["cases"]]
+        else:
+            print(f"FAIL {name}: unknown vector file")
+            failed += 1
+            continue
+        for case_name, run in cases:
+            try:
+                failure = run()
+            except Exception as e:  # a crash is a failure, never a pass
+                failure = f"crashed: {type(e).__name__}: {e}"
+            if failure is None:
+                passed += 1
+            else:
+                failed += 1
+                print(f"FAIL {name} {case_name}: {failure}")
+    self_failures = self_checks()
+    for failure in self_failures:
+        print(f"FAIL {failure}")
+    if self_failures:
+        failed += 1
+    else:
+        passed += 1
+    for note in notes:
+        print(f"note: {note}")
+    print(f"{passed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

@@ -1,0 +1,81 @@
+//! The independent Python reader/writer of the token format
+//! (`scripts/reference_reader.py`, written from `docs/FORMAT.md`) must pass
+//! every published vector.
+//!
+//! Runs whenever `python3 -c "import nacl, cbor2"` works. Without those
+//! modules it says so on stderr and passes, except under `CI=true`, where it
+//! fails (install them with `python3 -m pip install pynacl cbor2`).
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+
+const ROOT: &str = env!("CARGO_MANIFEST_DIR");
+
+/// Whether python3 can import PyNaCl and cbor2; panics under CI when not.
+fn modules_available() -> bool {
+    let ok = Command::new("python3")
+        .args(["-c", "import nacl, cbor2"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false);
+    if !ok {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!(
+                "PyNaCl and cbor2 are required under CI=true: \
+                 `python3 -c \"import nacl, cbor2\"` failed \
+                 (install them with `python3 -m pip install pynacl cbor2`)"
+            );
+        }
+        // Written to stderr directly (not `eprintln!`, which the test harness
+        // captures and hides for passing tests) so the skip is visible.
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping: PyNaCl or cbor2 not installed \
+             (python3 -c \"import nacl, cbor2\" failed; \
+             python3 -m pip install pynacl cbor2)"
+        );
+    }
+    ok
+}
+
+#[test]
+fn python_reference_reader_passes_every_vector() {
+    if !modules_available() {
+        return;
+    }
+    let out = Command::new("python3")
+        .args(["scripts/reference_reader.py", "test-vectors"])
+        .current_dir(ROOT)
+        .output()
+        .expect("cannot run python3");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "scripts/reference_reader.py failed:\n{stdout}\n{stderr}"
+    );
+    let last = stdout.lines().last().unwrap_or_default();
+    let (passed, failed) = last
+        .split_once(" passed, ")
+        .and_then(|(p, f)| Some((p.parse::<usize>().ok()?, f.strip_suffix(" failed")?)))
+        .unwrap_or_else(|| panic!("no `N passed, M failed` line in:\n{stdout}"));
+    assert_eq!(failed, "0", "{stdout}");
+    // Every vector of both files, plus the script's own self-checks.
+    let vectors = ["format-v1.json", "budget-v1.json"]
+        .iter()
+        .map(|name| {
+            let text = std::fs::read_to_string(format!("{ROOT}/test-vectors/{name}")).unwrap();
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            json.get("vectors")
+                .or_else(|| json.get("cases"))
+                .and_then(|v| v.as_array())
+                .map_or(0, Vec::len)
+        })
+        .sum::<usize>();
+    assert!(
+        passed > vectors,
+        "{passed} passed for {vectors} vectors:\n{stdout}"
+    );
+}
