@@ -1,0 +1,539 @@
+//! Each resource limit holding against hostile input, with the heap memory
+//! it takes to refuse it measured by a counting allocator.
+//!
+//! The allocator counts per thread (tests run in parallel), live bytes and
+//! their peak; a reallocation counts old and new blocks together, as both
+//! may be live at once. `peak_during` reports the highest number of heap
+//! bytes live above where the closure started.
+//!
+//! Run `cargo test --test limits -- --nocapture memory` to print the
+//! figures (SECURITY.md quotes them).
+
+use sealed_session::token::{self, Compression};
+use sealed_session::{
+    Error, FixedClock, KeyRing, Limit, Limits, Malformed, MasterKey, Priority, Sealer,
+};
+use std::alloc::{GlobalAlloc, Layout, System};
+use std::cell::Cell;
+use std::sync::Arc;
+
+struct Counting;
+
+thread_local! {
+    static LIVE: Cell<isize> = const { Cell::new(0) };
+    static PEAK: Cell<isize> = const { Cell::new(0) };
+}
+
+fn track(delta: isize) {
+    // `try_with`: allocations during thread teardown are not counted.
+    let _ = LIVE.try_with(|live| {
+        let now = live.get() + delta;
+        live.set(now);
+        let _ = PEAK.try_with(|peak| peak.set(peak.get().max(now)));
+    });
+}
+
+// SAFETY: every call is forwarded unchanged to the system allocator; the
+// counters are plain thread-local cells that never allocate.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        let ptr = System.alloc(layout);
+        if !ptr.is_null() {
+            track(layout.size() as isize);
+        }
+        ptr
+    }
+
+    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
+        let ptr = System.alloc_zeroed(layout);
+        if !ptr.is_null() {
+            track(layout.size() as isize);
+        }
+        ptr
+    }
+
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        System.dealloc(ptr, layout);
+        track(-(layout.size() as isize));
+    }
+
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        let new = System.realloc(ptr, layout, new_size);
+        if !new.is_null() {
+            track(new_size as isize);
+            track(-(layout.size() as isize));
+        }
+        new
+    }
+}
+
+#[global_allocator]
+static ALLOCATOR: Counting = Counting;
+
+/// Runs `f` and returns its result with the peak of heap bytes live above
+/// the starting point while it ran (on this thread).
+fn peak_during<T>(f: impl FnOnce() -> T) -> (T, usize) {
+    LIVE.with(|live| live.set(0));
+    PEAK.with(|peak| peak.set(0));
+    let result = f();
+    let peak = PEAK.with(Cell::get);
+    (result, peak.max(0) as usize)
+}
+
+const NOW: u64 = 1_700_000_000;
+const KIB: usize = 1024;
+
+fn ring() -> KeyRing {
+    KeyRing::new(MasterKey::from_bytes(&[6; 32]).unwrap())
+}
+
+fn sealer_with(limits: Limits) -> Sealer {
+    Sealer::builder(ring())
+        .cookie_name("id")
+        .limits(limits)
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .build()
+        .unwrap()
+}
+
+fn sealer() -> Sealer {
+    sealer_with(Limits::default())
+}
+
+/// A CBOR head: major type and argument, shortest form.
+fn head(major: u8, n: u64) -> Vec<u8> {
+    let m = major << 5;
+    match n {
+        0..=23 => vec![m | n as u8],
+        24..=0xff => vec![m | 24, n as u8],
+        0x100..=0xffff => [&[m | 25][..], &(n as u16).to_be_bytes()].concat(),
+        0x1_0000..=0xffff_ffff => [&[m | 26][..], &(n as u32).to_be_bytes()].concat(),
+        _ => [&[m | 27][..], &n.to_be_bytes()].concat(),
+    }
+}
+
+/// The fixed fields of a v1 payload, up to and including the head of the
+/// entry array, which declares `count` entries.
+fn payload_start(count: u64) -> Vec<u8> {
+    let mut out = vec![0x85];
+    out.extend(head(0, NOW));
+    out.push(0xf6); // no expiry
+    out.extend(head(2, 16));
+    out.extend([0x11; 16]);
+    out.push(0x00); // flags
+    out.extend(head(4, count));
+    out
+}
+
+/// One `[key, priority, value]` entry; `value` is one CBOR item.
+fn entry(key: &str, value: &[u8]) -> Vec<u8> {
+    let mut out = vec![0x83];
+    out.extend(head(3, key.len() as u64));
+    out.extend(key.as_bytes());
+    out.push(Priority::Normal.as_u8());
+    out.extend(head(2, value.len() as u64));
+    out.extend(value);
+    out
+}
+
+/// Seals a hand-made payload as the sealer would (same key, name and
+/// time), compressed when that is smaller.
+fn seal_payload(payload: &[u8]) -> String {
+    seal_payload_with(payload, Compression::Above(0))
+}
+
+fn seal_payload_with(payload: &[u8], compression: Compression) -> String {
+    let random = sealed_session::OsRandom;
+    token::seal(&ring(), "id", NOW, payload, compression, &random).unwrap()
+}
+
+// ---------------------------------------------------------------------
+// Token length: refused before any decoding.
+// ---------------------------------------------------------------------
+
+#[test]
+fn a_one_megabyte_cookie_is_refused_before_decoding() {
+    let sealer = sealer();
+    let valid_alphabet = "A".repeat(1 << 20);
+    let not_even_base64 = "!".repeat(1 << 20);
+    for cookie in [&valid_alphabet, &not_even_base64] {
+        let (result, peak) = peak_during(|| sealer.open(cookie));
+        // Not a base64 error for the second: the length is checked first.
+        assert_eq!(
+            result.unwrap_err(),
+            Error::LimitExceeded(Limit::TokenLength)
+        );
+        // Nothing was decoded: no buffer of the cookie's size.
+        assert!(peak < KIB, "{peak} bytes allocated to refuse a 1 MB cookie");
+    }
+    // One over the limit is refused; at the limit it gets to base64.
+    let limit = sealer.limits().token_len();
+    assert_eq!(
+        sealer.open(&"A".repeat(limit + 1)).unwrap_err(),
+        Error::LimitExceeded(Limit::TokenLength)
+    );
+    assert_eq!(
+        sealer.open(&"A".repeat(limit - 3)).unwrap_err(),
+        Error::Malformed(Malformed::Base64)
+    );
+    assert!(matches!(
+        token::inspect(&valid_alphabet),
+        Err(Error::LimitExceeded(Limit::TokenLength))
+    ));
+}
+
+#[cfg(feature = "django")]
+#[test]
+fn a_one_megabyte_django_cookie_is_refused_before_decoding() {
+    let codec = sealed_session::django::DjangoCodec::builder("secret")
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .build()
+        .unwrap();
+    let cookie = format!("{}:1r31eq:{}", "e".repeat(1 << 20), "A".repeat(43));
+    let (result, peak) = peak_during(|| codec.open(&cookie));
+    assert_eq!(
+        result.unwrap_err(),
+        Error::LimitExceeded(Limit::TokenLength)
+    );
+    assert!(peak < KIB, "{peak} bytes");
+}
+
+// ---------------------------------------------------------------------
+// Decompression: refused at the cap, with memory bounded by the cap.
+// ---------------------------------------------------------------------
+
+/// A real payload whose one value is `len` zero bytes: the session
+/// inflates to about `len` bytes.
+fn zeros_payload(len: usize) -> Vec<u8> {
+    zeros_payload_keyed("bomb", len)
+}
+
+fn zeros_payload_keyed(key: &str, len: usize) -> Vec<u8> {
+    let mut payload = payload_start(1);
+    let mut value = head(2, len as u64);
+    value.resize(value.len() + len, 0);
+    payload.extend(entry(key, &value));
+    payload
+}
+
+/// Heap bytes that opening may take besides the inflated output: the
+/// decoded token, the inflater's state, the session index.
+const OPEN_OVERHEAD: usize = 64 * KIB;
+
+#[test]
+fn a_compression_bomb_within_the_cookie_size_is_refused_with_bounded_memory() {
+    let sealer = sealer();
+    let cap = sealer.limits().decompressed();
+    // 2.5 MiB of zeros deflate to about 2.5 KiB: still a legal cookie length.
+    let token = seal_payload(&zeros_payload(5 << 19));
+    assert!(
+        token.len() <= sealer.limits().token_len(),
+        "{}",
+        token.len()
+    );
+    assert!(token::inspect(&token).unwrap().header.is_compressed());
+
+    // A fresh thread, so that the inflater's per-thread state is counted.
+    let (result, peak) = std::thread::scope(|s| {
+        s.spawn(|| peak_during(|| sealer.open(&token)))
+            .join()
+            .unwrap()
+    });
+    assert_eq!(
+        result.unwrap_err(),
+        Error::LimitExceeded(Limit::DecompressedSize)
+    );
+    println!("memory: 2.5 MiB compression bomb ({} byte token) refused, peak heap {peak} bytes (cap {cap})",
+        token.len()
+    );
+    assert!(
+        peak <= 2 * cap + OPEN_OVERHEAD,
+        "peak {peak} bytes for a cap of {cap}"
+    );
+}
+
+#[test]
+fn the_memory_to_refuse_a_bomb_does_not_grow_with_the_bomb() {
+    // With the cookie length limit lifted, a 64 MiB bomb (64 KiB deflated)
+    // costs what a 3 MiB one does: the cap, not the bomb, sets the bound.
+    let sealer = sealer_with(Limits::default().max_token_len(1 << 20));
+    let cap = sealer.limits().decompressed();
+    let token = seal_payload(&zeros_payload(64 << 20));
+    let (result, peak) = std::thread::scope(|s| {
+        s.spawn(|| peak_during(|| sealer.open(&token)))
+            .join()
+            .unwrap()
+    });
+    assert_eq!(
+        result.unwrap_err(),
+        Error::LimitExceeded(Limit::DecompressedSize)
+    );
+    let token_bytes = token.len() * 3 / 4;
+    println!(
+        "memory: 64 MiB compression bomb ({} byte token) refused, peak heap {peak} bytes (cap {cap})",
+        token.len()
+    );
+    assert!(
+        peak <= token_bytes + 2 * cap + OPEN_OVERHEAD,
+        "peak {peak} bytes for a cap of {cap}"
+    );
+}
+
+#[test]
+fn a_payload_at_the_cap_opens_and_one_byte_over_does_not() {
+    let sealer = sealer();
+    let cap = sealer.limits().decompressed();
+    // Find the value length that makes the payload exactly `cap` bytes.
+    let fixed = zeros_payload(0).len();
+    let mut len = cap - fixed;
+    while zeros_payload(len).len() > cap {
+        len -= 1;
+    }
+    let at_cap = zeros_payload(len);
+    assert_eq!(at_cap.len(), cap);
+    let session = sealer.open(&seal_payload(&at_cap)).unwrap();
+    assert_eq!(
+        session
+            .get::<serde_bytes_len::Len>("bomb")
+            .unwrap()
+            .unwrap()
+            .0,
+        len
+    );
+
+    // One byte longer key, same value: one byte over.
+    let over = zeros_payload_keyed("bombs", len);
+    assert_eq!(over.len(), cap + 1);
+    assert_eq!(
+        sealer.open(&seal_payload(&over)).unwrap_err(),
+        Error::LimitExceeded(Limit::DecompressedSize)
+    );
+}
+
+/// Deserializes a CBOR byte string to its length.
+mod serde_bytes_len {
+    pub struct Len(pub usize);
+
+    impl<'de> serde::Deserialize<'de> for Len {
+        fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct Visitor;
+            impl serde::de::Visitor<'_> for Visitor {
+                type Value = Len;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a byte string")
+                }
+                fn visit_bytes<E>(self, v: &[u8]) -> Result<Len, E> {
+                    Ok(Len(v.len()))
+                }
+                fn visit_byte_buf<E>(self, v: Vec<u8>) -> Result<Len, E> {
+                    Ok(Len(v.len()))
+                }
+            }
+            d.deserialize_byte_buf(Visitor)
+        }
+    }
+}
+
+// ---------------------------------------------------------------------
+// Nesting depth: refused when the value is read, at any depth, without
+// overflowing the stack.
+// ---------------------------------------------------------------------
+
+/// `depth` nested containers of one kind around a null.
+fn nested(depth: usize, open: &[u8], close: &[u8]) -> Vec<u8> {
+    let mut value = Vec::with_capacity(depth * (open.len() + close.len()) + 1);
+    for _ in 0..depth {
+        value.extend(open);
+    }
+    value.push(0xf6);
+    for _ in 0..depth {
+        value.extend(close);
+    }
+    value
+}
+
+/// Every way to nest CBOR: definite and indefinite arrays, maps (in the
+/// value position) and tags.
+const NESTINGS: [(&str, &[u8], &[u8]); 4] = [
+    ("array", &[0x81], &[]),
+    ("indefinite array", &[0x9f], &[0xff]),
+    ("map", &[0xa1, 0x60], &[]),
+    ("tag", &[0xc6], &[]),
+];
+
+fn read_all_ways(session: &sealed_session::Session, key: &str) -> [Result<(), Error>; 3] {
+    [
+        session.get::<ciborium::Value>(key).map(drop),
+        session.get::<serde_json::Value>(key).map(drop),
+        session.get::<serde::de::IgnoredAny>(key).map(drop),
+    ]
+}
+
+#[test]
+fn nesting_beyond_the_limit_is_refused_when_read() {
+    let sealer = sealer();
+    let limit = sealer.limits().depth();
+    for (kind, open, close) in NESTINGS {
+        for depth in 0..=limit + 8 {
+            let mut payload = payload_start(1);
+            payload.extend(entry("v", &nested(depth, open, close)));
+            // Opening indexes the payload without decoding values.
+            let session = sealer.open(&seal_payload(&payload)).unwrap();
+            for (way, result) in read_all_ways(&session, "v").into_iter().enumerate() {
+                match result {
+                    // serde_json has no tags: a tagged null is not JSON.
+                    Err(Error::Value(_)) if kind == "tag" && way == 1 && depth > 0 => {}
+                    Ok(()) => assert!(depth <= limit, "{kind} depth {depth} read {way}"),
+                    Err(Error::LimitExceeded(Limit::Depth)) => {
+                        assert!(depth > limit, "{kind} depth {depth} refused {way}")
+                    }
+                    Err(err) => panic!("{kind} depth {depth} read {way}: {err:?}"),
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn no_depth_overflows_the_stack() {
+    // From one past the limit up to what the decompression cap lets in
+    // (~64 K levels), every depth is read on one small stack (a quarter of
+    // a default thread's): the decoder stops at the limit, so the stack it
+    // needs does not grow with the input. (Unoptimized, the 32 allowed
+    // levels of the three decoders below take about 300 KiB; without the
+    // limit 64 K levels would need some 2000 times that.)
+    let sealer = sealer();
+    let cap = sealer.limits().decompressed();
+    let limit = sealer.limits().depth();
+    let fixed = payload_start(1).len() + entry("v", &[]).len() + 8;
+    std::thread::Builder::new()
+        .stack_size(512 * KIB)
+        .spawn(move || {
+            for (kind, open, close) in NESTINGS {
+                let per_level = open.len() + close.len();
+                for depth in [limit + 1, 100, 1_000, 10_000, (cap - fixed) / per_level] {
+                    let mut payload = payload_start(1);
+                    payload.extend(entry("v", &nested(depth, open, close)));
+                    let token = seal_payload(&payload);
+                    assert!(token.len() <= sealer.limits().token_len());
+                    let session = sealer.open(&token).unwrap();
+                    for result in read_all_ways(&session, "v") {
+                        assert!(
+                            matches!(
+                                result,
+                                Err(Error::LimitExceeded(Limit::Depth) | Error::Value(_))
+                            ),
+                            "{kind} depth {depth}: {result:?}"
+                        );
+                    }
+                    assert_eq!(
+                        session.get::<ciborium::Value>("v").unwrap_err(),
+                        Error::LimitExceeded(Limit::Depth)
+                    );
+                }
+            }
+        })
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn a_lower_depth_limit_applies() {
+    let sealer = sealer_with(Limits::default().max_depth(4));
+    let mut payload = payload_start(2);
+    payload.extend(entry("ok", &nested(4, &[0x81], &[])));
+    payload.extend(entry("deep", &nested(5, &[0x81], &[])));
+    let session = sealer.open(&seal_payload(&payload)).unwrap();
+    assert!(session.get::<ciborium::Value>("ok").is_ok());
+    assert_eq!(
+        session.get::<ciborium::Value>("deep").unwrap_err(),
+        Error::LimitExceeded(Limit::Depth)
+    );
+}
+
+// ---------------------------------------------------------------------
+// Entry count: refused while indexing, before allocating for it.
+// ---------------------------------------------------------------------
+
+#[test]
+fn a_huge_declared_entry_count_is_refused_without_allocating_for_it() {
+    let sealer = sealer();
+    for count in [u64::MAX, 1 << 40, 1_000_000, 257] {
+        let mut payload = payload_start(count);
+        payload.extend(entry("a", &[0x01]));
+        // Uncompressed: only the indexing is measured.
+        let token = seal_payload_with(&payload, Compression::Off);
+        let (result, peak) = peak_during(|| sealer.open(&token));
+        assert_eq!(
+            result.unwrap_err(),
+            Error::LimitExceeded(Limit::Entries),
+            "count {count}"
+        );
+        println!("memory: {count} declared entries refused, peak heap {peak} bytes");
+        // The decoded token (about 100 bytes) and nothing sized by the count.
+        assert!(peak < KIB, "count {count}: {peak} bytes");
+    }
+}
+
+fn entries_payload(count: usize) -> Vec<u8> {
+    let mut payload = payload_start(count as u64);
+    for i in 0..count {
+        payload.extend(entry(&format!("k{i}"), &[0x01]));
+    }
+    payload
+}
+
+#[test]
+fn the_entry_limit_is_exact() {
+    let sealer = sealer();
+    let limit = sealer.limits().entries();
+    let session = sealer.open(&seal_payload(&entries_payload(limit))).unwrap();
+    assert_eq!(session.len(), limit);
+    assert_eq!(
+        sealer
+            .open(&seal_payload(&entries_payload(limit + 1)))
+            .unwrap_err(),
+        Error::LimitExceeded(Limit::Entries)
+    );
+
+    // A count within the limit that the bytes cannot hold is malformed.
+    let mut short = payload_start(200);
+    short.extend(entry("a", &[0x01]));
+    assert_eq!(
+        sealer.open(&seal_payload(&short)).unwrap_err(),
+        Error::Malformed(Malformed::Payload)
+    );
+
+    // Inserting past the limit fails too.
+    let mut session = session;
+    assert_eq!(
+        session.insert("one-more", &1).unwrap_err(),
+        Error::LimitExceeded(Limit::Entries)
+    );
+}
+
+#[test]
+fn overflowed_keys_count_towards_the_entry_limit() {
+    let sealer = sealer_with(Limits::default().max_entries(4));
+    // 3 resident entries and an overflow list of 2 keys: 5 > 4.
+    let mut payload = entries_payload(3);
+    payload[0] = 0x86; // six fields: with the overflow part
+    payload.push(0x82);
+    payload.extend(head(2, 16));
+    payload.extend([0x22; 16]);
+    payload.push(0x82);
+    for key in ["o1", "o2"] {
+        payload.push(0x82);
+        payload.extend(head(3, 2));
+        payload.extend(key.as_bytes());
+        payload.push(0x01);
+    }
+    assert_eq!(
+        sealer.open(&seal_payload(&payload)).unwrap_err(),
+        Error::LimitExceeded(Limit::Entries)
+    );
+    // With a limit of 5 the same payload opens.
+    let roomier = sealer_with(Limits::default().max_entries(5));
+    assert_eq!(roomier.open(&seal_payload(&payload)).unwrap().len(), 5);
+}
