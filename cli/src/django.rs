@@ -23,7 +23,11 @@ enum DjangoCommand {
         secrets: SecretArgs,
         /// A secret from SECRET_KEY_FALLBACKS, tried after --secret in the
         /// order given (repeatable).
-        #[arg(long = "fallback-secret", value_name = "SECRET")]
+        #[arg(
+            long = "fallback-secret",
+            value_name = "SECRET",
+            allow_hyphen_values = true
+        )]
         fallback_secrets: Vec<String>,
         /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE)]
@@ -41,7 +45,7 @@ enum DjangoCommand {
 #[derive(clap::Args)]
 struct SecretArgs {
     /// Django's SECRET_KEY.
-    #[arg(long, value_name = "SECRET")]
+    #[arg(long, value_name = "SECRET", allow_hyphen_values = true)]
     secret: String,
     /// Current time in Unix seconds (default: the system clock).
     #[arg(long, value_name = "UNIX_SECS")]

@@ -50,7 +50,7 @@ enum Command {
 #[derive(clap::Args)]
 struct KeyArgs {
     /// Master key: unpadded base64url (as keygen prints), or hex prefixed by "hex:".
-    #[arg(long)]
+    #[arg(long, allow_hyphen_values = true)]
     key: String,
     /// Cookie name the token is bound to.
     #[arg(long, default_value = sealed_session::DEFAULT_COOKIE_NAME)]
@@ -81,7 +81,7 @@ struct OpenArgs {
     #[command(flatten)]
     common: KeyArgs,
     /// A fallback key that still opens (repeatable).
-    #[arg(long = "fallback-key")]
+    #[arg(long = "fallback-key", allow_hyphen_values = true)]
     fallback_keys: Vec<String>,
     /// Idle timeout in seconds (default two weeks).
     #[arg(long)]

@@ -1,0 +1,380 @@
+//! The `sealed-session` binary, end to end.
+
+use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_sealed-session"))
+}
+
+fn run(args: &[&str], stdin: &str) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).trim().to_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).trim().to_owned()
+}
+
+/// A failure is one line naming the kind, a non-zero status, no panic.
+fn assert_one_line_error(o: &Output, kind: &str) {
+    assert!(!o.status.success());
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with(&format!("error: {kind}")), "{err}");
+    assert!(!err.contains("panicked") && !err.contains("backtrace"));
+}
+
+fn keygen() -> String {
+    let o = run(&["keygen"], "");
+    assert!(o.status.success());
+    stdout(&o)
+}
+
+#[test]
+fn sealed_token_opens_with_open_and_nothing_else() {
+    let key = keygen();
+    let other = keygen();
+    let sealed = run(
+        &[
+            "seal",
+            "--key",
+            &key,
+            "--name",
+            "sid",
+            "--now",
+            "1767225600",
+        ],
+        r#"{"user":"ada","n":[1,2,{"x":null}]}"#,
+    );
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let token = stdout(&sealed);
+
+    let opened = run(
+        &[
+            "open",
+            "--key",
+            &key,
+            "--name",
+            "sid",
+            "--now",
+            "1767225660",
+            &token,
+        ],
+        "",
+    );
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&opened)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"user": "ada", "n": [1, 2, {"x": null}]})
+    );
+
+    let now = ["--now", "1767225660"];
+    let wrong_key = run(
+        &[
+            &["open", "--key", &other, "--name", "sid"][..],
+            &now,
+            &[&token],
+        ]
+        .concat(),
+        "",
+    );
+    assert_one_line_error(&wrong_key, "unknown-key-id");
+    let wrong_name = run(
+        &[
+            &["open", "--key", &key, "--name", "other"][..],
+            &now,
+            &[&token],
+        ]
+        .concat(),
+        "",
+    );
+    assert_one_line_error(&wrong_name, "authentication-failed");
+    // Every single-character change is refused.
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    for i in [0, 1, 5, 20, 30, 45, token.len() / 2, token.len() - 1] {
+        let mut bytes = token.clone().into_bytes();
+        let at = alphabet.iter().position(|c| *c == bytes[i]).unwrap();
+        bytes[i] = alphabet[(at + 1) % 64];
+        let altered = String::from_utf8(bytes).unwrap();
+        let o = run(
+            &[
+                &["open", "--key", &key, "--name", "sid"][..],
+                &now,
+                &[&altered],
+            ]
+            .concat(),
+            "",
+        );
+        assert!(!o.status.success(), "position {i} opened");
+        assert_eq!(stderr(&o).lines().count(), 1);
+    }
+    // Expired: idle timeout given on the command line.
+    let late = run(
+        &[
+            "open",
+            "--key",
+            &key,
+            "--name",
+            "sid",
+            "--now",
+            "1767229201",
+            "--max-idle",
+            "3600",
+            &token,
+        ],
+        "",
+    );
+    assert_one_line_error(&late, "expired-idle");
+}
+
+#[test]
+fn keys_may_start_with_a_hyphen() {
+    // keygen prints unpadded base64url, whose first character can be '-'.
+    let key = format!("-{}", "A".repeat(42));
+    let sealed = run(&["seal", "--key", &key], r#"{"a":1}"#);
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let opened = run(
+        &[
+            "open",
+            "--key",
+            &key,
+            "--fallback-key",
+            &key.replace('-', "_"),
+            &stdout(&sealed),
+        ],
+        "",
+    );
+    assert!(opened.status.success(), "{}", stderr(&opened));
+}
+
+#[test]
+fn fallback_key_is_reported_on_stderr() {
+    let old = keygen();
+    let new = keygen();
+    let token = stdout(&run(&["seal", "--key", &old], r#"{"a":1}"#));
+    let o = run(&["open", "--key", &new, "--fallback-key", &old, &token], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stderr(&o).contains("fallback key"));
+    let o = run(&["open", "--key", &new, &token], "");
+    assert_one_line_error(&o, "unknown-key-id");
+}
+
+#[test]
+fn budget_and_priorities_drop_and_report() {
+    let key = keygen();
+    let input = format!(
+        r#"{{"user":"ada","cart":"{}","theme":"dark"}}"#,
+        "x".repeat(3000)
+    );
+    let o = run(
+        &[
+            "seal",
+            "--key",
+            &key,
+            "--budget",
+            "600",
+            "--priority",
+            "user=critical",
+            "--priority",
+            "cart=low",
+        ],
+        &input,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("dropped: cart (low priority"),
+        "{}",
+        stderr(&o)
+    );
+    let opened = run(&["open", "--key", &key, &stdout(&o)], "");
+    let json: serde_json::Value = serde_json::from_str(&stdout(&opened)).unwrap();
+    assert_eq!(json, serde_json::json!({"user": "ada", "theme": "dark"}));
+
+    let too_small = run(
+        &[
+            "seal",
+            "--key",
+            &key,
+            "--budget",
+            "100",
+            "--priority",
+            "user=critical",
+        ],
+        r#"{"user":"ada"}"#,
+    );
+    assert_one_line_error(&too_small, "too-large");
+    let bad_level = run(
+        &["seal", "--key", &key, "--priority", "user=urgent"],
+        r#"{"user":1}"#,
+    );
+    assert!(!bad_level.status.success());
+}
+
+#[test]
+fn compress_flag_and_inspect() {
+    let key = keygen();
+    let input = format!(r#"{{"log":"{}"}}"#, "abc".repeat(300));
+    let plain = stdout(&run(&["seal", "--key", &key], &input));
+    let packed = stdout(&run(&["seal", "--key", &key, "--compress"], &input));
+    assert!(packed.len() < plain.len() / 2);
+    let info = run(&["inspect", &packed], "");
+    assert!(info.status.success());
+    let text = stdout(&info);
+    assert!(text.contains("version: 1"), "{text}");
+    assert!(text.contains("(compressed)"), "{text}");
+    assert!(
+        text.contains(&format!("token length: {} characters", packed.len())),
+        "{text}"
+    );
+    assert_one_line_error(&run(&["inspect", "%%%"], ""), "malformed");
+}
+
+#[test]
+fn bad_inputs_are_one_line_errors() {
+    let key = keygen();
+    assert_one_line_error(&run(&["seal", "--key", "tooshort"], "{}"), "invalid-key");
+    assert_one_line_error(
+        &run(&["open", "--key", "hex:zz", "AAAA"], ""),
+        "invalid-key",
+    );
+    assert_one_line_error(
+        &run(&["open", "--key", &key, "not a token"], ""),
+        "malformed",
+    );
+    let o = run(&["seal", "--key", &key], "{not json");
+    assert!(!o.status.success() && stderr(&o).starts_with("error: stdin is not a JSON object"));
+    assert_one_line_error(
+        &run(&["seal", "--key", &key], r#"{"_reserved":1}"#),
+        "invalid-entry-key",
+    );
+    let huge = "A".repeat(100_000);
+    assert_one_line_error(&run(&["open", "--key", &key, &huge], ""), "limit-exceeded");
+}
+
+#[test]
+fn verify_vectors_counts_and_fails_on_a_broken_file() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-vectors");
+    let o = run(&["verify-vectors", dir.to_str().unwrap()], "");
+    assert!(o.status.success(), "{}", stdout(&o));
+    let last = stdout(&o).lines().last().unwrap_or_default().to_owned();
+    let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
+    assert!(passed >= 35, "{last}");
+    assert!(last.ends_with(" passed, 0 failed"), "{last}");
+
+    // A copy with one expectation changed fails, and says which.
+    let tmp = std::env::temp_dir().join(format!("sealed-session-vectors-{}", std::process::id()));
+    std::fs::create_dir_all(&tmp).unwrap();
+    let text = std::fs::read_to_string(dir.join("format-v1.json")).unwrap();
+    let broken = text.replacen(
+        "\"expected_error\": \"authentication-failed\"",
+        "\"expected_error\": \"malformed\"",
+        1,
+    );
+    assert_ne!(broken, text);
+    std::fs::write(tmp.join("format-v1.json"), broken).unwrap();
+    let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
+    assert!(!o.status.success());
+    assert!(
+        stdout(&o)
+            .lines()
+            .last()
+            .unwrap()
+            .ends_with(" passed, 1 failed"),
+        "{}",
+        stdout(&o)
+    );
+    std::fs::remove_dir_all(&tmp).unwrap();
+}
+
+#[test]
+fn django_seal_and_open() {
+    let secret = "django-insecure-test-secret-for-the-cli";
+    let o = run(
+        &["django", "seal", "--secret", secret, "--now", "1767225600"],
+        r#"{"_auth_user_id":"42","cart":[1,2]}"#,
+    );
+    assert!(o.status.success(), "{}", stderr(&o));
+    let cookie = stdout(&o);
+    let opened = run(
+        &[
+            "django",
+            "open",
+            "--secret",
+            secret,
+            "--now",
+            "1767225660",
+            &cookie,
+        ],
+        "",
+    );
+    assert!(opened.status.success(), "{}", stderr(&opened));
+    let json: serde_json::Value = serde_json::from_str(&stdout(&opened)).unwrap();
+    assert_eq!(
+        json,
+        serde_json::json!({"_auth_user_id": "42", "cart": [1, 2]})
+    );
+    let wrong = run(
+        &[
+            "django",
+            "open",
+            "--secret",
+            "another-secret",
+            "--now",
+            "1767225660",
+            &cookie,
+        ],
+        "",
+    );
+    assert!(!wrong.status.success());
+    assert_eq!(stderr(&wrong).lines().count(), 1);
+    let fallback = run(
+        &[
+            "django",
+            "open",
+            "--secret",
+            "another-secret",
+            "--fallback-secret",
+            secret,
+            "--now",
+            "1767225660",
+            &cookie,
+        ],
+        "",
+    );
+    assert!(fallback.status.success(), "{}", stderr(&fallback));
+    let expired = run(
+        &[
+            "django",
+            "open",
+            "--secret",
+            secret,
+            "--now",
+            "1767225700",
+            "--max-age",
+            "60",
+            &cookie,
+        ],
+        "",
+    );
+    assert!(!expired.status.success());
+    assert!(stderr(&expired).contains("expired"), "{}", stderr(&expired));
+}
