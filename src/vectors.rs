@@ -1281,7 +1281,8 @@ fn budget_cases() -> Result<Vec<BudgetCase>, Error> {
         }
         v
     };
-    let specs: Vec<(&str, &str, usize, Vec<(String, Priority, usize)>)> = vec![
+    type Spec = (&'static str, &'static str, usize, Vec<(String, Priority, usize)>);
+    let specs: Vec<Spec> = vec![
         (
             "fits",
             "Everything fits: nothing dropped.",
