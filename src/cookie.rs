@@ -133,9 +133,13 @@ impl CookieSettings {
     /// The cookie string that deletes the cookie (empty value, `Max-Age=0`
     /// and an expiry in the past), with the same path and domain.
     pub fn removal(&self, name: &str) -> String {
-        let mut cookie = self.build(name, "").build();
-        cookie.make_removal();
-        cookie.to_string()
+        // A fixed past date, not `Cookie::make_removal`: that reads the
+        // system clock, which panics on `wasm32-unknown-unknown`.
+        self.build(name, "")
+            .max_age(time::Duration::ZERO)
+            .expires(time::OffsetDateTime::UNIX_EPOCH)
+            .build()
+            .to_string()
     }
 }
 

@@ -1,0 +1,123 @@
+//! Sessions on an edge or WebAssembly host that supplies the clock and the
+//! random source, as on `wasm32-unknown-unknown`, where the crate has
+//! neither `SystemClock` nor `OsRandom`.
+//!
+//! Nothing here is platform-specific: the host's two capabilities are
+//! plain functions handed in at start-up. On a Workers-style runtime they
+//! would be `Date.now()` and `crypto.getRandomValues` (see the README's
+//! "WebAssembly and edge runtimes" section for the `wasm-bindgen` glue);
+//! this binary plays the host with the operating system's clock and
+//! generator.
+//!
+//! Run with `cargo run --example edge_host`.
+
+use std::sync::Arc;
+
+use sealed_session::{
+    CookieAction, Error, FixedClock, KeyRing, MasterKey, Priority, RandomSource, Sealer,
+};
+
+/// The host's cryptographically secure generator, behind a function
+/// (on a Workers-style runtime: `crypto.getRandomValues`).
+struct HostRandom(fn(&mut [u8]) -> Result<(), Error>);
+
+impl RandomSource for HostRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        (self.0)(buf)
+    }
+}
+
+/// The application: built once per isolate, with the host's capabilities.
+struct App {
+    sealer: Sealer,
+    /// Set from the host's time at the start of each request.
+    clock: Arc<FixedClock>,
+}
+
+impl App {
+    fn new(master_key: &str, random: fn(&mut [u8]) -> Result<(), Error>) -> Result<Self, Error> {
+        let clock = Arc::new(FixedClock::new(0));
+        let sealer = Sealer::builder(KeyRing::new(MasterKey::from_base64(master_key)?))
+            .cookie_name("__Host-session")
+            .clock(clock.clone())
+            .random(Arc::new(HostRandom(random)))
+            .build()?;
+        Ok(App { sealer, clock })
+    }
+
+    /// One request: the host's time in Unix seconds, the cookie value if
+    /// the browser sent one, the path. Returns the `Set-Cookie` value to
+    /// send, if any.
+    fn handle(&self, now: u64, cookie: Option<&str>, path: &str) -> Result<Option<String>, Error> {
+        self.clock.set(now);
+        // An absent, expired or forged cookie starts a new session.
+        let mut session = match cookie.map(|c| self.sealer.open(c)) {
+            Some(Ok(session)) => session,
+            _ => self.sealer.new_session()?,
+        };
+        match path {
+            "/login" => {
+                session.cycle_id()?;
+                session.insert_with_priority("user_id", &42u64, Priority::Critical)?;
+            }
+            "/logout" => session.flush()?,
+            _ => {
+                let visits = session.get::<u32>("visits")?.unwrap_or(0);
+                session.insert_with_priority("visits", &(visits + 1), Priority::Low)?;
+            }
+        }
+        Ok(match self.sealer.save(&mut session)?.action {
+            CookieAction::Unchanged => None,
+            CookieAction::Set(header) | CookieAction::Delete(header) => Some(header),
+        })
+    }
+}
+
+/// The cookie value of a `Set-Cookie` header value.
+fn cookie_value(set_cookie: &str) -> &str {
+    let pair = set_cookie.split(';').next().unwrap_or_default();
+    pair.split_once('=').map(|(_, v)| v).unwrap_or_default()
+}
+
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+fn main() -> Result<(), Error> {
+    use sealed_session::{Clock, OsRandom, SystemClock};
+
+    // The host's capabilities; on WebAssembly these come from JavaScript.
+    fn host_random(buf: &mut [u8]) -> Result<(), Error> {
+        OsRandom.fill(buf)
+    }
+    let host_now = || SystemClock.now();
+
+    // In a real deployment the key comes from a secret binding.
+    let app = App::new(
+        "c2VjcmV0LWtleS1mb3ItdGhlLWVkZ2UtZXhhbXBsZS0zMi1ieXRlcyE",
+        host_random,
+    )?;
+
+    let first = app
+        .handle(host_now(), None, "/")?
+        .expect("a new session is saved");
+    println!("GET /        -> Set-Cookie: {first}");
+    let login = app
+        .handle(host_now(), Some(cookie_value(&first)), "/login")?
+        .expect("login changes the session");
+    println!("POST /login  -> Set-Cookie: {login}");
+    let session = app.sealer.open(cookie_value(&login))?;
+    assert_eq!(session.get::<u64>("user_id")?, Some(42));
+    assert_eq!(session.get::<u32>("visits")?, Some(1));
+    let logout = app
+        .handle(host_now(), Some(cookie_value(&login)), "/logout")?
+        .expect("logout deletes the cookie");
+    println!("POST /logout -> Set-Cookie: {logout}");
+    assert!(logout.contains("Max-Age=0"));
+    Ok(())
+}
+
+/// On `wasm32-unknown-unknown` the host calls into the module instead (see
+/// the README); there is nothing to run on its own.
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+fn main() {
+    let _ = App::new;
+    let _ = cookie_value;
+}
