@@ -12,7 +12,7 @@ Checks every file of the directory:
 * format-v1.json: each token opens to the expected session or fails with the
   expected error kind; the decrypted plaintext equals plaintext_hex; every
   valid token is re-sealed from its session data, key, nonce and issued-at
-  and must come out identical (compressed tokens: see FORMAT.md section 9 --
+  and must come out identical (compressed tokens: see FORMAT.md section 10 --
   compressed bytes are not canonical, so a different deflate stream is
   checked by decrypting it instead).
 * budget-v1.json: the drop algorithm run on the listed entries keeps and
@@ -54,7 +54,7 @@ NONCE_LEN = 24
 TAG_LEN = 16
 OVERHEAD = HEADER_LEN + NONCE_LEN + TAG_LEN  # 58
 
-# --- FORMAT.md section 10: payload -----------------------------------------
+# --- FORMAT.md section 11: payload -----------------------------------------
 
 PAYLOAD_FLAG_BROWSER_SESSION = 0x01
 PRIORITIES = ["low", "normal", "high", "critical"]
@@ -64,7 +64,7 @@ B64_INDEX = {c: i for i, c in enumerate(B64_ALPHABET)}
 
 
 class OpenError(Exception):
-    """Opening failed; `kind` is the error kind of FORMAT.md section 6."""
+    """Opening failed; `kind` is the error kind of FORMAT.md section 16."""
 
     def __init__(self, kind, why):
         super().__init__(f"{kind}: {why}")
@@ -109,7 +109,7 @@ class Ring:
         return None, False
 
 
-# --- strict unpadded base64url (FORMAT.md section 7) ------------------------
+# --- strict unpadded base64url (FORMAT.md section 9) ------------------------
 
 
 def b64url_encode(data):
@@ -145,7 +145,7 @@ def b64url_len(n):
     return n // 3 * 4 + [0, 2, 3][n % 3]
 
 
-# --- associated data and the AEAD (FORMAT.md sections 4, 5) -----------------
+# --- associated data and the AEAD (FORMAT.md sections 5, 7, 10) ------------
 
 
 def associated_data(header, cookie_name):
@@ -181,7 +181,7 @@ def inflate_raw_capped(data, cap):
 
 
 def seal(master, cookie_name, issued_at, plaintext, nonce, compression_threshold=None):
-    """FORMAT.md section 5: sealing."""
+    """FORMAT.md section 7: sealing."""
     key = Key(master)
     flags = 0
     body = plaintext
@@ -197,7 +197,7 @@ def seal(master, cookie_name, issued_at, plaintext, nonce, compression_threshold
 
 
 def open_token(ring, cookie_name, token, limits):
-    """FORMAT.md section 6, steps 1-8. Returns (header dict, plaintext, used_fallback)."""
+    """FORMAT.md section 8, steps 1-8. Returns (header dict, plaintext, used_fallback)."""
     if len(token.encode("utf-8")) > limits["max_token_len"]:
         raise OpenError("limit-exceeded", "token longer than max_token_len")
     raw = b64url_decode_strict(token)
@@ -229,7 +229,7 @@ def open_token(ring, cookie_name, token, limits):
     return head, plaintext, used_fallback
 
 
-# --- the payload: a strict walker of the outer CBOR structure (section 10) --
+# --- the payload: a strict walker of the outer CBOR structure (section 11.4)
 
 
 class Walker:
@@ -367,7 +367,7 @@ def parse_payload(plaintext, max_entries):
 
 
 def open_session(ring, cookie_name, token, now, limits, policy):
-    """FORMAT.md section 6, all steps, then section 11 (time)."""
+    """FORMAT.md section 8, all steps, with the time rules of section 12."""
     head, plaintext, used_fallback = open_token(ring, cookie_name, token, limits)
     issued_at = head["issued_at"]
     if issued_at > now + policy["clock_skew"]:
@@ -397,7 +397,7 @@ def open_session(ring, cookie_name, token, now, limits, policy):
     return p
 
 
-# --- the writer: canonical payload encoding (section 10.3) ------------------
+# --- the writer: canonical payload encoding (section 11.3) ------------------
 
 
 def cbor_head(major, n):
@@ -472,7 +472,7 @@ def cbor_to_json(item):
     return item
 
 
-# --- the Set-Cookie budget (section 12) -------------------------------------
+# --- the Set-Cookie budget (section 14) -------------------------------------
 
 SET_COOKIE_PREFIX = "Set-Cookie: "
 
@@ -514,7 +514,7 @@ def drop_order(entries):
 
 
 def fit_budget(cookie_name, budget, session, max_age):
-    """Section 12.3: returns (kept indices, dropped indices, header length) or
+    """FORMAT.md section 14.3: returns (kept indices, dropped indices, header length) or
     raises OpenError('too-large')."""
     entries = session["entries"]
     keep = [True] * len(entries)
@@ -535,7 +535,7 @@ def fit_budget(cookie_name, budget, session, max_age):
         dropped.append(nxt)
 
 
-# --- overflow blobs (section 13) --------------------------------------------
+# --- overflow blobs (section 15) --------------------------------------------
 
 
 def overflow_store_key(session_id, reference):
@@ -591,7 +591,7 @@ def check_valid(v, exp, notes):
     if token != v["token"]:
         if not exp["compressed"]:
             return "re-sealing gives a different token"
-        # Compressed bytes are not canonical (FORMAT.md 9): compare what
+        # Compressed bytes are not canonical (FORMAT.md section 10): compare what
         # both tokens carry instead, and their framing.
         mine = b64url_decode_strict(token)
         theirs = b64url_decode_strict(v["token"])
@@ -698,7 +698,7 @@ def self_checks():
     key = overflow_store_key(sid, ref)
     if key != "sealed-session:overflow:{000102030405060708090a0b0c0d0e0f}:101112131415161718191a1b1c1d1e1f":
         failures.append(f"self-check: overflow store key {key}")
-    # An overflow blob opens only under its own store key (section 13).
+    # An overflow blob opens only under its own store key (section 15).
     master = os.urandom(32)
     blob_plain = encode_payload(100, None, sid, 0, [("big", "low", encode_json_value("x" * 10))])
     blob = seal(master, key, 200, blob_plain, os.urandom(24))
