@@ -346,9 +346,9 @@ impl Sealer {
     /// Opens a cookie value into a session.
     ///
     /// In order: length limit, strict base64url, header, key id,
-    /// authentication, issued-at against the clock skew, idle timeout,
-    /// decompression (capped), payload structure and entry limit, absolute
-    /// lifetime, the session's own expiry. Values are decoded later, when
+    /// authentication, decompression (capped), issued-at against the clock
+    /// skew, idle timeout, payload structure and entry limit, absolute
+    /// lifetime, the session's own expiry (`docs/FORMAT.md` §8). Values are decoded later, when
     /// read. Each failure is its own [`Error`] kind.
     pub fn open(&self, cookie_value: &str) -> Result<Session, Error> {
         let opened = token::open(&self.ring, &self.cookie_name, cookie_value, &self.limits)?;
