@@ -348,8 +348,8 @@ impl Sealer {
     /// In order: length limit, strict base64url, header, key id,
     /// authentication, decompression (capped), issued-at against the clock
     /// skew, idle timeout, payload structure and entry limit, absolute
-    /// lifetime, the session's own expiry (`docs/FORMAT.md` §8). Values are decoded later, when
-    /// read. Each failure is its own [`Error`] kind.
+    /// lifetime, the session's own expiry (`docs/FORMAT.md` §8). Values are
+    /// decoded later, when read. Each failure is its own [`Error`] kind.
     pub fn open(&self, cookie_value: &str) -> Result<Session, Error> {
         let opened = token::open(&self.ring, &self.cookie_name, cookie_value, &self.limits)?;
         let now = self.clock.now();
