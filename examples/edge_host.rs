@@ -118,6 +118,5 @@ fn main() -> Result<(), Error> {
 /// the README); there is nothing to run on its own.
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 fn main() {
-    let _ = App::new;
-    let _ = cookie_value;
+    let _ = (App::new, App::handle, cookie_value);
 }
