@@ -1,0 +1,150 @@
+#!/usr/bin/env bash
+# HTTP load test: the example web app's /counter handler (reads and writes
+# the session on every request) with the session layer, against the same
+# handler served without it (--bare). Both run on 127.0.0.1; wrk drives
+# each for a bounded time, alternating, and everything stops by itself.
+#
+#   benches/load.sh                 # 3 rounds of 10 s per variant
+#   DURATION=5s ROUNDS=1 benches/load.sh
+#   STRICT=1 benches/load.sh        # exit 1 if the target is missed
+#
+# Needs wrk (Debian: apt-get install wrk) and curl. Prints requests per
+# second, latency percentiles, non-2xx responses and socket errors for
+# each round, then the medians and the ratio session/bare. Target: the
+# ratio is at least 0.85 with zero errors.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DURATION="${DURATION:-10s}"
+ROUNDS="${ROUNDS:-3}"
+THREADS="${THREADS:-1}"
+CONNECTIONS="${CONNECTIONS:-16}"
+PORT_SESSION="${PORT_SESSION:-38281}"
+PORT_BARE="${PORT_BARE:-38282}"
+TARGET="0.85"
+# Safety net: no server outlives this many seconds.
+SERVER_LIFETIME=$(( 60 + ROUNDS * 2 * (${DURATION%s} + 5) ))
+
+for tool in wrk curl; do
+  if ! command -v "$tool" >/dev/null 2>&1; then
+    echo "error: $tool is missing (Debian: apt-get install $tool); nothing was run" >&2
+    exit 2
+  fi
+done
+
+echo "==> building the example app (release)"
+cargo build --release --example webapp --features axum --quiet
+BIN="${CARGO_TARGET_DIR:-target}/release/examples/webapp"
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]:-}"; do
+    [ -n "$pid" ] && kill "$pid" 2>/dev/null || true
+  done
+  wait 2>/dev/null || true
+}
+trap cleanup EXIT
+
+start() { # port, extra args...
+  local port="$1"; shift
+  if curl -s -o /dev/null "http://127.0.0.1:$port/health"; then
+    echo "error: port $port is already in use (set PORT_SESSION / PORT_BARE)" >&2
+    exit 2
+  fi
+  ADDR="127.0.0.1:$port" LOG=warn timeout "$SERVER_LIFETIME" "$BIN" "$@" >/dev/null &
+  PIDS+=("$!")
+  for _ in $(seq 1 100); do
+    curl -s -o /dev/null "http://127.0.0.1:$port/health" && return 0
+    sleep 0.1
+  done
+  echo "error: the app on port $port did not start" >&2
+  exit 2
+}
+
+# A throwaway key for this run only.
+SESSION_KEY="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" start "$PORT_SESSION"
+start "$PORT_BARE" --bare
+
+# One session cookie, sent with every request to both variants (so the
+# requests are the same size); the layer opens it, the handler reads and
+# writes it, the layer seals it again.
+COOKIE="$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT_SESSION/counter" \
+  | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n 1)"
+if [ -z "$COOKIE" ]; then
+  echo "error: no session cookie from the app" >&2
+  exit 2
+fi
+
+# Parses wrk --latency output into: rps p50 p90 p99 non2xx errors
+# (latencies in milliseconds).
+parse() {
+  awk '
+    function ms(v) {
+      if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
+      if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
+      if (v ~ /s$/)  { sub(/s$/, "", v);  return v * 1000 }
+      return v
+    }
+    $1 == "50%" { p50 = ms($2) } $1 == "90%" { p90 = ms($2) } $1 == "99%" { p99 = ms($2) }
+    /^Requests\/sec:/ { rps = $2 }
+    /Non-2xx or 3xx responses:/ { non2xx = $NF }
+    /Socket errors:/ {
+      gsub(/,/, ""); errors = $4 + $6 + $8 + $10
+    }
+    END { printf "%.0f %.3f %.3f %.3f %d %d\n", rps, p50, p90, p99, non2xx + 0, errors + 0 }
+  '
+}
+
+run() { # port
+  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+    -H "Cookie: $COOKIE" "http://127.0.0.1:$1/counter" | parse
+}
+
+echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s) per variant, GET /counter"
+# Warm-up (not counted).
+wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_BARE/counter" >/dev/null
+wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_SESSION/counter" >/dev/null
+
+printf '%-8s %-6s %10s %9s %9s %9s %7s %7s\n' variant round req/s p50_ms p90_ms p99_ms non2xx errors
+BARE=(); SESSION=()
+for round in $(seq 1 "$ROUNDS"); do
+  for variant in bare session; do
+    if [ "$variant" = bare ]; then port="$PORT_BARE"; else port="$PORT_SESSION"; fi
+    read -r rps p50 p90 p99 non2xx errors < <(run "$port")
+    printf '%-8s %-6s %10s %9s %9s %9s %7s %7s\n' "$variant" "$round" "$rps" "$p50" "$p90" "$p99" "$non2xx" "$errors"
+    line="$rps $p50 $p90 $p99 $non2xx $errors"
+    if [ "$variant" = bare ]; then BARE+=("$line"); else SESSION+=("$line"); fi
+  done
+done
+
+# Medians per column (rps, p50, p90, p99); errors summed.
+summary() {
+  printf '%s\n' "$@" | awk '
+    { for (i = 1; i <= 4; i++) col[i, NR] = $i; non2xx += $5; errors += $6 }
+    END {
+      n = NR
+      for (i = 1; i <= 4; i++) {
+        for (a = 1; a <= n; a++) v[a] = col[i, a]
+        for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
+        m[i] = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
+      }
+      printf "%.0f %.3f %.3f %.3f %d %d\n", m[1], m[2], m[3], m[4], non2xx, errors
+    }'
+}
+read -r b_rps b_p50 b_p90 b_p99 b_non2xx b_err < <(summary "${BARE[@]}")
+read -r s_rps s_p50 s_p90 s_p99 s_non2xx s_err < <(summary "${SESSION[@]}")
+
+echo
+echo "==> medians over $ROUNDS round(s)"
+printf '%-8s %10s %9s %9s %9s %7s %7s\n' variant req/s p50_ms p90_ms p99_ms non2xx errors
+printf '%-8s %10s %9s %9s %9s %7s %7s\n' bare "$b_rps" "$b_p50" "$b_p90" "$b_p99" "$b_non2xx" "$b_err"
+printf '%-8s %10s %9s %9s %9s %7s %7s\n' session "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$s_non2xx" "$s_err"
+ratio="$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? s / b : 0 }')"
+echo "ratio session/bare: $ratio (target >= $TARGET with zero errors)"
+
+met="$(awk -v r="$ratio" -v t="$TARGET" 'BEGIN { print (r >= t) ? "yes" : "no" }')"
+if [ $(( b_non2xx + b_err + s_non2xx + s_err )) -ne 0 ]; then met=no; fi
+echo "target met: $met"
+if [ "${STRICT:-0}" = 1 ] && [ "$met" != yes ]; then
+  exit 1
+fi
