@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the session benchmarks twice, with the default build and with
+# Runs the benchmarks (sessions: criterion medians; ratios: interleaved
+# ratio check) twice, with the default build and with
 # RUSTFLAGS="-C target-cpu=native" (in target/native), and prints the
 # medians and the ratios BENCHMARKS.md quotes.
 #
@@ -17,12 +18,12 @@ args=(${BENCH_ARGS:-})
 target="${CARGO_TARGET_DIR:-target}"
 
 run_default() {
-  cargo bench --bench sessions -- "${args[@]}"
+  cargo bench --bench sessions --bench ratios -- "${args[@]}"
 }
 
 run_native() {
   RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$target/native" \
-    cargo bench --bench sessions -- "${args[@]}"
+    cargo bench --bench sessions --bench ratios -- "${args[@]}"
 }
 
 table() {
