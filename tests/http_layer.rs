@@ -110,6 +110,16 @@ async fn options_set_the_attributes() {
         set_cookie(&call(&mut self::app(insecure), "/login", None).await).expect("Set-Cookie");
     assert_eq!(cookie.secure(), None);
     assert_eq!(cookie.http_only(), None);
+
+    // Browsers refuse Partitioned cookies without Secure.
+    let partitioned = builder()
+        .secure(false)
+        .partitioned(true)
+        .build()
+        .expect("layer");
+    let cookie =
+        set_cookie(&call(&mut self::app(partitioned), "/login", None).await).expect("Set-Cookie");
+    assert_eq!(cookie.secure(), Some(true));
 }
 
 #[tokio::test]

@@ -198,7 +198,8 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// Whether to set `Partitioned` (CHIPS; default no).
+    /// Whether to set `Partitioned` (CHIPS; default no). A partitioned
+    /// cookie is always sent with `Secure`, whatever [`Self::secure`] says.
     pub fn partitioned(mut self, partitioned: bool) -> Self {
         self.settings = self.settings.partitioned(partitioned);
         self
@@ -206,7 +207,8 @@ impl SessionLayerBuilder {
 
     /// Whether to set `Secure` (default yes). Browsers treat `localhost`
     /// and loopback addresses as secure, so turn it off only to serve plain
-    /// HTTP on other hosts. Forced on with the `__Host-` prefix.
+    /// HTTP on other hosts. Forced on with the `__Host-` prefix and with
+    /// `Partitioned`. Browsers refuse `SameSite=None` cookies without it.
     pub fn secure(mut self, secure: bool) -> Self {
         self.settings = self.settings.secure(secure);
         self

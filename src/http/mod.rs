@@ -61,7 +61,7 @@
 //! - **Never fails the response on save.** A save that fails (the critical
 //!   entries alone exceed the budget and there is no overflow store, or the
 //!   store is down) sends no `Set-Cookie`, so the client keeps its previous
-//!   cookie; the failure is logged at `ERROR` (target
+//!   cookie; the failure is logged at `ERROR` (under the target
 //!   `sealed_session::http`) and passed to the hook set with
 //!   [`SessionLayerBuilder::on_save_error`]. The response itself is the
 //!   handler's.
