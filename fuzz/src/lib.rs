@@ -437,7 +437,8 @@ fn cbor(value: &Cbor) -> Vec<u8> {
 /// and checks that it opens to the same entries, that each value decodes
 /// back to itself unless it nests deeper than the limit, and that changed,
 /// truncated or extended tokens, another cookie name and a ring without the
-/// key are all refused.
+/// key are all refused; then saves it under a size budget (see
+/// `check_budget`).
 pub fn roundtrip(data: &[u8]) {
     let mut input = Input(data);
     let mode = input.byte();
@@ -573,6 +574,86 @@ pub fn roundtrip(data: &[u8]) {
     .expect("distinct keys");
     let via_fallback = token::open(&rotated, &name, &token, &limits).expect("fallback opens");
     assert!(via_fallback.used_fallback());
+
+    check_budget(&name, limits, &token, &expected, seed);
+}
+
+/// Saving under a size budget: the header fits, only non-critical entries
+/// are dropped, lowest priority first, and the cookie sent opens to exactly
+/// the entries kept, in order.
+fn check_budget(
+    name: &str,
+    limits: Limits,
+    token: &str,
+    expected: &[(String, Priority, Cbor)],
+    seed: usize,
+) {
+    let budget = 64 + seed % 2048;
+    let sealer = Sealer::builder(ring())
+        .cookie_name(name)
+        .limits(limits)
+        .budget(budget)
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .random(counter(seed as u64))
+        .build()
+        .expect("sealer");
+    let mut session = sealer
+        .open(token)
+        .expect("opens under the same key and name");
+    session.cycle_id().expect("new id");
+    let saved = match sealer.save(&mut session) {
+        Ok(saved) => saved,
+        Err(Error::TooLarge { needed, budget: b }) => {
+            assert_eq!(b, budget);
+            assert!(needed > budget, "too large: {needed} <= {budget}");
+            return;
+        }
+        Err(err) => panic!("save failed with {err:?}"),
+    };
+    let report = saved.report;
+    let sealed_session::CookieAction::Set(header) = saved.action else {
+        panic!("a modified session is sent: {:?}", saved.action);
+    };
+    assert!(
+        report.overflowed.is_empty(),
+        "no store, yet entries overflowed"
+    );
+    assert_eq!(report.budget, budget);
+    assert_eq!(report.header_len, "Set-Cookie: ".len() + header.len());
+    assert!(
+        report.header_len <= budget,
+        "{} > {budget}",
+        report.header_len
+    );
+    let dropped: Vec<&str> = report.dropped.iter().map(|e| e.key.as_str()).collect();
+    assert!(report
+        .dropped
+        .iter()
+        .all(|e| e.priority != Priority::Critical));
+    assert!(report
+        .dropped
+        .windows(2)
+        .all(|w| w[0].priority <= w[1].priority));
+
+    let value = header
+        .strip_prefix(&format!("{name}="))
+        .and_then(|rest| rest.split(';').next())
+        .expect("the header starts with the cookie");
+    let kept = sealer.open(value).expect("the cookie sent opens");
+    let kept_keys: Vec<&str> = kept.keys().collect();
+    let expected_keys: Vec<&str> = expected
+        .iter()
+        .map(|(k, _, _)| k.as_str())
+        .filter(|k| !dropped.contains(k))
+        .collect();
+    assert_eq!(kept_keys, expected_keys);
+    for (key, priority, value) in expected
+        .iter()
+        .filter(|(k, _, _)| !dropped.contains(&k.as_str()))
+    {
+        assert_eq!(kept.priority(key), Some(*priority));
+        assert_eq!(kept.get_raw(key), Some(&cbor(value)[..]));
+    }
 }
 
 /// The Django secret of the `django` target.
