@@ -414,10 +414,10 @@ fn inflate_capped(compressed: &[u8], cap: usize) -> Result<Vec<u8>, Error> {
                 // that proves the cap was exceeded).
                 let grow = out.capacity().min(cap.saturating_add(1) - out.len());
                 out.reserve_exact(grow);
-            } else if (inflater.total_in(), inflater.total_out()) == (in_before, out_before)
-                || inflater.total_in() as usize == compressed.len()
-            {
-                // Room left, yet no progress or no input left: truncated.
+            } else if (inflater.total_in(), inflater.total_out()) == (in_before, out_before) {
+                // Room left, yet no progress: truncated. (Having read all
+                // the input is not enough to say so: the inflater may still
+                // hold output, and gives it on the next call.)
                 return Err(Error::Malformed(Malformed::Compression));
             }
         }

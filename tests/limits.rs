@@ -220,17 +220,27 @@ fn zeros_payload_keyed(key: &str, len: usize) -> Vec<u8> {
 /// decoded token, the inflater's state, the session index.
 const OPEN_OVERHEAD: usize = 64 * KIB;
 
+/// The largest all-zeros bomb (halving from 8 MiB) whose token still fits
+/// in `max_len` characters, with its inflated size: the ratio depends on
+/// the library's compression level.
+fn largest_bomb_within(max_len: usize) -> (String, usize) {
+    let mut size = 8 << 20;
+    loop {
+        let token = seal_payload(&zeros_payload(size));
+        if token.len() <= max_len {
+            return (token, size);
+        }
+        size /= 2;
+    }
+}
+
 #[test]
 fn a_compression_bomb_within_the_cookie_size_is_refused_with_bounded_memory() {
     let sealer = sealer();
     let cap = sealer.limits().decompressed();
-    // 2.5 MiB of zeros deflate to about 2.5 KiB: still a legal cookie length.
-    let token = seal_payload(&zeros_payload(5 << 19));
-    assert!(
-        token.len() <= sealer.limits().token_len(),
-        "{}",
-        token.len()
-    );
+    // Zeros deflate about 1000 to 1: megabytes still fit a legal cookie.
+    let (token, size) = largest_bomb_within(sealer.limits().token_len());
+    assert!(size >= 8 * cap, "only {size} bytes fit in a cookie");
     assert!(token::inspect(&token).unwrap().header.is_compressed());
 
     // A fresh thread, so that the inflater's per-thread state is counted.
@@ -243,7 +253,8 @@ fn a_compression_bomb_within_the_cookie_size_is_refused_with_bounded_memory() {
         result.unwrap_err(),
         Error::LimitExceeded(Limit::DecompressedSize)
     );
-    println!("memory: 2.5 MiB compression bomb ({} byte token) refused, peak heap {peak} bytes (cap {cap})",
+    println!(
+        "memory: {size} byte compression bomb ({} byte token) refused, peak heap {peak} bytes (cap {cap})",
         token.len()
     );
     assert!(
@@ -308,6 +319,41 @@ fn a_payload_at_the_cap_opens_and_one_byte_over_does_not() {
         sealer.open(&seal_payload(&over)).unwrap_err(),
         Error::LimitExceeded(Limit::DecompressedSize)
     );
+}
+
+/// Regression: the inflater gave up as soon as it had read all of its input,
+/// though it may still hold output for the next call. Valid compressed
+/// payloads just over its 32 KiB window then failed to open as
+/// `Malformed::Compression`, and payloads just over the cap failed with that
+/// error instead of the limit.
+#[test]
+fn compressed_payloads_across_the_window_and_the_cap_open_or_hit_the_limit() {
+    let sealer = sealer();
+    let cap = sealer.limits().decompressed();
+    let fixed = zeros_payload(0).len();
+    let sizes = (32_700..33_100)
+        .step_by(7)
+        .chain(cap - fixed - 8..cap - fixed + 8);
+    for len in sizes {
+        for fill in [0u8, b'a'] {
+            let mut payload = zeros_payload(len);
+            let n = payload.len();
+            payload[n - len..].fill(fill);
+            let token = seal_payload(&payload);
+            assert!(token::inspect(&token).unwrap().header.is_compressed());
+            match sealer.open(&token) {
+                Ok(session) => {
+                    assert!(payload.len() <= cap, "{} bytes opened", payload.len());
+                    let value = session.get::<serde_bytes_len::Len>("bomb").unwrap();
+                    assert_eq!(value.unwrap().0, len);
+                }
+                Err(err) => {
+                    assert!(payload.len() > cap, "{} bytes: {err:?}", payload.len());
+                    assert_eq!(err, Error::LimitExceeded(Limit::DecompressedSize));
+                }
+            }
+        }
+    }
 }
 
 /// Deserializes a CBOR byte string to its length.
