@@ -157,7 +157,8 @@ fn check_unsealed_text(sealer: &Sealer, text: &str) {
 ///   the error its structure calls for (length, truncation, version, flags,
 ///   key id, then authentication), and `inspect` agrees with the bytes.
 /// - Sealed as an authenticated plaintext (as is, and, with the `vectors`
-///   feature, flagged as compressed): whatever opens has at most the entry
+///   feature, flagged as compressed, when the capped inflater must agree
+///   with a one-shot reference inflate): whatever opens has at most the entry
 ///   limit, every value read either decodes or fails with a value or depth
 ///   error, and it re-seals to a token that opens to the same entries.
 pub fn open_token(data: &[u8]) {
@@ -227,15 +228,26 @@ fn open_authenticated(plaintext: &[u8], flag_compressed: bool) {
     .expect("seal");
 
     if flag_compressed {
-        match token::open(sealer.key_ring(), COOKIE_NAME, &token, sealer.limits()) {
-            Ok(opened) => assert!(opened.plaintext().len() <= sealer.limits().decompressed()),
-            Err(err) => assert!(
+        let cap = sealer.limits().decompressed();
+        let opened = token::open(sealer.key_ring(), COOKIE_NAME, &token, sealer.limits());
+        match (reference_inflate(plaintext, cap), opened) {
+            (Inflated::Whole(expected), Ok(opened)) => {
+                assert_eq!(opened.plaintext(), &expected[..])
+            }
+            (Inflated::Whole(expected), Err(err)) => {
+                panic!("a valid {} byte stream failed: {err:?}", expected.len())
+            }
+            (Inflated::Invalid, result) => assert_eq!(
+                result.map(|_| ()),
+                Err(Error::Malformed(Malformed::Compression))
+            ),
+            (Inflated::OverCap, result) => assert!(
                 matches!(
-                    err,
-                    Error::Malformed(Malformed::Compression)
-                        | Error::LimitExceeded(Limit::DecompressedSize)
+                    result,
+                    Err(Error::LimitExceeded(Limit::DecompressedSize)
+                        | Error::Malformed(Malformed::Compression))
                 ),
-                "unexpected error {err:?}"
+                "over the cap: {result:?}"
             ),
         }
     }
@@ -251,6 +263,42 @@ fn open_authenticated(plaintext: &[u8], flag_compressed: bool) {
             ),
             "unexpected error {err:?}"
         ),
+    }
+}
+
+/// What a one-shot inflate of a raw deflate stream gives.
+enum Inflated {
+    /// A complete stream, nothing after it, at most the cap.
+    Whole(Vec<u8>),
+    /// Invalid, truncated, or followed by more bytes, within the cap.
+    Invalid,
+    /// More than the cap came out before the stream ended or failed.
+    OverCap,
+}
+
+/// The reference for the capped inflater: the whole output buffer (one
+/// byte more than the cap) from the start, and calls until the stream
+/// ends, fails or stops moving. (Same flush mode as the library: with
+/// `Finish`, miniz_oxide refuses back-references before the start of the
+/// stream that it reads as zeros otherwise.)
+fn reference_inflate(compressed: &[u8], cap: usize) -> Inflated {
+    let mut inflater = flate2::Decompress::new(false);
+    let mut out = Vec::with_capacity(cap + 1);
+    loop {
+        let before = (inflater.total_in(), inflater.total_out());
+        let rest = &compressed[inflater.total_in() as usize..];
+        let status = inflater.decompress_vec(rest, &mut out, flate2::FlushDecompress::None);
+        if out.len() > cap {
+            return Inflated::OverCap;
+        }
+        match status {
+            Ok(flate2::Status::StreamEnd) if inflater.total_in() as usize == compressed.len() => {
+                return Inflated::Whole(out)
+            }
+            Ok(flate2::Status::Ok | flate2::Status::BufError)
+                if (inflater.total_in(), inflater.total_out()) != before => {}
+            _ => return Inflated::Invalid,
+        }
     }
 }
 
