@@ -218,15 +218,40 @@ impl Sealer {
             });
         }
         // Overflowed entries whose blob is still bound to this session stay
-        // referenced; anything else that does not fit is dropped.
+        // referenced; if the id changed they cannot be carried without the
+        // store, so they are dropped (and reported).
         let bound = session.overflow.filter(|(sid, _)| *sid == session.id);
+        let mut dropped = Vec::new();
         if bound.is_none() {
+            for e in &session.entries {
+                if matches!(e.value, Value::Overflowed) {
+                    dropped.push(RemovedEntry {
+                        key: session.entry_key(e).to_owned(),
+                        priority: e.priority,
+                        size: 0,
+                    });
+                }
+            }
             session
                 .entries
                 .retain(|e| matches!(e.value, Value::Resident(_)));
         }
+        if !session.has_unloaded_overflow() {
+            if let Some((cookie, len)) = self.seal_whole_if_fits(session)? {
+                self.report_drops(&dropped, len);
+                return Ok(Saved {
+                    action: CookieAction::Set(cookie),
+                    report: SaveReport {
+                        dropped,
+                        overflowed: Vec::new(),
+                        header_len: len,
+                        budget: self.budget,
+                    },
+                });
+            }
+        }
         let plan = self.plan(session, bound.as_ref().map(|(_, r)| r))?;
-        let dropped = Self::removed_entries(session, &plan.removed);
+        dropped.extend(Self::removed_entries(session, &plan.removed));
         let mut index = 0;
         session.entries.retain(|_| {
             index += 1;
@@ -245,6 +270,22 @@ impl Sealer {
                 budget: self.budget,
             },
         })
+    }
+
+    /// The common case first: the whole session, sealed once, fits. Returns
+    /// `None` (and leaves the session unsaved) when it does not.
+    fn seal_whole_if_fits(&self, session: &mut Session) -> Result<Option<(String, usize)>, Error> {
+        let keep = vec![true; session.entries.len()];
+        let token = match self.seal_selected(session, &keep, None) {
+            Ok(token) => token,
+            Err(Error::LimitExceeded(crate::Limit::DecompressedSize)) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match self.finish(session, &token) {
+            Ok(done) => Ok(Some(done)),
+            Err(Error::TooLarge { .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
     }
 
     fn report_drops(&self, dropped: &[RemovedEntry], header_len: usize) {
@@ -302,6 +343,21 @@ impl Sealer {
         }
         if !session.needs_save() {
             return self.save(session);
+        }
+        if !session.has_unloaded_overflow() {
+            if let Some((cookie, len)) = self.seal_whole_if_fits(session)? {
+                if let Some((sid, reference)) = session.overflow.take() {
+                    self.delete_blob(&*store, &sid, &reference).await;
+                }
+                return Ok(Saved {
+                    action: CookieAction::Set(cookie),
+                    report: SaveReport {
+                        header_len: len,
+                        budget: self.budget,
+                        ..SaveReport::default()
+                    },
+                });
+            }
         }
 
         let bound = session.overflow.filter(|(sid, _)| *sid == session.id);

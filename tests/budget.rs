@@ -508,3 +508,31 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn sync_save_reports_overflowed_entries_it_cannot_carry() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock).overflow_store(store).build().unwrap();
+    let mut s = ten_kb_session(&sealer);
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    let token = cookie_value(saved.action.header_value().unwrap());
+    let mut reopened = sealer.open(&token).unwrap();
+    let overflowed: Vec<String> = reopened
+        .keys()
+        .filter(|k| reopened.is_overflowed(k))
+        .map(str::to_owned)
+        .collect();
+    assert!(!overflowed.is_empty());
+    // A new id without the store: the blob cannot follow, so the entries
+    // are reported as dropped rather than vanishing.
+    reopened.cycle_id().unwrap();
+    let saved = sealer.save(&mut reopened).unwrap();
+    for key in &overflowed {
+        assert!(
+            saved.report.dropped.iter().any(|d| &d.key == key),
+            "{key} not reported"
+        );
+        assert!(!reopened.contains(key));
+    }
+}
