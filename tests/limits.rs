@@ -164,6 +164,7 @@ fn a_one_megabyte_cookie_is_refused_before_decoding() {
             Error::LimitExceeded(Limit::TokenLength)
         );
         // Nothing was decoded: no buffer of the cookie's size.
+        println!("memory: 1 MiB cookie refused, peak heap {peak} bytes");
         assert!(peak < KIB, "{peak} bytes allocated to refuse a 1 MB cookie");
     }
     // One over the limit is refused; at the limit it gets to base64.
