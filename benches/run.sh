@@ -6,6 +6,8 @@
 #
 #   benches/run.sh            # both builds
 #   benches/run.sh default    # one build only (or: native)
+#   benches/run.sh soft       # ratios only, with RUSTFLAGS="--cfg poly1305_force_soft"
+#                             # (Poly1305's portable backend; in target/soft)
 #   benches/run.sh table      # only print the tables of the last runs
 #
 # Criterion arguments can be passed in BENCH_ARGS, e.g.
@@ -24,6 +26,11 @@ run_default() {
 run_native() {
   RUSTFLAGS="-C target-cpu=native" CARGO_TARGET_DIR="$target/native" \
     cargo bench --bench sessions --bench ratios -- "${args[@]}"
+}
+
+run_soft() {
+  RUSTFLAGS="--cfg poly1305_force_soft" CARGO_TARGET_DIR="$target/soft" \
+    cargo bench --bench ratios -- "${args[@]}"
 }
 
 table() {
@@ -74,7 +81,8 @@ case "$what" in
   both) run_default; run_native ;;
   default) run_default ;;
   native) run_native ;;
+  soft) run_soft; exit 0 ;;
   table) ;;
-  *) echo "usage: $0 [both|default|native|table]" >&2; exit 2 ;;
+  *) echo "usage: $0 [both|default|native|soft|table]" >&2; exit 2 ;;
 esac
 table default "$target/criterion" native "$target/native/criterion"
