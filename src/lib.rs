@@ -69,14 +69,14 @@ pub mod token;
 #[cfg(feature = "vectors")]
 pub mod vectors;
 
+#[cfg(feature = "axum")]
+pub use crate::http::{LazySession, SessionLayer};
 pub use ::cookie::SameSite;
 pub use budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use clock::SystemClock;
 pub use clock::{Clock, FixedClock};
 pub use cookie::{header_len, CookieSettings, DEFAULT_BUDGET, SET_COOKIE_PREFIX_LEN};
-#[cfg(feature = "axum")]
-pub use crate::http::{LazySession, SessionLayer};
 pub use error::{
     Error, Expired, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError, ValueError,
 };

@@ -1281,7 +1281,12 @@ fn budget_cases() -> Result<Vec<BudgetCase>, Error> {
         }
         v
     };
-    type Spec = (&'static str, &'static str, usize, Vec<(String, Priority, usize)>);
+    type Spec = (
+        &'static str,
+        &'static str,
+        usize,
+        Vec<(String, Priority, usize)>,
+    );
     let specs: Vec<Spec> = vec![
         (
             "fits",
