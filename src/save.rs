@@ -239,15 +239,7 @@ impl Sealer {
         if !session.has_unloaded_overflow() {
             if let Some((cookie, len)) = self.seal_whole_if_fits(session)? {
                 self.report_drops(&dropped, len);
-                return Ok(Saved {
-                    action: CookieAction::Set(cookie),
-                    report: SaveReport {
-                        dropped,
-                        overflowed: Vec::new(),
-                        header_len: len,
-                        budget: self.budget,
-                    },
-                });
+                return Ok(self.set(cookie, len, dropped, Vec::new()));
             }
         }
         let plan = self.plan(session, bound.as_ref().map(|(_, r)| r))?;
@@ -261,15 +253,26 @@ impl Sealer {
         let token = self.seal_selected(session, &keep, bound.as_ref().map(|(_, r)| r))?;
         let (cookie, len) = self.finish(session, &token)?;
         self.report_drops(&dropped, len);
-        Ok(Saved {
+        Ok(self.set(cookie, len, dropped, Vec::new()))
+    }
+
+    /// The result of a save that sends `cookie` (`len` bytes of header).
+    fn set(
+        &self,
+        cookie: String,
+        len: usize,
+        dropped: Vec<RemovedEntry>,
+        overflowed: Vec<RemovedEntry>,
+    ) -> Saved {
+        Saved {
             action: CookieAction::Set(cookie),
             report: SaveReport {
                 dropped,
-                overflowed: Vec::new(),
+                overflowed,
                 header_len: len,
                 budget: self.budget,
             },
-        })
+        }
     }
 
     /// The common case first: the whole session, sealed once, fits. Returns
@@ -349,14 +352,7 @@ impl Sealer {
                 if let Some((sid, reference)) = session.overflow.take() {
                     self.delete_blob(&*store, &sid, &reference).await;
                 }
-                return Ok(Saved {
-                    action: CookieAction::Set(cookie),
-                    report: SaveReport {
-                        header_len: len,
-                        budget: self.budget,
-                        ..SaveReport::default()
-                    },
-                });
+                return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
             }
         }
 
@@ -374,14 +370,7 @@ impl Sealer {
         if reuse {
             let token = self.seal_selected(session, &plan.keep, bound_ref.as_ref())?;
             let (cookie, len) = self.finish(session, &token)?;
-            return Ok(Saved {
-                action: CookieAction::Set(cookie),
-                report: SaveReport {
-                    header_len: len,
-                    budget: self.budget,
-                    ..SaveReport::default()
-                },
-            });
+            return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
         }
         if has_unloaded {
             // The blob is rewritten: everything in it must be in hand.
@@ -424,15 +413,7 @@ impl Sealer {
                 self.delete_blob(&*store, &sid, &reference).await;
             }
         }
-        Ok(Saved {
-            action: CookieAction::Set(cookie),
-            report: SaveReport {
-                dropped: Vec::new(),
-                overflowed,
-                header_len: len,
-                budget: self.budget,
-            },
-        })
+        Ok(self.set(cookie, len, Vec::new(), overflowed))
     }
 
     async fn delete_blob(

@@ -1352,30 +1352,8 @@ fn budget_cases() -> Result<Vec<BudgetCase>, Error> {
         ),
     ];
     let mut cases = Vec::new();
-    for (name, description, budget, entries) in specs {
-        let outcome = run_budget("id", budget, &entries)?;
-        cases.push(BudgetCase {
-            name: name.to_owned(),
-            description: description.to_owned(),
-            cookie_name: "id".to_owned(),
-            budget,
-            entries: entries
-                .iter()
-                .map(|(k, p, n)| BudgetEntry {
-                    key: k.clone(),
-                    priority: p.name().to_owned(),
-                    value_len: *n,
-                    encoded_size: crate::payload::entry_len(
-                        k.len(),
-                        crate::payload::head_len(*n as u64) + n,
-                    ),
-                })
-                .collect(),
-            expected_dropped: outcome.dropped,
-            expected_kept: outcome.kept,
-            expected_header_len: outcome.header_len,
-            expected_error: outcome.error,
-        });
+    for (name, description, budget, entries) in &specs {
+        cases.push(budget_case(name, description, *budget, entries)?);
     }
     // The boundary: a budget of exactly the header length fits, one byte
     // less drops.
@@ -1383,43 +1361,56 @@ fn budget_cases() -> Result<Vec<BudgetCase>, Error> {
     let exact = run_budget("id", 4096, &boundary)?
         .header_len
         .unwrap_or_default();
-    for (name, description, budget) in [
-        (
-            "budget-exact",
-            "The budget equals the header length: fits.",
-            exact,
-        ),
-        (
-            "budget-one-short",
-            "The budget is one byte short of the full header: the low entry goes.",
-            exact - 1,
-        ),
-    ] {
-        let outcome = run_budget("id", budget, &boundary)?;
-        cases.push(BudgetCase {
-            name: name.to_owned(),
-            description: description.to_owned(),
-            cookie_name: "id".to_owned(),
-            budget,
-            entries: boundary
-                .iter()
-                .map(|(k, p, n)| BudgetEntry {
-                    key: k.clone(),
-                    priority: p.name().to_owned(),
-                    value_len: *n,
-                    encoded_size: crate::payload::entry_len(
-                        k.len(),
-                        crate::payload::head_len(*n as u64) + n,
-                    ),
-                })
-                .collect(),
-            expected_dropped: outcome.dropped,
-            expected_kept: outcome.kept,
-            expected_header_len: outcome.header_len,
-            expected_error: outcome.error,
-        });
-    }
+    cases.push(budget_case(
+        "budget-exact",
+        "The budget equals the header length: fits.",
+        exact,
+        &boundary,
+    )?);
+    cases.push(budget_case(
+        "budget-one-short",
+        "The budget is one byte short of the full header: the low entry goes.",
+        exact - 1,
+        &boundary,
+    )?);
     Ok(cases)
+}
+
+/// Encoded size of a budget entry whose value is a text of `value_len` bytes.
+fn budget_entry_size(key: &str, value_len: usize) -> usize {
+    crate::payload::entry_len(
+        key.len(),
+        crate::payload::head_len(value_len as u64) + value_len,
+    )
+}
+
+/// Runs one budget case through the sealer and records its outcome.
+fn budget_case(
+    name: &str,
+    description: &str,
+    budget: usize,
+    entries: &[(String, Priority, usize)],
+) -> Result<BudgetCase, Error> {
+    let outcome = run_budget("id", budget, entries)?;
+    Ok(BudgetCase {
+        name: name.to_owned(),
+        description: description.to_owned(),
+        cookie_name: "id".to_owned(),
+        budget,
+        entries: entries
+            .iter()
+            .map(|(k, p, n)| BudgetEntry {
+                key: k.clone(),
+                priority: p.name().to_owned(),
+                value_len: *n,
+                encoded_size: budget_entry_size(k, *n),
+            })
+            .collect(),
+        expected_dropped: outcome.dropped,
+        expected_kept: outcome.kept,
+        expected_header_len: outcome.header_len,
+        expected_error: outcome.error,
+    })
 }
 
 /// Checks every budget case through the public API.
@@ -1440,11 +1431,7 @@ fn check_budget_case(case: &BudgetCase) -> Result<(), String> {
             .priority
             .parse::<Priority>()
             .map_err(|_| format!("bad priority {:?}", entry.priority))?;
-        let size = crate::payload::entry_len(
-            entry.key.len(),
-            crate::payload::head_len(entry.value_len as u64) + entry.value_len,
-        );
-        if size != entry.encoded_size {
+        if budget_entry_size(&entry.key, entry.value_len) != entry.encoded_size {
             return Err(format!("entry {:?}: encoded size differs", entry.key));
         }
         entries.push((entry.key.clone(), priority, entry.value_len));
