@@ -38,8 +38,8 @@
 //! - `vectors`: the deterministic generator and checker of the published
 //!   test vectors (used by the CLI and the tests).
 //! - `django`: read and write Django `signed_cookies` session cookies.
-//! - `axum`: [`http::SessionLayer`], a `tower` layer, and
-//!   [`http::LazySession`], an axum extractor (see the [`http`] module).
+//! - `axum`: `http::SessionLayer`, a `tower` layer, and
+//!   `http::LazySession`, an axum extractor (the `http` module).
 //! - `redis`: `RedisStore` (overflow store) and `RedisRevocations`
 //!   (revocation check) on Redis.
 //!
