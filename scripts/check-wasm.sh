@@ -21,7 +21,7 @@ installed() {
 
 if ! installed && command -v rustup >/dev/null 2>&1; then
     echo "installing the $target standard library (rustup target add $target)"
-    rustup target add "$target" >/dev/null 2>&1 || true
+    timeout 300 rustup target add "$target" >/dev/null 2>&1 || true
 fi
 
 if ! installed; then
