@@ -107,7 +107,8 @@ struct Cursor<'a> {
 impl<'a> Cursor<'a> {
     /// Reads one head, accepting exactly what `ciborium_ll::Decoder::pull`
     /// accepts, but straight from the slice: opening reads a few heads per
-    /// entry, and a decoder per head cost a tenth of an open (profiled).
+    /// entry, and building a decoder per head headed the profile of open
+    /// outside the cipher (BENCHMARKS.md, "What changed").
     /// Floats are refused here, as every caller refuses them anyway.
     fn head(&mut self) -> Result<Header, Error> {
         let initial = *self.bytes.get(self.pos).ok_or_else(malformed)?;

@@ -25,12 +25,6 @@ fn base64_len(n: usize) -> usize {
     n / 3 * 4 + [0, 2, 3][n % 3]
 }
 
-/// The associated-data name an overflow blob is sealed under: binds it to
-/// one session id and one reference.
-fn blob_context(session_id: &SessionId, reference: &[u8; SESSION_ID_LEN]) -> String {
-    overflow_key(session_id, reference)
-}
-
 impl Sealer {
     /// The cookie attributes.
     pub fn cookie_settings(&self) -> &crate::CookieSettings {
@@ -50,40 +44,48 @@ impl Sealer {
     /// The `Max-Age` the cookie gets when saved now: `None` for a
     /// browser-session cookie.
     pub fn max_age(&self, session: &Session) -> Option<u64> {
+        self.max_age_at(session, self.clock.now())
+    }
+
+    fn max_age_at(&self, session: &Session, now: u64) -> Option<u64> {
         if session.expiry == Expiry::BrowserSession || !self.cookie.is_persistent() {
             return None;
         }
-        session.expiry_age_at(self.clock.now())
+        session.expiry_age_at(now)
     }
 
     /// Bytes of the `Set-Cookie` header if the entries marked in `keep` stay
     /// in the cookie and the others go to the overflow `reference` (or are
-    /// dropped when there is none). The reference is the real one: with
-    /// compression on, its bytes change the compressed size.
+    /// dropped when there is none); `around_value` is the header's length
+    /// without the value. The reference is the real one: with compression
+    /// on, its bytes change the compressed size.
     fn header_len_for(
         &self,
         session: &Session,
         keep: &[bool],
         reference: Option<&[u8; SESSION_ID_LEN]>,
+        around_value: usize,
+        now: u64,
     ) -> Result<usize, Error> {
-        let empty = self
-            .cookie
-            .set_cookie(&self.cookie_name, "", self.max_age(session));
         let overflow_listed = reference.is_some() && keep.iter().any(|k| !k);
-        if self.payload_len_for(session, keep, overflow_listed) > self.limits.decompressed() {
+        let payload_len = self.payload_len_for(session, Some(keep), overflow_listed);
+        if payload_len > self.limits.decompressed() {
             // Cannot be sealed at all: as good as over budget.
             return Ok(usize::MAX);
         }
         let token_len = match self.compression {
-            token::Compression::Off => {
-                base64_len(OVERHEAD + self.payload_len_for(session, keep, overflow_listed))
-            }
+            token::Compression::Off => base64_len(OVERHEAD + payload_len),
             // Compressed sizes are measured, not estimated.
             token::Compression::Above(_) => self
-                .seal_selected(session, keep, reference.filter(|_| overflow_listed))?
+                .seal_selected(
+                    session,
+                    Some(keep),
+                    reference.filter(|_| overflow_listed),
+                    now,
+                )?
                 .len(),
         };
-        Ok(header_len(&empty) + token_len)
+        Ok(around_value + token_len)
     }
 
     /// Chooses what stays in the cookie: everything that fits, taking
@@ -94,7 +96,13 @@ impl Sealer {
         &self,
         session: &Session,
         reference: Option<&[u8; SESSION_ID_LEN]>,
+        now: u64,
     ) -> Result<Plan, Error> {
+        let around_value = header_len(&self.cookie.set_cookie(
+            &self.cookie_name,
+            "",
+            self.max_age_at(session, now),
+        ));
         let mut keep: Vec<bool> = session
             .entries
             .iter()
@@ -115,7 +123,7 @@ impl Sealer {
         let mut order = drop_order(&sizes).into_iter().filter(|&i| resident[i]);
         let mut removed = Vec::new();
         loop {
-            let len = self.header_len_for(session, &keep, reference)?;
+            let len = self.header_len_for(session, &keep, reference, around_value, now)?;
             if len <= self.budget {
                 return Ok(Plan { keep, removed });
             }
@@ -154,8 +162,13 @@ impl Sealer {
     /// Builds the header and marks the session saved; refuses (and leaves
     /// the session unsaved) if the header is over budget, whatever the plan
     /// said.
-    fn finish(&self, session: &mut Session, token: &str) -> Result<(String, usize), Error> {
-        let max_age = self.max_age(session);
+    fn finish(
+        &self,
+        session: &mut Session,
+        token: &str,
+        now: u64,
+    ) -> Result<(String, usize), Error> {
+        let max_age = self.max_age_at(session, now);
         let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
         let len = header_len(&cookie);
         if len > self.budget {
@@ -164,14 +177,14 @@ impl Sealer {
                 budget: self.budget,
             });
         }
-        self.mark_saved(session);
+        self.mark_saved(session, now);
         Ok((cookie, len))
     }
 
     fn deletion(&self, session: &mut Session) -> Saved {
         let cookie = self.cookie.removal(&self.cookie_name);
         let len = header_len(&cookie);
-        self.mark_saved(session);
+        self.mark_saved(session, self.clock.now());
         session.overflow = None;
         Saved {
             action: CookieAction::Delete(cookie),
@@ -217,6 +230,7 @@ impl Sealer {
                 },
             });
         }
+        let now = self.clock.now();
         // Overflowed entries whose blob is still bound to this session stay
         // referenced; if the id changed they cannot be carried without the
         // store, so they are dropped (and reported).
@@ -237,21 +251,21 @@ impl Sealer {
                 .retain(|e| matches!(e.value, Value::Resident(_)));
         }
         if !session.has_unloaded_overflow() {
-            if let Some((cookie, len)) = self.seal_whole_if_fits(session)? {
+            if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
                 self.report_drops(&dropped, len);
                 return Ok(self.set(cookie, len, dropped, Vec::new()));
             }
         }
-        let plan = self.plan(session, bound.as_ref().map(|(_, r)| r))?;
+        let reference = bound.as_ref().map(|(_, r)| r);
+        let plan = self.plan(session, reference, now)?;
         dropped.extend(Self::removed_entries(session, &plan.removed));
         let mut index = 0;
         session.entries.retain(|_| {
             index += 1;
             !plan.removed.contains(&(index - 1))
         });
-        let keep = vec![true; session.entries.len()];
-        let token = self.seal_selected(session, &keep, bound.as_ref().map(|(_, r)| r))?;
-        let (cookie, len) = self.finish(session, &token)?;
+        let token = self.seal_selected(session, None, reference, now)?;
+        let (cookie, len) = self.finish(session, &token, now)?;
         self.report_drops(&dropped, len);
         Ok(self.set(cookie, len, dropped, Vec::new()))
     }
@@ -277,14 +291,17 @@ impl Sealer {
 
     /// The common case first: the whole session, sealed once, fits. Returns
     /// `None` (and leaves the session unsaved) when it does not.
-    fn seal_whole_if_fits(&self, session: &mut Session) -> Result<Option<(String, usize)>, Error> {
-        let keep = vec![true; session.entries.len()];
-        let token = match self.seal_selected(session, &keep, None) {
+    fn seal_whole_if_fits(
+        &self,
+        session: &mut Session,
+        now: u64,
+    ) -> Result<Option<(String, usize)>, Error> {
+        let token = match self.seal_selected(session, None, None, now) {
             Ok(token) => token,
             Err(Error::LimitExceeded(crate::Limit::DecompressedSize)) => return Ok(None),
             Err(e) => return Err(e),
         };
-        match self.finish(session, &token) {
+        match self.finish(session, &token, now) {
             Ok(done) => Ok(Some(done)),
             Err(Error::TooLarge { .. }) => Ok(None),
             Err(e) => Err(e),
@@ -306,8 +323,7 @@ impl Sealer {
     /// How long an overflow blob must live: until the session's absolute
     /// end if there is one (no re-seal can outlive it), else the idle
     /// window; plus the clock skew.
-    fn blob_ttl(&self, session: &Session) -> Duration {
-        let now = self.clock.now();
+    fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
         let lifetime_left = self
             .policy
             .max_lifetime
@@ -347,8 +363,9 @@ impl Sealer {
         if !session.needs_save() {
             return self.save(session);
         }
+        let now = self.clock.now();
         if !session.has_unloaded_overflow() {
-            if let Some((cookie, len)) = self.seal_whole_if_fits(session)? {
+            if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
                 if let Some((sid, reference)) = session.overflow.take() {
                     self.delete_blob(&*store, &sid, &reference).await;
                 }
@@ -360,7 +377,7 @@ impl Sealer {
         let mut fresh = [0u8; SESSION_ID_LEN];
         self.random.fill(&mut fresh)?;
         let bound_ref = bound.map(|(_, r)| r);
-        let mut plan = self.plan(session, Some(bound_ref.as_ref().unwrap_or(&fresh)))?;
+        let mut plan = self.plan(session, Some(bound_ref.as_ref().unwrap_or(&fresh)), now)?;
         let moved_now = !plan.removed.is_empty();
         let has_unloaded = session.has_unloaded_overflow();
         // Keep the old blob as it is when nothing new leaves the cookie,
@@ -368,8 +385,8 @@ impl Sealer {
         let reuse =
             has_unloaded && !moved_now && bound.is_some() && self.policy.max_lifetime.is_some();
         if reuse {
-            let token = self.seal_selected(session, &plan.keep, bound_ref.as_ref())?;
-            let (cookie, len) = self.finish(session, &token)?;
+            let token = self.seal_selected(session, Some(&plan.keep), bound_ref.as_ref(), now)?;
+            let (cookie, len) = self.finish(session, &token, now)?;
             return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
         }
         if has_unloaded {
@@ -378,25 +395,25 @@ impl Sealer {
         }
         if has_unloaded || bound_ref.is_some() {
             // Planned against the old reference; the new blob gets `fresh`.
-            plan = self.plan(session, Some(&fresh))?;
+            plan = self.plan(session, Some(&fresh), now)?;
         }
         let overflowed = Self::removed_entries(session, &plan.removed);
         let old = session.overflow;
         let (cookie, len) = if plan.removed.is_empty() {
-            let token = self.seal_selected(session, &plan.keep, None)?;
-            let done = self.finish(session, &token)?;
+            let token = self.seal_selected(session, Some(&plan.keep), None, now)?;
+            let done = self.finish(session, &token, now)?;
             session.overflow = None;
             done
         } else {
             let reference = fresh;
-            let blob = self.seal_blob(session, &plan.removed, &reference)?;
+            let blob = self.seal_blob(session, &plan.removed, &reference, now)?;
             let key = overflow_key(&session.id, &reference);
             store
-                .put(&key, blob.into_bytes(), self.blob_ttl(session))
+                .put(&key, blob.into_bytes(), self.blob_ttl(session, now))
                 .await?;
             let done = self
-                .seal_selected(session, &plan.keep, Some(&reference))
-                .and_then(|token| self.finish(session, &token));
+                .seal_selected(session, Some(&plan.keep), Some(&reference), now)
+                .and_then(|token| self.finish(session, &token, now));
             match done {
                 Ok(done) => {
                     session.overflow = Some((session.id, reference));
@@ -434,6 +451,7 @@ impl Sealer {
         session: &Session,
         indices: &[usize],
         reference: &[u8; SESSION_ID_LEN],
+        now: u64,
     ) -> Result<String, Error> {
         let mut plaintext = Vec::new();
         let mut writer = PayloadWriter::begin(
@@ -455,8 +473,10 @@ impl Sealer {
         }
         token::seal(
             &self.ring,
-            &blob_context(&session.id, reference),
-            self.clock.now(),
+            // The store key is also the name the blob is sealed for: it
+            // binds the blob to one session id and one reference.
+            &overflow_key(&session.id, reference),
+            now,
             &plaintext,
             self.compression,
             &*self.random,
@@ -487,7 +507,7 @@ impl Sealer {
         let limits = self.limits.max_token_len(base64_len(
             self.limits.decompressed().saturating_add(OVERHEAD),
         ));
-        let opened = token::open(&self.ring, &blob_context(&sid, &reference), text, &limits)
+        let opened = token::open(&self.ring, &overflow_key(&sid, &reference), text, &limits)
             .map_err(|_| Error::Store(StoreError::Rejected))?;
         let plaintext = opened.plaintext();
         let indexed = payload::index(plaintext, self.limits.entries())
@@ -558,18 +578,13 @@ impl Sealer {
 
 /// The user id entry as text: a string as is, an integer in decimal.
 fn user_text(session: &Session, key: &str) -> Option<String> {
-    #[derive(serde::Deserialize)]
-    #[serde(untagged)]
-    enum UserId {
-        Text(String),
-        Signed(i64),
-        Unsigned(u64),
+    if let Ok(Some(text)) = session.get::<String>(key) {
+        return Some(text);
     }
-    match session.get::<UserId>(key).ok()?? {
-        UserId::Text(s) => Some(s),
-        UserId::Signed(n) => Some(n.to_string()),
-        UserId::Unsigned(n) => Some(n.to_string()),
+    if let Ok(Some(n)) = session.get::<i64>(key) {
+        return Some(n.to_string());
     }
+    session.get::<u64>(key).ok()?.map(|n| n.to_string())
 }
 
 #[cfg(test)]

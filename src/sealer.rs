@@ -424,24 +424,26 @@ impl Sealer {
     ///
     /// This ignores the size budget; [`Sealer::save`] applies it.
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
-        let keep = vec![true; session.entries.len()];
-        let token = self.seal_selected(session, &keep, None)?;
-        self.mark_saved(session);
+        let now = self.clock.now();
+        let token = self.seal_selected(session, None, None, now)?;
+        self.mark_saved(session, now);
         Ok(token)
     }
 
-    /// Seals the entries whose `keep` flag is set; entries not kept and
-    /// already-overflowed entries go into the overflow list when a
-    /// reference is given, and are left out otherwise.
+    /// Seals, issued at `now`, the entries whose `keep` flag is set (every
+    /// entry when `keep` is `None`); entries not kept and already-overflowed
+    /// entries go into the overflow list when a reference is given, and are
+    /// left out otherwise.
     pub(crate) fn seal_selected(
         &self,
         session: &Session,
-        keep: &[bool],
+        keep: Option<&[bool]>,
         overflow_ref: Option<&[u8; payload::SESSION_ID_LEN]>,
+        now: u64,
     ) -> Result<String, Error> {
-        let now = self.clock.now();
-        let is_resident =
-            |i: usize| keep[i] && matches!(session.entries[i].value, Value::Resident(_));
+        let is_resident = |i: usize| {
+            keep.map_or(true, |k| k[i]) && matches!(session.entries[i].value, Value::Resident(_))
+        };
         let resident_count = (0..session.entries.len())
             .filter(|&i| is_resident(i))
             .count();
@@ -498,7 +500,7 @@ impl Sealer {
     pub(crate) fn payload_len_for(
         &self,
         session: &Session,
-        keep: &[bool],
+        keep: Option<&[bool]>,
         with_overflow: bool,
     ) -> usize {
         let expires = match session.expiry {
@@ -512,7 +514,7 @@ impl Sealer {
         let mut overflow_body = 0usize;
         for (i, entry) in session.entries.iter().enumerate() {
             let key_len = session.entry_key(entry).len();
-            match (keep[i], session.resident_value(entry)) {
+            match (keep.map_or(true, |k| k[i]), session.resident_value(entry)) {
                 (true, Some(value)) => {
                     resident += 1;
                     body += payload::entry_len(key_len, value.len());
@@ -541,8 +543,9 @@ impl Sealer {
         len
     }
 
-    pub(crate) fn mark_saved(&self, session: &mut Session) {
-        session.issued_at = Some(self.clock.now());
+    /// Records a save whose token was issued at `issued_at`.
+    pub(crate) fn mark_saved(&self, session: &mut Session, issued_at: u64) {
+        session.issued_at = Some(issued_at);
         session.modified = false;
         session.refresh_due = false;
         session.opened_with_fallback = false;

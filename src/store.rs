@@ -170,14 +170,6 @@ impl MemoryStore {
         keys.sort();
         keys
     }
-
-    /// Overwrites a blob without changing its TTL (to test tampering).
-    pub fn tamper(&self, key: &str, f: impl FnOnce(&mut Vec<u8>)) -> bool {
-        match self.blobs.lock() {
-            Ok(mut m) => m.get_mut(key).map(|(blob, _)| f(blob)).is_some(),
-            Err(_) => false,
-        }
-    }
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
@@ -195,9 +187,9 @@ impl OverflowStore for MemoryStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let expires = self.clock.now().saturating_add(ttl.as_secs());
-            let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
             let now = self.clock.now();
+            let expires = now.saturating_add(ttl.as_secs());
+            let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
             blobs.retain(|_, (_, exp)| *exp > now);
             blobs.insert(key.to_owned(), (blob, expires));
             Ok(())
