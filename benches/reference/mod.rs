@@ -9,10 +9,13 @@
 
 #![allow(dead_code)] // Each including target uses a different part.
 
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use sealed_session::{
     Compression, Error, FixedClock, KeyRing, Limits, MasterKey, Priority, Sealer, Session,
 };
 use serde::{Deserialize, Serialize};
+use std::hint::black_box;
 use std::sync::Arc;
 
 /// The "now" of every benchmark.
@@ -206,5 +209,55 @@ pub fn read_all(session: &Session) -> SessionData {
             .get("recently_viewed")
             .expect("decodes")
             .unwrap_or_default(),
+    }
+}
+
+/// The limit: the bare XChaCha20-Poly1305 cipher on a plaintext of our
+/// length, with associated data as long as ours (18-byte header, 4-byte
+/// length, cookie name).
+pub struct BareCipher {
+    cipher: XChaCha20Poly1305,
+    nonce: XNonce,
+    aad: [u8; 18 + 4 + COOKIE_NAME.len()],
+    clear: Vec<u8>,
+    sealed: Vec<u8>,
+    tag: Tag,
+}
+
+impl BareCipher {
+    /// A cipher, a plaintext of `len` bytes and its sealed form.
+    pub fn new(len: usize) -> Self {
+        let cipher = XChaCha20Poly1305::new(&KEY.into());
+        let nonce = XNonce::from([7; 24]);
+        let aad = [0u8; 18 + 4 + COOKIE_NAME.len()];
+        let clear = vec![0x5a; len];
+        let mut sealed = clear.clone();
+        let tag = cipher
+            .encrypt_in_place_detached(&nonce, &aad, &mut sealed)
+            .expect("encrypt");
+        BareCipher {
+            cipher,
+            nonce,
+            aad,
+            clear,
+            sealed,
+            tag,
+        }
+    }
+
+    /// Copies the plaintext into `work` and encrypts it in place.
+    pub fn seal(&self, work: &mut [u8]) -> Tag {
+        work.copy_from_slice(&self.clear);
+        self.cipher
+            .encrypt_in_place_detached(&self.nonce, &self.aad, black_box(work))
+            .expect("encrypt")
+    }
+
+    /// Copies the ciphertext into `work` and decrypts it in place.
+    pub fn open(&self, work: &mut [u8]) {
+        work.copy_from_slice(&self.sealed);
+        self.cipher
+            .decrypt_in_place_detached(&self.nonce, &self.aad, black_box(work), &self.tag)
+            .expect("decrypt");
     }
 }
