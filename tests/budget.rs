@@ -5,9 +5,7 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use sealed_session::store::{
-    overflow_key, BoxFuture, MemoryRevocations, MemoryStore, OverflowStore,
-};
+use sealed_session::store::{BoxFuture, MemoryRevocations, MemoryStore, OverflowStore};
 use sealed_session::{Compression, CookieAction, Error, FixedClock, Priority, StoreError};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -254,15 +252,7 @@ async fn store_faults_are_reported_not_hidden() {
         .build()
         .unwrap();
     let mut session = ten_kb_session(&sealer);
-    let token = cookie_value(
-        sealer
-            .save_async(&mut session)
-            .await
-            .unwrap()
-            .action
-            .header_value()
-            .unwrap(),
-    );
+    let token = save_token(&sealer, &mut session).await;
 
     store.down.store(true, Ordering::SeqCst);
     // Read: resident keys work, overflowed keys give a clear error.
@@ -297,60 +287,11 @@ async fn altered_swapped_and_expired_blobs_are_rejected() {
         .overflow_store(store.clone())
         .build()
         .unwrap();
-    let mut a = ten_kb_session(&sealer);
-    let token_a = cookie_value(
-        sealer
-            .save_async(&mut a)
-            .await
-            .unwrap()
-            .action
-            .header_value()
-            .unwrap(),
-    );
-    let mut b = ten_kb_session(&sealer);
-    let token_b = cookie_value(
-        sealer
-            .save_async(&mut b)
-            .await
-            .unwrap()
-            .action
-            .header_value()
-            .unwrap(),
-    );
-    let keys = store.keys();
-    let key_a = keys
-        .iter()
-        .find(|k| k.contains(&a.id().to_string()))
-        .unwrap()
-        .clone();
-    let key_b = keys
-        .iter()
-        .find(|k| k.contains(&b.id().to_string()))
-        .unwrap()
-        .clone();
-
-    // Altered.
-    assert!(store.tamper(&key_a, |blob| {
-        let i = blob.len() / 2;
-        blob[i] = if blob[i] == b'A' { b'B' } else { b'A' };
-    }));
-    let mut s = sealer.open(&token_a).unwrap();
-    assert_eq!(
-        sealer.load_overflow(&mut s).await.unwrap_err(),
-        Error::Store(StoreError::Rejected)
-    );
-
-    // Another session's blob under this session's key.
-    let blob_b = store.get(&key_b).await.unwrap().unwrap();
-    store
-        .put(&key_a, blob_b, Duration::from_secs(600))
-        .await
-        .unwrap();
-    let mut s = sealer.open(&token_a).unwrap();
-    assert_eq!(
-        sealer.load_overflow(&mut s).await.unwrap_err(),
-        Error::Store(StoreError::Rejected)
-    );
+    let (token_b, key_b) = altered_and_swapped_blobs_are_rejected(&sealer, &*store, || {
+        let keys = store.keys();
+        async move { keys }
+    })
+    .await;
 
     // Expired: the blob's TTL follows the session's remaining lifetime.
     let mut s = sealer.open(&token_b).unwrap();
@@ -368,15 +309,7 @@ async fn flush_cycle_and_rewrite_remove_old_blobs() {
         .build()
         .unwrap();
     let mut s = ten_kb_session(&sealer);
-    let token = cookie_value(
-        sealer
-            .save_async(&mut s)
-            .await
-            .unwrap()
-            .action
-            .header_value()
-            .unwrap(),
-    );
+    let token = save_token(&sealer, &mut s).await;
     let first = store.keys();
     assert_eq!(first.len(), 1);
 
@@ -384,15 +317,7 @@ async fn flush_cycle_and_rewrite_remove_old_blobs() {
     let mut s = sealer.open(&token).unwrap();
     s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
         .unwrap();
-    let token = cookie_value(
-        sealer
-            .save_async(&mut s)
-            .await
-            .unwrap()
-            .action
-            .header_value()
-            .unwrap(),
-    );
+    let token = save_token(&sealer, &mut s).await;
     let second = store.keys();
     assert_eq!(second.len(), 1);
     assert_ne!(first, second);
@@ -401,15 +326,7 @@ async fn flush_cycle_and_rewrite_remove_old_blobs() {
     let mut s = sealer.open(&token).unwrap();
     let old_id = s.id();
     s.cycle_id().unwrap();
-    let token = cookie_value(
-        sealer
-            .save_async(&mut s)
-            .await
-            .unwrap()
-            .action
-            .header_value()
-            .unwrap(),
-    );
+    let token = save_token(&sealer, &mut s).await;
     let third = store.keys();
     assert_eq!(third.len(), 1);
     assert!(!third[0].contains(&old_id.to_string()));
@@ -425,7 +342,6 @@ async fn flush_cycle_and_rewrite_remove_old_blobs() {
         CookieAction::Delete(_)
     ));
     assert!(store.is_empty());
-    let _ = overflow_key;
 }
 
 #[tokio::test]

@@ -15,6 +15,8 @@ use sealed_session::django::DjangoCodec;
 use sealed_session::{Clock, FixedClock, SystemClock};
 use serde_json::{json, Map, Value};
 
+mod common;
+
 // The fixture checks, run here on freshly generated cookies.
 #[path = "django_fixtures.rs"]
 mod fixtures;
@@ -26,28 +28,11 @@ const DEFAULT_AGE: u64 = 1_209_600;
 
 /// Whether Django can be imported; panics under CI when it cannot.
 fn django_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import django"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "Django is required under CI=true: `python3 -c \"import django\"` failed \
-                 (install it with `pip install django`)"
-            );
-        }
-        // Written to stderr directly (not `eprintln!`, which the test harness
-        // captures and hides for passing tests) so the skip is visible.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping: Django not installed (python3 -c \"import django\" failed)"
-        );
-    }
-    ok
+    common::service_available(
+        common::python_imports("django"),
+        "Django",
+        "python3 -m pip install django",
+    )
 }
 
 /// Runs the script with `args`, feeding `input` as JSON on stdin.

@@ -51,11 +51,7 @@ impl RedisServer {
             .stdout(Stdio::null())
             .status()
             .is_ok_and(|s| s.success());
-        if !installed {
-            if std::env::var("CI").as_deref() == Ok("true") {
-                panic!("redis-server is required under CI=true (apt-get install redis-server)");
-            }
-            eprintln!("skipping: redis-server is not installed");
+        if !service_available(installed, "redis-server", "apt-get install redis-server") {
             return None;
         }
         let port = TcpListener::bind("127.0.0.1:0")
@@ -202,65 +198,18 @@ async fn redis_altered_swapped_and_expired_blobs() {
         .overflow_store(store.clone())
         .build()
         .unwrap();
-    let mut conn = raw(&server.url()).await;
-    let mut a = ten_kb_session(&sealer);
-    let token_a = cookie_value(
-        sealer
-            .save_async(&mut a)
-            .await
-            .unwrap()
-            .action
-            .header_value()
-            .unwrap(),
-    );
-    let mut b = ten_kb_session(&sealer);
-    sealer.save_async(&mut b).await.unwrap();
-    let find = |keys: &[String], id: &str| keys.iter().find(|k| k.contains(id)).unwrap().clone();
-    let keys: Vec<String> = redis::cmd("KEYS")
-        .arg("sealed-session:overflow:*")
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let key_a = find(&keys, &a.id().to_string());
-    let key_b = find(&keys, &b.id().to_string());
-
-    // Altered in Redis.
-    let mut blob: Vec<u8> = redis::cmd("GET")
-        .arg(&key_a)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let i = blob.len() / 2;
-    blob[i] = if blob[i] == b'A' { b'B' } else { b'A' };
-    let _: () = redis::cmd("SET")
-        .arg(&key_a)
-        .arg(&blob)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut s = sealer.open(&token_a).unwrap();
-    assert_eq!(
-        sealer.load_overflow(&mut s).await.unwrap_err(),
-        Error::Store(StoreError::Rejected)
-    );
-
-    // Another session's blob copied under this session's key.
-    let other: Vec<u8> = redis::cmd("GET")
-        .arg(&key_b)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let _: () = redis::cmd("SET")
-        .arg(&key_a)
-        .arg(&other)
-        .query_async(&mut conn)
-        .await
-        .unwrap();
-    let mut s = sealer.open(&token_a).unwrap();
-    assert_eq!(
-        sealer.load_overflow(&mut s).await.unwrap_err(),
-        Error::Store(StoreError::Rejected)
-    );
+    let conn = raw(&server.url()).await;
+    altered_and_swapped_blobs_are_rejected(&sealer, &*store, || {
+        let mut conn = conn.clone();
+        async move {
+            redis::cmd("KEYS")
+                .arg("sealed-session:overflow:*")
+                .query_async::<Vec<String>>(&mut conn)
+                .await
+                .unwrap()
+        }
+    })
+    .await;
 
     // Expired: a session with a two-second lifetime and no skew.
     let short = builder(&clock)
@@ -270,15 +219,7 @@ async fn redis_altered_swapped_and_expired_blobs() {
         .build()
         .unwrap();
     let mut c = ten_kb_session(&short);
-    let token_c = cookie_value(
-        short
-            .save_async(&mut c)
-            .await
-            .unwrap()
-            .action
-            .header_value()
-            .unwrap(),
-    );
+    let token_c = save_token(&short, &mut c).await;
     let mut s = short.open(&token_c).unwrap();
     tokio::time::sleep(Duration::from_millis(3100)).await;
     assert_eq!(

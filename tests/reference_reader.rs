@@ -6,38 +6,19 @@
 //! modules it says so on stderr and passes, except under `CI=true`, where it
 //! fails (install them with `python3 -m pip install pynacl cbor2`).
 
-use std::io::Write;
-use std::process::{Command, Stdio};
+mod common;
+
+use std::process::Command;
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
 /// Whether python3 can import PyNaCl and cbor2; panics under CI when not.
 fn modules_available() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import nacl, cbor2"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false);
-    if !ok {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!(
-                "PyNaCl and cbor2 are required under CI=true: \
-                 `python3 -c \"import nacl, cbor2\"` failed \
-                 (install them with `python3 -m pip install pynacl cbor2`)"
-            );
-        }
-        // Written to stderr directly (not `eprintln!`, which the test harness
-        // captures and hides for passing tests) so the skip is visible.
-        let _ = writeln!(
-            std::io::stderr(),
-            "skipping: PyNaCl or cbor2 not installed \
-             (python3 -c \"import nacl, cbor2\" failed; \
-             python3 -m pip install pynacl cbor2)"
-        );
-    }
-    ok
+    common::service_available(
+        common::python_imports("nacl, cbor2"),
+        "PyNaCl and cbor2",
+        "python3 -m pip install pynacl cbor2",
+    )
 }
 
 #[test]

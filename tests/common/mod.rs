@@ -2,7 +2,7 @@
 //! the conformance suite every overflow store runs.
 #![allow(dead_code)]
 
-use sealed_session::store::{overflow_key, OverflowStore, RevocationCheck};
+use sealed_session::store::{overflow_key, OverflowStore};
 use sealed_session::{
     Error, FixedClock, KeyRing, MasterKey, Priority, Sealer, SealerBuilder, Session, StoreError,
 };
@@ -125,6 +125,90 @@ pub async fn overflow_round_trip(sealer: &Sealer) {
     assert_same_entries(sealer, &original, &mut reopened).await;
 }
 
+/// Saves with `save_async` and returns the cookie value it sets.
+pub async fn save_token(sealer: &Sealer, session: &mut Session) -> String {
+    let saved = sealer.save_async(session).await.unwrap();
+    cookie_value(saved.action.header_value().expect("a Set-Cookie"))
+}
+
+/// Whether a service a test needs is there (`present`). When it is not:
+/// under `CI=true` that is a failure; otherwise the skip is written
+/// straight to stderr (the harness hides `eprintln!` of passing tests).
+pub fn service_available(present: bool, what: &str, install: &str) -> bool {
+    if !present {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{what} required under CI=true, not installed ({install})");
+        }
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "skipping: {what} not installed ({install})"
+        );
+    }
+    present
+}
+
+/// Saves two 10 KB sessions through `sealer` (whose overflow store is
+/// `store`), then, through the store itself, alters the first one's blob
+/// and later puts the second one's blob under the first one's key: loading
+/// must reject both. `list_keys` lists the store's keys. Returns the second
+/// session's cookie value and blob key.
+pub async fn altered_and_swapped_blobs_are_rejected<L, F>(
+    sealer: &Sealer,
+    store: &dyn OverflowStore,
+    list_keys: L,
+) -> (String, String)
+where
+    L: Fn() -> F,
+    F: std::future::Future<Output = Vec<String>>,
+{
+    let mut a = ten_kb_session(sealer);
+    let token_a = save_token(sealer, &mut a).await;
+    let mut b = ten_kb_session(sealer);
+    let token_b = save_token(sealer, &mut b).await;
+    let keys = list_keys().await;
+    let key_of = |id: sealed_session::SessionId| {
+        let id = id.to_string();
+        keys.iter()
+            .find(|k| k.contains(&id))
+            .expect("a blob key")
+            .clone()
+    };
+    let (key_a, key_b) = (key_of(a.id()), key_of(b.id()));
+    let ttl = Duration::from_secs(600);
+
+    // Altered: one character of the sealed blob changed.
+    let mut blob = store.get(&key_a).await.unwrap().expect("blob a");
+    let i = blob.len() / 2;
+    blob[i] = if blob[i] == b'A' { b'B' } else { b'A' };
+    store.put(&key_a, blob, ttl).await.unwrap();
+    let mut s = sealer.open(&token_a).unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+
+    // Another session's blob under this session's key.
+    let other = store.get(&key_b).await.unwrap().expect("blob b");
+    store.put(&key_a, other, ttl).await.unwrap();
+    let mut s = sealer.open(&token_a).unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+    (token_b, key_b)
+}
+
+/// Whether `python3 -c "import <modules>"` succeeds.
+pub fn python_imports(modules: &str) -> bool {
+    std::process::Command::new("python3")
+        .args(["-c", &format!("import {modules}")])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
 /// The value of a `Set-Cookie` string.
 pub fn cookie_value(set_cookie: &str) -> String {
     let cookie = cookie::Cookie::parse(set_cookie.to_owned()).unwrap();
@@ -171,5 +255,3 @@ pub async fn revocation_suite<R1, F1, R2, F2>(
         "a session started after the revocation"
     );
 }
-
-pub fn _unused(_: &dyn RevocationCheck) {}
