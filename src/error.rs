@@ -195,6 +195,10 @@ pub enum InvalidKey {
     Encoding,
     /// Two keys of one ring derive the same key id.
     DuplicateKeyId,
+    /// Text given as base64 is made only of hexadecimal digits: read as
+    /// base64 it would be a different key than the one meant, so it is
+    /// refused (read it with `MasterKey::from_hex`).
+    LooksLikeHex,
 }
 
 impl fmt::Display for InvalidKey {
@@ -203,6 +207,7 @@ impl fmt::Display for InvalidKey {
             InvalidKey::TooShort => "master keys must be at least 32 bytes",
             InvalidKey::Encoding => "not valid base64 or hex",
             InvalidKey::DuplicateKeyId => "two keys in the ring share a key id",
+            InvalidKey::LooksLikeHex => "the key is hexadecimal, not base64; read it as hex",
         })
     }
 }

@@ -55,8 +55,18 @@ impl MasterKey {
 
     /// Parses base64 (URL-safe or standard alphabet, with or without padding),
     /// as printed by [`MasterKey::to_base64`] and `sealed-session keygen`.
+    ///
+    /// Text made only of hexadecimal digits (`openssl rand -hex 32`) is
+    /// refused with [`InvalidKey::LooksLikeHex`](crate::InvalidKey): it is
+    /// also valid base64, of other bytes, so another reader given the same
+    /// text as hex would hold a different key. A 32-byte key that
+    /// [`MasterKey::to_base64`] prints is all hex digits with a probability
+    /// of about 10⁻²⁰.
     pub fn from_base64(text: &str) -> Result<Self, Error> {
         let text = text.trim();
+        if !text.is_empty() && text.bytes().all(|c| c.is_ascii_hexdigit()) {
+            return Err(Error::InvalidKey(InvalidKey::LooksLikeHex));
+        }
         let decoded = [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD]
             .iter()
             .find_map(|engine| engine.decode(text).ok())
@@ -302,6 +312,15 @@ mod tests {
         );
         assert!(MasterKey::from_hex("zz").is_err());
         assert!(MasterKey::from_base64("not base64!").is_err());
+        // Hex text is refused as base64 (it would decode to other bytes).
+        assert!(matches!(
+            MasterKey::from_base64(hex),
+            Err(Error::InvalidKey(InvalidKey::LooksLikeHex))
+        ));
+        assert!(matches!(
+            MasterKey::from_base64(&hex.to_uppercase()),
+            Err(Error::InvalidKey(InvalidKey::LooksLikeHex))
+        ));
     }
 
     #[test]

@@ -5,7 +5,9 @@
 mod django;
 
 use clap::{Parser, Subcommand};
-use sealed_session::{token, Compression, Error, FixedClock, KeyRing, MasterKey, Priority, Sealer};
+use sealed_session::{
+    token, Compression, Error, FixedClock, InvalidKey, KeyRing, MasterKey, Priority, Sealer,
+};
 use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -176,10 +178,15 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn parse_key(text: &str) -> Result<MasterKey, Error> {
+fn parse_key(text: &str) -> Result<MasterKey, Failure> {
     match text.trim().strip_prefix("hex:") {
-        Some(hex) => MasterKey::from_hex(hex),
-        None => MasterKey::from_base64(text),
+        Some(hex) => Ok(MasterKey::from_hex(hex)?),
+        None => MasterKey::from_base64(text).map_err(|e| match e {
+            Error::InvalidKey(InvalidKey::LooksLikeHex) => {
+                Failure(format!("{}: {e} (prefix it with \"hex:\")", e.kind()))
+            }
+            e => e.into(),
+        }),
     }
 }
 

@@ -257,6 +257,15 @@ fn bad_inputs_are_one_line_errors() {
         &run(&["open", "--key", &key, "not a token"], ""),
         "malformed",
     );
+    // A hex key needs its prefix: read as base64 it would be another key.
+    let hex = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff";
+    let o = run(&["seal", "--key", hex], r#"{"a":1}"#);
+    assert_one_line_error(&o, "invalid-key");
+    assert!(stderr(&o).contains("\"hex:\""), "{}", stderr(&o));
+    let hex_key = format!("hex:{hex}");
+    assert!(run(&["seal", "--key", &hex_key], r#"{"a":1}"#)
+        .status
+        .success());
     let o = run(&["seal", "--key", &key], "{not json");
     assert!(!o.status.success() && stderr(&o).starts_with("error: stdin is not a JSON object"));
     assert_one_line_error(
