@@ -8,10 +8,15 @@
 #   DURATION=5s ROUNDS=1 benches/load.sh
 #   STRICT=1 benches/load.sh        # exit 1 if the target is missed
 #
-# Needs wrk (Debian: apt-get install wrk) and curl. Prints requests per
-# second, latency percentiles, non-2xx responses and socket errors for
-# each round, then the medians and the ratio session/bare. Target: the
-# ratio is at least 0.85 with zero errors.
+# Needs wrk (Debian: apt-get install wrk), curl and pgrep. Prints
+# requests per second, latency percentiles, non-2xx responses, socket
+# errors, and the CPU time per request of the app and of wrk (from
+# /proc and `times`) for each round, then the medians and the ratio
+# session/bare. Target: the ratio is at least 0.85 with zero errors.
+#
+# The build follows RUSTFLAGS and CARGO_TARGET_DIR, e.g. the Poly1305
+# backend the README recommends:
+#   RUSTFLAGS="--cfg poly1305_force_soft" CARGO_TARGET_DIR=target/soft benches/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -25,7 +30,7 @@ TARGET="0.85"
 # Safety net: no server outlives this many seconds.
 SERVER_LIFETIME=$(( 60 + ROUNDS * 2 * (${DURATION%s} + 5) ))
 
-for tool in wrk curl; do
+for tool in wrk curl pgrep getconf; do
   if ! command -v "$tool" >/dev/null 2>&1; then
     echo "error: $tool is missing (Debian: apt-get install $tool); nothing was run" >&2
     exit 2
@@ -45,16 +50,21 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # port, extra args...
-  local port="$1"; shift
+start() { # variable for the server's pid, port, extra args...
+  local pid_var="$1" port="$2"; shift 2
   if curl -s -o /dev/null "http://127.0.0.1:$port/health"; then
     echo "error: port $port is already in use (set PORT_SESSION / PORT_BARE)" >&2
     exit 2
   fi
   ADDR="127.0.0.1:$port" LOG=warn timeout "$SERVER_LIFETIME" "$BIN" "$@" >/dev/null &
-  PIDS+=("$!")
+  local wrapper="$!"
+  PIDS+=("$wrapper")
   for _ in $(seq 1 100); do
-    curl -s -o /dev/null "http://127.0.0.1:$port/health" && return 0
+    if curl -s -o /dev/null "http://127.0.0.1:$port/health"; then
+      # The app is the child of `timeout`: its CPU time is read from /proc.
+      printf -v "$pid_var" '%s' "$(pgrep -P "$wrapper" | head -n 1)"
+      return 0
+    fi
     sleep 0.1
   done
   echo "error: the app on port $port did not start" >&2
@@ -62,8 +72,14 @@ start() { # port, extra args...
 }
 
 # A throwaway key for this run only.
-SESSION_KEY="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" start "$PORT_SESSION"
-start "$PORT_BARE" --bare
+SESSION_KEY="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" start SESSION_PID "$PORT_SESSION"
+start BARE_PID "$PORT_BARE" --bare
+TICKS_PER_SECOND="$(getconf CLK_TCK)"
+
+# CPU time (user + system) a process has used so far, in clock ticks.
+cpu_ticks() {
+  awk '{ print $14 + $15 }' "/proc/$1/stat"
+}
 
 # One session cookie, sent with every request to both variants (so the
 # requests are the same size); the layer opens it, the handler reads and
@@ -75,10 +91,17 @@ if [ -z "$COOKIE" ]; then
   exit 2
 fi
 
-# Parses wrk --latency output into: rps p50 p90 p99 non2xx errors
-# (latencies in milliseconds).
+# Parses wrk --latency output, followed by the lines of `times` and the
+# app's CPU ticks during the run, into:
+#   rps p50 p90 p99 non2xx errors app_us wrk_us
+# (latencies in milliseconds; app_us and wrk_us: CPU microseconds per
+# request of the app and of wrk).
 parse() {
-  awk '
+  awk -v tck="$TICKS_PER_SECOND" '
+    function sec(v,  m) { # "1m2.500s" -> 62.5
+      m = v; sub(/m.*/, "", m); sub(/^[0-9]+m/, "", v); sub(/s$/, "", v)
+      return m * 60 + v
+    }
     function ms(v) {
       if (v ~ /us$/) { sub(/us$/, "", v); return v / 1000 }
       if (v ~ /ms$/) { sub(/ms$/, "", v); return v + 0 }
@@ -91,13 +114,31 @@ parse() {
     /Socket errors:/ {
       gsub(/,/, ""); errors = $4 + $6 + $8 + $10
     }
-    END { printf "%.0f %.3f %.3f %.3f %d %d\n", rps, p50, p90, p99, non2xx + 0, errors + 0 }
+    / requests in / { requests = $1 }
+    /^[0-9]+m[0-9.]+s [0-9]+m[0-9.]+s$/ { times_line++; if (times_line == 2) wrk_cpu = sec($1) + sec($2) }
+    /^app_ticks / { app_cpu = $2 / tck }
+    END {
+      n = (requests > 0) ? requests : 1
+      printf "%.0f %.3f %.3f %.3f %d %d %.2f %.2f\n", rps, p50, p90, p99, non2xx + 0, errors + 0,
+        app_cpu * 1e6 / n, wrk_cpu * 1e6 / n
+    }
   '
 }
 
-run() { # port
-  wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
-    -H "Cookie: $COOKIE" "http://127.0.0.1:$1/counter" | parse
+run() { # port, app pid
+  local before after
+  before="$(cpu_ticks "$2")"
+  {
+    # In a subshell, so that `times` reports this wrk run alone: its second
+    # line is the CPU time of the subshell's children.
+    (
+      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+        -H "Cookie: $COOKIE" "http://127.0.0.1:$1/counter"
+      times
+    )
+    after="$(cpu_ticks "$2")"
+    echo "app_ticks $(( after - before ))"
+  } | parse
 }
 
 echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s) per variant, GET /counter"
@@ -105,42 +146,55 @@ echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s) per varian
 wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_BARE/counter" >/dev/null
 wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_SESSION/counter" >/dev/null
 
-printf '%-8s %-6s %10s %9s %9s %9s %7s %7s\n' variant round req/s p50_ms p90_ms p99_ms non2xx errors
+ROW='%-8s %-6s %10s %9s %9s %9s %7s %7s %8s %8s\n'
+printf "$ROW" variant round req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
 BARE=(); SESSION=()
 for round in $(seq 1 "$ROUNDS"); do
   for variant in bare session; do
-    if [ "$variant" = bare ]; then port="$PORT_BARE"; else port="$PORT_SESSION"; fi
-    read -r rps p50 p90 p99 non2xx errors < <(run "$port")
-    printf '%-8s %-6s %10s %9s %9s %9s %7s %7s\n' "$variant" "$round" "$rps" "$p50" "$p90" "$p99" "$non2xx" "$errors"
-    line="$rps $p50 $p90 $p99 $non2xx $errors"
+    if [ "$variant" = bare ]; then
+      port="$PORT_BARE"; pid="$BARE_PID"
+    else
+      port="$PORT_SESSION"; pid="$SESSION_PID"
+    fi
+    read -r rps p50 p90 p99 non2xx errors app_us wrk_us < <(run "$port" "$pid")
+    printf "$ROW" "$variant" "$round" "$rps" "$p50" "$p90" "$p99" "$non2xx" "$errors" "$app_us" "$wrk_us"
+    line="$rps $p50 $p90 $p99 $non2xx $errors $app_us $wrk_us"
     if [ "$variant" = bare ]; then BARE+=("$line"); else SESSION+=("$line"); fi
   done
 done
 
-# Medians per column (rps, p50, p90, p99); errors summed.
+# Medians per column (rps, p50, p90, p99, app_us, wrk_us); errors summed.
 summary() {
   printf '%s\n' "$@" | awk '
-    { for (i = 1; i <= 4; i++) col[i, NR] = $i; non2xx += $5; errors += $6 }
+    { for (i = 1; i <= 8; i++) col[i, NR] = $i; non2xx += $5; errors += $6 }
     END {
       n = NR
-      for (i = 1; i <= 4; i++) {
+      for (i = 1; i <= 8; i++) {
         for (a = 1; a <= n; a++) v[a] = col[i, a]
         for (a = 1; a <= n; a++) for (b = a + 1; b <= n; b++) if (v[b] < v[a]) { t = v[a]; v[a] = v[b]; v[b] = t }
         m[i] = (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2
       }
-      printf "%.0f %.3f %.3f %.3f %d %d\n", m[1], m[2], m[3], m[4], non2xx, errors
+      printf "%.0f %.3f %.3f %.3f %d %d %.2f %.2f\n", m[1], m[2], m[3], m[4], non2xx, errors, m[7], m[8]
     }'
 }
-read -r b_rps b_p50 b_p90 b_p99 b_non2xx b_err < <(summary "${BARE[@]}")
-read -r s_rps s_p50 s_p90 s_p99 s_non2xx s_err < <(summary "${SESSION[@]}")
+read -r b_rps b_p50 b_p90 b_p99 b_non2xx b_err b_app b_wrk < <(summary "${BARE[@]}")
+read -r s_rps s_p50 s_p90 s_p99 s_non2xx s_err s_app s_wrk < <(summary "${SESSION[@]}")
 
 echo
 echo "==> medians over $ROUNDS round(s)"
-printf '%-8s %10s %9s %9s %9s %7s %7s\n' variant req/s p50_ms p90_ms p99_ms non2xx errors
-printf '%-8s %10s %9s %9s %9s %7s %7s\n' bare "$b_rps" "$b_p50" "$b_p90" "$b_p99" "$b_non2xx" "$b_err"
-printf '%-8s %10s %9s %9s %9s %7s %7s\n' session "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$s_non2xx" "$s_err"
+ROW='%-8s %10s %9s %9s %9s %7s %7s %8s %8s\n'
+printf "$ROW" variant req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
+printf "$ROW" bare "$b_rps" "$b_p50" "$b_p90" "$b_p99" "$b_non2xx" "$b_err" "$b_app" "$b_wrk"
+printf "$ROW" session "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$s_non2xx" "$s_err" "$s_app" "$s_wrk"
 ratio="$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? s / b : 0 }')"
 echo "ratio session/bare: $ratio (target >= $TARGET with zero errors)"
+# wrk and the app share the machine's cores, so requests per second follow
+# the CPU time both spend per request: the target leaves the session this
+# much app CPU per request on top of the bare handler's.
+awk -v ba="$b_app" -v bw="$b_wrk" -v sa="$s_app" -v t="$TARGET" 'BEGIN {
+  printf "app CPU per request: bare %.2f us, session %.2f us (+%.2f us); wrk %.2f us\n", ba, sa, sa - ba, bw
+  printf "with these costs a ratio of %s leaves the session about %.2f us of app CPU per request\n", t, (ba + bw) * (1 / t - 1)
+}'
 
 met="$(awk -v r="$ratio" -v t="$TARGET" 'BEGIN { print (r >= t) ? "yes" : "no" }')"
 if [ $(( b_non2xx + b_err + s_non2xx + s_err )) -ne 0 ]; then met=no; fi
