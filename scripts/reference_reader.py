@@ -242,7 +242,7 @@ class Walker:
 
     def head(self):
         """Returns (major, argument); indefinite lengths, reserved additional
-        information and floats are refused."""
+        information, floats and heads longer than needed are refused."""
         if self.pos >= len(self.data):
             self.bad("unexpected end")
         initial = self.data[self.pos]
@@ -258,7 +258,13 @@ class Walker:
             if len(arg) != n:
                 self.bad("truncated head")
             self.pos += 1 + n
-            return major, int.from_bytes(arg, "big")
+            value = int.from_bytes(arg, "big")
+            if major == 7:
+                if value < 32:
+                    self.bad("one-byte simple value below 32")
+            elif value < (24 if n == 1 else 1 << (4 * n)):
+                self.bad("head not in shortest form")
+            return major, value
         self.bad("indefinite length or reserved additional information")
 
     def uint(self):
@@ -295,6 +301,12 @@ class Walker:
             return raw.decode("utf-8")
         except UnicodeDecodeError:
             self.bad("text string is not UTF-8")
+
+    def key(self):
+        key = self.tstr()
+        if key == "" or key.startswith("_"):
+            self.bad("empty or reserved key")
+        return key
 
     def priority(self):
         n = self.uint()
@@ -334,7 +346,7 @@ def parse_payload(plaintext, max_entries):
     for _ in range(w.bounded_array(max_entries)):
         if w.array() != 3:
             w.bad("entry is not an array of 3")
-        key = w.tstr()
+        key = w.key()
         priority = w.priority()
         value = w.bstr()
         entries.append({"key": key, "priority": priority, "value": value})
@@ -346,10 +358,13 @@ def parse_payload(plaintext, max_entries):
         if len(reference) != 16:
             w.bad("overflow reference is not 16 bytes")
         keys = []
-        for _ in range(w.bounded_array(max_entries - len(entries))):
+        count = w.bounded_array(max_entries - len(entries))
+        if count == 0:
+            w.bad("overflow element lists no keys")
+        for _ in range(count):
             if w.array() != 2:
                 w.bad("overflow key is not an array of 2")
-            keys.append({"key": w.tstr(), "priority": w.priority()})
+            keys.append({"key": w.key(), "priority": w.priority()})
         overflow = {"reference": reference, "keys": keys}
     if w.pos != len(plaintext):
         w.bad("trailing bytes")

@@ -105,11 +105,12 @@ struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
-    /// Reads one head, accepting exactly what `ciborium_ll::Decoder::pull`
-    /// accepts, but straight from the slice: opening reads a few heads per
-    /// entry, and building a decoder per head headed the profile of open
-    /// outside the cipher (BENCHMARKS.md, "What changed").
-    /// Floats are refused here, as every caller refuses them anyway.
+    /// Reads one head straight from the slice (opening reads a few heads
+    /// per entry, and building a `ciborium_ll::Decoder` per head headed the
+    /// profile of open outside the cipher: BENCHMARKS.md, "What changed").
+    /// Accepts what `ciborium_ll::Decoder::pull` accepts, minus floats
+    /// (every caller refuses them) and minus heads that are not in their
+    /// shortest form (FORMAT.md §11.4: one plaintext, one encoding).
     fn head(&mut self) -> Result<Header, Error> {
         let initial = *self.bytes.get(self.pos).ok_or_else(malformed)?;
         let (major, info) = (initial >> 5, initial & 0x1f);
@@ -138,6 +139,16 @@ impl<'a> Cursor<'a> {
             0 => u64::from(info),
             _ => argument.iter().fold(0, |n, &b| n << 8 | u64::from(b)),
         };
+        // Shortest form only; a one-byte simple value below 32 is not even
+        // well-formed (RFC 8949 §3.3).
+        let shortest = match extra {
+            0 => true,
+            1 if major == 7 => n >= 32,
+            _ => head_len(n) == 1 + extra,
+        };
+        if !shortest {
+            return Err(malformed());
+        }
         self.pos = start + extra;
         let len = || usize::try_from(n).map_err(|_| malformed());
         Ok(match major {
@@ -185,11 +196,17 @@ impl<'a> Cursor<'a> {
         }
     }
 
-    fn text(&mut self) -> Result<Range<usize>, Error> {
+    /// An entry key: UTF-8, not empty, not starting with `_` (the keys the
+    /// session API accepts).
+    fn key(&mut self) -> Result<Range<usize>, Error> {
         match self.head()? {
             Header::Text(Some(len)) => {
                 let range = self.take(len)?;
-                core::str::from_utf8(&self.bytes[range.clone()]).map_err(|_| malformed())?;
+                let key =
+                    core::str::from_utf8(&self.bytes[range.clone()]).map_err(|_| malformed())?;
+                if key.is_empty() || key.starts_with('_') {
+                    return Err(malformed());
+                }
                 Ok(range)
             }
             _ => Err(malformed()),
@@ -255,7 +272,7 @@ pub(crate) fn index(plaintext: &[u8], max_entries: usize) -> Result<IndexedPaylo
         if cur.array()? != 3 {
             return Err(malformed());
         }
-        let key = cur.text()?;
+        let key = cur.key()?;
         let priority = cur.priority()?;
         let value = cur.bytes()?;
         entries.push(Entry {
@@ -271,12 +288,16 @@ pub(crate) fn index(plaintext: &[u8], max_entries: usize) -> Result<IndexedPaylo
         }
         let reference = cur.session_id()?;
         let count = cur.bounded_array(max_entries - entries.len())?;
+        if count == 0 {
+            // Writers leave the element out when nothing overflowed.
+            return Err(malformed());
+        }
         entries.reserve_exact(count);
         for _ in 0..count {
             if cur.array()? != 2 {
                 return Err(malformed());
             }
-            let key = cur.text()?;
+            let key = cur.key()?;
             let priority = cur.priority()?;
             entries.push(Entry {
                 key: Bytes::Shared(key),
@@ -436,12 +457,23 @@ mod tests {
                 };
                 let ours = cur.head();
                 let mut decoder = ciborium_ll::Decoder::from(&bytes[..]);
-                match (ours, decoder.pull()) {
+                let theirs = decoder.pull();
+                let read = decoder.offset();
+                // What ciborium read, in shortest form, is a different
+                // (shorter) byte string when the head was not minimal.
+                let minimal = |header: &Header| {
+                    let mut out = Vec::new();
+                    let _ = Encoder::from(&mut out).push(*header);
+                    out.len() == read
+                };
+                match (ours, theirs) {
                     (Ok(a), Ok(b)) => {
                         assert_eq!(format!("{a:?}"), format!("{b:?}"), "{bytes:02x?}");
-                        assert_eq!(cur.pos, decoder.offset(), "{bytes:02x?}");
+                        assert_eq!(cur.pos, read, "{bytes:02x?}");
+                        assert!(minimal(&b), "{bytes:02x?} accepted but not minimal");
                     }
                     (Err(_), Ok(Header::Float(_))) | (Err(_), Err(_)) => {}
+                    (Err(_), Ok(b)) if !minimal(&b) => {}
                     (a, b) => panic!("{bytes:02x?}: ours {a:?}, ciborium {b:?}"),
                 }
             }
@@ -463,6 +495,25 @@ mod tests {
         assert!(index(&extended, 10).is_err());
         let dup = encode(&[("a", Priority::Low, b"\x01"), ("a", Priority::Low, b"\x02")]);
         assert!(index(&dup, 10).is_err());
+        // Keys the session API refuses are refused when read, too.
+        assert!(index(&encode(&[("", Priority::Low, b"\x01")]), 10).is_err());
+        assert!(index(&encode(&[("_a", Priority::Low, b"\x01")]), 10).is_err());
+        // The same payload with a longer-than-needed head is refused: one
+        // plaintext, one encoding. `good` starts 0x85 0x0a (created_at 10).
+        assert_eq!(&good[..2], b"\x85\x0a");
+        let mut long_head = vec![0x85, 0x18, 0x0a];
+        long_head.extend_from_slice(&good[2..]);
+        assert!(index(&long_head, 10).is_err());
+        // A zero-key overflow element is refused.
+        let mut empty_overflow = Vec::new();
+        let mut w = PayloadWriter::begin(&mut empty_overflow, 10, None, &[7; 16], 0, 0, true);
+        w.overflow(&[8; 16], 0);
+        assert!(index(&empty_overflow, 10).is_err());
+        let mut one_key = Vec::new();
+        let mut w = PayloadWriter::begin(&mut one_key, 10, None, &[7; 16], 0, 0, true);
+        w.overflow(&[8; 16], 1);
+        w.overflow_key("k", Priority::Low);
+        assert!(index(&one_key, 10).is_ok());
         // A huge declared count is refused without allocating for it.
         let mut huge = encode(&[]);
         let n = huge.len();

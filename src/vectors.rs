@@ -933,6 +933,90 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             )
         },
         invalid(
+            "cbor-non-minimal-head",
+            "Authenticates; created_at written with an 8-byte argument where 4 bytes suffice (heads must be in shortest form).",
+            seal_raw(
+                "cbor-non-minimal-head",
+                &a,
+                NOW - 60,
+                &{
+                    let p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
+                    // 0x85, then created_at as 0x1a and 4 bytes.
+                    assert_eq!(p[1], 0x1a);
+                    let mut long = vec![0x85, 0x1b];
+                    long.extend_from_slice(&(NOW - 7200).to_be_bytes());
+                    long.extend_from_slice(&p[6..]);
+                    long
+                },
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-two-byte-null",
+            "Authenticates; expires_at is null written as the two-byte simple value 0xf8 0x16, which RFC 8949 says is not well-formed.",
+            seal_raw(
+                "cbor-two-byte-null",
+                &a,
+                NOW - 60,
+                &{
+                    let p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
+                    assert_eq!(p[6], 0xf6);
+                    let mut two_byte = p[..6].to_vec();
+                    two_byte.extend_from_slice(&[0xf8, 0x16]);
+                    two_byte.extend_from_slice(&p[7..]);
+                    two_byte
+                },
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-empty-key",
+            "Authenticates; an entry with the empty key.",
+            seal_raw(
+                "cbor-empty-key",
+                &a,
+                NOW - 60,
+                &cbor_payload(NOW - 7200, 0, &[("", 1, b"\x01")], None),
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-reserved-key",
+            "Authenticates; an entry whose key starts with '_' (reserved).",
+            seal_raw(
+                "cbor-reserved-key",
+                &a,
+                NOW - 60,
+                &cbor_payload(NOW - 7200, 0, &[("_k", 1, b"\x01")], None),
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
+            "cbor-empty-overflow",
+            "Authenticates; a 6-element payload whose overflow element lists no keys (writers leave the element out instead).",
+            seal_raw(
+                "cbor-empty-overflow",
+                &a,
+                NOW - 60,
+                &{
+                    let mut p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
+                    assert_eq!(p[0], 0x85);
+                    p[0] = 0x86;
+                    // [reference: 16 bytes, keys: []]
+                    p.extend_from_slice(&[0x82, 0x50]);
+                    p.extend_from_slice(&[0x22; 16]);
+                    p.push(0x80);
+                    p
+                },
+                Compression::Off,
+            )?,
+            "malformed",
+        ),
+        invalid(
             "created-after-issued",
             "Authenticates; created-at later than issued-at.",
             seal_raw(
