@@ -1,8 +1,10 @@
 //! Master keys, key ids and the key ring.
 //!
-//! This is one of the two files that touch cryptographic primitives: it
-//! derives, with HKDF-SHA256, the XChaCha20-Poly1305 key and the public key id
-//! from each master key. The master key itself is never used to encrypt.
+//! This module and `token` are the only code that touches cryptographic
+//! primitives: it derives, with HKDF-SHA256, the XChaCha20-Poly1305 key and
+//! the public key id from each master key (the master key itself is never
+//! used to encrypt), and its `django_signature` submodule holds Django's
+//! HMAC signing for the `django` feature.
 
 use base64::engine::general_purpose::{STANDARD, STANDARD_NO_PAD, URL_SAFE, URL_SAFE_NO_PAD};
 use base64::Engine as _;
@@ -15,6 +17,9 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::error::InvalidKey;
 use crate::random::RandomSource;
 use crate::Error;
+
+#[cfg(feature = "django")]
+pub(crate) mod django_signature;
 
 /// Shortest master key accepted, in bytes.
 pub const MIN_MASTER_KEY_LEN: usize = 32;
