@@ -37,9 +37,24 @@ async fn big(session: LazySession) -> Result<&'static str, Error> {
     Ok("ok")
 }
 
+async fn login_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
+    session.insert("user", "ada").await?;
+    Ok((StatusCode::SERVICE_UNAVAILABLE, "down"))
+}
+
+async fn read_with_vary(
+    session: LazySession,
+) -> Result<([(header::HeaderName, &'static str); 1], String), Error> {
+    let user = session.get::<String>("user").await?.unwrap_or_default();
+    Ok(([(header::VARY, "Accept-Encoding, cookie")], user))
+}
+
 fn app(layer: SessionLayer) -> Router {
     Router::new()
         .route("/login", get(login))
+        .route("/login-then-fail", get(login_then_fail))
+        .route("/read-with-vary", get(read_with_vary))
+        .route("/untouched", get(|| async { "ok" }))
         .route("/browser", get(browser_session))
         .route("/read", get(read))
         .route("/big", get(big))
@@ -198,4 +213,48 @@ async fn without_the_layer_the_extractor_answers_500() {
     let mut app = Router::new().route("/read", get(read));
     let response = call(&mut app, "/read", None).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+fn vary(response: &Response<Body>) -> Vec<String> {
+    response
+        .headers()
+        .get_all(header::VARY)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
+#[tokio::test]
+async fn responses_that_opened_the_session_vary_on_cookie() {
+    let mut app = app(builder().build().expect("layer"));
+    // Opened and modified, opened and only read: both depend on the cookie.
+    let response = call(&mut app, "/login", None).await;
+    assert_eq!(vary(&response), ["cookie"]);
+    let pair = set_cookie(&response)
+        .expect("Set-Cookie")
+        .stripped()
+        .to_string();
+    let response = call(&mut app, "/read", Some(&pair)).await;
+    assert!(set_cookie(&response).is_none(), "only read");
+    assert_eq!(vary(&response), ["cookie"]);
+    // Never opened: left alone, even with a cookie in the request.
+    let response = call(&mut app, "/untouched", Some(&pair)).await;
+    assert!(vary(&response).is_empty());
+    // Already varies on Cookie: not added twice.
+    let response = call(&mut app, "/read-with-vary", Some(&pair)).await;
+    assert_eq!(vary(&response), ["Accept-Encoding, cookie"]);
+}
+
+#[tokio::test]
+async fn a_server_error_saves_nothing_unless_asked() {
+    let mut django_like = app(builder().build().expect("layer"));
+    let response = call(&mut django_like, "/login-then-fail", None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(set_cookie(&response).is_none(), "5xx: not saved");
+    assert_eq!(vary(&response), ["cookie"]);
+
+    let mut saving = app(builder().save_on_server_error(true).build().expect("layer"));
+    let response = call(&mut saving, "/login-then-fail", None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(set_cookie(&response).is_some(), "saved when asked");
 }

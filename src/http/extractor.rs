@@ -327,11 +327,27 @@ impl LazySession {
         Ok(self.ensure_open(&mut state).await?.rejected)
     }
 
-    /// Saves the session if it was opened: the `Set-Cookie` value to send,
-    /// if any. Failures are reported, never raised.
-    pub(crate) async fn finish(&self, uri: &Uri) -> Option<HeaderValue> {
+    /// What the layer does with the response: whether a handler opened the
+    /// session, and the `Set-Cookie` value to send, if any (only when
+    /// `save` is true). Failures are reported, never raised.
+    pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
-        let opened = state.opened.as_mut()?;
+        let Some(opened) = state.opened.as_mut() else {
+            return Finished {
+                opened: false,
+                set_cookie: None,
+            };
+        };
+        Finished {
+            opened: true,
+            set_cookie: match save {
+                true => self.save(opened, uri).await,
+                false => None,
+            },
+        }
+    }
+
+    async fn save(&self, opened: &mut Opened, uri: &Uri) -> Option<HeaderValue> {
         let shared = &self.inner.shared;
         let saved = match shared.sealer.save_async(&mut opened.session).await {
             Ok(saved) => saved,
@@ -358,6 +374,13 @@ impl LazySession {
             }
         }
     }
+}
+
+/// The end of a request, for the layer.
+pub(crate) struct Finished {
+    /// A handler touched the session (the response depends on the cookie).
+    pub(crate) opened: bool,
+    pub(crate) set_cookie: Option<HeaderValue>,
 }
 
 /// The rejection when a handler asks for a [`LazySession`] on a route

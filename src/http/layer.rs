@@ -7,7 +7,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Arc;
 
-use http::{header, HeaderValue, Request, Response, Uri};
+use http::{header, HeaderMap, HeaderValue, Request, Response, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -29,6 +29,7 @@ const DEFAULT_MAX_COOKIES_TRIED: usize = 4;
 pub(crate) struct Shared {
     pub(crate) sealer: Sealer,
     pub(crate) max_cookies_tried: usize,
+    save_on_server_error: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
 }
@@ -105,6 +106,7 @@ impl SessionLayer {
             settings: CookieSettings::default(),
             configure: Vec::new(),
             max_cookies_tried: DEFAULT_MAX_COOKIES_TRIED,
+            save_on_server_error: false,
             on_save_error: None,
             on_save_report: None,
         }
@@ -136,6 +138,7 @@ pub struct SessionLayerBuilder {
     settings: CookieSettings,
     configure: Vec<Configure>,
     max_cookies_tried: usize,
+    save_on_server_error: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
 }
@@ -298,6 +301,14 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Whether a session is saved when the handler's response is a server
+    /// error (5xx; default no, as in Django: what a failed request changed
+    /// is not kept, and the client keeps the cookie it had).
+    pub fn save_on_server_error(mut self, save: bool) -> Self {
+        self.save_on_server_error = save;
+        self
+    }
+
     /// Called when a save fails (see [`SaveFailure`]), after the `ERROR`
     /// event the layer always logs. Runs on the request's task: keep it
     /// quick.
@@ -334,6 +345,7 @@ impl SessionLayerBuilder {
             shared: Arc::new(Shared {
                 sealer: builder.build()?,
                 max_cookies_tried: self.max_cookies_tried,
+                save_on_server_error: self.save_on_server_error,
                 on_save_error: self.on_save_error,
                 on_save_report: self.on_save_report,
             }),
@@ -384,12 +396,30 @@ where
         request.extensions_mut().insert(session.clone());
         let uri = request.uri().clone();
         let response = self.inner.call(request);
+        let save_on_server_error = self.shared.save_on_server_error;
         Box::pin(async move {
             let mut response = response.await?;
-            if let Some(cookie) = session.finish(&uri).await {
-                response.headers_mut().append(header::SET_COOKIE, cookie);
+            let save = save_on_server_error || !response.status().is_server_error();
+            let finished = session.finish(&uri, save).await;
+            let headers = response.headers_mut();
+            if finished.opened && !varies_on_cookie(headers) {
+                headers.append(header::VARY, HeaderValue::from_static("cookie"));
+            }
+            if let Some(cookie) = finished.set_cookie {
+                headers.append(header::SET_COOKIE, cookie);
             }
             Ok(response)
         })
     }
+}
+
+/// Whether the response already varies on `Cookie` (or on everything).
+fn varies_on_cookie(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::VARY)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|field| field == "*" || field.eq_ignore_ascii_case("cookie"))
 }

@@ -52,7 +52,15 @@
 //!   a `Set-Cookie` header is appended when the session was modified, its
 //!   sliding refresh is due, it was opened with a fallback key (it is then
 //!   re-sealed under the primary) or it was flushed (a deletion cookie).
-//!   Unchanged sessions add no header.
+//!   Unchanged sessions add no header. When the handler's response is a
+//!   server error (5xx) nothing is saved, as in Django: the client keeps
+//!   the cookie it had ([`SessionLayerBuilder::save_on_server_error`]
+//!   changes that).
+//! - **Tells caches.** A response for which a handler opened the session
+//!   depends on the cookie, so it gets `Vary: Cookie` (unless it already
+//!   varies on `Cookie` or on `*`), as Django does: a shared cache then
+//!   never serves one visitor's page, or `Set-Cookie`, to another.
+//!   Responses that did not touch the session are left alone.
 //! - **Ignores bad cookies.** A malformed, tampered, expired or revoked
 //!   cookie gives a fresh, empty session and a `tracing` event carrying the
 //!   error kind and the cookie's length, never its value; the handler runs
