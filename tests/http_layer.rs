@@ -49,8 +49,21 @@ async fn read_with_vary(
     Ok(([(header::VARY, "Accept-Encoding, cookie")], user))
 }
 
+async fn remove_user(session: LazySession) -> Result<&'static str, Error> {
+    session.remove("user").await?;
+    Ok("removed")
+}
+
+async fn insert_then_remove(session: LazySession) -> Result<&'static str, Error> {
+    session.insert("k", &1u8).await?;
+    session.remove("k").await?;
+    Ok("nothing left")
+}
+
 fn app(layer: SessionLayer) -> Router {
     Router::new()
+        .route("/remove-user", get(remove_user))
+        .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
         .route("/login-then-fail", get(login_then_fail))
         .route("/read-with-vary", get(read_with_vary))
@@ -257,4 +270,30 @@ async fn a_server_error_saves_nothing_unless_asked() {
     let response = call(&mut saving, "/login-then-fail", None).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(set_cookie(&response).is_some(), "saved when asked");
+}
+
+#[tokio::test]
+async fn an_empty_session_sets_no_cookie_and_deletes_the_one_it_had() {
+    let mut app = app(builder().build().expect("layer"));
+    // Modified, but nothing stored: no cookie for a new visitor.
+    let response = call(&mut app, "/insert-then-remove", None).await;
+    assert!(set_cookie(&response).is_none());
+
+    // The last entry removed from a real session: the cookie is deleted.
+    let login = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
+    let pair = login.stripped().to_string();
+    let removal =
+        set_cookie(&call(&mut app, "/remove-user", Some(&pair)).await).expect("deletion cookie");
+    assert_eq!(removal.name(), "session");
+    assert_eq!(removal.value(), "");
+    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+
+    // A cookie that does not open, on a route that reads the session:
+    // deleted too, so it is not tried (and logged) on every request.
+    let response = call(&mut app, "/read", Some("session=garbage")).await;
+    let removal = set_cookie(&response).expect("deletion cookie");
+    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+    // On a route that never opens the session, nothing is touched.
+    let response = call(&mut app, "/untouched", Some("session=garbage")).await;
+    assert!(set_cookie(&response).is_none());
 }

@@ -324,6 +324,15 @@ async fn logout_ends_the_session_for_that_client() {
     assert!(!logs.contains(&before));
 }
 
+/// The response's one `Set-Cookie` removes the session cookie.
+fn assert_deletes_the_cookie(page: &Page) {
+    assert_eq!(page.set_cookie.len(), 1, "{:?}", page.set_cookie);
+    let removal = Cookie::parse(page.set_cookie[0].clone()).expect("Set-Cookie");
+    assert_eq!(removal.name(), app::COOKIE_NAME);
+    assert_eq!(removal.value(), "");
+    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+}
+
 #[tokio::test]
 async fn a_tampered_cookie_is_ignored_and_never_logged() {
     let (logs, _guard) = Logs::capture();
@@ -335,23 +344,27 @@ async fn a_tampered_cookie_is_ignored_and_never_logged() {
     let tampered = tamper(&original);
     set_jar_cookie(&jar, &server, &tampered);
 
-    let page = get(&client, &server, "/").await;
-    assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("Not signed in"), "{}", page.body);
-    assert!(page.set_cookie.is_empty());
-
     let page = get(&client, &server, "/session").await;
+    assert_eq!(page.status, StatusCode::OK);
     assert!(
         page.body.contains("ignored: authentication-failed"),
         "{}",
         page.body
     );
+    // The fresh session stayed empty, so the bad cookie is deleted (as
+    // Django does) and is not tried again.
+    assert_deletes_the_cookie(&page);
+    assert_eq!(jar_cookie(&jar, &server), None);
+    let page = get(&client, &server, "/").await;
+    assert!(page.body.contains("Not signed in"), "{}", page.body);
+    assert!(page.set_cookie.is_empty(), "no cookie, nothing to delete");
 
     // Garbage that is not even base64: the same, as "malformed".
     set_jar_cookie(&jar, &server, "%%not-a-token%%");
     let page = get(&client, &server, "/session").await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("ignored: malformed"), "{}", page.body);
+    assert_deletes_the_cookie(&page);
 
     let logs = logs.text();
     assert!(logs.contains("session cookie rejected"), "{logs}");
@@ -380,11 +393,12 @@ async fn an_expired_cookie_is_ignored() {
     // the cookie: its Max-Age counts from when it was received).
     clock.advance(app::MAX_IDLE.as_secs() + 1);
     assert!(jar_cookie(&jar, &server).is_some());
-    let page = get(&client, &server, "/").await;
-    assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("Not signed in"));
     let page = get(&client, &server, "/session").await;
+    assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("ignored: expired-idle"), "{}", page.body);
+    assert_deletes_the_cookie(&page);
+    let page = get(&client, &server, "/").await;
+    assert!(page.body.contains("Not signed in"));
     let logs = logs.text();
     assert!(logs.contains("session cookie expired"), "{logs}");
 

@@ -349,7 +349,21 @@ impl LazySession {
 
     async fn save(&self, opened: &mut Opened, uri: &Uri) -> Option<HeaderValue> {
         let shared = &self.inner.shared;
-        let saved = match shared.sealer.save_async(&mut opened.session).await {
+        let session = &mut opened.session;
+        // An empty session is not worth a cookie (as in Django and
+        // tower-sessions): none is set, and one the request carried (even
+        // one that did not open) is deleted.
+        if session.is_empty() && !session.should_delete_cookie() {
+            let had_cookie = opened.cookie_len.is_some() || opened.rejected.is_some();
+            if !had_cookie {
+                return None;
+            }
+            if let Err(error) = session.flush() {
+                shared.save_failed(&error, uri);
+                return None;
+            }
+        }
+        let saved = match shared.sealer.save_async(session).await {
             Ok(saved) => saved,
             Err(error) => {
                 shared.save_failed(&error, uri);

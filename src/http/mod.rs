@@ -52,7 +52,10 @@
 //!   a `Set-Cookie` header is appended when the session was modified, its
 //!   sliding refresh is due, it was opened with a fallback key (it is then
 //!   re-sealed under the primary) or it was flushed (a deletion cookie).
-//!   Unchanged sessions add no header. When the handler's response is a
+//!   Unchanged sessions add no header. An empty session is not worth a
+//!   cookie (as in Django and tower-sessions): none is set for it, and a
+//!   session cookie the request carried, valid or not, is deleted.
+//!   When the handler's response is a
 //!   server error (5xx) nothing is saved, as in Django: the client keeps
 //!   the cookie it had ([`SessionLayerBuilder::save_on_server_error`]
 //!   changes that).
@@ -64,7 +67,8 @@
 //! - **Ignores bad cookies.** A malformed, tampered, expired or revoked
 //!   cookie gives a fresh, empty session and a `tracing` event carrying the
 //!   error kind and the cookie's length, never its value; the handler runs
-//!   as usual (no error page). Expired cookies are logged at `DEBUG`,
+//!   as usual (no error page), and unless it stores something the response
+//!   deletes the bad cookie, so it is not tried again. Expired cookies are logged at `DEBUG`,
 //!   revoked ones at `INFO`, the rest at `WARN`.
 //! - **Never fails the response on save.** A save that fails (the critical
 //!   entries alone exceed the budget and there is no overflow store, or the
