@@ -83,7 +83,7 @@ impl MasterKey {
     /// Parses hexadecimal (either case).
     pub fn from_hex(text: &str) -> Result<Self, Error> {
         let text = text.trim().as_bytes();
-        if text.len() % 2 != 0 {
+        if !text.len().is_multiple_of(2) {
             return Err(Error::InvalidKey(InvalidKey::Encoding));
         }
         let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() / 2));

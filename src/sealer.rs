@@ -442,7 +442,7 @@ impl Sealer {
         now: u64,
     ) -> Result<String, Error> {
         let is_resident = |i: usize| {
-            keep.map_or(true, |k| k[i]) && matches!(session.entries[i].value, Value::Resident(_))
+            keep.is_none_or(|k| k[i]) && matches!(session.entries[i].value, Value::Resident(_))
         };
         let resident_count = (0..session.entries.len())
             .filter(|&i| is_resident(i))
@@ -514,7 +514,7 @@ impl Sealer {
         let mut overflow_body = 0usize;
         for (i, entry) in session.entries.iter().enumerate() {
             let key_len = session.entry_key(entry).len();
-            match (keep.map_or(true, |k| k[i]), session.resident_value(entry)) {
+            match (keep.is_none_or(|k| k[i]), session.resident_value(entry)) {
                 (true, Some(value)) => {
                     resident += 1;
                     body += payload::entry_len(key_len, value.len());
