@@ -19,6 +19,8 @@
 #   RUSTFLAGS="--cfg poly1305_force_soft" CARGO_TARGET_DIR=target/soft benches/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# `times` and awk below read and print numbers with a decimal point.
+export LC_ALL=C
 
 DURATION="${DURATION:-10s}"
 ROUNDS="${ROUNDS:-3}"

@@ -726,6 +726,22 @@ def self_checks():
     except OpenError as e:
         if e.kind != "authentication-failed":
             failures.append(f"self-check: wrong reference gives {e.kind}")
+    # Heads in shortest form only: each limit from both sides.
+    for head, accepted in [
+        ("17", True), ("1817", False), ("1818", True), ("18ff", True),
+        ("1900ff", False), ("190100", True), ("19ffff", True),
+        ("1a0000ffff", False), ("1a00010000", True), ("1affffffff", True),
+        ("1b00000000ffffffff", False), ("1b0000000100000000", True),
+        ("9805", False), ("7817", False), ("590018", False),
+        ("f6", True), ("f816", False), ("f81f", False), ("f820", True),
+    ]:
+        try:
+            Walker(bytes.fromhex(head)).head()
+            ok = True
+        except OpenError:
+            ok = False
+        if ok != accepted:
+            failures.append(f"self-check: head {head} accepted={ok}, expected {accepted}")
     # A payload with an overflow element parses, and its keys count for duplicates.
     p = encode_payload(1, None, sid, 0, [("a", "normal", b"\x01")], (ref, [("b", "low")]))
     parsed = parse_payload(p, 256)

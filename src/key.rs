@@ -67,6 +67,13 @@ impl MasterKey {
     /// text as hex would hold a different key. A 32-byte key that
     /// [`MasterKey::to_base64`] prints is all hex digits with a probability
     /// of about 10⁻²⁰.
+    ///
+    /// Before this check, such text was read as base64: a deployment that
+    /// configured a hex key that way has been using its base64 decoding,
+    /// and keeps its sessions by passing those bytes to
+    /// [`MasterKey::from_bytes`] (or their [`MasterKey::to_base64`] form to
+    /// this function) rather than switching to [`MasterKey::from_hex`],
+    /// which gives a different key.
     pub fn from_base64(text: &str) -> Result<Self, Error> {
         let text = text.trim();
         if !text.is_empty() && text.bytes().all(|c| c.is_ascii_hexdigit()) {

@@ -446,11 +446,20 @@ mod tests {
 
     #[test]
     fn head_reads_like_ciborium() {
-        // Every initial byte, with every argument length cut short or whole.
+        // Every initial byte, with every argument length cut short or whole,
+        // and arguments below, at and above the shortest-form limits.
         for initial in 0..=255u8 {
-            for tail in 0..=8 {
+            for (tail, fill) in
+                (0..=8).flat_map(|t| [0x00u8, 0x16, 0x18, 0x1f, 0x20, 0xff].map(|f| (t, f)))
+            {
                 let mut bytes = vec![initial];
-                bytes.extend((0..tail).map(|i| 0x16 + i as u8));
+                bytes.extend((0..tail).map(|i| {
+                    if i == 0 {
+                        fill
+                    } else {
+                        fill.wrapping_add(i as u8)
+                    }
+                }));
                 let mut cur = Cursor {
                     bytes: &bytes,
                     pos: 0,
@@ -460,11 +469,15 @@ mod tests {
                 let theirs = decoder.pull();
                 let read = decoder.offset();
                 // What ciborium read, in shortest form, is a different
-                // (shorter) byte string when the head was not minimal.
-                let minimal = |header: &Header| {
-                    let mut out = Vec::new();
-                    let _ = Encoder::from(&mut out).push(*header);
-                    out.len() == read
+                // (shorter) byte string when the head was not minimal; a
+                // one-byte simple value below 32 is not well-formed at all.
+                let minimal = |header: &Header| match header {
+                    Header::Simple(n) if read == 2 => *n >= 32,
+                    _ => {
+                        let mut out = Vec::new();
+                        let _ = Encoder::from(&mut out).push(*header);
+                        out.len() == read
+                    }
                 };
                 match (ours, theirs) {
                     (Ok(a), Ok(b)) => {
@@ -477,6 +490,46 @@ mod tests {
                     (a, b) => panic!("{bytes:02x?}: ours {a:?}, ciborium {b:?}"),
                 }
             }
+        }
+    }
+
+    #[test]
+    fn heads_must_be_in_shortest_form() {
+        let read = |bytes: &[u8]| {
+            let mut cur = Cursor { bytes, pos: 0 };
+            cur.head().map(|h| format!("{h:?}"))
+        };
+        // (head, accepted): each limit from both sides.
+        let cases: &[(&[u8], bool)] = &[
+            (b"\x17", true),
+            (b"\x18\x17", false),
+            (b"\x18\x18", true),
+            (b"\x18\xff", true),
+            (b"\x19\x00\xff", false),
+            (b"\x19\x01\x00", true),
+            (b"\x19\xff\xff", true),
+            (b"\x1a\x00\x00\xff\xff", false),
+            (b"\x1a\x00\x01\x00\x00", true),
+            (b"\x1a\xff\xff\xff\xff", true),
+            (b"\x1b\x00\x00\x00\x00\xff\xff\xff\xff", false),
+            (b"\x1b\x00\x00\x00\x01\x00\x00\x00\x00", true),
+            // The same rule for lengths and counts.
+            (b"\x98\x05", false),
+            (b"\x78\x17", false),
+            (b"\x59\x00\x18", false),
+            // Simple values: inline below 24; one byte only from 32.
+            (b"\xf6", true),
+            (b"\xf8\x16", false),
+            (b"\xf8\x1f", false),
+            (b"\xf8\x20", true),
+        ];
+        for (bytes, accepted) in cases {
+            assert_eq!(
+                read(bytes).is_ok(),
+                *accepted,
+                "{bytes:02x?}: {:?}",
+                read(bytes)
+            );
         }
     }
 

@@ -9,8 +9,8 @@ use axum::routing::get;
 use axum::Router;
 use http::{header, Request, Response, StatusCode};
 use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
-use sealed_session::store::MemoryStore;
-use sealed_session::{Error, Expiry, FixedClock, KeyRing, MasterKey, Priority};
+use sealed_session::store::{BoxFuture, MemoryStore, RevocationCheck, RevocationQuery};
+use sealed_session::{Error, Expiry, FixedClock, KeyRing, MasterKey, Priority, StoreError};
 use tower_service::Service as _;
 
 async fn login(session: LazySession) -> Result<&'static str, Error> {
@@ -60,8 +60,39 @@ async fn insert_then_remove(session: LazySession) -> Result<&'static str, Error>
     Ok("nothing left")
 }
 
+async fn logout(session: LazySession) -> Result<&'static str, Error> {
+    session.flush().await?;
+    Ok("out")
+}
+
+/// A revocation store that cannot answer.
+struct RevocationsDown;
+
+impl RevocationCheck for RevocationsDown {
+    fn is_revoked<'a>(&'a self, _: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async { Err(Error::Store(StoreError::Unavailable)) })
+    }
+}
+
+/// Reads the session and answers with the `Vary` headers named in the
+/// query, each appended as its own header.
+async fn read_with_vary_headers(
+    session: LazySession,
+    request: Request<Body>,
+) -> Result<Response<Body>, Error> {
+    session.get::<String>("user").await?;
+    let mut response = Response::new(Body::empty());
+    for field in request.uri().query().unwrap_or_default().split('&') {
+        let value = http::HeaderValue::from_str(field).expect("header value");
+        response.headers_mut().append(header::VARY, value);
+    }
+    Ok(response)
+}
+
 fn app(layer: SessionLayer) -> Router {
     Router::new()
+        .route("/read-with-vary-headers", get(read_with_vary_headers))
+        .route("/logout", get(logout))
         .route("/remove-user", get(remove_user))
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
@@ -256,6 +287,19 @@ async fn responses_that_opened_the_session_vary_on_cookie() {
     // Already varies on Cookie: not added twice.
     let response = call(&mut app, "/read-with-vary", Some(&pair)).await;
     assert_eq!(vary(&response), ["Accept-Encoding, cookie"]);
+    // Several Vary headers: each one is read; `*` covers Cookie.
+    for (query, expected) in [
+        (
+            "Accept-Encoding&Origin",
+            &["Accept-Encoding", "Origin", "cookie"][..],
+        ),
+        ("Accept-Encoding&COOKIE", &["Accept-Encoding", "COOKIE"][..]),
+        ("Origin&*", &["Origin", "*"][..]),
+    ] {
+        let path = format!("/read-with-vary-headers?{query}");
+        let response = call(&mut app, &path, Some(&pair)).await;
+        assert_eq!(vary(&response), expected, "{query}");
+    }
 }
 
 #[tokio::test]
@@ -296,4 +340,47 @@ async fn an_empty_session_sets_no_cookie_and_deletes_the_one_it_had() {
     // On a route that never opens the session, nothing is touched.
     let response = call(&mut app, "/untouched", Some("session=garbage")).await;
     assert!(set_cookie(&response).is_none());
+    // Logging out without a session: nothing to delete.
+    let response = call(&mut app, "/logout", None).await;
+    assert!(set_cookie(&response).is_none());
+}
+
+#[tokio::test]
+async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
+    let ring = || KeyRing::new(MasterKey::from_bytes(&[7; 32]).expect("key"));
+    let mut server = app(SessionLayer::builder(ring()).build().expect("layer"));
+    let login = set_cookie(&call(&mut server, "/login", None).await).expect("Set-Cookie");
+    let pair = login.stripped().to_string();
+
+    // The revocation store is down: opening fails closed, for now only.
+    let mut store_down = app(SessionLayer::builder(ring())
+        .revocation(Arc::new(RevocationsDown), Some("user"))
+        .build()
+        .expect("layer"));
+    let response = call(&mut store_down, "/read", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        set_cookie(&response).is_none(),
+        "kept for when the store is back"
+    );
+
+    // A server whose ring does not know the key yet (a rolling rotation).
+    let mut other_ring = app(builder().build().expect("layer"));
+    let response = call(&mut other_ring, "/read", Some(&pair)).await;
+    assert!(set_cookie(&response).is_none(), "unknown key id: kept");
+
+    // Two cookies of the session's name: which one is ours is unknown.
+    let two = "session=garbage; session=rubbish";
+    let response = call(&mut server, "/read", Some(two)).await;
+    assert!(set_cookie(&response).is_none(), "several candidates: kept");
+
+    // The one cookie, tampered (a character in the middle changed):
+    // authentication fails on every server, so it is deleted.
+    let mut tampered = pair.clone().into_bytes();
+    let middle = tampered.len() / 2;
+    tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let response = call(&mut server, "/read", Some(&tampered)).await;
+    let removal = set_cookie(&response).expect("deletion cookie");
+    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
 }

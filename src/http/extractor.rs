@@ -12,7 +12,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::layer::Shared;
-use crate::{CookieAction, Error, Expiry, Priority, Sealer, Session, SessionId};
+use crate::{CookieAction, Error, Expiry, Malformed, Priority, Sealer, Session, SessionId};
 
 /// The session of the current request, as an axum extractor.
 ///
@@ -47,6 +47,10 @@ struct Opened {
     /// Error kind of the last candidate cookie that failed to open, when
     /// none opened.
     rejected: Option<&'static str>,
+    /// None opened, and the response may delete the cookie the request
+    /// carried: it was the only one with the session's name, and it failed
+    /// for a reason every server would agree on (see `fails_everywhere`).
+    rejected_for_good: bool,
 }
 
 impl fmt::Debug for LazySession {
@@ -63,6 +67,7 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
     let name = sealer.cookie_name();
     let mut tried = 0usize;
     let mut rejected = None;
+    let mut all_for_good = true;
     for header in cookies {
         let Ok(text) = header.to_str() else {
             continue;
@@ -76,7 +81,7 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
                     tried,
                     "more session cookies than the layer tries; ignoring the rest"
                 );
-                return fresh(sealer, rejected);
+                return fresh(sealer, rejected, false);
             }
             tried += 1;
             let value = cookie.value();
@@ -86,24 +91,48 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
                         session,
                         cookie_len: Some(value.len()),
                         rejected: None,
+                        rejected_for_good: false,
                     })
                 }
                 Err(error) => {
                     log_rejected(&error, value.len(), tried);
                     rejected = Some(error.kind());
+                    all_for_good &= fails_everywhere(&error);
                 }
             }
         }
     }
-    fresh(sealer, rejected)
+    fresh(sealer, rejected, tried == 1 && all_for_good)
 }
 
-fn fresh(sealer: &Sealer, rejected: Option<&'static str>) -> Result<Opened, Error> {
+fn fresh(
+    sealer: &Sealer,
+    rejected: Option<&'static str>,
+    rejected_for_good: bool,
+) -> Result<Opened, Error> {
     Ok(Opened {
         session: sealer.new_session()?,
         cookie_len: None,
         rejected,
+        rejected_for_good,
     })
+}
+
+/// Whether a cookie that failed to open with `error` would fail on every
+/// server of the deployment, now and later, so that deleting it loses
+/// nothing. Not so for a store that cannot answer (a revocation check
+/// during an outage), a key id that a server rolling out a new ring does
+/// not know yet, a version or flag from a newer release, a clock that runs
+/// behind, or a limit that servers may set differently.
+fn fails_everywhere(error: &Error) -> bool {
+    match error {
+        Error::AuthenticationFailed | Error::Expired(_) | Error::Revoked => true,
+        Error::Malformed(kind) => !matches!(
+            kind,
+            Malformed::UnknownVersion(_) | Malformed::UnknownFlags(_)
+        ),
+        _ => false,
+    }
 }
 
 /// Logs a cookie that did not open: its error kind and length, never its
@@ -351,16 +380,17 @@ impl LazySession {
         let shared = &self.inner.shared;
         let session = &mut opened.session;
         // An empty session is not worth a cookie (as in Django and
-        // tower-sessions): none is set, and one the request carried (even
-        // one that did not open) is deleted.
-        if session.is_empty() && !session.should_delete_cookie() {
-            let had_cookie = opened.cookie_len.is_some() || opened.rejected.is_some();
-            if !had_cookie {
+        // tower-sessions): none is set, and the cookie it came from, or
+        // one that failed to open for good, is deleted.
+        if session.is_empty() {
+            if opened.cookie_len.is_none() && !opened.rejected_for_good {
                 return None;
             }
-            if let Err(error) = session.flush() {
-                shared.save_failed(&error, uri);
-                return None;
+            if !session.should_delete_cookie() {
+                if let Err(error) = session.flush() {
+                    shared.save_failed(&error, uri);
+                    return None;
+                }
             }
         }
         let saved = match shared.sealer.save_async(session).await {

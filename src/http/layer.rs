@@ -66,7 +66,9 @@ impl Shared {
 pub struct SaveFailure<'a> {
     /// Why: [`Error::TooLarge`] when the entries that may not be dropped
     /// exceed the budget (and no overflow store is configured),
-    /// [`Error::Store`] when the overflow store failed.
+    /// [`Error::Store`] when the overflow store failed, [`Error::Random`]
+    /// when the operating system's generator failed (for a new session id
+    /// when an emptied session is ended).
     pub error: &'a Error,
     /// The request's URI.
     pub uri: &'a Uri,

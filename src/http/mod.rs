@@ -52,10 +52,12 @@
 //!   a `Set-Cookie` header is appended when the session was modified, its
 //!   sliding refresh is due, it was opened with a fallback key (it is then
 //!   re-sealed under the primary) or it was flushed (a deletion cookie).
-//!   Unchanged sessions add no header. An empty session is not worth a
-//!   cookie (as in Django and tower-sessions): none is set for it, and a
-//!   session cookie the request carried, valid or not, is deleted.
-//!   When the handler's response is a
+//!   Unchanged sessions add no header.
+//! - **Keeps no empty sessions.** A session without entries is not worth a
+//!   cookie (as in Django and tower-sessions): none is set for it, and the
+//!   cookie it was opened from is deleted. So a session that holds nothing
+//!   keeps neither its id nor an expiry set on it across requests.
+//! - **Saves nothing on server errors.** When the handler's response is a
 //!   server error (5xx) nothing is saved, as in Django: the client keeps
 //!   the cookie it had ([`SessionLayerBuilder::save_on_server_error`]
 //!   changes that).
@@ -67,9 +69,16 @@
 //! - **Ignores bad cookies.** A malformed, tampered, expired or revoked
 //!   cookie gives a fresh, empty session and a `tracing` event carrying the
 //!   error kind and the cookie's length, never its value; the handler runs
-//!   as usual (no error page), and unless it stores something the response
-//!   deletes the bad cookie, so it is not tried again. Expired cookies are logged at `DEBUG`,
-//!   revoked ones at `INFO`, the rest at `WARN`.
+//!   as usual (no error page). Unless the handler stores something, the
+//!   response deletes the bad cookie when it fails for good: it was the
+//!   request's only cookie with the session's name and it is tampered,
+//!   malformed, expired or revoked. A cookie that may open on another
+//!   server or later is kept: the revocation store could not answer, its
+//!   key id is not (yet) in this server's ring, it comes from a newer
+//!   version, or it was issued in this server's future. (A deletion cookie
+//!   carries the layer's own path and domain: a cookie of the same name
+//!   set for another path or a parent domain stays.) Expired cookies are
+//!   logged at `DEBUG`, revoked ones at `INFO`, the rest at `WARN`.
 //! - **Never fails the response on save.** A save that fails (the critical
 //!   entries alone exceed the budget and there is no overflow store, or the
 //!   store is down) sends no `Set-Cookie`, so the client keeps its previous
@@ -88,9 +97,11 @@
 //! not revoked) is the session, and the others are ignored. At most
 //! [`SessionLayerBuilder::max_cookies_tried`] candidates (default 4) are
 //! opened, bounding the work an attacker can cause. If none opens, the
-//! request gets a fresh session. A planted cookie cannot be forged, but a
-//! sibling subdomain could plant a genuine cookie of another session: the
-//! `__Host-` prefix ([`SessionLayerBuilder::host_prefix`]) stops that, since
+//! request gets a fresh session; with several candidates none is deleted,
+//! as which one is this layer's own is unknown. A planted cookie cannot be
+//! forged, but a sibling subdomain could plant a genuine cookie of another
+//! session, or bad cookies listed before this layer's own: the `__Host-`
+//! prefix ([`SessionLayerBuilder::host_prefix`]) stops that, since
 //! browsers refuse such cookies from other hosts.
 //!
 //! ## Without axum
