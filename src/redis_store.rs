@@ -37,7 +37,7 @@ async fn manager(url: &str) -> Result<ConnectionManager, Error> {
         .map_err(unavailable)
 }
 
-/// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`.
+/// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`, `PEXPIRE`.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
@@ -103,6 +103,21 @@ impl OverflowStore for RedisStore {
                 .query_async::<()>(&mut connection)
                 .await
                 .map_err(unavailable)
+        })
+    }
+
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let mut connection = self.connection.clone();
+            // 1 if the key exists (and now expires in `millis`), 0 if not.
+            let set = redis::cmd("PEXPIRE")
+                .arg(key)
+                .arg(millis)
+                .query_async::<i64>(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            Ok(set == 1)
         })
     }
 }

@@ -320,24 +320,30 @@ impl Sealer {
         }
     }
 
-    /// How long an overflow blob must live: until the session's absolute
-    /// end if there is one (no re-seal can outlive it), else the idle
-    /// window; plus the clock skew.
+    /// How long an overflow blob must live, plus the clock skew. With an
+    /// absolute lifetime: until the session's absolute end, which no later
+    /// save can move (its own expiry may move, but not past that end), so
+    /// the blob is written once. Without one: the session's own end or the
+    /// idle window, whichever is nearer, renewed by every save
+    /// ([`OverflowStore::touch`]).
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
-        let lifetime_left = self
-            .policy
-            .max_lifetime
-            .map(|l| session.created_at.saturating_add(l).saturating_sub(now));
-        let own_left = match session.expiry {
-            Expiry::At(t) => Some(t.saturating_sub(now)),
-            _ => None,
+        let secs = match self.policy.max_lifetime {
+            Some(lifetime) => session
+                .created_at
+                .saturating_add(lifetime)
+                .saturating_sub(now),
+            None => {
+                let own_left = match session.expiry {
+                    Expiry::At(t) => Some(t.saturating_sub(now)),
+                    _ => None,
+                };
+                [own_left, self.policy.max_idle]
+                    .into_iter()
+                    .flatten()
+                    .min()
+                    .unwrap_or(30 * 24 * 3600)
+            }
         };
-        let secs = [lifetime_left, own_left]
-            .into_iter()
-            .flatten()
-            .min()
-            .or(self.policy.max_idle)
-            .unwrap_or(30 * 24 * 3600);
         Duration::from_secs(secs.saturating_add(self.policy.clock_skew).max(1))
     }
 
@@ -347,7 +353,9 @@ impl Sealer {
     /// cookie keeps the reference; the previous blob is deleted.
     ///
     /// A request that changed only cookie-resident entries makes no store
-    /// call when the session has an absolute lifetime. If the store cannot
+    /// call when the sealer has an absolute lifetime, and one
+    /// ([`OverflowStore::touch`](crate::store::OverflowStore::touch), to
+    /// renew the blob's TTL) when it has not. If the store cannot
     /// be written the save fails with [`StoreError::Unavailable`] and the
     /// session is left as it was: keep the previous cookie.
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
@@ -380,10 +388,14 @@ impl Sealer {
         let mut plan = self.plan(session, Some(bound_ref.as_ref().unwrap_or(&fresh)), now)?;
         let moved_now = !plan.removed.is_empty();
         let has_unloaded = session.has_unloaded_overflow();
-        // Keep the old blob as it is when nothing new leaves the cookie,
-        // it is bound to this id, and its TTL covers the session's end.
-        let reuse =
-            has_unloaded && !moved_now && bound.is_some() && self.policy.max_lifetime.is_some();
+        // Keep the old blob when nothing new leaves the cookie and it is
+        // bound to this id: as it is if its TTL covers the session's
+        // absolute end, else with its TTL renewed (when the store can).
+        let mut reuse = has_unloaded && !moved_now && bound.is_some();
+        if let (true, None, Some(reference)) = (reuse, self.policy.max_lifetime, &bound_ref) {
+            let key = overflow_key(&session.id, reference);
+            reuse = store.touch(&key, self.blob_ttl(session, now)).await?;
+        }
         if reuse {
             let token = self.seal_selected(session, Some(&plan.keep), bound_ref.as_ref(), now)?;
             let (cookie, len) = self.finish(session, &token, now)?;

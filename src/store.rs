@@ -73,6 +73,16 @@ pub trait OverflowStore: Send + Sync + 'static {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>>;
     /// Removes `key` (no error if absent).
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>>;
+    /// Makes the blob under `key` live `ttl` from now, without reading it:
+    /// `Ok(true)` if it was there, `Ok(false)` if it is absent or expired.
+    ///
+    /// Used when the sealer has no absolute lifetime, so that a session
+    /// kept alive by its idle timeout keeps its blob. The default returns
+    /// `Ok(false)`, and the crate then reads and rewrites the blob instead.
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
+        let _ = (key, ttl);
+        Box::pin(async { Ok(false) })
+    }
 }
 
 /// The store key of an overflow blob: `sealed-session:overflow:{<session
@@ -211,6 +221,20 @@ impl OverflowStore for MemoryStore {
         Box::pin(async move {
             self.blobs.lock().map_err(|_| poisoned())?.remove(key);
             Ok(())
+        })
+    }
+
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            let now = self.clock.now();
+            let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
+            match blobs.get_mut(key) {
+                Some((_, expires)) if *expires > now => {
+                    *expires = now.saturating_add(ttl.as_secs());
+                    Ok(true)
+                }
+                _ => Ok(false),
+            }
         })
     }
 }

@@ -188,6 +188,32 @@ impl OverflowStore for Instrumented {
             self.inner.delete(key).await
         })
     }
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.inner.touch(key, ttl).await
+        })
+    }
+}
+
+/// A store with only the required methods: `touch` is the trait's default.
+struct WithoutTouch(Instrumented);
+
+impl OverflowStore for WithoutTouch {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.0.put(key, blob, ttl)
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        self.0.get(key)
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.0.delete(key)
+    }
 }
 
 fn instrumented(clock: &Arc<FixedClock>) -> Arc<Instrumented> {
@@ -234,6 +260,105 @@ async fn store_is_read_lazily_and_written_only_when_needed() {
         .unwrap()
         .is_some());
     assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1);
+}
+
+/// Saves a change to a cookie-resident key only, as a request would, at
+/// the clock's time: returns the new token.
+async fn resident_change(sealer: &sealed_session::Sealer, token: &str, n: u32) -> String {
+    let mut s = sealer.open_async(token).await.unwrap();
+    s.insert("counter", &n).unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    cookie_value(saved.action.header_value().unwrap())
+}
+
+#[tokio::test]
+async fn without_an_absolute_lifetime_the_blob_lives_as_long_as_the_session() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .no_max_lifetime()
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let mut token = save_token(&sealer, &mut session).await;
+    store.calls.swap(0, Ordering::SeqCst);
+
+    // Kept alive by requests every 50 minutes (idle timeout 1 h) for 5 h,
+    // far past the blob's first TTL: each save renews it with one call.
+    for n in 0..6 {
+        clock.advance(3000);
+        token = resident_change(&sealer, &token, n).await;
+        assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1, "one touch");
+    }
+    let mut s = sealer.open_async(&token).await.unwrap();
+    let key = saved_overflowed_key(&s);
+    let value = sealer.get_loading::<serde_json::Value>(&mut s, &key).await;
+    assert!(value.unwrap().is_some(), "the blob outlived its first TTL");
+
+    // A store without `touch`: the blob is read and rewritten instead
+    // (get, put, delete of the old one), and still outlives its first TTL.
+    let plain = Arc::new(WithoutTouch(Instrumented {
+        inner: MemoryStore::with_clock(clock.clone()),
+        calls: AtomicUsize::new(0),
+        down: AtomicBool::new(false),
+    }));
+    let sealer = builder(&clock)
+        .no_max_lifetime()
+        .overflow_store(plain.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let mut token = save_token(&sealer, &mut session).await;
+    plain.0.calls.swap(0, Ordering::SeqCst);
+    for n in 0..3 {
+        clock.advance(3000);
+        token = resident_change(&sealer, &token, n).await;
+        assert_eq!(
+            plain.0.calls.swap(0, Ordering::SeqCst),
+            3,
+            "get, put, delete"
+        );
+    }
+    let mut s = sealer.open_async(&token).await.unwrap();
+    let key = saved_overflowed_key(&s);
+    assert!(sealer
+        .get_loading::<serde_json::Value>(&mut s, &key)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
+async fn a_later_session_expiry_keeps_the_blob() {
+    // The blob is written while the session's own expiry is near; the
+    // expiry is then moved later by a request that touches only
+    // cookie-resident keys. The blob must not end with the old expiry.
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .max_idle(Duration::from_secs(86_400))
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    session.set_expiry_in(600);
+    let token = save_token(&sealer, &mut session).await;
+    let mut s = sealer.open_async(&token).await.unwrap();
+    s.set_expiry_in(7200);
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    let token = cookie_value(saved.action.header_value().unwrap());
+    clock.advance(3600);
+    let mut s = sealer.open_async(&token).await.unwrap();
+    let key = saved_overflowed_key(&s);
+    assert!(
+        sealer
+            .get_loading::<serde_json::Value>(&mut s, &key)
+            .await
+            .unwrap()
+            .is_some(),
+        "the blob ended with the session's first expiry"
+    );
 }
 
 fn saved_overflowed_key(s: &sealed_session::Session) -> String {

@@ -87,14 +87,35 @@ where
     assert_eq!(store.get(&k).await.unwrap(), None);
     store.delete(&k).await.unwrap();
 
+    // `touch` renews a blob that is there, and only that.
+    assert!(!store.touch(&k, Duration::from_secs(60)).await.unwrap());
     let short = overflow_key(&sid, &[2; 16]);
-    store
-        .put(&short, b"brief".to_vec(), Duration::from_secs(1))
-        .await
-        .unwrap();
+    let renewed = overflow_key(&sid, &[3; 16]);
+    for key in [&short, &renewed] {
+        store
+            .put(key, b"brief".to_vec(), Duration::from_secs(1))
+            .await
+            .unwrap();
+    }
     assert!(store.get(&short).await.unwrap().is_some());
+    assert!(store
+        .touch(&renewed, Duration::from_secs(60))
+        .await
+        .unwrap());
     wait(2).await;
     assert_eq!(store.get(&short).await.unwrap(), None, "TTL not honoured");
+    assert!(!store.touch(&short, Duration::from_secs(60)).await.unwrap());
+    assert_eq!(
+        store.get(&short).await.unwrap(),
+        None,
+        "touch revived a blob"
+    );
+    assert_eq!(
+        store.get(&renewed).await.unwrap().as_deref(),
+        Some(&b"brief"[..]),
+        "touch did not renew the TTL"
+    );
+    store.delete(&renewed).await.unwrap();
 }
 
 /// A 10 KB session round-trips completely through `store`.
