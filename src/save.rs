@@ -25,6 +25,10 @@ fn base64_len(n: usize) -> usize {
     n / 3 * 4 + [0, 2, 3][n % 3]
 }
 
+/// Blob TTL, in seconds, when the sealer has neither an idle timeout nor an
+/// absolute lifetime.
+const UNBOUNDED_BLOB_TTL: u64 = 30 * 24 * 3600;
+
 impl Sealer {
     /// The cookie attributes.
     pub fn cookie_settings(&self) -> &crate::CookieSettings {
@@ -201,6 +205,11 @@ impl Sealer {
     /// reports what was dropped. Dropped entries are removed from the
     /// session too, so it matches the cookie.
     ///
+    /// Entries that live in the overflow store stay referenced only when
+    /// their blob outlives every cookie (an absolute lifetime is set and
+    /// the session id is unchanged); otherwise they are dropped and
+    /// reported, as only [`Sealer::save_async`] can renew or rewrite a blob.
+    ///
     /// Returns [`CookieAction::Unchanged`] when nothing needs saving and a
     /// deletion cookie after [`Session::flush`]. Fails with
     /// [`Error::TooLarge`] if the critical entries alone do not fit.
@@ -232,24 +241,17 @@ impl Sealer {
         }
         let now = self.clock.now();
         // Overflowed entries whose blob is still bound to this session stay
-        // referenced; if the id changed they cannot be carried without the
-        // store, so they are dropped (and reported).
-        let bound = session.overflow.filter(|(sid, _)| *sid == session.id);
-        let mut dropped = Vec::new();
-        if bound.is_none() {
-            for e in &session.entries {
-                if matches!(e.value, Value::Overflowed) {
-                    dropped.push(RemovedEntry {
-                        key: session.entry_key(e).to_owned(),
-                        priority: e.priority,
-                        size: 0,
-                    });
-                }
-            }
-            session
-                .entries
-                .retain(|e| matches!(e.value, Value::Resident(_)));
-        }
+        // referenced when the blob lives to the session's absolute end. If
+        // the id changed, or the blob's life would need renewing (no
+        // absolute lifetime: only `save_async` can), they cannot be carried
+        // without the store, so they are dropped (and reported).
+        let bound = session
+            .overflow
+            .filter(|(sid, _)| *sid == session.id && self.policy.max_lifetime.is_some());
+        let mut dropped = match bound {
+            Some(_) => Vec::new(),
+            None => Self::drop_unloaded(session),
+        };
         if !session.has_unloaded_overflow() {
             if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
                 self.report_drops(&dropped, len);
@@ -320,29 +322,27 @@ impl Sealer {
         }
     }
 
-    /// How long an overflow blob must live, plus the clock skew. With an
-    /// absolute lifetime: until the session's absolute end, which no later
-    /// save can move (its own expiry may move, but not past that end), so
-    /// the blob is written once. Without one: the session's own end or the
-    /// idle window, whichever is nearer, renewed by every save
-    /// ([`OverflowStore::touch`]).
+    /// How long an overflow blob must live, plus the clock skew: as long as
+    /// any cookie that references it may still open. The session's own
+    /// expiry is ignored, as it can move either way and an earlier cookie
+    /// may carry a later one. With an absolute lifetime: until the
+    /// session's absolute end, which no later save can move, so the blob is
+    /// written once. Without one: the idle window, renewed by every save
+    /// that keeps the blob ([`OverflowStore::touch`]); with neither, 30
+    /// days or the own expiry if later (such sessions never end, and their
+    /// blobs cannot live forever: a save that finds its blob gone drops
+    /// the entries and reports them).
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
-        let secs = match self.policy.max_lifetime {
-            Some(lifetime) => session
+        let secs = match (self.policy.max_lifetime, self.policy.max_idle) {
+            (Some(lifetime), _) => session
                 .created_at
                 .saturating_add(lifetime)
                 .saturating_sub(now),
-            None => {
-                let own_left = match session.expiry {
-                    Expiry::At(t) => Some(t.saturating_sub(now)),
-                    _ => None,
-                };
-                [own_left, self.policy.max_idle]
-                    .into_iter()
-                    .flatten()
-                    .min()
-                    .unwrap_or(30 * 24 * 3600)
-            }
+            (None, Some(idle)) => idle,
+            (None, None) => match session.expiry {
+                Expiry::At(t) => t.saturating_sub(now).max(UNBOUNDED_BLOB_TTL),
+                _ => UNBOUNDED_BLOB_TTL,
+            },
         };
         Duration::from_secs(secs.saturating_add(self.policy.clock_skew).max(1))
     }
@@ -401,9 +401,18 @@ impl Sealer {
             let (cookie, len) = self.finish(session, &token, now)?;
             return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
         }
+        let mut dropped = Vec::new();
         if has_unloaded {
-            // The blob is rewritten: everything in it must be in hand.
-            self.load_overflow(session).await?;
+            // The blob is rewritten: everything in it must be in hand. A
+            // blob that is gone or unreadable cannot come back: its entries
+            // are dropped and reported, or every later save would fail.
+            match self.load_overflow(session).await {
+                Ok(()) => {}
+                Err(Error::Store(StoreError::Missing | StoreError::Rejected)) => {
+                    dropped = Self::drop_unloaded(session);
+                }
+                Err(e) => return Err(e),
+            }
         }
         if has_unloaded || bound_ref.is_some() {
             // Planned against the old reference; the new blob gets `fresh`.
@@ -442,7 +451,26 @@ impl Sealer {
                 self.delete_blob(&*store, &sid, &reference).await;
             }
         }
-        Ok(self.set(cookie, len, Vec::new(), overflowed))
+        self.report_drops(&dropped, len);
+        Ok(self.set(cookie, len, dropped, overflowed))
+    }
+
+    /// Removes the overflowed entries that were not loaded, for a report.
+    fn drop_unloaded(session: &mut Session) -> Vec<RemovedEntry> {
+        let dropped = session
+            .entries
+            .iter()
+            .filter(|e| matches!(e.value, Value::Overflowed))
+            .map(|e| RemovedEntry {
+                key: session.entry_key(e).to_owned(),
+                priority: e.priority,
+                size: 0,
+            })
+            .collect();
+        session
+            .entries
+            .retain(|e| matches!(e.value, Value::Resident(_)));
+        dropped
     }
 
     async fn delete_blob(

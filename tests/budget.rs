@@ -330,6 +330,116 @@ async fn without_an_absolute_lifetime_the_blob_lives_as_long_as_the_session() {
 }
 
 #[tokio::test]
+async fn renewing_a_blob_never_shortens_it() {
+    // Without an absolute lifetime, a request that moves the session's own
+    // expiry nearer renews the blob; an earlier cookie, still within its
+    // idle window, still finds the blob.
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .no_max_lifetime()
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let earlier = save_token(&sealer, &mut session).await;
+    clock.advance(60);
+    let mut s = sealer.open_async(&earlier).await.unwrap();
+    s.set_expiry_in(60);
+    sealer.save_async(&mut s).await.unwrap();
+    clock.advance(600);
+    let mut s = sealer.open_async(&earlier).await.unwrap();
+    let key = saved_overflowed_key(&s);
+    assert!(sealer
+        .get_loading::<serde_json::Value>(&mut s, &key)
+        .await
+        .unwrap()
+        .is_some());
+
+    // A renewal the store cannot make fails the save; the client keeps
+    // its cookie and the session still needs saving.
+    let mut s = sealer.open_async(&earlier).await.unwrap();
+    s.insert("counter", &1u32).unwrap();
+    store.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        sealer.save_async(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    assert!(s.needs_save());
+}
+
+#[tokio::test]
+async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .no_max_lifetime()
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut session).await;
+    let mut s = sealer.open_async(&token).await.unwrap();
+    let overflowed: Vec<String> = s
+        .keys()
+        .filter(|k| s.is_overflowed(k))
+        .map(str::to_owned)
+        .collect();
+    assert!(!overflowed.is_empty());
+    for key in store.inner.keys() {
+        store.inner.delete(&key).await.unwrap();
+    }
+    s.insert("counter", &1u32).unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    let mut reported: Vec<String> = saved.report.dropped.iter().map(|d| d.key.clone()).collect();
+    reported.sort();
+    let mut expected = overflowed.clone();
+    expected.sort();
+    assert_eq!(reported, expected);
+    // The new cookie opens without them, and later saves work.
+    let token = cookie_value(saved.action.header_value().unwrap());
+    let mut s = sealer.open_async(&token).await.unwrap();
+    assert!(overflowed.iter().all(|k| !s.contains(k)));
+    assert_eq!(s.get::<u32>("counter").unwrap(), Some(1));
+    s.insert("counter", &2u32).unwrap();
+    assert!(sealer.save_async(&mut s).await.is_ok());
+}
+
+#[tokio::test]
+async fn a_sync_save_cannot_renew_a_blob_so_it_drops_those_entries() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .no_max_lifetime()
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut session).await;
+    let mut s = sealer.open_async(&token).await.unwrap();
+    let key = saved_overflowed_key(&s);
+    s.insert("counter", &1u32).unwrap();
+    let saved = sealer.save(&mut s).unwrap();
+    assert!(saved.report.dropped.iter().any(|d| d.key == key));
+    assert!(!s.contains(&key));
+
+    // With an absolute lifetime the blob outlives every cookie, so a sync
+    // save keeps the reference.
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut session).await;
+    let mut s = sealer.open_async(&token).await.unwrap();
+    let key = saved_overflowed_key(&s);
+    s.insert("counter", &1u32).unwrap();
+    let saved = sealer.save(&mut s).unwrap();
+    assert!(saved.report.dropped.is_empty());
+    assert!(s.is_overflowed(&key));
+}
+
+#[tokio::test]
 async fn a_later_session_expiry_keeps_the_blob() {
     // The blob is written while the session's own expiry is near; the
     // expiry is then moved later by a request that touches only

@@ -363,6 +363,10 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
         set_cookie(&response).is_none(),
         "kept for when the store is back"
     );
+    // But logging out then still deletes it: the user asked to leave.
+    let response = call(&mut store_down, "/logout", Some(&pair)).await;
+    let removal = set_cookie(&response).expect("deletion cookie");
+    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
 
     // A server whose ring does not know the key yet (a rolling rotation).
     let mut other_ring = app(builder().build().expect("layer"));

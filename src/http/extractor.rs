@@ -383,7 +383,14 @@ impl LazySession {
         // tower-sessions): none is set, and the cookie it came from, or
         // one that failed to open for good, is deleted.
         if session.is_empty() {
-            if opened.cookie_len.is_none() && !opened.rejected_for_good {
+            let delete = if session.should_delete_cookie() {
+                // Flushed (logout): delete whatever cookie the request
+                // carried, even one that only failed for now.
+                opened.cookie_len.is_some() || opened.rejected.is_some()
+            } else {
+                opened.cookie_len.is_some() || opened.rejected_for_good
+            };
+            if !delete {
                 return None;
             }
             if !session.should_delete_cookie() {

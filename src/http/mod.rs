@@ -77,8 +77,13 @@
 //!   key id is not (yet) in this server's ring, it comes from a newer
 //!   version, or it was issued in this server's future. (A deletion cookie
 //!   carries the layer's own path and domain: a cookie of the same name
-//!   set for another path or a parent domain stays.) Expired cookies are
-//!   logged at `DEBUG`, revoked ones at `INFO`, the rest at `WARN`.
+//!   set for another path or a parent domain stays. A server whose clock
+//!   runs ahead, or that already has a shorter timeout during a rollout,
+//!   deletes a cookie the moment it expires there. A cookie over the
+//!   configured limits is not deleted, and is logged on each request.)
+//!   Expired cookies are logged at `DEBUG`, revoked ones at `INFO`, the
+//!   rest at `WARN`. Logging out ([`LazySession::flush`]) deletes whatever
+//!   session cookie the request carried.
 //! - **Never fails the response on save.** A save that fails (the critical
 //!   entries alone exceed the budget and there is no overflow store, or the
 //!   store is down) sends no `Set-Cookie`, so the client keeps its previous
