@@ -29,6 +29,10 @@ fn base64_len(n: usize) -> usize {
 /// absolute lifetime.
 const UNBOUNDED_BLOB_TTL: u64 = 30 * 24 * 3600;
 
+/// Seconds a replaced blob stays readable (plus the clock skew) for
+/// requests that started from the previous cookie.
+const BLOB_GRACE: u64 = 60;
+
 impl Sealer {
     /// The cookie attributes.
     pub fn cookie_settings(&self) -> &crate::CookieSettings {
@@ -323,15 +327,15 @@ impl Sealer {
     }
 
     /// How long an overflow blob must live, plus the clock skew: as long as
-    /// any cookie that references it may still open. The session's own
-    /// expiry is ignored, as it can move either way and an earlier cookie
-    /// may carry a later one. With an absolute lifetime: until the
-    /// session's absolute end, which no later save can move, so the blob is
-    /// written once. Without one: the idle window, renewed by every save
-    /// that keeps the blob ([`OverflowStore::touch`]); with neither, 30
-    /// days or the own expiry if later (such sessions never end, and their
-    /// blobs cannot live forever: a save that finds its blob gone drops
-    /// the entries and reports them).
+    /// any cookie that references it may still open, and never less than a
+    /// previous save gave it (so a renewal cannot cut short an older
+    /// cookie). The session's own expiry is not used: it can move either
+    /// way. With an absolute lifetime: until the session's absolute end,
+    /// which no later save can move, so the blob is written once. Without
+    /// one: the idle window, renewed by every save that keeps the blob
+    /// ([`OverflowStore::touch`]); with neither (sessions that never end),
+    /// 30 days from the last save, after which a save drops the entries
+    /// and reports them.
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
         let secs = match (self.policy.max_lifetime, self.policy.max_idle) {
             (Some(lifetime), _) => session
@@ -339,10 +343,7 @@ impl Sealer {
                 .saturating_add(lifetime)
                 .saturating_sub(now),
             (None, Some(idle)) => idle,
-            (None, None) => match session.expiry {
-                Expiry::At(t) => t.saturating_sub(now).max(UNBOUNDED_BLOB_TTL),
-                _ => UNBOUNDED_BLOB_TTL,
-            },
+            (None, None) => UNBOUNDED_BLOB_TTL,
         };
         Duration::from_secs(secs.saturating_add(self.policy.clock_skew).max(1))
     }
@@ -357,7 +358,15 @@ impl Sealer {
     /// ([`OverflowStore::touch`](crate::store::OverflowStore::touch), to
     /// renew the blob's TTL) when it has not. If the store cannot
     /// be written the save fails with [`StoreError::Unavailable`] and the
-    /// session is left as it was: keep the previous cookie.
+    /// session is left as it was (keep the previous cookie), except that
+    /// entries whose blob was found missing have been removed from it:
+    /// they cannot come back (the previous cookie still lists them, and
+    /// the next save from it drops and reports them).
+    ///
+    /// Entries the cookie no longer references are deleted from the store
+    /// at once after [`Session::flush`] or [`Session::cycle_id`]; after
+    /// any other rewrite they stay readable for a minute plus the clock
+    /// skew, for requests still running from the previous cookie.
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
         let Some(store) = self.overflow_store.clone() else {
             return self.save(session);
@@ -375,7 +384,7 @@ impl Sealer {
         if !session.has_unloaded_overflow() {
             if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
                 if let Some((sid, reference)) = session.overflow.take() {
-                    self.delete_blob(&*store, &sid, &reference).await;
+                    self.retire_blob(&*store, session, &sid, &reference).await;
                 }
                 return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
             }
@@ -404,11 +413,14 @@ impl Sealer {
         let mut dropped = Vec::new();
         if has_unloaded {
             // The blob is rewritten: everything in it must be in hand. A
-            // blob that is gone or unreadable cannot come back: its entries
-            // are dropped and reported, or every later save would fail.
+            // blob that is gone (evicted, or expired in a session without
+            // timeouts) cannot come back: its entries are dropped and
+            // reported, or every later save would fail. One this server
+            // cannot read (`Rejected`: tampered, or a key or limit of
+            // another server) fails the save instead.
             match self.load_overflow(session).await {
                 Ok(()) => {}
-                Err(Error::Store(StoreError::Missing | StoreError::Rejected)) => {
+                Err(Error::Store(StoreError::Missing)) => {
                     dropped = Self::drop_unloaded(session);
                 }
                 Err(e) => return Err(e),
@@ -448,7 +460,7 @@ impl Sealer {
         };
         if let Some((sid, reference)) = old {
             if session.overflow != Some((sid, reference)) {
-                self.delete_blob(&*store, &sid, &reference).await;
+                self.retire_blob(&*store, session, &sid, &reference).await;
             }
         }
         self.report_drops(&dropped, len);
@@ -471,6 +483,27 @@ impl Sealer {
             .entries
             .retain(|e| matches!(e.value, Value::Resident(_)));
         dropped
+    }
+
+    /// Retires a blob the new cookie no longer references. If the session
+    /// keeps its id, a request running at the same time from the previous
+    /// cookie may still need it, so it is left [`BLOB_GRACE`] seconds (plus
+    /// the clock skew) to live rather than deleted; after `flush` or
+    /// `cycle_id` (a new id) it is deleted at once.
+    async fn retire_blob(
+        &self,
+        store: &dyn crate::store::OverflowStore,
+        session: &Session,
+        sid: &SessionId,
+        reference: &[u8; SESSION_ID_LEN],
+    ) {
+        if *sid == session.id {
+            let grace = Duration::from_secs(BLOB_GRACE.saturating_add(self.policy.clock_skew));
+            if let Ok(true) = store.touch(&overflow_key(sid, reference), grace).await {
+                return;
+            }
+        }
+        self.delete_blob(store, sid, reference).await;
     }
 
     async fn delete_blob(
@@ -510,6 +543,11 @@ impl Sealer {
                 e.priority,
                 session.resident_value(e).unwrap_or_default(),
             );
+        }
+        // A blob this server could not read back is refused now, not
+        // discovered on the next request.
+        if plaintext.len() > self.limits.decompressed() {
+            return Err(Error::LimitExceeded(crate::Limit::DecompressedSize));
         }
         token::seal(
             &self.ring,

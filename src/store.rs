@@ -73,12 +73,16 @@ pub trait OverflowStore: Send + Sync + 'static {
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>>;
     /// Removes `key` (no error if absent).
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>>;
-    /// Makes the blob under `key` live `ttl` from now, without reading it:
-    /// `Ok(true)` if it was there, `Ok(false)` if it is absent or expired.
+    /// Sets the blob under `key` to expire `ttl` from now (later or sooner
+    /// than before), without reading it: `Ok(true)` if it was there,
+    /// `Ok(false)` if it is absent or expired.
     ///
-    /// Used when the sealer has no absolute lifetime, so that a session
-    /// kept alive by its idle timeout keeps its blob. The default returns
-    /// `Ok(false)`, and the crate then reads and rewrites the blob instead.
+    /// Used to renew a blob when the sealer has no absolute lifetime (a
+    /// session kept alive by its idle timeout keeps its blob), and to give
+    /// a replaced blob a short grace period for requests still running
+    /// from the previous cookie. The default returns `Ok(false)`: the
+    /// crate then reads and rewrites the blob instead of renewing it, and
+    /// deletes a replaced blob at once.
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
         let _ = (key, ttl);
         Box::pin(async { Ok(false) })

@@ -440,6 +440,117 @@ async fn a_sync_save_cannot_renew_a_blob_so_it_drops_those_entries() {
 }
 
 #[tokio::test]
+async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
+    // Two requests start from the same cookie. A moves a new entry to the
+    // store (a new blob; the old one is retired with a grace period); B
+    // only changes a counter and renews the old blob. B's cookie works,
+    // whichever the browser keeps.
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .no_max_lifetime()
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let c0 = save_token(&sealer, &mut session).await;
+
+    let mut a = sealer.open_async(&c0).await.unwrap();
+    a.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+        .unwrap();
+    let token_a = save_token(&sealer, &mut a).await;
+    let token_b = resident_change(&sealer, &c0, 1).await;
+
+    clock.advance(1800);
+    for token in [&token_a, &token_b] {
+        let mut s = sealer.open_async(token).await.unwrap();
+        let key = saved_overflowed_key(&s);
+        assert!(sealer
+            .get_loading::<serde_json::Value>(&mut s, &key)
+            .await
+            .unwrap()
+            .is_some());
+    }
+}
+
+#[tokio::test]
+async fn a_rejected_blob_fails_the_save_and_an_unreadable_one_is_never_written() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut session).await;
+    // Another blob's bytes under this key: rejected, so the save that has
+    // to rewrite it fails rather than drop the entries.
+    let keys = store.inner.keys();
+    let mut other = ten_kb_session(&sealer);
+    save_token(&sealer, &mut other).await;
+    let other_key = store
+        .inner
+        .keys()
+        .into_iter()
+        .find(|k| !keys.contains(k))
+        .unwrap();
+    let other_blob = store.inner.get(&other_key).await.unwrap().unwrap();
+    store
+        .inner
+        .put(&keys[0], other_blob, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let mut s = sealer.open_async(&token).await.unwrap();
+    s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+        .unwrap();
+    assert_eq!(
+        sealer.save_async(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+
+    // Entries over this server's decompression limit are not stored.
+    let sealer = builder(&clock)
+        .limits(sealed_session::Limits::default().max_decompressed(2000))
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    assert_eq!(
+        sealer.save_async(&mut session).await.unwrap_err(),
+        Error::LimitExceeded(sealed_session::Limit::DecompressedSize)
+    );
+}
+
+#[tokio::test]
+async fn without_any_timeout_a_renewal_does_not_follow_the_own_expiry() {
+    // No idle timeout, no absolute lifetime: a cookie with a 60-day own
+    // expiry, then a save that moves the expiry to one day. The blob lives
+    // 30 days from that save, not one day.
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = builder(&clock)
+        .no_idle_timeout()
+        .no_max_lifetime()
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&sealer);
+    session.set_expiry_in(60 * 86_400);
+    let earlier = save_token(&sealer, &mut session).await;
+    let mut s = sealer.open_async(&earlier).await.unwrap();
+    s.set_expiry_in(86_400);
+    sealer.save_async(&mut s).await.unwrap();
+    clock.advance(20 * 86_400);
+    let mut s = sealer.open_async(&earlier).await.unwrap();
+    let key = saved_overflowed_key(&s);
+    assert!(sealer
+        .get_loading::<serde_json::Value>(&mut s, &key)
+        .await
+        .unwrap()
+        .is_some());
+}
+
+#[tokio::test]
 async fn a_later_session_expiry_keeps_the_blob() {
     // The blob is written while the session's own expiry is near; the
     // expiry is then moved later by a request that touches only
@@ -536,7 +647,7 @@ async fn altered_swapped_and_expired_blobs_are_rejected() {
 }
 
 #[tokio::test]
-async fn flush_cycle_and_rewrite_remove_old_blobs() {
+async fn flush_and_cycle_delete_old_blobs_and_rewrites_retire_them() {
     let clock = Arc::new(FixedClock::new(T0));
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
     let sealer = builder(&clock)
@@ -548,11 +659,18 @@ async fn flush_cycle_and_rewrite_remove_old_blobs() {
     let first = store.keys();
     assert_eq!(first.len(), 1);
 
-    // A rewrite with more overflow replaces the blob.
+    // A rewrite with more overflow replaces the blob. The old one stays
+    // readable for a grace period (a request from the previous cookie may
+    // still be running), then expires.
     let mut s = sealer.open(&token).unwrap();
     s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
         .unwrap();
+    let previous = token;
     let token = save_token(&sealer, &mut s).await;
+    assert_eq!(store.keys().len(), 2);
+    let mut late = sealer.open(&previous).unwrap();
+    assert!(sealer.load_overflow(&mut late).await.is_ok());
+    clock.advance(60 + 60 + 1);
     let second = store.keys();
     assert_eq!(second.len(), 1);
     assert_ne!(first, second);
