@@ -331,9 +331,9 @@ impl Sealer {
     /// previous save gave it (so a renewal cannot cut short an older
     /// cookie). The session's own expiry is not used: it can move either
     /// way. With an absolute lifetime: until the session's absolute end,
-    /// which no later save can move, so the blob is written once. Without
-    /// one: the idle window, renewed by every save that keeps the blob
-    /// ([`OverflowStore::touch`]); with neither (sessions that never end),
+    /// which no later save can move. Without one: the idle window. Every
+    /// save that keeps the blob renews it ([`OverflowStore::touch`]); with
+    /// neither (sessions that never end),
     /// 30 days from the last save, after which a save drops the entries
     /// and reports them.
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
@@ -353,10 +353,10 @@ impl Sealer {
     /// session id and a fresh reference, written to the store, and the
     /// cookie keeps the reference; the previous blob is deleted.
     ///
-    /// A request that changed only cookie-resident entries makes no store
-    /// call when the sealer has an absolute lifetime, and one
-    /// ([`OverflowStore::touch`](crate::store::OverflowStore::touch), to
-    /// renew the blob's TTL) when it has not. If the store cannot
+    /// A request that changed only cookie-resident entries makes one store
+    /// call ([`OverflowStore::touch`](crate::store::OverflowStore::touch),
+    /// to renew the blob's TTL; a store without it gets a rewrite of the
+    /// blob instead). If the store cannot
     /// be written the save fails with [`StoreError::Unavailable`] and the
     /// session is left as it was (keep the previous cookie), except that
     /// entries whose blob was found missing have been removed from it:
@@ -397,11 +397,16 @@ impl Sealer {
         let mut plan = self.plan(session, Some(bound_ref.as_ref().unwrap_or(&fresh)), now)?;
         let moved_now = !plan.removed.is_empty();
         let has_unloaded = session.has_unloaded_overflow();
-        // Keep the old blob when nothing new leaves the cookie and it is
-        // bound to this id: as it is if its TTL covers the session's
-        // absolute end, else with its TTL renewed (when the store can).
+        // Keep the old blob when nothing new leaves the cookie, it is bound
+        // to this id, and the cookie did not need a fallback key (then the
+        // blob is re-sealed under the primary too, or it would outlive the
+        // old key). Its TTL is renewed: without an absolute lifetime the
+        // idle window moves on, and with one a request running at the same
+        // time may have retired it. If the store cannot renew it (absent,
+        // or no `touch`), it is rewritten.
         let mut reuse = has_unloaded && !moved_now && bound.is_some();
-        if let (true, None, Some(reference)) = (reuse, self.policy.max_lifetime, &bound_ref) {
+        reuse &= !session.opened_with_fallback();
+        if let (true, Some(reference)) = (reuse, &bound_ref) {
             let key = overflow_key(&session.id, reference);
             reuse = store.touch(&key, self.blob_ttl(session, now)).await?;
         }

@@ -6,7 +6,9 @@ mod common;
 use common::*;
 use proptest::prelude::*;
 use sealed_session::store::{BoxFuture, MemoryRevocations, MemoryStore, OverflowStore};
-use sealed_session::{Compression, CookieAction, Error, FixedClock, Priority, StoreError};
+use sealed_session::{
+    Compression, CookieAction, Error, FixedClock, KeyRing, Priority, Sealer, StoreError,
+};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -152,6 +154,24 @@ struct Instrumented {
     inner: MemoryStore,
     calls: AtomicUsize,
     down: AtomicBool,
+    /// Every TTL given to `put` or `touch`: (key, expiry time).
+    expiries: std::sync::Mutex<Vec<(String, u64)>>,
+    clock: Arc<FixedClock>,
+}
+
+impl Instrumented {
+    fn expiries_of(&self, key: &str) -> Vec<u64> {
+        let log = self.expiries.lock().unwrap();
+        log.iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, e)| *e)
+            .collect()
+    }
+
+    fn record(&self, key: &str, ttl: Duration) {
+        let expiry = sealed_session::Clock::now(&*self.clock) + ttl.as_secs();
+        self.expiries.lock().unwrap().push((key.to_owned(), expiry));
+    }
 }
 
 impl Instrumented {
@@ -173,6 +193,7 @@ impl OverflowStore for Instrumented {
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.check()?;
+            self.record(key, ttl);
             self.inner.put(key, blob, ttl).await
         })
     }
@@ -191,6 +212,7 @@ impl OverflowStore for Instrumented {
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             self.check()?;
+            self.record(key, ttl);
             self.inner.touch(key, ttl).await
         })
     }
@@ -221,6 +243,8 @@ fn instrumented(clock: &Arc<FixedClock>) -> Arc<Instrumented> {
         inner: MemoryStore::with_clock(clock.clone()),
         calls: AtomicUsize::new(0),
         down: AtomicBool::new(false),
+        expiries: std::sync::Mutex::new(Vec::new()),
+        clock: clock.clone(),
     })
 }
 
@@ -248,7 +272,11 @@ async fn store_is_read_lazily_and_written_only_when_needed() {
     .unwrap();
     let saved = sealer.save_async(&mut s).await.unwrap();
     assert!(matches!(saved.action, CookieAction::Set(_)));
-    assert_eq!(store.calls.load(Ordering::SeqCst), 0, "no store call");
+    assert_eq!(
+        store.calls.swap(0, Ordering::SeqCst),
+        1,
+        "one call, to renew the blob; no read, no write"
+    );
 
     // Reading an overflowed key makes exactly one read.
     let token = cookie_value(saved.action.header_value().unwrap());
@@ -302,6 +330,8 @@ async fn without_an_absolute_lifetime_the_blob_lives_as_long_as_the_session() {
         inner: MemoryStore::with_clock(clock.clone()),
         calls: AtomicUsize::new(0),
         down: AtomicBool::new(false),
+        expiries: std::sync::Mutex::new(Vec::new()),
+        clock: clock.clone(),
     }));
     let sealer = builder(&clock)
         .no_max_lifetime()
@@ -445,31 +475,36 @@ async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
     // store (a new blob; the old one is retired with a grace period); B
     // only changes a counter and renews the old blob. B's cookie works,
     // whichever the browser keeps.
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .no_max_lifetime()
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
-    let mut session = ten_kb_session(&sealer);
-    let c0 = save_token(&sealer, &mut session).await;
+    for absolute_lifetime in [false, true] {
+        let clock = Arc::new(FixedClock::new(T0));
+        let store = instrumented(&clock);
+        let mut builder = builder(&clock).overflow_store(store.clone());
+        if !absolute_lifetime {
+            builder = builder.no_max_lifetime();
+        }
+        let sealer = builder.build().unwrap();
+        let mut session = ten_kb_session(&sealer);
+        let c0 = save_token(&sealer, &mut session).await;
 
-    let mut a = sealer.open_async(&c0).await.unwrap();
-    a.insert_with_priority("more", &"m".repeat(500), Priority::Low)
-        .unwrap();
-    let token_a = save_token(&sealer, &mut a).await;
-    let token_b = resident_change(&sealer, &c0, 1).await;
+        let mut a = sealer.open_async(&c0).await.unwrap();
+        a.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+            .unwrap();
+        let token_a = save_token(&sealer, &mut a).await;
+        let token_b = resident_change(&sealer, &c0, 1).await;
 
-    clock.advance(1800);
-    for token in [&token_a, &token_b] {
-        let mut s = sealer.open_async(token).await.unwrap();
-        let key = saved_overflowed_key(&s);
-        assert!(sealer
-            .get_loading::<serde_json::Value>(&mut s, &key)
-            .await
-            .unwrap()
-            .is_some());
+        clock.advance(1800);
+        for token in [&token_a, &token_b] {
+            let mut s = sealer.open_async(token).await.unwrap();
+            let key = saved_overflowed_key(&s);
+            assert!(
+                sealer
+                    .get_loading::<serde_json::Value>(&mut s, &key)
+                    .await
+                    .unwrap()
+                    .is_some(),
+                "absolute lifetime: {absolute_lifetime}"
+            );
+        }
     }
 }
 
@@ -503,10 +538,12 @@ async fn a_rejected_blob_fails_the_save_and_an_unreadable_one_is_never_written()
     let mut s = sealer.open_async(&token).await.unwrap();
     s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
         .unwrap();
+    let before = store.inner.keys();
     assert_eq!(
         sealer.save_async(&mut s).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
     );
+    assert_eq!(store.inner.keys(), before, "nothing written");
 
     // Entries over this server's decompression limit are not stored.
     let sealer = builder(&clock)
@@ -515,10 +552,12 @@ async fn a_rejected_blob_fails_the_save_and_an_unreadable_one_is_never_written()
         .build()
         .unwrap();
     let mut session = ten_kb_session(&sealer);
+    let before = store.inner.keys();
     assert_eq!(
         sealer.save_async(&mut session).await.unwrap_err(),
         Error::LimitExceeded(sealed_session::Limit::DecompressedSize)
     );
+    assert_eq!(store.inner.keys(), before, "nothing written");
 }
 
 #[tokio::test]
@@ -545,6 +584,48 @@ async fn without_any_timeout_a_renewal_does_not_follow_the_own_expiry() {
     let key = saved_overflowed_key(&s);
     assert!(sealer
         .get_loading::<serde_json::Value>(&mut s, &key)
+        .await
+        .unwrap()
+        .is_some());
+    // The blob's expiry never moved back, though the own expiry did.
+    let blob = store.inner.keys().pop().unwrap();
+    let expiries = store.expiries_of(&blob);
+    assert_eq!(expiries.len(), 2, "written, then renewed");
+    assert!(expiries.windows(2).all(|w| w[0] <= w[1]), "{expiries:?}");
+}
+
+#[tokio::test]
+async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
+    // A blob sealed under the old key is rewritten under the new primary
+    // when the cookie is (opened with a fallback key), so removing the old
+    // key later loses nothing.
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let old_ring = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = ten_kb_session(&old_ring);
+    let token = save_token(&old_ring, &mut session).await;
+
+    let rotate = |ring: KeyRing| {
+        Sealer::builder(ring)
+            .cookie_name("id")
+            .max_idle(Duration::from_secs(3600))
+            .max_lifetime(Duration::from_secs(86_400))
+            .clock(clock.clone())
+            .overflow_store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let rotating = rotate(KeyRing::with_fallbacks(key(2), [key(1)]).unwrap());
+    let token = resident_change(&rotating, &token, 1).await;
+
+    let new_only = rotate(KeyRing::new(key(2)));
+    let mut s = new_only.open_async(&token).await.unwrap();
+    let overflowed = saved_overflowed_key(&s);
+    assert!(new_only
+        .get_loading::<serde_json::Value>(&mut s, &overflowed)
         .await
         .unwrap()
         .is_some());
