@@ -60,7 +60,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Blobs are sealed by the crate (the store sees only ciphertext bound to
 /// one session and one reference) and keyed by
 /// [`overflow_key`]. Implementations map failures to
-/// [`StoreError::Unavailable`].
+/// [`StoreError::Unavailable`]. `put`, `get` and `delete` are required;
+/// implement [`OverflowStore::touch`] too where the store can set a TTL,
+/// or every save of a session with overflowed entries rewrites its blob.
 pub trait OverflowStore: Send + Sync + 'static {
     /// Stores `blob` under `key` for `ttl`, replacing any previous value.
     fn put<'a>(
