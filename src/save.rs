@@ -246,18 +246,24 @@ impl Sealer {
         let now = self.clock.now();
         // Overflowed entries whose blob is still bound to this session stay
         // referenced when the blob lives to the session's absolute end. If
-        // the id changed, or the blob's life would need renewing (no
-        // absolute lifetime: only `save_async` can), they cannot be carried
-        // without the store, so they are dropped (and reported).
-        let bound = session
-            .overflow
-            .filter(|(sid, _)| *sid == session.id && self.policy.max_lifetime.is_some());
+        // the id changed, the blob's life would need renewing (no absolute
+        // lifetime), or the blob must be re-sealed under the primary key
+        // (the cookie needed a fallback key), only `save_async` can carry
+        // them: here they are dropped (and reported).
+        let bound = session.overflow.filter(|(sid, _)| {
+            *sid == session.id
+                && self.policy.max_lifetime.is_some()
+                && !session.opened_with_fallback()
+        });
         let mut dropped = match bound {
             Some(_) => Vec::new(),
             None => Self::drop_unloaded(session),
         };
         if !session.has_unloaded_overflow() {
             if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
+                // The cookie references no blob any more (an old one
+                // expires by its TTL: only `save_async` deletes).
+                session.overflow = None;
                 self.report_drops(&dropped, len);
                 return Ok(self.set(cookie, len, dropped, Vec::new()));
             }
@@ -272,6 +278,9 @@ impl Sealer {
         });
         let token = self.seal_selected(session, None, reference, now)?;
         let (cookie, len) = self.finish(session, &token, now)?;
+        if bound.is_none() {
+            session.overflow = None;
+        }
         self.report_drops(&dropped, len);
         Ok(self.set(cookie, len, dropped, Vec::new()))
     }
@@ -351,7 +360,8 @@ impl Sealer {
     /// Saves with the overflow store when one is configured (otherwise as
     /// [`Sealer::save`]): entries that do not fit are sealed, bound to the
     /// session id and a fresh reference, written to the store, and the
-    /// cookie keeps the reference; the previous blob is deleted.
+    /// cookie keeps the reference; the previous blob is retired (see
+    /// below).
     ///
     /// A request that changed only cookie-resident entries makes one store
     /// call ([`OverflowStore::touch`](crate::store::OverflowStore::touch),
@@ -427,6 +437,13 @@ impl Sealer {
                 Ok(()) => {}
                 Err(Error::Store(StoreError::Missing)) => {
                     dropped = Self::drop_unloaded(session);
+                    // Logged now: a save that fails after this point
+                    // returns no report, and the entries are gone.
+                    let keys: Vec<&str> = dropped.iter().map(|d| d.key.as_str()).collect();
+                    tracing::warn!(
+                        dropped = ?keys,
+                        "overflowed session entries dropped: their blob is missing from the store"
+                    );
                 }
                 Err(e) => return Err(e),
             }
@@ -446,9 +463,15 @@ impl Sealer {
             let reference = fresh;
             let blob = self.seal_blob(session, &plan.removed, &reference, now)?;
             let key = overflow_key(&session.id, &reference);
-            store
+            if let Err(e) = store
                 .put(&key, blob.into_bytes(), self.blob_ttl(session, now))
-                .await?;
+                .await
+            {
+                // The write may have happened all the same (a lost reply):
+                // nothing will ever reference this key.
+                self.delete_blob(&*store, &session.id, &reference).await;
+                return Err(e);
+            }
             let done = self
                 .seal_selected(session, Some(&plan.keep), Some(&reference), now)
                 .and_then(|token| self.finish(session, &token, now));
@@ -468,7 +491,6 @@ impl Sealer {
                 self.retire_blob(&*store, session, &sid, &reference).await;
             }
         }
-        self.report_drops(&dropped, len);
         Ok(self.set(cookie, len, dropped, overflowed))
     }
 
@@ -504,8 +526,18 @@ impl Sealer {
     ) {
         if *sid == session.id {
             let grace = Duration::from_secs(BLOB_GRACE.saturating_add(self.policy.clock_skew));
-            if let Ok(true) = store.touch(&overflow_key(sid, reference), grace).await {
-                return;
+            match store.touch(&overflow_key(sid, reference), grace).await {
+                // Retired: it expires after the grace period.
+                Ok(true) => return,
+                // The store may not support `touch`: delete instead.
+                Ok(false) => {}
+                Err(_) => {
+                    // Left as it is: it expires by its own TTL.
+                    tracing::warn!(
+                        "could not retire a replaced overflow blob; it will expire by its TTL"
+                    );
+                    return;
+                }
             }
         }
         self.delete_blob(store, sid, reference).await;

@@ -79,10 +79,11 @@ pub trait OverflowStore: Send + Sync + 'static {
     /// than before), without reading it: `Ok(true)` if it was there,
     /// `Ok(false)` if it is absent or expired.
     ///
-    /// Used to renew a blob when the sealer has no absolute lifetime (a
-    /// session kept alive by its idle timeout keeps its blob), and to give
-    /// a replaced blob a short grace period for requests still running
-    /// from the previous cookie. The default returns `Ok(false)`: the
+    /// Used to renew a blob on every save that keeps it (a session kept
+    /// alive by its idle timeout keeps its blob, and a blob retired by a
+    /// concurrent request comes back to life), and to give a replaced blob
+    /// a short grace period for requests still running from the previous
+    /// cookie. The default returns `Ok(false)`: the
     /// crate then reads and rewrites the blob instead of renewing it, and
     /// deletes a replaced blob at once.
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {

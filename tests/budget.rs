@@ -629,6 +629,20 @@ async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
         .await
         .unwrap()
         .is_some());
+
+    // The sync save cannot re-seal a blob: after a rotation it drops the
+    // overflowed entries and reports them, rather than keep a reference to
+    // a blob that will not open once the old key is gone.
+    let mut session = ten_kb_session(&old_ring);
+    let token = save_token(&old_ring, &mut session).await;
+    let mut s = rotating.open(&token).unwrap();
+    assert!(s.opened_with_fallback());
+    let overflowed = saved_overflowed_key(&s);
+    let saved = rotating.save(&mut s).unwrap();
+    assert!(saved.report.dropped.iter().any(|d| d.key == overflowed));
+    let token = cookie_value(saved.action.header_value().unwrap());
+    let s = new_only.open(&token).unwrap();
+    assert!(!s.contains(&overflowed));
 }
 
 #[tokio::test]
