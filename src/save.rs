@@ -209,10 +209,10 @@ impl Sealer {
     /// reports what was dropped. Dropped entries are removed from the
     /// session too, so it matches the cookie.
     ///
-    /// Entries that live in the overflow store stay referenced only when
-    /// their blob outlives every cookie (an absolute lifetime is set and
-    /// the session id is unchanged); otherwise they are dropped and
-    /// reported, as only [`Sealer::save_async`] can renew or rewrite a blob.
+    /// This save does not reach the overflow store: entries that live
+    /// there and were not loaded are dropped and reported, as only
+    /// [`Sealer::save_async`] can renew, re-seal or rewrite their blob. Use
+    /// `save_async` whenever a store is configured.
     ///
     /// Returns [`CookieAction::Unchanged`] when nothing needs saving and a
     /// deletion cookie after [`Session::flush`]. Fails with
@@ -244,31 +244,17 @@ impl Sealer {
             });
         }
         let now = self.clock.now();
-        // Overflowed entries whose blob is still bound to this session stay
-        // referenced when the blob lives to the session's absolute end. If
-        // the id changed, the blob's life would need renewing (no absolute
-        // lifetime), or the blob must be re-sealed under the primary key
-        // (the cookie needed a fallback key), only `save_async` can carry
-        // them: here they are dropped (and reported).
-        let bound = session.overflow.filter(|(sid, _)| {
-            *sid == session.id
-                && self.policy.max_lifetime.is_some()
-                && !session.opened_with_fallback()
-        });
-        let mut dropped = match bound {
-            Some(_) => Vec::new(),
-            None => Self::drop_unloaded(session),
-        };
-        if !session.has_unloaded_overflow() {
-            if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
-                // The cookie references no blob any more (an old one
-                // expires by its TTL: only `save_async` deletes).
-                session.overflow = None;
-                self.report_drops(&dropped, len);
-                return Ok(self.set(cookie, len, dropped, Vec::new()));
-            }
+        // Overflowed entries that were not loaded live in a blob that only
+        // `save_async` can renew, re-seal or retire: a cookie sealed here
+        // cannot vouch for it, so they are dropped (and reported). The old
+        // blob expires by its TTL.
+        let mut dropped = Self::drop_unloaded(session);
+        session.overflow = None;
+        if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
+            self.report_drops(&dropped, len);
+            return Ok(self.set(cookie, len, dropped, Vec::new()));
         }
-        let reference = bound.as_ref().map(|(_, r)| r);
+        let reference = None;
         let plan = self.plan(session, reference, now)?;
         dropped.extend(Self::removed_entries(session, &plan.removed));
         let mut index = 0;
@@ -278,9 +264,6 @@ impl Sealer {
         });
         let token = self.seal_selected(session, None, reference, now)?;
         let (cookie, len) = self.finish(session, &token, now)?;
-        if bound.is_none() {
-            session.overflow = None;
-        }
         self.report_drops(&dropped, len);
         Ok(self.set(cookie, len, dropped, Vec::new()))
     }
