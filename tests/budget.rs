@@ -7,7 +7,8 @@ use common::*;
 use proptest::prelude::*;
 use sealed_session::store::{BoxFuture, MemoryRevocations, MemoryStore, OverflowStore};
 use sealed_session::{
-    Compression, CookieAction, Error, FixedClock, KeyRing, Priority, Sealer, StoreError,
+    Compression, CookieAction, Error, FixedClock, KeyRing, Priority, Sealer, SealerBuilder,
+    StoreError,
 };
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -160,6 +161,16 @@ struct Instrumented {
 }
 
 impl Instrumented {
+    fn new(clock: &Arc<FixedClock>) -> Self {
+        Instrumented {
+            inner: MemoryStore::with_clock(clock.clone()),
+            calls: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            expiries: std::sync::Mutex::new(Vec::new()),
+            clock: clock.clone(),
+        }
+    }
+
     fn expiries_of(&self, key: &str) -> Vec<u64> {
         let log = self.expiries.lock().unwrap();
         log.iter()
@@ -238,24 +249,37 @@ impl OverflowStore for WithoutTouch {
     }
 }
 
+/// A clock at `T0`, an instrumented memory store, and a sealer on both,
+/// configured further by `configure`.
+fn instrumented_sealer(
+    configure: impl FnOnce(SealerBuilder) -> SealerBuilder,
+) -> (Arc<FixedClock>, Arc<Instrumented>, Sealer) {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = instrumented(&clock);
+    let sealer = configure(builder(&clock).overflow_store(store.clone()))
+        .build()
+        .unwrap();
+    (clock, store, sealer)
+}
+
+/// Opens `token` and reads one of its overflowed entries: `Ok(true)` when
+/// the blob is there and holds it.
+async fn overflow_loads(sealer: &Sealer, token: &str) -> Result<bool, Error> {
+    let mut s = sealer.open_async(token).await?;
+    let key = saved_overflowed_key(&s);
+    Ok(sealer
+        .get_loading::<serde_json::Value>(&mut s, &key)
+        .await?
+        .is_some())
+}
+
 fn instrumented(clock: &Arc<FixedClock>) -> Arc<Instrumented> {
-    Arc::new(Instrumented {
-        inner: MemoryStore::with_clock(clock.clone()),
-        calls: AtomicUsize::new(0),
-        down: AtomicBool::new(false),
-        expiries: std::sync::Mutex::new(Vec::new()),
-        clock: clock.clone(),
-    })
+    Arc::new(Instrumented::new(clock))
 }
 
 #[tokio::test]
 async fn store_is_read_lazily_and_written_only_when_needed() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (_, store, sealer) = instrumented_sealer(|b| b);
     let mut session = ten_kb_session(&sealer);
     let saved = sealer.save_async(&mut session).await.unwrap();
     assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1, "one put");
@@ -280,13 +304,7 @@ async fn store_is_read_lazily_and_written_only_when_needed() {
 
     // Reading an overflowed key makes exactly one read.
     let token = cookie_value(saved.action.header_value().unwrap());
-    let mut s = sealer.open_async(&token).await.unwrap();
-    let key = saved_overflowed_key(&s);
-    assert!(sealer
-        .get_loading::<serde_json::Value>(&mut s, &key)
-        .await
-        .unwrap()
-        .is_some());
+    assert_eq!(overflow_loads(&sealer, &token).await, Ok(true));
     assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1);
 }
 
@@ -301,13 +319,7 @@ async fn resident_change(sealer: &sealed_session::Sealer, token: &str, n: u32) -
 
 #[tokio::test]
 async fn without_an_absolute_lifetime_the_blob_lives_as_long_as_the_session() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .no_max_lifetime()
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (clock, store, sealer) = instrumented_sealer(|b| b.no_max_lifetime());
     let mut session = ten_kb_session(&sealer);
     let mut token = save_token(&sealer, &mut session).await;
     store.calls.swap(0, Ordering::SeqCst);
@@ -319,20 +331,15 @@ async fn without_an_absolute_lifetime_the_blob_lives_as_long_as_the_session() {
         token = resident_change(&sealer, &token, n).await;
         assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1, "one touch");
     }
-    let mut s = sealer.open_async(&token).await.unwrap();
-    let key = saved_overflowed_key(&s);
-    let value = sealer.get_loading::<serde_json::Value>(&mut s, &key).await;
-    assert!(value.unwrap().is_some(), "the blob outlived its first TTL");
+    assert_eq!(
+        overflow_loads(&sealer, &token).await,
+        Ok(true),
+        "the blob outlived its first TTL"
+    );
 
     // A store without `touch`: the blob is read and rewritten instead
     // (get, put, delete of the old one), and still outlives its first TTL.
-    let plain = Arc::new(WithoutTouch(Instrumented {
-        inner: MemoryStore::with_clock(clock.clone()),
-        calls: AtomicUsize::new(0),
-        down: AtomicBool::new(false),
-        expiries: std::sync::Mutex::new(Vec::new()),
-        clock: clock.clone(),
-    }));
+    let plain = Arc::new(WithoutTouch(Instrumented::new(&clock)));
     let sealer = builder(&clock)
         .no_max_lifetime()
         .overflow_store(plain.clone())
@@ -350,13 +357,7 @@ async fn without_an_absolute_lifetime_the_blob_lives_as_long_as_the_session() {
             "get, put, delete"
         );
     }
-    let mut s = sealer.open_async(&token).await.unwrap();
-    let key = saved_overflowed_key(&s);
-    assert!(sealer
-        .get_loading::<serde_json::Value>(&mut s, &key)
-        .await
-        .unwrap()
-        .is_some());
+    assert_eq!(overflow_loads(&sealer, &token).await, Ok(true));
 }
 
 #[tokio::test]
@@ -364,13 +365,7 @@ async fn renewing_a_blob_never_shortens_it() {
     // Without an absolute lifetime, a request that moves the session's own
     // expiry nearer renews the blob; an earlier cookie, still within its
     // idle window, still finds the blob.
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .no_max_lifetime()
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (clock, store, sealer) = instrumented_sealer(|b| b.no_max_lifetime());
     let mut session = ten_kb_session(&sealer);
     let earlier = save_token(&sealer, &mut session).await;
     clock.advance(60);
@@ -378,13 +373,7 @@ async fn renewing_a_blob_never_shortens_it() {
     s.set_expiry_in(60);
     sealer.save_async(&mut s).await.unwrap();
     clock.advance(600);
-    let mut s = sealer.open_async(&earlier).await.unwrap();
-    let key = saved_overflowed_key(&s);
-    assert!(sealer
-        .get_loading::<serde_json::Value>(&mut s, &key)
-        .await
-        .unwrap()
-        .is_some());
+    assert_eq!(overflow_loads(&sealer, &earlier).await, Ok(true));
 
     // A renewal the store cannot make fails the save; the client keeps
     // its cookie and the session still needs saving.
@@ -400,13 +389,7 @@ async fn renewing_a_blob_never_shortens_it() {
 
 #[tokio::test]
 async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .no_max_lifetime()
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (_, store, sealer) = instrumented_sealer(|b| b.no_max_lifetime());
     let mut session = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut session).await;
     let mut s = sealer.open_async(&token).await.unwrap();
@@ -437,13 +420,7 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
 
 #[tokio::test]
 async fn a_sync_save_drops_overflowed_entries_it_cannot_vouch_for() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .no_max_lifetime()
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (clock, store, sealer) = instrumented_sealer(|b| b.no_max_lifetime());
     let mut session = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut session).await;
     let mut s = sealer.open_async(&token).await.unwrap();
@@ -497,14 +474,9 @@ async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
 
         clock.advance(1800);
         for token in [&token_a, &token_b] {
-            let mut s = sealer.open_async(token).await.unwrap();
-            let key = saved_overflowed_key(&s);
-            assert!(
-                sealer
-                    .get_loading::<serde_json::Value>(&mut s, &key)
-                    .await
-                    .unwrap()
-                    .is_some(),
+            assert_eq!(
+                overflow_loads(&sealer, token).await,
+                Ok(true),
                 "absolute lifetime: {absolute_lifetime}"
             );
         }
@@ -513,12 +485,7 @@ async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
 
 #[tokio::test]
 async fn a_rejected_blob_fails_the_save_and_an_unreadable_one_is_never_written() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (clock, store, sealer) = instrumented_sealer(|b| b);
     let mut session = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut session).await;
     // Another blob's bytes under this key: rejected, so the save that has
@@ -568,14 +535,7 @@ async fn without_any_timeout_a_renewal_does_not_follow_the_own_expiry() {
     // No idle timeout, no absolute lifetime: a cookie with a 60-day own
     // expiry, then a save that moves the expiry to one day. The blob lives
     // 30 days from that save, not one day.
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .no_idle_timeout()
-        .no_max_lifetime()
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (clock, store, sealer) = instrumented_sealer(|b| b.no_idle_timeout().no_max_lifetime());
     let mut session = ten_kb_session(&sealer);
     session.set_expiry_in(60 * 86_400);
     let earlier = save_token(&sealer, &mut session).await;
@@ -583,13 +543,7 @@ async fn without_any_timeout_a_renewal_does_not_follow_the_own_expiry() {
     s.set_expiry_in(86_400);
     sealer.save_async(&mut s).await.unwrap();
     clock.advance(20 * 86_400);
-    let mut s = sealer.open_async(&earlier).await.unwrap();
-    let key = saved_overflowed_key(&s);
-    assert!(sealer
-        .get_loading::<serde_json::Value>(&mut s, &key)
-        .await
-        .unwrap()
-        .is_some());
+    assert_eq!(overflow_loads(&sealer, &earlier).await, Ok(true));
     // The blob's expiry never moved back, though the own expiry did.
     let blob = store.inner.keys().pop().unwrap();
     let expiries = store.expiries_of(&blob);
@@ -625,13 +579,7 @@ async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
     let token = resident_change(&rotating, &token, 1).await;
 
     let new_only = rotate(KeyRing::new(key(2)));
-    let mut s = new_only.open_async(&token).await.unwrap();
-    let overflowed = saved_overflowed_key(&s);
-    assert!(new_only
-        .get_loading::<serde_json::Value>(&mut s, &overflowed)
-        .await
-        .unwrap()
-        .is_some());
+    assert_eq!(overflow_loads(&new_only, &token).await, Ok(true));
 
     // The sync save cannot re-seal a blob: after a rotation it drops the
     // overflowed entries and reports them, rather than keep a reference to
@@ -653,13 +601,7 @@ async fn a_later_session_expiry_keeps_the_blob() {
     // The blob is written while the session's own expiry is near; the
     // expiry is then moved later by a request that touches only
     // cookie-resident keys. The blob must not end with the old expiry.
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .max_idle(Duration::from_secs(86_400))
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (clock, _, sealer) = instrumented_sealer(|b| b.max_idle(Duration::from_secs(86_400)));
     let mut session = ten_kb_session(&sealer);
     session.set_expiry_in(600);
     let token = save_token(&sealer, &mut session).await;
@@ -668,14 +610,9 @@ async fn a_later_session_expiry_keeps_the_blob() {
     let saved = sealer.save_async(&mut s).await.unwrap();
     let token = cookie_value(saved.action.header_value().unwrap());
     clock.advance(3600);
-    let mut s = sealer.open_async(&token).await.unwrap();
-    let key = saved_overflowed_key(&s);
-    assert!(
-        sealer
-            .get_loading::<serde_json::Value>(&mut s, &key)
-            .await
-            .unwrap()
-            .is_some(),
+    assert_eq!(
+        overflow_loads(&sealer, &token).await,
+        Ok(true),
         "the blob ended with the session's first expiry"
     );
 }
@@ -689,12 +626,7 @@ fn saved_overflowed_key(s: &sealed_session::Session) -> String {
 
 #[tokio::test]
 async fn store_faults_are_reported_not_hidden() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let store = instrumented(&clock);
-    let sealer = builder(&clock)
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+    let (_, store, sealer) = instrumented_sealer(|b| b);
     let mut session = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut session).await;
 
