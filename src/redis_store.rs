@@ -37,6 +37,12 @@ async fn manager(url: &str) -> Result<ConnectionManager, Error> {
         .map_err(unavailable)
 }
 
+/// A TTL in milliseconds for `PX` / `PEXPIRE`: at least 1 (0 is an error
+/// for Redis), saturating.
+fn ttl_millis(ttl: Duration) -> u64 {
+    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+}
+
 /// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`, `PEXPIRE`.
 #[derive(Clone)]
 pub struct RedisStore {
@@ -71,7 +77,7 @@ impl OverflowStore for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let millis = ttl_millis(ttl);
             let mut connection = self.connection.clone();
             redis::cmd("SET")
                 .arg(key)
@@ -108,7 +114,7 @@ impl OverflowStore for RedisStore {
 
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let millis = u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1);
+            let millis = ttl_millis(ttl);
             let mut connection = self.connection.clone();
             // 1 if the key exists (and now expires in `millis`), 0 if not.
             let set = redis::cmd("PEXPIRE")

@@ -448,6 +448,19 @@ fn seal_raw(
     token::seal(&ring, "session", issued_at, plaintext, compression, &random)
 }
 
+/// An invalid case whose token authenticates under key A (issued a minute
+/// before `NOW`, uncompressed) but whose plaintext must be refused with
+/// `expected_error`.
+fn authentic_payload(
+    name: &'static str,
+    description: &'static str,
+    plaintext: &[u8],
+    expected_error: &'static str,
+) -> Result<InvalidSpec, Error> {
+    let token = seal_raw(name, &key_a(), NOW - 60, plaintext, Compression::Off)?;
+    Ok(invalid(name, description, token, expected_error))
+}
+
 /// Rewrites the decoded bytes of a token.
 fn mutate(token: &str, f: impl FnOnce(&mut Vec<u8>)) -> String {
     use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -779,18 +792,12 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             )?,
             "expired-idle",
         ),
-        invalid(
+        authentic_payload(
             "lifetime-expired",
             "Re-sealed a minute ago but created 86401 seconds ago (lifetime 86400).",
-            seal_raw(
-                "lifetime-expired",
-                &a,
-                NOW - 60,
-                &cbor_payload(NOW - 86_401, 0, &[], None),
-                Compression::Off,
-            )?,
+            &cbor_payload(NOW - 86_401, 0, &[], None),
             "expired-lifetime",
-        ),
+        )?,
         invalid(
             "session-expired",
             "The session's own expiry is now (expired at that instant).",
@@ -836,82 +843,46 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             s.limits.max_token_len = base.len() - 1;
             s
         },
-        invalid(
+        authentic_payload(
             "malformed-cbor",
             "Authenticates, but the plaintext is not CBOR of the v1 schema.",
-            seal_raw(
-                "malformed-cbor",
-                &a,
-                NOW - 60,
-                b"\xff\x00not cbor",
-                Compression::Off,
-            )?,
+            b"\xff\x00not cbor",
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-trailing-bytes",
             "Authenticates; a valid payload followed by one extra byte.",
-            seal_raw(
-                "cbor-trailing-bytes",
-                &a,
-                NOW - 60,
-                &{
-                    let mut p = cbor_payload(NOW - 7200, 0, &[], None);
-                    p.push(0);
-                    p
-                },
-                Compression::Off,
-            )?,
+            &{
+                let mut p = cbor_payload(NOW - 7200, 0, &[], None);
+                p.push(0);
+                p
+            },
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-duplicate-key",
             "Authenticates; the same key twice.",
-            seal_raw(
-                "cbor-duplicate-key",
-                &a,
-                NOW - 60,
-                &cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01"), ("k", 1, b"\x02")], None),
-                Compression::Off,
-            )?,
+            &cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01"), ("k", 1, b"\x02")], None),
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-bad-priority",
             "Authenticates; priority 4 does not exist.",
-            seal_raw(
-                "cbor-bad-priority",
-                &a,
-                NOW - 60,
-                &cbor_payload(NOW - 7200, 0, &[("k", 4, b"\x01")], None),
-                Compression::Off,
-            )?,
+            &cbor_payload(NOW - 7200, 0, &[("k", 4, b"\x01")], None),
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-unknown-payload-flag",
             "Authenticates; payload flag bit 1 set.",
-            seal_raw(
-                "cbor-unknown-payload-flag",
-                &a,
-                NOW - 60,
-                &cbor_payload(NOW - 7200, 2, &[], None),
-                Compression::Off,
-            )?,
+            &cbor_payload(NOW - 7200, 2, &[], None),
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-entry-count-lie",
             "Authenticates; declares 2^32 entries: refused before allocating.",
-            seal_raw(
-                "cbor-entry-count-lie",
-                &a,
-                NOW - 60,
-                &cbor_payload(NOW - 7200, 0, &[], Some(1 << 32)),
-                Compression::Off,
-            )?,
+            &cbor_payload(NOW - 7200, 0, &[], Some(1 << 32)),
             "limit-exceeded",
-        ),
+        )?,
         {
             let entries: Vec<(String, u64, Vec<u8>)> =
                 (0..257).map(|i| (format!("k{i}"), 1, vec![0x01])).collect();
@@ -919,115 +890,73 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
                 .iter()
                 .map(|(k, p, v)| (k.as_str(), *p, &v[..]))
                 .collect();
-            invalid(
+            authentic_payload(
                 "too-many-entries",
                 "Authenticates; 257 entries against a limit of 256.",
-                seal_raw(
-                    "too-many-entries",
-                    &a,
-                    NOW - 60,
-                    &cbor_payload(NOW - 7200, 0, &borrowed, None),
-                    Compression::Off,
-                )?,
+                &cbor_payload(NOW - 7200, 0, &borrowed, None),
                 "limit-exceeded",
-            )
+            )?
         },
-        invalid(
+        authentic_payload(
             "cbor-non-minimal-head",
             "Authenticates; created_at written with an 8-byte argument where 4 bytes suffice (heads must be in shortest form).",
-            seal_raw(
-                "cbor-non-minimal-head",
-                &a,
-                NOW - 60,
-                &{
-                    let p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
-                    // 0x85, then created_at as 0x1a and 4 bytes.
-                    assert_eq!(p[1], 0x1a);
-                    let mut long = vec![0x85, 0x1b];
-                    long.extend_from_slice(&(NOW - 7200).to_be_bytes());
-                    long.extend_from_slice(&p[6..]);
-                    long
-                },
-                Compression::Off,
-            )?,
+            &{
+                let p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
+                // 0x85, then created_at as 0x1a and 4 bytes.
+                assert_eq!(p[1], 0x1a);
+                let mut long = vec![0x85, 0x1b];
+                long.extend_from_slice(&(NOW - 7200).to_be_bytes());
+                long.extend_from_slice(&p[6..]);
+                long
+            },
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-two-byte-null",
             "Authenticates; expires_at is null written as the two-byte simple value 0xf8 0x16, which RFC 8949 says is not well-formed.",
-            seal_raw(
-                "cbor-two-byte-null",
-                &a,
-                NOW - 60,
-                &{
-                    let p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
-                    assert_eq!(p[6], 0xf6);
-                    let mut two_byte = p[..6].to_vec();
-                    two_byte.extend_from_slice(&[0xf8, 0x16]);
-                    two_byte.extend_from_slice(&p[7..]);
-                    two_byte
-                },
-                Compression::Off,
-            )?,
+            &{
+                let p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
+                assert_eq!(p[6], 0xf6);
+                let mut two_byte = p[..6].to_vec();
+                two_byte.extend_from_slice(&[0xf8, 0x16]);
+                two_byte.extend_from_slice(&p[7..]);
+                two_byte
+            },
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-empty-key",
             "Authenticates; an entry with the empty key.",
-            seal_raw(
-                "cbor-empty-key",
-                &a,
-                NOW - 60,
-                &cbor_payload(NOW - 7200, 0, &[("", 1, b"\x01")], None),
-                Compression::Off,
-            )?,
+            &cbor_payload(NOW - 7200, 0, &[("", 1, b"\x01")], None),
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-reserved-key",
             "Authenticates; an entry whose key starts with '_' (reserved).",
-            seal_raw(
-                "cbor-reserved-key",
-                &a,
-                NOW - 60,
-                &cbor_payload(NOW - 7200, 0, &[("_k", 1, b"\x01")], None),
-                Compression::Off,
-            )?,
+            &cbor_payload(NOW - 7200, 0, &[("_k", 1, b"\x01")], None),
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "cbor-empty-overflow",
             "Authenticates; a 6-element payload whose overflow element lists no keys (writers leave the element out instead).",
-            seal_raw(
-                "cbor-empty-overflow",
-                &a,
-                NOW - 60,
-                &{
-                    let mut p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
-                    assert_eq!(p[0], 0x85);
-                    p[0] = 0x86;
-                    // [reference: 16 bytes, keys: []]
-                    p.extend_from_slice(&[0x82, 0x50]);
-                    p.extend_from_slice(&[0x22; 16]);
-                    p.push(0x80);
-                    p
-                },
-                Compression::Off,
-            )?,
+            &{
+                let mut p = cbor_payload(NOW - 7200, 0, &[("k", 1, b"\x01")], None);
+                assert_eq!(p[0], 0x85);
+                p[0] = 0x86;
+                // [reference: 16 bytes, keys: []]
+                p.extend_from_slice(&[0x82, 0x50]);
+                p.extend_from_slice(&[0x22; 16]);
+                p.push(0x80);
+                p
+            },
             "malformed",
-        ),
-        invalid(
+        )?,
+        authentic_payload(
             "created-after-issued",
             "Authenticates; created-at later than issued-at.",
-            seal_raw(
-                "created-after-issued",
-                &a,
-                NOW - 60,
-                &cbor_payload(NOW - 30, 0, &[], None),
-                Compression::Off,
-            )?,
+            &cbor_payload(NOW - 30, 0, &[], None),
             "malformed",
-        ),
+        )?,
         invalid(
             "bad-deflate",
             "Authenticates; compressed flag set but the payload is not raw deflate.",
