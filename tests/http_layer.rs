@@ -259,6 +259,14 @@ async fn without_the_layer_the_extractor_answers_500() {
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
 }
 
+/// The response's `Set-Cookie` removes the session cookie.
+fn assert_deletes_the_cookie(response: &Response<Body>) {
+    let removal = set_cookie(response).expect("deletion cookie");
+    assert_eq!(removal.name(), "session");
+    assert_eq!(removal.value(), "");
+    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+}
+
 fn vary(response: &Response<Body>) -> Vec<String> {
     response
         .headers()
@@ -326,17 +334,12 @@ async fn an_empty_session_sets_no_cookie_and_deletes_the_one_it_had() {
     // The last entry removed from a real session: the cookie is deleted.
     let login = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
     let pair = login.stripped().to_string();
-    let removal =
-        set_cookie(&call(&mut app, "/remove-user", Some(&pair)).await).expect("deletion cookie");
-    assert_eq!(removal.name(), "session");
-    assert_eq!(removal.value(), "");
-    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+    assert_deletes_the_cookie(&call(&mut app, "/remove-user", Some(&pair)).await);
 
     // A cookie that does not open, on a route that reads the session:
     // deleted too, so it is not tried (and logged) on every request.
     let response = call(&mut app, "/read", Some("session=garbage")).await;
-    let removal = set_cookie(&response).expect("deletion cookie");
-    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+    assert_deletes_the_cookie(&response);
     // On a route that never opens the session, nothing is touched.
     let response = call(&mut app, "/untouched", Some("session=garbage")).await;
     assert!(set_cookie(&response).is_none());
@@ -365,8 +368,7 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
     );
     // But logging out then still deletes it: the user asked to leave.
     let response = call(&mut store_down, "/logout", Some(&pair)).await;
-    let removal = set_cookie(&response).expect("deletion cookie");
-    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+    assert_deletes_the_cookie(&response);
 
     // A server whose ring does not know the key yet (a rolling rotation).
     let mut other_ring = app(builder().build().expect("layer"));
@@ -385,6 +387,5 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
     tampered[middle] = if tampered[middle] == b'A' { b'B' } else { b'A' };
     let tampered = String::from_utf8(tampered).expect("ascii");
     let response = call(&mut server, "/read", Some(&tampered)).await;
-    let removal = set_cookie(&response).expect("deletion cookie");
-    assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+    assert_deletes_the_cookie(&response);
 }

@@ -11,7 +11,7 @@
 
 use sealed_session::token::{self, Compression};
 use sealed_session::{
-    Error, FixedClock, KeyRing, Limit, Limits, Malformed, MasterKey, Priority, Sealer,
+    Error, FixedClock, KeyRing, Limit, Limits, Malformed, MasterKey, Priority, Sealer, Session,
 };
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
@@ -151,6 +151,16 @@ fn seal_payload_with(payload: &[u8], compression: Compression) -> String {
 // Token length: refused before any decoding.
 // ---------------------------------------------------------------------
 
+/// Opens `token` on a fresh thread, so that the inflater's per-thread
+/// state is counted: the result and the peak heap use.
+fn open_on_a_fresh_thread(sealer: &Sealer, token: &str) -> (Result<Session, Error>, usize) {
+    std::thread::scope(|s| {
+        s.spawn(|| peak_during(|| sealer.open(token)))
+            .join()
+            .unwrap()
+    })
+}
+
 #[test]
 fn a_one_megabyte_cookie_is_refused_before_decoding() {
     let sealer = sealer();
@@ -244,12 +254,7 @@ fn a_compression_bomb_within_the_cookie_size_is_refused_with_bounded_memory() {
     assert!(size >= 8 * cap, "only {size} bytes fit in a cookie");
     assert!(token::inspect(&token).unwrap().header.is_compressed());
 
-    // A fresh thread, so that the inflater's per-thread state is counted.
-    let (result, peak) = std::thread::scope(|s| {
-        s.spawn(|| peak_during(|| sealer.open(&token)))
-            .join()
-            .unwrap()
-    });
+    let (result, peak) = open_on_a_fresh_thread(&sealer, &token);
     assert_eq!(
         result.unwrap_err(),
         Error::LimitExceeded(Limit::DecompressedSize)
@@ -271,11 +276,7 @@ fn the_memory_to_refuse_a_bomb_does_not_grow_with_the_bomb() {
     let sealer = sealer_with(Limits::default().max_token_len(1 << 20));
     let cap = sealer.limits().decompressed();
     let token = seal_payload(&zeros_payload(64 << 20));
-    let (result, peak) = std::thread::scope(|s| {
-        s.spawn(|| peak_during(|| sealer.open(&token)))
-            .join()
-            .unwrap()
-    });
+    let (result, peak) = open_on_a_fresh_thread(&sealer, &token);
     assert_eq!(
         result.unwrap_err(),
         Error::LimitExceeded(Limit::DecompressedSize)

@@ -39,6 +39,12 @@ fn assert_one_line_error(o: &Output, kind: &str) {
     assert!(!err.contains("panicked") && !err.contains("backtrace"));
 }
 
+/// A successful run's stdout, parsed as JSON.
+fn success_json(o: &Output) -> serde_json::Value {
+    assert!(o.status.success(), "{}", stderr(o));
+    serde_json::from_str(&stdout(o)).unwrap()
+}
+
 fn keygen() -> String {
     let o = run(&["keygen"], "");
     assert!(o.status.success());
@@ -77,8 +83,7 @@ fn sealed_token_opens_with_open_and_nothing_else() {
         ],
         "",
     );
-    assert!(opened.status.success(), "{}", stderr(&opened));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&opened)).unwrap();
+    let json = success_json(&opened);
     assert_eq!(
         json,
         serde_json::json!({"user": "ada", "n": [1, 2, {"x": null}]})
@@ -332,8 +337,7 @@ fn django_seal_and_open() {
         ],
         "",
     );
-    assert!(opened.status.success(), "{}", stderr(&opened));
-    let json: serde_json::Value = serde_json::from_str(&stdout(&opened)).unwrap();
+    let json = success_json(&opened);
     assert_eq!(
         json,
         serde_json::json!({"_auth_user_id": "42", "cart": [1, 2]})
