@@ -254,15 +254,14 @@ impl Sealer {
             self.report_drops(&dropped, len);
             return Ok(self.set(cookie, len, dropped, Vec::new()));
         }
-        let reference = None;
-        let plan = self.plan(session, reference, now)?;
+        let plan = self.plan(session, None, now)?;
         dropped.extend(Self::removed_entries(session, &plan.removed));
         let mut index = 0;
         session.entries.retain(|_| {
             index += 1;
             !plan.removed.contains(&(index - 1))
         });
-        let token = self.seal_selected(session, None, reference, now)?;
+        let token = self.seal_selected(session, None, None, now)?;
         let (cookie, len) = self.finish(session, &token, now)?;
         self.report_drops(&dropped, len);
         Ok(self.set(cookie, len, dropped, Vec::new()))
