@@ -389,3 +389,34 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
     let response = call(&mut server, "/read", Some(&tampered)).await;
     assert_deletes_the_cookie(&response);
 }
+
+#[tokio::test]
+async fn non_ascii_neighbour_cookies_do_not_hide_the_session() {
+    let mut app = app(builder().build().expect("layer"));
+    let cookie = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
+    let pair = format!("{}={}", cookie.name(), cookie.value());
+    // Raw UTF-8 (as browsers send script-set values) and a Latin-1 byte.
+    let headers: [Vec<u8>; 3] = [
+        format!("theme=café; {pair}").into_bytes(),
+        format!("{pair}; note=\"\u{00fc}ber\"").into_bytes(),
+        b"x=\xe9t\xe9".to_vec(),
+    ];
+    for (i, bytes) in headers.iter().enumerate() {
+        let mut request = Request::builder().uri("/read");
+        request = request.header(
+            header::COOKIE,
+            http::HeaderValue::from_bytes(bytes).expect("header value"),
+        );
+        if i == 2 {
+            request = request.header(header::COOKIE, pair.as_str());
+        }
+        let response = app
+            .call(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible");
+        let body = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
+        assert_eq!(&body[..], b"ada", "header {i}");
+    }
+}

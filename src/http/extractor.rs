@@ -69,10 +69,11 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
     let mut rejected = None;
     let mut all_for_good = true;
     for header in cookies {
-        let Ok(text) = header.to_str() else {
-            continue;
-        };
-        for cookie in ::cookie::Cookie::split_parse(text).flatten() {
+        // Browsers send cookies set by scripts as raw UTF-8 (or other bytes)
+        // in the same header: such a neighbour must not hide the session
+        // cookie, whose own value is base64url and unchanged by this.
+        let text = String::from_utf8_lossy(header.as_bytes());
+        for cookie in ::cookie::Cookie::split_parse(text.as_ref()).flatten() {
             if cookie.name() != name {
                 continue;
             }
