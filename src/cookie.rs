@@ -17,7 +17,9 @@ pub const DEFAULT_BUDGET: usize = 4096;
 ///
 /// A cookie name starting with `__Host-` forces `Secure`, `Path=/` and no
 /// `Domain`; one starting with `__Secure-` forces `Secure` (the browsers'
-/// rules for those prefixes).
+/// rules for those prefixes, which they match case-insensitively, as here).
+/// `SameSite=None` also forces `Secure`: browsers refuse such a cookie
+/// without it.
 ///
 /// ```
 /// use sealed_session::{CookieSettings, SameSite};
@@ -66,7 +68,8 @@ impl CookieSettings {
     }
 
     /// Whether to set `Secure` (default yes; turn off only for plain-HTTP
-    /// development).
+    /// development). Forced on by the `__Host-` and `__Secure-` prefixes,
+    /// `SameSite=None` and `Partitioned`.
     pub fn secure(mut self, secure: bool) -> Self {
         self.secure = secure;
         self
@@ -105,8 +108,12 @@ impl CookieSettings {
     }
 
     fn build<'c>(&'c self, name: &'c str, value: &'c str) -> cookie::CookieBuilder<'c> {
-        let host = name.starts_with("__Host-");
-        let secure = self.secure || host || name.starts_with("__Secure-");
+        let host = has_prefix(name, HOST_PREFIX);
+        let secure = self.secure
+            || host
+            || has_prefix(name, SECURE_PREFIX)
+            || self.same_site == SameSite::None
+            || self.partitioned;
         let mut builder = Cookie::build((name, value))
             .http_only(self.http_only)
             .same_site(self.same_site)
@@ -143,8 +150,49 @@ impl CookieSettings {
     }
 }
 
+/// The cookie-name prefix that binds a cookie to this host.
+pub(crate) const HOST_PREFIX: &str = "__Host-";
+const SECURE_PREFIX: &str = "__Secure-";
+
+/// Whether `name` starts with `prefix`, ignoring ASCII case (as browsers
+/// match the `__Host-` and `__Secure-` prefixes).
+pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
+    name.get(..prefix.len())
+        .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+}
+
 /// Bytes of the whole header line `Set-Cookie: <cookie string>`, as the
 /// budget counts it.
 pub fn header_len(cookie_string: &str) -> usize {
     SET_COOKIE_PREFIX_LEN + cookie_string.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn prefixes_are_matched_ignoring_case() {
+        let settings = CookieSettings::default()
+            .secure(false)
+            .path("/app")
+            .domain("example.com");
+        assert_eq!(
+            settings.set_cookie("__HOST-id", "v", None),
+            "__HOST-id=v; HttpOnly; SameSite=Lax; Secure; Path=/"
+        );
+        assert!(settings.set_cookie("__secure-id", "v", None).contains("; Secure;"));
+        assert!(!settings.set_cookie("__Hostile", "v", None).contains("Secure"));
+        assert!(!settings.set_cookie("id", "v", None).contains("Secure"));
+    }
+
+    #[test]
+    fn same_site_none_and_partitioned_force_secure() {
+        let plain = CookieSettings::default().secure(false);
+        let none = plain.clone().same_site(SameSite::None);
+        assert!(none.set_cookie("id", "v", None).contains("SameSite=None; Secure"));
+        assert!(none.removal("id").contains("Secure"));
+        let partitioned = plain.partitioned(true).set_cookie("id", "v", None);
+        assert_eq!(partitioned.matches("Secure").count(), 1, "{partitioned}");
+    }
 }

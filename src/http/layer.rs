@@ -12,6 +12,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::extractor::LazySession;
+use crate::cookie::{has_prefix, HOST_PREFIX};
 use crate::store::{OverflowStore, RevocationCheck};
 use crate::{
     Clock, Compression, CookieSettings, Error, KeyRing, Limits, SameSite, SaveReport, Sealer,
@@ -212,8 +213,9 @@ impl SessionLayerBuilder {
 
     /// Whether to set `Secure` (default yes). Browsers treat `localhost`
     /// and loopback addresses as secure, so turn it off only to serve plain
-    /// HTTP on other hosts. Forced on with the `__Host-` prefix and with
-    /// `Partitioned`. Browsers refuse `SameSite=None` cookies without it.
+    /// HTTP on other hosts. Forced on with the `__Host-` prefix, with
+    /// `Partitioned` and with `SameSite=None` (browsers refuse such cookies
+    /// without it).
     pub fn secure(mut self, secure: bool) -> Self {
         self.settings = self.settings.secure(secure);
         self
@@ -332,8 +334,8 @@ impl SessionLayerBuilder {
 
     /// Builds the layer (fails only as [`SealerBuilder::build`] does).
     pub fn build(self) -> Result<SessionLayer, Error> {
-        let name = if self.host_prefix && !self.cookie_name.starts_with("__Host-") {
-            format!("__Host-{}", self.cookie_name)
+        let name = if self.host_prefix && !has_prefix(&self.cookie_name, HOST_PREFIX) {
+            format!("{HOST_PREFIX}{}", self.cookie_name)
         } else {
             self.cookie_name
         };
