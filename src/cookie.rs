@@ -95,8 +95,9 @@ impl CookieSettings {
 
     /// Persistent cookies carry `Max-Age` (the session's remaining
     /// lifetime); browser-session cookies carry none (default persistent).
-    /// A session can also choose for itself with
-    /// [`Expiry::BrowserSession`](crate::Expiry::BrowserSession).
+    /// A session can also choose for itself: a browser-session cookie with
+    /// [`Expiry::BrowserSession`](crate::Expiry::BrowserSession), a
+    /// persistent one with [`Expiry::At`](crate::Expiry::At).
     pub fn persistent(mut self, persistent: bool) -> Self {
         self.persistent = persistent;
         self
@@ -181,8 +182,12 @@ mod tests {
             settings.set_cookie("__HOST-id", "v", None),
             "__HOST-id=v; HttpOnly; SameSite=Lax; Secure; Path=/"
         );
-        assert!(settings.set_cookie("__secure-id", "v", None).contains("; Secure;"));
-        assert!(!settings.set_cookie("__Hostile", "v", None).contains("Secure"));
+        assert!(settings
+            .set_cookie("__secure-id", "v", None)
+            .contains("; Secure;"));
+        assert!(!settings
+            .set_cookie("__Hostile", "v", None)
+            .contains("Secure"));
         assert!(!settings.set_cookie("id", "v", None).contains("Secure"));
     }
 
@@ -190,7 +195,9 @@ mod tests {
     fn same_site_none_and_partitioned_force_secure() {
         let plain = CookieSettings::default().secure(false);
         let none = plain.clone().same_site(SameSite::None);
-        assert!(none.set_cookie("id", "v", None).contains("SameSite=None; Secure"));
+        assert!(none
+            .set_cookie("id", "v", None)
+            .contains("SameSite=None; Secure"));
         assert!(none.removal("id").contains("Secure"));
         let partitioned = plain.partitioned(true).set_cookie("id", "v", None);
         assert_eq!(partitioned.matches("Secure").count(), 1, "{partitioned}");

@@ -37,10 +37,22 @@ async fn manager(url: &str) -> Result<ConnectionManager, Error> {
         .map_err(unavailable)
 }
 
+/// The longest TTL given to Redis: a century. Redis refuses expiry times
+/// whose absolute value overflows its signed 64-bit milliseconds, which a
+/// setting like `max_lifetime(Duration::MAX)` would otherwise reach.
+const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
 /// A TTL in milliseconds for `PX` / `PEXPIRE`: at least 1 (0 is an error
-/// for Redis), saturating.
+/// for Redis), at most [`MAX_TTL`].
 fn ttl_millis(ttl: Duration) -> u64 {
-    u64::try_from(ttl.as_millis()).unwrap_or(u64::MAX).max(1)
+    u64::try_from(ttl.min(MAX_TTL).as_millis())
+        .unwrap_or(u64::MAX)
+        .max(1)
+}
+
+/// A TTL in seconds for `EX`: at least 1, at most [`MAX_TTL`].
+fn ttl_secs(ttl: Duration) -> u64 {
+    ttl.min(MAX_TTL).as_secs().max(1)
 }
 
 /// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`, `PEXPIRE`.
@@ -173,13 +185,15 @@ impl RedisRevocations {
             .arg(session_key(&id))
             .arg(1)
             .arg("EX")
-            .arg(keep_for.as_secs().max(1))
+            .arg(ttl_secs(keep_for))
             .query_async::<()>(&mut connection)
             .await
             .map_err(unavailable)
     }
 
-    /// Ends every session of `user` created at or before now; the record
+    /// Ends every session of `user` created at or before now, in whole
+    /// seconds, as [`MemoryRevocations::revoke_user`](crate::store::MemoryRevocations::revoke_user)
+    /// does (a session whose id is cycled later is unaffected); the record
     /// lives `keep_for` (the absolute lifetime: older sessions are expired
     /// anyway).
     pub async fn revoke_user(&self, user: &str, keep_for: Duration) -> Result<(), Error> {
@@ -188,7 +202,7 @@ impl RedisRevocations {
             .arg(user_key(user))
             .arg(self.clock.now())
             .arg("EX")
-            .arg(keep_for.as_secs().max(1))
+            .arg(ttl_secs(keep_for))
             .query_async::<()>(&mut connection)
             .await
             .map_err(unavailable)

@@ -22,7 +22,7 @@ struct Plan {
 
 /// Length of unpadded base64 for `n` bytes.
 fn base64_len(n: usize) -> usize {
-    n / 3 * 4 + [0, 2, 3][n % 3]
+    (n / 3).saturating_mul(4).saturating_add([0, 2, 3][n % 3])
 }
 
 /// Blob TTL, in seconds, when the sealer has neither an idle timeout nor an
@@ -56,10 +56,11 @@ impl Sealer {
     }
 
     fn max_age_at(&self, session: &Session, now: u64) -> Option<u64> {
-        if session.expiry == Expiry::BrowserSession || !self.cookie.is_persistent() {
-            return None;
+        match session.expiry {
+            Expiry::BrowserSession => None,
+            Expiry::Default if !self.cookie.is_persistent() => None,
+            Expiry::Default | Expiry::At(_) => session.expiry_age_at(now),
         }
-        session.expiry_age_at(now)
     }
 
     /// Bytes of the `Set-Cookie` header if the entries marked in `keep` stay
@@ -85,7 +86,7 @@ impl Sealer {
             token::Compression::Off => base64_len(OVERHEAD + payload_len),
             // Compressed sizes are measured, not estimated.
             token::Compression::Above(_) => self
-                .seal_selected(
+                .seal_selected_unchecked(
                     session,
                     Some(keep),
                     reference.filter(|_| overflow_listed),
@@ -111,6 +112,11 @@ impl Sealer {
             "",
             self.max_age_at(session, now),
         ));
+        // A token longer than this sealer's own limit could not be opened
+        // again: that limit can be tighter than the budget.
+        let budget = self
+            .budget
+            .min(around_value.saturating_add(self.limits.token_len()));
         let mut keep: Vec<bool> = session
             .entries
             .iter()
@@ -132,7 +138,7 @@ impl Sealer {
         let mut removed = Vec::new();
         loop {
             let len = self.header_len_for(session, &keep, reference, around_value, now)?;
-            if len <= self.budget {
+            if len <= budget {
                 return Ok(Plan { keep, removed });
             }
             match order.next() {
@@ -143,7 +149,7 @@ impl Sealer {
                 None => {
                     return Err(Error::TooLarge {
                         needed: len,
-                        budget: self.budget,
+                        budget,
                     })
                 }
             }
@@ -249,13 +255,21 @@ impl Sealer {
         // cannot vouch for it, so they are dropped (and reported). The old
         // blob expires by its TTL.
         let mut dropped = Self::drop_unloaded(session);
+        if !dropped.is_empty() {
+            // Logged now: a save that fails after this point returns no
+            // report, and the entries are gone from the session.
+            let keys: Vec<&str> = dropped.iter().map(|d| d.key.as_str()).collect();
+            tracing::warn!(
+                dropped = ?keys,
+                "overflowed session entries dropped: the synchronous save cannot keep their blob (use save_async)"
+            );
+        }
         session.overflow = None;
         if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
-            self.report_drops(&dropped, len);
             return Ok(self.set(cookie, len, dropped, Vec::new()));
         }
         let plan = self.plan(session, None, now)?;
-        dropped.extend(Self::removed_entries(session, &plan.removed));
+        let over_budget = Self::removed_entries(session, &plan.removed);
         let mut index = 0;
         session.entries.retain(|_| {
             index += 1;
@@ -263,7 +277,8 @@ impl Sealer {
         });
         let token = self.seal_selected(session, None, None, now)?;
         let (cookie, len) = self.finish(session, &token, now)?;
-        self.report_drops(&dropped, len);
+        self.report_drops(&over_budget, len);
+        dropped.extend(over_budget);
         Ok(self.set(cookie, len, dropped, Vec::new()))
     }
 
@@ -295,7 +310,9 @@ impl Sealer {
     ) -> Result<Option<(String, usize)>, Error> {
         let token = match self.seal_selected(session, None, None, now) {
             Ok(token) => token,
-            Err(Error::LimitExceeded(crate::Limit::DecompressedSize)) => return Ok(None),
+            Err(Error::LimitExceeded(
+                crate::Limit::DecompressedSize | crate::Limit::TokenLength,
+            )) => return Ok(None),
             Err(e) => return Err(e),
         };
         match self.finish(session, &token, now) {
@@ -318,22 +335,25 @@ impl Sealer {
     }
 
     /// How long an overflow blob must live, plus the clock skew: as long as
-    /// any cookie that references it may still open, and never less than a
-    /// previous save gave it (so a renewal cannot cut short an older
-    /// cookie). The session's own expiry is not used: it can move either
-    /// way. With an absolute lifetime: until the session's absolute end,
-    /// which no later save can move. Without one: the idle window. Every
-    /// save that keeps the blob renews it ([`OverflowStore::touch`]); with
-    /// neither (sessions that never end),
+    /// the cookie sealed now can open, which is until the earlier of the
+    /// idle timeout from now and the session's absolute end. That moment
+    /// never moves back from one save to the next (the absolute end is
+    /// fixed, the idle window only slides forward), so a renewal never cuts
+    /// short an older cookie; every save that keeps the blob renews it
+    /// ([`OverflowStore::touch`]). The session's own expiry is not used: it
+    /// can move either way. With neither timeout (sessions that never end),
     /// 30 days from the last save, after which a save drops the entries
     /// and reports them.
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
-        let secs = match (self.policy.max_lifetime, self.policy.max_idle) {
-            (Some(lifetime), _) => session
+        let remaining_lifetime = self.policy.max_lifetime.map(|lifetime| {
+            session
                 .created_at
                 .saturating_add(lifetime)
-                .saturating_sub(now),
-            (None, Some(idle)) => idle,
+                .saturating_sub(now)
+        });
+        let secs = match (remaining_lifetime, self.policy.max_idle) {
+            (Some(lifetime), Some(idle)) => lifetime.min(idle),
+            (Some(only), None) | (None, Some(only)) => only,
             (None, None) => UNBOUNDED_BLOB_TTL,
         };
         Duration::from_secs(secs.saturating_add(self.policy.clock_skew).max(1))

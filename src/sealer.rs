@@ -400,7 +400,10 @@ impl Sealer {
         let refresh_due = self.policy.refresh_after.is_some_and(|after| age >= after);
         Ok(Session {
             id: SessionId::from_bytes(indexed.session_id),
-            created_at: indexed.created_at,
+            // A session created on a server whose clock runs ahead (within
+            // the skew) starts no later than now here, so that the token
+            // this server re-seals has created-at <= issued-at and opens.
+            created_at: indexed.created_at.min(now),
             now,
             issued_at: Some(issued_at),
             expiry,
@@ -435,6 +438,23 @@ impl Sealer {
     /// entries go into the overflow list when a reference is given, and are
     /// left out otherwise.
     pub(crate) fn seal_selected(
+        &self,
+        session: &Session,
+        keep: Option<&[bool]>,
+        overflow_ref: Option<&[u8; payload::SESSION_ID_LEN]>,
+        now: u64,
+    ) -> Result<String, Error> {
+        let token = self.seal_selected_unchecked(session, keep, overflow_ref, now)?;
+        if token.len() > self.limits.token_len() {
+            // Never emit a cookie this sealer's own limits would refuse
+            // (a budget larger than the token limit allows one).
+            return Err(Error::LimitExceeded(crate::Limit::TokenLength));
+        }
+        Ok(token)
+    }
+
+    /// [`Self::seal_selected`] without the token-length check, for measuring.
+    pub(crate) fn seal_selected_unchecked(
         &self,
         session: &Session,
         keep: Option<&[bool]>,

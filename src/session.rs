@@ -52,10 +52,14 @@ impl fmt::Debug for SessionId {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Expiry {
     /// Only the sealer's timeouts apply; the cookie is persistent, its
-    /// `Max-Age` the time left.
+    /// `Max-Age` the time left (a browser-session cookie instead when the
+    /// cookie settings are not persistent).
     #[default]
     Default,
-    /// The session ends at this Unix time (seconds).
+    /// The session ends at this Unix time (seconds). The cookie is
+    /// persistent even when the cookie settings are not (as an explicit
+    /// expiry overrides "expire at browser close" in Django): this is how
+    /// "remember me" is built on browser-session defaults.
     At(u64),
     /// The cookie has no `Max-Age`: the browser drops it when it closes.
     /// The server still enforces the sealer's timeouts.
@@ -369,11 +373,15 @@ impl Session {
     }
 
     /// Takes a new id and keeps the data: call it at login, against session
-    /// fixation.
+    /// fixation. The session counts as created now: its absolute lifetime
+    /// starts again, and a "log out everywhere" recorded before
+    /// ([`MemoryRevocations::revoke_user`](crate::store::MemoryRevocations::revoke_user))
+    /// no longer applies to it, so a user can log in again after one.
     pub fn cycle_id(&mut self) -> Result<(), Error> {
         // An overflow blob bound to the old id is rewritten on the next
         // save and the old one deleted.
         self.id = SessionId::random(&*self.random)?;
+        self.created_at = self.now;
         self.modified = true;
         Ok(())
     }
@@ -421,7 +429,8 @@ impl Session {
         self.id
     }
 
-    /// When the session started (Unix seconds); kept across re-seals.
+    /// When the session started (Unix seconds), or took its current id
+    /// ([`Session::cycle_id`]); kept across re-seals.
     pub fn created_at(&self) -> u64 {
         self.created_at
     }

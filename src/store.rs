@@ -287,7 +287,10 @@ impl MemoryRevocations {
     }
 
     /// Ends every session of `user` created at or before now ("log out
-    /// everywhere"); sessions created later are unaffected.
+    /// everywhere"), in whole seconds: sessions created later, or whose id
+    /// was cycled later ([`Session::cycle_id`](crate::Session::cycle_id),
+    /// at login), are unaffected; one created in the same second is
+    /// revoked too.
     pub fn revoke_user(&self, user: &str) -> Result<(), Error> {
         let now = self.clock.now();
         self.users

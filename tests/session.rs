@@ -157,6 +157,70 @@ fn flush_and_cycle_id() {
 }
 
 #[test]
+fn a_session_from_a_server_ahead_is_resealed_so_it_opens_everywhere() {
+    let ahead = Arc::new(FixedClock::new(T0 + 20));
+    let behind = Arc::new(FixedClock::new(T0));
+    let a = sealer_with(KeyRing::new(key(1)), &ahead);
+    let b = sealer_with(KeyRing::new(key(1)), &behind);
+    let mut s = a.new_session().unwrap();
+    s.insert("user", "ada").unwrap();
+    let from_a = a.seal(&mut s).unwrap();
+    // Within the 30-second skew: B opens it and writes it back.
+    let mut s = b.open(&from_a).unwrap();
+    assert!(s.created_at() <= T0, "created-at not after B's now");
+    s.insert("cart", &1u8).unwrap();
+    let from_b = b.seal(&mut s).unwrap();
+    for sealer in [&a, &b] {
+        let s = sealer.open(&from_b).unwrap();
+        assert_eq!(s.get::<String>("user").unwrap().as_deref(), Some("ada"));
+    }
+}
+
+#[test]
+fn cycle_id_counts_the_session_as_created_now() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("cart", &1u8).unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+    clock.advance(900);
+    let mut s = sealer.open(&cookie).unwrap();
+    s.cycle_id().unwrap();
+    assert_eq!(s.created_at(), T0 + 900);
+    let mut cookie = sealer.seal(&mut s).unwrap();
+    // Active past the 5000-second lifetime of the original start (one
+    // request every 900 s, inside the idle window), within the new one.
+    for _ in 0..5 {
+        clock.advance(900);
+        let mut s = sealer.open(&cookie).unwrap();
+        cookie = sealer.seal(&mut s).unwrap();
+    }
+    assert!(clock.now() - T0 > 5000);
+    assert!(sealer.open(&cookie).is_ok());
+}
+
+#[test]
+fn an_explicit_expiry_makes_a_persistent_cookie_on_browser_session_defaults() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .cookie_name("id")
+        .cookie_settings(sealed_session::CookieSettings::default().persistent(false))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert("user", "ada").unwrap();
+    assert_eq!(sealer.max_age(&s), None, "browser session by default");
+    s.set_expiry_in(30 * 86_400);
+    assert_eq!(sealer.max_age(&s), Some(14 * 86_400), "remember me");
+    let saved = sealer.save(&mut s).unwrap();
+    let header = saved.action.header_value().unwrap();
+    assert!(header.contains("Max-Age="), "{header}");
+    s.set_expiry(Expiry::BrowserSession);
+    assert_eq!(sealer.max_age(&s), None);
+}
+
+#[test]
 fn idle_lifetime_skew_and_own_expiry() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);

@@ -302,7 +302,8 @@ impl LazySession {
         self.with(Session::flush).await?
     }
 
-    /// Takes a new id and keeps the data: call it at login.
+    /// Takes a new id and keeps the data: call it at login. The session
+    /// counts as created now (see [`Session::cycle_id`]).
     pub async fn cycle_id(&self) -> Result<(), Error> {
         self.with(Session::cycle_id).await?
     }

@@ -230,7 +230,9 @@ impl SessionLayerBuilder {
     /// Persistent cookies (the default) carry `Max-Age`, the time left
     /// before the session expires; browser-session cookies (`false`) carry
     /// none and end when the browser closes. A session can choose for
-    /// itself with [`Expiry::BrowserSession`](crate::Expiry::BrowserSession).
+    /// itself with [`Expiry::BrowserSession`](crate::Expiry::BrowserSession),
+    /// or for a persistent cookie with [`Expiry::At`](crate::Expiry::At)
+    /// ("remember me").
     pub fn persistent(mut self, persistent: bool) -> Self {
         self.settings = self.settings.persistent(persistent);
         self

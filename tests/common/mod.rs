@@ -116,6 +116,17 @@ where
         "touch did not renew the TTL"
     );
     store.delete(&renewed).await.unwrap();
+
+    // A TTL as long as a setting like `max_lifetime(Duration::MAX)` asks
+    // for is accepted (kept for a very long time), not an error.
+    let forever = overflow_key(&sid, &[4; 16]);
+    store
+        .put(&forever, b"long".to_vec(), Duration::MAX)
+        .await
+        .unwrap();
+    assert!(store.touch(&forever, Duration::MAX).await.unwrap());
+    assert!(store.get(&forever).await.unwrap().is_some());
+    store.delete(&forever).await.unwrap();
 }
 
 /// A 10 KB session round-trips completely through `store`.
@@ -266,6 +277,9 @@ pub async fn revocation_suite<R1, F1, R2, F2>(
     // The plain open does not consult the hook.
     assert!(sealer.open(&a1).is_ok());
     clock.advance(10);
+    let mut anonymous = sealer.new_session().unwrap();
+    anonymous.insert("cart", &3u8).unwrap();
+    let anonymous = sealer.seal(&mut anonymous).unwrap();
     revoke_user().await;
     assert_eq!(sealer.open_async(&a2).await.unwrap_err(), Error::Revoked);
     assert!(sealer.open_async(&b1).await.is_ok());
@@ -274,5 +288,16 @@ pub async fn revocation_suite<R1, F1, R2, F2>(
     assert!(
         sealer.open_async(&a3).await.is_ok(),
         "a session started after the revocation"
+    );
+    // A session that began before the revocation and logs in after it,
+    // taking a new id as it should, is a new login.
+    let mut s = sealer.open_async(&anonymous).await.unwrap();
+    s.cycle_id().unwrap();
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    let relogged = sealer.seal(&mut s).unwrap();
+    assert!(
+        sealer.open_async(&relogged).await.is_ok(),
+        "a login after the revocation"
     );
 }
