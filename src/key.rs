@@ -79,12 +79,15 @@ impl MasterKey {
         if !text.is_empty() && text.bytes().all(|c| c.is_ascii_hexdigit()) {
             return Err(Error::InvalidKey(InvalidKey::LooksLikeHex));
         }
-        let decoded = [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD]
+        // Decoded into one buffer that is wiped on drop, whichever engine
+        // (or none) accepts the text: `Engine::decode` would leave partly
+        // decoded key bytes in freed memory after each failed attempt.
+        let mut buffer = Zeroizing::new(vec![0u8; text.len() / 4 * 3 + 3]);
+        let len = [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD]
             .iter()
-            .find_map(|engine| engine.decode(text).ok())
+            .find_map(|engine| engine.decode_slice(text, &mut buffer[..]).ok())
             .ok_or(Error::InvalidKey(InvalidKey::Encoding))?;
-        let decoded = Zeroizing::new(decoded);
-        Self::from_bytes(&decoded)
+        Self::from_bytes(&buffer[..len])
     }
 
     /// Parses hexadecimal (either case).
@@ -214,7 +217,10 @@ impl DerivedKey {
 /// ```
 pub struct KeyRing {
     primary: DerivedKey,
-    fallbacks: Vec<DerivedKey>,
+    /// Boxed, so that growing the list moves pointers, not key material
+    /// (a reallocation frees the old buffer without wiping it).
+    #[allow(clippy::vec_box)]
+    fallbacks: Vec<Box<DerivedKey>>,
 }
 
 impl KeyRing {
@@ -239,7 +245,7 @@ impl KeyRing {
             if ring.find(&derived.id).is_some() {
                 return Err(Error::InvalidKey(InvalidKey::DuplicateKeyId));
             }
-            ring.fallbacks.push(derived);
+            ring.fallbacks.push(Box::new(derived));
         }
         Ok(ring)
     }
@@ -266,7 +272,7 @@ impl KeyRing {
         self.fallbacks
             .iter()
             .find(|k| k.id == *id)
-            .map(|k| (k, true))
+            .map(|k| (&**k, true))
     }
 }
 
@@ -322,6 +328,20 @@ mod tests {
             from_hex.key_id(),
             MasterKey::from_hex(&hex.to_uppercase()).unwrap().key_id()
         );
+        // Every alphabet and padding variant of the same bytes, of several
+        // lengths (the decode buffer is sized from the text).
+        for len in [32, 33, 34, 35, 64] {
+            let bytes: Vec<u8> = (0..len).map(|i| (i * 37 + 250) as u8).collect();
+            let want = MasterKey::from_bytes(&bytes).unwrap().key_id();
+            for engine in [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD] {
+                let text = engine.encode(&bytes);
+                assert_eq!(
+                    MasterKey::from_base64(&text).unwrap().key_id(),
+                    want,
+                    "{text}"
+                );
+            }
+        }
         assert!(MasterKey::from_hex("zz").is_err());
         assert!(MasterKey::from_base64("not base64!").is_err());
         // Hex text is refused as base64 (it would decode to other bytes).

@@ -32,8 +32,9 @@ impl Default for Limits {
 }
 
 impl Limits {
-    /// Longest token accepted, in characters (default 4096, the cookie size
-    /// browsers keep).
+    /// Longest token accepted, in bytes (default 4096, the cookie size
+    /// browsers keep). A valid token is ASCII, so bytes are characters;
+    /// the length is checked before anything else, on the raw bytes.
     pub fn max_token_len(mut self, chars: usize) -> Self {
         self.max_token_len = chars;
         self

@@ -146,12 +146,22 @@ pub fn inspect(token: &str) -> Result<TokenInfo, Error> {
 }
 
 /// A token that opened: its header, plaintext and which key opened it.
-#[derive(Debug)]
 pub struct Opened {
     header: TokenHeader,
     buffer: Vec<u8>,
     plaintext: Range<usize>,
     used_fallback: bool,
+}
+
+/// The plaintext is the session's contents: only its length is shown.
+impl core::fmt::Debug for Opened {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("Opened")
+            .field("header", &self.header)
+            .field("plaintext_len", &self.plaintext.len())
+            .field("used_fallback", &self.used_fallback)
+            .finish()
+    }
 }
 
 impl Opened {

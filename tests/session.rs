@@ -354,6 +354,25 @@ fn debug_output_never_shows_values() {
     assert!(printed.contains("password_hint"));
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(!printed.contains("5a5a5a"), "{printed}");
+    // The low-level codec's opened token, whose buffer is the plaintext.
+    let ring = sealer.key_ring();
+    let sealed = sealed_session::token::seal(
+        ring,
+        "id",
+        T0,
+        b"csrf=SECRET",
+        Compression::Off,
+        &sealed_session::OsRandom,
+    )
+    .unwrap();
+    let opened = sealed_session::token::open(ring, "id", &sealed, &Limits::default()).unwrap();
+    let printed = format!("{opened:?}");
+    let secret_bytes = format!("{:?}", &b"SECRET"[..]);
+    assert!(printed.contains("plaintext_len: 11"), "{printed}");
+    assert!(
+        !printed.contains(&secret_bytes[1..secret_bytes.len() - 1]),
+        "{printed}"
+    );
 }
 
 #[test]
