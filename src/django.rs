@@ -4,7 +4,10 @@
 //! With `SESSION_ENGINE = "django.contrib.sessions.backends.signed_cookies"`
 //! Django keeps the whole session in the cookie, *signed but not encrypted*,
 //! as `django.core.signing.dumps(session, salt=SESSION_SALT, compress=True)`
-//! with its JSON serializer (Django 3.1 and later):
+//! with its JSON serializer and HMAC-SHA256 signatures (Django 4.0 and
+//! later, and 3.1–3.2 with the default `DEFAULT_HASHING_ALGORITHM =
+//! "sha256"`; sites that kept the transitional `"sha1"` sign with SHA-1,
+//! which this module does not read or write):
 //!
 //! ```text
 //! [.]BASE64URL(JSON or zlib(JSON)) ":" BASE62(unix seconds) ":" BASE64URL(HMAC-SHA256)
@@ -20,8 +23,11 @@
 //! - `SECRET_KEY` is tried first, then each of `SECRET_KEY_FALLBACKS` in
 //!   order, each comparison in constant time;
 //! - the session is too old when `now − timestamp > max_age`
-//!   (`SESSION_COOKIE_AGE`, two weeks by default): an age of exactly
-//!   `max_age` is still valid, as in Django.
+//!   (`SESSION_COOKIE_AGE`, two weeks by default), in whole seconds: an age
+//!   of exactly `max_age` is still valid here, where Django, comparing
+//!   fractional seconds, expires it during that second;
+//! - a `_session_expiry` entry (`set_expiry`) ends the session earlier or
+//!   later, as Django's backend enforces it since ticket #27775.
 //!
 //! [`DjangoCodec`] reads and writes that format; [`migrate_cookie`] turns a
 //! Django cookie into a sealed-session cookie. `docs/DJANGO.md` explains how
@@ -74,8 +80,8 @@ use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::{
-    Error, Expired, InvalidEntryKey, InvalidKey, Limit, Limits, Malformed, Priority, Sealer,
-    Session,
+    Error, Expired, Expiry, InvalidEntryKey, InvalidKey, Limit, Limits, Malformed, Priority,
+    Sealer, Session,
 };
 
 /// The salt Django's `signed_cookies` session backend signs with.
@@ -296,8 +302,11 @@ impl DjangoCodec {
     /// ([`Malformed::Truncated`], [`Malformed::Timestamp`]), signature
     /// ([`Error::AuthenticationFailed`]), age ([`Expired::Idle`]), base64
     /// ([`Malformed::Base64`]), zlib ([`Malformed::Compression`],
-    /// [`Limit::DecompressedSize`]) and JSON ([`Malformed::Json`]). Nothing
-    /// is decoded or decompressed before the signature verifies.
+    /// [`Limit::DecompressedSize`]), JSON ([`Malformed::Json`]) and the
+    /// session's own expiry from `set_expiry` ([`Expired::Session`], as
+    /// Django's backend checks it since ticket #27775; see
+    /// [`to_sealed_session`] for how it is read). Nothing is decoded or
+    /// decompressed before the signature verifies.
     pub fn open(&self, cookie: &str) -> Result<Map<String, Value>, Error> {
         self.open_session(cookie).map(DjangoSession::into_entries)
     }
@@ -356,6 +365,16 @@ impl DjangoCodec {
             Ok(Value::Object(map)) => map,
             _ => return Err(Error::Malformed(Malformed::Json)),
         };
+        // The session's own expiry, as Django's backend enforces it since
+        // ticket #27775 (the signed time is the last modification).
+        let ends_at = match session_expiry(&entries)? {
+            SessionExpiry::Seconds(seconds) => Some(i128::from(timestamp) + i128::from(seconds)),
+            SessionExpiry::At(at) => Some(i128::from(at)),
+            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
+        };
+        if ends_at.is_some_and(|end| end <= i128::from(self.clock.now())) {
+            return Err(Error::Expired(Expired::Session));
+        }
         Ok(DjangoSession {
             entries,
             timestamp,
@@ -659,17 +678,95 @@ pub fn migrated_key(django_key: &str) -> String {
     }
 }
 
+/// Django's entry for `request.session.set_expiry(...)`.
+pub const SESSION_EXPIRY_KEY: &str = "_session_expiry";
+
+/// What a Django session's [`SESSION_EXPIRY_KEY`] entry asks for, read as
+/// Django's `SessionBase.get_expiry_date` reads it.
+enum SessionExpiry {
+    /// No entry (or `null`): `SESSION_COOKIE_AGE` from the last change.
+    Unset,
+    /// `0`: the cookie ends when the browser closes (the server still
+    /// applies `SESSION_COOKIE_AGE`).
+    BrowserClose,
+    /// Seconds of inactivity: the session ends this long after the last
+    /// change (the cookie's timestamp).
+    Seconds(i64),
+    /// An ISO 8601 date, in Unix seconds. Django writes it with
+    /// `datetime.isoformat()`; one without an offset (`USE_TZ = False`)
+    /// is read as UTC.
+    At(i64),
+}
+
+fn session_expiry(entries: &Map<String, Value>) -> Result<SessionExpiry, Error> {
+    use time::format_description::well_known::Iso8601;
+    let bad = Error::Malformed(Malformed::Json);
+    Ok(match entries.get(SESSION_EXPIRY_KEY) {
+        None | Some(Value::Null) => SessionExpiry::Unset,
+        Some(Value::Number(n)) => match n.as_i64().ok_or(bad)? {
+            0 => SessionExpiry::BrowserClose,
+            seconds => SessionExpiry::Seconds(seconds),
+        },
+        Some(Value::String(text)) => {
+            let at = time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)
+                .or_else(|_| {
+                    time::PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
+                        .map(time::PrimitiveDateTime::assume_utc)
+                })
+                .map_err(|_| bad)?;
+            SessionExpiry::At(at.unix_timestamp())
+        }
+        Some(_) => return Err(bad),
+    })
+}
+
 /// Puts the entries of a Django session into a new sealed session, under
 /// the keys [`migrated_key`] gives. Django's authentication entries
 /// (`_auth_user_*`) get [`Priority::Critical`] so they are never dropped to
 /// fit the cookie budget; the rest get [`Priority::Normal`].
 ///
+/// Django's own expiry ([`SESSION_EXPIRY_KEY`], from `set_expiry`) becomes
+/// the session's [`Expiry`] rather than an entry: `0` a browser-session
+/// cookie ("don't remember me"), a number of seconds that many seconds from
+/// now (from the cookie's time in [`migrate_cookie`]), a date that date.
+///
 /// Fails with [`InvalidEntryKey::Reserved`] if two Django keys map to the
-/// same key (`_x` and `django_x`), and with the session's own errors
-/// (an empty key, too many entries).
+/// same key (`_x` and `django_x`), [`Malformed::Json`] for an expiry
+/// Django would not read, [`Expired::Session`] for one already past, and
+/// with the session's own errors (an empty key, too many entries).
 pub fn to_sealed_session(entries: &Map<String, Value>, sealer: &Sealer) -> Result<Session, Error> {
+    migrate_entries(entries, None, sealer)
+}
+
+/// [`to_sealed_session`], counting a relative expiry from `modified_at`
+/// (the Django cookie's time) instead of now.
+fn migrate_entries(
+    entries: &Map<String, Value>,
+    modified_at: Option<i64>,
+    sealer: &Sealer,
+) -> Result<Session, Error> {
     let mut session = sealer.new_session()?;
+    // A new session is created now.
+    let now = session.created_at();
+    let since = modified_at.map_or(i128::from(now), i128::from);
+    let ends_at = |at: i128| -> Result<Expiry, Error> {
+        if at <= i128::from(now) {
+            return Err(Error::Expired(Expired::Session));
+        }
+        Ok(Expiry::At(u64::try_from(at).unwrap_or(u64::MAX)))
+    };
+    match session_expiry(entries)? {
+        SessionExpiry::Unset => {}
+        SessionExpiry::BrowserClose => session.set_expiry(Expiry::BrowserSession),
+        SessionExpiry::Seconds(seconds) => {
+            session.set_expiry(ends_at(since + i128::from(seconds))?);
+        }
+        SessionExpiry::At(at) => session.set_expiry(ends_at(i128::from(at))?),
+    }
     for (key, value) in entries {
+        if key == SESSION_EXPIRY_KEY {
+            continue;
+        }
         let new_key = migrated_key(key);
         if session.contains(&new_key) {
             return Err(Error::InvalidEntryKey(InvalidEntryKey::Reserved));
@@ -714,8 +811,8 @@ pub fn migrate_cookie(
     sealer: &Sealer,
     django_cookie: &str,
 ) -> Result<String, Error> {
-    let entries = codec.open(django_cookie)?;
-    let mut session = to_sealed_session(&entries, sealer)?;
+    let opened = codec.open_session(django_cookie)?;
+    let mut session = migrate_entries(opened.entries(), Some(opened.timestamp()), sealer)?;
     sealer.seal(&mut session)
 }
 
@@ -746,6 +843,92 @@ mod tests {
         let signed = format!("{payload}:{timestamp}");
         let sig = codec.keys[0].sign(signed.as_bytes());
         format!("{signed}:{sig}")
+    }
+
+    fn codec_at(now: u64) -> DjangoCodec {
+        DjangoCodec::builder("secret")
+            .clock(Arc::new(FixedClock::new(now)))
+            .build()
+            .unwrap()
+    }
+
+    #[test]
+    fn set_expiry_is_enforced_on_open() {
+        let cases = [
+            (r#"{"_session_expiry": 300}"#, 200, None),
+            (r#"{"_session_expiry": 300}"#, 300, Some(Expired::Session)),
+            (r#"{"_session_expiry": 0}"#, 3600, None),
+            (r#"{"_session_expiry": null}"#, 3600, None),
+            (
+                r#"{"_session_expiry": "2023-11-14T22:13:21+00:00"}"#,
+                0,
+                None,
+            ),
+            (
+                r#"{"_session_expiry": "2023-11-14T22:13:20.5+00:00"}"#,
+                0,
+                Some(Expired::Session),
+            ),
+            (
+                r#"{"_session_expiry": "2023-11-15T00:13:20+02:00"}"#,
+                0,
+                Some(Expired::Session),
+            ),
+            (r#"{"_session_expiry": "2023-11-14T22:13:30"}"#, 0, None),
+        ];
+        for (json, age, want) in cases {
+            let cookie = codec_at(NOW - age).seal(&entries(json)).unwrap();
+            match (codec().open(&cookie), want) {
+                (Ok(_), None) => {}
+                (Err(Error::Expired(got)), Some(want)) => assert_eq!(got, want, "{json}"),
+                (got, _) => panic!("{json} aged {age}: {got:?}"),
+            }
+        }
+        for json in [
+            r#"{"_session_expiry": true}"#,
+            r#"{"_session_expiry": 1.5}"#,
+            r#"{"_session_expiry": "next tuesday"}"#,
+        ] {
+            let cookie = codec().seal(&entries(json)).unwrap();
+            assert_eq!(
+                codec().open(&cookie).unwrap_err(),
+                Error::Malformed(Malformed::Json),
+                "{json}"
+            );
+        }
+    }
+
+    #[test]
+    fn migration_turns_set_expiry_into_the_sessions_expiry() {
+        let clock = Arc::new(FixedClock::new(NOW));
+        let sealer = Sealer::builder(crate::KeyRing::new(
+            crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
+        ))
+        .clock(clock)
+        .build()
+        .unwrap();
+        let cases = [
+            (r#"{"_session_expiry": 0, "a": 1}"#, Expiry::BrowserSession),
+            // Relative to the Django cookie's time, 100 s before now.
+            (r#"{"_session_expiry": 300, "a": 1}"#, Expiry::At(NOW + 200)),
+            (
+                r#"{"_session_expiry": "2023-11-15T00:00:00+00:00", "a": 1}"#,
+                Expiry::At(1_700_006_400),
+            ),
+            (r#"{"a": 1}"#, Expiry::Default),
+        ];
+        for (json, want) in cases {
+            let cookie = codec_at(NOW - 100).seal(&entries(json)).unwrap();
+            let sealed = migrate_cookie(&codec(), &sealer, &cookie).unwrap();
+            let session = sealer.open(&sealed).unwrap();
+            assert_eq!(session.expiry(), want, "{json}");
+            assert_eq!(session.keys().collect::<Vec<_>>(), ["a"], "{json}");
+        }
+        let past = entries(r#"{"_session_expiry": "2023-11-14T00:00:00+00:00"}"#);
+        assert_eq!(
+            to_sealed_session(&past, &sealer).unwrap_err(),
+            Error::Expired(Expired::Session)
+        );
     }
 
     #[test]
@@ -843,7 +1026,7 @@ mod tests {
     }
 
     #[test]
-    fn max_age_boundary_is_inclusive_like_django() {
+    fn max_age_boundary_is_inclusive_in_whole_seconds() {
         let clock = Arc::new(FixedClock::new(NOW));
         let c = DjangoCodec::builder("secret")
             .max_age(100)
