@@ -220,12 +220,12 @@ impl DjangoCodecBuilder {
 
     /// Derives the signing keys.
     ///
-    /// Fails with [`InvalidKey::TooShort`] if any secret is empty (Django
+    /// Fails with [`InvalidKey::EmptySecret`] if any secret is empty (Django
     /// refuses an empty `SECRET_KEY`). On `wasm32-unknown-unknown` a clock
     /// must be given, as for [`Sealer`], or this fails with [`Error::Random`].
     pub fn build(self) -> Result<DjangoCodec, Error> {
         if self.secrets.iter().any(|s| s.is_empty()) {
-            return Err(Error::InvalidKey(InvalidKey::TooShort));
+            return Err(Error::InvalidKey(InvalidKey::EmptySecret));
         }
         let keys = self
             .secrets
@@ -1128,7 +1128,7 @@ mod tests {
     fn empty_secret_is_refused_and_debug_hides_keys() {
         assert_eq!(
             DjangoCodec::builder("").build().unwrap_err(),
-            Error::InvalidKey(InvalidKey::TooShort)
+            Error::InvalidKey(InvalidKey::EmptySecret)
         );
         let builder = DjangoCodec::builder("topsecret").fallback_secret("oldsecret");
         assert!(!format!("{builder:?}").contains("secret\""));

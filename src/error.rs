@@ -199,6 +199,8 @@ pub enum InvalidKey {
     /// base64 it would be a different key than the one meant, so it is
     /// refused (read it with `MasterKey::from_hex`).
     LooksLikeHex,
+    /// A Django `SECRET_KEY` (or fallback) is empty; Django refuses one too.
+    EmptySecret,
 }
 
 impl fmt::Display for InvalidKey {
@@ -208,6 +210,7 @@ impl fmt::Display for InvalidKey {
             InvalidKey::Encoding => "not valid base64 or hex",
             InvalidKey::DuplicateKeyId => "two keys in the ring share a key id",
             InvalidKey::LooksLikeHex => "the key is hexadecimal, not base64; read it as hex",
+            InvalidKey::EmptySecret => "a Django secret must not be empty",
         })
     }
 }

@@ -28,7 +28,9 @@ enum Command {
     Keygen,
     /// Read a JSON object of entries on stdin and print the cookie value.
     Seal(SealArgs),
-    /// Open a cookie value and print its entries as a JSON object.
+    /// Open a cookie value and print its entries as a JSON object (a value
+    /// with no JSON form as {"cbor_hex": …}, an overflowed one as
+    /// {"overflowed": true}).
     Open(OpenArgs),
     /// Print a token's header fields without a key (nothing is authenticated).
     Inspect {
@@ -282,9 +284,24 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     }
     let mut object = serde_json::Map::new();
     for key in session.keys() {
-        let value: serde_json::Value = session.get(key)?.unwrap_or(serde_json::Value::Null);
-        object.insert(key.to_owned(), value);
+        object.insert(key.to_owned(), entry_as_json(&session, key));
     }
     println!("{}", serde_json::Value::Object(object));
     Ok(())
+}
+
+/// An entry's value as JSON. A value with no JSON form (a map with
+/// non-string keys, a byte string, …) is shown as its CBOR bytes in hex, and
+/// one in the overflow store as such, so that one entry does not hide the
+/// others.
+fn entry_as_json(session: &sealed_session::Session, key: &str) -> serde_json::Value {
+    if session.is_overflowed(key) {
+        return serde_json::json!({ "overflowed": true });
+    }
+    match session.get::<serde_json::Value>(key) {
+        Ok(value) => value.unwrap_or(serde_json::Value::Null),
+        Err(_) => {
+            serde_json::json!({ "cbor_hex": hex::encode(session.get_raw(key).unwrap_or_default()) })
+        }
+    }
 }

@@ -387,4 +387,45 @@ fn django_seal_and_open() {
     );
     assert!(!expired.status.success());
     assert!(stderr(&expired).contains("expired"), "{}", stderr(&expired));
+    let empty = run(&["django", "open", "--secret", "", &cookie], "");
+    assert_one_line_error(&empty, "bad secret");
+    assert!(
+        stderr(&empty).contains("Django secret must not be empty"),
+        "{}",
+        stderr(&empty)
+    );
+}
+
+#[test]
+fn open_shows_values_without_a_json_form_as_cbor_and_the_rest_as_json() {
+    use sealed_session::{FixedClock, KeyRing, MasterKey, Sealer};
+    let key = keygen();
+    let sealer = Sealer::builder(KeyRing::new(MasterKey::from_base64(&key).unwrap()))
+        .cookie_name("sid")
+        .clock(std::sync::Arc::new(FixedClock::new(1_767_225_600)))
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", "ada").unwrap();
+    // A map with integer keys: CBOR has it, JSON does not.
+    let by_number: std::collections::BTreeMap<u32, u8> = [(1, 2)].into();
+    session.insert("by_number", &by_number).unwrap();
+    let token = sealer.seal(&mut session).unwrap();
+    let opened = run(
+        &[
+            "open",
+            "--key",
+            &key,
+            "--name",
+            "sid",
+            "--now",
+            "1767225660",
+            &token,
+        ],
+        "",
+    );
+    assert_eq!(
+        success_json(&opened),
+        serde_json::json!({"user": "ada", "by_number": {"cbor_hex": "a10102"}})
+    );
 }
