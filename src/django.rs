@@ -26,8 +26,8 @@
 //!   (`SESSION_COOKIE_AGE`, two weeks by default), in whole seconds: an age
 //!   of exactly `max_age` is still valid here, where Django, comparing
 //!   fractional seconds, expires it during that second;
-//! - a `_session_expiry` entry (`set_expiry`) ends the session earlier or
-//!   later, as Django's backend enforces it since ticket #27775.
+//! - a `_session_expiry` entry (`set_expiry`) ends the session instead,
+//!   earlier or later, as Django's backend decides since ticket #27775.
 //!
 //! [`DjangoCodec`] reads and writes that format; [`migrate_cookie`] turns a
 //! Django cookie into a sealed-session cookie. `docs/DJANGO.md` explains how
@@ -259,12 +259,25 @@ fn default_clock() -> Result<Arc<dyn Clock>, Error> {
 
 /// An opened Django cookie: the session entries and what the cookie said
 /// about itself.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Clone, PartialEq)]
 pub struct DjangoSession {
     entries: Map<String, Value>,
     timestamp: i64,
     compressed: bool,
     key_index: usize,
+}
+
+/// Keys only: the values are the session's contents (`_auth_user_hash`
+/// among them).
+impl fmt::Debug for DjangoSession {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DjangoSession")
+            .field("keys", &self.entries.keys().collect::<Vec<_>>())
+            .field("timestamp", &self.timestamp)
+            .field("compressed", &self.compressed)
+            .field("key_index", &self.key_index)
+            .finish()
+    }
 }
 
 impl DjangoSession {
@@ -300,12 +313,12 @@ impl DjangoCodec {
     ///
     /// Checks, in order: length ([`Limit::TokenLength`]), structure
     /// ([`Malformed::Truncated`], [`Malformed::Timestamp`]), signature
-    /// ([`Error::AuthenticationFailed`]), age ([`Expired::Idle`]), base64
-    /// ([`Malformed::Base64`]), zlib ([`Malformed::Compression`],
-    /// [`Limit::DecompressedSize`]), JSON ([`Malformed::Json`]) and the
-    /// session's own expiry from `set_expiry` ([`Expired::Session`], as
-    /// Django's backend checks it since ticket #27775; see
-    /// [`to_sealed_session`] for how it is read). Nothing is decoded or
+    /// ([`Error::AuthenticationFailed`]), base64 ([`Malformed::Base64`]),
+    /// zlib ([`Malformed::Compression`], [`Limit::DecompressedSize`]), JSON
+    /// ([`Malformed::Json`]), then when the session ends, as Django's
+    /// backend decides since ticket #27775: at its own expiry from
+    /// `set_expiry` ([`Expired::Session`]) if it has one, else `max_age`
+    /// after the signed time ([`Expired::Idle`]). Nothing is decoded or
     /// decompressed before the signature verifies.
     pub fn open(&self, cookie: &str) -> Result<Map<String, Value>, Error> {
         self.open_session(cookie).map(DjangoSession::into_entries)
@@ -336,13 +349,6 @@ impl DjangoCodec {
             .position(|key| key.verify(signed.as_bytes(), sig.as_bytes()))
             .ok_or(Error::AuthenticationFailed)?;
 
-        if let Some(max_age) = self.max_age {
-            let age = i128::from(self.clock.now()) - i128::from(timestamp);
-            if age > i128::from(max_age) {
-                return Err(Error::Expired(Expired::Idle));
-            }
-        }
-
         let (compressed, encoded) = match payload.strip_prefix('.') {
             Some(rest) => (true, rest),
             None => (false, payload),
@@ -365,15 +371,24 @@ impl DjangoCodec {
             Ok(Value::Object(map)) => map,
             _ => return Err(Error::Malformed(Malformed::Json)),
         };
-        // The session's own expiry, as Django's backend enforces it since
-        // ticket #27775 (the signed time is the last modification).
-        let ends_at = match session_expiry(&entries)? {
-            SessionExpiry::Seconds(seconds) => Some(i128::from(timestamp) + i128::from(seconds)),
-            SessionExpiry::At(at) => Some(i128::from(at)),
-            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
+        // When the session ends, as Django's backend decides since ticket
+        // #27775: the session's own expiry (`set_expiry`) if it has one,
+        // else `max_age` after the signed time (the last modification).
+        let now = self.clock.now();
+        let expired = match session_expiry(&entries, timestamp)? {
+            SessionExpiry::Unset | SessionExpiry::BrowserClose => self
+                .max_age
+                .filter(|&max_age| i128::from(now) - i128::from(timestamp) > i128::from(max_age))
+                .map(|_| Expired::Idle),
+            SessionExpiry::Seconds(seconds) => {
+                (timestamp as f64 + seconds <= now as f64).then_some(Expired::Session)
+            }
+            SessionExpiry::At(at) => {
+                (at <= i64::try_from(now).unwrap_or(i64::MAX)).then_some(Expired::Session)
+            }
         };
-        if ends_at.is_some_and(|end| end <= i128::from(self.clock.now())) {
-            return Err(Error::Expired(Expired::Session));
+        if let Some(kind) = expired {
+            return Err(Error::Expired(kind));
         }
         Ok(DjangoSession {
             entries,
@@ -689,34 +704,46 @@ enum SessionExpiry {
     /// `0`: the cookie ends when the browser closes (the server still
     /// applies `SESSION_COOKIE_AGE`).
     BrowserClose,
-    /// Seconds of inactivity: the session ends this long after the last
-    /// change (the cookie's timestamp).
-    Seconds(i64),
+    /// Seconds of inactivity (an integer, or a float as
+    /// `timedelta.total_seconds()` gives): the session ends this long after
+    /// the last change (the cookie's timestamp).
+    Seconds(f64),
     /// An ISO 8601 date, in Unix seconds. Django writes it with
     /// `datetime.isoformat()`; one without an offset (`USE_TZ = False`)
     /// is read as UTC.
     At(i64),
 }
 
-fn session_expiry(entries: &Map<String, Value>) -> Result<SessionExpiry, Error> {
+/// The last second Python's `datetime` can hold (9999-12-31T23:59:59Z):
+/// Django cannot read an expiry past it (`OverflowError`).
+const PYTHON_MAX_UNIX: f64 = 253_402_300_799.0;
+
+/// Reads [`SESSION_EXPIRY_KEY`] from a session signed at `modified_at`.
+fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<SessionExpiry, Error> {
     use time::format_description::well_known::Iso8601;
-    let bad = Error::Malformed(Malformed::Json);
+    let bad = || Error::Malformed(Malformed::Json);
     Ok(match entries.get(SESSION_EXPIRY_KEY) {
         None | Some(Value::Null) => SessionExpiry::Unset,
-        Some(Value::Number(n)) => match n.as_i64().ok_or(bad)? {
-            0 => SessionExpiry::BrowserClose,
-            seconds => SessionExpiry::Seconds(seconds),
-        },
+        Some(Value::Number(n)) => {
+            let seconds = n.as_f64().filter(|s| s.is_finite()).ok_or_else(bad)?;
+            if seconds == 0.0 {
+                SessionExpiry::BrowserClose
+            } else if (modified_at as f64 + seconds).abs() > PYTHON_MAX_UNIX {
+                return Err(bad());
+            } else {
+                SessionExpiry::Seconds(seconds)
+            }
+        }
         Some(Value::String(text)) => {
             let at = time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)
                 .or_else(|_| {
                     time::PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
                         .map(time::PrimitiveDateTime::assume_utc)
                 })
-                .map_err(|_| bad)?;
+                .map_err(|_| bad())?;
             SessionExpiry::At(at.unix_timestamp())
         }
-        Some(_) => return Err(bad),
+        Some(_) => return Err(bad()),
     })
 }
 
@@ -746,22 +773,22 @@ fn migrate_entries(
     sealer: &Sealer,
 ) -> Result<Session, Error> {
     let mut session = sealer.new_session()?;
-    // A new session is created now.
-    let now = session.created_at();
-    let since = modified_at.map_or(i128::from(now), i128::from);
-    let ends_at = |at: i128| -> Result<Expiry, Error> {
-        if at <= i128::from(now) {
-            return Err(Error::Expired(Expired::Session));
+    let now = session.now();
+    let since = modified_at.unwrap_or_else(|| i64::try_from(now).unwrap_or(i64::MAX));
+    let ends_at = |at: i64| -> Result<Expiry, Error> {
+        match u64::try_from(at) {
+            Ok(at) if at > now => Ok(Expiry::At(at)),
+            _ => Err(Error::Expired(Expired::Session)),
         }
-        Ok(Expiry::At(u64::try_from(at).unwrap_or(u64::MAX)))
     };
-    match session_expiry(entries)? {
+    match session_expiry(entries, since)? {
         SessionExpiry::Unset => {}
         SessionExpiry::BrowserClose => session.set_expiry(Expiry::BrowserSession),
+        // Whole seconds, rounded down: never later than Django's end.
         SessionExpiry::Seconds(seconds) => {
-            session.set_expiry(ends_at(since + i128::from(seconds))?);
+            session.set_expiry(ends_at((since as f64 + seconds).floor() as i64)?);
         }
-        SessionExpiry::At(at) => session.set_expiry(ends_at(i128::from(at))?),
+        SessionExpiry::At(at) => session.set_expiry(ends_at(at)?),
     }
     for (key, value) in entries {
         if key == SESSION_EXPIRY_KEY {
@@ -853,10 +880,40 @@ mod tests {
     }
 
     #[test]
+    fn debug_shows_keys_not_values() {
+        let cookie = codec()
+            .seal(&entries(
+                r#"{"_auth_user_hash": "s3cr3t-hash", "cart": [1]}"#,
+            ))
+            .unwrap();
+        let printed = format!("{:?}", codec().open_session(&cookie).unwrap());
+        assert!(printed.contains("_auth_user_hash"), "{printed}");
+        assert!(!printed.contains("s3cr3t"), "{printed}");
+    }
+
+    #[test]
     fn set_expiry_is_enforced_on_open() {
         let cases = [
             (r#"{"_session_expiry": 300}"#, 200, None),
             (r#"{"_session_expiry": 300}"#, 300, Some(Expired::Session)),
+            // `timedelta.total_seconds()` is a float.
+            (r#"{"_session_expiry": 300.5}"#, 300, None),
+            (r#"{"_session_expiry": 300.0}"#, 300, Some(Expired::Session)),
+            (r#"{"_session_expiry": 0.0}"#, 3600, None),
+            (r#"{"_session_expiry": -1}"#, 0, Some(Expired::Session)),
+            // Later than max_age (two weeks): the session's own expiry wins.
+            (r#"{"_session_expiry": 7776000}"#, 30 * 86_400, None),
+            (
+                r#"{"_session_expiry": "2024-01-01T00:00:00.123456+00:00"}"#,
+                30 * 86_400,
+                None,
+            ),
+            (r#"{"a": 1}"#, 14 * 86_400 + 1, Some(Expired::Idle)),
+            (
+                r#"{"_session_expiry": 0}"#,
+                14 * 86_400 + 1,
+                Some(Expired::Idle),
+            ),
             (r#"{"_session_expiry": 0}"#, 3600, None),
             (r#"{"_session_expiry": null}"#, 3600, None),
             (
@@ -886,7 +943,7 @@ mod tests {
         }
         for json in [
             r#"{"_session_expiry": true}"#,
-            r#"{"_session_expiry": 1.5}"#,
+            r#"{"_session_expiry": 1e15}"#,
             r#"{"_session_expiry": "next tuesday"}"#,
         ] {
             let cookie = codec().seal(&entries(json)).unwrap();
@@ -911,6 +968,10 @@ mod tests {
             (r#"{"_session_expiry": 0, "a": 1}"#, Expiry::BrowserSession),
             // Relative to the Django cookie's time, 100 s before now.
             (r#"{"_session_expiry": 300, "a": 1}"#, Expiry::At(NOW + 200)),
+            (
+                r#"{"_session_expiry": 300.9, "a": 1}"#,
+                Expiry::At(NOW + 200),
+            ),
             (
                 r#"{"_session_expiry": "2023-11-15T00:00:00+00:00", "a": 1}"#,
                 Expiry::At(1_700_006_400),
