@@ -492,10 +492,16 @@ def cbor_to_json(item):
 SET_COOKIE_PREFIX = "Set-Cookie: "
 
 
+def has_prefix(name, prefix):
+    """Browsers match the cookie-name prefixes ignoring ASCII case."""
+    return name[:len(prefix)].lower() == prefix.lower()
+
+
 def cookie_string(name, value, max_age=None, path="/", domain=None, secure=True,
                   http_only=True, same_site="Lax", partitioned=False):
-    host = name.startswith("__Host-")
-    secure = secure or host or name.startswith("__Secure-") or partitioned
+    host = has_prefix(name, "__Host-")
+    secure = (secure or host or has_prefix(name, "__Secure-") or partitioned
+              or same_site == "None")
     parts = [f"{name}={value}"]
     if http_only:
         parts.append("HttpOnly")
@@ -528,9 +534,11 @@ def drop_order(entries):
     return candidates
 
 
-def fit_budget(cookie_name, budget, session, max_age):
+def fit_budget(cookie_name, budget, session, max_age, max_token_len=4096):
     """FORMAT.md section 14.3: returns (kept indices, dropped indices, header length) or
     raises OpenError('too-large')."""
+    around_value = len(SET_COOKIE_PREFIX) + len(cookie_string(cookie_name, "", max_age))
+    budget = min(budget, around_value + max_token_len)
     entries = session["entries"]
     keep = [True] * len(entries)
     dropped = []
@@ -726,6 +734,19 @@ def self_checks():
     except OpenError as e:
         if e.kind != "authentication-failed":
             failures.append(f"self-check: wrong reference gives {e.kind}")
+    # Cookie attributes (section 14.1): the prefixes ignore ASCII case and
+    # SameSite=None forces Secure, as browsers require.
+    for got, want in [
+        (cookie_string("__HOST-id", "v", secure=False, path="/x", domain="example.com"),
+         "__HOST-id=v; HttpOnly; SameSite=Lax; Secure; Path=/"),
+        (cookie_string("__secure-id", "v", secure=False),
+         "__secure-id=v; HttpOnly; SameSite=Lax; Secure; Path=/"),
+        (cookie_string("id", "v", secure=False, same_site="None"),
+         "id=v; HttpOnly; SameSite=None; Secure; Path=/"),
+        (cookie_string("__Hostile", "v", secure=False), "__Hostile=v; HttpOnly; SameSite=Lax; Path=/"),
+    ]:
+        if got != want:
+            failures.append(f"self-check: cookie string {got!r}, expected {want!r}")
     # Heads in shortest form only: each limit from both sides.
     for head, accepted in [
         ("17", True), ("1817", False), ("1818", True), ("18ff", True),

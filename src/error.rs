@@ -46,7 +46,8 @@ pub enum Error {
     TooLarge {
         /// Size in bytes of the smallest `Set-Cookie` header that could be built.
         needed: usize,
-        /// The configured budget in bytes.
+        /// The budget in bytes: the configured one, or less where the
+        /// sealer's token-length limit is tighter (`docs/FORMAT.md` §14.3).
         budget: usize,
     },
 

@@ -425,7 +425,10 @@ impl Sealer {
     /// Seals the whole session (every cookie-resident entry) under the
     /// primary key, issued now, and marks it saved.
     ///
-    /// This ignores the size budget; [`Sealer::save`] applies it.
+    /// This ignores the size budget ([`Sealer::save`] applies it), but not
+    /// the token-length limit: a token longer than
+    /// [`Limits::token_len`](crate::Limits::token_len), which this sealer
+    /// could not open, fails with [`Limit::TokenLength`](crate::Limit::TokenLength).
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
         let now = self.clock.now();
         let token = self.seal_selected(session, None, None, now)?;

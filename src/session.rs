@@ -377,6 +377,10 @@ impl Session {
     /// starts again, and a "log out everywhere" recorded before
     /// ([`MemoryRevocations::revoke_user`](crate::store::MemoryRevocations::revoke_user))
     /// no longer applies to it, so a user can log in again after one.
+    ///
+    /// Call it only once credentials have been checked, not on a path any
+    /// cookie holder can trigger (such as periodic id rotation): each call
+    /// restarts the absolute lifetime.
     pub fn cycle_id(&mut self) -> Result<(), Error> {
         // An overflow blob bound to the old id is rewritten on the next
         // save and the old one deleted.

@@ -1363,6 +1363,16 @@ fn budget_cases() -> Result<Vec<BudgetCase>, Error> {
             4096,
             mixed,
         ),
+        (
+            "budget-above-token-limit",
+            "An 8192-byte budget the whole session fits, but the writer's 4096-byte token limit binds (FORMAT.md 14.3): the low entry goes.",
+            8192,
+            vec![
+                e("user", Critical, 10),
+                e("notes", Low, 3500),
+                e("more", Normal, 2000),
+            ],
+        ),
     ];
     let mut cases = Vec::new();
     for (name, description, budget, entries) in &specs {

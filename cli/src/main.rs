@@ -28,9 +28,9 @@ enum Command {
     Keygen,
     /// Read a JSON object of entries on stdin and print the cookie value.
     Seal(SealArgs),
-    /// Open a cookie value and print its entries as a JSON object (a value
-    /// with no JSON form as {"cbor_hex": …}, an overflowed one as
-    /// {"overflowed": true}).
+    /// Open a cookie value and print its entries as a JSON object; values
+    /// with no JSON form go under "_cbor_hex" (key: CBOR in hex), keys of
+    /// entries in the overflow store under "_overflowed".
     Open(OpenArgs),
     /// Print a token's header fields without a key (nothing is authenticated).
     Inspect {
@@ -283,25 +283,46 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         eprintln!("note: opened with a fallback key; re-seal under the primary key");
     }
     let mut object = serde_json::Map::new();
+    let mut unreadable = serde_json::Map::new();
+    let mut overflowed = Vec::new();
     for key in session.keys() {
-        object.insert(key.to_owned(), entry_as_json(&session, key));
+        if session.is_overflowed(key) {
+            overflowed.push(serde_json::Value::from(key));
+        } else if let Some(value) = json_form(&session, key) {
+            object.insert(key.to_owned(), value);
+        } else {
+            let cbor = hex::encode(session.get_raw(key).unwrap_or_default());
+            unreadable.insert(key.to_owned(), cbor.into());
+        }
+    }
+    // Entry keys never start with `_` (reserved), so these cannot collide.
+    if !unreadable.is_empty() {
+        object.insert("_cbor_hex".to_owned(), unreadable.into());
+    }
+    if !overflowed.is_empty() {
+        object.insert("_overflowed".to_owned(), overflowed.into());
     }
     println!("{}", serde_json::Value::Object(object));
     Ok(())
 }
 
-/// An entry's value as JSON. A value with no JSON form (a map with
-/// non-string keys, a byte string, …) is shown as its CBOR bytes in hex, and
-/// one in the overflow store as such, so that one entry does not hide the
-/// others.
-fn entry_as_json(session: &sealed_session::Session, key: &str) -> serde_json::Value {
-    if session.is_overflowed(key) {
-        return serde_json::json!({ "overflowed": true });
-    }
-    match session.get::<serde_json::Value>(key) {
-        Ok(value) => value.unwrap_or(serde_json::Value::Null),
-        Err(_) => {
-            serde_json::json!({ "cbor_hex": hex::encode(session.get_raw(key).unwrap_or_default()) })
+/// An entry's value as JSON, if it has an exact JSON form: not a byte
+/// string, a tag, a non-finite float or a map with non-text keys, anywhere
+/// inside.
+fn json_form(session: &sealed_session::Session, key: &str) -> Option<serde_json::Value> {
+    fn exact(value: &ciborium::Value) -> bool {
+        use ciborium::Value as V;
+        match value {
+            V::Integer(_) | V::Text(_) | V::Bool(_) | V::Null => true,
+            V::Float(f) => f.is_finite(),
+            V::Array(items) => items.iter().all(exact),
+            V::Map(pairs) => pairs.iter().all(|(k, v)| k.is_text() && exact(v)),
+            _ => false,
         }
     }
+    let cbor: ciborium::Value = session.get(key).ok()??;
+    if !exact(&cbor) {
+        return None;
+    }
+    session.get(key).ok()?
 }

@@ -410,6 +410,11 @@ fn open_shows_values_without_a_json_form_as_cbor_and_the_rest_as_json() {
     // A map with integer keys: CBOR has it, JSON does not.
     let by_number: std::collections::BTreeMap<u32, u8> = [(1, 2)].into();
     session.insert("by_number", &by_number).unwrap();
+    // Looks like the markers, but is an ordinary value.
+    session
+        .insert("cbor_hex", &serde_json::json!({"overflowed": true}))
+        .unwrap();
+    session.insert("not_a_number", &[1.0, f64::NAN]).unwrap();
     let token = sealer.seal(&mut session).unwrap();
     let opened = run(
         &[
@@ -426,6 +431,10 @@ fn open_shows_values_without_a_json_form_as_cbor_and_the_rest_as_json() {
     );
     assert_eq!(
         success_json(&opened),
-        serde_json::json!({"user": "ada", "by_number": {"cbor_hex": "a10102"}})
+        serde_json::json!({
+            "user": "ada",
+            "cbor_hex": {"overflowed": true},
+            "_cbor_hex": {"by_number": "a10102", "not_a_number": "82f93c00f97e00"},
+        })
     );
 }
