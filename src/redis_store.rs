@@ -7,8 +7,9 @@
 //!
 //! - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
 //! - `sealed-session:revoked:{<session id>}` — a revoked session, with a TTL.
-//! - `sealed-session:revoked-user:{<user>}` — Unix time before which the
-//!   user's sessions are revoked.
+//! - `sealed-session:revoked-user:{<user>}` — Unix time at or before which
+//!   the user's sessions were created are revoked, optionally followed by
+//!   a space and the hex id of the one session kept.
 
 use core::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -197,10 +198,37 @@ impl RedisRevocations {
     /// lives `keep_for` (the absolute lifetime: older sessions are expired
     /// anyway).
     pub async fn revoke_user(&self, user: &str, keep_for: Duration) -> Result<(), Error> {
+        self.record_user(user, None, keep_for).await
+    }
+
+    /// As [`Self::revoke_user`], except the session with id `keep`: the one
+    /// making the request ("log out my other devices"). If the request also
+    /// calls [`Session::cycle_id`](crate::Session::cycle_id), pass the new id.
+    pub async fn revoke_user_except(
+        &self,
+        user: &str,
+        keep: SessionId,
+        keep_for: Duration,
+    ) -> Result<(), Error> {
+        self.record_user(user, Some(keep), keep_for).await
+    }
+
+    /// The user's record: `<not before>` or `<not before> <kept id hex>`.
+    async fn record_user(
+        &self,
+        user: &str,
+        keep: Option<SessionId>,
+        keep_for: Duration,
+    ) -> Result<(), Error> {
+        let now = self.clock.now();
+        let record = match keep {
+            Some(id) => format!("{now} {id}"),
+            None => now.to_string(),
+        };
         let mut connection = self.connection.clone();
         redis::cmd("SET")
             .arg(user_key(user))
-            .arg(self.clock.now())
+            .arg(record)
             .arg("EX")
             .arg(ttl_secs(keep_for))
             .query_async::<()>(&mut connection)
@@ -224,12 +252,24 @@ impl RevocationCheck for RedisRevocations {
             let Some(user) = query.user else {
                 return Ok(false);
             };
-            let not_before: Option<u64> = redis::cmd("GET")
+            let record: Option<String> = redis::cmd("GET")
                 .arg(user_key(user))
                 .query_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
-            Ok(not_before.is_some_and(|t| query.created_at <= t))
+            let Some(record) = record else {
+                return Ok(false);
+            };
+            let (not_before, kept) = match record.split_once(' ') {
+                Some((time, kept)) => (time, Some(kept)),
+                None => (record.as_str(), None),
+            };
+            // A record this code did not write: fail closed.
+            let not_before: u64 = not_before
+                .parse()
+                .map_err(|_| Error::Store(StoreError::Rejected))?;
+            let kept = kept.is_some_and(|id| id == query.session_id.to_string());
+            Ok(query.created_at <= not_before && !kept)
         })
     }
 }

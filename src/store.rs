@@ -250,7 +250,9 @@ impl OverflowStore for MemoryStore {
 /// would have expired anyway) and per-user "not before" times.
 pub struct MemoryRevocations {
     sessions: Mutex<HashMap<SessionId, u64>>,
-    users: Mutex<HashMap<String, u64>>,
+    /// Per user: sessions created at or before this time are revoked,
+    /// except the one with the kept id.
+    users: Mutex<HashMap<String, (u64, Option<SessionId>)>>,
     clock: Arc<dyn Clock>,
 }
 
@@ -292,11 +294,23 @@ impl MemoryRevocations {
     /// at login), are unaffected; one created in the same second is
     /// revoked too.
     pub fn revoke_user(&self, user: &str) -> Result<(), Error> {
+        self.record_user(user, None)
+    }
+
+    /// As [`Self::revoke_user`], except the session with id `keep`: the one
+    /// making the request ("log out my other devices", after a password
+    /// change). If the request also calls
+    /// [`Session::cycle_id`](crate::Session::cycle_id), pass the new id.
+    pub fn revoke_user_except(&self, user: &str, keep: SessionId) -> Result<(), Error> {
+        self.record_user(user, Some(keep))
+    }
+
+    fn record_user(&self, user: &str, keep: Option<SessionId>) -> Result<(), Error> {
         let now = self.clock.now();
         self.users
             .lock()
             .map_err(|_| poisoned())?
-            .insert(user.to_owned(), now);
+            .insert(user.to_owned(), (now, keep));
         Ok(())
     }
 }
@@ -327,7 +341,9 @@ impl RevocationCheck for MemoryRevocations {
                     .lock()
                     .map_err(|_| poisoned())?
                     .get(user)
-                    .is_some_and(|not_before| query.created_at <= *not_before),
+                    .is_some_and(|(not_before, keep)| {
+                        query.created_at <= *not_before && *keep != Some(query.session_id)
+                    }),
                 None => false,
             };
             Ok(user)

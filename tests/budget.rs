@@ -755,6 +755,10 @@ async fn memory_revocations() {
             revocations.revoke_user("ada").unwrap();
             async {}
         },
+        |keep| {
+            revocations.revoke_user_except("ada", keep).unwrap();
+            async {}
+        },
     )
     .await;
 }

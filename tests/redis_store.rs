@@ -256,6 +256,10 @@ async fn redis_revocations() {
             let r = revocations.clone();
             async move { r.revoke_user("ada", day).await.unwrap() }
         },
+        |keep| {
+            let r = revocations.clone();
+            async move { r.revoke_user_except("ada", keep, day).await.unwrap() }
+        },
     )
     .await;
     // A revocation check that cannot answer fails the open (fail closed).

@@ -249,16 +249,19 @@ pub fn cookie_value(set_cookie: &str) -> String {
 
 /// Revocation through `check`: `revoke_one` ends a session by id,
 /// `revoke_user` ends all sessions of user "ada".
-pub async fn revocation_suite<R1, F1, R2, F2>(
+pub async fn revocation_suite<R1, F1, R2, F2, R3, F3>(
     sealer: &Sealer,
     clock: &FixedClock,
     revoke_one: R1,
     revoke_user: R2,
+    revoke_user_except: R3,
 ) where
     R1: Fn(sealed_session::SessionId) -> F1,
     F1: std::future::Future<Output = ()>,
     R2: Fn() -> F2,
     F2: std::future::Future<Output = ()>,
+    R3: Fn(sealed_session::SessionId) -> F3,
+    F3: std::future::Future<Output = ()>,
 {
     let login = |user: &str| {
         let mut s = sealer.new_session().unwrap();
@@ -300,4 +303,21 @@ pub async fn revocation_suite<R1, F1, R2, F2>(
         sealer.open_async(&relogged).await.is_ok(),
         "a login after the revocation"
     );
+
+    // "Log out my other devices": every session of the user but the one
+    // making the request, which also takes a new id in the same second.
+    clock.advance(1);
+    let (_, phone) = login("ada");
+    let (_, laptop) = login("ada");
+    let mut here = sealer.open_async(&laptop).await.unwrap();
+    here.cycle_id().unwrap();
+    revoke_user_except(here.id()).await;
+    let here = sealer.seal(&mut here).unwrap();
+    assert!(sealer.open_async(&here).await.is_ok(), "the kept session");
+    assert_eq!(sealer.open_async(&phone).await.unwrap_err(), Error::Revoked);
+    assert_eq!(
+        sealer.open_async(&laptop).await.unwrap_err(),
+        Error::Revoked
+    );
+    assert!(sealer.open_async(&b1).await.is_ok(), "another user");
 }
