@@ -262,6 +262,21 @@ async fn redis_revocations() {
         },
     )
     .await;
+    // A user record this crate did not write fails the open (fail closed).
+    let mut conn = raw(&server.url()).await;
+    redis::cmd("SET")
+        .arg("sealed-session:revoked-user:{eve}")
+        .arg("not a time")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    let mut eve = sealer.new_session().unwrap();
+    eve.insert("user", "eve").unwrap();
+    let eve = sealer.seal(&mut eve).unwrap();
+    assert_eq!(
+        sealer.open_async(&eve).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
     // A revocation check that cannot answer fails the open (fail closed).
     drop(server);
     let mut s = sealer.new_session().unwrap();
