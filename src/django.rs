@@ -26,8 +26,10 @@
 //!   (`SESSION_COOKIE_AGE`, two weeks by default), in whole seconds: an age
 //!   of exactly `max_age` is still valid here, where Django, comparing
 //!   fractional seconds, expires it during that second;
-//! - a `_session_expiry` entry (`set_expiry`) ends the session instead,
-//!   earlier or later, as Django's backend decides since ticket #27775.
+//! - a `_session_expiry` entry (`set_expiry`) ends the session if it comes
+//!   first; Django's backend enforces it from ticket #27775 on, where a
+//!   later one also outlives `max_age`
+//!   ([`DjangoCodecBuilder::own_expiry_replaces_max_age`]).
 //!
 //! [`DjangoCodec`] reads and writes that format; [`migrate_cookie`] turns a
 //! Django cookie into a sealed-session cookie. `docs/DJANGO.md` explains how
@@ -112,6 +114,7 @@ pub struct DjangoCodec {
     /// The primary key first, then the fallbacks in the order given.
     keys: Vec<DerivedKey>,
     max_age: Option<u64>,
+    own_expiry_replaces_max_age: bool,
     limits: Limits,
     compress: bool,
     clock: Arc<dyn Clock>,
@@ -133,6 +136,7 @@ pub struct DjangoCodecBuilder {
     secrets: Vec<Zeroizing<Vec<u8>>>,
     salt: String,
     max_age: Option<u64>,
+    own_expiry_replaces_max_age: bool,
     limits: Limits,
     compress: bool,
     clock: Option<Arc<dyn Clock>>,
@@ -160,6 +164,7 @@ impl DjangoCodec {
             secrets: vec![Zeroizing::new(secret.as_ref().to_vec())],
             salt: SESSION_SALT.to_owned(),
             max_age: Some(DEFAULT_MAX_AGE),
+            own_expiry_replaces_max_age: false,
             limits: Limits::default(),
             compress: true,
             clock: None,
@@ -193,6 +198,17 @@ impl DjangoCodecBuilder {
     /// Accepts cookies of any age (`signing.loads(..., max_age=None)`).
     pub fn no_max_age(mut self) -> Self {
         self.max_age = None;
+        self
+    }
+
+    /// Whether a session's own expiry (`_session_expiry`, from
+    /// `set_expiry`) replaces the max age, so that a later one keeps the
+    /// session valid past it, as Django's backend decides from ticket
+    /// #27775 on (Django's main branch as of this writing). Default no:
+    /// Django 5.2 and earlier always apply the max age, so a session ends
+    /// at the earlier of the two, never later than there.
+    pub fn own_expiry_replaces_max_age(mut self, replaces: bool) -> Self {
+        self.own_expiry_replaces_max_age = replaces;
         self
     }
 
@@ -239,6 +255,7 @@ impl DjangoCodecBuilder {
         Ok(DjangoCodec {
             keys,
             max_age: self.max_age,
+            own_expiry_replaces_max_age: self.own_expiry_replaces_max_age,
             limits: self.limits,
             compress: self.compress,
             clock,
@@ -315,11 +332,12 @@ impl DjangoCodec {
     /// ([`Malformed::Truncated`], [`Malformed::Timestamp`]), signature
     /// ([`Error::AuthenticationFailed`]), base64 ([`Malformed::Base64`]),
     /// zlib ([`Malformed::Compression`], [`Limit::DecompressedSize`]), JSON
-    /// ([`Malformed::Json`]), then when the session ends, as Django's
-    /// backend decides since ticket #27775: at its own expiry from
-    /// `set_expiry` ([`Expired::Session`]) if it has one, else `max_age`
-    /// after the signed time ([`Expired::Idle`]). Nothing is decoded or
-    /// decompressed before the signature verifies.
+    /// ([`Malformed::Json`]), then whether the session has ended: at its
+    /// own expiry from `set_expiry` ([`Expired::Session`]) or `max_age`
+    /// after the signed time ([`Expired::Idle`]), whichever comes first
+    /// (see [`DjangoCodecBuilder::own_expiry_replaces_max_age`] for
+    /// Django's newer rule). Nothing is decoded or decompressed before the
+    /// signature verifies.
     pub fn open(&self, cookie: &str) -> Result<Map<String, Value>, Error> {
         self.open_session(cookie).map(DjangoSession::into_entries)
     }
@@ -375,17 +393,18 @@ impl DjangoCodec {
         // #27775: the session's own expiry (`set_expiry`) if it has one,
         // else `max_age` after the signed time (the last modification).
         let now = self.clock.now();
-        let expired = match session_expiry(&entries, timestamp)? {
-            SessionExpiry::Unset | SessionExpiry::BrowserClose => self
-                .max_age
-                .filter(|&max_age| i128::from(now) - i128::from(timestamp) > i128::from(max_age))
-                .map(|_| Expired::Idle),
-            SessionExpiry::Seconds(seconds) => {
-                (timestamp as f64 + seconds <= now as f64).then_some(Expired::Session)
-            }
-            SessionExpiry::At(at) => {
-                (at <= i64::try_from(now).unwrap_or(i64::MAX)).then_some(Expired::Session)
-            }
+        let own_end_reached = match session_expiry(&entries, timestamp)? {
+            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
+            SessionExpiry::Seconds(seconds) => Some(timestamp as f64 + seconds <= now as f64),
+            SessionExpiry::At(at) => Some(at <= i64::try_from(now).unwrap_or(i64::MAX)),
+        };
+        let too_old = self
+            .max_age
+            .is_some_and(|max_age| i128::from(now) - i128::from(timestamp) > i128::from(max_age));
+        let expired = match own_end_reached {
+            Some(true) => Some(Expired::Session),
+            Some(false) if self.own_expiry_replaces_max_age => None,
+            _ => too_old.then_some(Expired::Idle),
         };
         if let Some(kind) = expired {
             return Err(Error::Expired(kind));
@@ -704,9 +723,8 @@ enum SessionExpiry {
     /// `0`: the cookie ends when the browser closes (the server still
     /// applies `SESSION_COOKIE_AGE`).
     BrowserClose,
-    /// Seconds of inactivity (an integer, or a float as
-    /// `timedelta.total_seconds()` gives): the session ends this long after
-    /// the last change (the cookie's timestamp).
+    /// Seconds of inactivity (`set_expiry(int)`, or a float): the session
+    /// ends this long after the last change (the cookie's timestamp).
     Seconds(f64),
     /// An ISO 8601 date, in Unix seconds. Django writes it with
     /// `datetime.isoformat()`; one without an offset (`USE_TZ = False`)
@@ -714,21 +732,22 @@ enum SessionExpiry {
     At(i64),
 }
 
-/// The last second Python's `datetime` can hold (9999-12-31T23:59:59Z):
-/// Django cannot read an expiry past it (`OverflowError`).
-const PYTHON_MAX_UNIX: f64 = 253_402_300_799.0;
+/// The Unix times Python's `datetime` can hold (0001-01-01 to the end of
+/// 9999-12-31, UTC): Django cannot read an expiry outside them.
+const PYTHON_UNIX_RANGE: core::ops::Range<f64> = -62_135_596_800.0..253_402_300_800.0;
 
 /// Reads [`SESSION_EXPIRY_KEY`] from a session signed at `modified_at`.
 fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<SessionExpiry, Error> {
     use time::format_description::well_known::Iso8601;
     let bad = || Error::Malformed(Malformed::Json);
     Ok(match entries.get(SESSION_EXPIRY_KEY) {
-        None | Some(Value::Null) => SessionExpiry::Unset,
+        // `get_expiry_date` reads a false value as "no expiry of its own".
+        None | Some(Value::Null) | Some(Value::Bool(false)) => SessionExpiry::Unset,
         Some(Value::Number(n)) => {
             let seconds = n.as_f64().filter(|s| s.is_finite()).ok_or_else(bad)?;
             if seconds == 0.0 {
                 SessionExpiry::BrowserClose
-            } else if (modified_at as f64 + seconds).abs() > PYTHON_MAX_UNIX {
+            } else if !PYTHON_UNIX_RANGE.contains(&(modified_at as f64 + seconds)) {
                 return Err(bad());
             } else {
                 SessionExpiry::Seconds(seconds)
@@ -896,18 +915,19 @@ mod tests {
         let cases = [
             (r#"{"_session_expiry": 300}"#, 200, None),
             (r#"{"_session_expiry": 300}"#, 300, Some(Expired::Session)),
-            // `timedelta.total_seconds()` is a float.
+            // `set_expiry(300.5)` stores a float.
             (r#"{"_session_expiry": 300.5}"#, 300, None),
             (r#"{"_session_expiry": 300.0}"#, 300, Some(Expired::Session)),
             (r#"{"_session_expiry": 0.0}"#, 3600, None),
             (r#"{"_session_expiry": -1}"#, 0, Some(Expired::Session)),
-            // Later than max_age (two weeks): the session's own expiry wins.
-            (r#"{"_session_expiry": 7776000}"#, 30 * 86_400, None),
+            // Later than max_age (two weeks): max_age still ends it by
+            // default, as in Django 5.2 (see the opt-in below).
             (
-                r#"{"_session_expiry": "2024-01-01T00:00:00.123456+00:00"}"#,
+                r#"{"_session_expiry": 7776000}"#,
                 30 * 86_400,
-                None,
+                Some(Expired::Idle),
             ),
+            (r#"{"_session_expiry": false}"#, 3600, None),
             (r#"{"a": 1}"#, 14 * 86_400 + 1, Some(Expired::Idle)),
             (
                 r#"{"_session_expiry": 0}"#,
@@ -941,9 +961,30 @@ mod tests {
                 (got, _) => panic!("{json} aged {age}: {got:?}"),
             }
         }
+        // With #27775's rule a later own expiry keeps the session valid;
+        // an earlier one still ends it.
+        let replacing = DjangoCodec::builder("secret")
+            .own_expiry_replaces_max_age(true)
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        for (json, age, opens) in [
+            (r#"{"_session_expiry": 7776000}"#, 30 * 86_400, true),
+            (
+                r#"{"_session_expiry": "2024-01-01T00:00:00.123456+00:00"}"#,
+                30 * 86_400,
+                true,
+            ),
+            (r#"{"_session_expiry": 300}"#, 300, false),
+            (r#"{"a": 1}"#, 14 * 86_400 + 1, false),
+        ] {
+            let cookie = codec_at(NOW - age).seal(&entries(json)).unwrap();
+            assert_eq!(replacing.open(&cookie).is_ok(), opens, "{json} aged {age}");
+        }
         for json in [
             r#"{"_session_expiry": true}"#,
             r#"{"_session_expiry": 1e15}"#,
+            r#"{"_session_expiry": -1e11}"#,
             r#"{"_session_expiry": "next tuesday"}"#,
         ] {
             let cookie = codec().seal(&entries(json)).unwrap();

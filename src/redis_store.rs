@@ -202,8 +202,11 @@ impl RedisRevocations {
     }
 
     /// As [`Self::revoke_user`], except the session with id `keep`: the one
-    /// making the request ("log out my other devices"). If the request also
-    /// calls [`Session::cycle_id`](crate::Session::cycle_id), pass the new id.
+    /// making the request ("log out my other devices"). Call
+    /// [`Session::cycle_id`](crate::Session::cycle_id) first and pass the
+    /// new id, so that a copy of the current cookie (old id) is revoked too.
+    /// Every server must run a version that reads this record (`<time>
+    /// <id>`) before it is written.
     pub async fn revoke_user_except(
         &self,
         user: &str,

@@ -299,8 +299,10 @@ impl MemoryRevocations {
 
     /// As [`Self::revoke_user`], except the session with id `keep`: the one
     /// making the request ("log out my other devices", after a password
-    /// change). If the request also calls
-    /// [`Session::cycle_id`](crate::Session::cycle_id), pass the new id.
+    /// change). Call [`Session::cycle_id`](crate::Session::cycle_id) first
+    /// and pass the new id: a copy of the current cookie (the reason for
+    /// logging the others out) carries the old id, and is revoked with
+    /// them only if the kept session no longer has it.
     pub fn revoke_user_except(&self, user: &str, keep: SessionId) -> Result<(), Error> {
         self.record_user(user, Some(keep))
     }
