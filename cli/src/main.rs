@@ -306,9 +306,11 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     Ok(())
 }
 
-/// An entry's value as JSON, if it has an exact JSON form: not a byte
-/// string, a tag, a non-finite float or a map with non-text keys, anywhere
-/// inside.
+/// An entry's value as JSON, if it has an exact JSON form: no byte string,
+/// tag, `undefined`, non-finite float, non-text or repeated map key
+/// anywhere inside, and CBOR that decoding and re-encoding give back byte
+/// for byte (the generic decoder folds `undefined` into null and small
+/// bignums into integers; this catches those).
 fn json_form(session: &sealed_session::Session, key: &str) -> Option<serde_json::Value> {
     fn exact(value: &ciborium::Value) -> bool {
         use ciborium::Value as V;
@@ -316,12 +318,17 @@ fn json_form(session: &sealed_session::Session, key: &str) -> Option<serde_json:
             V::Integer(_) | V::Text(_) | V::Bool(_) | V::Null => true,
             V::Float(f) => f.is_finite(),
             V::Array(items) => items.iter().all(exact),
-            V::Map(pairs) => pairs.iter().all(|(k, v)| k.is_text() && exact(v)),
+            V::Map(pairs) => pairs.iter().enumerate().all(|(i, (k, v))| {
+                k.is_text() && !pairs[..i].iter().any(|(earlier, _)| earlier == k) && exact(v)
+            }),
             _ => false,
         }
     }
+    let raw = session.get_raw(key)?;
     let cbor: ciborium::Value = session.get(key).ok()??;
-    if !exact(&cbor) {
+    let mut again = Vec::with_capacity(raw.len());
+    ciborium::into_writer(&cbor, &mut again).ok()?;
+    if !exact(&cbor) || again != raw {
         return None;
     }
     session.get(key).ok()?

@@ -415,6 +415,19 @@ fn open_shows_values_without_a_json_form_as_cbor_and_the_rest_as_json() {
         .insert("cbor_hex", &serde_json::json!({"overflowed": true}))
         .unwrap();
     session.insert("not_a_number", &[1.0, f64::NAN]).unwrap();
+    // Repeated map keys (JSON would keep one), written as raw CBOR
+    // through a type that serializes that way.
+    struct Twice;
+    impl serde::Serialize for Twice {
+        fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            use serde::ser::SerializeMap;
+            let mut map = s.serialize_map(Some(2))?;
+            map.serialize_entry("k", &1)?;
+            map.serialize_entry("k", &2)?;
+            map.end()
+        }
+    }
+    session.insert("twice", &Twice).unwrap();
     let token = sealer.seal(&mut session).unwrap();
     let opened = run(
         &[
@@ -434,7 +447,11 @@ fn open_shows_values_without_a_json_form_as_cbor_and_the_rest_as_json() {
         serde_json::json!({
             "user": "ada",
             "cbor_hex": {"overflowed": true},
-            "_cbor_hex": {"by_number": "a10102", "not_a_number": "82f93c00f97e00"},
+            "_cbor_hex": {
+                "by_number": "a10102",
+                "not_a_number": "82f93c00f97e00",
+                "twice": "a2616b01616b02",
+            },
         })
     );
 }
