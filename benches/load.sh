@@ -4,9 +4,16 @@
 # handler served without it (--bare). Both run on 127.0.0.1; wrk drives
 # each for a bounded time, alternating, and everything stops by itself.
 #
-#   benches/load.sh                 # 3 rounds of 10 s per variant
-#   DURATION=5s ROUNDS=1 benches/load.sh
-#   STRICT=1 benches/load.sh        # exit 1 if the target is missed
+#   benches/load.sh                 # 3 rounds of 10 s per variant, at 16
+#                                   # and at 256 connections
+#   DURATION=5s ROUNDS=1 CONNECTIONS="16 64 1024" benches/load.sh
+#   STRICT=1 benches/load.sh        # exit 1 if the target is missed at any level
+#
+# Two concurrency levels by default, because the ratio depends on it: with
+# few connections each request waits for a round trip through wrk and the
+# kernel, so the session's extra time per request shows in full; with
+# many, both variants are saturated (their capacity), and the kernel and
+# the runtime batch more work per wakeup.
 #
 # Needs wrk (Debian: apt-get install wrk), curl and pgrep. Prints
 # requests per second, latency percentiles, non-2xx responses, socket
@@ -25,12 +32,13 @@ export LC_ALL=C
 DURATION="${DURATION:-10s}"
 ROUNDS="${ROUNDS:-3}"
 THREADS="${THREADS:-1}"
-CONNECTIONS="${CONNECTIONS:-16}"
+CONNECTIONS="${CONNECTIONS:-16 256}"
 PORT_SESSION="${PORT_SESSION:-38281}"
 PORT_BARE="${PORT_BARE:-38282}"
 TARGET="0.85"
 # Safety net: no server outlives this many seconds.
-SERVER_LIFETIME=$(( 60 + ROUNDS * 2 * (${DURATION%s} + 5) ))
+LEVELS=$(wc -w <<< "$CONNECTIONS")
+SERVER_LIFETIME=$(( 60 + LEVELS * ROUNDS * 2 * (${DURATION%s} + 5) ))
 
 for tool in wrk curl pgrep getconf; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -127,14 +135,14 @@ parse() {
   '
 }
 
-run() { # port, app pid
+run() { # port, app pid, connections
   local before after
   before="$(cpu_ticks "$2")"
   {
     # In a subshell, so that `times` reports this wrk run alone: its second
     # line is the CPU time of the subshell's children.
     (
-      wrk -t"$THREADS" -c"$CONNECTIONS" -d"$DURATION" --latency \
+      wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency \
         -H "Cookie: $COOKIE" "http://127.0.0.1:$1/counter"
       times
     )
@@ -143,27 +151,9 @@ run() { # port, app pid
   } | parse
 }
 
-echo "==> wrk -t$THREADS -c$CONNECTIONS -d$DURATION, $ROUNDS round(s) per variant, GET /counter"
 # Warm-up (not counted).
 wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_BARE/counter" >/dev/null
 wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_SESSION/counter" >/dev/null
-
-ROW='%-8s %-6s %10s %9s %9s %9s %7s %7s %8s %8s\n'
-printf "$ROW" variant round req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
-BARE=(); SESSION=()
-for round in $(seq 1 "$ROUNDS"); do
-  for variant in bare session; do
-    if [ "$variant" = bare ]; then
-      port="$PORT_BARE"; pid="$BARE_PID"
-    else
-      port="$PORT_SESSION"; pid="$SESSION_PID"
-    fi
-    read -r rps p50 p90 p99 non2xx errors app_us wrk_us < <(run "$port" "$pid")
-    printf "$ROW" "$variant" "$round" "$rps" "$p50" "$p90" "$p99" "$non2xx" "$errors" "$app_us" "$wrk_us"
-    line="$rps $p50 $p90 $p99 $non2xx $errors $app_us $wrk_us"
-    if [ "$variant" = bare ]; then BARE+=("$line"); else SESSION+=("$line"); fi
-  done
-done
 
 # Medians per column (rps, p50, p90, p99, app_us, wrk_us); errors summed.
 summary() {
@@ -179,28 +169,68 @@ summary() {
       printf "%.0f %.3f %.3f %.3f %d %d %.2f %.2f\n", m[1], m[2], m[3], m[4], non2xx, errors, m[7], m[8]
     }'
 }
-read -r b_rps b_p50 b_p90 b_p99 b_non2xx b_err b_app b_wrk < <(summary "${BARE[@]}")
-read -r s_rps s_p50 s_p90 s_p99 s_non2xx s_err s_app s_wrk < <(summary "${SESSION[@]}")
+
+# One concurrency level: the rounds, the medians, the ratio. Sets MET.
+level() { # connections
+  local connections="$1" round variant port pid line
+  local rps p50 p90 p99 non2xx errors app_us wrk_us
+  echo
+  echo "==> wrk -t$THREADS -c$connections -d$DURATION, $ROUNDS round(s) per variant, GET /counter"
+  ROW='%-8s %-6s %10s %9s %9s %9s %7s %7s %8s %8s\n'
+  printf "$ROW" variant round req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
+  BARE=(); SESSION=()
+  for round in $(seq 1 "$ROUNDS"); do
+    for variant in bare session; do
+      if [ "$variant" = bare ]; then
+        port="$PORT_BARE"; pid="$BARE_PID"
+      else
+        port="$PORT_SESSION"; pid="$SESSION_PID"
+      fi
+      read -r rps p50 p90 p99 non2xx errors app_us wrk_us < <(run "$port" "$pid" "$connections")
+      printf "$ROW" "$variant" "$round" "$rps" "$p50" "$p90" "$p99" "$non2xx" "$errors" "$app_us" "$wrk_us"
+      line="$rps $p50 $p90 $p99 $non2xx $errors $app_us $wrk_us"
+      if [ "$variant" = bare ]; then BARE+=("$line"); else SESSION+=("$line"); fi
+    done
+  done
+  local b_rps b_p50 b_p90 b_p99 b_non2xx b_err b_app b_wrk s_rps s_p50 s_p90 s_p99 s_non2xx s_err s_app s_wrk ratio met
+  read -r b_rps b_p50 b_p90 b_p99 b_non2xx b_err b_app b_wrk < <(summary "${BARE[@]}")
+  read -r s_rps s_p50 s_p90 s_p99 s_non2xx s_err s_app s_wrk < <(summary "${SESSION[@]}")
+
+  echo
+  echo "==> medians over $ROUNDS round(s), $connections connections"
+  ROW='%-8s %10s %9s %9s %9s %7s %7s %8s %8s\n'
+  printf "$ROW" variant req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
+  printf "$ROW" bare "$b_rps" "$b_p50" "$b_p90" "$b_p99" "$b_non2xx" "$b_err" "$b_app" "$b_wrk"
+  printf "$ROW" session "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$s_non2xx" "$s_err" "$s_app" "$s_wrk"
+  ratio="$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? s / b : 0 }')"
+  echo "ratio session/bare: $ratio (target >= $TARGET with zero errors)"
+  # wrk and the app share the machine's cores, so requests per second follow
+  # the CPU time both spend per request: the target leaves the session this
+  # much app CPU per request on top of the bare handler's.
+  awk -v ba="$b_app" -v bw="$b_wrk" -v sa="$s_app" -v t="$TARGET" 'BEGIN {
+    printf "app CPU per request: bare %.2f us, session %.2f us (+%.2f us); wrk %.2f us\n", ba, sa, sa - ba, bw
+    printf "with these costs a ratio of %s leaves the session about %.2f us of app CPU per request\n", t, (ba + bw) * (1 / t - 1)
+  }'
+
+  met="$(awk -v r="$ratio" -v t="$TARGET" 'BEGIN { print (r >= t) ? "yes" : "no" }')"
+  if [ $(( b_non2xx + b_err + s_non2xx + s_err )) -ne 0 ]; then met=no; fi
+  echo "target met: $met"
+  RESULTS+=("$connections $ratio $met")
+}
+
+RESULTS=()
+for connections in $CONNECTIONS; do
+  level "$connections"
+done
 
 echo
-echo "==> medians over $ROUNDS round(s)"
-ROW='%-8s %10s %9s %9s %9s %7s %7s %8s %8s\n'
-printf "$ROW" variant req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
-printf "$ROW" bare "$b_rps" "$b_p50" "$b_p90" "$b_p99" "$b_non2xx" "$b_err" "$b_app" "$b_wrk"
-printf "$ROW" session "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$s_non2xx" "$s_err" "$s_app" "$s_wrk"
-ratio="$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? s / b : 0 }')"
-echo "ratio session/bare: $ratio (target >= $TARGET with zero errors)"
-# wrk and the app share the machine's cores, so requests per second follow
-# the CPU time both spend per request: the target leaves the session this
-# much app CPU per request on top of the bare handler's.
-awk -v ba="$b_app" -v bw="$b_wrk" -v sa="$s_app" -v t="$TARGET" 'BEGIN {
-  printf "app CPU per request: bare %.2f us, session %.2f us (+%.2f us); wrk %.2f us\n", ba, sa, sa - ba, bw
-  printf "with these costs a ratio of %s leaves the session about %.2f us of app CPU per request\n", t, (ba + bw) * (1 / t - 1)
-}'
-
-met="$(awk -v r="$ratio" -v t="$TARGET" 'BEGIN { print (r >= t) ? "yes" : "no" }')"
-if [ $(( b_non2xx + b_err + s_non2xx + s_err )) -ne 0 ]; then met=no; fi
-echo "target met: $met"
-if [ "${STRICT:-0}" = 1 ] && [ "$met" != yes ]; then
+echo "==> ratio session/bare by concurrency (target >= $TARGET with zero errors)"
+all_met=yes
+for result in "${RESULTS[@]}"; do
+  read -r connections ratio met <<< "$result"
+  printf '%6s connections: %s (met: %s)\n' "$connections" "$ratio" "$met"
+  [ "$met" = yes ] || all_met=no
+done
+if [ "${STRICT:-0}" = 1 ] && [ "$all_met" != yes ]; then
   exit 1
 fi
