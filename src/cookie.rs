@@ -3,6 +3,8 @@
 //! Headers are built with the `cookie` crate; the size budget is measured on
 //! the header exactly as it will be sent.
 
+use core::fmt::Write as _;
+
 use cookie::{time, Cookie, SameSite};
 
 /// Bytes of `Set-Cookie: ` that precede the cookie string on the wire.
@@ -135,7 +137,12 @@ impl CookieSettings {
             let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
             builder = builder.max_age(time::Duration::seconds(seconds));
         }
-        builder.build().to_string()
+        // Sized up front: `to_string` would grow the string several times
+        // on every save.
+        let attributes = 96 + self.path.len() + self.domain.as_ref().map_or(0, String::len);
+        let mut header = String::with_capacity(name.len() + value.len() + attributes);
+        write!(header, "{}", builder.build()).expect("writing to a String cannot fail");
+        header
     }
 
     /// The cookie string that deletes the cookie (empty value, `Max-Age=0`

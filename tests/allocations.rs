@@ -78,6 +78,8 @@ struct Figures {
     seal: usize,
     open: usize,
     open_read_two: usize,
+    /// A save under the budget: the seal plus the `Set-Cookie` string.
+    save: usize,
 }
 
 fn measure(compression: Compression) -> Figures {
@@ -92,10 +94,14 @@ fn measure(compression: Compression) -> Figures {
     let (opened, open) = count(|| sealer.open(&token).expect("open"));
     assert_eq!(reference::read_all(&opened), typical.data);
     let (_, open_read_two) = count(|| reference::read_two(&sealer.open(&token).expect("open")));
+    session.insert("touched", &1u8).expect("insert");
+    let (saved, save) = count(|| sealer.save(&mut session).expect("save"));
+    assert!(saved.action.header_value().is_some());
     Figures {
         seal,
         open,
         open_read_two,
+        save,
     }
 }
 
@@ -107,11 +113,12 @@ fn typical_session_allocations_within_budget() {
     ] {
         let f = measure(compression);
         println!(
-            "typical session, {name}: seal {} allocations, open {}, open + read two keys {} \
-             (budget {BUDGET} per seal and per open)",
-            f.seal, f.open, f.open_read_two
+            "typical session, {name}: seal {} allocations, open {}, open + read two keys {}, \
+             save with its Set-Cookie string {} (budget {BUDGET} per seal, open and save)",
+            f.seal, f.open, f.open_read_two, f.save
         );
         assert!(f.seal <= BUDGET, "{name} seal: {} allocations", f.seal);
+        assert!(f.save <= BUDGET, "{name} save: {} allocations", f.save);
         assert!(f.open <= BUDGET, "{name} open: {} allocations", f.open);
     }
 }

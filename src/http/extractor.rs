@@ -410,11 +410,12 @@ impl LazySession {
             }
         };
         shared.saved(&saved.report);
-        let value = match &saved.action {
+        let value = match saved.action {
             CookieAction::Unchanged => return None,
             CookieAction::Set(value) | CookieAction::Delete(value) => value,
         };
-        match HeaderValue::from_str(value) {
+        // From the `String` itself: no copy.
+        match HeaderValue::try_from(value) {
             Ok(value) => Some(value),
             Err(_) => {
                 // Only a cookie name, path or domain with control characters
