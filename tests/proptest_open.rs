@@ -19,7 +19,8 @@ fn sealer() -> Sealer {
 }
 
 /// Opening fails, with one of the kinds decided before or at
-/// authentication; `inspect` does not panic either.
+/// authentication; `inspect`, which stops at the header, succeeds exactly
+/// when opening got as far as the key, and otherwise fails the same way.
 fn refused(sealer: &Sealer, text: &str) -> Result<Error, TestCaseError> {
     let err = match sealer.open(text) {
         Ok(_) => return Err(TestCaseError::fail(format!("opened {text:?}"))),
@@ -36,7 +37,14 @@ fn refused(sealer: &Sealer, text: &str) -> Result<Error, TestCaseError> {
         "{:?}",
         err
     );
-    let _ = token::inspect(text);
+    match token::inspect(text) {
+        Ok(_) => prop_assert!(
+            matches!(err, Error::UnknownKeyId | Error::AuthenticationFailed),
+            "inspect read a header open refused with {:?}",
+            err
+        ),
+        Err(inspected) => prop_assert_eq!(&inspected, &err),
+    }
     Ok(err)
 }
 

@@ -14,7 +14,7 @@ use base64::Engine as _;
 use ciborium::Value as Cbor;
 use sealed_session::token::{self, Compression, KNOWN_FLAGS, OVERHEAD, VERSION};
 use sealed_session::{
-    Error, Expiry, FixedClock, KeyRing, Limit, Limits, Malformed, MasterKey, Priority,
+    Error, Expired, Expiry, FixedClock, KeyRing, Limit, Limits, Malformed, MasterKey, Priority,
     RandomSource, Sealer, Session, KEY_ID_LEN,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -165,7 +165,14 @@ pub fn open_token(data: &[u8]) {
     let sealer = default_sealer();
     if let Ok(text) = core::str::from_utf8(data) {
         check_unsealed_text(sealer, text);
-        let _ = token::inspect(text);
+        // `inspect` stops at the header: it succeeds exactly when opening
+        // got as far as the key, and otherwise fails the same way.
+        match (sealer.open(text), token::inspect(text)) {
+            (Ok(_), Ok(_)) => {}
+            (Err(Error::UnknownKeyId | Error::AuthenticationFailed), Ok(_)) => {}
+            (Err(opened), Err(inspected)) => assert_eq!(inspected, opened),
+            (opened, inspected) => panic!("open {opened:?} but inspect {inspected:?}"),
+        }
     }
 
     let text = URL_SAFE_NO_PAD.encode(data);
@@ -324,10 +331,32 @@ fn check_opened(sealer: &Sealer, session: &mut Session) {
             },
             None => assert!(matches!(session.get::<Cbor>(key), Err(Error::Store(_)))),
         }
-        // Typed reads go through other deserializer paths.
-        let _ = session.get::<String>(key);
-        let _ = session.get::<Vec<u64>>(key);
-        let _ = session.get::<std::collections::BTreeMap<String, u8>>(key);
+        // Typed reads go through other deserializer paths: each gives a
+        // value, or a value or depth error, and a text agrees with the
+        // generic read.
+        let typed_ok = |result: Result<(), Error>| {
+            assert!(
+                matches!(
+                    result,
+                    Ok(())
+                        | Err(Error::Value(_))
+                        | Err(Error::LimitExceeded(Limit::Depth))
+                        | Err(Error::Store(_))
+                ),
+                "typed read of {key:?} gave {result:?}"
+            )
+        };
+        let text = session.get::<String>(key);
+        if let (Ok(Some(text)), Ok(Some(Cbor::Text(generic)))) = (&text, session.get::<Cbor>(key)) {
+            assert_eq!(text, &generic);
+        }
+        typed_ok(text.map(drop));
+        typed_ok(session.get::<Vec<u64>>(key).map(drop));
+        typed_ok(
+            session
+                .get::<std::collections::BTreeMap<String, u8>>(key)
+                .map(drop),
+        );
     }
 
     // Whatever opens re-seals to a token that opens to the same entries.
@@ -755,7 +784,8 @@ pub fn django_sign(payload: &str, timestamp: &str) -> String {
 /// - Arbitrary text never opens, and fails before or at the signature.
 /// - The input as the payload of a correctly signed cookie (base64url, with
 ///   the compression mark when the first byte is odd): it opens to a JSON
-///   object or fails with a base64, zlib, JSON or size error; whatever opens
+///   object or fails with a base64, zlib, JSON or size error, or, when it
+///   has a `_session_expiry` that has passed, as expired; whatever opens
 ///   is written back and opens to the same object.
 #[cfg(feature = "django")]
 pub fn django(data: &[u8]) {
@@ -794,6 +824,21 @@ pub fn django(data: &[u8]) {
                 Err(err) => assert!(matches!(err, Error::TooLarge { .. }), "{err:?}"),
             }
         }
+        // The session's own `_session_expiry` may have passed (the cookie
+        // is signed now): only a payload that has one, and a number at most
+        // zero or a date, can end that way.
+        Err(Error::Expired(Expired::Session)) => {
+            let expiry =
+                django_json(body, compressed).and_then(|json| json.get("_session_expiry").cloned());
+            assert!(
+                matches!(&expiry, Some(serde_json::Value::String(_)))
+                    || expiry
+                        .as_ref()
+                        .and_then(serde_json::Value::as_f64)
+                        .is_some_and(|n| n <= 0.0),
+                "expired with _session_expiry {expiry:?}"
+            );
+        }
         Err(err) => assert!(
             matches!(
                 err,
@@ -802,5 +847,30 @@ pub fn django(data: &[u8]) {
             ),
             "unexpected error {err:?}"
         ),
+    }
+}
+
+/// The JSON of a Django payload, read as Django reads it (zlib when
+/// compressed, bytes as Latin-1), if it is an object.
+#[cfg(feature = "django")]
+fn django_json(
+    body: &[u8],
+    compressed: bool,
+) -> Option<serde_json::Map<String, serde_json::Value>> {
+    use std::io::Read as _;
+    let data = if compressed {
+        let mut out = Vec::new();
+        flate2::read::ZlibDecoder::new(body)
+            .take(1 << 20)
+            .read_to_end(&mut out)
+            .ok()?;
+        out
+    } else {
+        body.to_vec()
+    };
+    let text: String = data.iter().map(|&b| char::from(b)).collect();
+    match serde_json::from_str(&text).ok()? {
+        serde_json::Value::Object(map) => Some(map),
+        _ => None,
     }
 }
