@@ -72,7 +72,11 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
         // Browsers send cookies set by scripts as raw UTF-8 (or other bytes)
         // in the same header: such a neighbour must not hide the session
         // cookie, whose own value is base64url and unchanged by this.
-        let text = String::from_utf8_lossy(header.as_bytes());
+        let text = match core::str::from_utf8(header.as_bytes()) {
+            Ok(text) => std::borrow::Cow::Borrowed(text),
+            // Rare: the lossy reader is several times slower than the check.
+            Err(_) => String::from_utf8_lossy(header.as_bytes()),
+        };
         for cookie in ::cookie::Cookie::split_parse(text.as_ref()).flatten() {
             if cookie.name() != name {
                 continue;
