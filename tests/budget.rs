@@ -876,3 +876,51 @@ fn a_budget_above_the_token_limit_never_emits_an_unopenable_cookie() {
         assert!(reopened.contains("user"));
     }
 }
+
+#[tokio::test]
+async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails() {
+    #[derive(Clone, Default)]
+    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock).overflow_store(store).build().unwrap();
+    let mut s = ten_kb_session(&sealer);
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    let mut reopened = sealer
+        .open(&cookie_value(saved.action.header_value().unwrap()))
+        .unwrap();
+    let overflowed: Vec<String> = reopened
+        .keys()
+        .filter(|k| reopened.is_overflowed(k))
+        .map(str::to_owned)
+        .collect();
+    // Critical entries that cannot fit: the save fails after the drop.
+    reopened
+        .insert_with_priority("huge", &"h".repeat(5000), Priority::Critical)
+        .unwrap();
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, || sealer.save(&mut reopened));
+    assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    assert!(
+        text.contains("overflowed session entries dropped"),
+        "{text}"
+    );
+    for key in &overflowed {
+        assert!(text.contains(key.as_str()), "{key} not logged: {text}");
+        assert!(!reopened.contains(key));
+    }
+}
