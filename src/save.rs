@@ -710,6 +710,14 @@ mod tests {
     use base64::Engine as _;
 
     #[test]
+    fn base64_length_saturates_for_huge_configured_limits() {
+        // `max_decompressed(usize::MAX)` ("no cap") reaches this on every
+        // overflow-blob load: it must not overflow (a panic in debug).
+        assert_eq!(base64_len(usize::MAX), usize::MAX);
+        assert_eq!(base64_len(usize::MAX / 4 * 3), usize::MAX / 4 * 4);
+    }
+
+    #[test]
     fn base64_length_matches_the_encoder() {
         for n in 0..100 {
             let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vec![0u8; n]);
