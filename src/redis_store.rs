@@ -7,9 +7,10 @@
 //!
 //! - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
 //! - `sealed-session:revoked:{<session id>}` — a revoked session, with a TTL.
-//! - `sealed-session:revoked-user:{<user>}` — Unix time at or before which
-//!   the user's sessions were created are revoked, optionally followed by
-//!   a space and the hex id of the one session kept.
+//! - `sealed-session:revoked-user:{<user>}` — Unix time: the user's
+//!   sessions created at or before it are revoked.
+//! - `sealed-session:revoked-user-keep:{<user>}` — the hex id of the one
+//!   session of the user kept by `revoke_user_except`, with the same TTL.
 
 use core::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -164,6 +165,10 @@ fn user_key(user: &str) -> String {
     format!("sealed-session:revoked-user:{{{user}}}")
 }
 
+fn user_keep_key(user: &str) -> String {
+    format!("sealed-session:revoked-user-keep:{{{user}}}")
+}
+
 impl RedisRevocations {
     /// Connects to `url`; `clock` dates "log out everywhere".
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
@@ -205,8 +210,8 @@ impl RedisRevocations {
     /// making the request ("log out my other devices"). Call
     /// [`Session::cycle_id`](crate::Session::cycle_id) first and pass the
     /// new id, so that a copy of the current cookie (old id) is revoked too.
-    /// Every server must run a version that reads this record (`<time>
-    /// <id>`) before it is written.
+    /// A server running a version without this method reads only the time
+    /// and revokes the kept session as well (it fails closed).
     pub async fn revoke_user_except(
         &self,
         user: &str,
@@ -216,7 +221,11 @@ impl RedisRevocations {
         self.record_user(user, Some(keep), keep_for).await
     }
 
-    /// The user's record: `<not before>` or `<not before> <kept id hex>`.
+    /// The user's records, written together: the time in `revoked-user`
+    /// (the format a reader without `revoke_user_except` knows: it then
+    /// revokes the kept session too, failing closed) and the kept id, if
+    /// any, in `revoked-user-keep` (deleted otherwise, so that an older
+    /// exception does not outlive a plain `revoke_user`).
     async fn record_user(
         &self,
         user: &str,
@@ -224,16 +233,28 @@ impl RedisRevocations {
         keep_for: Duration,
     ) -> Result<(), Error> {
         let now = self.clock.now();
-        let record = match keep {
-            Some(id) => format!("{now} {id}"),
-            None => now.to_string(),
+        let ttl = ttl_secs(keep_for);
+        let mut transaction = redis::pipe();
+        transaction
+            .atomic()
+            .cmd("SET")
+            .arg(user_key(user))
+            .arg(now)
+            .arg("EX")
+            .arg(ttl)
+            .ignore();
+        match keep {
+            Some(id) => transaction
+                .cmd("SET")
+                .arg(user_keep_key(user))
+                .arg(id.to_string())
+                .arg("EX")
+                .arg(ttl)
+                .ignore(),
+            None => transaction.cmd("DEL").arg(user_keep_key(user)).ignore(),
         };
         let mut connection = self.connection.clone();
-        redis::cmd("SET")
-            .arg(user_key(user))
-            .arg(record)
-            .arg("EX")
-            .arg(ttl_secs(keep_for))
+        transaction
             .query_async::<()>(&mut connection)
             .await
             .map_err(unavailable)
@@ -255,17 +276,14 @@ impl RevocationCheck for RedisRevocations {
             let Some(user) = query.user else {
                 return Ok(false);
             };
-            let record: Option<String> = redis::cmd("GET")
+            let (not_before, kept): (Option<String>, Option<String>) = redis::cmd("MGET")
                 .arg(user_key(user))
+                .arg(user_keep_key(user))
                 .query_async(&mut connection)
                 .await
                 .map_err(unavailable)?;
-            let Some(record) = record else {
+            let Some(not_before) = not_before else {
                 return Ok(false);
-            };
-            let (not_before, kept) = match record.split_once(' ') {
-                Some((time, kept)) => (time, Some(kept)),
-                None => (record.as_str(), None),
             };
             // A record this code did not write: fail closed.
             let not_before: u64 = not_before

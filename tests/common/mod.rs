@@ -320,4 +320,7 @@ pub async fn revocation_suite<R1, F1, R2, F2, R3, F3>(
         Error::Revoked
     );
     assert!(sealer.open_async(&b1).await.is_ok(), "another user");
+    // A later plain revocation does not keep the earlier exception.
+    revoke_user().await;
+    assert_eq!(sealer.open_async(&here).await.unwrap_err(), Error::Revoked);
 }
