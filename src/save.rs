@@ -21,7 +21,7 @@ struct Plan {
 }
 
 /// Length of unpadded base64 for `n` bytes.
-fn base64_len(n: usize) -> usize {
+pub(crate) fn base64_len(n: usize) -> usize {
     (n / 3).saturating_mul(4).saturating_add([0, 2, 3][n % 3])
 }
 
@@ -86,11 +86,12 @@ impl Sealer {
             token::Compression::Off => base64_len(OVERHEAD + payload_len),
             // Compressed sizes are measured, not estimated.
             token::Compression::Above(_) => self
-                .seal_selected_unchecked(
+                .seal_selected_up_to(
                     session,
                     Some(keep),
                     reference.filter(|_| overflow_listed),
                     now,
+                    usize::MAX,
                 )?
                 .len(),
         };

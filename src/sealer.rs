@@ -447,22 +447,20 @@ impl Sealer {
         overflow_ref: Option<&[u8; payload::SESSION_ID_LEN]>,
         now: u64,
     ) -> Result<String, Error> {
-        let token = self.seal_selected_unchecked(session, keep, overflow_ref, now)?;
-        if token.len() > self.limits.token_len() {
-            // Never emit a cookie this sealer's own limits would refuse
-            // (a budget larger than the token limit allows one).
-            return Err(Error::LimitExceeded(crate::Limit::TokenLength));
-        }
-        Ok(token)
+        // Never emit a cookie this sealer's own limits would refuse (a
+        // budget larger than the token limit allows one).
+        self.seal_selected_up_to(session, keep, overflow_ref, now, self.limits.token_len())
     }
 
-    /// [`Self::seal_selected`] without the token-length check, for measuring.
-    pub(crate) fn seal_selected_unchecked(
+    /// [`Self::seal_selected`] with another bound on the token's length
+    /// (`usize::MAX` to measure a token, whatever its length).
+    pub(crate) fn seal_selected_up_to(
         &self,
         session: &Session,
         keep: Option<&[bool]>,
         overflow_ref: Option<&[u8; payload::SESSION_ID_LEN]>,
         now: u64,
+        max_token_len: usize,
     ) -> Result<String, Error> {
         let is_resident = |i: usize| {
             keep.is_none_or(|k| k[i]) && matches!(session.entries[i].value, Value::Resident(_))
@@ -482,6 +480,14 @@ impl Sealer {
         if payload_len > self.limits.decompressed() {
             // Never emit a cookie this sealer's own limits would refuse.
             return Err(Error::LimitExceeded(crate::Limit::DecompressedSize));
+        }
+        let too_long = Err(Error::LimitExceeded(crate::Limit::TokenLength));
+        // Uncompressed, the token's length is known before sealing: a
+        // session too long for the cookie is not sealed to find that out.
+        if self.compression == Compression::Off
+            && crate::save::base64_len(OVERHEAD + payload_len) > max_token_len
+        {
+            return too_long;
         }
         let mut buffer = Vec::with_capacity(OVERHEAD + payload_len);
         buffer.resize(CIPHERTEXT_OFFSET, 0);
@@ -509,14 +515,18 @@ impl Sealer {
             }
         }
         debug_assert_eq!(buffer.len(), CIPHERTEXT_OFFSET + payload_len);
-        token::seal_buffer(
+        let token = token::seal_buffer(
             &self.ring,
             &self.cookie_name,
             now,
             buffer,
             self.compression,
             &*self.random,
-        )
+        )?;
+        if token.len() > max_token_len {
+            return too_long;
+        }
+        Ok(token)
     }
 
     /// Exact plaintext length of what `seal_selected` writes.

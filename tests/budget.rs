@@ -924,3 +924,33 @@ async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails(
         assert!(!reopened.contains(key));
     }
 }
+
+/// Counts the nonces and ids drawn, to see how often a save seals.
+struct CountingRandom(AtomicUsize);
+
+impl sealed_session::RandomSource for CountingRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        sealed_session::RandomSource::fill(&sealed_session::OsRandom, buf)
+    }
+}
+
+#[test]
+fn an_uncompressed_session_too_long_for_the_cookie_is_not_sealed_to_find_out() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let random = Arc::new(CountingRandom(AtomicUsize::new(0)));
+    let sealer = builder(&clock).random(random.clone()).build().unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let before = random.0.load(Ordering::SeqCst);
+    let saved = sealer.save(&mut session).unwrap();
+    assert!(!saved.report.dropped.is_empty());
+    assert_eq!(
+        random.0.load(Ordering::SeqCst) - before,
+        1,
+        "one nonce: only the cookie that is sent is sealed"
+    );
+    assert_eq!(
+        sealer.seal(&mut ten_kb_session(&sealer)).unwrap_err(),
+        Error::LimitExceeded(sealed_session::Limit::TokenLength)
+    );
+}
