@@ -255,16 +255,10 @@ impl Sealer {
         // `save_async` can renew, re-seal or retire: a cookie sealed here
         // cannot vouch for it, so they are dropped (and reported). The old
         // blob expires by its TTL.
-        let mut dropped = Self::drop_unloaded(session);
-        if !dropped.is_empty() {
-            // Logged now: a save that fails after this point returns no
-            // report, and the entries are gone from the session.
-            let keys: Vec<&str> = dropped.iter().map(|d| d.key.as_str()).collect();
-            tracing::warn!(
-                dropped = ?keys,
-                "overflowed session entries dropped: the synchronous save cannot keep their blob (use save_async)"
-            );
-        }
+        let mut dropped = Self::drop_unloaded(
+            session,
+            "the synchronous save cannot keep their blob (use save_async)",
+        );
         session.overflow = None;
         if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
             return Ok(self.set(cookie, len, dropped, Vec::new()));
@@ -439,14 +433,7 @@ impl Sealer {
             match self.load_overflow(session).await {
                 Ok(()) => {}
                 Err(Error::Store(StoreError::Missing)) => {
-                    dropped = Self::drop_unloaded(session);
-                    // Logged now: a save that fails after this point
-                    // returns no report, and the entries are gone.
-                    let keys: Vec<&str> = dropped.iter().map(|d| d.key.as_str()).collect();
-                    tracing::warn!(
-                        dropped = ?keys,
-                        "overflowed session entries dropped: their blob is missing from the store"
-                    );
+                    dropped = Self::drop_unloaded(session, "their blob is missing from the store");
                 }
                 Err(e) => return Err(e),
             }
@@ -497,9 +484,11 @@ impl Sealer {
         Ok(self.set(cookie, len, dropped, overflowed))
     }
 
-    /// Removes the overflowed entries that were not loaded, for a report.
-    fn drop_unloaded(session: &mut Session) -> Vec<RemovedEntry> {
-        let dropped = session
+    /// Removes the overflowed entries that were not loaded, for a report,
+    /// and logs their keys with `reason` at once: a save that fails after
+    /// this returns no report, and the entries are gone from the session.
+    fn drop_unloaded(session: &mut Session, reason: &str) -> Vec<RemovedEntry> {
+        let dropped: Vec<RemovedEntry> = session
             .entries
             .iter()
             .filter(|e| matches!(e.value, Value::Overflowed))
@@ -512,6 +501,10 @@ impl Sealer {
         session
             .entries
             .retain(|e| matches!(e.value, Value::Resident(_)));
+        if !dropped.is_empty() {
+            let keys: Vec<&str> = dropped.iter().map(|d| d.key.as_str()).collect();
+            tracing::warn!(dropped = ?keys, reason, "overflowed session entries dropped");
+        }
         dropped
     }
 
