@@ -891,6 +891,15 @@ mod tests {
         format!("{signed}:{sig}")
     }
 
+    /// A sealed-session sealer whose clock reads [`NOW`].
+    fn sealer_at_now() -> Sealer {
+        let key = crate::MasterKey::from_bytes(&[7; 32]).unwrap();
+        Sealer::builder(crate::KeyRing::new(key))
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap()
+    }
+
     fn codec_at(now: u64) -> DjangoCodec {
         DjangoCodec::builder("secret")
             .clock(Arc::new(FixedClock::new(now)))
@@ -998,13 +1007,7 @@ mod tests {
 
     #[test]
     fn migration_turns_set_expiry_into_the_sessions_expiry() {
-        let clock = Arc::new(FixedClock::new(NOW));
-        let sealer = Sealer::builder(crate::KeyRing::new(
-            crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
-        ))
-        .clock(clock)
-        .build()
-        .unwrap();
+        let sealer = sealer_at_now();
         let cases = [
             (r#"{"_session_expiry": 0, "a": 1}"#, Expiry::BrowserSession),
             // Relative to the Django cookie's time, 100 s before now.
@@ -1242,13 +1245,7 @@ mod tests {
 
     #[test]
     fn migration_maps_reserved_keys_and_detects_collisions() {
-        let clock = Arc::new(FixedClock::new(NOW));
-        let sealer = Sealer::builder(crate::KeyRing::new(
-            crate::MasterKey::from_bytes(&[1; 32]).unwrap(),
-        ))
-        .clock(clock)
-        .build()
-        .unwrap();
+        let sealer = sealer_at_now();
         let e = entries(r#"{"_auth_user_id":"1","_auth_user_hash":"h","n":[1,2]}"#);
         let s = to_sealed_session(&e, &sealer).unwrap();
         assert_eq!(s.priority("django_auth_user_id"), Some(Priority::Critical));

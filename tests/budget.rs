@@ -427,33 +427,27 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
 
 #[tokio::test]
 async fn a_sync_save_drops_overflowed_entries_it_cannot_vouch_for() {
-    let (clock, store, sealer) = instrumented_sealer(|b| b.no_max_lifetime());
-    let mut session = ten_kb_session(&sealer);
-    let token = save_token(&sealer, &mut session).await;
-    let mut s = sealer.open_async(&token).await.unwrap();
-    let key = saved_overflowed_key(&s);
-    s.insert("counter", &1u32).unwrap();
-    let saved = sealer.save(&mut s).unwrap();
-    assert!(saved.report.dropped.iter().any(|d| d.key == key));
-    assert!(!s.contains(&key));
-
+    let (clock, store, no_lifetime) = instrumented_sealer(|b| b.no_max_lifetime());
     // With an absolute lifetime too: a concurrent `save_async` may have
     // retired the blob, and only `save_async` would renew it.
-    let sealer = builder(&clock)
+    let with_lifetime = builder(&clock)
         .overflow_store(store.clone())
         .build()
         .unwrap();
-    let mut session = ten_kb_session(&sealer);
-    let token = save_token(&sealer, &mut session).await;
-    let mut s = sealer.open_async(&token).await.unwrap();
-    let key = saved_overflowed_key(&s);
-    s.insert("counter", &1u32).unwrap();
-    let saved = sealer.save(&mut s).unwrap();
-    assert!(saved.report.dropped.iter().any(|d| d.key == key));
-    let token = cookie_value(saved.action.header_value().unwrap());
-    let reopened = sealer.open(&token).unwrap();
-    assert!(!reopened.contains(&key));
-    assert_eq!(reopened.get::<u32>("counter").unwrap(), Some(1));
+    for sealer in [&no_lifetime, &with_lifetime] {
+        let mut session = ten_kb_session(sealer);
+        let token = save_token(sealer, &mut session).await;
+        let mut s = sealer.open_async(&token).await.unwrap();
+        let key = saved_overflowed_key(&s);
+        s.insert("counter", &1u32).unwrap();
+        let saved = sealer.save(&mut s).unwrap();
+        assert!(saved.report.dropped.iter().any(|d| d.key == key));
+        assert!(!s.contains(&key));
+        let token = cookie_value(saved.action.header_value().unwrap());
+        let reopened = sealer.open(&token).unwrap();
+        assert!(!reopened.contains(&key));
+        assert_eq!(reopened.get::<u32>("counter").unwrap(), Some(1));
+    }
 }
 
 #[tokio::test]

@@ -45,6 +45,23 @@ fn success_json(o: &Output) -> serde_json::Value {
     serde_json::from_str(&stdout(o)).unwrap()
 }
 
+/// `open` of a token sealed for the cookie `sid`, a minute after sealing.
+fn open_sid(key: &str, token: &str) -> Output {
+    run(
+        &[
+            "open",
+            "--key",
+            key,
+            "--name",
+            "sid",
+            "--now",
+            "1767225660",
+            token,
+        ],
+        "",
+    )
+}
+
 fn keygen() -> String {
     let o = run(&["keygen"], "");
     assert!(o.status.success());
@@ -70,19 +87,7 @@ fn sealed_token_opens_with_open_and_nothing_else() {
     assert!(sealed.status.success(), "{}", stderr(&sealed));
     let token = stdout(&sealed);
 
-    let opened = run(
-        &[
-            "open",
-            "--key",
-            &key,
-            "--name",
-            "sid",
-            "--now",
-            "1767225660",
-            &token,
-        ],
-        "",
-    );
+    let opened = open_sid(&key, &token);
     let json = success_json(&opened);
     assert_eq!(
         json,
@@ -429,19 +434,7 @@ fn open_shows_values_without_a_json_form_as_cbor_and_the_rest_as_json() {
     }
     session.insert("twice", &Twice).unwrap();
     let token = sealer.seal(&mut session).unwrap();
-    let opened = run(
-        &[
-            "open",
-            "--key",
-            &key,
-            "--name",
-            "sid",
-            "--now",
-            "1767225660",
-            &token,
-        ],
-        "",
-    );
+    let opened = open_sid(&key, &token);
     assert_eq!(
         success_json(&opened),
         serde_json::json!({

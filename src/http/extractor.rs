@@ -373,12 +373,14 @@ impl LazySession {
                 set_cookie: None,
             };
         };
+        let set_cookie = if save {
+            self.save(opened, uri).await
+        } else {
+            None
+        };
         Finished {
             opened: true,
-            set_cookie: match save {
-                true => self.save(opened, uri).await,
-                false => None,
-            },
+            set_cookie,
         }
     }
 
