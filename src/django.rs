@@ -389,15 +389,13 @@ impl DjangoCodec {
             Ok(Value::Object(map)) => map,
             _ => return Err(Error::Malformed(Malformed::Json)),
         };
-        // When the session ends, as Django's backend decides since ticket
-        // #27775: the session's own expiry (`set_expiry`) if it has one,
-        // else `max_age` after the signed time (the last modification).
+        // The session ends at the earlier of its own expiry (`set_expiry`)
+        // and `max_age` after the signed time (the last modification), or,
+        // with Django's #27775 rule, at its own expiry when it has one.
         let now = self.clock.now();
-        let own_end_reached = match session_expiry(&entries, timestamp)? {
-            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
-            SessionExpiry::Seconds(seconds) => Some(timestamp as f64 + seconds <= now as f64),
-            SessionExpiry::At(at) => Some(at <= i64::try_from(now).unwrap_or(i64::MAX)),
-        };
+        let own_end_reached = session_expiry(&entries, timestamp)?
+            .end(timestamp)
+            .map(|end| end <= now as f64);
         let too_old = self
             .max_age
             .is_some_and(|max_age| i128::from(now) - i128::from(timestamp) > i128::from(max_age));
@@ -732,6 +730,18 @@ enum SessionExpiry {
     At(i64),
 }
 
+impl SessionExpiry {
+    /// When a session last changed at `modified_at` ends by its own
+    /// expiry, in Unix seconds; `None` when it has none.
+    fn end(&self, modified_at: i64) -> Option<f64> {
+        match *self {
+            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
+            SessionExpiry::Seconds(seconds) => Some(modified_at as f64 + seconds),
+            SessionExpiry::At(at) => Some(at as f64),
+        }
+    }
+}
+
 /// The Unix times Python's `datetime` can hold (0001-01-01 to the end of
 /// 9999-12-31, UTC): Django cannot read an expiry outside them.
 const PYTHON_UNIX_RANGE: core::ops::Range<f64> = -62_135_596_800.0..253_402_300_800.0;
@@ -794,20 +804,16 @@ fn migrate_entries(
     let mut session = sealer.new_session()?;
     let now = session.now();
     let since = modified_at.unwrap_or_else(|| i64::try_from(now).unwrap_or(i64::MAX));
-    let ends_at = |at: i64| -> Result<Expiry, Error> {
-        match u64::try_from(at) {
-            Ok(at) if at > now => Ok(Expiry::At(at)),
-            _ => Err(Error::Expired(Expired::Session)),
-        }
-    };
-    match session_expiry(entries, since)? {
-        SessionExpiry::Unset => {}
-        SessionExpiry::BrowserClose => session.set_expiry(Expiry::BrowserSession),
+    let expiry = session_expiry(entries, since)?;
+    if let SessionExpiry::BrowserClose = expiry {
+        session.set_expiry(Expiry::BrowserSession);
+    }
+    if let Some(end) = expiry.end(since) {
         // Whole seconds, rounded down: never later than Django's end.
-        SessionExpiry::Seconds(seconds) => {
-            session.set_expiry(ends_at((since as f64 + seconds).floor() as i64)?);
+        match u64::try_from(end.floor() as i64) {
+            Ok(at) if at > now => session.set_expiry(Expiry::At(at)),
+            _ => return Err(Error::Expired(Expired::Session)),
         }
-        SessionExpiry::At(at) => session.set_expiry(ends_at(at)?),
     }
     for (key, value) in entries {
         if key == SESSION_EXPIRY_KEY {
