@@ -1,6 +1,7 @@
 //! Per-request cost of the session layer in process (no network): the
 //! example app's `/counter` (reads and writes the session) with and
-//! without the layer, and the sealer's own share of it. Complements
+//! without the layer, the sealer's own share of it, and the same handler
+//! on the peer, `tower-sessions` with its in-memory store. Complements
 //! `benches/load.sh`, whose figures include the kernel's TCP work.
 //!
 //! `cargo bench --bench layer --features axum`
@@ -8,6 +9,8 @@
 #[path = "../examples/webapp/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "../examples/peer/router.rs"]
+mod peer;
 
 use sealed_session::{KeyRing, MasterKey, SystemClock};
 use std::hint::black_box;
@@ -53,7 +56,20 @@ async fn main() {
     let pair = set_cookie.split(';').next().expect("pair").to_owned();
     let value = pair.split_once('=').expect("name=value").1.to_owned();
 
-    let mut best = [Duration::MAX; 4];
+    let mut peer = peer::router();
+    let first = peer
+        .call(request("/counter", None))
+        .await
+        .expect("peer response");
+    let peer_pair = first.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair")
+        .to_owned();
+
+    let mut best = [Duration::MAX; 5];
     for _ in 0..rounds {
         let t = Instant::now();
         for _ in 0..batch {
@@ -88,6 +104,16 @@ async fn main() {
             black_box(sealer.save_async(&mut session).await.expect("save"));
         }
         best[3] = best[3].min(t.elapsed() / batch);
+        let t = Instant::now();
+        for _ in 0..batch {
+            let response = peer
+                .call(request("/counter", Some(&peer_pair)))
+                .await
+                .expect("peer");
+            assert!(response.headers().contains_key("set-cookie"));
+            black_box(response);
+        }
+        best[4] = best[4].min(t.elapsed() / batch);
     }
     println!("best batch mean of {rounds} rounds of {batch} requests, in process");
     println!("| what | per request |");
@@ -108,5 +134,9 @@ async fn main() {
     println!(
         "| layer and framework beyond the sealer | {:.2?} |",
         best[1].saturating_sub(best[0]).saturating_sub(best[3])
+    );
+    println!(
+        "| peer: tower-sessions + MemoryStore, GET /counter | {:.2?} |",
+        best[4]
     );
 }

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # HTTP load test: the example web app's /counter handler (reads and writes
 # the session on every request) with the session layer, against the same
-# handler served without it (--bare). Both run on 127.0.0.1; wrk drives
-# each for a bounded time, alternating, and everything stops by itself.
+# handler served without it (--bare). As a reference point, the same
+# handler also runs on the peer, tower-sessions with its in-memory store
+# (examples/peer): server-side sessions, no encryption. All run on
+# 127.0.0.1; wrk drives each for a bounded time, in turn, and everything
+# stops by itself.
 #
 #   benches/load.sh                 # 3 rounds of 10 s per variant, at 16
 #                                   # and at 256 connections
@@ -35,10 +38,11 @@ THREADS="${THREADS:-1}"
 CONNECTIONS="${CONNECTIONS:-16 256}"
 PORT_SESSION="${PORT_SESSION:-38281}"
 PORT_BARE="${PORT_BARE:-38282}"
+PORT_PEER="${PORT_PEER:-38283}"
 TARGET="0.85"
 # Safety net: no server outlives this many seconds.
 LEVELS=$(wc -w <<< "$CONNECTIONS")
-SERVER_LIFETIME=$(( 60 + LEVELS * ROUNDS * 2 * (${DURATION%s} + 5) ))
+SERVER_LIFETIME=$(( 60 + LEVELS * ROUNDS * 3 * (${DURATION%s} + 5) ))
 
 for tool in wrk curl pgrep getconf; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -47,9 +51,10 @@ for tool in wrk curl pgrep getconf; do
   fi
 done
 
-echo "==> building the example app (release)"
-cargo build --release --example webapp --features axum --quiet
+echo "==> building the example app and the peer (release)"
+cargo build --release --example webapp --example peer --features axum --quiet
 BIN="${CARGO_TARGET_DIR:-target}/release/examples/webapp"
+PEER_BIN="${CARGO_TARGET_DIR:-target}/release/examples/peer"
 
 PIDS=()
 cleanup() {
@@ -60,13 +65,13 @@ cleanup() {
 }
 trap cleanup EXIT
 
-start() { # variable for the server's pid, port, extra args...
-  local pid_var="$1" port="$2"; shift 2
+start() { # variable for the server's pid, port, binary, extra args...
+  local pid_var="$1" port="$2" bin="$3"; shift 3
   if curl -s -o /dev/null "http://127.0.0.1:$port/health"; then
-    echo "error: port $port is already in use (set PORT_SESSION / PORT_BARE)" >&2
+    echo "error: port $port is already in use (set PORT_SESSION / PORT_BARE / PORT_PEER)" >&2
     exit 2
   fi
-  ADDR="127.0.0.1:$port" LOG=warn timeout "$SERVER_LIFETIME" "$BIN" "$@" >/dev/null &
+  ADDR="127.0.0.1:$port" LOG=warn timeout "$SERVER_LIFETIME" "$bin" "$@" >/dev/null &
   local wrapper="$!"
   PIDS+=("$wrapper")
   for _ in $(seq 1 100); do
@@ -82,8 +87,9 @@ start() { # variable for the server's pid, port, extra args...
 }
 
 # A throwaway key for this run only.
-SESSION_KEY="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" start SESSION_PID "$PORT_SESSION"
-start BARE_PID "$PORT_BARE" --bare
+SESSION_KEY="$(head -c 32 /dev/urandom | base64 | tr -d '\n')" start SESSION_PID "$PORT_SESSION" "$BIN"
+start BARE_PID "$PORT_BARE" "$BIN" --bare
+start PEER_PID "$PORT_PEER" "$PEER_BIN"
 TICKS_PER_SECOND="$(getconf CLK_TCK)"
 
 # CPU time (user + system) a process has used so far, in clock ticks.
@@ -91,13 +97,20 @@ cpu_ticks() {
   awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
-# One session cookie, sent with every request to both variants (so the
-# requests are the same size); the layer opens it, the handler reads and
-# writes it, the layer seals it again.
-COOKIE="$(curl -s -D - -o /dev/null "http://127.0.0.1:$PORT_SESSION/counter" \
-  | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n 1)"
-if [ -z "$COOKIE" ]; then
-  echo "error: no session cookie from the app" >&2
+# The name=value of the Set-Cookie that a first GET /counter returns.
+first_cookie() { # port
+  curl -s -D - -o /dev/null "http://127.0.0.1:$1/counter" \
+    | tr -d '\r' | sed -n 's/^[Ss]et-[Cc]ookie: \([^;]*\).*/\1/p' | head -n 1
+}
+
+# One session cookie, sent with every request to the app with and without
+# the layer (so their requests are the same size); the layer opens it, the
+# handler reads and writes it, the layer seals it again. The peer gets its
+# own session id cookie.
+COOKIE="$(first_cookie "$PORT_SESSION")"
+PEER_COOKIE="$(first_cookie "$PORT_PEER")"
+if [ -z "$COOKIE" ] || [ -z "$PEER_COOKIE" ]; then
+  echo "error: no session cookie from the app or the peer" >&2
   exit 2
 fi
 
@@ -135,7 +148,7 @@ parse() {
   '
 }
 
-run() { # port, app pid, connections
+run() { # port, app pid, connections, cookie
   local before after
   before="$(cpu_ticks "$2")"
   {
@@ -143,7 +156,7 @@ run() { # port, app pid, connections
     # line is the CPU time of the subshell's children.
     (
       wrk -t"$THREADS" -c"$3" -d"$DURATION" --latency \
-        -H "Cookie: $COOKIE" "http://127.0.0.1:$1/counter"
+        -H "Cookie: $4" "http://127.0.0.1:$1/counter"
       times
     )
     after="$(cpu_ticks "$2")"
@@ -154,6 +167,7 @@ run() { # port, app pid, connections
 # Warm-up (not counted).
 wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_BARE/counter" >/dev/null
 wrk -t1 -c4 -d2s -H "Cookie: $COOKIE" "http://127.0.0.1:$PORT_SESSION/counter" >/dev/null
+wrk -t1 -c4 -d2s -H "Cookie: $PEER_COOKIE" "http://127.0.0.1:$PORT_PEER/counter" >/dev/null
 
 # Medians per column (rps, p50, p90, p99, app_us, wrk_us); errors summed.
 summary() {
@@ -172,29 +186,35 @@ summary() {
 
 # One concurrency level: the rounds, the medians, the ratio. Sets MET.
 level() { # connections
-  local connections="$1" round variant port pid line
+  local connections="$1" round variant port pid cookie line
   local rps p50 p90 p99 non2xx errors app_us wrk_us
   echo
   echo "==> wrk -t$THREADS -c$connections -d$DURATION, $ROUNDS round(s) per variant, GET /counter"
   ROW='%-8s %-6s %10s %9s %9s %9s %7s %7s %8s %8s\n'
   printf "$ROW" variant round req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
-  BARE=(); SESSION=()
+  BARE=(); SESSION=(); PEER=()
   for round in $(seq 1 "$ROUNDS"); do
-    for variant in bare session; do
-      if [ "$variant" = bare ]; then
-        port="$PORT_BARE"; pid="$BARE_PID"
-      else
-        port="$PORT_SESSION"; pid="$SESSION_PID"
-      fi
-      read -r rps p50 p90 p99 non2xx errors app_us wrk_us < <(run "$port" "$pid" "$connections")
+    for variant in bare session peer; do
+      case "$variant" in
+        bare) port="$PORT_BARE"; pid="$BARE_PID"; cookie="$COOKIE" ;;
+        session) port="$PORT_SESSION"; pid="$SESSION_PID"; cookie="$COOKIE" ;;
+        peer) port="$PORT_PEER"; pid="$PEER_PID"; cookie="$PEER_COOKIE" ;;
+      esac
+      read -r rps p50 p90 p99 non2xx errors app_us wrk_us < <(run "$port" "$pid" "$connections" "$cookie")
       printf "$ROW" "$variant" "$round" "$rps" "$p50" "$p90" "$p99" "$non2xx" "$errors" "$app_us" "$wrk_us"
       line="$rps $p50 $p90 $p99 $non2xx $errors $app_us $wrk_us"
-      if [ "$variant" = bare ]; then BARE+=("$line"); else SESSION+=("$line"); fi
+      case "$variant" in
+        bare) BARE+=("$line") ;;
+        session) SESSION+=("$line") ;;
+        peer) PEER+=("$line") ;;
+      esac
     done
   done
   local b_rps b_p50 b_p90 b_p99 b_non2xx b_err b_app b_wrk s_rps s_p50 s_p90 s_p99 s_non2xx s_err s_app s_wrk ratio met
+  local p_rps p_p50 p_p90 p_p99 p_non2xx p_err p_app p_wrk peer_ratio
   read -r b_rps b_p50 b_p90 b_p99 b_non2xx b_err b_app b_wrk < <(summary "${BARE[@]}")
   read -r s_rps s_p50 s_p90 s_p99 s_non2xx s_err s_app s_wrk < <(summary "${SESSION[@]}")
+  read -r p_rps p_p50 p_p90 p_p99 p_non2xx p_err p_app p_wrk < <(summary "${PEER[@]}")
 
   echo
   echo "==> medians over $ROUNDS round(s), $connections connections"
@@ -202,8 +222,11 @@ level() { # connections
   printf "$ROW" variant req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
   printf "$ROW" bare "$b_rps" "$b_p50" "$b_p90" "$b_p99" "$b_non2xx" "$b_err" "$b_app" "$b_wrk"
   printf "$ROW" session "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$s_non2xx" "$s_err" "$s_app" "$s_wrk"
+  printf "$ROW" peer "$p_rps" "$p_p50" "$p_p90" "$p_p99" "$p_non2xx" "$p_err" "$p_app" "$p_wrk"
   ratio="$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? s / b : 0 }')"
+  peer_ratio="$(awk -v s="$p_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? s / b : 0 }')"
   echo "ratio session/bare: $ratio (target >= $TARGET with zero errors)"
+  echo "ratio peer/bare: $peer_ratio (tower-sessions, in-memory store; for reference)"
   # wrk and the app share the machine's cores, so requests per second follow
   # the CPU time both spend per request: the target leaves the session this
   # much app CPU per request on top of the bare handler's.
@@ -215,7 +238,7 @@ level() { # connections
   met="$(awk -v r="$ratio" -v t="$TARGET" 'BEGIN { print (r >= t) ? "yes" : "no" }')"
   if [ $(( b_non2xx + b_err + s_non2xx + s_err )) -ne 0 ]; then met=no; fi
   echo "target met: $met"
-  RESULTS+=("$connections $ratio $met")
+  RESULTS+=("$connections $ratio $met $peer_ratio")
 }
 
 RESULTS=()
@@ -227,8 +250,8 @@ echo
 echo "==> ratio session/bare by concurrency (target >= $TARGET with zero errors)"
 all_met=yes
 for result in "${RESULTS[@]}"; do
-  read -r connections ratio met <<< "$result"
-  printf '%6s connections: %s (met: %s)\n' "$connections" "$ratio" "$met"
+  read -r connections ratio met peer_ratio <<< "$result"
+  printf '%6s connections: %s (met: %s); peer/bare %s\n' "$connections" "$ratio" "$met" "$peer_ratio"
   [ "$met" = yes ] || all_met=no
 done
 if [ "${STRICT:-0}" = 1 ] && [ "$all_met" != yes ]; then
