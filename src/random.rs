@@ -16,7 +16,9 @@ pub trait RandomSource: Send + Sync + 'static {
     fn fill(&self, buf: &mut [u8]) -> Result<(), Error>;
 }
 
-/// The operating system's generator (via `getrandom`).
+/// The operating system's generator (via `getrandom`). On Linux it calls
+/// the C library's `getrandom`, which glibc 2.41 and later answer from the
+/// kernel's vDSO generator (Linux 6.11 and later) without a system call.
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsRandom;
@@ -24,7 +26,7 @@ pub struct OsRandom;
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 impl RandomSource for OsRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
-        getrandom::getrandom(buf).map_err(|_| Error::Random)
+        getrandom::fill(buf).map_err(|_| Error::Random)
     }
 }
 
