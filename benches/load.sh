@@ -27,6 +27,12 @@
 # The build follows RUSTFLAGS and CARGO_TARGET_DIR, e.g. the Poly1305
 # backend the README recommends:
 #   RUSTFLAGS="--cfg poly1305_force_soft" CARGO_TARGET_DIR=target/soft benches/load.sh
+#
+# LAUNCHER, if set, is a command the three servers are started through,
+# in the same process: e.g. the dynamic loader of a newer glibc, whose
+# getrandom uses the kernel's vDSO generator instead of a system call
+# (BENCHMARKS.md shows how to get one):
+#   LAUNCHER="$GLIBC/ld-linux-x86-64.so.2 --library-path $GLIBC" benches/load.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 # `times` and awk below read and print numbers with a decimal point.
@@ -71,7 +77,9 @@ start() { # variable for the server's pid, port, binary, extra args...
     echo "error: port $port is already in use (set PORT_SESSION / PORT_BARE / PORT_PEER)" >&2
     exit 2
   fi
-  ADDR="127.0.0.1:$port" LOG=warn timeout "$SERVER_LIFETIME" "$bin" "$@" >/dev/null &
+  # LAUNCHER is split into words on purpose: a command and its arguments.
+  # shellcheck disable=SC2086
+  ADDR="127.0.0.1:$port" LOG=warn timeout "$SERVER_LIFETIME" ${LAUNCHER:-} "$bin" "$@" >/dev/null &
   local wrapper="$!"
   PIDS+=("$wrapper")
   for _ in $(seq 1 100); do
