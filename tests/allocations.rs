@@ -1,13 +1,20 @@
 //! Heap allocations per seal and per open of the typical reference session,
-//! counted by a global allocator that wraps the system one.
+//! and per request through the session layer, counted by a global allocator
+//! that wraps the system one.
 //!
-//! Budget: at most 4 allocations per open and per seal (issue 6). Run with
-//! `cargo test --test allocations -- --nocapture` to see the figures.
+//! Budget: at most 4 allocations per open and per seal (issue 6), and at
+//! most `LAYER_BUDGET` more per request with the layer than without it.
+//! Run with `cargo test --all-features --test allocations -- --nocapture`
+//! to see the figures.
 
 use sealed_session::{Compression, Session};
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
 
+#[cfg(feature = "axum")]
+#[path = "../examples/webapp/app.rs"]
+#[allow(dead_code)]
+mod app;
 #[path = "../benches/reference/mod.rs"]
 mod reference;
 
@@ -121,4 +128,87 @@ fn typical_session_allocations_within_budget() {
         assert!(f.save <= BUDGET, "{name} save: {} allocations", f.save);
         assert!(f.open <= BUDGET, "{name} open: {} allocations", f.open);
     }
+}
+
+/// Most heap allocations one request that opens, reads, writes and saves the
+/// session may make beyond the same request without the layer.
+#[cfg(feature = "axum")]
+const LAYER_BUDGET: usize = 20;
+
+/// The example app's `GET /counter` (reads and writes the session) with the
+/// layer, against the same handler and request without it: the difference
+/// is the session's share (layer, extractor, sealer, `Set-Cookie`), of
+/// which the sealer's own open, read, write and save are counted apart.
+#[cfg(feature = "axum")]
+#[test]
+fn layered_request_allocations_within_budget() {
+    use sealed_session::{KeyRing, MasterKey, SystemClock};
+    use std::sync::Arc;
+    use tower_service::Service;
+
+    fn request(cookie: &str) -> http::Request<axum::body::Body> {
+        http::Request::get("/counter")
+            .header("cookie", cookie)
+            .body(axum::body::Body::empty())
+            .expect("valid request")
+    }
+
+    // One thread: the counter is per thread, and the runtime polls every
+    // future on the thread that calls `block_on`.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .expect("runtime");
+    let demo = app::Demo::new(Arc::new(SystemClock));
+    let layer = demo
+        .layer(KeyRing::new(MasterKey::generate().expect("key")))
+        .build()
+        .expect("layer");
+    let handle = layer.clone();
+    let sealer = handle.sealer();
+    let mut layered = demo.router(layer);
+    let mut bare = demo.bare_router();
+    let first = runtime
+        .block_on(
+            layered.call(
+                http::Request::get("/counter")
+                    .body(axum::body::Body::empty())
+                    .expect("request"),
+            ),
+        )
+        .expect("response");
+    let pair = first.headers()["set-cookie"]
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("name=value")
+        .to_owned();
+    let value = pair.split_once('=').expect("name=value").1.to_owned();
+
+    let run = |router: &mut axum::Router| {
+        let request = request(&pair);
+        let (response, allocations) = count(|| runtime.block_on(router.call(request)));
+        (response.expect("response"), allocations)
+    };
+    // Warm up both (lazily initialised statics, thread-locals).
+    run(&mut bare);
+    run(&mut layered);
+    let (response, without) = run(&mut bare);
+    assert!(!response.headers().contains_key("set-cookie"));
+    let (response, with) = run(&mut layered);
+    assert!(response.headers().contains_key("set-cookie"));
+    let (_, sealer_only) = count(|| {
+        runtime.block_on(async {
+            let mut session = sealer.open_async(&value).await.expect("open");
+            let visits: u64 = session.get("visits").expect("get").unwrap_or(0);
+            session.insert("visits", &(visits + 1)).expect("insert");
+            sealer.save_async(&mut session).await.expect("save")
+        })
+    });
+    let extra = with.saturating_sub(without);
+    println!(
+        "GET /counter: {with} allocations with the session layer, {without} without \
+         (+{extra}, budget {LAYER_BUDGET}); the sealer's open, get, insert and save alone: {sealer_only}"
+    );
+    assert!(extra <= LAYER_BUDGET, "the layer added {extra} allocations");
 }
