@@ -2,7 +2,8 @@
 
 use axum::routing::get;
 use axum::Router;
-use tower_sessions::{MemoryStore, Session, SessionManagerLayer};
+use tower_sessions::cookie::time;
+use tower_sessions::{Expiry, MemoryStore, Session, SessionManagerLayer};
 
 /// Key of the visit count, as in the example app.
 const VISITS: &str = "visits";
@@ -24,14 +25,18 @@ async fn counter(session: Session) -> Result<String, (http::StatusCode, String)>
     Ok(format!("visits: {visits}\n"))
 }
 
-/// `/counter` and `/health` behind a session manager with the same cookie
-/// attributes as the example app (`Secure`, `HttpOnly`, `SameSite=Lax`,
-/// `Path=/`), over a fresh in-memory store.
+/// `/counter` and `/health` behind a session manager with the example
+/// app's cookie attributes (`Secure`, `HttpOnly`, `SameSite=Lax`, `Path=/`)
+/// and its idle timeout (a persistent cookie whose `Max-Age` is one day,
+/// renewed on every request), over a fresh in-memory store. Unlike the
+/// app, it has no absolute lifetime, no revocation check and no
+/// `Vary: Cookie`.
 pub fn router() -> Router {
     let layer = SessionManagerLayer::new(MemoryStore::default())
         .with_secure(true)
         .with_http_only(true)
-        .with_same_site(tower_sessions::cookie::SameSite::Lax);
+        .with_same_site(tower_sessions::cookie::SameSite::Lax)
+        .with_expiry(Expiry::OnInactivity(time::Duration::days(1)));
     Router::new()
         .route("/counter", get(counter))
         .route("/health", get(|| async { "ok\n" }))
