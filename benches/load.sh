@@ -28,8 +28,10 @@
 # backend the README recommends:
 #   RUSTFLAGS="--cfg poly1305_force_soft" CARGO_TARGET_DIR=target/soft benches/load.sh
 #
-# LAUNCHER, if set, is a command the three servers are started through,
-# in the same process: e.g. the dynamic loader of a newer glibc, whose
+# LAUNCHER, if set, is a command the three servers are started through;
+# it must run them in its own process (as a dynamic loader, `env` or
+# `taskset` do), since their CPU time is read from the process that
+# `timeout` starts. For example the dynamic loader of a newer glibc, whose
 # getrandom uses the kernel's vDSO generator instead of a system call
 # (BENCHMARKS.md shows how to get one):
 #   LAUNCHER="$GLIBC/ld-linux-x86-64.so.2 --library-path $GLIBC" benches/load.sh
@@ -39,6 +41,11 @@ cd "$(dirname "$0")/.."
 export LC_ALL=C
 
 DURATION="${DURATION:-10s}"
+if ! [[ "$DURATION" =~ ^[1-9][0-9]*s$ ]]; then
+  echo "error: DURATION must be whole seconds, like 10s (got '$DURATION')" >&2
+  exit 2
+fi
+read -r -a LAUNCH <<< "${LAUNCHER:-}"
 ROUNDS="${ROUNDS:-3}"
 THREADS="${THREADS:-1}"
 CONNECTIONS="${CONNECTIONS:-16 256}"
@@ -77,9 +84,7 @@ start() { # variable for the server's pid, port, binary, extra args...
     echo "error: port $port is already in use (set PORT_SESSION / PORT_BARE / PORT_PEER)" >&2
     exit 2
   fi
-  # LAUNCHER is split into words on purpose: a command and its arguments.
-  # shellcheck disable=SC2086
-  ADDR="127.0.0.1:$port" LOG=warn timeout "$SERVER_LIFETIME" ${LAUNCHER:-} "$bin" "$@" >/dev/null &
+  ADDR="127.0.0.1:$port" LOG=warn timeout "$SERVER_LIFETIME" "${LAUNCH[@]}" "$bin" "$@" >/dev/null &
   local wrapper="$!"
   PIDS+=("$wrapper")
   for _ in $(seq 1 100); do
@@ -201,12 +206,15 @@ level() { # connections
   ROW='%-8s %-6s %10s %9s %9s %9s %7s %7s %8s %8s\n'
   printf "$ROW" variant round req/s p50_ms p90_ms p99_ms non2xx errors app_us wrk_us
   BARE=(); SESSION=(); PEER=()
+  local orders=("bare session peer" "session peer bare" "peer bare session")
   for round in $(seq 1 "$ROUNDS"); do
-    for variant in bare session peer; do
+    # The order turns each round, so no variant always runs first.
+    for variant in ${orders[$(( (round - 1) % 3 ))]}; do
       case "$variant" in
         bare) port="$PORT_BARE"; pid="$BARE_PID"; cookie="$COOKIE" ;;
         session) port="$PORT_SESSION"; pid="$SESSION_PID"; cookie="$COOKIE" ;;
         peer) port="$PORT_PEER"; pid="$PEER_PID"; cookie="$PEER_COOKIE" ;;
+        *) echo "error: unknown variant $variant" >&2; exit 2 ;;
       esac
       read -r rps p50 p90 p99 non2xx errors app_us wrk_us < <(run "$port" "$pid" "$connections" "$cookie")
       printf "$ROW" "$variant" "$round" "$rps" "$p50" "$p90" "$p99" "$non2xx" "$errors" "$app_us" "$wrk_us"
@@ -215,6 +223,7 @@ level() { # connections
         bare) BARE+=("$line") ;;
         session) SESSION+=("$line") ;;
         peer) PEER+=("$line") ;;
+        *) echo "error: unknown variant $variant" >&2; exit 2 ;;
       esac
     done
   done
@@ -231,10 +240,14 @@ level() { # connections
   printf "$ROW" bare "$b_rps" "$b_p50" "$b_p90" "$b_p99" "$b_non2xx" "$b_err" "$b_app" "$b_wrk"
   printf "$ROW" session "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$s_non2xx" "$s_err" "$s_app" "$s_wrk"
   printf "$ROW" peer "$p_rps" "$p_p50" "$p_p90" "$p_p99" "$p_non2xx" "$p_err" "$p_app" "$p_wrk"
-  ratio="$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? s / b : 0 }')"
-  peer_ratio="$(awk -v s="$p_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? s / b : 0 }')"
+  # Rounded down, so a printed 0.850 is never a missed 0.8497.
+  ratio="$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? int(1000 * s / b) / 1000 : 0 }')"
+  peer_ratio="$(awk -v s="$p_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? int(1000 * s / b) / 1000 : 0 }')"
   echo "ratio session/bare: $ratio (target >= $TARGET with zero errors)"
   echo "ratio peer/bare: $peer_ratio (tower-sessions, in-memory store; for reference)"
+  if [ $(( p_non2xx + p_err )) -ne 0 ]; then
+    echo "warning: the peer had non-2xx responses or socket errors; its ratio means nothing"
+  fi
   # wrk and the app share the machine's cores, so requests per second follow
   # the CPU time both spend per request: the target leaves the session this
   # much app CPU per request on top of the bare handler's.
@@ -243,7 +256,8 @@ level() { # connections
     printf "with these costs a ratio of %s leaves the session about %.2f us of app CPU per request\n", t, (ba + bw) * (1 / t - 1)
   }'
 
-  met="$(awk -v r="$ratio" -v t="$TARGET" 'BEGIN { print (r >= t) ? "yes" : "no" }')"
+  # From the request rates, not from the rounded ratio printed above.
+  met="$(awk -v s="$s_rps" -v b="$b_rps" -v t="$TARGET" 'BEGIN { print (b > 0 && s >= t * b) ? "yes" : "no" }')"
   if [ $(( b_non2xx + b_err + s_non2xx + s_err )) -ne 0 ]; then met=no; fi
   echo "target met: $met"
   RESULTS+=("$connections $ratio $met $peer_ratio")
