@@ -16,9 +16,12 @@ pub trait RandomSource: Send + Sync + 'static {
     fn fill(&self, buf: &mut [u8]) -> Result<(), Error>;
 }
 
-/// The operating system's generator (via `getrandom`). On Linux it calls
-/// the C library's `getrandom`, which glibc 2.41 and later answer from the
-/// kernel's vDSO generator (Linux 6.11 and later) without a system call.
+/// The operating system's generator (via `getrandom`). On Linux with glibc
+/// it calls the C library's `getrandom`, which glibc 2.41 and later answer
+/// from the kernel's vDSO generator without a system call (Linux 6.11 and
+/// later on x86_64; other architectures need later kernels). With musl, or
+/// where the call is refused, it makes the system call or reads
+/// `/dev/urandom`.
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 #[derive(Debug, Default, Clone, Copy)]
 pub struct OsRandom;
