@@ -14,6 +14,15 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The keys of `session` whose values are in the overflow store.
+fn overflowed_keys(session: &sealed_session::Session) -> Vec<String> {
+    session
+        .keys()
+        .filter(|k| session.is_overflowed(k))
+        .map(str::to_owned)
+        .collect()
+}
+
 #[test]
 fn ten_kb_session_drops_lowest_priority_first() {
     let clock = Arc::new(FixedClock::new(T0));
@@ -400,11 +409,7 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
     let mut session = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut session).await;
     let mut s = sealer.open_async(&token).await.unwrap();
-    let overflowed: Vec<String> = s
-        .keys()
-        .filter(|k| s.is_overflowed(k))
-        .map(str::to_owned)
-        .collect();
+    let overflowed = overflowed_keys(&s);
     assert!(!overflowed.is_empty());
     for key in store.inner.keys() {
         store.inner.delete(&key).await.unwrap();
@@ -826,11 +831,7 @@ async fn sync_save_reports_overflowed_entries_it_cannot_carry() {
     let saved = sealer.save_async(&mut s).await.unwrap();
     let token = cookie_value(saved.action.header_value().unwrap());
     let mut reopened = sealer.open(&token).unwrap();
-    let overflowed: Vec<String> = reopened
-        .keys()
-        .filter(|k| reopened.is_overflowed(k))
-        .map(str::to_owned)
-        .collect();
+    let overflowed = overflowed_keys(&reopened);
     assert!(!overflowed.is_empty());
     // A new id without the store: the blob cannot follow, so the entries
     // are reported as dropped rather than vanishing.
@@ -892,11 +893,7 @@ async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails(
     let mut reopened = sealer
         .open(&cookie_value(saved.action.header_value().unwrap()))
         .unwrap();
-    let overflowed: Vec<String> = reopened
-        .keys()
-        .filter(|k| reopened.is_overflowed(k))
-        .map(str::to_owned)
-        .collect();
+    let overflowed = overflowed_keys(&reopened);
     // Critical entries that cannot fit: the save fails after the drop.
     reopened
         .insert_with_priority("huge", &"h".repeat(5000), Priority::Critical)
