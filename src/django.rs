@@ -393,9 +393,10 @@ impl DjangoCodec {
         // and `max_age` after the signed time (the last modification), or,
         // with Django's #27775 rule, at its own expiry when it has one.
         let now = self.clock.now();
-        let own_end_reached = session_expiry(&entries, timestamp)?
-            .end(timestamp)
-            .map(|end| end <= now as f64);
+        let own_end_reached = match session_expiry(&entries, timestamp)? {
+            SessionExpiry::Ends(end) => Some(end <= now as f64),
+            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
+        };
         let too_old = self
             .max_age
             .is_some_and(|max_age| i128::from(now) - i128::from(timestamp) > i128::from(max_age));
@@ -721,25 +722,12 @@ enum SessionExpiry {
     /// `0`: the cookie ends when the browser closes (the server still
     /// applies `SESSION_COOKIE_AGE`).
     BrowserClose,
-    /// Seconds of inactivity (`set_expiry(int)`, or a float): the session
-    /// ends this long after the last change (the cookie's timestamp).
-    Seconds(f64),
-    /// An ISO 8601 date, in Unix seconds. Django writes it with
-    /// `datetime.isoformat()`; one without an offset (`USE_TZ = False`)
-    /// is read as UTC.
-    At(i64),
-}
-
-impl SessionExpiry {
-    /// When a session last changed at `modified_at` ends by its own
-    /// expiry, in Unix seconds; `None` when it has none.
-    fn end(&self, modified_at: i64) -> Option<f64> {
-        match *self {
-            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
-            SessionExpiry::Seconds(seconds) => Some(modified_at as f64 + seconds),
-            SessionExpiry::At(at) => Some(at as f64),
-        }
-    }
+    /// The session's own end, in Unix seconds: the last change (the
+    /// cookie's timestamp) plus the seconds of inactivity of
+    /// `set_expiry(int)` or a float, or an ISO 8601 date rounded down to
+    /// whole seconds. Django writes dates with `datetime.isoformat()`; one
+    /// without an offset (`USE_TZ = False`) is read as UTC.
+    Ends(f64),
 }
 
 /// The Unix times Python's `datetime` can hold (0001-01-01 to the end of
@@ -750,18 +738,15 @@ const PYTHON_UNIX_RANGE: core::ops::Range<f64> = -62_135_596_800.0..253_402_300_
 fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<SessionExpiry, Error> {
     use time::format_description::well_known::Iso8601;
     let bad = || Error::Malformed(Malformed::Json);
-    Ok(match entries.get(SESSION_EXPIRY_KEY) {
+    let end = match entries.get(SESSION_EXPIRY_KEY) {
         // `get_expiry_date` reads a false value as "no expiry of its own".
-        None | Some(Value::Null) | Some(Value::Bool(false)) => SessionExpiry::Unset,
+        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(SessionExpiry::Unset),
         Some(Value::Number(n)) => {
             let seconds = n.as_f64().filter(|s| s.is_finite()).ok_or_else(bad)?;
             if seconds == 0.0 {
-                SessionExpiry::BrowserClose
-            } else if !PYTHON_UNIX_RANGE.contains(&(modified_at as f64 + seconds)) {
-                return Err(bad());
-            } else {
-                SessionExpiry::Seconds(seconds)
+                return Ok(SessionExpiry::BrowserClose);
             }
+            modified_at as f64 + seconds
         }
         Some(Value::String(text)) => {
             let at = time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)
@@ -770,10 +755,15 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
                         .map(time::PrimitiveDateTime::assume_utc)
                 })
                 .map_err(|_| bad())?;
-            SessionExpiry::At(at.unix_timestamp())
+            at.unix_timestamp() as f64
         }
         Some(_) => return Err(bad()),
-    })
+    };
+    if PYTHON_UNIX_RANGE.contains(&end) {
+        Ok(SessionExpiry::Ends(end))
+    } else {
+        Err(bad())
+    }
 }
 
 /// Puts the entries of a Django session into a new sealed session, under
@@ -804,16 +794,14 @@ fn migrate_entries(
     let mut session = sealer.new_session()?;
     let now = session.now();
     let since = modified_at.unwrap_or_else(|| i64::try_from(now).unwrap_or(i64::MAX));
-    let expiry = session_expiry(entries, since)?;
-    if let SessionExpiry::BrowserClose = expiry {
-        session.set_expiry(Expiry::BrowserSession);
-    }
-    if let Some(end) = expiry.end(since) {
+    match session_expiry(entries, since)? {
+        SessionExpiry::Unset => {}
+        SessionExpiry::BrowserClose => session.set_expiry(Expiry::BrowserSession),
         // Whole seconds, rounded down: never later than Django's end.
-        match u64::try_from(end.floor() as i64) {
+        SessionExpiry::Ends(end) => match u64::try_from(end.floor() as i64) {
             Ok(at) if at > now => session.set_expiry(Expiry::At(at)),
             _ => return Err(Error::Expired(Expired::Session)),
-        }
+        },
     }
     for (key, value) in entries {
         if key == SESSION_EXPIRY_KEY {
@@ -876,10 +864,7 @@ mod tests {
     const NOW: u64 = 1_700_000_000;
 
     fn codec() -> DjangoCodec {
-        DjangoCodec::builder("secret")
-            .clock(Arc::new(FixedClock::new(NOW)))
-            .build()
-            .unwrap()
+        codec_at(NOW)
     }
 
     fn entries(json: &str) -> Map<String, Value> {
@@ -1001,6 +986,8 @@ mod tests {
             r#"{"_session_expiry": 1e15}"#,
             r#"{"_session_expiry": -1e11}"#,
             r#"{"_session_expiry": "next tuesday"}"#,
+            // Year 0: `time` parses it, Python's `datetime` cannot hold it.
+            r#"{"_session_expiry": "0000-01-01T00:00:00+00:00"}"#,
         ] {
             let cookie = codec().seal(&entries(json)).unwrap();
             assert_eq!(
