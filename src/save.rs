@@ -20,9 +20,9 @@ struct Plan {
     removed: Vec<usize>,
 }
 
-/// Length of unpadded base64 for `n` bytes.
+/// Length of unpadded base64 for `n` bytes (`usize::MAX` if that overflows).
 pub(crate) fn base64_len(n: usize) -> usize {
-    (n / 3).saturating_mul(4).saturating_add([0, 2, 3][n % 3])
+    base64::encoded_len(n, false).unwrap_or(usize::MAX)
 }
 
 /// Blob TTL, in seconds, when the sealer has neither an idle timeout nor an
@@ -488,16 +488,11 @@ impl Sealer {
     /// and logs their keys with `reason` at once: a save that fails after
     /// this returns no report, and the entries are gone from the session.
     fn drop_unloaded(session: &mut Session, reason: &str) -> Vec<RemovedEntry> {
-        let dropped: Vec<RemovedEntry> = session
-            .entries
-            .iter()
-            .filter(|e| matches!(e.value, Value::Overflowed))
-            .map(|e| RemovedEntry {
-                key: session.entry_key(e).to_owned(),
-                priority: e.priority,
-                size: 0,
-            })
+        let unloaded: Vec<usize> = (0..session.entries.len())
+            .filter(|&i| matches!(session.entries[i].value, Value::Overflowed))
             .collect();
+        // Size 0: an unloaded entry has no value in the session.
+        let dropped = Self::removed_entries(session, &unloaded);
         session
             .entries
             .retain(|e| matches!(e.value, Value::Resident(_)));
