@@ -82,7 +82,7 @@ impl MasterKey {
         // Decoded into one buffer that is wiped on drop, whichever engine
         // (or none) accepts the text: `Engine::decode` would leave partly
         // decoded key bytes in freed memory after each failed attempt.
-        let mut buffer = Zeroizing::new(vec![0u8; text.len() / 4 * 3 + 3]);
+        let mut buffer = Zeroizing::new(vec![0u8; base64::decoded_len_estimate(text.len())]);
         let len = [URL_SAFE_NO_PAD, URL_SAFE, STANDARD_NO_PAD, STANDARD]
             .iter()
             .find_map(|engine| engine.decode_slice(text, &mut buffer[..]).ok())
