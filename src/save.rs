@@ -332,9 +332,10 @@ impl Sealer {
     /// How long an overflow blob must live, plus the clock skew: as long as
     /// the cookie sealed now can open, which is until the earlier of the
     /// idle timeout from now and the session's absolute end. That moment
-    /// never moves back from one save to the next (the absolute end is
-    /// fixed, the idle window only slides forward), so a renewal never cuts
-    /// short an older cookie; every save that keeps the blob renews it
+    /// moves back from one save to the next by at most the clock skew (the
+    /// absolute end moves only when `open` clamps a creation time ahead of
+    /// a slower server's clock; the idle window only slides forward), which
+    /// the added skew covers, so a renewal never cuts short an older cookie; every save that keeps the blob renews it
     /// ([`OverflowStore::touch`]). The session's own expiry is not used: it
     /// can move either way. With neither timeout (sessions that never end),
     /// 30 days from the last save, after which a save drops the entries
@@ -372,8 +373,11 @@ impl Sealer {
     ///
     /// Entries the cookie no longer references are deleted from the store
     /// at once after [`Session::flush`] or [`Session::cycle_id`]; after
-    /// any other rewrite they stay readable for a minute plus the clock
-    /// skew, for requests still running from the previous cookie.
+    /// any other rewrite, with a store that implements
+    /// [`OverflowStore::touch`](crate::store::OverflowStore::touch), they
+    /// stay readable for a minute plus the clock skew, for requests still
+    /// running from the previous cookie (a store without it deletes them at
+    /// once; if the touch fails they keep their TTL).
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
         let Some(store) = self.overflow_store.clone() else {
             return self.save(session);
@@ -542,7 +546,9 @@ impl Sealer {
     ) {
         if store.delete(&overflow_key(sid, reference)).await.is_err() {
             // The blob is unreadable without the cookie and expires by TTL.
-            tracing::warn!("could not delete a replaced overflow blob; it will expire by its TTL");
+            tracing::warn!(
+                "could not delete an unreferenced overflow blob; it will expire by its TTL"
+            );
         }
     }
 

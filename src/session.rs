@@ -374,9 +374,11 @@ impl Session {
 
     /// Takes a new id and keeps the data: call it at login, against session
     /// fixation. The session counts as created now: its absolute lifetime
-    /// starts again, and a "log out everywhere" recorded before
+    /// starts again, and a "log out everywhere" recorded in an earlier
+    /// second
     /// ([`MemoryRevocations::revoke_user`](crate::store::MemoryRevocations::revoke_user))
-    /// no longer applies to it, so a user can log in again after one.
+    /// no longer applies to it, so a user can log in again after one (times
+    /// are whole seconds: one recorded in the same second still does).
     ///
     /// Call it only once credentials have been checked, not on a path any
     /// cookie holder can trigger (such as periodic id rotation): each call
