@@ -391,17 +391,20 @@ impl LazySession {
         // tower-sessions): none is set, and the cookie it came from, or
         // one that failed to open for good, is deleted.
         if session.is_empty() {
-            let delete = if session.should_delete_cookie() {
-                // Flushed (logout): delete whatever cookie the request
-                // carried, even one that only failed for now.
-                opened.cookie_len.is_some() || opened.rejected.is_some()
-            } else {
-                opened.cookie_len.is_some() || opened.rejected_for_good
-            };
+            // Empty, so flushed means the cookie is to be deleted.
+            let flushed = session.is_flushed();
+            let delete = opened.cookie_len.is_some()
+                || if flushed {
+                    // Logout: delete whatever cookie the request carried,
+                    // even one that only failed for now.
+                    opened.rejected.is_some()
+                } else {
+                    opened.rejected_for_good
+                };
             if !delete {
                 return None;
             }
-            if !session.should_delete_cookie() {
+            if !flushed {
                 if let Err(error) = session.flush() {
                     shared.save_failed(&error, uri);
                     return None;
