@@ -289,8 +289,11 @@ impl RevocationCheck for RedisRevocations {
             let not_before: u64 = not_before
                 .parse()
                 .map_err(|_| Error::Store(StoreError::Rejected))?;
-            let kept = kept.is_some_and(|id| id == query.session_id.to_string());
-            Ok(query.created_at <= not_before && !kept)
+            if query.created_at > not_before {
+                return Ok(false);
+            }
+            // Only now the kept id is compared (its text is built for that).
+            Ok(!kept.is_some_and(|id| id == query.session_id.to_string()))
         })
     }
 }
