@@ -455,8 +455,8 @@ impl Sealer {
             done
         } else {
             let reference = fresh;
-            let blob = self.seal_blob(session, &plan.removed, &reference, now)?;
             let key = overflow_key(&session.id, &reference);
+            let blob = self.seal_blob(session, &plan.removed, &key, now)?;
             if let Err(e) = store
                 .put(&key, blob.into_bytes(), self.blob_ttl(session, now))
                 .await
@@ -557,7 +557,7 @@ impl Sealer {
         &self,
         session: &Session,
         indices: &[usize],
-        reference: &[u8; SESSION_ID_LEN],
+        key: &str,
         now: u64,
     ) -> Result<String, Error> {
         let mut plaintext = Vec::new();
@@ -585,9 +585,10 @@ impl Sealer {
         }
         token::seal(
             &self.ring,
-            // The store key is also the name the blob is sealed for: it
-            // binds the blob to one session id and one reference.
-            &overflow_key(&session.id, reference),
+            // The store key (`overflow_key`) is also the name the blob is
+            // sealed for: it binds the blob to one session id and one
+            // reference.
+            key,
             now,
             &plaintext,
             self.compression,
@@ -609,8 +610,10 @@ impl Sealer {
             .overflow_store
             .as_ref()
             .ok_or(Error::Store(StoreError::Unavailable))?;
+        // The blob's store key is also the name its token is sealed for.
+        let key = overflow_key(&sid, &reference);
         let blob = store
-            .get(&overflow_key(&sid, &reference))
+            .get(&key)
             .await?
             .ok_or(Error::Store(StoreError::Missing))?;
         let text = core::str::from_utf8(&blob).map_err(|_| Error::Store(StoreError::Rejected))?;
@@ -619,7 +622,7 @@ impl Sealer {
         let limits = self.limits.max_token_len(base64_len(
             self.limits.decompressed().saturating_add(OVERHEAD),
         ));
-        let opened = token::open(&self.ring, &overflow_key(&sid, &reference), text, &limits)
+        let opened = token::open(&self.ring, &key, text, &limits)
             .map_err(|_| Error::Store(StoreError::Rejected))?;
         let plaintext = opened.plaintext();
         let indexed = payload::index(plaintext, self.limits.entries())

@@ -96,9 +96,11 @@ pub trait OverflowStore: Send + Sync + 'static {
 /// id>}:<reference>`, hex. The braces are a Redis Cluster hash tag: every
 /// key of one session lands in one slot.
 pub fn overflow_key(session_id: &SessionId, reference: &[u8; 16]) -> String {
+    use core::fmt::Write as _;
     let mut key = format!("sealed-session:overflow:{{{session_id}}}:");
     for b in reference {
-        key.push_str(&format!("{b:02x}"));
+        // Writing to a `String` cannot fail.
+        let _ = write!(key, "{b:02x}");
     }
     key
 }
