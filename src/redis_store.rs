@@ -293,7 +293,7 @@ impl RevocationCheck for RedisRevocations {
                 return Ok(false);
             }
             // Only now the kept id is compared (its text is built for that).
-            Ok(!kept.is_some_and(|id| id == query.session_id.to_string()))
+            Ok(kept.is_none_or(|id| id != query.session_id.to_string()))
         })
     }
 }
