@@ -402,10 +402,18 @@ impl Sealer {
         }
 
         let bound = session.overflow.filter(|(sid, _)| *sid == session.id);
-        let mut fresh = [0u8; SESSION_ID_LEN];
-        self.random.fill(&mut fresh)?;
         let bound_ref = bound.map(|(_, r)| r);
-        let mut plan = self.plan(session, Some(bound_ref.as_ref().unwrap_or(&fresh)), now)?;
+        // A new blob reference, drawn only when no bound blob may be kept.
+        let fresh_reference = || -> Result<[u8; SESSION_ID_LEN], Error> {
+            let mut fresh = [0u8; SESSION_ID_LEN];
+            self.random.fill(&mut fresh)?;
+            Ok(fresh)
+        };
+        let fresh = match bound_ref {
+            Some(_) => None,
+            None => Some(fresh_reference()?),
+        };
+        let mut plan = self.plan(session, bound_ref.as_ref().or(fresh.as_ref()), now)?;
         let moved_now = !plan.removed.is_empty();
         let has_unloaded = session.has_unloaded_overflow();
         // Keep the old blob when nothing new leaves the cookie, it is bound
@@ -442,6 +450,10 @@ impl Sealer {
                 Err(e) => return Err(e),
             }
         }
+        let fresh = match fresh {
+            Some(fresh) => fresh,
+            None => fresh_reference()?,
+        };
         if has_unloaded || bound_ref.is_some() {
             // Planned against the old reference; the new blob gets `fresh`.
             plan = self.plan(session, Some(&fresh), now)?;
