@@ -945,3 +945,21 @@ fn an_uncompressed_session_too_long_for_the_cookie_is_not_sealed_to_find_out() {
         Error::LimitExceeded(sealed_session::Limit::TokenLength)
     );
 }
+
+#[tokio::test]
+async fn a_save_that_keeps_its_blob_draws_only_the_nonce() {
+    let random = Arc::new(CountingRandom(AtomicUsize::new(0)));
+    let (_, store, sealer) = instrumented_sealer(|b| b.random(random.clone()));
+    let mut session = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut session).await;
+    store.calls.swap(0, Ordering::SeqCst);
+    let before = random.0.load(Ordering::SeqCst);
+    let token = resident_change(&sealer, &token, 1).await;
+    assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1, "one touch: kept");
+    assert_eq!(
+        random.0.load(Ordering::SeqCst) - before,
+        1,
+        "the cookie's nonce only: no new blob reference"
+    );
+    assert_eq!(overflow_loads(&sealer, &token).await, Ok(true));
+}
