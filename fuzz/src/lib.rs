@@ -826,8 +826,9 @@ pub fn django(data: &[u8]) {
         }
         // The session's own `_session_expiry` may have passed (the cookie
         // is signed now): only a payload that has one, and a date or a
-        // number of seconds that, added to now in the codec's arithmetic
-        // (f64), does not pass now, can end that way.
+        // non-zero number of seconds (zero is "until the browser closes")
+        // that, added to now in the codec's arithmetic (f64), does not pass
+        // now, can end that way.
         Err(Error::Expired(Expired::Session)) => {
             let expiry =
                 django_json(body, compressed).and_then(|json| json.get("_session_expiry").cloned());
@@ -836,7 +837,7 @@ pub fn django(data: &[u8]) {
                     || expiry
                         .as_ref()
                         .and_then(serde_json::Value::as_f64)
-                        .is_some_and(|n| NOW as f64 + n <= NOW as f64),
+                        .is_some_and(|n| n != 0.0 && NOW as f64 + n <= NOW as f64),
                 "expired with _session_expiry {expiry:?}"
             );
         }
