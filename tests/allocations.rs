@@ -211,4 +211,5 @@ fn layered_request_allocations_within_budget() {
          (+{extra}, budget {LAYER_BUDGET}); the sealer's open, get, insert and save alone: {sealer_only}"
     );
     assert!(extra <= LAYER_BUDGET, "the layer added {extra} allocations");
+    assert!(sealer_only <= extra, "the sealer alone made {sealer_only}");
 }

@@ -373,6 +373,7 @@ fn debug_output_never_shows_values() {
         !printed.contains(&secret_bytes[1..secret_bytes.len() - 1]),
         "{printed}"
     );
+    assert!(!printed.contains("SECRET"), "{printed}");
 }
 
 #[test]
