@@ -9,9 +9,12 @@
 #[path = "../examples/webapp/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[path = "counter/mod.rs"]
+mod counter;
 #[path = "../examples/peer/router.rs"]
 mod peer;
 
+use counter::{counter_via_sealer, first_cookie_pair, request};
 use sealed_session::{KeyRing, MasterKey, SystemClock};
 use std::hint::black_box;
 use std::sync::Arc;
@@ -21,14 +24,25 @@ use tower_service::Service;
 const ROUNDS: usize = 20;
 const BATCH: u32 = 5_000;
 
-fn request(path: &str, cookie: Option<&str>) -> http::Request<axum::body::Body> {
-    let mut builder = http::Request::get(path);
-    if let Some(cookie) = cookie {
-        builder = builder.header("cookie", cookie);
+/// Mean time of `batch` requests `GET path` with `cookie`, each expected
+/// to set a cookie or not.
+async fn time_requests(
+    router: &mut axum::Router,
+    path: &str,
+    cookie: &str,
+    sets_cookie: bool,
+    batch: u32,
+) -> Duration {
+    let start = Instant::now();
+    for _ in 0..batch {
+        let response = router
+            .call(request(path, Some(cookie)))
+            .await
+            .expect("response");
+        assert_eq!(response.headers().contains_key("set-cookie"), sets_cookie);
+        black_box(response);
     }
-    builder
-        .body(axum::body::Body::empty())
-        .expect("valid request")
+    start.elapsed() / batch
 }
 
 #[tokio::main(flavor = "current_thread")]
@@ -45,75 +59,31 @@ async fn main() {
     let sealer = handle.sealer();
     let mut layered = demo.router(layer);
     let mut bare = demo.bare_router();
-    let first = layered
-        .call(request("/counter", None))
-        .await
-        .expect("response");
-    let set_cookie = first.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .to_owned();
-    let pair = set_cookie.split(';').next().expect("pair").to_owned();
-    let value = pair.split_once('=').expect("name=value").1.to_owned();
-
     let mut peer = peer::router();
-    let first = peer
-        .call(request("/counter", None))
-        .await
-        .expect("peer response");
-    let peer_pair = first.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("pair")
-        .to_owned();
+    // The bare router gets the same cookie as the layered one, so both
+    // read requests of the same size (as in benches/load.sh).
+    let pair = first_cookie_pair(&mut layered).await;
+    let value = pair.split_once('=').expect("name=value").1.to_owned();
+    let peer_pair = first_cookie_pair(&mut peer).await;
 
     let mut best = [Duration::MAX; 5];
     for _ in 0..rounds {
-        let t = Instant::now();
-        for _ in 0..batch {
-            black_box(bare.call(request("/counter", None)).await.expect("bare"));
+        let times = [
+            time_requests(&mut bare, "/counter", &pair, false, batch).await,
+            time_requests(&mut layered, "/counter", &pair, true, batch).await,
+            time_requests(&mut layered, "/health", &pair, false, batch).await,
+            {
+                let start = Instant::now();
+                for _ in 0..batch {
+                    black_box(counter_via_sealer(sealer, &value).await);
+                }
+                start.elapsed() / batch
+            },
+            time_requests(&mut peer, "/counter", &peer_pair, true, batch).await,
+        ];
+        for (best, time) in best.iter_mut().zip(times) {
+            *best = (*best).min(time);
         }
-        best[0] = best[0].min(t.elapsed() / batch);
-        let t = Instant::now();
-        for _ in 0..batch {
-            let response = layered
-                .call(request("/counter", Some(&pair)))
-                .await
-                .expect("layered");
-            assert!(response.headers().contains_key("set-cookie"));
-            black_box(response);
-        }
-        best[1] = best[1].min(t.elapsed() / batch);
-        let t = Instant::now();
-        for _ in 0..batch {
-            black_box(
-                layered
-                    .call(request("/health", Some(&pair)))
-                    .await
-                    .expect("health"),
-            );
-        }
-        best[2] = best[2].min(t.elapsed() / batch);
-        let t = Instant::now();
-        for _ in 0..batch {
-            let mut session = sealer.open_async(&value).await.expect("open");
-            let visits: u64 = session.get("visits").expect("get").unwrap_or(0);
-            session.insert("visits", &(visits + 1)).expect("insert");
-            black_box(sealer.save_async(&mut session).await.expect("save"));
-        }
-        best[3] = best[3].min(t.elapsed() / batch);
-        let t = Instant::now();
-        for _ in 0..batch {
-            let response = peer
-                .call(request("/counter", Some(&peer_pair)))
-                .await
-                .expect("peer");
-            assert!(response.headers().contains_key("set-cookie"));
-            black_box(response);
-        }
-        best[4] = best[4].min(t.elapsed() / batch);
     }
     println!("best batch mean of {rounds} rounds of {batch} requests, in process");
     println!("| what | per request |");

@@ -15,6 +15,9 @@ use std::cell::Cell;
 #[path = "../examples/webapp/app.rs"]
 #[allow(dead_code)]
 mod app;
+#[cfg(feature = "axum")]
+#[path = "../benches/counter/mod.rs"]
+mod counter;
 #[path = "../benches/reference/mod.rs"]
 mod reference;
 
@@ -146,13 +149,6 @@ fn layered_request_allocations_within_budget() {
     use std::sync::Arc;
     use tower_service::Service;
 
-    fn request(cookie: &str) -> http::Request<axum::body::Body> {
-        http::Request::get("/counter")
-            .header("cookie", cookie)
-            .body(axum::body::Body::empty())
-            .expect("valid request")
-    }
-
     // One thread: the counter is per thread, and the runtime polls every
     // future on the thread that calls `block_on`.
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -167,26 +163,11 @@ fn layered_request_allocations_within_budget() {
     let sealer = handle.sealer();
     let mut layered = demo.router(layer);
     let mut bare = demo.bare_router();
-    let first = runtime
-        .block_on(
-            layered.call(
-                http::Request::get("/counter")
-                    .body(axum::body::Body::empty())
-                    .expect("request"),
-            ),
-        )
-        .expect("response");
-    let pair = first.headers()["set-cookie"]
-        .to_str()
-        .expect("ascii")
-        .split(';')
-        .next()
-        .expect("name=value")
-        .to_owned();
+    let pair = runtime.block_on(counter::first_cookie_pair(&mut layered));
     let value = pair.split_once('=').expect("name=value").1.to_owned();
 
     let run = |router: &mut axum::Router| {
-        let request = request(&pair);
+        let request = counter::request("/counter", Some(&pair));
         let (response, allocations) = count(|| runtime.block_on(router.call(request)));
         (response.expect("response"), allocations)
     };
@@ -197,14 +178,7 @@ fn layered_request_allocations_within_budget() {
     assert!(!response.headers().contains_key("set-cookie"));
     let (response, with) = run(&mut layered);
     assert!(response.headers().contains_key("set-cookie"));
-    let (_, sealer_only) = count(|| {
-        runtime.block_on(async {
-            let mut session = sealer.open_async(&value).await.expect("open");
-            let visits: u64 = session.get("visits").expect("get").unwrap_or(0);
-            session.insert("visits", &(visits + 1)).expect("insert");
-            sealer.save_async(&mut session).await.expect("save")
-        })
-    });
+    let (_, sealer_only) = count(|| runtime.block_on(counter::counter_via_sealer(sealer, &value)));
     let extra = with.saturating_sub(without);
     println!(
         "GET /counter: {with} allocations with the session layer, {without} without \
