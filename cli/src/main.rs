@@ -331,5 +331,6 @@ fn json_form(session: &sealed_session::Session, key: &str) -> Option<serde_json:
     if !exact(&cbor) || again != raw {
         return None;
     }
-    session.get(key).ok()?
+    // From the value already decoded (integers beyond 64 bits fail here).
+    serde_json::to_value(&cbor).ok()
 }

@@ -213,8 +213,10 @@ fn budget_and_priorities_drop_and_report() {
         stderr(&o)
     );
     let opened = run(&["open", "--key", &key, &stdout(&o)], "");
-    let json: serde_json::Value = serde_json::from_str(&stdout(&opened)).unwrap();
-    assert_eq!(json, serde_json::json!({"user": "ada", "theme": "dark"}));
+    assert_eq!(
+        success_json(&opened),
+        serde_json::json!({"user": "ada", "theme": "dark"})
+    );
 
     let too_small = run(
         &[
