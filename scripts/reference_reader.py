@@ -548,7 +548,7 @@ def fit_budget(cookie_name, budget, session, max_age, max_token_len=4096):
         plaintext = encode_payload(session["created_at"], session["expires_at"],
                                    session["session_id"], session["flags"], kept)
         token_len = b64url_len(OVERHEAD + len(plaintext))
-        header_len = len(SET_COOKIE_PREFIX) + len(cookie_string(cookie_name, "", max_age)) + token_len
+        header_len = around_value + token_len
         if header_len <= budget:
             return [i for i, k in enumerate(keep) if k], dropped, header_len
         nxt = next(order, None)
