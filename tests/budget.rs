@@ -567,11 +567,7 @@ async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
     let token = save_token(&old_ring, &mut session).await;
 
     let rotate = |ring: KeyRing| {
-        Sealer::builder(ring)
-            .cookie_name("id")
-            .max_idle(Duration::from_secs(3600))
-            .max_lifetime(Duration::from_secs(86_400))
-            .clock(clock.clone())
+        builder_with(ring, &clock)
             .overflow_store(store.clone())
             .build()
             .unwrap()

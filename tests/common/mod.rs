@@ -16,7 +16,12 @@ pub fn key(byte: u8) -> MasterKey {
 }
 
 pub fn builder(clock: &Arc<FixedClock>) -> SealerBuilder {
-    Sealer::builder(KeyRing::new(key(1)))
+    builder_with(KeyRing::new(key(1)), clock)
+}
+
+/// [`builder`]'s policy over another key ring.
+pub fn builder_with(ring: KeyRing, clock: &Arc<FixedClock>) -> SealerBuilder {
+    Sealer::builder(ring)
         .cookie_name("id")
         .max_idle(Duration::from_secs(3600))
         .max_lifetime(Duration::from_secs(86_400))
