@@ -15,9 +15,7 @@ mod counter;
 mod peer;
 
 use counter::{counter_via_sealer, first_cookie_pair, request};
-use sealed_session::{KeyRing, MasterKey, SystemClock};
 use std::hint::black_box;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tower_service::Service;
 
@@ -50,15 +48,8 @@ async fn main() {
     let quick = std::env::args().any(|a| a == "--test");
     let rounds = if quick { 1 } else { ROUNDS };
     let batch = if quick { 10 } else { BATCH };
-    let demo = app::Demo::new(Arc::new(SystemClock));
-    let layer = demo
-        .layer(KeyRing::new(MasterKey::generate().expect("key")))
-        .build()
-        .expect("layer");
-    let handle = layer.clone();
-    let sealer = handle.sealer();
-    let mut layered = demo.router(layer);
-    let mut bare = demo.bare_router();
+    let (layer, mut layered, mut bare) = counter::app_routers();
+    let sealer = layer.sealer();
     let mut peer = peer::router();
     // The bare router gets the same cookie as the layered one, so both
     // read requests of the same size (as in benches/load.sh).

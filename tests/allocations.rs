@@ -145,8 +145,6 @@ const LAYER_BUDGET: usize = 20;
 #[cfg(feature = "axum")]
 #[test]
 fn layered_request_allocations_within_budget() {
-    use sealed_session::{KeyRing, MasterKey, SystemClock};
-    use std::sync::Arc;
     use tower_service::Service;
 
     // One thread: the counter is per thread, and the runtime polls every
@@ -154,15 +152,8 @@ fn layered_request_allocations_within_budget() {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
         .expect("runtime");
-    let demo = app::Demo::new(Arc::new(SystemClock));
-    let layer = demo
-        .layer(KeyRing::new(MasterKey::generate().expect("key")))
-        .build()
-        .expect("layer");
-    let handle = layer.clone();
-    let sealer = handle.sealer();
-    let mut layered = demo.router(layer);
-    let mut bare = demo.bare_router();
+    let (layer, mut layered, mut bare) = counter::app_routers();
+    let sealer = layer.sealer();
     let pair = runtime.block_on(counter::first_cookie_pair(&mut layered));
     let value = pair.split_once('=').expect("name=value").1.to_owned();
 

@@ -2,8 +2,22 @@
 //! `tests/allocations.rs` so that the timings and the allocation counts
 //! measure the same work.
 
-use sealed_session::Sealer;
+use sealed_session::http::SessionLayer;
+use sealed_session::{KeyRing, MasterKey, Sealer, SystemClock};
+use std::sync::Arc;
 use tower_service::Service;
+
+/// The example app (the including file's `app` module) with the session
+/// layer under a fresh key, and without it; with the layer, whose sealer
+/// serves [`counter_via_sealer`].
+pub fn app_routers() -> (SessionLayer, axum::Router, axum::Router) {
+    let demo = crate::app::Demo::new(Arc::new(SystemClock));
+    let layer = demo
+        .layer(KeyRing::new(MasterKey::generate().expect("key")))
+        .build()
+        .expect("layer");
+    (layer.clone(), demo.router(layer), demo.bare_router())
+}
 
 /// `GET path`, with `cookie` (a `name=value` pair) when given.
 pub fn request(path: &str, cookie: Option<&str>) -> http::Request<axum::body::Body> {
