@@ -417,3 +417,70 @@ async fn non_ascii_neighbour_cookies_do_not_hide_the_session() {
         assert_eq!(&body[..], b"ada", "header {i}");
     }
 }
+
+async fn body_text(response: Response<Body>) -> String {
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .expect("body");
+    String::from_utf8(body.to_vec()).expect("utf-8")
+}
+
+#[tokio::test]
+async fn a_write_does_not_replace_a_cookie_that_fails_only_for_now() {
+    let ring = || KeyRing::new(MasterKey::from_bytes(&[7; 32]).expect("key"));
+    let mut server = app(SessionLayer::builder(ring()).build().expect("layer"));
+    let login = set_cookie(&call(&mut server, "/login", None).await).expect("Set-Cookie");
+    let pair = login.stripped().to_string();
+
+    // The revocation store is down and the handler stores something: the
+    // save is refused and reported, and the user's cookie stays.
+    let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = Arc::clone(&failures);
+    let mut store_down = app(SessionLayer::builder(ring())
+        .revocation(Arc::new(RevocationsDown), Some("user"))
+        .on_save_error(move |failure| seen.lock().expect("lock").push(failure.error.kind()))
+        .build()
+        .expect("layer"));
+    let response = call(&mut store_down, "/login", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        set_cookie(&response).is_none(),
+        "the cookie is not replaced"
+    );
+    assert_eq!(*failures.lock().expect("lock"), ["store"]);
+    // Once the store answers again, the session is all there.
+    assert_eq!(
+        body_text(call(&mut server, "/read", Some(&pair)).await).await,
+        "ada"
+    );
+
+    // A key id this ring does not know may be a retired key: refusing
+    // every write until the cookie expires would lock the user out, so a
+    // write replaces it.
+    let mut other_ring = app(builder().build().expect("layer"));
+    let response = call(&mut other_ring, "/login", Some(&pair)).await;
+    let replaced = set_cookie(&response).expect("replaced");
+    assert_ne!(replaced.value(), login.value());
+}
+
+#[tokio::test]
+async fn a_quoted_value_and_split_cookie_headers_open_the_session() {
+    let mut app = app(builder().build().expect("layer"));
+    let cookie = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
+    let quoted = format!("{}=\"{}\"", cookie.name(), cookie.value());
+    let response = call(&mut app, "/read", Some(&quoted)).await;
+    assert!(set_cookie(&response).is_none(), "opened, not deleted");
+    assert_eq!(body_text(response).await, "ada");
+
+    // HTTP/2 sends each cookie in its own header line.
+    let pair = cookie.stripped().to_string();
+    let request = Request::builder()
+        .uri("/read")
+        .header(header::COOKIE, "theme=dark")
+        .header(header::COOKIE, pair)
+        .header(header::COOKIE, "lang=en")
+        .body(Body::empty())
+        .expect("request");
+    let response = app.call(request).await.expect("infallible");
+    assert_eq!(body_text(response).await, "ada");
+}

@@ -51,6 +51,9 @@ struct Opened {
     /// carried: it was the only one with the session's name, and it failed
     /// for a reason every server would agree on (see `fails_everywhere`).
     rejected_for_good: bool,
+    /// None opened, and one failed for a passing reason (see
+    /// `fails_for_now`): the fresh session must not replace it.
+    held_back_by: Option<Error>,
 }
 
 impl fmt::Debug for LazySession {
@@ -68,6 +71,7 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
     let mut tried = 0usize;
     let mut rejected = None;
     let mut all_for_good = true;
+    let mut held_back_by = None;
     for header in cookies {
         // Browsers send cookies set by scripts as raw UTF-8 (or other bytes)
         // in the same header: such a neighbour must not hide the session
@@ -86,10 +90,11 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
                     tried,
                     "more session cookies than the layer tries; ignoring the rest"
                 );
-                return fresh(sealer, rejected, false);
+                return fresh(sealer, rejected, false, held_back_by);
             }
             tried += 1;
-            let value = cookie.value();
+            // RFC 6265 allows a quoted value; a token never contains quotes.
+            let value = cookie.value_trimmed();
             match sealer.open_async(value).await {
                 Ok(session) => {
                     return Ok(Opened {
@@ -97,29 +102,35 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
                         cookie_len: Some(value.len()),
                         rejected: None,
                         rejected_for_good: false,
+                        held_back_by: None,
                     })
                 }
                 Err(error) => {
                     log_rejected(&error, value.len(), tried);
                     rejected = Some(error.kind());
                     all_for_good &= fails_everywhere(&error);
+                    if fails_for_now(&error) {
+                        held_back_by = Some(error);
+                    }
                 }
             }
         }
     }
-    fresh(sealer, rejected, tried == 1 && all_for_good)
+    fresh(sealer, rejected, tried == 1 && all_for_good, held_back_by)
 }
 
 fn fresh(
     sealer: &Sealer,
     rejected: Option<&'static str>,
     rejected_for_good: bool,
+    held_back_by: Option<Error>,
 ) -> Result<Opened, Error> {
     Ok(Opened {
         session: sealer.new_session()?,
         cookie_len: None,
         rejected,
         rejected_for_good,
+        held_back_by,
     })
 }
 
@@ -138,6 +149,18 @@ fn fails_everywhere(error: &Error) -> bool {
         ),
         _ => false,
     }
+}
+
+/// Whether a cookie that failed to open with `error` will open again once a
+/// passing condition ends: the revocation store could not answer, or this
+/// server's clock is behind the one that sealed it. Saving a fresh session
+/// over such a cookie would log the user out for a moment's trouble, so the
+/// layer does not (see `save`). An unknown key id, version or flag, or a
+/// limit, is not counted here: a retired key or a rolled-back release makes
+/// those permanent, and refusing every write until the cookie expires would
+/// lock the user out instead.
+fn fails_for_now(error: &Error) -> bool {
+    matches!(error, Error::Store(_) | Error::IssuedInFuture)
 }
 
 /// Logs a cookie that did not open: its error kind and length, never its
@@ -410,6 +433,13 @@ impl LazySession {
                     return None;
                 }
             }
+        } else if let Some(error) = &opened.held_back_by {
+            // The request's cookie failed only for now (the revocation
+            // store is down, say): it stays, and this request's changes
+            // are lost, rather than the user's session. Logging out
+            // (flushed, hence empty) still deletes it, above.
+            shared.save_failed(error, uri);
+            return None;
         }
         let saved = match shared.sealer.save_async(session).await {
             Ok(saved) => saved,

@@ -69,7 +69,10 @@ pub struct SaveFailure<'a> {
     /// exceed the budget (and no overflow store is configured),
     /// [`Error::Store`] when the overflow store failed, [`Error::Random`]
     /// when the operating system's generator failed (for a new session id
-    /// when an emptied session is ended).
+    /// when an emptied session is ended). Or the reason the request's
+    /// cookie did not open when that reason passes ([`Error::Store`] from
+    /// the revocation check, [`Error::IssuedInFuture`]): the layer then
+    /// does not replace that cookie with the request's fresh session.
     pub error: &'a Error,
     /// The request's URI.
     pub uri: &'a Uri,

@@ -75,7 +75,15 @@
 //!   malformed, expired or revoked. A cookie that may open on another
 //!   server or later is kept: the revocation store could not answer, its
 //!   key id is not (yet) in this server's ring, it comes from a newer
-//!   version, or it was issued in this server's future. (A deletion cookie
+//!   version, or it was issued in this server's future. When the reason
+//!   passes by itself (the revocation store could not answer, or this
+//!   server's clock is behind), the cookie is kept even if the handler
+//!   stores something: that save is refused and reported as a failed save
+//!   (below), so a moment's outage loses one request's changes, not the
+//!   user's session. A cookie under an unknown key id, version or flags,
+//!   or over this server's limits, is replaced by what the handler stores,
+//!   since a retired key or a rolled-back release would otherwise refuse
+//!   the user every write until the cookie expired. (A deletion cookie
 //!   carries the layer's own path and domain: a cookie of the same name
 //!   set for another path or a parent domain stays. A server whose clock
 //!   runs ahead, or that already has a shorter timeout during a rollout,
@@ -85,8 +93,9 @@
 //!   rest at `WARN`. Logging out ([`LazySession::flush`]) deletes whatever
 //!   session cookie the request carried.
 //! - **Never fails the response on save.** A save that fails (the critical
-//!   entries alone exceed the budget and there is no overflow store, or the
-//!   store is down) sends no `Set-Cookie`, so the client keeps its previous
+//!   entries alone exceed the budget and there is no overflow store, the
+//!   store is down, or the request's cookie failed to open only for now)
+//!   sends no `Set-Cookie`, so the client keeps its previous
 //!   cookie; the failure is logged at `ERROR` (under the target
 //!   `sealed_session::http`) and passed to the hook set with
 //!   [`SessionLayerBuilder::on_save_error`]. The response itself is the
