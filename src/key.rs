@@ -204,8 +204,9 @@ impl DerivedKey {
 /// Django's `SECRET_KEY_FALLBACKS`).
 ///
 /// A session opened with a fallback key is flagged so that it gets re-sealed
-/// under the primary; once every live cookie has been re-sealed (after the
-/// idle timeout), the fallback can be removed.
+/// under the primary. Once every cookie the fallback sealed has been
+/// re-sealed or has expired (after the idle timeout; without one, after the
+/// absolute lifetime), the fallback can be removed.
 ///
 /// ```
 /// use sealed_session::{KeyRing, MasterKey};
@@ -216,7 +217,10 @@ impl DerivedKey {
 /// # Ok::<(), sealed_session::Error>(())
 /// ```
 pub struct KeyRing {
-    primary: DerivedKey,
+    /// Boxed, like the fallbacks: the ring is moved by value into the
+    /// builder, the sealer and often an `Arc`, and each move of an inline
+    /// key would leave an unwiped copy behind.
+    primary: Box<DerivedKey>,
     /// Boxed, so that growing the list moves pointers, not key material
     /// (a reallocation frees the old buffer without wiping it).
     #[allow(clippy::vec_box)]
@@ -227,7 +231,7 @@ impl KeyRing {
     /// A ring with only a primary key.
     pub fn new(primary: MasterKey) -> Self {
         KeyRing {
-            primary: DerivedKey::derive(&primary),
+            primary: Box::new(DerivedKey::derive(&primary)),
             fallbacks: Vec::new(),
         }
     }

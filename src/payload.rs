@@ -150,14 +150,17 @@ impl<'a> Cursor<'a> {
             return Err(malformed());
         }
         self.pos = start + extra;
-        let len = || usize::try_from(n).map_err(|_| malformed());
+        // Saturated where `usize` is narrower than 64 bits (wasm32): no
+        // such length or count fits in the input or under a limit, so the
+        // checks that follow refuse it with the same error as on 64 bits.
+        let len = || usize::try_from(n).unwrap_or(usize::MAX);
         Ok(match major {
             0 => Header::Positive(n),
             1 => Header::Negative(n),
-            2 => Header::Bytes(Some(len()?)),
-            3 => Header::Text(Some(len()?)),
-            4 => Header::Array(Some(len()?)),
-            5 => Header::Map(Some(len()?)),
+            2 => Header::Bytes(Some(len())),
+            3 => Header::Text(Some(len())),
+            4 => Header::Array(Some(len())),
+            5 => Header::Map(Some(len())),
             6 => Header::Tag(n),
             // Major 7: simple values (inline or in one byte); floats refused.
             _ if extra <= 1 => Header::Simple(n as u8),

@@ -575,7 +575,7 @@ impl Sealer {
         let mut plaintext = Vec::new();
         let mut writer = PayloadWriter::begin(
             &mut plaintext,
-            session.created_at,
+            session.created_at.min(now),
             None,
             session.id.as_bytes(),
             0,

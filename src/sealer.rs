@@ -493,7 +493,9 @@ impl Sealer {
         buffer.resize(CIPHERTEXT_OFFSET, 0);
         let mut writer = PayloadWriter::begin(
             &mut buffer,
-            session.created_at,
+            // A clock stepped back since the session took its creation time
+            // (at login, say) must not yield a token every reader refuses.
+            session.created_at.min(now),
             expires_at,
             session.id.as_bytes(),
             flags,

@@ -414,12 +414,14 @@ fn inflate_capped(compressed: &[u8], cap: usize) -> Result<Vec<u8>, Error> {
         loop {
             let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
             let consumed = in_before as usize;
-            let status = inflater
-                .decompress_vec(&compressed[consumed..], &mut out, FlushDecompress::None)
-                .map_err(|_| Error::Malformed(Malformed::Compression))?;
+            let status =
+                inflater.decompress_vec(&compressed[consumed..], &mut out, FlushDecompress::None);
+            // Before the stream's own error: output past the cap is refused
+            // as such even when invalid data follows it in the same call.
             if out.len() > cap {
                 return Err(Error::LimitExceeded(Limit::DecompressedSize));
             }
+            let status = status.map_err(|_| Error::Malformed(Malformed::Compression))?;
             if status == Status::StreamEnd {
                 if inflater.total_in() as usize != compressed.len() {
                     // Bytes after the end of the deflate stream.

@@ -177,6 +177,24 @@ fn a_session_from_a_server_ahead_is_resealed_so_it_opens_everywhere() {
 }
 
 #[test]
+fn a_clock_stepped_back_after_login_still_yields_a_cookie_that_opens() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.cycle_id().unwrap();
+    s.insert("user", "ada").unwrap();
+    // The system clock steps back (NTP, a resumed VM) before the save.
+    clock.set(T0 - 2);
+    let cookie = sealer.seal(&mut s).unwrap();
+    let opened = sealer.open(&cookie).unwrap();
+    assert_eq!(
+        opened.get::<String>("user").unwrap().as_deref(),
+        Some("ada")
+    );
+    assert_eq!(opened.created_at(), T0 - 2);
+}
+
+#[test]
 fn cycle_id_counts_the_session_as_created_now() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
