@@ -3,7 +3,7 @@
 # on a machine with one toolchain:
 # - it must be at least the `rust-version` of every dependency in
 #   Cargo.lock that a build with all features uses (normal dependencies of
-#   the library and of the CLI);
+#   the library and of the CLI, and the build dependencies among them);
 # - the crates' own use of the standard library is checked against it by
 #   clippy's `incompatible_msrv` lint, which reads the same field (clippy
 #   runs with -D warnings in .ci/run).
@@ -14,7 +14,7 @@ cd "$(dirname "$0")/.."
 work="$(mktemp -d)"
 trap 'rm -rf "$work"' EXIT
 for package in sealed-session sealed-session-cli; do
-  cargo tree --locked -e normal --all-features -p "$package" --prefix none -f '{p}'
+  cargo tree --locked -e normal,build --all-features -p "$package" --prefix none -f '{p}'
 done | awk '{ sub(/^v/, "", $2); print $1, $2 }' | sort -u > "$work/deps.txt"
 cargo metadata --locked --all-features --format-version 1 > "$work/metadata.json"
 

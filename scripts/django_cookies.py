@@ -2,7 +2,7 @@
 """Make and check Django `signed_cookies` session cookies with real Django.
 
 Used by the crate's Django tests (tests/django_fixtures.rs,
-tests/django_live.rs). Needs Django >= 3.1 (`pip install django`).
+tests/django_live.rs). Needs Django >= 4.1 (for `SECRET_KEY_FALLBACKS`; `pip install "django>=4.1"`).
 
 Subcommands (JSON in on stdin where noted, JSON out on stdout):
 

@@ -22,10 +22,14 @@ enum DjangoCommand {
         #[command(flatten)]
         secrets: SecretArgs,
         /// A secret from SECRET_KEY_FALLBACKS, tried after --secret in the
-        /// order given (repeatable).
+        /// order given (repeatable; comma-separated in the environment
+        /// variable, so a secret must not contain a comma).
         #[arg(
             long = "fallback-secret",
             value_name = "SECRET",
+            env = "DJANGO_SECRET_KEY_FALLBACKS",
+            hide_env_values = true,
+            value_delimiter = ',',
             allow_hyphen_values = true
         )]
         fallback_secrets: Vec<String>,
@@ -44,8 +48,15 @@ enum DjangoCommand {
 
 #[derive(clap::Args)]
 struct SecretArgs {
-    /// Django's SECRET_KEY.
-    #[arg(long, value_name = "SECRET", allow_hyphen_values = true)]
+    /// Django's SECRET_KEY. Prefer the environment variable: a command
+    /// line is visible to other users of the machine.
+    #[arg(
+        long,
+        value_name = "SECRET",
+        env = "DJANGO_SECRET_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     secret: String,
     /// Current time in Unix seconds (default: the system clock).
     #[arg(long, value_name = "UNIX_SECS")]
@@ -77,27 +88,24 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
                 .fold(secrets.builder(), |b, s| b.fallback_secret(s))
                 .max_age(max_age)
                 .build()
-                .map_err(|e| format!("bad secret: {e}"))?;
+                .map_err(|e| format!("{}: bad secret: {e}", e.kind()))?;
             let entries = codec
                 .open(cookie.trim())
                 .map_err(|e| format!("cannot open Django cookie ({}): {e}", e.kind()))?;
-            let json = serde_json::to_string(&entries).map_err(|e| e.to_string())?;
+            let json = serde_json::to_string(&entries).map_err(|e| format!("output: {e}"))?;
             println!("{json}");
         }
         DjangoCommand::Seal { secrets } => {
             let codec = secrets
                 .builder()
                 .build()
-                .map_err(|e| format!("bad secret: {e}"))?;
+                .map_err(|e| format!("{}: bad secret: {e}", e.kind()))?;
             let mut input = String::new();
             std::io::stdin()
                 .read_to_string(&mut input)
-                .map_err(|e| format!("cannot read stdin: {e}"))?;
-            let entries = match serde_json::from_str(&input) {
-                Ok(serde_json::Value::Object(map)) => map,
-                Ok(_) => return Err("stdin is not a JSON object".into()),
-                Err(e) => return Err(format!("stdin is not JSON: {e}")),
-            };
+                .map_err(|e| format!("input: cannot read stdin: {e}"))?;
+            let entries: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&input).map_err(|e| crate::not_a_json_object(&e))?;
             let cookie = codec
                 .seal(&entries)
                 .map_err(|e| format!("cannot seal Django cookie ({}): {e}", e.kind()))?;

@@ -53,8 +53,15 @@ enum Command {
 
 #[derive(clap::Args)]
 struct KeyArgs {
-    /// Master key: unpadded base64url (as keygen prints), or hex prefixed by "hex:".
-    #[arg(long, allow_hyphen_values = true)]
+    /// Master key: unpadded base64url (as keygen prints), or hex prefixed by
+    /// "hex:". Prefer the environment variable: a command line is visible
+    /// to other users of the machine.
+    #[arg(
+        long,
+        env = "SEALED_SESSION_KEY",
+        hide_env_values = true,
+        allow_hyphen_values = true
+    )]
     key: String,
     /// Cookie name the token is bound to.
     #[arg(long, default_value = sealed_session::DEFAULT_COOKIE_NAME)]
@@ -84,8 +91,15 @@ struct SealArgs {
 struct OpenArgs {
     #[command(flatten)]
     common: KeyArgs,
-    /// A fallback key that still opens (repeatable).
-    #[arg(long = "fallback-key", allow_hyphen_values = true)]
+    /// A fallback key that still opens (repeatable; comma-separated in the
+    /// environment variable).
+    #[arg(
+        long = "fallback-key",
+        env = "SEALED_SESSION_FALLBACK_KEYS",
+        hide_env_values = true,
+        value_delimiter = ',',
+        allow_hyphen_values = true
+    )]
     fallback_keys: Vec<String>,
     /// Idle timeout in seconds (default two weeks).
     #[arg(long)]
@@ -95,6 +109,21 @@ struct OpenArgs {
     max_lifetime: Option<u64>,
     /// The cookie value.
     token: String,
+}
+
+/// The failure for stdin that is not a JSON object: where, never what (the
+/// parser's own message quotes the input, which may hold session data).
+pub(crate) fn not_a_json_object(error: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    match error.classify() {
+        Category::Io => format!("input: cannot read stdin: {error}"),
+        Category::Data => "input: stdin is not a JSON object".to_owned(),
+        Category::Syntax | Category::Eof => format!(
+            "input: stdin is not a JSON object (invalid JSON at line {}, column {})",
+            error.line(),
+            error.column()
+        ),
+    }
 }
 
 /// A one-line failure: the error kind and what it means.
@@ -206,18 +235,18 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
     for spec in &args.priorities {
         let (key, level) = spec
             .split_once('=')
-            .ok_or_else(|| format!("bad --priority {spec:?}: expected KEY=LEVEL"))?;
+            .ok_or_else(|| format!("usage: bad --priority {spec:?}: expected KEY=LEVEL"))?;
         let level: Priority = level.parse().map_err(|_| {
-            format!("bad priority level {level:?}: expected low, normal, high or critical")
+            format!("usage: bad priority level {level:?}: expected low, normal, high or critical")
         })?;
         priorities.push((key.to_owned(), level));
     }
     let mut input = String::new();
     std::io::stdin()
         .read_to_string(&mut input)
-        .map_err(|e| format!("cannot read stdin: {e}"))?;
+        .map_err(|e| format!("input: cannot read stdin: {e}"))?;
     let entries: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&input).map_err(|e| format!("stdin is not a JSON object: {e}"))?;
+        serde_json::from_str(&input).map_err(|e| not_a_json_object(&e))?;
 
     let mut b = builder(&args.common, ring).budget(args.budget);
     if args.compress {

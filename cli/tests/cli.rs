@@ -4,8 +4,79 @@ use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
+/// Variables the binary reads secrets from.
+const SECRET_VARIABLES: [&str; 4] = [
+    "SEALED_SESSION_KEY",
+    "SEALED_SESSION_FALLBACK_KEYS",
+    "DJANGO_SECRET_KEY",
+    "DJANGO_SECRET_KEY_FALLBACKS",
+];
+
 fn bin() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_sealed-session"))
+    let mut command = Command::new(env!("CARGO_BIN_EXE_sealed-session"));
+    for variable in SECRET_VARIABLES {
+        command.env_remove(variable);
+    }
+    command
+}
+
+/// Runs with `vars` set in the environment.
+fn run_with_env(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
+    let mut child = bin()
+        .args(args)
+        .envs(vars.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("binary runs");
+    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
+    let old = keygen();
+    let new = keygen();
+    let sealed = run_with_env(
+        &["seal", "--now", "1767225600"],
+        &[("SEALED_SESSION_KEY", &old)],
+        r#"{"user":"ada"}"#,
+    );
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let token = stdout(&sealed);
+    let opened = run_with_env(
+        &["open", "--now", "1767225660", &token],
+        &[
+            ("SEALED_SESSION_KEY", &new),
+            (
+                "SEALED_SESSION_FALLBACK_KEYS",
+                &format!("{},{old}", keygen()),
+            ),
+        ],
+        "",
+    );
+    assert_eq!(success_json(&opened)["user"], "ada");
+    let help = run_with_env(&["open", "--help"], &[("SEALED_SESSION_KEY", &new)], "");
+    assert!(stdout(&help).contains("SEALED_SESSION_KEY"));
+    assert!(!stdout(&help).contains(&new), "help shows the key");
+
+    let secret = "django-insecure-env-secret";
+    let cookie = run_with_env(
+        &["django", "seal", "--now", "1767225600"],
+        &[("DJANGO_SECRET_KEY", secret)],
+        r#"{"_auth_user_id":"42"}"#,
+    );
+    assert!(cookie.status.success(), "{}", stderr(&cookie));
+    let opened = run_with_env(
+        &["django", "open", "--now", "1767225660", &stdout(&cookie)],
+        &[
+            ("DJANGO_SECRET_KEY", "the-new-secret"),
+            ("DJANGO_SECRET_KEY_FALLBACKS", &format!("other,{secret}")),
+        ],
+        "",
+    );
+    assert_eq!(success_json(&opened)["_auth_user_id"], "42");
 }
 
 fn run(args: &[&str], stdin: &str) -> Output {
@@ -279,7 +350,19 @@ fn bad_inputs_are_one_line_errors() {
         .status
         .success());
     let o = run(&["seal", "--key", &key], "{not json");
-    assert!(!o.status.success() && stderr(&o).starts_with("error: stdin is not a JSON object"));
+    assert_one_line_error(
+        &o,
+        "input: stdin is not a JSON object (invalid JSON at line 1",
+    );
+    // The input is session data: the message says where, never what.
+    for input in [r#""hunter2""#, r#"{"a": hunter2}"#, r#"["hunter2"]"#] {
+        let o = run(&["seal", "--key", &key], input);
+        assert_one_line_error(&o, "input: stdin is not a JSON object");
+        assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+        let o = run(&["django", "seal", "--secret", "s"], input);
+        assert_one_line_error(&o, "input: stdin is not a JSON object");
+        assert!(!stderr(&o).contains("hunter2"), "{}", stderr(&o));
+    }
     assert_one_line_error(
         &run(&["seal", "--key", &key], r#"{"_reserved":1}"#),
         "invalid-entry-key",
@@ -395,7 +478,7 @@ fn django_seal_and_open() {
     assert!(!expired.status.success());
     assert!(stderr(&expired).contains("expired"), "{}", stderr(&expired));
     let empty = run(&["django", "open", "--secret", "", &cookie], "");
-    assert_one_line_error(&empty, "bad secret");
+    assert_one_line_error(&empty, "invalid-key: bad secret");
     assert!(
         stderr(&empty).contains("Django secret must not be empty"),
         "{}",
