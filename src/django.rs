@@ -779,7 +779,8 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
 /// Fails with [`InvalidEntryKey::Reserved`] if two Django keys map to the
 /// same key (`_x` and `django_x`), [`Malformed::Json`] for an expiry
 /// Django would not read, [`Expired::Session`] for one already past, and
-/// with the session's own errors (an empty key, too many entries).
+/// with the session's own errors (an empty key, too many entries, a value
+/// nested deeper than [`Limits::depth`](crate::Limits::depth)).
 pub fn to_sealed_session(entries: &Map<String, Value>, sealer: &Sealer) -> Result<Session, Error> {
     migrate_entries(entries, None, sealer)
 }

@@ -2,8 +2,14 @@
 //! (feature `redis`), on the `redis` crate's async connection manager,
 //! which reconnects by itself after the server comes back.
 //!
-//! Key layout (every key of one session shares the hash tag `{<session
-//! id>}`, so it works on Redis Cluster):
+//! They talk to one Redis server (or a replica set's primary): the
+//! connection manager does not speak the Redis Cluster protocol, so a
+//! cluster node would answer `MOVED` for keys in other slots, which the
+//! store reports as unavailable. The keys carry hash tags all the same, so
+//! that a session's keys (and a user's two revocation keys, for user ids
+//! without `{` or `}`) would share a slot under a cluster client.
+//!
+//! Key layout:
 //!
 //! - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
 //! - `sealed-session:revoked:{<session id>}` — a revoked session, with a TTL.

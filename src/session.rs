@@ -230,6 +230,11 @@ impl Session {
     }
 
     /// Stores a value with an explicit priority.
+    ///
+    /// Fails with [`Limit::Entries`] for a new key beyond the entry limit
+    /// and [`Limit::Depth`] for a value nested deeper than reads accept
+    /// (both from the sealer's [`Limits`](crate::Limits)), so that whatever
+    /// is stored can be read back.
     pub fn insert_with_priority<T: Serialize + ?Sized>(
         &mut self,
         key: &str,
@@ -240,6 +245,14 @@ impl Session {
         let mut encoded = Vec::new();
         ciborium::ser::into_writer(value, &mut encoded)
             .map_err(|_| Error::Value(ValueError::Serialize))?;
+        // A value nested deeper than reads allow would be sealed and then
+        // never read again: refused now, as reads count it (walked without
+        // allocating).
+        if let Err(Error::LimitExceeded(limit)) =
+            decode_value::<serde::de::IgnoredAny>(&encoded, self.limits.depth())
+        {
+            return Err(Error::LimitExceeded(limit));
+        }
         self.insert_raw(key, encoded.into_boxed_slice(), priority)
     }
 

@@ -93,8 +93,8 @@ pub trait OverflowStore: Send + Sync + 'static {
 }
 
 /// The store key of an overflow blob: `sealed-session:overflow:{<session
-/// id>}:<reference>`, hex. The braces are a Redis Cluster hash tag: every
-/// key of one session lands in one slot.
+/// id>}:<reference>`, hex. The braces are a Redis Cluster hash tag: under a
+/// cluster client every key of one session would land in one slot.
 pub fn overflow_key(session_id: &SessionId, reference: &[u8; 16]) -> String {
     use core::fmt::Write as _;
     let mut key = format!("sealed-session:overflow:{{{session_id}}}:");

@@ -111,6 +111,39 @@ fn reserved_and_empty_keys_are_refused() {
 }
 
 #[test]
+fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .limits(Limits::default().max_depth(8))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let nested = |levels: usize| {
+        (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
+    };
+    let mut s = sealer.new_session().unwrap();
+    // The deepest value the reader accepts is accepted on insert.
+    let mut deepest = 0;
+    for levels in 1..=8 {
+        if s.insert("tree", &nested(levels)).is_err() {
+            break;
+        }
+        deepest = levels;
+    }
+    assert!(deepest >= 1, "one level of nesting is refused");
+    assert_eq!(
+        s.insert("tree", &nested(deepest + 1)).unwrap_err(),
+        Error::LimitExceeded(Limit::Depth)
+    );
+    let cookie = sealer.seal(&mut s).unwrap();
+    let opened = sealer.open(&cookie).unwrap();
+    assert_eq!(
+        opened.get::<serde_json::Value>("tree").unwrap(),
+        Some(nested(deepest))
+    );
+}
+
+#[test]
 fn entry_limit_applies_on_insert_so_sealed_sessions_reopen() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = Sealer::builder(KeyRing::new(key(1)))
