@@ -284,6 +284,88 @@ async fn the_cart_survives_requests() {
 }
 
 #[tokio::test]
+async fn logging_in_as_another_user_keeps_nothing_of_the_previous_one() {
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, jar) = client();
+    login(&client, &server, "ada").await;
+    let page = post(
+        &client,
+        &server,
+        "/cart/add",
+        &[("sku", "apple"), ("qty", "3"), ("note", "")],
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let first_cookie = jar_cookie(&jar, &server).expect("cookie");
+
+    // The same user again keeps the cart (only the id changes), and a copy
+    // of the cookie from before no longer opens.
+    login(&client, &server, "ada").await;
+    let page = get(&client, &server, "/cart").await;
+    assert!(signed_in_as(&page, "ada"));
+    assert!(page.body.contains("1 line(s), 0 dropped."), "{}", page.body);
+    let second_cookie = jar_cookie(&jar, &server).expect("cookie");
+    assert!(!opens_as(&server, &first_cookie, "ada").await);
+    assert!(opens_as(&server, &second_cookie, "ada").await);
+
+    // Someone else on the same browser, without logging out first.
+    login(&client, &server, "bo").await;
+    let page = get(&client, &server, "/cart").await;
+    assert!(signed_in_as(&page, "bo"));
+    assert!(page.body.contains("0 line(s), 0 dropped."), "{}", page.body);
+    assert!(!opens_as(&server, &second_cookie, "ada").await);
+}
+
+/// Whether a request carrying only `cookie` is signed in as `user`.
+async fn opens_as(server: &Server, cookie: &str, user: &str) -> bool {
+    let page = read(
+        bare_client()
+            .get(server.url("/"))
+            .header(COOKIE, format!("{}={cookie}", app::COOKIE_NAME))
+            .send()
+            .await
+            .expect("GET"),
+    )
+    .await;
+    signed_in_as(&page, user)
+}
+
+#[tokio::test]
+async fn cross_site_form_posts_are_refused() {
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (client, jar) = client();
+    let form = [("username", "mallory"), ("password", app::DEMO_PASSWORD)];
+    let own_origin = format!("http://{}", server.addr);
+    for (header, value, allowed) in [
+        ("sec-fetch-site", "cross-site", false),
+        ("sec-fetch-site", "same-site", false),
+        ("origin", "http://attacker.invalid", false),
+        ("origin", "null", false),
+        ("sec-fetch-site", "same-origin", true),
+        ("origin", own_origin.as_str(), true),
+    ] {
+        let response = client
+            .post(server.url("/login"))
+            .header(header, value)
+            .form(&form)
+            .send()
+            .await
+            .expect("POST");
+        let page = read(response).await;
+        if allowed {
+            assert_eq!(page.status, StatusCode::SEE_OTHER, "{header}: {value}");
+            assert_eq!(page.set_cookie.len(), 1, "{header}: {value}");
+        } else {
+            assert_eq!(page.status, StatusCode::FORBIDDEN, "{header}: {value}");
+            assert!(page.set_cookie.is_empty(), "{header}: {value}");
+            assert!(jar_cookie(&jar, &server).is_none(), "{header}: {value}");
+        }
+    }
+}
+
+#[tokio::test]
 async fn logout_ends_the_session_for_that_client() {
     let (logs, _guard) = Logs::capture();
     let demo = system_demo();
@@ -602,8 +684,14 @@ async fn a_failed_save_is_reported_and_keeps_the_previous_cookie() {
     let server = Server::start(demo.router(layer)).await;
     let (client, jar) = client();
 
-    // Fits: a short user name.
-    let page = login(&client, &server, "jo").await;
+    // Fits: preferences (high priority, small).
+    let page = post(
+        &client,
+        &server,
+        "/preferences",
+        &[("theme", "dark"), ("language", "fr")],
+    )
+    .await;
     assert_eq!(page.set_cookie.len(), 1);
     let kept = jar_cookie(&jar, &server).expect("session cookie");
 
@@ -617,7 +705,13 @@ async fn a_failed_save_is_reported_and_keeps_the_previous_cookie() {
     assert_eq!(failures.load(Ordering::SeqCst), 1);
     assert_eq!(*kinds.lock().expect("kinds"), ["too-large"]);
     assert_eq!(jar_cookie(&jar, &server).as_deref(), Some(kept.as_str()));
-    assert!(signed_in_as(&get(&client, &server, "/").await, "jo"));
+    let page = get(&client, &server, "/preferences").await;
+    assert!(!signed_in_as(&page, &long));
+    assert!(
+        page.body.contains("<option selected>dark</option>"),
+        "{}",
+        page.body
+    );
     assert!(logs.text().contains("session not saved"));
 }
 

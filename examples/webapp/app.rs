@@ -11,8 +11,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Form, State};
-use axum::http::StatusCode;
+use axum::extract::{Form, FromRequestParts, State};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use axum::Router;
@@ -71,6 +72,46 @@ impl Default for Prefs {
 
 const THEMES: [&str; 2] = ["light", "dark"];
 const LANGUAGES: [&str; 3] = ["en", "fr", "de"];
+
+/// Refuses a cross-site form post (403) before its handler runs; every
+/// POST handler takes it.
+///
+/// `SameSite=Lax` keeps the session cookie off a cross-site POST, but
+/// browsers still store the `Set-Cookie` of its response: without this
+/// check a page elsewhere could post the login form and log the visitor in
+/// as the attacker (login CSRF), or log them out. Browsers say where a
+/// request comes from in `Sec-Fetch-Site`, and older ones in `Origin`; a
+/// request with neither (curl, the tests' client) is not a browser's
+/// cross-site one and passes.
+pub struct SameOrigin;
+
+impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
+    type Rejection = (StatusCode, &'static str);
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        let header = |name| parts.headers.get(name).and_then(|v| v.to_str().ok());
+        let same_origin = match (
+            header(header::HeaderName::from_static("sec-fetch-site")),
+            header(header::ORIGIN),
+        ) {
+            (Some(site), _) => site == "same-origin" || site == "none",
+            (None, Some(origin)) => {
+                // `scheme://host[:port]` against the request's own authority
+                // (`null`, sent by sandboxed or privacy-sensitive contexts,
+                // never matches).
+                let authority =
+                    header(header::HOST).or_else(|| parts.uri.authority().map(|a| a.as_str()));
+                origin.split_once("://").map(|(_, host)| host) == authority
+            }
+            (None, None) => true,
+        };
+        if same_origin {
+            Ok(SameOrigin)
+        } else {
+            Err((StatusCode::FORBIDDEN, "cross-site form posts are refused\n"))
+        }
+    }
+}
 
 fn line_key(id: u32) -> String {
     format!("cart:{id}")
@@ -216,7 +257,12 @@ struct Login {
     password: String,
 }
 
-async fn login(session: LazySession, Form(form): Form<Login>) -> Page {
+async fn login(
+    _: SameOrigin,
+    State(demo): State<Demo>,
+    session: LazySession,
+    Form(form): Form<Login>,
+) -> Page {
     let username = form.username.trim();
     let valid = !username.is_empty() && username.chars().count() <= 64;
     if !valid || form.password != DEMO_PASSWORD {
@@ -224,15 +270,28 @@ async fn login(session: LazySession, Form(form): Form<Login>) -> Page {
         let page = layout(&session, "Log in", &body).await?;
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     }
-    // A new id at login, against session fixation; the cart stays.
-    session.cycle_id().await?;
+    let previous: Option<String> = session.get(USER).await?;
+    if previous.is_some() {
+        // Already logged in: the id changes below, so revoke this one, or
+        // a copy of the cookie would stay logged in after a later logout.
+        demo.revocations
+            .revoke_session(session.id().await?, MAX_LIFETIME)?;
+    }
+    if previous.is_some_and(|previous| previous != username) {
+        // Another user's session on this browser (never logged out):
+        // nothing of theirs carries over, as with Django's login().
+        session.flush().await?;
+    } else {
+        // A new id at login, against session fixation; the cart stays.
+        session.cycle_id().await?;
+    }
     session
         .insert_with_priority(USER, username, Priority::Critical)
         .await?;
     Ok(Redirect::to("/").into_response())
 }
 
-async fn logout(State(demo): State<Demo>, session: LazySession) -> Page {
+async fn logout(_: SameOrigin, State(demo): State<Demo>, session: LazySession) -> Page {
     // Revoke the old id too, so a copy of the old cookie stops working.
     let id = session.id().await?;
     if !session.is_new().await? {
@@ -298,7 +357,7 @@ fn one() -> u32 {
     1
 }
 
-async fn cart_add(session: LazySession, Form(form): Form<AddLine>) -> Page {
+async fn cart_add(_: SameOrigin, session: LazySession, Form(form): Form<AddLine>) -> Page {
     let sku = form.sku.trim();
     let valid = !sku.is_empty()
         && sku.chars().count() <= 64
@@ -328,7 +387,7 @@ async fn cart_add(session: LazySession, Form(form): Form<AddLine>) -> Page {
     Ok(Redirect::to("/cart").into_response())
 }
 
-async fn cart_clear(session: LazySession) -> Page {
+async fn cart_clear(_: SameOrigin, session: LazySession) -> Page {
     let index: Vec<LineRef> = session.take(CART).await?.unwrap_or_default();
     for line in index {
         session.remove(&line_key(line.id)).await?;
@@ -336,7 +395,7 @@ async fn cart_clear(session: LazySession) -> Page {
     Ok(Redirect::to("/cart").into_response())
 }
 
-async fn cart_forget_dropped(session: LazySession) -> Page {
+async fn cart_forget_dropped(_: SameOrigin, session: LazySession) -> Page {
     let index: Vec<LineRef> = session.get(CART).await?.unwrap_or_default();
     let mut kept = Vec::with_capacity(index.len());
     for line in index {
@@ -371,7 +430,7 @@ async fn preferences(session: LazySession) -> Page {
         .into_response())
 }
 
-async fn preferences_save(session: LazySession, Form(prefs): Form<Prefs>) -> Page {
+async fn preferences_save(_: SameOrigin, session: LazySession, Form(prefs): Form<Prefs>) -> Page {
     if !THEMES.contains(&prefs.theme.as_str()) || !LANGUAGES.contains(&prefs.language.as_str()) {
         return Ok((
             StatusCode::UNPROCESSABLE_ENTITY,
