@@ -37,6 +37,13 @@ async fn big(session: LazySession) -> Result<&'static str, Error> {
     Ok("ok")
 }
 
+async fn login_cacheable(
+    session: LazySession,
+) -> Result<([(header::HeaderName, &'static str); 1], &'static str), Error> {
+    session.insert("user", "ada").await?;
+    Ok(([(header::CACHE_CONTROL, "no-store")], "in"))
+}
+
 async fn login_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
     session.insert("user", "ada").await?;
     Ok((StatusCode::SERVICE_UNAVAILABLE, "down"))
@@ -97,6 +104,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
         .route("/login-then-fail", get(login_then_fail))
+        .route("/login-cacheable", get(login_cacheable))
         .route("/read-with-vary", get(read_with_vary))
         .route("/untouched", get(|| async { "ok" }))
         .route("/browser", get(browser_session))
@@ -483,4 +491,88 @@ async fn a_quoted_value_and_split_cookie_headers_open_the_session() {
         .expect("request");
     let response = app.call(request).await.expect("infallible");
     assert_eq!(body_text(response).await, "ada");
+}
+
+#[tokio::test]
+async fn a_response_that_sets_the_cookie_is_private_to_caches() {
+    let mut app = app(builder().build().expect("layer"));
+    let cache_control = |response: &Response<Body>| {
+        response
+            .headers()
+            .get_all(header::CACHE_CONTROL)
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect::<Vec<_>>()
+    };
+    let response = call(&mut app, "/login", None).await;
+    assert_eq!(cache_control(&response), ["private"]);
+    let pair = set_cookie(&response)
+        .expect("Set-Cookie")
+        .stripped()
+        .to_string();
+    // The handler's own Cache-Control is left as it is.
+    let response = call(&mut app, "/login-cacheable", None).await;
+    assert!(set_cookie(&response).is_some());
+    assert_eq!(cache_control(&response), ["no-store"]);
+    // No Set-Cookie, nothing added; a deletion cookie is private too.
+    let response = call(&mut app, "/read", Some(&pair)).await;
+    assert!(set_cookie(&response).is_none());
+    assert!(cache_control(&response).is_empty());
+    let response = call(&mut app, "/logout", Some(&pair)).await;
+    assert_deletes_the_cookie(&response);
+    assert_eq!(cache_control(&response), ["private"]);
+}
+
+#[tokio::test]
+async fn a_change_after_the_response_is_logged_as_lost() {
+    let held = Arc::new(std::sync::Mutex::new(None::<LazySession>));
+    let keep = Arc::clone(&held);
+    let mut app = Router::new()
+        .route(
+            "/",
+            get(move |session: LazySession| {
+                let keep = Arc::clone(&keep);
+                async move {
+                    session.get::<String>("user").await?;
+                    *keep.lock().expect("lock") = Some(session);
+                    Ok::<_, Error>("ok")
+                }
+            }),
+        )
+        .layer(builder().build().expect("layer"));
+    let response = call(&mut app, "/", None).await;
+    assert!(set_cookie(&response).is_none());
+    let session = held.lock().expect("lock").take().expect("kept");
+    let logs = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    let writer = {
+        let logs = Arc::clone(&logs);
+        move || LogWriter(Arc::clone(&logs))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+    session.get::<String>("user").await.expect("read");
+    assert!(
+        logs.lock().expect("lock").is_empty(),
+        "a read is not a change"
+    );
+    session.insert("user", "late").await.expect("insert");
+    let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8");
+    assert!(text.contains("the change is lost"), "{text}");
+    assert!(!text.contains("late"), "no values in the log: {text}");
+}
+
+struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("lock").extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
 }

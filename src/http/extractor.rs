@@ -19,7 +19,8 @@ use crate::{CookieAction, Error, Expiry, Malformed, Priority, Sealer, Session, S
 /// The cookie is opened when a method is first called (each method is
 /// `async` for that reason, and because reading an entry that lives in the
 /// overflow store loads it). Clones share one session. The layer saves it
-/// after the handler returns; changes made after that are lost.
+/// after the handler returns; changes made after that (from a spawned task
+/// holding a clone, say) are lost, and logged at `WARN`.
 ///
 /// Methods fail only as the core [`Session`] methods do, or with the error
 /// of a new session's random id; a bad cookie is not an error (the request
@@ -38,6 +39,25 @@ struct State {
     /// The request's `Cookie` header values, until the session is opened.
     cookies: Vec<HeaderValue>,
     opened: Option<Opened>,
+    /// The layer has saved the session (or decided not to): changes made
+    /// from now on are lost.
+    finished: bool,
+}
+
+impl State {
+    /// Warns when a change reaches a session already saved, from a task
+    /// that outlived the handler, say: it is lost, which must not go
+    /// unnoticed. (Changes are seen only if the session was unmodified
+    /// when the layer finished, as it is after a save.)
+    fn warn_if_changed_late(&self, was_modified: bool) {
+        let changed = self
+            .opened
+            .as_ref()
+            .is_some_and(|o| !was_modified && o.session.is_modified());
+        if self.finished && changed {
+            tracing::warn!("session changed after the response was sent; the change is lost");
+        }
+    }
 }
 
 struct Opened {
@@ -197,6 +217,7 @@ impl LazySession {
                 state: Mutex::new(State {
                     cookies,
                     opened: None,
+                    finished: false,
                 }),
             }),
         }
@@ -222,7 +243,10 @@ impl LazySession {
     pub async fn with<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
         let mut state = self.inner.state.lock().await;
         let opened = self.ensure_open(&mut state).await?;
-        Ok(f(&mut opened.session))
+        let was_modified = opened.session.is_modified();
+        let result = f(&mut opened.session);
+        state.warn_if_changed_late(was_modified);
+        Ok(result)
     }
 
     /// The sealer of the layer.
@@ -268,6 +292,7 @@ impl LazySession {
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let mut state = self.inner.state.lock().await;
         let opened = self.ensure_open(&mut state).await?;
+        let was_modified = opened.session.is_modified();
         let value = self
             .inner
             .shared
@@ -275,6 +300,7 @@ impl LazySession {
             .get_loading(&mut opened.session, key)
             .await?;
         opened.session.remove(key);
+        state.warn_if_changed_late(was_modified);
         Ok(value)
     }
 
@@ -390,6 +416,7 @@ impl LazySession {
     /// `save` is true). Failures are reported, never raised.
     pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
+        state.finished = true;
         let Some(opened) = state.opened.as_mut() else {
             return Finished {
                 opened: false,

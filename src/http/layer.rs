@@ -416,6 +416,12 @@ where
             }
             if let Some(cookie) = finished.set_cookie {
                 headers.append(header::SET_COOKIE, cookie);
+                // A shared cache must not hand this cookie to others: `Vary:
+                // Cookie` alone would let it replay one new visitor's
+                // session to every visitor without a cookie.
+                if !headers.contains_key(header::CACHE_CONTROL) {
+                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                }
             }
             Ok(response)
         })

@@ -60,12 +60,19 @@
 //! - **Saves nothing on server errors.** When the handler's response is a
 //!   server error (5xx) nothing is saved, as in Django: the client keeps
 //!   the cookie it had ([`SessionLayerBuilder::save_on_server_error`]
-//!   changes that).
+//!   changes that). Put a timeout layer outside the session layer, not
+//!   inside: inside, it answers `408` after dropping the handler, and what
+//!   the handler had changed by then would be saved; outside, the whole
+//!   request is dropped and nothing is.
 //! - **Tells caches.** A response for which a handler opened the session
 //!   depends on the cookie, so it gets `Vary: Cookie` (unless it already
 //!   varies on `Cookie` or on `*`), as Django does: a shared cache then
 //!   never serves one visitor's page, or `Set-Cookie`, to another.
-//!   Responses that did not touch the session are left alone.
+//!   Responses that did not touch the session are left alone. A response
+//!   that sets or deletes the cookie also gets `Cache-Control: private`
+//!   unless the handler set a `Cache-Control` of its own: otherwise a shared
+//!   cache could store the first cookie-less visitor's new session and hand
+//!   it to every later visitor without a cookie.
 //! - **Ignores bad cookies.** A malformed, tampered, expired or revoked
 //!   cookie gives a fresh, empty session and a `tracing` event carrying the
 //!   error kind and the cookie's length, never its value; the handler runs
