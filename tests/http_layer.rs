@@ -576,3 +576,37 @@ impl std::io::Write for LogWriter {
         Ok(())
     }
 }
+
+#[tokio::test]
+async fn the_deletion_cookie_carries_the_attributes_of_the_cookie_it_deletes() {
+    let configured = [
+        builder()
+            .cookie_name("sid")
+            .domain("example.com")
+            .path("/app")
+            .partitioned(true)
+            .secure(false),
+        builder()
+            .cookie_name("sid")
+            .host_prefix(true)
+            .domain("example.com")
+            .path("/app"),
+    ];
+    for layer in configured {
+        let mut app = app(layer.build().expect("layer"));
+        let set = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
+        let pair = set.stripped().to_string();
+        let removal = set_cookie(&call(&mut app, "/logout", Some(&pair)).await).expect("deletion");
+        assert_eq!(removal.name(), set.name());
+        assert_eq!(removal.value(), "");
+        assert_eq!(removal.max_age().map(|d| d.whole_seconds()), Some(0));
+        assert_eq!(removal.path(), set.path(), "{}", set.name());
+        assert_eq!(removal.domain(), set.domain(), "{}", set.name());
+        assert_eq!(removal.secure(), set.secure(), "{}", set.name());
+        assert_eq!(removal.partitioned(), set.partitioned(), "{}", set.name());
+        assert_eq!(removal.same_site(), set.same_site(), "{}", set.name());
+        // Neither configuration is the default one.
+        assert!(set.path().is_some() && set.secure() == Some(true));
+        assert!(set.domain().is_some() || set.name().starts_with("__Host-"));
+    }
+}
