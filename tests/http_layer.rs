@@ -543,16 +543,7 @@ async fn a_change_after_the_response_is_logged_as_lost() {
     let response = call(&mut app, "/", None).await;
     assert!(set_cookie(&response).is_none());
     let session = held.lock().expect("lock").take().expect("kept");
-    let logs = Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
-    let writer = {
-        let logs = Arc::clone(&logs);
-        move || LogWriter(Arc::clone(&logs))
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (logs, _guard) = capture_logs();
     session.get::<String>("user").await.expect("read");
     assert!(
         logs.lock().expect("lock").is_empty(),
@@ -564,7 +555,23 @@ async fn a_change_after_the_response_is_logged_as_lost() {
     assert!(!text.contains("late"), "no values in the log: {text}");
 }
 
-struct LogWriter(Arc<std::sync::Mutex<Vec<u8>>>);
+type Logs = Arc<std::sync::Mutex<Vec<u8>>>;
+
+/// Captures this thread's log output until the guard drops.
+fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
+    let logs = Logs::default();
+    let writer = {
+        let logs = Arc::clone(&logs);
+        move || LogWriter(Arc::clone(&logs))
+    };
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(writer)
+        .with_ansi(false)
+        .finish();
+    (logs, tracing::subscriber::set_default(subscriber))
+}
+
+struct LogWriter(Logs);
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
@@ -609,4 +616,51 @@ async fn the_deletion_cookie_carries_the_attributes_of_the_cookie_it_deletes() {
         assert!(set.path().is_some() && set.secure() == Some(true));
         assert!(set.domain().is_some() || set.name().starts_with("__Host-"));
     }
+}
+
+#[tokio::test]
+async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden() {
+    let mut app = Router::new()
+        .route(
+            "/",
+            get(|session: LazySession| async move {
+                session.insert("user", "ada").await?;
+                Ok::<_, Error>(([(header::SET_COOKIE, "session=by-hand; Path=/")], "ok"))
+            }),
+        )
+        .layer(builder().build().expect("layer"));
+    let (logs, _guard) = capture_logs();
+    let response = call(&mut app, "/", None).await;
+    let values: Vec<_> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .collect();
+    assert_eq!(values.len(), 2);
+    assert_eq!(values[0], "session=by-hand; Path=/");
+    assert!(values[1].to_str().expect("ascii").starts_with("session="));
+    assert_ne!(values[1], values[0], "the layer's comes last");
+    let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8");
+    assert!(text.contains("already sets the session cookie"), "{text}");
+    // Another cookie set by the handler is no concern.
+    let mut quiet = Router::new()
+        .route(
+            "/",
+            get(|session: LazySession| async move {
+                session.insert("user", "ada").await?;
+                Ok::<_, Error>(([(header::SET_COOKIE, "session_theme=dark")], "ok"))
+            }),
+        )
+        .layer(builder().build().expect("layer"));
+    let (logs, _guard) = capture_logs();
+    let response = call(&mut quiet, "/", None).await;
+    assert_eq!(
+        response
+            .headers()
+            .get_all(header::SET_COOKIE)
+            .iter()
+            .count(),
+        2
+    );
+    assert!(logs.lock().expect("lock").is_empty());
 }

@@ -415,6 +415,11 @@ where
                 headers.append(header::VARY, HeaderValue::from_static("cookie"));
             }
             if let Some(cookie) = finished.set_cookie {
+                if sets_cookie_named(headers, session.sealer().cookie_name()) {
+                    tracing::warn!(
+                        "the response already sets the session cookie; the layer's Set-Cookie follows it and takes precedence"
+                    );
+                }
                 headers.append(header::SET_COOKIE, cookie);
                 // A shared cache must not hand this cookie to others: `Vary:
                 // Cookie` alone would let it replay one new visitor's
@@ -426,6 +431,18 @@ where
             Ok(response)
         })
     }
+}
+
+/// Whether the response already has a `Set-Cookie` for `name` (set by the
+/// handler or an inner layer).
+fn sets_cookie_named(headers: &HeaderMap, name: &str) -> bool {
+    headers.get_all(header::SET_COOKIE).iter().any(|value| {
+        value
+            .as_bytes()
+            .split(|&b| b == b'=')
+            .next()
+            .is_some_and(|found| found.trim_ascii() == name.as_bytes())
+    })
 }
 
 /// Whether the response already varies on `Cookie` (or on everything).

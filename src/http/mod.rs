@@ -52,7 +52,10 @@
 //!   a `Set-Cookie` header is appended when the session was modified, its
 //!   sliding refresh is due, it was opened with a fallback key (it is then
 //!   re-sealed under the primary) or it was flushed (a deletion cookie).
-//!   Unchanged sessions add no header.
+//!   Unchanged sessions add no header. Should the handler (or an inner
+//!   layer) set a cookie of the session's name itself, the layer's
+//!   `Set-Cookie` comes after it, so browsers keep the layer's, and a
+//!   warning is logged.
 //! - **Keeps no empty sessions.** A session without entries is not worth a
 //!   cookie (as in Django and tower-sessions): none is set for it, and the
 //!   cookie it was opened from is deleted. So a session that holds nothing
