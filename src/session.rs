@@ -162,14 +162,26 @@ fn check_key(key: &str) -> Result<(), Error> {
     Ok(())
 }
 
+/// Values up to this many bytes are decoded with a scratch buffer this
+/// large on the stack, instead of the 4 KiB one ciborium zeroes per call.
+const SMALL_VALUE: usize = 32;
+
 fn decode_value<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, Error> {
     let mut reader = bytes;
-    let value = ciborium::de::from_reader_with_recursion_limit(&mut reader, max_depth).map_err(
-        |e| match e {
-            ciborium::de::Error::RecursionLimitExceeded => Error::LimitExceeded(Limit::Depth),
-            _ => Error::Value(ValueError::Deserialize),
-        },
-    )?;
+    // Each nesting level takes at least one byte, so a value no longer than
+    // `max_depth` bytes cannot exceed the limit: the fast path gives the
+    // same result. (A string longer than the scratch buffer would only be
+    // read through an owned `String`; none fits in a small value.)
+    let value = if bytes.len() <= SMALL_VALUE.min(max_depth) {
+        let mut scratch = [0u8; SMALL_VALUE];
+        ciborium::de::from_reader_with_buffer(&mut reader, &mut scratch)
+    } else {
+        ciborium::de::from_reader_with_recursion_limit(&mut reader, max_depth)
+    }
+    .map_err(|e| match e {
+        ciborium::de::Error::RecursionLimitExceeded => Error::LimitExceeded(Limit::Depth),
+        _ => Error::Value(ValueError::Deserialize),
+    })?;
     if !reader.is_empty() {
         // A value is exactly one CBOR item.
         return Err(Error::Value(ValueError::Deserialize));
@@ -247,11 +259,13 @@ impl Session {
             .map_err(|_| Error::Value(ValueError::Serialize))?;
         // A value nested deeper than reads allow would be sealed and then
         // never read again: refused now, as reads count it (walked without
-        // allocating).
-        if let Err(Error::LimitExceeded(limit)) =
-            decode_value::<serde::de::IgnoredAny>(&encoded, self.limits.depth())
-        {
-            return Err(Error::LimitExceeded(limit));
+        // allocating). Each level takes a byte: short values cannot be.
+        if encoded.len() > self.limits.depth() {
+            if let Err(Error::LimitExceeded(limit)) =
+                decode_value::<serde::de::IgnoredAny>(&encoded, self.limits.depth())
+            {
+                return Err(Error::LimitExceeded(limit));
+            }
         }
         self.insert_raw(key, encoded.into_boxed_slice(), priority)
     }
@@ -500,5 +514,43 @@ impl Session {
     /// stored since.
     pub fn should_delete_cookie(&self) -> bool {
         self.flushed && self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The small-value fast path of `decode_value` answers as ciborium's
+    /// own limit does, for every depth limit up to past the values' size.
+    #[test]
+    fn the_fast_path_agrees_with_the_recursion_limit() {
+        let nested = |levels: usize| {
+            let mut bytes = vec![0x81; levels];
+            bytes.push(0x01);
+            bytes
+        };
+        let mut values: Vec<Vec<u8>> = (0..=SMALL_VALUE).map(nested).collect();
+        values.push(vec![0x1b, 0, 0, 0, 1, 0, 0, 0, 0]); // u64
+        values.push([&[0x78, 31][..], &[b'a'; 31]].concat()); // text, 31 bytes
+        values.push([&[0xa1, 0x61, b'k'][..], &nested(4)].concat()); // map
+        values.push(vec![0xc1, 0x81, 0xc1, 0x01]); // tags count as levels
+        for bytes in &values {
+            for max_depth in 0..=SMALL_VALUE + 2 {
+                let mut reader = &bytes[..];
+                let slow: Result<ciborium::Value, _> =
+                    ciborium::de::from_reader_with_recursion_limit(&mut reader, max_depth);
+                let slow = match slow {
+                    Ok(value) if reader.is_empty() => Ok(value),
+                    Ok(_) => Err(Error::Value(ValueError::Deserialize)),
+                    Err(ciborium::de::Error::RecursionLimitExceeded) => {
+                        Err(Error::LimitExceeded(Limit::Depth))
+                    }
+                    Err(_) => Err(Error::Value(ValueError::Deserialize)),
+                };
+                let fast = decode_value::<ciborium::Value>(bytes, max_depth);
+                assert_eq!(fast, slow, "{bytes:02x?} at depth {max_depth}");
+            }
+        }
     }
 }
