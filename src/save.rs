@@ -77,7 +77,7 @@ impl Sealer {
         now: u64,
     ) -> Result<usize, Error> {
         let overflow_listed = reference.is_some() && keep.iter().any(|k| !k);
-        let payload_len = self.payload_len_for(session, Some(keep), overflow_listed);
+        let payload_len = self.payload_len_for(session, Some(keep), overflow_listed, now);
         if payload_len > self.limits.decompressed() {
             // Cannot be sealed at all: as good as over budget.
             return Ok(usize::MAX);

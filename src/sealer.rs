@@ -476,7 +476,7 @@ impl Sealer {
             Expiry::At(t) => (Some(t), 0),
             Expiry::BrowserSession => (None, PAYLOAD_FLAG_BROWSER_SESSION),
         };
-        let payload_len = self.payload_len_for(session, keep, with_overflow);
+        let payload_len = self.payload_len_for(session, keep, with_overflow, now);
         if payload_len > self.limits.decompressed() {
             // Never emit a cookie this sealer's own limits would refuse.
             return Err(Error::LimitExceeded(crate::Limit::DecompressedSize));
@@ -537,6 +537,7 @@ impl Sealer {
         session: &Session,
         keep: Option<&[bool]>,
         with_overflow: bool,
+        now: u64,
     ) -> usize {
         let expires = match session.expiry {
             Expiry::At(t) => payload::head_len(t),
@@ -561,7 +562,8 @@ impl Sealer {
             }
         }
         let mut len = 1
-            + payload::head_len(session.created_at)
+            // As written: clamped to the issued-at.
+            + payload::head_len(session.created_at.min(now))
             + expires
             + 1
             + payload::SESSION_ID_LEN

@@ -168,10 +168,12 @@ const SMALL_VALUE: usize = 32;
 
 fn decode_value<T: DeserializeOwned>(bytes: &[u8], max_depth: usize) -> Result<T, Error> {
     let mut reader = bytes;
-    // Each nesting level takes at least one byte, so a value no longer than
-    // `max_depth` bytes cannot exceed the limit: the fast path gives the
-    // same result. (A string longer than the scratch buffer would only be
-    // read through an owned `String`; none fits in a small value.)
+    // Each nesting level of the data takes at least one byte, so a value no
+    // longer than `max_depth` bytes cannot exceed the limit: the fast path
+    // gives the same result. (Only types whose deserializer nests without
+    // reading input, like ciborium's tag wrappers, could differ, by a depth
+    // their type fixes. A string longer than the scratch buffer would only
+    // be read through an owned `String`; none fits in a small value.)
     let value = if bytes.len() <= SMALL_VALUE.min(max_depth) {
         let mut scratch = [0u8; SMALL_VALUE];
         ciborium::de::from_reader_with_buffer(&mut reader, &mut scratch)
@@ -259,7 +261,7 @@ impl Session {
             .map_err(|_| Error::Value(ValueError::Serialize))?;
         // A value nested deeper than reads allow would be sealed and then
         // never read again: refused now, as reads count it (walked without
-        // allocating). Each level takes a byte: short values cannot be.
+        // building it). Each level takes a byte: short values cannot be.
         if encoded.len() > self.limits.depth() {
             if let Err(Error::LimitExceeded(limit)) =
                 decode_value::<serde::de::IgnoredAny>(&encoded, self.limits.depth())

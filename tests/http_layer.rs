@@ -37,11 +37,21 @@ async fn big(session: LazySession) -> Result<&'static str, Error> {
     Ok("ok")
 }
 
-async fn login_cacheable(
+/// Logs in and answers with the `Cache-Control` given in the query.
+async fn login_with_cache_control(
     session: LazySession,
-) -> Result<([(header::HeaderName, &'static str); 1], &'static str), Error> {
+    request: Request<Body>,
+) -> Result<Response<Body>, Error> {
     session.insert("user", "ada").await?;
-    Ok(([(header::CACHE_CONTROL, "no-store")], "in"))
+    let mut response = Response::new(Body::empty());
+    let query = request
+        .uri()
+        .query()
+        .unwrap_or_default()
+        .replace("%20", " ");
+    let value = http::HeaderValue::from_str(&query).expect("header value");
+    response.headers_mut().insert(header::CACHE_CONTROL, value);
+    Ok(response)
 }
 
 async fn login_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
@@ -104,7 +114,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
         .route("/login-then-fail", get(login_then_fail))
-        .route("/login-cacheable", get(login_cacheable))
+        .route("/login-cache-control", get(login_with_cache_control))
         .route("/read-with-vary", get(read_with_vary))
         .route("/untouched", get(|| async { "ok" }))
         .route("/browser", get(browser_session))
@@ -510,10 +520,22 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
         .expect("Set-Cookie")
         .stripped()
         .to_string();
-    // The handler's own Cache-Control is left as it is.
-    let response = call(&mut app, "/login-cacheable", None).await;
-    assert!(set_cookie(&response).is_some());
-    assert_eq!(cache_control(&response), ["no-store"]);
+    // A Cache-Control that already keeps shared caches out is left as it
+    // is; any other gets `private` added.
+    for (given, expected) in [
+        ("no-store", &["no-store"][..]),
+        ("private,%20max-age=60", &["private, max-age=60"][..]),
+        ("no-cache,%20PRIVATE", &["no-cache, PRIVATE"][..]),
+        (
+            "public,%20max-age=300",
+            &["public, max-age=300", "private"][..],
+        ),
+        ("max-age=0", &["max-age=0", "private"][..]),
+    ] {
+        let response = call(&mut app, &format!("/login-cache-control?{given}"), None).await;
+        assert!(set_cookie(&response).is_some());
+        assert_eq!(cache_control(&response), expected, "{given}");
+    }
     // No Set-Cookie, nothing added; a deletion cookie is private too.
     let response = call(&mut app, "/read", Some(&pair)).await;
     assert!(set_cookie(&response).is_none());

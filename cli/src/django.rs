@@ -22,14 +22,11 @@ enum DjangoCommand {
         #[command(flatten)]
         secrets: SecretArgs,
         /// A secret from SECRET_KEY_FALLBACKS, tried after --secret in the
-        /// order given (repeatable; comma-separated in the environment
-        /// variable, so a secret must not contain a comma).
+        /// order given (repeatable). Without this flag, read from
+        /// DJANGO_SECRET_KEY_FALLBACKS, comma-separated.
         #[arg(
             long = "fallback-secret",
             value_name = "SECRET",
-            env = "DJANGO_SECRET_KEY_FALLBACKS",
-            hide_env_values = true,
-            value_delimiter = ',',
             allow_hyphen_values = true
         )]
         fallback_secrets: Vec<String>,
@@ -83,7 +80,7 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
             max_age,
             cookie,
         } => {
-            let codec = fallback_secrets
+            let codec = crate::or_from_env(fallback_secrets, "DJANGO_SECRET_KEY_FALLBACKS")
                 .iter()
                 .fold(secrets.builder(), |b, s| b.fallback_secret(s))
                 .max_age(max_age)
@@ -91,7 +88,7 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
                 .map_err(|e| format!("{}: bad secret: {e}", e.kind()))?;
             let entries = codec
                 .open(cookie.trim())
-                .map_err(|e| format!("cannot open Django cookie ({}): {e}", e.kind()))?;
+                .map_err(|e| format!("{}: cannot open Django cookie: {e}", e.kind()))?;
             let json = serde_json::to_string(&entries).map_err(|e| format!("output: {e}"))?;
             println!("{json}");
         }
@@ -108,7 +105,7 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
                 serde_json::from_str(&input).map_err(|e| crate::not_a_json_object(&e))?;
             let cookie = codec
                 .seal(&entries)
-                .map_err(|e| format!("cannot seal Django cookie ({}): {e}", e.kind()))?;
+                .map_err(|e| format!("{}: cannot seal Django cookie: {e}", e.kind()))?;
             println!("{cookie}");
         }
     }

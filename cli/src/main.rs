@@ -91,15 +91,9 @@ struct SealArgs {
 struct OpenArgs {
     #[command(flatten)]
     common: KeyArgs,
-    /// A fallback key that still opens (repeatable; comma-separated in the
-    /// environment variable).
-    #[arg(
-        long = "fallback-key",
-        env = "SEALED_SESSION_FALLBACK_KEYS",
-        hide_env_values = true,
-        value_delimiter = ',',
-        allow_hyphen_values = true
-    )]
+    /// A fallback key that still opens (repeatable). Without this flag,
+    /// read from SEALED_SESSION_FALLBACK_KEYS, comma-separated.
+    #[arg(long = "fallback-key", allow_hyphen_values = true)]
     fallback_keys: Vec<String>,
     /// Idle timeout in seconds (default two weeks).
     #[arg(long)]
@@ -109,6 +103,24 @@ struct OpenArgs {
     max_lifetime: Option<u64>,
     /// The cookie value.
     token: String,
+}
+
+/// `values` given with a repeatable flag or, without any, the non-empty
+/// comma-separated items of the environment variable `name` (only the
+/// variable is split: a flag's value is taken whole).
+pub(crate) fn or_from_env(values: Vec<String>, name: &str) -> Vec<String> {
+    if !values.is_empty() {
+        return values;
+    }
+    std::env::var(name)
+        .map(|list| {
+            list.split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(str::to_owned)
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// The failure for stdin that is not a JSON object: where, never what (the
@@ -200,7 +212,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             for (name, text) in sealed_session::vectors::generate()? {
                 let path = dir.join(&name);
                 std::fs::write(&path, text)
-                    .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+                    .map_err(|e| format!("output: cannot write {}: {e}", path.display()))?;
                 eprintln!("wrote {}", path.display());
             }
         }
@@ -293,8 +305,7 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
 
 fn open(args: OpenArgs) -> Result<(), Failure> {
     let primary = parse_key(&args.common.key)?;
-    let fallbacks = args
-        .fallback_keys
+    let fallbacks = or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")
         .iter()
         .map(|k| parse_key(k))
         .collect::<Result<Vec<_>, _>>()?;

@@ -57,6 +57,47 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
         "",
     );
     assert_eq!(success_json(&opened)["user"], "ada");
+    // A flag replaces the variable and is taken whole; empty items are
+    // skipped, so an empty variable means no fallback.
+    let old_via_flag = run_with_env(
+        &[
+            "open",
+            "--now",
+            "1767225660",
+            "--fallback-key",
+            &old,
+            &token,
+        ],
+        &[
+            ("SEALED_SESSION_KEY", &new),
+            ("SEALED_SESSION_FALLBACK_KEYS", "not-a-key"),
+        ],
+        "",
+    );
+    assert_eq!(success_json(&old_via_flag)["user"], "ada");
+    let joined = format!("{},{old}", keygen());
+    let comma_in_flag = run_with_env(
+        &[
+            "open",
+            "--now",
+            "1767225660",
+            "--fallback-key",
+            &joined,
+            &token,
+        ],
+        &[("SEALED_SESSION_KEY", &new)],
+        "",
+    );
+    assert_one_line_error(&comma_in_flag, "invalid-key");
+    let empty = run_with_env(
+        &["open", "--now", "1767225660", &token],
+        &[
+            ("SEALED_SESSION_KEY", &new),
+            ("SEALED_SESSION_FALLBACK_KEYS", " , "),
+        ],
+        "",
+    );
+    assert_one_line_error(&empty, "unknown-key-id");
     let help = run_with_env(&["open", "--help"], &[("SEALED_SESSION_KEY", &new)], "");
     assert!(stdout(&help).contains("SEALED_SESSION_KEY"));
     assert!(!stdout(&help).contains(&new), "help shows the key");

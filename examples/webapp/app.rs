@@ -82,7 +82,10 @@ const LANGUAGES: [&str; 3] = ["en", "fr", "de"];
 /// as the attacker (login CSRF), or log them out. Browsers say where a
 /// request comes from in `Sec-Fetch-Site`, and older ones in `Origin`; a
 /// request with neither (curl, the tests' client) is not a browser's
-/// cross-site one and passes.
+/// cross-site one and passes. Browsers send `Sec-Fetch-Site` only to
+/// HTTPS (and localhost) origins; over plain HTTP the `Origin` is compared
+/// with the `Host` the app receives, so behind a proxy that rewrites `Host`
+/// compare with the public host instead.
 pub struct SameOrigin;
 
 impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
@@ -274,6 +277,8 @@ async fn login(
     if previous.is_some() {
         // Already logged in: the id changes below, so revoke this one, or
         // a copy of the cookie would stay logged in after a later logout.
+        // (Should the save then fail, the user is logged out: the safe
+        // side.)
         demo.revocations
             .revoke_session(session.id().await?, MAX_LIFETIME)?;
     }

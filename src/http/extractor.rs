@@ -20,7 +20,9 @@ use crate::{CookieAction, Error, Expiry, Malformed, Priority, Sealer, Session, S
 /// `async` for that reason, and because reading an entry that lives in the
 /// overflow store loads it). Clones share one session. The layer saves it
 /// after the handler returns; changes made after that (from a spawned task
-/// holding a clone, say) are lost, and logged at `WARN`.
+/// holding a clone, say) are lost, and logged at `WARN` when the layer had
+/// saved the session or found it unchanged (not after a server error or a
+/// failed save, when the session still counts as modified).
 ///
 /// Methods fail only as the core [`Session`] methods do, or with the error
 /// of a new session's random id; a bad cookie is not an error (the request
@@ -171,16 +173,17 @@ fn fails_everywhere(error: &Error) -> bool {
     }
 }
 
-/// Whether a cookie that failed to open with `error` will open again once a
-/// passing condition ends: the revocation store could not answer, or this
-/// server's clock is behind the one that sealed it. Saving a fresh session
-/// over such a cookie would log the user out for a moment's trouble, so the
-/// layer does not (see `save`). An unknown key id, version or flag, or a
-/// limit, is not counted here: a retired key or a rolled-back release makes
-/// those permanent, and refusing every write until the cookie expires would
-/// lock the user out instead.
+/// Whether a cookie that failed to open with `error` will open again once
+/// an outage ends: the revocation store could not answer. Saving a fresh
+/// session over such a cookie would log the user out for a moment's
+/// trouble, so the layer does not (see `save`). Other failures that another
+/// server might not share are not counted: an unknown key id, version or
+/// flag, a limit, or an issued-at in this server's future can each last
+/// (a retired key, a rolled-back release, a server whose clock stays
+/// ahead), and refusing every write until the cookie expires, logging in
+/// again included, would lock the user out instead.
 fn fails_for_now(error: &Error) -> bool {
-    matches!(error, Error::Store(_) | Error::IssuedInFuture)
+    matches!(error, Error::Store(_))
 }
 
 /// Logs a cookie that did not open: its error kind and length, never its

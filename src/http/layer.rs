@@ -69,10 +69,10 @@ pub struct SaveFailure<'a> {
     /// exceed the budget (and no overflow store is configured),
     /// [`Error::Store`] when the overflow store failed, [`Error::Random`]
     /// when the operating system's generator failed (for a new session id
-    /// when an emptied session is ended). Or the reason the request's
-    /// cookie did not open when that reason passes ([`Error::Store`] from
-    /// the revocation check, [`Error::IssuedInFuture`]): the layer then
-    /// does not replace that cookie with the request's fresh session.
+    /// when an emptied session is ended). Or [`Error::Store`] from the
+    /// revocation check that kept the request's cookie from opening: the
+    /// layer does not replace that cookie with the request's fresh session
+    /// while the store is down.
     pub error: &'a Error,
     /// The request's URI.
     pub uri: &'a Uri,
@@ -424,8 +424,8 @@ where
                 // A shared cache must not hand this cookie to others: `Vary:
                 // Cookie` alone would let it replay one new visitor's
                 // session to every visitor without a cookie.
-                if !headers.contains_key(header::CACHE_CONTROL) {
-                    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                if !keeps_out_of_shared_caches(headers) {
+                    headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
                 }
             }
             Ok(response)
@@ -443,6 +443,18 @@ fn sets_cookie_named(headers: &HeaderMap, name: &str) -> bool {
             .next()
             .is_some_and(|found| found.trim_ascii() == name.as_bytes())
     })
+}
+
+/// Whether the response's `Cache-Control` already keeps it out of shared
+/// caches (`private` or `no-store`, possibly with a field list).
+fn keeps_out_of_shared_caches(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(|directive| directive.split('=').next().unwrap_or_default().trim())
+        .any(|name| name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store"))
 }
 
 /// Whether the response already varies on `Cookie` (or on everything).

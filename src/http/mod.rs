@@ -70,12 +70,14 @@
 //! - **Tells caches.** A response for which a handler opened the session
 //!   depends on the cookie, so it gets `Vary: Cookie` (unless it already
 //!   varies on `Cookie` or on `*`), as Django does: a shared cache then
-//!   never serves one visitor's page, or `Set-Cookie`, to another.
-//!   Responses that did not touch the session are left alone. A response
-//!   that sets or deletes the cookie also gets `Cache-Control: private`
-//!   unless the handler set a `Cache-Control` of its own: otherwise a shared
-//!   cache could store the first cookie-less visitor's new session and hand
-//!   it to every later visitor without a cookie.
+//!   keys the page by the visitor's cookie. Responses that did not touch
+//!   the session are left alone. `Vary` does not separate visitors who have
+//!   no cookie yet, so a response that sets or deletes the cookie is also
+//!   made `Cache-Control: private` (unless its `Cache-Control` already says
+//!   `private` or `no-store`; a `public` one gets `private` added, which
+//!   caches obey over it): otherwise a shared cache could store the first
+//!   cookie-less visitor's new session and hand it to every later visitor
+//!   without a cookie.
 //! - **Ignores bad cookies.** A malformed, tampered, expired or revoked
 //!   cookie gives a fresh, empty session and a `tracing` event carrying the
 //!   error kind and the cookie's length, never its value; the handler runs
@@ -85,15 +87,15 @@
 //!   malformed, expired or revoked. A cookie that may open on another
 //!   server or later is kept: the revocation store could not answer, its
 //!   key id is not (yet) in this server's ring, it comes from a newer
-//!   version, or it was issued in this server's future. When the reason
-//!   passes by itself (the revocation store could not answer, or this
-//!   server's clock is behind), the cookie is kept even if the handler
-//!   stores something: that save is refused and reported as a failed save
-//!   (below), so a moment's outage loses one request's changes, not the
-//!   user's session. A cookie under an unknown key id, version or flags,
-//!   or over this server's limits, is replaced by what the handler stores,
-//!   since a retired key or a rolled-back release would otherwise refuse
-//!   the user every write until the cookie expired. (A deletion cookie
+//!   version, or it was issued in this server's future. When the
+//!   revocation store could not answer, the cookie is kept even if the
+//!   handler stores something: that save is refused and reported as a
+//!   failed save (below), so an outage loses one request's changes, not the
+//!   user's session. The other kept cookies are replaced by what the
+//!   handler stores, since their cause can last (a retired key, a
+//!   rolled-back release, a server whose clock stays ahead) and refusing
+//!   every write until the cookie expired, logging in again included, would
+//!   lock the user out. (A deletion cookie
 //!   carries the layer's own path and domain: a cookie of the same name
 //!   set for another path or a parent domain stays. A server whose clock
 //!   runs ahead, or that already has a shorter timeout during a rollout,
@@ -104,7 +106,8 @@
 //!   session cookie the request carried.
 //! - **Never fails the response on save.** A save that fails (the critical
 //!   entries alone exceed the budget and there is no overflow store, the
-//!   store is down, or the request's cookie failed to open only for now)
+//!   store is down, or the request's cookie did not open because the
+//!   revocation store was down)
 //!   sends no `Set-Cookie`, so the client keeps its previous
 //!   cookie; the failure is logged at `ERROR` (under the target
 //!   `sealed_session::http`) and passed to the hook set with
