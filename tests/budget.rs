@@ -669,8 +669,14 @@ async fn altered_swapped_and_expired_blobs_are_rejected() {
     // Expired: the blob's TTL follows the session's remaining lifetime.
     let mut s = sealer.open(&token_b).unwrap();
     assert!(sealer.load_overflow(&mut s).await.is_ok());
+    let mut opened_before = sealer.open(&token_b).unwrap();
     clock.advance(86_400 + 61);
     assert!(store.get(&key_b).await.unwrap().is_none());
+    // A session opened just before, loading its blob just after.
+    assert!(matches!(
+        sealer.load_overflow(&mut opened_before).await,
+        Err(Error::Store(StoreError::Missing))
+    ));
 }
 
 #[tokio::test]

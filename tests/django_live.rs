@@ -229,6 +229,11 @@ fn crate_written_cookies_are_loaded_by_django() {
         .map(|(name, entries)| json!({"name": name, "secret": SECRET, "session": entries, "now": now}))
         .collect();
     let dumped = script(&["dumps"], Some(&json!({ "cases": dump_cases })));
+    assert_eq!(
+        dumped["results"].as_array().map(Vec::len),
+        Some(sessions.len()),
+        "one Django cookie per session"
+    );
     let mut identical = 0;
     for ((name, _), (ours, r)) in sessions
         .iter()

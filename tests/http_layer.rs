@@ -54,6 +54,11 @@ async fn login_with_cache_control(
     Ok(response)
 }
 
+async fn blob_len(session: LazySession) -> Result<String, Error> {
+    let blob = session.get::<String>("blob").await?.unwrap_or_default();
+    Ok(blob.len().to_string())
+}
+
 async fn login_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
     session.insert("user", "ada").await?;
     Ok((StatusCode::SERVICE_UNAVAILABLE, "down"))
@@ -120,6 +125,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/browser", get(browser_session))
         .route("/read", get(read))
         .route("/big", get(big))
+        .route("/blob-len", get(blob_len))
         .layer(layer)
 }
 
@@ -265,9 +271,22 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     let mut app = app(layer);
     let response = call(&mut app, "/big", None).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let cookie = set_cookie(&response).expect("Set-Cookie");
-    assert!(cookie.to_string().len() < 4096);
+    let header = response.headers()[header::SET_COOKIE]
+        .to_str()
+        .expect("ascii");
+    assert!(
+        "Set-Cookie: ".len() + header.len() <= 4096,
+        "{}",
+        header.len()
+    );
     assert_eq!(store.len(), 1);
+    // The next request reads the entry back from the store.
+    let pair = set_cookie(&response)
+        .expect("Set-Cookie")
+        .stripped()
+        .to_string();
+    let response = call(&mut app, "/blob-len", Some(&pair)).await;
+    assert_eq!(body_text(response).await, "6000");
 }
 
 #[tokio::test]
@@ -384,6 +403,7 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
         set_cookie(&response).is_none(),
         "kept for when the store is back"
     );
+    assert_eq!(body_text(response).await, "", "a fresh session, not ada's");
     // But logging out then still deletes it: the user asked to leave.
     let response = call(&mut store_down, "/logout", Some(&pair)).await;
     assert_deletes_the_cookie(&response);

@@ -317,7 +317,8 @@ async fn logging_in_as_another_user_keeps_nothing_of_the_previous_one() {
     assert!(!opens_as(&server, &second_cookie, "ada").await);
 }
 
-/// Whether a request carrying only `cookie` is signed in as `user`.
+/// Whether a request carrying only `cookie` is signed in as `user` (the
+/// page loads either way).
 async fn opens_as(server: &Server, cookie: &str, user: &str) -> bool {
     let page = read(
         bare_client()
@@ -328,6 +329,7 @@ async fn opens_as(server: &Server, cookie: &str, user: &str) -> bool {
             .expect("GET"),
     )
     .await;
+    assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     signed_in_as(&page, user)
 }
 

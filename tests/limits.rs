@@ -187,6 +187,16 @@ fn a_one_megabyte_cookie_is_refused_before_decoding() {
         sealer.open(&"A".repeat(limit - 3)).unwrap_err(),
         Error::Malformed(Malformed::Base64)
     );
+    // The limit is inclusive: a real token exactly as long opens.
+    let mut session = sealer.new_session().unwrap();
+    session.insert("k", &1u8).unwrap();
+    let real = sealer.seal(&mut session).unwrap();
+    let at = |max: usize| sealer_with(Limits::default().max_token_len(max)).open(&real);
+    assert!(at(real.len()).is_ok());
+    assert_eq!(
+        at(real.len() - 1).unwrap_err(),
+        Error::LimitExceeded(Limit::TokenLength)
+    );
     assert!(matches!(
         token::inspect(&valid_alphabet),
         Err(Error::LimitExceeded(Limit::TokenLength))
