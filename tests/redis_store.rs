@@ -24,8 +24,11 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    fn spawn(port: u16) -> Child {
-        let child = Command::new("redis-server")
+    /// Starts `redis-server` on `port` and waits until it answers there
+    /// with its own process id; `None` if it exits first (the port was
+    /// taken meanwhile, say) or another process answers.
+    fn spawn(port: u16) -> Option<Child> {
+        let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
             .stdout(Stdio::null())
@@ -33,14 +36,24 @@ impl RedisServer {
             .spawn()
             .expect("redis-server starts");
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        loop {
+            if child.try_wait().expect("child status").is_some() {
+                return None;
+            }
+            if let Some(pid) = answering_pid(port) {
+                if pid == child.id() {
+                    return Some(child);
+                }
+                let _ = child.kill();
+                let _ = child.wait();
+                return None;
+            }
             assert!(
                 Instant::now() < deadline,
                 "redis-server did not listen on {port}"
             );
             std::thread::sleep(Duration::from_millis(20));
         }
-        child
     }
 
     /// Starts a server, or returns `None` (skip) when `redis-server` is not
@@ -54,15 +67,19 @@ impl RedisServer {
         if !service_available(installed, "redis-server", "apt-get install redis-server") {
             return None;
         }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Some(RedisServer {
-            child: Self::spawn(port),
-            port,
-        })
+        // A free port now may be taken before the server binds it (tests
+        // run in parallel): try a few.
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            if let Some(child) = Self::spawn(port) {
+                return Some(RedisServer { child, port });
+            }
+        }
+        panic!("redis-server could not start on a free loopback port");
     }
 
     fn kill(&mut self) {
@@ -77,7 +94,29 @@ impl RedisServer {
 
     fn restart(&mut self) {
         self.kill();
-        self.child = Self::spawn(self.port);
+        self.child = Self::spawn(self.port).expect("redis-server restarts on its port");
+    }
+}
+
+/// The process id of the Redis server answering on `port`, if one does.
+fn answering_pid(port: u16) -> Option<u32> {
+    use std::io::{Read, Write};
+    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream.write_all(b"INFO server\r\n").ok()?;
+    let mut reply = String::new();
+    let mut chunk = [0u8; 4096];
+    loop {
+        if let Some((_, rest)) = reply.split_once("process_id:") {
+            if let Some((pid, _)) = rest.split_once("\r\n") {
+                return pid.trim().parse().ok();
+            }
+        }
+        let n = stream.read(&mut chunk).ok()?;
+        if n == 0 {
+            return None;
+        }
+        reply.push_str(&String::from_utf8_lossy(&chunk[..n]));
     }
 }
 
