@@ -250,15 +250,23 @@ impl Sealer {
                 },
             });
         }
-        let now = self.clock.now();
         // Overflowed entries that were not loaded live in a blob that only
         // `save_async` can renew, re-seal or retire: a cookie sealed here
         // cannot vouch for it, so they are dropped (and reported). The old
         // blob expires by its TTL.
-        let mut dropped = Self::drop_unloaded(
+        self.save_dropping(
             session,
+            self.clock.now(),
             "the synchronous save cannot keep their blob (use save_async)",
-        );
+        )
+    }
+
+    /// Saves without an overflow blob: unloaded overflowed entries are
+    /// dropped (reported with `reason`), and what does not fit is dropped
+    /// in the budget's order. The session's blob reference is cleared;
+    /// retiring the blob is the caller's.
+    fn save_dropping(&self, session: &mut Session, now: u64, reason: &str) -> Result<Saved, Error> {
+        let mut dropped = Self::drop_unloaded(session, reason);
         session.overflow = None;
         if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
             return Ok(self.set(cookie, len, dropped, Vec::new()));
@@ -413,7 +421,10 @@ impl Sealer {
             Some(_) => None,
             None => Some(fresh_reference()?),
         };
-        let mut plan = self.plan(session, bound_ref.as_ref().or(fresh.as_ref()), now)?;
+        let mut plan = match self.plan(session, bound_ref.as_ref().or(fresh.as_ref()), now) {
+            Err(Error::TooLarge { .. }) => return self.drop_instead(&*store, session, now).await,
+            planned => planned?,
+        };
         let moved_now = !plan.removed.is_empty();
         let has_unloaded = session.has_unloaded_overflow();
         // Keep the old blob when nothing new leaves the cookie, it is bound
@@ -456,7 +467,15 @@ impl Sealer {
         };
         if has_unloaded || bound_ref.is_some() {
             // Planned against the old reference; the new blob gets `fresh`.
-            plan = self.plan(session, Some(&fresh), now)?;
+            plan = match self.plan(session, Some(&fresh), now) {
+                Err(Error::TooLarge { .. }) => {
+                    let mut saved = self.drop_instead(&*store, session, now).await?;
+                    dropped.append(&mut saved.report.dropped);
+                    saved.report.dropped = dropped;
+                    return Ok(saved);
+                }
+                planned => planned?,
+            };
         }
         let overflowed = Self::removed_entries(session, &plan.removed);
         let old = session.overflow;
@@ -498,6 +517,30 @@ impl Sealer {
             }
         }
         Ok(self.set(cookie, len, dropped, overflowed))
+    }
+
+    /// The save when even moving every candidate to the store leaves the
+    /// header over budget, the overflow element's own bytes (a reference,
+    /// and a key per moved entry) being part of it: the session is saved as
+    /// without a store, dropping (and reporting) instead of moving, and the
+    /// old blob is retired. Fails with `TooLarge` only if the critical
+    /// entries alone do not fit.
+    async fn drop_instead(
+        &self,
+        store: &dyn crate::store::OverflowStore,
+        session: &mut Session,
+        now: u64,
+    ) -> Result<Saved, Error> {
+        let old = session.overflow;
+        let saved = self.save_dropping(
+            session,
+            now,
+            "the overflow list itself does not fit in the budget",
+        )?;
+        if let Some((sid, reference)) = old {
+            self.retire_blob(store, session, &sid, &reference).await;
+        }
+        Ok(saved)
     }
 
     /// Removes the overflowed entries that were not loaded, for a report,

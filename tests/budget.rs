@@ -789,10 +789,14 @@ proptest! {
             b = b.overflow_store(Arc::new(MemoryStore::with_clock(clock.clone())));
         }
         let sealer = b.build().unwrap();
-        let mut session = sealer.new_session().unwrap();
-        for (i, (key, priority, len)) in entries.iter().enumerate() {
-            session.insert_with_priority(&format!("{key}{i}"), &"v".repeat(*len), *priority).unwrap();
-        }
+        let fill = |sealer: &Sealer| {
+            let mut session = sealer.new_session().unwrap();
+            for (i, (key, priority, len)) in entries.iter().enumerate() {
+                session.insert_with_priority(&format!("{key}{i}"), &"v".repeat(*len), *priority).unwrap();
+            }
+            session
+        };
+        let mut session = fill(&sealer);
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         match runtime.block_on(sealer.save_async(&mut session)) {
             Ok(saved) => {
@@ -805,14 +809,25 @@ proptest! {
                     prop_assert!(sealer.open(&cookie_value(&header)).is_ok());
                 }
                 prop_assert!(saved.report.dropped.iter().all(|d| d.priority != Priority::Critical));
-                if with_store {
-                    prop_assert!(saved.report.dropped.is_empty());
+                if with_store && !saved.report.dropped.is_empty() {
+                    // Only when the overflow list itself cannot fit: then
+                    // nothing goes to the store.
+                    prop_assert!(saved.report.overflowed.is_empty());
                 }
             }
             Err(Error::TooLarge { needed, budget: b }) => {
                 // The budget, or less where the token-length limit is tighter.
                 prop_assert!(b <= budget);
                 prop_assert!(needed > b);
+                // Too large with a store only when too large without one:
+                // the critical entries alone do not fit.
+                let mut plain = builder(&clock).budget(budget);
+                if compress {
+                    plain = plain.compression(Compression::Above(64));
+                }
+                let plain = plain.build().unwrap();
+                let refused = matches!(plain.save(&mut fill(&plain)), Err(Error::TooLarge { .. }));
+                prop_assert!(refused);
             }
             Err(other) => prop_assert!(false, "unexpected {:?}", other),
         }
@@ -960,4 +975,66 @@ async fn a_save_that_keeps_its_blob_draws_only_the_nonce() {
         "the cookie's nonce only: no new blob reference"
     );
     assert_eq!(overflow_loads(&sealer, &token).await, Ok(true));
+}
+
+/// A session whose critical entry leaves almost no room: `filler` bytes.
+fn nearly_full(sealer: &Sealer, filler: usize) -> sealed_session::Session {
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("user", &"u".repeat(filler), Priority::Critical)
+        .unwrap();
+    s
+}
+
+#[tokio::test]
+async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refused() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    // The longest critical entry that still fits alone (binary search).
+    let (mut fits, mut too_long) = (0, 4096);
+    while too_long - fits > 1 {
+        let mid = (fits + too_long) / 2;
+        match sealer.save_async(&mut nearly_full(&sealer, mid)).await {
+            Ok(_) => fits = mid,
+            Err(Error::TooLarge { .. }) => too_long = mid,
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // Room for a few bytes, not for an overflow element (a 16-byte
+    // reference and the key): the low entry is dropped, as without a store.
+    let mut s = nearly_full(&sealer, fits);
+    s.insert_with_priority("notes", &"n".repeat(100), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    let dropped: Vec<&str> = saved
+        .report
+        .dropped
+        .iter()
+        .map(|d| d.key.as_str())
+        .collect();
+    assert_eq!(dropped, ["notes"]);
+    assert!(saved.report.overflowed.is_empty());
+    assert!(saved.report.header_len <= 4096);
+    assert_eq!(store.len(), 0, "no blob written");
+    let CookieAction::Set(cookie) = saved.action else {
+        panic!("a cookie is set");
+    };
+    let value = cookie_value(&cookie);
+    let reopened = sealer.open(&value).unwrap();
+    assert_eq!(reopened.keys().collect::<Vec<_>>(), ["user"]);
+    // The same as the save without a store.
+    let plain = builder(&clock).build().unwrap();
+    let mut s = nearly_full(&plain, fits);
+    s.insert_with_priority("notes", &"n".repeat(100), Priority::Low)
+        .unwrap();
+    let saved = plain.save(&mut s).unwrap();
+    assert_eq!(saved.report.dropped[0].key, "notes");
+    // One byte more and the critical entry alone is too large, store or not.
+    assert!(matches!(
+        sealer.save_async(&mut nearly_full(&sealer, fits + 1)).await,
+        Err(Error::TooLarge { .. })
+    ));
 }
