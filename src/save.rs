@@ -360,7 +360,13 @@ impl Sealer {
             (Some(only), None) | (None, Some(only)) => only,
             (None, None) => UNBOUNDED_BLOB_TTL,
         };
-        Duration::from_secs(secs.saturating_add(self.policy.clock_skew).max(1))
+        // One second more: a cookie still opens at an age of exactly
+        // `max_idle` (or at the lifetime's last second), and a store keeps
+        // a blob only while its end is after now.
+        Duration::from_secs(
+            secs.saturating_add(self.policy.clock_skew)
+                .saturating_add(1),
+        )
     }
 
     /// Saves with the overflow store when one is configured (otherwise as
@@ -546,7 +552,7 @@ impl Sealer {
     /// Removes the overflowed entries that were not loaded, for a report,
     /// and logs their keys with `reason` at once: a save that fails after
     /// this returns no report, and the entries are gone from the session.
-    fn drop_unloaded(session: &mut Session, reason: &str) -> Vec<RemovedEntry> {
+    pub(crate) fn drop_unloaded(session: &mut Session, reason: &str) -> Vec<RemovedEntry> {
         let unloaded: Vec<usize> = (0..session.entries.len())
             .filter(|&i| matches!(session.entries[i].value, Value::Overflowed))
             .collect();

@@ -429,7 +429,17 @@ impl Sealer {
     /// the token-length limit: a token longer than
     /// [`Limits::token_len`](crate::Limits::token_len), which this sealer
     /// could not open, fails with [`Limit::TokenLength`](crate::Limit::TokenLength).
+    /// Entries in the overflow store that were not loaded cannot be carried
+    /// (the store is [`Sealer::save_async`]'s): they are removed from the
+    /// session and their keys logged at `WARN`, as [`Sealer::save`] does.
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
+        if session.has_unloaded_overflow() {
+            Self::drop_unloaded(
+                session,
+                "Sealer::seal cannot keep their blob (use save_async)",
+            );
+            session.overflow = None;
+        }
         let now = self.clock.now();
         let token = self.seal_selected(session, None, None, now)?;
         self.mark_saved(session, now);

@@ -1038,3 +1038,63 @@ async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refu
         Err(Error::TooLarge { .. })
     ));
 }
+
+#[tokio::test]
+async fn a_blob_outlives_the_last_second_its_cookie_opens() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .clock_skew(Duration::ZERO)
+        .budget(1000)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    s.insert_with_priority("notes", &"n".repeat(2000), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.overflowed.len(), 1);
+    let token = cookie_value(saved.action.header_value().unwrap());
+    // The idle timeout is 3600 s: at an age of exactly 3600 the cookie
+    // opens, and so must its blob.
+    clock.advance(3600);
+    let mut opened = sealer.open(&token).unwrap();
+    sealer.load_overflow(&mut opened).await.unwrap();
+    assert_eq!(
+        opened.get::<String>("notes").unwrap().map(|n| n.len()),
+        Some(2000)
+    );
+    clock.advance(1);
+    assert!(sealer.open(&token).is_err());
+}
+
+#[tokio::test]
+async fn seal_removes_unloaded_overflowed_entries_from_the_session_too() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .budget(1000)
+        .overflow_store(store)
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    s.insert_with_priority("notes", &"n".repeat(2000), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    let token = cookie_value(saved.action.header_value().unwrap());
+    let mut opened = sealer.open(&token).unwrap();
+    assert!(opened.contains("notes"), "listed, not loaded");
+    let resealed = sealer.seal(&mut opened).unwrap();
+    // What the new cookie cannot carry is gone from the session as well,
+    // not kept there as if it had been saved.
+    assert!(!opened.contains("notes"));
+    assert!(!opened.has_unloaded_overflow());
+    assert_eq!(
+        sealer.open(&resealed).unwrap().keys().collect::<Vec<_>>(),
+        ["user"]
+    );
+}
