@@ -434,14 +434,15 @@ impl Sealer {
         let moved_now = !plan.removed.is_empty();
         let has_unloaded = session.has_unloaded_overflow();
         // Keep the old blob when nothing new leaves the cookie, it is bound
-        // to this id, and the cookie did not need a fallback key (then the
-        // blob is re-sealed under the primary too, or it would outlive the
-        // old key). Its TTL is renewed: without an absolute lifetime the
+        // to this id, none of its entries was removed or replaced (it would
+        // go on holding their old values), and the cookie did not need a
+        // fallback key (then the blob is re-sealed under the primary too,
+        // or it would outlive the old key). Its TTL is renewed: without an absolute lifetime the
         // idle window moves on, and with one a request running at the same
         // time may have retired it. If the store cannot renew it (absent,
         // or no `touch`), it is rewritten.
         let mut reuse = has_unloaded && !moved_now && bound.is_some();
-        reuse &= !session.opened_with_fallback();
+        reuse &= !session.opened_with_fallback() && !session.overflow_stale;
         if let (true, Some(reference)) = (reuse, &bound_ref) {
             let key = overflow_key(&session.id, reference);
             reuse = store.touch(&key, self.blob_ttl(session, now)).await?;

@@ -336,6 +336,7 @@ impl Sealer {
             modified: false,
             refresh_due: false,
             opened_with_fallback: false,
+            overflow_stale: false,
             flushed: false,
             policy: self.policy,
             limits: self.limits,
@@ -415,6 +416,7 @@ impl Sealer {
             modified: false,
             refresh_due,
             opened_with_fallback: used_fallback,
+            overflow_stale: false,
             flushed: false,
             policy: self.policy,
             limits: self.limits,
@@ -596,6 +598,7 @@ impl Sealer {
         session.modified = false;
         session.refresh_due = false;
         session.opened_with_fallback = false;
+        session.overflow_stale = false;
         session.flushed = false;
     }
 }

@@ -132,6 +132,10 @@ pub struct Session {
     pub(crate) modified: bool,
     pub(crate) refresh_due: bool,
     pub(crate) opened_with_fallback: bool,
+    /// An entry that lives in the overflow blob was removed, replaced or
+    /// given another priority since the blob was written: the blob must be
+    /// rewritten rather than kept, or it would go on holding the old value.
+    pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
     pub(crate) policy: TimePolicy,
     pub(crate) limits: Limits,
@@ -283,6 +287,7 @@ impl Session {
                 let unchanged = self.entries[i].priority == priority
                     && self.resident_value(&self.entries[i]) == Some(&encoded[..]);
                 if !unchanged {
+                    self.overflow_stale |= self.is_overflowed_at(i);
                     let entry = &mut self.entries[i];
                     entry.priority = priority;
                     entry.value = Value::Resident(Bytes::Owned(encoded));
@@ -309,6 +314,7 @@ impl Session {
         match self.position(key) {
             Some(i) => {
                 if self.entries[i].priority != priority {
+                    self.overflow_stale |= self.is_overflowed_at(i);
                     self.entries[i].priority = priority;
                     self.modified = true;
                 }
@@ -327,6 +333,7 @@ impl Session {
     pub fn remove(&mut self, key: &str) -> bool {
         match self.position(key) {
             Some(i) => {
+                self.overflow_stale |= self.is_overflowed_at(i);
                 self.entries.remove(i);
                 self.modified = true;
                 true
@@ -344,8 +351,11 @@ impl Session {
 
     /// Whether this entry lives in the overflow store and is not loaded yet.
     pub fn is_overflowed(&self, key: &str) -> bool {
-        self.position(key)
-            .is_some_and(|i| matches!(self.entries[i].value, Value::Overflowed))
+        self.position(key).is_some_and(|i| self.is_overflowed_at(i))
+    }
+
+    fn is_overflowed_at(&self, i: usize) -> bool {
+        matches!(self.entries[i].value, Value::Overflowed)
     }
 
     /// Whether any entry lives in the overflow store and is not loaded yet.
@@ -383,6 +393,7 @@ impl Session {
     /// Removes every entry; keeps the id, created-at and expiry.
     pub fn clear(&mut self) {
         if !self.entries.is_empty() {
+            self.overflow_stale |= self.has_unloaded_overflow();
             self.entries.clear();
             self.modified = true;
         }

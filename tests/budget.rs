@@ -1098,3 +1098,51 @@ async fn seal_removes_unloaded_overflowed_entries_from_the_session_too() {
         ["user"]
     );
 }
+
+#[tokio::test]
+async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .budget(1000)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    for key in ["notes", "draft"] {
+        s.insert_with_priority(key, &"n".repeat(2000), Priority::Low)
+            .unwrap();
+    }
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.overflowed.len(), 2);
+    let token = cookie_value(saved.action.header_value().unwrap());
+    let first_blob = store.keys();
+
+    // A change to the cookie's own entries keeps the blob as it is.
+    let mut opened = sealer.open(&token).unwrap();
+    opened.insert("theme", "dark").unwrap();
+    sealer.save_async(&mut opened).await.unwrap();
+    assert_eq!(store.keys(), first_blob, "kept");
+
+    // Removing one of its entries rewrites it without that entry.
+    let mut opened = sealer.open(&token).unwrap();
+    assert!(opened.remove("notes"));
+    let saved = sealer.save_async(&mut opened).await.unwrap();
+    let token = cookie_value(saved.action.header_value().unwrap());
+    let mut reopened = sealer.open(&token).unwrap();
+    sealer.load_overflow(&mut reopened).await.unwrap();
+    assert!(!reopened.contains("notes"));
+    assert_eq!(
+        reopened.get::<String>("draft").unwrap().map(|d| d.len()),
+        Some(2000)
+    );
+    // A new blob; the old one only lives out its grace period.
+    let keys = store.keys();
+    assert_eq!(keys.len(), 2);
+    assert!(keys.contains(&first_blob[0]));
+    clock.advance(60 + 60 + 1);
+    assert!(!store.keys().contains(&first_blob[0]));
+    assert_eq!(store.keys().len(), 1);
+}
