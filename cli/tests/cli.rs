@@ -30,6 +30,8 @@ fn run_with_env(args: &[&str], vars: &[(&str, &str)], stdin: &str) -> Output {
         .stderr(Stdio::piped())
         .spawn()
         .expect("binary runs");
+    // The binary may exit (on a bad argument) before reading its input:
+    // a broken pipe here is not the test's concern, the exit status is.
     let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
     child.wait_with_output().unwrap()
 }
@@ -121,17 +123,7 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
 }
 
 fn run(args: &[&str], stdin: &str) -> Output {
-    let mut child = bin()
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("binary runs");
-    // The binary may exit (on a bad argument) before reading its input:
-    // a broken pipe here is not the test's concern, the exit status is.
-    let _ = child.stdin.take().unwrap().write_all(stdin.as_bytes());
-    child.wait_with_output().unwrap()
+    run_with_env(args, &[], stdin)
 }
 
 fn stdout(o: &Output) -> String {
