@@ -223,7 +223,10 @@ impl SealerBuilder {
 
     /// Most bytes the whole `Set-Cookie` header may take (default 4096).
     /// Saving drops (or moves to the overflow store) low-priority entries
-    /// to stay within it, and never emits a larger header.
+    /// to stay within it, and never emits a larger header. It must hold at
+    /// least the deletion cookie (about a hundred bytes with the default
+    /// attributes), or [`SealerBuilder::build`] fails with
+    /// [`Error::TooLarge`].
     pub fn budget(mut self, bytes: usize) -> Self {
         self.budget = bytes;
         self
@@ -246,8 +249,18 @@ impl SealerBuilder {
     }
 
     /// Builds the sealer. On `wasm32-unknown-unknown` a clock and a random
-    /// source must have been supplied ([`Error::Random`] otherwise).
+    /// source must have been supplied ([`Error::Random`] otherwise). A
+    /// budget too small for the deletion cookie fails with
+    /// [`Error::TooLarge`].
     pub fn build(self) -> Result<Sealer, Error> {
+        // Logging out must always be possible within the budget.
+        let removal = crate::cookie::header_len(&self.cookie.removal(&self.cookie_name));
+        if removal > self.budget {
+            return Err(Error::TooLarge {
+                needed: removal,
+                budget: self.budget,
+            });
+        }
         let clock = match self.clock {
             Some(clock) => clock,
             None => default_clock().ok_or(Error::Random)?,

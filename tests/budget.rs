@@ -1126,3 +1126,22 @@ async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
     assert!(!store.keys().contains(&first_blob[0]));
     assert_eq!(store.keys().len(), 1);
 }
+
+#[test]
+fn a_budget_always_has_room_to_delete_the_cookie() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let Err(Error::TooLarge { needed, budget }) = builder(&clock).budget(50).build() else {
+        panic!("a 50-byte budget cannot hold a deletion cookie");
+    };
+    assert_eq!(budget, 50);
+    // Exactly that much is accepted, and logging out fits in it.
+    let sealer = builder(&clock).budget(needed).build().unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert("k", &1u8).unwrap();
+    let token = sealer.seal(&mut s).unwrap();
+    let mut s = sealer.open(&token).unwrap();
+    s.flush().unwrap();
+    let saved = sealer.save(&mut s).unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    assert_eq!(saved.report.header_len, needed);
+}
