@@ -57,3 +57,81 @@ TOML
 echo "cargo check examples/edge_host.rs --target $target"
 CARGO_TARGET_DIR="$PWD/target" cargo check --quiet --manifest-path "$scratch/Cargo.toml" --target "$target"
 echo "$target: examples/edge_host.rs builds"
+
+# The published test vectors, checked inside WebAssembly: a throwaway
+# cdylib with both vector files built in exports `run`, and Node.js runs it
+# (no host imports: the vectors supply their own clock and random bytes).
+# The counts must equal the native `verify-vectors` run's.
+if ! command -v node >/dev/null 2>&1; then
+    if [[ "${CI:-}" == "true" ]]; then
+        echo "node is missing (Debian: apt-get install nodejs): vectors NOT checked in $target" >&2
+        exit 1
+    fi
+    echo "node is missing (Debian: apt-get install nodejs): vectors NOT checked in $target"
+    exit 0
+fi
+vectors_crate="$scratch/vectors"
+mkdir -p "$vectors_crate/src"
+cp Cargo.lock "$vectors_crate/Cargo.lock"
+cat >"$vectors_crate/Cargo.toml" <<TOML
+[package]
+name = "wasm-vectors-check"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[lib]
+crate-type = ["cdylib"]
+
+[dependencies]
+sealed-session = { path = "$PWD", features = ["vectors"] }
+
+[workspace]
+TOML
+cat >"$vectors_crate/src/lib.rs" <<RUST
+//! Every published vector, checked in WebAssembly.
+use sealed_session::vectors::{check_file_text, BUDGET_FILE, FORMAT_FILE};
+
+const FILES: [(&str, &str); 2] = [
+    (FORMAT_FILE, include_str!("$PWD/test-vectors/format-v1.json")),
+    (BUDGET_FILE, include_str!("$PWD/test-vectors/budget-v1.json")),
+];
+
+/// Vectors passed, times 65536, plus vectors failed (a file that does not
+/// parse counts as one failure).
+#[no_mangle]
+pub extern "C" fn run() -> u32 {
+    let (mut passed, mut failed) = (0u32, 0u32);
+    for (name, text) in FILES {
+        match check_file_text(name, text) {
+            Ok(outcomes) => {
+                for outcome in outcomes {
+                    if outcome.failure.is_none() {
+                        passed += 1;
+                    } else {
+                        failed += 1;
+                    }
+                }
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    passed << 16 | failed
+}
+RUST
+echo "cargo build (vectors cdylib) --target $target"
+CARGO_TARGET_DIR="$PWD/target" cargo build --quiet --manifest-path "$vectors_crate/Cargo.toml" --target "$target"
+wasm="$PWD/target/$target/debug/wasm_vectors_check.wasm"
+in_wasm=$(node -e '
+const bytes = require("fs").readFileSync(process.argv[1]);
+WebAssembly.instantiate(bytes, {}).then(({ instance }) => {
+  const r = instance.exports.run();
+  console.log(`${r >>> 16} passed, ${r & 0xffff} failed`);
+});
+' "$wasm")
+native=$(cargo run --quiet -p sealed-session-cli -- verify-vectors test-vectors | tail -n 1)
+echo "$target (Node.js $(node --version)): $in_wasm; natively: $native"
+if [[ "$in_wasm" != "$native" || "$native" != *", 0 failed" ]]; then
+    echo "the vectors do not all pass in $target" >&2
+    exit 1
+fi
