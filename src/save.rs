@@ -428,7 +428,16 @@ impl Sealer {
             None => Some(fresh_reference()?),
         };
         let mut plan = match self.plan(session, bound_ref.as_ref().or(fresh.as_ref()), now) {
-            Err(Error::TooLarge { .. }) => return self.drop_instead(&*store, session, now).await,
+            Err(Error::TooLarge { .. }) => {
+                // The blob's entries take their turn in the budget's order
+                // (and a critical one among them is never dropped): load
+                // them first.
+                let mut dropped = self.load_or_drop_missing(session).await?;
+                let mut saved = self.drop_instead(&*store, session, now).await?;
+                dropped.append(&mut saved.report.dropped);
+                saved.report.dropped = dropped;
+                return Ok(saved);
+            }
             planned => planned?,
         };
         let moved_now = !plan.removed.is_empty();
@@ -452,22 +461,8 @@ impl Sealer {
             let (cookie, len) = self.finish(session, &token, now)?;
             return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
         }
-        let mut dropped = Vec::new();
-        if has_unloaded {
-            // The blob is rewritten: everything in it must be in hand. A
-            // blob that is gone (evicted, or expired in a session without
-            // timeouts) cannot come back: its entries are dropped and
-            // reported, or every later save would fail. One this server
-            // cannot read (`Rejected`: tampered, or a key or limit of
-            // another server) fails the save instead.
-            match self.load_overflow(session).await {
-                Ok(()) => {}
-                Err(Error::Store(StoreError::Missing)) => {
-                    dropped = Self::drop_unloaded(session, "their blob is missing from the store");
-                }
-                Err(e) => return Err(e),
-            }
-        }
+        // The blob is rewritten: everything in it must be in hand.
+        let mut dropped = self.load_or_drop_missing(session).await?;
         let fresh = match fresh {
             Some(fresh) => fresh,
             None => fresh_reference()?,
@@ -524,6 +519,28 @@ impl Sealer {
             }
         }
         Ok(self.set(cookie, len, dropped, overflowed))
+    }
+
+    /// Loads the entries still in the overflow blob, if any. A blob that is
+    /// gone (evicted, or expired in a session without timeouts) cannot come
+    /// back: its entries are dropped and returned for the report, or every
+    /// later save would fail. One this server cannot read (`Rejected`:
+    /// tampered, or a key or limit of another server) fails the save.
+    async fn load_or_drop_missing(
+        &self,
+        session: &mut Session,
+    ) -> Result<Vec<RemovedEntry>, Error> {
+        if !session.has_unloaded_overflow() {
+            return Ok(Vec::new());
+        }
+        match self.load_overflow(session).await {
+            Ok(()) => Ok(Vec::new()),
+            Err(Error::Store(StoreError::Missing)) => Ok(Self::drop_unloaded(
+                session,
+                "their blob is missing from the store",
+            )),
+            Err(e) => Err(e),
+        }
     }
 
     /// The save when even moving every candidate to the store leaves the

@@ -132,9 +132,9 @@ pub struct Session {
     pub(crate) modified: bool,
     pub(crate) refresh_due: bool,
     pub(crate) opened_with_fallback: bool,
-    /// An entry that lives in the overflow blob was removed, replaced or
-    /// given another priority since the blob was written: the blob must be
-    /// rewritten rather than kept, or it would go on holding the old value.
+    /// An entry that lives in the overflow blob was removed or replaced
+    /// since the blob was written: the blob must be rewritten rather than
+    /// kept, or it would go on holding the old value.
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
     pub(crate) policy: TimePolicy,
@@ -314,7 +314,8 @@ impl Session {
         match self.position(key) {
             Some(i) => {
                 if self.entries[i].priority != priority {
-                    self.overflow_stale |= self.is_overflowed_at(i);
+                    // The cookie's overflow list carries the priority, not
+                    // the blob: the blob stays valid.
                     self.entries[i].priority = priority;
                     self.modified = true;
                 }

@@ -1145,3 +1145,42 @@ fn a_budget_always_has_room_to_delete_the_cookie() {
     assert!(matches!(saved.action, CookieAction::Delete(_)));
     assert_eq!(saved.report.header_len, needed);
 }
+
+#[tokio::test]
+async fn a_critical_entry_still_in_the_blob_is_never_dropped_to_fit() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let (store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("x", &"x".repeat(2000), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.overflowed.len(), 1);
+    let token = cookie_value(saved.action.header_value().unwrap());
+    // The largest critical filler that fits beside nothing else.
+    let (mut fits, mut too_long) = (0, 1000);
+    while too_long - fits > 1 {
+        let mid = (fits + too_long) / 2;
+        match sealer.save(&mut nearly_full(&sealer, mid)) {
+            Ok(_) => fits = mid,
+            Err(_) => too_long = mid,
+        }
+    }
+    // "x" becomes critical while it is still in the blob, and the filler
+    // leaves no room for the overflow list: "x" must be loaded, and since
+    // it cannot fit, the save fails rather than drop a critical entry.
+    let mut opened = sealer.open(&token).unwrap();
+    assert!(opened.is_overflowed("x"));
+    assert!(opened.set_priority("x", Priority::Critical));
+    opened
+        .insert_with_priority("user", &"u".repeat(fits), Priority::Critical)
+        .unwrap();
+    assert!(matches!(
+        sealer.save_async(&mut opened).await,
+        Err(Error::TooLarge { .. })
+    ));
+    assert_eq!(
+        opened.get::<String>("x").unwrap().map(|x| x.len()),
+        Some(2000)
+    );
+    assert_eq!(store.len(), 1, "the old blob stays for the old cookie");
+}

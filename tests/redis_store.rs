@@ -48,10 +48,11 @@ impl RedisServer {
                 let _ = child.wait();
                 return None;
             }
-            assert!(
-                Instant::now() < deadline,
-                "redis-server did not listen on {port}"
-            );
+            if Instant::now() >= deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("redis-server did not listen on {port}");
+            }
             std::thread::sleep(Duration::from_millis(20));
         }
     }
