@@ -310,7 +310,9 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         .map(|k| parse_key(k))
         .collect::<Result<Vec<_>, _>>()?;
     let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
-    let mut b = builder(&args.common, ring);
+    // Opening sets no cookie: no budget applies (a long --name must not
+    // make it fail for want of room for a deletion cookie).
+    let mut b = builder(&args.common, ring).budget(usize::MAX);
     if let Some(idle) = args.max_idle {
         b = b.max_idle(Duration::from_secs(idle));
     }

@@ -566,3 +566,23 @@ fn open_shows_values_without_a_json_form_as_cbor_and_the_rest_as_json() {
         })
     );
 }
+
+#[test]
+fn open_needs_no_budget_even_for_a_very_long_cookie_name() {
+    let key = keygen();
+    let name = "n".repeat(4050);
+    // Sealing under that name cannot fit the default budget...
+    let sealed = run(&["seal", "--key", &key, "--name", &name], r#"{"a":1}"#);
+    assert_one_line_error(&sealed, "too-large");
+    // ...but a token bound to it opens.
+    let token = {
+        let o = run(
+            &["seal", "--key", &key, "--name", &name, "--budget", "100000"],
+            r#"{"a":1}"#,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let opened = run(&["open", "--key", &key, "--name", &name, &token], "");
+    assert_eq!(success_json(&opened)["a"], 1);
+}
