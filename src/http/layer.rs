@@ -66,7 +66,7 @@ impl Shared {
 #[non_exhaustive]
 pub struct SaveFailure<'a> {
     /// Why: [`Error::TooLarge`] when the entries that may not be dropped
-    /// exceed the budget (and no overflow store is configured),
+    /// exceed the budget,
     /// [`Error::Store`] when the overflow store failed, [`Error::Random`]
     /// when the operating system's generator failed (for a new session id
     /// when an emptied session is ended). Or [`Error::Store`] from the
@@ -252,7 +252,8 @@ impl SessionLayerBuilder {
         self.with(move |b| b.limits(limits))
     }
 
-    /// Most bytes the whole `Set-Cookie` header may take (default 4096).
+    /// Most bytes the whole `Set-Cookie` header may take (default 4096;
+    /// [`Self::build`] refuses one too small for the deletion cookie).
     pub fn budget(self, bytes: usize) -> Self {
         self.with(move |b| b.budget(bytes))
     }

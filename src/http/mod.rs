@@ -105,7 +105,7 @@
 //!   rest at `WARN`. Logging out ([`LazySession::flush`]) deletes whatever
 //!   session cookie the request carried.
 //! - **Never fails the response on save.** A save that fails (the critical
-//!   entries alone exceed the budget and there is no overflow store, the
+//!   entries alone exceed the budget, the
 //!   store is down, or the request's cookie did not open because the
 //!   revocation store was down)
 //!   sends no `Set-Cookie`, so the client keeps its previous
