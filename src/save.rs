@@ -373,7 +373,11 @@ impl Sealer {
     /// [`Sealer::save`]): entries that do not fit are sealed, bound to the
     /// session id and a fresh reference, written to the store, and the
     /// cookie keeps the reference; the previous blob is retired (see
-    /// below).
+    /// below). If even moving every candidate leaves the header over budget
+    /// (the list of moved keys is part of it), the blob's entries are loaded
+    /// and the session is saved as [`Sealer::save`] does, dropping and
+    /// reporting; so [`Error::TooLarge`] means, here too, that the critical
+    /// entries alone do not fit.
     ///
     /// A request that changed only cookie-resident entries makes one store
     /// call ([`OverflowStore::touch`](crate::store::OverflowStore::touch),
