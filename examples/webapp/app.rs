@@ -22,8 +22,12 @@ use sealed_session::store::MemoryRevocations;
 use sealed_session::{Clock, Error, KeyRing, Priority};
 use serde::{Deserialize, Serialize};
 
-/// The session cookie's name.
-pub const COOKIE_NAME: &str = "demo_session";
+/// The session cookie's name: `__Host-`, so browsers accept it only from
+/// this host, with `Secure`, `Path=/` and no `Domain` (a sibling subdomain
+/// cannot plant one).
+pub const COOKIE_NAME: &str = "__Host-demo_session";
+/// The name with `--insecure` (plain HTTP), where the prefix cannot be used.
+pub const INSECURE_COOKIE_NAME: &str = "demo_session";
 /// The password every demo user logs in with.
 pub const DEMO_PASSWORD: &str = "demo";
 /// The absolute lifetime of a session (also how long a revocation is kept).
@@ -142,6 +146,7 @@ impl Demo {
     pub fn layer(&self, ring: KeyRing) -> SessionLayerBuilder {
         SessionLayer::builder(ring)
             .cookie_name(COOKIE_NAME)
+            .host_prefix(true)
             .max_idle(MAX_IDLE)
             .max_lifetime(MAX_LIFETIME)
             .clock(Arc::clone(&self.clock))

@@ -15,7 +15,8 @@
 //! - `SESSION_FALLBACK_KEYS`: older keys, comma-separated, that still open
 //!   cookies (which are then re-issued under the primary key).
 //! - `--budget`: most bytes of the `Set-Cookie` header (default 4096).
-//! - `--insecure`: no `Secure` attribute, for plain HTTP on a host other
+//! - `--insecure`: no `Secure` attribute and no `__Host-` prefix on the
+//!   cookie's name, for plain HTTP on a host other
 //!   than localhost (browsers treat localhost as secure already).
 //! - `--bare`: serve the routes without the session layer (the load test's
 //!   baseline; only `/counter` and `/health` work then).
@@ -89,11 +90,15 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .map(|k| parse_key(k))
             .collect::<Result<Vec<_>, _>>()?;
         let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
-        let layer = demo
-            .layer(ring)
-            .budget(args.budget)
-            .secure(!args.insecure)
-            .build()?;
+        let mut layer = demo.layer(ring).budget(args.budget);
+        if args.insecure {
+            // `__Host-` requires Secure: plain HTTP gets the bare name.
+            layer = layer
+                .cookie_name(app::INSECURE_COOKIE_NAME)
+                .host_prefix(false)
+                .secure(false);
+        }
+        let layer = layer.build()?;
         demo.router(layer)
     };
 
