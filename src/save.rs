@@ -433,14 +433,7 @@ impl Sealer {
         };
         let mut plan = match self.plan(session, bound_ref.as_ref().or(fresh.as_ref()), now) {
             Err(Error::TooLarge { .. }) => {
-                // The blob's entries take their turn in the budget's order
-                // (and a critical one among them is never dropped): load
-                // them first.
-                let mut dropped = self.load_or_drop_missing(session).await?;
-                let mut saved = self.drop_instead(&*store, session, now).await?;
-                dropped.append(&mut saved.report.dropped);
-                saved.report.dropped = dropped;
-                return Ok(saved);
+                return self.drop_instead(&*store, session, now, Vec::new()).await
             }
             planned => planned?,
         };
@@ -466,7 +459,7 @@ impl Sealer {
             return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
         }
         // The blob is rewritten: everything in it must be in hand.
-        let mut dropped = self.load_or_drop_missing(session).await?;
+        let dropped = self.load_or_drop_missing(session).await?;
         let fresh = match fresh {
             Some(fresh) => fresh,
             None => fresh_reference()?,
@@ -475,10 +468,7 @@ impl Sealer {
             // Planned against the old reference; the new blob gets `fresh`.
             plan = match self.plan(session, Some(&fresh), now) {
                 Err(Error::TooLarge { .. }) => {
-                    let mut saved = self.drop_instead(&*store, session, now).await?;
-                    dropped.append(&mut saved.report.dropped);
-                    saved.report.dropped = dropped;
-                    return Ok(saved);
+                    return self.drop_instead(&*store, session, now, dropped).await
                 }
                 planned => planned?,
             };
@@ -551,16 +541,21 @@ impl Sealer {
     /// header over budget, the overflow element's own bytes (a reference,
     /// and a key per moved entry) being part of it: the session is saved as
     /// without a store, dropping (and reporting) instead of moving, and the
-    /// old blob is retired. Fails with `TooLarge` only if the critical
-    /// entries alone do not fit.
+    /// old blob is retired. The blob's entries are loaded first, so they
+    /// take their turn in the budget's order (and a critical one among them
+    /// is never dropped). `dropped` (entries already dropped by this save)
+    /// leads the report. Fails with `TooLarge` only if the critical entries
+    /// alone do not fit.
     async fn drop_instead(
         &self,
         store: &dyn crate::store::OverflowStore,
         session: &mut Session,
         now: u64,
+        mut dropped: Vec<RemovedEntry>,
     ) -> Result<Saved, Error> {
+        dropped.extend(self.load_or_drop_missing(session).await?);
         let old = session.overflow;
-        let saved = self.save_dropping(
+        let mut saved = self.save_dropping(
             session,
             now,
             "the overflow list itself does not fit in the budget",
@@ -568,6 +563,8 @@ impl Sealer {
         if let Some((sid, reference)) = old {
             self.retire_blob(store, session, &sid, &reference).await;
         }
+        dropped.append(&mut saved.report.dropped);
+        saved.report.dropped = dropped;
         Ok(saved)
     }
 

@@ -985,33 +985,49 @@ fn nearly_full(sealer: &Sealer, filler: usize) -> sealed_session::Session {
     s
 }
 
-#[tokio::test]
-async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refused() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let (store, sealer) = with_memory_store(&clock, |b| b);
-    // The longest critical entry that still fits alone (binary search).
+/// The longest `nearly_full` filler that still saves (binary search).
+async fn largest_filler(sealer: &Sealer) -> usize {
     let (mut fits, mut too_long) = (0, 4096);
     while too_long - fits > 1 {
         let mid = (fits + too_long) / 2;
-        match sealer.save_async(&mut nearly_full(&sealer, mid)).await {
+        match sealer.save_async(&mut nearly_full(sealer, mid)).await {
             Ok(_) => fits = mid,
             Err(Error::TooLarge { .. }) => too_long = mid,
             Err(e) => panic!("{e}"),
         }
     }
+    fits
+}
+
+/// The cookie of a session with a critical `user` and, in its overflow
+/// blob, 2000 bytes at low priority under each of `keys`.
+async fn cookie_with_blob(sealer: &Sealer, keys: &[&str]) -> String {
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    for key in keys {
+        s.insert_with_priority(key, &"n".repeat(2000), Priority::Low)
+            .unwrap();
+    }
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.overflowed.len(), keys.len());
+    cookie_value(saved.action.header_value().unwrap())
+}
+
+#[tokio::test]
+async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refused() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let (store, sealer) = with_memory_store(&clock, |b| b);
+    // The longest critical entry that still fits alone.
+    let fits = largest_filler(&sealer).await;
     // Room for a few bytes, not for an overflow element (a 16-byte
     // reference and the key): the low entry is dropped, as without a store.
     let mut s = nearly_full(&sealer, fits);
     s.insert_with_priority("notes", &"n".repeat(100), Priority::Low)
         .unwrap();
     let saved = sealer.save_async(&mut s).await.unwrap();
-    let dropped: Vec<&str> = saved
-        .report
-        .dropped
-        .iter()
-        .map(|d| d.key.as_str())
-        .collect();
-    assert_eq!(dropped, ["notes"]);
+    assert_eq!(saved.report.dropped.len(), 1);
+    assert_eq!(saved.report.dropped[0].key, "notes");
     assert!(saved.report.overflowed.is_empty());
     assert!(saved.report.header_len <= 4096);
     assert_eq!(store.len(), 0, "no blob written");
@@ -1039,14 +1055,7 @@ async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refu
 async fn a_blob_outlives_the_last_second_its_cookie_opens() {
     let clock = Arc::new(FixedClock::new(T0));
     let (_store, sealer) = with_memory_store(&clock, |b| b.clock_skew(Duration::ZERO).budget(1000));
-    let mut s = sealer.new_session().unwrap();
-    s.insert_with_priority("user", "ada", Priority::Critical)
-        .unwrap();
-    s.insert_with_priority("notes", &"n".repeat(2000), Priority::Low)
-        .unwrap();
-    let saved = sealer.save_async(&mut s).await.unwrap();
-    assert_eq!(saved.report.overflowed.len(), 1);
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = cookie_with_blob(&sealer, &["notes"]).await;
     // The idle timeout is 3600 s: at an age of exactly 3600 the cookie
     // opens, and so must its blob.
     clock.advance(3600);
@@ -1064,13 +1073,7 @@ async fn a_blob_outlives_the_last_second_its_cookie_opens() {
 async fn seal_removes_unloaded_overflowed_entries_from_the_session_too() {
     let clock = Arc::new(FixedClock::new(T0));
     let (_store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
-    let mut s = sealer.new_session().unwrap();
-    s.insert_with_priority("user", "ada", Priority::Critical)
-        .unwrap();
-    s.insert_with_priority("notes", &"n".repeat(2000), Priority::Low)
-        .unwrap();
-    let saved = sealer.save_async(&mut s).await.unwrap();
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = cookie_with_blob(&sealer, &["notes"]).await;
     let mut opened = sealer.open(&token).unwrap();
     assert!(opened.contains("notes"), "listed, not loaded");
     let resealed = sealer.seal(&mut opened).unwrap();
@@ -1088,16 +1091,7 @@ async fn seal_removes_unloaded_overflowed_entries_from_the_session_too() {
 async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
     let clock = Arc::new(FixedClock::new(T0));
     let (store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
-    let mut s = sealer.new_session().unwrap();
-    s.insert_with_priority("user", "ada", Priority::Critical)
-        .unwrap();
-    for key in ["notes", "draft"] {
-        s.insert_with_priority(key, &"n".repeat(2000), Priority::Low)
-            .unwrap();
-    }
-    let saved = sealer.save_async(&mut s).await.unwrap();
-    assert_eq!(saved.report.overflowed.len(), 2);
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = cookie_with_blob(&sealer, &["notes", "draft"]).await;
     let first_blob = store.keys();
 
     // A change to the cookie's own entries keeps the blob as it is.
@@ -1150,21 +1144,9 @@ fn a_budget_always_has_room_to_delete_the_cookie() {
 async fn a_critical_entry_still_in_the_blob_is_never_dropped_to_fit() {
     let clock = Arc::new(FixedClock::new(T0));
     let (store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
-    let mut s = sealer.new_session().unwrap();
-    s.insert_with_priority("x", &"x".repeat(2000), Priority::Low)
-        .unwrap();
-    let saved = sealer.save_async(&mut s).await.unwrap();
-    assert_eq!(saved.report.overflowed.len(), 1);
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = cookie_with_blob(&sealer, &["x"]).await;
     // The largest critical filler that fits beside nothing else.
-    let (mut fits, mut too_long) = (0, 1000);
-    while too_long - fits > 1 {
-        let mid = (fits + too_long) / 2;
-        match sealer.save(&mut nearly_full(&sealer, mid)) {
-            Ok(_) => fits = mid,
-            Err(_) => too_long = mid,
-        }
-    }
+    let fits = largest_filler(&sealer).await;
     // "x" becomes critical while it is still in the blob, and the filler
     // leaves no room for the overflow list: "x" must be loaded, and since
     // it cannot fit, the save fails rather than drop a critical entry.

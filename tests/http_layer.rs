@@ -660,17 +660,22 @@ async fn the_deletion_cookie_carries_the_attributes_of_the_cookie_it_deletes() {
     }
 }
 
-#[tokio::test]
-async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden() {
-    let mut app = Router::new()
+/// A layered app whose handler writes the session and sets `cookie` itself.
+fn app_whose_handler_sets(cookie: &'static str) -> Router {
+    Router::new()
         .route(
             "/",
-            get(|session: LazySession| async move {
+            get(move |session: LazySession| async move {
                 session.insert("user", "ada").await?;
-                Ok::<_, Error>(([(header::SET_COOKIE, "session=by-hand; Path=/")], "ok"))
+                Ok::<_, Error>(([(header::SET_COOKIE, cookie)], "ok"))
             }),
         )
-        .layer(builder().build().expect("layer"));
+        .layer(builder().build().expect("layer"))
+}
+
+#[tokio::test]
+async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden() {
+    let mut app = app_whose_handler_sets("session=by-hand; Path=/");
     let (logs, _guard) = capture_logs();
     let response = call(&mut app, "/", None).await;
     let values: Vec<_> = response
@@ -685,15 +690,7 @@ async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden(
     let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8");
     assert!(text.contains("already sets the session cookie"), "{text}");
     // Another cookie set by the handler is no concern.
-    let mut quiet = Router::new()
-        .route(
-            "/",
-            get(|session: LazySession| async move {
-                session.insert("user", "ada").await?;
-                Ok::<_, Error>(([(header::SET_COOKIE, "session_theme=dark")], "ok"))
-            }),
-        )
-        .layer(builder().build().expect("layer"));
+    let mut quiet = app_whose_handler_sets("session_theme=dark");
     let (logs, _guard) = capture_logs();
     let response = call(&mut quiet, "/", None).await;
     assert_eq!(

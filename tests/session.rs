@@ -26,6 +26,15 @@ fn sealer_with(ring: KeyRing, clock: &Arc<FixedClock>) -> Sealer {
         .unwrap()
 }
 
+/// A sealer with `limits` and otherwise the defaults, at `T0`.
+fn sealer_limited(limits: Limits) -> Sealer {
+    Sealer::builder(KeyRing::new(key(1)))
+        .limits(limits)
+        .clock(Arc::new(FixedClock::new(T0)))
+        .build()
+        .unwrap()
+}
+
 #[test]
 fn typed_values_round_trip() {
     let clock = Arc::new(FixedClock::new(T0));
@@ -112,12 +121,7 @@ fn reserved_and_empty_keys_are_refused() {
 
 #[test]
 fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let sealer = Sealer::builder(KeyRing::new(key(1)))
-        .limits(Limits::default().max_depth(8))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let sealer = sealer_limited(Limits::default().max_depth(8));
     let nested = |levels: usize| {
         (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
     };
@@ -146,12 +150,7 @@ fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
 
 #[test]
 fn entry_limit_applies_on_insert_so_sealed_sessions_reopen() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let sealer = Sealer::builder(KeyRing::new(key(1)))
-        .limits(Limits::default().max_entries(3))
-        .clock(clock.clone())
-        .build()
-        .unwrap();
+    let sealer = sealer_limited(Limits::default().max_entries(3));
     let mut s = sealer.new_session().unwrap();
     for k in ["a", "b", "c"] {
         s.insert(k, &0).unwrap();

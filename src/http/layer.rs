@@ -446,25 +446,27 @@ fn sets_cookie_named(headers: &HeaderMap, name: &str) -> bool {
     })
 }
 
+/// The trimmed items of the comma-separated header `name`, over all its
+/// lines (values that are not text are skipped).
+fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<Item = &str> {
+    headers
+        .get_all(name)
+        .into_iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+}
+
 /// Whether the response's `Cache-Control` already keeps it out of shared
 /// caches (`private` or `no-store`, possibly with a field list).
 fn keeps_out_of_shared_caches(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::CACHE_CONTROL)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(|directive| directive.split('=').next().unwrap_or_default().trim())
+    list_items(headers, header::CACHE_CONTROL)
+        .map(|directive| directive.split('=').next().unwrap_or_default().trim_end())
         .any(|name| name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store"))
 }
 
 /// Whether the response already varies on `Cookie` (or on everything).
 fn varies_on_cookie(headers: &HeaderMap) -> bool {
-    headers
-        .get_all(header::VARY)
-        .iter()
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|value| value.split(','))
-        .map(str::trim)
+    list_items(headers, header::VARY)
         .any(|field| field == "*" || field.eq_ignore_ascii_case("cookie"))
 }
