@@ -56,10 +56,16 @@ pub enum Expiry {
     /// cookie settings are not persistent).
     #[default]
     Default,
-    /// The session ends at this Unix time (seconds). The cookie is
-    /// persistent even when the cookie settings are not (as an explicit
-    /// expiry overrides "expire at browser close" in Django): this is how
-    /// "remember me" is built on browser-session defaults.
+    /// The session ends at this Unix time (seconds), or earlier: the
+    /// sealer's idle timeout and absolute lifetime still apply, so this
+    /// can shorten a session but never extend it (unlike Django and
+    /// tower-sessions, where an explicit expiry replaces the global age; a
+    /// cookie whose lifetime the server cannot bound is what those limits
+    /// exist to refuse). The cookie is persistent even when the cookie
+    /// settings are not (as an explicit expiry overrides "expire at
+    /// browser close" in Django): this is how "remember me" is built on
+    /// browser-session defaults, with [`Session::expires_at`] telling when
+    /// it really ends.
     At(u64),
     /// The cookie has no `Max-Age`: the browser drops it when it closes.
     /// The server still enforces the sealer's timeouts.
@@ -441,7 +447,10 @@ impl Session {
         }
     }
 
-    /// Ends the session `seconds` from now.
+    /// Ends the session `seconds` from now, at a fixed time: unlike
+    /// Django's `set_expiry(seconds)` the end does not move with activity
+    /// (the sealer's idle timeout is the sliding limit), and it is capped
+    /// by the sealer's timeouts (see [`Expiry::At`]).
     pub fn set_expiry_in(&mut self, seconds: u64) {
         self.set_expiry(Expiry::At(self.now.saturating_add(seconds)));
     }
@@ -458,6 +467,13 @@ impl Session {
         self.expiry_age_at(self.now)
     }
 
+    /// The Unix time (seconds) the session ends if saved now: the request's
+    /// time plus [`Self::expiry_age`] (Django's `get_expiry_date`). `None`
+    /// if no limit applies.
+    pub fn expires_at(&self) -> Option<u64> {
+        self.expiry_age().map(|age| self.now.saturating_add(age))
+    }
+
     pub(crate) fn expiry_age_at(&self, now: u64) -> Option<u64> {
         let idle = self.policy.max_idle;
         let lifetime = self
@@ -471,7 +487,8 @@ impl Session {
         [idle, lifetime, own].into_iter().flatten().min()
     }
 
-    /// The session id.
+    /// The session id. A new session's id is random and reaches a cookie
+    /// only when the session is sealed.
     pub fn id(&self) -> SessionId {
         self.id
     }

@@ -26,6 +26,16 @@ async fn browser_session(session: LazySession) -> Result<&'static str, Error> {
     Ok("ok")
 }
 
+/// Whether the cookie would end with the browser, before and after the
+/// session asks for a browser-session cookie.
+async fn ends_with_browser(session: LazySession) -> Result<String, Error> {
+    session.insert("k", &1u8).await?;
+    let before = session.expires_at_browser_close().await?;
+    session.set_expiry(Expiry::BrowserSession).await?;
+    let after = session.expires_at_browser_close().await?;
+    Ok(format!("{before} {after}"))
+}
+
 async fn read(session: LazySession) -> Result<String, Error> {
     Ok(session.get::<String>("user").await?.unwrap_or_default())
 }
@@ -123,6 +133,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/read-with-vary", get(read_with_vary))
         .route("/untouched", get(|| async { "ok" }))
         .route("/browser", get(browser_session))
+        .route("/ends-with-browser", get(ends_with_browser))
         .route("/read", get(read))
         .route("/big", get(big))
         .route("/blob-len", get(blob_len))
@@ -239,6 +250,11 @@ async fn a_session_can_choose_a_browser_session_cookie() {
     let cookie = set_cookie(&call(&mut app, "/browser", None).await).expect("Set-Cookie");
     assert_eq!(cookie.max_age(), None);
     assert_eq!(cookie.expires(), None);
+    let response = call(&mut app, "/ends-with-browser", None).await;
+    assert_eq!(body_text(response).await, "false true");
+    let mut app = self::app(builder().persistent(false).build().expect("layer"));
+    let response = call(&mut app, "/ends-with-browser", None).await;
+    assert_eq!(body_text(response).await, "true true");
 }
 
 #[tokio::test]
@@ -292,8 +308,16 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
 #[tokio::test]
 async fn without_the_layer_the_extractor_answers_500() {
     let mut app = Router::new().route("/read", get(read));
+    let (logs, _guard) = capture_logs();
     let response = call(&mut app, "/read", None).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    // The client learns nothing of the setup; the log says what is wrong.
+    assert_eq!(body_text(response).await, "internal server error\n");
+    let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8");
+    assert!(
+        text.contains("ERROR") && text.contains("not installed"),
+        "{text}"
+    );
 }
 
 /// The response's `Set-Cookie` removes the session cookie.

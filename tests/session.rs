@@ -330,6 +330,11 @@ fn idle_lifetime_skew_and_own_expiry() {
     s.set_expiry_in(100);
     assert_eq!(s.expiry(), Expiry::At(T0 + 100));
     assert_eq!(s.expiry_age(), Some(100));
+    assert_eq!(s.expires_at(), Some(T0 + 100));
+    // An expiry past the idle timeout does not extend the session.
+    s.set_expiry_in(1_000_000);
+    assert_eq!(s.expires_at(), Some(T0 + 1000));
+    s.set_expiry_in(100);
     let cookie = sealer.seal(&mut s).unwrap();
     clock.set(T0 + 99);
     assert_eq!(sealer.open(&cookie).unwrap().expiry_age(), Some(1));

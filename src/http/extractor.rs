@@ -347,7 +347,10 @@ impl LazySession {
         self.with(|s| s.is_empty()).await
     }
 
-    /// Removes every entry; keeps the id and expiry.
+    /// Removes every entry. Under the layer an empty session is not kept:
+    /// unless something is stored again, the response deletes the cookie,
+    /// so the id and expiry do not survive (see [`Session::clear`] for the
+    /// session on its own).
     pub async fn clear(&self) -> Result<(), Error> {
         self.with(Session::clear).await
     }
@@ -384,7 +387,22 @@ impl LazySession {
         self.with(|s| s.expiry_age()).await
     }
 
-    /// The session id.
+    /// The Unix time (seconds) the session ends if saved now (see
+    /// [`Session::expires_at`]).
+    pub async fn expires_at(&self) -> Result<Option<u64>, Error> {
+        self.with(|s| s.expires_at()).await
+    }
+
+    /// Whether the cookie, if saved now, carries no `Max-Age` and so ends
+    /// when the browser closes (Django's `get_expire_at_browser_close`).
+    pub async fn expires_at_browser_close(&self) -> Result<bool, Error> {
+        let sealer = &self.inner.shared.sealer;
+        self.with(|s| sealer.max_age(s).is_none()).await
+    }
+
+    /// The session id. A new session (see [`Self::is_new`]) has a random id
+    /// that reaches a cookie only if the session is saved with at least one
+    /// entry: do not key server-side data by it before then.
     pub async fn id(&self) -> Result<SessionId, Error> {
         self.with(|s| s.id()).await
     }
@@ -522,8 +540,11 @@ impl fmt::Display for MissingSessionLayer {
 impl std::error::Error for MissingSessionLayer {}
 
 impl IntoResponse for MissingSessionLayer {
+    /// Logs the mistake at `ERROR` and sends a bare 500: the client learns
+    /// nothing about the application's setup.
     fn into_response(self) -> Response {
-        (StatusCode::INTERNAL_SERVER_ERROR, self.to_string()).into_response()
+        tracing::error!(error = %self, "a handler asked for the session");
+        (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
     }
 }
 
