@@ -4,10 +4,16 @@
 # WebAssembly runtimes. The clock and the random source come from the host
 # there (see the README), so the crate must not need SystemTime or getrandom.
 #
-# Tries to install the target's standard library with rustup. If that is
+# Then runs, under Node.js, every published test vector inside that build,
+# a session sealed and opened with a clock and a generator imported from
+# JavaScript (Date.now, crypto.getRandomValues), and a wasm32-wasip1 build
+# that uses the crate's defaults (the system clock and generator through
+# WASI).
+#
+# Tries to install each target's standard library with rustup. If that is
 # not possible (offline, no rustup, a toolchain without the component), it
-# says plainly that the build was NOT checked and exits 0: CI then reports
-# the gap instead of claiming the check.
+# says plainly that the build was NOT checked and exits 0, or fails under
+# CI=true: CI must not pass without the check.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,18 +22,26 @@ target=wasm32-unknown-unknown
 installed() {
     local sysroot
     sysroot=$(rustc --print sysroot)
-    [[ -d "$sysroot/lib/rustlib/$target/lib" ]]
+    [[ -d "$sysroot/lib/rustlib/$1/lib" ]]
 }
 
-if ! installed && command -v rustup >/dev/null 2>&1; then
-    echo "installing the $target standard library (rustup target add $target)"
-    timeout 300 rustup target add "$target" >/dev/null 2>&1 || true
-fi
+# Installs target $1 if needed; returns 1 (after saying so) if it cannot.
+ensure_target() {
+    if ! installed "$1" && command -v rustup >/dev/null 2>&1; then
+        echo "installing the $1 standard library (rustup target add $1)"
+        timeout 300 rustup target add "$1" >/dev/null 2>&1 || true
+    fi
+    if ! installed "$1"; then
+        if [[ "${CI:-}" == "true" ]]; then
+            echo "$1 target not installable here: NOT checked, and CI=true" >&2
+            exit 1
+        fi
+        echo "$1 target not installable here: NOT checked"
+        return 1
+    fi
+}
 
-if ! installed; then
-    echo "$target target not installable here: wasm build NOT checked"
-    exit 0
-fi
+ensure_target "$target" || exit 0
 
 echo "cargo check --lib --target $target (default features)"
 cargo check --lib --target "$target"
@@ -60,8 +74,11 @@ echo "$target: examples/edge_host.rs builds"
 
 # The published test vectors, checked inside WebAssembly: a throwaway
 # cdylib with both vector files built in exports `run`, and Node.js runs it
-# (no host imports: the vectors supply their own clock and random bytes).
-# The counts must equal the native `verify-vectors` run's.
+# (the vectors supply their own fixed clock and scripted random bytes).
+# The counts must equal the native `verify-vectors` run's. The same cdylib
+# exports `host_roundtrip`, which takes the clock and the generator from
+# JavaScript imports, as a Workers-style host would, and seals, opens,
+# re-seals and deletes a session with them.
 if ! command -v node >/dev/null 2>&1; then
     if [[ "${CI:-}" == "true" ]]; then
         echo "node is missing (Debian: apt-get install nodejs): vectors NOT checked in $target" >&2
@@ -91,8 +108,12 @@ sealed-session = { path = "$PWD", features = ["vectors"] }
 [workspace]
 TOML
 cat >"$vectors_crate/src/lib.rs" <<'RUST'
-//! Every published vector, checked in WebAssembly.
+//! Every published vector, and a session on the host's clock and
+//! generator, checked in WebAssembly.
+use std::sync::Arc;
+
 use sealed_session::vectors::{check_file_text, BUDGET_FILE, FORMAT_FILE};
+use sealed_session::{Clock, CookieAction, Error, KeyRing, MasterKey, RandomSource, Sealer};
 
 const FILES: [(&str, &str); 2] = [
     (FORMAT_FILE, include_str!("format-v1.json")),
@@ -120,17 +141,126 @@ pub extern "C" fn run() -> u32 {
     }
     passed << 16 | failed
 }
+
+#[link(wasm_import_module = "host")]
+extern "C" {
+    /// Unix time in seconds (JavaScript: `Date.now() / 1000`).
+    fn now_seconds() -> u64;
+    /// Fills `len` bytes at `ptr` (JavaScript: `crypto.getRandomValues`);
+    /// 0 on success.
+    fn fill_random(ptr: *mut u8, len: usize) -> u32;
+}
+
+struct HostClock;
+impl Clock for HostClock {
+    fn now(&self) -> u64 {
+        // SAFETY: an imported function without arguments.
+        unsafe { now_seconds() }
+    }
+}
+
+struct HostRandom;
+impl RandomSource for HostRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        // SAFETY: the host writes exactly `buf.len()` bytes at `buf`.
+        match unsafe { fill_random(buf.as_mut_ptr(), buf.len()) } {
+            0 => Ok(()),
+            _ => Err(Error::Random),
+        }
+    }
+}
+
+/// 0 when a session seals, opens, re-seals and is deleted on the host's
+/// clock and generator; otherwise the number of the step that failed.
+#[no_mangle]
+pub extern "C" fn host_roundtrip() -> u32 {
+    match roundtrip() {
+        Ok(()) => 0,
+        Err(step) => step,
+    }
+}
+
+fn roundtrip() -> Result<(), u32> {
+    let ring = || MasterKey::generate_with(&HostRandom).map(KeyRing::new);
+    // Without the host's capabilities the builder says which is missing.
+    let no_clock = Sealer::builder(ring().map_err(|_| 1u32)?).random(Arc::new(HostRandom)).build();
+    if no_clock.err() != Some(Error::NoClock) {
+        return Err(2);
+    }
+    let no_random = Sealer::builder(ring().map_err(|_| 1u32)?).clock(Arc::new(HostClock)).build();
+    if no_random.err() != Some(Error::Random) {
+        return Err(3);
+    }
+    let sealer = Sealer::builder(ring().map_err(|_| 1u32)?)
+        .cookie_name("__Host-session")
+        .clock(Arc::new(HostClock))
+        .random(Arc::new(HostRandom))
+        .build()
+        .map_err(|_| 4u32)?;
+    let before = HostClock.now();
+    if before < 1_600_000_000 {
+        return Err(5); // not a real clock
+    }
+    let mut session = sealer.new_session().map_err(|_| 6u32)?;
+    if session.id() == sealer.new_session().map_err(|_| 6u32)?.id() {
+        return Err(7); // two random ids alike: not a real generator
+    }
+    session.insert("visits", &1u32).map_err(|_| 8u32)?;
+    let saved = sealer.save(&mut session).map_err(|_| 9u32)?;
+    let CookieAction::Set(header) = saved.action else {
+        return Err(10);
+    };
+    let value = header
+        .strip_prefix("__Host-session=")
+        .and_then(|rest| rest.split(';').next())
+        .ok_or(11u32)?;
+    let mut opened = sealer.open(value).map_err(|_| 12u32)?;
+    let after = HostClock.now();
+    let issued = opened.issued_at().ok_or(13u32)?;
+    if opened.get::<u32>("visits") != Ok(Some(1)) || opened.id() != session.id() {
+        return Err(14);
+    }
+    if issued < before || issued > after {
+        return Err(15);
+    }
+    // A fresh nonce for every seal.
+    let first = sealer.seal(&mut opened).map_err(|_| 16u32)?;
+    let second = sealer.seal(&mut opened).map_err(|_| 16u32)?;
+    if first == second || sealer.open(&second).is_err() {
+        return Err(17);
+    }
+    // Logout deletes the cookie (without reading any clock of its own).
+    opened.flush().map_err(|_| 18u32)?;
+    match sealer.save(&mut opened).map_err(|_| 19u32)?.action {
+        CookieAction::Delete(header) if header.contains("Max-Age=0") => Ok(()),
+        _ => Err(20),
+    }
+}
 RUST
 echo "cargo build (vectors cdylib) --target $target"
 CARGO_TARGET_DIR="$PWD/target" cargo build --quiet --manifest-path "$vectors_crate/Cargo.toml" --target "$target"
 wasm="$PWD/target/$target/debug/wasm_vectors_check.wasm"
-in_wasm=$(node -e '
+# Prints the vectors' counts, then the round trip's step (0: passed).
+node_out=$(node -e '
 const bytes = require("fs").readFileSync(process.argv[1]);
-WebAssembly.instantiate(bytes, {}).then(({ instance }) => {
+const { webcrypto } = require("crypto");
+let memory;
+const host = {
+  now_seconds: () => BigInt(Math.floor(Date.now() / 1000)),
+  fill_random: (ptr, len) => {
+    webcrypto.getRandomValues(new Uint8Array(memory.buffer, ptr, len));
+    return 0;
+  },
+};
+WebAssembly.instantiate(bytes, { host }).then(({ instance }) => {
+  memory = instance.exports.memory;
   const r = instance.exports.run();
   console.log(`${r >>> 16} passed, ${r & 0xffff} failed`);
+  console.log(instance.exports.host_roundtrip());
 });
 ' "$wasm")
+in_wasm=$(head -n 1 <<<"$node_out")
+roundtrip=$(tail -n 1 <<<"$node_out")
 # A failing native run must reach the comparison below, not stop the
 # script here.
 native_run=$(cargo run --quiet -p sealed-session-cli -- verify-vectors test-vectors || true)
@@ -140,3 +270,66 @@ if [[ "$in_wasm" != "$native" || "$native" != *", 0 failed" ]]; then
     echo "the vectors do not all pass in $target" >&2
     exit 1
 fi
+if [[ "$roundtrip" != "0" ]]; then
+    echo "$target: the session on the host's clock and generator failed at step $roundtrip" >&2
+    exit 1
+fi
+echo "$target (Node.js): a session sealed, opened, re-sealed and deleted on Date.now and crypto.getRandomValues"
+
+# WASI (Fastly Compute and other wasm32-wasip1 hosts): the defaults, the
+# system clock and the OS generator, come through WASI; no host code.
+wasi_target=wasm32-wasip1
+ensure_target "$wasi_target" || exit 0
+wasi_crate="$scratch/wasi"
+mkdir -p "$wasi_crate/src"
+cp Cargo.lock "$wasi_crate/Cargo.lock"
+cat >"$wasi_crate/Cargo.toml" <<TOML
+[package]
+name = "wasi-defaults-check"
+version = "0.0.0"
+edition = "2021"
+publish = false
+
+[dependencies]
+sealed-session = { path = "$PWD" }
+
+[workspace]
+TOML
+cat >"$wasi_crate/src/main.rs" <<'RUST'
+//! A session on the crate's defaults under WASI: exits 0 if it seals,
+//! opens and stamps the real time; otherwise prints the failure.
+use sealed_session::{CookieAction, KeyRing, MasterKey, Sealer};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
+    let mut session = sealer.new_session()?;
+    session.insert("visits", &1u32)?;
+    let CookieAction::Set(header) = sealer.save(&mut session)?.action else {
+        return Err("no cookie set".into());
+    };
+    let value = header.split(';').next().and_then(|p| p.split_once('=')).ok_or("no value")?.1;
+    let opened = sealer.open(value)?;
+    let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();
+    let issued = opened.issued_at().ok_or("no issued-at")?;
+    if opened.get::<u32>("visits")? != Some(1) || now.abs_diff(issued) > 2 || now < 1_600_000_000 {
+        return Err("wrong session or time".into());
+    }
+    println!("sealed and opened at {issued}");
+    Ok(())
+}
+RUST
+echo "cargo build (defaults) --target $wasi_target"
+CARGO_TARGET_DIR="$PWD/target" cargo build --quiet --manifest-path "$wasi_crate/Cargo.toml" --target "$wasi_target"
+wasi_out=$(node --no-warnings -e '
+const { WASI } = require("wasi");
+const wasi = new WASI({ version: "preview1", args: ["check"], env: {} });
+const bytes = require("fs").readFileSync(process.argv[1]);
+WebAssembly.instantiate(bytes, wasi.getImportObject()).then(({ instance }) => {
+  process.exitCode = wasi.start(instance);
+});
+' "$PWD/target/$wasi_target/debug/wasi-defaults-check.wasm") || {
+    echo "$wasi_target: the session on the defaults failed: $wasi_out" >&2
+    exit 1
+}
+echo "$wasi_target (Node.js WASI): $wasi_out, with the default clock and generator"

@@ -238,7 +238,7 @@ impl DjangoCodecBuilder {
     ///
     /// Fails with [`InvalidKey::EmptySecret`] if any secret is empty (Django
     /// refuses an empty `SECRET_KEY`). On `wasm32-unknown-unknown` a clock
-    /// must be given, as for [`Sealer`], or this fails with [`Error::Random`].
+    /// must be given, as for [`Sealer`], or this fails with [`Error::NoClock`].
     pub fn build(self) -> Result<DjangoCodec, Error> {
         if self.secrets.iter().any(|s| s.is_empty()) {
             return Err(Error::InvalidKey(InvalidKey::EmptySecret));
@@ -271,7 +271,7 @@ fn default_clock() -> Result<Arc<dyn Clock>, Error> {
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 fn default_clock() -> Result<Arc<dyn Clock>, Error> {
     // No wall clock here: the host must pass one (as for `Sealer`).
-    Err(Error::Random)
+    Err(Error::NoClock)
 }
 
 /// An opened Django cookie: the session entries and what the cookie said

@@ -68,9 +68,16 @@ pub enum Error {
     #[error("value could not be {0}")]
     Value(ValueError),
 
-    /// The random source failed (no entropy available).
+    /// The random source failed (no entropy available), or none was given
+    /// on a target without an operating-system generator
+    /// (`wasm32-unknown-unknown`).
     #[error("random source failed")]
     Random,
+
+    /// No clock was given on a target without a system clock
+    /// (`wasm32-unknown-unknown`): the host must supply one.
+    #[error("no clock: this target has none, the host must supply one")]
+    NoClock,
 
     /// The server-side overflow store or revocation store failed.
     #[error("server-side store failed: {0}")]
@@ -96,6 +103,7 @@ impl Error {
             Error::InvalidEntryKey(_) => "invalid-entry-key",
             Error::Value(_) => "value",
             Error::Random => "random",
+            Error::NoClock => "no-clock",
             Error::Store(_) => "store",
         }
     }

@@ -249,7 +249,8 @@ impl SealerBuilder {
     }
 
     /// Builds the sealer. On `wasm32-unknown-unknown` a clock and a random
-    /// source must have been supplied ([`Error::Random`] otherwise). A
+    /// source must have been supplied ([`Error::NoClock`] and
+    /// [`Error::Random`] otherwise). A
     /// budget too small for the deletion cookie fails with
     /// [`Error::TooLarge`].
     pub fn build(self) -> Result<Sealer, Error> {
@@ -263,7 +264,7 @@ impl SealerBuilder {
         }
         let clock = match self.clock {
             Some(clock) => clock,
-            None => default_clock().ok_or(Error::Random)?,
+            None => default_clock().ok_or(Error::NoClock)?,
         };
         let random = match self.random {
             Some(random) => random,
