@@ -584,6 +584,15 @@ def check_valid(v, exp, notes):
     for field, value in got.items():
         if exp[field] != value:
             return f"{field}: got {value!r}, expected {exp[field]!r}"
+    # The overflow element (section 15): only its reference and keys are in
+    # the token; the values live in the blob.
+    overflow = s["overflow"]
+    got_overflow = None if overflow is None else {
+        "reference": overflow["reference"].hex(),
+        "keys": overflow["keys"],
+    }
+    if exp.get("overflow") != got_overflow:
+        return f"overflow: got {got_overflow!r}, expected {exp.get('overflow')!r}"
     if len(s["entries"]) != len(exp["entries"]):
         return f"{len(s['entries'])} entries, expected {len(exp['entries'])}"
     for e, want in zip(s["entries"], exp["entries"]):
@@ -603,9 +612,14 @@ def check_valid(v, exp, notes):
     if sealing["issued_at"] != exp["issued_at"]:
         return "sealing.issued_at differs from expected.issued_at"
     flags = PAYLOAD_FLAG_BROWSER_SESSION if exp["browser_session"] else 0
+    exp_overflow = exp.get("overflow")
     plaintext = encode_payload(
         exp["created_at"], exp["expires_at"], bytes.fromhex(exp["session_id"]), flags,
         [(e["key"], e["priority"], bytes.fromhex(e["value_cbor_hex"])) for e in exp["entries"]],
+        None if exp_overflow is None else (
+            bytes.fromhex(exp_overflow["reference"]),
+            [(k["key"], k["priority"]) for k in exp_overflow["keys"]],
+        ),
     )
     if v.get("plaintext_hex") is not None and plaintext.hex() != v["plaintext_hex"]:
         return "the writer's payload encoding differs from plaintext_hex"

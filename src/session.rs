@@ -365,6 +365,14 @@ impl Session {
         matches!(self.entries[i].value, Value::Overflowed)
     }
 
+    /// The reference of the overflow blob the cookie named (§15 of
+    /// `docs/FORMAT.md`): with [`Self::id`] it makes the blob's store key
+    /// ([`store::overflow_key`](crate::store::overflow_key)). `None` when
+    /// nothing overflowed.
+    pub fn overflow_reference(&self) -> Option<&[u8; SESSION_ID_LEN]> {
+        self.overflow.as_ref().map(|(_, reference)| reference)
+    }
+
     /// Whether any entry lives in the overflow store and is not loaded yet.
     pub fn has_unloaded_overflow(&self) -> bool {
         self.entries

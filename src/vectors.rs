@@ -138,8 +138,30 @@ pub struct Expected {
     pub used_fallback: bool,
     /// Whether the sliding refresh is due.
     pub refresh_due: bool,
-    /// Entries in order.
+    /// The cookie-resident entries, in order.
     pub entries: Vec<ExpectedEntry>,
+    /// The entries that live in an overflow blob (a 6-element payload).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub overflow: Option<ExpectedOverflow>,
+}
+
+/// The overflow element of a payload: what the cookie says of the entries
+/// that live server-side (their values are not in the token).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpectedOverflow {
+    /// The blob's 16-byte reference, hex.
+    pub reference: String,
+    /// The overflowed keys with their priorities, in order.
+    pub keys: Vec<ExpectedOverflowKey>,
+}
+
+/// One overflowed key.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExpectedOverflowKey {
+    /// The key.
+    pub key: String,
+    /// `low`, `normal`, `high` or `critical`.
+    pub priority: String,
 }
 
 /// One entry.
@@ -392,10 +414,19 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
         expected: None,
         expected_error: None,
     };
-    let session = open_vector(&v)?;
+    v.expected = Some(expected_of(&v)?);
+    Ok(v)
+}
+
+/// What opening `v` gives, as the vector states it (public API only).
+fn expected_of(v: &Vector) -> Result<Expected, Error> {
+    let session = open_vector(v)?;
     let header = token::inspect(&v.token)?.header;
     let mut entries = Vec::new();
     for (key, priority) in session.keys_with_priority() {
+        if session.is_overflowed(key) {
+            continue;
+        }
         entries.push(ExpectedEntry {
             key: key.to_owned(),
             priority: priority.name().to_owned(),
@@ -403,7 +434,7 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
             value_cbor_hex: hex::encode(session.get_raw(key).unwrap_or_default()),
         });
     }
-    v.expected = Some(Expected {
+    Ok(Expected {
         session_id: hex::encode(session.id().as_bytes()),
         created_at: session.created_at(),
         issued_at: header.issued_at,
@@ -416,8 +447,22 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
         used_fallback: session.opened_with_fallback(),
         refresh_due: session.refresh_due(),
         entries,
-    });
-    Ok(v)
+        overflow: overflow_of(&session),
+    })
+}
+
+fn overflow_of(session: &crate::Session) -> Option<ExpectedOverflow> {
+    Some(ExpectedOverflow {
+        reference: hex::encode(session.overflow_reference()?),
+        keys: session
+            .keys_with_priority()
+            .filter(|(key, _)| session.is_overflowed(key))
+            .map(|(key, priority)| ExpectedOverflowKey {
+                key: key.to_owned(),
+                priority: priority.name().to_owned(),
+            })
+            .collect(),
+    })
 }
 
 /// An invalid case: a token, the parameters that differ from the defaults,
@@ -664,10 +709,55 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             s.issued_at = NOW - 3600;
             s
         },
+        {
+            let mut s = small();
+            s.name = "lifetime-boundary";
+            s.description =
+                "Created exactly max_lifetime seconds ago: still valid (expired only when older).";
+            s.created_at = NOW - 86_400;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "skew-boundary";
+            s.description = "Issued exactly clock_skew seconds in the future: still valid.";
+            s.issued_at = NOW + 60;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "session-expiry-boundary";
+            s.description =
+                "The session's own expiry one second after now: still valid (expired from that second on).";
+            s.expiry = Expiry::At(NOW + 1);
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "expiry-beyond-32-bits";
+            s.description = "An expiry of 2^40 seconds: an 8-byte CBOR integer head (readers must hold times as 64-bit integers).";
+            s.expiry = Expiry::At(1 << 40);
+            s
+        },
     ];
     for spec in valid_specs {
         out.push(valid_vector(spec)?);
     }
+    // Limits at their boundary: the small session opens with a token limit
+    // equal to its length, and with an entry limit equal to its count.
+    let small_vector = valid_vector(small())?;
+    let mut at_length = small_vector.clone();
+    at_length.name = "token-at-length-limit".into();
+    at_length.description =
+        "max_token_len equal to the token's length in bytes: still valid.".into();
+    at_length.limits.max_token_len = at_length.token.len();
+    out.push(at_length);
+    let mut at_entries = small_vector;
+    at_entries.name = "entries-at-limit".into();
+    at_entries.description = "max_entries equal to the session's 3 entries: still valid.".into();
+    at_entries.limits.max_entries = 3;
+    out.push(at_entries);
+    out.push(overflow_vector()?);
 
     let base = valid_vector(small())?.token;
     let a = key_a();
@@ -972,6 +1062,153 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             &cbor_payload(NOW - 30, 0, &[], None),
             "malformed",
         )?,
+        authentic_payload(
+            "cbor-key-not-utf8",
+            "Authenticates; an entry key that is not valid UTF-8.",
+            &raw_payload(&[0x81, 0x83, 0x61, 0xff, 0x01, 0x41, 0x01], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-session-id-15-bytes",
+            "Authenticates; a session id of 15 bytes.",
+            &[&[0x85][..], &created_head(), &[0xf6], &byte_string(15), &[0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-session-id-17-bytes",
+            "Authenticates; a session id of 17 bytes.",
+            &[&[0x85][..], &created_head(), &[0xf6], &byte_string(17), &[0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-entry-two-elements",
+            "Authenticates; an entry of 2 elements (key, priority; no value).",
+            &raw_payload(&[0x81, 0x82, 0x61, b'k', 0x01], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-entry-four-elements",
+            "Authenticates; an entry of 4 elements.",
+            &raw_payload(&[0x81, 0x84, 0x61, b'k', 0x01, 0x41, 0x01, 0x00], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-value-not-bytes",
+            "Authenticates; an entry whose value is a text string, not a byte string.",
+            &raw_payload(&[0x81, 0x83, 0x61, b'k', 0x01, 0x61, b'x'], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-payload-four-elements",
+            "Authenticates; a payload array of 4 elements (no entries).",
+            &[&[0x84][..], &created_head(), &[0xf6], &byte_string(16), &[0x00]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-payload-seven-elements",
+            "Authenticates; a payload array of 7 elements (a valid overflow element, then 0).",
+            &{
+                let mut p = raw_payload(&one_entry(), Some(&overflow_element(16, &[b"o"])));
+                p[0] = 0x87;
+                p.push(0x00);
+                p
+            },
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-expires-negative",
+            "Authenticates; expires_at is the negative integer -1.",
+            &with_expires(&[0x20]),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-expires-false",
+            "Authenticates; expires_at is false.",
+            &with_expires(&[0xf4]),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-expires-undefined",
+            "Authenticates; expires_at is undefined.",
+            &with_expires(&[0xf7]),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-expires-tagged",
+            "Authenticates; expires_at wrapped in tag 1 (epoch time): no tags in the outer structure.",
+            &with_expires(&[&[0xc1, 0x1a][..], &((NOW + 3600) as u32).to_be_bytes()].concat()),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-created-at-float",
+            "Authenticates; created_at written as a double-precision float.",
+            &[
+                &[0x85, 0xfb][..],
+                &((NOW - 7200) as f64).to_be_bytes(),
+                &[0xf6],
+                &byte_string(16),
+                &[0x00, 0x80],
+            ]
+            .concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-indefinite-entries",
+            "Authenticates; the entries array has indefinite length (0x9f ... 0xff).",
+            &raw_payload(&[&[0x9f][..], ENTRY_K, &[0xff]].concat(), None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-entry-count-beyond-bytes",
+            "Authenticates; the entries array declares 200 entries (within max_entries) but 6 bytes follow: refused before anything is allocated for them.",
+            &raw_payload(&[&[0x98, 200][..], ENTRY_K].concat(), None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-overflow-reference-15-bytes",
+            "Authenticates; an overflow element whose reference is 15 bytes.",
+            &raw_payload(&one_entry(), Some(&overflow_element(15, &[b"o"]))),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-overflow-key-three-elements",
+            "Authenticates; an overflowed key given as [key, priority, 0].",
+            &{
+                let mut o = vec![0x82];
+                o.extend_from_slice(&byte_string(16));
+                o.extend_from_slice(&[0x81, 0x83, 0x61, b'o', 0x01, 0x00]);
+                raw_payload(&one_entry(), Some(&o))
+            },
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-overflow-duplicate-key",
+            "Authenticates; an overflowed key equal to an entry's key (keys are unique across both).",
+            &raw_payload(&one_entry(), Some(&overflow_element(16, &[b"k"]))),
+            "malformed",
+        )?,
+        {
+            let mut spec = authentic_payload(
+                "cbor-overflow-over-entry-limit",
+                "Authenticates; 1 entry and 2 overflowed keys against max_entries 2 (entries and overflowed keys share the limit).",
+                &raw_payload(&one_entry(), Some(&overflow_element(16, &[b"o", b"p"]))),
+                "limit-exceeded",
+            )?;
+            spec.limits.max_entries = 2;
+            spec
+        },
+        invalid(
+            "base64-length-one-mod-four",
+            "A token of 4n+1 characters, which no byte string encodes to.",
+            {
+                let mut t = base.clone();
+                while t.len() % 4 != 1 {
+                    t.push('A');
+                }
+                t
+            },
+            "malformed",
+        ),
         invalid(
             "bad-deflate",
             "Authenticates; compressed flag set but the payload is not raw deflate.",
@@ -1007,6 +1244,124 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         out.push(v);
     }
     Ok(out)
+}
+
+/// The entry `["k", 1, h'01']` (CBOR).
+const ENTRY_K: &[u8] = &[0x83, 0x61, b'k', 0x01, 0x41, 0x01];
+
+/// `created_at` two hours before `NOW`, as a CBOR head.
+fn created_head() -> Vec<u8> {
+    let mut head = vec![0x1a];
+    head.extend_from_slice(&u32::try_from(NOW - 7200).unwrap_or(0).to_be_bytes());
+    head
+}
+
+/// A CBOR byte string of `len` (< 24) bytes of 0x11.
+fn byte_string(len: u8) -> Vec<u8> {
+    let mut out = vec![0x40 + len];
+    out.resize(1 + usize::from(len), 0x11);
+    out
+}
+
+/// A payload created two hours before `NOW`, without expiry, flags 0, with
+/// `entries` (the raw CBOR of the whole element) and, as a 6th element,
+/// `overflow`.
+fn raw_payload(entries: &[u8], overflow: Option<&[u8]>) -> Vec<u8> {
+    let head = if overflow.is_some() { 0x86 } else { 0x85 };
+    let mut out = [
+        &[head][..],
+        &created_head(),
+        &[0xf6],
+        &byte_string(16),
+        &[0x00],
+    ]
+    .concat();
+    out.extend_from_slice(entries);
+    out.extend_from_slice(overflow.unwrap_or_default());
+    out
+}
+
+/// The entries element `[["k", 1, h'01']]`.
+fn one_entry() -> Vec<u8> {
+    [&[0x81][..], ENTRY_K].concat()
+}
+
+/// A payload with the entry `k` whose expires_at is `expires` (raw CBOR).
+fn with_expires(expires: &[u8]) -> Vec<u8> {
+    [
+        &[0x85][..],
+        &created_head(),
+        expires,
+        &byte_string(16),
+        &[0x00, 0x81],
+        ENTRY_K,
+    ]
+    .concat()
+}
+
+/// An overflow element: a reference of `reference_len` bytes and the given
+/// short keys (under 24 bytes), each with priority 1.
+fn overflow_element(reference_len: u8, keys: &[&[u8]]) -> Vec<u8> {
+    let mut out = vec![0x82];
+    out.extend_from_slice(&byte_string(reference_len));
+    out.push(0x80 + keys.len() as u8);
+    for key in keys {
+        out.extend_from_slice(&[0x82, 0x60 + key.len() as u8]);
+        out.extend_from_slice(key);
+        out.push(0x01);
+    }
+    out
+}
+
+/// A valid token whose payload has the 6th element: one entry in the
+/// cookie, two in an overflow blob. Written by hand in the canonical
+/// encoding of §11.3, as the public API writes one only through a store.
+fn overflow_vector() -> Result<Vector, Error> {
+    let name = "overflow-reference";
+    let session_id = derive("session-id", name, 16);
+    let reference = derive("reference", name, 16);
+    let mut plaintext = vec![0x86];
+    plaintext.extend_from_slice(&created_head());
+    plaintext.extend_from_slice(&[0xf6, 0x50]);
+    plaintext.extend_from_slice(&session_id);
+    // flags 0; entries [["user", 3, h'63616461' ("ada")]]
+    plaintext.extend_from_slice(&[0x00, 0x81, 0x83, 0x64]);
+    plaintext.extend_from_slice(b"user");
+    plaintext.extend_from_slice(&[0x03, 0x44, 0x63]);
+    plaintext.extend_from_slice(b"ada");
+    // overflow [reference, [["cart", 0], ["history", 1]]]
+    plaintext.extend_from_slice(&[0x82, 0x50]);
+    plaintext.extend_from_slice(&reference);
+    plaintext.extend_from_slice(&[0x82, 0x82, 0x64]);
+    plaintext.extend_from_slice(b"cart");
+    plaintext.extend_from_slice(&[0x00, 0x82, 0x67]);
+    plaintext.extend_from_slice(b"history");
+    plaintext.push(0x01);
+    let token = seal_raw(name, &key_a(), NOW - 60, &plaintext, Compression::Off)?;
+    let mut v = Vector {
+        name: name.to_owned(),
+        description: "A 6-element payload: the entry user in the cookie; cart (low) and history (normal) in the overflow blob the reference names (their values are not in the token).".to_owned(),
+        cookie_name: "session".to_owned(),
+        keys: Keys {
+            primary: key_a(),
+            fallbacks: vec![key_b()],
+        },
+        now: NOW,
+        limits: default_limits(),
+        policy: default_policy(),
+        plaintext_hex: Some(hex::encode(&plaintext)),
+        token,
+        sealing: Some(Sealing {
+            key: key_a(),
+            issued_at: NOW - 60,
+            nonce: hex::encode(derive("nonce", name, 24)),
+            compression_threshold: None,
+        }),
+        expected: None,
+        expected_error: None,
+    };
+    v.expected = Some(expected_of(&v)?);
+    Ok(v)
 }
 
 /// Seals `payload` with the compressed flag set without compressing it: a
@@ -1139,12 +1494,20 @@ fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Res
             session.opened_with_fallback() == expected.used_fallback,
         ),
         ("refresh_due", session.refresh_due() == expected.refresh_due),
-        ("entry count", session.len() == expected.entries.len()),
+        (
+            "entry count",
+            session.len()
+                == expected.entries.len() + expected.overflow.as_ref().map_or(0, |o| o.keys.len()),
+        ),
+        ("overflow", overflow_of(session) == expected.overflow),
     ];
     if let Some((field, _)) = checks.iter().find(|(_, ok)| !ok) {
         return Err(format!("{field} differs"));
     }
-    for (want, (key, priority)) in expected.entries.iter().zip(session.keys_with_priority()) {
+    let resident = session
+        .keys_with_priority()
+        .filter(|(key, _)| !session.is_overflowed(key));
+    for (want, (key, priority)) in expected.entries.iter().zip(resident) {
         if want.key != key || want.priority != priority.name() {
             return Err(format!("entry {:?} differs in key or priority", want.key));
         }
@@ -1163,8 +1526,10 @@ fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Res
         }
     }
     // The other direction: sealing the same session with the same nonce
-    // must give the same token, byte for byte.
-    if let Some(sealing) = &v.sealing {
+    // must give the same token, byte for byte. (The public API writes an
+    // overflow element only through a store, so for those vectors the
+    // writer is pinned by `plaintext_hex` alone.)
+    if let (Some(sealing), None) = (&v.sealing, &expected.overflow) {
         let resealed =
             reseal(v, expected, sealing).map_err(|e| format!("re-seal failed: {}", e.kind()))?;
         if resealed != v.token {
