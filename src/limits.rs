@@ -35,8 +35,8 @@ impl Limits {
     /// Longest token accepted, in bytes (default 4096, the cookie size
     /// browsers keep). A valid token is ASCII, so bytes are characters;
     /// the length is checked before anything else, on the raw bytes.
-    pub fn max_token_len(mut self, chars: usize) -> Self {
-        self.max_token_len = chars;
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
         self
     }
 

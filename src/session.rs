@@ -349,7 +349,9 @@ impl Session {
         }
     }
 
-    /// Removes an entry and returns its value.
+    /// Removes an entry and returns its value (Django's `pop`,
+    /// tower-sessions' `remove`).
+    #[doc(alias = "pop")]
     pub fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
         let value = self.get(key)?;
         self.remove(key);

@@ -123,7 +123,8 @@ impl TokenHeader {
 pub struct TokenInfo {
     /// The (unauthenticated) header.
     pub header: TokenHeader,
-    /// Length of the token text in characters.
+    /// Length of the token text in bytes (characters, for a valid token:
+    /// it is ASCII).
     pub token_len: usize,
     /// Length of the ciphertext (without nonce and tag) in bytes.
     pub ciphertext_len: usize,

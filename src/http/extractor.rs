@@ -291,7 +291,8 @@ impl LazySession {
     }
 
     /// Removes an entry and returns its value (loading it from the overflow
-    /// store if it lives there).
+    /// store if it lives there): Django's `pop`, tower-sessions' `remove`.
+    #[doc(alias = "pop")]
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let mut state = self.inner.state.lock().await;
         let opened = self.ensure_open(&mut state).await?;
