@@ -402,6 +402,8 @@ def open_session(ring, cookie_name, token, now, limits, policy):
     if policy["max_idle"] is not None and fraction < 1.0:
         refresh_due = age >= math.floor(policy["max_idle"] * fraction)
     p.update(
+        # Section 11.2: the session's created-at is never in the reader's future.
+        created_at=min(p["created_at"], now),
         issued_at=issued_at,
         compressed=head["compressed"],
         used_fallback=used_fallback,

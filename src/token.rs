@@ -417,8 +417,10 @@ fn inflate_capped(compressed: &[u8], cap: usize) -> Result<Vec<u8>, Error> {
             let consumed = in_before as usize;
             let status =
                 inflater.decompress_vec(&compressed[consumed..], &mut out, FlushDecompress::None);
-            // Before the stream's own error: output past the cap is refused
-            // as such even when invalid data follows it in the same call.
+            // Before the stream's own error: output delivered past the cap
+            // is refused as such even when the same call met invalid data
+            // (which of the two a stream that turns bad just past the cap
+            // gives depends on buffer sizes: FORMAT.md §10).
             if out.len() > cap {
                 return Err(Error::LimitExceeded(Limit::DecompressedSize));
             }
