@@ -88,7 +88,7 @@ def hkdf_sha256(salt, ikm, info, length):
 class Key:
     def __init__(self, master):
         if len(master) < MIN_MASTER_KEY_LEN:
-            raise ValueError("master keys are at least 32 bytes")
+            raise OpenError("invalid-key", "master keys are at least 32 bytes")
         self.aead_key = hkdf_sha256(HKDF_SALT, master, INFO_KEY, 32)
         self.key_id = hkdf_sha256(HKDF_SALT, master, INFO_KEY_ID, 8)
 
@@ -100,7 +100,7 @@ class Ring:
         self.keys = [Key(primary)] + [Key(k) for k in fallbacks]
         ids = [k.key_id for k in self.keys]
         if len(set(ids)) != len(ids):
-            raise ValueError("two keys of the ring share a key id")
+            raise OpenError("invalid-key", "two keys of the ring share a key id")
 
     def find(self, key_id):
         for i, key in enumerate(self.keys):
@@ -647,8 +647,9 @@ def check_valid(v, exp, notes):
 
 def check_format_vector(v, notes):
     if v.get("expected_error") is not None:
-        ring = Ring(bytes.fromhex(v["keys"]["primary"]), [bytes.fromhex(k) for k in v["keys"]["fallbacks"]])
         try:
+            # A ring that must be refused fails here, with invalid-key.
+            ring = Ring(bytes.fromhex(v["keys"]["primary"]), [bytes.fromhex(k) for k in v["keys"]["fallbacks"]])
             open_session(ring, v["cookie_name"], v["token"], v["now"], v["limits"], v["policy"])
         except OpenError as e:
             if e.kind != v["expected_error"]:

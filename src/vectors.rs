@@ -233,7 +233,8 @@ pub fn key_a() -> String {
 pub fn key_b() -> String {
     key_hex(0x20)
 }
-/// A key no vector ring holds: bytes 0x40..=0x5f.
+/// Key C, bytes 0x40..=0x5f: seals `unknown-key-id` (no A/B ring holds it),
+/// and is the primary of `second-fallback-key`.
 pub fn key_c() -> String {
     key_hex(0x40)
 }
@@ -743,6 +744,29 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
     for spec in valid_specs {
         out.push(valid_vector(spec)?);
     }
+    {
+        let mut s = small();
+        s.name = "long-master-key";
+        s.description = "Sealed and opened under a 64-byte master key (keys are at least 32 bytes; HKDF takes any length).";
+        let long = format!("{}{}", key_a(), key_c());
+        s.seal_key = long.clone();
+        s.ring = Keys {
+            primary: long,
+            fallbacks: Vec::new(),
+        };
+        out.push(valid_vector(s)?);
+    }
+    {
+        let mut s = small();
+        s.name = "second-fallback-key";
+        s.description = "A ring of primary C and fallbacks A, B; sealed under B: found by key id, flagged for a re-seal.";
+        s.seal_key = key_b();
+        s.ring = Keys {
+            primary: key_c(),
+            fallbacks: vec![key_a(), key_b()],
+        };
+        out.push(valid_vector(s)?);
+    }
     // Limits at their boundary: the small session opens with a token limit
     // equal to its length, and with an entry limit equal to its count.
     let small_vector = valid_vector(small())?;
@@ -1222,6 +1246,41 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             "malformed",
         ),
     ];
+    // Rings that must be refused before any token is looked at.
+    let short_key = key_a()[..62].to_owned();
+    for (name, description, keys) in [
+        (
+            "ring-short-key",
+            "The ring's primary master key has 31 bytes (at least 32 are required): refused as a key, whatever the token.",
+            Keys {
+                primary: short_key,
+                fallbacks: Vec::new(),
+            },
+        ),
+        (
+            "ring-duplicate-key",
+            "Key A is both the primary and a fallback: two keys with one key id make lookup ambiguous, so the ring is refused.",
+            Keys {
+                primary: key_a(),
+                fallbacks: vec![key_a()],
+            },
+        ),
+    ] {
+        out.push(Vector {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            cookie_name: "session".to_owned(),
+            keys,
+            now: NOW,
+            limits: default_limits(),
+            policy: default_policy(),
+            plaintext_hex: None,
+            token: base.clone(),
+            sealing: None,
+            expected: None,
+            expected_error: Some("invalid-key".to_owned()),
+        });
+    }
     for spec in inv.drain(..) {
         let mut v = Vector {
             name: spec.name.to_owned(),
