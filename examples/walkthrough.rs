@@ -7,7 +7,8 @@
 
 use sealed_session::store::{MemoryRevocations, MemoryStore};
 use sealed_session::{
-    token, Compression, CookieAction, Error, FixedClock, KeyRing, MasterKey, Priority, Sealer,
+    token, Compression, CookieAction, Error, Expiry, FixedClock, KeyRing, MasterKey, Priority,
+    Sealer,
 };
 use std::sync::Arc;
 use std::time::Duration;
@@ -115,6 +116,22 @@ async fn main() -> Result<(), Error> {
     println!(
         "  a session that set a 10-minute expiry, 601 s later: {}",
         rotated.open(&short_cookie).unwrap_err()
+    );
+    // An idle timeout of its own (Django's set_expiry(600)): used every
+    // 9 minutes it lives on; left alone for 601 s it ends.
+    let mut admin = rotated.new_session()?;
+    admin.insert("admin", &true)?;
+    admin.set_expiry(Expiry::Idle(600));
+    let mut admin_cookie = rotated.seal(&mut admin)?;
+    for _ in 0..3 {
+        clock.advance(9 * 60);
+        let mut used = rotated.open(&admin_cookie)?;
+        admin_cookie = rotated.seal(&mut used)?;
+    }
+    clock.advance(601);
+    println!(
+        "  a session with its own 10-minute idle timeout, used every 9 min for 27 min, then left 601 s: {}",
+        rotated.open(&admin_cookie).unwrap_err()
     );
     let mut active = rotated.new_session()?;
     active.insert("user_id", &1u64)?;

@@ -65,6 +65,7 @@ OVERHEAD = HEADER_LEN + NONCE_LEN + TAG_LEN  # 58
 # --- FORMAT.md section 11: payload -----------------------------------------
 
 PAYLOAD_FLAG_BROWSER_SESSION = 0x01
+PAYLOAD_FLAG_IDLE = 0x02  # expires_at holds the session's own idle timeout
 PRIORITIES = ["low", "normal", "high", "critical"]
 
 B64_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
@@ -348,8 +349,10 @@ def parse_payload(plaintext, max_entries):
     if len(session_id) != 16:
         w.bad("session id is not 16 bytes")
     flags = w.uint()
-    if flags & ~PAYLOAD_FLAG_BROWSER_SESSION:
+    if flags & ~(PAYLOAD_FLAG_BROWSER_SESSION | PAYLOAD_FLAG_IDLE):
         w.bad(f"unknown payload flags {flags:#x}")
+    if flags & PAYLOAD_FLAG_IDLE and (expires_at is None or flags & PAYLOAD_FLAG_BROWSER_SESSION):
+        w.bad("idle flag without a window, or with the browser-session flag")
     entries = []
     for _ in range(w.bounded_array(max_entries)):
         if w.array() != 3:
@@ -403,12 +406,19 @@ def open_session(ring, cookie_name, token, now, limits, policy):
         raise OpenError("malformed", "created_at is later than issued_at")
     if policy["max_lifetime"] is not None and max(0, now - p["created_at"]) > policy["max_lifetime"]:
         raise OpenError("expired-lifetime", "older than max_lifetime")
-    if p["expires_at"] is not None and now >= p["expires_at"]:
+    # With flag bit 1 the expires_at field is the session's own idle timeout.
+    idle_timeout = p["expires_at"] if p["flags"] & PAYLOAD_FLAG_IDLE else None
+    if idle_timeout is not None:
+        if age > idle_timeout:
+            raise OpenError("expired-idle", f"age {age} > own idle timeout {idle_timeout}")
+        p["expires_at"] = None
+    elif p["expires_at"] is not None and now >= p["expires_at"]:
         raise OpenError("expired-session", "now >= expires_at")
     fraction = min(max(policy["refresh_fraction"], 0.0), 1.0)
+    windows = [w for w in (policy["max_idle"], idle_timeout) if w is not None]
     refresh_due = False
-    if policy["max_idle"] is not None and fraction < 1.0:
-        refresh_due = age >= math.floor(policy["max_idle"] * fraction)
+    if windows and fraction < 1.0:
+        refresh_due = age >= math.floor(min(windows) * fraction)
     p.update(
         # Section 11.2: the session's created-at is never in the reader's future.
         created_at=min(p["created_at"], now),
@@ -416,6 +426,7 @@ def open_session(ring, cookie_name, token, now, limits, policy):
         compressed=head["compressed"],
         used_fallback=used_fallback,
         refresh_due=refresh_due,
+        idle_timeout=idle_timeout,
         browser_session=p["expires_at"] is None and bool(p["flags"] & PAYLOAD_FLAG_BROWSER_SESSION),
         plaintext=plaintext,
     )
@@ -590,9 +601,10 @@ def check_valid(v, exp, notes):
         "compressed": s["compressed"],
         "used_fallback": s["used_fallback"],
         "refresh_due": s["refresh_due"],
+        "idle_timeout": s["idle_timeout"],
     }
     for field, value in got.items():
-        if exp[field] != value:
+        if exp.get(field) != value:
             return f"{field}: got {value!r}, expected {exp[field]!r}"
     # The overflow element (section 15): only its reference and keys are in
     # the token; the values live in the blob.
@@ -622,9 +634,12 @@ def check_valid(v, exp, notes):
     if sealing["issued_at"] != exp["issued_at"]:
         return "sealing.issued_at differs from expected.issued_at"
     flags = PAYLOAD_FLAG_BROWSER_SESSION if exp["browser_session"] else 0
+    expires_field = exp["expires_at"]
+    if exp.get("idle_timeout") is not None:
+        flags, expires_field = PAYLOAD_FLAG_IDLE, exp["idle_timeout"]
     exp_overflow = exp.get("overflow")
     plaintext = encode_payload(
-        exp["created_at"], exp["expires_at"], bytes.fromhex(exp["session_id"]), flags,
+        exp["created_at"], expires_field, bytes.fromhex(exp["session_id"]), flags,
         [(e["key"], e["priority"], bytes.fromhex(e["value_cbor_hex"])) for e in exp["entries"]],
         None if exp_overflow is None else (
             bytes.fromhex(exp_overflow["reference"]),

@@ -99,7 +99,8 @@ impl CookieSettings {
     /// lifetime); browser-session cookies carry none (default persistent).
     /// A session can also choose for itself: a browser-session cookie with
     /// [`Expiry::BrowserSession`](crate::Expiry::BrowserSession), a
-    /// persistent one with [`Expiry::At`](crate::Expiry::At).
+    /// persistent one with [`Expiry::At`](crate::Expiry::At) or
+    /// [`Expiry::Idle`](crate::Expiry::Idle).
     pub fn persistent(mut self, persistent: bool) -> Self {
         self.persistent = persistent;
         self

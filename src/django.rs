@@ -393,10 +393,9 @@ impl DjangoCodec {
         // and `max_age` after the signed time (the last modification), or,
         // with Django's #27775 rule, at its own expiry when it has one.
         let now = self.clock.now();
-        let own_end_reached = match session_expiry(&entries, timestamp)? {
-            SessionExpiry::Ends(end) => Some(end <= now as f64),
-            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
-        };
+        let own_end_reached = session_expiry(&entries, timestamp)?
+            .end()
+            .map(|end| end <= now as f64);
         let too_old = self
             .max_age
             .is_some_and(|max_age| i128::from(now) - i128::from(timestamp) > i128::from(max_age));
@@ -722,12 +721,25 @@ enum SessionExpiry {
     /// `0`: the cookie ends when the browser closes (the server still
     /// applies `SESSION_COOKIE_AGE`).
     BrowserClose,
-    /// The session's own end, in Unix seconds: the last change (the
-    /// cookie's timestamp) plus the seconds of inactivity of
-    /// `set_expiry(int)` or a float, or an ISO 8601 date rounded down to
-    /// whole seconds. Django writes dates with `datetime.isoformat()`; one
-    /// without an offset (`USE_TZ = False`) is read as UTC.
+    /// The session's own end, in Unix seconds, from an ISO 8601 date
+    /// rounded down to whole seconds. Django writes dates with
+    /// `datetime.isoformat()`; one without an offset (`USE_TZ = False`) is
+    /// read as UTC.
     Ends(f64),
+    /// `set_expiry(seconds)` (an integer or a float): that many seconds of
+    /// inactivity, so for this cookie an end at its timestamp (the last
+    /// change) plus `seconds`.
+    Inactivity { seconds: f64, end: f64 },
+}
+
+impl SessionExpiry {
+    /// When this cookie's session ends on its own, if it has an end.
+    fn end(&self) -> Option<f64> {
+        match *self {
+            SessionExpiry::Ends(end) | SessionExpiry::Inactivity { end, .. } => Some(end),
+            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
+        }
+    }
 }
 
 /// The Unix times Python's `datetime` can hold (0001-01-01 to the end of
@@ -738,6 +750,13 @@ const PYTHON_UNIX_RANGE: core::ops::Range<f64> = -62_135_596_800.0..253_402_300_
 fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<SessionExpiry, Error> {
     use time::format_description::well_known::Iso8601;
     let bad = || Error::Malformed(Malformed::Json);
+    let in_range = |end: f64| {
+        if PYTHON_UNIX_RANGE.contains(&end) {
+            Ok(end)
+        } else {
+            Err(bad())
+        }
+    };
     let end = match entries.get(SESSION_EXPIRY_KEY) {
         // `get_expiry_date` reads a false value as "no expiry of its own".
         None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(SessionExpiry::Unset),
@@ -746,7 +765,8 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
             if seconds == 0.0 {
                 return Ok(SessionExpiry::BrowserClose);
             }
-            modified_at as f64 + seconds
+            let end = in_range(modified_at as f64 + seconds)?;
+            return Ok(SessionExpiry::Inactivity { seconds, end });
         }
         Some(Value::String(text)) => {
             let at = time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)
@@ -759,11 +779,7 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
         }
         Some(_) => return Err(bad()),
     };
-    if PYTHON_UNIX_RANGE.contains(&end) {
-        Ok(SessionExpiry::Ends(end))
-    } else {
-        Err(bad())
-    }
+    Ok(SessionExpiry::Ends(in_range(end)?))
 }
 
 /// Puts the entries of a Django session into a new sealed session, under
@@ -795,14 +811,21 @@ fn migrate_entries(
     let mut session = sealer.new_session()?;
     let now = session.now();
     let since = modified_at.unwrap_or_else(|| i64::try_from(now).unwrap_or(i64::MAX));
-    match session_expiry(entries, since)? {
-        SessionExpiry::Unset => {}
-        SessionExpiry::BrowserClose => session.set_expiry(Expiry::BrowserSession),
-        // Whole seconds, rounded down: never later than Django's end.
-        SessionExpiry::Ends(end) => match u64::try_from(end.floor() as i64) {
-            Ok(at) if at > now => session.set_expiry(Expiry::At(at)),
-            _ => return Err(Error::Expired(Expired::Session)),
-        },
+    let expiry = session_expiry(entries, since)?;
+    // Whole seconds, rounded down: never later than Django's end.
+    let end = expiry.end().map(|end| u64::try_from(end.floor() as i64));
+    if matches!(end, Some(Err(_))) || matches!(end, Some(Ok(at)) if at <= now) {
+        return Err(Error::Expired(Expired::Session));
+    }
+    match (expiry, end) {
+        (SessionExpiry::BrowserClose, _) => session.set_expiry(Expiry::BrowserSession),
+        // Django's inactivity window becomes the session's own idle
+        // timeout: sealed now, it starts now, as it would at a Django save.
+        (SessionExpiry::Inactivity { seconds, .. }, _) => {
+            session.set_expiry(Expiry::Idle(seconds.floor() as u64));
+        }
+        (SessionExpiry::Ends(_), Some(Ok(at))) => session.set_expiry(Expiry::At(at)),
+        _ => {}
     }
     for (key, value) in entries {
         if key == SESSION_EXPIRY_KEY {
@@ -1004,12 +1027,10 @@ mod tests {
         let sealer = sealer_at_now();
         let cases = [
             (r#"{"_session_expiry": 0, "a": 1}"#, Expiry::BrowserSession),
-            // Relative to the Django cookie's time, 100 s before now.
-            (r#"{"_session_expiry": 300, "a": 1}"#, Expiry::At(NOW + 200)),
-            (
-                r#"{"_session_expiry": 300.9, "a": 1}"#,
-                Expiry::At(NOW + 200),
-            ),
+            // Seconds of inactivity: the session's own idle timeout,
+            // whole seconds rounded down.
+            (r#"{"_session_expiry": 300, "a": 1}"#, Expiry::Idle(300)),
+            (r#"{"_session_expiry": 300.9, "a": 1}"#, Expiry::Idle(300)),
             (
                 r#"{"_session_expiry": "2023-11-15T00:00:00+00:00", "a": 1}"#,
                 Expiry::At(1_700_006_400),
@@ -1026,6 +1047,14 @@ mod tests {
         let past = entries(r#"{"_session_expiry": "2023-11-14T00:00:00+00:00"}"#);
         assert_eq!(
             to_sealed_session(&past, &sealer).unwrap_err(),
+            Error::Expired(Expired::Session)
+        );
+        // An inactivity window the Django cookie has already outlived.
+        let idle_past = codec_at(NOW - 100)
+            .seal(&entries(r#"{"_session_expiry": 50, "a": 1}"#))
+            .unwrap();
+        assert_eq!(
+            migrate_cookie(&codec(), &sealer, &idle_past).unwrap_err(),
             Error::Expired(Expired::Session)
         );
     }

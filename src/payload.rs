@@ -22,7 +22,10 @@ use crate::Error;
 pub const SESSION_ID_LEN: usize = 16;
 /// Payload flag bit: the cookie is a browser-session cookie (no Max-Age).
 pub const PAYLOAD_FLAG_BROWSER_SESSION: u64 = 0b1;
-const KNOWN_PAYLOAD_FLAGS: u64 = PAYLOAD_FLAG_BROWSER_SESSION;
+/// Payload flag bit: `expires_at` holds the session's own idle timeout in
+/// seconds, not a point in time.
+pub const PAYLOAD_FLAG_IDLE: u64 = 0b10;
+const KNOWN_PAYLOAD_FLAGS: u64 = PAYLOAD_FLAG_BROWSER_SESSION | PAYLOAD_FLAG_IDLE;
 
 /// How much an entry matters when the cookie is over its size budget.
 ///
@@ -265,6 +268,12 @@ pub(crate) fn index(plaintext: &[u8], max_entries: usize) -> Result<IndexedPaylo
     let session_id = cur.session_id()?;
     let flags = cur.uint()?;
     if flags & !KNOWN_PAYLOAD_FLAGS != 0 {
+        return Err(malformed());
+    }
+    // An idle timeout needs its length; a browser-session cookie has none.
+    if flags & PAYLOAD_FLAG_IDLE != 0
+        && (expires_at.is_none() || flags & PAYLOAD_FLAG_BROWSER_SESSION != 0)
+    {
         return Err(malformed());
     }
 

@@ -59,7 +59,7 @@ impl Sealer {
         match session.expiry {
             Expiry::BrowserSession => None,
             Expiry::Default if !self.cookie.is_persistent() => None,
-            Expiry::Default | Expiry::At(_) => session.expiry_age_at(now),
+            Expiry::Default | Expiry::At(_) | Expiry::Idle(_) => session.expiry_age_at(now),
         }
     }
 

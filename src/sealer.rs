@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::cookie::{CookieSettings, DEFAULT_BUDGET};
 use crate::error::Expired;
-use crate::payload::{self, PayloadWriter, PAYLOAD_FLAG_BROWSER_SESSION};
+use crate::payload::{self, PayloadWriter, PAYLOAD_FLAG_BROWSER_SESSION, PAYLOAD_FLAG_IDLE};
 use crate::random::RandomSource;
 use crate::session::{Bytes, Expiry, Session, SessionId, Value};
 use crate::store::{OverflowStore, RevocationCheck};
@@ -24,13 +24,29 @@ pub const DEFAULT_CLOCK_SKEW: Duration = Duration::from_secs(60);
 pub const DEFAULT_COOKIE_NAME: &str = "session";
 
 /// The time limits, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub(crate) struct TimePolicy {
     pub max_idle: Option<u64>,
     pub max_lifetime: Option<u64>,
     pub clock_skew: u64,
-    /// Age (now − issued-at) from which a read-only session is re-sealed.
-    pub refresh_after: Option<u64>,
+    /// Fraction of the idle window after which a read-only session is
+    /// re-sealed, in `[0, 1]` (1: never).
+    pub refresh_fraction: f64,
+}
+
+impl TimePolicy {
+    /// Age (now − issued-at) from which a read-only session is re-sealed:
+    /// a fraction of the shorter of the sealer's idle timeout and the
+    /// session's own (`docs/FORMAT.md` §12). `None`: never.
+    pub(crate) fn refresh_after(&self, own_idle: Option<u64>) -> Option<u64> {
+        let window = match (self.max_idle, own_idle) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(only), None) | (None, Some(only)) => only,
+            (None, None) => return None,
+        };
+        // `as` saturates: a window near 2^64 cannot wrap.
+        (self.refresh_fraction < 1.0).then_some((window as f64 * self.refresh_fraction) as u64)
+    }
 }
 
 /// Seals sessions into cookie values and opens them, under one key ring,
@@ -271,12 +287,6 @@ impl SealerBuilder {
             None => crate::random::default_source().ok_or(Error::Random)?,
         };
         let max_idle = self.max_idle.map(|d| d.as_secs());
-        let refresh_after = match max_idle {
-            Some(idle) if self.refresh_fraction < 1.0 => {
-                Some((idle as f64 * self.refresh_fraction) as u64)
-            }
-            _ => None,
-        };
         Ok(Sealer {
             ring: self.ring,
             cookie_name: self.cookie_name,
@@ -285,7 +295,7 @@ impl SealerBuilder {
                 max_idle,
                 max_lifetime: self.max_lifetime.map(|d| d.as_secs()),
                 clock_skew: self.clock_skew.as_secs(),
-                refresh_after,
+                refresh_fraction: self.refresh_fraction,
             },
             compression: self.compression,
             clock,
@@ -390,10 +400,15 @@ impl Sealer {
                 return Err(Error::Expired(Expired::Lifetime));
             }
         }
-        if let Some(expires_at) = indexed.expires_at {
-            if now >= expires_at {
+        let own_idle = indexed.flags & PAYLOAD_FLAG_IDLE != 0;
+        match indexed.expires_at {
+            Some(window) if own_idle && age > window => {
+                return Err(Error::Expired(Expired::Idle));
+            }
+            Some(expires_at) if !own_idle && now >= expires_at => {
                 return Err(Error::Expired(Expired::Session));
             }
+            _ => {}
         }
         // The index holds ranges into the plaintext; shift them to the buffer.
         if plaintext.start != 0 {
@@ -408,11 +423,16 @@ impl Sealer {
             indexed.expires_at,
             indexed.flags & PAYLOAD_FLAG_BROWSER_SESSION != 0,
         ) {
+            (Some(window), _) if own_idle => Expiry::Idle(window),
             (Some(t), _) => Expiry::At(t),
             (None, true) => Expiry::BrowserSession,
             (None, false) => Expiry::Default,
         };
-        let refresh_due = self.policy.refresh_after.is_some_and(|after| age >= after);
+        let window = indexed.expires_at.filter(|_| own_idle);
+        let refresh_due = self
+            .policy
+            .refresh_after(window)
+            .is_some_and(|after| age >= after);
         Ok(Session {
             id: SessionId::from_bytes(indexed.session_id),
             // A session created on a server whose clock runs ahead (within
@@ -501,6 +521,7 @@ impl Sealer {
             Expiry::Default => (None, 0),
             Expiry::At(t) => (Some(t), 0),
             Expiry::BrowserSession => (None, PAYLOAD_FLAG_BROWSER_SESSION),
+            Expiry::Idle(window) => (Some(window), PAYLOAD_FLAG_IDLE),
         };
         let payload_len = self.payload_len_for(session, keep, with_overflow, now);
         if payload_len > self.limits.decompressed() {
@@ -566,7 +587,7 @@ impl Sealer {
         now: u64,
     ) -> usize {
         let expires = match session.expiry {
-            Expiry::At(t) => payload::head_len(t),
+            Expiry::At(t) | Expiry::Idle(t) => payload::head_len(t),
             _ => 1,
         };
         let flags = 1;

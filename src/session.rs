@@ -50,6 +50,7 @@ impl fmt::Debug for SessionId {
 /// When the session ends on its own, besides the sealer's idle timeout and
 /// absolute lifetime (which always apply).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Expiry {
     /// Only the sealer's timeouts apply; the cookie is persistent, its
     /// `Max-Age` the time left (a browser-session cookie instead when the
@@ -70,6 +71,16 @@ pub enum Expiry {
     /// The cookie has no `Max-Age`: the browser drops it when it closes.
     /// The server still enforces the sealer's timeouts.
     BrowserSession,
+    /// The session ends after this many seconds without a re-seal: an
+    /// idle timeout of its own, which slides with use as the sealer's
+    /// does (Django's `set_expiry(seconds)`, tower-sessions'
+    /// `Expiry::OnInactivity`). It applies besides the sealer's idle
+    /// timeout, so it can only be shorter (an admin session that idles
+    /// out after 15 minutes on a site whose sessions idle out after two
+    /// weeks); the sliding refresh then follows the shorter window. The
+    /// cookie is persistent, as with [`Expiry::At`]; an expired one gives
+    /// [`Expired::Idle`](crate::Expired::Idle).
+    Idle(u64),
 }
 
 /// Bytes that live either in the decrypted token or in their own allocation.
@@ -457,10 +468,10 @@ impl Session {
         }
     }
 
-    /// Ends the session `seconds` from now, at a fixed time: unlike
-    /// Django's `set_expiry(seconds)` the end does not move with activity
-    /// (the sealer's idle timeout is the sliding limit), and it is capped
-    /// by the sealer's timeouts (see [`Expiry::At`]).
+    /// Ends the session `seconds` from now, at a fixed time that does not
+    /// move with activity, capped by the sealer's timeouts (see
+    /// [`Expiry::At`]). For Django's `set_expiry(seconds)`, an inactivity
+    /// window, use [`Expiry::Idle`].
     pub fn set_expiry_in(&mut self, seconds: u64) {
         self.set_expiry(Expiry::At(self.now.saturating_add(seconds)));
     }
@@ -492,6 +503,8 @@ impl Session {
             .map(|l| self.created_at.saturating_add(l).saturating_sub(now));
         let own = match self.expiry {
             Expiry::At(t) => Some(t.saturating_sub(now)),
+            // Sealed now, the window starts now.
+            Expiry::Idle(window) => Some(window),
             _ => None,
         };
         [idle, lifetime, own].into_iter().flatten().min()

@@ -130,6 +130,10 @@ pub struct Expected {
     pub issued_at: u64,
     /// The session's own expiry.
     pub expires_at: Option<u64>,
+    /// The session's own idle timeout in seconds (payload flag bit 1, the
+    /// window in the `expires_at` field; `expires_at` is then null here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub idle_timeout: Option<u64>,
     /// Whether the cookie is a browser-session cookie.
     pub browser_session: bool,
     /// Whether the payload was compressed.
@@ -443,6 +447,10 @@ fn expected_of(v: &Vector) -> Result<Expected, Error> {
             Expiry::At(t) => Some(t),
             _ => None,
         },
+        idle_timeout: match session.expiry() {
+            Expiry::Idle(window) => Some(window),
+            _ => None,
+        },
         browser_session: session.expiry() == Expiry::BrowserSession,
         compressed: header.is_compressed(),
         used_fallback: session.opened_with_fallback(),
@@ -735,6 +743,29 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         },
         {
             let mut s = small();
+            s.name = "idle-expiry";
+            s.description = "The session's own idle timeout of 600 seconds (payload flag bit 1; expires_at holds the window); issued a minute ago.";
+            s.expiry = Expiry::Idle(600);
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "idle-expiry-refresh-due";
+            s.description = "Own idle timeout 600 s, issued 300 s ago: the refresh is due at half the shorter window (300 s), not at half of max_idle.";
+            s.expiry = Expiry::Idle(600);
+            s.issued_at = NOW - 300;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "idle-expiry-boundary";
+            s.description = "Own idle timeout 600 s, issued exactly 600 s ago: still valid (expired only when older).";
+            s.expiry = Expiry::Idle(600);
+            s.issued_at = NOW - 600;
+            s
+        },
+        {
+            let mut s = small();
             s.name = "expiry-beyond-32-bits";
             s.description = "An expiry of 2^40 seconds: an 8-byte CBOR integer head (readers must hold times as 64-bit integers).";
             s.expiry = Expiry::At(1 << 40);
@@ -938,6 +969,30 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             },
             "expired-session",
         ),
+        invalid(
+            "idle-expiry-expired",
+            "Own idle timeout 600 s, issued 601 s ago (max_idle 3600 would still allow it).",
+            {
+                let mut spec = small();
+                spec.name = "idle-expiry-expired";
+                spec.expiry = Expiry::Idle(600);
+                spec.issued_at = NOW - 601;
+                seal_spec(&spec)?
+            },
+            "expired-idle",
+        ),
+        authentic_payload(
+            "cbor-idle-flag-without-window",
+            "Authenticates; payload flag bit 1 (idle timeout) with expires_at null: no window.",
+            &cbor_payload(NOW - 7200, 0b10, &[("k", 1, b"\x01")], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-idle-and-browser-flags",
+            "Authenticates; payload flags 3: an idle timeout on a browser-session cookie, which no writer produces.",
+            &with_expires_and_flags(&[0x19, 0x02, 0x58], 0b11),
+            "malformed",
+        )?,
         invalid(
             "issued-in-future",
             "Issued 61 seconds in the future with 60 seconds of allowed skew.",
@@ -1347,12 +1402,17 @@ fn one_entry() -> Vec<u8> {
 
 /// A payload with the entry `k` whose expires_at is `expires` (raw CBOR).
 fn with_expires(expires: &[u8]) -> Vec<u8> {
+    with_expires_and_flags(expires, 0)
+}
+
+/// As [`with_expires`], with payload flags `flags` (< 24).
+fn with_expires_and_flags(expires: &[u8], flags: u8) -> Vec<u8> {
     [
         &[0x85][..],
         &created_head(),
         expires,
         &byte_string(16),
-        &[0x00, 0x81],
+        &[flags, 0x81],
         ENTRY_K,
     ]
     .concat()
@@ -1531,9 +1591,10 @@ fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Res
     let header = token::inspect(&v.token)
         .map_err(|e| e.kind().to_owned())?
         .header;
-    let expires_at = match session.expiry() {
-        Expiry::At(t) => Some(t),
-        _ => None,
+    let (expires_at, idle_timeout) = match session.expiry() {
+        Expiry::At(t) => (Some(t), None),
+        Expiry::Idle(window) => (None, Some(window)),
+        _ => (None, None),
     };
     let checks = [
         (
@@ -1543,6 +1604,7 @@ fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Res
         ("created_at", session.created_at() == expected.created_at),
         ("issued_at", header.issued_at == expected.issued_at),
         ("expires_at", expires_at == expected.expires_at),
+        ("idle_timeout", idle_timeout == expected.idle_timeout),
         (
             "browser_session",
             (session.expiry() == Expiry::BrowserSession) == expected.browser_session,
@@ -1621,11 +1683,18 @@ fn reseal(v: &Vector, expected: &Expected, sealing: &Sealing) -> Result<String, 
             .map_err(|_| Error::Value(crate::ValueError::Deserialize))?;
         session.insert_with_priority(&entry.key, &entry.value, priority)?;
     }
-    session.set_expiry(match (expected.expires_at, expected.browser_session) {
-        (Some(t), _) => Expiry::At(t),
-        (None, true) => Expiry::BrowserSession,
-        (None, false) => Expiry::Default,
-    });
+    session.set_expiry(
+        match (
+            expected.expires_at,
+            expected.idle_timeout,
+            expected.browser_session,
+        ) {
+            (Some(t), _, _) => Expiry::At(t),
+            (None, Some(window), _) => Expiry::Idle(window),
+            (None, None, true) => Expiry::BrowserSession,
+            (None, None, false) => Expiry::Default,
+        },
+    );
     clock.set(sealing.issued_at);
     sealer.seal(&mut session)
 }

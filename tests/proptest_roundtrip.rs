@@ -67,6 +67,7 @@ fn expiry() -> impl Strategy<Value = Expiry> {
         Just(Expiry::Default),
         Just(Expiry::BrowserSession),
         (NOW + 1..NOW + 100_000_000).prop_map(Expiry::At),
+        any::<u64>().prop_map(Expiry::Idle),
     ]
 }
 

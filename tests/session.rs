@@ -346,6 +346,63 @@ fn idle_lifetime_skew_and_own_expiry() {
 }
 
 #[test]
+fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("admin", &true).unwrap();
+    s.set_expiry(Expiry::Idle(100));
+    // The shorter of the two windows bounds the cookie and the session.
+    assert_eq!(sealer.max_age(&s), Some(100));
+    assert_eq!(s.expires_at(), Some(T0 + 100));
+    let cookie = sealer.seal(&mut s).unwrap();
+
+    // Refresh at a quarter of the session's window (25 s), not of max_idle.
+    clock.set(T0 + 24);
+    assert!(!sealer.open(&cookie).unwrap().refresh_due());
+    clock.set(T0 + 25);
+    assert!(sealer.open(&cookie).unwrap().refresh_due());
+
+    // Used at T0 + 90: re-sealed, the window starts again.
+    clock.set(T0 + 90);
+    let mut o = sealer.open(&cookie).unwrap();
+    assert_eq!(o.expiry(), Expiry::Idle(100));
+    let renewed = sealer.seal(&mut o).unwrap();
+
+    clock.set(T0 + 100);
+    assert!(
+        sealer.open(&cookie).is_ok(),
+        "exactly the window is still valid"
+    );
+    clock.set(T0 + 101);
+    assert_eq!(
+        sealer.open(&cookie).unwrap_err(),
+        Error::Expired(Expired::Idle)
+    );
+    clock.set(T0 + 190);
+    assert!(sealer.open(&renewed).is_ok());
+    clock.set(T0 + 191);
+    assert_eq!(
+        sealer.open(&renewed).unwrap_err(),
+        Error::Expired(Expired::Idle)
+    );
+
+    // A window longer than max_idle (1000 s) changes nothing: the sealer's
+    // idle timeout still ends the session.
+    clock.set(T0);
+    let mut long = sealer.new_session().unwrap();
+    long.insert("x", &1).unwrap();
+    long.set_expiry(Expiry::Idle(1_000_000));
+    assert_eq!(sealer.max_age(&long), Some(1000));
+    let cookie = sealer.seal(&mut long).unwrap();
+    clock.set(T0 + 1001);
+    assert_eq!(
+        sealer.open(&cookie).unwrap_err(),
+        Error::Expired(Expired::Idle)
+    );
+}
+
+#[test]
 fn sliding_refresh_after_the_configured_fraction() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);

@@ -524,9 +524,10 @@ pub fn roundtrip(data: &[u8]) {
     } else {
         Compression::Above(usize::from(input.byte()) * 4)
     };
-    let expiry = match (mode >> 1) % 3 {
+    let expiry = match (mode >> 1) % 4 {
         0 => Expiry::Default,
         1 => Expiry::BrowserSession,
+        2 => Expiry::Idle(input.u64()),
         _ => Expiry::At(NOW + 1 + (input.u64() >> 40)),
     };
     let name = match input.text() {

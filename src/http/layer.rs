@@ -235,7 +235,7 @@ impl SessionLayerBuilder {
     /// none and end when the browser closes. A session can choose for
     /// itself with [`Expiry::BrowserSession`](crate::Expiry::BrowserSession),
     /// or for a persistent cookie with [`Expiry::At`](crate::Expiry::At)
-    /// ("remember me").
+    /// ("remember me") or [`Expiry::Idle`](crate::Expiry::Idle).
     pub fn persistent(mut self, persistent: bool) -> Self {
         self.settings = self.settings.persistent(persistent);
         self
