@@ -605,7 +605,7 @@ def check_valid(v, exp, notes):
     }
     for field, value in got.items():
         if exp.get(field) != value:
-            return f"{field}: got {value!r}, expected {exp[field]!r}"
+            return f"{field}: got {value!r}, expected {exp.get(field)!r}"
     # The overflow element (section 15): only its reference and keys are in
     # the token; the values live in the blob.
     overflow = s["overflow"]

@@ -789,8 +789,10 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
 ///
 /// Django's own expiry ([`SESSION_EXPIRY_KEY`], from `set_expiry`) becomes
 /// the session's [`Expiry`] rather than an entry: `0` a browser-session
-/// cookie ("don't remember me"), a number of seconds that many seconds from
-/// now (from the cookie's time in [`migrate_cookie`]), a date that date.
+/// cookie ("don't remember me"), a number of seconds, Django's inactivity
+/// window, [`Expiry::Idle`] (whole seconds rounded down; under a second, or
+/// already past from the cookie's time in [`migrate_cookie`], fails with
+/// [`Expired::Session`]), a date [`Expiry::At`] that date.
 ///
 /// Fails with [`InvalidEntryKey::Reserved`] if two Django keys map to the
 /// same key (`_x` and `django_x`), [`Malformed::Json`] for an expiry
@@ -822,6 +824,11 @@ fn migrate_entries(
         // Django's inactivity window becomes the session's own idle
         // timeout: sealed now, it starts now, as it would at a Django save.
         (SessionExpiry::Inactivity { seconds, .. }, _) => {
+            // Under a second: a session that ends at once (a cookie with a
+            // timestamp ahead of this server's clock could still be in it).
+            if seconds < 1.0 {
+                return Err(Error::Expired(Expired::Session));
+            }
             session.set_expiry(Expiry::Idle(seconds.floor() as u64));
         }
         (SessionExpiry::Ends(_), Some(Ok(at))) => session.set_expiry(Expiry::At(at)),
@@ -1049,12 +1056,23 @@ mod tests {
             to_sealed_session(&past, &sealer).unwrap_err(),
             Error::Expired(Expired::Session)
         );
-        // An inactivity window the Django cookie has already outlived.
-        let idle_past = codec_at(NOW - 100)
-            .seal(&entries(r#"{"_session_expiry": 50, "a": 1}"#))
-            .unwrap();
+        // An inactivity window the Django cookie has already outlived (the
+        // codec would refuse such a cookie first; migration checks on its
+        // own), and one under a second.
+        for json in [
+            r#"{"_session_expiry": 50, "a": 1}"#,
+            r#"{"_session_expiry": 0.5, "a": 1}"#,
+        ] {
+            let modified_at = Some(i64::try_from(NOW).unwrap() - 100);
+            assert_eq!(
+                migrate_entries(&entries(json), modified_at, &sealer).unwrap_err(),
+                Error::Expired(Expired::Session),
+                "{json}"
+            );
+        }
+        let ahead = Some(i64::try_from(NOW).unwrap() + 10);
         assert_eq!(
-            migrate_cookie(&codec(), &sealer, &idle_past).unwrap_err(),
+            migrate_entries(&entries(r#"{"_session_expiry": 0.5}"#), ahead, &sealer).unwrap_err(),
             Error::Expired(Expired::Session)
         );
     }

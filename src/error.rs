@@ -151,11 +151,13 @@ impl fmt::Display for Malformed {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Expired {
-    /// Not re-sealed within the idle timeout.
+    /// Not re-sealed within the idle timeout: the sealer's, or the
+    /// session's own ([`Expiry::Idle`](crate::Expiry::Idle)).
     Idle,
     /// Older than the absolute lifetime (counted from created-at).
     Lifetime,
-    /// Past the expiry the session set for itself.
+    /// Past the end the session set for itself
+    /// ([`Expiry::At`](crate::Expiry::At)).
     Session,
 }
 

@@ -344,8 +344,9 @@ impl Sealer {
     /// absolute end moves only when `open` clamps a creation time ahead of
     /// a slower server's clock; the idle window only slides forward), which
     /// the added skew covers, so a renewal never cuts short an older cookie; every save that keeps the blob renews it
-    /// ([`OverflowStore::touch`]). The session's own expiry is not used: it
-    /// can move either way. With neither timeout (sessions that never end),
+    /// ([`OverflowStore::touch`]). The session's own expiry (an end or an
+    /// idle timeout) is not used: it can move either way, and an older
+    /// cookie may carry a longer one. With neither timeout (sessions that never end),
     /// 30 days from the last save, after which a save drops the entries
     /// and reports them.
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {

@@ -79,7 +79,10 @@ pub enum Expiry {
     /// out after 15 minutes on a site whose sessions idle out after two
     /// weeks); the sliding refresh then follows the shorter window. The
     /// cookie is persistent, as with [`Expiry::At`]; an expired one gives
-    /// [`Expired::Idle`](crate::Expired::Idle).
+    /// [`Expired::Idle`](crate::Expired::Idle). A window of 0 ends the
+    /// session within the second it was sealed (its cookie gets
+    /// `Max-Age=0`): Django's `set_expiry(0)` is [`Expiry::BrowserSession`]
+    /// here.
     Idle(u64),
 }
 

@@ -321,6 +321,7 @@ struct ValidSpec {
     expiry: Expiry,
     compression: Option<usize>,
     entries: Vec<(String, Priority, Json)>,
+    policy: Policy,
 }
 
 impl ValidSpec {
@@ -340,6 +341,7 @@ impl ValidSpec {
             expiry: Expiry::Default,
             compression: None,
             entries: Vec::new(),
+            policy: default_policy(),
         }
     }
 
@@ -364,7 +366,7 @@ fn seal_spec(spec: &ValidSpec) -> Result<String, Error> {
         KeyRing::new(MasterKey::from_hex(&spec.seal_key)?),
         spec.cookie_name,
         &default_limits(),
-        &default_policy(),
+        &spec.policy,
         compression,
         clock.clone(),
         random,
@@ -407,7 +409,7 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
         keys: spec.ring.clone(),
         now: spec.now,
         limits: default_limits(),
-        policy: default_policy(),
+        policy: spec.policy.clone(),
         plaintext_hex: plaintext_hex(&spec.ring, spec.cookie_name, &token),
         token,
         sealing: Some(Sealing {
@@ -483,6 +485,7 @@ struct InvalidSpec {
     cookie_name: &'static str,
     now: u64,
     limits: VectorLimits,
+    policy: Policy,
     expected_error: &'static str,
 }
 
@@ -499,6 +502,7 @@ fn invalid(
         cookie_name: "session",
         now: NOW,
         limits: default_limits(),
+        policy: default_policy(),
         expected_error,
     }
 }
@@ -766,6 +770,23 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         },
         {
             let mut s = small();
+            s.name = "idle-expiry-longer-than-max-idle";
+            s.description = "Own idle timeout 7200 s, longer than max_idle (3600): the shorter window rules, so the refresh is due at age 1800.";
+            s.expiry = Expiry::Idle(7200);
+            s.issued_at = NOW - 1800;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "idle-expiry-without-max-idle";
+            s.description = "No max_idle (policy null); own idle timeout 600 s, issued 400 s ago: valid, and the refresh is due from age 300.";
+            s.expiry = Expiry::Idle(600);
+            s.issued_at = NOW - 400;
+            s.policy.max_idle = None;
+            s
+        },
+        {
+            let mut s = small();
             s.name = "expiry-beyond-32-bits";
             s.description = "An expiry of 2^40 seconds: an 8-byte CBOR integer head (readers must hold times as 64-bit integers).";
             s.expiry = Expiry::At(1 << 40);
@@ -981,6 +1002,20 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             },
             "expired-idle",
         ),
+        {
+            let mut spec = small();
+            spec.name = "idle-expiry-expired-without-max-idle";
+            spec.expiry = Expiry::Idle(600);
+            spec.issued_at = NOW - 601;
+            let mut case = invalid(
+                "idle-expiry-expired-without-max-idle",
+                "No max_idle (policy null); own idle timeout 600 s, issued 601 s ago: the session's own window alone ends it.",
+                seal_spec(&spec)?,
+                "expired-idle",
+            );
+            case.policy.max_idle = None;
+            case
+        },
         authentic_payload(
             "cbor-idle-flag-without-window",
             "Authenticates; payload flag bit 1 (idle timeout) with expires_at null: no window.",
@@ -1347,7 +1382,7 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             },
             now: spec.now,
             limits: spec.limits,
-            policy: default_policy(),
+            policy: spec.policy,
             plaintext_hex: None,
             token: spec.token,
             sealing: None,

@@ -373,7 +373,9 @@ impl LazySession {
         self.with(|s| s.set_expiry(expiry)).await
     }
 
-    /// Ends the session `seconds` from now.
+    /// Ends the session `seconds` from now, at a fixed time (see
+    /// [`Session::set_expiry_in`]). For Django's `set_expiry(seconds)`, an
+    /// inactivity window, use [`Expiry::Idle`].
     pub async fn set_expiry_in(&self, seconds: u64) -> Result<(), Error> {
         self.with(|s| s.set_expiry_in(seconds)).await
     }
