@@ -64,6 +64,20 @@ async fn login_with_cache_control(
     Ok(response)
 }
 
+/// Appends to the overflowed entry in one locked read-modify-write, while a
+/// clone of the handle does the same concurrently.
+async fn blob_append_twice(session: LazySession) -> Result<&'static str, Error> {
+    let append = |s: &mut sealed_session::Session| {
+        let blob = s.get::<String>("blob")?.unwrap_or_default();
+        s.insert_with_priority("blob", &format!("{blob}++"), Priority::Low)
+    };
+    let other = session.clone();
+    let (a, b) = tokio::join!(session.with_loaded(append), other.with_loaded(append));
+    a??;
+    b??;
+    Ok("ok")
+}
+
 async fn blob_len(session: LazySession) -> Result<String, Error> {
     let blob = session.get::<String>("blob").await?.unwrap_or_default();
     Ok(blob.len().to_string())
@@ -137,6 +151,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/read", get(read))
         .route("/big", get(big))
         .route("/blob-len", get(blob_len))
+        .route("/blob-append-twice", get(blob_append_twice))
         .layer(layer)
 }
 
@@ -303,6 +318,18 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
         .to_string();
     let response = call(&mut app, "/blob-len", Some(&pair)).await;
     assert_eq!(body_text(response).await, "6000");
+    // A read-modify-write of the overflowed entry from two clones at once:
+    // with_loaded loads it (`with` alone fails with NotLoaded), and both
+    // writes land. (That they cannot interleave is the lock's doing; the
+    // in-memory store never yields, so this does not show it.)
+    let response = call(&mut app, "/blob-append-twice", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let pair = set_cookie(&response)
+        .expect("Set-Cookie")
+        .stripped()
+        .to_string();
+    let response = call(&mut app, "/blob-len", Some(&pair)).await;
+    assert_eq!(body_text(response).await, "6004");
 }
 
 #[tokio::test]

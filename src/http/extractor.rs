@@ -242,10 +242,38 @@ impl LazySession {
     /// Runs `f` on the opened session: the whole core [`Session`] API.
     ///
     /// Entries that live in the overflow store are not loaded here: read
-    /// them with [`LazySession::get`].
+    /// them with [`LazySession::get`], or use [`LazySession::with_loaded`].
     pub async fn with<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
         let mut state = self.inner.state.lock().await;
         let opened = self.ensure_open(&mut state).await?;
+        let was_modified = opened.session.is_modified();
+        let result = f(&mut opened.session);
+        state.warn_if_changed_late(was_modified);
+        Ok(result)
+    }
+
+    /// As [`Self::with`], after loading every entry that lives in the
+    /// overflow store (one store read, and only if the cookie lists such
+    /// entries): a read-modify-write of any entry under one lock, so that
+    /// clones of this handle used concurrently (`join!`) cannot interleave
+    /// between the read and the write.
+    ///
+    /// ```
+    /// # async fn handler(session: sealed_session::http::LazySession) -> Result<(), sealed_session::Error> {
+    /// let visits = session
+    ///     .with_loaded(|s| {
+    ///         let visits = s.get::<u64>("visits")?.unwrap_or(0) + 1;
+    ///         s.insert("visits", &visits)?;
+    ///         Ok::<_, sealed_session::Error>(visits)
+    ///     })
+    ///     .await??;
+    /// # let _ = visits; Ok(()) }
+    /// ```
+    pub async fn with_loaded<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
+        let mut state = self.inner.state.lock().await;
+        let opened = self.ensure_open(&mut state).await?;
+        let sealer = &self.inner.shared.sealer;
+        sealer.load_overflow(&mut opened.session).await?;
         let was_modified = opened.session.is_modified();
         let result = f(&mut opened.session);
         state.warn_if_changed_late(was_modified);
