@@ -5,8 +5,9 @@
 # there (see the README), so the crate must not need SystemTime or getrandom.
 #
 # Then runs, under Node.js, every published test vector inside that build,
-# a session sealed and opened with a clock and a generator imported from
-# JavaScript (Date.now, crypto.getRandomValues), and a wasm32-wasip1 build
+# a session sealed, opened, re-sealed and deleted with a clock and a
+# generator imported from JavaScript (Date.now, crypto.getRandomValues; a
+# missing one refused with Error::NoClock / Error::Random), and a wasm32-wasip1 build
 # that uses the crate's defaults (the system clock and generator through
 # WASI).
 #
@@ -81,10 +82,10 @@ echo "$target: examples/edge_host.rs builds"
 # re-seals and deletes a session with them.
 if ! command -v node >/dev/null 2>&1; then
     if [[ "${CI:-}" == "true" ]]; then
-        echo "node is missing (Debian: apt-get install nodejs): vectors NOT checked in $target" >&2
+        echo "node is missing (Debian: apt-get install nodejs): vectors, host round trip and $target/wasm32-wasip1 programs NOT checked" >&2
         exit 1
     fi
-    echo "node is missing (Debian: apt-get install nodejs): vectors NOT checked in $target"
+    echo "node is missing (Debian: apt-get install nodejs): vectors, host round trip and $target/wasm32-wasip1 programs NOT checked"
     exit 0
 fi
 vectors_crate="$scratch/vectors"

@@ -803,8 +803,9 @@ pub fn to_sealed_session(entries: &Map<String, Value>, sealer: &Sealer) -> Resul
     migrate_entries(entries, None, sealer)
 }
 
-/// [`to_sealed_session`], counting a relative expiry from `modified_at`
-/// (the Django cookie's time) instead of now.
+/// [`to_sealed_session`], checking against `modified_at` (the Django
+/// cookie's time) instead of now whether an inactivity window has already
+/// run out.
 fn migrate_entries(
     entries: &Map<String, Value>,
     modified_at: Option<i64>,

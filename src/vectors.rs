@@ -83,7 +83,7 @@ pub struct Keys {
 /// [`Limits`] as numbers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct VectorLimits {
-    /// Longest token in characters.
+    /// Longest token, in bytes of the cookie value.
     pub max_token_len: usize,
     /// Decompression cap in bytes.
     pub max_decompressed: usize,
@@ -102,7 +102,8 @@ pub struct Policy {
     pub max_lifetime: Option<u64>,
     /// Tolerated clock skew.
     pub clock_skew: u64,
-    /// Sliding refresh after this fraction of the idle window.
+    /// Sliding refresh after this fraction of the shorter of `max_idle` and
+    /// the session's own idle timeout.
     pub refresh_fraction: f64,
 }
 
@@ -128,7 +129,8 @@ pub struct Expected {
     pub created_at: u64,
     /// Issued-at from the header.
     pub issued_at: u64,
-    /// The session's own expiry.
+    /// The session's own end; null when the payload holds an idle timeout
+    /// (`idle_timeout`).
     pub expires_at: Option<u64>,
     /// The session's own idle timeout in seconds (payload flag bit 1, the
     /// window in the `expires_at` field; `expires_at` is then null here).
@@ -1092,8 +1094,8 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         )?,
         authentic_payload(
             "cbor-unknown-payload-flag",
-            "Authenticates; payload flag bit 1 set.",
-            &cbor_payload(NOW - 7200, 2, &[], None),
+            "Authenticates; payload flag bit 2 set (only bits 0 and 1 are defined).",
+            &cbor_payload(NOW - 7200, 4, &[], None),
             "malformed",
         )?,
         authentic_payload(
