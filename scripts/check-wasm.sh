@@ -42,6 +42,28 @@ ensure_target() {
     fi
 }
 
+# Writes a throwaway crate at $1 named $2 that depends on this library
+# alone (with the features in $3, if any) under this lock file; $4: more
+# manifest sections. (An example of this package would pull in its
+# dev-dependencies, which are not for WebAssembly.)
+scratch_crate() {
+    local dir=$1 name=$2 features=${3:-} extra=${4:-}
+    mkdir -p "$dir/src"
+    cp Cargo.lock "$dir/Cargo.lock"
+    cat >"$dir/Cargo.toml" <<TOML
+[package]
+name = "$name"
+version = "0.0.0"
+edition = "2021"
+publish = false
+$extra
+[dependencies]
+sealed-session = { path = "$PWD", features = [$features] }
+
+[workspace]
+TOML
+}
+
 ensure_target "$target" || exit 0
 
 echo "cargo check --lib --target $target (default features)"
@@ -49,28 +71,13 @@ cargo check --lib --target "$target"
 echo "$target: library builds"
 
 # The host-supplied clock and random source as the README shows them:
-# examples/edge_host.rs, built as the main file of a throwaway crate that
-# depends on the library alone (an example of this package would pull in
-# its dev-dependencies, which are not for WebAssembly).
+# examples/edge_host.rs, built as the main file of a throwaway crate.
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
-mkdir "$scratch/src"
-cp examples/edge_host.rs "$scratch/src/main.rs"
-cp Cargo.lock "$scratch/Cargo.lock"
-cat >"$scratch/Cargo.toml" <<TOML
-[package]
-name = "edge-host-check"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-sealed-session = { path = "$PWD" }
-
-[workspace]
-TOML
+scratch_crate "$scratch/edge" edge-host-check
+cp examples/edge_host.rs "$scratch/edge/src/main.rs"
 echo "cargo check examples/edge_host.rs --target $target"
-CARGO_TARGET_DIR="$PWD/target" cargo check --quiet --manifest-path "$scratch/Cargo.toml" --target "$target"
+CARGO_TARGET_DIR="$PWD/target" cargo check --quiet --manifest-path "$scratch/edge/Cargo.toml" --target "$target"
 echo "$target: examples/edge_host.rs builds"
 
 # The published test vectors, checked inside WebAssembly: a throwaway
@@ -89,25 +96,12 @@ if ! command -v node >/dev/null 2>&1; then
     exit 0
 fi
 vectors_crate="$scratch/vectors"
-mkdir -p "$vectors_crate/src"
-cp Cargo.lock "$vectors_crate/Cargo.lock"
-# Beside the source, so the Rust code names them without this path.
-cp test-vectors/format-v1.json test-vectors/budget-v1.json "$vectors_crate/src/"
-cat >"$vectors_crate/Cargo.toml" <<TOML
-[package]
-name = "wasm-vectors-check"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
+scratch_crate "$vectors_crate" wasm-vectors-check '"vectors"' '
 [lib]
 crate-type = ["cdylib"]
-
-[dependencies]
-sealed-session = { path = "$PWD", features = ["vectors"] }
-
-[workspace]
-TOML
+'
+# Beside the source, so the Rust code names them without this path.
+cp test-vectors/format-v1.json test-vectors/budget-v1.json "$vectors_crate/src/"
 cat >"$vectors_crate/src/lib.rs" <<'RUST'
 //! Every published vector, and a session on the host's clock and
 //! generator, checked in WebAssembly.
@@ -282,20 +276,7 @@ echo "$target (Node.js): a session sealed, opened, re-sealed and deleted on Date
 wasi_target=wasm32-wasip1
 ensure_target "$wasi_target" || exit 0
 wasi_crate="$scratch/wasi"
-mkdir -p "$wasi_crate/src"
-cp Cargo.lock "$wasi_crate/Cargo.lock"
-cat >"$wasi_crate/Cargo.toml" <<TOML
-[package]
-name = "wasi-defaults-check"
-version = "0.0.0"
-edition = "2021"
-publish = false
-
-[dependencies]
-sealed-session = { path = "$PWD" }
-
-[workspace]
-TOML
+scratch_crate "$wasi_crate" wasi-defaults-check
 cat >"$wasi_crate/src/main.rs" <<'RUST'
 //! A session on the crate's defaults under WASI: exits 0 if it seals,
 //! opens and stamps the real time; otherwise prints the failure.
