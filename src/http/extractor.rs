@@ -6,7 +6,7 @@ use std::sync::Arc;
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
 use axum_core::response::{IntoResponse, Response};
 use http::request::Parts;
-use http::{HeaderValue, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use tokio::sync::Mutex;
@@ -37,9 +37,36 @@ struct Inner {
     state: Mutex<State>,
 }
 
+/// The request's `Cookie` header values (reference-counted, not copied),
+/// kept until the session is opened. HTTP/1.1 clients send one header, which
+/// needs no allocation; HTTP/2 ones may split cookies over several.
+pub(crate) enum CookieHeaders {
+    One(Option<HeaderValue>),
+    Many(Vec<HeaderValue>),
+}
+
+impl CookieHeaders {
+    pub(crate) fn of(headers: &HeaderMap) -> Self {
+        let mut values = headers.get_all(header::COOKIE).iter();
+        match (values.next(), values.next()) {
+            (Some(first), Some(second)) => {
+                CookieHeaders::Many([first, second].into_iter().chain(values).cloned().collect())
+            }
+            (first, _) => CookieHeaders::One(first.cloned()),
+        }
+    }
+
+    fn as_slice(&self) -> &[HeaderValue] {
+        match self {
+            CookieHeaders::One(value) => value.as_slice(),
+            CookieHeaders::Many(values) => values,
+        }
+    }
+}
+
 struct State {
     /// The request's `Cookie` header values, until the session is opened.
-    cookies: Vec<HeaderValue>,
+    cookies: CookieHeaders,
     opened: Option<Opened>,
     /// The layer has saved the session (or decided not to): changes made
     /// from now on are lost.
@@ -213,7 +240,7 @@ fn log_rejected(error: &Error, len: usize, candidate: usize) {
 }
 
 impl LazySession {
-    pub(crate) fn new(shared: Arc<Shared>, cookies: Vec<HeaderValue>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, cookies: CookieHeaders) -> Self {
         LazySession {
             inner: Arc::new(Inner {
                 shared,
@@ -231,8 +258,8 @@ impl LazySession {
         let opened = match state.opened.take() {
             Some(opened) => opened,
             None => {
-                let opened = open(&self.inner.shared, &state.cookies).await?;
-                state.cookies = Vec::new();
+                let opened = open(&self.inner.shared, state.cookies.as_slice()).await?;
+                state.cookies = CookieHeaders::One(None);
                 opened
             }
         };

@@ -11,7 +11,7 @@ use http::{header, HeaderMap, HeaderValue, Request, Response, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
-use super::extractor::LazySession;
+use super::extractor::{CookieHeaders, LazySession};
 use crate::cookie::{has_prefix, HOST_PREFIX};
 use crate::store::{OverflowStore, RevocationCheck};
 use crate::{
@@ -394,14 +394,9 @@ where
     }
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
-        // Only the header values are kept (reference-counted, no copy);
-        // they are parsed when a handler first touches the session.
-        let cookies: Vec<HeaderValue> = request
-            .headers()
-            .get_all(header::COOKIE)
-            .iter()
-            .cloned()
-            .collect();
+        // Only the header values are kept; they are parsed when a handler
+        // first touches the session.
+        let cookies = CookieHeaders::of(request.headers());
         let session = LazySession::new(Arc::clone(&self.shared), cookies);
         request.extensions_mut().insert(session.clone());
         let uri = request.uri().clone();
