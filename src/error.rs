@@ -157,7 +157,9 @@ pub enum Expired {
     /// Older than the absolute lifetime (counted from created-at).
     Lifetime,
     /// Past the end the session set for itself
-    /// ([`Expiry::At`](crate::Expiry::At)).
+    /// ([`Expiry::At`](crate::Expiry::At)), or, for a Django cookie, past
+    /// its own `_session_expiry` (a date or, from the cookie's time, a
+    /// number of seconds: Django's rule, `docs/DJANGO.md`).
     Session,
 }
 

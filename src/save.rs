@@ -345,8 +345,9 @@ impl Sealer {
     /// a slower server's clock; the idle window only slides forward), which
     /// the added skew covers, so a renewal never cuts short an older cookie; every save that keeps the blob renews it
     /// ([`OverflowStore::touch`]). The session's own expiry (an end or an
-    /// idle timeout) is not used: it can move either way, and an older
-    /// cookie may carry a longer one. With neither timeout (sessions that never end),
+    /// idle timeout) does not shorten it: it can move either way, and an
+    /// older cookie may carry a longer one. With neither timeout, a
+    /// session's own idle window longer than 30 days lengthens it. With neither timeout (sessions that never end),
     /// 30 days from the last save, after which a save drops the entries
     /// and reports them.
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
@@ -359,7 +360,13 @@ impl Sealer {
         let secs = match (remaining_lifetime, self.policy.max_idle) {
             (Some(lifetime), Some(idle)) => lifetime.min(idle),
             (Some(only), None) | (None, Some(only)) => only,
-            (None, None) => UNBOUNDED_BLOB_TTL,
+            // Never shorter than a window of the session's own, or a
+            // read-only session refreshed late in a long window would
+            // open without its blob.
+            (None, None) => match session.expiry {
+                Expiry::Idle(window) => window.max(UNBOUNDED_BLOB_TTL),
+                _ => UNBOUNDED_BLOB_TTL,
+            },
         };
         // One second more: a cookie still opens at an age of exactly
         // `max_idle` (or at the lifetime's last second), and a store keeps

@@ -563,6 +563,21 @@ async fn without_any_timeout_a_renewal_does_not_follow_the_own_expiry() {
 }
 
 #[tokio::test]
+async fn without_any_timeout_a_long_own_idle_window_keeps_the_blob() {
+    // No idle timeout, no absolute lifetime, a 90-day idle window of the
+    // session's own: a read-only session refreshes only at 45 days, so the
+    // blob must outlive the 30 days it gets otherwise.
+    let (clock, _store, sealer) = instrumented_sealer(|b| b.no_idle_timeout().no_max_lifetime());
+    let mut session = ten_kb_session(&sealer);
+    session.set_expiry(sealed_session::Expiry::Idle(90 * 86_400));
+    let cookie = save_token(&sealer, &mut session).await;
+    clock.advance(44 * 86_400);
+    let opened = sealer.open_async(&cookie).await.unwrap();
+    assert!(!opened.refresh_due());
+    assert_eq!(overflow_loads(&sealer, &cookie).await, Ok(true));
+}
+
+#[tokio::test]
 async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
     // A blob sealed under the old key is rewritten under the new primary
     // when the cookie is (opened with a fallback key), so removing the old

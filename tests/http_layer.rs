@@ -9,7 +9,9 @@ use axum::routing::get;
 use axum::Router;
 use http::{header, Request, Response, StatusCode};
 use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
-use sealed_session::store::{BoxFuture, MemoryStore, RevocationCheck, RevocationQuery};
+use sealed_session::store::{
+    BoxFuture, MemoryStore, OverflowStore, RevocationCheck, RevocationQuery,
+};
 use sealed_session::{Error, Expiry, FixedClock, KeyRing, MasterKey, Priority, StoreError};
 use tower_service::Service as _;
 
@@ -292,9 +294,43 @@ async fn sliding_refresh_reissues_a_cookie_that_was_only_read() {
     assert_eq!(refreshed.max_age().map(|d| d.whole_seconds()), Some(1000));
 }
 
+/// An in-memory store whose reads yield to the runtime first, as a network
+/// store's do: concurrent handles then really interleave at a load.
+struct YieldingStore(MemoryStore);
+
+impl OverflowStore for YieldingStore {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        self.0.put(key, blob, ttl)
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            tokio::task::yield_now().await;
+            self.0.get(key).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        self.0.delete(key)
+    }
+
+    fn touch<'a>(
+        &'a self,
+        key: &'a str,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.0.touch(key, ttl)
+    }
+}
+
 #[tokio::test]
 async fn the_overflow_store_keeps_what_does_not_fit() {
-    let store = Arc::new(MemoryStore::new());
+    let store = Arc::new(YieldingStore(MemoryStore::new()));
     let layer = builder()
         .overflow_store(store.clone())
         .build()
@@ -310,7 +346,7 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
         "{}",
         header.len()
     );
-    assert_eq!(store.len(), 1);
+    assert_eq!(store.0.len(), 1);
     // The next request reads the entry back from the store.
     let pair = set_cookie(&response)
         .expect("Set-Cookie")
@@ -320,8 +356,8 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     assert_eq!(body_text(response).await, "6000");
     // A read-modify-write of the overflowed entry from two clones at once:
     // with_loaded loads it (`with` alone fails with NotLoaded), and both
-    // writes land. (That they cannot interleave is the lock's doing; the
-    // in-memory store never yields, so this does not show it.)
+    // writes land, although the load yields in between (`get` then
+    // `insert` loses one of them here: 6002).
     let response = call(&mut app, "/blob-append-twice", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let pair = set_cookie(&response)
