@@ -394,7 +394,7 @@ impl DjangoCodec {
         // with Django's #27775 rule, at its own expiry when it has one.
         let now = self.clock.now();
         let own_end_reached = session_expiry(&entries, timestamp)?
-            .end()
+            .end(timestamp)
             .map(|end| end <= now as f64);
         let too_old = self
             .max_age
@@ -721,23 +721,23 @@ enum SessionExpiry {
     /// `0`: the cookie ends when the browser closes (the server still
     /// applies `SESSION_COOKIE_AGE`).
     BrowserClose,
-    /// The session's own end, in Unix seconds, from an ISO 8601 date
-    /// rounded down to whole seconds. Django writes dates with
-    /// `datetime.isoformat()`; one without an offset (`USE_TZ = False`) is
-    /// read as UTC.
-    Ends(f64),
-    /// `set_expiry(seconds)` (an integer or a float): that many seconds of
-    /// inactivity, so for this cookie an end at its timestamp (the last
-    /// change) plus `seconds`.
-    Inactivity { seconds: f64, end: f64 },
+    /// Seconds of inactivity (`set_expiry(int)`, or a float): the session
+    /// ends this long after the last change (the cookie's timestamp).
+    Seconds(f64),
+    /// An ISO 8601 date, in Unix seconds. Django writes it with
+    /// `datetime.isoformat()`; one without an offset (`USE_TZ = False`)
+    /// is read as UTC.
+    At(i64),
 }
 
 impl SessionExpiry {
-    /// When this cookie's session ends on its own, if it has an end.
-    fn end(&self) -> Option<f64> {
+    /// When a session last changed at `modified_at` ends by its own
+    /// expiry, in Unix seconds; `None` when it has none.
+    fn end(&self, modified_at: i64) -> Option<f64> {
         match *self {
-            SessionExpiry::Ends(end) | SessionExpiry::Inactivity { end, .. } => Some(end),
             SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
+            SessionExpiry::Seconds(seconds) => Some(modified_at as f64 + seconds),
+            SessionExpiry::At(at) => Some(at as f64),
         }
     }
 }
@@ -750,23 +750,16 @@ const PYTHON_UNIX_RANGE: core::ops::Range<f64> = -62_135_596_800.0..253_402_300_
 fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<SessionExpiry, Error> {
     use time::format_description::well_known::Iso8601;
     let bad = || Error::Malformed(Malformed::Json);
-    let in_range = |end: f64| {
-        if PYTHON_UNIX_RANGE.contains(&end) {
-            Ok(end)
-        } else {
-            Err(bad())
-        }
-    };
-    let end = match entries.get(SESSION_EXPIRY_KEY) {
+    let expiry = match entries.get(SESSION_EXPIRY_KEY) {
         // `get_expiry_date` reads a false value as "no expiry of its own".
-        None | Some(Value::Null) | Some(Value::Bool(false)) => return Ok(SessionExpiry::Unset),
+        None | Some(Value::Null) | Some(Value::Bool(false)) => SessionExpiry::Unset,
         Some(Value::Number(n)) => {
             let seconds = n.as_f64().filter(|s| s.is_finite()).ok_or_else(bad)?;
             if seconds == 0.0 {
-                return Ok(SessionExpiry::BrowserClose);
+                SessionExpiry::BrowserClose
+            } else {
+                SessionExpiry::Seconds(seconds)
             }
-            let end = in_range(modified_at as f64 + seconds)?;
-            return Ok(SessionExpiry::Inactivity { seconds, end });
         }
         Some(Value::String(text)) => {
             let at = time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)
@@ -775,11 +768,14 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
                         .map(time::PrimitiveDateTime::assume_utc)
                 })
                 .map_err(|_| bad())?;
-            at.unix_timestamp() as f64
+            SessionExpiry::At(at.unix_timestamp())
         }
         Some(_) => return Err(bad()),
     };
-    Ok(SessionExpiry::Ends(in_range(end)?))
+    match expiry.end(modified_at) {
+        Some(end) if !PYTHON_UNIX_RANGE.contains(&end) => Err(bad()),
+        _ => Ok(expiry),
+    }
 }
 
 /// Puts the entries of a Django session into a new sealed session, under
@@ -815,24 +811,27 @@ fn migrate_entries(
     let now = session.now();
     let since = modified_at.unwrap_or_else(|| i64::try_from(now).unwrap_or(i64::MAX));
     let expiry = session_expiry(entries, since)?;
-    // Whole seconds, rounded down: never later than Django's end.
-    let end = expiry.end().map(|end| u64::try_from(end.floor() as i64));
-    if matches!(end, Some(Err(_))) || matches!(end, Some(Ok(at)) if at <= now) {
-        return Err(Error::Expired(Expired::Session));
-    }
+    let end = match expiry.end(since) {
+        // Whole seconds, rounded down: never later than Django's end.
+        Some(end) => match u64::try_from(end.floor() as i64) {
+            Ok(at) if at > now => Some(at),
+            _ => return Err(Error::Expired(Expired::Session)),
+        },
+        None => None,
+    };
     match (expiry, end) {
         (SessionExpiry::BrowserClose, _) => session.set_expiry(Expiry::BrowserSession),
         // Django's inactivity window becomes the session's own idle
         // timeout: sealed now, it starts now, as it would at a Django save.
-        (SessionExpiry::Inactivity { seconds, .. }, _) => {
-            // Under a second: a session that ends at once (a cookie with a
-            // timestamp ahead of this server's clock could still be in it).
-            if seconds < 1.0 {
-                return Err(Error::Expired(Expired::Session));
-            }
+        // Under a second it would end at once (a cookie with a timestamp
+        // ahead of this server's clock could still be in it).
+        (SessionExpiry::Seconds(seconds), _) if seconds < 1.0 => {
+            return Err(Error::Expired(Expired::Session));
+        }
+        (SessionExpiry::Seconds(seconds), _) => {
             session.set_expiry(Expiry::Idle(seconds.floor() as u64));
         }
-        (SessionExpiry::Ends(_), Some(Ok(at))) => session.set_expiry(Expiry::At(at)),
+        (SessionExpiry::At(_), Some(at)) => session.set_expiry(Expiry::At(at)),
         _ => {}
     }
     for (key, value) in entries {

@@ -49,3 +49,21 @@ pub(crate) fn default_source() -> Option<std::sync::Arc<dyn RandomSource>> {
 pub(crate) fn default_source() -> Option<std::sync::Arc<dyn RandomSource>> {
     None
 }
+
+/// Each fill is one repeated byte, counting up: for tests, and for the
+/// budget vectors, whose outcome (sizes, kept and dropped keys) does not
+/// depend on the session id or the nonce, so that they also run where the
+/// platform offers no generator (`wasm32-unknown-unknown`). Never a
+/// source for real sessions.
+#[cfg(any(test, feature = "vectors"))]
+#[derive(Default)]
+pub(crate) struct CountingRandom(core::sync::atomic::AtomicU8);
+
+#[cfg(any(test, feature = "vectors"))]
+impl RandomSource for CountingRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        let byte = self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        buf.fill(byte);
+        Ok(())
+    }
+}

@@ -343,13 +343,14 @@ impl Sealer {
     /// moves back from one save to the next by at most the clock skew (the
     /// absolute end moves only when `open` clamps a creation time ahead of
     /// a slower server's clock; the idle window only slides forward), which
-    /// the added skew covers, so a renewal never cuts short an older cookie; every save that keeps the blob renews it
+    /// the added skew covers, so a renewal never cuts short an older
+    /// cookie; every save that keeps the blob renews it
     /// ([`OverflowStore::touch`]). The session's own expiry (an end or an
     /// idle timeout) does not shorten it: it can move either way, and an
-    /// older cookie may carry a longer one. With neither timeout, a
-    /// session's own idle window longer than 30 days lengthens it. With neither timeout (sessions that never end),
-    /// 30 days from the last save, after which a save drops the entries
-    /// and reports them.
+    /// older cookie may carry a longer one. With neither timeout (sessions
+    /// that never end), 30 days from the last save, or the session's own
+    /// idle window if longer; after that a save drops the entries and
+    /// reports them.
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
         let remaining_lifetime = self.policy.max_lifetime.map(|lifetime| {
             session

@@ -400,16 +400,19 @@ impl Sealer {
                 return Err(Error::Expired(Expired::Lifetime));
             }
         }
-        let own_idle = indexed.flags & PAYLOAD_FLAG_IDLE != 0;
-        match indexed.expires_at {
-            Some(window) if own_idle && age > window => {
-                return Err(Error::Expired(Expired::Idle));
-            }
-            Some(expires_at) if !own_idle && now >= expires_at => {
-                return Err(Error::Expired(Expired::Session));
-            }
-            _ => {}
-        }
+        // `index` has refused the flag combinations that mean nothing.
+        let expiry = match (indexed.expires_at, indexed.flags) {
+            (Some(window), flags) if flags & PAYLOAD_FLAG_IDLE != 0 => Expiry::Idle(window),
+            (Some(t), _) => Expiry::At(t),
+            (None, flags) if flags & PAYLOAD_FLAG_BROWSER_SESSION != 0 => Expiry::BrowserSession,
+            (None, _) => Expiry::Default,
+        };
+        let own_idle = match expiry {
+            Expiry::Idle(window) if age > window => return Err(Error::Expired(Expired::Idle)),
+            Expiry::At(end) if now >= end => return Err(Error::Expired(Expired::Session)),
+            Expiry::Idle(window) => Some(window),
+            _ => None,
+        };
         // The index holds ranges into the plaintext; shift them to the buffer.
         if plaintext.start != 0 {
             for entry in &mut indexed.entries {
@@ -419,19 +422,9 @@ impl Sealer {
                 }
             }
         }
-        let expiry = match (
-            indexed.expires_at,
-            indexed.flags & PAYLOAD_FLAG_BROWSER_SESSION != 0,
-        ) {
-            (Some(window), _) if own_idle => Expiry::Idle(window),
-            (Some(t), _) => Expiry::At(t),
-            (None, true) => Expiry::BrowserSession,
-            (None, false) => Expiry::Default,
-        };
-        let window = indexed.expires_at.filter(|_| own_idle);
         let refresh_due = self
             .policy
-            .refresh_after(window)
+            .refresh_after(own_idle)
             .is_some_and(|after| age >= after);
         Ok(Session {
             id: SessionId::from_bytes(indexed.session_id),

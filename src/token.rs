@@ -456,14 +456,7 @@ mod tests {
     use super::*;
     use crate::MasterKey;
 
-    struct Counter(core::sync::atomic::AtomicU8);
-    impl RandomSource for Counter {
-        fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
-            let v = self.0.fetch_add(1, core::sync::atomic::Ordering::SeqCst);
-            buf.fill(v);
-            Ok(())
-        }
-    }
+    use crate::random::CountingRandom;
 
     fn ring() -> KeyRing {
         KeyRing::new(MasterKey::from_bytes(&[9; 32]).unwrap())
@@ -471,7 +464,7 @@ mod tests {
 
     #[test]
     fn round_trip_and_name_binding() {
-        let rng = Counter(Default::default());
+        let rng = CountingRandom::default();
         let token = seal(&ring(), "a", 5, b"payload", Compression::Off, &rng).unwrap();
         let opened = open(&ring(), "a", &token, &Limits::default()).unwrap();
         assert_eq!(opened.plaintext(), b"payload");
@@ -485,7 +478,7 @@ mod tests {
 
     #[test]
     fn fresh_nonce_per_seal() {
-        let rng = Counter(Default::default());
+        let rng = CountingRandom::default();
         let a = seal(&ring(), "a", 5, b"same", Compression::Off, &rng).unwrap();
         let b = seal(&ring(), "a", 5, b"same", Compression::Off, &rng).unwrap();
         assert_ne!(a, b);
@@ -493,7 +486,7 @@ mod tests {
 
     #[test]
     fn compression_only_when_smaller() {
-        let rng = Counter(Default::default());
+        let rng = CountingRandom::default();
         let text = vec![b'x'; 2000];
         let token = seal(&ring(), "a", 5, &text, Compression::Above(100), &rng).unwrap();
         assert!(inspect(&token).unwrap().header.is_compressed());
@@ -516,7 +509,7 @@ mod tests {
 
     #[test]
     fn inflation_is_capped() {
-        let rng = Counter(Default::default());
+        let rng = CountingRandom::default();
         let text = vec![0u8; 100_000];
         let token = seal(&ring(), "a", 5, &text, Compression::Above(1), &rng).unwrap();
         let limits = Limits::default()

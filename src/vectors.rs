@@ -207,21 +207,6 @@ impl RandomSource for ScriptedRandom {
     }
 }
 
-/// Each fill is one repeated byte, counting up: for the budget cases, whose
-/// outcome (sizes, kept and dropped keys) does not depend on the session
-/// id or the nonce, so that they also run where the platform offers no
-/// generator (`wasm32-unknown-unknown`).
-#[derive(Default)]
-struct CountingRandom(core::sync::atomic::AtomicU8);
-
-impl RandomSource for CountingRandom {
-    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
-        let byte = self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        buf.fill(byte);
-        Ok(())
-    }
-}
-
 fn derive(label: &str, name: &str, len: usize) -> Vec<u8> {
     let digest = Sha256::digest(format!("sealed-session vectors {label} {name}").as_bytes());
     digest[..len].to_vec()
@@ -1806,7 +1791,7 @@ fn run_budget(
         .max_lifetime(Duration::from_secs(policy.max_lifetime.unwrap_or_default()))
         .budget(budget)
         .clock(clock.clone())
-        .random(Arc::new(CountingRandom::default()))
+        .random(Arc::new(crate::random::CountingRandom::default()))
         .build()?;
     let mut session = sealer.new_session()?;
     for (key, priority, len) in entries {

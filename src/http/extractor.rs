@@ -271,8 +271,23 @@ impl LazySession {
     /// Entries that live in the overflow store are not loaded here: read
     /// them with [`LazySession::get`], or use [`LazySession::with_loaded`].
     pub async fn with<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
+        self.locked(|_| false, f).await
+    }
+
+    /// Runs `f` on the opened session under the lock, after loading the
+    /// overflowed entries if `load` says so, and warns of a change made
+    /// after the response (see [`State::warn_if_changed_late`]).
+    async fn locked<R>(
+        &self,
+        load: impl FnOnce(&Session) -> bool,
+        f: impl FnOnce(&mut Session) -> R,
+    ) -> Result<R, Error> {
         let mut state = self.inner.state.lock().await;
         let opened = self.ensure_open(&mut state).await?;
+        if load(&opened.session) {
+            let sealer = &self.inner.shared.sealer;
+            sealer.load_overflow(&mut opened.session).await?;
+        }
         let was_modified = opened.session.is_modified();
         let result = f(&mut opened.session);
         state.warn_if_changed_late(was_modified);
@@ -297,14 +312,7 @@ impl LazySession {
     /// # let _ = visits; Ok(()) }
     /// ```
     pub async fn with_loaded<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
-        let mut state = self.inner.state.lock().await;
-        let opened = self.ensure_open(&mut state).await?;
-        let sealer = &self.inner.shared.sealer;
-        sealer.load_overflow(&mut opened.session).await?;
-        let was_modified = opened.session.is_modified();
-        let result = f(&mut opened.session);
-        state.warn_if_changed_late(was_modified);
-        Ok(result)
+        self.locked(|_| true, f).await
     }
 
     /// The sealer of the layer.
@@ -315,13 +323,8 @@ impl LazySession {
     /// Reads and decodes a value; `Ok(None)` if the key is absent. An entry
     /// in the overflow store is loaded first (the only store call).
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
-        let mut state = self.inner.state.lock().await;
-        let opened = self.ensure_open(&mut state).await?;
-        self.inner
-            .shared
-            .sealer
-            .get_loading(&mut opened.session, key)
-            .await
+        self.locked(|s| s.is_overflowed(key), |s| s.get(key))
+            .await?
     }
 
     /// Stores a value at normal priority (or the priority the key has).
@@ -349,18 +352,8 @@ impl LazySession {
     /// store if it lives there): Django's `pop`, tower-sessions' `remove`.
     #[doc(alias = "pop")]
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
-        let mut state = self.inner.state.lock().await;
-        let opened = self.ensure_open(&mut state).await?;
-        let was_modified = opened.session.is_modified();
-        let value = self
-            .inner
-            .shared
-            .sealer
-            .get_loading(&mut opened.session, key)
-            .await?;
-        opened.session.remove(key);
-        state.warn_if_changed_late(was_modified);
-        Ok(value)
+        self.locked(|s| s.is_overflowed(key), |s| s.take(key))
+            .await?
     }
 
     /// Whether the session has this key.
