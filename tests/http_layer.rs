@@ -176,6 +176,19 @@ fn set_cookie(response: &Response<Body>) -> Option<Cookie<'static>> {
     Some(Cookie::parse(value.to_str().expect("ascii").to_owned()).expect("cookie"))
 }
 
+/// The `name=value` pair the response sets, for the next request's `Cookie`.
+fn cookie_pair(response: &Response<Body>) -> String {
+    set_cookie(response)
+        .expect("Set-Cookie")
+        .stripped()
+        .to_string()
+}
+
+/// What the logs captured so far say.
+fn log_text(logs: &Logs) -> String {
+    String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8")
+}
+
 #[tokio::test]
 async fn defaults_are_secure() {
     let mut app = app(builder().build().expect("layer"));
@@ -255,10 +268,7 @@ async fn the_host_prefix_forces_secure_root_path_and_no_domain() {
     let pair = format!("__Host-sid={}", cookie.value());
     let response = call(&mut app, "/read", Some(&pair)).await;
     assert!(set_cookie(&response).is_none());
-    let body = axum::body::to_bytes(response.into_body(), 1024)
-        .await
-        .expect("body");
-    assert_eq!(&body[..], b"ada");
+    assert_eq!(body_text(response).await, "ada");
 }
 
 #[tokio::test]
@@ -348,10 +358,7 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     );
     assert_eq!(store.0.len(), 1);
     // The next request reads the entry back from the store.
-    let pair = set_cookie(&response)
-        .expect("Set-Cookie")
-        .stripped()
-        .to_string();
+    let pair = cookie_pair(&response);
     let response = call(&mut app, "/blob-len", Some(&pair)).await;
     assert_eq!(body_text(response).await, "6000");
     // A read-modify-write of the overflowed entry from two clones at once:
@@ -360,10 +367,7 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     // `insert` loses one of them here: 6002).
     let response = call(&mut app, "/blob-append-twice", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let pair = set_cookie(&response)
-        .expect("Set-Cookie")
-        .stripped()
-        .to_string();
+    let pair = cookie_pair(&response);
     let response = call(&mut app, "/blob-len", Some(&pair)).await;
     assert_eq!(body_text(response).await, "6004");
 }
@@ -376,7 +380,7 @@ async fn without_the_layer_the_extractor_answers_500() {
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     // The client learns nothing of the setup; the log says what is wrong.
     assert_eq!(body_text(response).await, "internal server error\n");
-    let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8");
+    let text = log_text(&logs);
     assert!(
         text.contains("ERROR") && text.contains("not installed"),
         "{text}"
@@ -406,10 +410,7 @@ async fn responses_that_opened_the_session_vary_on_cookie() {
     // Opened and modified, opened and only read: both depend on the cookie.
     let response = call(&mut app, "/login", None).await;
     assert_eq!(vary(&response), ["cookie"]);
-    let pair = set_cookie(&response)
-        .expect("Set-Cookie")
-        .stripped()
-        .to_string();
+    let pair = cookie_pair(&response);
     let response = call(&mut app, "/read", Some(&pair)).await;
     assert!(set_cookie(&response).is_none(), "only read");
     assert_eq!(vary(&response), ["cookie"]);
@@ -472,18 +473,24 @@ async fn an_empty_session_sets_no_cookie_and_deletes_the_one_it_had() {
     assert!(set_cookie(&response).is_none());
 }
 
+/// The same key ring on every call: two layers that share sessions.
+fn fixed_ring() -> KeyRing {
+    KeyRing::new(MasterKey::from_bytes(&[7; 32]).expect("key"))
+}
+
+/// A layer on `fixed_ring` whose revocation store cannot answer.
+fn revocations_down() -> SessionLayerBuilder {
+    SessionLayer::builder(fixed_ring()).revocation(Arc::new(RevocationsDown), Some("user"))
+}
+
 #[tokio::test]
 async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
-    let ring = || KeyRing::new(MasterKey::from_bytes(&[7; 32]).expect("key"));
-    let mut server = app(SessionLayer::builder(ring()).build().expect("layer"));
+    let mut server = app(SessionLayer::builder(fixed_ring()).build().expect("layer"));
     let login = set_cookie(&call(&mut server, "/login", None).await).expect("Set-Cookie");
     let pair = login.stripped().to_string();
 
     // The revocation store is down: opening fails closed, for now only.
-    let mut store_down = app(SessionLayer::builder(ring())
-        .revocation(Arc::new(RevocationsDown), Some("user"))
-        .build()
-        .expect("layer"));
+    let mut store_down = app(revocations_down().build().expect("layer"));
     let response = call(&mut store_down, "/read", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(
@@ -536,10 +543,7 @@ async fn non_ascii_neighbour_cookies_do_not_hide_the_session() {
             .call(request.body(Body::empty()).expect("request"))
             .await
             .expect("infallible");
-        let body = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .expect("body");
-        assert_eq!(&body[..], b"ada", "header {i}");
+        assert_eq!(body_text(response).await, "ada", "header {i}");
     }
 }
 
@@ -552,8 +556,7 @@ async fn body_text(response: Response<Body>) -> String {
 
 #[tokio::test]
 async fn a_write_does_not_replace_a_cookie_that_fails_only_for_now() {
-    let ring = || KeyRing::new(MasterKey::from_bytes(&[7; 32]).expect("key"));
-    let mut server = app(SessionLayer::builder(ring()).build().expect("layer"));
+    let mut server = app(SessionLayer::builder(fixed_ring()).build().expect("layer"));
     let login = set_cookie(&call(&mut server, "/login", None).await).expect("Set-Cookie");
     let pair = login.stripped().to_string();
 
@@ -561,8 +564,7 @@ async fn a_write_does_not_replace_a_cookie_that_fails_only_for_now() {
     // save is refused and reported, and the user's cookie stays.
     let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&failures);
-    let mut store_down = app(SessionLayer::builder(ring())
-        .revocation(Arc::new(RevocationsDown), Some("user"))
+    let mut store_down = app(revocations_down()
         .on_save_error(move |failure| seen.lock().expect("lock").push(failure.error.kind()))
         .build()
         .expect("layer"));
@@ -585,7 +587,11 @@ async fn a_write_does_not_replace_a_cookie_that_fails_only_for_now() {
     let mut other_ring = app(builder().build().expect("layer"));
     let response = call(&mut other_ring, "/login", Some(&pair)).await;
     let replaced = set_cookie(&response).expect("replaced");
+    assert!(!replaced.value().is_empty(), "replaced, not deleted");
     assert_ne!(replaced.value(), login.value());
+    let pair = replaced.stripped().to_string();
+    let response = call(&mut other_ring, "/read", Some(&pair)).await;
+    assert_eq!(body_text(response).await, "ada");
 }
 
 #[tokio::test]
@@ -623,10 +629,7 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
     };
     let response = call(&mut app, "/login", None).await;
     assert_eq!(cache_control(&response), ["private"]);
-    let pair = set_cookie(&response)
-        .expect("Set-Cookie")
-        .stripped()
-        .to_string();
+    let pair = cookie_pair(&response);
     // A Cache-Control that already keeps shared caches out is left as it
     // is; any other gets `private` added.
     for (given, expected) in [
@@ -679,7 +682,7 @@ async fn a_change_after_the_response_is_logged_as_lost() {
         "a read is not a change"
     );
     session.insert("user", "late").await.expect("insert");
-    let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8");
+    let text = log_text(&logs);
     assert!(text.contains("the change is lost"), "{text}");
     assert!(!text.contains("late"), "no values in the log: {text}");
 }
@@ -741,9 +744,12 @@ async fn the_deletion_cookie_carries_the_attributes_of_the_cookie_it_deletes() {
         assert_eq!(removal.secure(), set.secure(), "{}", set.name());
         assert_eq!(removal.partitioned(), set.partitioned(), "{}", set.name());
         assert_eq!(removal.same_site(), set.same_site(), "{}", set.name());
-        // Neither configuration is the default one.
-        assert!(set.path().is_some() && set.secure() == Some(true));
-        assert!(set.domain().is_some() || set.name().starts_with("__Host-"));
+        // The configured attributes, not the defaults (the `__Host-`
+        // prefix forces the root path and no domain).
+        let host = set.name().starts_with("__Host-");
+        assert_eq!(set.path(), Some(if host { "/" } else { "/app" }));
+        assert_eq!(set.domain(), (!host).then_some("example.com"));
+        assert_eq!(set.secure(), Some(true));
     }
 }
 
@@ -772,9 +778,12 @@ async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden(
         .collect();
     assert_eq!(values.len(), 2);
     assert_eq!(values[0], "session=by-hand; Path=/");
-    assert!(values[1].to_str().expect("ascii").starts_with("session="));
-    assert_ne!(values[1], values[0], "the layer's comes last");
-    let text = String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8");
+    // The layer's comes last: a sealed session, with its attributes.
+    let layers = Cookie::parse(values[1].to_str().expect("ascii")).expect("cookie");
+    assert_eq!(layers.name(), "session");
+    assert_ne!(layers.value(), "by-hand");
+    assert_eq!(layers.http_only(), Some(true));
+    let text = log_text(&logs);
     assert!(text.contains("already sets the session cookie"), "{text}");
     // Another cookie set by the handler is no concern.
     let mut quiet = app_whose_handler_sets("session_theme=dark");

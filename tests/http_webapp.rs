@@ -122,6 +122,35 @@ async fn login(client: &Client, server: &Server, user: &str) -> Page {
     page
 }
 
+/// A client with its own cookie jar, signed in as `user`.
+async fn logged_in(server: &Server, user: &str) -> (Client, Arc<Jar>) {
+    let (client, jar) = client();
+    login(&client, server, user).await;
+    (client, jar)
+}
+
+/// Adds a cart line; the app answers with a redirect.
+async fn add_to_cart(client: &Client, server: &Server, sku: &str, qty: &str, note: &str) -> Page {
+    let form = [("sku", sku), ("qty", qty), ("note", note)];
+    let page = post(client, server, "/cart/add", &form).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    page
+}
+
+/// Chooses the dark theme and French; the app answers with a redirect.
+async fn set_dark_french(client: &Client, server: &Server) -> Page {
+    let form = [("theme", "dark"), ("language", "fr")];
+    let page = post(client, server, "/preferences", &form).await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER, "{}", page.body);
+    page
+}
+
+/// `GET path` with a hand-made `Cookie` header and no jar.
+async fn get_with_cookie(server: &Server, path: &str, cookie: &str) -> Page {
+    let request = bare_client().get(server.url(path)).header(COOKIE, cookie);
+    read(request.send().await.expect("GET")).await
+}
+
 fn signed_in_as(page: &Page, user: &str) -> bool {
     page.body
         .contains(&format!("Signed in as <strong>{user}</strong>"))
@@ -248,14 +277,7 @@ async fn the_cart_survives_requests() {
 
     // A cart needs no login.
     for (sku, qty) in [("apple", "3"), ("pear", "1")] {
-        let page = post(
-            &client,
-            &server,
-            "/cart/add",
-            &[("sku", sku), ("qty", qty), ("note", "")],
-        )
-        .await;
-        assert_eq!(page.status, StatusCode::SEE_OTHER);
+        let page = add_to_cart(&client, &server, sku, qty, "").await;
         assert_eq!(page.set_cookie.len(), 1);
     }
     for _ in 0..3 {
@@ -287,16 +309,8 @@ async fn the_cart_survives_requests() {
 async fn logging_in_as_another_user_keeps_nothing_of_the_previous_one() {
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
-    let (client, jar) = client();
-    login(&client, &server, "ada").await;
-    let page = post(
-        &client,
-        &server,
-        "/cart/add",
-        &[("sku", "apple"), ("qty", "3"), ("note", "")],
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let (client, jar) = logged_in(&server, "ada").await;
+    add_to_cart(&client, &server, "apple", "3", "").await;
     let first_cookie = jar_cookie(&jar, &server).expect("cookie");
 
     // The same user again keeps the cart (only the id changes), and a copy
@@ -320,15 +334,7 @@ async fn logging_in_as_another_user_keeps_nothing_of_the_previous_one() {
 /// Whether a request carrying only `cookie` is signed in as `user` (the
 /// page loads either way).
 async fn opens_as(server: &Server, cookie: &str, user: &str) -> bool {
-    let page = read(
-        bare_client()
-            .get(server.url("/"))
-            .header(COOKIE, format!("{}={cookie}", app::COOKIE_NAME))
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let page = get_with_cookie(server, "/", &format!("{}={cookie}", app::COOKIE_NAME)).await;
     assert_eq!(page.status, StatusCode::OK, "{}", page.body);
     signed_in_as(&page, user)
 }
@@ -372,8 +378,7 @@ async fn logout_ends_the_session_for_that_client() {
     let (logs, _guard) = Logs::capture();
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
-    let (client, jar) = client();
-    login(&client, &server, "cy").await;
+    let (client, jar) = logged_in(&server, "cy").await;
     let before = jar_cookie(&jar, &server).expect("session cookie");
 
     let page = post(&client, &server, "/logout", &[]).await;
@@ -394,13 +399,7 @@ async fn logout_ends_the_session_for_that_client() {
     assert!(page.body.contains("Not signed in"));
 
     // A copy of the old cookie was revoked at logout.
-    let replay = bare_client()
-        .get(server.url("/"))
-        .header(COOKIE, format!("{}={before}", app::COOKIE_NAME))
-        .send()
-        .await
-        .expect("GET");
-    let page = read(replay).await;
+    let page = get_with_cookie(&server, "/", &format!("{}={before}", app::COOKIE_NAME)).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(page.body.contains("Not signed in"));
     let logs = logs.text();
@@ -422,8 +421,7 @@ async fn a_tampered_cookie_is_ignored_and_never_logged() {
     let (logs, _guard) = Logs::capture();
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
-    let (client, jar) = client();
-    login(&client, &server, "di").await;
+    let (client, jar) = logged_in(&server, "di").await;
     let original = jar_cookie(&jar, &server).expect("session cookie");
     let tampered = tamper(&original);
     set_jar_cookie(&jar, &server, &tampered);
@@ -465,8 +463,7 @@ async fn an_expired_cookie_is_ignored() {
     let clock = Arc::new(FixedClock::new(SystemClock.now()));
     let demo = app::Demo::new(clock.clone());
     let server = Server::app(&demo, new_ring()).await;
-    let (client, jar) = client();
-    login(&client, &server, "eve").await;
+    let (client, jar) = logged_in(&server, "eve").await;
     // Late in the idle window a read re-seals the cookie (sliding refresh).
     clock.advance(app::MAX_IDLE.as_secs() - 60);
     let page = get(&client, &server, "/").await;
@@ -562,34 +559,14 @@ async fn an_oversized_cart_degrades_instead_of_failing() {
     let (logs, _guard) = Logs::capture();
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
-    let (client, _jar) = client();
-    login(&client, &server, "gus").await;
-    let page = post(
-        &client,
-        &server,
-        "/preferences",
-        &[("theme", "dark"), ("language", "fr")],
-    )
-    .await;
-    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    let (client, _jar) = logged_in(&server, "gus").await;
+    set_dark_french(&client, &server).await;
 
     let lines = 12;
     for i in 0..lines {
         let sku = format!("sku-{i}");
         let note = noise(i, 600);
-        let page = post(
-            &client,
-            &server,
-            "/cart/add",
-            &[("sku", &sku), ("qty", "1"), ("note", &note)],
-        )
-        .await;
-        assert_eq!(
-            page.status,
-            StatusCode::SEE_OTHER,
-            "line {i}: {}",
-            page.body
-        );
+        let page = add_to_cart(&client, &server, &sku, "1", &note).await;
         assert_eq!(page.set_cookie.len(), 1, "line {i}");
         let header_len = "Set-Cookie: ".len() + page.set_cookie[0].len();
         assert!(header_len <= sealed_session::DEFAULT_BUDGET, "{header_len}");
@@ -633,14 +610,13 @@ async fn of_several_session_cookies_the_first_that_opens_wins() {
     let server = Server::app(&demo, new_ring()).await;
     let mut tokens = Vec::new();
     for user in ["hal", "ivy"] {
-        let (client, jar) = client();
-        login(&client, &server, user).await;
+        let (_client, jar) = logged_in(&server, user).await;
         tokens.push(jar_cookie(&jar, &server).expect("session cookie"));
     }
     let name = app::COOKIE_NAME;
     let send = |cookie: String| {
-        let request = bare_client().get(server.url("/")).header(COOKIE, cookie);
-        async move { read(request.send().await.expect("GET")).await }
+        let server = &server;
+        async move { get_with_cookie(server, "/", &cookie).await }
     };
 
     let page = send(format!("{name}={}; {name}={}", tokens[0], tokens[1])).await;
@@ -687,13 +663,7 @@ async fn a_failed_save_is_reported_and_keeps_the_previous_cookie() {
     let (client, jar) = client();
 
     // Fits: preferences (high priority, small).
-    let page = post(
-        &client,
-        &server,
-        "/preferences",
-        &[("theme", "dark"), ("language", "fr")],
-    )
-    .await;
+    let page = set_dark_french(&client, &server).await;
     assert_eq!(page.set_cookie.len(), 1);
     let kept = jar_cookie(&jar, &server).expect("session cookie");
 
@@ -708,7 +678,7 @@ async fn a_failed_save_is_reported_and_keeps_the_previous_cookie() {
     assert_eq!(*kinds.lock().expect("kinds"), ["too-large"]);
     assert_eq!(jar_cookie(&jar, &server).as_deref(), Some(kept.as_str()));
     let page = get(&client, &server, "/preferences").await;
-    assert!(!signed_in_as(&page, &long));
+    assert!(page.body.contains("Not signed in"), "{}", page.body);
     assert!(
         page.body.contains("<option selected>dark</option>"),
         "{}",
@@ -724,28 +694,12 @@ async fn the_cookie_is_opened_only_when_a_handler_touches_the_session() {
     let server = Server::app(&demo, new_ring()).await;
     let cookie = format!("{}=garbage", app::COOKIE_NAME);
 
-    let page = read(
-        bare_client()
-            .get(server.url("/health"))
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let page = get_with_cookie(&server, "/health", &cookie).await;
     assert_eq!(page.body, "ok\n");
     assert!(page.set_cookie.is_empty());
     assert!(!logs.text().contains("session cookie"), "not opened");
 
-    let page = read(
-        bare_client()
-            .get(server.url("/"))
-            .header(COOKIE, &cookie)
-            .send()
-            .await
-            .expect("GET"),
-    )
-    .await;
+    let page = get_with_cookie(&server, "/", &cookie).await;
     assert_eq!(page.status, StatusCode::OK);
     assert!(logs.text().contains("session cookie rejected"), "opened");
 }

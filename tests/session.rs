@@ -288,16 +288,8 @@ fn idle_lifetime_skew_and_own_expiry() {
     s.insert("x", &1).unwrap();
     let cookie = sealer.seal(&mut s).unwrap();
 
-    clock.set(T0 + 1000);
-    assert!(
-        sealer.open(&cookie).is_ok(),
-        "exactly max_idle is still valid"
-    );
-    clock.set(T0 + 1001);
-    assert_eq!(
-        sealer.open(&cookie).unwrap_err(),
-        Error::Expired(Expired::Idle)
-    );
+    // Exactly max_idle is still valid.
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 1000);
 
     // Issued in the future: within the skew it opens, beyond it does not.
     clock.set(T0 - 30);
@@ -369,23 +361,9 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     assert_eq!(o.expiry(), Expiry::Idle(100));
     let renewed = sealer.seal(&mut o).unwrap();
 
-    clock.set(T0 + 100);
-    assert!(
-        sealer.open(&cookie).is_ok(),
-        "exactly the window is still valid"
-    );
-    clock.set(T0 + 101);
-    assert_eq!(
-        sealer.open(&cookie).unwrap_err(),
-        Error::Expired(Expired::Idle)
-    );
-    clock.set(T0 + 190);
-    assert!(sealer.open(&renewed).is_ok());
-    clock.set(T0 + 191);
-    assert_eq!(
-        sealer.open(&renewed).unwrap_err(),
-        Error::Expired(Expired::Idle)
-    );
+    // Exactly the window is still valid.
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 100);
+    assert_idle_ends(&sealer, &clock, &renewed, T0 + 190);
 
     // A window longer than max_idle (1000 s) changes nothing: the sealer's
     // idle timeout still ends the session.
@@ -395,9 +373,16 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     long.set_expiry(Expiry::Idle(1_000_000));
     assert_eq!(sealer.max_age(&long), Some(1000));
     let cookie = sealer.seal(&mut long).unwrap();
-    clock.set(T0 + 1001);
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 1000);
+}
+
+/// `cookie` still opens at `last_ok` and is idle-expired one second later.
+fn assert_idle_ends(sealer: &Sealer, clock: &FixedClock, cookie: &str, last_ok: u64) {
+    clock.set(last_ok);
+    assert!(sealer.open(cookie).is_ok(), "opens at {last_ok}");
+    clock.set(last_ok + 1);
     assert_eq!(
-        sealer.open(&cookie).unwrap_err(),
+        sealer.open(cookie).unwrap_err(),
         Error::Expired(Expired::Idle)
     );
 }

@@ -103,6 +103,16 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
     let help = run_with_env(&["open", "--help"], &[("SEALED_SESSION_KEY", &new)], "");
     assert!(stdout(&help).contains("SEALED_SESSION_KEY"));
     assert!(!stdout(&help).contains(&new), "help shows the key");
+    let django_help = run_with_env(
+        &["django", "open", "--help"],
+        &[("DJANGO_SECRET_KEY", "django-insecure-help-secret")],
+        "",
+    );
+    assert!(stdout(&django_help).contains("DJANGO_SECRET_KEY"));
+    assert!(
+        !stdout(&django_help).contains("django-insecure-help-secret"),
+        "help shows the secret"
+    );
 
     let secret = "django-insecure-env-secret";
     let cookie = run_with_env(
