@@ -197,9 +197,15 @@ summary() {
     }'
 }
 
+# $1 / $2 to three places, rounded down, so a printed 0.850 is never a
+# missed 0.8497.
+ratio_of() {
+  awk -v s="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0) ? int(1000 * s / b) / 1000 : 0 }'
+}
+
 # One concurrency level: the rounds, the medians, the ratio. Sets MET.
 level() { # connections
-  local connections="$1" round variant port pid cookie line
+  local connections="$1" round variant port pid cookie line rows
   local rps p50 p90 p99 non2xx errors app_us wrk_us
   echo
   echo "==> wrk -t$THREADS -c$connections -d$DURATION, $ROUNDS round(s) per variant, GET /counter"
@@ -211,20 +217,15 @@ level() { # connections
     # The order turns each round, so no variant always runs first.
     for variant in ${orders[$(( (round - 1) % 3 ))]}; do
       case "$variant" in
-        bare) port="$PORT_BARE"; pid="$BARE_PID"; cookie="$COOKIE" ;;
-        session) port="$PORT_SESSION"; pid="$SESSION_PID"; cookie="$COOKIE" ;;
-        peer) port="$PORT_PEER"; pid="$PEER_PID"; cookie="$PEER_COOKIE" ;;
+        bare) port="$PORT_BARE"; pid="$BARE_PID"; cookie="$COOKIE"; rows=BARE ;;
+        session) port="$PORT_SESSION"; pid="$SESSION_PID"; cookie="$COOKIE"; rows=SESSION ;;
+        peer) port="$PORT_PEER"; pid="$PEER_PID"; cookie="$PEER_COOKIE"; rows=PEER ;;
         *) echo "error: unknown variant $variant" >&2; exit 2 ;;
       esac
       read -r rps p50 p90 p99 non2xx errors app_us wrk_us < <(run "$port" "$pid" "$connections" "$cookie")
       printf "$ROW" "$variant" "$round" "$rps" "$p50" "$p90" "$p99" "$non2xx" "$errors" "$app_us" "$wrk_us"
       line="$rps $p50 $p90 $p99 $non2xx $errors $app_us $wrk_us"
-      case "$variant" in
-        bare) BARE+=("$line") ;;
-        session) SESSION+=("$line") ;;
-        peer) PEER+=("$line") ;;
-        *) echo "error: unknown variant $variant" >&2; exit 2 ;;
-      esac
+      eval "$rows+=(\"\$line\")" # BARE, SESSION or PEER, set above
     done
   done
   local b_rps b_p50 b_p90 b_p99 b_non2xx b_err b_app b_wrk s_rps s_p50 s_p90 s_p99 s_non2xx s_err s_app s_wrk ratio met
@@ -240,9 +241,8 @@ level() { # connections
   printf "$ROW" bare "$b_rps" "$b_p50" "$b_p90" "$b_p99" "$b_non2xx" "$b_err" "$b_app" "$b_wrk"
   printf "$ROW" session "$s_rps" "$s_p50" "$s_p90" "$s_p99" "$s_non2xx" "$s_err" "$s_app" "$s_wrk"
   printf "$ROW" peer "$p_rps" "$p_p50" "$p_p90" "$p_p99" "$p_non2xx" "$p_err" "$p_app" "$p_wrk"
-  # Rounded down, so a printed 0.850 is never a missed 0.8497.
-  ratio="$(awk -v s="$s_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? int(1000 * s / b) / 1000 : 0 }')"
-  peer_ratio="$(awk -v s="$p_rps" -v b="$b_rps" 'BEGIN { printf "%.3f", (b > 0) ? int(1000 * s / b) / 1000 : 0 }')"
+  ratio="$(ratio_of "$s_rps" "$b_rps")"
+  peer_ratio="$(ratio_of "$p_rps" "$b_rps")"
   echo "ratio session/bare: $ratio (target >= $TARGET with zero errors)"
   echo "ratio peer/bare: $peer_ratio (tower-sessions, in-memory store; for reference)"
   if [ $(( p_non2xx + p_err )) -ne 0 ]; then

@@ -85,18 +85,15 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
                 .fold(secrets.builder(), |b, s| b.fallback_secret(s))
                 .max_age(max_age)
                 .build()
-                .map_err(|e| format!("{}: bad secret: {e}", e.kind()))?;
+                .map_err(failed("bad secret"))?;
             let entries = codec
                 .open(cookie.trim())
-                .map_err(|e| format!("{}: cannot open Django cookie: {e}", e.kind()))?;
+                .map_err(failed("cannot open Django cookie"))?;
             let json = serde_json::to_string(&entries).map_err(|e| format!("output: {e}"))?;
             println!("{json}");
         }
         DjangoCommand::Seal { secrets } => {
-            let codec = secrets
-                .builder()
-                .build()
-                .map_err(|e| format!("{}: bad secret: {e}", e.kind()))?;
+            let codec = secrets.builder().build().map_err(failed("bad secret"))?;
             let mut input = String::new();
             std::io::stdin()
                 .read_to_string(&mut input)
@@ -105,9 +102,15 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
                 serde_json::from_str(&input).map_err(|e| crate::not_a_json_object(&e))?;
             let cookie = codec
                 .seal(&entries)
-                .map_err(|e| format!("{}: cannot seal Django cookie: {e}", e.kind()))?;
+                .map_err(failed("cannot seal Django cookie"))?;
             println!("{cookie}");
         }
     }
     Ok(())
+}
+
+/// The one-line error for a library failure while doing `what`: its kind
+/// first, as every CLI error.
+fn failed(what: &str) -> impl FnOnce(sealed_session::Error) -> String + '_ {
+    move |e| format!("{}: {what}: {e}", e.kind())
 }

@@ -190,7 +190,8 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
             println!("ciphertext length: {} bytes", info.ciphertext_len);
         }
         Command::VerifyVectors { dir } => {
-            let outcomes = sealed_session::vectors::check_dir(&dir)?;
+            let outcomes =
+                sealed_session::vectors::check_dir(&dir).map_err(|e| format!("input: {e}"))?;
             let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
             for o in &failed {
                 println!(
@@ -293,7 +294,7 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
     let header = saved
         .action
         .header_value()
-        .ok_or_else(|| "nothing to seal".to_owned())?;
+        .ok_or_else(|| "input: nothing to seal (no entries)".to_owned())?;
     let value = header
         .split_once(';')
         .map_or(header, |(pair, _)| pair)

@@ -374,6 +374,11 @@ fn compress_flag_and_inspect() {
 #[test]
 fn bad_inputs_are_one_line_errors() {
     let key = keygen();
+    assert_one_line_error(&run(&["seal", "--key", &key], "{}"), "input");
+    assert_one_line_error(
+        &run(&["verify-vectors", "/nonexistent-vectors-dir"], ""),
+        "input",
+    );
     assert_one_line_error(&run(&["seal", "--key", "tooshort"], "{}"), "invalid-key");
     assert_one_line_error(
         &run(&["open", "--key", "hex:zz", "AAAA"], ""),

@@ -145,8 +145,9 @@ impl Demo {
     /// before `build()`.
     pub fn layer(&self, ring: KeyRing) -> SessionLayerBuilder {
         SessionLayer::builder(ring)
+            // The `__Host-` prefix in the name forces Secure, Path=/ and
+            // no Domain.
             .cookie_name(COOKIE_NAME)
-            .host_prefix(true)
             .max_idle(MAX_IDLE)
             .max_lifetime(MAX_LIFETIME)
             .clock(Arc::clone(&self.clock))

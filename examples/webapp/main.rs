@@ -93,10 +93,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         let mut layer = demo.layer(ring).budget(args.budget);
         if args.insecure {
             // `__Host-` requires Secure: plain HTTP gets the bare name.
-            layer = layer
-                .cookie_name(app::INSECURE_COOKIE_NAME)
-                .host_prefix(false)
-                .secure(false);
+            layer = layer.cookie_name(app::INSECURE_COOKIE_NAME).secure(false);
         }
         let layer = layer.build()?;
         demo.router(layer)
