@@ -12,6 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use crate::payload::PayloadWriter;
 use crate::token::{self, Compression};
 use crate::{
     Error, Expiry, FixedClock, KeyRing, Limits, MasterKey, Priority, RandomSource, Sealer,
@@ -1455,29 +1456,26 @@ fn overflow_element(reference_len: u8, keys: &[&[u8]]) -> Vec<u8> {
 }
 
 /// A valid token whose payload has the 6th element: one entry in the
-/// cookie, two in an overflow blob. Written by hand in the canonical
-/// encoding of §11.3, as the public API writes one only through a store.
+/// cookie, two in an overflow blob. Written with the payload writer, as
+/// the public API writes one only through a store.
 fn overflow_vector() -> Result<Vector, Error> {
     let name = "overflow-reference";
-    let session_id = derive("session-id", name, 16);
-    let reference = derive("reference", name, 16);
-    let mut plaintext = vec![0x86];
-    plaintext.extend_from_slice(&created_head());
-    plaintext.extend_from_slice(&[0xf6, 0x50]);
-    plaintext.extend_from_slice(&session_id);
-    // flags 0; entries [["user", 3, h'63616461' ("ada")]]
-    plaintext.extend_from_slice(&[0x00, 0x81, 0x83, 0x64]);
-    plaintext.extend_from_slice(b"user");
-    plaintext.extend_from_slice(&[0x03, 0x44, 0x63]);
-    plaintext.extend_from_slice(b"ada");
-    // overflow [reference, [["cart", 0], ["history", 1]]]
-    plaintext.extend_from_slice(&[0x82, 0x50]);
-    plaintext.extend_from_slice(&reference);
-    plaintext.extend_from_slice(&[0x82, 0x82, 0x64]);
-    plaintext.extend_from_slice(b"cart");
-    plaintext.extend_from_slice(&[0x00, 0x82, 0x67]);
-    plaintext.extend_from_slice(b"history");
-    plaintext.push(0x01);
+    let (session_id, reference): ([u8; 16], [u8; 16]) = (
+        derive("session-id", name, 16).try_into().expect("16 bytes"),
+        derive("reference", name, 16).try_into().expect("16 bytes"),
+    );
+    // The canonical encoding of FORMAT.md 11.3, through the writer the
+    // sealer uses (the Python reader re-encodes it independently).
+    let mut plaintext = Vec::new();
+    let mut writer =
+        PayloadWriter::begin(&mut plaintext, NOW - 7200, None, &session_id, 0, 1, true);
+    let mut ada = Vec::new();
+    ciborium::ser::into_writer("ada", &mut ada)
+        .map_err(|_| Error::Value(crate::ValueError::Serialize))?;
+    writer.entry("user", Priority::Critical, &ada);
+    writer.overflow(&reference, 2);
+    writer.overflow_key("cart", Priority::Low);
+    writer.overflow_key("history", Priority::Normal);
     let token = seal_raw(name, &key_a(), NOW - 60, &plaintext, Compression::Off)?;
     let mut v = Vector {
         name: name.to_owned(),
