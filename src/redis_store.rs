@@ -271,23 +271,28 @@ impl RevocationCheck for RedisRevocations {
     fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
-            let revoked: bool = redis::cmd("EXISTS")
-                .arg(session_key(&query.session_id))
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
+            let Some(user) = query.user else {
+                return redis::cmd("EXISTS")
+                    .arg(session_key(&query.session_id))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(unavailable);
+            };
+            // One round trip. A pipeline rather than one MGET of all three
+            // keys, so that no command spans two hash tags (cluster slots).
+            let (revoked, (not_before, kept)): (bool, (Option<String>, Option<String>)) =
+                redis::pipe()
+                    .cmd("EXISTS")
+                    .arg(session_key(&query.session_id))
+                    .cmd("MGET")
+                    .arg(user_key(user))
+                    .arg(user_keep_key(user))
+                    .query_async(&mut connection)
+                    .await
+                    .map_err(unavailable)?;
             if revoked {
                 return Ok(true);
             }
-            let Some(user) = query.user else {
-                return Ok(false);
-            };
-            let (not_before, kept): (Option<String>, Option<String>) = redis::cmd("MGET")
-                .arg(user_key(user))
-                .arg(user_keep_key(user))
-                .query_async(&mut connection)
-                .await
-                .map_err(unavailable)?;
             let Some(not_before) = not_before else {
                 return Ok(false);
             };

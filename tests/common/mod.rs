@@ -330,4 +330,15 @@ pub async fn revocation_suite<R1, F1, R2, F2, R3, F3>(
     // A later plain revocation does not keep the earlier exception.
     revoke_user().await;
     assert_eq!(sealer.open_async(&here).await.unwrap_err(), Error::Revoked);
+
+    // A session without a user is revoked by its id alone.
+    let mut guest = sealer.new_session().unwrap();
+    guest.insert("cart", &1u8).unwrap();
+    let guest_token = sealer.seal(&mut guest).unwrap();
+    assert!(sealer.open_async(&guest_token).await.is_ok());
+    revoke_one(guest.id()).await;
+    assert_eq!(
+        sealer.open_async(&guest_token).await.unwrap_err(),
+        Error::Revoked
+    );
 }
