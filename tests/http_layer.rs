@@ -437,16 +437,26 @@ async fn responses_that_opened_the_session_vary_on_cookie() {
 
 #[tokio::test]
 async fn a_server_error_saves_nothing_unless_asked() {
+    const NOT_SAVED: &str = "the session's changes are not saved";
     let mut django_like = app(builder().build().expect("layer"));
+    let (logs, guard) = capture_logs();
     let response = call(&mut django_like, "/login-then-fail", None).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(set_cookie(&response).is_none(), "5xx: not saved");
     assert_eq!(vary(&response), ["cookie"]);
+    let text = log_text(&logs);
+    assert!(
+        text.contains("INFO") && text.contains(NOT_SAVED) && text.contains("/login-then-fail"),
+        "{text}"
+    );
+    drop(guard);
 
     let mut saving = app(builder().save_on_server_error(true).build().expect("layer"));
+    let (logs, _guard) = capture_logs();
     let response = call(&mut saving, "/login-then-fail", None).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(set_cookie(&response).is_some(), "saved when asked");
+    assert!(!log_text(&logs).contains(NOT_SAVED));
 }
 
 #[tokio::test]

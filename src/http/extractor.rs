@@ -498,6 +498,14 @@ impl LazySession {
         let set_cookie = if save {
             self.save(opened, uri).await
         } else {
+            // As in Django, but said: a handler's changes vanishing without
+            // a trace is hard to debug.
+            if opened.session.is_modified() {
+                tracing::info!(
+                    path = uri.path(),
+                    "server error response: the session's changes are not saved (see save_on_server_error)"
+                );
+            }
             None
         };
         Finished {

@@ -62,8 +62,9 @@
 //!   keeps neither its id nor an expiry set on it across requests.
 //! - **Saves nothing on server errors.** When the handler's response is a
 //!   server error (5xx) nothing is saved, as in Django: the client keeps
-//!   the cookie it had ([`SessionLayerBuilder::save_on_server_error`]
-//!   changes that). Put a timeout layer outside the session layer, not
+//!   the cookie it had, and an INFO event names the path when the session
+//!   had changes ([`SessionLayerBuilder::save_on_server_error`] saves
+//!   instead). Put a timeout layer outside the session layer, not
 //!   inside: inside, it answers `408` after dropping the handler, and what
 //!   the handler had changed by then would be saved; outside, the whole
 //!   request is dropped and nothing is.
