@@ -170,6 +170,17 @@ pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
 }
 
+/// Whether `pair`, one `;`-separated piece of a `Cookie` header, is a
+/// cookie named exactly `name` (FORMAT.md §14.4). Only the separators' own
+/// white space, SP and HTAB, is taken from around the name: browsers apply
+/// the `__Host-` and `__Secure-` rules to the name as sent, so one that
+/// differs by any other character (U+2000, NBSP) is another cookie, which
+/// a sibling subdomain may set.
+pub(crate) fn is_named(pair: &str, name: &str) -> bool {
+    pair.split_once('=')
+        .is_some_and(|(sent, _)| sent.trim_matches([' ', '\t']) == name)
+}
+
 /// Bytes of the whole header line `Set-Cookie: <cookie string>`, as the
 /// budget counts it.
 pub fn header_len(cookie_string: &str) -> usize {
@@ -179,6 +190,31 @@ pub fn header_len(cookie_string: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_sp_and_htab_surround_a_cookie_name() {
+        for pair in [
+            "__Host-id=v",
+            " __Host-id=v",
+            "\t__Host-id \t=v",
+            "__Host-id=",
+        ] {
+            assert!(is_named(pair, "__Host-id"), "{pair:?}");
+        }
+        // `str::trim`, which the cookie crate's parser applies, would take
+        // these for `__Host-id`; browsers do not, and let any host set them.
+        for pair in [
+            "\u{2000}__Host-id=v",
+            "\u{a0}__Host-id=v",
+            "__Host-id\u{3000}=v",
+            "\n__Host-id=v",
+            "__host-id=v",
+            "__Host-id",
+            "__Host-idx=v",
+        ] {
+            assert!(!is_named(pair, "__Host-id"), "{pair:?}");
+        }
+    }
 
     #[test]
     fn prefixes_are_matched_ignoring_case() {

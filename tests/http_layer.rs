@@ -557,6 +557,54 @@ async fn non_ascii_neighbour_cookies_do_not_hide_the_session() {
     }
 }
 
+/// `GET /read` with one `Cookie` header of raw bytes.
+async fn read_with_header(app: &mut Router, bytes: &[u8]) -> String {
+    let request = Request::builder()
+        .uri("/read")
+        .header(
+            header::COOKIE,
+            http::HeaderValue::from_bytes(bytes).expect("header value"),
+        )
+        .body(Body::empty())
+        .expect("request");
+    body_text(app.call(request).await.expect("infallible")).await
+}
+
+#[tokio::test]
+async fn a_name_that_differs_by_unicode_white_space_is_another_cookie() {
+    // A sibling subdomain may set `\u{2000}__Host-session` (browsers apply
+    // the prefix rules to the name as sent) holding the attacker's own
+    // genuine cookie: trimmed as `str::trim` does, it would log the victim
+    // in as the attacker.
+    let mut app = app(builder().host_prefix(true).build().expect("layer"));
+    let cookie = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
+    assert_eq!(cookie.name(), "__Host-session");
+    let value = cookie.value();
+    for planted in [
+        format!("\u{2000}__Host-session={value}"),
+        format!("\u{a0}__Host-session={value}"),
+        format!("__Host-session\u{3000}={value}"),
+        format!("theme=dark;\u{2028}__Host-session={value}"),
+    ] {
+        assert_eq!(
+            read_with_header(&mut app, planted.as_bytes()).await,
+            "",
+            "{planted:?}"
+        );
+    }
+    // The separators' own white space is not part of the name.
+    for sent in [
+        format!(" __Host-session={value}"),
+        format!("theme=dark;\t__Host-session \t={value}"),
+    ] {
+        assert_eq!(
+            read_with_header(&mut app, sent.as_bytes()).await,
+            "ada",
+            "{sent:?}"
+        );
+    }
+}
+
 async fn body_text(response: Response<Body>) -> String {
     let body = axum::body::to_bytes(response.into_body(), 1024)
         .await

@@ -130,10 +130,15 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
             // Rare: the lossy reader is several times slower than the check.
             Err(_) => String::from_utf8_lossy(header.as_bytes()),
         };
-        for cookie in ::cookie::Cookie::split_parse(text.as_ref()).flatten() {
-            if cookie.name() != name {
+        for pair in text.split(';') {
+            // The name is checked as sent before the cookie crate parses
+            // the pair (it trims Unicode white space from names).
+            if !crate::cookie::is_named(pair, name) {
                 continue;
             }
+            let Ok(cookie) = ::cookie::Cookie::parse(pair) else {
+                continue;
+            };
             if tried == shared.max_cookies_tried {
                 tracing::warn!(
                     tried,

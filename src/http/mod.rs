@@ -119,7 +119,10 @@
 //!
 //! A request can carry more than one cookie with the session's name (one
 //! per path or domain the cookie was set for, or one planted by a sibling
-//! subdomain). The rule: candidates are tried **in the order they appear**
+//! subdomain). A cookie has the session's name only if its name as sent
+//! equals it, apart from spaces and tabs around it: a name with other
+//! white space (`\u{2000}__Host-id`) is another cookie, which any host
+//! may set despite the prefix (FORMAT.md §14.4). The rule: candidates are tried **in the order they appear**
 //! in the `Cookie` headers (browsers list longer paths first, then older
 //! cookies first); the **first one that opens** (authentic, not expired,
 //! not revoked) is the session, and the others are ignored. At most
