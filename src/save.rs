@@ -761,12 +761,19 @@ impl Sealer {
     /// [`Sealer::open`], then the revocation check if one is configured
     /// ([`Error::Revoked`]; a check that cannot answer fails the open).
     pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
-        let session = self.open(cookie_value)?;
+        let mut session = self.open(cookie_value)?;
         if let Some(check) = &self.revocation {
-            let user = self
-                .user_key
-                .as_deref()
-                .and_then(|k| user_text(&session, k));
+            let user = match self.user_key.as_deref() {
+                Some(key) => {
+                    // Skipping an entry that cannot be read would skip "log
+                    // out everywhere" for it: it is loaded, or the open fails.
+                    if session.is_overflowed(key) {
+                        self.load_overflow(&mut session).await?;
+                    }
+                    user_text(&session, key)?
+                }
+                None => None,
+            };
             let query = RevocationQuery {
                 session_id: session.id,
                 created_at: session.created_at,
@@ -780,15 +787,18 @@ impl Sealer {
     }
 }
 
-/// The user id entry as text: a string as is, an integer in decimal.
-fn user_text(session: &Session, key: &str) -> Option<String> {
-    if let Ok(Some(text)) = session.get::<String>(key) {
-        return Some(text);
+/// The user id entry as text: a string as is, an integer in decimal; none
+/// when it is absent or null. Any other value is an error
+/// ([`ValueError::Deserialize`](crate::ValueError::Deserialize)), so that
+/// the check fails closed.
+fn user_text(session: &Session, key: &str) -> Result<Option<String>, Error> {
+    if let Ok(text) = session.get::<Option<String>>(key) {
+        return Ok(text.flatten());
     }
     if let Ok(Some(n)) = session.get::<i64>(key) {
-        return Some(n.to_string());
+        return Ok(Some(n.to_string()));
     }
-    session.get::<u64>(key).ok()?.map(|n| n.to_string())
+    Ok(session.get::<u64>(key)?.map(|n| n.to_string()))
 }
 
 #[cfg(test)]

@@ -256,8 +256,14 @@ impl SealerBuilder {
     }
 
     /// A revocation check consulted by [`Sealer::open_async`]; `user_key`
-    /// names the (critical) entry holding the user id, passed to the check
-    /// for "log out everywhere".
+    /// names the entry holding the user id, passed to the check for "log
+    /// out everywhere": a string, or an integer (passed in decimal). An
+    /// absent or null entry means no user; an overflowed one is loaded
+    /// first; any other value fails the open
+    /// ([`ValueError::Deserialize`](crate::ValueError::Deserialize)), as a
+    /// check that cannot run must not pass. Insert it as
+    /// [`Priority::Critical`](crate::Priority::Critical), so that it is
+    /// never dropped.
     pub fn revocation(mut self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
         self.revocation = Some(check);
         self.user_key = user_key.map(str::to_owned);

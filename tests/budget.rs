@@ -776,6 +776,55 @@ async fn memory_revocations() {
     .await;
 }
 
+#[tokio::test]
+async fn the_user_entry_is_read_or_the_revocation_check_fails_closed() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let (store, sealer) =
+        with_memory_store(&clock, |b| b.revocation(revocations.clone(), Some("user")));
+    // The user id at low priority in a session too big for the cookie: it
+    // moves to the store, and is loaded for the check.
+    let mut overflowed = ten_kb_session(&sealer);
+    overflowed
+        .insert_with_priority("user", "ada", Priority::Low)
+        .unwrap();
+    let overflowed = save_token(&sealer, &mut overflowed).await;
+    assert!(!store.is_empty());
+    let session = sealer.open(&overflowed).unwrap();
+    assert!(session.is_overflowed("user"), "the case under test");
+    // A user that is not a string or an integer; and null, which is none.
+    let seal_user = |user: serde_json::Value| {
+        let mut session = sealer.new_session().unwrap();
+        session
+            .insert_with_priority("user", &user, Priority::Critical)
+            .unwrap();
+        sealer.seal(&mut session).unwrap()
+    };
+    let unreadable = seal_user(serde_json::json!({"id": "ada"}));
+    let null = seal_user(serde_json::Value::Null);
+    let number = seal_user(serde_json::json!(7));
+    assert!(sealer.open_async(&overflowed).await.is_ok());
+    assert_eq!(
+        sealer.open_async(&unreadable).await.unwrap_err(),
+        Error::Value(sealed_session::ValueError::Deserialize)
+    );
+    assert!(sealer.open_async(&null).await.is_ok());
+    assert!(sealer.open_async(&number).await.is_ok());
+
+    clock.advance(1);
+    revocations.revoke_user("ada").unwrap();
+    revocations.revoke_user("7").unwrap();
+    assert_eq!(
+        sealer.open_async(&overflowed).await.unwrap_err(),
+        Error::Revoked
+    );
+    assert_eq!(
+        sealer.open_async(&number).await.unwrap_err(),
+        Error::Revoked
+    );
+    assert!(sealer.open_async(&null).await.is_ok());
+}
+
 fn arb_priority() -> impl Strategy<Value = Priority> {
     prop_oneof![
         Just(Priority::Low),
