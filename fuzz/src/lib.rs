@@ -244,9 +244,19 @@ fn open_authenticated(plaintext: &[u8], flag_compressed: bool) {
             (Inflated::Whole(expected), Err(err)) => {
                 panic!("a valid {} byte stream failed: {err:?}", expected.len())
             }
-            (Inflated::Invalid, result) => assert_eq!(
+            (Inflated::Invalid { delivered }, result) if delivered < cap => assert_eq!(
                 result.map(|_| ()),
                 Err(Error::Malformed(Malformed::Compression))
+            ),
+            // The stream turned bad at or past the cap: either error may
+            // come first (FORMAT.md §10, "Cap and invalid data together").
+            (Inflated::Invalid { .. }, result) => assert!(
+                matches!(
+                    result,
+                    Err(Error::LimitExceeded(Limit::DecompressedSize)
+                        | Error::Malformed(Malformed::Compression))
+                ),
+                "invalid at the cap: {result:?}"
             ),
             (Inflated::OverCap, result) => assert!(
                 matches!(
@@ -277,8 +287,9 @@ fn open_authenticated(plaintext: &[u8], flag_compressed: bool) {
 enum Inflated {
     /// A complete stream, nothing after it, at most the cap.
     Whole(Vec<u8>),
-    /// Invalid, truncated, or followed by more bytes, within the cap.
-    Invalid,
+    /// Invalid, truncated, or followed by more bytes, after `delivered`
+    /// bytes of output (at most the cap).
+    Invalid { delivered: usize },
     /// More than the cap came out before the stream ended or failed.
     OverCap,
 }
@@ -304,7 +315,11 @@ fn reference_inflate(compressed: &[u8], cap: usize) -> Inflated {
             }
             Ok(flate2::Status::Ok | flate2::Status::BufError)
                 if (inflater.total_in(), inflater.total_out()) != before => {}
-            _ => return Inflated::Invalid,
+            _ => {
+                return Inflated::Invalid {
+                    delivered: out.len(),
+                }
+            }
         }
     }
 }
