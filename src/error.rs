@@ -280,6 +280,9 @@ pub enum StoreError {
     /// The entry lives in the overflow store and was not loaded: call
     /// `Sealer::load_overflow` first (the HTTP layer does this for you).
     NotLoaded,
+    /// `Sealer::open` on a sealer with a revocation check, which only
+    /// `Sealer::open_async` can consult.
+    NeedsAsync,
 }
 
 impl fmt::Display for StoreError {
@@ -289,6 +292,7 @@ impl fmt::Display for StoreError {
             StoreError::Missing => "entry missing or expired",
             StoreError::Rejected => "entry rejected (altered or bound to another session)",
             StoreError::NotLoaded => "overflowed entry not loaded from the store",
+            StoreError::NeedsAsync => "the revocation check is asynchronous: open with open_async",
         })
     }
 }

@@ -761,7 +761,7 @@ impl Sealer {
     /// [`Sealer::open`], then the revocation check if one is configured
     /// ([`Error::Revoked`]; a check that cannot answer fails the open).
     pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
-        let mut session = self.open(cookie_value)?;
+        let mut session = self.open_unrevoked(cookie_value)?;
         if let Some(check) = &self.revocation {
             let user = match self.user_key.as_deref() {
                 Some(key) => {

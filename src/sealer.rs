@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::cookie::{CookieSettings, DEFAULT_BUDGET};
-use crate::error::Expired;
+use crate::error::{Expired, StoreError};
 use crate::payload::{self, PayloadWriter, PAYLOAD_FLAG_BROWSER_SESSION, PAYLOAD_FLAG_IDLE};
 use crate::random::RandomSource;
 use crate::session::{Bytes, Expiry, Session, SessionId, Value};
@@ -255,7 +255,8 @@ impl SealerBuilder {
         self
     }
 
-    /// A revocation check consulted by [`Sealer::open_async`]; `user_key`
+    /// A revocation check consulted by [`Sealer::open_async`] (the plain
+    /// [`Sealer::open`] then refuses, as it cannot consult it); `user_key`
     /// names the entry holding the user id, passed to the check for "log
     /// out everywhere": a string, or an integer (passed in decimal). An
     /// absent or null entry means no user; an overflowed one is loaded
@@ -381,7 +382,20 @@ impl Sealer {
     /// skew, idle timeout, payload structure and entry limit, absolute
     /// lifetime, the session's own expiry (`docs/FORMAT.md` §8). Values are
     /// decoded later, when read. Each failure is its own [`Error`] kind.
+    ///
+    /// A sealer with a revocation check ([`SealerBuilder::revocation`])
+    /// refuses to open here, with [`StoreError::NeedsAsync`]: the check is
+    /// asynchronous, and skipping it would accept revoked cookies. Use
+    /// [`Sealer::open_async`].
     pub fn open(&self, cookie_value: &str) -> Result<Session, Error> {
+        if self.revocation.is_some() {
+            return Err(Error::Store(StoreError::NeedsAsync));
+        }
+        self.open_unrevoked(cookie_value)
+    }
+
+    /// [`Sealer::open`] without the revocation guard, for `open_async`.
+    pub(crate) fn open_unrevoked(&self, cookie_value: &str) -> Result<Session, Error> {
         let opened = token::open(&self.ring, &self.cookie_name, cookie_value, &self.limits)?;
         let now = self.clock.now();
         let (header, buffer, plaintext, used_fallback) = opened.into_parts();

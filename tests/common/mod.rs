@@ -284,8 +284,11 @@ pub async fn revocation_suite<R1, F1, R2, F2, R3, F3>(
     revoke_one(id1).await;
     assert_eq!(sealer.open_async(&a1).await.unwrap_err(), Error::Revoked);
     assert!(sealer.open_async(&a2).await.is_ok());
-    // The plain open does not consult the hook.
-    assert!(sealer.open(&a1).is_ok());
+    // The plain open cannot consult the hook, so it refuses.
+    assert_eq!(
+        sealer.open(&a1).unwrap_err(),
+        Error::Store(sealed_session::StoreError::NeedsAsync)
+    );
     clock.advance(10);
     let mut anonymous = sealer.new_session().unwrap();
     anonymous.insert("cart", &3u8).unwrap();
