@@ -8,6 +8,7 @@
 //! off in that order until the header fits; nothing else is ever removed.
 
 use core::cmp::Reverse;
+use core::fmt;
 
 use crate::payload::Priority;
 
@@ -43,8 +44,9 @@ pub struct RemovedEntry {
     pub size: usize,
 }
 
-/// What to send to the client after a save.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What to send to the client after a save. Its `Debug` shows the cookie
+/// string's length, never the string: the cookie is a bearer credential.
+#[derive(Clone, PartialEq, Eq)]
 pub enum CookieAction {
     /// Nothing changed: send no `Set-Cookie`.
     Unchanged,
@@ -52,6 +54,16 @@ pub enum CookieAction {
     Set(String),
     /// The session was flushed: send this deletion cookie string.
     Delete(String),
+}
+
+impl fmt::Debug for CookieAction {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CookieAction::Unchanged => f.write_str("Unchanged"),
+            CookieAction::Set(cookie) => write!(f, "Set({} bytes)", cookie.len()),
+            CookieAction::Delete(cookie) => write!(f, "Delete({} bytes)", cookie.len()),
+        }
+    }
 }
 
 impl CookieAction {

@@ -481,6 +481,21 @@ fn debug_output_never_shows_values() {
         "{printed}"
     );
     assert!(!printed.contains("SECRET"), "{printed}");
+    // A save's result carries the cookie, a bearer credential: its length
+    // shows, the cookie does not.
+    let saved = sealer.save(&mut s).unwrap();
+    let cookie = saved.action.header_value().unwrap().to_owned();
+    let token = cookie.split(';').next().unwrap().split_once('=').unwrap().1;
+    let printed = format!("{saved:?}");
+    assert!(
+        printed.contains(&format!("Set({} bytes)", cookie.len())),
+        "{printed}"
+    );
+    assert!(!printed.contains(&token[..16]), "{printed}");
+    s.flush().unwrap();
+    let removal = sealer.save(&mut s).unwrap();
+    assert!(format!("{removal:?}").contains("Delete("), "{removal:?}");
+    assert!(!format!("{removal:?}").contains("Max-Age"), "{removal:?}");
 }
 
 #[test]
