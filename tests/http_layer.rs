@@ -1,6 +1,7 @@
 //! The layer's cookie attributes and save rules, driven in process.
 #![cfg(feature = "axum")]
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ::cookie::{Cookie, SameSite};
@@ -113,11 +114,13 @@ async fn logout(session: LazySession) -> Result<&'static str, Error> {
     Ok("out")
 }
 
-/// A revocation store that cannot answer.
-struct RevocationsDown;
+/// A revocation store that cannot answer; counts the questions.
+#[derive(Default)]
+struct RevocationsDown(AtomicUsize);
 
 impl RevocationCheck for RevocationsDown {
     fn is_revoked<'a>(&'a self, _: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
         Box::pin(async { Err(Error::Store(StoreError::Unavailable)) })
     }
 }
@@ -490,7 +493,8 @@ fn fixed_ring() -> KeyRing {
 
 /// A layer on `fixed_ring` whose revocation store cannot answer.
 fn revocations_down() -> SessionLayerBuilder {
-    SessionLayer::builder(fixed_ring()).revocation(Arc::new(RevocationsDown), Some("user"))
+    SessionLayer::builder(fixed_ring())
+        .revocation(Arc::new(RevocationsDown::default()), Some("user"))
 }
 
 #[tokio::test]
@@ -508,6 +512,16 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
         "kept for when the store is back"
     );
     assert_eq!(body_text(response).await, "", "a fresh session, not ada's");
+    // Several copies: the store is asked once, not once per copy.
+    let down = Arc::new(RevocationsDown::default());
+    let mut counting = app(SessionLayer::builder(fixed_ring())
+        .revocation(down.clone(), Some("user"))
+        .build()
+        .expect("layer"));
+    let copies = [pair.as_str(); 4].join("; ");
+    let response = call(&mut counting, "/read", Some(&copies)).await;
+    assert!(set_cookie(&response).is_none(), "kept");
+    assert_eq!(down.0.load(Ordering::SeqCst), 1);
     // But logging out then still deletes it: the user asked to leave.
     let response = call(&mut store_down, "/logout", Some(&pair)).await;
     assert_deletes_the_cookie(&response);

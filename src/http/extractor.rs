@@ -121,7 +121,7 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
     let mut rejected = None;
     let mut all_for_good = true;
     let mut held_back_by = None;
-    for header in cookies {
+    'headers: for header in cookies {
         // Browsers send cookies set by scripts as raw UTF-8 (or other bytes)
         // in the same header: such a neighbour must not hide the session
         // cookie, whose own value is base64url and unchanged by this.
@@ -164,7 +164,10 @@ async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error>
                     rejected = Some(error.kind());
                     all_for_good &= fails_everywhere(&error);
                     if fails_for_now(&error) {
+                        // The store is down: the other candidates would
+                        // each wait for it too, to the same end.
                         held_back_by = Some(error);
+                        break 'headers;
                     }
                 }
             }
