@@ -810,6 +810,13 @@ fn migrate_entries(
     let mut session = sealer.new_session()?;
     let now = session.now();
     let since = modified_at.unwrap_or_else(|| i64::try_from(now).unwrap_or(i64::MAX));
+    // The session began no later than its Django cookie was signed: dated
+    // now, a copy of that cookie migrated again would escape "log out
+    // everywhere" (which ends sessions created before it) and restart the
+    // absolute lifetime.
+    if let Some(signed_at) = modified_at.and_then(|t| u64::try_from(t).ok()) {
+        session.created_at = session.created_at.min(signed_at);
+    }
     let expiry = session_expiry(entries, since)?;
     let end = match expiry.end(since) {
         // Whole seconds, rounded down: never later than Django's end.
@@ -853,7 +860,9 @@ fn migrate_entries(
 }
 
 /// Opens a Django cookie and re-issues the same entries as a sealed-session
-/// cookie (see [`to_sealed_session`] for the key mapping).
+/// cookie (see [`to_sealed_session`] for the key mapping). The session's
+/// created-at is the Django cookie's signing time (now, if that is later),
+/// so that a copy migrated again after a `revoke_user` is still revoked.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -1050,7 +1059,16 @@ mod tests {
             let session = sealer.open(&sealed).unwrap();
             assert_eq!(session.expiry(), want, "{json}");
             assert_eq!(session.keys().collect::<Vec<_>>(), ["a"], "{json}");
+            // Dated from the Django cookie, not from the migration: a copy
+            // migrated again after "log out everywhere" is still older
+            // than it, and the absolute lifetime does not start afresh.
+            assert_eq!(session.created_at(), NOW - 100, "{json}");
         }
+        // A Django cookie dated ahead of this server's clock (within the
+        // codec's skew) dates the session now.
+        let ahead = codec_at(NOW + 30).seal(&entries(r#"{"a": 1}"#)).unwrap();
+        let sealed = migrate_cookie(&codec(), &sealer, &ahead).unwrap();
+        assert_eq!(sealer.open(&sealed).unwrap().created_at(), NOW);
         let past = entries(r#"{"_session_expiry": "2023-11-14T00:00:00+00:00"}"#);
         assert_eq!(
             to_sealed_session(&past, &sealer).unwrap_err(),
