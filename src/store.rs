@@ -130,7 +130,10 @@ fn poisoned() -> Error {
 }
 
 /// An in-process overflow store with TTLs: for tests, development and
-/// single-process deployments. Expired blobs are purged on access.
+/// single-process deployments. Expired blobs are purged on access. It has
+/// no size cap: every save that overflows adds a blob, new visitors
+/// included, so in production prefer a store with an eviction policy
+/// (SECURITY.md, "Resource use under attack").
 pub struct MemoryStore {
     blobs: Mutex<HashMap<String, (Vec<u8>, u64)>>,
     clock: Arc<dyn Clock>,
