@@ -58,7 +58,11 @@ fn the_host_clock_and_random_source_are_the_only_ones_used() {
         1_000_000
     );
 
-    // Time moves only when the host says so.
+    // Time moves only when the host says so: at the idle timeout's last
+    // second the cookie opens (by the system clock it would have expired
+    // decades ago), one second later it does not.
+    clock.set(1_000_000 + 14 * 24 * 3600);
+    assert!(sealer.open(&token).is_ok());
     clock.set(1_000_000 + 14 * 24 * 3600 + 1);
     assert_eq!(
         sealer.open(&token).unwrap_err(),
