@@ -1169,22 +1169,35 @@ mod tests {
     }
 
     #[test]
-    fn fallback_secrets_are_tried_in_order() {
-        let old = DjangoCodec::builder("old")
-            .clock(Arc::new(FixedClock::new(NOW)))
-            .build()
-            .unwrap();
-        let cookie = old.seal(&entries(r#"{"k":"v"}"#)).unwrap();
+    fn every_fallback_secret_opens() {
+        let sealed_with = |secret: &str| {
+            DjangoCodec::builder(secret)
+                .clock(Arc::new(FixedClock::new(NOW)))
+                .build()
+                .unwrap()
+                .seal(&entries(r#"{"k":"v"}"#))
+                .unwrap()
+        };
         let rotated = DjangoCodec::builder("new")
             .fallback_secret("older")
             .fallback_secret("old")
             .clock(Arc::new(FixedClock::new(NOW)))
             .build()
             .unwrap();
-        let s = rotated.open_session(&cookie).unwrap();
-        assert!(s.opened_with_fallback());
+        // The first and the last fallback, and the primary.
+        for secret in ["older", "old"] {
+            let cookie = sealed_with(secret);
+            let s = rotated.open_session(&cookie).unwrap();
+            assert!(s.opened_with_fallback(), "{secret}");
+            assert_eq!(
+                codec().open(&cookie).unwrap_err(),
+                Error::AuthenticationFailed
+            );
+        }
+        let s = rotated.open_session(&sealed_with("new")).unwrap();
+        assert!(!s.opened_with_fallback());
         assert_eq!(
-            codec().open(&cookie).unwrap_err(),
+            rotated.open(&sealed_with("oldest")).unwrap_err(),
             Error::AuthenticationFailed
         );
     }

@@ -1188,7 +1188,11 @@ async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
     let keys = store.keys();
     assert_eq!(keys.len(), 2);
     assert!(keys.contains(&first_blob[0]));
-    clock.advance(60 + 60 + 1);
+    // The grace is one minute plus the clock skew: kept in its last
+    // second, gone at its end (a TTL ends before its last instant).
+    clock.advance(60 + 60 - 1);
+    assert_eq!(store.keys().len(), 2);
+    clock.advance(1);
     assert!(!store.keys().contains(&first_blob[0]));
     assert_eq!(store.keys().len(), 1);
 }
@@ -1208,8 +1212,17 @@ fn a_budget_always_has_room_to_delete_the_cookie() {
     let mut s = sealer.open(&token).unwrap();
     s.flush().unwrap();
     let saved = sealer.save(&mut s).unwrap();
-    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    let CookieAction::Delete(removal) = &saved.action else {
+        panic!("a deletion: {saved:?}");
+    };
+    // Measured on the deletion cookie actually sent.
+    assert_eq!("Set-Cookie: ".len() + removal.len(), needed);
     assert_eq!(saved.report.header_len, needed);
+    // One byte less is refused.
+    assert!(matches!(
+        builder(&clock).budget(needed - 1).build(),
+        Err(Error::TooLarge { .. })
+    ));
 }
 
 #[tokio::test]

@@ -42,6 +42,34 @@ fn every_vector_passes() {
         "{} vectors, {invalid} invalid",
         format.vectors.len()
     );
+    // Every vector of both files was checked.
+    assert_eq!(
+        outcomes.len(),
+        format.vectors.len() + budget_file().cases.len()
+    );
+}
+
+fn budget_file() -> vectors::BudgetFile {
+    serde_json::from_str(&std::fs::read_to_string(dir().join(vectors::BUDGET_FILE)).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_changed_budget_case_is_caught() {
+    let mut broken = budget_file();
+    let case = broken
+        .cases
+        .iter_mut()
+        .find(|c| c.expected_header_len.is_some())
+        .unwrap();
+    *case.expected_header_len.as_mut().unwrap() += 1;
+    let name = format!("budget/{}", case.name);
+    let failed: Vec<_> = vectors::check_budget(&broken)
+        .into_iter()
+        .filter(|o| o.failure.is_some())
+        .map(|o| o.name)
+        .collect();
+    assert_eq!(failed, [name]);
 }
 
 #[test]
