@@ -14,7 +14,7 @@ use base64::Engine as _;
 use ciborium::Value as Cbor;
 use sealed_session::token::{self, Compression, KNOWN_FLAGS, OVERHEAD, VERSION};
 use sealed_session::{
-    Error, Expired, Expiry, FixedClock, KeyRing, Limit, Limits, Malformed, MasterKey, Priority,
+    Error, Expiry, FixedClock, KeyRing, Limit, Limits, Malformed, MasterKey, Priority,
     RandomSource, Sealer, Session, KEY_ID_LEN,
 };
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -848,7 +848,7 @@ pub fn django(data: &[u8]) {
         // non-zero number of seconds (zero is "until the browser closes")
         // that, added to now in the codec's arithmetic (f64), does not pass
         // now, can end that way.
-        Err(Error::Expired(Expired::Session)) => {
+        Err(Error::Expired(sealed_session::Expired::Session)) => {
             let expiry =
                 django_json(body, compressed).and_then(|json| json.get("_session_expiry").cloned());
             assert!(
