@@ -758,8 +758,9 @@ impl Sealer {
         session.get(key)
     }
 
-    /// [`Sealer::open`], then the revocation check if one is configured
-    /// ([`Error::Revoked`]; a check that cannot answer fails the open).
+    /// The checks of [`Sealer::open`], then the revocation check if one is
+    /// configured ([`Error::Revoked`]; a check that cannot answer fails the
+    /// open).
     pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
         let mut session = self.open_unrevoked(cookie_value)?;
         if let Some(check) = &self.revocation {
