@@ -69,3 +69,15 @@ impl<C: Clock> Clock for std::sync::Arc<C> {
         (**self).now()
     }
 }
+
+/// The default clock on this target, if it has one (`wasm32-unknown-unknown`
+/// has no wall clock: the host must supply one).
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
+pub(crate) fn default_clock() -> Option<std::sync::Arc<dyn Clock>> {
+    Some(std::sync::Arc::new(SystemClock))
+}
+
+#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
+pub(crate) fn default_clock() -> Option<std::sync::Arc<dyn Clock>> {
+    None
+}

@@ -250,7 +250,7 @@ impl DjangoCodecBuilder {
             .collect();
         let clock = match self.clock {
             Some(clock) => clock,
-            None => default_clock()?,
+            None => crate::clock::default_clock().ok_or(Error::NoClock)?,
         };
         Ok(DjangoCodec {
             keys,
@@ -261,17 +261,6 @@ impl DjangoCodecBuilder {
             clock,
         })
     }
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-fn default_clock() -> Result<Arc<dyn Clock>, Error> {
-    Ok(Arc::new(crate::SystemClock))
-}
-
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-fn default_clock() -> Result<Arc<dyn Clock>, Error> {
-    // No wall clock here: the host must pass one (as for `Sealer`).
-    Err(Error::NoClock)
 }
 
 /// An opened Django cookie: the session entries and what the cookie said

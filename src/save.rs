@@ -652,7 +652,7 @@ impl Sealer {
         let mut plaintext = Vec::new();
         let mut writer = PayloadWriter::begin(
             &mut plaintext,
-            session.created_at.min(now),
+            session.created_at_sealed(now),
             None,
             session.id.as_bytes(),
             0,

@@ -287,7 +287,7 @@ impl SealerBuilder {
         }
         let clock = match self.clock {
             Some(clock) => clock,
-            None => default_clock().ok_or(Error::NoClock)?,
+            None => crate::clock::default_clock().ok_or(Error::NoClock)?,
         };
         let random = match self.random {
             Some(random) => random,
@@ -314,16 +314,6 @@ impl SealerBuilder {
             user_key: self.user_key,
         })
     }
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-fn default_clock() -> Option<Arc<dyn Clock>> {
-    Some(Arc::new(crate::clock::SystemClock))
-}
-
-#[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
-fn default_clock() -> Option<Arc<dyn Clock>> {
-    None
 }
 
 impl Sealer {
@@ -553,9 +543,7 @@ impl Sealer {
         buffer.resize(CIPHERTEXT_OFFSET, 0);
         let mut writer = PayloadWriter::begin(
             &mut buffer,
-            // A clock stepped back since the session took its creation time
-            // (at login, say) must not yield a token every reader refuses.
-            session.created_at.min(now),
+            session.created_at_sealed(now),
             expires_at,
             session.id.as_bytes(),
             flags,
@@ -622,8 +610,7 @@ impl Sealer {
             }
         }
         let mut len = 1
-            // As written: clamped to the issued-at.
-            + payload::head_len(session.created_at.min(now))
+            + payload::head_len(session.created_at_sealed(now))
             + expires
             + 1
             + payload::SESSION_ID_LEN

@@ -424,7 +424,8 @@ impl Session {
     /// Removes every entry; keeps the id, created-at and expiry.
     pub fn clear(&mut self) {
         if !self.entries.is_empty() {
-            self.overflow_stale |= self.has_unloaded_overflow();
+            // (No entry is left in the store, so the blob cannot be reused
+            // anyway: `overflow_stale` need not change.)
             self.entries.clear();
             self.modified = true;
         }
@@ -523,6 +524,14 @@ impl Session {
     /// ([`Session::cycle_id`]); kept across re-seals.
     pub fn created_at(&self) -> u64 {
         self.created_at
+    }
+
+    /// The created-at a token sealed at `now` carries: never after its
+    /// issued-at, so that a clock stepped back since the session took its
+    /// creation time (at login, say) cannot yield a token every reader
+    /// refuses. The sealer's size estimate and its writer both use it.
+    pub(crate) fn created_at_sealed(&self, now: u64) -> u64 {
+        self.created_at.min(now)
     }
 
     /// When the cookie it came from was sealed; `None` for a new session.

@@ -816,6 +816,8 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         "max_token_len equal to the token's length in bytes: still valid.".into();
     at_length.limits.max_token_len = at_length.token.len();
     out.push(at_length);
+    // The invalid cases below alter this token.
+    let base = small_vector.token.clone();
     let mut at_entries = small_vector;
     at_entries.name = "entries-at-limit".into();
     at_entries.description = "max_entries equal to the session's 3 entries: still valid.".into();
@@ -823,7 +825,6 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
     out.push(at_entries);
     out.push(overflow_vector()?);
 
-    let base = valid_vector(small())?.token;
     let a = key_a();
     let mut inv = vec![
         invalid(

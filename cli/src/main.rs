@@ -128,8 +128,8 @@ pub(crate) fn or_from_env(values: Vec<String>, name: &str) -> Vec<String> {
 pub(crate) fn not_a_json_object(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match error.classify() {
-        Category::Io => format!("input: cannot read stdin: {error}"),
-        Category::Data => "input: stdin is not a JSON object".to_owned(),
+        // (Parsed from a string already read: no I/O error can come.)
+        Category::Io | Category::Data => "input: stdin is not a JSON object".to_owned(),
         Category::Syntax | Category::Eof => format!(
             "input: stdin is not a JSON object (invalid JSON at line {}, column {})",
             error.line(),
