@@ -283,6 +283,9 @@ pub enum StoreError {
     /// `Sealer::open` on a sealer with a revocation check, which only
     /// `Sealer::open_async` can consult.
     NeedsAsync,
+    /// A blob larger than the store's whole capacity
+    /// ([`MemoryStore::max_bytes`](crate::store::MemoryStore::max_bytes)).
+    OverCapacity,
 }
 
 impl fmt::Display for StoreError {
@@ -293,6 +296,7 @@ impl fmt::Display for StoreError {
             StoreError::Rejected => "entry rejected (altered or bound to another session)",
             StoreError::NotLoaded => "overflowed entry not loaded from the store",
             StoreError::NeedsAsync => "the revocation check is asynchronous: open with open_async",
+            StoreError::OverCapacity => "blob larger than the store's capacity",
         })
     }
 }

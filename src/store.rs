@@ -3,7 +3,8 @@
 //! expire).
 //!
 //! Both traits are object-safe (methods return boxed futures) so a sealer
-//! holds them as `Arc<dyn …>`. A complete in-memory overflow store fits in
+//! holds them as `Arc<dyn …>`. A working in-memory overflow store (without
+//! the TTLs and the cap of [`MemoryStore`]) fits in
 //! a few lines:
 //!
 //! ```
@@ -51,6 +52,9 @@ use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::session::SessionId;
 use crate::Error;
+
+mod memory;
+pub use memory::{MemoryStore, DEFAULT_MAX_BYTES};
 
 /// A boxed, `Send` future: what the store traits return.
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
@@ -127,128 +131,6 @@ pub trait RevocationCheck: Send + Sync + 'static {
 
 fn poisoned() -> Error {
     Error::Store(StoreError::Unavailable)
-}
-
-/// An in-process overflow store with TTLs: for tests, development and
-/// single-process deployments. Expired blobs are purged on access. It has
-/// no size cap: every save that overflows adds a blob, new visitors
-/// included, so in production prefer a store with an eviction policy
-/// (SECURITY.md, "Resource use under attack").
-pub struct MemoryStore {
-    blobs: Mutex<HashMap<String, (Vec<u8>, u64)>>,
-    clock: Arc<dyn Clock>,
-}
-
-impl core::fmt::Debug for MemoryStore {
-    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
-        f.debug_struct("MemoryStore")
-            .field("len", &self.len())
-            .finish()
-    }
-}
-
-impl MemoryStore {
-    /// An empty store timed by the system clock.
-    #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-    pub fn new() -> Self {
-        Self::with_clock(Arc::new(crate::clock::SystemClock))
-    }
-
-    /// An empty store timed by `clock` (TTLs expire when it says so).
-    pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
-        MemoryStore {
-            blobs: Mutex::new(HashMap::new()),
-            clock,
-        }
-    }
-
-    /// Number of live blobs.
-    pub fn len(&self) -> usize {
-        let now = self.clock.now();
-        self.blobs
-            .lock()
-            .map(|m| m.values().filter(|(_, exp)| *exp > now).count())
-            .unwrap_or(0)
-    }
-
-    /// Whether no blob is live.
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-
-    /// The keys of live blobs (for tests and tools).
-    pub fn keys(&self) -> Vec<String> {
-        let now = self.clock.now();
-        let mut keys: Vec<String> = self
-            .blobs
-            .lock()
-            .map(|m| {
-                m.iter()
-                    .filter(|(_, (_, exp))| *exp > now)
-                    .map(|(k, _)| k.clone())
-                    .collect()
-            })
-            .unwrap_or_default();
-        keys.sort();
-        keys
-    }
-}
-
-#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
-impl Default for MemoryStore {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
-impl OverflowStore for MemoryStore {
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        blob: Vec<u8>,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let now = self.clock.now();
-            let expires = now.saturating_add(ttl.as_secs());
-            let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
-            blobs.retain(|_, (_, exp)| *exp > now);
-            blobs.insert(key.to_owned(), (blob, expires));
-            Ok(())
-        })
-    }
-
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
-        Box::pin(async move {
-            let now = self.clock.now();
-            let blobs = self.blobs.lock().map_err(|_| poisoned())?;
-            Ok(blobs
-                .get(key)
-                .filter(|(_, exp)| *exp > now)
-                .map(|(blob, _)| blob.clone()))
-        })
-    }
-
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.blobs.lock().map_err(|_| poisoned())?.remove(key);
-            Ok(())
-        })
-    }
-
-    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move {
-            let now = self.clock.now();
-            let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
-            match blobs.get_mut(key) {
-                Some((_, expires)) if *expires > now => {
-                    *expires = now.saturating_add(ttl.as_secs());
-                    Ok(true)
-                }
-                _ => Ok(false),
-            }
-        })
-    }
 }
 
 /// In-process revocation records: revoked session ids (kept until they

@@ -166,6 +166,45 @@ async fn ten_kb_session_round_trips_through_the_memory_store() {
     assert_eq!(store.len(), 1);
 }
 
+#[tokio::test]
+async fn a_capped_memory_store_evicts_idle_sessions_blobs_before_an_active_ones() {
+    let clock = Arc::new(FixedClock::new(T0));
+    // One blob's size, measured on a store of its own.
+    let (probe, sealer) = with_memory_store(&clock, |b| b);
+    save_token(&sealer, &mut ten_kb_session(&sealer)).await;
+    let blob = probe.bytes();
+    assert!(blob > 1000, "{blob}");
+
+    let cap = 3 * blob + blob / 2;
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()).max_bytes(cap));
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut active = save_token(&sealer, &mut ten_kb_session(&sealer)).await;
+    let mut flood = Vec::new();
+    for round in 0..10u32 {
+        flood.push(save_token(&sealer, &mut ten_kb_session(&sealer)).await);
+        // The active client's request renews its blob without reading it.
+        let mut s = sealer.open_async(&active).await.unwrap();
+        s.insert("counter", &round).unwrap();
+        active = save_token(&sealer, &mut s).await;
+        assert!(store.bytes() <= cap, "{} > {cap}", store.bytes());
+    }
+    assert_eq!(store.len(), 3);
+    assert_eq!(store.evictions(), 11 - 3);
+    assert_eq!(overflow_loads(&sealer, &active).await, Ok(true));
+    assert_eq!(overflow_loads(&sealer, &flood[9]).await, Ok(true));
+    // The first visitor's blob is gone: its cookie still opens, and the
+    // next save reports what was lost.
+    let mut s = sealer.open_async(&flood[0]).await.unwrap();
+    let lost = overflowed_keys(&s);
+    assert!(!lost.is_empty());
+    s.insert("counter", &1u32).unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.dropped.len(), lost.len());
+}
+
 /// Counts calls, and fails every call while `down` is set.
 struct Instrumented {
     inner: MemoryStore,
