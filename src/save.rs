@@ -526,10 +526,11 @@ impl Sealer {
 
     /// Loads the entries still in the overflow blob, if any. A blob that is
     /// gone (evicted, or expired in a session without timeouts) cannot come
-    /// back: its entries are dropped and returned for the report, or every
-    /// later save would fail. One this server cannot read (`Rejected`:
-    /// tampered, or a key or limit of another server) fails the save.
-    async fn load_or_drop_missing(
+    /// back: its entries are dropped (logged, and returned for a report) and
+    /// the session is marked modified, or every later read and save would
+    /// fail on it. One this server cannot read (`Rejected`: tampered, or a
+    /// key or limit of another server) is an error.
+    pub(crate) async fn load_or_drop_missing(
         &self,
         session: &mut Session,
     ) -> Result<Vec<RemovedEntry>, Error> {
@@ -538,10 +539,13 @@ impl Sealer {
         }
         match self.load_overflow(session).await {
             Ok(()) => Ok(Vec::new()),
-            Err(Error::Store(StoreError::Missing)) => Ok(Self::drop_unloaded(
-                session,
-                "their blob is missing from the store",
-            )),
+            Err(Error::Store(StoreError::Missing)) => {
+                session.modified = true;
+                Ok(Self::drop_unloaded(
+                    session,
+                    "their blob is missing from the store",
+                ))
+            }
             Err(e) => Err(e),
         }
     }
@@ -746,14 +750,19 @@ impl Sealer {
     }
 
     /// Reads a value, loading the overflow store first if the entry lives
-    /// there (the only case that makes a store call).
+    /// there (the only case that makes a store call). If the blob is gone
+    /// from the store (evicted, or expired), its entries are dropped from
+    /// the session with a warning that names their keys, the session is
+    /// marked modified so that the next save writes a cookie without them,
+    /// and the entry reads as absent; a blob that fails authentication is
+    /// an error ([`StoreError::Rejected`]).
     pub async fn get_loading<T: serde::de::DeserializeOwned>(
         &self,
         session: &mut Session,
         key: &str,
     ) -> Result<Option<T>, Error> {
         if session.is_overflowed(key) {
-            self.load_overflow(session).await?;
+            self.load_or_drop_missing(session).await?;
         }
         session.get(key)
     }

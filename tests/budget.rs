@@ -475,6 +475,28 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
 }
 
 #[tokio::test]
+async fn reading_an_entry_whose_blob_is_gone_drops_its_entries_and_marks_the_session() {
+    let (_, store, sealer) = instrumented_sealer(|b| b.no_max_lifetime());
+    let token = save_token(&sealer, &mut ten_kb_session(&sealer)).await;
+    let mut s = sealer.open_async(&token).await.unwrap();
+    let overflowed = overflowed_keys(&s);
+    for key in store.inner.keys() {
+        store.inner.delete(&key).await.unwrap();
+    }
+    assert!(!s.needs_save());
+    let read = sealer.get_loading::<serde_json::Value>(&mut s, &overflowed[0]);
+    assert_eq!(read.await, Ok(None));
+    // Every overflowed entry is gone, and the session must be saved so
+    // that the client stops presenting the dead reference.
+    assert!(overflowed.iter().all(|k| !s.contains(k)));
+    assert!(s.needs_save());
+    let token = save_token(&sealer, &mut s).await;
+    let s = sealer.open_async(&token).await.unwrap();
+    assert!(overflowed_keys(&s).is_empty());
+    assert_eq!(s.get::<u64>("user_id").unwrap(), Some(4217));
+}
+
+#[tokio::test]
 async fn a_sync_save_drops_overflowed_entries_it_cannot_vouch_for() {
     let (clock, store, no_lifetime) = instrumented_sealer(|b| b.no_max_lifetime());
     // With an absolute lifetime too: a concurrent `save_async` may have

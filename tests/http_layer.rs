@@ -373,6 +373,26 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     let pair = cookie_pair(&response);
     let response = call(&mut app, "/blob-len", Some(&pair)).await;
     assert_eq!(body_text(response).await, "6004");
+
+    // The blob is evicted: the entry reads as absent (not a 500 on every
+    // request), its key is logged, and a new cookie is sent, which the
+    // next request presents without trouble.
+    for key in store.0.keys() {
+        store.0.delete(&key).await.expect("delete");
+    }
+    let (logs, _guard) = capture_logs();
+    let response = call(&mut app, "/blob-len", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let pair = cookie_pair(&response);
+    assert_eq!(body_text(response).await, "0");
+    let text = log_text(&logs);
+    assert!(
+        text.contains("WARN") && text.contains("blob") && text.contains("missing"),
+        "{text}"
+    );
+    let response = call(&mut app, "/blob-len", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body_text(response).await, "0");
 }
 
 #[tokio::test]

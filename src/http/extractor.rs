@@ -24,9 +24,14 @@ use crate::{CookieAction, Error, Expiry, Malformed, Priority, Sealer, Session, S
 /// saved the session or found it unchanged (not after a server error or a
 /// failed save, when the session still counts as modified).
 ///
-/// Methods fail only as the core [`Session`] methods do, or with the error
-/// of a new session's random id; a bad cookie is not an error (the request
-/// gets a fresh session, see [`LazySession::rejected_cookie`]).
+/// Methods fail as the core [`Session`] methods do, with the error of a new
+/// session's random id, or, for those that read entries living in the
+/// overflow store ([`LazySession::get`], [`LazySession::take`],
+/// [`LazySession::with_loaded`]), when the store is unavailable or its blob
+/// fails authentication. A blob gone from the store is not an error: its
+/// entries read as absent and are dropped, with a warning naming their
+/// keys (see [`Sealer::get_loading`](crate::Sealer::get_loading)). A bad cookie is not an error either
+/// (the request gets a fresh session, see [`LazySession::rejected_cookie`]).
 #[derive(Clone)]
 pub struct LazySession {
     inner: Arc<Inner>,
@@ -294,7 +299,7 @@ impl LazySession {
         let opened = self.ensure_open(&mut state).await?;
         if load(&opened.session) {
             let sealer = &self.inner.shared.sealer;
-            sealer.load_overflow(&mut opened.session).await?;
+            sealer.load_or_drop_missing(&mut opened.session).await?;
         }
         let was_modified = opened.session.is_modified();
         let result = f(&mut opened.session);
