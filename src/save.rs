@@ -797,18 +797,33 @@ impl Sealer {
     }
 }
 
-/// The user id entry as text: a string as is, an integer in decimal; none
-/// when it is absent or null. Any other value is an error
-/// ([`ValueError::Deserialize`](crate::ValueError::Deserialize)), so that
-/// the check fails closed.
+/// The user id entry as text: a string as is, an integer in decimal, a
+/// 16-byte byte string as a hyphenated lower-case UUID (a `uuid::Uuid`
+/// serializes to CBOR as its 16 bytes, and displays that way), any other
+/// byte string in lower-case hex; none when it is absent or null. Any other
+/// value is an error ([`ValueError::Deserialize`](crate::ValueError::Deserialize)),
+/// so that the check fails closed.
 fn user_text(session: &Session, key: &str) -> Result<Option<String>, Error> {
-    if let Ok(text) = session.get::<Option<String>>(key) {
-        return Ok(text.flatten());
-    }
-    if let Ok(Some(n)) = session.get::<i64>(key) {
-        return Ok(Some(n.to_string()));
-    }
-    Ok(session.get::<u64>(key)?.map(|n| n.to_string()))
+    use ciborium::Value as Cbor;
+    use core::fmt::Write as _;
+    let text = match session.get::<Cbor>(key)? {
+        None | Some(Cbor::Null) => return Ok(None),
+        Some(Cbor::Text(text)) => text,
+        Some(Cbor::Integer(n)) => i128::from(n).to_string(),
+        Some(Cbor::Bytes(bytes)) => {
+            let mut text = String::with_capacity(2 * bytes.len() + 4);
+            for (i, b) in bytes.iter().enumerate() {
+                if bytes.len() == 16 && matches!(i, 4 | 6 | 8 | 10) {
+                    text.push('-');
+                }
+                // Writing to a `String` cannot fail.
+                let _ = write!(text, "{b:02x}");
+            }
+            text
+        }
+        Some(_) => return Err(Error::Value(crate::ValueError::Deserialize)),
+    };
+    Ok(Some(text))
 }
 
 #[cfg(test)]

@@ -258,7 +258,10 @@ impl SealerBuilder {
     /// A revocation check consulted by [`Sealer::open_async`] (the plain
     /// [`Sealer::open`] then refuses, as it cannot consult it); `user_key`
     /// names the entry holding the user id, passed to the check for "log
-    /// out everywhere": a string, or an integer (passed in decimal). An
+    /// out everywhere": a string, an integer (passed in decimal), or a byte
+    /// string (passed as a hyphenated lower-case UUID if it has 16 bytes,
+    /// as a `uuid::Uuid` does, since values are stored in CBOR's compact,
+    /// not human-readable, form; otherwise in lower-case hex). An
     /// absent or null entry means no user; an overflowed one is loaded
     /// first; any other value fails the open
     /// ([`ValueError::Deserialize`](crate::ValueError::Deserialize)), as a

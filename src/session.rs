@@ -122,7 +122,11 @@ pub(crate) struct Entry {
 ///
 /// The API follows Django's `SessionBase` in Rust idioms. Values are stored
 /// as CBOR and decoded only when read, each with its priority for the size
-/// budget. Keys starting with `_` are reserved for the crate.
+/// budget. Keys starting with `_` are reserved for the crate. CBOR is a
+/// compact format (serde's `is_human_readable` is false), so types that
+/// choose their form by it take the compact one: a `uuid::Uuid` is stored
+/// as 16 bytes, an `IpAddr` as its octets; a value written by JSON-based
+/// session code in another language reads differently.
 ///
 /// ```
 /// use sealed_session::{KeyRing, MasterKey, Priority, Sealer};

@@ -855,16 +855,9 @@ async fn the_user_entry_is_read_or_the_revocation_check_fails_closed() {
     let session = builder(&clock).build().unwrap().open(&overflowed).unwrap();
     assert!(session.is_overflowed("user"), "the case under test");
     // A user that is not a string or an integer; and null, which is none.
-    let seal_user = |user: serde_json::Value| {
-        let mut session = sealer.new_session().unwrap();
-        session
-            .insert_with_priority("user", &user, Priority::Critical)
-            .unwrap();
-        sealer.seal(&mut session).unwrap()
-    };
-    let unreadable = seal_user(serde_json::json!({"id": "ada"}));
-    let null = seal_user(serde_json::Value::Null);
-    let number = seal_user(serde_json::json!(7));
+    let unreadable = seal_with_user(&sealer, &serde_json::json!({"id": "ada"}));
+    let null = seal_with_user(&sealer, &serde_json::Value::Null);
+    let number = seal_with_user(&sealer, &7);
     assert!(sealer.open_async(&overflowed).await.is_ok());
     assert_eq!(
         sealer.open_async(&unreadable).await.unwrap_err(),
@@ -872,6 +865,12 @@ async fn the_user_entry_is_read_or_the_revocation_check_fails_closed() {
     );
     assert!(sealer.open_async(&null).await.is_ok());
     assert!(sealer.open_async(&number).await.is_ok());
+    // Byte strings: a UUID (its CBOR form) as it displays, others in hex.
+    let uuid = uuid::Uuid::from_u128(0x6c84fb90_12c4_41e2_a5f2_3ba61e8e1d2f);
+    let by_uuid = seal_with_user(&sealer, &uuid);
+    let by_bytes = seal_with_user(&sealer, &ciborium::Value::Bytes(vec![0x0a, 0xff, 0x01]));
+    let negative = seal_with_user(&sealer, &-42i64);
+    assert!(sealer.open_async(&by_uuid).await.is_ok());
 
     clock.advance(1);
     revocations.revoke_user("ada").unwrap();
@@ -885,6 +884,22 @@ async fn the_user_entry_is_read_or_the_revocation_check_fails_closed() {
         Error::Revoked
     );
     assert!(sealer.open_async(&null).await.is_ok());
+    assert!(sealer.open_async(&by_uuid).await.is_ok());
+    revocations.revoke_user(&uuid.to_string()).unwrap();
+    revocations.revoke_user("0aff01").unwrap();
+    revocations.revoke_user("-42").unwrap();
+    for token in [&by_uuid, &by_bytes, &negative] {
+        assert_eq!(sealer.open_async(token).await.unwrap_err(), Error::Revoked);
+    }
+}
+
+/// A cookie whose session holds `user` under "user", critical.
+fn seal_with_user<T: serde::Serialize>(sealer: &Sealer, user: &T) -> String {
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("user", user, Priority::Critical)
+        .unwrap();
+    sealer.seal(&mut session).unwrap()
 }
 
 fn arb_priority() -> impl Strategy<Value = Priority> {
