@@ -13,9 +13,7 @@
 
 use std::sync::Arc;
 
-use sealed_session::{
-    CookieAction, Error, FixedClock, KeyRing, MasterKey, Priority, RandomSource, Sealer,
-};
+use sealed_session::{Error, FixedClock, KeyRing, MasterKey, Priority, RandomSource, Sealer};
 
 /// The host's cryptographically secure generator, behind a function
 /// (on a Workers-style runtime: `crypto.getRandomValues`).
@@ -66,10 +64,8 @@ impl App {
                 session.insert_with_priority("visits", &(visits + 1), Priority::Low)?;
             }
         }
-        Ok(match self.sealer.save(&mut session)?.action {
-            CookieAction::Unchanged => None,
-            CookieAction::Set(header) | CookieAction::Delete(header) => Some(header),
-        })
+        let saved = self.sealer.save(&mut session)?;
+        Ok(saved.action.header_value().map(str::to_owned))
     }
 }
 

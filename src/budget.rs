@@ -14,6 +14,7 @@ use crate::payload::Priority;
 
 /// What happened to the entries of a session on save.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct SaveReport {
     /// Entries left out of the cookie and lost, in drop order.
     pub dropped: Vec<RemovedEntry>,
@@ -35,6 +36,7 @@ impl SaveReport {
 
 /// An entry that did not stay in the cookie.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RemovedEntry {
     /// Its key.
     pub key: String,
@@ -47,6 +49,7 @@ pub struct RemovedEntry {
 /// What to send to the client after a save. Its `Debug` shows the cookie
 /// string's length, never the string: the cookie is a bearer credential.
 #[derive(Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum CookieAction {
     /// Nothing changed: send no `Set-Cookie`.
     Unchanged,
@@ -78,6 +81,7 @@ impl CookieAction {
 
 /// The result of [`Sealer::save`](crate::Sealer::save).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Saved {
     /// What to send.
     pub action: CookieAction,

@@ -111,6 +111,7 @@ pub fn overflow_key(session_id: &SessionId, reference: &[u8; 16]) -> String {
 
 /// What a revocation check is asked about an opened session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct RevocationQuery<'a> {
     /// The session id.
     pub session_id: SessionId,
