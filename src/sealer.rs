@@ -170,7 +170,8 @@ impl SealerBuilder {
     }
 
     /// A session not re-sealed for this long is expired (checked against
-    /// the token's issued-at).
+    /// the token's issued-at). Like every duration of the time policy it
+    /// counts in whole seconds, rounded up (the token's times are seconds).
     pub fn max_idle(mut self, max_idle: Duration) -> Self {
         self.max_idle = Some(max_idle);
         self
@@ -296,15 +297,15 @@ impl SealerBuilder {
             Some(random) => random,
             None => crate::random::default_source().ok_or(Error::Random)?,
         };
-        let max_idle = self.max_idle.map(|d| d.as_secs());
+        let max_idle = self.max_idle.map(whole_seconds);
         Ok(Sealer {
             ring: self.ring,
             cookie_name: self.cookie_name,
             limits: self.limits,
             policy: TimePolicy {
                 max_idle,
-                max_lifetime: self.max_lifetime.map(|d| d.as_secs()),
-                clock_skew: self.clock_skew.as_secs(),
+                max_lifetime: self.max_lifetime.map(whole_seconds),
+                clock_skew: whole_seconds(self.clock_skew),
                 refresh_fraction: self.refresh_fraction,
             },
             compression: self.compression,
@@ -645,4 +646,10 @@ fn shift(bytes: &mut Bytes, offset: usize) {
     if let Bytes::Shared(range) = bytes {
         *range = range.start + offset..range.end + offset;
     }
+}
+
+/// `d` in whole seconds, rounded up: a sub-second setting must not become
+/// zero (an idle timeout that expires every session within a second).
+fn whole_seconds(d: Duration) -> u64 {
+    d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }

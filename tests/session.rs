@@ -542,3 +542,38 @@ fn compression_round_trips_and_respects_the_cap() {
         Error::LimitExceeded(Limit::DecompressedSize)
     );
 }
+
+#[test]
+fn sub_second_time_settings_round_up_to_a_whole_second() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .max_idle(Duration::from_millis(500))
+        .max_lifetime(Duration::from_millis(1500))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let cookie = sealer.seal(&mut sealer.new_session().unwrap()).unwrap();
+    clock.advance(1);
+    // Not zero: one second idle is allowed, as with `from_secs(1)`.
+    assert!(sealer.open(&cookie).is_ok());
+    clock.advance(1);
+    assert_eq!(
+        sealer.open(&cookie).unwrap_err(),
+        Error::Expired(Expired::Idle)
+    );
+    // The lifetime of 1.5 s allows two seconds.
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .no_idle_timeout()
+        .max_lifetime(Duration::from_millis(1500))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let cookie = sealer.seal(&mut sealer.new_session().unwrap()).unwrap();
+    clock.advance(2);
+    assert!(sealer.open(&cookie).is_ok());
+    clock.advance(1);
+    assert_eq!(
+        sealer.open(&cookie).unwrap_err(),
+        Error::Expired(Expired::Lifetime)
+    );
+}
