@@ -59,7 +59,7 @@ pub enum Error {
     #[error("invalid key: {0}")]
     InvalidKey(InvalidKey),
 
-    /// A session key is reserved (starts with `_`), empty or too long.
+    /// A session key is reserved (starts with `_`) or empty.
     #[error("invalid session key: {0}")]
     InvalidEntryKey(InvalidEntryKey),
 

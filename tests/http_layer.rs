@@ -396,6 +396,40 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
 }
 
 #[tokio::test]
+async fn a_handler_error_answers_503_only_for_an_unreachable_store() {
+    use axum::response::IntoResponse as _;
+    let (logs, _guard) = capture_logs();
+    let down = Error::Store(StoreError::Unavailable).into_response();
+    assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(body_text(down).await, "service unavailable\n");
+    for error in [
+        Error::Store(StoreError::Rejected),
+        Error::Value(sealed_session::ValueError::Deserialize),
+    ] {
+        assert_eq!(
+            error.into_response().status(),
+            StatusCode::INTERNAL_SERVER_ERROR
+        );
+    }
+    assert!(
+        log_text(&logs).contains(r#"kind="store""#),
+        "{}",
+        log_text(&logs)
+    );
+}
+
+#[test]
+fn configure_sealer_cannot_undo_the_host_prefix() {
+    let layer = builder()
+        .cookie_name("sid")
+        .host_prefix(true)
+        .configure_sealer(|b| b.cookie_name("plain"))
+        .build()
+        .expect("layer");
+    assert_eq!(layer.sealer().cookie_name(), "__Host-sid");
+}
+
+#[tokio::test]
 async fn without_the_layer_the_extractor_answers_500() {
     let mut app = Router::new().route("/read", get(read));
     let (logs, _guard) = capture_logs();

@@ -12,7 +12,9 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::layer::Shared;
-use crate::{CookieAction, Error, Expiry, Malformed, Priority, Sealer, Session, SessionId};
+use crate::{
+    CookieAction, Error, Expiry, Malformed, Priority, Sealer, Session, SessionId, StoreError,
+};
 
 /// The session of the current request, as an axum extractor.
 ///
@@ -621,13 +623,18 @@ impl IntoResponse for MissingSessionLayer {
 }
 
 /// Lets handlers return `Result<_, sealed_session::Error>`: a session
-/// error becomes a bare `500 Internal Server Error` (the details are logged
-/// at `ERROR`, not sent to the client). A bad cookie is not an error (the
-/// request gets a fresh session), so this is for the rare rest: a value of
-/// the wrong type, a reserved key, the overflow store down.
+/// error becomes a bare `500 Internal Server Error`, or `503 Service
+/// Unavailable` when the overflow store cannot be reached (the details are
+/// logged at `ERROR`, not sent to the client). A bad cookie is not an error
+/// (the request gets a fresh session), so this is for the rare rest: a
+/// value of the wrong type, a reserved key, the overflow store down.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         tracing::error!(kind = self.kind(), error = %self, "session error in a handler");
+        // A store that cannot be reached is the one condition that may pass.
+        if self == Error::Store(StoreError::Unavailable) {
+            return (StatusCode::SERVICE_UNAVAILABLE, "service unavailable\n").into_response();
+        }
         (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
     }
 }

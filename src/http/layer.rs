@@ -297,6 +297,9 @@ impl SessionLayerBuilder {
     }
 
     /// Any other [`SealerBuilder`] setting (clock skew, random source, …).
+    /// The cookie's name and attributes belong to this builder: the
+    /// layer's [`Self::cookie_name`], prefix and attributes replace any a
+    /// closure sets.
     pub fn configure_sealer(
         self,
         f: impl FnOnce(SealerBuilder) -> SealerBuilder + Send + 'static,
@@ -345,12 +348,13 @@ impl SessionLayerBuilder {
         } else {
             self.cookie_name
         };
-        let mut builder = Sealer::builder(self.ring)
-            .cookie_name(name)
-            .cookie_settings(self.settings);
+        let mut builder = Sealer::builder(self.ring);
         for configure in self.configure {
             builder = configure(builder);
         }
+        // Last, so that a `configure_sealer` closure cannot undo the
+        // `__Host-` prefix or the cookie's attributes.
+        let builder = builder.cookie_name(name).cookie_settings(self.settings);
         Ok(SessionLayer {
             shared: Arc::new(Shared {
                 sealer: builder.build()?,
