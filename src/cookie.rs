@@ -96,7 +96,9 @@ impl CookieSettings {
     }
 
     /// Persistent cookies carry `Max-Age` (the session's remaining
-    /// lifetime); browser-session cookies carry none (default persistent).
+    /// lifetime; none, hence a browser-session cookie after all, for a
+    /// session with no idle timeout, lifetime or end); browser-session
+    /// cookies carry none (default persistent).
     /// A session can also choose for itself: a browser-session cookie with
     /// [`Expiry::BrowserSession`](crate::Expiry::BrowserSession), a
     /// persistent one with [`Expiry::At`](crate::Expiry::At) or

@@ -54,7 +54,8 @@ impl fmt::Debug for SessionId {
 pub enum Expiry {
     /// Only the sealer's timeouts apply; the cookie is persistent, its
     /// `Max-Age` the time left (a browser-session cookie instead when the
-    /// cookie settings are not persistent).
+    /// cookie settings are not persistent, or when the sealer has neither
+    /// an idle timeout nor a lifetime, leaving no time to give).
     #[default]
     Default,
     /// The session ends at this Unix time (seconds), or earlier: the
