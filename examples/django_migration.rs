@@ -41,13 +41,21 @@ fn main() -> Result<(), Error> {
     let django_cookie = django.seal(&entries)?;
 
     // The request handler: prefer the sealed cookie, fall back to Django's.
-    let sealed_cookie = migrate_cookie(&django, &sealer, &django_cookie)?;
-    println!("Set-Cookie: session={sealed_cookie}; Secure; HttpOnly; SameSite=Lax; Path=/");
+    let saved = migrate_cookie(&django, &sealer, &django_cookie)?;
+    // The sealer's attributes, `Max-Age` and size budget apply, as to any save.
+    let set_cookie = saved.action.header_value().unwrap_or_default();
+    println!("Set-Cookie: {set_cookie}");
     println!("Set-Cookie: sessionid=; Max-Age=0; Path=/");
+    let sealed_cookie = set_cookie
+        .split(';')
+        .next()
+        .and_then(|pair| pair.split_once('='))
+        .map(|(_, value)| value)
+        .unwrap_or_default();
 
     // Next request: the sealed cookie carries the same entries. Django's
     // `_`-prefixed keys live under `django_…` (sealed sessions reserve `_`).
-    let session = sealer.open(&sealed_cookie)?;
+    let session = sealer.open(sealed_cookie)?;
     let user: Option<String> = session.get("django_auth_user_id")?;
     let cart: Option<Vec<String>> = session.get("cart")?;
     println!("user id {user:?}, cart {cart:?}");

@@ -82,7 +82,7 @@ use zeroize::Zeroizing;
 
 use crate::clock::Clock;
 use crate::{
-    Error, Expired, Expiry, InvalidEntryKey, InvalidKey, Limit, Limits, Malformed, Priority,
+    Error, Expired, Expiry, InvalidEntryKey, InvalidKey, Limit, Limits, Malformed, Priority, Saved,
     Sealer, Session,
 };
 
@@ -848,10 +848,27 @@ fn migrate_entries(
     Ok(session)
 }
 
-/// Opens a Django cookie and re-issues the same entries as a sealed-session
-/// cookie (see [`to_sealed_session`] for the key mapping). The session's
-/// created-at is the Django cookie's signing time (now, if that is later),
-/// so that a copy migrated again after a `revoke_user` is still revoked.
+/// Opens a Django cookie and puts its entries into a new sealed session,
+/// ready to save (see [`to_sealed_session`] for the key mapping). The
+/// session's created-at is the Django cookie's signing time (now, if that
+/// is later), so that a copy migrated again after a `revoke_user` is still
+/// revoked and the absolute lifetime does not restart. Save it with
+/// [`Sealer::save_async`] to use an overflow store, or see
+/// [`migrate_cookie`].
+pub fn migrate_session(
+    codec: &DjangoCodec,
+    sealer: &Sealer,
+    django_cookie: &str,
+) -> Result<Session, Error> {
+    let opened = codec.open_session(django_cookie)?;
+    migrate_entries(opened.entries(), Some(opened.timestamp()), sealer)
+}
+
+/// [`migrate_session`], saved: the `Set-Cookie` header value of the new
+/// sealed-session cookie, with the sealer's attributes and `Max-Age`, in
+/// the size budget (entries that do not fit are dropped, lowest priority
+/// first, and listed in the report; Django's `_auth_user_*` entries are
+/// critical).
 ///
 /// ```
 /// use std::sync::Arc;
@@ -869,8 +886,12 @@ fn migrate_entries(
 /// entries.insert("theme".into(), "dark".into());
 /// let django_cookie = django.seal(&entries)?;
 ///
-/// let sealed_cookie = migrate_cookie(&django, &sealer, &django_cookie)?;
-/// let session = sealer.open(&sealed_cookie)?;
+/// let saved = migrate_cookie(&django, &sealer, &django_cookie)?;
+/// let set_cookie = saved.action.header_value().expect("a new cookie");
+/// assert!(set_cookie.contains("; Max-Age=") && saved.report.dropped.is_empty());
+/// // The next request presents the cookie's value.
+/// let value = set_cookie.split(';').next().and_then(|pair| pair.split_once('='));
+/// let session = sealer.open(value.expect("name=value").1)?;
 /// assert_eq!(session.get::<String>("django_auth_user_id")?.as_deref(), Some("42"));
 /// assert_eq!(session.get::<String>("theme")?.as_deref(), Some("dark"));
 /// # Ok::<(), Error>(())
@@ -879,10 +900,9 @@ pub fn migrate_cookie(
     codec: &DjangoCodec,
     sealer: &Sealer,
     django_cookie: &str,
-) -> Result<String, Error> {
-    let opened = codec.open_session(django_cookie)?;
-    let mut session = migrate_entries(opened.entries(), Some(opened.timestamp()), sealer)?;
-    sealer.seal(&mut session)
+) -> Result<Saved, Error> {
+    let mut session = migrate_session(codec, sealer, django_cookie)?;
+    sealer.save(&mut session)
 }
 
 #[cfg(test)]
@@ -1027,6 +1047,53 @@ mod tests {
         }
     }
 
+    /// The value of the cookie `migrate_cookie` sets for `django_cookie`.
+    fn migrated(sealer: &Sealer, django_cookie: &str) -> String {
+        let saved = migrate_cookie(&codec(), sealer, django_cookie).unwrap();
+        let header = saved.action.header_value().expect("a cookie");
+        let pair = header.split(';').next().unwrap();
+        pair.split_once('=').unwrap().1.to_owned()
+    }
+
+    #[test]
+    fn migrate_cookie_sets_max_age_and_keeps_to_the_budget() {
+        let sealer = sealer_at_now();
+        let mut big = entries(r#"{"_auth_user_id": "42", "theme": "dark"}"#);
+        // Incompressible, so that it cannot fit in a 4096-byte header.
+        let noise: String = (0..6000u32)
+            .map(|i| char::from(b'a' + (i.wrapping_mul(2_654_435_761) >> 27) as u8 % 26))
+            .collect();
+        big.insert("cart".into(), noise.into());
+        let django_cookie = codec().seal(&big).unwrap();
+        let saved = migrate_cookie(&codec(), &sealer, &django_cookie).unwrap();
+        let header = saved.action.header_value().unwrap();
+        assert!(
+            "Set-Cookie: ".len() + header.len() <= 4096,
+            "{}",
+            header.len()
+        );
+        assert!(header.contains("; Max-Age="), "{header}");
+        let dropped: Vec<&str> = saved
+            .report
+            .dropped
+            .iter()
+            .map(|d| d.key.as_str())
+            .collect();
+        assert_eq!(dropped, ["cart"]);
+        let session = sealer.open(&migrated(&sealer, &django_cookie)).unwrap();
+        assert_eq!(
+            session
+                .get::<String>("django_auth_user_id")
+                .unwrap()
+                .as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            session.get::<String>("theme").unwrap().as_deref(),
+            Some("dark")
+        );
+    }
+
     #[test]
     fn migration_turns_set_expiry_into_the_sessions_expiry() {
         let sealer = sealer_at_now();
@@ -1044,8 +1111,7 @@ mod tests {
         ];
         for (json, want) in cases {
             let cookie = codec_at(NOW - 100).seal(&entries(json)).unwrap();
-            let sealed = migrate_cookie(&codec(), &sealer, &cookie).unwrap();
-            let session = sealer.open(&sealed).unwrap();
+            let session = sealer.open(&migrated(&sealer, &cookie)).unwrap();
             assert_eq!(session.expiry(), want, "{json}");
             assert_eq!(session.keys().collect::<Vec<_>>(), ["a"], "{json}");
             // Dated from the Django cookie, not from the migration: a copy
@@ -1056,7 +1122,7 @@ mod tests {
         // A Django cookie dated ahead of this server's clock (within the
         // codec's skew) dates the session now.
         let ahead = codec_at(NOW + 30).seal(&entries(r#"{"a": 1}"#)).unwrap();
-        let sealed = migrate_cookie(&codec(), &sealer, &ahead).unwrap();
+        let sealed = migrated(&sealer, &ahead);
         assert_eq!(sealer.open(&sealed).unwrap().created_at(), NOW);
         let past = entries(r#"{"_session_expiry": "2023-11-14T00:00:00+00:00"}"#);
         assert_eq!(
