@@ -130,6 +130,8 @@ pub enum Malformed {
     Timestamp,
     /// A Django cookie's payload is not a JSON object.
     Json,
+    /// Text given as a session id is not 32 hexadecimal digits.
+    SessionId,
 }
 
 impl fmt::Display for Malformed {
@@ -143,6 +145,7 @@ impl fmt::Display for Malformed {
             Malformed::Compression => f.write_str("invalid compressed payload"),
             Malformed::Timestamp => f.write_str("invalid timestamp"),
             Malformed::Json => f.write_str("payload is not a JSON object"),
+            Malformed::SessionId => f.write_str("not a session id (32 hexadecimal digits)"),
         }
     }
 }

@@ -41,6 +41,36 @@ impl fmt::Display for SessionId {
     }
 }
 
+/// Parses the 32 hexadecimal digits [`SessionId`]'s `Display` writes (either
+/// case), e.g. an id kept from a [`RevocationQuery`](crate::store::RevocationQuery)
+/// or a device list, to revoke it later.
+///
+/// ```
+/// use sealed_session::SessionId;
+/// let id: SessionId = "000102030405060708090a0b0c0d0e0f".parse()?;
+/// assert_eq!(id.as_bytes()[15], 15);
+/// assert_eq!(id.to_string().parse::<SessionId>()?, id);
+/// assert!("0x0102030405060708090a0b0c0d0e0f".parse::<SessionId>().is_err());
+/// # Ok::<(), sealed_session::Error>(())
+/// ```
+impl core::str::FromStr for SessionId {
+    type Err = Error;
+
+    fn from_str(text: &str) -> Result<Self, Error> {
+        let malformed = Error::Malformed(crate::Malformed::SessionId);
+        if text.len() != 2 * SESSION_ID_LEN || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(malformed);
+        }
+        let mut id = [0u8; SESSION_ID_LEN];
+        for (byte, pair) in id.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
+            // Two ASCII hex digits: always valid UTF-8 and a valid byte.
+            let digits = core::str::from_utf8(pair).map_err(|_| malformed.clone())?;
+            *byte = u8::from_str_radix(digits, 16).map_err(|_| malformed.clone())?;
+        }
+        Ok(SessionId(id))
+    }
+}
+
 impl fmt::Debug for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "SessionId({self})")

@@ -577,3 +577,35 @@ fn sub_second_time_settings_round_up_to_a_whole_second() {
         Error::Expired(Expired::Lifetime)
     );
 }
+
+#[test]
+fn session_ids_parse_from_their_display_only() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let id = sealer.new_session().unwrap().id();
+    assert_eq!(id.to_string().parse::<sealed_session::SessionId>(), Ok(id));
+    assert_eq!(
+        id.to_string()
+            .to_uppercase()
+            .parse::<sealed_session::SessionId>(),
+        Ok(id)
+    );
+    let malformed = Err(Error::Malformed(sealed_session::Malformed::SessionId));
+    for text in [
+        "",
+        "000102030405060708090a0b0c0d0e0",
+        "000102030405060708090a0b0c0d0e0f0",
+        // `u8::from_str_radix` alone would take a sign.
+        "+f0102030405060708090a0b0c0d0e0f",
+        "000102030405060708090a0b0c0d0eg0",
+        " 00102030405060708090a0b0c0d0e0f",
+        // 32 bytes, 16 characters.
+        "éééééééééééééééé",
+    ] {
+        assert_eq!(
+            text.parse::<sealed_session::SessionId>(),
+            malformed,
+            "{text:?}"
+        );
+    }
+}
