@@ -189,8 +189,9 @@ impl RedisRevocations {
         RedisRevocations { connection, clock }
     }
 
-    /// Ends one session; the record lives `keep_for` (the session's
-    /// remaining absolute lifetime is enough).
+    /// Ends one session; the record lives `keep_for`: the longest the
+    /// session could still live, which
+    /// [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl) computes.
     pub async fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let mut connection = self.connection.clone();
         redis::cmd("SET")
@@ -206,8 +207,8 @@ impl RedisRevocations {
     /// Ends every session of `user` created at or before now, in whole
     /// seconds, as [`MemoryRevocations::revoke_user`](crate::store::MemoryRevocations::revoke_user)
     /// does (a session whose id is cycled later is unaffected); the record
-    /// lives `keep_for` (the absolute lifetime: older sessions are expired
-    /// anyway).
+    /// lives `keep_for` ([`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl):
+    /// older sessions are expired anyway).
     pub async fn revoke_user(&self, user: &str, keep_for: Duration) -> Result<(), Error> {
         self.record_user(user, None, keep_for).await
     }

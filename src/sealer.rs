@@ -321,6 +321,35 @@ impl SealerBuilder {
 }
 
 impl Sealer {
+    /// How long a revocation record must be kept for every cookie this
+    /// sealer has issued up to now to stay revoked: the shorter of the
+    /// idle timeout and the absolute lifetime, plus the clock skew (a
+    /// cookie's times may be that far in this server's future) and a
+    /// second. A revoked session is never re-sealed, so after that it is
+    /// expired anyway. `None` when the sealer has neither limit: then only
+    /// a session's own expiry ends it, and the record must stay until then.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sealed_session::{KeyRing, MasterKey, Sealer};
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?))
+    ///     .max_idle(Duration::from_secs(3600))
+    ///     .clock_skew(Duration::from_secs(60))
+    ///     .build()?;
+    /// assert_eq!(sealer.revocation_ttl(), Some(Duration::from_secs(3661)));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn revocation_ttl(&self) -> Option<Duration> {
+        let p = &self.policy;
+        let limit = match (p.max_idle, p.max_lifetime) {
+            (Some(a), Some(b)) => a.min(b),
+            (Some(only), None) | (None, Some(only)) => only,
+            (None, None) => return None,
+        };
+        let secs = limit.saturating_add(p.clock_skew).saturating_add(1);
+        Some(Duration::from_secs(secs))
+    }
+
     /// The cookie name tokens are bound to.
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name

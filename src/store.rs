@@ -167,7 +167,8 @@ impl MemoryRevocations {
     }
 
     /// Ends one session. `keep_for` is how long the record is needed: the
-    /// longest the session could still live (its absolute lifetime).
+    /// longest the session could still live, which
+    /// [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl) computes.
     pub fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let now = self.clock.now();
         let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;

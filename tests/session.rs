@@ -609,3 +609,52 @@ fn session_ids_parse_from_their_display_only() {
         );
     }
 }
+
+/// A cookie issued up to now by a server whose clock runs ahead by the
+/// whole skew still opens one second before `revocation_ttl` runs out, and
+/// no longer when it has: the record is kept exactly as long as needed.
+#[test]
+fn revocation_ttl_outlasts_every_cookie_issued_up_to_now_by_exactly_a_second() {
+    for (idle, lifetime) in [
+        (Some(600), Some(5000)),
+        (Some(5000), Some(600)),
+        (None, Some(600)),
+    ] {
+        let sealer_at = |clock: &Arc<FixedClock>| {
+            let mut b = Sealer::builder(KeyRing::new(key(1)))
+                .clock_skew(Duration::from_secs(30))
+                .clock(clock.clone());
+            b = match idle {
+                Some(s) => b.max_idle(Duration::from_secs(s)),
+                None => b.no_idle_timeout(),
+            };
+            b = match lifetime {
+                Some(s) => b.max_lifetime(Duration::from_secs(s)),
+                None => b.no_max_lifetime(),
+            };
+            b.build().unwrap()
+        };
+        let here = Arc::new(FixedClock::new(T0));
+        let ahead = Arc::new(FixedClock::new(T0 + 30));
+        let sealer = sealer_at(&here);
+        let ttl = sealer.revocation_ttl().unwrap().as_secs();
+        assert_eq!(ttl, 600 + 30 + 1);
+        let cookie = {
+            let ahead = sealer_at(&ahead);
+            ahead.seal(&mut ahead.new_session().unwrap()).unwrap()
+        };
+        here.advance(ttl - 1);
+        assert!(sealer.open(&cookie).is_ok(), "{idle:?} {lifetime:?}");
+        here.advance(1);
+        assert!(
+            matches!(sealer.open(&cookie), Err(Error::Expired(_))),
+            "{idle:?} {lifetime:?}"
+        );
+    }
+    let unlimited = Sealer::builder(KeyRing::new(key(1)))
+        .no_idle_timeout()
+        .no_max_lifetime()
+        .build()
+        .unwrap();
+    assert_eq!(unlimited.revocation_ttl(), None);
+}

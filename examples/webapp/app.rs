@@ -285,8 +285,9 @@ async fn login(
         // a copy of the cookie would stay logged in after a later logout.
         // (Should the save then fail, the user is logged out: the safe
         // side.)
+        let keep_for = session.sealer().revocation_ttl().unwrap_or(MAX_LIFETIME);
         demo.revocations
-            .revoke_session(session.id().await?, MAX_LIFETIME)?;
+            .revoke_session(session.id().await?, keep_for)?;
     }
     if previous.is_some_and(|previous| previous != username) {
         // Another user's session on this browser (never logged out):
@@ -306,7 +307,8 @@ async fn logout(_: SameOrigin, State(demo): State<Demo>, session: LazySession) -
     // Revoke the old id too, so a copy of the old cookie stops working.
     let id = session.id().await?;
     if !session.is_new().await? {
-        demo.revocations.revoke_session(id, MAX_LIFETIME)?;
+        let keep_for = session.sealer().revocation_ttl().unwrap_or(MAX_LIFETIME);
+        demo.revocations.revoke_session(id, keep_for)?;
     }
     session.flush().await?;
     Ok(Redirect::to("/").into_response())
