@@ -46,12 +46,7 @@ fn main() -> Result<(), Error> {
     let set_cookie = saved.action.header_value().unwrap_or_default();
     println!("Set-Cookie: {set_cookie}");
     println!("Set-Cookie: sessionid=; Max-Age=0; Path=/");
-    let sealed_cookie = set_cookie
-        .split(';')
-        .next()
-        .and_then(|pair| pair.split_once('='))
-        .map(|(_, value)| value)
-        .unwrap_or_default();
+    let sealed_cookie = saved.action.cookie_value().unwrap_or_default();
 
     // Next request: the sealed cookie carries the same entries. Django's
     // `_`-prefixed keys live under `django_…` (sealed sessions reserve `_`).

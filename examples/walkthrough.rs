@@ -234,13 +234,7 @@ async fn main() -> Result<(), Error> {
         .build()?;
     let mut session = big(&overflowing)?;
     let saved = overflowing.save_async(&mut session).await?;
-    let header = saved.action.header_value().expect("a cookie");
-    let value = header
-        .split(';')
-        .next()
-        .and_then(|p| p.split_once('='))
-        .map(|(_, v)| v)
-        .unwrap_or_default();
+    let value = saved.action.cookie_value().expect("a cookie");
     println!(
         "  with an overflow store: header {} bytes, {} entries moved to the store (sealed, bound to the session), {} dropped",
         saved.report.header_len,

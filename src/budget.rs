@@ -77,6 +77,27 @@ impl CookieAction {
             CookieAction::Set(s) | CookieAction::Delete(s) => Some(s),
         }
     }
+
+    /// The cookie's value, which the client presents (as `name=value`) on
+    /// its next request: the token of a `Set`, empty for a `Delete`, `None`
+    /// when nothing is sent. For hosts and tests that pass the cookie on
+    /// without a browser.
+    ///
+    /// ```
+    /// use sealed_session::{KeyRing, MasterKey, Sealer};
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
+    /// let mut session = sealer.new_session()?;
+    /// session.insert("theme", "dark")?;
+    /// let saved = sealer.save(&mut session)?;
+    /// let next_request = sealer.open(saved.action.cookie_value().expect("a cookie"))?;
+    /// assert_eq!(next_request.get::<String>("theme")?.as_deref(), Some("dark"));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn cookie_value(&self) -> Option<&str> {
+        let header = self.header_value()?;
+        let pair = header.split(';').next().unwrap_or_default();
+        Some(pair.split_once('=').map_or("", |(_, value)| value))
+    }
 }
 
 /// The result of [`Sealer::save`](crate::Sealer::save).

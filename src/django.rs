@@ -890,8 +890,7 @@ pub fn migrate_session(
 /// let set_cookie = saved.action.header_value().expect("a new cookie");
 /// assert!(set_cookie.contains("; Max-Age=") && saved.report.dropped.is_empty());
 /// // The next request presents the cookie's value.
-/// let value = set_cookie.split(';').next().and_then(|pair| pair.split_once('='));
-/// let session = sealer.open(value.expect("name=value").1)?;
+/// let session = sealer.open(saved.action.cookie_value().expect("a cookie"))?;
 /// assert_eq!(session.get::<String>("django_auth_user_id")?.as_deref(), Some("42"));
 /// assert_eq!(session.get::<String>("theme")?.as_deref(), Some("dark"));
 /// # Ok::<(), Error>(())
@@ -1050,9 +1049,7 @@ mod tests {
     /// The value of the cookie `migrate_cookie` sets for `django_cookie`.
     fn migrated(sealer: &Sealer, django_cookie: &str) -> String {
         let saved = migrate_cookie(&codec(), sealer, django_cookie).unwrap();
-        let header = saved.action.header_value().expect("a cookie");
-        let pair = header.split(';').next().unwrap();
-        pair.split_once('=').unwrap().1.to_owned()
+        saved.action.cookie_value().expect("a cookie").to_owned()
     }
 
     #[test]
