@@ -7,6 +7,8 @@ use core::fmt::Write as _;
 
 use cookie::{time, Cookie, SameSite};
 
+use crate::error::InvalidCookie;
+
 /// Bytes of `Set-Cookie: ` that precede the cookie string on the wire.
 pub const SET_COOKIE_PREFIX_LEN: usize = "Set-Cookie: ".len();
 /// The default budget for the whole `Set-Cookie` header: 4096 bytes, the
@@ -167,6 +169,32 @@ const SECURE_PREFIX: &str = "__Secure-";
 
 /// Whether `name` starts with `prefix`, ignoring ASCII case (as browsers
 /// match the `__Host-` and `__Secure-` prefixes).
+impl CookieSettings {
+    /// Refuses a name, path or domain that cannot be sent as configured:
+    /// found at start-up rather than as a missing `Set-Cookie` on every
+    /// response.
+    pub(crate) fn check(&self, name: &str) -> Result<(), InvalidCookie> {
+        let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+        if name.is_empty() || !name.bytes().all(token) {
+            return Err(InvalidCookie::Name);
+        }
+        if !self
+            .path
+            .bytes()
+            .all(|b| (b.is_ascii_graphic() && b != b';') || b == b' ')
+        {
+            return Err(InvalidCookie::Path);
+        }
+        let host = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
+        if let Some(domain) = &self.domain {
+            if !domain.bytes().all(host) {
+                return Err(InvalidCookie::Domain);
+            }
+        }
+        Ok(())
+    }
+}
+
 pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
     name.get(..prefix.len())
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix))

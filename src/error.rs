@@ -59,6 +59,11 @@ pub enum Error {
     #[error("invalid key: {0}")]
     InvalidKey(InvalidKey),
 
+    /// The configured cookie name, path or domain cannot be sent in a
+    /// `Set-Cookie` header (checked when the sealer is built).
+    #[error("invalid cookie setting: {0}")]
+    InvalidCookie(InvalidCookie),
+
     /// A session key is reserved (starts with `_`) or empty.
     #[error("invalid session key: {0}")]
     InvalidEntryKey(InvalidEntryKey),
@@ -101,6 +106,7 @@ impl Error {
             Error::LimitExceeded(_) => "limit-exceeded",
             Error::InvalidKey(_) => "invalid-key",
             Error::InvalidEntryKey(_) => "invalid-entry-key",
+            Error::InvalidCookie(_) => "invalid-cookie",
             Error::Value(_) => "value",
             Error::Random => "random",
             Error::NoClock => "no-clock",
@@ -227,6 +233,32 @@ impl fmt::Display for InvalidKey {
             InvalidKey::DuplicateKeyId => "two keys in the ring share a key id",
             InvalidKey::LooksLikeHex => "the key is hexadecimal, not base64; read it as hex",
             InvalidKey::EmptySecret => "a Django secret must not be empty",
+        })
+    }
+}
+
+/// Which cookie setting a sealer refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidCookie {
+    /// The name is empty or not an RFC 6265 token (letters, digits and
+    /// ``!#$%&'*+-.^_`|~``).
+    Name,
+    /// The path has a control character, `;` or a non-ASCII character.
+    Path,
+    /// The domain has a character other than ASCII letters, digits, `-`
+    /// and `.` (internationalised names go in their `xn--` form).
+    Domain,
+}
+
+impl fmt::Display for InvalidCookie {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidCookie::Name => "the cookie name is empty or not an RFC 6265 token",
+            InvalidCookie::Path => "the path has a control character, ';' or non-ASCII",
+            InvalidCookie::Domain => {
+                "the domain has a character other than A-Z, a-z, 0-9, '-' and '.'"
+            }
         })
     }
 }

@@ -78,7 +78,8 @@ pub use clock::SystemClock;
 pub use clock::{Clock, FixedClock};
 pub use cookie::{header_len, CookieSettings, DEFAULT_BUDGET, SET_COOKIE_PREFIX_LEN};
 pub use error::{
-    Error, Expired, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError, ValueError,
+    Error, Expired, InvalidCookie, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError,
+    ValueError,
 };
 pub use key::{KeyId, KeyRing, MasterKey, KEY_ID_LEN, MIN_MASTER_KEY_LEN};
 pub use limits::Limits;

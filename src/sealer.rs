@@ -279,8 +279,12 @@ impl SealerBuilder {
     /// source must have been supplied ([`Error::NoClock`] and
     /// [`Error::Random`] otherwise). A
     /// budget too small for the deletion cookie fails with
-    /// [`Error::TooLarge`].
+    /// [`Error::TooLarge`], and a cookie name, path or domain that cannot
+    /// be sent with [`Error::InvalidCookie`].
     pub fn build(self) -> Result<Sealer, Error> {
+        self.cookie
+            .check(&self.cookie_name)
+            .map_err(Error::InvalidCookie)?;
         // Logging out must always be possible within the budget.
         let removal = crate::cookie::header_len(&self.cookie.removal(&self.cookie_name));
         if removal > self.budget {

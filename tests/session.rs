@@ -658,3 +658,66 @@ fn revocation_ttl_outlasts_every_cookie_issued_up_to_now_by_exactly_a_second() {
         .unwrap();
     assert_eq!(unlimited.revocation_ttl(), None);
 }
+
+#[test]
+fn a_cookie_setting_that_cannot_be_sent_is_refused_at_build() {
+    use sealed_session::{CookieSettings, InvalidCookie};
+    let build = |name: &str, settings: CookieSettings| {
+        Sealer::builder(KeyRing::new(key(1)))
+            .cookie_name(name)
+            .cookie_settings(settings)
+            .build()
+            .map(|_| ())
+    };
+    let ok = CookieSettings::default();
+    for name in ["id", "__Host-id", "app.session_v2", "a!#$%&'*+-.^_`|~z"] {
+        assert_eq!(build(name, ok.clone()), Ok(()), "{name:?}");
+    }
+    for name in [
+        "",
+        "a b",
+        "a=b",
+        "a;b",
+        "a\tb",
+        "a\u{2000}b",
+        "ä",
+        "(x)",
+        "a\"b",
+        "a\nb",
+    ] {
+        assert_eq!(
+            build(name, ok.clone()),
+            Err(Error::InvalidCookie(InvalidCookie::Name)),
+            "{name:?}"
+        );
+    }
+    for path in ["/", "/app", "/a b", "/~user/x?y"] {
+        assert_eq!(build("id", ok.clone().path(path)), Ok(()), "{path:?}");
+    }
+    for path in ["/a;b", "/a\nb", "/a\u{7f}", "/é"] {
+        assert_eq!(
+            build("id", ok.clone().path(path)),
+            Err(Error::InvalidCookie(InvalidCookie::Path)),
+            "{path:?}"
+        );
+    }
+    for domain in ["example.com", ".example.com", "xn--bcher-kva.example"] {
+        assert_eq!(build("id", ok.clone().domain(domain)), Ok(()), "{domain:?}");
+    }
+    for domain in [
+        "exa mple.com",
+        "example.com;",
+        "bücher.example",
+        "a\r\nSet-Cookie: x=y",
+    ] {
+        assert_eq!(
+            build("id", ok.clone().domain(domain)),
+            Err(Error::InvalidCookie(InvalidCookie::Domain)),
+            "{domain:?}"
+        );
+    }
+    assert_eq!(
+        Error::InvalidCookie(InvalidCookie::Name).kind(),
+        "invalid-cookie"
+    );
+}

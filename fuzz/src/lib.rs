@@ -74,6 +74,21 @@ fn sealer(cookie_name: &str, limits: Limits, compression: Compression, seed: u64
         .expect("sealer with a clock and a random source")
 }
 
+/// A cookie name from fuzz text: the text itself if it is an RFC 6265
+/// token (the sealer refuses other names), else its bytes in hex (the
+/// token layer's binding to any name is fuzzed through `token::open`
+/// below); `id` for none.
+fn cookie_name(text: String) -> String {
+    let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
+    if text.is_empty() {
+        COOKIE_NAME.to_owned()
+    } else if text.bytes().all(token) {
+        text
+    } else {
+        text.bytes().map(|b| format!("{b:02x}")).collect()
+    }
+}
+
 /// The sealer of the cookie `id` with the default limits.
 fn default_sealer() -> &'static Sealer {
     static SEALER: OnceLock<Sealer> = OnceLock::new();
@@ -545,10 +560,7 @@ pub fn roundtrip(data: &[u8]) {
         2 => Expiry::Idle(input.u64()),
         _ => Expiry::At(NOW + 1 + (input.u64() >> 40)),
     };
-    let name = match input.text() {
-        name if name.is_empty() => COOKIE_NAME.to_owned(),
-        name => name,
-    };
+    let name = cookie_name(input.text());
     let limits = Limits::default().max_entries(16);
     let sealer = sealer(&name, limits, compression, u64::from(mode));
 

@@ -579,8 +579,8 @@ impl LazySession {
         match HeaderValue::try_from(value) {
             Ok(value) => Some(value),
             Err(_) => {
-                // Only a cookie name, path or domain with control characters
-                // gets here: a configuration mistake, not request input.
+                // The sealer refuses such names, paths and domains when
+                // built, so this is a defence only, not request input.
                 tracing::error!(
                     path = uri.path(),
                     "session cookie is not a valid header value; check the cookie name, path and domain"
