@@ -868,7 +868,9 @@ pub fn migrate_session(
 /// sealed-session cookie, with the sealer's attributes and `Max-Age`, in
 /// the size budget (entries that do not fit are dropped, lowest priority
 /// first, and listed in the report; Django's `_auth_user_*` entries are
-/// critical).
+/// critical). A Django session with no entries and no expiry of its own
+/// gives [`CookieAction::Unchanged`](crate::CookieAction::Unchanged): there
+/// is nothing to keep, and no cookie to set.
 ///
 /// ```
 /// use std::sync::Arc;
@@ -1089,6 +1091,14 @@ mod tests {
             session.get::<String>("theme").unwrap().as_deref(),
             Some("dark")
         );
+    }
+
+    #[test]
+    fn an_empty_django_session_migrates_to_no_cookie() {
+        let sealer = sealer_at_now();
+        let empty = codec().seal(&entries("{}")).unwrap();
+        let saved = migrate_cookie(&codec(), &sealer, &empty).unwrap();
+        assert_eq!(saved.action, crate::CookieAction::Unchanged);
     }
 
     #[test]

@@ -776,9 +776,11 @@ impl Sealer {
             let user = match self.user_key.as_deref() {
                 Some(key) => {
                     // Skipping an entry that cannot be read would skip "log
-                    // out everywhere" for it: it is loaded, or the open fails.
+                    // out everywhere" for it: it is loaded, or the open
+                    // fails. A blob gone from the store takes the user
+                    // entry with it: the session no longer names a user.
                     if session.is_overflowed(key) {
-                        self.load_overflow(&mut session).await?;
+                        self.load_or_drop_missing(&mut session).await?;
                     }
                     user_text(&session, key)?
                 }

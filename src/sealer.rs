@@ -333,6 +333,11 @@ impl Sealer {
     /// expired anyway. `None` when the sealer has neither limit: then only
     /// a session's own expiry ends it, and the record must stay until then.
     ///
+    /// A request that opened the session before the revocation and saves
+    /// it after re-seals it with a fresh issued-at; the count starts when
+    /// the last such request ends, so add the longest time a request may
+    /// run (a minute is the crate's own allowance for them elsewhere).
+    ///
     /// ```
     /// use std::time::Duration;
     /// use sealed_session::{KeyRing, MasterKey, Sealer};

@@ -885,6 +885,13 @@ async fn the_user_entry_is_read_or_the_revocation_check_fails_closed() {
     );
     assert!(sealer.open_async(&null).await.is_ok());
     assert!(sealer.open_async(&by_uuid).await.is_ok());
+    // The blob holding the user entry is gone: the entry goes with it, and
+    // the session, which no longer names a user, opens.
+    for key in store.keys() {
+        store.delete(&key).await.unwrap();
+    }
+    let opened = sealer.open_async(&overflowed).await.unwrap();
+    assert!(!opened.contains("user") && opened.needs_save());
     revocations.revoke_user(&uuid.to_string()).unwrap();
     revocations.revoke_user("0aff01").unwrap();
     revocations.revoke_user("-42").unwrap();

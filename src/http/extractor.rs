@@ -225,7 +225,9 @@ fn fails_everywhere(error: &Error) -> bool {
 /// ahead), and refusing every write until the cookie expires, logging in
 /// again included, would lock the user out instead.
 fn fails_for_now(error: &Error) -> bool {
-    matches!(error, Error::Store(_))
+    // Not a blob that is missing or fails authentication: that lasts, and
+    // whoever can write to the store could otherwise hold cookies back.
+    matches!(error, Error::Store(StoreError::Unavailable))
 }
 
 /// Logs a cookie that did not open: its error kind and length, never its
@@ -660,5 +662,21 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for LazySession {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<LazySession>().cloned())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_store_holds_a_cookie_back() {
+        assert!(fails_for_now(&Error::Store(StoreError::Unavailable)));
+        // A blob gone or forged in the store lasts; holding the cookie back
+        // for it would refuse the user's writes until the cookie expired.
+        for lasting in [StoreError::Missing, StoreError::Rejected] {
+            assert!(!fails_for_now(&Error::Store(lasting)), "{lasting:?}");
+        }
+        assert!(!fails_for_now(&Error::UnknownKeyId));
     }
 }

@@ -18,8 +18,10 @@ pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// Expired blobs are purged as time passes them. When a new blob would
 /// take the store over its cap, the least recently used blobs (written,
 /// read or renewed longest ago) are evicted first, as a Redis `maxmemory`
-/// with an LRU policy would: a session whose blob was evicted opens
-/// without those entries, and its next save reports them as dropped. So a
+/// with an LRU policy would (a blob whose TTL is shortened, as a replaced
+/// one is, is not thereby used): a session whose blob was evicted loses
+/// those entries, dropped with a warning naming their keys when one is
+/// read or the session is next saved. So a
 /// flood of new sessions that overflow costs at most the cap, and pushes
 /// out idle sessions' blobs before active ones'. The cap counts the bytes
 /// of keys and blobs, not the allocator's or the index's overhead (about
@@ -137,10 +139,16 @@ impl Blobs {
     }
 
     /// Marks `key` as just used and moves its expiry to `expires`, if given.
+    /// A move to an earlier expiry (a replaced blob kept for a grace period)
+    /// is not a use: the blob keeps its place in the eviction order.
     fn mark_used(&mut self, key: &str, expires: Option<u64>) {
         let used = self.stamp();
         let Some(slot) = self.by_key.get_mut(key) else {
             return;
+        };
+        let used = match expires {
+            Some(expires) if expires < slot.expires => slot.used,
+            _ => used,
         };
         self.by_use.remove(&slot.used);
         self.by_expiry.remove(&(slot.expires, slot.used));
@@ -350,6 +358,23 @@ mod tests {
     }
 
     #[test]
+    fn shortening_a_blobs_ttl_is_not_a_use() {
+        let (_, store) = store(3 * 11);
+        block_on(async {
+            let ttl = Duration::from_secs(600);
+            for key in ["k1", "k2", "k3"] {
+                store.put(key, vec![7; 9], ttl).await.unwrap();
+            }
+            // k1 is retired (kept a minute for requests still running):
+            // it stays the first to go.
+            assert!(store.touch("k1", Duration::from_secs(60)).await.unwrap());
+            store.put("k4", vec![7; 9], ttl).await.unwrap();
+            assert_eq!(store.keys(), ["k2", "k3", "k4"]);
+            assert_consistent(&store);
+        });
+    }
+
+    #[test]
     fn replacing_a_blob_counts_only_the_new_value() {
         let (_, store) = store(40);
         block_on(async {
@@ -474,8 +499,13 @@ mod tests {
                             let at = model.iter().position(|(m, _, _)| *m == key);
                             assert_eq!(renewed, at.is_some());
                             if let Some(i) = at {
-                                let (m, n, _) = model.remove(i);
-                                model.push((m, n, now + t));
+                                // A shorter TTL keeps the blob's place.
+                                if now + t < model[i].2 {
+                                    model[i].2 = now + t;
+                                } else {
+                                    let (m, n, _) = model.remove(i);
+                                    model.push((m, n, now + t));
+                                }
                             }
                         }
                         Op::Delete(k) => {
