@@ -13,7 +13,9 @@
 
 use std::sync::Arc;
 
-use sealed_session::{Error, FixedClock, KeyRing, MasterKey, Priority, RandomSource, Sealer};
+use sealed_session::{
+    CookieAction, Error, FixedClock, KeyRing, MasterKey, Priority, RandomSource, Sealer,
+};
 
 /// The host's cryptographically secure generator, behind a function
 /// (on a Workers-style runtime: `crypto.getRandomValues`).
@@ -44,9 +46,9 @@ impl App {
     }
 
     /// One request: the host's time in Unix seconds, the cookie value if
-    /// the browser sent one, the path. Returns the `Set-Cookie` value to
-    /// send, if any.
-    fn handle(&self, now: u64, cookie: Option<&str>, path: &str) -> Result<Option<String>, Error> {
+    /// the browser sent one, the path. Returns what to send: a
+    /// `Set-Cookie` value, or nothing.
+    fn handle(&self, now: u64, cookie: Option<&str>, path: &str) -> Result<CookieAction, Error> {
         self.clock.set(now);
         // An absent, expired or forged cookie starts a new session.
         let mut session = match cookie.map(|c| self.sealer.open(c)) {
@@ -64,15 +66,8 @@ impl App {
                 session.insert_with_priority("visits", &(visits + 1), Priority::Low)?;
             }
         }
-        let saved = self.sealer.save(&mut session)?;
-        Ok(saved.action.header_value().map(str::to_owned))
+        Ok(self.sealer.save(&mut session)?.action)
     }
-}
-
-/// The cookie value of a `Set-Cookie` header value.
-fn cookie_value(set_cookie: &str) -> &str {
-    let pair = set_cookie.split(';').next().unwrap_or_default();
-    pair.split_once('=').map(|(_, v)| v).unwrap_or_default()
 }
 
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
@@ -91,20 +86,21 @@ fn main() -> Result<(), Error> {
         host_random,
     )?;
 
-    let first = app
-        .handle(host_now(), None, "/")?
-        .expect("a new session is saved");
-    println!("GET /        -> Set-Cookie: {first}");
-    let login = app
-        .handle(host_now(), Some(cookie_value(&first)), "/login")?
-        .expect("login changes the session");
-    println!("POST /login  -> Set-Cookie: {login}");
-    let session = app.sealer.open(cookie_value(&login))?;
+    let first = app.handle(host_now(), None, "/")?;
+    let header = first.header_value().expect("a new session is saved");
+    println!("GET /        -> Set-Cookie: {header}");
+    let first = first.cookie_value().unwrap_or_default();
+    let login = app.handle(host_now(), Some(first), "/login")?;
+    let header = login.header_value().expect("login changes the session");
+    println!("POST /login  -> Set-Cookie: {header}");
+    let login = login.cookie_value().unwrap_or_default();
+    let session = app.sealer.open(login)?;
     assert_eq!(session.get::<u64>("user_id")?, Some(42));
     assert_eq!(session.get::<u32>("visits")?, Some(1));
-    let logout = app
-        .handle(host_now(), Some(cookie_value(&login)), "/logout")?
-        .expect("logout deletes the cookie");
+    let logout = app.handle(host_now(), Some(login), "/logout")?;
+    let CookieAction::Delete(logout) = logout else {
+        panic!("logout deletes the cookie");
+    };
     println!("POST /logout -> Set-Cookie: {logout}");
     assert!(logout.contains("Max-Age=0"));
     Ok(())
@@ -114,5 +110,5 @@ fn main() -> Result<(), Error> {
 /// the README); there is nothing to run on its own.
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 fn main() {
-    let _ = (App::new, App::handle, cookie_value);
+    let _ = (App::new, App::handle);
 }

@@ -95,7 +95,7 @@ impl CookieAction {
     /// ```
     pub fn cookie_value(&self) -> Option<&str> {
         let header = self.header_value()?;
-        let pair = header.split(';').next().unwrap_or_default();
+        let pair = header.split_once(';').map_or(header, |(pair, _)| pair);
         Some(pair.split_once('=').map_or("", |(_, value)| value))
     }
 }

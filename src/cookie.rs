@@ -161,15 +161,7 @@ impl CookieSettings {
             .build()
             .to_string()
     }
-}
 
-/// The cookie-name prefix that binds a cookie to this host.
-pub(crate) const HOST_PREFIX: &str = "__Host-";
-const SECURE_PREFIX: &str = "__Secure-";
-
-/// Whether `name` starts with `prefix`, ignoring ASCII case (as browsers
-/// match the `__Host-` and `__Secure-` prefixes).
-impl CookieSettings {
     /// Refuses a name, path or domain that cannot be sent as configured:
     /// found at start-up rather than as a missing `Set-Cookie` on every
     /// response.
@@ -195,6 +187,12 @@ impl CookieSettings {
     }
 }
 
+/// The cookie-name prefix that binds a cookie to this host.
+pub(crate) const HOST_PREFIX: &str = "__Host-";
+const SECURE_PREFIX: &str = "__Secure-";
+
+/// Whether `name` starts with `prefix`, ignoring ASCII case (as browsers
+/// match the `__Host-` and `__Secure-` prefixes).
 pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
     name.get(..prefix.len())
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix))

@@ -98,8 +98,9 @@ impl MasterKey {
         }
         let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() / 2));
         for pair in text.chunks_exact(2) {
-            let high = hex_digit(pair[0])?;
-            let low = hex_digit(pair[1])?;
+            let (Some(high), Some(low)) = (hex_digit(pair[0]), hex_digit(pair[1])) else {
+                return Err(Error::InvalidKey(InvalidKey::Encoding));
+            };
             bytes.push(high << 4 | low);
         }
         Self::from_bytes(&bytes)
@@ -131,12 +132,22 @@ impl MasterKey {
     }
 }
 
-fn hex_digit(c: u8) -> Result<u8, Error> {
+/// The value of one hexadecimal digit, either case.
+pub(crate) fn hex_digit(c: u8) -> Option<u8> {
     match c {
-        b'0'..=b'9' => Ok(c - b'0'),
-        b'a'..=b'f' => Ok(c - b'a' + 10),
-        b'A'..=b'F' => Ok(c - b'A' + 10),
-        _ => Err(Error::InvalidKey(InvalidKey::Encoding)),
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Appends `bytes` in lower-case hexadecimal.
+pub(crate) fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
 }
 

@@ -358,13 +358,16 @@ impl Sealer {
                 .saturating_add(lifetime)
                 .saturating_sub(now)
         });
-        let secs = match (remaining_lifetime, self.policy.max_idle) {
-            (Some(lifetime), Some(idle)) => lifetime.min(idle),
-            (Some(only), None) | (None, Some(only)) => only,
+        let shorter = remaining_lifetime
+            .into_iter()
+            .chain(self.policy.max_idle)
+            .min();
+        let secs = match shorter {
+            Some(secs) => secs,
             // Never shorter than a window of the session's own, or a
             // read-only session refreshed late in a long window would
             // open without its blob.
-            (None, None) => match session.expiry {
+            None => match session.expiry {
                 Expiry::Idle(window) => window.max(UNBOUNDED_BLOB_TTL),
                 _ => UNBOUNDED_BLOB_TTL,
             },
@@ -807,19 +810,22 @@ impl Sealer {
 /// so that the check fails closed.
 fn user_text(session: &Session, key: &str) -> Result<Option<String>, Error> {
     use ciborium::Value as Cbor;
-    use core::fmt::Write as _;
     let text = match session.get::<Cbor>(key)? {
         None | Some(Cbor::Null) => return Ok(None),
         Some(Cbor::Text(text)) => text,
         Some(Cbor::Integer(n)) => i128::from(n).to_string(),
         Some(Cbor::Bytes(bytes)) => {
             let mut text = String::with_capacity(2 * bytes.len() + 4);
-            for (i, b) in bytes.iter().enumerate() {
-                if bytes.len() == 16 && matches!(i, 4 | 6 | 8 | 10) {
-                    text.push('-');
+            if bytes.len() == 16 {
+                // A UUID's groups: 8-4-4-4-12 digits.
+                for (i, group) in [0..4, 4..6, 6..8, 8..10, 10..16].into_iter().enumerate() {
+                    if i > 0 {
+                        text.push('-');
+                    }
+                    crate::key::push_hex(&mut text, &bytes[group]);
                 }
-                // Writing to a `String` cannot fail.
-                let _ = write!(text, "{b:02x}");
+            } else {
+                crate::key::push_hex(&mut text, &bytes);
             }
             text
         }

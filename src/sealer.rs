@@ -39,11 +39,7 @@ impl TimePolicy {
     /// a fraction of the shorter of the sealer's idle timeout and the
     /// session's own (`docs/FORMAT.md` §12). `None`: never.
     pub(crate) fn refresh_after(&self, own_idle: Option<u64>) -> Option<u64> {
-        let window = match (self.max_idle, own_idle) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(only), None) | (None, Some(only)) => only,
-            (None, None) => return None,
-        };
+        let window = self.max_idle.into_iter().chain(own_idle).min()?;
         // `as` saturates: a window near 2^64 cannot wrap.
         (self.refresh_fraction < 1.0).then_some((window as f64 * self.refresh_fraction) as u64)
     }
@@ -350,11 +346,7 @@ impl Sealer {
     /// ```
     pub fn revocation_ttl(&self) -> Option<Duration> {
         let p = &self.policy;
-        let limit = match (p.max_idle, p.max_lifetime) {
-            (Some(a), Some(b)) => a.min(b),
-            (Some(only), None) | (None, Some(only)) => only,
-            (None, None) => return None,
-        };
+        let limit = p.max_idle.into_iter().chain(p.max_lifetime).min()?;
         let secs = limit.saturating_add(p.clock_skew).saturating_add(1);
         Some(Duration::from_secs(secs))
     }

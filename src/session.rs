@@ -57,15 +57,17 @@ impl core::str::FromStr for SessionId {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Error> {
+        use crate::key::hex_digit;
         let malformed = Error::Malformed(crate::Malformed::SessionId);
-        if text.len() != 2 * SESSION_ID_LEN || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if text.len() != 2 * SESSION_ID_LEN {
             return Err(malformed);
         }
         let mut id = [0u8; SESSION_ID_LEN];
         for (byte, pair) in id.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            // Two ASCII hex digits: always valid UTF-8 and a valid byte.
-            let digits = core::str::from_utf8(pair).map_err(|_| malformed.clone())?;
-            *byte = u8::from_str_radix(digits, 16).map_err(|_| malformed.clone())?;
+            let (Some(high), Some(low)) = (hex_digit(pair[0]), hex_digit(pair[1])) else {
+                return Err(malformed);
+            };
+            *byte = high << 4 | low;
         }
         Ok(SessionId(id))
     }

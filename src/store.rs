@@ -100,12 +100,8 @@ pub trait OverflowStore: Send + Sync + 'static {
 /// id>}:<reference>`, hex. The braces are a Redis Cluster hash tag: under a
 /// cluster client every key of one session would land in one slot.
 pub fn overflow_key(session_id: &SessionId, reference: &[u8; 16]) -> String {
-    use core::fmt::Write as _;
     let mut key = format!("sealed-session:overflow:{{{session_id}}}:");
-    for b in reference {
-        // Writing to a `String` cannot fail.
-        let _ = write!(key, "{b:02x}");
-    }
+    crate::key::push_hex(&mut key, reference);
     key
 }
 

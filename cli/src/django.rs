@@ -94,12 +94,7 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
         }
         DjangoCommand::Seal { secrets } => {
             let codec = secrets.builder().build().map_err(failed("bad secret"))?;
-            let mut input = String::new();
-            std::io::stdin()
-                .read_to_string(&mut input)
-                .map_err(|e| format!("input: cannot read stdin: {e}"))?;
-            let entries: serde_json::Map<String, serde_json::Value> =
-                serde_json::from_str(&input).map_err(|e| crate::not_a_json_object(&e))?;
+            let entries = crate::stdin_json_object()?;
             let cookie = codec
                 .seal(&entries)
                 .map_err(failed("cannot seal Django cookie"))?;

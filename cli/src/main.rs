@@ -123,9 +123,18 @@ pub(crate) fn or_from_env(values: Vec<String>, name: &str) -> Vec<String> {
         .unwrap_or_default()
 }
 
+/// Session entries from stdin, a JSON object.
+pub(crate) fn stdin_json_object() -> Result<serde_json::Map<String, serde_json::Value>, String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .read_to_string(&mut input)
+        .map_err(|e| format!("input: cannot read stdin: {e}"))?;
+    serde_json::from_str(&input).map_err(|e| not_a_json_object(&e))
+}
+
 /// The failure for stdin that is not a JSON object: where, never what (the
 /// parser's own message quotes the input, which may hold session data).
-pub(crate) fn not_a_json_object(error: &serde_json::Error) -> String {
+fn not_a_json_object(error: &serde_json::Error) -> String {
     use serde_json::error::Category;
     match error.classify() {
         // (Parsed from a string already read: no I/O error can come.)
@@ -254,12 +263,7 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
         })?;
         priorities.push((key.to_owned(), level));
     }
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(|e| format!("input: cannot read stdin: {e}"))?;
-    let entries: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_str(&input).map_err(|e| not_a_json_object(&e))?;
+    let entries = stdin_json_object()?;
 
     let mut b = builder(&args.common, ring).budget(args.budget);
     if args.compress {
@@ -291,15 +295,10 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
             saved.report.header_len, saved.report.budget
         );
     }
-    let header = saved
+    let value = saved
         .action
-        .header_value()
+        .cookie_value()
         .ok_or_else(|| "input: nothing to seal (no entries)".to_owned())?;
-    let value = header
-        .split_once(';')
-        .map_or(header, |(pair, _)| pair)
-        .split_once('=')
-        .map_or("", |(_, value)| value);
     println!("{value}");
     Ok(())
 }

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
 use sealed_session::store::MemoryRevocations;
-use sealed_session::{Clock, Error, KeyRing, Priority};
+use sealed_session::{Clock, Error, KeyRing, Priority, SessionId};
 use serde::{Deserialize, Serialize};
 
 /// The session cookie's name: `__Host-`, so browsers accept it only from
@@ -139,6 +139,13 @@ impl Demo {
             revocations: Arc::new(MemoryRevocations::with_clock(Arc::clone(&clock))),
             clock,
         }
+    }
+
+    /// Ends session `id`, keeping the record as long as a copy of its
+    /// cookie could open.
+    fn revoke(&self, session: &LazySession, id: SessionId) -> Result<(), Error> {
+        let keep_for = session.sealer().revocation_ttl().unwrap_or(MAX_LIFETIME);
+        self.revocations.revoke_session(id, keep_for)
     }
 
     /// The session layer with the app's settings; callers may change more
@@ -285,9 +292,7 @@ async fn login(
         // a copy of the cookie would stay logged in after a later logout.
         // (Should the save then fail, the user is logged out: the safe
         // side.)
-        let keep_for = session.sealer().revocation_ttl().unwrap_or(MAX_LIFETIME);
-        demo.revocations
-            .revoke_session(session.id().await?, keep_for)?;
+        demo.revoke(&session, session.id().await?)?;
     }
     if previous.is_some_and(|previous| previous != username) {
         // Another user's session on this browser (never logged out):
@@ -307,8 +312,7 @@ async fn logout(_: SameOrigin, State(demo): State<Demo>, session: LazySession) -
     // Revoke the old id too, so a copy of the old cookie stops working.
     let id = session.id().await?;
     if !session.is_new().await? {
-        let keep_for = session.sealer().revocation_ttl().unwrap_or(MAX_LIFETIME);
-        demo.revocations.revoke_session(id, keep_for)?;
+        demo.revoke(&session, id)?;
     }
     session.flush().await?;
     Ok(Redirect::to("/").into_response())

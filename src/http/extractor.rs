@@ -634,7 +634,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         tracing::error!(kind = self.kind(), error = %self, "session error in a handler");
         // A store that cannot be reached is the one condition that may pass.
-        if self == Error::Store(StoreError::Unavailable) {
+        if fails_for_now(&self) {
             return (StatusCode::SERVICE_UNAVAILABLE, "service unavailable\n").into_response();
         }
         (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()

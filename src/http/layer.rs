@@ -438,10 +438,8 @@ where
 fn sets_cookie_named(headers: &HeaderMap, name: &str) -> bool {
     headers.get_all(header::SET_COOKIE).iter().any(|value| {
         value
-            .as_bytes()
-            .split(|&b| b == b'=')
-            .next()
-            .is_some_and(|found| found.trim_ascii() == name.as_bytes())
+            .to_str()
+            .is_ok_and(|v| crate::cookie::is_named(v, name))
     })
 }
 

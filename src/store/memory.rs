@@ -82,8 +82,9 @@ impl Blobs {
         self.next_use
     }
 
+    /// Adds a blob under `key`, which must not be held (`put` removes the
+    /// old value first, so that it is not counted against the new one).
     fn insert(&mut self, key: &str, blob: Vec<u8>, expires: u64) {
-        self.remove(key);
         let used = self.stamp();
         self.bytes += cost(key, &blob);
         self.by_use.insert(used, key.to_owned());
@@ -141,23 +142,25 @@ impl Blobs {
     /// Marks `key` as just used and moves its expiry to `expires`, if given.
     /// A move to an earlier expiry (a replaced blob kept for a grace period)
     /// is not a use: the blob keeps its place in the eviction order.
-    fn mark_used(&mut self, key: &str, expires: Option<u64>) {
-        let used = self.stamp();
+    /// Whether `key` is held.
+    fn mark_used(&mut self, key: &str, expires: Option<u64>) -> bool {
         let Some(slot) = self.by_key.get_mut(key) else {
-            return;
+            return false;
         };
-        let used = match expires {
-            Some(expires) if expires < slot.expires => slot.used,
-            _ => used,
-        };
-        self.by_use.remove(&slot.used);
         self.by_expiry.remove(&(slot.expires, slot.used));
-        slot.used = used;
+        if expires.is_none_or(|expires| expires >= slot.expires) {
+            self.next_use += 1;
+            // The key moves to the new stamp: its `String` is reused.
+            if let Some(owned) = self.by_use.remove(&slot.used) {
+                self.by_use.insert(self.next_use, owned);
+            }
+            slot.used = self.next_use;
+        }
         if let Some(expires) = expires {
             slot.expires = expires;
         }
-        self.by_use.insert(used, key.to_owned());
-        self.by_expiry.insert((slot.expires, used));
+        self.by_expiry.insert((slot.expires, slot.used));
+        true
     }
 }
 
@@ -288,11 +291,7 @@ impl OverflowStore for MemoryStore {
             let now = self.clock.now();
             let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
             blobs.purge(now);
-            if !blobs.by_key.contains_key(key) {
-                return Ok(false);
-            }
-            blobs.mark_used(key, Some(now.saturating_add(ttl.as_secs())));
-            Ok(true)
+            Ok(blobs.mark_used(key, Some(now.saturating_add(ttl.as_secs()))))
         })
     }
 }
