@@ -1,7 +1,6 @@
 //! `sealed-session django …`: open and seal Django `signed_cookies` session
 //! cookies.
 
-use std::io::Read;
 use std::sync::Arc;
 
 use clap::Subcommand;
