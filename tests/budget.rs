@@ -368,8 +368,7 @@ async fn store_is_read_lazily_and_written_only_when_needed() {
 async fn resident_change(sealer: &sealed_session::Sealer, token: &str, n: u32) -> String {
     let mut s = sealer.open_async(token).await.unwrap();
     s.insert("counter", &n).unwrap();
-    let saved = sealer.save_async(&mut s).await.unwrap();
-    cookie_value(saved.action.header_value().unwrap())
+    save_token(sealer, &mut s).await
 }
 
 #[tokio::test]
@@ -690,8 +689,7 @@ async fn a_later_session_expiry_keeps_the_blob() {
     let token = save_token(&sealer, &mut session).await;
     let mut s = sealer.open_async(&token).await.unwrap();
     s.set_expiry_in(7200);
-    let saved = sealer.save_async(&mut s).await.unwrap();
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = save_token(&sealer, &mut s).await;
     clock.advance(3600);
     assert_eq!(
         overflow_loads(&sealer, &token).await,
@@ -838,7 +836,7 @@ async fn memory_revocations() {
 }
 
 #[tokio::test]
-async fn the_user_entry_is_read_or_the_revocation_check_fails_closed() {
+async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check_fails_closed() {
     let clock = Arc::new(FixedClock::new(T0));
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
     let (store, sealer) =
@@ -1163,7 +1161,7 @@ async fn cookie_with_blob(sealer: &Sealer, keys: &[&str]) -> String {
     }
     let saved = sealer.save_async(&mut s).await.unwrap();
     assert_eq!(saved.report.overflowed.len(), keys.len());
-    cookie_value(saved.action.header_value().unwrap())
+    saved.action.cookie_value().unwrap().to_owned()
 }
 
 #[tokio::test]

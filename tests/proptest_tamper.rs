@@ -177,10 +177,11 @@ proptest! {
 
     #[test]
     fn never_opens_under_another_cookie_name(
-        // Names a sealer accepts (RFC 6265 tokens); other text reaches the
-        // token layer through the `near` names below.
+        // Names a sealer accepts (RFC 6265 tokens); any other text reaches
+        // the token layer through the `near` names below.
         name in "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,16}",
         other in "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,16}",
+        text in "\\PC{0,16}",
         entries in entries(),
         compression in compression(),
     ) {
@@ -191,7 +192,15 @@ proptest! {
         let elsewhere = sealer_for(ring(), &other, compression);
         prop_assert_eq!(elsewhere.open(&token).unwrap_err(), Error::AuthenticationFailed);
         // Names that share a prefix with the real one, or extend it.
-        for near in [format!("{name}\0"), format!("{name}{other}"), format!("{other}{name}")] {
+        let near_names = [
+            format!("{name}\0"),
+            format!("{name}{other}"),
+            format!("{other}{name}"),
+            format!("{name}{text}"),
+            format!("{text}{name}"),
+            text.clone(),
+        ];
+        for near in near_names {
             if near == name {
                 continue;
             }

@@ -76,8 +76,9 @@ fn sealer(cookie_name: &str, limits: Limits, compression: Compression, seed: u64
 
 /// A cookie name from fuzz text: the text itself if it is an RFC 6265
 /// token (the sealer refuses other names), else its bytes in hex (the
-/// token layer's binding to any name is fuzzed through `token::open`
-/// below); `id` for none.
+/// token layer's binding to names of any text is fuzzed by `cookie_header`,
+/// which opens under the names a fuzzed `Cookie` header carries); `id`
+/// for none.
 fn cookie_name(text: String) -> String {
     let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
     if text.is_empty() {
