@@ -45,16 +45,20 @@ impl App {
         Ok(App { sealer, clock })
     }
 
-    /// One request: the host's time in Unix seconds, the cookie value if
-    /// the browser sent one, the path. Returns what to send: a
+    /// One request: the host's time in Unix seconds, the request's
+    /// `Cookie` header if it had one, the path. Returns what to send: a
     /// `Set-Cookie` value, or nothing.
-    fn handle(&self, now: u64, cookie: Option<&str>, path: &str) -> Result<CookieAction, Error> {
+    fn handle(
+        &self,
+        now: u64,
+        cookie_header: Option<&str>,
+        path: &str,
+    ) -> Result<CookieAction, Error> {
         self.clock.set(now);
-        // An absent, expired or forged cookie starts a new session.
-        let mut session = match cookie.map(|c| self.sealer.open(c)) {
-            Some(Ok(session)) => session,
-            _ => self.sealer.new_session()?,
-        };
+        // The session cookie by the rule of FORMAT.md §14.4; an absent,
+        // expired or forged one starts a new session.
+        let mut request = self.sealer.open_request(cookie_header)?;
+        let session = request.session_mut();
         match path {
             "/login" => {
                 session.cycle_id()?;
@@ -66,7 +70,8 @@ impl App {
                 session.insert_with_priority("visits", &(visits + 1), Priority::Low)?;
             }
         }
-        Ok(self.sealer.save(&mut session)?.action)
+        // An emptied session gets no cookie, and loses the one it had.
+        Ok(self.sealer.save_request(&mut request)?.action)
     }
 }
 
@@ -89,15 +94,20 @@ fn main() -> Result<(), Error> {
     let first = app.handle(host_now(), None, "/")?;
     let header = first.header_value().expect("a new session is saved");
     println!("GET /        -> Set-Cookie: {header}");
-    let first = first.cookie_value().unwrap_or_default();
-    let login = app.handle(host_now(), Some(first), "/login")?;
+    // The browser sends the cookie back among others.
+    let first = format!(
+        "theme=dark; __Host-session={}",
+        first.cookie_value().unwrap_or_default()
+    );
+    let login = app.handle(host_now(), Some(&first), "/login")?;
     let header = login.header_value().expect("login changes the session");
     println!("POST /login  -> Set-Cookie: {header}");
     let login = login.cookie_value().unwrap_or_default();
     let session = app.sealer.open(login)?;
     assert_eq!(session.get::<u64>("user_id")?, Some(42));
     assert_eq!(session.get::<u32>("visits")?, Some(1));
-    let logout = app.handle(host_now(), Some(login), "/logout")?;
+    let login = format!("__Host-session={login}");
+    let logout = app.handle(host_now(), Some(&login), "/logout")?;
     let CookieAction::Delete(logout) = logout else {
         panic!("logout deletes the cookie");
     };

@@ -16,7 +16,9 @@ use crate::payload::Priority;
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct SaveReport {
-    /// Entries left out of the cookie and lost, in drop order.
+    /// Entries left out of the cookie and lost, in drop order: first any
+    /// that a read found gone from the overflow store since the last save
+    /// (size 0), then those this save dropped.
     pub dropped: Vec<RemovedEntry>,
     /// Entries moved to the overflow store, in the same order.
     pub overflowed: Vec<RemovedEntry>,

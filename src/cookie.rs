@@ -204,7 +204,6 @@ pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
 /// the `__Host-` and `__Secure-` rules to the name as sent, so one that
 /// differs by any other character (U+2000, NBSP) is another cookie, which
 /// a sibling subdomain may set.
-#[cfg(feature = "axum")]
 pub(crate) fn is_named(pair: &str, name: &str) -> bool {
     pair.split_once('=')
         .is_some_and(|(sent, _)| sent.trim_matches([' ', '\t']) == name)
@@ -220,7 +219,6 @@ pub fn header_len(cookie_string: &str) -> usize {
 mod tests {
     use super::*;
 
-    #[cfg(feature = "axum")]
     #[test]
     fn only_sp_and_htab_surround_a_cookie_name() {
         for pair in [

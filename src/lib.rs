@@ -61,6 +61,7 @@ mod payload;
 mod random;
 #[cfg(feature = "redis")]
 mod redis_store;
+mod request;
 mod save;
 mod sealer;
 mod session;
@@ -89,6 +90,7 @@ pub use random::OsRandom;
 pub use random::RandomSource;
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisRevocations, RedisStore};
+pub use request::{RequestSession, DEFAULT_MAX_COOKIES_TRIED};
 pub use sealer::{
     Sealer, SealerBuilder, DEFAULT_CLOCK_SKEW, DEFAULT_COOKIE_NAME, DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,

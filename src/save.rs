@@ -238,17 +238,28 @@ impl Sealer {
     /// # Ok::<(), sealed_session::Error>(())
     /// ```
     pub fn save(&self, session: &mut Session) -> Result<Saved, Error> {
+        let saved = self.save_unreported(session)?;
+        Ok(Self::report_earlier_drops(session, saved))
+    }
+
+    /// Lists first in `saved`'s report the entries dropped since the last
+    /// save and not reported yet (their blob was gone when read).
+    fn report_earlier_drops(session: &mut Session, mut saved: Saved) -> Saved {
+        if !session.dropped_unreported.is_empty() {
+            let mut dropped = core::mem::take(&mut session.dropped_unreported);
+            dropped.append(&mut saved.report.dropped);
+            saved.report.dropped = dropped;
+        }
+        saved
+    }
+
+    /// [`Sealer::save`], but for the entries dropped before it.
+    fn save_unreported(&self, session: &mut Session) -> Result<Saved, Error> {
         if session.should_delete_cookie() {
             return Ok(self.deletion(session));
         }
         if !session.needs_save() {
-            return Ok(Saved {
-                action: CookieAction::Unchanged,
-                report: SaveReport {
-                    budget: self.budget,
-                    ..SaveReport::default()
-                },
-            });
+            return Ok(self.unchanged());
         }
         // Overflowed entries that were not loaded live in a blob that only
         // `save_async` can renew, re-seal or retire: a cookie sealed here
@@ -283,6 +294,17 @@ impl Sealer {
         self.report_drops(&over_budget, len);
         dropped.extend(over_budget);
         Ok(self.set(cookie, len, dropped, Vec::new()))
+    }
+
+    /// The result of a save that sends nothing.
+    pub(crate) fn unchanged(&self) -> Saved {
+        Saved {
+            action: CookieAction::Unchanged,
+            report: SaveReport {
+                budget: self.budget,
+                ..SaveReport::default()
+            },
+        }
     }
 
     /// The result of a save that sends `cookie` (`len` bytes of header).
@@ -399,7 +421,8 @@ impl Sealer {
     /// session is left as it was (keep the previous cookie), except that
     /// entries whose blob was found missing have been removed from it:
     /// they cannot come back (the previous cookie still lists them, and
-    /// the next save from it drops and reports them).
+    /// the next save from it drops and reports them; so does the next
+    /// successful save of this session).
     ///
     /// Entries the cookie no longer references are deleted from the store
     /// at once after [`Session::flush`] or [`Session::cycle_id`]; after
@@ -409,23 +432,34 @@ impl Sealer {
     /// running from the previous cookie (a store without it deletes them at
     /// once; if the touch fails they keep their TTL).
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
-        let Some(store) = self.overflow_store.clone() else {
-            return self.save(session);
+        let saved = match self.overflow_store.as_deref() {
+            Some(store) => self.save_with_store(store, session).await?,
+            None => self.save_unreported(session)?,
         };
+        Ok(Self::report_earlier_drops(session, saved))
+    }
+
+    /// [`Sealer::save_async`] with its store, but for the entries dropped
+    /// before it.
+    async fn save_with_store(
+        &self,
+        store: &dyn crate::store::OverflowStore,
+        session: &mut Session,
+    ) -> Result<Saved, Error> {
         if session.should_delete_cookie() {
             if let Some((sid, reference)) = session.overflow {
-                self.delete_blob(&*store, &sid, &reference).await;
+                self.delete_blob(store, &sid, &reference).await;
             }
             return Ok(self.deletion(session));
         }
         if !session.needs_save() {
-            return self.save(session);
+            return self.save_unreported(session);
         }
         let now = self.clock.now();
         if !session.has_unloaded_overflow() {
             if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
                 if let Some((sid, reference)) = session.overflow.take() {
-                    self.retire_blob(&*store, session, &sid, &reference).await;
+                    self.retire_blob(store, session, &sid, &reference).await;
                 }
                 return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
             }
@@ -444,9 +478,7 @@ impl Sealer {
             None => Some(fresh_reference()?),
         };
         let mut plan = match self.plan(session, bound_ref.as_ref().or(fresh.as_ref()), now) {
-            Err(Error::TooLarge { .. }) => {
-                return self.drop_instead(&*store, session, now, Vec::new()).await
-            }
+            Err(Error::TooLarge { .. }) => return self.drop_instead(store, session, now).await,
             planned => planned?,
         };
         let moved_now = !plan.removed.is_empty();
@@ -471,7 +503,7 @@ impl Sealer {
             return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
         }
         // The blob is rewritten: everything in it must be in hand.
-        let dropped = self.load_or_drop_missing(session).await?;
+        self.load_or_drop_missing(session).await?;
         let fresh = match fresh {
             Some(fresh) => fresh,
             None => fresh_reference()?,
@@ -479,9 +511,7 @@ impl Sealer {
         if has_unloaded || bound_ref.is_some() {
             // Planned against the old reference; the new blob gets `fresh`.
             plan = match self.plan(session, Some(&fresh), now) {
-                Err(Error::TooLarge { .. }) => {
-                    return self.drop_instead(&*store, session, now, dropped).await
-                }
+                Err(Error::TooLarge { .. }) => return self.drop_instead(store, session, now).await,
                 planned => planned?,
             };
         }
@@ -502,7 +532,7 @@ impl Sealer {
             {
                 // The write may have happened all the same (a lost reply):
                 // nothing will ever reference this key.
-                self.delete_blob(&*store, &session.id, &reference).await;
+                self.delete_blob(store, &session.id, &reference).await;
                 return Err(e);
             }
             let done = self
@@ -514,40 +544,36 @@ impl Sealer {
                     done
                 }
                 Err(e) => {
-                    self.delete_blob(&*store, &session.id, &reference).await;
+                    self.delete_blob(store, &session.id, &reference).await;
                     return Err(e);
                 }
             }
         };
         if let Some((sid, reference)) = old {
             if session.overflow != Some((sid, reference)) {
-                self.retire_blob(&*store, session, &sid, &reference).await;
+                self.retire_blob(store, session, &sid, &reference).await;
             }
         }
-        Ok(self.set(cookie, len, dropped, overflowed))
+        Ok(self.set(cookie, len, Vec::new(), overflowed))
     }
 
     /// Loads the entries still in the overflow blob, if any. A blob that is
     /// gone (evicted, or expired in a session without timeouts) cannot come
-    /// back: its entries are dropped (logged, and returned for a report) and
-    /// the session is marked modified, or every later read and save would
-    /// fail on it. One this server cannot read (`Rejected`: tampered, or a
-    /// key or limit of another server) is an error.
-    pub(crate) async fn load_or_drop_missing(
-        &self,
-        session: &mut Session,
-    ) -> Result<Vec<RemovedEntry>, Error> {
+    /// back: its entries are dropped (logged, and kept for the next save's
+    /// report) and the session is marked modified, or every later read and
+    /// save would fail on it. One this server cannot read (`Rejected`:
+    /// tampered, or a key or limit of another server) is an error.
+    pub(crate) async fn load_or_drop_missing(&self, session: &mut Session) -> Result<(), Error> {
         if !session.has_unloaded_overflow() {
-            return Ok(Vec::new());
+            return Ok(());
         }
         match self.load_overflow(session).await {
-            Ok(()) => Ok(Vec::new()),
+            Ok(()) => Ok(()),
             Err(Error::Store(StoreError::Missing)) => {
                 session.modified = true;
-                Ok(Self::drop_unloaded(
-                    session,
-                    "their blob is missing from the store",
-                ))
+                let dropped = Self::drop_unloaded(session, "their blob is missing from the store");
+                session.dropped_unreported.extend(dropped);
+                Ok(())
             }
             Err(e) => Err(e),
         }
@@ -567,11 +593,10 @@ impl Sealer {
         store: &dyn crate::store::OverflowStore,
         session: &mut Session,
         now: u64,
-        mut dropped: Vec<RemovedEntry>,
     ) -> Result<Saved, Error> {
-        dropped.extend(self.load_or_drop_missing(session).await?);
+        self.load_or_drop_missing(session).await?;
         let old = session.overflow;
-        let mut saved = self.save_dropping(
+        let saved = self.save_dropping(
             session,
             now,
             "the overflow list itself does not fit in the budget",
@@ -579,8 +604,6 @@ impl Sealer {
         if let Some((sid, reference)) = old {
             self.retire_blob(store, session, &sid, &reference).await;
         }
-        dropped.append(&mut saved.report.dropped);
-        saved.report.dropped = dropped;
         Ok(saved)
     }
 
@@ -755,7 +778,8 @@ impl Sealer {
     /// Reads a value, loading the overflow store first if the entry lives
     /// there (the only case that makes a store call). If the blob is gone
     /// from the store (evicted, or expired), its entries are dropped from
-    /// the session with a warning that names their keys, the session is
+    /// the session with a warning that names their keys (and the next
+    /// save's report lists them as dropped), the session is
     /// marked modified so that the next save writes a cookie without them,
     /// and the entry reads as absent; a blob that fails authentication is
     /// an error ([`StoreError::Rejected`]).

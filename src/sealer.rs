@@ -84,6 +84,7 @@ pub struct Sealer {
     pub(crate) overflow_store: Option<Arc<dyn OverflowStore>>,
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
     pub(crate) user_key: Option<String>,
+    pub(crate) max_cookies_tried: usize,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -98,6 +99,7 @@ impl core::fmt::Debug for Sealer {
             .field("budget", &self.budget)
             .field("overflow_store", &self.overflow_store.is_some())
             .field("revocation", &self.revocation.is_some())
+            .field("max_cookies_tried", &self.max_cookies_tried)
             .finish_non_exhaustive()
     }
 }
@@ -120,6 +122,7 @@ pub struct SealerBuilder {
     overflow_store: Option<Arc<dyn OverflowStore>>,
     revocation: Option<Arc<dyn RevocationCheck>>,
     user_key: Option<String>,
+    max_cookies_tried: usize,
 }
 
 impl Sealer {
@@ -147,6 +150,7 @@ impl Sealer {
             overflow_store: None,
             revocation: None,
             user_key: None,
+            max_cookies_tried: crate::request::DEFAULT_MAX_COOKIES_TRIED,
         }
     }
 }
@@ -271,6 +275,15 @@ impl SealerBuilder {
         self
     }
 
+    /// How many cookies with the session's name
+    /// [`Sealer::open_request`] tries, in order, before giving up and
+    /// starting a fresh session (default 4, at least 1): it bounds the work
+    /// one request can cause (`docs/FORMAT.md` §14.4).
+    pub fn max_cookies_tried(mut self, count: usize) -> Self {
+        self.max_cookies_tried = count.max(1);
+        self
+    }
+
     /// Builds the sealer. On `wasm32-unknown-unknown` a clock and a random
     /// source must have been supplied ([`Error::NoClock`] and
     /// [`Error::Random`] otherwise). A
@@ -316,6 +329,7 @@ impl SealerBuilder {
             overflow_store: self.overflow_store,
             revocation: self.revocation,
             user_key: self.user_key,
+            max_cookies_tried: self.max_cookies_tried,
         })
     }
 }
@@ -393,6 +407,7 @@ impl Sealer {
             opened_with_fallback: false,
             overflow_stale: false,
             flushed: false,
+            dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
             random: Arc::clone(&self.random),
@@ -489,6 +504,7 @@ impl Sealer {
             opened_with_fallback: used_fallback,
             overflow_stale: false,
             flushed: false,
+            dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
             random: Arc::clone(&self.random),

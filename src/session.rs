@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
 
+use crate::budget::RemovedEntry;
 use crate::error::{InvalidEntryKey, Limit, ValueError};
 use crate::payload::{Priority, SESSION_ID_LEN};
 use crate::random::RandomSource;
@@ -194,6 +195,9 @@ pub struct Session {
     /// kept, or it would go on holding the old value.
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
+    /// Entries removed since the last save because their overflow blob was
+    /// gone when read: the next save's report lists them.
+    pub(crate) dropped_unreported: Vec<RemovedEntry>,
     pub(crate) policy: TimePolicy,
     pub(crate) limits: Limits,
     pub(crate) random: Arc<dyn RandomSource>,

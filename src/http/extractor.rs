@@ -12,9 +12,7 @@ use serde::Serialize;
 use tokio::sync::Mutex;
 
 use super::layer::Shared;
-use crate::{
-    CookieAction, Error, Expiry, Malformed, Priority, Sealer, Session, SessionId, StoreError,
-};
+use crate::{CookieAction, Error, Expiry, Priority, RequestSession, Sealer, Session, SessionId};
 
 /// The session of the current request, as an axum extractor.
 ///
@@ -74,7 +72,7 @@ impl CookieHeaders {
 struct State {
     /// The request's `Cookie` header values, until the session is opened.
     cookies: CookieHeaders,
-    opened: Option<Opened>,
+    opened: Option<RequestSession>,
     /// The layer has saved the session (or decided not to): changes made
     /// from now on are lost.
     finished: bool,
@@ -89,170 +87,17 @@ impl State {
         let changed = self
             .opened
             .as_ref()
-            .is_some_and(|o| !was_modified && o.session.is_modified());
+            .is_some_and(|o| !was_modified && o.session().is_modified());
         if self.finished && changed {
             tracing::warn!("session changed after the response was sent; the change is lost");
         }
     }
 }
 
-struct Opened {
-    session: Session,
-    /// Length of the cookie value the session was opened from.
-    cookie_len: Option<usize>,
-    /// Error kind of the last candidate cookie that failed to open, when
-    /// none opened.
-    rejected: Option<&'static str>,
-    /// None opened, and the response may delete the cookie the request
-    /// carried: it was the only one with the session's name, and it failed
-    /// for a reason every server would agree on (see `fails_everywhere`).
-    rejected_for_good: bool,
-    /// None opened, and one failed for a passing reason (see
-    /// `fails_for_now`): the fresh session must not replace it.
-    held_back_by: Option<Error>,
-}
-
 impl fmt::Debug for LazySession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // No session contents and no cookie values.
         f.debug_struct("LazySession").finish_non_exhaustive()
-    }
-}
-
-/// Opens the first candidate that opens, in header order (the rule in the
-/// module documentation).
-async fn open(shared: &Shared, cookies: &[HeaderValue]) -> Result<Opened, Error> {
-    let sealer = &shared.sealer;
-    let name = sealer.cookie_name();
-    let mut tried = 0usize;
-    let mut rejected = None;
-    let mut all_for_good = true;
-    let mut held_back_by = None;
-    'headers: for header in cookies {
-        // Browsers send cookies set by scripts as raw UTF-8 (or other bytes)
-        // in the same header: such a neighbour must not hide the session
-        // cookie, whose own value is base64url and unchanged by this.
-        let text = match core::str::from_utf8(header.as_bytes()) {
-            Ok(text) => std::borrow::Cow::Borrowed(text),
-            // Rare: the lossy reader is several times slower than the check.
-            Err(_) => String::from_utf8_lossy(header.as_bytes()),
-        };
-        for pair in text.split(';') {
-            // The name is checked as sent before the cookie crate parses
-            // the pair (it trims Unicode white space from names).
-            if !crate::cookie::is_named(pair, name) {
-                continue;
-            }
-            let Ok(cookie) = ::cookie::Cookie::parse(pair) else {
-                continue;
-            };
-            if tried == shared.max_cookies_tried {
-                tracing::warn!(
-                    tried,
-                    "more session cookies than the layer tries; ignoring the rest"
-                );
-                return fresh(sealer, rejected, false, held_back_by);
-            }
-            tried += 1;
-            // RFC 6265 allows a quoted value; a token never contains quotes.
-            let value = cookie.value_trimmed();
-            match sealer.open_async(value).await {
-                Ok(session) => {
-                    return Ok(Opened {
-                        session,
-                        cookie_len: Some(value.len()),
-                        rejected: None,
-                        rejected_for_good: false,
-                        held_back_by: None,
-                    })
-                }
-                Err(error) => {
-                    log_rejected(&error, value.len(), tried);
-                    rejected = Some(error.kind());
-                    all_for_good &= fails_everywhere(&error);
-                    if fails_for_now(&error) {
-                        // The store is down: the other candidates would
-                        // each wait for it too, to the same end.
-                        held_back_by = Some(error);
-                        break 'headers;
-                    }
-                }
-            }
-        }
-    }
-    fresh(sealer, rejected, tried == 1 && all_for_good, held_back_by)
-}
-
-fn fresh(
-    sealer: &Sealer,
-    rejected: Option<&'static str>,
-    rejected_for_good: bool,
-    held_back_by: Option<Error>,
-) -> Result<Opened, Error> {
-    Ok(Opened {
-        session: sealer.new_session()?,
-        cookie_len: None,
-        rejected,
-        rejected_for_good,
-        held_back_by,
-    })
-}
-
-/// Whether a cookie that failed to open with `error` would fail on every
-/// server of the deployment, now and later, so that deleting it loses
-/// nothing. Not so for a store that cannot answer (a revocation check
-/// during an outage), a key id that a server rolling out a new ring does
-/// not know yet, a version or flag from a newer release, a clock that runs
-/// behind, or a limit that servers may set differently.
-fn fails_everywhere(error: &Error) -> bool {
-    match error {
-        Error::AuthenticationFailed | Error::Expired(_) | Error::Revoked => true,
-        Error::Malformed(kind) => !matches!(
-            kind,
-            Malformed::UnknownVersion(_) | Malformed::UnknownFlags(_)
-        ),
-        _ => false,
-    }
-}
-
-/// Whether a cookie that failed to open with `error` will open again once
-/// an outage ends: the revocation store could not answer. Saving a fresh
-/// session over such a cookie would log the user out for a moment's
-/// trouble, so the layer does not (see `save`). Other failures that another
-/// server might not share are not counted: an unknown key id, version or
-/// flag, a limit, or an issued-at in this server's future can each last
-/// (a retired key, a rolled-back release, a server whose clock stays
-/// ahead), and refusing every write until the cookie expires, logging in
-/// again included, would lock the user out instead.
-fn fails_for_now(error: &Error) -> bool {
-    // Not a blob that is missing or fails authentication: that lasts, and
-    // whoever can write to the store could otherwise hold cookies back.
-    matches!(error, Error::Store(StoreError::Unavailable))
-}
-
-/// Logs a cookie that did not open: its error kind and length, never its
-/// value.
-fn log_rejected(error: &Error, len: usize, candidate: usize) {
-    let kind = error.kind();
-    match error {
-        Error::Expired(_) => tracing::debug!(
-            kind,
-            len,
-            candidate,
-            "session cookie expired; the request gets a fresh session"
-        ),
-        Error::Revoked => tracing::info!(
-            kind,
-            len,
-            candidate,
-            "session cookie revoked; the request gets a fresh session"
-        ),
-        _ => tracing::warn!(
-            kind,
-            len,
-            candidate,
-            "session cookie rejected; the request gets a fresh session"
-        ),
     }
 }
 
@@ -271,11 +116,12 @@ impl LazySession {
     }
 
     /// Opens the session if it is not open yet.
-    async fn ensure_open<'s>(&self, state: &'s mut State) -> Result<&'s mut Opened, Error> {
+    async fn ensure_open<'s>(&self, state: &'s mut State) -> Result<&'s mut RequestSession, Error> {
         let opened = match state.opened.take() {
             Some(opened) => opened,
             None => {
-                let opened = open(&self.inner.shared, state.cookies.as_slice()).await?;
+                let sealer = &self.inner.shared.sealer;
+                let opened = sealer.open_request_async(state.cookies.as_slice()).await?;
                 state.cookies = CookieHeaders::One(None);
                 opened
             }
@@ -300,13 +146,13 @@ impl LazySession {
         f: impl FnOnce(&mut Session) -> R,
     ) -> Result<R, Error> {
         let mut state = self.inner.state.lock().await;
-        let opened = self.ensure_open(&mut state).await?;
-        if load(&opened.session) {
+        let session = self.ensure_open(&mut state).await?.session_mut();
+        if load(session) {
             let sealer = &self.inner.shared.sealer;
-            sealer.load_or_drop_missing(&mut opened.session).await?;
+            sealer.load_or_drop_missing(session).await?;
         }
-        let was_modified = opened.session.is_modified();
-        let result = f(&mut opened.session);
+        let was_modified = session.is_modified();
+        let result = f(session);
         state.warn_if_changed_late(was_modified);
         Ok(result)
     }
@@ -489,7 +335,7 @@ impl LazySession {
     /// from; `None` for a new session.
     pub async fn cookie_len(&self) -> Result<Option<usize>, Error> {
         let mut state = self.inner.state.lock().await;
-        Ok(self.ensure_open(&mut state).await?.cookie_len)
+        Ok(self.ensure_open(&mut state).await?.cookie_len())
     }
 
     /// When the request carried session cookies and none opened: the
@@ -497,7 +343,7 @@ impl LazySession {
     /// `"authentication-failed"`, `"revoked"`, …). `None` otherwise.
     pub async fn rejected_cookie(&self) -> Result<Option<&'static str>, Error> {
         let mut state = self.inner.state.lock().await;
-        Ok(self.ensure_open(&mut state).await?.rejected)
+        Ok(self.ensure_open(&mut state).await?.rejected_cookie())
     }
 
     /// What the layer does with the response: whether a handler opened the
@@ -517,7 +363,7 @@ impl LazySession {
         } else {
             // As in Django, but said: a handler's changes vanishing without
             // a trace is hard to debug.
-            if opened.session.is_modified() {
+            if opened.session().is_modified() {
                 tracing::info!(
                     path = uri.path(),
                     "server error response: the session's changes are not saved (see save_on_server_error)"
@@ -531,41 +377,9 @@ impl LazySession {
         }
     }
 
-    async fn save(&self, opened: &mut Opened, uri: &Uri) -> Option<HeaderValue> {
+    async fn save(&self, opened: &mut RequestSession, uri: &Uri) -> Option<HeaderValue> {
         let shared = &self.inner.shared;
-        let session = &mut opened.session;
-        // An empty session is not worth a cookie (as in Django and
-        // tower-sessions): none is set, and the cookie it came from, or
-        // one that failed to open for good, is deleted.
-        if session.is_empty() {
-            // Empty, so flushed means the cookie is to be deleted.
-            let flushed = session.is_flushed();
-            let delete = opened.cookie_len.is_some()
-                || if flushed {
-                    // Logout: delete whatever cookie the request carried,
-                    // even one that only failed for now.
-                    opened.rejected.is_some()
-                } else {
-                    opened.rejected_for_good
-                };
-            if !delete {
-                return None;
-            }
-            if !flushed {
-                if let Err(error) = session.flush() {
-                    shared.save_failed(&error, uri);
-                    return None;
-                }
-            }
-        } else if let Some(error) = &opened.held_back_by {
-            // The request's cookie failed only for now (the revocation
-            // store is down, say): it stays, and this request's changes
-            // are lost, rather than the user's session. Logging out
-            // (flushed, hence empty) still deletes it, above.
-            shared.save_failed(error, uri);
-            return None;
-        }
-        let saved = match shared.sealer.save_async(session).await {
+        let saved = match shared.sealer.save_request_async(opened).await {
             Ok(saved) => saved,
             Err(error) => {
                 shared.save_failed(&error, uri);
@@ -634,7 +448,7 @@ impl IntoResponse for Error {
     fn into_response(self) -> Response {
         tracing::error!(kind = self.kind(), error = %self, "session error in a handler");
         // A store that cannot be reached is the one condition that may pass.
-        if fails_for_now(&self) {
+        if crate::request::fails_for_now(&self) {
             return (StatusCode::SERVICE_UNAVAILABLE, "service unavailable\n").into_response();
         }
         (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
@@ -662,21 +476,5 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for LazySession {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<LazySession>().cloned())
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_an_unreachable_store_holds_a_cookie_back() {
-        assert!(fails_for_now(&Error::Store(StoreError::Unavailable)));
-        // A blob gone or forged in the store lasts; holding the cookie back
-        // for it would refuse the user's writes until the cookie expired.
-        for lasting in [StoreError::Missing, StoreError::Rejected] {
-            assert!(!fails_for_now(&Error::Store(lasting)), "{lasting:?}");
-        }
-        assert!(!fails_for_now(&Error::UnknownKeyId));
     }
 }

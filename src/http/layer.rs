@@ -23,13 +23,9 @@ type SaveErrorHook = Arc<dyn Fn(&SaveFailure<'_>) + Send + Sync>;
 type SaveReportHook = Arc<dyn Fn(&SaveReport) + Send + Sync>;
 type Configure = Box<dyn FnOnce(SealerBuilder) -> SealerBuilder + Send>;
 
-/// Default for [`SessionLayerBuilder::max_cookies_tried`].
-const DEFAULT_MAX_COOKIES_TRIED: usize = 4;
-
 /// What the layer shares with every request.
 pub(crate) struct Shared {
     pub(crate) sealer: Sealer,
-    pub(crate) max_cookies_tried: usize,
     save_on_server_error: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
@@ -91,7 +87,6 @@ impl fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
             .field("sealer", &self.shared.sealer)
-            .field("max_cookies_tried", &self.shared.max_cookies_tried)
             .finish_non_exhaustive()
     }
 }
@@ -111,7 +106,6 @@ impl SessionLayer {
             host_prefix: false,
             settings: CookieSettings::default(),
             configure: Vec::new(),
-            max_cookies_tried: DEFAULT_MAX_COOKIES_TRIED,
             save_on_server_error: false,
             on_save_error: None,
             on_save_report: None,
@@ -143,7 +137,6 @@ pub struct SessionLayerBuilder {
     host_prefix: bool,
     settings: CookieSettings,
     configure: Vec<Configure>,
-    max_cookies_tried: usize,
     save_on_server_error: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
@@ -308,10 +301,10 @@ impl SessionLayerBuilder {
     }
 
     /// How many cookies with the session's name are tried, in order, before
-    /// giving up and starting a fresh session (default 4, at least 1).
-    pub fn max_cookies_tried(mut self, count: usize) -> Self {
-        self.max_cookies_tried = count.max(1);
-        self
+    /// giving up and starting a fresh session (default 4, at least 1; see
+    /// [`SealerBuilder::max_cookies_tried`]).
+    pub fn max_cookies_tried(self, count: usize) -> Self {
+        self.with(move |b| b.max_cookies_tried(count))
     }
 
     /// Whether a session is saved when the handler's response is a server
@@ -358,7 +351,6 @@ impl SessionLayerBuilder {
         Ok(SessionLayer {
             shared: Arc::new(Shared {
                 sealer: builder.build()?,
-                max_cookies_tried: self.max_cookies_tried,
                 save_on_server_error: self.save_on_server_error,
                 on_save_error: self.on_save_error,
                 on_save_report: self.on_save_report,

@@ -139,7 +139,14 @@
 //!
 //! The layer works with any `tower` service over `http` requests: it
 //! inserts a [`LazySession`] into the request extensions, where a service
-//! finds it with `request.extensions().get::<LazySession>()`.
+//! finds it with `request.extensions().get::<LazySession>()`. Other
+//! frameworks, and edge hosts, get the same cookie selection and save
+//! rules from the core crate without this feature:
+//! [`Sealer::open_request_async`](crate::Sealer::open_request_async) takes
+//! the request's `Cookie` header values and
+//! [`Sealer::save_request_async`](crate::Sealer::save_request_async) gives
+//! the `Set-Cookie` to send (and synchronous forms of both for sealers
+//! without a store or revocation check).
 
 mod extractor;
 mod layer;

@@ -1,0 +1,420 @@
+//! A request's session, for any HTTP framework: which of the request's
+//! cookies is the session (`docs/FORMAT.md` §14.4), and what the response
+//! sends back. The axum layer is built on this; other hosts (actix, hyper,
+//! an edge runtime) call it directly.
+
+use std::borrow::Cow;
+
+use crate::budget::Saved;
+use crate::error::{Malformed, StoreError};
+use crate::{Error, Sealer, Session};
+
+/// Default for [`SealerBuilder::max_cookies_tried`](crate::SealerBuilder::max_cookies_tried).
+pub const DEFAULT_MAX_COOKIES_TRIED: usize = 4;
+
+/// The session of one request, opened from its `Cookie` headers by
+/// [`Sealer::open_request`] or [`Sealer::open_request_async`], with what
+/// the request carried; saved for the response by [`Sealer::save_request`]
+/// or [`Sealer::save_request_async`].
+///
+/// A request whose cookies all fail to open (or that has none) gets a
+/// fresh session: a bad cookie is the client's state, not an error.
+///
+/// ```
+/// use sealed_session::{CookieAction, KeyRing, MasterKey, Sealer};
+///
+/// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
+///
+/// // No cookie yet: a fresh session, saved with its first entry.
+/// let mut request = sealer.open_request(None::<&str>)?;
+/// request.session_mut().insert("theme", "dark")?;
+/// let saved = sealer.save_request(&mut request)?;
+/// let cookie = saved.action.cookie_value().unwrap().to_owned();
+///
+/// // The next request's `Cookie` header, with a neighbour cookie.
+/// let header = format!("lang=en; session={cookie}");
+/// let mut request = sealer.open_request([header.as_str()])?;
+/// assert_eq!(request.session().get::<String>("theme")?.as_deref(), Some("dark"));
+///
+/// // Emptied, the session is not kept: its cookie is deleted.
+/// request.session_mut().clear();
+/// let saved = sealer.save_request(&mut request)?;
+/// assert!(matches!(saved.action, CookieAction::Delete(_)));
+///
+/// // A forged cookie is ignored (and logged, without its value).
+/// let request = sealer.open_request(["session=forged"])?;
+/// assert!(request.session().is_new());
+/// assert_eq!(request.rejected_cookie(), Some("malformed"));
+/// # Ok::<(), sealed_session::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct RequestSession {
+    session: Session,
+    /// Length of the cookie value the session was opened from.
+    cookie_len: Option<usize>,
+    /// Error kind of the last candidate that failed to open, when none did.
+    rejected: Option<&'static str>,
+    /// None opened, and the response may delete the cookie the request
+    /// carried: it was the only candidate, and it failed for a reason every
+    /// server would agree on (see `fails_everywhere`).
+    rejected_for_good: bool,
+    /// None opened, and one failed for a passing reason (see
+    /// `fails_for_now`): the fresh session must not replace it.
+    held_back_by: Option<Error>,
+}
+
+impl RequestSession {
+    /// The session.
+    pub fn session(&self) -> &Session {
+        &self.session
+    }
+
+    /// The session, to change.
+    pub fn session_mut(&mut self) -> &mut Session {
+        &mut self.session
+    }
+
+    /// The session, leaving the request's cookie facts behind (save it
+    /// with [`Sealer::save_async`] then; the rules of
+    /// [`Sealer::save_request`] need them).
+    pub fn into_session(self) -> Session {
+        self.session
+    }
+
+    /// Length in characters of the cookie value the session was opened
+    /// from; `None` for a new session.
+    pub fn cookie_len(&self) -> Option<usize> {
+        self.cookie_len
+    }
+
+    /// When the request carried session cookies and none opened: the
+    /// [`Error::kind`] of the last one tried (`"expired-idle"`,
+    /// `"authentication-failed"`, `"revoked"`, …). `None` otherwise.
+    pub fn rejected_cookie(&self) -> Option<&'static str> {
+        self.rejected
+    }
+
+    /// When a cookie did not open only because a store could not answer
+    /// (the revocation check's, [`StoreError::Unavailable`]): that error.
+    /// The save then keeps that cookie rather than replace it with this
+    /// request's fresh session (see [`Sealer::save_request`]).
+    pub fn held_back_by(&self) -> Option<&Error> {
+        self.held_back_by.as_ref()
+    }
+
+    fn opened(session: Session, cookie_len: usize) -> Self {
+        RequestSession {
+            session,
+            cookie_len: Some(cookie_len),
+            rejected: None,
+            rejected_for_good: false,
+            held_back_by: None,
+        }
+    }
+}
+
+/// The candidates tried so far, and how they failed.
+#[derive(Default)]
+struct Selection {
+    tried: usize,
+    rejected: Option<&'static str>,
+    all_for_good: bool,
+    held_back_by: Option<Error>,
+    /// Stopped at `max_cookies_tried` with candidates left.
+    capped: bool,
+}
+
+impl Selection {
+    fn new() -> Self {
+        Selection {
+            all_for_good: true,
+            ..Selection::default()
+        }
+    }
+
+    /// Whether one more candidate may be opened; warns once when not.
+    fn may_try(&mut self, max: usize) -> bool {
+        if self.tried >= max {
+            tracing::warn!(
+                tried = self.tried,
+                "more session cookies than the sealer tries; ignoring the rest"
+            );
+            self.capped = true;
+            return false;
+        }
+        self.tried += 1;
+        true
+    }
+
+    /// Records a candidate that did not open; whether to stop trying.
+    fn failed(&mut self, error: Error, len: usize) -> bool {
+        log_rejected(&error, len, self.tried);
+        self.rejected = Some(error.kind());
+        self.all_for_good &= fails_everywhere(&error);
+        if fails_for_now(&error) {
+            // The store is down: the other candidates would each wait for
+            // it too, to the same end.
+            self.held_back_by = Some(error);
+            return true;
+        }
+        false
+    }
+
+    fn fresh(self, sealer: &Sealer) -> Result<RequestSession, Error> {
+        Ok(RequestSession {
+            session: sealer.new_session()?,
+            cookie_len: None,
+            rejected: self.rejected,
+            rejected_for_good: !self.capped && self.tried == 1 && self.all_for_good,
+            held_back_by: self.held_back_by,
+        })
+    }
+}
+
+/// A `Cookie` header as text. Browsers send cookies set by scripts as raw
+/// UTF-8 (or other bytes) in the same header: such a neighbour must not
+/// hide the session cookie, whose own value is base64url and unchanged by
+/// the lossy reading (FORMAT §14.4 step 1).
+fn header_text(header: &[u8]) -> Cow<'_, str> {
+    match core::str::from_utf8(header) {
+        Ok(text) => Cow::Borrowed(text),
+        // Rare: the lossy reader is several times slower than the check.
+        Err(_) => String::from_utf8_lossy(header),
+    }
+}
+
+/// The values of the cookies called `name` in one `Cookie` header, in
+/// order, parsed by the cookie crate, with one pair of quotes removed.
+fn named_values<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = &'t str> {
+    text.split(';')
+        // The name is checked as sent before the cookie crate parses the
+        // pair (it trims Unicode white space from names).
+        .filter(move |pair| crate::cookie::is_named(pair, name))
+        .filter_map(|pair| {
+            let cookie = ::cookie::Cookie::parse(pair).ok()?;
+            let raw = cookie.value_raw()?;
+            // RFC 6265 allows a quoted value; a token never contains quotes.
+            // The crate decides whether they are a pair; the value returned
+            // borrows from the header, not from `cookie`.
+            match cookie.value_trimmed().len() < raw.len() {
+                true => raw.get(1..raw.len() - 1),
+                false => Some(raw),
+            }
+        })
+}
+
+impl Sealer {
+    /// Opens the session from a request's `Cookie` header values, in the
+    /// order received, by the rule of `docs/FORMAT.md` §14.4: the cookies
+    /// with the sealer's name are tried in order and the first that opens
+    /// is the session; at most
+    /// [`SealerBuilder::max_cookies_tried`](crate::SealerBuilder::max_cookies_tried)
+    /// are opened. If none opens (or there is none) the request gets a
+    /// fresh session, and each failure is logged with its kind and length,
+    /// never its value (expired at `DEBUG`, revoked at `INFO`, the rest at
+    /// `WARN`).
+    ///
+    /// Fails only when a fresh session's random id cannot be drawn, or with
+    /// [`StoreError::NeedsAsync`] when the sealer has a revocation check
+    /// (use [`Sealer::open_request_async`]).
+    pub fn open_request<I>(&self, cookie_headers: I) -> Result<RequestSession, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        if self.revocation.is_some() {
+            return Err(Error::Store(StoreError::NeedsAsync));
+        }
+        let mut selection = Selection::new();
+        for header in cookie_headers {
+            let text = header_text(header.as_ref());
+            for value in named_values(&text, &self.cookie_name) {
+                if !selection.may_try(self.max_cookies_tried) {
+                    return selection.fresh(self);
+                }
+                match self.open_unrevoked(value) {
+                    Ok(session) => return Ok(RequestSession::opened(session, value.len())),
+                    Err(error) => {
+                        selection.failed(error, value.len());
+                    }
+                }
+            }
+        }
+        selection.fresh(self)
+    }
+
+    /// As [`Sealer::open_request`], opening each candidate with
+    /// [`Sealer::open_async`] (the revocation check, and the user entry's
+    /// overflow blob). A candidate that fails only because the revocation
+    /// store could not answer stops the search: the request gets a fresh
+    /// session that [`Sealer::save_request_async`] will not save over that
+    /// cookie ([`RequestSession::held_back_by`]).
+    pub async fn open_request_async<I>(&self, cookie_headers: I) -> Result<RequestSession, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        let mut selection = Selection::new();
+        'headers: for header in cookie_headers {
+            let text = header_text(header.as_ref());
+            for value in named_values(&text, &self.cookie_name) {
+                if !selection.may_try(self.max_cookies_tried) {
+                    break 'headers;
+                }
+                match self.open_async(value).await {
+                    Ok(session) => return Ok(RequestSession::opened(session, value.len())),
+                    Err(error) => {
+                        if selection.failed(error, value.len()) {
+                            break 'headers;
+                        }
+                    }
+                }
+            }
+        }
+        selection.fresh(self)
+    }
+
+    /// Saves a request's session for the response, as [`Sealer::save`]
+    /// does, with the rules of a web framework's session middleware (as in
+    /// Django and tower-sessions):
+    ///
+    /// - **No empty sessions.** A session without entries gets no cookie
+    ///   ([`CookieAction::Unchanged`](crate::CookieAction::Unchanged)); the
+    ///   cookie it was opened from is deleted, and so is a cookie that
+    ///   failed to open for good (it was the request's only candidate, and
+    ///   it is tampered, malformed, expired or revoked: every server would
+    ///   refuse it). After [`Session::flush`] (logout) whatever session
+    ///   cookie the request carried is deleted.
+    /// - **A cookie held back is kept.** When the request's cookie did not
+    ///   open only because the revocation store could not answer
+    ///   ([`RequestSession::held_back_by`]), a non-empty session is not
+    ///   saved over it: this fails with that error, so an outage loses one
+    ///   request's changes rather than the user's session.
+    ///
+    /// [`Sealer::save`] alone writes whatever the session holds, an empty
+    /// one included.
+    pub fn save_request(&self, request: &mut RequestSession) -> Result<Saved, Error> {
+        match self.settle_request(request)? {
+            Some(saved) => Ok(saved),
+            None => self.save(&mut request.session),
+        }
+    }
+
+    /// As [`Sealer::save_request`], saving with [`Sealer::save_async`]
+    /// (the overflow store).
+    pub async fn save_request_async(&self, request: &mut RequestSession) -> Result<Saved, Error> {
+        match self.settle_request(request)? {
+            Some(saved) => Ok(saved),
+            None => self.save_async(&mut request.session).await,
+        }
+    }
+
+    /// The rules of [`Sealer::save_request`]: `Some` when they decide
+    /// without a save; otherwise the session is ready to save (an emptied
+    /// session whose cookie goes is flushed, for a deletion cookie).
+    fn settle_request(&self, request: &mut RequestSession) -> Result<Option<Saved>, Error> {
+        let session = &mut request.session;
+        if session.is_empty() {
+            // Empty, so flushed means the cookie is to be deleted.
+            let flushed = session.is_flushed();
+            let delete = request.cookie_len.is_some()
+                || if flushed {
+                    // Logout: delete whatever cookie the request carried,
+                    // even one that only failed for now.
+                    request.rejected.is_some()
+                } else {
+                    request.rejected_for_good
+                };
+            if !delete {
+                return Ok(Some(self.unchanged()));
+            }
+            if !flushed {
+                session.flush()?;
+            }
+        } else if let Some(error) = &request.held_back_by {
+            return Err(error.clone());
+        }
+        Ok(None)
+    }
+}
+
+/// Whether a cookie that failed to open with `error` would fail on every
+/// server of the deployment, now and later, so that deleting it loses
+/// nothing. Not so for a store that cannot answer (a revocation check
+/// during an outage), a key id that a server rolling out a new ring does
+/// not know yet, a version or flag from a newer release, a clock that runs
+/// behind, or a limit that servers may set differently.
+fn fails_everywhere(error: &Error) -> bool {
+    match error {
+        Error::AuthenticationFailed | Error::Expired(_) | Error::Revoked => true,
+        Error::Malformed(kind) => !matches!(
+            kind,
+            Malformed::UnknownVersion(_) | Malformed::UnknownFlags(_)
+        ),
+        _ => false,
+    }
+}
+
+/// Whether a cookie that failed to open with `error` will open again once
+/// an outage ends: the revocation store could not answer. Saving a fresh
+/// session over such a cookie would log the user out for a moment's
+/// trouble, so `save_request` does not. Other failures that another server
+/// might not share are not counted: an unknown key id, version or flag, a
+/// limit, or an issued-at in this server's future can each last (a retired
+/// key, a rolled-back release, a server whose clock stays ahead), and
+/// refusing every write until the cookie expires, logging in again
+/// included, would lock the user out instead.
+pub(crate) fn fails_for_now(error: &Error) -> bool {
+    // Not a blob that is missing or fails authentication: that lasts, and
+    // whoever can write to the store could otherwise hold cookies back.
+    matches!(error, Error::Store(StoreError::Unavailable))
+}
+
+/// Logs a cookie that did not open: its error kind and length, never its
+/// value.
+fn log_rejected(error: &Error, len: usize, candidate: usize) {
+    let kind = error.kind();
+    match error {
+        Error::Expired(_) => tracing::debug!(
+            kind,
+            len,
+            candidate,
+            "session cookie expired; the request gets a fresh session"
+        ),
+        Error::Revoked => tracing::info!(
+            kind,
+            len,
+            candidate,
+            "session cookie revoked; the request gets a fresh session"
+        ),
+        _ => tracing::warn!(
+            kind,
+            len,
+            candidate,
+            "session cookie rejected; the request gets a fresh session"
+        ),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_an_unreachable_store_holds_a_cookie_back() {
+        assert!(fails_for_now(&Error::Store(StoreError::Unavailable)));
+        // A blob gone or forged in the store lasts; holding the cookie back
+        // for it would refuse the user's writes until the cookie expired.
+        for lasting in [StoreError::Missing, StoreError::Rejected] {
+            assert!(!fails_for_now(&Error::Store(lasting)), "{lasting:?}");
+        }
+        assert!(!fails_for_now(&Error::UnknownKeyId));
+    }
+
+    #[test]
+    fn named_values_are_the_cookie_crates_with_one_pair_of_quotes_removed() {
+        let text = "a=1; id=\"v1\"; \u{2000}id=x; id = v2 ;id=\"\"\"; id=\"";
+        let values: Vec<&str> = named_values(text, "id").collect();
+        assert_eq!(values, ["v1", "v2", "\"", "\""]);
+    }
+}

@@ -1,0 +1,225 @@
+//! The framework-neutral request API: which of a request's cookies is the
+//! session (FORMAT.md §14.4), and what the response sends back.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::{builder, builder_with, key, T0};
+use sealed_session::store::{
+    overflow_key, BoxFuture, MemoryStore, OverflowStore, RevocationCheck, RevocationQuery,
+};
+use sealed_session::{
+    CookieAction, Error, FixedClock, KeyRing, Priority, RequestSession, Sealer, StoreError,
+};
+
+fn clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::new(T0))
+}
+
+/// A cookie value holding `marker`.
+fn cookie_with(sealer: &Sealer, marker: &str) -> String {
+    let mut session = sealer.new_session().unwrap();
+    session.insert("marker", marker).unwrap();
+    sealer.seal(&mut session).unwrap()
+}
+
+fn marker(request: &RequestSession) -> Option<String> {
+    request.session().get("marker").unwrap()
+}
+
+fn action(sealer: &Sealer, request: &mut RequestSession) -> CookieAction {
+    sealer.save_request(request).unwrap().action
+}
+
+#[test]
+fn the_first_cookie_that_opens_is_the_session_in_header_order() {
+    let sealer = builder(&clock()).build().unwrap();
+    let (one, two) = (cookie_with(&sealer, "one"), cookie_with(&sealer, "two"));
+    let headers = [
+        "id=forged; other=1".to_owned(),
+        format!("idx={one}; id=\"{two}\"; id={one}"),
+    ];
+    let request = sealer.open_request(&headers).unwrap();
+    assert_eq!(marker(&request).as_deref(), Some("two"));
+    assert_eq!(request.cookie_len(), Some(two.len()));
+    assert_eq!(request.rejected_cookie(), None);
+
+    // A neighbour that is not UTF-8 does not hide the session cookie.
+    let raw = [b"a=\xff\xfe; id=".as_slice(), one.as_bytes()].concat();
+    let request = sealer.open_request([raw]).unwrap();
+    assert_eq!(marker(&request).as_deref(), Some("one"));
+}
+
+#[test]
+fn at_most_max_cookies_tried_are_opened() {
+    let header = |good: &str| format!("id=bad1; id=bad2; id={good}");
+    let sealer = builder(&clock()).max_cookies_tried(2).build().unwrap();
+    let good = cookie_with(&sealer, "good");
+    let mut request = sealer.open_request([header(&good)]).unwrap();
+    assert!(request.session().is_new());
+    assert_eq!(request.rejected_cookie(), Some("malformed"));
+    // None is deleted: which of them is this server's own is unknown.
+    assert_eq!(action(&sealer, &mut request), CookieAction::Unchanged);
+
+    let sealer = builder(&clock()).max_cookies_tried(3).build().unwrap();
+    let request = sealer.open_request([header(&good)]).unwrap();
+    assert_eq!(marker(&request).as_deref(), Some("good"));
+
+    // One tried of two: the one left untried may be this server's own.
+    let sealer = builder(&clock()).max_cookies_tried(1).build().unwrap();
+    let mut request = sealer.open_request(["id=bad1", "id=bad2"]).unwrap();
+    assert_eq!(action(&sealer, &mut request), CookieAction::Unchanged);
+}
+
+#[test]
+fn an_empty_session_gets_no_cookie_and_loses_the_one_it_had() {
+    let sealer = builder(&clock()).build().unwrap();
+    // New and empty, even with a change: nothing is sent.
+    let mut request = sealer.open_request(None::<&str>).unwrap();
+    request.session_mut().set_expiry_in(60);
+    assert_eq!(action(&sealer, &mut request), CookieAction::Unchanged);
+
+    // Opened, then emptied: its cookie is deleted. `Sealer::save` alone
+    // would have sealed the empty session.
+    let cookie = format!("id={}", cookie_with(&sealer, "x"));
+    let mut request = sealer.open_request([&cookie]).unwrap();
+    request.session_mut().clear();
+    let CookieAction::Delete(deletion) = action(&sealer, &mut request) else {
+        panic!("an emptied session deletes its cookie");
+    };
+    assert!(deletion.starts_with("id=;") && deletion.contains("Max-Age=0"));
+
+    // Opened and changed: saved as usual.
+    let mut request = sealer.open_request([&cookie]).unwrap();
+    request.session_mut().insert("more", &1).unwrap();
+    assert!(matches!(
+        action(&sealer, &mut request),
+        CookieAction::Set(_)
+    ));
+}
+
+#[test]
+fn a_lone_cookie_every_server_refuses_is_deleted_and_others_are_kept() {
+    let clock = clock();
+    let sealer = builder(&clock).build().unwrap();
+    let stranger = builder_with(KeyRing::new(key(9)), &clock).build().unwrap();
+    let expired = cookie_with(&sealer, "old");
+    clock.advance(3601);
+    let deleted = |header: String| {
+        let mut request = sealer.open_request([&header]).unwrap();
+        assert!(request.session().is_new(), "{header}");
+        matches!(action(&sealer, &mut request), CookieAction::Delete(_))
+    };
+    assert!(deleted("id=forged".to_owned()));
+    assert!(deleted(format!("id={expired}")));
+    // Another server may know this key, and with two candidates which one
+    // is this server's is unknown.
+    assert!(!deleted(format!("id={}", cookie_with(&stranger, "s"))));
+    assert!(!deleted("id=forged; id=forged-too".to_owned()));
+
+    // Logging out deletes whatever session cookie the request carried.
+    let header = format!("id={}", cookie_with(&stranger, "s"));
+    let mut request = sealer.open_request([&header]).unwrap();
+    request.session_mut().flush().unwrap();
+    assert!(matches!(
+        action(&sealer, &mut request),
+        CookieAction::Delete(_)
+    ));
+}
+
+/// A revocation store that cannot answer.
+struct RevocationsDown;
+
+impl RevocationCheck for RevocationsDown {
+    fn is_revoked<'a>(&'a self, _: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async { Err(Error::Store(StoreError::Unavailable)) })
+    }
+}
+
+#[tokio::test]
+async fn a_cookie_the_revocation_store_could_not_check_is_not_replaced() {
+    let clock = clock();
+    let cookie = format!(
+        "id={}",
+        cookie_with(&builder(&clock).build().unwrap(), "kept")
+    );
+    let sealer = builder(&clock)
+        .revocation(Arc::new(RevocationsDown), None)
+        .build()
+        .unwrap();
+    assert_eq!(
+        sealer.open_request([&cookie]).unwrap_err(),
+        Error::Store(StoreError::NeedsAsync)
+    );
+
+    let mut request = sealer.open_request_async([&cookie]).await.unwrap();
+    assert!(request.session().is_new());
+    assert_eq!(
+        request.held_back_by(),
+        Some(&Error::Store(StoreError::Unavailable))
+    );
+    // Doing nothing keeps the cookie; a write is refused rather than saved
+    // over it; logging out deletes it.
+    let saved = sealer.save_request_async(&mut request).await.unwrap();
+    assert_eq!(saved.action, CookieAction::Unchanged);
+    request.session_mut().insert("user", "ada").unwrap();
+    assert_eq!(
+        sealer.save_request_async(&mut request).await.unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    request.session_mut().flush().unwrap();
+    let saved = sealer.save_request_async(&mut request).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+}
+
+#[tokio::test]
+async fn entries_dropped_when_their_blob_is_gone_are_in_the_next_report() {
+    let clock = clock();
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .budget(600)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    session
+        .insert_with_priority("cart", &"x".repeat(800), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    assert_eq!(saved.report.overflowed[0].key, "cart");
+    let cookie = saved.action.cookie_value().unwrap().to_owned();
+
+    // The blob is evicted before the next request reads the cart.
+    let mut session = sealer.open_async(&cookie).await.unwrap();
+    let reference = *session.overflow_reference().unwrap();
+    let blob = overflow_key(&session.id(), &reference);
+    store.delete(&blob).await.unwrap();
+    clock.advance(1);
+    let cart: Option<String> = sealer.get_loading(&mut session, "cart").await.unwrap();
+    assert_eq!(cart, None);
+
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    let dropped: Vec<&str> = saved
+        .report
+        .dropped
+        .iter()
+        .map(|d| d.key.as_str())
+        .collect();
+    assert_eq!(dropped, ["cart"]);
+    assert!(matches!(saved.action, CookieAction::Set(_)));
+    // Reported once.
+    session.insert("more", &1).unwrap();
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    assert!(saved.report.dropped.is_empty());
+
+    // The synchronous save reports them too.
+    let mut session = sealer.open_async(&cookie).await.unwrap();
+    let cart: Option<String> = sealer.get_loading(&mut session, "cart").await.unwrap();
+    assert_eq!(cart, None);
+    let saved = sealer.save(&mut session).unwrap();
+    assert_eq!(saved.report.dropped[0].key, "cart");
+}
