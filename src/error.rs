@@ -321,6 +321,10 @@ pub enum StoreError {
     /// A blob larger than the store's whole capacity
     /// ([`MemoryStore::max_bytes`](crate::store::MemoryStore::max_bytes)).
     OverCapacity,
+    /// The cookie refers to an overflow blob, and this sealer has no
+    /// overflow store to read it from: a setup mistake (every server of
+    /// a deployment that overflows needs the store), not an outage.
+    NotConfigured,
 }
 
 impl fmt::Display for StoreError {
@@ -332,6 +336,7 @@ impl fmt::Display for StoreError {
             StoreError::NotLoaded => "overflowed entry not loaded from the store",
             StoreError::NeedsAsync => "the revocation check is asynchronous: open with open_async",
             StoreError::OverCapacity => "blob larger than the store's capacity",
+            StoreError::NotConfigured => "no overflow store is configured",
         })
     }
 }

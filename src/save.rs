@@ -717,7 +717,8 @@ impl Sealer {
 
     /// Loads every overflowed entry from the store (one read). A blob that
     /// is missing or expired gives [`StoreError::Missing`]; one that was
-    /// altered or belongs to another session, [`StoreError::Rejected`].
+    /// altered or belongs to another session, [`StoreError::Rejected`]; a
+    /// sealer without an overflow store, [`StoreError::NotConfigured`].
     pub async fn load_overflow(&self, session: &mut Session) -> Result<(), Error> {
         if !session.has_unloaded_overflow() {
             return Ok(());
@@ -728,7 +729,7 @@ impl Sealer {
         let store = self
             .overflow_store
             .as_ref()
-            .ok_or(Error::Store(StoreError::Unavailable))?;
+            .ok_or(Error::Store(StoreError::NotConfigured))?;
         // The blob's store key is also the name its token is sealed for.
         let key = overflow_key(&sid, &reference);
         let blob = store

@@ -404,6 +404,7 @@ async fn a_handler_error_answers_503_only_for_an_unreachable_store() {
     assert_eq!(body_text(down).await, "service unavailable\n");
     for error in [
         Error::Store(StoreError::Rejected),
+        Error::Store(StoreError::NotConfigured),
         Error::Value(sealed_session::ValueError::Deserialize),
     ] {
         assert_eq!(

@@ -222,4 +222,13 @@ async fn entries_dropped_when_their_blob_is_gone_are_in_the_next_report() {
     assert_eq!(cart, None);
     let saved = sealer.save(&mut session).unwrap();
     assert_eq!(saved.report.dropped[0].key, "cart");
+
+    // A server set up without the store cannot read the blob: a setup
+    // mistake, not an outage (an outage answers 503, this 500).
+    let storeless = builder(&clock).budget(600).build().unwrap();
+    let mut session = storeless.open(&cookie).unwrap();
+    assert_eq!(
+        storeless.get_loading::<String>(&mut session, "cart").await,
+        Err(Error::Store(StoreError::NotConfigured))
+    );
 }
