@@ -1,7 +1,7 @@
 //! The layer's cookie attributes and save rules, driven in process.
 #![cfg(feature = "axum")]
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ::cookie::{Cookie, SameSite};
@@ -81,6 +81,13 @@ async fn blob_append_twice(session: LazySession) -> Result<&'static str, Error> 
     Ok("ok")
 }
 
+async fn login_too_large(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
+    session
+        .insert_with_priority("user", &"u".repeat(6000), Priority::Critical)
+        .await?;
+    Ok((StatusCode::SEE_OTHER, "logged in"))
+}
+
 async fn blob_len(session: LazySession) -> Result<String, Error> {
     let blob = session.get::<String>("blob").await?.unwrap_or_default();
     Ok(blob.len().to_string())
@@ -147,6 +154,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/remove-user", get(remove_user))
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
+        .route("/login-too-large", get(login_too_large))
         .route("/login-then-fail", get(login_then_fail))
         .route("/login-cache-control", get(login_with_cache_control))
         .route("/read-with-vary", get(read_with_vary))
@@ -916,4 +924,117 @@ async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden(
         2
     );
     assert!(logs.lock().expect("lock").is_empty());
+}
+
+/// An in-memory store that can be switched off.
+#[derive(Default)]
+struct SwitchableStore {
+    blobs: MemoryStore,
+    down: AtomicBool,
+}
+
+impl SwitchableStore {
+    fn check(&self) -> Result<(), Error> {
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(Error::Store(StoreError::Unavailable)),
+            false => Ok(()),
+        }
+    }
+}
+
+impl OverflowStore for SwitchableStore {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.blobs.put(key, blob, ttl).await
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.blobs.get(key).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.blobs.delete(key).await
+        })
+    }
+}
+
+fn assert_bare_error(response: &Response<Body>, status: StatusCode) {
+    assert_eq!(response.status(), status);
+    let headers = response.headers();
+    assert!(!headers.contains_key(header::SET_COOKIE));
+    assert_eq!(headers[header::CACHE_CONTROL], "no-store");
+    assert_eq!(headers[header::VARY], "cookie");
+}
+
+#[tokio::test]
+async fn a_save_that_loses_the_handlers_changes_can_fail_the_response() {
+    // By default the handler's response goes out, without Set-Cookie.
+    let mut lenient = app(builder().budget(300).build().expect("layer"));
+    let response = call(&mut lenient, "/login-too-large", None).await;
+    assert_eq!(response.status(), StatusCode::SEE_OTHER);
+    assert!(set_cookie(&response).is_none());
+
+    // Asked to, the layer answers 500 instead: the critical entry does not
+    // fit, so the "logged in" response would be untrue.
+    let strict = || builder().budget(300).error_on_lost_changes(true);
+    let mut app_strict = app(strict().build().expect("layer"));
+    let response = call(&mut app_strict, "/login-too-large", None).await;
+    assert_bare_error(&response, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(body_text(response).await, "");
+    // A save that succeeds leaves the response alone.
+    let response = call(&mut app_strict, "/login", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookie(&response).is_some());
+
+    // A write while the revocation store is down: 503, a passing trouble.
+    let mut server = app(SessionLayer::builder(fixed_ring()).build().expect("layer"));
+    let pair = cookie_pair(&call(&mut server, "/login", None).await);
+    let mut down = app(revocations_down()
+        .error_on_lost_changes(true)
+        .build()
+        .expect("layer"));
+    let response = call(&mut down, "/login", Some(&pair)).await;
+    assert_bare_error(&response, StatusCode::SERVICE_UNAVAILABLE);
+    // A read loses nothing: the handler's response stands.
+    let response = call(&mut down, "/read", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_failed_save_that_carried_no_change_of_the_handlers_keeps_the_response() {
+    let store = Arc::new(SwitchableStore::default());
+    let key = |byte| MasterKey::from_bytes(&[byte; 32]).expect("key");
+    let mut before = app(SessionLayer::builder(KeyRing::new(key(3)))
+        .overflow_store(store.clone())
+        .build()
+        .expect("layer"));
+    let pair = cookie_pair(&call(&mut before, "/big", None).await);
+
+    // After a key rotation the cookie and its blob are re-sealed under the
+    // new key, which needs the store; it is down, so that save fails, but
+    // the request only read: its response stands.
+    let ring = KeyRing::with_fallbacks(key(4), [key(3)]).expect("ring");
+    let mut after = app(SessionLayer::builder(ring)
+        .overflow_store(store.clone())
+        .error_on_lost_changes(true)
+        .build()
+        .expect("layer"));
+    store.down.store(true, Ordering::SeqCst);
+    let (logs, _guard) = capture_logs();
+    let response = call(&mut after, "/read", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookie(&response).is_none());
+    assert!(log_text(&logs).contains("session not saved"));
 }

@@ -348,7 +348,8 @@ impl LazySession {
 
     /// What the layer does with the response: whether a handler opened the
     /// session, and the `Set-Cookie` value to send, if any (only when
-    /// `save` is true). Failures are reported, never raised.
+    /// `save` is true). Failures are reported (and returned in `lost` when
+    /// they lose the handler's changes), never raised.
     pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
         state.finished = true;
@@ -356,10 +357,19 @@ impl LazySession {
             return Finished {
                 opened: false,
                 set_cookie: None,
+                lost: None,
             };
         };
+        let mut lost = None;
         let set_cookie = if save {
-            self.save(opened, uri).await
+            let had_changes = opened.session().is_modified();
+            match self.save(opened, uri).await {
+                Ok(set_cookie) => set_cookie,
+                Err(error) => {
+                    lost = had_changes.then_some(error);
+                    None
+                }
+            }
         } else {
             // As in Django, but said: a handler's changes vanishing without
             // a trace is hard to debug.
@@ -374,26 +384,33 @@ impl LazySession {
         Finished {
             opened: true,
             set_cookie,
+            lost,
         }
     }
 
-    async fn save(&self, opened: &mut RequestSession, uri: &Uri) -> Option<HeaderValue> {
+    /// Saves the session: the `Set-Cookie` value to send, if any, or the
+    /// failure (already reported).
+    async fn save(
+        &self,
+        opened: &mut RequestSession,
+        uri: &Uri,
+    ) -> Result<Option<HeaderValue>, Error> {
         let shared = &self.inner.shared;
         let saved = match shared.sealer.save_request_async(opened).await {
             Ok(saved) => saved,
             Err(error) => {
                 shared.save_failed(&error, uri);
-                return None;
+                return Err(error);
             }
         };
         shared.saved(&saved.report);
         let value = match saved.action {
-            CookieAction::Unchanged => return None,
+            CookieAction::Unchanged => return Ok(None),
             CookieAction::Set(value) | CookieAction::Delete(value) => value,
         };
         // From the `String` itself: no copy.
         match HeaderValue::try_from(value) {
-            Ok(value) => Some(value),
+            Ok(value) => Ok(Some(value)),
             Err(_) => {
                 // The sealer refuses such names, paths and domains when
                 // built, so this is a defence only, not request input.
@@ -401,7 +418,7 @@ impl LazySession {
                     path = uri.path(),
                     "session cookie is not a valid header value; check the cookie name, path and domain"
                 );
-                None
+                Ok(None)
             }
         }
     }
@@ -412,6 +429,8 @@ pub(crate) struct Finished {
     /// A handler touched the session (the response depends on the cookie).
     pub(crate) opened: bool,
     pub(crate) set_cookie: Option<HeaderValue>,
+    /// The save failed and the handler's changes are lost.
+    pub(crate) lost: Option<Error>,
 }
 
 /// The rejection when a handler asks for a [`LazySession`] on a route

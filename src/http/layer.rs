@@ -7,7 +7,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Arc;
 
-use http::{header, HeaderMap, HeaderValue, Request, Response, Uri};
+use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -27,6 +27,7 @@ type Configure = Box<dyn FnOnce(SealerBuilder) -> SealerBuilder + Send>;
 pub(crate) struct Shared {
     pub(crate) sealer: Sealer,
     save_on_server_error: bool,
+    error_on_lost_changes: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
 }
@@ -57,7 +58,10 @@ impl Shared {
 /// A save that failed, as passed to [`SessionLayerBuilder::on_save_error`].
 ///
 /// The response goes out without `Set-Cookie`, so the client keeps the
-/// cookie it had; changes made during the request are lost.
+/// cookie it had; changes made during the request are lost (and the
+/// response is an empty 500 or 503 instead of the handler's if
+/// [`SessionLayerBuilder::error_on_lost_changes`] is on and there were
+/// changes).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct SaveFailure<'a> {
@@ -107,6 +111,7 @@ impl SessionLayer {
             settings: CookieSettings::default(),
             configure: Vec::new(),
             save_on_server_error: false,
+            error_on_lost_changes: false,
             on_save_error: None,
             on_save_report: None,
         }
@@ -138,6 +143,7 @@ pub struct SessionLayerBuilder {
     settings: CookieSettings,
     configure: Vec<Configure>,
     save_on_server_error: bool,
+    error_on_lost_changes: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
 }
@@ -315,6 +321,22 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Whether a save that fails and loses the handler's changes replaces
+    /// the handler's response with an empty `500 Internal Server Error`, or
+    /// `503 Service Unavailable` when a store could not be reached (default
+    /// no: the handler's response goes out without `Set-Cookie`). Turn it
+    /// on where a response must not claim what did not happen: a login
+    /// that redirects to the account page although the session that says
+    /// so was not saved, say. tower-sessions and Rails answer 500 for any
+    /// failed save; here a save that carried no change of the handler's (a
+    /// sliding refresh, a re-seal under the primary key) never replaces
+    /// the response, so a store outage does not fail pages that only read.
+    /// The failure is reported as usual ([`Self::on_save_error`]).
+    pub fn error_on_lost_changes(mut self, enabled: bool) -> Self {
+        self.error_on_lost_changes = enabled;
+        self
+    }
+
     /// Called when a save fails (see [`SaveFailure`]), after the `ERROR`
     /// event the layer always logs. Runs on the request's task: keep it
     /// quick.
@@ -352,6 +374,7 @@ impl SessionLayerBuilder {
             shared: Arc::new(Shared {
                 sealer: builder.build()?,
                 save_on_server_error: self.save_on_server_error,
+                error_on_lost_changes: self.error_on_lost_changes,
                 on_save_error: self.on_save_error,
                 on_save_report: self.on_save_report,
             }),
@@ -379,7 +402,7 @@ where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
     S::Error: 'static,
-    ResBody: Send + 'static,
+    ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
@@ -398,10 +421,14 @@ where
         let uri = request.uri().clone();
         let response = self.inner.call(request);
         let save_on_server_error = self.shared.save_on_server_error;
+        let error_on_lost_changes = self.shared.error_on_lost_changes;
         Box::pin(async move {
             let mut response = response.await?;
             let save = save_on_server_error || !response.status().is_server_error();
             let finished = session.finish(&uri, save).await;
+            if let (true, Some(error)) = (error_on_lost_changes, &finished.lost) {
+                return Ok(lost_changes_response(error));
+            }
             let headers = response.headers_mut();
             if finished.opened && !varies_on_cookie(headers) {
                 headers.append(header::VARY, HeaderValue::from_static("cookie"));
@@ -423,6 +450,23 @@ where
             Ok(response)
         })
     }
+}
+
+/// The response that replaces the handler's when a failed save lost its
+/// changes ([`SessionLayerBuilder::error_on_lost_changes`]): empty, and
+/// with none of the handler's headers (its `Location`, its cookies).
+fn lost_changes_response<B: Default>(error: &Error) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = if crate::request::fails_for_now(error) {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    // It depends on the session, and must not be cached in its place.
+    let headers = response.headers_mut();
+    headers.insert(header::VARY, HeaderValue::from_static("cookie"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response
 }
 
 /// Whether the response already has a `Set-Cookie` for `name` (set by the

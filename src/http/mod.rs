@@ -105,15 +105,17 @@
 //!   Expired cookies are logged at `DEBUG`, revoked ones at `INFO`, the
 //!   rest at `WARN`. Logging out ([`LazySession::flush`]) deletes whatever
 //!   session cookie the request carried.
-//! - **Never fails the response on save.** A save that fails (the critical
-//!   entries alone exceed the budget, the
+//! - **Does not fail the response on save, unless asked.** A save that
+//!   fails (the critical entries alone exceed the budget, the
 //!   store is down, or the request's cookie did not open because the
 //!   revocation store was down)
 //!   sends no `Set-Cookie`, so the client keeps its previous
 //!   cookie; the failure is logged at `ERROR` (under the target
 //!   `sealed_session::http`) and passed to the hook set with
 //!   [`SessionLayerBuilder::on_save_error`]. The response itself is the
-//!   handler's.
+//!   handler's, unless [`SessionLayerBuilder::error_on_lost_changes`] is
+//!   on: then a failed save that loses the handler's changes answers an
+//!   empty 500 (503 when a store could not be reached) in its place.
 //!
 //! ## Several cookies with the session's name
 //!
@@ -137,7 +139,9 @@
 //!
 //! ## Without axum
 //!
-//! The layer works with any `tower` service over `http` requests: it
+//! The layer works with any `tower` service over `http` requests whose
+//! response body has a `Default` (an empty body, for the response that
+//! [`SessionLayerBuilder::error_on_lost_changes`] sends): it
 //! inserts a [`LazySession`] into the request extensions, where a service
 //! finds it with `request.extensions().get::<LazySession>()`. Other
 //! frameworks, and edge hosts, get the same cookie selection and save
