@@ -267,7 +267,9 @@ async fn main() -> Result<(), Error> {
             .map(|_| "open")
             .unwrap_or("refused")
     );
-    revocations.revoke_user("4217")?;
+    // As long as any of the user's cookies could still open.
+    let keep_for = guarded.revocation_ttl().unwrap_or(Duration::MAX);
+    revocations.revoke_user("4217", keep_for)?;
     println!(
         "  after revoke_user: {}",
         guarded.open_async(&phone_cookie).await.unwrap_err()

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::session::SessionId;
-use crate::store::{BoxFuture, OverflowStore, RevocationCheck, RevocationQuery};
+use crate::store::{BoxFuture, OverflowStore, RevocationCheck, RevocationQuery, RevocationStore};
 use crate::Error;
 
 fn unavailable(_: redis::RedisError) -> Error {
@@ -189,9 +189,7 @@ impl RedisRevocations {
         RedisRevocations { connection, clock }
     }
 
-    /// Ends one session; the record lives `keep_for`: the longest the
-    /// session could still live, which
-    /// [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl) computes.
+    /// [`RevocationStore::revoke_session`], callable without the trait.
     pub async fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let mut connection = self.connection.clone();
         redis::cmd("SET")
@@ -204,21 +202,14 @@ impl RedisRevocations {
             .map_err(unavailable)
     }
 
-    /// Ends every session of `user` created at or before now, in whole
-    /// seconds, as [`MemoryRevocations::revoke_user`](crate::store::MemoryRevocations::revoke_user)
-    /// does (a session whose id is cycled later is unaffected); the record
-    /// lives `keep_for` ([`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl):
-    /// older sessions are expired anyway).
+    /// [`RevocationStore::revoke_user`], callable without the trait.
     pub async fn revoke_user(&self, user: &str, keep_for: Duration) -> Result<(), Error> {
         self.record_user(user, None, keep_for).await
     }
 
-    /// As [`Self::revoke_user`], except the session with id `keep`: the one
-    /// making the request ("log out my other devices"). Call
-    /// [`Session::cycle_id`](crate::Session::cycle_id) first and pass the
-    /// new id, so that a copy of the current cookie (old id) is revoked too.
-    /// A server running a version without this method reads only the time
-    /// and revokes the kept session as well (it fails closed).
+    /// [`RevocationStore::revoke_user_except`], callable without the
+    /// trait. A server running a version without this method reads only
+    /// the time and revokes the kept session as well (it fails closed).
     pub async fn revoke_user_except(
         &self,
         user: &str,
@@ -265,6 +256,35 @@ impl RedisRevocations {
             .query_async::<()>(&mut connection)
             .await
             .map_err(unavailable)
+    }
+}
+
+impl RevocationStore for RedisRevocations {
+    fn revoke_session<'a>(
+        &'a self,
+        id: SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(RedisRevocations::revoke_session(self, id, keep_for))
+    }
+
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(RedisRevocations::revoke_user(self, user, keep_for))
+    }
+
+    fn revoke_user_except<'a>(
+        &'a self,
+        user: &'a str,
+        keep: SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(RedisRevocations::revoke_user_except(
+            self, user, keep, keep_for,
+        ))
     }
 }
 

@@ -489,7 +489,7 @@ impl Session {
     /// fixation. The session counts as created now: its absolute lifetime
     /// starts again, and a "log out everywhere" recorded in an earlier
     /// second
-    /// ([`MemoryRevocations::revoke_user`](crate::store::MemoryRevocations::revoke_user))
+    /// ([`RevocationStore::revoke_user`](crate::store::RevocationStore::revoke_user))
     /// no longer applies to it, so a user can log in again after one (times
     /// are whole seconds: one recorded in the same second still does).
     ///

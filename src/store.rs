@@ -126,18 +126,71 @@ pub trait RevocationCheck: Send + Sync + 'static {
     fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>>;
 }
 
+/// Writes revocation records: what "log out elsewhere" and "log out
+/// everywhere" call. [`MemoryRevocations`] and `RedisRevocations` implement
+/// it, so an application can hold either as an `Arc<dyn RevocationStore>`
+/// (in memory for tests and single servers, on Redis for a fleet) and
+/// pass it to [`SealerBuilder::revocation`](crate::SealerBuilder::revocation)
+/// as well.
+///
+/// Each record lives `keep_for`: as long as a cookie it revokes could still
+/// open, which [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl)
+/// computes; after that such cookies are expired anyway.
+pub trait RevocationStore: RevocationCheck {
+    /// Ends one session (by its id).
+    fn revoke_session<'a>(
+        &'a self,
+        id: SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// Ends every session of `user` created at or before now, in whole
+    /// seconds ("log out everywhere"): sessions created later, or whose id
+    /// was cycled later ([`Session::cycle_id`](crate::Session::cycle_id),
+    /// at login), are unaffected; one created in the same second is
+    /// revoked too. `user` is the user entry as the check reads it (see
+    /// [`SealerBuilder::revocation`](crate::SealerBuilder::revocation)).
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+
+    /// As [`Self::revoke_user`], except the session with id `keep`: the one
+    /// making the request ("log out my other devices", after a password
+    /// change). Call [`Session::cycle_id`](crate::Session::cycle_id) first
+    /// and pass the new id: a copy of the current cookie (the reason for
+    /// logging the others out) carries the old id, and is revoked with
+    /// them only if the kept session no longer has it. It replaces any
+    /// earlier record of the user's, exception included.
+    fn revoke_user_except<'a>(
+        &'a self,
+        user: &'a str,
+        keep: SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>>;
+}
+
 fn poisoned() -> Error {
     Error::Store(StoreError::Unavailable)
 }
 
-/// In-process revocation records: revoked session ids (kept until they
-/// would have expired anyway) and per-user "not before" times.
+/// In-process revocation records: revoked session ids and per-user "not
+/// before" times, each kept for the `keep_for` it was written with (see
+/// [`RevocationStore`]) and purged after.
 pub struct MemoryRevocations {
+    /// Revoked session ids, with when their record ends.
     sessions: Mutex<HashMap<SessionId, u64>>,
-    /// Per user: sessions created at or before this time are revoked,
-    /// except the one with the kept id.
-    users: Mutex<HashMap<String, (u64, Option<SessionId>)>>,
+    users: Mutex<HashMap<String, UserRecord>>,
     clock: Arc<dyn Clock>,
+}
+
+/// Sessions of the user created at or before `not_before` are revoked,
+/// except the one with the kept id, until `until`.
+struct UserRecord {
+    not_before: u64,
+    keep: Option<SessionId>,
+    until: u64,
 }
 
 impl core::fmt::Debug for MemoryRevocations {
@@ -162,9 +215,7 @@ impl MemoryRevocations {
         Self::with_clock(Arc::new(crate::clock::SystemClock))
     }
 
-    /// Ends one session. `keep_for` is how long the record is needed: the
-    /// longest the session could still live, which
-    /// [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl) computes.
+    /// [`RevocationStore::revoke_session`], without the future.
     pub fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let now = self.clock.now();
         let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
@@ -173,32 +224,76 @@ impl MemoryRevocations {
         Ok(())
     }
 
-    /// Ends every session of `user` created at or before now ("log out
-    /// everywhere"), in whole seconds: sessions created later, or whose id
-    /// was cycled later ([`Session::cycle_id`](crate::Session::cycle_id),
-    /// at login), are unaffected; one created in the same second is
-    /// revoked too.
-    pub fn revoke_user(&self, user: &str) -> Result<(), Error> {
-        self.record_user(user, None)
+    /// [`RevocationStore::revoke_user`], without the future.
+    pub fn revoke_user(&self, user: &str, keep_for: Duration) -> Result<(), Error> {
+        self.record_user(user, None, keep_for)
     }
 
-    /// As [`Self::revoke_user`], except the session with id `keep`: the one
-    /// making the request ("log out my other devices", after a password
-    /// change). Call [`Session::cycle_id`](crate::Session::cycle_id) first
-    /// and pass the new id: a copy of the current cookie (the reason for
-    /// logging the others out) carries the old id, and is revoked with
-    /// them only if the kept session no longer has it.
-    pub fn revoke_user_except(&self, user: &str, keep: SessionId) -> Result<(), Error> {
-        self.record_user(user, Some(keep))
+    /// [`RevocationStore::revoke_user_except`], without the future.
+    pub fn revoke_user_except(
+        &self,
+        user: &str,
+        keep: SessionId,
+        keep_for: Duration,
+    ) -> Result<(), Error> {
+        self.record_user(user, Some(keep), keep_for)
     }
 
-    fn record_user(&self, user: &str, keep: Option<SessionId>) -> Result<(), Error> {
+    fn record_user(
+        &self,
+        user: &str,
+        keep: Option<SessionId>,
+        keep_for: Duration,
+    ) -> Result<(), Error> {
         let now = self.clock.now();
-        self.users
-            .lock()
-            .map_err(|_| poisoned())?
-            .insert(user.to_owned(), (now, keep));
+        let mut users = self.users.lock().map_err(|_| poisoned())?;
+        users.retain(|_, record| record.until > now);
+        let record = UserRecord {
+            not_before: now,
+            keep,
+            until: now.saturating_add(keep_for.as_secs()),
+        };
+        users.insert(user.to_owned(), record);
         Ok(())
+    }
+
+    /// How many records (sessions and users) are held, expired ones not
+    /// yet purged included.
+    pub fn len(&self) -> usize {
+        let sessions = self.sessions.lock().map_or(0, |s| s.len());
+        sessions + self.users.lock().map_or(0, |u| u.len())
+    }
+
+    /// Whether no record is held.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl RevocationStore for MemoryRevocations {
+    fn revoke_session<'a>(
+        &'a self,
+        id: SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { MemoryRevocations::revoke_session(self, id, keep_for) })
+    }
+
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { MemoryRevocations::revoke_user(self, user, keep_for) })
+    }
+
+    fn revoke_user_except<'a>(
+        &'a self,
+        user: &'a str,
+        keep: SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { MemoryRevocations::revoke_user_except(self, user, keep, keep_for) })
     }
 }
 
@@ -228,8 +323,10 @@ impl RevocationCheck for MemoryRevocations {
                     .lock()
                     .map_err(|_| poisoned())?
                     .get(user)
-                    .is_some_and(|(not_before, keep)| {
-                        query.created_at <= *not_before && *keep != Some(query.session_id)
+                    .is_some_and(|record| {
+                        record.until > now
+                            && query.created_at <= record.not_before
+                            && record.keep != Some(query.session_id)
                     }),
                 None => false,
             };

@@ -814,25 +814,44 @@ async fn memory_revocations() {
         .revocation(revocations.clone(), Some("user"))
         .build()
         .unwrap();
-    revocation_suite(
-        &sealer,
-        &clock,
-        |id| {
-            revocations
-                .revoke_session(id, Duration::from_secs(86_400))
-                .unwrap();
-            async {}
-        },
-        || {
-            revocations.revoke_user("ada").unwrap();
-            async {}
-        },
-        |keep| {
-            revocations.revoke_user_except("ada", keep).unwrap();
-            async {}
-        },
-    )
-    .await;
+    revocation_suite(&sealer, &clock, &*revocations).await;
+}
+
+#[tokio::test]
+async fn memory_revocation_records_end_after_keep_for() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .revocation(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let login = |user: &str| {
+        let mut session = sealer.new_session().unwrap();
+        session
+            .insert_with_priority("user", user, Priority::Critical)
+            .unwrap();
+        (session.id(), sealer.seal(&mut session).unwrap())
+    };
+    let (id, guest) = login("bob");
+    let (_, ada) = login("ada");
+    let minute = Duration::from_secs(60);
+    revocations.revoke_session(id, minute).unwrap();
+    revocations.revoke_user("ada", minute).unwrap();
+    assert_eq!(revocations.len(), 2);
+    clock.advance(59);
+    assert_eq!(sealer.open_async(&guest).await.unwrap_err(), Error::Revoked);
+    assert_eq!(sealer.open_async(&ada).await.unwrap_err(), Error::Revoked);
+    // Past `keep_for` the records no longer count (such cookies would be
+    // expired by then under a sealer whose revocation_ttl this was), and
+    // the next write purges them: the store does not grow without end.
+    clock.advance(1);
+    assert!(sealer.open_async(&guest).await.is_ok());
+    assert!(sealer.open_async(&ada).await.is_ok());
+    revocations.revoke_user("carol", minute).unwrap();
+    revocations
+        .revoke_session(sealed_session::SessionId::from_bytes([1; 16]), minute)
+        .unwrap();
+    assert_eq!(revocations.len(), 2);
 }
 
 #[tokio::test]
@@ -871,8 +890,9 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     assert!(sealer.open_async(&by_uuid).await.is_ok());
 
     clock.advance(1);
-    revocations.revoke_user("ada").unwrap();
-    revocations.revoke_user("7").unwrap();
+    let day = Duration::from_secs(86_400);
+    revocations.revoke_user("ada", day).unwrap();
+    revocations.revoke_user("7", day).unwrap();
     assert_eq!(
         sealer.open_async(&overflowed).await.unwrap_err(),
         Error::Revoked
@@ -890,9 +910,9 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     }
     let opened = sealer.open_async(&overflowed).await.unwrap();
     assert!(!opened.contains("user") && opened.needs_save());
-    revocations.revoke_user(&uuid.to_string()).unwrap();
-    revocations.revoke_user("0aff01").unwrap();
-    revocations.revoke_user("-42").unwrap();
+    revocations.revoke_user(&uuid.to_string(), day).unwrap();
+    revocations.revoke_user("0aff01", day).unwrap();
+    revocations.revoke_user("-42", day).unwrap();
     for token in [&by_uuid, &by_bytes, &negative] {
         assert_eq!(sealer.open_async(token).await.unwrap_err(), Error::Revoked);
     }

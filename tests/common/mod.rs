@@ -2,7 +2,7 @@
 //! the conformance suite every overflow store runs.
 #![allow(dead_code)]
 
-use sealed_session::store::{overflow_key, OverflowStore};
+use sealed_session::store::{overflow_key, OverflowStore, RevocationStore};
 use sealed_session::{
     Error, FixedClock, KeyRing, MasterKey, Priority, Sealer, SealerBuilder, Session, StoreError,
 };
@@ -257,22 +257,15 @@ pub fn cookie_value(set_cookie: &str) -> String {
     cookie.value().to_owned()
 }
 
-/// Revocation through `check`: `revoke_one` ends a session by id,
-/// `revoke_user` ends all sessions of user "ada".
-pub async fn revocation_suite<R1, F1, R2, F2, R3, F3>(
-    sealer: &Sealer,
-    clock: &FixedClock,
-    revoke_one: R1,
-    revoke_user: R2,
-    revoke_user_except: R3,
-) where
-    R1: Fn(sealed_session::SessionId) -> F1,
-    F1: std::future::Future<Output = ()>,
-    R2: Fn() -> F2,
-    F2: std::future::Future<Output = ()>,
-    R3: Fn(sealed_session::SessionId) -> F3,
-    F3: std::future::Future<Output = ()>,
-{
+/// Revocation through `store`, which `sealer` checks (user entry "user"),
+/// through the [`RevocationStore`] trait, as an application generic over
+/// its backend would call it.
+pub async fn revocation_suite(sealer: &Sealer, clock: &FixedClock, store: &dyn RevocationStore) {
+    let day = Duration::from_secs(86_400);
+    let revoke_one = |id| async move { store.revoke_session(id, day).await.unwrap() };
+    let revoke_user = || async move { store.revoke_user("ada", day).await.unwrap() };
+    let revoke_user_except =
+        |keep| async move { store.revoke_user_except("ada", keep, day).await.unwrap() };
     let login = |user: &str| {
         let mut s = sealer.new_session().unwrap();
         s.insert_with_priority("user", user, Priority::Critical)
