@@ -316,14 +316,18 @@ pub enum StoreError {
     /// `Sealer::load_overflow` first (the HTTP layer does this for you).
     NotLoaded,
     /// `Sealer::open` on a sealer with a revocation check, which only
-    /// `Sealer::open_async` can consult.
+    /// `Sealer::open_async` can consult; or `Sealer::open_request` or
+    /// `save_request` on a sealer with a revocation check or an overflow
+    /// store (use their `_async` forms).
     NeedsAsync,
     /// A blob larger than the store's whole capacity
     /// ([`MemoryStore::max_bytes`](crate::store::MemoryStore::max_bytes)).
     OverCapacity,
     /// The cookie refers to an overflow blob, and this sealer has no
     /// overflow store to read it from: a setup mistake (every server of
-    /// a deployment that overflows needs the store), not an outage.
+    /// a deployment that overflows needs the store), not an outage. When
+    /// adding a store to a fleet, add it to every server before any serves
+    /// with it: a server without it cannot read the entries moved there.
     NotConfigured,
 }
 

@@ -25,7 +25,9 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::session::SessionId;
-use crate::store::{BoxFuture, OverflowStore, RevocationCheck, RevocationQuery, RevocationStore};
+use crate::store::{
+    record_secs, BoxFuture, OverflowStore, RevocationCheck, RevocationQuery, RevocationStore,
+};
 use crate::Error;
 
 fn unavailable(_: redis::RedisError) -> Error {
@@ -56,11 +58,6 @@ fn ttl_millis(ttl: Duration) -> u64 {
     u64::try_from(ttl.min(MAX_TTL).as_millis())
         .unwrap_or(u64::MAX)
         .max(1)
-}
-
-/// A TTL in seconds for `EX`: at least 1, at most [`MAX_TTL`].
-fn ttl_secs(ttl: Duration) -> u64 {
-    ttl.min(MAX_TTL).as_secs().max(1)
 }
 
 /// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`, `PEXPIRE`.
@@ -191,12 +188,16 @@ impl RedisRevocations {
 
     /// [`RevocationStore::revoke_session`], callable without the trait.
     pub async fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
+        self.record_session(id, keep_for).await
+    }
+
+    async fn record_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let mut connection = self.connection.clone();
         redis::cmd("SET")
             .arg(session_key(&id))
             .arg(1)
             .arg("EX")
-            .arg(ttl_secs(keep_for))
+            .arg(record_secs(keep_for))
             .query_async::<()>(&mut connection)
             .await
             .map_err(unavailable)
@@ -231,7 +232,7 @@ impl RedisRevocations {
         keep_for: Duration,
     ) -> Result<(), Error> {
         let now = self.clock.now();
-        let ttl = ttl_secs(keep_for);
+        let ttl = record_secs(keep_for);
         let mut transaction = redis::pipe();
         transaction
             .atomic()
@@ -265,7 +266,10 @@ impl RevocationStore for RedisRevocations {
         id: SessionId,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(RedisRevocations::revoke_session(self, id, keep_for))
+        // The private helpers, not the inherent methods of the same names:
+        // were one renamed, that path would resolve to this trait method
+        // and recurse.
+        Box::pin(self.record_session(id, keep_for))
     }
 
     fn revoke_user<'a>(
@@ -273,7 +277,7 @@ impl RevocationStore for RedisRevocations {
         user: &'a str,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(RedisRevocations::revoke_user(self, user, keep_for))
+        Box::pin(self.record_user(user, None, keep_for))
     }
 
     fn revoke_user_except<'a>(
@@ -282,9 +286,7 @@ impl RevocationStore for RedisRevocations {
         keep: SessionId,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(RedisRevocations::revoke_user_except(
-            self, user, keep, keep_for,
-        ))
+        Box::pin(self.record_user(user, Some(keep), keep_for))
     }
 }
 

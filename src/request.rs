@@ -95,7 +95,8 @@ impl RequestSession {
     }
 
     /// When a cookie did not open only because a store could not answer
-    /// (the revocation check's, [`StoreError::Unavailable`]): that error.
+    /// ([`StoreError::Unavailable`] from the revocation check, or from the
+    /// overflow store while loading the user entry it needs): that error.
     /// The save then keeps that cookie rather than replace it with this
     /// request's fresh session (see [`Sealer::save_request`]).
     pub fn held_back_by(&self) -> Option<&Error> {
@@ -215,16 +216,17 @@ impl Sealer {
     /// `WARN`).
     ///
     /// Fails only when a fresh session's random id cannot be drawn, or with
-    /// [`StoreError::NeedsAsync`] when the sealer has a revocation check
-    /// (use [`Sealer::open_request_async`]).
+    /// [`StoreError::NeedsAsync`] when the sealer has a revocation check or
+    /// an overflow store, which only the asynchronous forms reach (use
+    /// [`Sealer::open_request_async`] and [`Sealer::save_request_async`]):
+    /// refused here, before the request's work, rather than at the save,
+    /// which would drop the overflowed entries.
     pub fn open_request<I>(&self, cookie_headers: I) -> Result<RequestSession, Error>
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        if self.revocation.is_some() {
-            return Err(Error::Store(StoreError::NeedsAsync));
-        }
+        self.check_sync_request()?;
         let mut selection = Selection::new();
         for header in cookie_headers {
             let text = header_text(header.as_ref());
@@ -293,7 +295,11 @@ impl Sealer {
     ///
     /// [`Sealer::save`] alone writes whatever the session holds, an empty
     /// one included.
+    ///
+    /// On a sealer with an overflow store or a revocation check this fails
+    /// with [`StoreError::NeedsAsync`] (see [`Sealer::open_request`]).
     pub fn save_request(&self, request: &mut RequestSession) -> Result<Saved, Error> {
+        self.check_sync_request()?;
         match self.settle_request(request)? {
             Some(saved) => Ok(saved),
             None => self.save(&mut request.session),
@@ -306,6 +312,15 @@ impl Sealer {
         match self.settle_request(request)? {
             Some(saved) => Ok(saved),
             None => self.save_async(&mut request.session).await,
+        }
+    }
+
+    /// The synchronous request forms reach neither store: they refuse a
+    /// sealer that has one.
+    fn check_sync_request(&self) -> Result<(), Error> {
+        match self.revocation.is_some() || self.overflow_store.is_some() {
+            true => Err(Error::Store(StoreError::NeedsAsync)),
+            false => Ok(()),
         }
     }
 

@@ -171,6 +171,19 @@ pub trait RevocationStore: RevocationCheck {
     ) -> BoxFuture<'a, Result<(), Error>>;
 }
 
+/// The longest a revocation record is kept: 100 years (no cookie lives
+/// longer, and Redis' `EX` stays in range).
+const MAX_RECORD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+
+/// How long a revocation record lives, in whole seconds: `keep_for` rounded
+/// up (a record must not end before a cookie it revokes can), at least one
+/// second and at most [`MAX_RECORD`]. Both stores use it.
+pub(crate) fn record_secs(keep_for: Duration) -> u64 {
+    let keep_for = keep_for.min(MAX_RECORD);
+    let whole = keep_for.as_secs() + u64::from(keep_for.subsec_nanos() > 0);
+    whole.max(1)
+}
+
 fn poisoned() -> Error {
     Error::Store(StoreError::Unavailable)
 }
@@ -217,10 +230,14 @@ impl MemoryRevocations {
 
     /// [`RevocationStore::revoke_session`], without the future.
     pub fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
+        self.record_session(id, keep_for)
+    }
+
+    fn record_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let now = self.clock.now();
         let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
         sessions.retain(|_, until| *until > now);
-        sessions.insert(id, now.saturating_add(keep_for.as_secs()));
+        sessions.insert(id, now.saturating_add(record_secs(keep_for)));
         Ok(())
     }
 
@@ -251,7 +268,7 @@ impl MemoryRevocations {
         let record = UserRecord {
             not_before: now,
             keep,
-            until: now.saturating_add(keep_for.as_secs()),
+            until: now.saturating_add(record_secs(keep_for)),
         };
         users.insert(user.to_owned(), record);
         Ok(())
@@ -276,7 +293,9 @@ impl RevocationStore for MemoryRevocations {
         id: SessionId,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { MemoryRevocations::revoke_session(self, id, keep_for) })
+        // The private helpers, as in the Redis impl: no path here can
+        // resolve to this trait's own methods.
+        Box::pin(async move { self.record_session(id, keep_for) })
     }
 
     fn revoke_user<'a>(
@@ -284,7 +303,7 @@ impl RevocationStore for MemoryRevocations {
         user: &'a str,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { MemoryRevocations::revoke_user(self, user, keep_for) })
+        Box::pin(async move { self.record_user(user, None, keep_for) })
     }
 
     fn revoke_user_except<'a>(
@@ -293,7 +312,7 @@ impl RevocationStore for MemoryRevocations {
         keep: SessionId,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { MemoryRevocations::revoke_user_except(self, user, keep, keep_for) })
+        Box::pin(async move { self.record_user(user, Some(keep), keep_for) })
     }
 }
 

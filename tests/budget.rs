@@ -5,7 +5,9 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use sealed_session::store::{BoxFuture, MemoryRevocations, MemoryStore, OverflowStore};
+use sealed_session::store::{
+    BoxFuture, MemoryRevocations, MemoryStore, OverflowStore, RevocationStore,
+};
 use sealed_session::{
     Compression, CookieAction, Error, FixedClock, KeyRing, Limits, Priority, Sealer, SealerBuilder,
     StoreError,
@@ -815,6 +817,25 @@ async fn memory_revocations() {
         .build()
         .unwrap();
     revocation_suite(&sealer, &clock, &*revocations).await;
+
+    // One handle for both jobs, whatever the backend: the sealer checks
+    // through it and the application revokes through it.
+    let store: Arc<dyn RevocationStore> = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .revocation(store.clone(), None)
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session.insert("k", &1u8).unwrap();
+    let token = sealer.seal(&mut session).unwrap();
+    // Under a second is kept for a whole one, not dropped at once.
+    store
+        .revoke_session(session.id(), Duration::from_millis(500))
+        .await
+        .unwrap();
+    assert_eq!(sealer.open_async(&token).await.unwrap_err(), Error::Revoked);
+    clock.advance(1);
+    assert!(sealer.open_async(&token).await.is_ok());
 }
 
 #[tokio::test]

@@ -1,7 +1,9 @@
 //! The layer's cookie attributes and save rules, driven in process.
 #![cfg(feature = "axum")]
 
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+mod common;
+
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use ::cookie::{Cookie, SameSite};
@@ -926,50 +928,6 @@ async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden(
     assert!(logs.lock().expect("lock").is_empty());
 }
 
-/// An in-memory store that can be switched off.
-#[derive(Default)]
-struct SwitchableStore {
-    blobs: MemoryStore,
-    down: AtomicBool,
-}
-
-impl SwitchableStore {
-    fn check(&self) -> Result<(), Error> {
-        match self.down.load(Ordering::SeqCst) {
-            true => Err(Error::Store(StoreError::Unavailable)),
-            false => Ok(()),
-        }
-    }
-}
-
-impl OverflowStore for SwitchableStore {
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        blob: Vec<u8>,
-        ttl: std::time::Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.check()?;
-            self.blobs.put(key, blob, ttl).await
-        })
-    }
-
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
-        Box::pin(async move {
-            self.check()?;
-            self.blobs.get(key).await
-        })
-    }
-
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.check()?;
-            self.blobs.delete(key).await
-        })
-    }
-}
-
 fn assert_bare_error(response: &Response<Body>, status: StatusCode) {
     assert_eq!(response.status(), status);
     let headers = response.headers();
@@ -1007,14 +965,15 @@ async fn a_save_that_loses_the_handlers_changes_can_fail_the_response() {
         .expect("layer"));
     let response = call(&mut down, "/login", Some(&pair)).await;
     assert_bare_error(&response, StatusCode::SERVICE_UNAVAILABLE);
-    // A read loses nothing: the handler's response stands.
+    // A read under the outage gets a fresh, empty session, which saves
+    // nothing: no failed save, and the handler's response stands.
     let response = call(&mut down, "/read", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
 }
 
 #[tokio::test]
 async fn a_failed_save_that_carried_no_change_of_the_handlers_keeps_the_response() {
-    let store = Arc::new(SwitchableStore::default());
+    let store = Arc::new(common::SwitchableStore::default());
     let key = |byte| MasterKey::from_bytes(&[byte; 32]).expect("key");
     let mut before = app(SessionLayer::builder(KeyRing::new(key(3)))
         .overflow_store(store.clone())
@@ -1031,10 +990,25 @@ async fn a_failed_save_that_carried_no_change_of_the_handlers_keeps_the_response
         .error_on_lost_changes(true)
         .build()
         .expect("layer"));
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
     let (logs, _guard) = capture_logs();
     let response = call(&mut after, "/read", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(set_cookie(&response).is_none());
     assert!(log_text(&logs).contains("session not saved"));
+}
+
+#[tokio::test]
+async fn the_layers_max_cookies_tried_reaches_its_sealer() {
+    let mut first = app(SessionLayer::builder(fixed_ring()).build().expect("layer"));
+    let pair = cookie_pair(&call(&mut first, "/login", None).await);
+    let behind_one = format!("session=bad; {pair}");
+    for (max, user) in [(1, ""), (2, "ada")] {
+        let layer = SessionLayer::builder(fixed_ring())
+            .max_cookies_tried(max)
+            .build()
+            .expect("layer");
+        let response = call(&mut app(layer), "/read", Some(&behind_one)).await;
+        assert_eq!(body_text(response).await, user, "max {max}");
+    }
 }

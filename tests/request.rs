@@ -5,7 +5,9 @@ mod common;
 
 use std::sync::Arc;
 
-use common::{builder, builder_with, key, T0};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use common::{builder, builder_with, key, SwitchableStore, T0};
 use sealed_session::store::{
     overflow_key, BoxFuture, MemoryStore, OverflowStore, RevocationCheck, RevocationQuery,
 };
@@ -70,6 +72,13 @@ fn at_most_max_cookies_tried_are_opened() {
     let sealer = builder(&clock()).max_cookies_tried(1).build().unwrap();
     let mut request = sealer.open_request(["id=bad1", "id=bad2"]).unwrap();
     assert_eq!(action(&sealer, &mut request), CookieAction::Unchanged);
+
+    // Zero means one: a request's own cookie is always tried.
+    let sealer = builder(&clock()).max_cookies_tried(0).build().unwrap();
+    let one = format!("id={good}");
+    assert!(!sealer.open_request([&one]).unwrap().session().is_new());
+    let two = format!("id=bad; id={good}");
+    assert!(sealer.open_request([&two]).unwrap().session().is_new());
 }
 
 #[test]
@@ -128,11 +137,13 @@ fn a_lone_cookie_every_server_refuses_is_deleted_and_others_are_kept() {
     ));
 }
 
-/// A revocation store that cannot answer.
-struct RevocationsDown;
+/// A revocation store that cannot answer; counts the questions.
+#[derive(Default)]
+struct RevocationsDown(AtomicUsize);
 
 impl RevocationCheck for RevocationsDown {
     fn is_revoked<'a>(&'a self, _: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
         Box::pin(async { Err(Error::Store(StoreError::Unavailable)) })
     }
 }
@@ -144,8 +155,9 @@ async fn a_cookie_the_revocation_store_could_not_check_is_not_replaced() {
         "id={}",
         cookie_with(&builder(&clock).build().unwrap(), "kept")
     );
+    let down = Arc::new(RevocationsDown::default());
     let sealer = builder(&clock)
-        .revocation(Arc::new(RevocationsDown), None)
+        .revocation(down.clone(), None)
         .build()
         .unwrap();
     assert_eq!(
@@ -153,7 +165,11 @@ async fn a_cookie_the_revocation_store_could_not_check_is_not_replaced() {
         Error::Store(StoreError::NeedsAsync)
     );
 
-    let mut request = sealer.open_request_async([&cookie]).await.unwrap();
+    // The first candidate's outage ends the search: every other candidate
+    // would wait for the same store, to the same end.
+    let two = format!("{cookie}; {cookie}");
+    let mut request = sealer.open_request_async([&two]).await.unwrap();
+    assert_eq!(down.0.load(Ordering::SeqCst), 1);
     assert!(request.session().is_new());
     assert_eq!(
         request.held_back_by(),
@@ -171,6 +187,60 @@ async fn a_cookie_the_revocation_store_could_not_check_is_not_replaced() {
     request.session_mut().flush().unwrap();
     let saved = sealer.save_request_async(&mut request).await.unwrap();
     assert!(matches!(saved.action, CookieAction::Delete(_)));
+}
+
+#[tokio::test]
+async fn the_synchronous_forms_refuse_a_sealer_with_an_overflow_store() {
+    let clock = clock();
+    let sealer = builder(&clock)
+        .overflow_store(Arc::new(MemoryStore::with_clock(clock.clone())))
+        .build()
+        .unwrap();
+    let needs_async = Error::Store(StoreError::NeedsAsync);
+    assert_eq!(sealer.open_request(None::<&str>).unwrap_err(), needs_async);
+    // `save_request` would drop every overflowed entry: refused too.
+    let mut request = sealer.open_request_async(None::<&str>).await.unwrap();
+    request.session_mut().insert("k", &1).unwrap();
+    assert_eq!(sealer.save_request(&mut request).unwrap_err(), needs_async);
+    let saved = sealer.save_request_async(&mut request).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Set(_)));
+}
+
+#[tokio::test]
+async fn entries_dropped_on_read_are_reported_by_the_save_that_succeeds() {
+    let clock = clock();
+    let store = Arc::new(SwitchableStore::default());
+    let sealer = builder(&clock)
+        .budget(600)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("cart", &"x".repeat(800), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    let cookie = saved.action.cookie_value().unwrap().to_owned();
+
+    let mut session = sealer.open_async(&cookie).await.unwrap();
+    for key in store.blobs.keys() {
+        store.blobs.delete(&key).await.unwrap();
+    }
+    let cart: Option<String> = sealer.get_loading(&mut session, "cart").await.unwrap();
+    assert_eq!(cart, None);
+    // A new entry that must go to the store, which is now down.
+    session
+        .insert_with_priority("history", &"y".repeat(800), Priority::Low)
+        .unwrap();
+    store.set_down(true);
+    assert_eq!(
+        sealer.save_async(&mut session).await.unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    store.set_down(false);
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    assert_eq!(saved.report.dropped[0].key, "cart");
+    assert_eq!(saved.report.overflowed[0].key, "history");
 }
 
 #[tokio::test]

@@ -2,10 +2,11 @@
 //! the conformance suite every overflow store runs.
 #![allow(dead_code)]
 
-use sealed_session::store::{overflow_key, OverflowStore, RevocationStore};
+use sealed_session::store::{overflow_key, BoxFuture, MemoryStore, OverflowStore, RevocationStore};
 use sealed_session::{
     Error, FixedClock, KeyRing, MasterKey, Priority, Sealer, SealerBuilder, Session, StoreError,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -340,4 +341,52 @@ pub async fn revocation_suite(sealer: &Sealer, clock: &FixedClock, store: &dyn R
         sealer.open_async(&guest_token).await.unwrap_err(),
         Error::Revoked
     );
+}
+
+/// An in-memory store that can be switched off.
+#[derive(Default)]
+pub struct SwitchableStore {
+    pub blobs: MemoryStore,
+    down: AtomicBool,
+}
+
+impl SwitchableStore {
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    fn check(&self) -> Result<(), Error> {
+        match self.down.load(Ordering::SeqCst) {
+            true => Err(Error::Store(StoreError::Unavailable)),
+            false => Ok(()),
+        }
+    }
+}
+
+impl OverflowStore for SwitchableStore {
+    fn put<'a>(
+        &'a self,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: std::time::Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.blobs.put(key, blob, ttl).await
+        })
+    }
+
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.blobs.get(key).await
+        })
+    }
+
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.blobs.delete(key).await
+        })
+    }
 }
