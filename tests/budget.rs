@@ -808,14 +808,20 @@ async fn flush_and_cycle_delete_old_blobs_and_rewrites_retire_them() {
     assert!(store.is_empty());
 }
 
-#[tokio::test]
-async fn memory_revocations() {
+/// A sealer checking in-memory revocations, user entry "user".
+fn memory_revocation_sealer() -> (Arc<FixedClock>, Arc<MemoryRevocations>, Sealer) {
     let clock = Arc::new(FixedClock::new(T0));
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
     let sealer = builder(&clock)
         .revocation(revocations.clone(), Some("user"))
         .build()
         .unwrap();
+    (clock, revocations, sealer)
+}
+
+#[tokio::test]
+async fn memory_revocations() {
+    let (clock, revocations, sealer) = memory_revocation_sealer();
     revocation_suite(&sealer, &clock, &*revocations).await;
 
     // One handle for both jobs, whatever the backend: the sealer checks
@@ -840,12 +846,7 @@ async fn memory_revocations() {
 
 #[tokio::test]
 async fn memory_revocation_records_end_after_keep_for() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
-    let sealer = builder(&clock)
-        .revocation(revocations.clone(), Some("user"))
-        .build()
-        .unwrap();
+    let (clock, revocations, sealer) = memory_revocation_sealer();
     let login = |user: &str| {
         let mut session = sealer.new_session().unwrap();
         session

@@ -3,7 +3,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use common::RevocationsDown;
+
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
 use ::cookie::{Cookie, SameSite};
@@ -12,9 +14,7 @@ use axum::routing::get;
 use axum::Router;
 use http::{header, Request, Response, StatusCode};
 use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
-use sealed_session::store::{
-    BoxFuture, MemoryStore, OverflowStore, RevocationCheck, RevocationQuery,
-};
+use sealed_session::store::{BoxFuture, MemoryStore, OverflowStore};
 use sealed_session::{Error, Expiry, FixedClock, KeyRing, MasterKey, Priority, StoreError};
 use tower_service::Service as _;
 
@@ -121,17 +121,6 @@ async fn insert_then_remove(session: LazySession) -> Result<&'static str, Error>
 async fn logout(session: LazySession) -> Result<&'static str, Error> {
     session.flush().await?;
     Ok("out")
-}
-
-/// A revocation store that cannot answer; counts the questions.
-#[derive(Default)]
-struct RevocationsDown(AtomicUsize);
-
-impl RevocationCheck for RevocationsDown {
-    fn is_revoked<'a>(&'a self, _: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async { Err(Error::Store(StoreError::Unavailable)) })
-    }
 }
 
 /// Reads the session and answers with the `Vary` headers named in the

@@ -5,12 +5,10 @@ mod common;
 
 use std::sync::Arc;
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 
-use common::{builder, builder_with, key, SwitchableStore, T0};
-use sealed_session::store::{
-    overflow_key, BoxFuture, MemoryStore, OverflowStore, RevocationCheck, RevocationQuery,
-};
+use common::{builder, builder_with, key, RevocationsDown, SwitchableStore, T0};
+use sealed_session::store::{overflow_key, MemoryStore, OverflowStore};
 use sealed_session::{
     CookieAction, Error, FixedClock, KeyRing, Priority, RequestSession, Sealer, StoreError,
 };
@@ -137,17 +135,6 @@ fn a_lone_cookie_every_server_refuses_is_deleted_and_others_are_kept() {
     ));
 }
 
-/// A revocation store that cannot answer; counts the questions.
-#[derive(Default)]
-struct RevocationsDown(AtomicUsize);
-
-impl RevocationCheck for RevocationsDown {
-    fn is_revoked<'a>(&'a self, _: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
-        self.0.fetch_add(1, Ordering::SeqCst);
-        Box::pin(async { Err(Error::Store(StoreError::Unavailable)) })
-    }
-}
-
 #[tokio::test]
 async fn a_cookie_the_revocation_store_could_not_check_is_not_replaced() {
     let clock = clock();
@@ -206,21 +193,35 @@ async fn the_synchronous_forms_refuse_a_sealer_with_an_overflow_store() {
     assert!(matches!(saved.action, CookieAction::Set(_)));
 }
 
-#[tokio::test]
-async fn entries_dropped_on_read_are_reported_by_the_save_that_succeeds() {
-    let clock = clock();
-    let store = Arc::new(SwitchableStore::default());
-    let sealer = builder(&clock)
+/// A sealer whose 600-byte budget sends an 800-byte cart to `store`.
+fn sealer_with_store(clock: &Arc<FixedClock>, store: Arc<dyn OverflowStore>) -> Sealer {
+    builder(clock)
         .budget(600)
-        .overflow_store(store.clone())
+        .overflow_store(store)
         .build()
-        .unwrap();
+        .unwrap()
+}
+
+/// A cookie for user "ada" whose cart lives in the overflow store.
+async fn cookie_with_overflowed_cart(sealer: &Sealer) -> String {
     let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
     session
         .insert_with_priority("cart", &"x".repeat(800), Priority::Low)
         .unwrap();
     let saved = sealer.save_async(&mut session).await.unwrap();
-    let cookie = saved.action.cookie_value().unwrap().to_owned();
+    assert_eq!(saved.report.overflowed[0].key, "cart");
+    saved.action.cookie_value().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn entries_dropped_on_read_are_reported_by_the_save_that_succeeds() {
+    let clock = clock();
+    let store = Arc::new(SwitchableStore::default());
+    let sealer = sealer_with_store(&clock, store.clone());
+    let cookie = cookie_with_overflowed_cart(&sealer).await;
 
     let mut session = sealer.open_async(&cookie).await.unwrap();
     for key in store.blobs.keys() {
@@ -247,21 +248,8 @@ async fn entries_dropped_on_read_are_reported_by_the_save_that_succeeds() {
 async fn entries_dropped_when_their_blob_is_gone_are_in_the_next_report() {
     let clock = clock();
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let sealer = builder(&clock)
-        .budget(600)
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
-    let mut session = sealer.new_session().unwrap();
-    session
-        .insert_with_priority("user", "ada", Priority::Critical)
-        .unwrap();
-    session
-        .insert_with_priority("cart", &"x".repeat(800), Priority::Low)
-        .unwrap();
-    let saved = sealer.save_async(&mut session).await.unwrap();
-    assert_eq!(saved.report.overflowed[0].key, "cart");
-    let cookie = saved.action.cookie_value().unwrap().to_owned();
+    let sealer = sealer_with_store(&clock, store.clone());
+    let cookie = cookie_with_overflowed_cart(&sealer).await;
 
     // The blob is evicted before the next request reads the cart.
     let mut session = sealer.open_async(&cookie).await.unwrap();

@@ -1,12 +1,16 @@
-//! Shared helpers: a sealer factory, a 10 KB mixed-priority session, and
-//! the conformance suite every overflow store runs.
+//! Shared helpers: a sealer factory, a 10 KB mixed-priority session, the
+//! conformance suite every overflow store runs, and stores that fail on
+//! demand.
 #![allow(dead_code)]
 
-use sealed_session::store::{overflow_key, BoxFuture, MemoryStore, OverflowStore, RevocationStore};
+use sealed_session::store::{
+    overflow_key, BoxFuture, MemoryStore, OverflowStore, RevocationCheck, RevocationQuery,
+    RevocationStore,
+};
 use sealed_session::{
     Error, FixedClock, KeyRing, MasterKey, Priority, Sealer, SealerBuilder, Session, StoreError,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -388,5 +392,16 @@ impl OverflowStore for SwitchableStore {
             self.check()?;
             self.blobs.delete(key).await
         })
+    }
+}
+
+/// A revocation store that cannot answer; counts the questions.
+#[derive(Default)]
+pub struct RevocationsDown(pub AtomicUsize);
+
+impl RevocationCheck for RevocationsDown {
+    fn is_revoked<'a>(&'a self, _: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        Box::pin(async { Err(Error::Store(StoreError::Unavailable)) })
     }
 }
