@@ -402,16 +402,40 @@ fn check_opened(sealer: &Sealer, session: &mut Session) {
     assert_eq!(reopened.expiry(), expiry);
 }
 
-/// Target `cookie_header`: an arbitrary `Cookie:` header value, split into
-/// name=value pairs. Each value opens through the default sealer if and
-/// only if it is exactly the one valid token, and through the codec only if
-/// the name is also the one it was sealed for.
+/// Target `cookie_header`: an arbitrary `Cookie:` header value.
+///
+/// As raw bytes, through the request API (FORMAT §14.4): only the valid
+/// token opens, and it does when it is the first pair named `id`; saving
+/// the request's session never fails. Then, when the bytes are UTF-8,
+/// split into name=value pairs: each value opens through the default
+/// sealer if and only if it is exactly the one valid token, and through
+/// the codec only if the name is also the one it was sealed for.
 pub fn cookie_header(data: &[u8]) {
+    let sealer = default_sealer();
+    let valid = valid_token();
+    let mut request = sealer
+        .open_request([data])
+        .expect("no store and no check: only the random id could fail");
+    if request.cookie_len().is_some() {
+        assert_eq!(request.session().get::<u32>("user"), Ok(Some(42)));
+        assert_eq!(request.cookie_len(), Some(valid.len()));
+    }
+    let first = String::from_utf8_lossy(data)
+        .split(';')
+        .find_map(|pair| {
+            let (name, value) = pair.split_once('=')?;
+            (name.trim_matches([' ', '\t']) == COOKIE_NAME).then(|| value.to_owned())
+        });
+    if first.as_deref() == Some(valid) {
+        assert!(request.cookie_len().is_some(), "the first candidate is valid");
+    }
+    sealer
+        .save_request(&mut request)
+        .expect("saving a request's session");
+
     let Ok(header) = core::str::from_utf8(data) else {
         return;
     };
-    let sealer = default_sealer();
-    let valid = valid_token();
     for cookie in cookie::Cookie::split_parse(header) {
         let Ok(cookie) = cookie else { continue };
         let is_valid = cookie.value() == valid;
