@@ -76,6 +76,22 @@ async fn main() -> Result<(), Error> {
         "  one character changed: {}",
         sealer.open(&tampered).unwrap_err()
     );
+    // From a request's `Cookie` header, in any framework (FORMAT.md §14.4).
+    let header = format!("theme=dark; __Host-session={cookie}");
+    let request = sealer.open_request([&header])?;
+    println!(
+        "  from a Cookie header among others: user_id={:?}",
+        request.session().get::<u64>("user_id")?
+    );
+    let mut request = sealer.open_request([format!("__Host-session={tampered}")])?;
+    let answer = match sealer.save_request(&mut request)?.action {
+        CookieAction::Delete(_) => "a deletion cookie",
+        _ => "something else",
+    };
+    println!(
+        "  a tampered one: a fresh session ({} logged, never the value), answered with {answer}",
+        request.rejected_cookie().unwrap_or("nothing")
+    );
 
     println!("\n2. Rotate keys: new primary, old key as fallback");
     let rotated = Sealer::builder(KeyRing::with_fallbacks(MasterKey::generate()?, [old_key])?)
