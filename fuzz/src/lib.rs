@@ -420,14 +420,15 @@ pub fn cookie_header(data: &[u8]) {
         assert_eq!(request.session().get::<u32>("user"), Ok(Some(42)));
         assert_eq!(request.cookie_len(), Some(valid.len()));
     }
-    let first = String::from_utf8_lossy(data)
-        .split(';')
-        .find_map(|pair| {
-            let (name, value) = pair.split_once('=')?;
-            (name.trim_matches([' ', '\t']) == COOKIE_NAME).then(|| value.to_owned())
-        });
+    let first = String::from_utf8_lossy(data).split(';').find_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        (name.trim_matches([' ', '\t']) == COOKIE_NAME).then(|| value.to_owned())
+    });
     if first.as_deref() == Some(valid) {
-        assert!(request.cookie_len().is_some(), "the first candidate is valid");
+        assert!(
+            request.cookie_len().is_some(),
+            "the first candidate is valid"
+        );
     }
     sealer
         .save_request(&mut request)
