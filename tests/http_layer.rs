@@ -1001,3 +1001,86 @@ async fn the_layers_max_cookies_tried_reaches_its_sealer() {
         assert_eq!(body_text(response).await, user, "max {max}");
     }
 }
+
+/// Django users move to sealed sessions without logging in again: the layer
+/// converts a `sessionid` cookie when no session cookie opens, and deletes
+/// it once the sealed cookie is set (or the session ends).
+#[cfg(feature = "django")]
+#[tokio::test]
+async fn a_django_cookie_is_migrated_and_then_deleted() {
+    use sealed_session::django::{migrate_session, DjangoCodec};
+
+    let codec = Arc::new(
+        DjangoCodec::builder("django-insecure-secret")
+            .build()
+            .expect("codec"),
+    );
+    let layer = |codec: Arc<DjangoCodec>| {
+        SessionLayer::builder(fixed_ring())
+            .migrate_from("sessionid", move |value, sealer| {
+                migrate_session(&codec, sealer, value)
+            })
+            .build()
+            .expect("layer")
+    };
+    let mut app = Router::new()
+        .route(
+            "/whoami",
+            get(|session: LazySession| async move {
+                let user = session.get::<String>("django_auth_user_id").await?;
+                Ok::<_, Error>(user.unwrap_or_default())
+            }),
+        )
+        .route("/logout", get(logout))
+        .layer(layer(codec.clone()));
+    let mut entries = serde_json::Map::new();
+    entries.insert("_auth_user_id".into(), "42".into());
+    let django = format!("sessionid={}", codec.seal(&entries).expect("seal"));
+
+    let response = call(&mut app, "/whoami", Some(&django)).await;
+    let set: Vec<String> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect();
+    assert_eq!(set.len(), 2, "{set:?}");
+    assert!(set[0].starts_with("session="), "{set:?}");
+    let removal = Cookie::parse(set[1].clone()).expect("cookie");
+    assert_eq!((removal.name(), removal.value()), ("sessionid", ""));
+    assert_eq!(removal.path(), Some("/"));
+    assert_eq!(removal.max_age(), Some(::cookie::time::Duration::ZERO));
+    assert_eq!(response.headers()[header::CACHE_CONTROL], "private");
+    let sealed = set[0].split(';').next().expect("pair").to_owned();
+    assert_eq!(body_text(response).await, "42");
+
+    // The sealed cookie wins over a Django cookie still sent alongside.
+    let both = format!("{django}; {sealed}");
+    let response = call(&mut app, "/whoami", Some(&both)).await;
+    assert!(set_cookie(&response).is_none());
+    assert_eq!(body_text(response).await, "42");
+
+    // Logging out of a migrated session deletes the Django cookie too, or
+    // the next request would convert it again.
+    let response = call(&mut app, "/logout", Some(&django)).await;
+    let set: Vec<_> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .collect();
+    assert_eq!(set.len(), 1);
+    assert!(set[0].to_str().expect("ascii").starts_with("sessionid=;"));
+
+    // A forged Django cookie converts to nothing, and is left alone.
+    let response = call(&mut app, "/whoami", Some("sessionid=forged")).await;
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+    assert_eq!(body_text(response).await, "");
+
+    // The old cookie's name must be a token other than the session's.
+    for name in ["session", "bad name"] {
+        let built = SessionLayer::builder(fixed_ring())
+            .migrate_from(name, |_, sealer| sealer.new_session())
+            .build();
+        assert!(matches!(built, Err(Error::InvalidCookie(_))), "{name}");
+    }
+}
