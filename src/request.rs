@@ -103,22 +103,6 @@ impl RequestSession {
         self.held_back_by.as_ref()
     }
 
-    /// A session converted from another kind of cookie (see the HTTP
-    /// layer's `migrate_from`): new to this crate, so saved as such.
-    #[cfg(feature = "axum")]
-    pub(crate) fn migrated(mut session: Session) -> Self {
-        // Written whatever the conversion left: the old cookie is deleted
-        // once this save succeeds.
-        session.modified = true;
-        RequestSession {
-            session,
-            cookie_len: None,
-            rejected: None,
-            rejected_for_good: false,
-            held_back_by: None,
-        }
-    }
-
     fn opened(session: Session, cookie_len: usize) -> Self {
         RequestSession {
             session,
@@ -218,21 +202,6 @@ fn named_values<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = &'t st
                 false => Some(raw),
             }
         })
-}
-
-/// The value of the first cookie called `name` in the request's `Cookie`
-/// header values, by the same reading as the session cookie's.
-#[cfg(feature = "axum")]
-pub(crate) fn first_cookie<I>(cookie_headers: I, name: &str) -> Option<String>
-where
-    I: IntoIterator,
-    I::Item: AsRef<[u8]>,
-{
-    cookie_headers.into_iter().find_map(|header| {
-        let text = header_text(header.as_ref());
-        let value = named_values(&text, name).next()?;
-        Some(value.to_owned())
-    })
 }
 
 impl Sealer {

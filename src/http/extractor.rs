@@ -73,9 +73,6 @@ struct State {
     /// The request's `Cookie` header values, until the session is opened.
     cookies: CookieHeaders,
     opened: Option<RequestSession>,
-    /// The session was converted from the migrated cookie (see
-    /// `SessionLayerBuilder::migrate_from`), which a successful save deletes.
-    migrated: bool,
     /// The layer has saved the session (or decided not to): changes made
     /// from now on are lost.
     finished: bool,
@@ -104,25 +101,6 @@ impl fmt::Debug for LazySession {
     }
 }
 
-/// Converts the request's cookie of the migrated system, if the layer has
-/// one configured and the request carries it; a failure is logged (kind and
-/// length, never the value) and gives `None`.
-fn migrate(shared: &Shared, headers: &[HeaderValue]) -> Option<RequestSession> {
-    let migration = shared.migration.as_ref()?;
-    let value = crate::request::first_cookie(headers, &migration.cookie_name)?;
-    match (migration.convert)(&value, &shared.sealer) {
-        Ok(session) => Some(RequestSession::migrated(session)),
-        Err(error) => {
-            tracing::warn!(
-                kind = error.kind(),
-                len = value.len(),
-                "the cookie to migrate did not convert; the request gets a fresh session"
-            );
-            None
-        }
-    }
-}
-
 impl LazySession {
     pub(crate) fn new(shared: Arc<Shared>, cookies: CookieHeaders) -> Self {
         LazySession {
@@ -131,7 +109,6 @@ impl LazySession {
                 state: Mutex::new(State {
                     cookies,
                     opened: None,
-                    migrated: false,
                     finished: false,
                 }),
             }),
@@ -143,15 +120,8 @@ impl LazySession {
         let opened = match state.opened.take() {
             Some(opened) => opened,
             None => {
-                let shared = &self.inner.shared;
-                let headers = state.cookies.as_slice();
-                let mut opened = shared.sealer.open_request_async(headers).await?;
-                if opened.cookie_len().is_none() && opened.held_back_by().is_none() {
-                    if let Some(migrated) = migrate(shared, headers) {
-                        opened = migrated;
-                        state.migrated = true;
-                    }
-                }
+                let sealer = &self.inner.shared.sealer;
+                let opened = sealer.open_request_async(state.cookies.as_slice()).await?;
                 state.cookies = CookieHeaders::One(None);
                 opened
             }
@@ -383,27 +353,18 @@ impl LazySession {
     pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
         state.finished = true;
-        let migrated = state.migrated;
         let Some(opened) = state.opened.as_mut() else {
             return Finished {
                 opened: false,
                 set_cookie: None,
-                remove_migrated: None,
                 lost: None,
             };
         };
         let mut lost = None;
-        let mut remove_migrated = None;
         let set_cookie = if save {
             let had_changes = opened.session().is_modified();
             match self.save(opened, uri).await {
-                Ok(set_cookie) => {
-                    // Saved (or ended): the old cookie has served its turn.
-                    if migrated {
-                        remove_migrated = self.inner.shared.migration.as_ref();
-                    }
-                    set_cookie
-                }
+                Ok(set_cookie) => set_cookie,
                 Err(error) => {
                     lost = had_changes.then_some(error);
                     None
@@ -423,7 +384,6 @@ impl LazySession {
         Finished {
             opened: true,
             set_cookie,
-            remove_migrated: remove_migrated.map(|m| m.removal.clone()),
             lost,
         }
     }
@@ -469,8 +429,6 @@ pub(crate) struct Finished {
     /// A handler touched the session (the response depends on the cookie).
     pub(crate) opened: bool,
     pub(crate) set_cookie: Option<HeaderValue>,
-    /// The deletion of the cookie the session was migrated from.
-    pub(crate) remove_migrated: Option<HeaderValue>,
     /// The save failed and the handler's changes are lost.
     pub(crate) lost: Option<Error>,
 }

@@ -16,22 +16,12 @@ use crate::cookie::{has_prefix, HOST_PREFIX};
 use crate::store::{OverflowStore, RevocationCheck};
 use crate::{
     Clock, Compression, CookieSettings, Error, KeyRing, Limits, SameSite, SaveReport, Sealer,
-    SealerBuilder, Session,
+    SealerBuilder,
 };
 
 type SaveErrorHook = Arc<dyn Fn(&SaveFailure<'_>) + Send + Sync>;
 type SaveReportHook = Arc<dyn Fn(&SaveReport) + Send + Sync>;
 type Configure = Box<dyn FnOnce(SealerBuilder) -> SealerBuilder + Send>;
-type Convert = Arc<dyn Fn(&str, &Sealer) -> Result<Session, Error> + Send + Sync>;
-
-/// A cookie of another session system that the layer converts (see
-/// [`SessionLayerBuilder::migrate_from`]).
-pub(crate) struct Migration {
-    pub(crate) cookie_name: String,
-    pub(crate) convert: Convert,
-    /// The `Set-Cookie` value that deletes it.
-    pub(crate) removal: HeaderValue,
-}
 
 /// What the layer shares with every request.
 pub(crate) struct Shared {
@@ -40,7 +30,6 @@ pub(crate) struct Shared {
     error_on_lost_changes: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
-    pub(crate) migration: Option<Migration>,
 }
 
 impl Shared {
@@ -125,7 +114,6 @@ impl SessionLayer {
             error_on_lost_changes: false,
             on_save_error: None,
             on_save_report: None,
-            migrate_from: None,
         }
     }
 
@@ -158,7 +146,6 @@ pub struct SessionLayerBuilder {
     error_on_lost_changes: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
-    migrate_from: Option<(String, Convert)>,
 }
 
 impl fmt::Debug for SessionLayerBuilder {
@@ -369,33 +356,7 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// Moves users from another cookie-based session system without
-    /// logging them out: when a request carries no session cookie that
-    /// opens (and none held back), but carries a cookie called
-    /// `cookie_name`, `convert` turns that cookie's value into a session
-    /// (for Django, [`django::migrate_session`](crate::django::migrate_session)
-    /// with your `DjangoCodec`). The converted session is new to this layer,
-    /// so the response sets the session cookie; and once that save
-    /// succeeds (logging out included), the old cookie is deleted (`Path=/`,
-    /// no `Domain`: Django's defaults), so it is neither converted again
-    /// nor left to outlive a logout. A conversion that fails (forged,
-    /// expired) is logged with its error kind, never the value, and the
-    /// request gets a fresh session; the old cookie is then left alone, as
-    /// the other system may still be serving it.
-    ///
-    /// `cookie_name` must be an RFC 6265 token and differ from the
-    /// session cookie's name ([`Error::InvalidCookie`] otherwise).
-    pub fn migrate_from(
-        mut self,
-        cookie_name: impl Into<String>,
-        convert: impl Fn(&str, &Sealer) -> Result<Session, Error> + Send + Sync + 'static,
-    ) -> Self {
-        self.migrate_from = Some((cookie_name.into(), Arc::new(convert)));
-        self
-    }
-
-    /// Builds the layer (fails only as [`SealerBuilder::build`] does, or as
-    /// [`Self::migrate_from`] says).
+    /// Builds the layer (fails only as [`SealerBuilder::build`] does).
     pub fn build(self) -> Result<SessionLayer, Error> {
         let name = if self.host_prefix && !has_prefix(&self.cookie_name, HOST_PREFIX) {
             format!("{HOST_PREFIX}{}", self.cookie_name)
@@ -409,19 +370,9 @@ impl SessionLayerBuilder {
         // Last, so that a `configure_sealer` closure cannot undo the
         // `__Host-` prefix or the cookie's attributes.
         let builder = builder.cookie_name(name).cookie_settings(self.settings);
-        let sealer = builder.build()?;
-        let migration = match self.migrate_from {
-            Some((cookie_name, convert)) => Some(Migration {
-                removal: removal_of(&cookie_name, sealer.cookie_name())?,
-                cookie_name,
-                convert,
-            }),
-            None => None,
-        };
         Ok(SessionLayer {
             shared: Arc::new(Shared {
-                sealer,
-                migration,
+                sealer: builder.build()?,
                 save_on_server_error: self.save_on_server_error,
                 error_on_lost_changes: self.error_on_lost_changes,
                 on_save_error: self.on_save_error,
@@ -482,7 +433,6 @@ where
             if finished.opened && !varies_on_cookie(headers) {
                 headers.append(header::VARY, HeaderValue::from_static("cookie"));
             }
-            let sets_any = finished.set_cookie.is_some() || finished.remove_migrated.is_some();
             if let Some(cookie) = finished.set_cookie {
                 if sets_cookie_named(headers, session.sealer().cookie_name()) {
                     tracing::warn!(
@@ -490,15 +440,12 @@ where
                     );
                 }
                 headers.append(header::SET_COOKIE, cookie);
-            }
-            if let Some(removal) = finished.remove_migrated {
-                headers.append(header::SET_COOKIE, removal);
-            }
-            // A shared cache must not hand these cookies to others: `Vary:
-            // Cookie` alone would let it replay one new visitor's session to
-            // every visitor without a cookie.
-            if sets_any && !keeps_out_of_shared_caches(headers) {
-                headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                // A shared cache must not hand this cookie to others: `Vary:
+                // Cookie` alone would let it replay one new visitor's
+                // session to every visitor without a cookie.
+                if !keeps_out_of_shared_caches(headers) {
+                    headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                }
             }
             Ok(response)
         })
@@ -520,22 +467,6 @@ fn lost_changes_response<B: Default>(error: &Error) -> Response<B> {
     headers.insert(header::VARY, HeaderValue::from_static("cookie"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     response
-}
-
-/// The `Set-Cookie` value that deletes the migrated cookie `name` (at
-/// `Path=/`, no `Domain`), refusing a name that is not a token or that is
-/// the session cookie's own.
-fn removal_of(name: &str, session_cookie: &str) -> Result<HeaderValue, Error> {
-    CookieSettings::default()
-        .check(name)
-        .map_err(Error::InvalidCookie)?;
-    if name == session_cookie {
-        return Err(Error::InvalidCookie(crate::InvalidCookie::Name));
-    }
-    let mut cookie = ::cookie::Cookie::build((name, "")).path("/").build();
-    cookie.make_removal();
-    HeaderValue::try_from(cookie.to_string())
-        .map_err(|_| Error::InvalidCookie(crate::InvalidCookie::Name))
 }
 
 /// Whether the response already has a `Set-Cookie` for `name` (set by the

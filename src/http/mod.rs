@@ -117,13 +117,6 @@
 //!   on: then a failed save that loses the handler's changes answers an
 //!   empty 500 (503 when a store could not be reached) in its place.
 //!
-//! ## Moving users from another session system
-//!
-//! [`SessionLayerBuilder::migrate_from`] names another system's session
-//! cookie (Django's `sessionid`, say) and how to convert its value: a
-//! request without a session cookie that opens gets the converted session,
-//! and once it is saved the old cookie is deleted.
-//!
 //! ## Several cookies with the session's name
 //!
 //! A request can carry more than one cookie with the session's name (one
