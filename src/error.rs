@@ -338,7 +338,9 @@ impl fmt::Display for StoreError {
             StoreError::Missing => "entry missing or expired",
             StoreError::Rejected => "entry rejected (altered or bound to another session)",
             StoreError::NotLoaded => "overflowed entry not loaded from the store",
-            StoreError::NeedsAsync => "the revocation check is asynchronous: open with open_async",
+            StoreError::NeedsAsync => {
+                "the revocation check or overflow store is asynchronous: use the _async form"
+            }
             StoreError::OverCapacity => "blob larger than the store's capacity",
             StoreError::NotConfigured => "no overflow store is configured",
         })

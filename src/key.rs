@@ -93,16 +93,8 @@ impl MasterKey {
     /// Parses hexadecimal (either case).
     pub fn from_hex(text: &str) -> Result<Self, Error> {
         let text = text.trim().as_bytes();
-        if !text.len().is_multiple_of(2) {
-            return Err(Error::InvalidKey(InvalidKey::Encoding));
-        }
-        let mut bytes = Zeroizing::new(Vec::with_capacity(text.len() / 2));
-        for pair in text.chunks_exact(2) {
-            let (Some(high), Some(low)) = (hex_digit(pair[0]), hex_digit(pair[1])) else {
-                return Err(Error::InvalidKey(InvalidKey::Encoding));
-            };
-            bytes.push(high << 4 | low);
-        }
+        let mut bytes = Zeroizing::new(vec![0u8; text.len() / 2]);
+        decode_hex(text, &mut bytes).ok_or(Error::InvalidKey(InvalidKey::Encoding))?;
         Self::from_bytes(&bytes)
     }
 
@@ -133,13 +125,25 @@ impl MasterKey {
 }
 
 /// The value of one hexadecimal digit, either case.
-pub(crate) fn hex_digit(c: u8) -> Option<u8> {
+fn hex_digit(c: u8) -> Option<u8> {
     match c {
         b'0'..=b'9' => Some(c - b'0'),
         b'a'..=b'f' => Some(c - b'a' + 10),
         b'A'..=b'F' => Some(c - b'A' + 10),
         _ => None,
     }
+}
+
+/// Decodes hexadecimal (either case) into `out`, which `text` must fill
+/// exactly (two digits per byte); `None` otherwise.
+pub(crate) fn decode_hex(text: &[u8], out: &mut [u8]) -> Option<()> {
+    if text.len() != 2 * out.len() {
+        return None;
+    }
+    for (byte, pair) in out.iter_mut().zip(text.chunks_exact(2)) {
+        *byte = hex_digit(pair[0])? << 4 | hex_digit(pair[1])?;
+    }
+    Some(())
 }
 
 /// Appends `bytes` in lower-case hexadecimal.

@@ -15,7 +15,7 @@ use ciborium_ll::{simple, Encoder, Header};
 use core::ops::Range;
 
 use crate::error::{Limit, Malformed};
-use crate::session::{Bytes, Entry, Value};
+use crate::session::{Bytes, Entry, Expiry, Value};
 use crate::Error;
 
 /// Bytes of a session id.
@@ -89,12 +89,23 @@ impl core::str::FromStr for Priority {
 #[derive(Debug)]
 pub(crate) struct IndexedPayload {
     pub created_at: u64,
-    pub expires_at: Option<u64>,
+    /// From `expires_at` and the flags (see [`expiry_fields`]).
+    pub expiry: Expiry,
     pub session_id: [u8; SESSION_ID_LEN],
-    pub flags: u64,
     /// Cookie-resident entries, then overflowed keys.
     pub entries: Vec<Entry>,
     pub overflow_ref: Option<[u8; SESSION_ID_LEN]>,
+}
+
+/// The payload's `expires_at` and flags for an expiry setting (FORMAT.md
+/// §11); [`index`] reads them back.
+pub(crate) fn expiry_fields(expiry: Expiry) -> (Option<u64>, u64) {
+    match expiry {
+        Expiry::Default => (None, 0),
+        Expiry::At(end) => (Some(end), 0),
+        Expiry::BrowserSession => (None, PAYLOAD_FLAG_BROWSER_SESSION),
+        Expiry::Idle(window) => (Some(window), PAYLOAD_FLAG_IDLE),
+    }
 }
 
 fn malformed() -> Error {
@@ -270,12 +281,16 @@ pub(crate) fn index(plaintext: &[u8], max_entries: usize) -> Result<IndexedPaylo
     if flags & !KNOWN_PAYLOAD_FLAGS != 0 {
         return Err(malformed());
     }
-    // An idle timeout needs its length; a browser-session cookie has none.
-    if flags & PAYLOAD_FLAG_IDLE != 0
-        && (expires_at.is_none() || flags & PAYLOAD_FLAG_BROWSER_SESSION != 0)
-    {
-        return Err(malformed());
-    }
+    let idle = flags & PAYLOAD_FLAG_IDLE != 0;
+    let browser_session = flags & PAYLOAD_FLAG_BROWSER_SESSION != 0;
+    let expiry = match (expires_at, idle, browser_session) {
+        (Some(window), true, false) => Expiry::Idle(window),
+        // An idle timeout needs its length; a browser-session cookie has none.
+        (_, true, _) => return Err(malformed()),
+        (Some(end), false, _) => Expiry::At(end),
+        (None, false, true) => Expiry::BrowserSession,
+        (None, false, false) => Expiry::Default,
+    };
 
     let count = cur.bounded_array(max_entries)?;
     // Reserve for the overflow keys too only once they are counted.
@@ -330,9 +345,8 @@ pub(crate) fn index(plaintext: &[u8], max_entries: usize) -> Result<IndexedPaylo
     }
     Ok(IndexedPayload {
         created_at,
-        expires_at,
+        expiry,
         session_id,
-        flags,
         entries,
         overflow_ref,
     })
@@ -440,7 +454,7 @@ mod tests {
         ]);
         let idx = index(&out, 10).unwrap();
         assert_eq!(idx.created_at, 10);
-        assert_eq!(idx.expires_at, Some(20));
+        assert_eq!(idx.expiry, Expiry::At(20));
         assert_eq!(idx.entries.len(), 2);
         let Bytes::Shared(key) = &idx.entries[1].key else {
             panic!("owned key")

@@ -326,7 +326,7 @@ impl Sealer {
 
     /// The rules of [`Sealer::save_request`]: `Some` when they decide
     /// without a save; otherwise the session is ready to save (an emptied
-    /// session whose cookie goes is flushed, for a deletion cookie).
+    /// session whose cookie goes is marked flushed, for a deletion cookie).
     fn settle_request(&self, request: &mut RequestSession) -> Result<Option<Saved>, Error> {
         let session = &mut request.session;
         if session.is_empty() {
@@ -343,9 +343,10 @@ impl Sealer {
             if !delete {
                 return Ok(Some(self.unchanged()));
             }
-            if !flushed {
-                session.flush()?;
-            }
+            // Marked for the deletion cookie. Not `flush`: the new id it
+            // draws would go nowhere, and a generator failure would turn
+            // a deletion into an error.
+            session.flushed = true;
         } else if let Some(error) = &request.held_back_by {
             return Err(error.clone());
         }

@@ -197,14 +197,12 @@ impl Sealer {
     }
 
     fn deletion(&self, session: &mut Session) -> Saved {
-        let cookie = self.cookie.removal(&self.cookie_name);
-        let len = header_len(&cookie);
         self.mark_saved(session, self.clock.now());
         session.overflow = None;
         Saved {
-            action: CookieAction::Delete(cookie),
+            action: CookieAction::Delete(self.removal.clone()),
             report: SaveReport {
-                header_len: len,
+                header_len: header_len(&self.removal),
                 budget: self.budget,
                 ..SaveReport::default()
             },
@@ -453,7 +451,7 @@ impl Sealer {
             return Ok(self.deletion(session));
         }
         if !session.needs_save() {
-            return self.save_unreported(session);
+            return Ok(self.unchanged());
         }
         let now = self.clock.now();
         if !session.has_unloaded_overflow() {
@@ -585,8 +583,7 @@ impl Sealer {
     /// without a store, dropping (and reporting) instead of moving, and the
     /// old blob is retired. The blob's entries are loaded first, so they
     /// take their turn in the budget's order (and a critical one among them
-    /// is never dropped). `dropped` (entries already dropped by this save)
-    /// leads the report. Fails with `TooLarge` only if the critical entries
+    /// is never dropped). Fails with `TooLarge` only if the critical entries
     /// alone do not fit.
     async fn drop_instead(
         &self,
@@ -802,16 +799,11 @@ impl Sealer {
         let mut session = self.open_unrevoked(cookie_value)?;
         if let Some(check) = &self.revocation {
             let user = match self.user_key.as_deref() {
-                Some(key) => {
-                    // Skipping an entry that cannot be read would skip "log
-                    // out everywhere" for it: it is loaded, or the open
-                    // fails. A blob gone from the store takes the user
-                    // entry with it: the session no longer names a user.
-                    if session.is_overflowed(key) {
-                        self.load_or_drop_missing(&mut session).await?;
-                    }
-                    user_text(&session, key)?
-                }
+                // Skipping an entry that cannot be read would skip "log out
+                // everywhere" for it: it is loaded, or the open fails. A
+                // blob gone from the store takes the user entry with it:
+                // the session no longer names a user.
+                Some(key) => user_text(self.get_loading(&mut session, key).await?)?,
                 None => None,
             };
             let query = RevocationQuery {
@@ -833,9 +825,9 @@ impl Sealer {
 /// byte string in lower-case hex; none when it is absent or null. Any other
 /// value is an error ([`ValueError::Deserialize`](crate::ValueError::Deserialize)),
 /// so that the check fails closed.
-fn user_text(session: &Session, key: &str) -> Result<Option<String>, Error> {
+fn user_text(value: Option<ciborium::Value>) -> Result<Option<String>, Error> {
     use ciborium::Value as Cbor;
-    let text = match session.get::<Cbor>(key)? {
+    let text = match value {
         None | Some(Cbor::Null) => return Ok(None),
         Some(Cbor::Text(text)) => text,
         Some(Cbor::Integer(n)) => i128::from(n).to_string(),

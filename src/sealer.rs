@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::cookie::{CookieSettings, DEFAULT_BUDGET};
 use crate::error::{Expired, StoreError};
-use crate::payload::{self, PayloadWriter, PAYLOAD_FLAG_BROWSER_SESSION, PAYLOAD_FLAG_IDLE};
+use crate::payload::{self, PayloadWriter};
 use crate::random::RandomSource;
 use crate::session::{Bytes, Expiry, Session, SessionId, Value};
 use crate::store::{OverflowStore, RevocationCheck};
@@ -85,6 +85,8 @@ pub struct Sealer {
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
     pub(crate) user_key: Option<String>,
     pub(crate) max_cookies_tried: usize,
+    /// The deletion cookie string (constant: built once, at `build`).
+    pub(crate) removal: String,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -295,10 +297,11 @@ impl SealerBuilder {
             .check(&self.cookie_name)
             .map_err(Error::InvalidCookie)?;
         // Logging out must always be possible within the budget.
-        let removal = crate::cookie::header_len(&self.cookie.removal(&self.cookie_name));
-        if removal > self.budget {
+        let removal = self.cookie.removal(&self.cookie_name);
+        let removal_len = crate::cookie::header_len(&removal);
+        if removal_len > self.budget {
             return Err(Error::TooLarge {
-                needed: removal,
+                needed: removal_len,
                 budget: self.budget,
             });
         }
@@ -330,6 +333,7 @@ impl SealerBuilder {
             revocation: self.revocation,
             user_key: self.user_key,
             max_cookies_tried: self.max_cookies_tried,
+            removal,
         })
     }
 }
@@ -459,13 +463,7 @@ impl Sealer {
                 return Err(Error::Expired(Expired::Lifetime));
             }
         }
-        // `index` has refused the flag combinations that mean nothing.
-        let expiry = match (indexed.expires_at, indexed.flags) {
-            (Some(window), flags) if flags & PAYLOAD_FLAG_IDLE != 0 => Expiry::Idle(window),
-            (Some(t), _) => Expiry::At(t),
-            (None, flags) if flags & PAYLOAD_FLAG_BROWSER_SESSION != 0 => Expiry::BrowserSession,
-            (None, _) => Expiry::Default,
-        };
+        let expiry = indexed.expiry;
         let own_idle = match expiry {
             Expiry::Idle(window) if age > window => return Err(Error::Expired(Expired::Idle)),
             Expiry::At(end) if now >= end => return Err(Error::Expired(Expired::Session)),
@@ -570,12 +568,7 @@ impl Sealer {
         let overflow_count = session.entries.len() - resident_count;
         let with_overflow = overflow_ref.is_some() && overflow_count > 0;
 
-        let (expires_at, flags) = match session.expiry {
-            Expiry::Default => (None, 0),
-            Expiry::At(t) => (Some(t), 0),
-            Expiry::BrowserSession => (None, PAYLOAD_FLAG_BROWSER_SESSION),
-            Expiry::Idle(window) => (Some(window), PAYLOAD_FLAG_IDLE),
-        };
+        let (expires_at, flags) = payload::expiry_fields(session.expiry);
         let payload_len = self.payload_len_for(session, keep, with_overflow, now);
         if payload_len > self.limits.decompressed() {
             // Never emit a cookie this sealer's own limits would refuse.
@@ -637,10 +630,9 @@ impl Sealer {
         with_overflow: bool,
         now: u64,
     ) -> usize {
-        let expires = match session.expiry {
-            Expiry::At(t) | Expiry::Idle(t) => payload::head_len(t),
-            _ => 1,
-        };
+        let expires = payload::expiry_fields(session.expiry)
+            .0
+            .map_or(1, payload::head_len);
         let flags = 1;
         let mut resident = 0usize;
         let mut body = 0usize;
@@ -695,7 +687,8 @@ fn shift(bytes: &mut Bytes, offset: usize) {
 }
 
 /// `d` in whole seconds, rounded up: a sub-second setting must not become
-/// zero (an idle timeout that expires every session within a second).
-fn whole_seconds(d: Duration) -> u64 {
+/// zero (an idle timeout that expires every session within a second, a
+/// record or blob that ends as it is written).
+pub(crate) fn whole_seconds(d: Duration) -> u64 {
     d.as_secs().saturating_add(u64::from(d.subsec_nanos() > 0))
 }

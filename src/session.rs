@@ -58,18 +58,9 @@ impl core::str::FromStr for SessionId {
     type Err = Error;
 
     fn from_str(text: &str) -> Result<Self, Error> {
-        use crate::key::hex_digit;
-        let malformed = Error::Malformed(crate::Malformed::SessionId);
-        if text.len() != 2 * SESSION_ID_LEN {
-            return Err(malformed);
-        }
         let mut id = [0u8; SESSION_ID_LEN];
-        for (byte, pair) in id.iter_mut().zip(text.as_bytes().chunks_exact(2)) {
-            let (Some(high), Some(low)) = (hex_digit(pair[0]), hex_digit(pair[1])) else {
-                return Err(malformed);
-            };
-            *byte = high << 4 | low;
-        }
+        crate::key::decode_hex(text.as_bytes(), &mut id)
+            .ok_or(Error::Malformed(crate::Malformed::SessionId))?;
         Ok(SessionId(id))
     }
 }

@@ -290,3 +290,24 @@ async fn entries_dropped_when_their_blob_is_gone_are_in_the_next_report() {
         Err(Error::Store(StoreError::NotConfigured))
     );
 }
+
+/// Deleting an emptied session's cookie needs no new session id: a
+/// generator failure does not turn the deletion into an error.
+#[test]
+fn deleting_an_emptied_sessions_cookie_draws_no_randomness() {
+    struct NoEntropy;
+    impl sealed_session::RandomSource for NoEntropy {
+        fn fill(&self, _: &mut [u8]) -> Result<(), Error> {
+            Err(Error::Random)
+        }
+    }
+    let clock = clock();
+    let cookie = format!("id={}", cookie_with(&builder(&clock).build().unwrap(), "x"));
+    let sealer = builder(&clock).random(Arc::new(NoEntropy)).build().unwrap();
+    let mut request = sealer.open_request([&cookie]).unwrap();
+    request.session_mut().clear();
+    assert!(matches!(
+        action(&sealer, &mut request),
+        CookieAction::Delete(_)
+    ));
+}
