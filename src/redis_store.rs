@@ -26,7 +26,7 @@ use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::session::SessionId;
 use crate::store::{
-    record_secs, BoxFuture, OverflowStore, RevocationCheck, RevocationQuery, RevocationStore,
+    ttl_secs, BoxFuture, OverflowStore, RevocationCheck, RevocationQuery, RevocationStore, MAX_TTL,
 };
 use crate::Error;
 
@@ -46,11 +46,6 @@ async fn manager(url: &str) -> Result<ConnectionManager, Error> {
         .await
         .map_err(unavailable)
 }
-
-/// The longest TTL given to Redis: a century. Redis refuses expiry times
-/// whose absolute value overflows its signed 64-bit milliseconds, which a
-/// setting like `max_lifetime(Duration::MAX)` would otherwise reach.
-const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
 /// A TTL in milliseconds for `PX` / `PEXPIRE`: at least 1 (0 is an error
 /// for Redis), at most [`MAX_TTL`].
@@ -197,7 +192,7 @@ impl RedisRevocations {
             .arg(session_key(&id))
             .arg(1)
             .arg("EX")
-            .arg(record_secs(keep_for))
+            .arg(ttl_secs(keep_for))
             .query_async::<()>(&mut connection)
             .await
             .map_err(unavailable)
@@ -232,7 +227,7 @@ impl RedisRevocations {
         keep_for: Duration,
     ) -> Result<(), Error> {
         let now = self.clock.now();
-        let ttl = record_secs(keep_for);
+        let ttl = ttl_secs(keep_for);
         let mut transaction = redis::pipe();
         transaction
             .atomic()

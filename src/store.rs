@@ -171,17 +171,17 @@ pub trait RevocationStore: RevocationCheck {
     ) -> BoxFuture<'a, Result<(), Error>>;
 }
 
-/// The longest a revocation record is kept: 100 years (no cookie lives
-/// longer, and Redis' `EX` stays in range).
-const MAX_RECORD: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
+/// The longest a record or blob is kept: a century. No cookie lives longer,
+/// and Redis refuses expiry times whose absolute value overflows its signed
+/// 64-bit milliseconds, which a setting like `max_lifetime(Duration::MAX)`
+/// would otherwise reach.
+pub(crate) const MAX_TTL: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// How long a revocation record lives, in whole seconds: `keep_for` rounded
-/// up (a record must not end before a cookie it revokes can), at least one
-/// second and at most [`MAX_RECORD`]. Both stores use it.
-pub(crate) fn record_secs(keep_for: Duration) -> u64 {
-    let keep_for = keep_for.min(MAX_RECORD);
-    let whole = keep_for.as_secs() + u64::from(keep_for.subsec_nanos() > 0);
-    whole.max(1)
+/// How long a record or blob lives, in whole seconds: `ttl` rounded up (a
+/// record must not end before a cookie it serves can), at least one second
+/// and at most [`MAX_TTL`]. The revocation stores and `MemoryStore` use it.
+pub(crate) fn ttl_secs(ttl: Duration) -> u64 {
+    crate::sealer::whole_seconds(ttl.min(MAX_TTL)).max(1)
 }
 
 fn poisoned() -> Error {
@@ -192,10 +192,17 @@ fn poisoned() -> Error {
 /// before" times, each kept for the `keep_for` it was written with (see
 /// [`RevocationStore`]) and purged after.
 pub struct MemoryRevocations {
-    /// Revoked session ids, with when their record ends.
-    sessions: Mutex<HashMap<SessionId, u64>>,
-    users: Mutex<HashMap<String, UserRecord>>,
+    records: Mutex<Records>,
     clock: Arc<dyn Clock>,
+}
+
+/// Both kinds of record, under one lock: a check that names a user reads
+/// both at once.
+#[derive(Default)]
+struct Records {
+    /// Revoked session ids, with when their record ends.
+    sessions: HashMap<SessionId, u64>,
+    users: HashMap<String, UserRecord>,
 }
 
 /// Sessions of the user created at or before `not_before` are revoked,
@@ -216,8 +223,7 @@ impl MemoryRevocations {
     /// No revocations, timed by `clock`.
     pub fn with_clock(clock: Arc<dyn Clock>) -> Self {
         MemoryRevocations {
-            sessions: Mutex::new(HashMap::new()),
-            users: Mutex::new(HashMap::new()),
+            records: Mutex::new(Records::default()),
             clock,
         }
     }
@@ -230,14 +236,12 @@ impl MemoryRevocations {
 
     /// [`RevocationStore::revoke_session`], without the future.
     pub fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
-        self.record_session(id, keep_for)
-    }
-
-    fn record_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let now = self.clock.now();
-        let mut sessions = self.sessions.lock().map_err(|_| poisoned())?;
-        sessions.retain(|_, until| *until > now);
-        sessions.insert(id, now.saturating_add(record_secs(keep_for)));
+        let mut records = self.records.lock().map_err(|_| poisoned())?;
+        records.sessions.retain(|_, until| *until > now);
+        records
+            .sessions
+            .insert(id, now.saturating_add(ttl_secs(keep_for)));
         Ok(())
     }
 
@@ -263,22 +267,23 @@ impl MemoryRevocations {
         keep_for: Duration,
     ) -> Result<(), Error> {
         let now = self.clock.now();
-        let mut users = self.users.lock().map_err(|_| poisoned())?;
-        users.retain(|_, record| record.until > now);
+        let mut records = self.records.lock().map_err(|_| poisoned())?;
+        records.users.retain(|_, record| record.until > now);
         let record = UserRecord {
             not_before: now,
             keep,
-            until: now.saturating_add(record_secs(keep_for)),
+            until: now.saturating_add(ttl_secs(keep_for)),
         };
-        users.insert(user.to_owned(), record);
+        records.users.insert(user.to_owned(), record);
         Ok(())
     }
 
     /// How many records (sessions and users) are held, expired ones not
     /// yet purged included.
     pub fn len(&self) -> usize {
-        let sessions = self.sessions.lock().map_or(0, |s| s.len());
-        sessions + self.users.lock().map_or(0, |u| u.len())
+        self.records
+            .lock()
+            .map_or(0, |r| r.sessions.len() + r.users.len())
     }
 
     /// Whether no record is held.
@@ -288,14 +293,15 @@ impl MemoryRevocations {
 }
 
 impl RevocationStore for MemoryRevocations {
+    // The inherent methods of the same names are synchronous: were one
+    // renamed, the path below would resolve to the trait's method, whose
+    // future does not fit here, and fail to compile rather than recurse.
     fn revoke_session<'a>(
         &'a self,
         id: SessionId,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        // The private helpers, as in the Redis impl: no path here can
-        // resolve to this trait's own methods.
-        Box::pin(async move { self.record_session(id, keep_for) })
+        Box::pin(async move { MemoryRevocations::revoke_session(self, id, keep_for) })
     }
 
     fn revoke_user<'a>(
@@ -327,29 +333,18 @@ impl RevocationCheck for MemoryRevocations {
     fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let now = self.clock.now();
-            let session = self
+            let records = self.records.lock().map_err(|_| poisoned())?;
+            let session = records
                 .sessions
-                .lock()
-                .map_err(|_| poisoned())?
                 .get(&query.session_id)
                 .is_some_and(|until| *until > now);
-            if session {
-                return Ok(true);
-            }
-            let user = match query.user {
-                Some(user) => self
-                    .users
-                    .lock()
-                    .map_err(|_| poisoned())?
-                    .get(user)
-                    .is_some_and(|record| {
-                        record.until > now
-                            && query.created_at <= record.not_before
-                            && record.keep != Some(query.session_id)
-                    }),
-                None => false,
-            };
-            Ok(user)
+            let user = query.user.and_then(|user| records.users.get(user));
+            let user = user.is_some_and(|record| {
+                record.until > now
+                    && query.created_at <= record.not_before
+                    && record.keep != Some(query.session_id)
+            });
+            Ok(session || user)
         })
     }
 }

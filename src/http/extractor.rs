@@ -466,11 +466,12 @@ impl IntoResponse for MissingSessionLayer {
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
         tracing::error!(kind = self.kind(), error = %self, "session error in a handler");
-        // A store that cannot be reached is the one condition that may pass.
-        if crate::request::fails_for_now(&self) {
-            return (StatusCode::SERVICE_UNAVAILABLE, "service unavailable\n").into_response();
-        }
-        (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
+        let status = super::error_status(&self);
+        let body = match status {
+            StatusCode::SERVICE_UNAVAILABLE => "service unavailable\n",
+            _ => "internal server error\n",
+        };
+        (status, body).into_response()
     }
 }
 

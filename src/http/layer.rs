@@ -7,7 +7,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Arc;
 
-use http::{header, HeaderMap, HeaderValue, Request, Response, StatusCode, Uri};
+use http::{header, HeaderMap, HeaderValue, Request, Response, Uri};
 use tower_layer::Layer;
 use tower_service::Service;
 
@@ -457,11 +457,7 @@ where
 /// with none of the handler's headers (its `Location`, its cookies).
 fn lost_changes_response<B: Default>(error: &Error) -> Response<B> {
     let mut response = Response::new(B::default());
-    *response.status_mut() = if crate::request::fails_for_now(error) {
-        StatusCode::SERVICE_UNAVAILABLE
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
+    *response.status_mut() = super::error_status(error);
     // It depends on the session, and must not be cached in its place.
     let headers = response.headers_mut();
     headers.insert(header::VARY, HeaderValue::from_static("cookie"));

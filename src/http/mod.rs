@@ -155,5 +155,17 @@
 mod extractor;
 mod layer;
 
+/// The status a session error answers with: `503 Service Unavailable` when
+/// a store could not be reached (the one condition that may pass, so a
+/// retry may succeed), `500 Internal Server Error` otherwise.
+fn error_status(error: &crate::Error) -> http::StatusCode {
+    match error {
+        crate::Error::Store(crate::StoreError::Unavailable) => {
+            http::StatusCode::SERVICE_UNAVAILABLE
+        }
+        _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 pub use extractor::{LazySession, MissingSessionLayer};
 pub use layer::{SaveFailure, SessionLayer, SessionLayerBuilder, SessionService};

@@ -107,19 +107,26 @@ impl Blobs {
         Some(slot)
     }
 
+    /// Removes the blob with use stamp `used`, taken off both orders: the
+    /// key comes back from the use order, so nothing is copied, and every
+    /// call shrinks the orders (no loop can spin on a stale entry).
+    fn remove_used(&mut self, used: u64) {
+        if let Some(key) = self.by_use.remove(&used) {
+            if let Some(slot) = self.by_key.remove(&key) {
+                self.by_expiry.remove(&(slot.expires, slot.used));
+                self.bytes -= cost(&key, &slot.blob);
+            }
+        }
+    }
+
     /// Drops every blob whose expiry is `now` or earlier.
     fn purge(&mut self, now: u64) {
         while let Some(&(expires, used)) = self.by_expiry.first() {
             if expires > now {
                 break;
             }
-            let key = self.by_use.get(&used).cloned();
-            if let Some(key) = key {
-                self.remove(&key);
-            } else {
-                // Unreachable while the orders agree; never loop on it.
-                self.by_expiry.pop_first();
-            }
+            self.by_expiry.pop_first();
+            self.remove_used(used);
         }
     }
 
@@ -127,14 +134,10 @@ impl Blobs {
     /// under `max_bytes`.
     fn make_room(&mut self, incoming: usize, max_bytes: usize) {
         while self.bytes.saturating_add(incoming) > max_bytes {
-            let Some(key) = self.by_use.values().next().cloned() else {
+            let Some((&used, _)) = self.by_use.first_key_value() else {
                 break;
             };
-            if self.remove(&key).is_none() {
-                // Unreachable while the orders agree; never loop on it.
-                self.by_use.pop_first();
-                continue;
-            }
+            self.remove_used(used);
             self.evictions += 1;
         }
     }
@@ -142,11 +145,9 @@ impl Blobs {
     /// Marks `key` as just used and moves its expiry to `expires`, if given.
     /// A move to an earlier expiry (a replaced blob kept for a grace period)
     /// is not a use: the blob keeps its place in the eviction order.
-    /// Whether `key` is held.
-    fn mark_used(&mut self, key: &str, expires: Option<u64>) -> bool {
-        let Some(slot) = self.by_key.get_mut(key) else {
-            return false;
-        };
+    /// Returns the blob's slot, if `key` is held.
+    fn mark_used(&mut self, key: &str, expires: Option<u64>) -> Option<&Slot> {
+        let slot = self.by_key.get_mut(key)?;
         self.by_expiry.remove(&(slot.expires, slot.used));
         if expires.is_none_or(|expires| expires >= slot.expires) {
             self.next_use += 1;
@@ -160,7 +161,7 @@ impl Blobs {
             slot.expires = expires;
         }
         self.by_expiry.insert((slot.expires, slot.used));
-        true
+        Some(slot)
     }
 }
 
@@ -264,7 +265,8 @@ impl OverflowStore for MemoryStore {
             // for the new one by being evicted.
             blobs.remove(key);
             blobs.make_room(incoming, self.max_bytes);
-            blobs.insert(key, blob, now.saturating_add(ttl.as_secs()));
+            let expires = now.saturating_add(crate::store::ttl_secs(ttl));
+            blobs.insert(key, blob, expires);
             Ok(())
         })
     }
@@ -274,8 +276,7 @@ impl OverflowStore for MemoryStore {
             let now = self.clock.now();
             let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
             blobs.purge(now);
-            blobs.mark_used(key, None);
-            Ok(blobs.by_key.get(key).map(|slot| slot.blob.clone()))
+            Ok(blobs.mark_used(key, None).map(|slot| slot.blob.clone()))
         })
     }
 
@@ -291,7 +292,8 @@ impl OverflowStore for MemoryStore {
             let now = self.clock.now();
             let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
             blobs.purge(now);
-            Ok(blobs.mark_used(key, Some(now.saturating_add(ttl.as_secs()))))
+            let expires = now.saturating_add(crate::store::ttl_secs(ttl));
+            Ok(blobs.mark_used(key, Some(expires)).is_some())
         })
     }
 }
