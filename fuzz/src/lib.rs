@@ -420,8 +420,15 @@ pub fn cookie_header(data: &[u8]) {
         assert_eq!(request.session().get::<u32>("user"), Ok(Some(42)));
         assert_eq!(request.cookie_len(), Some(valid.len()));
     }
+    // The first pair named `id`, its value read as §14.4 says: white space
+    // around it and one pair of quotes removed.
     let first = String::from_utf8_lossy(data).split(';').find_map(|pair| {
         let (name, value) = pair.split_once('=')?;
+        let value = value.trim_matches([' ', '\t']);
+        let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
+            Some(unquoted) => unquoted,
+            None => value,
+        };
         (name.trim_matches([' ', '\t']) == COOKIE_NAME).then(|| value.to_owned())
     });
     if first.as_deref() == Some(valid) {
