@@ -230,12 +230,7 @@ async fn main() -> Result<(), Error> {
         );
         println!("    {}…", &header[..72]);
     }
-    let dropped: Vec<&str> = saved
-        .report
-        .dropped
-        .iter()
-        .map(|d| d.key.as_str())
-        .collect();
+    let dropped = saved.report.dropped_keys();
     println!(
         "  dropped {} entries, lowest priority first (reported, never silent): {} …",
         dropped.len(),

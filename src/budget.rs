@@ -34,6 +34,16 @@ impl SaveReport {
     pub fn is_complete(&self) -> bool {
         self.dropped.is_empty()
     }
+
+    /// The keys of [`Self::dropped`], in order: what to log or show.
+    pub fn dropped_keys(&self) -> Vec<&str> {
+        keys_of(&self.dropped)
+    }
+}
+
+/// The keys of removed entries, in order.
+pub(crate) fn keys_of(entries: &[RemovedEntry]) -> Vec<&str> {
+    entries.iter().map(|e| e.key.as_str()).collect()
 }
 
 /// An entry that did not stay in the cookie.

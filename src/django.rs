@@ -1072,12 +1072,7 @@ mod tests {
             header.len()
         );
         assert!(header.contains("; Max-Age="), "{header}");
-        let dropped: Vec<&str> = saved
-            .report
-            .dropped
-            .iter()
-            .map(|d| d.key.as_str())
-            .collect();
+        let dropped = saved.report.dropped_keys();
         assert_eq!(dropped, ["cart"]);
         let session = sealer.open(&migrated(&sealer, &django_cookie)).unwrap();
         assert_eq!(

@@ -347,7 +347,7 @@ impl Sealer {
 
     fn report_drops(&self, dropped: &[RemovedEntry], header_len: usize) {
         if !dropped.is_empty() {
-            let keys: Vec<&str> = dropped.iter().map(|d| d.key.as_str()).collect();
+            let keys = crate::budget::keys_of(dropped);
             tracing::warn!(
                 dropped = ?keys,
                 header_len,
@@ -617,7 +617,7 @@ impl Sealer {
             .entries
             .retain(|e| matches!(e.value, Value::Resident(_)));
         if !dropped.is_empty() {
-            let keys: Vec<&str> = dropped.iter().map(|d| d.key.as_str()).collect();
+            let keys = crate::budget::keys_of(&dropped);
             tracing::warn!(dropped = ?keys, reason, "overflowed session entries dropped");
         }
         dropped

@@ -261,12 +261,7 @@ async fn entries_dropped_when_their_blob_is_gone_are_in_the_next_report() {
     assert_eq!(cart, None);
 
     let saved = sealer.save_async(&mut session).await.unwrap();
-    let dropped: Vec<&str> = saved
-        .report
-        .dropped
-        .iter()
-        .map(|d| d.key.as_str())
-        .collect();
+    let dropped = saved.report.dropped_keys();
     assert_eq!(dropped, ["cart"]);
     assert!(matches!(saved.action, CookieAction::Set(_)));
     // Reported once.

@@ -160,7 +160,7 @@ impl Demo {
             .clock(Arc::clone(&self.clock))
             .revocation(self.revocations.clone(), Some(USER))
             .on_save_report(|report| {
-                let keys: Vec<&str> = report.dropped.iter().map(|d| d.key.as_str()).collect();
+                let keys = report.dropped_keys();
                 tracing::info!(
                     ?keys,
                     header_len = report.header_len,

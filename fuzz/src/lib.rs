@@ -778,7 +778,7 @@ fn check_budget(
         "{} > {budget}",
         report.header_len
     );
-    let dropped: Vec<&str> = report.dropped.iter().map(|e| e.key.as_str()).collect();
+    let dropped = report.dropped_keys();
     assert!(report
         .dropped
         .iter()
