@@ -12,7 +12,7 @@ use sealed_session::{
     Compression, CookieAction, Error, FixedClock, KeyRing, Limits, Priority, Sealer, SealerBuilder,
     StoreError,
 };
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -41,7 +41,7 @@ fn overflowed_keys(session: &sealed_session::Session) -> Vec<String> {
 
 #[test]
 fn ten_kb_session_drops_lowest_priority_first() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let sealer = builder(&clock).build().unwrap();
     let mut session = ten_kb_session(&sealer);
     let before = session.len();
@@ -97,7 +97,7 @@ fn ten_kb_session_drops_lowest_priority_first() {
 
 #[test]
 fn critical_entries_alone_over_budget_fail_with_sizes() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let sealer = builder(&clock).budget(300).build().unwrap();
     let mut session = sealer.new_session().unwrap();
     session
@@ -119,7 +119,7 @@ fn critical_entries_alone_over_budget_fail_with_sizes() {
 
 #[test]
 fn unchanged_sessions_send_nothing_and_flush_deletes() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let sealer = builder(&clock).build().unwrap();
     let mut session = sealer.new_session().unwrap();
     assert_eq!(
@@ -151,7 +151,7 @@ fn unchanged_sessions_send_nothing_and_flush_deletes() {
 
 #[tokio::test]
 async fn memory_store_conformance() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let store = MemoryStore::with_clock(clock.clone());
     store_conformance(&store, |s| {
         clock.advance(s);
@@ -162,7 +162,7 @@ async fn memory_store_conformance() {
 
 #[tokio::test]
 async fn ten_kb_session_round_trips_through_the_memory_store() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (store, sealer) = with_memory_store(&clock, |b| b);
     overflow_round_trip(&sealer).await;
     assert_eq!(store.len(), 1);
@@ -170,7 +170,7 @@ async fn ten_kb_session_round_trips_through_the_memory_store() {
 
 #[tokio::test]
 async fn a_capped_memory_store_evicts_idle_sessions_blobs_before_an_active_ones() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     // One blob's size, measured on a store of its own.
     let (probe, sealer) = with_memory_store(&clock, |b| b);
     save_token(&sealer, &mut ten_kb_session(&sealer)).await;
@@ -207,85 +207,6 @@ async fn a_capped_memory_store_evicts_idle_sessions_blobs_before_an_active_ones(
     assert_eq!(saved.report.dropped.len(), lost.len());
 }
 
-/// Counts calls, and fails every call while `down` is set.
-struct Instrumented {
-    inner: MemoryStore,
-    calls: AtomicUsize,
-    down: AtomicBool,
-    /// Every TTL given to `put` or `touch`: (key, expiry time).
-    expiries: std::sync::Mutex<Vec<(String, u64)>>,
-    clock: Arc<FixedClock>,
-}
-
-impl Instrumented {
-    fn new(clock: &Arc<FixedClock>) -> Self {
-        Instrumented {
-            inner: MemoryStore::with_clock(clock.clone()),
-            calls: AtomicUsize::new(0),
-            down: AtomicBool::new(false),
-            expiries: std::sync::Mutex::new(Vec::new()),
-            clock: clock.clone(),
-        }
-    }
-
-    fn expiries_of(&self, key: &str) -> Vec<u64> {
-        let log = self.expiries.lock().unwrap();
-        log.iter()
-            .filter(|(k, _)| k == key)
-            .map(|(_, e)| *e)
-            .collect()
-    }
-
-    fn record(&self, key: &str, ttl: Duration) {
-        let expiry = sealed_session::Clock::now(&*self.clock) + ttl.as_secs();
-        self.expiries.lock().unwrap().push((key.to_owned(), expiry));
-    }
-}
-
-impl Instrumented {
-    fn check(&self) -> Result<(), Error> {
-        self.calls.fetch_add(1, Ordering::SeqCst);
-        if self.down.load(Ordering::SeqCst) {
-            return Err(Error::Store(StoreError::Unavailable));
-        }
-        Ok(())
-    }
-}
-
-impl OverflowStore for Instrumented {
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        blob: Vec<u8>,
-        ttl: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.check()?;
-            self.record(key, ttl);
-            self.inner.put(key, blob, ttl).await
-        })
-    }
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
-        Box::pin(async move {
-            self.check()?;
-            self.inner.get(key).await
-        })
-    }
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            self.check()?;
-            self.inner.delete(key).await
-        })
-    }
-    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
-        Box::pin(async move {
-            self.check()?;
-            self.record(key, ttl);
-            self.inner.touch(key, ttl).await
-        })
-    }
-}
-
 /// A store with only the required methods: `touch` is the trait's default.
 struct WithoutTouch(Instrumented);
 
@@ -311,7 +232,7 @@ impl OverflowStore for WithoutTouch {
 fn instrumented_sealer(
     configure: impl FnOnce(SealerBuilder) -> SealerBuilder,
 ) -> (Arc<FixedClock>, Arc<Instrumented>, Sealer) {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let store = instrumented(&clock);
     let sealer = configure(builder(&clock).overflow_store(store.clone()))
         .build()
@@ -440,7 +361,7 @@ async fn renewing_a_blob_never_shortens_it() {
     // its cookie and the session still needs saving.
     let mut s = sealer.open_async(&earlier).await.unwrap();
     s.insert("counter", &1u32).unwrap();
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
     assert_eq!(
         sealer.save_async(&mut s).await.unwrap_err(),
         Error::Store(StoreError::Unavailable)
@@ -456,9 +377,7 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
     let mut s = sealer.open_async(&token).await.unwrap();
     let overflowed = overflowed_keys(&s);
     assert!(!overflowed.is_empty());
-    for key in store.inner.keys() {
-        store.inner.delete(&key).await.unwrap();
-    }
+    evict_all(&store.inner).await;
     s.insert("counter", &1u32).unwrap();
     let saved = sealer.save_async(&mut s).await.unwrap();
     let mut reported: Vec<String> = saved.report.dropped.iter().map(|d| d.key.clone()).collect();
@@ -477,13 +396,11 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
 
 #[tokio::test]
 async fn reading_an_entry_whose_blob_is_gone_drops_its_entries_and_marks_the_session() {
-    let (_, store, sealer) = instrumented_sealer(|b| b.no_max_lifetime());
-    let token = save_token(&sealer, &mut ten_kb_session(&sealer)).await;
-    let mut s = sealer.open_async(&token).await.unwrap();
+    let (clock, store, sealer) = instrumented_sealer(|b| b.no_max_lifetime());
+    let first = save_token(&sealer, &mut ten_kb_session(&sealer)).await;
+    let mut s = sealer.open_async(&first).await.unwrap();
     let overflowed = overflowed_keys(&s);
-    for key in store.inner.keys() {
-        store.inner.delete(&key).await.unwrap();
-    }
+    evict_all(&store.inner).await;
     assert!(!s.needs_save());
     let read = sealer.get_loading::<serde_json::Value>(&mut s, &overflowed[0]);
     assert_eq!(read.await, Ok(None));
@@ -491,10 +408,42 @@ async fn reading_an_entry_whose_blob_is_gone_drops_its_entries_and_marks_the_ses
     // that the client stops presenting the dead reference.
     assert!(overflowed.iter().all(|k| !s.contains(k)));
     assert!(s.needs_save());
-    let token = save_token(&sealer, &mut s).await;
-    let s = sealer.open_async(&token).await.unwrap();
-    assert!(overflowed_keys(&s).is_empty());
+    // The save that succeeds reports them, once; one that fails (the store
+    // is down for a new entry's blob) keeps them for it.
+    s.insert_with_priority("history", &"h".repeat(3000), Priority::Low)
+        .unwrap();
+    store.set_down(true);
+    let failed = sealer.save_async(&mut s).await;
+    assert_eq!(failed.unwrap_err(), Error::Store(StoreError::Unavailable));
+    store.set_down(false);
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.dropped_keys(), overflowed);
+    assert_eq!(saved.report.overflowed[0].key, "history");
+    s.insert("counter", &1u32).unwrap();
+    let again = sealer.save_async(&mut s).await.unwrap();
+    assert!(again.report.dropped.is_empty());
+    let s = sealer
+        .open_async(again.action.cookie_value().unwrap())
+        .await
+        .unwrap();
+    assert!(overflowed.iter().all(|k| !s.contains(k)));
     assert_eq!(s.get::<u64>("user_id").unwrap(), Some(4217));
+
+    // The synchronous save reports them too.
+    let mut s = sealer.open_async(&first).await.unwrap();
+    let read = sealer.get_loading::<serde_json::Value>(&mut s, &overflowed[0]);
+    assert_eq!(read.await, Ok(None));
+    assert_eq!(
+        sealer.save(&mut s).unwrap().report.dropped_keys(),
+        overflowed
+    );
+
+    // A server set up without the store cannot read the blob: a setup
+    // mistake, not an outage (an outage answers 503, this 500).
+    let storeless = builder(&clock).no_max_lifetime().build().unwrap();
+    let mut s = storeless.open(&first).unwrap();
+    let read = storeless.get_loading::<serde_json::Value>(&mut s, &overflowed[0]);
+    assert_eq!(read.await, Err(Error::Store(StoreError::NotConfigured)));
 }
 
 #[tokio::test]
@@ -529,7 +478,7 @@ async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
     // only changes a counter and renews the old blob. B's cookie works,
     // whichever the browser keeps.
     for absolute_lifetime in [false, true] {
-        let clock = Arc::new(FixedClock::new(T0));
+        let clock = clock();
         let store = instrumented(&clock);
         let mut builder = builder(&clock).overflow_store(store.clone());
         if !absolute_lifetime {
@@ -644,7 +593,7 @@ async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
     // A blob sealed under the old key is rewritten under the new primary
     // when the cookie is (opened with a fallback key), so removing the old
     // key later loses nothing.
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let store = instrumented(&clock);
     let old_ring = builder(&clock)
         .overflow_store(store.clone())
@@ -713,7 +662,7 @@ async fn store_faults_are_reported_not_hidden() {
     let mut session = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut session).await;
 
-    store.down.store(true, Ordering::SeqCst);
+    store.set_down(true);
     // Read: resident keys work, overflowed keys give a clear error.
     let mut s = sealer.open_async(&token).await.unwrap();
     assert_eq!(s.get::<u64>("user_id").unwrap(), Some(4217));
@@ -734,13 +683,13 @@ async fn store_faults_are_reported_not_hidden() {
     assert!(fresh.needs_save());
     assert_eq!(fresh.len(), ten_kb_session(&sealer).len());
     // Back up: the same save succeeds.
-    store.down.store(false, Ordering::SeqCst);
+    store.set_down(false);
     assert!(sealer.save_async(&mut fresh).await.is_ok());
 }
 
 #[tokio::test]
 async fn altered_swapped_and_expired_blobs_are_rejected() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (store, sealer) = with_memory_store(&clock, |b| b);
     let (token_b, key_b) = altered_and_swapped_blobs_are_rejected(&sealer, &*store, || {
         let keys = store.keys();
@@ -763,7 +712,7 @@ async fn altered_swapped_and_expired_blobs_are_rejected() {
 
 #[tokio::test]
 async fn flush_and_cycle_delete_old_blobs_and_rewrites_retire_them() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (store, sealer) = with_memory_store(&clock, |b| b);
     let mut s = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut s).await;
@@ -810,7 +759,7 @@ async fn flush_and_cycle_delete_old_blobs_and_rewrites_retire_them() {
 
 /// A sealer checking in-memory revocations, user entry "user".
 fn memory_revocation_sealer() -> (Arc<FixedClock>, Arc<MemoryRevocations>, Sealer) {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
     let sealer = builder(&clock)
         .revocation(revocations.clone(), Some("user"))
@@ -878,7 +827,7 @@ async fn memory_revocation_records_end_after_keep_for() {
 
 #[tokio::test]
 async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check_fails_closed() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
     let (store, sealer) =
         with_memory_store(&clock, |b| b.revocation(revocations.clone(), Some("user")));
@@ -927,9 +876,7 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     assert!(sealer.open_async(&by_uuid).await.is_ok());
     // The blob holding the user entry is gone: the entry goes with it, and
     // the session, which no longer names a user, opens.
-    for key in store.keys() {
-        store.delete(&key).await.unwrap();
-    }
+    evict_all(&store).await;
     let opened = sealer.open_async(&overflowed).await.unwrap();
     assert!(!opened.contains("user") && opened.needs_save());
     revocations.revoke_user(&uuid.to_string(), day).unwrap();
@@ -981,7 +928,7 @@ proptest! {
         compress in any::<bool>(),
         with_store in any::<bool>(),
     ) {
-        let clock = Arc::new(FixedClock::new(T0));
+        let clock = clock();
         let mut b = budget_builder(&clock, budget, compress);
         if with_store {
             b = b.overflow_store(Arc::new(MemoryStore::with_clock(clock.clone())));
@@ -1034,7 +981,7 @@ proptest! {
 
 #[tokio::test]
 async fn sync_save_reports_overflowed_entries_it_cannot_carry() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (_store, sealer) = with_memory_store(&clock, |b| b);
     let mut s = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut s).await;
@@ -1056,7 +1003,7 @@ async fn sync_save_reports_overflowed_entries_it_cannot_carry() {
 
 #[test]
 fn a_budget_above_the_token_limit_never_emits_an_unopenable_cookie() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     for (budget, limits) in [
         (8192, Limits::default()),
         (4096, Limits::default().max_token_len(2048)),
@@ -1093,7 +1040,7 @@ async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails(
             Ok(())
         }
     }
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (_store, sealer) = with_memory_store(&clock, |b| b);
     let mut s = ten_kb_session(&sealer);
     let mut reopened = sealer.open(&save_token(&sealer, &mut s).await).unwrap();
@@ -1133,7 +1080,7 @@ impl sealed_session::RandomSource for CountingRandom {
 
 #[test]
 fn an_uncompressed_session_too_long_for_the_cookie_is_not_sealed_to_find_out() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let random = Arc::new(CountingRandom(AtomicUsize::new(0)));
     let sealer = builder(&clock).random(random.clone()).build().unwrap();
     let mut session = ten_kb_session(&sealer);
@@ -1208,7 +1155,7 @@ async fn cookie_with_blob(sealer: &Sealer, keys: &[&str]) -> String {
 
 #[tokio::test]
 async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refused() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (store, sealer) = with_memory_store(&clock, |b| b);
     // The longest critical entry that still fits alone.
     let fits = largest_filler(&sealer).await;
@@ -1245,7 +1192,7 @@ async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refu
 
 #[tokio::test]
 async fn a_blob_outlives_the_last_second_its_cookie_opens() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (_store, sealer) = with_memory_store(&clock, |b| b.clock_skew(Duration::ZERO).budget(1000));
     let token = cookie_with_blob(&sealer, &["notes"]).await;
     // The idle timeout is 3600 s: at an age of exactly 3600 the cookie
@@ -1263,7 +1210,7 @@ async fn a_blob_outlives_the_last_second_its_cookie_opens() {
 
 #[tokio::test]
 async fn seal_removes_unloaded_overflowed_entries_from_the_session_too() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (_store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
     let token = cookie_with_blob(&sealer, &["notes"]).await;
     let mut opened = sealer.open(&token).unwrap();
@@ -1285,7 +1232,7 @@ async fn seal_removes_unloaded_overflowed_entries_from_the_session_too() {
 
 #[tokio::test]
 async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
     let token = cookie_with_blob(&sealer, &["notes", "draft"]).await;
     let first_blob = store.keys();
@@ -1322,7 +1269,7 @@ async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
 
 #[test]
 fn a_budget_always_has_room_to_delete_the_cookie() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let Err(Error::TooLarge { needed, budget }) = builder(&clock).budget(50).build() else {
         panic!("a 50-byte budget cannot hold a deletion cookie");
     };
@@ -1350,7 +1297,7 @@ fn a_budget_always_has_room_to_delete_the_cookie() {
 
 #[tokio::test]
 async fn a_critical_entry_still_in_the_blob_is_never_dropped_to_fit() {
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let (store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
     let token = cookie_with_blob(&sealer, &["x"]).await;
     // The largest critical filler that fits beside nothing else.

@@ -14,7 +14,6 @@ use axum::routing::get;
 use axum::Router;
 use http::{header, Request, Response, StatusCode};
 use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
-use sealed_session::store::{BoxFuture, MemoryStore, OverflowStore};
 use sealed_session::{Error, Expiry, FixedClock, KeyRing, MasterKey, Priority, StoreError};
 use tower_service::Service as _;
 
@@ -306,43 +305,11 @@ async fn sliding_refresh_reissues_a_cookie_that_was_only_read() {
     assert_eq!(refreshed.max_age().map(|d| d.whole_seconds()), Some(1000));
 }
 
-/// An in-memory store whose reads yield to the runtime first, as a network
-/// store's do: concurrent handles then really interleave at a load.
-struct YieldingStore(MemoryStore);
-
-impl OverflowStore for YieldingStore {
-    fn put<'a>(
-        &'a self,
-        key: &'a str,
-        blob: Vec<u8>,
-        ttl: std::time::Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        self.0.put(key, blob, ttl)
-    }
-
-    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
-        Box::pin(async move {
-            tokio::task::yield_now().await;
-            self.0.get(key).await
-        })
-    }
-
-    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
-        self.0.delete(key)
-    }
-
-    fn touch<'a>(
-        &'a self,
-        key: &'a str,
-        ttl: std::time::Duration,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        self.0.touch(key, ttl)
-    }
-}
-
 #[tokio::test]
 async fn the_overflow_store_keeps_what_does_not_fit() {
-    let store = Arc::new(YieldingStore(MemoryStore::new()));
+    // Its reads yield to the runtime first, as a network store's do:
+    // concurrent handles then really interleave at a load.
+    let store = Arc::new(common::Instrumented::new(&common::clock()));
     let layer = builder()
         .overflow_store(store.clone())
         .build()
@@ -358,7 +325,7 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
         "{}",
         header.len()
     );
-    assert_eq!(store.0.len(), 1);
+    assert_eq!(store.inner.len(), 1);
     // The next request reads the entry back from the store.
     let pair = cookie_pair(&response);
     let response = call(&mut app, "/blob-len", Some(&pair)).await;
@@ -376,9 +343,7 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     // The blob is evicted: the entry reads as absent (not a 500 on every
     // request), its key is logged, and a new cookie is sent, which the
     // next request presents without trouble.
-    for key in store.0.keys() {
-        store.0.delete(&key).await.expect("delete");
-    }
+    common::evict_all(&store.inner).await;
     let (logs, _guard) = capture_logs();
     let response = call(&mut app, "/blob-len", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
@@ -542,7 +507,7 @@ async fn an_empty_session_sets_no_cookie_and_deletes_the_one_it_had() {
 
 /// The same key ring on every call: two layers that share sessions.
 fn fixed_ring() -> KeyRing {
-    KeyRing::new(MasterKey::from_bytes(&[7; 32]).expect("key"))
+    KeyRing::new(common::key(7))
 }
 
 /// A layer on `fixed_ring` whose revocation store cannot answer.
@@ -962,23 +927,38 @@ async fn a_save_that_loses_the_handlers_changes_can_fail_the_response() {
 
 #[tokio::test]
 async fn a_failed_save_that_carried_no_change_of_the_handlers_keeps_the_response() {
-    let store = Arc::new(common::SwitchableStore::default());
-    let key = |byte| MasterKey::from_bytes(&[byte; 32]).expect("key");
-    let mut before = app(SessionLayer::builder(KeyRing::new(key(3)))
-        .overflow_store(store.clone())
-        .build()
-        .expect("layer"));
+    use common::key;
+    let clock = common::clock();
+    let store = Arc::new(common::Instrumented::new(&clock));
+    let layer = |ring| {
+        SessionLayer::builder(ring)
+            .overflow_store(store.clone())
+            .clock(clock.clone())
+            .max_idle(std::time::Duration::from_secs(1000))
+            .error_on_lost_changes(true)
+            .build()
+            .expect("layer")
+    };
+    let mut before = app(layer(KeyRing::new(key(3))));
     let pair = cookie_pair(&call(&mut before, "/big", None).await);
+
+    // A sliding refresh is due and renews the blob, which needs the store;
+    // it is down, so that save fails, but the request only read.
+    clock.advance(600);
+    store.set_down(true);
+    let (logs, guard) = capture_logs();
+    let response = call(&mut before, "/read", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookie(&response).is_none());
+    assert!(log_text(&logs).contains("session not saved"));
+    drop(guard);
+    store.set_down(false);
 
     // After a key rotation the cookie and its blob are re-sealed under the
     // new key, which needs the store; it is down, so that save fails, but
     // the request only read: its response stands.
     let ring = KeyRing::with_fallbacks(key(4), [key(3)]).expect("ring");
-    let mut after = app(SessionLayer::builder(ring)
-        .overflow_store(store.clone())
-        .error_on_lost_changes(true)
-        .build()
-        .expect("layer"));
+    let mut after = app(layer(ring));
     store.set_down(true);
     let (logs, _guard) = capture_logs();
     let response = call(&mut after, "/read", Some(&pair)).await;

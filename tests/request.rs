@@ -3,19 +3,12 @@
 
 mod common;
 
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use std::sync::atomic::Ordering;
-
-use common::{builder, builder_with, key, RevocationsDown, SwitchableStore, T0};
-use sealed_session::store::{overflow_key, MemoryStore, OverflowStore};
-use sealed_session::{
-    CookieAction, Error, FixedClock, KeyRing, Priority, RequestSession, Sealer, StoreError,
-};
-
-fn clock() -> Arc<FixedClock> {
-    Arc::new(FixedClock::new(T0))
-}
+use common::{builder, builder_with, clock, key, RevocationsDown};
+use sealed_session::store::MemoryStore;
+use sealed_session::{CookieAction, Error, KeyRing, RequestSession, Sealer, StoreError};
 
 /// A cookie value holding `marker`.
 fn cookie_with(sealer: &Sealer, marker: &str) -> String {
@@ -191,99 +184,6 @@ async fn the_synchronous_forms_refuse_a_sealer_with_an_overflow_store() {
     assert_eq!(sealer.save_request(&mut request).unwrap_err(), needs_async);
     let saved = sealer.save_request_async(&mut request).await.unwrap();
     assert!(matches!(saved.action, CookieAction::Set(_)));
-}
-
-/// A sealer whose 600-byte budget sends an 800-byte cart to `store`.
-fn sealer_with_store(clock: &Arc<FixedClock>, store: Arc<dyn OverflowStore>) -> Sealer {
-    builder(clock)
-        .budget(600)
-        .overflow_store(store)
-        .build()
-        .unwrap()
-}
-
-/// A cookie for user "ada" whose cart lives in the overflow store.
-async fn cookie_with_overflowed_cart(sealer: &Sealer) -> String {
-    let mut session = sealer.new_session().unwrap();
-    session
-        .insert_with_priority("user", "ada", Priority::Critical)
-        .unwrap();
-    session
-        .insert_with_priority("cart", &"x".repeat(800), Priority::Low)
-        .unwrap();
-    let saved = sealer.save_async(&mut session).await.unwrap();
-    assert_eq!(saved.report.overflowed[0].key, "cart");
-    saved.action.cookie_value().unwrap().to_owned()
-}
-
-#[tokio::test]
-async fn entries_dropped_on_read_are_reported_by_the_save_that_succeeds() {
-    let clock = clock();
-    let store = Arc::new(SwitchableStore::default());
-    let sealer = sealer_with_store(&clock, store.clone());
-    let cookie = cookie_with_overflowed_cart(&sealer).await;
-
-    let mut session = sealer.open_async(&cookie).await.unwrap();
-    for key in store.blobs.keys() {
-        store.blobs.delete(&key).await.unwrap();
-    }
-    let cart: Option<String> = sealer.get_loading(&mut session, "cart").await.unwrap();
-    assert_eq!(cart, None);
-    // A new entry that must go to the store, which is now down.
-    session
-        .insert_with_priority("history", &"y".repeat(800), Priority::Low)
-        .unwrap();
-    store.set_down(true);
-    assert_eq!(
-        sealer.save_async(&mut session).await.unwrap_err(),
-        Error::Store(StoreError::Unavailable)
-    );
-    store.set_down(false);
-    let saved = sealer.save_async(&mut session).await.unwrap();
-    assert_eq!(saved.report.dropped[0].key, "cart");
-    assert_eq!(saved.report.overflowed[0].key, "history");
-}
-
-#[tokio::test]
-async fn entries_dropped_when_their_blob_is_gone_are_in_the_next_report() {
-    let clock = clock();
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let sealer = sealer_with_store(&clock, store.clone());
-    let cookie = cookie_with_overflowed_cart(&sealer).await;
-
-    // The blob is evicted before the next request reads the cart.
-    let mut session = sealer.open_async(&cookie).await.unwrap();
-    let reference = *session.overflow_reference().unwrap();
-    let blob = overflow_key(&session.id(), &reference);
-    store.delete(&blob).await.unwrap();
-    clock.advance(1);
-    let cart: Option<String> = sealer.get_loading(&mut session, "cart").await.unwrap();
-    assert_eq!(cart, None);
-
-    let saved = sealer.save_async(&mut session).await.unwrap();
-    let dropped = saved.report.dropped_keys();
-    assert_eq!(dropped, ["cart"]);
-    assert!(matches!(saved.action, CookieAction::Set(_)));
-    // Reported once.
-    session.insert("more", &1).unwrap();
-    let saved = sealer.save_async(&mut session).await.unwrap();
-    assert!(saved.report.dropped.is_empty());
-
-    // The synchronous save reports them too.
-    let mut session = sealer.open_async(&cookie).await.unwrap();
-    let cart: Option<String> = sealer.get_loading(&mut session, "cart").await.unwrap();
-    assert_eq!(cart, None);
-    let saved = sealer.save(&mut session).unwrap();
-    assert_eq!(saved.report.dropped[0].key, "cart");
-
-    // A server set up without the store cannot read the blob: a setup
-    // mistake, not an outage (an outage answers 503, this 500).
-    let storeless = builder(&clock).budget(600).build().unwrap();
-    let mut session = storeless.open(&cookie).unwrap();
-    assert_eq!(
-        storeless.get_loading::<String>(&mut session, "cart").await,
-        Err(Error::Store(StoreError::NotConfigured))
-    );
 }
 
 /// Deleting an emptied session's cookie needs no new session id: a

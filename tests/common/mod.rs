@@ -347,52 +347,103 @@ pub async fn revocation_suite(sealer: &Sealer, clock: &FixedClock, store: &dyn R
     );
 }
 
-/// An in-memory store that can be switched off.
-#[derive(Default)]
-pub struct SwitchableStore {
-    pub blobs: MemoryStore,
+/// A memory store that counts calls, fails every call while `down` is
+/// set, logs the TTLs it is given, and yields to the runtime before each
+/// read, as a network store does (so that concurrent handles really
+/// interleave at a load).
+pub struct Instrumented {
+    pub inner: MemoryStore,
+    pub calls: AtomicUsize,
     down: AtomicBool,
+    /// Every TTL given to `put` or `touch`: (key, expiry time).
+    expiries: std::sync::Mutex<Vec<(String, u64)>>,
+    clock: Arc<FixedClock>,
 }
 
-impl SwitchableStore {
+impl Instrumented {
+    pub fn new(clock: &Arc<FixedClock>) -> Self {
+        Instrumented {
+            inner: MemoryStore::with_clock(clock.clone()),
+            calls: AtomicUsize::new(0),
+            down: AtomicBool::new(false),
+            expiries: std::sync::Mutex::new(Vec::new()),
+            clock: clock.clone(),
+        }
+    }
+
+    pub fn expiries_of(&self, key: &str) -> Vec<u64> {
+        let log = self.expiries.lock().unwrap();
+        log.iter()
+            .filter(|(k, _)| k == key)
+            .map(|(_, e)| *e)
+            .collect()
+    }
+
+    fn record(&self, key: &str, ttl: Duration) {
+        let expiry = sealed_session::Clock::now(&*self.clock) + ttl.as_secs();
+        self.expiries.lock().unwrap().push((key.to_owned(), expiry));
+    }
+}
+
+impl Instrumented {
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
 
     fn check(&self) -> Result<(), Error> {
-        match self.down.load(Ordering::SeqCst) {
-            true => Err(Error::Store(StoreError::Unavailable)),
-            false => Ok(()),
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.down.load(Ordering::SeqCst) {
+            return Err(Error::Store(StoreError::Unavailable));
         }
+        Ok(())
     }
 }
 
-impl OverflowStore for SwitchableStore {
+impl OverflowStore for Instrumented {
     fn put<'a>(
         &'a self,
         key: &'a str,
         blob: Vec<u8>,
-        ttl: std::time::Duration,
+        ttl: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.check()?;
-            self.blobs.put(key, blob, ttl).await
+            self.record(key, ttl);
+            self.inner.put(key, blob, ttl).await
         })
     }
-
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
         Box::pin(async move {
+            tokio::task::yield_now().await;
             self.check()?;
-            self.blobs.get(key).await
+            self.inner.get(key).await
         })
     }
-
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
             self.check()?;
-            self.blobs.delete(key).await
+            self.inner.delete(key).await
         })
     }
+    fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
+        Box::pin(async move {
+            self.check()?;
+            self.record(key, ttl);
+            self.inner.touch(key, ttl).await
+        })
+    }
+}
+
+/// Deletes every blob, as an eviction or expiry would.
+pub async fn evict_all(store: &MemoryStore) {
+    for key in store.keys() {
+        store.delete(&key).await.unwrap();
+    }
+}
+
+/// A fixed clock at [`T0`].
+pub fn clock() -> Arc<FixedClock> {
+    Arc::new(FixedClock::new(T0))
 }
 
 /// A revocation store that cannot answer; counts the questions.
