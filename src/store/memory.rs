@@ -336,6 +336,24 @@ mod tests {
     }
 
     #[test]
+    fn a_ttl_counts_whole_seconds_rounded_up() {
+        let (clock, store) = store(1000);
+        block_on(async {
+            // Truncated, half a second would end the blob as it is written.
+            store
+                .put("k", vec![7; 9], Duration::from_millis(500))
+                .await
+                .unwrap();
+            assert!(store.get("k").await.unwrap().is_some());
+            assert!(store.touch("k", Duration::from_millis(1500)).await.unwrap());
+            clock.advance(1);
+            assert!(store.get("k").await.unwrap().is_some());
+            clock.advance(1);
+            assert_eq!(store.get("k").await.unwrap(), None);
+        });
+    }
+
+    #[test]
     fn the_least_recently_used_blob_is_evicted_first() {
         let (_, store) = store(3 * 11);
         block_on(async {
