@@ -796,13 +796,7 @@ async fn memory_revocations() {
 #[tokio::test]
 async fn memory_revocation_records_end_after_keep_for() {
     let (clock, revocations, sealer) = memory_revocation_sealer();
-    let login = |user: &str| {
-        let mut session = sealer.new_session().unwrap();
-        session
-            .insert_with_priority("user", user, Priority::Critical)
-            .unwrap();
-        (session.id(), sealer.seal(&mut session).unwrap())
-    };
+    let login = |user: &str| login(&sealer, user);
     let (id, guest) = login("bob");
     let (_, ada) = login("ada");
     let minute = Duration::from_secs(60);
@@ -889,11 +883,7 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
 
 /// A cookie whose session holds `user` under "user", critical.
 fn seal_with_user<T: serde::Serialize>(sealer: &Sealer, user: &T) -> String {
-    let mut session = sealer.new_session().unwrap();
-    session
-        .insert_with_priority("user", user, Priority::Critical)
-        .unwrap();
-    sealer.seal(&mut session).unwrap()
+    login(sealer, user).1
 }
 
 fn arb_priority() -> impl Strategy<Value = Priority> {

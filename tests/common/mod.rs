@@ -262,6 +262,19 @@ pub fn cookie_value(set_cookie: &str) -> String {
     cookie.value().to_owned()
 }
 
+/// A new session whose critical `user` entry is `user`, sealed: its id and
+/// cookie value.
+pub fn login<T: serde::Serialize + ?Sized>(
+    sealer: &Sealer,
+    user: &T,
+) -> (sealed_session::SessionId, String) {
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("user", user, Priority::Critical)
+        .unwrap();
+    (session.id(), sealer.seal(&mut session).unwrap())
+}
+
 /// Revocation through `store`, which `sealer` checks (user entry "user"),
 /// through the [`RevocationStore`] trait, as an application generic over
 /// its backend would call it.
@@ -271,13 +284,7 @@ pub async fn revocation_suite(sealer: &Sealer, clock: &FixedClock, store: &dyn R
     let revoke_user = || async move { store.revoke_user("ada", day).await.unwrap() };
     let revoke_user_except =
         |keep| async move { store.revoke_user_except("ada", keep, day).await.unwrap() };
-    let login = |user: &str| {
-        let mut s = sealer.new_session().unwrap();
-        s.insert_with_priority("user", user, Priority::Critical)
-            .unwrap();
-        let t = sealer.seal(&mut s).unwrap();
-        (s.id(), t)
-    };
+    let login = |user: &str| login(sealer, user);
     let (id1, a1) = login("ada");
     let (_, a2) = login("ada");
     let (_, b1) = login("bob");
