@@ -17,6 +17,9 @@
 //!   sessions created at or before it are revoked.
 //! - `sealed-session:revoked-user-keep:{<user>}` — the hex id of the one
 //!   session of the user kept by `revoke_user_except`, with the same TTL.
+//!
+//! With a namespace (`RedisStore::namespace`, `RedisRevocations::namespace`),
+//! every key starts with it and a colon instead.
 
 use core::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -59,6 +62,7 @@ fn ttl_millis(ttl: Duration) -> u64 {
 #[derive(Clone)]
 pub struct RedisStore {
     connection: ConnectionManager,
+    namespace: Namespace,
 }
 
 impl core::fmt::Debug for RedisStore {
@@ -70,14 +74,43 @@ impl core::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects to `url` (for example `redis://127.0.0.1:6379/`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        Ok(RedisStore {
-            connection: manager(url).await?,
-        })
+        Ok(Self::from_manager(manager(url).await?))
     }
 
     /// Uses an existing connection manager.
     pub fn from_manager(connection: ConnectionManager) -> Self {
-        RedisStore { connection }
+        RedisStore {
+            connection,
+            namespace: Namespace::default(),
+        }
+    }
+
+    /// Puts `namespace` and a colon before every key (see
+    /// [`RedisRevocations::namespace`]). Overflow keys hold a random
+    /// reference and cannot collide across applications; a namespace
+    /// separates them for listing and clean-up.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Namespace::new(namespace);
+        self
+    }
+}
+
+/// A prefix for every key, so that applications sharing one Redis
+/// database do not share records.
+#[derive(Clone, Default)]
+struct Namespace(Option<Arc<str>>);
+
+impl Namespace {
+    fn new(namespace: &str) -> Self {
+        Namespace(Some(Arc::from(format!("{namespace}:"))))
+    }
+
+    /// `key` under the namespace.
+    fn key<'k>(&self, key: &'k str) -> std::borrow::Cow<'k, str> {
+        match &self.0 {
+            Some(prefix) => format!("{prefix}{key}").into(),
+            None => key.into(),
+        }
     }
 }
 
@@ -92,7 +125,7 @@ impl OverflowStore for RedisStore {
             let millis = ttl_millis(ttl);
             let mut connection = self.connection.clone();
             redis::cmd("SET")
-                .arg(key)
+                .arg(&*self.namespace.key(key))
                 .arg(blob)
                 .arg("PX")
                 .arg(millis)
@@ -106,10 +139,35 @@ impl OverflowStore for RedisStore {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             redis::cmd("GET")
-                .arg(key)
+                .arg(&*self.namespace.key(key))
                 .query_async::<Option<Vec<u8>>>(&mut connection)
                 .await
                 .map_err(unavailable)
+        })
+    }
+
+    /// `GETRANGE key 0 max_len`: Redis sends at most `max_len + 1` bytes,
+    /// whatever the key holds. It answers an empty string for a missing
+    /// key; the crate never writes an empty blob, so that is `None`.
+    fn get_bounded<'a>(
+        &'a self,
+        key: &'a str,
+        max_len: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            let mut connection = self.connection.clone();
+            let blob = redis::cmd("GETRANGE")
+                .arg(&*self.namespace.key(key))
+                .arg(0)
+                .arg(max_len)
+                .query_async::<Vec<u8>>(&mut connection)
+                .await
+                .map_err(unavailable)?;
+            match blob.len() {
+                0 => Ok(None),
+                len if len > max_len => Err(Error::Store(StoreError::Rejected)),
+                _ => Ok(Some(blob)),
+            }
         })
     }
 
@@ -117,7 +175,7 @@ impl OverflowStore for RedisStore {
         Box::pin(async move {
             let mut connection = self.connection.clone();
             redis::cmd("DEL")
-                .arg(key)
+                .arg(&*self.namespace.key(key))
                 .query_async::<()>(&mut connection)
                 .await
                 .map_err(unavailable)
@@ -130,7 +188,7 @@ impl OverflowStore for RedisStore {
             let mut connection = self.connection.clone();
             // 1 if the key exists (and now expires in `millis`), 0 if not.
             let set = redis::cmd("PEXPIRE")
-                .arg(key)
+                .arg(&*self.namespace.key(key))
                 .arg(millis)
                 .query_async::<i64>(&mut connection)
                 .await
@@ -147,6 +205,7 @@ impl OverflowStore for RedisStore {
 pub struct RedisRevocations {
     connection: ConnectionManager,
     clock: Arc<dyn Clock>,
+    namespace: Namespace,
 }
 
 impl core::fmt::Debug for RedisRevocations {
@@ -154,6 +213,10 @@ impl core::fmt::Debug for RedisRevocations {
         f.debug_struct("RedisRevocations").finish_non_exhaustive()
     }
 }
+
+/// The longest revocation record accepted; its values (a Unix time, a
+/// 32-digit hex id) are shorter. One byte more is read, to tell.
+const RECORD_MAX_LEN: usize = 63;
 
 fn session_key(id: &SessionId) -> String {
     format!("sealed-session:revoked:{{{id}}}")
@@ -170,15 +233,41 @@ fn user_keep_key(user: &str) -> String {
 impl RedisRevocations {
     /// Connects to `url`; `clock` dates "log out everywhere".
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        Ok(RedisRevocations {
-            connection: manager(url).await?,
-            clock,
-        })
+        Ok(Self::from_manager(manager(url).await?, clock))
     }
 
     /// Uses an existing connection manager.
     pub fn from_manager(connection: ConnectionManager, clock: Arc<dyn Clock>) -> Self {
-        RedisRevocations { connection, clock }
+        RedisRevocations {
+            connection,
+            clock,
+            namespace: Namespace::default(),
+        }
+    }
+
+    /// Puts `namespace` and a colon before every key
+    /// (`<namespace>:sealed-session:revoked-user:{42}`). Set one when
+    /// applications or environments share a Redis database: without it
+    /// they share the per-user records, and "log out everywhere" in one
+    /// logs user 42 out of the others. Every server of one application
+    /// must use the same namespace, or revocations written by one are not
+    /// seen by another. A `{` or `}` in it would take over the keys' hash
+    /// tags.
+    pub fn namespace(mut self, namespace: &str) -> Self {
+        self.namespace = Namespace::new(namespace);
+        self
+    }
+
+    fn session_key(&self, id: &SessionId) -> String {
+        self.namespace.key(&session_key(id)).into_owned()
+    }
+
+    fn user_key(&self, user: &str) -> String {
+        self.namespace.key(&user_key(user)).into_owned()
+    }
+
+    fn user_keep_key(&self, user: &str) -> String {
+        self.namespace.key(&user_keep_key(user)).into_owned()
     }
 
     /// [`RevocationStore::revoke_session`], callable without the trait.
@@ -189,7 +278,7 @@ impl RedisRevocations {
     async fn record_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let mut connection = self.connection.clone();
         redis::cmd("SET")
-            .arg(session_key(&id))
+            .arg(self.session_key(&id))
             .arg(1)
             .arg("EX")
             .arg(ttl_secs(keep_for))
@@ -232,7 +321,7 @@ impl RedisRevocations {
         transaction
             .atomic()
             .cmd("SET")
-            .arg(user_key(user))
+            .arg(self.user_key(user))
             .arg(now)
             .arg("EX")
             .arg(ttl)
@@ -240,12 +329,15 @@ impl RedisRevocations {
         match keep {
             Some(id) => transaction
                 .cmd("SET")
-                .arg(user_keep_key(user))
+                .arg(self.user_keep_key(user))
                 .arg(id.to_string())
                 .arg("EX")
                 .arg(ttl)
                 .ignore(),
-            None => transaction.cmd("DEL").arg(user_keep_key(user)).ignore(),
+            None => transaction
+                .cmd("DEL")
+                .arg(self.user_keep_key(user))
+                .ignore(),
         };
         let mut connection = self.connection.clone();
         transaction
@@ -291,29 +383,40 @@ impl RevocationCheck for RedisRevocations {
             let mut connection = self.connection.clone();
             let Some(user) = query.user else {
                 return redis::cmd("EXISTS")
-                    .arg(session_key(&query.session_id))
+                    .arg(self.session_key(&query.session_id))
                     .query_async(&mut connection)
                     .await
                     .map_err(unavailable);
             };
-            // One round trip. A pipeline rather than one MGET of all three
-            // keys, so that no command spans two hash tags (cluster slots).
-            let (revoked, (not_before, kept)): (bool, (Option<String>, Option<String>)) =
-                redis::pipe()
-                    .cmd("EXISTS")
-                    .arg(session_key(&query.session_id))
-                    .cmd("MGET")
-                    .arg(user_key(user))
-                    .arg(user_keep_key(user))
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(unavailable)?;
+            // One round trip, no command spanning two hash tags (cluster
+            // slots). GETRANGE rather than GET: a record is a few dozen
+            // bytes, and an altered one must not make every request of the
+            // user read a large value (a longer one fails: closed). A
+            // missing key reads as "".
+            let (revoked, not_before, kept): (bool, String, String) = redis::pipe()
+                .cmd("EXISTS")
+                .arg(self.session_key(&query.session_id))
+                .cmd("GETRANGE")
+                .arg(self.user_key(user))
+                .arg(0)
+                .arg(RECORD_MAX_LEN)
+                .cmd("GETRANGE")
+                .arg(self.user_keep_key(user))
+                .arg(0)
+                .arg(RECORD_MAX_LEN)
+                .query_async(&mut connection)
+                .await
+                .map_err(unavailable)?;
             if revoked {
                 return Ok(true);
             }
-            let Some(not_before) = not_before else {
+            if not_before.len() > RECORD_MAX_LEN || kept.len() > RECORD_MAX_LEN {
+                return Err(Error::Store(StoreError::Rejected));
+            }
+            if not_before.is_empty() {
                 return Ok(false);
-            };
+            }
+            let kept = Some(kept).filter(|kept| !kept.is_empty());
             // A record this code did not write: fail closed.
             let not_before: u64 = not_before
                 .parse()

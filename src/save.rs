@@ -729,16 +729,16 @@ impl Sealer {
             .ok_or(Error::Store(StoreError::NotConfigured))?;
         // The blob's store key is also the name its token is sealed for.
         let key = overflow_key(&sid, &reference);
-        let blob = store
-            .get(&key)
-            .await?
-            .ok_or(Error::Store(StoreError::Missing))?;
-        let text = core::str::from_utf8(&blob).map_err(|_| Error::Store(StoreError::Rejected))?;
         // The store is not trusted: bound the blob like a cookie, scaled to
-        // the decompression cap.
+        // the decompression cap, and ask the store for no more.
         let limits = self.limits.max_token_len(base64_len(
             self.limits.decompressed().saturating_add(OVERHEAD),
         ));
+        let blob = store
+            .get_bounded(&key, limits.token_len())
+            .await?
+            .ok_or(Error::Store(StoreError::Missing))?;
+        let text = core::str::from_utf8(&blob).map_err(|_| Error::Store(StoreError::Rejected))?;
         let opened = token::open(&self.ring, &key, text, &limits)
             .map_err(|_| Error::Store(StoreError::Rejected))?;
         let plaintext = opened.plaintext();

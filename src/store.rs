@@ -94,6 +94,29 @@ pub trait OverflowStore: Send + Sync + 'static {
         let _ = (key, ttl);
         Box::pin(async { Ok(false) })
     }
+
+    /// The blob under `key` if it is at most `max_len` bytes; `None` if
+    /// absent or expired, and [`StoreError::Rejected`] if longer (the
+    /// crate never writes such a blob: the store was altered). The sealer
+    /// reads blobs through this, with the longest blob its limits accept.
+    ///
+    /// The default reads the whole value with [`Self::get`] and then
+    /// checks. A store that can bound the read itself should override it,
+    /// so that an altered store cannot make each request for a session
+    /// buffer a value of any size (`RedisStore` asks Redis for at most
+    /// `max_len + 1` bytes).
+    fn get_bounded<'a>(
+        &'a self,
+        key: &'a str,
+        max_len: usize,
+    ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            match self.get(key).await? {
+                Some(blob) if blob.len() > max_len => Err(Error::Store(StoreError::Rejected)),
+                blob => Ok(blob),
+            }
+        })
+    }
 }
 
 /// The store key of an overflow blob: `sealed-session:overflow:{<session
@@ -203,6 +226,31 @@ struct Records {
     /// Revoked session ids, with when their record ends.
     sessions: HashMap<SessionId, u64>,
     users: HashMap<String, UserRecord>,
+    /// The record count at which the next write purges ended records.
+    purge_at: usize,
+}
+
+/// Writes purge ended records once the count reaches twice what the last
+/// purge left (and at least this many): a purge on every write would scan
+/// every record under the lock that each revocation check takes, so that
+/// a burst of logouts cost the square of its length.
+const MIN_PURGE_AT: usize = 64;
+
+impl Records {
+    fn len(&self) -> usize {
+        self.sessions.len() + self.users.len()
+    }
+
+    /// Purges the ended records if enough were written since the last
+    /// purge; ended records are ignored by the check until then.
+    fn purge_if_due(&mut self, now: u64) {
+        if self.len() < self.purge_at {
+            return;
+        }
+        self.sessions.retain(|_, until| *until > now);
+        self.users.retain(|_, record| record.until > now);
+        self.purge_at = self.len().saturating_mul(2).max(MIN_PURGE_AT);
+    }
 }
 
 /// Sessions of the user created at or before `not_before` are revoked,
@@ -238,7 +286,7 @@ impl MemoryRevocations {
     pub fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let now = self.clock.now();
         let mut records = self.records.lock().map_err(|_| poisoned())?;
-        records.sessions.retain(|_, until| *until > now);
+        records.purge_if_due(now);
         records
             .sessions
             .insert(id, now.saturating_add(ttl_secs(keep_for)));
@@ -268,7 +316,7 @@ impl MemoryRevocations {
     ) -> Result<(), Error> {
         let now = self.clock.now();
         let mut records = self.records.lock().map_err(|_| poisoned())?;
-        records.users.retain(|_, record| record.until > now);
+        records.purge_if_due(now);
         let record = UserRecord {
             not_before: now,
             keep,
@@ -281,9 +329,7 @@ impl MemoryRevocations {
     /// How many records (sessions and users) are held, expired ones not
     /// yet purged included.
     pub fn len(&self) -> usize {
-        self.records
-            .lock()
-            .map_or(0, |r| r.sessions.len() + r.users.len())
+        self.records.lock().map_or(0, |r| r.len())
     }
 
     /// Whether no record is held.

@@ -808,15 +808,26 @@ async fn memory_revocation_records_end_after_keep_for() {
     assert_eq!(sealer.open_async(&ada).await.unwrap_err(), Error::Revoked);
     // Past `keep_for` the records no longer count (such cookies would be
     // expired by then under a sealer whose revocation_ttl this was), and
-    // the next write purges them: the store does not grow without end.
+    // a later write purges them: the store does not grow without end.
     clock.advance(1);
     assert!(sealer.open_async(&guest).await.is_ok());
     assert!(sealer.open_async(&ada).await.is_ok());
     revocations.revoke_user("carol", minute).unwrap();
-    revocations
-        .revoke_session(sealed_session::SessionId::from_bytes([1; 16]), minute)
-        .unwrap();
-    assert_eq!(revocations.len(), 2);
+    // Writes purge once the count reaches 64 (then twice what a purge
+    // left), not on every write: each purge scans every record under the
+    // lock that checks take.
+    for n in 1..=61u8 {
+        let id = sealed_session::SessionId::from_bytes([n; 16]);
+        revocations.revoke_session(id, minute).unwrap();
+    }
+    assert_eq!(revocations.len(), 64, "the ended records wait for a purge");
+    revocations.revoke_user("dave", minute).unwrap();
+    assert_eq!(revocations.len(), 63, "the two ended records are purged");
+    for n in 62..=124u8 {
+        let id = sealed_session::SessionId::from_bytes([n; 16]);
+        revocations.revoke_session(id, minute).unwrap();
+    }
+    assert_eq!(revocations.len(), 126, "no purge until twice 62 records");
 }
 
 #[tokio::test]

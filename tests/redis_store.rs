@@ -136,6 +136,20 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
+/// How many bytes the server has sent to its clients so far.
+async fn sent_bytes(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
+    let stats: String = redis::cmd("INFO")
+        .arg("stats")
+        .query_async(conn)
+        .await
+        .unwrap();
+    stats
+        .lines()
+        .find_map(|line| line.strip_prefix("total_net_output_bytes:"))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("total_net_output_bytes in INFO stats")
+}
+
 #[tokio::test]
 async fn redis_store_conformance() {
     let Some(server) = RedisServer::start() else {
@@ -254,6 +268,33 @@ async fn redis_altered_swapped_and_expired_blobs() {
     })
     .await;
 
+    // A blob far longer than any the sealer accepts is refused without
+    // being sent whole (the sealer asks for at most its limit plus one).
+    let mut s = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut s).await;
+    let mut conn = conn.clone();
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("sealed-session:overflow:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    for key in &keys {
+        redis::cmd("SET")
+            .arg(key)
+            .arg(vec![b'A'; 4 << 20])
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+    let mut opened = sealer.open(&token).unwrap();
+    let sent = sent_bytes(&mut conn).await;
+    assert_eq!(
+        sealer.load_overflow(&mut opened).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+    let during = sent_bytes(&mut conn).await - sent;
+    assert!(during < 1 << 20, "{during} bytes sent");
+
     // Expired: a session with a two-second lifetime and no skew.
     let short = builder(&clock)
         .max_lifetime(Duration::from_secs(2))
@@ -302,6 +343,34 @@ async fn redis_revocations() {
         sealer.open_async(&eve).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
     );
+    // A record far longer than any this crate writes fails the open and
+    // is not sent whole: its first 64 bytes are a valid time, the rest is
+    // not, and Redis sends no more than those.
+    for key in ["revoked-user", "revoked-user-keep"] {
+        redis::cmd("SET")
+            .arg(format!("sealed-session:{key}:{{eve}}"))
+            .arg(format!("{}x", "0".repeat(1 << 20)))
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+        let sent = sent_bytes(&mut conn).await;
+        assert_eq!(
+            sealer.open_async(&eve).await.unwrap_err(),
+            Error::Store(StoreError::Rejected),
+            "{key}"
+        );
+        let during = sent_bytes(&mut conn).await - sent;
+        assert!(during < 4096, "{key}: {during} bytes sent");
+        if key == "revoked-user" {
+            // A time, for the next round (which alters the kept id).
+            redis::cmd("SET")
+                .arg("sealed-session:revoked-user:{eve}")
+                .arg(0)
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+        }
+    }
     // A revocation check that cannot answer fails the open (fail closed).
     drop(server);
     let mut s = sealer.new_session().unwrap();
@@ -318,4 +387,63 @@ async fn redis_revocations() {
         .port();
     let nowhere = RedisStore::connect(&format!("redis://127.0.0.1:{port}/")).await;
     assert_eq!(nowhere.unwrap_err(), Error::Store(StoreError::Unavailable));
+}
+
+#[tokio::test]
+async fn redis_namespaces_keep_applications_apart() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = Arc::new(FixedClock::new(T0));
+    let connect = |namespace: &'static str| {
+        let (url, clock) = (server.url(), clock.clone());
+        async move {
+            let revocations = RedisRevocations::connect(&url, clock.clone())
+                .await
+                .unwrap();
+            let revocations = Arc::new(revocations.namespace(namespace));
+            let store = RedisStore::connect(&url)
+                .await
+                .unwrap()
+                .namespace(namespace);
+            let sealer = builder(&clock)
+                .revocation(revocations.clone(), Some("user"))
+                .overflow_store(Arc::new(store))
+                .build()
+                .unwrap();
+            (revocations, sealer)
+        }
+    };
+    let (shop, shop_sealer) = connect("shop").await;
+    let (_, blog_sealer) = connect("blog").await;
+    let (_, shop_twin) = connect("shop").await;
+    let (_, shop_cookie) = login(&shop_sealer, "42");
+    let (_, blog_cookie) = login(&blog_sealer, "42");
+    shop.revoke_user("42", Duration::from_secs(60))
+        .await
+        .unwrap();
+    // The shop's servers (one namespace) see it; the blog's user 42 does not.
+    assert_eq!(
+        shop_sealer.open_async(&shop_cookie).await.unwrap_err(),
+        Error::Revoked
+    );
+    assert_eq!(
+        shop_twin.open_async(&shop_cookie).await.unwrap_err(),
+        Error::Revoked
+    );
+    assert!(blog_sealer.open_async(&blog_cookie).await.is_ok());
+    // Overflow blobs live under the namespace and load through it.
+    overflow_round_trip(&shop_sealer).await;
+    let mut conn = raw(&server.url()).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!(!keys.is_empty());
+    assert!(
+        keys.iter()
+            .all(|key| key.starts_with("shop:sealed-session:")),
+        "{keys:?}"
+    );
 }

@@ -93,6 +93,16 @@ where
         .await
         .unwrap();
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"two"[..]));
+    // A bounded read gives a blob up to the bound, refuses a longer one
+    // (an altered store) and reads a missing one as absent.
+    let bounded = store.get_bounded(&k, 3).await.unwrap();
+    assert_eq!(bounded.as_deref(), Some(&b"two"[..]));
+    assert_eq!(
+        store.get_bounded(&k, 2).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+    let absent = overflow_key(&sid, &[9; 16]);
+    assert_eq!(store.get_bounded(&absent, 2).await.unwrap(), None);
     store.delete(&k).await.unwrap();
     assert_eq!(store.get(&k).await.unwrap(), None);
     store.delete(&k).await.unwrap();
