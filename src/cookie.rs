@@ -59,7 +59,7 @@ impl Default for CookieSettings {
 }
 
 impl CookieSettings {
-    /// The `Path` attribute (default `/`).
+    /// The `Path` attribute (default `/`); it must start with `/`.
     pub fn path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
@@ -170,10 +170,14 @@ impl CookieSettings {
         if name.is_empty() || !name.bytes().all(token) {
             return Err(InvalidCookie::Name);
         }
-        if !self
-            .path
-            .bytes()
-            .all(|b| (b.is_ascii_graphic() && b != b';') || b == b' ')
+        // A path not starting with `/` is replaced by each response's
+        // directory (RFC 6265 5.2.4), so copies would pile up under several
+        // paths, each beyond the reach of one deletion cookie.
+        if !self.path.starts_with('/')
+            || !self
+                .path
+                .bytes()
+                .all(|b| (b.is_ascii_graphic() && b != b';') || b == b' ')
         {
             return Err(InvalidCookie::Path);
         }

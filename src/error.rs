@@ -244,7 +244,8 @@ pub enum InvalidCookie {
     /// The name is empty or not an RFC 6265 token (letters, digits and
     /// ``!#$%&'*+-.^_`|~``).
     Name,
-    /// The path has a control character, `;` or a non-ASCII character.
+    /// The path does not start with `/`, or has a control character, `;`
+    /// or a non-ASCII character.
     Path,
     /// The domain has a character other than ASCII letters, digits, `-`
     /// and `.` (internationalised names go in their `xn--` form).
@@ -255,7 +256,9 @@ impl fmt::Display for InvalidCookie {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             InvalidCookie::Name => "the cookie name is empty or not an RFC 6265 token",
-            InvalidCookie::Path => "the path has a control character, ';' or non-ASCII",
+            InvalidCookie::Path => {
+                "the path does not start with '/', or has a control character, ';' or non-ASCII"
+            }
             InvalidCookie::Domain => {
                 "the domain has a character other than A-Z, a-z, 0-9, '-' and '.'"
             }

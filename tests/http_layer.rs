@@ -62,7 +62,8 @@ async fn login_with_cache_control(
         .uri()
         .query()
         .unwrap_or_default()
-        .replace("%20", " ");
+        .replace("%20", " ")
+        .replace("%22", "\"");
     let value = http::HeaderValue::from_str(&query).expect("header value");
     response.headers_mut().insert(header::CACHE_CONTROL, value);
     Ok(response)
@@ -723,6 +724,12 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
             &["public, max-age=300", "private"][..],
         ),
         ("max-age=0", &["max-age=0", "private"][..]),
+        // Only the named field is private: the response, Set-Cookie and
+        // all, may still be stored by a shared cache.
+        (
+            "private=%22X-Foo%22,%20max-age=60",
+            &["private=\"X-Foo\", max-age=60", "private"][..],
+        ),
     ] {
         let response = call(&mut app, &format!("/login-cache-control?{given}"), None).await;
         assert!(set_cookie(&response).is_some());
@@ -767,6 +774,92 @@ async fn a_change_after_the_response_is_logged_as_lost() {
     let text = log_text(&logs);
     assert!(text.contains("the change is lost"), "{text}");
     assert!(!text.contains("late"), "no values in the log: {text}");
+}
+
+#[tokio::test]
+async fn opening_after_the_response_is_logged() {
+    let held = Arc::new(std::sync::Mutex::new(None::<LazySession>));
+    let keep = Arc::clone(&held);
+    let mut app = Router::new()
+        .route(
+            "/",
+            get(move |session: LazySession| {
+                *keep.lock().expect("lock") = Some(session);
+                async { "ok" }
+            }),
+        )
+        .layer(builder().build().expect("layer"));
+    let response = call(&mut app, "/", None).await;
+    assert!(response.headers().get(header::VARY).is_none());
+    let session = held.lock().expect("lock").take().expect("kept");
+    let (logs, _guard) = capture_logs();
+    session.get::<String>("user").await.expect("read");
+    let text = log_text(&logs);
+    assert!(text.contains("first opened after the response"), "{text}");
+}
+
+#[tokio::test]
+async fn an_inner_service_error_ends_the_request_for_the_session() {
+    use tower_layer::Layer as _;
+    let held = Arc::new(std::sync::Mutex::new(None::<LazySession>));
+    let keep = Arc::clone(&held);
+    let mut service = builder().build().expect("layer").layer(Failing(keep));
+    let request = Request::get("/").body(Body::empty()).expect("request");
+    assert_eq!(service.call(request).await.unwrap_err(), "inner failure");
+    let session = held.lock().expect("lock").take().expect("kept");
+    let (logs, _guard) = capture_logs();
+    session.insert("user", "late").await.expect("insert");
+    let text = log_text(&logs);
+    assert!(text.contains("the change is lost"), "{text}");
+}
+
+/// A service (not axum) that reads the session, keeps it and fails.
+#[derive(Clone)]
+struct Failing(Arc<std::sync::Mutex<Option<LazySession>>>);
+
+impl tower_service::Service<Request<Body>> for Failing {
+    type Response = Response<Body>;
+    type Error = &'static str;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, &'static str>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let session = request.extensions().get::<LazySession>().cloned();
+        let keep = Arc::clone(&self.0);
+        Box::pin(async move {
+            let session = session.expect("the layer's session");
+            session.get::<String>("user").await.expect("read");
+            *keep.lock().expect("lock") = Some(session);
+            Err("inner failure")
+        })
+    }
+}
+
+#[tokio::test]
+async fn a_second_layer_on_the_same_cookie_name_is_logged() {
+    let (logs, _guard) = capture_logs();
+    let mut app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(builder().build().expect("inner"))
+        .layer(builder().build().expect("outer"));
+    call(&mut app, "/", None).await;
+    let text = log_text(&logs);
+    assert!(text.contains("two session layers"), "{text}");
+    let mut app = Router::new()
+        .route("/", get(|| async { "ok" }))
+        .layer(builder().cookie_name("admin").build().expect("inner"))
+        .layer(builder().build().expect("outer"));
+    logs.lock().expect("lock").clear();
+    call(&mut app, "/", None).await;
+    assert!(!log_text(&logs).contains("two session layers"));
 }
 
 type Logs = Arc<std::sync::Mutex<Vec<u8>>>;

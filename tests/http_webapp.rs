@@ -584,7 +584,7 @@ async fn an_oversized_cart_degrades_instead_of_failing() {
     );
     let dropped = page.body.matches("<tr class=dropped>").count();
     assert!(dropped > 0 && dropped < lines as usize, "{dropped} dropped");
-    assert!(page.body.contains("<html lang=fr>"), "preferences kept");
+    assert!(page.body.contains("<html lang=\"fr\">"), "preferences kept");
 
     let page = get(&client, &server, "/session").await;
     assert_eq!(

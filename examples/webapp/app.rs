@@ -235,7 +235,7 @@ async fn layout(session: &LazySession, title: &str, body: &str) -> Result<Html<S
         ("#fff", "#111")
     };
     Ok(Html(format!(
-        "<!doctype html><html lang={lang}><head><meta charset=utf-8><title>{title}</title>\
+        "<!doctype html><html lang=\"{lang}\"><head><meta charset=utf-8><title>{title}</title>\
          <style>body{{background:{bg};color:{fg};font-family:sans-serif;max-width:50em;margin:2em auto}}\
          td,th{{padding:.2em .6em;text-align:left}}</style></head><body>\
          <nav><a href=/>Home</a> · <a href=/cart>Cart</a> · <a href=/preferences>Preferences</a> · \

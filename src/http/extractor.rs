@@ -1,6 +1,7 @@
 //! The request's session handle: opened on first use, saved by the layer.
 
 use core::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use axum_core::extract::{FromRequestParts, OptionalFromRequestParts};
@@ -40,6 +41,10 @@ pub struct LazySession {
 struct Inner {
     shared: Arc<Shared>,
     state: Mutex<State>,
+    /// The layer has saved the session (or decided not to), or the inner
+    /// service failed: changes made from now on are lost. Outside the
+    /// lock, so that the error path can set it without waiting.
+    finished: AtomicBool,
 }
 
 /// The request's `Cookie` header values (reference-counted, not copied),
@@ -73,9 +78,6 @@ struct State {
     /// The request's `Cookie` header values, until the session is opened.
     cookies: CookieHeaders,
     opened: Option<RequestSession>,
-    /// The layer has saved the session (or decided not to): changes made
-    /// from now on are lost.
-    finished: bool,
 }
 
 impl State {
@@ -83,12 +85,12 @@ impl State {
     /// that outlived the handler, say: it is lost, which must not go
     /// unnoticed. (Changes are seen only if the session was unmodified
     /// when the layer finished, as it is after a save.)
-    fn warn_if_changed_late(&self, was_modified: bool) {
+    fn warn_if_changed_late(&self, was_modified: bool, finished: bool) {
         let changed = self
             .opened
             .as_ref()
             .is_some_and(|o| !was_modified && o.session().is_modified());
-        if self.finished && changed {
+        if finished && changed {
             tracing::warn!("session changed after the response was sent; the change is lost");
         }
     }
@@ -109,8 +111,8 @@ impl LazySession {
                 state: Mutex::new(State {
                     cookies,
                     opened: None,
-                    finished: false,
                 }),
+                finished: AtomicBool::new(false),
             }),
         }
     }
@@ -120,6 +122,14 @@ impl LazySession {
         let opened = match state.opened.take() {
             Some(opened) => opened,
             None => {
+                if self.inner.finished.load(Ordering::Relaxed) {
+                    // From a streaming body or a spawned task: the response
+                    // has gone without `Vary: Cookie`, and a bad cookie
+                    // found now is not deleted.
+                    tracing::warn!(
+                        "session first opened after the response headers were sent; open it in the handler"
+                    );
+                }
                 let sealer = &self.inner.shared.sealer;
                 let opened = sealer.open_request_async(state.cookies.as_slice()).await?;
                 state.cookies = CookieHeaders::One(None);
@@ -153,7 +163,7 @@ impl LazySession {
         }
         let was_modified = session.is_modified();
         let result = f(session);
-        state.warn_if_changed_late(was_modified);
+        state.warn_if_changed_late(was_modified, self.inner.finished.load(Ordering::Relaxed));
         Ok(result)
     }
 
@@ -346,13 +356,19 @@ impl LazySession {
         Ok(self.ensure_open(&mut state).await?.rejected_cookie())
     }
 
+    /// Marks the request over without a response (the inner service
+    /// failed): nothing is saved, and later changes are reported as lost.
+    pub(crate) fn abandon(&self) {
+        self.inner.finished.store(true, Ordering::Relaxed);
+    }
+
     /// What the layer does with the response: whether a handler opened the
     /// session, and the `Set-Cookie` value to send, if any (only when
     /// `save` is true). Failures are reported (and returned in `lost` when
     /// they lose the handler's changes), never raised.
     pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
-        state.finished = true;
+        self.inner.finished.store(true, Ordering::Relaxed);
         let Some(opened) = state.opened.as_mut() else {
             return Finished {
                 opened: false,

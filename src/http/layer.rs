@@ -417,13 +417,30 @@ where
         // first touches the session.
         let cookies = CookieHeaders::of(request.headers());
         let session = LazySession::new(Arc::clone(&self.shared), cookies);
-        request.extensions_mut().insert(session.clone());
+        if let Some(outer) = request.extensions_mut().insert(session.clone()) {
+            // Handlers now see this layer's session only; on the same cookie
+            // name under other keys, it would delete the outer one's cookie.
+            if outer.sealer().cookie_name() == self.shared.sealer.cookie_name() {
+                tracing::warn!(
+                    "two session layers use the same cookie name on one route; the inner one hides the outer"
+                );
+            }
+        }
         let uri = request.uri().clone();
         let response = self.inner.call(request);
         let save_on_server_error = self.shared.save_on_server_error;
         let error_on_lost_changes = self.shared.error_on_lost_changes;
         Box::pin(async move {
-            let mut response = response.await?;
+            let mut response = match response.await {
+                Ok(response) => response,
+                Err(error) => {
+                    // No response to carry a cookie: nothing is saved, and a
+                    // change made from now on (a spawned task) is reported
+                    // as lost, as after a response.
+                    session.abandon();
+                    return Err(error);
+                }
+            };
             let save = save_on_server_error || !response.status().is_server_error();
             let finished = session.finish(&uri, save).await;
             if let (true, Some(error)) = (error_on_lost_changes, &finished.lost) {
@@ -487,11 +504,14 @@ fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<It
 }
 
 /// Whether the response's `Cache-Control` already keeps it out of shared
-/// caches (`private` or `no-store`, possibly with a field list).
+/// caches: `no-store`, or `private` without a field list (with one,
+/// `private="X-Foo"`, a shared cache may store the response without those
+/// fields, and the session's `Set-Cookie` is not among them).
 fn keeps_out_of_shared_caches(headers: &HeaderMap) -> bool {
-    list_items(headers, header::CACHE_CONTROL)
-        .map(|directive| directive.split('=').next().unwrap_or_default().trim_end())
-        .any(|name| name.eq_ignore_ascii_case("private") || name.eq_ignore_ascii_case("no-store"))
+    list_items(headers, header::CACHE_CONTROL).any(|directive| {
+        let name = directive.split('=').next().unwrap_or_default().trim_end();
+        name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private")
+    })
 }
 
 /// Whether the response already varies on `Cookie` (or on everything).
