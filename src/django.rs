@@ -83,7 +83,7 @@ use zeroize::Zeroizing;
 use crate::clock::Clock;
 use crate::{
     Error, Expired, Expiry, InvalidEntryKey, InvalidKey, Limit, Limits, Malformed, Priority, Saved,
-    Sealer, Session,
+    Sealer, Session, ValueError,
 };
 
 /// The salt Django's `signed_cookies` session backend signs with.
@@ -214,7 +214,11 @@ impl DjangoCodecBuilder {
 
     /// Input and decompression limits. Only [`Limits::token_len`] (longest
     /// cookie accepted or written) and [`Limits::decompressed`] (largest
-    /// JSON after decompression) apply here.
+    /// JSON after decompression) apply here. Django has no decompression
+    /// limit: a cookie of highly repetitive JSON (zlib reaches about
+    /// 1000:1) that Django reads can exceed the default 64 KiB here and be
+    /// refused with [`Limit::DecompressedSize`]; raise
+    /// [`Limits::max_decompressed`] if your sessions hold such data.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -318,8 +322,9 @@ impl DjangoCodec {
     /// Opens a cookie into the session dictionary.
     ///
     /// Checks, in order: length ([`Limit::TokenLength`]), structure
-    /// ([`Malformed::Truncated`], [`Malformed::Timestamp`]), signature
-    /// ([`Error::AuthenticationFailed`]), base64 ([`Malformed::Base64`]),
+    /// ([`Malformed::Truncated`]), signature
+    /// ([`Error::AuthenticationFailed`]), timestamp
+    /// ([`Malformed::Timestamp`]), base64 ([`Malformed::Base64`]),
     /// zlib ([`Malformed::Compression`], [`Limit::DecompressedSize`]), JSON
     /// ([`Malformed::Json`]), then whether the session has ended: at its
     /// own expiry from `set_expiry` ([`Expired::Session`]) or `max_age`
@@ -345,7 +350,6 @@ impl DjangoCodec {
         let (payload, timestamp) = signed
             .rsplit_once(SEP)
             .ok_or(Error::Malformed(Malformed::Truncated))?;
-        let timestamp = b62_decode(timestamp)?;
         if sig.len() != ENCODED_LEN {
             return Err(Error::AuthenticationFailed);
         }
@@ -355,6 +359,9 @@ impl DjangoCodec {
             .iter()
             .position(|key| key.verify(signed.as_bytes(), sig.as_bytes()))
             .ok_or(Error::AuthenticationFailed)?;
+        // Read only once signed, as Django does (and as the docs say of
+        // everything else): a forged cookie is `AuthenticationFailed`.
+        let timestamp = b62_decode(timestamp)?;
 
         let (compressed, encoded) = match payload.strip_prefix('.') {
             Some(rest) => (true, rest),
@@ -408,10 +415,12 @@ impl DjangoCodec {
     /// `SECRET_KEY` with the clock's time.
     ///
     /// Fails with [`Error::TooLarge`] if the cookie would be longer than
-    /// [`Limits::token_len`] (it could not be read back).
+    /// [`Limits::token_len`] (it could not be read back), and with
+    /// [`ValueError::Serialize`] on a number JSON cannot carry (only
+    /// possible with `serde_json`'s `arbitrary_precision` feature).
     pub fn seal(&self, entries: &Map<String, Value>) -> Result<String, Error> {
         let mut json = String::new();
-        write_object(&mut json, entries);
+        write_object(&mut json, entries)?;
         let data = json.into_bytes();
 
         let mut payload = String::new();
@@ -559,7 +568,7 @@ fn deflate(data: &[u8]) -> Option<Vec<u8>> {
 
 /// Writes `map` as Python's `json.dumps(obj, separators=(",", ":"))` does
 /// (with `ensure_ascii=True`).
-fn write_object(out: &mut String, map: &Map<String, Value>) {
+fn write_object(out: &mut String, map: &Map<String, Value>) -> Result<(), Error> {
     out.push('{');
     for (i, (key, value)) in map.iter().enumerate() {
         if i > 0 {
@@ -567,12 +576,17 @@ fn write_object(out: &mut String, map: &Map<String, Value>) {
         }
         write_string(out, key);
         out.push(':');
-        write_value(out, value);
+        write_value(out, value)?;
     }
     out.push('}');
+    Ok(())
 }
 
-fn write_value(out: &mut String, value: &Value) {
+/// Fails with [`ValueError::Serialize`] on a number that is neither a
+/// 64-bit integer nor a finite `f64` (possible only with `serde_json`'s
+/// `arbitrary_precision`, say `1e400`): Python's `json` would not write it
+/// either, and leaving it out would sign invalid JSON.
+fn write_value(out: &mut String, value: &Value) -> Result<(), Error> {
     match value {
         Value::Null => out.push_str("null"),
         Value::Bool(true) => out.push_str("true"),
@@ -582,8 +596,10 @@ fn write_value(out: &mut String, value: &Value) {
                 out.push_str(&i.to_string());
             } else if let Some(u) = n.as_u64() {
                 out.push_str(&u.to_string());
-            } else if let Some(f) = n.as_f64() {
+            } else if let Some(f) = n.as_f64().filter(|f| f.is_finite()) {
                 write_float(out, f);
+            } else {
+                return Err(Error::Value(ValueError::Serialize));
             }
         }
         Value::String(s) => write_string(out, s),
@@ -593,12 +609,13 @@ fn write_value(out: &mut String, value: &Value) {
                 if i > 0 {
                     out.push(',');
                 }
-                write_value(out, item);
+                write_value(out, item)?;
             }
             out.push(']');
         }
-        Value::Object(map) => write_object(out, map),
+        Value::Object(map) => write_object(out, map)?,
     }
+    Ok(())
 }
 
 /// Python's `py_encode_basestring_ascii`: `"` and `\` escaped, `\n \r \t \b
@@ -1295,6 +1312,11 @@ mod tests {
             (
                 sign_raw(&c, "eyJhIjoxfQ", "1*"),
                 Error::Malformed(Malformed::Timestamp),
+            ),
+            // Unsigned, the same timestamp is not read: forged.
+            (
+                format!("eyJhIjoxfQ:1*:{}", "A".repeat(43)),
+                Error::AuthenticationFailed,
             ),
             (
                 sign_raw(&c, ".eyJhIjoxfQ", &b62_encode(NOW)),
