@@ -173,6 +173,15 @@ pub trait RevocationStore: RevocationCheck {
     /// at login), are unaffected; one created in the same second is
     /// revoked too. `user` is the user entry as the check reads it (see
     /// [`SealerBuilder::revocation`](crate::SealerBuilder::revocation)).
+    ///
+    /// "Now" is this store's clock, and a session's creation time that of
+    /// the server that created it: a login on a server whose clock runs
+    /// `d` seconds ahead, less than `d` seconds before the revocation,
+    /// counts as later and survives it. Keep the servers' clocks
+    /// synchronised (`clock_skew` is a tolerance, not a target); the
+    /// store does not widen the window by the skew, because a user who
+    /// logs in again right after a revocation (the password-reset flow)
+    /// would then be logged out again for that long.
     fn revoke_user<'a>(
         &'a self,
         user: &'a str,
