@@ -91,7 +91,10 @@ impl CookieSettings {
         self
     }
 
-    /// Whether to set `Partitioned` (CHIPS; default no).
+    /// Whether to set `Partitioned` (CHIPS; default no). Partitioned
+    /// cookies serve an app embedded in other sites' pages, whose requests
+    /// are cross-site: pair it with [`SameSite::None`], as browsers send
+    /// neither a `Lax` nor a `Strict` cookie there.
     pub fn partitioned(mut self, partitioned: bool) -> Self {
         self.partitioned = partitioned;
         self

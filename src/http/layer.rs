@@ -208,6 +208,9 @@ impl SessionLayerBuilder {
 
     /// Whether to set `Partitioned` (CHIPS; default no). A partitioned
     /// cookie is always sent with `Secure`, whatever [`Self::secure`] says.
+    /// For an app embedded in other sites' pages, also set
+    /// `same_site(SameSite::None)`: browsers do not send the default `Lax`
+    /// cookie on those cross-site requests.
     pub fn partitioned(mut self, partitioned: bool) -> Self {
         self.settings = self.settings.partitioned(partitioned);
         self
