@@ -175,12 +175,15 @@ impl CookieSettings {
         }
         // A path not starting with `/` is replaced by each response's
         // directory (RFC 6265 5.2.4), so copies would pile up under several
-        // paths, each beyond the reach of one deletion cookie.
-        if !self.path.starts_with('/')
-            || !self
-                .path
-                .bytes()
-                .all(|b| (b.is_ascii_graphic() && b != b';') || b == b' ')
+        // paths, each beyond the reach of one deletion cookie. Under the
+        // `__Host-` prefix the path is not sent (it is `/`).
+        let path_sent = !has_prefix(name, HOST_PREFIX);
+        if path_sent
+            && (!self.path.starts_with('/')
+                || !self
+                    .path
+                    .bytes()
+                    .all(|b| (b.is_ascii_graphic() && b != b';') || b == b' '))
         {
             return Err(InvalidCookie::Path);
         }

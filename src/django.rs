@@ -584,8 +584,8 @@ fn write_object(out: &mut String, map: &Map<String, Value>) -> Result<(), Error>
 
 /// Fails with [`ValueError::Serialize`] on a number that is neither a
 /// 64-bit integer nor a finite `f64` (possible only with `serde_json`'s
-/// `arbitrary_precision`, say `1e400`): Python's `json` would not write it
-/// either, and leaving it out would sign invalid JSON.
+/// `arbitrary_precision`, say `1e400`): leaving it out would sign invalid
+/// JSON, and Python's `Infinity` is not JSON either.
 fn write_value(out: &mut String, value: &Value) -> Result<(), Error> {
     match value {
         Value::Null => out.push_str("null"),

@@ -101,8 +101,9 @@ impl RedisStore {
 struct Namespace(Option<Arc<str>>);
 
 impl Namespace {
+    /// No prefix for an empty namespace.
     fn new(namespace: &str) -> Self {
-        Namespace(Some(Arc::from(format!("{namespace}:"))))
+        Namespace((!namespace.is_empty()).then(|| Arc::from(format!("{namespace}:"))))
     }
 
     /// `key` under the namespace.
@@ -156,10 +157,13 @@ impl OverflowStore for RedisStore {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
         Box::pin(async move {
             let mut connection = self.connection.clone();
+            // Redis reads the end as a signed 64-bit integer: a bound past
+            // it (a sealer without a decompression cap) would be an error.
+            let end = max_len.min(i64::MAX as usize - 1);
             let blob = redis::cmd("GETRANGE")
                 .arg(&*self.namespace.key(key))
                 .arg(0)
-                .arg(max_len)
+                .arg(end)
                 .query_async::<Vec<u8>>(&mut connection)
                 .await
                 .map_err(unavailable)?;
@@ -393,9 +397,12 @@ impl RevocationCheck for RedisRevocations {
             // bytes, and an altered one must not make every request of the
             // user read a large value (a longer one fails: closed). A
             // missing key reads as "".
-            let (revoked, not_before, kept): (bool, String, String) = redis::pipe()
+            let (revoked, recorded, not_before, kept): (bool, bool, String, String) = redis::pipe()
                 .cmd("EXISTS")
                 .arg(self.session_key(&query.session_id))
+                // Tells an empty record (altered: closed) from none.
+                .cmd("EXISTS")
+                .arg(self.user_key(user))
                 .cmd("GETRANGE")
                 .arg(self.user_key(user))
                 .arg(0)
@@ -413,7 +420,7 @@ impl RevocationCheck for RedisRevocations {
             if not_before.len() > RECORD_MAX_LEN || kept.len() > RECORD_MAX_LEN {
                 return Err(Error::Store(StoreError::Rejected));
             }
-            if not_before.is_empty() {
+            if !recorded {
                 return Ok(false);
             }
             let kept = Some(kept).filter(|kept| !kept.is_empty());

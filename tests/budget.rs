@@ -827,7 +827,11 @@ async fn memory_revocation_records_end_after_keep_for() {
         let id = sealed_session::SessionId::from_bytes([n; 16]);
         revocations.revoke_session(id, minute).unwrap();
     }
-    assert_eq!(revocations.len(), 126, "no purge until twice 62 records");
+    assert_eq!(
+        revocations.len(),
+        126,
+        "the next purge comes at twice 62 records"
+    );
 }
 
 #[tokio::test]

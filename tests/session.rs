@@ -700,6 +700,9 @@ fn a_cookie_setting_that_cannot_be_sent_is_refused_at_build() {
             Err(Error::InvalidCookie(InvalidCookie::Path)),
             "{path:?}"
         );
+        // Not sent under `__Host-`, whose path is `/`.
+        let host = build("__Host-id", ok.clone().path(path));
+        assert_eq!(host, Ok(()), "{path:?}");
     }
     for domain in ["example.com", ".example.com", "xn--bcher-kva.example"] {
         assert_eq!(build("id", ok.clone().domain(domain)), Ok(()), "{domain:?}");

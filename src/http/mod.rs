@@ -75,7 +75,8 @@
 //!   the session are left alone. `Vary` does not separate visitors who have
 //!   no cookie yet, so a response that sets or deletes the cookie is also
 //!   made `Cache-Control: private` (unless its `Cache-Control` already says
-//!   `private` or `no-store`; a `public` one gets `private` added, which
+//!   `no-store` or a bare `private`: `private="X-Foo"` names only some
+//!   fields; a `public` one gets `private` added, which
 //!   caches obey over it): otherwise a shared cache could store the first
 //!   cookie-less visitor's new session and hand it to every later visitor
 //!   without a cookie.
