@@ -744,23 +744,34 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
     assert_eq!(cache_control(&response), ["private"]);
 }
 
-#[tokio::test]
-async fn a_change_after_the_response_is_logged_as_lost() {
-    let held = Arc::new(std::sync::Mutex::new(None::<LazySession>));
+type Held = Arc<std::sync::Mutex<Option<LazySession>>>;
+
+/// An app whose handler keeps its session for after the response, having
+/// read it first if `open` says so.
+fn app_keeping_the_session(open: bool) -> (Router, Held) {
+    let held = Held::default();
     let keep = Arc::clone(&held);
-    let mut app = Router::new()
+    let app = Router::new()
         .route(
             "/",
             get(move |session: LazySession| {
                 let keep = Arc::clone(&keep);
                 async move {
-                    session.get::<String>("user").await?;
+                    if open {
+                        session.get::<String>("user").await?;
+                    }
                     *keep.lock().expect("lock") = Some(session);
                     Ok::<_, Error>("ok")
                 }
             }),
         )
         .layer(builder().build().expect("layer"));
+    (app, held)
+}
+
+#[tokio::test]
+async fn a_change_after_the_response_is_logged_as_lost() {
+    let (mut app, held) = app_keeping_the_session(true);
     let response = call(&mut app, "/", None).await;
     assert!(set_cookie(&response).is_none());
     let session = held.lock().expect("lock").take().expect("kept");
@@ -778,17 +789,7 @@ async fn a_change_after_the_response_is_logged_as_lost() {
 
 #[tokio::test]
 async fn opening_after_the_response_is_logged() {
-    let held = Arc::new(std::sync::Mutex::new(None::<LazySession>));
-    let keep = Arc::clone(&held);
-    let mut app = Router::new()
-        .route(
-            "/",
-            get(move |session: LazySession| {
-                *keep.lock().expect("lock") = Some(session);
-                async { "ok" }
-            }),
-        )
-        .layer(builder().build().expect("layer"));
+    let (mut app, held) = app_keeping_the_session(false);
     let response = call(&mut app, "/", None).await;
     assert!(response.headers().get(header::VARY).is_none());
     let session = held.lock().expect("lock").take().expect("kept");
@@ -801,9 +802,11 @@ async fn opening_after_the_response_is_logged() {
 #[tokio::test]
 async fn an_inner_service_error_ends_the_request_for_the_session() {
     use tower_layer::Layer as _;
-    let held = Arc::new(std::sync::Mutex::new(None::<LazySession>));
-    let keep = Arc::clone(&held);
-    let mut service = builder().build().expect("layer").layer(Failing(keep));
+    let held = Held::default();
+    let mut service = builder()
+        .build()
+        .expect("layer")
+        .layer(Failing(Arc::clone(&held)));
     let request = Request::get("/").body(Body::empty()).expect("request");
     assert_eq!(service.call(request).await.unwrap_err(), "inner failure");
     let session = held.lock().expect("lock").take().expect("kept");
@@ -815,7 +818,7 @@ async fn an_inner_service_error_ends_the_request_for_the_session() {
 
 /// A service (not axum) that reads the session, keeps it and fails.
 #[derive(Clone)]
-struct Failing(Arc<std::sync::Mutex<Option<LazySession>>>);
+struct Failing(Held);
 
 impl tower_service::Service<Request<Body>> for Failing {
     type Response = Response<Body>;
