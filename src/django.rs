@@ -845,7 +845,8 @@ fn migrate_entries(
             session.set_expiry(Expiry::Idle(seconds.floor() as u64));
         }
         (SessionExpiry::At(_), Some(at)) => session.set_expiry(Expiry::At(at)),
-        _ => {}
+        // A date always has an end; nothing else to carry over.
+        (SessionExpiry::At(_), None) | (SessionExpiry::Unset, _) => {}
     }
     for (key, value) in entries {
         if key == SESSION_EXPIRY_KEY {

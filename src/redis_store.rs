@@ -106,7 +106,12 @@ impl Namespace {
         Namespace((!namespace.is_empty()).then(|| Arc::from(format!("{namespace}:"))))
     }
 
-    /// `key` under the namespace.
+    /// The prefix: the namespace and a colon, or nothing.
+    fn prefix(&self) -> &str {
+        self.0.as_deref().unwrap_or_default()
+    }
+
+    /// `key` under the namespace (a copy only with a namespace).
     fn key<'k>(&self, key: &'k str) -> std::borrow::Cow<'k, str> {
         match &self.0 {
             Some(prefix) => format!("{prefix}{key}").into(),
@@ -222,18 +227,6 @@ impl core::fmt::Debug for RedisRevocations {
 /// 32-digit hex id) are shorter. One byte more is read, to tell.
 const RECORD_MAX_LEN: usize = 63;
 
-fn session_key(id: &SessionId) -> String {
-    format!("sealed-session:revoked:{{{id}}}")
-}
-
-fn user_key(user: &str) -> String {
-    format!("sealed-session:revoked-user:{{{user}}}")
-}
-
-fn user_keep_key(user: &str) -> String {
-    format!("sealed-session:revoked-user-keep:{{{user}}}")
-}
-
 impl RedisRevocations {
     /// Connects to `url`; `clock` dates "log out everywhere".
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
@@ -263,15 +256,21 @@ impl RedisRevocations {
     }
 
     fn session_key(&self, id: &SessionId) -> String {
-        self.namespace.key(&session_key(id)).into_owned()
+        format!("{}sealed-session:revoked:{{{id}}}", self.namespace.prefix())
     }
 
     fn user_key(&self, user: &str) -> String {
-        self.namespace.key(&user_key(user)).into_owned()
+        format!(
+            "{}sealed-session:revoked-user:{{{user}}}",
+            self.namespace.prefix()
+        )
     }
 
     fn user_keep_key(&self, user: &str) -> String {
-        self.namespace.key(&user_keep_key(user)).into_owned()
+        format!(
+            "{}sealed-session:revoked-user-keep:{{{user}}}",
+            self.namespace.prefix()
+        )
     }
 
     /// [`RevocationStore::revoke_session`], callable without the trait.
@@ -397,14 +396,15 @@ impl RevocationCheck for RedisRevocations {
             // bytes, and an altered one must not make every request of the
             // user read a large value (a longer one fails: closed). A
             // missing key reads as "".
+            let user_key = self.user_key(user);
             let (revoked, recorded, not_before, kept): (bool, bool, String, String) = redis::pipe()
                 .cmd("EXISTS")
                 .arg(self.session_key(&query.session_id))
                 // Tells an empty record (altered: closed) from none.
                 .cmd("EXISTS")
-                .arg(self.user_key(user))
+                .arg(&user_key)
                 .cmd("GETRANGE")
-                .arg(self.user_key(user))
+                .arg(&user_key)
                 .arg(0)
                 .arg(RECORD_MAX_LEN)
                 .cmd("GETRANGE")

@@ -119,20 +119,15 @@ impl RequestSession {
 struct Selection {
     tried: usize,
     rejected: Option<&'static str>,
-    all_for_good: bool,
+    /// The last failure would fail on every server (what matters when it
+    /// was the only candidate).
+    last_for_good: bool,
     held_back_by: Option<Error>,
     /// Stopped at `max_cookies_tried` with candidates left.
     capped: bool,
 }
 
 impl Selection {
-    fn new() -> Self {
-        Selection {
-            all_for_good: true,
-            ..Selection::default()
-        }
-    }
-
     /// Whether one more candidate may be opened; warns once when not.
     fn may_try(&mut self, max: usize) -> bool {
         if self.tried >= max {
@@ -151,7 +146,7 @@ impl Selection {
     fn failed(&mut self, error: Error, len: usize) -> bool {
         log_rejected(&error, len, self.tried);
         self.rejected = Some(error.kind());
-        self.all_for_good &= fails_everywhere(&error);
+        self.last_for_good = fails_everywhere(&error);
         if fails_for_now(&error) {
             // The store is down: the other candidates would each wait for
             // it too, to the same end.
@@ -166,7 +161,7 @@ impl Selection {
             session: sealer.new_session()?,
             cookie_len: None,
             rejected: self.rejected,
-            rejected_for_good: !self.capped && self.tried == 1 && self.all_for_good,
+            rejected_for_good: !self.capped && self.tried == 1 && self.last_for_good,
             held_back_by: self.held_back_by,
         })
     }
@@ -227,7 +222,7 @@ impl Sealer {
         I::Item: AsRef<[u8]>,
     {
         self.check_sync_request()?;
-        let mut selection = Selection::new();
+        let mut selection = Selection::default();
         for header in cookie_headers {
             let text = header_text(header.as_ref());
             for value in named_values(&text, &self.cookie_name) {
@@ -256,7 +251,7 @@ impl Sealer {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
-        let mut selection = Selection::new();
+        let mut selection = Selection::default();
         'headers: for header in cookie_headers {
             let text = header_text(header.as_ref());
             for value in named_values(&text, &self.cookie_name) {

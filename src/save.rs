@@ -562,9 +562,7 @@ impl Sealer {
     /// save would fail on it. One this server cannot read (`Rejected`:
     /// tampered, or a key or limit of another server) is an error.
     pub(crate) async fn load_or_drop_missing(&self, session: &mut Session) -> Result<(), Error> {
-        if !session.has_unloaded_overflow() {
-            return Ok(());
-        }
+        // `load_overflow` returns at once when nothing is unloaded.
         match self.load_overflow(session).await {
             Ok(()) => Ok(()),
             Err(Error::Store(StoreError::Missing)) => {

@@ -123,7 +123,11 @@ pub trait OverflowStore: Send + Sync + 'static {
 /// id>}:<reference>`, hex. The braces are a Redis Cluster hash tag: under a
 /// cluster client every key of one session would land in one slot.
 pub fn overflow_key(session_id: &SessionId, reference: &[u8; 16]) -> String {
-    let mut key = format!("sealed-session:overflow:{{{session_id}}}:");
+    const PREFIX: &str = "sealed-session:overflow:{";
+    let mut key = String::with_capacity(PREFIX.len() + 2 * (crate::SESSION_ID_LEN + 16) + 2);
+    key.push_str(PREFIX);
+    crate::key::push_hex(&mut key, session_id.as_bytes());
+    key.push_str("}:");
     crate::key::push_hex(&mut key, reference);
     key
 }

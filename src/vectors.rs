@@ -429,18 +429,13 @@ fn expected_of(v: &Vector) -> Result<Expected, Error> {
             value_cbor_hex: hex::encode(session.get_raw(key).unwrap_or_default()),
         });
     }
+    let (expires_at, idle_timeout) = expiry_columns(session.expiry());
     Ok(Expected {
         session_id: hex::encode(session.id().as_bytes()),
         created_at: session.created_at(),
         issued_at: header.issued_at,
-        expires_at: match session.expiry() {
-            Expiry::At(t) => Some(t),
-            _ => None,
-        },
-        idle_timeout: match session.expiry() {
-            Expiry::Idle(window) => Some(window),
-            _ => None,
-        },
+        expires_at,
+        idle_timeout,
         browser_session: session.expiry() == Expiry::BrowserSession,
         compressed: header.is_compressed(),
         used_fallback: session.opened_with_fallback(),
@@ -1608,15 +1603,21 @@ fn check_one(v: &Vector) -> Result<(), String> {
     }
 }
 
+/// A vector's `expires_at` and `idle_timeout` for a session's own expiry
+/// (written by the generator, compared by the checker).
+fn expiry_columns(expiry: Expiry) -> (Option<u64>, Option<u64>) {
+    match expiry {
+        Expiry::At(end) => (Some(end), None),
+        Expiry::Idle(window) => (None, Some(window)),
+        Expiry::Default | Expiry::BrowserSession => (None, None),
+    }
+}
+
 fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Result<(), String> {
     let header = token::inspect(&v.token)
         .map_err(|e| e.kind().to_owned())?
         .header;
-    let (expires_at, idle_timeout) = match session.expiry() {
-        Expiry::At(t) => (Some(t), None),
-        Expiry::Idle(window) => (None, Some(window)),
-        _ => (None, None),
-    };
+    let (expires_at, idle_timeout) = expiry_columns(session.expiry());
     let checks = [
         (
             "session_id",

@@ -80,22 +80,6 @@ struct State {
     opened: Option<RequestSession>,
 }
 
-impl State {
-    /// Warns when a change reaches a session already saved, from a task
-    /// that outlived the handler, say: it is lost, which must not go
-    /// unnoticed. (Changes are seen only if the session was unmodified
-    /// when the layer finished, as it is after a save.)
-    fn warn_if_changed_late(&self, was_modified: bool, finished: bool) {
-        let changed = self
-            .opened
-            .as_ref()
-            .is_some_and(|o| !was_modified && o.session().is_modified());
-        if finished && changed {
-            tracing::warn!("session changed after the response was sent; the change is lost");
-        }
-    }
-}
-
 impl fmt::Debug for LazySession {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         // No session contents and no cookie values.
@@ -149,7 +133,9 @@ impl LazySession {
 
     /// Runs `f` on the opened session under the lock, after loading the
     /// overflowed entries if `load` says so, and warns of a change made
-    /// after the response (see [`State::warn_if_changed_late`]).
+    /// after the response: from a task that outlived the handler, say. It
+    /// is lost, which must not go unnoticed. (Changes are seen only if the
+    /// session was unmodified when the layer finished, as after a save.)
     async fn locked<R>(
         &self,
         load: impl FnOnce(&Session) -> bool,
@@ -163,7 +149,10 @@ impl LazySession {
         }
         let was_modified = session.is_modified();
         let result = f(session);
-        state.warn_if_changed_late(was_modified, self.inner.finished.load(Ordering::Relaxed));
+        let changed = !was_modified && session.is_modified();
+        if changed && self.inner.finished.load(Ordering::Relaxed) {
+            tracing::warn!("session changed after the response was sent; the change is lost");
+        }
         Ok(result)
     }
 

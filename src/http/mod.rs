@@ -160,11 +160,9 @@ mod layer;
 /// a store could not be reached (the one condition that may pass, so a
 /// retry may succeed), `500 Internal Server Error` otherwise.
 fn error_status(error: &crate::Error) -> http::StatusCode {
-    match error {
-        crate::Error::Store(crate::StoreError::Unavailable) => {
-            http::StatusCode::SERVICE_UNAVAILABLE
-        }
-        _ => http::StatusCode::INTERNAL_SERVER_ERROR,
+    match crate::request::fails_for_now(error) {
+        true => http::StatusCode::SERVICE_UNAVAILABLE,
+        false => http::StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 

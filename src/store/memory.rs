@@ -99,12 +99,10 @@ impl Blobs {
         );
     }
 
-    fn remove(&mut self, key: &str) -> Option<Slot> {
-        let slot = self.by_key.remove(key)?;
-        self.by_use.remove(&slot.used);
-        self.by_expiry.remove(&(slot.expires, slot.used));
-        self.bytes -= cost(key, &slot.blob);
-        Some(slot)
+    fn remove(&mut self, key: &str) {
+        if let Some(used) = self.by_key.get(key).map(|slot| slot.used) {
+            self.remove_used(used);
+        }
     }
 
     /// Removes the blob with use stamp `used`, taken off both orders: the
