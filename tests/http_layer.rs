@@ -1052,9 +1052,24 @@ async fn a_failed_save_that_carried_no_change_of_the_handlers_keeps_the_response
 
     // After a key rotation the cookie and its blob are re-sealed under the
     // new key, which needs the store; it is down, so that save fails, but
-    // the request only read: its response stands.
+    // the request only read: its response stands. (A cookie sealed now,
+    // which no refresh would rewrite: the rotation alone does.)
+    let pair = cookie_pair(&call(&mut before, "/big", None).await);
     let ring = KeyRing::with_fallbacks(key(4), [key(3)]).expect("ring");
     let mut after = app(layer(ring));
+    let response = call(&mut after, "/read", Some(&pair)).await;
+    assert!(
+        set_cookie(&response).is_some(),
+        "re-sealed under the new key"
+    );
+    assert!(
+        call(&mut before, "/read", Some(&pair))
+            .await
+            .headers()
+            .get(header::SET_COOKIE)
+            .is_none(),
+        "nothing else to save"
+    );
     store.set_down(true);
     let (logs, _guard) = capture_logs();
     let response = call(&mut after, "/read", Some(&pair)).await;

@@ -8,7 +8,7 @@
 mod common;
 
 use common::*;
-use sealed_session::{Error, FixedClock, RedisRevocations, RedisStore, StoreError};
+use sealed_session::{Error, RedisRevocations, RedisStore, StoreError};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -164,7 +164,7 @@ async fn ten_kb_session_round_trips_through_redis() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
     let sealer = builder(&clock).overflow_store(store).build().unwrap();
     overflow_round_trip(&sealer).await;
@@ -192,7 +192,7 @@ async fn an_uncapped_sealer_reads_its_blobs_from_redis() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
     // No decompression cap: the blob bound is past what Redis takes as a
     // GETRANGE end, so the store must clamp it.
@@ -209,7 +209,7 @@ async fn redis_down_and_back() {
     let Some(mut server) = RedisServer::start() else {
         return;
     };
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
     let sealer = builder(&clock).overflow_store(store).build().unwrap();
     let mut session = ten_kb_session(&sealer);
@@ -266,7 +266,7 @@ async fn redis_altered_swapped_and_expired_blobs() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
     let sealer = builder(&clock)
         .overflow_store(store.clone())
@@ -334,7 +334,7 @@ async fn redis_revocations() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let revocations = Arc::new(
         RedisRevocations::connect(&server.url(), clock.clone())
             .await
@@ -423,7 +423,7 @@ async fn redis_namespaces_keep_applications_apart() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let clock = Arc::new(FixedClock::new(T0));
+    let clock = clock();
     let connect = |namespace: &'static str| {
         let (url, clock) = (server.url(), clock.clone());
         async move {

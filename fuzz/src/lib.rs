@@ -91,7 +91,7 @@ fn cookie_name(text: String) -> String {
 }
 
 /// The sealer of the cookie `id` with the default limits.
-fn default_sealer() -> &'static Sealer {
+pub fn default_sealer() -> &'static Sealer {
     static SEALER: OnceLock<Sealer> = OnceLock::new();
     SEALER.get_or_init(|| sealer(COOKIE_NAME, Limits::default(), Compression::Off, 1))
 }
