@@ -7,6 +7,9 @@ use clap::Subcommand;
 use sealed_session::django::{DjangoCodec, DjangoCodecBuilder, DEFAULT_MAX_AGE};
 use sealed_session::FixedClock;
 
+use crate::streams::{cookie_argument, print};
+use crate::Failure;
+
 /// Django subcommands.
 #[derive(clap::Args)]
 pub struct DjangoArgs {
@@ -32,7 +35,8 @@ enum DjangoCommand {
         /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE)]
         max_age: u64,
-        /// The cookie value (what Django sets in the `sessionid` cookie).
+        /// The cookie value (what Django sets in the `sessionid` cookie), or
+        /// - to read it from stdin.
         cookie: String,
     },
     /// Read a JSON object on stdin and print it as a Django session cookie value.
@@ -71,7 +75,7 @@ impl SecretArgs {
 
 /// Runs a Django subcommand; the error is one line, without the cookie or
 /// the secrets.
-pub fn run(args: DjangoArgs) -> Result<(), String> {
+pub fn run(args: DjangoArgs) -> Result<(), Failure> {
     match args.command {
         DjangoCommand::Open {
             secrets,
@@ -85,11 +89,15 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
                 .max_age(max_age)
                 .build()
                 .map_err(failed("bad secret"))?;
-            let entries = codec
-                .open(cookie.trim())
+            let session = codec
+                .open_session(&cookie_argument(cookie)?)
                 .map_err(failed("cannot open Django cookie"))?;
-            let json = serde_json::to_string(&entries).map_err(|e| format!("output: {e}"))?;
-            println!("{json}");
+            if session.opened_with_fallback() {
+                eprintln!("note: opened with a fallback secret; re-sign under SECRET_KEY");
+            }
+            let json = serde_json::to_string(&session.into_entries())
+                .map_err(|e| format!("output: {e}"))?;
+            print(json)?;
         }
         DjangoCommand::Seal { secrets } => {
             let codec = secrets.builder().build().map_err(failed("bad secret"))?;
@@ -97,7 +105,7 @@ pub fn run(args: DjangoArgs) -> Result<(), String> {
             let cookie = codec
                 .seal(&entries)
                 .map_err(failed("cannot seal Django cookie"))?;
-            println!("{cookie}");
+            print(cookie)?;
         }
     }
     Ok(())

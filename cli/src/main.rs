@@ -3,16 +3,18 @@
 #![forbid(unsafe_code)]
 
 mod django;
+mod streams;
+mod usage;
 
 use clap::{Parser, Subcommand};
 use sealed_session::{
     token, Compression, Error, FixedClock, InvalidKey, KeyRing, MasterKey, Priority, Sealer,
 };
-use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
+use streams::print;
 
 /// Seal, open and inspect sealed-session cookies.
 #[derive(Parser)]
@@ -26,6 +28,12 @@ struct Cli {
 enum Command {
     /// Print a new random master key (unpadded base64url, as --key reads).
     Keygen,
+    /// Print the id of the key given with --key or SEALED_SESSION_KEY: the
+    /// id `inspect` shows for the tokens it seals.
+    KeyId {
+        #[command(flatten)]
+        key: KeyArg,
+    },
     /// Read a JSON object of entries on stdin and print the cookie value.
     Seal(SealArgs),
     /// Open a cookie value and print its entries as a JSON object; values
@@ -34,7 +42,10 @@ enum Command {
     Open(OpenArgs),
     /// Print a token's header fields without a key (nothing is authenticated).
     Inspect {
-        /// The cookie value.
+        /// Print one JSON object instead of lines of text.
+        #[arg(long)]
+        json: bool,
+        /// The cookie value, or - to read it from stdin.
         token: String,
     },
     /// Check every vector file in a directory; ends with "N passed, M failed".
@@ -52,7 +63,7 @@ enum Command {
 }
 
 #[derive(clap::Args)]
-struct KeyArgs {
+struct KeyArg {
     /// Master key: unpadded base64url (as keygen prints), or hex prefixed by
     /// "hex:". Prefer the environment variable: a command line is visible
     /// to other users of the machine.
@@ -63,11 +74,17 @@ struct KeyArgs {
         allow_hyphen_values = true
     )]
     key: String,
+}
+
+#[derive(clap::Args)]
+struct KeyArgs {
+    #[command(flatten)]
+    key: KeyArg,
     /// Cookie name the token is bound to.
     #[arg(long, default_value = sealed_session::DEFAULT_COOKIE_NAME)]
     name: String,
     /// Current time in Unix seconds (default: the system clock).
-    #[arg(long)]
+    #[arg(long, value_name = "UNIX_SECS")]
     now: Option<u64>,
 }
 
@@ -82,9 +99,13 @@ struct SealArgs {
     /// entries are dropped to fit (listed on stderr).
     #[arg(long, default_value_t = sealed_session::DEFAULT_BUDGET)]
     budget: usize,
-    /// Priority of an entry, as KEY=LEVEL (low, normal, high, critical); repeatable.
-    #[arg(long = "priority", value_name = "KEY=LEVEL")]
-    priorities: Vec<String>,
+    /// Priority of an entry, as KEY=LEVEL (low, normal, high, critical);
+    /// repeatable. KEY must be in the input.
+    #[arg(long = "priority", value_name = "KEY=LEVEL", value_parser = parse_priority)]
+    priorities: Vec<(String, Priority)>,
+    /// Fail instead of dropping entries to fit the budget.
+    #[arg(long)]
+    strict: bool,
 }
 
 #[derive(clap::Args)]
@@ -93,16 +114,30 @@ struct OpenArgs {
     common: KeyArgs,
     /// A fallback key that still opens (repeatable). Without this flag,
     /// read from SEALED_SESSION_FALLBACK_KEYS, comma-separated.
-    #[arg(long = "fallback-key", allow_hyphen_values = true)]
+    #[arg(long = "fallback-key", value_name = "KEY", allow_hyphen_values = true)]
     fallback_keys: Vec<String>,
     /// Idle timeout in seconds (default two weeks).
-    #[arg(long)]
+    #[arg(long, value_name = "SECS")]
     max_idle: Option<u64>,
     /// Absolute lifetime in seconds (default 30 days).
-    #[arg(long)]
+    #[arg(long, value_name = "SECS")]
     max_lifetime: Option<u64>,
-    /// The cookie value.
+    /// The cookie value, or - to read it from stdin (which keeps it out of
+    /// the process list).
     token: String,
+}
+
+/// `KEY=LEVEL` of `--priority`. The error names neither (clap adds which
+/// argument it was).
+fn parse_priority(spec: &str) -> Result<(String, Priority), String> {
+    let (key, level) = spec
+        .split_once('=')
+        .filter(|(key, _)| !key.is_empty())
+        .ok_or("expected KEY=LEVEL")?;
+    let level = level
+        .parse()
+        .map_err(|_| "the level is not one of low, normal, high, critical")?;
+    Ok((key.to_owned(), level))
 }
 
 /// `values` given with a repeatable flag or, without any, the non-empty
@@ -124,12 +159,40 @@ pub(crate) fn or_from_env(values: Vec<String>, name: &str) -> Vec<String> {
 }
 
 /// Session entries from stdin, a JSON object.
-pub(crate) fn stdin_json_object() -> Result<serde_json::Map<String, serde_json::Value>, String> {
-    let mut input = String::new();
-    std::io::stdin()
-        .read_to_string(&mut input)
-        .map_err(|e| format!("input: cannot read stdin: {e}"))?;
-    serde_json::from_str(&input).map_err(|e| not_a_json_object(&e))
+pub(crate) fn stdin_json_object() -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
+    let input = streams::read_stdin("a JSON object of session entries")?;
+    if has_integer_beyond_64_bits(&input) {
+        // serde_json would read it as the nearest float, silently.
+        return Err(
+            "input: stdin has an integer beyond 64 bits, which would lose precision"
+                .to_owned()
+                .into(),
+        );
+    }
+    serde_json::from_str(&input).map_err(|e| not_a_json_object(&e).into())
+}
+
+/// Whether the JSON text holds an integer literal (no fraction, no
+/// exponent) that fits neither `i64` nor `u64`. Invalid JSON is left to the
+/// parser that follows.
+fn has_integer_beyond_64_bits(json: &str) -> bool {
+    use serde_json::value::RawValue;
+    use std::collections::BTreeMap;
+    fn beyond(raw: &RawValue) -> bool {
+        let text = raw.get();
+        match text.as_bytes().first() {
+            // (Owned keys: a key with an escape cannot be borrowed.)
+            Some(b'{') => serde_json::from_str::<BTreeMap<String, &RawValue>>(text)
+                .is_ok_and(|map| map.values().any(|v| beyond(v))),
+            Some(b'[') => serde_json::from_str::<Vec<&RawValue>>(text)
+                .is_ok_and(|items| items.iter().any(|v| beyond(v))),
+            Some(b'-' | b'0'..=b'9') if !text.contains(['.', 'e', 'E']) => {
+                text.parse::<i64>().is_err() && text.parse::<u64>().is_err()
+            }
+            _ => false,
+        }
+    }
+    serde_json::from_str::<&RawValue>(json).is_ok_and(beyond)
 }
 
 /// The failure for stdin that is not a JSON object: where, never what (the
@@ -147,77 +210,83 @@ fn not_a_json_object(error: &serde_json::Error) -> String {
     }
 }
 
-/// A one-line failure: the error kind and what it means.
-struct Failure(String);
+/// Why the command failed.
+enum Failure {
+    /// One line: the error kind and what it means (exit status 1).
+    Message(String),
+    /// A command line that makes no sense, after parsing (exit status 2).
+    Usage(String),
+    /// Stdout's reader went away: nothing more to say (exit status 1).
+    StdoutClosed,
+}
+
+impl Failure {
+    /// The same failure, saying which of several inputs it is about (after
+    /// the kind, which stays first).
+    fn about(self, what: &str) -> Failure {
+        match self {
+            Failure::Message(message) => Failure::Message(match message.split_once(": ") {
+                Some((kind, rest)) => format!("{kind}: {what}: {rest}"),
+                None => format!("{message}: {what}"),
+            }),
+            other => other,
+        }
+    }
+}
 
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
-        Failure(format!("{}: {e}", e.kind()))
+        Failure::Message(format!("{}: {e}", e.kind()))
     }
 }
 
 impl From<String> for Failure {
     fn from(s: String) -> Self {
-        Failure(s)
+        Failure::Message(s)
     }
 }
 
+/// clap's status for a command line it cannot parse.
+const USAGE_STATUS: u8 = 2;
+
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        // --help, --version, and the help for a bare command: clap's own
+        // text, which quotes nothing typed.
+        Err(e)
+            if !e.use_stderr()
+                || e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand =>
+        {
+            e.exit()
+        }
+        Err(e) => {
+            eprintln!("error: usage: {}", usage::message(&e));
+            return ExitCode::from(USAGE_STATUS);
+        }
+    };
     match run(cli.command) {
         Ok(code) => code,
-        Err(Failure(message)) => {
+        Err(Failure::Message(message)) => {
             eprintln!("error: {message}");
             ExitCode::FAILURE
         }
+        Err(Failure::Usage(message)) => {
+            eprintln!("error: usage: {message}");
+            ExitCode::from(USAGE_STATUS)
+        }
+        Err(Failure::StdoutClosed) => ExitCode::FAILURE,
     }
 }
 
 fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
-        Command::Keygen => {
-            println!("{}", &*MasterKey::generate()?.to_base64());
-        }
+        Command::Keygen => print(&*MasterKey::generate()?.to_base64())?,
+        Command::KeyId { key } => print(parse_key(&key.key)?.key_id())?,
         Command::Seal(args) => seal(args)?,
         Command::Open(args) => open(args)?,
-        Command::Inspect { token } => {
-            let info = token::inspect(token.trim())?;
-            let h = info.header;
-            println!("version: {}", h.version);
-            println!(
-                "flags: {:#04x}{}",
-                h.flags,
-                if h.is_compressed() {
-                    " (compressed)"
-                } else {
-                    ""
-                }
-            );
-            println!("key id: {}", h.key_id);
-            println!("issued at: {}", h.issued_at);
-            println!("token length: {} characters", info.token_len);
-            println!("ciphertext length: {} bytes", info.ciphertext_len);
-        }
-        Command::VerifyVectors { dir } => {
-            let outcomes =
-                sealed_session::vectors::check_dir(&dir).map_err(|e| format!("input: {e}"))?;
-            let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
-            for o in &failed {
-                println!(
-                    "FAIL {}: {}",
-                    o.name,
-                    o.failure.as_deref().unwrap_or_default()
-                );
-            }
-            println!(
-                "{} passed, {} failed",
-                outcomes.len() - failed.len(),
-                failed.len()
-            );
-            if !failed.is_empty() || outcomes.is_empty() {
-                return Ok(ExitCode::FAILURE);
-            }
-        }
+        Command::Inspect { json, token } => inspect(&streams::cookie_argument(token)?, json)?,
+        Command::VerifyVectors { dir } => return verify_vectors(&dir),
         Command::GenerateVectors { dir } => {
             for (name, text) in sealed_session::vectors::generate()? {
                 let path = dir.join(&name);
@@ -231,12 +300,72 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn inspect(token: &str, json: bool) -> Result<(), Failure> {
+    let info = token::inspect(token)?;
+    let h = info.header;
+    if json {
+        return print(serde_json::json!({
+            "version": h.version,
+            "flags": h.flags,
+            "compressed": h.is_compressed(),
+            "key_id": h.key_id.to_string(),
+            "issued_at": h.issued_at,
+            "token_len": info.token_len,
+            "ciphertext_len": info.ciphertext_len,
+        }));
+    }
+    let compressed = if h.is_compressed() {
+        " (compressed)"
+    } else {
+        ""
+    };
+    print(format_args!("version: {}", h.version))?;
+    print(format_args!("flags: {:#04x}{compressed}", h.flags))?;
+    print(format_args!("key id: {}", h.key_id))?;
+    print(format_args!("issued at: {}", h.issued_at))?;
+    print(format_args!("token length: {} characters", info.token_len))?;
+    print(format_args!(
+        "ciphertext length: {} bytes (without nonce and tag)",
+        info.ciphertext_len
+    ))
+}
+
+/// Checks the directory's vector files; both published files must be there
+/// (a directory missing one would otherwise pass on the other alone).
+fn verify_vectors(dir: &std::path::Path) -> Result<ExitCode, Failure> {
+    use sealed_session::vectors::{check_dir, BUDGET_FILE, FORMAT_FILE};
+    for name in [FORMAT_FILE, BUDGET_FILE] {
+        if !dir.join(name).is_file() {
+            return Err(format!("input: {} has no {name}", dir.display()).into());
+        }
+    }
+    let outcomes = check_dir(dir).map_err(|e| format!("input: {e}"))?;
+    let failed: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
+    for o in &failed {
+        print(format_args!(
+            "FAIL {}: {}",
+            o.name,
+            o.failure.as_deref().unwrap_or_default()
+        ))?;
+    }
+    print(format_args!(
+        "{} passed, {} failed",
+        outcomes.len() - failed.len(),
+        failed.len()
+    ))?;
+    Ok(if failed.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
 fn parse_key(text: &str) -> Result<MasterKey, Failure> {
     match text.trim().strip_prefix("hex:") {
         Some(hex) => Ok(MasterKey::from_hex(hex)?),
         None => MasterKey::from_base64(text).map_err(|e| match e {
             Error::InvalidKey(InvalidKey::LooksLikeHex) => {
-                Failure(format!("{}: {e} (prefix it with \"hex:\")", e.kind()))
+                Failure::Message(format!("{}: {e} (prefix it with \"hex:\")", e.kind()))
             }
             e => e.into(),
         }),
@@ -252,18 +381,19 @@ fn builder(common: &KeyArgs, ring: KeyRing) -> sealed_session::SealerBuilder {
 }
 
 fn seal(args: SealArgs) -> Result<(), Failure> {
-    let ring = KeyRing::new(parse_key(&args.common.key)?);
-    let mut priorities = Vec::new();
-    for spec in &args.priorities {
-        let (key, level) = spec
-            .split_once('=')
-            .ok_or_else(|| format!("usage: bad --priority {spec:?}: expected KEY=LEVEL"))?;
-        let level: Priority = level.parse().map_err(|_| {
-            format!("usage: bad priority level {level:?}: expected low, normal, high or critical")
-        })?;
-        priorities.push((key.to_owned(), level));
-    }
+    let ring = KeyRing::new(parse_key(&args.common.key.key)?);
     let entries = stdin_json_object()?;
+    // A misspelt key would leave its entry at normal priority, silently.
+    if let Some(n) = args
+        .priorities
+        .iter()
+        .position(|(key, _)| !entries.contains_key(key))
+    {
+        return Err(Failure::Usage(format!(
+            "--priority number {} names a key the input does not have",
+            n + 1
+        )));
+    }
 
     let mut b = builder(&args.common, ring).budget(args.budget);
     if args.compress {
@@ -272,7 +402,8 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
     let sealer = b.build()?;
     let mut session = sealer.new_session()?;
     for (key, value) in &entries {
-        let priority = priorities
+        let priority = args
+            .priorities
             .iter()
             .rev()
             .find(|(k, _)| k == key)
@@ -281,6 +412,16 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
         session.insert_with_priority(key, value, priority)?;
     }
     let saved = sealer.save(&mut session)?;
+    let dropped = saved.report.dropped.len();
+    if dropped > 0 && (args.strict || session.is_empty()) {
+        return Err(format!(
+            "too-large: {dropped} of {} entries do not fit in {} bytes{}; nothing sealed",
+            entries.len(),
+            saved.report.budget,
+            if args.strict { " (--strict)" } else { "" }
+        )
+        .into());
+    }
     for dropped in &saved.report.dropped {
         eprintln!(
             "dropped: {} ({} priority, {} bytes)",
@@ -299,15 +440,15 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
         .action
         .cookie_value()
         .ok_or_else(|| "input: nothing to seal (no entries)".to_owned())?;
-    println!("{value}");
-    Ok(())
+    print(value)
 }
 
 fn open(args: OpenArgs) -> Result<(), Failure> {
-    let primary = parse_key(&args.common.key)?;
+    let primary = parse_key(&args.common.key.key)?;
     let fallbacks = or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")
         .iter()
-        .map(|k| parse_key(k))
+        .enumerate()
+        .map(|(i, k)| parse_key(k).map_err(|e| e.about(&format!("fallback key {}", i + 1))))
         .collect::<Result<Vec<_>, _>>()?;
     let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
     // Opening sets no cookie: no budget applies (a long --name must not
@@ -320,7 +461,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         b = b.max_lifetime(Duration::from_secs(lifetime));
     }
     let sealer = b.build()?;
-    let session = sealer.open(args.token.trim())?;
+    let session = sealer.open(&streams::cookie_argument(args.token)?)?;
     if session.opened_with_fallback() {
         eprintln!("note: opened with a fallback key; re-seal under the primary key");
     }
@@ -344,8 +485,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     if !overflowed.is_empty() {
         object.insert("_overflowed".to_owned(), overflowed.into());
     }
-    println!("{}", serde_json::Value::Object(object));
-    Ok(())
+    print(serde_json::Value::Object(object))
 }
 
 /// An entry's value as JSON, if it has an exact JSON form: no byte string,

@@ -146,7 +146,7 @@ fn stderr(o: &Output) -> String {
 
 /// A failure is one line naming the kind, a non-zero status, no panic.
 fn assert_one_line_error(o: &Output, kind: &str) {
-    assert!(!o.status.success());
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
     let err = stderr(o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with(&format!("error: {kind}")), "{err}");
@@ -273,18 +273,42 @@ fn keys_may_start_with_a_hyphen() {
     let key = format!("-{}", "A".repeat(42));
     let sealed = run(&["seal", "--key", &key], r#"{"a":1}"#);
     assert!(sealed.status.success(), "{}", stderr(&sealed));
+    // The token opens only through the fallback: a hyphen there too.
     let opened = run(
         &[
             "open",
             "--key",
-            &key,
-            "--fallback-key",
             &key.replace('-', "_"),
+            "--fallback-key",
+            &key,
             &stdout(&sealed),
         ],
         "",
     );
     assert!(opened.status.success(), "{}", stderr(&opened));
+    assert!(stderr(&opened).contains("fallback key"));
+
+    let secret = "-django-secret-with-a-leading-hyphen";
+    let cookie = run(&["django", "seal", "--secret", secret], r#"{"a":1}"#);
+    assert!(cookie.status.success(), "{}", stderr(&cookie));
+    let opened = run(
+        &[
+            "django",
+            "open",
+            "--secret",
+            "-another",
+            "--fallback-secret",
+            secret,
+            &stdout(&cookie),
+        ],
+        "",
+    );
+    assert_eq!(success_json(&opened)["a"], 1);
+    assert!(
+        stderr(&opened).contains("fallback secret"),
+        "{}",
+        stderr(&opened)
+    );
 }
 
 #[test]
@@ -349,7 +373,153 @@ fn budget_and_priorities_drop_and_report() {
         &["seal", "--key", &key, "--priority", "user=urgent"],
         r#"{"user":1}"#,
     );
-    assert!(!bad_level.status.success());
+    assert_usage_error(&bad_level, &["urgent"]);
+    // A misspelt key would leave its entry at normal priority, silently.
+    let unknown_key = run(
+        &["seal", "--key", &key, "--priority", "usr=critical"],
+        r#"{"user":1}"#,
+    );
+    assert_usage_error(&unknown_key, &["usr"]);
+    assert!(stdout(&unknown_key).is_empty());
+
+    // A cookie without any of its entries would log the user out.
+    let nothing_fits = run(
+        &["seal", "--key", &key, "--budget", "300"],
+        &format!(r#"{{"cart":"{}"}}"#, "x".repeat(3000)),
+    );
+    assert_one_line_error(&nothing_fits, "too-large");
+    assert!(stdout(&nothing_fits).is_empty());
+    // --strict refuses any drop; without it the same input seals.
+    let args = ["seal", "--key", &key, "--budget", "600"];
+    assert!(run(&args, &input).status.success());
+    let strict = run(&[&args[..], &["--strict"]].concat(), &input);
+    assert_one_line_error(&strict, "too-large");
+    assert!(stdout(&strict).is_empty());
+}
+
+/// A command line that cannot be used: one line, status 2, and none of
+/// `hidden` (what was typed) in it.
+fn assert_usage_error(o: &Output, hidden: &[&str]) {
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(o));
+    let err = stderr(o);
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(err.starts_with("error: usage: "), "{err}");
+    for typed in hidden {
+        assert!(!err.contains(typed), "{err}");
+    }
+}
+
+#[test]
+fn usage_errors_name_the_argument_but_never_quote_a_value() {
+    let key = keygen();
+    let token = stdout(&run(&["seal", "--key", &key], r#"{"a":1}"#));
+    // A key given where no value is expected, or as the wrong flag's value.
+    assert_usage_error(&run(&["seal", &key], ""), &[&key]);
+    // (Not starting with '-', which clap would take for a flag.)
+    let value = format!("A{key}");
+    let o = run(&["seal", "--key", &key, "--budget", &value], "{}");
+    assert_usage_error(&o, &[&value]);
+    assert!(stderr(&o).contains("--budget"), "{}", stderr(&o));
+    assert_usage_error(
+        &run(&["open", "--key", &key, &key, &token], ""),
+        &[&key, &token],
+    );
+    assert_usage_error(&run(&[&token], ""), &[&token]);
+    // A misspelt flag or command is shown, with clap's suggestion.
+    let o = run(&["seal", "--key", &key, "--compres"], "{}");
+    assert_usage_error(&o, &[&key]);
+    assert!(stderr(&o).contains("--compres;"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("did you mean --compress?"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["sael"], "");
+    assert_usage_error(&o, &[]);
+    assert!(stderr(&o).contains("did you mean seal?"), "{}", stderr(&o));
+    // Help still prints, and succeeds.
+    let help = run(&["seal", "--help"], "");
+    assert!(help.status.success());
+    assert!(stdout(&help).contains("--strict"));
+}
+
+#[test]
+fn output_that_cannot_be_written_is_an_error_not_a_panic() {
+    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
+    let Ok(full) = full else {
+        eprintln!("SKIP: no /dev/full on this system");
+        return;
+    };
+    let o = bin()
+        .arg("keygen")
+        .stdout(full)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_one_line_error(&o, "output: cannot write to stdout");
+
+    // A reader that went away: quiet, and not a success.
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let o = bin()
+        .arg("keygen")
+        .stdout(writer)
+        .stderr(Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr(&o), "");
+}
+
+#[test]
+fn integers_keep_their_value_or_are_refused() {
+    let key = keygen();
+    // serde_json alone would read this as the nearest float.
+    let o = run(
+        &["seal", "--key", &key],
+        r#"{"id":12345678901234567890123}"#,
+    );
+    assert_one_line_error(&o, "input: stdin has an integer beyond 64 bits");
+    let o = run(
+        &["seal", "--key", &key],
+        r#"{"deep":{"li\"st":[1,{"id":-9223372036854775809}]}}"#,
+    );
+    assert_one_line_error(&o, "input: stdin has an integer beyond 64 bits");
+    // The extremes that fit are kept exactly; a float stays a float.
+    let input = r#"{"n":[18446744073709551615,-9223372036854775808,0,1.5e300]}"#;
+    let sealed = run(&["seal", "--key", &key], input);
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let opened = run(&["open", "--key", &key, &stdout(&sealed)], "");
+    let expected: serde_json::Value = serde_json::from_str(input).unwrap();
+    assert_eq!(success_json(&opened), expected);
+    assert!(stdout(&opened).contains("[18446744073709551615,-9223372036854775808,0,"));
+}
+
+#[test]
+fn cookies_can_come_from_stdin_and_stdin_is_bounded() {
+    let key = keygen();
+    let token = stdout(&run(&["seal", "--key", &key], r#"{"a":1}"#));
+    let opened = run(&["open", "--key", &key, "-"], &format!("{token}\n"));
+    assert_eq!(success_json(&opened)["a"], 1);
+
+    let id = stdout(&run(&["key-id", "--key", &key], ""));
+    let info = success_json(&run(&["inspect", "--json", "-"], &token));
+    assert_eq!(info["key_id"], id.as_str());
+    assert_eq!(info["version"], 1);
+    assert_eq!(info["compressed"], false);
+    assert_eq!(info["token_len"], token.len());
+    let text = stdout(&run(&["inspect", &token], ""));
+    assert!(text.contains(&format!("key id: {id}")), "{text}");
+
+    let secret = "django-insecure-stdin";
+    let cookie = stdout(&run(&["django", "seal", "--secret", secret], r#"{"a":2}"#));
+    let opened = run(&["django", "open", "--secret", secret, "-"], &cookie);
+    assert_eq!(success_json(&opened)["a"], 2);
+
+    let huge = format!(r#"{{"a":"{}"}}"#, "x".repeat(1 << 20));
+    let o = run(&["seal", "--key", &key], &huge);
+    assert_one_line_error(&o, "input: stdin is longer than");
+    assert_one_line_error(&run(&["open", "--key", &key, "-"], &huge), "input");
 }
 
 #[test]
@@ -450,6 +620,15 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
     );
     assert_ne!(broken, text);
     std::fs::write(tmp.join("format-v1.json"), broken).unwrap();
+    // Both published files must be there: one alone is not a pass.
+    let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
+    assert_one_line_error(&o, "input");
+    assert!(
+        stderr(&o).ends_with("has no budget-v1.json"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::copy(dir.join("budget-v1.json"), tmp.join("budget-v1.json")).unwrap();
     let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
     assert!(!o.status.success());
     assert!(

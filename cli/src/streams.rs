@@ -1,0 +1,55 @@
+//! Standard input and output: bounded reads, and writes whose failure is
+//! an error line instead of a panic.
+
+use std::io::{ErrorKind, IsTerminal, Read, Write};
+
+use crate::Failure;
+
+/// The most the command reads from stdin: far above any cookie or session
+/// it can seal, and a bound on what a stray `</dev/zero` costs.
+pub const MAX_STDIN: usize = 1 << 20;
+
+/// All of stdin as text, at most [`MAX_STDIN`] bytes. `what` says what the
+/// command waits for, shown when stdin is a terminal (where it would
+/// otherwise wait silently).
+pub fn read_stdin(what: &str) -> Result<String, Failure> {
+    let stdin = std::io::stdin();
+    if stdin.is_terminal() {
+        eprintln!("reading {what} from stdin (end with Ctrl-D)");
+    }
+    let mut input = Vec::new();
+    stdin
+        .lock()
+        .take(MAX_STDIN as u64 + 1)
+        .read_to_end(&mut input)
+        .map_err(|e| format!("input: cannot read stdin: {e}"))?;
+    if input.len() > MAX_STDIN {
+        return Err(format!("input: stdin is longer than {MAX_STDIN} bytes").into());
+    }
+    String::from_utf8(input).map_err(|_| "input: stdin is not UTF-8 text".to_owned().into())
+}
+
+/// A cookie value given as an argument, or read from stdin when the
+/// argument is `-` (which keeps it out of the process list and the shell's
+/// history). Surrounding whitespace is dropped either way.
+pub fn cookie_argument(argument: String) -> Result<String, Failure> {
+    let text = if argument == "-" {
+        read_stdin("the cookie value")?
+    } else {
+        argument
+    };
+    Ok(text.trim().to_owned())
+}
+
+/// Writes `text` and a newline to stdout. A reader that went away ends the
+/// command quietly with a failure status (what was printed did not arrive);
+/// any other write error is an `output` failure.
+pub fn print(text: impl std::fmt::Display) -> Result<(), Failure> {
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{text}")
+        .and_then(|()| stdout.flush())
+        .map_err(|e| match e.kind() {
+            ErrorKind::BrokenPipe => Failure::StdoutClosed,
+            _ => Failure::Message(format!("output: cannot write to stdout: {e}")),
+        })
+}
