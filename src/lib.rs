@@ -55,6 +55,7 @@ pub mod django;
 mod error;
 #[cfg(feature = "axum")]
 pub mod http;
+mod inflate;
 mod key;
 mod limits;
 mod payload;

@@ -19,10 +19,11 @@ use base64_simd::URL_SAFE_NO_PAD;
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::XNonce;
 use core::ops::Range;
-use flate2::{Compress, Compression as Level, Decompress, FlushCompress, FlushDecompress, Status};
+use flate2::{Compress, Compression as Level, FlushCompress, Status};
 use std::cell::RefCell;
 
 use crate::error::{Limit, Malformed};
+use crate::inflate::{inflate_capped, Wrapper};
 use crate::key::{KeyId, KeyRing, KEY_ID_LEN};
 use crate::random::RandomSource;
 use crate::{Error, Limits};
@@ -318,8 +319,11 @@ pub fn open(
     .map_err(|_| Error::AuthenticationFailed)?;
 
     if header.is_compressed() {
-        let plaintext =
-            inflate_capped(&buffer[CIPHERTEXT_OFFSET..tag_start], limits.decompressed())?;
+        let plaintext = inflate_capped(
+            &buffer[CIPHERTEXT_OFFSET..tag_start],
+            limits.decompressed(),
+            Wrapper::Raw,
+        )?;
         let len = plaintext.len();
         return Ok(Opened {
             header,
@@ -379,7 +383,6 @@ thread_local! {
     // The deflate state is large (hundreds of KiB) and costly to set up:
     // keep one per thread and reset it instead of allocating per seal.
     static COMPRESSOR: RefCell<Compress> = RefCell::new(Compress::new(Level::default(), false));
-    static DECOMPRESSOR: RefCell<Decompress> = RefCell::new(Decompress::new(false));
 }
 
 /// Compresses `plaintext` into a new buffer that keeps room for the header
@@ -400,53 +403,6 @@ fn deflate_if_smaller(plaintext: &[u8]) -> Option<Vec<u8>> {
         match status {
             Ok(Status::StreamEnd) if out.len() - CIPHERTEXT_OFFSET < plaintext.len() => Some(out),
             _ => None,
-        }
-    })
-}
-
-/// Inflates raw deflate, refusing to produce more than `cap` bytes. Memory
-/// grows with the output actually produced, never past `cap` plus one chunk.
-fn inflate_capped(compressed: &[u8], cap: usize) -> Result<Vec<u8>, Error> {
-    DECOMPRESSOR.with(|cell| {
-        let mut inflater = cell.borrow_mut();
-        inflater.reset(false);
-        let initial = compressed.len().saturating_mul(4).clamp(64, cap.max(64));
-        let mut out: Vec<u8> = Vec::with_capacity(initial);
-        loop {
-            let (in_before, out_before) = (inflater.total_in(), inflater.total_out());
-            let consumed = in_before as usize;
-            let status =
-                inflater.decompress_vec(&compressed[consumed..], &mut out, FlushDecompress::None);
-            // Before the stream's own error: output delivered past the cap
-            // is refused as such even when the same call met invalid data
-            // (which of the two a stream that turns bad just past the cap
-            // gives depends on buffer sizes: FORMAT.md §10).
-            if out.len() > cap {
-                return Err(Error::LimitExceeded(Limit::DecompressedSize));
-            }
-            let status = status.map_err(|_| Error::Malformed(Malformed::Compression))?;
-            if status == Status::StreamEnd {
-                if inflater.total_in() as usize != compressed.len() {
-                    // Bytes after the end of the deflate stream.
-                    return Err(Error::Malformed(Malformed::Compression));
-                }
-                return Ok(out);
-            }
-            if out.len() == out.capacity() {
-                if out.len() >= cap {
-                    // Full at the cap and the stream goes on: over the cap.
-                    return Err(Error::LimitExceeded(Limit::DecompressedSize));
-                }
-                // Grow geometrically, never past the cap (plus the one byte
-                // that proves the cap was exceeded).
-                let grow = out.capacity().min(cap.saturating_add(1) - out.len());
-                out.reserve_exact(grow);
-            } else if (inflater.total_in(), inflater.total_out()) == (in_before, out_before) {
-                // Room left, yet no progress: truncated. (Having read all
-                // the input is not enough to say so: the inflater may still
-                // hold output, and gives it on the next call.)
-                return Err(Error::Malformed(Malformed::Compression));
-            }
         }
     })
 }

@@ -1319,6 +1319,35 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             },
             "malformed",
         ),
+        invalid(
+            "deflate-distance-too-far-back",
+            "Authenticates; compressed: a stored block of the payload's first 8 bytes, then a fixed-Huffman block whose first match (length 17, distance 100) reaches before the start of the output. Invalid deflate (zlib: \"invalid distance too far back\"); an inflater with a zero-filled window would read 17 zeros there, a valid payload with an all-zero session id.",
+            {
+                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
+                let random = ScriptedRandom::new(vec![derive(
+                    "nonce",
+                    "deflate-distance-too-far-back",
+                    24,
+                )]);
+                seal_with_flag(&ring, &random, NOW - 60, &distance_too_far_back())?
+            },
+            "malformed",
+        ),
+        invalid(
+            "deflate-trailing-bytes",
+            "Authenticates; compressed: a valid payload as one final stored block, then one more byte. Trailing data after the final block is malformed (§10); an inflater that stops at the end of the stream would open it.",
+            {
+                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
+                let random =
+                    ScriptedRandom::new(vec![derive("nonce", "deflate-trailing-bytes", 24)]);
+                let mut stream = DeflateBits::default();
+                stream.stored_block(&raw_payload(&one_entry(), None), true);
+                let mut body = stream.bytes;
+                body.push(0);
+                seal_with_flag(&ring, &random, NOW - 60, &body)?
+            },
+            "malformed",
+        ),
     ];
     // Rings that must be refused before any token is looked at.
     let short_key = key_a()[..62].to_owned();
@@ -1501,6 +1530,81 @@ fn overflow_vector() -> Result<Vector, Error> {
 
 /// Seals `payload` with the compressed flag set without compressing it: a
 /// token that authenticates but does not inflate.
+/// Raw deflate written field by field (RFC 1951 §3.1.1: fields from the
+/// least significant bit, Huffman codes from the most significant), for
+/// streams that no encoder writes.
+#[derive(Default)]
+struct DeflateBits {
+    bytes: Vec<u8>,
+    /// Bits already used in the last byte (0: start a new byte).
+    used: u32,
+}
+
+impl DeflateBits {
+    fn bit(&mut self, bit: u32) {
+        if self.used == 0 {
+            self.bytes.push(0);
+        }
+        if let Some(last) = self.bytes.last_mut() {
+            *last |= u8::from(bit & 1 == 1) << self.used;
+        }
+        self.used = (self.used + 1) % 8;
+    }
+
+    fn field(&mut self, value: u32, len: u32) {
+        (0..len).for_each(|i| self.bit(value >> i));
+    }
+
+    fn code(&mut self, code: u32, len: u32) {
+        (0..len).rev().for_each(|i| self.bit(code >> i));
+    }
+
+    /// A stored block (at most 65535 bytes): header, padding to a byte,
+    /// LEN, NLEN, the bytes.
+    fn stored_block(&mut self, data: &[u8], last: bool) {
+        self.field(u32::from(last), 1);
+        self.field(0b00, 2);
+        self.used = 0;
+        let len = u16::try_from(data.len()).unwrap_or(u16::MAX);
+        self.bytes.extend_from_slice(&len.to_le_bytes());
+        self.bytes.extend_from_slice(&(!len).to_le_bytes());
+        self.bytes.extend_from_slice(&data[..usize::from(len)]);
+    }
+
+    /// A literal byte in the fixed Huffman code (§3.2.6).
+    fn literal(&mut self, byte: u8) {
+        match u32::from(byte) {
+            b @ 0..=143 => self.code(0x30 + b, 8),
+            b => self.code(0x190 + b - 144, 9),
+        }
+    }
+}
+
+/// The body of `deflate-distance-too-far-back`: the payload of entry `k`
+/// with an all-zero session id, whose 17 zero bytes (the id and the flags)
+/// come from a match reaching 92 bytes before the output's start.
+fn distance_too_far_back() -> Vec<u8> {
+    let payload = [
+        &[0x85][..],
+        &created_head(),
+        &[0xf6, 0x50],
+        &[0; 17], // the session id, then flags 0
+        &one_entry(),
+    ]
+    .concat();
+    let mut stream = DeflateBits::default();
+    stream.stored_block(&payload[..8], false);
+    stream.field(1, 1); // final block
+    stream.field(0b01, 2); // fixed Huffman codes
+    stream.code(268 - 256, 7); // length code 268 (17 and 18) ...
+    stream.field(0, 1); // ... + 0: 17
+    stream.code(13, 5); // distance code 13 (97 to 128) ...
+    stream.field(3, 5); // ... + 3: 100, with 8 bytes written
+    payload[8 + 17..].iter().for_each(|&b| stream.literal(b));
+    stream.code(0, 7); // end of block (256)
+    stream.bytes
+}
+
 fn seal_with_flag(
     ring: &KeyRing,
     random: &dyn RandomSource,
@@ -2021,4 +2125,39 @@ fn check_budget_case(case: &BudgetCase) -> Result<(), String> {
         ));
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The vector tells strict readers from lenient ones: an inflater with
+    /// a zero-filled window (flate2's streaming mode) reads a valid payload
+    /// out of it, ours refuses it.
+    #[test]
+    fn the_too_far_back_stream_reads_as_a_payload_through_a_zero_window() {
+        let body = distance_too_far_back();
+        let mut lenient = flate2::Decompress::new(false);
+        let mut out = Vec::with_capacity(1024);
+        let status = lenient
+            .decompress_vec(&body, &mut out, flate2::FlushDecompress::None)
+            .unwrap();
+        assert_eq!(status, flate2::Status::StreamEnd);
+        assert_eq!(lenient.total_in() as usize, body.len());
+        let expected = [
+            &[0x85][..],
+            &created_head(),
+            &[0xf6, 0x50],
+            &[0; 17],
+            &[0x81],
+            ENTRY_K,
+        ]
+        .concat();
+        assert_eq!(out, expected);
+        assert!(crate::payload::index(&out, 16).is_ok());
+        assert_eq!(
+            crate::inflate::inflate_capped(&body, 1024, crate::inflate::Wrapper::Raw),
+            Err(Error::Malformed(crate::error::Malformed::Compression))
+        );
+    }
 }

@@ -310,33 +310,30 @@ enum Inflated {
     OverCap,
 }
 
-/// The reference for the capped inflater: the whole output buffer (one
-/// byte more than the cap) from the start, and calls until the stream
-/// ends, fails or stops moving. (Same flush mode as the library: with
-/// `Finish`, miniz_oxide refuses back-references before the start of the
-/// stream that it reads as zeros otherwise.)
+/// The reference for the capped inflater: one call into an output buffer
+/// of the cap plus one byte, allocated whole (the library grows its buffer
+/// and resumes). The buffer is the whole window, so a back-reference to
+/// before the first byte is invalid, as in zlib (FORMAT.md §10).
 fn reference_inflate(compressed: &[u8], cap: usize) -> Inflated {
-    let mut inflater = flate2::Decompress::new(false);
-    let mut out = Vec::with_capacity(cap + 1);
-    loop {
-        let before = (inflater.total_in(), inflater.total_out());
-        let rest = &compressed[inflater.total_in() as usize..];
-        let status = inflater.decompress_vec(rest, &mut out, flate2::FlushDecompress::None);
-        if out.len() > cap {
-            return Inflated::OverCap;
+    use miniz_oxide::inflate::core::{decompress, inflate_flags, DecompressorOxide};
+    use miniz_oxide::inflate::TINFLStatus;
+    let mut out = vec![0u8; cap + 1];
+    let (status, read, written) = decompress(
+        &mut DecompressorOxide::new(),
+        compressed,
+        &mut out,
+        0,
+        inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF,
+    );
+    if written > cap {
+        return Inflated::OverCap;
+    }
+    match status {
+        TINFLStatus::Done if read == compressed.len() => {
+            out.truncate(written);
+            Inflated::Whole(out)
         }
-        match status {
-            Ok(flate2::Status::StreamEnd) if inflater.total_in() as usize == compressed.len() => {
-                return Inflated::Whole(out)
-            }
-            Ok(flate2::Status::Ok | flate2::Status::BufError)
-                if (inflater.total_in(), inflater.total_out()) != before => {}
-            _ => {
-                return Inflated::Invalid {
-                    delivered: out.len(),
-                }
-            }
-        }
+        _ => Inflated::Invalid { delivered: written },
     }
 }
 
