@@ -316,7 +316,8 @@ pub enum StoreError {
     /// session or reference.
     Rejected,
     /// The entry lives in the overflow store and was not loaded: call
-    /// `Sealer::load_overflow` first (the HTTP layer does this for you).
+    /// `Sealer::load_overflow` first (the HTTP layer's `get`, `take` and
+    /// `with_loaded` do this for you; `with` does not).
     NotLoaded,
     /// `Sealer::open` on a sealer with a revocation check, which only
     /// `Sealer::open_async` can consult; or `Sealer::open_request` or

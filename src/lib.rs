@@ -20,19 +20,29 @@
 //!     .cookie_name("id")
 //!     .build()?;
 //!
-//! // Request 1: log in.
+//! // Request 1: log in. `save` fits the session into the `Set-Cookie`
+//! // budget (dropping low-priority entries, reported in `saved.report`).
 //! let mut session = sealer.new_session()?;
 //! session.insert_with_priority("user_id", &7u32, Priority::Critical)?;
-//! let cookie = sealer.seal(&mut session)?;
+//! let saved = sealer.save(&mut session)?;
+//! let set_cookie = saved.action.header_value().expect("a cookie to set");
+//! assert!(set_cookie.starts_with("id=") && set_cookie.contains("HttpOnly"));
 //!
 //! // Request 2: the browser sends the cookie back.
-//! let session = sealer.open(&cookie)?;
+//! let cookie = saved.action.cookie_value().expect("a cookie to set");
+//! let session = sealer.open(cookie)?;
 //! assert_eq!(session.get::<u32>("user_id")?, Some(7));
 //!
 //! // Anything else fails with a kind, never a panic.
 //! assert_eq!(sealer.open("garbage!").unwrap_err().kind(), "malformed");
 //! # Ok::<(), Error>(())
 //! ```
+//!
+//! With axum or tower, `http::SessionLayer` does the opening and saving
+//! (feature `axum`); other frameworks pass the `Cookie` header to
+//! `Sealer::open_request_async` and save with `Sealer::save_request_async`.
+//! The repository's README covers defaults, login and logout, the size
+//! budget and key rotation; SECURITY.md what is and is not guaranteed.
 //!
 //! ## Features
 //! - `vectors`: the deterministic generator and checker of the published

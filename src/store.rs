@@ -141,7 +141,9 @@ pub struct RevocationQuery<'a> {
     /// When the session started.
     pub created_at: u64,
     /// The user id entry named by the sealer's configuration, as text
-    /// (strings as they are, integers in decimal), if present.
+    /// (strings as they are, integers in decimal, a 16-byte byte string as
+    /// a hyphenated lower-case UUID, another byte string in lower-case
+    /// hex), if present and not null.
     pub user: Option<&'a str>,
 }
 
