@@ -353,6 +353,8 @@ def parse_payload(plaintext, max_entries):
         w.bad(f"unknown payload flags {flags:#x}")
     if flags & PAYLOAD_FLAG_IDLE and (expires_at is None or flags & PAYLOAD_FLAG_BROWSER_SESSION):
         w.bad("idle flag without a window, or with the browser-session flag")
+    if flags & PAYLOAD_FLAG_BROWSER_SESSION and expires_at is not None:
+        w.bad("browser-session flag with an end")
     entries = []
     for _ in range(w.bounded_array(max_entries)):
         if w.array() != 3:

@@ -287,7 +287,10 @@ pub(crate) fn index(plaintext: &[u8], max_entries: usize) -> Result<IndexedPaylo
         (Some(window), true, false) => Expiry::Idle(window),
         // An idle timeout needs its length; a browser-session cookie has none.
         (_, true, _) => return Err(malformed()),
-        (Some(end), false, _) => Expiry::At(end),
+        // A browser-session cookie has no end of its own: one session,
+        // one plaintext.
+        (Some(_), false, true) => return Err(malformed()),
+        (Some(end), false, false) => Expiry::At(end),
         (None, false, true) => Expiry::BrowserSession,
         (None, false, false) => Expiry::Default,
     };

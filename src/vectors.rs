@@ -1012,6 +1012,12 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             &with_expires_and_flags(&[0x19, 0x02, 0x58], 0b11),
             "malformed",
         )?,
+        authentic_payload(
+            "cbor-browser-flag-with-expiry",
+            "Authenticates; payload flags 1 (browser-session cookie) with an end in expires_at, which no writer produces: one session, one plaintext.",
+            &with_expires_and_flags(&[0x1a, 0x69, 0x56, 0x2f, 0x00], 0b01),
+            "malformed",
+        )?,
         invalid(
             "issued-in-future",
             "Issued 61 seconds in the future with 60 seconds of allowed skew.",
