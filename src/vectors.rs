@@ -1047,6 +1047,45 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             s.limits.max_token_len = 8192;
             s
         },
+        // Tokens that break two steps of FORMAT.md §8: the earlier step
+        // decides.
+        {
+            let mut s = invalid(
+                "order-length-before-base64",
+                "4097 characters that are not base64url, against max_token_len 4096: the length (step 1) is checked before decoding (step 2).",
+                "!".repeat(4097),
+                "limit-exceeded",
+            );
+            s.limits.max_token_len = 4096;
+            s
+        },
+        {
+            let bomb = vec![0u8; 1 << 20];
+            invalid(
+                "order-bomb-before-idle-expiry",
+                "1 MiB of zeros deflated, issued 3601 seconds ago against max_idle 3600: the decompression cap (step 8) comes before the idle check (step 10).",
+                seal_raw(
+                    "order-bomb-before-idle-expiry",
+                    &a,
+                    NOW - 3601,
+                    &bomb,
+                    Compression::Above(1),
+                )?,
+                "limit-exceeded",
+            )
+        },
+        invalid(
+            "order-idle-expiry-before-payload",
+            "Authenticates; issued 3601 seconds ago against max_idle 3600, and the plaintext is not CBOR: the idle check (step 10) comes before the payload is walked (step 11).",
+            seal_raw(
+                "order-idle-expiry-before-payload",
+                &a,
+                NOW - 3601,
+                b"\xff\x00not cbor",
+                Compression::Off,
+            )?,
+            "expired-idle",
+        ),
         {
             let mut s = invalid("token-over-length-limit", "A valid token opened with max_token_len one below its length: refused before decoding.", base.clone(), "limit-exceeded");
             s.limits.max_token_len = base.len() - 1;
