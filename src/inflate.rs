@@ -21,7 +21,9 @@ use crate::Error;
 pub(crate) enum Wrapper {
     /// Raw deflate (RFC 1951), as in tokens.
     Raw,
-    /// zlib (RFC 1950): header, deflate, Adler-32 (checked), as Django writes.
+    /// zlib (RFC 1950): header, deflate, Adler-32 (checked, except in
+    /// builds with `--cfg fuzzing`, where miniz_oxide skips it so that
+    /// fuzzers get past it), as Django writes.
     #[cfg_attr(not(feature = "django"), allow(dead_code))]
     Zlib,
 }

@@ -1573,8 +1573,6 @@ fn overflow_vector() -> Result<Vector, Error> {
     Ok(v)
 }
 
-/// Seals `payload` with the compressed flag set without compressing it: a
-/// token that authenticates but does not inflate.
 /// Raw deflate written field by field (RFC 1951 §3.1.1: fields from the
 /// least significant bit, Huffman codes from the most significant), for
 /// streams that no encoder writes.
@@ -1650,6 +1648,8 @@ fn distance_too_far_back() -> Vec<u8> {
     stream.bytes
 }
 
+/// Seals `payload` with the compressed flag set without compressing it: a
+/// token that authenticates but does not inflate.
 fn seal_with_flag(
     ring: &KeyRing,
     random: &dyn RandomSource,

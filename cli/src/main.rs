@@ -161,15 +161,15 @@ pub(crate) fn or_from_env(values: Vec<String>, name: &str) -> Vec<String> {
 /// Session entries from stdin, a JSON object.
 pub(crate) fn stdin_json_object() -> Result<serde_json::Map<String, serde_json::Value>, Failure> {
     let input = streams::read_stdin("a JSON object of session entries")?;
+    // Parsed first: serde_json's nesting limit (128) then bounds the
+    // recursion of the integer check, which reads raw values unbounded.
+    let entries = serde_json::from_str(&input).map_err(|e| not_a_json_object(&e))?;
     if has_integer_beyond_64_bits(&input) {
-        // serde_json would read it as the nearest float, silently.
-        return Err(
-            "input: stdin has an integer beyond 64 bits, which would lose precision"
-                .to_owned()
-                .into(),
-        );
+        // serde_json read it as the nearest float, silently.
+        let message = "input: stdin has an integer beyond 64 bits, which would lose precision";
+        return Err(message.to_owned().into());
     }
-    serde_json::from_str(&input).map_err(|e| not_a_json_object(&e).into())
+    Ok(entries)
 }
 
 /// Whether the JSON text holds an integer literal (no fraction, no

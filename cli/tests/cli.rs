@@ -413,16 +413,16 @@ fn assert_usage_error(o: &Output, hidden: &[&str]) {
 fn usage_errors_name_the_argument_but_never_quote_a_value() {
     let key = keygen();
     let token = stdout(&run(&["seal", "--key", &key], r#"{"a":1}"#));
-    // A key given where no value is expected, or as the wrong flag's value.
-    assert_usage_error(&run(&["seal", &key], ""), &[&key]);
-    // (Not starting with '-', which clap would take for a flag.)
-    let value = format!("A{key}");
-    let o = run(&["seal", "--key", &key, "--budget", &value], "{}");
-    assert_usage_error(&o, &[&value]);
+    // A key given where no value is expected, or as the wrong flag's value
+    // (prefixed: clap takes one starting with '-' for a flag, "-h" for help).
+    let stray = format!("A{key}");
+    assert_usage_error(&run(&["seal", &stray], ""), &[&stray]);
+    let o = run(&["seal", "--key", &key, "--budget", &stray], "{}");
+    assert_usage_error(&o, &[&stray]);
     assert!(stderr(&o).contains("--budget"), "{}", stderr(&o));
     assert_usage_error(
-        &run(&["open", "--key", &key, &key, &token], ""),
-        &[&key, &token],
+        &run(&["open", "--key", &key, &stray, &token], ""),
+        &[&stray, &token],
     );
     assert_usage_error(&run(&[&token], ""), &[&token]);
     // A misspelt flag or command is shown, with clap's suggestion.
@@ -485,6 +485,10 @@ fn integers_keep_their_value_or_are_refused() {
         r#"{"deep":{"li\"st":[1,{"id":-9223372036854775809}]}}"#,
     );
     assert_one_line_error(&o, "input: stdin has an integer beyond 64 bits");
+    // Nesting past serde_json's limit is refused before the check walks it.
+    let deep = format!("{{\"a\":{}{}}}", "[".repeat(100_000), "]".repeat(100_000));
+    let o = run(&["seal", "--key", &key], &deep);
+    assert_one_line_error(&o, "input: stdin is not a JSON object");
     // The extremes that fit are kept exactly; a float stays a float.
     let input = r#"{"n":[18446744073709551615,-9223372036854775808,0,1.5e300]}"#;
     let sealed = run(&["seal", "--key", &key], input);
