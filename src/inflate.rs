@@ -15,6 +15,13 @@ use miniz_oxide::inflate::TINFLStatus;
 
 use crate::error::{Limit, Malformed};
 use crate::Error;
+use std::cell::RefCell;
+
+thread_local! {
+    // About 11 KB of Huffman tables: one per thread, reset per stream,
+    // rather than an allocation on every compressed open.
+    static INFLATER: RefCell<DecompressorOxide> = RefCell::new(DecompressorOxide::new());
+}
 
 /// How the deflate stream is wrapped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -41,35 +48,36 @@ pub(crate) fn inflate_capped(input: &[u8], cap: usize, wrapper: Wrapper) -> Resu
     // One byte past the cap is room enough to see that it was passed.
     let limit = cap.saturating_add(1);
     let mut out = vec![0u8; input.len().saturating_mul(4).max(64).min(limit)];
-    let mut inflater = Box::<DecompressorOxide>::default();
-    let (mut read, mut written) = (0, 0);
-    loop {
-        let rest = input.get(read..).ok_or_else(malformed)?;
-        let (status, consumed, produced) =
-            decompress(&mut inflater, rest, &mut out, written, flags);
-        read += consumed;
-        written += produced;
-        // The cap before the status: output past it is refused as such
-        // even when the same call then met invalid data.
-        if written > cap {
-            return Err(Error::LimitExceeded(Limit::DecompressedSize));
-        }
-        match status {
-            TINFLStatus::Done if read == input.len() => {
-                out.truncate(written);
-                return Ok(out);
+    INFLATER.with_borrow_mut(|inflater| {
+        inflater.init();
+        let (mut read, mut written) = (0, 0);
+        loop {
+            let rest = input.get(read..).ok_or_else(malformed)?;
+            let (status, consumed, produced) = decompress(inflater, rest, &mut out, written, flags);
+            read += consumed;
+            written += produced;
+            // The cap before the status: output past it is refused as such
+            // even when the same call then met invalid data.
+            if written > cap {
+                return Err(Error::LimitExceeded(Limit::DecompressedSize));
             }
-            // Room for more output is all it needs (the buffer is full,
-            // and below the limit: `written <= cap`).
-            TINFLStatus::HasMoreOutput if out.len() < limit => {
-                let grown = out.len().saturating_mul(2).min(limit);
-                out.resize(grown, 0);
+            match status {
+                TINFLStatus::Done if read == input.len() => {
+                    out.truncate(written);
+                    return Ok(out);
+                }
+                // Room for more output is all it needs (the buffer is full,
+                // and below the limit: `written <= cap`).
+                TINFLStatus::HasMoreOutput if out.len() < limit => {
+                    let grown = out.len().saturating_mul(2).min(limit);
+                    out.resize(grown, 0);
+                }
+                // Bytes after the final block, invalid data, a truncated
+                // stream (all input was given: it cannot wait for more).
+                _ => return Err(malformed()),
             }
-            // Bytes after the final block, invalid data, a truncated
-            // stream (all input was given: it cannot wait for more).
-            _ => return Err(malformed()),
         }
-    }
+    })
 }
 
 #[cfg(test)]

@@ -220,20 +220,6 @@ enum Failure {
     StdoutClosed,
 }
 
-impl Failure {
-    /// The same failure, saying which of several inputs it is about (after
-    /// the kind, which stays first).
-    fn about(self, what: &str) -> Failure {
-        match self {
-            Failure::Message(message) => Failure::Message(match message.split_once(": ") {
-                Some((kind, rest)) => format!("{kind}: {what}: {rest}"),
-                None => format!("{message}: {what}"),
-            }),
-            other => other,
-        }
-    }
-}
-
 impl From<Error> for Failure {
     fn from(e: Error) -> Self {
         Failure::Message(format!("{}: {e}", e.kind()))
@@ -282,7 +268,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Keygen => print(&*MasterKey::generate()?.to_base64())?,
-        Command::KeyId { key } => print(parse_key(&key.key)?.key_id())?,
+        Command::KeyId { key } => print(parse_key(&key.key, None)?.key_id())?,
         Command::Seal(args) => seal(args)?,
         Command::Open(args) => open(args)?,
         Command::Inspect { json, token } => inspect(&streams::cookie_argument(token)?, json)?,
@@ -360,16 +346,21 @@ fn verify_vectors(dir: &std::path::Path) -> Result<ExitCode, Failure> {
     })
 }
 
-fn parse_key(text: &str) -> Result<MasterKey, Failure> {
-    match text.trim().strip_prefix("hex:") {
-        Some(hex) => Ok(MasterKey::from_hex(hex)?),
-        None => MasterKey::from_base64(text).map_err(|e| match e {
-            Error::InvalidKey(InvalidKey::LooksLikeHex) => {
-                Failure::Message(format!("{}: {e} (prefix it with \"hex:\")", e.kind()))
-            }
-            e => e.into(),
-        }),
-    }
+/// A key as `--key` reads it; `which` names it in the error when there are
+/// several (a fallback key).
+fn parse_key(text: &str, which: Option<&str>) -> Result<MasterKey, Failure> {
+    let key = match text.trim().strip_prefix("hex:") {
+        Some(hex) => MasterKey::from_hex(hex),
+        None => MasterKey::from_base64(text),
+    };
+    key.map_err(|e| {
+        let which = which.map(|which| format!("{which}: ")).unwrap_or_default();
+        let hint = match e {
+            Error::InvalidKey(InvalidKey::LooksLikeHex) => " (prefix it with \"hex:\")",
+            _ => "",
+        };
+        Failure::Message(format!("{}: {which}{e}{hint}", e.kind()))
+    })
 }
 
 fn builder(common: &KeyArgs, ring: KeyRing) -> sealed_session::SealerBuilder {
@@ -381,7 +372,7 @@ fn builder(common: &KeyArgs, ring: KeyRing) -> sealed_session::SealerBuilder {
 }
 
 fn seal(args: SealArgs) -> Result<(), Failure> {
-    let ring = KeyRing::new(parse_key(&args.common.key.key)?);
+    let ring = KeyRing::new(parse_key(&args.common.key.key, None)?);
     let entries = stdin_json_object()?;
     // A misspelt key would leave its entry at normal priority, silently.
     if let Some(n) = args
@@ -444,11 +435,11 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
 }
 
 fn open(args: OpenArgs) -> Result<(), Failure> {
-    let primary = parse_key(&args.common.key.key)?;
+    let primary = parse_key(&args.common.key.key, None)?;
     let fallbacks = or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")
         .iter()
         .enumerate()
-        .map(|(i, k)| parse_key(k).map_err(|e| e.about(&format!("fallback key {}", i + 1))))
+        .map(|(i, k)| parse_key(k, Some(&format!("fallback key {}", i + 1))))
         .collect::<Result<Vec<_>, _>>()?;
     let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
     // Opening sets no cookie: no budget applies (a long --name must not

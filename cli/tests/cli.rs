@@ -90,7 +90,7 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
         &[("SEALED_SESSION_KEY", &new)],
         "",
     );
-    assert_one_line_error(&comma_in_flag, "invalid-key");
+    assert_one_line_error(&comma_in_flag, "invalid-key: fallback key 1: ");
     let empty = run_with_env(
         &["open", "--now", "1767225660", &token],
         &[
