@@ -261,7 +261,7 @@ async fn store_is_read_lazily_and_written_only_when_needed() {
     let mut session = ten_kb_session(&sealer);
     let saved = sealer.save_async(&mut session).await.unwrap();
     assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1, "one put");
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = saved.action.cookie_value().unwrap().to_owned();
 
     // A request that reads and writes only cookie-resident keys.
     let mut s = sealer.open_async(&token).await.unwrap();
@@ -281,7 +281,7 @@ async fn store_is_read_lazily_and_written_only_when_needed() {
     );
 
     // Reading an overflowed key makes exactly one read.
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = saved.action.cookie_value().unwrap().to_owned();
     assert_eq!(overflow_loads(&sealer, &token).await, Ok(true));
     assert_eq!(store.calls.swap(0, Ordering::SeqCst), 1);
 }
@@ -386,7 +386,7 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
     expected.sort();
     assert_eq!(reported, expected);
     // The new cookie opens without them, and later saves work.
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = saved.action.cookie_value().unwrap().to_owned();
     let mut s = sealer.open_async(&token).await.unwrap();
     assert!(overflowed.iter().all(|k| !s.contains(k)));
     assert_eq!(s.get::<u32>("counter").unwrap(), Some(1));
@@ -464,7 +464,7 @@ async fn a_sync_save_drops_overflowed_entries_it_cannot_vouch_for() {
         let saved = sealer.save(&mut s).unwrap();
         assert!(saved.report.dropped.iter().any(|d| d.key == key));
         assert!(!s.contains(&key));
-        let token = cookie_value(saved.action.header_value().unwrap());
+        let token = saved.action.cookie_value().unwrap().to_owned();
         let reopened = sealer.open(&token).unwrap();
         assert!(!reopened.contains(&key));
         assert_eq!(reopened.get::<u32>("counter").unwrap(), Some(1));
@@ -624,7 +624,7 @@ async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
     let overflowed = saved_overflowed_key(&s);
     let saved = rotating.save(&mut s).unwrap();
     assert!(saved.report.dropped.iter().any(|d| d.key == overflowed));
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = saved.action.cookie_value().unwrap().to_owned();
     let s = new_only.open(&token).unwrap();
     assert!(!s.contains(&overflowed));
 }
@@ -897,7 +897,6 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     }
 }
 
-/// A cookie whose session holds `user` under "user", critical.
 fn arb_priority() -> impl Strategy<Value = Priority> {
     prop_oneof![
         Just(Priority::Low),
@@ -1022,9 +1021,7 @@ fn a_budget_above_the_token_limit_never_emits_an_unopenable_cookie() {
             .unwrap();
         let saved = sealer.save(&mut s).unwrap();
         assert_eq!(saved.report.dropped[0].key, "notes", "budget {budget}");
-        let reopened = sealer
-            .open(&cookie_value(saved.action.header_value().unwrap()))
-            .unwrap();
+        let reopened = sealer.open(saved.action.cookie_value().unwrap()).unwrap();
         assert!(reopened.contains("user"));
     }
 }

@@ -214,7 +214,7 @@ async fn redis_down_and_back() {
     let sealer = builder(&clock).overflow_store(store).build().unwrap();
     let mut session = ten_kb_session(&sealer);
     let saved = sealer.save_async(&mut session).await.unwrap();
-    let token = cookie_value(saved.action.header_value().unwrap());
+    let token = saved.action.cookie_value().unwrap().to_owned();
     let overflowed = saved.report.overflowed[0].key.clone();
 
     server.kill();

@@ -548,7 +548,6 @@ fn sub_second_time_settings_round_up_to_a_whole_second() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = Sealer::builder(KeyRing::new(key(1)))
         .max_idle(Duration::from_millis(500))
-        .max_lifetime(Duration::from_millis(1500))
         .clock(clock.clone())
         .build()
         .unwrap();

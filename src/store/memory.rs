@@ -337,7 +337,8 @@ mod tests {
     fn a_ttl_counts_whole_seconds_rounded_up() {
         let (clock, store) = store(1000);
         block_on(async {
-            // Truncated, half a second would end the blob as it is written.
+            // Half a second is a whole one, never zero (which would end the
+            // blob as it is written); 1.5 s below is two, not one.
             store
                 .put("k", vec![7; 9], Duration::from_millis(500))
                 .await
