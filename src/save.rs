@@ -20,6 +20,19 @@ struct Plan {
     removed: Vec<usize>,
 }
 
+/// Bytes of an overflow blob's payload as `seal_blob` writes it: the
+/// fixed fields (no expiry, no flags, no overflow element) and `count`
+/// entries taking `body` bytes.
+fn blob_len(created_at: u64, count: usize, body: usize) -> usize {
+    1 + payload::head_len(created_at)
+        + 1
+        + 1
+        + payload::SESSION_ID_LEN
+        + 1
+        + payload::head_len(count as u64)
+        + body
+}
+
 /// Length of unpadded base64 for `n` bytes (`usize::MAX` if that overflows).
 pub(crate) fn base64_len(n: usize) -> usize {
     base64::encoded_len(n, false).unwrap_or(usize::MAX)
@@ -409,7 +422,11 @@ impl Sealer {
     /// (the list of moved keys is part of it), the blob's entries are loaded
     /// and the session is saved as [`Sealer::save`] does, dropping and
     /// reporting; so [`Error::TooLarge`] means, here too, that the critical
-    /// entries alone do not fit.
+    /// entries alone do not fit. A blob is kept within
+    /// [`Limits::max_decompressed`](crate::Limits::max_decompressed), so
+    /// that this server can read it back: when the moved entries exceed it
+    /// together, the fewest of them are dropped (and reported), in the
+    /// budget's order.
     ///
     /// A request that changed only cookie-resident entries makes one store
     /// call ([`OverflowStore::touch`](crate::store::OverflowStore::touch),
@@ -512,6 +529,28 @@ impl Sealer {
                 Err(Error::TooLarge { .. }) => return self.drop_instead(store, session, now).await,
                 planned => planned?,
             };
+        }
+        // The blob must open again on this server: the least important of
+        // the moved entries are dropped until it fits under
+        // `max_decompressed`. They are gone from the session now, so they
+        // are logged now, and reported by this save or, if it fails, the
+        // next.
+        let (plan, dropped) = match self.drop_until_blob_fits(session, plan, &fresh, now) {
+            Err(Error::TooLarge { .. }) => return self.drop_instead(store, session, now).await,
+            fitted => fitted?,
+        };
+        if !dropped.is_empty() {
+            let keys = crate::budget::keys_of(&dropped);
+            tracing::warn!(
+                dropped = ?keys,
+                max_decompressed = self.limits.decompressed(),
+                "session entries dropped: the overflow blob would exceed the decompression limit"
+            );
+            session.dropped_unreported.extend(dropped);
+        }
+        if self.blob_overflow_count(session, &plan.removed, now) > 0 {
+            // Compressed sizes need not shrink with the entries; unseen.
+            return self.drop_instead(store, session, now).await;
         }
         let overflowed = Self::removed_entries(session, &plan.removed);
         let old = session.overflow;
@@ -666,6 +705,92 @@ impl Sealer {
         }
     }
 
+    /// Drops the fewest entries, in the budget's order (critical ones
+    /// never), for the blob of the entries `plan` then moves to fit under
+    /// `max_decompressed`; returns the plan for what is left and the
+    /// dropped entries (removed from the session). Dropping more only
+    /// shrinks the cookie's list of moved keys, so the plan moves fewer
+    /// entries and the blob shrinks: whether `d` drops suffice changes
+    /// once as `d` grows, and a binary search finds the least `d` in a few
+    /// plans. Dropping the prefix of `plan.removed` whose absence lets the
+    /// rest fit is enough, which bounds the search.
+    fn drop_until_blob_fits(
+        &self,
+        session: &mut Session,
+        plan: Plan,
+        reference: &[u8; SESSION_ID_LEN],
+        now: u64,
+    ) -> Result<(Plan, Vec<RemovedEntry>), Error> {
+        let most = self.blob_overflow_count(session, &plan.removed, now);
+        if most == 0 {
+            return Ok((plan, Vec::new()));
+        }
+        let candidates = plan.removed[..most].to_vec();
+        let mut dropped = Self::removed_entries(session, &candidates);
+        let all = core::mem::take(&mut session.entries);
+        let without_first = |d: usize| -> Vec<Entry> {
+            let doomed = &candidates[..d];
+            (all.iter().enumerate())
+                .filter(|(i, _)| !doomed.contains(i))
+                .map(|(_, e)| e.clone())
+                .collect()
+        };
+        let (mut too_few, mut enough) = (0, most);
+        let mut enough_plan = None;
+        while enough - too_few > 1 {
+            let d = too_few + (enough - too_few) / 2;
+            session.entries = without_first(d);
+            match self.plan(session, Some(reference), now) {
+                Ok(plan) if self.blob_overflow_count(session, &plan.removed, now) == 0 => {
+                    enough = d;
+                    enough_plan = Some(plan);
+                }
+                Ok(_) | Err(Error::TooLarge { .. }) => too_few = d,
+                Err(e) => {
+                    session.entries = all;
+                    return Err(e);
+                }
+            }
+        }
+        session.entries = without_first(enough);
+        let plan = match enough_plan {
+            Some(plan) => plan,
+            None => match self.plan(session, Some(reference), now) {
+                Ok(plan) => plan,
+                Err(e) => {
+                    session.entries = all;
+                    return Err(e);
+                }
+            },
+        };
+        session.modified = true;
+        dropped.truncate(enough);
+        Ok((plan, dropped))
+    }
+
+    /// How many of `moved` (in drop order, least important first) must be
+    /// left out for the blob of the rest to fit under `max_decompressed`:
+    /// 0 when all of them fit.
+    fn blob_overflow_count(&self, session: &Session, moved: &[usize], now: u64) -> usize {
+        let sizes: Vec<usize> = moved
+            .iter()
+            .map(|&i| {
+                let e = &session.entries[i];
+                let value_len = session.resident_value(e).map_or(0, <[u8]>::len);
+                payload::entry_len(session.entry_key(e).len(), value_len)
+            })
+            .collect();
+        let mut body: usize = sizes.iter().sum();
+        for (left_out, size) in sizes.iter().enumerate() {
+            let count = moved.len() - left_out;
+            if blob_len(session.created_at_sealed(now), count, body) <= self.limits.decompressed() {
+                return left_out;
+            }
+            body -= size;
+        }
+        moved.len()
+    }
+
     /// Seals the entries at `indices` as an overflow blob.
     fn seal_blob(
         &self,
@@ -674,6 +799,27 @@ impl Sealer {
         key: &str,
         now: u64,
     ) -> Result<String, Error> {
+        let plaintext = Self::blob_plaintext(session, indices, now);
+        // A blob this server could not read back is refused now, not
+        // discovered on the next request.
+        if plaintext.len() > self.limits.decompressed() {
+            return Err(Error::LimitExceeded(crate::Limit::DecompressedSize));
+        }
+        token::seal(
+            &self.ring,
+            // The store key (`overflow_key`) is also the name the blob is
+            // sealed for: it binds the blob to one session id and one
+            // reference.
+            key,
+            now,
+            &plaintext,
+            self.compression,
+            &*self.random,
+        )
+    }
+
+    /// The payload of a blob holding the entries at `indices`.
+    fn blob_plaintext(session: &Session, indices: &[usize], now: u64) -> Vec<u8> {
         let mut plaintext = Vec::new();
         let mut writer = PayloadWriter::begin(
             &mut plaintext,
@@ -692,22 +838,7 @@ impl Sealer {
                 session.resident_value(e).unwrap_or_default(),
             );
         }
-        // A blob this server could not read back is refused now, not
-        // discovered on the next request.
-        if plaintext.len() > self.limits.decompressed() {
-            return Err(Error::LimitExceeded(crate::Limit::DecompressedSize));
-        }
-        token::seal(
-            &self.ring,
-            // The store key (`overflow_key`) is also the name the blob is
-            // sealed for: it binds the blob to one session id and one
-            // reference.
-            key,
-            now,
-            &plaintext,
-            self.compression,
-            &*self.random,
-        )
+        plaintext
     }
 
     /// Loads every overflowed entry from the store (one read). A blob that
@@ -851,8 +982,44 @@ fn user_text(value: Option<ciborium::Value>) -> Result<Option<String>, Error> {
 
 #[cfg(test)]
 mod tests {
-    use super::base64_len;
+    use super::{base64_len, blob_len};
+    use crate::{KeyRing, MasterKey, Priority, Sealer};
     use base64::Engine as _;
+
+    #[test]
+    fn blob_length_matches_the_written_blob() {
+        let sealer = Sealer::builder(KeyRing::new(MasterKey::generate().unwrap()))
+            .limits(crate::Limits::default().max_entries(300))
+            .build()
+            .unwrap();
+        let mut session = sealer.new_session().unwrap();
+        // Counts and sizes across the CBOR head widths (23/24, 255/256).
+        for i in 0..300 {
+            let value = "v".repeat(i % 7 * 40);
+            session
+                .insert_with_priority(&format!("k{i}"), &value, Priority::Low)
+                .unwrap();
+        }
+        for now in [0, 23, 24, 1 << 40] {
+            for count in [0, 1, 23, 24, 255, 256, 300] {
+                let indices: Vec<usize> = (0..count).collect();
+                let body: usize = session.entries[..count]
+                    .iter()
+                    .map(|e| {
+                        let value = session.resident_value(e).unwrap();
+                        crate::payload::entry_len(session.entry_key(e).len(), value.len())
+                    })
+                    .sum();
+                let written = Sealer::blob_plaintext(&session, &indices, now);
+                let created_at = session.created_at_sealed(now);
+                assert_eq!(
+                    blob_len(created_at, count, body),
+                    written.len(),
+                    "{now} {count}"
+                );
+            }
+        }
+    }
 
     #[test]
     fn base64_length_saturates_for_huge_configured_limits() {

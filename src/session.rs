@@ -186,8 +186,10 @@ pub struct Session {
     /// kept, or it would go on holding the old value.
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
-    /// Entries removed since the last save because their overflow blob was
-    /// gone when read: the next save's report lists them.
+    /// Entries removed since the last successful save and not reported
+    /// yet: their overflow blob was gone when read, or a save dropped them
+    /// to keep its blob within the decompression limit. The next save's
+    /// report lists them.
     pub(crate) dropped_unreported: Vec<RemovedEntry>,
     pub(crate) policy: TimePolicy,
     pub(crate) limits: Limits,

@@ -506,8 +506,8 @@ async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
 }
 
 #[tokio::test]
-async fn a_rejected_blob_fails_the_save_and_an_unreadable_one_is_never_written() {
-    let (clock, store, sealer) = instrumented_sealer(|b| b);
+async fn a_rejected_blob_fails_the_save() {
+    let (_, store, sealer) = instrumented_sealer(|b| b);
     let mut session = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut session).await;
     // Another blob's bytes under this key: rejected, so the save that has
@@ -536,20 +536,67 @@ async fn a_rejected_blob_fails_the_save_and_an_unreadable_one_is_never_written()
         Error::Store(StoreError::Rejected)
     );
     assert_eq!(store.inner.keys(), before, "nothing written");
+}
 
-    // Entries over this server's decompression limit are not stored.
-    let sealer = builder(&clock)
-        .limits(sealed_session::Limits::default().max_decompressed(2000))
-        .overflow_store(store.clone())
-        .build()
-        .unwrap();
+#[tokio::test]
+async fn moved_entries_over_the_decompression_limit_are_dropped_least_important_first() {
+    // The blob must open again on this server: what does not fit under
+    // `max_decompressed` is dropped and reported, not the whole save.
+    const CAP: usize = 2000;
+    let (_, store, sealer) =
+        instrumented_sealer(|b| b.limits(sealed_session::Limits::default().max_decompressed(CAP)));
+    let original = ten_kb_session(&sealer);
     let mut session = ten_kb_session(&sealer);
-    let before = store.inner.keys();
+    // A save that fails after dropping (the store is down) leaves the
+    // drops to the next save's report.
+    store.set_down(true);
     assert_eq!(
         sealer.save_async(&mut session).await.unwrap_err(),
-        Error::LimitExceeded(sealed_session::Limit::DecompressedSize)
+        Error::Store(StoreError::Unavailable)
     );
-    assert_eq!(store.inner.keys(), before, "nothing written");
+    assert!(session.len() < original.len());
+    store.set_down(false);
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    // Each entry once: dropped, or still in the session (moved ones too).
+    assert_eq!(saved.report.dropped.len() + session.len(), original.len());
+    let token = saved.action.cookie_value().expect("a Set-Cookie");
+    let (dropped, moved) = (&saved.report.dropped, &saved.report.overflowed);
+    assert!(
+        !dropped.is_empty() && !moved.is_empty(),
+        "{:?}",
+        saved.report
+    );
+    assert_eq!(store.inner.len(), 1);
+    assert!(session
+        .keys()
+        .all(|k| !saved.report.dropped_keys().contains(&k)));
+
+    // Dropped in the budget's order: lower priority, then larger, first.
+    let rank = |e: &sealed_session::RemovedEntry| (e.priority, std::cmp::Reverse(e.size));
+    let last_dropped = dropped.last().unwrap();
+    assert!(moved.iter().all(|m| rank(last_dropped) <= rank(m)));
+    // No more than needed: the blob's fixed fields take at least 22 bytes.
+    let moved_bytes: usize = moved.iter().map(|m| m.size).sum();
+    assert!(
+        moved_bytes <= CAP && moved_bytes + last_dropped.size + 22 > CAP,
+        "{moved_bytes} {} {} {}",
+        last_dropped.size,
+        dropped.len(),
+        moved.len()
+    );
+
+    let mut reopened = sealer.open_async(token).await.unwrap();
+    for entry in dropped {
+        assert!(reopened.keys().all(|k| k != entry.key), "{}", entry.key);
+    }
+    for entry in moved {
+        let value: serde_json::Value = sealer
+            .get_loading(&mut reopened, &entry.key)
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(Some(value), original.get(&entry.key).unwrap());
+    }
 }
 
 #[tokio::test]
