@@ -15,6 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 use streams::print;
+use zeroize::Zeroizing;
 
 /// Seal, open and inspect sealed-session cookies.
 #[derive(Parser)]
@@ -65,15 +66,56 @@ enum Command {
 #[derive(clap::Args)]
 struct KeyArg {
     /// Master key: unpadded base64url (as keygen prints), or hex prefixed by
-    /// "hex:". Prefer the environment variable: a command line is visible
-    /// to other users of the machine.
+    /// "hex:". Prefer --key-file or the environment variable: a command
+    /// line is visible to other users of the machine.
     #[arg(
         long,
         env = "SEALED_SESSION_KEY",
         hide_env_values = true,
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        required_unless_present = "key_file"
     )]
-    key: String,
+    key: Option<Zeroizing<String>>,
+    /// A file holding the master key, as --key reads it (a mounted secret,
+    /// a systemd credential); surrounding whitespace is ignored. When
+    /// given, --key and SEALED_SESSION_KEY are not read.
+    #[arg(long, value_name = "PATH")]
+    key_file: Option<PathBuf>,
+}
+
+/// The most a key file may hold: a key in any accepted form is far
+/// shorter, and a wrong path (a log, a device) costs no more than this.
+const MAX_KEY_FILE: u64 = 4096;
+
+impl KeyArg {
+    fn master_key(&self) -> Result<MasterKey, Failure> {
+        match (&self.key_file, &self.key) {
+            (Some(path), _) => parse_key(&read_key_file(path)?, Some("key file")),
+            (None, Some(text)) => parse_key(text, None),
+            // clap requires one of the two.
+            (None, None) => Err(Failure::Usage("a key is required".to_owned())),
+        }
+    }
+}
+
+/// The text of a key file, at most [`MAX_KEY_FILE`] bytes, wiped from
+/// memory when dropped. Errors name the path, never the content.
+fn read_key_file(path: &std::path::Path) -> Result<Zeroizing<String>, Failure> {
+    use std::io::Read;
+    let shown = path.display();
+    let file = std::fs::File::open(path)
+        .map_err(|e| format!("input: cannot read key file {shown}: {e}"))?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(MAX_KEY_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("input: cannot read key file {shown}: {e}"))?;
+    if bytes.len() as u64 > MAX_KEY_FILE {
+        return Err(format!("input: key file {shown} is longer than {MAX_KEY_FILE} bytes").into());
+    }
+    match std::str::from_utf8(&bytes) {
+        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
+        Err(_) => Err(format!("input: key file {shown} is not UTF-8 text").into()),
+    }
 }
 
 #[derive(clap::Args)]
@@ -268,7 +310,7 @@ fn main() -> ExitCode {
 fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
         Command::Keygen => print(&*MasterKey::generate()?.to_base64())?,
-        Command::KeyId { key } => print(parse_key(&key.key, None)?.key_id())?,
+        Command::KeyId { key } => print(key.master_key()?.key_id())?,
         Command::Seal(args) => seal(args)?,
         Command::Open(args) => open(args)?,
         Command::Inspect { json, token } => inspect(&streams::cookie_argument(token)?, json)?,
@@ -372,7 +414,7 @@ fn builder(common: &KeyArgs, ring: KeyRing) -> sealed_session::SealerBuilder {
 }
 
 fn seal(args: SealArgs) -> Result<(), Failure> {
-    let ring = KeyRing::new(parse_key(&args.common.key.key, None)?);
+    let ring = KeyRing::new(args.common.key.master_key()?);
     let entries = stdin_json_object()?;
     // A misspelt key would leave its entry at normal priority, silently.
     if let Some(n) = args
@@ -435,7 +477,7 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
 }
 
 fn open(args: OpenArgs) -> Result<(), Failure> {
-    let primary = parse_key(&args.common.key.key, None)?;
+    let primary = args.common.key.master_key()?;
     let fallbacks = or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")
         .iter()
         .enumerate()

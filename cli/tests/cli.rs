@@ -312,6 +312,72 @@ fn keys_may_start_with_a_hyphen() {
 }
 
 #[test]
+fn key_file_holds_the_key_and_errors_never_show_its_content() {
+    let dir = std::env::temp_dir().join(format!("sealed-session-key-file-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let write = |name: &str, content: &[u8]| {
+        let path = dir.join(name);
+        std::fs::write(&path, content).unwrap();
+        path.to_str().unwrap().to_owned()
+    };
+    let key = keygen();
+    // A trailing newline, as `keygen > file` writes it.
+    let file = write("key", format!("{key}\n").as_bytes());
+    let id = |args: &[&str], vars: &[(&str, &str)]| stdout(&run_with_env(args, vars, ""));
+    assert_eq!(
+        id(&["key-id", "--key-file", &file], &[]),
+        id(&["key-id", "--key", &key], &[])
+    );
+
+    let sealed = run(
+        &["seal", "--key-file", &file, "--now", "1767225600"],
+        r#"{"user":"ada"}"#,
+    );
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let token = stdout(&sealed);
+    // The file is read instead of the variable, and of --key.
+    let other = keygen();
+    let opened = run_with_env(
+        &[
+            "open",
+            "--key-file",
+            &file,
+            "--key",
+            &other,
+            "--now",
+            "1767225660",
+            &token,
+        ],
+        &[("SEALED_SESSION_KEY", &other)],
+        "",
+    );
+    assert_eq!(success_json(&opened)["user"], "ada");
+
+    let not_a_key = write("not-a-key", b"correct horse battery staple\n");
+    let refused = run(&["key-id", "--key-file", &not_a_key], "");
+    assert_one_line_error(&refused, "invalid-key: key file: ");
+    assert!(!stderr(&refused).contains("horse"), "{}", stderr(&refused));
+    let long = write("long", &[b'A'; 5000]);
+    assert_one_line_error(
+        &run(&["key-id", "--key-file", &long], ""),
+        "input: key file ",
+    );
+    let binary = write("binary", &[0xff, 0xfe, 0x00]);
+    assert_one_line_error(
+        &run(&["key-id", "--key-file", &binary], ""),
+        "input: key file ",
+    );
+    let missing = dir.join("missing");
+    let missing = run(&["key-id", "--key-file", missing.to_str().unwrap()], "");
+    assert_one_line_error(&missing, "input: cannot read key file ");
+    assert_one_line_error(
+        &run(&["key-id", "--key-file", dir.to_str().unwrap()], ""),
+        "input: cannot read key file ",
+    );
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[test]
 fn fallback_key_is_reported_on_stderr() {
     let old = keygen();
     let new = keygen();
