@@ -775,6 +775,20 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             s.expiry = Expiry::At(1 << 40);
             s
         },
+        {
+            let mut s = small();
+            s.name = "expiry-max";
+            s.description = "An expiry of 2^64 - 1, the largest time: valid, as it ends only when now reaches it. Readers must neither wrap nor round it (the expected expires_at is beyond 2^53: parse it as an exact integer).";
+            s.expiry = Expiry::At(u64::MAX);
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "idle-expiry-max";
+            s.description = "A session's own idle timeout of 2^64 - 1 (flag bit 1): it never expires, and the refresh is not due.";
+            s.expiry = Expiry::Idle(u64::MAX);
+            s
+        },
     ];
     for spec in valid_specs {
         out.push(valid_vector(spec)?);
@@ -1203,6 +1217,54 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             "created-after-issued",
             "Authenticates; created-at later than issued-at.",
             &cbor_payload(NOW - 30, 0, &[], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "created-at-max",
+            "Authenticates; created_at is 2^64 - 1, later than issued-at (read as a signed integer it would be -1, before it).",
+            &[&[0x85, 0x1b][..], &u64::MAX.to_be_bytes(), &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-reserved-additional-info",
+            "Authenticates; created_at's head has additional information 28, which CBOR reserves.",
+            &[&[0x85, 0x1c][..], &created_head()[1..], &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-session-id-text",
+            "Authenticates; a session id written as a text string of 16 bytes, not a byte string.",
+            &[&[0x85][..], &created_head(), &[0xf6, 0x70], &[b'a'; 16], &[0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-flags-not-integer",
+            "Authenticates; the payload flags are false instead of an unsigned integer.",
+            &[&[0x85][..], &created_head(), &[0xf6], &byte_string(16), &[0xf4, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-priority-text",
+            "Authenticates; an entry whose priority is the text \"1\", not an unsigned integer.",
+            &raw_payload(&[0x81, 0x83, 0x61, b'k', 0x61, b'1', 0x41, 0x01], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-key-bytes",
+            "Authenticates; an entry key written as a byte string, not a text string.",
+            &raw_payload(&[0x81, 0x83, 0x41, b'k', 0x01, 0x41, 0x01], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-key-indefinite",
+            "Authenticates; an entry key written as an indefinite-length text string of one chunk (0x7f 0x61 'k' 0xff): strings have definite length.",
+            &raw_payload(&[0x81, 0x83, 0x7f, 0x61, b'k', 0xff, 0x01, 0x41, 0x01], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-value-indefinite",
+            "Authenticates; an entry value written as an indefinite-length byte string of one chunk (0x5f 0x41 0x01 0xff).",
+            &raw_payload(&[0x81, 0x83, 0x61, b'k', 0x01, 0x5f, 0x41, 0x01, 0xff], None),
             "malformed",
         )?,
         authentic_payload(
