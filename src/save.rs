@@ -249,6 +249,10 @@ impl Sealer {
     /// # Ok::<(), sealed_session::Error>(())
     /// ```
     pub fn save(&self, session: &mut Session) -> Result<Saved, Error> {
+        if self.revocation_store.is_some() && session.replaced.is_some() {
+            // The id to revoke can only be written asynchronously.
+            return Err(Error::Store(StoreError::NeedsAsync));
+        }
         let saved = self.save_unreported(session)?;
         Ok(Self::report_earlier_drops(session, saved))
     }
@@ -447,11 +451,41 @@ impl Sealer {
     /// running from the previous cookie (a store without it deletes them at
     /// once; if the touch fails they keep their TTL).
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
+        let before = crate::sealer::SaveState::of(session);
+        let replaced = session.replaced;
         let saved = match self.overflow_store.as_deref() {
             Some(store) => self.save_with_store(store, session).await?,
             None => self.save_unreported(session)?,
         };
+        if let (Some(store), Some((id, cookie_age))) = (&self.revocation_store, replaced) {
+            // After the seal, which may fail (too large): a failed save
+            // leaves the old cookie in use, so it must stay valid.
+            if let Err(e) = store
+                .revoke_session(id, self.revocation_keep_for(cookie_age))
+                .await
+            {
+                // Nothing may be sent: the old cookie stays valid, and the
+                // next save must do all of this again.
+                before.restore(session);
+                session.dropped_unreported.extend(saved.report.dropped);
+                return Err(e);
+            }
+        }
         Ok(Self::report_earlier_drops(session, saved))
+    }
+
+    /// How long to keep the record of a revoked id whose cookie could open
+    /// for `cookie_age` more seconds by its own expiry:
+    /// [`Sealer::revocation_ttl`], or without timeouts that age (plus the
+    /// clock skew and a second), or as long as records are kept.
+    fn revocation_keep_for(&self, cookie_age: Option<u64>) -> Duration {
+        self.revocation_ttl().unwrap_or_else(|| match cookie_age {
+            Some(age) => {
+                let skew = self.policy.clock_skew.saturating_add(1);
+                Duration::from_secs(age.saturating_add(skew))
+            }
+            None => crate::store::MAX_TTL,
+        })
     }
 
     /// [`Sealer::save_async`] with its store, but for the entries dropped

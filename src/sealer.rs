@@ -10,7 +10,7 @@ use crate::error::{Expired, StoreError};
 use crate::payload::{self, PayloadWriter};
 use crate::random::RandomSource;
 use crate::session::{Bytes, Expiry, Session, SessionId, Value};
-use crate::store::{OverflowStore, RevocationCheck};
+use crate::store::{OverflowStore, RevocationCheck, RevocationStore};
 use crate::token::{self, Compression, CIPHERTEXT_OFFSET, OVERHEAD};
 use crate::{Error, KeyRing, Limits};
 
@@ -83,6 +83,9 @@ pub struct Sealer {
     pub(crate) budget: usize,
     pub(crate) overflow_store: Option<Arc<dyn OverflowStore>>,
     pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
+    /// Set by [`SealerBuilder::revocation_store`]: ids replaced by a flush
+    /// or a new id are recorded here.
+    pub(crate) revocation_store: Option<Arc<dyn RevocationStore>>,
     pub(crate) user_key: Option<String>,
     pub(crate) max_cookies_tried: usize,
     /// The deletion cookie string (constant: built once, at `build`).
@@ -101,6 +104,7 @@ impl core::fmt::Debug for Sealer {
             .field("budget", &self.budget)
             .field("overflow_store", &self.overflow_store.is_some())
             .field("revocation", &self.revocation.is_some())
+            .field("revocation_store", &self.revocation_store.is_some())
             .field("max_cookies_tried", &self.max_cookies_tried)
             .finish_non_exhaustive()
     }
@@ -123,6 +127,7 @@ pub struct SealerBuilder {
     budget: usize,
     overflow_store: Option<Arc<dyn OverflowStore>>,
     revocation: Option<Arc<dyn RevocationCheck>>,
+    revocation_store: Option<Arc<dyn RevocationStore>>,
     user_key: Option<String>,
     max_cookies_tried: usize,
 }
@@ -151,6 +156,7 @@ impl Sealer {
             budget: DEFAULT_BUDGET,
             overflow_store: None,
             revocation: None,
+            revocation_store: None,
             user_key: None,
             max_cookies_tried: crate::request::DEFAULT_MAX_COOKIES_TRIED,
         }
@@ -273,6 +279,51 @@ impl SealerBuilder {
     /// never dropped.
     pub fn revocation(mut self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
         self.revocation = Some(check);
+        self.revocation_store = None;
+        self.user_key = user_key.map(str::to_owned);
+        self
+    }
+
+    /// As [`Self::revocation`], with a store that also records
+    /// revocations; then an id a session gives up is revoked, as Django's
+    /// `flush` and `cycle_key` delete the old server-side record: after
+    /// [`Session::flush`] (logout) or [`Session::cycle_id`] (login) of a
+    /// session that a cookie carried, [`Sealer::save_async`] records its
+    /// old id as revoked, so that a copy of that cookie no longer opens.
+    /// It does so once the new cookie is sealed: a save that fails leaves
+    /// the old cookie in use, and valid. If the store cannot record it,
+    /// the save fails (nothing may be sent) and the session is left
+    /// unsaved. The record is kept for [`Sealer::revocation_ttl`], or,
+    /// when the sealer has no timeouts, as long as the cookie's own expiry
+    /// lets it open. [`Sealer::save`] refuses such a session
+    /// ([`StoreError::NeedsAsync`](crate::StoreError::NeedsAsync)).
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sealed_session::{store::MemoryRevocations, KeyRing, MasterKey, Sealer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sealed_session::Error> {
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?))
+    ///     .revocation_store(Arc::new(MemoryRevocations::new()), Some("user_id"))
+    ///     .build()?;
+    /// let mut session = sealer.new_session()?;
+    /// session.insert("user_id", &42u64)?;
+    /// let cookie = sealer.seal(&mut session)?;
+    ///
+    /// let mut copy = sealer.open_async(&cookie).await?;
+    /// copy.flush()?; // logout
+    /// sealer.save_async(&mut copy).await?; // sends the deletion cookie
+    /// assert_eq!(sealer.open_async(&cookie).await.unwrap_err().kind(), "revoked");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn revocation_store(
+        mut self,
+        store: Arc<dyn RevocationStore>,
+        user_key: Option<&str>,
+    ) -> Self {
+        self.revocation = Some(store.clone());
+        self.revocation_store = Some(store);
         self.user_key = user_key.map(str::to_owned);
         self
     }
@@ -331,6 +382,7 @@ impl SealerBuilder {
             budget: self.budget,
             overflow_store: self.overflow_store,
             revocation: self.revocation,
+            revocation_store: self.revocation_store,
             user_key: self.user_key,
             max_cookies_tried: self.max_cookies_tried,
             removal,
@@ -411,6 +463,7 @@ impl Sealer {
             opened_with_fallback: false,
             overflow_stale: false,
             flushed: false,
+            replaced: None,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -502,6 +555,7 @@ impl Sealer {
             opened_with_fallback: used_fallback,
             overflow_stale: false,
             flushed: false,
+            replaced: None,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -669,7 +723,8 @@ impl Sealer {
         len
     }
 
-    /// Records a save whose token was issued at `issued_at`.
+    /// Records a save whose token was issued at `issued_at`. [`SaveState`]
+    /// holds what it changes.
     pub(crate) fn mark_saved(&self, session: &mut Session, issued_at: u64) {
         session.issued_at = Some(issued_at);
         session.modified = false;
@@ -677,6 +732,44 @@ impl Sealer {
         session.opened_with_fallback = false;
         session.overflow_stale = false;
         session.flushed = false;
+        session.replaced = None;
+    }
+}
+
+/// What [`Sealer::mark_saved`] changes: taken before a save and put back
+/// if the save fails after it, so that the next save does it all again.
+#[derive(Clone, Copy)]
+pub(crate) struct SaveState {
+    issued_at: Option<u64>,
+    modified: bool,
+    refresh_due: bool,
+    opened_with_fallback: bool,
+    overflow_stale: bool,
+    flushed: bool,
+    replaced: Option<(crate::session::SessionId, Option<u64>)>,
+}
+
+impl SaveState {
+    pub(crate) fn of(session: &Session) -> Self {
+        SaveState {
+            issued_at: session.issued_at,
+            modified: session.modified,
+            refresh_due: session.refresh_due,
+            opened_with_fallback: session.opened_with_fallback,
+            overflow_stale: session.overflow_stale,
+            flushed: session.flushed,
+            replaced: session.replaced,
+        }
+    }
+
+    pub(crate) fn restore(self, session: &mut Session) {
+        session.issued_at = self.issued_at;
+        session.modified = self.modified;
+        session.refresh_due = self.refresh_due;
+        session.opened_with_fallback = self.opened_with_fallback;
+        session.overflow_stale = self.overflow_stale;
+        session.flushed = self.flushed;
+        session.replaced = self.replaced;
     }
 }
 

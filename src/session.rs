@@ -186,6 +186,10 @@ pub struct Session {
     /// kept, or it would go on holding the old value.
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
+    /// The id a cookie sent out carried, given up since by `flush` or
+    /// `cycle_id`, with how long that cookie could open for (its expiry
+    /// age then): a sealer with a revocation store revokes it on save.
+    pub(crate) replaced: Option<(SessionId, Option<u64>)>,
     /// Entries removed since the last successful save and not reported
     /// yet: their overflow blob was gone when read, or a save dropped them
     /// to keep its blob within the decompression limit. The next save's
@@ -469,8 +473,10 @@ impl Session {
     /// Unless something is stored again before saving, the caller sends a
     /// deletion cookie (see [`Session::is_flushed`]).
     pub fn flush(&mut self) -> Result<(), Error> {
+        let id = SessionId::random(&*self.random)?;
+        self.record_replaced_id();
         self.entries.clear();
-        self.id = SessionId::random(&*self.random)?;
+        self.id = id;
         self.created_at = self.now;
         self.expiry = Expiry::Default;
         self.flushed = true;
@@ -492,10 +498,20 @@ impl Session {
     pub fn cycle_id(&mut self) -> Result<(), Error> {
         // An overflow blob bound to the old id is rewritten on the next
         // save and the old one deleted.
-        self.id = SessionId::random(&*self.random)?;
+        let id = SessionId::random(&*self.random)?;
+        self.record_replaced_id();
+        self.id = id;
         self.created_at = self.now;
         self.modified = true;
         Ok(())
+    }
+
+    /// Remembers the current id for revocation if a cookie carried it (the
+    /// first one only: that of the cookie the request came with).
+    fn record_replaced_id(&mut self) {
+        if self.issued_at.is_some() && self.replaced.is_none() {
+            self.replaced = Some((self.id, self.expiry_age()));
+        }
     }
 
     /// Sets when the session ends (see [`Expiry`]).

@@ -159,8 +159,10 @@ pub trait RevocationCheck: Send + Sync + 'static {
 /// everywhere" call. [`MemoryRevocations`] and `RedisRevocations` implement
 /// it, so an application can hold either as an `Arc<dyn RevocationStore>`
 /// (in memory for tests and single servers, on Redis for a fleet) and
-/// pass it to [`SealerBuilder::revocation`](crate::SealerBuilder::revocation)
-/// as well.
+/// pass it to
+/// [`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store)
+/// as well, which also revokes the ids that `flush` and `cycle_id` give
+/// up.
 ///
 /// Each record lives `keep_for`: as long as a cookie it revokes could still
 /// open, which [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl)

@@ -840,6 +840,161 @@ async fn memory_revocations() {
     assert!(sealer.open_async(&token).await.is_ok());
 }
 
+/// In-memory revocations whose writes can be made to fail.
+struct FlakyRevocations {
+    inner: MemoryRevocations,
+    down: std::sync::atomic::AtomicBool,
+}
+
+impl sealed_session::store::RevocationCheck for FlakyRevocations {
+    fn is_revoked<'a>(
+        &'a self,
+        query: sealed_session::store::RevocationQuery<'a>,
+    ) -> BoxFuture<'a, Result<bool, Error>> {
+        self.inner.is_revoked(query)
+    }
+}
+
+impl RevocationStore for FlakyRevocations {
+    fn revoke_session<'a>(
+        &'a self,
+        id: sealed_session::SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(Error::Store(StoreError::Unavailable)) });
+        }
+        RevocationStore::revoke_session(&self.inner, id, keep_for)
+    }
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        RevocationStore::revoke_user(&self.inner, user, keep_for)
+    }
+    fn revoke_user_except<'a>(
+        &'a self,
+        user: &'a str,
+        keep: sealed_session::SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        RevocationStore::revoke_user_except(&self.inner, user, keep, keep_for)
+    }
+}
+
+#[tokio::test]
+async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
+    let clock = clock();
+    let revocations = Arc::new(FlakyRevocations {
+        inner: MemoryRevocations::with_clock(clock.clone()),
+        down: Default::default(),
+    });
+    let sealer = builder(&clock)
+        .budget(400)
+        .revocation_store(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let records = || revocations.inner.len();
+
+    // A session no cookie carried has nothing to revoke.
+    let mut session = sealer.new_session().unwrap();
+    session.insert("cart", &[1, 2, 3]).unwrap();
+    session.cycle_id().unwrap();
+    let anonymous = save_token(&sealer, &mut session).await;
+    assert_eq!(records(), 0);
+
+    // Login: a new id. A save that fails (too large) revokes nothing: the
+    // client keeps the old cookie, which must still open.
+    let mut s = sealer.open_async(&anonymous).await.unwrap();
+    s.cycle_id().unwrap();
+    s.insert_with_priority("user", &"u".repeat(500), Priority::Critical)
+        .unwrap();
+    assert!(matches!(
+        sealer.save_async(&mut s).await.unwrap_err(),
+        Error::TooLarge { .. }
+    ));
+    assert_eq!(records(), 0);
+    assert!(sealer.open_async(&anonymous).await.is_ok());
+
+    // The store down: the save fails, nothing is sent, the old cookie
+    // still opens, and the next save does it all (revocation included).
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    revocations.down.store(true, Ordering::SeqCst);
+    assert_eq!(
+        sealer.save_async(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Unavailable)
+    );
+    assert!(s.needs_save());
+    assert!(sealer.open_async(&anonymous).await.is_ok());
+    revocations.down.store(false, Ordering::SeqCst);
+    let logged_in = save_token(&sealer, &mut s).await;
+    assert_eq!(records(), 1);
+    assert_eq!(
+        sealer.open_async(&anonymous).await.unwrap_err(),
+        Error::Revoked
+    );
+    // The cart came along under the new id.
+    let s = sealer.open_async(&logged_in).await.unwrap();
+    assert_eq!(s.get::<Vec<u8>>("cart").unwrap(), Some(vec![1, 2, 3]));
+
+    // Logout: the deletion cookie, and the logged-in cookie is revoked.
+    // The synchronous save cannot write the record, so it refuses.
+    let mut s = sealer.open_async(&logged_in).await.unwrap();
+    s.flush().unwrap();
+    assert_eq!(
+        sealer.save(&mut s).unwrap_err(),
+        Error::Store(StoreError::NeedsAsync)
+    );
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    assert_eq!(
+        sealer.open_async(&logged_in).await.unwrap_err(),
+        Error::Revoked
+    );
+    assert_eq!(records(), 2);
+
+    // A flush after a cycle in one request revokes the cookie's id, the
+    // one copies carry (and not the id that never left the server).
+    let copy = anonymous_copy(&sealer).await;
+    let mut s = sealer.open_async(&copy).await.unwrap();
+    s.cycle_id().unwrap();
+    s.flush().unwrap();
+    sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(records(), 3, "one record");
+    assert_eq!(sealer.open_async(&copy).await.unwrap_err(), Error::Revoked);
+}
+
+/// The cookie of a fresh session with one entry.
+async fn anonymous_copy(sealer: &Sealer) -> String {
+    let mut session = sealer.new_session().unwrap();
+    session.insert("k", &1u8).unwrap();
+    save_token(sealer, &mut session).await
+}
+
+#[tokio::test]
+async fn without_timeouts_a_revocation_lasts_as_long_as_the_cookie() {
+    let clock = clock();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .no_idle_timeout()
+        .no_max_lifetime()
+        .revocation_store(revocations.clone(), None)
+        .build()
+        .unwrap();
+    let cookie = anonymous_copy(&sealer).await;
+    let mut s = sealer.open_async(&cookie).await.unwrap();
+    s.flush().unwrap();
+    sealer.save_async(&mut s).await.unwrap();
+    // No timeout and no expiry: the cookie would open for ever.
+    clock.advance(10 * 365 * 86_400);
+    assert_eq!(
+        sealer.open_async(&cookie).await.unwrap_err(),
+        Error::Revoked
+    );
+}
+
 #[tokio::test]
 async fn memory_revocation_records_end_after_keep_for() {
     let (clock, revocations, sealer) = memory_revocation_sealer();

@@ -11,7 +11,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{Form, FromRequestParts, State};
+use axum::extract::{Form, FromRequestParts};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
 use sealed_session::store::MemoryRevocations;
-use sealed_session::{Clock, Error, KeyRing, Priority, SessionId};
+use sealed_session::{Clock, Error, KeyRing, Priority};
 use serde::{Deserialize, Serialize};
 
 /// The session cookie's name: `__Host-`, so browsers accept it only from
@@ -141,13 +141,6 @@ impl Demo {
         }
     }
 
-    /// Ends session `id`, keeping the record as long as a copy of its
-    /// cookie could open.
-    fn revoke(&self, session: &LazySession, id: SessionId) -> Result<(), Error> {
-        let keep_for = session.sealer().revocation_ttl().unwrap_or(MAX_LIFETIME);
-        self.revocations.revoke_session(id, keep_for)
-    }
-
     /// The session layer with the app's settings; callers may change more
     /// before `build()`.
     pub fn layer(&self, ring: KeyRing) -> SessionLayerBuilder {
@@ -158,7 +151,9 @@ impl Demo {
             .max_idle(MAX_IDLE)
             .max_lifetime(MAX_LIFETIME)
             .clock(Arc::clone(&self.clock))
-            .revocation(self.revocations.clone(), Some(USER))
+            // `flush` and `cycle_id` revoke the id they replace: a copy of
+            // the cookie from before a login or logout no longer opens.
+            .revocation_store(self.revocations.clone(), Some(USER))
             .on_save_report(|report| {
                 let keys = report.dropped_keys();
                 tracing::info!(
@@ -194,7 +189,6 @@ impl Demo {
             .route("/session", get(session_page))
             .route("/counter", get(counter))
             .route("/health", get(|| async { "ok\n" }))
-            .with_state(self.clone())
     }
 }
 
@@ -273,12 +267,7 @@ struct Login {
     password: String,
 }
 
-async fn login(
-    _: SameOrigin,
-    State(demo): State<Demo>,
-    session: LazySession,
-    Form(form): Form<Login>,
-) -> Page {
+async fn login(_: SameOrigin, session: LazySession, Form(form): Form<Login>) -> Page {
     let username = form.username.trim();
     let valid = !username.is_empty() && username.chars().count() <= 64;
     if !valid || form.password != DEMO_PASSWORD {
@@ -287,13 +276,8 @@ async fn login(
         return Ok((StatusCode::UNAUTHORIZED, page).into_response());
     }
     let previous: Option<String> = session.get(USER).await?;
-    if previous.is_some() {
-        // Already logged in: the id changes below, so revoke this one, or
-        // a copy of the cookie would stay logged in after a later logout.
-        // (Should the save then fail, the user is logged out: the safe
-        // side.)
-        demo.revoke(&session, session.id().await?)?;
-    }
+    // Either call revokes the current id (the layer's revocation store):
+    // a copy of this cookie stays out of the new login.
     if previous.is_some_and(|previous| previous != username) {
         // Another user's session on this browser (never logged out):
         // nothing of theirs carries over, as with Django's login().
@@ -308,12 +292,8 @@ async fn login(
     Ok(Redirect::to("/").into_response())
 }
 
-async fn logout(_: SameOrigin, State(demo): State<Demo>, session: LazySession) -> Page {
-    // Revoke the old id too, so a copy of the old cookie stops working.
-    let id = session.id().await?;
-    if !session.is_new().await? {
-        demo.revoke(&session, id)?;
-    }
+async fn logout(_: SameOrigin, session: LazySession) -> Page {
+    // Also revokes the old id: a copy of the old cookie stops working.
     session.flush().await?;
     Ok(Redirect::to("/").into_response())
 }

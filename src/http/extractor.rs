@@ -268,12 +268,17 @@ impl LazySession {
 
     /// Ends the session (logout): removes every entry and takes a new id.
     /// Unless something is stored again, the response deletes the cookie.
+    /// With a revocation store
+    /// ([`SessionLayerBuilder::revocation_store`](super::SessionLayerBuilder::revocation_store)),
+    /// the save also revokes the old id, so that a copy of the cookie no
+    /// longer opens.
     pub async fn flush(&self) -> Result<(), Error> {
         self.with(Session::flush).await?
     }
 
     /// Takes a new id and keeps the data: call it at login. The session
-    /// counts as created now (see [`Session::cycle_id`]).
+    /// counts as created now (see [`Session::cycle_id`]). With a revocation
+    /// store the save revokes the old id, as after [`Self::flush`].
     pub async fn cycle_id(&self) -> Result<(), Error> {
         self.with(Session::cycle_id).await?
     }

@@ -13,7 +13,7 @@ use tower_service::Service;
 
 use super::extractor::{CookieHeaders, LazySession};
 use crate::cookie::{has_prefix, HOST_PREFIX};
-use crate::store::{OverflowStore, RevocationCheck};
+use crate::store::{OverflowStore, RevocationCheck, RevocationStore};
 use crate::{
     Clock, Compression, CookieSettings, Error, KeyRing, Limits, SameSite, SaveReport, Sealer,
     SealerBuilder,
@@ -66,7 +66,9 @@ impl Shared {
 #[non_exhaustive]
 pub struct SaveFailure<'a> {
     /// Why: [`Error::TooLarge`] when the entries that may not be dropped
-    /// exceed the budget, [`Error::Store`] when the overflow store failed,
+    /// exceed the budget, [`Error::Store`] when the overflow store failed
+    /// or the revocation store could not record the id that a `flush` or
+    /// `cycle_id` gave up,
     /// [`Error::Random`] when the operating system's generator failed (for
     /// the nonce, or a new blob reference). Or [`Error::Store`] from the
     /// revocation check that kept the request's cookie from opening: the
@@ -274,6 +276,15 @@ impl SessionLayerBuilder {
     pub fn revocation(self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
         let user_key = user_key.map(str::to_owned);
         self.with(move |b| b.revocation(check, user_key.as_deref()))
+    }
+
+    /// As [`Self::revocation`], with a store that also records
+    /// revocations: [`LazySession::flush`](super::LazySession::flush) and
+    /// [`LazySession::cycle_id`](super::LazySession::cycle_id) then revoke
+    /// the id they replace ([`SealerBuilder::revocation_store`]).
+    pub fn revocation_store(self, store: Arc<dyn RevocationStore>, user_key: Option<&str>) -> Self {
+        let user_key = user_key.map(str::to_owned);
+        self.with(move |b| b.revocation_store(store, user_key.as_deref()))
     }
 
     /// The idle timeout (default two weeks).

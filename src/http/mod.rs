@@ -105,7 +105,9 @@
 //!   configured limits is not deleted, and is logged on each request.)
 //!   Expired cookies are logged at `DEBUG`, revoked ones at `INFO`, the
 //!   rest at `WARN`. Logging out ([`LazySession::flush`]) deletes whatever
-//!   session cookie the request carried.
+//!   session cookie the request carried, and with a revocation store
+//!   ([`SessionLayerBuilder::revocation_store`]) revokes its id, as
+//!   [`LazySession::cycle_id`] does at login.
 //! - **Does not fail the response on save, unless asked.** A save that
 //!   fails (the critical entries alone exceed the budget, the
 //!   store is down, or the request's cookie did not open because the
