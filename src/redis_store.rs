@@ -33,21 +33,33 @@ use crate::store::{
 };
 use crate::Error;
 
-fn unavailable(_: redis::RedisError) -> Error {
-    Error::Store(StoreError::Unavailable)
+/// A Redis error as the store's error: a key holding another type than
+/// this crate writes (WRONGTYPE: written by someone else, or under a
+/// colliding namespace) is altered content, `Rejected` like an altered
+/// value; anything else is `Unavailable`.
+fn store_error(e: redis::RedisError) -> Error {
+    // A server error, or a pipeline's errors (one per failed command).
+    let wrong_type = e
+        .into_server_errors()
+        .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "WRONGTYPE"));
+    if wrong_type {
+        Error::Store(StoreError::Rejected)
+    } else {
+        Error::Store(StoreError::Unavailable)
+    }
 }
 
 /// Connects a connection manager with short timeouts, so that a server that
 /// is down fails a request quickly instead of hanging it.
 async fn manager(url: &str) -> Result<ConnectionManager, Error> {
-    let client = redis::Client::open(url).map_err(unavailable)?;
+    let client = redis::Client::open(url).map_err(store_error)?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)))
         .set_number_of_retries(1);
     ConnectionManager::new_with_config(client, config)
         .await
-        .map_err(unavailable)
+        .map_err(store_error)
 }
 
 /// A TTL in milliseconds for `PX` / `PEXPIRE`: at least 1 (0 is an error
@@ -137,7 +149,7 @@ impl OverflowStore for RedisStore {
                 .arg(millis)
                 .query_async::<()>(&mut connection)
                 .await
-                .map_err(unavailable)
+                .map_err(store_error)
         })
     }
 
@@ -148,7 +160,7 @@ impl OverflowStore for RedisStore {
                 .arg(&*self.namespace.key(key))
                 .query_async::<Option<Vec<u8>>>(&mut connection)
                 .await
-                .map_err(unavailable)
+                .map_err(store_error)
         })
     }
 
@@ -171,7 +183,7 @@ impl OverflowStore for RedisStore {
                 .arg(end)
                 .query_async::<Vec<u8>>(&mut connection)
                 .await
-                .map_err(unavailable)?;
+                .map_err(store_error)?;
             match blob.len() {
                 0 => Ok(None),
                 len if len > max_len => Err(Error::Store(StoreError::Rejected)),
@@ -187,7 +199,7 @@ impl OverflowStore for RedisStore {
                 .arg(&*self.namespace.key(key))
                 .query_async::<()>(&mut connection)
                 .await
-                .map_err(unavailable)
+                .map_err(store_error)
         })
     }
 
@@ -201,7 +213,7 @@ impl OverflowStore for RedisStore {
                 .arg(millis)
                 .query_async::<i64>(&mut connection)
                 .await
-                .map_err(unavailable)?;
+                .map_err(store_error)?;
             Ok(set == 1)
         })
     }
@@ -287,7 +299,7 @@ impl RedisRevocations {
             .arg(ttl_secs(keep_for))
             .query_async::<()>(&mut connection)
             .await
-            .map_err(unavailable)
+            .map_err(store_error)
     }
 
     /// [`RevocationStore::revoke_user`], callable without the trait.
@@ -346,7 +358,7 @@ impl RedisRevocations {
         transaction
             .query_async::<()>(&mut connection)
             .await
-            .map_err(unavailable)
+            .map_err(store_error)
     }
 }
 
@@ -389,7 +401,7 @@ impl RevocationCheck for RedisRevocations {
                     .arg(self.session_key(&query.session_id))
                     .query_async(&mut connection)
                     .await
-                    .map_err(unavailable);
+                    .map_err(store_error);
             };
             // One round trip, no command spanning two hash tags (cluster
             // slots). GETRANGE rather than GET: a record is a few dozen
@@ -413,7 +425,7 @@ impl RevocationCheck for RedisRevocations {
                 .arg(RECORD_MAX_LEN)
                 .query_async(&mut connection)
                 .await
-                .map_err(unavailable)?;
+                .map_err(store_error)?;
             if revoked {
                 return Ok(true);
             }

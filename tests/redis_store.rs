@@ -312,6 +312,23 @@ async fn redis_altered_swapped_and_expired_blobs() {
     let during = sent_bytes(&mut conn).await - sent;
     assert!(during < 1 << 20, "{during} bytes sent");
 
+    // A key of another type (a list) is altered content, not an outage.
+    for key in &keys {
+        redis::pipe()
+            .cmd("DEL")
+            .arg(key)
+            .cmd("RPUSH")
+            .arg(key)
+            .arg("x")
+            .query_async::<()>(&mut conn)
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        sealer.load_overflow(&mut opened).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+
     // Expired: a session with a two-second lifetime and no skew.
     let short = builder(&clock)
         .max_lifetime(Duration::from_secs(2))
@@ -356,6 +373,21 @@ async fn redis_revocations() {
     let mut eve = sealer.new_session().unwrap();
     eve.insert("user", "eve").unwrap();
     let eve = sealer.seal(&mut eve).unwrap();
+    assert_eq!(
+        sealer.open_async(&eve).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
+    // So is a user record of another type (read in a pipeline). (A
+    // session record of any type exists, and revokes.)
+    redis::pipe()
+        .cmd("DEL")
+        .arg("sealed-session:revoked-user:{eve}")
+        .cmd("RPUSH")
+        .arg("sealed-session:revoked-user:{eve}")
+        .arg("x")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
     assert_eq!(
         sealer.open_async(&eve).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
