@@ -30,6 +30,13 @@ pub struct SaveReport {
     pub header_len: usize,
     /// The budget in force.
     pub budget: usize,
+    /// Set when the sealer has a revocation store
+    /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store))
+    /// and it could not record the id that `flush` or `cycle_id` gave up:
+    /// the cookie was saved all the same (a logout still deletes it), but
+    /// copies of the old cookie stay valid until they expire. Also logged
+    /// at `ERROR`.
+    pub unrevoked: Option<crate::Error>,
 }
 
 impl SaveReport {

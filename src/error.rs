@@ -322,9 +322,9 @@ pub enum StoreError {
     /// `Sealer::open` on a sealer with a revocation check, which only
     /// `Sealer::open_async` can consult; or `Sealer::open_request` or
     /// `save_request` on a sealer with a revocation check or an overflow
-    /// store (use their `_async` forms); or `Sealer::save` of a session
-    /// whose id was replaced (`flush`, `cycle_id`) on a sealer with a
-    /// revocation store, which only `Sealer::save_async` can write to.
+    /// store (use their `_async` forms); or `Sealer::save` or `seal` of a
+    /// session whose id was replaced (`flush`, `cycle_id`) on a sealer with
+    /// a revocation store, which only `Sealer::save_async` can write to.
     NeedsAsync,
     /// A blob larger than the store's whole capacity
     /// ([`MemoryStore::max_bytes`](crate::store::MemoryStore::max_bytes)).

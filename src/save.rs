@@ -337,6 +337,7 @@ impl Sealer {
                 overflowed,
                 header_len: len,
                 budget: self.budget,
+                ..SaveReport::default()
             },
         }
     }
@@ -438,10 +439,15 @@ impl Sealer {
     /// blob instead). If the store cannot
     /// be written the save fails with [`StoreError::Unavailable`] and the
     /// session is left as it was (keep the previous cookie), except that
-    /// entries whose blob was found missing have been removed from it:
-    /// they cannot come back (the previous cookie still lists them, and
-    /// the next save from it drops and reports them; so does the next
+    /// entries whose blob was found missing, or dropped to keep the new
+    /// blob within `max_decompressed`, have been removed from it: they
+    /// cannot come back (the previous cookie still lists them, and the
+    /// next save from it drops and reports them; so does the next
     /// successful save of this session).
+    ///
+    /// With a revocation store, a save after [`Session::flush`] or
+    /// [`Session::cycle_id`] then revokes the old id (see
+    /// [`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store)).
     ///
     /// Entries the cookie no longer references are deleted from the store
     /// at once after [`Session::flush`] or [`Session::cycle_id`]; after
@@ -451,31 +457,31 @@ impl Sealer {
     /// running from the previous cookie (a store without it deletes them at
     /// once; if the touch fails they keep their TTL).
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
-        let before = crate::sealer::SaveState::of(session);
         let replaced = session.replaced;
-        let saved = match self.overflow_store.as_deref() {
+        let mut saved = match self.overflow_store.as_deref() {
             Some(store) => self.save_with_store(store, session).await?,
             None => self.save_unreported(session)?,
         };
         if let (Some(store), Some((id, cookie_age))) = (&self.revocation_store, replaced) {
-            // After the seal, which may fail (too large): a failed save
-            // leaves the old cookie in use, so it must stay valid.
-            if let Err(e) = store
-                .revoke_session(id, self.revocation_keep_for(cookie_age))
-                .await
-            {
-                // Nothing may be sent: the old cookie stays valid, and the
-                // next save must do all of this again.
-                before.restore(session);
-                session.dropped_unreported.extend(saved.report.dropped);
-                return Err(e);
+            // Only after a save that succeeded: a failed one leaves the old
+            // cookie in use, so it must stay valid. A failure here does not
+            // hold back the new cookie (or the deletion cookie of a
+            // logout): the browser must still drop the old one.
+            let keep_for = self.revocation_keep_for(cookie_age);
+            if let Err(e) = store.revoke_session(id, keep_for).await {
+                tracing::error!(
+                    error = %e,
+                    "could not revoke the session id given up by flush or cycle_id; \
+                     copies of the old cookie stay valid until they expire"
+                );
+                saved.report.unrevoked = Some(e);
             }
         }
         Ok(Self::report_earlier_drops(session, saved))
     }
 
     /// How long to keep the record of a revoked id whose cookie could open
-    /// for `cookie_age` more seconds by its own expiry:
+    /// for `cookie_age` more seconds by its own expiry (as of the request):
     /// [`Sealer::revocation_ttl`], or without timeouts that age (plus the
     /// clock skew and a second), or as long as records are kept.
     fn revocation_keep_for(&self, cookie_age: Option<u64>) -> Duration {

@@ -290,12 +290,15 @@ impl SealerBuilder {
     /// [`Session::flush`] (logout) or [`Session::cycle_id`] (login) of a
     /// session that a cookie carried, [`Sealer::save_async`] records its
     /// old id as revoked, so that a copy of that cookie no longer opens.
-    /// It does so once the new cookie is sealed: a save that fails leaves
+    /// It does so once the save has succeeded: a save that fails leaves
     /// the old cookie in use, and valid. If the store cannot record it,
-    /// the save fails (nothing may be sent) and the session is left
-    /// unsaved. The record is kept for [`Sealer::revocation_ttl`], or,
-    /// when the sealer has no timeouts, as long as the cookie's own expiry
-    /// lets it open. [`Sealer::save`] refuses such a session
+    /// the save still succeeds (a logout's deletion cookie must reach the
+    /// browser) and its report says so
+    /// ([`SaveReport::unrevoked`](crate::SaveReport::unrevoked), also
+    /// logged at `ERROR`). The record is kept for
+    /// [`Sealer::revocation_ttl`], or, when the sealer has no timeouts, as
+    /// long as the old cookie's own expiry lets it open. [`Sealer::save`]
+    /// and [`Sealer::seal`] refuse such a session
     /// ([`StoreError::NeedsAsync`](crate::StoreError::NeedsAsync)).
     ///
     /// ```
@@ -464,6 +467,7 @@ impl Sealer {
             overflow_stale: false,
             flushed: false,
             replaced: None,
+            cookie_expiry_age: None,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -536,7 +540,7 @@ impl Sealer {
             .policy
             .refresh_after(own_idle)
             .is_some_and(|after| age >= after);
-        Ok(Session {
+        let mut session = Session {
             id: SessionId::from_bytes(indexed.session_id),
             // A session created on a server whose clock runs ahead (within
             // the skew) starts no later than now here, so that the token
@@ -556,11 +560,14 @@ impl Sealer {
             overflow_stale: false,
             flushed: false,
             replaced: None,
+            cookie_expiry_age: None,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
             random: Arc::clone(&self.random),
-        })
+        };
+        session.cookie_expiry_age = session.expiry_age();
+        Ok(session)
     }
 
     /// Seals the whole session (every cookie-resident entry) under the
@@ -574,6 +581,10 @@ impl Sealer {
     /// (the store is [`Sealer::save_async`]'s): they are removed from the
     /// session and their keys logged at `WARN`, as [`Sealer::save`] does.
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
+        if self.revocation_store.is_some() && session.replaced.is_some() {
+            // The id to revoke can only be written asynchronously.
+            return Err(Error::Store(StoreError::NeedsAsync));
+        }
         if session.has_unloaded_overflow() {
             Self::drop_unloaded(
                 session,
@@ -723,8 +734,7 @@ impl Sealer {
         len
     }
 
-    /// Records a save whose token was issued at `issued_at`. [`SaveState`]
-    /// holds what it changes.
+    /// Records a save whose token was issued at `issued_at`.
     pub(crate) fn mark_saved(&self, session: &mut Session, issued_at: u64) {
         session.issued_at = Some(issued_at);
         session.modified = false;
@@ -733,43 +743,7 @@ impl Sealer {
         session.overflow_stale = false;
         session.flushed = false;
         session.replaced = None;
-    }
-}
-
-/// What [`Sealer::mark_saved`] changes: taken before a save and put back
-/// if the save fails after it, so that the next save does it all again.
-#[derive(Clone, Copy)]
-pub(crate) struct SaveState {
-    issued_at: Option<u64>,
-    modified: bool,
-    refresh_due: bool,
-    opened_with_fallback: bool,
-    overflow_stale: bool,
-    flushed: bool,
-    replaced: Option<(crate::session::SessionId, Option<u64>)>,
-}
-
-impl SaveState {
-    pub(crate) fn of(session: &Session) -> Self {
-        SaveState {
-            issued_at: session.issued_at,
-            modified: session.modified,
-            refresh_due: session.refresh_due,
-            opened_with_fallback: session.opened_with_fallback,
-            overflow_stale: session.overflow_stale,
-            flushed: session.flushed,
-            replaced: session.replaced,
-        }
-    }
-
-    pub(crate) fn restore(self, session: &mut Session) {
-        session.issued_at = self.issued_at;
-        session.modified = self.modified;
-        session.refresh_due = self.refresh_due;
-        session.opened_with_fallback = self.opened_with_fallback;
-        session.overflow_stale = self.overflow_stale;
-        session.flushed = self.flushed;
-        session.replaced = self.replaced;
+        session.cookie_expiry_age = session.expiry_age();
     }
 }
 

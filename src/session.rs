@@ -187,9 +187,13 @@ pub struct Session {
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
     /// The id a cookie sent out carried, given up since by `flush` or
-    /// `cycle_id`, with how long that cookie could open for (its expiry
-    /// age then): a sealer with a revocation store revokes it on save.
+    /// `cycle_id`, with how long that cookie can open for by its own
+    /// expiry: a sealer with a revocation store revokes it on save.
     pub(crate) replaced: Option<(SessionId, Option<u64>)>,
+    /// [`Session::expiry_age`] when the session was opened or last saved:
+    /// how long its latest cookie can open for by its own expiry, which
+    /// later changes in the request do not alter.
+    pub(crate) cookie_expiry_age: Option<u64>,
     /// Entries removed since the last successful save and not reported
     /// yet: their overflow blob was gone when read, or a save dropped them
     /// to keep its blob within the decompression limit. The next save's
@@ -510,7 +514,7 @@ impl Session {
     /// first one only: that of the cookie the request came with).
     fn record_replaced_id(&mut self) {
         if self.issued_at.is_some() && self.replaced.is_none() {
-            self.replaced = Some((self.id, self.expiry_age()));
+            self.replaced = Some((self.id, self.cookie_expiry_age));
         }
     }
 

@@ -917,19 +917,15 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     assert_eq!(records(), 0);
     assert!(sealer.open_async(&anonymous).await.is_ok());
 
-    // The store down: the save fails, nothing is sent, the old cookie
-    // still opens, and the next save does it all (revocation included).
+    // The synchronous forms cannot write the record, so they refuse.
     s.insert_with_priority("user", "ada", Priority::Critical)
         .unwrap();
-    revocations.down.store(true, Ordering::SeqCst);
-    assert_eq!(
-        sealer.save_async(&mut s).await.unwrap_err(),
-        Error::Store(StoreError::Unavailable)
-    );
-    assert!(s.needs_save());
-    assert!(sealer.open_async(&anonymous).await.is_ok());
-    revocations.down.store(false, Ordering::SeqCst);
-    let logged_in = save_token(&sealer, &mut s).await;
+    for refused in [sealer.save(&mut s).map(drop), sealer.seal(&mut s).map(drop)] {
+        assert_eq!(refused.unwrap_err(), Error::Store(StoreError::NeedsAsync));
+    }
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.unrevoked, None);
+    let logged_in = saved.action.cookie_value().unwrap().to_owned();
     assert_eq!(records(), 1);
     assert_eq!(
         sealer.open_async(&anonymous).await.unwrap_err(),
@@ -939,14 +935,24 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     let s = sealer.open_async(&logged_in).await.unwrap();
     assert_eq!(s.get::<Vec<u8>>("cart").unwrap(), Some(vec![1, 2, 3]));
 
-    // Logout: the deletion cookie, and the logged-in cookie is revoked.
-    // The synchronous save cannot write the record, so it refuses.
+    // The store down at logout: the deletion cookie is sent all the same
+    // (the browser must drop the cookie), and the report says that copies
+    // stay valid.
     let mut s = sealer.open_async(&logged_in).await.unwrap();
     s.flush().unwrap();
+    revocations.down.store(true, Ordering::SeqCst);
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    revocations.down.store(false, Ordering::SeqCst);
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
     assert_eq!(
-        sealer.save(&mut s).unwrap_err(),
-        Error::Store(StoreError::NeedsAsync)
+        saved.report.unrevoked,
+        Some(Error::Store(StoreError::Unavailable))
     );
+    assert!(sealer.open_async(&logged_in).await.is_ok());
+
+    // Logout: the deletion cookie, and the logged-in cookie is revoked.
+    let mut s = sealer.open_async(&logged_in).await.unwrap();
+    s.flush().unwrap();
     let saved = sealer.save_async(&mut s).await.unwrap();
     assert!(matches!(saved.action, CookieAction::Delete(_)));
     assert_eq!(
@@ -985,6 +991,9 @@ async fn without_timeouts_a_revocation_lasts_as_long_as_the_cookie() {
         .unwrap();
     let cookie = anonymous_copy(&sealer).await;
     let mut s = sealer.open_async(&cookie).await.unwrap();
+    // An expiry set in the request is the new cookie's, not the old one's.
+    s.set_expiry(sealed_session::Expiry::Idle(600));
+    s.cycle_id().unwrap();
     s.flush().unwrap();
     sealer.save_async(&mut s).await.unwrap();
     // No timeout and no expiry: the cookie would open for ever.

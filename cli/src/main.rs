@@ -105,7 +105,8 @@ fn read_key_file(path: &std::path::Path) -> Result<Zeroizing<String>, Failure> {
     let shown = path.display();
     let file = std::fs::File::open(path)
         .map_err(|e| format!("input: cannot read key file {shown}: {e}"))?;
-    let mut bytes = Zeroizing::new(Vec::new());
+    // Allocated once: a growing buffer would leave unwiped copies behind.
+    let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 1));
     file.take(MAX_KEY_FILE + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("input: cannot read key file {shown}: {e}"))?;

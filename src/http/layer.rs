@@ -66,9 +66,7 @@ impl Shared {
 #[non_exhaustive]
 pub struct SaveFailure<'a> {
     /// Why: [`Error::TooLarge`] when the entries that may not be dropped
-    /// exceed the budget, [`Error::Store`] when the overflow store failed
-    /// or the revocation store could not record the id that a `flush` or
-    /// `cycle_id` gave up,
+    /// exceed the budget, [`Error::Store`] when the overflow store failed,
     /// [`Error::Random`] when the operating system's generator failed (for
     /// the nonce, or a new blob reference). Or [`Error::Store`] from the
     /// revocation check that kept the request's cookie from opening: the
