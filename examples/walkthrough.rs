@@ -261,12 +261,25 @@ async fn main() -> Result<(), Error> {
         line.unwrap_or_default()
     );
 
-    println!("\n6. Revocation (log out everywhere)");
+    println!("\n6. Revocation (logout, and log out everywhere)");
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    // A store, not just a check: the save after a logout (flush) or a
+    // login (cycle_id) revokes the id the cookie carried.
     let guarded = Sealer::builder(KeyRing::new(MasterKey::generate()?))
-        .revocation(revocations.clone(), Some("user_id"))
+        .revocation_store(revocations.clone(), Some("user_id"))
         .clock(clock.clone())
         .build()?;
+    let mut laptop = guarded.new_session()?;
+    laptop.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
+    let laptop_cookie = guarded.seal(&mut laptop)?;
+    let mut logging_out = guarded.open_async(&laptop_cookie).await?;
+    logging_out.flush()?;
+    let saved = guarded.save_async(&mut logging_out).await?;
+    println!(
+        "  logout sends {}; a copy of the old cookie: {}",
+        saved.action.header_value().unwrap_or_default(),
+        guarded.open_async(&laptop_cookie).await.unwrap_err()
+    );
     let mut phone = guarded.new_session()?;
     phone.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
     let phone_cookie = guarded.seal(&mut phone)?;
