@@ -29,7 +29,8 @@ use crate::clock::Clock;
 use crate::error::StoreError;
 use crate::session::SessionId;
 use crate::store::{
-    ttl_secs, BoxFuture, OverflowStore, RevocationCheck, RevocationQuery, RevocationStore, MAX_TTL,
+    at_most, ttl_secs, BoxFuture, OverflowStore, RevocationCheck, RevocationQuery, RevocationStore,
+    MAX_TTL,
 };
 use crate::Error;
 
@@ -184,11 +185,7 @@ impl OverflowStore for RedisStore {
                 .query_async::<Vec<u8>>(&mut connection)
                 .await
                 .map_err(store_error)?;
-            match blob.len() {
-                0 => Ok(None),
-                len if len > max_len => Err(Error::Store(StoreError::Rejected)),
-                _ => Ok(Some(blob)),
-            }
+            at_most(Some(blob).filter(|blob| !blob.is_empty()), max_len)
         })
     }
 

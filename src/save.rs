@@ -462,12 +462,12 @@ impl Sealer {
             Some(store) => self.save_with_store(store, session).await?,
             None => self.save_unreported(session)?,
         };
-        if let (Some(store), Some((id, cookie_age))) = (&self.revocation_store, replaced) {
+        if let (Some(store), Some((id, cookie_expiry))) = (&self.revocation_store, replaced) {
             // Only after a save that succeeded: a failed one leaves the old
             // cookie in use, so it must stay valid. A failure here does not
             // hold back the new cookie (or the deletion cookie of a
             // logout): the browser must still drop the old one.
-            let keep_for = self.revocation_keep_for(cookie_age);
+            let keep_for = self.revocation_keep_for(cookie_expiry, session.now);
             if let Err(e) = store.revoke_session(id, keep_for).await {
                 tracing::error!(
                     error = %e,
@@ -480,17 +480,19 @@ impl Sealer {
         Ok(Self::report_earlier_drops(session, saved))
     }
 
-    /// How long to keep the record of a revoked id whose cookie could open
-    /// for `cookie_age` more seconds by its own expiry (as of the request):
-    /// [`Sealer::revocation_ttl`], or without timeouts that age (plus the
-    /// clock skew and a second), or as long as records are kept.
-    fn revocation_keep_for(&self, cookie_age: Option<u64>) -> Duration {
-        self.revocation_ttl().unwrap_or_else(|| match cookie_age {
-            Some(age) => {
-                let skew = self.policy.clock_skew.saturating_add(1);
-                Duration::from_secs(age.saturating_add(skew))
+    /// How long to keep the record of a revoked id whose cookie has its own
+    /// `cookie_expiry`: [`Sealer::revocation_ttl`], or without timeouts as
+    /// long as that expiry lets it open from `now` (plus the clock skew and
+    /// a second), or as long as records are kept.
+    fn revocation_keep_for(&self, cookie_expiry: Expiry, now: u64) -> Duration {
+        self.revocation_ttl().unwrap_or_else(|| {
+            match crate::session::own_expiry_age(cookie_expiry, now) {
+                Some(age) => {
+                    let skew = self.policy.clock_skew.saturating_add(1);
+                    Duration::from_secs(age.saturating_add(skew))
+                }
+                None => crate::store::MAX_TTL,
             }
-            None => crate::store::MAX_TTL,
         })
     }
 
@@ -575,9 +577,8 @@ impl Sealer {
         // `max_decompressed`. They are gone from the session now, so they
         // are logged now, and reported by this save or, if it fails, the
         // next.
-        let (plan, dropped) = match self.drop_until_blob_fits(session, plan, &fresh, now) {
-            Err(Error::TooLarge { .. }) => return self.drop_instead(store, session, now).await,
-            fitted => fitted?,
+        let Some((plan, dropped)) = self.drop_until_blob_fits(session, plan, &fresh, now)? else {
+            return self.drop_instead(store, session, now).await;
         };
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(&dropped);
@@ -587,10 +588,6 @@ impl Sealer {
                 "session entries dropped: the overflow blob would exceed the decompression limit"
             );
             session.dropped_unreported.extend(dropped);
-        }
-        if self.blob_overflow_count(session, &plan.removed, now) > 0 {
-            // Compressed sizes need not shrink with the entries; unseen.
-            return self.drop_instead(store, session, now).await;
         }
         let overflowed = Self::removed_entries(session, &plan.removed);
         let old = session.overflow;
@@ -748,22 +745,25 @@ impl Sealer {
     /// Drops the fewest entries, in the budget's order (critical ones
     /// never), for the blob of the entries `plan` then moves to fit under
     /// `max_decompressed`; returns the plan for what is left and the
-    /// dropped entries (removed from the session). Dropping more only
-    /// shrinks the cookie's list of moved keys, so the plan moves fewer
-    /// entries and the blob shrinks: whether `d` drops suffice changes
-    /// once as `d` grows, and a binary search finds the least `d` in a few
-    /// plans. Dropping the prefix of `plan.removed` whose absence lets the
-    /// rest fit is enough, which bounds the search.
+    /// dropped entries (removed from the session), or `None`, with the
+    /// session untouched, when no number of drops makes the blob fit (with
+    /// compression, sizes need not shrink with the entries): then the
+    /// caller saves as without a store. Dropping more only shrinks the
+    /// cookie's list of moved keys, so the plan moves fewer entries and the
+    /// blob shrinks: whether `d` drops suffice changes once as `d` grows,
+    /// and a binary search finds the least `d` in a few plans. Dropping the
+    /// prefix of `plan.removed` whose absence lets the rest fit is enough,
+    /// which bounds the search.
     fn drop_until_blob_fits(
         &self,
         session: &mut Session,
         plan: Plan,
         reference: &[u8; SESSION_ID_LEN],
         now: u64,
-    ) -> Result<(Plan, Vec<RemovedEntry>), Error> {
+    ) -> Result<Option<(Plan, Vec<RemovedEntry>)>, Error> {
         let most = self.blob_overflow_count(session, &plan.removed, now);
         if most == 0 {
-            return Ok((plan, Vec::new()));
+            return Ok(Some((plan, Vec::new())));
         }
         let candidates = plan.removed[..most].to_vec();
         let mut dropped = Self::removed_entries(session, &candidates);
@@ -775,37 +775,43 @@ impl Sealer {
                 .map(|(_, e)| e.clone())
                 .collect()
         };
-        let (mut too_few, mut enough) = (0, most);
-        let mut enough_plan = None;
-        while enough - too_few > 1 {
-            let d = too_few + (enough - too_few) / 2;
+        // The plan after `d` drops, if its blob fits.
+        let fitting_plan = |session: &mut Session, d: usize| -> Result<Option<Plan>, Error> {
             session.entries = without_first(d);
             match self.plan(session, Some(reference), now) {
                 Ok(plan) if self.blob_overflow_count(session, &plan.removed, now) == 0 => {
-                    enough = d;
-                    enough_plan = Some(plan);
+                    Ok(Some(plan))
                 }
-                Ok(_) | Err(Error::TooLarge { .. }) => too_few = d,
-                Err(e) => {
-                    session.entries = all;
-                    return Err(e);
+                Ok(_) | Err(Error::TooLarge { .. }) => Ok(None),
+                Err(e) => Err(e),
+            }
+        };
+        let mut search = || -> Result<Option<(usize, Plan)>, Error> {
+            let Some(mut best) = fitting_plan(session, most)? else {
+                return Ok(None);
+            };
+            let (mut too_few, mut enough) = (0, most);
+            while enough - too_few > 1 {
+                let d = too_few + (enough - too_few) / 2;
+                match fitting_plan(session, d)? {
+                    Some(plan) => (enough, best) = (d, plan),
+                    None => too_few = d,
                 }
             }
-        }
-        session.entries = without_first(enough);
-        let plan = match enough_plan {
-            Some(plan) => plan,
-            None => match self.plan(session, Some(reference), now) {
-                Ok(plan) => plan,
-                Err(e) => {
-                    session.entries = all;
-                    return Err(e);
-                }
-            },
+            Ok(Some((enough, best)))
         };
-        session.modified = true;
-        dropped.truncate(enough);
-        Ok((plan, dropped))
+        match search() {
+            Ok(Some((enough, plan))) => {
+                session.entries = without_first(enough);
+                session.modified = true;
+                dropped.truncate(enough);
+                Ok(Some((plan, dropped)))
+            }
+            other => {
+                session.entries = all;
+                other.map(|_| None)
+            }
+        }
     }
 
     /// How many of `moved` (in drop order, least important first) must be

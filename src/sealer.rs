@@ -467,7 +467,7 @@ impl Sealer {
             overflow_stale: false,
             flushed: false,
             replaced: None,
-            cookie_expiry_age: None,
+            cookie_expiry: Expiry::Default,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -540,7 +540,7 @@ impl Sealer {
             .policy
             .refresh_after(own_idle)
             .is_some_and(|after| age >= after);
-        let mut session = Session {
+        Ok(Session {
             id: SessionId::from_bytes(indexed.session_id),
             // A session created on a server whose clock runs ahead (within
             // the skew) starts no later than now here, so that the token
@@ -560,14 +560,12 @@ impl Sealer {
             overflow_stale: false,
             flushed: false,
             replaced: None,
-            cookie_expiry_age: None,
+            cookie_expiry: expiry,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
             random: Arc::clone(&self.random),
-        };
-        session.cookie_expiry_age = session.expiry_age();
-        Ok(session)
+        })
     }
 
     /// Seals the whole session (every cookie-resident entry) under the
@@ -743,7 +741,7 @@ impl Sealer {
         session.overflow_stale = false;
         session.flushed = false;
         session.replaced = None;
-        session.cookie_expiry_age = session.expiry_age();
+        session.cookie_expiry = session.expiry;
     }
 }
 

@@ -111,6 +111,17 @@ pub enum Expiry {
     Idle(u64),
 }
 
+/// Seconds a cookie sealed at `now` stays valid by its own `expiry` alone
+/// (`None`: no own limit).
+pub(crate) fn own_expiry_age(expiry: Expiry, now: u64) -> Option<u64> {
+    match expiry {
+        Expiry::At(t) => Some(t.saturating_sub(now)),
+        // Sealed now, the window starts now.
+        Expiry::Idle(window) => Some(window),
+        Expiry::Default | Expiry::BrowserSession => None,
+    }
+}
+
 /// Bytes that live either in the decrypted token or in their own allocation.
 #[derive(Debug, Clone)]
 pub(crate) enum Bytes {
@@ -187,13 +198,12 @@ pub struct Session {
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
     /// The id a cookie sent out carried, given up since by `flush` or
-    /// `cycle_id`, with how long that cookie can open for by its own
-    /// expiry: a sealer with a revocation store revokes it on save.
-    pub(crate) replaced: Option<(SessionId, Option<u64>)>,
-    /// [`Session::expiry_age`] when the session was opened or last saved:
-    /// how long its latest cookie can open for by its own expiry, which
-    /// later changes in the request do not alter.
-    pub(crate) cookie_expiry_age: Option<u64>,
+    /// `cycle_id`, with that cookie's own expiry: a sealer with a
+    /// revocation store revokes it on save.
+    pub(crate) replaced: Option<(SessionId, Expiry)>,
+    /// The own expiry of the latest cookie (as opened, or as last saved),
+    /// which later changes in the request do not alter.
+    pub(crate) cookie_expiry: Expiry,
     /// Entries removed since the last successful save and not reported
     /// yet: their overflow blob was gone when read, or a save dropped them
     /// to keep its blob within the decompression limit. The next save's
@@ -514,7 +524,7 @@ impl Session {
     /// first one only: that of the cookie the request came with).
     fn record_replaced_id(&mut self) {
         if self.issued_at.is_some() && self.replaced.is_none() {
-            self.replaced = Some((self.id, self.cookie_expiry_age));
+            self.replaced = Some((self.id, self.cookie_expiry));
         }
     }
 
@@ -559,12 +569,7 @@ impl Session {
             .policy
             .max_lifetime
             .map(|l| self.created_at.saturating_add(l).saturating_sub(now));
-        let own = match self.expiry {
-            Expiry::At(t) => Some(t.saturating_sub(now)),
-            // Sealed now, the window starts now.
-            Expiry::Idle(window) => Some(window),
-            _ => None,
-        };
+        let own = own_expiry_age(self.expiry, now);
         [idle, lifetime, own].into_iter().flatten().min()
     }
 

@@ -110,12 +110,16 @@ pub trait OverflowStore: Send + Sync + 'static {
         key: &'a str,
         max_len: usize,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
-        Box::pin(async move {
-            match self.get(key).await? {
-                Some(blob) if blob.len() > max_len => Err(Error::Store(StoreError::Rejected)),
-                blob => Ok(blob),
-            }
-        })
+        Box::pin(async move { at_most(self.get(key).await?, max_len) })
+    }
+}
+
+/// `blob`, unless it is longer than `max_len`: the crate never writes such
+/// a blob, so the store was altered (`Rejected`). For `get_bounded`.
+pub(crate) fn at_most(blob: Option<Vec<u8>>, max_len: usize) -> Result<Option<Vec<u8>>, Error> {
+    match blob {
+        Some(blob) if blob.len() > max_len => Err(Error::Store(StoreError::Rejected)),
+        blob => Ok(blob),
     }
 }
 

@@ -840,56 +840,10 @@ async fn memory_revocations() {
     assert!(sealer.open_async(&token).await.is_ok());
 }
 
-/// In-memory revocations whose writes can be made to fail.
-struct FlakyRevocations {
-    inner: MemoryRevocations,
-    down: std::sync::atomic::AtomicBool,
-}
-
-impl sealed_session::store::RevocationCheck for FlakyRevocations {
-    fn is_revoked<'a>(
-        &'a self,
-        query: sealed_session::store::RevocationQuery<'a>,
-    ) -> BoxFuture<'a, Result<bool, Error>> {
-        self.inner.is_revoked(query)
-    }
-}
-
-impl RevocationStore for FlakyRevocations {
-    fn revoke_session<'a>(
-        &'a self,
-        id: sealed_session::SessionId,
-        keep_for: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        if self.down.load(Ordering::SeqCst) {
-            return Box::pin(async { Err(Error::Store(StoreError::Unavailable)) });
-        }
-        RevocationStore::revoke_session(&self.inner, id, keep_for)
-    }
-    fn revoke_user<'a>(
-        &'a self,
-        user: &'a str,
-        keep_for: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        RevocationStore::revoke_user(&self.inner, user, keep_for)
-    }
-    fn revoke_user_except<'a>(
-        &'a self,
-        user: &'a str,
-        keep: sealed_session::SessionId,
-        keep_for: Duration,
-    ) -> BoxFuture<'a, Result<(), Error>> {
-        RevocationStore::revoke_user_except(&self.inner, user, keep, keep_for)
-    }
-}
-
 #[tokio::test]
 async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     let clock = clock();
-    let revocations = Arc::new(FlakyRevocations {
-        inner: MemoryRevocations::with_clock(clock.clone()),
-        down: Default::default(),
-    });
+    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
     let sealer = builder(&clock)
         .budget(400)
         .revocation_store(revocations.clone(), Some("user"))

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::RevocationsDown;
+use common::{FlakyRevocations, RevocationsDown};
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -564,6 +564,56 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
     let tampered = String::from_utf8(tampered).expect("ascii");
     let response = call(&mut server, "/read", Some(&tampered)).await;
     assert_deletes_the_cookie(&response);
+}
+
+#[tokio::test]
+async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
+    let revocations = Arc::new(FlakyRevocations::with_clock(&common::clock()));
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let layer = {
+        let reports = Arc::clone(&reports);
+        SessionLayer::builder(fixed_ring())
+            .clock(common::clock())
+            .revocation_store(revocations.clone(), Some("user"))
+            .on_save_report(move |report| {
+                reports
+                    .lock()
+                    .expect("reports")
+                    .push(report.unrevoked.clone());
+            })
+            .build()
+            .expect("layer")
+    };
+    let mut server = app(layer);
+    let login = |server: &mut Router| {
+        let mut server = server.clone();
+        async move {
+            let response = call(&mut server, "/login", None).await;
+            set_cookie(&response)
+                .expect("Set-Cookie")
+                .stripped()
+                .to_string()
+        }
+    };
+
+    // The store cannot record the id: the cookie is deleted all the same,
+    // the report says a copy stays valid, and it does.
+    let copy = login(&mut server).await;
+    revocations.down.store(true, Ordering::SeqCst);
+    assert_deletes_the_cookie(&call(&mut server, "/logout", Some(&copy)).await);
+    revocations.down.store(false, Ordering::SeqCst);
+    assert_eq!(
+        *reports.lock().expect("reports"),
+        [Some(Error::Store(StoreError::Unavailable))]
+    );
+    let response = call(&mut server, "/read", Some(&copy)).await;
+    assert_eq!(body_text(response).await, "ada");
+
+    // Recorded: the copy no longer opens, and there is nothing to report.
+    assert_deletes_the_cookie(&call(&mut server, "/logout", Some(&copy)).await);
+    let response = call(&mut server, "/read", Some(&copy)).await;
+    assert_eq!(body_text(response).await, "", "revoked");
+    assert_eq!(reports.lock().expect("reports").len(), 1);
 }
 
 #[tokio::test]

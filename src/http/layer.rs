@@ -46,7 +46,7 @@ impl Shared {
     }
 
     pub(crate) fn saved(&self, report: &SaveReport) {
-        if report.dropped.is_empty() && report.overflowed.is_empty() {
+        if report.dropped.is_empty() && report.overflowed.is_empty() && report.unrevoked.is_none() {
             return;
         }
         if let Some(hook) = &self.on_save_report {
@@ -361,7 +361,9 @@ impl SessionLayerBuilder {
 
     /// Called after a save that dropped entries to fit the budget or moved
     /// them to the overflow store, with the report (keys, priorities and
-    /// sizes; never values).
+    /// sizes; never values); or whose revocation store could not record
+    /// the id a `flush` or `cycle_id` gave up
+    /// ([`SaveReport::unrevoked`]).
     pub fn on_save_report(mut self, hook: impl Fn(&SaveReport) + Send + Sync + 'static) -> Self {
         self.on_save_report = Some(Arc::new(hook));
         self

@@ -4,8 +4,8 @@
 #![allow(dead_code)]
 
 use sealed_session::store::{
-    overflow_key, BoxFuture, MemoryStore, OverflowStore, RevocationCheck, RevocationQuery,
-    RevocationStore,
+    overflow_key, BoxFuture, MemoryRevocations, MemoryStore, OverflowStore, RevocationCheck,
+    RevocationQuery, RevocationStore,
 };
 use sealed_session::{
     Error, FixedClock, KeyRing, MasterKey, Priority, Sealer, SealerBuilder, Session, StoreError,
@@ -461,6 +461,55 @@ pub async fn evict_all(store: &MemoryStore) {
 /// A fixed clock at [`T0`].
 pub fn clock() -> Arc<FixedClock> {
     Arc::new(FixedClock::new(T0))
+}
+
+/// In-memory revocations whose writes fail while `down` is set.
+pub struct FlakyRevocations {
+    pub inner: MemoryRevocations,
+    pub down: AtomicBool,
+}
+
+impl FlakyRevocations {
+    pub fn with_clock(clock: &Arc<FixedClock>) -> Self {
+        FlakyRevocations {
+            inner: MemoryRevocations::with_clock(clock.clone()),
+            down: AtomicBool::new(false),
+        }
+    }
+}
+
+impl RevocationCheck for FlakyRevocations {
+    fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        self.inner.is_revoked(query)
+    }
+}
+
+impl RevocationStore for FlakyRevocations {
+    fn revoke_session<'a>(
+        &'a self,
+        id: sealed_session::SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(Error::Store(StoreError::Unavailable)) });
+        }
+        RevocationStore::revoke_session(&self.inner, id, keep_for)
+    }
+    fn revoke_user<'a>(
+        &'a self,
+        user: &'a str,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        RevocationStore::revoke_user(&self.inner, user, keep_for)
+    }
+    fn revoke_user_except<'a>(
+        &'a self,
+        user: &'a str,
+        keep: sealed_session::SessionId,
+        keep_for: Duration,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        RevocationStore::revoke_user_except(&self.inner, user, keep, keep_for)
+    }
 }
 
 /// A revocation store that cannot answer; counts the questions.
