@@ -1,6 +1,7 @@
 //! `sealed-session django …`: open and seal Django `signed_cookies` session
 //! cookies.
 
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use clap::Subcommand;
@@ -9,6 +10,7 @@ use sealed_session::FixedClock;
 
 use crate::streams::{cookie_argument, print};
 use crate::Failure;
+use zeroize::Zeroizing;
 
 /// Django subcommands.
 #[derive(clap::Args)]
@@ -31,7 +33,7 @@ enum DjangoCommand {
             value_name = "SECRET",
             allow_hyphen_values = true
         )]
-        fallback_secrets: Vec<String>,
+        fallback_secrets: Vec<Zeroizing<String>>,
         /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE)]
         max_age: u64,
@@ -48,28 +50,38 @@ enum DjangoCommand {
 
 #[derive(clap::Args)]
 struct SecretArgs {
-    /// Django's SECRET_KEY. Prefer the environment variable: a command
-    /// line is visible to other users of the machine.
+    /// Django's SECRET_KEY. Prefer --secret-file or the environment
+    /// variable: a command line is visible to other users of the machine.
     #[arg(
         long,
         value_name = "SECRET",
         env = "DJANGO_SECRET_KEY",
         hide_env_values = true,
-        allow_hyphen_values = true
+        allow_hyphen_values = true,
+        required_unless_present = "secret_file"
     )]
-    secret: String,
+    secret: Option<Zeroizing<String>>,
+    /// A file holding SECRET_KEY (surrounding whitespace is ignored). When
+    /// given, --secret and DJANGO_SECRET_KEY are not read.
+    #[arg(long, value_name = "PATH")]
+    secret_file: Option<PathBuf>,
     /// Current time in Unix seconds (default: the system clock).
     #[arg(long, value_name = "UNIX_SECS")]
     now: Option<u64>,
 }
 
 impl SecretArgs {
-    fn builder(&self) -> DjangoCodecBuilder {
-        let builder = DjangoCodec::builder(&self.secret);
-        match self.now {
+    fn builder(&self) -> Result<DjangoCodecBuilder, Failure> {
+        let builder = match (&self.secret_file, &self.secret) {
+            (Some(path), _) => DjangoCodec::builder(&crate::read_secret_file(path, "secret file")?),
+            (None, Some(secret)) => DjangoCodec::builder(secret),
+            // clap requires one of the two.
+            (None, None) => return Err(Failure::Usage("a secret is required".to_owned())),
+        };
+        Ok(match self.now {
             Some(now) => builder.clock(Arc::new(FixedClock::new(now))),
             None => builder,
-        }
+        })
     }
 }
 
@@ -85,7 +97,7 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
         } => {
             let codec = crate::or_from_env(fallback_secrets, "DJANGO_SECRET_KEY_FALLBACKS")
                 .iter()
-                .fold(secrets.builder(), |b, s| b.fallback_secret(s))
+                .fold(secrets.builder()?, |b, s| b.fallback_secret(s))
                 .max_age(max_age)
                 .build()
                 .map_err(failed("bad secret"))?;
@@ -100,7 +112,7 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
             print(json)?;
         }
         DjangoCommand::Seal { secrets } => {
-            let codec = secrets.builder().build().map_err(failed("bad secret"))?;
+            let codec = secrets.builder()?.build().map_err(failed("bad secret"))?;
             let entries = crate::stdin_json_object()?;
             let cookie = codec
                 .seal(&entries)

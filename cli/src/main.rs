@@ -90,7 +90,7 @@ const MAX_KEY_FILE: u64 = 4096;
 impl KeyArg {
     fn master_key(&self) -> Result<MasterKey, Failure> {
         match (&self.key_file, &self.key) {
-            (Some(path), _) => parse_key(&read_key_file(path)?, Some("key file")),
+            (Some(path), _) => parse_key(&read_secret_file(path, "key file")?, Some("key file")),
             (None, Some(text)) => parse_key(text, None),
             // clap requires one of the two.
             (None, None) => Err(Failure::Usage("a key is required".to_owned())),
@@ -98,24 +98,28 @@ impl KeyArg {
     }
 }
 
-/// The text of a key file, at most [`MAX_KEY_FILE`] bytes, wiped from
-/// memory when dropped. Errors name the path, never the content.
-fn read_key_file(path: &std::path::Path) -> Result<Zeroizing<String>, Failure> {
+/// The text of a file holding a secret (`what`: "key file", "secret
+/// file"), at most [`MAX_KEY_FILE`] bytes, wiped from memory when dropped.
+/// Errors name the path, never the content.
+pub(crate) fn read_secret_file(
+    path: &std::path::Path,
+    what: &str,
+) -> Result<Zeroizing<String>, Failure> {
     use std::io::Read;
     let shown = path.display();
-    let file = std::fs::File::open(path)
-        .map_err(|e| format!("input: cannot read key file {shown}: {e}"))?;
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("input: cannot read {what} {shown}: {e}"))?;
     // Allocated once: a growing buffer would leave unwiped copies behind.
     let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 1));
     file.take(MAX_KEY_FILE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("input: cannot read key file {shown}: {e}"))?;
+        .map_err(|e| format!("input: cannot read {what} {shown}: {e}"))?;
     if bytes.len() as u64 > MAX_KEY_FILE {
-        return Err(format!("input: key file {shown} is longer than {MAX_KEY_FILE} bytes").into());
+        return Err(format!("input: {what} {shown} is longer than {MAX_KEY_FILE} bytes").into());
     }
     match std::str::from_utf8(&bytes) {
-        Ok(text) => Ok(Zeroizing::new(text.to_owned())),
-        Err(_) => Err(format!("input: key file {shown} is not UTF-8 text").into()),
+        Ok(text) => Ok(Zeroizing::new(text.trim().to_owned())),
+        Err(_) => Err(format!("input: {what} {shown} is not UTF-8 text").into()),
     }
 }
 
@@ -155,10 +159,15 @@ struct SealArgs {
 struct OpenArgs {
     #[command(flatten)]
     common: KeyArgs,
-    /// A fallback key that still opens (repeatable). Without this flag,
-    /// read from SEALED_SESSION_FALLBACK_KEYS, comma-separated.
+    /// A fallback key that still opens (repeatable). Without this flag or
+    /// --fallback-key-file, read from SEALED_SESSION_FALLBACK_KEYS,
+    /// comma-separated.
     #[arg(long = "fallback-key", value_name = "KEY", allow_hyphen_values = true)]
-    fallback_keys: Vec<String>,
+    fallback_keys: Vec<Zeroizing<String>>,
+    /// A file holding a fallback key, as --key-file reads it (repeatable;
+    /// used with any --fallback-key).
+    #[arg(long = "fallback-key-file", value_name = "PATH")]
+    fallback_key_files: Vec<PathBuf>,
     /// Idle timeout in seconds (default two weeks).
     #[arg(long, value_name = "SECS")]
     max_idle: Option<u64>,
@@ -186,16 +195,17 @@ fn parse_priority(spec: &str) -> Result<(String, Priority), String> {
 /// `values` given with a repeatable flag or, without any, the non-empty
 /// comma-separated items of the environment variable `name` (only the
 /// variable is split: a flag's value is taken whole).
-pub(crate) fn or_from_env(values: Vec<String>, name: &str) -> Vec<String> {
+pub(crate) fn or_from_env(values: Vec<Zeroizing<String>>, name: &str) -> Vec<Zeroizing<String>> {
     if !values.is_empty() {
         return values;
     }
     std::env::var(name)
+        .map(Zeroizing::new)
         .map(|list| {
             list.split(',')
                 .map(str::trim)
                 .filter(|item| !item.is_empty())
-                .map(str::to_owned)
+                .map(|item| Zeroizing::new(item.to_owned()))
                 .collect()
         })
         .unwrap_or_default()
@@ -479,11 +489,22 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
 
 fn open(args: OpenArgs) -> Result<(), Failure> {
     let primary = args.common.key.master_key()?;
-    let fallbacks = or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")
-        .iter()
-        .enumerate()
-        .map(|(i, k)| parse_key(k, Some(&format!("fallback key {}", i + 1))))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut fallbacks = if args.fallback_key_files.is_empty() {
+        or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")
+    } else {
+        args.fallback_keys
+    }
+    .iter()
+    .enumerate()
+    .map(|(i, k)| parse_key(k, Some(&format!("fallback key {}", i + 1))))
+    .collect::<Result<Vec<_>, _>>()?;
+    for (i, path) in args.fallback_key_files.iter().enumerate() {
+        let which = format!("fallback key file {}", i + 1);
+        fallbacks.push(parse_key(
+            &read_secret_file(path, "key file")?,
+            Some(&which),
+        )?);
+    }
     let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
     // Opening sets no cookie: no budget applies (a long --name must not
     // make it fail for want of room for a deletion cookie).

@@ -367,13 +367,79 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
         &run(&["key-id", "--key-file", &binary], ""),
         "input: key file ",
     );
-    let missing = dir.join("missing");
-    let missing = run(&["key-id", "--key-file", missing.to_str().unwrap()], "");
+    let missing_path = dir.join("missing");
+    let missing = run(
+        &["key-id", "--key-file", missing_path.to_str().unwrap()],
+        "",
+    );
     assert_one_line_error(&missing, "input: cannot read key file ");
     assert_one_line_error(
         &run(&["key-id", "--key-file", dir.to_str().unwrap()], ""),
         "input: cannot read key file ",
     );
+
+    // A retired key in a file opens as a fallback, beside a --fallback-key
+    // (which then replaces the variable, as it does alone).
+    let new = write("new", format!("{other}\n").as_bytes());
+    let fallback_open = |extra: &[&str]| {
+        let mut args = vec!["open", "--key-file", &new, "--now", "1767225660"];
+        args.extend_from_slice(extra);
+        args.push(&token);
+        run_with_env(&args, &[("SEALED_SESSION_FALLBACK_KEYS", "not-a-key")], "")
+    };
+    let spare = keygen();
+    let opened = fallback_open(&["--fallback-key", &spare, "--fallback-key-file", &file]);
+    assert_eq!(success_json(&opened)["user"], "ada");
+    assert!(
+        stderr(&opened).contains("fallback key"),
+        "{}",
+        stderr(&opened)
+    );
+    let refused = fallback_open(&["--fallback-key-file", &not_a_key]);
+    assert_one_line_error(&refused, "invalid-key: fallback key file 1: ");
+    assert!(!stderr(&refused).contains("horse"), "{}", stderr(&refused));
+    assert_one_line_error(
+        &fallback_open(&["--fallback-key-file", missing_path.to_str().unwrap()]),
+        "input: cannot read key file ",
+    );
+
+    // Django's SECRET_KEY from a file: its trailing newline is not part of
+    // the secret, and the file wins over --secret.
+    let secret = "django-insecure-file-secret";
+    let secret_file = write("django-secret", format!("{secret}\n").as_bytes());
+    let sealed = run(
+        &["django", "seal", "--secret", secret, "--now", "1767225600"],
+        r#"{"_auth_user_id":"7"}"#,
+    );
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let cookie = stdout(&sealed);
+    let opened = run(
+        &[
+            "django",
+            "open",
+            "--secret-file",
+            &secret_file,
+            "--secret",
+            "another-secret",
+            "--now",
+            "1767225660",
+            &cookie,
+        ],
+        "",
+    );
+    assert_eq!(success_json(&opened)["_auth_user_id"], "7");
+    let unreadable = run(
+        &[
+            "django",
+            "open",
+            "--secret-file",
+            dir.to_str().unwrap(),
+            &cookie,
+        ],
+        "",
+    );
+    assert_one_line_error(&unreadable, "input: cannot read secret file ");
+    assert!(!stderr(&unreadable).contains(secret));
     std::fs::remove_dir_all(&dir).unwrap();
 }
 
