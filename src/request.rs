@@ -61,6 +61,9 @@ pub struct RequestSession {
     /// None opened, and one failed for a passing reason (see
     /// `fails_for_now`): the fresh session must not replace it.
     held_back_by: Option<Error>,
+    /// The id and own expiry of that cookie (it authenticated before the
+    /// store failed to answer), revoked if a logout deletes it.
+    held_back_cookie: Option<(crate::SessionId, crate::Expiry)>,
 }
 
 impl RequestSession {
@@ -110,6 +113,7 @@ impl RequestSession {
             rejected: None,
             rejected_for_good: false,
             held_back_by: None,
+            held_back_cookie: None,
         }
     }
 }
@@ -123,6 +127,9 @@ struct Selection {
     /// was the only candidate).
     last_for_good: bool,
     held_back_by: Option<Error>,
+    /// The id and own expiry of the cookie held back, which authenticated
+    /// before the store failed to answer.
+    held_back_cookie: Option<(crate::SessionId, crate::Expiry)>,
     /// Stopped at `max_cookies_tried` with candidates left.
     capped: bool,
 }
@@ -163,6 +170,7 @@ impl Selection {
             rejected: self.rejected,
             rejected_for_good: !self.capped && self.tried == 1 && self.last_for_good,
             held_back_by: self.held_back_by,
+            held_back_cookie: self.held_back_cookie,
         })
     }
 }
@@ -258,13 +266,21 @@ impl Sealer {
                 if !selection.may_try(self.max_cookies_tried) {
                     break 'headers;
                 }
-                match self.open_async(value).await {
-                    Ok(session) => return Ok(RequestSession::opened(session, value.len())),
-                    Err(error) => {
-                        if selection.failed(error, value.len()) {
-                            break 'headers;
+                let error = match self.open_unrevoked(value) {
+                    Ok(mut session) => match self.check_revocation(&mut session).await {
+                        Ok(()) => return Ok(RequestSession::opened(session, value.len())),
+                        Err(error) => {
+                            if fails_for_now(&error) {
+                                selection.held_back_cookie =
+                                    Some((session.id, session.cookie_expiry));
+                            }
+                            error
                         }
-                    }
+                    },
+                    Err(error) => error,
+                };
+                if selection.failed(error, value.len()) {
+                    break 'headers;
                 }
             }
         }
@@ -286,7 +302,13 @@ impl Sealer {
     ///   open only because the revocation store could not answer
     ///   ([`RequestSession::held_back_by`]), a non-empty session is not
     ///   saved over it: this fails with that error, so an outage loses one
-    ///   request's changes rather than the user's session.
+    ///   request's changes rather than the user's session. A logout still
+    ///   happens: after [`Session::flush`] the cookie is deleted (anything
+    ///   stored after the flush is not kept), and a revocation store
+    ///   revokes its id.
+    /// - **A deleted cookie is given up.** With a revocation store, the id
+    ///   of the cookie a deletion removes (an emptied session's, a
+    ///   logout's) is revoked, as [`Session::flush`] has it revoked.
     ///
     /// [`Sealer::save`] alone writes whatever the session holds, an empty
     /// one included.
@@ -324,6 +346,13 @@ impl Sealer {
     /// session whose cookie goes is marked flushed, for a deletion cookie).
     fn settle_request(&self, request: &mut RequestSession) -> Result<Option<Saved>, Error> {
         let session = &mut request.session;
+        if request.held_back_by.is_some() && session.is_flushed() {
+            // A logout while the cookie is held back still logs out: what
+            // was stored after the flush cannot be saved over that cookie
+            // (below), and refusing the deletion too would leave the user
+            // logged in once the store answers again.
+            session.clear();
+        }
         if session.is_empty() {
             // Empty, so flushed means the cookie is to be deleted.
             let flushed = session.is_flushed();
@@ -340,7 +369,13 @@ impl Sealer {
             }
             // Marked for the deletion cookie. Not `flush`: the new id it
             // draws would go nowhere, and a generator failure would turn
-            // a deletion into an error.
+            // a deletion into an error. The cookie it opened from is given
+            // up as by a flush: a revocation store revokes its copies too,
+            // or those of the cookie held back (it authenticated).
+            session.record_replaced_id();
+            if session.replaced.is_none() {
+                session.replaced = request.held_back_cookie;
+            }
             session.flushed = true;
         } else if let Some(error) = &request.held_back_by {
             return Err(error.clone());

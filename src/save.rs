@@ -972,13 +972,20 @@ impl Sealer {
     /// open).
     pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
         let mut session = self.open_unrevoked(cookie_value)?;
+        self.check_revocation(&mut session).await?;
+        Ok(session)
+    }
+
+    /// The revocation check of [`Sealer::open_async`] on a session that
+    /// [`Sealer::open_unrevoked`] opened.
+    pub(crate) async fn check_revocation(&self, session: &mut Session) -> Result<(), Error> {
         if let Some(check) = &self.revocation {
             let user = match self.user_key.as_deref() {
                 // Skipping an entry that cannot be read would skip "log out
                 // everywhere" for it: it is loaded, or the open fails. A
                 // blob gone from the store takes the user entry with it:
                 // the session no longer names a user.
-                Some(key) => user_text(self.get_loading(&mut session, key).await?)?,
+                Some(key) => user_text(self.get_loading(session, key).await?)?,
                 None => None,
             };
             let query = RevocationQuery {
@@ -990,7 +997,7 @@ impl Sealer {
                 return Err(Error::Revoked);
             }
         }
-        Ok(session)
+        Ok(())
     }
 }
 

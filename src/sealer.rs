@@ -290,6 +290,12 @@ impl SealerBuilder {
     /// [`Session::flush`] (logout) or [`Session::cycle_id`] (login) of a
     /// session that a cookie carried, [`Sealer::save_async`] records its
     /// old id as revoked, so that a copy of that cookie no longer opens.
+    /// [`Sealer::save_request_async`] (and the axum layer) does the same
+    /// when it deletes the cookie of a session the request emptied, and
+    /// for a logout while the store could not check the request's cookie
+    /// ([`RequestSession::held_back_by`](crate::RequestSession::held_back_by)).
+    /// Removing entries (the user's included) from a session that keeps
+    /// others revokes nothing: the copies keep them; log out with `flush`.
     /// It does so once the save has succeeded: a save that fails leaves
     /// the old cookie in use, and valid. If the store cannot record it,
     /// the save still succeeds (a logout's deletion cookie must reach the

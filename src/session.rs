@@ -522,7 +522,7 @@ impl Session {
 
     /// Remembers the current id for revocation if a cookie carried it (the
     /// first one only: that of the cookie the request came with).
-    fn record_replaced_id(&mut self) {
+    pub(crate) fn record_replaced_id(&mut self) {
         if self.issued_at.is_some() && self.replaced.is_none() {
             self.replaced = Some((self.id, self.cookie_expiry));
         }

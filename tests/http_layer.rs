@@ -123,6 +123,13 @@ async fn logout(session: LazySession) -> Result<&'static str, Error> {
     Ok("out")
 }
 
+/// Logs out, stores a message for the next page, then fails.
+async fn logout_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
+    session.flush().await?;
+    session.insert("flash", "logged out").await?;
+    Ok((StatusCode::INTERNAL_SERVER_ERROR, "audit log down"))
+}
+
 /// Reads the session and answers with the `Vary` headers named in the
 /// query, each appended as its own header.
 async fn read_with_vary_headers(
@@ -142,6 +149,7 @@ fn app(layer: SessionLayer) -> Router {
     Router::new()
         .route("/read-with-vary-headers", get(read_with_vary_headers))
         .route("/logout", get(logout))
+        .route("/logout-then-fail", get(logout_then_fail))
         .route("/remove-user", get(remove_user))
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
@@ -304,6 +312,45 @@ async fn sliding_refresh_reissues_a_cookie_that_was_only_read() {
     let refreshed = set_cookie(&call(&mut app, "/read", Some(&pair)).await).expect("refresh");
     assert_ne!(refreshed.value(), cookie.value());
     assert_eq!(refreshed.max_age().map(|d| d.whole_seconds()), Some(1000));
+}
+
+#[tokio::test]
+async fn open_every_request_refreshes_on_routes_that_never_touch_the_session() {
+    let clock = Arc::new(FixedClock::new(1_700_000_000));
+    let layer = |every: bool| {
+        builder()
+            .clock(clock.clone())
+            .max_idle(std::time::Duration::from_secs(1000))
+            .refresh_fraction(0.5)
+            .open_every_request(every)
+            .build()
+            .expect("layer")
+    };
+    let (mut lazy, mut eager) = (app(layer(false)), app(layer(true)));
+    let pair = cookie_pair(&call(&mut eager, "/login", None).await);
+    clock.advance(600);
+    let untouched = call(&mut lazy, "/untouched", Some(&pair)).await;
+    assert!(set_cookie(&untouched).is_none());
+    let refreshed = call(&mut eager, "/untouched", Some(&pair)).await;
+    let refreshed = set_cookie(&refreshed).expect("refreshed on an untouched route");
+    assert_eq!(refreshed.max_age().map(|d| d.whole_seconds()), Some(1000));
+    // Still the same session, now good for another full idle window.
+    clock.advance(900);
+    let next = format!("session={}", refreshed.value());
+    assert_eq!(
+        body_text(call(&mut eager, "/read", Some(&next)).await).await,
+        "ada"
+    );
+    assert_eq!(
+        body_text(call(&mut lazy, "/read", Some(&pair)).await).await,
+        ""
+    );
+    // Nothing to open, nothing sent: no cookie, or only others.
+    for cookie in [None, Some("theme=dark")] {
+        let response = call(&mut eager, "/untouched", cookie).await;
+        assert!(set_cookie(&response).is_none());
+        assert!(response.headers().get(header::VARY).is_none());
+    }
 }
 
 #[tokio::test]
@@ -614,6 +661,74 @@ async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
     let response = call(&mut server, "/read", Some(&copy)).await;
     assert_eq!(body_text(response).await, "", "revoked");
     assert_eq!(reports.lock().expect("reports").len(), 1);
+}
+
+#[tokio::test]
+async fn every_logout_revokes_error_responses_and_store_outages_included() {
+    let revocations = Arc::new(FlakyRevocations::with_clock(&common::clock()));
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let layer = {
+        let reports = Arc::clone(&reports);
+        SessionLayer::builder(fixed_ring())
+            .clock(common::clock())
+            .revocation_store(revocations.clone(), Some("user"))
+            .on_save_report(move |report| {
+                let unrevoked = report.unrevoked.clone();
+                reports.lock().expect("reports").push(unrevoked);
+            })
+            .build()
+            .expect("layer")
+    };
+    let mut server = app(layer);
+    let reported = || reports.lock().expect("reports").split_off(0);
+
+    // A logout whose page then fails still logs out, as in Django: the
+    // deletion cookie (and nothing stored after the flush), the id revoked.
+    let copy = cookie_pair(&call(&mut server, "/login", None).await);
+    let failed = call(&mut server, "/logout-then-fail", Some(&copy)).await;
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(
+        failed.headers().get_all(header::SET_COOKIE).iter().count(),
+        1
+    );
+    assert_deletes_the_cookie(&failed);
+    assert_eq!(
+        body_text(call(&mut server, "/read", Some(&copy)).await).await,
+        ""
+    );
+
+    // Emptying the session deletes its cookie, and revokes the copies too.
+    let copy = cookie_pair(&call(&mut server, "/login", None).await);
+    assert_deletes_the_cookie(&call(&mut server, "/remove-user", Some(&copy)).await);
+    assert_eq!(
+        body_text(call(&mut server, "/read", Some(&copy)).await).await,
+        ""
+    );
+    // (The hook hears only of reports with news.)
+    assert_eq!(reported(), []);
+
+    // The store cannot answer the check: the cookie is held back, and a
+    // logout then revokes its id all the same (the store took the write).
+    let copy = cookie_pair(&call(&mut server, "/login", None).await);
+    revocations.checks_down.store(true, Ordering::SeqCst);
+    assert_deletes_the_cookie(&call(&mut server, "/logout", Some(&copy)).await);
+    revocations.checks_down.store(false, Ordering::SeqCst);
+    assert_eq!(
+        body_text(call(&mut server, "/read", Some(&copy)).await).await,
+        ""
+    );
+    // Nor the write: the report says the copy stays valid, and it does.
+    let copy = cookie_pair(&call(&mut server, "/login", None).await);
+    revocations.checks_down.store(true, Ordering::SeqCst);
+    revocations.down.store(true, Ordering::SeqCst);
+    assert_deletes_the_cookie(&call(&mut server, "/logout", Some(&copy)).await);
+    revocations.checks_down.store(false, Ordering::SeqCst);
+    revocations.down.store(false, Ordering::SeqCst);
+    assert_eq!(reported(), [Some(Error::Store(StoreError::Unavailable))]);
+    assert_eq!(
+        body_text(call(&mut server, "/read", Some(&copy)).await).await,
+        "ada"
+    );
 }
 
 #[tokio::test]

@@ -167,6 +167,53 @@ async fn a_cookie_the_revocation_store_could_not_check_is_not_replaced() {
     request.session_mut().flush().unwrap();
     let saved = sealer.save_request_async(&mut request).await.unwrap();
     assert!(matches!(saved.action, CookieAction::Delete(_)));
+    // A logout that then stores a message still logs out: the message
+    // cannot be saved over the cookie held back, the deletion can.
+    let mut request = sealer.open_request_async([&cookie]).await.unwrap();
+    request.session_mut().flush().unwrap();
+    request.session_mut().insert("flash", "bye").unwrap();
+    let saved = sealer.save_request_async(&mut request).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+}
+
+#[tokio::test]
+async fn only_a_logout_revokes_the_cookie_held_back() {
+    let clock = clock();
+    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
+    let sealer = builder(&clock)
+        .revocation_store(revocations.clone(), None)
+        .build()
+        .unwrap();
+    let cookie = cookie_with(&sealer, "kept");
+    let header = format!("id={cookie}");
+    let held_back = || async {
+        revocations.checks_down.store(true, Ordering::SeqCst);
+        let request = sealer.open_request_async([&header]).await.unwrap();
+        revocations.checks_down.store(false, Ordering::SeqCst);
+        assert!(request.held_back_by().is_some());
+        request
+    };
+    // The fresh session taken out and saved as a new one (a cart of an
+    // anonymous visitor): the cookie held back is not its to revoke.
+    let mut session = held_back().await.into_session();
+    session.insert("cart", "1 book").unwrap();
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Set(_)));
+    assert!(sealer.open_async(&cookie).await.is_ok());
+    // Nor is an untouched request's.
+    let mut request = held_back().await;
+    sealer.save_request_async(&mut request).await.unwrap();
+    assert!(sealer.open_async(&cookie).await.is_ok());
+    // A logout's is.
+    let mut request = held_back().await;
+    request.session_mut().flush().unwrap();
+    let saved = sealer.save_request_async(&mut request).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    assert_eq!(saved.report.unrevoked, None);
+    assert_eq!(
+        sealer.open_async(&cookie).await.unwrap_err(),
+        Error::Revoked
+    );
 }
 
 #[tokio::test]

@@ -356,12 +356,36 @@ impl LazySession {
         self.inner.finished.store(true, Ordering::Relaxed);
     }
 
+    /// Whether a `Cookie` header may hold the session cookie: its name
+    /// appears in one (a cheap test; opening applies the real rule).
+    fn may_carry_cookie(&self, state: &State) -> bool {
+        let name = self.inner.shared.sealer.cookie_name().as_bytes();
+        state
+            .cookies
+            .as_slice()
+            .iter()
+            .any(|value| value.as_bytes().windows(name.len()).any(|w| w == name))
+    }
+
     /// What the layer does with the response: whether a handler opened the
     /// session, and the `Set-Cookie` value to send, if any (only when
     /// `save` is true). Failures are reported (and returned in `lost` when
     /// they lose the handler's changes), never raised.
     pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
+        if self.inner.shared.open_every_request
+            && state.opened.is_none()
+            && self.may_carry_cookie(&state)
+        {
+            // Fails only when a fresh session's id cannot be drawn; the
+            // request then goes on as one that never touched the session.
+            if let Err(error) = self.ensure_open(&mut state).await {
+                tracing::warn!(
+                    kind = error.kind(),
+                    "could not open the session for its refresh"
+                );
+            }
+        }
         self.inner.finished.store(true, Ordering::Relaxed);
         let Some(opened) = state.opened.as_mut() else {
             return Finished {
@@ -371,7 +395,19 @@ impl LazySession {
             };
         };
         let mut lost = None;
-        let set_cookie = if save {
+        // As in Django, an error response still ends a session that the
+        // handler flushed (logout) or emptied: the deletion cookie goes out,
+        // and a revocation store records the old id. What was stored after
+        // a flush is not kept, like any change on an error response.
+        let ends = !save && (opened.session().is_flushed() || opened.session().is_empty());
+        if ends && !opened.session().is_empty() {
+            tracing::info!(
+                path = uri.path(),
+                "server error response: the flushed session ends; entries stored after the flush are not saved (see save_on_server_error)"
+            );
+            opened.session_mut().clear();
+        }
+        let set_cookie = if save || ends {
             let had_changes = opened.session().is_modified();
             match self.save(opened, uri).await {
                 Ok(set_cookie) => set_cookie,

@@ -28,6 +28,7 @@ pub(crate) struct Shared {
     pub(crate) sealer: Sealer,
     save_on_server_error: bool,
     error_on_lost_changes: bool,
+    pub(crate) open_every_request: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
 }
@@ -111,6 +112,7 @@ impl SessionLayer {
             configure: Vec::new(),
             save_on_server_error: false,
             error_on_lost_changes: false,
+            open_every_request: false,
             on_save_error: None,
             on_save_report: None,
         }
@@ -143,6 +145,7 @@ pub struct SessionLayerBuilder {
     configure: Vec<Configure>,
     save_on_server_error: bool,
     error_on_lost_changes: bool,
+    open_every_request: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
 }
@@ -324,9 +327,26 @@ impl SessionLayerBuilder {
         self.with(move |b| b.max_cookies_tried(count))
     }
 
+    /// Whether the layer opens the session cookie of every request that
+    /// carries one, also when no handler touched the session (default no:
+    /// the cookie is opened when a handler first touches the session).
+    /// Then the sliding refresh and a fallback key's re-seal happen on
+    /// every route, so a user who only visits routes that never read the
+    /// session is not logged out by the idle timeout; with
+    /// [`Self::refresh_fraction`] at 0.0 this is Django's
+    /// `SESSION_SAVE_EVERY_REQUEST` and tower-sessions' `with_always_save`.
+    /// It costs an open (and a revocation check) per such request.
+    pub fn open_every_request(mut self, open: bool) -> Self {
+        self.open_every_request = open;
+        self
+    }
+
     /// Whether a session is saved when the handler's response is a server
     /// error (5xx; default no, as in Django: what a failed request changed
-    /// is not kept, and the client keeps the cookie it had).
+    /// is not kept, and the client keeps the cookie it had). A session the
+    /// handler flushed (logout) or emptied still ends, as in Django: the
+    /// deletion cookie is sent and a revocation store records the old id;
+    /// entries stored after the flush are not kept.
     pub fn save_on_server_error(mut self, save: bool) -> Self {
         self.save_on_server_error = save;
         self
@@ -388,6 +408,7 @@ impl SessionLayerBuilder {
                 sealer: builder.build()?,
                 save_on_server_error: self.save_on_server_error,
                 error_on_lost_changes: self.error_on_lost_changes,
+                open_every_request: self.open_every_request,
                 on_save_error: self.on_save_error,
                 on_save_report: self.on_save_report,
             }),

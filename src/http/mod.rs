@@ -46,7 +46,10 @@
 //! - **Opens lazily.** The request's `Cookie` headers are kept aside; the
 //!   cookie is parsed, authenticated and decrypted only when a handler first
 //!   touches the [`LazySession`]. Requests that never touch it cost no
-//!   cryptography and never get a `Set-Cookie`.
+//!   cryptography and never get a `Set-Cookie` (unless
+//!   [`SessionLayerBuilder::open_every_request`] is on: then every request
+//!   that carries the cookie opens it after the handler, for the sliding
+//!   refresh).
 //! - **Writes back only what changed.** After the handler, a session that
 //!   was opened is saved with [`Sealer::save_async`](crate::Sealer::save_async):
 //!   a `Set-Cookie` header is appended when the session was modified, its
@@ -64,7 +67,10 @@
 //!   server error (5xx) nothing is saved, as in Django: the client keeps
 //!   the cookie it had, and an INFO event names the path when the session
 //!   had changes ([`SessionLayerBuilder::save_on_server_error`] saves
-//!   instead). Put a timeout layer outside the session layer, not
+//!   instead). A logout still happens: a session the handler flushed or
+//!   emptied gets its deletion cookie (and, with a revocation store, its
+//!   old id revoked) whatever the status, as in Django, without any entry
+//!   stored after the flush. Put a timeout layer outside the session layer, not
 //!   inside: inside, it answers `408` after dropping the handler, and what
 //!   the handler had changed by then would be saved; outside, the whole
 //!   request is dropped and nothing is.

@@ -466,7 +466,10 @@ pub fn clock() -> Arc<FixedClock> {
 /// In-memory revocations whose writes fail while `down` is set.
 pub struct FlakyRevocations {
     pub inner: MemoryRevocations,
+    /// Recording a revocation fails.
     pub down: AtomicBool,
+    /// Checking one fails.
+    pub checks_down: AtomicBool,
 }
 
 impl FlakyRevocations {
@@ -474,12 +477,16 @@ impl FlakyRevocations {
         FlakyRevocations {
             inner: MemoryRevocations::with_clock(clock.clone()),
             down: AtomicBool::new(false),
+            checks_down: AtomicBool::new(false),
         }
     }
 }
 
 impl RevocationCheck for FlakyRevocations {
     fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
+        if self.checks_down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(Error::Store(StoreError::Unavailable)) });
+        }
         self.inner.is_revoked(query)
     }
 }
