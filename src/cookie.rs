@@ -189,7 +189,10 @@ impl CookieSettings {
         }
         let host = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
         if let Some(domain) = &self.domain {
-            if !domain.bytes().all(host) {
+            // Empty (or only the dot browsers ignore), `Domain=` would be
+            // dropped by browsers: a host-only cookie, not what was asked.
+            let name = domain.strip_prefix('.').unwrap_or(domain);
+            if name.is_empty() || !domain.bytes().all(host) {
                 return Err(InvalidCookie::Domain);
             }
         }

@@ -713,8 +713,11 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
     use time::format_description::well_known::Iso8601;
     let bad = || Error::Malformed(Malformed::Json);
     let expiry = match entries.get(SESSION_EXPIRY_KEY) {
-        // `get_expiry_date` reads a false value as "no expiry of its own".
-        None | Some(Value::Null) | Some(Value::Bool(false)) => SessionExpiry::Unset,
+        None | Some(Value::Null) => SessionExpiry::Unset,
+        // `set_expiry(False)` (as in `set_expiry(remember and AGE)`):
+        // `get_expire_at_browser_close` compares with 0, and `False == 0`
+        // in Python; the age is the default one, as for 0.
+        Some(Value::Bool(false)) => SessionExpiry::BrowserClose,
         Some(Value::Number(n)) => {
             let seconds = n.as_f64().filter(|s| s.is_finite()).ok_or_else(bad)?;
             if seconds == 0.0 {
@@ -1075,6 +1078,11 @@ mod tests {
         let sealer = sealer_at_now();
         let cases = [
             (r#"{"_session_expiry": 0, "a": 1}"#, Expiry::BrowserSession),
+            (
+                r#"{"_session_expiry": false, "a": 1}"#,
+                Expiry::BrowserSession,
+            ),
+            (r#"{"_session_expiry": null, "a": 1}"#, Expiry::Default),
             // Seconds of inactivity: the session's own idle timeout,
             // whole seconds rounded down.
             (r#"{"_session_expiry": 300, "a": 1}"#, Expiry::Idle(300)),

@@ -404,20 +404,23 @@ impl RevocationCheck for RedisRevocations {
             // slots). GETRANGE rather than GET: a record is a few dozen
             // bytes, and an altered one must not make every request of the
             // user read a large value (a longer one fails: closed). A
-            // missing key reads as "".
+            // missing key reads as "", as does an empty one (whoever can
+            // write one could as well delete the record). Bytes, not text:
+            // a record that is not UTF-8 is altered content, not an outage.
+            // The kept id is read first: it was written after the time, in
+            // the same transaction, so it expires no sooner; read in the
+            // other order, it could expire between the two reads and leave
+            // the time alone, revoking the session it exempts.
             let user_key = self.user_key(user);
-            let (revoked, recorded, not_before, kept): (bool, bool, String, String) = redis::pipe()
+            let (revoked, kept, not_before): (bool, Vec<u8>, Vec<u8>) = redis::pipe()
                 .cmd("EXISTS")
                 .arg(self.session_key(&query.session_id))
-                // Tells an empty record (altered: closed) from none.
-                .cmd("EXISTS")
-                .arg(&user_key)
                 .cmd("GETRANGE")
-                .arg(&user_key)
+                .arg(self.user_keep_key(user))
                 .arg(0)
                 .arg(RECORD_MAX_LEN)
                 .cmd("GETRANGE")
-                .arg(self.user_keep_key(user))
+                .arg(&user_key)
                 .arg(0)
                 .arg(RECORD_MAX_LEN)
                 .query_async(&mut connection)
@@ -429,19 +432,20 @@ impl RevocationCheck for RedisRevocations {
             if not_before.len() > RECORD_MAX_LEN || kept.len() > RECORD_MAX_LEN {
                 return Err(Error::Store(StoreError::Rejected));
             }
-            if !recorded {
+            if not_before.is_empty() {
                 return Ok(false);
             }
             let kept = Some(kept).filter(|kept| !kept.is_empty());
             // A record this code did not write: fail closed.
-            let not_before: u64 = not_before
-                .parse()
-                .map_err(|_| Error::Store(StoreError::Rejected))?;
+            let not_before: u64 = core::str::from_utf8(&not_before)
+                .ok()
+                .and_then(|text| text.parse().ok())
+                .ok_or(Error::Store(StoreError::Rejected))?;
             if query.created_at > not_before {
                 return Ok(false);
             }
             // Only now the kept id is compared (its text is built for that).
-            Ok(kept.is_none_or(|id| id != query.session_id.to_string()))
+            Ok(kept.is_none_or(|id| id != query.session_id.to_string().as_bytes()))
         })
     }
 }

@@ -392,10 +392,11 @@ async fn redis_revocations() {
         sealer.open_async(&eve).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
     );
-    // An empty record is altered, not absent: closed.
+    // A record that is not text is altered too, not an outage (which
+    // would hold the user's cookies back).
     redis::cmd("SET")
         .arg("sealed-session:revoked-user:{eve}")
-        .arg("")
+        .arg(&b"17\xff"[..])
         .query_async::<()>(&mut conn)
         .await
         .unwrap();
@@ -403,6 +404,14 @@ async fn redis_revocations() {
         sealer.open_async(&eve).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
     );
+    // An empty record reads as none (GETRANGE answers a missing key so).
+    redis::cmd("SET")
+        .arg("sealed-session:revoked-user:{eve}")
+        .arg("")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert!(sealer.open_async(&eve).await.is_ok());
     // A record far longer than any this crate writes fails the open and
     // is not sent whole: its first 64 bytes are a valid time, the rest is
     // not, and Redis sends no more than those.
