@@ -549,14 +549,15 @@ impl Session {
         self.expiry
     }
 
-    /// Seconds the session stays valid if saved now: the smallest of the
+    /// Seconds the session stays valid if saved in this request (its time
+    /// is read once, when it is opened or created): the smallest of the
     /// idle timeout, the time left in the absolute lifetime and the time
     /// left before its own expiry. `None` if no limit applies.
     pub fn expiry_age(&self) -> Option<u64> {
         self.expiry_age_at(self.now)
     }
 
-    /// The Unix time (seconds) the session ends if saved now: the request's
+    /// The Unix time (seconds) the session ends if saved in this request: the request's
     /// time plus [`Self::expiry_age`] (Django's `get_expiry_date`). `None`
     /// if no limit applies.
     pub fn expires_at(&self) -> Option<u64> {
