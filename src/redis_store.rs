@@ -401,28 +401,33 @@ impl RevocationCheck for RedisRevocations {
                     .map_err(store_error);
             };
             // One round trip, no command spanning two hash tags (cluster
-            // slots). GETRANGE rather than GET: a record is a few dozen
-            // bytes, and an altered one must not make every request of the
-            // user read a large value (a longer one fails: closed). A
-            // missing key reads as "", as does an empty one (whoever can
+            // slots). The user's two records (one slot) are read in a
+            // transaction, as `record_user` writes them: separate reads
+            // could pair a new time with an old kept id (or none, expired
+            // in between) and revoke the very session a "log out other
+            // sessions" kept. GETRANGE rather than GET: a record is a few
+            // dozen bytes, and an altered one must not make every request
+            // of the user read a large value (a longer one fails: closed).
+            // A missing key reads as "", as does an empty one (whoever can
             // write one could as well delete the record). Bytes, not text:
             // a record that is not UTF-8 is altered content, not an outage.
-            // The kept id is read first: it was written after the time, in
-            // the same transaction, so it expires no sooner; read in the
-            // other order, it could expire between the two reads and leave
-            // the time alone, revoking the session it exempts.
             let user_key = self.user_key(user);
-            let (revoked, kept, not_before): (bool, Vec<u8>, Vec<u8>) = redis::pipe()
+            let (revoked, (kept, not_before)): (bool, (Vec<u8>, Vec<u8>)) = redis::pipe()
                 .cmd("EXISTS")
                 .arg(self.session_key(&query.session_id))
+                .cmd("MULTI")
+                .ignore()
                 .cmd("GETRANGE")
                 .arg(self.user_keep_key(user))
                 .arg(0)
                 .arg(RECORD_MAX_LEN)
+                .ignore()
                 .cmd("GETRANGE")
                 .arg(&user_key)
                 .arg(0)
                 .arg(RECORD_MAX_LEN)
+                .ignore()
+                .cmd("EXEC")
                 .query_async(&mut connection)
                 .await
                 .map_err(store_error)?;

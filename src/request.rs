@@ -187,6 +187,13 @@ fn header_text(header: &[u8]) -> Cow<'_, str> {
     }
 }
 
+/// Whether one `Cookie` header holds a cookie called `name`, by the rule
+/// that opening applies.
+#[cfg(feature = "axum")]
+pub(crate) fn carries_cookie(header: &[u8], name: &str) -> bool {
+    named_values(&header_text(header), name).next().is_some()
+}
+
 /// The values of the cookies called `name` in one `Cookie` header, in
 /// order, parsed by the cookie crate, with one pair of quotes removed.
 fn named_values<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = &'t str> {
@@ -302,10 +309,11 @@ impl Sealer {
     ///   open only because the revocation store could not answer
     ///   ([`RequestSession::held_back_by`]), a non-empty session is not
     ///   saved over it: this fails with that error, so an outage loses one
-    ///   request's changes rather than the user's session. A logout still
-    ///   happens: after [`Session::flush`] the cookie is deleted (anything
-    ///   stored after the flush is not kept), and a revocation store
-    ///   revokes its id.
+    ///   request's changes rather than the user's session. A logout
+    ///   ([`Session::flush`] and nothing stored after it) still deletes
+    ///   it, and a revocation store revokes its id. (A flush followed by
+    ///   new entries is refused like any write: it may be a login, which
+    ///   must not turn into a silent logout.)
     /// - **A deleted cookie is given up.** With a revocation store, the id
     ///   of the cookie a deletion removes (an emptied session's, a
     ///   logout's) is revoked, as [`Session::flush`] has it revoked.
@@ -346,13 +354,6 @@ impl Sealer {
     /// session whose cookie goes is marked flushed, for a deletion cookie).
     fn settle_request(&self, request: &mut RequestSession) -> Result<Option<Saved>, Error> {
         let session = &mut request.session;
-        if request.held_back_by.is_some() && session.is_flushed() {
-            // A logout while the cookie is held back still logs out: what
-            // was stored after the flush cannot be saved over that cookie
-            // (below), and refusing the deletion too would leave the user
-            // logged in once the store answers again.
-            session.clear();
-        }
         if session.is_empty() {
             // Empty, so flushed means the cookie is to be deleted.
             let flushed = session.is_flushed();

@@ -123,6 +123,12 @@ async fn logout(session: LazySession) -> Result<&'static str, Error> {
     Ok("out")
 }
 
+/// Empties the session (without a flush), then fails.
+async fn remove_user_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
+    session.remove("user").await?;
+    Ok((StatusCode::BAD_GATEWAY, "upstream down"))
+}
+
 /// Logs out, stores a message for the next page, then fails.
 async fn logout_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
     session.flush().await?;
@@ -150,6 +156,8 @@ fn app(layer: SessionLayer) -> Router {
         .route("/read-with-vary-headers", get(read_with_vary_headers))
         .route("/logout", get(logout))
         .route("/logout-then-fail", get(logout_then_fail))
+        .route("/remove-user-then-fail", get(remove_user_then_fail))
+        .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
         .route("/remove-user", get(remove_user))
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
@@ -345,8 +353,13 @@ async fn open_every_request_refreshes_on_routes_that_never_touch_the_session() {
         body_text(call(&mut lazy, "/read", Some(&pair)).await).await,
         ""
     );
-    // Nothing to open, nothing sent: no cookie, or only others.
-    for cookie in [None, Some("theme=dark")] {
+    // An error response opens nothing.
+    let failed = call(&mut eager, "/fail", Some(&next)).await;
+    assert!(set_cookie(&failed).is_none());
+    assert!(failed.headers().get(header::VARY).is_none());
+    // Nothing to open, nothing sent: no cookie, or only others (one whose
+    // name merely starts with the session's among them).
+    for cookie in [None, Some("theme=dark"), Some("sessionid=abc")] {
         let response = call(&mut eager, "/untouched", cookie).await;
         assert!(set_cookie(&response).is_none());
         assert!(response.headers().get(header::VARY).is_none());
@@ -695,6 +708,16 @@ async fn every_logout_revokes_error_responses_and_store_outages_included() {
     assert_eq!(
         body_text(call(&mut server, "/read", Some(&copy)).await).await,
         ""
+    );
+    // Only a flush: a session merely emptied on an error response is not
+    // saved, as any other change there (Django keeps its record too).
+    let copy = cookie_pair(&call(&mut server, "/login", None).await);
+    let failed = call(&mut server, "/remove-user-then-fail", Some(&copy)).await;
+    assert_eq!(failed.status(), StatusCode::BAD_GATEWAY);
+    assert!(set_cookie(&failed).is_none());
+    assert_eq!(
+        body_text(call(&mut server, "/read", Some(&copy)).await).await,
+        "ada"
     );
 
     // Emptying the session deletes its cookie, and revokes the copies too.

@@ -356,15 +356,14 @@ impl LazySession {
         self.inner.finished.store(true, Ordering::Relaxed);
     }
 
-    /// Whether a `Cookie` header may hold the session cookie: its name
-    /// appears in one (a cheap test; opening applies the real rule).
-    fn may_carry_cookie(&self, state: &State) -> bool {
-        let name = self.inner.shared.sealer.cookie_name().as_bytes();
+    /// Whether the `Cookie` headers hold a cookie of the session's name.
+    fn carries_cookie(&self, state: &State) -> bool {
+        let name = self.inner.shared.sealer.cookie_name();
         state
             .cookies
             .as_slice()
             .iter()
-            .any(|value| value.as_bytes().windows(name.len()).any(|w| w == name))
+            .any(|value| crate::request::carries_cookie(value.as_bytes(), name))
     }
 
     /// What the layer does with the response: whether a handler opened the
@@ -373,9 +372,10 @@ impl LazySession {
     /// they lose the handler's changes), never raised.
     pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
-        if self.inner.shared.open_every_request
+        if save
+            && self.inner.shared.open_every_request
             && state.opened.is_none()
-            && self.may_carry_cookie(&state)
+            && self.carries_cookie(&state)
         {
             // Fails only when a fresh session's id cannot be drawn; the
             // request then goes on as one that never touched the session.
@@ -396,10 +396,10 @@ impl LazySession {
         };
         let mut lost = None;
         // As in Django, an error response still ends a session that the
-        // handler flushed (logout) or emptied: the deletion cookie goes out,
-        // and a revocation store records the old id. What was stored after
-        // a flush is not kept, like any change on an error response.
-        let ends = !save && (opened.session().is_flushed() || opened.session().is_empty());
+        // handler flushed (logout): the deletion cookie goes out, and a
+        // revocation store records the old id. What was stored after the
+        // flush is not kept, like any change on an error response.
+        let ends = !save && opened.session().is_flushed();
         if ends && !opened.session().is_empty() {
             tracing::info!(
                 path = uri.path(),

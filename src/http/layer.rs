@@ -335,7 +335,15 @@ impl SessionLayerBuilder {
     /// session is not logged out by the idle timeout; with
     /// [`Self::refresh_fraction`] at 0.0 this is Django's
     /// `SESSION_SAVE_EVERY_REQUEST` and tower-sessions' `with_always_save`.
-    /// It costs an open (and a revocation check) per such request.
+    /// It costs an open (and a revocation check, which waits out a store
+    /// outage) per such request; server-error responses open nothing.
+    ///
+    /// A cookie store has no server copy to merge into: each re-sealed
+    /// response carries the contents its request read, so with a short
+    /// refresh interval the responses of parallel requests (assets, XHR)
+    /// can overwrite a cookie that a concurrent login, cart change or
+    /// logout just set. Apply the layer with this option to page routes
+    /// only, and keep `refresh_fraction` well above 0.
     pub fn open_every_request(mut self, open: bool) -> Self {
         self.open_every_request = open;
         self
@@ -344,9 +352,9 @@ impl SessionLayerBuilder {
     /// Whether a session is saved when the handler's response is a server
     /// error (5xx; default no, as in Django: what a failed request changed
     /// is not kept, and the client keeps the cookie it had). A session the
-    /// handler flushed (logout) or emptied still ends, as in Django: the
-    /// deletion cookie is sent and a revocation store records the old id;
-    /// entries stored after the flush are not kept.
+    /// handler flushed (logout) still ends, as in Django: the deletion
+    /// cookie is sent and a revocation store records the old id; entries
+    /// stored after the flush are not kept.
     pub fn save_on_server_error(mut self, save: bool) -> Self {
         self.save_on_server_error = save;
         self

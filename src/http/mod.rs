@@ -67,10 +67,10 @@
 //!   server error (5xx) nothing is saved, as in Django: the client keeps
 //!   the cookie it had, and an INFO event names the path when the session
 //!   had changes ([`SessionLayerBuilder::save_on_server_error`] saves
-//!   instead). A logout still happens: a session the handler flushed or
-//!   emptied gets its deletion cookie (and, with a revocation store, its
-//!   old id revoked) whatever the status, as in Django, without any entry
-//!   stored after the flush. Put a timeout layer outside the session layer, not
+//!   instead). A logout still happens: a session the handler flushed gets
+//!   its deletion cookie (and, with a revocation store, its old id
+//!   revoked) whatever the status, as in Django, without any entry stored
+//!   after the flush. Put a timeout layer outside the session layer, not
 //!   inside: inside, it answers `408` after dropping the handler, and what
 //!   the handler had changed by then would be saved; outside, the whole
 //!   request is dropped and nothing is.
@@ -78,7 +78,9 @@
 //!   depends on the cookie, so it gets `Vary: Cookie` (unless it already
 //!   varies on `Cookie` or on `*`), as Django does: a shared cache then
 //!   keys the page by the visitor's cookie. Responses that did not touch
-//!   the session are left alone. `Vary` does not separate visitors who have
+//!   the session are left alone (with
+//!   [`SessionLayerBuilder::open_every_request`], those of requests that
+//!   carry no session cookie). `Vary` does not separate visitors who have
 //!   no cookie yet, so a response that sets or deletes the cookie is also
 //!   made `Cache-Control: private` (unless its `Cache-Control` already says
 //!   `no-store` or a bare `private`: `private="X-Foo"` names only some
@@ -97,7 +99,8 @@
 //!   key id is not (yet) in this server's ring, it comes from a newer
 //!   version, or it was issued in this server's future. When the
 //!   revocation store could not answer, the cookie is kept even if the
-//!   handler stores something: that save is refused and reported as a
+//!   handler stores something (a logout, a flush with nothing stored
+//!   after it, still deletes it and revokes its id): that save is refused and reported as a
 //!   failed save (below), so an outage loses one request's changes, not the
 //!   user's session. The other kept cookies are replaced by what the
 //!   handler stores, since their cause can last (a retired key, a
