@@ -626,25 +626,31 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
     assert_deletes_the_cookie(&response);
 }
 
+/// What the save reports of a layer with a revocation store say of
+/// revocations that could not be recorded, one per report with news.
+type UnrevokedReports = Arc<std::sync::Mutex<Vec<Option<Error>>>>;
+
+/// The test app under a layer whose revocation store can be made to fail,
+/// with its reports.
+fn revoking_app() -> (Router, Arc<FlakyRevocations>, UnrevokedReports) {
+    let revocations = Arc::new(FlakyRevocations::with_clock(&common::clock()));
+    let reports = UnrevokedReports::default();
+    let heard = Arc::clone(&reports);
+    let layer = SessionLayer::builder(fixed_ring())
+        .clock(common::clock())
+        .revocation_store(revocations.clone(), Some("user"))
+        .on_save_report(move |report| {
+            let unrevoked = report.unrevoked.clone();
+            heard.lock().expect("reports").push(unrevoked);
+        })
+        .build()
+        .expect("layer");
+    (app(layer), revocations, reports)
+}
+
 #[tokio::test]
 async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
-    let revocations = Arc::new(FlakyRevocations::with_clock(&common::clock()));
-    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let layer = {
-        let reports = Arc::clone(&reports);
-        SessionLayer::builder(fixed_ring())
-            .clock(common::clock())
-            .revocation_store(revocations.clone(), Some("user"))
-            .on_save_report(move |report| {
-                reports
-                    .lock()
-                    .expect("reports")
-                    .push(report.unrevoked.clone());
-            })
-            .build()
-            .expect("layer")
-    };
-    let mut server = app(layer);
+    let (mut server, revocations, reports) = revoking_app();
     let login = |server: &mut Router| {
         let mut server = server.clone();
         async move {
@@ -678,21 +684,7 @@ async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
 
 #[tokio::test]
 async fn every_logout_revokes_error_responses_and_store_outages_included() {
-    let revocations = Arc::new(FlakyRevocations::with_clock(&common::clock()));
-    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let layer = {
-        let reports = Arc::clone(&reports);
-        SessionLayer::builder(fixed_ring())
-            .clock(common::clock())
-            .revocation_store(revocations.clone(), Some("user"))
-            .on_save_report(move |report| {
-                let unrevoked = report.unrevoked.clone();
-                reports.lock().expect("reports").push(unrevoked);
-            })
-            .build()
-            .expect("layer")
-    };
-    let mut server = app(layer);
+    let (mut server, revocations, reports) = revoking_app();
     let reported = || reports.lock().expect("reports").split_off(0);
 
     // A logout whose page then fails still logs out, as in Django: the
