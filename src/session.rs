@@ -302,6 +302,39 @@ impl Session {
         }
     }
 
+    /// As [`Session::get`], but a value that does not decode as `T` (its
+    /// type changed in a deploy, or it nests deeper than this server's
+    /// limit) is removed, with a `WARN` event naming its key and `T` (never
+    /// the value), and reads as absent. With `get`, such an entry fails
+    /// every request until the session expires (the error answers 500,
+    /// which saves nothing); removed, the next save drops it. Other errors
+    /// are returned as by `get`.
+    ///
+    /// ```
+    /// use sealed_session::{KeyRing, MasterKey, Sealer};
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
+    /// let mut session = sealer.new_session()?;
+    /// session.insert("cart", "3 books")?; // an older release stored text
+    /// assert!(session.get::<Vec<u32>>("cart").is_err());
+    /// assert_eq!(session.get_or_remove::<Vec<u32>>("cart")?, None);
+    /// assert!(!session.contains("cart"));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn get_or_remove<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
+        match self.get(key) {
+            Err(Error::Value(ValueError::Deserialize) | Error::LimitExceeded(Limit::Depth)) => {
+                tracing::warn!(
+                    key,
+                    expected = core::any::type_name::<T>(),
+                    "session entry does not decode as the expected type; removed"
+                );
+                self.remove(key);
+                Ok(None)
+            }
+            read => read,
+        }
+    }
+
     /// The raw CBOR bytes of a cookie-resident value.
     pub fn get_raw(&self, key: &str) -> Option<&[u8]> {
         let i = self.position(key)?;

@@ -123,6 +123,16 @@ async fn logout(session: LazySession) -> Result<&'static str, Error> {
     Ok("out")
 }
 
+/// Reads the user as a number, as a release that changed its type would:
+/// leniently with `?lenient`, else with `get`.
+async fn user_as_number(session: LazySession, request: Request<Body>) -> Result<String, Error> {
+    let user = match request.uri().query() {
+        Some("lenient") => session.get_or_remove::<u64>("user").await?,
+        _ => session.get::<u64>("user").await?,
+    };
+    Ok(format!("{user:?}"))
+}
+
 /// Empties the session (without a flush), then fails.
 async fn remove_user_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
     session.remove("user").await?;
@@ -158,6 +168,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/logout-then-fail", get(logout_then_fail))
         .route("/remove-user-then-fail", get(remove_user_then_fail))
         .route("/fail", get(|| async { StatusCode::INTERNAL_SERVER_ERROR }))
+        .route("/user-as-number", get(user_as_number))
         .route("/remove-user", get(remove_user))
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
@@ -364,6 +375,21 @@ async fn open_every_request_refreshes_on_routes_that_never_touch_the_session() {
         assert!(set_cookie(&response).is_none());
         assert!(response.headers().get(header::VARY).is_none());
     }
+}
+
+#[tokio::test]
+async fn a_value_whose_type_changed_fails_with_get_and_goes_with_get_or_remove() {
+    let mut app = app(builder().build().expect("layer"));
+    let pair = cookie_pair(&call(&mut app, "/login", None).await);
+    // With `get`, every request fails and saves nothing: it never heals.
+    let failed = call(&mut app, "/user-as-number", Some(&pair)).await;
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookie(&failed).is_none());
+    let lenient = call(&mut app, "/user-as-number?lenient", Some(&pair)).await;
+    assert_eq!(lenient.status(), StatusCode::OK);
+    // The entry was the only one: its removal deletes the cookie.
+    assert_deletes_the_cookie(&lenient);
+    assert_eq!(body_text(lenient).await, "None");
 }
 
 #[tokio::test]

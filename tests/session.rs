@@ -726,3 +726,45 @@ fn a_cookie_setting_that_cannot_be_sent_is_refused_at_build() {
         "invalid-cookie"
     );
 }
+
+#[test]
+fn get_or_remove_drops_a_value_that_no_longer_decodes_and_saves_without_it() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("cart", "3 books").unwrap(); // stored by an older release
+    s.insert("user", &42u64).unwrap();
+    s.insert("deep", &vec![vec![vec![1u8]]]).unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+
+    let mut o = sealer.open(&cookie).unwrap();
+    assert!(!o.needs_save());
+    assert_eq!(o.get_or_remove::<u64>("user").unwrap(), Some(42));
+    assert_eq!(o.get_or_remove::<u64>("missing").unwrap(), None);
+    assert!(!o.needs_save(), "nothing removed yet");
+    assert_eq!(
+        o.get::<Vec<u32>>("cart").unwrap_err(),
+        Error::Value(ValueError::Deserialize)
+    );
+    assert_eq!(o.get_or_remove::<Vec<u32>>("cart").unwrap(), None);
+    assert!(!o.contains("cart"));
+    assert!(o.needs_save());
+    let saved = sealer.seal(&mut o).unwrap();
+    let reopened = sealer.open(&saved).unwrap();
+    assert_eq!(reopened.keys().collect::<Vec<_>>(), ["user", "deep"]);
+
+    // Deeper than this server's limit: removed too.
+    let shallow = Sealer::builder(KeyRing::new(key(1)))
+        .cookie_name("id")
+        .limits(Limits::default().max_depth(2))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut o = shallow.open(&saved).unwrap();
+    assert_eq!(
+        o.get::<Vec<Vec<Vec<u8>>>>("deep").unwrap_err(),
+        Error::LimitExceeded(Limit::Depth)
+    );
+    assert_eq!(o.get_or_remove::<Vec<Vec<Vec<u8>>>>("deep").unwrap(), None);
+    assert!(!o.contains("deep"));
+}

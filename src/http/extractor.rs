@@ -189,6 +189,13 @@ impl LazySession {
             .await?
     }
 
+    /// As [`LazySession::get`], but a value that does not decode as `T` is
+    /// removed and reads as absent (see [`Session::get_or_remove`]).
+    pub async fn get_or_remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        self.locked(|s| s.is_overflowed(key), |s| s.get_or_remove(key))
+            .await?
+    }
+
     /// Stores a value at normal priority (or the priority the key has).
     pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
         self.with(|s| s.insert(key, value)).await?
