@@ -189,10 +189,12 @@ impl CookieSettings {
         }
         let host = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
         if let Some(domain) = &self.domain {
-            // Empty (or only the dot browsers ignore), `Domain=` would be
-            // dropped by browsers: a host-only cookie, not what was asked.
+            // Empty (or only the leading dot browsers ignore), or with an
+            // empty label (`a..b`, a trailing dot), it names no host the
+            // browser would match: at best a host-only cookie, not what
+            // was asked.
             let name = domain.strip_prefix('.').unwrap_or(domain);
-            if name.is_empty() || !domain.bytes().all(host) {
+            if name.split('.').any(str::is_empty) || !domain.bytes().all(host) {
                 return Err(InvalidCookie::Domain);
             }
         }

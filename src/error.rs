@@ -260,7 +260,7 @@ impl fmt::Display for InvalidCookie {
                 "the path does not start with '/', or has a control character, ';' or non-ASCII"
             }
             InvalidCookie::Domain => {
-                "the domain is empty or has a character other than A-Z, a-z, 0-9, '-' and '.'"
+                "the domain is empty, has an empty label, or has a character other than A-Z, a-z, 0-9, '-' and '.'"
             }
         })
     }

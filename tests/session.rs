@@ -711,9 +711,13 @@ fn a_cookie_setting_that_cannot_be_sent_is_refused_at_build() {
         "example.com;",
         "bücher.example",
         "a\r\nSet-Cookie: x=y",
-        // Browsers drop `Domain=` with nothing after its dot.
+        // Browsers drop `Domain=` with nothing after its dot; no host
+        // has an empty label.
         "",
         ".",
+        "..",
+        "example..com",
+        "example.com.",
     ] {
         assert_eq!(
             build("id", ok.clone().domain(domain)),
