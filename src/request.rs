@@ -60,10 +60,16 @@ pub struct RequestSession {
     rejected_for_good: bool,
     /// None opened, and one failed for a passing reason (see
     /// `fails_for_now`): the fresh session must not replace it.
-    held_back_by: Option<Error>,
-    /// The id and own expiry of that cookie (it authenticated before the
-    /// store failed to answer), revoked if a logout deletes it.
-    held_back_cookie: Option<(crate::SessionId, crate::Expiry)>,
+    held_back: Option<HeldBack>,
+}
+
+/// A cookie that authenticated but could not be checked for revocation
+/// because the store could not answer.
+#[derive(Debug)]
+struct HeldBack {
+    error: Error,
+    /// Its id and own expiry, revoked if a logout deletes it.
+    cookie: (crate::SessionId, crate::Expiry),
 }
 
 impl RequestSession {
@@ -103,7 +109,7 @@ impl RequestSession {
     /// The save then keeps that cookie rather than replace it with this
     /// request's fresh session (see [`Sealer::save_request`]).
     pub fn held_back_by(&self) -> Option<&Error> {
-        self.held_back_by.as_ref()
+        self.held_back.as_ref().map(|held| &held.error)
     }
 
     fn opened(session: Session, cookie_len: usize) -> Self {
@@ -112,8 +118,7 @@ impl RequestSession {
             cookie_len: Some(cookie_len),
             rejected: None,
             rejected_for_good: false,
-            held_back_by: None,
-            held_back_cookie: None,
+            held_back: None,
         }
     }
 }
@@ -126,10 +131,7 @@ struct Selection {
     /// The last failure would fail on every server (what matters when it
     /// was the only candidate).
     last_for_good: bool,
-    held_back_by: Option<Error>,
-    /// The id and own expiry of the cookie held back, which authenticated
-    /// before the store failed to answer.
-    held_back_cookie: Option<(crate::SessionId, crate::Expiry)>,
+    held_back: Option<HeldBack>,
     /// Stopped at `max_cookies_tried` with candidates left.
     capped: bool,
 }
@@ -149,18 +151,26 @@ impl Selection {
         true
     }
 
-    /// Records a candidate that did not open; whether to stop trying.
-    fn failed(&mut self, error: Error, len: usize) -> bool {
+    /// Records a candidate that did not open (`authenticated`: its id and
+    /// own expiry, if it got past authentication); whether to stop trying.
+    fn failed(
+        &mut self,
+        error: Error,
+        len: usize,
+        authenticated: Option<(crate::SessionId, crate::Expiry)>,
+    ) -> bool {
         log_rejected(&error, len, self.tried);
         self.rejected = Some(error.kind());
         self.last_for_good = fails_everywhere(&error);
-        if fails_for_now(&error) {
+        match (fails_for_now(&error), authenticated) {
             // The store is down: the other candidates would each wait for
             // it too, to the same end.
-            self.held_back_by = Some(error);
-            return true;
+            (true, Some(cookie)) => {
+                self.held_back = Some(HeldBack { error, cookie });
+                true
+            }
+            _ => false,
         }
-        false
     }
 
     fn fresh(self, sealer: &Sealer) -> Result<RequestSession, Error> {
@@ -169,8 +179,7 @@ impl Selection {
             cookie_len: None,
             rejected: self.rejected,
             rejected_for_good: !self.capped && self.tried == 1 && self.last_for_good,
-            held_back_by: self.held_back_by,
-            held_back_cookie: self.held_back_cookie,
+            held_back: self.held_back,
         })
     }
 }
@@ -247,7 +256,7 @@ impl Sealer {
                 match self.open_unrevoked(value) {
                     Ok(session) => return Ok(RequestSession::opened(session, value.len())),
                     Err(error) => {
-                        selection.failed(error, value.len());
+                        selection.failed(error, value.len(), None);
                     }
                 }
             }
@@ -273,20 +282,14 @@ impl Sealer {
                 if !selection.may_try(self.max_cookies_tried) {
                     break 'headers;
                 }
-                let error = match self.open_unrevoked(value) {
+                let (error, authenticated) = match self.open_unrevoked(value) {
                     Ok(mut session) => match self.check_revocation(&mut session).await {
                         Ok(()) => return Ok(RequestSession::opened(session, value.len())),
-                        Err(error) => {
-                            if fails_for_now(&error) {
-                                selection.held_back_cookie =
-                                    Some((session.id, session.cookie_expiry));
-                            }
-                            error
-                        }
+                        Err(error) => (error, Some((session.id, session.cookie_expiry))),
                     },
-                    Err(error) => error,
+                    Err(error) => (error, None),
                 };
-                if selection.failed(error, value.len()) {
+                if selection.failed(error, value.len(), authenticated) {
                     break 'headers;
                 }
             }
@@ -375,10 +378,10 @@ impl Sealer {
             // or those of the cookie held back (it authenticated).
             session.record_replaced_id();
             if session.replaced.is_none() {
-                session.replaced = request.held_back_cookie;
+                session.replaced = request.held_back.as_ref().map(|held| held.cookie);
             }
             session.flushed = true;
-        } else if let Some(error) = &request.held_back_by {
+        } else if let Some(error) = request.held_back_by() {
             return Err(error.clone());
         }
         Ok(None)
