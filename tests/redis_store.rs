@@ -137,6 +137,20 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
 }
 
 /// How many bytes the server has sent to its clients so far.
+/// Writes `value` under `key` as is, as someone other than the crate would.
+async fn set_raw(
+    conn: &mut redis::aio::MultiplexedConnection,
+    key: impl redis::ToRedisArgs + Send + Sync,
+    value: impl redis::ToRedisArgs + Send + Sync,
+) {
+    redis::cmd("SET")
+        .arg(key)
+        .arg(value)
+        .query_async::<()>(conn)
+        .await
+        .unwrap();
+}
+
 async fn sent_bytes(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
     let stats: String = redis::cmd("INFO")
         .arg("stats")
@@ -296,12 +310,7 @@ async fn redis_altered_swapped_and_expired_blobs() {
         .await
         .unwrap();
     for key in &keys {
-        redis::cmd("SET")
-            .arg(key)
-            .arg(vec![b'A'; 4 << 20])
-            .query_async::<()>(&mut conn)
-            .await
-            .unwrap();
+        set_raw(&mut conn, key, vec![b'A'; 4 << 20]).await;
     }
     let mut opened = sealer.open(&token).unwrap();
     let sent = sent_bytes(&mut conn).await;
@@ -364,12 +373,7 @@ async fn redis_revocations() {
     revocation_suite(&sealer, &clock, &*revocations).await;
     // A user record this crate did not write fails the open (fail closed).
     let mut conn = raw(&server.url()).await;
-    redis::cmd("SET")
-        .arg("sealed-session:revoked-user:{eve}")
-        .arg("not a time")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    set_raw(&mut conn, "sealed-session:revoked-user:{eve}", "not a time").await;
     let mut eve = sealer.new_session().unwrap();
     eve.insert("user", "eve").unwrap();
     let eve = sealer.seal(&mut eve).unwrap();
@@ -394,34 +398,29 @@ async fn redis_revocations() {
     );
     // A record that is not text is altered too, not an outage (which
     // would hold the user's cookies back).
-    redis::cmd("SET")
-        .arg("sealed-session:revoked-user:{eve}")
-        .arg(&b"17\xff"[..])
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    set_raw(
+        &mut conn,
+        "sealed-session:revoked-user:{eve}",
+        &b"17\xff"[..],
+    )
+    .await;
     assert_eq!(
         sealer.open_async(&eve).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
     );
     // An empty record reads as none (GETRANGE answers a missing key so).
-    redis::cmd("SET")
-        .arg("sealed-session:revoked-user:{eve}")
-        .arg("")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    set_raw(&mut conn, "sealed-session:revoked-user:{eve}", "").await;
     assert!(sealer.open_async(&eve).await.is_ok());
     // A record far longer than any this crate writes fails the open and
     // is not sent whole: its first 64 bytes are a valid time, the rest is
     // not, and Redis sends no more than those.
     for key in ["revoked-user", "revoked-user-keep"] {
-        redis::cmd("SET")
-            .arg(format!("sealed-session:{key}:{{eve}}"))
-            .arg(format!("{}x", "0".repeat(1 << 20)))
-            .query_async::<()>(&mut conn)
-            .await
-            .unwrap();
+        set_raw(
+            &mut conn,
+            format!("sealed-session:{key}:{{eve}}"),
+            format!("{}x", "0".repeat(1 << 20)),
+        )
+        .await;
         let sent = sent_bytes(&mut conn).await;
         assert_eq!(
             sealer.open_async(&eve).await.unwrap_err(),
@@ -433,12 +432,7 @@ async fn redis_revocations() {
         assert!(during < 16 << 10, "{key}: {during} bytes sent");
         if key == "revoked-user" {
             // A time, for the next round (which alters the kept id).
-            redis::cmd("SET")
-                .arg("sealed-session:revoked-user:{eve}")
-                .arg(0)
-                .query_async::<()>(&mut conn)
-                .await
-                .unwrap();
+            set_raw(&mut conn, "sealed-session:revoked-user:{eve}", 0).await;
         }
     }
     // A revocation check that cannot answer fails the open (fail closed).
