@@ -50,19 +50,19 @@ enum DjangoCommand {
 
 #[derive(clap::Args)]
 struct SecretArgs {
-    /// Django's SECRET_KEY. Prefer --secret-file or the environment
-    /// variable: a command line is visible to other users of the machine.
+    /// Django's SECRET_KEY. Without it or --secret-file, read from
+    /// DJANGO_SECRET_KEY. Prefer --secret-file or the variable: a command
+    /// line is visible to other users of the machine.
+    // Read by hand, as the main key is (see `KeyArg`).
     #[arg(
         long,
         value_name = "SECRET",
-        env = "DJANGO_SECRET_KEY",
-        hide_env_values = true,
         allow_hyphen_values = true,
-        required_unless_present = "secret_file"
+        conflicts_with = "secret_file"
     )]
     secret: Option<Zeroizing<String>>,
     /// A file holding SECRET_KEY (surrounding whitespace is ignored). When
-    /// given, --secret and DJANGO_SECRET_KEY are not read.
+    /// given, DJANGO_SECRET_KEY is not read.
     #[arg(long, value_name = "PATH")]
     secret_file: Option<PathBuf>,
     /// Current time in Unix seconds (default: the system clock).
@@ -75,8 +75,10 @@ impl SecretArgs {
         let builder = match (&self.secret_file, &self.secret) {
             (Some(path), _) => DjangoCodec::builder(&crate::read_secret_file(path, "secret file")?),
             (None, Some(secret)) => DjangoCodec::builder(secret),
-            // clap requires one of the two.
-            (None, None) => return Err(Failure::Usage("a secret is required".to_owned())),
+            (None, None) => DjangoCodec::builder(&crate::secret_from_env(
+                "DJANGO_SECRET_KEY",
+                "--secret, --secret-file",
+            )?),
         };
         Ok(match self.now {
             Some(now) => builder.clock(Arc::new(FixedClock::new(now))),

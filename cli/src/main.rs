@@ -8,7 +8,7 @@ mod usage;
 
 use clap::{Parser, Subcommand};
 use sealed_session::{
-    token, Compression, Error, FixedClock, InvalidKey, KeyRing, MasterKey, Priority, Sealer,
+    token, Compression, Error, Expiry, FixedClock, InvalidKey, KeyRing, MasterKey, Priority, Sealer,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -66,19 +66,16 @@ enum Command {
 #[derive(clap::Args)]
 struct KeyArg {
     /// Master key: unpadded base64url (as keygen prints), or hex prefixed by
-    /// "hex:". Prefer --key-file or the environment variable: a command
-    /// line is visible to other users of the machine.
-    #[arg(
-        long,
-        env = "SEALED_SESSION_KEY",
-        hide_env_values = true,
-        allow_hyphen_values = true,
-        required_unless_present = "key_file"
-    )]
+    /// "hex:". Without it or --key-file, read from SEALED_SESSION_KEY.
+    /// Prefer --key-file or the variable: a command line is visible to
+    /// other users of the machine.
+    // The variable is read by hand, not through clap's `env`: clap would
+    // count it as given and refuse it beside --key-file, which wins.
+    #[arg(long, allow_hyphen_values = true, conflicts_with = "key_file")]
     key: Option<Zeroizing<String>>,
     /// A file holding the master key, as --key reads it (a mounted secret,
     /// a systemd credential); surrounding whitespace is ignored. When
-    /// given, --key and SEALED_SESSION_KEY are not read.
+    /// given, SEALED_SESSION_KEY is not read.
     #[arg(long, value_name = "PATH")]
     key_file: Option<PathBuf>,
 }
@@ -92,9 +89,29 @@ impl KeyArg {
         match (&self.key_file, &self.key) {
             (Some(path), _) => parse_key(&read_secret_file(path, "key file")?, Some("key file")),
             (None, Some(text)) => parse_key(text, None),
-            // clap requires one of the two.
-            (None, None) => Err(Failure::Usage("a key is required".to_owned())),
+            (None, None) => parse_key(
+                &secret_from_env("SEALED_SESSION_KEY", "--key, --key-file")?,
+                None,
+            ),
         }
+    }
+}
+
+/// The secret in the environment variable `name`, for a command line
+/// that gave none of the `flags`. Unset and empty are the same (as clap
+/// treats a variable it reads).
+pub(crate) fn secret_from_env(name: &str, flags: &str) -> Result<Zeroizing<String>, Failure> {
+    match std::env::var_os(name) {
+        None => Err(Failure::Usage(format!(
+            "one of {flags} or {name} is required"
+        ))),
+        Some(value) if value.is_empty() => Err(Failure::Usage(format!(
+            "one of {flags} or {name} is required"
+        ))),
+        Some(value) => value
+            .into_string()
+            .map(Zeroizing::new)
+            .map_err(|_| Failure::Usage(format!("{name} is not UTF-8"))),
     }
 }
 
@@ -174,6 +191,12 @@ struct OpenArgs {
     /// Absolute lifetime in seconds (default 30 days).
     #[arg(long, value_name = "SECS")]
     max_lifetime: Option<u64>,
+    /// Print {"session": {...}, "entries": {...}}: beside the entries, the
+    /// session id, created-at and issued-at (Unix seconds), its own expiry
+    /// ("default", "browser-session", {"at": UNIX_SECS} or {"idle": SECS}),
+    /// whether a fallback key opened it, and each entry's priority.
+    #[arg(long)]
+    meta: bool,
     /// The cookie value, or - to read it from stdin (which keeps it out of
     /// the process list).
     token: String,
@@ -540,7 +563,32 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     if !overflowed.is_empty() {
         object.insert("_overflowed".to_owned(), overflowed.into());
     }
-    print(serde_json::Value::Object(object))
+    if !args.meta {
+        return print(serde_json::Value::Object(object));
+    }
+    let expiry = match session.expiry() {
+        Expiry::Default => serde_json::json!("default"),
+        Expiry::BrowserSession => serde_json::json!("browser-session"),
+        Expiry::At(at) => serde_json::json!({ "at": at }),
+        Expiry::Idle(seconds) => serde_json::json!({ "idle": seconds }),
+        // A kind this build does not know by name.
+        other => serde_json::json!(format!("{other:?}")),
+    };
+    let priorities: serde_json::Map<_, _> = session
+        .keys_with_priority()
+        .map(|(key, priority)| (key.to_owned(), priority.name().into()))
+        .collect();
+    print(serde_json::json!({
+        "session": {
+            "id": session.id().to_string(),
+            "created_at": session.created_at(),
+            "issued_at": session.issued_at(),
+            "expiry": expiry,
+            "opened_with_fallback": session.opened_with_fallback(),
+            "priorities": priorities,
+        },
+        "entries": object,
+    }))
 }
 
 /// An entry's value as JSON, if it has an exact JSON form: no byte string,

@@ -161,19 +161,15 @@ fn success_json(o: &Output) -> serde_json::Value {
 
 /// `open` of a token sealed for the cookie `sid`, a minute after sealing.
 fn open_sid(key: &str, token: &str) -> Output {
-    run(
-        &[
-            "open",
-            "--key",
-            key,
-            "--name",
-            "sid",
-            "--now",
-            "1767225660",
-            token,
-        ],
-        "",
-    )
+    open_sid_with(key, token, &[])
+}
+
+/// [`open_sid`] with `extra` flags.
+fn open_sid_with(key: &str, token: &str, extra: &[&str]) -> Output {
+    let mut args = vec!["open", "--key", key, "--name", "sid", "--now", "1767225660"];
+    args.extend_from_slice(extra);
+    args.push(token);
+    run(&args, "")
 }
 
 fn keygen() -> String {
@@ -335,23 +331,27 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
     );
     assert!(sealed.status.success(), "{}", stderr(&sealed));
     let token = stdout(&sealed);
-    // The file is read instead of the variable, and of --key.
+    // The file is read instead of the variable; beside --key it is
+    // refused, since one of the two would be ignored.
     let other = keygen();
     let opened = run_with_env(
-        &[
-            "open",
-            "--key-file",
-            &file,
-            "--key",
-            &other,
-            "--now",
-            "1767225660",
-            &token,
-        ],
+        &["open", "--key-file", &file, "--now", "1767225660", &token],
         &[("SEALED_SESSION_KEY", &other)],
         "",
     );
     assert_eq!(success_json(&opened)["user"], "ada");
+    let both = run(&["open", "--key-file", &file, "--key", &other, &token], "");
+    assert_usage_error(&both, &[&other, &token, &key]);
+    assert!(stderr(&both).contains("--key"), "{}", stderr(&both));
+    for vars in [&[][..], &[("SEALED_SESSION_KEY", "")][..]] {
+        let none = run_with_env(&["open", &token], vars, "");
+        assert_usage_error(&none, &[&token]);
+        assert!(
+            stderr(&none).contains("SEALED_SESSION_KEY"),
+            "{}",
+            stderr(&none)
+        );
+    }
 
     let not_a_key = write("not-a-key", b"correct horse battery staple\n");
     let refused = run(&["key-id", "--key-file", &not_a_key], "");
@@ -404,7 +404,8 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
     );
 
     // Django's SECRET_KEY from a file: its trailing newline is not part of
-    // the secret, and the file wins over --secret.
+    // the secret, and the file wins over the variable (and is refused
+    // beside --secret).
     let secret = "django-insecure-file-secret";
     let secret_file = write("django-secret", format!("{secret}\n").as_bytes());
     let sealed = run(
@@ -413,7 +414,21 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
     );
     assert!(sealed.status.success(), "{}", stderr(&sealed));
     let cookie = stdout(&sealed);
-    let opened = run(
+    let opened = run_with_env(
+        &[
+            "django",
+            "open",
+            "--secret-file",
+            &secret_file,
+            "--now",
+            "1767225660",
+            &cookie,
+        ],
+        &[("DJANGO_SECRET_KEY", "another-secret")],
+        "",
+    );
+    assert_eq!(success_json(&opened)["_auth_user_id"], "7");
+    let both = run(
         &[
             "django",
             "open",
@@ -421,13 +436,18 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
             &secret_file,
             "--secret",
             "another-secret",
-            "--now",
-            "1767225660",
             &cookie,
         ],
         "",
     );
-    assert_eq!(success_json(&opened)["_auth_user_id"], "7");
+    assert_usage_error(&both, &["another-secret", &cookie]);
+    let none = run(&["django", "open", &cookie], "");
+    assert_usage_error(&none, &[&cookie]);
+    assert!(
+        stderr(&none).contains("DJANGO_SECRET_KEY"),
+        "{}",
+        stderr(&none)
+    );
     let unreadable = run(
         &[
             "django",
@@ -925,4 +945,61 @@ fn open_needs_no_budget_even_for_a_very_long_cookie_name() {
     };
     let opened = run(&["open", "--key", &key, "--name", &name, &token], "");
     assert_eq!(success_json(&opened)["a"], 1);
+}
+
+#[test]
+fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
+    use sealed_session::{Expiry, FixedClock, KeyRing, MasterKey, Priority, Sealer};
+    let key = keygen();
+    let clock = std::sync::Arc::new(FixedClock::new(1_767_225_000));
+    let sealer = Sealer::builder(KeyRing::new(MasterKey::from_base64(&key).unwrap()))
+        .cookie_name("sid")
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    session
+        .insert_with_priority("cart", &[1, 2], Priority::Low)
+        .unwrap();
+    session.set_expiry(Expiry::Idle(600));
+    let created_at = session.created_at();
+    // Sealed later than created: the two times differ.
+    clock.set(1_767_225_600);
+    let token = sealer.seal(&mut session).unwrap();
+    let meta = |extra: &[&str]| success_json(&open_sid_with(&key, &token, extra));
+    assert_eq!(
+        meta(&["--meta"]),
+        serde_json::json!({
+            "session": {
+                "id": session.id().to_string(),
+                "created_at": created_at,
+                "issued_at": 1_767_225_600,
+                "expiry": {"idle": 600},
+                "opened_with_fallback": false,
+                "priorities": {"user": "critical", "cart": "low"},
+            },
+            "entries": {"user": "ada", "cart": [1, 2]},
+        })
+    );
+    assert_eq!(created_at, 1_767_225_000);
+    // Without the flag, the entries alone, as before.
+    assert_eq!(
+        meta(&[]),
+        serde_json::json!({"user": "ada", "cart": [1, 2]})
+    );
+
+    session.set_expiry(Expiry::At(1_767_300_000));
+    let token = sealer.seal(&mut session).unwrap();
+    let o = open_sid_with(&key, &token, &["--meta"]);
+    assert_eq!(
+        success_json(&o)["session"]["expiry"],
+        serde_json::json!({"at": 1_767_300_000})
+    );
+    session.set_expiry(Expiry::BrowserSession);
+    let token = sealer.seal(&mut session).unwrap();
+    let o = open_sid_with(&key, &token, &["--meta"]);
+    assert_eq!(success_json(&o)["session"]["expiry"], "browser-session");
 }
