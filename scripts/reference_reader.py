@@ -632,7 +632,10 @@ def check_valid(v, exp, notes):
         return "plaintext differs from plaintext_hex"
 
     # The writer: the same session, key, nonce and issued-at give the same token.
-    sealing = v["sealing"]
+    sealing = v.get("sealing")
+    if sealing is None:
+        # A token no writer reproduces (test-vectors/README.md): reader checks only.
+        return None
     if sealing["issued_at"] != exp["issued_at"]:
         return "sealing.issued_at differs from expected.issued_at"
     flags = PAYLOAD_FLAG_BROWSER_SESSION if exp["browser_session"] else 0

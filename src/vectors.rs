@@ -400,7 +400,9 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
         policy: spec.policy.clone(),
         plaintext_hex: plaintext_hex(&spec.ring, spec.cookie_name, &token),
         token,
-        sealing: Some(Sealing {
+        // A created-at in the reader's future is reported as `now` (FORMAT.md
+        // §11.2), so a writer cannot get the token back from `expected`.
+        sealing: (spec.created_at <= spec.now).then(|| Sealing {
             key: spec.seal_key.clone(),
             issued_at: spec.issued_at,
             nonce: hex::encode(derive("nonce", spec.name, 24)),
@@ -722,6 +724,14 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         },
         {
             let mut s = small();
+            s.name = "created-after-now";
+            s.description = "Created 30 s and issued 60 s in the future (the writer's clock ahead, within clock_skew): valid, its age 0. A reader that subtracts in unsigned arithmetic without saturating gets an age near 2^64 and wrongly reports the lifetime expired. The session's created-at is reported as now (FORMAT.md 11.2), so no writer gets this token back from expected: no sealing.";
+            s.created_at = NOW + 30;
+            s.issued_at = NOW + 60;
+            s
+        },
+        {
+            let mut s = small();
             s.name = "session-expiry-boundary";
             s.description =
                 "The session's own expiry one second after now: still valid (expired from that second on).";
@@ -833,6 +843,7 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
     at_entries.limits.max_entries = 3;
     out.push(at_entries);
     out.push(overflow_vector()?);
+    out.push(nonzero_padding_vector()?);
 
     let a = key_a();
     let mut inv = vec![
@@ -1232,6 +1243,24 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             "malformed",
         )?,
         authentic_payload(
+            "cbor-reserved-additional-info-29",
+            "Authenticates; created_at's head has additional information 29, which CBOR reserves.",
+            &[&[0x85, 0x1d][..], &created_head()[1..], &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-reserved-additional-info-30",
+            "Authenticates; created_at's head has additional information 30, which CBOR reserves.",
+            &[&[0x85, 0x1e][..], &created_head()[1..], &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-integer-additional-info-31",
+            "Authenticates; created_at's head is 0x1f: additional information 31 (indefinite length) on an unsigned integer, which is not well-formed CBOR.",
+            &[&[0x85, 0x1f][..], &created_head()[1..], &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
             "cbor-session-id-text",
             "Authenticates; a session id written as a text string of 16 bytes, not a byte string.",
             &[&[0x85][..], &created_head(), &[0xf6, 0x70], &[b'a'; 16], &[0x00, 0x80]].concat(),
@@ -1628,6 +1657,47 @@ fn overflow_vector() -> Result<Vector, Error> {
             nonce: hex::encode(derive("nonce", name, 24)),
             compression_threshold: None,
         }),
+        expected: None,
+        expected_error: None,
+    };
+    v.expected = Some(expected_of(&v)?);
+    Ok(v)
+}
+
+/// A valid token that no writer produces: its deflate stream (one final
+/// fixed-Huffman block of literals) ends inside a byte whose padding bits
+/// after the end-of-block code are all ones, which a reader accepts
+/// (FORMAT.md §10). No `sealing`: writers pad with zeros.
+fn nonzero_padding_vector() -> Result<Vector, Error> {
+    let name = "deflate-nonzero-padding";
+    let plaintext = raw_payload(&one_entry(), None);
+    let mut stream = DeflateBits::default();
+    stream.field(1, 1); // final block
+    stream.field(0b01, 2); // fixed Huffman codes
+    plaintext.iter().for_each(|&byte| stream.literal(byte));
+    stream.code(0, 7); // end of block
+    let padding = 8 - stream.used;
+    assert!(stream.used != 0, "the stream must end inside a byte");
+    if let Some(last) = stream.bytes.last_mut() {
+        *last |= 0xff << stream.used;
+    }
+    let ring = KeyRing::new(MasterKey::from_hex(&key_a())?);
+    let random = ScriptedRandom::new(vec![derive("nonce", name, 24)]);
+    let token = seal_with_flag(&ring, &random, NOW - 60, &stream.bytes)?;
+    let mut v = Vector {
+        name: name.to_owned(),
+        description: format!("Compressed: the payload of entry k as one final fixed-Huffman block of literals, whose last byte has its {padding} padding bits after the end-of-block code set to 1. Valid: a reader must accept any padding (§10). No writer produces it (they write zeros), so it has no sealing."),
+        cookie_name: "session".to_owned(),
+        keys: Keys {
+            primary: key_a(),
+            fallbacks: vec![key_b()],
+        },
+        now: NOW,
+        limits: default_limits(),
+        policy: default_policy(),
+        plaintext_hex: Some(hex::encode(&plaintext)),
+        token,
+        sealing: None,
         expected: None,
         expected_error: None,
     };
