@@ -654,7 +654,8 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
 
 /// What the save reports of a layer with a revocation store say of
 /// revocations that could not be recorded, one per report with news.
-type UnrevokedReports = Arc<std::sync::Mutex<Vec<Option<Error>>>>;
+/// What each report said was not revoked, and the path of its request.
+type UnrevokedReports = Arc<std::sync::Mutex<Vec<(Option<Error>, String)>>>;
 
 /// The test app under a layer whose revocation store can be made to fail,
 /// with its reports.
@@ -665,9 +666,12 @@ fn revoking_app() -> (Router, Arc<FlakyRevocations>, UnrevokedReports) {
     let layer = SessionLayer::builder(fixed_ring())
         .clock(common::clock())
         .revocation_store(revocations.clone(), Some("user"))
-        .on_save_report(move |report| {
+        .on_save_report(move |report, uri| {
             let unrevoked = report.unrevoked.clone();
-            heard.lock().expect("reports").push(unrevoked);
+            heard
+                .lock()
+                .expect("reports")
+                .push((unrevoked, uri.path().to_owned()));
         })
         .build()
         .expect("layer");
@@ -696,7 +700,10 @@ async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
     revocations.down.store(false, Ordering::SeqCst);
     assert_eq!(
         *reports.lock().expect("reports"),
-        [Some(Error::Store(StoreError::Unavailable))]
+        [(
+            Some(Error::Store(StoreError::Unavailable)),
+            "/logout".to_owned()
+        )]
     );
     let response = call(&mut server, "/read", Some(&copy)).await;
     assert_eq!(body_text(response).await, "ada");
@@ -765,7 +772,13 @@ async fn every_logout_revokes_error_responses_and_store_outages_included() {
     assert_deletes_the_cookie(&call(&mut server, "/logout", Some(&copy)).await);
     revocations.checks_down.store(false, Ordering::SeqCst);
     revocations.down.store(false, Ordering::SeqCst);
-    assert_eq!(reported(), [Some(Error::Store(StoreError::Unavailable))]);
+    assert_eq!(
+        reported(),
+        [(
+            Some(Error::Store(StoreError::Unavailable)),
+            "/logout".to_owned()
+        )]
+    );
     assert_eq!(
         body_text(call(&mut server, "/read", Some(&copy)).await).await,
         "ada"

@@ -600,8 +600,14 @@ async fn an_oversized_cart_degrades_instead_of_failing() {
         .expect("cookie size shown");
     assert!(len > 2000 && len < sealed_session::DEFAULT_BUDGET, "{len}");
 
-    // The app's report hook saw the drops.
-    assert!(logs.text().contains("cart lines dropped to fit the cookie"));
+    // The app's report hook saw the drops, and the route that made them.
+    let reported = logs
+        .text()
+        .lines()
+        .find(|line| line.contains("cart lines dropped to fit the cookie"))
+        .map(str::to_owned)
+        .expect("the report hook logged");
+    assert!(reported.contains("/cart/add"), "{reported}");
 }
 
 #[tokio::test]

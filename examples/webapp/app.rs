@@ -154,11 +154,12 @@ impl Demo {
             // `flush` and `cycle_id` revoke the id they replace: a copy of
             // the cookie from before a login or logout no longer opens.
             .revocation_store(self.revocations.clone(), Some(USER))
-            .on_save_report(|report| {
+            .on_save_report(|report, uri| {
                 let keys = report.dropped_keys();
                 tracing::info!(
                     ?keys,
                     header_len = report.header_len,
+                    path = uri.path(),
                     "cart lines dropped to fit the cookie"
                 );
             })

@@ -456,7 +456,7 @@ impl LazySession {
                 return Err(error);
             }
         };
-        shared.saved(&saved.report);
+        shared.saved(&saved.report, uri);
         let value = match saved.action {
             CookieAction::Unchanged => return Ok(None),
             CookieAction::Set(value) | CookieAction::Delete(value) => value,

@@ -20,7 +20,7 @@ use crate::{
 };
 
 type SaveErrorHook = Arc<dyn Fn(&SaveFailure<'_>) + Send + Sync>;
-type SaveReportHook = Arc<dyn Fn(&SaveReport) + Send + Sync>;
+type SaveReportHook = Arc<dyn Fn(&SaveReport, &Uri) + Send + Sync>;
 type Configure = Box<dyn FnOnce(SealerBuilder) -> SealerBuilder + Send>;
 
 /// What the layer shares with every request.
@@ -46,12 +46,12 @@ impl Shared {
         }
     }
 
-    pub(crate) fn saved(&self, report: &SaveReport) {
+    pub(crate) fn saved(&self, report: &SaveReport, uri: &Uri) {
         if report.dropped.is_empty() && report.overflowed.is_empty() && report.unrevoked.is_none() {
             return;
         }
         if let Some(hook) = &self.on_save_report {
-            hook(report);
+            hook(report, uri);
         }
     }
 }
@@ -389,10 +389,14 @@ impl SessionLayerBuilder {
 
     /// Called after a save that dropped entries to fit the budget or moved
     /// them to the overflow store, with the report (keys, priorities and
-    /// sizes; never values); or whose revocation store could not record
-    /// the id a `flush` or `cycle_id` gave up
-    /// ([`SaveReport::unrevoked`]).
-    pub fn on_save_report(mut self, hook: impl Fn(&SaveReport) + Send + Sync + 'static) -> Self {
+    /// sizes; never values) and the request's URI (which route filled the
+    /// session); or whose revocation store could not record the id a
+    /// `flush` or `cycle_id` gave up ([`SaveReport::unrevoked`]). Runs on
+    /// the request's task: keep it quick.
+    pub fn on_save_report(
+        mut self,
+        hook: impl Fn(&SaveReport, &Uri) + Send + Sync + 'static,
+    ) -> Self {
         self.on_save_report = Some(Arc::new(hook));
         self
     }
