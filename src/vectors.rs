@@ -382,8 +382,17 @@ fn open_vector(v: &Vector) -> Result<crate::Session, Error> {
     sealer.open(&v.token)
 }
 
-fn plaintext_hex(keys: &Keys, cookie_name: &str, token: &str) -> Option<String> {
-    let limits = Limits::default().max_token_len(usize::MAX);
+/// The plaintext a token decrypts and inflates to under `keys` and the
+/// decompression cap `max_decompressed`, without a length limit.
+fn plaintext_hex(
+    keys: &Keys,
+    cookie_name: &str,
+    token: &str,
+    max_decompressed: usize,
+) -> Option<String> {
+    let limits = Limits::default()
+        .max_token_len(usize::MAX)
+        .max_decompressed(max_decompressed);
     let opened = token::open(&ring(keys).ok()?, cookie_name, token, &limits).ok()?;
     Some(hex::encode(opened.plaintext()))
 }
@@ -398,7 +407,12 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
         now: spec.now,
         limits: default_limits(),
         policy: spec.policy.clone(),
-        plaintext_hex: plaintext_hex(&spec.ring, spec.cookie_name, &token),
+        plaintext_hex: plaintext_hex(
+            &spec.ring,
+            spec.cookie_name,
+            &token,
+            default_limits().max_decompressed,
+        ),
         token,
         // A created-at in the reader's future is reported as `now` (FORMAT.md
         // §11.2), so a writer cannot get the token back from `expected`.
@@ -732,6 +746,15 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         },
         {
             let mut s = small();
+            s.name = "now-max";
+            s.description = "now is 2^64 - 1, issued a minute and created two hours before: valid. A reader that computes now + clock_skew without saturating gets 59 and wrongly reports issued-in-future.";
+            s.now = u64::MAX;
+            s.created_at = u64::MAX - 7200;
+            s.issued_at = u64::MAX - 60;
+            s
+        },
+        {
+            let mut s = small();
             s.name = "session-expiry-boundary";
             s.description =
                 "The session's own expiry one second after now: still valid (expired from that second on).";
@@ -844,6 +867,18 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
     out.push(at_entries);
     out.push(overflow_vector()?);
     out.push(nonzero_padding_vector()?);
+    // The decompression cap's boundary, on the `compressed` token.
+    let compressed = out
+        .iter()
+        .find(|v| v.name == "compressed")
+        .cloned()
+        .expect("the compressed vector is built above");
+    let inflated_len = compressed.plaintext_hex.as_ref().map_or(0, |h| h.len() / 2);
+    let mut at_cap = compressed.clone();
+    at_cap.name = "decompressed-at-limit".into();
+    at_cap.description = format!("The compressed token with max_decompressed equal to the {inflated_len} bytes it inflates to: still valid.");
+    at_cap.limits.max_decompressed = inflated_len;
+    out.push(at_cap);
 
     let a = key_a();
     let mut inv = vec![
@@ -936,6 +971,38 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             format!("{} {}", &base[..10], &base[10..]),
             "malformed",
         ),
+        invalid(
+            "base64-newline",
+            "A line feed inside the token (Go's strict base64url decoder skips it).",
+            format!("{}\n{}", &base[..10], &base[10..]),
+            "malformed",
+        ),
+        invalid(
+            "base64-carriage-return",
+            "A carriage return inside the token (Go's strict base64url decoder skips it).",
+            format!("{}\r{}", &base[..10], &base[10..]),
+            "malformed",
+        ),
+        invalid(
+            "order-unknown-flag-before-key-id",
+            "Flag bit 1 set (undefined in v1) and a key id no key has: the flags (step 5) are checked before the key is looked up (step 6).",
+            mutate(&base, |b| {
+                b[1] |= 0b10;
+                b[2] ^= 0xff;
+            }),
+            "malformed",
+        ),
+        {
+            // Two bytes a character: 4098 bytes in 2049 characters.
+            let mut s = invalid(
+                "token-length-in-bytes",
+                "2049 two-byte characters (4098 bytes of UTF-8) against max_token_len 4096: the length is counted in bytes (step 1), so this is limit-exceeded; a reader that counts characters or UTF-16 units (JavaScript's length) sees 2049 and fails later, at decoding.",
+                "\u{e9}".repeat(2049),
+                "limit-exceeded",
+            );
+            s.limits.max_token_len = 4096;
+            s
+        },
         invalid(
             "base64-standard-alphabet",
             "A '+' (standard alphabet) inside the token.",
@@ -1111,6 +1178,50 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             )?,
             "expired-idle",
         ),
+        invalid(
+            "issued-at-max",
+            "Authenticates; the header's issued-at is 2^64 - 1 (0xff in all 8 bytes): far in the future. A reader that holds it as a signed 64-bit integer sees -1, passes the skew check and reports expired-idle instead.",
+            seal_raw("issued-at-max", &a, u64::MAX, &raw_payload(&one_entry(), None), Compression::Off)?,
+            "issued-in-future",
+        ),
+        {
+            let name = "order-created-after-issued-before-lifetime";
+            let payload = cbor_payload(NOW - 90_000 + 30, 0, &[], None);
+            let mut s = invalid(
+                name,
+                "Authenticates; created-at 30 seconds after issued-at, both more than max_lifetime before now, with no idle timeout: created-at after issued-at (step 12) is checked before the lifetime (step 13).",
+                seal_raw(name, &a, NOW - 90_000, &payload, Compression::Off)?,
+                "malformed",
+            );
+            s.policy.max_idle = None;
+            s
+        },
+        authentic_payload(
+            "order-lifetime-before-session-expiry",
+            "Authenticates; created 86401 seconds ago (lifetime 86400) and the session's own expiry 10 seconds ago: the lifetime (step 13) is checked before the session's expiry (step 14).",
+            &[
+                &[0x85, 0x1a][..],
+                &u32::try_from(NOW - 86_401).unwrap_or(0).to_be_bytes(),
+                &[0x1a],
+                &u32::try_from(NOW - 10).unwrap_or(0).to_be_bytes(),
+                &byte_string(16),
+                &[0x00, 0x80],
+            ]
+            .concat(),
+            "expired-lifetime",
+        )?,
+        {
+            const TWO_53: u64 = 1 << 53;
+            let payload = cbor_payload(TWO_53 + 1, 0, &[], None);
+            let mut s = invalid(
+                "created-after-issued-above-2-53",
+                "Authenticates; issued-at 2^53 and created-at 2^53 + 1, now 2^53 + 60: created-at after issued-at, malformed. As doubles the two times are equal, so a reader that compares them as floating-point numbers accepts the token.",
+                seal_raw("created-after-issued-above-2-53", &a, TWO_53, &payload, Compression::Off)?,
+                "malformed",
+            );
+            s.now = TWO_53 + 60;
+            s
+        },
         {
             let mut s = invalid("token-over-length-limit", "A valid token opened with max_token_len one below its length: refused before decoding.", base.clone(), "limit-exceeded");
             s.limits.max_token_len = base.len() - 1;
@@ -1484,7 +1595,46 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             },
             "malformed",
         ),
+        invalid(
+            "deflate-no-final-block",
+            "Authenticates; compressed: a valid payload as one stored block without the final bit, and nothing after it. The stream ends before its final block: malformed (§10); an inflater that hands back the output so far would open it.",
+            {
+                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
+                let random =
+                    ScriptedRandom::new(vec![derive("nonce", "deflate-no-final-block", 24)]);
+                let mut stream = DeflateBits::default();
+                stream.stored_block(&raw_payload(&one_entry(), None), false);
+                seal_with_flag(&ring, &random, NOW - 60, &stream.bytes)?
+            },
+            "malformed",
+        ),
+        invalid(
+            "deflate-empty-body",
+            "Authenticates; compressed flag set on an empty body, issued 3601 seconds ago against max_idle 3600: an empty stream is truncated, malformed (§10), and inflating (step 8) comes before the idle check (step 10).",
+            {
+                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
+                let random =
+                    ScriptedRandom::new(vec![derive("nonce", "deflate-empty-body", 24)]);
+                seal_with_flag(&ring, &random, NOW - 3601, &[])?
+            },
+            "malformed",
+        ),
     ];
+    {
+        let compressed = out
+            .iter()
+            .find(|v| v.name == "compressed")
+            .expect("the compressed vector is built above");
+        let inflated_len = compressed.plaintext_hex.as_ref().map_or(0, |h| h.len() / 2);
+        let mut s = invalid(
+            "decompressed-over-limit",
+            "The compressed token with max_decompressed one byte below what it inflates to: limit-exceeded.",
+            compressed.token.clone(),
+            "limit-exceeded",
+        );
+        s.limits.max_decompressed = inflated_len - 1;
+        inv.push(s);
+    }
     // Rings that must be refused before any token is looked at.
     let short_key = key_a()[..62].to_owned();
     for (name, description, keys) in [
@@ -1538,7 +1688,8 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             expected: None,
             expected_error: Some(spec.expected_error.to_owned()),
         };
-        v.plaintext_hex = plaintext_hex(&v.keys, &v.cookie_name, &v.token);
+        v.plaintext_hex =
+            plaintext_hex(&v.keys, &v.cookie_name, &v.token, v.limits.max_decompressed);
         out.push(v);
     }
     Ok(out)
@@ -1945,7 +2096,8 @@ fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Res
         }
     }
     if let Some(plaintext) = &v.plaintext_hex {
-        if plaintext_hex(&v.keys, &v.cookie_name, &v.token).as_ref() != Some(plaintext) {
+        let decrypted = plaintext_hex(&v.keys, &v.cookie_name, &v.token, v.limits.max_decompressed);
+        if decrypted.as_ref() != Some(plaintext) {
             return Err("plaintext differs".into());
         }
     }
