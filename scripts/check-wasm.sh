@@ -103,18 +103,19 @@ scratch_crate "$vectors_crate" wasm-vectors-check '"vectors"' '
 crate-type = ["cdylib"]
 '
 # Beside the source, so the Rust code names them without this path.
-cp test-vectors/format-v1.json test-vectors/budget-v1.json "$vectors_crate/src/"
+cp test-vectors/format-v1.json test-vectors/budget-v1.json test-vectors/overflow-v1.json "$vectors_crate/src/"
 cat >"$vectors_crate/src/lib.rs" <<'RUST'
 //! Every published vector, and a session on the host's clock and
 //! generator, checked in WebAssembly.
 use std::sync::Arc;
 
-use sealed_session::vectors::{check_file_text, BUDGET_FILE, FORMAT_FILE};
+use sealed_session::vectors::{check_file_text, BUDGET_FILE, FORMAT_FILE, OVERFLOW_FILE};
 use sealed_session::{Clock, CookieAction, Error, KeyRing, MasterKey, RandomSource, Sealer};
 
-const FILES: [(&str, &str); 2] = [
+const FILES: [(&str, &str); 3] = [
     (FORMAT_FILE, include_str!("format-v1.json")),
     (BUDGET_FILE, include_str!("budget-v1.json")),
+    (OVERFLOW_FILE, include_str!("overflow-v1.json")),
 ];
 
 /// Vectors passed, times 65536, plus vectors failed (a file that does not

@@ -17,12 +17,15 @@ Checks every file of the directory:
   checked by decrypting it instead).
 * budget-v1.json: the drop algorithm run on the listed entries keeps and
   drops the expected keys and gives the expected Set-Cookie header length.
+* overflow-v1.json: each cookie opens, its overflow blob loads from the
+  listed store contents into the expected entries, or fails with the
+  expected store error (section 15).
 
 Not covered (the vectors do not pin them, or only the Rust tests do):
 the value depth limit and the `value` kind of section 11.5 (values are
-decoded with cbor2 only to compare them with the JSON); loading an overflow
-blob into a session (section 15: only the store key and opening a blob
-under it are self-checked); the budget with a store or with compression,
+decoded with cbor2 only to compare them with the JSON); writing an
+overflow blob (section 15; reading one is checked); the budget with a
+store or with compression,
 and Max-Age beyond the budget file's fixed policy (section 14); the writer's
 own limits (section 7 step 0); taking the token from a request (14.4).
 
@@ -588,6 +591,34 @@ def overflow_store_key(session_id, reference):
     return f"sealed-session:overflow:{{{session_id.hex()}}}:{reference.hex()}"
 
 
+def load_overflow(ring, session, store, limits):
+    """Section 15, loading: the session's entries, cookie-resident first, then
+    the overflowed ones in overflow order with their values from the blob.
+    Raises OpenError('store-missing' or 'store-rejected')."""
+    overflow = session["overflow"]
+    key = overflow_store_key(session["session_id"], overflow["reference"])
+    if key not in store:
+        raise OpenError("store-missing", "nothing under the store key")
+    blob_limits = dict(limits, max_token_len=b64url_len(limits["max_decompressed"] + OVERHEAD))
+    try:
+        # Steps 1-8 only: no time check on a blob.
+        _, plaintext, _ = open_token(ring, key, store[key], blob_limits)
+        blob = parse_payload(plaintext, limits["max_entries"])
+    except OpenError as e:
+        raise OpenError("store-rejected", f"blob: {e.kind}: {e.why}")
+    if blob["session_id"] != session["session_id"]:
+        raise OpenError("store-rejected", "blob bound to another session id")
+    values = {e["key"].encode("utf-8"): e["value"] for e in blob["entries"]}
+    entries = list(session["entries"])
+    for listed in overflow["keys"]:
+        value = values.get(listed["key"].encode("utf-8"))
+        if value is None:
+            raise OpenError("store-rejected", f"blob lacks {listed['key']!r}")
+        # The cookie's priority stands; the blob's is ignored.
+        entries.append({"key": listed["key"], "priority": listed["priority"], "value": value})
+    return entries
+
+
 # --- the checks --------------------------------------------------------------
 
 
@@ -699,6 +730,35 @@ def check_format_vector(v, notes):
         return check_valid(v, v["expected"], notes)
     except OpenError as e:
         return f"expected a session, got {e.kind} ({e.why})"
+
+
+def check_overflow_vector(v):
+    ring = Ring(bytes.fromhex(v["keys"]["primary"]), [bytes.fromhex(k) for k in v["keys"]["fallbacks"]])
+    try:
+        session = open_session(ring, v["cookie_name"], v["token"], v["now"], v["limits"], v["policy"])
+    except OpenError as e:
+        return f"the cookie does not open: {e.kind} ({e.why})"
+    if session["overflow"] is None:
+        return "the cookie lists no overflowed keys"
+    try:
+        entries = load_overflow(ring, session, v["store"], v["limits"])
+    except OpenError as e:
+        if v.get("expected_error") is None:
+            return f"expected entries, got {e.kind} ({e.why})"
+        if e.kind != v["expected_error"]:
+            return f"expected {v['expected_error']}, got {e.kind} ({e.why})"
+        return None
+    if v.get("expected_error") is not None:
+        return f"expected {v['expected_error']}, but the blob loaded"
+    want = v["expected_entries"]
+    if len(entries) != len(want):
+        return f"{len(entries)} entries, expected {len(want)}"
+    for e, w in zip(entries, want):
+        if (e["key"], e["priority"], e["value"].hex()) != (w["key"], w["priority"], w["value_cbor_hex"]):
+            return f"entry {w['key']!r}: got ({e['key']!r}, {e['priority']}, {e['value'].hex()})"
+        if cbor_to_json(cbor2.loads(e["value"])) != w["value"]:
+            return f"entry {w['key']!r}: decoded value differs from the JSON value"
+    return None
 
 
 # Parameters of every budget case (test-vectors/README.md).
@@ -836,6 +896,8 @@ def main(argv):
             cases = [(v["name"], lambda v=v: check_format_vector(v, notes)) for v in data["vectors"]]
         elif name.startswith("budget-"):
             cases = [(f"budget/{c['name']}", lambda c=c: check_budget_case(c)) for c in data["cases"]]
+        elif name.startswith("overflow-"):
+            cases = [(v["name"], lambda v=v: check_overflow_vector(v)) for v in data["vectors"]]
         else:
             print(f"FAIL {name}: unknown vector file")
             failed += 1

@@ -16,7 +16,11 @@ use crate::payload::PayloadWriter;
 use crate::token::{self, Compression};
 use crate::{
     Error, Expiry, FixedClock, KeyRing, Limits, MasterKey, Priority, RandomSource, Sealer,
+    SealerBuilder,
 };
+
+mod overflow;
+pub use overflow::{check_overflow, OverflowFile, OverflowVector, OVERFLOW_FILE};
 
 /// Name of the file holding the format vectors.
 pub const FORMAT_FILE: &str = "format-v1.json";
@@ -277,6 +281,19 @@ fn sealer(
     clock: Arc<FixedClock>,
     random: Arc<dyn RandomSource>,
 ) -> Result<Sealer, Error> {
+    sealer_builder(ring, cookie_name, l, p, compression, clock, random).build()
+}
+
+/// What [`sealer`] builds, before `build`.
+fn sealer_builder(
+    ring: KeyRing,
+    cookie_name: &str,
+    l: &VectorLimits,
+    p: &Policy,
+    compression: Compression,
+    clock: Arc<FixedClock>,
+    random: Arc<dyn RandomSource>,
+) -> SealerBuilder {
     let mut b = Sealer::builder(ring)
         .cookie_name(cookie_name)
         .limits(limits(l))
@@ -289,11 +306,10 @@ fn sealer(
         Some(s) => b.max_idle(Duration::from_secs(s)),
         None => b.no_idle_timeout(),
     };
-    b = match p.max_lifetime {
+    match p.max_lifetime {
         Some(s) => b.max_lifetime(Duration::from_secs(s)),
         None => b.no_max_lifetime(),
-    };
-    b.build()
+    }
 }
 
 /// A valid case to generate: a session to seal and how.
@@ -585,6 +601,7 @@ pub fn generate() -> Result<Vec<(String, String)>, Error> {
     Ok(vec![
         (FORMAT_FILE.to_owned(), to_json(&file)?),
         (BUDGET_FILE.to_owned(), to_json(&budget)?),
+        (OVERFLOW_FILE.to_owned(), to_json(&overflow::generate()?)?),
     ])
 }
 
@@ -2008,8 +2025,8 @@ fn check_text(path: &Path, text: &str) -> Result<Vec<Outcome>, String> {
     check_file_text(name, text)
 }
 
-/// Checks the text of the vector file called `name` (`format-v1.json` or
-/// `budget-v1.json`): what [`check_dir`] does for each file, for platforms
+/// Checks the text of the vector file called `name` (`format-v1.json`,
+/// `budget-v1.json` or `overflow-v1.json`): what [`check_dir`] does for each file, for platforms
 /// without a file system.
 pub fn check_file_text(name: &str, text: &str) -> Result<Vec<Outcome>, String> {
     if name == FORMAT_FILE {
@@ -2019,6 +2036,10 @@ pub fn check_file_text(name: &str, text: &str) -> Result<Vec<Outcome>, String> {
     if name == BUDGET_FILE {
         let file: BudgetFile = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
         return Ok(check_budget(&file));
+    }
+    if name == OVERFLOW_FILE {
+        let file: OverflowFile = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
+        return Ok(check_overflow(&file));
     }
     Err(format!("{name}: not a known vector file"))
 }

@@ -42,11 +42,47 @@ fn every_vector_passes() {
         "{} vectors, {invalid} invalid",
         format.vectors.len()
     );
-    // Every vector of both files was checked.
+    // Every vector of the three files was checked.
     assert_eq!(
         outcomes.len(),
-        format.vectors.len() + budget_file().cases.len()
+        format.vectors.len() + budget_file().cases.len() + overflow_file().vectors.len()
     );
+}
+
+fn overflow_file() -> vectors::OverflowFile {
+    serde_json::from_str(&std::fs::read_to_string(dir().join(vectors::OVERFLOW_FILE)).unwrap())
+        .unwrap()
+}
+
+#[test]
+fn a_changed_overflow_case_is_caught() {
+    let file = overflow_file();
+    let mut priority = file.clone();
+    let v = priority
+        .vectors
+        .iter_mut()
+        .find(|v| v.name == "overflow-blob-ignored-fields")
+        .unwrap();
+    // The blob gives cart priority high; the cookie's low stands.
+    v.expected_entries.as_mut().unwrap()[1].priority = "high".into();
+    let mut error = file;
+    let v = error
+        .vectors
+        .iter_mut()
+        .find(|v| v.name == "overflow-blob-moved")
+        .unwrap();
+    v.expected_error = Some("store-missing".into());
+    for (broken, name) in [
+        (priority, "overflow-blob-ignored-fields"),
+        (error, "overflow-blob-moved"),
+    ] {
+        let failed: Vec<_> = vectors::check_overflow(&broken)
+            .into_iter()
+            .filter(|o| o.failure.is_some())
+            .map(|o| o.name)
+            .collect();
+        assert_eq!(failed, [name]);
+    }
 }
 
 fn budget_file() -> vectors::BudgetFile {

@@ -392,11 +392,11 @@ fn inspect(token: &str, json: bool) -> Result<(), Failure> {
     ))
 }
 
-/// Checks the directory's vector files; both published files must be there
-/// (a directory missing one would otherwise pass on the other alone).
+/// Checks the directory's vector files; every published file must be there
+/// (a directory missing one would otherwise pass on the others alone).
 fn verify_vectors(dir: &std::path::Path) -> Result<ExitCode, Failure> {
-    use sealed_session::vectors::{check_dir, BUDGET_FILE, FORMAT_FILE};
-    for name in [FORMAT_FILE, BUDGET_FILE] {
+    use sealed_session::vectors::{check_dir, BUDGET_FILE, FORMAT_FILE, OVERFLOW_FILE};
+    for name in [FORMAT_FILE, BUDGET_FILE, OVERFLOW_FILE] {
         if !dir.join(name).is_file() {
             return Err(format!("input: {} has no {name}", dir.display()).into());
         }

@@ -752,7 +752,7 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
     assert!(o.status.success(), "{}", stdout(&o));
     let last = stdout(&o).lines().last().unwrap_or_default().to_owned();
     let passed: usize = last.split(' ').next().unwrap().parse().unwrap();
-    // Every vector of both files, counted from the files themselves.
+    // Every vector of the three files, counted from the files themselves.
     let count = |file: &str, list: &str| {
         let text = std::fs::read_to_string(dir.join(file)).unwrap();
         let json: serde_json::Value = serde_json::from_str(&text).unwrap();
@@ -760,7 +760,9 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
     };
     assert_eq!(
         passed,
-        count("format-v1.json", "vectors") + count("budget-v1.json", "cases"),
+        count("format-v1.json", "vectors")
+            + count("budget-v1.json", "cases")
+            + count("overflow-v1.json", "vectors"),
         "{last}"
     );
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
@@ -776,7 +778,7 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
     );
     assert_ne!(broken, text);
     std::fs::write(tmp.join("format-v1.json"), broken).unwrap();
-    // Both published files must be there: one alone is not a pass.
+    // Every published file must be there: one alone is not a pass.
     let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
     assert_one_line_error(&o, "input");
     assert!(
@@ -785,6 +787,13 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
         stderr(&o)
     );
     std::fs::copy(dir.join("budget-v1.json"), tmp.join("budget-v1.json")).unwrap();
+    let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
+    assert!(
+        stderr(&o).ends_with("has no overflow-v1.json"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::copy(dir.join("overflow-v1.json"), tmp.join("overflow-v1.json")).unwrap();
     let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
     assert!(!o.status.success());
     assert!(

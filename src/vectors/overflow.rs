@@ -1,0 +1,410 @@
+//! `overflow-v1.json`: cookies that list overflowed keys, what the store
+//! holds, and the session that loading the blob gives (FORMAT.md §15), or
+//! the store error it must fail with. Pins the blob rules that let servers
+//! in two languages share one store.
+
+use core::future::Future;
+use core::task::{Context, Poll, Waker};
+use std::collections::BTreeMap;
+
+use super::{
+    default_limits, default_policy, derive, key_a, key_b, sealer_builder, Keys, Outcome, Policy,
+    ScriptedRandom, VectorLimits, NOW,
+};
+use super::{ExpectedEntry, Json};
+use crate::payload::PayloadWriter;
+use crate::store::{overflow_key, MemoryStore, OverflowStore};
+use crate::token::{self, Compression};
+use crate::{Error, FixedClock, KeyRing, MasterKey, Priority, SessionId, StoreError};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Name of the file holding the overflow vectors.
+pub const OVERFLOW_FILE: &str = "overflow-v1.json";
+
+/// The overflow vector file.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OverflowFile {
+    /// What the file pins.
+    pub description: String,
+    /// The command that regenerates it.
+    pub generator: String,
+    /// The cases.
+    pub vectors: Vec<OverflowVector>,
+}
+
+/// One case: open `token` (a valid cookie that lists overflowed keys) as a
+/// format vector is opened, then load its blob from `store`; expect
+/// `expected_entries` or `expected_error`.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct OverflowVector {
+    /// Unique name.
+    pub name: String,
+    /// What the case shows.
+    pub description: String,
+    /// Cookie name bound into the cookie's associated data.
+    pub cookie_name: String,
+    /// Master keys of the ring that opens the cookie and the blob, hex.
+    pub keys: Keys,
+    /// Unix seconds at opening.
+    pub now: u64,
+    /// Limits in force when opening (they bound the blob too).
+    pub limits: VectorLimits,
+    /// Time policy in force when opening the cookie (not the blob).
+    pub policy: Policy,
+    /// The cookie value.
+    pub token: String,
+    /// What the store holds: store key → the stored bytes, as text.
+    pub store: BTreeMap<String, String>,
+    /// The session after loading: every entry in session order (the
+    /// cookie's entries, then the overflowed ones in overflow order).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_entries: Option<Vec<ExpectedEntry>>,
+    /// `store-missing` or `store-rejected`: how loading must fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expected_error: Option<String>,
+}
+
+/// The cookie's entries: `user` in the cookie, `cart` and `history` in
+/// the blob.
+fn cookie_token(name: &str, session_id: &[u8; 16], reference: &[u8; 16]) -> Result<String, Error> {
+    let mut plaintext = Vec::new();
+    let mut writer = PayloadWriter::begin(&mut plaintext, NOW - 7200, None, session_id, 0, 1, true);
+    writer.entry("user", Priority::Critical, &cbor(&json!("ada"))?);
+    writer.overflow(reference, 2);
+    writer.overflow_key("cart", Priority::Low);
+    writer.overflow_key("history", Priority::Normal);
+    let ring = KeyRing::new(MasterKey::from_hex(&key_a())?);
+    let random = ScriptedRandom::new(vec![derive("nonce", name, 24)]);
+    token::seal(
+        &ring,
+        "session",
+        NOW - 60,
+        &plaintext,
+        Compression::Off,
+        &random,
+    )
+}
+
+fn cbor(value: &Json) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(value, &mut out)
+        .map_err(|_| Error::Value(crate::ValueError::Serialize))?;
+    Ok(out)
+}
+
+/// A blob as a writer would store it, with every field a case may change.
+struct Blob {
+    /// The master key that seals it, hex.
+    key: String,
+    /// The store key bound into its associated data.
+    sealed_for: String,
+    session_id: [u8; 16],
+    issued_at: u64,
+    created_at: u64,
+    expires_at: Option<u64>,
+    flags: u64,
+    entries: Vec<(&'static str, Priority, Json)>,
+    compression: Compression,
+}
+
+impl Blob {
+    fn seal(&self, name: &str) -> Result<String, Error> {
+        let mut plaintext = Vec::new();
+        let mut writer = PayloadWriter::begin(
+            &mut plaintext,
+            self.created_at,
+            self.expires_at,
+            &self.session_id,
+            self.flags,
+            self.entries.len(),
+            false,
+        );
+        for (key, priority, value) in &self.entries {
+            writer.entry(key, *priority, &cbor(value)?);
+        }
+        let ring = KeyRing::new(MasterKey::from_hex(&self.key)?);
+        let random = ScriptedRandom::new(vec![derive("blob nonce", name, 24)]);
+        token::seal(
+            &ring,
+            &self.sealed_for,
+            self.issued_at,
+            &plaintext,
+            self.compression,
+            &random,
+        )
+    }
+}
+
+fn cart() -> Json {
+    json!([{"sku": "SKU-10000", "qty": 2}, {"sku": "SKU-10001", "qty": 1}])
+}
+
+/// A cart that deflate shrinks.
+fn long_cart() -> Json {
+    (0..12)
+        .map(|i| json!({"sku": format!("SKU-{:05}", 10_000 + i), "qty": 1}))
+        .collect()
+}
+
+fn history() -> Json {
+    json!(["/p/1", "/p/2", "/p/3"])
+}
+
+/// Generates the file.
+pub(super) fn generate() -> Result<OverflowFile, Error> {
+    let session_id: [u8; 16] = derive("session-id", "overflow", 16)
+        .try_into()
+        .expect("16 bytes");
+    let reference: [u8; 16] = derive("reference", "overflow", 16)
+        .try_into()
+        .expect("16 bytes");
+    let store_key = overflow_key(&SessionId::from_bytes(session_id), &reference);
+    let base = || Blob {
+        key: key_a(),
+        sealed_for: store_key.clone(),
+        session_id,
+        issued_at: NOW - 60,
+        created_at: NOW - 7200,
+        expires_at: None,
+        flags: 0,
+        entries: vec![
+            ("cart", Priority::Low, cart()),
+            ("history", Priority::Normal, history()),
+        ],
+        compression: Compression::Off,
+    };
+    let token = cookie_token("overflow", &session_id, &reference)?;
+    let cases: Vec<(&str, &str, Option<Blob>, Option<&str>)> = vec![
+        (
+            "overflow-loaded",
+            "The cookie holds user and lists cart (low) and history (normal) as overflowed; the blob holds both.",
+            Some(base()),
+            None,
+        ),
+        (
+            "overflow-blob-ignored-fields",
+            "The blob's own fields do not count: it was issued a year before now and its expires_at lies in the past (no time check is made on a blob), its entries give other priorities (the cookie's stand), and it also holds user with another value and a key the cookie does not list (both ignored: the cookie's user stands).",
+            Some(Blob {
+                issued_at: NOW - 365 * 86_400,
+                created_at: NOW - 366 * 86_400,
+                expires_at: Some(NOW - 300 * 86_400),
+                entries: vec![
+                    ("user", Priority::Low, json!("mallory")),
+                    ("history", Priority::Critical, history()),
+                    ("stray", Priority::Normal, json!(1)),
+                    ("cart", Priority::High, cart()),
+                ],
+                ..base()
+            }),
+            None,
+        ),
+        (
+            "overflow-blob-compressed",
+            "The blob is compressed (flag bit 0; a cart of 12 lines): it inflates under the reader's max_decompressed.",
+            Some(Blob {
+                compression: Compression::Above(1),
+                entries: vec![
+                    ("cart", Priority::Low, long_cart()),
+                    ("history", Priority::Normal, history()),
+                ],
+                ..base()
+            }),
+            None,
+        ),
+        (
+            "overflow-blob-fallback-key",
+            "The blob was sealed under key B, a fallback of the ring: it opens (blobs use the same ring as cookies).",
+            Some(Blob {
+                key: key_b(),
+                ..base()
+            }),
+            None,
+        ),
+        (
+            "overflow-blob-missing",
+            "The store holds nothing under the store key.",
+            None,
+            Some("store-missing"),
+        ),
+        (
+            "overflow-blob-other-session-id",
+            "The blob is sealed for the right store key but its payload carries another session id.",
+            Some(Blob {
+                session_id: derive("session-id", "overflow-other", 16)
+                    .try_into()
+                    .expect("16 bytes"),
+                ..base()
+            }),
+            Some("store-rejected"),
+        ),
+        (
+            "overflow-blob-moved",
+            "The blob was sealed for another reference's store key and copied to this one: its associated data differs, so it fails authentication.",
+            Some(Blob {
+                sealed_for: overflow_key(&SessionId::from_bytes(session_id), &[0x42; 16]),
+                ..base()
+            }),
+            Some("store-rejected"),
+        ),
+        (
+            "overflow-blob-lacks-a-listed-key",
+            "The blob holds cart but not history, which the cookie lists: never a partial session.",
+            Some(Blob {
+                entries: vec![("cart", Priority::Low, cart())],
+                ..base()
+            }),
+            Some("store-rejected"),
+        ),
+        (
+            "overflow-blob-unknown-flag",
+            "The blob's payload has flag bit 2 set, undefined in v1: the blob must pass the payload rules of §11.4.",
+            Some(Blob { flags: 4, ..base() }),
+            Some("store-rejected"),
+        ),
+        (
+            "overflow-blob-not-a-token",
+            "The store holds text that is not a token under the store key.",
+            None,
+            Some("store-rejected"),
+        ),
+
+    ];
+    let mut vectors = Vec::new();
+    for (name, description, blob, expected_error) in cases {
+        let mut store = BTreeMap::new();
+        match &blob {
+            Some(blob) => {
+                let sealed = blob.seal(name)?;
+                let compressed = token::inspect(&sealed)?.header.is_compressed();
+                assert_eq!(
+                    compressed,
+                    matches!(blob.compression, Compression::Above(_)),
+                    "{name}: the blob is compressed exactly when the case asks"
+                );
+                store.insert(store_key.clone(), sealed);
+            }
+            None if name == "overflow-blob-not-a-token" => {
+                store.insert(store_key.clone(), "not a token".to_owned());
+            }
+            None => {}
+        }
+        let mut v = OverflowVector {
+            name: name.to_owned(),
+            description: description.to_owned(),
+            cookie_name: "session".to_owned(),
+            keys: Keys {
+                primary: key_a(),
+                fallbacks: vec![key_b()],
+            },
+            now: NOW,
+            limits: default_limits(),
+            policy: default_policy(),
+            token: token.clone(),
+            store,
+            expected_entries: None,
+            expected_error: expected_error.map(str::to_owned),
+        };
+        if v.expected_error.is_none() {
+            v.expected_entries = Some(load(&v).map_err(|_| Error::Store(StoreError::Rejected))?);
+        }
+        vectors.push(v);
+    }
+    Ok(OverflowFile {
+        description: "sealed-session format v1: cookies whose entries overflowed to a server-side store, the store's contents, and the session loading gives or the store error it fails with (FORMAT.md section 15). Schema: test-vectors/README.md.".to_owned(),
+        generator: "cargo run -p sealed-session-cli -- generate-vectors test-vectors".to_owned(),
+        vectors,
+    })
+}
+
+/// The name of a store error in the vectors: `store-` and the variant.
+fn error_name(error: &Error) -> String {
+    match error {
+        Error::Store(StoreError::Missing) => "store-missing".to_owned(),
+        Error::Store(StoreError::Rejected) => "store-rejected".to_owned(),
+        other => other.kind().to_owned(),
+    }
+}
+
+/// Drives a future of the in-memory store, which never waits, to its end.
+fn now_or_never<F: Future>(future: F) -> Option<F::Output> {
+    let mut future = core::pin::pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(out) => Some(out),
+        Poll::Pending => None,
+    }
+}
+
+/// Opens the case's cookie, fills an in-memory store with its `store` and
+/// loads the overflow: the entries in session order, or the error's name.
+fn load(v: &OverflowVector) -> Result<Vec<ExpectedEntry>, String> {
+    let clock = Arc::new(FixedClock::new(v.now));
+    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let ring = super::ring(&v.keys).map_err(|e| e.kind().to_owned())?;
+    let random = Arc::new(ScriptedRandom::new(Vec::new()));
+    let sealer = sealer_builder(
+        ring,
+        &v.cookie_name,
+        &v.limits,
+        &v.policy,
+        Compression::Off,
+        clock,
+        random,
+    )
+    .overflow_store(store.clone())
+    .build()
+    .map_err(|e| e.kind().to_owned())?;
+    for (key, text) in &v.store {
+        let put = store.put(key, text.as_bytes().to_vec(), Duration::from_secs(86_400));
+        now_or_never(put)
+            .ok_or("the in-memory store waited")?
+            .map_err(|e| error_name(&e))?;
+    }
+    let mut session = sealer
+        .open(&v.token)
+        .map_err(|e| format!("the cookie does not open: {}", e.kind()))?;
+    now_or_never(sealer.load_overflow(&mut session))
+        .ok_or("the in-memory store waited")?
+        .map_err(|e| error_name(&e))?;
+    let mut entries = Vec::new();
+    for (key, priority) in session.keys_with_priority() {
+        entries.push(ExpectedEntry {
+            key: key.to_owned(),
+            priority: priority.name().to_owned(),
+            value: session
+                .get::<Json>(key)
+                .map_err(|e| e.kind().to_owned())?
+                .unwrap_or(Json::Null),
+            value_cbor_hex: hex::encode(session.get_raw(key).unwrap_or_default()),
+        });
+    }
+    Ok(entries)
+}
+
+/// Checks every case of a parsed overflow file through the public API.
+pub fn check_overflow(file: &OverflowFile) -> Vec<Outcome> {
+    file.vectors
+        .iter()
+        .map(|v| Outcome {
+            name: v.name.clone(),
+            failure: check_one(v).err(),
+        })
+        .collect()
+}
+
+fn check_one(v: &OverflowVector) -> Result<(), String> {
+    match (&v.expected_error, &v.expected_entries, load(v)) {
+        (Some(want), None, Err(got)) if *want == got => Ok(()),
+        (Some(want), None, Err(got)) => Err(format!("expected {want}, got {got}")),
+        (Some(want), None, Ok(_)) => Err(format!("expected {want}, but the blob loaded")),
+        (None, Some(want), Ok(got)) if *want == got => Ok(()),
+        (None, Some(_), Ok(_)) => Err("the loaded entries differ".to_owned()),
+        (None, Some(_), Err(got)) => Err(format!("expected entries, got {got}")),
+        _ => Err("a case needs exactly one of expected_entries and expected_error".to_owned()),
+    }
+}
