@@ -335,10 +335,7 @@ impl ValidSpec {
             description,
             cookie_name: "session",
             seal_key: key_a(),
-            ring: Keys {
-                primary: key_a(),
-                fallbacks: vec![key_b()],
-            },
+            ring: ring_a_b(),
             created_at: NOW - 7200,
             issued_at: NOW - 60,
             now: NOW,
@@ -1574,41 +1571,24 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
         invalid(
             "bad-deflate",
             "Authenticates; compressed flag set but the payload is not raw deflate.",
-            {
-                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
-                // Seal with compression of a compressible text, then check the
-                // flag; the payload below is sealed by hand with the flag set.
-                let random = ScriptedRandom::new(vec![derive("nonce", "bad-deflate", 24)]);
-                seal_with_flag(&ring, &random, NOW - 60, b"\xff\xff\xff\xff not deflate")?
-            },
+            seal_with_flag("bad-deflate", NOW - 60, b"\xff\xff\xff\xff not deflate")?,
             "malformed",
         ),
         invalid(
             "deflate-distance-too-far-back",
             "Authenticates; compressed: a stored block of the payload's first 8 bytes, then a fixed-Huffman block whose first match (length 17, distance 100) reaches before the start of the output. Invalid deflate (zlib: \"invalid distance too far back\"); an inflater with a zero-filled window would read 17 zeros there, a valid payload with an all-zero session id.",
-            {
-                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
-                let random = ScriptedRandom::new(vec![derive(
-                    "nonce",
-                    "deflate-distance-too-far-back",
-                    24,
-                )]);
-                seal_with_flag(&ring, &random, NOW - 60, &distance_too_far_back())?
-            },
+            seal_with_flag("deflate-distance-too-far-back", NOW - 60, &distance_too_far_back())?,
             "malformed",
         ),
         invalid(
             "deflate-trailing-bytes",
             "Authenticates; compressed: a valid payload as one final stored block, then one more byte. Trailing data after the final block is malformed (§10); an inflater that stops at the end of the stream would open it.",
             {
-                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
-                let random =
-                    ScriptedRandom::new(vec![derive("nonce", "deflate-trailing-bytes", 24)]);
                 let mut stream = DeflateBits::default();
                 stream.stored_block(&raw_payload(&one_entry(), None), true);
                 let mut body = stream.bytes;
                 body.push(0);
-                seal_with_flag(&ring, &random, NOW - 60, &body)?
+                seal_with_flag("deflate-trailing-bytes", NOW - 60, &body)?
             },
             "malformed",
         ),
@@ -1616,12 +1596,9 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             "deflate-no-final-block",
             "Authenticates; compressed: a valid payload as one stored block without the final bit, and nothing after it. The stream ends before its final block: malformed (§10); an inflater that hands back the output so far would open it.",
             {
-                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
-                let random =
-                    ScriptedRandom::new(vec![derive("nonce", "deflate-no-final-block", 24)]);
                 let mut stream = DeflateBits::default();
                 stream.stored_block(&raw_payload(&one_entry(), None), false);
-                seal_with_flag(&ring, &random, NOW - 60, &stream.bytes)?
+                seal_with_flag("deflate-no-final-block", NOW - 60, &stream.bytes)?
             },
             "malformed",
         ),
@@ -1629,10 +1606,7 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             "deflate-empty-body",
             "Authenticates; compressed flag set on an empty body, issued 3601 seconds ago against max_idle 3600: an empty stream is truncated, malformed (§10), and inflating (step 8) comes before the idle check (step 10).",
             {
-                let ring = KeyRing::new(MasterKey::from_hex(&a)?);
-                let random =
-                    ScriptedRandom::new(vec![derive("nonce", "deflate-empty-body", 24)]);
-                seal_with_flag(&ring, &random, NOW - 3601, &[])?
+                seal_with_flag("deflate-empty-body", NOW - 3601, &[])?
             },
             "malformed",
         ),
@@ -1692,10 +1666,7 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             name: spec.name.to_owned(),
             description: spec.description.to_owned(),
             cookie_name: spec.cookie_name.to_owned(),
-            keys: Keys {
-                primary: key_a(),
-                fallbacks: vec![key_b()],
-            },
+            keys: ring_a_b(),
             now: spec.now,
             limits: spec.limits,
             policy: spec.policy,
@@ -1784,6 +1755,58 @@ fn overflow_element(reference_len: u8, keys: &[&[u8]]) -> Vec<u8> {
     out
 }
 
+/// The payload of a cookie with the entry `user` (critical, "ada") and the
+/// overflowed keys `cart` (low) and `history` (normal), in the canonical
+/// encoding of FORMAT.md 11.3 through the writer the sealer uses (the
+/// Python reader re-encodes it independently).
+fn overflow_cookie_payload(session_id: &[u8; 16], reference: &[u8; 16]) -> Result<Vec<u8>, Error> {
+    let mut plaintext = Vec::new();
+    let mut writer = PayloadWriter::begin(&mut plaintext, NOW - 7200, None, session_id, 0, 1, true);
+    let mut ada = Vec::new();
+    ciborium::ser::into_writer("ada", &mut ada)
+        .map_err(|_| Error::Value(crate::ValueError::Serialize))?;
+    writer.entry("user", Priority::Critical, &ada);
+    writer.overflow(reference, 2);
+    writer.overflow_key("cart", Priority::Low);
+    writer.overflow_key("history", Priority::Normal);
+    Ok(plaintext)
+}
+
+/// Keys A (primary) and B (fallback): the ring most vectors open with.
+fn ring_a_b() -> Keys {
+    Keys {
+        primary: key_a(),
+        fallbacks: vec![key_b()],
+    }
+}
+
+/// A valid vector whose token was built by hand from `plaintext`, opened
+/// with keys A and B at `NOW` under the default limits and policy.
+fn hand_built(
+    name: &str,
+    description: String,
+    token: String,
+    plaintext: &[u8],
+    sealing: Option<Sealing>,
+) -> Result<Vector, Error> {
+    let mut v = Vector {
+        name: name.to_owned(),
+        description,
+        cookie_name: "session".to_owned(),
+        keys: ring_a_b(),
+        now: NOW,
+        limits: default_limits(),
+        policy: default_policy(),
+        plaintext_hex: Some(hex::encode(plaintext)),
+        token,
+        sealing,
+        expected: None,
+        expected_error: None,
+    };
+    v.expected = Some(expected_of(&v)?);
+    Ok(v)
+}
+
 /// A valid token whose payload has the 6th element: one entry in the
 /// cookie, two in an overflow blob. Written with the payload writer, as
 /// the public API writes one only through a store.
@@ -1793,43 +1816,20 @@ fn overflow_vector() -> Result<Vector, Error> {
         derive("session-id", name, 16).try_into().expect("16 bytes"),
         derive("reference", name, 16).try_into().expect("16 bytes"),
     );
-    // The canonical encoding of FORMAT.md 11.3, through the writer the
-    // sealer uses (the Python reader re-encodes it independently).
-    let mut plaintext = Vec::new();
-    let mut writer =
-        PayloadWriter::begin(&mut plaintext, NOW - 7200, None, &session_id, 0, 1, true);
-    let mut ada = Vec::new();
-    ciborium::ser::into_writer("ada", &mut ada)
-        .map_err(|_| Error::Value(crate::ValueError::Serialize))?;
-    writer.entry("user", Priority::Critical, &ada);
-    writer.overflow(&reference, 2);
-    writer.overflow_key("cart", Priority::Low);
-    writer.overflow_key("history", Priority::Normal);
+    let plaintext = overflow_cookie_payload(&session_id, &reference)?;
     let token = seal_raw(name, &key_a(), NOW - 60, &plaintext, Compression::Off)?;
-    let mut v = Vector {
-        name: name.to_owned(),
-        description: "A 6-element payload: the entry user in the cookie; cart (low) and history (normal) in the overflow blob the reference names (their values are not in the token).".to_owned(),
-        cookie_name: "session".to_owned(),
-        keys: Keys {
-            primary: key_a(),
-            fallbacks: vec![key_b()],
-        },
-        now: NOW,
-        limits: default_limits(),
-        policy: default_policy(),
-        plaintext_hex: Some(hex::encode(&plaintext)),
+    hand_built(
+        name,
+        "A 6-element payload: the entry user in the cookie; cart (low) and history (normal) in the overflow blob the reference names (their values are not in the token).".to_owned(),
         token,
-        sealing: Some(Sealing {
+        &plaintext,
+        Some(Sealing {
             key: key_a(),
             issued_at: NOW - 60,
             nonce: hex::encode(derive("nonce", name, 24)),
             compression_threshold: None,
         }),
-        expected: None,
-        expected_error: None,
-    };
-    v.expected = Some(expected_of(&v)?);
-    Ok(v)
+    )
 }
 
 /// A valid token that no writer produces: its deflate stream (one final
@@ -1849,28 +1849,14 @@ fn nonzero_padding_vector() -> Result<Vector, Error> {
     if let Some(last) = stream.bytes.last_mut() {
         *last |= 0xff << stream.used;
     }
-    let ring = KeyRing::new(MasterKey::from_hex(&key_a())?);
-    let random = ScriptedRandom::new(vec![derive("nonce", name, 24)]);
-    let token = seal_with_flag(&ring, &random, NOW - 60, &stream.bytes)?;
-    let mut v = Vector {
-        name: name.to_owned(),
-        description: format!("Compressed: the payload of entry k as one final fixed-Huffman block of literals, whose last byte has its {padding} padding bits after the end-of-block code set to 1. Valid: a reader must accept any padding (§10). No writer produces it (they write zeros), so it has no sealing."),
-        cookie_name: "session".to_owned(),
-        keys: Keys {
-            primary: key_a(),
-            fallbacks: vec![key_b()],
-        },
-        now: NOW,
-        limits: default_limits(),
-        policy: default_policy(),
-        plaintext_hex: Some(hex::encode(&plaintext)),
+    let token = seal_with_flag(name, NOW - 60, &stream.bytes)?;
+    hand_built(
+        name,
+        format!("Compressed: the payload of entry k as one final fixed-Huffman block of literals, whose last byte has its {padding} padding bits after the end-of-block code set to 1. Valid: a reader must accept any padding (§10). No writer produces it (they write zeros), so it has no sealing."),
         token,
-        sealing: None,
-        expected: None,
-        expected_error: None,
-    };
-    v.expected = Some(expected_of(&v)?);
-    Ok(v)
+        &plaintext,
+        None,
+    )
 }
 
 /// Raw deflate written field by field (RFC 1951 §3.1.1: fields from the
@@ -1948,21 +1934,19 @@ fn distance_too_far_back() -> Vec<u8> {
     stream.bytes
 }
 
-/// Seals `payload` with the compressed flag set without compressing it: a
-/// token that authenticates but does not inflate.
-fn seal_with_flag(
-    ring: &KeyRing,
-    random: &dyn RandomSource,
-    issued_at: u64,
-    payload: &[u8],
-) -> Result<String, Error> {
+/// Seals `body` as it is, with the compressed flag set, under key A and
+/// the nonce derived from the vector's `name`: for deflate streams written
+/// by hand (or not deflate at all).
+fn seal_with_flag(name: &str, issued_at: u64, body: &[u8]) -> Result<String, Error> {
+    let ring = KeyRing::new(MasterKey::from_hex(&key_a())?);
+    let random = ScriptedRandom::new(vec![derive("nonce", name, 24)]);
     token::seal_flagged(
-        ring,
+        &ring,
         "session",
         issued_at,
-        payload,
+        body,
         token::FLAG_COMPRESSED,
-        random,
+        &random,
     )
 }
 

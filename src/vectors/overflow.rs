@@ -8,8 +8,8 @@ use core::task::{Context, Poll, Waker};
 use std::collections::BTreeMap;
 
 use super::{
-    default_limits, default_policy, derive, key_a, key_b, sealer_builder, Keys, Outcome, Policy,
-    ScriptedRandom, VectorLimits, NOW,
+    default_limits, default_policy, derive, key_a, key_b, overflow_cookie_payload, ring_a_b,
+    sealer_builder, Keys, Outcome, Policy, ScriptedRandom, VectorLimits, NOW,
 };
 use super::{ExpectedEntry, Json};
 use crate::payload::PayloadWriter;
@@ -67,15 +67,9 @@ pub struct OverflowVector {
     pub expected_error: Option<String>,
 }
 
-/// The cookie's entries: `user` in the cookie, `cart` and `history` in
-/// the blob.
+/// The cookie: `user` in it, `cart` and `history` in the blob.
 fn cookie_token(name: &str, session_id: &[u8; 16], reference: &[u8; 16]) -> Result<String, Error> {
-    let mut plaintext = Vec::new();
-    let mut writer = PayloadWriter::begin(&mut plaintext, NOW - 7200, None, session_id, 0, 1, true);
-    writer.entry("user", Priority::Critical, &cbor(&json!("ada"))?);
-    writer.overflow(reference, 2);
-    writer.overflow_key("cart", Priority::Low);
-    writer.overflow_key("history", Priority::Normal);
+    let plaintext = overflow_cookie_payload(session_id, reference)?;
     let ring = KeyRing::new(MasterKey::from_hex(&key_a())?);
     let random = ScriptedRandom::new(vec![derive("nonce", name, 24)]);
     token::seal(
@@ -295,10 +289,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
             name: name.to_owned(),
             description: description.to_owned(),
             cookie_name: "session".to_owned(),
-            keys: Keys {
-                primary: key_a(),
-                fallbacks: vec![key_b()],
-            },
+            keys: ring_a_b(),
             now: NOW,
             limits: default_limits(),
             policy: default_policy(),
