@@ -1349,6 +1349,26 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             },
             "malformed",
         )?,
+        {
+            let mut spec = authentic_payload(
+                "order-payload-flag-before-entry-count",
+                "Authenticates; payload flag bit 2 set (undefined) and 3 entries against max_entries 2: the flags (§11.4 step 5) are met before the entry count (step 6).",
+                &cbor_payload(NOW - 7200, 4, &[("a", 1, b"\x01"), ("b", 1, b"\x01"), ("c", 1, b"\x01")], None),
+                "malformed",
+            )?;
+            spec.limits.max_entries = 2;
+            spec
+        },
+        {
+            let mut spec = authentic_payload(
+                "order-entry-count-before-duplicate-key",
+                "Authenticates; 3 entries, two with the key a, against max_entries 2: the entry count (§11.4 step 6) is met before the duplicate key (step 10, after the walk).",
+                &cbor_payload(NOW - 7200, 0, &[("a", 1, b"\x01"), ("b", 1, b"\x01"), ("a", 1, b"\x02")], None),
+                "limit-exceeded",
+            )?;
+            spec.limits.max_entries = 2;
+            spec
+        },
         authentic_payload(
             "created-after-issued",
             "Authenticates; created-at later than issued-at.",
