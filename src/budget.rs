@@ -32,7 +32,8 @@ pub struct SaveReport {
     pub budget: usize,
     /// Set when the sealer has a revocation store
     /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store))
-    /// and it could not record the id that `flush` or `cycle_id` gave up:
+    /// and it could not record an id given up (by `flush` or `cycle_id`,
+    /// or by a deletion of the cookie in `save_request_async`):
     /// the cookie was saved all the same (a logout still deletes it), but
     /// copies of the old cookie stay valid until they expire. Also logged
     /// at `ERROR`.

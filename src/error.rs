@@ -247,8 +247,9 @@ pub enum InvalidCookie {
     /// The path does not start with `/`, or has a control character, `;`
     /// or a non-ASCII character.
     Path,
-    /// The domain has a character other than ASCII letters, digits, `-`
-    /// and `.` (internationalised names go in their `xn--` form).
+    /// The domain is empty, has an empty label (`a..b`, a trailing dot), or
+    /// has a character other than ASCII letters, digits, `-` and `.`
+    /// (internationalised names go in their `xn--` form).
     Domain,
 }
 

@@ -258,7 +258,8 @@ impl Sealer {
     }
 
     /// Lists first in `saved`'s report the entries dropped since the last
-    /// save and not reported yet (their blob was gone when read).
+    /// save and not reported yet (their blob was gone when read, or an
+    /// earlier save dropped them to keep its blob within the cap).
     fn report_earlier_drops(session: &mut Session, mut saved: Saved) -> Saved {
         if !session.dropped_unreported.is_empty() {
             let mut dropped = core::mem::take(&mut session.dropped_unreported);
@@ -746,9 +747,10 @@ impl Sealer {
     /// never), for the blob of the entries `plan` then moves to fit under
     /// `max_decompressed`; returns the plan for what is left and the
     /// dropped entries (removed from the session), or `None`, with the
-    /// session untouched, when no number of drops makes the blob fit (with
-    /// compression, sizes need not shrink with the entries): then the
-    /// caller saves as without a store. Dropping more only shrinks the
+    /// session untouched, when dropping all `plan.removed` entries does not
+    /// make the blob fit: then the caller saves as without a store. (With
+    /// compression the blob need not shrink as `d` grows, so the search
+    /// below may settle on more drops than the fewest.) Dropping more only shrinks the
     /// cookie's list of moved keys, so the plan moves fewer entries and the
     /// blob shrinks: whether `d` drops suffice changes once as `d` grows,
     /// and a binary search finds the least `d` in a few plans. Dropping the

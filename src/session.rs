@@ -198,8 +198,9 @@ pub struct Session {
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
     /// The id a cookie sent out carried, given up since by `flush` or
-    /// `cycle_id`, with that cookie's own expiry: a sealer with a
-    /// revocation store revokes it on save.
+    /// `cycle_id` (or by `save_request_async` deleting the cookie), with
+    /// that cookie's own expiry: a sealer with a revocation store revokes
+    /// it on save.
     pub(crate) replaced: Option<(SessionId, Expiry)>,
     /// The own expiry of the latest cookie (as opened, or as last saved),
     /// which later changes in the request do not alter.

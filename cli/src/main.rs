@@ -29,8 +29,8 @@ struct Cli {
 enum Command {
     /// Print a new random master key (unpadded base64url, as --key reads).
     Keygen,
-    /// Print the id of the key given with --key or SEALED_SESSION_KEY: the
-    /// id `inspect` shows for the tokens it seals.
+    /// Print the id of the key given with --key, --key-file or
+    /// SEALED_SESSION_KEY: the id `inspect` shows for the tokens it seals.
     KeyId {
         #[command(flatten)]
         key: KeyArg,

@@ -154,14 +154,24 @@ impl Demo {
             // `flush` and `cycle_id` revoke the id they replace: a copy of
             // the cookie from before a login or logout no longer opens.
             .revocation_store(self.revocations.clone(), Some(USER))
+            // Called only with news: drops, or (ERROR logged already) an
+            // old id the store could not revoke.
             .on_save_report(|report, uri| {
-                let keys = report.dropped_keys();
-                tracing::info!(
-                    ?keys,
-                    header_len = report.header_len,
-                    path = uri.path(),
-                    "cart lines dropped to fit the cookie"
-                );
+                if !report.dropped.is_empty() {
+                    let keys = report.dropped_keys();
+                    tracing::info!(
+                        ?keys,
+                        header_len = report.header_len,
+                        path = uri.path(),
+                        "cart lines dropped to fit the cookie"
+                    );
+                }
+                if report.unrevoked.is_some() {
+                    tracing::warn!(
+                        path = uri.path(),
+                        "copies of the replaced cookie stay valid until they expire"
+                    );
+                }
             })
     }
 

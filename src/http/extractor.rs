@@ -373,10 +373,12 @@ impl LazySession {
             .any(|value| crate::request::carries_cookie(value.as_bytes(), name))
     }
 
-    /// What the layer does with the response: whether a handler opened the
-    /// session, and the `Set-Cookie` value to send, if any (only when
-    /// `save` is true). Failures are reported (and returned in `lost` when
-    /// they lose the handler's changes), never raised.
+    /// What the layer does with the response: whether the session was
+    /// opened, and the `Set-Cookie` value to send, if any (when `save` is
+    /// true, or when `save` is false and the handler flushed the session:
+    /// a logout ends it on an error response too). Failures are reported
+    /// (and returned in `lost` when they lose the handler's changes), never
+    /// raised.
     pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
         if save
@@ -479,7 +481,8 @@ impl LazySession {
 
 /// The end of a request, for the layer.
 pub(crate) struct Finished {
-    /// A handler touched the session (the response depends on the cookie).
+    /// The session was opened, by a handler or by `open_every_request` (the
+    /// response depends on the cookie).
     pub(crate) opened: bool,
     pub(crate) set_cookie: Option<HeaderValue>,
     /// The save failed and the handler's changes are lost.

@@ -336,7 +336,8 @@ impl SessionLayerBuilder {
     /// [`Self::refresh_fraction`] at 0.0 this is Django's
     /// `SESSION_SAVE_EVERY_REQUEST` and tower-sessions' `with_always_save`.
     /// It costs an open (and a revocation check, which waits out a store
-    /// outage) per such request; server-error responses open nothing.
+    /// outage) per such request; server-error responses open nothing
+    /// (unless [`Self::save_on_server_error`] is on).
     ///
     /// A cookie store has no server copy to merge into: each re-sealed
     /// response carries the contents its request read, so with a short
