@@ -27,6 +27,9 @@ pub const FORMAT_FILE: &str = "format-v1.json";
 /// Name of the file holding the size-budget vectors.
 pub const BUDGET_FILE: &str = "budget-v1.json";
 
+/// Every published vector file, as [`generate`] writes them.
+pub const FILES: [&str; 3] = [FORMAT_FILE, BUDGET_FILE, OVERFLOW_FILE];
+
 /// Unix time the vectors are opened at: 2026-01-01T00:00:00Z.
 pub const NOW: u64 = 1_767_225_600;
 
@@ -442,22 +445,37 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
     Ok(v)
 }
 
+/// A session's entry as a vector states it.
+fn expected_entry(
+    session: &crate::Session,
+    key: &str,
+    priority: Priority,
+) -> Result<ExpectedEntry, Error> {
+    Ok(ExpectedEntry {
+        key: key.to_owned(),
+        priority: priority.name().to_owned(),
+        value: session.get::<Json>(key)?.unwrap_or(Json::Null),
+        value_cbor_hex: hex::encode(session.get_raw(key).unwrap_or_default()),
+    })
+}
+
+/// The CBOR encoding of `value`, as the session API writes values.
+fn cbor_of<T: Serialize + ?Sized>(value: &T) -> Result<Vec<u8>, Error> {
+    let mut out = Vec::new();
+    ciborium::ser::into_writer(value, &mut out)
+        .map_err(|_| Error::Value(crate::ValueError::Serialize))?;
+    Ok(out)
+}
+
 /// What opening `v` gives, as the vector states it (public API only).
 fn expected_of(v: &Vector) -> Result<Expected, Error> {
     let session = open_vector(v)?;
     let header = token::inspect(&v.token)?.header;
-    let mut entries = Vec::new();
-    for (key, priority) in session.keys_with_priority() {
-        if session.is_overflowed(key) {
-            continue;
-        }
-        entries.push(ExpectedEntry {
-            key: key.to_owned(),
-            priority: priority.name().to_owned(),
-            value: session.get::<Json>(key)?.unwrap_or(Json::Null),
-            value_cbor_hex: hex::encode(session.get_raw(key).unwrap_or_default()),
-        });
-    }
+    let entries = session
+        .keys_with_priority()
+        .filter(|(key, _)| !session.is_overflowed(key))
+        .map(|(key, priority)| expected_entry(&session, key, priority))
+        .collect::<Result<_, _>>()?;
     let (expires_at, idle_timeout) = expiry_columns(session.expiry());
     Ok(Expected {
         session_id: hex::encode(session.id().as_bytes()),
@@ -881,14 +899,20 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
     out.push(at_entries);
     out.push(overflow_vector()?);
     out.push(nonzero_padding_vector()?);
-    // The decompression cap's boundary, on the `compressed` token.
-    let compressed = out
+    // The decompression cap's boundary, on the `compressed` token (the
+    // invalid side, one byte below, is `decompressed-over-limit`).
+    let mut at_cap = out
         .iter()
         .find(|v| v.name == "compressed")
         .cloned()
         .expect("the compressed vector is built above");
-    let inflated_len = compressed.plaintext_hex.as_ref().map_or(0, |h| h.len() / 2);
-    let mut at_cap = compressed.clone();
+    let inflated_len = at_cap
+        .plaintext_hex
+        .as_ref()
+        .expect("a valid vector has its plaintext")
+        .len()
+        / 2;
+    let compressed_token = at_cap.token.clone();
     at_cap.name = "decompressed-at-limit".into();
     at_cap.description = format!("The compressed token with max_decompressed equal to the {inflated_len} bytes it inflates to: still valid.");
     at_cap.limits.max_decompressed = inflated_len;
@@ -1631,21 +1655,14 @@ fn format_vectors() -> Result<Vec<Vector>, Error> {
             "malformed",
         ),
     ];
-    {
-        let compressed = out
-            .iter()
-            .find(|v| v.name == "compressed")
-            .expect("the compressed vector is built above");
-        let inflated_len = compressed.plaintext_hex.as_ref().map_or(0, |h| h.len() / 2);
-        let mut s = invalid(
-            "decompressed-over-limit",
-            "The compressed token with max_decompressed one byte below what it inflates to: limit-exceeded.",
-            compressed.token.clone(),
-            "limit-exceeded",
-        );
-        s.limits.max_decompressed = inflated_len - 1;
-        inv.push(s);
-    }
+    let mut over_cap = invalid(
+        "decompressed-over-limit",
+        "The compressed token with max_decompressed one byte below what it inflates to: limit-exceeded.",
+        compressed_token,
+        "limit-exceeded",
+    );
+    over_cap.limits.max_decompressed = inflated_len - 1;
+    inv.push(over_cap);
     // Rings that must be refused before any token is looked at.
     let short_key = key_a()[..62].to_owned();
     for (name, description, keys) in [
@@ -1782,10 +1799,7 @@ fn overflow_element(reference_len: u8, keys: &[&[u8]]) -> Vec<u8> {
 fn overflow_cookie_payload(session_id: &[u8; 16], reference: &[u8; 16]) -> Result<Vec<u8>, Error> {
     let mut plaintext = Vec::new();
     let mut writer = PayloadWriter::begin(&mut plaintext, NOW - 7200, None, session_id, 0, 1, true);
-    let mut ada = Vec::new();
-    ciborium::ser::into_writer("ada", &mut ada)
-        .map_err(|_| Error::Value(crate::ValueError::Serialize))?;
-    writer.entry("user", Priority::Critical, &ada);
+    writer.entry("user", Priority::Critical, &cbor_of("ada")?);
     writer.overflow(reference, 2);
     writer.overflow_key("cart", Priority::Low);
     writer.overflow_key("history", Priority::Normal);

@@ -11,7 +11,10 @@ fn dir() -> &'static Path {
 
 #[test]
 fn vector_files_match_the_generator() {
-    for (name, generated) in vectors::generate().expect("generator runs") {
+    let generated = vectors::generate().expect("generator runs");
+    let names: Vec<_> = generated.iter().map(|(name, _)| name.as_str()).collect();
+    assert_eq!(names, vectors::FILES, "verify-vectors requires every file");
+    for (name, generated) in generated {
         let path = dir().join(&name);
         let stored = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{} unreadable: {e}", path.display()));
@@ -29,9 +32,7 @@ fn every_vector_passes() {
     let outcomes = vectors::check_dir(dir()).expect("vector files readable");
     let failures: Vec<_> = outcomes.iter().filter(|o| o.failure.is_some()).collect();
     assert!(failures.is_empty(), "{failures:#?}");
-    let format: vectors::VectorFile =
-        serde_json::from_str(&std::fs::read_to_string(dir().join(vectors::FORMAT_FILE)).unwrap())
-            .unwrap();
+    let format: vectors::VectorFile = load(vectors::FORMAT_FILE);
     let invalid = format
         .vectors
         .iter()
@@ -45,18 +46,33 @@ fn every_vector_passes() {
     // Every vector of the three files was checked.
     assert_eq!(
         outcomes.len(),
-        format.vectors.len() + budget_file().cases.len() + overflow_file().vectors.len()
+        format.vectors.len()
+            + load::<vectors::BudgetFile>(vectors::BUDGET_FILE)
+                .cases
+                .len()
+            + load::<vectors::OverflowFile>(vectors::OVERFLOW_FILE)
+                .vectors
+                .len()
     );
 }
 
-fn overflow_file() -> vectors::OverflowFile {
-    serde_json::from_str(&std::fs::read_to_string(dir().join(vectors::OVERFLOW_FILE)).unwrap())
-        .unwrap()
+/// A published vector file, parsed.
+fn load<T: serde::de::DeserializeOwned>(name: &str) -> T {
+    serde_json::from_str(&std::fs::read_to_string(dir().join(name)).unwrap()).unwrap()
+}
+
+/// The names of the outcomes that failed.
+fn failed_names(outcomes: Vec<vectors::Outcome>) -> Vec<String> {
+    outcomes
+        .into_iter()
+        .filter(|o| o.failure.is_some())
+        .map(|o| o.name)
+        .collect()
 }
 
 #[test]
 fn a_changed_overflow_case_is_caught() {
-    let file = overflow_file();
+    let file: vectors::OverflowFile = load(vectors::OVERFLOW_FILE);
     let mut priority = file.clone();
     let v = priority
         .vectors
@@ -76,23 +92,13 @@ fn a_changed_overflow_case_is_caught() {
         (priority, "overflow-blob-ignored-fields"),
         (error, "overflow-blob-moved"),
     ] {
-        let failed: Vec<_> = vectors::check_overflow(&broken)
-            .into_iter()
-            .filter(|o| o.failure.is_some())
-            .map(|o| o.name)
-            .collect();
-        assert_eq!(failed, [name]);
+        assert_eq!(failed_names(vectors::check_overflow(&broken)), [name]);
     }
-}
-
-fn budget_file() -> vectors::BudgetFile {
-    serde_json::from_str(&std::fs::read_to_string(dir().join(vectors::BUDGET_FILE)).unwrap())
-        .unwrap()
 }
 
 #[test]
 fn a_changed_budget_case_is_caught() {
-    let mut broken = budget_file();
+    let mut broken: vectors::BudgetFile = load(vectors::BUDGET_FILE);
     let case = broken
         .cases
         .iter_mut()
@@ -100,19 +106,13 @@ fn a_changed_budget_case_is_caught() {
         .unwrap();
     *case.expected_header_len.as_mut().unwrap() += 1;
     let name = format!("budget/{}", case.name);
-    let failed: Vec<_> = vectors::check_budget(&broken)
-        .into_iter()
-        .filter(|o| o.failure.is_some())
-        .map(|o| o.name)
-        .collect();
-    assert_eq!(failed, [name]);
+    assert_eq!(failed_names(vectors::check_budget(&broken)), [name]);
 }
 
 #[test]
 fn a_changed_vector_is_caught() {
     // The checker must be able to fail: corrupt each kind of expectation.
-    let text = std::fs::read_to_string(dir().join(vectors::FORMAT_FILE)).unwrap();
-    let file: vectors::VectorFile = serde_json::from_str(&text).unwrap();
+    let file: vectors::VectorFile = load(vectors::FORMAT_FILE);
     let mut valid = file.clone();
     let v = valid
         .vectors
@@ -139,12 +139,6 @@ fn a_changed_vector_is_caught() {
         (invalid, "tag-tampered"),
         (resealed, "compressed"),
     ] {
-        let outcomes = vectors::check(&broken);
-        let failed: Vec<_> = outcomes
-            .iter()
-            .filter(|o| o.failure.is_some())
-            .map(|o| o.name.as_str())
-            .collect();
-        assert_eq!(failed, [name]);
+        assert_eq!(failed_names(vectors::check(&broken)), [name]);
     }
 }

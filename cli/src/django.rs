@@ -72,14 +72,13 @@ struct SecretArgs {
 
 impl SecretArgs {
     fn builder(&self) -> Result<DjangoCodecBuilder, Failure> {
-        let builder = match (&self.secret_file, &self.secret) {
-            (Some(path), _) => DjangoCodec::builder(&crate::read_secret_file(path, "secret file")?),
-            (None, Some(secret)) => DjangoCodec::builder(secret),
-            (None, None) => DjangoCodec::builder(&crate::secret_from_env(
-                "DJANGO_SECRET_KEY",
-                "--secret, --secret-file",
-            )?),
-        };
+        let builder = DjangoCodec::builder(&crate::secret_text(
+            self.secret_file.as_deref(),
+            self.secret.as_ref(),
+            "secret file",
+            "DJANGO_SECRET_KEY",
+            "--secret, --secret-file",
+        )?);
         Ok(match self.now {
             Some(now) => builder.clock(Arc::new(FixedClock::new(now))),
             None => builder,

@@ -86,32 +86,43 @@ const MAX_KEY_FILE: u64 = 4096;
 
 impl KeyArg {
     fn master_key(&self) -> Result<MasterKey, Failure> {
-        match (&self.key_file, &self.key) {
-            (Some(path), _) => parse_key(&read_secret_file(path, "key file")?, Some("key file")),
-            (None, Some(text)) => parse_key(text, None),
-            (None, None) => parse_key(
-                &secret_from_env("SEALED_SESSION_KEY", "--key, --key-file")?,
-                None,
-            ),
-        }
+        let text = secret_text(
+            self.key_file.as_deref(),
+            self.key.as_ref(),
+            "key file",
+            "SEALED_SESSION_KEY",
+            "--key, --key-file",
+        )?;
+        parse_key(&text, self.key_file.is_some().then_some("key file"))
     }
 }
 
-/// The secret in the environment variable `name`, for a command line
-/// that gave none of the `flags`. Unset and empty are the same (as clap
-/// treats a variable it reads).
-pub(crate) fn secret_from_env(name: &str, flags: &str) -> Result<Zeroizing<String>, Failure> {
-    match std::env::var_os(name) {
+/// A secret from its file (`what`: "key file", "secret file"), else from
+/// its flag, else from the environment variable `variable` (clap refuses
+/// the file beside the flag). `flags` names the two flags for the error
+/// when none is given; an empty variable counts as unset, as clap treats
+/// one it reads.
+pub(crate) fn secret_text(
+    file: Option<&std::path::Path>,
+    flag: Option<&Zeroizing<String>>,
+    what: &str,
+    variable: &str,
+    flags: &str,
+) -> Result<Zeroizing<String>, Failure> {
+    if let Some(path) = file {
+        return read_secret_file(path, what);
+    }
+    if let Some(text) = flag {
+        return Ok(text.clone());
+    }
+    match std::env::var_os(variable).filter(|value| !value.is_empty()) {
         None => Err(Failure::Usage(format!(
-            "one of {flags} or {name} is required"
-        ))),
-        Some(value) if value.is_empty() => Err(Failure::Usage(format!(
-            "one of {flags} or {name} is required"
+            "one of {flags} or {variable} is required"
         ))),
         Some(value) => value
             .into_string()
             .map(Zeroizing::new)
-            .map_err(|_| Failure::Usage(format!("{name} is not UTF-8"))),
+            .map_err(|_| Failure::Usage(format!("{variable} is not UTF-8"))),
     }
 }
 
@@ -395,8 +406,8 @@ fn inspect(token: &str, json: bool) -> Result<(), Failure> {
 /// Checks the directory's vector files; every published file must be there
 /// (a directory missing one would otherwise pass on the others alone).
 fn verify_vectors(dir: &std::path::Path) -> Result<ExitCode, Failure> {
-    use sealed_session::vectors::{check_dir, BUDGET_FILE, FORMAT_FILE, OVERFLOW_FILE};
-    for name in [FORMAT_FILE, BUDGET_FILE, OVERFLOW_FILE] {
+    use sealed_session::vectors::{check_dir, FILES};
+    for name in FILES {
         if !dir.join(name).is_file() {
             return Err(format!("input: {} has no {name}", dir.display()).into());
         }

@@ -459,7 +459,15 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
         "",
     );
     assert_one_line_error(&unreadable, "input: cannot read secret file ");
-    assert!(!stderr(&unreadable).contains(secret));
+    // A cookie the file's secret did not sign: refused, without the secret.
+    let other = write("other-secret", b"django-insecure-other-file-secret\n");
+    let refused = run(&["django", "open", "--secret-file", &other, &cookie], "");
+    assert_one_line_error(&refused, "authentication-failed");
+    assert!(
+        !stderr(&refused).contains("other-file-secret"),
+        "{}",
+        stderr(&refused)
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }
 

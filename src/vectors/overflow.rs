@@ -8,10 +8,10 @@ use core::task::{Context, Poll, Waker};
 use std::collections::BTreeMap;
 
 use super::{
-    default_limits, default_policy, derive, key_a, key_b, overflow_cookie_payload, ring_a_b,
-    sealer_builder, Keys, Outcome, Policy, ScriptedRandom, VectorLimits, NOW,
+    cbor_of, default_limits, default_policy, derive, expected_entry, key_a, key_b,
+    overflow_cookie_payload, ring_a_b, seal_raw, sealer_builder, ExpectedEntry, Json, Keys,
+    Outcome, Policy, ScriptedRandom, VectorLimits, NOW,
 };
-use super::{ExpectedEntry, Json};
 use crate::payload::PayloadWriter;
 use crate::store::{overflow_key, MemoryStore, OverflowStore};
 use crate::token::{self, Compression};
@@ -67,28 +67,6 @@ pub struct OverflowVector {
     pub expected_error: Option<String>,
 }
 
-/// The cookie: `user` in it, `cart` and `history` in the blob.
-fn cookie_token(name: &str, session_id: &[u8; 16], reference: &[u8; 16]) -> Result<String, Error> {
-    let plaintext = overflow_cookie_payload(session_id, reference)?;
-    let ring = KeyRing::new(MasterKey::from_hex(&key_a())?);
-    let random = ScriptedRandom::new(vec![derive("nonce", name, 24)]);
-    token::seal(
-        &ring,
-        "session",
-        NOW - 60,
-        &plaintext,
-        Compression::Off,
-        &random,
-    )
-}
-
-fn cbor(value: &Json) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    ciborium::ser::into_writer(value, &mut out)
-        .map_err(|_| Error::Value(crate::ValueError::Serialize))?;
-    Ok(out)
-}
-
 /// A blob as a writer would store it, with every field a case may change.
 struct Blob {
     /// The master key that seals it, hex.
@@ -117,7 +95,7 @@ impl Blob {
             false,
         );
         for (key, priority, value) in &self.entries {
-            writer.entry(key, *priority, &cbor(value)?);
+            writer.entry(key, *priority, &cbor_of(value)?);
         }
         let ring = KeyRing::new(MasterKey::from_hex(&self.key)?);
         let random = ScriptedRandom::new(vec![derive("blob nonce", name, 24)]);
@@ -170,7 +148,14 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
         ],
         compression: Compression::Off,
     };
-    let token = cookie_token("overflow", &session_id, &reference)?;
+    // The cookie: `user` in it, `cart` and `history` in the blob.
+    let token = seal_raw(
+        "overflow",
+        &key_a(),
+        NOW - 60,
+        &overflow_cookie_payload(&session_id, &reference)?,
+        Compression::Off,
+    )?;
     let cases: Vec<(&str, &str, Option<Blob>, Option<&str>)> = vec![
         (
             "overflow-loaded",
@@ -362,19 +347,11 @@ fn load(v: &OverflowVector) -> Result<Vec<ExpectedEntry>, String> {
     now_or_never(sealer.load_overflow(&mut session))
         .ok_or("the in-memory store waited")?
         .map_err(|e| error_name(&e))?;
-    let mut entries = Vec::new();
-    for (key, priority) in session.keys_with_priority() {
-        entries.push(ExpectedEntry {
-            key: key.to_owned(),
-            priority: priority.name().to_owned(),
-            value: session
-                .get::<Json>(key)
-                .map_err(|e| e.kind().to_owned())?
-                .unwrap_or(Json::Null),
-            value_cbor_hex: hex::encode(session.get_raw(key).unwrap_or_default()),
-        });
-    }
-    Ok(entries)
+    session
+        .keys_with_priority()
+        .map(|(key, priority)| expected_entry(&session, key, priority))
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.kind().to_owned())
 }
 
 /// Checks every case of a parsed overflow file through the public API.
