@@ -178,13 +178,12 @@ impl CookieSettings {
         // paths, each beyond the reach of one deletion cookie. Under the
         // `__Host-` prefix the path is not sent (it is `/`).
         let path_sent = !has_prefix(name, HOST_PREFIX);
-        if path_sent
-            && (!self.path.starts_with('/')
-                || !self
-                    .path
-                    .bytes()
-                    .all(|b| (b.is_ascii_graphic() && b != b';') || b == b' '))
-        {
+        let path_ok = self.path.starts_with('/')
+            && self
+                .path
+                .bytes()
+                .all(|b| (b.is_ascii_graphic() && b != b';') || b == b' ');
+        if path_sent && !path_ok {
             return Err(InvalidCookie::Path);
         }
         let host = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'.';
@@ -193,8 +192,8 @@ impl CookieSettings {
             // empty label (`a..b`, a trailing dot), it names no host the
             // browser would match: at best a host-only cookie, not what
             // was asked.
-            let name = domain.strip_prefix('.').unwrap_or(domain);
-            if name.split('.').any(str::is_empty) || !domain.bytes().all(host) {
+            let host_name = domain.strip_prefix('.').unwrap_or(domain);
+            if host_name.split('.').any(str::is_empty) || !domain.bytes().all(host) {
                 return Err(InvalidCookie::Domain);
             }
         }

@@ -372,6 +372,22 @@ pub(crate) struct PayloadWriter<'a> {
     encoder: Encoder<&'a mut Vec<u8>>,
 }
 
+/// Bytes [`PayloadWriter::begin`] writes for these fields: the payload's
+/// head, the fixed fields and the head of the entry array.
+pub(crate) fn begin_len(
+    created_at: u64,
+    expires_at: Option<u64>,
+    flags: u64,
+    entry_count: usize,
+) -> usize {
+    1 + head_len(created_at)
+        + expires_at.map_or(1, head_len)
+        + 1
+        + SESSION_ID_LEN
+        + head_len(flags)
+        + head_len(entry_count as u64)
+}
+
 impl<'a> PayloadWriter<'a> {
     /// Writes the fixed fields and the head of the entry array.
     pub fn begin(

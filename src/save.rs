@@ -24,13 +24,7 @@ struct Plan {
 /// fixed fields (no expiry, no flags, no overflow element) and `count`
 /// entries taking `body` bytes.
 fn blob_len(created_at: u64, count: usize, body: usize) -> usize {
-    1 + payload::head_len(created_at)
-        + 1
-        + 1
-        + payload::SESSION_ID_LEN
-        + 1
-        + payload::head_len(count as u64)
-        + body
+    payload::begin_len(created_at, None, 0, count) + body
 }
 
 /// Length of unpadded base64 for `n` bytes (`usize::MAX` if that overflows).
@@ -249,12 +243,18 @@ impl Sealer {
     /// # Ok::<(), sealed_session::Error>(())
     /// ```
     pub fn save(&self, session: &mut Session) -> Result<Saved, Error> {
-        if self.revocation_store.is_some() && session.replaced.is_some() {
-            // The id to revoke can only be written asynchronously.
-            return Err(Error::Store(StoreError::NeedsAsync));
-        }
+        self.check_sync_save(session)?;
         let saved = self.save_unreported(session)?;
         Ok(Self::report_earlier_drops(session, saved))
+    }
+
+    /// The synchronous save and seal cannot write the revocation record of
+    /// an id the session gave up: they refuse such a session.
+    pub(crate) fn check_sync_save(&self, session: &Session) -> Result<(), Error> {
+        match self.revocation_store.is_some() && session.replaced.is_some() {
+            true => Err(Error::Store(StoreError::NeedsAsync)),
+            false => Ok(()),
+        }
     }
 
     /// Lists first in `saved`'s report the entries dropped since the last

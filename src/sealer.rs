@@ -585,10 +585,7 @@ impl Sealer {
     /// (the store is [`Sealer::save_async`]'s): they are removed from the
     /// session and their keys logged at `WARN`, as [`Sealer::save`] does.
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
-        if self.revocation_store.is_some() && session.replaced.is_some() {
-            // The id to revoke can only be written asynchronously.
-            return Err(Error::Store(StoreError::NeedsAsync));
-        }
+        self.check_sync_save(session)?;
         if session.has_unloaded_overflow() {
             Self::drop_unloaded(
                 session,
@@ -699,10 +696,6 @@ impl Sealer {
         with_overflow: bool,
         now: u64,
     ) -> usize {
-        let expires = payload::expiry_fields(session.expiry)
-            .0
-            .map_or(1, payload::head_len);
-        let flags = 1;
         let mut resident = 0usize;
         let mut body = 0usize;
         let mut overflow_keys = 0usize;
@@ -720,14 +713,9 @@ impl Sealer {
                 }
             }
         }
-        let mut len = 1
-            + payload::head_len(session.created_at_sealed(now))
-            + expires
-            + 1
-            + payload::SESSION_ID_LEN
-            + flags
-            + payload::head_len(resident as u64)
-            + body;
+        let (expires_at, flags) = payload::expiry_fields(session.expiry);
+        let mut len =
+            payload::begin_len(session.created_at_sealed(now), expires_at, flags, resident) + body;
         if with_overflow {
             len += 1
                 + 1

@@ -521,14 +521,10 @@ impl Session {
     /// Unless something is stored again before saving, the caller sends a
     /// deletion cookie (see [`Session::is_flushed`]).
     pub fn flush(&mut self) -> Result<(), Error> {
-        let id = SessionId::random(&*self.random)?;
-        self.record_replaced_id();
+        self.take_new_id()?;
         self.entries.clear();
-        self.id = id;
-        self.created_at = self.now;
         self.expiry = Expiry::Default;
         self.flushed = true;
-        self.modified = true;
         Ok(())
     }
 
@@ -546,6 +542,12 @@ impl Session {
     pub fn cycle_id(&mut self) -> Result<(), Error> {
         // An overflow blob bound to the old id is rewritten on the next
         // save and the old one deleted.
+        self.take_new_id()
+    }
+
+    /// A new random id, the session created now, the old id kept for
+    /// revocation; nothing changes if no id can be drawn.
+    fn take_new_id(&mut self) -> Result<(), Error> {
         let id = SessionId::random(&*self.random)?;
         self.record_replaced_id();
         self.id = id;
