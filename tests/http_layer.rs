@@ -652,19 +652,19 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
     assert_deletes_the_cookie(&response);
 }
 
-/// What the save reports of a layer with a revocation store say of
-/// revocations that could not be recorded, one per report with news.
-/// What each report said was not revoked, and the path of its request.
+/// What each report with news said was not revoked, and the path of its
+/// request.
 type UnrevokedReports = Arc<std::sync::Mutex<Vec<(Option<Error>, String)>>>;
 
 /// The test app under a layer whose revocation store can be made to fail,
 /// with its reports.
 fn revoking_app() -> (Router, Arc<FlakyRevocations>, UnrevokedReports) {
-    let revocations = Arc::new(FlakyRevocations::with_clock(&common::clock()));
+    let clock = common::clock();
+    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
     let reports = UnrevokedReports::default();
     let heard = Arc::clone(&reports);
     let layer = SessionLayer::builder(fixed_ring())
-        .clock(common::clock())
+        .clock(clock)
         .revocation_store(revocations.clone(), Some("user"))
         .on_save_report(move |report, uri| {
             let unrevoked = report.unrevoked.clone();
@@ -681,20 +681,9 @@ fn revoking_app() -> (Router, Arc<FlakyRevocations>, UnrevokedReports) {
 #[tokio::test]
 async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
     let (mut server, revocations, reports) = revoking_app();
-    let login = |server: &mut Router| {
-        let mut server = server.clone();
-        async move {
-            let response = call(&mut server, "/login", None).await;
-            set_cookie(&response)
-                .expect("Set-Cookie")
-                .stripped()
-                .to_string()
-        }
-    };
-
     // The store cannot record the id: the cookie is deleted all the same,
     // the report says a copy stays valid, and it does.
-    let copy = login(&mut server).await;
+    let copy = cookie_pair(&call(&mut server, "/login", None).await);
     revocations.down.store(true, Ordering::SeqCst);
     assert_deletes_the_cookie(&call(&mut server, "/logout", Some(&copy)).await);
     revocations.down.store(false, Ordering::SeqCst);

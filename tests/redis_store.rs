@@ -136,7 +136,6 @@ async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
         .unwrap()
 }
 
-/// How many bytes the server has sent to its clients so far.
 /// Writes `value` under `key` as is, as someone other than the crate would.
 async fn set_raw(
     conn: &mut redis::aio::MultiplexedConnection,
@@ -151,6 +150,20 @@ async fn set_raw(
         .unwrap();
 }
 
+/// Replaces `key` with a list, a type the crate never writes.
+async fn set_list(conn: &mut redis::aio::MultiplexedConnection, key: &str) {
+    redis::pipe()
+        .cmd("DEL")
+        .arg(key)
+        .cmd("RPUSH")
+        .arg(key)
+        .arg("x")
+        .query_async::<()>(conn)
+        .await
+        .unwrap();
+}
+
+/// How many bytes the server has sent to its clients so far.
 async fn sent_bytes(conn: &mut redis::aio::MultiplexedConnection) -> u64 {
     let stats: String = redis::cmd("INFO")
         .arg("stats")
@@ -323,15 +336,7 @@ async fn redis_altered_swapped_and_expired_blobs() {
 
     // A key of another type (a list) is altered content, not an outage.
     for key in &keys {
-        redis::pipe()
-            .cmd("DEL")
-            .arg(key)
-            .cmd("RPUSH")
-            .arg(key)
-            .arg("x")
-            .query_async::<()>(&mut conn)
-            .await
-            .unwrap();
+        set_list(&mut conn, key).await;
     }
     assert_eq!(
         sealer.load_overflow(&mut opened).await.unwrap_err(),
@@ -383,15 +388,7 @@ async fn redis_revocations() {
     );
     // So is a user record of another type (read in a pipeline). (A
     // session record of any type exists, and revokes.)
-    redis::pipe()
-        .cmd("DEL")
-        .arg("sealed-session:revoked-user:{eve}")
-        .cmd("RPUSH")
-        .arg("sealed-session:revoked-user:{eve}")
-        .arg("x")
-        .query_async::<()>(&mut conn)
-        .await
-        .unwrap();
+    set_list(&mut conn, "sealed-session:revoked-user:{eve}").await;
     assert_eq!(
         sealer.open_async(&eve).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
@@ -504,7 +501,11 @@ async fn redis_namespaces_keep_applications_apart() {
         .query_async(&mut conn)
         .await
         .unwrap();
-    assert!(!keys.is_empty());
+    assert!(
+        keys.iter()
+            .any(|key| key.starts_with("shop:sealed-session:overflow:")),
+        "{keys:?}"
+    );
     assert!(
         keys.iter()
             .all(|key| key.starts_with("shop:sealed-session:")),

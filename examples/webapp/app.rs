@@ -125,7 +125,6 @@ fn line_key(id: u32) -> String {
 }
 
 /// The app: its clock and its revocation list.
-#[derive(Clone)]
 pub struct Demo {
     clock: Arc<dyn Clock>,
     revocations: Arc<MemoryRevocations>,

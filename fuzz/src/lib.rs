@@ -412,10 +412,10 @@ pub fn cookie_header(data: &[u8]) {
     let first = String::from_utf8_lossy(data).split(';').find_map(|pair| {
         let (name, value) = pair.split_once('=')?;
         let value = value.trim_matches([' ', '\t']);
-        let value = match value.strip_prefix('"').and_then(|v| v.strip_suffix('"')) {
-            Some(unquoted) => unquoted,
-            None => value,
-        };
+        let value = value
+            .strip_prefix('"')
+            .and_then(|v| v.strip_suffix('"'))
+            .unwrap_or(value);
         (name.trim_matches([' ', '\t']) == COOKIE_NAME).then(|| value.to_owned())
     });
     if first.as_deref() == Some(valid) {

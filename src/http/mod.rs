@@ -171,9 +171,10 @@ mod layer;
 /// a store could not be reached (the one condition that may pass, so a
 /// retry may succeed), `500 Internal Server Error` otherwise.
 fn error_status(error: &crate::Error) -> http::StatusCode {
-    match crate::request::fails_for_now(error) {
-        true => http::StatusCode::SERVICE_UNAVAILABLE,
-        false => http::StatusCode::INTERNAL_SERVER_ERROR,
+    if crate::request::fails_for_now(error) {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        http::StatusCode::INTERNAL_SERVER_ERROR
     }
 }
 

@@ -400,9 +400,7 @@ impl Instrumented {
         let expiry = sealed_session::Clock::now(&*self.clock) + ttl.as_secs();
         self.expiries.lock().unwrap().push((key.to_owned(), expiry));
     }
-}
 
-impl Instrumented {
     pub fn set_down(&self, down: bool) {
         self.down.store(down, Ordering::SeqCst);
     }
@@ -463,7 +461,9 @@ pub fn clock() -> Arc<FixedClock> {
     Arc::new(FixedClock::new(T0))
 }
 
-/// In-memory revocations whose writes fail while `down` is set.
+/// In-memory revocations: recording a session's revocation (what `flush`
+/// and `cycle_id` cause) fails while `down` is set, checks fail while
+/// `checks_down` is; revoking a user always works.
 pub struct FlakyRevocations {
     pub inner: MemoryRevocations,
     /// Recording a revocation fails.
