@@ -68,11 +68,13 @@ pub mod http;
 mod inflate;
 mod key;
 mod limits;
+mod overflow;
 mod payload;
 mod random;
 #[cfg(feature = "redis")]
 mod redis_store;
 mod request;
+mod revocation;
 mod save;
 mod sealer;
 mod session;

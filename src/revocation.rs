@@ -1,0 +1,93 @@
+//! Opening with the revocation check: a session the cookie authenticates
+//! is still refused when the application's revocation check says so, and
+//! a save that gives up an id has it revoked for as long as its cookies
+//! could open.
+
+use core::time::Duration;
+
+use crate::session::{Expiry, Session};
+use crate::store::RevocationQuery;
+use crate::{Error, Sealer};
+
+impl Sealer {
+    /// How long to keep the record of a revoked id whose cookie has its own
+    /// `cookie_expiry`: [`Sealer::revocation_ttl`], or without timeouts as
+    /// long as that expiry lets it open from `now` (plus the clock skew and
+    /// a second), or as long as records are kept.
+    pub(crate) fn revocation_keep_for(&self, cookie_expiry: Expiry, now: u64) -> Duration {
+        self.revocation_ttl().unwrap_or_else(|| {
+            match crate::session::own_expiry_age(cookie_expiry, now) {
+                Some(age) => {
+                    let skew = self.policy.clock_skew.saturating_add(1);
+                    Duration::from_secs(age.saturating_add(skew))
+                }
+                None => crate::store::MAX_TTL,
+            }
+        })
+    }
+
+    /// The checks of [`Sealer::open`], then the revocation check if one is
+    /// configured ([`Error::Revoked`]; a check that cannot answer fails the
+    /// open).
+    pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
+        let mut session = self.open_unrevoked(cookie_value)?;
+        self.check_revocation(&mut session).await?;
+        Ok(session)
+    }
+
+    /// The revocation check of [`Sealer::open_async`] on a session that
+    /// [`Sealer::open_unrevoked`] opened.
+    pub(crate) async fn check_revocation(&self, session: &mut Session) -> Result<(), Error> {
+        if let Some(check) = &self.revocation {
+            let user = match self.user_key.as_deref() {
+                // Skipping an entry that cannot be read would skip "log out
+                // everywhere" for it: it is loaded, or the open fails. A
+                // blob gone from the store takes the user entry with it:
+                // the session no longer names a user.
+                Some(key) => user_text(self.get_loading(session, key).await?)?,
+                None => None,
+            };
+            let query = RevocationQuery {
+                session_id: session.id,
+                created_at: session.created_at,
+                user: user.as_deref(),
+            };
+            if check.is_revoked(query).await? {
+                return Err(Error::Revoked);
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The user id entry as text: a string as is, an integer in decimal, a
+/// 16-byte byte string as a hyphenated lower-case UUID (a `uuid::Uuid`
+/// serializes to CBOR as its 16 bytes, and displays that way), any other
+/// byte string in lower-case hex; none when it is absent or null. Any other
+/// value is an error ([`ValueError::Deserialize`](crate::ValueError::Deserialize)),
+/// so that the check fails closed.
+fn user_text(value: Option<ciborium::Value>) -> Result<Option<String>, Error> {
+    use ciborium::Value as Cbor;
+    let text = match value {
+        None | Some(Cbor::Null) => return Ok(None),
+        Some(Cbor::Text(text)) => text,
+        Some(Cbor::Integer(n)) => i128::from(n).to_string(),
+        Some(Cbor::Bytes(bytes)) => {
+            let mut text = String::with_capacity(2 * bytes.len() + 4);
+            if bytes.len() == 16 {
+                // A UUID's groups: 8-4-4-4-12 digits.
+                for (i, group) in [0..4, 4..6, 6..8, 8..10, 10..16].into_iter().enumerate() {
+                    if i > 0 {
+                        text.push('-');
+                    }
+                    crate::key::push_hex(&mut text, &bytes[group]);
+                }
+            } else {
+                crate::key::push_hex(&mut text, &bytes);
+            }
+            text
+        }
+        Some(_) => return Err(Error::Value(crate::ValueError::Deserialize)),
+    };
+    Ok(Some(text))
+}
