@@ -205,9 +205,11 @@ impl DjangoCodecBuilder {
     /// Whether a session's own expiry (`_session_expiry`, from
     /// `set_expiry`) replaces the max age, so that a later one keeps the
     /// session valid past it, as Django's backend decides from ticket
-    /// #27775 on (Django's main branch as of this writing). Default no:
-    /// Django 5.2 and earlier always apply the max age, so a session ends
-    /// at the earlier of the two, never later than there.
+    /// #27775 on (Django's main branch as of this writing). Default no: a
+    /// session ends at the earlier of the two. Django 5.2 and earlier check
+    /// only the max age on the server (the own expiry reaches the browser
+    /// as the cookie's `Max-Age`), so this never accepts a cookie they
+    /// would refuse.
     pub fn own_expiry_replaces_max_age(mut self, replaces: bool) -> Self {
         self.own_expiry_replaces_max_age = replaces;
         self
@@ -242,11 +244,16 @@ impl DjangoCodecBuilder {
     /// Derives the signing keys.
     ///
     /// Fails with [`InvalidKey::EmptySecret`] if any secret is empty (Django
-    /// refuses an empty `SECRET_KEY`). On `wasm32-unknown-unknown` a clock
+    /// refuses an empty `SECRET_KEY`), and with [`InvalidKey::EmptySalt`]
+    /// for an empty salt (Django's signer replaces it with the path of its
+    /// class, which differs between Django's signers). On `wasm32-unknown-unknown` a clock
     /// must be given, as for [`Sealer`], or this fails with [`Error::NoClock`].
     pub fn build(self) -> Result<DjangoCodec, Error> {
         if self.secrets.iter().any(|s| s.is_empty()) {
             return Err(Error::InvalidKey(InvalidKey::EmptySecret));
+        }
+        if self.salt.is_empty() {
+            return Err(Error::InvalidKey(InvalidKey::EmptySalt));
         }
         let keys = self
             .secrets
@@ -779,7 +786,13 @@ fn migrate_entries(
     // now, a copy of that cookie migrated again would escape "log out
     // everywhere" (which ends sessions created before it) and restart the
     // absolute lifetime.
+    // A cookie signed further ahead than the sealer's clock skew is refused
+    // as a sealed cookie would be: dated now, each copy migrated before
+    // its time would begin after any "log out everywhere" in between.
     if let Some(signed_at) = modified_at.and_then(|t| u64::try_from(t).ok()) {
+        if signed_at > now.saturating_add(sealer.policy.clock_skew) {
+            return Err(Error::IssuedInFuture);
+        }
         session.created_at = session.created_at.min(signed_at);
     }
     let expiry = session_expiry(entries, since)?;
@@ -829,7 +842,10 @@ fn migrate_entries(
 /// ready to save (see [`to_sealed_session`] for the key mapping). The
 /// session's created-at is the Django cookie's signing time (now, if that
 /// is later), so that a copy migrated again after a `revoke_user` is still
-/// revoked and the absolute lifetime does not restart. Save it with
+/// revoked and the absolute lifetime does not restart. A cookie signed
+/// more than the sealer's clock skew ahead of its clock fails with
+/// [`Error::IssuedInFuture`], as a sealed cookie would (Django itself
+/// accepts it, and so does [`DjangoCodec::open`]). Save it with
 /// [`Sealer::save_async`] to use an overflow store, or see
 /// [`migrate_cookie`].
 pub fn migrate_session(
@@ -1103,11 +1119,18 @@ mod tests {
             // than it, and the absolute lifetime does not start afresh.
             assert_eq!(session.created_at(), NOW - 100, "{json}");
         }
-        // A Django cookie dated ahead of this server's clock (within the
-        // codec's skew) dates the session now.
-        let ahead = codec_at(NOW + 30).seal(&entries(r#"{"a": 1}"#)).unwrap();
+        // A Django cookie dated ahead of this server's clock, within the
+        // sealer's skew (60 s), dates the session now; beyond it, it is
+        // refused as a sealed cookie would be.
+        let ahead = codec_at(NOW + 60).seal(&entries(r#"{"a": 1}"#)).unwrap();
         let sealed = migrated(&sealer, &ahead);
         assert_eq!(sealer.open(&sealed).unwrap().created_at(), NOW);
+        let too_far = codec_at(NOW + 61).seal(&entries(r#"{"a": 1}"#)).unwrap();
+        assert!(codec().open(&too_far).is_ok());
+        assert_eq!(
+            migrate_session(&codec(), &sealer, &too_far).unwrap_err(),
+            Error::IssuedInFuture
+        );
         let past = entries(r#"{"_session_expiry": "2023-11-14T00:00:00+00:00"}"#);
         assert_eq!(
             to_sealed_session(&past, &sealer).unwrap_err(),
@@ -1329,10 +1352,14 @@ mod tests {
     }
 
     #[test]
-    fn empty_secret_is_refused_and_debug_hides_keys() {
+    fn empty_secret_or_salt_is_refused_and_debug_hides_keys() {
         assert_eq!(
             DjangoCodec::builder("").build().unwrap_err(),
             Error::InvalidKey(InvalidKey::EmptySecret)
+        );
+        assert_eq!(
+            DjangoCodec::builder("secret").salt("").build().unwrap_err(),
+            Error::InvalidKey(InvalidKey::EmptySalt)
         );
         let builder = DjangoCodec::builder("topsecret").fallback_secret("oldsecret");
         assert!(!format!("{builder:?}").contains("secret\""));

@@ -223,6 +223,9 @@ pub enum InvalidKey {
     LooksLikeHex,
     /// A Django `SECRET_KEY` (or fallback) is empty; Django refuses one too.
     EmptySecret,
+    /// A Django signing salt is empty: Django would sign with its signer
+    /// class's path instead, which this crate does not guess.
+    EmptySalt,
 }
 
 impl fmt::Display for InvalidKey {
@@ -233,6 +236,7 @@ impl fmt::Display for InvalidKey {
             InvalidKey::DuplicateKeyId => "two keys in the ring share a key id",
             InvalidKey::LooksLikeHex => "the key is hexadecimal, not base64; read it as hex",
             InvalidKey::EmptySecret => "a Django secret must not be empty",
+            InvalidKey::EmptySalt => "a Django salt must not be empty",
         })
     }
 }

@@ -22,8 +22,9 @@ impl DerivedKey {
         hasher.update(salt.as_bytes());
         hasher.update(b"signer");
         hasher.update(secret);
+        // Straight into the wiped buffer: no temporary copy of the key.
         let mut key = Zeroizing::new([0u8; 32]);
-        key.copy_from_slice(&hasher.finalize());
+        hasher.finalize_into((&mut *key).into());
         DerivedKey(key)
     }
 
