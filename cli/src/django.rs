@@ -37,9 +37,9 @@ enum DjangoCommand {
         /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE)]
         max_age: u64,
-        /// The cookie value (what Django sets in the `sessionid` cookie), or
-        /// - to read it from stdin, which keeps a live session's credential
-        /// out of the process list.
+        /// The cookie value (what Django sets in the `sessionid` cookie),
+        /// or - to read it from stdin, which keeps a live session's
+        /// credential out of the process list.
         cookie: String,
     },
     /// Read a JSON object on stdin and print it as a Django session cookie value.
