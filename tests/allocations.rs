@@ -124,12 +124,17 @@ fn typical_session_allocations_within_budget() {
         let f = measure(compression);
         println!(
             "typical session, {name}: seal {} allocations, open {}, open + read two keys {}, \
-             save with its Set-Cookie string {} (budget {BUDGET} per seal, open and save)",
+             save with its Set-Cookie string {} (budget {BUDGET} for each)",
             f.seal, f.open, f.open_read_two, f.save
         );
         assert!(f.seal <= BUDGET, "{name} seal: {} allocations", f.seal);
         assert!(f.save <= BUDGET, "{name} save: {} allocations", f.save);
         assert!(f.open <= BUDGET, "{name} open: {} allocations", f.open);
+        assert!(
+            f.open_read_two <= BUDGET,
+            "{name} open + read two: {} allocations",
+            f.open_read_two
+        );
     }
 }
 

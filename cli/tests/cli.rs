@@ -605,18 +605,22 @@ fn usage_errors_name_the_argument_but_never_quote_a_value() {
 
 #[test]
 fn output_that_cannot_be_written_is_an_error_not_a_panic() {
-    let full = std::fs::OpenOptions::new().write(true).open("/dev/full");
-    let Ok(full) = full else {
-        eprintln!("SKIP: no /dev/full on this system");
-        return;
-    };
-    let o = bin()
-        .arg("keygen")
-        .stdout(full)
-        .stderr(Stdio::piped())
-        .output()
-        .unwrap();
-    assert_one_line_error(&o, "output: cannot write to stdout");
+    // A full disk: an error that says so.
+    match std::fs::OpenOptions::new().write(true).open("/dev/full") {
+        Ok(full) => {
+            let o = bin()
+                .arg("keygen")
+                .stdout(full)
+                .stderr(Stdio::piped())
+                .output()
+                .unwrap();
+            assert_one_line_error(&o, "output: cannot write to stdout");
+        }
+        Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("CI=true: no /dev/full to write to")
+        }
+        Err(_) => eprintln!("SKIP: no /dev/full on this system; checking a closed pipe only"),
+    }
 
     // A reader that went away: quiet, and not a success.
     let (reader, writer) = std::io::pipe().unwrap();

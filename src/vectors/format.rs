@@ -252,8 +252,61 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
         expected: None,
         expected_error: None,
     };
-    v.expected = Some(expected_of(&v)?);
+    let expected = expected_of(&v)?;
+    check_against_spec(&spec, &expected);
+    v.expected = Some(expected);
     Ok(v)
+}
+
+/// The reader's account of a token the generator just sealed must be what
+/// was sealed: `expected` comes from the reader, so this is the check that
+/// it is also the spec (the Python reader checks it once more).
+fn check_against_spec(spec: &ValidSpec, expected: &Expected) {
+    let (expires_at, idle_timeout) = expiry_columns(spec.expiry);
+    let sealed: Vec<(&str, &str, &Json)> = spec
+        .entries
+        .iter()
+        .map(|(key, priority, value)| (key.as_str(), priority.name(), value))
+        .collect();
+    let opened: Vec<(&str, &str, &Json)> = expected
+        .entries
+        .iter()
+        .map(|e| (e.key.as_str(), e.priority.as_str(), &e.value))
+        .collect();
+    let agree = [
+        (
+            "session_id",
+            expected.session_id == hex::encode(derive("session-id", spec.name, 16)),
+        ),
+        // A created-at in the reader's future reads as now.
+        (
+            "created_at",
+            expected.created_at == spec.created_at.min(spec.now),
+        ),
+        ("issued_at", expected.issued_at == spec.issued_at),
+        ("expires_at", expected.expires_at == expires_at),
+        ("idle_timeout", expected.idle_timeout == idle_timeout),
+        (
+            "browser_session",
+            expected.browser_session == (spec.expiry == Expiry::BrowserSession),
+        ),
+        (
+            "used_fallback",
+            expected.used_fallback == (spec.seal_key != spec.ring.primary),
+        ),
+        (
+            "compressed",
+            !expected.compressed || spec.compression.is_some(),
+        ),
+        ("entries", opened == sealed),
+    ];
+    for (field, ok) in agree {
+        assert!(
+            ok,
+            "vector {}: the reader's {field} is not the spec's",
+            spec.name
+        );
+    }
 }
 
 /// What opening `v` gives, as the vector states it (public API only).
