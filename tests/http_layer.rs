@@ -859,7 +859,8 @@ async fn a_write_does_not_replace_a_cookie_that_fails_only_for_now() {
     let pair = login.stripped().to_string();
 
     // The revocation store is down and the handler stores something: the
-    // save is refused and reported, and the user's cookie stays.
+    // save is refused and reported, the response says so (503), and the
+    // user's cookie stays.
     let failures = Arc::new(std::sync::Mutex::new(Vec::new()));
     let seen = Arc::clone(&failures);
     let mut store_down = app(revocations_down()
@@ -867,7 +868,7 @@ async fn a_write_does_not_replace_a_cookie_that_fails_only_for_now() {
         .build()
         .expect("layer"));
     let response = call(&mut store_down, "/login", Some(&pair)).await;
-    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         set_cookie(&response).is_none(),
         "the cookie is not replaced"
@@ -1202,17 +1203,17 @@ fn assert_bare_error(response: &Response<Body>, status: StatusCode) {
 }
 
 #[tokio::test]
-async fn a_save_that_loses_the_handlers_changes_can_fail_the_response() {
-    // By default the handler's response goes out, without Set-Cookie.
-    let mut lenient = app(builder().budget(300).build().expect("layer"));
+async fn a_save_that_loses_the_handlers_changes_fails_the_response() {
+    // Turned off, the handler's response goes out, without Set-Cookie.
+    let lenient = builder().budget(300).error_on_lost_changes(false);
+    let mut lenient = app(lenient.build().expect("layer"));
     let response = call(&mut lenient, "/login-too-large", None).await;
     assert_eq!(response.status(), StatusCode::SEE_OTHER);
     assert!(set_cookie(&response).is_none());
 
-    // Asked to, the layer answers 500 instead: the critical entry does not
-    // fit, so the "logged in" response would be untrue.
-    let strict = || builder().budget(300).error_on_lost_changes(true);
-    let mut app_strict = app(strict().build().expect("layer"));
+    // By default the layer answers 500 instead: the critical entry does
+    // not fit, so the "logged in" response would be untrue.
+    let mut app_strict = app(builder().budget(300).build().expect("layer"));
     let response = call(&mut app_strict, "/login-too-large", None).await;
     assert_bare_error(&response, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body_text(response).await, "");
@@ -1224,10 +1225,7 @@ async fn a_save_that_loses_the_handlers_changes_can_fail_the_response() {
     // A write while the revocation store is down: 503, a passing trouble.
     let mut server = app(SessionLayer::builder(fixed_ring()).build().expect("layer"));
     let pair = cookie_pair(&call(&mut server, "/login", None).await);
-    let mut down = app(revocations_down()
-        .error_on_lost_changes(true)
-        .build()
-        .expect("layer"));
+    let mut down = app(revocations_down().build().expect("layer"));
     let response = call(&mut down, "/login", Some(&pair)).await;
     assert_bare_error(&response, StatusCode::SERVICE_UNAVAILABLE);
     // A read under the outage gets a fresh, empty session, which saves

@@ -60,9 +60,9 @@ impl Shared {
 ///
 /// The response goes out without `Set-Cookie`, so the client keeps the
 /// cookie it had; changes made during the request are lost (and the
-/// response is an empty 500 or 503 instead of the handler's if
-/// [`SessionLayerBuilder::error_on_lost_changes`] is on and there were
-/// changes).
+/// response is an empty 500 or 503 instead of the handler's when there
+/// were changes, unless [`SessionLayerBuilder::error_on_lost_changes`] is
+/// off).
 #[derive(Debug)]
 #[non_exhaustive]
 pub struct SaveFailure<'a> {
@@ -102,7 +102,9 @@ impl SessionLayer {
     /// [`CookieSettings::default`]: cookie `session`, `HttpOnly`, `Secure`,
     /// `SameSite=Lax`, `Path=/`, no `Domain`, persistent (`Max-Age` follows
     /// the session's expiry), a 4096-byte budget, no compression, no
-    /// overflow store, no revocation check.
+    /// overflow store, no revocation check; a failed save that loses the
+    /// handler's changes answers 500 or 503
+    /// ([`SessionLayerBuilder::error_on_lost_changes`]).
     pub fn builder(ring: KeyRing) -> SessionLayerBuilder {
         SessionLayerBuilder {
             ring,
@@ -111,7 +113,7 @@ impl SessionLayer {
             settings: CookieSettings::default(),
             configure: Vec::new(),
             save_on_server_error: false,
-            error_on_lost_changes: false,
+            error_on_lost_changes: true,
             open_every_request: false,
             on_save_error: None,
             on_save_report: None,
@@ -364,14 +366,16 @@ impl SessionLayerBuilder {
     /// Whether a save that fails and loses the handler's changes replaces
     /// the handler's response with an empty `500 Internal Server Error`, or
     /// `503 Service Unavailable` when a store could not be reached (default
-    /// no: the handler's response goes out without `Set-Cookie`). Turn it
-    /// on where a response must not claim what did not happen: a login
-    /// that redirects to the account page although the session that says
-    /// so was not saved, say. tower-sessions and Rails answer 500 for any
+    /// yes). A response must not claim what did not happen: a login that
+    /// redirects to the account page although the session that says so
+    /// was not saved, say. tower-sessions and Rails answer 500 for any
     /// failed save; here a save that carried no change of the handler's (a
     /// sliding refresh, a re-seal under the primary key) never replaces
     /// the response, so a store outage does not fail pages that only read.
-    /// The failure is reported as usual ([`Self::on_save_error`]).
+    /// Turned off, the handler's response goes out without `Set-Cookie`
+    /// (the client keeps its previous cookie), for applications that
+    /// prefer the page to the session's changes. The failure is reported
+    /// either way ([`Self::on_save_error`]).
     pub fn error_on_lost_changes(mut self, enabled: bool) -> Self {
         self.error_on_lost_changes = enabled;
         self

@@ -117,17 +117,19 @@
 //!   session cookie the request carried, and with a revocation store
 //!   ([`SessionLayerBuilder::revocation_store`]) revokes its id, as
 //!   [`LazySession::cycle_id`] does at login.
-//! - **Does not fail the response on save, unless asked.** A save that
-//!   fails (the critical entries alone exceed the budget, the
+//! - **Fails the response only when the handler's changes are lost.** A
+//!   save that fails (the critical entries alone exceed the budget, the
 //!   store is down, or the request's cookie did not open because the
 //!   revocation store was down)
 //!   sends no `Set-Cookie`, so the client keeps its previous
 //!   cookie; the failure is logged at `ERROR` (under the target
 //!   `sealed_session::http`) and passed to the hook set with
-//!   [`SessionLayerBuilder::on_save_error`]. The response itself is the
-//!   handler's, unless [`SessionLayerBuilder::error_on_lost_changes`] is
-//!   on: then a failed save that loses the handler's changes answers an
-//!   empty 500 (503 when a store could not be reached) in its place.
+//!   [`SessionLayerBuilder::on_save_error`]. If the save carried changes
+//!   the handler made, an empty 500 (503 when a store could not be
+//!   reached) replaces the handler's response, which would claim what did
+//!   not happen; a failed sliding refresh or re-seal leaves the response
+//!   alone. [`SessionLayerBuilder::error_on_lost_changes`] turns the
+//!   replacement off.
 //!
 //! ## Several cookies with the session's name
 //!
