@@ -14,8 +14,19 @@
 use std::sync::Arc;
 
 use sealed_session::{
-    CookieAction, Error, FixedClock, KeyRing, MasterKey, Priority, RandomSource, Sealer,
+    Clock, CookieAction, Error, KeyRing, MasterKey, Priority, RandomSource, Sealer,
 };
+
+/// The host's clock, behind a function returning Unix seconds (on a
+/// Workers-style runtime: `Date.now() / 1000`). Read at each use, so
+/// concurrent requests each see the time, not one shared setting.
+struct HostClock(fn() -> u64);
+
+impl Clock for HostClock {
+    fn now(&self) -> u64 {
+        (self.0)()
+    }
+}
 
 /// The host's cryptographically secure generator, behind a function
 /// (on a Workers-style runtime: `crypto.getRandomValues`).
@@ -30,31 +41,25 @@ impl RandomSource for HostRandom {
 /// The application: built once per isolate, with the host's capabilities.
 struct App {
     sealer: Sealer,
-    /// Set from the host's time at the start of each request.
-    clock: Arc<FixedClock>,
 }
 
 impl App {
-    fn new(master_key: &str, random: fn(&mut [u8]) -> Result<(), Error>) -> Result<Self, Error> {
-        let clock = Arc::new(FixedClock::new(0));
+    fn new(
+        master_key: &str,
+        now: fn() -> u64,
+        random: fn(&mut [u8]) -> Result<(), Error>,
+    ) -> Result<Self, Error> {
         let sealer = Sealer::builder(KeyRing::new(MasterKey::from_base64(master_key)?))
             .cookie_name("__Host-session")
-            .clock(clock.clone())
+            .clock(Arc::new(HostClock(now)))
             .random(Arc::new(HostRandom(random)))
             .build()?;
-        Ok(App { sealer, clock })
+        Ok(App { sealer })
     }
 
-    /// One request: the host's time in Unix seconds, the request's
-    /// `Cookie` header if it had one, the path. Returns what to send: a
-    /// `Set-Cookie` value, or nothing.
-    fn handle(
-        &self,
-        now: u64,
-        cookie_header: Option<&str>,
-        path: &str,
-    ) -> Result<CookieAction, Error> {
-        self.clock.set(now);
+    /// One request: its `Cookie` header if it had one, and the path.
+    /// Returns what to send: a `Set-Cookie` value, or nothing.
+    fn handle(&self, cookie_header: Option<&str>, path: &str) -> Result<CookieAction, Error> {
         // The session cookie by the rule of FORMAT.md §14.4; an absent,
         // expired or forged one starts a new session.
         let mut request = self.sealer.open_request(cookie_header)?;
@@ -77,21 +82,24 @@ impl App {
 
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 fn main() -> Result<(), Error> {
-    use sealed_session::{Clock, OsRandom, SystemClock};
+    use sealed_session::{OsRandom, SystemClock};
 
     // The host's capabilities; on WebAssembly these come from JavaScript.
+    fn host_now() -> u64 {
+        SystemClock.now()
+    }
     fn host_random(buf: &mut [u8]) -> Result<(), Error> {
         OsRandom.fill(buf)
     }
-    let host_now = || SystemClock.now();
 
     // In a real deployment the key comes from a secret binding.
     let app = App::new(
         "c2VjcmV0LWtleS1mb3ItdGhlLWVkZ2UtZXhhbXBsZS0zMi1ieXRlcyE",
+        host_now,
         host_random,
     )?;
 
-    let first = app.handle(host_now(), None, "/")?;
+    let first = app.handle(None, "/")?;
     let header = first.header_value().expect("a new session is saved");
     println!("GET /        -> Set-Cookie: {header}");
     // The browser sends the cookie back among others.
@@ -99,7 +107,7 @@ fn main() -> Result<(), Error> {
         "theme=dark; __Host-session={}",
         first.cookie_value().unwrap_or_default()
     );
-    let login = app.handle(host_now(), Some(&first), "/login")?;
+    let login = app.handle(Some(&first), "/login")?;
     let header = login.header_value().expect("login changes the session");
     println!("POST /login  -> Set-Cookie: {header}");
     let login = login.cookie_value().unwrap_or_default();
@@ -107,7 +115,7 @@ fn main() -> Result<(), Error> {
     assert_eq!(session.get::<u64>("user_id")?, Some(42));
     assert_eq!(session.get::<u32>("visits")?, Some(1));
     let login = format!("__Host-session={login}");
-    let logout = app.handle(host_now(), Some(&login), "/logout")?;
+    let logout = app.handle(Some(&login), "/logout")?;
     let CookieAction::Delete(logout) = logout else {
         panic!("logout deletes the cookie");
     };

@@ -64,8 +64,8 @@ pub enum Error {
     #[error("invalid cookie setting: {0}")]
     InvalidCookie(InvalidCookie),
 
-    /// A session key is reserved (starts with `_`) or empty.
-    #[error("invalid session key: {0}")]
+    /// An entry's key is reserved (starts with `_`) or empty.
+    #[error("invalid entry key: {0}")]
     InvalidEntryKey(InvalidEntryKey),
 
     /// A value could not be serialized to, or deserialized from, CBOR as the

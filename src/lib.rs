@@ -49,9 +49,10 @@
 //!   test vectors (used by the CLI and the tests).
 //! - `django`: read and write Django `signed_cookies` session cookies.
 //! - `axum`: `http::SessionLayer`, a `tower` layer, and
-//!   `http::LazySession`, an axum extractor (the `http` module).
+//!   `http::LazySession`, an axum extractor (the `http` module), for
+//!   axum 0.8 (`axum-core` 0.5) and `http` 1.
 //! - `redis`: `RedisStore` (overflow store) and `RedisRevocations`
-//!   (revocation check) on Redis.
+//!   (revocation check) on Redis, over a `redis` 1.x `ConnectionManager`.
 //!
 //! This crate has not been audited.
 #![forbid(unsafe_code)]
@@ -84,7 +85,9 @@ pub mod token;
 pub mod vectors;
 
 #[cfg(feature = "axum")]
-pub use crate::http::{LazySession, SessionLayer};
+pub use crate::http::{
+    LazySession, MissingSessionLayer, SaveFailure, SessionLayer, SessionLayerBuilder,
+};
 pub use ::cookie::SameSite;
 pub use budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]

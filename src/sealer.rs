@@ -252,6 +252,12 @@ impl SealerBuilder {
     /// least the deletion cookie (about a hundred bytes with the default
     /// attributes), or [`SealerBuilder::build`] fails with
     /// [`Error::TooLarge`].
+    /// The token also stays within
+    /// [`Limits::max_token_len`](crate::Limits::max_token_len) (default
+    /// 4096), which every server reading the cookie enforces: a budget
+    /// above that plus the header's attributes saves no more unless the
+    /// limit is raised too (and browsers keep cookies of at most about
+    /// 4096 bytes).
     pub fn budget(mut self, bytes: usize) -> Self {
         self.budget = bytes;
         self

@@ -1299,3 +1299,61 @@ async fn the_layers_max_cookies_tried_reaches_its_sealer() {
         assert_eq!(body_text(response).await, user, "max {max}");
     }
 }
+
+#[tokio::test]
+async fn the_layer_builder_passes_time_and_randomness_settings_to_the_sealer() {
+    use sealed_session::Clock as _;
+    use std::time::Duration;
+    let clock = Arc::new(FixedClock::new(1_700_000_000));
+    let layer = |f: fn(SessionLayerBuilder) -> SessionLayerBuilder| {
+        let builder = SessionLayer::builder(fixed_ring()).clock(clock.clone());
+        app(f(builder).build().expect("layer"))
+    };
+    let mut writer = layer(|b| b);
+    let pair = cookie_pair(&call(&mut writer, "/login", None).await);
+
+    // A year later: only without both timeouts does the cookie open.
+    clock.advance(365 * 24 * 3600);
+    let mut timeless = layer(|b| b.no_idle_timeout().no_max_lifetime());
+    let mut idle_only = layer(|b| b.no_max_lifetime());
+    let mut lifetime_only = layer(|b| b.no_idle_timeout());
+    assert_eq!(
+        body_text(call(&mut timeless, "/read", Some(&pair)).await).await,
+        "ada"
+    );
+    assert_eq!(
+        body_text(call(&mut idle_only, "/read", Some(&pair)).await).await,
+        ""
+    );
+    assert_eq!(
+        body_text(call(&mut lifetime_only, "/read", Some(&pair)).await).await,
+        ""
+    );
+
+    // A cookie issued 30 s ahead of this server's clock opens within the
+    // default skew (60 s), not with none.
+    let pair = cookie_pair(&call(&mut writer, "/login", None).await);
+    clock.set(clock.now() - 30);
+    let mut no_skew = layer(|b| b.clock_skew(Duration::ZERO));
+    assert_eq!(
+        body_text(call(&mut writer, "/read", Some(&pair)).await).await,
+        "ada"
+    );
+    assert_eq!(
+        body_text(call(&mut no_skew, "/read", Some(&pair)).await).await,
+        ""
+    );
+
+    // The random source draws the new session's id: one that fails fails
+    // the login's save.
+    struct NoEntropy;
+    impl sealed_session::RandomSource for NoEntropy {
+        fn fill(&self, _: &mut [u8]) -> Result<(), Error> {
+            Err(Error::Random)
+        }
+    }
+    let mut broken = layer(|b| b.random(Arc::new(NoEntropy)));
+    let response = call(&mut broken, "/login", None).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookie(&response).is_none());
+}

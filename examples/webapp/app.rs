@@ -30,9 +30,10 @@ pub const COOKIE_NAME: &str = "__Host-demo_session";
 pub const INSECURE_COOKIE_NAME: &str = "demo_session";
 /// The password every demo user logs in with.
 pub const DEMO_PASSWORD: &str = "demo";
-/// The absolute lifetime of a session (also how long a revocation is kept).
+/// The absolute lifetime of a session.
 pub const MAX_LIFETIME: Duration = Duration::from_secs(7 * 24 * 3600);
-/// The idle timeout.
+/// The idle timeout (a revocation is kept this long, plus the clock skew
+/// and a second: no cookie it revokes can open after that).
 pub const MAX_IDLE: Duration = Duration::from_secs(24 * 3600);
 /// Most lines a cart may have (its index stays small).
 pub const MAX_CART_LINES: usize = 50;

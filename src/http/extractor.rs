@@ -212,7 +212,8 @@ impl LazySession {
             .await?
     }
 
-    /// Removes an entry; returns whether it was there.
+    /// Removes an entry; returns whether it was there. (tower-sessions'
+    /// `remove::<T>` returns the value: that is [`LazySession::take`].)
     pub async fn remove(&self, key: &str) -> Result<bool, Error> {
         self.with(|s| s.remove(key)).await
     }

@@ -15,8 +15,8 @@ use super::extractor::{CookieHeaders, LazySession};
 use crate::cookie::{has_prefix, HOST_PREFIX};
 use crate::store::{OverflowStore, RevocationCheck, RevocationStore};
 use crate::{
-    Clock, Compression, CookieSettings, Error, KeyRing, Limits, SameSite, SaveReport, Sealer,
-    SealerBuilder,
+    Clock, Compression, CookieSettings, Error, KeyRing, Limits, RandomSource, SameSite, SaveReport,
+    Sealer, SealerBuilder,
 };
 
 type SaveErrorHook = Arc<dyn Fn(&SaveFailure<'_>) + Send + Sync>;
@@ -259,7 +259,9 @@ impl SessionLayerBuilder {
     }
 
     /// Most bytes the whole `Set-Cookie` header may take (default 4096;
-    /// [`Self::build`] refuses one too small for the deletion cookie).
+    /// [`Self::build`] refuses one too small for the deletion cookie). The
+    /// token also stays within [`Limits::max_token_len`] (see
+    /// [`SealerBuilder::budget`]).
     pub fn budget(self, bytes: usize) -> Self {
         self.with(move |b| b.budget(bytes))
     }
@@ -306,12 +308,35 @@ impl SessionLayerBuilder {
         self.with(move |b| b.refresh_fraction(fraction))
     }
 
+    /// No idle timeout ([`SealerBuilder::no_idle_timeout`]; not
+    /// recommended).
+    pub fn no_idle_timeout(self) -> Self {
+        self.with(SealerBuilder::no_idle_timeout)
+    }
+
+    /// No absolute lifetime ([`SealerBuilder::no_max_lifetime`]).
+    pub fn no_max_lifetime(self) -> Self {
+        self.with(SealerBuilder::no_max_lifetime)
+    }
+
+    /// How far in the future a cookie's issued-at may be (default 60 s;
+    /// [`SealerBuilder::clock_skew`]).
+    pub fn clock_skew(self, skew: Duration) -> Self {
+        self.with(move |b| b.clock_skew(skew))
+    }
+
     /// The time source (the system clock by default).
     pub fn clock(self, clock: Arc<dyn Clock>) -> Self {
         self.with(move |b| b.clock(clock))
     }
 
-    /// Any other [`SealerBuilder`] setting (clock skew, random source, …).
+    /// The source of session ids and nonces (the operating system's
+    /// generator by default; [`SealerBuilder::random`]).
+    pub fn random(self, random: Arc<dyn RandomSource>) -> Self {
+        self.with(move |b| b.random(random))
+    }
+
+    /// Any other [`SealerBuilder`] setting.
     /// The cookie's name and attributes belong to this builder: the
     /// layer's [`Self::cookie_name`], prefix and attributes replace any a
     /// closure sets.
