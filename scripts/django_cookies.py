@@ -8,7 +8,8 @@ Subcommands (JSON in on stdin where noted, JSON out on stdout):
 
   fixtures [--now UNIX_SECS]
       Print the fixture file (tests/data/django/cookies.json): cookies made
-      by Django's own session backend, plus well-signed bad inputs made with
+      by Django's own session backend (some after set_expiry, with Django's
+      account of that expiry), plus well-signed bad inputs made with
       django.core.signing, each with Django's own verdict when loading it.
 
   dumps   {"cases": [{"name", "secret", "session", "now"}]}
@@ -29,6 +30,7 @@ Regenerate the fixture file with:
 
 import argparse
 import base64
+import datetime
 import json
 import random
 import sys
@@ -67,6 +69,12 @@ def at(now):
     return mock.patch("time.time", return_value=float(now))
 
 
+def aware_at(now):
+    """Patch the clock Django's session expiry reads (timezone.now)."""
+    moment = datetime.datetime.fromtimestamp(now, tz=datetime.timezone.utc)
+    return mock.patch("django.utils.timezone.now", return_value=moment)
+
+
 def backend_dumps(session, secret, now):
     """A cookie exactly as the signed_cookies backend writes it."""
     configure(secret)
@@ -75,6 +83,23 @@ def backend_dumps(session, secret, now):
     with at(now):
         store.save()
     return store.session_key
+
+
+def backend_dumps_with_expiry(session, secret, now, expiry):
+    """A cookie the backend writes after `set_expiry(expiry)`, with Django's
+    own account of that expiry at `now`: the age it gives the cookie, and
+    whether it ends with the browser."""
+    configure(secret)
+    store = SessionStore()
+    store.update(session)
+    with at(now), aware_at(now):
+        store.set_expiry(expiry)
+        store.save()
+        view = {
+            "expiry_age": store.get_expiry_age(),
+            "browser_close": store.get_expire_at_browser_close(),
+        }
+    return store.session_key, view
 
 
 def signer(secret):
@@ -121,7 +146,7 @@ def fixtures(now):
     cases = []
 
     def case(name, cookie, expect_error=None, *, secret=secret, fallbacks=(),
-             check_now=None, max_age=DEFAULT_AGE):
+             check_now=None, max_age=DEFAULT_AGE, expiry=None):
         check_now = now if check_now is None else check_now
         entry = {
             "name": name,
@@ -135,6 +160,8 @@ def fixtures(now):
         }
         if expect_error:
             entry["expect_error"] = expect_error
+        if expiry is not None:
+            entry["django_expiry"] = expiry
         cases.append(entry)
 
     login = sorted_session({
@@ -181,6 +208,23 @@ def fixtures(now):
     case("expired-custom-age", backend_dumps(login, secret, now), "expired-idle",
          check_now=now + 61, max_age=60)
     case("timestamp-in-future", backend_dumps(login, secret, now + 3600))
+
+    # request.session.set_expiry(...) as Django stores it (USE_TZ = True),
+    # each with Django's own account of the expiry at `now`.
+    utc = datetime.timezone.utc
+    for name, expiry in [
+        ("expiry-seconds", 300),
+        ("expiry-browser-close", 0),
+        ("expiry-timedelta", datetime.timedelta(hours=1)),
+        ("expiry-datetime", datetime.datetime.fromtimestamp(now + 86400, tz=utc)),
+    ]:
+        cookie, view = backend_dumps_with_expiry(login, secret, now, expiry)
+        case(name, cookie, expiry=view)
+    # An end already past: Django 5.2 checks only max_age, this crate also
+    # the session's own end.
+    cookie, _ = backend_dumps_with_expiry(
+        login, secret, now, datetime.datetime.fromtimestamp(now - 60, tz=utc))
+    case("expiry-past", cookie, "expired-session")
 
     good = backend_dumps(login, secret, now)
     payload, ts, sig = good.rsplit(":", 2)

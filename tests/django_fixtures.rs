@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use sealed_session::django::DjangoCodec;
-use sealed_session::{Error, FixedClock, Limit, Malformed};
+use sealed_session::django::{migrate_session, DjangoCodec};
+use sealed_session::{Error, Expiry, FixedClock, KeyRing, Limit, Malformed, MasterKey, Sealer};
 use serde_json::{Map, Value};
 
 const FIXTURES: &str = include_str!("data/django/cookies.json");
@@ -55,6 +55,7 @@ pub fn check_document(doc: &Value) -> usize {
     assert_eq!(doc["generator"], "scripts/django_cookies.py fixtures");
     let cases = doc["cases"].as_array().unwrap();
     let mut byte_exact = 0;
+    let mut expiries = 0;
     for case in cases {
         let name = case["name"].as_str().unwrap();
         let cookie = case["cookie"].as_str().unwrap();
@@ -91,6 +92,10 @@ pub fn check_document(doc: &Value) -> usize {
                     !case["fallback_secrets"].as_array().unwrap().is_empty(),
                     "{name}"
                 );
+                if let Some(django_expiry) = case.get("django_expiry") {
+                    check_migrated_expiry(name, &codec, cookie, now, django_expiry);
+                    expiries += 1;
+                }
 
                 // Writing the same session at the same time under the key
                 // that verified it gives Django's cookie back, byte for byte,
@@ -121,7 +126,34 @@ pub fn check_document(doc: &Value) -> usize {
         }
     }
     assert!(byte_exact >= 3, "too few uncompressed cases to compare");
+    assert!(expiries >= 4, "too few set_expiry cases: {expiries}");
     cases.len()
+}
+
+/// A cookie written after `set_expiry` migrates to a sealed session that
+/// ends as Django says it does: with the browser, or after the age Django
+/// gives the cookie (`get_expiry_age`) at the cookie's time.
+fn check_migrated_expiry(name: &str, codec: &DjangoCodec, cookie: &str, now: u64, django: &Value) {
+    let sealer = Sealer::builder(KeyRing::new(MasterKey::from_bytes(&[5; 32]).unwrap()))
+        .clock(Arc::new(FixedClock::new(now)))
+        .build()
+        .unwrap();
+    let session = migrate_session(codec, &sealer, cookie)
+        .unwrap_or_else(|e| panic!("{name}: migration failed: {e:?}"));
+    if django["browser_close"].as_bool().unwrap() {
+        assert_eq!(session.expiry(), Expiry::BrowserSession, "{name}");
+    } else {
+        assert!(
+            matches!(session.expiry(), Expiry::At(_) | Expiry::Idle(_)),
+            "{name}: {:?}",
+            session.expiry()
+        );
+        assert_eq!(
+            session.expiry_age(),
+            django["expiry_age"].as_u64(),
+            "{name}"
+        );
+    }
 }
 
 #[test]
@@ -155,6 +187,11 @@ fn fixtures_cover_every_required_case() {
         "json-not-an-object",
         "decompression-over-cap",
         "oversized",
+        "expiry-seconds",
+        "expiry-browser-close",
+        "expiry-timedelta",
+        "expiry-datetime",
+        "expiry-past",
     ] {
         assert!(names.contains(&required), "missing fixture case {required}");
     }
