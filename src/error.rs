@@ -32,7 +32,8 @@ pub enum Error {
     Expired(Expired),
 
     /// The token claims to have been issued later than now plus the allowed
-    /// clock skew.
+    /// clock skew (or, migrating a Django cookie, it was signed that far
+    /// ahead).
     #[error("token issued in the future beyond the allowed clock skew")]
     IssuedInFuture,
 
@@ -271,7 +272,7 @@ impl fmt::Display for InvalidCookie {
     }
 }
 
-/// Why a session key was refused.
+/// Why an entry's key was refused.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum InvalidEntryKey {

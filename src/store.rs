@@ -54,7 +54,7 @@ use crate::session::SessionId;
 use crate::Error;
 
 mod memory;
-/// The Redis store and revocations, also at the crate's root.
+// The Redis store and revocations, also at the crate's root.
 #[cfg(feature = "redis")]
 pub use crate::redis_store::{RedisRevocations, RedisStore};
 pub use memory::{MemoryStore, DEFAULT_MAX_BYTES};

@@ -91,7 +91,7 @@
 //! - **Ignores bad cookies.** A malformed, tampered, expired or revoked
 //!   cookie gives a fresh, empty session and a `tracing` event carrying the
 //!   error kind and the cookie's length, never its value; the handler runs
-//!   as usual (no error page). Unless the handler stores something, the
+//!   as usual (no error page, whatever it stores). Unless the handler stores something, the
 //!   response deletes the bad cookie when it fails for good: it was the
 //!   request's only cookie with the session's name and it is tampered,
 //!   malformed, expired or revoked. A cookie that may open on another
@@ -102,7 +102,9 @@
 //!   handler stores something (a logout, a flush with nothing stored
 //!   after it, still deletes it and revokes its id): that save is refused and reported as a
 //!   failed save (below), so an outage loses one request's changes, not the
-//!   user's session. The other kept cookies are replaced by what the
+//!   user's session; as such a save loses the handler's changes, the
+//!   response is an empty 503 unless
+//!   [`SessionLayerBuilder::error_on_lost_changes`] is off. The other kept cookies are replaced by what the
 //!   handler stores, since their cause can last (a retired key, a
 //!   rolled-back release, a server whose clock stays ahead) and refusing
 //!   every write until the cookie expired, logging in again included, would
