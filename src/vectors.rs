@@ -169,19 +169,7 @@ fn limits(l: &VectorLimits) -> Limits {
         .max_entries(l.max_entries)
 }
 
-fn sealer(
-    ring: KeyRing,
-    cookie_name: &str,
-    l: &VectorLimits,
-    p: &Policy,
-    compression: Compression,
-    clock: Arc<FixedClock>,
-    random: Arc<dyn RandomSource>,
-) -> Result<Sealer, Error> {
-    sealer_builder(ring, cookie_name, l, p, compression, clock, random).build()
-}
-
-/// What [`sealer`] builds, before `build`.
+/// A sealer for a vector's parameters, before `build`.
 fn sealer_builder(
     ring: KeyRing,
     cookie_name: &str,

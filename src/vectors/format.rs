@@ -10,8 +10,8 @@ use crate::{Error, Expiry, FixedClock, KeyRing, Limits, MasterKey, Priority};
 
 use super::{
     default_limits, default_policy, derive, expected_entry, key_a, key_b, key_c,
-    overflow_cookie_payload, ring, ring_a_b, seal_raw, sealer, ExpectedEntry, Keys, Outcome,
-    Policy, ScriptedRandom, VectorLimits, NOW,
+    overflow_cookie_payload, ring, ring_a_b, seal_raw, sealer_builder, ExpectedEntry, Keys,
+    Outcome, Policy, ScriptedRandom, VectorLimits, NOW,
 };
 
 /// Name of the file holding the format vectors.
@@ -177,7 +177,7 @@ fn seal_spec(spec: &ValidSpec) -> Result<String, Error> {
     let compression = spec
         .compression
         .map_or(Compression::Off, Compression::Above);
-    let sealer = sealer(
+    let sealer = sealer_builder(
         KeyRing::new(MasterKey::from_hex(&spec.seal_key)?),
         spec.cookie_name,
         &default_limits(),
@@ -185,7 +185,8 @@ fn seal_spec(spec: &ValidSpec) -> Result<String, Error> {
         compression,
         clock.clone(),
         random,
-    )?;
+    )
+    .build()?;
     let mut session = sealer.new_session()?;
     for (key, priority, value) in &spec.entries {
         session.insert_with_priority(key, value, *priority)?;
@@ -197,7 +198,7 @@ fn seal_spec(spec: &ValidSpec) -> Result<String, Error> {
 
 /// Opens a token with the vector's parameters (public API only).
 fn open_vector(v: &Vector) -> Result<crate::Session, Error> {
-    let sealer = sealer(
+    let sealer = sealer_builder(
         ring(&v.keys)?,
         &v.cookie_name,
         &v.limits,
@@ -205,7 +206,8 @@ fn open_vector(v: &Vector) -> Result<crate::Session, Error> {
         Compression::Off,
         Arc::new(FixedClock::new(v.now)),
         Arc::new(ScriptedRandom::new(Vec::new())),
-    )?;
+    )
+    .build()?;
     sealer.open(&v.token)
 }
 
@@ -1883,7 +1885,7 @@ fn reseal(v: &Vector, expected: &Expected, sealing: &Sealing) -> Result<String, 
     let session_id = hex::decode(&expected.session_id).map_err(|_| Error::Random)?;
     let nonce = hex::decode(&sealing.nonce).map_err(|_| Error::Random)?;
     let clock = Arc::new(FixedClock::new(expected.created_at));
-    let sealer = sealer(
+    let sealer = sealer_builder(
         KeyRing::new(MasterKey::from_hex(&sealing.key)?),
         &v.cookie_name,
         &v.limits,
@@ -1893,7 +1895,8 @@ fn reseal(v: &Vector, expected: &Expected, sealing: &Sealing) -> Result<String, 
             .map_or(Compression::Off, Compression::Above),
         clock.clone(),
         Arc::new(ScriptedRandom::new(vec![session_id, nonce])),
-    )?;
+    )
+    .build()?;
     let mut session = sealer.new_session()?;
     for entry in &expected.entries {
         let priority = entry
