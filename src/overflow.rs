@@ -397,21 +397,14 @@ impl Sealer {
     /// left out for the blob of the rest to fit under `max_decompressed`:
     /// 0 when all of them fit.
     fn blob_overflow_count(&self, session: &Session, moved: &[usize], now: u64) -> usize {
-        let sizes: Vec<usize> = moved
-            .iter()
-            .map(|&i| {
-                let e = &session.entries[i];
-                let value_len = session.resident_value(e).map_or(0, <[u8]>::len);
-                payload::entry_len(session.entry_key(e).len(), value_len)
-            })
-            .collect();
-        let mut body: usize = sizes.iter().sum();
-        for (left_out, size) in sizes.iter().enumerate() {
+        let size = |i: usize| session.resident_size(&session.entries[i]);
+        let mut body: usize = moved.iter().map(|&i| size(i)).sum();
+        for (left_out, &i) in moved.iter().enumerate() {
             let count = moved.len() - left_out;
             if blob_len(session.created_at_sealed(now), count, body) <= self.limits.decompressed() {
                 return left_out;
             }
-            body -= size;
+            body -= size(i);
         }
         moved.len()
     }
@@ -571,10 +564,7 @@ mod tests {
                 let indices: Vec<usize> = (0..count).collect();
                 let body: usize = session.entries[..count]
                     .iter()
-                    .map(|e| {
-                        let value = session.resident_value(e).unwrap();
-                        crate::payload::entry_len(session.entry_key(e).len(), value.len())
-                    })
+                    .map(|e| session.resident_size(e))
                     .sum();
                 let written = Sealer::blob_plaintext(&session, &indices, now);
                 let created_at = session.created_at_sealed(now);

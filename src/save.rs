@@ -5,7 +5,7 @@
 use crate::budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 use crate::cookie::header_len;
 use crate::error::StoreError;
-use crate::payload::{self, SESSION_ID_LEN};
+use crate::payload::SESSION_ID_LEN;
 use crate::session::{Expiry, Session, Value};
 use crate::token::{self, OVERHEAD};
 use crate::{Error, Sealer};
@@ -116,13 +116,7 @@ impl Sealer {
         let sizes: Vec<(&str, crate::Priority, usize)> = session
             .entries
             .iter()
-            .map(|e| {
-                let key = session.entry_key(e);
-                let size = session
-                    .resident_value(e)
-                    .map_or(0, |v| payload::entry_len(key.len(), v.len()));
-                (key, e.priority, size)
-            })
+            .map(|e| (session.entry_key(e), e.priority, session.resident_size(e)))
             .collect();
         let resident = keep.clone();
         let mut order = drop_order(&sizes).into_iter().filter(|&i| resident[i]);
@@ -152,13 +146,10 @@ impl Sealer {
             .iter()
             .map(|&i| {
                 let e = &session.entries[i];
-                let key = session.entry_key(e);
                 RemovedEntry {
-                    key: key.to_owned(),
+                    key: session.entry_key(e).to_owned(),
                     priority: e.priority,
-                    size: session
-                        .resident_value(e)
-                        .map_or(0, |v| payload::entry_len(key.len(), v.len())),
+                    size: session.resident_size(e),
                 }
             })
             .collect()

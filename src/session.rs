@@ -38,7 +38,9 @@ impl SessionId {
 
 impl fmt::Display for SessionId {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.iter().try_for_each(|b| write!(f, "{b:02x}"))
+        let mut text = String::with_capacity(2 * SESSION_ID_LEN);
+        crate::key::push_hex(&mut text, &self.0);
+        f.pad(&text)
     }
 }
 
@@ -285,6 +287,14 @@ impl Session {
             Value::Resident(bytes) => Some(bytes.get(&self.buffer)),
             Value::Overflowed => None,
         }
+    }
+
+    /// Bytes the entry takes in a payload's entry list; 0 while its value
+    /// is in the overflow store.
+    pub(crate) fn resident_size(&self, entry: &Entry) -> usize {
+        self.resident_value(entry).map_or(0, |value| {
+            crate::payload::entry_len(self.entry_key(entry).len(), value.len())
+        })
     }
 
     /// Reads and decodes a value; `Ok(None)` if the key is absent.
