@@ -31,6 +31,9 @@ pub use overflow::{check_overflow, OverflowFile, OverflowVector, OVERFLOW_FILE};
 /// Every published vector file, as [`generate`] writes them.
 pub const FILES: [&str; 3] = [FORMAT_FILE, BUDGET_FILE, OVERFLOW_FILE];
 
+/// The command that writes the vector files, as each file states it.
+const GENERATOR: &str = "cargo run -p sealed-session-cli -- generate-vectors test-vectors";
+
 /// Unix time the vectors are opened at: 2026-01-01T00:00:00Z.
 pub const NOW: u64 = 1_767_225_600;
 
@@ -237,12 +240,12 @@ fn seal_raw(
 pub fn generate() -> Result<Vec<(String, String)>, Error> {
     let file = VectorFile {
         description: "sealed-session format v1: valid tokens with the sessions they open to, and invalid tokens with the error kind they must give. Schema: test-vectors/README.md.".to_owned(),
-        generator: "cargo run -p sealed-session-cli -- generate-vectors test-vectors".to_owned(),
+        generator: GENERATOR.to_owned(),
         vectors: format::format_vectors()?,
     };
     let budget = BudgetFile {
         description: "sealed-session size budget v1: sessions (entries with priorities and value sizes) saved under a Set-Cookie budget, with the entries dropped (in order), the entries kept and the final header length. Schema: test-vectors/README.md.".to_owned(),
-        generator: "cargo run -p sealed-session-cli -- generate-vectors test-vectors".to_owned(),
+        generator: GENERATOR.to_owned(),
         cases: budget::budget_cases()?,
     };
     Ok(vec![
@@ -302,36 +305,26 @@ pub fn check_dir(dir: &Path) -> Result<Vec<Outcome>, String> {
     for path in files {
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        outcomes.extend(check_text(&path, &text)?);
+        let name = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        outcomes.extend(check_file_text(name, &text)?);
     }
     Ok(outcomes)
 }
 
-/// Checkers for other vector files (by file name), registered by other
-/// modules of the crate.
-fn check_text(path: &Path, text: &str) -> Result<Vec<Outcome>, String> {
-    let name = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .unwrap_or_default();
-    check_file_text(name, text)
-}
-
 /// Checks the text of the vector file called `name` (`format-v1.json`,
-/// `budget-v1.json` or `overflow-v1.json`): what [`check_dir`] does for each file, for platforms
-/// without a file system.
+/// `budget-v1.json` or `overflow-v1.json`): what [`check_dir`] does for
+/// each file, for platforms without a file system.
 pub fn check_file_text(name: &str, text: &str) -> Result<Vec<Outcome>, String> {
-    if name == FORMAT_FILE {
-        let file: VectorFile = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
-        return Ok(check(&file));
+    fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, String> {
+        serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))
     }
-    if name == BUDGET_FILE {
-        let file: BudgetFile = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
-        return Ok(check_budget(&file));
+    match name {
+        FORMAT_FILE => Ok(check(&parse(name, text)?)),
+        BUDGET_FILE => Ok(check_budget(&parse(name, text)?)),
+        OVERFLOW_FILE => Ok(check_overflow(&parse(name, text)?)),
+        _ => Err(format!("{name}: not a known vector file")),
     }
-    if name == OVERFLOW_FILE {
-        let file: OverflowFile = serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))?;
-        return Ok(check_overflow(&file));
-    }
-    Err(format!("{name}: not a known vector file"))
 }
