@@ -77,23 +77,19 @@ def aware_at(now):
 
 def backend_dumps(session, secret, now):
     """A cookie exactly as the signed_cookies backend writes it."""
-    configure(secret)
-    store = SessionStore()
-    store.update(session)
-    with at(now):
-        store.save()
-    return store.session_key
+    return backend_dumps_with_expiry(session, secret, now, None)[0]
 
 
 def backend_dumps_with_expiry(session, secret, now, expiry):
-    """A cookie the backend writes after `set_expiry(expiry)`, with Django's
-    own account of that expiry at `now`: the age it gives the cookie, and
-    whether it ends with the browser."""
+    """A cookie the backend writes after `set_expiry(expiry)` (none when
+    `expiry` is None), with Django's own account of that expiry at `now`:
+    the age it gives the cookie, and whether it ends with the browser."""
     configure(secret)
     store = SessionStore()
     store.update(session)
     with at(now), aware_at(now):
-        store.set_expiry(expiry)
+        if expiry is not None:
+            store.set_expiry(expiry)
         store.save()
         view = {
             "expiry_age": store.get_expiry_age(),

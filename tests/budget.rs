@@ -894,9 +894,9 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     // stay valid.
     let mut s = sealer.open_async(&logged_in).await.unwrap();
     s.flush().unwrap();
-    revocations.down.store(true, Ordering::SeqCst);
+    revocations.set_down(true);
     let saved = sealer.save_async(&mut s).await.unwrap();
-    revocations.down.store(false, Ordering::SeqCst);
+    revocations.set_down(false);
     assert!(matches!(saved.action, CookieAction::Delete(_)));
     assert_eq!(
         saved.report.unrevoked,

@@ -189,9 +189,9 @@ async fn only_a_logout_revokes_the_cookie_held_back() {
     let cookie = cookie_with(&sealer, "kept");
     let header = format!("id={cookie}");
     let held_back = || async {
-        revocations.checks_down.store(true, Ordering::SeqCst);
+        revocations.set_checks_down(true);
         let request = sealer.open_request_async([&header]).await.unwrap();
-        revocations.checks_down.store(false, Ordering::SeqCst);
+        revocations.set_checks_down(false);
         assert!(request.held_back_by().is_some());
         request
     };

@@ -467,9 +467,9 @@ pub fn clock() -> Arc<FixedClock> {
 pub struct FlakyRevocations {
     pub inner: MemoryRevocations,
     /// Recording a revocation fails.
-    pub down: AtomicBool,
+    down: AtomicBool,
     /// Checking one fails.
-    pub checks_down: AtomicBool,
+    checks_down: AtomicBool,
 }
 
 impl FlakyRevocations {
@@ -479,6 +479,16 @@ impl FlakyRevocations {
             down: AtomicBool::new(false),
             checks_down: AtomicBool::new(false),
         }
+    }
+
+    /// Whether recording a session's revocation fails.
+    pub fn set_down(&self, down: bool) {
+        self.down.store(down, Ordering::SeqCst);
+    }
+
+    /// Whether checks fail.
+    pub fn set_checks_down(&self, down: bool) {
+        self.checks_down.store(down, Ordering::SeqCst);
     }
 }
 
