@@ -65,13 +65,7 @@ impl Sealer {
                 _ => UNBOUNDED_BLOB_TTL,
             },
         };
-        // One second more: a cookie still opens at an age of exactly
-        // `max_idle` (or at the lifetime's last second), and a store keeps
-        // a blob only while its end is after now.
-        Duration::from_secs(
-            secs.saturating_add(self.policy.clock_skew)
-                .saturating_add(1),
-        )
+        self.open_window(secs)
     }
 
     /// [`Sealer::save_async`] with its store, but for the entries dropped

@@ -16,13 +16,8 @@ impl Sealer {
     /// a second), or as long as records are kept.
     pub(crate) fn revocation_keep_for(&self, cookie_expiry: Expiry, now: u64) -> Duration {
         self.revocation_ttl().unwrap_or_else(|| {
-            match crate::session::own_expiry_age(cookie_expiry, now) {
-                Some(age) => {
-                    let skew = self.policy.clock_skew.saturating_add(1);
-                    Duration::from_secs(age.saturating_add(skew))
-                }
-                None => crate::store::MAX_TTL,
-            }
+            crate::session::own_expiry_age(cookie_expiry, now)
+                .map_or(crate::store::MAX_TTL, |age| self.open_window(age))
         })
     }
 

@@ -432,8 +432,19 @@ impl Sealer {
     pub fn revocation_ttl(&self) -> Option<Duration> {
         let p = &self.policy;
         let limit = p.max_idle.into_iter().chain(p.max_lifetime).min()?;
-        let secs = limit.saturating_add(p.clock_skew).saturating_add(1);
-        Some(Duration::from_secs(secs))
+        Some(self.open_window(limit))
+    }
+
+    /// How long something must outlive a cookie that can open for `secs`
+    /// more seconds: those, plus the clock skew (a cookie's issued-at may
+    /// be that far ahead), plus one (a cookie still opens at an age of
+    /// exactly `max_idle`, and a store keeps a record only while its end
+    /// is after now).
+    pub(crate) fn open_window(&self, secs: u64) -> Duration {
+        Duration::from_secs(
+            secs.saturating_add(self.policy.clock_skew)
+                .saturating_add(1),
+        )
     }
 
     /// The cookie name tokens are bound to.
