@@ -26,7 +26,7 @@
 #
 # The build follows RUSTFLAGS and CARGO_TARGET_DIR, e.g. the Poly1305
 # backend the README recommends:
-#   RUSTFLAGS="--cfg poly1305_force_soft" CARGO_TARGET_DIR=target/soft benches/load.sh
+#   RUSTFLAGS='--cfg poly1305_backend="soft"' CARGO_TARGET_DIR=target/soft benches/load.sh
 #
 # LAUNCHER, if set, is a command the three servers are started through;
 # it must run them in its own process (as a dynamic loader, `env` or

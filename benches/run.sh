@@ -6,7 +6,7 @@
 #
 #   benches/run.sh            # both builds
 #   benches/run.sh default    # one build only (or: native)
-#   benches/run.sh soft       # ratios only, with RUSTFLAGS="--cfg poly1305_force_soft"
+#   benches/run.sh soft       # ratios only, with RUSTFLAGS='--cfg poly1305_backend="soft"'
 #                             # (Poly1305's portable backend; in target/soft)
 #   benches/run.sh table      # only print the tables of the last runs
 #
@@ -29,7 +29,7 @@ run_native() {
 }
 
 run_soft() {
-  RUSTFLAGS="--cfg poly1305_force_soft" CARGO_TARGET_DIR="$target/soft" \
+  RUSTFLAGS='--cfg poly1305_backend="soft"' CARGO_TARGET_DIR="$target/soft" \
     cargo bench --bench ratios -- "${args[@]}"
 }
 

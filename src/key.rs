@@ -190,11 +190,22 @@ impl fmt::Debug for KeyId {
     }
 }
 
-/// The keys derived from one master key. The cipher zeroizes its key on drop.
+/// The keys derived from one master key. The cipher zeroizes its key on drop
+/// (`chacha20poly1305`'s `zeroize` feature; the assertion below keeps it on).
 pub(crate) struct DerivedKey {
     pub(crate) id: KeyId,
     pub(crate) cipher: XChaCha20Poly1305,
 }
+
+// What holds key material wipes it on drop: the cipher, and SHA-256's state,
+// of which HKDF (here) and the Django signer's HMAC keep two each (HMAC's own
+// types carry no marker, so its SHA-256 core is asserted).
+const _: () = {
+    const fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+    wiped_on_drop::<XChaCha20Poly1305>();
+    wiped_on_drop::<Sha256>();
+    wiped_on_drop::<<Sha256 as hmac::EagerHash>::Core>();
+};
 
 impl DerivedKey {
     fn derive(master: &MasterKey) -> Self {

@@ -16,8 +16,8 @@
 //! plaintext. Nothing is decompressed or decoded before it is authenticated.
 
 use base64_simd::URL_SAFE_NO_PAD;
-use chacha20poly1305::aead::AeadInPlace;
-use chacha20poly1305::XNonce;
+use chacha20poly1305::aead::AeadInOut;
+use chacha20poly1305::{Tag, XNonce};
 use core::ops::Range;
 use flate2::{Compress, Compression as Level, FlushCompress, Status};
 use std::cell::RefCell;
@@ -284,10 +284,12 @@ fn seal_with_flags(
     };
     header.write(&mut buffer[..HEADER_LEN]);
     random.fill(&mut buffer[HEADER_LEN..CIPHERTEXT_OFFSET])?;
-    let nonce = *XNonce::from_slice(&buffer[HEADER_LEN..CIPHERTEXT_OFFSET]);
+    let nonce = XNonce::try_from(&buffer[HEADER_LEN..CIPHERTEXT_OFFSET])
+        .expect("the nonce field is NONCE_LEN bytes");
     let (head, plaintext) = buffer.split_at_mut(CIPHERTEXT_OFFSET);
     let tag = with_associated_data(&head[..HEADER_LEN], cookie_name, |aad| {
-        key.cipher.encrypt_in_place_detached(&nonce, aad, plaintext)
+        key.cipher
+            .encrypt_inout_detached(&nonce, aad, plaintext.into())
     })
     // Only fails for plaintexts over 256 GiB.
     .map_err(|_| Error::LimitExceeded(Limit::DecompressedSize))?;
@@ -311,10 +313,12 @@ pub fn open(
     let tag_start = buffer.len() - TAG_LEN;
     let (head, rest) = buffer.split_at_mut(CIPHERTEXT_OFFSET);
     let (ciphertext, tag) = rest.split_at_mut(tag_start - CIPHERTEXT_OFFSET);
-    let nonce = XNonce::from_slice(&head[HEADER_LEN..]);
+    let nonce =
+        <&XNonce>::try_from(&head[HEADER_LEN..]).expect("the nonce field is NONCE_LEN bytes");
+    let tag = <&Tag>::try_from(&*tag).expect("the tag is TAG_LEN bytes");
     with_associated_data(&head[..HEADER_LEN], cookie_name, |aad| {
         key.cipher
-            .decrypt_in_place_detached(nonce, aad, ciphertext, (&*tag).into())
+            .decrypt_inout_detached(nonce, aad, ciphertext.into(), tag)
     })
     .map_err(|_| Error::AuthenticationFailed)?;
 

@@ -9,7 +9,7 @@
 
 #![allow(dead_code)] // Each including target uses a different part.
 
-use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::aead::AeadInOut;
 use chacha20poly1305::{KeyInit, Tag, XChaCha20Poly1305, XNonce};
 use sealed_session::{
     Compression, Error, FixedClock, KeyRing, Limits, MasterKey, Priority, Sealer, Session,
@@ -233,7 +233,7 @@ impl BareCipher {
         let clear = vec![0x5a; len];
         let mut sealed = clear.clone();
         let tag = cipher
-            .encrypt_in_place_detached(&nonce, &aad, &mut sealed)
+            .encrypt_inout_detached(&nonce, &aad, sealed.as_mut_slice().into())
             .expect("encrypt");
         BareCipher {
             cipher,
@@ -249,7 +249,7 @@ impl BareCipher {
     pub fn seal(&self, work: &mut [u8]) -> Tag {
         work.copy_from_slice(&self.clear);
         self.cipher
-            .encrypt_in_place_detached(&self.nonce, &self.aad, black_box(work))
+            .encrypt_inout_detached(&self.nonce, &self.aad, black_box(work).into())
             .expect("encrypt")
     }
 
@@ -257,7 +257,7 @@ impl BareCipher {
     pub fn open(&self, work: &mut [u8]) {
         work.copy_from_slice(&self.sealed);
         self.cipher
-            .decrypt_in_place_detached(&self.nonce, &self.aad, black_box(work), &self.tag)
+            .decrypt_inout_detached(&self.nonce, &self.aad, black_box(work).into(), &self.tag)
             .expect("decrypt");
     }
 }

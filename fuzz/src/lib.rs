@@ -816,7 +816,7 @@ fn django_codec() -> &'static sealed_session::django::DjangoCodec {
 /// `SHA-256(salt + "signer" + secret)`), to play a Django that holds the key.
 #[cfg(feature = "django")]
 pub fn django_sign(payload: &str, timestamp: &str) -> String {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     use sha2::{Digest, Sha256};
     let key = Sha256::new()
         .chain_update(sealed_session::django::SESSION_SALT)
@@ -824,7 +824,7 @@ pub fn django_sign(payload: &str, timestamp: &str) -> String {
         .chain_update(DJANGO_SECRET)
         .finalize();
     let signed = format!("{payload}:{timestamp}");
-    let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key).expect("any key length");
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&key).expect("any key length");
     mac.update(signed.as_bytes());
     let signature = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
     format!("{signed}:{signature}")

@@ -2,7 +2,7 @@
 //! that every HMAC and hash-based key lives under `key`: `salted_hmac` with
 //! SHA-256, as Django's `Signer.signature` calls it.
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
@@ -32,7 +32,7 @@ impl DerivedKey {
     pub(crate) fn sign(&self, value: &[u8]) -> String {
         use base64::Engine;
         // HMAC accepts keys of any length: this cannot fail.
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(self.0.as_ref())
+        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(self.0.as_ref())
             .unwrap_or_else(|_| unreachable!("HMAC takes keys of any length"));
         mac.update(value);
         base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes())
