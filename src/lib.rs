@@ -69,6 +69,7 @@ pub mod http;
 mod inflate;
 mod key;
 mod limits;
+mod nesting;
 mod overflow;
 mod payload;
 mod random;

@@ -382,7 +382,11 @@ impl Session {
         // A value nested deeper than reads allow would be sealed and then
         // never read again: refused now, as reads count it (walked without
         // building it). Each level takes a byte: short values cannot be.
-        if encoded.len() > self.limits.depth() {
+        // A walk of the heads clears the common, shallow value without
+        // decoding it (as costly as reading it back).
+        if encoded.len() > self.limits.depth()
+            && !crate::nesting::within_depth(&encoded, self.limits.depth())
+        {
             if let Err(Error::LimitExceeded(limit)) =
                 decode_value::<serde::de::IgnoredAny>(&encoded, self.limits.depth())
             {
