@@ -38,9 +38,10 @@ impl Sealer {
     /// a slower server's clock; the idle window only slides forward), which
     /// the added skew covers, so a renewal never cuts short an older
     /// cookie; every save that keeps the blob renews it
-    /// ([`OverflowStore::touch`]). The session's own expiry (an end or an
-    /// idle timeout) does not shorten it: it can move either way, and an
-    /// older cookie may carry a longer one. With neither timeout (sessions
+    /// ([`OverflowStore::touch`](crate::store::OverflowStore::touch)). The
+    /// session's own expiry (an end or an idle timeout) does not shorten
+    /// it: it can move either way, and an older cookie may carry a longer
+    /// one. With neither timeout (sessions
     /// that never end), 30 days from the last save, or the session's own
     /// idle window if longer; after that a save drops the entries and
     /// reports them.
