@@ -197,9 +197,11 @@ pub(crate) struct DerivedKey {
     pub(crate) cipher: XChaCha20Poly1305,
 }
 
-// What holds key material wipes it on drop: the cipher, and SHA-256's state,
-// of which HKDF (here) and the Django signer's HMAC keep two each (HMAC's own
-// types carry no marker, so its SHA-256 core is asserted).
+// The long-lived states that hold key material wipe them on drop: the cipher
+// (Poly1305's per-message state too, through Cargo.toml's poly1305 line, which
+// has no marker to assert), and SHA-256's state, of which HKDF (here) and the
+// Django signer's HMAC keep two each (HMAC's types carry no marker, so its
+// SHA-256 core is asserted). Temporaries inside those crates are not wiped.
 const _: () = {
     const fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
     wiped_on_drop::<XChaCha20Poly1305>();

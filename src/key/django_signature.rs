@@ -22,7 +22,8 @@ impl DerivedKey {
         hasher.update(salt.as_bytes());
         hasher.update(b"signer");
         hasher.update(secret);
-        // Straight into the wiped buffer: no temporary copy of the key.
+        // Straight into the wiped buffer: no copy of ours (sha2 keeps one
+        // temporary it does not wipe; SECURITY.md).
         let mut key = Zeroizing::new([0u8; 32]);
         hasher.finalize_into((&mut *key).into());
         DerivedKey(key)
