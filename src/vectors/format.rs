@@ -17,15 +17,16 @@ use super::{
 /// Name of the file holding the format vectors.
 pub const FORMAT_FILE: &str = "format-v1.json";
 
-/// A vector file: every case shares the schema, valid or not.
+/// A vector file: every case shares the schema, valid or not. The overflow
+/// file has the same shape with its own cases ([`OverflowFile`](super::OverflowFile)).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct VectorFile {
+pub struct VectorFile<V = Vector> {
     /// What the file pins.
     pub description: String,
     /// The command that regenerates it.
     pub generator: String,
     /// The cases.
-    pub vectors: Vec<Vector>,
+    pub vectors: Vec<V>,
 }
 
 /// One case: open `token` with `keys` at `now` under `cookie_name`, `limits`

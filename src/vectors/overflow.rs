@@ -24,16 +24,8 @@ use std::time::Duration;
 /// Name of the file holding the overflow vectors.
 pub const OVERFLOW_FILE: &str = "overflow-v1.json";
 
-/// The overflow vector file.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct OverflowFile {
-    /// What the file pins.
-    pub description: String,
-    /// The command that regenerates it.
-    pub generator: String,
-    /// The cases.
-    pub vectors: Vec<OverflowVector>,
-}
+/// The overflow vector file: the format file's shape, with overflow cases.
+pub type OverflowFile = super::VectorFile<OverflowVector>;
 
 /// One case: open `token` (a valid cookie that lists overflowed keys) as a
 /// format vector is opened, then load its blob from `store`; expect
