@@ -4,7 +4,7 @@
 //! payload  = [created_at: uint, expires_at: uint / null, session_id: bstr .size 16,
 //!             flags: uint, entries: [* entry], ? overflow]
 //! entry    = [key: tstr, priority: uint (0..=3), value: bstr]   ; value = one CBOR item
-//! overflow = [reference: bstr .size 16, [* [key: tstr, priority: uint]]]
+//! overflow = [reference: bstr .size 16, [+ [key: tstr, priority: uint]]]
 //! ```
 //!
 //! Each value is a CBOR item wrapped in a byte string, so opening only walks
