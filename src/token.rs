@@ -397,13 +397,16 @@ fn deflate_if_smaller(plaintext: &[u8]) -> Option<Vec<u8>> {
     }
     COMPRESSOR.with(|cell| {
         let mut compressor = cell.borrow_mut();
-        compressor.reset();
         // `compress_vec` writes only into spare capacity, so the capacity is
         // the bound: a stream that does not end inside it is not smaller.
         // The same capacity then holds the tag without reallocating.
         let mut out = Vec::with_capacity(OVERHEAD + plaintext.len() - 1);
         out.resize(CIPHERTEXT_OFFSET, 0);
         let status = compressor.compress_vec(plaintext, &mut out, FlushCompress::Finish);
+        // Reset now rather than before the next use: the reset zeroes the
+        // window, which holds this plaintext, so the thread-local state
+        // does not keep the last session until the thread's next seal.
+        compressor.reset();
         match status {
             Ok(Status::StreamEnd) if out.len() - CIPHERTEXT_OFFSET < plaintext.len() => Some(out),
             _ => None,
