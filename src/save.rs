@@ -116,7 +116,15 @@ impl Sealer {
         let sizes: Vec<(&str, crate::Priority, usize)> = session
             .entries
             .iter()
-            .map(|e| (session.entry_key(e), e.priority, session.resident_size(e)))
+            .map(|e| {
+                let key = session.entry_key(e);
+                let priority = if self.is_revocation_user_key(key) {
+                    crate::Priority::Critical
+                } else {
+                    e.priority
+                };
+                (key, priority, session.resident_size(e))
+            })
             .collect();
         let resident = keep.clone();
         let mut order = drop_order(&sizes).into_iter().filter(|&i| resident[i]);
@@ -139,6 +147,14 @@ impl Sealer {
                 }
             }
         }
+    }
+
+    /// Whether `key` names the user id the revocation check reads: that
+    /// entry stays in the cookie whatever its priority, since a blob can
+    /// go missing (evicted, expired), and the check would then see no user
+    /// and let a session of a user logged out everywhere through.
+    fn is_revocation_user_key(&self, key: &str) -> bool {
+        self.revocation.is_some() && self.user_key.as_deref() == Some(key)
     }
 
     pub(crate) fn removed_entries(session: &Session, indices: &[usize]) -> Vec<RemovedEntry> {

@@ -280,9 +280,10 @@ impl SealerBuilder {
     /// absent or null entry means no user; an overflowed one is loaded
     /// first; any other value fails the open
     /// ([`ValueError::Deserialize`](crate::ValueError::Deserialize)), as a
-    /// check that cannot run must not pass. Insert it as
-    /// [`Priority::Critical`](crate::Priority::Critical), so that it is
-    /// never dropped.
+    /// check that cannot run must not pass. Saves keep that entry in the
+    /// cookie whatever its priority, as if it were
+    /// [`Priority::Critical`](crate::Priority::Critical): never dropped,
+    /// never moved to the overflow store, where it could go missing.
     pub fn revocation(mut self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
         self.revocation = Some(check);
         self.revocation_store = None;

@@ -1006,16 +1006,20 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
     let (store, sealer) =
         with_memory_store(&clock, |b| b.revocation(revocations.clone(), Some("user")));
-    // The user id at low priority in a session too big for the cookie: it
-    // moves to the store, and is loaded for the check.
-    let mut overflowed = ten_kb_session(&sealer);
+    // The user id at low priority in a session too big for the cookie,
+    // saved by a sealer without the check (one with it keeps the entry in
+    // the cookie): it moves to the store, and is loaded for the check.
+    let unchecked = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
+    let mut overflowed = ten_kb_session(&unchecked);
     overflowed
         .insert_with_priority("user", "ada", Priority::Low)
         .unwrap();
-    let overflowed = save_token(&sealer, &mut overflowed).await;
+    let overflowed = save_token(&unchecked, &mut overflowed).await;
     assert!(!store.is_empty());
-    // (The same keys without the check, which the plain open refuses.)
-    let session = builder(&clock).build().unwrap().open(&overflowed).unwrap();
+    let session = unchecked.open(&overflowed).unwrap();
     assert!(session.is_overflowed("user"), "the case under test");
     // A user that is not a string or an integer; and null, which is none.
     let unreadable = login(&sealer, &serde_json::json!({"id": "ada"})).1;
@@ -1060,6 +1064,44 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     for token in [&by_uuid, &by_bytes, &negative] {
         assert_eq!(sealer.open_async(token).await.unwrap_err(), Error::Revoked);
     }
+}
+
+/// A sealer with a revocation check keeps the user entry in the cookie at
+/// any priority, whether the others are dropped or overflowed; the same
+/// session without the check loses it first, as its priority says.
+#[tokio::test]
+async fn the_revocation_user_entry_stays_in_the_cookie_whatever_its_priority() {
+    let clock = clock();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let big_low_user = |sealer: &Sealer| {
+        let mut session = ten_kb_session(sealer);
+        // Larger than any other low entry, so first in the drop order.
+        session
+            .insert_with_priority("user", &"a".repeat(500), Priority::Low)
+            .unwrap();
+        session
+    };
+    // Dropping, no store.
+    let checked = builder(&clock)
+        .revocation(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let saved = checked.save(&mut big_low_user(&checked)).unwrap();
+    assert!(!saved.report.dropped.is_empty());
+    assert!(!saved.report.dropped_keys().contains(&"user"));
+    let unchecked = builder(&clock).build().unwrap();
+    let saved = unchecked.save(&mut big_low_user(&unchecked)).unwrap();
+    assert_eq!(saved.report.dropped_keys()[0], "user");
+    // Overflowing.
+    let (_store, checked) =
+        with_memory_store(&clock, |b| b.revocation(revocations.clone(), Some("user")));
+    let token = save_token(&checked, &mut big_low_user(&checked)).await;
+    let opened = checked.open_async(&token).await.unwrap();
+    assert!(!overflowed_keys(&opened).is_empty());
+    assert!(opened.contains("user") && !opened.is_overflowed("user"));
+    let (_store, unchecked) = with_memory_store(&clock, |b| b);
+    let token = save_token(&unchecked, &mut big_low_user(&unchecked)).await;
+    assert!(unchecked.open(&token).unwrap().is_overflowed("user"));
 }
 
 fn arb_priority() -> impl Strategy<Value = Priority> {
