@@ -412,7 +412,6 @@ impl LazySession {
         let ends = !save && opened.session().is_flushed();
         if ends && !opened.session().is_empty() {
             tracing::info!(
-                path = uri.path(),
                 "server error response: the flushed session ends; entries stored after the flush are not saved (see save_on_server_error)"
             );
             opened.session_mut().clear();
@@ -431,7 +430,6 @@ impl LazySession {
             // a trace is hard to debug.
             if opened.session().is_modified() {
                 tracing::info!(
-                    path = uri.path(),
                     "server error response: the session's changes are not saved (see save_on_server_error)"
                 );
             }
@@ -471,7 +469,6 @@ impl LazySession {
                 // The sealer refuses such names, paths and domains when
                 // built, so this is a defence only, not request input.
                 tracing::error!(
-                    path = uri.path(),
                     "session cookie is not a valid header value; check the cookie name, path and domain"
                 );
                 Ok(None)

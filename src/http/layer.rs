@@ -38,7 +38,6 @@ impl Shared {
         tracing::error!(
             kind = error.kind(),
             error = %error,
-            path = uri.path(),
             "session not saved; the client keeps its previous cookie"
         );
         if let Some(hook) = &self.on_save_error {

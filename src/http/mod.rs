@@ -65,7 +65,7 @@
 //!   keeps neither its id nor an expiry set on it across requests.
 //! - **Saves nothing on server errors.** When the handler's response is a
 //!   server error (5xx) nothing is saved, as in Django: the client keeps
-//!   the cookie it had, and an INFO event names the path when the session
+//!   the cookie it had, and an INFO event says so when the session
 //!   had changes ([`SessionLayerBuilder::save_on_server_error`] saves
 //!   instead). A logout still happens: a session the handler flushed gets
 //!   its deletion cookie (and, with a revocation store, its old id
@@ -132,6 +132,12 @@
 //!   not happen; a failed sliding refresh or re-seal leaves the response
 //!   alone. [`SessionLayerBuilder::error_on_lost_changes`] turns the
 //!   replacement off.
+//! - **Logs no request data.** The layer's events carry error kinds and
+//!   lengths, not the request's path, query or headers (a path can hold a
+//!   password-reset or login token); they are emitted inside whatever span
+//!   the application opened for the request (`tower_http::trace`'s, say),
+//!   so its own policy decides what identifies the request. The hooks get
+//!   the URI.
 //!
 //! ## Several cookies with the session's name
 //!
