@@ -10,6 +10,7 @@
 //! Run with `cargo run --example django_migration --features django`.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sealed_session::django::{migrate_cookie, DjangoCodec};
 use sealed_session::{Error, FixedClock, KeyRing, MasterKey, Sealer};
@@ -20,7 +21,7 @@ fn main() -> Result<(), Error> {
     // Django's settings: SECRET_KEY, SECRET_KEY_FALLBACKS, SESSION_COOKIE_AGE.
     let django = DjangoCodec::builder("django-insecure-current-secret")
         .fallback_secret("django-insecure-previous-secret")
-        .max_age(1_209_600)
+        .max_age(Duration::from_secs(1_209_600))
         .clock(clock.clone())
         .build()?;
     // The Rust service's sealer (load the master key from your secret store).

@@ -126,7 +126,7 @@ async fn main() -> Result<(), Error> {
         rotated.open(&resealed).unwrap_err()
     );
     let mut short = rotated.new_session()?;
-    short.set_expiry_in(600);
+    short.set_expiry_in(Duration::from_secs(600));
     let short_cookie = rotated.seal(&mut short)?;
     clock.advance(601);
     println!(
@@ -137,7 +137,7 @@ async fn main() -> Result<(), Error> {
     // 9 minutes it lives on; left alone for 601 s it ends.
     let mut admin = rotated.new_session()?;
     admin.insert("admin", &true)?;
-    admin.set_expiry(Expiry::Idle(600));
+    admin.set_expiry(Expiry::Idle(Duration::from_secs(600)));
     let mut admin_cookie = rotated.seal(&mut admin)?;
     for _ in 0..3 {
         clock.advance(9 * 60);

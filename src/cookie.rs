@@ -4,6 +4,7 @@
 //! the header exactly as it will be sent.
 
 use core::fmt::Write as _;
+use core::time::Duration;
 
 use cookie::{time, Cookie, SameSite};
 
@@ -27,8 +28,9 @@ pub const DEFAULT_BUDGET: usize = 4096;
 ///
 /// ```
 /// use sealed_session::{CookieSettings, SameSite};
+/// use std::time::Duration;
 /// let settings = CookieSettings::default().same_site(SameSite::Strict).path("/app");
-/// let header = settings.set_cookie("id", "TOKEN", Some(60));
+/// let header = settings.set_cookie("id", "TOKEN", Some(Duration::from_secs(60)));
 /// assert_eq!(header, "id=TOKEN; HttpOnly; SameSite=Strict; Secure; Path=/app; Max-Age=60");
 /// let host = settings.set_cookie("__Host-id", "TOKEN", None);
 /// assert_eq!(host, "__Host-id=TOKEN; HttpOnly; SameSite=Strict; Secure; Path=/");
@@ -138,11 +140,11 @@ impl CookieSettings {
     }
 
     /// The cookie string of a `Set-Cookie` header (without `Set-Cookie: `),
-    /// with `Max-Age` when `max_age` is given.
-    pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<u64>) -> String {
+    /// with `Max-Age` (whole seconds) when `max_age` is given.
+    pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<Duration>) -> String {
         let mut builder = self.build(name, value);
-        if let Some(seconds) = max_age {
-            let seconds = i64::try_from(seconds).unwrap_or(i64::MAX);
+        if let Some(max_age) = max_age {
+            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
             builder = builder.max_age(time::Duration::seconds(seconds));
         }
         // Sized up front: `to_string` would grow the string several times

@@ -72,6 +72,7 @@
 //!   compressor output.
 
 use core::fmt;
+use core::time::Duration;
 use std::sync::Arc;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -89,8 +90,8 @@ use crate::{
 /// The salt Django's `signed_cookies` session backend signs with.
 pub const SESSION_SALT: &str = "django.contrib.sessions.backends.signed_cookies";
 
-/// Django's default `SESSION_COOKIE_AGE`: two weeks, in seconds.
-pub const DEFAULT_MAX_AGE: u64 = 14 * 24 * 3600;
+/// Django's default `SESSION_COOKIE_AGE`: two weeks.
+pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
 
 /// Prefix given to Django's `_`-prefixed keys by [`migrated_key`].
 pub const MIGRATED_KEY_PREFIX: &str = "django";
@@ -164,7 +165,7 @@ impl DjangoCodec {
         DjangoCodecBuilder {
             secrets: vec![Zeroizing::new(secret.as_ref().to_vec())],
             salt: SESSION_SALT.to_owned(),
-            max_age: Some(DEFAULT_MAX_AGE),
+            max_age: Some(DEFAULT_MAX_AGE.as_secs()),
             own_expiry_replaces_max_age: false,
             limits: Limits::default(),
             compress: true,
@@ -189,10 +190,10 @@ impl DjangoCodecBuilder {
         self
     }
 
-    /// Maximum age in seconds (Django's `SESSION_COOKIE_AGE`, default
+    /// Maximum age, whole seconds (Django's `SESSION_COOKIE_AGE`, default
     /// [`DEFAULT_MAX_AGE`]).
-    pub fn max_age(mut self, seconds: u64) -> Self {
-        self.max_age = Some(seconds);
+    pub fn max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = Some(max_age.as_secs());
         self
     }
 
@@ -464,9 +465,9 @@ impl DjangoCodec {
         Ok(payload)
     }
 
-    /// The configured max age in seconds, if any.
-    pub fn max_age_secs(&self) -> Option<u64> {
-        self.max_age
+    /// The configured max age, if any.
+    pub fn max_age(&self) -> Option<Duration> {
+        self.max_age.map(Duration::from_secs)
     }
 }
 
@@ -814,7 +815,7 @@ fn migrate_entries(
             return Err(Error::Expired(Expired::Session));
         }
         (SessionExpiry::Seconds(seconds), _) => {
-            session.set_expiry(Expiry::Idle(seconds.floor() as u64));
+            session.set_expiry(Expiry::Idle(Duration::from_secs(seconds.floor() as u64)));
         }
         (SessionExpiry::At(_), Some(at)) => session.set_expiry(Expiry::At(at)),
         // A date always has an end; nothing else to carry over.
@@ -1101,8 +1102,14 @@ mod tests {
             (r#"{"_session_expiry": null, "a": 1}"#, Expiry::Default),
             // Seconds of inactivity: the session's own idle timeout,
             // whole seconds rounded down.
-            (r#"{"_session_expiry": 300, "a": 1}"#, Expiry::Idle(300)),
-            (r#"{"_session_expiry": 300.9, "a": 1}"#, Expiry::Idle(300)),
+            (
+                r#"{"_session_expiry": 300, "a": 1}"#,
+                Expiry::Idle(Duration::from_secs(300)),
+            ),
+            (
+                r#"{"_session_expiry": 300.9, "a": 1}"#,
+                Expiry::Idle(Duration::from_secs(300)),
+            ),
             (
                 r#"{"_session_expiry": "2023-11-15T00:00:00+00:00", "a": 1}"#,
                 Expiry::At(1_700_006_400),
@@ -1268,7 +1275,7 @@ mod tests {
     fn max_age_boundary_is_inclusive_in_whole_seconds() {
         let clock = Arc::new(FixedClock::new(NOW));
         let c = DjangoCodec::builder("secret")
-            .max_age(100)
+            .max_age(Duration::from_secs(100))
             .clock(clock.clone())
             .build()
             .unwrap();

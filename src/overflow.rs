@@ -62,7 +62,7 @@ impl Sealer {
             // read-only session refreshed late in a long window would
             // open without its blob.
             None => match session.expiry {
-                Expiry::Idle(window) => window.max(UNBOUNDED_BLOB_TTL),
+                Expiry::Idle(window) => window.as_secs().max(UNBOUNDED_BLOB_TTL),
                 _ => UNBOUNDED_BLOB_TTL,
             },
         };

@@ -104,7 +104,7 @@ pub(crate) fn expiry_fields(expiry: Expiry) -> (Option<u64>, u64) {
         Expiry::Default => (None, 0),
         Expiry::At(end) => (Some(end), 0),
         Expiry::BrowserSession => (None, PAYLOAD_FLAG_BROWSER_SESSION),
-        Expiry::Idle(window) => (Some(window), PAYLOAD_FLAG_IDLE),
+        Expiry::Idle(window) => (Some(window.as_secs()), PAYLOAD_FLAG_IDLE),
     }
 }
 
@@ -284,7 +284,7 @@ pub(crate) fn index(plaintext: &[u8], max_entries: usize) -> Result<IndexedPaylo
     let idle = flags & PAYLOAD_FLAG_IDLE != 0;
     let browser_session = flags & PAYLOAD_FLAG_BROWSER_SESSION != 0;
     let expiry = match (expires_at, idle, browser_session) {
-        (Some(window), true, false) => Expiry::Idle(window),
+        (Some(window), true, false) => Expiry::Idle(core::time::Duration::from_secs(window)),
         // An idle timeout needs its length; a browser-session cookie has none.
         (_, true, _) => return Err(malformed()),
         // A browser-session cookie has no end of its own: one session,

@@ -2,6 +2,8 @@
 //! deletion cookies, and the asynchronous save that reaches the stores
 //! (the overflow store's side is in `overflow.rs`).
 
+use core::time::Duration;
+
 use crate::budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 use crate::cookie::header_len;
 use crate::error::StoreError;
@@ -39,10 +41,11 @@ impl Sealer {
         self.overflow_store.is_some()
     }
 
-    /// The `Max-Age` the cookie gets when saved now: `None` for a
-    /// browser-session cookie.
-    pub fn max_age(&self, session: &Session) -> Option<u64> {
+    /// The `Max-Age` the cookie of `session` gets when saved now (whole
+    /// seconds): `None` for a browser-session cookie.
+    pub fn cookie_max_age(&self, session: &Session) -> Option<Duration> {
         self.max_age_at(session, self.clock.now())
+            .map(Duration::from_secs)
     }
 
     fn max_age_at(&self, session: &Session, now: u64) -> Option<u64> {
@@ -101,7 +104,7 @@ impl Sealer {
         let around_value = header_len(&self.cookie.set_cookie(
             &self.cookie_name,
             "",
-            self.max_age_at(session, now),
+            self.max_age_at(session, now).map(Duration::from_secs),
         ));
         // A token longer than this sealer's own limit could not be opened
         // again: that limit can be tighter than the budget.
@@ -180,7 +183,7 @@ impl Sealer {
         token: &str,
         now: u64,
     ) -> Result<(String, usize), Error> {
-        let max_age = self.max_age_at(session, now);
+        let max_age = self.max_age_at(session, now).map(Duration::from_secs);
         let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
         let len = header_len(&cookie);
         if len > self.budget {

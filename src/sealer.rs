@@ -546,9 +546,11 @@ impl Sealer {
         }
         let expiry = indexed.expiry;
         let own_idle = match expiry {
-            Expiry::Idle(window) if age > window => return Err(Error::Expired(Expired::Idle)),
+            Expiry::Idle(window) if age > window.as_secs() => {
+                return Err(Error::Expired(Expired::Idle))
+            }
             Expiry::At(end) if now >= end => return Err(Error::Expired(Expired::Session)),
-            Expiry::Idle(window) => Some(window),
+            Expiry::Idle(window) => Some(window.as_secs()),
             _ => None,
         };
         // The index holds ranges into the plaintext; shift them to the buffer.

@@ -2,6 +2,7 @@
 
 use core::fmt;
 use core::ops::Range;
+use core::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
@@ -106,11 +107,13 @@ pub enum Expiry {
     /// out after 15 minutes on a site whose sessions idle out after two
     /// weeks); the sliding refresh then follows the shorter window. The
     /// cookie is persistent, as with [`Expiry::At`]; an expired one gives
-    /// [`Expired::Idle`](crate::Expired::Idle). A window of 0 ends the
+    /// [`Expired::Idle`](crate::Expired::Idle). The window is whole
+    /// seconds, as the cookie carries it: [`Session::set_expiry`] drops a
+    /// fraction of a second. A window of 0 ends the
     /// session within the second it was sealed (its cookie gets
     /// `Max-Age=0`): Django's `set_expiry(0)` is [`Expiry::BrowserSession`]
     /// here.
-    Idle(u64),
+    Idle(Duration),
 }
 
 /// Seconds a cookie sealed at `now` stays valid by its own `expiry` alone
@@ -119,7 +122,7 @@ pub(crate) fn own_expiry_age(expiry: Expiry, now: u64) -> Option<u64> {
     match expiry {
         Expiry::At(t) => Some(t.saturating_sub(now)),
         // Sealed now, the window starts now.
-        Expiry::Idle(window) => Some(window),
+        Expiry::Idle(window) => Some(window.as_secs()),
         Expiry::Default | Expiry::BrowserSession => None,
     }
 }
@@ -580,18 +583,22 @@ impl Session {
 
     /// Sets when the session ends (see [`Expiry`]).
     pub fn set_expiry(&mut self, expiry: Expiry) {
+        let expiry = match expiry {
+            Expiry::Idle(window) => Expiry::Idle(Duration::from_secs(window.as_secs())),
+            other => other,
+        };
         if self.expiry != expiry {
             self.expiry = expiry;
             self.modified = true;
         }
     }
 
-    /// Ends the session `seconds` from now, at a fixed time that does not
-    /// move with activity, capped by the sealer's timeouts (see
-    /// [`Expiry::At`]). For Django's `set_expiry(seconds)`, an inactivity
-    /// window, use [`Expiry::Idle`].
-    pub fn set_expiry_in(&mut self, seconds: u64) {
-        self.set_expiry(Expiry::At(self.now.saturating_add(seconds)));
+    /// Ends the session `after` this request's time (whole seconds), at a
+    /// fixed time that does not move with activity, capped by the sealer's
+    /// timeouts (see [`Expiry::At`]). For Django's `set_expiry(seconds)`,
+    /// an inactivity window, use [`Expiry::Idle`].
+    pub fn set_expiry_in(&mut self, after: Duration) {
+        self.set_expiry(Expiry::At(self.now.saturating_add(after.as_secs())));
     }
 
     /// The expiry setting.
@@ -599,19 +606,21 @@ impl Session {
         self.expiry
     }
 
-    /// Seconds the session stays valid if saved in this request (its time
-    /// is read once, when it is opened or created): the smallest of the
-    /// idle timeout, the time left in the absolute lifetime and the time
-    /// left before its own expiry. `None` if no limit applies.
-    pub fn expiry_age(&self) -> Option<u64> {
-        self.expiry_age_at(self.now)
+    /// How long the session stays valid if saved in this request (its time
+    /// is read once, when it is opened or created), in whole seconds: the
+    /// smallest of the idle timeout, the time left in the absolute
+    /// lifetime and the time left before its own expiry (Django's
+    /// `get_expiry_age`). `None` if no limit applies.
+    pub fn expiry_age(&self) -> Option<Duration> {
+        self.expiry_age_at(self.now).map(Duration::from_secs)
     }
 
     /// The Unix time (seconds) the session ends if saved in this request: the request's
     /// time plus [`Self::expiry_age`] (Django's `get_expiry_date`). `None`
     /// if no limit applies.
     pub fn expires_at(&self) -> Option<u64> {
-        self.expiry_age().map(|age| self.now.saturating_add(age))
+        self.expiry_age_at(self.now)
+            .map(|age| self.now.saturating_add(age))
     }
 
     pub(crate) fn expiry_age_at(&self, now: u64) -> Option<u64> {

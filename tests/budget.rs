@@ -347,7 +347,7 @@ async fn renewing_a_blob_never_shortens_it() {
     let earlier = save_token(&sealer, &mut session).await;
     clock.advance(60);
     let mut s = sealer.open_async(&earlier).await.unwrap();
-    s.set_expiry_in(60);
+    s.set_expiry_in(Duration::from_secs(60));
     sealer.save_async(&mut s).await.unwrap();
     // The save did renew the blob, and not to an earlier end.
     let blob = store.inner.keys().pop().unwrap();
@@ -606,10 +606,10 @@ async fn without_any_timeout_a_renewal_does_not_follow_the_own_expiry() {
     // 30 days from that save, not one day.
     let (clock, store, sealer) = instrumented_sealer(|b| b.no_idle_timeout().no_max_lifetime());
     let mut session = ten_kb_session(&sealer);
-    session.set_expiry_in(60 * 86_400);
+    session.set_expiry_in(Duration::from_secs(60 * 86_400));
     let earlier = save_token(&sealer, &mut session).await;
     let mut s = sealer.open_async(&earlier).await.unwrap();
-    s.set_expiry_in(86_400);
+    s.set_expiry_in(Duration::from_secs(86_400));
     sealer.save_async(&mut s).await.unwrap();
     clock.advance(20 * 86_400);
     assert_eq!(overflow_loads(&sealer, &earlier).await, Ok(true));
@@ -627,7 +627,9 @@ async fn without_any_timeout_a_long_own_idle_window_keeps_the_blob() {
     // blob must outlive the 30 days it gets otherwise.
     let (clock, _store, sealer) = instrumented_sealer(|b| b.no_idle_timeout().no_max_lifetime());
     let mut session = ten_kb_session(&sealer);
-    session.set_expiry(sealed_session::Expiry::Idle(90 * 86_400));
+    session.set_expiry(sealed_session::Expiry::Idle(Duration::from_secs(
+        90 * 86_400,
+    )));
     let cookie = save_token(&sealer, &mut session).await;
     clock.advance(44 * 86_400);
     let opened = sealer.open_async(&cookie).await.unwrap();
@@ -683,10 +685,10 @@ async fn a_later_session_expiry_keeps_the_blob() {
     // cookie-resident keys. The blob must not end with the old expiry.
     let (clock, _, sealer) = instrumented_sealer(|b| b.max_idle(Duration::from_secs(86_400)));
     let mut session = ten_kb_session(&sealer);
-    session.set_expiry_in(600);
+    session.set_expiry_in(Duration::from_secs(600));
     let token = save_token(&sealer, &mut session).await;
     let mut s = sealer.open_async(&token).await.unwrap();
-    s.set_expiry_in(7200);
+    s.set_expiry_in(Duration::from_secs(7200));
     let token = save_token(&sealer, &mut s).await;
     clock.advance(3600);
     assert_eq!(
@@ -946,7 +948,7 @@ async fn without_timeouts_a_revocation_lasts_as_long_as_the_cookie() {
     let cookie = anonymous_copy(&sealer).await;
     let mut s = sealer.open_async(&cookie).await.unwrap();
     // An expiry set in the request is the new cookie's, not the old one's.
-    s.set_expiry(sealed_session::Expiry::Idle(600));
+    s.set_expiry(sealed_session::Expiry::Idle(Duration::from_secs(600)));
     s.cycle_id().unwrap();
     s.flush().unwrap();
     sealer.save_async(&mut s).await.unwrap();

@@ -4,6 +4,7 @@
 //! Python is missing. `tests/django_live.rs` checks against Django itself.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use sealed_session::django::{migrate_session, DjangoCodec};
 use sealed_session::{Error, Expiry, FixedClock, KeyRing, Limit, Malformed, MasterKey, Sealer};
@@ -40,7 +41,7 @@ fn error_name(e: &Error) -> String {
 
 fn codec_for(case: &Value, now: u64) -> DjangoCodec {
     let mut builder = DjangoCodec::builder(case["secret"].as_str().unwrap())
-        .max_age(case["max_age"].as_u64().unwrap())
+        .max_age(Duration::from_secs(case["max_age"].as_u64().unwrap()))
         .clock(Arc::new(FixedClock::new(now)));
     for s in case["fallback_secrets"].as_array().unwrap() {
         builder = builder.fallback_secret(s.as_str().unwrap());
@@ -153,7 +154,7 @@ fn check_migrated_expiry(name: &str, codec: &DjangoCodec, cookie: &str, now: u64
     }
     assert_eq!(
         session.expiry_age(),
-        django["expiry_age"].as_u64(),
+        django["expiry_age"].as_u64().map(Duration::from_secs),
         "{name}"
     );
 }

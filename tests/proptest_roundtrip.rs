@@ -70,7 +70,7 @@ fn expiry() -> impl Strategy<Value = Expiry> {
         // From 2 s: with the default refresh fraction (0.5) a shorter
         // window makes the refresh due at once, so the opened session
         // would rightly need a save.
-        (2..=u64::MAX).prop_map(Expiry::Idle),
+        (2..=u64::MAX).prop_map(|secs| Expiry::Idle(std::time::Duration::from_secs(secs))),
     ]
 }
 

@@ -5,6 +5,7 @@ mod common;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Duration;
 
 use common::{builder, builder_with, clock, key, RevocationsDown};
 use sealed_session::store::MemoryStore;
@@ -77,7 +78,7 @@ fn an_empty_session_gets_no_cookie_and_loses_the_one_it_had() {
     let sealer = builder(&clock()).build().unwrap();
     // New and empty, even with a change: nothing is sent.
     let mut request = sealer.open_request(None::<&str>).unwrap();
-    request.session_mut().set_expiry_in(60);
+    request.session_mut().set_expiry_in(Duration::from_secs(60));
     assert_eq!(action(&sealer, &mut request), CookieAction::Unchanged);
 
     // Opened, then emptied: its cookie is deleted. `Sealer::save` alone

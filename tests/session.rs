@@ -270,14 +270,22 @@ fn an_explicit_expiry_makes_a_persistent_cookie_on_browser_session_defaults() {
         .unwrap();
     let mut s = sealer.new_session().unwrap();
     s.insert("user", "ada").unwrap();
-    assert_eq!(sealer.max_age(&s), None, "browser session by default");
-    s.set_expiry_in(30 * 86_400);
-    assert_eq!(sealer.max_age(&s), Some(14 * 86_400), "remember me");
+    assert_eq!(
+        sealer.cookie_max_age(&s),
+        None,
+        "browser session by default"
+    );
+    s.set_expiry_in(Duration::from_secs(30 * 86_400));
+    assert_eq!(
+        sealer.cookie_max_age(&s),
+        Some(Duration::from_secs(14 * 86_400)),
+        "remember me"
+    );
     let saved = sealer.save(&mut s).unwrap();
     let header = saved.action.header_value().unwrap();
     assert!(header.contains("Max-Age="), "{header}");
     s.set_expiry(Expiry::BrowserSession);
-    assert_eq!(sealer.max_age(&s), None);
+    assert_eq!(sealer.cookie_max_age(&s), None);
 }
 
 #[test]
@@ -319,17 +327,20 @@ fn idle_lifetime_skew_and_own_expiry() {
     // The session's own expiry: expired at that instant.
     clock.set(T0);
     let mut s = sealer.new_session().unwrap();
-    s.set_expiry_in(100);
+    s.set_expiry_in(Duration::from_secs(100));
     assert_eq!(s.expiry(), Expiry::At(T0 + 100));
-    assert_eq!(s.expiry_age(), Some(100));
+    assert_eq!(s.expiry_age(), Some(Duration::from_secs(100)));
     assert_eq!(s.expires_at(), Some(T0 + 100));
     // An expiry past the idle timeout does not extend the session.
-    s.set_expiry_in(1_000_000);
+    s.set_expiry_in(Duration::from_secs(1_000_000));
     assert_eq!(s.expires_at(), Some(T0 + 1000));
-    s.set_expiry_in(100);
+    s.set_expiry_in(Duration::from_secs(100));
     let cookie = sealer.seal(&mut s).unwrap();
     clock.set(T0 + 99);
-    assert_eq!(sealer.open(&cookie).unwrap().expiry_age(), Some(1));
+    assert_eq!(
+        sealer.open(&cookie).unwrap().expiry_age(),
+        Some(Duration::from_secs(1))
+    );
     clock.set(T0 + 100);
     assert_eq!(
         sealer.open(&cookie).unwrap_err(),
@@ -343,9 +354,11 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let mut s = sealer.new_session().unwrap();
     s.insert("admin", &true).unwrap();
-    s.set_expiry(Expiry::Idle(100));
+    // Whole seconds, as the cookie carries it.
+    s.set_expiry(Expiry::Idle(Duration::from_millis(100_900)));
+    assert_eq!(s.expiry(), Expiry::Idle(Duration::from_secs(100)));
     // The shorter of the two windows bounds the cookie and the session.
-    assert_eq!(sealer.max_age(&s), Some(100));
+    assert_eq!(sealer.cookie_max_age(&s), Some(Duration::from_secs(100)));
     assert_eq!(s.expires_at(), Some(T0 + 100));
     let cookie = sealer.seal(&mut s).unwrap();
 
@@ -358,7 +371,7 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     // Used at T0 + 90: re-sealed, the window starts again.
     clock.set(T0 + 90);
     let mut o = sealer.open(&cookie).unwrap();
-    assert_eq!(o.expiry(), Expiry::Idle(100));
+    assert_eq!(o.expiry(), Expiry::Idle(Duration::from_secs(100)));
     let renewed = sealer.seal(&mut o).unwrap();
 
     // Exactly the window is still valid.
@@ -370,8 +383,11 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     clock.set(T0);
     let mut long = sealer.new_session().unwrap();
     long.insert("x", &1).unwrap();
-    long.set_expiry(Expiry::Idle(1_000_000));
-    assert_eq!(sealer.max_age(&long), Some(1000));
+    long.set_expiry(Expiry::Idle(Duration::from_secs(1_000_000)));
+    assert_eq!(
+        sealer.cookie_max_age(&long),
+        Some(Duration::from_secs(1000))
+    );
     let cookie = sealer.seal(&mut long).unwrap();
     assert_idle_ends(&sealer, &clock, &cookie, T0 + 1000);
 }

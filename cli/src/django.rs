@@ -3,6 +3,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::time::Duration;
 
 use clap::Subcommand;
 use sealed_session::django::{DjangoCodec, DjangoCodecBuilder, DEFAULT_MAX_AGE};
@@ -35,7 +36,7 @@ enum DjangoCommand {
         )]
         fallback_secrets: Vec<Zeroizing<String>>,
         /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
-        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE)]
+        #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE.as_secs())]
         max_age: u64,
         /// The cookie value (what Django sets in the `sessionid` cookie),
         /// or - to read it from stdin, which keeps a live session's
@@ -100,7 +101,7 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
             let codec = crate::or_from_env(fallback_secrets, "DJANGO_SECRET_KEY_FALLBACKS")
                 .iter()
                 .fold(secrets.builder()?, |b, s| b.fallback_secret(s))
-                .max_age(max_age)
+                .max_age(Duration::from_secs(max_age))
                 .build()
                 .map_err(failed("bad secret"))?;
             let session = codec

@@ -581,7 +581,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         Expiry::Default => serde_json::json!("default"),
         Expiry::BrowserSession => serde_json::json!("browser-session"),
         Expiry::At(at) => serde_json::json!({ "at": at }),
-        Expiry::Idle(seconds) => serde_json::json!({ "idle": seconds }),
+        Expiry::Idle(window) => serde_json::json!({ "idle": window.as_secs() }),
         // A kind this build does not know by name.
         other => serde_json::json!(format!("{other:?}")),
     };

@@ -986,7 +986,7 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
     session
         .insert_with_priority("cart", &[1, 2], Priority::Low)
         .unwrap();
-    session.set_expiry(Expiry::Idle(600));
+    session.set_expiry(Expiry::Idle(std::time::Duration::from_secs(600)));
     let created_at = session.created_at();
     // Sealed later than created: the two times differ.
     clock.set(1_767_225_600);

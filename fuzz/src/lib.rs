@@ -577,7 +577,7 @@ pub fn roundtrip(data: &[u8]) {
     let expiry = match (mode >> 1) % 4 {
         0 => Expiry::Default,
         1 => Expiry::BrowserSession,
-        2 => Expiry::Idle(input.u64()),
+        2 => Expiry::Idle(std::time::Duration::from_secs(input.u64())),
         _ => Expiry::At(NOW + 1 + (input.u64() >> 40)),
     };
     let name = cookie_name(input.text());

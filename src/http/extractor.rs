@@ -1,6 +1,7 @@
 //! The request's session handle: opened on first use, saved by the layer.
 
 use core::fmt;
+use core::time::Duration;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -296,11 +297,11 @@ impl LazySession {
         self.with(|s| s.set_expiry(expiry)).await
     }
 
-    /// Ends the session `seconds` from now, at a fixed time (see
+    /// Ends the session `after` this request's time, at a fixed time (see
     /// [`Session::set_expiry_in`]). For Django's `set_expiry(seconds)`, an
     /// inactivity window, use [`Expiry::Idle`].
-    pub async fn set_expiry_in(&self, seconds: u64) -> Result<(), Error> {
-        self.with(|s| s.set_expiry_in(seconds)).await
+    pub async fn set_expiry_in(&self, after: Duration) -> Result<(), Error> {
+        self.with(|s| s.set_expiry_in(after)).await
     }
 
     /// The expiry setting.
@@ -308,8 +309,9 @@ impl LazySession {
         self.with(|s| s.expiry()).await
     }
 
-    /// Seconds the session stays valid if saved now.
-    pub async fn expiry_age(&self) -> Result<Option<u64>, Error> {
+    /// How long the session stays valid if saved now (see
+    /// [`Session::expiry_age`]).
+    pub async fn expiry_age(&self) -> Result<Option<Duration>, Error> {
         self.with(|s| s.expiry_age()).await
     }
 
@@ -323,7 +325,7 @@ impl LazySession {
     /// when the browser closes (Django's `get_expire_at_browser_close`).
     pub async fn expires_at_browser_close(&self) -> Result<bool, Error> {
         let sealer = &self.inner.shared.sealer;
-        self.with(|s| sealer.max_age(s).is_none()).await
+        self.with(|s| sealer.cookie_max_age(s).is_none()).await
     }
 
     /// The session id. A new session (see [`Self::is_new`]) has a random id

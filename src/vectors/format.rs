@@ -4,6 +4,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::token::{self, Compression};
 use crate::{Error, Expiry, FixedClock, KeyRing, Limits, MasterKey, Priority};
@@ -602,14 +603,14 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             let mut s = small();
             s.name = "idle-expiry";
             s.description = "The session's own idle timeout of 600 seconds (payload flag bit 1; expires_at holds the window); issued a minute ago.";
-            s.expiry = Expiry::Idle(600);
+            s.expiry = Expiry::Idle(Duration::from_secs(600));
             s
         },
         {
             let mut s = small();
             s.name = "idle-expiry-refresh-due";
             s.description = "Own idle timeout 600 s, issued 300 s ago: the refresh is due at half the shorter window (300 s), not at half of max_idle.";
-            s.expiry = Expiry::Idle(600);
+            s.expiry = Expiry::Idle(Duration::from_secs(600));
             s.issued_at = NOW - 300;
             s
         },
@@ -617,7 +618,7 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             let mut s = small();
             s.name = "idle-expiry-boundary";
             s.description = "Own idle timeout 600 s, issued exactly 600 s ago: still valid (expired only when older).";
-            s.expiry = Expiry::Idle(600);
+            s.expiry = Expiry::Idle(Duration::from_secs(600));
             s.issued_at = NOW - 600;
             s
         },
@@ -625,7 +626,7 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             let mut s = small();
             s.name = "idle-expiry-longer-than-max-idle";
             s.description = "Own idle timeout 7200 s, longer than max_idle (3600): the shorter window rules, so the refresh is due at age 1800.";
-            s.expiry = Expiry::Idle(7200);
+            s.expiry = Expiry::Idle(Duration::from_secs(7200));
             s.issued_at = NOW - 1800;
             s
         },
@@ -633,7 +634,7 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             let mut s = small();
             s.name = "idle-expiry-without-max-idle";
             s.description = "No max_idle (policy null); own idle timeout 600 s, issued 400 s ago: valid, and the refresh is due from age 300.";
-            s.expiry = Expiry::Idle(600);
+            s.expiry = Expiry::Idle(Duration::from_secs(600));
             s.issued_at = NOW - 400;
             s.policy.max_idle = None;
             s
@@ -656,7 +657,7 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             let mut s = small();
             s.name = "idle-expiry-max";
             s.description = "A session's own idle timeout of 2^64 - 1 (flag bit 1): it never expires, and the refresh is not due.";
-            s.expiry = Expiry::Idle(u64::MAX);
+            s.expiry = Expiry::Idle(Duration::from_secs(u64::MAX));
             s
         },
     ];
@@ -915,7 +916,7 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             {
                 let mut spec = small();
                 spec.name = "idle-expiry-expired";
-                spec.expiry = Expiry::Idle(600);
+                spec.expiry = Expiry::Idle(Duration::from_secs(600));
                 spec.issued_at = NOW - 601;
                 seal_spec(&spec)?
             },
@@ -924,7 +925,7 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
         {
             let mut spec = small();
             spec.name = "idle-expiry-expired-without-max-idle";
-            spec.expiry = Expiry::Idle(600);
+            spec.expiry = Expiry::Idle(Duration::from_secs(600));
             spec.issued_at = NOW - 601;
             let mut case = invalid(
                 "idle-expiry-expired-without-max-idle",
@@ -1807,7 +1808,7 @@ fn check_one(v: &Vector) -> Result<(), String> {
 fn expiry_columns(expiry: Expiry) -> (Option<u64>, Option<u64>) {
     match expiry {
         Expiry::At(end) => (Some(end), None),
-        Expiry::Idle(window) => (None, Some(window)),
+        Expiry::Idle(window) => (None, Some(window.as_secs())),
         Expiry::Default | Expiry::BrowserSession => (None, None),
     }
 }
@@ -1913,7 +1914,7 @@ fn reseal(v: &Vector, expected: &Expected, sealing: &Sealing) -> Result<String, 
             expected.browser_session,
         ) {
             (Some(t), _, _) => Expiry::At(t),
-            (None, Some(window), _) => Expiry::Idle(window),
+            (None, Some(window), _) => Expiry::Idle(Duration::from_secs(window)),
             (None, None, true) => Expiry::BrowserSession,
             (None, None, false) => Expiry::Default,
         },
