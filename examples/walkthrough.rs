@@ -90,7 +90,7 @@ async fn main() -> Result<(), Error> {
     };
     println!(
         "  a tampered one: a fresh session ({} logged, never the value), answered with {answer}",
-        request.rejected_cookie().unwrap_or("nothing")
+        request.rejected_cookie().map_or("nothing", Error::kind)
     );
 
     println!("\n2. Rotate keys: new primary, old key as fallback");

@@ -21,7 +21,7 @@ pub const DEFAULT_MAX_COOKIES_TRIED: usize = 4;
 /// fresh session: a bad cookie is the client's state, not an error.
 ///
 /// ```
-/// use sealed_session::{CookieAction, KeyRing, MasterKey, Sealer};
+/// use sealed_session::{CookieAction, Error, KeyRing, MasterKey, Sealer};
 ///
 /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
 ///
@@ -44,7 +44,7 @@ pub const DEFAULT_MAX_COOKIES_TRIED: usize = 4;
 /// // A forged cookie is ignored (and logged, without its value).
 /// let request = sealer.open_request(["session=forged"])?;
 /// assert!(request.session().is_new());
-/// assert_eq!(request.rejected_cookie(), Some("malformed"));
+/// assert_eq!(request.rejected_cookie().map(Error::kind), Some("malformed"));
 /// # Ok::<(), sealed_session::Error>(())
 /// ```
 #[derive(Debug)]
@@ -53,7 +53,7 @@ pub struct RequestSession {
     /// Length of the cookie value the session was opened from.
     cookie_len: Option<usize>,
     /// Error kind of the last candidate that failed to open, when none did.
-    rejected: Option<&'static str>,
+    rejected: Option<Error>,
     /// None opened, and the response may delete the cookie the request
     /// carried: it was the only candidate, and it failed for a reason every
     /// server would agree on (see `fails_everywhere`).
@@ -96,11 +96,12 @@ impl RequestSession {
         self.cookie_len
     }
 
-    /// When the request carried session cookies and none opened: the
-    /// [`Error::kind`] of the last one tried (`"expired-idle"`,
-    /// `"authentication-failed"`, `"revoked"`, …). `None` otherwise.
-    pub fn rejected_cookie(&self) -> Option<&'static str> {
-        self.rejected
+    /// When the request carried session cookies and none opened: why the
+    /// last one tried did not ([`Error::Expired`] to say "your session
+    /// expired, log in again", [`Error::Revoked`],
+    /// [`Error::AuthenticationFailed`], …). `None` otherwise.
+    pub fn rejected_cookie(&self) -> Option<&Error> {
+        self.rejected.as_ref()
     }
 
     /// When a cookie did not open only because a store could not answer
@@ -127,7 +128,7 @@ impl RequestSession {
 #[derive(Default)]
 struct Selection {
     tried: usize,
-    rejected: Option<&'static str>,
+    rejected: Option<Error>,
     /// The last failure would fail on every server (what matters when it
     /// was the only candidate).
     last_for_good: bool,
@@ -160,7 +161,7 @@ impl Selection {
         authenticated: Option<(crate::SessionId, crate::Expiry)>,
     ) -> bool {
         log_rejected(&error, len, self.tried);
-        self.rejected = Some(error.kind());
+        self.rejected = Some(error.clone());
         self.last_for_good = fails_everywhere(&error);
         match (fails_for_now(&error), authenticated) {
             // The store is down: the other candidates would each wait for

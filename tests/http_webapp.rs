@@ -476,7 +476,11 @@ async fn an_expired_cookie_is_ignored() {
     assert!(jar_cookie(&jar, &server).is_some());
     let page = get(&client, &server, "/session").await;
     assert_eq!(page.status, StatusCode::OK);
-    assert!(page.body.contains("ignored: expired-idle"), "{}", page.body);
+    assert!(
+        page.body.contains("Your session expired (expired-idle)"),
+        "{}",
+        page.body
+    );
     assert_deletes_the_cookie(&page);
     let page = get(&client, &server, "/").await;
     assert!(page.body.contains("Not signed in"));

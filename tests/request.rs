@@ -52,7 +52,10 @@ fn at_most_max_cookies_tried_are_opened() {
     let good = cookie_with(&sealer, "good");
     let mut request = sealer.open_request([header(&good)]).unwrap();
     assert!(request.session().is_new());
-    assert_eq!(request.rejected_cookie(), Some("malformed"));
+    assert_eq!(
+        request.rejected_cookie().map(Error::kind),
+        Some("malformed")
+    );
     // None is deleted: which of them is this server's own is unknown.
     assert_eq!(action(&sealer, &mut request), CookieAction::Unchanged);
 

@@ -465,7 +465,11 @@ async fn session_page(session: LazySession) -> Page {
         ),
     };
     let rejected = match session.rejected_cookie().await? {
-        Some(kind) => format!("<p>The cookie sent was ignored: {}.</p>", esc(kind)),
+        Some(error @ Error::Expired(_)) => format!(
+            "<p>Your session expired ({}): log in again.</p>",
+            esc(error.kind())
+        ),
+        Some(error) => format!("<p>The cookie sent was ignored: {}.</p>", esc(error.kind())),
         None => String::new(),
     };
     let mut entries = String::new();

@@ -352,12 +352,16 @@ impl LazySession {
         Ok(self.ensure_open(&mut state).await?.cookie_len())
     }
 
-    /// When the request carried session cookies and none opened: the
-    /// [`Error::kind`] of the last one tried (`"expired-idle"`,
-    /// `"authentication-failed"`, `"revoked"`, …). `None` otherwise.
-    pub async fn rejected_cookie(&self) -> Result<Option<&'static str>, Error> {
+    /// When the request carried session cookies and none opened: why the
+    /// last one tried did not (see [`RequestSession::rejected_cookie`]).
+    /// `None` otherwise.
+    pub async fn rejected_cookie(&self) -> Result<Option<Error>, Error> {
         let mut state = self.inner.state.lock().await;
-        Ok(self.ensure_open(&mut state).await?.rejected_cookie())
+        Ok(self
+            .ensure_open(&mut state)
+            .await?
+            .rejected_cookie()
+            .cloned())
     }
 
     /// Marks the request over without a response (the inner service
