@@ -29,11 +29,12 @@ pub const DEFAULT_BUDGET: usize = 4096;
 /// ```
 /// use sealed_session::{CookieSettings, SameSite};
 /// use std::time::Duration;
-/// let settings = CookieSettings::default().same_site(SameSite::Strict).path("/app");
+/// let settings = CookieSettings::default().with_same_site(SameSite::Strict).with_path("/app");
 /// let header = settings.set_cookie("id", "TOKEN", Some(Duration::from_secs(60)));
 /// assert_eq!(header, "id=TOKEN; HttpOnly; SameSite=Strict; Secure; Path=/app; Max-Age=60");
 /// let host = settings.set_cookie("__Host-id", "TOKEN", None);
 /// assert_eq!(host, "__Host-id=TOKEN; HttpOnly; SameSite=Strict; Secure; Path=/");
+/// assert_eq!((settings.path(), settings.domain()), ("/app", None));
 /// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CookieSettings {
@@ -62,13 +63,13 @@ impl Default for CookieSettings {
 
 impl CookieSettings {
     /// The `Path` attribute (default `/`); it must start with `/`.
-    pub fn path(mut self, path: impl Into<String>) -> Self {
+    pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
     }
 
     /// The `Domain` attribute (default none: host-only).
-    pub fn domain(mut self, domain: impl Into<String>) -> Self {
+    pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self
     }
@@ -76,19 +77,19 @@ impl CookieSettings {
     /// Whether to set `Secure` (default yes; turn off only for plain-HTTP
     /// development). Forced on by the `__Host-` and `__Secure-` prefixes,
     /// `SameSite=None` and `Partitioned`.
-    pub fn secure(mut self, secure: bool) -> Self {
+    pub fn with_secure(mut self, secure: bool) -> Self {
         self.secure = secure;
         self
     }
 
     /// Whether to set `HttpOnly` (default yes).
-    pub fn http_only(mut self, http_only: bool) -> Self {
+    pub fn with_http_only(mut self, http_only: bool) -> Self {
         self.http_only = http_only;
         self
     }
 
     /// The `SameSite` attribute (default `Lax`).
-    pub fn same_site(mut self, same_site: SameSite) -> Self {
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
         self.same_site = same_site;
         self
     }
@@ -97,7 +98,7 @@ impl CookieSettings {
     /// cookies serve an app embedded in other sites' pages, whose requests
     /// are cross-site: pair it with [`SameSite::None`], as browsers send
     /// neither a `Lax` nor a `Strict` cookie there.
-    pub fn partitioned(mut self, partitioned: bool) -> Self {
+    pub fn with_partitioned(mut self, partitioned: bool) -> Self {
         self.partitioned = partitioned;
         self
     }
@@ -110,7 +111,7 @@ impl CookieSettings {
     /// [`Expiry::BrowserSession`](crate::Expiry::BrowserSession), a
     /// persistent one with [`Expiry::At`](crate::Expiry::At) or
     /// [`Expiry::Idle`](crate::Expiry::Idle).
-    pub fn persistent(mut self, persistent: bool) -> Self {
+    pub fn with_persistent(mut self, persistent: bool) -> Self {
         self.persistent = persistent;
         self
     }
@@ -118,6 +119,37 @@ impl CookieSettings {
     /// Whether cookies are persistent by default.
     pub fn is_persistent(&self) -> bool {
         self.persistent
+    }
+
+    /// The `Path` attribute as configured (a `__Host-` name forces `/`).
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+
+    /// The `Domain` attribute as configured (a `__Host-` name forces none).
+    pub fn domain(&self) -> Option<&str> {
+        self.domain.as_deref()
+    }
+
+    /// Whether `Secure` is configured (the cookie name's prefix,
+    /// `SameSite=None` and `Partitioned` can force it on besides).
+    pub fn is_secure(&self) -> bool {
+        self.secure
+    }
+
+    /// Whether `HttpOnly` is set.
+    pub fn is_http_only(&self) -> bool {
+        self.http_only
+    }
+
+    /// The `SameSite` attribute.
+    pub fn same_site(&self) -> SameSite {
+        self.same_site
+    }
+
+    /// Whether `Partitioned` is set.
+    pub fn is_partitioned(&self) -> bool {
+        self.partitioned
     }
 
     fn build<'c>(&'c self, name: &'c str, value: &'c str) -> cookie::CookieBuilder<'c> {
@@ -263,9 +295,9 @@ mod tests {
     #[test]
     fn prefixes_are_matched_ignoring_case() {
         let settings = CookieSettings::default()
-            .secure(false)
-            .path("/app")
-            .domain("example.com");
+            .with_secure(false)
+            .with_path("/app")
+            .with_domain("example.com");
         assert_eq!(
             settings.set_cookie("__HOST-id", "v", None),
             "__HOST-id=v; HttpOnly; SameSite=Lax; Secure; Path=/"
@@ -281,13 +313,13 @@ mod tests {
 
     #[test]
     fn same_site_none_and_partitioned_force_secure() {
-        let plain = CookieSettings::default().secure(false);
-        let none = plain.clone().same_site(SameSite::None);
+        let plain = CookieSettings::default().with_secure(false);
+        let none = plain.clone().with_same_site(SameSite::None);
         assert!(none
             .set_cookie("id", "v", None)
             .contains("SameSite=None; Secure"));
         assert!(none.removal("id").contains("Secure"));
-        let partitioned = plain.partitioned(true).set_cookie("id", "v", None);
+        let partitioned = plain.with_partitioned(true).set_cookie("id", "v", None);
         assert_eq!(partitioned.matches("Secure").count(), 1, "{partitioned}");
     }
 }

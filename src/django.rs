@@ -222,7 +222,7 @@ impl DjangoCodecBuilder {
     /// limit: a cookie of highly repetitive JSON (zlib reaches about
     /// 1000:1) that Django reads can exceed the default 64 KiB here and be
     /// refused with [`Limit::DecompressedSize`]; raise
-    /// [`Limits::max_decompressed`] if your sessions hold such data.
+    /// [`Limits::with_max_decompressed`] if your sessions hold such data.
     pub fn limits(mut self, limits: Limits) -> Self {
         self.limits = limits;
         self
@@ -348,7 +348,7 @@ impl DjangoCodec {
     /// Opens a cookie, also reporting its timestamp, compression and whether
     /// a fallback secret verified it.
     pub fn open_session(&self, cookie: &str) -> Result<DjangoSession, Error> {
-        if cookie.len() > self.limits.token_len() {
+        if cookie.len() > self.limits.max_token_len() {
             return Err(Error::LimitExceeded(Limit::TokenLength));
         }
         // Signer.unsign: the signature follows the last separator.
@@ -380,9 +380,9 @@ impl DjangoCodec {
             .decode(encoded)
             .map_err(|_| Error::Malformed(Malformed::Base64))?;
         let data = if compressed {
-            inflate_capped(&data, self.limits.decompressed(), Wrapper::Zlib)?
+            inflate_capped(&data, self.limits.max_decompressed(), Wrapper::Zlib)?
         } else {
-            if data.len() > self.limits.decompressed() {
+            if data.len() > self.limits.max_decompressed() {
                 return Err(Error::LimitExceeded(Limit::DecompressedSize));
             }
             data
@@ -456,10 +456,10 @@ impl DjangoCodec {
         payload.push(SEP);
         payload.push_str(&sig);
 
-        if payload.len() > self.limits.token_len() {
+        if payload.len() > self.limits.max_token_len() {
             return Err(Error::TooLarge {
                 needed: payload.len(),
-                budget: self.limits.token_len(),
+                budget: self.limits.max_token_len(),
             });
         }
         Ok(payload)

@@ -8,9 +8,9 @@
 ///
 /// ```
 /// use sealed_session::Limits;
-/// let limits = Limits::default().max_entries(64);
-/// assert_eq!(limits.entries(), 64);
-/// assert_eq!(limits.token_len(), 4096);
+/// let limits = Limits::default().with_max_entries(64);
+/// assert_eq!(limits.max_entries(), 64);
+/// assert_eq!(limits.max_token_len(), 4096);
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -35,46 +35,46 @@ impl Limits {
     /// Longest token accepted, in bytes (default 4096, the cookie size
     /// browsers keep). A valid token is ASCII, so bytes are characters;
     /// the length is checked before anything else, on the raw bytes.
-    pub fn max_token_len(mut self, bytes: usize) -> Self {
+    pub fn with_max_token_len(mut self, bytes: usize) -> Self {
         self.max_token_len = bytes;
         self
     }
 
     /// Largest payload after decompression, in bytes (default 64 KiB).
-    pub fn max_decompressed(mut self, bytes: usize) -> Self {
+    pub fn with_max_decompressed(mut self, bytes: usize) -> Self {
         self.max_decompressed = bytes;
         self
     }
 
     /// Deepest CBOR nesting accepted in a value (default 32).
-    pub fn max_depth(mut self, depth: usize) -> Self {
+    pub fn with_max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
         self
     }
 
     /// Most entries a session may hold (default 256).
-    pub fn max_entries(mut self, entries: usize) -> Self {
+    pub fn with_max_entries(mut self, entries: usize) -> Self {
         self.max_entries = entries;
         self
     }
 
     /// The token length limit.
-    pub fn token_len(&self) -> usize {
+    pub fn max_token_len(&self) -> usize {
         self.max_token_len
     }
 
     /// The decompression cap.
-    pub fn decompressed(&self) -> usize {
+    pub fn max_decompressed(&self) -> usize {
         self.max_decompressed
     }
 
     /// The nesting depth limit.
-    pub fn depth(&self) -> usize {
+    pub fn max_depth(&self) -> usize {
         self.max_depth
     }
 
     /// The entry count limit.
-    pub fn entries(&self) -> usize {
+    pub fn max_entries(&self) -> usize {
         self.max_entries
     }
 }

@@ -157,7 +157,7 @@ impl Sealer {
             let keys = crate::budget::keys_of(&dropped);
             tracing::warn!(
                 dropped = ?keys,
-                max_decompressed = self.limits.decompressed(),
+                max_decompressed = self.limits.max_decompressed(),
                 "session entries dropped: the overflow blob would exceed the decompression limit"
             );
             session.dropped_unreported.extend(dropped);
@@ -396,7 +396,9 @@ impl Sealer {
         let mut body: usize = moved.iter().map(|&i| size(i)).sum();
         for (left_out, &i) in moved.iter().enumerate() {
             let count = moved.len() - left_out;
-            if blob_len(session.created_at_sealed(now), count, body) <= self.limits.decompressed() {
+            if blob_len(session.created_at_sealed(now), count, body)
+                <= self.limits.max_decompressed()
+            {
                 return left_out;
             }
             body -= size(i);
@@ -415,7 +417,7 @@ impl Sealer {
         let plaintext = Self::blob_plaintext(session, indices, now);
         // A blob this server could not read back is refused now, not
         // discovered on the next request.
-        if plaintext.len() > self.limits.decompressed() {
+        if plaintext.len() > self.limits.max_decompressed() {
             return Err(Error::LimitExceeded(crate::Limit::DecompressedSize));
         }
         token::seal(
@@ -473,18 +475,18 @@ impl Sealer {
         let key = overflow_key(&sid, &reference);
         // The store is not trusted: bound the blob like a cookie, scaled to
         // the decompression cap, and ask the store for no more.
-        let limits = self.limits.max_token_len(base64_len(
-            self.limits.decompressed().saturating_add(OVERHEAD),
+        let limits = self.limits.with_max_token_len(base64_len(
+            self.limits.max_decompressed().saturating_add(OVERHEAD),
         ));
         let blob = store
-            .get_bounded(&key, limits.token_len())
+            .get_bounded(&key, limits.max_token_len())
             .await?
             .ok_or(Error::Store(StoreError::Missing))?;
         let text = core::str::from_utf8(&blob).map_err(|_| Error::Store(StoreError::Rejected))?;
         let opened = token::open(&self.ring, &key, text, &limits)
             .map_err(|_| Error::Store(StoreError::Rejected))?;
         let plaintext = opened.plaintext();
-        let indexed = payload::index(plaintext, self.limits.entries())
+        let indexed = payload::index(plaintext, self.limits.max_entries())
             .map_err(|_| Error::Store(StoreError::Rejected))?;
         if indexed.session_id != *sid.as_bytes() {
             return Err(Error::Store(StoreError::Rejected));
@@ -543,7 +545,7 @@ mod tests {
     #[test]
     fn blob_length_matches_the_written_blob() {
         let sealer = Sealer::builder(KeyRing::new(MasterKey::generate().unwrap()))
-            .limits(crate::Limits::default().max_entries(300))
+            .limits(crate::Limits::default().with_max_entries(300))
             .build()
             .unwrap();
         let mut session = sealer.new_session().unwrap();

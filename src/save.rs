@@ -71,7 +71,7 @@ impl Sealer {
     ) -> Result<usize, Error> {
         let overflow_listed = reference.is_some() && keep.iter().any(|k| !k);
         let payload_len = self.payload_len_for(session, Some(keep), overflow_listed, now);
-        if payload_len > self.limits.decompressed() {
+        if payload_len > self.limits.max_decompressed() {
             // Cannot be sealed at all: as good as over budget.
             return Ok(usize::MAX);
         }
@@ -110,7 +110,7 @@ impl Sealer {
         // again: that limit can be tighter than the budget.
         let budget = self
             .budget
-            .min(around_value.saturating_add(self.limits.token_len()));
+            .min(around_value.saturating_add(self.limits.max_token_len()));
         let mut keep: Vec<bool> = session
             .entries
             .iter()

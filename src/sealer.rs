@@ -284,6 +284,10 @@ impl SealerBuilder {
     /// cookie whatever its priority, as if it were
     /// [`Priority::Critical`](crate::Priority::Critical): never dropped,
     /// never moved to the overflow store, where it could go missing.
+    ///
+    /// A sealer has one revocation source: this replaces an earlier
+    /// [`Self::revocation_store`] (whose revoking on `flush` and `cycle_id`
+    /// then stops), and the other way round.
     pub fn revocation(mut self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
         self.revocation = Some(check);
         self.revocation_store = None;
@@ -464,8 +468,35 @@ impl Sealer {
     }
 
     /// The compression policy.
-    pub fn compression_policy(&self) -> Compression {
+    pub fn compression(&self) -> Compression {
         self.compression
+    }
+
+    /// The idle timeout, if any.
+    pub fn max_idle(&self) -> Option<Duration> {
+        self.policy.max_idle.map(Duration::from_secs)
+    }
+
+    /// The absolute lifetime, if any.
+    pub fn max_lifetime(&self) -> Option<Duration> {
+        self.policy.max_lifetime.map(Duration::from_secs)
+    }
+
+    /// How far in the future an issued-at may be.
+    pub fn clock_skew(&self) -> Duration {
+        Duration::from_secs(self.policy.clock_skew)
+    }
+
+    /// The fraction of the idle window after which a read-only session is
+    /// re-sealed (see [`SealerBuilder::refresh_fraction`]).
+    pub fn refresh_fraction(&self) -> f64 {
+        self.policy.refresh_fraction
+    }
+
+    /// How many cookies with the session's name a request may have opened
+    /// (see [`SealerBuilder::max_cookies_tried`]).
+    pub fn max_cookies_tried(&self) -> usize {
+        self.max_cookies_tried
     }
 
     /// The current time by the configured clock.
@@ -534,7 +565,7 @@ impl Sealer {
             }
         }
 
-        let mut indexed = payload::index(&buffer[plaintext.clone()], self.limits.entries())?;
+        let mut indexed = payload::index(&buffer[plaintext.clone()], self.limits.max_entries())?;
         if indexed.created_at > issued_at {
             // A session cannot start after the token that carries it was sealed.
             return Err(Error::Malformed(crate::error::Malformed::Payload));
@@ -632,7 +663,13 @@ impl Sealer {
     ) -> Result<String, Error> {
         // Never emit a cookie this sealer's own limits would refuse (a
         // budget larger than the token limit allows one).
-        self.seal_selected_up_to(session, keep, overflow_ref, now, self.limits.token_len())
+        self.seal_selected_up_to(
+            session,
+            keep,
+            overflow_ref,
+            now,
+            self.limits.max_token_len(),
+        )
     }
 
     /// [`Self::seal_selected`] with another bound on the token's length
@@ -656,7 +693,7 @@ impl Sealer {
 
         let (expires_at, flags) = payload::expiry_fields(session.expiry);
         let payload_len = self.payload_len_for(session, keep, with_overflow, now);
-        if payload_len > self.limits.decompressed() {
+        if payload_len > self.limits.max_decompressed() {
             // Never emit a cookie this sealer's own limits would refuse.
             return Err(Error::LimitExceeded(crate::Limit::DecompressedSize));
         }

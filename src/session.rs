@@ -302,16 +302,33 @@ impl Session {
 
     /// Reads and decodes a value; `Ok(None)` if the key is absent.
     ///
-    /// Fails with [`Error::Value`] if the stored value is not a `T`, and with
+    /// Fails with [`Error::Value`] if the stored value is not a `T` (and
+    /// with [`Error::LimitExceeded`] if it nests deeper than the limit),
+    /// with a `WARN` event naming the key and `T`, never the value, since
+    /// the error itself names neither; and with
     /// [`StoreError::NotLoaded`](crate::StoreError::NotLoaded) if the entry
     /// lives in the overflow store and has not been loaded (see
     /// [`Sealer::load_overflow`](crate::Sealer::load_overflow)).
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+        let read = self.read::<T>(key);
+        if let Err(Error::Value(ValueError::Deserialize) | Error::LimitExceeded(Limit::Depth)) =
+            read
+        {
+            tracing::warn!(
+                key,
+                expected = core::any::type_name::<T>(),
+                "session entry does not decode as the expected type"
+            );
+        }
+        read
+    }
+
+    fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let Some(i) = self.position(key) else {
             return Ok(None);
         };
         match self.resident_value(&self.entries[i]) {
-            Some(bytes) => decode_value(bytes, self.limits.depth()).map(Some),
+            Some(bytes) => decode_value(bytes, self.limits.max_depth()).map(Some),
             None => Err(Error::Store(crate::error::StoreError::NotLoaded)),
         }
     }
@@ -335,7 +352,7 @@ impl Session {
     /// # Ok::<(), sealed_session::Error>(())
     /// ```
     pub fn get_or_remove<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
-        match self.get(key) {
+        match self.read(key) {
             Err(Error::Value(ValueError::Deserialize) | Error::LimitExceeded(Limit::Depth)) => {
                 tracing::warn!(
                     key,
@@ -387,11 +404,11 @@ impl Session {
         // building it). Each level takes a byte: short values cannot be.
         // A walk of the heads clears the common, shallow value without
         // decoding it (as costly as reading it back).
-        if encoded.len() > self.limits.depth()
-            && !crate::nesting::within_depth(&encoded, self.limits.depth())
+        if encoded.len() > self.limits.max_depth()
+            && !crate::nesting::within_depth(&encoded, self.limits.max_depth())
         {
             if let Err(Error::LimitExceeded(limit)) =
-                decode_value::<serde::de::IgnoredAny>(&encoded, self.limits.depth())
+                decode_value::<serde::de::IgnoredAny>(&encoded, self.limits.max_depth())
             {
                 return Err(Error::LimitExceeded(limit));
             }
@@ -418,7 +435,7 @@ impl Session {
                 }
             }
             None => {
-                if self.entries.len() >= self.limits.entries() {
+                if self.entries.len() >= self.limits.max_entries() {
                     return Err(Error::LimitExceeded(Limit::Entries));
                 }
                 self.entries.push(Entry {

@@ -325,7 +325,7 @@ pub fn open(
     if header.is_compressed() {
         let plaintext = inflate_capped(
             &buffer[CIPHERTEXT_OFFSET..tag_start],
-            limits.decompressed(),
+            limits.max_decompressed(),
             Wrapper::Raw,
         )?;
         let len = plaintext.len();
@@ -346,7 +346,7 @@ pub fn open(
 
 /// Strict unpadded base64url, after the length limit.
 fn decode_base64(token: &str, limits: &Limits) -> Result<Vec<u8>, Error> {
-    if token.len() > limits.token_len() {
+    if token.len() > limits.max_token_len() {
         return Err(Error::LimitExceeded(Limit::TokenLength));
     }
     // The engine rejects padding, whitespace, foreign characters and
@@ -476,13 +476,13 @@ mod tests {
         let text = vec![0u8; 100_000];
         let token = seal(&ring(), "a", 5, &text, Compression::Above(1), &rng).unwrap();
         let limits = Limits::default()
-            .max_token_len(10_000)
-            .max_decompressed(99_999);
+            .with_max_token_len(10_000)
+            .with_max_decompressed(99_999);
         assert_eq!(
             open(&ring(), "a", &token, &limits).unwrap_err(),
             Error::LimitExceeded(Limit::DecompressedSize)
         );
-        let limits = limits.max_decompressed(100_000);
+        let limits = limits.with_max_decompressed(100_000);
         assert_eq!(
             open(&ring(), "a", &token, &limits)
                 .unwrap()
@@ -542,7 +542,7 @@ mod tests {
             open(&ring(), "a", "AAAA", &limits).unwrap_err(),
             Error::Malformed(Malformed::Truncated)
         );
-        let long = "A".repeat(limits.token_len() + 1);
+        let long = "A".repeat(limits.max_token_len() + 1);
         assert_eq!(
             open(&ring(), "a", &long, &limits).unwrap_err(),
             Error::LimitExceeded(Limit::TokenLength)

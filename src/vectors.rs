@@ -138,10 +138,10 @@ pub fn key_c() -> String {
 fn default_limits() -> VectorLimits {
     let l = Limits::default();
     VectorLimits {
-        max_token_len: l.token_len(),
-        max_decompressed: l.decompressed(),
-        max_depth: l.depth(),
-        max_entries: l.entries(),
+        max_token_len: l.max_token_len(),
+        max_decompressed: l.max_decompressed(),
+        max_depth: l.max_depth(),
+        max_entries: l.max_entries(),
     }
 }
 
@@ -166,10 +166,10 @@ fn ring(keys: &Keys) -> Result<KeyRing, Error> {
 
 fn limits(l: &VectorLimits) -> Limits {
     Limits::default()
-        .max_token_len(l.max_token_len)
-        .max_decompressed(l.max_decompressed)
-        .max_depth(l.max_depth)
-        .max_entries(l.max_entries)
+        .with_max_token_len(l.max_token_len)
+        .with_max_decompressed(l.max_decompressed)
+        .with_max_depth(l.max_depth)
+        .with_max_entries(l.max_entries)
 }
 
 /// A sealer for a vector's parameters, before `build`.

@@ -543,8 +543,9 @@ async fn moved_entries_over_the_decompression_limit_are_dropped_least_important_
     // The blob must open again on this server: what does not fit under
     // `max_decompressed` is dropped and reported, not the whole save.
     const CAP: usize = 2000;
-    let (_, store, sealer) =
-        instrumented_sealer(|b| b.limits(sealed_session::Limits::default().max_decompressed(CAP)));
+    let (_, store, sealer) = instrumented_sealer(|b| {
+        b.limits(sealed_session::Limits::default().with_max_decompressed(CAP))
+    });
     let original = ten_kb_session(&sealer);
     let mut session = ten_kb_session(&sealer);
     // A save that fails after dropping (the store is down) leaves the
@@ -1216,7 +1217,7 @@ fn a_budget_above_the_token_limit_never_emits_an_unopenable_cookie() {
     let clock = clock();
     for (budget, limits) in [
         (8192, Limits::default()),
-        (4096, Limits::default().max_token_len(2048)),
+        (4096, Limits::default().with_max_token_len(2048)),
     ] {
         let sealer = builder(&clock)
             .budget(budget)
@@ -1237,17 +1238,6 @@ fn a_budget_above_the_token_limit_never_emits_an_unopenable_cookie() {
 
 #[tokio::test]
 async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails() {
-    #[derive(Clone, Default)]
-    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Logs {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
     let clock = clock();
     let (_store, sealer) = with_memory_store(&clock, |b| b);
     let mut s = ten_kb_session(&sealer);
@@ -1258,14 +1248,8 @@ async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails(
     reopened
         .insert_with_priority("huge", &"h".repeat(5000), Priority::Critical)
         .unwrap();
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, || sealer.save(&mut reopened));
+    let (result, text) = logged(|| sealer.save(&mut reopened));
     assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
     assert!(
         text.contains("overflowed session entries dropped"),
         "{text}"

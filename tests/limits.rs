@@ -178,7 +178,7 @@ fn a_one_megabyte_cookie_is_refused_before_decoding() {
         assert!(peak < KIB, "{peak} bytes allocated to refuse a 1 MB cookie");
     }
     // One over the limit is refused; at the limit it gets to base64.
-    let limit = sealer.limits().token_len();
+    let limit = sealer.limits().max_token_len();
     assert_eq!(
         sealer.open(&"A".repeat(limit + 1)).unwrap_err(),
         Error::LimitExceeded(Limit::TokenLength)
@@ -191,7 +191,7 @@ fn a_one_megabyte_cookie_is_refused_before_decoding() {
     let mut session = sealer.new_session().unwrap();
     session.insert("k", &1u8).unwrap();
     let real = sealer.seal(&mut session).unwrap();
-    let at = |max: usize| sealer_with(Limits::default().max_token_len(max)).open(&real);
+    let at = |max: usize| sealer_with(Limits::default().with_max_token_len(max)).open(&real);
     assert!(at(real.len()).is_ok());
     assert_eq!(
         at(real.len() - 1).unwrap_err(),
@@ -258,9 +258,9 @@ fn largest_bomb_within(max_len: usize) -> (String, usize) {
 #[test]
 fn a_compression_bomb_within_the_cookie_size_is_refused_with_bounded_memory() {
     let sealer = sealer();
-    let cap = sealer.limits().decompressed();
+    let cap = sealer.limits().max_decompressed();
     // Zeros deflate about 1000 to 1: megabytes still fit a legal cookie.
-    let (token, size) = largest_bomb_within(sealer.limits().token_len());
+    let (token, size) = largest_bomb_within(sealer.limits().max_token_len());
     assert!(size >= 8 * cap, "only {size} bytes fit in a cookie");
     assert!(token::inspect(&token).unwrap().header.is_compressed());
 
@@ -283,8 +283,8 @@ fn a_compression_bomb_within_the_cookie_size_is_refused_with_bounded_memory() {
 fn the_memory_to_refuse_a_bomb_does_not_grow_with_the_bomb() {
     // With the cookie length limit lifted, a 64 MiB bomb (64 KiB deflated)
     // costs what a 3 MiB one does: the cap, not the bomb, sets the bound.
-    let sealer = sealer_with(Limits::default().max_token_len(1 << 20));
-    let cap = sealer.limits().decompressed();
+    let sealer = sealer_with(Limits::default().with_max_token_len(1 << 20));
+    let cap = sealer.limits().max_decompressed();
     let token = seal_payload(&zeros_payload(64 << 20));
     let (result, peak) = open_on_a_fresh_thread(&sealer, &token);
     assert_eq!(
@@ -305,7 +305,7 @@ fn the_memory_to_refuse_a_bomb_does_not_grow_with_the_bomb() {
 #[test]
 fn a_payload_at_the_cap_opens_and_one_byte_over_does_not() {
     let sealer = sealer();
-    let cap = sealer.limits().decompressed();
+    let cap = sealer.limits().max_decompressed();
     // Find the value length that makes the payload exactly `cap` bytes.
     let fixed = zeros_payload(0).len();
     let mut len = cap - fixed;
@@ -341,7 +341,7 @@ fn a_payload_at_the_cap_opens_and_one_byte_over_does_not() {
 #[test]
 fn compressed_payloads_across_the_window_and_the_cap_open_or_hit_the_limit() {
     let sealer = sealer();
-    let cap = sealer.limits().decompressed();
+    let cap = sealer.limits().max_decompressed();
     let fixed = zeros_payload(0).len();
     let sizes = (32_700..33_100)
         .step_by(7)
@@ -430,7 +430,7 @@ fn read_all_ways(session: &sealed_session::Session, key: &str) -> [Result<(), Er
 #[test]
 fn nesting_beyond_the_limit_is_refused_when_read() {
     let sealer = sealer();
-    let limit = sealer.limits().depth();
+    let limit = sealer.limits().max_depth();
     for (kind, open, close) in NESTINGS {
         for depth in 0..=limit + 8 {
             let mut payload = payload_start(1);
@@ -461,8 +461,8 @@ fn no_depth_overflows_the_stack() {
     // levels of the three decoders below take about 300 KiB; without the
     // limit 64 K levels would need some 2000 times that.)
     let sealer = sealer();
-    let cap = sealer.limits().decompressed();
-    let limit = sealer.limits().depth();
+    let cap = sealer.limits().max_decompressed();
+    let limit = sealer.limits().max_depth();
     let fixed = payload_start(1).len() + entry("v", &[]).len() + 8;
     std::thread::Builder::new()
         .stack_size(512 * KIB)
@@ -473,7 +473,7 @@ fn no_depth_overflows_the_stack() {
                     let mut payload = payload_start(1);
                     payload.extend(entry("v", &nested(depth, open, close)));
                     let token = seal_payload(&payload);
-                    assert!(token.len() <= sealer.limits().token_len());
+                    assert!(token.len() <= sealer.limits().max_token_len());
                     let session = sealer.open(&token).unwrap();
                     for result in read_all_ways(&session, "v") {
                         assert!(
@@ -498,7 +498,7 @@ fn no_depth_overflows_the_stack() {
 
 #[test]
 fn a_lower_depth_limit_applies() {
-    let sealer = sealer_with(Limits::default().max_depth(4));
+    let sealer = sealer_with(Limits::default().with_max_depth(4));
     let mut payload = payload_start(2);
     payload.extend(entry("ok", &nested(4, &[0x81], &[])));
     payload.extend(entry("deep", &nested(5, &[0x81], &[])));
@@ -545,7 +545,7 @@ fn entries_payload(count: usize) -> Vec<u8> {
 #[test]
 fn the_entry_limit_is_exact() {
     let sealer = sealer();
-    let limit = sealer.limits().entries();
+    let limit = sealer.limits().max_entries();
     let session = sealer.open(&seal_payload(&entries_payload(limit))).unwrap();
     assert_eq!(session.len(), limit);
     assert_eq!(
@@ -573,7 +573,7 @@ fn the_entry_limit_is_exact() {
 
 #[test]
 fn overflowed_keys_count_towards_the_entry_limit() {
-    let sealer = sealer_with(Limits::default().max_entries(4));
+    let sealer = sealer_with(Limits::default().with_max_entries(4));
     // 3 resident entries and an overflow list of 2 keys: 5 > 4.
     let mut payload = entries_payload(3);
     payload[0] = 0x86; // six fields: with the overflow part
@@ -592,6 +592,6 @@ fn overflowed_keys_count_towards_the_entry_limit() {
         Error::LimitExceeded(Limit::Entries)
     );
     // With a limit of 5 the same payload opens.
-    let roomier = sealer_with(Limits::default().max_entries(5));
+    let roomier = sealer_with(Limits::default().with_max_entries(5));
     assert_eq!(roomier.open(&seal_payload(&payload)).unwrap().len(), 5);
 }

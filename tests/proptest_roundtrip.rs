@@ -16,7 +16,7 @@ fn sealer(name: &str, compression: Compression) -> Sealer {
         .compression(compression)
         // Room for the largest generated sessions: this test is about
         // fidelity, tests/limits.rs about the limits.
-        .limits(Limits::default().max_token_len(1 << 16))
+        .limits(Limits::default().with_max_token_len(1 << 16))
         .clock(Arc::new(FixedClock::new(NOW)))
         .build()
         .unwrap()

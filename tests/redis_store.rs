@@ -224,7 +224,7 @@ async fn an_uncapped_sealer_reads_its_blobs_from_redis() {
     // No decompression cap: the blob bound is past what Redis takes as a
     // GETRANGE end, so the store must clamp it.
     let sealer = builder(&clock)
-        .limits(sealed_session::Limits::default().max_decompressed(usize::MAX))
+        .limits(sealed_session::Limits::default().with_max_decompressed(usize::MAX))
         .overflow_store(store)
         .build()
         .unwrap();

@@ -8,6 +8,9 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+mod common;
+use common::logged;
+
 const T0: u64 = 1_767_225_600;
 
 fn key(byte: u8) -> MasterKey {
@@ -121,7 +124,7 @@ fn reserved_and_empty_keys_are_refused() {
 
 #[test]
 fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
-    let sealer = sealer_limited(Limits::default().max_depth(8));
+    let sealer = sealer_limited(Limits::default().with_max_depth(8));
     let nested = |levels: usize| {
         (0..levels).fold(serde_json::json!(1), |inner, _| serde_json::json!([inner]))
     };
@@ -150,7 +153,7 @@ fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
 
 #[test]
 fn entry_limit_applies_on_insert_so_sealed_sessions_reopen() {
-    let sealer = sealer_limited(Limits::default().max_entries(3));
+    let sealer = sealer_limited(Limits::default().with_max_entries(3));
     let mut s = sealer.new_session().unwrap();
     for k in ["a", "b", "c"] {
         s.insert(k, &0).unwrap();
@@ -264,7 +267,7 @@ fn an_explicit_expiry_makes_a_persistent_cookie_on_browser_session_defaults() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = Sealer::builder(KeyRing::new(key(1)))
         .cookie_name("id")
-        .cookie_settings(sealed_session::CookieSettings::default().persistent(false))
+        .cookie_settings(sealed_session::CookieSettings::default().with_persistent(false))
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -519,7 +522,7 @@ fn compression_round_trips_and_respects_the_cap() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = Sealer::builder(KeyRing::new(key(1)))
         .compression(Compression::Above(100))
-        .limits(Limits::default().max_decompressed(2000))
+        .limits(Limits::default().with_max_decompressed(2000))
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -707,20 +710,24 @@ fn a_cookie_setting_that_cannot_be_sent_is_refused_at_build() {
         );
     }
     for path in ["/", "/app", "/a b", "/~user/x?y"] {
-        assert_eq!(build("id", ok.clone().path(path)), Ok(()), "{path:?}");
+        assert_eq!(build("id", ok.clone().with_path(path)), Ok(()), "{path:?}");
     }
     for path in ["/a;b", "/a\nb", "/a\u{7f}", "/é", "", "app", " /app"] {
         assert_eq!(
-            build("id", ok.clone().path(path)),
+            build("id", ok.clone().with_path(path)),
             Err(Error::InvalidCookie(InvalidCookie::Path)),
             "{path:?}"
         );
         // Not sent under `__Host-`, whose path is `/`.
-        let host = build("__Host-id", ok.clone().path(path));
+        let host = build("__Host-id", ok.clone().with_path(path));
         assert_eq!(host, Ok(()), "{path:?}");
     }
     for domain in ["example.com", ".example.com", "xn--bcher-kva.example"] {
-        assert_eq!(build("id", ok.clone().domain(domain)), Ok(()), "{domain:?}");
+        assert_eq!(
+            build("id", ok.clone().with_domain(domain)),
+            Ok(()),
+            "{domain:?}"
+        );
     }
     for domain in [
         "exa mple.com",
@@ -736,7 +743,7 @@ fn a_cookie_setting_that_cannot_be_sent_is_refused_at_build() {
         "example.com.",
     ] {
         assert_eq!(
-            build("id", ok.clone().domain(domain)),
+            build("id", ok.clone().with_domain(domain)),
             Err(Error::InvalidCookie(InvalidCookie::Domain)),
             "{domain:?}"
         );
@@ -762,11 +769,21 @@ fn get_or_remove_drops_a_value_that_no_longer_decodes_and_saves_without_it() {
     assert_eq!(o.get_or_remove::<u64>("user").unwrap(), Some(42));
     assert_eq!(o.get_or_remove::<u64>("missing").unwrap(), None);
     assert!(!o.needs_save(), "nothing removed yet");
-    assert_eq!(
-        o.get::<Vec<u32>>("cart").unwrap_err(),
-        Error::Value(ValueError::Deserialize)
+    // The error names neither the key nor the type; the event does, once,
+    // without the value.
+    let (read, text) = logged(|| o.get::<Vec<u32>>("cart"));
+    assert_eq!(read.unwrap_err(), Error::Value(ValueError::Deserialize));
+    assert!(
+        text.contains("WARN") && text.contains("key=\"cart\""),
+        "{text}"
     );
-    assert_eq!(o.get_or_remove::<Vec<u32>>("cart").unwrap(), None);
+    assert!(
+        text.contains("Vec<u32>") && !text.contains("3 books"),
+        "{text}"
+    );
+    let (read, text) = logged(|| o.get_or_remove::<Vec<u32>>("cart"));
+    assert_eq!(read.unwrap(), None);
+    assert_eq!(text.matches("WARN").count(), 1, "{text}");
     assert!(!o.contains("cart"));
     assert!(o.needs_save());
     let saved = sealer.seal(&mut o).unwrap();
@@ -776,7 +793,7 @@ fn get_or_remove_drops_a_value_that_no_longer_decodes_and_saves_without_it() {
     // Deeper than this server's limit: removed too.
     let shallow = Sealer::builder(KeyRing::new(key(1)))
         .cookie_name("id")
-        .limits(Limits::default().max_depth(2))
+        .limits(Limits::default().with_max_depth(2))
         .clock(clock.clone())
         .build()
         .unwrap();
@@ -787,4 +804,28 @@ fn get_or_remove_drops_a_value_that_no_longer_decodes_and_saves_without_it() {
     );
     assert_eq!(o.get_or_remove::<Vec<Vec<Vec<u8>>>>("deep").unwrap(), None);
     assert!(!o.contains("deep"));
+}
+
+/// What the builder set reads back from the sealer, in the builder's types.
+#[test]
+fn the_sealer_reports_its_configuration() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    assert_eq!(sealer.max_idle(), Some(Duration::from_secs(1000)));
+    assert_eq!(sealer.max_lifetime(), Some(Duration::from_secs(5000)));
+    assert_eq!(sealer.clock_skew(), Duration::from_secs(30));
+    assert_eq!(sealer.refresh_fraction(), 0.25);
+    assert_eq!(sealer.max_cookies_tried(), 4);
+    assert_eq!(sealer.compression(), Compression::Off);
+    let unbounded = Sealer::builder(KeyRing::new(key(1)))
+        .no_idle_timeout()
+        .no_max_lifetime()
+        .max_cookies_tried(0)
+        .build()
+        .unwrap();
+    assert_eq!(
+        (unbounded.max_idle(), unbounded.max_lifetime()),
+        (None, None)
+    );
+    assert_eq!(unbounded.max_cookies_tried(), 1, "at least one");
 }

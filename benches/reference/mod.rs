@@ -134,7 +134,7 @@ pub fn all() -> [Reference; 3] {
 /// Limits that admit the large session uncompressed (its token is longer
 /// than the default 4096 characters).
 pub fn limits() -> Limits {
-    Limits::default().max_token_len(8192)
+    Limits::default().with_max_token_len(8192)
 }
 
 /// A sealer at [`NOW`] over `ring`.

@@ -101,7 +101,7 @@ pub fn default_sealer() -> &'static Sealer {
 fn roomy_sealer() -> &'static Sealer {
     static SEALER: OnceLock<Sealer> = OnceLock::new();
     SEALER.get_or_init(|| {
-        let limits = Limits::default().max_token_len(1 << 20);
+        let limits = Limits::default().with_max_token_len(1 << 20);
         sealer(COOKIE_NAME, limits, Compression::Off, 2)
     })
 }
@@ -129,7 +129,7 @@ fn expected_unsealed_error(
     ring: &KeyRing,
     limits: &Limits,
 ) -> Error {
-    if text_len > limits.token_len() {
+    if text_len > limits.max_token_len() {
         Error::LimitExceeded(Limit::TokenLength)
     } else if bytes.len() < OVERHEAD {
         Error::Malformed(Malformed::Truncated)
@@ -251,7 +251,7 @@ fn open_authenticated(plaintext: &[u8], flag_compressed: bool) {
     .expect("seal");
 
     if flag_compressed {
-        let cap = sealer.limits().decompressed();
+        let cap = sealer.limits().max_decompressed();
         let opened = token::open(sealer.key_ring(), COOKIE_NAME, &token, sealer.limits());
         match (reference_inflate(plaintext, cap), opened) {
             (Inflated::Whole(expected), Ok(opened)) => {
@@ -339,7 +339,7 @@ fn resident_entries(session: &Session) -> Vec<(String, Priority, Vec<u8>)> {
 }
 
 fn check_opened(sealer: &Sealer, session: &mut Session) {
-    assert!(session.len() <= sealer.limits().entries());
+    assert!(session.len() <= sealer.limits().max_entries());
     let keys: Vec<String> = session.keys().map(str::to_owned).collect();
     for key in &keys {
         match session.get_raw(key) {
@@ -581,7 +581,7 @@ pub fn roundtrip(data: &[u8]) {
         _ => Expiry::At(NOW + 1 + (input.u64() >> 40)),
     };
     let name = cookie_name(input.text());
-    let limits = Limits::default().max_entries(16);
+    let limits = Limits::default().with_max_entries(16);
     let sealer = sealer(&name, limits, compression, u64::from(mode));
 
     let mut session = sealer.new_session().expect("new session");
@@ -602,7 +602,7 @@ pub fn roundtrip(data: &[u8]) {
         } else if depth(&value) > MAX_OK_DEPTH {
             // Refused on insert, as it could not be read back.
             Err(Error::LimitExceeded(Limit::Depth))
-        } else if position.is_none() && expected.len() >= limits.entries() {
+        } else if position.is_none() && expected.len() >= limits.max_entries() {
             Err(Error::LimitExceeded(Limit::Entries))
         } else {
             Ok(())
@@ -627,19 +627,23 @@ pub fn roundtrip(data: &[u8]) {
             // session sealed without the limit is indeed too long.
             let roomy = self::sealer(
                 &name,
-                limits.max_token_len(usize::MAX),
+                limits.with_max_token_len(usize::MAX),
                 compression,
                 u64::from(mode),
             );
             let long = roomy
                 .seal(&mut session)
                 .expect("seal without a token limit");
-            assert!(long.len() > limits.token_len(), "{} refused", long.len());
+            assert!(
+                long.len() > limits.max_token_len(),
+                "{} refused",
+                long.len()
+            );
             return;
         }
         Err(e) => panic!("seal: {e:?}"),
     };
-    assert!(token.len() <= limits.token_len());
+    assert!(token.len() <= limits.max_token_len());
     let opened = sealer.open(&token).expect("a sealed session opens");
     assert_eq!(opened.id(), session.id());
     assert_eq!(opened.created_at(), session.created_at());

@@ -193,19 +193,19 @@ impl SessionLayerBuilder {
     /// The `Domain` attribute (default none: the cookie goes to this host
     /// only). Ignored with the `__Host-` prefix.
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
-        self.settings = self.settings.domain(domain);
+        self.settings = self.settings.with_domain(domain);
         self
     }
 
     /// The `Path` attribute (default `/`). Ignored with the `__Host-` prefix.
     pub fn path(mut self, path: impl Into<String>) -> Self {
-        self.settings = self.settings.path(path);
+        self.settings = self.settings.with_path(path);
         self
     }
 
     /// The `SameSite` attribute (default `Lax`).
     pub fn same_site(mut self, same_site: SameSite) -> Self {
-        self.settings = self.settings.same_site(same_site);
+        self.settings = self.settings.with_same_site(same_site);
         self
     }
 
@@ -215,7 +215,7 @@ impl SessionLayerBuilder {
     /// `same_site(SameSite::None)`: browsers do not send the default `Lax`
     /// cookie on those cross-site requests.
     pub fn partitioned(mut self, partitioned: bool) -> Self {
-        self.settings = self.settings.partitioned(partitioned);
+        self.settings = self.settings.with_partitioned(partitioned);
         self
     }
 
@@ -225,13 +225,13 @@ impl SessionLayerBuilder {
     /// `Partitioned` and with `SameSite=None` (browsers refuse such cookies
     /// without it).
     pub fn secure(mut self, secure: bool) -> Self {
-        self.settings = self.settings.secure(secure);
+        self.settings = self.settings.with_secure(secure);
         self
     }
 
     /// Whether to set `HttpOnly` (default yes).
     pub fn http_only(mut self, http_only: bool) -> Self {
-        self.settings = self.settings.http_only(http_only);
+        self.settings = self.settings.with_http_only(http_only);
         self
     }
 
@@ -242,11 +242,12 @@ impl SessionLayerBuilder {
     /// or for a persistent cookie with [`Expiry::At`](crate::Expiry::At)
     /// ("remember me") or [`Expiry::Idle`](crate::Expiry::Idle).
     pub fn persistent(mut self, persistent: bool) -> Self {
-        self.settings = self.settings.persistent(persistent);
+        self.settings = self.settings.with_persistent(persistent);
         self
     }
 
-    /// Replaces every cookie attribute at once.
+    /// Replaces every cookie attribute at once, those set by the methods
+    /// above before this call included (call them after it to adjust).
     pub fn cookie_settings(mut self, settings: CookieSettings) -> Self {
         self.settings = settings;
         self
@@ -277,6 +278,8 @@ impl SessionLayerBuilder {
 
     /// A revocation check consulted when a cookie is opened; `user_key`
     /// names the entry holding the user id (for "log out everywhere").
+    /// A layer has one revocation source: this replaces an earlier
+    /// [`Self::revocation_store`], and the other way round.
     pub fn revocation(self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
         let user_key = user_key.map(str::to_owned);
         self.with(move |b| b.revocation(check, user_key.as_deref()))

@@ -222,8 +222,8 @@ fn plaintext_hex(
     max_decompressed: usize,
 ) -> Option<String> {
     let limits = Limits::default()
-        .max_token_len(usize::MAX)
-        .max_decompressed(max_decompressed);
+        .with_max_token_len(usize::MAX)
+        .with_max_decompressed(max_decompressed);
     let opened = token::open(&ring(keys).ok()?, cookie_name, token, &limits).ok()?;
     Some(hex::encode(opened.plaintext()))
 }

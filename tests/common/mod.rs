@@ -539,3 +539,27 @@ impl RevocationCheck for RevocationsDown {
         Box::pin(async { Err(Error::Store(StoreError::Unavailable)) })
     }
 }
+
+/// Runs `f` with the tracing events it emits captured: its result and the
+/// formatted events.
+pub fn logged<R>(f: impl FnOnce() -> R) -> (R, String) {
+    #[derive(Clone, Default)]
+    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let logs = Logs::default();
+    let writer = logs.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .finish();
+    let result = tracing::subscriber::with_default(subscriber, f);
+    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
+    (result, text)
+}
