@@ -134,7 +134,8 @@ pub struct Saved {
 }
 
 /// The order in which entries are removed to fit: indices into `entries`
-/// (`(key, priority, encoded size)`), critical entries excluded.
+/// (`(key, priority, encoded size)`), critical entries excluded. (A sealer
+/// with a revocation check passes the user entry it reads as critical.)
 pub fn drop_order(entries: &[(&str, Priority, usize)]) -> Vec<usize> {
     let mut order: Vec<usize> = (0..entries.len())
         .filter(|&i| entries[i].1 != Priority::Critical)

@@ -172,11 +172,15 @@ impl CookieSettings {
     }
 
     /// The cookie string of a `Set-Cookie` header (without `Set-Cookie: `),
-    /// with `Max-Age` (whole seconds) when `max_age` is given.
+    /// with `Max-Age` when `max_age` is given, in whole seconds rounded up
+    /// (`Max-Age=0` deletes a cookie: only a zero `max_age` gives it).
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<Duration>) -> String {
         let mut builder = self.build(name, value);
         if let Some(max_age) = max_age {
-            let seconds = i64::try_from(max_age.as_secs()).unwrap_or(i64::MAX);
+            let whole = max_age
+                .as_secs()
+                .saturating_add(u64::from(max_age.subsec_nanos() > 0));
+            let seconds = i64::try_from(whole).unwrap_or(i64::MAX);
             builder = builder.max_age(time::Duration::seconds(seconds));
         }
         // Sized up front: `to_string` would grow the string several times
@@ -266,6 +270,17 @@ pub fn header_len(cookie_string: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn max_age_rounds_up_so_only_zero_deletes() {
+        let settings = CookieSettings::default();
+        let max_age = |d: Duration| settings.set_cookie("id", "v", Some(d));
+        assert!(max_age(Duration::ZERO).ends_with("; Max-Age=0"));
+        assert!(max_age(Duration::from_millis(1)).ends_with("; Max-Age=1"));
+        assert!(max_age(Duration::from_secs(60)).ends_with("; Max-Age=60"));
+        assert!(max_age(Duration::from_millis(60_001)).ends_with("; Max-Age=61"));
+        assert!(max_age(Duration::MAX).ends_with(&format!("; Max-Age={}", i64::MAX)));
+    }
 
     #[test]
     fn only_sp_and_htab_surround_a_cookie_name() {

@@ -216,8 +216,8 @@ impl DjangoCodecBuilder {
         self
     }
 
-    /// Input and decompression limits. Only [`Limits::token_len`] (longest
-    /// cookie accepted or written) and [`Limits::decompressed`] (largest
+    /// Input and decompression limits. Only [`Limits::max_token_len`] (longest
+    /// cookie accepted or written) and [`Limits::max_decompressed`] (largest
     /// JSON after decompression) apply here. Django has no decompression
     /// limit: a cookie of highly repetitive JSON (zlib reaches about
     /// 1000:1) that Django reads can exceed the default 64 KiB here and be
@@ -424,7 +424,7 @@ impl DjangoCodec {
     /// `SECRET_KEY` with the clock's time.
     ///
     /// Fails with [`Error::TooLarge`] if the cookie would be longer than
-    /// [`Limits::token_len`] (it could not be read back), and with
+    /// [`Limits::max_token_len`] (it could not be read back), and with
     /// [`ValueError::Serialize`] on a number JSON cannot carry (only
     /// possible with `serde_json`'s `arbitrary_precision` feature).
     pub fn seal(&self, entries: &Map<String, Value>) -> Result<String, Error> {
@@ -767,7 +767,7 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
 /// same key (`_x` and `django_x`), [`Malformed::Json`] for an expiry
 /// Django would not read, [`Expired::Session`] for one already past, and
 /// with the session's own errors (an empty key, too many entries, a value
-/// nested deeper than [`Limits::depth`](crate::Limits::depth)).
+/// nested deeper than [`Limits::max_depth`](crate::Limits::max_depth)).
 pub fn to_sealed_session(entries: &Map<String, Value>, sealer: &Sealer) -> Result<Session, Error> {
     migrate_entries(entries, None, sealer)
 }

@@ -52,7 +52,7 @@ pub struct RequestSession {
     session: Session,
     /// Length of the cookie value the session was opened from.
     cookie_len: Option<usize>,
-    /// Error kind of the last candidate that failed to open, when none did.
+    /// Why the last candidate failed to open, when none did.
     rejected: Option<Error>,
     /// None opened, and the response may delete the cookie the request
     /// carried: it was the only candidate, and it failed for a reason every

@@ -210,7 +210,8 @@ impl Sealer {
     }
 
     /// Saves without the overflow store: seals what fits in the budget,
-    /// dropping entries lowest priority first (critical ones never), and
+    /// dropping entries lowest priority first (critical ones never, nor the
+    /// user entry a revocation check reads), and
     /// reports what was dropped. Dropped entries are removed from the
     /// session too, so it matches the cookie.
     ///
@@ -221,7 +222,7 @@ impl Sealer {
     ///
     /// Returns [`CookieAction::Unchanged`] when nothing needs saving and a
     /// deletion cookie after [`Session::flush`]. Fails with
-    /// [`Error::TooLarge`] if the critical entries alone do not fit.
+    /// [`Error::TooLarge`] if the entries that may not be dropped do not fit.
     ///
     /// ```
     /// use sealed_session::{CookieAction, KeyRing, MasterKey, Priority, Sealer};

@@ -283,7 +283,9 @@ impl SealerBuilder {
     /// check that cannot run must not pass. Saves keep that entry in the
     /// cookie whatever its priority, as if it were
     /// [`Priority::Critical`](crate::Priority::Critical): never dropped,
-    /// never moved to the overflow store, where it could go missing.
+    /// never moved to the overflow store, where it could go missing. (So a
+    /// user value too large for the budget fails the save with
+    /// [`Error::TooLarge`] rather than being dropped.)
     ///
     /// A sealer has one revocation source: this replaces an earlier
     /// [`Self::revocation_store`] (whose revoking on `flush` and `cycle_id`
@@ -630,7 +632,7 @@ impl Sealer {
     ///
     /// This ignores the size budget ([`Sealer::save`] applies it), but not
     /// the token-length limit: a token longer than
-    /// [`Limits::token_len`](crate::Limits::token_len), which this sealer
+    /// [`Limits::max_token_len`](crate::Limits::max_token_len), which this sealer
     /// could not open, fails with [`Limit::TokenLength`](crate::Limit::TokenLength).
     /// Entries in the overflow store that were not loaded cannot be carried
     /// (the store is [`Sealer::save_async`]'s): they are removed from the

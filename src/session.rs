@@ -99,7 +99,7 @@ pub enum Expiry {
     /// The cookie has no `Max-Age`: the browser drops it when it closes.
     /// The server still enforces the sealer's timeouts.
     BrowserSession,
-    /// The session ends after this many seconds without a re-seal: an
+    /// The session ends after this long without a re-seal: an
     /// idle timeout of its own, which slides with use as the sealer's
     /// does (Django's `set_expiry(seconds)`, tower-sessions'
     /// `Expiry::OnInactivity`). It applies besides the sealer's idle
@@ -109,7 +109,8 @@ pub enum Expiry {
     /// cookie is persistent, as with [`Expiry::At`]; an expired one gives
     /// [`Expired::Idle`](crate::Expired::Idle). The window is whole
     /// seconds, as the cookie carries it: [`Session::set_expiry`] drops a
-    /// fraction of a second. A window of 0 ends the
+    /// fraction of a second, so a window under a second is one of 0. A
+    /// window of 0 ends the
     /// session within the second it was sealed (its cookie gets
     /// `Max-Age=0`): Django's `set_expiry(0)` is [`Expiry::BrowserSession`]
     /// here.

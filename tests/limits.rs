@@ -496,6 +496,37 @@ fn no_depth_overflows_the_stack() {
         .unwrap();
 }
 
+/// A tag 2 or 3 on at most 16 bytes is a bignum, read as an integer: no
+/// level (FORMAT.md §11.5), unlike any other tag.
+#[test]
+fn a_bignum_tag_is_no_level() {
+    let sealer = sealer();
+    let limit = sealer.limits().max_depth();
+    let within = |arrays: usize, inner: &[u8]| {
+        let mut value = vec![0x81; arrays];
+        value.extend(inner);
+        let mut payload = payload_start(1);
+        payload.extend(entry("v", &value));
+        let session = sealer.open(&seal_payload(&payload)).unwrap();
+        session.get::<ciborium::Value>("v").map(drop)
+    };
+    assert_eq!(within(limit, &[0xc2, 0x41, 0x01]), Ok(()));
+    assert_eq!(
+        within(
+            limit,
+            &[0xc3, 0x50, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]
+        ),
+        Ok(())
+    );
+    let refused = Err(Error::LimitExceeded(Limit::Depth));
+    assert_eq!(within(limit + 1, &[0xc2, 0x41, 0x01]), refused);
+    // Another tag on the same bytes, or a bignum tag on 17 bytes, is one.
+    assert_eq!(within(limit, &[0xc6, 0x41, 0x01]), refused);
+    let mut long = vec![0xc2, 0x51];
+    long.extend([0; 17]);
+    assert_eq!(within(limit, &long), refused);
+}
+
 #[test]
 fn a_lower_depth_limit_applies() {
     let sealer = sealer_with(Limits::default().with_max_depth(4));

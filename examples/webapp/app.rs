@@ -156,21 +156,17 @@ impl Demo {
             .revocation_store(self.revocations.clone(), Some(USER))
             // Called only with news: drops, or (ERROR logged already) an
             // old id the store could not revoke.
-            .on_save_report(|report, uri| {
+            .on_save_report(|report, _uri| {
                 if !report.dropped.is_empty() {
                     let keys = report.dropped_keys();
                     tracing::info!(
                         ?keys,
                         header_len = report.header_len,
-                        path = uri.path(),
                         "cart lines dropped to fit the cookie"
                     );
                 }
                 if report.unrevoked.is_some() {
-                    tracing::warn!(
-                        path = uri.path(),
-                        "copies of the replaced cookie stay valid until they expire"
-                    );
+                    tracing::warn!("copies of the replaced cookie stay valid until they expire");
                 }
             })
     }

@@ -120,7 +120,7 @@
 //!   ([`SessionLayerBuilder::revocation_store`]) revokes its id, as
 //!   [`LazySession::cycle_id`] does at login.
 //! - **Fails the response only when the handler's changes are lost.** A
-//!   save that fails (the critical entries alone exceed the budget, the
+//!   save that fails (the entries that may not be dropped exceed the budget, the
 //!   store is down, or the request's cookie did not open because the
 //!   revocation store was down)
 //!   sends no `Set-Cookie`, so the client keeps its previous
