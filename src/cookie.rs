@@ -177,10 +177,7 @@ impl CookieSettings {
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<Duration>) -> String {
         let mut builder = self.build(name, value);
         if let Some(max_age) = max_age {
-            let whole = max_age
-                .as_secs()
-                .saturating_add(u64::from(max_age.subsec_nanos() > 0));
-            let seconds = i64::try_from(whole).unwrap_or(i64::MAX);
+            let seconds = i64::try_from(crate::sealer::whole_seconds(max_age)).unwrap_or(i64::MAX);
             builder = builder.max_age(time::Duration::seconds(seconds));
         }
         // Sized up front: `to_string` would grow the string several times

@@ -39,7 +39,15 @@ impl Sealer {
                 // everywhere" for it: it is loaded, or the open fails. A
                 // blob gone from the store takes the user entry with it:
                 // the session no longer names a user.
-                Some(key) => user_text(self.get_loading(session, key).await?)?,
+                Some(key) => {
+                    // Overflowed by a sealer without this check: the next
+                    // save brings it into the cookie (saves here pin it),
+                    // rather than every open reading the store for it.
+                    if session.is_overflowed(key) {
+                        session.refresh_due = true;
+                    }
+                    user_text(self.get_loading(session, key).await?)?
+                }
                 None => None,
             };
             let query = RevocationQuery {

@@ -45,14 +45,15 @@ impl Sealer {
     /// seconds): `None` for a browser-session cookie.
     pub fn cookie_max_age(&self, session: &Session) -> Option<Duration> {
         self.max_age_at(session, self.clock.now())
-            .map(Duration::from_secs)
     }
 
-    fn max_age_at(&self, session: &Session, now: u64) -> Option<u64> {
+    fn max_age_at(&self, session: &Session, now: u64) -> Option<Duration> {
         match session.expiry {
             Expiry::BrowserSession => None,
             Expiry::Default if !self.cookie.is_persistent() => None,
-            Expiry::Default | Expiry::At(_) | Expiry::Idle(_) => session.expiry_age_at(now),
+            Expiry::Default | Expiry::At(_) | Expiry::Idle(_) => {
+                session.expiry_age_at(now).map(Duration::from_secs)
+            }
         }
     }
 
@@ -104,7 +105,7 @@ impl Sealer {
         let around_value = header_len(&self.cookie.set_cookie(
             &self.cookie_name,
             "",
-            self.max_age_at(session, now).map(Duration::from_secs),
+            self.max_age_at(session, now),
         ));
         // A token longer than this sealer's own limit could not be opened
         // again: that limit can be tighter than the budget.
@@ -183,7 +184,7 @@ impl Sealer {
         token: &str,
         now: u64,
     ) -> Result<(String, usize), Error> {
-        let max_age = self.max_age_at(session, now).map(Duration::from_secs);
+        let max_age = self.max_age_at(session, now);
         let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
         let len = header_len(&cookie);
         if len > self.budget {

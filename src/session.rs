@@ -312,14 +312,8 @@ impl Session {
     /// [`Sealer::load_overflow`](crate::Sealer::load_overflow)).
     pub fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let read = self.read::<T>(key);
-        if let Err(Error::Value(ValueError::Deserialize) | Error::LimitExceeded(Limit::Depth)) =
-            read
-        {
-            tracing::warn!(
-                key,
-                expected = core::any::type_name::<T>(),
-                "session entry does not decode as the expected type"
-            );
+        if read.as_ref().is_err_and(is_undecodable) {
+            warn_undecodable::<T>(key, false);
         }
         read
     }
@@ -354,12 +348,8 @@ impl Session {
     /// ```
     pub fn get_or_remove<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
         match self.read(key) {
-            Err(Error::Value(ValueError::Deserialize) | Error::LimitExceeded(Limit::Depth)) => {
-                tracing::warn!(
-                    key,
-                    expected = core::any::type_name::<T>(),
-                    "session entry does not decode as the expected type; removed"
-                );
+            Err(error) if is_undecodable(&error) => {
+                warn_undecodable::<T>(key, true);
                 self.remove(key);
                 Ok(None)
             }
@@ -691,8 +681,10 @@ impl Session {
         self.modified
     }
 
-    /// Whether the sliding refresh is due (the cookie was read after the
-    /// configured fraction of the idle window).
+    /// Whether a re-seal without changes is due: the sliding refresh (the
+    /// cookie was read after the configured fraction of the idle window),
+    /// or bringing back into the cookie the user entry a revocation check
+    /// had to read from the overflow store.
     pub fn refresh_due(&self) -> bool {
         self.refresh_due
     }
@@ -718,6 +710,25 @@ impl Session {
     pub fn should_delete_cookie(&self) -> bool {
         self.flushed && self.entries.is_empty()
     }
+}
+
+/// A stored value that cannot be read as the type asked for (its type
+/// changed in a deploy, or it nests deeper than this server's limit).
+fn is_undecodable(error: &Error) -> bool {
+    matches!(
+        error,
+        Error::Value(ValueError::Deserialize) | Error::LimitExceeded(Limit::Depth)
+    )
+}
+
+/// Names the key and the type asked for, never the value.
+fn warn_undecodable<T>(key: &str, removed: bool) {
+    tracing::warn!(
+        key,
+        expected = core::any::type_name::<T>(),
+        removed,
+        "session entry does not decode as the expected type"
+    );
 }
 
 #[cfg(test)]
