@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{FlakyRevocations, RevocationsDown};
+use common::{FlakyRevocations, Logs, RevocationsDown};
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -214,10 +214,6 @@ fn cookie_pair(response: &Response<Body>) -> String {
 }
 
 /// What the logs captured so far say.
-fn log_text(logs: &Logs) -> String {
-    String::from_utf8(logs.lock().expect("lock").clone()).expect("utf-8")
-}
-
 #[tokio::test]
 async fn defaults_are_secure() {
     let mut app = app(builder().build().expect("layer"));
@@ -431,12 +427,12 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     // request), its key is logged, and a new cookie is sent, which the
     // next request presents without trouble.
     common::evict_all(&store.inner).await;
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let response = call(&mut app, "/blob-len", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
     let pair = cookie_pair(&response);
     assert_eq!(body_text(response).await, "0");
-    let text = log_text(&logs);
+    let text = logs.text();
     // The key itself (`blob`, which the reason's text also contains).
     assert!(
         text.contains("WARN") && text.contains(r#"dropped=["blob"]"#),
@@ -450,7 +446,7 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
 #[tokio::test]
 async fn a_handler_error_answers_503_only_for_an_unreachable_store() {
     use axum::response::IntoResponse as _;
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let down = Error::Store(StoreError::Unavailable).into_response();
     assert_eq!(down.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert_eq!(body_text(down).await, "service unavailable\n");
@@ -464,11 +460,7 @@ async fn a_handler_error_answers_503_only_for_an_unreachable_store() {
             StatusCode::INTERNAL_SERVER_ERROR
         );
     }
-    assert!(
-        log_text(&logs).contains(r#"kind="store""#),
-        "{}",
-        log_text(&logs)
-    );
+    assert!(logs.text().contains(r#"kind="store""#), "{}", logs.text());
 }
 
 #[test]
@@ -485,12 +477,12 @@ fn configure_sealer_cannot_undo_the_host_prefix() {
 #[tokio::test]
 async fn without_the_layer_the_extractor_answers_500() {
     let mut app = Router::new().route("/read", get(read));
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let response = call(&mut app, "/read", None).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     // The client learns nothing of the setup; the log says what is wrong.
     assert_eq!(body_text(response).await, "internal server error\n");
-    let text = log_text(&logs);
+    let text = logs.text();
     assert!(
         text.contains("ERROR") && text.contains("not installed"),
         "{text}"
@@ -549,12 +541,12 @@ async fn responses_that_opened_the_session_vary_on_cookie() {
 async fn a_server_error_saves_nothing_unless_asked() {
     const NOT_SAVED: &str = "the session's changes are not saved";
     let mut django_like = app(builder().build().expect("layer"));
-    let (logs, guard) = capture_logs();
+    let (logs, guard) = Logs::capture(tracing::Level::INFO);
     let response = call(&mut django_like, "/login-then-fail", None).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(set_cookie(&response).is_none(), "5xx: not saved");
     assert_eq!(vary(&response), ["cookie"]);
-    let text = log_text(&logs);
+    let text = logs.text();
     assert!(text.contains("INFO") && text.contains(NOT_SAVED), "{text}");
     // The path is the application's to log (in its request span): it can
     // carry a token.
@@ -562,11 +554,11 @@ async fn a_server_error_saves_nothing_unless_asked() {
     drop(guard);
 
     let mut saving = app(builder().save_on_server_error(true).build().expect("layer"));
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let response = call(&mut saving, "/login-then-fail", None).await;
     assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(set_cookie(&response).is_some(), "saved when asked");
-    assert!(!log_text(&logs).contains(NOT_SAVED));
+    assert!(!logs.text().contains(NOT_SAVED));
 }
 
 #[tokio::test]
@@ -972,14 +964,11 @@ async fn a_change_after_the_response_is_logged_as_lost() {
     let response = call(&mut app, "/", None).await;
     assert!(set_cookie(&response).is_none());
     let session = held.lock().expect("lock").take().expect("kept");
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     session.get::<String>("user").await.expect("read");
-    assert!(
-        logs.lock().expect("lock").is_empty(),
-        "a read is not a change"
-    );
+    assert!(logs.is_empty(), "a read is not a change");
     session.insert("user", "late").await.expect("insert");
-    let text = log_text(&logs);
+    let text = logs.text();
     assert!(text.contains("the change is lost"), "{text}");
     assert!(!text.contains("late"), "no values in the log: {text}");
 }
@@ -990,9 +979,9 @@ async fn opening_after_the_response_is_logged() {
     let response = call(&mut app, "/", None).await;
     assert!(response.headers().get(header::VARY).is_none());
     let session = held.lock().expect("lock").take().expect("kept");
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     session.get::<String>("user").await.expect("read");
-    let text = log_text(&logs);
+    let text = logs.text();
     assert!(text.contains("first opened after the response"), "{text}");
 }
 
@@ -1007,9 +996,9 @@ async fn an_inner_service_error_ends_the_request_for_the_session() {
     let request = Request::get("/").body(Body::empty()).expect("request");
     assert_eq!(service.call(request).await.unwrap_err(), "inner failure");
     let session = held.lock().expect("lock").take().expect("kept");
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     session.insert("user", "late").await.expect("insert");
-    let text = log_text(&logs);
+    let text = logs.text();
     assert!(text.contains("the change is lost"), "{text}");
 }
 
@@ -1045,50 +1034,21 @@ impl tower_service::Service<Request<Body>> for Failing {
 
 #[tokio::test]
 async fn a_second_layer_on_the_same_cookie_name_is_logged() {
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let mut app = Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(builder().build().expect("inner"))
         .layer(builder().build().expect("outer"));
     call(&mut app, "/", None).await;
-    let text = log_text(&logs);
+    let text = logs.text();
     assert!(text.contains("two session layers"), "{text}");
     let mut app = Router::new()
         .route("/", get(|| async { "ok" }))
         .layer(builder().cookie_name("admin").build().expect("inner"))
         .layer(builder().build().expect("outer"));
-    logs.lock().expect("lock").clear();
+    logs.clear();
     call(&mut app, "/", None).await;
-    assert!(!log_text(&logs).contains("two session layers"));
-}
-
-type Logs = Arc<std::sync::Mutex<Vec<u8>>>;
-
-/// Captures this thread's log output until the guard drops.
-fn capture_logs() -> (Logs, tracing::subscriber::DefaultGuard) {
-    let logs = Logs::default();
-    let writer = {
-        let logs = Arc::clone(&logs);
-        move || LogWriter(Arc::clone(&logs))
-    };
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(writer)
-        .with_ansi(false)
-        .finish();
-    (logs, tracing::subscriber::set_default(subscriber))
-}
-
-struct LogWriter(Logs);
-
-impl std::io::Write for LogWriter {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("lock").extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
+    assert!(!logs.text().contains("two session layers"));
 }
 
 #[tokio::test]
@@ -1144,7 +1104,7 @@ fn app_whose_handler_sets(cookie: &'static str) -> Router {
 #[tokio::test]
 async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden() {
     let mut app = app_whose_handler_sets("session=by-hand; Path=/");
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let response = call(&mut app, "/", None).await;
     let values: Vec<_> = response
         .headers()
@@ -1158,11 +1118,11 @@ async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden(
     assert_eq!(layers.name(), "session");
     assert_ne!(layers.value(), "by-hand");
     assert_eq!(layers.http_only(), Some(true));
-    let text = log_text(&logs);
+    let text = logs.text();
     assert!(text.contains("already sets the session cookie"), "{text}");
     // Another cookie set by the handler is no concern.
     let mut quiet = app_whose_handler_sets("session_theme=dark");
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let response = call(&mut quiet, "/", None).await;
     assert_eq!(
         response
@@ -1172,7 +1132,7 @@ async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden(
             .count(),
         2
     );
-    assert!(logs.lock().expect("lock").is_empty());
+    assert!(logs.is_empty());
 }
 
 fn assert_bare_error(response: &Response<Body>, status: StatusCode) {
@@ -1226,11 +1186,11 @@ async fn a_failed_save_that_carried_no_change_of_the_handlers_keeps_the_response
     // it is down, so that save fails, but the request only read.
     clock.advance(600);
     store.set_down(true);
-    let (logs, guard) = capture_logs();
+    let (logs, guard) = Logs::capture(tracing::Level::INFO);
     let response = call(&mut before, "/read", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(set_cookie(&response).is_none());
-    assert!(log_text(&logs).contains("session not saved"));
+    assert!(logs.text().contains("session not saved"));
     drop(guard);
     store.set_down(false);
 
@@ -1249,11 +1209,11 @@ async fn a_failed_save_that_carried_no_change_of_the_handlers_keeps_the_response
     let unrotated = call(&mut before, "/read", Some(&pair)).await;
     assert!(set_cookie(&unrotated).is_none(), "nothing else to save");
     store.set_down(true);
-    let (logs, _guard) = capture_logs();
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let response = call(&mut after, "/read", Some(&pair)).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert!(set_cookie(&response).is_none());
-    assert!(log_text(&logs).contains("session not saved"));
+    assert!(logs.text().contains("session not saved"));
 }
 
 #[tokio::test]

@@ -5,8 +5,10 @@
 #[allow(dead_code)]
 #[path = "../examples/webapp/app.rs"]
 mod app;
+mod common;
 
-use std::io::Write;
+use common::Logs;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -181,37 +183,6 @@ fn system_demo() -> app::Demo {
     app::Demo::new(Arc::new(SystemClock))
 }
 
-/// Captured log output of the current thread (the server runs on the
-/// test's single-threaded runtime).
-#[derive(Clone, Default)]
-struct Logs(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Logs {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("log buffer").extend_from_slice(buf);
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Logs {
-    fn capture() -> (Logs, tracing::subscriber::DefaultGuard) {
-        let logs = Logs::default();
-        let writer = logs.clone();
-        let subscriber = tracing_subscriber::fmt()
-            .with_max_level(tracing::Level::TRACE)
-            .with_writer(move || writer.clone())
-            .finish();
-        (logs, tracing::subscriber::set_default(subscriber))
-    }
-
-    fn text(&self) -> String {
-        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
-    }
-}
-
 /// Changes one character in the middle of a token (the ciphertext).
 fn tamper(token: &str) -> String {
     let mut chars: Vec<char> = token.chars().collect();
@@ -375,7 +346,7 @@ async fn cross_site_form_posts_are_refused() {
 
 #[tokio::test]
 async fn logout_ends_the_session_for_that_client() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
     let (client, jar) = logged_in(&server, "cy").await;
@@ -418,7 +389,7 @@ fn assert_deletes_the_cookie(page: &Page) {
 
 #[tokio::test]
 async fn a_tampered_cookie_is_ignored_and_never_logged() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
     let (client, jar) = logged_in(&server, "di").await;
@@ -459,7 +430,7 @@ async fn a_tampered_cookie_is_ignored_and_never_logged() {
 
 #[tokio::test]
 async fn an_expired_cookie_is_ignored() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
     let clock = Arc::new(FixedClock::new(SystemClock.now()));
     let demo = app::Demo::new(clock.clone());
     let server = Server::app(&demo, new_ring()).await;
@@ -560,7 +531,7 @@ fn noise(seed: u64, chars: usize) -> String {
 
 #[tokio::test]
 async fn an_oversized_cart_degrades_instead_of_failing() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
     let (client, _jar) = logged_in(&server, "gus").await;
@@ -654,7 +625,7 @@ async fn of_several_session_cookies_the_first_that_opens_wins() {
 
 #[tokio::test]
 async fn a_failed_save_is_reported_and_keeps_the_previous_cookie() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
     let demo = system_demo();
     let failures = Arc::new(AtomicUsize::new(0));
     let kinds = Arc::new(Mutex::new(Vec::new()));
@@ -708,7 +679,7 @@ async fn a_failed_save_is_reported_and_keeps_the_previous_cookie() {
 
 #[tokio::test]
 async fn the_cookie_is_opened_only_when_a_handler_touches_the_session() {
-    let (logs, _guard) = Logs::capture();
+    let (logs, _guard) = Logs::capture(tracing::Level::TRACE);
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
     let cookie = format!("{}=garbage", app::COOKIE_NAME);

@@ -540,26 +540,52 @@ impl RevocationCheck for RevocationsDown {
     }
 }
 
-/// Runs `f` with the tracing events it emits captured: its result and the
-/// formatted events.
-pub fn logged<R>(f: impl FnOnce() -> R) -> (R, String) {
-    #[derive(Clone, Default)]
-    struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
-    impl std::io::Write for Logs {
-        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(buf);
-            Ok(buf.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
+/// Log output captured from this thread's tracing events.
+#[derive(Clone, Default)]
+pub struct Logs(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().expect("log buffer").extend_from_slice(buf);
+        Ok(buf.len())
     }
-    let logs = Logs::default();
-    let writer = logs.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .finish();
-    let result = tracing::subscriber::with_default(subscriber, f);
-    let text = String::from_utf8_lossy(&logs.0.lock().unwrap()).into_owned();
-    (result, text)
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Logs {
+    /// Captures this thread's events at `level` and above until the guard
+    /// drops.
+    pub fn capture(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().expect("log buffer")).into_owned()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.lock().expect("log buffer").is_empty()
+    }
+
+    pub fn clear(&self) {
+        self.0.lock().expect("log buffer").clear();
+    }
+}
+
+/// Runs `f` with the events it emits at `INFO` and above captured: its
+/// result and the formatted events.
+pub fn logged<R>(f: impl FnOnce() -> R) -> (R, String) {
+    let (logs, guard) = Logs::capture(tracing::Level::INFO);
+    let result = f();
+    drop(guard);
+    (result, logs.text())
 }
