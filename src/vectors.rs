@@ -115,6 +115,13 @@ fn derive(label: &str, name: &str, len: usize) -> Vec<u8> {
     digest[..len].to_vec()
 }
 
+/// [`derive`] as an array (a session id or a blob reference, say).
+fn derive_array<const N: usize>(label: &str, name: &str) -> [u8; N] {
+    derive(label, name, N)
+        .try_into()
+        .expect("derive gives N bytes")
+}
+
 fn key_hex(first: u8) -> String {
     hex::encode((first..first + 32).collect::<Vec<u8>>())
 }

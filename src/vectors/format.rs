@@ -10,7 +10,7 @@ use crate::token::{self, Compression};
 use crate::{Error, Expiry, FixedClock, KeyRing, Limits, MasterKey, Priority};
 
 use super::{
-    default_limits, default_policy, derive, expected_entry, key_a, key_b, key_c,
+    default_limits, default_policy, derive, derive_array, expected_entry, key_a, key_b, key_c,
     overflow_cookie_payload, ring, ring_a_b, seal_raw, sealer_builder, ExpectedEntry, Keys,
     Outcome, Policy, ScriptedRandom, VectorLimits, NOW,
 };
@@ -1208,31 +1208,31 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
         authentic_payload(
             "created-at-max",
             "Authenticates; created_at is 2^64 - 1, later than issued-at (read as a signed integer it would be -1, before it).",
-            &[&[0x85, 0x1b][..], &u64::MAX.to_be_bytes(), &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            &with_created_head(0x1b, &u64::MAX.to_be_bytes()),
             "malformed",
         )?,
         authentic_payload(
             "cbor-reserved-additional-info",
             "Authenticates; created_at's head has additional information 28, which CBOR reserves.",
-            &[&[0x85, 0x1c][..], &created_head()[1..], &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            &with_created_head(0x1c, &created_head()[1..]),
             "malformed",
         )?,
         authentic_payload(
             "cbor-reserved-additional-info-29",
             "Authenticates; created_at's head has additional information 29, which CBOR reserves.",
-            &[&[0x85, 0x1d][..], &created_head()[1..], &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            &with_created_head(0x1d, &created_head()[1..]),
             "malformed",
         )?,
         authentic_payload(
             "cbor-reserved-additional-info-30",
             "Authenticates; created_at's head has additional information 30, which CBOR reserves.",
-            &[&[0x85, 0x1e][..], &created_head()[1..], &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            &with_created_head(0x1e, &created_head()[1..]),
             "malformed",
         )?,
         authentic_payload(
             "cbor-integer-additional-info-31",
             "Authenticates; created_at's head is 0x1f: additional information 31 (indefinite length) on an unsigned integer, which is not well-formed CBOR.",
-            &[&[0x85, 0x1f][..], &created_head()[1..], &[0xf6], &byte_string(16), &[0x00, 0x80]].concat(),
+            &with_created_head(0x1f, &created_head()[1..]),
             "malformed",
         )?,
         authentic_payload(
@@ -1566,6 +1566,19 @@ fn one_entry() -> Vec<u8> {
     [&[0x81][..], ENTRY_K].concat()
 }
 
+/// A payload without entries whose created_at is the head byte `head`
+/// followed by `argument` (raw CBOR): no expiry, flags 0.
+fn with_created_head(head: u8, argument: &[u8]) -> Vec<u8> {
+    [
+        &[0x85, head][..],
+        argument,
+        &[0xf6],
+        &byte_string(16),
+        &[0x00, 0x80],
+    ]
+    .concat()
+}
+
 /// A payload with the entry `k` whose expires_at is `expires` (raw CBOR).
 fn with_expires(expires: &[u8]) -> Vec<u8> {
     with_expires_and_flags(expires, 0)
@@ -1631,8 +1644,8 @@ fn hand_built(
 fn overflow_vector() -> Result<Vector, Error> {
     let name = "overflow-reference";
     let (session_id, reference): ([u8; 16], [u8; 16]) = (
-        derive("session-id", name, 16).try_into().expect("16 bytes"),
-        derive("reference", name, 16).try_into().expect("16 bytes"),
+        derive_array("session-id", name),
+        derive_array("reference", name),
     );
     let plaintext = overflow_cookie_payload(&session_id, &reference)?;
     let token = seal_raw(name, &key_a(), NOW - 60, &plaintext, Compression::Off)?;

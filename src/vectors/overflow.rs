@@ -8,7 +8,7 @@ use core::task::{Context, Poll, Waker};
 use std::collections::BTreeMap;
 
 use super::{
-    cbor_of, default_limits, default_policy, derive, expected_entry, key_a, key_b,
+    cbor_of, default_limits, default_policy, derive, derive_array, expected_entry, key_a, key_b,
     overflow_cookie_payload, ring_a_b, seal_raw, sealer_builder, ExpectedEntry, Json, Keys,
     Outcome, Policy, ScriptedRandom, VectorLimits, NOW,
 };
@@ -153,12 +153,8 @@ fn history() -> Json {
 
 /// Generates the file.
 pub(super) fn generate() -> Result<OverflowFile, Error> {
-    let session_id: [u8; 16] = derive("session-id", "overflow", 16)
-        .try_into()
-        .expect("16 bytes");
-    let reference: [u8; 16] = derive("reference", "overflow", 16)
-        .try_into()
-        .expect("16 bytes");
+    let session_id: [u8; 16] = derive_array("session-id", "overflow");
+    let reference: [u8; 16] = derive_array("reference", "overflow");
     let store_key = overflow_key(&SessionId::from_bytes(session_id), &reference);
     let base = || Blob {
         key: key_a(),
@@ -238,9 +234,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
             "overflow-blob-other-session-id",
             "The blob is sealed for the right store key but its payload carries another session id.",
             Stored::Blob(Blob {
-                session_id: derive("session-id", "overflow-other", 16)
-                    .try_into()
-                    .expect("16 bytes"),
+                session_id: derive_array("session-id", "overflow-other"),
                 ..base()
             }),
             Some("store-rejected"),
