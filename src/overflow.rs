@@ -215,7 +215,7 @@ impl Sealer {
         match self.load_overflow(session).await {
             Ok(()) => Ok(()),
             Err(Error::Store(StoreError::Missing)) => {
-                session.modified = true;
+                session.mark_modified();
                 let dropped = Self::drop_unloaded(session, "their blob is missing from the store");
                 session.dropped_unreported.extend(dropped);
                 Ok(())
@@ -377,7 +377,7 @@ impl Sealer {
         match search() {
             Ok(Some((enough, plan))) => {
                 session.entries = without_first(enough);
-                session.modified = true;
+                session.mark_modified();
                 dropped.truncate(enough);
                 Ok(Some((plan, dropped)))
             }

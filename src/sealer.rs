@@ -519,6 +519,7 @@ impl Sealer {
             entries: Vec::new(),
             overflow: None,
             modified: false,
+            changes: 0,
             refresh_due: false,
             opened_with_fallback: false,
             overflow_stale: false,
@@ -614,6 +615,7 @@ impl Sealer {
                 .overflow_ref
                 .map(|r| (SessionId::from_bytes(indexed.session_id), r)),
             modified: false,
+            changes: 0,
             refresh_due,
             opened_with_fallback: used_fallback,
             overflow_stale: false,

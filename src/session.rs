@@ -196,6 +196,10 @@ pub struct Session {
     /// is bound to (the id when it was written) and its reference.
     pub(crate) overflow: Option<(SessionId, [u8; SESSION_ID_LEN])>,
     pub(crate) modified: bool,
+    /// Counts every change, saved or not (wrapping): the HTTP layer tells
+    /// a change made after the response by it, where `modified` may
+    /// already be set.
+    pub(crate) changes: u32,
     pub(crate) refresh_due: bool,
     pub(crate) opened_with_fallback: bool,
     /// An entry that lives in the overflow blob was removed or replaced
@@ -422,7 +426,7 @@ impl Session {
                     let entry = &mut self.entries[i];
                     entry.priority = priority;
                     entry.value = Value::Resident(Bytes::Owned(encoded));
-                    self.modified = true;
+                    self.mark_modified();
                 }
             }
             None => {
@@ -434,7 +438,7 @@ impl Session {
                     priority,
                     value: Value::Resident(Bytes::Owned(encoded)),
                 });
-                self.modified = true;
+                self.mark_modified();
             }
         }
         Ok(())
@@ -448,7 +452,7 @@ impl Session {
                     // The cookie's overflow list carries the priority, not
                     // the blob: the blob stays valid.
                     self.entries[i].priority = priority;
-                    self.modified = true;
+                    self.mark_modified();
                 }
                 true
             }
@@ -467,7 +471,7 @@ impl Session {
             Some(i) => {
                 self.overflow_stale |= self.is_overflowed_at(i);
                 self.entries.remove(i);
-                self.modified = true;
+                self.mark_modified();
                 true
             }
             None => false,
@@ -538,7 +542,7 @@ impl Session {
             // (No entry is left in the store, so the blob cannot be reused
             // anyway: `overflow_stale` need not change.)
             self.entries.clear();
-            self.modified = true;
+            self.mark_modified();
         }
     }
 
@@ -577,7 +581,7 @@ impl Session {
         self.record_replaced_id();
         self.id = id;
         self.created_at = self.now;
-        self.modified = true;
+        self.mark_modified();
         Ok(())
     }
 
@@ -597,7 +601,7 @@ impl Session {
         };
         if self.expiry != expiry {
             self.expiry = expiry;
-            self.modified = true;
+            self.mark_modified();
         }
     }
 
@@ -674,6 +678,11 @@ impl Session {
     /// Whether it was created in this request rather than opened from a cookie.
     pub fn is_new(&self) -> bool {
         self.issued_at.is_none()
+    }
+
+    pub(crate) fn mark_modified(&mut self) {
+        self.modified = true;
+        self.changes = self.changes.wrapping_add(1);
     }
 
     /// Whether an entry, the expiry or the id changed.

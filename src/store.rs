@@ -67,7 +67,10 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// Blobs are sealed by the crate (the store sees only ciphertext bound to
 /// one session and one reference) and keyed by
 /// [`overflow_key`]. Implementations map failures to
-/// [`StoreError::Unavailable`]. `put`, `get` and `delete` are required;
+/// [`StoreError::Unavailable`], and bound every call with a timeout of
+/// their own (as `RedisStore` does): the crate sets none, and a request
+/// waits for its store calls, the HTTP layer's session lock held. `put`,
+/// `get` and `delete` are required;
 /// implement [`OverflowStore::touch`] too where the store can set a TTL,
 /// or every save of a session with overflowed entries rewrites its blob.
 pub trait OverflowStore: Send + Sync + 'static {
@@ -157,6 +160,10 @@ pub struct RevocationQuery<'a> {
 /// Decides whether an otherwise valid session has been revoked: one
 /// session (logout elsewhere), or every session of a user started before
 /// some time ("log out everywhere").
+///
+/// Every open waits for the check: an implementation that asks another
+/// service bounds the call with a timeout of its own (the crate sets
+/// none) and answers [`StoreError::Unavailable`] when it runs out.
 pub trait RevocationCheck: Send + Sync + 'static {
     /// Whether the session is revoked.
     fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>>;

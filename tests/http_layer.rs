@@ -974,6 +974,65 @@ async fn a_change_after_the_response_is_logged_as_lost() {
 }
 
 #[tokio::test]
+async fn a_change_after_an_unsaved_response_is_logged_as_lost() {
+    // The handler's own change is not saved on a server error, so the
+    // session is still modified when a late change comes.
+    let held = Held::default();
+    let keep = Arc::clone(&held);
+    let mut app = Router::new()
+        .route(
+            "/",
+            get(move |session: LazySession| {
+                let keep = Arc::clone(&keep);
+                async move {
+                    session.insert("user", "ada").await?;
+                    *keep.lock().expect("lock") = Some(session);
+                    Ok::<_, Error>(StatusCode::INTERNAL_SERVER_ERROR)
+                }
+            }),
+        )
+        .layer(builder().build().expect("layer"));
+    let response = call(&mut app, "/", None).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookie(&response).is_none());
+    let session = held.lock().expect("lock").take().expect("kept");
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
+    session.insert("user", "late").await.expect("insert");
+    let text = logs.text();
+    assert!(text.contains("the change is lost"), "{text}");
+}
+
+#[tokio::test]
+async fn a_change_after_the_request_was_dropped_is_logged_as_lost() {
+    // The client went away: the server drops the request's future while
+    // the handler waits, and a task holding the session outlives it.
+    let held = Held::default();
+    let keep = Arc::clone(&held);
+    let mut app = Router::new()
+        .route(
+            "/",
+            get(move |session: LazySession| {
+                let keep = Arc::clone(&keep);
+                async move {
+                    session.get::<String>("user").await?;
+                    *keep.lock().expect("lock") = Some(session);
+                    std::future::pending::<()>().await;
+                    Ok::<_, Error>("never")
+                }
+            }),
+        )
+        .layer(builder().build().expect("layer"));
+    let request = Request::get("/").body(Body::empty()).expect("request");
+    let answer = tokio::time::timeout(std::time::Duration::from_millis(200), app.call(request));
+    assert!(answer.await.is_err(), "the handler never answers");
+    let session = held.lock().expect("lock").take().expect("kept");
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
+    session.insert("user", "late").await.expect("insert");
+    let text = logs.text();
+    assert!(text.contains("the change is lost"), "{text}");
+}
+
+#[tokio::test]
 async fn opening_after_the_response_is_logged() {
     let (mut app, held) = app_keeping_the_session(false);
     let response = call(&mut app, "/", None).await;
@@ -989,10 +1048,10 @@ async fn opening_after_the_response_is_logged() {
 async fn an_inner_service_error_ends_the_request_for_the_session() {
     use tower_layer::Layer as _;
     let held = Held::default();
-    let mut service = builder()
-        .build()
-        .expect("layer")
-        .layer(Failing(Arc::clone(&held)));
+    let mut service = builder().build().expect("layer").layer(Failing {
+        held: Arc::clone(&held),
+        flush: false,
+    });
     let request = Request::get("/").body(Body::empty()).expect("request");
     assert_eq!(service.call(request).await.unwrap_err(), "inner failure");
     let session = held.lock().expect("lock").take().expect("kept");
@@ -1002,9 +1061,46 @@ async fn an_inner_service_error_ends_the_request_for_the_session() {
     assert!(text.contains("the change is lost"), "{text}");
 }
 
-/// A service (not axum) that reads the session, keeps it and fails.
+#[tokio::test]
+async fn an_inner_service_error_still_revokes_a_flushed_session() {
+    use tower_layer::Layer as _;
+    let clock = common::clock();
+    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
+    let layer = || {
+        SessionLayer::builder(fixed_ring())
+            .clock(clock.clone())
+            .revocation_store(revocations.clone(), Some("user"))
+            .build()
+            .expect("layer")
+    };
+    let mut server = app(layer());
+    let copy = cookie_pair(&call(&mut server, "/login", None).await);
+    assert_eq!(
+        body_text(call(&mut server, "/read", Some(&copy)).await).await,
+        "ada"
+    );
+    // A logout whose service then fails: no response, so no deletion
+    // cookie, but the old id is revoked all the same.
+    let mut failing = layer().layer(Failing {
+        held: Held::default(),
+        flush: true,
+    });
+    let request = Request::get("/")
+        .header(header::COOKIE, &copy)
+        .body(Body::empty())
+        .expect("request");
+    assert_eq!(failing.call(request).await.unwrap_err(), "inner failure");
+    let response = call(&mut server, "/read", Some(&copy)).await;
+    assert_eq!(body_text(response).await, "", "revoked");
+}
+
+/// A service (not axum) that reads the session (and flushes it if `flush`
+/// says so), keeps it and fails.
 #[derive(Clone)]
-struct Failing(Held);
+struct Failing {
+    held: Held,
+    flush: bool,
+}
 
 impl tower_service::Service<Request<Body>> for Failing {
     type Response = Response<Body>;
@@ -1022,10 +1118,14 @@ impl tower_service::Service<Request<Body>> for Failing {
 
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let session = request.extensions().get::<LazySession>().cloned();
-        let keep = Arc::clone(&self.0);
+        let keep = Arc::clone(&self.held);
+        let flush = self.flush;
         Box::pin(async move {
             let session = session.expect("the layer's session");
             session.get::<String>("user").await.expect("read");
+            if flush {
+                session.flush().await.expect("flush");
+            }
             *keep.lock().expect("lock") = Some(session);
             Err("inner failure")
         })

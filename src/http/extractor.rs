@@ -22,9 +22,9 @@ use crate::{CookieAction, Error, Expiry, Priority, RequestSession, Sealer, Sessi
 /// `async` for that reason, and because reading an entry that lives in the
 /// overflow store loads it). Clones share one session. The layer saves it
 /// after the handler returns; changes made after that (from a spawned task
-/// holding a clone, say) are lost, and logged at `WARN` when the layer had
-/// saved the session or found it unchanged (not after a server error or a
-/// failed save, when the session still counts as modified).
+/// holding a clone, say) are lost, and logged at `WARN`; so are changes
+/// made after the inner service failed or the request was dropped (the
+/// client went away).
 ///
 /// Methods fail as the core [`Session`] methods do, with the error of a new
 /// session's random id, or, for those that read entries living in the
@@ -134,9 +134,9 @@ impl LazySession {
 
     /// Runs `f` on the opened session under the lock, after loading the
     /// overflowed entries if `load` says so, and warns of a change made
-    /// after the response: from a task that outlived the handler, say. It
-    /// is lost, which must not go unnoticed. (Changes are seen only if the
-    /// session was unmodified when the layer finished, as after a save.)
+    /// after the request ended (the response was built, the inner service
+    /// failed, or the request was dropped): from a task that outlived the
+    /// handler, say. It is lost, which must not go unnoticed.
     async fn locked<R>(
         &self,
         load: impl FnOnce(&Session) -> bool,
@@ -148,11 +148,10 @@ impl LazySession {
             let sealer = &self.inner.shared.sealer;
             sealer.load_or_drop_missing(session).await?;
         }
-        let was_modified = session.is_modified();
+        let changes = session.changes;
         let result = f(session);
-        let changed = !was_modified && session.is_modified();
-        if changed && self.inner.finished.load(Ordering::Relaxed) {
-            tracing::warn!("session changed after the response was sent; the change is lost");
+        if session.changes != changes && self.inner.finished.load(Ordering::Relaxed) {
+            tracing::warn!("session changed after the request ended; the change is lost");
         }
         Ok(result)
     }
@@ -364,9 +363,10 @@ impl LazySession {
             .cloned())
     }
 
-    /// Marks the request over without a response (the inner service
-    /// failed): nothing is saved, and later changes are reported as lost.
-    pub(crate) fn abandon(&self) {
+    /// Marks the request over: after the layer's `finish`, or without a
+    /// response (the inner service failed, or the request was dropped), when
+    /// nothing is saved. Later changes are reported as lost.
+    pub(crate) fn end(&self) {
         self.inner.finished.store(true, Ordering::Relaxed);
     }
 
@@ -418,7 +418,7 @@ impl LazySession {
         let ends = !save && opened.session().is_flushed();
         if ends && !opened.session().is_empty() {
             tracing::info!(
-                "server error response: the flushed session ends; entries stored after the flush are not saved (see save_on_server_error)"
+                "server error: the flushed session ends; entries stored after the flush are not saved (see save_on_server_error)"
             );
             opened.session_mut().clear();
         }
@@ -436,7 +436,7 @@ impl LazySession {
             // a trace is hard to debug.
             if opened.session().is_modified() {
                 tracing::info!(
-                    "server error response: the session's changes are not saved (see save_on_server_error)"
+                    "server error: the session's changes are not saved (see save_on_server_error)"
                 );
             }
             None

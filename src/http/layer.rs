@@ -479,7 +479,7 @@ impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for SessionService<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
     S::Future: Send + 'static,
-    S::Error: 'static,
+    S::Error: Send + 'static,
     ResBody: Default + Send + 'static,
 {
     type Response = Response<ResBody>;
@@ -508,14 +508,18 @@ where
         let response = self.inner.call(request);
         let save_on_server_error = self.shared.save_on_server_error;
         let error_on_lost_changes = self.shared.error_on_lost_changes;
+        // Outside the future, so that dropping it even before its first
+        // poll ends the request for the session.
+        let session = EndOnDrop(session);
         Box::pin(async move {
+            let session = &session.0;
             let mut response = match response.await {
                 Ok(response) => response,
                 Err(error) => {
-                    // No response to carry a cookie: nothing is saved, and a
-                    // change made from now on (a spawned task) is reported
-                    // as lost, as after a response.
-                    session.abandon();
+                    // No response to carry a cookie, so nothing is saved,
+                    // but a logout still revokes the old id (with a
+                    // revocation store), as on an error response.
+                    session.finish(&uri, false).await;
                     return Err(error);
                 }
             };
@@ -544,6 +548,17 @@ where
             }
             Ok(response)
         })
+    }
+}
+
+/// Ends the request for its session when the layer's future is dropped,
+/// finished or not: a change made after that (from a task that outlived a
+/// request whose client went away, say) is reported as lost.
+struct EndOnDrop(LazySession);
+
+impl Drop for EndOnDrop {
+    fn drop(&mut self) {
+        self.0.end();
     }
 }
 

@@ -70,7 +70,10 @@
 //!   instead). A logout still happens: a session the handler flushed gets
 //!   its deletion cookie (and, with a revocation store, its old id
 //!   revoked) whatever the status, as in Django, without any entry stored
-//!   after the flush. Put a timeout layer outside the session layer, not
+//!   after the flush. An inner service that fails instead of answering
+//!   (an error, not a response) saves nothing either, and no cookie can
+//!   be sent, but a flushed session's old id is still revoked. Put a
+//!   timeout layer outside the session layer, not
 //!   inside: inside, it answers `408` after dropping the handler, and what
 //!   the handler had changed by then would be saved; outside, the whole
 //!   request is dropped and nothing is.
@@ -84,10 +87,14 @@
 //!   no cookie yet, so a response that sets or deletes the cookie is also
 //!   made `Cache-Control: private` (unless its `Cache-Control` already says
 //!   `no-store` or a bare `private`: `private="X-Foo"` names only some
-//!   fields; a `public` one gets `private` added, which
-//!   caches obey over it): otherwise a shared cache could store the first
-//!   cookie-less visitor's new session and hand it to every later visitor
-//!   without a cookie.
+//!   fields; a `public` one gets `private` added, and RFC 9111 forbids a
+//!   shared cache to store a response marked `private`): otherwise a shared
+//!   cache could store the first cookie-less visitor's new session and
+//!   hand it to every later visitor without a cookie. Headers meant for a
+//!   CDN alone (`CDN-Cache-Control`, `Surrogate-Control`) replace
+//!   `Cache-Control` there and are left as the handler set them: a
+//!   handler that sets them must not set them on pages that may set the
+//!   cookie.
 //! - **Ignores bad cookies.** A malformed, tampered, expired or revoked
 //!   cookie gives a fresh, empty session and a `tracing` event carrying the
 //!   error kind and the cookie's length, never its value; the handler runs
@@ -158,6 +165,14 @@
 //! session, or bad cookies listed before this layer's own: the `__Host-`
 //! prefix ([`SessionLayerBuilder::host_prefix`]) stops that, since
 //! browsers refuse such cookies from other hosts.
+//!
+//! ## One session layer per route
+//!
+//! Handlers find the session by its type in the request's extensions, so
+//! a route under two session layers (a router nested under one and layered
+//! with another) sees only the inner layer's session; a warning is logged
+//! when both use the same cookie name. Give each route one layer: for two
+//! cookies (a site session and an admin one), keep the routers apart.
 //!
 //! ## Without axum
 //!
