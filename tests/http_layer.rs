@@ -1316,6 +1316,104 @@ async fn a_failed_save_that_carried_no_change_of_the_handlers_keeps_the_response
     assert!(logs.text().contains("session not saved"));
 }
 
+/// Fails if the captured events hold a part of one of `values`.
+fn assert_not_logged(logs: &Logs, values: &[&str]) {
+    let text = logs.text();
+    for value in values {
+        assert!(!text.contains(&value[8..40]), "a cookie value was logged");
+    }
+}
+
+/// The captured line that holds `message`, which must appear once.
+fn line_with(logs: &Logs, message: &str) -> String {
+    let text = logs.text();
+    let mut lines = text.lines().filter(|line| line.contains(message));
+    let line = lines
+        .next()
+        .unwrap_or_else(|| panic!("no {message:?} in {text}"));
+    assert!(lines.next().is_none(), "{message:?} twice in {text}");
+    line.to_owned()
+}
+
+#[tokio::test]
+async fn rejected_cookies_are_logged_at_their_levels_with_kind_and_length_only() {
+    use sealed_session::Limits;
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
+    let (mut server, _revocations, _reports) = revoking_app();
+    let pair = cookie_pair(&call(&mut server, "/login", None).await);
+    let value = pair.split_once('=').expect("pair").1.to_owned();
+    let len = format!("len={}", value.len());
+
+    // Tampered: WARN, and deleted.
+    let mut tampered = value.clone().into_bytes();
+    let last = tampered.len() - 1;
+    tampered[last] = if tampered[last] == b'A' { b'Q' } else { b'A' };
+    let tampered = String::from_utf8(tampered).expect("ascii");
+    let response = call(&mut server, "/read", Some(&format!("session={tampered}"))).await;
+    assert_deletes_the_cookie(&response);
+    let line = line_with(&logs, "session cookie rejected");
+    assert!(
+        line.contains(" WARN ") && line.contains("authentication-failed"),
+        "{line}"
+    );
+    assert!(line.contains(&len), "{line}");
+
+    // Over this server's limits: WARN on each request, and kept (another
+    // server's limits may be higher).
+    let strict = SessionLayer::builder(fixed_ring())
+        .limits(Limits::default().with_max_token_len(value.len() - 1))
+        .build()
+        .expect("layer");
+    let mut strict = app(strict);
+    for _ in 0..2 {
+        assert_not_logged(&logs, &[&value, &tampered]);
+        logs.clear();
+        let response = call(&mut strict, "/read", Some(&pair)).await;
+        assert!(set_cookie(&response).is_none(), "kept");
+        let line = line_with(&logs, "session cookie rejected");
+        assert!(
+            line.contains(" WARN ") && line.contains("limit-exceeded"),
+            "{line}"
+        );
+    }
+
+    // Revoked (by a logout, whose copy is then sent): INFO.
+    assert_deletes_the_cookie(&call(&mut server, "/logout", Some(&pair)).await);
+    assert_not_logged(&logs, &[&value]);
+    logs.clear();
+    let response = call(&mut server, "/read", Some(&pair)).await;
+    assert_eq!(body_text(response).await, "");
+    let line = line_with(&logs, "session cookie revoked");
+    assert_not_logged(&logs, &[&value]);
+    assert!(line.contains(" INFO ") && line.contains(&len), "{line}");
+
+    // Expired: DEBUG.
+    let clock = common::clock();
+    let layer = || {
+        SessionLayer::builder(fixed_ring())
+            .clock(clock.clone())
+            .build()
+            .expect("layer")
+    };
+    let pair = cookie_pair(&call(&mut app(layer()), "/login", None).await);
+    clock.advance(layer().sealer().max_idle().expect("idle timeout").as_secs() + 1);
+    logs.clear();
+    let response = call(&mut app(layer()), "/read", Some(&pair)).await;
+    assert_deletes_the_cookie(&response);
+    let line = line_with(&logs, "session cookie expired");
+    assert!(
+        line.contains("DEBUG") && line.contains("expired-idle"),
+        "{line}"
+    );
+
+    for secret in [&value, &tampered] {
+        assert!(
+            !logs.text().contains(&secret[8..40]),
+            "a cookie value was logged"
+        );
+    }
+}
+
 #[tokio::test]
 async fn the_layers_max_cookies_tried_reaches_its_sealer() {
     let mut first = app(SessionLayer::builder(fixed_ring()).build().expect("layer"));
@@ -1365,6 +1463,9 @@ async fn the_layer_builder_passes_time_and_randomness_settings_to_the_sealer() {
     let mut no_skew = layer(|b| b.clock_skew(Duration::ZERO));
     assert_eq!(read_with_header(&mut writer, pair.as_bytes()).await, "ada");
     assert_eq!(read_with_header(&mut no_skew, pair.as_bytes()).await, "");
+    // Not deleted: it opens on a server whose clock is not behind.
+    let response = call(&mut no_skew, "/read", Some(&pair)).await;
+    assert!(set_cookie(&response).is_none());
 
     // The random source draws the session's id and the seal's nonce: one
     // that gives the 16-byte id but no 24-byte nonce fails the login's
