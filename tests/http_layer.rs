@@ -935,9 +935,21 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
 
 type Held = Arc<std::sync::Mutex<Option<LazySession>>>;
 
-/// An app whose handler keeps its session for after the response, having
-/// read it first if `open` says so.
-fn app_keeping_the_session(open: bool) -> (Router, Held) {
+/// What the handler of `app_keeping_the_session` does besides keeping it.
+#[derive(Clone, Copy, PartialEq)]
+enum Handler {
+    /// Answers without touching the session.
+    Answers,
+    /// Reads the session, then answers.
+    Reads,
+    /// Stores an entry, then answers with a server error (no save).
+    StoresThenFails,
+    /// Reads the session, then never answers.
+    ReadsThenHangs,
+}
+
+/// An app whose handler keeps its session for after the response.
+fn app_keeping_the_session(handler: Handler) -> (Router, Held) {
     let held = Held::default();
     let keep = Arc::clone(&held);
     let app = Router::new()
@@ -946,11 +958,19 @@ fn app_keeping_the_session(open: bool) -> (Router, Held) {
             get(move |session: LazySession| {
                 let keep = Arc::clone(&keep);
                 async move {
-                    if open {
-                        session.get::<String>("user").await?;
+                    match handler {
+                        Handler::Answers => {}
+                        Handler::Reads | Handler::ReadsThenHangs => {
+                            session.get::<String>("user").await?;
+                        }
+                        Handler::StoresThenFails => session.insert("user", "ada").await?,
                     }
                     *keep.lock().expect("lock") = Some(session);
-                    Ok::<_, Error>("ok")
+                    match handler {
+                        Handler::StoresThenFails => Ok(StatusCode::INTERNAL_SERVER_ERROR),
+                        Handler::ReadsThenHangs => std::future::pending().await,
+                        _ => Ok::<_, Error>(StatusCode::OK),
+                    }
                 }
             }),
         )
@@ -958,11 +978,8 @@ fn app_keeping_the_session(open: bool) -> (Router, Held) {
     (app, held)
 }
 
-#[tokio::test]
-async fn a_change_after_the_response_is_logged_as_lost() {
-    let (mut app, held) = app_keeping_the_session(true);
-    let response = call(&mut app, "/", None).await;
-    assert!(set_cookie(&response).is_none());
+/// Fails unless a change to the kept session is logged as lost.
+async fn assert_a_late_change_is_logged_as_lost(held: &Held) {
     let session = held.lock().expect("lock").take().expect("kept");
     let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     session.get::<String>("user").await.expect("read");
@@ -974,67 +991,38 @@ async fn a_change_after_the_response_is_logged_as_lost() {
 }
 
 #[tokio::test]
+async fn a_change_after_the_response_is_logged_as_lost() {
+    let (mut app, held) = app_keeping_the_session(Handler::Reads);
+    let response = call(&mut app, "/", None).await;
+    assert!(set_cookie(&response).is_none());
+    assert_a_late_change_is_logged_as_lost(&held).await;
+}
+
+#[tokio::test]
 async fn a_change_after_an_unsaved_response_is_logged_as_lost() {
     // The handler's own change is not saved on a server error, so the
     // session is still modified when a late change comes.
-    let held = Held::default();
-    let keep = Arc::clone(&held);
-    let mut app = Router::new()
-        .route(
-            "/",
-            get(move |session: LazySession| {
-                let keep = Arc::clone(&keep);
-                async move {
-                    session.insert("user", "ada").await?;
-                    *keep.lock().expect("lock") = Some(session);
-                    Ok::<_, Error>(StatusCode::INTERNAL_SERVER_ERROR)
-                }
-            }),
-        )
-        .layer(builder().build().expect("layer"));
+    let (mut app, held) = app_keeping_the_session(Handler::StoresThenFails);
     let response = call(&mut app, "/", None).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(set_cookie(&response).is_none());
-    let session = held.lock().expect("lock").take().expect("kept");
-    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
-    session.insert("user", "late").await.expect("insert");
-    let text = logs.text();
-    assert!(text.contains("the change is lost"), "{text}");
+    assert_a_late_change_is_logged_as_lost(&held).await;
 }
 
 #[tokio::test]
 async fn a_change_after_the_request_was_dropped_is_logged_as_lost() {
     // The client went away: the server drops the request's future while
     // the handler waits, and a task holding the session outlives it.
-    let held = Held::default();
-    let keep = Arc::clone(&held);
-    let mut app = Router::new()
-        .route(
-            "/",
-            get(move |session: LazySession| {
-                let keep = Arc::clone(&keep);
-                async move {
-                    session.get::<String>("user").await?;
-                    *keep.lock().expect("lock") = Some(session);
-                    std::future::pending::<()>().await;
-                    Ok::<_, Error>("never")
-                }
-            }),
-        )
-        .layer(builder().build().expect("layer"));
+    let (mut app, held) = app_keeping_the_session(Handler::ReadsThenHangs);
     let request = Request::get("/").body(Body::empty()).expect("request");
     let answer = tokio::time::timeout(std::time::Duration::from_millis(200), app.call(request));
     assert!(answer.await.is_err(), "the handler never answers");
-    let session = held.lock().expect("lock").take().expect("kept");
-    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
-    session.insert("user", "late").await.expect("insert");
-    let text = logs.text();
-    assert!(text.contains("the change is lost"), "{text}");
+    assert_a_late_change_is_logged_as_lost(&held).await;
 }
 
 #[tokio::test]
 async fn opening_after_the_response_is_logged() {
-    let (mut app, held) = app_keeping_the_session(false);
+    let (mut app, held) = app_keeping_the_session(Handler::Answers);
     let response = call(&mut app, "/", None).await;
     assert!(response.headers().get(header::VARY).is_none());
     let session = held.lock().expect("lock").take().expect("kept");
