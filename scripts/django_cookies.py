@@ -80,21 +80,26 @@ def backend_dumps(session, secret, now):
     return backend_dumps_with_expiry(session, secret, now, None)[0]
 
 
-def backend_dumps_with_expiry(session, secret, now, expiry):
+def backend_dumps_with_expiry(session, secret, now, expiry, at_browser_close=False):
     """A cookie the backend writes after `set_expiry(expiry)` (none when
     `expiry` is None), with Django's own account of that expiry at `now`:
-    the age it gives the cookie, and whether it ends with the browser."""
+    the age it gives the cookie, and whether it ends with the browser
+    (under SESSION_EXPIRE_AT_BROWSER_CLOSE = `at_browser_close`)."""
     configure(secret)
-    store = SessionStore()
-    store.update(session)
-    with at(now), aware_at(now):
-        if expiry is not None:
-            store.set_expiry(expiry)
-        store.save()
-        view = {
-            "expiry_age": store.get_expiry_age(),
-            "browser_close": store.get_expire_at_browser_close(),
-        }
+    settings.SESSION_EXPIRE_AT_BROWSER_CLOSE = at_browser_close
+    try:
+        store = SessionStore()
+        store.update(session)
+        with at(now), aware_at(now):
+            if expiry is not None:
+                store.set_expiry(expiry)
+            store.save()
+            view = {
+                "expiry_age": store.get_expiry_age(),
+                "browser_close": store.get_expire_at_browser_close(),
+            }
+    finally:
+        settings.SESSION_EXPIRE_AT_BROWSER_CLOSE = False
     return store.session_key, view
 
 
@@ -142,7 +147,7 @@ def fixtures(now):
     cases = []
 
     def case(name, cookie, expect_error=None, *, secret=secret, fallbacks=(),
-             check_now=None, max_age=DEFAULT_AGE, expiry=None):
+             check_now=None, max_age=DEFAULT_AGE, expiry=None, at_browser_close=False):
         check_now = now if check_now is None else check_now
         entry = {
             "name": name,
@@ -158,6 +163,8 @@ def fixtures(now):
             entry["expect_error"] = expect_error
         if expiry is not None:
             entry["django_expiry"] = expiry
+        if at_browser_close:
+            entry["expire_at_browser_close"] = True
         cases.append(entry)
 
     login = sorted_session({
@@ -216,6 +223,15 @@ def fixtures(now):
     ]:
         cookie, view = backend_dumps_with_expiry(login, secret, now, expiry)
         case(name, cookie, expiry=view)
+    # A date as a string of its own (set_expiry stores it as given), with a
+    # space where isoformat() writes "T": Python's fromisoformat reads it.
+    cookie, view = backend_dumps_with_expiry(
+        login, secret, now,
+        datetime.datetime.fromtimestamp(now + 7200, tz=utc).isoformat(" "))
+    case("expiry-date-string-with-space", cookie, expiry=view)
+    # No expiry of its own on a site with SESSION_EXPIRE_AT_BROWSER_CLOSE.
+    cookie, view = backend_dumps_with_expiry(login, secret, now, None, at_browser_close=True)
+    case("expiry-none-expire-at-browser-close", cookie, expiry=view, at_browser_close=True)
     # An end already past: Django 5.2 checks only max_age, this crate also
     # the session's own end.
     cookie, _ = backend_dumps_with_expiry(

@@ -61,8 +61,9 @@
 //! - JSON objects are held in a `serde_json::Map`, which keeps keys sorted:
 //!   a session written back lists its keys in sorted order (Django does not
 //!   care about the order).
-//! - Integers beyond 64 bits become floats, and cookies whose JSON holds
-//!   `NaN`, `Infinity` or lone surrogates are refused as
+//! - Integers beyond 64 bits become floats (beyond a float's range they
+//!   are refused), and cookies whose JSON holds `NaN`, `Infinity`, lone
+//!   surrogates or more than 128 levels of nesting are refused as
 //!   [`Malformed::Json`]; Django writes these only for such values.
 //! - Only canonical base64 (as Django writes it) is accepted, and nothing
 //!   may follow the zlib stream; timestamps must fit in 64 bits.
@@ -117,6 +118,7 @@ pub struct DjangoCodec {
     keys: Vec<DerivedKey>,
     max_age: Option<u64>,
     own_expiry_replaces_max_age: bool,
+    expire_at_browser_close: bool,
     limits: Limits,
     compress: bool,
     clock: Arc<dyn Clock>,
@@ -139,6 +141,7 @@ pub struct DjangoCodecBuilder {
     salt: String,
     max_age: Option<u64>,
     own_expiry_replaces_max_age: bool,
+    expire_at_browser_close: bool,
     limits: Limits,
     compress: bool,
     clock: Option<Arc<dyn Clock>>,
@@ -167,6 +170,7 @@ impl DjangoCodec {
             salt: SESSION_SALT.to_owned(),
             max_age: Some(DEFAULT_MAX_AGE.as_secs()),
             own_expiry_replaces_max_age: false,
+            expire_at_browser_close: false,
             limits: Limits::default(),
             compress: true,
             clock: None,
@@ -176,7 +180,9 @@ impl DjangoCodec {
 
 impl DjangoCodecBuilder {
     /// Adds a secret from `SECRET_KEY_FALLBACKS`; fallbacks are tried after
-    /// `SECRET_KEY`, in the order added, as Django tries them.
+    /// `SECRET_KEY`, in the order added, as Django tries them. An empty one
+    /// fails [`DjangoCodecBuilder::build`] (Django signs with `SECRET_KEY`
+    /// in its place, which is tried anyway: leave it out).
     pub fn fallback_secret(mut self, secret: impl AsRef<[u8]>) -> Self {
         self.secrets.push(Zeroizing::new(secret.as_ref().to_vec()));
         self
@@ -184,7 +190,10 @@ impl DjangoCodecBuilder {
 
     /// The signing salt (default [`SESSION_SALT`]); another salt reads and
     /// writes `signing.dumps(..., salt=..., compress=True)` values of other
-    /// Django components.
+    /// Django components, when they are JSON objects: `_session_expiry`
+    /// is still read as a session's, and the max age still applies (two
+    /// weeks unless changed; `signing.loads` defaults to none, as
+    /// [`DjangoCodecBuilder::no_max_age`]).
     pub fn salt(mut self, salt: impl Into<String>) -> Self {
         self.salt = salt.into();
         self
@@ -213,6 +222,19 @@ impl DjangoCodecBuilder {
     /// would refuse.
     pub fn own_expiry_replaces_max_age(mut self, replaces: bool) -> Self {
         self.own_expiry_replaces_max_age = replaces;
+        self
+    }
+
+    /// Django's `SESSION_EXPIRE_AT_BROWSER_CLOSE` (default `false`, as in
+    /// Django): whether a session without an expiry of its own (no
+    /// `_session_expiry`, or `null`) ends when the browser closes. Set it
+    /// as the Django site does, or [`migrate_session`] and
+    /// [`migrate_cookie`] turn such a site's "until the browser closes"
+    /// sessions into persistent cookies (a login that outlives the browser
+    /// on a shared computer). Opening and sealing Django cookies do not
+    /// depend on it: Django's own middleware decides the `Max-Age`.
+    pub fn expire_at_browser_close(mut self, enabled: bool) -> Self {
+        self.expire_at_browser_close = enabled;
         self
     }
 
@@ -269,6 +291,7 @@ impl DjangoCodecBuilder {
             keys,
             max_age: self.max_age,
             own_expiry_replaces_max_age: self.own_expiry_replaces_max_age,
+            expire_at_browser_close: self.expire_at_browser_close,
             limits: self.limits,
             compress: self.compress,
             clock,
@@ -468,6 +491,12 @@ impl DjangoCodec {
     /// The configured max age, if any.
     pub fn max_age(&self) -> Option<Duration> {
         self.max_age.map(Duration::from_secs)
+    }
+
+    /// Whether a session without an expiry of its own ends when the browser
+    /// closes (see [`DjangoCodecBuilder::expire_at_browser_close`]).
+    pub fn expires_at_browser_close(&self) -> bool {
+        self.expire_at_browser_close
     }
 }
 
@@ -716,6 +745,21 @@ impl SessionExpiry {
 /// 9999-12-31, UTC): Django cannot read an expiry outside them.
 const PYTHON_UNIX_RANGE: core::ops::Range<f64> = -62_135_596_800.0..253_402_300_800.0;
 
+/// `text` with a `T` between an extended-format date and what follows:
+/// Python's `datetime.fromisoformat` takes any one character there
+/// (`isoformat(" ")` writes a space), the ISO 8601 parser only `T`.
+fn with_t_separator(text: &str) -> std::borrow::Cow<'_, str> {
+    let bytes = text.as_bytes();
+    let date_first = bytes.len() > 10 && bytes[4] == b'-' && bytes[7] == b'-';
+    match text.get(10..).and_then(|rest| rest.chars().next()) {
+        Some(separator) if date_first && separator != 'T' => {
+            let time = &text[10 + separator.len_utf8()..];
+            std::borrow::Cow::Owned(format!("{}T{time}", &text[..10]))
+        }
+        _ => std::borrow::Cow::Borrowed(text),
+    }
+}
+
 /// Reads [`SESSION_EXPIRY_KEY`] from a session signed at `modified_at`.
 fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<SessionExpiry, Error> {
     use time::format_description::well_known::Iso8601;
@@ -735,6 +779,7 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
             }
         }
         Some(Value::String(text)) => {
+            let text = &*with_t_separator(text);
             let at = time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)
                 .or_else(|_| {
                     time::PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
@@ -757,7 +802,11 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
 /// fit the cookie budget; the rest get [`Priority::Normal`].
 ///
 /// Django's own expiry ([`SESSION_EXPIRY_KEY`], from `set_expiry`) becomes
-/// the session's [`Expiry`] rather than an entry: `0` a browser-session
+/// the session's [`Expiry`] rather than an entry: none, the sealer's
+/// default (for a site with `SESSION_EXPIRE_AT_BROWSER_CLOSE`, set
+/// [`Expiry::BrowserSession`] on the result, or migrate with
+/// [`migrate_session`] and
+/// [`DjangoCodecBuilder::expire_at_browser_close`]); `0` a browser-session
 /// cookie ("don't remember me"), a number of seconds, Django's inactivity
 /// window, [`Expiry::Idle`] (whole seconds rounded down; under a second, or
 /// already past from the cookie's time in [`migrate_cookie`], fails with
@@ -769,15 +818,17 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
 /// with the session's own errors (an empty key, too many entries, a value
 /// nested deeper than [`Limits::max_depth`](crate::Limits::max_depth)).
 pub fn to_sealed_session(entries: &Map<String, Value>, sealer: &Sealer) -> Result<Session, Error> {
-    migrate_entries(entries, None, sealer)
+    migrate_entries(entries, None, false, sealer)
 }
 
 /// [`to_sealed_session`], checking against `modified_at` (the Django
 /// cookie's time) instead of now whether an inactivity window has already
-/// run out.
+/// run out, and ending a session without an expiry of its own with the
+/// browser if `unset_ends_with_browser` (`SESSION_EXPIRE_AT_BROWSER_CLOSE`).
 fn migrate_entries(
     entries: &Map<String, Value>,
     modified_at: Option<i64>,
+    unset_ends_with_browser: bool,
     sealer: &Sealer,
 ) -> Result<Session, Error> {
     let mut session = sealer.new_session()?;
@@ -807,6 +858,9 @@ fn migrate_entries(
     };
     match (expiry, end) {
         (SessionExpiry::BrowserClose, _) => session.set_expiry(Expiry::BrowserSession),
+        (SessionExpiry::Unset, _) if unset_ends_with_browser => {
+            session.set_expiry(Expiry::BrowserSession);
+        }
         // Django's inactivity window becomes the session's own idle
         // timeout: sealed now, it starts now, as it would at a Django save.
         // Under a second it would end at once (a cookie with a timestamp
@@ -855,7 +909,12 @@ pub fn migrate_session(
     django_cookie: &str,
 ) -> Result<Session, Error> {
     let opened = codec.open_session(django_cookie)?;
-    migrate_entries(opened.entries(), Some(opened.timestamp()), sealer)
+    migrate_entries(
+        opened.entries(),
+        Some(opened.timestamp()),
+        codec.expire_at_browser_close,
+        sealer,
+    )
 }
 
 /// [`migrate_session`], saved: the `Set-Cookie` header value of the new
@@ -1114,6 +1173,17 @@ mod tests {
                 r#"{"_session_expiry": "2023-11-15T00:00:00+00:00", "a": 1}"#,
                 Expiry::At(1_700_006_400),
             ),
+            // Python's `fromisoformat` takes any one character between the
+            // date and the time (`isoformat(" ")`, a string given to
+            // `set_expiry`).
+            (
+                r#"{"_session_expiry": "2023-11-15 01:00:00+01:00", "a": 1}"#,
+                Expiry::At(1_700_006_400),
+            ),
+            (
+                r#"{"_session_expiry": "2023-11-15\u00e900:00:00", "a": 1}"#,
+                Expiry::At(1_700_006_400),
+            ),
             (r#"{"a": 1}"#, Expiry::Default),
         ];
         for (json, want) in cases {
@@ -1129,6 +1199,29 @@ mod tests {
         // A Django cookie dated ahead of this server's clock, within the
         // sealer's skew (60 s), dates the session now; beyond it, it is
         // refused as a sealed cookie would be.
+        // `SESSION_EXPIRE_AT_BROWSER_CLOSE`: a session without an expiry
+        // of its own ends with the browser; one with its own keeps it.
+        let closing = DjangoCodec::builder("django-secret")
+            .clock(Arc::new(FixedClock::new(NOW - 100)))
+            .expire_at_browser_close(true)
+            .build()
+            .unwrap();
+        assert!(closing.expires_at_browser_close() && !codec().expires_at_browser_close());
+        for (json, want) in [
+            (r#"{"a": 1}"#, Expiry::BrowserSession),
+            (
+                r#"{"_session_expiry": null, "a": 1}"#,
+                Expiry::BrowserSession,
+            ),
+            (
+                r#"{"_session_expiry": 300, "a": 1}"#,
+                Expiry::Idle(Duration::from_secs(300)),
+            ),
+        ] {
+            let cookie = closing.seal(&entries(json)).unwrap();
+            let session = migrate_session(&closing, &sealer, &cookie).unwrap();
+            assert_eq!(session.expiry(), want, "{json}");
+        }
         let ahead = codec_at(NOW + 60).seal(&entries(r#"{"a": 1}"#)).unwrap();
         let sealed = migrated(&sealer, &ahead);
         assert_eq!(sealer.open(&sealed).unwrap().created_at(), NOW);
@@ -1152,14 +1245,20 @@ mod tests {
         ] {
             let modified_at = Some(i64::try_from(NOW).unwrap() - 100);
             assert_eq!(
-                migrate_entries(&entries(json), modified_at, &sealer).unwrap_err(),
+                migrate_entries(&entries(json), modified_at, false, &sealer).unwrap_err(),
                 Error::Expired(Expired::Session),
                 "{json}"
             );
         }
         let ahead = Some(i64::try_from(NOW).unwrap() + 10);
         assert_eq!(
-            migrate_entries(&entries(r#"{"_session_expiry": 0.5}"#), ahead, &sealer).unwrap_err(),
+            migrate_entries(
+                &entries(r#"{"_session_expiry": 0.5}"#),
+                ahead,
+                false,
+                &sealer
+            )
+            .unwrap_err(),
             Error::Expired(Expired::Session)
         );
     }

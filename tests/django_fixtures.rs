@@ -42,7 +42,8 @@ fn error_name(e: &Error) -> String {
 fn codec_for(case: &Value, now: u64) -> DjangoCodec {
     let mut builder = DjangoCodec::builder(case["secret"].as_str().unwrap())
         .max_age(Duration::from_secs(case["max_age"].as_u64().unwrap()))
-        .clock(Arc::new(FixedClock::new(now)));
+        .clock(Arc::new(FixedClock::new(now)))
+        .expire_at_browser_close(case.get("expire_at_browser_close") == Some(&Value::Bool(true)));
     for s in case["fallback_secrets"].as_array().unwrap() {
         builder = builder.fallback_secret(s.as_str().unwrap());
     }
@@ -143,11 +144,11 @@ fn check_migrated_expiry(name: &str, codec: &DjangoCodec, cookie: &str, now: u64
         .unwrap();
     let session = migrate_session(codec, &sealer, cookie)
         .unwrap_or_else(|e| panic!("{name}: migration failed: {e:?}"));
-    let stored = &codec.open(cookie).unwrap()["_session_expiry"];
     if django["browser_close"].as_bool().unwrap() {
         assert_eq!(session.expiry(), Expiry::BrowserSession, "{name}");
         return;
     }
+    let stored = &codec.open(cookie).unwrap()["_session_expiry"];
     match (stored, session.expiry()) {
         (Value::Number(_), Expiry::Idle(_)) | (Value::String(_), Expiry::At(_)) => {}
         (stored, expiry) => panic!("{name}: {stored} became {expiry:?}"),
