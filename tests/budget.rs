@@ -732,9 +732,13 @@ async fn store_faults_are_reported_not_hidden() {
     );
     assert!(fresh.needs_save());
     assert_eq!(fresh.len(), ten_kb_session(&sealer).len());
-    // Back up: the same save succeeds.
+    // Back up: the same save succeeds, and keeps every entry.
     store.set_down(false);
-    assert!(sealer.save_async(&mut fresh).await.is_ok());
+    let token = save_token(&sealer, &mut fresh).await;
+    assert!(!fresh.needs_save());
+    let mut reopened = sealer.open_async(&token).await.unwrap();
+    assert!(!overflowed_keys(&reopened).is_empty());
+    assert_same_entries(&sealer, &ten_kb_session(&sealer), &mut reopened).await;
 }
 
 #[tokio::test]

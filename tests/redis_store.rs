@@ -93,16 +93,32 @@ impl RedisServer {
         }
     }
 
+    /// Kills the server and starts another on its port.
     fn restart(&mut self) {
         self.kill();
-        self.child = Self::spawn(self.port).expect("redis-server restarts on its port");
+        self.child = Self::respawn(self.port);
+    }
+
+    /// Starts a server on `port`, retrying a few times: the port can take
+    /// a moment to be free again.
+    fn respawn(port: u16) -> Child {
+        for attempt in 1..=5 {
+            if let Some(child) = Self::spawn(port) {
+                return child;
+            }
+            std::thread::sleep(Duration::from_millis(100 * attempt));
+        }
+        panic!("redis-server did not restart on port {port}");
     }
 }
 
 /// The process id of the Redis server answering on `port`, if one does.
 fn answering_pid(port: u16) -> Option<u32> {
     use std::io::{Read, Write};
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).ok()?;
+    // Bounded: a listener that never accepts (its backlog full) would
+    // otherwise hold a plain connect for minutes.
+    let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+    let mut stream = TcpStream::connect_timeout(&address, Duration::from_secs(2)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
     stream.write_all(b"INFO server\r\n").ok()?;
     let mut reply = String::new();
@@ -272,15 +288,22 @@ async fn redis_down_and_back() {
     server.restart();
     // The manager reconnects; the restarted server kept nothing (no
     // persistence), which reads as a missing blob, not as a crash.
-    let mut reconnected = false;
+    let mut reconnected = None;
     for _ in 0..50 {
-        if sealer.save_async(&mut fresh).await.is_ok() {
-            reconnected = true;
+        if let Ok(saved) = sealer.save_async(&mut fresh).await {
+            reconnected = Some(saved);
             break;
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert!(reconnected, "no reconnection after restart");
+    let saved = reconnected.expect("no reconnection after restart");
+    // The save that went through kept every entry, overflowed ones in the
+    // restarted server.
+    assert!(!saved.report.overflowed.is_empty());
+    assert!(saved.report.dropped.is_empty());
+    let fresh_token = saved.action.cookie_value().expect("a Set-Cookie");
+    let mut reopened = sealer.open_async(fresh_token).await.unwrap();
+    assert_same_entries(&sealer, &ten_kb_session(&sealer), &mut reopened).await;
     let mut s = sealer.open_async(&token).await.unwrap();
     assert_eq!(
         sealer.load_overflow(&mut s).await.unwrap_err(),
@@ -440,14 +463,21 @@ async fn redis_revocations() {
         sealer.open_async(&token).await.unwrap_err(),
         Error::Store(StoreError::Unavailable)
     );
-    // Connecting to nothing is an error, not a hang or a panic.
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let nowhere = RedisStore::connect(&format!("redis://127.0.0.1:{port}/")).await;
+    // Connecting to nothing is an error, not a hang or a panic. Port 1:
+    // a port this test's own servers never take (they get ephemeral ones),
+    // and privileged, so a test run without root cannot listen there.
+    let refused = TcpStream::connect(("127.0.0.1", 1)).map(drop).unwrap_err();
+    assert_eq!(refused.kind(), std::io::ErrorKind::ConnectionRefused);
+    let started = Instant::now();
+    let nowhere = RedisStore::connect("redis://127.0.0.1:1/").await;
     assert_eq!(nowhere.unwrap_err(), Error::Store(StoreError::Unavailable));
+    // Not a hang (refused at once: about 0.15 s here, with the manager's
+    // own attempts; the bound leaves room for a loaded machine).
+    assert!(
+        started.elapsed() < Duration::from_secs(5),
+        "{:?}",
+        started.elapsed()
+    );
 }
 
 #[tokio::test]

@@ -7,9 +7,14 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine as _;
 use common::{builder, builder_with, clock, key, RevocationsDown};
 use sealed_session::store::MemoryStore;
-use sealed_session::{CookieAction, Error, KeyRing, RequestSession, Sealer, StoreError};
+use sealed_session::{
+    CookieAction, Error, FixedClock, KeyRing, Limit, Limits, Malformed, RequestSession, Sealer,
+    StoreError,
+};
 
 /// A cookie value holding `marker`.
 fn cookie_with(sealer: &Sealer, marker: &str) -> String {
@@ -130,6 +135,104 @@ fn a_lone_cookie_every_server_refuses_is_deleted_and_others_are_kept() {
         action(&sealer, &mut request),
         CookieAction::Delete(_)
     ));
+}
+
+/// `cookie` with its decoded bytes changed by `edit` (FORMAT.md §3: byte
+/// 0 the version, byte 1 the flags).
+fn edited(cookie: &str, edit: impl FnOnce(&mut Vec<u8>)) -> String {
+    let mut bytes = URL_SAFE_NO_PAD.decode(cookie).unwrap();
+    edit(&mut bytes);
+    URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Opens `cookie`, the request's only session cookie, with `sealer` and
+/// saves the fresh session it gets without storing anything: the error it
+/// was rejected with, and the action.
+fn refused_then_saved(sealer: &Sealer, cookie: &str) -> (Option<Error>, CookieAction) {
+    let mut request = sealer.open_request([format!("id={cookie}")]).unwrap();
+    assert!(request.session().is_new(), "{cookie}");
+    let rejected = request.rejected_cookie().cloned();
+    (rejected, action(sealer, &mut request))
+}
+
+#[test]
+fn a_lone_cookie_from_a_newer_release_a_clock_ahead_or_over_the_limits_is_kept() {
+    let clock = clock();
+    let sealer = builder(&clock).build().unwrap();
+    let cookie = cookie_with(&sealer, "kept");
+    assert!(sealer.open(&cookie).is_ok(), "the unaltered cookie opens");
+    let kept = |sealer: &Sealer, cookie: &str, why: Error| {
+        assert_eq!(
+            refused_then_saved(sealer, cookie),
+            (Some(why), CookieAction::Unchanged),
+            "{cookie}"
+        );
+    };
+
+    // A newer version (the version byte is checked first, FORMAT.md §8).
+    kept(
+        &sealer,
+        &edited(&cookie, |b| b[0] = 2),
+        Error::Malformed(Malformed::UnknownVersion(2)),
+    );
+    // A header flag v1 does not define (only bit 0, compression, is).
+    let flagged = edited(&cookie, |b| {
+        assert_eq!(b[1], 0, "a small session is sealed uncompressed");
+        b[1] = 0x02;
+    });
+    kept(
+        &sealer,
+        &flagged,
+        Error::Malformed(Malformed::UnknownFlags(0x02)),
+    );
+
+    // Sealed by a server whose clock runs ahead by more than the skew.
+    let ahead = Arc::new(FixedClock::new(common::T0 + 61));
+    assert_eq!(sealer.clock_skew(), Duration::from_secs(60));
+    let from_the_future = cookie_with(&builder(&ahead).build().unwrap(), "ahead");
+    kept(&sealer, &from_the_future, Error::IssuedInFuture);
+    // Ahead by exactly the skew, it opens.
+    ahead.set(common::T0 + 60);
+    let within = cookie_with(&builder(&ahead).build().unwrap(), "ahead");
+    assert!(sealer.open(&within).is_ok());
+
+    // Over this server's limits, which another server may set higher: the
+    // token's length (checked before decoding) and the entry count (after
+    // authentication).
+    let short = builder(&clock)
+        .limits(Limits::default().with_max_token_len(cookie.len() - 1))
+        .build()
+        .unwrap();
+    kept(&short, &cookie, Error::LimitExceeded(Limit::TokenLength));
+    let mut two = sealer.new_session().unwrap();
+    two.insert("a", &1).unwrap();
+    two.insert("b", &2).unwrap();
+    let two = sealer.seal(&mut two).unwrap();
+    let fewer = builder(&clock)
+        .limits(Limits::default().with_max_entries(1))
+        .build()
+        .unwrap();
+    kept(&fewer, &two, Error::LimitExceeded(Limit::Entries));
+    // Within the limits, both open.
+    let exact = Limits::default().with_max_token_len(cookie.len());
+    let exact = builder(&clock).limits(exact).build().unwrap();
+    assert!(exact.open(&cookie).is_ok());
+    let two_entries = Limits::default().with_max_entries(2);
+    let two_entries = builder(&clock).limits(two_entries).build().unwrap();
+    assert!(two_entries.open(&two).is_ok());
+
+    // The control: a tampered cookie (one ciphertext byte changed) fails
+    // everywhere, and is deleted.
+    let tampered = edited(&cookie, |b| {
+        let last = b.len() - 1;
+        b[last - 20] ^= 1;
+    });
+    let (why, action) = refused_then_saved(&sealer, &tampered);
+    assert_eq!(why, Some(Error::AuthenticationFailed));
+    let CookieAction::Delete(deletion) = action else {
+        panic!("a tampered cookie is deleted: {action:?}");
+    };
+    assert!(deletion.starts_with("id=;") && deletion.contains("Max-Age=0"));
 }
 
 #[tokio::test]

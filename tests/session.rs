@@ -426,6 +426,80 @@ fn sliding_refresh_after_the_configured_fraction() {
     assert_eq!(reopened.created_at(), T0, "created-at survives re-seals");
 }
 
+/// A sealer with `max_idle` 1000 s and `refresh_fraction(fraction)`, and
+/// a cookie it sealed at `T0`.
+fn sealed_with_fraction(fraction: f64) -> (Arc<FixedClock>, Sealer, String) {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .cookie_name("id")
+        .max_idle(Duration::from_secs(1000))
+        .refresh_fraction(fraction)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert("x", &1).unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+    (clock, sealer, cookie)
+}
+
+#[test]
+fn refresh_fraction_edge_values() {
+    // 0 (and below, clamped to 0): due from the first read on.
+    for fraction in [0.0, -1.0, f64::NEG_INFINITY] {
+        let (_, sealer, cookie) = sealed_with_fraction(fraction);
+        assert_eq!(sealer.refresh_fraction(), 0.0, "{fraction}");
+        let o = sealer.open(&cookie).unwrap();
+        assert!(o.refresh_due() && o.needs_save(), "{fraction}");
+    }
+    // 1 (and above, clamped to 1; NaN read as 1): never due, up to the
+    // last second the cookie opens.
+    for fraction in [1.0, f64::NAN, 2.0, f64::INFINITY] {
+        let (clock, sealer, cookie) = sealed_with_fraction(fraction);
+        assert_eq!(sealer.refresh_fraction(), 1.0, "{fraction}");
+        for at in [T0, T0 + 999, T0 + 1000] {
+            clock.set(at);
+            let o = sealer.open(&cookie).unwrap();
+            assert!(!o.refresh_due() && !o.needs_save(), "{fraction} at {at}");
+        }
+    }
+}
+
+#[test]
+fn browser_session_cookies_still_expire_on_the_server_after_max_idle() {
+    // A session that asks for a browser-session cookie.
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("x", &1).unwrap();
+    s.set_expiry(Expiry::BrowserSession);
+    assert_eq!(sealer.cookie_max_age(&s), None, "a browser-session cookie");
+    let cookie = sealer.seal(&mut s).unwrap();
+    assert_eq!(
+        sealer.open(&cookie).unwrap().expiry(),
+        Expiry::BrowserSession
+    );
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 1000);
+
+    // Every cookie of a sealer whose cookies are not persistent.
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .cookie_name("id")
+        .max_idle(Duration::from_secs(1000))
+        .cookie_settings(sealed_session::CookieSettings::default().with_persistent(false))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert("x", &1).unwrap();
+    assert_eq!(sealer.cookie_max_age(&s), None, "a browser-session cookie");
+    let saved = sealer.save(&mut s).unwrap();
+    let header = saved.action.header_value().unwrap();
+    assert!(!header.contains("Max-Age"), "{header}");
+    let cookie = saved.action.cookie_value().unwrap().to_owned();
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 1000);
+}
+
 #[test]
 fn key_rotation() {
     let clock = Arc::new(FixedClock::new(T0));
