@@ -63,7 +63,7 @@
 //!   care about the order).
 //! - Integers beyond 64 bits become floats (beyond a float's range they
 //!   are refused), and cookies whose JSON holds `NaN`, `Infinity`, lone
-//!   surrogates or more than 128 levels of nesting are refused as
+//!   surrogates or 128 levels of nesting or more are refused as
 //!   [`Malformed::Json`]; Django writes these only for such values.
 //! - Only canonical base64 (as Django writes it) is accepted, and nothing
 //!   may follow the zlib stream; timestamps must fit in 64 bits.

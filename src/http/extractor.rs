@@ -43,8 +43,9 @@ struct Inner {
     shared: Arc<Shared>,
     state: Mutex<State>,
     /// The layer has saved the session (or decided not to), or the inner
-    /// service failed: changes made from now on are lost. Outside the
-    /// lock, so that the error path can set it without waiting.
+    /// service failed, or the request was dropped: changes made from now on
+    /// are lost. Outside the lock, so that the drop path can set it without
+    /// waiting.
     finished: AtomicBool,
 }
 
@@ -418,7 +419,7 @@ impl LazySession {
         let ends = !save && opened.session().is_flushed();
         if ends && !opened.session().is_empty() {
             tracing::info!(
-                "server error: the flushed session ends; entries stored after the flush are not saved (see save_on_server_error)"
+                "server error: the flushed session ends; entries stored after the flush are not saved (save_on_server_error saves them on a 5xx response)"
             );
             opened.session_mut().clear();
         }
@@ -436,7 +437,7 @@ impl LazySession {
             // a trace is hard to debug.
             if opened.session().is_modified() {
                 tracing::info!(
-                    "server error: the session's changes are not saved (see save_on_server_error)"
+                    "server error: the session's changes are not saved (save_on_server_error saves them on a 5xx response)"
                 );
             }
             None

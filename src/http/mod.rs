@@ -76,7 +76,10 @@
 //!   timeout layer outside the session layer, not
 //!   inside: inside, it answers `408` after dropping the handler, and what
 //!   the handler had changed by then would be saved; outside, the whole
-//!   request is dropped and nothing is.
+//!   request is dropped and nothing is saved, a logout included: a request
+//!   dropped before its response (an outer timeout, a client gone) sends
+//!   no deletion cookie and records no revocation, and the client keeps
+//!   the cookie it had.
 //! - **Tells caches.** A response for which a handler opened the session
 //!   depends on the cookie, so it gets `Vary: Cookie` (unless it already
 //!   varies on `Cookie` or on `*`), as Django does: a shared cache then
@@ -178,7 +181,9 @@
 //!
 //! The layer works with any `tower` service over `http` requests whose
 //! response body has a `Default` (an empty body, for the response that
-//! [`SessionLayerBuilder::error_on_lost_changes`] sends): it
+//! [`SessionLayerBuilder::error_on_lost_changes`] sends), and whose future
+//! and error are `Send + 'static` (axum's `Infallible`, tower's `BoxError`,
+//! `hyper::Error` are): it
 //! inserts a [`LazySession`] into the request extensions, where a service
 //! finds it with `request.extensions().get::<LazySession>()`. Other
 //! frameworks, and edge hosts, get the same cookie selection and save
