@@ -196,8 +196,8 @@ pub struct Session {
     /// is bound to (the id when it was written) and its reference.
     pub(crate) overflow: Option<(SessionId, [u8; SESSION_ID_LEN])>,
     pub(crate) modified: bool,
-    /// Counts every change, saved or not (wrapping): the HTTP layer tells
-    /// a change made after the response by it, where `modified` may
+    /// Counts every change, saved or not (wrapping): by it the HTTP layer
+    /// tells a change made after the request ended, when `modified` may
     /// already be set.
     pub(crate) changes: u32,
     pub(crate) refresh_due: bool,

@@ -2,7 +2,7 @@
 
 use sealed_session::{
     Clock, Compression, Error, Expired, Expiry, FixedClock, InvalidEntryKey, KeyRing, Limit,
-    Limits, MasterKey, Priority, Sealer, ValueError,
+    Limits, MasterKey, Priority, Sealer, SealerBuilder, ValueError,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -17,7 +17,9 @@ fn key(byte: u8) -> MasterKey {
     MasterKey::from_bytes(&[byte; 32]).unwrap()
 }
 
-fn sealer_with(ring: KeyRing, clock: &Arc<FixedClock>) -> Sealer {
+/// The tests' usual settings: `max_idle` 1000 s, `max_lifetime` 5000 s,
+/// a 30 s skew, a refresh at a quarter of the window.
+fn builder_with(ring: KeyRing, clock: &Arc<FixedClock>) -> SealerBuilder {
     Sealer::builder(ring)
         .cookie_name("id")
         .max_idle(Duration::from_secs(1000))
@@ -25,8 +27,10 @@ fn sealer_with(ring: KeyRing, clock: &Arc<FixedClock>) -> Sealer {
         .clock_skew(Duration::from_secs(30))
         .refresh_fraction(0.25)
         .clock(clock.clone())
-        .build()
-        .unwrap()
+}
+
+fn sealer_with(ring: KeyRing, clock: &Arc<FixedClock>) -> Sealer {
+    builder_with(ring, clock).build().unwrap()
 }
 
 /// A sealer with `limits` and otherwise the defaults, at `T0`.
@@ -426,15 +430,12 @@ fn sliding_refresh_after_the_configured_fraction() {
     assert_eq!(reopened.created_at(), T0, "created-at survives re-seals");
 }
 
-/// A sealer with `max_idle` 1000 s and `refresh_fraction(fraction)`, and
+/// A sealer of the usual settings but `refresh_fraction(fraction)`, and
 /// a cookie it sealed at `T0`.
 fn sealed_with_fraction(fraction: f64) -> (Arc<FixedClock>, Sealer, String) {
     let clock = Arc::new(FixedClock::new(T0));
-    let sealer = Sealer::builder(KeyRing::new(key(1)))
-        .cookie_name("id")
-        .max_idle(Duration::from_secs(1000))
+    let sealer = builder_with(KeyRing::new(key(1)), &clock)
         .refresh_fraction(fraction)
-        .clock(clock.clone())
         .build()
         .unwrap();
     let mut s = sealer.new_session().unwrap();
@@ -483,11 +484,8 @@ fn browser_session_cookies_still_expire_on_the_server_after_max_idle() {
 
     // Every cookie of a sealer whose cookies are not persistent.
     let clock = Arc::new(FixedClock::new(T0));
-    let sealer = Sealer::builder(KeyRing::new(key(1)))
-        .cookie_name("id")
-        .max_idle(Duration::from_secs(1000))
+    let sealer = builder_with(KeyRing::new(key(1)), &clock)
         .cookie_settings(sealed_session::CookieSettings::default().with_persistent(false))
-        .clock(clock.clone())
         .build()
         .unwrap();
     let mut s = sealer.new_session().unwrap();

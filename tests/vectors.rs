@@ -61,6 +61,17 @@ fn load<T: serde::de::DeserializeOwned>(name: &str) -> T {
     serde_json::from_str(&std::fs::read_to_string(dir().join(name)).unwrap()).unwrap()
 }
 
+/// A copy of `file` with the one vector `pick` finds changed by `change`.
+fn changed<V: Clone>(
+    file: &vectors::VectorFile<V>,
+    pick: impl Fn(&V) -> bool,
+    change: impl FnOnce(&mut V),
+) -> vectors::VectorFile<V> {
+    let mut changed = file.clone();
+    change(changed.vectors.iter_mut().find(|v| pick(v)).unwrap());
+    changed
+}
+
 /// The names of the outcomes that failed.
 fn failed_names(outcomes: Vec<vectors::Outcome>) -> Vec<String> {
     outcomes
@@ -73,21 +84,17 @@ fn failed_names(outcomes: Vec<vectors::Outcome>) -> Vec<String> {
 #[test]
 fn a_changed_overflow_case_is_caught() {
     let file: vectors::OverflowFile = load(vectors::OVERFLOW_FILE);
-    let mut priority = file.clone();
-    let v = priority
-        .vectors
-        .iter_mut()
-        .find(|v| v.name == "overflow-blob-ignored-fields")
-        .unwrap();
-    // The blob gives cart priority high; the cookie's low stands.
-    v.expected_entries.as_mut().unwrap()[1].priority = "high".into();
-    let mut error = file;
-    let v = error
-        .vectors
-        .iter_mut()
-        .find(|v| v.name == "overflow-blob-moved")
-        .unwrap();
-    v.expected_error = Some("store-missing".into());
+    let priority = changed(
+        &file,
+        |v| v.name == "overflow-blob-ignored-fields",
+        // The blob gives cart priority high; the cookie's low stands.
+        |v| v.expected_entries.as_mut().unwrap()[1].priority = "high".into(),
+    );
+    let error = changed(
+        &file,
+        |v| v.name == "overflow-blob-moved",
+        |v| v.expected_error = Some("store-missing".into()),
+    );
     for (broken, name) in [
         (priority, "overflow-blob-ignored-fields"),
         (error, "overflow-blob-moved"),
@@ -113,27 +120,21 @@ fn a_changed_budget_case_is_caught() {
 fn a_changed_vector_is_caught() {
     // The checker must be able to fail: corrupt each kind of expectation.
     let file: vectors::VectorFile = load(vectors::FORMAT_FILE);
-    let mut valid = file.clone();
-    let v = valid
-        .vectors
-        .iter_mut()
-        .find(|v| v.name == "small-session")
-        .unwrap();
-    v.expected.as_mut().unwrap().entries[0].value = serde_json::json!(4218);
-    let mut invalid = file.clone();
-    let v = invalid
-        .vectors
-        .iter_mut()
-        .find(|v| v.name == "tag-tampered")
-        .unwrap();
-    v.expected_error = Some("malformed".into());
-    let mut resealed = file;
-    let v = resealed
-        .vectors
-        .iter_mut()
-        .find(|v| v.name == "compressed")
-        .unwrap();
-    v.sealing.as_mut().unwrap().nonce = "00".repeat(24);
+    let valid = changed(
+        &file,
+        |v| v.name == "small-session",
+        |v| v.expected.as_mut().unwrap().entries[0].value = serde_json::json!(4218),
+    );
+    let invalid = changed(
+        &file,
+        |v| v.name == "tag-tampered",
+        |v| v.expected_error = Some("malformed".into()),
+    );
+    let resealed = changed(
+        &file,
+        |v| v.name == "compressed",
+        |v| v.sealing.as_mut().unwrap().nonce = "00".repeat(24),
+    );
     for (broken, name) in [
         (valid, "small-session"),
         (invalid, "tag-tampered"),
