@@ -83,6 +83,13 @@ impl RequestSession {
         &mut self.session
     }
 
+    /// A logout whose save has not run yet and has an id to revoke: that
+    /// of the cookie the session opened from, or of one held back.
+    #[cfg(feature = "axum")]
+    pub(crate) fn logout_unrecorded(&self) -> bool {
+        self.session.is_flushed() && (self.session.replaced.is_some() || self.held_back.is_some())
+    }
+
     /// The session, leaving the request's cookie facts behind (save it
     /// with [`Sealer::save_async`] then; the rules of
     /// [`Sealer::save_request`] need them).

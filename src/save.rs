@@ -415,26 +415,49 @@ impl Sealer {
     /// once; if the touch fails they keep their TTL).
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
         let replaced = session.replaced;
+        // A logout revokes first: its save cannot fail, and if the save is
+        // cancelled midway (the request dropped), the session is still
+        // flushed and unsaved, so whoever finishes it revokes again (see
+        // the HTTP layer), rather than the old cookie staying valid after
+        // its overflow blob was deleted.
+        let logout = session.should_delete_cookie();
+        let mut unrevoked = match logout {
+            true => self.revoke_replaced(replaced, session.now).await,
+            false => None,
+        };
         let mut saved = match self.overflow_store.as_deref() {
             Some(store) => self.save_with_store(store, session).await?,
             None => self.save_unreported(session)?,
         };
-        if let (Some(store), Some((id, cookie_expiry))) = (&self.revocation_store, replaced) {
+        if !logout {
             // Only after a save that succeeded: a failed one leaves the old
-            // cookie in use, so it must stay valid. A failure here does not
-            // hold back the new cookie (or the deletion cookie of a
-            // logout): the browser must still drop the old one.
-            let keep_for = self.revocation_keep_for(cookie_expiry, session.now);
-            if let Err(e) = store.revoke_session(id, keep_for).await {
-                tracing::error!(
-                    error = %e,
-                    "could not revoke the session id given up by flush or cycle_id; \
-                     copies of the old cookie stay valid until they expire"
-                );
-                saved.report.unrevoked = Some(e);
-            }
+            // cookie in use, so it must stay valid.
+            unrevoked = self.revoke_replaced(replaced, session.now).await;
         }
+        saved.report.unrevoked = unrevoked;
         Ok(Self::report_earlier_drops(session, saved))
+    }
+
+    /// Revokes the id a flush or `cycle_id` gave up, with a revocation
+    /// store; returns the store's error. A failure does not hold back the
+    /// new cookie (or the deletion cookie of a logout): the browser must
+    /// still drop the old one.
+    async fn revoke_replaced(
+        &self,
+        replaced: Option<(crate::SessionId, crate::Expiry)>,
+        now: u64,
+    ) -> Option<Error> {
+        let (Some(store), Some((id, cookie_expiry))) = (&self.revocation_store, replaced) else {
+            return None;
+        };
+        let keep_for = self.revocation_keep_for(cookie_expiry, now);
+        let error = store.revoke_session(id, keep_for).await.err()?;
+        tracing::error!(
+            error = %error,
+            "could not revoke the session id given up by flush or cycle_id; \
+             copies of the old cookie stay valid until they expire"
+        );
+        Some(error)
     }
 }
 

@@ -309,8 +309,12 @@ impl SealerBuilder {
     /// ([`RequestSession::held_back_by`](crate::RequestSession::held_back_by)).
     /// Removing entries (the user's included) from a session that keeps
     /// others revokes nothing: the copies keep them; log out with `flush`.
-    /// It does so once the save has succeeded: a save that fails leaves
-    /// the old cookie in use, and valid. If the store cannot record it,
+    /// After `cycle_id` it does so once the save has succeeded: a save
+    /// that fails leaves the old cookie in use, and valid. A logout's save
+    /// cannot fail, and revokes before anything else (before deleting an
+    /// overflow blob), so that a save cancelled midway leaves the session
+    /// still flushed, for whoever finishes it (the axum layer does, on a
+    /// task of its own, when the request is dropped). If the store cannot record it,
     /// the save still succeeds (a logout's deletion cookie must reach the
     /// browser) and its report says so
     /// ([`SaveReport::unrevoked`](crate::SaveReport::unrevoked), also

@@ -1039,6 +1039,7 @@ async fn an_inner_service_error_ends_the_request_for_the_session() {
     let mut service = builder().build().expect("layer").layer(Failing {
         held: Arc::clone(&held),
         flush: false,
+        hangs: false,
     });
     let request = Request::get("/").body(Body::empty()).expect("request");
     assert_eq!(service.call(request).await.unwrap_err(), "inner failure");
@@ -1072,6 +1073,7 @@ async fn an_inner_service_error_still_revokes_a_flushed_session() {
     let mut failing = layer().layer(Failing {
         held: Held::default(),
         flush: true,
+        hangs: false,
     });
     let request = Request::get("/")
         .header(header::COOKIE, &copy)
@@ -1082,12 +1084,105 @@ async fn an_inner_service_error_still_revokes_a_flushed_session() {
     assert_eq!(body_text(response).await, "", "revoked");
 }
 
+/// A layer with a revocation store, an app with it, and a login's cookie.
+async fn logged_in_with_revocations() -> (Router, Arc<FlakyRevocations>, SessionLayer, String) {
+    let clock = common::clock();
+    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
+    let layer = SessionLayer::builder(fixed_ring())
+        .clock(clock)
+        .revocation_store(revocations.clone(), Some("user"))
+        .build()
+        .expect("layer");
+    let mut server = app(layer.clone());
+    let pair = cookie_pair(&call(&mut server, "/login", None).await);
+    assert_eq!(
+        body_text(call(&mut server, "/read", Some(&pair)).await).await,
+        "ada"
+    );
+    (server, revocations, layer, pair)
+}
+
+/// Sends `request` to `service` and drops it unanswered, as a server does
+/// when the client goes away.
+async fn drop_unanswered<S>(service: &mut S, request: Request<Body>)
+where
+    S: tower_service::Service<Request<Body>>,
+{
+    let answer = tokio::time::timeout(std::time::Duration::from_millis(200), service.call(request));
+    assert!(answer.await.is_err(), "the request never gets its answer");
+}
+
+/// Fails unless `pair` is revoked within a few seconds: the revocation of
+/// a dropped request's logout runs on a task of its own.
+async fn assert_revoked_soon(server: &mut Router, pair: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while body_text(call(server, "/read", Some(pair)).await).await == "ada" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the logout was not recorded"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_logout_whose_request_is_dropped_still_revokes_the_old_id() {
+    use tower_layer::Layer as _;
+    let (mut server, _revocations, layer, pair) = logged_in_with_revocations().await;
+    // The handler logs out, then the request is dropped before it answers.
+    let mut hanging = layer.layer(Failing {
+        held: Held::default(),
+        flush: true,
+        hangs: true,
+    });
+    let request = Request::get("/")
+        .header(header::COOKIE, &pair)
+        .body(Body::empty())
+        .expect("request");
+    drop_unanswered(&mut hanging, request).await;
+    assert_revoked_soon(&mut server, &pair).await;
+}
+
+#[tokio::test]
+async fn a_logout_dropped_while_revoking_is_revoked_by_its_own_task() {
+    let (mut server, revocations, _layer, pair) = logged_in_with_revocations().await;
+    // The layer's save waits on the store when the request is dropped.
+    revocations.set_hangs(true);
+    let request = Request::get("/logout")
+        .header(header::COOKIE, &pair)
+        .body(Body::empty())
+        .expect("request");
+    drop_unanswered(&mut server, request).await;
+    revocations.set_hangs(false);
+    assert_revoked_soon(&mut server, &pair).await;
+}
+
+#[tokio::test]
+async fn a_dropped_request_without_a_logout_revokes_nothing() {
+    use tower_layer::Layer as _;
+    let (mut server, _revocations, layer, pair) = logged_in_with_revocations().await;
+    let mut hanging = layer.layer(Failing {
+        held: Held::default(),
+        flush: false,
+        hangs: true,
+    });
+    let request = Request::get("/")
+        .header(header::COOKIE, &pair)
+        .body(Body::empty())
+        .expect("request");
+    drop_unanswered(&mut hanging, request).await;
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let response = call(&mut server, "/read", Some(&pair)).await;
+    assert_eq!(body_text(response).await, "ada");
+}
+
 /// A service (not axum) that reads the session (and flushes it if `flush`
-/// says so), keeps it and fails.
+/// says so), keeps it and fails (or never answers, if `hangs` says so).
 #[derive(Clone)]
 struct Failing {
     held: Held,
     flush: bool,
+    hangs: bool,
 }
 
 impl tower_service::Service<Request<Body>> for Failing {
@@ -1107,7 +1202,7 @@ impl tower_service::Service<Request<Body>> for Failing {
     fn call(&mut self, request: Request<Body>) -> Self::Future {
         let session = request.extensions().get::<LazySession>().cloned();
         let keep = Arc::clone(&self.held);
-        let flush = self.flush;
+        let (flush, hangs) = (self.flush, self.hangs);
         Box::pin(async move {
             let session = session.expect("the layer's session");
             session.get::<String>("user").await.expect("read");
@@ -1115,6 +1210,9 @@ impl tower_service::Service<Request<Body>> for Failing {
                 session.flush().await.expect("flush");
             }
             *keep.lock().expect("lock") = Some(session);
+            if hangs {
+                std::future::pending::<()>().await;
+            }
             Err("inner failure")
         })
     }

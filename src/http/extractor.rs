@@ -364,11 +364,66 @@ impl LazySession {
             .cloned())
     }
 
-    /// Marks the request over: after the layer's `finish`, or without a
-    /// response (the inner service failed, or the request was dropped), when
-    /// nothing is saved. Later changes are reported as lost.
-    pub(crate) fn end(&self) {
+    /// Marks the request over when the layer's future is dropped before
+    /// its `finish` returned (the request was dropped before its response:
+    /// an outer timeout, a client gone). Later changes are reported as
+    /// lost.
+    ///
+    /// A logout the request did not finish (dropped before `finish`, or
+    /// during its save) is finished on a task of its own, with a
+    /// revocation store: the old id is revoked, as Django's `flush` and
+    /// tower-sessions' delete the stored session whatever becomes of the
+    /// response. The deletion cookie cannot be sent any more.
+    pub(crate) fn end_dropped(&self, uri: &mut Uri) {
         self.inner.finished.store(true, Ordering::Relaxed);
+        if self.inner.shared.sealer.revocation_store.is_none() {
+            return;
+        }
+        // Free unless a task the handler spawned holds it (or a future
+        // dropped midway has yet to release it): then the spawned task
+        // checks under the lock instead.
+        if let Ok(state) = self.inner.state.try_lock() {
+            if !state
+                .opened
+                .as_ref()
+                .is_some_and(RequestSession::logout_unrecorded)
+            {
+                return;
+            }
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            tracing::warn!(
+                "a logout's request was dropped outside a tokio runtime; its old session id is not revoked"
+            );
+            return;
+        };
+        let session = self.clone();
+        let uri = core::mem::take(uri);
+        runtime.spawn(async move { session.finish_dropped_logout(&uri).await });
+    }
+
+    /// The rest of a logout whose request was dropped: the save that
+    /// revokes the old id (and deletes its overflow blob). What was stored
+    /// after the flush cannot reach the client and is not kept.
+    async fn finish_dropped_logout(&self, uri: &Uri) {
+        let mut state = self.inner.state.lock().await;
+        let Some(opened) = state.opened.as_mut() else {
+            return;
+        };
+        if !opened.logout_unrecorded() {
+            return;
+        }
+        opened.session_mut().clear();
+        let shared = &self.inner.shared;
+        match shared.sealer.save_request_async(opened).await {
+            Ok(saved) => {
+                shared.saved(&saved.report, uri);
+                if saved.report.unrevoked.is_none() {
+                    tracing::info!("request dropped after a logout; the old session id is revoked");
+                }
+            }
+            Err(error) => shared.save_failed(&error, uri),
+        }
     }
 
     /// Whether the `Cookie` headers hold a cookie of the session's name.

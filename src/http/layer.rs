@@ -3,6 +3,7 @@
 use core::fmt;
 use core::future::Future;
 use core::pin::Pin;
+use core::sync::atomic::{AtomicBool, Ordering};
 use core::task::{Context, Poll};
 use core::time::Duration;
 use std::sync::Arc;
@@ -510,21 +511,27 @@ where
         let error_on_lost_changes = self.shared.error_on_lost_changes;
         // Outside the future, so that dropping it even before its first
         // poll ends the request for the session.
-        let session = EndOnDrop(session);
+        let guard = EndOnDrop {
+            session,
+            uri,
+            finished: AtomicBool::new(false),
+        };
         Box::pin(async move {
-            let session = &session.0;
+            let (session, uri) = (&guard.session, &guard.uri);
             let mut response = match response.await {
                 Ok(response) => response,
                 Err(error) => {
                     // No response to carry a cookie, so nothing is saved,
                     // but a logout still revokes the old id (with a
                     // revocation store), as on an error response.
-                    session.finish(&uri, false).await;
+                    session.finish(uri, false).await;
+                    guard.finished.store(true, Ordering::Relaxed);
                     return Err(error);
                 }
             };
             let save = save_on_server_error || !response.status().is_server_error();
-            let finished = session.finish(&uri, save).await;
+            let finished = session.finish(uri, save).await;
+            guard.finished.store(true, Ordering::Relaxed);
             if let (true, Some(error)) = (error_on_lost_changes, &finished.lost) {
                 return Ok(lost_changes_response(error));
             }
@@ -553,12 +560,20 @@ where
 
 /// Ends the request for its session when the layer's future is dropped,
 /// finished or not: a change made after that (from a task that outlived a
-/// request whose client went away, say) is reported as lost.
-struct EndOnDrop(LazySession);
+/// request whose client went away, say) is reported as lost, and a logout
+/// the request did not finish is finished on a task of its own.
+struct EndOnDrop {
+    session: LazySession,
+    uri: Uri,
+    /// The layer's `finish` returned: it ended the request itself.
+    finished: AtomicBool,
+}
 
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
-        self.0.end();
+        if !self.finished.load(Ordering::Relaxed) {
+            self.session.end_dropped(&mut self.uri);
+        }
     }
 }
 

@@ -76,10 +76,14 @@
 //!   timeout layer outside the session layer, not
 //!   inside: inside, it answers `408` after dropping the handler, and what
 //!   the handler had changed by then would be saved; outside, the whole
-//!   request is dropped and nothing is saved, a logout included: a request
-//!   dropped before its response (an outer timeout, a client gone) sends
-//!   no deletion cookie and records no revocation, and the client keeps
-//!   the cookie it had.
+//!   request is dropped and nothing is saved: a request dropped before its
+//!   response (an outer timeout, a client gone) sends no cookie, and the
+//!   client keeps the one it had. A logout is still recorded: with a
+//!   revocation store, a session the handler flushed gets its old id
+//!   revoked on a task of its own (spawned on the current tokio runtime;
+//!   outside one, a warning says it was not), as Django's `flush` and
+//!   tower-sessions' `flush` end the stored session whatever becomes of
+//!   the response.
 //! - **Tells caches.** A response for which a handler opened the session
 //!   depends on the cookie, so it gets `Vary: Cookie` (unless it already
 //!   varies on `Cookie` or on `*`), as Django does: a shared cache then

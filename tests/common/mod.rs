@@ -470,6 +470,8 @@ pub struct FlakyRevocations {
     down: AtomicBool,
     /// Checking one fails.
     checks_down: AtomicBool,
+    /// Recording a revocation never answers.
+    hangs: AtomicBool,
 }
 
 impl FlakyRevocations {
@@ -478,7 +480,13 @@ impl FlakyRevocations {
             inner: MemoryRevocations::with_clock(clock.clone()),
             down: AtomicBool::new(false),
             checks_down: AtomicBool::new(false),
+            hangs: AtomicBool::new(false),
         }
+    }
+
+    /// Whether recording a session's revocation never answers.
+    pub fn set_hangs(&self, hangs: bool) {
+        self.hangs.store(hangs, Ordering::SeqCst);
     }
 
     /// Whether recording a session's revocation fails.
@@ -509,6 +517,9 @@ impl RevocationStore for FlakyRevocations {
     ) -> BoxFuture<'a, Result<(), Error>> {
         if self.down.load(Ordering::SeqCst) {
             return Box::pin(async { Err(Error::Store(StoreError::Unavailable)) });
+        }
+        if self.hangs.load(Ordering::SeqCst) {
+            return Box::pin(std::future::pending());
         }
         RevocationStore::revoke_session(&self.inner, id, keep_for)
     }
