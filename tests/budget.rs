@@ -1525,3 +1525,69 @@ async fn a_critical_entry_still_in_the_blob_is_never_dropped_to_fit() {
     );
     assert_eq!(store.len(), 1, "the old blob stays for the old cookie");
 }
+
+#[tokio::test]
+async fn when_no_blob_within_the_cap_lets_the_cookie_fit_the_save_drops_as_without_a_store() {
+    // Only compression makes this happen: the cookie fits because listing a
+    // long key lifts its payload over the threshold, so it is compressed.
+    // Once that entry is dropped (its blob would exceed `max_decompressed`),
+    // what is left falls under the threshold, is sealed as it is, and no
+    // longer fits, with or without moving the rest: the save then drops as
+    // without a store.
+    const THRESHOLD: usize = 1000;
+    let configure = |b: SealerBuilder| {
+        b.compression(Compression::Above(THRESHOLD))
+            .limits(Limits::default().with_max_decompressed(1500))
+    };
+    let clock = clock();
+    let session = |sealer: &Sealer| {
+        let mut s = sealer.new_session().unwrap();
+        s.insert_with_priority("user", &"u".repeat(600), Priority::Critical)
+            .unwrap();
+        s
+    };
+    // The budget: exactly the cookie of the critical entry alone, under the
+    // threshold and so uncompressed.
+    let (_, probe) = with_memory_store(&clock, configure);
+    let budget = probe
+        .save_async(&mut session(&probe))
+        .await
+        .unwrap()
+        .report
+        .header_len;
+    let (store, sealer) = with_memory_store(&clock, |b| configure(b).budget(budget));
+    // The listed key takes about 150 bytes of the cookie: with it the
+    // payload is over the threshold, without it (about 900 bytes) under.
+    let notes = format!("notes-{}", "n".repeat(120));
+    let mut s = session(&sealer);
+    s.insert_with_priority("draft", &"d".repeat(250), Priority::Normal)
+        .unwrap();
+    s.insert_with_priority(&notes, &"n".repeat(1000), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.overflowed.len(), 1);
+    assert_eq!(saved.report.overflowed[0].key, notes);
+    let token = saved.action.cookie_value().unwrap().to_owned();
+    let old_blob = store.keys();
+    assert_eq!(old_blob.len(), 1);
+
+    // The notes grow past the blob's cap: they must be dropped, and then
+    // "draft" fits neither in the cookie nor (its key listed) beside it.
+    let mut opened = sealer.open_async(&token).await.unwrap();
+    opened
+        .insert_with_priority(&notes, &"n".repeat(2000), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_async(&mut opened).await.unwrap();
+    assert_eq!(saved.report.dropped_keys(), [notes.as_str(), "draft"]);
+    assert!(saved.report.overflowed.is_empty());
+    assert_eq!(saved.report.header_len, budget);
+    assert_eq!(opened.keys().collect::<Vec<_>>(), ["user"]);
+    let reopened = sealer.open(saved.action.cookie_value().unwrap()).unwrap();
+    assert_eq!(reopened.keys().collect::<Vec<_>>(), ["user"]);
+    assert!(!reopened.has_unloaded_overflow());
+    // No new blob; the old one is retired: readable for its grace period
+    // (by a request from the previous cookie), then gone.
+    assert_eq!(store.keys(), old_blob);
+    clock.advance(60 + 60);
+    assert!(store.is_empty());
+}
