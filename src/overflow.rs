@@ -158,7 +158,8 @@ impl Sealer {
             tracing::warn!(
                 dropped = ?keys,
                 max_decompressed = self.limits.max_decompressed(),
-                "session entries dropped: the overflow blob would exceed the decompression limit"
+                "session entries dropped: the overflow blob would exceed the decompression limit \
+                 (with compression, more may go for the cookie to fit)"
             );
             session.dropped_unreported.extend(dropped);
         }
@@ -319,15 +320,17 @@ impl Sealer {
     /// never), for the blob of the entries `plan` then moves to fit under
     /// `max_decompressed`; returns the plan for what is left and the
     /// dropped entries (removed from the session), or `None`, with the
-    /// session untouched, when dropping all `plan.removed` entries does not
-    /// make the blob fit: then the caller saves as without a store. (With
-    /// compression the blob need not shrink as `d` grows, so the search
-    /// below may settle on more drops than the fewest.) Dropping more only shrinks the
-    /// cookie's list of moved keys, so the plan moves fewer entries and the
-    /// blob shrinks: whether `d` drops suffice changes once as `d` grows,
-    /// and a binary search finds the least `d` in a few plans. Dropping the
-    /// prefix of `plan.removed` whose absence lets the rest fit is enough,
-    /// which bounds the search.
+    /// session untouched, when no prefix of `plan.removed` dropped lets
+    /// the rest fit, cookie and blob: then the caller saves as without a
+    /// store. Dropping more only shrinks the cookie's list of moved keys,
+    /// so the plan moves fewer entries and the blob shrinks: whether `d`
+    /// drops suffice changes once as `d` grows, and a binary search finds
+    /// the least `d` in a few plans. Dropping the prefix of `plan.removed`
+    /// whose absence lets the rest fit is enough, which bounds the search.
+    /// (With compression neither the cookie nor the blob need shrink as
+    /// `d` grows, so the search may settle on more drops than the fewest,
+    /// and when that prefix is not enough, larger ones are tried one by
+    /// one.)
     fn drop_until_blob_fits(
         &self,
         session: &mut Session,
@@ -339,7 +342,8 @@ impl Sealer {
         if most == 0 {
             return Ok(Some((plan, Vec::new())));
         }
-        let candidates = plan.removed[..most].to_vec();
+        // Beyond the first `most` only when those drops are not enough.
+        let candidates = plan.removed.clone();
         let mut dropped = Self::removed_entries(session, &candidates);
         let all = core::mem::take(&mut session.entries);
         let without_first = |d: usize| -> Vec<Entry> {
@@ -362,6 +366,17 @@ impl Sealer {
         };
         let mut search = || -> Result<Option<(usize, Plan)>, Error> {
             let Some(mut best) = fitting_plan(session, most)? else {
+                // Only with compression: the cookie may have fitted because
+                // a moved entry's listed key lifted it over the threshold,
+                // and without that entry it is sealed as it is and no
+                // longer fits. Dropping more of the moved entries, one at a
+                // time (the least important first), can still let the rest
+                // move.
+                for d in most + 1..=candidates.len() {
+                    if let Some(plan) = fitting_plan(session, d)? {
+                        return Ok(Some((d, plan)));
+                    }
+                }
                 return Ok(None);
             };
             let (mut too_few, mut enough) = (0, most);

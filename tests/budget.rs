@@ -1591,3 +1591,39 @@ async fn when_no_blob_within_the_cap_lets_the_cookie_fit_the_save_drops_as_witho
     clock.advance(60 + 60);
     assert!(store.is_empty());
 }
+
+#[tokio::test]
+async fn when_dropping_the_entries_over_the_blob_cap_is_not_enough_more_are_dropped_not_all() {
+    // With compression, dropping the entry whose blob would exceed
+    // `max_decompressed` takes its long listed key out of the cookie, whose
+    // payload then falls under the threshold and is sealed as it is: too
+    // large. Dropping the next moved entry too lets the last one move;
+    // saving as without a store would drop all three.
+    let clock = clock();
+    let (store, sealer) = with_memory_store(&clock, |b| {
+        b.budget(500)
+            .compression(Compression::Above(1000))
+            .limits(Limits::default().with_max_decompressed(1500))
+    });
+    let long_key = "k".repeat(352);
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    s.insert_with_priority(&long_key, &"v".repeat(800), Priority::Low)
+        .unwrap();
+    s.insert_with_priority("l", &"l".repeat(1000), Priority::Normal)
+        .unwrap();
+    s.insert_with_priority("y", &"y".repeat(600), Priority::High)
+        .unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(saved.report.dropped_keys(), [long_key.as_str(), "l"]);
+    assert_eq!(saved.report.overflowed.len(), 1);
+    assert_eq!(saved.report.overflowed[0].key, "y");
+    assert!(saved.report.header_len <= 500);
+    assert_eq!(store.len(), 1);
+    let token = saved.action.cookie_value().unwrap();
+    let mut reopened = sealer.open_async(token).await.unwrap();
+    assert_eq!(overflowed_keys(&reopened), ["y"]);
+    let y: Option<String> = sealer.get_loading(&mut reopened, "y").await.unwrap();
+    assert_eq!(y.as_deref(), Some("y".repeat(600).as_str()));
+}
