@@ -87,7 +87,8 @@ impl RedisServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
         let deadline = Instant::now() + Duration::from_secs(10);
-        while TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], self.port));
+        while TcpStream::connect_timeout(&address, Duration::from_secs(1)).is_ok() {
             assert!(Instant::now() < deadline, "redis-server did not stop");
             std::thread::sleep(Duration::from_millis(20));
         }
