@@ -402,8 +402,9 @@ impl Sealer {
     /// next save from it drops and reports them; so does the next
     /// successful save of this session).
     ///
-    /// With a revocation store, a save after [`Session::flush`] or
-    /// [`Session::cycle_id`] then revokes the old id (see
+    /// With a revocation store, a save after [`Session::cycle_id`] then
+    /// revokes the old id, and one after [`Session::flush`] (logout)
+    /// revokes it first (see
     /// [`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store)).
     ///
     /// Entries the cookie no longer references are deleted from the store

@@ -314,9 +314,9 @@ impl SealerBuilder {
     /// cannot fail, and revokes before anything else (before deleting an
     /// overflow blob), so that a save cancelled midway leaves the session
     /// still flushed, for whoever finishes it (the axum layer does, on a
-    /// task of its own, when the request is dropped). If the store cannot record it,
-    /// the save still succeeds (a logout's deletion cookie must reach the
-    /// browser) and its report says so
+    /// task of its own, when the request is dropped). If the store cannot
+    /// record it, the save still succeeds (a logout's deletion cookie must
+    /// reach the browser) and its report says so
     /// ([`SaveReport::unrevoked`](crate::SaveReport::unrevoked), also
     /// logged at `ERROR`). The record is kept for
     /// [`Sealer::revocation_ttl`], or, when the sealer has no timeouts, as

@@ -83,6 +83,14 @@ async fn blob_append_twice(session: LazySession) -> Result<&'static str, Error> 
     Ok("ok")
 }
 
+/// Logs out, then in again with a user too large for any cookie.
+async fn flush_then_login_too_large(
+    session: LazySession,
+) -> Result<(StatusCode, &'static str), Error> {
+    session.flush().await?;
+    login_too_large(session).await
+}
+
 async fn login_too_large(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
     session
         .insert_with_priority("user", &"u".repeat(6000), Priority::Critical)
@@ -173,6 +181,10 @@ fn app(layer: SessionLayer) -> Router {
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
         .route("/login-too-large", get(login_too_large))
+        .route(
+            "/flush-then-login-too-large",
+            get(flush_then_login_too_large),
+        )
         .route("/login-then-fail", get(login_then_fail))
         .route("/login-cache-control", get(login_with_cache_control))
         .route("/read-with-vary", get(read_with_vary))
@@ -1095,10 +1107,7 @@ async fn logged_in_with_revocations() -> (Router, Arc<FlakyRevocations>, Session
         .expect("layer");
     let mut server = app(layer.clone());
     let pair = cookie_pair(&call(&mut server, "/login", None).await);
-    assert_eq!(
-        body_text(call(&mut server, "/read", Some(&pair)).await).await,
-        "ada"
-    );
+    assert_still_valid(&layer, &pair).await;
     (server, revocations, layer, pair)
 }
 
@@ -1112,25 +1121,51 @@ where
     assert!(answer.await.is_err(), "the request never gets its answer");
 }
 
-/// Fails unless `pair` is revoked within a few seconds: the revocation of
-/// a dropped request's logout runs on a task of its own.
-async fn assert_revoked_soon(server: &mut Router, pair: &str) {
+/// The value of a `name=value` cookie pair.
+fn value_of(pair: &str) -> &str {
+    pair.split_once('=').expect("name=value").1
+}
+
+/// Fails unless the cookie of `pair` is revoked within a few seconds: the
+/// revocation of a dropped request's logout runs on a task of its own.
+async fn assert_revoked_soon(layer: &SessionLayer, pair: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while body_text(call(server, "/read", Some(pair)).await).await == "ada" {
+    while let Ok(session) = layer.sealer().open_async(value_of(pair)).await {
+        assert_eq!(
+            session.get::<String>("user").unwrap().as_deref(),
+            Some("ada")
+        );
         assert!(
             std::time::Instant::now() < deadline,
             "the logout was not recorded"
         );
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
+    let error = layer.sealer().open_async(value_of(pair)).await.unwrap_err();
+    assert_eq!(error.kind(), "revoked");
+}
+
+/// Fails unless the cookie of `pair` still opens, once any task a dropped
+/// request spawned has had time to run.
+async fn assert_still_valid(layer: &SessionLayer, pair: &str) {
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let session = layer
+        .sealer()
+        .open_async(value_of(pair))
+        .await
+        .expect("opens");
+    assert_eq!(
+        session.get::<String>("user").unwrap().as_deref(),
+        Some("ada")
+    );
 }
 
 #[tokio::test]
 async fn a_logout_whose_request_is_dropped_still_revokes_the_old_id() {
     use tower_layer::Layer as _;
-    let (mut server, _revocations, layer, pair) = logged_in_with_revocations().await;
+    let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
     // The handler logs out, then the request is dropped before it answers.
-    let mut hanging = layer.layer(Failing {
+    let mut hanging = layer.clone().layer(Failing {
         held: Held::default(),
         flush: true,
         hangs: true,
@@ -1140,12 +1175,12 @@ async fn a_logout_whose_request_is_dropped_still_revokes_the_old_id() {
         .body(Body::empty())
         .expect("request");
     drop_unanswered(&mut hanging, request).await;
-    assert_revoked_soon(&mut server, &pair).await;
+    assert_revoked_soon(&layer, &pair).await;
 }
 
 #[tokio::test]
 async fn a_logout_dropped_while_revoking_is_revoked_by_its_own_task() {
-    let (mut server, revocations, _layer, pair) = logged_in_with_revocations().await;
+    let (mut server, revocations, layer, pair) = logged_in_with_revocations().await;
     // The layer's save waits on the store when the request is dropped.
     revocations.set_hangs(true);
     let request = Request::get("/logout")
@@ -1154,14 +1189,41 @@ async fn a_logout_dropped_while_revoking_is_revoked_by_its_own_task() {
         .expect("request");
     drop_unanswered(&mut server, request).await;
     revocations.set_hangs(false);
-    assert_revoked_soon(&mut server, &pair).await;
+    assert_revoked_soon(&layer, &pair).await;
+}
+
+#[test]
+fn a_runtime_that_drops_the_task_finishing_a_logout_says_so() {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .expect("runtime");
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    runtime.block_on(async {
+        let (mut server, revocations, _layer, pair) = logged_in_with_revocations().await;
+        revocations.set_hangs(true);
+        let request = Request::get("/logout")
+            .header(header::COOKIE, &pair)
+            .body(Body::empty())
+            .expect("request");
+        drop_unanswered(&mut server, request).await;
+    });
+    assert!(
+        !logs.text().contains("may not be revoked"),
+        "{}",
+        logs.text()
+    );
+    // Shutting down drops the task that would finish the logout.
+    drop(runtime);
+    let text = logs.text();
+    assert!(text.contains("may not be revoked"), "{text}");
 }
 
 #[tokio::test]
 async fn a_dropped_request_without_a_logout_revokes_nothing() {
     use tower_layer::Layer as _;
-    let (mut server, _revocations, layer, pair) = logged_in_with_revocations().await;
-    let mut hanging = layer.layer(Failing {
+    let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
+    let mut hanging = layer.clone().layer(Failing {
         held: Held::default(),
         flush: false,
         hangs: true,
@@ -1171,9 +1233,19 @@ async fn a_dropped_request_without_a_logout_revokes_nothing() {
         .body(Body::empty())
         .expect("request");
     drop_unanswered(&mut hanging, request).await;
-    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-    let response = call(&mut server, "/read", Some(&pair)).await;
-    assert_eq!(body_text(response).await, "ada");
+    assert_still_valid(&layer, &pair).await;
+}
+
+#[tokio::test]
+async fn a_flush_whose_save_failed_in_an_answered_request_revokes_nothing() {
+    // The layer finished this request itself: its save failed, the client
+    // keeps the old cookie, which must stay valid (the task that finishes
+    // dropped requests' logouts must not run for it).
+    let (mut server, _revocations, layer, pair) = logged_in_with_revocations().await;
+    let response = call(&mut server, "/flush-then-login-too-large", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(set_cookie(&response).is_none());
+    assert_still_valid(&layer, &pair).await;
 }
 
 /// A service (not axum) that reads the session (and flushes it if `flush`

@@ -393,13 +393,20 @@ impl LazySession {
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(
-                "a logout's request was dropped outside a tokio runtime; its old session id is not revoked"
+                "a request was dropped outside a tokio runtime; a logout it made, if any, is not revoked"
             );
             return;
         };
         let session = self.clone();
         let uri = core::mem::take(uri);
-        runtime.spawn(async move { session.finish_dropped_logout(&uri).await });
+        // A runtime shutting down drops the task unfinished, possibly
+        // before its first poll: that must be said too, so the guard is
+        // moved in, not made in the task.
+        let unfinished = UnfinishedLogout;
+        runtime.spawn(async move {
+            session.finish_dropped_logout(&uri).await;
+            core::mem::forget(unfinished);
+        });
     }
 
     /// The rest of a logout whose request was dropped: the save that
@@ -612,5 +619,18 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for LazySession {
         _state: &S,
     ) -> Result<Option<Self>, Self::Rejection> {
         Ok(parts.extensions.get::<LazySession>().cloned())
+    }
+}
+
+/// Warns when dropped: held by the task that finishes a dropped request's
+/// logout, and forgotten when it returns, so that only a runtime shutting
+/// down (which drops its tasks unfinished) sets it off.
+struct UnfinishedLogout;
+
+impl Drop for UnfinishedLogout {
+    fn drop(&mut self) {
+        tracing::warn!(
+            "the runtime dropped the task finishing a dropped request's logout; its old session id may not be revoked"
+        );
     }
 }

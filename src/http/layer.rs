@@ -410,8 +410,9 @@ impl SessionLayerBuilder {
     }
 
     /// Called when a save fails (see [`SaveFailure`]), after the `ERROR`
-    /// event the layer always logs. Runs on the request's task: keep it
-    /// quick.
+    /// event the layer always logs. Runs on the request's task (or, for
+    /// the logout of a dropped request, on the task that finishes it): keep
+    /// it quick.
     pub fn on_save_error(
         mut self,
         hook: impl Fn(&SaveFailure<'_>) + Send + Sync + 'static,
@@ -425,7 +426,8 @@ impl SessionLayerBuilder {
     /// sizes; never values) and the request's URI (which route filled the
     /// session); or whose revocation store could not record the id a
     /// `flush` or `cycle_id` gave up ([`SaveReport::unrevoked`]). Runs on
-    /// the request's task: keep it quick.
+    /// the request's task (or, for the logout of a dropped request, on the
+    /// task that finishes it): keep it quick.
     pub fn on_save_report(
         mut self,
         hook: impl Fn(&SaveReport, &Uri) + Send + Sync + 'static,

@@ -80,10 +80,14 @@
 //!   response (an outer timeout, a client gone) sends no cookie, and the
 //!   client keeps the one it had. A logout is still recorded: with a
 //!   revocation store, a session the handler flushed gets its old id
-//!   revoked on a task of its own (spawned on the current tokio runtime;
-//!   outside one, a warning says it was not), as Django's `flush` and
-//!   tower-sessions' `flush` end the stored session whatever becomes of
-//!   the response.
+//!   revoked on a task of its own, as Django's `flush` and tower-sessions'
+//!   `flush` end the stored session whatever becomes of the response. As
+//!   on a 5xx response, entries stored after the flush are not kept (a
+//!   flush then a login's entries is a logout). The task is spawned on
+//!   the current tokio runtime and bounded only by the store (see
+//!   [`RevocationStore`](crate::store::RevocationStore)); a warning says
+//!   when there is no runtime, or when a runtime shutting down drops the
+//!   task before it is done.
 //! - **Tells caches.** A response for which a handler opened the session
 //!   depends on the cookie, so it gets `Vary: Cookie` (unless it already
 //!   varies on `Cookie` or on `*`), as Django does: a shared cache then
