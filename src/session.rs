@@ -479,11 +479,42 @@ impl Session {
     }
 
     /// Removes an entry and returns its value (Django's `pop`,
-    /// tower-sessions' `remove`).
+    /// tower-sessions' `remove`). A value that does not decode as `T` is
+    /// removed all the same and reads as absent, with the `WARN` event of
+    /// [`Session::get_or_remove`]: the caller asked for it to go, and an
+    /// error would fail every request (a flash message whose type changed
+    /// in a deploy, say) until the session expires. Other errors leave
+    /// the entry in place.
     #[doc(alias = "pop")]
     pub fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
-        let value = self.get(key)?;
+        let value = self.get_or_remove(key)?;
         self.remove(key);
+        Ok(value)
+    }
+
+    /// The value at `key`, or, if there is none, `default()`, stored there
+    /// (at normal priority) and returned: Django's `setdefault`. A value
+    /// that does not decode as `T` is an error, as with [`Session::get`].
+    ///
+    /// ```
+    /// use sealed_session::{KeyRing, MasterKey, Sealer};
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
+    /// let mut session = sealer.new_session()?;
+    /// assert_eq!(session.get_or_insert_with("theme", || "light".to_owned())?, "light");
+    /// assert_eq!(session.get_or_insert_with("theme", || "dark".to_owned())?, "light");
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    #[doc(alias = "setdefault")]
+    pub fn get_or_insert_with<T: Serialize + DeserializeOwned>(
+        &mut self,
+        key: &str,
+        default: impl FnOnce() -> T,
+    ) -> Result<T, Error> {
+        if let Some(value) = self.get(key)? {
+            return Ok(value);
+        }
+        let value = default();
+        self.insert(key, &value)?;
         Ok(value)
     }
 
@@ -680,7 +711,11 @@ impl Session {
         self.issued_at.is_none()
     }
 
-    pub(crate) fn mark_modified(&mut self) {
+    /// Marks the session changed, so that the next save re-seals it (with
+    /// a new issued-at, which moves the idle window on) although nothing
+    /// in it changed: Django's `request.session.modified = True`. An empty
+    /// session still gets no cookie under the HTTP layer.
+    pub fn mark_modified(&mut self) {
         self.modified = true;
         self.changes = self.changes.wrapping_add(1);
     }

@@ -91,6 +91,18 @@ async fn flush_then_login_too_large(
     login_too_large(session).await
 }
 
+/// Counts visits with `get_or_insert_with`, and re-seals with
+/// `mark_modified` when the query says `touch`.
+async fn visits(session: LazySession, request: Request<Body>) -> Result<String, Error> {
+    let visits = session.get_or_insert_with("visits", || 0u32).await? + 1;
+    if request.uri().query() == Some("touch") {
+        session.mark_modified().await?;
+    } else {
+        session.insert("visits", &visits).await?;
+    }
+    Ok(visits.to_string())
+}
+
 async fn login_too_large(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
     session
         .insert_with_priority("user", &"u".repeat(6000), Priority::Critical)
@@ -181,6 +193,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
         .route("/login-too-large", get(login_too_large))
+        .route("/visits", get(visits))
         .route(
             "/flush-then-login-too-large",
             get(flush_then_login_too_large),
@@ -943,6 +956,26 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
     let response = call(&mut app, "/logout", Some(&pair)).await;
     assert_deletes_the_cookie(&response);
     assert_eq!(cache_control(&response), ["private"]);
+}
+
+#[tokio::test]
+async fn get_or_insert_with_and_mark_modified_work_through_the_layer() {
+    let mut app = app(builder().build().expect("layer"));
+    let response = call(&mut app, "/visits", None).await;
+    let pair = cookie_pair(&response);
+    assert_eq!(body_text(response).await, "1");
+    let response = call(&mut app, "/visits", Some(&pair)).await;
+    let pair = cookie_pair(&response);
+    assert_eq!(body_text(response).await, "2");
+    // Nothing changes but the session is marked modified: re-sealed.
+    let response = call(&mut app, "/visits?touch", Some(&pair)).await;
+    let touched = cookie_pair(&response);
+    assert_eq!(body_text(response).await, "3");
+    assert_ne!(touched, pair);
+    let response = call(&mut app, "/read", Some(&touched)).await;
+    assert!(set_cookie(&response).is_none(), "unchanged: no Set-Cookie");
+    let response = call(&mut app, "/visits", Some(&touched)).await;
+    assert_eq!(body_text(response).await, "3", "the count was not stored");
 }
 
 type Held = Arc<std::sync::Mutex<Option<LazySession>>>;

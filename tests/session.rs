@@ -878,6 +878,83 @@ fn get_or_remove_drops_a_value_that_no_longer_decodes_and_saves_without_it() {
     assert!(!o.contains("deep"));
 }
 
+#[test]
+fn take_removes_a_value_that_no_longer_decodes_and_reads_it_as_absent() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("flash", "saved").unwrap(); // a plain string, by an older release
+    s.insert("user", &42u64).unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+
+    let mut o = sealer.open(&cookie).unwrap();
+    let (taken, text) = logged(|| o.take::<Vec<u32>>("flash"));
+    assert_eq!(taken.unwrap(), None);
+    assert!(
+        text.contains("WARN") && text.contains("key=\"flash\""),
+        "{text}"
+    );
+    assert!(!text.contains("saved"), "no values in the log: {text}");
+    assert!(!o.contains("flash"));
+    assert_eq!(o.take::<u64>("user").unwrap(), Some(42));
+    assert_eq!(o.take::<u64>("user").unwrap(), None);
+    assert!(o.is_empty() && o.is_modified());
+}
+
+#[test]
+fn get_or_insert_with_keeps_a_stored_value_and_stores_the_default_otherwise() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("theme", "dark", Priority::High)
+        .unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+
+    let mut o = sealer.open(&cookie).unwrap();
+    let mut called = false;
+    let theme = o.get_or_insert_with("theme", || {
+        called = true;
+        "light".to_owned()
+    });
+    assert_eq!(theme.unwrap(), "dark");
+    assert!(!called, "no default made for a stored value");
+    assert!(!o.is_modified());
+    assert_eq!(o.get_or_insert_with("visits", || 1u32).unwrap(), 1);
+    assert!(o.is_modified());
+    assert_eq!(o.get_or_insert_with("visits", || 7u32).unwrap(), 1);
+    assert_eq!(o.priority("visits"), Some(Priority::Normal));
+    // A value of another type is an error, as with `get`, and stays.
+    assert_eq!(
+        o.get_or_insert_with("theme", || 0u8).unwrap_err(),
+        Error::Value(ValueError::Deserialize)
+    );
+    assert_eq!(o.get::<String>("theme").unwrap().as_deref(), Some("dark"));
+    let reopened = sealer.open(&sealer.seal(&mut o).unwrap()).unwrap();
+    assert_eq!(reopened.get::<u32>("visits").unwrap(), Some(1));
+}
+
+#[test]
+fn mark_modified_re_seals_an_unchanged_session_with_a_new_issued_at() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("user", &42u64).unwrap();
+    let cookie = sealer.seal(&mut s).unwrap();
+
+    clock.advance(10);
+    let mut o = sealer.open(&cookie).unwrap();
+    assert!(matches!(
+        sealer.save(&mut o).unwrap().action,
+        sealed_session::CookieAction::Unchanged
+    ));
+    o.mark_modified();
+    assert!(o.is_modified() && o.needs_save());
+    let saved = sealer.save(&mut o).unwrap();
+    let value = saved.action.cookie_value().expect("a cookie is set");
+    assert_ne!(value, cookie);
+    assert_eq!(sealer.open(value).unwrap().issued_at(), Some(T0 + 10));
+}
+
 /// What the builder set reads back from the sealer, in the builder's types.
 #[test]
 fn the_sealer_reports_its_configuration() {

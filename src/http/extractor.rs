@@ -197,6 +197,29 @@ impl LazySession {
             .await?
     }
 
+    /// The value at `key`, or `default()` stored there and returned
+    /// (Django's `setdefault`; see [`Session::get_or_insert_with`]). An
+    /// entry that lives in the overflow store is loaded first.
+    #[doc(alias = "setdefault")]
+    pub async fn get_or_insert_with<T: Serialize + DeserializeOwned>(
+        &self,
+        key: &str,
+        default: impl FnOnce() -> T,
+    ) -> Result<T, Error> {
+        self.locked(
+            |s| s.is_overflowed(key),
+            |s| s.get_or_insert_with(key, default),
+        )
+        .await?
+    }
+
+    /// Marks the session changed, so that the response re-seals it
+    /// (Django's `request.session.modified = True`; see
+    /// [`Session::mark_modified`]).
+    pub async fn mark_modified(&self) -> Result<(), Error> {
+        self.with(Session::mark_modified).await
+    }
+
     /// Stores a value at normal priority (or the priority the key has).
     pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
         self.with(|s| s.insert(key, value)).await?
@@ -221,6 +244,8 @@ impl LazySession {
 
     /// Removes an entry and returns its value (loading it from the overflow
     /// store if it lives there): Django's `pop`, tower-sessions' `remove`.
+    /// A value that does not decode as `T` is removed all the same and
+    /// reads as absent (see [`Session::take`]).
     #[doc(alias = "pop")]
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.locked(|s| s.is_overflowed(key), |s| s.take(key))
