@@ -13,7 +13,7 @@ use axum::body::Body;
 use axum::routing::get;
 use axum::Router;
 use http::{header, Request, Response, StatusCode};
-use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
+use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder, SessionService};
 use sealed_session::{Error, Expiry, FixedClock, KeyRing, MasterKey, Priority, StoreError};
 use tower_service::Service as _;
 
@@ -1144,14 +1144,29 @@ async fn logged_in_with_revocations() -> (Router, Arc<FlakyRevocations>, Session
     (server, revocations, layer, pair)
 }
 
-/// Sends `request` to `service` and drops it unanswered, as a server does
-/// when the client goes away.
-async fn drop_unanswered<S>(service: &mut S, request: Request<Body>)
+/// Sends `service` a request for `path` with the cookie `pair` and drops
+/// it unanswered, as a server does when the client goes away.
+async fn drop_unanswered<S>(service: &mut S, path: &str, pair: &str)
 where
     S: tower_service::Service<Request<Body>>,
 {
+    let request = Request::get(path)
+        .header(header::COOKIE, pair)
+        .body(Body::empty())
+        .expect("request");
     let answer = tokio::time::timeout(std::time::Duration::from_millis(200), service.call(request));
     assert!(answer.await.is_err(), "the request never gets its answer");
+}
+
+/// `layer` around a service that reads the session, flushes it if `flush`
+/// says so, and never answers.
+fn hanging(layer: &SessionLayer, flush: bool) -> SessionService<Failing> {
+    use tower_layer::Layer as _;
+    layer.layer(Failing {
+        held: Held::default(),
+        flush,
+        hangs: true,
+    })
 }
 
 /// The value of a `name=value` cookie pair.
@@ -1195,19 +1210,9 @@ async fn assert_still_valid(layer: &SessionLayer, pair: &str) {
 
 #[tokio::test]
 async fn a_logout_whose_request_is_dropped_still_revokes_the_old_id() {
-    use tower_layer::Layer as _;
     let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
     // The handler logs out, then the request is dropped before it answers.
-    let mut hanging = layer.clone().layer(Failing {
-        held: Held::default(),
-        flush: true,
-        hangs: true,
-    });
-    let request = Request::get("/")
-        .header(header::COOKIE, &pair)
-        .body(Body::empty())
-        .expect("request");
-    drop_unanswered(&mut hanging, request).await;
+    drop_unanswered(&mut hanging(&layer, true), "/", &pair).await;
     assert_revoked_soon(&layer, &pair).await;
 }
 
@@ -1216,11 +1221,7 @@ async fn a_logout_dropped_while_revoking_is_revoked_by_its_own_task() {
     let (mut server, revocations, layer, pair) = logged_in_with_revocations().await;
     // The layer's save waits on the store when the request is dropped.
     revocations.set_hangs(true);
-    let request = Request::get("/logout")
-        .header(header::COOKIE, &pair)
-        .body(Body::empty())
-        .expect("request");
-    drop_unanswered(&mut server, request).await;
+    drop_unanswered(&mut server, "/logout", &pair).await;
     revocations.set_hangs(false);
     assert_revoked_soon(&layer, &pair).await;
 }
@@ -1235,11 +1236,7 @@ fn a_runtime_that_drops_the_task_finishing_a_logout_says_so() {
     runtime.block_on(async {
         let (mut server, revocations, _layer, pair) = logged_in_with_revocations().await;
         revocations.set_hangs(true);
-        let request = Request::get("/logout")
-            .header(header::COOKIE, &pair)
-            .body(Body::empty())
-            .expect("request");
-        drop_unanswered(&mut server, request).await;
+        drop_unanswered(&mut server, "/logout", &pair).await;
     });
     assert!(
         !logs.text().contains("may not be revoked"),
@@ -1254,18 +1251,8 @@ fn a_runtime_that_drops_the_task_finishing_a_logout_says_so() {
 
 #[tokio::test]
 async fn a_dropped_request_without_a_logout_revokes_nothing() {
-    use tower_layer::Layer as _;
     let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
-    let mut hanging = layer.clone().layer(Failing {
-        held: Held::default(),
-        flush: false,
-        hangs: true,
-    });
-    let request = Request::get("/")
-        .header(header::COOKIE, &pair)
-        .body(Body::empty())
-        .expect("request");
-    drop_unanswered(&mut hanging, request).await;
+    drop_unanswered(&mut hanging(&layer, false), "/", &pair).await;
     assert_still_valid(&layer, &pair).await;
 }
 
