@@ -25,6 +25,11 @@ fn blob_len(created_at: u64, count: usize, body: usize) -> usize {
 /// absolute lifetime.
 const UNBOUNDED_BLOB_TTL: u64 = 30 * 24 * 3600;
 
+/// How many moved entries beyond those whose blob exceeds
+/// `max_decompressed` may be dropped for the cookie to fit, before a save
+/// gives up the overflow store (see `drop_until_blob_fits`).
+const EXTRA_DROPS: usize = 8;
+
 /// Seconds a replaced blob stays readable (plus the clock skew) for
 /// requests that started from the previous cookie.
 const BLOB_GRACE: u64 = 60;
@@ -150,17 +155,27 @@ impl Sealer {
         // `max_decompressed`. They are gone from the session now, so they
         // are logged now, and reported by this save or, if it fails, the
         // next.
-        let Some((plan, dropped)) = self.drop_until_blob_fits(session, plan, &fresh, now)? else {
+        let Some((plan, dropped, for_the_cookie)) =
+            self.drop_until_blob_fits(session, plan, &fresh, now)?
+        else {
             return self.drop_instead(store, session, now).await;
         };
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(&dropped);
-            tracing::warn!(
-                dropped = ?keys,
-                max_decompressed = self.limits.max_decompressed(),
-                "session entries dropped: the overflow blob would exceed the decompression limit \
-                 (with compression, more may go for the cookie to fit)"
-            );
+            match for_the_cookie {
+                0 => tracing::warn!(
+                    dropped = ?keys,
+                    max_decompressed = self.limits.max_decompressed(),
+                    "session entries dropped: the overflow blob would exceed the decompression limit"
+                ),
+                _ => tracing::warn!(
+                    dropped = ?keys,
+                    max_decompressed = self.limits.max_decompressed(),
+                    for_the_cookie,
+                    "session entries dropped: the overflow blob would exceed the decompression limit, \
+                     and the last few the cookie's budget once it is compressed no more"
+                ),
+            }
             session.dropped_unreported.extend(dropped);
         }
         let overflowed = Self::removed_entries(session, &plan.removed);
@@ -316,31 +331,34 @@ impl Sealer {
         }
     }
 
-    /// Drops the fewest entries, in the budget's order (critical ones
-    /// never), for the blob of the entries `plan` then moves to fit under
-    /// `max_decompressed`; returns the plan for what is left and the
-    /// dropped entries (removed from the session), or `None`, with the
-    /// session untouched, when no prefix of `plan.removed` dropped lets
-    /// the rest fit, cookie and blob: then the caller saves as without a
-    /// store. Dropping more only shrinks the cookie's list of moved keys,
-    /// so the plan moves fewer entries and the blob shrinks: whether `d`
-    /// drops suffice changes once as `d` grows, and a binary search finds
-    /// the least `d` in a few plans. Dropping the prefix of `plan.removed`
-    /// whose absence lets the rest fit is enough, which bounds the search.
-    /// (With compression neither the cookie nor the blob need shrink as
-    /// `d` grows, so the search may settle on more drops than the fewest,
-    /// and when that prefix is not enough, larger ones are tried one by
-    /// one.)
+    /// Drops moved entries, a prefix of `plan.removed` (in the budget's
+    /// order; critical ones are never moved), until the blob of the
+    /// entries the plan then moves fits under `max_decompressed`; returns
+    /// the plan for what is left, the dropped entries (removed from the
+    /// session) and how many of them went beyond the first `most` (see
+    /// below), or `None`, with the session untouched, when no prefix tried
+    /// lets the rest fit, cookie and blob: then the caller saves as
+    /// without a store.
+    ///
+    /// Without compression, dropping more only shrinks the cookie's list
+    /// of moved keys, so the plan moves fewer entries and the blob
+    /// shrinks: whether `d` drops suffice changes once as `d` grows, a
+    /// binary search finds the fewest in a few plans, and the prefix
+    /// whose absence lets the rest fit (`most`) is enough, which bounds
+    /// the search. With compression neither the cookie nor the blob need
+    /// shrink as `d` grows, so the search may settle on more drops than
+    /// the fewest; and when `most` drops leave a cookie that no longer
+    /// fits, up to `EXTRA_DROPS` more are tried, one at a time.
     fn drop_until_blob_fits(
         &self,
         session: &mut Session,
         plan: Plan,
         reference: &[u8; SESSION_ID_LEN],
         now: u64,
-    ) -> Result<Option<(Plan, Vec<RemovedEntry>)>, Error> {
+    ) -> Result<Option<(Plan, Vec<RemovedEntry>, usize)>, Error> {
         let most = self.blob_overflow_count(session, &plan.removed, now);
         if most == 0 {
-            return Ok(Some((plan, Vec::new())));
+            return Ok(Some((plan, Vec::new(), 0)));
         }
         // Beyond the first `most` only when those drops are not enough.
         let candidates = plan.removed.clone();
@@ -371,8 +389,10 @@ impl Sealer {
                 // and without that entry it is sealed as it is and no
                 // longer fits. Dropping more of the moved entries, one at a
                 // time (the least important first), can still let the rest
-                // move.
-                for d in most + 1..=candidates.len() {
+                // move. Each try is a whole plan (a seal per entry it
+                // leaves out), hence the bound.
+                let last = candidates.len().min(most + EXTRA_DROPS);
+                for d in most + 1..=last {
                     if let Some(plan) = fitting_plan(session, d)? {
                         return Ok(Some((d, plan)));
                     }
@@ -394,7 +414,7 @@ impl Sealer {
                 session.entries = without_first(enough);
                 session.mark_modified();
                 dropped.truncate(enough);
-                Ok(Some((plan, dropped)))
+                Ok(Some((plan, dropped, enough.saturating_sub(most))))
             }
             other => {
                 session.entries = all;

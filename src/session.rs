@@ -494,7 +494,11 @@ impl Session {
 
     /// The value at `key`, or, if there is none, `default()`, stored there
     /// (at normal priority) and returned: Django's `setdefault`. A value
-    /// that does not decode as `T` is an error, as with [`Session::get`].
+    /// that does not decode as `T` is an error and stays, as with
+    /// [`Session::get`] (to replace it instead, [`Session::get_or_remove`]
+    /// first); so is an entry that lives in the overflow store and is not
+    /// loaded (the HTTP layer's `LazySession::get_or_insert_with` loads
+    /// it).
     ///
     /// ```
     /// use sealed_session::{KeyRing, MasterKey, Sealer};
@@ -720,7 +724,9 @@ impl Session {
         self.changes = self.changes.wrapping_add(1);
     }
 
-    /// Whether an entry, the expiry or the id changed.
+    /// Whether an entry, the expiry or the id changed, or
+    /// [`Session::mark_modified`] was called (or the library dropped
+    /// entries whose overflow blob was gone).
     pub fn is_modified(&self) -> bool {
         self.modified
     }

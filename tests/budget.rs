@@ -1527,6 +1527,32 @@ async fn a_critical_entry_still_in_the_blob_is_never_dropped_to_fit() {
 }
 
 #[tokio::test]
+async fn take_and_get_or_insert_with_leave_an_unloaded_overflowed_entry_alone() {
+    let clock = clock();
+    let (_store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
+    let token = cookie_with_blob(&sealer, &["x"]).await;
+    let mut opened = sealer.open(&token).unwrap();
+    assert!(opened.is_overflowed("x"));
+    let not_loaded = Error::Store(StoreError::NotLoaded);
+    assert_eq!(opened.take::<String>("x").unwrap_err(), not_loaded);
+    let mut called = false;
+    let read = opened.get_or_insert_with("x", || {
+        called = true;
+        String::new()
+    });
+    assert_eq!(read.unwrap_err(), not_loaded);
+    assert!(!called, "never replaced by the default");
+    assert!(opened.is_overflowed("x") && !opened.is_modified());
+    // Loaded, both read the stored value.
+    sealer.load_overflow(&mut opened).await.unwrap();
+    let read = opened.get_or_insert_with("x", String::new).unwrap();
+    assert_eq!(read.len(), 2000);
+    let taken = opened.take::<String>("x").unwrap();
+    assert_eq!(taken.map(|x| x.len()), Some(2000));
+    assert!(!opened.contains("x"));
+}
+
+#[tokio::test]
 async fn when_no_blob_within_the_cap_lets_the_cookie_fit_the_save_drops_as_without_a_store() {
     // Only compression makes this happen: the cookie fits because listing a
     // long key lifts its payload over the threshold, so it is compressed.

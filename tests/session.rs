@@ -896,6 +896,7 @@ fn take_removes_a_value_that_no_longer_decodes_and_reads_it_as_absent() {
     );
     assert!(!text.contains("saved"), "no values in the log: {text}");
     assert!(!o.contains("flash"));
+    assert!(o.is_modified(), "the removal is a change");
     assert_eq!(o.take::<u64>("user").unwrap(), Some(42));
     assert_eq!(o.take::<u64>("user").unwrap(), None);
     assert!(o.is_empty() && o.is_modified());
