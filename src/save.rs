@@ -153,12 +153,13 @@ impl Sealer {
         }
     }
 
-    /// Whether `key` names the user id the revocation check reads: that
-    /// entry stays in the cookie whatever its priority, since a blob can
-    /// go missing (evicted, expired), and the check would then see no user
-    /// and let a session of a user logged out everywhere through.
+    /// Whether `key` names the user id the revocation check reads (only a
+    /// revocation source sets `user_key`): that entry stays in the cookie
+    /// whatever its priority, since a blob can go missing (evicted,
+    /// expired), and the check would then see no user and let a session of
+    /// a user logged out everywhere through.
     fn is_revocation_user_key(&self, key: &str) -> bool {
-        self.revocation.is_some() && self.user_key.as_deref() == Some(key)
+        self.user_key.as_deref() == Some(key)
     }
 
     pub(crate) fn removed_entries(session: &Session, indices: &[usize]) -> Vec<RemovedEntry> {
@@ -421,21 +422,20 @@ impl Sealer {
         // flushed and unsaved, so whoever finishes it revokes again (see
         // the HTTP layer), rather than the old cookie staying valid after
         // its overflow blob was deleted.
-        let logout = session.should_delete_cookie();
-        let mut unrevoked = match logout {
-            true => self.revoke_replaced(replaced, session.now).await,
+        let revoked_first = match session.should_delete_cookie() {
+            true => Some(self.revoke_replaced(replaced, session.now).await),
             false => None,
         };
         let mut saved = match self.overflow_store.as_deref() {
             Some(store) => self.save_with_store(store, session).await?,
             None => self.save_unreported(session)?,
         };
-        if !logout {
+        saved.report.unrevoked = match revoked_first {
+            Some(unrevoked) => unrevoked,
             // Only after a save that succeeded: a failed one leaves the old
             // cookie in use, so it must stay valid.
-            unrevoked = self.revoke_replaced(replaced, session.now).await;
-        }
-        saved.report.unrevoked = unrevoked;
+            None => self.revoke_replaced(replaced, session.now).await,
+        };
         Ok(Self::report_earlier_drops(session, saved))
     }
 

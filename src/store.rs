@@ -68,9 +68,9 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// one session and one reference) and keyed by
 /// [`overflow_key`]. Implementations map failures to
 /// [`StoreError::Unavailable`], and bound every call with a timeout of
-/// their own (as the connections `RedisStore::connect` makes do): the crate sets none, and a request
-/// waits for its store calls, the HTTP layer's session lock held. `put`,
-/// `get` and `delete` are required;
+/// their own (as the connections `RedisStore::connect` makes do): the
+/// crate sets none, and a request waits for its store calls, the HTTP
+/// layer's session lock held. `put`, `get` and `delete` are required;
 /// implement [`OverflowStore::touch`] too where the store can set a TTL,
 /// or every save of a session with overflowed entries rewrites its blob.
 pub trait OverflowStore: Send + Sync + 'static {

@@ -1103,6 +1103,8 @@ async fn the_revocation_user_entry_stays_in_the_cookie_whatever_its_priority() {
     assert!(!saved.report.dropped.is_empty());
     assert!(!saved.report.dropped_keys().contains(&"user"));
     let unchecked = builder(&clock).build().unwrap();
+    let cookie = saved.action.cookie_value().unwrap();
+    assert!(unchecked.open(cookie).unwrap().contains("user"));
     let saved = unchecked.save(&mut big_low_user(&unchecked)).unwrap();
     assert_eq!(saved.report.dropped_keys()[0], "user");
     // Overflowing.

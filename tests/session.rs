@@ -2,20 +2,14 @@
 
 use sealed_session::{
     Clock, Compression, Error, Expired, Expiry, FixedClock, InvalidEntryKey, KeyRing, Limit,
-    Limits, MasterKey, Priority, Sealer, SealerBuilder, ValueError,
+    Limits, Priority, Sealer, SealerBuilder, ValueError,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
-use common::logged;
-
-const T0: u64 = 1_767_225_600;
-
-fn key(byte: u8) -> MasterKey {
-    MasterKey::from_bytes(&[byte; 32]).unwrap()
-}
+use common::{key, logged, T0};
 
 /// The tests' usual settings: `max_idle` 1000 s, `max_lifetime` 5000 s,
 /// a 30 s skew, a refresh at a quarter of the window.

@@ -560,10 +560,11 @@ where
     }
 }
 
-/// Ends the request for its session when the layer's future is dropped,
-/// finished or not: a change made after that (from a task that outlived a
-/// request whose client went away, say) is reported as lost, and a logout
-/// the request did not finish is finished on a task of its own.
+/// Ends the request for its session when the layer's future is dropped
+/// before `finish` returned (which ends it itself): a change made after
+/// that (from a task that outlived a request whose client went away, say)
+/// is reported as lost, and a logout the request did not finish is
+/// finished on a task of its own.
 struct EndOnDrop {
     session: LazySession,
     uri: Uri,

@@ -472,6 +472,8 @@ pub struct FlakyRevocations {
     checks_down: AtomicBool,
     /// Recording a revocation never answers.
     hangs: AtomicBool,
+    /// Recordings that never answered.
+    hung: AtomicUsize,
 }
 
 impl FlakyRevocations {
@@ -481,12 +483,18 @@ impl FlakyRevocations {
             down: AtomicBool::new(false),
             checks_down: AtomicBool::new(false),
             hangs: AtomicBool::new(false),
+            hung: AtomicUsize::new(0),
         }
     }
 
     /// Whether recording a session's revocation never answers.
     pub fn set_hangs(&self, hangs: bool) {
         self.hangs.store(hangs, Ordering::SeqCst);
+    }
+
+    /// How many recordings were asked for while `set_hangs` was on.
+    pub fn hung(&self) -> usize {
+        self.hung.load(Ordering::SeqCst)
     }
 
     /// Whether recording a session's revocation fails.
@@ -519,6 +527,7 @@ impl RevocationStore for FlakyRevocations {
             return Box::pin(async { Err(Error::Store(StoreError::Unavailable)) });
         }
         if self.hangs.load(Ordering::SeqCst) {
+            self.hung.fetch_add(1, Ordering::SeqCst);
             return Box::pin(std::future::pending());
         }
         RevocationStore::revoke_session(&self.inner, id, keep_for)
