@@ -52,7 +52,7 @@
 //!   `http::LazySession`, an axum extractor (the `http` module), for
 //!   axum 0.8 (`axum-core` 0.5) and `http` 1.
 //! - `redis`: `RedisStore` (overflow store) and `RedisRevocations`
-//!   (revocation check) on Redis, over a `redis` 1.x `ConnectionManager`.
+//!   (revocation check) on Redis, over a `redis` 1.8 or later 1.x `ConnectionManager`.
 //!
 //! This crate has not been audited.
 #![forbid(unsafe_code)]

@@ -188,9 +188,9 @@
 //! ## Without axum
 //!
 //! The layer works with any `tower` service over `http` requests whose
-//! response body has a `Default` (an empty body, for the response that
-//! [`SessionLayerBuilder::error_on_lost_changes`] sends), and whose future
-//! and error are `Send + 'static` (axum's `Infallible`, tower's `BoxError`,
+//! response body is `Default` (an empty body, for the response that
+//! [`SessionLayerBuilder::error_on_lost_changes`] sends) and `Send +
+//! 'static`, and whose future and error are `Send + 'static` (axum's `Infallible`, tower's `BoxError`,
 //! `hyper::Error` are): it
 //! inserts a [`LazySession`] into the request extensions, where a service
 //! finds it with `request.extensions().get::<LazySession>()`. Other
