@@ -94,7 +94,9 @@ pub enum Expiry {
     /// settings are not (as an explicit expiry overrides "expire at
     /// browser close" in Django): this is how "remember me" is built on
     /// browser-session defaults, with [`Session::expires_at`] telling when
-    /// it really ends.
+    /// it really ends. A time already past ends the session: the cookie is
+    /// sent with `Max-Age=0`, which the browser drops, and it no longer
+    /// opens; the rest of the request still reads the session.
     At(u64),
     /// The cookie has no `Max-Age`: the browser drops it when it closes.
     /// The server still enforces the sealer's timeouts.

@@ -8,7 +8,7 @@
 //! use axum::{routing::get, Router};
 //! use sealed_session::http::{LazySession, SessionLayer};
 //! use sealed_session::{Error, KeyRing, MasterKey};
-//! use tower_service::Service as _;
+//! use tower::ServiceExt as _; // `oneshot`, from `tower` with its `util` feature
 //!
 //! async fn visit(session: LazySession) -> Result<String, Error> {
 //!     let visits = session.get::<u64>("visits").await?.unwrap_or(0) + 1;
@@ -21,10 +21,11 @@
 //! let layer = SessionLayer::builder(KeyRing::new(MasterKey::generate()?))
 //!     .cookie_name("id")
 //!     .build()?;
-//! let mut app = Router::new().route("/", get(visit)).layer(layer);
+//! let app = Router::new().route("/", get(visit)).layer(layer);
 //!
 //! // First request: no cookie, so a new session; the response sets it.
-//! let response = app.call(http::Request::new(axum::body::Body::empty())).await?;
+//! let request = axum::http::Request::new(axum::body::Body::empty());
+//! let response = app.clone().oneshot(request).await?;
 //! let set_cookie = response.headers()["set-cookie"].to_str()?;
 //! assert!(set_cookie.starts_with("id="));
 //! assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("Secure"));
@@ -32,10 +33,10 @@
 //!
 //! // Second request: the browser sends the cookie back.
 //! let cookie = set_cookie.split(';').next().unwrap_or_default();
-//! let request = http::Request::builder()
+//! let request = axum::http::Request::builder()
 //!     .header("cookie", cookie)
 //!     .body(axum::body::Body::empty())?;
-//! let response = app.call(request).await?;
+//! let response = app.oneshot(request).await?;
 //! assert!(response.headers().contains_key("set-cookie")); // modified again
 //! # Ok(())
 //! # }
