@@ -1406,6 +1406,21 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             spec.limits.max_entries = 2;
             spec
         },
+        authentic_payload(
+            "order-entries-type-before-count",
+            "Authenticates; the entries element is a map head declaring 2^32 pairs: its type is checked before its count (§11.4 step 6), so malformed, not limit-exceeded.",
+            &raw_payload(&MAP_OF_2_POW_32, None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "order-overflow-keys-type-before-count",
+            "Authenticates; the overflow element's key list is a map head declaring 2^32 pairs: its type is checked before its count (§11.4 step 8), so malformed, not limit-exceeded.",
+            &raw_payload(
+                &one_entry(),
+                Some(&[&[0x82][..], &byte_string(16), &MAP_OF_2_POW_32].concat()),
+            ),
+            "malformed",
+        )?,
         invalid(
             "base64-length-one-mod-four",
             "A token of 4n+1 characters, which no byte string encodes to.",
@@ -1528,6 +1543,9 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
 
 /// The entry `["k", 1, h'01']` (CBOR).
 const ENTRY_K: &[u8] = &[0x83, 0x61, b'k', 0x01, 0x41, 0x01];
+
+/// A map head declaring 2^32 pairs, with nothing after it.
+const MAP_OF_2_POW_32: [u8; 9] = [0xbb, 0, 0, 0, 1, 0, 0, 0, 0];
 
 /// `created_at` two hours before `NOW`, as a CBOR head.
 fn created_head() -> Vec<u8> {

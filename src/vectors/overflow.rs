@@ -71,11 +71,14 @@ struct Blob {
     expires_at: Option<u64>,
     flags: u64,
     entries: Vec<(&'static str, Priority, Json)>,
+    /// A 6th payload element (reference, listed keys), which a writer
+    /// leaves out of a blob and a reader ignores.
+    overflow: Option<([u8; 16], Vec<(&'static str, Priority)>)>,
     compression: Compression,
 }
 
 impl Blob {
-    fn seal(&self, name: &str) -> Result<String, Error> {
+    fn plaintext(&self) -> Result<Vec<u8>, Error> {
         let mut plaintext = Vec::new();
         let mut writer = PayloadWriter::begin(
             &mut plaintext,
@@ -84,11 +87,22 @@ impl Blob {
             &self.session_id,
             self.flags,
             self.entries.len(),
-            false,
+            self.overflow.is_some(),
         );
         for (key, priority, value) in &self.entries {
             writer.entry(key, *priority, &cbor_of(value)?);
         }
+        if let Some((reference, keys)) = &self.overflow {
+            writer.overflow(reference, keys.len());
+            for (key, priority) in keys {
+                writer.overflow_key(key, *priority);
+            }
+        }
+        Ok(plaintext)
+    }
+
+    fn seal(&self, name: &str) -> Result<String, Error> {
+        let plaintext = self.plaintext()?;
         let ring = KeyRing::new(MasterKey::from_hex(&self.key)?);
         let random = ScriptedRandom::new(vec![derive("blob nonce", name, 24)]);
         token::seal(
@@ -100,6 +114,16 @@ impl Blob {
             &random,
         )
     }
+}
+
+/// The limits a case opens with, when not the defaults.
+enum CaseLimits {
+    Default,
+    MaxEntries(usize),
+    /// `max_decompressed` this many bytes below the length of the case's
+    /// (uncompressed) blob plaintext, so that the blob's token is exactly
+    /// at its length limit (0), or over it.
+    MaxDecompressedBelowBlob(usize),
 }
 
 /// What a case's store holds under the store key.
@@ -168,6 +192,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
             ("cart", Priority::Low, cart()),
             ("history", Priority::Normal, history()),
         ],
+        overflow: None,
         compression: Compression::Off,
     };
     // The cookie: `user` in it, `cart` and `history` in the blob.
@@ -178,12 +203,13 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
         &overflow_cookie_payload(&session_id, &reference)?,
         Compression::Off,
     )?;
-    let cases: Vec<(&str, &str, Stored, Option<&str>)> = vec![
+    let cases: Vec<(&str, &str, Stored, Option<&str>, CaseLimits)> = vec![
         (
             "overflow-loaded",
             "The cookie holds user and lists cart (low) and history (normal) as overflowed; the blob holds both.",
             Stored::Blob(base()),
             None,
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-ignored-fields",
@@ -201,6 +227,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
                 ..base()
             }),
             None,
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-compressed",
@@ -214,6 +241,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
                 ..base()
             }),
             None,
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-fallback-key",
@@ -223,12 +251,14 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
                 ..base()
             }),
             None,
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-missing",
             "The store holds nothing under the store key.",
             Stored::Nothing,
             Some("store-missing"),
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-other-session-id",
@@ -238,6 +268,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
                 ..base()
             }),
             Some("store-rejected"),
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-moved",
@@ -247,6 +278,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
                 ..base()
             }),
             Some("store-rejected"),
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-lacks-a-listed-key",
@@ -256,23 +288,112 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
                 ..base()
             }),
             Some("store-rejected"),
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-unknown-flag",
             "The blob's payload has flag bit 2 set, undefined in v1: the blob must pass the payload rules of §11.4.",
             Stored::Blob(Blob { flags: 4, ..base() }),
             Some("store-rejected"),
+            CaseLimits::Default,
         ),
         (
             "overflow-blob-not-a-token",
             "The store holds text that is not a token under the store key.",
             Stored::Text("not a token"),
             Some("store-rejected"),
+            CaseLimits::Default,
         ),
-
+        (
+            "overflow-blob-lists-overflowed-keys",
+            "The blob's payload has a 6th element (a reference and a listed key), which a writer leaves out of a blob: a reader ignores it (§15.1), the listed key counting only towards max_entries and duplicate keys.",
+            Stored::Blob(Blob {
+                overflow: Some(([0x42; 16], vec![("elsewhere", Priority::Normal)])),
+                ..base()
+            }),
+            None,
+            CaseLimits::Default,
+        ),
+        (
+            "overflow-blob-created-after-issued",
+            "The blob's created_at is an hour after its issued-at, which a cookie may not have: a blob's times are not checked (§15.1 step 3).",
+            Stored::Blob(Blob {
+                created_at: NOW - 60 + 3600,
+                ..base()
+            }),
+            None,
+            CaseLimits::Default,
+        ),
+        (
+            "overflow-blob-at-entry-limit",
+            "max_entries 3: the cookie's one entry and two listed keys, and a blob of three entries (one of them a key the cookie does not list): at the limit, it loads.",
+            Stored::Blob(Blob {
+                entries: vec![
+                    ("cart", Priority::Low, cart()),
+                    ("history", Priority::Normal, history()),
+                    ("stray", Priority::Normal, json!(1)),
+                ],
+                ..base()
+            }),
+            None,
+            CaseLimits::MaxEntries(3),
+        ),
+        (
+            "overflow-blob-over-entry-limit",
+            "max_entries 3 and a blob of four entries: the reader's own max_entries bounds the blob as it bounds a cookie (§15.1 step 4).",
+            Stored::Blob(Blob {
+                entries: vec![
+                    ("cart", Priority::Low, cart()),
+                    ("history", Priority::Normal, history()),
+                    ("stray", Priority::Normal, json!(1)),
+                    ("stray2", Priority::Normal, json!(2)),
+                ],
+                ..base()
+            }),
+            Some("store-rejected"),
+            CaseLimits::MaxEntries(3),
+        ),
+        (
+            "overflow-blob-duplicate-key",
+            "The blob holds cart twice: every rule of §11.4 applies to a blob, duplicate keys included.",
+            Stored::Blob(Blob {
+                entries: vec![
+                    ("cart", Priority::Low, cart()),
+                    ("history", Priority::Normal, history()),
+                    ("cart", Priority::Low, json!([])),
+                ],
+                ..base()
+            }),
+            Some("store-rejected"),
+            CaseLimits::Default,
+        ),
+        (
+            "overflow-blob-at-length-limit",
+            "max_decompressed is the blob's plaintext length, so the blob's token is exactly b64len(max_decompressed + 58) characters long, the blob's length limit (§15.1 step 3): it loads.",
+            Stored::Blob(base()),
+            None,
+            CaseLimits::MaxDecompressedBelowBlob(0),
+        ),
+        (
+            "overflow-blob-over-length-limit",
+            "max_decompressed is one byte less than the blob's plaintext, so the blob's token is over b64len(max_decompressed + 58), the blob's length limit, though far under the cookie's max_token_len: rejected.",
+            Stored::Blob(base()),
+            Some("store-rejected"),
+            CaseLimits::MaxDecompressedBelowBlob(1),
+        ),
     ];
     let mut vectors = Vec::new();
-    for (name, description, stored, expected_error) in cases {
+    for (name, description, stored, expected_error, case_limits) in cases {
+        let mut limits = default_limits();
+        match (case_limits, &stored) {
+            (CaseLimits::Default, _) => {}
+            (CaseLimits::MaxEntries(max), _) => limits.max_entries = max,
+            (CaseLimits::MaxDecompressedBelowBlob(below), Stored::Blob(blob)) => {
+                assert_eq!(blob.compression, Compression::Off, "{name}");
+                limits.max_decompressed = blob.plaintext()?.len() - below;
+            }
+            (CaseLimits::MaxDecompressedBelowBlob(_), _) => panic!("{name}: no blob to measure"),
+        }
         let mut store = BTreeMap::new();
         match &stored {
             Stored::Blob(blob) => {
@@ -296,7 +417,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
             cookie_name: "session".to_owned(),
             keys: ring_a_b(),
             now: NOW,
-            limits: default_limits(),
+            limits,
             policy: default_policy(),
             token: token.clone(),
             store,
