@@ -59,6 +59,9 @@ pub struct OverflowVector {
     pub expected_error: Option<String>,
 }
 
+/// Keys listed as overflowed, with their priorities.
+type ListedKeys = Vec<(&'static str, Priority)>;
+
 /// A blob as a writer would store it, with every field a case may change.
 struct Blob {
     /// The master key that seals it, hex.
@@ -73,7 +76,7 @@ struct Blob {
     entries: Vec<(&'static str, Priority, Json)>,
     /// A 6th payload element (reference, listed keys), which a writer
     /// leaves out of a blob and a reader ignores.
-    overflow: Option<([u8; 16], Vec<(&'static str, Priority)>)>,
+    overflow: Option<([u8; 16], ListedKeys)>,
     compression: Compression,
 }
 
