@@ -21,10 +21,11 @@ pub const DEFAULT_BUDGET: usize = 4096;
 /// follows the session's expiry).
 ///
 /// A cookie name starting with `__Host-` forces `Secure`, `Path=/` and no
-/// `Domain`; one starting with `__Secure-` forces `Secure` (the browsers'
-/// rules for those prefixes, which they match case-insensitively, as here).
-/// `SameSite=None` also forces `Secure`: browsers refuse such a cookie
-/// without it.
+/// `Domain`; one starting with `__Secure-` forces `Secure`; `__Http-`
+/// forces `Secure` and `HttpOnly`, and `__Host-Http-` adds `HttpOnly` to
+/// what `__Host-` forces (the browsers' rules for those prefixes, which
+/// they match case-insensitively, as here). `SameSite=None` also forces
+/// `Secure`: browsers refuse such a cookie without it.
 ///
 /// ```
 /// use sealed_session::{CookieSettings, SameSite};
@@ -82,7 +83,8 @@ impl CookieSettings {
         self
     }
 
-    /// Whether to set `HttpOnly` (default yes).
+    /// Whether to set `HttpOnly` (default yes). Forced on by the
+    /// `__Http-` and `__Host-Http-` prefixes.
     pub fn with_http_only(mut self, http_only: bool) -> Self {
         self.http_only = http_only;
         self
@@ -137,7 +139,8 @@ impl CookieSettings {
         self.secure
     }
 
-    /// Whether `HttpOnly` is set.
+    /// Whether `HttpOnly` is configured (the cookie name's prefix can
+    /// force it on besides).
     pub fn is_http_only(&self) -> bool {
         self.http_only
     }
@@ -154,13 +157,16 @@ impl CookieSettings {
 
     fn build<'c>(&'c self, name: &'c str, value: &'c str) -> cookie::CookieBuilder<'c> {
         let host = has_prefix(name, HOST_PREFIX);
+        // `__Host-Http-` starts with `__Host-`, which covers the rest.
+        let http = has_prefix(name, HTTP_PREFIX) || has_prefix(name, HOST_HTTP_PREFIX);
         let secure = self.secure
             || host
+            || http
             || has_prefix(name, SECURE_PREFIX)
             || self.same_site == SameSite::None
             || self.partitioned;
         let mut builder = Cookie::build((name, value))
-            .http_only(self.http_only)
+            .http_only(self.http_only || http)
             .same_site(self.same_site)
             .secure(secure)
             .partitioned(self.partitioned)
@@ -213,7 +219,10 @@ impl CookieSettings {
         // paths, each beyond the reach of one deletion cookie. Under the
         // `__Host-` prefix the path is not sent (it is `/`).
         let path_sent = !has_prefix(name, HOST_PREFIX);
-        let path_ok = self.path.starts_with('/')
+        // Browsers ignore a longer `Path` or `Domain` (RFC 6265bis §5.6),
+        // so the path would again be each response's directory.
+        let path_ok = self.path.len() <= MAX_ATTRIBUTE_LEN
+            && self.path.starts_with('/')
             && self
                 .path
                 .bytes()
@@ -228,7 +237,10 @@ impl CookieSettings {
             // browser would match: at best a host-only cookie, not what
             // was asked.
             let host_name = domain.strip_prefix('.').unwrap_or(domain);
-            if host_name.split('.').any(str::is_empty) || !domain.bytes().all(host) {
+            if host_name.split('.').any(str::is_empty)
+                || !domain.bytes().all(host)
+                || domain.len() > MAX_ATTRIBUTE_LEN
+            {
                 return Err(InvalidCookie::Domain);
             }
         }
@@ -239,9 +251,14 @@ impl CookieSettings {
 /// The cookie-name prefix that binds a cookie to this host.
 pub(crate) const HOST_PREFIX: &str = "__Host-";
 const SECURE_PREFIX: &str = "__Secure-";
+const HTTP_PREFIX: &str = "__Http-";
+const HOST_HTTP_PREFIX: &str = "__Host-Http-";
+
+/// The longest `Path` or `Domain` value browsers accept, in bytes.
+const MAX_ATTRIBUTE_LEN: usize = 1024;
 
 /// Whether `name` starts with `prefix`, ignoring ASCII case (as browsers
-/// match the `__Host-` and `__Secure-` prefixes).
+/// match the cookie name prefixes).
 pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {
     name.get(..prefix.len())
         .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
@@ -321,6 +338,59 @@ mod tests {
             .set_cookie("__Hostile", "v", None)
             .contains("Secure"));
         assert!(!settings.set_cookie("id", "v", None).contains("Secure"));
+    }
+
+    #[test]
+    fn http_prefixes_force_http_only() {
+        let lax = CookieSettings::default()
+            .with_secure(false)
+            .with_http_only(false)
+            .with_path("/app")
+            .with_domain("example.com");
+        assert_eq!(
+            lax.set_cookie("__Http-id", "v", None),
+            "__Http-id=v; HttpOnly; SameSite=Lax; Secure; Path=/app; Domain=example.com"
+        );
+        assert_eq!(
+            lax.set_cookie("__host-http-id", "v", None),
+            "__host-http-id=v; HttpOnly; SameSite=Lax; Secure; Path=/"
+        );
+        assert_eq!(
+            lax.removal("__HTTP-id"),
+            "__HTTP-id=; HttpOnly; SameSite=Lax; Secure; Path=/app; Domain=example.com; \
+             Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"
+        );
+        assert_eq!(
+            lax.set_cookie("__Httpx", "v", None),
+            "__Httpx=v; SameSite=Lax; Path=/app; Domain=example.com"
+        );
+    }
+
+    #[test]
+    fn a_path_or_domain_over_1024_bytes_is_refused() {
+        let path = |len: usize| format!("/{}", "a".repeat(len - 1));
+        let domain = |len: usize| format!("{}.com", "a".repeat(len - 4));
+        let settings = CookieSettings::default();
+        assert!(settings.clone().with_path(path(1024)).check("id").is_ok());
+        assert_eq!(
+            settings.clone().with_path(path(1025)).check("id"),
+            Err(InvalidCookie::Path)
+        );
+        // Not sent under `__Host-`, so not checked.
+        assert!(settings
+            .clone()
+            .with_path(path(1025))
+            .check("__Host-id")
+            .is_ok());
+        assert!(settings
+            .clone()
+            .with_domain(domain(1024))
+            .check("id")
+            .is_ok());
+        assert_eq!(
+            settings.with_domain(domain(1025)).check("id"),
+            Err(InvalidCookie::Domain)
+        );
     }
 
     #[test]

@@ -249,12 +249,14 @@ pub enum InvalidCookie {
     /// The name is empty or not an RFC 6265 token (letters, digits and
     /// ``!#$%&'*+-.^_`|~``).
     Name,
-    /// The path does not start with `/`, or has a control character, `;`
-    /// or a non-ASCII character.
+    /// The path does not start with `/`, has a control character, `;`
+    /// or a non-ASCII character, or is longer than the 1024 bytes
+    /// browsers accept.
     Path,
-    /// The domain is empty, has an empty label (`a..b`, a trailing dot), or
+    /// The domain is empty, has an empty label (`a..b`, a trailing dot),
     /// has a character other than ASCII letters, digits, `-` and `.`
-    /// (internationalised names go in their `xn--` form).
+    /// (internationalised names go in their `xn--` form), or is longer
+    /// than 1024 bytes.
     Domain,
 }
 
@@ -263,10 +265,10 @@ impl fmt::Display for InvalidCookie {
         f.write_str(match self {
             InvalidCookie::Name => "the cookie name is empty or not an RFC 6265 token",
             InvalidCookie::Path => {
-                "the path does not start with '/', or has a control character, ';' or non-ASCII"
+                "the path does not start with '/', has a control character, ';' or non-ASCII, or is over 1024 bytes"
             }
             InvalidCookie::Domain => {
-                "the domain is empty, has an empty label, or has a character other than A-Z, a-z, 0-9, '-' and '.'"
+                "the domain is empty, has an empty label, has a character other than A-Z, a-z, 0-9, '-' and '.', or is over 1024 bytes"
             }
         })
     }

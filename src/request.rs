@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use crate::budget::Saved;
+use crate::budget::{CookieAction, Saved};
 use crate::error::{Malformed, StoreError};
 use crate::{Error, Sealer, Session};
 
@@ -118,6 +118,18 @@ impl RequestSession {
     /// request's fresh session (see [`Sealer::save_request`]).
     pub fn held_back_by(&self) -> Option<&Error> {
         self.held_back.as_ref().map(|held| &held.error)
+    }
+
+    /// Whether the response for this session, empty, deletes the session
+    /// cookie the request carried: the one it opened from, one that failed
+    /// for good, or after a logout whatever it carried, even one that only
+    /// failed for now.
+    fn deletes_carried_cookie(&self) -> bool {
+        self.cookie_len.is_some()
+            || match self.session.is_flushed() {
+                true => self.rejected.is_some(),
+                false => self.rejected_for_good,
+            }
     }
 
     fn opened(session: Session, cookie_len: usize) -> Self {
@@ -315,7 +327,9 @@ impl Sealer {
     ///   failed to open for good (it was the request's only candidate, and
     ///   it is tampered, malformed, expired or revoked: every server would
     ///   refuse it). After [`Session::flush`] (logout) whatever session
-    ///   cookie the request carried is deleted.
+    ///   cookie the request carried is deleted. The same holds for a
+    ///   session the save itself empties, as when the budget drops every
+    ///   entry: its report lists the drops, and no empty session is sealed.
     /// - **A cookie held back is kept.** When the request's cookie did not
     ///   open only because the revocation store could not answer
     ///   ([`RequestSession::held_back_by`]), a non-empty session is not
@@ -338,7 +352,10 @@ impl Sealer {
         self.check_sync_request()?;
         match self.settle_request(request)? {
             Some(saved) => Ok(saved),
-            None => self.save(&mut request.session),
+            None => {
+                let saved = self.save(&mut request.session)?;
+                Ok(self.unless_emptied(request, saved))
+            }
         }
     }
 
@@ -347,8 +364,30 @@ impl Sealer {
     pub async fn save_request_async(&self, request: &mut RequestSession) -> Result<Saved, Error> {
         match self.settle_request(request)? {
             Some(saved) => Ok(saved),
-            None => self.save_async(&mut request.session).await,
+            None => {
+                let saved = self.save_async(&mut request.session).await?;
+                Ok(self.unless_emptied(request, saved))
+            }
         }
+    }
+
+    /// A save whose budget dropped every entry (or that found every entry's
+    /// blob gone) leaves an empty session, which is not worth a cookie
+    /// either: instead of the sealed empty session, nothing is sent, or the
+    /// cookie the request carried is deleted; the report still lists the
+    /// drops. Its id is not revoked: this is no logout, and the copies of
+    /// the old cookie are those any save leaves valid.
+    fn unless_emptied(&self, request: &mut RequestSession, saved: Saved) -> Saved {
+        if !matches!(saved.action, CookieAction::Set(_)) || !request.session.is_empty() {
+            return saved;
+        }
+        let mut instead = match request.deletes_carried_cookie() {
+            true => self.deletion(&mut request.session),
+            false => self.unchanged(),
+        };
+        instead.report.dropped = saved.report.dropped;
+        instead.report.unrevoked = saved.report.unrevoked;
+        instead
     }
 
     /// The synchronous request forms reach neither store: they refuse a
@@ -364,21 +403,11 @@ impl Sealer {
     /// without a save; otherwise the session is ready to save (an emptied
     /// session whose cookie goes is marked flushed, for a deletion cookie).
     fn settle_request(&self, request: &mut RequestSession) -> Result<Option<Saved>, Error> {
-        let session = &mut request.session;
-        if session.is_empty() {
-            // Empty, so flushed means the cookie is to be deleted.
-            let flushed = session.is_flushed();
-            let delete = request.cookie_len.is_some()
-                || if flushed {
-                    // Logout: delete whatever cookie the request carried,
-                    // even one that only failed for now.
-                    request.rejected.is_some()
-                } else {
-                    request.rejected_for_good
-                };
-            if !delete {
+        if request.session.is_empty() {
+            if !request.deletes_carried_cookie() {
                 return Ok(Some(self.unchanged()));
             }
+            let session = &mut request.session;
             // Marked for the deletion cookie. Not `flush`: the new id it
             // draws would go nowhere, and a generator failure would turn
             // a deletion into an error. The cookie it opened from is given

@@ -318,6 +318,13 @@ async fn the_host_prefix_forces_secure_root_path_and_no_domain() {
     let response = call(&mut app, "/read", Some(&pair)).await;
     assert!(set_cookie(&response).is_none());
     assert_eq!(body_text(response).await, "ada");
+
+    // A name with the prefix in another case gets it in the exact case,
+    // which every browser honours; an existing prefix is not doubled.
+    for name in ["__host-sid", "__HOST-sid", "__Host-sid"] {
+        let layer = builder().cookie_name(name).host_prefix(true).build();
+        assert_eq!(layer.expect("layer").sealer().cookie_name(), "__Host-sid");
+    }
 }
 
 #[tokio::test]
@@ -410,6 +417,32 @@ async fn a_value_whose_type_changed_fails_with_get_and_goes_with_get_or_remove()
     // The entry was the only one: its removal deletes the cookie.
     assert_deletes_the_cookie(&lenient);
     assert_eq!(body_text(lenient).await, "None");
+}
+
+/// Without a store, a session whose only entry the budget drops is empty:
+/// like any empty session it gets no cookie (nor the `Cache-Control` that
+/// goes with one), and the report names the drop.
+#[tokio::test]
+async fn a_session_the_budget_empties_sets_no_cookie() {
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = Arc::clone(&reports);
+    let layer = builder()
+        .on_save_report(move |report, _uri| {
+            let keys: Vec<String> = report.dropped.iter().map(|e| e.key.clone()).collect();
+            heard.lock().expect("reports").push(keys);
+        })
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    let response = call(&mut app, "/big", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        set_cookie(&response).is_none(),
+        "{:?}",
+        set_cookie(&response)
+    );
+    assert!(!response.headers().contains_key(header::CACHE_CONTROL));
+    assert_eq!(*reports.lock().expect("reports"), [["blob"]]);
 }
 
 #[tokio::test]

@@ -12,8 +12,8 @@ use base64::Engine as _;
 use common::{builder, builder_with, clock, key, RevocationsDown};
 use sealed_session::store::MemoryStore;
 use sealed_session::{
-    CookieAction, Error, FixedClock, KeyRing, Limit, Limits, Malformed, RequestSession, Sealer,
-    StoreError,
+    CookieAction, Error, FixedClock, KeyRing, Limit, Limits, Malformed, Priority, RequestSession,
+    Saved, Sealer, StoreError,
 };
 
 /// A cookie value holding `marker`.
@@ -106,6 +106,74 @@ fn an_empty_session_gets_no_cookie_and_loses_the_one_it_had() {
         action(&sealer, &mut request),
         CookieAction::Set(_)
     ));
+}
+
+/// A session whose every entry the budget drops is as empty as a cleared
+/// one: no cookie for it, and the one it came from is deleted; the report
+/// still names the drops.
+#[tokio::test]
+async fn a_session_the_budget_empties_gets_no_cookie_either() {
+    let oversized = "h".repeat(6000);
+    let dropped = |saved: &Saved| -> Vec<String> {
+        saved.report.dropped.iter().map(|e| e.key.clone()).collect()
+    };
+    for with_store in [false, true] {
+        let mut built = builder(&clock());
+        if with_store {
+            // The blob is capped at max_decompressed: the entry cannot
+            // move there either.
+            built = built
+                .overflow_store(Arc::new(MemoryStore::new()))
+                .limits(Limits::default().with_max_decompressed(4096));
+        }
+        let sealer = built.build().unwrap();
+        let save = async |request: &mut RequestSession| {
+            let saved = save_either(&sealer, request, with_store).await;
+            (dropped(&saved), saved.action, saved.report.header_len)
+        };
+
+        // New: nothing is sent.
+        let mut request = sealer.open_request_async(None::<&str>).await.unwrap();
+        request
+            .session_mut()
+            .insert_with_priority("history", &oversized, Priority::Low)
+            .unwrap();
+        let (drops, action, len) = save(&mut request).await;
+        assert_eq!(drops, ["history"], "store: {with_store}");
+        assert_eq!(
+            (action, len),
+            (CookieAction::Unchanged, 0),
+            "store: {with_store}"
+        );
+
+        // Opened from a cookie whose entry the oversized value replaces:
+        // the cookie goes, or the old value would come back.
+        let mut first = sealer.new_session().unwrap();
+        first
+            .insert_with_priority("history", "/p/1", Priority::Low)
+            .unwrap();
+        let cookie = format!("id={}", sealer.seal(&mut first).unwrap());
+        let mut request = sealer.open_request_async([&cookie]).await.unwrap();
+        request
+            .session_mut()
+            .insert_with_priority("history", &oversized, Priority::Low)
+            .unwrap();
+        let (drops, action, _) = save(&mut request).await;
+        assert_eq!(drops, ["history"], "store: {with_store}");
+        let CookieAction::Delete(deletion) = action else {
+            panic!("store: {with_store}: the emptied session's cookie is deleted, not {action:?}");
+        };
+        assert!(deletion.starts_with("id=;"), "{deletion}");
+    }
+}
+
+/// Saves with the synchronous form, or with the asynchronous one (the
+/// sealer has a store).
+async fn save_either(sealer: &Sealer, request: &mut RequestSession, asynchronous: bool) -> Saved {
+    match asynchronous {
+        false => sealer.save_request(request).unwrap(),
+        true => sealer.save_request_async(request).await.unwrap(),
+    }
 }
 
 #[test]

@@ -185,7 +185,10 @@ impl SessionLayerBuilder {
     /// Prefixes the cookie name with `__Host-` (default no). Browsers then
     /// accept the cookie only with `Secure`, `Path=/` and no `Domain`, from
     /// this host alone; the layer forces those attributes, overriding
-    /// [`Self::path`], [`Self::domain`] and [`Self::secure`].
+    /// [`Self::path`], [`Self::domain`] and [`Self::secure`]. A name that
+    /// already has the prefix in another case gets it as `__Host-`.
+    /// (`__Host-Http-` and `__Http-` names, which browsers also require to
+    /// be `HttpOnly`, get `HttpOnly` forced besides.)
     pub fn host_prefix(mut self, enabled: bool) -> Self {
         self.host_prefix = enabled;
         self
@@ -230,7 +233,8 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// Whether to set `HttpOnly` (default yes).
+    /// Whether to set `HttpOnly` (default yes). Forced on with the
+    /// `__Http-` and `__Host-Http-` name prefixes.
     pub fn http_only(mut self, http_only: bool) -> Self {
         self.settings = self.settings.with_http_only(http_only);
         self
@@ -438,10 +442,14 @@ impl SessionLayerBuilder {
 
     /// Builds the layer (fails only as [`SealerBuilder::build`] does).
     pub fn build(self) -> Result<SessionLayer, Error> {
-        let name = if self.host_prefix && !has_prefix(&self.cookie_name, HOST_PREFIX) {
-            format!("{HOST_PREFIX}{}", self.cookie_name)
-        } else {
-            self.cookie_name
+        // The prefix in its exact case: browsers that still match it
+        // case-sensitively would not bind `__host-id` to this host.
+        let name = match self.host_prefix {
+            true => match has_prefix(&self.cookie_name, HOST_PREFIX) {
+                true => format!("{HOST_PREFIX}{}", &self.cookie_name[HOST_PREFIX.len()..]),
+                false => format!("{HOST_PREFIX}{}", self.cookie_name),
+            },
+            false => self.cookie_name,
         };
         let mut builder = Sealer::builder(self.ring);
         for configure in self.configure {

@@ -62,7 +62,8 @@
 //!   warning is logged.
 //! - **Keeps no empty sessions.** A session without entries is not worth a
 //!   cookie (as in Django and tower-sessions): none is set for it, and the
-//!   cookie it was opened from is deleted. So a session that holds nothing
+//!   cookie it was opened from is deleted, also when the save empties it
+//!   (the budget drops every entry; the report hook hears of the drops). So a session that holds nothing
 //!   keeps neither its id nor an expiry set on it across requests.
 //! - **Saves nothing on server errors.** When the handler's response is a
 //!   server error (5xx) nothing is saved, as in Django: the client keeps
