@@ -1496,6 +1496,14 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             },
         ),
         (
+            "ring-short-fallback-key",
+            "The ring's fallback master key has 31 bytes: refused like a short primary, though it only opens.",
+            Keys {
+                primary: key_a(),
+                fallbacks: vec![key_b()[..62].to_owned()],
+            },
+        ),
+        (
             "ring-duplicate-key",
             "Key A is both the primary and a fallback: two keys with one key id make lookup ambiguous, so the ring is refused.",
             Keys {
