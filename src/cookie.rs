@@ -239,7 +239,8 @@ impl CookieSettings {
             let host_name = domain.strip_prefix('.').unwrap_or(domain);
             if host_name.split('.').any(str::is_empty)
                 || !domain.bytes().all(host)
-                || domain.len() > MAX_ATTRIBUTE_LEN
+                // As sent: without the leading dot.
+                || host_name.len() > MAX_ATTRIBUTE_LEN
             {
                 return Err(InvalidCookie::Domain);
             }
@@ -387,6 +388,8 @@ mod tests {
             .with_domain(domain(1024))
             .check("id")
             .is_ok());
+        let dotted = format!(".{}", domain(1024));
+        assert!(settings.clone().with_domain(dotted).check("id").is_ok());
         assert_eq!(
             settings.with_domain(domain(1025)).check("id"),
             Err(InvalidCookie::Domain)

@@ -143,6 +143,34 @@ impl RequestSession {
     }
 }
 
+/// What a request's save resets that [`Sealer::emptied_instead`] needs from
+/// before it.
+struct BeforeSave {
+    /// [`RequestSession::deletes_carried_cookie`]: the save clears the
+    /// flush it depends on.
+    deletes_carried_cookie: bool,
+    issued_at: Option<u64>,
+    cookie_expiry: crate::Expiry,
+    /// The id of the cookie the session was opened from, unless a flush or
+    /// `cycle_id` gave it up already (the save then revokes it itself).
+    opened_id: Option<(crate::SessionId, crate::Expiry)>,
+}
+
+impl BeforeSave {
+    fn of(request: &RequestSession) -> Self {
+        let session = &request.session;
+        BeforeSave {
+            deletes_carried_cookie: request.deletes_carried_cookie(),
+            issued_at: session.issued_at,
+            cookie_expiry: session.cookie_expiry,
+            opened_id: match (session.is_new(), session.replaced) {
+                (false, None) => Some((session.id, session.cookie_expiry)),
+                _ => None,
+            },
+        }
+    }
+}
+
 /// The candidates tried so far, and how they failed.
 #[derive(Default)]
 struct Selection {
@@ -329,7 +357,8 @@ impl Sealer {
     ///   refuse it). After [`Session::flush`] (logout) whatever session
     ///   cookie the request carried is deleted. The same holds for a
     ///   session the save itself empties, as when the budget drops every
-    ///   entry: its report lists the drops, and no empty session is sealed.
+    ///   entry: its report lists the drops, and no empty session is sealed
+    ///   (a new session stays unsaved: [`Session::is_new`]).
     /// - **A cookie held back is kept.** When the request's cookie did not
     ///   open only because the revocation store could not answer
     ///   ([`RequestSession::held_back_by`]), a non-empty session is not
@@ -340,8 +369,9 @@ impl Sealer {
     ///   new entries is refused like any write: it may be a login, which
     ///   must not turn into a silent logout.)
     /// - **A deleted cookie is given up.** With a revocation store, the id
-    ///   of the cookie a deletion removes (an emptied session's, a
-    ///   logout's) is revoked, as [`Session::flush`] has it revoked.
+    ///   of the cookie a deletion removes (a session's the handler or the
+    ///   save's budget emptied, a logout's) is revoked, as
+    ///   [`Session::flush`] has it revoked.
     ///
     /// [`Sealer::save`] alone writes whatever the session holds, an empty
     /// one included.
@@ -350,44 +380,67 @@ impl Sealer {
     /// with [`StoreError::NeedsAsync`] (see [`Sealer::open_request`]).
     pub fn save_request(&self, request: &mut RequestSession) -> Result<Saved, Error> {
         self.check_sync_request()?;
-        match self.settle_request(request)? {
-            Some(saved) => Ok(saved),
-            None => {
-                let saved = self.save(&mut request.session)?;
-                Ok(self.unless_emptied(request, saved))
-            }
+        if let Some(saved) = self.settle_request(request)? {
+            return Ok(saved);
         }
+        let before = BeforeSave::of(request);
+        let saved = self.save(&mut request.session)?;
+        // No revocation store here (refused above): nothing to revoke.
+        Ok(self
+            .emptied_instead(request, &saved, &before)
+            .unwrap_or(saved))
     }
 
     /// As [`Sealer::save_request`], saving with [`Sealer::save_async`]
     /// (the overflow store).
     pub async fn save_request_async(&self, request: &mut RequestSession) -> Result<Saved, Error> {
-        match self.settle_request(request)? {
-            Some(saved) => Ok(saved),
-            None => {
-                let saved = self.save_async(&mut request.session).await?;
-                Ok(self.unless_emptied(request, saved))
+        if let Some(saved) = self.settle_request(request)? {
+            return Ok(saved);
+        }
+        let before = BeforeSave::of(request);
+        let saved = self.save_async(&mut request.session).await?;
+        let Some(mut instead) = self.emptied_instead(request, &saved, &before) else {
+            return Ok(saved);
+        };
+        if matches!(instead.action, CookieAction::Delete(_)) {
+            // As every deletion by a request save: the cookie's id is given
+            // up, and a revocation store revokes its copies.
+            let now = request.session.now;
+            if let Some(error) = self.revoke_replaced(before.opened_id, now).await {
+                instead.report.unrevoked = Some(error);
             }
         }
+        Ok(instead)
     }
 
     /// A save whose budget dropped every entry (or that found every entry's
     /// blob gone) leaves an empty session, which is not worth a cookie
-    /// either: instead of the sealed empty session, nothing is sent, or the
-    /// cookie the request carried is deleted; the report still lists the
-    /// drops. Its id is not revoked: this is no logout, and the copies of
-    /// the old cookie are those any save leaves valid.
-    fn unless_emptied(&self, request: &mut RequestSession, saved: Saved) -> Saved {
+    /// either: instead of the sealed empty session, `Some` of what an
+    /// emptied session gets (nothing, the session left unsaved, or the
+    /// deletion of the cookie the request carried), its report still
+    /// listing the drops.
+    fn emptied_instead(
+        &self,
+        request: &mut RequestSession,
+        saved: &Saved,
+        before: &BeforeSave,
+    ) -> Option<Saved> {
         if !matches!(saved.action, CookieAction::Set(_)) || !request.session.is_empty() {
-            return saved;
+            return None;
         }
-        let mut instead = match request.deletes_carried_cookie() {
-            true => self.deletion(&mut request.session),
-            false => self.unchanged(),
+        let session = &mut request.session;
+        let mut instead = match before.deletes_carried_cookie {
+            true => self.deletion(session),
+            false => {
+                // The save marked it saved, but no cookie carries it.
+                session.issued_at = before.issued_at;
+                session.cookie_expiry = before.cookie_expiry;
+                self.unchanged()
+            }
         };
-        instead.report.dropped = saved.report.dropped;
-        instead.report.unrevoked = saved.report.unrevoked;
-        instead
+        instead.report.dropped = saved.report.dropped.clone();
+        instead.report.unrevoked = saved.report.unrevoked.clone();
+        Some(instead)
     }
 
     /// The synchronous request forms reach neither store: they refuse a

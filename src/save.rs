@@ -443,7 +443,7 @@ impl Sealer {
     /// store; returns the store's error. A failure does not hold back the
     /// new cookie (or the deletion cookie of a logout): the browser must
     /// still drop the old one.
-    async fn revoke_replaced(
+    pub(crate) async fn revoke_replaced(
         &self,
         replaced: Option<(crate::SessionId, crate::Expiry)>,
         now: u64,

@@ -1,8 +1,11 @@
-//! FORMAT.md §18 against a computation from the spec's own rules: every
-//! value the worked example prints (derived keys, header fields, the
-//! HChaCha20 subkey and ChaCha20 nonce, associated data, plaintext) is
-//! recomputed here from the master key, the `small-session` vector and the
-//! RustCrypto primitives, so that the example cannot drift from the format.
+//! FORMAT.md §18 against a computation from the spec's own rules: the
+//! values of the worked example that an implementer checks step by step
+//! (derived keys, the token, issued-at, nonce and tag, the HChaCha20
+//! subkey and ChaCha20 nonce, associated data, plaintext) are recomputed
+//! here from the master key, the `small-session` vector and the RustCrypto
+//! primitives, so that they cannot drift from the format. (Not compared:
+//! the ciphertext rows and the spaced header bytes, which follow from the
+//! token, and the plaintext's annotation.)
 
 use chacha20::{hchacha, Key, R20};
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};

@@ -10,7 +10,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
 use common::{builder, builder_with, clock, key, RevocationsDown};
-use sealed_session::store::MemoryStore;
+use sealed_session::store::{MemoryRevocations, MemoryStore};
 use sealed_session::{
     CookieAction, Error, FixedClock, KeyRing, Limit, Limits, Malformed, Priority, RequestSession,
     Saved, Sealer, StoreError,
@@ -145,6 +145,7 @@ async fn a_session_the_budget_empties_gets_no_cookie_either() {
             (CookieAction::Unchanged, 0),
             "store: {with_store}"
         );
+        assert!(request.session().is_new(), "no cookie carries it");
 
         // Opened from a cookie whose entry the oversized value replaces:
         // the cookie goes, or the old value would come back.
@@ -164,7 +165,53 @@ async fn a_session_the_budget_empties_gets_no_cookie_either() {
             panic!("store: {with_store}: the emptied session's cookie is deleted, not {action:?}");
         };
         assert!(deletion.starts_with("id=;"), "{deletion}");
+
+        // A logout whose one new entry the budget drops still deletes
+        // whatever the request carried, cookies that failed only for now
+        // (one of two candidates) included.
+        let mut request = sealer
+            .open_request_async(["id=bad1; id=bad2"])
+            .await
+            .unwrap();
+        request.session_mut().flush().unwrap();
+        request
+            .session_mut()
+            .insert_with_priority("history", &oversized, Priority::Low)
+            .unwrap();
+        let (drops, action, _) = save(&mut request).await;
+        assert_eq!(drops, ["history"], "store: {with_store}");
+        assert!(
+            matches!(action, CookieAction::Delete(_)),
+            "store: {with_store}: {action:?}"
+        );
     }
+}
+
+/// The deletion of a session the budget empties gives up its id, as any
+/// deletion by a request save does: a revocation store revokes it.
+#[tokio::test]
+async fn the_budget_emptying_a_session_revokes_its_cookie() {
+    let clock = clock();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .revocation_store(revocations, None)
+        .build()
+        .unwrap();
+    let mut first = sealer.new_session().unwrap();
+    first
+        .insert_with_priority("history", "/p/1", Priority::Low)
+        .unwrap();
+    let cookie = format!("id={}", sealer.seal(&mut first).unwrap());
+    let mut request = sealer.open_request_async([&cookie]).await.unwrap();
+    request
+        .session_mut()
+        .insert_with_priority("history", &"h".repeat(6000), Priority::Low)
+        .unwrap();
+    let saved = sealer.save_request_async(&mut request).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    assert_eq!(saved.report.unrevoked, None);
+    let replayed = sealer.open_request_async([&cookie]).await.unwrap();
+    assert_eq!(replayed.rejected_cookie(), Some(&Error::Revoked));
 }
 
 /// Saves with the synchronous form, or with the asynchronous one (the
