@@ -149,16 +149,7 @@ async fn a_session_the_budget_empties_gets_no_cookie_either() {
 
         // Opened from a cookie whose entry the oversized value replaces:
         // the cookie goes, or the old value would come back.
-        let mut first = sealer.new_session().unwrap();
-        first
-            .insert_with_priority("history", "/p/1", Priority::Low)
-            .unwrap();
-        let cookie = format!("id={}", sealer.seal(&mut first).unwrap());
-        let mut request = sealer.open_request_async([&cookie]).await.unwrap();
-        request
-            .session_mut()
-            .insert_with_priority("history", &oversized, Priority::Low)
-            .unwrap();
+        let (_, mut request) = history_replaced_by_oversized(&sealer).await;
         let (drops, action, _) = save(&mut request).await;
         assert_eq!(drops, ["history"], "store: {with_store}");
         let CookieAction::Delete(deletion) = action else {
@@ -197,6 +188,17 @@ async fn the_budget_emptying_a_session_revokes_its_cookie() {
         .revocation_store(revocations, None)
         .build()
         .unwrap();
+    let (cookie, mut request) = history_replaced_by_oversized(&sealer).await;
+    let saved = sealer.save_request_async(&mut request).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    assert_eq!(saved.report.unrevoked, None);
+    let replayed = sealer.open_request_async([&cookie]).await.unwrap();
+    assert_eq!(replayed.rejected_cookie(), Some(&Error::Revoked));
+}
+
+/// A cookie holding a short `history`, and its request whose handler
+/// replaced it with one too large for the budget.
+async fn history_replaced_by_oversized(sealer: &Sealer) -> (String, RequestSession) {
     let mut first = sealer.new_session().unwrap();
     first
         .insert_with_priority("history", "/p/1", Priority::Low)
@@ -207,11 +209,7 @@ async fn the_budget_emptying_a_session_revokes_its_cookie() {
         .session_mut()
         .insert_with_priority("history", &"h".repeat(6000), Priority::Low)
         .unwrap();
-    let saved = sealer.save_request_async(&mut request).await.unwrap();
-    assert!(matches!(saved.action, CookieAction::Delete(_)));
-    assert_eq!(saved.report.unrevoked, None);
-    let replayed = sealer.open_request_async([&cookie]).await.unwrap();
-    assert_eq!(replayed.rejected_cookie(), Some(&Error::Revoked));
+    (cookie, request)
 }
 
 /// Saves with the synchronous form, or with the asynchronous one (the
