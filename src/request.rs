@@ -143,7 +143,7 @@ impl RequestSession {
     }
 }
 
-/// What a request's save resets that [`Sealer::emptied_instead`] needs from
+/// What a request's save resets that [`Sealer::unless_emptied`] needs from
 /// before it.
 struct BeforeSave {
     /// [`RequestSession::deletes_carried_cookie`]: the save clears the
@@ -386,9 +386,7 @@ impl Sealer {
         let before = BeforeSave::of(request);
         let saved = self.save(&mut request.session)?;
         // No revocation store here (refused above): nothing to revoke.
-        Ok(self
-            .emptied_instead(request, &saved, &before)
-            .unwrap_or(saved))
+        Ok(self.unless_emptied(request, saved, &before))
     }
 
     /// As [`Sealer::save_request`], saving with [`Sealer::save_async`]
@@ -399,34 +397,34 @@ impl Sealer {
         }
         let before = BeforeSave::of(request);
         let saved = self.save_async(&mut request.session).await?;
-        let Some(mut instead) = self.emptied_instead(request, &saved, &before) else {
-            return Ok(saved);
-        };
-        if matches!(instead.action, CookieAction::Delete(_)) {
-            // As every deletion by a request save: the cookie's id is given
-            // up, and a revocation store revokes its copies.
+        let sealed = matches!(saved.action, CookieAction::Set(_));
+        let mut saved = self.unless_emptied(request, saved, &before);
+        if sealed && matches!(saved.action, CookieAction::Delete(_)) {
+            // Emptied by the save: as every deletion by a request save,
+            // the cookie's id is given up, and a revocation store revokes
+            // its copies.
             let now = request.session.now;
             if let Some(error) = self.revoke_replaced(before.opened_id, now).await {
-                instead.report.unrevoked = Some(error);
+                saved.report.unrevoked = Some(error);
             }
         }
-        Ok(instead)
+        Ok(saved)
     }
 
-    /// A save whose budget dropped every entry (or that found every entry's
-    /// blob gone) leaves an empty session, which is not worth a cookie
-    /// either: instead of the sealed empty session, `Some` of what an
-    /// emptied session gets (nothing, the session left unsaved, or the
-    /// deletion of the cookie the request carried), its report still
-    /// listing the drops.
-    fn emptied_instead(
+    /// `saved`, unless the save's budget dropped every entry (or it found
+    /// every entry's blob gone): an empty session is not worth a cookie
+    /// either, so instead of the sealed empty session, what an emptied
+    /// session gets (nothing, the session left unsaved, or the deletion of
+    /// the cookie the request carried), its report still listing the
+    /// drops.
+    fn unless_emptied(
         &self,
         request: &mut RequestSession,
-        saved: &Saved,
+        saved: Saved,
         before: &BeforeSave,
-    ) -> Option<Saved> {
+    ) -> Saved {
         if !matches!(saved.action, CookieAction::Set(_)) || !request.session.is_empty() {
-            return None;
+            return saved;
         }
         let session = &mut request.session;
         let mut instead = match before.deletes_carried_cookie {
@@ -438,9 +436,9 @@ impl Sealer {
                 self.unchanged()
             }
         };
-        instead.report.dropped = saved.report.dropped.clone();
-        instead.report.unrevoked = saved.report.unrevoked.clone();
-        Some(instead)
+        instead.report.dropped = saved.report.dropped;
+        instead.report.unrevoked = saved.report.unrevoked;
+        instead
     }
 
     /// The synchronous request forms reach neither store: they refuse a
