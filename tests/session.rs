@@ -11,9 +11,10 @@ use std::time::Duration;
 mod common;
 use common::{key, logged, T0};
 
-/// The tests' usual settings: `max_idle` 1000 s, `max_lifetime` 5000 s,
-/// a 30 s skew, a refresh at a quarter of the window.
-fn builder_with(ring: KeyRing, clock: &Arc<FixedClock>) -> SealerBuilder {
+/// This file's usual settings (not common's `builder_with`): `max_idle`
+/// 1000 s, `max_lifetime` 5000 s, a 30 s skew, a refresh at a quarter of
+/// the window.
+fn short_window_builder(ring: KeyRing, clock: &Arc<FixedClock>) -> SealerBuilder {
     Sealer::builder(ring)
         .cookie_name("id")
         .max_idle(Duration::from_secs(1000))
@@ -24,7 +25,7 @@ fn builder_with(ring: KeyRing, clock: &Arc<FixedClock>) -> SealerBuilder {
 }
 
 fn sealer_with(ring: KeyRing, clock: &Arc<FixedClock>) -> Sealer {
-    builder_with(ring, clock).build().unwrap()
+    short_window_builder(ring, clock).build().unwrap()
 }
 
 /// A sealer with `limits` and otherwise the defaults, at `T0`.
@@ -428,7 +429,7 @@ fn sliding_refresh_after_the_configured_fraction() {
 /// a cookie it sealed at `T0`.
 fn sealed_with_fraction(fraction: f64) -> (Arc<FixedClock>, Sealer, String) {
     let clock = Arc::new(FixedClock::new(T0));
-    let sealer = builder_with(KeyRing::new(key(1)), &clock)
+    let sealer = short_window_builder(KeyRing::new(key(1)), &clock)
         .refresh_fraction(fraction)
         .build()
         .unwrap();
@@ -478,7 +479,7 @@ fn browser_session_cookies_still_expire_on_the_server_after_max_idle() {
 
     // Every cookie of a sealer whose cookies are not persistent.
     let clock = Arc::new(FixedClock::new(T0));
-    let sealer = builder_with(KeyRing::new(key(1)), &clock)
+    let sealer = short_window_builder(KeyRing::new(key(1)), &clock)
         .cookie_settings(sealed_session::CookieSettings::default().with_persistent(false))
         .build()
         .unwrap();
