@@ -546,6 +546,57 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
         },
         {
             let mut s = small();
+            s.name = "refresh-fraction-quarter";
+            s.description = "Refresh fraction 0.25: the refresh is due from age floor(3600 x 0.25) = 900, and this token is exactly 900 s old.";
+            s.policy.refresh_fraction = 0.25;
+            s.issued_at = NOW - 900;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "refresh-fraction-quarter-not-due";
+            s.description =
+                "Refresh fraction 0.25, issued 899 s ago: one second before the refresh is due.";
+            s.policy.refresh_fraction = 0.25;
+            s.issued_at = NOW - 899;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "refresh-fraction-truncated";
+            s.description = "Refresh fraction 0.3333: 3600 x 0.3333 = 1199.88 is truncated to 1199, so the refresh is due at age 1199 (a reader that rounds gets 1200 and says not due).";
+            s.policy.refresh_fraction = 0.3333;
+            s.issued_at = NOW - 1199;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "refresh-fraction-zero";
+            s.description =
+                "Refresh fraction 0, issued now: the refresh is due at every age, 0 included.";
+            s.policy.refresh_fraction = 0.0;
+            s.issued_at = NOW;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "refresh-fraction-one";
+            s.description = "Refresh fraction 1, issued exactly max_idle seconds ago: valid, and the refresh is never due with f = 1.";
+            s.policy.refresh_fraction = 1.0;
+            s.issued_at = NOW - 3600;
+            s
+        },
+        {
+            let mut s = small();
+            s.name = "idle-expiry-refresh-fraction";
+            s.description = "Own idle timeout 600 s, refresh fraction 0.25, issued 150 s ago: the fraction applies to the shorter window, so the refresh is due from age 150.";
+            s.expiry = Expiry::Idle(Duration::from_secs(600));
+            s.policy.refresh_fraction = 0.25;
+            s.issued_at = NOW - 150;
+            s
+        },
+        {
+            let mut s = small();
             s.name = "other-cookie-name";
             s.description = "Bound to the cookie name __Host-id.";
             s.cookie_name = "__Host-id";
