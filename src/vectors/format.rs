@@ -754,6 +754,17 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
     at_entries.description = "max_entries equal to the session's 3 entries: still valid.".into();
     at_entries.limits.max_entries = 3;
     out.push(at_entries);
+    // The value depth limit's boundary (FORMAT.md 11.5): `prefs` in
+    // `nested-values` nests 3 levels (a map, a map, an array).
+    let mut at_depth = out
+        .iter()
+        .find(|v| v.name == "nested-values")
+        .cloned()
+        .expect("the nested-values vector is built above");
+    at_depth.name = "value-at-depth-limit".into();
+    at_depth.description = "max_depth 3, and the prefs value nests exactly 3 levels (a map in a map holding an array): every value still decodes (FORMAT.md 11.5). Only this side is pinned: a reader may count depth its own way as long as it accepts what the rule accepts.".into();
+    at_depth.limits.max_depth = 3;
+    out.push(at_depth);
     out.push(overflow_vector()?);
     out.push(nonzero_padding_vector()?);
     // The decompression cap's boundary, on the `compressed` token (the
