@@ -457,6 +457,13 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
         .entry("emoji", Priority::Normal, json!("🍪🔐"))
         .entry("中文", Priority::Low, json!(["漢字", "かな"])),
         ValidSpec::new(
+            "key-with-byte-order-mark",
+            "Keys that begin with U+FEFF (bytes ef bb bf) are keys of their own: \"\\u{feff}role\" is not \"role\", and \"\\u{feff}_note\" is not reserved (only a first byte 0x5f is). A UTF-8 decoder that strips a leading byte-order mark, as some do by default, reads two entries named role.",
+        )
+        .entry("role", Priority::Normal, json!("user"))
+        .entry("\u{feff}role", Priority::Normal, json!("admin"))
+        .entry("\u{feff}_note", Priority::Low, json!("\u{feff}kept")),
+        ValidSpec::new(
             "nested-values",
             "Maps in arrays in maps, booleans, null, negative and large integers.",
         )
@@ -785,6 +792,14 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
     at_cap.description = format!("The compressed token with max_decompressed equal to the {inflated_len} bytes it inflates to: still valid.");
     at_cap.limits.max_decompressed = inflated_len;
     out.push(at_cap);
+    // A token whose length is 3 mod 4, for the non-canonical case whose
+    // last character carries two unused bits (`base` is 2 mod 4: four).
+    let three_mod_four = out
+        .iter()
+        .find(|v| v.name == "unicode")
+        .map(|v| v.token.clone())
+        .expect("the unicode vector is built above");
+    assert_eq!(three_mod_four.len() % 4, 3);
 
     let a = key_a();
     let mut inv = vec![
@@ -919,6 +934,12 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             "base64-non-canonical",
             "Last character changed so that unused trailing bits are set.",
             non_canonical(&base),
+            "malformed",
+        ),
+        invalid(
+            "base64-non-canonical-3-mod-4",
+            "The unicode vector's token, 3 mod 4 characters long, with its last character changed so that one of its two unused trailing bits is set.",
+            non_canonical(&three_mod_four),
             "malformed",
         ),
         invalid(
@@ -1418,6 +1439,49 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
                 &((NOW - 7200) as f64).to_be_bytes(),
                 &[0xf6],
                 &byte_string(16),
+                &[0x00, 0x80],
+            ]
+            .concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-created-at-negative",
+            "Authenticates; created_at is the negative integer -1.",
+            &with_created_head(0x20, &[]),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-flags-negative",
+            "Authenticates; the payload flags are the negative integer -1.",
+            &[&[0x85][..], &created_head(), &[0xf6], &byte_string(16), &[0x20, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-priority-negative",
+            "Authenticates; an entry whose priority is the negative integer -1.",
+            &raw_payload(&[0x81, 0x83, 0x61, b'k', 0x20, 0x41, 0x01], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-non-minimal-head-1-byte",
+            "Authenticates; the payload flags 0 written with a 1-byte argument (0x18 0x00) where the head alone suffices.",
+            &[&[0x85][..], &created_head(), &[0xf6], &byte_string(16), &[0x18, 0x00, 0x80]].concat(),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-non-minimal-head-2-byte",
+            "Authenticates; the entries array's count 1 written with a 2-byte argument (0x99 0x00 0x01).",
+            &raw_payload(&[&[0x99, 0x00, 0x01][..], ENTRY_K].concat(), None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-non-minimal-head-4-byte",
+            "Authenticates; the session id's length 16 written with a 4-byte argument (0x5a 0x00 0x00 0x00 0x10).",
+            &[
+                &[0x85][..],
+                &created_head(),
+                &[0xf6, 0x5a, 0x00, 0x00, 0x00, 0x10],
+                &[0x11; 16],
                 &[0x00, 0x80],
             ]
             .concat(),
