@@ -210,7 +210,12 @@ def seal(master, cookie_name, issued_at, plaintext, nonce, compression_threshold
 
 def open_token(ring, cookie_name, token, limits):
     """FORMAT.md section 8, steps 1-8. Returns (header dict, plaintext, used_fallback)."""
-    if len(token.encode("utf-8")) > limits["max_token_len"]:
+    try:
+        token_bytes = token.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate: no HTTP header decodes to such text.
+        raise OpenError("malformed", "token is not encodable as UTF-8") from None
+    if len(token_bytes) > limits["max_token_len"]:
         raise OpenError("limit-exceeded", "token longer than max_token_len")
     raw = b64url_decode_strict(token)
     if len(raw) < OVERHEAD:

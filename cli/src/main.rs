@@ -46,7 +46,8 @@ enum Command {
         /// Print one JSON object instead of lines of text.
         #[arg(long)]
         json: bool,
-        /// The cookie value, or - to read it from stdin.
+        /// The cookie value, or - to read it from stdin. Surrounding
+        /// whitespace (a pasted line's newline) is ignored.
         token: String,
     },
     /// Check every vector file in a directory; ends with "N passed, M failed".
@@ -209,7 +210,8 @@ struct OpenArgs {
     #[arg(long)]
     meta: bool,
     /// The cookie value, or - to read it from stdin (which keeps it out of
-    /// the process list).
+    /// the process list). Surrounding whitespace (a pasted line's newline)
+    /// is ignored; whitespace inside is refused, as servers refuse it.
     token: String,
 }
 
