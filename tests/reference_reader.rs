@@ -1,29 +1,25 @@
-//! The independent Python reader/writer of the token format
-//! (`scripts/reference_reader.py`, written from `docs/FORMAT.md`) must pass
-//! every published vector.
+//! The independent readers/writers of the token format, written from
+//! `docs/FORMAT.md`, must pass every published vector: the Python one
+//! (`scripts/reference_reader.py`) and the Node.js one
+//! (`scripts/reference_reader_node/`).
 //!
-//! Runs whenever `python3 -c "import nacl, cbor2"` works. Without those
-//! modules it says so on stderr and passes, except under `CI=true`, where it
-//! fails (install them with `python3 -m pip install pynacl cbor2`).
+//! Each runs when its interpreter (and, for Python, PyNaCl and cbor2) is
+//! present. Without them it says so on stderr and passes, except under
+//! `CI=true`, where it fails.
 
 mod common;
 
-use std::process::Command;
+use std::process::{Command, Output};
 
 const ROOT: &str = env!("CARGO_MANIFEST_DIR");
 
-/// Whether python3 can import PyNaCl and cbor2; panics under CI when not.
-fn modules_available() -> bool {
-    common::service_available(
+#[test]
+fn python_reference_reader_passes_every_vector() {
+    if !common::service_available(
         common::python_imports("nacl, cbor2"),
         "PyNaCl and cbor2",
         "python3 -m pip install pynacl cbor2",
-    )
-}
-
-#[test]
-fn python_reference_reader_passes_every_vector() {
-    if !modules_available() {
+    ) {
         return;
     }
     let out = Command::new("python3")
@@ -31,20 +27,39 @@ fn python_reference_reader_passes_every_vector() {
         .current_dir(ROOT)
         .output()
         .expect("cannot run python3");
+    assert_passes_every_vector("scripts/reference_reader.py", &out);
+}
+
+#[test]
+fn node_reference_reader_passes_every_vector() {
+    let node_present = Command::new("node")
+        .arg("--version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !common::service_available(node_present, "Node.js", "apt-get install nodejs") {
+        return;
+    }
+    let out = Command::new("node")
+        .args(["scripts/reference_reader_node/run.js", "test-vectors"])
+        .current_dir(ROOT)
+        .output()
+        .expect("cannot run node");
+    assert_passes_every_vector("scripts/reference_reader_node/run.js", &out);
+}
+
+/// The reader exited 0 and its last line says `N passed, 0 failed`, where
+/// N counts every vector of every published file plus the reader's
+/// self-checks (counted as one): a file the reader skipped would show here.
+fn assert_passes_every_vector(reader: &str, out: &Output) {
     let stdout = String::from_utf8_lossy(&out.stdout);
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "scripts/reference_reader.py failed:\n{stdout}\n{stderr}"
-    );
+    assert!(out.status.success(), "{reader} failed:\n{stdout}\n{stderr}");
     let last = stdout.lines().last().unwrap_or_default();
     let (passed, failed) = last
         .split_once(" passed, ")
         .and_then(|(p, f)| Some((p.parse::<usize>().ok()?, f.strip_suffix(" failed")?)))
-        .unwrap_or_else(|| panic!("no `N passed, M failed` line in:\n{stdout}"));
-    assert_eq!(failed, "0", "{stdout}");
-    // Every vector of every published file, plus the script's self-checks
-    // (counted as one): a file the script skipped would show here.
+        .unwrap_or_else(|| panic!("{reader}: no `N passed, M failed` line in:\n{stdout}"));
+    assert_eq!(failed, "0", "{reader}:\n{stdout}");
     let mut files: Vec<_> = std::fs::read_dir(format!("{ROOT}/test-vectors"))
         .unwrap()
         .map(|entry| entry.unwrap().path())
@@ -66,6 +81,6 @@ fn python_reference_reader_passes_every_vector() {
     assert_eq!(
         passed,
         vectors + 1,
-        "{passed} passed for {vectors} vectors:\n{stdout}"
+        "{reader}: {passed} passed for {vectors} vectors:\n{stdout}"
     );
 }
