@@ -32,7 +32,7 @@ const EXTRA_DROPS: usize = 8;
 
 /// Seconds a replaced blob stays readable (plus the clock skew) for
 /// requests that started from the previous cookie.
-const BLOB_GRACE: u64 = 60;
+const BLOB_GRACE: u64 = crate::revocation::RUNNING_REQUEST_GRACE.as_secs();
 
 impl Sealer {
     /// How long an overflow blob must live, plus the clock skew: as long as

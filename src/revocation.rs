@@ -9,16 +9,27 @@ use crate::session::{Expiry, Session};
 use crate::store::RevocationQuery;
 use crate::{Error, Sealer};
 
+/// How long a request that opened a session before its id was revoked
+/// may still run: revocation checks only opening, so such a request can
+/// still re-seal the id with a fresh issued-at. The records the crate
+/// writes itself outlast such a cookie by this much, and a replaced
+/// overflow blob stays readable as long for such requests.
+pub(crate) const RUNNING_REQUEST_GRACE: Duration = Duration::from_secs(60);
+
 impl Sealer {
     /// How long to keep the record of a revoked id whose cookie has its own
     /// `cookie_expiry`: [`Sealer::revocation_ttl`], or without timeouts as
     /// long as that expiry lets it open from `now` (plus the clock skew and
-    /// a second), or as long as records are kept.
+    /// a second), plus [`RUNNING_REQUEST_GRACE`]; or as long as records
+    /// are kept.
     pub(crate) fn revocation_keep_for(&self, cookie_expiry: Expiry, now: u64) -> Duration {
-        self.revocation_ttl().unwrap_or_else(|| {
-            crate::session::own_expiry_age(cookie_expiry, now)
-                .map_or(crate::store::MAX_TTL, |age| self.open_window(age))
-        })
+        self.revocation_ttl()
+            .or_else(|| {
+                crate::session::own_expiry_age(cookie_expiry, now).map(|age| self.open_window(age))
+            })
+            .map_or(crate::store::MAX_TTL, |keep| {
+                keep.saturating_add(RUNNING_REQUEST_GRACE)
+            })
     }
 
     /// The checks of [`Sealer::open`], then the revocation check if one is

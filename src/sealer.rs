@@ -320,7 +320,9 @@ impl SealerBuilder {
     /// ([`SaveReport::unrevoked`](crate::SaveReport::unrevoked), also
     /// logged at `ERROR`). The record is kept for
     /// [`Sealer::revocation_ttl`], or, when the sealer has no timeouts, as
-    /// long as the old cookie's own expiry lets it open. [`Sealer::save`]
+    /// long as the old cookie's own expiry lets it open, and a minute more
+    /// for requests that opened the session before and may still re-seal
+    /// it. [`Sealer::save`]
     /// and [`Sealer::seal`] refuse such a session
     /// ([`StoreError::NeedsAsync`](crate::StoreError::NeedsAsync)).
     ///
@@ -428,7 +430,8 @@ impl Sealer {
     /// A request that opened the session before the revocation and saves
     /// it after re-seals it with a fresh issued-at; the count starts when
     /// the last such request ends, so add the longest time a request may
-    /// run (a minute is the crate's own allowance for them elsewhere).
+    /// run (the crate's own revocations, after a `flush` or `cycle_id`, add
+    /// a minute).
     ///
     /// ```
     /// use std::time::Duration;

@@ -187,6 +187,43 @@ async fn the_budget_emptying_a_session_revokes_its_cookie() {
     assert_eq!(replayed.rejected_cookie(), Some(&Error::Revoked));
 }
 
+/// A request that opened the session before a logout on another tab
+/// revoked its id, and saves after, re-seals that id with a fresh
+/// issued-at (revocation checks only opening). The logout's record must
+/// outlast that cookie too: here the request runs 50 s against a clock
+/// skew of 0, beyond what `revocation_ttl` alone covers.
+#[tokio::test]
+async fn a_logout_stays_revoked_past_a_request_that_re_sealed_its_id() {
+    let clock = clock();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .clock_skew(Duration::ZERO)
+        .revocation_store(revocations, None)
+        .build()
+        .unwrap();
+    let cookie = format!("id={}", cookie_with(&sealer, "cart"));
+    let mut slow = sealer.open_request_async([&cookie]).await.unwrap();
+    let mut logout = sealer.open_request_async([&cookie]).await.unwrap();
+    logout.session_mut().flush().unwrap();
+    let saved = sealer.save_request_async(&mut logout).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    assert_eq!(saved.report.unrevoked, None);
+
+    clock.advance(50);
+    slow.session_mut().insert("seen", &true).unwrap();
+    let CookieAction::Set(header) = sealer.save_request_async(&mut slow).await.unwrap().action
+    else {
+        panic!("the slow request's change is not saved");
+    };
+    let re_sealed = format!("id={}", common::cookie_value(&header));
+    let ttl = sealer.revocation_ttl().unwrap().as_secs();
+    // Past the record `revocation_ttl` alone would keep, while the
+    // re-sealed cookie is still within its idle timeout.
+    clock.advance(ttl - 50 + 1);
+    let replayed = sealer.open_request_async([&re_sealed]).await.unwrap();
+    assert_eq!(replayed.rejected_cookie(), Some(&Error::Revoked));
+}
+
 /// Stores a low-priority `history` too large for any cookie budget.
 fn store_oversized_history(request: &mut RequestSession) {
     request
