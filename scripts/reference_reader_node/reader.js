@@ -1,7 +1,7 @@
 'use strict';
 // A reader and writer of the sealed-session v1 token format, written from
 // docs/FORMAT.md and test-vectors/README.md only (section numbers below are
-// FORMAT.md's). Node 20+, no dependencies.
+// FORMAT.md's). Node 18+ (checked with 18.20.4 and 20.20.2), no dependencies.
 const crypto = require('node:crypto');
 const zlib = require('node:zlib');
 const { constants: bufferConstants } = require('node:buffer');
@@ -372,10 +372,14 @@ function isRefreshDue(age, idleWindow, fraction) {
 const overflowStoreKey = (sessionId, reference) =>
   `sealed-session:overflow:{${sessionId.toString('hex')}}:${reference.toString('hex')}`;
 
+// Whether a string holds no lone surrogate, so that it has a UTF-8 form
+// (String.prototype.isWellFormed, without needing Node 20).
+const isWellFormed = (text) => !/\p{Surrogate}/u.test(text);
+
 // The text of a stored blob (§15.1 step 2): a string, or bytes that must be UTF-8.
 function blobText(stored) {
   if (typeof stored === 'string') {
-    if (!stored.isWellFormed()) storeFail('rejected', 'the stored value is not UTF-8');
+    if (!isWellFormed(stored)) storeFail('rejected', 'the stored value is not UTF-8');
     return stored;
   }
   if (stored instanceof Uint8Array) {
@@ -681,7 +685,7 @@ function cborHead(major, n) {
 }
 
 function encodeKey(key, priority) {
-  if (typeof key !== 'string' || !key.isWellFormed()) throw new TypeError('an entry key must be a well-formed string');
+  if (typeof key !== 'string' || !isWellFormed(key)) throw new TypeError('an entry key must be a well-formed string');
   if (key === '' || key[0] === '_') fail('invalid-entry-key', `empty or reserved key ${JSON.stringify(key)}`);
   if (!Number.isInteger(priority) || priority < 0 || priority > 3) throw new RangeError('a priority is 0 to 3');
   const bytes = Buffer.from(key, 'utf8');
