@@ -446,6 +446,16 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
         .entry("csrf", Priority::High, json!("k3Jf9s0aQ1xZp2Lm"))
         .entry("locale", Priority::Normal, json!("en-GB"))
     };
+    // The small session under refresh fraction `fraction`, `age` seconds
+    // after it was issued.
+    let refresh_at_age = |name, description, fraction, age| {
+        let mut s = small();
+        s.name = name;
+        s.description = description;
+        s.policy.refresh_fraction = fraction;
+        s.issued_at = NOW - age;
+        s
+    };
     let valid_specs = vec![
         ValidSpec::new("empty-session", "A session with no entries."),
         small(),
@@ -551,48 +561,36 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             s.issued_at = NOW - 2400;
             s
         },
-        {
-            let mut s = small();
-            s.name = "refresh-fraction-quarter";
-            s.description = "Refresh fraction 0.25: the refresh is due from age floor(3600 x 0.25) = 900, and this token is exactly 900 s old.";
-            s.policy.refresh_fraction = 0.25;
-            s.issued_at = NOW - 900;
-            s
-        },
-        {
-            let mut s = small();
-            s.name = "refresh-fraction-quarter-not-due";
-            s.description =
-                "Refresh fraction 0.25, issued 899 s ago: one second before the refresh is due.";
-            s.policy.refresh_fraction = 0.25;
-            s.issued_at = NOW - 899;
-            s
-        },
-        {
-            let mut s = small();
-            s.name = "refresh-fraction-truncated";
-            s.description = "Refresh fraction 0.3333: 3600 x 0.3333 = 1199.88 is truncated to 1199, so the refresh is due at age 1199 (a reader that rounds gets 1200 and says not due).";
-            s.policy.refresh_fraction = 0.3333;
-            s.issued_at = NOW - 1199;
-            s
-        },
-        {
-            let mut s = small();
-            s.name = "refresh-fraction-zero";
-            s.description =
-                "Refresh fraction 0, issued now: the refresh is due at every age, 0 included.";
-            s.policy.refresh_fraction = 0.0;
-            s.issued_at = NOW;
-            s
-        },
-        {
-            let mut s = small();
-            s.name = "refresh-fraction-one";
-            s.description = "Refresh fraction 1, issued exactly max_idle seconds ago: valid, and the refresh is never due with f = 1.";
-            s.policy.refresh_fraction = 1.0;
-            s.issued_at = NOW - 3600;
-            s
-        },
+        refresh_at_age(
+            "refresh-fraction-quarter",
+            "Refresh fraction 0.25: the refresh is due from age floor(3600 x 0.25) = 900, and this token is exactly 900 s old.",
+            0.25,
+            900,
+        ),
+        refresh_at_age(
+            "refresh-fraction-quarter-not-due",
+            "Refresh fraction 0.25, issued 899 s ago: one second before the refresh is due.",
+            0.25,
+            899,
+        ),
+        refresh_at_age(
+            "refresh-fraction-truncated",
+            "Refresh fraction 0.3333: 3600 x 0.3333 = 1199.88 is truncated to 1199, so the refresh is due at age 1199 (a reader that rounds gets 1200 and says not due).",
+            0.3333,
+            1199,
+        ),
+        refresh_at_age(
+            "refresh-fraction-zero",
+            "Refresh fraction 0, issued now: the refresh is due at every age, 0 included.",
+            0.0,
+            0,
+        ),
+        refresh_at_age(
+            "refresh-fraction-one",
+            "Refresh fraction 1, issued exactly max_idle seconds ago: valid, and the refresh is never due with f = 1.",
+            1.0,
+            3600,
+        ),
         {
             let mut s = small();
             s.name = "idle-expiry-refresh-fraction";
