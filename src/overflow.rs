@@ -246,8 +246,8 @@ impl Sealer {
     /// without a store, dropping (and reporting) instead of moving, and the
     /// old blob is retired. The blob's entries are loaded first, so they
     /// take their turn in the budget's order (and a critical one among them
-    /// is never dropped). Fails with `TooLarge` only if the critical entries
-    /// alone do not fit.
+    /// is never dropped). Fails with `TooLarge` only if the entries that
+    /// may not be dropped do not fit.
     async fn drop_instead(
         &self,
         store: &dyn crate::store::OverflowStore,

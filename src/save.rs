@@ -384,8 +384,9 @@ impl Sealer {
     /// below). If even moving every candidate leaves the header over budget
     /// (the list of moved keys is part of it), the blob's entries are loaded
     /// and the session is saved as [`Sealer::save`] does, dropping and
-    /// reporting; so [`Error::TooLarge`] means, here too, that the critical
-    /// entries alone do not fit. A blob is kept within
+    /// reporting; so [`Error::TooLarge`] means, here too, that the entries
+    /// that may not be dropped (the critical ones, and the user entry a
+    /// revocation check reads) do not fit. A blob is kept within
     /// [`Limits::max_decompressed`](crate::Limits::max_decompressed), so
     /// that this server can read it back: when the moved entries exceed it
     /// together, the fewest of them are dropped (and reported), in the

@@ -397,7 +397,7 @@ impl LazySession {
     /// A logout the request did not finish (dropped before `finish`, or
     /// during its save) is finished on a task of its own, with a
     /// revocation store: the old id is revoked, as Django's `flush` and
-    /// tower-sessions' delete the stored session whatever becomes of the
+    /// tower-sessions' `flush` delete the stored session whatever becomes of the
     /// response. The deletion cookie cannot be sent any more.
     pub(crate) fn end_dropped(&self, uri: &mut Uri) {
         self.inner.finished.store(true, Ordering::Relaxed);
