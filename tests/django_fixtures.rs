@@ -43,7 +43,7 @@ fn codec_for(case: &Value, now: u64) -> DjangoCodec {
     let mut builder = DjangoCodec::builder(case["secret"].as_str().unwrap())
         .max_age(Duration::from_secs(case["max_age"].as_u64().unwrap()))
         .clock(Arc::new(FixedClock::new(now)))
-        .expire_at_browser_close(case.get("expire_at_browser_close") == Some(&Value::Bool(true)));
+        .expire_at_browser_close(case["expire_at_browser_close"].as_bool().unwrap_or(false));
     for s in case["fallback_secrets"].as_array().unwrap() {
         builder = builder.fallback_secret(s.as_str().unwrap());
     }

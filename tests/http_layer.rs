@@ -115,6 +115,19 @@ async fn blob_len(session: LazySession) -> Result<String, Error> {
     Ok(blob.len().to_string())
 }
 
+/// `get_or_insert_with` on the overflowed `blob`: loads it, so the
+/// default is not taken.
+async fn blob_or_default_len(session: LazySession) -> Result<String, Error> {
+    let blob = session.get_or_insert_with("blob", String::new).await?;
+    Ok(blob.len().to_string())
+}
+
+/// `take` on the overflowed `blob`: loads it, then removes it.
+async fn blob_take_len(session: LazySession) -> Result<String, Error> {
+    let blob = session.take::<String>("blob").await?.unwrap_or_default();
+    Ok(blob.len().to_string())
+}
+
 async fn login_then_fail(session: LazySession) -> Result<(StatusCode, &'static str), Error> {
     session.insert("user", "ada").await?;
     Ok((StatusCode::SERVICE_UNAVAILABLE, "down"))
@@ -207,6 +220,8 @@ fn app(layer: SessionLayer) -> Router {
         .route("/read", get(read))
         .route("/big", get(big))
         .route("/blob-len", get(blob_len))
+        .route("/blob-or-default-len", get(blob_or_default_len))
+        .route("/blob-take-len", get(blob_take_len))
         .route("/blob-append-twice", get(blob_append_twice))
         .layer(layer)
 }
@@ -479,6 +494,14 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     let pair = cookie_pair(&response);
     let response = call(&mut app, "/blob-len", Some(&pair)).await;
     assert_eq!(body_text(response).await, "6004");
+    // The other accessors that read before they write load it too.
+    let response = call(&mut app, "/blob-or-default-len", Some(&pair)).await;
+    assert_eq!(body_text(response).await, "6004");
+    let response = call(&mut app, "/blob-take-len", Some(&pair)).await;
+    let taken = cookie_pair(&response);
+    assert_eq!(body_text(response).await, "6004");
+    let response = call(&mut app, "/blob-len", Some(&taken)).await;
+    assert_eq!(body_text(response).await, "0");
 
     // The blob is evicted: the entry reads as absent (not a 500 on every
     // request), its key is logged, and the session, left empty, deletes
@@ -705,14 +728,22 @@ type UnrevokedReports = Arc<std::sync::Mutex<Vec<(Option<Error>, String)>>>;
 
 /// The test app under a layer whose revocation store can be made to fail,
 /// with its reports.
-fn revoking_app() -> (Router, Arc<FlakyRevocations>, UnrevokedReports) {
+/// A layer builder over the fixed ring and the test clock, with a
+/// revocation store that reads the user id from `user`.
+fn revoking_builder() -> (SessionLayerBuilder, Arc<FlakyRevocations>) {
     let clock = common::clock();
     let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
+    let builder = SessionLayer::builder(fixed_ring())
+        .clock(clock)
+        .revocation_store(revocations.clone(), Some("user"));
+    (builder, revocations)
+}
+
+fn revoking_app() -> (Router, Arc<FlakyRevocations>, UnrevokedReports) {
+    let (builder, revocations) = revoking_builder();
     let reports = UnrevokedReports::default();
     let heard = Arc::clone(&reports);
-    let layer = SessionLayer::builder(fixed_ring())
-        .clock(clock)
-        .revocation_store(revocations.clone(), Some("user"))
+    let layer = builder
         .on_save_report(move |report, uri| {
             let unrevoked = report.unrevoked.clone();
             heard
@@ -1111,13 +1142,7 @@ async fn opening_after_the_response_is_logged() {
 
 #[tokio::test]
 async fn an_inner_service_error_ends_the_request_for_the_session() {
-    use tower_layer::Layer as _;
-    let held = Held::default();
-    let mut service = builder().build().expect("layer").layer(Failing {
-        held: Arc::clone(&held),
-        flush: false,
-        hangs: false,
-    });
+    let (mut service, held) = failing(&builder().build().expect("layer"), false, false);
     let request = Request::get("/").body(Body::empty()).expect("request");
     assert_eq!(service.call(request).await.unwrap_err(), "inner failure");
     let session = held.lock().expect("lock").take().expect("kept");
@@ -1129,20 +1154,15 @@ async fn an_inner_service_error_ends_the_request_for_the_session() {
 
 #[tokio::test]
 async fn an_inner_service_error_still_revokes_a_flushed_session() {
-    use tower_layer::Layer as _;
     let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
     // A logout whose service then fails: no response, so no deletion
     // cookie, but the old id is revoked all the same.
-    let mut failing = layer.layer(Failing {
-        held: Held::default(),
-        flush: true,
-        hangs: false,
-    });
+    let (mut service, _held) = failing(&layer, true, false);
     let request = Request::get("/")
         .header(header::COOKIE, &pair)
         .body(Body::empty())
         .expect("request");
-    assert_eq!(failing.call(request).await.unwrap_err(), "inner failure");
+    assert_eq!(service.call(request).await.unwrap_err(), "inner failure");
     let error = layer
         .sealer()
         .open_async(value_of(&pair))
@@ -1153,13 +1173,8 @@ async fn an_inner_service_error_still_revokes_a_flushed_session() {
 
 /// A layer with a revocation store, an app with it, and a login's cookie.
 async fn logged_in_with_revocations() -> (Router, Arc<FlakyRevocations>, SessionLayer, String) {
-    let clock = common::clock();
-    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
-    let layer = SessionLayer::builder(fixed_ring())
-        .clock(clock)
-        .revocation_store(revocations.clone(), Some("user"))
-        .build()
-        .expect("layer");
+    let (builder, revocations) = revoking_builder();
+    let layer = builder.build().expect("layer");
     let mut server = app(layer.clone());
     let pair = cookie_pair(&call(&mut server, "/login", None).await);
     assert_opens_logged_in(&layer, &pair).await;
@@ -1183,16 +1198,16 @@ where
     assert!(answer.await.is_err(), "the request never gets its answer");
 }
 
-/// `layer` around a service that reads the session, flushes it if `flush`
-/// says so, and never answers; and where it keeps the session once it
-/// has.
-fn hanging(layer: &SessionLayer, flush: bool) -> (SessionService<Failing>, Held) {
+/// `layer` around a [`Failing`] service, which reads the session, flushes
+/// it if `flush` says so, and then never answers if `hangs` does, or fails;
+/// and where it keeps the session once it has.
+fn failing(layer: &SessionLayer, flush: bool, hangs: bool) -> (SessionService<Failing>, Held) {
     use tower_layer::Layer as _;
     let held = Held::default();
     let service = layer.layer(Failing {
         held: Arc::clone(&held),
         flush,
-        hangs: true,
+        hangs,
     });
     (service, held)
 }
@@ -1216,11 +1231,7 @@ fn value_of(pair: &str) -> &str {
 /// revocation of a dropped request's logout runs on a task of its own.
 async fn assert_revoked_soon(layer: &SessionLayer, pair: &str) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
-    while let Ok(session) = layer.sealer().open_async(value_of(pair)).await {
-        assert_eq!(
-            session.get::<String>("user").unwrap().as_deref(),
-            Some("ada")
-        );
+    while layer.sealer().open_async(value_of(pair)).await.is_ok() {
         assert!(
             std::time::Instant::now() < deadline,
             "the logout was not recorded"
@@ -1255,7 +1266,7 @@ async fn assert_opens_logged_in(layer: &SessionLayer, pair: &str) {
 async fn a_logout_whose_request_is_dropped_still_revokes_the_old_id() {
     let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
     // The handler logs out, then the request is dropped before it answers.
-    let (mut service, held) = hanging(&layer, true);
+    let (mut service, held) = failing(&layer, true, true);
     drop_unanswered(&mut service, "/", Some(&pair)).await;
     assert!(
         held.lock().expect("lock").is_some(),
@@ -1296,7 +1307,7 @@ fn a_runtime_that_drops_the_task_finishing_a_logout_says_so() {
 #[tokio::test]
 async fn a_dropped_request_without_a_logout_revokes_nothing() {
     let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
-    let (mut service, held) = hanging(&layer, false);
+    let (mut service, held) = failing(&layer, false, true);
     drop_unanswered(&mut service, "/", Some(&pair)).await;
     assert!(held.lock().expect("lock").is_some(), "read before the drop");
     assert_still_valid(&layer, &pair).await;

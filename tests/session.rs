@@ -240,11 +240,7 @@ fn a_clock_stepped_back_after_login_still_yields_a_cookie_that_opens() {
 
 #[test]
 fn cycle_id_counts_the_session_as_created_now() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
-    let mut s = sealer.new_session().unwrap();
-    s.insert("cart", &1u8).unwrap();
-    let cookie = sealer.seal(&mut s).unwrap();
+    let (clock, sealer, cookie) = sealed();
     clock.advance(900);
     let mut s = sealer.open(&cookie).unwrap();
     s.cycle_id().unwrap();
@@ -292,11 +288,7 @@ fn an_explicit_expiry_makes_a_persistent_cookie_on_browser_session_defaults() {
 
 #[test]
 fn idle_lifetime_skew_and_own_expiry() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
-    let mut s = sealer.new_session().unwrap();
-    s.insert("x", &1).unwrap();
-    let cookie = sealer.seal(&mut s).unwrap();
+    let (clock, sealer, cookie) = sealed();
 
     // Exactly max_idle is still valid.
     assert_idle_ends(&sealer, &clock, &cookie, T0 + 1000);
@@ -425,8 +417,13 @@ fn sliding_refresh_after_the_configured_fraction() {
     assert_eq!(reopened.created_at(), T0, "created-at survives re-seals");
 }
 
-/// A sealer of the usual settings but `refresh_fraction(fraction)`, and
-/// a cookie it sealed at `T0`.
+/// A sealer of the usual settings ([`sealer_with`]), and a cookie of one
+/// entry it sealed at `T0`.
+fn sealed() -> (Arc<FixedClock>, Sealer, String) {
+    sealed_with_fraction(0.25)
+}
+
+/// As [`sealed`], under `refresh_fraction(fraction)`.
 fn sealed_with_fraction(fraction: f64) -> (Arc<FixedClock>, Sealer, String) {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = short_window_builder(KeyRing::new(key(1)), &clock)
@@ -931,11 +928,7 @@ fn get_or_insert_with_keeps_a_stored_value_and_stores_the_default_otherwise() {
 
 #[test]
 fn mark_modified_re_seals_an_unchanged_session_with_a_new_issued_at() {
-    let clock = Arc::new(FixedClock::new(T0));
-    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
-    let mut s = sealer.new_session().unwrap();
-    s.insert("user", &42u64).unwrap();
-    let cookie = sealer.seal(&mut s).unwrap();
+    let (clock, sealer, cookie) = sealed();
 
     clock.advance(10);
     let mut o = sealer.open(&cookie).unwrap();
