@@ -4,6 +4,9 @@
 # WebAssembly runtimes. The clock and the random source come from the host
 # there (see the README), so the crate must not need SystemTime or getrandom.
 #
+# Builds README's Workers-style snippet (wasm-bindgen glue) for that target,
+# and runs it under Node.js when the wasm-bindgen CLI is installed.
+#
 # Then runs, under Node.js, every published test vector inside that build,
 # a session sealed, opened, re-sealed and deleted with a clock and a
 # generator imported from JavaScript (Date.now, crypto.getRandomValues; a
@@ -50,10 +53,10 @@ ensure_target() {
 
 # Writes a throwaway crate at $1 named $2 that depends on this library
 # alone (with the features in $3, if any) under this lock file; $4: more
-# manifest sections. (An example of this package would pull in its
+# manifest sections; $5: more dependencies. (An example of this package would pull in its
 # dev-dependencies, which are not for WebAssembly.)
 scratch_crate() {
-    local dir=$1 name=$2 features=${3:-} extra=${4:-}
+    local dir=$1 name=$2 features=${3:-} extra=${4:-} deps=${5:-}
     mkdir -p "$dir/src"
     cp Cargo.lock "$dir/Cargo.lock"
     cat >"$dir/Cargo.toml" <<TOML
@@ -65,6 +68,7 @@ publish = false
 $extra
 [dependencies]
 sealed-session = { path = "$PWD", features = [$features] }
+$deps
 
 [workspace]
 TOML
@@ -85,6 +89,30 @@ cp examples/edge_host.rs "$scratch/edge/src/main.rs"
 echo "cargo check examples/edge_host.rs --target $target"
 CARGO_TARGET_DIR="$PWD/target" cargo check --quiet --manifest-path "$scratch/edge/Cargo.toml" --target "$target"
 echo "$target: examples/edge_host.rs builds"
+
+# README's Workers-style snippet (wasm-bindgen glue over the runtime's
+# crypto.getRandomValues and Date.now), built as a cdylib with the
+# versions Cargo.lock pins for it. The block is the one after README's
+# marker comment; it must hold the exported function, so that a moved
+# marker cannot leave an empty crate that builds.
+snippet_crate="$scratch/snippet"
+scratch_crate "$snippet_crate" edge-snippet-check "" '
+[lib]
+crate-type = ["cdylib"]
+' 'wasm-bindgen = "0.2"
+js-sys = "0.3"
+web-sys = { version = "0.3", features = ["Crypto", "WorkerGlobalScope"] }'
+awk '/<!-- scripts\/check-wasm.sh builds the next block -->/ { marked = 1; next }
+     marked && /^```rust/ { inside = 1; next }
+     inside && /^```/ { exit }
+     inside' README.md >"$snippet_crate/src/lib.rs"
+if ! grep -q '^pub fn count_visits' "$snippet_crate/src/lib.rs"; then
+    echo "README.md: no edge snippet with count_visits after its check-wasm.sh marker" >&2
+    exit 1
+fi
+echo "cargo build README's edge snippet (wasm-bindgen) --target $target"
+CARGO_TARGET_DIR="$PWD/target" cargo build --quiet --manifest-path "$snippet_crate/Cargo.toml" --target "$target"
+echo "$target: README's edge snippet builds"
 
 # The published test vectors, checked inside WebAssembly: a throwaway
 # cdylib with both vector files built in exports `run`, and Node.js runs it
@@ -276,6 +304,44 @@ if [[ "$roundtrip" != "0" ]]; then
     exit 1
 fi
 echo "$target (Node.js): a session sealed, opened, re-sealed and deleted on Date.now and crypto.getRandomValues"
+
+# README's edge snippet run under Node.js through wasm-bindgen's glue, when
+# the wasm-bindgen CLI of the version Cargo.lock pins is installed
+# (`cargo install wasm-bindgen-cli --version <that version>`, a few minutes
+# of build, which CI does not spend): a visit counted, a second visit on
+# the returned cookie, and a forged cookie starting over; the CLI opens
+# the cookies the snippet set.
+bindgen_version=$(awk '/^name = "wasm-bindgen"$/ { getline; gsub(/[^0-9.]/, ""); print; exit }' Cargo.lock)
+if [[ "$(wasm-bindgen --version 2>/dev/null)" != "wasm-bindgen $bindgen_version" ]]; then
+    echo "$target: README's edge snippet built, NOT run (wasm-bindgen CLI $bindgen_version not installed)"
+else
+    wasm-bindgen --target nodejs --out-dir "$snippet_crate/js" "$PWD/target/$target/debug/edge_snippet_check.wasm"
+    cli=(cargo run --quiet -p sealed-session-cli --)
+    key=$("${cli[@]}" keygen)
+    visits=$(node -e '
+const { count_visits } = require(process.argv[1]);
+const key = process.argv[2];
+const valueOf = (header) => {
+  const match = /^__Host-session=([^;]+); HttpOnly; SameSite=Lax; Secure; Path=\/; Max-Age=\d+$/.exec(header);
+  if (!match) throw new Error("unexpected Set-Cookie: " + header);
+  return match[1];
+};
+const first = valueOf(count_visits(key, undefined));
+const second = valueOf(count_visits(key, "theme=dark; __Host-session=" + first));
+const forged = first.slice(0, -2) + (first.endsWith("AA") ? "BA" : "AA");
+const fresh = valueOf(count_visits(key, "__Host-session=" + forged));
+console.log(second);
+console.log(fresh);
+' "$snippet_crate/js/edge_snippet_check.js" "$key")
+    opened=$(while read -r value; do
+        "${cli[@]}" open --key "$key" --name __Host-session "$value"
+    done <<<"$visits" | tr -d ' \n')
+    if [[ "$opened" != '{"visits":2}{"visits":1}' ]]; then
+        echo "$target: README's edge snippet under Node.js: expected visits 2, then 1 after a forged cookie; got $opened" >&2
+        exit 1
+    fi
+    echo "$target (Node.js, wasm-bindgen $bindgen_version): README's edge snippet counted two visits on its own cookie and started over on a forged one"
+fi
 
 # WASI (Fastly Compute and other wasm32-wasip1 hosts): the defaults, the
 # system clock and the OS generator, come through WASI; no host code.
