@@ -565,11 +565,16 @@ def drop_order(entries):
     return candidates
 
 
+MAX_NAME_VALUE_LEN = 4096
+
+
 def fit_budget(cookie_name, budget, session, max_age, max_token_len=4096):
     """FORMAT.md section 14.3: returns (kept indices, dropped indices, header length) or
     raises OpenError('too-large')."""
     around_value = len(SET_COOKIE_PREFIX) + len(cookie_string(cookie_name, "", max_age))
-    budget = min(budget, around_value + max_token_len)
+    # browsers keep at most 4096 bytes of name and value together
+    max_token = min(max_token_len, max(0, MAX_NAME_VALUE_LEN - len(cookie_name.encode("utf-8"))))
+    budget = min(budget, around_value + max_token)
     entries = session["entries"]
     keep = [True] * len(entries)
     dropped = []

@@ -28,7 +28,11 @@ pub struct SaveReport {
     /// Bytes of the `Set-Cookie` header sent (`Set-Cookie: ` included);
     /// 0 when nothing is sent.
     pub header_len: usize,
-    /// The budget in force.
+    /// The configured budget ([`Sealer::budget`](crate::Sealer::budget)).
+    /// The header can be held to less: the token stays within the
+    /// reader's token limit and, with the cookie's name, within the 4096
+    /// bytes browsers keep ([`Error::TooLarge`](crate::Error::TooLarge)
+    /// gives that effective budget).
     pub budget: usize,
     /// Set when the sealer has a revocation store
     /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store))

@@ -258,6 +258,11 @@ const HOST_HTTP_PREFIX: &str = "__Host-Http-";
 /// The longest `Path` or `Domain` value browsers accept, in bytes.
 const MAX_ATTRIBUTE_LEN: usize = 1024;
 
+/// The most bytes of a cookie's name and value together that browsers
+/// keep: RFC 6265bis has them ignore a longer cookie entirely, whatever
+/// the header's length (Chromium reports `NameValuePairExceedsMaxSize`).
+pub(crate) const MAX_NAME_VALUE_LEN: usize = 4096;
+
 /// Whether `name` starts with `prefix`, ignoring ASCII case (as browsers
 /// match the cookie name prefixes).
 pub(crate) fn has_prefix(name: &str, prefix: &str) -> bool {

@@ -48,7 +48,8 @@ pub enum Error {
         /// Size in bytes of the smallest `Set-Cookie` header that could be built.
         needed: usize,
         /// The budget in bytes: the configured one, or less where the
-        /// sealer's token-length limit is tighter (`docs/FORMAT.md` §14.3).
+        /// sealer's token-length limit, or the 4096 bytes of name and
+        /// value browsers keep, is tighter (`docs/FORMAT.md` §14.3).
         budget: usize,
     },
 

@@ -5,7 +5,7 @@
 use core::time::Duration;
 
 use crate::budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
-use crate::cookie::header_len;
+use crate::cookie::{header_len, MAX_NAME_VALUE_LEN};
 use crate::error::StoreError;
 use crate::payload::SESSION_ID_LEN;
 use crate::session::{Expiry, Session, Value};
@@ -107,11 +107,11 @@ impl Sealer {
             "",
             self.max_age_at(session, now),
         ));
-        // A token longer than this sealer's own limit could not be opened
-        // again: that limit can be tighter than the budget.
+        // The budget can allow a longer token than this sealer's own
+        // reader or a browser accepts.
         let budget = self
             .budget
-            .min(around_value.saturating_add(self.limits.max_token_len()));
+            .min(around_value.saturating_add(self.max_cookie_token_len()));
         let mut keep: Vec<bool> = session
             .entries
             .iter()
@@ -176,9 +176,18 @@ impl Sealer {
             .collect()
     }
 
+    /// The longest token the cookie may carry: what this sealer's own
+    /// reader opens ([`Limits::max_token_len`](crate::Limits)), and what a
+    /// browser keeps beside the cookie's name.
+    fn max_cookie_token_len(&self) -> usize {
+        self.limits
+            .max_token_len()
+            .min(MAX_NAME_VALUE_LEN.saturating_sub(self.cookie_name.len()))
+    }
+
     /// Builds the header and marks the session saved; refuses (and leaves
-    /// the session unsaved) if the header is over budget, whatever the plan
-    /// said.
+    /// the session unsaved) if the header is over budget or the token
+    /// longer than the cookie may carry, whatever the plan said.
     pub(crate) fn finish(
         &self,
         session: &mut Session,
@@ -188,10 +197,13 @@ impl Sealer {
         let max_age = self.max_age_at(session, now);
         let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
         let len = header_len(&cookie);
-        if len > self.budget {
+        if len > self.budget || token.len() > self.max_cookie_token_len() {
+            let around_value = len - token.len();
             return Err(Error::TooLarge {
                 needed: len,
-                budget: self.budget,
+                budget: self
+                    .budget
+                    .min(around_value.saturating_add(self.max_cookie_token_len())),
             });
         }
         self.mark_saved(session, now);

@@ -254,10 +254,10 @@ impl SealerBuilder {
     /// [`Error::TooLarge`].
     /// The token also stays within
     /// [`Limits::max_token_len`](crate::Limits::max_token_len) (default
-    /// 4096), which every server reading the cookie enforces: a budget
-    /// above that plus the header's attributes saves no more unless the
-    /// limit is raised too (and browsers keep cookies of at most about
-    /// 4096 bytes).
+    /// 4096), which every server reading the cookie enforces, and the
+    /// cookie's name and value together within 4096 bytes, beyond which
+    /// browsers ignore a cookie (RFC 6265bis): a budget above 4096 plus the
+    /// header's attributes saves no more into the cookie.
     pub fn budget(mut self, bytes: usize) -> Self {
         self.budget = bytes;
         self

@@ -117,6 +117,57 @@ fn critical_entries_alone_over_budget_fail_with_sizes() {
     assert!(session.contains("junk"));
 }
 
+/// Browsers ignore a cookie whose name and value together pass 4096 bytes,
+/// whatever the header's budget: with a long name that limit binds first,
+/// when entries go to the store and when critical ones alone pass it.
+#[tokio::test]
+async fn name_and_value_stay_within_what_browsers_keep_under_a_larger_budget() {
+    let clock = clock();
+    let name = "n".repeat(200);
+    let (_store, sealer) = with_memory_store(&clock, |b| b.cookie_name(&name).budget(8192));
+    let session_of = |entries: &[(&str, usize, Priority)]| {
+        let mut session = sealer.new_session().unwrap();
+        for (key, len, priority) in entries {
+            session
+                .insert_with_priority(key, &"a".repeat(*len), *priority)
+                .unwrap();
+        }
+        session
+    };
+    let mixed = [
+        ("user", 10, Priority::Critical),
+        ("notes", 2500, Priority::Low),
+        ("more", 400, Priority::Normal),
+    ];
+    // The whole session's token alone is within the 4096-byte token limit.
+    let whole = sealer.seal(&mut session_of(&mixed)).unwrap();
+    assert!(whole.len() <= 4096 && name.len() + whole.len() > 4096);
+    let mut session = session_of(&mixed);
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    let CookieAction::Set(header) = &saved.action else {
+        panic!("no cookie")
+    };
+    let (sent_name, value) = header.split(';').next().unwrap().split_once('=').unwrap();
+    assert!(sent_name.len() + value.len() <= 4096);
+    let moved: Vec<&str> = saved
+        .report
+        .overflowed
+        .iter()
+        .map(|e| e.key.as_str())
+        .collect();
+    assert_eq!((moved, saved.report.dropped.len()), (vec!["notes"], 0));
+
+    let critical = [("user", 2950, Priority::Critical)];
+    let whole = sealer.seal(&mut session_of(&critical)).unwrap();
+    assert!(whole.len() <= 4096 && name.len() + whole.len() > 4096);
+    match sealer.save_async(&mut session_of(&critical)).await {
+        Err(Error::TooLarge { needed, budget }) => {
+            assert!(needed > budget && budget < 8192, "{needed} {budget}")
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
 #[test]
 fn unchanged_sessions_send_nothing_and_flush_deletes() {
     let clock = clock();

@@ -158,6 +158,8 @@ const BUDGET_MAX_IDLE = 3600n;
 const BUDGET_MAX_LIFETIME = 86400n;
 const BUDGET_MAX_TOKEN_LEN = 4096;
 const BUDGET_MAX_DECOMPRESSED = 65536;
+// What browsers keep of a cookie's name and value together (§14.3).
+const MAX_NAME_VALUE_LEN = 4096;
 
 function safeNumber(x) {
   if (!Number.isSafeInteger(Number(x)) || BigInt(Number(x)) !== BigInt(x)) throw new RangeError(`not a safe integer: ${x}`);
@@ -183,7 +185,8 @@ function checkBudgetCase(c) {
   const headerLen = (token) => Buffer.byteLength(`Set-Cookie: ${cookieString(token)}`, 'utf8');
   // Without compression the token length follows from the payload length (§14.2).
   const payloadLen = (kept) => 1 + headLen(0, BUDGET_CREATED_AT) + 1 + 17 + 1 + headLen(4, kept.length) + kept.reduce((sum, e) => sum + e.size, 0);
-  const budget = Math.min(safeNumber(c.budget), headerLen('') + BUDGET_MAX_TOKEN_LEN);
+  const maxToken = Math.min(BUDGET_MAX_TOKEN_LEN, Math.max(0, MAX_NAME_VALUE_LEN - Buffer.byteLength(c.cookie_name, 'utf8')));
+  const budget = Math.min(safeNumber(c.budget), headerLen('') + maxToken);
   const candidates = entries.filter((e) => e.priority !== 3).sort((a, b) =>
     a.priority - b.priority || b.size - a.size || Buffer.compare(Buffer.from(b.key, 'utf8'), Buffer.from(a.key, 'utf8')));
   let kept = entries, dropped = [], length = null, error = null;
