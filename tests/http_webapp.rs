@@ -1,5 +1,6 @@
 //! The example web app's router on a free loopback port, driven by a real
-//! HTTP client that keeps cookies.
+//! HTTP client that keeps cookies, and by headless Chromium
+//! (`tests/browser/drive.mjs`).
 #![cfg(feature = "axum")]
 
 #[allow(dead_code)]
@@ -714,4 +715,78 @@ async fn the_counter_reads_and_writes_on_every_request() {
     // Pages that need a session say the layer is missing.
     let page = get(&client, &bare, "/cart").await;
     assert_eq!(page.status, StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// Runs `tests/browser/drive.mjs` (headless Chromium through playwright-core)
+/// against `server`, whose cookie is named `cookie_name`: log in, add
+/// `lines` cart lines with notes of `note_len` random characters, log out.
+/// Returns false (after saying so) when Chromium or the driver is not
+/// installed outside CI.
+fn drive_chromium(server: &Server, cookie_name: &str, lines: u32, note_len: u32) -> bool {
+    use std::process::Command;
+    let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
+    let driver = std::path::Path::new("tests/browser/node_modules/playwright-core");
+    let installed = std::path::Path::new(&chromium).exists() && driver.exists();
+    if !common::service_available(
+        installed,
+        "Chromium and playwright-core",
+        "apt-get install chromium; npm ci --prefix tests/browser",
+    ) {
+        return false;
+    }
+    let out = Command::new("node")
+        .arg("tests/browser/drive.mjs")
+        .arg(&chromium)
+        .arg(format!("http://{}", server.addr))
+        .arg(cookie_name)
+        .arg(lines.to_string())
+        .arg(note_len.to_string())
+        .output()
+        .expect("run node");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("no cookie refused"), "{stdout}");
+    true
+}
+
+/// A real browser, not only reqwest's cookie store: over plain HTTP on
+/// 127.0.0.1 Chromium keeps the app's `__Host-` cookie with `Secure`,
+/// sends it back, keeps the budget-trimmed cookie of a full cart and
+/// deletes it at logout, refusing none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_keeps_the_cookie_through_login_a_full_cart_and_logout() {
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let server = tokio::task::spawn_blocking(move || {
+        drive_chromium(&server, app::COOKIE_NAME, 7, 1000);
+        server
+    });
+    drop(server.await.expect("driver"));
+}
+
+/// Chromium ignores a cookie whose name and value pass 4096 bytes: with a
+/// 300-character name and an 8192-byte budget, each of the cart's small
+/// steps must still give a cookie Chromium keeps (with the budget alone
+/// one of them lands between 4096 bytes of name and value and the
+/// 4096-byte token limit).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chromium_keeps_every_cookie_under_a_budget_above_4096_with_a_long_name() {
+    let demo = system_demo();
+    let name = format!("__Host-{}", "n".repeat(293));
+    let layer = demo
+        .layer(new_ring())
+        .cookie_name(&name)
+        .budget(8192)
+        .build()
+        .expect("layer");
+    let server = Server::start(demo.router(layer)).await;
+    let server = tokio::task::spawn_blocking(move || {
+        drive_chromium(&server, &name, 30, 100);
+        server
+    });
+    drop(server.await.expect("driver"));
 }
