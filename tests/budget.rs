@@ -168,6 +168,40 @@ async fn name_and_value_stay_within_what_browsers_keep_under_a_larger_budget() {
     }
 }
 
+/// The browsers' limit is inclusive: a name and value of exactly 4096
+/// bytes are kept whole, one byte more drops the low entry.
+#[test]
+fn a_name_and_value_of_exactly_4096_bytes_fit() {
+    let clock = clock();
+    let sealer_named = |name_len: usize| {
+        builder(&clock)
+            .cookie_name("n".repeat(name_len))
+            .compression(Compression::Off)
+            .budget(8192)
+            .build()
+            .unwrap()
+    };
+    let save = |sealer: &Sealer| {
+        let mut session = sealer.new_session().unwrap();
+        session
+            .insert_with_priority("user", "ada", Priority::Critical)
+            .unwrap();
+        session
+            .insert_with_priority("notes", &"a".repeat(2900), Priority::Low)
+            .unwrap();
+        sealer.save(&mut session).unwrap()
+    };
+    // Uncompressed, the token's length does not depend on the name.
+    let token_len = save(&sealer_named(2)).action.cookie_value().unwrap().len();
+    let exact = save(&sealer_named(4096 - token_len));
+    assert!(exact.report.dropped.is_empty());
+    let value = exact.action.cookie_value().unwrap();
+    assert_eq!(4096 - token_len + value.len(), 4096);
+    let over = save(&sealer_named(4097 - token_len));
+    let dropped: Vec<&str> = over.report.dropped.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(dropped, ["notes"]);
+}
+
 #[test]
 fn unchanged_sessions_send_nothing_and_flush_deletes() {
     let clock = clock();

@@ -726,10 +726,27 @@ fn drive_chromium(server: &Server, cookie_name: &str, lines: u32, note_len: u32)
     use std::process::Command;
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let driver = std::path::Path::new("tests/browser/node_modules/playwright-core");
-    let installed = std::path::Path::new(&chromium).exists() && driver.exists();
+    // playwright-core 1.65 needs Node.js 20 or later.
+    let node_major = Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .and_then(|o| {
+            let version = String::from_utf8_lossy(&o.stdout).into_owned();
+            version
+                .trim()
+                .strip_prefix('v')?
+                .split('.')
+                .next()?
+                .parse::<u32>()
+                .ok()
+        });
+    let installed = std::path::Path::new(&chromium).exists()
+        && driver.exists()
+        && node_major.is_some_and(|major| major >= 20);
     if !common::service_available(
         installed,
-        "Chromium and playwright-core",
+        "Chromium, Node.js 20 or later and playwright-core",
         "apt-get install chromium; npm ci --prefix tests/browser",
     ) {
         return false;
