@@ -107,11 +107,7 @@ impl Sealer {
             "",
             self.max_age_at(session, now),
         ));
-        // The budget can allow a longer token than this sealer's own
-        // reader or a browser accepts.
-        let budget = self
-            .budget
-            .min(around_value.saturating_add(self.max_cookie_token_len()));
+        let budget = self.effective_budget(around_value);
         let mut keep: Vec<bool> = session
             .entries
             .iter()
@@ -176,18 +172,22 @@ impl Sealer {
             .collect()
     }
 
-    /// The longest token the cookie may carry: what this sealer's own
-    /// reader opens ([`Limits::max_token_len`](crate::Limits)), and what a
-    /// browser keeps beside the cookie's name.
-    fn max_cookie_token_len(&self) -> usize {
-        self.limits
+    /// The budget a header of `around_value` bytes without its value is
+    /// held to (FORMAT.md §14.3): the configured one, unless the token
+    /// would be longer than this sealer's own reader opens
+    /// ([`Limits::max_token_len`](crate::Limits)) or than a browser keeps
+    /// beside the cookie's name.
+    fn effective_budget(&self, around_value: usize) -> usize {
+        let max_token_len = self
+            .limits
             .max_token_len()
-            .min(MAX_NAME_VALUE_LEN.saturating_sub(self.cookie_name.len()))
+            .min(MAX_NAME_VALUE_LEN.saturating_sub(self.cookie_name.len()));
+        self.budget.min(around_value.saturating_add(max_token_len))
     }
 
     /// Builds the header and marks the session saved; refuses (and leaves
-    /// the session unsaved) if the header is over budget or the token
-    /// longer than the cookie may carry, whatever the plan said.
+    /// the session unsaved) if the header is over the effective budget,
+    /// whatever the plan said.
     pub(crate) fn finish(
         &self,
         session: &mut Session,
@@ -197,13 +197,11 @@ impl Sealer {
         let max_age = self.max_age_at(session, now);
         let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
         let len = header_len(&cookie);
-        if len > self.budget || token.len() > self.max_cookie_token_len() {
-            let around_value = len - token.len();
+        let budget = self.effective_budget(len - token.len());
+        if len > budget {
             return Err(Error::TooLarge {
                 needed: len,
-                budget: self
-                    .budget
-                    .min(around_value.saturating_add(self.max_cookie_token_len())),
+                budget,
             });
         }
         self.mark_saved(session, now);

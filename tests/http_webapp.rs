@@ -720,46 +720,36 @@ async fn the_counter_reads_and_writes_on_every_request() {
 /// Runs `tests/browser/drive.mjs` (headless Chromium through playwright-core)
 /// against `server`, whose cookie is named `cookie_name`: log in, add
 /// `lines` cart lines with notes of `note_len` random characters, log out.
-/// Returns false (after saying so) when Chromium or the driver is not
-/// installed outside CI.
-fn drive_chromium(server: &Server, cookie_name: &str, lines: u32, note_len: u32) -> bool {
-    use std::process::Command;
+/// Skips (saying so) when Chromium or the driver is not installed outside
+/// CI.
+async fn drive_chromium(server: Server, cookie_name: String, lines: u32, note_len: u32) {
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".to_owned());
     let driver = std::path::Path::new("tests/browser/node_modules/playwright-core");
     // playwright-core 1.65 needs Node.js 20 or later.
-    let node_major = Command::new("node")
-        .arg("--version")
-        .output()
-        .ok()
-        .and_then(|o| {
-            let version = String::from_utf8_lossy(&o.stdout).into_owned();
-            version
-                .trim()
-                .strip_prefix('v')?
-                .split('.')
-                .next()?
-                .parse::<u32>()
-                .ok()
-        });
     let installed = std::path::Path::new(&chromium).exists()
         && driver.exists()
-        && node_major.is_some_and(|major| major >= 20);
+        && common::node_major().is_some_and(|major| major >= 20);
     if !common::service_available(
         installed,
         "Chromium, Node.js 20 or later and playwright-core",
         "apt-get install chromium; npm ci --prefix tests/browser",
     ) {
-        return false;
+        return;
     }
-    let out = Command::new("node")
+    let mut command = std::process::Command::new("node");
+    command
         .arg("tests/browser/drive.mjs")
         .arg(&chromium)
         .arg(format!("http://{}", server.addr))
         .arg(cookie_name)
         .arg(lines.to_string())
-        .arg(note_len.to_string())
-        .output()
+        .arg(note_len.to_string());
+    // Waited for off the runtime's workers, which serve the app meanwhile.
+    let out = tokio::task::spawn_blocking(move || command.output())
+        .await
+        .expect("driver")
         .expect("run node");
+    drop(server);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -767,22 +757,17 @@ fn drive_chromium(server: &Server, cookie_name: &str, lines: u32, note_len: u32)
         String::from_utf8_lossy(&out.stderr)
     );
     assert!(stdout.contains("no cookie refused"), "{stdout}");
-    true
 }
 
 /// A real browser, not only reqwest's cookie store: over plain HTTP on
 /// 127.0.0.1 Chromium keeps the app's `__Host-` cookie with `Secure`,
 /// sends it back, keeps the budget-trimmed cookie of a full cart and
 /// deletes it at logout, refusing none.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn chromium_keeps_the_cookie_through_login_a_full_cart_and_logout() {
     let demo = system_demo();
     let server = Server::app(&demo, new_ring()).await;
-    let server = tokio::task::spawn_blocking(move || {
-        drive_chromium(&server, app::COOKIE_NAME, 7, 1000);
-        server
-    });
-    drop(server.await.expect("driver"));
+    drive_chromium(server, app::COOKIE_NAME.to_owned(), 7, 1000).await;
 }
 
 /// Chromium ignores a cookie whose name and value pass 4096 bytes: with a
@@ -790,7 +775,7 @@ async fn chromium_keeps_the_cookie_through_login_a_full_cart_and_logout() {
 /// steps must still give a cookie Chromium keeps (with the budget alone
 /// one of them lands between 4096 bytes of name and value and the
 /// 4096-byte token limit).
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test]
 async fn chromium_keeps_every_cookie_under_a_budget_above_4096_with_a_long_name() {
     let demo = system_demo();
     let name = format!("__Host-{}", "n".repeat(293));
@@ -801,9 +786,5 @@ async fn chromium_keeps_every_cookie_under_a_budget_above_4096_with_a_long_name(
         .build()
         .expect("layer");
     let server = Server::start(demo.router(layer)).await;
-    let server = tokio::task::spawn_blocking(move || {
-        drive_chromium(&server, &name, 30, 100);
-        server
-    });
-    drop(server.await.expect("driver"));
+    drive_chromium(server, name, 30, 100).await;
 }

@@ -32,24 +32,8 @@ fn python_reference_reader_passes_every_vector() {
 
 #[test]
 fn node_reference_reader_passes_every_vector() {
-    // `v18.20.4` and the like; the reader needs 18 or later.
-    let node_major = Command::new("node")
-        .arg("--version")
-        .output()
-        .ok()
-        .filter(|out| out.status.success())
-        .and_then(|out| {
-            let version = String::from_utf8_lossy(&out.stdout).into_owned();
-            version
-                .trim()
-                .strip_prefix('v')?
-                .split('.')
-                .next()?
-                .parse::<u32>()
-                .ok()
-        });
     if !common::service_available(
-        node_major.is_some_and(|major| major >= 18),
+        common::node_major().is_some_and(|major| major >= 18),
         "Node.js 18 or later",
         "apt-get install nodejs",
     ) {

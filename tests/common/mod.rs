@@ -266,6 +266,24 @@ pub fn python_imports(modules: &str) -> bool {
         .is_ok_and(|s| s.success())
 }
 
+/// The major version of the `node` on PATH (`v20.20.2` gives 20), or None
+/// when there is none.
+pub fn node_major() -> Option<u32> {
+    let out = std::process::Command::new("node")
+        .arg("--version")
+        .output()
+        .ok()
+        .filter(|out| out.status.success())?;
+    let version = String::from_utf8_lossy(&out.stdout).into_owned();
+    version
+        .trim()
+        .strip_prefix('v')?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// The value of a `Set-Cookie` string.
 pub fn cookie_value(set_cookie: &str) -> String {
     let cookie = cookie::Cookie::parse(set_cookie.to_owned()).unwrap();
