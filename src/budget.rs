@@ -28,11 +28,14 @@ pub struct SaveReport {
     /// Bytes of the `Set-Cookie` header sent (`Set-Cookie: ` included);
     /// 0 when nothing is sent.
     pub header_len: usize,
-    /// The configured budget ([`Sealer::budget`](crate::Sealer::budget)).
-    /// The header can be held to less: the token stays within the
-    /// reader's token limit and, with the cookie's name, within the 4096
-    /// bytes browsers keep ([`Error::TooLarge`](crate::Error::TooLarge)
-    /// gives that effective budget).
+    /// The budget the header sent was held to: the configured one
+    /// ([`Sealer::budget`](crate::Sealer::budget)), or less where it would
+    /// let the token pass the reader's token limit
+    /// ([`Limits::max_token_len`](crate::Limits::max_token_len)) or the
+    /// cookie's name and value pass the 4096 bytes browsers keep
+    /// (`docs/FORMAT.md` §14.3; [`Error::TooLarge`](crate::Error::TooLarge)
+    /// gives the same figure). For a deletion cookie, or when nothing is
+    /// sent, the configured budget.
     pub budget: usize,
     /// Set when the sealer has a revocation store
     /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store))

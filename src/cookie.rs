@@ -260,8 +260,10 @@ const MAX_ATTRIBUTE_LEN: usize = 1024;
 
 /// The most bytes of a cookie's name and value together that browsers
 /// keep: RFC 6265bis has them ignore a longer cookie entirely, whatever
-/// the header's length (Chromium reports `NameValuePairExceedsMaxSize`).
-pub(crate) const MAX_NAME_VALUE_LEN: usize = 4096;
+/// the header's length (Chromium reports `NameValuePairExceedsMaxSize`;
+/// Firefox, like Chromium, keeps the previous cookie). Saves hold the
+/// session cookie to it under any budget.
+pub const MAX_NAME_VALUE_LEN: usize = 4096;
 
 /// Whether `name` starts with `prefix`, ignoring ASCII case (as browsers
 /// match the cookie name prefixes).

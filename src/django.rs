@@ -450,6 +450,11 @@ impl DjangoCodec {
     /// [`Limits::max_token_len`] (it could not be read back), and with
     /// [`ValueError::Serialize`] on a number JSON cannot carry (only
     /// possible with `serde_json`'s `arbitrary_precision` feature).
+    ///
+    /// The cookie's name is not known here, so the 4096 bytes of name and
+    /// value browsers keep ([`MAX_NAME_VALUE_LEN`](crate::MAX_NAME_VALUE_LEN))
+    /// are the caller's to check: a value within the default token limit
+    /// (4096) can pass them beside Django's `sessionid`.
     pub fn seal(&self, entries: &Map<String, Value>) -> Result<String, Error> {
         let mut json = String::new();
         write_object(&mut json, entries)?;

@@ -250,6 +250,13 @@ pub enum InvalidCookie {
     /// The name is empty or not an RFC 6265 token (letters, digits and
     /// ``!#$%&'*+-.^_`|~``).
     Name,
+    /// The name leaves no room for even an empty session's token within
+    /// the 4096 bytes of name and value browsers keep
+    /// ([`MAX_NAME_VALUE_LEN`](crate::MAX_NAME_VALUE_LEN)): every cookie
+    /// saved under it would be ignored. Refused by the HTTP layer's
+    /// builder; a [`Sealer`](crate::Sealer) accepts such a name for tokens
+    /// used outside cookies.
+    NameTooLong,
     /// The path does not start with `/`, has a control character, `;`
     /// or a non-ASCII character, or is longer than the 1024 bytes
     /// browsers accept.
@@ -265,6 +272,9 @@ impl fmt::Display for InvalidCookie {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
             InvalidCookie::Name => "the cookie name is empty or not an RFC 6265 token",
+            InvalidCookie::NameTooLong => {
+                "the cookie name leaves no room for a session token within the 4096 bytes of name and value browsers keep"
+            }
             InvalidCookie::Path => {
                 "the path does not start with '/', has a control character, ';' or non-ASCII, or is over 1024 bytes"
             }
@@ -302,6 +312,12 @@ pub enum ValueError {
     Serialize,
     /// The stored value is not valid CBOR or not of the requested type.
     Deserialize,
+    /// The entry a revocation check reads as the user id
+    /// ([`SealerBuilder::revocation`](crate::SealerBuilder::revocation)'s
+    /// `user_key`) is not a string, an integer, a byte string or null:
+    /// refused when a session is saved or sealed with it, and when a
+    /// cookie with it is opened (the check must not be skipped).
+    UserId,
 }
 
 impl fmt::Display for ValueError {
@@ -309,6 +325,9 @@ impl fmt::Display for ValueError {
         f.write_str(match self {
             ValueError::Serialize => "serialized",
             ValueError::Deserialize => "deserialized as the requested type",
+            ValueError::UserId => {
+                "read as the revocation check's user id (a string, an integer or a byte string)"
+            }
         })
     }
 }

@@ -94,7 +94,9 @@ pub use budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use clock::SystemClock;
 pub use clock::{Clock, FixedClock};
-pub use cookie::{header_len, CookieSettings, DEFAULT_BUDGET, SET_COOKIE_PREFIX_LEN};
+pub use cookie::{
+    header_len, CookieSettings, DEFAULT_BUDGET, MAX_NAME_VALUE_LEN, SET_COOKIE_PREFIX_LEN,
+};
 pub use error::{
     Error, Expired, InvalidCookie, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError,
     ValueError,

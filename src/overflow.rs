@@ -90,13 +90,14 @@ impl Sealer {
         if !session.needs_save() {
             return Ok(self.unchanged());
         }
+        self.check_user_id_entry(session)?;
         let now = self.clock.now();
         if !session.has_unloaded_overflow() {
-            if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
+            if let Some(header) = self.seal_whole_if_fits(session, now)? {
                 if let Some((sid, reference)) = session.overflow.take() {
                     self.retire_blob(store, session, &sid, &reference).await;
                 }
-                return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
+                return Ok(self.set(header, Vec::new(), Vec::new()));
             }
         }
 
@@ -134,8 +135,8 @@ impl Sealer {
         }
         if reuse {
             let token = self.seal_selected(session, Some(&plan.keep), bound_ref.as_ref(), now)?;
-            let (cookie, len) = self.finish(session, &token, now)?;
-            return Ok(self.set(cookie, len, Vec::new(), Vec::new()));
+            let header = self.finish(session, &token, now)?;
+            return Ok(self.set(header, Vec::new(), Vec::new()));
         }
         // The blob is rewritten: everything in it must be in hand.
         self.load_or_drop_missing(session).await?;
@@ -180,7 +181,7 @@ impl Sealer {
         }
         let overflowed = Self::removed_entries(session, &plan.removed);
         let old = session.overflow;
-        let (cookie, len) = if plan.removed.is_empty() {
+        let header = if plan.removed.is_empty() {
             let token = self.seal_selected(session, Some(&plan.keep), None, now)?;
             let done = self.finish(session, &token, now)?;
             session.overflow = None;
@@ -217,7 +218,7 @@ impl Sealer {
                 self.retire_blob(store, session, &sid, &reference).await;
             }
         }
-        Ok(self.set(cookie, len, Vec::new(), overflowed))
+        Ok(self.set(header, Vec::new(), overflowed))
     }
 
     /// Loads the entries still in the overflow blob, if any. A blob that is

@@ -78,7 +78,7 @@ impl Sealer {
 /// 16-byte byte string as a hyphenated lower-case UUID (a `uuid::Uuid`
 /// serializes to CBOR as its 16 bytes, and displays that way), any other
 /// byte string in lower-case hex; none when it is absent or null. Any other
-/// value is an error ([`ValueError::Deserialize`](crate::ValueError::Deserialize)),
+/// value is an error ([`ValueError::UserId`](crate::ValueError::UserId)),
 /// so that the check fails closed.
 fn user_text(value: Option<ciborium::Value>) -> Result<Option<String>, Error> {
     use ciborium::Value as Cbor;
@@ -101,7 +101,32 @@ fn user_text(value: Option<ciborium::Value>) -> Result<Option<String>, Error> {
             }
             text
         }
-        Some(_) => return Err(Error::Value(crate::ValueError::Deserialize)),
+        Some(_) => return Err(Error::Value(crate::ValueError::UserId)),
     };
     Ok(Some(text))
+}
+
+impl Sealer {
+    /// Refuses to seal a session whose user id entry the revocation check
+    /// could not read: every later open of its cookie would fail, logging
+    /// the user out on each request, while the save that caused it
+    /// succeeded. Only a cookie-resident entry is checked, by its CBOR
+    /// major type (what [`user_text`] accepts; an entry in the overflow
+    /// store is checked when it is loaded).
+    pub(crate) fn check_user_id_entry(&self, session: &Session) -> Result<(), Error> {
+        let Some(key) = self
+            .user_key
+            .as_deref()
+            .filter(|_| self.revocation.is_some())
+        else {
+            return Ok(());
+        };
+        match session.get_raw(key).and_then(|cbor| cbor.first()) {
+            // Unsigned and negative integers, byte and text strings, null.
+            Some(&head) if head >> 5 > 3 && head != 0xf6 => {
+                Err(Error::Value(crate::ValueError::UserId))
+            }
+            _ => Ok(()),
+        }
+    }
 }

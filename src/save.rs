@@ -20,6 +20,16 @@ pub(crate) struct Plan {
     pub(crate) removed: Vec<usize>,
 }
 
+/// A `Set-Cookie` header a save built and checked.
+pub(crate) struct SealedHeader {
+    /// The header's value (after `Set-Cookie: `).
+    pub(crate) cookie: String,
+    /// Bytes of the whole header.
+    pub(crate) len: usize,
+    /// The effective budget it was held to (FORMAT.md §14.3).
+    pub(crate) budget: usize,
+}
+
 /// Length of unpadded base64 for `n` bytes (`usize::MAX` if that overflows).
 pub(crate) fn base64_len(n: usize) -> usize {
     base64::encoded_len(n, false).unwrap_or(usize::MAX)
@@ -185,6 +195,16 @@ impl Sealer {
         self.budget.min(around_value.saturating_add(max_token_len))
     }
 
+    /// Whether a cookie under this sealer's name can hold even an empty
+    /// session's token within the name and value browsers keep.
+    #[cfg(feature = "axum")]
+    pub(crate) fn name_leaves_room_for_a_token(&self) -> bool {
+        let created_at = self.clock.now();
+        let empty_session_token =
+            base64_len(OVERHEAD + crate::payload::begin_len(created_at, None, 0, 0));
+        self.cookie_name.len() + empty_session_token <= MAX_NAME_VALUE_LEN
+    }
+
     /// Builds the header and marks the session saved; refuses (and leaves
     /// the session unsaved) if the header is over the effective budget,
     /// whatever the plan said.
@@ -193,7 +213,7 @@ impl Sealer {
         session: &mut Session,
         token: &str,
         now: u64,
-    ) -> Result<(String, usize), Error> {
+    ) -> Result<SealedHeader, Error> {
         let max_age = self.max_age_at(session, now);
         let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
         let len = header_len(&cookie);
@@ -205,7 +225,11 @@ impl Sealer {
             });
         }
         self.mark_saved(session, now);
-        Ok((cookie, len))
+        Ok(SealedHeader {
+            cookie,
+            len,
+            budget,
+        })
     }
 
     pub(crate) fn deletion(&self, session: &mut Session) -> Saved {
@@ -283,6 +307,7 @@ impl Sealer {
         if !session.needs_save() {
             return Ok(self.unchanged());
         }
+        self.check_user_id_entry(session)?;
         // Overflowed entries that were not loaded live in a blob that only
         // `save_async` can renew, re-seal or retire: a cookie sealed here
         // cannot vouch for it, so they are dropped (and reported). The old
@@ -306,8 +331,8 @@ impl Sealer {
     ) -> Result<Saved, Error> {
         let mut dropped = Self::drop_unloaded(session, reason);
         session.overflow = None;
-        if let Some((cookie, len)) = self.seal_whole_if_fits(session, now)? {
-            return Ok(self.set(cookie, len, dropped, Vec::new()));
+        if let Some(header) = self.seal_whole_if_fits(session, now)? {
+            return Ok(self.set(header, dropped, Vec::new()));
         }
         let plan = self.plan(session, None, now)?;
         let over_budget = Self::removed_entries(session, &plan.removed);
@@ -317,10 +342,10 @@ impl Sealer {
             !plan.removed.contains(&(index - 1))
         });
         let token = self.seal_selected(session, None, None, now)?;
-        let (cookie, len) = self.finish(session, &token, now)?;
-        self.report_drops(&over_budget, len);
+        let header = self.finish(session, &token, now)?;
+        self.report_drops(&over_budget, &header);
         dropped.extend(over_budget);
-        Ok(self.set(cookie, len, dropped, Vec::new()))
+        Ok(self.set(header, dropped, Vec::new()))
     }
 
     /// The result of a save that sends nothing.
@@ -334,21 +359,20 @@ impl Sealer {
         }
     }
 
-    /// The result of a save that sends `cookie` (`len` bytes of header).
+    /// The result of a save that sends `header`.
     pub(crate) fn set(
         &self,
-        cookie: String,
-        len: usize,
+        header: SealedHeader,
         dropped: Vec<RemovedEntry>,
         overflowed: Vec<RemovedEntry>,
     ) -> Saved {
         Saved {
-            action: CookieAction::Set(cookie),
+            action: CookieAction::Set(header.cookie),
             report: SaveReport {
                 dropped,
                 overflowed,
-                header_len: len,
-                budget: self.budget,
+                header_len: header.len,
+                budget: header.budget,
                 ..SaveReport::default()
             },
         }
@@ -360,7 +384,7 @@ impl Sealer {
         &self,
         session: &mut Session,
         now: u64,
-    ) -> Result<Option<(String, usize)>, Error> {
+    ) -> Result<Option<SealedHeader>, Error> {
         let token = match self.seal_selected(session, None, None, now) {
             Ok(token) => token,
             Err(Error::LimitExceeded(
@@ -375,13 +399,13 @@ impl Sealer {
         }
     }
 
-    fn report_drops(&self, dropped: &[RemovedEntry], header_len: usize) {
+    fn report_drops(&self, dropped: &[RemovedEntry], header: &SealedHeader) {
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(dropped);
             tracing::warn!(
                 dropped = ?keys,
-                header_len,
-                budget = self.budget,
+                header_len = header.len,
+                budget = header.budget,
                 "session entries dropped to fit the cookie budget"
             );
         }

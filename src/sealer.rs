@@ -278,9 +278,10 @@ impl SealerBuilder {
     /// as a `uuid::Uuid` does, since values are stored in CBOR's compact,
     /// not human-readable, form; otherwise in lower-case hex). An
     /// absent or null entry means no user; an overflowed one is loaded
-    /// first; any other value fails the open
-    /// ([`ValueError::Deserialize`](crate::ValueError::Deserialize)), as a
-    /// check that cannot run must not pass. Saves keep that entry in the
+    /// first; any other value (a struct, say) fails the open
+    /// ([`ValueError::UserId`](crate::ValueError::UserId)), as a check that
+    /// cannot run must not pass, and so fails a save or seal that would
+    /// write it into the cookie. Saves keep that entry in the
     /// cookie whatever its priority, as if it were
     /// [`Priority::Critical`](crate::Priority::Critical): never dropped,
     /// never moved to the overflow store, where it could go missing. (So a
@@ -370,7 +371,11 @@ impl SealerBuilder {
     /// [`Error::Random`] otherwise). A
     /// budget too small for the deletion cookie fails with
     /// [`Error::TooLarge`], and a cookie name, path or domain that cannot
-    /// be sent with [`Error::InvalidCookie`].
+    /// be sent with [`Error::InvalidCookie`]. A name too long to leave room
+    /// for any session cookie browsers would keep is accepted (tokens
+    /// bound to it can be sealed and opened outside cookies), and each
+    /// [`Sealer::save`] under it fails with [`Error::TooLarge`]; the HTTP
+    /// layer's builder (`http::SessionLayerBuilder::build`) refuses it.
     pub fn build(self) -> Result<Sealer, Error> {
         self.cookie
             .check(&self.cookie_name)
@@ -639,8 +644,9 @@ impl Sealer {
     /// Seals the whole session (every cookie-resident entry) under the
     /// primary key, issued now, and marks it saved.
     ///
-    /// This ignores the size budget ([`Sealer::save`] applies it), but not
-    /// the token-length limit: a token longer than
+    /// This ignores the size budget and, with it, the 4096 bytes of name
+    /// and value browsers keep ([`MAX_NAME_VALUE_LEN`](crate::MAX_NAME_VALUE_LEN));
+    /// [`Sealer::save`] applies both. It does apply the token-length limit: a token longer than
     /// [`Limits::max_token_len`](crate::Limits::max_token_len), which this sealer
     /// could not open, fails with [`Limit::TokenLength`](crate::Limit::TokenLength).
     /// Entries in the overflow store that were not loaded cannot be carried
@@ -648,6 +654,7 @@ impl Sealer {
     /// session and their keys logged at `WARN`, as [`Sealer::save`] does.
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
         self.check_sync_save(session)?;
+        self.check_user_id_entry(session)?;
         if session.has_unloaded_overflow() {
             Self::drop_unloaded(
                 session,

@@ -149,6 +149,10 @@ async fn name_and_value_stay_within_what_browsers_keep_under_a_larger_budget() {
     };
     let (sent_name, value) = header.split(';').next().unwrap().split_once('=').unwrap();
     assert!(sent_name.len() + value.len() <= 4096);
+    // The report gives the budget that bound: the header without its
+    // value, plus the 4096 bytes of name and value less the name.
+    let around_value = saved.report.header_len - value.len();
+    assert_eq!(saved.report.budget, around_value + 4096 - name.len());
     let moved: Vec<&str> = saved
         .report
         .overflowed
@@ -197,6 +201,8 @@ fn a_name_and_value_of_exactly_4096_bytes_fit() {
     assert!(exact.report.dropped.is_empty());
     let value = exact.action.cookie_value().unwrap();
     assert_eq!(4096 - token_len + value.len(), 4096);
+    // Held to exactly its effective budget, which the report gives.
+    assert_eq!(exact.report.header_len, exact.report.budget);
     let over = save(&sealer_named(4097 - token_len));
     let dropped: Vec<&str> = over.report.dropped.iter().map(|d| d.key.as_str()).collect();
     assert_eq!(dropped, ["notes"]);
@@ -1113,8 +1119,9 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     assert!(!store.is_empty());
     let session = unchecked.open(&overflowed).unwrap();
     assert!(session.is_overflowed("user"), "the case under test");
-    // A user that is not a string or an integer; and null, which is none.
-    let unreadable = login(&sealer, &serde_json::json!({"id": "ada"})).1;
+    // A user that is not a string or an integer, sealed without the
+    // check; and null, which is none.
+    let unreadable = login(&unchecked, &serde_json::json!({"id": "ada"})).1;
     let null = login(&sealer, &serde_json::Value::Null).1;
     let number = login(&sealer, &7).1;
     // Read from the store, and brought into the cookie by the next save,
@@ -1126,8 +1133,27 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     assert!(resaved.contains("user") && !resaved.is_overflowed("user"));
     assert_eq!(
         sealer.open_async(&unreadable).await.unwrap_err(),
-        Error::Value(sealed_session::ValueError::Deserialize)
+        Error::Value(sealed_session::ValueError::UserId)
     );
+    // The sealer with the check refuses to write such a cookie, rather
+    // than every later open failing: by seal, save and save_async alike.
+    for user in [
+        serde_json::json!({"id": "ada"}),
+        serde_json::json!(["ada"]),
+        serde_json::json!(true),
+        serde_json::json!(7.5),
+    ] {
+        let mut session = sealer.new_session().unwrap();
+        session.insert("user", &user).unwrap();
+        let refused = Err(Error::Value(sealed_session::ValueError::UserId));
+        assert_eq!(sealer.seal(&mut session).map(|_| ()), refused, "{user}");
+        assert_eq!(sealer.save(&mut session).map(|_| ()), refused, "{user}");
+        let saved = sealer.save_async(&mut session).await.map(|_| ());
+        assert_eq!(saved, refused, "{user}");
+        let unchecked_token = unchecked.seal(&mut session).unwrap();
+        let opened = sealer.open_async(&unchecked_token).await.map(|_| ());
+        assert_eq!(opened, refused, "{user}");
+    }
     assert!(sealer.open_async(&null).await.is_ok());
     assert!(sealer.open_async(&number).await.is_ok());
     // Byte strings: a UUID (its CBOR form) as it displays, others in hex.

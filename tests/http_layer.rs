@@ -1716,3 +1716,49 @@ async fn the_layer_builder_passes_time_and_randomness_settings_to_the_sealer() {
     assert_bare_error(&response, StatusCode::INTERNAL_SERVER_ERROR);
     assert_eq!(body_text(response).await, "");
 }
+
+/// A name so long that browsers would ignore even an empty session's
+/// cookie (name and value over 4096 bytes) is refused when the layer is
+/// built; one byte shorter, the empty session's cookie is exactly 4096
+/// bytes of name and value. A sealer alone accepts the longer name, for
+/// tokens used outside cookies.
+#[test]
+fn a_cookie_name_that_leaves_no_room_for_a_token_is_refused_by_the_layer() {
+    use sealed_session::{CookieAction, InvalidCookie, Sealer, MAX_NAME_VALUE_LEN};
+    let clock = Arc::new(FixedClock::new(1_767_225_600));
+    let build = |name_len: usize| {
+        SessionLayer::builder(KeyRing::new(MasterKey::from_bytes(&[3; 32]).unwrap()))
+            .cookie_name("n".repeat(name_len))
+            .configure_sealer({
+                let clock = clock.clone();
+                move |b| b.clock(clock.clone()).budget(8192)
+            })
+            .build()
+    };
+    let empty_cookie = |sealer: &Sealer| {
+        let mut session = sealer.new_session().unwrap();
+        session.insert("k", &1u8).unwrap();
+        session.remove("k");
+        let saved = sealer.save(&mut session).unwrap();
+        let CookieAction::Set(_) = &saved.action else {
+            panic!("an empty session's cookie: {saved:?}");
+        };
+        saved.action.cookie_value().unwrap().to_owned()
+    };
+    let token_len = empty_cookie(build(2).unwrap().sealer()).len();
+    let longest = build(MAX_NAME_VALUE_LEN - token_len).unwrap();
+    let value = empty_cookie(longest.sealer());
+    assert_eq!(
+        MAX_NAME_VALUE_LEN - token_len + value.len(),
+        MAX_NAME_VALUE_LEN
+    );
+    let too_long = build(MAX_NAME_VALUE_LEN + 1 - token_len).map(|_| ());
+    assert_eq!(
+        too_long,
+        Err(Error::InvalidCookie(InvalidCookie::NameTooLong))
+    );
+    let sealer = Sealer::builder(KeyRing::new(MasterKey::from_bytes(&[3; 32]).unwrap()))
+        .cookie_name("n".repeat(MAX_NAME_VALUE_LEN + 1 - token_len))
+        .build();
+    assert!(sealer.is_ok());
+}

@@ -19,7 +19,7 @@ use axum::routing::{get, post};
 use axum::Router;
 use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
 use sealed_session::store::MemoryRevocations;
-use sealed_session::{Clock, Error, KeyRing, Priority};
+use sealed_session::{Clock, Error, KeyRing, Priority, MAX_NAME_VALUE_LEN};
 use serde::{Deserialize, Serialize};
 
 /// The session cookie's name: `__Host-`, so browsers accept it only from
@@ -449,15 +449,19 @@ async fn preferences_save(_: SameOrigin, session: LazySession, Form(prefs): Form
 }
 
 async fn session_page(session: LazySession) -> Page {
-    let budget = session.sealer().budget();
+    let limits = format!(
+        "The whole <code>Set-Cookie</code> header may take at most {} bytes, and the \
+         cookie's name and value at most {MAX_NAME_VALUE_LEN} (what browsers keep).",
+        session.sealer().budget()
+    );
     let size = match session.cookie_len().await? {
         Some(len) => format!(
             "<p>The cookie your browser sent: <strong id=cookie-len>{len}</strong> bytes of \
-             value. The whole <code>Set-Cookie</code> header may take at most {budget} bytes.</p>"
+             value. {limits}</p>"
         ),
         None => format!(
             "<p>Your browser sent no session cookie (<span id=cookie-len>0</span> bytes). \
-             The whole <code>Set-Cookie</code> header may take at most {budget} bytes.</p>"
+             {limits}</p>"
         ),
     };
     let rejected = match session.rejected_cookie().await? {

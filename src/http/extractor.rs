@@ -305,7 +305,11 @@ impl LazySession {
     /// With a revocation store
     /// ([`SessionLayerBuilder::revocation_store`](super::SessionLayerBuilder::revocation_store)),
     /// the save also revokes the old id, so that a copy of the cookie no
-    /// longer opens.
+    /// longer opens. Without one, a copy taken before the logout (from a
+    /// stolen or backed-up cookie jar) still opens, with its entries,
+    /// until it expires: the server keeps nothing to forget, unlike
+    /// server-side session stores, where deleting the record ends every
+    /// copy.
     pub async fn flush(&self) -> Result<(), Error> {
         self.with(Session::flush).await?
     }
@@ -590,15 +594,19 @@ pub struct MissingSessionLayer;
 
 impl fmt::Display for MissingSessionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("the session layer is not installed on this route")
+        f.write_str(
+            "the session layer is not installed on this route \
+             (or runs inside the middleware that asked)",
+        )
     }
 }
 
 impl std::error::Error for MissingSessionLayer {}
 
 impl IntoResponse for MissingSessionLayer {
-    /// Logs the mistake at `ERROR` and sends a bare 500: the client learns
-    /// nothing about the application's setup.
+    /// Logs the mistake at `ERROR` and sends a 500 whose body says only
+    /// "internal server error": the client learns nothing about the
+    /// application's setup.
     fn into_response(self) -> Response {
         tracing::error!(error = %self, "a handler asked for the session");
         (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
@@ -606,8 +614,9 @@ impl IntoResponse for MissingSessionLayer {
 }
 
 /// Lets handlers return `Result<_, sealed_session::Error>`: a session
-/// error becomes a bare `500 Internal Server Error`, or `503 Service
-/// Unavailable` when the overflow store cannot be reached (the details are
+/// error becomes a `500 Internal Server Error`, or `503 Service
+/// Unavailable` when the overflow store cannot be reached, with a body
+/// that names only the status (the details are
 /// logged at `ERROR`, not sent to the client). A bad cookie is not an error
 /// (the request gets a fresh session), so this is for the rare rest: a
 /// value of the wrong type, a reserved key, the overflow store down.

@@ -282,7 +282,11 @@ impl SessionLayerBuilder {
     }
 
     /// A revocation check consulted when a cookie is opened; `user_key`
-    /// names the entry holding the user id (for "log out everywhere").
+    /// names the entry holding the user id (for "log out everywhere"): a
+    /// string, an integer or a byte string such as a UUID, not a struct
+    /// (a save that would write another value fails with
+    /// [`ValueError::UserId`](crate::ValueError::UserId); see
+    /// [`SealerBuilder::revocation`]).
     /// A layer has one revocation source: this replaces an earlier
     /// [`Self::revocation_store`], and the other way round.
     pub fn revocation(self, check: Arc<dyn RevocationCheck>, user_key: Option<&str>) -> Self {
@@ -440,7 +444,11 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// Builds the layer (fails only as [`SealerBuilder::build`] does).
+    /// Builds the layer. Fails as [`SealerBuilder::build`] does, and with
+    /// [`InvalidCookie::NameTooLong`](crate::InvalidCookie::NameTooLong)
+    /// for a cookie name (prefix included) that leaves no room for even an
+    /// empty session's token within the 4096 bytes of name and value
+    /// browsers keep: every cookie the layer set would be ignored.
     pub fn build(self) -> Result<SessionLayer, Error> {
         // The prefix in its exact case: browsers that still match it
         // case-sensitively would not bind `__host-id` to this host.
@@ -457,10 +465,18 @@ impl SessionLayerBuilder {
         }
         // Last, so that a `configure_sealer` closure cannot undo the
         // `__Host-` prefix or the cookie's attributes.
-        let builder = builder.cookie_name(name).cookie_settings(self.settings);
+        let sealer = builder
+            .cookie_name(name)
+            .cookie_settings(self.settings)
+            .build()?;
+        if !sealer.name_leaves_room_for_a_token() {
+            return Err(Error::InvalidCookie(
+                crate::error::InvalidCookie::NameTooLong,
+            ));
+        }
         Ok(SessionLayer {
             shared: Arc::new(Shared {
-                sealer: builder.build()?,
+                sealer,
                 save_on_server_error: self.save_on_server_error,
                 error_on_lost_changes: self.error_on_lost_changes,
                 open_every_request: self.open_every_request,
