@@ -314,7 +314,8 @@ pub enum ValueError {
     Deserialize,
     /// The entry a revocation check reads as the user id
     /// ([`SealerBuilder::revocation`](crate::SealerBuilder::revocation)'s
-    /// `user_key`) is not a string, an integer, a byte string or null:
+    /// `user_key`) is not a string, a 64-bit integer, a byte string or
+    /// null (CBOR's `undefined` and bignums are refused too):
     /// refused when a session is saved or sealed with it, and when a
     /// cookie with it is opened (the check must not be skipped).
     UserId,

@@ -138,8 +138,11 @@ impl Sealer {
             let header = self.finish(session, &token, now)?;
             return Ok(self.set(header, Vec::new(), Vec::new()));
         }
-        // The blob is rewritten: everything in it must be in hand.
+        // The blob is rewritten: everything in it must be in hand. A user
+        // entry that came from it (saved by a sealer without the
+        // revocation check) is pinned in the cookie, so checked now.
         self.load_or_drop_missing(session).await?;
+        self.check_user_id_entry(session)?;
         let fresh = match fresh {
             Some(fresh) => fresh,
             None => fresh_reference()?,

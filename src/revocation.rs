@@ -57,7 +57,13 @@ impl Sealer {
                     if session.is_overflowed(key) {
                         session.refresh_due = true;
                     }
-                    user_text(self.get_loading(session, key).await?)?
+                    let value = self.get_loading(session, key).await?;
+                    // The save's rule first, so that open and save agree
+                    // on encodings the decoder would bend (CBOR's
+                    // `undefined` reads as null, a small bignum as an
+                    // integer).
+                    self.check_user_id_entry(session)?;
+                    user_text(value)?
                 }
                 None => None,
             };
@@ -111,8 +117,10 @@ impl Sealer {
     /// could not read: every later open of its cookie would fail, logging
     /// the user out on each request, while the save that caused it
     /// succeeded. Only a cookie-resident entry is checked, by its CBOR
-    /// major type (what [`user_text`] accepts; an entry in the overflow
-    /// store is checked when it is loaded).
+    /// head: a 64-bit integer, a byte or text string, or null (what
+    /// [`user_text`] accepts). An entry in the overflow store is checked
+    /// once loaded: by the open's revocation check, and by a save that
+    /// loads it to rewrite the blob.
     pub(crate) fn check_user_id_entry(&self, session: &Session) -> Result<(), Error> {
         let Some(key) = self
             .user_key

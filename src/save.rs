@@ -307,7 +307,6 @@ impl Sealer {
         if !session.needs_save() {
             return Ok(self.unchanged());
         }
-        self.check_user_id_entry(session)?;
         // Overflowed entries that were not loaded live in a blob that only
         // `save_async` can renew, re-seal or retire: a cookie sealed here
         // cannot vouch for it, so they are dropped (and reported). The old
@@ -329,6 +328,7 @@ impl Sealer {
         now: u64,
         reason: &str,
     ) -> Result<Saved, Error> {
+        self.check_user_id_entry(session)?;
         let mut dropped = Self::drop_unloaded(session, reason);
         session.overflow = None;
         if let Some(header) = self.seal_whole_if_fits(session, now)? {

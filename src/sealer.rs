@@ -273,7 +273,7 @@ impl SealerBuilder {
     /// A revocation check consulted by [`Sealer::open_async`] (the plain
     /// [`Sealer::open`] then refuses, as it cannot consult it); `user_key`
     /// names the entry holding the user id, passed to the check for "log
-    /// out everywhere": a string, an integer (passed in decimal), or a byte
+    /// out everywhere": a string, a 64-bit integer (passed in decimal), or a byte
     /// string (passed as a hyphenated lower-case UUID if it has 16 bytes,
     /// as a `uuid::Uuid` does, since values are stored in CBOR's compact,
     /// not human-readable, form; otherwise in lower-case hex). An
@@ -374,8 +374,9 @@ impl SealerBuilder {
     /// be sent with [`Error::InvalidCookie`]. A name too long to leave room
     /// for any session cookie browsers would keep is accepted (tokens
     /// bound to it can be sealed and opened outside cookies), and each
-    /// [`Sealer::save`] under it fails with [`Error::TooLarge`]; the HTTP
-    /// layer's builder (`http::SessionLayerBuilder::build`) refuses it.
+    /// save that would set a cookie under it fails with
+    /// [`Error::TooLarge`]; the HTTP layer's builder
+    /// (`http::SessionLayerBuilder::build`) refuses it.
     pub fn build(self) -> Result<Sealer, Error> {
         self.cookie
             .check(&self.cookie_name)

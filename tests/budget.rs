@@ -1154,6 +1154,46 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
         let opened = sealer.open_async(&unchecked_token).await.map(|_| ());
         assert_eq!(opened, refused, "{user}");
     }
+    // A small bignum decodes as an integer, but the save refuses it: so
+    // does the open, by the same rule.
+    let bignum = ciborium::Value::Tag(2, Box::new(ciborium::Value::Bytes(vec![7])));
+    let refused = Err(Error::Value(sealed_session::ValueError::UserId));
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", &bignum).unwrap();
+    assert_eq!(sealer.seal(&mut session).map(|_| ()), refused);
+    let bignum_token = login(&unchecked, &bignum).1;
+    let opened = sealer.open_async(&bignum_token).await.map(|_| ());
+    assert_eq!(opened, refused);
+    // Such a user entry in the overflow store (put there by a sealer
+    // without the check, under a smaller budget): a save that rewrites
+    // the blob loads it and refuses it, whether it then fits the cookie
+    // (first) or not (second).
+    let small_budget = builder(&clock)
+        .overflow_store(store.clone())
+        .budget(2000)
+        .build()
+        .unwrap();
+    for user_len in [400, 3000] {
+        let mut session = small_budget.new_session().unwrap();
+        let user = serde_json::json!({ "id": "a".repeat(user_len) });
+        session
+            .insert_with_priority("pad", &"p".repeat(1100), Priority::Critical)
+            .unwrap();
+        session
+            .insert_with_priority("user", &user, Priority::Low)
+            .unwrap();
+        session
+            .insert_with_priority("other", &"o".repeat(3000), Priority::Low)
+            .unwrap();
+        let token = save_token(&small_budget, &mut session).await;
+        let mut session = small_budget.open(&token).unwrap();
+        let both = session.is_overflowed("user") && session.is_overflowed("other");
+        assert!(both, "the case under test ({user_len})");
+        // Removing a blob entry makes the save rewrite the blob.
+        session.remove("other");
+        let saved = sealer.save_async(&mut session).await.map(|_| ());
+        assert_eq!(saved, refused, "{user_len}");
+    }
     assert!(sealer.open_async(&null).await.is_ok());
     assert!(sealer.open_async(&number).await.is_ok());
     // Byte strings: a UUID (its CBOR form) as it displays, others in hex.

@@ -283,7 +283,7 @@ impl SessionLayerBuilder {
 
     /// A revocation check consulted when a cookie is opened; `user_key`
     /// names the entry holding the user id (for "log out everywhere"): a
-    /// string, an integer or a byte string such as a UUID, not a struct
+    /// string, a 64-bit integer or a byte string such as a UUID, not a struct
     /// (a save that would write another value fails with
     /// [`ValueError::UserId`](crate::ValueError::UserId); see
     /// [`SealerBuilder::revocation`]).

@@ -56,9 +56,13 @@ try {
   // After a response from the app: when it set the session cookie, the
   // browser now holds that value (or none, for a deletion). A cookie the
   // browser refused leaves the previous one in place, and this fails.
-  async function keptWhatWasSet(response, step) {
+  // `mustSet`: the step changes the session, so the response must set it
+  // (Chromium joins several Set-Cookie headers with newlines, Firefox keeps
+  // the last one; a browser applies the last of one name).
+  async function keptWhatWasSet(response, step, mustSet = false) {
     const setCookies = (response.headers()['set-cookie'] || '').split('\n');
-    const set = setCookies.find((line) => line.startsWith(`${NAME}=`));
+    const set = setCookies.findLast((line) => line.startsWith(`${NAME}=`));
+    check(set !== undefined || !mustSet, `${step}: the response sets the session cookie`);
     if (set === undefined) return;
     cookiesSet += 1;
     const value = set.slice(NAME.length + 1).split(';')[0];
@@ -78,16 +82,19 @@ try {
     await keptWhatWasSet(response, `GET ${path}`);
   }
 
-  // Submits a form by clicking `button`: the POST must get the app's
-  // answer to a valid form, a redirect (303), and the browser follows it.
+  // Submits a form by clicking `button`: the POST, which changes the
+  // session, must get the app's answer to a valid form, a redirect (303)
+  // that sets the cookie, and the browser follows it.
   async function submit(path, button) {
-    const [response] = await Promise.all([
+    const [response, landed] = await Promise.all([
       page.waitForResponse((r) => r.request().method() === 'POST' && new URL(r.url()).pathname === path),
       page.waitForNavigation({ waitUntil: 'load' }),
       page.click(button),
     ]);
     check(response.status() === 303, `POST ${path} answered ${response.status()}, not 303`);
-    await keptWhatWasSet(response, `POST ${path}`);
+    await keptWhatWasSet(response, `POST ${path}`, true);
+    check(landed.ok(), `the redirect after POST ${path} answered ${landed.status()}`);
+    await keptWhatWasSet(landed, `the redirect after POST ${path}`);
   }
 
   async function fill(selector, text) {
@@ -129,8 +136,6 @@ try {
   check((await nav()).includes('Not signed in'), 'signed out');
   console.log('logout: cookie deleted, signed out');
 
-  // Login, every cart line and logout each set the cookie.
-  check(cookiesSet >= Number(lines) + 2, `the app set the cookie ${cookiesSet} times, expected at least ${Number(lines) + 2}`);
   check(refusedReasons.length === 0, `no cookie refused (Chromium: ${refusedReasons.join('; ')})`);
   console.log(`every one of the ${cookiesSet} session cookies the app set was kept`);
 } finally {
