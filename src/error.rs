@@ -327,7 +327,7 @@ impl fmt::Display for ValueError {
             ValueError::Serialize => "serialized",
             ValueError::Deserialize => "deserialized as the requested type",
             ValueError::UserId => {
-                "read as the revocation check's user id (a string, an integer or a byte string)"
+                "read as the revocation check's user id (a string, a 64-bit integer or a byte string)"
             }
         })
     }

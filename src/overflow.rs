@@ -90,7 +90,6 @@ impl Sealer {
         if !session.needs_save() {
             return Ok(self.unchanged());
         }
-        self.check_user_id_entry(session)?;
         let now = self.clock.now();
         if !session.has_unloaded_overflow() {
             if let Some(header) = self.seal_whole_if_fits(session, now)? {
@@ -138,11 +137,8 @@ impl Sealer {
             let header = self.finish(session, &token, now)?;
             return Ok(self.set(header, Vec::new(), Vec::new()));
         }
-        // The blob is rewritten: everything in it must be in hand. A user
-        // entry that came from it (saved by a sealer without the
-        // revocation check) is pinned in the cookie, so checked now.
+        // The blob is rewritten: everything in it must be in hand.
         self.load_or_drop_missing(session).await?;
-        self.check_user_id_entry(session)?;
         let fresh = match fresh {
             Some(fresh) => fresh,
             None => fresh_reference()?,

@@ -78,6 +78,28 @@ impl Sealer {
         }
         Ok(())
     }
+
+    /// Refuses to seal a session whose user id entry the revocation check
+    /// could not read: every later open of its cookie would fail, logging
+    /// the user out on each request, while the save that caused it
+    /// succeeded. Only a cookie-resident entry is checked, by its CBOR
+    /// head: a 64-bit integer, a byte or text string, or null (what
+    /// [`user_text`] accepts). An entry in the overflow store is checked
+    /// once loaded: by the open's revocation check, or when a save that
+    /// loaded it seals it into the cookie.
+    pub(crate) fn check_user_id_entry(&self, session: &Session) -> Result<(), Error> {
+        // Only a revocation source sets `user_key`.
+        let Some(key) = self.user_key.as_deref() else {
+            return Ok(());
+        };
+        match session.get_raw(key).and_then(|cbor| cbor.first()) {
+            // Unsigned and negative integers, byte and text strings, null.
+            Some(&head) if head >> 5 > 3 && head != 0xf6 => {
+                Err(Error::Value(crate::ValueError::UserId))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The user id entry as text: a string as is, an integer in decimal, a
@@ -110,31 +132,4 @@ fn user_text(value: Option<ciborium::Value>) -> Result<Option<String>, Error> {
         Some(_) => return Err(Error::Value(crate::ValueError::UserId)),
     };
     Ok(Some(text))
-}
-
-impl Sealer {
-    /// Refuses to seal a session whose user id entry the revocation check
-    /// could not read: every later open of its cookie would fail, logging
-    /// the user out on each request, while the save that caused it
-    /// succeeded. Only a cookie-resident entry is checked, by its CBOR
-    /// head: a 64-bit integer, a byte or text string, or null (what
-    /// [`user_text`] accepts). An entry in the overflow store is checked
-    /// once loaded: by the open's revocation check, and by a save that
-    /// loads it to rewrite the blob.
-    pub(crate) fn check_user_id_entry(&self, session: &Session) -> Result<(), Error> {
-        let Some(key) = self
-            .user_key
-            .as_deref()
-            .filter(|_| self.revocation.is_some())
-        else {
-            return Ok(());
-        };
-        match session.get_raw(key).and_then(|cbor| cbor.first()) {
-            // Unsigned and negative integers, byte and text strings, null.
-            Some(&head) if head >> 5 > 3 && head != 0xf6 => {
-                Err(Error::Value(crate::ValueError::UserId))
-            }
-            _ => Ok(()),
-        }
-    }
 }

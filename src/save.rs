@@ -328,7 +328,6 @@ impl Sealer {
         now: u64,
         reason: &str,
     ) -> Result<Saved, Error> {
-        self.check_user_id_entry(session)?;
         let mut dropped = Self::drop_unloaded(session, reason);
         session.overflow = None;
         if let Some(header) = self.seal_whole_if_fits(session, now)? {

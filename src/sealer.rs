@@ -655,7 +655,6 @@ impl Sealer {
     /// session and their keys logged at `WARN`, as [`Sealer::save`] does.
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
         self.check_sync_save(session)?;
-        self.check_user_id_entry(session)?;
         if session.has_unloaded_overflow() {
             Self::drop_unloaded(
                 session,
@@ -701,6 +700,8 @@ impl Sealer {
         now: u64,
         max_token_len: usize,
     ) -> Result<String, Error> {
+        // Every cookie any save or seal writes is sealed here.
+        self.check_user_id_entry(session)?;
         let is_resident = |i: usize| {
             keep.is_none_or(|k| k[i]) && matches!(session.entries[i].value, Value::Resident(_))
         };

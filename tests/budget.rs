@@ -1137,6 +1137,7 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     );
     // The sealer with the check refuses to write such a cookie, rather
     // than every later open failing: by seal, save and save_async alike.
+    let refused = Err(Error::Value(sealed_session::ValueError::UserId));
     for user in [
         serde_json::json!({"id": "ada"}),
         serde_json::json!(["ada"]),
@@ -1145,7 +1146,6 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     ] {
         let mut session = sealer.new_session().unwrap();
         session.insert("user", &user).unwrap();
-        let refused = Err(Error::Value(sealed_session::ValueError::UserId));
         assert_eq!(sealer.seal(&mut session).map(|_| ()), refused, "{user}");
         assert_eq!(sealer.save(&mut session).map(|_| ()), refused, "{user}");
         let saved = sealer.save_async(&mut session).await.map(|_| ());
@@ -1157,7 +1157,6 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
     // A small bignum decodes as an integer, but the save refuses it: so
     // does the open, by the same rule.
     let bignum = ciborium::Value::Tag(2, Box::new(ciborium::Value::Bytes(vec![7])));
-    let refused = Err(Error::Value(sealed_session::ValueError::UserId));
     let mut session = sealer.new_session().unwrap();
     session.insert("user", &bignum).unwrap();
     assert_eq!(sealer.seal(&mut session).map(|_| ()), refused);
