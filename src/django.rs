@@ -199,10 +199,11 @@ impl DjangoCodecBuilder {
         self
     }
 
-    /// Maximum age, whole seconds (Django's `SESSION_COOKIE_AGE`, default
+    /// Maximum age, whole seconds, a fraction rounded up as the sealer's
+    /// settings are (Django's `SESSION_COOKIE_AGE`, default
     /// [`DEFAULT_MAX_AGE`]).
     pub fn max_age(mut self, max_age: Duration) -> Self {
-        self.max_age = Some(max_age.as_secs());
+        self.max_age = Some(crate::sealer::whole_seconds(max_age));
         self
     }
 
@@ -1391,6 +1392,18 @@ mod tests {
         // A timestamp in the future is not an error for Django either.
         clock.set(NOW - 1000);
         assert!(c.open(&cookie).is_ok());
+
+        // A fraction of a second rounds up, not down to an age of 0.
+        clock.set(NOW);
+        let c = DjangoCodec::builder("secret")
+            .max_age(Duration::from_millis(500))
+            .clock(clock.clone())
+            .build()
+            .unwrap();
+        clock.set(NOW + 1);
+        assert!(c.open(&cookie).is_ok());
+        clock.set(NOW + 2);
+        assert_eq!(c.open(&cookie).unwrap_err(), Error::Expired(Expired::Idle));
     }
 
     #[test]

@@ -110,8 +110,9 @@ pub enum Expiry {
     /// weeks); the sliding refresh then follows the shorter window. The
     /// cookie is persistent, as with [`Expiry::At`]; an expired one gives
     /// [`Expired::Idle`](crate::Expired::Idle). The window is whole
-    /// seconds, as the cookie carries it: [`Session::set_expiry`] drops a
-    /// fraction of a second, so a window under a second is one of 0. A
+    /// seconds, as the cookie carries it: [`Session::set_expiry`] rounds a
+    /// fraction of a second up, as the sealer's builder does its time
+    /// settings, so a window under a second is one of a second. A
     /// window of 0 ends the
     /// session within the second it was sealed (its cookie gets
     /// `Max-Age=0`): Django's `set_expiry(0)` is [`Expiry::BrowserSession`]
@@ -633,7 +634,9 @@ impl Session {
     /// Sets when the session ends (see [`Expiry`]).
     pub fn set_expiry(&mut self, expiry: Expiry) {
         let expiry = match expiry {
-            Expiry::Idle(window) => Expiry::Idle(Duration::from_secs(window.as_secs())),
+            Expiry::Idle(window) => {
+                Expiry::Idle(Duration::from_secs(crate::sealer::whole_seconds(window)))
+            }
             other => other,
         };
         if self.expiry != expiry {
@@ -642,12 +645,14 @@ impl Session {
         }
     }
 
-    /// Ends the session `after` this request's time (whole seconds), at a
-    /// fixed time that does not move with activity, capped by the sealer's
+    /// Ends the session `after` this request's time (whole seconds, a
+    /// fraction rounded up as in [`Expiry::Idle`]), at a fixed time that does not move with activity, capped by the sealer's
     /// timeouts (see [`Expiry::At`]). For Django's `set_expiry(seconds)`,
     /// an inactivity window, use [`Expiry::Idle`].
     pub fn set_expiry_in(&mut self, after: Duration) {
-        self.set_expiry(Expiry::At(self.now.saturating_add(after.as_secs())));
+        self.set_expiry(Expiry::At(
+            self.now.saturating_add(crate::sealer::whole_seconds(after)),
+        ));
     }
 
     /// The expiry setting.

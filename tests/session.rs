@@ -348,8 +348,8 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let mut s = sealer.new_session().unwrap();
     s.insert("admin", &true).unwrap();
-    // Whole seconds, as the cookie carries it.
-    s.set_expiry(Expiry::Idle(Duration::from_millis(100_900)));
+    // Whole seconds, as the cookie carries it, a fraction rounded up.
+    s.set_expiry(Expiry::Idle(Duration::from_millis(99_100)));
     assert_eq!(s.expiry(), Expiry::Idle(Duration::from_secs(100)));
     // The shorter of the two windows bounds the cookie and the session.
     assert_eq!(sealer.cookie_max_age(&s), Some(Duration::from_secs(100)));
@@ -657,6 +657,35 @@ fn sub_second_time_settings_round_up_to_a_whole_second() {
     assert_eq!(
         sealer.open(&cookie).unwrap_err(),
         Error::Expired(Expired::Lifetime)
+    );
+
+    // A session's own sub-second window or expiry rounds up too, rather
+    // than ending the session within the second it is sealed.
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let mut idle = sealer.new_session().unwrap();
+    idle.set_expiry(Expiry::Idle(Duration::from_millis(900)));
+    assert_eq!(idle.expiry(), Expiry::Idle(Duration::from_secs(1)));
+    let mut fixed = sealer.new_session().unwrap();
+    fixed.set_expiry_in(Duration::from_millis(900));
+    assert_eq!(fixed.expires_at(), Some(clock.now() + 1));
+    // Both open within the second they were sealed (At ends at its time,
+    // an idle window after it).
+    let idle = sealer.seal(&mut idle).unwrap();
+    let fixed = sealer.seal(&mut fixed).unwrap();
+    assert!(sealer.open(&idle).is_ok() && sealer.open(&fixed).is_ok());
+    clock.advance(1);
+    assert!(sealer.open(&idle).is_ok());
+    assert_eq!(
+        sealer.open(&fixed).unwrap_err(),
+        Error::Expired(Expired::Session)
+    );
+    clock.advance(1);
+    assert_eq!(
+        sealer.open(&idle).unwrap_err(),
+        Error::Expired(Expired::Idle)
     );
 }
 
