@@ -448,7 +448,11 @@ impl DjangoCodec {
     /// `SECRET_KEY` with the clock's time.
     ///
     /// Fails with [`Error::TooLarge`] if the cookie would be longer than
-    /// [`Limits::max_token_len`] (it could not be read back), and with
+    /// [`Limits::max_token_len`], with
+    /// [`Error::LimitExceeded`]`(`[`Limit::DecompressedSize`]`)` if its JSON
+    /// is longer than [`Limits::max_decompressed`] (compressed, it could
+    /// fit in a cookie: either way [`open`](Self::open) would refuse it),
+    /// and with
     /// [`ValueError::Serialize`] on a number JSON cannot carry (only
     /// possible with `serde_json`'s `arbitrary_precision` feature).
     ///
@@ -460,6 +464,9 @@ impl DjangoCodec {
         let mut json = String::new();
         write_object(&mut json, entries)?;
         let data = json.into_bytes();
+        if data.len() > self.limits.max_decompressed() {
+            return Err(Error::LimitExceeded(Limit::DecompressedSize));
+        }
 
         let mut payload = String::new();
         let compressed = if self.compress {
@@ -1005,6 +1012,26 @@ mod tests {
             .clock(Arc::new(FixedClock::new(now)))
             .build()
             .unwrap()
+    }
+
+    #[test]
+    fn seal_writes_nothing_its_open_would_refuse_on_size() {
+        let c = DjangoCodec::builder("secret")
+            .limits(Limits::default().with_max_decompressed(100))
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        // `{"a":"…"}` is the value's length plus 8 bytes of JSON; repeated,
+        // it compresses to a short cookie either way.
+        let at_limit = entries(&format!(r#"{{"a":"{}"}}"#, "x".repeat(92)));
+        let cookie = c.seal(&at_limit).unwrap();
+        assert!(cookie.starts_with('.'), "compressed");
+        assert_eq!(c.open(&cookie).unwrap(), at_limit);
+        let over = entries(&format!(r#"{{"a":"{}"}}"#, "x".repeat(93)));
+        assert_eq!(
+            c.seal(&over).unwrap_err(),
+            Error::LimitExceeded(Limit::DecompressedSize)
+        );
     }
 
     #[test]
