@@ -164,7 +164,9 @@ impl BeforeSave {
             issued_at: session.issued_at,
             cookie_expiry: session.cookie_expiry,
             opened_id: match (session.is_new(), session.replaced) {
-                (false, None) => Some((session.id, session.cookie_expiry)),
+                (false, None) if !session.cookie_without_user => {
+                    Some((session.id, session.cookie_expiry))
+                }
                 _ => None,
             },
         }

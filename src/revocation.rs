@@ -32,6 +32,14 @@ impl Sealer {
             })
     }
 
+    /// Whether a user key is configured and `session` has no entry under
+    /// it: a cookie of such a session is not worth a revocation record.
+    pub(crate) fn names_no_user(&self, session: &Session) -> bool {
+        self.user_key
+            .as_deref()
+            .is_some_and(|key| !session.contains(key))
+    }
+
     /// The checks of [`Sealer::open`], then the revocation check if one is
     /// configured ([`Error::Revoked`]; a check that cannot answer fails the
     /// open).

@@ -310,6 +310,10 @@ impl SealerBuilder {
     /// ([`RequestSession::held_back_by`](crate::RequestSession::held_back_by)).
     /// Removing entries (the user's included) from a session that keeps
     /// others revokes nothing: the copies keep them; log out with `flush`.
+    /// With a `user_key`, an id is revoked only if the cookie that carried
+    /// it had that entry: a copy of an anonymous cookie acts as no user,
+    /// and a record per anonymous logout or login would let any client
+    /// fill the store (without a `user_key` every given-up id is revoked).
     /// After `cycle_id` it does so once the save has succeeded: a save
     /// that fails leaves the old cookie in use, and valid. A logout's save
     /// cannot fail, and revokes before anything else (before deleting an
@@ -538,6 +542,7 @@ impl Sealer {
             overflow_stale: false,
             flushed: false,
             replaced: None,
+            cookie_without_user: false,
             cookie_expiry: Expiry::Default,
             dropped_unreported: Vec::new(),
             policy: self.policy,
@@ -613,7 +618,7 @@ impl Sealer {
             .policy
             .refresh_after(own_idle)
             .is_some_and(|after| age >= after);
-        Ok(Session {
+        let mut session = Session {
             id: SessionId::from_bytes(indexed.session_id),
             // A session created on a server whose clock runs ahead (within
             // the skew) starts no later than now here, so that the token
@@ -634,12 +639,15 @@ impl Sealer {
             overflow_stale: false,
             flushed: false,
             replaced: None,
+            cookie_without_user: false,
             cookie_expiry: expiry,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
             random: Arc::clone(&self.random),
-        })
+        };
+        session.cookie_without_user = self.names_no_user(&session);
+        Ok(session)
     }
 
     /// Seals the whole session (every cookie-resident entry) under the
@@ -813,6 +821,7 @@ impl Sealer {
         session.flushed = false;
         session.replaced = None;
         session.cookie_expiry = session.expiry;
+        session.cookie_without_user = self.names_no_user(session);
     }
 }
 

@@ -215,6 +215,11 @@ pub struct Session {
     /// that cookie's own expiry: a sealer with a revocation store revokes
     /// it on save.
     pub(crate) replaced: Option<(SessionId, Expiry)>,
+    /// The latest cookie (as opened, or as last saved) had no entry under
+    /// the revocation source's user key: giving up its id writes no
+    /// revocation record, so that anonymous traffic cannot fill the store
+    /// (a copy of it names no user to act as).
+    pub(crate) cookie_without_user: bool,
     /// The own expiry of the latest cookie (as opened, or as last saved),
     /// which later changes in the request do not alter.
     pub(crate) cookie_expiry: Expiry,
@@ -626,7 +631,7 @@ impl Session {
     /// Remembers the current id for revocation if a cookie carried it (the
     /// first one only: that of the cookie the request came with).
     pub(crate) fn record_replaced_id(&mut self) {
-        if self.issued_at.is_some() && self.replaced.is_none() {
+        if self.issued_at.is_some() && self.replaced.is_none() && !self.cookie_without_user {
             self.replaced = Some((self.id, self.cookie_expiry));
         }
     }

@@ -956,9 +956,24 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     let anonymous = save_token(&sealer, &mut session).await;
     assert_eq!(records(), 0);
 
-    // Login: a new id. A save that fails (too large) revokes nothing: the
-    // client keeps the old cookie, which must still open.
+    // Login: a new id. The anonymous cookie's id is given up but not
+    // revoked: it names no user, so a copy acts as nobody, and anonymous
+    // traffic must not fill the store with records.
     let mut s = sealer.open_async(&anonymous).await.unwrap();
+    s.cycle_id().unwrap();
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    let first_login = save_token(&sealer, &mut s).await;
+    assert_eq!(records(), 0);
+    assert!(sealer.open_async(&anonymous).await.is_ok());
+    // The cart came along under the new id.
+    let s = sealer.open_async(&first_login).await.unwrap();
+    assert_eq!(s.get::<Vec<u8>>("cart").unwrap(), Some(vec![1, 2, 3]));
+
+    // Logging in again from a cookie that names a user gives up an id that
+    // is revoked. A save that fails (too large) revokes nothing: the client
+    // keeps the old cookie, which must still open.
+    let mut s = sealer.open_async(&first_login).await.unwrap();
     s.cycle_id().unwrap();
     s.insert_with_priority("user", &"u".repeat(500), Priority::Critical)
         .unwrap();
@@ -967,7 +982,7 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
         Error::TooLarge { .. }
     ));
     assert_eq!(records(), 0);
-    assert!(sealer.open_async(&anonymous).await.is_ok());
+    assert!(sealer.open_async(&first_login).await.is_ok());
 
     // The synchronous forms cannot write the record, so they refuse.
     s.insert_with_priority("user", "ada", Priority::Critical)
@@ -980,12 +995,9 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     let logged_in = saved.action.cookie_value().unwrap().to_owned();
     assert_eq!(records(), 1);
     assert_eq!(
-        sealer.open_async(&anonymous).await.unwrap_err(),
+        sealer.open_async(&first_login).await.unwrap_err(),
         Error::Revoked
     );
-    // The cart came along under the new id.
-    let s = sealer.open_async(&logged_in).await.unwrap();
-    assert_eq!(s.get::<Vec<u8>>("cart").unwrap(), Some(vec![1, 2, 3]));
 
     // The store down at logout: the deletion cookie is sent all the same
     // (the browser must drop the cookie), and the report says that copies
@@ -1015,13 +1027,49 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
 
     // A flush after a cycle in one request revokes the cookie's id, the
     // one copies carry (and not the id that never left the server).
-    let copy = anonymous_copy(&sealer).await;
+    let copy = user_copy(&sealer).await;
     let mut s = sealer.open_async(&copy).await.unwrap();
     s.cycle_id().unwrap();
     s.flush().unwrap();
     sealer.save_async(&mut s).await.unwrap();
     assert_eq!(records(), 3, "one record");
     assert_eq!(sealer.open_async(&copy).await.unwrap_err(), Error::Revoked);
+
+    // Flushing an anonymous session writes nothing, and neither does
+    // flushing one whose user was removed before the cookie the request
+    // came with was sealed.
+    let copy = anonymous_copy(&sealer).await;
+    let mut s = sealer.open_async(&copy).await.unwrap();
+    s.flush().unwrap();
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    let mut s = sealer.open_async(&user_copy(&sealer).await).await.unwrap();
+    s.remove("user");
+    let without_user = save_token(&sealer, &mut s).await;
+    let mut s = sealer.open_async(&without_user).await.unwrap();
+    s.flush().unwrap();
+    sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(records(), 3);
+    assert!(sealer.open_async(&copy).await.is_ok());
+
+    // What counts is the latest cookie sent out: a session opened
+    // anonymous that logs in without a new id, then out in the same
+    // process, revokes the cookie that named the user.
+    let mut s = sealer.open_async(&copy).await.unwrap();
+    s.insert("user", "ada").unwrap();
+    let named = sealer.save_async(&mut s).await.unwrap();
+    let named = named.action.cookie_value().unwrap().to_owned();
+    s.flush().unwrap();
+    sealer.save_async(&mut s).await.unwrap();
+    assert_eq!(records(), 4);
+    assert_eq!(sealer.open_async(&named).await.unwrap_err(), Error::Revoked);
+}
+
+/// The cookie of a fresh session whose "user" entry names a user.
+async fn user_copy(sealer: &Sealer) -> String {
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", "ada").unwrap();
+    save_token(sealer, &mut session).await
 }
 
 /// The cookie of a fresh session with one entry.

@@ -170,21 +170,30 @@ async fn a_session_the_budget_empties_gets_no_cookie_either() {
 }
 
 /// The deletion of a session the budget empties gives up its id, as any
-/// deletion by a request save does: a revocation store revokes it.
+/// deletion by a request save does: a revocation store revokes it, unless
+/// a user entry is configured and the cookie had none.
 #[tokio::test]
 async fn the_budget_emptying_a_session_revokes_its_cookie() {
     let clock = clock();
-    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
-    let sealer = builder(&clock)
-        .revocation_store(revocations, None)
-        .build()
-        .unwrap();
-    let (cookie, mut request) = history_replaced_by_oversized(&sealer).await;
-    let saved = sealer.save_request_async(&mut request).await.unwrap();
-    assert!(matches!(saved.action, CookieAction::Delete(_)));
-    assert_eq!(saved.report.unrevoked, None);
-    let replayed = sealer.open_request_async([&cookie]).await.unwrap();
-    assert_eq!(replayed.rejected_cookie(), Some(&Error::Revoked));
+    for user_key in [None, Some("user")] {
+        let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+        let sealer = builder(&clock)
+            .revocation_store(revocations.clone(), user_key)
+            .build()
+            .unwrap();
+        let (cookie, mut request) = history_replaced_by_oversized(&sealer).await;
+        let saved = sealer.save_request_async(&mut request).await.unwrap();
+        assert!(matches!(saved.action, CookieAction::Delete(_)));
+        assert_eq!(saved.report.unrevoked, None);
+        let replayed = sealer.open_request_async([&cookie]).await.unwrap();
+        match user_key {
+            None => assert_eq!(replayed.rejected_cookie(), Some(&Error::Revoked)),
+            Some(_) => {
+                assert_eq!(replayed.rejected_cookie(), None);
+                assert!(revocations.is_empty());
+            }
+        }
+    }
 }
 
 /// A request that opened the session before a logout on another tab
