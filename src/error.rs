@@ -355,8 +355,13 @@ pub enum StoreError {
     /// session whose id was replaced (`flush`, `cycle_id`) on a sealer with
     /// a revocation store, which only `Sealer::save_async` can write to.
     NeedsAsync,
-    /// A blob larger than the store's whole capacity
-    /// ([`MemoryStore::max_bytes`](crate::store::MemoryStore::max_bytes)).
+    /// The store cannot take the write: a blob larger than its whole
+    /// capacity
+    /// ([`MemoryStore::max_bytes`](crate::store::MemoryStore::max_bytes)),
+    /// a revocation record beyond
+    /// [`MemoryRevocations::max_records`](crate::store::MemoryRevocations::max_records),
+    /// or a Redis server out of memory under its `maxmemory` (an `OOM`
+    /// answer).
     OverCapacity,
     /// The cookie refers to an overflow blob, and this sealer has no
     /// overflow store to read it from: a setup mistake (every server of
@@ -376,7 +381,7 @@ impl fmt::Display for StoreError {
             StoreError::NeedsAsync => {
                 "the revocation check or overflow store is asynchronous: use the _async form"
             }
-            StoreError::OverCapacity => "blob larger than the store's capacity",
+            StoreError::OverCapacity => "the store is at its capacity",
             StoreError::NotConfigured => "no overflow store is configured",
         })
     }

@@ -37,17 +37,42 @@ use crate::Error;
 /// A Redis error as the store's error: a key holding another type than
 /// this crate writes (WRONGTYPE: written by someone else, or under a
 /// colliding namespace) is altered content, `Rejected` like an altered
-/// value; anything else is `Unavailable`.
+/// value; a server out of memory under its `maxmemory` (OOM) is
+/// `OverCapacity`; anything else is `Unavailable`. The cause is logged at
+/// `WARN`, as the error kind alone cannot tell an outage from a
+/// misconfigured server (NOAUTH, READONLY, MOVED): its category and the
+/// server's error codes, not its messages, which may quote a command's
+/// arguments (session ids, user ids).
 fn store_error(e: redis::RedisError) -> Error {
+    let category = e.category().to_owned();
+    let (timeout, refused) = (e.is_timeout(), e.is_connection_refusal());
     // A server error, or a pipeline's errors (one per failed command).
-    let wrong_type = e
+    let codes: Vec<String> = e
         .into_server_errors()
-        .is_some_and(|errors| errors.iter().any(|(_, error)| error.code() == "WRONGTYPE"));
-    if wrong_type {
-        Error::Store(StoreError::Rejected)
+        .map(|errors| {
+            errors
+                .iter()
+                .map(|(_, error)| error.code().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let has = |code: &str| codes.iter().any(|c| c == code);
+    let kind = if has("WRONGTYPE") {
+        StoreError::Rejected
+    } else if has("OOM") {
+        StoreError::OverCapacity
     } else {
-        Error::Store(StoreError::Unavailable)
-    }
+        StoreError::Unavailable
+    };
+    tracing::warn!(
+        category,
+        codes = ?codes,
+        timeout,
+        refused,
+        kind = %kind,
+        "a Redis store request failed"
+    );
+    Error::Store(kind)
 }
 
 /// Connects a connection manager with short timeouts, so that a server that

@@ -248,7 +248,13 @@ fn poisoned() -> Error {
 pub struct MemoryRevocations {
     records: Mutex<Records>,
     clock: Arc<dyn Clock>,
+    max_records: usize,
 }
+
+/// [`MemoryRevocations`]' default cap on its records: 900,000, whose
+/// table peaks at 39,321,632 bytes of heap while growing to the cap
+/// (`cargo test --test limits -- --nocapture memory` prints it).
+pub const DEFAULT_MAX_REVOCATION_RECORDS: usize = 900_000;
 
 /// Both kinds of record, under one lock: a check that names a user reads
 /// both at once.
@@ -259,6 +265,9 @@ struct Records {
     users: HashMap<String, UserRecord>,
     /// The record count at which the next write purges ended records.
     purge_at: usize,
+    /// When a write at the cap last purged ended records, so that writes
+    /// at the cap scan the records at most once a second.
+    purged_at_cap: Option<u64>,
 }
 
 /// Writes purge ended records once the count reaches twice what the last
@@ -282,6 +291,23 @@ impl Records {
         self.users.retain(|_, record| record.until > now);
         self.purge_at = self.len().saturating_mul(2).max(MIN_PURGE_AT);
     }
+
+    /// Refuses a new record at the cap (after purging ended ones, at most
+    /// once a second); replacing a record is always allowed.
+    fn make_room(&mut self, now: u64, max: usize, replaces: bool) -> Result<(), Error> {
+        if replaces || self.len() < max {
+            return Ok(());
+        }
+        if self.purged_at_cap != Some(now) {
+            self.purged_at_cap = Some(now);
+            self.purge_at = 0;
+            self.purge_if_due(now);
+        }
+        match self.len() < max {
+            true => Ok(()),
+            false => Err(Error::Store(StoreError::OverCapacity)),
+        }
+    }
 }
 
 /// Sessions of the user created at or before `not_before` are revoked,
@@ -304,7 +330,21 @@ impl MemoryRevocations {
         MemoryRevocations {
             records: Mutex::new(Records::default()),
             clock,
+            max_records: DEFAULT_MAX_REVOCATION_RECORDS,
         }
+    }
+
+    /// Caps the records held (sessions and users; default
+    /// [`DEFAULT_MAX_REVOCATION_RECORDS`]). At the cap, once ended records
+    /// are purged, a new record is refused with
+    /// [`StoreError::OverCapacity`]: the save that wrote it reports it as
+    /// [`SaveReport::unrevoked`](crate::SaveReport::unrevoked) (logged at
+    /// `ERROR`), and copies of that cookie stay valid until they expire.
+    /// Records are never evicted early, since a missing record reads as
+    /// "not revoked"; a replaced one is always written.
+    pub fn max_records(mut self, records: usize) -> Self {
+        self.max_records = records;
+        self
     }
 
     /// No revocations, timed by the system clock.
@@ -318,6 +358,8 @@ impl MemoryRevocations {
         let now = self.clock.now();
         let mut records = self.records.lock().map_err(|_| poisoned())?;
         records.purge_if_due(now);
+        let replaces = records.sessions.contains_key(&id);
+        records.make_room(now, self.max_records, replaces)?;
         records
             .sessions
             .insert(id, now.saturating_add(ttl_secs(keep_for)));
@@ -348,6 +390,8 @@ impl MemoryRevocations {
         let now = self.clock.now();
         let mut records = self.records.lock().map_err(|_| poisoned())?;
         records.purge_if_due(now);
+        let replaces = records.users.contains_key(user);
+        records.make_room(now, self.max_records, replaces)?;
         let record = UserRecord {
             not_before: now,
             keep,

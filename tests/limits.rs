@@ -626,3 +626,47 @@ fn overflowed_keys_count_towards_the_entry_limit() {
     let roomier = sealer_with(Limits::default().with_max_entries(5));
     assert_eq!(roomier.open(&seal_payload(&payload)).unwrap().len(), 5);
 }
+
+#[test]
+fn revocation_records_stop_at_the_cap_with_bounded_memory() {
+    use sealed_session::store::{MemoryRevocations, DEFAULT_MAX_REVOCATION_RECORDS};
+    use sealed_session::{SessionId, StoreError};
+    use std::time::Duration;
+
+    let clock = Arc::new(FixedClock::new(NOW));
+    let id = |n: usize| {
+        let mut bytes = [0u8; 16];
+        bytes[..8].copy_from_slice(&(n as u64).to_le_bytes());
+        SessionId::from_bytes(bytes)
+    };
+    let hour = Duration::from_secs(3600);
+    let (revocations, peak) = peak_during(|| {
+        let revocations = MemoryRevocations::with_clock(clock.clone());
+        for n in 0..DEFAULT_MAX_REVOCATION_RECORDS {
+            revocations.revoke_session(id(n), hour).unwrap();
+        }
+        revocations
+    });
+    println!(
+        "memory of {DEFAULT_MAX_REVOCATION_RECORDS} revocation records (the default cap): {peak} bytes at the peak"
+    );
+    assert!(peak <= 40 * KIB * KIB, "{peak} bytes");
+    let full = Err(Error::Store(StoreError::OverCapacity));
+    let last = DEFAULT_MAX_REVOCATION_RECORDS;
+    assert_eq!(revocations.revoke_session(id(last), hour), full);
+    assert_eq!(revocations.revoke_user("ada", hour), full);
+    // A record already held may be renewed at the cap.
+    assert_eq!(revocations.revoke_session(id(0), hour), Ok(()));
+    assert_eq!(revocations.len(), DEFAULT_MAX_REVOCATION_RECORDS);
+    // Once records end, a write at the cap purges them and goes in.
+    clock.advance(3600);
+    assert_eq!(revocations.revoke_session(id(last), hour), Ok(()));
+    assert_eq!(revocations.len(), 1);
+
+    // A lower cap counts users too.
+    let small = MemoryRevocations::with_clock(clock.clone()).max_records(2);
+    small.revoke_user("ada", hour).unwrap();
+    small.revoke_session(id(1), hour).unwrap();
+    assert_eq!(small.revoke_user("bob", hour), full);
+    assert_eq!(small.revoke_user("ada", hour), Ok(()));
+}

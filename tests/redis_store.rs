@@ -8,7 +8,8 @@
 mod common;
 
 use common::*;
-use sealed_session::{Error, RedisRevocations, RedisStore, StoreError};
+use sealed_session::store::RevocationStore;
+use sealed_session::{Error, RedisRevocations, RedisStore, SessionId, StoreError};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
@@ -478,6 +479,48 @@ async fn redis_revocations() {
         started.elapsed() < Duration::from_secs(5),
         "{:?}",
         started.elapsed()
+    );
+}
+
+/// A server at its `maxmemory` under `noeviction` (what SECURITY.md
+/// asks of the revocations' instance) refuses writes with OOM: the store
+/// says so, rather than reporting an outage.
+#[tokio::test]
+async fn redis_out_of_memory_is_over_capacity() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = clock();
+    let revocations = RedisRevocations::connect(&server.url(), clock.clone())
+        .await
+        .unwrap();
+    let id = SessionId::from_bytes([7; 16]);
+    let minute = Duration::from_secs(60);
+    let mut conn = raw(&server.url()).await;
+    let config = |setting: &'static str, value: &'static str| {
+        redis::cmd("CONFIG")
+            .arg("SET")
+            .arg(setting)
+            .arg(value)
+            .clone()
+    };
+    for cmd in [
+        config("maxmemory-policy", "noeviction"),
+        config("maxmemory", "1"),
+    ] {
+        cmd.query_async::<()>(&mut conn).await.unwrap();
+    }
+    assert_eq!(
+        RevocationStore::revoke_session(&revocations, id, minute).await,
+        Err(Error::Store(StoreError::OverCapacity))
+    );
+    config("maxmemory", "0")
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(
+        RevocationStore::revoke_session(&revocations, id, minute).await,
+        Ok(())
     );
 }
 
