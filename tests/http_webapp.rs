@@ -318,11 +318,13 @@ async fn cross_site_form_posts_are_refused() {
     let (client, jar) = client();
     let form = [("username", "mallory"), ("password", app::DEMO_PASSWORD)];
     let own_origin = format!("http://{}", server.addr);
+    let other_scheme = format!("evil://{}", server.addr);
     for (header, value, allowed) in [
         ("sec-fetch-site", "cross-site", false),
         ("sec-fetch-site", "same-site", false),
         ("origin", "http://attacker.invalid", false),
         ("origin", "null", false),
+        ("origin", other_scheme.as_str(), false),
         ("sec-fetch-site", "same-origin", true),
         ("origin", own_origin.as_str(), true),
     ] {

@@ -106,10 +106,14 @@ impl<S: Send + Sync> FromRequestParts<S> for SameOrigin {
             (None, Some(origin)) => {
                 // `scheme://host[:port]` against the request's own authority
                 // (`null`, sent by sandboxed or privacy-sensitive contexts,
-                // never matches).
+                // never matches). Either web scheme: the app cannot tell
+                // whether a proxy in front of it terminates TLS.
                 let authority =
                     header(header::HOST).or_else(|| parts.uri.authority().map(|a| a.as_str()));
-                origin.split_once("://").map(|(_, host)| host) == authority
+                let host = ["http://", "https://"]
+                    .iter()
+                    .find_map(|scheme| origin.strip_prefix(scheme));
+                host.is_some() && host == authority
             }
             (None, None) => true,
         };
