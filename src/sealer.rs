@@ -110,6 +110,29 @@ impl core::fmt::Debug for Sealer {
     }
 }
 
+/// Key ids and settings, as [`Sealer`]'s `Debug`: no key material.
+impl core::fmt::Debug for SealerBuilder {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.debug_struct("SealerBuilder")
+            .field("ring", &self.ring)
+            .field("cookie_name", &self.cookie_name)
+            .field("limits", &self.limits)
+            .field("max_idle", &self.max_idle)
+            .field("max_lifetime", &self.max_lifetime)
+            .field("clock_skew", &self.clock_skew)
+            .field("refresh_fraction", &self.refresh_fraction)
+            .field("compression", &self.compression)
+            .field("cookie", &self.cookie)
+            .field("budget", &self.budget)
+            .field("overflow_store", &self.overflow_store.is_some())
+            .field("revocation", &self.revocation.is_some())
+            .field("revocation_store", &self.revocation_store.is_some())
+            .field("user_key", &self.user_key)
+            .field("max_cookies_tried", &self.max_cookies_tried)
+            .finish_non_exhaustive()
+    }
+}
+
 /// Configures a [`Sealer`]; every method takes and returns `self`.
 #[must_use]
 pub struct SealerBuilder {

@@ -55,6 +55,7 @@ const _: () = assert!(OVERHEAD == 58);
 /// (see SECURITY.md). When on, it applies only to plaintexts of at least the
 /// threshold, and only if the result is smaller.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum Compression {
     /// Never compress.
     #[default]
@@ -66,6 +67,7 @@ pub enum Compression {
 /// The authenticated header of a token. Readable without a key (by
 /// [`inspect`]), but only trustworthy once the token has been opened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenHeader {
     /// Format version (1).
     pub version: u8,
@@ -121,6 +123,7 @@ impl TokenHeader {
 
 /// What [`inspect`] can tell about a token without a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct TokenInfo {
     /// The (unauthenticated) header.
     pub header: TokenHeader,
@@ -131,14 +134,38 @@ pub struct TokenInfo {
     pub ciphertext_len: usize,
 }
 
-/// Reads the header of a token without a key. Nothing here is authenticated.
+/// Reads the header of a token without a key, under the default
+/// [`Limits`] (tokens of at most 4096 bytes). Nothing here is
+/// authenticated.
 ///
 /// ```
 /// use sealed_session::token::inspect;
 /// assert!(inspect("not a token").is_err());
 /// ```
 pub fn inspect(token: &str) -> Result<TokenInfo, Error> {
-    let bytes = decode_base64(token, &Limits::default())?;
+    inspect_with_limits(token, &Limits::default())
+}
+
+/// As [`inspect`], for tokens of up to `limits`' token length: pass the
+/// [`Sealer::limits`](crate::Sealer::limits) of the sealer the token is
+/// meant for when it raises them (as for overflow blobs, or cookies past
+/// the browsers' 4096 bytes).
+///
+/// ```
+/// use sealed_session::token::{inspect, inspect_with_limits};
+/// use sealed_session::{Error, Limit, Limits, Malformed};
+/// // 5,000 base64 characters of zero bytes: too long by default; under a
+/// // raised limit it is read, and its version (0) is unknown.
+/// let long = "A".repeat(5000);
+/// assert_eq!(inspect(&long), Err(Error::LimitExceeded(Limit::TokenLength)));
+/// let raised = Limits::default().with_max_token_len(8192);
+/// assert_eq!(
+///     inspect_with_limits(&long, &raised),
+///     Err(Error::Malformed(Malformed::UnknownVersion(0)))
+/// );
+/// ```
+pub fn inspect_with_limits(token: &str, limits: &Limits) -> Result<TokenInfo, Error> {
+    let bytes = decode_base64(token, limits)?;
     let header = TokenHeader::parse(&bytes)?;
     Ok(TokenInfo {
         header,

@@ -540,8 +540,10 @@ fn debug_output_never_shows_values() {
     let sealer = sealer_with(KeyRing::new(key(0x5a)), &clock);
     let mut s = sealer.new_session().unwrap();
     s.insert("password_hint", "hunter2-secret").unwrap();
-    let printed = format!("{s:?} {sealer:?}");
+    let builder = Sealer::builder(KeyRing::new(key(0x5a)));
+    let printed = format!("{s:?} {sealer:?} {builder:?}");
     assert!(printed.contains("password_hint"));
+    assert!(printed.contains("SealerBuilder"), "{printed}");
     assert!(!printed.contains("hunter2"), "{printed}");
     assert!(!printed.contains("5a5a5a"), "{printed}");
     // The low-level codec's opened token, whose buffer is the plaintext.
