@@ -41,6 +41,10 @@
 //! }
 //! let store: std::sync::Arc<dyn OverflowStore> = std::sync::Arc::new(Tiny::default());
 //! ```
+//!
+//! With the `test-util` feature, `store::testing` checks a store of your
+//! own against the suites this crate's stores pass (`Tiny` above would
+//! fail its TTL checks).
 
 use core::future::Future;
 use core::pin::Pin;
@@ -54,6 +58,8 @@ use crate::session::SessionId;
 use crate::Error;
 
 mod memory;
+#[cfg(feature = "test-util")]
+pub mod testing;
 // The Redis store and revocations, also at the crate's root.
 #[cfg(feature = "redis")]
 pub use crate::redis_store::{RedisRevocations, RedisStore};
