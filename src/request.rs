@@ -151,8 +151,9 @@ struct BeforeSave {
     deletes_carried_cookie: bool,
     issued_at: Option<u64>,
     cookie_expiry: crate::Expiry,
-    /// The id of the cookie the session was opened from, unless a flush or
-    /// `cycle_id` gave it up already (the save then revokes it itself).
+    /// The id of the cookie the session was opened from, if worth a
+    /// revocation record ([`Session::revocable_cookie`]) and not given up
+    /// already by a flush or `cycle_id` (the save then revokes it itself).
     opened_id: Option<(crate::SessionId, crate::Expiry)>,
 }
 
@@ -163,11 +164,9 @@ impl BeforeSave {
             deletes_carried_cookie: request.deletes_carried_cookie(),
             issued_at: session.issued_at,
             cookie_expiry: session.cookie_expiry,
-            opened_id: match (session.is_new(), session.replaced) {
-                (false, None) if !session.cookie_without_user => {
-                    Some((session.id, session.cookie_expiry))
-                }
-                _ => None,
+            opened_id: match session.replaced {
+                None => session.revocable_cookie(),
+                Some(_) => None,
             },
         }
     }

@@ -631,9 +631,17 @@ impl Session {
     /// Remembers the current id for revocation if a cookie carried it (the
     /// first one only: that of the cookie the request came with).
     pub(crate) fn record_replaced_id(&mut self) {
-        if self.issued_at.is_some() && self.replaced.is_none() && !self.cookie_without_user {
-            self.replaced = Some((self.id, self.cookie_expiry));
+        if self.replaced.is_none() {
+            self.replaced = self.revocable_cookie();
         }
+    }
+
+    /// The id and own expiry of the latest cookie sent out, if giving it up
+    /// is worth a revocation record: a cookie carried it, and it named a
+    /// user (or no user key is configured).
+    pub(crate) fn revocable_cookie(&self) -> Option<(SessionId, Expiry)> {
+        (self.issued_at.is_some() && !self.cookie_without_user)
+            .then_some((self.id, self.cookie_expiry))
     }
 
     /// Sets when the session ends (see [`Expiry`]).
@@ -651,8 +659,9 @@ impl Session {
     }
 
     /// Ends the session `after` this request's time (whole seconds, a
-    /// fraction rounded up as in [`Expiry::Idle`]), at a fixed time that does not move with activity, capped by the sealer's
-    /// timeouts (see [`Expiry::At`]). For Django's `set_expiry(seconds)`,
+    /// fraction rounded up as in [`Expiry::Idle`]), at a fixed time that
+    /// does not move with activity, capped by the sealer's timeouts (see
+    /// [`Expiry::At`]). For Django's `set_expiry(seconds)`,
     /// an inactivity window, use [`Expiry::Idle`].
     pub fn set_expiry_in(&mut self, after: Duration) {
         self.set_expiry(Expiry::At(

@@ -290,9 +290,13 @@ impl Records {
     /// Purges the ended records if enough were written since the last
     /// purge; ended records are ignored by the check until then.
     fn purge_if_due(&mut self, now: u64) {
-        if self.len() < self.purge_at {
-            return;
+        if self.len() >= self.purge_at {
+            self.purge(now);
         }
+    }
+
+    /// Drops the records that have ended.
+    fn purge(&mut self, now: u64) {
         self.sessions.retain(|_, until| *until > now);
         self.users.retain(|_, record| record.until > now);
         self.purge_at = self.len().saturating_mul(2).max(MIN_PURGE_AT);
@@ -306,8 +310,7 @@ impl Records {
         }
         if self.purged_at_cap != Some(now) {
             self.purged_at_cap = Some(now);
-            self.purge_at = 0;
-            self.purge_if_due(now);
+            self.purge(now);
         }
         match self.len() < max {
             true => Ok(()),
