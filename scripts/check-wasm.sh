@@ -96,12 +96,18 @@ echo "$target: examples/edge_host.rs builds"
 # marker comment; it must hold the exported function, so that a moved
 # marker cannot leave an empty crate that builds.
 snippet_crate="$scratch/snippet"
+# Its dependencies are those Cargo.toml locks for it, read from there.
+snippet_deps=$(awk '/^\[target\..*wasm32.*"unknown".*\.dev-dependencies\]/ { inside = 1; next }
+     inside && /^(\[|$)/ { exit }
+     inside' Cargo.toml)
+if [ -z "$snippet_deps" ]; then
+    echo "Cargo.toml: no wasm32-unknown-unknown dev-dependencies for README's edge snippet" >&2
+    exit 1
+fi
 scratch_crate "$snippet_crate" edge-snippet-check "" '
 [lib]
 crate-type = ["cdylib"]
-' 'wasm-bindgen = "0.2"
-js-sys = "0.3"
-web-sys = { version = "0.3", features = ["Crypto", "WorkerGlobalScope"] }'
+' "$snippet_deps"
 awk '/<!-- scripts\/check-wasm.sh builds the next block -->/ { marked = 1; next }
      marked && /^```rust/ { inside = 1; next }
      inside && /^```/ { exit }

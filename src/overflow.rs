@@ -30,10 +30,6 @@ const UNBOUNDED_BLOB_TTL: u64 = 30 * 24 * 3600;
 /// gives up the overflow store (see `drop_until_blob_fits`).
 const EXTRA_DROPS: usize = 8;
 
-/// Seconds a replaced blob stays readable (plus the clock skew) for
-/// requests that started from the previous cookie.
-const BLOB_GRACE: u64 = crate::revocation::RUNNING_REQUEST_GRACE.as_secs();
-
 impl Sealer {
     /// How long an overflow blob must live, plus the clock skew: as long as
     /// the cookie sealed now can open, which is until the earlier of the
@@ -288,8 +284,9 @@ impl Sealer {
 
     /// Retires a blob the new cookie no longer references. If the session
     /// keeps its id, a request running at the same time from the previous
-    /// cookie may still need it, so it is left [`BLOB_GRACE`] seconds (plus
-    /// the clock skew) to live rather than deleted; after `flush` or
+    /// cookie may still need it, so it is left
+    /// [`RUNNING_REQUEST_GRACE`](crate::revocation::RUNNING_REQUEST_GRACE)
+    /// (plus the clock skew) to live rather than deleted; after `flush` or
     /// `cycle_id` (a new id) it is deleted at once.
     async fn retire_blob(
         &self,
@@ -299,7 +296,8 @@ impl Sealer {
         reference: &[u8; SESSION_ID_LEN],
     ) {
         if *sid == session.id {
-            let grace = Duration::from_secs(BLOB_GRACE.saturating_add(self.policy.clock_skew));
+            let grace = crate::revocation::RUNNING_REQUEST_GRACE
+                .saturating_add(Duration::from_secs(self.policy.clock_skew));
             match store.touch(&overflow_key(sid, reference), grace).await {
                 // Retired: it expires after the grace period.
                 Ok(true) => return,

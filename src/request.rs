@@ -358,8 +358,9 @@ impl Sealer {
     ///   refuse it). After [`Session::flush`] (logout) whatever session
     ///   cookie the request carried is deleted. The same holds for a
     ///   session the save itself empties, as when the budget drops every
-    ///   entry: its report lists the drops, and no empty session is sealed
-    ///   (a new session stays unsaved: [`Session::is_new`]).
+    ///   entry: its report lists the drops, and no cookie is set for the
+    ///   empty session (the token the save sealed is discarded; a new
+    ///   session stays unsaved: [`Session::is_new`]).
     /// - **A cookie held back is kept.** When the request's cookie did not
     ///   open only because the revocation store could not answer
     ///   ([`RequestSession::held_back_by`]), a non-empty session is not
@@ -387,7 +388,7 @@ impl Sealer {
         let before = BeforeSave::of(request);
         let saved = self.save(&mut request.session)?;
         // No revocation store here (refused above): nothing to revoke.
-        Ok(self.unless_emptied(request, saved, &before))
+        Ok(self.unless_emptied(request, saved, &before).0)
     }
 
     /// As [`Sealer::save_request`], saving with [`Sealer::save_async`]
@@ -398,16 +399,12 @@ impl Sealer {
         }
         let before = BeforeSave::of(request);
         let saved = self.save_async(&mut request.session).await?;
-        let sealed = matches!(saved.action, CookieAction::Set(_));
-        let mut saved = self.unless_emptied(request, saved, &before);
-        if sealed && matches!(saved.action, CookieAction::Delete(_)) {
-            // Emptied by the save: as every deletion by a request save,
-            // the cookie's id is given up, and a revocation store revokes
-            // its copies.
-            let now = request.session.now;
-            if let Some(error) = self.revoke_replaced(before.opened_id, now).await {
-                saved.report.unrevoked = Some(error);
-            }
+        let (mut saved, given_up) = self.unless_emptied(request, saved, &before);
+        // Emptied by the save: as every deletion by a request save, the
+        // cookie's id is given up, and a revocation store revokes its
+        // copies.
+        if let Some(error) = self.revoke_replaced(given_up, request.session.now).await {
+            saved.report.unrevoked = Some(error);
         }
         Ok(saved)
     }
@@ -417,29 +414,29 @@ impl Sealer {
     /// either, so instead of the sealed empty session, what an emptied
     /// session gets (nothing, the session left unsaved, or the deletion of
     /// the cookie the request carried), its report still listing the
-    /// drops.
+    /// drops. With a deletion, also the id it gives up for revocation.
     fn unless_emptied(
         &self,
         request: &mut RequestSession,
         saved: Saved,
         before: &BeforeSave,
-    ) -> Saved {
+    ) -> (Saved, Option<(crate::SessionId, crate::Expiry)>) {
         if !matches!(saved.action, CookieAction::Set(_)) || !request.session.is_empty() {
-            return saved;
+            return (saved, None);
         }
         let session = &mut request.session;
-        let mut instead = match before.deletes_carried_cookie {
-            true => self.deletion(session),
+        let (mut instead, given_up) = match before.deletes_carried_cookie {
+            true => (self.deletion(session), before.opened_id),
             false => {
                 // The save marked it saved, but no cookie carries it.
                 session.issued_at = before.issued_at;
                 session.cookie_expiry = before.cookie_expiry;
-                self.unchanged()
+                (self.unchanged(), None)
             }
         };
         instead.report.dropped = saved.report.dropped;
         instead.report.unrevoked = saved.report.unrevoked;
-        instead
+        (instead, given_up)
     }
 
     /// The synchronous request forms reach neither store: they refuse a

@@ -64,14 +64,14 @@ impl Sealer {
                     // rather than every open reading the store for it.
                     if session.is_overflowed(key) {
                         session.refresh_due = true;
+                        self.load_or_drop_missing(session).await?;
                     }
-                    let value = self.get_loading(session, key).await?;
-                    // The save's rule first, so that open and save agree
-                    // on encodings the decoder would bend (CBOR's
-                    // `undefined` reads as null, a small bignum as an
-                    // integer).
+                    // The save's rule before decoding, so that open and
+                    // save agree on encodings the decoder would bend
+                    // (CBOR's `undefined` reads as null, a small bignum as
+                    // an integer).
                     self.check_user_id_entry(session)?;
-                    user_text(value)?
+                    user_text(session.get(key)?)?
                 }
                 None => None,
             };

@@ -473,7 +473,8 @@ impl Sealer {
         Ok(Self::report_earlier_drops(session, saved))
     }
 
-    /// Revokes the id a flush or `cycle_id` gave up, with a revocation
+    /// Revokes the id of a cookie a save gave up (after a flush or
+    /// `cycle_id`, or with a session the save emptied), with a revocation
     /// store; returns the store's error. A failure does not hold back the
     /// new cookie (or the deletion cookie of a logout): the browser must
     /// still drop the old one.
@@ -489,7 +490,7 @@ impl Sealer {
         let error = store.revoke_session(id, keep_for).await.err()?;
         tracing::error!(
             error = %error,
-            "could not revoke the session id given up by flush or cycle_id; \
+            "could not revoke the session id of a cookie the save gave up; \
              copies of the old cookie stay valid until they expire"
         );
         Some(error)

@@ -712,6 +712,9 @@ impl Sealer {
     ) -> Result<String, Error> {
         // Never emit a cookie this sealer's own limits would refuse (a
         // budget larger than the token limit allows one).
+        // Every cookie any save or seal writes is sealed here (measuring
+        // calls `seal_selected_up_to` alone).
+        self.check_user_id_entry(session)?;
         self.seal_selected_up_to(
             session,
             keep,
@@ -731,8 +734,6 @@ impl Sealer {
         now: u64,
         max_token_len: usize,
     ) -> Result<String, Error> {
-        // Every cookie any save or seal writes is sealed here.
-        self.check_user_id_entry(session)?;
         let is_resident = |i: usize| {
             keep.is_none_or(|k| k[i]) && matches!(session.entries[i].value, Value::Resident(_))
         };

@@ -453,10 +453,13 @@ impl SessionLayerBuilder {
         // The prefix in its exact case: browsers that still match it
         // case-sensitively would not bind `__host-id` to this host.
         let name = match self.host_prefix {
-            true => match has_prefix(&self.cookie_name, HOST_PREFIX) {
-                true => format!("{HOST_PREFIX}{}", &self.cookie_name[HOST_PREFIX.len()..]),
-                false => format!("{HOST_PREFIX}{}", self.cookie_name),
-            },
+            true => {
+                let rest = match has_prefix(&self.cookie_name, HOST_PREFIX) {
+                    true => &self.cookie_name[HOST_PREFIX.len()..],
+                    false => &self.cookie_name[..],
+                };
+                format!("{HOST_PREFIX}{rest}")
+            }
             false => self.cookie_name,
         };
         let mut builder = Sealer::builder(self.ring);
