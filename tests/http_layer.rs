@@ -1054,8 +1054,6 @@ enum Handler {
     Reads,
     /// Stores an entry, then answers with a server error (no save).
     StoresThenFails,
-    /// Reads the session, then never answers.
-    ReadsThenHangs,
 }
 
 /// An app whose handler keeps its session for after the response.
@@ -1070,7 +1068,7 @@ fn app_keeping_the_session(handler: Handler) -> (Router, Held) {
                 async move {
                     match handler {
                         Handler::Answers => {}
-                        Handler::Reads | Handler::ReadsThenHangs => {
+                        Handler::Reads => {
                             session.get::<String>("user").await?;
                         }
                         Handler::StoresThenFails => session.insert("user", "ada").await?,
@@ -1078,7 +1076,6 @@ fn app_keeping_the_session(handler: Handler) -> (Router, Held) {
                     *keep.lock().expect("lock") = Some(session);
                     match handler {
                         Handler::StoresThenFails => Ok(StatusCode::INTERNAL_SERVER_ERROR),
-                        Handler::ReadsThenHangs => std::future::pending().await,
                         _ => Ok::<_, Error>(StatusCode::OK),
                     }
                 }
@@ -1123,7 +1120,7 @@ async fn a_change_after_an_unsaved_response_is_logged_as_lost() {
 async fn a_change_after_the_request_was_dropped_is_logged_as_lost() {
     // The client went away: the server drops the request's future while
     // the handler waits, and a task holding the session outlives it.
-    let (mut app, held) = app_keeping_the_session(Handler::ReadsThenHangs);
+    let (mut app, held) = failing(&builder().build().expect("layer"), false, true);
     drop_unanswered(&mut app, "/", None).await;
     assert_a_late_change_is_logged_as_lost(&held).await;
 }
@@ -1725,9 +1722,9 @@ async fn the_layer_builder_passes_time_and_randomness_settings_to_the_sealer() {
 #[test]
 fn a_cookie_name_that_leaves_no_room_for_a_token_is_refused_by_the_layer() {
     use sealed_session::{CookieAction, InvalidCookie, Sealer, MAX_NAME_VALUE_LEN};
-    let clock = Arc::new(FixedClock::new(1_767_225_600));
+    let clock = common::clock();
     let build = |name_len: usize| {
-        SessionLayer::builder(KeyRing::new(MasterKey::from_bytes(&[3; 32]).unwrap()))
+        SessionLayer::builder(fixed_ring())
             .cookie_name("n".repeat(name_len))
             .configure_sealer({
                 let clock = clock.clone();
@@ -1757,7 +1754,7 @@ fn a_cookie_name_that_leaves_no_room_for_a_token_is_refused_by_the_layer() {
         too_long,
         Err(Error::InvalidCookie(InvalidCookie::NameTooLong))
     );
-    let sealer = Sealer::builder(KeyRing::new(MasterKey::from_bytes(&[3; 32]).unwrap()))
+    let sealer = Sealer::builder(fixed_ring())
         .cookie_name("n".repeat(MAX_NAME_VALUE_LEN + 1 - token_len))
         .build();
     assert!(sealer.is_ok());
