@@ -438,6 +438,15 @@ impl Logs {
     /// Captures this thread's events at `level` and above until the guard
     /// drops.
     pub fn capture(level: tracing::Level) -> (Logs, tracing::subscriber::DefaultGuard) {
+        // While only one subscriber is registered, tracing-core (0.1.36)
+        // computes the interest of a callsite hit for the first time from
+        // the hitting thread's subscriber alone: a callsite that another
+        // test's thread, without a capture, hits first would be cached as
+        // never, and its events skipped here (one CI run lost a DEBUG line
+        // so). A second subscriber, kept for the whole run, makes it ask
+        // every live one.
+        static SECOND: std::sync::OnceLock<tracing::Dispatch> = std::sync::OnceLock::new();
+        SECOND.get_or_init(|| tracing::Dispatch::new(tracing::subscriber::NoSubscriber::default()));
         let logs = Logs::default();
         let writer = logs.clone();
         let subscriber = tracing_subscriber::fmt()
