@@ -83,11 +83,14 @@ impl RequestSession {
         &mut self.session
     }
 
-    /// A logout whose save has not run yet and has an id to revoke: that
-    /// of the cookie the session opened from, or of one held back.
+    /// A logout whose save has not run yet and has an id to revoke (that
+    /// of the cookie the session opened from, or of one held back), or
+    /// whose save set a new cookie but has yet to revoke the old id.
     #[cfg(feature = "axum")]
     pub(crate) fn logout_unrecorded(&self) -> bool {
-        self.session.is_flushed() && (self.session.replaced.is_some() || self.held_back.is_some())
+        let unsaved = self.session.is_flushed()
+            && (self.session.replaced.is_some() || self.held_back.is_some());
+        unsaved || self.session.revoking_after_save.is_some()
     }
 
     /// The session, leaving the request's cookie facts behind (save it

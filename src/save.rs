@@ -460,9 +460,23 @@ impl Sealer {
             true => Some(self.revoke_replaced(replaced, session.now).await),
             false => None,
         };
-        let mut saved = match self.overflow_store.as_deref() {
-            Some(store) => self.save_with_store(store, session).await?,
-            None => self.save_unreported(session)?,
+        // A flush followed by new entries revokes after the save, which
+        // clears the flush: a request dropped before then must still show
+        // the HTTP layer a logout to finish.
+        session.revoking_after_save = match revoked_first.is_none() && session.flushed {
+            true => replaced,
+            false => None,
+        };
+        let saved = match self.overflow_store.as_deref() {
+            Some(store) => self.save_with_store(store, session).await,
+            None => self.save_unreported(session),
+        };
+        let mut saved = match saved {
+            Ok(saved) => saved,
+            Err(error) => {
+                session.revoking_after_save = None;
+                return Err(error);
+            }
         };
         saved.report.unrevoked = match revoked_first {
             Some(unrevoked) => unrevoked,
@@ -470,6 +484,7 @@ impl Sealer {
             // cookie in use, so it must stay valid.
             None => self.revoke_replaced(replaced, session.now).await,
         };
+        session.revoking_after_save = None;
         Ok(Self::report_earlier_drops(session, saved))
     }
 

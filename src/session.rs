@@ -215,6 +215,12 @@ pub struct Session {
     /// that cookie's own expiry: a sealer with a revocation store revokes
     /// it on save.
     pub(crate) replaced: Option<(SessionId, Expiry)>,
+    /// The id a flush gave up, while the save that sets the cookie of
+    /// what was stored after the flush (a login as someone else) has yet
+    /// to revoke it: the save clears the flush before that, so this is how
+    /// the HTTP layer still sees a logout to finish if the request is
+    /// dropped in between.
+    pub(crate) revoking_after_save: Option<(SessionId, Expiry)>,
     /// The latest cookie (as opened, or as last saved) had no entry under
     /// the revocation source's user key: giving up its id writes no
     /// revocation record, so that anonymous traffic cannot fill the store

@@ -84,6 +84,15 @@ async fn blob_append_twice(session: LazySession) -> Result<&'static str, Error> 
 }
 
 /// Logs out, then in again with a user too large for any cookie.
+/// Logs out, then in as someone else, in one request.
+async fn flush_then_login_as_another(session: LazySession) -> Result<&'static str, Error> {
+    session.flush().await?;
+    session
+        .insert_with_priority("user", "bob", Priority::Critical)
+        .await?;
+    Ok("switched")
+}
+
 async fn flush_then_login_too_large(
     session: LazySession,
 ) -> Result<(StatusCode, &'static str), Error> {
@@ -212,6 +221,7 @@ fn app(layer: SessionLayer) -> Router {
             get(flush_then_login_too_large),
         )
         .route("/login-then-fail", get(login_then_fail))
+        .route("/flush-then-login", get(flush_then_login_as_another))
         .route("/login-cache-control", get(login_with_cache_control))
         .route("/read-with-vary", get(read_with_vary))
         .route("/untouched", get(|| async { "ok" }))
@@ -1276,6 +1286,18 @@ async fn a_logout_whose_request_is_dropped_still_revokes_the_old_id() {
 async fn a_logout_dropped_while_revoking_is_revoked_by_its_own_task() {
     // The layer's save waits on the store when the request is dropped.
     let (revocations, layer, pair) = logout_dropped_while_revoking().await;
+    revocations.set_hangs(false);
+    assert_revoked_soon(&layer, &pair).await;
+}
+
+#[tokio::test]
+async fn a_user_switch_dropped_while_revoking_is_revoked_by_its_own_task() {
+    // Its save has set the new user's cookie (which never goes out) and
+    // waits on the store to revoke the old one when the request is dropped.
+    let (mut server, revocations, layer, pair) = logged_in_with_revocations().await;
+    revocations.set_hangs(true);
+    drop_unanswered(&mut server, "/flush-then-login", Some(&pair)).await;
+    assert_eq!(revocations.hung(), 1, "dropped while revoking");
     revocations.set_hangs(false);
     assert_revoked_soon(&layer, &pair).await;
 }

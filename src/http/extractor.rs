@@ -449,8 +449,29 @@ impl LazySession {
         if !opened.logout_unrecorded() {
             return;
         }
-        opened.session_mut().clear();
         let shared = &self.inner.shared;
+        if !opened.session().is_flushed() {
+            // Dropped after the save of what was stored after the flush,
+            // while it revoked the old id: only that is left to do (the
+            // new cookie never reached the client).
+            let session = opened.session_mut();
+            let given_up = session.revoking_after_save.take();
+            let unrevoked = shared.sealer.revoke_replaced(given_up, session.now).await;
+            match unrevoked {
+                Some(error) => {
+                    let report = crate::SaveReport {
+                        unrevoked: Some(error),
+                        ..Default::default()
+                    };
+                    shared.saved(&report, uri);
+                }
+                None => {
+                    tracing::info!("request dropped after a logout; the old session id is revoked")
+                }
+            }
+            return;
+        }
+        opened.session_mut().clear();
         match shared.sealer.save_request_async(opened).await {
             Ok(saved) => {
                 shared.saved(&saved.report, uri);
