@@ -220,13 +220,16 @@ impl CookieSettings {
         // `__Host-` prefix the path is not sent (it is `/`).
         let path_sent = !has_prefix(name, HOST_PREFIX);
         // Browsers ignore a longer `Path` or `Domain` (RFC 6265bis §5.6),
-        // so the path would again be each response's directory.
+        // so the path would again be each response's directory. They keep
+        // a path with a character they percent-encode in URLs (a space,
+        // `"`, …) or read as a separator (`?`, `#`, `\`), but no request
+        // path ever matches it: the cookie would never come back.
         let path_ok = self.path.len() <= MAX_ATTRIBUTE_LEN
             && self.path.starts_with('/')
             && self
                 .path
                 .bytes()
-                .all(|b| (b.is_ascii_graphic() && b != b';') || b == b' ');
+                .all(|b| b.is_ascii_graphic() && !b";\"#<>?\\^`{|}".contains(&b));
         if path_sent && !path_ok {
             return Err(InvalidCookie::Path);
         }

@@ -66,6 +66,11 @@ pub enum Error {
     #[error("invalid cookie setting: {0}")]
     InvalidCookie(InvalidCookie),
 
+    /// A time setting of the sealer would end every session as it is
+    /// written (checked when the sealer is built).
+    #[error("invalid setting: {0}")]
+    InvalidSetting(InvalidSetting),
+
     /// An entry's key is reserved (starts with `_`) or empty.
     #[error("invalid entry key: {0}")]
     InvalidEntryKey(InvalidEntryKey),
@@ -109,6 +114,7 @@ impl Error {
             Error::InvalidKey(_) => "invalid-key",
             Error::InvalidEntryKey(_) => "invalid-entry-key",
             Error::InvalidCookie(_) => "invalid-cookie",
+            Error::InvalidSetting(_) => "invalid-setting",
             Error::Value(_) => "value",
             Error::Random => "random",
             Error::NoClock => "no-clock",
@@ -258,8 +264,10 @@ pub enum InvalidCookie {
     /// used outside cookies.
     NameTooLong,
     /// The path does not start with `/`, has a control character, `;`
-    /// or a non-ASCII character, or is longer than the 1024 bytes
-    /// browsers accept.
+    /// or a non-ASCII character, is longer than the 1024 bytes browsers
+    /// accept, or has a character no request path matches raw because
+    /// browsers percent-encode it or read it as a separator (a space,
+    /// ``"#<>?\^`{|}``): give its percent-encoded form (`/my%20app`).
     Path,
     /// The domain is empty, has an empty label (`a..b`, a trailing dot),
     /// has a character other than ASCII letters, digits, `-` and `.`
@@ -276,10 +284,36 @@ impl fmt::Display for InvalidCookie {
                 "the cookie name leaves no room for a session token within the 4096 bytes of name and value browsers keep"
             }
             InvalidCookie::Path => {
-                "the path does not start with '/', has a control character, ';' or non-ASCII, or is over 1024 bytes"
+                "the path does not start with '/', has a space, a control character, ';', one of \"#<>?\\^`{|} or non-ASCII (percent-encode it), or is over 1024 bytes"
             }
             InvalidCookie::Domain => {
                 "the domain is empty, has an empty label, has a character other than A-Z, a-z, 0-9, '-' and '.', or is over 1024 bytes"
+            }
+        })
+    }
+}
+
+/// Which setting a sealer refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum InvalidSetting {
+    /// A zero idle timeout: every session would expire as it is written
+    /// (a persistent cookie would go out with `Max-Age=0`, which browsers
+    /// take as a deletion). For none, use `no_idle_timeout`.
+    ZeroIdleTimeout,
+    /// A zero absolute lifetime, likewise. For none, use
+    /// `no_max_lifetime`.
+    ZeroLifetime,
+}
+
+impl fmt::Display for InvalidSetting {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            InvalidSetting::ZeroIdleTimeout => {
+                "a zero idle timeout would end every session as it is written"
+            }
+            InvalidSetting::ZeroLifetime => {
+                "a zero absolute lifetime would end every session as it is written"
             }
         })
     }

@@ -98,8 +98,8 @@ pub use cookie::{
     header_len, CookieSettings, DEFAULT_BUDGET, MAX_NAME_VALUE_LEN, SET_COOKIE_PREFIX_LEN,
 };
 pub use error::{
-    Error, Expired, InvalidCookie, InvalidEntryKey, InvalidKey, Limit, Malformed, StoreError,
-    ValueError,
+    Error, Expired, InvalidCookie, InvalidEntryKey, InvalidKey, InvalidSetting, Limit, Malformed,
+    StoreError, ValueError,
 };
 pub use key::{KeyId, KeyRing, MasterKey, KEY_ID_LEN, MIN_MASTER_KEY_LEN};
 pub use limits::Limits;

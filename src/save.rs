@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::payload::SESSION_ID_LEN;
 use crate::session::{Expiry, Session, Value};
 use crate::token::{self, OVERHEAD};
-use crate::{Error, Sealer};
+use crate::{Error, Limit, Sealer};
 
 /// Where each entry goes in a save.
 pub(crate) struct Plan {
@@ -149,6 +149,11 @@ impl Sealer {
                     keep[i] = false;
                     removed.push(i);
                 }
+                // What may not be dropped is over the sealer's own limit
+                // for a payload: not a length anyone could budget for.
+                None if len == usize::MAX => {
+                    return Err(Error::LimitExceeded(Limit::DecompressedSize))
+                }
                 None => {
                     return Err(Error::TooLarge {
                         needed: len,
@@ -199,10 +204,48 @@ impl Sealer {
     /// session's token within the name and value browsers keep.
     #[cfg(feature = "axum")]
     pub(crate) fn name_leaves_room_for_a_token(&self) -> bool {
-        let created_at = self.clock.now();
-        let empty_session_token =
-            base64_len(OVERHEAD + crate::payload::begin_len(created_at, None, 0, 0));
-        self.cookie_name.len() + empty_session_token <= MAX_NAME_VALUE_LEN
+        self.cookie_name.len() + self.empty_session_token_len() <= MAX_NAME_VALUE_LEN
+    }
+
+    fn empty_session_payload_len(&self) -> usize {
+        crate::payload::begin_len(self.clock.now(), None, 0, 0)
+    }
+
+    fn empty_session_token_len(&self) -> usize {
+        base64_len(OVERHEAD + self.empty_session_payload_len())
+    }
+
+    /// Refuses limits or a budget under which not even a new empty
+    /// session's cookie can be set (it is longer than the deletion
+    /// cookie): every save that sets a cookie would fail, whatever it
+    /// dropped.
+    pub(crate) fn check_room_for_an_empty_session(&self) -> Result<(), Error> {
+        if self.empty_session_payload_len() > self.limits.max_decompressed() {
+            return Err(Error::LimitExceeded(Limit::DecompressedSize));
+        }
+        let token_len = self.empty_session_token_len();
+        if token_len > self.limits.max_token_len() {
+            return Err(Error::LimitExceeded(Limit::TokenLength));
+        }
+        if self.cookie_name.len() + token_len > MAX_NAME_VALUE_LEN {
+            // No budget helps: a rule of its own
+            // (`InvalidCookie::NameTooLong`, which the HTTP layer refuses).
+            return Ok(());
+        }
+        let window = [self.policy.max_idle, self.policy.max_lifetime];
+        let max_age = match self.cookie.is_persistent() {
+            true => window.into_iter().flatten().min().map(Duration::from_secs),
+            false => None,
+        };
+        let token = "A".repeat(token_len);
+        let needed = header_len(&self.cookie.set_cookie(&self.cookie_name, &token, max_age));
+        match needed > self.budget {
+            true => Err(Error::TooLarge {
+                needed,
+                budget: self.budget,
+            }),
+            false => Ok(()),
+        }
     }
 
     /// Builds the header and marks the session saved; refuses (and leaves

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::clock::Clock;
 use crate::cookie::{CookieSettings, DEFAULT_BUDGET};
-use crate::error::{Expired, StoreError};
+use crate::error::{Expired, InvalidSetting, StoreError};
 use crate::payload::{self, PayloadWriter};
 use crate::random::RandomSource;
 use crate::session::{Bytes, Expiry, Session, SessionId, Value};
@@ -203,6 +203,11 @@ impl SealerBuilder {
     /// A session not re-sealed for this long is expired (checked against
     /// the token's issued-at). Like every duration of the time policy it
     /// counts in whole seconds, rounded up (the token's times are seconds).
+    /// Zero is refused by [`SealerBuilder::build`]
+    /// ([`InvalidSetting`](crate::InvalidSetting)); for no idle timeout,
+    /// [`SealerBuilder::no_idle_timeout`]. Browsers keep a cookie at most
+    /// 400 days whatever its `Max-Age` (RFC 6265bis): a longer window
+    /// lasts that long in a persistent cookie.
     pub fn max_idle(mut self, max_idle: Duration) -> Self {
         self.max_idle = Some(max_idle);
         self
@@ -216,7 +221,8 @@ impl SealerBuilder {
     }
 
     /// A session older than this (since created-at) is expired, however
-    /// active.
+    /// active. Zero is refused by [`SealerBuilder::build`], as for
+    /// [`SealerBuilder::max_idle`].
     pub fn max_lifetime(mut self, max_lifetime: Duration) -> Self {
         self.max_lifetime = Some(max_lifetime);
         self
@@ -272,9 +278,10 @@ impl SealerBuilder {
     /// Most bytes the whole `Set-Cookie` header may take (default 4096).
     /// Saving drops (or moves to the overflow store) low-priority entries
     /// to stay within it, and never emits a larger header. It must hold at
-    /// least the deletion cookie (about a hundred bytes with the default
-    /// attributes), or [`SealerBuilder::build`] fails with
-    /// [`Error::TooLarge`].
+    /// least a new empty session's cookie (189 bytes with the default name
+    /// and attributes), or [`SealerBuilder::build`] fails with
+    /// [`Error::TooLarge`]: a session whose entries may all be dropped
+    /// always saves, and so does a logout.
     /// The token also stays within
     /// [`Limits::max_token_len`](crate::Limits::max_token_len) (default
     /// 4096), which every server reading the cookie enforces, and the
@@ -396,9 +403,12 @@ impl SealerBuilder {
     /// Builds the sealer. On `wasm32-unknown-unknown` a clock and a random
     /// source must have been supplied ([`Error::NoClock`] and
     /// [`Error::Random`] otherwise). A
-    /// budget too small for the deletion cookie fails with
-    /// [`Error::TooLarge`], and a cookie name, path or domain that cannot
-    /// be sent with [`Error::InvalidCookie`]. A name too long to leave room
+    /// budget too small for a new empty session's cookie fails with
+    /// [`Error::TooLarge`], limits too small for its token or payload with
+    /// [`Error::LimitExceeded`], a zero idle timeout or lifetime with
+    /// [`Error::InvalidSetting`], and a cookie name, path or domain that
+    /// cannot be sent (or would never come back) with
+    /// [`Error::InvalidCookie`]. A name too long to leave room
     /// for any session cookie browsers would keep is accepted (tokens
     /// bound to it can be sealed and opened outside cookies), and each
     /// save that would set a cookie under it fails with
@@ -408,15 +418,13 @@ impl SealerBuilder {
         self.cookie
             .check(&self.cookie_name)
             .map_err(Error::InvalidCookie)?;
-        // Logging out must always be possible within the budget.
-        let removal = self.cookie.removal(&self.cookie_name);
-        let removal_len = crate::cookie::header_len(&removal);
-        if removal_len > self.budget {
-            return Err(Error::TooLarge {
-                needed: removal_len,
-                budget: self.budget,
-            });
+        if self.max_idle == Some(Duration::ZERO) {
+            return Err(Error::InvalidSetting(InvalidSetting::ZeroIdleTimeout));
         }
+        if self.max_lifetime == Some(Duration::ZERO) {
+            return Err(Error::InvalidSetting(InvalidSetting::ZeroLifetime));
+        }
+        let removal = self.cookie.removal(&self.cookie_name);
         let clock = match self.clock {
             Some(clock) => clock,
             None => crate::clock::default_clock().ok_or(Error::NoClock)?,
@@ -426,7 +434,7 @@ impl SealerBuilder {
             None => crate::random::default_source().ok_or(Error::Random)?,
         };
         let max_idle = self.max_idle.map(whole_seconds);
-        Ok(Sealer {
+        let sealer = Sealer {
             ring: self.ring,
             cookie_name: self.cookie_name,
             limits: self.limits,
@@ -447,7 +455,9 @@ impl SealerBuilder {
             user_key: self.user_key,
             max_cookies_tried: self.max_cookies_tried,
             removal,
-        })
+        };
+        sealer.check_room_for_an_empty_session()?;
+        Ok(sealer)
     }
 }
 

@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use sealed_session::store::testing::{check_overflow_store, check_revocation_store};
 use sealed_session::store::{BoxFuture, MemoryRevocations, MemoryStore, OverflowStore};
 use sealed_session::{
-    Compression, CookieAction, Error, FixedClock, KeyRing, Limits, Priority, Sealer, SealerBuilder,
-    StoreError,
+    Compression, CookieAction, Error, FixedClock, KeyRing, Limit, Limits, Priority, Sealer,
+    SealerBuilder, StoreError,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -1360,7 +1360,15 @@ proptest! {
         if with_store {
             b = b.overflow_store(Arc::new(MemoryStore::with_clock(clock.clone())));
         }
-        let sealer = b.build().unwrap();
+        let sealer = match b.build() {
+            Ok(sealer) => sealer,
+            // Refused when not even an empty session's cookie fits.
+            Err(Error::TooLarge { needed, .. }) => {
+                prop_assert!(needed > budget && needed < 256);
+                return Ok(());
+            }
+            Err(error) => panic!("{error:?}"),
+        };
         let mut session = sealer.new_session().unwrap();
         for (i, (key, priority, len)) in entries.iter().enumerate() {
             session.insert_with_priority(&format!("{key}{i}"), &"v".repeat(*len), *priority).unwrap();
@@ -1676,31 +1684,75 @@ async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
 }
 
 #[test]
-fn a_budget_always_has_room_to_delete_the_cookie() {
+fn a_budget_always_has_room_for_an_empty_session_and_a_logout() {
     let clock = clock();
     let Err(Error::TooLarge { needed, budget }) = builder(&clock).budget(50).build() else {
-        panic!("a 50-byte budget cannot hold a deletion cookie");
+        panic!("a 50-byte budget cannot hold a session cookie");
     };
     assert_eq!(budget, 50);
-    // Exactly that much is accepted, and logging out fits in it.
+    // Exactly that much is accepted: a session whose entries may all be
+    // dropped saves (empty), and logging out fits too.
     let sealer = builder(&clock).budget(needed).build().unwrap();
     let mut s = sealer.new_session().unwrap();
-    s.insert("k", &1u8).unwrap();
-    let token = sealer.seal(&mut s).unwrap();
-    let mut s = sealer.open(&token).unwrap();
+    s.insert_with_priority("k", &"v".repeat(40), Priority::Low)
+        .unwrap();
+    let saved = sealer.save(&mut s).unwrap();
+    assert_eq!(saved.report.dropped_keys(), ["k"]);
+    // Measured on the empty session's cookie actually sent.
+    let CookieAction::Set(cookie) = &saved.action else {
+        panic!("a cookie: {saved:?}");
+    };
+    assert_eq!("Set-Cookie: ".len() + cookie.len(), needed);
+    let token = saved.action.cookie_value().unwrap();
+    let mut s = sealer.open(token).unwrap();
     s.flush().unwrap();
     let saved = sealer.save(&mut s).unwrap();
-    let CookieAction::Delete(removal) = &saved.action else {
-        panic!("a deletion: {saved:?}");
-    };
-    // Measured on the deletion cookie actually sent.
-    assert_eq!("Set-Cookie: ".len() + removal.len(), needed);
-    assert_eq!(saved.report.header_len, needed);
-    // One byte less is refused.
+    assert!(matches!(saved.action, CookieAction::Delete(_)), "{saved:?}");
+    assert!(saved.report.header_len < needed);
+    // One byte less is refused, and so are limits with no room for the
+    // empty session's token or payload.
     assert!(matches!(
         builder(&clock).budget(needed - 1).build(),
         Err(Error::TooLarge { .. })
     ));
+    let at_most = |len| Limits::default().with_max_token_len(len);
+    assert!(builder(&clock).limits(at_most(token.len())).build().is_ok());
+    for (limits, limit) in [
+        (at_most(token.len() - 1), Limit::TokenLength),
+        (
+            Limits::default().with_max_decompressed(8),
+            Limit::DecompressedSize,
+        ),
+    ] {
+        let built = builder(&clock).limits(limits).build().map(|_| ());
+        assert_eq!(built, Err(Error::LimitExceeded(limit)));
+    }
+}
+
+#[tokio::test]
+async fn critical_entries_over_the_payload_limit_fail_as_that_limit() {
+    // Not `TooLarge`: no budget would help, and its `needed` would be a
+    // placeholder, not a length.
+    let clock = clock();
+    let limits = Limits::default().with_max_decompressed(200);
+    let (_store, with_store) = with_memory_store(&clock, |b| b.limits(limits));
+    let without = builder(&clock).limits(limits).build().unwrap();
+    for sealer in [&without, &with_store] {
+        let mut s = sealer.new_session().unwrap();
+        s.insert_with_priority("low", &"l".repeat(100), Priority::Low)
+            .unwrap();
+        s.insert_with_priority("user", &"u".repeat(300), Priority::Critical)
+            .unwrap();
+        assert_eq!(
+            sealer.save_async(&mut s).await.unwrap_err(),
+            Error::LimitExceeded(Limit::DecompressedSize)
+        );
+        // Within it, the low entry goes as usual.
+        s.insert_with_priority("user", &"u".repeat(100), Priority::Critical)
+            .unwrap();
+        let saved = sealer.save_async(&mut s).await.unwrap();
+        assert!(saved.action.cookie_value().is_some());
+    }
 }
 
 #[tokio::test]

@@ -1,8 +1,8 @@
 //! The session API and the time rules, through the public API.
 
 use sealed_session::{
-    Clock, Compression, Error, Expired, Expiry, FixedClock, InvalidEntryKey, KeyRing, Limit,
-    Limits, Priority, Sealer, SealerBuilder, ValueError,
+    Clock, Compression, Error, Expired, Expiry, FixedClock, InvalidEntryKey, InvalidSetting,
+    KeyRing, Limit, Limits, Priority, Sealer, SealerBuilder, ValueError,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -629,6 +629,30 @@ fn compression_round_trips_and_respects_the_cap() {
 }
 
 #[test]
+fn a_zero_idle_timeout_or_lifetime_is_refused_when_the_sealer_is_built() {
+    // Every cookie would go out with `Max-Age=0` (a deletion) and every
+    // session would end as it is written.
+    let built = |b: SealerBuilder| b.clock(Arc::new(FixedClock::new(T0))).build().map(|_| ());
+    let ring = || KeyRing::new(key(1));
+    assert_eq!(
+        built(Sealer::builder(ring()).max_idle(Duration::ZERO)),
+        Err(Error::InvalidSetting(InvalidSetting::ZeroIdleTimeout))
+    );
+    assert_eq!(
+        built(Sealer::builder(ring()).max_lifetime(Duration::ZERO)),
+        Err(Error::InvalidSetting(InvalidSetting::ZeroLifetime))
+    );
+    assert_eq!(
+        Error::InvalidSetting(InvalidSetting::ZeroLifetime).kind(),
+        "invalid-setting"
+    );
+    // The least that is not zero is kept (rounded up to a second).
+    let tiny = Duration::from_nanos(1);
+    assert_eq!(built(Sealer::builder(ring()).max_idle(tiny)), Ok(()));
+    assert_eq!(built(Sealer::builder(ring()).max_lifetime(tiny)), Ok(()));
+}
+
+#[test]
 fn sub_second_time_settings_round_up_to_a_whole_second() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = Sealer::builder(KeyRing::new(key(1)))
@@ -804,10 +828,14 @@ fn a_cookie_setting_that_cannot_be_sent_is_refused_at_build() {
             "{name:?}"
         );
     }
-    for path in ["/", "/app", "/a b", "/~user/x?y"] {
+    for path in ["/", "/app", "/my%20app", "/~user/x", "/a:b@c!$&'()*+,=-._"] {
         assert_eq!(build("id", ok.clone().with_path(path)), Ok(()), "{path:?}");
     }
-    for path in ["/a;b", "/a\nb", "/a\u{7f}", "/é", "", "app", " /app"] {
+    for path in [
+        "/a;b", "/a\nb", "/a\u{7f}", "/é", "", "app", " /app",
+        // Kept by browsers, but no request path matches them raw.
+        "/my app", "/a\"b", "/x?y", "/a#b", "/a<b>", "/a\\b", "/a^b", "/a`b", "/a{b}", "/a|b",
+    ] {
         assert_eq!(
             build("id", ok.clone().with_path(path)),
             Err(Error::InvalidCookie(InvalidCookie::Path)),

@@ -264,7 +264,8 @@ impl SessionLayerBuilder {
     }
 
     /// Most bytes the whole `Set-Cookie` header may take (default 4096;
-    /// [`Self::build`] refuses one too small for the deletion cookie). The
+    /// [`Self::build`] refuses one too small for a new empty session's
+    /// cookie). The
     /// token also stays within [`Limits::max_token_len`] (see
     /// [`SealerBuilder::budget`]).
     pub fn budget(self, bytes: usize) -> Self {
@@ -303,12 +304,13 @@ impl SessionLayerBuilder {
         self.with(move |b| b.revocation_store(store, user_key.as_deref()))
     }
 
-    /// The idle timeout (default two weeks).
+    /// The idle timeout (default two weeks; not zero, see
+    /// [`SealerBuilder::max_idle`]).
     pub fn max_idle(self, max_idle: Duration) -> Self {
         self.with(move |b| b.max_idle(max_idle))
     }
 
-    /// The absolute lifetime (default 30 days).
+    /// The absolute lifetime (default 30 days; not zero).
     pub fn max_lifetime(self, max_lifetime: Duration) -> Self {
         self.with(move |b| b.max_lifetime(max_lifetime))
     }
