@@ -63,13 +63,19 @@ impl Default for CookieSettings {
 }
 
 impl CookieSettings {
-    /// The `Path` attribute (default `/`); it must start with `/`.
+    /// The `Path` attribute (default `/`); it must start with `/`, and
+    /// characters browsers percent-encode in a URL's path must be given
+    /// percent-encoded (`/my%20app`; see
+    /// [`InvalidCookie::Path`](crate::InvalidCookie::Path)).
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
     }
 
-    /// The `Domain` attribute (default none: host-only).
+    /// The `Domain` attribute (default none: host-only). Its syntax is
+    /// checked when the sealer is built; whether browsers accept it is
+    /// not: they refuse a public suffix (`com`, `github.io`) and a domain
+    /// that does not match the responding host, and keep no cookie then.
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self

@@ -50,7 +50,11 @@ const _: () = assert!(GENERATED_KEY_LEN >= MIN_MASTER_KEY_LEN);
 pub struct MasterKey(Zeroizing<Vec<u8>>);
 
 impl MasterKey {
-    /// Wraps raw key bytes; refuses keys shorter than 32 bytes.
+    /// Wraps raw key bytes; refuses keys shorter than 32 bytes. The bytes
+    /// must be random (from [`MasterKey::generate`], `sealed-session
+    /// keygen` or another CSPRNG), not text: 32 characters of a password
+    /// have far less than 256 bits of entropy, and this function cannot
+    /// tell (SECURITY.md: never derive keys from passwords).
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() < MIN_MASTER_KEY_LEN {
             return Err(Error::InvalidKey(InvalidKey::TooShort));

@@ -110,12 +110,21 @@ impl core::fmt::Debug for RedisStore {
 }
 
 impl RedisStore {
-    /// Connects to `url` (for example `redis://127.0.0.1:6379/`).
+    /// Connects to `url` (for example `redis://127.0.0.1:6379/`), with a
+    /// connection timeout and a response timeout of one second and one
+    /// retry: a server that is down or stops answering fails each store
+    /// call after about a second (a request pays that once per call it
+    /// makes: a logout checks, then revokes) instead of hanging it. A
+    /// command that timed out may still be carried out later by the
+    /// server (an id reported as not revoked can end up revoked).
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Ok(Self::from_manager(manager(url).await?))
     }
 
-    /// Uses an existing connection manager.
+    /// Uses an existing connection manager, with its timeouts: give it a
+    /// response timeout (`ConnectionManagerConfig::set_response_timeout`),
+    /// or a server that stops answering hangs every request that reaches
+    /// the store (see [`RedisStore::connect`] for the ones it sets).
     pub fn from_manager(connection: ConnectionManager) -> Self {
         RedisStore {
             connection,
@@ -262,12 +271,14 @@ impl core::fmt::Debug for RedisRevocations {
 const RECORD_MAX_LEN: usize = 63;
 
 impl RedisRevocations {
-    /// Connects to `url`; `clock` dates "log out everywhere".
+    /// Connects to `url`; `clock` dates "log out everywhere". The timeouts
+    /// are those of [`RedisStore::connect`].
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         Ok(Self::from_manager(manager(url).await?, clock))
     }
 
-    /// Uses an existing connection manager.
+    /// Uses an existing connection manager, with its timeouts (see
+    /// [`RedisStore::from_manager`]).
     pub fn from_manager(connection: ConnectionManager, clock: Arc<dyn Clock>) -> Self {
         RedisRevocations {
             connection,

@@ -129,6 +129,11 @@ impl LazySession {
     ///
     /// Entries that live in the overflow store are not loaded here: read
     /// them with [`LazySession::get`], or use [`LazySession::with_loaded`].
+    ///
+    /// The session is not rolled back if `f` panics: what it changed
+    /// before the panic stays, and is saved if the response still goes out
+    /// (from a task the handler spawned, say; a panic in the handler
+    /// itself unwinds through the layer: no response, no cookie).
     pub async fn with<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
         self.locked(|_| false, f).await
     }

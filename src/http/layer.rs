@@ -195,7 +195,9 @@ impl SessionLayerBuilder {
     }
 
     /// The `Domain` attribute (default none: the cookie goes to this host
-    /// only). Ignored with the `__Host-` prefix.
+    /// only). Ignored with the `__Host-` prefix. Browsers refuse a public
+    /// suffix and a domain that does not match the host (see
+    /// [`CookieSettings::with_domain`]).
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
         self.settings = self.settings.with_domain(domain);
         self
