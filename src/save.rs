@@ -151,7 +151,9 @@ impl Sealer {
                 }
                 // What may not be dropped is over the sealer's own limit
                 // for a payload: not a length anyone could budget for.
-                None if len == usize::MAX => {
+                // (With a reference, the list of moved keys may be what
+                // is over: the store path then drops instead.)
+                None if len == usize::MAX && reference.is_none() => {
                     return Err(Error::LimitExceeded(Limit::DecompressedSize))
                 }
                 None => {
@@ -227,18 +229,20 @@ impl Sealer {
         if token_len > self.limits.max_token_len() {
             return Err(Error::LimitExceeded(Limit::TokenLength));
         }
-        if self.cookie_name.len() + token_len > MAX_NAME_VALUE_LEN {
-            // No budget helps: a rule of its own
-            // (`InvalidCookie::NameTooLong`, which the HTTP layer refuses).
-            return Ok(());
-        }
-        let window = [self.policy.max_idle, self.policy.max_lifetime];
-        let max_age = match self.cookie.is_persistent() {
-            true => window.into_iter().flatten().min().map(Duration::from_secs),
-            false => None,
+        let needed = if self.cookie_name.len() + token_len > MAX_NAME_VALUE_LEN {
+            // No session cookie helps under such a name (a rule of its
+            // own, `InvalidCookie::NameTooLong`, which the HTTP layer
+            // refuses), but a logout's deletion cookie still must fit.
+            header_len(&self.removal)
+        } else {
+            let window = [self.policy.max_idle, self.policy.max_lifetime];
+            let max_age = match self.cookie.is_persistent() {
+                true => window.into_iter().flatten().min().map(Duration::from_secs),
+                false => None,
+            };
+            let token = "A".repeat(token_len);
+            header_len(&self.cookie.set_cookie(&self.cookie_name, &token, max_age))
         };
-        let token = "A".repeat(token_len);
-        let needed = header_len(&self.cookie.set_cookie(&self.cookie_name, &token, max_age));
         match needed > self.budget {
             true => Err(Error::TooLarge {
                 needed,
@@ -301,7 +305,9 @@ impl Sealer {
     ///
     /// Returns [`CookieAction::Unchanged`] when nothing needs saving and a
     /// deletion cookie after [`Session::flush`]. Fails with
-    /// [`Error::TooLarge`] if the entries that may not be dropped do not fit.
+    /// [`Error::TooLarge`] if the entries that may not be dropped do not
+    /// fit, and with [`Error::LimitExceeded`] if they are over
+    /// [`Limits::max_decompressed`](crate::Limits::max_decompressed).
     ///
     /// ```
     /// use sealed_session::{CookieAction, KeyRing, MasterKey, Priority, Sealer};

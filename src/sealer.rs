@@ -281,7 +281,8 @@ impl SealerBuilder {
     /// least a new empty session's cookie (189 bytes with the default name
     /// and attributes), or [`SealerBuilder::build`] fails with
     /// [`Error::TooLarge`]: a session whose entries may all be dropped
-    /// always saves, and so does a logout.
+    /// then saves, unless its own expiry ([`Session::set_expiry`]) adds
+    /// the few bytes of its time and `Max-Age`; a logout always does.
     /// The token also stays within
     /// [`Limits::max_token_len`](crate::Limits::max_token_len) (default
     /// 4096), which every server reading the cookie enforces, and the

@@ -1727,6 +1727,14 @@ fn a_budget_always_has_room_for_an_empty_session_and_a_logout() {
         let built = builder(&clock).limits(limits).build().map(|_| ());
         assert_eq!(built, Err(Error::LimitExceeded(limit)));
     }
+    // A name too long for any session cookie is accepted (for tokens used
+    // outside cookies) only while its deletion cookie fits.
+    let named = |len: usize| builder(&clock).cookie_name("n".repeat(len)).build();
+    assert!(named(3990).is_ok());
+    assert!(matches!(
+        named(4050),
+        Err(Error::TooLarge { budget: 4096, .. })
+    ));
 }
 
 #[tokio::test]
@@ -1751,6 +1759,21 @@ async fn critical_entries_over_the_payload_limit_fail_as_that_limit() {
         s.insert_with_priority("user", &"u".repeat(100), Priority::Critical)
             .unwrap();
         let saved = sealer.save_async(&mut s).await.unwrap();
+        assert!(saved.action.cookie_value().is_some());
+    }
+    // With a store, the cookie's list of moved keys alone can be over the
+    // limit: then entries are dropped, as without a store, not refused.
+    let limits = Limits::default().with_max_decompressed(1000);
+    let (_store, with_store) = with_memory_store(&clock, |b| b.limits(limits));
+    let without = builder(&clock).limits(limits).build().unwrap();
+    for sealer in [&without, &with_store] {
+        let mut s = sealer.new_session().unwrap();
+        for i in 0..40 {
+            s.insert_with_priority(&format!("{i:030}"), &i, Priority::Low)
+                .unwrap();
+        }
+        let saved = sealer.save_async(&mut s).await.unwrap();
+        assert!(!saved.report.dropped.is_empty(), "{:?}", saved.report);
         assert!(saved.action.cookie_value().is_some());
     }
 }

@@ -67,7 +67,9 @@ impl Shared {
 #[non_exhaustive]
 pub struct SaveFailure<'a> {
     /// Why: [`Error::TooLarge`] when the entries that may not be dropped
-    /// exceed the budget, [`Error::Store`] when the overflow store failed,
+    /// exceed the budget ([`Error::LimitExceeded`] when they exceed
+    /// [`Limits::max_decompressed`](crate::Limits::max_decompressed)),
+    /// [`Error::Store`] when the overflow store failed,
     /// [`Error::Random`] when the operating system's generator failed (for
     /// the nonce, or a new blob reference). Or [`Error::Store`] from the
     /// revocation check that kept the request's cookie from opening: the
