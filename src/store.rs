@@ -186,7 +186,16 @@ pub trait RevocationCheck: Send + Sync + 'static {
 ///
 /// Each record lives `keep_for`: as long as a cookie it revokes could still
 /// open, which [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl)
-/// computes; after that such cookies are expired anyway.
+/// computes; after that such cookies are expired anyway. Round it up to
+/// the store's resolution, accept `Duration::MAX` (keep the record a very
+/// long time), and never drop a live record to make room (that would
+/// bring a revoked cookie back): refuse a new one with
+/// [`StoreError::OverCapacity`] instead. A session's record and its
+/// user's are independent (either revokes; the exception of
+/// [`Self::revoke_user_except`] spares its session the user's record
+/// only), and user ids compare byte for byte.
+/// `store::testing::check_revocation_store` (feature `test-util`) checks
+/// these.
 pub trait RevocationStore: RevocationCheck {
     /// Ends one session (by its id).
     fn revoke_session<'a>(

@@ -404,7 +404,10 @@ async fn redis_revocations() {
         .build()
         .unwrap();
     #[cfg(feature = "test-util")]
-    check_revocation_store(&sealer, &clock, &*revocations).await;
+    check_revocation_store(&sealer, &clock, &*revocations, |s| {
+        tokio::time::sleep(Duration::from_secs(s))
+    })
+    .await;
     // A user record this crate did not write fails the open (fail closed).
     let mut conn = raw(&server.url()).await;
     set_raw(&mut conn, "sealed-session:revoked-user:{eve}", "not a time").await;

@@ -22,14 +22,15 @@
 
 use core::time::Duration;
 
-use crate::store::{overflow_key, OverflowStore, RevocationStore};
-use crate::{Error, FixedClock, Priority, Sealer, SessionId, StoreError};
+use crate::store::{overflow_key, OverflowStore, RevocationQuery, RevocationStore};
+use crate::{Clock, Error, FixedClock, Priority, Sealer, SessionId, StoreError};
 
 /// Checks an [`OverflowStore`]: put, get and delete, replacing a blob,
-/// bounded reads, `touch`, TTLs (`wait(seconds)` must let that much of
-/// the store's time pass: advance its clock, or sleep for a store timed
-/// by a server) and a TTL of `Duration::MAX`. Uses keys of the session id
-/// `07…07`.
+/// bounded reads, `touch` (which the store must implement: renewing and
+/// shortening), TTLs honoured in full (`wait(seconds)` must let that much
+/// of the store's time pass: advance its clock, or sleep for a store
+/// timed by a server), a TTL of a month and one of `Duration::MAX`. Uses
+/// keys of the session id `07…07`.
 ///
 /// # Panics
 ///
@@ -71,6 +72,8 @@ where
     assert!(!store.touch(&k, Duration::from_secs(60)).await.unwrap());
     let short = overflow_key(&sid, &[2; 16]);
     let renewed = overflow_key(&sid, &[3; 16]);
+    let longer = overflow_key(&sid, &[5; 16]);
+    let retired = overflow_key(&sid, &[6; 16]);
     // Two seconds: the touch below must come before the TTL ends, on a
     // busy machine too.
     for key in [&short, &renewed] {
@@ -79,13 +82,33 @@ where
             .await
             .unwrap();
     }
+    store
+        .put(&longer, b"four".to_vec(), Duration::from_secs(4))
+        .await
+        .unwrap();
+    store
+        .put(&retired, b"sixty".to_vec(), Duration::from_secs(60))
+        .await
+        .unwrap();
     assert!(store.get(&short).await.unwrap().is_some());
     assert!(store
         .touch(&renewed, Duration::from_secs(60))
         .await
         .unwrap());
+    // How a replaced blob is retired: its TTL shortened to a grace period.
+    assert!(store.touch(&retired, Duration::from_secs(2)).await.unwrap());
     wait(3).await;
     assert_eq!(store.get(&short).await.unwrap(), None, "TTL not honoured");
+    assert!(
+        store.get(&longer).await.unwrap().is_some(),
+        "a blob expired before its TTL"
+    );
+    assert_eq!(
+        store.get(&retired).await.unwrap(),
+        None,
+        "touch did not shorten the TTL"
+    );
+    store.delete(&longer).await.unwrap();
     assert!(!store.touch(&short, Duration::from_secs(60)).await.unwrap());
     assert_eq!(
         store.get(&short).await.unwrap(),
@@ -99,8 +122,17 @@ where
     );
     store.delete(&renewed).await.unwrap();
 
-    // A TTL as long as a setting like `max_lifetime(Duration::MAX)` asks
-    // for is accepted (kept for a very long time), not an error.
+    // A month (not read as a point in time, as some stores read TTLs
+    // over 30 days), and a TTL as long as a setting like
+    // `max_lifetime(Duration::MAX)` asks for: accepted and kept, not an
+    // error.
+    let month = overflow_key(&sid, &[8; 16]);
+    store
+        .put(&month, b"month".to_vec(), Duration::from_secs(31 * 86_400))
+        .await
+        .unwrap();
+    assert!(store.get(&month).await.unwrap().is_some(), "a month's TTL");
+    store.delete(&month).await.unwrap();
     let forever = overflow_key(&sid, &[4; 16]);
     store
         .put(&forever, b"long".to_vec(), Duration::MAX)
@@ -117,16 +149,25 @@ where
 /// and an anonymous session by its id. `sealer` must check revocation
 /// through `store` with the user entry `"user"` and no overflow store
 /// (`revocation(store, Some("user"))`), and `store` and `sealer` must both
-/// be timed by `clock`, which the check advances by a few seconds.
+/// be timed by `clock`, which the check advances by a few seconds. Then,
+/// through the store's own [`RevocationCheck`](crate::store::RevocationCheck)
+/// with made-up sessions: that a session's record and its user's are
+/// independent, that user ids compare byte for byte, and that each record
+/// lasts as long as asked (`wait(seconds)` must let that much of the
+/// store's time pass, as for [`check_overflow_store`]).
 ///
 /// # Panics
 ///
 /// At the first property the store does not have, or on any store error.
-pub async fn check_revocation_store(
+pub async fn check_revocation_store<W, F>(
     sealer: &Sealer,
     clock: &FixedClock,
     store: &dyn RevocationStore,
-) {
+    wait: W,
+) where
+    W: Fn(u64) -> F,
+    F: std::future::Future<Output = ()>,
+{
     let day = Duration::from_secs(86_400);
     let revoke_one = |id| async move { store.revoke_session(id, day).await.unwrap() };
     let revoke_user = || async move { store.revoke_user("ada", day).await.unwrap() };
@@ -199,6 +240,78 @@ pub async fn check_revocation_store(
     assert_eq!(
         sealer.open_async(&guest_token).await.unwrap_err(),
         Error::Revoked
+    );
+
+    check_records(clock, store, wait).await;
+}
+
+/// The records of [`check_revocation_store`] asked about directly.
+async fn check_records<W, F>(clock: &FixedClock, store: &dyn RevocationStore, wait: W)
+where
+    W: Fn(u64) -> F,
+    F: std::future::Future<Output = ()>,
+{
+    let day = Duration::from_secs(86_400);
+    let id = |n: u8| SessionId::from_bytes([n; 16]);
+    let ask = |n: u8, created_at: u64, user: Option<&'static str>| async move {
+        let query = RevocationQuery {
+            session_id: id(n),
+            created_at,
+            user,
+        };
+        store.is_revoked(query).await.unwrap()
+    };
+    let before = clock.now() - 5;
+    // "Log out my other devices", then the kept device logs out too: the
+    // exception spares it the user's record only.
+    let keep = id(20);
+    store.revoke_user_except("cy", keep, day).await.unwrap();
+    assert!(!ask(20, before, Some("cy")).await, "the kept session");
+    assert!(ask(21, before, Some("cy")).await, "another of the user's");
+    assert!(
+        !ask(21, before, Some("Cy")).await,
+        "user ids compare byte for byte"
+    );
+    store.revoke_session(keep, day).await.unwrap();
+    assert!(
+        ask(20, before, Some("cy")).await,
+        "the kept session's own logout"
+    );
+    // A session started after the user's record, logged out on its own.
+    clock.advance(1);
+    let after = clock.now();
+    store.revoke_session(id(22), day).await.unwrap();
+    assert!(
+        ask(22, after, Some("cy")).await,
+        "a session's record beside its user's"
+    );
+    assert!(!ask(23, after, Some("cy")).await, "a later login");
+
+    // Each record lasts as long as asked: a sub-second one at least until
+    // its second ends, `Duration::MAX` for a very long time.
+    store
+        .revoke_session(id(30), Duration::from_secs(2))
+        .await
+        .unwrap();
+    store
+        .revoke_session(id(31), Duration::from_millis(500))
+        .await
+        .unwrap();
+    store
+        .revoke_session(id(32), Duration::from_secs(60))
+        .await
+        .unwrap();
+    store.revoke_user("dee", Duration::MAX).await.unwrap();
+    assert!(ask(31, after, None).await, "a sub-second record");
+    wait(3).await;
+    assert!(
+        !ask(30, after, None).await,
+        "a record outlived its keep_for"
+    );
+    assert!(ask(32, after, None).await, "a record ended early");
+    assert!(
+        ask(33, before, Some("dee")).await,
+        "a record kept for Duration::MAX"
     );
 }
 
