@@ -204,7 +204,6 @@ impl Sealer {
 
     /// Whether a cookie under this sealer's name can hold even an empty
     /// session's token within the name and value browsers keep.
-    #[cfg(feature = "axum")]
     pub(crate) fn name_leaves_room_for_a_token(&self) -> bool {
         self.cookie_name.len() + self.empty_session_token_len() <= MAX_NAME_VALUE_LEN
     }
@@ -229,19 +228,18 @@ impl Sealer {
         if token_len > self.limits.max_token_len() {
             return Err(Error::LimitExceeded(Limit::TokenLength));
         }
-        let needed = if self.cookie_name.len() + token_len > MAX_NAME_VALUE_LEN {
+        let needed = if self.name_leaves_room_for_a_token() {
+            let max_age = match self.cookie.is_persistent() {
+                true => self.policy.shortest_timeout().map(Duration::from_secs),
+                false => None,
+            };
+            let around_value = self.cookie.set_cookie(&self.cookie_name, "", max_age);
+            header_len(&around_value) + token_len
+        } else {
             // No session cookie helps under such a name (a rule of its
             // own, `InvalidCookie::NameTooLong`, which the HTTP layer
             // refuses), but a logout's deletion cookie still must fit.
             header_len(&self.removal)
-        } else {
-            let window = [self.policy.max_idle, self.policy.max_lifetime];
-            let max_age = match self.cookie.is_persistent() {
-                true => window.into_iter().flatten().min().map(Duration::from_secs),
-                false => None,
-            };
-            let token = "A".repeat(token_len);
-            header_len(&self.cookie.set_cookie(&self.cookie_name, &token, max_age))
         };
         match needed > self.budget {
             true => Err(Error::TooLarge {

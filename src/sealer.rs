@@ -43,6 +43,12 @@ impl TimePolicy {
         // `as` saturates: a window near 2^64 cannot wrap.
         (self.refresh_fraction < 1.0).then_some((window as f64 * self.refresh_fraction) as u64)
     }
+
+    /// The shorter of the idle timeout and the absolute lifetime: how long
+    /// a new session's cookie can open. `None` without either.
+    pub(crate) fn shortest_timeout(&self) -> Option<u64> {
+        self.max_idle.into_iter().chain(self.max_lifetime).min()
+    }
 }
 
 /// Seals sessions into cookie values and opens them, under one key ring,
@@ -488,9 +494,7 @@ impl Sealer {
     /// # Ok::<(), sealed_session::Error>(())
     /// ```
     pub fn revocation_ttl(&self) -> Option<Duration> {
-        let p = &self.policy;
-        let limit = p.max_idle.into_iter().chain(p.max_lifetime).min()?;
-        Some(self.open_window(limit))
+        Some(self.open_window(self.policy.shortest_timeout()?))
     }
 
     /// How long something must outlive a cookie that can open for `secs`

@@ -455,36 +455,26 @@ impl LazySession {
             return;
         }
         let shared = &self.inner.shared;
-        if !opened.session().is_flushed() {
+        let report = if opened.session().is_flushed() {
+            opened.session_mut().clear();
+            match shared.sealer.save_request_async(opened).await {
+                Ok(saved) => saved.report,
+                Err(error) => return shared.save_failed(&error, uri),
+            }
+        } else {
             // Dropped after the save of what was stored after the flush,
             // while it revoked the old id: only that is left to do (the
             // new cookie never reached the client).
             let session = opened.session_mut();
             let given_up = session.revoking_after_save.take();
-            let unrevoked = shared.sealer.revoke_replaced(given_up, session.now).await;
-            match unrevoked {
-                Some(error) => {
-                    let report = crate::SaveReport {
-                        unrevoked: Some(error),
-                        ..Default::default()
-                    };
-                    shared.saved(&report, uri);
-                }
-                None => {
-                    tracing::info!("request dropped after a logout; the old session id is revoked")
-                }
+            crate::SaveReport {
+                unrevoked: shared.sealer.revoke_replaced(given_up, session.now).await,
+                ..Default::default()
             }
-            return;
-        }
-        opened.session_mut().clear();
-        match shared.sealer.save_request_async(opened).await {
-            Ok(saved) => {
-                shared.saved(&saved.report, uri);
-                if saved.report.unrevoked.is_none() {
-                    tracing::info!("request dropped after a logout; the old session id is revoked");
-                }
-            }
-            Err(error) => shared.save_failed(&error, uri),
+        };
+        shared.saved(&report, uri);
+        if report.unrevoked.is_none() {
+            tracing::info!("request dropped after a logout; the old session id is revoked");
         }
     }
 
