@@ -304,6 +304,11 @@ pub enum InvalidSetting {
     /// A zero absolute lifetime, likewise. For none, use
     /// `no_max_lifetime`.
     ZeroLifetime,
+    /// A revocation store with neither an idle timeout nor an absolute
+    /// lifetime, or with one so long (with the clock skew) that its
+    /// cookies would outlive the revocation records, which are kept at
+    /// most 100 years: a revoked cookie would open again.
+    SessionsOutliveRevocations,
 }
 
 impl fmt::Display for InvalidSetting {
@@ -314,6 +319,9 @@ impl fmt::Display for InvalidSetting {
             }
             InvalidSetting::ZeroLifetime => {
                 "a zero absolute lifetime would end every session as it is written"
+            }
+            InvalidSetting::SessionsOutliveRevocations => {
+                "with a revocation store, sessions need an idle timeout or an absolute lifetime shorter than the 100 years a revocation record is kept"
             }
         })
     }

@@ -68,8 +68,8 @@ pub struct RequestSession {
 #[derive(Debug)]
 struct HeldBack {
     error: Error,
-    /// Its id and own expiry, revoked if a logout deletes it.
-    cookie: (crate::SessionId, crate::Expiry),
+    /// Its id, revoked if a logout deletes it.
+    cookie: crate::SessionId,
 }
 
 impl RequestSession {
@@ -153,11 +153,10 @@ struct BeforeSave {
     /// flush it depends on.
     deletes_carried_cookie: bool,
     issued_at: Option<u64>,
-    cookie_expiry: crate::Expiry,
     /// The id of the cookie the session was opened from, if worth a
     /// revocation record ([`Session::revocable_cookie`]) and not given up
     /// already by a flush or `cycle_id` (the save then revokes it itself).
-    opened_id: Option<(crate::SessionId, crate::Expiry)>,
+    opened_id: Option<crate::SessionId>,
 }
 
 impl BeforeSave {
@@ -166,7 +165,6 @@ impl BeforeSave {
         BeforeSave {
             deletes_carried_cookie: request.deletes_carried_cookie(),
             issued_at: session.issued_at,
-            cookie_expiry: session.cookie_expiry,
             opened_id: match session.replaced {
                 None => session.revocable_cookie(),
                 Some(_) => None,
@@ -203,13 +201,13 @@ impl Selection {
         true
     }
 
-    /// Records a candidate that did not open (`authenticated`: its id and
-    /// own expiry, if it got past authentication); whether to stop trying.
+    /// Records a candidate that did not open (`authenticated`: its id, if
+    /// it got past authentication); whether to stop trying.
     fn failed(
         &mut self,
         error: Error,
         len: usize,
-        authenticated: Option<(crate::SessionId, crate::Expiry)>,
+        authenticated: Option<crate::SessionId>,
     ) -> bool {
         log_rejected(&error, len, self.tried);
         self.rejected = Some(error.clone());
@@ -337,7 +335,7 @@ impl Sealer {
                 let (error, authenticated) = match self.open_unrevoked(value) {
                     Ok(mut session) => match self.check_revocation(&mut session).await {
                         Ok(()) => return Ok(RequestSession::opened(session, value.len())),
-                        Err(error) => (error, Some((session.id, session.cookie_expiry))),
+                        Err(error) => (error, Some(session.id)),
                     },
                     Err(error) => (error, None),
                 };
@@ -406,7 +404,7 @@ impl Sealer {
         // Emptied by the save: as every deletion by a request save, the
         // cookie's id is given up, and a revocation store revokes its
         // copies.
-        if let Some(error) = self.revoke_replaced(given_up, request.session.now).await {
+        if let Some(error) = self.revoke_replaced(given_up).await {
             saved.report.unrevoked = Some(error);
         }
         Ok(saved)
@@ -423,7 +421,7 @@ impl Sealer {
         request: &mut RequestSession,
         saved: Saved,
         before: &BeforeSave,
-    ) -> (Saved, Option<(crate::SessionId, crate::Expiry)>) {
+    ) -> (Saved, Option<crate::SessionId>) {
         if !matches!(saved.action, CookieAction::Set(_)) || !request.session.is_empty() {
             return (saved, None);
         }
@@ -433,7 +431,6 @@ impl Sealer {
             false => {
                 // The save marked it saved, but no cookie carries it.
                 session.issued_at = before.issued_at;
-                session.cookie_expiry = before.cookie_expiry;
                 (self.unchanged(), None)
             }
         };

@@ -5,7 +5,7 @@
 
 use core::time::Duration;
 
-use crate::session::{Expiry, Session};
+use crate::session::Session;
 use crate::store::RevocationQuery;
 use crate::{Error, Sealer};
 
@@ -17,19 +17,14 @@ use crate::{Error, Sealer};
 pub(crate) const RUNNING_REQUEST_GRACE: Duration = Duration::from_secs(60);
 
 impl Sealer {
-    /// How long to keep the record of a revoked id whose cookie has its own
-    /// `cookie_expiry`: [`Sealer::revocation_ttl`], or without timeouts as
-    /// long as that expiry lets it open from `now` (plus the clock skew and
-    /// a second), plus [`RUNNING_REQUEST_GRACE`]; or as long as records
-    /// are kept.
-    pub(crate) fn revocation_keep_for(&self, cookie_expiry: Expiry, now: u64) -> Duration {
-        self.revocation_ttl()
-            .or_else(|| {
-                crate::session::own_expiry_age(cookie_expiry, now).map(|age| self.open_window(age))
-            })
-            .map_or(crate::store::MAX_TTL, |keep| {
-                keep.saturating_add(RUNNING_REQUEST_GRACE)
-            })
+    /// How long to keep the record of a revoked id:
+    /// [`Sealer::revocation_ttl`] plus [`RUNNING_REQUEST_GRACE`], which
+    /// the builder checks is within what a store keeps
+    /// ([`Sealer::revocations_outlive_cookies`]).
+    pub(crate) fn revocation_keep_for(&self) -> Duration {
+        self.revocation_ttl().map_or(crate::store::MAX_TTL, |ttl| {
+            ttl.saturating_add(RUNNING_REQUEST_GRACE)
+        })
     }
 
     /// Whether a user key is configured and `session` has no entry under

@@ -208,8 +208,12 @@ impl Sealer {
         self.cookie_name.len() + self.empty_session_token_len() <= MAX_NAME_VALUE_LEN
     }
 
+    /// The longest payload of a new empty session: its created-at is
+    /// counted at its longest CBOR form, so that a budget checked while
+    /// the clock reads little (a test clock, a device booting at the
+    /// epoch) still holds later.
     fn empty_session_payload_len(&self) -> usize {
-        crate::payload::begin_len(self.clock.now(), None, 0, 0)
+        crate::payload::begin_len(u64::MAX, None, 0, 0)
     }
 
     fn empty_session_token_len(&self) -> usize {
@@ -504,7 +508,7 @@ impl Sealer {
         // the HTTP layer), rather than the old cookie staying valid after
         // its overflow blob was deleted.
         let revoked_first = match session.should_delete_cookie() {
-            true => Some(self.revoke_replaced(replaced, session.now).await),
+            true => Some(self.revoke_replaced(replaced).await),
             false => None,
         };
         // A flush followed by new entries revokes after the save, which
@@ -529,7 +533,7 @@ impl Sealer {
             Some(unrevoked) => unrevoked,
             // Only after a save that succeeded: a failed one leaves the old
             // cookie in use, so it must stay valid.
-            None => self.revoke_replaced(replaced, session.now).await,
+            None => self.revoke_replaced(replaced).await,
         };
         session.revoking_after_save = None;
         Ok(Self::report_earlier_drops(session, saved))
@@ -542,13 +546,12 @@ impl Sealer {
     /// still drop the old one.
     pub(crate) async fn revoke_replaced(
         &self,
-        replaced: Option<(crate::SessionId, crate::Expiry)>,
-        now: u64,
+        replaced: Option<crate::SessionId>,
     ) -> Option<Error> {
-        let (Some(store), Some((id, cookie_expiry))) = (&self.revocation_store, replaced) else {
+        let (Some(store), Some(id)) = (&self.revocation_store, replaced) else {
             return None;
         };
-        let keep_for = self.revocation_keep_for(cookie_expiry, now);
+        let keep_for = self.revocation_keep_for();
         let error = store.revoke_session(id, keep_for).await.err()?;
         tracing::error!(
             error = %error,

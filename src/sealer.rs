@@ -284,8 +284,8 @@ impl SealerBuilder {
     /// Most bytes the whole `Set-Cookie` header may take (default 4096).
     /// Saving drops (or moves to the overflow store) low-priority entries
     /// to stay within it, and never emits a larger header. It must hold at
-    /// least a new empty session's cookie (189 bytes with the default name
-    /// and attributes), or [`SealerBuilder::build`] fails with
+    /// least a new empty session's cookie (195 bytes with the default name
+    /// and attributes, counting the created-at at its longest), or [`SealerBuilder::build`] fails with
     /// [`Error::TooLarge`]: a session whose entries may all be dropped
     /// then saves, unless its own expiry ([`Session::set_expiry`]) adds
     /// the few bytes of its time and `Max-Age`; a logout always does.
@@ -361,10 +361,13 @@ impl SealerBuilder {
     /// reach the browser) and its report says so
     /// ([`SaveReport::unrevoked`](crate::SaveReport::unrevoked), also
     /// logged at `ERROR`). The record is kept for
-    /// [`Sealer::revocation_ttl`], or, when the sealer has no timeouts, as
-    /// long as the old cookie's own expiry lets it open, and a minute more
-    /// for requests that opened the session before and may still re-seal
-    /// it. [`Sealer::save`]
+    /// [`Sealer::revocation_ttl`] and a minute more, for requests that
+    /// opened the session before and may still re-seal it. The crate's
+    /// stores keep a record at most 100 years: [`SealerBuilder::build`]
+    /// refuses a revocation store unless an idle timeout or absolute
+    /// lifetime ends every cookie before that
+    /// ([`InvalidSetting::SessionsOutliveRevocations`](crate::InvalidSetting::SessionsOutliveRevocations)).
+    /// [`Sealer::save`]
     /// and [`Sealer::seal`] refuse such a session
     /// ([`StoreError::NeedsAsync`](crate::StoreError::NeedsAsync)).
     ///
@@ -412,7 +415,9 @@ impl SealerBuilder {
     /// [`Error::Random`] otherwise). A
     /// budget too small for a new empty session's cookie fails with
     /// [`Error::TooLarge`], limits too small for its token or payload with
-    /// [`Error::LimitExceeded`], a zero idle timeout or lifetime with
+    /// [`Error::LimitExceeded`], a zero idle timeout or lifetime, and a
+    /// revocation store with no timeout under 100 years (its records would
+    /// end before the cookies they revoke), with
     /// [`Error::InvalidSetting`], and a cookie name, path or domain that
     /// cannot be sent (or would never come back) with
     /// [`Error::InvalidCookie`]. A name too long to leave room
@@ -464,6 +469,11 @@ impl SealerBuilder {
             removal,
         };
         sealer.check_room_for_an_empty_session()?;
+        if sealer.revocation_store.is_some() && !sealer.revocations_outlive_cookies() {
+            return Err(Error::InvalidSetting(
+                InvalidSetting::SessionsOutliveRevocations,
+            ));
+        }
         Ok(sealer)
     }
 }
@@ -495,6 +505,13 @@ impl Sealer {
     /// ```
     pub fn revocation_ttl(&self) -> Option<Duration> {
         Some(self.open_window(self.policy.shortest_timeout()?))
+    }
+
+    /// Whether a revocation record, kept as long as any cookie issued up
+    /// to now can open and a running request may re-seal it, fits in the
+    /// longest time a store keeps one.
+    pub(crate) fn revocations_outlive_cookies(&self) -> bool {
+        self.revocation_ttl().is_some() && self.revocation_keep_for() <= crate::store::MAX_TTL
     }
 
     /// How long something must outlive a cookie that can open for `secs`
@@ -582,7 +599,6 @@ impl Sealer {
             replaced: None,
             revoking_after_save: None,
             cookie_without_user: false,
-            cookie_expiry: Expiry::Default,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -680,7 +696,6 @@ impl Sealer {
             replaced: None,
             revoking_after_save: None,
             cookie_without_user: false,
-            cookie_expiry: expiry,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -861,7 +876,6 @@ impl Sealer {
         session.overflow_stale = false;
         session.flushed = false;
         session.replaced = None;
-        session.cookie_expiry = session.expiry;
         session.cookie_without_user = self.names_no_user(session);
     }
 }

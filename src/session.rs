@@ -122,7 +122,7 @@ pub enum Expiry {
 
 /// Seconds a cookie sealed at `now` stays valid by its own `expiry` alone
 /// (`None`: no own limit).
-pub(crate) fn own_expiry_age(expiry: Expiry, now: u64) -> Option<u64> {
+fn own_expiry_age(expiry: Expiry, now: u64) -> Option<u64> {
     match expiry {
         Expiry::At(t) => Some(t.saturating_sub(now)),
         // Sealed now, the window starts now.
@@ -211,24 +211,20 @@ pub struct Session {
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
     /// The id a cookie sent out carried, given up since by `flush` or
-    /// `cycle_id` (or by `save_request_async` deleting the cookie), with
-    /// that cookie's own expiry: a sealer with a revocation store revokes
-    /// it on save.
-    pub(crate) replaced: Option<(SessionId, Expiry)>,
+    /// `cycle_id` (or by `save_request_async` deleting the cookie): a
+    /// sealer with a revocation store revokes it on save.
+    pub(crate) replaced: Option<SessionId>,
     /// The id a flush gave up, while the save that sets the cookie of
     /// what was stored after the flush (a login as someone else) has yet
     /// to revoke it: the save clears the flush before that, so this is how
     /// the HTTP layer still sees a logout to finish if the request is
     /// dropped in between.
-    pub(crate) revoking_after_save: Option<(SessionId, Expiry)>,
+    pub(crate) revoking_after_save: Option<SessionId>,
     /// The latest cookie (as opened, or as last saved) had no entry under
     /// the revocation source's user key: giving up its id writes no
     /// revocation record, so that anonymous traffic cannot fill the store
     /// (a copy of it names no user to act as).
     pub(crate) cookie_without_user: bool,
-    /// The own expiry of the latest cookie (as opened, or as last saved),
-    /// which later changes in the request do not alter.
-    pub(crate) cookie_expiry: Expiry,
     /// Entries removed since the last successful save and not reported
     /// yet: their overflow blob was gone when read, or a save dropped them
     /// to keep its blob within the decompression limit. The next save's
@@ -642,12 +638,11 @@ impl Session {
         }
     }
 
-    /// The id and own expiry of the latest cookie sent out, if giving it up
-    /// is worth a revocation record: a cookie carried it, and it named a
-    /// user (or no user key is configured).
-    pub(crate) fn revocable_cookie(&self) -> Option<(SessionId, Expiry)> {
-        (self.issued_at.is_some() && !self.cookie_without_user)
-            .then_some((self.id, self.cookie_expiry))
+    /// The id of the latest cookie sent out, if giving it up is worth a
+    /// revocation record: a cookie carried it, and it named a user (or no
+    /// user key is configured).
+    pub(crate) fn revocable_cookie(&self) -> Option<SessionId> {
+        (self.issued_at.is_some() && !self.cookie_without_user).then_some(self.id)
     }
 
     /// Sets when the session ends (see [`Expiry`]).
@@ -699,10 +694,11 @@ impl Session {
 
     pub(crate) fn expiry_age_at(&self, now: u64) -> Option<u64> {
         let idle = self.policy.max_idle;
-        let lifetime = self
-            .policy
-            .max_lifetime
-            .map(|l| self.created_at.saturating_add(l).saturating_sub(now));
+        let lifetime = self.policy.max_lifetime.map(|l| {
+            self.created_at_sealed(now)
+                .saturating_add(l)
+                .saturating_sub(now)
+        });
         let own = own_expiry_age(self.expiry, now);
         [idle, lifetime, own].into_iter().flatten().min()
     }

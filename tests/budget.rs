@@ -9,8 +9,8 @@ use proptest::prelude::*;
 use sealed_session::store::testing::{check_overflow_store, check_revocation_store};
 use sealed_session::store::{BoxFuture, MemoryRevocations, MemoryStore, OverflowStore};
 use sealed_session::{
-    Compression, CookieAction, Error, FixedClock, KeyRing, Limit, Limits, Priority, Sealer,
-    SealerBuilder, StoreError,
+    Compression, CookieAction, Error, FixedClock, InvalidSetting, KeyRing, Limit, Limits, Priority,
+    Sealer, SealerBuilder, StoreError,
 };
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -1088,27 +1088,59 @@ async fn anonymous_copy(sealer: &Sealer) -> String {
 }
 
 #[tokio::test]
-async fn without_timeouts_a_revocation_lasts_as_long_as_the_cookie() {
+async fn sessions_that_outlive_revocation_records_are_refused() {
     let clock = clock();
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
-    let sealer = builder(&clock)
-        .no_idle_timeout()
-        .no_max_lifetime()
-        .revocation_store(revocations.clone(), None)
-        .build()
-        .unwrap();
+    let with_revocations = |b: SealerBuilder| b.revocation_store(revocations.clone(), None);
+    let refused = Err(Error::InvalidSetting(
+        InvalidSetting::SessionsOutliveRevocations,
+    ));
+    // No timeout: such cookies open for ever, a record lasts a century.
+    let unbounded = builder(&clock).no_idle_timeout().no_max_lifetime();
+    assert_eq!(with_revocations(unbounded).build().map(|_| ()), refused);
+    let century = Duration::from_secs(100 * 365 * 86_400);
+    for (idle, skew) in [
+        (century, Duration::ZERO),
+        (Duration::from_secs(600), century),
+    ] {
+        let long = builder(&clock)
+            .max_idle(idle)
+            .no_max_lifetime()
+            .clock_skew(skew);
+        assert_eq!(with_revocations(long).build().map(|_| ()), refused);
+    }
+    // Without a revocation store nothing needs records.
+    let unbounded = builder(&clock).no_idle_timeout().no_max_lifetime();
+    assert!(unbounded.build().is_ok());
+
+    // The longest lifetime accepted: a revoked cookie stays revoked to
+    // its last second.
+    let lifetime = century - Duration::from_secs(60 + 60 + 1);
+    let sealer = with_revocations(
+        builder(&clock)
+            .no_idle_timeout()
+            .max_lifetime(lifetime)
+            .clock_skew(Duration::from_secs(60)),
+    )
+    .build()
+    .unwrap();
     let cookie = anonymous_copy(&sealer).await;
     let mut s = sealer.open_async(&cookie).await.unwrap();
-    // An expiry set in the request is the new cookie's, not the old one's.
-    s.set_expiry(sealed_session::Expiry::Idle(Duration::from_secs(600)));
-    s.cycle_id().unwrap();
     s.flush().unwrap();
     sealer.save_async(&mut s).await.unwrap();
-    // No timeout and no expiry: the cookie would open for ever.
-    clock.advance(10 * 365 * 86_400);
+    clock.advance(lifetime.as_secs());
     assert_eq!(
         sealer.open_async(&cookie).await.unwrap_err(),
         Error::Revoked
+    );
+    let longer = lifetime + Duration::from_secs(1);
+    let build = with_revocations(builder(&clock).no_idle_timeout().max_lifetime(longer));
+    assert_eq!(
+        build
+            .clock_skew(Duration::from_secs(60))
+            .build()
+            .map(|_| ()),
+        refused
     );
 }
 
@@ -1694,8 +1726,20 @@ fn a_budget_always_has_room_for_an_empty_session_and_a_logout() {
         panic!("a 50-byte budget cannot hold a session cookie");
     };
     assert_eq!(budget, 50);
+    // The room is measured for any clock: a minimum budget accepted at
+    // the epoch (a created-at of one CBOR byte) still saves a session
+    // created today and after 2106 (nine bytes).
+    clock.set(0);
+    let at_epoch = builder(&clock).budget(needed).build().unwrap();
+    for now in [T0, 1 << 32] {
+        clock.set(now);
+        let mut s = at_epoch.new_session().unwrap();
+        s.insert_with_priority("k", &1u8, Priority::Low).unwrap();
+        assert!(at_epoch.save(&mut s).is_ok(), "at {now}");
+    }
     // Exactly that much is accepted: a session whose entries may all be
-    // dropped saves (empty), and logging out fits too.
+    // dropped saves (empty), and logging out fits too; measured when the
+    // created-at takes its longest form.
     let sealer = builder(&clock).budget(needed).build().unwrap();
     let mut s = sealer.new_session().unwrap();
     s.insert_with_priority("k", &"v".repeat(40), Priority::Low)

@@ -239,6 +239,34 @@ fn a_clock_stepped_back_after_login_still_yields_a_cookie_that_opens() {
 }
 
 #[test]
+fn a_clock_stepped_back_does_not_make_the_cookie_outlive_its_token() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .clock(clock.clone())
+        .no_idle_timeout()
+        .max_lifetime(Duration::from_secs(3600))
+        .build()
+        .unwrap();
+    let mut s = sealer.new_session().unwrap();
+    s.insert("user", "ada").unwrap();
+    // Stepped back before the save: the token is created at the earlier
+    // time, so its lifetime ends 3600 s from then, and so does the cookie.
+    clock.set(T0 - 1000);
+    assert_eq!(sealer.cookie_max_age(&s), Some(Duration::from_secs(3600)));
+    let saved = sealer.save(&mut s).unwrap();
+    let header = saved.action.header_value().unwrap();
+    assert!(header.contains("; Max-Age=3600"), "{header}");
+    let token = saved.action.cookie_value().unwrap();
+    clock.advance(3600);
+    assert!(sealer.open(token).is_ok());
+    clock.advance(1);
+    assert!(matches!(
+        sealer.open(token),
+        Err(Error::Expired(Expired::Lifetime))
+    ));
+}
+
+#[test]
 fn cycle_id_counts_the_session_as_created_now() {
     let (clock, sealer, cookie) = sealed();
     clock.advance(900);

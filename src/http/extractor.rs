@@ -468,7 +468,7 @@ impl LazySession {
             let session = opened.session_mut();
             let given_up = session.revoking_after_save.take();
             crate::SaveReport {
-                unrevoked: shared.sealer.revoke_replaced(given_up, session.now).await,
+                unrevoked: shared.sealer.revoke_replaced(given_up).await,
                 ..Default::default()
             }
         };
