@@ -254,12 +254,14 @@ pub(crate) fn carries_cookie(header: &[u8], name: &str) -> bool {
 }
 
 /// The values of the cookies called `name` in one `Cookie` header, in
-/// order, parsed by the cookie crate, with one pair of quotes removed.
+/// order, each ending before its first comma, parsed by the cookie crate,
+/// with one pair of quotes removed.
 fn named_values<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = &'t str> {
     text.split(';')
         // The name is checked as sent before the cookie crate parses the
         // pair (it trims Unicode white space from names).
         .filter(move |pair| crate::cookie::is_named(pair, name))
+        .map(up_to_a_comma_in_the_value)
         .filter_map(|pair| {
             let cookie = ::cookie::Cookie::parse(pair).ok()?;
             let raw = cookie.value_raw()?;
@@ -271,6 +273,20 @@ fn named_values<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = &'t st
                 false => Some(raw),
             }
         })
+}
+
+/// `pair` without anything from the first comma after its `=` on. Some
+/// proxies join a request's `Cookie` lines with `", "` (the rule for other
+/// repeated headers) instead of `"; "`, which would otherwise glue the
+/// next cookie onto ours and make a valid session fail as malformed (and
+/// be deleted). A token never holds a comma. Pairs are not split at
+/// commas: a neighbour's value holding `, __Host-id=…` would then pass
+/// for a cookie under a name other hosts cannot set.
+fn up_to_a_comma_in_the_value(pair: &str) -> &str {
+    let end = pair
+        .find('=')
+        .and_then(|eq| pair[eq..].find(',').map(|comma| eq + comma));
+    &pair[..end.unwrap_or(pair.len())]
 }
 
 impl Sealer {
@@ -552,5 +568,14 @@ mod tests {
         let text = "a=1; id=\"v1\"; \u{2000}id=x; id = v2 ;id=\"\"\"; id=\"";
         let values: Vec<&str> = named_values(text, "id").collect();
         assert_eq!(values, ["v1", "v2", "\"", "\""]);
+    }
+
+    #[test]
+    fn named_values_end_before_a_comma() {
+        // Lines joined with ", " by a proxy, a quoted value among them; a
+        // comma only splits our value, never a neighbour into a candidate.
+        let text = "id=v1, lang=en; id=\"v2\" ,x=1; a=b, id=v3; id=,v4";
+        let values: Vec<&str> = named_values(text, "id").collect();
+        assert_eq!(values, ["v1", "v2", ""]);
     }
 }

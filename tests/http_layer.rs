@@ -911,6 +911,21 @@ async fn a_name_that_differs_by_unicode_white_space_is_another_cookie() {
     }
 }
 
+#[tokio::test]
+async fn cookie_lines_a_proxy_joined_with_commas_keep_the_session() {
+    // Some proxies join HTTP/2's separate cookie lines with ", ".
+    let mut app = app(builder().build().unwrap());
+    let pair = cookie_pair(&call(&mut app, "/login", None).await);
+    let response = call(&mut app, "/read", Some(&format!("{pair}, lang=en"))).await;
+    assert!(set_cookie(&response).is_none(), "nothing to set or delete");
+    assert_eq!(body_text(response).await, "ada");
+    // Our cookie after a comma is not a candidate (it is not a pair of
+    // its own): a fresh session, and nothing deleted.
+    let response = call(&mut app, "/read", Some(&format!("lang=en, {pair}"))).await;
+    assert!(set_cookie(&response).is_none());
+    assert_eq!(body_text(response).await, "");
+}
+
 async fn body_text(response: Response<Body>) -> String {
     let body = axum::body::to_bytes(response.into_body(), 1024)
         .await

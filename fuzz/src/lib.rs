@@ -407,10 +407,11 @@ pub fn cookie_header(data: &[u8]) {
         assert_eq!(request.session().get::<u32>("user"), Ok(Some(42)));
         assert_eq!(request.cookie_len(), Some(valid.len()));
     }
-    // The first pair named `id`, its value read as §14.4 says: white space
-    // around it and one pair of quotes removed.
+    // The first pair named `id`, its value read as §14.4 says: up to a
+    // comma, white space around it and one pair of quotes removed.
     let first = String::from_utf8_lossy(data).split(';').find_map(|pair| {
         let (name, value) = pair.split_once('=')?;
+        let value = value.split(',').next().unwrap_or(value);
         let value = value.trim_matches([' ', '\t']);
         let value = value
             .strip_prefix('"')
