@@ -525,6 +525,22 @@ fn a_bignum_tag_is_no_level() {
     let mut long = vec![0xc2, 0x51];
     long.extend([0; 17]);
     assert_eq!(within(limit, &long), refused);
+
+    // The writer counts the same way on insert (a u128 over 2^64 encodes
+    // as a bignum), so what it stores reads back under the rule.
+    let at_limit = vec![vec![u128::MAX]];
+    let sealer = sealer_with(Limits::default().with_max_depth(2));
+    let mut session_at_two = sealer.new_session().unwrap();
+    assert_eq!(session_at_two.insert("v", &at_limit), Ok(()));
+    let token = sealer.seal(&mut session_at_two).unwrap();
+    let read: Vec<Vec<u128>> = sealer.open(&token).unwrap().get("v").unwrap().unwrap();
+    assert_eq!(read, at_limit);
+    let one_level = sealer_with(Limits::default().with_max_depth(1));
+    let mut session_at_one = one_level.new_session().unwrap();
+    assert_eq!(
+        session_at_one.insert("v", &at_limit),
+        Err(Error::LimitExceeded(Limit::Depth))
+    );
 }
 
 #[test]
