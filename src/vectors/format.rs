@@ -1359,6 +1359,18 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             "malformed",
         )?,
         authentic_payload(
+            "cbor-key-encoded-surrogate",
+            "Authenticates; an entry key holding an encoded surrogate (0xed 0xa0 0x80, U+D800), which UTF-8 (RFC 3629) excludes: a decoder that replaces it instead of failing accepts it.",
+            &raw_payload(&[0x81, 0x83, 0x63, 0xed, 0xa0, 0x80, 0x01, 0x41, 0x01], None),
+            "malformed",
+        )?,
+        authentic_payload(
+            "cbor-key-overlong",
+            "Authenticates; an entry key holding an overlong form of '/' (0xc0 0xaf), which UTF-8 (RFC 3629) excludes.",
+            &raw_payload(&[0x81, 0x83, 0x62, 0xc0, 0xaf, 0x01, 0x41, 0x01], None),
+            "malformed",
+        )?,
+        authentic_payload(
             "cbor-session-id-15-bytes",
             "Authenticates; a session id of 15 bytes.",
             &[&[0x85][..], &created_head(), &[0xf6], &byte_string(15), &[0x00, 0x80]].concat(),
