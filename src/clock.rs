@@ -52,9 +52,22 @@ impl FixedClock {
         self.0.store(unix_seconds, Ordering::SeqCst);
     }
 
-    /// Moves the clock forward by `seconds`.
+    /// Moves the clock forward by `seconds`, stopping at the largest time
+    /// rather than wrapping to the epoch.
+    ///
+    /// ```
+    /// use sealed_session::{Clock, FixedClock};
+    /// let clock = FixedClock::new(u64::MAX - 1);
+    /// clock.advance(5);
+    /// assert_eq!(clock.now(), u64::MAX);
+    /// ```
     pub fn advance(&self, seconds: u64) {
-        self.0.fetch_add(seconds, Ordering::SeqCst);
+        // The closure always returns `Some`, so the update cannot fail.
+        let _ = self
+            .0
+            .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |now| {
+                Some(now.saturating_add(seconds))
+            });
     }
 }
 

@@ -67,6 +67,16 @@ impl CookieSettings {
     /// characters browsers percent-encode in a URL's path must be given
     /// percent-encoded (`/my%20app`; see
     /// [`InvalidCookie::Path`](crate::InvalidCookie::Path)).
+    ///
+    /// Changing the path (or the domain) of a deployed cookie leaves
+    /// browsers holding the old cookie beside the new one until it
+    /// expires: deletions and new cookies go to the new coordinates only.
+    /// Both are sent, the longer path first, and the first that opens is
+    /// the session (`docs/FORMAT.md` §14.4), so a still-valid old cookie
+    /// can shadow the new one, and a logout does not end it unless a
+    /// revocation store revokes its id. Change the cookie name at the same
+    /// time, so that the old cookie is no candidate at all (each user then
+    /// starts a new session, once).
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
@@ -76,6 +86,7 @@ impl CookieSettings {
     /// checked when the sealer is built; whether browsers accept it is
     /// not: they refuse a public suffix (`com`, `github.io`) and a domain
     /// that does not match the responding host, and keep no cookie then.
+    /// Changing it on a deployed cookie: see [`Self::with_path`].
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self
