@@ -66,8 +66,10 @@ pub enum Error {
     #[error("invalid cookie setting: {0}")]
     InvalidCookie(InvalidCookie),
 
-    /// A time setting of the sealer would end every session as it is
-    /// written (checked when the sealer is built).
+    /// A setting of the sealer would break every session: a zero timeout
+    /// ends each as it is written, and revocation records that end before
+    /// the cookies they revoke let revoked cookies open again (checked
+    /// when the sealer is built).
     #[error("invalid setting: {0}")]
     InvalidSetting(InvalidSetting),
 

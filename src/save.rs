@@ -205,19 +205,19 @@ impl Sealer {
     /// Whether a cookie under this sealer's name can hold even an empty
     /// session's token within the name and value browsers keep.
     pub(crate) fn name_leaves_room_for_a_token(&self) -> bool {
-        self.cookie_name.len() + self.empty_session_token_len() <= MAX_NAME_VALUE_LEN
+        self.cookie_name.len() + Self::empty_session_token_len() <= MAX_NAME_VALUE_LEN
     }
 
     /// The longest payload of a new empty session: its created-at is
     /// counted at its longest CBOR form, so that a budget checked while
     /// the clock reads little (a test clock, a device booting at the
     /// epoch) still holds later.
-    fn empty_session_payload_len(&self) -> usize {
+    fn empty_session_payload_len() -> usize {
         crate::payload::begin_len(u64::MAX, None, 0, 0)
     }
 
-    fn empty_session_token_len(&self) -> usize {
-        base64_len(OVERHEAD + self.empty_session_payload_len())
+    fn empty_session_token_len() -> usize {
+        base64_len(OVERHEAD + Self::empty_session_payload_len())
     }
 
     /// Refuses limits or a budget under which not even a new empty
@@ -225,10 +225,10 @@ impl Sealer {
     /// cookie): every save that sets a cookie would fail, whatever it
     /// dropped.
     pub(crate) fn check_room_for_an_empty_session(&self) -> Result<(), Error> {
-        if self.empty_session_payload_len() > self.limits.max_decompressed() {
+        if Self::empty_session_payload_len() > self.limits.max_decompressed() {
             return Err(Error::LimitExceeded(Limit::DecompressedSize));
         }
-        let token_len = self.empty_session_token_len();
+        let token_len = Self::empty_session_token_len();
         if token_len > self.limits.max_token_len() {
             return Err(Error::LimitExceeded(Limit::TokenLength));
         }

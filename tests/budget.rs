@@ -1276,7 +1276,22 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
         let mut session = small_budget.open(&token).unwrap();
         let both = session.is_overflowed("user") && session.is_overflowed("other");
         assert!(both, "the case under test ({user_len})");
-        // Removing a blob entry makes the save rewrite the blob.
+        // Removing a blob entry makes the save rewrite the blob. The cases
+        // differ in whether the user entry, which the check keeps in the
+        // cookie, fits there: a valid id of its length saves, or not.
+        let mut valid = small_budget.open(&token).unwrap();
+        valid.remove("other");
+        let valid_id = "a".repeat(user_len + 9);
+        valid
+            .insert_with_priority("user", &valid_id, Priority::Low)
+            .unwrap();
+        match sealer.save_async(&mut valid).await {
+            Ok(_) => assert_eq!(user_len, 400),
+            Err(error) => assert!(
+                user_len == 3000 && matches!(error, Error::TooLarge { .. }),
+                "{user_len}: {error:?}"
+            ),
+        }
         session.remove("other");
         let saved = sealer.save_async(&mut session).await.map(|_| ());
         assert_eq!(saved, refused, "{user_len}");
@@ -1822,6 +1837,7 @@ async fn critical_entries_over_the_payload_limit_fail_as_that_limit() {
         }
         let saved = sealer.save_async(&mut s).await.unwrap();
         assert!(!saved.report.dropped.is_empty(), "{:?}", saved.report);
+        assert!(saved.report.overflowed.is_empty(), "{:?}", saved.report);
         assert!(saved.action.cookie_value().is_some());
     }
 }
