@@ -66,7 +66,7 @@ async fn main() {
             {
                 let start = Instant::now();
                 for _ in 0..batch {
-                    black_box(counter_via_sealer(sealer, &value).await);
+                    let _ = black_box(counter_via_sealer(sealer, &value).await);
                 }
                 start.elapsed() / batch
             },

@@ -80,6 +80,7 @@ pub struct RemovedEntry {
 /// string's length, never the string: the cookie is a bearer credential.
 #[derive(Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use = "a cookie to set or delete must reach the client as a Set-Cookie header"]
 pub enum CookieAction {
     /// Nothing changed: send no `Set-Cookie`.
     Unchanged,
@@ -133,6 +134,7 @@ impl CookieAction {
 /// The result of [`Sealer::save`](crate::Sealer::save).
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
+#[must_use = "the session is saved only once `action` reaches the client as a Set-Cookie header"]
 pub struct Saved {
     /// What to send.
     pub action: CookieAction,

@@ -77,6 +77,7 @@ impl CookieSettings {
     /// revocation store revokes its id. Change the cookie name at the same
     /// time, so that the old cookie is no candidate at all (each user then
     /// starts a new session, once).
+    #[must_use]
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();
         self
@@ -87,6 +88,7 @@ impl CookieSettings {
     /// not: they refuse a public suffix (`com`, `github.io`) and a domain
     /// that does not match the responding host, and keep no cookie then.
     /// Changing it on a deployed cookie: see [`Self::with_path`].
+    #[must_use]
     pub fn with_domain(mut self, domain: impl Into<String>) -> Self {
         self.domain = Some(domain.into());
         self
@@ -95,6 +97,7 @@ impl CookieSettings {
     /// Whether to set `Secure` (default yes; turn off only for plain-HTTP
     /// development). Forced on by the `__Host-` and `__Secure-` prefixes,
     /// `SameSite=None` and `Partitioned`.
+    #[must_use]
     pub fn with_secure(mut self, secure: bool) -> Self {
         self.secure = secure;
         self
@@ -102,12 +105,14 @@ impl CookieSettings {
 
     /// Whether to set `HttpOnly` (default yes). Forced on by the
     /// `__Http-` and `__Host-Http-` prefixes.
+    #[must_use]
     pub fn with_http_only(mut self, http_only: bool) -> Self {
         self.http_only = http_only;
         self
     }
 
     /// The `SameSite` attribute (default `Lax`).
+    #[must_use]
     pub fn with_same_site(mut self, same_site: SameSite) -> Self {
         self.same_site = same_site;
         self
@@ -117,6 +122,7 @@ impl CookieSettings {
     /// cookies serve an app embedded in other sites' pages, whose requests
     /// are cross-site: pair it with [`SameSite::None`], as browsers send
     /// neither a `Lax` nor a `Strict` cookie there.
+    #[must_use]
     pub fn with_partitioned(mut self, partitioned: bool) -> Self {
         self.partitioned = partitioned;
         self
@@ -130,6 +136,7 @@ impl CookieSettings {
     /// [`Expiry::BrowserSession`](crate::Expiry::BrowserSession), a
     /// persistent one with [`Expiry::At`](crate::Expiry::At) or
     /// [`Expiry::Idle`](crate::Expiry::Idle).
+    #[must_use]
     pub fn with_persistent(mut self, persistent: bool) -> Self {
         self.persistent = persistent;
         self
@@ -197,6 +204,11 @@ impl CookieSettings {
     /// The cookie string of a `Set-Cookie` header (without `Set-Cookie: `),
     /// with `Max-Age` when `max_age` is given, in whole seconds rounded up
     /// (`Max-Age=0` deletes a cookie: only a zero `max_age` gives it).
+    ///
+    /// Nothing is checked here: a name, path or domain that [`Self::check`]
+    /// refuses, or a value with `;`, gives a string that may carry
+    /// attributes of its own. A [`Sealer`](crate::Sealer) checks its
+    /// settings when built, and its values are base64url.
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<Duration>) -> String {
         let mut builder = self.build(name, value);
         if let Some(max_age) = max_age {
@@ -212,7 +224,8 @@ impl CookieSettings {
     }
 
     /// The cookie string that deletes the cookie (empty value, `Max-Age=0`
-    /// and an expiry in the past), with the same path and domain.
+    /// and an expiry in the past), with the same path and domain. Unchecked,
+    /// as [`Self::set_cookie`].
     pub fn removal(&self, name: &str) -> String {
         // A fixed past date, not `Cookie::make_removal`: that reads the
         // system clock, which panics on `wasm32-unknown-unknown`.
@@ -225,8 +238,21 @@ impl CookieSettings {
 
     /// Refuses a name, path or domain that cannot be sent as configured:
     /// found at start-up rather than as a missing `Set-Cookie` on every
-    /// response.
-    pub(crate) fn check(&self, name: &str) -> Result<(), InvalidCookie> {
+    /// response. [`SealerBuilder::build`](crate::SealerBuilder::build)
+    /// calls it; so should code that builds cookie strings with
+    /// [`Self::set_cookie`] from settings of its own.
+    ///
+    /// # Errors
+    ///
+    /// The [`InvalidCookie`] kind of the first setting refused.
+    ///
+    /// ```
+    /// use sealed_session::{CookieSettings, InvalidCookie};
+    /// let settings = CookieSettings::default().with_path("/app; Domain=example.com");
+    /// assert_eq!(settings.check("id"), Err(InvalidCookie::Path));
+    /// assert_eq!(CookieSettings::default().check("a b"), Err(InvalidCookie::Name));
+    /// ```
+    pub fn check(&self, name: &str) -> Result<(), InvalidCookie> {
         let token = |b: u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b);
         if name.is_empty() || !name.bytes().all(token) {
             return Err(InvalidCookie::Name);

@@ -136,6 +136,7 @@ impl fmt::Debug for DjangoCodec {
 }
 
 /// Builder for [`DjangoCodec`].
+#[must_use]
 pub struct DjangoCodecBuilder {
     secrets: Vec<Zeroizing<Vec<u8>>>,
     salt: String,

@@ -35,24 +35,28 @@ impl Limits {
     /// Longest token accepted, in bytes (default 4096, the cookie size
     /// browsers keep). A valid token is ASCII, so bytes are characters;
     /// the length is checked before anything else, on the raw bytes.
+    #[must_use]
     pub fn with_max_token_len(mut self, bytes: usize) -> Self {
         self.max_token_len = bytes;
         self
     }
 
     /// Largest payload after decompression, in bytes (default 64 KiB).
+    #[must_use]
     pub fn with_max_decompressed(mut self, bytes: usize) -> Self {
         self.max_decompressed = bytes;
         self
     }
 
     /// Deepest CBOR nesting accepted in a value (default 32).
+    #[must_use]
     pub fn with_max_depth(mut self, depth: usize) -> Self {
         self.max_depth = depth;
         self
     }
 
     /// Most entries a session may hold (default 256).
+    #[must_use]
     pub fn with_max_entries(mut self, entries: usize) -> Self {
         self.max_entries = entries;
         self

@@ -136,6 +136,7 @@ impl RedisStore {
     /// [`RedisRevocations::namespace`]). Overflow keys hold a random
     /// reference and cannot collide across applications; a namespace
     /// separates them for listing and clean-up.
+    #[must_use]
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.namespace = Namespace::new(namespace);
         self
@@ -295,6 +296,7 @@ impl RedisRevocations {
     /// must use the same namespace, or revocations written by one are not
     /// seen by another. A `{` or `}` in it would take over the keys' hash
     /// tags.
+    #[must_use]
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.namespace = Namespace::new(namespace);
         self

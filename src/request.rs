@@ -29,7 +29,7 @@ pub const DEFAULT_MAX_COOKIES_TRIED: usize = 4;
 /// let mut request = sealer.open_request(None::<&str>)?;
 /// request.session_mut().insert("theme", "dark")?;
 /// let saved = sealer.save_request(&mut request)?;
-/// let cookie = saved.action.cookie_value().unwrap().to_owned();
+/// let cookie = saved.action.cookie_value().expect("a cookie to set").to_owned();
 ///
 /// // The next request's `Cookie` header, with a neighbour cookie.
 /// let header = format!("lang=en; session={cookie}");

@@ -306,9 +306,12 @@ impl Sealer {
     /// `save_async` whenever a store is configured.
     ///
     /// Returns [`CookieAction::Unchanged`] when nothing needs saving and a
-    /// deletion cookie after [`Session::flush`]. Fails with
+    /// deletion cookie after [`Session::flush`].
+    ///
+    /// # Errors
+    ///
     /// [`Error::TooLarge`] if the entries that may not be dropped do not
-    /// fit, and with [`Error::LimitExceeded`] if they are over
+    /// fit, and [`Error::LimitExceeded`] if they are over
     /// [`Limits::max_decompressed`](crate::Limits::max_decompressed).
     ///
     /// ```

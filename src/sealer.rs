@@ -373,7 +373,7 @@ impl SealerBuilder {
     ///
     /// ```
     /// use std::sync::Arc;
-    /// use sealed_session::{store::MemoryRevocations, KeyRing, MasterKey, Sealer};
+    /// use sealed_session::{store::MemoryRevocations, CookieAction, KeyRing, MasterKey, Sealer};
     /// # #[tokio::main(flavor = "current_thread")]
     /// # async fn main() -> Result<(), sealed_session::Error> {
     /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?))
@@ -385,7 +385,8 @@ impl SealerBuilder {
     ///
     /// let mut copy = sealer.open_async(&cookie).await?;
     /// copy.flush()?; // logout
-    /// sealer.save_async(&mut copy).await?; // sends the deletion cookie
+    /// let logout = sealer.save_async(&mut copy).await?;
+    /// assert!(matches!(logout.action, CookieAction::Delete(_))); // send it
     /// assert_eq!(sealer.open_async(&cookie).await.unwrap_err().kind(), "revoked");
     /// # Ok(())
     /// # }
@@ -410,7 +411,11 @@ impl SealerBuilder {
         self
     }
 
-    /// Builds the sealer. On `wasm32-unknown-unknown` a clock and a random
+    /// Builds the sealer.
+    ///
+    /// # Errors
+    ///
+    /// On `wasm32-unknown-unknown` a clock and a random
     /// source must have been supplied ([`Error::NoClock`] and
     /// [`Error::Random`] otherwise). A
     /// budget too small for a new empty session's cookie fails with
@@ -606,13 +611,16 @@ impl Sealer {
         })
     }
 
-    /// Opens a cookie value into a session.
+    /// Opens a cookie value into a session. Values are decoded later, when
+    /// read.
     ///
-    /// In order: length limit, strict base64url, header, key id,
-    /// authentication, decompression (capped), issued-at against the clock
-    /// skew, idle timeout, payload structure and entry limit, absolute
-    /// lifetime, the session's own expiry (`docs/FORMAT.md` §8). Values are
-    /// decoded later, when read. Each failure is its own [`Error`] kind.
+    /// # Errors
+    ///
+    /// Each check has its own [`Error`] kind. In order: length limit,
+    /// strict base64url, header, key id, authentication, decompression
+    /// (capped), issued-at against the clock skew, idle timeout, payload
+    /// structure and entry limit, absolute lifetime, the session's own
+    /// expiry (`docs/FORMAT.md` §8).
     ///
     /// A sealer with a revocation check ([`SealerBuilder::revocation`])
     /// refuses to open here, with [`StoreError::NeedsAsync`]: the check is

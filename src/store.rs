@@ -163,6 +163,25 @@ pub struct RevocationQuery<'a> {
     pub user: Option<&'a str>,
 }
 
+impl<'a> RevocationQuery<'a> {
+    /// A query as an open asks it: for testing a [`RevocationCheck`] of
+    /// your own (the struct is non-exhaustive, so it has no literal form
+    /// outside this crate).
+    ///
+    /// ```
+    /// use sealed_session::{store::RevocationQuery, SessionId};
+    /// let query = RevocationQuery::new(SessionId::from_bytes([7; 16]), 1_700_000_000, Some("42"));
+    /// assert_eq!((query.created_at, query.user), (1_700_000_000, Some("42")));
+    /// ```
+    pub const fn new(session_id: SessionId, created_at: u64, user: Option<&'a str>) -> Self {
+        RevocationQuery {
+            session_id,
+            created_at,
+            user,
+        }
+    }
+}
+
 /// Decides whether an otherwise valid session has been revoked: one
 /// session (logout elsewhere), or every session of a user started before
 /// some time ("log out everywhere").
@@ -360,6 +379,7 @@ impl MemoryRevocations {
     /// `ERROR`), and copies of that cookie stay valid until they expire.
     /// Records are never evicted early, since a missing record reads as
     /// "not revoked"; a replaced one is always written.
+    #[must_use]
     pub fn max_records(mut self, records: usize) -> Self {
         self.max_records = records;
         self

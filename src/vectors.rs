@@ -4,6 +4,11 @@
 //! The schema is documented in `test-vectors/README.md`. Regenerate with
 //! `cargo run -p sealed-session-cli -- generate-vectors test-vectors`; the
 //! test suite fails when the files drift from what this generator produces.
+//!
+//! This module serves the CLI and the test suite. Its Rust types (the
+//! files' schema structs, the checkers' signatures) are not covered by the
+//! crate's version promises and may change in any release; the published
+//! JSON files and their schema are.
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value as Json;
@@ -88,6 +93,15 @@ pub struct ExpectedEntry {
 
 /// Hands out scripted byte strings in order; for reproducing vectors only.
 pub struct ScriptedRandom(Mutex<Vec<Vec<u8>>>);
+
+impl std::fmt::Debug for ScriptedRandom {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let left = self.0.lock().map_or(0, |chunks| chunks.len());
+        f.debug_struct("ScriptedRandom")
+            .field("chunks_left", &left)
+            .finish()
+    }
+}
 
 impl ScriptedRandom {
     /// A source that returns `chunks` in order, one per `fill`.

@@ -441,7 +441,7 @@ async fn renewing_a_blob_never_shortens_it() {
     clock.advance(60);
     let mut s = sealer.open_async(&earlier).await.unwrap();
     s.set_expiry_in(Duration::from_secs(60));
-    sealer.save_async(&mut s).await.unwrap();
+    let _ = sealer.save_async(&mut s).await.unwrap();
     // The save did renew the blob, and not to an earlier end.
     let blob = store.inner.keys().pop().unwrap();
     let expiries = store.expiries_of(&blob);
@@ -704,7 +704,7 @@ async fn without_any_timeout_a_renewal_does_not_follow_the_own_expiry() {
     let earlier = save_token(&sealer, &mut session).await;
     let mut s = sealer.open_async(&earlier).await.unwrap();
     s.set_expiry_in(Duration::from_secs(86_400));
-    sealer.save_async(&mut s).await.unwrap();
+    let _ = sealer.save_async(&mut s).await.unwrap();
     clock.advance(20 * 86_400);
     assert_eq!(overflow_loads(&sealer, &earlier).await, Ok(true));
     // The blob's expiry never moved back, though the own expiry did.
@@ -1039,7 +1039,7 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     let mut s = sealer.open_async(&copy).await.unwrap();
     s.cycle_id().unwrap();
     s.flush().unwrap();
-    sealer.save_async(&mut s).await.unwrap();
+    let _ = sealer.save_async(&mut s).await.unwrap();
     assert_eq!(records(), 3, "one record");
     assert_eq!(sealer.open_async(&copy).await.unwrap_err(), Error::Revoked);
 
@@ -1056,7 +1056,7 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     let without_user = save_token(&sealer, &mut s).await;
     let mut s = sealer.open_async(&without_user).await.unwrap();
     s.flush().unwrap();
-    sealer.save_async(&mut s).await.unwrap();
+    let _ = sealer.save_async(&mut s).await.unwrap();
     assert_eq!(records(), 3);
     assert!(sealer.open_async(&copy).await.is_ok());
 
@@ -1068,7 +1068,7 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     let named = sealer.save_async(&mut s).await.unwrap();
     let named = named.action.cookie_value().unwrap().to_owned();
     s.flush().unwrap();
-    sealer.save_async(&mut s).await.unwrap();
+    let _ = sealer.save_async(&mut s).await.unwrap();
     assert_eq!(records(), 4);
     assert_eq!(sealer.open_async(&named).await.unwrap_err(), Error::Revoked);
 }
@@ -1127,7 +1127,7 @@ async fn sessions_that_outlive_revocation_records_are_refused() {
     let cookie = anonymous_copy(&sealer).await;
     let mut s = sealer.open_async(&cookie).await.unwrap();
     s.flush().unwrap();
-    sealer.save_async(&mut s).await.unwrap();
+    let _ = sealer.save_async(&mut s).await.unwrap();
     clock.advance(lifetime.as_secs());
     assert_eq!(
         sealer.open_async(&cookie).await.unwrap_err(),
@@ -1707,7 +1707,7 @@ async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
     // A change to the cookie's own entries keeps the blob as it is.
     let mut opened = sealer.open(&token).unwrap();
     opened.insert("theme", "dark").unwrap();
-    sealer.save_async(&mut opened).await.unwrap();
+    let _ = sealer.save_async(&mut opened).await.unwrap();
     assert_eq!(store.keys(), first_blob, "kept");
 
     // Removing one of its entries rewrites it without that entry.

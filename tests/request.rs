@@ -466,7 +466,7 @@ async fn only_a_logout_revokes_the_cookie_held_back() {
     assert!(sealer.open_async(&cookie).await.is_ok());
     // Nor is an untouched request's.
     let mut request = held_back().await;
-    sealer.save_request_async(&mut request).await.unwrap();
+    let _ = sealer.save_request_async(&mut request).await.unwrap();
     assert!(sealer.open_async(&cookie).await.is_ok());
     // A logout's is.
     let mut request = held_back().await;

@@ -425,7 +425,7 @@ pub fn cookie_header(data: &[u8]) {
             "the first candidate is valid"
         );
     }
-    sealer
+    let _ = sealer
         .save_request(&mut request)
         .expect("saving a request's session");
 

@@ -34,14 +34,15 @@ pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// use std::time::Duration;
 ///
 /// # #[tokio::main(flavor = "current_thread")]
-/// # async fn main() {
+/// # async fn main() -> Result<(), sealed_session::Error> {
 /// let store = MemoryStore::with_clock(Arc::new(FixedClock::new(1_700_000_000))).max_bytes(100);
-/// store.put("a", vec![0; 40], Duration::from_secs(60)).await.unwrap();
-/// store.put("b", vec![0; 40], Duration::from_secs(60)).await.unwrap();
-/// store.get("a").await.unwrap(); // "a" is now the more recently used
-/// store.put("c", vec![0; 40], Duration::from_secs(60)).await.unwrap();
+/// store.put("a", vec![0; 40], Duration::from_secs(60)).await?;
+/// store.put("b", vec![0; 40], Duration::from_secs(60)).await?;
+/// store.get("a").await?; // "a" is now the more recently used
+/// store.put("c", vec![0; 40], Duration::from_secs(60)).await?;
 /// assert_eq!(store.keys(), ["a", "c"]); // "b" was evicted
 /// assert_eq!((store.bytes(), store.evictions()), (82, 1));
+/// # Ok(())
 /// # }
 /// ```
 pub struct MemoryStore {

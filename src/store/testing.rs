@@ -254,12 +254,10 @@ where
     let day = Duration::from_secs(86_400);
     let id = |n: u8| SessionId::from_bytes([n; 16]);
     let ask = |n: u8, created_at: u64, user: Option<&'static str>| async move {
-        let query = RevocationQuery {
-            session_id: id(n),
-            created_at,
-            user,
-        };
-        store.is_revoked(query).await.unwrap()
+        store
+            .is_revoked(RevocationQuery::new(id(n), created_at, user))
+            .await
+            .unwrap()
     };
     let before = clock.now() - 5;
     // "Log out my other devices", then the kept device logs out too: the
