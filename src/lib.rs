@@ -45,16 +45,29 @@
 //! budget and key rotation; SECURITY.md what is and is not guaranteed.
 //!
 //! ## Features
+//! None is on by default.
 //! - `vectors`: the deterministic generator and checker of the published
-//!   test vectors (used by the CLI and the tests).
-//! - `django`: read and write Django `signed_cookies` session cookies.
+//!   test vectors (used by the CLI and the tests; its Rust types are outside
+//!   the version promises, the JSON files are not).
+//! - `django`: read and write Django `signed_cookies` session cookies. It
+//!   turns on `serde_json`'s `float_roundtrip` feature, which then applies
+//!   to every crate of the build that uses `serde_json`.
 //! - `axum`: `http::SessionLayer`, a `tower` layer, and
 //!   `http::LazySession`, an axum extractor (the `http` module), for
 //!   axum 0.8 (`axum-core` 0.5) and `http` 1.
 //! - `redis`: `RedisStore` (overflow store) and `RedisRevocations`
 //!   (revocation check) on Redis, over a `redis` 1.8 or later 1.x `ConnectionManager`.
+//! - `test-util`: `store::testing`, conformance checks for implementers of
+//!   the store traits (they panic at the first failure: for tests).
+//!
+//! Types of other crates in this one's API, so that a new major version of
+//! one of them is a new major version of this crate: `cookie` 0.18
+//! ([`SameSite`]), `zeroize` ([`MasterKey::to_base64`]'s `Zeroizing`),
+//! and with their features `http` 1, `axum-core` 0.5's extractor traits
+//! and the `tower-layer`/`tower-service` 0.3 traits (`axum`), `redis` 1 (`redis`) and `serde_json` 1 (`django`).
 //!
 //! This crate has not been audited.
+#![cfg_attr(docsrs, feature(doc_cfg))]
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
