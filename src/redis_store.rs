@@ -1,6 +1,10 @@
 //! Redis implementations of the overflow store and the revocation check
 //! (feature `redis`), on the `redis` crate's async connection manager,
-//! which reconnects by itself after the server comes back.
+//! which reconnects by itself after the server comes back. A request whose
+//! connection had been dropped (a server restart, a failover, an idle
+//! connection closed by Redis' `timeout` or by a NAT) is sent once more on
+//! the new connection, so that the server's coming back does not fail the
+//! first request of each connection.
 //!
 //! They talk to one Redis server (or a replica set's primary): the
 //! connection manager does not speak the Redis Cluster protocol, so a
@@ -73,6 +77,32 @@ fn store_error(e: redis::RedisError) -> Error {
         "a Redis store request failed"
     );
     Error::Store(kind)
+}
+
+/// Sends a request (`send` makes it on the connection it is given), once
+/// more if the connection it went out on had been dropped. The manager
+/// reconnects on that error but hands it on, so without a second try the
+/// first request on each connection after a server restart, a failover or
+/// an idle-connection reaper (Redis' `timeout`, a NAT, a load balancer)
+/// fails although the server answers: a logged-in user looks logged out,
+/// a save answers 503. Every request of this module may run twice (SET,
+/// GET, GETRANGE, DEL, PEXPIRE, EXISTS, and a transaction of SETs and a
+/// DEL), as one that reached the server before the drop might. Not after
+/// a timeout (the server may be stuck: a second try would double the wait)
+/// nor a refused connection (the server is down: the reconnection's own
+/// retry has been made).
+async fn send<T, F, Fut>(connection: &ConnectionManager, send: F) -> Result<T, Error>
+where
+    F: Fn(ConnectionManager) -> Fut,
+    Fut: core::future::Future<Output = redis::RedisResult<T>>,
+{
+    match send(connection.clone()).await {
+        Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() && !e.is_timeout() => {
+            tracing::debug!("a Redis connection was dropped: sending once more on a new one");
+            send(connection.clone()).await.map_err(store_error)
+        }
+        result => result.map_err(store_error),
+    }
 }
 
 /// Connects a connection manager with short timeouts, so that a server that
@@ -176,27 +206,26 @@ impl OverflowStore for RedisStore {
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let millis = ttl_millis(ttl);
-            let mut connection = self.connection.clone();
-            redis::cmd("SET")
-                .arg(&*self.namespace.key(key))
+            let mut set = redis::cmd("SET");
+            set.arg(&*self.namespace.key(key))
                 .arg(blob)
                 .arg("PX")
-                .arg(millis)
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(store_error)
+                .arg(ttl_millis(ttl));
+            let set = &set;
+            send(&self.connection, |mut c| async move {
+                set.query_async::<()>(&mut c).await
+            })
+            .await
         })
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            redis::cmd("GET")
-                .arg(&*self.namespace.key(key))
-                .query_async::<Option<Vec<u8>>>(&mut connection)
-                .await
-                .map_err(store_error)
+            let get = &redis::cmd("GET").arg(&*self.namespace.key(key)).to_owned();
+            send(&self.connection, |mut c| async move {
+                get.query_async(&mut c).await
+            })
+            .await
         })
     }
 
@@ -209,43 +238,43 @@ impl OverflowStore for RedisStore {
         max_len: usize,
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
             // Redis reads the end as a signed 64-bit integer: a bound past
             // it (a sealer without a decompression cap) would be an error.
             let end = max_len.min(i64::MAX as usize - 1);
-            let blob = redis::cmd("GETRANGE")
+            let range = &redis::cmd("GETRANGE")
                 .arg(&*self.namespace.key(key))
                 .arg(0)
                 .arg(end)
-                .query_async::<Vec<u8>>(&mut connection)
-                .await
-                .map_err(store_error)?;
+                .to_owned();
+            let blob: Vec<u8> = send(&self.connection, |mut c| async move {
+                range.query_async(&mut c).await
+            })
+            .await?;
             at_most(Some(blob).filter(|blob| !blob.is_empty()), max_len)
         })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
-            redis::cmd("DEL")
-                .arg(&*self.namespace.key(key))
-                .query_async::<()>(&mut connection)
-                .await
-                .map_err(store_error)
+            let del = &redis::cmd("DEL").arg(&*self.namespace.key(key)).to_owned();
+            send(&self.connection, |mut c| async move {
+                del.query_async::<()>(&mut c).await
+            })
+            .await
         })
     }
 
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let millis = ttl_millis(ttl);
-            let mut connection = self.connection.clone();
-            // 1 if the key exists (and now expires in `millis`), 0 if not.
-            let set = redis::cmd("PEXPIRE")
+            let expire = &redis::cmd("PEXPIRE")
                 .arg(&*self.namespace.key(key))
-                .arg(millis)
-                .query_async::<i64>(&mut connection)
-                .await
-                .map_err(store_error)?;
+                .arg(ttl_millis(ttl))
+                .to_owned();
+            // 1 if the key exists (and now expires as asked), 0 if not.
+            let set: i64 = send(&self.connection, |mut c| async move {
+                expire.query_async(&mut c).await
+            })
+            .await?;
             Ok(set == 1)
         })
     }
@@ -326,15 +355,16 @@ impl RedisRevocations {
     }
 
     async fn record_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
-        let mut connection = self.connection.clone();
-        redis::cmd("SET")
+        let set = &redis::cmd("SET")
             .arg(self.session_key(&id))
             .arg(1)
             .arg("EX")
             .arg(ttl_secs(keep_for))
-            .query_async::<()>(&mut connection)
-            .await
-            .map_err(store_error)
+            .to_owned();
+        send(&self.connection, |mut c| async move {
+            set.query_async::<()>(&mut c).await
+        })
+        .await
     }
 
     /// [`RevocationStore::revoke_user`], callable without the trait.
@@ -389,11 +419,11 @@ impl RedisRevocations {
                 .arg(self.user_keep_key(user))
                 .ignore(),
         };
-        let mut connection = self.connection.clone();
-        transaction
-            .query_async::<()>(&mut connection)
-            .await
-            .map_err(store_error)
+        let transaction = &transaction;
+        send(&self.connection, |mut c| async move {
+            transaction.query_async::<()>(&mut c).await
+        })
+        .await
     }
 }
 
@@ -430,13 +460,14 @@ impl RevocationStore for RedisRevocations {
 impl RevocationCheck for RedisRevocations {
     fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let mut connection = self.connection.clone();
             let Some(user) = query.user else {
-                return redis::cmd("EXISTS")
+                let exists = &redis::cmd("EXISTS")
                     .arg(self.session_key(&query.session_id))
-                    .query_async(&mut connection)
-                    .await
-                    .map_err(store_error);
+                    .to_owned();
+                return send(&self.connection, |mut c| async move {
+                    exists.query_async(&mut c).await
+                })
+                .await;
             };
             // One round trip, no command spanning two hash tags (cluster
             // slots). The user's two records (one slot) are read in a
@@ -450,7 +481,7 @@ impl RevocationCheck for RedisRevocations {
             // write one could as well delete the record). Bytes, not text:
             // a record that is not UTF-8 is altered content, not an outage.
             let user_key = self.user_key(user);
-            let (revoked, (kept, not_before)): (bool, (Vec<u8>, Vec<u8>)) = redis::pipe()
+            let reads = &redis::pipe()
                 .cmd("EXISTS")
                 .arg(self.session_key(&query.session_id))
                 .cmd("MULTI")
@@ -466,9 +497,12 @@ impl RevocationCheck for RedisRevocations {
                 .arg(RECORD_MAX_LEN)
                 .ignore()
                 .cmd("EXEC")
-                .query_async(&mut connection)
-                .await
-                .map_err(store_error)?;
+                .to_owned();
+            let (revoked, (kept, not_before)): (bool, (Vec<u8>, Vec<u8>)) =
+                send(&self.connection, |mut c| async move {
+                    reads.query_async(&mut c).await
+                })
+                .await?;
             if revoked {
                 return Ok(true);
             }

@@ -388,6 +388,81 @@ async fn redis_altered_swapped_and_expired_blobs() {
     );
 }
 
+/// Closes every client connection but the caller's, as a Redis restart, a
+/// failover or its idle `timeout` would.
+async fn drop_clients(admin: &mut redis::aio::MultiplexedConnection) {
+    let list: String = redis::cmd("CLIENT")
+        .arg("LIST")
+        .query_async(admin)
+        .await
+        .unwrap();
+    eprintln!("{list}");
+    let killed: u64 = redis::cmd("CLIENT")
+        .arg("KILL")
+        .arg("TYPE")
+        .arg("normal")
+        .query_async(admin)
+        .await
+        .unwrap();
+    // At least the connection that the request before opened.
+    assert!(killed >= 1, "no connection to drop");
+}
+
+#[tokio::test]
+async fn every_redis_request_is_sent_again_once_on_a_dropped_connection() {
+    use sealed_session::store::{OverflowStore, RevocationCheck, RevocationQuery};
+    use sealed_session::Clock;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let clock = clock();
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let revocations = RedisRevocations::connect(&server.url(), clock.clone())
+        .await
+        .unwrap();
+    let mut admin = raw(&server.url()).await;
+    let day = Duration::from_secs(86_400);
+    let id = SessionId::from_bytes([3; 16]);
+    let (old, kept) = (clock.now() - 10, SessionId::from_bytes([4; 16]));
+    // Each request right after the server dropped both connections: it
+    // must not fail, as the server answers (the first try fails on the
+    // dead connection).
+    drop_clients(&mut admin).await;
+    store.put("k", b"blob".to_vec(), day).await.unwrap();
+    drop_clients(&mut admin).await;
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"blob"[..]));
+    drop_clients(&mut admin).await;
+    assert_eq!(
+        store.get_bounded("k", 2).await,
+        Err(Error::Store(StoreError::Rejected))
+    );
+    drop_clients(&mut admin).await;
+    assert!(store.touch("k", day).await.unwrap());
+    drop_clients(&mut admin).await;
+    store.delete("k").await.unwrap();
+    drop_clients(&mut admin).await;
+    revocations.revoke_session(id, day).await.unwrap();
+    drop_clients(&mut admin).await;
+    revocations
+        .revoke_user_except("ann", kept, day)
+        .await
+        .unwrap();
+    drop_clients(&mut admin).await;
+    let ask = |id, user| RevocationQuery::new(id, old, user);
+    assert!(revocations.is_revoked(ask(id, None)).await.unwrap());
+    drop_clients(&mut admin).await;
+    let other = SessionId::from_bytes([5; 16]);
+    assert!(revocations
+        .is_revoked(ask(other, Some("ann")))
+        .await
+        .unwrap());
+    assert!(!revocations
+        .is_revoked(ask(kept, Some("ann")))
+        .await
+        .unwrap());
+    assert_eq!(store.get("k").await, Ok(None));
+}
+
 #[tokio::test]
 async fn redis_revocations() {
     let Some(server) = RedisServer::start() else {
