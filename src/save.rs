@@ -365,11 +365,19 @@ impl Sealer {
         // `save_async` can renew, re-seal or retire: a cookie sealed here
         // cannot vouch for it, so they are dropped (and reported). The old
         // blob expires by its TTL.
-        self.save_dropping(
-            session,
-            self.clock.now(),
-            "the synchronous save cannot keep their blob (use save_async)",
-        )
+        let reason =
+            self.blob_not_kept("the synchronous save cannot keep their blob (use save_async)");
+        self.save_dropping(session, self.clock.now(), reason)
+    }
+
+    /// Why a save drops a cookie's unloaded overflowed entries: this server
+    /// has no store (another server of the deployment wrote the blob), or
+    /// it has one that this save cannot reach (`unreachable`).
+    pub(crate) fn blob_not_kept(&self, unreachable: &'static str) -> &'static str {
+        match self.overflow_store {
+            None => "no overflow store is configured on this server",
+            Some(_) => unreachable,
+        }
     }
 
     /// Saves without an overflow blob: unloaded overflowed entries are

@@ -247,7 +247,8 @@ impl SealerBuilder {
     }
 
     /// Fraction of the idle window after which a session that was only read
-    /// is re-sealed anyway (clamped to 0..=1; 1 disables the refresh).
+    /// is re-sealed anyway (default 0.5; clamped to 0..=1, NaN taken as 1;
+    /// 1 disables the refresh).
     pub fn refresh_fraction(mut self, fraction: f64) -> Self {
         self.refresh_fraction = if fraction.is_nan() {
             1.0
@@ -727,10 +728,8 @@ impl Sealer {
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
         self.check_sync_save(session)?;
         if session.has_unloaded_overflow() {
-            Self::drop_unloaded(
-                session,
-                "Sealer::seal cannot keep their blob (use save_async)",
-            );
+            let reason = self.blob_not_kept("Sealer::seal cannot keep their blob (use save_async)");
+            Self::drop_unloaded(session, reason);
             session.overflow = None;
         }
         let now = self.clock.now();

@@ -1535,6 +1535,42 @@ async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails(
     }
 }
 
+#[tokio::test]
+async fn a_server_without_the_store_says_why_it_drops_the_overflowed_entries() {
+    let clock = clock();
+    let (_store, with_store) = with_memory_store(&clock, |b| b);
+    let mut s = ten_kb_session(&with_store);
+    let token = save_token(&with_store, &mut s).await;
+    // Another server of the deployment, with the same key and no store.
+    let without_store = builder(&clock).build().unwrap();
+    for (sealer, reason) in [
+        (&with_store, "use save_async"),
+        (
+            &without_store,
+            "no overflow store is configured on this server",
+        ),
+    ] {
+        let mut opened = sealer.open(&token).unwrap();
+        let overflowed = overflowed_keys(&opened);
+        assert!(!overflowed.is_empty());
+        opened.insert("theme", "dark").unwrap();
+        let (logs, guard) = Logs::capture(tracing::Level::WARN);
+        // The store-less server's async save, as the HTTP layer makes it;
+        // the other's synchronous save, which cannot reach its store.
+        let saved = if std::ptr::eq(sealer, &without_store) {
+            sealer.save_async(&mut opened).await.unwrap()
+        } else {
+            sealer.save(&mut opened).unwrap()
+        };
+        drop(guard);
+        let text = logs.text();
+        assert!(text.contains(reason), "{reason:?} not in {text}");
+        for key in &overflowed {
+            assert!(saved.report.dropped.iter().any(|d| &d.key == key), "{key}");
+        }
+    }
+}
+
 /// Counts the nonces and ids drawn, to see how often a save seals.
 struct CountingRandom(AtomicUsize);
 
