@@ -497,6 +497,53 @@ mod tests {
         assert!(!inspect(&small).unwrap().header.is_compressed());
     }
 
+    /// Any saving compresses, however small, and none does not: a deflate
+    /// stream as long as the plaintext is not used.
+    #[test]
+    fn compression_when_smaller_by_any_bytes_and_not_when_as_long() {
+        let rng = CountingRandom::default();
+        let deflated_len = |text: &[u8]| {
+            let mut out = Vec::with_capacity(2 * text.len() + 64);
+            let mut fresh = Compress::new(Level::default(), false);
+            let status = fresh.compress_vec(text, &mut out, FlushCompress::Finish);
+            assert_eq!(status.unwrap(), Status::StreamEnd);
+            out.len()
+        };
+        let texts: [&[u8]; 5] = [
+            b"aaaaa",
+            b"ababab",
+            b"xxxxxy",
+            b"{\"user\":\"ada\",\"cart\":[1,2,3],\"user2\":\"ada\"}",
+            b"{\"theme\":\"dark\",\"lang\":\"fr\",\"theme2\":\"dark\"}",
+        ];
+        let (mut as_long, mut a_little_smaller) = (0, 0);
+        for text in texts {
+            let deflated = deflated_len(text);
+            as_long += usize::from(deflated == text.len());
+            a_little_smaller += usize::from(deflated < text.len() && text.len() - deflated <= 42);
+            let token = seal(&ring(), "a", 5, text, Compression::Above(0), &rng).unwrap();
+            let info = inspect(&token).unwrap();
+            let text_shown = String::from_utf8_lossy(text);
+            assert_eq!(
+                info.header.is_compressed(),
+                deflated < text.len(),
+                "{text_shown}"
+            );
+            assert_eq!(
+                info.ciphertext_len,
+                deflated.min(text.len()),
+                "{text_shown}"
+            );
+            let opened = open(&ring(), "a", &token, &Limits::default()).unwrap();
+            assert_eq!(opened.plaintext(), text);
+        }
+        // The cases this test is for are among the texts.
+        assert!(
+            as_long > 0 && a_little_smaller > 0,
+            "{as_long} {a_little_smaller}"
+        );
+    }
+
     #[test]
     fn inflation_is_capped() {
         let rng = CountingRandom::default();

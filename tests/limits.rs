@@ -581,6 +581,27 @@ fn a_huge_declared_entry_count_is_refused_without_allocating_for_it() {
     }
 }
 
+#[test]
+fn an_entry_count_beyond_the_bytes_left_is_refused_before_allocating_for_it() {
+    // The entry limit out of the way: only the bytes left bound the count.
+    let sealer = sealer_with(Limits::default().with_max_entries(1 << 20));
+    let padding = entry("a", &[0; 2000]);
+    // Every entry takes at least one byte: one more than the bytes left
+    // cannot be, whatever they hold (counts of 256 and more: one head size).
+    let count = padding.len() as u64 + 1;
+    let mut payload = payload_start(count);
+    payload.extend(&padding);
+    let token = seal_payload_with(&payload, Compression::Off);
+    let (result, peak) = peak_during(|| sealer.open(&token));
+    assert_eq!(result.unwrap_err(), Error::Malformed(Malformed::Payload));
+    println!(
+        "memory: {count} declared entries in {} bytes refused, peak heap {peak} bytes",
+        payload.len()
+    );
+    // The decoded token and the plaintext, not a table sized by the count.
+    assert!(peak < 3 * payload.len(), "{peak} bytes");
+}
+
 fn entries_payload(count: usize) -> Vec<u8> {
     let mut payload = payload_start(count as u64);
     for i in 0..count {
