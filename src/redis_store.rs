@@ -79,27 +79,58 @@ fn store_error(e: redis::RedisError) -> Error {
     Error::Store(kind)
 }
 
-/// Sends a request (`send` makes it on the connection it is given), once
-/// more if the connection it went out on had been dropped. The manager
-/// reconnects on that error but hands it on, so without a second try the
-/// first request on each connection after a server restart, a failover or
-/// an idle-connection reaper (Redis' `timeout`, a NAT, a load balancer)
-/// fails although the server answers: a logged-in user looks logged out,
-/// a save answers 503. Every request of this module may run twice (SET,
-/// GET, GETRANGE, DEL, PEXPIRE, EXISTS, and a transaction of SETs and a
-/// DEL), as one that reached the server before the drop might. Not after
-/// a timeout (the server may be stuck: a second try would double the wait)
-/// nor a refused connection (the server is down: the reconnection's own
-/// retry has been made).
-async fn send<T, F, Fut>(connection: &ConnectionManager, send: F) -> Result<T, Error>
-where
-    F: Fn(ConnectionManager) -> Fut,
-    Fut: core::future::Future<Output = redis::RedisResult<T>>,
-{
-    match send(connection.clone()).await {
+/// A command or a pipeline, as [`send`] takes it.
+#[derive(Clone, Copy)]
+enum Request<'r> {
+    Command(&'r redis::Cmd),
+    Pipeline(&'r redis::Pipeline),
+}
+
+impl Request<'_> {
+    async fn query<T: redis::FromRedisValue>(
+        self,
+        connection: &ConnectionManager,
+    ) -> redis::RedisResult<T> {
+        let mut connection = connection.clone();
+        match self {
+            Request::Command(command) => command.query_async(&mut connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async(&mut connection).await,
+        }
+    }
+}
+
+impl<'r> From<&'r mut redis::Cmd> for Request<'r> {
+    fn from(command: &'r mut redis::Cmd) -> Self {
+        Request::Command(command)
+    }
+}
+
+impl<'r> From<&'r mut redis::Pipeline> for Request<'r> {
+    fn from(pipeline: &'r mut redis::Pipeline) -> Self {
+        Request::Pipeline(pipeline)
+    }
+}
+
+/// Sends `request`, once more if the connection it went out on had been
+/// dropped. The manager reconnects on that error but hands it on, so
+/// without a second try the first request on each connection after a
+/// server restart, a failover or an idle-connection reaper (Redis'
+/// `timeout`, a NAT, a load balancer) fails although the server answers: a
+/// logged-in user looks logged out, a save answers 503. Every request of
+/// this module may run twice (SET, GET, GETRANGE, DEL, PEXPIRE, EXISTS,
+/// and a transaction of SETs and a DEL), as one that reached the server
+/// before the drop might. Not after a timeout (the server may be stuck: a
+/// second try would double the wait) nor a refused connection (the server
+/// is down: the reconnection's own retry has been made).
+async fn send<'r, T: redis::FromRedisValue>(
+    connection: &ConnectionManager,
+    request: impl Into<Request<'r>>,
+) -> Result<T, Error> {
+    let request = request.into();
+    match request.query(connection).await {
         Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() && !e.is_timeout() => {
             tracing::debug!("a Redis connection was dropped: sending once more on a new one");
-            send(connection.clone()).await.map_err(store_error)
+            request.query(connection).await.map_err(store_error)
         }
         result => result.map_err(store_error),
     }
@@ -211,20 +242,16 @@ impl OverflowStore for RedisStore {
                 .arg(blob)
                 .arg("PX")
                 .arg(ttl_millis(ttl));
-            let set = &set;
-            send(&self.connection, |mut c| async move {
-                set.query_async::<()>(&mut c).await
-            })
-            .await
+            send(&self.connection, &mut set).await
         })
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
         Box::pin(async move {
-            let get = &redis::cmd("GET").arg(&*self.namespace.key(key)).to_owned();
-            send(&self.connection, |mut c| async move {
-                get.query_async(&mut c).await
-            })
+            send(
+                &self.connection,
+                redis::cmd("GET").arg(&*self.namespace.key(key)),
+            )
             .await
         })
     }
@@ -241,40 +268,29 @@ impl OverflowStore for RedisStore {
             // Redis reads the end as a signed 64-bit integer: a bound past
             // it (a sealer without a decompression cap) would be an error.
             let end = max_len.min(i64::MAX as usize - 1);
-            let range = &redis::cmd("GETRANGE")
-                .arg(&*self.namespace.key(key))
-                .arg(0)
-                .arg(end)
-                .to_owned();
-            let blob: Vec<u8> = send(&self.connection, |mut c| async move {
-                range.query_async(&mut c).await
-            })
-            .await?;
+            let mut range = redis::cmd("GETRANGE");
+            range.arg(&*self.namespace.key(key)).arg(0).arg(end);
+            let blob: Vec<u8> = send(&self.connection, &mut range).await?;
             at_most(Some(blob).filter(|blob| !blob.is_empty()), max_len)
         })
     }
 
     fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let del = &redis::cmd("DEL").arg(&*self.namespace.key(key)).to_owned();
-            send(&self.connection, |mut c| async move {
-                del.query_async::<()>(&mut c).await
-            })
+            send(
+                &self.connection,
+                redis::cmd("DEL").arg(&*self.namespace.key(key)),
+            )
             .await
         })
     }
 
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let expire = &redis::cmd("PEXPIRE")
-                .arg(&*self.namespace.key(key))
-                .arg(ttl_millis(ttl))
-                .to_owned();
+            let mut expire = redis::cmd("PEXPIRE");
+            expire.arg(&*self.namespace.key(key)).arg(ttl_millis(ttl));
             // 1 if the key exists (and now expires as asked), 0 if not.
-            let set: i64 = send(&self.connection, |mut c| async move {
-                expire.query_async(&mut c).await
-            })
-            .await?;
+            let set: i64 = send(&self.connection, &mut expire).await?;
             Ok(set == 1)
         })
     }
@@ -355,16 +371,12 @@ impl RedisRevocations {
     }
 
     async fn record_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
-        let set = &redis::cmd("SET")
-            .arg(self.session_key(&id))
+        let mut set = redis::cmd("SET");
+        set.arg(self.session_key(&id))
             .arg(1)
             .arg("EX")
-            .arg(ttl_secs(keep_for))
-            .to_owned();
-        send(&self.connection, |mut c| async move {
-            set.query_async::<()>(&mut c).await
-        })
-        .await
+            .arg(ttl_secs(keep_for));
+        send(&self.connection, &mut set).await
     }
 
     /// [`RevocationStore::revoke_user`], callable without the trait.
@@ -419,11 +431,7 @@ impl RedisRevocations {
                 .arg(self.user_keep_key(user))
                 .ignore(),
         };
-        let transaction = &transaction;
-        send(&self.connection, |mut c| async move {
-            transaction.query_async::<()>(&mut c).await
-        })
-        .await
+        send(&self.connection, &mut transaction).await
     }
 }
 
@@ -461,13 +469,9 @@ impl RevocationCheck for RedisRevocations {
     fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
             let Some(user) = query.user else {
-                let exists = &redis::cmd("EXISTS")
-                    .arg(self.session_key(&query.session_id))
-                    .to_owned();
-                return send(&self.connection, |mut c| async move {
-                    exists.query_async(&mut c).await
-                })
-                .await;
+                let mut exists = redis::cmd("EXISTS");
+                exists.arg(self.session_key(&query.session_id));
+                return send(&self.connection, &mut exists).await;
             };
             // One round trip, no command spanning two hash tags (cluster
             // slots). The user's two records (one slot) are read in a
@@ -481,7 +485,8 @@ impl RevocationCheck for RedisRevocations {
             // write one could as well delete the record). Bytes, not text:
             // a record that is not UTF-8 is altered content, not an outage.
             let user_key = self.user_key(user);
-            let reads = &redis::pipe()
+            let mut reads = redis::pipe();
+            reads
                 .cmd("EXISTS")
                 .arg(self.session_key(&query.session_id))
                 .cmd("MULTI")
@@ -496,13 +501,9 @@ impl RevocationCheck for RedisRevocations {
                 .arg(0)
                 .arg(RECORD_MAX_LEN)
                 .ignore()
-                .cmd("EXEC")
-                .to_owned();
+                .cmd("EXEC");
             let (revoked, (kept, not_before)): (bool, (Vec<u8>, Vec<u8>)) =
-                send(&self.connection, |mut c| async move {
-                    reads.query_async(&mut c).await
-                })
-                .await?;
+                send(&self.connection, &mut reads).await?;
             if revoked {
                 return Ok(true);
             }
