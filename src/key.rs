@@ -240,12 +240,23 @@ impl DerivedKey {
 /// re-sealed or has expired (after the idle timeout; without one, after the
 /// absolute lifetime), the fallback can be removed.
 ///
+/// A rotation across several servers (SECURITY.md, "Keys") first adds the
+/// new key as an *incoming* key ([`KeyRing::with_incoming`]): it opens
+/// cookies but never flags them, so servers not yet switched do not re-seal
+/// the new key's cookies under the old one.
+///
 /// ```
 /// use sealed_session::{KeyRing, MasterKey};
-/// let old = MasterKey::generate()?;
-/// let new = MasterKey::generate()?;
-/// let ring = KeyRing::with_fallbacks(new, [old])?;
-/// assert_eq!(ring.fallback_ids().count(), 1);
+/// // As the servers read them, from a secret manager or the environment.
+/// let old = MasterKey::generate()?.to_base64();
+/// let new = MasterKey::generate()?.to_base64();
+/// let key = |text: &str| MasterKey::from_base64(text);
+/// // Step 1, on every server: the old key seals, the new one opens.
+/// let step_one = KeyRing::new(key(&old)?).with_incoming(key(&new)?)?;
+/// assert_eq!(step_one.incoming_ids().count(), 1);
+/// // Step 2: the new key seals; the old one opens and is re-sealed away from.
+/// let step_two = KeyRing::with_fallbacks(key(&new)?, [key(&old)?])?;
+/// assert_eq!(step_two.fallback_ids().count(), 1);
 /// # Ok::<(), sealed_session::Error>(())
 /// ```
 pub struct KeyRing {
@@ -257,6 +268,9 @@ pub struct KeyRing {
     /// (a reallocation frees the old buffer without wiping it).
     #[allow(clippy::vec_box)]
     fallbacks: Vec<Box<DerivedKey>>,
+    /// Keys that open without flagging a re-seal (boxed likewise).
+    #[allow(clippy::vec_box)]
+    incoming: Vec<Box<DerivedKey>>,
 }
 
 impl KeyRing {
@@ -265,6 +279,7 @@ impl KeyRing {
         KeyRing {
             primary: Box::new(DerivedKey::derive(&primary)),
             fallbacks: Vec::new(),
+            incoming: Vec::new(),
         }
     }
 
@@ -286,29 +301,58 @@ impl KeyRing {
         Ok(ring)
     }
 
+    /// Adds a key that opens cookies without flagging them for a re-seal
+    /// under the primary: the next primary, during step 1 of a rotation.
+    ///
+    /// While some servers already seal with the new key and others still
+    /// with the old one, a fallback key on the old servers would re-seal
+    /// each new-key cookie under the old key, and the new servers would
+    /// re-seal it back: a new Set-Cookie (and, with an overflow store, a
+    /// new blob) on every response of a client that alternates. Opened with
+    /// an incoming key, a session is saved only when it changes or its
+    /// refresh is due, like one opened with the primary. Refused if its key
+    /// id is already in the ring.
+    pub fn with_incoming(mut self, key: MasterKey) -> Result<Self, Error> {
+        let derived = DerivedKey::derive(&key);
+        if self.find(&derived.id).is_some() {
+            return Err(Error::InvalidKey(InvalidKey::DuplicateKeyId));
+        }
+        self.incoming.push(Box::new(derived));
+        Ok(self)
+    }
+
     /// The id of the key that seals.
     pub fn primary_id(&self) -> KeyId {
         self.primary.id
     }
 
-    /// The ids of the keys that only open.
+    /// The ids of the fallback keys: they open, and flag what they open
+    /// for a re-seal under the primary.
     pub fn fallback_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
         self.fallbacks.iter().map(|k| k.id)
+    }
+
+    /// The ids of the incoming keys ([`KeyRing::with_incoming`]): they
+    /// open, and flag nothing.
+    pub fn incoming_ids(&self) -> impl Iterator<Item = KeyId> + '_ {
+        self.incoming.iter().map(|k| k.id)
     }
 
     pub(crate) fn primary(&self) -> &DerivedKey {
         &self.primary
     }
 
-    /// The key with this id and whether it is a fallback.
+    /// The key with this id and whether it is a fallback (whose sessions
+    /// are re-sealed under the primary).
     pub(crate) fn find(&self, id: &KeyId) -> Option<(&DerivedKey, bool)> {
         if self.primary.id == *id {
             return Some((&self.primary, false));
         }
-        self.fallbacks
-            .iter()
-            .find(|k| k.id == *id)
-            .map(|k| (&**k, true))
+        let in_list = |list: &'_ [Box<DerivedKey>]| list.iter().position(|k| k.id == *id);
+        if let Some(i) = in_list(&self.fallbacks) {
+            return Some((&self.fallbacks[i], true));
+        }
+        in_list(&self.incoming).map(|i| (&*self.incoming[i], false))
     }
 }
 
@@ -319,6 +363,10 @@ impl fmt::Debug for KeyRing {
             .field(
                 "fallbacks",
                 &self.fallbacks.iter().map(|k| k.id).collect::<Vec<_>>(),
+            )
+            .field(
+                "incoming",
+                &self.incoming.iter().map(|k| k.id).collect::<Vec<_>>(),
             )
             .finish()
     }
@@ -400,5 +448,32 @@ mod tests {
         assert!(!ring.find(&key(1).key_id()).unwrap().1);
         assert!(ring.find(&key(2).key_id()).unwrap().1);
         assert!(ring.find(&key(3).key_id()).is_none());
+    }
+
+    #[test]
+    fn incoming_keys_open_without_flagging_and_are_not_duplicates() {
+        let ring = KeyRing::with_fallbacks(key(1), [key(2)])
+            .unwrap()
+            .with_incoming(key(3))
+            .unwrap();
+        let (found, flagged) = ring.find(&key(3).key_id()).unwrap();
+        assert_eq!(found.id, key(3).key_id());
+        assert!(!flagged);
+        assert_eq!(ring.incoming_ids().collect::<Vec<_>>(), [key(3).key_id()]);
+        assert_eq!(ring.fallback_ids().collect::<Vec<_>>(), [key(2).key_id()]);
+        for taken in [1, 2, 3] {
+            let again = KeyRing::with_fallbacks(key(1), [key(2)])
+                .unwrap()
+                .with_incoming(key(3))
+                .unwrap()
+                .with_incoming(key(taken));
+            assert_eq!(
+                again.unwrap_err(),
+                Error::InvalidKey(InvalidKey::DuplicateKeyId),
+                "{taken}"
+            );
+        }
+        let printed = format!("{ring:?}");
+        assert!(printed.contains("incoming: [KeyId("), "{printed}");
     }
 }

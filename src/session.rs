@@ -762,7 +762,9 @@ impl Session {
         self.refresh_due
     }
 
-    /// Whether a fallback key opened it (re-seal under the primary).
+    /// Whether a fallback key opened it (re-seal under the primary). An
+    /// incoming key ([`KeyRing::with_incoming`](crate::KeyRing::with_incoming))
+    /// does not count.
     pub fn opened_with_fallback(&self) -> bool {
         self.opened_with_fallback
     }

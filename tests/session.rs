@@ -536,6 +536,49 @@ fn key_rotation() {
     assert_eq!(dropped_old.open(&cookie).unwrap_err(), Error::UnknownKeyId);
 }
 
+/// Step 2 of a rotation, rolling out: a client alternates between a server
+/// still at step 1 and one already at step 2. With the new key incoming at
+/// step 1, an unchanged session is not re-sealed back and forth; a change
+/// at step 1 seals under the old key, which step 2 re-seals once.
+#[test]
+fn rolling_rotation_with_an_incoming_key_does_not_re_seal_back_and_forth() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let step_one = sealer_with(KeyRing::new(key(1)).with_incoming(key(2)).unwrap(), &clock);
+    let step_two = sealer_with(KeyRing::with_fallbacks(key(2), [key(1)]).unwrap(), &clock);
+    let mut s = step_one.new_session().unwrap();
+    s.insert("user", "ada").unwrap();
+    let under_old = step_one.seal(&mut s).unwrap();
+
+    let mut at_two = step_two.open(&under_old).unwrap();
+    assert!(at_two.opened_with_fallback() && at_two.needs_save());
+    let under_new = step_two.seal(&mut at_two).unwrap();
+
+    for _ in 0..3 {
+        let at_one = step_one.open(&under_new).unwrap();
+        assert!(!at_one.opened_with_fallback() && !at_one.needs_save());
+        assert_eq!(
+            at_one.get::<String>("user").unwrap().as_deref(),
+            Some("ada")
+        );
+        assert!(!step_two.open(&under_new).unwrap().needs_save());
+    }
+
+    let mut changed = step_one.open(&under_new).unwrap();
+    changed.insert("cart", &3u32).unwrap();
+    let changed_under_old = step_one.seal(&mut changed).unwrap();
+    // A step-1 server seals under its primary, the old key.
+    let new_key_only = sealer_with(KeyRing::new(key(2)), &clock);
+    assert_eq!(
+        new_key_only.open(&changed_under_old).unwrap_err(),
+        Error::UnknownKeyId
+    );
+    let mut back = step_two.open(&changed_under_old).unwrap();
+    assert!(back.opened_with_fallback());
+    let resealed = step_two.seal(&mut back).unwrap();
+    assert!(!step_two.open(&resealed).unwrap().needs_save());
+    assert!(!step_one.open(&resealed).unwrap().needs_save());
+}
+
 #[test]
 fn name_binding_and_tampering() {
     let clock = Arc::new(FixedClock::new(T0));
