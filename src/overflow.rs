@@ -30,6 +30,47 @@ const UNBOUNDED_BLOB_TTL: u64 = 30 * 24 * 3600;
 /// gives up the overflow store (see `drop_until_blob_fits`).
 const EXTRA_DROPS: usize = 8;
 
+/// Why a save drops the overflowed entries it did not load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlobNotKept {
+    /// Their blob is gone from the store.
+    Missing,
+    /// Even the list of moved keys does not fit in the cookie.
+    ListOverBudget,
+    /// This server has no overflow store (another server wrote the blob).
+    NoStore,
+    /// `Sealer::save`, which cannot reach the store.
+    SynchronousSave,
+    /// `Sealer::seal`, likewise.
+    SynchronousSeal,
+}
+
+impl BlobNotKept {
+    /// The log's stable `cause` field.
+    pub(crate) fn cause(self) -> &'static str {
+        match self {
+            BlobNotKept::Missing => "blob-missing",
+            BlobNotKept::ListOverBudget => "overflow-list-over-budget",
+            BlobNotKept::NoStore => "no-overflow-store",
+            BlobNotKept::SynchronousSave => "synchronous-save",
+            BlobNotKept::SynchronousSeal => "synchronous-seal",
+        }
+    }
+
+    /// The log's explanation.
+    pub(crate) fn reason(self) -> &'static str {
+        match self {
+            BlobNotKept::Missing => "their blob is missing from the store",
+            BlobNotKept::ListOverBudget => "the overflow list itself does not fit in the budget",
+            BlobNotKept::NoStore => "no overflow store is configured on this server",
+            BlobNotKept::SynchronousSave => {
+                "the synchronous save cannot keep their blob (use save_async)"
+            }
+            BlobNotKept::SynchronousSeal => "Sealer::seal cannot keep their blob (use save_async)",
+        }
+    }
+}
+
 impl Sealer {
     /// How long an overflow blob must live, plus the clock skew: as long as
     /// the cookie sealed now can open, which is until the earlier of the
@@ -160,11 +201,15 @@ impl Sealer {
             let keys = crate::budget::keys_of(&dropped);
             match for_the_cookie {
                 0 => tracing::warn!(
+                    event = "entries-dropped",
+                    cause = "blob-over-limit",
                     dropped = ?keys,
                     max_decompressed = self.limits.max_decompressed(),
                     "session entries dropped: the overflow blob would exceed the decompression limit"
                 ),
                 _ => tracing::warn!(
+                    event = "entries-dropped",
+                    cause = "blob-over-limit",
                     dropped = ?keys,
                     max_decompressed = self.limits.max_decompressed(),
                     for_the_cookie,
@@ -228,7 +273,7 @@ impl Sealer {
             Ok(()) => Ok(()),
             Err(Error::Store(StoreError::Missing)) => {
                 session.mark_modified();
-                let dropped = Self::drop_unloaded(session, "their blob is missing from the store");
+                let dropped = Self::drop_unloaded(session, BlobNotKept::Missing);
                 session.dropped_unreported.extend(dropped);
                 Ok(())
             }
@@ -252,11 +297,7 @@ impl Sealer {
     ) -> Result<Saved, Error> {
         self.load_or_drop_missing(session).await?;
         let old = session.overflow;
-        let saved = self.save_dropping(
-            session,
-            now,
-            "the overflow list itself does not fit in the budget",
-        )?;
+        let saved = self.save_dropping(session, now, BlobNotKept::ListOverBudget)?;
         if let Some((sid, reference)) = old {
             self.retire_blob(store, session, &sid, &reference).await;
         }
@@ -264,9 +305,9 @@ impl Sealer {
     }
 
     /// Removes the overflowed entries that were not loaded, for a report,
-    /// and logs their keys with `reason` at once: a save that fails after
+    /// and logs their keys with `why` at once: a save that fails after
     /// this returns no report, and the entries are gone from the session.
-    pub(crate) fn drop_unloaded(session: &mut Session, reason: &str) -> Vec<RemovedEntry> {
+    pub(crate) fn drop_unloaded(session: &mut Session, why: BlobNotKept) -> Vec<RemovedEntry> {
         let unloaded: Vec<usize> = (0..session.entries.len())
             .filter(|&i| matches!(session.entries[i].value, Value::Overflowed))
             .collect();
@@ -277,7 +318,13 @@ impl Sealer {
             .retain(|e| matches!(e.value, Value::Resident(_)));
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(&dropped);
-            tracing::warn!(dropped = ?keys, reason, "overflowed session entries dropped");
+            tracing::warn!(
+                event = "entries-dropped",
+                cause = why.cause(),
+                dropped = ?keys,
+                reason = why.reason(),
+                "overflowed session entries dropped"
+            );
         }
         dropped
     }
@@ -303,9 +350,12 @@ impl Sealer {
                 Ok(true) => return,
                 // The store may not support `touch`: delete instead.
                 Ok(false) => {}
-                Err(_) => {
+                Err(error) => {
                     // Left as it is: it expires by its own TTL.
                     tracing::warn!(
+                        event = "blob-not-retired",
+                        kind = error.kind(),
+                        error = %error,
                         "could not retire a replaced overflow blob; it will expire by its TTL"
                     );
                     return;
@@ -321,9 +371,12 @@ impl Sealer {
         sid: &SessionId,
         reference: &[u8; SESSION_ID_LEN],
     ) {
-        if store.delete(&overflow_key(sid, reference)).await.is_err() {
+        if let Err(error) = store.delete(&overflow_key(sid, reference)).await {
             // The blob is unreadable without the cookie and expires by TTL.
             tracing::warn!(
+                event = "blob-not-deleted",
+                kind = error.kind(),
+                error = %error,
                 "could not delete an unreferenced overflow blob; it will expire by its TTL"
             );
         }

@@ -69,11 +69,12 @@ fn store_error(e: redis::RedisError) -> Error {
         StoreError::Unavailable
     };
     tracing::warn!(
+        event = "redis-failed",
         category,
         codes = ?codes,
         timeout,
         refused,
-        kind = %kind,
+        store_error = %kind,
         "a Redis store request failed"
     );
     Error::Store(kind)
@@ -129,7 +130,10 @@ async fn send<'r, T: redis::FromRedisValue>(
     let request = request.into();
     match request.query(connection).await {
         Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() && !e.is_timeout() => {
-            tracing::debug!("a Redis connection was dropped: sending once more on a new one");
+            tracing::debug!(
+                event = "redis-resent",
+                "a Redis connection was dropped: sending once more on a new one"
+            );
             request.query(connection).await.map_err(store_error)
         }
         result => result.map_err(store_error),

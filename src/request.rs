@@ -190,7 +190,9 @@ impl Selection {
     /// Whether one more candidate may be opened; warns once when not.
     fn may_try(&mut self, max: usize) -> bool {
         if self.tried >= max {
-            tracing::warn!(
+            // Anyone can send more: not above DEBUG.
+            tracing::debug!(
+                event = "cookies-not-tried",
                 tried = self.tried,
                 "more session cookies than the sealer tries; ignoring the rest"
             );
@@ -297,8 +299,9 @@ impl Sealer {
     /// [`SealerBuilder::max_cookies_tried`](crate::SealerBuilder::max_cookies_tried)
     /// are opened. If none opens (or there is none) the request gets a
     /// fresh session, and each failure is logged with its kind and length,
-    /// never its value (expired at `DEBUG`, revoked at `INFO`, the rest at
-    /// `WARN`).
+    /// never its value (event `cookie-refused`: at `DEBUG` or `INFO` what
+    /// anyone can send, at `WARN` what needs one of the ring's keys;
+    /// docs/LOGGING.md).
     ///
     /// Fails only when a fresh session's random id cannot be drawn, or with
     /// [`StoreError::NeedsAsync`] when the sealer has a revocation check or
@@ -522,29 +525,57 @@ pub(crate) fn fails_for_now(error: &Error) -> bool {
     matches!(error, Error::Store(StoreError::Unavailable))
 }
 
-/// Logs a cookie that did not open: its error kind and length, never its
-/// value.
+/// How loudly a cookie that did not open is logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Loudness {
+    Debug,
+    Info,
+    Warn,
+}
+
+/// What anyone can send without a key is never above `INFO`, so that a
+/// client cannot flood the warnings: `DEBUG` for the noise (expired, bad
+/// base64, a failed tag), `INFO` for what may also be a deployment mistake
+/// (a key or version this server lacks, limits lower than another
+/// server's, a revoked or blob-less cookie). `WARN` is for what only a
+/// cookie sealed under a key of the ring, or this server's stores, can
+/// cause (a payload that does not decode, an issued-at ahead of this
+/// server's clock, a store that fails).
+fn rejection_loudness(error: &Error) -> Loudness {
+    match error {
+        Error::Expired(_)
+        | Error::AuthenticationFailed
+        | Error::Malformed(Malformed::Base64 | Malformed::Truncated) => Loudness::Debug,
+        Error::Revoked
+        | Error::UnknownKeyId
+        | Error::Malformed(Malformed::UnknownVersion(_) | Malformed::UnknownFlags(_))
+        | Error::LimitExceeded(_)
+        | Error::Store(StoreError::Missing) => Loudness::Info,
+        _ => Loudness::Warn,
+    }
+}
+
+/// Logs a cookie that did not open: its error kind, the error's fixed text
+/// (numbers at most: a version byte, flag bits), the cookie's length, never
+/// its value.
 fn log_rejected(error: &Error, len: usize, candidate: usize) {
     let kind = error.kind();
-    match error {
-        Error::Expired(_) => tracing::debug!(
-            kind,
-            len,
-            candidate,
-            "session cookie expired; the request gets a fresh session"
-        ),
-        Error::Revoked => tracing::info!(
-            kind,
-            len,
-            candidate,
-            "session cookie revoked; the request gets a fresh session"
-        ),
-        _ => tracing::warn!(
-            kind,
-            len,
-            candidate,
-            "session cookie rejected; the request gets a fresh session"
-        ),
+    macro_rules! rejected {
+        ($level:ident) => {
+            tracing::$level!(
+                event = "cookie-refused",
+                kind,
+                error = %error,
+                len,
+                candidate,
+                "session cookie not opened; the request gets a fresh session"
+            )
+        };
+    }
+    match rejection_loudness(error) {
+        Loudness::Debug => rejected!(debug),
+        Loudness::Info => rejected!(info),
+        Loudness::Warn => rejected!(warn),
     }
 }
 

@@ -7,6 +7,7 @@ use core::time::Duration;
 use crate::budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
 use crate::cookie::{header_len, MAX_NAME_VALUE_LEN};
 use crate::error::StoreError;
+use crate::overflow::BlobNotKept;
 use crate::payload::SESSION_ID_LEN;
 use crate::session::{Expiry, Session, Value};
 use crate::token::{self, OVERHEAD};
@@ -365,32 +366,31 @@ impl Sealer {
         // `save_async` can renew, re-seal or retire: a cookie sealed here
         // cannot vouch for it, so they are dropped (and reported). The old
         // blob expires by its TTL.
-        let reason =
-            self.blob_not_kept("the synchronous save cannot keep their blob (use save_async)");
-        self.save_dropping(session, self.clock.now(), reason)
+        let why = self.blob_not_kept(BlobNotKept::SynchronousSave);
+        self.save_dropping(session, self.clock.now(), why)
     }
 
     /// Why a save drops a cookie's unloaded overflowed entries: this server
     /// has no store (another server of the deployment wrote the blob), or
     /// it has one that this save cannot reach (`unreachable`).
-    pub(crate) fn blob_not_kept(&self, unreachable: &'static str) -> &'static str {
+    pub(crate) fn blob_not_kept(&self, unreachable: BlobNotKept) -> BlobNotKept {
         match self.overflow_store {
-            None => "no overflow store is configured on this server",
+            None => BlobNotKept::NoStore,
             Some(_) => unreachable,
         }
     }
 
     /// Saves without an overflow blob: unloaded overflowed entries are
-    /// dropped (reported with `reason`), and what does not fit is dropped
+    /// dropped (reported with `why`), and what does not fit is dropped
     /// in the budget's order. The session's blob reference is cleared;
     /// retiring the blob is the caller's.
     pub(crate) fn save_dropping(
         &self,
         session: &mut Session,
         now: u64,
-        reason: &str,
+        why: BlobNotKept,
     ) -> Result<Saved, Error> {
-        let mut dropped = Self::drop_unloaded(session, reason);
+        let mut dropped = Self::drop_unloaded(session, why);
         session.overflow = None;
         if let Some(header) = self.seal_whole_if_fits(session, now)? {
             return Ok(self.set(header, dropped, Vec::new()));
@@ -464,6 +464,8 @@ impl Sealer {
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(dropped);
             tracing::warn!(
+                event = "entries-dropped",
+                cause = "over-budget",
                 dropped = ?keys,
                 header_len = header.len,
                 budget = header.budget,
@@ -565,6 +567,8 @@ impl Sealer {
         let keep_for = self.revocation_keep_for();
         let error = store.revoke_session(id, keep_for).await.err()?;
         tracing::error!(
+            event = "revocation-failed",
+            kind = error.kind(),
             error = %error,
             "could not revoke the session id of a cookie the save gave up; \
              copies of the old cookie stay valid until they expire"

@@ -682,6 +682,14 @@ impl Sealer {
             .policy
             .refresh_after(own_idle)
             .is_some_and(|after| age >= after);
+        if used_fallback {
+            // Public: the id names the key, not its bytes.
+            tracing::debug!(
+                event = "opened-with-fallback-key",
+                key_id = %header.key_id,
+                "session opened with a fallback key; its next save re-seals it under the primary"
+            );
+        }
         let mut session = Session {
             id: SessionId::from_bytes(indexed.session_id),
             // A session created on a server whose clock runs ahead (within
@@ -728,8 +736,8 @@ impl Sealer {
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
         self.check_sync_save(session)?;
         if session.has_unloaded_overflow() {
-            let reason = self.blob_not_kept("Sealer::seal cannot keep their blob (use save_async)");
-            Self::drop_unloaded(session, reason);
+            let why = self.blob_not_kept(crate::overflow::BlobNotKept::SynchronousSeal);
+            Self::drop_unloaded(session, why);
             session.overflow = None;
         }
         let now = self.clock.now();

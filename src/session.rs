@@ -798,8 +798,11 @@ fn is_undecodable(error: &Error) -> bool {
 
 /// Names the key and the type asked for, never the value.
 fn warn_undecodable<T>(key: &str, removed: bool) {
+    // `?`: quoted and escaped by every subscriber, not only the default
+    // formatter (a key may hold user input).
     tracing::warn!(
-        key,
+        event = "entry-undecodable",
+        key = ?key,
         expected = core::any::type_name::<T>(),
         removed,
         "session entry does not decode as the expected type"

@@ -1286,15 +1286,28 @@ async fn assert_opens_logged_in(layer: &SessionLayer, pair: &str) {
 
 #[tokio::test]
 async fn a_logout_whose_request_is_dropped_still_revokes_the_old_id() {
+    use tracing::Instrument as _;
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
     let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
     // The handler logs out, then the request is dropped before it answers.
     let (mut service, held) = failing(&layer, true, true);
-    drop_unanswered(&mut service, "/", Some(&pair)).await;
+    let span = tracing::info_span!("request", id = 42);
+    drop_unanswered(&mut service, "/", Some(&pair))
+        .instrument(span)
+        .await;
     assert!(
         held.lock().expect("lock").is_some(),
         "flushed before the drop"
     );
     assert_revoked_soon(&layer, &pair).await;
+    // The task that finished the logout logged inside the request's span.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while !logs.text().contains("dropped-logout-revoked") {
+        assert!(std::time::Instant::now() < deadline, "{}", logs.text());
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let line = line_with(&logs, "dropped-logout-revoked");
+    assert!(line.contains("request{id=42}"), "{line}");
 }
 
 #[tokio::test]
@@ -1602,7 +1615,7 @@ fn line_with(logs: &Logs, message: &str) -> String {
 }
 
 #[tokio::test]
-async fn rejected_cookies_are_logged_at_their_levels_with_kind_and_length_only() {
+async fn refused_cookies_are_logged_at_their_levels_with_kind_and_length_only() {
     use sealed_session::Limits;
     let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
     let (mut server, _revocations, _reports) = revoking_app();
@@ -1610,21 +1623,37 @@ async fn rejected_cookies_are_logged_at_their_levels_with_kind_and_length_only()
     let value = value_of(&pair).to_owned();
     let len = format!("len={}", value.len());
 
-    // Tampered: WARN, and deleted.
+    const REFUSED: &str = "event=\"cookie-refused\"";
+    // Tampered (anyone can send it): DEBUG, and deleted.
     let mut tampered = value.clone().into_bytes();
     let last = tampered.len() - 1;
     tampered[last] = if tampered[last] == b'A' { b'Q' } else { b'A' };
     let tampered = String::from_utf8(tampered).expect("ascii");
     let response = call(&mut server, "/read", Some(&format!("session={tampered}"))).await;
     assert_deletes_the_cookie(&response);
-    let line = line_with(&logs, "session cookie rejected");
+    let line = line_with(&logs, REFUSED);
     assert!(
-        line.contains(" WARN ") && line.contains("authentication-failed"),
+        line.contains("DEBUG") && line.contains("authentication-failed"),
         "{line}"
     );
     assert!(line.contains(&len), "{line}");
 
-    // Over this server's limits: WARN on each request, and kept (another
+    // Sealed under a key this server lacks (forgeable, or a server missing
+    // a rotation's new key): INFO.
+    logs.clear();
+    let foreign_layer = SessionLayer::builder(KeyRing::new(common::key(8)))
+        .build()
+        .expect("layer");
+    let foreign = cookie_pair(&call(&mut app(foreign_layer), "/login", None).await);
+    logs.clear();
+    call(&mut server, "/read", Some(&foreign)).await;
+    let line = line_with(&logs, REFUSED);
+    assert!(
+        line.contains(" INFO ") && line.contains("unknown-key-id"),
+        "{line}"
+    );
+
+    // Over this server's limits: INFO on each request, and kept (another
     // server's limits may be higher).
     let strict = SessionLayer::builder(fixed_ring())
         .limits(Limits::default().with_max_token_len(value.len() - 1))
@@ -1636,9 +1665,9 @@ async fn rejected_cookies_are_logged_at_their_levels_with_kind_and_length_only()
         logs.clear();
         let response = call(&mut strict, "/read", Some(&pair)).await;
         assert!(set_cookie(&response).is_none(), "kept");
-        let line = line_with(&logs, "session cookie rejected");
+        let line = line_with(&logs, REFUSED);
         assert!(
-            line.contains(" WARN ") && line.contains("limit-exceeded"),
+            line.contains(" INFO ") && line.contains("limit-exceeded"),
             "{line}"
         );
     }
@@ -1649,9 +1678,12 @@ async fn rejected_cookies_are_logged_at_their_levels_with_kind_and_length_only()
     logs.clear();
     let response = call(&mut server, "/read", Some(&pair)).await;
     assert_eq!(body_text(response).await, "");
-    let line = line_with(&logs, "session cookie revoked");
+    let line = line_with(&logs, REFUSED);
     assert_not_logged(&logs, &[&value]);
-    assert!(line.contains(" INFO ") && line.contains(&len), "{line}");
+    assert!(
+        line.contains(" INFO ") && line.contains("kind=\"revoked\"") && line.contains(&len),
+        "{line}"
+    );
 
     // Expired: DEBUG.
     let clock = common::clock();
@@ -1666,12 +1698,30 @@ async fn rejected_cookies_are_logged_at_their_levels_with_kind_and_length_only()
     logs.clear();
     let response = call(&mut app(layer()), "/read", Some(&pair)).await;
     assert_deletes_the_cookie(&response);
-    let line = line_with(&logs, "session cookie expired");
+    let line = line_with(&logs, REFUSED);
     assert!(
         line.contains("DEBUG") && line.contains("expired-idle"),
         "{line}"
     );
     assert_not_logged(&logs, &[value_of(&pair)]);
+
+    // Issued in this server's future (sealed under its key, by a server
+    // whose clock runs ahead beyond the skew): WARN.
+    let ahead = common::clock();
+    let ahead_layer = SessionLayer::builder(fixed_ring())
+        .clock(ahead.clone())
+        .build()
+        .expect("layer");
+    let skew = ahead_layer.sealer().clock_skew().as_secs();
+    ahead.advance(layer().sealer().now() - ahead_layer.sealer().now() + skew + 60);
+    let from_the_future = cookie_pair(&call(&mut app(ahead_layer), "/login", None).await);
+    logs.clear();
+    call(&mut app(layer()), "/read", Some(&from_the_future)).await;
+    let line = line_with(&logs, REFUSED);
+    assert!(
+        line.contains(" WARN ") && line.contains("issued-in-future"),
+        "{line}"
+    );
 }
 
 #[tokio::test]

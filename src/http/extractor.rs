@@ -113,6 +113,7 @@ impl LazySession {
                     // has gone without `Vary: Cookie`, and a bad cookie
                     // found now is not deleted.
                     tracing::warn!(
+                        event = "opened-after-response",
                         "session first opened after the response headers were sent; open it in the handler"
                     );
                 }
@@ -157,7 +158,10 @@ impl LazySession {
         let changes = session.changes;
         let result = f(session);
         if session.changes != changes && self.inner.finished.load(Ordering::Relaxed) {
-            tracing::warn!("session changed after the request ended; the change is lost");
+            tracing::warn!(
+                event = "changed-after-response",
+                "session changed after the request ended; the change is lost"
+            );
         }
         Ok(result)
     }
@@ -427,6 +431,7 @@ impl LazySession {
         }
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             tracing::warn!(
+                event = "dropped-logout-not-revoked",
                 "a request was dropped outside a tokio runtime; a logout it made, if any, is not revoked"
             );
             return;
@@ -437,10 +442,12 @@ impl LazySession {
         // before its first poll: that must be said too, so the guard is
         // moved in, not made in the task.
         let unfinished = UnfinishedLogout;
-        runtime.spawn(async move {
+        // In the request's span, as every other event of the layer.
+        let task = async move {
             session.finish_dropped_logout(&uri).await;
             core::mem::forget(unfinished);
-        });
+        };
+        runtime.spawn(tracing::Instrument::in_current_span(task));
     }
 
     /// The rest of a logout whose request was dropped: the save that
@@ -474,7 +481,10 @@ impl LazySession {
         };
         shared.saved(&report, uri);
         if report.unrevoked.is_none() {
-            tracing::info!("request dropped after a logout; the old session id is revoked");
+            tracing::info!(
+                event = "dropped-logout-revoked",
+                "request dropped after a logout; the old session id is revoked"
+            );
         }
     }
 
@@ -505,7 +515,9 @@ impl LazySession {
             // request then goes on as one that never touched the session.
             if let Err(error) = self.ensure_open(&mut state).await {
                 tracing::warn!(
+                    event = "refresh-not-opened",
                     kind = error.kind(),
+                    error = %error,
                     "could not open the session for its refresh"
                 );
             }
@@ -526,6 +538,7 @@ impl LazySession {
         let ends = !save && opened.session().is_flushed();
         if ends && !opened.session().is_empty() {
             tracing::info!(
+                event = "server-error-flush-only",
                 "server error: the flushed session ends; entries stored after the flush are not saved (save_on_server_error saves them on a 5xx response)"
             );
             opened.session_mut().clear();
@@ -544,6 +557,7 @@ impl LazySession {
             // a trace is hard to debug.
             if opened.session().is_modified() {
                 tracing::info!(
+                    event = "server-error-not-saved",
                     "server error: the session's changes are not saved (save_on_server_error saves them on a 5xx response)"
                 );
             }
@@ -583,6 +597,7 @@ impl LazySession {
                 // The sealer refuses such names, paths and domains when
                 // built, so this is a defence only, not request input.
                 tracing::error!(
+                    event = "invalid-set-cookie",
                     "session cookie is not a valid header value; check the cookie name, path and domain"
                 );
                 Ok(None)
@@ -624,7 +639,11 @@ impl IntoResponse for MissingSessionLayer {
     /// "internal server error": the client learns nothing about the
     /// application's setup.
     fn into_response(self) -> Response {
-        tracing::error!(error = %self, "a handler asked for the session");
+        tracing::error!(
+            event = "session-layer-missing",
+            error = %self,
+            "a handler asked for the session"
+        );
         (StatusCode::INTERNAL_SERVER_ERROR, "internal server error\n").into_response()
     }
 }
@@ -638,7 +657,12 @@ impl IntoResponse for MissingSessionLayer {
 /// value of the wrong type, a reserved key, the overflow store down.
 impl IntoResponse for Error {
     fn into_response(self) -> Response {
-        tracing::error!(kind = self.kind(), error = %self, "session error in a handler");
+        tracing::error!(
+            event = "handler-error",
+            kind = self.kind(),
+            error = %self,
+            "session error in a handler"
+        );
         let status = super::error_status(&self);
         let body = match status {
             StatusCode::SERVICE_UNAVAILABLE => "service unavailable\n",
@@ -680,6 +704,7 @@ struct UnfinishedLogout;
 impl Drop for UnfinishedLogout {
     fn drop(&mut self) {
         tracing::warn!(
+            event = "dropped-logout-unfinished",
             "the runtime dropped the task finishing a dropped request's logout; its old session id may not be revoked"
         );
     }

@@ -37,6 +37,7 @@ pub(crate) struct Shared {
 impl Shared {
     pub(crate) fn save_failed(&self, error: &Error, uri: &Uri) {
         tracing::error!(
+            event = "save-failed",
             kind = error.kind(),
             error = %error,
             "session not saved; the client keeps its previous cookie"
@@ -536,6 +537,7 @@ where
             // name under other keys, it would delete the outer one's cookie.
             if outer.sealer().cookie_name() == self.shared.sealer.cookie_name() {
                 tracing::warn!(
+                    event = "layers-share-cookie-name",
                     "two session layers use the same cookie name on one route; the inner one hides the outer"
                 );
             }
@@ -577,6 +579,7 @@ where
             if let Some(cookie) = finished.set_cookie {
                 if sets_cookie_named(headers, session.sealer().cookie_name()) {
                     tracing::warn!(
+                        event = "set-cookie-overridden",
                         "the response already sets the session cookie; the layer's Set-Cookie follows it and takes precedence"
                     );
                 }

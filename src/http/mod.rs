@@ -134,8 +134,9 @@
 //!   runs ahead, or that already has a shorter timeout during a rollout,
 //!   deletes a cookie the moment it expires there. A cookie over the
 //!   configured limits is not deleted, and is logged on each request.)
-//!   Expired cookies are logged at `DEBUG`, revoked ones at `INFO`, the
-//!   rest at `WARN`. Logging out ([`LazySession::flush`]) deletes whatever
+//!   Each is logged (event `cookie-refused`) with its error kind: at
+//!   `DEBUG` or `INFO` what anyone can send, at `WARN` what needs one of
+//!   the ring's keys (docs/LOGGING.md). Logging out ([`LazySession::flush`]) deletes whatever
 //!   session cookie the request carried, and with a revocation store
 //!   ([`SessionLayerBuilder::revocation_store`]) revokes its id, as
 //!   [`LazySession::cycle_id`] does at login.
@@ -144,20 +145,22 @@
 //!   store is down, or the request's cookie did not open because the
 //!   revocation store was down)
 //!   sends no `Set-Cookie`, so the client keeps its previous
-//!   cookie; the failure is logged at `ERROR` (under the target
-//!   `sealed_session::http`) and passed to the hook set with
+//!   cookie; the failure is logged at `ERROR` (event `save-failed`,
+//!   under the target `sealed_session::http::layer`) and passed to the hook set with
 //!   [`SessionLayerBuilder::on_save_error`]. If the save carried changes
 //!   the handler made, an empty 500 (503 when a store could not be
 //!   reached) replaces the handler's response, which would claim what did
 //!   not happen; a failed sliding refresh or re-seal leaves the response
 //!   alone. [`SessionLayerBuilder::error_on_lost_changes`] turns the
 //!   replacement off.
-//! - **Logs no request data.** The layer's events carry error kinds and
-//!   lengths, not the request's path, query or headers (a path can hold a
-//!   password-reset or login token); they are emitted inside whatever span
-//!   the application opened for the request (`tower_http::trace`'s, say),
-//!   so its own policy decides what identifies the request. The hooks get
-//!   the URI.
+//! - **Logs no request data.** The layer's events carry a stable `event`
+//!   name, error kinds and lengths, not the request's path, query or
+//!   headers (a path can hold a password-reset or login token); they are
+//!   emitted inside whatever span the application opened for the request
+//!   (`tower_http::trace`'s, say), the revocation that finishes a dropped
+//!   request's logout included, so its own policy decides what identifies
+//!   the request. The hooks get the URI. docs/LOGGING.md lists every
+//!   event, its level and fields.
 //!
 //! ## Several cookies with the session's name
 //!
