@@ -310,8 +310,11 @@ impl KeyRing {
     /// re-seal it back: a new Set-Cookie (and, with an overflow store, a
     /// new blob) on every response of a client that alternates. Opened with
     /// an incoming key, a session is saved only when it changes or its
-    /// refresh is due, like one opened with the primary. Refused if its key
-    /// id is already in the ring.
+    /// refresh is due, like one opened with the primary; such a save
+    /// rewrites its overflow blob, if any, under the primary rather than
+    /// keep it, so that a rotation rolled back (the key removed) leaves no
+    /// cookie whose blob no key opens. Refused if its key id is already in
+    /// the ring.
     pub fn with_incoming(mut self, key: MasterKey) -> Result<Self, Error> {
         let derived = DerivedKey::derive(&key);
         if self.find(&derived.id).is_some() {
@@ -342,18 +345,30 @@ impl KeyRing {
         &self.primary
     }
 
-    /// The key with this id and whether it is a fallback (whose sessions
-    /// are re-sealed under the primary).
-    pub(crate) fn find(&self, id: &KeyId) -> Option<(&DerivedKey, bool)> {
+    /// The key with this id and its role in the ring.
+    pub(crate) fn find(&self, id: &KeyId) -> Option<(&DerivedKey, KeyRole)> {
         if self.primary.id == *id {
-            return Some((&self.primary, false));
+            return Some((&self.primary, KeyRole::Primary));
         }
         let in_list = |list: &'_ [Box<DerivedKey>]| list.iter().position(|k| k.id == *id);
         if let Some(i) = in_list(&self.fallbacks) {
-            return Some((&self.fallbacks[i], true));
+            return Some((&self.fallbacks[i], KeyRole::Fallback));
         }
-        in_list(&self.incoming).map(|i| (&*self.incoming[i], false))
+        in_list(&self.incoming).map(|i| (&*self.incoming[i], KeyRole::Incoming))
     }
+}
+
+/// Which of a ring's keys opened a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum KeyRole {
+    /// The key that seals.
+    Primary,
+    /// A retiring key: what it opened is re-sealed under the primary.
+    Fallback,
+    /// The next primary ([`KeyRing::with_incoming`]): what it opened is
+    /// not re-sealed for that alone, but an overflow blob it sealed is not
+    /// carried over either (a rotation rolled back removes the key).
+    Incoming,
 }
 
 impl fmt::Debug for KeyRing {
@@ -445,8 +460,8 @@ mod tests {
         let err = KeyRing::with_fallbacks(key(1), [key(2), key(1)]).unwrap_err();
         assert_eq!(err, Error::InvalidKey(InvalidKey::DuplicateKeyId));
         let ring = KeyRing::with_fallbacks(key(1), [key(2)]).unwrap();
-        assert!(!ring.find(&key(1).key_id()).unwrap().1);
-        assert!(ring.find(&key(2).key_id()).unwrap().1);
+        assert_eq!(ring.find(&key(1).key_id()).unwrap().1, KeyRole::Primary);
+        assert_eq!(ring.find(&key(2).key_id()).unwrap().1, KeyRole::Fallback);
         assert!(ring.find(&key(3).key_id()).is_none());
     }
 
@@ -456,9 +471,9 @@ mod tests {
             .unwrap()
             .with_incoming(key(3))
             .unwrap();
-        let (found, flagged) = ring.find(&key(3).key_id()).unwrap();
+        let (found, role) = ring.find(&key(3).key_id()).unwrap();
         assert_eq!(found.id, key(3).key_id());
-        assert!(!flagged);
+        assert_eq!(role, KeyRole::Incoming);
         assert_eq!(ring.incoming_ids().collect::<Vec<_>>(), [key(3).key_id()]);
         assert_eq!(ring.fallback_ids().collect::<Vec<_>>(), [key(2).key_id()]);
         for taken in [1, 2, 3] {

@@ -157,14 +157,19 @@ impl Sealer {
         let has_unloaded = session.has_unloaded_overflow();
         // Keep the old blob when nothing new leaves the cookie, it is bound
         // to this id, none of its entries was removed or replaced (it would
-        // go on holding their old values), and the cookie did not need a
-        // fallback key (then the blob is re-sealed under the primary too,
-        // or it would outlive the old key). Its TTL is renewed: without an absolute lifetime the
+        // go on holding their old values), and the primary opened the
+        // cookie: after a fallback key the blob is re-sealed under the
+        // primary too, or it would outlive the old key; after an incoming
+        // key likewise, or a rotation rolled back (the incoming key
+        // removed) would leave a blob that no key opens under a cookie
+        // that opens. Its TTL is renewed: without an absolute lifetime the
         // idle window moves on, and with one a request running at the same
         // time may have retired it. If the store cannot renew it (absent,
         // or no `touch`), it is rewritten.
         let mut reuse = has_unloaded && !moved_now && bound.is_some();
-        reuse &= !session.opened_with_fallback() && !session.overflow_stale;
+        reuse &= !session.opened_with_fallback()
+            && !session.opened_with_incoming
+            && !session.overflow_stale;
         if let (true, Some(reference)) = (reuse, &bound_ref) {
             let key = overflow_key(&session.id, reference);
             reuse = store.touch(&key, self.blob_ttl(session, now)).await?;

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use crate::clock::Clock;
 use crate::cookie::{CookieSettings, DEFAULT_BUDGET};
 use crate::error::{Expired, InvalidSetting, StoreError};
+use crate::key::KeyRole;
 use crate::payload::{self, PayloadWriter};
 use crate::random::RandomSource;
 use crate::session::{Bytes, Expiry, Session, SessionId, Value};
@@ -600,6 +601,7 @@ impl Sealer {
             changes: 0,
             refresh_due: false,
             opened_with_fallback: false,
+            opened_with_incoming: false,
             overflow_stale: false,
             flushed: false,
             replaced: None,
@@ -638,7 +640,7 @@ impl Sealer {
     pub(crate) fn open_unrevoked(&self, cookie_value: &str) -> Result<Session, Error> {
         let opened = token::open(&self.ring, &self.cookie_name, cookie_value, &self.limits)?;
         let now = self.clock.now();
-        let (header, buffer, plaintext, used_fallback) = opened.into_parts();
+        let (header, buffer, plaintext, role) = opened.into_parts();
         let issued_at = header.issued_at;
         if issued_at > now.saturating_add(self.policy.clock_skew) {
             return Err(Error::IssuedInFuture);
@@ -682,12 +684,13 @@ impl Sealer {
             .policy
             .refresh_after(own_idle)
             .is_some_and(|after| age >= after);
-        if used_fallback {
-            // Public: the id names the key, not its bytes.
+        if role == KeyRole::Fallback {
+            // Public: the id names the key, not its bytes. (A revocation
+            // check may still refuse the cookie.)
             tracing::debug!(
                 event = "opened-with-fallback-key",
                 key_id = %header.key_id,
-                "session opened with a fallback key; its next save re-seals it under the primary"
+                "session cookie sealed under a fallback key; its next save re-seals it under the primary"
             );
         }
         let mut session = Session {
@@ -707,7 +710,8 @@ impl Sealer {
             modified: false,
             changes: 0,
             refresh_due,
-            opened_with_fallback: used_fallback,
+            opened_with_fallback: role == KeyRole::Fallback,
+            opened_with_incoming: role == KeyRole::Incoming,
             overflow_stale: false,
             flushed: false,
             replaced: None,
@@ -888,6 +892,7 @@ impl Sealer {
         session.modified = false;
         session.refresh_due = false;
         session.opened_with_fallback = false;
+        session.opened_with_incoming = false;
         session.overflow_stale = false;
         session.flushed = false;
         session.replaced = None;

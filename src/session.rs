@@ -205,6 +205,9 @@ pub struct Session {
     pub(crate) changes: u32,
     pub(crate) refresh_due: bool,
     pub(crate) opened_with_fallback: bool,
+    /// Opened with an incoming key: its overflow blob, if any, is
+    /// rewritten under the primary rather than kept.
+    pub(crate) opened_with_incoming: bool,
     /// An entry that lives in the overflow blob was removed or replaced
     /// since the blob was written: the blob must be rewritten rather than
     /// kept, or it would go on holding the old value.

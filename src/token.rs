@@ -24,7 +24,7 @@ use std::cell::RefCell;
 
 use crate::error::{Limit, Malformed};
 use crate::inflate::{inflate_capped, Wrapper};
-use crate::key::{KeyId, KeyRing, KEY_ID_LEN};
+use crate::key::{KeyId, KeyRing, KeyRole, KEY_ID_LEN};
 use crate::random::RandomSource;
 use crate::{Error, Limits};
 
@@ -179,7 +179,7 @@ pub struct Opened {
     header: TokenHeader,
     buffer: Vec<u8>,
     plaintext: Range<usize>,
-    used_fallback: bool,
+    role: KeyRole,
 }
 
 /// The plaintext is the session's contents: only its length is shown.
@@ -188,7 +188,7 @@ impl core::fmt::Debug for Opened {
         f.debug_struct("Opened")
             .field("header", &self.header)
             .field("plaintext_len", &self.plaintext.len())
-            .field("used_fallback", &self.used_fallback)
+            .field("role", &self.role)
             .finish()
     }
 }
@@ -206,11 +206,11 @@ impl Opened {
 
     /// Whether a fallback key opened it (it should be re-sealed under the primary).
     pub fn used_fallback(&self) -> bool {
-        self.used_fallback
+        self.role == KeyRole::Fallback
     }
 
-    pub(crate) fn into_parts(self) -> (TokenHeader, Vec<u8>, Range<usize>, bool) {
-        (self.header, self.buffer, self.plaintext, self.used_fallback)
+    pub(crate) fn into_parts(self) -> (TokenHeader, Vec<u8>, Range<usize>, KeyRole) {
+        (self.header, self.buffer, self.plaintext, self.role)
     }
 }
 
@@ -335,7 +335,7 @@ pub fn open(
 ) -> Result<Opened, Error> {
     let mut buffer = decode_base64(token, limits)?;
     let header = TokenHeader::parse(&buffer)?;
-    let (key, used_fallback) = ring.find(&header.key_id).ok_or(Error::UnknownKeyId)?;
+    let (key, role) = ring.find(&header.key_id).ok_or(Error::UnknownKeyId)?;
 
     let tag_start = buffer.len() - TAG_LEN;
     let (head, rest) = buffer.split_at_mut(CIPHERTEXT_OFFSET);
@@ -360,14 +360,14 @@ pub fn open(
             header,
             buffer: plaintext,
             plaintext: 0..len,
-            used_fallback,
+            role,
         });
     }
     Ok(Opened {
         header,
         buffer,
         plaintext: CIPHERTEXT_OFFSET..tag_start,
-        used_fallback,
+        role,
     })
 }
 

@@ -773,6 +773,37 @@ async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
 }
 
 #[tokio::test]
+async fn a_rotation_rolled_back_after_step_two_loses_no_blob() {
+    // Step 2 reached some servers (the new key sealed a cookie and its
+    // blob), then the rotation is rolled back: a server still at step 1
+    // (the new key incoming) changes the session, and the new key is
+    // removed. The cookie it sealed under the old key must still find its
+    // blob, so the blob cannot stay sealed under the incoming key.
+    let clock = clock();
+    let store = instrumented(&clock);
+    let with_ring = |ring: KeyRing| {
+        builder_with(ring, &clock)
+            .overflow_store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let step_two = with_ring(KeyRing::with_fallbacks(key(2), [key(1)]).unwrap());
+    let mut session = ten_kb_session(&step_two);
+    let token = save_token(&step_two, &mut session).await;
+
+    let step_one = with_ring(KeyRing::new(key(1)).with_incoming(key(2)).unwrap());
+    let opened = step_one.open_async(&token).await.unwrap();
+    assert!(
+        !opened.needs_save(),
+        "an incoming key alone re-seals nothing"
+    );
+    let token = resident_change(&step_one, &token, 1).await;
+
+    let rolled_back = with_ring(KeyRing::new(key(1)));
+    assert_eq!(overflow_loads(&rolled_back, &token).await, Ok(true));
+}
+
+#[tokio::test]
 async fn a_later_session_expiry_keeps_the_blob() {
     // The blob is written while the session's own expiry is near; the
     // expiry is then moved later by a request that touches only
