@@ -323,13 +323,23 @@ impl Sealer {
             .retain(|e| matches!(e.value, Value::Resident(_)));
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(&dropped);
-            tracing::warn!(
-                event = "entries-dropped",
-                cause = why.cause(),
-                dropped = ?keys,
-                reason = why.reason(),
-                "overflowed session entries dropped"
-            );
+            macro_rules! dropped {
+                ($level:ident) => {
+                    tracing::$level!(
+                        event = "entries-dropped",
+                        cause = why.cause(),
+                        dropped = ?keys,
+                        reason = why.reason(),
+                        "overflowed session entries dropped"
+                    )
+                };
+            }
+            // A blob gone is also what any client gets by replaying an old
+            // copy of its cookie (its blob retired): not above INFO.
+            match why {
+                BlobNotKept::Missing => dropped!(info),
+                _ => dropped!(warn),
+            }
         }
         dropped
     }

@@ -537,10 +537,11 @@ enum Loudness {
 /// client cannot flood the warnings: `DEBUG` for the noise (expired, bad
 /// base64, a failed tag), `INFO` for what may also be a deployment mistake
 /// (a key or version this server lacks, limits lower than another
-/// server's, a revoked or blob-less cookie). `WARN` is for what only a
-/// cookie sealed under a key of the ring, or this server's stores, can
-/// cause (a payload that does not decode, an issued-at ahead of this
-/// server's clock, a store that fails).
+/// server's) or a replayed copy of a cookie that was logged out. `WARN` is
+/// for what only a cookie sealed under a key of the ring, or this
+/// server's stores, can cause (a payload that does not decode, an
+/// issued-at ahead of this server's clock, a store that fails).
+/// Exhaustive, so that a new error kind gets a level on purpose.
 fn rejection_loudness(error: &Error) -> Loudness {
     match error {
         Error::Expired(_)
@@ -549,9 +550,25 @@ fn rejection_loudness(error: &Error) -> Loudness {
         Error::Revoked
         | Error::UnknownKeyId
         | Error::Malformed(Malformed::UnknownVersion(_) | Malformed::UnknownFlags(_))
-        | Error::LimitExceeded(_)
-        | Error::Store(StoreError::Missing) => Loudness::Info,
-        _ => Loudness::Warn,
+        | Error::LimitExceeded(_) => Loudness::Info,
+        // After authentication, or not from a cookie at all (then a bug).
+        Error::Malformed(
+            Malformed::Payload
+            | Malformed::Compression
+            | Malformed::Timestamp
+            | Malformed::Json
+            | Malformed::SessionId,
+        )
+        | Error::IssuedInFuture
+        | Error::Value(_)
+        | Error::Store(_)
+        | Error::TooLarge { .. }
+        | Error::InvalidKey(_)
+        | Error::InvalidEntryKey(_)
+        | Error::InvalidCookie(_)
+        | Error::InvalidSetting(_)
+        | Error::Random
+        | Error::NoClock => Loudness::Warn,
     }
 }
 

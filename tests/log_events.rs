@@ -1,6 +1,7 @@
 //! docs/LOGGING.md lists every event the crate emits: each `tracing` call
 //! in `src/` has a stable `event` field, and the page's table names exactly
-//! those events, with the levels and targets the sources give them.
+//! those events, with the levels and targets the sources give them and
+//! every field they carry.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -11,6 +12,9 @@ const LEVELS: [&str; 5] = ["trace", "debug", "info", "warn", "error"];
 struct Logged {
     levels: BTreeSet<String>,
     targets: BTreeSet<String>,
+    /// In the sources: the field names; in the page: the text of the
+    /// fields column.
+    fields: BTreeSet<String>,
 }
 
 fn root() -> &'static Path {
@@ -61,25 +65,126 @@ fn arguments(text: &str) -> &str {
     panic!("unbalanced macro call: {text}")
 }
 
-/// Every `tracing::<level>!` call in `src/`: event name → levels, targets.
-/// A call whose level is a macro variable (`tracing::$level!`) adds no
-/// level; the HTTP tests check those levels.
+/// The macro names a call may use: each must be spelled `tracing::name!(`.
+const MACROS: [&str; 11] = [
+    "trace",
+    "debug",
+    "info",
+    "warn",
+    "error",
+    "event",
+    "span",
+    "trace_span",
+    "debug_span",
+    "info_span",
+    "warn_span",
+];
+
+/// Fails on a `tracing` macro this scanner would not read: imported
+/// without its path, `tracing::event!`, braces, or a `target:` override.
+fn check_spelling(file: &Path, text: &str) {
+    for name in MACROS {
+        let call = format!("{name}!");
+        for (at, _) in text.match_indices(&call) {
+            let before = text[..at].chars().next_back();
+            if before.is_some_and(|c| c.is_alphanumeric() || c == '_' || c == '$') {
+                continue; // part of another name (`debug_assert!`, `compile_error!`)
+            }
+            let line = text[..at].lines().last().unwrap_or_default().trim_start();
+            if line.starts_with("//") {
+                continue;
+            }
+            assert!(
+                text[..at].ends_with("tracing::")
+                    && name != "event"
+                    && text[at + call.len()..].starts_with('('),
+                "{}: write `tracing::<level>!(event = ..., ...)`, as docs/LOGGING.md's test \
+                 reads it: {}",
+                file.display(),
+                &text[at..(at + 60).min(text.len())]
+            );
+        }
+    }
+}
+
+/// The field names of a call's arguments (`name = value`, `?name`,
+/// `%name`, `name`), the message and `event` left out.
+fn fields(call: &str) -> Vec<String> {
+    let mut arguments = Vec::new();
+    let (mut depth, mut quoted, mut start) = (0i32, false, 0);
+    let mut previous = ' ';
+    for (i, c) in call.char_indices() {
+        match c {
+            '"' if previous != '\\' => quoted = !quoted,
+            '(' | '[' | '{' if !quoted => depth += 1,
+            ')' | ']' | '}' if !quoted => depth -= 1,
+            ',' if !quoted && depth == 0 => {
+                arguments.push(&call[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+        previous = c;
+    }
+    arguments.push(&call[start..]);
+    arguments
+        .into_iter()
+        .map(str::trim)
+        .filter(|a| !a.is_empty() && !a.starts_with('"'))
+        .map(|a| {
+            let name = a.split('=').next().unwrap_or(a);
+            name.trim().trim_start_matches(['?', '%']).to_owned()
+        })
+        .filter(|name| name != "event")
+        .collect()
+}
+
+/// Every `tracing::<level>!` call in `src/`: event name → levels, targets,
+/// fields. A call whose level is a variable of a `macro_rules!` macro
+/// (`tracing::$level!`) takes the levels the file passes that macro.
 fn events_in_sources() -> BTreeMap<String, Logged> {
     let mut files = Vec::new();
     rust_files(&root().join("src"), &mut files);
     let mut events: BTreeMap<String, Logged> = BTreeMap::new();
     for file in files {
         let text = std::fs::read_to_string(&file).expect("readable source");
-        let mut rest = text.as_str();
-        while let Some(at) = rest.find("tracing::") {
-            rest = &rest[at + "tracing::".len()..];
+        check_spelling(&file, &text);
+        let mut offset = 0;
+        while let Some(at) = text[offset..].find("tracing::") {
+            let start = offset + at;
+            offset = start + "tracing::".len();
+            let rest = &text[offset..];
             let Some(bang) = rest.find("!(") else { break };
             let level = &rest[..bang];
-            let literal = LEVELS.contains(&level);
-            if !literal && level != "$level" {
+            let levels: Vec<String> = if LEVELS.contains(&level) {
+                vec![level.to_uppercase()]
+            } else if level == "$level" {
+                let defined = text[..start]
+                    .rfind("macro_rules! ")
+                    .map(|m| &text[m + "macro_rules! ".len()..])
+                    .and_then(|after| after.split_whitespace().next())
+                    .unwrap_or_else(|| {
+                        panic!("`tracing::$level!` outside a macro in {}", file.display())
+                    });
+                LEVELS
+                    .iter()
+                    .filter(|l| text.contains(&format!("{defined}!({l})")))
+                    .map(|l| l.to_uppercase())
+                    .collect()
+            } else {
                 continue;
-            }
+            };
+            assert!(
+                !levels.is_empty(),
+                "no level for a call in {}",
+                file.display()
+            );
             let call = arguments(&rest[bang + 2..]);
+            assert!(
+                !call.contains("target:"),
+                "a target override in {}",
+                file.display()
+            );
             let name = call
                 .split("event = \"")
                 .nth(1)
@@ -91,10 +196,9 @@ fn events_in_sources() -> BTreeMap<String, Logged> {
                     )
                 });
             let logged = events.entry(name.to_owned()).or_default();
-            if literal {
-                logged.levels.insert(level.to_uppercase());
-            }
+            logged.levels.extend(levels);
             logged.targets.insert(target_of(&file));
+            logged.fields.extend(fields(call));
         }
     }
     events
@@ -122,6 +226,7 @@ fn events_in_doc() -> BTreeMap<String, Logged> {
         let logged = Logged {
             levels: names(cells[2]),
             targets: names(cells[3]),
+            fields: BTreeSet::from([cells[4].to_owned()]),
         };
         assert!(
             events.insert(name.clone(), logged).is_none(),
@@ -145,10 +250,13 @@ fn every_event_is_documented_with_its_levels_and_targets() {
     for (name, logged) in &sources {
         let listed = &doc[name];
         assert_eq!(listed.targets, logged.targets, "targets of {name}");
-        if logged.levels.is_empty() {
-            assert!(!listed.levels.is_empty(), "levels of {name}");
-        } else {
-            assert_eq!(listed.levels, logged.levels, "levels of {name}");
+        assert_eq!(listed.levels, logged.levels, "levels of {name}");
+        let column = listed.fields.iter().next().expect("a fields column");
+        for field in &logged.fields {
+            assert!(
+                column.contains(&format!("`{field}`")),
+                "docs/LOGGING.md does not list the field {field} of {name}"
+            );
         }
     }
 }

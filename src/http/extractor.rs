@@ -442,7 +442,8 @@ impl LazySession {
         // before its first poll: that must be said too, so the guard is
         // moved in, not made in the task.
         let unfinished = UnfinishedLogout;
-        // In the request's span, as every other event of the layer.
+        // In the request's span (the layer enters it to drop the request),
+        // as every other event of the layer.
         let task = async move {
             session.finish_dropped_logout(&uri).await;
             core::mem::forget(unfinished);

@@ -552,6 +552,7 @@ where
             session,
             uri,
             finished: AtomicBool::new(false),
+            span: tracing::Span::current(),
         };
         Box::pin(async move {
             let (session, uri) = (&guard.session, &guard.uri);
@@ -606,11 +607,16 @@ struct EndOnDrop {
     uri: Uri,
     /// The layer's `finish` returned: it ended the request itself.
     finished: AtomicBool,
+    /// The request's span when the layer was called: a future is often
+    /// dropped outside it (`tower_http::trace` enters its span only to
+    /// call and poll), and what the drop logs belongs to the request.
+    span: tracing::Span,
 }
 
 impl Drop for EndOnDrop {
     fn drop(&mut self) {
         if !self.finished.load(Ordering::Relaxed) {
+            let _entered = self.span.enter();
             self.session.end_dropped(&mut self.uri);
         }
     }
