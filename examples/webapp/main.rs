@@ -14,6 +14,9 @@
 //!   sessions do not survive a restart.
 //! - `SESSION_FALLBACK_KEYS`: older keys, comma-separated, that still open
 //!   cookies (which are then re-issued under the primary key).
+//! - `SESSION_INCOMING_KEY`: the next primary key, during the first step of
+//!   a rotation across several servers: it opens cookies and re-issues
+//!   nothing (SECURITY.md, "Keys").
 //! - `--budget`: most bytes of the `Set-Cookie` header (default 4096).
 //! - `--insecure`: no `Secure` attribute and no `__Host-` prefix on the
 //!   cookie's name, for plain HTTP on a host other
@@ -47,6 +50,13 @@ struct Args {
         hide_env_values = true
     )]
     fallback_keys: Vec<String>,
+    /// The next primary master key, base64 or hex: opens, re-issues nothing.
+    #[arg(
+        long = "incoming-key",
+        env = "SESSION_INCOMING_KEY",
+        hide_env_values = true
+    )]
+    incoming_key: Option<String>,
     /// Most bytes the whole Set-Cookie header may take.
     #[arg(long, default_value_t = sealed_session::DEFAULT_BUDGET)]
     budget: usize,
@@ -89,7 +99,14 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             .filter(|k| !k.trim().is_empty())
             .map(|k| parse_key(k))
             .collect::<Result<Vec<_>, _>>()?;
-        let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+        let mut ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+        if let Some(text) = args
+            .incoming_key
+            .as_deref()
+            .filter(|k| !k.trim().is_empty())
+        {
+            ring = ring.with_incoming(parse_key(text)?)?;
+        }
         let mut layer = demo.layer(ring).budget(args.budget);
         if args.insecure {
             // `__Host-` requires Secure: plain HTTP gets the bare name.
