@@ -268,11 +268,14 @@ impl DjangoCodecBuilder {
 
     /// Derives the signing keys.
     ///
-    /// Fails with [`InvalidKey::EmptySecret`] if any secret is empty (Django
+    /// # Errors
+    ///
+    /// [`InvalidKey::EmptySecret`] if any secret is empty (Django
     /// refuses an empty `SECRET_KEY`), and with [`InvalidKey::EmptySalt`]
     /// for an empty salt (Django's signer replaces it with the path of its
-    /// class, which differs between Django's signers). On `wasm32-unknown-unknown` a clock
-    /// must be given, as for [`Sealer`], or this fails with [`Error::NoClock`].
+    /// class, which differs between Django's signers). On
+    /// `wasm32-unknown-unknown` a clock must be given, as for [`Sealer`], or
+    /// this fails with [`Error::NoClock`].
     pub fn build(self) -> Result<DjangoCodec, Error> {
         if self.secrets.iter().any(|s| s.is_empty()) {
             return Err(Error::InvalidKey(InvalidKey::EmptySecret));
@@ -355,23 +358,30 @@ impl DjangoSession {
 impl DjangoCodec {
     /// Opens a cookie into the session dictionary.
     ///
+    /// # Errors
+    ///
     /// Checks, in order: length ([`Limit::TokenLength`]), structure
     /// ([`Malformed::Truncated`]), signature
     /// ([`Error::AuthenticationFailed`]), timestamp
     /// ([`Malformed::Timestamp`]), base64 ([`Malformed::Base64`]),
-    /// zlib ([`Malformed::Compression`], [`Limit::DecompressedSize`]), JSON
-    /// ([`Malformed::Json`]), then whether the session has ended: at its
-    /// own expiry from `set_expiry` ([`Expired::Session`]) or `max_age`
-    /// after the signed time ([`Expired::Idle`]), whichever comes first
-    /// (see [`DjangoCodecBuilder::own_expiry_replaces_max_age`] for
-    /// Django's newer rule). Nothing is decoded or decompressed before the
-    /// signature verifies.
+    /// zlib and size ([`Malformed::Compression`],
+    /// [`Limit::DecompressedSize`]), JSON ([`Malformed::Json`], also for a
+    /// `_session_expiry` Django would not read), then whether the session
+    /// has ended: at its own expiry from `set_expiry` ([`Expired::Session`])
+    /// or `max_age` after the signed time ([`Expired::Idle`]), whichever
+    /// comes first (see [`DjangoCodecBuilder::own_expiry_replaces_max_age`]
+    /// for Django's newer rule). Nothing is decoded or decompressed before
+    /// the signature verifies.
     pub fn open(&self, cookie: &str) -> Result<Map<String, Value>, Error> {
         self.open_session(cookie).map(DjangoSession::into_entries)
     }
 
     /// Opens a cookie, also reporting its timestamp, compression and whether
     /// a fallback secret verified it.
+    ///
+    /// # Errors
+    ///
+    /// As [`DjangoCodec::open`].
     pub fn open_session(&self, cookie: &str) -> Result<DjangoSession, Error> {
         if cookie.len() > self.limits.max_token_len() {
             return Err(Error::LimitExceeded(Limit::TokenLength));
@@ -448,7 +458,9 @@ impl DjangoCodec {
     /// Writes a session dictionary as Django's backend would, signed under
     /// `SECRET_KEY` with the clock's time.
     ///
-    /// Fails with [`Error::TooLarge`] if the cookie would be longer than
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] if the cookie would be longer than
     /// [`Limits::max_token_len`], with
     /// [`Error::LimitExceeded`]`(`[`Limit::DecompressedSize`]`)` if its JSON
     /// is longer than [`Limits::max_decompressed`] (compressed, it could
@@ -826,11 +838,14 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
 /// already past from the cookie's time in [`migrate_cookie`], fails with
 /// [`Expired::Session`]), a date [`Expiry::At`] that date.
 ///
-/// Fails with [`InvalidEntryKey::Reserved`] if two Django keys map to the
+/// # Errors
+///
+/// [`InvalidEntryKey::Reserved`] if two Django keys map to the
 /// same key (`_x` and `django_x`), [`Malformed::Json`] for an expiry
 /// Django would not read, [`Expired::Session`] for one already past, and
-/// with the session's own errors (an empty key, too many entries, a value
-/// nested deeper than [`Limits::max_depth`](crate::Limits::max_depth)).
+/// the session's own errors (an empty key, too many entries, a value
+/// nested deeper than [`Limits::max_depth`](crate::Limits::max_depth);
+/// [`Error::Random`] for its id).
 pub fn to_sealed_session(entries: &Map<String, Value>, sealer: &Sealer) -> Result<Session, Error> {
     migrate_entries(entries, None, false, sealer)
 }
@@ -911,12 +926,17 @@ fn migrate_entries(
 /// ready to save (see [`to_sealed_session`] for the key mapping). The
 /// session's created-at is the Django cookie's signing time (now, if that
 /// is later), so that a copy migrated again after a `revoke_user` is still
-/// revoked and the absolute lifetime does not restart. A cookie signed
-/// more than the sealer's clock skew ahead of its clock fails with
-/// [`Error::IssuedInFuture`], as a sealed cookie would (Django itself
-/// accepts it, and so does [`DjangoCodec::open`]). Save it with
+/// revoked and the absolute lifetime does not restart. Save it with
 /// [`Sealer::save_async`] to use an overflow store, or see
 /// [`migrate_cookie`].
+///
+/// # Errors
+///
+/// Those of [`DjangoCodec::open`], then those of [`to_sealed_session`]
+/// (an inactivity window counted from the cookie's time), and
+/// [`Error::IssuedInFuture`] for a cookie signed more than the sealer's
+/// clock skew ahead of its clock, as for a sealed cookie (Django itself
+/// accepts it, and so does [`DjangoCodec::open`]).
 pub fn migrate_session(
     codec: &DjangoCodec,
     sealer: &Sealer,
@@ -938,6 +958,10 @@ pub fn migrate_session(
 /// critical). A Django session with no entries and no expiry of its own
 /// gives [`CookieAction::Unchanged`](crate::CookieAction::Unchanged): there
 /// is nothing to keep, and no cookie to set.
+///
+/// # Errors
+///
+/// Those of [`migrate_session`], then those of [`Sealer::save`].
 ///
 /// ```
 /// use std::sync::Arc;

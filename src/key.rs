@@ -55,6 +55,11 @@ impl MasterKey {
     /// keygen` or another CSPRNG), not text: 32 characters of a password
     /// have far less than 256 bits of entropy, and this function cannot
     /// tell (SECURITY.md: never derive keys from passwords).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey::TooShort`](crate::InvalidKey::TooShort) for fewer than
+    /// [`MIN_MASTER_KEY_LEN`] bytes.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, Error> {
         if bytes.len() < MIN_MASTER_KEY_LEN {
             return Err(Error::InvalidKey(InvalidKey::TooShort));
@@ -78,6 +83,15 @@ impl MasterKey {
     /// [`MasterKey::from_bytes`] (or their [`MasterKey::to_base64`] form to
     /// this function) rather than switching to [`MasterKey::from_hex`],
     /// which gives a different key.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey::LooksLikeHex`](crate::InvalidKey::LooksLikeHex) for
+    /// text made only of hexadecimal digits,
+    /// [`InvalidKey::Encoding`](crate::InvalidKey::Encoding) for text no
+    /// alphabet decodes, and
+    /// [`InvalidKey::TooShort`](crate::InvalidKey::TooShort) for fewer than
+    /// 32 bytes (empty text included).
     pub fn from_base64(text: &str) -> Result<Self, Error> {
         let text = text.trim();
         if !text.is_empty() && text.bytes().all(|c| c.is_ascii_hexdigit()) {
@@ -95,6 +109,13 @@ impl MasterKey {
     }
 
     /// Parses hexadecimal (either case).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey::Encoding`](crate::InvalidKey::Encoding) for a
+    /// character that is not a hex digit or an odd number of digits, and
+    /// [`InvalidKey::TooShort`](crate::InvalidKey::TooShort) for fewer than
+    /// 32 bytes.
     pub fn from_hex(text: &str) -> Result<Self, Error> {
         let text = text.trim().as_bytes();
         let mut bytes = Zeroizing::new(vec![0u8; text.len() / 2]);
@@ -103,12 +124,20 @@ impl MasterKey {
     }
 
     /// Generates a new 32-byte key from the operating system's generator.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the generator fails.
     #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
     pub fn generate() -> Result<Self, Error> {
         Self::generate_with(&crate::random::OsRandom)
     }
 
     /// Generates a new 32-byte key from the given random source.
+    ///
+    /// # Errors
+    ///
+    /// The source's error ([`Error::Random`] from the crate's sources).
     pub fn generate_with(random: &dyn RandomSource) -> Result<Self, Error> {
         let mut bytes = Zeroizing::new(vec![0u8; GENERATED_KEY_LEN]);
         random.fill(&mut bytes)?;
@@ -286,6 +315,11 @@ impl KeyRing {
     /// A ring with a primary key and fallbacks, tried by key id (never by
     /// trial decryption). Refused if two keys derive the same key id, which
     /// also catches the same key listed twice.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey::DuplicateKeyId`](crate::InvalidKey::DuplicateKeyId)
+    /// for two keys with one key id.
     pub fn with_fallbacks(
         primary: MasterKey,
         fallbacks: impl IntoIterator<Item = MasterKey>,
@@ -313,8 +347,12 @@ impl KeyRing {
     /// refresh is due, like one opened with the primary; such a save
     /// rewrites its overflow blob, if any, under the primary rather than
     /// keep it, so that a rotation rolled back (the key removed) leaves no
-    /// cookie whose blob no key opens. Refused if its key id is already in
-    /// the ring.
+    /// cookie whose blob no key opens.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidKey::DuplicateKeyId`](crate::InvalidKey::DuplicateKeyId) if
+    /// its key id is already in the ring.
     pub fn with_incoming(mut self, key: MasterKey) -> Result<Self, Error> {
         let derived = DerivedKey::derive(&key);
         if self.find(&derived.id).is_some() {

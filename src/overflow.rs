@@ -557,10 +557,16 @@ impl Sealer {
         plaintext
     }
 
-    /// Loads every overflowed entry from the store (one read). A blob that
-    /// is missing or expired gives [`StoreError::Missing`]; one that was
-    /// altered or belongs to another session, [`StoreError::Rejected`]; a
-    /// sealer without an overflow store, [`StoreError::NotConfigured`].
+    /// Loads every overflowed entry from the store (one read).
+    ///
+    /// # Errors
+    ///
+    /// A blob that is missing or expired gives [`StoreError::Missing`]; one
+    /// that was altered, belongs to another session or is longer than any
+    /// this sealer writes, [`StoreError::Rejected`]; a sealer without an
+    /// overflow store, [`StoreError::NotConfigured`]; and a store that
+    /// cannot be read, its error ([`StoreError::Unavailable`]). Nothing is
+    /// loaded then.
     pub async fn load_overflow(&self, session: &mut Session) -> Result<(), Error> {
         if !session.has_unloaded_overflow() {
             return Ok(());
@@ -624,8 +630,14 @@ impl Sealer {
     /// the session with a warning that names their keys (and the next
     /// save's report lists them as dropped), the session is
     /// marked modified so that the next save writes a cookie without them,
-    /// and the entry reads as absent; a blob that fails authentication is
-    /// an error ([`StoreError::Rejected`]).
+    /// and the entry reads as absent.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Sealer::load_overflow`] except [`StoreError::Missing`] (a
+    /// blob that fails authentication is [`StoreError::Rejected`]), when
+    /// the entry lives in the store; then those of [`Session::get`] except
+    /// [`StoreError::NotLoaded`].
     pub async fn get_loading<T: serde::de::DeserializeOwned>(
         &self,
         session: &mut Session,

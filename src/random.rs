@@ -13,6 +13,11 @@ use crate::Error;
 /// generating test vectors.
 pub trait RandomSource: Send + Sync + 'static {
     /// Fills `buf` with random bytes, or reports that no entropy is available.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] when no entropy is available (the crate's sources
+    /// return no other error).
     fn fill(&self, buf: &mut [u8]) -> Result<(), Error>;
 }
 

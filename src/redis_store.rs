@@ -182,6 +182,11 @@ impl RedisStore {
     /// makes: a logout checks, then revokes) instead of hanging it. A
     /// command that timed out may still be carried out later by the
     /// server (an id reported as not revoked can end up revoked).
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::Unavailable`] if `url` is not a Redis URL or no
+    /// connection can be made (the cause logged at `WARN`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Ok(Self::from_manager(manager(url).await?))
     }
@@ -323,6 +328,10 @@ const RECORD_MAX_LEN: usize = 63;
 impl RedisRevocations {
     /// Connects to `url`; `clock` dates "log out everywhere". The timeouts
     /// are those of [`RedisStore::connect`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect`].
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         Ok(Self::from_manager(manager(url).await?, clock))
     }
@@ -370,6 +379,12 @@ impl RedisRevocations {
     }
 
     /// [`RevocationStore::revoke_session`], callable without the trait.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::OverCapacity`] if Redis is out of memory under its
+    /// `maxmemory` (an `OOM` answer), [`StoreError::Unavailable`] for any
+    /// other failure (the cause logged at `WARN`).
     pub async fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         self.record_session(id, keep_for).await
     }
@@ -384,6 +399,10 @@ impl RedisRevocations {
     }
 
     /// [`RevocationStore::revoke_user`], callable without the trait.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::revoke_session`].
     pub async fn revoke_user(&self, user: &str, keep_for: Duration) -> Result<(), Error> {
         self.record_user(user, None, keep_for).await
     }
@@ -391,6 +410,10 @@ impl RedisRevocations {
     /// [`RevocationStore::revoke_user_except`], callable without the
     /// trait. A server running a version without this method reads only
     /// the time and revokes the kept session as well (it fails closed).
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::revoke_session`].
     pub async fn revoke_user_except(
         &self,
         user: &str,

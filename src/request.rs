@@ -303,12 +303,15 @@ impl Sealer {
     /// anyone can send, at `WARN` what needs one of the ring's keys;
     /// docs/LOGGING.md).
     ///
-    /// Fails only when a fresh session's random id cannot be drawn, or with
-    /// [`StoreError::NeedsAsync`] when the sealer has a revocation check or
-    /// an overflow store, which only the asynchronous forms reach (use
-    /// [`Sealer::open_request_async`] and [`Sealer::save_request_async`]):
-    /// refused here, before the request's work, rather than at the save,
-    /// which would drop the overflowed entries.
+    /// # Errors
+    ///
+    /// Only [`Error::Random`], when a fresh session's id cannot be drawn,
+    /// and [`StoreError::NeedsAsync`] when the sealer has a revocation
+    /// check or an overflow store, which only the asynchronous forms reach
+    /// (use [`Sealer::open_request_async`] and
+    /// [`Sealer::save_request_async`]): refused here, before the request's
+    /// work, rather than at the save, which would drop the overflowed
+    /// entries.
     pub fn open_request<I>(&self, cookie_headers: I) -> Result<RequestSession, Error>
     where
         I: IntoIterator,
@@ -339,6 +342,11 @@ impl Sealer {
     /// store could not answer stops the search: the request gets a fresh
     /// session that [`Sealer::save_request_async`] will not save over that
     /// cookie ([`RequestSession::held_back_by`]).
+    ///
+    /// # Errors
+    ///
+    /// Only [`Error::Random`], when a fresh session's id cannot be drawn:
+    /// a cookie that does not open, for whatever reason, is no error.
     pub async fn open_request_async<I>(&self, cookie_headers: I) -> Result<RequestSession, Error>
     where
         I: IntoIterator,
@@ -398,8 +406,11 @@ impl Sealer {
     /// [`Sealer::save`] alone writes whatever the session holds, an empty
     /// one included.
     ///
-    /// On a sealer with an overflow store or a revocation check this fails
-    /// with [`StoreError::NeedsAsync`] (see [`Sealer::open_request`]).
+    /// # Errors
+    ///
+    /// [`StoreError::NeedsAsync`] on a sealer with an overflow store or a
+    /// revocation check (see [`Sealer::open_request`]); otherwise those of
+    /// [`Sealer::save`], and [`Error::Random`] if the nonce cannot be drawn.
     pub fn save_request(&self, request: &mut RequestSession) -> Result<Saved, Error> {
         self.check_sync_request()?;
         if let Some(saved) = self.settle_request(request)? {
@@ -413,6 +424,13 @@ impl Sealer {
 
     /// As [`Sealer::save_request`], saving with [`Sealer::save_async`]
     /// (the overflow store).
+    ///
+    /// # Errors
+    ///
+    /// The [`StoreError::Unavailable`] that held the request's cookie back
+    /// ([`RequestSession::held_back_by`]), unless the session is empty;
+    /// otherwise those of [`Sealer::save_async`]. A failed revocation is
+    /// no error (see [`SaveReport::unrevoked`](crate::SaveReport::unrevoked)).
     pub async fn save_request_async(&self, request: &mut RequestSession) -> Result<Saved, Error> {
         if let Some(saved) = self.settle_request(request)? {
             return Ok(saved);

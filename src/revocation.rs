@@ -38,6 +38,17 @@ impl Sealer {
     /// The checks of [`Sealer::open`], then the revocation check if one is
     /// configured ([`Error::Revoked`]; a check that cannot answer fails the
     /// open).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Sealer::open`] (never
+    /// [`StoreError::NeedsAsync`](crate::StoreError::NeedsAsync)), then
+    /// [`Error::Revoked`], or the check's own error
+    /// ([`StoreError::Unavailable`](crate::StoreError::Unavailable) when it
+    /// cannot answer). With a `user_key`, [`Error::Value`] when that entry
+    /// is not a string, an integer, a byte string or null; if it lives in
+    /// the overflow store it is loaded first, failing as
+    /// [`Sealer::load_overflow`] does except for a missing blob.
     pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
         let mut session = self.open_unrevoked(cookie_value)?;
         self.check_revocation(&mut session).await?;

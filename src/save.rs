@@ -513,6 +513,18 @@ impl Sealer {
     /// stay readable for a minute plus the clock skew, for requests still
     /// running from the previous cookie (a store without it deletes them at
     /// once; if the touch fails they keep their TTL).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TooLarge`] and [`Error::LimitExceeded`] as [`Sealer::save`];
+    /// [`ValueError::UserId`](crate::ValueError::UserId) if the revocation
+    /// check's user entry is not a string, an integer, a byte string or
+    /// null; [`Error::Random`] if a nonce or a new blob reference cannot be
+    /// drawn. With an overflow store, also the
+    /// store's errors writing or renewing a blob
+    /// ([`StoreError::Unavailable`], [`StoreError::OverCapacity`]), and
+    /// those of [`Sealer::load_overflow`] loading a blob it rewrites (a
+    /// missing one only drops its entries). A logout never fails.
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
         let replaced = session.replaced;
         // A logout revokes first: its save cannot fail, and if the save is

@@ -586,6 +586,10 @@ impl Sealer {
     }
 
     /// A new, empty session with a fresh random id, created now.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the id cannot be drawn.
     pub fn new_session(&self) -> Result<Session, Error> {
         let now = self.clock.now();
         Ok(Session {
@@ -737,6 +741,20 @@ impl Sealer {
     /// Entries in the overflow store that were not loaded cannot be carried
     /// (the store is [`Sealer::save_async`]'s): they are removed from the
     /// session and their keys logged at `WARN`, as [`Sealer::save`] does.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::NeedsAsync`] for a session whose id was replaced
+    /// ([`Session::flush`], [`Session::cycle_id`]) on a sealer with a
+    /// revocation store; [`ValueError::UserId`](crate::ValueError::UserId)
+    /// if the revocation check's user entry is not a string, an integer, a
+    /// byte string or null;
+    /// [`Error::LimitExceeded`] for a token over
+    /// [`Limits::max_token_len`](crate::Limits::max_token_len) or a payload
+    /// over [`Limits::max_decompressed`](crate::Limits::max_decompressed);
+    /// [`Error::Random`] if the nonce cannot be drawn. The unloaded
+    /// overflowed entries are removed first, even by a seal that then
+    /// fails.
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
         self.check_sync_save(session)?;
         if session.has_unloaded_overflow() {

@@ -320,10 +320,12 @@ impl Session {
 
     /// Reads and decodes a value; `Ok(None)` if the key is absent.
     ///
-    /// Fails with [`Error::Value`] if the stored value is not a `T` (and
-    /// with [`Error::LimitExceeded`] if it nests deeper than the limit),
-    /// with a `WARN` event naming the key and `T`, never the value, since
-    /// the error itself names neither; and with
+    /// # Errors
+    ///
+    /// [`Error::Value`] if the stored value is not a `T`
+    /// ([`Error::LimitExceeded`] if it nests deeper than the limit), with a
+    /// `WARN` event naming the key and `T`, never the value, since the
+    /// error itself names neither;
     /// [`StoreError::NotLoaded`](crate::StoreError::NotLoaded) if the entry
     /// lives in the overflow store and has not been loaded (see
     /// [`Sealer::load_overflow`](crate::Sealer::load_overflow)).
@@ -350,8 +352,12 @@ impl Session {
     /// limit) is removed, with a `WARN` event naming its key and `T` (never
     /// the value), and reads as absent. With `get`, such an entry fails
     /// every request until the session expires (the error answers 500,
-    /// which saves nothing); removed, the next save drops it. Other errors
-    /// are returned as by `get`.
+    /// which saves nothing); removed, the next save drops it.
+    ///
+    /// # Errors
+    ///
+    /// Only [`StoreError::NotLoaded`](crate::StoreError::NotLoaded), as
+    /// [`Session::get`].
     ///
     /// ```
     /// use sealed_session::{KeyRing, MasterKey, Sealer};
@@ -383,6 +389,10 @@ impl Session {
     /// Stores a value at normal priority, or, if the key exists, at the
     /// priority it already has. Marks the session modified only if the
     /// stored bytes change.
+    ///
+    /// # Errors
+    ///
+    /// As [`Session::insert_with_priority`].
     pub fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
         let priority = self
             .position(key)
@@ -393,10 +403,15 @@ impl Session {
 
     /// Stores a value with an explicit priority.
     ///
-    /// Fails with [`Limit::Entries`] for a new key beyond the entry limit
-    /// and [`Limit::Depth`] for a value nested deeper than reads accept
-    /// (both from the sealer's [`Limits`](crate::Limits)), so that whatever
-    /// is stored can be read back.
+    /// # Errors
+    ///
+    /// [`Error::InvalidEntryKey`] for an empty key or one starting with
+    /// `_`, [`ValueError::Serialize`] if the value cannot be serialized,
+    /// and [`Error::LimitExceeded`]: [`Limit::Entries`] for a new key
+    /// beyond the entry limit and [`Limit::Depth`] for a value nested
+    /// deeper than reads accept (both from the sealer's
+    /// [`Limits`](crate::Limits)), so that whatever is stored can be read
+    /// back.
     pub fn insert_with_priority<T: Serialize + ?Sized>(
         &mut self,
         key: &str,
@@ -496,8 +511,12 @@ impl Session {
     /// removed all the same and reads as absent, with the `WARN` event of
     /// [`Session::get_or_remove`]: the caller asked for it to go, and an
     /// error would fail every request (a flash message whose type changed
-    /// in a deploy, say) until the session expires. Other errors leave
-    /// the entry in place.
+    /// in a deploy, say) until the session expires.
+    ///
+    /// # Errors
+    ///
+    /// Only [`StoreError::NotLoaded`](crate::StoreError::NotLoaded) (the
+    /// entry lives in the overflow store), which leaves it in place.
     #[doc(alias = "pop")]
     pub fn take<T: DeserializeOwned>(&mut self, key: &str) -> Result<Option<T>, Error> {
         let value = self.get_or_remove(key)?;
@@ -512,6 +531,11 @@ impl Session {
     /// first); so is an entry that lives in the overflow store and is not
     /// loaded (the HTTP layer's `LazySession::get_or_insert_with` loads
     /// it).
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Session::get`], then, storing the default, those of
+    /// [`Session::insert_with_priority`].
     ///
     /// ```
     /// use sealed_session::{KeyRing, MasterKey, Sealer};
@@ -597,6 +621,11 @@ impl Session {
     /// Ends the session (logout): removes every entry and takes a new id.
     /// Unless something is stored again before saving, the caller sends a
     /// deletion cookie (see [`Session::is_flushed`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the new id cannot be drawn; the session is then
+    /// left unchanged.
     pub fn flush(&mut self) -> Result<(), Error> {
         self.take_new_id()?;
         self.entries.clear();
@@ -616,6 +645,11 @@ impl Session {
     /// Call it only once credentials have been checked, not on a path any
     /// cookie holder can trigger (such as periodic id rotation): each call
     /// restarts the absolute lifetime.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if the new id cannot be drawn; the session is then
+    /// left unchanged.
     pub fn cycle_id(&mut self) -> Result<(), Error> {
         // An overflow blob bound to the old id is rewritten on the next
         // save and the old one deleted.

@@ -392,6 +392,12 @@ impl MemoryRevocations {
     }
 
     /// [`RevocationStore::revoke_session`], without the future.
+    ///
+    /// # Errors
+    ///
+    /// [`StoreError::OverCapacity`] for a new record at
+    /// [`Self::max_records`] (after purging ended ones);
+    /// [`StoreError::Unavailable`] if the lock was poisoned by a panic.
     pub fn revoke_session(&self, id: SessionId, keep_for: Duration) -> Result<(), Error> {
         let now = self.clock.now();
         let mut records = self.records.lock().map_err(|_| poisoned())?;
@@ -405,11 +411,19 @@ impl MemoryRevocations {
     }
 
     /// [`RevocationStore::revoke_user`], without the future.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::revoke_session`].
     pub fn revoke_user(&self, user: &str, keep_for: Duration) -> Result<(), Error> {
         self.record_user(user, None, keep_for)
     }
 
     /// [`RevocationStore::revoke_user_except`], without the future.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::revoke_session`].
     pub fn revoke_user_except(
         &self,
         user: &str,

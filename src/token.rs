@@ -138,6 +138,10 @@ pub struct TokenInfo {
 /// [`Limits`] (tokens of at most 4096 bytes). Nothing here is
 /// authenticated.
 ///
+/// # Errors
+///
+/// As [`inspect_with_limits`].
+///
 /// ```
 /// use sealed_session::token::inspect;
 /// assert!(inspect("not a token").is_err());
@@ -150,6 +154,13 @@ pub fn inspect(token: &str) -> Result<TokenInfo, Error> {
 /// [`Sealer::limits`](crate::Sealer::limits) of the sealer the token is
 /// meant for when it raises them (as for overflow blobs, or cookies past
 /// the browsers' 4096 bytes).
+///
+/// # Errors
+///
+/// [`Error::LimitExceeded`] ([`Limit::TokenLength`]) over the length
+/// limit, then [`Error::Malformed`]: [`Malformed::Base64`] (not strict
+/// unpadded base64url), [`Malformed::Truncated`],
+/// [`Malformed::UnknownVersion`] or [`Malformed::UnknownFlags`].
 ///
 /// ```
 /// use sealed_session::token::{inspect, inspect_with_limits};
@@ -216,6 +227,13 @@ impl Opened {
 
 /// Seals `plaintext` for `cookie_name` under the ring's primary key: the
 /// low-level codec under [`Sealer`](crate::Sealer), for tools and other formats.
+///
+/// # Errors
+///
+/// The random source's error ([`Error::Random`] from the crate's sources)
+/// for the nonce, and [`Error::LimitExceeded`] ([`Limit::DecompressedSize`])
+/// for a plaintext over 256 GiB, which the cipher cannot seal. No other
+/// limit applies.
 ///
 /// ```
 /// use sealed_session::{token, KeyRing, Limits, MasterKey, OsRandom};
@@ -327,6 +345,13 @@ fn seal_with_flags(
 /// Opens a token sealed for `cookie_name` by any key of the ring.
 ///
 /// Checks no time limit: that is [`Sealer::open`](crate::Sealer::open)'s job.
+///
+/// # Errors
+///
+/// Those of [`inspect_with_limits`], then [`Error::UnknownKeyId`],
+/// [`Error::AuthenticationFailed`], and for a compressed token
+/// [`Malformed::Compression`] or [`Limit::DecompressedSize`] past
+/// `limits`' cap.
 pub fn open(
     ring: &KeyRing,
     cookie_name: &str,

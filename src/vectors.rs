@@ -258,6 +258,12 @@ fn seal_raw(
 }
 
 /// Generates every vector file: `(file name, JSON text)`.
+///
+/// # Errors
+///
+/// The inputs are fixed, so an error is a bug in the generator: the
+/// [`Error`] of the call that failed while building a vector or writing
+/// it as JSON.
 pub fn generate() -> Result<Vec<(String, String)>, Error> {
     let file = VectorFile {
         description: "sealed-session format v1: valid tokens with the sessions they open to, and invalid tokens with the error kind they must give. Schema: test-vectors/README.md.".to_owned(),
@@ -315,6 +321,12 @@ pub struct Outcome {
 }
 
 /// Checks every `*.json` vector file of a directory (sorted by name).
+///
+/// # Errors
+///
+/// A message naming the path or file, when the directory or a file cannot
+/// be read, or as [`check_file_text`] (a `*.json` file of another name
+/// included). A vector that does not pass is an [`Outcome`], not an error.
 pub fn check_dir(dir: &Path) -> Result<Vec<Outcome>, String> {
     let mut files: Vec<_> = std::fs::read_dir(dir)
         .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
@@ -338,6 +350,12 @@ pub fn check_dir(dir: &Path) -> Result<Vec<Outcome>, String> {
 /// Checks the text of the vector file called `name` (`format-v1.json`,
 /// `budget-v1.json` or `overflow-v1.json`): what [`check_dir`] does for
 /// each file, for platforms without a file system.
+///
+/// # Errors
+///
+/// A message naming the file, when `name` is not one of [`FILES`] or
+/// `text` does not parse as that file's schema. A vector that does not
+/// pass is an [`Outcome`], not an error.
 pub fn check_file_text(name: &str, text: &str) -> Result<Vec<Outcome>, String> {
     fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, String> {
         serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))

@@ -135,6 +135,12 @@ impl LazySession {
     /// before the panic stays, and is saved if the response still goes out
     /// (from a task the handler spawned, say; a panic in the handler
     /// itself unwinds through the layer: no response, no cookie).
+    ///
+    /// # Errors
+    ///
+    /// Only when this call opens the session: [`Error::Random`] if the
+    /// request gets a fresh session and its id cannot be drawn. A cookie
+    /// that does not open is no error (see [`LazySession::rejected_cookie`]).
     pub async fn with<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
         self.locked(|_| false, f).await
     }
@@ -172,6 +178,14 @@ impl LazySession {
     /// clones of this handle used concurrently (`join!`) cannot interleave
     /// between the read and the write.
     ///
+    /// # Errors
+    ///
+    /// Those of [`LazySession::with`], and, if the cookie lists entries in
+    /// the overflow store, those of
+    /// [`Sealer::load_overflow`](crate::Sealer::load_overflow) except
+    /// [`StoreError::Missing`](crate::StoreError::Missing) (a blob gone
+    /// drops its entries).
+    ///
     /// ```
     /// # async fn handler(session: sealed_session::http::LazySession) -> Result<(), sealed_session::Error> {
     /// let visits = session
@@ -194,6 +208,16 @@ impl LazySession {
 
     /// Reads and decodes a value; `Ok(None)` if the key is absent. An entry
     /// in the overflow store is loaded first (the only store call).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if this call opens the session and a fresh one's
+    /// id cannot be drawn (as [`LazySession::with`]); if the entry lives in
+    /// the overflow store, those of
+    /// [`Sealer::load_overflow`](crate::Sealer::load_overflow) except
+    /// [`StoreError::Missing`](crate::StoreError::Missing) (the entry then
+    /// reads as absent); then [`Error::Value`] or [`Error::LimitExceeded`]
+    /// for a value that is not a `T`, as [`Session::get`].
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.locked(|s| s.is_overflowed(key), |s| s.get(key))
             .await?
@@ -201,6 +225,11 @@ impl LazySession {
 
     /// As [`LazySession::get`], but a value that does not decode as `T` is
     /// removed and reads as absent (see [`Session::get_or_remove`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::get`], except that a value that is not a `T` is no
+    /// error.
     pub async fn get_or_remove<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.locked(|s| s.is_overflowed(key), |s| s.get_or_remove(key))
             .await?
@@ -209,6 +238,11 @@ impl LazySession {
     /// The value at `key`, or `default()` stored there and returned
     /// (Django's `setdefault`; see [`Session::get_or_insert_with`]). An
     /// entry that lives in the overflow store is loaded first.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`LazySession::get`], then, storing the default, those of
+    /// [`Session::insert_with_priority`].
     #[doc(alias = "setdefault")]
     pub async fn get_or_insert_with<T: Serialize + DeserializeOwned>(
         &self,
@@ -225,16 +259,29 @@ impl LazySession {
     /// Marks the session changed, so that the response re-seals it
     /// (Django's `request.session.modified = True`; see
     /// [`Session::mark_modified`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn mark_modified(&self) -> Result<(), Error> {
         self.with(Session::mark_modified).await
     }
 
     /// Stores a value at normal priority (or the priority the key has).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`] (opening), then those of [`Session::insert`].
     pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
         self.with(|s| s.insert(key, value)).await?
     }
 
     /// Stores a value with an explicit priority for the size budget.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`] (opening), then those of
+    /// [`Session::insert_with_priority`].
     pub async fn insert_with_priority<T: Serialize + ?Sized>(
         &self,
         key: &str,
@@ -247,6 +294,10 @@ impl LazySession {
 
     /// Removes an entry; returns whether it was there. (tower-sessions'
     /// `remove::<T>` returns the value: that is [`LazySession::take`].)
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn remove(&self, key: &str) -> Result<bool, Error> {
         self.with(|s| s.remove(key)).await
     }
@@ -255,6 +306,11 @@ impl LazySession {
     /// store if it lives there): Django's `pop`, tower-sessions' `remove`.
     /// A value that does not decode as `T` is removed all the same and
     /// reads as absent (see [`Session::take`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::get`], except that a value that is not a `T` is no
+    /// error.
     #[doc(alias = "pop")]
     pub async fn take<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.locked(|s| s.is_overflowed(key), |s| s.take(key))
@@ -262,16 +318,28 @@ impl LazySession {
     }
 
     /// Whether the session has this key.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn contains(&self, key: &str) -> Result<bool, Error> {
         self.with(|s| s.contains(key)).await
     }
 
     /// The keys, in insertion order.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn keys(&self) -> Result<Vec<String>, Error> {
         self.with(|s| s.keys().map(str::to_owned).collect()).await
     }
 
     /// Keys with their priorities, in insertion order.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn keys_with_priority(&self) -> Result<Vec<(String, Priority)>, Error> {
         self.with(|s| {
             s.keys_with_priority()
@@ -282,21 +350,37 @@ impl LazySession {
     }
 
     /// The priority of an entry.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn priority(&self, key: &str) -> Result<Option<Priority>, Error> {
         self.with(|s| s.priority(key)).await
     }
 
     /// Changes the priority of an entry; returns whether it exists.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn set_priority(&self, key: &str, priority: Priority) -> Result<bool, Error> {
         self.with(|s| s.set_priority(key, priority)).await
     }
 
     /// Number of entries.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn len(&self) -> Result<usize, Error> {
         self.with(|s| s.len()).await
     }
 
     /// Whether there are no entries.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn is_empty(&self) -> Result<bool, Error> {
         self.with(|s| s.is_empty()).await
     }
@@ -305,6 +389,10 @@ impl LazySession {
     /// unless something is stored again, the response deletes the cookie,
     /// so the id and expiry do not survive (see [`Session::clear`] for the
     /// session on its own).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn clear(&self) -> Result<(), Error> {
         self.with(Session::clear).await
     }
@@ -319,6 +407,12 @@ impl LazySession {
     /// until it expires: the server keeps nothing to forget, unlike
     /// server-side session stores, where deleting the record ends every
     /// copy.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] if an id cannot be drawn: a fresh session's, when
+    /// this call opens the session, or the new one (the session is then left
+    /// unchanged).
     pub async fn flush(&self) -> Result<(), Error> {
         self.with(Session::flush).await?
     }
@@ -326,11 +420,19 @@ impl LazySession {
     /// Takes a new id and keeps the data: call it at login. The session
     /// counts as created now (see [`Session::cycle_id`]). With a revocation
     /// store the save revokes the old id, as after [`Self::flush`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::flush`].
     pub async fn cycle_id(&self) -> Result<(), Error> {
         self.with(Session::cycle_id).await?
     }
 
     /// Sets when the session ends.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn set_expiry(&self, expiry: Expiry) -> Result<(), Error> {
         self.with(|s| s.set_expiry(expiry)).await
     }
@@ -338,29 +440,49 @@ impl LazySession {
     /// Ends the session `after` this request's time, at a fixed time (see
     /// [`Session::set_expiry_in`]). For Django's `set_expiry(seconds)`, an
     /// inactivity window, use [`Expiry::Idle`].
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn set_expiry_in(&self, after: Duration) -> Result<(), Error> {
         self.with(|s| s.set_expiry_in(after)).await
     }
 
     /// The expiry setting.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn expiry(&self) -> Result<Expiry, Error> {
         self.with(|s| s.expiry()).await
     }
 
     /// How long the session stays valid if saved now (see
     /// [`Session::expiry_age`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn expiry_age(&self) -> Result<Option<Duration>, Error> {
         self.with(|s| s.expiry_age()).await
     }
 
     /// The Unix time (seconds) the session ends if saved now (see
     /// [`Session::expires_at`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn expires_at(&self) -> Result<Option<u64>, Error> {
         self.with(|s| s.expires_at()).await
     }
 
     /// Whether the cookie, if saved now, carries no `Max-Age` and so ends
     /// when the browser closes (Django's `get_expire_at_browser_close`).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn expires_at_browser_close(&self) -> Result<bool, Error> {
         let sealer = &self.inner.shared.sealer;
         self.with(|s| sealer.cookie_max_age(s).is_none()).await
@@ -369,22 +491,38 @@ impl LazySession {
     /// The session id. A new session (see [`Self::is_new`]) has a random id
     /// that reaches a cookie only if the session is saved with at least one
     /// entry: do not key server-side data by it before then.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn id(&self) -> Result<SessionId, Error> {
         self.with(|s| s.id()).await
     }
 
     /// Whether the session was created in this request (no cookie opened).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn is_new(&self) -> Result<bool, Error> {
         self.with(|s| s.is_new()).await
     }
 
     /// Whether an entry, the expiry or the id changed in this request.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn is_modified(&self) -> Result<bool, Error> {
         self.with(|s| s.is_modified()).await
     }
 
     /// Length in characters of the cookie value the session was opened
     /// from; `None` for a new session.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn cookie_len(&self) -> Result<Option<usize>, Error> {
         let mut state = self.inner.state.lock().await;
         Ok(self.ensure_open(&mut state).await?.cookie_len())
@@ -393,6 +531,10 @@ impl LazySession {
     /// When the request carried session cookies and none opened: why the
     /// last one tried did not (see [`RequestSession::rejected_cookie`]).
     /// `None` otherwise.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
     pub async fn rejected_cookie(&self) -> Result<Option<Error>, Error> {
         let mut state = self.inner.state.lock().await;
         Ok(self

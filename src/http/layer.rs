@@ -451,7 +451,11 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// Builds the layer. Fails as [`SealerBuilder::build`] does, and with
+    /// Builds the layer.
+    ///
+    /// # Errors
+    ///
+    /// As [`SealerBuilder::build`], and
     /// [`InvalidCookie::NameTooLong`](crate::InvalidCookie::NameTooLong)
     /// for a cookie name (prefix included) that leaves no room for even an
     /// empty session's token within the 4096 bytes of name and value
