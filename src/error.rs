@@ -311,6 +311,9 @@ pub enum InvalidSetting {
     /// cookies would outlive the revocation records, which are kept at
     /// most 100 years: a revoked cookie would open again.
     SessionsOutliveRevocations,
+    /// A store's address (a Redis URL) does not parse: a setup mistake,
+    /// not an outage.
+    StoreAddress,
 }
 
 impl fmt::Display for InvalidSetting {
@@ -325,6 +328,7 @@ impl fmt::Display for InvalidSetting {
             InvalidSetting::SessionsOutliveRevocations => {
                 "with a revocation store, sessions need an idle timeout or an absolute lifetime shorter than the 100 years a revocation record is kept"
             }
+            InvalidSetting::StoreAddress => "the store's address is not a valid URL for it",
         })
     }
 }

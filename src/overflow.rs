@@ -627,7 +627,7 @@ impl Sealer {
     /// Reads a value, loading the overflow store first if the entry lives
     /// there (the only case that makes a store call). If the blob is gone
     /// from the store (evicted, or expired), its entries are dropped from
-    /// the session with a warning that names their keys (and the next
+    /// the session, logged (at `INFO`) with their keys (and the next
     /// save's report lists them as dropped), the session is
     /// marked modified so that the next save writes a cookie without them,
     /// and the entry reads as absent.

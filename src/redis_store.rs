@@ -143,7 +143,9 @@ async fn send<'r, T: redis::FromRedisValue>(
 /// Connects a connection manager with short timeouts, so that a server that
 /// is down fails a request quickly instead of hanging it.
 async fn manager(url: &str) -> Result<ConnectionManager, Error> {
-    let client = redis::Client::open(url).map_err(store_error)?;
+    // Not logged: the URL may hold a password, and the error quotes it.
+    let client = redis::Client::open(url)
+        .map_err(|_| Error::InvalidSetting(crate::error::InvalidSetting::StoreAddress))?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)))
@@ -185,7 +187,8 @@ impl RedisStore {
     ///
     /// # Errors
     ///
-    /// [`StoreError::Unavailable`] if `url` is not a Redis URL or no
+    /// [`InvalidSetting::StoreAddress`](crate::InvalidSetting::StoreAddress)
+    /// if `url` is not a Redis URL; [`StoreError::Unavailable`] if no
     /// connection can be made (the cause logged at `WARN`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Ok(Self::from_manager(manager(url).await?))

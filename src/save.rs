@@ -313,7 +313,12 @@ impl Sealer {
     ///
     /// [`Error::TooLarge`] if the entries that may not be dropped do not
     /// fit, and [`Error::LimitExceeded`] if they are over
-    /// [`Limits::max_decompressed`](crate::Limits::max_decompressed).
+    /// [`Limits::max_decompressed`](crate::Limits::max_decompressed);
+    /// [`StoreError::NeedsAsync`] for a session whose id was replaced
+    /// ([`Session::flush`], [`Session::cycle_id`]) on a sealer with a
+    /// revocation store; [`ValueError::UserId`](crate::ValueError::UserId)
+    /// if the revocation check's user entry is not a string, an integer, a
+    /// byte string or null; [`Error::Random`] if the nonce cannot be drawn.
     ///
     /// ```
     /// use sealed_session::{CookieAction, KeyRing, MasterKey, Priority, Sealer};

@@ -555,6 +555,18 @@ async fn redis_revocations() {
     let started = Instant::now();
     let nowhere = RedisStore::connect("redis://127.0.0.1:1/").await;
     assert_eq!(nowhere.unwrap_err(), Error::Store(StoreError::Unavailable));
+    // A URL that does not parse is a setup mistake, not an outage.
+    for url in [
+        "not a url",
+        "http://127.0.0.1:6379/",
+        "redis://127.0.0.1:99999/",
+    ] {
+        assert_eq!(
+            RedisStore::connect(url).await.unwrap_err(),
+            Error::InvalidSetting(sealed_session::InvalidSetting::StoreAddress),
+            "{url}"
+        );
+    }
     // Not a hang (refused at once: about 0.15 s here, with the manager's
     // own attempts; the bound leaves room for a loaded machine).
     assert!(

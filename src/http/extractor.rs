@@ -28,10 +28,14 @@ use crate::{CookieAction, Error, Expiry, Priority, RequestSession, Sealer, Sessi
 ///
 /// Methods fail as the core [`Session`] methods do, with the error of a new
 /// session's random id, or, for those that read entries living in the
-/// overflow store ([`LazySession::get`], [`LazySession::take`],
-/// [`LazySession::with_loaded`]), when the store is unavailable or its blob
-/// fails authentication. A blob gone from the store is not an error: its
-/// entries read as absent and are dropped, with a warning naming their
+/// overflow store ([`LazySession::get`], [`LazySession::get_or_remove`],
+/// [`LazySession::get_or_insert_with`], [`LazySession::take`],
+/// [`LazySession::with_loaded`]), when the store is unavailable, its blob
+/// fails authentication, or this server has no overflow store
+/// ([`StoreError::NotConfigured`](crate::StoreError::NotConfigured): a
+/// setup mistake; a save on such a server drops those entries instead).
+/// A blob gone from the store is not an error: its
+/// entries read as absent and are dropped, logged with their
 /// keys (see [`Sealer::get_loading`](crate::Sealer::get_loading)). A bad cookie is not an error either
 /// (the request gets a fresh session, see [`LazySession::rejected_cookie`]).
 #[derive(Clone)]

@@ -20,7 +20,7 @@ pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// read or renewed longest ago) are evicted first, as a Redis `maxmemory`
 /// with an LRU policy would (a blob whose TTL is shortened, as a replaced
 /// one is, is not thereby used): a session whose blob was evicted loses
-/// those entries, dropped with a warning naming their keys when one is
+/// those entries, dropped and logged with their keys when one is
 /// read or the session is next saved. So a
 /// flood of new sessions that overflow costs at most the cap, and pushes
 /// out idle sessions' blobs before active ones'. The cap counts the bytes
