@@ -94,3 +94,28 @@ pub(crate) fn default_clock() -> Option<std::sync::Arc<dyn Clock>> {
 pub(crate) fn default_clock() -> Option<std::sync::Arc<dyn Clock>> {
     None
 }
+
+#[cfg(all(test, not(all(target_arch = "wasm32", target_os = "unknown"))))]
+mod tests {
+    use super::*;
+
+    fn wall_clock() -> u64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the test machine's clock is after 1970")
+            .as_secs()
+    }
+
+    /// The system clock reads the wall clock, in seconds.
+    #[test]
+    fn the_system_clock_reads_the_wall_clock() {
+        let before = wall_clock();
+        let now = SystemClock.now();
+        let after = wall_clock();
+        assert!(
+            before <= now && now <= after,
+            "{before} <= {now} <= {after}"
+        );
+        assert!(now > 1_700_000_000, "{now}");
+    }
+}

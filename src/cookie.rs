@@ -460,4 +460,70 @@ mod tests {
         let partitioned = plain.with_partitioned(true).set_cookie("id", "v", None);
         assert_eq!(partitioned.matches("Secure").count(), 1, "{partitioned}");
     }
+
+    /// The getters report what the builder methods set, and `Partitioned`
+    /// is sent when set.
+    #[test]
+    fn getters_report_the_settings() {
+        let default = CookieSettings::default();
+        let read = |s: &CookieSettings| {
+            (
+                s.path().to_owned(),
+                s.domain().map(str::to_owned),
+                s.is_secure(),
+                s.is_http_only(),
+                s.same_site(),
+                s.is_partitioned(),
+                s.is_persistent(),
+            )
+        };
+        assert_eq!(
+            read(&default),
+            ("/".into(), None, true, true, SameSite::Lax, false, true)
+        );
+        let custom = default
+            .with_path("/app")
+            .with_domain("example.com")
+            .with_secure(false)
+            .with_http_only(false)
+            .with_same_site(SameSite::Strict)
+            .with_partitioned(true)
+            .with_persistent(false);
+        assert_eq!(
+            read(&custom),
+            (
+                "/app".into(),
+                Some("example.com".into()),
+                false,
+                false,
+                SameSite::Strict,
+                true,
+                false
+            )
+        );
+        assert_eq!(
+            custom.set_cookie("id", "v", None),
+            "id=v; SameSite=Strict; Partitioned; Secure; Path=/app; Domain=example.com"
+        );
+    }
+
+    /// The longest path and domain `check` accepts still give a header
+    /// (the capacity computed for it must not underflow).
+    #[test]
+    fn the_longest_path_and_domain_accepted_give_a_header() {
+        let path = format!("/{}", "p".repeat(1023));
+        let domain = format!("{}.com", "d".repeat(1020));
+        for (path, domain) in [(path.as_str(), "example.com"), ("/", domain.as_str())] {
+            let settings = CookieSettings::default()
+                .with_path(path)
+                .with_domain(domain);
+            assert_eq!(settings.check("id"), Ok(()));
+            assert_eq!(
+                settings.set_cookie("id", "v", Some(Duration::from_secs(60))),
+                format!(
+                    "id=v; HttpOnly; SameSite=Lax; Secure; Path={path}; Domain={domain}; Max-Age=60"
+                )
+            );
+        }
+    }
 }

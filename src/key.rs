@@ -529,4 +529,31 @@ mod tests {
         let printed = format!("{ring:?}");
         assert!(printed.contains("incoming: [KeyId("), "{printed}");
     }
+
+    /// Key ids print as 16 lower-case hex digits, and the ring's `Debug`
+    /// and `fallback_ids` show the ids (and only them).
+    #[test]
+    fn key_ids_print_as_hex_and_the_ring_lists_them() {
+        let id = KeyId::from_bytes([0x00, 0x01, 0x0a, 0x7f, 0x80, 0xab, 0xfe, 0xff]);
+        assert_eq!(id.to_string(), "00010a7f80abfeff");
+        assert_eq!(format!("{id:?}"), "KeyId(00010a7f80abfeff)");
+        let ring = KeyRing::with_fallbacks(key(1), [key(2), key(3)])
+            .unwrap()
+            .with_incoming(key(4))
+            .unwrap();
+        assert_eq!(
+            ring.fallback_ids().collect::<Vec<_>>(),
+            [key(2).key_id(), key(3).key_id()]
+        );
+        assert_eq!(
+            format!("{ring:?}"),
+            format!(
+                "KeyRing {{ primary: KeyId({}), fallbacks: [KeyId({}), KeyId({})], incoming: [KeyId({})] }}",
+                key(1).key_id(),
+                key(2).key_id(),
+                key(3).key_id(),
+                key(4).key_id()
+            )
+        );
+    }
 }

@@ -332,4 +332,34 @@ mod tests {
             }
         }
     }
+
+    /// Arguments of two and four bytes (lengths and counts of 256 and more)
+    /// are read in full: the walk clears long values too, rather than
+    /// leaving them to the decoder.
+    #[test]
+    fn multi_byte_arguments_are_read_in_full() {
+        use ciborium::Value;
+        let int = |n: u64| Value::Integer(n.into());
+        for (value, depth) in [
+            (Value::Bytes(vec![7; 300]), 0),      // 0x59: two-byte length
+            (Value::Text("a".repeat(70_000)), 0), // 0x7a: four-byte length
+            (Value::Array(vec![int(1); 300]), 1), // 0x99: two-byte count
+            (
+                Value::Map((0..256).map(|i| (int(i), Value::Null)).collect()),
+                1,
+            ), // 0xb9
+            (
+                Value::Array(vec![Value::Bytes(vec![0; 256]), int(u64::MAX)]),
+                1,
+            ),
+        ] {
+            let mut bytes = Vec::new();
+            ciborium::ser::into_writer(&value, &mut bytes).expect("encodes");
+            assert!(within_depth(&bytes, depth), "{:02x?}", &bytes[..4]);
+            assert_eq!(decoded_within(&bytes, depth), Some(true));
+            if depth > 0 {
+                assert!(!within_depth(&bytes, depth - 1), "{:02x?}", &bytes[..4]);
+            }
+        }
+    }
 }

@@ -2058,3 +2058,18 @@ async fn when_dropping_the_entries_over_the_blob_cap_is_not_enough_more_are_drop
     let y: Option<String> = sealer.get_loading(&mut reopened, "y").await.unwrap();
     assert_eq!(y.as_deref(), Some("y".repeat(600).as_str()));
 }
+
+#[test]
+fn is_complete_says_whether_the_save_dropped_anything() {
+    let clock = clock();
+    let sealer = builder(&clock).build().unwrap();
+    let mut small = sealer.new_session().unwrap();
+    small.insert("theme", "dark").unwrap();
+    let saved = sealer.save(&mut small).unwrap();
+    assert!(saved.report.dropped.is_empty());
+    assert!(saved.report.is_complete());
+    let mut large = ten_kb_session(&sealer);
+    let saved = sealer.save(&mut large).unwrap();
+    assert!(!saved.report.dropped.is_empty());
+    assert!(!saved.report.is_complete());
+}
