@@ -326,13 +326,19 @@ impl KeyRing {
     ) -> Result<Self, Error> {
         let mut ring = KeyRing::new(primary);
         for key in fallbacks {
-            let derived = DerivedKey::derive(&key);
-            if ring.find(&derived.id).is_some() {
-                return Err(Error::InvalidKey(InvalidKey::DuplicateKeyId));
-            }
-            ring.fallbacks.push(Box::new(derived));
+            let derived = ring.derive_new(&key)?;
+            ring.fallbacks.push(derived);
         }
         Ok(ring)
+    }
+
+    /// `key`'s derived key, refused if its id is already in the ring.
+    fn derive_new(&self, key: &MasterKey) -> Result<Box<DerivedKey>, Error> {
+        let derived = DerivedKey::derive(key);
+        match self.find(&derived.id) {
+            Some(_) => Err(Error::InvalidKey(InvalidKey::DuplicateKeyId)),
+            None => Ok(Box::new(derived)),
+        }
     }
 
     /// Adds a key that opens cookies without flagging them for a re-seal
@@ -354,11 +360,8 @@ impl KeyRing {
     /// [`InvalidKey::DuplicateKeyId`](crate::InvalidKey::DuplicateKeyId) if
     /// its key id is already in the ring.
     pub fn with_incoming(mut self, key: MasterKey) -> Result<Self, Error> {
-        let derived = DerivedKey::derive(&key);
-        if self.find(&derived.id).is_some() {
-            return Err(Error::InvalidKey(InvalidKey::DuplicateKeyId));
-        }
-        self.incoming.push(Box::new(derived));
+        let derived = self.derive_new(&key)?;
+        self.incoming.push(derived);
         Ok(self)
     }
 
@@ -388,11 +391,9 @@ impl KeyRing {
         if self.primary.id == *id {
             return Some((&self.primary, KeyRole::Primary));
         }
-        let in_list = |list: &'_ [Box<DerivedKey>]| list.iter().position(|k| k.id == *id);
-        if let Some(i) = in_list(&self.fallbacks) {
-            return Some((&self.fallbacks[i], KeyRole::Fallback));
-        }
-        in_list(&self.incoming).map(|i| (&*self.incoming[i], KeyRole::Incoming))
+        let fallbacks = self.fallbacks.iter().map(|k| (&**k, KeyRole::Fallback));
+        let incoming = self.incoming.iter().map(|k| (&**k, KeyRole::Incoming));
+        fallbacks.chain(incoming).find(|(k, _)| k.id == *id)
     }
 }
 
@@ -413,14 +414,8 @@ impl fmt::Debug for KeyRing {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("KeyRing")
             .field("primary", &self.primary.id)
-            .field(
-                "fallbacks",
-                &self.fallbacks.iter().map(|k| k.id).collect::<Vec<_>>(),
-            )
-            .field(
-                "incoming",
-                &self.incoming.iter().map(|k| k.id).collect::<Vec<_>>(),
-            )
+            .field("fallbacks", &self.fallback_ids().collect::<Vec<_>>())
+            .field("incoming", &self.incoming_ids().collect::<Vec<_>>())
             .finish()
     }
 }

@@ -7,6 +7,7 @@ use core::time::Duration;
 
 use crate::budget::{RemovedEntry, Saved};
 use crate::error::StoreError;
+use crate::key::KeyRole;
 use crate::payload::{self, PayloadWriter, SESSION_ID_LEN};
 use crate::save::{base64_len, Plan};
 use crate::session::{Bytes, Entry, Expiry, Session, SessionId, Value};
@@ -167,9 +168,7 @@ impl Sealer {
         // time may have retired it. If the store cannot renew it (absent,
         // or no `touch`), it is rewritten.
         let mut reuse = has_unloaded && !moved_now && bound.is_some();
-        reuse &= !session.opened_with_fallback()
-            && !session.opened_with_incoming
-            && !session.overflow_stale;
+        reuse &= session.opened_with == KeyRole::Primary && !session.overflow_stale;
         if let (true, Some(reference)) = (reuse, &bound_ref) {
             let key = overflow_key(&session.id, reference);
             reuse = store.touch(&key, self.blob_ttl(session, now)).await?;
@@ -204,24 +203,16 @@ impl Sealer {
         };
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(&dropped);
-            match for_the_cookie {
-                0 => tracing::warn!(
-                    event = "entries-dropped",
-                    cause = "blob-over-limit",
-                    dropped = ?keys,
-                    max_decompressed = self.limits.max_decompressed(),
-                    "session entries dropped: the overflow blob would exceed the decompression limit"
-                ),
-                _ => tracing::warn!(
-                    event = "entries-dropped",
-                    cause = "blob-over-limit",
-                    dropped = ?keys,
-                    max_decompressed = self.limits.max_decompressed(),
-                    for_the_cookie,
-                    "session entries dropped: the overflow blob would exceed the decompression limit, \
-                     and the last few the cookie's budget once it is compressed no more"
-                ),
-            }
+            // `for_the_cookie`: how many of them (the last) were dropped
+            // for the cookie's budget, once it is compressed no more.
+            tracing::warn!(
+                event = "entries-dropped",
+                cause = "blob-over-limit",
+                dropped = ?keys,
+                max_decompressed = self.limits.max_decompressed(),
+                for_the_cookie,
+                "session entries dropped: the overflow blob would exceed the decompression limit"
+            );
             session.dropped_unreported.extend(dropped);
         }
         let overflowed = Self::removed_entries(session, &plan.removed);

@@ -604,8 +604,7 @@ impl Sealer {
             modified: false,
             changes: 0,
             refresh_due: false,
-            opened_with_fallback: false,
-            opened_with_incoming: false,
+            opened_with: KeyRole::Primary,
             overflow_stale: false,
             flushed: false,
             replaced: None,
@@ -714,8 +713,7 @@ impl Sealer {
             modified: false,
             changes: 0,
             refresh_due,
-            opened_with_fallback: role == KeyRole::Fallback,
-            opened_with_incoming: role == KeyRole::Incoming,
+            opened_with: role,
             overflow_stale: false,
             flushed: false,
             replaced: None,
@@ -909,8 +907,7 @@ impl Sealer {
         session.issued_at = Some(issued_at);
         session.modified = false;
         session.refresh_due = false;
-        session.opened_with_fallback = false;
-        session.opened_with_incoming = false;
+        session.opened_with = KeyRole::Primary;
         session.overflow_stale = false;
         session.flushed = false;
         session.replaced = None;

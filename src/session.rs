@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use crate::budget::RemovedEntry;
 use crate::error::{InvalidEntryKey, Limit, ValueError};
+use crate::key::KeyRole;
 use crate::payload::{Priority, SESSION_ID_LEN};
 use crate::random::RandomSource;
 use crate::sealer::TimePolicy;
@@ -204,10 +205,11 @@ pub struct Session {
     /// already be set.
     pub(crate) changes: u32,
     pub(crate) refresh_due: bool,
-    pub(crate) opened_with_fallback: bool,
-    /// Opened with an incoming key: its overflow blob, if any, is
-    /// rewritten under the primary rather than kept.
-    pub(crate) opened_with_incoming: bool,
+    /// The key of the ring that opened the cookie (the primary for a new
+    /// session, and once saved): after a fallback the session is re-sealed;
+    /// after a fallback or an incoming key its overflow blob is rewritten
+    /// under the primary rather than kept.
+    pub(crate) opened_with: KeyRole,
     /// An entry that lives in the overflow blob was removed or replaced
     /// since the blob was written: the blob must be rewritten rather than
     /// kept, or it would go on holding the old value.
@@ -803,7 +805,7 @@ impl Session {
     /// incoming key ([`KeyRing::with_incoming`](crate::KeyRing::with_incoming))
     /// does not count.
     pub fn opened_with_fallback(&self) -> bool {
-        self.opened_with_fallback
+        self.opened_with == KeyRole::Fallback
     }
 
     /// Whether [`Session::flush`] was called.
@@ -814,7 +816,7 @@ impl Session {
     /// Whether saving now would change anything for the client: modified,
     /// refresh due, opened with a fallback key, or flushed.
     pub fn needs_save(&self) -> bool {
-        self.modified || self.refresh_due || self.opened_with_fallback || self.flushed
+        self.modified || self.refresh_due || self.opened_with_fallback() || self.flushed
     }
 
     /// Whether saving should send a deletion cookie: flushed and nothing

@@ -731,6 +731,14 @@ async fn without_any_timeout_a_long_own_idle_window_keeps_the_blob() {
     assert_eq!(overflow_loads(&sealer, &cookie).await, Ok(true));
 }
 
+/// A sealer of `ring` on the tests' settings, overflowing to `store`.
+fn sealer_on_store(ring: KeyRing, clock: &Arc<FixedClock>, store: &Arc<Instrumented>) -> Sealer {
+    builder_with(ring, clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
     // A blob sealed under the old key is rewritten under the new primary
@@ -745,12 +753,7 @@ async fn a_blob_is_resealed_with_its_cookie_after_a_key_rotation() {
     let mut session = ten_kb_session(&old_ring);
     let token = save_token(&old_ring, &mut session).await;
 
-    let rotate = |ring: KeyRing| {
-        builder_with(ring, &clock)
-            .overflow_store(store.clone())
-            .build()
-            .unwrap()
-    };
+    let rotate = |ring: KeyRing| sealer_on_store(ring, &clock, &store);
     let rotating = rotate(KeyRing::with_fallbacks(key(2), [key(1)]).unwrap());
     let token = resident_change(&rotating, &token, 1).await;
 
@@ -781,12 +784,7 @@ async fn a_rotation_rolled_back_after_step_two_loses_no_blob() {
     // blob, so the blob cannot stay sealed under the incoming key.
     let clock = clock();
     let store = instrumented(&clock);
-    let with_ring = |ring: KeyRing| {
-        builder_with(ring, &clock)
-            .overflow_store(store.clone())
-            .build()
-            .unwrap()
-    };
+    let with_ring = |ring: KeyRing| sealer_on_store(ring, &clock, &store);
     let step_two = with_ring(KeyRing::with_fallbacks(key(2), [key(1)]).unwrap());
     let mut session = ten_kb_session(&step_two);
     let token = save_token(&step_two, &mut session).await;
