@@ -320,28 +320,21 @@ pub struct Outcome {
     pub failure: Option<String>,
 }
 
-/// Checks every `*.json` vector file of a directory (sorted by name).
+/// Checks the published vector files ([`FILES`]) of a directory, in that
+/// order. Other files in it are not read (a backup copy, a `package.json`).
 ///
 /// # Errors
 ///
-/// A message naming the path or file, when the directory or a file cannot
-/// be read, or as [`check_file_text`] (a `*.json` file of another name
-/// included). A vector that does not pass is an [`Outcome`], not an error.
+/// A message naming the path, when one of the files cannot be read (a
+/// missing file included: a directory with one file alone is no pass), or
+/// as [`check_file_text`]. A vector that does not pass is an [`Outcome`],
+/// not an error.
 pub fn check_dir(dir: &Path) -> Result<Vec<Outcome>, String> {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
-        .map_err(|e| format!("cannot read {}: {e}", dir.display()))?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "json"))
-        .collect();
-    files.sort();
     let mut outcomes = Vec::new();
-    for path in files {
+    for name in FILES {
+        let path = dir.join(name);
         let text = std::fs::read_to_string(&path)
             .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-        let name = path
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or_default();
         outcomes.extend(check_file_text(name, &text)?);
     }
     Ok(outcomes)
@@ -353,17 +346,22 @@ pub fn check_dir(dir: &Path) -> Result<Vec<Outcome>, String> {
 ///
 /// # Errors
 ///
-/// A message naming the file, when `name` is not one of [`FILES`] or
-/// `text` does not parse as that file's schema. A vector that does not
-/// pass is an [`Outcome`], not an error.
+/// A message naming the file, when `name` is not one of [`FILES`], `text`
+/// does not parse as that file's schema, or it holds no vector (an emptied
+/// file would otherwise pass). A vector that does not pass is an
+/// [`Outcome`], not an error.
 pub fn check_file_text(name: &str, text: &str) -> Result<Vec<Outcome>, String> {
     fn parse<T: serde::de::DeserializeOwned>(name: &str, text: &str) -> Result<T, String> {
         serde_json::from_str(text).map_err(|e| format!("{name}: {e}"))
     }
-    match name {
-        FORMAT_FILE => Ok(check(&parse(name, text)?)),
-        BUDGET_FILE => Ok(check_budget(&parse(name, text)?)),
-        OVERFLOW_FILE => Ok(check_overflow(&parse(name, text)?)),
-        _ => Err(format!("{name}: not a known vector file")),
+    let outcomes = match name {
+        FORMAT_FILE => check(&parse(name, text)?),
+        BUDGET_FILE => check_budget(&parse(name, text)?),
+        OVERFLOW_FILE => check_overflow(&parse(name, text)?),
+        _ => return Err(format!("{name}: not a known vector file")),
+    };
+    if outcomes.is_empty() {
+        return Err(format!("{name}: holds no vector"));
     }
+    Ok(outcomes)
 }

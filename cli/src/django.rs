@@ -38,9 +38,9 @@ enum DjangoCommand {
         /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE.as_secs())]
         max_age: u64,
-        /// The cookie value (what Django sets in the `sessionid` cookie),
-        /// or - to read it from stdin, which keeps a live session's
-        /// credential out of the process list.
+        /// The cookie value (what Django sets in the `sessionid` cookie) or
+        /// NAME=VALUE, or - to read either from stdin, which keeps a live
+        /// session's credential out of the process list.
         cookie: String,
     },
     /// Read a JSON object on stdin and print it as a Django session cookie value.
@@ -98,17 +98,20 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
             max_age,
             cookie,
         } => {
-            let codec = crate::or_from_env(fallback_secrets, "DJANGO_SECRET_KEY_FALLBACKS")
+            let codec = crate::or_from_env(fallback_secrets, "DJANGO_SECRET_KEY_FALLBACKS")?
                 .iter()
                 .fold(secrets.builder()?, |b, s| b.fallback_secret(s))
                 .max_age(Duration::from_secs(max_age))
                 .build()
                 .map_err(failed("bad secret"))?;
+            let cookie = cookie_argument(cookie)?;
+            // Django binds no cookie name: a pasted `sessionid=` is dropped.
+            let (_, value) = crate::streams::cookie_pair(&cookie);
             let session = codec
-                .open_session(&cookie_argument(cookie)?)
-                .map_err(failed("cannot open Django cookie"))?;
+                .open_session(value)
+                .map_err(|e| Failure::Refused(failed("cannot open Django cookie")(e)))?;
             if session.opened_with_fallback() {
-                eprintln!("note: opened with a fallback secret; re-sign under SECRET_KEY");
+                eprintln!("note: signed with a fallback secret, not --secret");
             }
             let json = serde_json::to_string(&session.into_entries())
                 .map_err(|e| format!("output: {e}"))?;

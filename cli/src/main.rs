@@ -19,7 +19,14 @@ use zeroize::Zeroizing;
 
 /// Seal, open and inspect sealed-session cookies.
 #[derive(Parser)]
-#[command(name = "sealed-session", version, about)]
+#[command(
+    name = "sealed-session",
+    version,
+    about,
+    after_help = "Exit status: 0 success; 1 an error of the tool's own (a key, a file, \
+the output, a vector that fails); 2 a command line that cannot be used; 3 the cookie \
+was refused (open, inspect, django open: the error's kind says why)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -46,8 +53,8 @@ enum Command {
         /// Print one JSON object instead of lines of text.
         #[arg(long)]
         json: bool,
-        /// The cookie value, or - to read it from stdin. Surrounding
-        /// whitespace (a pasted line's newline) is ignored.
+        /// The cookie value or NAME=VALUE, or - to read it from stdin.
+        /// Surrounding whitespace (a pasted line's newline) is ignored.
         token: String,
     },
     /// Check every vector file in a directory; ends with "N passed, M failed".
@@ -156,9 +163,12 @@ pub(crate) fn read_secret_file(
 struct KeyArgs {
     #[command(flatten)]
     key: KeyArg,
-    /// Cookie name the token is bound to.
-    #[arg(long, default_value = sealed_session::DEFAULT_COOKIE_NAME)]
-    name: String,
+    /// Cookie name the token is bound to: a token opens only under the
+    /// name it was sealed for, with any `__Host-` prefix (the layer's
+    /// `host_prefix` adds one). Default "session" (or, for `open`, the NAME
+    /// of a NAME=VALUE cookie argument).
+    #[arg(long)]
+    name: Option<String>,
     /// Current time in Unix seconds (default: the system clock).
     #[arg(long, value_name = "UNIX_SECS")]
     now: Option<u64>,
@@ -209,9 +219,10 @@ struct OpenArgs {
     /// whether a fallback key opened it, and each entry's priority.
     #[arg(long)]
     meta: bool,
-    /// The cookie value, or - to read it from stdin (which keeps it out of
-    /// the process list). Surrounding whitespace (a pasted line's newline)
-    /// is ignored; whitespace inside is refused, as servers refuse it.
+    /// The cookie value or NAME=VALUE (as a browser shows the cookie),
+    /// or "-" to read either from stdin (which keeps it out of the process
+    /// list). Surrounding whitespace (a pasted line's newline) is ignored;
+    /// whitespace inside is refused, as servers refuse it.
     token: String,
 }
 
@@ -230,21 +241,29 @@ fn parse_priority(spec: &str) -> Result<(String, Priority), String> {
 
 /// `values` given with a repeatable flag or, without any, the non-empty
 /// comma-separated items of the environment variable `name` (only the
-/// variable is split: a flag's value is taken whole).
-pub(crate) fn or_from_env(values: Vec<Zeroizing<String>>, name: &str) -> Vec<Zeroizing<String>> {
+/// variable is split: a flag's value is taken whole). A variable that is
+/// not UTF-8 is a usage error, as `SEALED_SESSION_KEY` is: ignored, it
+/// would drop every key it lists.
+pub(crate) fn or_from_env(
+    values: Vec<Zeroizing<String>>,
+    name: &str,
+) -> Result<Vec<Zeroizing<String>>, Failure> {
     if !values.is_empty() {
-        return values;
+        return Ok(values);
     }
-    std::env::var(name)
-        .map(Zeroizing::new)
-        .map(|list| {
-            list.split(',')
-                .map(str::trim)
-                .filter(|item| !item.is_empty())
-                .map(|item| Zeroizing::new(item.to_owned()))
-                .collect()
-        })
-        .unwrap_or_default()
+    let Some(list) = std::env::var_os(name) else {
+        return Ok(Vec::new());
+    };
+    let list = Zeroizing::new(
+        list.into_string()
+            .map_err(|_| Failure::Usage(format!("{name} is not UTF-8")))?,
+    );
+    Ok(list
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| Zeroizing::new(item.to_owned()))
+        .collect())
 }
 
 /// Session entries from stdin, a JSON object.
@@ -305,6 +324,10 @@ enum Failure {
     Message(String),
     /// A command line that makes no sense, after parsing (exit status 2).
     Usage(String),
+    /// The cookie given was refused, one line as `Message` (exit status
+    /// [`REFUSED_STATUS`]): a script can tell a bad cookie from a bad key
+    /// file without reading the message.
+    Refused(String),
     /// Stdout's reader went away: nothing more to say (exit status 1).
     StdoutClosed,
 }
@@ -323,6 +346,16 @@ impl From<String> for Failure {
 
 /// clap's status for a command line it cannot parse.
 const USAGE_STATUS: u8 = 2;
+
+/// The status for a cookie that was refused (see [`Failure::Refused`]).
+const REFUSED_STATUS: u8 = 3;
+
+impl Failure {
+    /// A library error met while opening or reading a cookie.
+    pub(crate) fn refused(e: &Error) -> Self {
+        Failure::Refused(format!("{}: {e}", e.kind()))
+    }
+}
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -350,6 +383,10 @@ fn main() -> ExitCode {
             eprintln!("error: usage: {message}");
             ExitCode::from(USAGE_STATUS)
         }
+        Err(Failure::Refused(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::from(REFUSED_STATUS)
+        }
         Err(Failure::StdoutClosed) => ExitCode::FAILURE,
     }
 }
@@ -360,7 +397,10 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::KeyId { key } => print(key.master_key()?.key_id())?,
         Command::Seal(args) => seal(args)?,
         Command::Open(args) => open(args)?,
-        Command::Inspect { json, token } => inspect(&streams::cookie_argument(token)?, json)?,
+        Command::Inspect { json, token } => {
+            let cookie = streams::cookie_argument(token)?;
+            inspect(streams::cookie_pair(&cookie).1, json)?;
+        }
         Command::VerifyVectors { dir } => return verify_vectors(&dir),
         Command::GenerateVectors { dir } => {
             for (name, text) in sealed_session::vectors::generate()? {
@@ -376,7 +416,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
 }
 
 fn inspect(token: &str, json: bool) -> Result<(), Failure> {
-    let info = token::inspect(token)?;
+    let info = token::inspect(token).map_err(|e| Failure::refused(&e))?;
     let h = info.header;
     if json {
         return print(serde_json::json!({
@@ -452,8 +492,8 @@ fn parse_key(text: &str, which: Option<&str>) -> Result<MasterKey, Failure> {
     })
 }
 
-fn builder(common: &KeyArgs, ring: KeyRing) -> sealed_session::SealerBuilder {
-    let builder = Sealer::builder(ring).cookie_name(common.name.clone());
+fn builder(common: &KeyArgs, name: &str, ring: KeyRing) -> sealed_session::SealerBuilder {
+    let builder = Sealer::builder(ring).cookie_name(name);
     match common.now {
         Some(now) => builder.clock(Arc::new(FixedClock::new(now))),
         None => builder,
@@ -475,7 +515,12 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
         )));
     }
 
-    let mut b = builder(&args.common, ring).budget(args.budget);
+    let name = args
+        .common
+        .name
+        .as_deref()
+        .unwrap_or(sealed_session::DEFAULT_COOKIE_NAME);
+    let mut b = builder(&args.common, name, ring).budget(args.budget);
     if args.compress {
         b = b.compression(Compression::Above(256));
     }
@@ -526,7 +571,7 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
 fn open(args: OpenArgs) -> Result<(), Failure> {
     let primary = args.common.key.master_key()?;
     let mut fallbacks = if args.fallback_key_files.is_empty() {
-        or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")
+        or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")?
     } else {
         args.fallback_keys
     }
@@ -542,9 +587,20 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         )?);
     }
     let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+    let cookie = streams::cookie_argument(args.token)?;
+    let (pasted_name, token) = streams::cookie_pair(&cookie);
+    let name = match (args.common.name.as_deref(), pasted_name) {
+        (Some(given), Some(pasted)) if given != pasted => {
+            return Err(Failure::Usage(
+                "--name differs from the NAME of the NAME=VALUE cookie".to_owned(),
+            ))
+        }
+        (Some(name), _) | (None, Some(name)) => name,
+        (None, None) => sealed_session::DEFAULT_COOKIE_NAME,
+    };
     // Opening sets no cookie: no budget applies (a long --name must not
     // make it fail for want of room for a deletion cookie).
-    let mut b = builder(&args.common, ring).budget(usize::MAX);
+    let mut b = builder(&args.common, name, ring).budget(usize::MAX);
     if let Some(idle) = args.max_idle {
         b = b.max_idle(Duration::from_secs(idle));
     }
@@ -552,9 +608,21 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         b = b.max_lifetime(Duration::from_secs(lifetime));
     }
     let sealer = b.build()?;
-    let session = sealer.open(&streams::cookie_argument(args.token)?)?;
+    let session = sealer.open(token).map_err(|e| match e {
+        // The key id matched a key: the name is the likeliest other cause.
+        Error::AuthenticationFailed => Failure::Refused(format!(
+            "{}: {e}: altered, or sealed for a cookie name other than {name:?} \
+             (--name; the __Host- prefix is part of the name)",
+            e.kind()
+        )),
+        e => Failure::refused(&e),
+    })?;
     if session.opened_with_fallback() {
-        eprintln!("note: opened with a fallback key; re-seal under the primary key");
+        // Not advice to re-seal by hand: during a rotation's first step the
+        // new key is given as a fallback here, and is not the primary yet.
+        eprintln!(
+            "note: sealed under a fallback key, not --key; a server whose primary key is --key re-seals it on its next response"
+        );
     }
     let mut object = serde_json::Map::new();
     let mut unreadable = serde_json::Map::new();

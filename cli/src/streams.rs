@@ -41,6 +41,17 @@ pub fn cookie_argument(argument: String) -> Result<String, Failure> {
     Ok(text.trim().to_owned())
 }
 
+/// A cookie argument split into its name and value when it is given as
+/// `NAME=VALUE`, as a browser's developer tools and a `Cookie` header show
+/// it. A token's characters (base64url) hold no `=`, nor do a Django
+/// cookie's, so the first one can only end a name.
+pub fn cookie_pair(cookie: &str) -> (Option<&str>, &str) {
+    match cookie.split_once('=') {
+        Some((name, value)) if !name.is_empty() => (Some(name.trim_end()), value.trim_start()),
+        _ => (None, cookie),
+    }
+}
+
 /// Writes `text` and a newline to stdout. A reader that went away ends the
 /// command quietly with a failure status (what was printed did not arrive);
 /// any other write error is an `output` failure.

@@ -99,7 +99,7 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
         ],
         "",
     );
-    assert_one_line_error(&empty, "unknown-key-id");
+    assert_refused(&empty, "unknown-key-id");
     let help = run_with_env(&["open", "--help"], &[("SEALED_SESSION_KEY", &new)], "");
     assert!(stdout(&help).contains("SEALED_SESSION_KEY"));
     assert!(!stdout(&help).contains(&new), "help shows the key");
@@ -144,9 +144,19 @@ fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).trim().to_owned()
 }
 
-/// A failure is one line naming the kind, a non-zero status, no panic.
+/// A failure of the tool's own (a key, a file, the input, the output):
+/// one line naming the kind, status 1, no panic.
 fn assert_one_line_error(o: &Output, kind: &str) {
-    assert_eq!(o.status.code(), Some(1), "{}", stderr(o));
+    assert_error_line(o, 1, kind);
+}
+
+/// A refused cookie: one line naming the kind, status 3, no panic.
+fn assert_refused(o: &Output, kind: &str) {
+    assert_error_line(o, 3, kind);
+}
+
+fn assert_error_line(o: &Output, status: i32, kind: &str) {
+    assert_eq!(o.status.code(), Some(status), "{}", stderr(o));
     let err = stderr(o);
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.starts_with(&format!("error: {kind}")), "{err}");
@@ -214,7 +224,7 @@ fn sealed_token_opens_with_open_and_nothing_else() {
         .concat(),
         "",
     );
-    assert_one_line_error(&wrong_key, "unknown-key-id");
+    assert_refused(&wrong_key, "unknown-key-id");
     let wrong_name = run(
         &[
             &["open", "--key", &key, "--name", "other"][..],
@@ -224,7 +234,7 @@ fn sealed_token_opens_with_open_and_nothing_else() {
         .concat(),
         "",
     );
-    assert_one_line_error(&wrong_name, "authentication-failed");
+    assert_refused(&wrong_name, "authentication-failed");
     // Every single-character change is refused, with the kind of the first
     // check of docs/FORMAT.md §8 it breaks. Character i carries bits
     // 6i..6i+5 of the decoded token, laid out (§3) as byte 0 version,
@@ -269,7 +279,7 @@ fn sealed_token_opens_with_open_and_nothing_else() {
             "position {i}: {}",
             stderr(&o)
         );
-        assert_one_line_error(&o, kind);
+        assert_refused(&o, kind);
     }
     // Expired: idle timeout given on the command line.
     let late = run(
@@ -287,7 +297,7 @@ fn sealed_token_opens_with_open_and_nothing_else() {
         ],
         "",
     );
-    assert_one_line_error(&late, "expired-idle");
+    assert_refused(&late, "expired-idle");
 }
 
 #[test]
@@ -490,7 +500,7 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
     // A cookie the file's secret did not sign: refused, without the secret.
     let other = write("other-secret", b"django-insecure-other-file-secret\n");
     let refused = run(&["django", "open", "--secret-file", &other, &cookie], "");
-    assert_one_line_error(&refused, "authentication-failed");
+    assert_refused(&refused, "authentication-failed");
     assert!(
         !stderr(&refused).contains("other-file-secret"),
         "{}",
@@ -508,7 +518,7 @@ fn fallback_key_is_reported_on_stderr() {
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(stderr(&o).contains("fallback key"));
     let o = run(&["open", "--key", &new, &token], "");
-    assert_one_line_error(&o, "unknown-key-id");
+    assert_refused(&o, "unknown-key-id");
 }
 
 #[test]
@@ -741,7 +751,7 @@ fn compress_flag_and_inspect() {
         text.contains(&format!("token length: {} characters", packed.len())),
         "{text}"
     );
-    assert_one_line_error(&run(&["inspect", "%%%"], ""), "malformed");
+    assert_refused(&run(&["inspect", "%%%"], ""), "malformed");
 }
 
 #[test]
@@ -757,7 +767,7 @@ fn bad_inputs_are_one_line_errors() {
         &run(&["open", "--key", "hex:zz", "AAAA"], ""),
         "invalid-key",
     );
-    assert_one_line_error(
+    assert_refused(
         &run(&["open", "--key", &key, "not a token"], ""),
         "malformed",
     );
@@ -789,7 +799,7 @@ fn bad_inputs_are_one_line_errors() {
         "invalid-entry-key",
     );
     let huge = "A".repeat(100_000);
-    assert_one_line_error(&run(&["open", "--key", &key, &huge], ""), "limit-exceeded");
+    assert_refused(&run(&["open", "--key", &key, &huge], ""), "limit-exceeded");
 }
 
 #[test]
@@ -861,6 +871,17 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
         "{out}"
     );
     assert!(lines[1].ends_with(" passed, 1 failed"), "{out}");
+    // Other files beside the published ones are not read.
+    std::fs::write(tmp.join("package.json"), "{}").unwrap();
+    let again = run(&["verify-vectors", tmp.to_str().unwrap()], "");
+    assert_eq!(stdout(&again), out, "{}", stderr(&again));
+    // A published file emptied of its vectors is no pass.
+    let budget = std::fs::read_to_string(dir.join("budget-v1.json")).unwrap();
+    let mut emptied: serde_json::Value = serde_json::from_str(&budget).unwrap();
+    emptied["cases"] = serde_json::json!([]);
+    std::fs::write(tmp.join("budget-v1.json"), emptied.to_string()).unwrap();
+    let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
+    assert_one_line_error(&o, "input: budget-v1.json: holds no vector");
     std::fs::remove_dir_all(&tmp).unwrap();
 }
 
@@ -886,6 +907,13 @@ fn django_seal_and_open() {
         "",
     );
     let json = success_json(&opened);
+    // As a browser shows it: Django binds no name, which is dropped.
+    let pasted = format!("sessionid={cookie}");
+    let args = ["django", "open", "--secret", secret, "--now", "1767225660"];
+    assert_eq!(
+        success_json(&run(&[&args[..], &[&pasted]].concat(), "")),
+        json
+    );
     assert_eq!(
         json,
         serde_json::json!({"_auth_user_id": "42", "cart": [1, 2]})
@@ -902,9 +930,9 @@ fn django_seal_and_open() {
         ],
         "",
     );
-    // A refused cookie is a status-1 error of the library's kind (a
-    // usage error, status 2, would not do).
-    assert_one_line_error(&wrong, "authentication-failed: cannot open Django cookie");
+    // A refused cookie is a status-3 error of the library's kind (neither
+    // a usage error, 2, nor a failure of the tool's own, 1).
+    assert_refused(&wrong, "authentication-failed: cannot open Django cookie");
     let fallback = run(
         &[
             "django",
@@ -935,7 +963,7 @@ fn django_seal_and_open() {
         "",
     );
     // 100 s after signing, past --max-age 60 (and no own expiry): idle.
-    assert_one_line_error(&expired, "expired-idle: cannot open Django cookie");
+    assert_refused(&expired, "expired-idle: cannot open Django cookie");
     let empty = run(&["django", "open", "--secret", "", &cookie], "");
     assert_one_line_error(&empty, "invalid-key: bad secret");
     assert!(
@@ -1077,4 +1105,80 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
     let token = sealer.seal(&mut session).unwrap();
     let o = open_sid_with(&key, &token, &["--meta"]);
     assert_eq!(success_json(&o)["session"]["expiry"], "browser-session");
+}
+
+#[test]
+fn a_pasted_name_value_pair_gives_the_cookie_name_and_a_wrong_name_is_hinted_at() {
+    let key = keygen();
+    let sealed = run(
+        &[
+            "seal",
+            "--key",
+            &key,
+            "--name",
+            "__Host-sid",
+            "--now",
+            "1767225600",
+        ],
+        r#"{"user":"ada"}"#,
+    );
+    assert!(sealed.status.success(), "{}", stderr(&sealed));
+    let token = stdout(&sealed);
+    let pasted = format!("__Host-sid={token}");
+    let open = |extra: &[&str], cookie: &str| {
+        let args = ["open", "--key", &key, "--now", "1767225660"];
+        run(&[&args[..], extra, &[cookie]].concat(), "")
+    };
+    let expected = serde_json::json!({"user": "ada"});
+    assert_eq!(success_json(&open(&[], &pasted)), expected);
+    assert_eq!(
+        success_json(&open(&["--name", "__Host-sid"], &pasted)),
+        expected
+    );
+    // From stdin too, with the newline of a pasted line.
+    let args = ["open", "--key", &key, "--now", "1767225660", "-"];
+    assert_eq!(success_json(&run(&args, &format!("{pasted}\n"))), expected);
+    // A --name that contradicts the pasted name is a usage error.
+    let o = open(&["--name", "sid"], &pasted);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--name"), "{}", stderr(&o));
+    // The bare value under the default name: refused, and the message
+    // says which name was tried and where to give another.
+    let o = open(&[], &token);
+    assert_refused(&o, "authentication-failed");
+    assert!(
+        stderr(&o).contains("\"session\"") && stderr(&o).contains("--name"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(!stderr(&o).contains(&token), "{}", stderr(&o));
+    // inspect reads the pair as well.
+    let header = success_json(&run(&["inspect", "--json", &pasted], ""));
+    let key_id = stdout(&run(&["key-id", "--key", &key], ""));
+    assert_eq!(header["key_id"], key_id.as_str());
+}
+
+#[cfg(unix)]
+#[test]
+fn a_fallback_key_variable_that_is_not_utf8_is_a_usage_error_not_an_empty_list() {
+    use std::os::unix::ffi::OsStrExt;
+    let (old, new) = (keygen(), keygen());
+    let token = stdout(&run(&["seal", "--key", &old], r#"{"a":1}"#));
+    let mut list = old.into_bytes();
+    list.push(0xff);
+    let o = bin()
+        .args(["open", &token])
+        .env("SEALED_SESSION_KEY", &new)
+        .env(
+            "SEALED_SESSION_FALLBACK_KEYS",
+            std::ffi::OsStr::from_bytes(&list),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("SEALED_SESSION_FALLBACK_KEYS is not UTF-8"),
+        "{}",
+        stderr(&o)
+    );
 }
