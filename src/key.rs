@@ -87,7 +87,8 @@ impl MasterKey {
     /// # Errors
     ///
     /// [`InvalidKey::LooksLikeHex`](crate::InvalidKey::LooksLikeHex) for
-    /// text made only of hexadecimal digits,
+    /// text made only of hexadecimal digits (unless it is too short as
+    /// base64 too: then `TooShort`),
     /// [`InvalidKey::Encoding`](crate::InvalidKey::Encoding) for text no
     /// alphabet decodes, and
     /// [`InvalidKey::TooShort`](crate::InvalidKey::TooShort) for fewer than
@@ -95,7 +96,14 @@ impl MasterKey {
     pub fn from_base64(text: &str) -> Result<Self, Error> {
         let text = text.trim();
         if !text.is_empty() && text.bytes().all(|c| c.is_ascii_hexdigit()) {
-            return Err(Error::InvalidKey(InvalidKey::LooksLikeHex));
+            // Too short read either way (as hex it is shorter still): say
+            // so, rather than point to a "hex:" that would not help.
+            let as_base64 = text.len() * 3 / 4;
+            return Err(Error::InvalidKey(if as_base64 < MIN_MASTER_KEY_LEN {
+                InvalidKey::TooShort
+            } else {
+                InvalidKey::LooksLikeHex
+            }));
         }
         // Decoded into one buffer that is wiped on drop, whichever engine
         // (or none) accepts the text: `Engine::decode` would leave partly
@@ -485,6 +493,20 @@ mod tests {
             MasterKey::from_base64(&hex.to_uppercase()),
             Err(Error::InvalidKey(InvalidKey::LooksLikeHex))
         ));
+        // Hex digits too few for a key as base64 (42 characters give 31
+        // bytes, 43 give 32) are too short, whichever way they are read.
+        let digits = "0123456789abcdef".repeat(3);
+        for (len, expected) in [
+            (3, InvalidKey::TooShort),
+            (42, InvalidKey::TooShort),
+            (43, InvalidKey::LooksLikeHex),
+        ] {
+            assert_eq!(
+                MasterKey::from_base64(&digits[..len]).unwrap_err(),
+                Error::InvalidKey(expected),
+                "{len} digits"
+            );
+        }
     }
 
     #[test]
