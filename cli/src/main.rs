@@ -207,12 +207,16 @@ struct OpenArgs {
     /// used with any --fallback-key).
     #[arg(long = "fallback-key-file", value_name = "PATH")]
     fallback_key_files: Vec<PathBuf>,
-    /// Idle timeout in seconds (default two weeks).
+    /// Idle timeout in seconds, or "none" (default two weeks), as the
+    /// server that set the cookie has it.
+    #[arg(long, value_name = "SECS|none", value_parser = parse_window)]
+    max_idle: Option<Window>,
+    /// Absolute lifetime in seconds, or "none" (default 30 days).
+    #[arg(long, value_name = "SECS|none", value_parser = parse_window)]
+    max_lifetime: Option<Window>,
+    /// How far in the future an issued-at may be, in seconds (default 60).
     #[arg(long, value_name = "SECS")]
-    max_idle: Option<u64>,
-    /// Absolute lifetime in seconds (default 30 days).
-    #[arg(long, value_name = "SECS")]
-    max_lifetime: Option<u64>,
+    clock_skew: Option<u64>,
     /// Print {"session": {...}, "entries": {...}}: beside the entries, the
     /// session id, created-at and issued-at (Unix seconds), its own expiry
     /// ("default", "browser-session", {"at": UNIX_SECS} or {"idle": SECS}),
@@ -224,6 +228,24 @@ struct OpenArgs {
     /// list). Surrounding whitespace (a pasted line's newline) is ignored;
     /// whitespace inside is refused, as servers refuse it.
     token: String,
+}
+
+/// A time limit given on the command line.
+#[derive(Clone, Copy)]
+enum Window {
+    Seconds(u64),
+    /// `none`: no limit.
+    Unlimited,
+}
+
+fn parse_window(text: &str) -> Result<Window, String> {
+    match text {
+        "none" => Ok(Window::Unlimited),
+        _ => text
+            .parse()
+            .map(Window::Seconds)
+            .map_err(|_| "expected whole seconds or \"none\"".to_owned()),
+    }
 }
 
 /// `KEY=LEVEL` of `--priority`. The error names neither (clap adds which
@@ -601,11 +623,18 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     // Opening sets no cookie: no budget applies (a long --name must not
     // make it fail for want of room for a deletion cookie).
     let mut b = builder(&args.common, name, ring).budget(usize::MAX);
-    if let Some(idle) = args.max_idle {
-        b = b.max_idle(Duration::from_secs(idle));
+    match args.max_idle {
+        Some(Window::Seconds(idle)) => b = b.max_idle(Duration::from_secs(idle)),
+        Some(Window::Unlimited) => b = b.no_idle_timeout(),
+        None => {}
     }
-    if let Some(lifetime) = args.max_lifetime {
-        b = b.max_lifetime(Duration::from_secs(lifetime));
+    match args.max_lifetime {
+        Some(Window::Seconds(lifetime)) => b = b.max_lifetime(Duration::from_secs(lifetime)),
+        Some(Window::Unlimited) => b = b.no_max_lifetime(),
+        None => {}
+    }
+    if let Some(skew) = args.clock_skew {
+        b = b.clock_skew(Duration::from_secs(skew));
     }
     let sealer = b.build()?;
     let session = sealer.open(token).map_err(|e| match e {

@@ -1182,3 +1182,46 @@ fn a_fallback_key_variable_that_is_not_utf8_is_a_usage_error_not_an_empty_list()
         stderr(&o)
     );
 }
+
+#[test]
+fn open_takes_the_servers_time_policy_none_included() {
+    let key = keygen();
+    let sealed = run(
+        &["seal", "--key", &key, "--now", "1767225600"],
+        r#"{"a":1}"#,
+    );
+    let token = stdout(&sealed);
+    let open_at = |now: u64, extra: &[&str]| {
+        let now = now.to_string();
+        let args = ["open", "--key", &key, "--now", &now];
+        run(&[&args[..], extra, &[&token]].concat(), "")
+    };
+    let expected = serde_json::json!({"a": 1});
+    // 20 days on: past the default idle timeout (two weeks), inside the
+    // default lifetime (30 days).
+    let twenty_days = 1_767_225_600 + 20 * 86_400;
+    assert_refused(&open_at(twenty_days, &[]), "expired-idle");
+    assert_eq!(
+        success_json(&open_at(twenty_days, &["--max-idle", "none"])),
+        expected
+    );
+    // 40 days on: past the lifetime too, unless there is none.
+    let forty_days = 1_767_225_600 + 40 * 86_400;
+    assert_refused(
+        &open_at(forty_days, &["--max-idle", "none"]),
+        "expired-lifetime",
+    );
+    let no_limits = ["--max-idle", "none", "--max-lifetime", "none"];
+    assert_eq!(success_json(&open_at(forty_days, &no_limits)), expected);
+    // Sealed 100 s ahead of this clock: beyond the default skew (60 s).
+    let early = 1_767_225_500;
+    assert_refused(&open_at(early, &[]), "issued-in-future");
+    assert_eq!(
+        success_json(&open_at(early, &["--clock-skew", "120"])),
+        expected
+    );
+    // Neither seconds nor "none": a usage error naming the flag.
+    let o = open_at(early, &["--max-idle", "never"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--max-idle"), "{}", stderr(&o));
+}
