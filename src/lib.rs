@@ -63,7 +63,8 @@
 //! Types of other crates in this one's API, so that a new major version of
 //! one of them is a new major version of this crate: `cookie` 0.18
 //! ([`SameSite`]), `zeroize` ([`MasterKey::to_base64`]'s `Zeroizing`),
-//! and with their features `http` 1, `axum-core` 0.5's extractor traits
+//! `serde` 1 (the `Serialize` and `DeserializeOwned` bounds of
+//! [`Session::get`], [`Session::insert`] and the like), and with their features `http` 1, `axum-core` 0.5's extractor traits
 //! and the `tower-layer`/`tower-service` 0.3 traits (`axum`), `redis` 1 (`redis`) and `serde_json` 1 (`django`).
 //!
 //! This crate has not been audited.
