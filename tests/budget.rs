@@ -2071,3 +2071,277 @@ fn is_complete_says_whether_the_save_dropped_anything() {
     assert!(!saved.report.dropped.is_empty());
     assert!(!saved.report.is_complete());
 }
+
+/// The decompression cap is inclusive for a blob as for a cookie: moved
+/// entries whose blob takes exactly `max_decompressed` bytes are written
+/// whole, and the blob opens again on this server.
+#[tokio::test]
+async fn a_blob_of_exactly_the_decompression_cap_is_kept_whole() {
+    let clock = clock();
+    let session = |sealer: &Sealer| {
+        let mut s = sealer.new_session().unwrap();
+        s.insert_with_priority("user", "ada", Priority::Critical)
+            .unwrap();
+        for i in 0..4 {
+            s.insert_with_priority(&format!("notes-{i}"), &"n".repeat(1500), Priority::Low)
+                .unwrap();
+        }
+        s
+    };
+    let capped = |cap: usize| {
+        move |b: SealerBuilder| {
+            b.compression(Compression::Off)
+                .limits(Limits::default().with_max_decompressed(cap))
+        }
+    };
+    // Under the default cap: what moves, and the bytes of its entries.
+    let (_, probe) = with_memory_store(&clock, |b| b.compression(Compression::Off));
+    let saved = probe.save_async(&mut session(&probe)).await.unwrap();
+    assert!(saved.report.dropped.is_empty());
+    let moved_keys = |saved: &sealed_session::Saved| -> Vec<String> {
+        saved
+            .report
+            .overflowed
+            .iter()
+            .map(|e| e.key.clone())
+            .collect()
+    };
+    let moved = moved_keys(&saved);
+    assert!(moved.len() >= 2, "{moved:?}");
+    let body: usize = saved.report.overflowed.iter().map(|e| e.size).sum();
+    // The blob is those entries and its fixed fields (a few dozen bytes):
+    // under every cap from `body` up, the save succeeds, dropping until
+    // the blob fits; the first cap that needs no drop is the blob's exact
+    // length.
+    let mut exact = None;
+    for cap in body..body + 100 {
+        let (store, sealer) = with_memory_store(&clock, capped(cap));
+        let mut s = session(&sealer);
+        let saved = match sealer.save_async(&mut s).await {
+            Ok(saved) => saved,
+            Err(e) => panic!("cap {cap}: {e:?}"),
+        };
+        if saved.report.dropped.is_empty() {
+            assert_eq!(moved_keys(&saved), moved, "cap {cap}");
+            exact = Some((cap, store, sealer, saved));
+            break;
+        }
+    }
+    let (cap, store, sealer, saved) = exact.expect("no cap within 100 bytes lets the blob fit");
+    assert!(cap > body);
+    assert_eq!(store.len(), 1);
+    // Read back under the same cap.
+    let mut reopened = sealer
+        .open_async(saved.action.cookie_value().unwrap())
+        .await
+        .unwrap();
+    sealer.load_overflow(&mut reopened).await.unwrap();
+    for key in &moved {
+        let value: Option<String> = reopened.get(key).unwrap();
+        assert_eq!(value, Some("n".repeat(1500)), "{key}");
+    }
+}
+
+/// A cookie whose payload takes exactly `max_decompressed` bytes can be
+/// sealed: a save drops only what must go for the rest to get there.
+#[test]
+fn a_cookie_payload_of_exactly_the_decompression_cap_drops_no_more() {
+    let clock = clock();
+    let session = |sealer: &Sealer, with_notes: bool| {
+        let mut s = sealer.new_session().unwrap();
+        s.insert_with_priority("user", "ada", Priority::Critical)
+            .unwrap();
+        s.insert_with_priority("draft", &"d".repeat(700), Priority::Normal)
+            .unwrap();
+        if with_notes {
+            s.insert_with_priority("notes", &"n".repeat(1000), Priority::Low)
+                .unwrap();
+        }
+        s
+    };
+    let mut caps_that_fit = 0;
+    for cap in 700..800 {
+        let sealer = builder(&clock)
+            .compression(Compression::Off)
+            .limits(Limits::default().with_max_decompressed(cap))
+            .build()
+            .unwrap();
+        // Whether "user" and "draft" alone can be sealed under this cap.
+        let fits = sealer.seal(&mut session(&sealer, false)).is_ok();
+        caps_that_fit += usize::from(fits);
+        let saved = sealer.save(&mut session(&sealer, true)).unwrap();
+        let expected: &[&str] = match fits {
+            true => &["notes"],
+            false => &["notes", "draft"],
+        };
+        assert_eq!(saved.report.dropped_keys(), expected, "cap {cap}");
+    }
+    // The range covers both sides of the boundary.
+    assert!(caps_that_fit > 0 && caps_that_fit < 100, "{caps_that_fit}");
+}
+
+/// The smallest `max_decompressed` the builder accepts is exactly the
+/// payload of a new empty session whose created-at takes its longest form
+/// (after 2106): that cap holds such a cookie, one byte less cannot.
+#[test]
+fn a_decompression_cap_of_exactly_an_empty_session_is_accepted() {
+    let clock = clock();
+    clock.set(1 << 32);
+    let sealer = builder(&clock).build().unwrap();
+    let token = sealer.seal(&mut sealer.new_session().unwrap()).unwrap();
+    let opened = sealed_session::token::open(sealer.key_ring(), "id", &token, &Limits::default());
+    let empty = opened.unwrap().plaintext().len();
+    let capped = |cap: usize| {
+        builder(&clock)
+            .limits(Limits::default().with_max_decompressed(cap))
+            .build()
+    };
+    let sealer = capped(empty).unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("k", &"v".repeat(40), Priority::Low)
+        .unwrap();
+    let saved = sealer.save(&mut session).unwrap();
+    assert_eq!(saved.report.dropped_keys(), ["k"]);
+    assert!(sealer.open(saved.action.cookie_value().unwrap()).is_ok());
+    assert_eq!(
+        capped(empty - 1).map(|_| ()),
+        Err(Error::LimitExceeded(Limit::DecompressedSize))
+    );
+}
+
+/// `len` characters that deflate does not shrink much (a fixed
+/// pseudo-random sequence over 64 symbols).
+fn incompressible(seed: u64, len: usize) -> String {
+    const SYMBOLS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
+    (0..len)
+        .map(|_| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            SYMBOLS[(state >> 58) as usize] as char
+        })
+        .collect()
+}
+
+/// When dropping the entries over the blob's cap leaves a cookie that no
+/// longer fits (compression off below its threshold), up to eight more of
+/// the moved entries are dropped, one at a time: here exactly eight more
+/// must go before the last one can move, and it does.
+#[tokio::test]
+async fn eight_more_drops_are_tried_before_the_save_gives_up_the_store() {
+    let clock = clock();
+    let (store, sealer) = with_memory_store(&clock, |b| {
+        b.budget(500)
+            .compression(Compression::Above(2200))
+            .limits(Limits::default().with_max_decompressed(3500))
+    });
+    let long_key = format!("l{}", "k".repeat(399));
+    let listed: Vec<String> = (0..8)
+        .map(|i| format!("n{i}-{}", "x".repeat(236)))
+        .collect();
+    let mut s = sealer.new_session().unwrap();
+    s.insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    s.insert_with_priority(&long_key, &incompressible(1, 3000), Priority::Low)
+        .unwrap();
+    for (i, key) in listed.iter().enumerate() {
+        s.insert_with_priority(key, &incompressible(10 + i as u64, 100), Priority::Low)
+            .unwrap();
+    }
+    let y = incompressible(2, 600);
+    s.insert_with_priority("y", &y, Priority::High).unwrap();
+    // The first plan moves every entry but "user": the cookie lists all
+    // their keys, over 2200 bytes, so it is compressed and fits. Their blob
+    // is over the 3500-byte cap by the long entry alone, which is dropped;
+    // then the listed keys (about 2000 bytes) stay under the threshold and
+    // the cookie, sealed as it is, cannot list even one of the eight long
+    // keys within 500 bytes. Only once all eight are dropped too does "y"
+    // move.
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    let moved: Vec<&str> = (saved.report.overflowed.iter())
+        .map(|e| e.key.as_str())
+        .collect();
+    assert_eq!(moved, ["y"]);
+    let mut expected = vec![long_key.as_str()];
+    expected.extend(listed.iter().rev().map(String::as_str));
+    assert_eq!(saved.report.dropped_keys(), expected);
+    assert!(saved.report.header_len <= 500);
+    assert_eq!(store.len(), 1);
+    let mut reopened = sealer
+        .open_async(saved.action.cookie_value().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(reopened.keys().collect::<Vec<_>>(), ["user", "y"]);
+    let value: Option<String> = sealer.get_loading(&mut reopened, "y").await.unwrap();
+    assert_eq!(value, Some(y));
+}
+
+/// The sealer's accessors give what it was built with.
+#[test]
+fn the_sealer_reports_its_cookie_settings_budget_and_overflow_store() {
+    let clock = clock();
+    let settings = sealed_session::CookieSettings::default()
+        .with_path("/app")
+        .with_domain("example.com");
+    assert_ne!(settings, sealed_session::CookieSettings::default());
+    let sealer = builder(&clock)
+        .cookie_settings(settings.clone())
+        .budget(3000)
+        .build()
+        .unwrap();
+    assert_eq!(sealer.cookie_settings(), &settings);
+    assert_eq!(sealer.budget(), 3000);
+    assert!(!sealer.has_overflow_store());
+    let (_store, with_store) = with_memory_store(&clock, |b| b);
+    assert!(with_store.has_overflow_store());
+}
+
+/// A save that sends nothing reports the budget; a logout reports the
+/// length of its deletion header too.
+#[test]
+fn unchanged_and_logout_saves_report_their_header_length_and_budget() {
+    let clock = clock();
+    let sealer = builder(&clock).budget(3000).build().unwrap();
+    let mut session = sealer.new_session().unwrap();
+    let saved = sealer.save(&mut session).unwrap();
+    assert_eq!(saved.action, CookieAction::Unchanged);
+    assert_eq!((saved.report.header_len, saved.report.budget), (0, 3000));
+    session.insert("a", &1).unwrap();
+    let saved = sealer.save(&mut session).unwrap();
+    let mut session = sealer.open(saved.action.cookie_value().unwrap()).unwrap();
+    session.flush().unwrap();
+    let saved = sealer.save(&mut session).unwrap();
+    let CookieAction::Delete(removal) = &saved.action else {
+        panic!("{saved:?}")
+    };
+    assert_eq!(
+        saved.report.header_len,
+        "Set-Cookie: ".len() + removal.len()
+    );
+    assert_eq!(saved.report.budget, 3000);
+}
+
+/// Entries dropped to fit the budget are logged, with their keys, not
+/// only reported; a save that drops nothing logs no such event.
+#[test]
+fn entries_dropped_over_budget_are_logged_with_their_keys() {
+    let clock = clock();
+    let sealer = builder(&clock).build().unwrap();
+    let mut session = ten_kb_session(&sealer);
+    let (saved, text) = logged(|| sealer.save(&mut session).unwrap());
+    assert!(!saved.report.dropped.is_empty());
+    assert!(
+        text.contains("entries-dropped") && text.contains("over-budget"),
+        "{text}"
+    );
+    for key in saved.report.dropped_keys() {
+        assert!(text.contains(key), "{key} not logged: {text}");
+    }
+    let mut small = sealer.new_session().unwrap();
+    small.insert("theme", "dark").unwrap();
+    let (saved, text) = logged(|| sealer.save(&mut small).unwrap());
+    assert!(saved.report.dropped.is_empty());
+    assert!(!text.contains("entries-dropped"), "{text}");
+}
