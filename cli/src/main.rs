@@ -514,6 +514,21 @@ fn parse_key(text: &str, which: Option<&str>) -> Result<MasterKey, Failure> {
     })
 }
 
+impl KeyArgs {
+    /// `--name`, else the NAME of a cookie given as NAME=VALUE (`pasted`),
+    /// else the default; a `--name` that contradicts `pasted` is a usage
+    /// error.
+    fn cookie_name<'a>(&'a self, pasted: Option<&'a str>) -> Result<&'a str, Failure> {
+        match (self.name.as_deref(), pasted) {
+            (Some(given), Some(pasted)) if given != pasted => Err(Failure::Usage(
+                "--name differs from the NAME of the NAME=VALUE cookie".to_owned(),
+            )),
+            (Some(name), _) | (None, Some(name)) => Ok(name),
+            (None, None) => Ok(sealed_session::DEFAULT_COOKIE_NAME),
+        }
+    }
+}
+
 fn builder(common: &KeyArgs, name: &str, ring: KeyRing) -> sealed_session::SealerBuilder {
     let builder = Sealer::builder(ring).cookie_name(name);
     match common.now {
@@ -537,11 +552,7 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
         )));
     }
 
-    let name = args
-        .common
-        .name
-        .as_deref()
-        .unwrap_or(sealed_session::DEFAULT_COOKIE_NAME);
+    let name = args.common.cookie_name(None)?;
     let mut b = builder(&args.common, name, ring).budget(args.budget);
     if args.compress {
         b = b.compression(Compression::Above(256));
@@ -611,15 +622,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
     let cookie = streams::cookie_argument(args.token)?;
     let (pasted_name, token) = streams::cookie_pair(&cookie);
-    let name = match (args.common.name.as_deref(), pasted_name) {
-        (Some(given), Some(pasted)) if given != pasted => {
-            return Err(Failure::Usage(
-                "--name differs from the NAME of the NAME=VALUE cookie".to_owned(),
-            ))
-        }
-        (Some(name), _) | (None, Some(name)) => name,
-        (None, None) => sealed_session::DEFAULT_COOKIE_NAME,
-    };
+    let name = args.common.cookie_name(pasted_name)?;
     // Opening sets no cookie: no budget applies (a long --name must not
     // make it fail for want of room for a deletion cookie).
     let mut b = builder(&args.common, name, ring).budget(usize::MAX);

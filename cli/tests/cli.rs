@@ -1140,7 +1140,7 @@ fn a_pasted_name_value_pair_gives_the_cookie_name_and_a_wrong_name_is_hinted_at(
     assert_eq!(success_json(&run(&args, &format!("{pasted}\n"))), expected);
     // A --name that contradicts the pasted name is a usage error.
     let o = open(&["--name", "sid"], &pasted);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_usage_error(&o, &[&token]);
     assert!(stderr(&o).contains("--name"), "{}", stderr(&o));
     // The bare value under the default name: refused, and the message
     // says which name was tried and where to give another.
@@ -1175,7 +1175,7 @@ fn a_fallback_key_variable_that_is_not_utf8_is_a_usage_error_not_an_empty_list()
         )
         .output()
         .unwrap();
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_usage_error(&o, &[&new]);
     assert!(
         stderr(&o).contains("SEALED_SESSION_FALLBACK_KEYS is not UTF-8"),
         "{}",
@@ -1222,6 +1222,6 @@ fn open_takes_the_servers_time_policy_none_included() {
     );
     // Neither seconds nor "none": a usage error naming the flag.
     let o = open_at(early, &["--max-idle", "never"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert_usage_error(&o, &["never"]);
     assert!(stderr(&o).contains("--max-idle"), "{}", stderr(&o));
 }
