@@ -38,9 +38,13 @@ enum DjangoCommand {
         /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE.as_secs())]
         max_age: u64,
-        /// The cookie value (what Django sets in the `sessionid` cookie) or
-        /// NAME=VALUE, or - to read either from stdin, which keeps a live
-        /// session's credential out of the process list.
+        /// SESSION_COOKIE_NAME: the cookie to take from a whole Cookie header.
+        #[arg(long, default_value = "sessionid")]
+        name: String,
+        /// The cookie value (what Django sets in the `sessionid` cookie),
+        /// NAME=VALUE or a whole Cookie header, or - to read any of them
+        /// from stdin, which keeps a live session's credential out of the
+        /// process list.
         cookie: String,
     },
     /// Read a JSON object on stdin and print it as a Django session cookie value.
@@ -96,6 +100,7 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
             secrets,
             fallback_secrets,
             max_age,
+            name,
             cookie,
         } => {
             let codec = crate::or_from_env(fallback_secrets, "DJANGO_SECRET_KEY_FALLBACKS")?
@@ -106,7 +111,7 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
                 .map_err(failed("bad secret"))?;
             let cookie = cookie_argument(cookie)?;
             // Django binds no cookie name: a pasted `sessionid=` is dropped.
-            let (_, value) = crate::streams::cookie_pair(&cookie);
+            let (_, value) = crate::streams::pasted_cookie(&cookie, &name)?;
             let session = codec
                 .open_session(value)
                 .map_err(|e| Failure::Refused(failed("cannot open Django cookie")(e)))?;

@@ -53,8 +53,12 @@ enum Command {
         /// Print one JSON object instead of lines of text.
         #[arg(long)]
         json: bool,
-        /// The cookie value or NAME=VALUE, or - to read it from stdin.
-        /// Surrounding whitespace (a pasted line's newline) is ignored.
+        /// The cookie to take from a whole Cookie header (default "session").
+        #[arg(long)]
+        name: Option<String>,
+        /// The cookie value, NAME=VALUE or a whole Cookie header, or - to
+        /// read it from stdin. Surrounding whitespace (a pasted line's
+        /// newline) is ignored.
         token: String,
     },
     /// Check every vector file in a directory; ends with "N passed, M failed".
@@ -220,11 +224,14 @@ struct OpenArgs {
     /// Print {"session": {...}, "entries": {...}}: beside the entries, the
     /// session id, created-at and issued-at (Unix seconds), its own expiry
     /// ("default", "browser-session", {"at": UNIX_SECS} or {"idle": SECS}),
-    /// whether a fallback key opened it, and each entry's priority.
+    /// whether a fallback key opened it, whether a server with this time
+    /// policy would re-seal it now (sliding refresh), and each entry's
+    /// priority.
     #[arg(long)]
     meta: bool,
-    /// The cookie value or NAME=VALUE (as a browser shows the cookie),
-    /// or "-" to read either from stdin (which keeps it out of the process
+    /// The cookie value, NAME=VALUE (as a browser shows the cookie) or a
+    /// whole Cookie header (the cookie named --name is taken from it), or
+    /// "-" to read any of them from stdin (which keeps it out of the process
     /// list). Surrounding whitespace (a pasted line's newline) is ignored;
     /// whitespace inside is refused, as servers refuse it.
     token: String,
@@ -419,9 +426,12 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::KeyId { key } => print(key.master_key()?.key_id())?,
         Command::Seal(args) => seal(args)?,
         Command::Open(args) => open(args)?,
-        Command::Inspect { json, token } => {
+        Command::Inspect { json, name, token } => {
             let cookie = streams::cookie_argument(token)?;
-            inspect(streams::cookie_pair(&cookie).1, json)?;
+            let name = name
+                .as_deref()
+                .unwrap_or(sealed_session::DEFAULT_COOKIE_NAME);
+            inspect(streams::pasted_cookie(&cookie, name)?.1, json)?;
         }
         Command::VerifyVectors { dir } => return verify_vectors(&dir),
         Command::GenerateVectors { dir } => {
@@ -621,7 +631,8 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     }
     let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
     let cookie = streams::cookie_argument(args.token)?;
-    let (pasted_name, token) = streams::cookie_pair(&cookie);
+    let from_header = args.common.cookie_name(None)?;
+    let (pasted_name, token) = streams::pasted_cookie(&cookie, from_header)?;
     let name = args.common.cookie_name(pasted_name)?;
     // Opening sets no cookie: no budget applies (a long --name must not
     // make it fail for want of room for a deletion cookie).
@@ -698,6 +709,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             "issued_at": session.issued_at(),
             "expiry": expiry,
             "opened_with_fallback": session.opened_with_fallback(),
+            "refresh_due": session.refresh_due(),
             "priorities": priorities,
         },
         "entries": object,

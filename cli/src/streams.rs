@@ -41,11 +41,45 @@ pub fn cookie_argument(argument: String) -> Result<String, Failure> {
     Ok(text.trim().to_owned())
 }
 
+/// A pasted cookie as a name (when one was pasted) and a value. It may be
+/// the value alone, `NAME=VALUE` as a browser's developer tools show it,
+/// or a whole `Cookie` header (`a=1; NAME=VALUE`, with or without
+/// `Cookie:`), from which the one pair named `header_name` is taken. A
+/// header with none, or several (a server tries those in order), is a
+/// usage error: which value to open is then for the user to say.
+pub fn pasted_cookie<'t>(
+    text: &'t str,
+    header_name: &str,
+) -> Result<(Option<&'t str>, &'t str), Failure> {
+    let header = match text.get(..COOKIE_HEADER.len()) {
+        Some(start) if start.eq_ignore_ascii_case(COOKIE_HEADER) => &text[COOKIE_HEADER.len()..],
+        _ if text.contains(';') => text,
+        _ => return Ok(cookie_pair(text)),
+    };
+    let mut named = header
+        .split(';')
+        .map(|pair| cookie_pair(pair.trim()))
+        .filter(|(name, _)| *name == Some(header_name));
+    match (named.next(), named.count()) {
+        (Some(pair), 0) => Ok(pair),
+        (None, _) => Err(Failure::Usage(format!(
+            "the pasted Cookie header has no cookie named {header_name:?} (--name)"
+        ))),
+        (Some(_), more) => Err(Failure::Usage(format!(
+            "the pasted Cookie header has {} cookies named {header_name:?} \
+             (a server tries them in order and keeps the first that opens): give one",
+            more + 1
+        ))),
+    }
+}
+
+const COOKIE_HEADER: &str = "cookie:";
+
 /// A cookie argument split into its name and value when it is given as
 /// `NAME=VALUE`, as a browser's developer tools and a `Cookie` header show
 /// it. A token's characters (base64url) hold no `=`, nor do a Django
 /// cookie's, so the first one can only end a name.
-pub fn cookie_pair(cookie: &str) -> (Option<&str>, &str) {
+fn cookie_pair(cookie: &str) -> (Option<&str>, &str) {
     match cookie.split_once('=') {
         Some((name, value)) if !name.is_empty() => (Some(name.trim_end()), value.trim_start()),
         _ => (None, cookie),

@@ -918,6 +918,21 @@ fn django_seal_and_open() {
         json,
         serde_json::json!({"_auth_user_id": "42", "cart": [1, 2]})
     );
+    // A whole Cookie header: the cookie named --name, default "sessionid".
+    let header = format!("Cookie: csrftoken=x; sessionid={cookie}; theme=dark");
+    assert_eq!(
+        success_json(&run(&[&args[..], &[&header]].concat(), "")),
+        json
+    );
+    let renamed = header.replace("sessionid=", "sid=");
+    assert_eq!(
+        success_json(&run(
+            &[&args[..], &["--name", "sid", &renamed]].concat(),
+            ""
+        )),
+        json
+    );
+    assert_usage_error(&run(&[&args[..], &[&renamed]].concat(), ""), &[&cookie]);
     let wrong = run(
         &[
             "django",
@@ -1082,12 +1097,18 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
                 "issued_at": 1_767_225_600,
                 "expiry": {"idle": 600},
                 "opened_with_fallback": false,
+                "refresh_due": false,
                 "priorities": {"user": "critical", "cart": "low"},
             },
             "entries": {"user": "ada", "cart": [1, 2]},
         })
     );
     assert_eq!(created_at, 1_767_225_000);
+    // Half the session's own 600-second idle window later, a server would
+    // re-seal it.
+    let args = ["open", "--key", &key, "--name", "sid", "--meta"];
+    let later = run(&[&args[..], &["--now", "1767225900", &token]].concat(), "");
+    assert_eq!(success_json(&later)["session"]["refresh_due"], true);
     // Without the flag, the entries alone, as before.
     assert_eq!(
         meta(&[]),
@@ -1156,6 +1177,73 @@ fn a_pasted_name_value_pair_gives_the_cookie_name_and_a_wrong_name_is_hinted_at(
     let header = success_json(&run(&["inspect", "--json", &pasted], ""));
     let key_id = stdout(&run(&["key-id", "--key", &key], ""));
     assert_eq!(header["key_id"], key_id.as_str());
+}
+
+#[test]
+fn a_whole_cookie_header_gives_the_cookie_of_the_name_wanted() {
+    let key = keygen();
+    let seal = |name: &str| {
+        let args = ["seal", "--key", &key, "--name", name, "--now", "1767225600"];
+        let o = run(&args, r#"{"user":"ada"}"#);
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let (session, sid) = (seal("session"), seal("__Host-sid"));
+    let header = format!("lang=en; session={session};__Host-sid={sid} ; theme=dark");
+    let open = |extra: &[&str], cookie: &str| {
+        let args = ["open", "--key", &key, "--now", "1767225660"];
+        run(&[&args[..], extra, &[cookie]].concat(), "")
+    };
+    let expected = serde_json::json!({"user": "ada"});
+    // The default name, then --name; with or without "Cookie:", from stdin.
+    assert_eq!(success_json(&open(&[], &header)), expected);
+    assert_eq!(
+        success_json(&open(&["--name", "__Host-sid"], &header)),
+        expected
+    );
+    let with_prefix = format!("Cookie: {header}");
+    assert_eq!(
+        success_json(&open(&["--name", "__Host-sid"], &with_prefix)),
+        expected
+    );
+    let args = ["open", "--key", &key, "--now", "1767225660", "-"];
+    assert_eq!(
+        success_json(&run(&args, &format!("cookie:{header}\n"))),
+        expected
+    );
+    // The pair taken is the one named: "session" sealed the other token,
+    // which does not open under "__Host-sid".
+    let swapped = format!("session={sid}; __Host-sid={session}");
+    assert_refused(
+        &open(&["--name", "__Host-sid"], &swapped),
+        "authentication-failed",
+    );
+    // No such cookie, or two of them: usage errors that quote no value.
+    let o = open(&["--name", "id"], &header);
+    assert_usage_error(&o, &[&session, &sid, "dark"]);
+    assert!(
+        stderr(&o).contains("no cookie named \"id\""),
+        "{}",
+        stderr(&o)
+    );
+    let twice = format!("session={session}; a=1; session={session}");
+    let o = open(&[], &twice);
+    assert_usage_error(&o, &[&session]);
+    assert!(stderr(&o).contains("2 cookies named"), "{}", stderr(&o));
+    // inspect takes the named one too.
+    let inspect = |extra: &[&str]| {
+        let o = run(
+            &[&["inspect", "--json"][..], extra, &[&header]].concat(),
+            "",
+        );
+        success_json(&o)["issued_at"].clone()
+    };
+    assert_eq!(inspect(&[]), 1_767_225_600);
+    assert_eq!(inspect(&["--name", "__Host-sid"]), 1_767_225_600);
+    assert_usage_error(
+        &run(&["inspect", "--name", "x", &header], ""),
+        &[&session, &sid],
+    );
 }
 
 #[cfg(unix)]
