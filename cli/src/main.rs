@@ -469,12 +469,27 @@ fn inspect(token: &str, json: bool) -> Result<(), Failure> {
     print(format_args!("version: {}", h.version))?;
     print(format_args!("flags: {:#04x}{compressed}", h.flags))?;
     print(format_args!("key id: {}", h.key_id))?;
-    print(format_args!("issued at: {}", h.issued_at))?;
+    print(format_args!(
+        "issued at: {}{}",
+        h.issued_at,
+        utc_date(h.issued_at).unwrap_or_default()
+    ))?;
     print(format_args!("token length: {} characters", info.token_len))?;
     print(format_args!(
         "ciphertext length: {} bytes (without nonce and tag)",
         info.ciphertext_len
     ))
+}
+
+/// ` (2026-01-01T00:00:00Z)`: Unix seconds as an RFC 3339 date in UTC, for
+/// a time `time` can represent (up to the year 9999).
+fn utc_date(unix_secs: u64) -> Option<String> {
+    let secs = i64::try_from(unix_secs).ok()?;
+    let date = time::OffsetDateTime::from_unix_timestamp(secs).ok()?;
+    let text = date
+        .format(&time::format_description::well_known::Rfc3339)
+        .ok()?;
+    Some(format!(" ({text})"))
 }
 
 /// Checks the directory's vector files; every published file must be there

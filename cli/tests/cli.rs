@@ -740,13 +740,21 @@ fn compress_flag_and_inspect() {
     let key = keygen();
     let input = format!(r#"{{"log":"{}"}}"#, "abc".repeat(300));
     let plain = stdout(&run(&["seal", "--key", &key], &input));
-    let packed = stdout(&run(&["seal", "--key", &key, "--compress"], &input));
+    let args = ["seal", "--key", &key, "--compress", "--now", "1767225600"];
+    let packed = stdout(&run(&args, &input));
     assert!(packed.len() < plain.len() / 2);
     let info = run(&["inspect", &packed], "");
     assert!(info.status.success());
     let text = stdout(&info);
     assert!(text.contains("version: 1"), "{text}");
     assert!(text.contains("(compressed)"), "{text}");
+    let date = "issued at: 1767225600 (2026-01-01T00:00:00Z)\n";
+    assert!(text.contains(date), "{text}");
+    // Beyond what a date can show (past the year 9999): the seconds alone.
+    let far = ["seal", "--key", &key, "--now", "18446744073709551615"];
+    let far_text = stdout(&run(&["inspect", &stdout(&run(&far, &input))], ""));
+    let seconds_alone = "issued at: 18446744073709551615\n";
+    assert!(far_text.contains(seconds_alone), "{far_text}");
     assert!(
         text.contains(&format!("token length: {} characters", packed.len())),
         "{text}"
