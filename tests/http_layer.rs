@@ -92,6 +92,13 @@ async fn flush_then_login_as_another(session: LazySession) -> Result<&'static st
     Ok("switched")
 }
 
+/// Gives the session a new id, keeping its data (as at a login that
+/// raises the user's rights).
+async fn cycle_id(session: LazySession) -> Result<&'static str, Error> {
+    session.cycle_id().await?;
+    Ok("cycled")
+}
+
 /// Logs out, then in again with a user too large for any cookie.
 async fn flush_then_login_too_large(
     session: LazySession,
@@ -222,6 +229,7 @@ fn app(layer: SessionLayer) -> Router {
         )
         .route("/login-then-fail", get(login_then_fail))
         .route("/flush-then-login", get(flush_then_login_as_another))
+        .route("/cycle-id", get(cycle_id))
         .route("/login-cache-control", get(login_with_cache_control))
         .route("/read-with-vary", get(read_with_vary))
         .route("/untouched", get(|| async { "ok" }))
@@ -1356,6 +1364,16 @@ async fn a_user_switch_dropped_while_revoking_is_revoked_by_its_own_task() {
     let (revocations, layer, pair) = dropped_while_revoking("/flush-then-login").await;
     revocations.set_hangs(false);
     assert_revoked_soon(&layer, &pair).await;
+}
+
+#[tokio::test]
+async fn a_new_id_dropped_while_revoking_keeps_the_old_cookie_valid() {
+    // Not a logout: the new cookie never went out, so the client goes on
+    // with the old one, which must still open (only a logout is finished
+    // by a task of its own).
+    let (revocations, layer, pair) = dropped_while_revoking("/cycle-id").await;
+    revocations.set_hangs(false);
+    assert_still_valid(&layer, &pair).await;
 }
 
 #[test]
