@@ -591,6 +591,18 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             1.0,
             3600,
         ),
+        refresh_at_age(
+            "refresh-fraction-above-one",
+            "Refresh fraction 1.0001, clamped to 1: never due, not even at age max_idle = 3600 (a reader that does not clamp gets floor(3600 x 1.0001) = 3600 and says due).",
+            1.0001,
+            3600,
+        ),
+        refresh_at_age(
+            "refresh-fraction-negative",
+            "Refresh fraction -0.5, clamped to 0: due at every age, 0 included (a reader that converts the negative product -1800 to an unsigned integer without clamping can get a huge threshold and say not due).",
+            -0.5,
+            0,
+        ),
         {
             let mut s = small();
             s.name = "idle-expiry-refresh-fraction";
