@@ -1480,6 +1480,59 @@ async fn a_second_layer_on_the_same_cookie_name_is_logged() {
 }
 
 #[tokio::test]
+async fn an_outer_layer_of_the_same_name_does_not_undo_the_inner_ones_cookie() {
+    // One key, one name; the outer layer re-seals every session it opens
+    // (a refresh always due), which no handler can reach or change.
+    let key = MasterKey::generate().expect("key").to_base64();
+    let ring = || KeyRing::new(MasterKey::from_base64(&key).expect("key"));
+    let outer = SessionLayer::builder(ring())
+        .open_every_request(true)
+        .refresh_fraction(0.0)
+        .build()
+        .expect("outer");
+    let inner = SessionLayer::builder(ring()).build().expect("inner");
+    let mut app = app(inner).layer(outer);
+    let pair = cookie_pair(&call(&mut app, "/login", None).await);
+    let cookies_set = |response: &Response<Body>| {
+        let values = response.headers().get_all(header::SET_COOKIE);
+        values
+            .iter()
+            .map(|v| v.to_str().expect("ascii").to_owned())
+            .collect::<Vec<_>>()
+    };
+    // The logout's deletion cookie is the only one: the outer layer's
+    // re-seal of the old session would follow it and win.
+    let response = call(&mut app, "/logout", Some(&pair)).await;
+    let set = cookies_set(&response);
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].starts_with("session=;"), "{set:?}");
+    // A change goes out alone too, and reads back.
+    let response = call(&mut app, "/flush-then-login", Some(&pair)).await;
+    let set = cookies_set(&response);
+    assert_eq!(set.len(), 1, "{set:?}");
+    let switched = cookie_pair(&response);
+    let session = ring_opens(ring(), &switched);
+    assert_eq!(
+        session.get::<String>("user").unwrap().as_deref(),
+        Some("bob")
+    );
+    // Where the inner layer sets nothing, the outer one's refresh still
+    // goes out.
+    let response = call(&mut app, "/untouched", Some(&pair)).await;
+    assert_eq!(cookies_set(&response).len(), 1);
+}
+
+/// The session in the cookie of `pair`, opened with `ring` under the
+/// default name.
+fn ring_opens(ring: KeyRing, pair: &str) -> sealed_session::Session {
+    sealed_session::Sealer::builder(ring)
+        .build()
+        .expect("sealer")
+        .open(value_of(pair))
+        .expect("opens")
+}
+
+#[tokio::test]
 async fn the_deletion_cookie_carries_the_attributes_of_the_cookie_it_deletes() {
     let configured = [
         builder()
@@ -1561,6 +1614,34 @@ async fn a_handler_that_sets_the_session_cookie_itself_is_warned_and_overridden(
         2
     );
     assert!(logs.is_empty());
+}
+
+#[tokio::test]
+async fn a_handlers_own_session_cookie_wins_over_a_refresh_alone() {
+    // Every read is due for a refresh; this handler only reads, and sets
+    // the cookie itself (as code migrating to the layer might).
+    let mut app = Router::new()
+        .route(
+            "/",
+            get(|session: LazySession| async move {
+                session.get::<String>("user").await?;
+                Ok::<_, Error>(([(header::SET_COOKIE, "session=by-hand")], "ok"))
+            }),
+        )
+        .route("/login", get(login))
+        .layer(builder().refresh_fraction(0.0).build().expect("layer"));
+    let pair = cookie_pair(&call(&mut app, "/login", None).await);
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
+    let response = call(&mut app, "/", Some(&pair)).await;
+    let values: Vec<_> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .collect();
+    assert_eq!(values, ["session=by-hand"]);
+    let text = logs.text();
+    assert!(text.contains("set-cookie-yielded"), "{text}");
+    assert!(!text.contains("set-cookie-overridden"), "{text}");
 }
 
 fn assert_bare_error(response: &Response<Body>, status: StatusCode) {

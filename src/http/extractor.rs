@@ -673,6 +673,7 @@ impl LazySession {
         let Some(opened) = state.opened.as_mut() else {
             return Finished {
                 opened: false,
+                changed: false,
                 set_cookie: None,
                 lost: None,
             };
@@ -682,6 +683,7 @@ impl LazySession {
         // handler flushed (logout): the deletion cookie goes out, and a
         // revocation store records the old id. What was stored after the
         // flush is not kept, like any change on an error response.
+        let changed = opened.session().is_modified();
         let ends = !save && opened.session().is_flushed();
         if ends && !opened.session().is_empty() {
             tracing::info!(
@@ -712,6 +714,7 @@ impl LazySession {
         };
         Finished {
             opened: true,
+            changed,
             set_cookie,
             lost,
         }
@@ -758,6 +761,9 @@ pub(crate) struct Finished {
     /// The session was opened, by a handler or by `open_every_request` (the
     /// response depends on the cookie).
     pub(crate) opened: bool,
+    /// The session was changed (a handler's change, a flush), not only
+    /// due for a refresh or a re-seal under the primary key.
+    pub(crate) changed: bool,
     pub(crate) set_cookie: Option<HeaderValue>,
     /// The save failed and the handler's changes are lost.
     pub(crate) lost: Option<Error>,

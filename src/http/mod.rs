@@ -57,9 +57,12 @@
 //!   sliding refresh is due, it was opened with a fallback key (it is then
 //!   re-sealed under the primary) or it was flushed (a deletion cookie).
 //!   Unchanged sessions add no header. Should the handler (or an inner
-//!   layer) set a cookie of the session's name itself, the layer's
+//!   layer) set a cookie of the session's name itself, a session that was
+//!   changed (a handler's change, a flush) still wins: the layer's
 //!   `Set-Cookie` comes after it, so browsers keep the layer's, and a
-//!   warning is logged.
+//!   warning is logged. One that was only due for a refresh or a re-seal
+//!   under the primary key yields: the layer adds no `Set-Cookie` (a
+//!   `DEBUG` event, `set-cookie-yielded`).
 //! - **Keeps no empty sessions.** A session without entries is not worth a
 //!   cookie (as in Django and tower-sessions): none is set for it, and the
 //!   cookie it was opened from is deleted, also when the save empties it
@@ -187,8 +190,40 @@
 //! Handlers find the session by its type in the request's extensions, so
 //! a route under two session layers (a router nested under one and layered
 //! with another) sees only the inner layer's session; a warning is logged
-//! when both use the same cookie name. Give each route one layer: for two
-//! cookies (a site session and an admin one), keep the routers apart.
+//! when both use the same cookie name. No handler can change the outer
+//! layer's session then, so it never overrides what the inner one sets (a
+//! logout's deletion cookie, say): it yields, as above. Give each route one
+//! layer: for two cookies (a site session and an admin one), keep the
+//! routers apart.
+//!
+//! ## Among other layers
+//!
+//! `Router::layer` wraps the routes added before it, and each later
+//! `layer` call wraps the earlier ones; in a `tower::ServiceBuilder`, the
+//! first layer listed is the outermost.
+//!
+//! - **`layer`, after the routes.** With `Router::layer`, fallbacks and
+//!   axum's own 404 and 405 responses have the session too; with
+//!   `route_layer`, only matched routes do (an `Option<LazySession>` is
+//!   `None` elsewhere). Routes added after the `layer` call are not under
+//!   it: a handler there that asks for the session gets a 500 (event
+//!   `session-layer-missing`).
+//! - **Outside the session layer:** tracing (`tower_http::trace`), so that
+//!   it logs the status actually sent, and since its response body is not
+//!   `Default` the session layer cannot wrap it; CORS, since the empty
+//!   500 or 503 sent when a save loses the handler's changes replaces the
+//!   whole response, headers set inside included; timeouts (above).
+//! - **Inside the session layer:** `tower_http::catch_panic`. A handler's
+//!   panic then becomes a 500 the layer sees, which saves nothing but still
+//!   ends a flushed session (deletion cookie); outside, the panic reaches
+//!   the layer as a dropped request, which sends no cookie. Also inside:
+//!   layers that replace response headers (`SetResponseHeaderLayer::overriding`
+//!   on `Cache-Control` or `Vary`), or use `if_not_present` or `appending`:
+//!   outside, they replace the `private` and `Vary: Cookie` the layer adds,
+//!   and a shared cache could store a response that sets a session cookie.
+//! - **Any status below 500 saves**, whoever produced it: a 401 or 413 from
+//!   an inner middleware, a 408 from an inner timeout. Only a 5xx skips
+//!   the save (see above).
 //!
 //! ## Without axum
 //!
