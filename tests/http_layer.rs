@@ -1629,6 +1629,7 @@ async fn a_handlers_own_session_cookie_wins_over_a_refresh_alone() {
             }),
         )
         .route("/login", get(login))
+        .route("/read", get(read))
         .layer(builder().refresh_fraction(0.0).build().expect("layer"));
     let pair = cookie_pair(&call(&mut app, "/login", None).await);
     let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
@@ -1642,6 +1643,18 @@ async fn a_handlers_own_session_cookie_wins_over_a_refresh_alone() {
     let text = logs.text();
     assert!(text.contains("set-cookie-yielded"), "{text}");
     assert!(!text.contains("set-cookie-overridden"), "{text}");
+    // Nor does the deletion of a bad cookie follow it.
+    let response = call(&mut app, "/", Some("session=AQAtampered")).await;
+    let values: Vec<_> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .collect();
+    assert_eq!(values, ["session=by-hand"]);
+    // The same bad cookie on a page that sets none is deleted.
+    let response = call(&mut app, "/read", Some("session=AQAtampered")).await;
+    let removal = set_cookie(&response).expect("deletion cookie");
+    assert_eq!((removal.name(), removal.value()), ("session", ""));
 }
 
 fn assert_bare_error(response: &Response<Body>, status: StatusCode) {

@@ -762,7 +762,8 @@ pub(crate) struct Finished {
     /// response depends on the cookie).
     pub(crate) opened: bool,
     /// The session was changed (a handler's change, a flush), not only
-    /// due for a refresh or a re-seal under the primary key.
+    /// due for a refresh, a re-seal under the primary key or the deletion
+    /// of the bad cookie it came from.
     pub(crate) changed: bool,
     pub(crate) set_cookie: Option<HeaderValue>,
     /// The save failed and the handler's changes are lost.

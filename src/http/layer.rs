@@ -583,9 +583,10 @@ where
             }
             let already_set = || sets_cookie_named(headers, session.sealer().cookie_name());
             let cookie = match finished.set_cookie {
-                // Only a refresh or a re-seal: what the response sets
-                // (an inner layer's session, hiding this one from the
-                // handlers, or the handler's own cookie) is newer.
+                // Only a refresh, a re-seal or a bad cookie's deletion:
+                // what the response sets (an inner layer's session, hiding
+                // this one from the handlers, or the handler's own cookie)
+                // is newer.
                 Some(_) if !finished.changed && already_set() => {
                     tracing::debug!(
                         event = "set-cookie-yielded",

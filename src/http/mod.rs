@@ -60,9 +60,10 @@
 //!   layer) set a cookie of the session's name itself, a session that was
 //!   changed (a handler's change, a flush) still wins: the layer's
 //!   `Set-Cookie` comes after it, so browsers keep the layer's, and a
-//!   warning is logged. One that was only due for a refresh or a re-seal
-//!   under the primary key yields: the layer adds no `Set-Cookie` (a
-//!   `DEBUG` event, `set-cookie-yielded`).
+//!   warning is logged. One that was not changed (only a refresh, a
+//!   re-seal under the primary key or a bad cookie's deletion was due)
+//!   yields: the layer adds no `Set-Cookie` (a `DEBUG` event,
+//!   `set-cookie-yielded`).
 //! - **Keeps no empty sessions.** A session without entries is not worth a
 //!   cookie (as in Django and tower-sessions): none is set for it, and the
 //!   cookie it was opened from is deleted, also when the save empties it
