@@ -258,6 +258,15 @@ async fn call(app: &mut Router, path: &str, cookie: Option<&str>) -> Response<Bo
         .expect("infallible")
 }
 
+/// Every `Set-Cookie` value of `response`, in order.
+fn set_cookie_values(response: &Response<Body>) -> Vec<String> {
+    let values = response.headers().get_all(header::SET_COOKIE);
+    values
+        .iter()
+        .map(|v| v.to_str().expect("ascii").to_owned())
+        .collect()
+}
+
 fn set_cookie(response: &Response<Body>) -> Option<Cookie<'static>> {
     let value = response.headers().get(header::SET_COOKIE)?;
     Some(Cookie::parse(value.to_str().expect("ascii").to_owned()).expect("cookie"))
@@ -1493,22 +1502,15 @@ async fn an_outer_layer_of_the_same_name_does_not_undo_the_inner_ones_cookie() {
     let inner = SessionLayer::builder(ring()).build().expect("inner");
     let mut app = app(inner).layer(outer);
     let pair = cookie_pair(&call(&mut app, "/login", None).await);
-    let cookies_set = |response: &Response<Body>| {
-        let values = response.headers().get_all(header::SET_COOKIE);
-        values
-            .iter()
-            .map(|v| v.to_str().expect("ascii").to_owned())
-            .collect::<Vec<_>>()
-    };
     // The logout's deletion cookie is the only one: the outer layer's
     // re-seal of the old session would follow it and win.
     let response = call(&mut app, "/logout", Some(&pair)).await;
-    let set = cookies_set(&response);
+    let set = set_cookie_values(&response);
     assert_eq!(set.len(), 1, "{set:?}");
     assert!(set[0].starts_with("session=;"), "{set:?}");
     // A change goes out alone too, and reads back.
     let response = call(&mut app, "/flush-then-login", Some(&pair)).await;
-    let set = cookies_set(&response);
+    let set = set_cookie_values(&response);
     assert_eq!(set.len(), 1, "{set:?}");
     let switched = cookie_pair(&response);
     let session = ring_opens(ring(), &switched);
@@ -1519,7 +1521,7 @@ async fn an_outer_layer_of_the_same_name_does_not_undo_the_inner_ones_cookie() {
     // Where the inner layer sets nothing, the outer one's refresh still
     // goes out.
     let response = call(&mut app, "/untouched", Some(&pair)).await;
-    assert_eq!(cookies_set(&response).len(), 1);
+    assert_eq!(set_cookie_values(&response).len(), 1);
 }
 
 /// The session in the cookie of `pair`, opened with `ring` under the
@@ -1634,23 +1636,13 @@ async fn a_handlers_own_session_cookie_wins_over_a_refresh_alone() {
     let pair = cookie_pair(&call(&mut app, "/login", None).await);
     let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
     let response = call(&mut app, "/", Some(&pair)).await;
-    let values: Vec<_> = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .collect();
-    assert_eq!(values, ["session=by-hand"]);
+    assert_eq!(set_cookie_values(&response), ["session=by-hand"]);
     let text = logs.text();
     assert!(text.contains("set-cookie-yielded"), "{text}");
     assert!(!text.contains("set-cookie-overridden"), "{text}");
     // Nor does the deletion of a bad cookie follow it.
     let response = call(&mut app, "/", Some("session=AQAtampered")).await;
-    let values: Vec<_> = response
-        .headers()
-        .get_all(header::SET_COOKIE)
-        .iter()
-        .collect();
-    assert_eq!(values, ["session=by-hand"]);
+    assert_eq!(set_cookie_values(&response), ["session=by-hand"]);
     // The same bad cookie on a page that sets none is deleted.
     let response = call(&mut app, "/read", Some("session=AQAtampered")).await;
     let removal = set_cookie(&response).expect("deletion cookie");

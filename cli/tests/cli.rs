@@ -182,6 +182,13 @@ fn open_sid_with(key: &str, token: &str, extra: &[&str]) -> Output {
     run(&args, "")
 }
 
+/// `open` with `key` at 1767225660, a minute after the tests' usual
+/// sealing time, with `extra` arguments before the cookie.
+fn open_a_minute_later(key: &str, extra: &[&str], cookie: &str) -> Output {
+    let args = ["open", "--key", key, "--now", "1767225660"];
+    run(&[&args[..], extra, &[cookie]].concat(), "")
+}
+
 fn keygen() -> String {
     let o = run(&["keygen"], "");
     assert!(o.status.success());
@@ -1154,10 +1161,7 @@ fn a_pasted_name_value_pair_gives_the_cookie_name_and_a_wrong_name_is_hinted_at(
     assert!(sealed.status.success(), "{}", stderr(&sealed));
     let token = stdout(&sealed);
     let pasted = format!("__Host-sid={token}");
-    let open = |extra: &[&str], cookie: &str| {
-        let args = ["open", "--key", &key, "--now", "1767225660"];
-        run(&[&args[..], extra, &[cookie]].concat(), "")
-    };
+    let open = |extra: &[&str], cookie: &str| open_a_minute_later(&key, extra, cookie);
     let expected = serde_json::json!({"user": "ada"});
     assert_eq!(success_json(&open(&[], &pasted)), expected);
     assert_eq!(
@@ -1198,10 +1202,7 @@ fn a_whole_cookie_header_gives_the_cookie_of_the_name_wanted() {
     };
     let (session, sid) = (seal("session"), seal("__Host-sid"));
     let header = format!("lang=en; session={session};__Host-sid={sid} ; theme=dark");
-    let open = |extra: &[&str], cookie: &str| {
-        let args = ["open", "--key", &key, "--now", "1767225660"];
-        run(&[&args[..], extra, &[cookie]].concat(), "")
-    };
+    let open = |extra: &[&str], cookie: &str| open_a_minute_later(&key, extra, cookie);
     let expected = serde_json::json!({"user": "ada"});
     // The default name, then --name; with or without "Cookie:", from stdin.
     assert_eq!(success_json(&open(&[], &header)), expected);
