@@ -532,6 +532,24 @@ fn key_rotation() {
     let resealed = rotated.seal(&mut o).unwrap();
     assert!(!rotated.open(&resealed).unwrap().opened_with_fallback());
     assert_eq!(old.open(&resealed).unwrap_err(), Error::UnknownKeyId);
+    // Opening under the fallback is logged, with the key's public id, to
+    // follow a rotation's progress; opening under the primary is not.
+    let (logs, guard) = common::Logs::capture(tracing::Level::DEBUG);
+    rotated.open(&cookie).unwrap();
+    let under_fallback = logs.text();
+    logs.clear();
+    rotated.open(&resealed).unwrap();
+    let under_primary = logs.text();
+    drop(guard);
+    assert!(
+        under_fallback.contains("opened-with-fallback-key")
+            && under_fallback.contains(&key(1).key_id().to_string()),
+        "{under_fallback}"
+    );
+    assert!(
+        !under_primary.contains("opened-with-fallback-key"),
+        "{under_primary}"
+    );
     let dropped_old = sealer_with(KeyRing::new(key(2)), &clock);
     assert_eq!(dropped_old.open(&cookie).unwrap_err(), Error::UnknownKeyId);
 }
