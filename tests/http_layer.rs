@@ -99,6 +99,12 @@ async fn cycle_id(session: LazySession) -> Result<&'static str, Error> {
     Ok("cycled")
 }
 
+/// Gives the session a new id, then never answers.
+async fn cycle_id_then_hang(session: LazySession) -> Result<&'static str, Error> {
+    session.cycle_id().await?;
+    std::future::pending().await
+}
+
 /// Logs out, then in again with a user too large for any cookie.
 async fn flush_then_login_too_large(
     session: LazySession,
@@ -230,6 +236,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/login-then-fail", get(login_then_fail))
         .route("/flush-then-login", get(flush_then_login_as_another))
         .route("/cycle-id", get(cycle_id))
+        .route("/cycle-id-then-hang", get(cycle_id_then_hang))
         .route("/login-cache-control", get(login_with_cache_control))
         .route("/read-with-vary", get(read_with_vary))
         .route("/untouched", get(|| async { "ok" }))
@@ -1408,11 +1415,18 @@ fn a_runtime_that_drops_the_task_finishing_a_logout_says_so() {
 
 #[tokio::test]
 async fn a_dropped_request_without_a_logout_revokes_nothing() {
-    let (_server, _revocations, layer, pair) = logged_in_with_revocations().await;
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
+    let (mut server, _revocations, layer, pair) = logged_in_with_revocations().await;
     let (mut service, held) = failing(&layer, false, true);
     drop_unanswered(&mut service, "/", Some(&pair)).await;
     assert!(held.lock().expect("lock").is_some(), "read before the drop");
     assert_still_valid(&layer, &pair).await;
+    // Nor one dropped after taking a new id, before its save.
+    drop_unanswered(&mut server, "/cycle-id-then-hang", Some(&pair)).await;
+    assert_still_valid(&layer, &pair).await;
+    // No task finishing a logout ran for either.
+    let text = logs.text();
+    assert!(!text.contains("dropped-logout"), "{text}");
 }
 
 #[tokio::test]
