@@ -203,6 +203,47 @@ fn a_one_megabyte_cookie_is_refused_before_decoding() {
     ));
 }
 
+/// Sealing holds to the token-length limit as inclusively as opening does:
+/// a session whose token is exactly the limit seals (and opens), and one
+/// byte less of limit refuses it, whether the length is known before
+/// sealing (uncompressed) or only after (compressed).
+#[test]
+fn a_token_exactly_at_the_length_limit_is_sealed_and_one_byte_over_is_refused() {
+    let sealer_for = |compression: Compression, max_token_len: usize| {
+        Sealer::builder(ring())
+            .cookie_name("id")
+            .limits(Limits::default().with_max_token_len(max_token_len))
+            .compression(compression)
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap()
+    };
+    // One session, sealed by each sealer: its random id is in the payload,
+    // so another session would compress to another length.
+    let mut session = sealer_for(Compression::Off, 4096).new_session().unwrap();
+    session.insert("note", &"x".repeat(600)).unwrap();
+    let mut lengths = Vec::new();
+    for compression in [Compression::Off, Compression::Above(0)] {
+        let len = sealer_for(compression, 4096)
+            .seal(&mut session)
+            .unwrap()
+            .len();
+        lengths.push(len);
+        let at_limit = sealer_for(compression, len);
+        let token = at_limit.seal(&mut session).unwrap();
+        assert_eq!(token.len(), len, "{compression:?}");
+        assert!(at_limit.open(&token).is_ok(), "{compression:?}");
+        assert_eq!(
+            sealer_for(compression, len - 1)
+                .seal(&mut session)
+                .unwrap_err(),
+            Error::LimitExceeded(Limit::TokenLength),
+            "{compression:?}"
+        );
+    }
+    assert!(lengths[1] < lengths[0], "compressed: {lengths:?}");
+}
+
 #[cfg(feature = "django")]
 #[test]
 fn a_one_megabyte_django_cookie_is_refused_before_decoding() {

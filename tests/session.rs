@@ -1118,3 +1118,39 @@ fn the_sealer_reports_its_configuration() {
     );
     assert_eq!(unbounded.max_cookies_tried(), 1, "at least one");
 }
+
+/// The accessors that a default would satisfy, read back from settings
+/// that are not the defaults.
+#[test]
+fn the_sealer_reports_its_cookie_name_limits_compression_and_clock() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let limits = Limits::default()
+        .with_max_token_len(3000)
+        .with_max_entries(17);
+    let sealer = short_window_builder(KeyRing::new(key(1)), &clock)
+        .cookie_name("app-session")
+        .limits(limits)
+        .compression(Compression::Above(512))
+        .build()
+        .unwrap();
+    assert_eq!(sealer.cookie_name(), "app-session");
+    assert_eq!(*sealer.limits(), limits);
+    assert_eq!(sealer.compression(), Compression::Above(512));
+    assert_eq!(sealer.now(), T0);
+    clock.advance(42);
+    assert_eq!(sealer.now(), T0 + 42);
+}
+
+/// `Debug` shows the settings and the keys' public ids, not nothing.
+#[test]
+fn sealer_debug_shows_its_cookie_name_key_ids_and_time_policy() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::with_fallbacks(key(2), [key(1)]).unwrap(), &clock);
+    let printed = format!("{sealer:?}");
+    assert!(printed.starts_with("Sealer {"), "{printed}");
+    assert!(printed.contains(r#"cookie_name: "id""#), "{printed}");
+    for id in [key(2).key_id(), key(1).key_id()] {
+        assert!(printed.contains(&id.to_string()), "{printed}");
+    }
+    assert!(printed.contains("max_idle: Some(1000)"), "{printed}");
+}
