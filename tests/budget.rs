@@ -1794,6 +1794,34 @@ async fn a_blob_is_rewritten_once_one_of_its_entries_is_removed() {
     assert_eq!(store.keys().len(), 1);
 }
 
+#[tokio::test]
+async fn a_blob_whose_entry_was_replaced_is_rewritten_despite_a_later_resident_change() {
+    let clock = clock();
+    let (store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
+    let token = cookie_with_blob(&sealer, &["notes", "draft"]).await;
+    let first_blob = store.keys();
+    // Without loading the blob: replace one of its entries, then change
+    // one of the cookie's own; the blob must still be rewritten, or the
+    // store would go on holding the old `notes` until the blob expires.
+    let mut opened = sealer.open(&token).unwrap();
+    opened.insert("notes", "short").unwrap();
+    opened.insert("user", "bob").unwrap();
+    let token = save_token(&sealer, &mut opened).await;
+    let keys = store.keys();
+    assert_eq!(keys.len(), 2, "a new blob beside the old one's grace");
+    assert!(keys.contains(&first_blob[0]));
+    let mut reopened = sealer.open(&token).unwrap();
+    sealer.load_overflow(&mut reopened).await.unwrap();
+    assert_eq!(
+        reopened.get::<String>("notes").unwrap().as_deref(),
+        Some("short")
+    );
+    assert_eq!(
+        reopened.get::<String>("draft").unwrap().map(|d| d.len()),
+        Some(2000)
+    );
+}
+
 #[test]
 fn a_budget_always_has_room_for_an_empty_session_and_a_logout() {
     let clock = clock();
