@@ -813,6 +813,9 @@ fn session_ids_parse_from_their_display_only() {
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let id = sealer.new_session().unwrap().id();
     assert_eq!(id.to_string().parse::<sealed_session::SessionId>(), Ok(id));
+    // Debug names the type around the same hex (ids are not secret).
+    assert_eq!(format!("{id:?}"), format!("SessionId({id})"));
+    assert_eq!(id.to_string().len(), 32);
     assert_eq!(
         id.to_string()
             .to_uppercase()
