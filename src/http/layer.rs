@@ -581,30 +581,28 @@ where
             if finished.opened && !varies_on_cookie(headers) {
                 headers.append(header::VARY, HeaderValue::from_static("cookie"));
             }
-            let already_set = || sets_cookie_named(headers, session.sealer().cookie_name());
-            let cookie = match finished.set_cookie {
-                // Only a refresh, a re-seal or a bad cookie's deletion:
-                // what the response sets (an inner layer's session, hiding
-                // this one from the handlers, or the handler's own cookie)
-                // is newer.
-                Some(_) if !finished.changed && already_set() => {
+            let name = session.sealer().cookie_name();
+            let cookie = finished.set_cookie.filter(|_| {
+                if !sets_cookie_named(headers, name) {
+                    return true;
+                }
+                if finished.changed {
+                    tracing::warn!(
+                        event = "set-cookie-overridden",
+                        "the response already sets the session cookie; the layer's Set-Cookie follows it and takes precedence"
+                    );
+                } else {
+                    // Only a refresh, a re-seal or a bad cookie's deletion:
+                    // what the response sets (an inner layer's session,
+                    // hiding this one from the handlers, or the handler's
+                    // own cookie) is newer.
                     tracing::debug!(
                         event = "set-cookie-yielded",
                         "the response already sets the session cookie; the layer's unchanged session is not re-sealed over it"
                     );
-                    None
                 }
-                Some(cookie) => {
-                    if already_set() {
-                        tracing::warn!(
-                            event = "set-cookie-overridden",
-                            "the response already sets the session cookie; the layer's Set-Cookie follows it and takes precedence"
-                        );
-                    }
-                    Some(cookie)
-                }
-                None => None,
-            };
+                finished.changed
+            });
             if let Some(cookie) = cookie {
                 headers.append(header::SET_COOKIE, cookie);
                 // A shared cache must not hand this cookie to others: `Vary:
