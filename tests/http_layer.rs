@@ -1995,3 +1995,155 @@ fn a_cookie_name_that_leaves_no_room_for_a_token_is_refused_by_the_layer() {
         .build();
     assert!(sealer.is_ok());
 }
+
+/// Every read-only accessor of the handle, on one line.
+async fn describe(session: &LazySession) -> Result<String, Error> {
+    Ok(format!(
+        "new={} modified={} len={} empty={} keys={:?} priorities={:?} has_a={} b={:?} \
+         expiry={:?} age={:?} at={:?} cookie_len={:?} rejected={:?}",
+        session.is_new().await?,
+        session.is_modified().await?,
+        session.len().await?,
+        session.is_empty().await?,
+        session.keys().await?,
+        session.keys_with_priority().await?,
+        session.contains("a").await?,
+        session.priority("b").await?,
+        session.expiry().await?,
+        session.expiry_age().await?.map(|age| age.as_secs()),
+        session.expires_at().await?,
+        session.cookie_len().await?,
+        session.rejected_cookie().await?.map(|e| e.kind()),
+    ))
+}
+
+/// The handle's accessors pass the session's answers through: the same
+/// facts, read through `LazySession`, as `Session` gives them (the
+/// `Option` extractor included, which finds the layer's handle).
+#[tokio::test]
+async fn the_handle_answers_as_the_session_does() {
+    const T0: u64 = 1_700_000_000;
+    async fn edit(session: Option<LazySession>) -> Result<String, Error> {
+        let session = session.expect("the layer wraps this route");
+        session.insert("a", &1u8).await?;
+        session.insert("b", &2u8).await?;
+        let found = session.set_priority("b", Priority::Low).await?;
+        let missing = session.set_priority("absent", Priority::Low).await?;
+        session
+            .set_expiry_in(std::time::Duration::from_secs(100))
+            .await?;
+        Ok(format!("{found} {missing} {}", describe(&session).await?))
+    }
+    async fn read(session: LazySession) -> Result<String, Error> {
+        describe(&session).await
+    }
+    async fn clear(session: LazySession) -> Result<String, Error> {
+        session.clear().await?;
+        describe(&session).await
+    }
+    let layer = builder()
+        .clock(Arc::new(FixedClock::new(T0)))
+        .max_idle(std::time::Duration::from_secs(1000))
+        .build()
+        .expect("layer");
+    let mut app = Router::new()
+        .route("/edit", get(edit))
+        .route("/read", get(read))
+        .route("/clear", get(clear))
+        .layer(layer);
+
+    let fresh = call(&mut app, "/read", None).await;
+    assert_eq!(
+        body_text(fresh).await,
+        "new=true modified=false len=0 empty=true keys=[] priorities=[] has_a=false b=None \
+         expiry=Default age=Some(1000) at=Some(1700001000) cookie_len=None rejected=None"
+    );
+
+    let edited = call(&mut app, "/edit", None).await;
+    let pair = cookie_pair(&edited);
+    assert_eq!(
+        body_text(edited).await,
+        "true false new=true modified=true len=2 empty=false keys=[\"a\", \"b\"] \
+         priorities=[(\"a\", Normal), (\"b\", Low)] has_a=true b=Some(Low) \
+         expiry=At(1700000100) age=Some(100) at=Some(1700000100) cookie_len=None rejected=None"
+    );
+
+    let cookie_len = pair.len() - "session=".len();
+    let reread = call(&mut app, "/read", Some(&pair)).await;
+    assert_eq!(
+        body_text(reread).await,
+        format!(
+            "new=false modified=false len=2 empty=false keys=[\"a\", \"b\"] \
+             priorities=[(\"a\", Normal), (\"b\", Low)] has_a=true b=Some(Low) \
+             expiry=At(1700000100) age=Some(100) at=Some(1700000100) \
+             cookie_len=Some({cookie_len}) rejected=None"
+        )
+    );
+
+    let bad = call(&mut app, "/read", Some("session=not-a-token")).await;
+    assert!(body_text(bad)
+        .await
+        .ends_with("rejected=Some(\"malformed\")"));
+
+    let cleared = call(&mut app, "/clear", Some(&pair)).await;
+    assert_deletes_the_cookie(&cleared);
+    assert!(body_text(cleared)
+        .await
+        .starts_with("new=false modified=true len=0 empty=true keys=[]"));
+}
+
+/// The layer's types show their configuration (the key ids, never keys)
+/// and no session contents.
+#[tokio::test]
+async fn debug_shows_the_configuration_and_no_contents() {
+    use tower_layer::Layer as _;
+    async fn show(session: LazySession) -> Result<String, Error> {
+        session.insert("user", "ada-lovelace").await?;
+        Ok(format!("{session:?}"))
+    }
+    let ring = fixed_ring();
+    let key_id = format!("{:?}", ring.primary_id());
+    let builder = SessionLayer::builder(ring).cookie_name("sid");
+    let shown = format!("{builder:?}");
+    assert!(shown.starts_with("SessionLayerBuilder {"), "{shown}");
+    assert!(
+        shown.contains(&key_id) && shown.contains("\"sid\""),
+        "{shown}"
+    );
+    let layer = builder.build().expect("layer");
+    let shown = format!("{layer:?}");
+    assert!(shown.starts_with("SessionLayer {"), "{shown}");
+    assert!(shown.contains(&key_id), "{shown}");
+    let service = layer.layer(tower::service_fn(|_: Request<Body>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(Body::empty()))
+    }));
+    let shown = format!("{service:?}");
+    assert!(shown.starts_with("SessionService { inner: "), "{shown}");
+
+    let mut app = Router::new().route("/show", get(show)).layer(layer);
+    let shown = body_text(call(&mut app, "/show", None).await).await;
+    assert_eq!(shown, "LazySession { .. }");
+}
+
+/// The layer is ready when, and only when, the service it wraps is.
+#[tokio::test]
+async fn readiness_is_the_inner_services() {
+    use std::task::{Context, Poll};
+    use tower_layer::Layer as _;
+    #[derive(Clone)]
+    struct Overloaded;
+    impl tower_service::Service<Request<Body>> for Overloaded {
+        type Response = Response<Body>;
+        type Error = &'static str;
+        type Future = std::future::Ready<Result<Response<Body>, &'static str>>;
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+            Poll::Ready(Err("overloaded"))
+        }
+        fn call(&mut self, _: Request<Body>) -> Self::Future {
+            std::future::ready(Ok(Response::new(Body::empty())))
+        }
+    }
+    let mut service = builder().build().expect("layer").layer(Overloaded);
+    let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).await;
+    assert_eq!(ready, Err("overloaded"));
+}
