@@ -1559,4 +1559,206 @@ mod tests {
             Error::InvalidEntryKey(InvalidEntryKey::Reserved)
         );
     }
+
+    #[test]
+    fn default_max_age_is_django_two_weeks() {
+        // `SESSION_COOKIE_AGE`'s default, 1209600 seconds; the CLI's
+        // default `--max-age` too.
+        assert_eq!(DEFAULT_MAX_AGE, Duration::from_secs(1_209_600));
+        assert_eq!(codec().max_age(), Some(DEFAULT_MAX_AGE));
+        let custom = DjangoCodec::builder("secret")
+            .max_age(Duration::from_secs(60))
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        assert_eq!(custom.max_age(), Some(Duration::from_secs(60)));
+        // By default a cookie exactly two weeks old still opens.
+        let cookie = codec_at(NOW - 1_209_600)
+            .seal(&entries(r#"{"a":1}"#))
+            .unwrap();
+        assert!(codec().open(&cookie).is_ok());
+    }
+
+    #[test]
+    fn debug_shows_key_count_and_settings() {
+        // The secrets are hidden (see above), but not everything: a codec
+        // printed for a misconfiguration says how many keys and what age.
+        let builder = DjangoCodec::builder("topsecret").fallback_secret("oldsecret");
+        let shown = format!("{builder:?}");
+        assert!(shown.starts_with("DjangoCodecBuilder {"), "{shown}");
+        assert!(shown.contains("secrets: 2"), "{shown}");
+        assert!(shown.contains(SESSION_SALT), "{shown}");
+        let shown = format!("{:?}", builder.build().unwrap());
+        assert!(shown.starts_with("DjangoCodec {"), "{shown}");
+        assert!(shown.contains("keys: 2"), "{shown}");
+        assert!(shown.contains("max_age: Some(1209600)"), "{shown}");
+    }
+
+    #[test]
+    fn a_cookie_exactly_at_the_token_limit_is_written_and_read() {
+        // The limit is inclusive both ways: what `seal` writes at the limit,
+        // `open` reads; a byte less of limit refuses it on both sides.
+        let e = entries(r#"{"a":1}"#);
+        let cookie = codec().seal(&e).unwrap();
+        let limited = |max_token_len| {
+            DjangoCodec::builder("secret")
+                .limits(Limits::default().with_max_token_len(max_token_len))
+                .clock(Arc::new(FixedClock::new(NOW)))
+                .build()
+                .unwrap()
+        };
+        let exact = limited(cookie.len());
+        assert_eq!(exact.seal(&e).unwrap(), cookie);
+        assert_eq!(exact.open(&cookie).unwrap(), e);
+        let short = limited(cookie.len() - 1);
+        assert_eq!(
+            short.seal(&e).unwrap_err(),
+            Error::TooLarge {
+                needed: cookie.len(),
+                budget: cookie.len() - 1
+            }
+        );
+        assert_eq!(
+            short.open(&cookie).unwrap_err(),
+            Error::LimitExceeded(Limit::TokenLength)
+        );
+    }
+
+    #[test]
+    fn an_uncompressed_payload_exactly_at_the_decompression_cap_opens() {
+        // The cap applies to the JSON whether or not it was compressed
+        // (the compressed side is above): 100 bytes open under a 100-byte
+        // cap, 101 do not.
+        let c = DjangoCodec::builder("secret")
+            .limits(Limits::default().with_max_decompressed(100))
+            .compress(false)
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        let at_limit = entries(&format!(r#"{{"a":"{}"}}"#, "x".repeat(92)));
+        let cookie = c.seal(&at_limit).unwrap();
+        assert!(cookie.starts_with("eyJ"), "uncompressed: {cookie}");
+        assert_eq!(c.open(&cookie).unwrap(), at_limit);
+        let over = format!(r#"{{"a":"{}"}}"#, "x".repeat(93));
+        let cookie = sign_raw(&c, &URL_SAFE_NO_PAD.encode(over), &b62_encode(NOW));
+        assert_eq!(
+            c.open(&cookie).unwrap_err(),
+            Error::LimitExceeded(Limit::DecompressedSize)
+        );
+    }
+
+    #[test]
+    fn compression_must_save_more_than_one_byte() {
+        // Django's rule: compressed only if `len(compressed) < len(data) - 1`.
+        // A value whose repeated tail grows makes the saving climb one byte
+        // at a time; find the sessions that save exactly one and two bytes.
+        let saving_of = |saving: usize| {
+            (0..200)
+                .map(|n| entries(&format!(r#"{{"k":"q8Zx!3vR_{}"}}"#, "w".repeat(n))))
+                .find(|e| {
+                    let mut json = String::new();
+                    write_object(&mut json, e).unwrap();
+                    deflate(json.as_bytes()).unwrap().len() + saving == json.len()
+                })
+                .expect("the saving passes through every value")
+        };
+        let one = saving_of(1);
+        let two = saving_of(2);
+        let c = codec();
+        let written = c.seal(&one).unwrap();
+        assert!(!written.starts_with('.'), "saves one byte: {written}");
+        assert_eq!(c.open(&written).unwrap(), one);
+        let written = c.seal(&two).unwrap();
+        assert!(written.starts_with('.'), "saves two bytes: {written}");
+        assert_eq!(c.open(&written).unwrap(), two);
+    }
+
+    #[test]
+    fn incompressible_data_deflates_past_the_first_buffer() {
+        // The output buffer starts at half the input: data that does not
+        // compress has to grow it. A compressor that never grew it would
+        // spin without output, so it runs on a thread the test stops
+        // waiting for: a failure, not a hung test run.
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let noise: Vec<u8> = (0..4000)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        let (sender, receiver) = std::sync::mpsc::channel();
+        let input = noise.clone();
+        std::thread::spawn(move || sender.send(deflate(&input)));
+        let deflated = receiver
+            .recv_timeout(Duration::from_secs(20))
+            .expect("deflate finishes")
+            .unwrap();
+        assert!(deflated.len() > noise.len() / 2 + 64, "{}", deflated.len());
+        assert_eq!(
+            inflate_capped(&deflated, noise.len(), Wrapper::Zlib).unwrap(),
+            noise
+        );
+        // Through `seal`: printable noise still compresses (to about 82%,
+        // past the first buffer too) and opens.
+        let text: String = noise.iter().map(|b| char::from(b'!' + b % 94)).collect();
+        let e = entries(&serde_json::json!({ "n": text }).to_string());
+        let c = DjangoCodec::builder("secret")
+            .limits(Limits::default().with_max_token_len(8192))
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        let cookie = c.seal(&e).unwrap();
+        assert!(cookie.starts_with('.'), "compressed");
+        assert_eq!(c.open(&cookie).unwrap(), e);
+    }
+
+    #[test]
+    fn short_expiry_strings_are_refused_without_panicking() {
+        // Too short for a date and a time; Python's `fromisoformat` refuses
+        // them too. Nothing may index past their end.
+        for text in ["1", "2023", "2023-11", "2023-11-1"] {
+            let cookie = codec()
+                .seal(&entries(&format!(r#"{{"_session_expiry": "{text}"}}"#)))
+                .unwrap();
+            assert_eq!(
+                codec().open(&cookie).unwrap_err(),
+                Error::Malformed(Malformed::Json),
+                "{text}"
+            );
+        }
+    }
+
+    #[test]
+    fn basic_format_expiry_dates_are_read_unchanged() {
+        // Python 3.11's `fromisoformat` (so Django) reads the basic format;
+        // only an extended-format date gets its separator replaced, which
+        // would break `20231115T000000Z` (its 11th character is a digit).
+        let sealer = sealer_at_now();
+        for text in ["20231115T000000Z", "20231115T010000+0100"] {
+            let e = entries(&format!(r#"{{"_session_expiry": "{text}", "a": 1}}"#));
+            let session = to_sealed_session(&e, &sealer).unwrap();
+            assert_eq!(session.expiry(), Expiry::At(1_700_006_400), "{text}");
+        }
+    }
+
+    #[test]
+    fn migration_ends_at_the_boundaries_of_its_own_expiry() {
+        let sealer = sealer_at_now();
+        // A date of exactly now has passed: nothing is left of the session.
+        let now = entries(r#"{"_session_expiry": "2023-11-14T22:13:20+00:00"}"#);
+        assert_eq!(
+            to_sealed_session(&now, &sealer).unwrap_err(),
+            Error::Expired(Expired::Session)
+        );
+        let next = entries(r#"{"_session_expiry": "2023-11-14T22:13:21+00:00"}"#);
+        let session = to_sealed_session(&next, &sealer).unwrap();
+        assert_eq!(session.expiry(), Expiry::At(NOW + 1));
+        // One second of inactivity is the shortest window kept (under a
+        // second is refused, above).
+        let one = entries(r#"{"_session_expiry": 1}"#);
+        let session = to_sealed_session(&one, &sealer).unwrap();
+        assert_eq!(session.expiry(), Expiry::Idle(Duration::from_secs(1)));
+    }
 }
