@@ -746,6 +746,11 @@ enum SessionExpiry {
     /// `0`: the cookie ends when the browser closes (the server still
     /// applies `SESSION_COOKIE_AGE`).
     BrowserClose,
+    /// An empty list or map (only a hand-written entry holds one): false
+    /// in Python, so Django applies `SESSION_COOKIE_AGE`; but neither
+    /// `None` nor `0`, so the cookie outlives the browser even under
+    /// `SESSION_EXPIRE_AT_BROWSER_CLOSE`.
+    DefaultAge,
     /// Seconds of inactivity (`set_expiry(int)`, or a float): the session
     /// ends this long after the last change (the cookie's timestamp).
     Seconds(f64),
@@ -760,7 +765,7 @@ impl SessionExpiry {
     /// expiry, in Unix seconds; `None` when it has none.
     fn end(&self, modified_at: i64) -> Option<f64> {
         match *self {
-            SessionExpiry::Unset | SessionExpiry::BrowserClose => None,
+            SessionExpiry::Unset | SessionExpiry::BrowserClose | SessionExpiry::DefaultAge => None,
             SessionExpiry::Seconds(seconds) => Some(modified_at as f64 + seconds),
             SessionExpiry::At(at) => Some(at as f64),
         }
@@ -796,6 +801,10 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
         // `get_expire_at_browser_close` compares with 0, and `False == 0`
         // in Python; the age is the default one, as for 0.
         Some(Value::Bool(false)) => SessionExpiry::BrowserClose,
+        // `True == 1` in Python: a one-second window.
+        Some(Value::Bool(true)) => SessionExpiry::Seconds(1.0),
+        Some(Value::Array(items)) if items.is_empty() => SessionExpiry::DefaultAge,
+        Some(Value::Object(map)) if map.is_empty() => SessionExpiry::DefaultAge,
         Some(Value::Number(n)) => {
             let seconds = n.as_f64().filter(|s| s.is_finite()).ok_or_else(bad)?;
             if seconds == 0.0 {
@@ -902,7 +911,7 @@ fn migrate_entries(
         }
         (SessionExpiry::At(_), Some(at)) => session.set_expiry(Expiry::At(at)),
         // A date always has an end; nothing else to carry over.
-        (SessionExpiry::At(_), None) | (SessionExpiry::Unset, _) => {}
+        (SessionExpiry::At(_), None) | (SessionExpiry::Unset | SessionExpiry::DefaultAge, _) => {}
     }
     for (key, value) in entries {
         if key == SESSION_EXPIRY_KEY {
@@ -1089,6 +1098,16 @@ mod tests {
                 Some(Expired::Idle),
             ),
             (r#"{"_session_expiry": false}"#, 3600, None),
+            // `True` is 1 in Python: a one-second window.
+            (r#"{"_session_expiry": true}"#, 0, None),
+            (r#"{"_session_expiry": true}"#, 1, Some(Expired::Session)),
+            // Empty collections are false: the default age applies.
+            (r#"{"_session_expiry": []}"#, 3600, None),
+            (
+                r#"{"_session_expiry": {}}"#,
+                14 * 86_400 + 1,
+                Some(Expired::Idle),
+            ),
             (r#"{"a": 1}"#, 14 * 86_400 + 1, Some(Expired::Idle)),
             (
                 r#"{"_session_expiry": 0}"#,
@@ -1143,7 +1162,11 @@ mod tests {
             assert_eq!(replacing.open(&cookie).is_ok(), opens, "{json} aged {age}");
         }
         for json in [
-            r#"{"_session_expiry": true}"#,
+            // Django's `get_expiry_date` refuses these (`fromisoformat`,
+            // `timedelta`, or a date Python cannot hold).
+            r#"{"_session_expiry": ""}"#,
+            r#"{"_session_expiry": [0]}"#,
+            r#"{"_session_expiry": {"a": 1}}"#,
             r#"{"_session_expiry": 1e15}"#,
             r#"{"_session_expiry": -1e11}"#,
             r#"{"_session_expiry": "next tuesday"}"#,
@@ -1217,6 +1240,7 @@ mod tests {
                 Expiry::BrowserSession,
             ),
             (r#"{"_session_expiry": null, "a": 1}"#, Expiry::Default),
+            (r#"{"_session_expiry": [], "a": 1}"#, Expiry::Default),
             // Seconds of inactivity: the session's own idle timeout,
             // whole seconds rounded down.
             (
@@ -1307,6 +1331,25 @@ mod tests {
                 Error::Expired(Expired::Session),
                 "{json}"
             );
+        }
+        // Under `SESSION_EXPIRE_AT_BROWSER_CLOSE`, Django ends a session
+        // without an expiry with the browser, and one whose expiry is an
+        // empty collection (not `None`, not 0) with its default age.
+        for (json, want) in [
+            (r#"{"a": 1}"#, Expiry::BrowserSession),
+            (
+                r#"{"_session_expiry": null, "a": 1}"#,
+                Expiry::BrowserSession,
+            ),
+            (r#"{"_session_expiry": {}, "a": 1}"#, Expiry::Default),
+            // `True` is 1 in Python: a one-second window.
+            (
+                r#"{"_session_expiry": true, "a": 1}"#,
+                Expiry::Idle(Duration::from_secs(1)),
+            ),
+        ] {
+            let session = migrate_entries(&entries(json), None, true, &sealer).unwrap();
+            assert_eq!(session.expiry(), want, "{json}");
         }
         let ahead = Some(i64::try_from(NOW).unwrap() + 10);
         assert_eq!(
