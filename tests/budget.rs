@@ -2373,3 +2373,40 @@ fn entries_dropped_over_budget_are_logged_with_their_keys() {
     assert!(saved.report.dropped.is_empty());
     assert!(!text.contains("entries-dropped"), "{text}");
 }
+
+/// The cookie lists overflowed keys in session order, and the blob and the
+/// report in removal order (FORMAT.md §11.3, §14.3): a writer that used
+/// removal order for the cookie would seal other bytes, and an opened
+/// session would give its keys in another order.
+#[tokio::test]
+async fn the_cookie_lists_overflowed_keys_in_session_order() {
+    let clock = clock();
+    let (_store, sealer) = with_memory_store(&clock, |b| b.budget(450));
+    let mut session = sealer.new_session().unwrap();
+    // Inserted normal then low; the low one is removed first.
+    for (key, priority) in [("a_normal", Priority::Normal), ("b_low", Priority::Low)] {
+        session
+            .insert_with_priority(key, &"v".repeat(300), priority)
+            .unwrap();
+    }
+    session
+        .insert_with_priority("u", &1u8, Priority::Critical)
+        .unwrap();
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    let removed: Vec<&str> = saved
+        .report
+        .overflowed
+        .iter()
+        .map(|e| e.key.as_str())
+        .collect();
+    assert_eq!(removed, ["b_low", "a_normal"]);
+    let opened = sealer
+        .open(saved.action.cookie_value().expect("a cookie"))
+        .unwrap();
+    // Cookie-resident entries, then the overflow element's keys in its order.
+    assert_eq!(
+        opened.keys().collect::<Vec<_>>(),
+        ["u", "a_normal", "b_low"]
+    );
+    assert_eq!(overflowed_keys(&opened), ["a_normal", "b_low"]);
+}
