@@ -207,6 +207,21 @@ async fn redis_store_conformance() {
     check_overflow_store(&store, |s| tokio::time::sleep(Duration::from_secs(s))).await;
 }
 
+/// The stores name themselves and nothing of their connection: a URL may
+/// hold a password.
+#[tokio::test]
+async fn redis_stores_debug_without_their_address() {
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    assert_eq!(format!("{store:?}"), "RedisStore { .. }");
+    let revocations = RedisRevocations::connect(&server.url(), clock())
+        .await
+        .unwrap();
+    assert_eq!(format!("{revocations:?}"), "RedisRevocations { .. }");
+}
+
 #[tokio::test]
 async fn ten_kb_session_round_trips_through_redis() {
     let Some(server) = RedisServer::start() else {
@@ -266,6 +281,8 @@ async fn redis_down_and_back() {
     let overflowed = saved.report.overflowed[0].key.clone();
 
     server.kill();
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
+    let resent = || logs.text().matches("event=\"redis-resent\"").count();
     // Read: cookie-resident entries still work; the overflowed key fails clearly.
     let mut s = sealer.open_async(&token).await.unwrap();
     assert_eq!(s.get::<u64>("user_id").unwrap(), Some(4217));
@@ -282,6 +299,11 @@ async fn redis_down_and_back() {
         "failed fast: {:?}",
         started.elapsed()
     );
+    // The first request may have gone out on the connection the server
+    // dropped, and been sent again once; a refused connection is not
+    // retried (the manager's reconnection has made its own attempt).
+    assert!(resent() <= 1, "{}", logs.text());
+    let resent_before = resent();
     // Write: the save fails, nothing is lost from the session.
     let mut fresh = ten_kb_session(&sealer);
     assert_eq!(
@@ -289,6 +311,7 @@ async fn redis_down_and_back() {
         Error::Store(StoreError::Unavailable)
     );
     assert!(fresh.needs_save());
+    assert_eq!(resent(), resent_before, "{}", logs.text());
 
     server.restart();
     // The manager reconnects; the restarted server kept nothing (no
