@@ -562,6 +562,31 @@ async fn redis_revocations() {
             set_raw(&mut conn, "sealed-session:revoked-user:{eve}", 0).await;
         }
     }
+    // The limit is inclusive: a record of 63 bytes, the longest read (one
+    // more is fetched, to tell), is still read. A zero-padded time of that
+    // length is a time; a kept "id" of that length is compared, and is not
+    // eve's, so a time after her cookie's revokes it.
+    set_raw(&mut conn, "sealed-session:revoked-user-keep:{eve}", "").await;
+    set_raw(
+        &mut conn,
+        "sealed-session:revoked-user:{eve}",
+        "0".repeat(63),
+    )
+    .await;
+    assert!(sealer.open_async(&eve).await.is_ok());
+    set_raw(
+        &mut conn,
+        "sealed-session:revoked-user:{eve}",
+        format!("{:0>63}", u64::MAX),
+    )
+    .await;
+    set_raw(
+        &mut conn,
+        "sealed-session:revoked-user-keep:{eve}",
+        "k".repeat(63),
+    )
+    .await;
+    assert_eq!(sealer.open_async(&eve).await.unwrap_err(), Error::Revoked);
     // A revocation check that cannot answer fails the open (fail closed).
     drop(server);
     let mut s = sealer.new_session().unwrap();
