@@ -1299,6 +1299,10 @@ mod tests {
                 r#"{"_session_expiry": 300, "a": 1}"#,
                 Expiry::Idle(Duration::from_secs(300)),
             ),
+            // An empty list or map is neither `None` nor `0`: Django's
+            // `get_expire_at_browser_close` is False, the cookie persists.
+            (r#"{"_session_expiry": [], "a": 1}"#, Expiry::Default),
+            (r#"{"_session_expiry": {}, "a": 1}"#, Expiry::Default),
         ] {
             let cookie = closing.seal(&entries(json)).unwrap();
             let session = migrate_session(&closing, &sealer, &cookie).unwrap();
