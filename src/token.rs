@@ -492,6 +492,25 @@ mod tests {
     }
 
     #[test]
+    fn an_opened_tokens_debug_shows_its_header_and_not_its_plaintext() {
+        let rng = CountingRandom::default();
+        let token = seal(&ring(), "a", 5, b"secret-payload", Compression::Off, &rng).unwrap();
+        let opened = open(&ring(), "a", &token, &Limits::default()).unwrap();
+        let shown = format!("{opened:?}");
+        assert!(
+            shown.starts_with("Opened { header: TokenHeader {"),
+            "{shown}"
+        );
+        assert!(shown.contains("issued_at: 5"), "{shown}");
+        assert!(shown.contains("plaintext_len: 14"), "{shown}");
+        assert!(shown.contains("role: Primary"), "{shown}");
+        assert!(
+            !shown.contains("secret") && !shown.contains("115, 101"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn fresh_nonce_per_seal() {
         let rng = CountingRandom::default();
         let a = seal(&ring(), "a", 5, b"same", Compression::Off, &rng).unwrap();
