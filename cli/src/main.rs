@@ -8,7 +8,9 @@ mod usage;
 
 use clap::{Parser, Subcommand};
 use sealed_session::{
-    token, Compression, Error, Expiry, FixedClock, InvalidKey, KeyRing, MasterKey, Priority, Sealer,
+    store::{MemoryStore, OverflowStore},
+    token, Compression, Error, Expiry, FixedClock, InvalidKey, KeyRing, MasterKey, Priority,
+    Sealer,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -229,6 +231,13 @@ struct OpenArgs {
     /// priority.
     #[arg(long)]
     meta: bool,
+    /// A file holding the overflow blob the cookie references (the value
+    /// its store holds at the key --meta prints as "overflow_key"), or "-"
+    /// to read it from stdin. It is checked as a server checks it, and its
+    /// entries are printed with the cookie's instead of under
+    /// "_overflowed". Surrounding whitespace is ignored.
+    #[arg(long, value_name = "PATH|-")]
+    blob: Option<PathBuf>,
     /// The cookie value, NAME=VALUE (as a browser shows the cookie) or a
     /// whole Cookie header (the cookie named --name is taken from it), or
     /// "-" to read any of them from stdin (which keeps it out of the process
@@ -645,6 +654,12 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         )?);
     }
     let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+    let blob_from_stdin = args.blob.as_deref() == Some(std::path::Path::new("-"));
+    if blob_from_stdin && args.token == "-" {
+        return Err(Failure::Usage(
+            "the cookie and --blob cannot both be read from stdin".to_owned(),
+        ));
+    }
     let cookie = streams::cookie_argument(args.token)?;
     let from_header = args.common.cookie_name(None)?;
     let (pasted_name, token) = streams::pasted_cookie(&cookie, from_header)?;
@@ -665,8 +680,13 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     if let Some(skew) = args.clock_skew {
         b = b.clock_skew(Duration::from_secs(skew));
     }
+    // The blob is loaded as a server loads it, from a store holding it.
+    let store = args.blob.is_some().then(|| Arc::new(MemoryStore::new()));
+    if let Some(store) = &store {
+        b = b.overflow_store(store.clone());
+    }
     let sealer = b.build()?;
-    let session = sealer.open(token).map_err(|e| match e {
+    let mut session = sealer.open(token).map_err(|e| match e {
         // The key id matched a key: the name is the likeliest other cause.
         Error::AuthenticationFailed => Failure::Refused(format!(
             "{}: {e}: altered, or sealed for a cookie name other than {name:?} \
@@ -681,6 +701,26 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         eprintln!(
             "note: sealed under a fallback key, not --key; a server whose primary key is --key re-seals it on its next response"
         );
+    }
+    let overflow_key = (session.overflow_reference())
+        .map(|reference| sealed_session::store::overflow_key(&session.id(), reference));
+    if let (Some(path), Some(store)) = (&args.blob, &store) {
+        let Some(key) = &overflow_key else {
+            return Err(Failure::Usage(
+                "--blob: the cookie references no overflow blob".to_owned(),
+            ));
+        };
+        let blob = if blob_from_stdin {
+            streams::read_stdin("the overflow blob")?
+        } else {
+            streams::read_text_file(path, "the overflow blob")?
+        };
+        let ttl = Duration::from_secs(60);
+        ready(store.put(key, blob.trim().as_bytes().to_vec(), ttl))??;
+        ready(sealer.load_overflow(&mut session))?.map_err(|e| match e {
+            Error::Store(why) => Failure::Refused(format!("{}: --blob: {why}", e.kind())),
+            e => Failure::refused(&e),
+        })?;
     }
     let mut object = serde_json::Map::new();
     let mut unreadable = serde_json::Map::new();
@@ -726,9 +766,24 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             "opened_with_fallback": session.opened_with_fallback(),
             "refresh_due": session.refresh_due(),
             "priorities": priorities,
+            "overflow_key": overflow_key,
         },
         "entries": object,
     }))
+}
+
+/// The output of a future of the in-memory store, which never waits.
+fn ready<F: std::future::Future>(future: F) -> Result<F::Output, Failure> {
+    use std::task::{Context, Poll, Waker};
+    match std::pin::pin!(future)
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => Ok(output),
+        Poll::Pending => Err("internal: the in-memory store did not answer at once"
+            .to_owned()
+            .into()),
+    }
 }
 
 /// An entry's value as JSON, if it has an exact JSON form: no byte string,

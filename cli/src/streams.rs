@@ -29,6 +29,22 @@ pub fn read_stdin(what: &str) -> Result<String, Failure> {
     String::from_utf8(input).map_err(|_| "input: stdin is not UTF-8 text".to_owned().into())
 }
 
+/// A file's text, at most [`MAX_STDIN`] bytes, as [`read_stdin`] reads
+/// stdin. `what` names it in errors.
+pub fn read_text_file(path: &std::path::Path, what: &str) -> Result<String, Failure> {
+    let shown = path.display();
+    let file =
+        std::fs::File::open(path).map_err(|e| format!("input: cannot read {what} {shown}: {e}"))?;
+    let mut input = Vec::new();
+    file.take(MAX_STDIN as u64 + 1)
+        .read_to_end(&mut input)
+        .map_err(|e| format!("input: cannot read {what} {shown}: {e}"))?;
+    if input.len() > MAX_STDIN {
+        return Err(format!("input: {what} {shown} is longer than {MAX_STDIN} bytes").into());
+    }
+    String::from_utf8(input).map_err(|_| format!("input: {what} {shown} is not UTF-8 text").into())
+}
+
 /// A cookie value given as an argument, or read from stdin when the
 /// argument is `-` (which keeps it out of the process list and the shell's
 /// history). Surrounding whitespace is dropped either way.

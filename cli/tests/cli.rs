@@ -1114,6 +1114,7 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
                 "opened_with_fallback": false,
                 "refresh_due": false,
                 "priorities": {"user": "critical", "cart": "low"},
+                "overflow_key": null,
             },
             "entries": {"user": "ada", "cart": [1, 2]},
         })
@@ -1321,4 +1322,117 @@ fn open_takes_the_servers_time_policy_none_included() {
     let o = open_at(early, &["--max-idle", "never"]);
     assert_usage_error(&o, &["never"]);
     assert!(stderr(&o).contains("--max-idle"), "{}", stderr(&o));
+}
+
+/// The overflow vectors whose limits are the tool's (it has no limit
+/// flags) and whose store holds a blob, with that blob.
+fn overflow_vectors_with_a_blob() -> Vec<(serde_json::Value, String, String)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../test-vectors");
+    let text = std::fs::read_to_string(dir.join("overflow-v1.json")).unwrap();
+    let file: serde_json::Value = serde_json::from_str(&text).unwrap();
+    let defaults = serde_json::json!({
+        "max_token_len": 4096, "max_decompressed": 65536, "max_depth": 32, "max_entries": 256,
+    });
+    let mut chosen = Vec::new();
+    for v in file["vectors"].as_array().unwrap() {
+        let store = v["store"].as_object().unwrap();
+        if v["limits"] != defaults || store.len() != 1 {
+            continue;
+        }
+        let (key, blob) = store.iter().next().unwrap();
+        chosen.push((v.clone(), key.clone(), blob.as_str().unwrap().to_owned()));
+    }
+    chosen
+}
+
+/// `open` of an overflow vector's cookie at its time, with its keys.
+fn open_overflow_vector(v: &serde_json::Value, extra: &[&str], stdin: &str) -> Output {
+    let primary = format!("hex:{}", v["keys"]["primary"].as_str().unwrap());
+    let now = v["now"].to_string();
+    let mut args = vec!["open", "--key", &primary, "--now", &now];
+    let fallbacks: Vec<String> = (v["keys"]["fallbacks"].as_array().unwrap().iter())
+        .map(|k| format!("hex:{}", k.as_str().unwrap()))
+        .collect();
+    for fallback in &fallbacks {
+        args.extend(["--fallback-key", fallback]);
+    }
+    args.extend_from_slice(extra);
+    args.push(v["token"].as_str().unwrap());
+    run(&args, stdin)
+}
+
+#[test]
+fn open_with_blob_loads_the_overflow_vectors_as_a_server_does() {
+    let vectors = overflow_vectors_with_a_blob();
+    let (mut loaded, mut rejected) = (0, 0);
+    let dir = std::env::temp_dir().join(format!("sealed-session-blob-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    for (v, store_key, blob) in &vectors {
+        let name = v["name"].as_str().unwrap();
+        // Without the blob, the overflowed keys are listed; --meta names
+        // the store key the blob is read from.
+        let meta = success_json(&open_overflow_vector(v, &["--meta"], ""));
+        assert_eq!(
+            meta["session"]["overflow_key"],
+            store_key.as_str(),
+            "{name}"
+        );
+        assert!(meta["entries"]["_overflowed"].is_array(), "{name}");
+        // From a file with a trailing newline, as `redis-cli GET` saves it.
+        let path = dir.join(name);
+        std::fs::write(&path, format!("{blob}\n")).unwrap();
+        let with_file = open_overflow_vector(v, &["--blob", path.to_str().unwrap()], "");
+        let from_stdin = open_overflow_vector(v, &["--blob", "-"], blob);
+        for o in [&with_file, &from_stdin] {
+            match v["expected_error"].as_str() {
+                None => {
+                    let want: serde_json::Map<_, _> = (v["expected_entries"].as_array().unwrap())
+                        .iter()
+                        .map(|e| (e["key"].as_str().unwrap().to_owned(), e["value"].clone()))
+                        .collect();
+                    assert_eq!(success_json(o), serde_json::Value::Object(want), "{name}");
+                }
+                Some(error) => {
+                    assert_eq!(error, "store-rejected", "{name}");
+                    assert_refused(o, "store: --blob: entry rejected");
+                }
+            }
+        }
+        match v["expected_error"] {
+            serde_json::Value::Null => loaded += 1,
+            _ => rejected += 1,
+        }
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+    // Both outcomes were exercised, each more than once.
+    assert!(
+        loaded >= 5 && rejected >= 5,
+        "{loaded} loaded, {rejected} rejected"
+    );
+
+    // A cookie that references no blob, and two inputs on one stdin, are
+    // usage errors.
+    let key = keygen();
+    let sealed = run(
+        &["seal", "--key", &key, "--now", "1767225600"],
+        r#"{"a":1}"#,
+    );
+    let token = stdout(&sealed);
+    assert_error_line(
+        &open_a_minute_later(&key, &["--blob", "-"], &token),
+        2,
+        "usage: --blob: the cookie references no overflow blob",
+    );
+    let (v, _, blob) = &vectors[0];
+    let primary = format!("hex:{}", v["keys"]["primary"].as_str().unwrap());
+    assert_error_line(
+        &run(&["open", "--key", &primary, "--blob", "-", "-"], blob),
+        2,
+        "usage: the cookie and --blob cannot both be read from stdin",
+    );
+    // A blob file that is not there is the tool's own failure.
+    assert_one_line_error(
+        &open_overflow_vector(v, &["--blob", "/nonexistent/blob"], ""),
+        "input: cannot read the overflow blob",
+    );
 }
