@@ -9,8 +9,8 @@ mod usage;
 use clap::{Parser, Subcommand};
 use sealed_session::{
     store::{MemoryStore, OverflowStore},
-    token, Compression, Error, Expiry, FixedClock, InvalidKey, KeyRing, MasterKey, Priority,
-    Sealer,
+    token, Compression, Error, Expiry, FixedClock, InvalidKey, KeyRing, Limits, MasterKey,
+    Priority, Sealer,
 };
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -223,12 +223,27 @@ struct OpenArgs {
     /// How far in the future an issued-at may be, in seconds (default 60).
     #[arg(long, value_name = "SECS")]
     clock_skew: Option<u64>,
+    /// Longest cookie value accepted, in bytes (default 4096). With the
+    /// three flags below: the limits of the server that set the cookie.
+    #[arg(long, value_name = "BYTES")]
+    max_token_len: Option<usize>,
+    /// Largest plaintext after decompression, in bytes (default 65536);
+    /// it also bounds an overflow blob.
+    #[arg(long, value_name = "BYTES")]
+    max_decompressed: Option<usize>,
+    /// Deepest nesting of a value (default 32).
+    #[arg(long, value_name = "N")]
+    max_depth: Option<usize>,
+    /// Most entries, overflowed ones included (default 256).
+    #[arg(long, value_name = "N")]
+    max_entries: Option<usize>,
     /// Print {"session": {...}, "entries": {...}}: beside the entries, the
     /// session id, created-at and issued-at (Unix seconds), its own expiry
     /// ("default", "browser-session", {"at": UNIX_SECS} or {"idle": SECS}),
     /// whether a fallback key opened it, whether a server with this time
-    /// policy would re-seal it now (sliding refresh), and each entry's
-    /// priority.
+    /// policy would re-seal it now (sliding refresh), each entry's
+    /// priority, and the store key of the overflow blob the cookie
+    /// references ("overflow_key", or null).
     #[arg(long)]
     meta: bool,
     /// A file holding the overflow blob the cookie references (the value
@@ -680,6 +695,20 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     if let Some(skew) = args.clock_skew {
         b = b.clock_skew(Duration::from_secs(skew));
     }
+    let mut limits = Limits::default();
+    if let Some(bytes) = args.max_token_len {
+        limits = limits.with_max_token_len(bytes);
+    }
+    if let Some(bytes) = args.max_decompressed {
+        limits = limits.with_max_decompressed(bytes);
+    }
+    if let Some(depth) = args.max_depth {
+        limits = limits.with_max_depth(depth);
+    }
+    if let Some(entries) = args.max_entries {
+        limits = limits.with_max_entries(entries);
+    }
+    b = b.limits(limits);
     // The blob is loaded as a server loads it, from a store holding it.
     let store = args.blob.is_some().then(|| Arc::new(MemoryStore::new()));
     if let Some(store) = &store {
