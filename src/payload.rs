@@ -466,6 +466,16 @@ mod tests {
     }
 
     #[test]
+    fn priorities_have_the_wire_values_of_format_md() {
+        let wire: Vec<u8> = Priority::ALL.iter().map(|p| p.as_u8()).collect();
+        assert_eq!(wire, [0, 1, 2, 3]);
+        for p in Priority::ALL {
+            assert_eq!(Priority::from_u8(p.as_u8()), Some(p));
+        }
+        assert_eq!(Priority::from_u8(4), None);
+    }
+
+    #[test]
     fn index_round_trip() {
         let out = encode(&[
             ("a", Priority::Low, b"\x01"),
