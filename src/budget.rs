@@ -20,8 +20,9 @@ pub struct SaveReport {
     /// that a read found gone from the overflow store since the last save
     /// (size 0), then those this save dropped. Entries a failed save had
     /// already taken out of the session (to keep an overflow blob within
-    /// [`Limits::max_decompressed`](crate::Limits::max_decompressed)) are
-    /// reported by the next save that succeeds.
+    /// [`Limits::max_decompressed`](crate::Limits::max_decompressed), or
+    /// overflowed entries it could not carry) are reported by the next save
+    /// that succeeds.
     pub dropped: Vec<RemovedEntry>,
     /// Entries moved to the overflow store, in the same order.
     pub overflowed: Vec<RemovedEntry>,

@@ -386,19 +386,24 @@ impl Sealer {
     }
 
     /// Saves without an overflow blob: unloaded overflowed entries are
-    /// dropped (reported with `why`), and what does not fit is dropped
-    /// in the budget's order. The session's blob reference is cleared;
-    /// retiring the blob is the caller's.
+    /// dropped (logged with `why`, and reported by this save or, if it
+    /// fails, the next), and what does not fit is dropped in the budget's
+    /// order. The session's blob reference is cleared; retiring the blob
+    /// is the caller's.
     pub(crate) fn save_dropping(
         &self,
         session: &mut Session,
         now: u64,
         why: BlobNotKept,
     ) -> Result<Saved, Error> {
-        let mut dropped = Self::drop_unloaded(session, why);
+        // Gone from the session now: a save that fails after this must
+        // leave them to the next one's report (which lists them first,
+        // as this one's would).
+        let unloaded = Self::drop_unloaded(session, why);
+        session.dropped_unreported.extend(unloaded);
         session.overflow = None;
         if let Some(header) = self.seal_whole_if_fits(session, now)? {
-            return Ok(self.set(header, dropped, Vec::new()));
+            return Ok(self.set(header, Vec::new(), Vec::new()));
         }
         let plan = self.plan(session, None, now)?;
         let over_budget = Self::removed_entries(session, &plan.removed);
@@ -410,8 +415,7 @@ impl Sealer {
         let token = self.seal_selected(session, None, None, now)?;
         let header = self.finish(session, &token, now)?;
         self.report_drops(&over_budget, &header);
-        dropped.extend(over_budget);
-        Ok(self.set(header, dropped, Vec::new()))
+        Ok(self.set(header, over_budget, Vec::new()))
     }
 
     /// The result of a save that sends nothing.

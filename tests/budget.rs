@@ -1557,6 +1557,24 @@ async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails(
         assert!(text.contains(key.as_str()), "{key} not logged: {text}");
         assert!(!reopened.contains(key));
     }
+    // The failed save returned no report: the next one lists them, first,
+    // and once only.
+    reopened.remove("huge");
+    let saved = sealer.save(&mut reopened).unwrap();
+    let reported: Vec<&str> = saved
+        .report
+        .dropped
+        .iter()
+        .map(|d| d.key.as_str())
+        .collect();
+    assert_eq!(reported, overflowed, "{reported:?}");
+    reopened.insert("theme", "dark").unwrap();
+    assert!(sealer
+        .save(&mut reopened)
+        .unwrap()
+        .report
+        .dropped
+        .is_empty());
 }
 
 #[tokio::test]
