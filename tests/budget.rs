@@ -1585,10 +1585,13 @@ async fn a_server_without_the_store_says_why_it_drops_the_overflowed_entries() {
     let token = save_token(&with_store, &mut s).await;
     // Another server of the deployment, with the same key and no store.
     let without_store = builder(&clock).build().unwrap();
-    for (sealer, reason) in [
-        (&with_store, "use save_async"),
+    // The `cause` is a stable field (docs/LOGGING.md), the reason a
+    // sentence.
+    for (sealer, cause, reason) in [
+        (&with_store, "synchronous-save", "use save_async"),
         (
             &without_store,
+            "no-overflow-store",
             "no overflow store is configured on this server",
         ),
     ] {
@@ -1607,6 +1610,8 @@ async fn a_server_without_the_store_says_why_it_drops_the_overflowed_entries() {
         drop(guard);
         let text = logs.text();
         assert!(text.contains(reason), "{reason:?} not in {text}");
+        let cause = format!("cause=\"{cause}\"");
+        assert!(text.contains(&cause), "{cause} not in {text}");
         for key in &overflowed {
             assert!(saved.report.dropped.iter().any(|d| &d.key == key), "{key}");
         }
@@ -1764,7 +1769,12 @@ async fn seal_removes_unloaded_overflowed_entries_from_the_session_too() {
         opened.is_overflowed("notes") && opened.has_unloaded_overflow(),
         "not loaded"
     );
-    let resealed = sealer.seal(&mut opened).unwrap();
+    let (resealed, text) = logged(|| sealer.seal(&mut opened));
+    let resealed = resealed.unwrap();
+    assert!(
+        text.contains(r#"cause="synchronous-seal""#) && text.contains("notes"),
+        "{text}"
+    );
     // What the new cookie cannot carry is gone from the session as well,
     // not kept there as if it had been saved.
     assert!(!opened.contains("notes"));
