@@ -482,7 +482,7 @@ impl RevocationStore for MemoryRevocations {
         user: &'a str,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { self.record_user(user, None, keep_for) })
+        Box::pin(async move { MemoryRevocations::revoke_user(self, user, keep_for) })
     }
 
     fn revoke_user_except<'a>(
@@ -491,7 +491,7 @@ impl RevocationStore for MemoryRevocations {
         keep: SessionId,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move { self.record_user(user, Some(keep), keep_for) })
+        Box::pin(async move { MemoryRevocations::revoke_user_except(self, user, keep, keep_for) })
     }
 }
 

@@ -1175,9 +1175,13 @@ async fn memory_revocation_records_end_after_keep_for() {
     let (id, guest) = login("bob");
     let (_, ada) = login("ada");
     let minute = Duration::from_secs(60);
+    assert!(revocations.is_empty());
+    // Its Debug shows no record (a session id, a user name).
+    assert_eq!(format!("{revocations:?}"), "MemoryRevocations { .. }");
     revocations.revoke_session(id, minute).unwrap();
     revocations.revoke_user("ada", minute).unwrap();
     assert_eq!(revocations.len(), 2);
+    assert!(!revocations.is_empty());
     clock.advance(59);
     assert_eq!(sealer.open_async(&guest).await.unwrap_err(), Error::Revoked);
     assert_eq!(sealer.open_async(&ada).await.unwrap_err(), Error::Revoked);
