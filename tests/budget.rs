@@ -257,8 +257,21 @@ async fn memory_store_conformance() {
 async fn ten_kb_session_round_trips_through_the_memory_store() {
     let clock = clock();
     let (store, sealer) = with_memory_store(&clock, |b| b);
+    assert_eq!(
+        format!("{store:?}"),
+        "MemoryStore { len: 0, bytes: 0, max_bytes: 67108864 }",
+        "empty, and 64 MiB by default (DEFAULT_MAX_BYTES)"
+    );
     overflow_round_trip(&sealer).await;
     assert_eq!(store.len(), 1);
+    // Sizes only: no key (a session id) and no blob.
+    let shown = format!("{store:?}");
+    let bytes = store.bytes();
+    assert!(bytes > 1000, "{bytes}");
+    assert_eq!(
+        shown,
+        format!("MemoryStore {{ len: 1, bytes: {bytes}, max_bytes: 67108864 }}")
+    );
 }
 
 #[tokio::test]
