@@ -641,7 +641,29 @@ fn usage_errors_name_the_argument_but_never_quote_a_value() {
     );
     let o = run(&["sael"], "");
     assert_usage_error(&o, &[]);
+    assert!(stderr(&o).contains(": sael;"), "{}", stderr(&o));
     assert!(stderr(&o).contains("did you mean seal?"), "{}", stderr(&o));
+    // A flag's spelling may hold digits and hyphens; a short mixed-case
+    // word or a long lowercase one (a hex key) is not a flag's spelling.
+    let o = run(&["open", "--key", &key, "--max-idel2", &token], "");
+    assert!(stderr(&o).contains(": --max-idel2;"), "{}", stderr(&o));
+    for typed in [
+        "--Hunter2Secret",
+        &format!("--{}", "0123456789abcdef".repeat(4)),
+    ] {
+        assert_usage_error(&run(&["open", "--key", &key, typed, &token], ""), &[typed]);
+    }
+    // The names of missing arguments; a refused value's reason.
+    let o = run(&["open", "--key", &key], "");
+    assert_usage_error(&o, &[&key]);
+    assert!(stderr(&o).contains("<TOKEN>"), "{}", stderr(&o));
+    let o = run(&["seal", "--key", &key, "--budget", "12x"], "{}");
+    assert_usage_error(&o, &["12x"]);
+    assert!(
+        stderr(&o).contains("(invalid digit found in string)"),
+        "{}",
+        stderr(&o)
+    );
     // Help still prints, and succeeds.
     let help = run(&["seal", "--help"], "");
     assert!(help.status.success());
@@ -735,6 +757,35 @@ fn cookies_can_come_from_stdin_and_stdin_is_bounded() {
     let cookie = stdout(&run(&["django", "seal", "--secret", secret], r#"{"a":2}"#));
     let opened = run(&["django", "open", "--secret", secret, "-"], &cookie);
     assert_eq!(success_json(&opened)["a"], 2);
+
+    // A whole Cookie header of one cookie; a pair without a name is a
+    // value (and not a token).
+    let opened = run(
+        &["open", "--key", &key, &format!("Cookie: session={token}")],
+        "",
+    );
+    assert_eq!(success_json(&opened)["a"], 1);
+    assert_refused(
+        &run(&["open", "--key", &key, &format!("={token}")], ""),
+        "malformed",
+    );
+    // Exactly 1 MiB is read (and refused as a cookie); a byte more is not.
+    let most = "A".repeat(1 << 20);
+    assert_refused(&run(&["open", "--key", &key, "-"], &most), "limit-exceeded");
+    let blob = std::env::temp_dir().join(format!("sealed-session-1mib-{}", std::process::id()));
+    let (v, _, _) = &overflow_vectors_with_a_blob()[0];
+    std::fs::write(&blob, &most).unwrap();
+    let o = open_overflow_vector(v, &["--blob", blob.to_str().unwrap()], "");
+    assert_refused(&o, "store: --blob: entry rejected");
+    std::fs::write(&blob, format!("{most}A")).unwrap();
+    let o = open_overflow_vector(v, &["--blob", blob.to_str().unwrap()], "");
+    assert_one_line_error(&o, "input: the overflow blob");
+    assert!(
+        stderr(&o).contains("is longer than 1048576 bytes"),
+        "{}",
+        stderr(&o)
+    );
+    std::fs::remove_file(&blob).unwrap();
 
     let huge = format!(r#"{{"a":"{}"}}"#, "x".repeat(1 << 20));
     let o = run(&["seal", "--key", &key], &huge);
