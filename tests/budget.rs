@@ -1578,13 +1578,7 @@ async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails(
     // and once only.
     reopened.remove("huge");
     let saved = sealer.save(&mut reopened).unwrap();
-    let reported: Vec<&str> = saved
-        .report
-        .dropped
-        .iter()
-        .map(|d| d.key.as_str())
-        .collect();
-    assert_eq!(reported, overflowed, "{reported:?}");
+    assert_eq!(saved.report.dropped_keys(), overflowed);
     reopened.insert("theme", "dark").unwrap();
     assert!(sealer
         .save(&mut reopened)

@@ -17,32 +17,30 @@ pub fn read_stdin(what: &str) -> Result<String, Failure> {
     if stdin.is_terminal() {
         eprintln!("reading {what} from stdin (end with Ctrl-D)");
     }
-    let mut input = Vec::new();
-    stdin
-        .lock()
-        .take(MAX_STDIN as u64 + 1)
-        .read_to_end(&mut input)
-        .map_err(|e| format!("input: cannot read stdin: {e}"))?;
-    if input.len() > MAX_STDIN {
-        return Err(format!("input: stdin is longer than {MAX_STDIN} bytes").into());
-    }
-    String::from_utf8(input).map_err(|_| "input: stdin is not UTF-8 text".to_owned().into())
+    bounded_text(stdin.lock(), "stdin")
 }
 
 /// A file's text, at most [`MAX_STDIN`] bytes, as [`read_stdin`] reads
 /// stdin. `what` names it in errors.
 pub fn read_text_file(path: &std::path::Path, what: &str) -> Result<String, Failure> {
-    let shown = path.display();
+    let source = format!("{what} {}", path.display());
     let file =
-        std::fs::File::open(path).map_err(|e| format!("input: cannot read {what} {shown}: {e}"))?;
-    let mut input = Vec::new();
-    file.take(MAX_STDIN as u64 + 1)
-        .read_to_end(&mut input)
-        .map_err(|e| format!("input: cannot read {what} {shown}: {e}"))?;
-    if input.len() > MAX_STDIN {
-        return Err(format!("input: {what} {shown} is longer than {MAX_STDIN} bytes").into());
+        std::fs::File::open(path).map_err(|e| format!("input: cannot read {source}: {e}"))?;
+    bounded_text(file, &source)
+}
+
+/// All of `input` as text, at most [`MAX_STDIN`] bytes; `source` names it
+/// in errors.
+fn bounded_text(input: impl Read, source: &str) -> Result<String, Failure> {
+    let mut bytes = Vec::new();
+    input
+        .take(MAX_STDIN as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("input: cannot read {source}: {e}"))?;
+    if bytes.len() > MAX_STDIN {
+        return Err(format!("input: {source} is longer than {MAX_STDIN} bytes").into());
     }
-    String::from_utf8(input).map_err(|_| format!("input: {what} {shown} is not UTF-8 text").into())
+    String::from_utf8(bytes).map_err(|_| format!("input: {source} is not UTF-8 text").into())
 }
 
 /// A cookie value given as an argument, or read from stdin when the
