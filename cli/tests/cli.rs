@@ -402,11 +402,20 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
     let refused = run(&["key-id", "--key-file", &not_a_key], "");
     assert_one_line_error(&refused, "invalid-key: key file: ");
     assert!(!stderr(&refused).contains("horse"), "{}", stderr(&refused));
-    let long = write("long", &[b'A'; 5000]);
-    assert_one_line_error(
-        &run(&["key-id", "--key-file", &long], ""),
-        "input: key file ",
+    // The bound is 4096 bytes, whitespace included: a key padded to
+    // exactly that is read, one byte more is refused.
+    let padded = |len: usize| format!("{key}{}", "\n".repeat(len - key.len()));
+    let at_bound = write("at-bound", padded(4096).as_bytes());
+    assert_eq!(id("--key-file", &at_bound), id("--key", &key));
+    let long = write("long", padded(4097).as_bytes());
+    let over = run(&["key-id", "--key-file", &long], "");
+    assert_one_line_error(&over, "input: key file ");
+    assert!(
+        stderr(&over).contains("is longer than 4096 bytes"),
+        "{}",
+        stderr(&over)
     );
+    assert!(!stderr(&over).contains(&key), "{}", stderr(&over));
     let binary = write("binary", &[0xff, 0xfe, 0x00]);
     assert_one_line_error(
         &run(&["key-id", "--key-file", &binary], ""),
