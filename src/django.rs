@@ -885,6 +885,12 @@ fn migrate_entries(
         }
         session.created_at = session.created_at.min(signed_at);
     }
+    // Its cookie would not open: refused now rather than after one request.
+    if let Some(max_lifetime) = sealer.policy.max_lifetime {
+        if now.saturating_sub(session.created_at) > max_lifetime {
+            return Err(Error::Expired(Expired::Lifetime));
+        }
+    }
     let expiry = session_expiry(entries, since)?;
     let end = match expiry.end(since) {
         // Whole seconds, rounded down: never later than Django's end.
@@ -945,8 +951,80 @@ fn migrate_entries(
 /// (an inactivity window counted from the cookie's time), and
 /// [`Error::IssuedInFuture`] for a cookie signed more than the sealer's
 /// clock skew ahead of its clock, as for a sealed cookie (Django itself
-/// accepts it, and so does [`DjangoCodec::open`]).
+/// accepts it, and so does [`DjangoCodec::open`]), and
+/// [`Expired::Lifetime`] for one signed longer than the sealer's
+/// `max_lifetime` ago, whose sealed cookie would not open.
+///
+/// A sealer with a revocation check refuses to migrate here, with
+/// [`StoreError::NeedsAsync`](crate::StoreError::NeedsAsync), as
+/// [`Sealer::open`] refuses to open: skipping the check would let a copy
+/// of the Django cookie past a `revoke_user`. Use
+/// [`migrate_session_async`].
 pub fn migrate_session(
+    codec: &DjangoCodec,
+    sealer: &Sealer,
+    django_cookie: &str,
+) -> Result<Session, Error> {
+    if sealer.revocation.is_some() {
+        return Err(Error::Store(crate::StoreError::NeedsAsync));
+    }
+    migrate_unchecked(codec, sealer, django_cookie)
+}
+
+/// [`migrate_session`], then the sealer's revocation check if it has one,
+/// as [`Sealer::open_async`] runs it on a sealed cookie: the migrated
+/// session is dated from the Django cookie, so a `revoke_user` made since
+/// that cookie was signed refuses it with [`Error::Revoked`]. (Its session
+/// id is new, so `revoke_session` cannot refuse it.)
+///
+/// # Errors
+///
+/// Those of [`migrate_session`] (never
+/// [`StoreError::NeedsAsync`](crate::StoreError::NeedsAsync)), then those
+/// of the revocation check ([`Sealer::open_async`]).
+///
+/// ```
+/// use std::sync::Arc;
+/// use std::time::Duration;
+/// use sealed_session::django::{migrate_session_async, DjangoCodec};
+/// use sealed_session::store::MemoryRevocations;
+/// use sealed_session::{Error, FixedClock, KeyRing, MasterKey, Sealer};
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() -> Result<(), Error> {
+/// let clock = Arc::new(FixedClock::new(1_700_000_000));
+/// let django = DjangoCodec::builder("django-secret").clock(clock.clone()).build()?;
+/// let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+/// let sealer = Sealer::builder(KeyRing::new(MasterKey::from_bytes(&[7; 32])?))
+///     .clock(clock.clone())
+///     .revocation_store(revocations.clone(), Some("django_auth_user_id"))
+///     .build()?;
+///
+/// let mut entries = serde_json::Map::new();
+/// entries.insert("_auth_user_id".into(), "42".into());
+/// let django_cookie = django.seal(&entries)?;
+/// let session = migrate_session_async(&django, &sealer, &django_cookie).await?;
+/// assert_eq!(session.get::<String>("django_auth_user_id")?.as_deref(), Some("42"));
+///
+/// // "Log out everywhere": the same Django cookie no longer migrates.
+/// revocations.revoke_user("42", Duration::from_secs(14 * 24 * 3600))?;
+/// let refused = migrate_session_async(&django, &sealer, &django_cookie).await;
+/// assert_eq!(refused.unwrap_err().kind(), "revoked");
+/// # Ok(())
+/// # }
+/// ```
+pub async fn migrate_session_async(
+    codec: &DjangoCodec,
+    sealer: &Sealer,
+    django_cookie: &str,
+) -> Result<Session, Error> {
+    let mut session = migrate_unchecked(codec, sealer, django_cookie)?;
+    sealer.check_revocation(&mut session).await?;
+    Ok(session)
+}
+
+/// [`migrate_session`] without the revocation guard.
+fn migrate_unchecked(
     codec: &DjangoCodec,
     sealer: &Sealer,
     django_cookie: &str,
@@ -970,7 +1048,9 @@ pub fn migrate_session(
 ///
 /// # Errors
 ///
-/// Those of [`migrate_session`], then those of [`Sealer::save`].
+/// Those of [`migrate_session`], then those of [`Sealer::save`]. For a
+/// sealer with a revocation check or an overflow store, use
+/// [`migrate_cookie_async`].
 ///
 /// ```
 /// use std::sync::Arc;
@@ -1004,6 +1084,23 @@ pub fn migrate_cookie(
 ) -> Result<Saved, Error> {
     let mut session = migrate_session(codec, sealer, django_cookie)?;
     sealer.save(&mut session)
+}
+
+/// [`migrate_session_async`], saved with [`Sealer::save_async`] (which
+/// uses the sealer's overflow store, if any): [`migrate_cookie`] for a
+/// sealer with a revocation check or an overflow store.
+///
+/// # Errors
+///
+/// Those of [`migrate_session_async`], then those of
+/// [`Sealer::save_async`].
+pub async fn migrate_cookie_async(
+    codec: &DjangoCodec,
+    sealer: &Sealer,
+    django_cookie: &str,
+) -> Result<Saved, Error> {
+    let mut session = migrate_session_async(codec, sealer, django_cookie).await?;
+    sealer.save_async(&mut session).await
 }
 
 #[cfg(test)]
@@ -1186,6 +1283,95 @@ mod tests {
     fn migrated(sealer: &Sealer, django_cookie: &str) -> String {
         let saved = migrate_cookie(&codec(), sealer, django_cookie).unwrap();
         saved.action.cookie_value().expect("a cookie").to_owned()
+    }
+
+    #[test]
+    fn a_django_cookie_older_than_the_sealers_lifetime_is_not_migrated() {
+        // Dated from the Django cookie, the sealed cookie would not open:
+        // refused at once, as its open would refuse it.
+        let sealer = Sealer::builder(crate::KeyRing::new(
+            crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
+        ))
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .max_lifetime(Duration::from_secs(1000))
+        .build()
+        .unwrap();
+        let user = entries(r#"{"_auth_user_id": "42"}"#);
+        let at_limit = codec_at(NOW - 1000).seal(&user).unwrap();
+        let session = sealer.open(&migrated(&sealer, &at_limit)).unwrap();
+        assert_eq!(session.created_at(), NOW - 1000);
+        let over = codec_at(NOW - 1001).seal(&user).unwrap();
+        for result in [
+            migrate_session(&codec(), &sealer, &over).map(|_| ()),
+            migrate_cookie(&codec(), &sealer, &over).map(|_| ()),
+        ] {
+            assert!(matches!(result, Err(Error::Expired(Expired::Lifetime))));
+        }
+    }
+
+    #[tokio::test]
+    async fn migration_runs_the_revocation_check_or_refuses_to_skip_it() {
+        use crate::store::MemoryRevocations;
+        let clock = Arc::new(FixedClock::new(NOW));
+        let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+        let sealer = Sealer::builder(crate::KeyRing::new(
+            crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
+        ))
+        .clock(clock.clone())
+        .revocation_store(revocations.clone(), Some("django_auth_user_id"))
+        .build()
+        .unwrap();
+        let user = entries(r#"{"_auth_user_id": "42", "theme": "dark"}"#);
+        let stolen = codec_at(NOW - 100).seal(&user).unwrap();
+        // The synchronous forms cannot consult the check.
+        for result in [
+            migrate_session(&codec(), &sealer, &stolen).map(|_| ()),
+            migrate_cookie(&codec(), &sealer, &stolen).map(|_| ()),
+        ] {
+            assert!(matches!(
+                result,
+                Err(Error::Store(crate::StoreError::NeedsAsync))
+            ));
+        }
+        let session = migrate_session_async(&codec(), &sealer, &stolen)
+            .await
+            .unwrap();
+        assert_eq!(session.created_at(), NOW - 100);
+        let saved = migrate_cookie_async(&codec(), &sealer, &stolen)
+            .await
+            .unwrap();
+        let sealed = saved.action.cookie_value().expect("a cookie").to_owned();
+        assert!(sealer.open_async(&sealed).await.is_ok());
+
+        // "Log out everywhere" for another user leaves this one alone.
+        revocations
+            .revoke_user("7", Duration::from_secs(3600))
+            .unwrap();
+        assert!(migrate_session_async(&codec(), &sealer, &stolen)
+            .await
+            .is_ok());
+        // For this user it refuses the Django cookie, however often it
+        // is presented, and the sealed cookie migrated from it.
+        revocations
+            .revoke_user("42", Duration::from_secs(3600))
+            .unwrap();
+        for _ in 0..2 {
+            let refused = migrate_session_async(&codec(), &sealer, &stolen).await;
+            assert!(matches!(refused, Err(Error::Revoked)));
+            let refused = migrate_cookie_async(&codec(), &sealer, &stolen).await;
+            assert!(matches!(refused, Err(Error::Revoked)));
+        }
+        assert!(matches!(
+            sealer.open_async(&sealed).await,
+            Err(Error::Revoked)
+        ));
+        // A Django login after the revocation migrates.
+        clock.set(NOW + 10);
+        let fresh = codec_at(NOW + 10).seal(&user).unwrap();
+        let session = migrate_session_async(&codec_at(NOW + 10), &sealer, &fresh)
+            .await
+            .unwrap();
+        assert_eq!(session.created_at(), NOW + 10);
     }
 
     #[test]
