@@ -401,7 +401,9 @@ pub enum StoreError {
     /// `save_request` on a sealer with a revocation check or an overflow
     /// store (use their `_async` forms); or `Sealer::save` or `seal` of a
     /// session whose id was replaced (`flush`, `cycle_id`) on a sealer with
-    /// a revocation store, which only `Sealer::save_async` can write to.
+    /// a revocation store, which only `Sealer::save_async` can write to;
+    /// or the Django migration's `migrate_session` or `migrate_cookie` on a
+    /// sealer with a revocation check (use their `_async` forms).
     NeedsAsync,
     /// The store cannot take the write: a blob larger than its whole
     /// capacity
