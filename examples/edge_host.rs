@@ -58,25 +58,69 @@ impl App {
     }
 
     /// One request: its `Cookie` header if it had one, and the path.
-    /// Returns what to send: a `Set-Cookie` value, or nothing.
-    fn handle(&self, cookie_header: Option<&str>, path: &str) -> Result<CookieAction, Error> {
+    /// Returns the response's status and the session's headers.
+    fn handle(&self, cookie_header: Option<&str>, path: &str) -> Result<Response, Error> {
         // The session cookie by the rule of FORMAT.md §14.4; an absent,
         // expired or forged one starts a new session.
         let mut request = self.sealer.open_request(cookie_header)?;
         let session = request.session_mut();
-        match path {
+        let status = match path {
             "/login" => {
                 session.cycle_id()?;
                 session.insert_with_priority("user_id", &42u64, Priority::Critical)?;
+                200
             }
-            "/logout" => session.flush()?,
+            "/logout" => {
+                session.flush()?;
+                200
+            }
+            "/broken" => {
+                // A handler that changed the session, then failed.
+                session.insert("half-done", &true)?;
+                500
+            }
             _ => {
                 let visits = session.get::<u32>("visits")?.unwrap_or(0);
                 session.insert_with_priority("visits", &(visits + 1), Priority::Low)?;
+                200
             }
+        };
+        // The response rules the axum layer applies, which a host without
+        // it keeps itself. A server error saves nothing, except a logout.
+        let action = if status >= 500 && !request.session().is_flushed() {
+            CookieAction::Unchanged
+        } else {
+            // An emptied session gets no cookie, and loses the one it had.
+            self.sealer.save_request(&mut request)?.action
+        };
+        // The page depends on the cookie: shared caches must key it by it.
+        let mut headers = vec![("Vary", "Cookie".to_owned())];
+        if let Some(set_cookie) = action.header_value() {
+            headers.push(("Set-Cookie", set_cookie.to_owned()));
+            // No cache may hand one visitor's new cookie to the next.
+            headers.push(("Cache-Control", "private".to_owned()));
         }
-        // An emptied session gets no cookie, and loses the one it had.
-        Ok(self.sealer.save_request(&mut request)?.action)
+        Ok(Response {
+            status,
+            headers,
+            action,
+        })
+    }
+}
+
+/// What the host sends back.
+struct Response {
+    status: u16,
+    headers: Vec<(&'static str, String)>,
+    action: CookieAction,
+}
+
+impl Response {
+    fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -100,27 +144,35 @@ fn main() -> Result<(), Error> {
     )?;
 
     let first = app.handle(None, "/")?;
-    let header = first.header_value().expect("a new session is saved");
+    let header = first.header("Set-Cookie").expect("a new session is saved");
     println!("GET /        -> Set-Cookie: {header}");
+    assert_eq!(first.header("Cache-Control"), Some("private"));
+    assert_eq!(first.header("Vary"), Some("Cookie"));
     // The browser sends the cookie back among others.
     let first = format!(
         "theme=dark; __Host-session={}",
-        first.cookie_value().unwrap_or_default()
+        first.action.cookie_value().unwrap_or_default()
     );
+    let broken = app.handle(Some(&first), "/broken")?;
+    println!("GET /broken  -> {}, no Set-Cookie", broken.status);
+    assert!(broken.header("Set-Cookie").is_none());
     let login = app.handle(Some(&first), "/login")?;
-    let header = login.header_value().expect("login changes the session");
+    let header = login
+        .header("Set-Cookie")
+        .expect("login changes the session");
     println!("POST /login  -> Set-Cookie: {header}");
-    let login = login.cookie_value().unwrap_or_default();
+    let login = login.action.cookie_value().unwrap_or_default();
     let session = app.sealer.open(login)?;
     assert_eq!(session.get::<u64>("user_id")?, Some(42));
     assert_eq!(session.get::<u32>("visits")?, Some(1));
     let login = format!("__Host-session={login}");
     let logout = app.handle(Some(&login), "/logout")?;
-    let CookieAction::Delete(logout) = logout else {
+    let CookieAction::Delete(deleted) = &logout.action else {
         panic!("logout deletes the cookie");
     };
-    println!("POST /logout -> Set-Cookie: {logout}");
-    assert!(logout.contains("Max-Age=0"));
+    println!("POST /logout -> Set-Cookie: {deleted}");
+    assert!(deleted.contains("Max-Age=0"));
+    assert_eq!(logout.header("Cache-Control"), Some("private"));
     Ok(())
 }
 
@@ -128,5 +180,5 @@ fn main() -> Result<(), Error> {
 /// the README); there is nothing to run on its own.
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 fn main() {
-    let _ = (App::new, App::handle);
+    let _ = (App::new, App::handle, Response::header);
 }

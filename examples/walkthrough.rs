@@ -291,8 +291,13 @@ async fn main() -> Result<(), Error> {
             .map(|_| "open")
             .unwrap_or("refused")
     );
-    // As long as any of the user's cookies could still open.
-    let keep_for = guarded.revocation_ttl().unwrap_or(Duration::MAX);
+    // As long as any of the user's cookies could still open, plus the
+    // longest a request may run: one that opened a cookie before this
+    // re-seals it with a fresh issued-at when it ends.
+    let longest_request = Duration::from_secs(60);
+    let keep_for = guarded
+        .revocation_ttl()
+        .map_or(Duration::MAX, |ttl| ttl.saturating_add(longest_request));
     revocations.revoke_user("4217", keep_for)?;
     println!(
         "  after revoke_user: {}",

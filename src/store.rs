@@ -205,9 +205,11 @@ pub trait RevocationCheck: Send + Sync + 'static {
 ///
 /// Each record lives `keep_for`: as long as a cookie it revokes could still
 /// open, which [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl)
-/// computes; after that such cookies are expired anyway. Round it up to
-/// the store's resolution, accept `Duration::MAX` (keep the record a very
-/// long time), and never drop a live record to make room (that would
+/// computes, plus the longest a request may run (one that opened such a
+/// cookie before the revocation re-seals it when it ends; the crate's own
+/// records add a minute); after that such cookies are expired anyway.
+/// Round it up to the store's resolution, accept `Duration::MAX` (keep the
+/// record a very long time), and never drop a live record to make room (that would
 /// bring a revoked cookie back): refuse a new one with
 /// [`StoreError::OverCapacity`] instead. A session's record and its
 /// user's are independent (either revokes; the exception of

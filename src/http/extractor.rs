@@ -406,7 +406,8 @@ impl LazySession {
     /// With a revocation store
     /// ([`SessionLayerBuilder::revocation_store`](super::SessionLayerBuilder::revocation_store)),
     /// the save also revokes the old id, so that a copy of the cookie no
-    /// longer opens. Without one, a copy taken before the logout (from a
+    /// longer opens (with a user key, only if that cookie carried the
+    /// user entry: an anonymous cookie's copies act as nobody). Without one, a copy taken before the logout (from a
     /// stolen or backed-up cookie jar) still opens, with its entries,
     /// until it expires: the server keeps nothing to forget, unlike
     /// server-side session stores, where deleting the record ends every

@@ -303,7 +303,8 @@ impl SessionLayerBuilder {
     /// As [`Self::revocation`], with a store that also records
     /// revocations: [`LazySession::flush`](super::LazySession::flush) and
     /// [`LazySession::cycle_id`](super::LazySession::cycle_id) then revoke
-    /// the id they replace ([`SealerBuilder::revocation_store`]).
+    /// the id they replace; with a `user_key`, only if the cookie carried
+    /// the user entry ([`SealerBuilder::revocation_store`]).
     pub fn revocation_store(self, store: Arc<dyn RevocationStore>, user_key: Option<&str>) -> Self {
         let user_key = user_key.map(str::to_owned);
         self.with(move |b| b.revocation_store(store, user_key.as_deref()))
