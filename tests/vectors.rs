@@ -72,6 +72,14 @@ fn changed<V: Clone>(
     changed
 }
 
+/// The failures, as (name, message).
+fn failures(outcomes: Vec<vectors::Outcome>) -> Vec<(String, String)> {
+    outcomes
+        .into_iter()
+        .filter_map(|o| Some((o.name, o.failure?)))
+        .collect()
+}
+
 /// The names of the outcomes that failed.
 fn failed_names(outcomes: Vec<vectors::Outcome>) -> Vec<String> {
     outcomes
@@ -100,6 +108,81 @@ fn a_changed_overflow_case_is_caught() {
         (error, "overflow-blob-moved"),
     ] {
         assert_eq!(failed_names(vectors::check_overflow(&broken)), [name]);
+    }
+}
+
+#[test]
+fn an_overflow_case_that_fails_says_how() {
+    // Each way a case can disagree has its own message, for a reader's
+    // author to act on.
+    let file: vectors::OverflowFile = load(vectors::OVERFLOW_FILE);
+    let loads = |v: &vectors::OverflowVector| v.expected_entries.is_some();
+    let refused = |v: &vectors::OverflowVector| v.expected_error.is_some();
+    let cases = [
+        (
+            changed(&file, loads, |v| {
+                v.expected_entries.as_mut().unwrap().pop();
+            }),
+            "the loaded entries differ",
+        ),
+        (
+            changed(&file, loads, |v| {
+                v.expected_entries = None;
+                v.expected_error = Some("store-missing".into());
+            }),
+            "expected store-missing, but the blob loaded",
+        ),
+        (
+            changed(&file, refused, |v| {
+                v.expected_error = None;
+                v.expected_entries = Some(Vec::new());
+            }),
+            "expected entries, got ",
+        ),
+        (
+            changed(&file, refused, |v| {
+                v.expected_error = Some("no-such-error".into());
+            }),
+            "expected no-such-error, got ",
+        ),
+        (
+            changed(&file, loads, |v| {
+                v.expected_error = Some("store-missing".into());
+            }),
+            "a case needs exactly one of expected_entries and expected_error",
+        ),
+    ];
+    for (broken, message) in cases {
+        let failed = failures(vectors::check_overflow(&broken));
+        assert_eq!(failed.len(), 1, "{message}: {failed:?}");
+        assert!(failed[0].1.starts_with(message), "{failed:?}");
+    }
+}
+
+#[test]
+fn a_changed_entry_key_or_priority_is_caught() {
+    let file: vectors::VectorFile = load(vectors::FORMAT_FILE);
+    let small = |v: &vectors::Vector| v.name == "small-session";
+    let priority = changed(&file, small, |v| {
+        let entry = &mut v.expected.as_mut().unwrap().entries[0];
+        entry.priority = if entry.priority == "low" {
+            "high"
+        } else {
+            "low"
+        }
+        .into();
+    });
+    let key = changed(&file, small, |v| {
+        v.expected.as_mut().unwrap().entries[0].key.push('x');
+    });
+    for broken in [priority, key] {
+        let failed = failures(vectors::check(&broken));
+        assert_eq!(failed.len(), 1, "{failed:?}");
+        assert_eq!(failed[0].0, "small-session");
+        assert!(
+            failed[0].1.contains("differs in key or priority"),
+            "{failed:?}"
+        );
     }
 }
 

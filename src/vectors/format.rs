@@ -2114,6 +2114,43 @@ fn reseal(v: &Vector, expected: &Expected, sealing: &Sealing) -> Result<String, 
 mod tests {
     use super::*;
 
+    /// The generator's own check must be able to fail: a reader whose
+    /// account of a freshly sealed token differs from the spec in any
+    /// field stops the generation, naming the field.
+    #[test]
+    fn the_generators_self_check_names_each_field_a_reader_gets_wrong() {
+        let spec = || {
+            ValidSpec::new("self-check", "one entry").entry(
+                "user",
+                Priority::High,
+                serde_json::json!(42),
+            )
+        };
+        let expected = valid_vector(spec()).unwrap().expected.unwrap();
+        let changes: [(&str, fn(&mut Expected)); 9] = [
+            ("session_id", |e| e.session_id = "00".repeat(16)),
+            ("created_at", |e| e.created_at += 1),
+            ("issued_at", |e| e.issued_at += 1),
+            ("expires_at", |e| e.expires_at = Some(NOW + 1)),
+            ("idle_timeout", |e| e.idle_timeout = Some(60)),
+            ("browser_session", |e| e.browser_session = true),
+            ("used_fallback", |e| e.used_fallback = true),
+            ("compressed", |e| e.compressed = true),
+            ("entries", |e| e.entries[0].priority = "low".into()),
+        ];
+        for (field, change) in changes {
+            let mut wrong = expected.clone();
+            change(&mut wrong);
+            let panic =
+                std::panic::catch_unwind(|| check_against_spec(&spec(), &wrong)).expect_err(field);
+            let message = panic.downcast_ref::<String>().expect("a formatted message");
+            assert!(
+                message.contains(&format!("the reader's {field} is not the spec's")),
+                "{message}"
+            );
+        }
+    }
+
     /// The vector tells strict readers from lenient ones: an inflater with
     /// a zero-filled window (flate2's streaming mode) reads a valid payload
     /// out of it, ours refuses it.
