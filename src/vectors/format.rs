@@ -2127,7 +2127,8 @@ mod tests {
             )
         };
         let expected = valid_vector(spec()).unwrap().expected.unwrap();
-        let changes: [(&str, fn(&mut Expected)); 9] = [
+        type Change = fn(&mut Expected);
+        let changes: [(&str, Change); 9] = [
             ("session_id", |e| e.session_id = "00".repeat(16)),
             ("created_at", |e| e.created_at += 1),
             ("issued_at", |e| e.issued_at += 1),
