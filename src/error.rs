@@ -314,6 +314,11 @@ pub enum InvalidSetting {
     /// A store's address (a Redis URL) does not parse: a setup mistake,
     /// not an outage.
     StoreAddress,
+    /// Logging a user out of other sessions needs a revocation store with
+    /// a user key
+    /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store)),
+    /// and the sealer has none.
+    NoUserRevocation,
 }
 
 impl fmt::Display for InvalidSetting {
@@ -329,6 +334,9 @@ impl fmt::Display for InvalidSetting {
                 "with a revocation store, sessions need an idle timeout or an absolute lifetime shorter than the 100 years a revocation record is kept"
             }
             InvalidSetting::StoreAddress => "the store's address is not a valid URL for it",
+            InvalidSetting::NoUserRevocation => {
+                "logging a user out of other sessions needs a revocation store with a user key"
+            }
         })
     }
 }

@@ -5,9 +5,11 @@
 
 use core::time::Duration;
 
+use std::sync::Arc;
+
 use crate::session::Session;
-use crate::store::RevocationQuery;
-use crate::{Error, Sealer};
+use crate::store::{RevocationQuery, RevocationStore};
+use crate::{Error, InvalidSetting, Sealer};
 
 /// How long a request that opened a session before its id was revoked
 /// may still run: revocation checks only opening, so such a request can
@@ -91,6 +93,100 @@ impl Sealer {
             }
         }
         Ok(())
+    }
+
+    /// "Log out my other devices", as after a password change (Django's
+    /// `update_session_auth_hash`): every other session of the user that
+    /// `session` names is revoked, and `session` stays logged in under a
+    /// new id ([`Session::cycle_id`], so that a copy of its current cookie
+    /// is revoked with the others). Save it as usual afterwards
+    /// ([`Sealer::save_async`], or the layer does).
+    ///
+    /// The user is the entry under the sealer's user key, in the text the
+    /// revocation check compares
+    /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store));
+    /// the record is kept for [`Sealer::revocation_ttl`] plus a minute for
+    /// requests still running. Returns `false`, revoking nothing and
+    /// keeping the id, when the session names no user.
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidSetting::NoUserRevocation`](crate::InvalidSetting::NoUserRevocation)
+    /// without a revocation store and a user key; [`Error::Value`] for a
+    /// user entry the check could not read; those of
+    /// [`Sealer::load_overflow`] if the user entry is in the overflow
+    /// store; [`Error::Random`] for the new id; then the store's
+    /// ([`StoreError::Unavailable`](crate::StoreError::Unavailable),
+    /// [`StoreError::OverCapacity`](crate::StoreError::OverCapacity)), the
+    /// session then having its new id.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use sealed_session::{store::MemoryRevocations, KeyRing, MasterKey, Sealer};
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), sealed_session::Error> {
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?))
+    ///     .revocation_store(Arc::new(MemoryRevocations::new()), Some("user_id"))
+    ///     .build()?;
+    /// let mut laptop = sealer.new_session()?;
+    /// laptop.insert("user_id", &42u64)?;
+    /// let laptop_cookie = sealer.seal(&mut laptop)?;
+    /// let mut phone = sealer.open_async(&laptop_cookie).await?; // a copy
+    ///
+    /// assert!(sealer.log_out_other_sessions(&mut phone).await?);
+    /// let phone_cookie = sealer.save_async(&mut phone).await?;
+    /// let phone_cookie = phone_cookie.action.cookie_value().expect("a new id");
+    /// assert!(sealer.open_async(phone_cookie).await.is_ok());
+    /// assert_eq!(sealer.open_async(&laptop_cookie).await.unwrap_err().kind(), "revoked");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn log_out_other_sessions(&self, session: &mut Session) -> Result<bool, Error> {
+        let Some((store, user)) = self.revocable_user(session).await? else {
+            return Ok(false);
+        };
+        session.cycle_id()?;
+        store
+            .revoke_user_except(&user, session.id, self.revocation_keep_for())
+            .await?;
+        Ok(true)
+    }
+
+    /// "Log out everywhere": every session of the user that `session`
+    /// names is revoked, and `session` is flushed ([`Session::flush`]),
+    /// so that its save deletes this cookie. Returns `false` when the
+    /// session names no user: it is flushed all the same.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sealer::log_out_other_sessions`] (except the new id); the
+    /// session is flushed only once the record is written.
+    pub async fn log_out_everywhere(&self, session: &mut Session) -> Result<bool, Error> {
+        let revoked = match self.revocable_user(session).await? {
+            Some((store, user)) => {
+                store.revoke_user(&user, self.revocation_keep_for()).await?;
+                true
+            }
+            None => false,
+        };
+        session.flush()?;
+        Ok(revoked)
+    }
+
+    /// The revocation store and the user `session` names, in the check's
+    /// text; none when it names no user.
+    async fn revocable_user(
+        &self,
+        session: &mut Session,
+    ) -> Result<Option<(&Arc<dyn RevocationStore>, String)>, Error> {
+        let (Some(store), Some(key)) = (&self.revocation_store, self.user_key.as_deref()) else {
+            return Err(Error::InvalidSetting(InvalidSetting::NoUserRevocation));
+        };
+        if session.is_overflowed(key) {
+            self.load_or_drop_missing(session).await?;
+        }
+        self.check_user_id_entry(session)?;
+        Ok(user_text(session.get(key)?)?.map(|user| (store, user)))
     }
 
     /// Refuses to seal a session whose user id entry the revocation check

@@ -24,6 +24,14 @@ async fn login(session: LazySession) -> Result<&'static str, Error> {
     Ok("in")
 }
 
+async fn log_out_others(session: LazySession) -> Result<String, Error> {
+    Ok(session.log_out_other_sessions().await?.to_string())
+}
+
+async fn log_out_everywhere(session: LazySession) -> Result<String, Error> {
+    Ok(session.log_out_everywhere().await?.to_string())
+}
+
 async fn browser_session(session: LazySession) -> Result<&'static str, Error> {
     session.set_expiry(Expiry::BrowserSession).await?;
     session.insert("k", &1u8).await?;
@@ -228,6 +236,8 @@ fn app(layer: SessionLayer) -> Router {
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login", get(login))
         .route("/login-too-large", get(login_too_large))
+        .route("/log-out-others", get(log_out_others))
+        .route("/log-out-everywhere", get(log_out_everywhere))
         .route("/visits", get(visits))
         .route(
             "/flush-then-login-too-large",
@@ -817,6 +827,62 @@ async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
     let response = call(&mut server, "/read", Some(&copy)).await;
     assert_eq!(body_text(response).await, "", "revoked");
     assert_eq!(reports.lock().expect("reports").len(), 1);
+}
+
+#[tokio::test]
+async fn a_handler_logs_the_user_out_of_other_sessions_or_everywhere() {
+    let (mut server, revocations, _) = revoking_app();
+    let laptop = cookie_pair(&call(&mut server, "/login", None).await);
+    let tablet = cookie_pair(&call(&mut server, "/login", None).await);
+    let phone = cookie_pair(&call(&mut server, "/login", None).await);
+    for pair in [&laptop, &tablet, &phone] {
+        assert_eq!(read_user(&mut server, pair).await, "ada");
+    }
+
+    // The store cannot take the record: the handler's error (503 for a
+    // store that is down), nothing revoked, no new cookie.
+    revocations.set_down(true);
+    let failed = call(&mut server, "/log-out-others", Some(&phone)).await;
+    revocations.set_down(false);
+    assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(set_cookie(&failed).is_none());
+    assert_eq!(read_user(&mut server, &laptop).await, "ada");
+
+    // From the phone: the others are logged out, the phone stays logged in
+    // under a new id (a copy of its old cookie goes with the others).
+    let response = call(&mut server, "/log-out-others", Some(&phone)).await;
+    let kept = cookie_pair(&response);
+    assert_eq!(body_text(response).await, "true");
+    assert_eq!(read_user(&mut server, &kept).await, "ada");
+    for pair in [&laptop, &tablet, &phone] {
+        assert_eq!(read_user(&mut server, pair).await, "", "revoked");
+    }
+
+    // Everywhere: this cookie too is deleted and revoked.
+    let response = call(&mut server, "/log-out-everywhere", Some(&kept)).await;
+    assert_deletes_the_cookie(&response);
+    assert_eq!(body_text(response).await, "true");
+    assert_eq!(read_user(&mut server, &kept).await, "", "revoked");
+
+    // A session that names no user revokes nothing.
+    let response = call(&mut server, "/log-out-others", None).await;
+    assert!(set_cookie(&response).is_none());
+    assert_eq!(body_text(response).await, "false");
+
+    // Without a revocation store there is nothing to record it in.
+    let mut plain = app(builder().build().expect("layer"));
+    let pair = cookie_pair(&call(&mut plain, "/login", None).await);
+    for path in ["/log-out-others", "/log-out-everywhere"] {
+        let response = call(&mut plain, path, Some(&pair)).await;
+        assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(set_cookie(&response).is_none(), "{path}");
+    }
+    assert_eq!(read_user(&mut plain, &pair).await, "ada");
+}
+
+/// The user a cookie's session names, or "" (a fresh session).
+async fn read_user(server: &mut Router, pair: &str) -> String {
+    body_text(call(server, "/read", Some(pair)).await).await
 }
 
 #[tokio::test]

@@ -205,6 +205,36 @@ impl LazySession {
         self.locked(|_| true, f).await
     }
 
+    /// "Log out my other devices" (after a password change, say): revokes
+    /// every other session of the user this session names and keeps this
+    /// one under a new id; `false` when it names no user
+    /// ([`Sealer::log_out_other_sessions`]). Needs the layer's
+    /// [`revocation_store`](super::SessionLayerBuilder::revocation_store)
+    /// with a user key.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Sealer::log_out_other_sessions`], and of
+    /// [`LazySession::with`] when this call opens the session.
+    pub async fn log_out_other_sessions(&self) -> Result<bool, Error> {
+        let mut state = self.inner.state.lock().await;
+        let session = self.ensure_open(&mut state).await?.session_mut();
+        self.sealer().log_out_other_sessions(session).await
+    }
+
+    /// "Log out everywhere": revokes every session of the user this
+    /// session names, and flushes this one, whose cookie the response then
+    /// deletes ([`Sealer::log_out_everywhere`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::log_out_other_sessions`].
+    pub async fn log_out_everywhere(&self) -> Result<bool, Error> {
+        let mut state = self.inner.state.lock().await;
+        let session = self.ensure_open(&mut state).await?.session_mut();
+        self.sealer().log_out_everywhere(session).await
+    }
+
     /// The sealer of the layer.
     pub fn sealer(&self) -> &Sealer {
         &self.inner.shared.sealer

@@ -397,6 +397,9 @@ impl RevocationStore for FlakyRevocations {
         user: &'a str,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(Error::Store(StoreError::Unavailable)) });
+        }
         RevocationStore::revoke_user(&self.inner, user, keep_for)
     }
     fn revoke_user_except<'a>(
@@ -405,6 +408,9 @@ impl RevocationStore for FlakyRevocations {
         keep: sealed_session::SessionId,
         keep_for: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
+        if self.down.load(Ordering::SeqCst) {
+            return Box::pin(async { Err(Error::Store(StoreError::Unavailable)) });
+        }
         RevocationStore::revoke_user_except(&self.inner, user, keep, keep_for)
     }
 }
