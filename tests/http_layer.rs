@@ -32,6 +32,39 @@ async fn log_out_everywhere(session: LazySession) -> Result<String, Error> {
     Ok(session.log_out_everywhere().await?.to_string())
 }
 
+/// The Django migration under the layer (docs/DJANGO.md): a request
+/// whose sealed cookie did not open, with Django's `sessionid`, gets the
+/// migrated session; a Django cookie that does not migrate (forged,
+/// expired, revoked) leaves it a fresh session, as a bad sealed cookie
+/// does. Answers the migrated user.
+#[cfg(feature = "django")]
+async fn from_django(session: LazySession, headers: http::HeaderMap) -> Result<String, Error> {
+    use sealed_session::django::{migrate_session_async, DjangoCodec};
+    if session.is_new().await? {
+        let django_cookie = headers
+            .get_all(header::COOKIE)
+            .iter()
+            .filter_map(|value| value.to_str().ok())
+            .flat_map(Cookie::split_parse)
+            .filter_map(Result::ok)
+            .find(|cookie| cookie.name() == "sessionid");
+        if let Some(cookie) = django_cookie {
+            let codec = DjangoCodec::builder(DJANGO_SECRET).build()?;
+            match migrate_session_async(&codec, session.sealer(), cookie.value()).await {
+                Ok(migrated) => session.with(|s| *s = migrated).await?,
+                // The store could not answer: not the cookie's fault.
+                Err(error @ Error::Store(_)) => return Err(error),
+                Err(_) => {}
+            }
+        }
+    }
+    let user = session.get::<String>("django_auth_user_id").await?;
+    Ok(user.unwrap_or_default())
+}
+
+#[cfg(feature = "django")]
+const DJANGO_SECRET: &str = "django-insecure-test-secret";
+
 async fn browser_session(session: LazySession) -> Result<&'static str, Error> {
     session.set_expiry(Expiry::BrowserSession).await?;
     session.insert("k", &1u8).await?;
@@ -225,7 +258,7 @@ async fn read_with_vary_headers(
 }
 
 fn app(layer: SessionLayer) -> Router {
-    Router::new()
+    let routes = Router::new()
         .route("/read-with-vary-headers", get(read_with_vary_headers))
         .route("/logout", get(logout))
         .route("/logout-then-fail", get(logout_then_fail))
@@ -257,8 +290,10 @@ fn app(layer: SessionLayer) -> Router {
         .route("/blob-len", get(blob_len))
         .route("/blob-or-default-len", get(blob_or_default_len))
         .route("/blob-take-len", get(blob_take_len))
-        .route("/blob-append-twice", get(blob_append_twice))
-        .layer(layer)
+        .route("/blob-append-twice", get(blob_append_twice));
+    #[cfg(feature = "django")]
+    let routes = routes.route("/from-django", get(from_django));
+    routes.layer(layer)
 }
 
 fn builder() -> SessionLayerBuilder {
@@ -878,6 +913,52 @@ async fn a_handler_logs_the_user_out_of_other_sessions_or_everywhere() {
         assert!(set_cookie(&response).is_none(), "{path}");
     }
     assert_eq!(read_user(&mut plain, &pair).await, "ada");
+}
+
+#[cfg(feature = "django")]
+#[tokio::test]
+async fn a_django_cookie_migrates_under_the_layer_with_the_revocation_check() {
+    use sealed_session::django::DjangoCodec;
+    use sealed_session::store::MemoryRevocations;
+    let revocations = Arc::new(MemoryRevocations::new());
+    let mut server = app(builder()
+        .revocation_store(revocations.clone(), Some("django_auth_user_id"))
+        .build()
+        .expect("layer"));
+    let mut entries = serde_json::Map::new();
+    entries.insert("_auth_user_id".into(), "42".into());
+    let django = DjangoCodec::builder(DJANGO_SECRET)
+        .build()
+        .expect("codec")
+        .seal(&entries)
+        .expect("Django cookie");
+    let django = format!("sessionid={django}");
+
+    let response = call(&mut server, "/from-django", Some(&django)).await;
+    let sealed = cookie_pair(&response);
+    assert_eq!(body_text(response).await, "42");
+    // The sealed cookie carries it from now on, and wins over Django's.
+    let both = format!("{django}; {sealed}");
+    let response = call(&mut server, "/from-django", Some(&both)).await;
+    assert!(set_cookie(&response).is_none(), "nothing to re-issue");
+    assert_eq!(body_text(response).await, "42");
+
+    // A forged Django cookie gives a fresh session.
+    let forged = format!("{django}x");
+    let response = call(&mut server, "/from-django", Some(&forged)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookie(&response).is_none());
+    assert_eq!(body_text(response).await, "");
+
+    // "Log out everywhere": neither the sealed cookie nor the Django one
+    // it came from opens any more.
+    revocations
+        .revoke_user("42", std::time::Duration::from_secs(3600))
+        .expect("revoked");
+    for cookie in [&sealed, &django] {
+        let response = call(&mut server, "/from-django", Some(cookie)).await;
+        assert_eq!(body_text(response).await, "", "{cookie}");
+    }
 }
 
 /// The user a cookie's session names, or "" (a fresh session).
