@@ -86,6 +86,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     } else {
         let primary = match &args.key {
             Some(text) => parse_key(text)?,
+            // A demo's convenience, so that it runs as the README shows it.
+            // A real application refuses to start without its key (README,
+            // "Quickstart"): a random one logs everyone out at each restart
+            // and fails behind a load balancer.
             None => {
                 tracing::warn!(
                     "no SESSION_KEY: using a random key; sessions end when the app stops"
