@@ -130,6 +130,8 @@ pub use sealer::{
     DEFAULT_MAX_LIFETIME,
 };
 pub use session::{Expiry, Session, SessionId};
+// Beside the Redis types, so that either pair is named the same way.
+pub use store::{MemoryRevocations, MemoryStore};
 pub use token::Compression;
 
 /// The README's Rust examples, compiled and run as doctests.
