@@ -86,10 +86,9 @@ fn handle(
     sealed: Option<&str>,
     django_cookie: Option<&str>,
 ) -> Result<Handled, Error> {
-    if let Some(value) = sealed {
-        // A sealed cookie that does not open (expired, say) ends here too:
-        // a Django cookie beside it is older still.
-        let session = sealer.open(value)?;
+    // A sealed cookie that does not open (forged, expired) is no session,
+    // as without the migration; Django's is then tried.
+    if let Some(Ok(session)) = sealed.map(|value| sealer.open(value)) {
         return Ok(Handled {
             session,
             set_cookie: Vec::new(),

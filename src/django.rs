@@ -884,8 +884,16 @@ fn migrate_entries(
             return Err(Error::IssuedInFuture);
         }
         session.created_at = session.created_at.min(signed_at);
+        // Read as a sealed cookie issued when it was signed: one that
+        // would no longer open is refused. Revocation records are kept
+        // only as long as such a cookie could open (`revocation_ttl`), so
+        // an older Django cookie would escape a "log out everywhere".
+        if let Some(max_idle) = sealer.policy.max_idle {
+            if now.saturating_sub(signed_at) > max_idle {
+                return Err(Error::Expired(Expired::Idle));
+            }
+        }
     }
-    // Its cookie would not open: refused now rather than after one request.
     if let Some(max_lifetime) = sealer.policy.max_lifetime {
         if now.saturating_sub(session.created_at) > max_lifetime {
             return Err(Error::Expired(Expired::Lifetime));
@@ -951,9 +959,14 @@ fn migrate_entries(
 /// (an inactivity window counted from the cookie's time), and
 /// [`Error::IssuedInFuture`] for a cookie signed more than the sealer's
 /// clock skew ahead of its clock, as for a sealed cookie (Django itself
-/// accepts it, and so does [`DjangoCodec::open`]), and
-/// [`Expired::Lifetime`] for one signed longer than the sealer's
-/// `max_lifetime` ago, whose sealed cookie would not open.
+/// accepts it, and so does [`DjangoCodec::open`]). A Django cookie is
+/// read as a sealed cookie issued when it was signed:
+/// [`Expired::Idle`] when that was longer ago than the sealer's
+/// `max_idle`, [`Expired::Lifetime`] longer than its `max_lifetime`
+/// (otherwise a copy could outlive the revocation records, which are kept
+/// only as long as a sealed cookie could open). To migrate every Django
+/// session Django itself still accepts, set `max_idle` to at least
+/// `SESSION_COOKIE_AGE` while migrating.
 ///
 /// A sealer with a revocation check refuses to migrate here, with
 /// [`StoreError::NeedsAsync`](crate::StoreError::NeedsAsync), as
@@ -1286,26 +1299,39 @@ mod tests {
     }
 
     #[test]
-    fn a_django_cookie_older_than_the_sealers_lifetime_is_not_migrated() {
-        // Dated from the Django cookie, the sealed cookie would not open:
-        // refused at once, as its open would refuse it.
-        let sealer = Sealer::builder(crate::KeyRing::new(
-            crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
-        ))
-        .clock(Arc::new(FixedClock::new(NOW)))
-        .max_lifetime(Duration::from_secs(1000))
-        .build()
-        .unwrap();
+    fn a_django_cookie_that_would_not_open_as_a_sealed_one_is_not_migrated() {
+        // Read as a sealed cookie issued when the Django one was signed:
+        // past the idle timeout or the absolute lifetime, it is refused at
+        // once, as its open would refuse it.
+        let builder = || {
+            Sealer::builder(crate::KeyRing::new(
+                crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
+            ))
+            .clock(Arc::new(FixedClock::new(NOW)))
+        };
+        let idle = builder()
+            .max_idle(Duration::from_secs(500))
+            .build()
+            .unwrap();
+        let lifetime = builder()
+            .max_lifetime(Duration::from_secs(1000))
+            .build()
+            .unwrap();
         let user = entries(r#"{"_auth_user_id": "42"}"#);
-        let at_limit = codec_at(NOW - 1000).seal(&user).unwrap();
-        let session = sealer.open(&migrated(&sealer, &at_limit)).unwrap();
-        assert_eq!(session.created_at(), NOW - 1000);
-        let over = codec_at(NOW - 1001).seal(&user).unwrap();
-        for result in [
-            migrate_session(&codec(), &sealer, &over).map(|_| ()),
-            migrate_cookie(&codec(), &sealer, &over).map(|_| ()),
+        for (sealer, limit, want) in [
+            (&idle, 500, Expired::Idle),
+            (&lifetime, 1000, Expired::Lifetime),
         ] {
-            assert!(matches!(result, Err(Error::Expired(Expired::Lifetime))));
+            let at_limit = codec_at(NOW - limit).seal(&user).unwrap();
+            let session = sealer.open(&migrated(sealer, &at_limit)).unwrap();
+            assert_eq!(session.created_at(), NOW - limit);
+            let over = codec_at(NOW - limit - 1).seal(&user).unwrap();
+            for result in [
+                migrate_session(&codec(), sealer, &over).map(|_| ()),
+                migrate_cookie(&codec(), sealer, &over).map(|_| ()),
+            ] {
+                assert_eq!(result.unwrap_err(), Error::Expired(want));
+            }
         }
     }
 
@@ -1318,6 +1344,8 @@ mod tests {
             crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
         ))
         .clock(clock.clone())
+        // Shorter than the codec's 14 days: the record is kept a day.
+        .max_idle(Duration::from_secs(86_400))
         .revocation_store(revocations.clone(), Some("django_auth_user_id"))
         .build()
         .unwrap();
@@ -1351,10 +1379,13 @@ mod tests {
             .await
             .is_ok());
         // For this user it refuses the Django cookie, however often it
-        // is presented, and the sealed cookie migrated from it.
+        // is presented (later: the migrated session is dated from the
+        // Django cookie, not from the migration), and the sealed cookie
+        // migrated from it.
         revocations
-            .revoke_user("42", Duration::from_secs(3600))
+            .revoke_user("42", sealer.revocation_keep_for())
             .unwrap();
+        clock.set(NOW + 10);
         for _ in 0..2 {
             let refused = migrate_session_async(&codec(), &sealer, &stolen).await;
             assert!(matches!(refused, Err(Error::Revoked)));
@@ -1365,6 +1396,12 @@ mod tests {
             sealer.open_async(&sealed).await,
             Err(Error::Revoked)
         ));
+        // Once the record is gone, the Django cookie is past the idle
+        // timeout it was kept for: still refused.
+        let expired = NOW + sealer.revocation_keep_for().as_secs() + 1;
+        clock.set(expired);
+        let late = migrate_session_async(&codec_at(expired), &sealer, &stolen).await;
+        assert!(matches!(late, Err(Error::Expired(Expired::Idle))));
         // A Django login after the revocation migrates.
         clock.set(NOW + 10);
         let fresh = codec_at(NOW + 10).seal(&user).unwrap();

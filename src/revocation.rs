@@ -107,7 +107,19 @@ impl Sealer {
     /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store));
     /// the record is kept for [`Sealer::revocation_ttl`] plus a minute for
     /// requests still running. Returns `false`, revoking nothing and
-    /// keeping the id, when the session names no user.
+    /// keeping the id, when the session names no user. The session keeps
+    /// its created-at: its absolute lifetime is not restarted.
+    ///
+    /// Call it after checking the user's password again, as Django's
+    /// password change does: any holder of the cookie could otherwise log
+    /// the user's other devices out. The record is written at once, so if
+    /// the new cookie then does not reach the browser (a server error, a
+    /// failed save), this device is logged out as well: the safe side.
+    /// With [`Sealer::open_request_async`], check
+    /// [`RequestSession::held_back_by`](crate::RequestSession::held_back_by)
+    /// first: while the check is down, the session is a fresh one and
+    /// names no user ([`LazySession`](crate::http::LazySession)'s form
+    /// returns that error instead).
     ///
     /// # Errors
     ///
@@ -145,7 +157,12 @@ impl Sealer {
         let Some((store, user)) = self.revocable_user(session).await? else {
             return Ok(false);
         };
+        // A new id, but not a new session: the absolute lifetime keeps
+        // running (the record's exception is the id, not the time), so
+        // that repeating this cannot keep a cookie alive for ever.
+        let created_at = session.created_at;
         session.cycle_id()?;
+        session.created_at = created_at;
         store
             .revoke_user_except(&user, session.id, self.revocation_keep_for())
             .await?;
@@ -156,6 +173,10 @@ impl Sealer {
     /// names is revoked, and `session` is flushed ([`Session::flush`]),
     /// so that its save deletes this cookie. Returns `false` when the
     /// session names no user: it is flushed all the same.
+    ///
+    /// The cautions of [`Sealer::log_out_other_sessions`] apply (check
+    /// the password first; with `open_request_async`, check
+    /// `held_back_by`).
     ///
     /// # Errors
     ///

@@ -38,8 +38,15 @@ async fn log_out_everywhere(session: LazySession) -> Result<String, Error> {
 /// expired, revoked) leaves it a fresh session, as a bad sealed cookie
 /// does. Answers the migrated user.
 #[cfg(feature = "django")]
-async fn from_django(session: LazySession, headers: http::HeaderMap) -> Result<String, Error> {
+async fn from_django(
+    session: LazySession,
+    headers: http::HeaderMap,
+) -> Result<axum::response::Response, Error> {
+    use axum::response::IntoResponse as _;
     use sealed_session::django::{migrate_session_async, DjangoCodec};
+    // Django's cookie goes once it is migrated, or a later logout (which
+    // deletes only the sealed cookie) would be undone by migrating it again.
+    let mut delete_django_cookie = false;
     if session.is_new().await? {
         let django_cookie = headers
             .get_all(header::COOKIE)
@@ -51,7 +58,10 @@ async fn from_django(session: LazySession, headers: http::HeaderMap) -> Result<S
         if let Some(cookie) = django_cookie {
             let codec = DjangoCodec::builder(DJANGO_SECRET).build()?;
             match migrate_session_async(&codec, session.sealer(), cookie.value()).await {
-                Ok(migrated) => session.with(|s| *s = migrated).await?,
+                Ok(migrated) => {
+                    session.with(|s| *s = migrated).await?;
+                    delete_django_cookie = true;
+                }
                 // The store could not answer: not the cookie's fault.
                 Err(error @ Error::Store(_)) => return Err(error),
                 Err(_) => {}
@@ -59,7 +69,15 @@ async fn from_django(session: LazySession, headers: http::HeaderMap) -> Result<S
         }
     }
     let user = session.get::<String>("django_auth_user_id").await?;
-    Ok(user.unwrap_or_default())
+    let user = user.unwrap_or_default();
+    Ok(match delete_django_cookie {
+        true => (
+            [(header::SET_COOKIE, "sessionid=; Max-Age=0; Path=/")],
+            user,
+        )
+            .into_response(),
+        false => user.into_response(),
+    })
 }
 
 #[cfg(feature = "django")]
@@ -866,7 +884,13 @@ async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
 
 #[tokio::test]
 async fn a_handler_logs_the_user_out_of_other_sessions_or_everywhere() {
-    let (mut server, revocations, _) = revoking_app();
+    let clock = common::clock();
+    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
+    let mut server = app(SessionLayer::builder(fixed_ring())
+        .clock(clock.clone())
+        .revocation_store(revocations.clone(), Some("user"))
+        .build()
+        .expect("layer"));
     let laptop = cookie_pair(&call(&mut server, "/login", None).await);
     let tablet = cookie_pair(&call(&mut server, "/login", None).await);
     let phone = cookie_pair(&call(&mut server, "/login", None).await);
@@ -882,6 +906,15 @@ async fn a_handler_logs_the_user_out_of_other_sessions_or_everywhere() {
     assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
     assert!(set_cookie(&failed).is_none());
     assert_eq!(read_user(&mut server, &laptop).await, "ada");
+    // The check cannot answer: the request's session stands in for a
+    // cookie it could not check and names no user, so both refuse.
+    revocations.set_checks_down(true);
+    for path in ["/log-out-others", "/log-out-everywhere"] {
+        let failed = call(&mut server, path, Some(&phone)).await;
+        assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(set_cookie(&failed).is_none(), "{path}");
+    }
+    revocations.set_checks_down(false);
 
     // From the phone: the others are logged out, the phone stays logged in
     // under a new id (a copy of its old cookie goes with the others).
@@ -893,11 +926,18 @@ async fn a_handler_logs_the_user_out_of_other_sessions_or_everywhere() {
         assert_eq!(read_user(&mut server, pair).await, "", "revoked");
     }
 
-    // Everywhere: this cookie too is deleted and revoked.
+    // A login after that is not affected...
+    clock.advance(10);
+    let later = cookie_pair(&call(&mut server, "/login", None).await);
+    assert_eq!(read_user(&mut server, &later).await, "ada");
+
+    // ...until everywhere: this cookie is deleted, and both are revoked.
     let response = call(&mut server, "/log-out-everywhere", Some(&kept)).await;
     assert_deletes_the_cookie(&response);
     assert_eq!(body_text(response).await, "true");
-    assert_eq!(read_user(&mut server, &kept).await, "", "revoked");
+    for pair in [&kept, &later] {
+        assert_eq!(read_user(&mut server, pair).await, "", "revoked");
+    }
 
     // A session that names no user revokes nothing.
     let response = call(&mut server, "/log-out-others", None).await;
@@ -935,7 +975,12 @@ async fn a_django_cookie_migrates_under_the_layer_with_the_revocation_check() {
     let django = format!("sessionid={django}");
 
     let response = call(&mut server, "/from-django", Some(&django)).await;
-    let sealed = cookie_pair(&response);
+    // The handler's deletion of Django's cookie, and the layer's new one.
+    let set = set_cookie_values(&response);
+    assert_eq!(set.len(), 2, "{set:?}");
+    assert_eq!(set[0], "sessionid=; Max-Age=0; Path=/");
+    let sealed = Cookie::parse(set[1].clone()).expect("cookie");
+    let sealed = sealed.stripped().to_string();
     assert_eq!(body_text(response).await, "42");
     // The sealed cookie carries it from now on, and wins over Django's.
     let both = format!("{django}; {sealed}");

@@ -517,3 +517,56 @@ fn deleting_an_emptied_sessions_cookie_draws_no_randomness() {
         CookieAction::Delete(_)
     ));
 }
+
+/// "Log out my other devices" gives the session a new id but not a new
+/// life: repeating it cannot keep a cookie open past its absolute
+/// lifetime. Without a user it changes nothing; without a user key it
+/// refuses.
+#[tokio::test]
+async fn logging_out_other_sessions_keeps_the_sessions_age() {
+    let clock = clock();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .revocation_store(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", "ada").unwrap();
+    let created = session.created_at();
+    let mut laptop = sealer.new_session().unwrap();
+    laptop.insert("user", "ada").unwrap();
+    let other = sealer.seal(&mut laptop).unwrap();
+    clock.advance(100);
+    let old_id = session.id();
+    assert!(sealer.log_out_other_sessions(&mut session).await.unwrap());
+    assert_ne!(session.id(), old_id);
+    assert_eq!(session.created_at(), created);
+    let kept = sealer.seal(&mut session).unwrap();
+    assert_eq!(
+        sealer.open_async(&kept).await.unwrap().created_at(),
+        created
+    );
+    assert_eq!(sealer.open_async(&other).await.unwrap_err(), Error::Revoked);
+
+    let mut anonymous = sealer.new_session().unwrap();
+    let id = anonymous.id();
+    assert!(!sealer.log_out_other_sessions(&mut anonymous).await.unwrap());
+    assert_eq!(anonymous.id(), id);
+
+    let unkeyed = builder(&clock)
+        .revocation_store(revocations, None)
+        .build()
+        .unwrap();
+    let mut session = unkeyed.new_session().unwrap();
+    session.insert("user", "ada").unwrap();
+    for refused in [
+        unkeyed.log_out_other_sessions(&mut session).await,
+        unkeyed.log_out_everywhere(&mut session).await,
+    ] {
+        assert_eq!(
+            refused.unwrap_err(),
+            Error::InvalidSetting(sealed_session::InvalidSetting::NoUserRevocation)
+        );
+    }
+    assert!(!session.is_flushed(), "nothing done");
+}

@@ -215,10 +215,13 @@ impl LazySession {
     /// # Errors
     ///
     /// Those of [`Sealer::log_out_other_sessions`], and of
-    /// [`LazySession::with`] when this call opens the session.
+    /// [`LazySession::with`] when this call opens the session; the
+    /// revocation check's error
+    /// ([`StoreError::Unavailable`](crate::StoreError::Unavailable)) when
+    /// it could not check the request's cookie.
     pub async fn log_out_other_sessions(&self) -> Result<bool, Error> {
         let mut state = self.inner.state.lock().await;
-        let session = self.ensure_open(&mut state).await?.session_mut();
+        let session = self.user_session(&mut state).await?;
         self.sealer().log_out_other_sessions(session).await
     }
 
@@ -231,8 +234,20 @@ impl LazySession {
     /// As [`LazySession::log_out_other_sessions`].
     pub async fn log_out_everywhere(&self) -> Result<bool, Error> {
         let mut state = self.inner.state.lock().await;
-        let session = self.ensure_open(&mut state).await?.session_mut();
+        let session = self.user_session(&mut state).await?;
         self.sealer().log_out_everywhere(session).await
+    }
+
+    /// The opened session, for an action on its user: while the revocation
+    /// check is down, the request's session is a fresh one standing in for
+    /// the cookie it could not check, which names no user, so the action
+    /// fails with the check's error instead of doing nothing.
+    async fn user_session<'s>(&self, state: &'s mut State) -> Result<&'s mut Session, Error> {
+        let opened = self.ensure_open(state).await?;
+        if let Some(error) = opened.held_back_by() {
+            return Err(error.clone());
+        }
+        Ok(opened.session_mut())
     }
 
     /// The sealer of the layer.

@@ -321,9 +321,9 @@ pub fn clock() -> Arc<FixedClock> {
     Arc::new(FixedClock::new(T0))
 }
 
-/// In-memory revocations: recording a session's revocation (what `flush`
-/// and `cycle_id` cause) fails while `down` is set, checks fail while
-/// `checks_down` is; revoking a user always works.
+/// In-memory revocations: recording a revocation (a session's, what
+/// `flush` and `cycle_id` cause, or a user's) fails while `down` is set,
+/// checks fail while `checks_down` is.
 pub struct FlakyRevocations {
     pub inner: MemoryRevocations,
     /// Recording a revocation fails.
