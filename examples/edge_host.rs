@@ -181,4 +181,5 @@ fn main() -> Result<(), Error> {
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 fn main() {
     let _ = (App::new, App::handle, Response::header);
+    let _ = |response: Response| (response.status, response.action);
 }
