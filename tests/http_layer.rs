@@ -83,6 +83,24 @@ async fn from_django(
 #[cfg(feature = "django")]
 const DJANGO_SECRET: &str = "django-insecure-test-secret";
 
+async fn insert_then_skip(session: LazySession) -> Result<&'static str, Error> {
+    session.insert("k", &1u8).await?;
+    session.skip_save();
+    Ok("ok")
+}
+
+async fn logout_login_then_skip(session: LazySession) -> Result<&'static str, Error> {
+    session.flush().await?;
+    session.insert("user", "mallory").await?;
+    session.skip_save();
+    Ok("ok")
+}
+
+async fn skip(session: LazySession) -> &'static str {
+    session.skip_save();
+    "ok"
+}
+
 async fn browser_session(session: LazySession) -> Result<&'static str, Error> {
     session.set_expiry(Expiry::BrowserSession).await?;
     session.insert("k", &1u8).await?;
@@ -288,6 +306,9 @@ fn app(layer: SessionLayer) -> Router {
         .route("/login", get(login))
         .route("/login-too-large", get(login_too_large))
         .route("/log-out-others", get(log_out_others))
+        .route("/insert-then-skip", get(insert_then_skip))
+        .route("/logout-login-then-skip", get(logout_login_then_skip))
+        .route("/skip", get(skip))
         .route("/log-out-everywhere", get(log_out_everywhere))
         .route("/visits", get(visits))
         .route(
@@ -1728,6 +1749,48 @@ async fn an_outer_layer_of_the_same_name_does_not_undo_the_inner_ones_cookie() {
     // goes out.
     let response = call(&mut app, "/untouched", Some(&pair)).await;
     assert_eq!(set_cookie_values(&response).len(), 1);
+}
+
+#[tokio::test]
+async fn a_handler_can_skip_the_save_except_a_logout() {
+    // Every request would re-seal (a refresh always due, opened for it).
+    let mut server = app(builder()
+        .open_every_request(true)
+        .refresh_fraction(0.0)
+        .build()
+        .expect("layer"));
+    let pair = cookie_pair(&call(&mut server, "/login", None).await);
+    assert_eq!(
+        set_cookie_values(&call(&mut server, "/untouched", Some(&pair)).await).len(),
+        1,
+        "refreshed"
+    );
+    // Skipped: no refresh (nor an open for one), no change.
+    let response = call(&mut server, "/skip", Some(&pair)).await;
+    assert!(set_cookie_values(&response).is_empty());
+    assert!(vary(&response).is_empty(), "not opened");
+    let response = call(&mut server, "/insert-then-skip", Some(&pair)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(set_cookie_values(&response).is_empty());
+    let response = call(&mut server, "/insert-then-skip", None).await;
+    assert!(set_cookie_values(&response).is_empty(), "a new session");
+    // A logout still ends the session; what was stored after it is not
+    // kept.
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
+    let response = call(&mut server, "/logout-login-then-skip", Some(&pair)).await;
+    assert_deletes_the_cookie(&response);
+    assert!(
+        logs.text().contains("save-skipped-flush-only"),
+        "{}",
+        logs.text()
+    );
+    let response = call(&mut server, "/insert-then-skip", Some(&pair)).await;
+    assert!(set_cookie_values(&response).is_empty());
+    assert!(
+        logs.text().contains("event=\"save-skipped\""),
+        "{}",
+        logs.text()
+    );
 }
 
 /// The session in the cookie of `pair`, opened with `ring` under the

@@ -51,6 +51,8 @@ struct Inner {
     /// are lost. Outside the lock, so that the drop path can set it without
     /// waiting.
     finished: AtomicBool,
+    /// The handler asked for no save ([`LazySession::skip_save`]).
+    skip_save: AtomicBool,
 }
 
 /// The request's `Cookie` header values (reference-counted, not copied),
@@ -103,6 +105,7 @@ impl LazySession {
                     opened: None,
                 }),
                 finished: AtomicBool::new(false),
+                skip_save: AtomicBool::new(false),
             }),
         }
     }
@@ -248,6 +251,21 @@ impl LazySession {
             return Err(error.clone());
         }
         Ok(opened.session_mut())
+    }
+
+    /// This response saves nothing, as Rails'
+    /// `request.session_options[:skip] = true`: no `Set-Cookie` for the
+    /// session, whatever the handler changed, and no sliding refresh (nor,
+    /// with [`open_every_request`](super::SessionLayerBuilder::open_every_request),
+    /// an open for one). A logout still ends the session, as on a server
+    /// error: a flushed session's cookie is deleted (and its id revoked,
+    /// with a revocation store), without what was stored after the flush.
+    ///
+    /// For responses that must not overwrite a cookie another request may
+    /// be setting at the same time: a polling endpoint, or an asset served
+    /// under the layer. Cannot be undone for the request.
+    pub fn skip_save(&self) {
+        self.inner.skip_save.store(true, Ordering::Relaxed);
     }
 
     /// The sealer of the layer.
@@ -699,6 +717,10 @@ impl LazySession {
     /// raised.
     pub(crate) async fn finish(&self, uri: &Uri, save: bool) -> Finished {
         let mut state = self.inner.state.lock().await;
+        let skipped = self.inner.skip_save.load(Ordering::Relaxed);
+        // A skipped save is a server error's: nothing but a logout.
+        let error = !save;
+        let save = save && !skipped;
         if save
             && self.inner.shared.open_every_request
             && state.opened.is_none()
@@ -732,10 +754,17 @@ impl LazySession {
         let changed = opened.session().is_modified();
         let ends = !save && opened.session().is_flushed();
         if ends && !opened.session().is_empty() {
-            tracing::info!(
-                event = "server-error-flush-only",
-                "server error: the flushed session ends; entries stored after the flush are not saved (save_on_server_error saves them on a 5xx response)"
-            );
+            if error {
+                tracing::info!(
+                    event = "server-error-flush-only",
+                    "server error: the flushed session ends; entries stored after the flush are not saved (save_on_server_error saves them on a 5xx response)"
+                );
+            } else {
+                tracing::debug!(
+                    event = "save-skipped-flush-only",
+                    "save skipped by the handler: the flushed session ends; entries stored after the flush are not saved"
+                );
+            }
             opened.session_mut().clear();
         }
         let set_cookie = if save || ends {
@@ -751,10 +780,17 @@ impl LazySession {
             // As in Django, but said: a handler's changes vanishing without
             // a trace is hard to debug.
             if opened.session().is_modified() {
-                tracing::info!(
-                    event = "server-error-not-saved",
-                    "server error: the session's changes are not saved (save_on_server_error saves them on a 5xx response)"
-                );
+                if error {
+                    tracing::info!(
+                        event = "server-error-not-saved",
+                        "server error: the session's changes are not saved (save_on_server_error saves them on a 5xx response)"
+                    );
+                } else {
+                    tracing::debug!(
+                        event = "save-skipped",
+                        "save skipped by the handler: the session's changes are not saved"
+                    );
+                }
             }
             None
         };

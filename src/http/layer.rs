@@ -390,7 +390,9 @@ impl SessionLayerBuilder {
     /// refresh interval the responses of parallel requests (assets, XHR)
     /// can overwrite a cookie that a concurrent login, cart change or
     /// logout just set. Apply the layer with this option to page routes
-    /// only, and keep `refresh_fraction` well above 0.
+    /// only (or have the other handlers call
+    /// [`LazySession::skip_save`](super::LazySession::skip_save)), and keep
+    /// `refresh_fraction` well above 0.
     pub fn open_every_request(mut self, open: bool) -> Self {
         self.open_every_request = open;
         self
