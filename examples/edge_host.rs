@@ -86,10 +86,15 @@ impl App {
             }
         };
         // The response rules the axum layer applies, which a host without
-        // it keeps itself. A server error saves nothing, except a logout.
-        let action = if status >= 500 && !request.session().is_flushed() {
+        // it keeps itself. A server error saves nothing, except a logout
+        // (without what was stored after it).
+        let failed = status >= 500;
+        let action = if failed && !request.session().is_flushed() {
             CookieAction::Unchanged
         } else {
+            if failed {
+                request.session_mut().clear();
+            }
             // An emptied session gets no cookie, and loses the one it had.
             self.sealer.save_request(&mut request)?.action
         };
