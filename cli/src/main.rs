@@ -238,7 +238,8 @@ struct OpenArgs {
     #[arg(long, value_name = "N")]
     max_entries: Option<usize>,
     /// Print {"session": {...}, "entries": {...}}: beside the entries, the
-    /// session id, created-at and issued-at (Unix seconds), its own expiry
+    /// session id, created-at and issued-at (Unix seconds), whether the
+    /// payload was compressed, its own expiry
     /// ("default", "browser-session", {"at": UNIX_SECS} or {"idle": SECS}),
     /// whether a fallback key opened it, whether a server with this time
     /// policy would re-seal it now (sliding refresh), each entry's
@@ -791,6 +792,8 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             "id": session.id().to_string(),
             "created_at": session.created_at(),
             "issued_at": session.issued_at(),
+            // The header of a token that just opened always reads.
+            "compressed": token::inspect(token).is_ok_and(|info| info.header.is_compressed()),
             "expiry": expiry,
             "opened_with_fallback": session.opened_with_fallback(),
             "refresh_due": session.refresh_due(),

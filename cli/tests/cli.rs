@@ -1170,6 +1170,7 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
                 "id": session.id().to_string(),
                 "created_at": created_at,
                 "issued_at": 1_767_225_600,
+                "compressed": false,
                 "expiry": {"idle": 600},
                 "opened_with_fallback": false,
                 "refresh_due": false,
@@ -1185,6 +1186,19 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
     let args = ["open", "--key", &key, "--name", "sid", "--meta"];
     let later = run(&[&args[..], &["--now", "1767225900", &token]].concat(), "");
     assert_eq!(success_json(&later)["session"]["refresh_due"], true);
+    // A compressed payload says so.
+    let squeezing = Sealer::builder(KeyRing::new(MasterKey::from_base64(&key).unwrap()))
+        .cookie_name("sid")
+        .clock(clock.clone())
+        .compression(sealed_session::Compression::Above(0))
+        .build()
+        .unwrap();
+    // Compressed only where it helps: a repetitive value.
+    let mut repetitive = squeezing.new_session().unwrap();
+    repetitive.insert("notes", &"ab".repeat(300)).unwrap();
+    let compressed = squeezing.seal(&mut repetitive).unwrap();
+    let o = open_sid_with(&key, &compressed, &["--meta"]);
+    assert_eq!(success_json(&o)["session"]["compressed"], true);
     // Without the flag, the entries alone, as before.
     assert_eq!(
         meta(&[]),
