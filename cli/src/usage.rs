@@ -7,11 +7,18 @@ use clap::error::{ContextKind, ContextValue, Error, ErrorKind};
 
 /// The message for a parse error, without the leading `error: usage: `.
 pub fn message(error: &Error) -> String {
-    let mut message = error
-        .kind()
-        .as_str()
-        .unwrap_or("the command line cannot be parsed")
-        .to_owned();
+    // clap reports a flag given twice as a conflict with itself.
+    let repeated = error.kind() == ErrorKind::ArgumentConflict
+        && error.get(ContextKind::PriorArg).is_some()
+        && error.get(ContextKind::PriorArg) == error.get(ContextKind::InvalidArg);
+    let mut message = match repeated {
+        true => "an argument that takes one value was given more than once",
+        false => error
+            .kind()
+            .as_str()
+            .unwrap_or("the command line cannot be parsed"),
+    }
+    .to_owned();
     let named = match error.kind() {
         // The context holds what was typed: shown only if it is a flag's
         // or a command's spelling, not a value that may be a secret.

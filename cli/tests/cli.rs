@@ -673,6 +673,25 @@ fn usage_errors_name_the_argument_but_never_quote_a_value() {
         "{}",
         stderr(&o)
     );
+    // A flag given twice is said to be, not "conflicting" (clap's word).
+    let o = run(&["open", "--key", &key, "--key", &key, &token], "");
+    assert_usage_error(&o, &[&key, &token]);
+    assert!(
+        stderr(&o).contains("given more than once: --key"),
+        "{}",
+        stderr(&o)
+    );
+    // Two different flags that exclude each other still conflict.
+    let o = run(
+        &["open", "--key", &key, "--key-file", "/dev/null", &token],
+        "",
+    );
+    assert_usage_error(&o, &[&key, &token]);
+    assert!(
+        stderr(&o).contains("cannot be used with one or more"),
+        "{}",
+        stderr(&o)
+    );
     // Help still prints, and succeeds.
     let help = run(&["seal", "--help"], "");
     assert!(help.status.success());
