@@ -793,7 +793,8 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             "created_at": session.created_at(),
             "issued_at": session.issued_at(),
             // The header of a token that just opened always reads.
-            "compressed": token::inspect(token).is_ok_and(|info| info.header.is_compressed()),
+            "compressed": token::inspect_with_limits(token, sealer.limits())
+                .is_ok_and(|info| info.header.is_compressed()),
             "expiry": expiry,
             "opened_with_fallback": session.opened_with_fallback(),
             "refresh_due": session.refresh_due(),

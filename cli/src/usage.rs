@@ -12,7 +12,7 @@ pub fn message(error: &Error) -> String {
         && error.get(ContextKind::PriorArg).is_some()
         && error.get(ContextKind::PriorArg) == error.get(ContextKind::InvalidArg);
     let mut message = match repeated {
-        true => "an argument that takes one value was given more than once",
+        true => "an argument was given more than once",
         false => error
             .kind()
             .as_str()

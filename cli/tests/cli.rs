@@ -673,11 +673,19 @@ fn usage_errors_name_the_argument_but_never_quote_a_value() {
         "{}",
         stderr(&o)
     );
-    // A flag given twice is said to be, not "conflicting" (clap's word).
+    // A flag given twice is said to be, not "conflicting" (clap's word),
+    // with or without a value.
     let o = run(&["open", "--key", &key, "--key", &key, &token], "");
     assert_usage_error(&o, &[&key, &token]);
     assert!(
-        stderr(&o).contains("given more than once: --key"),
+        stderr(&o).contains("given more than once: --key <KEY>;"),
+        "{}",
+        stderr(&o)
+    );
+    let o = run(&["open", "--key", &key, "--meta", "--meta", &token], "");
+    assert_usage_error(&o, &[&key, &token]);
+    assert!(
+        stderr(&o).contains("given more than once: --meta;"),
         "{}",
         stderr(&o)
     );
@@ -1217,6 +1225,26 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
     repetitive.insert("notes", &"ab".repeat(300)).unwrap();
     let compressed = squeezing.seal(&mut repetitive).unwrap();
     let o = open_sid_with(&key, &compressed, &["--meta"]);
+    assert_eq!(success_json(&o)["session"]["compressed"], true);
+    // Also over the default 4096-character token limit, raised to open it.
+    let long_limits = sealed_session::Limits::default().with_max_token_len(16_384);
+    let roomy = Sealer::builder(KeyRing::new(MasterKey::from_base64(&key).unwrap()))
+        .cookie_name("sid")
+        .clock(clock.clone())
+        .compression(sealed_session::Compression::Above(0))
+        .limits(long_limits)
+        .budget(16_384)
+        .build()
+        .unwrap();
+    let mut hexadecimal = roomy.new_session().unwrap();
+    // Hex digits of a varying number: half as long once compressed.
+    let digits: String = (0u64..1000)
+        .map(|i| format!("{:08x}", i.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> 32))
+        .collect();
+    hexadecimal.insert("digits", &digits).unwrap();
+    let long = roomy.seal(&mut hexadecimal).unwrap();
+    assert!(long.len() > 4096, "{}", long.len());
+    let o = open_sid_with(&key, &long, &["--meta", "--max-token-len", "16384"]);
     assert_eq!(success_json(&o)["session"]["compressed"], true);
     // Without the flag, the entries alone, as before.
     assert_eq!(
