@@ -38,30 +38,13 @@ async fn log_out_everywhere(session: LazySession) -> Result<String, Error> {
 /// expired, revoked) leaves it a fresh session, as a bad sealed cookie
 /// does. Answers the migrated user.
 #[cfg(feature = "django")]
-async fn from_django(
-    session: LazySession,
-    headers: http::HeaderMap,
-) -> Result<axum::response::Response, Error> {
-    use axum::response::IntoResponse as _;
+async fn from_django(session: LazySession, headers: http::HeaderMap) -> Result<String, Error> {
     use sealed_session::django::{migrate_session_async, DjangoCodec};
-    // Django's cookie goes once it is migrated, or a later logout (which
-    // deletes only the sealed cookie) would be undone by migrating it again.
-    let mut delete_django_cookie = false;
     if session.is_new().await? {
-        let django_cookie = headers
-            .get_all(header::COOKIE)
-            .iter()
-            .filter_map(|value| value.to_str().ok())
-            .flat_map(Cookie::split_parse)
-            .filter_map(Result::ok)
-            .find(|cookie| cookie.name() == "sessionid");
-        if let Some(cookie) = django_cookie {
+        if let Some(value) = django_cookie(&headers) {
             let codec = DjangoCodec::builder(DJANGO_SECRET).build()?;
-            match migrate_session_async(&codec, session.sealer(), cookie.value()).await {
-                Ok(migrated) => {
-                    session.with(|s| *s = migrated).await?;
-                    delete_django_cookie = true;
-                }
+            match migrate_session_async(&codec, session.sealer(), &value).await {
+                Ok(migrated) => session.with(|s| *s = migrated).await?,
                 // The store could not answer: not the cookie's fault.
                 Err(error @ Error::Store(_)) => return Err(error),
                 Err(_) => {}
@@ -69,15 +52,46 @@ async fn from_django(
         }
     }
     let user = session.get::<String>("django_auth_user_id").await?;
-    let user = user.unwrap_or_default();
-    Ok(match delete_django_cookie {
-        true => (
-            [(header::SET_COOKIE, "sessionid=; Max-Age=0; Path=/")],
-            user,
-        )
-            .into_response(),
-        false => user.into_response(),
-    })
+    Ok(user.unwrap_or_default())
+}
+
+/// The value of Django's `sessionid` cookie among the request's cookies.
+#[cfg(feature = "django")]
+fn django_cookie(headers: &http::HeaderMap) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(Cookie::split_parse)
+        .filter_map(Result::ok)
+        .find(|cookie| cookie.name() == "sessionid")
+        .map(|cookie| cookie.value().to_owned())
+}
+
+/// Outside the layer: a response that sets or deletes the sealed cookie
+/// of a request that carried Django's deletes Django's too, whatever the
+/// handler did. Deleted with the migration, a later logout (which deletes
+/// only the sealed cookie) cannot be undone by migrating it again; and
+/// kept while no sealed cookie goes out (a server error, `skip_save`).
+#[cfg(feature = "django")]
+async fn forget_django_cookie(
+    request: Request<Body>,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    let carried = django_cookie(request.headers()).is_some();
+    let mut response = next.run(request).await;
+    let sets_sealed = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|value| value.as_bytes().starts_with(b"session="));
+    if carried && sets_sealed {
+        response.headers_mut().append(
+            header::SET_COOKIE,
+            http::HeaderValue::from_static("sessionid=; Max-Age=0; Path=/"),
+        );
+    }
+    response
 }
 
 #[cfg(feature = "django")]
@@ -985,7 +999,8 @@ async fn a_django_cookie_migrates_under_the_layer_with_the_revocation_check() {
     let mut server = app(builder()
         .revocation_store(revocations.clone(), Some("django_auth_user_id"))
         .build()
-        .expect("layer"));
+        .expect("layer"))
+    .layer(axum::middleware::from_fn(forget_django_cookie));
     let mut entries = serde_json::Map::new();
     entries.insert("_auth_user_id".into(), "42".into());
     let django = DjangoCodec::builder(DJANGO_SECRET)
@@ -996,18 +1011,32 @@ async fn a_django_cookie_migrates_under_the_layer_with_the_revocation_check() {
     let django = format!("sessionid={django}");
 
     let response = call(&mut server, "/from-django", Some(&django)).await;
-    // The handler's deletion of Django's cookie, and the layer's new one.
+    // The layer's new cookie, and the deletion of Django's.
     let set = set_cookie_values(&response);
     assert_eq!(set.len(), 2, "{set:?}");
-    assert_eq!(set[0], "sessionid=; Max-Age=0; Path=/");
-    let sealed = Cookie::parse(set[1].clone()).expect("cookie");
+    assert_eq!(set[1], "sessionid=; Max-Age=0; Path=/");
+    let sealed = Cookie::parse(set[0].clone()).expect("cookie");
     let sealed = sealed.stripped().to_string();
     assert_eq!(body_text(response).await, "42");
+    // A migration whose page fails saves nothing, and keeps Django's.
+    let failed = call(&mut server, "/fail", Some(&django)).await;
+    assert!(set_cookie_values(&failed).is_empty());
     // The sealed cookie carries it from now on, and wins over Django's.
     let both = format!("{django}; {sealed}");
     let response = call(&mut server, "/from-django", Some(&both)).await;
     assert!(set_cookie(&response).is_none(), "nothing to re-issue");
     assert_eq!(body_text(response).await, "42");
+    // A logout with both cookies (Django's not yet forgotten) deletes
+    // both, so the next request cannot migrate the session back (on a
+    // second migration's cookie: the logout revokes its id).
+    let again = call(&mut server, "/from-django", Some(&django)).await;
+    let again = Cookie::parse(set_cookie_values(&again)[0].clone()).expect("cookie");
+    let both = format!("{django}; {}", again.stripped());
+    let logout = call(&mut server, "/logout", Some(&both)).await;
+    let set = set_cookie_values(&logout);
+    assert_eq!(set.len(), 2, "{set:?}");
+    assert!(set[0].starts_with("session=;"), "{set:?}");
+    assert_eq!(set[1], "sessionid=; Max-Age=0; Path=/");
 
     // A forged Django cookie gives a fresh session.
     let forged = format!("{django}x");

@@ -263,7 +263,10 @@ impl LazySession {
     ///
     /// For responses that must not overwrite a cookie another request may
     /// be setting at the same time: a polling endpoint, or an asset served
-    /// under the layer. Cannot be undone for the request.
+    /// under the layer. Cannot be undone for the request. Not after
+    /// [`LazySession::log_out_other_sessions`]: its record is written at
+    /// once, and without the new cookie this device is logged out with
+    /// the others.
     pub fn skip_save(&self) {
         self.inner.skip_save.store(true, Ordering::Relaxed);
     }
