@@ -266,7 +266,7 @@ async fn main() -> Result<(), Error> {
     // A store, not just a check: the save after a logout (flush) or a
     // login (cycle_id) revokes the id the cookie carried.
     let guarded = Sealer::builder(KeyRing::new(MasterKey::generate()?))
-        .revocation_store(revocations.clone(), Some("user_id"))
+        .revocation_store(revocations, Some("user_id"))
         .clock(clock.clone())
         .build()?;
     let mut laptop = guarded.new_session()?;
@@ -280,27 +280,31 @@ async fn main() -> Result<(), Error> {
         saved.action.header_value().unwrap_or_default(),
         guarded.open_async(&laptop_cookie).await.unwrap_err()
     );
-    let mut phone = guarded.new_session()?;
-    phone.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
-    let phone_cookie = guarded.seal(&mut phone)?;
+    // Two more devices of the same user.
+    let device = || -> Result<String, Error> {
+        let mut session = guarded.new_session()?;
+        session.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
+        guarded.seal(&mut session)
+    };
+    let (phone_cookie, tablet_cookie) = (device()?, device()?);
+    // A password change on the phone (its password checked again): the
+    // other devices are logged out, the phone stays in under a new id.
+    let mut phone = guarded.open_async(&phone_cookie).await?;
+    guarded.log_out_other_sessions(&mut phone).await?;
+    let saved = guarded.save_async(&mut phone).await?;
+    let phone_cookie = saved.action.cookie_value().unwrap_or_default().to_owned();
+    guarded.open_async(&phone_cookie).await?; // the phone's new cookie opens
     println!(
-        "  before: {}",
-        guarded
-            .open_async(&phone_cookie)
-            .await
-            .map(|_| "open")
-            .unwrap_or("refused")
+        "  log_out_other_sessions on the phone: the phone's new cookie opens; the tablet's: {}",
+        guarded.open_async(&tablet_cookie).await.unwrap_err()
     );
-    // As long as any of the user's cookies could still open, plus the
-    // longest a request may run: one that opened a cookie before this
-    // re-seals it with a fresh issued-at when it ends.
-    let longest_request = Duration::from_secs(60);
-    let keep_for = guarded
-        .revocation_ttl()
-        .map_or(Duration::MAX, |ttl| ttl.saturating_add(longest_request));
-    revocations.revoke_user("4217", keep_for)?;
+    // "Log out everywhere", this device included.
+    let mut phone = guarded.open_async(&phone_cookie).await?;
+    guarded.log_out_everywhere(&mut phone).await?;
+    let saved = guarded.save_async(&mut phone).await?;
     println!(
-        "  after revoke_user: {}",
+        "  log_out_everywhere sends {}; the phone's cookie: {}",
+        saved.action.header_value().unwrap_or_default(),
         guarded.open_async(&phone_cookie).await.unwrap_err()
     );
     println!("\nDone.");
