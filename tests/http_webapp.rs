@@ -303,6 +303,39 @@ async fn logging_in_as_another_user_keeps_nothing_of_the_previous_one() {
     assert!(!opens_as(&server, &second_cookie, "ada").await);
 }
 
+#[tokio::test]
+async fn logging_out_the_other_devices_keeps_this_one() {
+    let demo = system_demo();
+    let server = Server::app(&demo, new_ring()).await;
+    let (laptop, _) = logged_in(&server, "ada").await;
+    let (phone, phone_jar) = logged_in(&server, "ada").await;
+    let (other_user, _) = logged_in(&server, "bo").await;
+    let before = jar_cookie(&phone_jar, &server).expect("cookie");
+    let home = get(&phone, &server, "/").await;
+    assert!(home.body.contains("action=/logout-others"), "{}", home.body);
+
+    // The password is asked again: a wrong one changes nothing.
+    let wrong = post(&phone, &server, "/logout-others", &[("password", "guess")]).await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(signed_in_as(&get(&laptop, &server, "/").await, "ada"));
+
+    let done = post(
+        &phone,
+        &server,
+        "/logout-others",
+        &[("password", app::DEMO_PASSWORD)],
+    )
+    .await;
+    assert_eq!(done.status, StatusCode::SEE_OTHER, "{}", done.body);
+    // The phone stays in under a new cookie; the laptop, and a copy of the
+    // phone's old cookie, are out; another user is not touched.
+    assert!(signed_in_as(&get(&phone, &server, "/").await, "ada"));
+    assert_ne!(jar_cookie(&phone_jar, &server).as_deref(), Some(&*before));
+    assert!(!signed_in_as(&get(&laptop, &server, "/").await, "ada"));
+    assert!(!opens_as(&server, &before, "ada").await);
+    assert!(signed_in_as(&get(&other_user, &server, "/").await, "bo"));
+}
+
 /// Whether a request carrying only `cookie` is signed in as `user` (the
 /// page loads either way).
 async fn opens_as(server: &Server, cookie: &str, user: &str) -> bool {

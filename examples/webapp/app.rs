@@ -192,6 +192,7 @@ impl Demo {
             .route("/", get(home))
             .route("/login", get(login_form).post(login))
             .route("/logout", post(logout))
+            .route("/logout-others", post(logout_others))
             .route("/cart", get(cart))
             .route("/cart/add", post(cart_add))
             .route("/cart/clear", post(cart_clear))
@@ -251,9 +252,40 @@ async fn layout(session: &LazySession, title: &str, body: &str) -> Result<Html<S
 }
 
 async fn home(session: LazySession) -> Page {
-    let body = "<p>A demo of <code>sealed-session</code>: the whole session lives in one \
-                encrypted cookie, nothing is stored on the server.</p>";
-    Ok(layout(&session, "Home", body).await?.into_response())
+    let mut body = "<p>A demo of <code>sealed-session</code>: the whole session lives in one \
+                    encrypted cookie, nothing is stored on the server.</p>"
+        .to_owned();
+    if session.contains(USER).await? {
+        body.push_str(&logout_others_form(""));
+    }
+    Ok(layout(&session, "Home", &body).await?.into_response())
+}
+
+fn logout_others_form(message: &str) -> String {
+    format!(
+        "{message}<form method=post action=/logout-others>\
+         <p><label>Password <input name=password type=password required></label> \
+         <button>Log out my other devices</button></p></form>"
+    )
+}
+
+#[derive(Deserialize)]
+struct Password {
+    password: String,
+}
+
+/// "Log out my other devices" (after a password change, say): the
+/// password is asked again, since anyone holding this cookie could
+/// otherwise log the user out everywhere else. This device stays signed
+/// in under a new id.
+async fn logout_others(_: SameOrigin, session: LazySession, Form(form): Form<Password>) -> Page {
+    if form.password != DEMO_PASSWORD {
+        let body = logout_others_form("<p><strong>Wrong password.</strong></p>");
+        let page = layout(&session, "Home", &body).await?;
+        return Ok((StatusCode::UNAUTHORIZED, page).into_response());
+    }
+    session.log_out_other_sessions().await?;
+    Ok(Redirect::to("/").into_response())
 }
 
 fn login_body(message: &str) -> String {
