@@ -879,26 +879,15 @@ fn migrate_entries(
     // A cookie signed further ahead than the sealer's clock skew is refused
     // as a sealed cookie would be: dated now, each copy migrated before
     // its time would begin after any "log out everywhere" in between.
+    // Read as a sealed cookie issued when it was signed, with the same
+    // checks: one that would no longer open is refused. Revocation records
+    // are kept only as long as such a cookie could open (`revocation_ttl`),
+    // so an older Django cookie would escape a "log out everywhere".
     if let Some(signed_at) = modified_at.and_then(|t| u64::try_from(t).ok()) {
-        if signed_at > now.saturating_add(sealer.policy.clock_skew) {
-            return Err(Error::IssuedInFuture);
-        }
+        sealer.policy.check_issued_at(now, signed_at)?;
         session.created_at = session.created_at.min(signed_at);
-        // Read as a sealed cookie issued when it was signed: one that
-        // would no longer open is refused. Revocation records are kept
-        // only as long as such a cookie could open (`revocation_ttl`), so
-        // an older Django cookie would escape a "log out everywhere".
-        if let Some(max_idle) = sealer.policy.max_idle {
-            if now.saturating_sub(signed_at) > max_idle {
-                return Err(Error::Expired(Expired::Idle));
-            }
-        }
     }
-    if let Some(max_lifetime) = sealer.policy.max_lifetime {
-        if now.saturating_sub(session.created_at) > max_lifetime {
-            return Err(Error::Expired(Expired::Lifetime));
-        }
-    }
+    sealer.policy.check_lifetime(now, session.created_at)?;
     let expiry = session_expiry(entries, since)?;
     let end = match expiry.end(since) {
         // Whole seconds, rounded down: never later than Django's end.

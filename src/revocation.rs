@@ -72,14 +72,8 @@ impl Sealer {
                     // rather than every open reading the store for it.
                     if session.is_overflowed(key) {
                         session.refresh_due = true;
-                        self.load_or_drop_missing(session).await?;
                     }
-                    // The save's rule before decoding, so that open and
-                    // save agree on encodings the decoder would bend
-                    // (CBOR's `undefined` reads as null, a small bignum as
-                    // an integer).
-                    self.check_user_id_entry(session)?;
-                    user_text(session.get(key)?)?
+                    self.user_of(session, key).await?
                 }
                 None => None,
             };
@@ -203,11 +197,21 @@ impl Sealer {
         let (Some(store), Some(key)) = (&self.revocation_store, self.user_key.as_deref()) else {
             return Err(Error::InvalidSetting(InvalidSetting::NoUserRevocation));
         };
+        Ok(self.user_of(session, key).await?.map(|user| (store, user)))
+    }
+
+    /// The user the entry under `key` names, in the text the revocation
+    /// check compares (loaded first if it is in the overflow store); none
+    /// when it is absent or null.
+    async fn user_of(&self, session: &mut Session, key: &str) -> Result<Option<String>, Error> {
         if session.is_overflowed(key) {
             self.load_or_drop_missing(session).await?;
         }
+        // The save's rule before decoding, so that open and save agree on
+        // encodings the decoder would bend (CBOR's `undefined` reads as
+        // null, a small bignum as an integer).
         self.check_user_id_entry(session)?;
-        Ok(user_text(session.get(key)?)?.map(|user| (store, user)))
+        user_text(session.get(key)?)
     }
 
     /// Refuses to seal a session whose user id entry the revocation check

@@ -50,6 +50,30 @@ impl TimePolicy {
     pub(crate) fn shortest_timeout(&self) -> Option<u64> {
         self.max_idle.into_iter().chain(self.max_lifetime).min()
     }
+
+    /// A cookie's issued-at against the clock (`docs/FORMAT.md` §8): not
+    /// further ahead than the clock skew, not older than the idle timeout.
+    /// Returns its age.
+    pub(crate) fn check_issued_at(&self, now: u64, issued_at: u64) -> Result<u64, Error> {
+        if issued_at > now.saturating_add(self.clock_skew) {
+            return Err(Error::IssuedInFuture);
+        }
+        let age = now.saturating_sub(issued_at);
+        match self.max_idle {
+            Some(max_idle) if age > max_idle => Err(Error::Expired(Expired::Idle)),
+            _ => Ok(age),
+        }
+    }
+
+    /// A session's created-at against the absolute lifetime.
+    pub(crate) fn check_lifetime(&self, now: u64, created_at: u64) -> Result<(), Error> {
+        match self.max_lifetime {
+            Some(max_lifetime) if now.saturating_sub(created_at) > max_lifetime => {
+                Err(Error::Expired(Expired::Lifetime))
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// Seals sessions into cookie values and opens them, under one key ring,
@@ -645,26 +669,14 @@ impl Sealer {
         let now = self.clock.now();
         let (header, buffer, plaintext, role) = opened.into_parts();
         let issued_at = header.issued_at;
-        if issued_at > now.saturating_add(self.policy.clock_skew) {
-            return Err(Error::IssuedInFuture);
-        }
-        let age = now.saturating_sub(issued_at);
-        if let Some(max_idle) = self.policy.max_idle {
-            if age > max_idle {
-                return Err(Error::Expired(Expired::Idle));
-            }
-        }
+        let age = self.policy.check_issued_at(now, issued_at)?;
 
         let mut indexed = payload::index(&buffer[plaintext.clone()], self.limits.max_entries())?;
         if indexed.created_at > issued_at {
             // A session cannot start after the token that carries it was sealed.
             return Err(Error::Malformed(crate::error::Malformed::Payload));
         }
-        if let Some(max_lifetime) = self.policy.max_lifetime {
-            if now.saturating_sub(indexed.created_at) > max_lifetime {
-                return Err(Error::Expired(Expired::Lifetime));
-            }
-        }
+        self.policy.check_lifetime(now, indexed.created_at)?;
         let expiry = indexed.expiry;
         let own_idle = match expiry {
             Expiry::Idle(window) if age > window.as_secs() => {
