@@ -883,9 +883,12 @@ fn migrate_entries(
     // checks: one that would no longer open is refused. Revocation records
     // are kept only as long as such a cookie could open (`revocation_ttl`),
     // so an older Django cookie would escape a "log out everywhere".
-    if let Some(signed_at) = modified_at.and_then(|t| u64::try_from(t).ok()) {
+    // A time before 1970 (Django never signs one) counts as 1970: the
+    // oldest, not "now".
+    if let Some(signed_at) = modified_at.map(|t| u64::try_from(t).unwrap_or(0)) {
         sealer.policy.check_issued_at(now, signed_at)?;
         session.created_at = session.created_at.min(signed_at);
+        session.starts_at_save = false;
     }
     sealer.policy.check_lifetime(now, session.created_at)?;
     let expiry = session_expiry(entries, since)?;
@@ -938,7 +941,10 @@ fn migrate_entries(
 /// ready to save (see [`to_sealed_session`] for the key mapping). The
 /// session's created-at is the Django cookie's signing time (now, if that
 /// is later), so that a copy migrated again after a `revoke_user` is still
-/// revoked and the absolute lifetime does not restart. Save it with
+/// revoked and the absolute lifetime does not restart. (Django signs a
+/// session again at each save: a copy it signed again after the
+/// revocation counts from then. While Django still serves, revoke there
+/// too; see SECURITY.md.) Save it with
 /// [`Sealer::save_async`] to use an overflow store, or see
 /// [`migrate_cookie`].
 ///
@@ -1322,6 +1328,40 @@ mod tests {
                 assert_eq!(result.unwrap_err(), Error::Expired(want));
             }
         }
+    }
+
+    #[test]
+    fn a_django_cookie_signed_before_1970_counts_as_signed_in_1970() {
+        // Django never signs one, but a holder of its secret can: dated
+        // now instead, it would pass the idle and lifetime checks and
+        // escape any "log out everywhere".
+        use base64::Engine as _;
+        let codec = DjangoCodec::builder("secret")
+            .no_max_age()
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        let payload =
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(br#"{"_auth_user_id":"42"}"#);
+        let before_1970 = sign_raw(&codec, &payload, "-1");
+        assert!(codec.open(&before_1970).is_ok());
+        let sealer = sealer_at_now();
+        for result in [
+            migrate_session(&codec, &sealer, &before_1970).map(|_| ()),
+            migrate_cookie(&codec, &sealer, &before_1970).map(|_| ()),
+        ] {
+            assert_eq!(result.unwrap_err(), Error::Expired(Expired::Idle));
+        }
+        let no_idle_timeout = Sealer::builder(crate::KeyRing::new(
+            crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
+        ))
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .no_idle_timeout()
+        .no_max_lifetime()
+        .build()
+        .unwrap();
+        let session = migrate_session(&codec, &no_idle_timeout, &before_1970).unwrap();
+        assert_eq!(session.created_at(), 0);
     }
 
     #[tokio::test]

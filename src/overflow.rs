@@ -91,7 +91,7 @@ impl Sealer {
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
         let remaining_lifetime = self.policy.max_lifetime.map(|lifetime| {
             session
-                .created_at
+                .created_at_sealed(now)
                 .saturating_add(lifetime)
                 .saturating_sub(now)
         });
@@ -128,7 +128,7 @@ impl Sealer {
         if !session.needs_save() {
             return Ok(self.unchanged());
         }
-        let now = self.clock.now();
+        let now = self.save_time(session);
         if !session.has_unloaded_overflow() {
             if let Some(header) = self.seal_whole_if_fits(session, now)? {
                 if let Some((sid, reference)) = session.overflow.take() {

@@ -13,12 +13,27 @@ use crate::{Error, InvalidSetting, Sealer};
 
 /// How long a request that opened a session before its id was revoked
 /// may still run: revocation checks only opening, so such a request can
-/// still re-seal the id with a fresh issued-at. The records the crate
-/// writes itself outlast such a cookie by this much, and a replaced
-/// overflow blob stays readable as long for such requests.
+/// still re-seal the id. Its cookie is dated no later than this after the
+/// open ([`Sealer::save_time`]); the records the crate writes itself
+/// outlast such a cookie by this much, and a replaced overflow blob stays
+/// readable as long for such requests.
 pub(crate) const RUNNING_REQUEST_GRACE: Duration = Duration::from_secs(60);
 
 impl Sealer {
+    /// The time a save seals `session` at: now, but, with a revocation
+    /// check, no later than [`RUNNING_REQUEST_GRACE`] after the open of the
+    /// cookie it came from. A request running longer (a slow upload) would
+    /// otherwise re-seal an id revoked while it ran with an issued-at that
+    /// outlasts the revocation's record. A session created or given a new
+    /// id in this request has nothing to outlast.
+    pub(crate) fn save_time(&self, session: &Session) -> u64 {
+        let now = self.clock.now();
+        if self.revocation.is_none() || session.issued_at.is_none() || session.starts_at_save {
+            return now;
+        }
+        now.min(session.now.saturating_add(RUNNING_REQUEST_GRACE.as_secs()))
+    }
+
     /// How long to keep the record of a revoked id:
     /// [`Sealer::revocation_ttl`] plus [`RUNNING_REQUEST_GRACE`], which
     /// the builder checks is within what a store keeps
@@ -154,9 +169,10 @@ impl Sealer {
         // A new id, but not a new session: the absolute lifetime keeps
         // running (the record's exception is the id, not the time), so
         // that repeating this cannot keep a cookie alive for ever.
-        let created_at = session.created_at;
+        let (created_at, starts_at_save) = (session.created_at, session.starts_at_save);
         session.cycle_id()?;
         session.created_at = created_at;
+        session.starts_at_save = starts_at_save;
         store
             .revoke_user_except(&user, session.id, self.revocation_keep_for())
             .await?;

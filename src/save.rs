@@ -55,7 +55,7 @@ impl Sealer {
     /// The `Max-Age` the cookie of `session` gets when saved now (whole
     /// seconds): `None` for a browser-session cookie.
     pub fn cookie_max_age(&self, session: &Session) -> Option<Duration> {
-        self.max_age_at(session, self.clock.now())
+        self.max_age_at(session, self.save_time(session))
     }
 
     fn max_age_at(&self, session: &Session, now: u64) -> Option<Duration> {
@@ -372,7 +372,7 @@ impl Sealer {
         // cannot vouch for it, so they are dropped (and reported). The old
         // blob expires by its TTL.
         let why = self.blob_not_kept(BlobNotKept::SynchronousSave);
-        self.save_dropping(session, self.clock.now(), why)
+        self.save_dropping(session, self.save_time(session), why)
     }
 
     /// Why a save drops a cookie's unloaded overflowed entries: this server

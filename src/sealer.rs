@@ -519,10 +519,10 @@ impl Sealer {
     /// a session's own expiry ends it, and the record must stay until then.
     ///
     /// A request that opened the session before the revocation and saves
-    /// it after re-seals it with a fresh issued-at; the count starts when
-    /// the last such request ends, so add the longest time a request may
-    /// run (the crate's own revocations, after a `flush` or `cycle_id`, add
-    /// a minute).
+    /// it after re-seals it with a later issued-at: with a revocation
+    /// check, no later than a minute after its open, however long it
+    /// runs. So add a minute, as the crate's own revocations (after a
+    /// `flush` or `cycle_id`, and `log_out_*`) do.
     ///
     /// ```
     /// use std::time::Duration;
@@ -634,6 +634,9 @@ impl Sealer {
             replaced: None,
             revoking_after_save: None,
             cookie_without_user: false,
+            // Created now, as the caller asked; `cycle_id` at login dates
+            // it from the save.
+            starts_at_save: false,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -731,6 +734,7 @@ impl Sealer {
             replaced: None,
             revoking_after_save: None,
             cookie_without_user: false,
+            starts_at_save: false,
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -772,7 +776,7 @@ impl Sealer {
             Self::drop_unloaded(session, why);
             session.overflow = None;
         }
-        let now = self.clock.now();
+        let now = self.save_time(session);
         let token = self.seal_selected(session, None, None, now)?;
         self.mark_saved(session, now);
         Ok(token)
@@ -916,6 +920,8 @@ impl Sealer {
 
     /// Records a save whose token was issued at `issued_at`.
     pub(crate) fn mark_saved(&self, session: &mut Session, issued_at: u64) {
+        session.created_at = session.created_at_sealed(issued_at);
+        session.starts_at_save = false;
         session.issued_at = Some(issued_at);
         session.modified = false;
         session.refresh_due = false;

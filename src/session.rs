@@ -230,6 +230,11 @@ pub struct Session {
     /// revocation record, so that anonymous traffic cannot fill the store
     /// (a copy of it names no user to act as).
     pub(crate) cookie_without_user: bool,
+    /// Created, or given a new id, since the last save: created-at is the
+    /// time of the save that seals it, not the request's start, so that a
+    /// "log out everywhere" recorded while the request ran (during a slow
+    /// password check, before the login) does not cover the new id.
+    pub(crate) starts_at_save: bool,
     /// Entries removed since the last successful save and not reported
     /// yet: their overflow blob was gone when read, or a save dropped them
     /// to keep its blob within the decompression limit. The next save's
@@ -637,9 +642,9 @@ impl Session {
     }
 
     /// Takes a new id and keeps the data: call it at login, against session
-    /// fixation. The session counts as created now: its absolute lifetime
-    /// starts again, and a "log out everywhere" recorded in an earlier
-    /// second
+    /// fixation. The session counts as created when it is next saved: its
+    /// absolute lifetime starts again, and a "log out everywhere" recorded
+    /// in an earlier second than that save, even during this request,
     /// ([`RevocationStore::revoke_user`](crate::store::RevocationStore::revoke_user))
     /// no longer applies to it, so a user can log in again after one (times
     /// are whole seconds: one recorded in the same second still does).
@@ -658,13 +663,14 @@ impl Session {
         self.take_new_id()
     }
 
-    /// A new random id, the session created now, the old id kept for
-    /// revocation; nothing changes if no id can be drawn.
+    /// A new random id, the session created at its next save, the old id
+    /// kept for revocation; nothing changes if no id can be drawn.
     fn take_new_id(&mut self) -> Result<(), Error> {
         let id = SessionId::random(&*self.random)?;
         self.record_replaced_id();
         self.id = id;
         self.created_at = self.now;
+        self.starts_at_save = true;
         self.mark_modified();
         Ok(())
     }
@@ -749,7 +755,10 @@ impl Session {
     }
 
     /// When the session started (Unix seconds), or took its current id
-    /// ([`Session::cycle_id`]); kept across re-seals.
+    /// ([`Session::cycle_id`]); kept across re-seals. A session created or
+    /// given a new id in this request counts as created when it is saved:
+    /// until then this is the request's start ([`Session::now`]), and the
+    /// save sets it to the save's time.
     pub fn created_at(&self) -> u64 {
         self.created_at
     }
@@ -759,6 +768,9 @@ impl Session {
     /// creation time (at login, say) cannot yield a token every reader
     /// refuses. The sealer's size estimate and its writer both use it.
     pub(crate) fn created_at_sealed(&self, now: u64) -> u64 {
+        if self.starts_at_save {
+            return now;
+        }
         self.created_at.min(now)
     }
 

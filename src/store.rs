@@ -205,9 +205,10 @@ pub trait RevocationCheck: Send + Sync + 'static {
 ///
 /// Each record lives `keep_for`: as long as a cookie it revokes could still
 /// open, which [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl)
-/// computes, plus the longest a request may run (one that opened such a
-/// cookie before the revocation re-seals it when it ends; the crate's own
-/// records add a minute); after that such cookies are expired anyway.
+/// computes, plus a minute (a request that opened such a cookie before the
+/// revocation re-seals it when it ends, dated at most a minute after its
+/// open; the crate's own records add that minute); after that such
+/// cookies are expired anyway.
 /// Round it up to the store's resolution, accept `Duration::MAX` (keep the
 /// record a very long time), and never drop a live record to make room (that would
 /// bring a revoked cookie back): refuse a new one with
