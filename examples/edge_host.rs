@@ -79,6 +79,12 @@ impl App {
                 session.insert("half-done", &true)?;
                 500
             }
+            "/too-big" => {
+                // More than any cookie holds, and not to be dropped: the
+                // save fails (with no overflow store), so the change is lost.
+                session.insert_with_priority("upload", &"x".repeat(5000), Priority::Critical)?;
+                200
+            }
             _ => {
                 let visits = session.get::<u32>("visits")?.unwrap_or(0);
                 session.insert_with_priority("visits", &(visits + 1), Priority::Low)?;
@@ -96,7 +102,16 @@ impl App {
                 request.session_mut().clear();
             }
             // An emptied session gets no cookie, and loses the one it had.
-            self.sealer.save_request(&mut request)?.action
+            match self.sealer.save_request(&mut request) {
+                Ok(saved) => saved.action,
+                // The handler's changes are lost: answer with an error
+                // rather than the page that assumed them, as the layer
+                // does (a sliding refresh alone that fails keeps the page).
+                Err(error) if request.session().is_modified() => {
+                    return Ok(Response::save_failed(&error));
+                }
+                Err(_) => CookieAction::Unchanged,
+            }
         };
         // The page depends on the cookie: shared caches must key it by it.
         let mut headers = vec![("Vary", "Cookie".to_owned())];
@@ -121,6 +136,19 @@ struct Response {
 }
 
 impl Response {
+    /// A save that lost the handler's changes: `503` if trying again may
+    /// help (a store out of reach), `500` otherwise; nothing to cache.
+    fn save_failed(error: &Error) -> Response {
+        Response {
+            status: if error.is_transient() { 503 } else { 500 },
+            headers: vec![
+                ("Vary", "Cookie".to_owned()),
+                ("Cache-Control", "no-store".to_owned()),
+            ],
+            action: CookieAction::Unchanged,
+        }
+    }
+
     fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -161,6 +189,15 @@ fn main() -> Result<(), Error> {
     let broken = app.handle(Some(&first), "/broken")?;
     println!("GET /broken  -> {}, no Set-Cookie", broken.status);
     assert!(broken.header("Set-Cookie").is_none());
+    let too_big = app.handle(Some(&first), "/too-big")?;
+    println!(
+        "POST /too-big -> {}, no Set-Cookie, Cache-Control: {}",
+        too_big.status,
+        too_big.header("Cache-Control").unwrap_or_default()
+    );
+    assert_eq!(too_big.status, 500);
+    assert!(too_big.header("Set-Cookie").is_none());
+    assert_eq!(too_big.header("Cache-Control"), Some("no-store"));
     let login = app.handle(Some(&first), "/login")?;
     let header = login
         .header("Set-Cookie")
@@ -185,6 +222,11 @@ fn main() -> Result<(), Error> {
 /// the README); there is nothing to run on its own.
 #[cfg(all(target_arch = "wasm32", target_os = "unknown"))]
 fn main() {
-    let _ = (App::new, App::handle, Response::header);
+    let _ = (
+        App::new,
+        App::handle,
+        Response::header,
+        Response::save_failed,
+    );
     let _ = |response: Response| (response.status, response.action);
 }

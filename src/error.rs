@@ -123,6 +123,23 @@ impl Error {
             Error::Store(_) => "store",
         }
     }
+
+    /// Whether the same request may succeed if tried again later: only a
+    /// store that could not be reached
+    /// ([`StoreError::Unavailable`](crate::StoreError::Unavailable)); a
+    /// blob that is missing or fails authentication, a cookie too large or
+    /// a bad value stay as they are. The axum layer answers a save that
+    /// fails so with `503 Service Unavailable`, any other with `500`; a
+    /// host without it can do the same.
+    ///
+    /// ```
+    /// use sealed_session::{Error, StoreError};
+    /// assert!(Error::Store(StoreError::Unavailable).is_transient());
+    /// assert!(!Error::TooLarge { needed: 5000, budget: 4096 }.is_transient());
+    /// ```
+    pub fn is_transient(&self) -> bool {
+        matches!(self, Error::Store(crate::StoreError::Unavailable))
+    }
 }
 
 /// Which structural check a malformed token failed.

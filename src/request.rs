@@ -540,7 +540,7 @@ fn fails_everywhere(error: &Error) -> bool {
 pub(crate) fn fails_for_now(error: &Error) -> bool {
     // Not a blob that is missing or fails authentication: that lasts, and
     // whoever can write to the store could otherwise hold cookies back.
-    matches!(error, Error::Store(StoreError::Unavailable))
+    error.is_transient()
 }
 
 /// How loudly a cookie that did not open is logged.

@@ -193,7 +193,9 @@ impl Sealer {
     /// compression off, [`Limits::default`], secure cookie attributes
     /// ([`CookieSettings::default`]), a 4096-byte `Set-Cookie` budget, no
     /// overflow store, no revocation check, the system clock and the OS
-    /// random generator.
+    /// random generator (on `wasm32-unknown-unknown`, which has neither,
+    /// the host gives both: [`SealerBuilder::clock`],
+    /// [`SealerBuilder::random`]).
     pub fn builder(ring: KeyRing) -> SealerBuilder {
         SealerBuilder {
             ring,

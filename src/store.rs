@@ -79,6 +79,13 @@ pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
 /// layer's session lock held. `put`, `get` and `delete` are required;
 /// implement [`OverflowStore::touch`] too where the store can set a TTL,
 /// or every save of a session with overflowed entries rewrites its blob.
+///
+/// Every server must read a `put` at once (read-your-writes across the
+/// fleet): a blob that `get` does not find is taken as gone, and its
+/// entries are dropped from the session (reported, and logged as
+/// `entries-dropped`, cause `blob-missing`). An eventually consistent store, whose writes reach
+/// other locations a while later, loses entries of a visitor whose next
+/// request lands elsewhere.
 pub trait OverflowStore: Send + Sync + 'static {
     /// Stores `blob` under `key` for `ttl`, replacing any previous value.
     fn put<'a>(
@@ -188,7 +195,10 @@ impl<'a> RevocationQuery<'a> {
 ///
 /// Every open waits for the check: an implementation that asks another
 /// service bounds the call with a timeout of its own (the crate sets
-/// none) and answers [`StoreError::Unavailable`] when it runs out.
+/// none) and answers [`StoreError::Unavailable`] when it runs out. It
+/// must see a revocation as soon as it is recorded, on every server: on
+/// an eventually consistent store a revoked cookie opens elsewhere until
+/// the record arrives there.
 pub trait RevocationCheck: Send + Sync + 'static {
     /// Whether the session is revoked.
     fn is_revoked<'a>(&'a self, query: RevocationQuery<'a>) -> BoxFuture<'a, Result<bool, Error>>;
