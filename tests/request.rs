@@ -571,6 +571,15 @@ async fn logging_out_other_sessions_keeps_the_sessions_age() {
     assert!(!session.is_flushed(), "nothing done");
 }
 
+/// Signs `session` in as "ada" (a new id, as at login) and saves it:
+/// the new cookie.
+async fn sign_in(sealer: &Sealer, session: &mut sealed_session::Session) -> String {
+    session.insert("user", "ada").unwrap();
+    session.cycle_id().unwrap();
+    let saved = sealer.save_async(session).await.unwrap();
+    saved.action.cookie_value().expect("a cookie").to_owned()
+}
+
 /// A login in the request that logged the user out everywhere (a
 /// password reset: check, log out everywhere, sign in again) or in one
 /// that opened before an administrator did: `cycle_id` dates the session
@@ -594,11 +603,8 @@ async fn a_login_after_a_log_out_everywhere_in_the_same_request_stays_in() {
     clock.set(common::T0 + 102); // after a slow password hash
     assert!(sealer.log_out_everywhere(&mut reset).await.unwrap());
     clock.set(common::T0 + 105);
-    reset.insert("user", "ada").unwrap();
-    reset.cycle_id().unwrap();
-    let saved = sealer.save_async(&mut reset).await.unwrap();
+    let signed_in = sign_in(&sealer, &mut reset).await;
     assert_eq!(reset.created_at(), common::T0 + 105);
-    let signed_in = saved.action.cookie_value().expect("a cookie").to_owned();
     clock.set(common::T0 + 110);
     let reopened = sealer.open_async(&signed_in).await.unwrap();
     assert_eq!(reopened.created_at(), common::T0 + 105);
@@ -610,25 +616,16 @@ async fn a_login_after_a_log_out_everywhere_in_the_same_request_stays_in() {
     // An anonymous request that began before the administrator's record.
     let mut anonymous = sealer.new_session().unwrap();
     clock.set(common::T0 + 111);
-    revocations
-        .revoke_user("ada", Duration::from_secs(4000))
-        .unwrap();
+    let keep_for = Duration::from_secs(4000);
+    revocations.revoke_user("ada", keep_for).unwrap();
     clock.set(common::T0 + 113);
-    anonymous.insert("user", "ada").unwrap();
-    anonymous.cycle_id().unwrap();
-    let saved = sealer.save_async(&mut anonymous).await.unwrap();
-    let signed_in = saved.action.cookie_value().expect("a cookie").to_owned();
+    let signed_in = sign_in(&sealer, &mut anonymous).await;
     assert!(sealer.open_async(&signed_in).await.is_ok());
 
     // Within the record's second: still revoked (times are whole seconds).
     let mut same_second = sealer.new_session().unwrap();
-    revocations
-        .revoke_user("ada", Duration::from_secs(4000))
-        .unwrap();
-    same_second.insert("user", "ada").unwrap();
-    same_second.cycle_id().unwrap();
-    let saved = sealer.save_async(&mut same_second).await.unwrap();
-    let signed_in = saved.action.cookie_value().expect("a cookie").to_owned();
+    revocations.revoke_user("ada", keep_for).unwrap();
+    let signed_in = sign_in(&sealer, &mut same_second).await;
     assert_eq!(
         sealer.open_async(&signed_in).await.unwrap_err(),
         Error::Revoked
