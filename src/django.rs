@@ -888,7 +888,6 @@ fn migrate_entries(
     if let Some(signed_at) = modified_at.map(|t| u64::try_from(t).unwrap_or(0)) {
         sealer.policy.check_issued_at(now, signed_at)?;
         session.created_at = session.created_at.min(signed_at);
-        session.starts_at_save = false;
     }
     sealer.policy.check_lifetime(now, session.created_at)?;
     let expiry = session_expiry(entries, since)?;

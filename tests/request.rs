@@ -605,6 +605,16 @@ async fn a_login_after_a_log_out_everywhere_in_the_same_request_stays_in() {
     clock.set(common::T0 + 105);
     let signed_in = sign_in(&sealer, &mut reset).await;
     assert_eq!(reset.created_at(), common::T0 + 105);
+    // Dated once: a second save in the same request keeps that time.
+    clock.set(common::T0 + 107);
+    reset.insert("seen", &true).unwrap();
+    let saved = sealer.save_async(&mut reset).await.unwrap();
+    assert_eq!(reset.created_at(), common::T0 + 105);
+    let resaved = saved.action.cookie_value().expect("a cookie").to_owned();
+    assert_eq!(
+        sealer.open_async(&resaved).await.unwrap().created_at(),
+        common::T0 + 105
+    );
     clock.set(common::T0 + 110);
     let reopened = sealer.open_async(&signed_in).await.unwrap();
     assert_eq!(reopened.created_at(), common::T0 + 105);
