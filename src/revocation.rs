@@ -21,17 +21,40 @@ pub(crate) const RUNNING_REQUEST_GRACE: Duration = Duration::from_secs(60);
 
 impl Sealer {
     /// The time a save seals `session` at: now, but, with a revocation
-    /// check, no later than [`RUNNING_REQUEST_GRACE`] after the open of the
-    /// cookie it came from. A request running longer (a slow upload) would
-    /// otherwise re-seal an id revoked while it ran with an issued-at that
-    /// outlasts the revocation's record. A session created or given a new
-    /// id in this request has nothing to outlast.
+    /// check, no later than [`RUNNING_REQUEST_GRACE`] after revocations
+    /// were last accounted for (the open, its creation, its last save, or
+    /// [`Sealer::recheck_if_late`]). A request running longer (a slow
+    /// upload) would otherwise re-seal an id revoked while it ran with an
+    /// issued-at that outlasts the revocation's record. A session given a
+    /// new id in this request has nothing to outlast: its save dates it.
     pub(crate) fn save_time(&self, session: &Session) -> u64 {
         let now = self.clock.now();
-        if self.revocation.is_none() || session.issued_at.is_none() || session.starts_at_save {
-            return now;
+        match (&self.revocation, session.revocations_seen_at) {
+            (Some(_), Some(seen)) => now.min(seen.saturating_add(RUNNING_REQUEST_GRACE.as_secs())),
+            _ => now,
         }
-        now.min(session.now.saturating_add(RUNNING_REQUEST_GRACE.as_secs()))
+    }
+
+    /// Before an asynchronous save that [`Sealer::save_time`] would date
+    /// back: asks the revocation check again, so that a session still
+    /// valid is saved at the real time (dated back, a slow upload's cookie
+    /// would arrive old, or already past a short idle timeout). A revoked
+    /// session, or one the check cannot answer for now, stays dated back:
+    /// its cookie then ends before the revocation's record does. So does
+    /// one whose request ran as long as a record is kept
+    /// ([`Sealer::revocation_keep_for`]): a record written while it ran may
+    /// be gone already, and the check would not see it.
+    pub(crate) async fn recheck_if_late(&self, session: &mut Session) {
+        let (Some(_), Some(seen)) = (&self.revocation, session.revocations_seen_at) else {
+            return;
+        };
+        let now = self.clock.now();
+        let late = now > seen.saturating_add(RUNNING_REQUEST_GRACE.as_secs());
+        let records_kept = now < seen.saturating_add(self.revocation_keep_for().as_secs());
+        let worth_asking = session.needs_save() && !session.should_delete_cookie();
+        if late && records_kept && worth_asking && self.check_revocation(session).await.is_ok() {
+            session.revocations_seen_at = Some(now);
+        }
     }
 
     /// How long to keep the record of a revoked id:
@@ -169,10 +192,17 @@ impl Sealer {
         // A new id, but not a new session: the absolute lifetime keeps
         // running (the record's exception is the id, not the time), so
         // that repeating this cannot keep a cookie alive for ever.
-        let (created_at, starts_at_save) = (session.created_at, session.starts_at_save);
+        let kept = (
+            session.created_at,
+            session.starts_at_save,
+            session.revocations_seen_at,
+        );
         session.cycle_id()?;
-        session.created_at = created_at;
-        session.starts_at_save = starts_at_save;
+        (
+            session.created_at,
+            session.starts_at_save,
+            session.revocations_seen_at,
+        ) = kept;
         store
             .revoke_user_except(&user, session.id, self.revocation_keep_for())
             .await?;

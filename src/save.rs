@@ -552,6 +552,7 @@ impl Sealer {
             true => replaced,
             false => None,
         };
+        self.recheck_if_late(session).await;
         let saved = match self.overflow_store.as_deref() {
             Some(store) => self.save_with_store(store, session).await,
             None => self.save_unreported(session),

@@ -522,8 +522,10 @@ impl Sealer {
     ///
     /// A request that opened the session before the revocation and saves
     /// it after re-seals it with a later issued-at: with a revocation
-    /// check, no later than a minute after its open, however long it
-    /// runs. So add a minute, as the crate's own revocations (after a
+    /// check, no later than a minute after its open (a later asynchronous
+    /// save asks the check again first, and is dated back only if it is
+    /// refused, cannot answer, or the request ran as long as a record is
+    /// kept). So add a minute, as the crate's own revocations (after a
     /// `flush` or `cycle_id`, and `log_out_*`) do.
     ///
     /// ```
@@ -639,6 +641,7 @@ impl Sealer {
             // Created now, as the caller asked; `cycle_id` at login dates
             // it from the save.
             starts_at_save: false,
+            revocations_seen_at: Some(now),
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -737,6 +740,7 @@ impl Sealer {
             revoking_after_save: None,
             cookie_without_user: false,
             starts_at_save: false,
+            revocations_seen_at: Some(now),
             dropped_unreported: Vec::new(),
             policy: self.policy,
             limits: self.limits,
@@ -924,6 +928,7 @@ impl Sealer {
     pub(crate) fn mark_saved(&self, session: &mut Session, issued_at: u64) {
         session.created_at = session.created_at_sealed(issued_at);
         session.starts_at_save = false;
+        session.revocations_seen_at = Some(issued_at);
         session.issued_at = Some(issued_at);
         session.modified = false;
         session.refresh_due = false;

@@ -235,6 +235,13 @@ pub struct Session {
     /// "log out everywhere" recorded while the request ran (during a slow
     /// password check, before the login) does not cover the new id.
     pub(crate) starts_at_save: bool,
+    /// Up to when revocations are accounted for: the revocation check ran
+    /// (at the open, or again before a late save), the session was
+    /// created, or it was last saved. A save dated more than a minute
+    /// later could outlast a revocation recorded since
+    /// ([`Sealer::save_time`](crate::Sealer)). `None` once it took a new
+    /// id: its save dates it, so no earlier record covers it.
+    pub(crate) revocations_seen_at: Option<u64>,
     /// Entries removed since the last successful save and not reported
     /// yet: their overflow blob was gone when read, or a save dropped them
     /// to keep its blob within the decompression limit. The next save's
@@ -647,7 +654,10 @@ impl Session {
     /// in an earlier second than that save, even during this request,
     /// ([`RevocationStore::revoke_user`](crate::store::RevocationStore::revoke_user))
     /// no longer applies to it, so a user can log in again after one (times
-    /// are whole seconds: one recorded in the same second still does).
+    /// are whole seconds: one recorded in the same second still does; to
+    /// end the user's other sessions and keep this one, as after a password
+    /// change, use `log_out_other_sessions` on the sealer or the extractor
+    /// instead).
     ///
     /// Call it only once credentials have been checked, not on a path any
     /// cookie holder can trigger (such as periodic id rotation): each call
@@ -671,6 +681,7 @@ impl Session {
         self.id = id;
         self.created_at = self.now;
         self.starts_at_save = true;
+        self.revocations_seen_at = None;
         self.mark_modified();
         Ok(())
     }

@@ -216,8 +216,9 @@ pub trait RevocationCheck: Send + Sync + 'static {
 /// Each record lives `keep_for`: as long as a cookie it revokes could still
 /// open, which [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl)
 /// computes, plus a minute (a request that opened such a cookie before the
-/// revocation re-seals it when it ends, dated at most a minute after its
-/// open; the crate's own records add that minute); after that such
+/// revocation re-seals it when it ends, dated at most a minute after it
+/// last saw the check pass; the crate's own records add that minute);
+/// after that such
 /// cookies are expired anyway.
 /// Round it up to the store's resolution, accept `Duration::MAX` (keep the
 /// record a very long time), and never drop a live record to make room (that would

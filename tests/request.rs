@@ -706,3 +706,69 @@ async fn a_request_running_for_minutes_cannot_outlast_a_logout() {
     unchecked.seal(&mut slow).unwrap();
     assert_eq!(slow.issued_at(), Some(slow.now() + 300));
 }
+
+/// A slow request whose session was not revoked meanwhile is saved at the
+/// real time: the asynchronous save asks the check again once the
+/// request has run past the minute, instead of dating the cookie back
+/// (with a five-minute idle timeout, a cookie dated back from a
+/// seven-minute upload would arrive expired). The synchronous save cannot
+/// ask, and dates it back. A session created in the request and logged
+/// in, whose user is revoked while the request runs, is dated back too.
+#[tokio::test]
+async fn a_slow_request_is_checked_again_rather_than_dated_back() {
+    let clock = clock();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .max_idle(Duration::from_secs(300))
+        .revocation_store(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", "ada").unwrap();
+    let cookie = sealer.seal(&mut session).unwrap();
+
+    let mut upload = sealer.open_async(&cookie).await.unwrap();
+    let mut synchronous = sealer.open_async(&cookie).await.unwrap();
+    clock.advance(400);
+    for session in [&mut upload, &mut synchronous] {
+        session.insert("upload", &1u8).unwrap();
+    }
+    let saved = sealer.save_async(&mut upload).await.unwrap();
+    assert_eq!(upload.issued_at(), Some(common::T0 + 400));
+    let after_upload = saved.action.cookie_value().expect("a cookie").to_owned();
+    clock.advance(1);
+    assert!(sealer.open_async(&after_upload).await.is_ok());
+    sealer.seal(&mut synchronous).unwrap();
+    assert_eq!(synchronous.issued_at(), Some(common::T0 + 60));
+
+    // Saved again later in the same request: dated from the first save.
+    clock.advance(29);
+    upload.insert("upload", &2u8).unwrap();
+    let saved = sealer.save_async(&mut upload).await.unwrap();
+    assert!(saved.action.cookie_value().is_some());
+    assert_eq!(upload.issued_at(), Some(common::T0 + 430));
+
+    // A record is kept `revocation_ttl` plus a minute: 421 s here.
+    let keep_for = sealer.revocation_ttl().unwrap() + Duration::from_secs(60);
+    let mut signing_up = sealer.new_session().unwrap();
+    signing_up.insert("user", "bob").unwrap();
+    clock.advance(10);
+    revocations.revoke_user("bob", keep_for).unwrap();
+    clock.advance(200);
+    let saved = sealer.save_async(&mut signing_up).await.unwrap();
+    assert_eq!(signing_up.issued_at(), Some(signing_up.now() + 60));
+    let revoked = saved.action.cookie_value().expect("a cookie").to_owned();
+    assert_eq!(
+        sealer.open_async(&revoked).await.unwrap_err(),
+        Error::Revoked
+    );
+
+    // As long as a record is kept, a check could miss one written while
+    // the request ran: dated back, though nothing was revoked.
+    let mut longer = sealer.open_async(&after_upload).await.unwrap();
+    clock.advance(keep_for.as_secs());
+    longer.insert("upload", &3u8).unwrap();
+    let saved = sealer.save_async(&mut longer).await.unwrap();
+    assert!(saved.action.cookie_value().is_some());
+    assert_eq!(longer.issued_at(), Some(longer.now() + 60));
+}
