@@ -1420,6 +1420,41 @@ async fn a_change_after_the_request_was_dropped_is_logged_as_lost() {
 }
 
 #[tokio::test]
+async fn logging_out_after_the_response_is_logged_as_lost() {
+    // Late, "log out my other devices" keeps a new id no cookie carries
+    // (so this device is logged out as well), and "everywhere" cannot
+    // delete the cookie: neither may go unnoticed.
+    use sealed_session::store::MemoryRevocations;
+    let held = Held::default();
+    let keep = Arc::clone(&held);
+    let layer = builder()
+        .revocation_store(Arc::new(MemoryRevocations::new()), Some("user"))
+        .build()
+        .expect("layer");
+    let mut app = Router::new()
+        .route(
+            "/",
+            get(move |session: LazySession| {
+                let keep = Arc::clone(&keep);
+                async move {
+                    session.insert("user", "ada").await?;
+                    *keep.lock().expect("lock") = Some(session);
+                    Ok::<_, Error>(StatusCode::OK)
+                }
+            }),
+        )
+        .layer(layer);
+    let response = call(&mut app, "/", None).await;
+    assert!(set_cookie(&response).is_some());
+    let session = held.lock().expect("lock").take().expect("kept");
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
+    assert!(session.log_out_other_sessions().await.expect("recorded"));
+    assert_eq!(logs.text().matches("the change is lost").count(), 1);
+    assert!(session.log_out_everywhere().await.expect("recorded"));
+    assert_eq!(logs.text().matches("the change is lost").count(), 2);
+}
+
+#[tokio::test]
 async fn opening_after_the_response_is_logged() {
     let (mut app, held) = app_keeping_the_session(Handler::Answers);
     let response = call(&mut app, "/", None).await;

@@ -170,13 +170,18 @@ impl LazySession {
         }
         let changes = session.changes;
         let result = f(session);
-        if session.changes != changes && self.inner.finished.load(Ordering::Relaxed) {
+        self.warn_if_changed_late(session.changes != changes);
+        Ok(result)
+    }
+
+    /// Warns of a change made after the request ended: it is lost.
+    fn warn_if_changed_late(&self, changed: bool) {
+        if changed && self.inner.finished.load(Ordering::Relaxed) {
             tracing::warn!(
                 event = "changed-after-response",
                 "session changed after the request ended; the change is lost"
             );
         }
-        Ok(result)
     }
 
     /// As [`Self::with`], after loading every entry that lives in the
@@ -225,7 +230,11 @@ impl LazySession {
     pub async fn log_out_other_sessions(&self) -> Result<bool, Error> {
         let mut state = self.inner.state.lock().await;
         let session = self.user_session(&mut state).await?;
-        self.sealer().log_out_other_sessions(session).await
+        let changes = session.changes;
+        // Late, the new id reaches no cookie: this device is logged out too.
+        let result = self.sealer().log_out_other_sessions(session).await;
+        self.warn_if_changed_late(session.changes != changes);
+        result
     }
 
     /// "Log out everywhere": revokes every session of the user this
@@ -238,7 +247,10 @@ impl LazySession {
     pub async fn log_out_everywhere(&self) -> Result<bool, Error> {
         let mut state = self.inner.state.lock().await;
         let session = self.user_session(&mut state).await?;
-        self.sealer().log_out_everywhere(session).await
+        let changes = session.changes;
+        let result = self.sealer().log_out_everywhere(session).await;
+        self.warn_if_changed_late(session.changes != changes);
+        result
     }
 
     /// The opened session, for an action on its user: while the revocation
