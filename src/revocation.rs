@@ -14,7 +14,7 @@ use crate::{Error, InvalidSetting, Sealer};
 /// How long a request that opened a session before its id was revoked
 /// may still run: revocation checks only opening, so such a request can
 /// still re-seal the id. Its cookie is dated no later than this after the
-/// open ([`Sealer::save_time`]); the records the crate writes itself
+/// check last passed for it ([`Sealer::save_time`]); the records the crate writes itself
 /// outlast such a cookie by this much, and a replaced overflow blob stays
 /// readable as long for such requests.
 pub(crate) const RUNNING_REQUEST_GRACE: Duration = Duration::from_secs(60);
@@ -22,8 +22,8 @@ pub(crate) const RUNNING_REQUEST_GRACE: Duration = Duration::from_secs(60);
 impl Sealer {
     /// The time a save seals `session` at: now, but, with a revocation
     /// check, no later than [`RUNNING_REQUEST_GRACE`] after revocations
-    /// were last accounted for (the open, its creation, its last save, or
-    /// [`Sealer::recheck_if_late`]). A request running longer (a slow
+    /// were last accounted for (the open, its creation, the first save of
+    /// a new id, or [`Sealer::recheck_if_late`]). A request running longer (a slow
     /// upload) would otherwise re-seal an id revoked while it ran with an
     /// issued-at that outlasts the revocation's record. A session given a
     /// new id in this request has nothing to outlast: its save dates it.

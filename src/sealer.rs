@@ -928,7 +928,9 @@ impl Sealer {
     pub(crate) fn mark_saved(&self, session: &mut Session, issued_at: u64) {
         session.created_at = session.created_at_sealed(issued_at);
         session.starts_at_save = false;
-        session.revocations_seen_at = Some(issued_at);
+        // A new id counts from its first token; otherwise a save checks
+        // nothing, and a later one stays dated from the last check.
+        session.revocations_seen_at.get_or_insert(issued_at);
         session.issued_at = Some(issued_at);
         session.modified = false;
         session.refresh_due = false;

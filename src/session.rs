@@ -230,14 +230,14 @@ pub struct Session {
     /// revocation record, so that anonymous traffic cannot fill the store
     /// (a copy of it names no user to act as).
     pub(crate) cookie_without_user: bool,
-    /// Created, or given a new id, since the last save: created-at is the
+    /// Given a new id since the last save: created-at is the
     /// time of the save that seals it, not the request's start, so that a
     /// "log out everywhere" recorded while the request ran (during a slow
     /// password check, before the login) does not cover the new id.
     pub(crate) starts_at_save: bool,
     /// Up to when revocations are accounted for: the revocation check ran
     /// (at the open, or again before a late save), the session was
-    /// created, or it was last saved. A save dated more than a minute
+    /// created, or the first token of its new id was sealed. A save dated more than a minute
     /// later could outlast a revocation recorded since
     /// ([`Sealer::save_time`](crate::Sealer)). `None` once it took a new
     /// id: its save dates it, so no earlier record covers it.

@@ -672,6 +672,12 @@ async fn a_request_running_for_minutes_cannot_outlast_a_logout() {
         sealer.open_async(&re_sealed).await.unwrap_err(),
         Error::Revoked
     );
+    // Saved again, later: still dated from the open, not from the save.
+    clock.set(common::T0 + 400);
+    slow.insert("seen", &false).unwrap();
+    let again = sealer.save_async(&mut slow).await.unwrap();
+    assert!(again.action.cookie_value().is_some());
+    assert_eq!(slow.issued_at(), Some(common::T0 + 60));
     // The record ends `revocation_ttl` plus a minute after the logout.
     clock.set(common::T0 + 1 + sealer.revocation_ttl().unwrap().as_secs() + 60 + 1);
     assert_eq!(
