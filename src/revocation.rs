@@ -13,8 +13,9 @@ use crate::{Error, InvalidSetting, Sealer};
 
 /// How long a request that opened a session before its id was revoked
 /// may still run: revocation checks only opening, so such a request can
-/// still re-seal the id. Its cookie is dated no later than this after the
-/// check last passed for it ([`Sealer::save_time`]); the records the crate writes itself
+/// still re-seal the id. Its cookie is dated no later than this after
+/// revocations were last accounted for (the check passed, or the session
+/// or its new id began: [`Sealer::save_time`]); the records the crate writes itself
 /// outlast such a cookie by this much, and a replaced overflow blob stays
 /// readable as long for such requests.
 pub(crate) const RUNNING_REQUEST_GRACE: Duration = Duration::from_secs(60);
@@ -43,14 +44,19 @@ impl Sealer {
     /// its cookie then ends before the revocation's record does. So does
     /// one whose request ran as long as a record is kept
     /// ([`Sealer::revocation_keep_for`]): a record written while it ran may
-    /// be gone already, and the check would not see it.
+    /// be gone already, and the check would not see it (with an idle
+    /// timeout shorter than the request ran, its cookie is then already
+    /// expired: the save logs the user out).
     pub(crate) async fn recheck_if_late(&self, session: &mut Session) {
         let (Some(_), Some(seen)) = (&self.revocation, session.revocations_seen_at) else {
             return;
         };
         let now = self.clock.now();
         let late = now > seen.saturating_add(RUNNING_REQUEST_GRACE.as_secs());
-        let records_kept = now < seen.saturating_add(self.revocation_keep_for().as_secs());
+        // With a margin of the clock skew: records end by the store's own
+        // clock, and this one may have been stepped back since `seen`.
+        let records_kept = now.saturating_add(self.policy.clock_skew)
+            < seen.saturating_add(self.revocation_keep_for().as_secs());
         let worth_asking = session.needs_save() && !session.should_delete_cookie();
         if late && records_kept && worth_asking && self.check_revocation(session).await.is_ok() {
             session.revocations_seen_at = Some(now);

@@ -766,10 +766,10 @@ impl Session {
     }
 
     /// When the session started (Unix seconds), or took its current id
-    /// ([`Session::cycle_id`]); kept across re-seals. A session created or
-    /// given a new id in this request counts as created when it is saved:
-    /// until then this is the request's start ([`Session::now`]), and the
-    /// save sets it to the save's time.
+    /// ([`Session::cycle_id`]); kept across re-seals. A session given a
+    /// new id in this request counts as created when it is saved: until
+    /// then this is the request's start ([`Session::now`]), and the save
+    /// sets it to the save's time.
     pub fn created_at(&self) -> u64 {
         self.created_at
     }

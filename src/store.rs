@@ -217,7 +217,8 @@ pub trait RevocationCheck: Send + Sync + 'static {
 /// open, which [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl)
 /// computes, plus a minute (a request that opened such a cookie before the
 /// revocation re-seals it when it ends, dated at most a minute after it
-/// last saw the check pass; the crate's own records add that minute);
+/// last saw the check pass, or began; the crate's own records add that
+/// minute);
 /// after that such
 /// cookies are expired anyway.
 /// Round it up to the store's resolution, accept `Duration::MAX` (keep the
