@@ -165,10 +165,14 @@ impl Sealer {
     /// without a revocation store and a user key; [`Error::Value`] for a
     /// user entry the check could not read; those of
     /// [`Sealer::load_overflow`] if the user entry is in the overflow
-    /// store; [`Error::Random`] for the new id; then the store's
+    /// store; [`Error::Revoked`] for a session revoked since it was opened
+    /// (another device logged the user out everywhere meanwhile: it asks
+    /// the revocation check again first, so as not to replace that record
+    /// with one that spares this session); [`Error::Random`] for the new
+    /// id; then the store's
     /// ([`StoreError::Unavailable`](crate::StoreError::Unavailable),
     /// [`StoreError::OverCapacity`](crate::StoreError::OverCapacity)), the
-    /// session then having its new id.
+    /// session then having its new id (unless the check failed so).
     ///
     /// ```
     /// use std::sync::Arc;
@@ -195,6 +199,13 @@ impl Sealer {
         let Some((store, user)) = self.revocable_user(session).await? else {
             return Ok(false);
         };
+        // Revoked since it was opened (another device logged out
+        // everywhere while this request ran): the record below would
+        // replace that one and spare this session. A new id taken in this
+        // request (a login) has no earlier record to escape.
+        if session.revocations_seen_at.is_some() {
+            self.check_revocation(session).await?;
+        }
         // A new id, but not a new session: the absolute lifetime keeps
         // running (the record's exception is the id, not the time), so
         // that repeating this cannot keep a cookie alive for ever.

@@ -781,3 +781,51 @@ async fn a_slow_request_is_checked_again_rather_than_dated_back() {
     assert!(saved.action.cookie_value().is_some());
     assert_eq!(longer.issued_at(), Some(longer.now() + 60));
 }
+
+/// "Log out my other devices" from a request that opened before another
+/// device logged the user out everywhere: refused as revoked, rather than
+/// replacing that record with one that spares this session.
+#[tokio::test]
+async fn logging_out_other_sessions_after_being_logged_out_is_refused() {
+    let clock = clock();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .revocation_store(revocations, Some("user"))
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", "ada").unwrap();
+    let cookie = sealer.seal(&mut session).unwrap();
+    let mut in_flight = sealer.open_async(&cookie).await.unwrap();
+    let id = in_flight.id();
+    clock.advance(1);
+    // A login request that began in the second of the log out below.
+    let mut signing_in = sealer.new_session().unwrap();
+    let mut elsewhere = sealer.open_async(&cookie).await.unwrap();
+    assert!(sealer.log_out_everywhere(&mut elsewhere).await.unwrap());
+    clock.advance(1);
+    assert_eq!(
+        sealer
+            .log_out_other_sessions(&mut in_flight)
+            .await
+            .unwrap_err(),
+        Error::Revoked
+    );
+    assert_eq!(in_flight.id(), id);
+    assert_eq!(
+        sealer.open_async(&cookie).await.unwrap_err(),
+        Error::Revoked
+    );
+
+    // A login after the record (a new id, dated by its save) has no
+    // earlier record to escape.
+    signing_in.insert("user", "ada").unwrap();
+    signing_in.cycle_id().unwrap();
+    assert!(sealer
+        .log_out_other_sessions(&mut signing_in)
+        .await
+        .unwrap());
+    let saved = sealer.save_async(&mut signing_in).await.unwrap();
+    let signed_in = saved.action.cookie_value().expect("a cookie").to_owned();
+    assert!(sealer.open_async(&signed_in).await.is_ok());
+}
