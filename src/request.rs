@@ -184,6 +184,9 @@ struct Selection {
     held_back: Option<HeldBack>,
     /// Stopped at `max_cookies_tried` with candidates left.
     capped: bool,
+    /// A header without a candidate holds one after a comma in another
+    /// cookie's value.
+    hidden_after_comma: bool,
 }
 
 impl Selection {
@@ -225,7 +228,24 @@ impl Selection {
         }
     }
 
+    /// Notes a session cookie that `text` hides after a comma, when the
+    /// header gave no candidate (only then is the scan worth it).
+    fn note_hidden(&mut self, text: &str, name: &str, tried_before: usize) {
+        if self.tried == tried_before && !self.hidden_after_comma {
+            self.hidden_after_comma = cookie_after_a_comma(text, name);
+        }
+    }
+
     fn fresh(self, sealer: &Sealer) -> Result<RequestSession, Error> {
+        if self.tried == 0 && self.hidden_after_comma {
+            // A deployment mistake, but anyone can send it: not above INFO.
+            tracing::info!(
+                event = "cookie-after-comma",
+                "no session cookie, but one follows a comma in another cookie's value: \
+                 Cookie lines joined with \", \" instead of \"; \" (FORMAT.md §14.4); \
+                 pass the lines one by one"
+            );
+        }
         Ok(RequestSession {
             session: sealer.new_session()?,
             cookie_len: None,
@@ -291,6 +311,20 @@ fn up_to_a_comma_in_the_value(pair: &str) -> &str {
     &pair[..end.unwrap_or(pair.len())]
 }
 
+/// Whether a cookie value in `text` holds `, NAME=`: the session cookie
+/// of a `Cookie` line joined to the one before with `", "`, which the
+/// rule above does not take (only for the log: it opens nothing).
+fn cookie_after_a_comma(text: &str, name: &str) -> bool {
+    text.split(';')
+        .filter_map(|pair| pair.split_once('=').map(|(_, value)| value))
+        .any(|value| {
+            value
+                .split(',')
+                .skip(1)
+                .any(|part| crate::cookie::is_named(part, name))
+        })
+}
+
 impl Sealer {
     /// Opens the session from a request's `Cookie` header values, in the
     /// order received, by the rule of `docs/FORMAT.md` §14.4: the cookies
@@ -321,6 +355,7 @@ impl Sealer {
         let mut selection = Selection::default();
         for header in cookie_headers {
             let text = header_text(header.as_ref());
+            let tried_before = selection.tried;
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
                     return selection.fresh(self);
@@ -332,6 +367,7 @@ impl Sealer {
                     }
                 }
             }
+            selection.note_hidden(&text, &self.cookie_name, tried_before);
         }
         selection.fresh(self)
     }
@@ -355,6 +391,7 @@ impl Sealer {
         let mut selection = Selection::default();
         'headers: for header in cookie_headers {
             let text = header_text(header.as_ref());
+            let tried_before = selection.tried;
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
                     break 'headers;
@@ -370,6 +407,7 @@ impl Sealer {
                     break 'headers;
                 }
             }
+            selection.note_hidden(&text, &self.cookie_name, tried_before);
         }
         selection.fresh(self)
     }

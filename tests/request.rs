@@ -829,3 +829,41 @@ async fn logging_out_other_sessions_after_being_logged_out_is_refused() {
     let signed_in = saved.action.cookie_value().expect("a cookie").to_owned();
     assert!(sealer.open_async(&signed_in).await.is_ok());
 }
+
+/// `Cookie` lines joined with `", "` hide a session cookie that starts a
+/// later line (FORMAT.md §14.4 does not split at commas): the visitor
+/// gets a fresh session, and the log says why, without the value.
+#[tokio::test]
+async fn a_session_cookie_after_a_comma_is_not_taken_but_logged() {
+    let sealer = builder(&clock()).build().unwrap();
+    let cookie = cookie_with(&sealer, "one");
+    let (logs, _guard) = common::Logs::capture(tracing::Level::INFO);
+    let joined = sealer
+        .open_request([format!("theme=dark, id={cookie}")])
+        .unwrap();
+    assert!(joined.session().is_new());
+    assert_eq!(joined.rejected_cookie(), None);
+    let joined = sealer
+        .open_request_async([format!("theme=dark, id={cookie}")])
+        .await
+        .unwrap();
+    assert!(joined.session().is_new());
+    let text = logs.text();
+    assert_eq!(text.matches("cookie-after-comma").count(), 2, "{text}");
+    assert!(!text.contains(&cookie), "no value in the log: {text}");
+
+    // Separate lines, or the session cookie first: taken, and no event.
+    let (logs, _guard) = common::Logs::capture(tracing::Level::INFO);
+    for headers in [
+        vec!["theme=dark".to_owned(), format!("id={cookie}")],
+        vec![format!("id={cookie}, theme=dark")],
+    ] {
+        let request = sealer.open_request(&headers).unwrap();
+        assert_eq!(marker(&request).as_deref(), Some("one"));
+    }
+    // A comma without the session's name after it, or no cookie at all.
+    for header in ["theme=dark, ids=1", "theme=a,b", ""] {
+        assert!(sealer.open_request([header]).unwrap().session().is_new());
+    }
+    assert!(logs.is_empty(), "{}", logs.text());
+}
