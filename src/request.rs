@@ -184,8 +184,8 @@ struct Selection {
     held_back: Option<HeldBack>,
     /// Stopped at `max_cookies_tried` with candidates left.
     capped: bool,
-    /// A header without a candidate holds one after a comma in another
-    /// cookie's value.
+    /// With no candidate so far, a header holds one after a comma in
+    /// another cookie's value.
     hidden_after_comma: bool,
 }
 
@@ -228,10 +228,10 @@ impl Selection {
         }
     }
 
-    /// Notes a session cookie that `text` hides after a comma, when the
-    /// header gave no candidate (only then is the scan worth it).
-    fn note_hidden(&mut self, text: &str, name: &str, tried_before: usize) {
-        if self.tried == tried_before && !self.hidden_after_comma {
+    /// Notes a session cookie that `text` hides after a comma, while no
+    /// candidate was found (only then is the scan worth it: see `fresh`).
+    fn note_hidden(&mut self, text: &str, name: &str) {
+        if self.tried == 0 && !self.hidden_after_comma {
             self.hidden_after_comma = cookie_after_a_comma(text, name);
         }
     }
@@ -355,7 +355,6 @@ impl Sealer {
         let mut selection = Selection::default();
         for header in cookie_headers {
             let text = header_text(header.as_ref());
-            let tried_before = selection.tried;
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
                     return selection.fresh(self);
@@ -367,7 +366,7 @@ impl Sealer {
                     }
                 }
             }
-            selection.note_hidden(&text, &self.cookie_name, tried_before);
+            selection.note_hidden(&text, &self.cookie_name);
         }
         selection.fresh(self)
     }
@@ -391,7 +390,6 @@ impl Sealer {
         let mut selection = Selection::default();
         'headers: for header in cookie_headers {
             let text = header_text(header.as_ref());
-            let tried_before = selection.tried;
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
                     break 'headers;
@@ -407,7 +405,7 @@ impl Sealer {
                     break 'headers;
                 }
             }
-            selection.note_hidden(&text, &self.cookie_name, tried_before);
+            selection.note_hidden(&text, &self.cookie_name);
         }
         selection.fresh(self)
     }

@@ -501,8 +501,9 @@ impl LazySession {
     }
 
     /// Takes a new id and keeps the data: call it at login. The session
-    /// counts as created when it is saved (see [`Session::cycle_id`]). With a revocation
-    /// store the save revokes the old id, as after [`Self::flush`].
+    /// counts as created when it is saved (see [`Session::cycle_id`]).
+    /// With a revocation store the save revokes the old id, as after
+    /// [`Self::flush`].
     ///
     /// # Errors
     ///
