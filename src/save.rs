@@ -53,7 +53,12 @@ impl Sealer {
     }
 
     /// The `Max-Age` the cookie of `session` gets when saved now (whole
-    /// seconds): `None` for a browser-session cookie.
+    /// seconds): `None` for a browser-session cookie. (With a revocation
+    /// check, a request that ran over a minute is counted as saved a
+    /// minute after its open; [`Sealer::save_async`] asks the check again
+    /// first, and if it passes, saves at the real time: a `Max-Age` that
+    /// runs to the session's end or its absolute lifetime is then shorter
+    /// by the difference.)
     pub fn cookie_max_age(&self, session: &Session) -> Option<Duration> {
         self.max_age_at(session, self.save_time(session))
     }
