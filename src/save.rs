@@ -54,8 +54,9 @@ impl Sealer {
 
     /// The `Max-Age` the cookie of `session` gets when saved now (whole
     /// seconds): `None` for a browser-session cookie. (With a revocation
-    /// check, a request that ran over a minute is counted as saved a
-    /// minute after its open; [`Sealer::save_async`] asks the check again
+    /// check, a request that ran over a minute past the check's last pass,
+    /// or its session's start, is counted as saved a minute after that;
+    /// [`Sealer::save_async`] asks the check again
     /// first, and if it passes, saves at the real time: a `Max-Age` that
     /// runs to the session's end or its absolute lifetime is then shorter
     /// by the difference.)

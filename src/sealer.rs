@@ -522,10 +522,12 @@ impl Sealer {
     ///
     /// A request that opened the session before the revocation and saves
     /// it after re-seals it with a later issued-at: with a revocation
-    /// check, no later than a minute after its open (a later asynchronous
-    /// save asks the check again first, and is dated back only if it is
-    /// refused, cannot answer, or the request ran as long as a record is
-    /// kept). So add a minute, as the crate's own revocations (after a
+    /// check, no later than a minute after the check last passed for it
+    /// (or it began). An asynchronous save later than that asks the check
+    /// again and, if it passes, saves at the real time; otherwise (the
+    /// check refuses the session or cannot answer, or the request ran
+    /// about as long as a record is kept) the cookie is dated back. So add
+    /// a minute, as the crate's own revocations (after a
     /// `flush` or `cycle_id`, and `log_out_*`) do.
     ///
     /// ```

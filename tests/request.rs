@@ -748,7 +748,8 @@ async fn a_slow_request_is_checked_again_rather_than_dated_back() {
     sealer.seal(&mut synchronous).unwrap();
     assert_eq!(synchronous.issued_at(), Some(common::T0 + 60));
 
-    // Saved again later in the same request: dated from the first save.
+    // Saved again later in the same request, within a minute of the
+    // recheck: at the real time.
     clock.advance(29);
     upload.insert("upload", &2u8).unwrap();
     let saved = sealer.save_async(&mut upload).await.unwrap();
