@@ -52,13 +52,16 @@ impl Sealer {
             return;
         };
         let now = self.clock.now();
-        let late = now > seen.saturating_add(RUNNING_REQUEST_GRACE.as_secs());
+        // Every save comes here: the usual one, within the minute, stops.
+        if now <= seen.saturating_add(RUNNING_REQUEST_GRACE.as_secs()) {
+            return;
+        }
         // With a margin of the clock skew: records end by the store's own
         // clock, and this one may have been stepped back since `seen`.
         let records_kept = now.saturating_add(self.policy.clock_skew)
             < seen.saturating_add(self.revocation_keep_for().as_secs());
         let worth_asking = session.needs_save() && !session.should_delete_cookie();
-        if late && records_kept && worth_asking && self.check_revocation(session).await.is_ok() {
+        if records_kept && worth_asking && self.check_revocation(session).await.is_ok() {
             session.revocations_seen_at = Some(now);
         }
     }
@@ -209,17 +212,9 @@ impl Sealer {
         // A new id, but not a new session: the absolute lifetime keeps
         // running (the record's exception is the id, not the time), so
         // that repeating this cannot keep a cookie alive for ever.
-        let kept = (
-            session.created_at,
-            session.starts_at_save,
-            session.revocations_seen_at,
-        );
+        let kept = (session.created_at, session.revocations_seen_at);
         session.cycle_id()?;
-        (
-            session.created_at,
-            session.starts_at_save,
-            session.revocations_seen_at,
-        ) = kept;
+        (session.created_at, session.revocations_seen_at) = kept;
         store
             .revoke_user_except(&user, session.id, self.revocation_keep_for())
             .await?;

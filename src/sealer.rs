@@ -642,7 +642,6 @@ impl Sealer {
             cookie_without_user: false,
             // Created now, as the caller asked; `cycle_id` at login dates
             // it from the save.
-            starts_at_save: false,
             revocations_seen_at: Some(now),
             dropped_unreported: Vec::new(),
             policy: self.policy,
@@ -741,7 +740,6 @@ impl Sealer {
             replaced: None,
             revoking_after_save: None,
             cookie_without_user: false,
-            starts_at_save: false,
             revocations_seen_at: Some(now),
             dropped_unreported: Vec::new(),
             policy: self.policy,
@@ -929,7 +927,6 @@ impl Sealer {
     /// Records a save whose token was issued at `issued_at`.
     pub(crate) fn mark_saved(&self, session: &mut Session, issued_at: u64) {
         session.created_at = session.created_at_sealed(issued_at);
-        session.starts_at_save = false;
         // A new id counts from its first token; otherwise a save checks
         // nothing, and a later one stays dated from the last check.
         session.revocations_seen_at.get_or_insert(issued_at);

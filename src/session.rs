@@ -230,17 +230,15 @@ pub struct Session {
     /// revocation record, so that anonymous traffic cannot fill the store
     /// (a copy of it names no user to act as).
     pub(crate) cookie_without_user: bool,
-    /// Given a new id since the last save: created-at is the
-    /// time of the save that seals it, not the request's start, so that a
-    /// "log out everywhere" recorded while the request ran (during a slow
-    /// password check, before the login) does not cover the new id.
-    pub(crate) starts_at_save: bool,
     /// Up to when revocations are accounted for: the revocation check ran
     /// (at the open, or again before a late save), the session was
-    /// created, or the first token of its new id was sealed. A save dated more than a minute
-    /// later could outlast a revocation recorded since
+    /// created, or the first token of its new id was sealed. A save dated
+    /// more than a minute later could outlast a revocation recorded since
     /// ([`Sealer::save_time`](crate::Sealer)). `None` once it took a new
-    /// id: its save dates it, so no earlier record covers it.
+    /// id, until it is saved: that save dates it, created-at included, not
+    /// the request's start, so that a "log out everywhere" recorded while
+    /// the request ran (during a slow password check, before the login)
+    /// does not cover the new id.
     pub(crate) revocations_seen_at: Option<u64>,
     /// Entries removed since the last successful save and not reported
     /// yet: their overflow blob was gone when read, or a save dropped them
@@ -680,7 +678,6 @@ impl Session {
         self.record_replaced_id();
         self.id = id;
         self.created_at = self.now;
-        self.starts_at_save = true;
         self.revocations_seen_at = None;
         self.mark_modified();
         Ok(())
@@ -779,10 +776,11 @@ impl Session {
     /// creation time (at login, say) cannot yield a token every reader
     /// refuses. The sealer's size estimate and its writer both use it.
     pub(crate) fn created_at_sealed(&self, now: u64) -> u64 {
-        if self.starts_at_save {
-            return now;
+        match self.revocations_seen_at {
+            // A new id, not yet sealed: created by this save.
+            None => now,
+            Some(_) => self.created_at.min(now),
         }
-        self.created_at.min(now)
     }
 
     /// When the cookie it came from was sealed; `None` for a new session.

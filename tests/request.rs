@@ -571,6 +571,24 @@ async fn logging_out_other_sessions_keeps_the_sessions_age() {
     assert!(!session.is_flushed(), "nothing done");
 }
 
+/// `builder` with in-memory revocations on `clock` and the user key
+/// "user": those revocations, the sealer, and the cookie of a session of
+/// user "ada".
+fn ada_signed_in(
+    clock: &Arc<FixedClock>,
+    builder: sealed_session::SealerBuilder,
+) -> (Arc<MemoryRevocations>, Sealer, String) {
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder
+        .revocation_store(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", "ada").unwrap();
+    let cookie = sealer.seal(&mut session).unwrap();
+    (revocations, sealer, cookie)
+}
+
 /// Signs `session` in as "ada" (a new id, as at login) and saves it:
 /// the new cookie.
 async fn sign_in(sealer: &Sealer, session: &mut sealed_session::Session) -> String {
@@ -589,14 +607,7 @@ async fn sign_in(sealer: &Sealer, session: &mut sealed_session::Session) -> Stri
 #[tokio::test]
 async fn a_login_after_a_log_out_everywhere_in_the_same_request_stays_in() {
     let clock = clock();
-    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
-    let sealer = builder(&clock)
-        .revocation_store(revocations.clone(), Some("user"))
-        .build()
-        .unwrap();
-    let mut session = sealer.new_session().unwrap();
-    session.insert("user", "ada").unwrap();
-    let cookie = sealer.seal(&mut session).unwrap();
+    let (revocations, sealer, cookie) = ada_signed_in(&clock, builder(&clock));
 
     clock.set(common::T0 + 100);
     let mut reset = sealer.open_async(&cookie).await.unwrap();
@@ -724,15 +735,8 @@ async fn a_request_running_for_minutes_cannot_outlast_a_logout() {
 #[tokio::test]
 async fn a_slow_request_is_checked_again_rather_than_dated_back() {
     let clock = clock();
-    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
-    let sealer = builder(&clock)
-        .max_idle(Duration::from_secs(300))
-        .revocation_store(revocations.clone(), Some("user"))
-        .build()
-        .unwrap();
-    let mut session = sealer.new_session().unwrap();
-    session.insert("user", "ada").unwrap();
-    let cookie = sealer.seal(&mut session).unwrap();
+    let idle_300 = builder(&clock).max_idle(Duration::from_secs(300));
+    let (revocations, sealer, cookie) = ada_signed_in(&clock, idle_300);
 
     let mut upload = sealer.open_async(&cookie).await.unwrap();
     let mut synchronous = sealer.open_async(&cookie).await.unwrap();
@@ -789,14 +793,7 @@ async fn a_slow_request_is_checked_again_rather_than_dated_back() {
 #[tokio::test]
 async fn logging_out_other_sessions_after_being_logged_out_is_refused() {
     let clock = clock();
-    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
-    let sealer = builder(&clock)
-        .revocation_store(revocations, Some("user"))
-        .build()
-        .unwrap();
-    let mut session = sealer.new_session().unwrap();
-    session.insert("user", "ada").unwrap();
-    let cookie = sealer.seal(&mut session).unwrap();
+    let (_, sealer, cookie) = ada_signed_in(&clock, builder(&clock));
     let mut in_flight = sealer.open_async(&cookie).await.unwrap();
     let id = in_flight.id();
     clock.advance(1);
@@ -867,4 +864,60 @@ async fn a_session_cookie_after_a_comma_is_not_taken_but_logged() {
         assert!(sealer.open_request([header]).unwrap().session().is_new());
     }
     assert!(logs.is_empty(), "{}", logs.text());
+}
+
+/// Counts the revocation checks asked of the memory store it wraps.
+struct CountedChecks(MemoryRevocations, std::sync::atomic::AtomicUsize);
+
+impl sealed_session::store::RevocationCheck for CountedChecks {
+    fn is_revoked<'a>(
+        &'a self,
+        query: sealed_session::store::RevocationQuery<'a>,
+    ) -> sealed_session::store::BoxFuture<'a, Result<bool, Error>> {
+        self.1.fetch_add(1, Ordering::SeqCst);
+        self.0.is_revoked(query)
+    }
+}
+
+/// Every save runs past the late-save test, so it must stay a test: a
+/// save within the minute after the check asks nothing more, and neither
+/// does a late save that seals nothing (a session unchanged, or emptied
+/// and deleted); a late save that seals asks once.
+#[tokio::test]
+async fn only_a_late_save_that_seals_asks_the_check_again() {
+    let clock = clock();
+    let checks = Arc::new(CountedChecks(
+        MemoryRevocations::with_clock(clock.clone()),
+        Default::default(),
+    ));
+    let sealer = builder(&clock)
+        .revocation(checks.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let asked = || checks.1.load(Ordering::SeqCst);
+    let cookie = cookie_with(&sealer, "cart");
+    let mut session = sealer.open_async(&cookie).await.unwrap();
+    assert_eq!(asked(), 1, "the open's check");
+    clock.advance(60);
+    session.insert("seen", &1u8).unwrap();
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    assert!(saved.action.cookie_value().is_some());
+    assert_eq!(asked(), 1);
+
+    let mut unchanged = sealer.open_async(&cookie).await.unwrap();
+    let header = format!("id={cookie}");
+    let mut emptied = sealer.open_request_async([&header]).await.unwrap();
+    assert_eq!(asked(), 3, "their opens' checks");
+    clock.advance(100);
+    let saved = sealer.save_async(&mut unchanged).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Unchanged));
+    emptied.session_mut().clear();
+    let saved = sealer.save_request_async(&mut emptied).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Delete(_)));
+    assert_eq!(asked(), 3);
+
+    session.insert("seen", &2u8).unwrap();
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    assert!(saved.action.cookie_value().is_some());
+    assert_eq!(asked(), 4, "the late save's check");
 }

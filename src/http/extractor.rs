@@ -228,13 +228,9 @@ impl LazySession {
     /// ([`StoreError::Unavailable`](crate::StoreError::Unavailable)) when
     /// it could not check the request's cookie.
     pub async fn log_out_other_sessions(&self) -> Result<bool, Error> {
-        let mut state = self.inner.state.lock().await;
-        let session = self.user_session(&mut state).await?;
-        let changes = session.changes;
         // Late, the new id reaches no cookie: this device is logged out too.
-        let result = self.sealer().log_out_other_sessions(session).await;
-        self.warn_if_changed_late(session.changes != changes);
-        result
+        self.on_user(async |sealer, session| sealer.log_out_other_sessions(session).await)
+            .await
     }
 
     /// "Log out everywhere": revokes every session of the user this
@@ -245,10 +241,21 @@ impl LazySession {
     ///
     /// As [`LazySession::log_out_other_sessions`].
     pub async fn log_out_everywhere(&self) -> Result<bool, Error> {
+        self.on_user(async |sealer, session| sealer.log_out_everywhere(session).await)
+            .await
+    }
+
+    /// Runs an action of the sealer on the user the opened session names
+    /// ([`Self::user_session`]), under the lock, warning of a change made
+    /// after the request ended as [`Self::locked`] does.
+    async fn on_user(
+        &self,
+        action: impl AsyncFnOnce(&Sealer, &mut Session) -> Result<bool, Error>,
+    ) -> Result<bool, Error> {
         let mut state = self.inner.state.lock().await;
         let session = self.user_session(&mut state).await?;
         let changes = session.changes;
-        let result = self.sealer().log_out_everywhere(session).await;
+        let result = action(self.sealer(), session).await;
         self.warn_if_changed_late(session.changes != changes);
         result
     }
