@@ -353,8 +353,9 @@ fn keys_may_start_with_a_hyphen() {
 
 #[test]
 fn key_file_holds_the_key_and_errors_never_show_its_content() {
-    let dir = std::env::temp_dir().join(format!("sealed-session-key-file-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    // Removed when dropped, also when an assertion fails.
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     let write = |name: &str, content: &[u8]| {
         let path = dir.join(name);
         std::fs::write(&path, content).unwrap();
@@ -522,7 +523,6 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
         "{}",
         stderr(&refused)
     );
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]
@@ -808,7 +808,8 @@ fn cookies_can_come_from_stdin_and_stdin_is_bounded() {
     // Exactly 1 MiB is read (and refused as a cookie); a byte more is not.
     let most = "A".repeat(1 << 20);
     assert_refused(&run(&["open", "--key", &key, "-"], &most), "limit-exceeded");
-    let blob = std::env::temp_dir().join(format!("sealed-session-1mib-{}", std::process::id()));
+    let blob_dir = tempfile::tempdir().unwrap();
+    let blob = blob_dir.path().join("blob");
     let (v, _, _) = &overflow_vectors_with_a_blob()[0];
     std::fs::write(&blob, &most).unwrap();
     let o = open_overflow_vector(v, &["--blob", blob.to_str().unwrap()], "");
@@ -821,7 +822,6 @@ fn cookies_can_come_from_stdin_and_stdin_is_bounded() {
         "{}",
         stderr(&o)
     );
-    std::fs::remove_file(&blob).unwrap();
 
     let huge = format!(r#"{{"a":"{}"}}"#, "x".repeat(1 << 20));
     let o = run(&["seal", "--key", &key], &huge);
@@ -927,8 +927,8 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
     assert!(last.ends_with(" passed, 0 failed"), "{last}");
 
     // A copy with one expectation changed fails, and says which.
-    let tmp = std::env::temp_dir().join(format!("sealed-session-vectors-{}", std::process::id()));
-    std::fs::create_dir_all(&tmp).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let tmp = temp.path();
     let text = std::fs::read_to_string(dir.join("format-v1.json")).unwrap();
     let broken = text.replacen(
         "\"expected_error\": \"authentication-failed\"",
@@ -984,7 +984,6 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
     std::fs::write(tmp.join("budget-v1.json"), emptied.to_string()).unwrap();
     let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
     assert_one_line_error(&o, "input: budget-v1.json: holds no vector");
-    std::fs::remove_dir_all(&tmp).unwrap();
 }
 
 #[test]
@@ -1489,8 +1488,8 @@ fn open_overflow_vector(v: &serde_json::Value, extra: &[&str], stdin: &str) -> O
 fn open_with_blob_loads_the_overflow_vectors_as_a_server_does() {
     let vectors = overflow_vectors_with_a_blob();
     let (mut loaded, mut rejected) = (0, 0);
-    let dir = std::env::temp_dir().join(format!("sealed-session-blob-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let temp = tempfile::tempdir().unwrap();
+    let dir = temp.path();
     for (v, store_key, blob) in &vectors {
         let name = v["name"].as_str().unwrap();
         // Without the blob, the overflowed keys are listed; --meta names
@@ -1527,7 +1526,6 @@ fn open_with_blob_loads_the_overflow_vectors_as_a_server_does() {
             _ => rejected += 1,
         }
     }
-    std::fs::remove_dir_all(&dir).unwrap();
     // Both outcomes were exercised, and the limits were applied both
     // ways (an entry count and a length, at and over the limit).
     assert!(
