@@ -331,6 +331,9 @@ pub enum InvalidSetting {
     /// A store's address (a Redis URL) does not parse: a setup mistake,
     /// not an outage.
     StoreAddress,
+    /// A store's address asks for TLS (`rediss://`), which this build of
+    /// the Redis client does not have.
+    StoreTls,
     /// Logging a user out of other sessions needs a revocation store with
     /// a user key
     /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store)),
@@ -351,6 +354,9 @@ impl fmt::Display for InvalidSetting {
                 "with a revocation store, sessions need an idle timeout or an absolute lifetime shorter than the 100 years a revocation record is kept"
             }
             InvalidSetting::StoreAddress => "the store's address is not a valid URL for it",
+            InvalidSetting::StoreTls => {
+                "the store's address asks for TLS (rediss://), which this build of the Redis client lacks"
+            }
             InvalidSetting::NoUserRevocation => {
                 "logging a user out of other sessions needs a revocation store with a user key"
             }

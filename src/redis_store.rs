@@ -6,6 +6,14 @@
 //! the new connection, so that the server's coming back does not fail the
 //! first request of each connection.
 //!
+//! The manager keeps a connection that stays open but no longer answers
+//! (the server's host gone without closing it, a network partition: the
+//! kernel gives up on it only after about 15 minutes), and one to a
+//! primary demoted to a replica in a failover, which refuses every write
+//! (`READONLY`). So after a request times out or is answered `READONLY`,
+//! a store made by `connect` replaces its manager: the next requests go
+//! out on a new connection, to whichever server the address now leads to.
+//!
 //! They talk to one Redis server (or a replica set's primary): the
 //! connection manager does not speak the Redis Cluster protocol, so a
 //! cluster node would answer `MOVED` for keys in other slots, which the
@@ -27,7 +35,7 @@
 
 use core::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use std::sync::Arc;
+use std::sync::{Arc, PoisonError, RwLock};
 
 use crate::clock::Clock;
 use crate::error::StoreError;
@@ -48,6 +56,19 @@ use crate::Error;
 /// server's error codes, not its messages, which may quote a command's
 /// arguments (session ids, user ids).
 fn store_error(e: redis::RedisError) -> Error {
+    failure(e).error
+}
+
+/// A failed request: the store's error, and whether the connection it
+/// went out on is to be replaced (see the module's docs).
+struct Failure {
+    error: Error,
+    stale_connection: bool,
+}
+
+/// [`store_error`], and whether the request timed out or was answered
+/// `READONLY`.
+fn failure(e: redis::RedisError) -> Failure {
     let category = e.category().to_owned();
     let (timeout, refused) = (e.is_timeout(), e.is_connection_refusal());
     // A server error, or a pipeline's errors (one per failed command).
@@ -77,7 +98,75 @@ fn store_error(e: redis::RedisError) -> Error {
         store_error = %kind,
         "a Redis store request failed"
     );
-    Error::Store(kind)
+    Failure {
+        error: Error::Store(kind),
+        stale_connection: timeout || has("READONLY"),
+    }
+}
+
+/// The connection manager the requests go out on, and, for a store made by
+/// `connect`, what it takes to make another.
+struct Connection {
+    current: RwLock<Current>,
+    remake: Option<(redis::Client, ConnectionManagerConfig)>,
+}
+
+/// A manager, and how many have been replaced before it.
+#[derive(Clone)]
+struct Current {
+    generation: u64,
+    manager: ConnectionManager,
+}
+
+impl Connection {
+    fn new(
+        manager: ConnectionManager,
+        remake: Option<(redis::Client, ConnectionManagerConfig)>,
+    ) -> Self {
+        Connection {
+            current: RwLock::new(Current {
+                generation: 0,
+                manager,
+            }),
+            remake,
+        }
+    }
+
+    /// The manager to send on (a clone shares its connection).
+    fn current(&self) -> Current {
+        // A panic cannot leave the pair half-written: take it as it is.
+        self.current
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Replaces the manager of `generation` by one that connects on its
+    /// first request; nothing if another request has replaced it already
+    /// (one replacement for all the requests that failed on it), or if the
+    /// application gave the manager.
+    fn replace(&self, generation: u64) {
+        let Some((client, config)) = &self.remake else {
+            return;
+        };
+        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+        if current.generation != generation {
+            return;
+        }
+        // The client and configuration made the first manager: they cannot
+        // fail now.
+        if let Ok(manager) = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+        {
+            *current = Current {
+                generation: generation + 1,
+                manager,
+            };
+            tracing::warn!(
+                event = "redis-reconnecting",
+                "a Redis request timed out or was refused as to a replica: the next ones go out on a new connection"
+            );
+        }
+    }
 }
 
 /// A command or a pipeline, as [`send`] takes it.
@@ -124,35 +213,53 @@ impl<'r> From<&'r mut redis::Pipeline> for Request<'r> {
 /// second try would double the wait) nor a refused connection (the server
 /// is down: the reconnection's own retry has been made).
 async fn send<'r, T: redis::FromRedisValue>(
-    connection: &ConnectionManager,
+    connection: &Connection,
     request: impl Into<Request<'r>>,
 ) -> Result<T, Error> {
     let request = request.into();
-    match request.query(connection).await {
+    let current = connection.current();
+    let result = match request.query(&current.manager).await {
         Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() && !e.is_timeout() => {
             tracing::debug!(
                 event = "redis-resent",
                 "a Redis connection was dropped: sending once more on a new one"
             );
-            request.query(connection).await.map_err(store_error)
+            request.query(&current.manager).await
         }
-        result => result.map_err(store_error),
-    }
+        result => result,
+    };
+    result.map_err(|e| {
+        let failure = failure(e);
+        if failure.stale_connection {
+            connection.replace(current.generation);
+        }
+        failure.error
+    })
 }
 
 /// Connects a connection manager with short timeouts, so that a server that
-/// is down fails a request quickly instead of hanging it.
-async fn manager(url: &str) -> Result<ConnectionManager, Error> {
+/// is down fails a request quickly instead of hanging it; kept with what
+/// makes another.
+async fn connect(url: &str) -> Result<Connection, Error> {
     // Not logged: the URL may hold a password, and the error quotes it.
-    let client = redis::Client::open(url)
-        .map_err(|_| Error::InvalidSetting(crate::error::InvalidSetting::StoreAddress))?;
+    let client = redis::Client::open(url).map_err(|_| {
+        let tls = url
+            .get(..9)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
+        Error::InvalidSetting(if tls {
+            crate::error::InvalidSetting::StoreTls
+        } else {
+            crate::error::InvalidSetting::StoreAddress
+        })
+    })?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)))
         .set_number_of_retries(1);
-    ConnectionManager::new_with_config(client, config)
+    let manager = ConnectionManager::new_with_config(client.clone(), config.clone())
         .await
-        .map_err(store_error)
+        .map_err(store_error)?;
+    Ok(Connection::new(manager, Some((client, config))))
 }
 
 /// A TTL in milliseconds for `PX` / `PEXPIRE`: at least 1 (0 is an error
@@ -166,7 +273,7 @@ fn ttl_millis(ttl: Duration) -> u64 {
 /// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`, `PEXPIRE`.
 #[derive(Clone)]
 pub struct RedisStore {
-    connection: ConnectionManager,
+    connection: Arc<Connection>,
     namespace: Namespace,
 }
 
@@ -180,27 +287,40 @@ impl RedisStore {
     /// Connects to `url` (for example `redis://127.0.0.1:6379/`), with a
     /// connection timeout and a response timeout of one second and one
     /// retry: a server that is down or stops answering fails each store
-    /// call after about a second (a request pays that once per call it
-    /// makes: a logout checks, then revokes) instead of hanging it. A
+    /// call within a few seconds (a second for a timeout; up to about three
+    /// when the connection was dropped and is made again; a request pays
+    /// that once per call it makes: a logout checks, then revokes) instead
+    /// of hanging it. After a timeout or a `READONLY` answer the next
+    /// request goes out on a new connection (see the module's docs). A
     /// command that timed out may still be carried out later by the
     /// server (an id reported as not revoked can end up revoked).
+    ///
+    /// This build of the `redis` crate has no TLS: `rediss://` is refused.
     ///
     /// # Errors
     ///
     /// [`InvalidSetting::StoreAddress`](crate::InvalidSetting::StoreAddress)
-    /// if `url` is not a Redis URL; [`StoreError::Unavailable`] if no
-    /// connection can be made (the cause logged at `WARN`).
+    /// if `url` is not a Redis URL,
+    /// [`InvalidSetting::StoreTls`](crate::InvalidSetting::StoreTls) for a
+    /// `rediss://` one; [`StoreError::Unavailable`] if no connection can be
+    /// made (the cause logged at `WARN`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        Ok(Self::from_manager(manager(url).await?))
+        Ok(RedisStore {
+            connection: Arc::new(connect(url).await?),
+            namespace: Namespace::default(),
+        })
     }
 
     /// Uses an existing connection manager, with its timeouts: give it a
     /// response timeout (`ConnectionManagerConfig::set_response_timeout`),
     /// or a server that stops answering hangs every request that reaches
-    /// the store (see [`RedisStore::connect`] for the ones it sets).
+    /// the store (see [`RedisStore::connect`] for the ones it sets). This
+    /// manager is never replaced: a connection that stops answering, or
+    /// one to a demoted primary, stays in use as long as the manager keeps
+    /// it (the module's docs say when that is).
     pub fn from_manager(connection: ConnectionManager) -> Self {
         RedisStore {
-            connection,
+            connection: Arc::new(Connection::new(connection, None)),
             namespace: Namespace::default(),
         }
     }
@@ -313,7 +433,7 @@ impl OverflowStore for RedisStore {
 /// everywhere.
 #[derive(Clone)]
 pub struct RedisRevocations {
-    connection: ConnectionManager,
+    connection: Arc<Connection>,
     clock: Arc<dyn Clock>,
     namespace: Namespace,
 }
@@ -336,14 +456,18 @@ impl RedisRevocations {
     ///
     /// As [`RedisStore::connect`].
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        Ok(Self::from_manager(manager(url).await?, clock))
+        Ok(RedisRevocations {
+            connection: Arc::new(connect(url).await?),
+            clock,
+            namespace: Namespace::default(),
+        })
     }
 
     /// Uses an existing connection manager, with its timeouts (see
     /// [`RedisStore::from_manager`]).
     pub fn from_manager(connection: ConnectionManager, clock: Arc<dyn Clock>) -> Self {
         RedisRevocations {
-            connection,
+            connection: Arc::new(Connection::new(connection, None)),
             clock,
             namespace: Namespace::default(),
         }

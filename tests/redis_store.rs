@@ -14,6 +14,7 @@ use sealed_session::store::RevocationStore;
 use sealed_session::{Error, RedisRevocations, RedisStore, SessionId, StoreError};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -615,6 +616,16 @@ async fn redis_revocations() {
             "{url}"
         );
     }
+    // TLS is not built in: said as such, not as a bad address.
+    for url in ["rediss://127.0.0.1:6379/", "REDISS://127.0.0.1:6379/"] {
+        assert_eq!(
+            RedisRevocations::connect(url, clock.clone())
+                .await
+                .unwrap_err(),
+            Error::InvalidSetting(sealed_session::InvalidSetting::StoreTls),
+            "{url}"
+        );
+    }
     // Not a hang (refused at once: about 0.15 s here, with the manager's
     // own attempts; the bound leaves room for a loaded machine).
     assert!(
@@ -727,4 +738,221 @@ async fn redis_namespaces_keep_applications_apart() {
             .all(|key| key.starts_with("shop:sealed-session:")),
         "{keys:?}"
     );
+}
+
+/// A TCP proxy on loopback in front of Redis servers, to make connections
+/// fail as a network can: `silence` stops passing anything on over the
+/// connections made so far, which stay open (a host gone without closing
+/// them); `lead_new_to` sends the connections made after it to another
+/// server (a failover that moves the address).
+struct Proxy {
+    port: u16,
+    upstream: Arc<AtomicU16>,
+    made: Arc<AtomicUsize>,
+    silenced_below: Arc<AtomicUsize>,
+    stopped: Arc<AtomicBool>,
+}
+
+impl Proxy {
+    fn start(upstream: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let proxy = Proxy {
+            port: listener.local_addr().unwrap().port(),
+            upstream: Arc::new(AtomicU16::new(upstream)),
+            made: Arc::default(),
+            silenced_below: Arc::default(),
+            stopped: Arc::default(),
+        };
+        let (upstream, made) = (proxy.upstream.clone(), proxy.made.clone());
+        let (silenced_below, stopped) = (proxy.silenced_below.clone(), proxy.stopped.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                if stopped.load(SeqCst) {
+                    return;
+                }
+                let Ok(client) = client else { return };
+                let Ok(server) = TcpStream::connect(("127.0.0.1", upstream.load(SeqCst))) else {
+                    continue;
+                };
+                let id = made.fetch_add(1, SeqCst);
+                let halves = [
+                    (client.try_clone().unwrap(), server.try_clone().unwrap()),
+                    (server, client),
+                ];
+                for (mut from, mut to) in halves {
+                    let silenced_below = silenced_below.clone();
+                    std::thread::spawn(move || {
+                        use std::io::{Read, Write};
+                        let mut chunk = [0u8; 16 * 1024];
+                        while let Ok(n @ 1..) = from.read(&mut chunk) {
+                            // Silenced: read and lost, the socket kept open.
+                            if id < silenced_below.load(SeqCst) {
+                                continue;
+                            }
+                            if to.write_all(&chunk[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = to.shutdown(std::net::Shutdown::Write);
+                    });
+                }
+            }
+        });
+        proxy
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}/", self.port)
+    }
+
+    /// The connections made so far pass nothing on any more.
+    fn silence(&self) {
+        self.silenced_below.store(self.made.load(SeqCst), SeqCst);
+    }
+
+    /// Connections made from now on go to the server on `port`.
+    fn lead_new_to(&self, port: u16) {
+        self.upstream.store(port, SeqCst);
+    }
+}
+
+impl Drop for Proxy {
+    fn drop(&mut self) {
+        self.stopped.store(true, SeqCst);
+        // Wakes the accepting thread, which then stops.
+        let _ = TcpStream::connect(("127.0.0.1", self.port));
+    }
+}
+
+/// A connection that stays open but no longer answers is replaced after
+/// the request that timed out on it, for a store made by `connect`: the
+/// connection manager alone would keep it until the kernel gives up on it
+/// (about 15 minutes), failing every request.
+#[tokio::test]
+async fn a_redis_connection_that_stops_answering_is_replaced() {
+    use sealed_session::store::{OverflowStore, RevocationCheck, RevocationQuery};
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let proxy = Proxy::start(server.port);
+    let store = RedisStore::connect(&proxy.url()).await.unwrap();
+    let revocations = RedisRevocations::connect(&proxy.url(), clock())
+        .await
+        .unwrap();
+    let given = RedisStore::from_manager(
+        redis::aio::ConnectionManager::new_with_config(
+            redis::Client::open(proxy.url()).unwrap(),
+            redis::aio::ConnectionManagerConfig::new()
+                .set_response_timeout(Some(Duration::from_secs(1))),
+        )
+        .await
+        .unwrap(),
+    );
+    let day = Duration::from_secs(86_400);
+    store.put("k", b"blob".to_vec(), day).await.unwrap();
+    let query = RevocationQuery::new(SessionId::from_bytes([6; 16]), 0, Some("ann"));
+    assert!(!revocations.is_revoked(query).await.unwrap());
+    assert!(given.touch("k", day).await.unwrap());
+
+    proxy.silence();
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    let started = Instant::now();
+    // Two requests fail on the silent connection: one replacement.
+    let (first, second) = tokio::join!(store.get("k"), store.get("k"));
+    assert_eq!(first, Err(Error::Store(StoreError::Unavailable)));
+    assert_eq!(second, Err(Error::Store(StoreError::Unavailable)));
+    assert_eq!(
+        revocations.is_revoked(query).await,
+        Err(Error::Store(StoreError::Unavailable))
+    );
+    assert_eq!(
+        given.get("k").await,
+        Err(Error::Store(StoreError::Unavailable))
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    assert_eq!(
+        logs.text().matches("event=\"redis-reconnecting\"").count(),
+        2,
+        "{}",
+        logs.text()
+    );
+    // The next requests go out on new connections, which answer.
+    assert_eq!(store.get("k").await.unwrap().as_deref(), Some(&b"blob"[..]));
+    assert!(!revocations.is_revoked(query).await.unwrap());
+    // A manager the application gave is not replaced: it still sends on
+    // the silent connection (what the two above would do without the
+    // replacement).
+    assert_eq!(
+        given.get("k").await,
+        Err(Error::Store(StoreError::Unavailable))
+    );
+    assert_eq!(
+        logs.text().matches("event=\"redis-reconnecting\"").count(),
+        2,
+        "{}",
+        logs.text()
+    );
+}
+
+/// A primary demoted to a replica in a failover keeps its clients'
+/// connections and refuses their writes (`READONLY`); after one such
+/// answer, a store made by `connect` connects again, and the address now
+/// leads to the new primary.
+#[tokio::test]
+async fn a_redis_store_follows_a_failover_after_a_readonly_answer() {
+    use sealed_session::store::OverflowStore;
+    let (Some(old), Some(new)) = (RedisServer::start(), RedisServer::start()) else {
+        return;
+    };
+    let proxy = Proxy::start(old.port);
+    let store = RedisStore::connect(&proxy.url()).await.unwrap();
+    let revocations = RedisRevocations::connect(&proxy.url(), clock())
+        .await
+        .unwrap();
+    let given = RedisStore::from_manager(
+        redis::aio::ConnectionManager::new(redis::Client::open(proxy.url()).unwrap())
+            .await
+            .unwrap(),
+    );
+    let day = Duration::from_secs(86_400);
+    store.put("k", b"old".to_vec(), day).await.unwrap();
+    given.put("k", b"old".to_vec(), day).await.unwrap();
+
+    // The old primary follows a primary that is not there (port 1: see
+    // `redis_down_and_back`): a replica, read-only.
+    let mut admin = raw(&old.url()).await;
+    redis::cmd("REPLICAOF")
+        .arg("127.0.0.1")
+        .arg(1)
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    proxy.lead_new_to(new.port);
+    let refused = Err(Error::Store(StoreError::Unavailable));
+    assert_eq!(store.put("k", b"new".to_vec(), day).await, refused);
+    assert_eq!(revocations.revoke_user("ann", day).await, refused);
+    // The next writes reach the new primary.
+    store.put("k", b"new".to_vec(), day).await.unwrap();
+    revocations.revoke_user("ann", day).await.unwrap();
+    let mut on_new = raw(&new.url()).await;
+    let value: Option<Vec<u8>> = redis::cmd("GET")
+        .arg("k")
+        .query_async(&mut on_new)
+        .await
+        .unwrap();
+    assert_eq!(value.as_deref(), Some(&b"new"[..]));
+    let users: i64 = redis::cmd("EXISTS")
+        .arg("sealed-session:revoked-user:{ann}")
+        .query_async(&mut on_new)
+        .await
+        .unwrap();
+    assert_eq!(users, 1);
+    // The demoted server kept the connections open: a manager the
+    // application gave keeps writing to it, and is refused every time.
+    assert_eq!(given.put("k", b"new".to_vec(), day).await, refused);
+    assert_eq!(given.put("k", b"new".to_vec(), day).await, refused);
 }
