@@ -83,11 +83,17 @@ impl RequestSession {
         &mut self.session
     }
 
-    /// A logout whose save has not run yet and has an id to revoke (that
-    /// of the cookie the session opened from, or of one held back), or
-    /// whose save set a new cookie but has yet to revoke the old id.
-    #[cfg(feature = "axum")]
-    pub(crate) fn logout_unrecorded(&self) -> bool {
+    /// Whether a logout of this request has yet to record its revocation:
+    /// its save has not run (or was dropped before it got that far) and
+    /// there is an id to revoke (that of the cookie the session opened
+    /// from, or of one held back), or its save set a new cookie (a new
+    /// user after the flush) but has yet to revoke the old id.
+    ///
+    /// A host whose request can be dropped while it saves (the client
+    /// went away, a timeout) asks this after such a drop, and then calls
+    /// [`Sealer::finish_dropped_logout`]; see
+    /// [`Sealer::save_request_async`].
+    pub fn logout_unrecorded(&self) -> bool {
         let unsaved = self.session.is_flushed()
             && (self.session.replaced.is_some() || self.held_back.is_some());
         unsaved || self.session.revoking_after_save.is_some()
@@ -461,6 +467,17 @@ impl Sealer {
     /// As [`Sealer::save_request`], saving with [`Sealer::save_async`]
     /// (the overflow store).
     ///
+    /// # Cancellation
+    ///
+    /// Dropped before it returns (the client went away, a timeout), a
+    /// logout's save may not have recorded its revocation: no cookie
+    /// deletion went out either, so the client and any copy of its cookie
+    /// stay logged in. Run a logout's save to completion (on a task of its
+    /// own, or through the host's `waitUntil`), or keep the
+    /// [`RequestSession`] where a drop can reach it: if
+    /// [`RequestSession::logout_unrecorded`], finish it with
+    /// [`Sealer::finish_dropped_logout`]. The `axum` layer does the latter.
+    ///
     /// # Errors
     ///
     /// The [`StoreError::Unavailable`] that held the request's cookie back
@@ -481,6 +498,40 @@ impl Sealer {
             saved.report.unrevoked = Some(error);
         }
         Ok(saved)
+    }
+
+    /// The rest of a logout whose save was dropped
+    /// ([`RequestSession::logout_unrecorded`]): revokes the id it gives up
+    /// and deletes its overflow blob, with no cookie to send (the response
+    /// is gone). What the handler stored after the flush cannot reach the
+    /// client and is not kept. `Ok(None)` if there is nothing left to do.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Sealer::save_request_async`] for an empty, flushed
+    /// session (a store that cannot delete the blob). A revocation that
+    /// fails is no error: the report's
+    /// [`unrevoked`](crate::SaveReport::unrevoked) says so.
+    pub async fn finish_dropped_logout(
+        &self,
+        request: &mut RequestSession,
+    ) -> Result<Option<crate::SaveReport>, Error> {
+        if !request.logout_unrecorded() {
+            return Ok(None);
+        }
+        if request.session.is_flushed() {
+            request.session.clear();
+            let saved = self.save_request_async(request).await?;
+            return Ok(Some(saved.report));
+        }
+        // Dropped after the save of what was stored after the flush, while
+        // it revoked the old id: only that is left to do (the new cookie
+        // never reached the client).
+        let given_up = request.session.revoking_after_save.take();
+        Ok(Some(crate::SaveReport {
+            unrevoked: self.revoke_replaced(given_up).await,
+            ..Default::default()
+        }))
     }
 
     /// `saved`, unless the save's budget dropped every entry (or it found

@@ -921,3 +921,74 @@ async fn only_a_late_save_that_seals_asks_the_check_again() {
     assert!(saved.action.cookie_value().is_some());
     assert_eq!(asked(), 4, "the late save's check");
 }
+
+/// Whether the cookie `pair` is refused as revoked.
+async fn is_revoked(sealer: &Sealer, pair: &str) -> bool {
+    let request = sealer.open_request_async([pair]).await.unwrap();
+    request.rejected_cookie() == Some(&Error::Revoked)
+}
+
+/// Without the layer, a host whose request is dropped before or while a
+/// logout saves finishes it with `finish_dropped_logout`: the old cookie
+/// is revoked. A request without a logout has nothing to finish.
+#[tokio::test]
+async fn a_host_finishes_a_logout_whose_save_was_dropped() {
+    let clock = clock();
+    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
+    let sealer = builder(&clock)
+        .revocation_store(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    let signed_in = || {
+        let mut session = sealer.new_session().unwrap();
+        session.insert("user", "ada").unwrap();
+        format!("id={}", sealer.seal(&mut session).unwrap())
+    };
+
+    // No logout: a change, then a new id (a login whose cookie never went
+    // out: the client keeps the old one, which must stay valid).
+    let cookie = signed_in();
+    let mut request = sealer.open_request_async([&cookie]).await.unwrap();
+    request.session_mut().insert("cart", &1).unwrap();
+    assert!(!request.logout_unrecorded());
+    request.session_mut().cycle_id().unwrap();
+    assert!(!request.logout_unrecorded());
+    assert_eq!(sealer.finish_dropped_logout(&mut request).await, Ok(None));
+    assert!(!is_revoked(&sealer, &cookie).await);
+
+    for case in [
+        "dropped before its save",
+        "dropped while revoking",
+        "a new user",
+    ] {
+        let cookie = signed_in();
+        let mut request = sealer.open_request_async([&cookie]).await.unwrap();
+        request.session_mut().flush().unwrap();
+        if case == "a new user" {
+            // Its save seals the new user's cookie, then revokes the old id.
+            request.session_mut().insert("user", "bob").unwrap();
+        }
+        if case != "dropped before its save" {
+            revocations.set_hangs(true);
+            let save = sealer.save_request_async(&mut request);
+            let answer = tokio::time::timeout(Duration::from_millis(20), save).await;
+            assert!(answer.is_err(), "{case}: the save never returns");
+            revocations.set_hangs(false);
+        }
+        assert!(request.logout_unrecorded(), "{case}");
+        assert!(!is_revoked(&sealer, &cookie).await, "{case}");
+        let report = sealer.finish_dropped_logout(&mut request).await.unwrap();
+        assert_eq!(
+            report.expect("a logout to finish").unrevoked,
+            None,
+            "{case}"
+        );
+        assert!(is_revoked(&sealer, &cookie).await, "{case}");
+        assert!(!request.logout_unrecorded(), "{case}");
+        assert_eq!(
+            sealer.finish_dropped_logout(&mut request).await,
+            Ok(None),
+            "{case}"
+        );
+    }
+}

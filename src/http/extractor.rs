@@ -692,26 +692,11 @@ impl LazySession {
         let Some(opened) = state.opened.as_mut() else {
             return;
         };
-        if !opened.logout_unrecorded() {
-            return;
-        }
         let shared = &self.inner.shared;
-        let report = if opened.session().is_flushed() {
-            opened.session_mut().clear();
-            match shared.sealer.save_request_async(opened).await {
-                Ok(saved) => saved.report,
-                Err(error) => return shared.save_failed(&error, uri),
-            }
-        } else {
-            // Dropped after the save of what was stored after the flush,
-            // while it revoked the old id: only that is left to do (the
-            // new cookie never reached the client).
-            let session = opened.session_mut();
-            let given_up = session.revoking_after_save.take();
-            crate::SaveReport {
-                unrevoked: shared.sealer.revoke_replaced(given_up).await,
-                ..Default::default()
-            }
+        let report = match shared.sealer.finish_dropped_logout(opened).await {
+            Ok(Some(report)) => report,
+            Ok(None) => return,
+            Err(error) => return shared.save_failed(&error, uri),
         };
         shared.saved(&report, uri);
         if report.unrevoked.is_none() {
