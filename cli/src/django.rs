@@ -116,11 +116,9 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
                 .open_session(value)
                 .map_err(|e| Failure::Refused(failed("cannot open Django cookie")(e)))?;
             if session.opened_with_fallback() {
-                eprintln!("note: signed with a fallback secret, not --secret");
+                crate::streams::note("note: signed with a fallback secret, not --secret");
             }
-            let json = serde_json::to_string(&session.into_entries())
-                .map_err(|e| format!("output: {e}"))?;
-            print(json)?;
+            print(crate::streams::json(&session.into_entries())?)?;
         }
         DjangoCommand::Seal { secrets } => {
             let codec = secrets.builder()?.build().map_err(failed("bad secret"))?;

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
-use streams::print;
+use streams::{note, print};
 use zeroize::Zeroizing;
 
 /// Seal, open and inspect sealed-session cookies.
@@ -223,6 +223,11 @@ struct OpenArgs {
     /// How far in the future an issued-at may be, in seconds (default 60).
     #[arg(long, value_name = "SECS")]
     clock_skew: Option<u64>,
+    /// The fraction of the idle timeout after which a server re-seals a
+    /// session that was only read (default 0.5; 0: on every request, as
+    /// Django does; 1: never). Only --meta's "refresh_due" depends on it.
+    #[arg(long, value_name = "F")]
+    refresh_fraction: Option<f64>,
     /// Longest cookie value accepted, in bytes (default 4096). With the
     /// three flags below: the limits of the server that set the cookie.
     #[arg(long, value_name = "BYTES")]
@@ -423,22 +428,22 @@ fn main() -> ExitCode {
             e.exit()
         }
         Err(e) => {
-            eprintln!("error: usage: {}", usage::message(&e));
+            note(format_args!("error: usage: {}", usage::message(&e)));
             return ExitCode::from(USAGE_STATUS);
         }
     };
     match run(cli.command) {
         Ok(code) => code,
         Err(Failure::Message(message)) => {
-            eprintln!("error: {message}");
+            note(format_args!("error: {message}"));
             ExitCode::FAILURE
         }
         Err(Failure::Usage(message)) => {
-            eprintln!("error: usage: {message}");
+            note(format_args!("error: usage: {message}"));
             ExitCode::from(USAGE_STATUS)
         }
         Err(Failure::Refused(message)) => {
-            eprintln!("error: {message}");
+            note(format_args!("error: {message}"));
             ExitCode::from(REFUSED_STATUS)
         }
         Err(Failure::StdoutClosed) => ExitCode::FAILURE,
@@ -464,7 +469,7 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
                 let path = dir.join(&name);
                 std::fs::write(&path, text)
                     .map_err(|e| format!("output: cannot write {}: {e}", path.display()))?;
-                eprintln!("wrote {}", path.display());
+                note(format_args!("wrote {}", path.display()));
             }
         }
         Command::Django(args) => django::run(args)?,
@@ -531,8 +536,8 @@ fn verify_vectors(dir: &std::path::Path) -> Result<ExitCode, Failure> {
     for o in &failed {
         print(format_args!(
             "FAIL {}: {}",
-            o.name,
-            o.failure.as_deref().unwrap_or_default()
+            streams::terminal_safe(&o.name),
+            streams::terminal_safe(o.failure.as_deref().unwrap_or_default())
         ))?;
     }
     print(format_args!(
@@ -631,18 +636,18 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
         .into());
     }
     for dropped in &saved.report.dropped {
-        eprintln!(
+        note(format_args!(
             "dropped: {} ({} priority, {} bytes)",
-            dropped.key,
+            streams::terminal_safe(&dropped.key),
             dropped.priority.name(),
             dropped.size
-        );
+        ));
     }
     if !saved.report.dropped.is_empty() {
-        eprintln!(
+        note(format_args!(
             "Set-Cookie header: {} bytes, budget {} bytes",
             saved.report.header_len, saved.report.budget
-        );
+        ));
     }
     let value = saved
         .action
@@ -696,6 +701,9 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     if let Some(skew) = args.clock_skew {
         b = b.clock_skew(Duration::from_secs(skew));
     }
+    if let Some(fraction) = args.refresh_fraction {
+        b = b.refresh_fraction(fraction);
+    }
     let mut limits = Limits::default();
     if let Some(bytes) = args.max_token_len {
         limits = limits.with_max_token_len(bytes);
@@ -728,9 +736,9 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     if session.opened_with_fallback() {
         // Not advice to re-seal by hand: during a rotation's first step the
         // new key is given as a fallback here, and is not the primary yet.
-        eprintln!(
+        note(format_args!(
             "note: sealed under a fallback key, not --key; a server whose primary key is --key re-seals it on its next response"
-        );
+        ));
     }
     let overflow_key = (session.overflow_reference())
         .map(|reference| sealed_session::store::overflow_key(&session.id(), reference));
@@ -745,10 +753,25 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         } else {
             streams::read_text_file(path, "the overflow blob")?
         };
-        let ttl = Duration::from_secs(60);
-        ready(store.put(key, blob.trim().as_bytes().to_vec(), ttl))??;
+        // Nothing at all is what `redis-cli GET` prints for a key that
+        // is gone: missing, as a server finds it, not an altered blob.
+        let blob = blob.trim();
+        if !blob.is_empty() {
+            let ttl = Duration::from_secs(60);
+            ready(store.put(key, blob.as_bytes().to_vec(), ttl))??;
+        }
+        // `redis-cli` without --raw quotes what it prints.
+        let quoted = blob.len() > 1 && blob.starts_with('"') && blob.ends_with('"');
         ready(sealer.load_overflow(&mut session))?.map_err(|e| match e {
-            Error::Store(why) => Failure::Refused(format!("{}: --blob: {why}", e.kind())),
+            Error::Store(why) => Failure::Refused(format!(
+                "{}: --blob: {why}{}",
+                e.kind(),
+                if quoted {
+                    " (it is in quotes: give the value without them, as `redis-cli --raw` prints it)"
+                } else {
+                    ""
+                }
+            )),
             e => Failure::refused(&e),
         })?;
     }
@@ -773,7 +796,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         object.insert("_overflowed".to_owned(), overflowed.into());
     }
     if !args.meta {
-        return print(serde_json::Value::Object(object));
+        return print(streams::json(&object)?);
     }
     let expiry = match session.expiry() {
         Expiry::Default => serde_json::json!("default"),
@@ -787,7 +810,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         .keys_with_priority()
         .map(|(key, priority)| (key.to_owned(), priority.name().into()))
         .collect();
-    print(serde_json::json!({
+    print(streams::json(&serde_json::json!({
         "session": {
             "id": session.id().to_string(),
             "created_at": session.created_at(),
@@ -802,7 +825,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             "overflow_key": overflow_key,
         },
         "entries": object,
-    }))
+    }))?)
 }
 
 /// The output of a future of the in-memory store, which never waits.

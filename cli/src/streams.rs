@@ -1,6 +1,8 @@
-//! Standard input and output: bounded reads, and writes whose failure is
-//! an error line instead of a panic.
+//! Standard input and output: bounded reads, writes whose failure is an
+//! error line (stdout) or ignored (stderr) instead of a panic, and text
+//! from cookies made safe to show on a terminal.
 
+use std::borrow::Cow;
 use std::io::{ErrorKind, IsTerminal, Read, Write};
 
 use crate::Failure;
@@ -15,7 +17,7 @@ pub const MAX_STDIN: usize = 1 << 20;
 pub fn read_stdin(what: &str) -> Result<String, Failure> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
-        eprintln!("reading {what} from stdin (end with Ctrl-D)");
+        note(format_args!("reading {what} from stdin (end with Ctrl-D)"));
     }
     bounded_text(stdin.lock(), "stdin")
 }
@@ -111,4 +113,81 @@ pub fn print(text: impl std::fmt::Display) -> Result<(), Failure> {
             ErrorKind::BrokenPipe => Failure::StdoutClosed,
             _ => Failure::Message(format!("output: cannot write to stdout: {e}")),
         })
+}
+
+/// Writes `text` and a newline to stderr. A failed write (a full disk, a
+/// reader gone) is ignored: a note must not cost the command its result,
+/// nor panic as `eprintln!` would.
+pub fn note(text: impl std::fmt::Display) {
+    let _ = writeln!(std::io::stderr().lock(), "{text}");
+}
+
+/// Whether a terminal may act on `c` rather than show it: C0 and C1
+/// controls (escape sequences start with one), DEL, the line and paragraph
+/// separators, and the bidirectional controls (which reorder what is
+/// shown: a value could then read as another).
+fn acts_on_terminal(c: char) -> bool {
+    matches!(
+        c,
+        '\0'..='\x1f'
+            | '\x7f'..='\u{9f}'
+            | '\u{200e}'
+            | '\u{200f}'
+            | '\u{2028}'..='\u{202e}'
+            | '\u{2066}'..='\u{2069}'
+    )
+}
+
+/// `text` with each character a terminal acts on written as `\u{…}`. Keys
+/// and values come from cookies and sessions, whose text an attacker may
+/// have chosen, and are shown to an operator.
+pub fn terminal_safe(text: &str) -> Cow<'_, str> {
+    if !text.contains(acts_on_terminal) {
+        return Cow::Borrowed(text);
+    }
+    let mut safe = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if acts_on_terminal(c) {
+            safe.push_str(&c.escape_unicode().to_string());
+        } else {
+            safe.push(c);
+        }
+    }
+    Cow::Owned(safe)
+}
+
+/// `value` as compact JSON in which every character a terminal acts on is
+/// escaped (`\uXXXX`): serde_json escapes only C0 controls, and the output
+/// still parses to the same value.
+pub fn json(value: &impl serde::Serialize) -> Result<String, Failure> {
+    let mut out = Vec::new();
+    value
+        .serialize(&mut serde_json::Serializer::with_formatter(
+            &mut out,
+            TerminalSafeJson,
+        ))
+        .map_err(|e| format!("output: {e}"))?;
+    // serde_json writes UTF-8, and the escapes are ASCII.
+    String::from_utf8(out).map_err(|_| "output: not UTF-8".to_owned().into())
+}
+
+/// serde_json's compact formatter, with [`acts_on_terminal`] characters
+/// inside strings escaped. All of them are in the Basic Multilingual
+/// Plane, so one `\uXXXX` each.
+struct TerminalSafeJson;
+
+impl serde_json::ser::Formatter for TerminalSafeJson {
+    fn write_string_fragment<W: ?Sized + Write>(
+        &mut self,
+        writer: &mut W,
+        fragment: &str,
+    ) -> std::io::Result<()> {
+        let mut rest = fragment;
+        while let Some((at, c)) = rest.char_indices().find(|&(_, c)| acts_on_terminal(c)) {
+            writer.write_all(&rest.as_bytes()[..at])?;
+            write!(writer, "\\u{:04x}", u32::from(c))?;
+            rest = &rest[at + c.len_utf8()..];
+        }
+        writer.write_all(rest.as_bytes())
+    }
 }

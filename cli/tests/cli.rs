@@ -718,6 +718,32 @@ fn output_that_cannot_be_written_is_an_error_not_a_panic() {
                 .output()
                 .unwrap();
             assert_one_line_error(&o, "output: cannot write to stdout");
+            // Notes on a full stderr are lost, not the result: `seal`
+            // reports its drops there before it prints the token.
+            let key = keygen();
+            let big = format!(r#"{{"a":1,"b":"{}"}}"#, "y".repeat(5000));
+            let mut child = bin()
+                .args(["seal", "--key", &key, "--priority", "b=low"])
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .stderr(
+                    std::fs::OpenOptions::new()
+                        .write(true)
+                        .open("/dev/full")
+                        .unwrap(),
+                )
+                .spawn()
+                .unwrap();
+            child
+                .stdin
+                .take()
+                .unwrap()
+                .write_all(big.as_bytes())
+                .unwrap();
+            let o = child.wait_with_output().unwrap();
+            assert!(o.status.success(), "{:?}", o.status);
+            let opened = run(&["open", "--key", &key, &stdout(&o)], "");
+            assert_eq!(success_json(&opened), serde_json::json!({"a": 1}));
         }
         Err(_) if std::env::var("CI").as_deref() == Ok("true") => {
             panic!("CI=true: no /dev/full to write to")
@@ -1212,6 +1238,15 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
     let args = ["open", "--key", &key, "--name", "sid", "--meta"];
     let later = run(&[&args[..], &["--now", "1767225900", &token]].concat(), "");
     assert_eq!(success_json(&later)["session"]["refresh_due"], true);
+    // Unless the server's refresh fraction is larger; with 0 (Django's
+    // way) it is due a second after it was sealed.
+    let due = |now: &str, fraction: &[&str]| {
+        let o = run(&[&args[..], fraction, &["--now", now, &token]].concat(), "");
+        success_json(&o)["session"]["refresh_due"].clone()
+    };
+    assert_eq!(due("1767225900", &["--refresh-fraction", "0.9"]), false);
+    assert_eq!(due("1767225601", &[]), false);
+    assert_eq!(due("1767225601", &["--refresh-fraction", "0"]), true);
     // A compressed payload says so.
     let squeezing = Sealer::builder(KeyRing::new(MasterKey::from_base64(&key).unwrap()))
         .cookie_name("sid")
@@ -1553,9 +1588,79 @@ fn open_with_blob_loads_the_overflow_vectors_as_a_server_does() {
         2,
         "usage: the cookie and --blob cannot both be read from stdin",
     );
+    // An empty blob is what `redis-cli GET` prints for a key that is
+    // gone: missing, as a server finds it, not altered. One in quotes (as
+    // `redis-cli` prints it without --raw) is refused with a hint.
+    assert_refused(
+        &open_overflow_vector(v, &["--blob", "-"], "\n"),
+        "store: --blob: entry missing or expired",
+    );
+    let quoted = open_overflow_vector(v, &["--blob", "-"], &format!("\"{blob}\"\n"));
+    assert_refused(&quoted, "store: --blob: entry rejected");
+    assert!(
+        stderr(&quoted).contains("redis-cli --raw"),
+        "{}",
+        stderr(&quoted)
+    );
     // A blob file that is not there is the tool's own failure.
     assert_one_line_error(
         &open_overflow_vector(v, &["--blob", "/nonexistent/blob"], ""),
         "input: cannot read the overflow blob",
     );
+}
+
+/// Keys and values come from cookies: what a terminal would act on (C1
+/// controls, DEL, bidirectional overrides, escape sequences) is printed
+/// escaped, in JSON that still reads back as the same values, and in the
+/// lines about dropped entries.
+#[test]
+fn text_a_terminal_would_act_on_is_printed_escaped() {
+    let key = keygen();
+    let hostile = serde_json::json!({
+        "who": "\u{202e}evil\u{202c}",
+        "title": "\u{9d}0;pwned\u{9c}",
+        "del": "a\u{7f}b",
+        "csi\u{9b}2K": "\u{1b}[2K\u{2028}",
+    });
+    let sealed = run(&["seal", "--key", &key], &hostile.to_string());
+    let opened = run(&["open", "--key", &key, "--meta", &stdout(&sealed)], "");
+    let text = stdout(&opened);
+    for raw in [
+        '\u{202e}', '\u{9d}', '\u{9c}', '\u{7f}', '\u{9b}', '\u{1b}', '\u{2028}',
+    ] {
+        assert!(!text.contains(raw), "{raw:?} in {text:?}");
+    }
+    for escaped in [
+        r"\u202e", r"\u009d", r"\u007f", r"\u009b", r"\u001b", r"\u2028",
+    ] {
+        assert!(text.contains(escaped), "{escaped} not in {text}");
+    }
+    let json = success_json(&opened);
+    assert_eq!(json["entries"], hostile);
+    assert_eq!(json["session"]["priorities"]["csi\u{9b}2K"], "normal");
+
+    // A dropped entry's key on stderr.
+    let big = serde_json::json!({"a": 1, "x\u{1b}]0;pwned\u{7}": "y".repeat(5000)});
+    let o = run(&["seal", "--key", &key], &big.to_string());
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(!stderr(&o).contains('\u{1b}'), "{:?}", stderr(&o));
+    assert!(
+        stderr(&o).contains(r"dropped: x\u{1b}]0;pwned\u{7} (normal priority"),
+        "{}",
+        stderr(&o)
+    );
+
+    // A Django cookie's values too.
+    let secret = ["--secret", "django-insecure-terminal-test-secret"];
+    let sealed = run(
+        &[&["django", "seal"][..], &secret].concat(),
+        &hostile.to_string(),
+    );
+    let cookie = stdout(&sealed);
+    let opened = run(
+        &[&["django", "open"][..], &secret, &[cookie.as_str()]].concat(),
+        "",
+    );
+    assert!(!stdout(&opened).contains('\u{9d}'), "{}", stdout(&opened));
+    assert_eq!(success_json(&opened), hostile);
 }
