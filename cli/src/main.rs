@@ -723,7 +723,15 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     if let Some(store) = &store {
         b = b.overflow_store(store.clone());
     }
-    let sealer = b.build()?;
+    let sealer = b.build().map_err(|e| match e {
+        // A name pasted with the cookie is input, not a setting.
+        Error::InvalidCookie(_) if args.common.name.is_none() && pasted_name.is_some() => {
+            Failure::Refused(
+                "malformed: the pasted NAME of NAME=VALUE is not a cookie name".to_owned(),
+            )
+        }
+        e => e.into(),
+    })?;
     let mut session = sealer.open(token).map_err(|e| match e {
         // The key id matched a key: the name is the likeliest other cause.
         Error::AuthenticationFailed => Failure::Refused(format!(

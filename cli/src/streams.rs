@@ -15,11 +15,17 @@ pub const MAX_STDIN: usize = 1 << 20;
 /// command waits for, shown when stdin is a terminal (where it would
 /// otherwise wait silently).
 pub fn read_stdin(what: &str) -> Result<String, Failure> {
+    read_stdin_as(what, Failure::from)
+}
+
+/// [`read_stdin`], with a text too long or not UTF-8 reported through
+/// `unfit` (a cookie's is refused, not a failure of the tool's own).
+fn read_stdin_as(what: &str, unfit: fn(String) -> Failure) -> Result<String, Failure> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         note(format_args!("reading {what} from stdin (end with Ctrl-D)"));
     }
-    bounded_text(stdin.lock(), "stdin")
+    bounded_text(stdin.lock(), "stdin", unfit)
 }
 
 /// A file's text, at most [`MAX_STDIN`] bytes, as [`read_stdin`] reads
@@ -28,21 +34,38 @@ pub fn read_text_file(path: &std::path::Path, what: &str) -> Result<String, Fail
     let source = format!("{what} {}", path.display());
     let file =
         std::fs::File::open(path).map_err(|e| format!("input: cannot read {source}: {e}"))?;
-    bounded_text(file, &source)
+    bounded_text(file, &source, Failure::from)
 }
 
 /// All of `input` as text, at most [`MAX_STDIN`] bytes; `source` names it
-/// in errors.
-fn bounded_text(input: impl Read, source: &str) -> Result<String, Failure> {
+/// in errors, and `unfit` makes the error of a text too long or not UTF-8.
+fn bounded_text(
+    input: impl Read,
+    source: &str,
+    unfit: fn(String) -> Failure,
+) -> Result<String, Failure> {
     let mut bytes = Vec::new();
     input
         .take(MAX_STDIN as u64 + 1)
         .read_to_end(&mut bytes)
         .map_err(|e| format!("input: cannot read {source}: {e}"))?;
     if bytes.len() > MAX_STDIN {
-        return Err(format!("input: {source} is longer than {MAX_STDIN} bytes").into());
+        return Err(unfit(format!(
+            "input: {source} is longer than {MAX_STDIN} bytes"
+        )));
     }
-    String::from_utf8(bytes).map_err(|_| format!("input: {source} is not UTF-8 text").into())
+    String::from_utf8(bytes).map_err(|_| unfit(format!("input: {source} is not UTF-8 text")))
+}
+
+/// A cookie read from stdin that no server would take: refused, as a
+/// cookie that fails to open is (its kind first, as the library's).
+fn refused_cookie(message: String) -> Failure {
+    let kind = if message.ends_with("UTF-8 text") {
+        "malformed"
+    } else {
+        "limit-exceeded"
+    };
+    Failure::Refused(format!("{kind}: {message}"))
 }
 
 /// A cookie value given as an argument, or read from stdin when the
@@ -50,7 +73,7 @@ fn bounded_text(input: impl Read, source: &str) -> Result<String, Failure> {
 /// history). Surrounding whitespace is dropped either way.
 pub fn cookie_argument(argument: String) -> Result<String, Failure> {
     let text = if argument == "-" {
-        read_stdin("the cookie value")?
+        read_stdin_as("the cookie value", refused_cookie)?
     } else {
         argument
     };
@@ -67,6 +90,15 @@ pub fn pasted_cookie<'t>(
     text: &'t str,
     header_name: &str,
 ) -> Result<(Option<&'t str>, &'t str), Failure> {
+    // A `Set-Cookie` line (from a HAR file or `curl -v`): its cookie is
+    // the pair before the attributes.
+    if let Some(start) = text.get(..SET_COOKIE_HEADER.len()) {
+        if start.eq_ignore_ascii_case(SET_COOKIE_HEADER) {
+            let line = &text[SET_COOKIE_HEADER.len()..];
+            let pair = line.split(';').next().unwrap_or_default();
+            return Ok(cookie_pair(pair.trim()));
+        }
+    }
     let header = match text.get(..COOKIE_HEADER.len()) {
         Some(start) if start.eq_ignore_ascii_case(COOKIE_HEADER) => &text[COOKIE_HEADER.len()..],
         _ if text.contains(';') => text,
@@ -90,6 +122,7 @@ pub fn pasted_cookie<'t>(
 }
 
 const COOKIE_HEADER: &str = "cookie:";
+const SET_COOKIE_HEADER: &str = "set-cookie:";
 
 /// A cookie argument split into its name and value when it is given as
 /// `NAME=VALUE`, as a browser's developer tools and a `Cookie` header show

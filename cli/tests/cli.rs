@@ -852,7 +852,27 @@ fn cookies_can_come_from_stdin_and_stdin_is_bounded() {
     let huge = format!(r#"{{"a":"{}"}}"#, "x".repeat(1 << 20));
     let o = run(&["seal", "--key", &key], &huge);
     assert_one_line_error(&o, "input: stdin is longer than");
-    assert_one_line_error(&run(&["open", "--key", &key, "-"], &huge), "input");
+    // A cookie on stdin that no server would take is refused, as one
+    // that fails to open: the input is bad, not the tool.
+    assert_refused(
+        &run(&["open", "--key", &key, "-"], &huge),
+        "limit-exceeded: input: stdin is longer than",
+    );
+    let mut child = bin()
+        .args(["open", "--key", &key, "-"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(b"\xff\xfe").unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert_refused(&o, "malformed: input: stdin is not UTF-8 text");
+    // A pasted NAME that is no cookie name, too.
+    assert_refused(
+        &run(&["open", "--key", &key, &format!("sess ion={token}")], ""),
+        "malformed: the pasted NAME",
+    );
 }
 
 #[test]
@@ -1376,6 +1396,9 @@ fn a_whole_cookie_header_gives_the_cookie_of_the_name_wanted() {
         success_json(&run(&args, &format!("cookie:{header}\n"))),
         expected
     );
+    // A Set-Cookie line, as a HAR file or `curl -v` shows it: its pair.
+    let set_cookie = format!("Set-Cookie: __Host-sid={sid}; Path=/; Secure; HttpOnly");
+    assert_eq!(success_json(&open(&[], &set_cookie)), expected);
     // The pair taken is the one named: "session" sealed the other token,
     // which does not open under "__Host-sid".
     let swapped = format!("session={sid}; __Host-sid={session}");
