@@ -331,7 +331,7 @@ pub enum InvalidSetting {
     /// A store's address (a Redis URL) does not parse: a setup mistake,
     /// not an outage.
     StoreAddress,
-    /// A store's address asks for TLS (`rediss://`), which this build of
+    /// A store's address asks for TLS (`rediss://`, `valkeys://`), which this build of
     /// the Redis client does not have.
     StoreTls,
     /// Logging a user out of other sessions needs a revocation store with
@@ -355,7 +355,7 @@ impl fmt::Display for InvalidSetting {
             }
             InvalidSetting::StoreAddress => "the store's address is not a valid URL for it",
             InvalidSetting::StoreTls => {
-                "the store's address asks for TLS (rediss://), which this build of the Redis client lacks"
+                "the store's address asks for TLS, which this build of the Redis client lacks"
             }
             InvalidSetting::NoUserRevocation => {
                 "logging a user out of other sessions needs a revocation store with a user key"

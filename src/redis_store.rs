@@ -11,8 +11,11 @@
 //! kernel gives up on it only after about 15 minutes), and one to a
 //! primary demoted to a replica in a failover, which refuses every write
 //! (`READONLY`). So after a request times out or is answered `READONLY`,
-//! a store made by `connect` replaces its manager: the next requests go
-//! out on a new connection, to whichever server the address now leads to.
+//! a store made by `connect` replaces its manager (at most once a second):
+//! the next requests go out on a new connection, to whichever server the
+//! address now leads to. A demoted primary still answers reads: until a
+//! write or a timeout moves the store, its reads miss what the new primary
+//! records (a revocation, a blob).
 //!
 //! They talk to one Redis server (or a replica set's primary): the
 //! connection manager does not speak the Redis Cluster protocol, so a
@@ -36,6 +39,7 @@
 use core::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use std::sync::{Arc, PoisonError, RwLock};
+use std::time::Instant;
 
 use crate::clock::Clock;
 use crate::error::StoreError;
@@ -111,12 +115,19 @@ struct Connection {
     remake: Option<(redis::Client, ConnectionManagerConfig)>,
 }
 
-/// A manager, and how many have been replaced before it.
+/// A manager, how many have been replaced before it, and when the last
+/// replacement was.
 #[derive(Clone)]
 struct Current {
     generation: u64,
     manager: ConnectionManager,
+    replaced_at: Option<Instant>,
 }
+
+/// The least time between two replacements: an address that keeps leading
+/// to a server that refuses writes (a replica, before a failover moves the
+/// address) costs a new connection a second, not one per request.
+const MIN_REPLACEMENT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Connection {
     fn new(
@@ -127,6 +138,7 @@ impl Connection {
             current: RwLock::new(Current {
                 generation: 0,
                 manager,
+                replaced_at: None,
             }),
             remake,
         }
@@ -143,29 +155,37 @@ impl Connection {
 
     /// Replaces the manager of `generation` by one that connects on its
     /// first request; nothing if another request has replaced it already
-    /// (one replacement for all the requests that failed on it), or if the
-    /// application gave the manager.
+    /// (one replacement for all the requests that failed on it), if the
+    /// last replacement was less than [`MIN_REPLACEMENT_INTERVAL`] ago, or
+    /// if the application gave the manager.
     fn replace(&self, generation: u64) {
         let Some((client, config)) = &self.remake else {
             return;
         };
-        let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
-        if current.generation != generation {
-            return;
-        }
-        // The client and configuration made the first manager: they cannot
-        // fail now.
-        if let Ok(manager) = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
         {
+            let mut current = self.current.write().unwrap_or_else(PoisonError::into_inner);
+            let recent =
+                (current.replaced_at).is_some_and(|at| at.elapsed() < MIN_REPLACEMENT_INTERVAL);
+            if current.generation != generation || recent {
+                return;
+            }
+            // The client and configuration made the first manager: they
+            // cannot fail now.
+            let Ok(manager) =
+                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+            else {
+                return;
+            };
             *current = Current {
                 generation: generation + 1,
                 manager,
+                replaced_at: Some(Instant::now()),
             };
-            tracing::warn!(
-                event = "redis-reconnecting",
-                "a Redis request timed out or was refused as to a replica: the next ones go out on a new connection"
-            );
         }
+        tracing::warn!(
+            event = "redis-reconnecting",
+            "a Redis request timed out or was refused as to a replica: the next ones go out on a new connection"
+        );
     }
 }
 
@@ -243,9 +263,10 @@ async fn send<'r, T: redis::FromRedisValue>(
 async fn connect(url: &str) -> Result<Connection, Error> {
     // Not logged: the URL may hold a password, and the error quotes it.
     let client = redis::Client::open(url).map_err(|_| {
-        let tls = url
-            .get(..9)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case("rediss://"));
+        let tls = ["rediss://", "valkeys://"].iter().any(|scheme| {
+            url.get(..scheme.len())
+                .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+        });
         Error::InvalidSetting(if tls {
             crate::error::InvalidSetting::StoreTls
         } else {
@@ -287,23 +308,25 @@ impl RedisStore {
     /// Connects to `url` (for example `redis://127.0.0.1:6379/`), with a
     /// connection timeout and a response timeout of one second and one
     /// retry: a server that is down or stops answering fails each store
-    /// call within a few seconds (a second for a timeout; up to about three
-    /// when the connection was dropped and is made again; a request pays
-    /// that once per call it makes: a logout checks, then revokes) instead
-    /// of hanging it. After a timeout or a `READONLY` answer the next
-    /// request goes out on a new connection (see the module's docs). A
-    /// command that timed out may still be carried out later by the
+    /// call within a few seconds (a second for a response timeout, up to
+    /// about two more while a new connection is tried, twice; a request
+    /// pays that once per call it makes: a logout checks, then revokes)
+    /// instead of hanging it. After a timeout or a `READONLY` answer the
+    /// next request goes out on a new connection (see the module's docs).
+    /// A command that timed out may still be carried out later by the
     /// server (an id reported as not revoked can end up revoked).
     ///
-    /// This build of the `redis` crate has no TLS: `rediss://` is refused.
+    /// The crate builds the `redis` client without TLS: unless the
+    /// application enables the client's TLS support itself (Cargo merges
+    /// the features), `rediss://` and `valkeys://` are refused.
     ///
     /// # Errors
     ///
     /// [`InvalidSetting::StoreAddress`](crate::InvalidSetting::StoreAddress)
     /// if `url` is not a Redis URL,
     /// [`InvalidSetting::StoreTls`](crate::InvalidSetting::StoreTls) for a
-    /// `rediss://` one; [`StoreError::Unavailable`] if no connection can be
-    /// made (the cause logged at `WARN`).
+    /// `rediss://` or `valkeys://` one; [`StoreError::Unavailable`] if no
+    /// connection can be made (the cause logged at `WARN`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Ok(RedisStore {
             connection: Arc::new(connect(url).await?),
@@ -311,10 +334,11 @@ impl RedisStore {
         })
     }
 
-    /// Uses an existing connection manager, with its timeouts: give it a
-    /// response timeout (`ConnectionManagerConfig::set_response_timeout`),
-    /// or a server that stops answering hangs every request that reaches
-    /// the store (see [`RedisStore::connect`] for the ones it sets). This
+    /// Uses an existing connection manager, with its timeouts (keep a
+    /// response timeout, `ConnectionManagerConfig::set_response_timeout`:
+    /// without one, a server that stops answering hangs every request that
+    /// reaches the store; see [`RedisStore::connect`] for the ones it
+    /// sets). This
     /// manager is never replaced: a connection that stops answering, or
     /// one to a demoted primary, stays in use as long as the manager keeps
     /// it (the module's docs say when that is).

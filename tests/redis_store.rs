@@ -617,7 +617,11 @@ async fn redis_revocations() {
         );
     }
     // TLS is not built in: said as such, not as a bad address.
-    for url in ["rediss://127.0.0.1:6379/", "REDISS://127.0.0.1:6379/"] {
+    for url in [
+        "rediss://127.0.0.1:6379/",
+        "REDISS://127.0.0.1:6379/",
+        "valkeys://127.0.0.1/",
+    ] {
         assert_eq!(
             RedisRevocations::connect(url, clock.clone())
                 .await
@@ -931,10 +935,19 @@ async fn a_redis_store_follows_a_failover_after_a_readonly_answer() {
         .query_async::<()>(&mut admin)
         .await
         .unwrap();
-    proxy.lead_new_to(new.port);
     let refused = Err(Error::Store(StoreError::Unavailable));
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    let reconnections = || logs.text().matches("event=\"redis-reconnecting\"").count();
+    // Before the address moves, the new connection leads to the demoted
+    // server again: refused, and not replaced again within the second.
+    assert_eq!(store.put("k", b"new".to_vec(), day).await, refused);
+    assert_eq!(store.put("k", b"new".to_vec(), day).await, refused);
+    assert_eq!(reconnections(), 1, "{}", logs.text());
+    proxy.lead_new_to(new.port);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(store.put("k", b"new".to_vec(), day).await, refused);
     assert_eq!(revocations.revoke_user("ann", day).await, refused);
+    assert_eq!(reconnections(), 3, "{}", logs.text());
     // The next writes reach the new primary.
     store.put("k", b"new".to_vec(), day).await.unwrap();
     revocations.revoke_user("ann", day).await.unwrap();
