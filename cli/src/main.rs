@@ -225,7 +225,8 @@ struct OpenArgs {
     clock_skew: Option<u64>,
     /// The fraction of the idle timeout after which a server re-seals a
     /// session that was only read (default 0.5; 0: on every request, as
-    /// Django does; 1: never). Only --meta's "refresh_due" depends on it.
+    /// Django does; 1: never; clamped to 0..=1, as the server clamps it).
+    /// Only --meta's "refresh_due" depends on it.
     #[arg(long, value_name = "F")]
     refresh_fraction: Option<f64>,
     /// Longest cookie value accepted, in bytes (default 4096). With the
@@ -761,10 +762,11 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         } else {
             streams::read_text_file(path, "the overflow blob")?
         };
-        // Nothing at all is what `redis-cli GET` prints for a key that
-        // is gone: missing, as a server finds it, not an altered blob.
+        // Nothing (piped) or `(nil)` (on a terminal) is what `redis-cli
+        // GET` prints for a key that is gone: missing, as a server finds
+        // it, not an altered blob.
         let blob = blob.trim();
-        if !blob.is_empty() {
+        if !blob.is_empty() && blob != "(nil)" {
             let ttl = Duration::from_secs(60);
             ready(store.put(key, blob.as_bytes().to_vec(), ttl))??;
         }

@@ -15,12 +15,35 @@ pub const MAX_STDIN: usize = 1 << 20;
 /// command waits for, shown when stdin is a terminal (where it would
 /// otherwise wait silently).
 pub fn read_stdin(what: &str) -> Result<String, Failure> {
-    read_stdin_as(what, Failure::from)
+    read_stdin_as(what, own_input)
+}
+
+/// Why a text cannot be taken.
+#[derive(Clone, Copy)]
+enum Unfit {
+    TooLong,
+    NotUtf8,
+}
+
+/// The tool's own input (a key, a file, JSON) that cannot be taken: a
+/// failure of its own, status 1.
+fn own_input(_: Unfit, message: String) -> Failure {
+    Failure::Message(message)
+}
+
+/// A cookie read from stdin that no server would take: refused, as a
+/// cookie that fails to open is (its kind first, as the library's).
+fn refused_cookie(why: Unfit, message: String) -> Failure {
+    let kind = match why {
+        Unfit::TooLong => "limit-exceeded",
+        Unfit::NotUtf8 => "malformed",
+    };
+    Failure::Refused(format!("{kind}: {message}"))
 }
 
 /// [`read_stdin`], with a text too long or not UTF-8 reported through
-/// `unfit` (a cookie's is refused, not a failure of the tool's own).
-fn read_stdin_as(what: &str, unfit: fn(String) -> Failure) -> Result<String, Failure> {
+/// `unfit`.
+fn read_stdin_as(what: &str, unfit: fn(Unfit, String) -> Failure) -> Result<String, Failure> {
     let stdin = std::io::stdin();
     if stdin.is_terminal() {
         note(format_args!("reading {what} from stdin (end with Ctrl-D)"));
@@ -34,7 +57,7 @@ pub fn read_text_file(path: &std::path::Path, what: &str) -> Result<String, Fail
     let source = format!("{what} {}", path.display());
     let file =
         std::fs::File::open(path).map_err(|e| format!("input: cannot read {source}: {e}"))?;
-    bounded_text(file, &source, Failure::from)
+    bounded_text(file, &source, own_input)
 }
 
 /// All of `input` as text, at most [`MAX_STDIN`] bytes; `source` names it
@@ -42,7 +65,7 @@ pub fn read_text_file(path: &std::path::Path, what: &str) -> Result<String, Fail
 fn bounded_text(
     input: impl Read,
     source: &str,
-    unfit: fn(String) -> Failure,
+    unfit: fn(Unfit, String) -> Failure,
 ) -> Result<String, Failure> {
     let mut bytes = Vec::new();
     input
@@ -50,22 +73,13 @@ fn bounded_text(
         .read_to_end(&mut bytes)
         .map_err(|e| format!("input: cannot read {source}: {e}"))?;
     if bytes.len() > MAX_STDIN {
-        return Err(unfit(format!(
-            "input: {source} is longer than {MAX_STDIN} bytes"
-        )));
+        return Err(unfit(
+            Unfit::TooLong,
+            format!("input: {source} is longer than {MAX_STDIN} bytes"),
+        ));
     }
-    String::from_utf8(bytes).map_err(|_| unfit(format!("input: {source} is not UTF-8 text")))
-}
-
-/// A cookie read from stdin that no server would take: refused, as a
-/// cookie that fails to open is (its kind first, as the library's).
-fn refused_cookie(message: String) -> Failure {
-    let kind = if message.ends_with("UTF-8 text") {
-        "malformed"
-    } else {
-        "limit-exceeded"
-    };
-    Failure::Refused(format!("{kind}: {message}"))
+    String::from_utf8(bytes)
+        .map_err(|_| unfit(Unfit::NotUtf8, format!("input: {source} is not UTF-8 text")))
 }
 
 /// A cookie value given as an argument, or read from stdin when the
@@ -90,11 +104,12 @@ pub fn pasted_cookie<'t>(
     text: &'t str,
     header_name: &str,
 ) -> Result<(Option<&'t str>, &'t str), Failure> {
-    // A `Set-Cookie` line (from a HAR file or `curl -v`): its cookie is
-    // the pair before the attributes.
-    if let Some(start) = text.get(..SET_COOKIE_HEADER.len()) {
+    // A `Set-Cookie` line (as `curl -i` prints it, or `curl -v` after
+    // "< "): its cookie is the pair before the attributes.
+    let response_line = text.strip_prefix("< ").unwrap_or(text);
+    if let Some(start) = response_line.get(..SET_COOKIE_HEADER.len()) {
         if start.eq_ignore_ascii_case(SET_COOKIE_HEADER) {
-            let line = &text[SET_COOKIE_HEADER.len()..];
+            let line = &response_line[SET_COOKIE_HEADER.len()..];
             let pair = line.split(';').next().unwrap_or_default();
             return Ok(cookie_pair(pair.trim()));
         }
@@ -164,6 +179,7 @@ fn acts_on_terminal(c: char) -> bool {
         c,
         '\0'..='\x1f'
             | '\x7f'..='\u{9f}'
+            | '\u{61c}'
             | '\u{200e}'
             | '\u{200f}'
             | '\u{2028}'..='\u{202e}'

@@ -1023,6 +1023,23 @@ fn verify_vectors_counts_and_fails_on_a_broken_file() {
     std::fs::write(tmp.join("package.json"), "{}").unwrap();
     let again = run(&["verify-vectors", tmp.to_str().unwrap()], "");
     assert_eq!(stdout(&again), out, "{}", stderr(&again));
+    // A vector file is input too: a name a terminal would act on is
+    // printed escaped.
+    let mut renamed: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tmp.join("format-v1.json")).unwrap())
+            .unwrap();
+    for v in renamed["vectors"].as_array_mut().unwrap() {
+        if v["name"] == broken_name.as_str() {
+            v["name"] = "evil\u{1b}[2K\u{9b}".into();
+        }
+    }
+    std::fs::write(tmp.join("format-v1.json"), renamed.to_string()).unwrap();
+    let o = run(&["verify-vectors", tmp.to_str().unwrap()], "");
+    assert!(
+        stdout(&o).starts_with(r"FAIL evil\u{1b}[2K\u{9b}: "),
+        "{:?}",
+        stdout(&o)
+    );
     // A published file emptied of its vectors is no pass.
     let budget = std::fs::read_to_string(dir.join("budget-v1.json")).unwrap();
     let mut emptied: serde_json::Value = serde_json::from_str(&budget).unwrap();
@@ -1399,6 +1416,8 @@ fn a_whole_cookie_header_gives_the_cookie_of_the_name_wanted() {
     // A Set-Cookie line, as a HAR file or `curl -v` shows it: its pair.
     let set_cookie = format!("Set-Cookie: __Host-sid={sid}; Path=/; Secure; HttpOnly");
     assert_eq!(success_json(&open(&[], &set_cookie)), expected);
+    let verbose = format!("< set-cookie: __Host-sid={sid}; Path=/");
+    assert_eq!(success_json(&open(&[], &verbose)), expected);
     // The pair taken is the one named: "session" sealed the other token,
     // which does not open under "__Host-sid".
     let swapped = format!("session={sid}; __Host-sid={session}");
@@ -1614,10 +1633,12 @@ fn open_with_blob_loads_the_overflow_vectors_as_a_server_does() {
     // An empty blob is what `redis-cli GET` prints for a key that is
     // gone: missing, as a server finds it, not altered. One in quotes (as
     // `redis-cli` prints it without --raw) is refused with a hint.
-    assert_refused(
-        &open_overflow_vector(v, &["--blob", "-"], "\n"),
-        "store: --blob: entry missing or expired",
-    );
+    for gone in ["\n", "(nil)\n"] {
+        assert_refused(
+            &open_overflow_vector(v, &["--blob", "-"], gone),
+            "store: --blob: entry missing or expired",
+        );
+    }
     let quoted = open_overflow_vector(v, &["--blob", "-"], &format!("\"{blob}\"\n"));
     assert_refused(&quoted, "store: --blob: entry rejected");
     assert!(
@@ -1644,17 +1665,20 @@ fn text_a_terminal_would_act_on_is_printed_escaped() {
         "title": "\u{9d}0;pwned\u{9c}",
         "del": "a\u{7f}b",
         "csi\u{9b}2K": "\u{1b}[2K\u{2028}",
+        "marks": "\u{200f}\u{2067}\u{61c}",
     });
     let sealed = run(&["seal", "--key", &key], &hostile.to_string());
     let opened = run(&["open", "--key", &key, "--meta", &stdout(&sealed)], "");
     let text = stdout(&opened);
-    for raw in [
+    let raws = [
         '\u{202e}', '\u{9d}', '\u{9c}', '\u{7f}', '\u{9b}', '\u{1b}', '\u{2028}',
-    ] {
+    ];
+    for raw in raws.into_iter().chain(['\u{200f}', '\u{2067}', '\u{61c}']) {
         assert!(!text.contains(raw), "{raw:?} in {text:?}");
     }
     for escaped in [
-        r"\u202e", r"\u009d", r"\u007f", r"\u009b", r"\u001b", r"\u2028",
+        r"\u202e", r"\u009d", r"\u007f", r"\u009b", r"\u001b", r"\u2028", r"\u200f", r"\u2067",
+        r"\u061c",
     ] {
         assert!(text.contains(escaped), "{escaped} not in {text}");
     }
