@@ -828,6 +828,22 @@ impl Drop for Proxy {
     }
 }
 
+/// Through `proxy`: an overflow store and revocations made by `connect`,
+/// and an overflow store on a connection manager the application gave
+/// (with the same one-second response timeout).
+async fn stores_through(proxy: &Proxy) -> (RedisStore, RedisRevocations, RedisStore) {
+    let store = RedisStore::connect(&proxy.url()).await.unwrap();
+    let revocations = RedisRevocations::connect(&proxy.url(), clock())
+        .await
+        .unwrap();
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_response_timeout(Some(Duration::from_secs(1)));
+    let client = redis::Client::open(proxy.url()).unwrap();
+    let manager = redis::aio::ConnectionManager::new_with_config(client, config);
+    let given = RedisStore::from_manager(manager.await.unwrap());
+    (store, revocations, given)
+}
+
 /// A connection that stays open but no longer answers is replaced after
 /// the request that timed out on it, for a store made by `connect`: the
 /// connection manager alone would keep it until the kernel gives up on it
@@ -839,19 +855,7 @@ async fn a_redis_connection_that_stops_answering_is_replaced() {
         return;
     };
     let proxy = Proxy::start(server.port);
-    let store = RedisStore::connect(&proxy.url()).await.unwrap();
-    let revocations = RedisRevocations::connect(&proxy.url(), clock())
-        .await
-        .unwrap();
-    let given = RedisStore::from_manager(
-        redis::aio::ConnectionManager::new_with_config(
-            redis::Client::open(proxy.url()).unwrap(),
-            redis::aio::ConnectionManagerConfig::new()
-                .set_response_timeout(Some(Duration::from_secs(1))),
-        )
-        .await
-        .unwrap(),
-    );
+    let (store, revocations, given) = stores_through(&proxy).await;
     let day = Duration::from_secs(86_400);
     store.put("k", b"blob".to_vec(), day).await.unwrap();
     let query = RevocationQuery::new(SessionId::from_bytes([6; 16]), 0, Some("ann"));
@@ -913,15 +917,7 @@ async fn a_redis_store_follows_a_failover_after_a_readonly_answer() {
         return;
     };
     let proxy = Proxy::start(old.port);
-    let store = RedisStore::connect(&proxy.url()).await.unwrap();
-    let revocations = RedisRevocations::connect(&proxy.url(), clock())
-        .await
-        .unwrap();
-    let given = RedisStore::from_manager(
-        redis::aio::ConnectionManager::new(redis::Client::open(proxy.url()).unwrap())
-            .await
-            .unwrap(),
-    );
+    let (store, revocations, given) = stores_through(&proxy).await;
     let day = Duration::from_secs(86_400);
     store.put("k", b"old".to_vec(), day).await.unwrap();
     given.put("k", b"old".to_vec(), day).await.unwrap();
