@@ -2449,3 +2449,98 @@ async fn the_cookie_lists_overflowed_keys_in_session_order() {
     );
     assert_eq!(overflowed_keys(&opened), ["a_normal", "b_low"]);
 }
+
+/// A session's own expiry, for the proptest below.
+fn arb_expiry() -> impl Strategy<Value = sealed_session::Expiry> {
+    use sealed_session::Expiry;
+    prop_oneof![
+        Just(Expiry::Default),
+        Just(Expiry::BrowserSession),
+        (0u64..4_000_000_000).prop_map(Expiry::At),
+        (1u64..4_000_000_000).prop_map(|secs| Expiry::Idle(Duration::from_secs(secs))),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
+
+    /// Whatever the cookie's name, attributes, time policy and the
+    /// session's own expiry (which set `Max-Age` and its digits), neither
+    /// the session's `Set-Cookie` header nor the one that deletes it (a
+    /// flush) is over the budget; a sealer whose empty session cannot fit
+    /// is refused when built.
+    #[test]
+    fn no_header_over_budget_whatever_the_cookie_settings(
+        name in "[A-Za-z0-9_-]{1,40}",
+        path in "(/[a-z0-9._-]{0,20}){1,4}",
+        domain in proptest::option::of("[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}"),
+        same_site in prop_oneof![
+            Just(sealed_session::SameSite::Strict),
+            Just(sealed_session::SameSite::Lax),
+            Just(sealed_session::SameSite::None),
+        ],
+        (secure, http_only, partitioned, persistent) in any::<(bool, bool, bool, bool)>(),
+        idle in proptest::option::of(1u64..4_000_000_000),
+        lifetime in proptest::option::of(1u64..4_000_000_000),
+        expiry in arb_expiry(),
+        entries in proptest::collection::vec(("[a-z]{1,12}", arb_priority(), 0usize..900), 0..20),
+        budget in 150usize..5000,
+    ) {
+        let clock = clock();
+        let settings = sealed_session::CookieSettings::default()
+            .with_path(path)
+            .with_same_site(same_site)
+            .with_secure(secure)
+            .with_http_only(http_only)
+            .with_partitioned(partitioned)
+            .with_persistent(persistent);
+        let settings = match domain {
+            Some(domain) => settings.with_domain(domain),
+            None => settings,
+        };
+        let mut b = Sealer::builder(KeyRing::new(key(1)))
+            .cookie_name(name)
+            .clock(clock.clone())
+            .cookie_settings(settings)
+            .budget(budget);
+        b = match idle {
+            Some(secs) => b.max_idle(Duration::from_secs(secs)),
+            None => b.no_idle_timeout(),
+        };
+        b = match lifetime {
+            Some(secs) => b.max_lifetime(Duration::from_secs(secs)),
+            None => b.no_max_lifetime(),
+        };
+        let sealer = match b.build() {
+            Ok(sealer) => sealer,
+            Err(Error::TooLarge { needed, .. }) => {
+                prop_assert!(needed > budget);
+                return Ok(());
+            }
+            // A combination the cookie rules refuse (SameSite=None or
+            // Partitioned without Secure, say).
+            Err(Error::InvalidCookie(_)) => return Ok(()),
+            Err(error) => panic!("{error:?}"),
+        };
+        let mut session = sealer.new_session().unwrap();
+        session.set_expiry(expiry);
+        for (i, (key, priority, len)) in entries.iter().enumerate() {
+            session.insert_with_priority(&format!("{key}{i}"), &"v".repeat(*len), *priority).unwrap();
+        }
+        match sealer.save(&mut session) {
+            Ok(saved) => {
+                if let Some(header) = saved.action.header_value() {
+                    prop_assert!("Set-Cookie: ".len() + header.len() <= budget, "{}", header);
+                    prop_assert_eq!(saved.report.header_len, "Set-Cookie: ".len() + header.len());
+                }
+            }
+            Err(Error::TooLarge { needed, budget: b }) => prop_assert!(needed > b && b <= budget),
+            Err(other) => prop_assert!(false, "unexpected {:?}", other),
+        }
+        session.flush().unwrap();
+        let deleted = sealer.save(&mut session).unwrap();
+        if let Some(header) = deleted.action.header_value() {
+            prop_assert!("Set-Cookie: ".len() + header.len() <= budget, "{}", header);
+        }
+    }
+}
