@@ -97,7 +97,8 @@ impl Sealer {
     /// cannot answer). With a `user_key`, [`Error::Value`] when that entry
     /// is not a string, an integer, a byte string or null; if it lives in
     /// the overflow store it is loaded first, failing as
-    /// [`Sealer::load_overflow`] does except for a missing blob.
+    /// [`Sealer::load_overflow`] does except for a missing or altered blob
+    /// (whose entries are dropped).
     pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
         let mut session = self.open_unrevoked(cookie_value)?;
         self.check_revocation(&mut session).await?;

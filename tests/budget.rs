@@ -611,13 +611,16 @@ async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
     }
 }
 
+/// A blob altered in the store (here another blob's bytes under its key,
+/// which fail authentication there) cannot be read by any server: the
+/// first read of one of its entries, or the save that must rewrite it,
+/// drops its entries as for a missing blob, reported and logged at `WARN`,
+/// instead of failing every later save (a login's included).
 #[tokio::test]
-async fn a_rejected_blob_fails_the_save() {
+async fn an_altered_blob_is_dropped_like_a_missing_one() {
     let (_, store, sealer) = instrumented_sealer(|b| b);
     let mut session = ten_kb_session(&sealer);
     let token = save_token(&sealer, &mut session).await;
-    // Another blob's bytes under this key: rejected, so the save that has
-    // to rewrite it fails rather than drop the entries.
     let keys = store.inner.keys();
     let mut other = ten_kb_session(&sealer);
     save_token(&sealer, &mut other).await;
@@ -633,15 +636,132 @@ async fn a_rejected_blob_fails_the_save() {
         .put(&keys[0], other_blob, Duration::from_secs(600))
         .await
         .unwrap();
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    // Still rejected where the caller asks for the blob itself.
     let mut s = sealer.open_async(&token).await.unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut s).await,
+        Err(Error::Store(StoreError::Rejected))
+    );
+    let overflowed = overflowed_keys(&s);
+    assert!(!overflowed.is_empty());
+
+    // A read: the entry reads as absent, the session is to be saved.
+    let mut read = sealer.open_async(&token).await.unwrap();
+    let value: Option<String> = sealer.get_loading(&mut read, &overflowed[0]).await.unwrap();
+    assert_eq!(value, None);
+    assert!(read.needs_save());
+    let saved = sealer.save_async(&mut read).await.unwrap();
+    for key in &overflowed {
+        assert!(saved.report.dropped.iter().any(|d| &d.key == key), "{key}");
+    }
+    // A login's save (a new id) rewrites what is left, without them.
+    let mut login = sealer.open_async(&token).await.unwrap();
+    login.cycle_id().unwrap();
+    let saved = sealer.save_async(&mut login).await.unwrap();
+    assert_eq!(saved.report.dropped.len(), overflowed.len());
+    let cookie = saved.action.cookie_value().expect("a cookie").to_owned();
+    let reopened = sealer.open_async(&cookie).await.unwrap();
+    assert_eq!(reopened.get::<u64>("user_id").unwrap(), Some(4217));
+    assert!(overflowed.iter().all(|key| !reopened.contains(key)));
+    let text = logs.text();
+    assert_eq!(text.matches("cause=\"blob-altered\"").count(), 2, "{text}");
+    assert!(text.contains(" WARN "), "{text}");
+
+    // Bytes that are no token at all: not UTF-8, not base64url, too short.
+    for altered in [&b"\xff\xfe"[..], b"not base64!", b"AAAA"] {
+        let mut session = ten_kb_session(&sealer);
+        let keys_before = store.inner.keys();
+        let token = save_token(&sealer, &mut session).await;
+        let blob_key = (store.inner.keys().into_iter())
+            .find(|k| !keys_before.contains(k))
+            .unwrap();
+        (store
+            .inner
+            .put(&blob_key, altered.to_vec(), Duration::from_secs(600)))
+        .await
+        .unwrap();
+        let mut read = sealer.open_async(&token).await.unwrap();
+        let key = overflowed_keys(&read)[0].clone();
+        let value: Option<String> = sealer.get_loading(&mut read, &key).await.unwrap();
+        assert_eq!(value, None, "{altered:?}");
+    }
+}
+
+/// A blob this server cannot read but another might (longer than this
+/// server's limits allow: a server with larger ones wrote it) fails the
+/// save that has to rewrite it, rather than lose entries another server
+/// could give back.
+#[tokio::test]
+async fn a_blob_over_this_servers_limits_fails_the_save() {
+    let (clock, store, sealer) = instrumented_sealer(|b| b);
+    let mut session = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut session).await;
+    let stricter = builder(&clock)
+        .overflow_store(store.clone())
+        .limits(Limits::default().with_max_decompressed(2048))
+        .build()
+        .unwrap();
+    let mut s = stricter.open_async(&token).await.unwrap();
     s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
         .unwrap();
     let before = store.inner.keys();
     assert_eq!(
-        sealer.save_async(&mut s).await.unwrap_err(),
+        stricter.save_async(&mut s).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
     );
     assert_eq!(store.inner.keys(), before, "nothing written");
+    // The server that wrote it still reads it.
+    let mut s = sealer.open_async(&token).await.unwrap();
+    assert_eq!(sealer.load_overflow(&mut s).await, Ok(()));
+}
+
+/// Each fill one repeated byte, counting up: two sealers given one each
+/// draw the same session ids, references and nonces.
+#[derive(Default)]
+struct RepeatableRandom(AtomicUsize);
+
+impl sealed_session::RandomSource for RepeatableRandom {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        buf.fill(self.0.fetch_add(1, Ordering::Relaxed) as u8);
+        Ok(())
+    }
+}
+
+/// A blob sealed under a key this ring lacks (one of another server's
+/// ring, at the same store key) is not altered: the save that has to
+/// rewrite it fails rather than drop what that server could read.
+#[tokio::test]
+async fn a_blob_under_a_key_this_ring_lacks_fails_the_save() {
+    let clock = clock();
+    let on = |ring: KeyRing, store: &Arc<MemoryStore>| {
+        builder_with(ring, &clock)
+            .random(Arc::new(RepeatableRandom::default()))
+            .overflow_store(store.clone())
+            .build()
+            .unwrap()
+    };
+    let (ours, theirs) = (
+        Arc::new(MemoryStore::with_clock(clock.clone())),
+        Arc::new(MemoryStore::with_clock(clock.clone())),
+    );
+    let sealer = on(KeyRing::new(key(1)), &ours);
+    let other = on(KeyRing::new(key(3)), &theirs);
+    let token = save_token(&sealer, &mut ten_kb_session(&sealer)).await;
+    save_token(&other, &mut ten_kb_session(&other)).await;
+    let (blob_key, their_key) = (ours.keys(), theirs.keys());
+    assert_eq!(blob_key, their_key, "the same draws, the same store key");
+    let their_blob = theirs.get(&their_key[0]).await.unwrap().unwrap();
+    ours.put(&blob_key[0], their_blob, Duration::from_secs(600))
+        .await
+        .unwrap();
+    let mut s = sealer.open_async(&token).await.unwrap();
+    s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+        .unwrap();
+    assert_eq!(
+        sealer.save_async(&mut s).await.unwrap_err(),
+        Error::Store(StoreError::Rejected)
+    );
 }
 
 #[tokio::test]
