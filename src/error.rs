@@ -420,8 +420,9 @@ pub enum StoreError {
     Unavailable,
     /// The stored blob is missing (expired or deleted).
     Missing,
-    /// The stored blob failed authentication: altered, or bound to another
-    /// session or reference.
+    /// The stored blob cannot be read here: altered in the store (or bound
+    /// to another session or reference), or sealed under a key or over
+    /// limits this server does not have.
     Rejected,
     /// The entry lives in the overflow store and was not loaded: call
     /// `Sealer::load_overflow` first (the HTTP layer's `get`, `take` and
@@ -457,7 +458,9 @@ impl fmt::Display for StoreError {
         f.write_str(match self {
             StoreError::Unavailable => "unavailable",
             StoreError::Missing => "entry missing or expired",
-            StoreError::Rejected => "entry rejected (altered or bound to another session)",
+            StoreError::Rejected => {
+                "entry rejected (altered, or not readable with this server's keys and limits)"
+            }
             StoreError::NotLoaded => "overflowed entry not loaded from the store",
             StoreError::NeedsAsync => {
                 "the revocation check or overflow store is asynchronous: use the _async form"

@@ -6,7 +6,7 @@
 use core::time::Duration;
 
 use crate::budget::{RemovedEntry, Saved};
-use crate::error::{Malformed, StoreError};
+use crate::error::StoreError;
 use crate::key::KeyRole;
 use crate::payload::{self, PayloadWriter, SESSION_ID_LEN};
 use crate::save::{base64_len, Plan};
@@ -31,20 +31,14 @@ const UNBOUNDED_BLOB_TTL: u64 = 30 * 24 * 3600;
 /// gives up the overflow store (see `drop_until_blob_fits`).
 const EXTRA_DROPS: usize = 8;
 
-/// A blob that is no token of this format, or fails authentication under a
-/// key of the ring: its bytes were altered, or moved from another key, in
-/// the store. No server of the fleet can read it, unlike one sealed under
-/// a key this ring lacks or over this server's limits (rejected, but
-/// perhaps another server's to read).
-pub(crate) struct BlobAltered;
-
 /// Why a save drops the overflowed entries it did not load.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum BlobNotKept {
     /// Their blob is gone from the store.
     Missing,
-    /// Their blob was altered in the store (see [`BlobAltered`]).
-    Altered,
+    /// Their blob cannot be read here: altered in the store, or sealed
+    /// under a key or over limits this server does not have.
+    Rejected,
     /// Even the list of moved keys does not fit in the cookie.
     ListOverBudget,
     /// This server has no overflow store (another server wrote the blob).
@@ -60,7 +54,7 @@ impl BlobNotKept {
     pub(crate) fn cause(self) -> &'static str {
         match self {
             BlobNotKept::Missing => "blob-missing",
-            BlobNotKept::Altered => "blob-altered",
+            BlobNotKept::Rejected => "blob-rejected",
             BlobNotKept::ListOverBudget => "overflow-list-over-budget",
             BlobNotKept::NoStore => "no-overflow-store",
             BlobNotKept::SynchronousSave => "synchronous-save",
@@ -72,8 +66,8 @@ impl BlobNotKept {
     pub(crate) fn reason(self) -> &'static str {
         match self {
             BlobNotKept::Missing => "their blob is missing from the store",
-            BlobNotKept::Altered => {
-                "their blob was altered in the store (not a token, or it fails authentication)"
+            BlobNotKept::Rejected => {
+                "their blob cannot be read here (altered, or another server's key or limits)"
             }
             BlobNotKept::ListOverBudget => "the overflow list itself does not fit in the budget",
             BlobNotKept::NoStore => "no overflow store is configured on this server",
@@ -271,18 +265,20 @@ impl Sealer {
     }
 
     /// Loads the entries still in the overflow blob, if any. A blob that is
-    /// gone (evicted, or expired in a session without timeouts) or altered
-    /// ([`BlobAltered`]) cannot come back: its entries are dropped (logged,
-    /// and kept for the next save's report) and the session is marked
-    /// modified, or every later read and save would fail on it, a login's
-    /// included, until the session ends. One another server may read (a
-    /// key or limits of another server: `Rejected`) is an error.
+    /// gone (evicted, or expired in a session without timeouts), or one
+    /// this server cannot read (`Rejected`: altered in the store, or a key
+    /// or limits of another server), is never read here: its entries are
+    /// dropped (logged, and kept for the next save's report) and the
+    /// session is marked modified, or every later read and save would fail
+    /// on it, a login's included, until the session ends. (A server without
+    /// the store drops them likewise.) Only a store that cannot answer is
+    /// an error.
     pub(crate) async fn load_or_drop_missing(&self, session: &mut Session) -> Result<(), Error> {
-        // The load returns at once when nothing is unloaded.
-        let why = match self.try_load_overflow(session).await {
-            Ok(Ok(())) => return Ok(()),
-            Ok(Err(BlobAltered)) => BlobNotKept::Altered,
+        // `load_overflow` returns at once when nothing is unloaded.
+        let why = match self.load_overflow(session).await {
+            Ok(()) => return Ok(()),
             Err(Error::Store(StoreError::Missing)) => BlobNotKept::Missing,
+            Err(Error::Store(StoreError::Rejected)) => BlobNotKept::Rejected,
             Err(e) => return Err(e),
         };
         session.mark_modified();
@@ -573,18 +569,8 @@ impl Sealer {
     /// cannot be read, its error ([`StoreError::Unavailable`]). Nothing is
     /// loaded then.
     pub async fn load_overflow(&self, session: &mut Session) -> Result<(), Error> {
-        let loaded = self.try_load_overflow(session).await?;
-        loaded.map_err(|BlobAltered| Error::Store(StoreError::Rejected))
-    }
-
-    /// [`Sealer::load_overflow`], telling an altered blob apart from the
-    /// other rejected ones.
-    async fn try_load_overflow(
-        &self,
-        session: &mut Session,
-    ) -> Result<Result<(), BlobAltered>, Error> {
         if !session.has_unloaded_overflow() {
-            return Ok(Ok(()));
+            return Ok(());
         }
         let Some((sid, reference)) = session.overflow else {
             return Err(Error::Store(StoreError::Missing));
@@ -604,17 +590,9 @@ impl Sealer {
             .get_bounded(&key, limits.max_token_len())
             .await?
             .ok_or(Error::Store(StoreError::Missing))?;
-        let Ok(text) = core::str::from_utf8(&blob) else {
-            return Ok(Err(BlobAltered));
-        };
-        let opened = match token::open(&self.ring, &key, text, &limits) {
-            Ok(opened) => opened,
-            Err(
-                Error::AuthenticationFailed
-                | Error::Malformed(Malformed::Base64 | Malformed::Truncated),
-            ) => return Ok(Err(BlobAltered)),
-            Err(_) => return Err(Error::Store(StoreError::Rejected)),
-        };
+        let text = core::str::from_utf8(&blob).map_err(|_| Error::Store(StoreError::Rejected))?;
+        let opened = token::open(&self.ring, &key, text, &limits)
+            .map_err(|_| Error::Store(StoreError::Rejected))?;
         let plaintext = opened.plaintext();
         let indexed = payload::index(plaintext, self.limits.max_entries())
             .map_err(|_| Error::Store(StoreError::Rejected))?;
@@ -644,25 +622,23 @@ impl Sealer {
         for (i, value) in found {
             session.entries[i].value = Value::Resident(Bytes::Owned(value));
         }
-        Ok(Ok(()))
+        Ok(())
     }
 
     /// Reads a value, loading the overflow store first if the entry lives
     /// there (the only case that makes a store call). If the blob is gone
-    /// from the store (evicted, or expired) or was altered there (not a
-    /// token, or it fails authentication), its entries are dropped from
-    /// the session, logged (at `INFO`, at `WARN` if altered) with their keys (and the next
-    /// save's report lists them as dropped), the session is
-    /// marked modified so that the next save writes a cookie without them,
-    /// and the entry reads as absent.
+    /// from the store (evicted, or expired) or cannot be read here (altered
+    /// in the store, or another server's key or limits), its entries are
+    /// dropped from the session, logged (at `INFO`; at `WARN` if it cannot
+    /// be read) with their keys (and the next save's report lists them as
+    /// dropped), the session is marked modified so that the next save
+    /// writes a cookie without them, and the entry reads as absent.
     ///
     /// # Errors
     ///
     /// Those of [`Sealer::load_overflow`] except [`StoreError::Missing`] and
-    /// an altered blob's [`StoreError::Rejected`] (what remains rejected
-    /// is a blob under a key this ring lacks, or over this server's
-    /// limits), when the entry lives in the store; then those of
-    /// [`Session::get`] except [`StoreError::NotLoaded`].
+    /// [`StoreError::Rejected`], when the entry lives in the store; then
+    /// those of [`Session::get`] except [`StoreError::NotLoaded`].
     pub async fn get_loading<T: serde::de::DeserializeOwned>(
         &self,
         session: &mut Session,

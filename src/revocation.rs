@@ -97,7 +97,7 @@ impl Sealer {
     /// cannot answer). With a `user_key`, [`Error::Value`] when that entry
     /// is not a string, an integer, a byte string or null; if it lives in
     /// the overflow store it is loaded first, failing as
-    /// [`Sealer::load_overflow`] does except for a missing or altered blob
+    /// [`Sealer::load_overflow`] does except for a blob missing or rejected
     /// (whose entries are dropped).
     pub async fn open_async(&self, cookie_value: &str) -> Result<Session, Error> {
         let mut session = self.open_unrevoked(cookie_value)?;
@@ -112,8 +112,9 @@ impl Sealer {
             let user = match self.user_key.as_deref() {
                 // Skipping an entry that cannot be read would skip "log out
                 // everywhere" for it: it is loaded, or the open fails. A
-                // blob gone from the store takes the user entry with it:
-                // the session no longer names a user.
+                // blob gone from the store, or one that cannot be read here,
+                // takes the user entry with it: the session no longer names
+                // a user (whoever can write the store could delete it).
                 Some(key) => {
                     // Overflowed by a sealer without this check: the next
                     // save brings it into the cookie (saves here pin it),

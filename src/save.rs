@@ -539,7 +539,7 @@ impl Sealer {
     /// store's errors writing or renewing a blob
     /// ([`StoreError::Unavailable`], [`StoreError::OverCapacity`]), and
     /// those of [`Sealer::load_overflow`] loading a blob it rewrites (a
-    /// missing or altered one only drops its entries, reported). A logout
+    /// missing or rejected one only drops its entries, reported). A logout
     /// never fails.
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
         let replaced = session.replaced;

@@ -612,10 +612,10 @@ async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
 }
 
 /// A blob altered in the store (here another blob's bytes under its key,
-/// which fail authentication there) cannot be read by any server: the
-/// first read of one of its entries, or the save that must rewrite it,
-/// drops its entries as for a missing blob, reported and logged at `WARN`,
-/// instead of failing every later save (a login's included).
+/// which fail authentication there) is rejected: the first read of one of
+/// its entries, or the save that must rewrite it, drops its entries as for
+/// a missing blob, reported and logged at `WARN`, instead of failing every
+/// later save (a login's included).
 #[tokio::test]
 async fn an_altered_blob_is_dropped_like_a_missing_one() {
     let (_, store, sealer) = instrumented_sealer(|b| b);
@@ -665,7 +665,7 @@ async fn an_altered_blob_is_dropped_like_a_missing_one() {
     assert_eq!(reopened.get::<u64>("user_id").unwrap(), Some(4217));
     assert!(overflowed.iter().all(|key| !reopened.contains(key)));
     let text = logs.text();
-    assert_eq!(text.matches("cause=\"blob-altered\"").count(), 2, "{text}");
+    assert_eq!(text.matches("cause=\"blob-rejected\"").count(), 2, "{text}");
     assert!(text.contains(" WARN "), "{text}");
 
     // Bytes that are no token at all: not UTF-8, not base64url, too short.
@@ -688,34 +688,6 @@ async fn an_altered_blob_is_dropped_like_a_missing_one() {
     }
 }
 
-/// A blob this server cannot read but another might (longer than this
-/// server's limits allow: a server with larger ones wrote it) fails the
-/// save that has to rewrite it, rather than lose entries another server
-/// could give back.
-#[tokio::test]
-async fn a_blob_over_this_servers_limits_fails_the_save() {
-    let (clock, store, sealer) = instrumented_sealer(|b| b);
-    let mut session = ten_kb_session(&sealer);
-    let token = save_token(&sealer, &mut session).await;
-    let stricter = builder(&clock)
-        .overflow_store(store.clone())
-        .limits(Limits::default().with_max_decompressed(2048))
-        .build()
-        .unwrap();
-    let mut s = stricter.open_async(&token).await.unwrap();
-    s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
-        .unwrap();
-    let before = store.inner.keys();
-    assert_eq!(
-        stricter.save_async(&mut s).await.unwrap_err(),
-        Error::Store(StoreError::Rejected)
-    );
-    assert_eq!(store.inner.keys(), before, "nothing written");
-    // The server that wrote it still reads it.
-    let mut s = sealer.open_async(&token).await.unwrap();
-    assert_eq!(sealer.load_overflow(&mut s).await, Ok(()));
-}
-
 /// Each fill one repeated byte, counting up: two sealers given one each
 /// draw the same session ids, references and nonces.
 #[derive(Default)]
@@ -728,11 +700,12 @@ impl sealed_session::RandomSource for RepeatableRandom {
     }
 }
 
-/// A blob sealed under a key this ring lacks (one of another server's
-/// ring, at the same store key) is not altered: the save that has to
-/// rewrite it fails rather than drop what that server could read.
+/// A blob that another server could read but this one cannot (sealed
+/// under a key of that server's ring, or over this server's limits) is
+/// dropped here too, as a server without the store drops overflowed
+/// entries, rather than fail every save that must rewrite it.
 #[tokio::test]
-async fn a_blob_under_a_key_this_ring_lacks_fails_the_save() {
+async fn a_blob_another_server_could_read_is_dropped_here_too() {
     let clock = clock();
     let on = |ring: KeyRing, store: &Arc<MemoryStore>| {
         builder_with(ring, &clock)
@@ -755,13 +728,30 @@ async fn a_blob_under_a_key_this_ring_lacks_fails_the_save() {
     ours.put(&blob_key[0], their_blob, Duration::from_secs(600))
         .await
         .unwrap();
-    let mut s = sealer.open_async(&token).await.unwrap();
-    s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+    // Over this server's limits: the store refuses to hand it over.
+    let stricter = builder(&clock)
+        .overflow_store(ours.clone())
+        .limits(Limits::default().with_max_decompressed(2048))
+        .build()
         .unwrap();
-    assert_eq!(
-        sealer.save_async(&mut s).await.unwrap_err(),
-        Error::Store(StoreError::Rejected)
-    );
+    for (name, sealer) in [("another key", &sealer), ("stricter limits", &stricter)] {
+        let mut s = sealer.open_async(&token).await.unwrap();
+        let overflowed = overflowed_keys(&s);
+        assert!(!overflowed.is_empty(), "{name}");
+        assert_eq!(
+            sealer.load_overflow(&mut s).await,
+            Err(Error::Store(StoreError::Rejected)),
+            "{name}"
+        );
+        s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+            .unwrap();
+        let saved = sealer.save_async(&mut s).await.unwrap();
+        let dropped: Vec<_> = saved.report.dropped.iter().map(|d| d.key.clone()).collect();
+        assert!(
+            overflowed.iter().all(|key| dropped.contains(key)),
+            "{name}: {dropped:?}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -30,12 +30,12 @@ use crate::{CookieAction, Error, Expiry, Priority, RequestSession, Sealer, Sessi
 /// session's random id, or, for those that read entries living in the
 /// overflow store ([`LazySession::get`], [`LazySession::get_or_remove`],
 /// [`LazySession::get_or_insert_with`], [`LazySession::take`],
-/// [`LazySession::with_loaded`]), when the store is unavailable, its blob
-/// is one another server may read (under a key this ring lacks, or over
-/// this server's limits), or this server has no overflow store
+/// [`LazySession::with_loaded`]), when the store is unavailable, or this
+/// server has no overflow store
 /// ([`StoreError::NotConfigured`](crate::StoreError::NotConfigured): a
 /// setup mistake; a save on such a server drops those entries instead).
-/// A blob gone from the store, or altered there, is not an error: its
+/// A blob gone from the store, or one that cannot be read here
+/// ([`StoreError::Rejected`](crate::StoreError::Rejected)), is not an error: its
 /// entries read as absent and are dropped, logged with their
 /// keys (see [`Sealer::get_loading`](crate::Sealer::get_loading)). A bad cookie is not an error either
 /// (the request gets a fresh session, see [`LazySession::rejected_cookie`]).
@@ -196,8 +196,9 @@ impl LazySession {
     /// Those of [`LazySession::with`], and, if the cookie lists entries in
     /// the overflow store, those of
     /// [`Sealer::load_overflow`](crate::Sealer::load_overflow) except
-    /// [`StoreError::Missing`](crate::StoreError::Missing) and an altered
-    /// blob's `Rejected` (either drops its entries).
+    /// [`StoreError::Missing`](crate::StoreError::Missing) and
+    /// [`StoreError::Rejected`](crate::StoreError::Rejected) (either drops
+    /// its entries).
     ///
     /// ```
     /// # async fn handler(session: sealed_session::http::LazySession) -> Result<(), sealed_session::Error> {
@@ -305,8 +306,9 @@ impl LazySession {
     /// id cannot be drawn (as [`LazySession::with`]); if the entry lives in
     /// the overflow store, those of
     /// [`Sealer::load_overflow`](crate::Sealer::load_overflow) except
-    /// [`StoreError::Missing`](crate::StoreError::Missing) and an altered
-    /// blob's `Rejected` (the entry then reads as absent); then [`Error::Value`] or [`Error::LimitExceeded`]
+    /// [`StoreError::Missing`](crate::StoreError::Missing) and
+    /// [`StoreError::Rejected`](crate::StoreError::Rejected) (the entry then
+    /// reads as absent); then [`Error::Value`] or [`Error::LimitExceeded`]
     /// for a value that is not a `T`, as [`Session::get`].
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.locked(|s| s.is_overflowed(key), |s| s.get(key))
