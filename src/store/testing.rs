@@ -26,7 +26,9 @@ use crate::store::{overflow_key, OverflowStore, RevocationQuery, RevocationStore
 use crate::{Clock, Error, FixedClock, Priority, Sealer, SessionId, StoreError};
 
 /// Checks an [`OverflowStore`]: put, get and delete, replacing a blob,
-/// bounded reads, `touch` (which the store must implement: renewing and
+/// a blob as long as the largest the crate writes kept byte for byte (a
+/// store that cuts or re-encodes values would have every blob rejected
+/// when read back, and its entries dropped), bounded reads, `touch` (which the store must implement: renewing and
 /// shortening), TTLs honoured in full (`wait(seconds)` must let that much
 /// of the store's time pass: advance its clock, or sleep for a store
 /// timed by a server), a TTL of a month and one of `Duration::MAX`. Uses
@@ -54,6 +56,23 @@ where
         .await
         .unwrap();
     assert_eq!(store.get(&k).await.unwrap().as_deref(), Some(&b"two"[..]));
+    // The longest blob under the default limits: base64url of 64 KiB and
+    // the token's overhead, every character of that alphabet.
+    let long_key = overflow_key(&sid, &[4; 16]);
+    let alphabet = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    let longest = crate::save::base64_len(
+        crate::Limits::default().max_decompressed() + crate::token::OVERHEAD,
+    );
+    let long: Vec<u8> = (0..longest)
+        .map(|i| alphabet[(i * 7 + i / 64) % 64])
+        .collect();
+    store
+        .put(&long_key, long.clone(), Duration::from_secs(60))
+        .await
+        .unwrap();
+    let read = store.get_bounded(&long_key, long.len()).await.unwrap();
+    assert!(read.as_deref() == Some(&long[..]), "a long blob changed");
+    store.delete(&long_key).await.unwrap();
     // A bounded read gives a blob up to the bound, refuses a longer one
     // (an altered store) and reads a missing one as absent.
     let bounded = store.get_bounded(&k, 3).await.unwrap();
