@@ -509,9 +509,9 @@ impl Sealer {
     /// # Errors
     ///
     /// Those of [`Sealer::save_request_async`] for an empty, flushed
-    /// session (a store that cannot delete the blob). A revocation that
-    /// fails is no error: the report's
-    /// [`unrevoked`](crate::SaveReport::unrevoked) says so.
+    /// session: none today, as a logout never fails (see
+    /// [`Sealer::save_async`]). A revocation that fails is no error: the
+    /// report's [`unrevoked`](crate::SaveReport::unrevoked) says so.
     pub async fn finish_dropped_logout(
         &self,
         request: &mut RequestSession,
