@@ -186,7 +186,7 @@ impl Sealer {
             return Ok(self.set(header, Vec::new(), Vec::new()));
         }
         // The blob is rewritten: everything in it must be in hand.
-        self.load_or_drop_missing(session).await?;
+        self.load_or_drop_unreadable(session).await?;
         let fresh = match fresh {
             Some(fresh) => fresh,
             None => fresh_reference()?,
@@ -273,7 +273,7 @@ impl Sealer {
     /// on it, a login's included, until the session ends. (A server without
     /// the store drops them likewise.) Only a store that cannot answer is
     /// an error.
-    pub(crate) async fn load_or_drop_missing(&self, session: &mut Session) -> Result<(), Error> {
+    pub(crate) async fn load_or_drop_unreadable(&self, session: &mut Session) -> Result<(), Error> {
         // `load_overflow` returns at once when nothing is unloaded.
         let why = match self.load_overflow(session).await {
             Ok(()) => return Ok(()),
@@ -301,7 +301,7 @@ impl Sealer {
         session: &mut Session,
         now: u64,
     ) -> Result<Saved, Error> {
-        self.load_or_drop_missing(session).await?;
+        self.load_or_drop_unreadable(session).await?;
         let old = session.overflow;
         let saved = self.save_dropping(session, now, BlobNotKept::ListOverBudget)?;
         if let Some((sid, reference)) = old {
@@ -645,7 +645,7 @@ impl Sealer {
         key: &str,
     ) -> Result<Option<T>, Error> {
         if session.is_overflowed(key) {
-            self.load_or_drop_missing(session).await?;
+            self.load_or_drop_unreadable(session).await?;
         }
         session.get(key)
     }

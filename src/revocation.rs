@@ -265,7 +265,7 @@ impl Sealer {
     /// when it is absent or null.
     async fn user_of(&self, session: &mut Session, key: &str) -> Result<Option<String>, Error> {
         if session.is_overflowed(key) {
-            self.load_or_drop_missing(session).await?;
+            self.load_or_drop_unreadable(session).await?;
         }
         // The save's rule before decoding, so that open and save agree on
         // encodings the decoder would bend (CBOR's `undefined` reads as

@@ -115,9 +115,10 @@ pub trait OverflowStore: Send + Sync + 'static {
     }
 
     /// The blob under `key` if it is at most `max_len` bytes; `None` if
-    /// absent or expired, and [`StoreError::Rejected`] if longer (the
-    /// crate never writes such a blob: the store was altered). The sealer
-    /// reads blobs through this, with the longest blob its limits accept.
+    /// absent or expired, and [`StoreError::Rejected`] if longer (this
+    /// sealer never writes such a blob: the store was altered, or a server
+    /// with larger limits wrote it). The sealer reads blobs through this,
+    /// with the longest blob its limits accept.
     ///
     /// The default reads the whole value with [`Self::get`] and then
     /// checks. A store that can bound the read itself should override it,
@@ -133,8 +134,9 @@ pub trait OverflowStore: Send + Sync + 'static {
     }
 }
 
-/// `blob`, unless it is longer than `max_len`: the crate never writes such
-/// a blob, so the store was altered (`Rejected`). For `get_bounded`.
+/// `blob`, unless it is longer than `max_len`: this sealer never writes
+/// such a blob (`Rejected`: the store was altered, or a server with larger
+/// limits wrote it). For `get_bounded`.
 pub(crate) fn at_most(blob: Option<Vec<u8>>, max_len: usize) -> Result<Option<Vec<u8>>, Error> {
     match blob {
         Some(blob) if blob.len() > max_len => Err(Error::Store(StoreError::Rejected)),

@@ -935,15 +935,22 @@ async fn a_redis_store_follows_a_failover_after_a_readonly_answer() {
     let (logs, _guard) = Logs::capture(tracing::Level::WARN);
     let reconnections = || logs.text().matches("event=\"redis-reconnecting\"").count();
     // Before the address moves, the new connection leads to the demoted
-    // server again: refused, and not replaced again within the second.
+    // server again: refused, and not replaced again within the second
+    // (unless the machine took that long over the two puts).
+    let started = Instant::now();
     assert_eq!(store.put("k", b"new".to_vec(), day).await, refused);
     assert_eq!(store.put("k", b"new".to_vec(), day).await, refused);
-    assert_eq!(reconnections(), 1, "{}", logs.text());
+    let replaced = reconnections();
+    if started.elapsed() < Duration::from_millis(900) {
+        assert_eq!(replaced, 1, "{}", logs.text());
+    } else {
+        assert!((1..=2).contains(&replaced), "{}", logs.text());
+    }
     proxy.lead_new_to(new.port);
     tokio::time::sleep(Duration::from_millis(1100)).await;
     assert_eq!(store.put("k", b"new".to_vec(), day).await, refused);
     assert_eq!(revocations.revoke_user("ann", day).await, refused);
-    assert_eq!(reconnections(), 3, "{}", logs.text());
+    assert_eq!(reconnections(), replaced + 2, "{}", logs.text());
     // The next writes reach the new primary.
     store.put("k", b"new".to_vec(), day).await.unwrap();
     revocations.revoke_user("ann", day).await.unwrap();

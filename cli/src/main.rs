@@ -770,7 +770,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             let ttl = Duration::from_secs(60);
             ready(store.put(key, blob.as_bytes().to_vec(), ttl))??;
         }
-        // `redis-cli` without --raw quotes what it prints.
+        // `redis-cli` on a terminal (without --raw) quotes what it prints.
         let quoted = blob.len() > 1 && blob.starts_with('"') && blob.ends_with('"');
         ready(sealer.load_overflow(&mut session))?.map_err(|e| match e {
             Error::Store(why) => Failure::Refused(format!(

@@ -187,16 +187,19 @@ fn acts_on_terminal(c: char) -> bool {
     )
 }
 
-/// `text` with each character a terminal acts on written as `\u{…}`. Keys
-/// and values come from cookies and sessions, whose text an attacker may
-/// have chosen, and are shown to an operator.
+/// `text` with each character a terminal acts on written as `\u{…}`, and
+/// a backslash as `\\` (so that an escape cannot be faked). Keys and
+/// values come from cookies and sessions, whose text an attacker may have
+/// chosen, and are shown to an operator.
 pub fn terminal_safe(text: &str) -> Cow<'_, str> {
-    if !text.contains(acts_on_terminal) {
+    if !text.contains(|c| c == '\\' || acts_on_terminal(c)) {
         return Cow::Borrowed(text);
     }
     let mut safe = String::with_capacity(text.len() + 8);
     for c in text.chars() {
-        if acts_on_terminal(c) {
+        if c == '\\' {
+            safe.push_str("\\\\");
+        } else if acts_on_terminal(c) {
             safe.push_str(&c.escape_unicode().to_string());
         } else {
             safe.push(c);

@@ -1413,7 +1413,8 @@ fn a_whole_cookie_header_gives_the_cookie_of_the_name_wanted() {
         success_json(&run(&args, &format!("cookie:{header}\n"))),
         expected
     );
-    // A Set-Cookie line, as a HAR file or `curl -v` shows it: its pair.
+    // A Set-Cookie line, as `curl -i` shows it (or `curl -v`, after "< "):
+    // its pair.
     let set_cookie = format!("Set-Cookie: __Host-sid={sid}; Path=/; Secure; HttpOnly");
     assert_eq!(success_json(&open(&[], &set_cookie)), expected);
     let verbose = format!("< set-cookie: __Host-sid={sid}; Path=/");
@@ -1684,15 +1685,29 @@ fn text_a_terminal_would_act_on_is_printed_escaped() {
     }
     let json = success_json(&opened);
     assert_eq!(json["entries"], hostile);
+    // Without --meta, the entries alone, escaped alike.
+    let plain = run(&["open", "--key", &key, &stdout(&sealed)], "");
+    assert!(!stdout(&plain).contains('\u{9b}'), "{:?}", stdout(&plain));
+    assert_eq!(success_json(&plain), hostile);
     assert_eq!(json["session"]["priorities"]["csi\u{9b}2K"], "normal");
 
     // A dropped entry's key on stderr.
-    let big = serde_json::json!({"a": 1, "x\u{1b}]0;pwned\u{7}": "y".repeat(5000)});
+    let big = serde_json::json!({
+        "a": 1,
+        "x\u{1b}]0;pwned\u{7}": "y".repeat(5000),
+        r"fake\u{1b}": "z".repeat(5000),
+    });
     let o = run(&["seal", "--key", &key], &big.to_string());
     assert!(o.status.success(), "{}", stderr(&o));
     assert!(!stderr(&o).contains('\u{1b}'), "{:?}", stderr(&o));
     assert!(
         stderr(&o).contains(r"dropped: x\u{1b}]0;pwned\u{7} (normal priority"),
+        "{}",
+        stderr(&o)
+    );
+    // A backslash is doubled: the text "\u{1b}" cannot pass for an escape.
+    assert!(
+        stderr(&o).contains(r"dropped: fake\\u{1b} (normal priority"),
         "{}",
         stderr(&o)
     );

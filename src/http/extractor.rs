@@ -167,7 +167,7 @@ impl LazySession {
         let session = self.ensure_open(&mut state).await?.session_mut();
         if load(session) {
             let sealer = &self.inner.shared.sealer;
-            sealer.load_or_drop_missing(session).await?;
+            sealer.load_or_drop_unreadable(session).await?;
         }
         let changes = session.changes;
         let result = f(session);

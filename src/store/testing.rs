@@ -74,7 +74,8 @@ where
     assert!(read.as_deref() == Some(&long[..]), "a long blob changed");
     store.delete(&long_key).await.unwrap();
     // A bounded read gives a blob up to the bound, refuses a longer one
-    // (an altered store) and reads a missing one as absent.
+    // (an altered store, or another server's limits) and reads a missing
+    // one as absent.
     let bounded = store.get_bounded(&k, 3).await.unwrap();
     assert_eq!(bounded.as_deref(), Some(&b"two"[..]));
     assert_eq!(
