@@ -35,6 +35,12 @@ enum DjangoCommand {
             allow_hyphen_values = true
         )]
         fallback_secrets: Vec<Zeroizing<String>>,
+        /// A file holding a secret from SECRET_KEY_FALLBACKS, as
+        /// --secret-file reads it (repeatable; tried after any
+        /// --fallback-secret; when given, DJANGO_SECRET_KEY_FALLBACKS is
+        /// not read).
+        #[arg(long = "fallback-secret-file", value_name = "PATH")]
+        fallback_secret_files: Vec<PathBuf>,
         /// SESSION_COOKIE_AGE: the oldest accepted cookie, in seconds.
         #[arg(long, value_name = "SECS", default_value_t = DEFAULT_MAX_AGE.as_secs())]
         max_age: u64,
@@ -99,12 +105,20 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
         DjangoCommand::Open {
             secrets,
             fallback_secrets,
+            fallback_secret_files,
             max_age,
             name,
             cookie,
         } => {
-            let codec = crate::or_from_env(fallback_secrets, "DJANGO_SECRET_KEY_FALLBACKS")?
-                .iter()
+            let mut fallbacks = if fallback_secret_files.is_empty() {
+                crate::or_from_env(fallback_secrets, "DJANGO_SECRET_KEY_FALLBACKS")?
+            } else {
+                fallback_secrets
+            };
+            for path in &fallback_secret_files {
+                fallbacks.push(crate::read_secret_file(path, "fallback secret file")?);
+            }
+            let codec = (fallbacks.iter())
                 .fold(secrets.builder()?, |b, s| b.fallback_secret(s))
                 .max_age(Duration::from_secs(max_age))
                 .build()

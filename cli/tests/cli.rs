@@ -523,6 +523,40 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
         "{}",
         stderr(&refused)
     );
+    // The signing secret as a retired one, from a file: it opens, and the
+    // variable of retired secrets is not read then.
+    let args = [
+        "django",
+        "open",
+        "--secret-file",
+        &other,
+        "--now",
+        "1767225660",
+    ];
+    let retired = run_with_env(
+        &[
+            &args[..],
+            &["--fallback-secret-file", &secret_file, &cookie],
+        ]
+        .concat(),
+        &[("DJANGO_SECRET_KEY_FALLBACKS", "not-it")],
+        "",
+    );
+    assert_eq!(success_json(&retired)["_auth_user_id"], "7");
+    assert!(
+        stderr(&retired).contains("fallback secret"),
+        "{}",
+        stderr(&retired)
+    );
+    let missing = run(
+        &[
+            &args[..],
+            &["--fallback-secret-file", "/nonexistent/secret", &cookie],
+        ]
+        .concat(),
+        "",
+    );
+    assert_one_line_error(&missing, "input: cannot read fallback secret file");
 }
 
 #[test]
