@@ -13,9 +13,10 @@
 //! (`READONLY`). So after a request times out or is answered `READONLY`,
 //! a store made by `connect` replaces its manager (at most once a second):
 //! the next requests go out on a new connection, to whichever server the
-//! address now leads to. A demoted primary still answers reads: until a
-//! write or a timeout moves the store, its reads miss what the new primary
-//! records (a revocation, a blob).
+//! address now leads to. A demoted primary still answers reads, unless it
+//! runs with `replica-serve-stale-data no` (then `MASTERDOWN`, which also
+//! moves the store): until a write or a timeout moves the store, its reads
+//! miss what the new primary records (a revocation, a blob).
 //!
 //! They talk to one Redis server (or a replica set's primary): the
 //! connection manager does not speak the Redis Cluster protocol, so a
@@ -71,7 +72,7 @@ struct Failure {
 }
 
 /// [`store_error`], and whether the request timed out or was answered
-/// `READONLY`.
+/// `READONLY` or `MASTERDOWN` (a replica, its primary out of reach).
 fn failure(e: redis::RedisError) -> Failure {
     let category = e.category().to_owned();
     let (timeout, refused) = (e.is_timeout(), e.is_connection_refusal());
@@ -104,7 +105,7 @@ fn failure(e: redis::RedisError) -> Failure {
     );
     Failure {
         error: Error::Store(kind),
-        stale_connection: timeout || has("READONLY"),
+        stale_connection: timeout || has("READONLY") || has("MASTERDOWN"),
     }
 }
 

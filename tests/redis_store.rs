@@ -912,7 +912,7 @@ async fn a_redis_connection_that_stops_answering_is_replaced() {
 /// leads to the new primary.
 #[tokio::test]
 async fn a_redis_store_follows_a_failover_after_a_readonly_answer() {
-    use sealed_session::store::OverflowStore;
+    use sealed_session::store::{OverflowStore, RevocationCheck, RevocationQuery};
     let (Some(old), Some(new)) = (RedisServer::start(), RedisServer::start()) else {
         return;
     };
@@ -967,6 +967,27 @@ async fn a_redis_store_follows_a_failover_after_a_readonly_answer() {
         .await
         .unwrap();
     assert_eq!(users, 1);
+    // A replica that serves no stale data answers reads MASTERDOWN: the
+    // reads move too (here the revocations', to the new primary, where
+    // "ann" is revoked).
+    let other = Proxy::start(old.port);
+    let reader = RedisRevocations::connect(&other.url(), clock())
+        .await
+        .unwrap();
+    redis::cmd("CONFIG")
+        .arg("SET")
+        .arg("replica-serve-stale-data")
+        .arg("no")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    other.lead_new_to(new.port);
+    let query = RevocationQuery::new(SessionId::from_bytes([8; 16]), 0, Some("ann"));
+    assert_eq!(
+        reader.is_revoked(query).await,
+        Err(Error::Store(StoreError::Unavailable))
+    );
+    assert!(reader.is_revoked(query).await.unwrap());
     // The demoted server kept the connections open: a manager the
     // application gave keeps writing to it, and is refused every time.
     assert_eq!(given.put("k", b"new".to_vec(), day).await, refused);
