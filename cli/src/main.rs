@@ -260,6 +260,14 @@ struct OpenArgs {
     /// "_overflowed". Surrounding whitespace is ignored.
     #[arg(long, value_name = "PATH|-")]
     blob: Option<PathBuf>,
+    /// Print the cookie value sealed again under --key instead of the
+    /// entries, as a server re-seals a cookie a fallback key opened: the
+    /// same session id, created-at, expiry, entries and priorities, issued
+    /// now (--now), compressed if it was. For moving one cookie to a new
+    /// key by hand (give the old key with --fallback-key). A cookie that
+    /// references an overflow blob is refused: a server re-seals both.
+    #[arg(long, conflicts_with_all = ["meta", "blob"])]
+    reseal: bool,
     /// The cookie value, NAME=VALUE (as a browser shows the cookie) or a
     /// whole Cookie header (the cookie named --name is taken from it), or
     /// "-" to read any of them from stdin (which keeps it out of the process
@@ -724,6 +732,12 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     if let Some(store) = &store {
         b = b.overflow_store(store.clone());
     }
+    // Re-sealed as it came: compressed if it was (and it still helps).
+    let compressed =
+        token::inspect_with_limits(token, &limits).is_ok_and(|info| info.header.is_compressed());
+    if args.reseal && compressed {
+        b = b.compression(Compression::Above(0));
+    }
     let sealer = b.build().map_err(|e| match e {
         // A name pasted with the cookie is input, not a setting.
         Error::InvalidCookie(_) if args.common.name.is_none() && pasted_name.is_some() => {
@@ -748,6 +762,9 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         note(format_args!(
             "note: sealed under a fallback key, not --key; a server whose primary key is --key re-seals it on its next response"
         ));
+    }
+    if args.reseal {
+        return reseal(&sealer, session);
     }
     let overflow_key = (session.overflow_reference())
         .map(|reference| sealed_session::store::overflow_key(&session.id(), reference));
@@ -825,9 +842,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             "id": session.id().to_string(),
             "created_at": session.created_at(),
             "issued_at": session.issued_at(),
-            // The header of a token that just opened always reads.
-            "compressed": token::inspect_with_limits(token, sealer.limits())
-                .is_ok_and(|info| info.header.is_compressed()),
+            "compressed": compressed,
             "expiry": expiry,
             "opened_with_fallback": session.opened_with_fallback(),
             "refresh_due": session.refresh_due(),
@@ -836,6 +851,23 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         },
         "entries": object,
     }))?)
+}
+
+/// `open --reseal`: prints `session` sealed again under the primary key.
+fn reseal(sealer: &Sealer, mut session: sealed_session::Session) -> Result<(), Failure> {
+    if session.overflow_reference().is_some() {
+        return Err(Failure::Usage(
+            "--reseal: the cookie references an overflow blob; a server re-seals both on its next response"
+                .to_owned(),
+        ));
+    }
+    // Re-sealed whether or not anything changed (it may have opened under
+    // the primary already).
+    session.mark_modified();
+    let saved = sealer.save(&mut session)?;
+    let value = (saved.action.cookie_value())
+        .ok_or_else(|| "input: nothing to re-seal (no entries)".to_owned())?;
+    print(value)
 }
 
 /// The output of a future of the in-memory store, which never waits.

@@ -1760,3 +1760,68 @@ fn text_a_terminal_would_act_on_is_printed_escaped() {
     assert!(!stdout(&opened).contains('\u{9d}'), "{}", stdout(&opened));
     assert_eq!(success_json(&opened), hostile);
 }
+
+/// `open --reseal` moves one cookie to a new key by hand: the same session
+/// (id, created-at, expiry, entries, priorities), issued at --now, under
+/// the new key alone; compressed if it was. Not with --meta or --blob, nor
+/// for a cookie whose entries live partly in an overflow blob.
+#[test]
+fn open_reseal_moves_a_cookie_to_the_new_key() {
+    let (old, new) = (keygen(), keygen());
+    let entries = format!(
+        r#"{{"user":"ada","notes":"{}","cart":[1,2]}}"#,
+        "ab".repeat(200)
+    );
+    let seal = |extra: &[&str]| {
+        let args = ["seal", "--key", &old, "--now", "1767225600"];
+        let o = run(
+            &[&args[..], &["--priority", "user=critical"], extra].concat(),
+            &entries,
+        );
+        assert!(o.status.success(), "{}", stderr(&o));
+        stdout(&o)
+    };
+    let meta = |key: &str, token: &str| {
+        let o = run(
+            &["open", "--key", key, "--meta", "--now", "1767225700", token],
+            "",
+        );
+        success_json(&o)
+    };
+    for compress in [false, true] {
+        let token = seal(if compress { &["--compress"] } else { &[] });
+        let args = ["open", "--reseal", "--key", &new, "--fallback-key", &old];
+        let o = run(&[&args[..], &["--now", "1767225660", &token]].concat(), "");
+        assert!(o.status.success(), "{}", stderr(&o));
+        let resealed = stdout(&o);
+        assert_ne!(resealed, token);
+        let (before, after) = (meta(&old, &token), meta(&new, &resealed));
+        assert_eq!(after["entries"], before["entries"]);
+        for field in ["id", "created_at", "expiry", "priorities", "compressed"] {
+            assert_eq!(after["session"][field], before["session"][field], "{field}");
+        }
+        assert_eq!(after["session"]["compressed"], compress);
+        assert_eq!(after["session"]["issued_at"], 1_767_225_660);
+        assert_eq!(after["session"]["opened_with_fallback"], false);
+        // The old key alone no longer opens it.
+        let o = run(
+            &["open", "--key", &old, "--now", "1767225700", &resealed],
+            "",
+        );
+        assert_refused(&o, "unknown-key-id");
+    }
+    // Under the key it was sealed with, too: issued again.
+    let token = seal(&[]);
+    let args = ["open", "--reseal", "--key", &old, "--now", "1767225660"];
+    let again = stdout(&run(&[&args[..], &[token.as_str()]].concat(), ""));
+    assert_eq!(meta(&old, &again)["session"]["issued_at"], 1_767_225_660);
+    let o = run(&["open", "--reseal", "--meta", "--key", &new, &token], "");
+    assert_usage_error(&o, &[&token]);
+
+    let (v, _, _) = &overflow_vectors_with_a_blob()[0];
+    assert_error_line(
+        &open_overflow_vector(v, &["--reseal"], ""),
+        2,
+        "usage: --reseal: the cookie references an overflow blob",
+    );
+}
