@@ -2645,20 +2645,12 @@ proptest! {
             Some(domain) => settings.with_domain(domain),
             None => settings,
         };
-        let mut b = Sealer::builder(KeyRing::new(key(1)))
+        let b = Sealer::builder(KeyRing::new(key(1)))
             .cookie_name(name)
             .clock(clock.clone())
             .cookie_settings(settings)
             .budget(budget);
-        b = match idle {
-            Some(secs) => b.max_idle(Duration::from_secs(secs)),
-            None => b.no_idle_timeout(),
-        };
-        b = match lifetime {
-            Some(secs) => b.max_lifetime(Duration::from_secs(secs)),
-            None => b.no_max_lifetime(),
-        };
-        let sealer = match b.build() {
+        let sealer = match with_timeouts(b, idle, lifetime).build() {
             Ok(sealer) => sealer,
             Err(Error::TooLarge { needed, .. }) => {
                 prop_assert!(needed > budget);

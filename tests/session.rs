@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 mod common;
-use common::{key, logged, T0};
+use common::{key, logged, with_timeouts, T0};
 
 /// This file's usual settings (not common's `builder_with`): `max_idle`
 /// 1000 s, `max_lifetime` 5000 s, a 30 s skew, a refresh at a quarter of
@@ -853,18 +853,10 @@ fn revocation_ttl_outlasts_every_cookie_issued_up_to_now_by_exactly_a_second() {
         (None, Some(600)),
     ] {
         let sealer_at = |clock: &Arc<FixedClock>| {
-            let mut b = Sealer::builder(KeyRing::new(key(1)))
+            let b = Sealer::builder(KeyRing::new(key(1)))
                 .clock_skew(Duration::from_secs(30))
                 .clock(clock.clone());
-            b = match idle {
-                Some(s) => b.max_idle(Duration::from_secs(s)),
-                None => b.no_idle_timeout(),
-            };
-            b = match lifetime {
-                Some(s) => b.max_lifetime(Duration::from_secs(s)),
-                None => b.no_max_lifetime(),
-            };
-            b.build().unwrap()
+            with_timeouts(b, idle, lifetime).build().unwrap()
         };
         let here = Arc::new(FixedClock::new(T0));
         let ahead = Arc::new(FixedClock::new(T0 + 30));

@@ -24,6 +24,19 @@ pub fn builder(clock: &Arc<FixedClock>) -> SealerBuilder {
     builder_with(KeyRing::new(key(1)), clock)
 }
 
+/// `b` with an idle timeout and an absolute lifetime of these many seconds,
+/// or none (`None`).
+pub fn with_timeouts(b: SealerBuilder, idle: Option<u64>, lifetime: Option<u64>) -> SealerBuilder {
+    let b = match idle {
+        Some(secs) => b.max_idle(Duration::from_secs(secs)),
+        None => b.no_idle_timeout(),
+    };
+    match lifetime {
+        Some(secs) => b.max_lifetime(Duration::from_secs(secs)),
+        None => b.no_max_lifetime(),
+    }
+}
+
 /// [`builder`]'s policy over another key ring.
 pub fn builder_with(ring: KeyRing, clock: &Arc<FixedClock>) -> SealerBuilder {
     Sealer::builder(ring)
