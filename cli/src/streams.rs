@@ -243,3 +243,52 @@ impl serde_json::ser::Formatter for TerminalSafeJson {
         writer.write_all(rest.as_bytes())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every character below U+3000 and some beyond the Basic Multilingual
+    /// Plane, in a key and a value: the JSON reads back as the same object,
+    /// and no character a terminal acts on is left raw in it.
+    /// What must never reach a terminal raw, listed apart from
+    /// `acts_on_terminal`.
+    fn controls() -> impl Iterator<Item = char> {
+        let ranges = [
+            0..=0x1f,
+            0x7f..=0x9f,
+            0x61c..=0x61c,
+            0x200e..=0x200f,
+            0x2028..=0x202e,
+            0x2066..=0x2069,
+        ];
+        ranges.into_iter().flatten().filter_map(char::from_u32)
+    }
+
+    #[test]
+    fn terminal_safe_json_reads_back_the_same_and_hides_controls() {
+        let text: String = (0..0x3000u32)
+            .filter_map(char::from_u32)
+            .chain(['\u{1f600}', '\u{10ffff}', '\u{e0001}'])
+            .collect();
+        let value = serde_json::json!({ text.clone(): [text.clone(), { "k": text }] });
+        let Ok(json) = json(&value) else {
+            panic!("not written")
+        };
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&json).unwrap(),
+            value
+        );
+        for c in controls() {
+            assert!(!json.contains(c), "{c:?} left raw");
+        }
+        // The plain-text form: nothing raw either, and backslashes doubled.
+        let text: String = (0..0x3000u32).filter_map(char::from_u32).collect();
+        let safe = terminal_safe(&text);
+        for c in controls() {
+            assert!(!safe.contains(c), "{c:?} left raw");
+        }
+        assert_eq!(safe.matches("\\\\").count(), 1);
+        assert!(safe.contains("\\u{1b}") && safe.contains("\\u{9b}"));
+    }
+}
