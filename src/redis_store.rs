@@ -7,8 +7,9 @@
 //! first request of each connection.
 //!
 //! The manager keeps a connection that stays open but no longer answers
-//! (the server's host gone without closing it, a network partition: the
-//! kernel gives up on it only after about 15 minutes), and one to a
+//! (the server's host gone without closing it, a network partition: Linux
+//! gives up on it only after its retransmissions, about 15 minutes with
+//! the default `tcp_retries2` by tcp(7)), and one to a
 //! primary demoted to a replica in a failover, which refuses every write
 //! (`READONLY`). So after a request times out or is answered `READONLY`,
 //! a store made by `connect` replaces its manager (at most once a second):
@@ -200,12 +201,11 @@ enum Request<'r> {
 impl Request<'_> {
     async fn query<T: redis::FromRedisValue>(
         self,
-        connection: &ConnectionManager,
+        connection: &mut ConnectionManager,
     ) -> redis::RedisResult<T> {
-        let mut connection = connection.clone();
         match self {
-            Request::Command(command) => command.query_async(&mut connection).await,
-            Request::Pipeline(pipeline) => pipeline.query_async(&mut connection).await,
+            Request::Command(command) => command.query_async(connection).await,
+            Request::Pipeline(pipeline) => pipeline.query_async(connection).await,
         }
     }
 }
@@ -238,14 +238,15 @@ async fn send<'r, T: redis::FromRedisValue>(
     request: impl Into<Request<'r>>,
 ) -> Result<T, Error> {
     let request = request.into();
-    let current = connection.current();
-    let result = match request.query(&current.manager).await {
+    // A clone of the manager, which shares its connection.
+    let mut current = connection.current();
+    let result = match request.query(&mut current.manager).await {
         Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() && !e.is_timeout() => {
             tracing::debug!(
                 event = "redis-resent",
                 "a Redis connection was dropped: sending once more on a new one"
             );
-            request.query(&current.manager).await
+            request.query(&mut current.manager).await
         }
         result => result,
     };

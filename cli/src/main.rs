@@ -733,8 +733,9 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         b = b.overflow_store(store.clone());
     }
     // Re-sealed as it came: compressed if it was (and it still helps).
-    let compressed =
-        token::inspect_with_limits(token, &limits).is_ok_and(|info| info.header.is_compressed());
+    // Read only where it is shown or used.
+    let compressed = (args.meta || args.reseal)
+        && token::inspect_with_limits(token, &limits).is_ok_and(|info| info.header.is_compressed());
     if args.reseal && compressed {
         b = b.compression(Compression::Above(0));
     }
