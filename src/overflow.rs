@@ -176,6 +176,14 @@ impl Sealer {
         // or no `touch`), it is rewritten.
         let mut reuse = has_unloaded && !moved_now && bound.is_some();
         reuse &= session.opened_with == KeyRole::Primary && !session.overflow_stale;
+        // Nor when the blob holds an entry that must stay in the cookie (its
+        // priority raised to critical since, or a cookie of another writer):
+        // it is loaded and goes back into the cookie, where the store's
+        // eviction cannot lose it.
+        reuse &= !session.entries.iter().any(|e| {
+            matches!(e.value, Value::Overflowed)
+                && self.never_dropped(session.entry_key(e), e.priority)
+        });
         if let (true, Some(reference)) = (reuse, &bound_ref) {
             let key = overflow_key(&session.id, reference);
             reuse = store.touch(&key, self.blob_ttl(session, now)).await?;

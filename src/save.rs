@@ -135,7 +135,7 @@ impl Sealer {
             .iter()
             .map(|e| {
                 let key = session.entry_key(e);
-                let priority = if self.is_revocation_user_key(key) {
+                let priority = if self.never_dropped(key, e.priority) {
                     crate::Priority::Critical
                 } else {
                     e.priority
@@ -178,8 +178,10 @@ impl Sealer {
     /// whatever its priority, since a blob can go missing (evicted,
     /// expired), and the check would then see no user and let a session of
     /// a user logged out everywhere through.
-    fn is_revocation_user_key(&self, key: &str) -> bool {
-        self.user_key.as_deref() == Some(key)
+    /// Whether an entry stays in the cookie whatever the budget: a critical
+    /// one, and the revocation check's user entry at any priority.
+    pub(crate) fn never_dropped(&self, key: &str, priority: crate::Priority) -> bool {
+        priority == crate::Priority::Critical || self.user_key.as_deref() == Some(key)
     }
 
     pub(crate) fn removed_entries(session: &Session, indices: &[usize]) -> Vec<RemovedEntry> {

@@ -2681,3 +2681,27 @@ proptest! {
         }
     }
 }
+
+#[tokio::test]
+async fn an_entry_raised_to_critical_in_the_blob_goes_back_into_the_cookie() {
+    let clock = clock();
+    let (store, sealer) = with_memory_store(&clock, |b| b);
+    let mut session = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut session).await;
+    let mut session = sealer.open_async(&token).await.unwrap();
+    let raised = overflowed_keys(&session)[0].clone();
+    assert!(session.set_priority(&raised, Priority::Critical));
+    let token = save_token(&sealer, &mut session).await;
+
+    let mut reopened = sealer.open_async(&token).await.unwrap();
+    assert!(!reopened.is_overflowed(&raised));
+    assert_eq!(reopened.priority(&raised), Some(Priority::Critical));
+    // Where a store's eviction cannot lose it.
+    evict_all(&store).await;
+    let line: serde_json::Value = sealer
+        .get_loading(&mut reopened, &raised)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(Some(line), ten_kb_session(&sealer).get(&raised).unwrap());
+}

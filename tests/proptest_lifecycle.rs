@@ -39,6 +39,12 @@ enum Step {
     Remove {
         key: u8,
     },
+    SetPriority {
+        key: u8,
+        priority: Priority,
+    },
+    /// Removes every entry, keeping the id.
+    Clear,
     Read {
         key: u8,
     },
@@ -72,6 +78,8 @@ fn step() -> impl Strategy<Value = Step> {
         6 => (key.clone(), 0usize..700, priority())
             .prop_map(|(key, len, priority)| Step::Insert { key, len, priority }),
         2 => key.clone().prop_map(|key| Step::Remove { key }),
+        1 => (key.clone(), priority()).prop_map(|(key, priority)| Step::SetPriority { key, priority }),
+        1 => Just(Step::Clear),
         2 => key.prop_map(|key| Step::Read { key }),
         1 => Just(Step::Touch),
         1 => (0u64..1200).prop_map(|secs| Step::Wait { secs }),
@@ -127,6 +135,11 @@ async fn assert_cookie_holds(
     let want: BTreeMap<String, Priority> =
         model.iter().map(|(k, (_, p))| (k.clone(), *p)).collect();
     prop_assert_eq!(&keys, &want);
+    // A critical entry is never left in the store, whose eviction would
+    // lose it.
+    prop_assert!(keys
+        .iter()
+        .all(|(k, p)| *p != Priority::Critical || !session.is_overflowed(k)));
     if model.keys().any(|k| lost.contains(k)) {
         prop_assert_eq!(
             sealer.load_overflow(&mut session).await,
@@ -245,6 +258,19 @@ async fn live(
                 prop_assert_eq!(session.remove(&key), model.remove(&key).is_some());
                 lost.remove(&key);
             }
+            Step::SetPriority { key, priority } => {
+                let key = entry_key(key);
+                let held = model.get_mut(&key);
+                prop_assert_eq!(session.set_priority(&key, priority), held.is_some());
+                if let Some((_, p)) = held {
+                    *p = priority;
+                }
+            }
+            Step::Clear => {
+                session.clear();
+                model.clear();
+                lost.clear();
+            }
             Step::Read { key } => {
                 let key = entry_key(key);
                 let read: Option<String> = sealer.get_loading(&mut session, &key).await.unwrap();
@@ -272,7 +298,12 @@ async fn live(
                     report.header_len
                 );
                 for dropped in &report.dropped {
-                    prop_assert!(dropped.priority != Priority::Critical);
+                    // A critical entry only with its blob (it was not
+                    // critical when it went there).
+                    prop_assert!(
+                        dropped.priority != Priority::Critical
+                            || lost_before.contains(&dropped.key)
+                    );
                     let held = model.remove(&dropped.key);
                     prop_assert_eq!(held.map(|(_, p)| p), Some(dropped.priority));
                 }
