@@ -1,17 +1,26 @@
 //! A session's life over many requests, against a model of what the
-//! application stored: every request opens the latest cookie, does one
-//! thing (writes, removes or reads an entry, logs out, takes a new id, waits,
-//! rotates the key, or has the overflow store evict everything), and saves.
-//! Across all of them, on a tight budget with an overflow store:
+//! application stored and of when its cookie ends: every request opens the
+//! latest cookie, does one thing (writes, removes, reads or re-prioritises
+//! an entry, clears, logs out, takes a new id, sets the session's own
+//! expiry, waits, rotates the key, has the overflow store evict
+//! everything, or reaches a server without the store), and saves. Across
+//! all of them, on a tight budget with an overflow store and a revocation
+//! store:
 //!
 //! - each entry reads back with the value last written, unless a save's
 //!   report listed it as dropped: nothing is lost silently, nothing removed
-//!   or overwritten comes back;
+//!   or overwritten comes back or stays in the blob the cookie references,
+//!   and no critical entry is left in the store;
+//! - a cookie opens exactly while the model says it is live (idle timeout,
+//!   absolute lifetime, the session's own expiry), with the issued-at,
+//!   created-at and expiry the model expects, and its blob lives as long;
+//! - an unchanged session sends no cookie unless its refresh is due;
 //! - no `Set-Cookie` header exceeds the budget, and a save fails only when
 //!   critical entries are there (the failed request's changes are lost, and
 //!   the cookie before it still opens in full);
 //! - the cookie a save replaced still opens in full right after it (a
-//!   request still in flight), unless the save gave up its id;
+//!   request still in flight), unless the save gave up its id: then it is
+//!   revoked;
 //! - entries whose blob was evicted are reported dropped by the first save
 //!   that needs the blob, and until then their cookie says the blob is
 //!   missing rather than show anything else.
@@ -20,18 +29,32 @@ mod common;
 
 use common::*;
 use proptest::prelude::*;
-use sealed_session::store::{overflow_key, MemoryStore, OverflowStore};
+use sealed_session::store::{overflow_key, MemoryRevocations, MemoryStore, OverflowStore};
 use sealed_session::token;
 use sealed_session::{
-    Compression, CookieAction, Error, KeyRing, Limit, Limits, Priority, Sealer, Session, StoreError,
+    Clock, Compression, CookieAction, Error, Expiry, KeyRing, Limit, Limits, Priority, Sealer,
+    Session, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
+use std::time::Duration;
+
+/// The servers' idle timeout (`common::builder_with`'s) and absolute
+/// lifetime (shorter than its, so that sessions reach it).
+const MAX_IDLE: u64 = 3600;
+const MAX_LIFETIME: u64 = 5000;
 
 /// One request's action on the session.
 #[derive(Debug, Clone)]
 enum Step {
     Insert {
+        key: u8,
+        len: usize,
+        priority: Priority,
+    },
+    /// An insert on a server of the fleet without the overflow store,
+    /// which saves synchronously.
+    InsertWithoutStore {
         key: u8,
         len: usize,
         priority: Priority,
@@ -54,6 +77,7 @@ enum Step {
     Wait {
         secs: u64,
     },
+    SetExpiry(Expiry),
     Flush,
     CycleId,
     /// The request reaches a server whose primary key is new, the previous
@@ -63,7 +87,7 @@ enum Step {
     Evict,
 }
 
-fn priority() -> impl Strategy<Value = Priority> {
+fn priority() -> impl Strategy<Value = Priority> + Clone {
     prop_oneof![
         3 => Just(Priority::Low),
         3 => Just(Priority::Normal),
@@ -73,25 +97,79 @@ fn priority() -> impl Strategy<Value = Priority> {
 }
 
 fn step() -> impl Strategy<Value = Step> {
-    let key = 0u8..8;
+    let key = 0u8..6;
+    let insert = (key.clone(), 0usize..700, priority());
     prop_oneof![
-        6 => (key.clone(), 0usize..700, priority())
-            .prop_map(|(key, len, priority)| Step::Insert { key, len, priority }),
+        6 => insert.clone().prop_map(|(key, len, priority)| Step::Insert { key, len, priority }),
+        1 => insert.prop_map(|(key, len, priority)| Step::InsertWithoutStore { key, len, priority }),
         2 => key.clone().prop_map(|key| Step::Remove { key }),
         1 => (key.clone(), priority()).prop_map(|(key, priority)| Step::SetPriority { key, priority }),
         1 => Just(Step::Clear),
-        2 => key.prop_map(|key| Step::Read { key }),
+        3 => key.prop_map(|key| Step::Read { key }),
         1 => Just(Step::Touch),
-        1 => (0u64..1200).prop_map(|secs| Step::Wait { secs }),
+        2 => (0u64..1200).prop_map(|secs| Step::Wait { secs }),
+        1 => (1200u64..5000).prop_map(|secs| Step::Wait { secs }),
+        1 => prop_oneof![
+            Just(Expiry::Default),
+            (30u64..3000).prop_map(|secs| Expiry::Idle(Duration::from_secs(secs))),
+            // A fixed end, set relative to the request's time below.
+            (30u64..3000).prop_map(Expiry::At),
+        ]
+        .prop_map(Step::SetExpiry),
         1 => Just(Step::Flush),
         1 => Just(Step::CycleId),
         1 => Just(Step::Rotate),
-        1 => Just(Step::Evict),
+        2 => Just(Step::Evict),
     ]
 }
 
 /// What the application stored: key → (value, priority).
 type Model = BTreeMap<String, (String, Priority)>;
+
+/// What the current cookie should hold.
+#[derive(Debug, Clone, PartialEq)]
+struct Expected {
+    entries: Model,
+    /// Entries whose blob the store lost, not yet reported.
+    lost: BTreeSet<String>,
+    issued_at: u64,
+    created_at: u64,
+    expiry: Expiry,
+}
+
+impl Expected {
+    fn new(now: u64) -> Self {
+        Expected {
+            entries: Model::new(),
+            lost: BTreeSet::new(),
+            issued_at: now,
+            created_at: now,
+            expiry: Expiry::Default,
+        }
+    }
+
+    /// Whether the cookie still opens at `now` (FORMAT.md §12).
+    fn live_at(&self, now: u64) -> bool {
+        let age = now - self.issued_at;
+        age <= MAX_IDLE
+            && now - self.created_at <= MAX_LIFETIME
+            && match self.expiry {
+                Expiry::At(end) => now < end,
+                Expiry::Idle(window) => age <= window.as_secs(),
+                _ => true,
+            }
+    }
+
+    /// Whether an unchanged session is re-sealed at `now` (refresh
+    /// fraction 0.5 of the shorter idle window).
+    fn refresh_due_at(&self, now: u64) -> bool {
+        let window = match self.expiry {
+            Expiry::Idle(own) => own.as_secs().min(MAX_IDLE),
+            _ => MAX_IDLE,
+        };
+        now - self.issued_at >= window / 2
+    }
+}
 
 fn entry_key(key: u8) -> String {
     format!("k{key}")
@@ -106,16 +184,17 @@ fn overflowed(session: &Session) -> BTreeSet<String> {
         .collect()
 }
 
-/// The cookie holds exactly the model's keys and priorities; loaded, their
-/// values are the model's, or, while entries the model holds have lost
-/// their blob (`lost`), the load says the blob is missing.
+/// The cookie holds what `expected` says: exactly its keys and
+/// priorities, its times and expiry; loaded, their values, or, while
+/// entries it holds have lost their blob, the load says the blob is
+/// missing.
 async fn assert_cookie_holds(
     sealer: &Sealer,
     store: &MemoryStore,
     cookie: Option<&str>,
-    model: &Model,
-    lost: &BTreeSet<String>,
+    expected: &Expected,
 ) -> Result<(), TestCaseError> {
+    let model = &expected.entries;
     let Some(cookie) = cookie else {
         prop_assert!(
             model.is_empty(),
@@ -128,6 +207,9 @@ async fn assert_cookie_holds(
         .open_async(cookie)
         .await
         .map_err(|e| TestCaseError::fail(format!("own cookie refused: {e:?}")))?;
+    prop_assert_eq!(session.issued_at(), Some(expected.issued_at));
+    prop_assert_eq!(session.created_at(), expected.created_at);
+    prop_assert_eq!(session.expiry(), expected.expiry);
     let keys: BTreeMap<String, Priority> = session
         .keys_with_priority()
         .map(|(k, p)| (k.to_owned(), p))
@@ -140,7 +222,7 @@ async fn assert_cookie_holds(
     prop_assert!(keys
         .iter()
         .all(|(k, p)| *p != Priority::Critical || !session.is_overflowed(k)));
-    if model.keys().any(|k| lost.contains(k)) {
+    if model.keys().any(|k| expected.lost.contains(k)) {
         prop_assert_eq!(
             sealer.load_overflow(&mut session).await,
             Err(Error::Store(StoreError::Missing))
@@ -195,6 +277,12 @@ async fn blob_keys(sealer: &Sealer, store: &MemoryStore, store_key: &str) -> BTr
         .collect()
 }
 
+/// The servers of one deployment: with the overflow store, and without.
+struct Fleet {
+    with_store: Sealer,
+    without_store: Sealer,
+}
+
 async fn live(
     steps: Vec<Step>,
     budget: usize,
@@ -203,48 +291,80 @@ async fn live(
 ) -> Result<(), TestCaseError> {
     let clock = clock();
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    let sealer_for = |ring: KeyRing| {
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    // The servers after `primary - 1` key rotations: the previous primary
+    // is the fallback.
+    let builder_for = |primary: u8| {
+        let ring = match primary {
+            1 => KeyRing::new(key(1)),
+            _ => KeyRing::with_fallbacks(key(primary), [key(primary - 1)]).unwrap(),
+        };
         let b = builder_with(ring, &clock)
+            .max_lifetime(Duration::from_secs(MAX_LIFETIME))
             .budget(budget)
             .limits(Limits::default().with_max_decompressed(max_decompressed))
-            .overflow_store(store.clone());
-        let b = if compress {
+            .revocation_store(revocations.clone(), None);
+        if compress {
             b.compression(Compression::Above(64))
         } else {
             b
-        };
-        b.build().unwrap()
+        }
+    };
+    let fleet_for = |primary: u8| Fleet {
+        with_store: builder_for(primary)
+            .overflow_store(store.clone())
+            .build()
+            .unwrap(),
+        without_store: builder_for(primary).build().unwrap(),
     };
     let mut primary = 1u8;
-    let mut sealer = sealer_for(KeyRing::new(key(primary)));
+    let mut fleet = fleet_for(primary);
     let mut cookie: Option<String> = None;
-    let mut model = Model::new();
-    // Entries of the model whose blob the store lost, not yet reported.
-    let mut lost = BTreeSet::new();
+    let mut expected = Expected::new(clock.now());
 
     for (n, step) in steps.into_iter().enumerate() {
-        let (model_before, lost_before) = (model.clone(), lost.clone());
         match step {
             Step::Wait { secs } => clock.advance(secs),
             Step::Rotate => {
                 primary += 1;
-                let ring = KeyRing::with_fallbacks(key(primary), [key(primary - 1)]).unwrap();
-                sealer = sealer_for(ring);
+                fleet = fleet_for(primary);
             }
             Step::Evict => {
                 if let Some(c) = &cookie {
-                    lost.extend(overflowed(&sealer.open_async(c).await.unwrap()));
+                    if let Ok(session) = fleet.with_store.open_async(c).await {
+                        expected.lost.extend(overflowed(&session));
+                    }
                 }
                 evict_all(&store).await;
             }
             _ => {}
         }
-        let mut session = match &cookie {
-            Some(c) => sealer.open_async(c).await.unwrap(),
-            None => sealer.new_session().unwrap(),
+        let now = clock.now();
+        let sealer = match step {
+            Step::InsertWithoutStore { .. } => &fleet.without_store,
+            _ => &fleet.with_store,
         };
+        let mut session = match &cookie {
+            Some(c) if expected.live_at(now) => sealer.open_async(c).await.unwrap(),
+            Some(c) => {
+                let refused = sealer.open_async(c).await.unwrap_err();
+                prop_assert!(refused.kind().starts_with("expired"), "{refused:?}");
+                // A fresh session, as the layer gives.
+                cookie = None;
+                expected = Expected::new(now);
+                sealer.new_session().unwrap()
+            }
+            None => {
+                expected = Expected::new(now);
+                sealer.new_session().unwrap()
+            }
+        };
+        let before = expected.clone();
+        let model = &mut expected.entries;
+        let lost = &mut expected.lost;
         match step {
-            Step::Insert { key, len, priority } => {
+            Step::Insert { key, len, priority }
+            | Step::InsertWithoutStore { key, len, priority } => {
                 let key = entry_key(key);
                 let value = format!("{n}:{}", "v".repeat(len));
                 session
@@ -280,16 +400,35 @@ async fn live(
                     prop_assert_eq!(read.as_ref(), model.get(&key).map(|(v, _)| v));
                 }
             }
+            Step::SetExpiry(expiry) => {
+                let expiry = match expiry {
+                    Expiry::At(after) => Expiry::At(now + after),
+                    other => other,
+                };
+                session.set_expiry(expiry);
+                expected.expiry = expiry;
+            }
             Step::Flush => {
                 session.flush().unwrap();
                 model.clear();
                 lost.clear();
+                expected.expiry = Expiry::Default;
+                expected.created_at = now;
             }
-            Step::CycleId => session.cycle_id().unwrap(),
+            Step::CycleId => {
+                session.cycle_id().unwrap();
+                expected.created_at = now;
+            }
             Step::Touch | Step::Wait { .. } | Step::Rotate | Step::Evict => {}
         }
 
-        match sealer.save_async(&mut session).await {
+        let saved = match step {
+            Step::InsertWithoutStore { .. } => sealer.save(&mut session),
+            _ => sealer.save_async(&mut session).await,
+        };
+        // Checked from here with the store, as any server of the fleet would.
+        let sealer = &fleet.with_store;
+        match saved {
             Ok(saved) => {
                 let report = &saved.report;
                 prop_assert!(
@@ -302,35 +441,43 @@ async fn live(
                     // critical when it went there).
                     prop_assert!(
                         dropped.priority != Priority::Critical
-                            || lost_before.contains(&dropped.key)
+                            || before.lost.contains(&dropped.key)
                     );
-                    let held = model.remove(&dropped.key);
+                    let held = expected.entries.remove(&dropped.key);
                     prop_assert_eq!(held.map(|(_, p)| p), Some(dropped.priority));
                 }
-                lost.retain(|k| model.contains_key(k));
+                let Expected { entries, lost, .. } = &mut expected;
+                lost.retain(|k| entries.contains_key(k));
                 match &saved.action {
                     CookieAction::Set(_) => {
+                        expected.issued_at = now;
                         let replaced = cookie.replace(saved.action.cookie_value().unwrap().into());
-                        // A request that carried the replaced cookie and is
-                        // still running reads all of it.
-                        if !matches!(step, Step::Flush | Step::CycleId) {
-                            assert_cookie_holds(
-                                &sealer,
-                                &store,
-                                replaced.as_deref(),
-                                &model_before,
-                                &lost_before,
-                            )
-                            .await?;
+                        if matches!(step, Step::Flush | Step::CycleId) {
+                            // Given up: revoked.
+                            if let Some(replaced) = replaced {
+                                let refused = sealer.open_async(&replaced).await.unwrap_err();
+                                prop_assert_eq!(refused.kind(), "revoked");
+                            }
+                        } else {
+                            // A request that carried the replaced cookie
+                            // and is still running reads all of it.
+                            assert_cookie_holds(sealer, &store, replaced.as_deref(), &before)
+                                .await?;
                         }
                     }
                     CookieAction::Delete(_) => {
-                        prop_assert!(model.is_empty());
-                        cookie = None;
+                        prop_assert!(expected.entries.is_empty());
+                        if let Some(replaced) = cookie.take() {
+                            if matches!(step, Step::Flush) {
+                                let refused = sealer.open_async(&replaced).await.unwrap_err();
+                                prop_assert_eq!(refused.kind(), "revoked");
+                            }
+                        }
                     }
                     CookieAction::Unchanged => {
-                        prop_assert_eq!(&model, &model_before);
+                        prop_assert_eq!(&expected, &before);
                         prop_assert!(report.dropped.is_empty());
+                        prop_assert!(cookie.is_none() || !before.refresh_due_at(now));
                     }
                     other => prop_assert!(false, "unexpected {other:?}"),
                 }
@@ -339,16 +486,18 @@ async fn live(
             // or their payload exceeds the payload limit.
             Err(Error::TooLarge { .. } | Error::LimitExceeded(Limit::DecompressedSize)) => {
                 prop_assert!(
-                    model.values().any(|(_, p)| *p == Priority::Critical),
+                    expected
+                        .entries
+                        .values()
+                        .any(|(_, p)| *p == Priority::Critical),
                     "refused without a critical entry"
                 );
                 // The request failed: its changes are lost, its cookie stays.
-                model = model_before;
-                lost = lost_before;
+                expected = before;
             }
             Err(other) => prop_assert!(false, "step {n} {step:?}: {other:?}"),
         }
-        assert_cookie_holds(&sealer, &store, cookie.as_deref(), &model, &lost).await?;
+        assert_cookie_holds(sealer, &store, cookie.as_deref(), &expected).await?;
     }
     Ok(())
 }
