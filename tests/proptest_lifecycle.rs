@@ -14,6 +14,8 @@
 //! - a cookie opens exactly while the model says it is live (idle timeout,
 //!   absolute lifetime, the session's own expiry), with the issued-at,
 //!   created-at and expiry the model expects, and its blob lives as long;
+//!   its `Max-Age` runs to that end, so a browser neither sends it after
+//!   nor drops it before (but for the last second);
 //! - an unchanged session sends no cookie unless its refresh is due;
 //! - no `Set-Cookie` header exceeds the budget, and a save fails only when
 //!   critical entries are there (the failed request's changes are lost, and
@@ -158,6 +160,24 @@ impl Expected {
                 Expiry::Idle(window) => age <= window.as_secs(),
                 _ => true,
             }
+    }
+
+    /// The last second the cookie opens.
+    fn last_live_second(&self) -> u64 {
+        let own = match self.expiry {
+            Expiry::At(end) => Some(end - 1),
+            Expiry::Idle(window) => Some(self.issued_at + window.as_secs()),
+            _ => None,
+        };
+        [
+            Some(self.issued_at + MAX_IDLE),
+            Some(self.created_at + MAX_LIFETIME),
+            own,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+        .unwrap()
     }
 
     /// Whether an unchanged session is re-sealed at `now` (refresh
@@ -320,6 +340,8 @@ async fn live(
     let mut primary = 1u8;
     let mut fleet = fleet_for(primary);
     let mut cookie: Option<String> = None;
+    // When a browser drops `cookie` (its Max-Age), if it is persistent.
+    let mut browser_drops_at: Option<u64> = None;
     let mut expected = Expected::new(clock.now());
 
     for (n, step) in steps.into_iter().enumerate() {
@@ -340,6 +362,20 @@ async fn live(
             _ => {}
         }
         let now = clock.now();
+        if cookie.is_some() {
+            // The browser sends the cookie only while the server opens it,
+            // and drops it no more than the last second before that.
+            let sent = browser_drops_at.is_none_or(|end| now < end);
+            let live = expected.live_at(now);
+            prop_assert!(
+                !sent || live,
+                "a browser still sends a cookie the server refuses"
+            );
+            prop_assert!(
+                sent || !expected.live_at(now + 1),
+                "a browser dropped a cookie with more than a second to live"
+            );
+        }
         let sealer = match step {
             Step::InsertWithoutStore { .. } => &fleet.without_store,
             _ => &fleet.with_store,
@@ -451,6 +487,21 @@ async fn live(
                 match &saved.action {
                     CookieAction::Set(_) => {
                         expected.issued_at = now;
+                        let header = saved.action.header_value().unwrap();
+                        let max_age = cookie::Cookie::parse(header).unwrap().max_age();
+                        browser_drops_at =
+                            max_age.map(|age| now + u64::try_from(age.whole_seconds()).unwrap());
+                        // Max-Age runs to the cookie's end: the browser
+                        // keeps it through the last second it opens, or
+                        // up to that second.
+                        let last = expected.last_live_second();
+                        prop_assert!(
+                            browser_drops_at == Some(last) || browser_drops_at == Some(last + 1),
+                            "Max-Age {:?} at {}, last second {}",
+                            max_age,
+                            now,
+                            last
+                        );
                         let replaced = cookie.replace(saved.action.cookie_value().unwrap().into());
                         if matches!(step, Step::Flush | Step::CycleId) {
                             // Given up: revoked.
