@@ -422,7 +422,7 @@ impl Sealer {
         });
         let token = self.seal_selected(session, None, None, now)?;
         let header = self.finish(session, &token, now)?;
-        self.report_drops(&over_budget, &header);
+        self.report_drops(&over_budget, &header, why);
         Ok(self.set(header, over_budget, Vec::new()))
     }
 
@@ -477,12 +477,19 @@ impl Sealer {
         }
     }
 
-    fn report_drops(&self, dropped: &[RemovedEntry], header: &SealedHeader) {
+    /// Logs the entries dropped in the budget's order: for the budget
+    /// alone, or, on a server with a store (`why`), because even the list
+    /// of moved keys would not fit.
+    fn report_drops(&self, dropped: &[RemovedEntry], header: &SealedHeader, why: BlobNotKept) {
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(dropped);
+            let cause = match why {
+                BlobNotKept::ListOverBudget => why.cause(),
+                _ => "over-budget",
+            };
             tracing::warn!(
                 event = "entries-dropped",
-                cause = "over-budget",
+                cause,
                 dropped = ?keys,
                 header_len = header.len,
                 budget = header.budget,

@@ -1872,7 +1872,13 @@ async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refu
     let mut s = nearly_full(&sealer, fits);
     s.insert_with_priority("notes", &"n".repeat(100), Priority::Low)
         .unwrap();
+    let (logs, capture) = Logs::capture(tracing::Level::WARN);
     let saved = sealer.save_async(&mut s).await.unwrap();
+    drop(capture);
+    // Logged with the reason, which a server without a store does not have.
+    assert!(logs.text().contains(
+        r#"event="entries-dropped" cause="overflow-list-over-budget" dropped=["notes"]"#
+    ));
     assert_eq!(saved.report.dropped.len(), 1);
     assert_eq!(saved.report.dropped[0].key, "notes");
     assert!(saved.report.overflowed.is_empty());
@@ -1889,8 +1895,9 @@ async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refu
     let mut s = nearly_full(&plain, fits);
     s.insert_with_priority("notes", &"n".repeat(100), Priority::Low)
         .unwrap();
-    let saved = plain.save(&mut s).unwrap();
+    let (saved, logs) = logged(|| plain.save(&mut s).unwrap());
     assert_eq!(saved.report.dropped[0].key, "notes");
+    assert!(logs.contains(r#"cause="over-budget""#));
     // One byte more and the critical entry alone is too large, store or not.
     assert!(matches!(
         sealer.save_async(&mut nearly_full(&sealer, fits + 1)).await,
