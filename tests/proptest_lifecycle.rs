@@ -438,8 +438,10 @@ async fn live(
         logs.clear();
         match step {
             Step::Wait { secs } => clock.advance(secs),
-            Step::Deploy => {
-                if old.take().is_none() {
+            Step::Deploy => match old.take() {
+                // Rolled out: the old servers are gone.
+                Some(_) => {}
+                None => {
                     let next = Keys(new.keys.0 + 1);
                     old = Some(std::mem::replace(&mut new, fleet_for(next)));
                     if next.primary() + 1 > newest_key {
@@ -447,7 +449,7 @@ async fn live(
                         auditor = auditor_for(newest_key);
                     }
                 }
-            }
+            },
             Step::RollBack => match old.take() {
                 Some(old) => new = old,
                 None if new.keys.0 > 0 => {
