@@ -26,6 +26,14 @@
 //! - entries whose blob was evicted are reported dropped by the first save
 //!   that needs the blob, and until then their cookie says the blob is
 //!   missing rather than show anything else.
+//!
+//! A second property overlaps two requests of one browser (the last to
+//! end sets the cookie), with the revocation store: the cookie holds what
+//! the request that set it saw and did, an entry is dropped only when
+//! another request deleted its blob or retired it over the grace period
+//! ago, an id given up stays revoked even when the other request saves it
+//! again, and a request that ran over a minute is dated back unless the
+//! revocation check passes again.
 
 mod common;
 
@@ -35,7 +43,7 @@ use sealed_session::store::{overflow_key, MemoryRevocations, MemoryStore, Overfl
 use sealed_session::token;
 use sealed_session::{
     Clock, Compression, CookieAction, Error, Expiry, KeyRing, Limit, Limits, Priority, Sealer,
-    Session, StoreError,
+    Session, SessionId, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -215,12 +223,15 @@ fn overflowed(session: &Session) -> BTreeSet<String> {
 /// The cookie holds what `expected` says: exactly its keys and
 /// priorities, its times and expiry; loaded, their values, or, while
 /// entries it holds have lost their blob, the load says the blob is
-/// missing.
+/// missing. The browser's cookie (`replaced` false) keeps its blob as long
+/// as it opens; a replaced one, only a grace period for requests still
+/// running.
 async fn assert_cookie_holds(
     sealer: &Sealer,
-    store: &MemoryStore,
+    store: &Instrumented,
     cookie: Option<&str>,
     expected: &Expected,
+    replaced: bool,
 ) -> Result<(), TestCaseError> {
     let model = &expected.entries;
     let Some(cookie) = cookie else {
@@ -267,7 +278,16 @@ async fn assert_cookie_holds(
             let store_key = overflow_key(&session.id(), reference);
             // Sealed under the cookie's key: a server that opens the
             // cookie reads the blob (a key removed later ends both).
+            // It lives at least as long as the cookie opens.
+            let blob_end = *store.expiries_of(&store_key).last().unwrap();
+            prop_assert!(
+                replaced || blob_end > expected.last_live_second(),
+                "the blob ends at {}, before its cookie's last second {}",
+                blob_end,
+                expected.last_live_second()
+            );
             let blob = store
+                .inner
                 .get(&store_key)
                 .await
                 .unwrap()
@@ -279,7 +299,7 @@ async fn assert_cookie_holds(
                     .key_id,
                 token::inspect(cookie).unwrap().header.key_id
             );
-            let in_blob = blob_keys(sealer, store, &store_key).await;
+            let in_blob = blob_keys(sealer, &store.inner, &store_key).await;
             prop_assert_eq!(
                 in_blob,
                 listed,
@@ -391,7 +411,7 @@ async fn live(
     max_decompressed: usize,
 ) -> Result<(), TestCaseError> {
     let clock = clock();
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
+    let store = Arc::new(Instrumented::new(&clock));
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
     let builder_for = |ring: KeyRing| {
         let b = builder_with(ring, &clock)
@@ -464,7 +484,7 @@ async fn live(
                         expected.lost.extend(overflowed(&session));
                     }
                 }
-                evict_all(&store).await;
+                evict_all(&store.inner).await;
             }
             _ => {}
         }
@@ -654,7 +674,7 @@ async fn live(
                         } else {
                             // A request that carried the replaced cookie
                             // and is still running reads all of it.
-                            assert_cookie_holds(sealer, &store, replaced.as_deref(), &before)
+                            assert_cookie_holds(sealer, &store, replaced.as_deref(), &before, true)
                                 .await?;
                         }
                     }
@@ -695,7 +715,298 @@ async fn live(
         }
         // (A browser keeps an expired cookie that a request left alone.)
         if cookie.is_none() || expected.live_at(now) {
-            assert_cookie_holds(sealer, &store, cookie.as_deref(), &expected).await?;
+            assert_cookie_holds(sealer, &store, cookie.as_deref(), &expected, false).await?;
+        }
+    }
+    Ok(())
+}
+
+/// What a request does, in the test of overlapping requests.
+#[derive(Debug, Clone)]
+enum Action {
+    Insert {
+        key: u8,
+        len: usize,
+        priority: Priority,
+    },
+    Remove {
+        key: u8,
+    },
+    Read {
+        key: u8,
+    },
+    Touch,
+    CycleId,
+    Flush,
+}
+
+/// A step of two requests from one browser that may overlap: each opens
+/// the cookie the browser holds when it begins, and saves when it ends.
+#[derive(Debug, Clone)]
+enum Overlap {
+    Begin { slot: usize, action: Action },
+    End { slot: usize },
+    Wait { secs: u64 },
+}
+
+fn overlap() -> impl Strategy<Value = Overlap> {
+    let key = 0u8..6;
+    let action = prop_oneof![
+        4 => (key.clone(), 0usize..700, priority())
+            .prop_map(|(key, len, priority)| Action::Insert { key, len, priority }),
+        1 => key.clone().prop_map(|key| Action::Remove { key }),
+        2 => key.prop_map(|key| Action::Read { key }),
+        1 => Just(Action::Touch),
+        2 => Just(Action::CycleId),
+        1 => Just(Action::Flush),
+    ];
+    prop_oneof![
+        3 => (0usize..2, action).prop_map(|(slot, action)| Overlap::Begin { slot, action }),
+        3 => (0usize..2).prop_map(|slot| Overlap::End { slot }),
+        2 => (0u64..120).prop_map(|secs| Overlap::Wait { secs }),
+    ]
+}
+
+/// A request between its beginning and its end.
+struct InFlight {
+    action: Action,
+    session: Session,
+    /// What the browser's cookie held when it began, and what the session
+    /// holds after its action.
+    began_with: Expected,
+    expected: Expected,
+    /// When it opened its session (or created it).
+    began_at: u64,
+    /// Whether it opened a cookie (its id is then given up by a logout or
+    /// a new id).
+    opened: bool,
+    /// The id it began with.
+    began_id: SessionId,
+    /// Entries it did not load from the store, and the reference of their
+    /// blob: another request may have retired or deleted it since.
+    unloaded: BTreeSet<String>,
+    reference: Option<[u8; 16]>,
+}
+
+/// How long a replaced blob stays for requests still running: a minute
+/// plus the clock skew (the default, a minute).
+const RETIRED_BLOB_GRACE: u64 = 120;
+
+/// Two requests of one browser overlap: each works on the cookie it
+/// began with, and the one that ends last sets the cookie (a cookie
+/// store's rule; an unchanged response leaves the other's). Throughout, the
+/// browser's cookie holds what the request that set it saw and did, less
+/// what a save reported dropped; a drop is logged with a cause the overlap
+/// explains (a blob another request retired or deleted); an id given up by
+/// a logout or a new id stays revoked, even when the other request saves
+/// it again; and a request that ran over a minute is dated back unless
+/// the revocation check passes again when it ends.
+async fn overlapping(
+    steps: Vec<Overlap>,
+    budget: usize,
+    compress: bool,
+) -> Result<(), TestCaseError> {
+    let clock = clock();
+    let store = Arc::new(Instrumented::new(&clock));
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let b = builder(&clock)
+        .budget(budget)
+        .overflow_store(store.clone())
+        .revocation_store(revocations, None);
+    let sealer = if compress {
+        b.compression(Compression::Above(64))
+    } else {
+        b
+    }
+    .build()
+    .unwrap();
+    let mut cookie: Option<String> = None;
+    let mut cookie_id = None;
+    let mut expected = Expected::new(clock.now());
+    let mut revoked = BTreeSet::new();
+    // Blobs a save replaced: deleted (the save gave up the id), or retired
+    // (at this time) for the requests still running.
+    let mut deleted = BTreeSet::new();
+    let mut retired = BTreeMap::new();
+    let mut slots: [Option<InFlight>; 2] = [None, None];
+    let (logs, _capture) = Logs::capture(tracing::Level::INFO);
+
+    for (n, step) in steps.into_iter().enumerate() {
+        logs.clear();
+        let now = clock.now();
+        match step {
+            Overlap::Wait { secs } => clock.advance(secs),
+            Overlap::Begin { slot, action } => {
+                if slots[slot].is_some() {
+                    continue;
+                }
+                let mut opened = false;
+                let mut session = match &cookie {
+                    Some(c) if revoked.contains(&cookie_id) => {
+                        let refused = sealer.open_async(c).await.unwrap_err();
+                        prop_assert_eq!(refused.kind(), "revoked");
+                        expected = Expected::new(now);
+                        sealer.new_session().unwrap()
+                    }
+                    Some(c) => {
+                        opened = true;
+                        sealer.open_async(c).await.unwrap()
+                    }
+                    None => {
+                        expected = Expected::new(now);
+                        sealer.new_session().unwrap()
+                    }
+                };
+                let began_with = expected.clone();
+                let began_id = session.id();
+                let mut after = expected.clone();
+                match &action {
+                    Action::Insert { key, len, priority } => {
+                        let key = entry_key(*key);
+                        let value = format!("{n}:{}", "v".repeat(*len));
+                        session
+                            .insert_with_priority(&key, &value, *priority)
+                            .unwrap();
+                        after.entries.insert(key, (value, *priority));
+                    }
+                    Action::Remove { key } => {
+                        let key = entry_key(*key);
+                        let removed = after.entries.remove(&key);
+                        prop_assert_eq!(session.remove(&key), removed.is_some());
+                    }
+                    Action::Read { key } => {
+                        // The blob of the browser's cookie is there.
+                        let key = entry_key(*key);
+                        let read: Option<String> =
+                            sealer.get_loading(&mut session, &key).await.unwrap();
+                        prop_assert_eq!(read.as_ref(), after.entries.get(&key).map(|(v, _)| v));
+                    }
+                    Action::Touch => {}
+                    Action::CycleId => session.cycle_id().unwrap(),
+                    Action::Flush => {
+                        session.flush().unwrap();
+                        after.entries.clear();
+                    }
+                }
+                let unloaded = overflowed(&session);
+                let reference = session.overflow_reference().copied();
+                slots[slot] = Some(InFlight {
+                    action,
+                    session,
+                    began_with,
+                    expected: after,
+                    began_at: now,
+                    opened,
+                    began_id,
+                    unloaded,
+                    reference,
+                });
+            }
+            Overlap::End { slot } => {
+                let Some(mut request) = slots[slot].take() else {
+                    continue;
+                };
+                let gives_up_id = matches!(request.action, Action::CycleId | Action::Flush);
+                let old_id = request.began_id;
+                let saved = sealer.save_async(&mut request.session).await;
+                let saved = match saved {
+                    Ok(saved) => saved,
+                    Err(Error::TooLarge { .. } | Error::LimitExceeded(Limit::DecompressedSize)) => {
+                        prop_assert!(request
+                            .expected
+                            .entries
+                            .values()
+                            .any(|(_, p)| *p == Priority::Critical));
+                        continue;
+                    }
+                    Err(other) => return Err(TestCaseError::fail(format!("step {n}: {other:?}"))),
+                };
+                let report = &saved.report;
+                prop_assert!(report.header_len <= budget);
+                let causes = drop_causes(&logs.text());
+                let saved_at = clock.now();
+                // The blob this request began with is gone only if another
+                // request deleted it, or retired it over the grace ago.
+                let blob_gone = request.reference.is_some_and(|r| {
+                    deleted.contains(&r)
+                        || retired
+                            .get(&r)
+                            .is_some_and(|&t| saved_at >= t + RETIRED_BLOB_GRACE)
+                });
+                for dropped in &report.dropped {
+                    let cause = causes.get(&dropped.key).map(String::as_str);
+                    let explained = match cause {
+                        Some("blob-missing") => {
+                            blob_gone && request.unloaded.contains(&dropped.key)
+                        }
+                        Some("blob-over-limit" | "overflow-list-over-budget") => true,
+                        _ => false,
+                    };
+                    prop_assert!(explained, "{} dropped: {:?}", dropped.key, cause);
+                    let held = request.expected.entries.remove(&dropped.key);
+                    prop_assert_eq!(held.map(|(_, p)| p), Some(dropped.priority));
+                }
+                if gives_up_id && request.opened {
+                    revoked.insert(Some(old_id));
+                }
+                // (An unchanged response touches no blob.)
+                if let (Some(began), false) =
+                    (request.reference, saved.action == CookieAction::Unchanged)
+                {
+                    if request.session.overflow_reference() == Some(&began) {
+                        // Kept: renewed.
+                        retired.remove(&began);
+                    } else if gives_up_id || matches!(saved.action, CookieAction::Delete(_)) {
+                        deleted.insert(began);
+                    } else {
+                        retired.insert(began, saved_at);
+                    }
+                }
+                match &saved.action {
+                    CookieAction::Set(value) => {
+                        let value = saved.action.cookie_value().unwrap_or(value).to_owned();
+                        // Dated from the last time revocations were looked
+                        // at: this request's start (its open, or its new
+                        // session), unless it took a new id, or ran over a
+                        // minute and the check passed again now.
+                        let recheck_passes = !revoked.contains(&Some(old_id));
+                        request.expected.issued_at =
+                            if gives_up_id || saved_at <= request.began_at + 60 || recheck_passes {
+                                saved_at
+                            } else {
+                                request.began_at + 60
+                            };
+                        if gives_up_id {
+                            request.expected.created_at = saved_at;
+                        }
+                        expected = request.expected;
+                        cookie = Some(value);
+                        cookie_id = Some(request.session.id());
+                    }
+                    CookieAction::Delete(_) => {
+                        prop_assert!(request.expected.entries.is_empty());
+                        expected = Expected::new(clock.now());
+                        cookie = None;
+                        cookie_id = None;
+                    }
+                    CookieAction::Unchanged => {
+                        prop_assert_eq!(&request.expected, &request.began_with);
+                        prop_assert!(report.dropped.is_empty());
+                    }
+                    other => prop_assert!(false, "unexpected {other:?}"),
+                }
+            }
+        }
+        let now = clock.now();
+        match &cookie {
+            Some(c) if revoked.contains(&cookie_id) => {
+                let refused = sealer.open_async(c).await.unwrap_err();
+                prop_assert_eq!(refused.kind(), "revoked");
+            }
+            _ if cookie.is_none() || expected.live_at(now) => {
+                assert_cookie_holds(&sealer, &store, cookie.as_deref(), &expected, false).await?;
+            }
+            _ => {}
         }
     }
     Ok(())
@@ -713,5 +1024,15 @@ proptest! {
     ) {
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
         runtime.block_on(live(steps, budget, compress, max_decompressed))?;
+    }
+
+    #[test]
+    fn overlapping_requests_leave_the_cookie_of_the_last_save_whole(
+        steps in proptest::collection::vec(overlap(), 1..40),
+        budget in 350usize..1500,
+        compress in any::<bool>(),
+    ) {
+        let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+        runtime.block_on(overlapping(steps, budget, compress))?;
     }
 }
