@@ -992,3 +992,103 @@ async fn a_host_finishes_a_logout_whose_save_was_dropped() {
         );
     }
 }
+
+/// A cookie in a request's `Cookie` headers, for the selection property.
+#[derive(Debug, Clone)]
+enum Candidate {
+    /// This server's cookie holding marker `n`, named `id`, ` id` (spaces
+    /// around a name are not part of it) or quoted.
+    Valid { n: u8, spaced: bool, quoted: bool },
+    /// This server's cookie, past its idle timeout.
+    Expired,
+    /// Not a token at all.
+    Forged,
+    /// Sealed under a key this server does not have: another server may
+    /// open it.
+    Stranger,
+    /// Another cookie: `idx`, `ID`, or `id` behind a space that is not a
+    /// space or a tab.
+    OtherName { n: u8, name: u8 },
+}
+
+fn candidate() -> impl proptest::strategy::Strategy<Value = Candidate> {
+    use proptest::prelude::*;
+    prop_oneof![
+        3 => (0u8..4, any::<bool>(), any::<bool>())
+            .prop_map(|(n, spaced, quoted)| Candidate::Valid { n, spaced, quoted }),
+        1 => Just(Candidate::Expired),
+        1 => Just(Candidate::Forged),
+        1 => Just(Candidate::Stranger),
+        2 => (0u8..4, 0u8..3).prop_map(|(n, name)| Candidate::OtherName { n, name }),
+    ]
+}
+
+proptest::proptest! {
+    /// FORMAT.md §14.4 over any mix of cookies, however the browser splits
+    /// them into `Cookie` lines: the first of the session's name that
+    /// opens, among the first `max_cookies_tried`, is the session; if none
+    /// does, the session is new, and the save deletes the cookie only when
+    /// it was the request's one cookie of that name and no server can open
+    /// it.
+    #[test]
+    fn the_session_is_the_first_cookie_of_its_name_that_opens(
+        candidates in proptest::collection::vec(candidate(), 0..7),
+        breaks in proptest::collection::vec(proptest::prelude::any::<bool>(), 7),
+        max_tried in 0usize..6,
+    ) {
+        let clock = clock();
+        let earlier = Arc::new(FixedClock::new(common::T0 - 3601));
+        let sealer = builder(&clock).max_cookies_tried(max_tried).build().unwrap();
+        let expired = cookie_with(&builder(&earlier).build().unwrap(), "expired");
+        let stranger = cookie_with(&builder_with(KeyRing::new(key(9)), &clock).build().unwrap(), "s");
+        let valid: Vec<String> = (0..4).map(|n| cookie_with(&sealer, &format!("m{n}"))).collect();
+
+        // The pairs as the browser sends them, and the model's view: the
+        // session cookies in order, each with the marker it opens to.
+        let mut pairs = Vec::new();
+        let mut named: Vec<(Option<String>, bool)> = Vec::new();
+        for candidate in &candidates {
+            let (pair, is_named, opens, for_good) = match candidate {
+                Candidate::Valid { n, spaced, quoted } => {
+                    let value = &valid[usize::from(*n)];
+                    let value = if *quoted { format!("\"{value}\"") } else { value.clone() };
+                    let name = if *spaced { " id " } else { "id" };
+                    (format!("{name}={value}"), true, Some(format!("m{n}")), false)
+                }
+                Candidate::Expired => (format!("id={expired}"), true, None, true),
+                Candidate::Forged => ("id=forged".to_owned(), true, None, true),
+                Candidate::Stranger => (format!("id={stranger}"), true, None, false),
+                Candidate::OtherName { n, name } => {
+                    let name = ["idx", "ID", "\u{2000}id"][usize::from(*name)];
+                    (format!("{name}={}", valid[usize::from(*n)]), false, None, false)
+                }
+            };
+            pairs.push(pair);
+            if is_named {
+                named.push((opens, for_good));
+            }
+        }
+        let mut headers = vec![String::new()];
+        for (i, pair) in pairs.iter().enumerate() {
+            let line = headers.last_mut().unwrap();
+            if !line.is_empty() {
+                line.push_str("; ");
+            }
+            line.push_str(pair);
+            if breaks[i] {
+                headers.push(String::new());
+            }
+        }
+
+        let mut request = sealer.open_request(&headers).unwrap();
+        let tried = max_tried.max(1);
+        let want = named.iter().take(tried).find_map(|(opens, _)| opens.clone());
+        proptest::prop_assert_eq!(marker(&request), want.clone(), "{:?}", headers);
+        if want.is_none() {
+            proptest::prop_assert!(request.session().is_new());
+            let deleted = matches!(action(&sealer, &mut request), CookieAction::Delete(_));
+            let lone_for_good = named.len() == 1 && named[0].1;
+            proptest::prop_assert_eq!(deleted, lone_for_good, "{:?}", headers);
+        }
+    }
+}
