@@ -39,7 +39,10 @@ pub(crate) enum BlobNotKept {
     /// Their blob cannot be read here: altered in the store, or sealed
     /// under a key or over limits this server does not have.
     Rejected,
-    /// Even the list of moved keys does not fit in the cookie.
+    /// No way of moving entries to the store leaves a cookie that fits:
+    /// even the list of moved keys does not fit, or (with compression) no
+    /// blob within `max_decompressed` does. (Only its `cause` is logged:
+    /// that save loads the blob first, so it drops no unloaded entry.)
     ListOverBudget,
     /// This server has no overflow store (another server wrote the blob).
     NoStore,
@@ -176,14 +179,6 @@ impl Sealer {
         // or no `touch`), it is rewritten.
         let mut reuse = has_unloaded && !moved_now && bound.is_some();
         reuse &= session.opened_with == KeyRole::Primary && !session.overflow_stale;
-        // Nor when the blob holds an entry that must stay in the cookie (its
-        // priority raised to critical since, or a cookie of another writer):
-        // it is loaded and goes back into the cookie, where the store's
-        // eviction cannot lose it.
-        reuse &= !session.entries.iter().any(|e| {
-            matches!(e.value, Value::Overflowed)
-                && self.never_dropped(session.entry_key(e), e.priority)
-        });
         if let (true, Some(reference)) = (reuse, &bound_ref) {
             let key = overflow_key(&session.id, reference);
             reuse = store.touch(&key, self.blob_ttl(session, now)).await?;
@@ -297,7 +292,8 @@ impl Sealer {
 
     /// The save when even moving every candidate to the store leaves the
     /// header over budget, the overflow element's own bytes (a reference,
-    /// and a key per moved entry) being part of it: the session is saved as
+    /// and a key per moved entry) being part of it, or when no blob within
+    /// `max_decompressed` leaves a cookie that fits: the session is saved as
     /// without a store, dropping (and reporting) instead of moving, and the
     /// old blob is retired. The blob's entries are loaded first, so they
     /// take their turn in the budget's order (and a critical one among them

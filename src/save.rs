@@ -173,13 +173,11 @@ impl Sealer {
         }
     }
 
-    /// Whether `key` names the user id the revocation check reads (only a
-    /// revocation source sets `user_key`): that entry stays in the cookie
-    /// whatever its priority, since a blob can go missing (evicted,
-    /// expired), and the check would then see no user and let a session of
-    /// a user logged out everywhere through.
     /// Whether an entry stays in the cookie whatever the budget: a critical
-    /// one, and the revocation check's user entry at any priority.
+    /// one, and the user id the revocation check reads (only a revocation
+    /// source sets `user_key`) at any priority, since a blob can go missing
+    /// (evicted, expired), and the check would then see no user and let a
+    /// session of a user logged out everywhere through.
     pub(crate) fn never_dropped(&self, key: &str, priority: crate::Priority) -> bool {
         priority == crate::Priority::Critical || self.user_key.as_deref() == Some(key)
     }
@@ -396,8 +394,9 @@ impl Sealer {
     /// Saves without an overflow blob: unloaded overflowed entries are
     /// dropped (logged with `why`, and reported by this save or, if it
     /// fails, the next), and what does not fit is dropped in the budget's
-    /// order. The session's blob reference is cleared; retiring the blob
-    /// is the caller's.
+    /// order. The session's blob reference is cleared once it is saved
+    /// (a save that fails leaves it, for a later save to retire the blob);
+    /// retiring the blob is the caller's.
     pub(crate) fn save_dropping(
         &self,
         session: &mut Session,
@@ -409,8 +408,8 @@ impl Sealer {
         // as this one's would).
         let unloaded = Self::drop_unloaded(session, why);
         session.dropped_unreported.extend(unloaded);
-        session.overflow = None;
         if let Some(header) = self.seal_whole_if_fits(session, now)? {
+            session.overflow = None;
             return Ok(self.set(header, Vec::new(), Vec::new()));
         }
         let plan = self.plan(session, None, now)?;
@@ -422,6 +421,7 @@ impl Sealer {
         });
         let token = self.seal_selected(session, None, None, now)?;
         let header = self.finish(session, &token, now)?;
+        session.overflow = None;
         self.report_drops(&over_budget, &header, why);
         Ok(self.set(header, over_budget, Vec::new()))
     }

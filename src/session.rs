@@ -211,8 +211,9 @@ pub struct Session {
     /// under the primary rather than kept.
     pub(crate) opened_with: KeyRole,
     /// An entry that lives in the overflow blob was removed or replaced
-    /// since the blob was written: the blob must be rewritten rather than
-    /// kept, or it would go on holding the old value.
+    /// since the blob was written (the blob must be rewritten rather than
+    /// kept, or it would go on holding the old value), or raised to
+    /// critical (it must go back into the cookie).
     pub(crate) overflow_stale: bool,
     pub(crate) flushed: bool,
     /// The id a cookie sent out carried, given up since by `flush` or
@@ -490,7 +491,13 @@ impl Session {
             Some(i) => {
                 if self.entries[i].priority != priority {
                     // The cookie's overflow list carries the priority, not
-                    // the blob: the blob stays valid.
+                    // the blob: the blob stays valid. But a critical entry
+                    // is never left in the store, whose eviction would lose
+                    // it: raised to critical, it goes back into the cookie
+                    // (the blob is loaded and rewritten), or the save fails
+                    // with `TooLarge` as for a critical entry stored now.
+                    self.overflow_stale |=
+                        priority == Priority::Critical && self.is_overflowed_at(i);
                     self.entries[i].priority = priority;
                     self.mark_modified();
                 }

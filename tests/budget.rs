@@ -1897,7 +1897,7 @@ async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refu
         .unwrap();
     let (saved, logs) = logged(|| plain.save(&mut s).unwrap());
     assert_eq!(saved.report.dropped[0].key, "notes");
-    assert!(logs.contains(r#"cause="over-budget""#));
+    assert!(logs.contains(r#"event="entries-dropped" cause="over-budget" dropped=["notes"]"#));
     // One byte more and the critical entry alone is too large, store or not.
     assert!(matches!(
         sealer.save_async(&mut nearly_full(&sealer, fits + 1)).await,
@@ -2227,8 +2227,13 @@ async fn when_no_blob_within_the_cap_lets_the_cookie_fit_the_save_drops_as_witho
     opened
         .insert_with_priority(&notes, &"n".repeat(2000), Priority::Low)
         .unwrap();
+    let (logs, capture) = Logs::capture(tracing::Level::WARN);
     let saved = sealer.save_async(&mut opened).await.unwrap();
+    drop(capture);
     assert_eq!(saved.report.dropped_keys(), [notes.as_str(), "draft"]);
+    // Logged as the list's: no way to move them leaves a cookie that fits.
+    let logged = format!(r#"cause="overflow-list-over-budget" dropped=["{notes}", "draft"]"#);
+    assert!(logs.text().contains(&logged), "{}", logs.text());
     assert!(saved.report.overflowed.is_empty());
     assert_eq!(saved.report.header_len, budget);
     assert_eq!(opened.keys().collect::<Vec<_>>(), ["user"]);
@@ -2711,4 +2716,45 @@ async fn an_entry_raised_to_critical_in_the_blob_goes_back_into_the_cookie() {
         .unwrap()
         .unwrap();
     assert_eq!(Some(line), ten_kb_session(&sealer).get(&raised).unwrap());
+}
+
+#[tokio::test]
+async fn an_entry_raised_to_critical_that_does_not_fit_fails_the_save_as_if_stored_now() {
+    let clock = clock();
+    let (store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("big", &"b".repeat(2000), Priority::Low)
+        .unwrap();
+    let token = save_token(&sealer, &mut session).await;
+    let mut session = sealer.open_async(&token).await.unwrap();
+    assert!(session.is_overflowed("big"));
+    assert!(session.set_priority("big", Priority::Critical));
+    assert!(matches!(
+        sealer.save_async(&mut session).await,
+        Err(Error::TooLarge { .. })
+    ));
+    // The request's change is lost; its cookie still opens, in full.
+    let mut before = sealer.open_async(&token).await.unwrap();
+    assert_eq!(before.priority("big"), Some(Priority::Low));
+    let big: String = sealer
+        .get_loading(&mut before, "big")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(big.len(), 2000);
+    // An application that lowers it again saves, and retires the old
+    // blob, still the session's after the failure.
+    session.set_priority("big", Priority::Normal);
+    let saved = save_token(&sealer, &mut session).await;
+    assert_eq!(store.keys().len(), 2, "the new blob, and the old one");
+    clock.advance(120);
+    assert_eq!(store.keys().len(), 1, "the old one retired");
+    let mut reopened = sealer.open_async(&saved).await.unwrap();
+    let big: String = sealer
+        .get_loading(&mut reopened, "big")
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(big.len(), 2000);
 }
