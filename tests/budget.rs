@@ -30,15 +30,6 @@ fn with_memory_store(
     (store, sealer)
 }
 
-/// The keys of `session` whose values are in the overflow store.
-fn overflowed_keys(session: &sealed_session::Session) -> Vec<String> {
-    session
-        .keys()
-        .filter(|k| session.is_overflowed(k))
-        .map(str::to_owned)
-        .collect()
-}
-
 #[test]
 fn ten_kb_session_drops_lowest_priority_first() {
     let clock = clock();

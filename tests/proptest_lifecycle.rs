@@ -42,8 +42,8 @@ use proptest::prelude::*;
 use sealed_session::store::{overflow_key, MemoryRevocations, MemoryStore, OverflowStore};
 use sealed_session::token;
 use sealed_session::{
-    Clock, Compression, CookieAction, Error, Expiry, KeyRing, Limit, Limits, Priority, Sealer,
-    Session, SessionId, StoreError,
+    Clock, Compression, CookieAction, Error, Expiry, KeyRing, Limit, Limits, Priority, SaveReport,
+    Sealer, SealerBuilder, Session, SessionId, StoreError,
 };
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
@@ -120,7 +120,9 @@ fn step() -> impl Strategy<Value = Step> {
         6 => insert.clone().prop_map(|(key, len, priority)| Step::Insert { key, len, priority }),
         1 => insert.prop_map(|(key, len, priority)| Step::InsertWithoutStore { key, len, priority }),
         2 => key.clone().prop_map(|key| Step::Remove { key }),
-        1 => (key.clone(), priority()).prop_map(|(key, priority)| Step::SetPriority { key, priority }),
+        // Mostly to critical: an entry raised from the store comes back.
+        3 => (key.clone(), prop_oneof![2 => Just(Priority::Critical), 1 => priority()])
+            .prop_map(|(key, priority)| Step::SetPriority { key, priority }),
         1 => Just(Step::Clear),
         3 => key.prop_map(|key| Step::Read { key }),
         1 => Just(Step::Touch),
@@ -213,11 +215,7 @@ fn entry_key(key: u8) -> String {
 
 /// The keys of `session` whose values are in the store.
 fn overflowed(session: &Session) -> BTreeSet<String> {
-    session
-        .keys()
-        .filter(|k| session.is_overflowed(k))
-        .map(str::to_owned)
-        .collect()
+    overflowed_keys(session).into_iter().collect()
 }
 
 /// The cookie holds what `expected` says: exactly its keys and
@@ -371,30 +369,102 @@ impl Keys {
     }
 }
 
-/// The cause logged (`entries-dropped`) for each key dropped in `logs`.
-fn drop_causes(logs: &str) -> BTreeMap<String, String> {
-    let field = |line: &'_ str, start: &str, end: char| -> String {
-        let from = line
-            .find(start)
-            .map(|i| i + start.len())
-            .unwrap_or(line.len());
-        line[from..]
-            .split(end)
-            .next()
-            .unwrap_or_default()
-            .to_owned()
-    };
-    let mut causes = BTreeMap::new();
-    for line in logs
-        .lines()
-        .filter(|l| l.contains("event=\"entries-dropped\""))
-    {
-        let cause = field(line, "cause=\"", '"');
-        for key in field(line, "dropped=[", ']').split(", ") {
-            causes.insert(key.trim_matches('"').to_owned(), cause.clone());
-        }
+/// Why an entry may have been dropped, besides the budget's own reasons.
+struct DropContext<'a> {
+    /// The save ran on a server without the overflow store.
+    without_store: bool,
+    /// The entries the session had not loaded from the store when it was
+    /// saved.
+    unloaded: &'a BTreeSet<String>,
+    /// Whether the blob of a key was lost (evicted, or deleted or retired
+    /// by another request).
+    blob_gone: &'a dyn Fn(&str) -> bool,
+    /// Whether `max_decompressed` can be exceeded by the entries here.
+    small_cap: bool,
+}
+
+/// Every entry a save reports dropped: logged with a cause this situation
+/// explains, at its priority in `model`, and, when the budget dropped it,
+/// no more important than an entry kept (the budget drops a prefix of its
+/// order, FORMAT.md §14.3). Removes them from `model`.
+fn check_drops(
+    report: &SaveReport,
+    logs: &Logs,
+    context: &DropContext<'_>,
+    model: &mut Model,
+) -> Result<(), TestCaseError> {
+    let causes = logs.drop_causes();
+    let dropped_keys: BTreeSet<&str> = report.dropped.iter().map(|d| d.key.as_str()).collect();
+    let least_kept = model
+        .iter()
+        .filter(|(k, (_, p))| *p != Priority::Critical && !dropped_keys.contains(k.as_str()))
+        .map(|(_, (_, p))| *p)
+        .min();
+    for dropped in &report.dropped {
+        let key = dropped.key.as_str();
+        let cause = causes.get(key).map(String::as_str);
+        let budget_drop = matches!(
+            cause,
+            Some("over-budget" | "overflow-list-over-budget" | "blob-over-limit")
+        );
+        let explained = match cause {
+            // (A critical entry only so: it was not critical when it went
+            // to the store.)
+            Some("blob-missing") => (context.blob_gone)(key) && context.unloaded.contains(key),
+            Some("no-overflow-store") => context.without_store && context.unloaded.contains(key),
+            Some("over-budget") => context.without_store,
+            Some("overflow-list-over-budget") => {
+                !context.without_store && report.overflowed.is_empty()
+            }
+            Some("blob-over-limit") => !context.without_store && context.small_cap,
+            // Never blob-rejected: no server here refuses another's blob.
+            _ => false,
+        };
+        prop_assert!(explained, "{} dropped: {:?}", key, cause);
+        prop_assert!(!budget_drop || dropped.priority != Priority::Critical);
+        prop_assert!(
+            !budget_drop || least_kept.is_none_or(|kept| dropped.priority <= kept),
+            "{} dropped before a less important entry",
+            key
+        );
+        let held = model.remove(key);
+        prop_assert_eq!(held.map(|(_, p)| p), Some(dropped.priority));
     }
-    causes
+    Ok(())
+}
+
+/// A save refused as too large: justly only if the entries that may not be
+/// dropped alone are refused too (by `plain`, a sealer of the same
+/// policy without a store). The refused save loaded every entry.
+async fn check_refusal(plain: &Sealer, session: &mut Session) -> Result<(), TestCaseError> {
+    prop_assert!(!session.has_unloaded_overflow());
+    let droppable: Vec<String> = session
+        .keys_with_priority()
+        .filter(|(_, p)| *p != Priority::Critical)
+        .map(|(k, _)| k.to_owned())
+        .collect();
+    for key in &droppable {
+        session.remove(key);
+    }
+    let again = plain.save_async(session).await;
+    prop_assert!(
+        matches!(
+            again,
+            Err(Error::TooLarge { .. } | Error::LimitExceeded(Limit::DecompressedSize))
+        ),
+        "refused, yet its critical entries alone save: {:?}",
+        again.map(|saved| saved.report.header_len)
+    );
+    Ok(())
+}
+
+/// `b` with compression above 64 bytes if `compress`.
+fn compressed_if(b: SealerBuilder, compress: bool) -> SealerBuilder {
+    if compress {
+        b.compression(Compression::Above(64))
+    } else {
+        b
+    }
 }
 
 /// The servers of one deployment: with the overflow store, and without.
@@ -419,11 +489,7 @@ async fn live(
             .budget(budget)
             .limits(Limits::default().with_max_decompressed(max_decompressed))
             .revocation_store(revocations.clone(), None);
-        if compress {
-            b.compression(Compression::Above(64))
-        } else {
-            b
-        }
+        compressed_if(b, compress)
     };
     let fleet_for = |keys: Keys| Fleet {
         keys,
@@ -543,6 +609,8 @@ async fn live(
             }
         };
         let before = expected.clone();
+        // Entries in the store when the cookie was opened.
+        let unloaded = overflowed(&session);
         let model = &mut expected.entries;
         let lost = &mut expected.lost;
         match step {
@@ -605,9 +673,10 @@ async fn live(
             Step::Touch | Step::Wait { .. } | Step::Deploy | Step::RollBack | Step::Evict => {}
         }
 
-        let saved = match step {
-            Step::InsertWithoutStore { .. } => sealer.save(&mut session),
-            _ => sealer.save_async(&mut session).await,
+        let without_store = matches!(step, Step::InsertWithoutStore { .. });
+        let saved = match without_store {
+            true => sealer.save(&mut session),
+            false => sealer.save_async(&mut session).await,
         };
         // Checked from here with the store and every key.
         let sealer = &auditor;
@@ -619,34 +688,20 @@ async fn live(
                     "{} > {budget}",
                     report.header_len
                 );
-                let causes = drop_causes(&logs.text());
-                for dropped in &report.dropped {
-                    // A critical entry only with its blob (it was not
-                    // critical when it went there).
-                    prop_assert!(
-                        dropped.priority != Priority::Critical
-                            || before.lost.contains(&dropped.key)
-                    );
-                    // Logged, and for a reason this fleet can have: no
-                    // server here refuses another's blob.
-                    let cause = causes.get(&dropped.key).map(String::as_str);
-                    let without_store = matches!(step, Step::InsertWithoutStore { .. });
-                    let expected_cause = match cause {
-                        Some("blob-missing") => before.lost.contains(&dropped.key),
-                        Some("over-budget" | "no-overflow-store") => without_store,
-                        Some("blob-over-limit" | "overflow-list-over-budget") => !without_store,
-                        _ => false,
-                    };
-                    prop_assert!(expected_cause, "{} dropped: {:?}", dropped.key, cause);
-                    let held = expected.entries.remove(&dropped.key);
-                    prop_assert_eq!(held.map(|(_, p)| p), Some(dropped.priority));
-                }
+                let context = DropContext {
+                    without_store,
+                    unloaded: &unloaded,
+                    blob_gone: &|key| before.lost.contains(key),
+                    small_cap: max_decompressed < 65_536,
+                };
+                check_drops(report, &logs, &context, &mut expected.entries)?;
                 let Expected { entries, lost, .. } = &mut expected;
                 lost.retain(|k| entries.contains_key(k));
                 match &saved.action {
                     CookieAction::Set(_) => {
                         expected.issued_at = now;
                         let header = saved.action.header_value().unwrap();
+                        prop_assert_eq!(report.header_len, "Set-Cookie: ".len() + header.len());
                         let max_age = cookie::Cookie::parse(header).unwrap().max_age();
                         browser_drops_at =
                             max_age.map(|age| now + u64::try_from(age.whole_seconds()).unwrap());
@@ -701,13 +756,7 @@ async fn live(
             // The entries that may not be dropped do not fit the budget,
             // or their payload exceeds the payload limit.
             Err(Error::TooLarge { .. } | Error::LimitExceeded(Limit::DecompressedSize)) => {
-                prop_assert!(
-                    expected
-                        .entries
-                        .values()
-                        .any(|(_, p)| *p == Priority::Critical),
-                    "refused without a critical entry"
-                );
+                check_refusal(&server.without_store, &mut session).await?;
                 // The request failed: its changes are lost, its cookie stays.
                 expected = carried;
             }
@@ -764,6 +813,8 @@ fn overlap() -> impl Strategy<Value = Overlap> {
         3 => (0usize..2, action).prop_map(|(slot, action)| Overlap::Begin { slot, action }),
         3 => (0usize..2).prop_map(|slot| Overlap::End { slot }),
         2 => (0u64..120).prop_map(|secs| Overlap::Wait { secs }),
+        // Past the idle timeout, or how long revocation records are kept.
+        1 => (3000u64..4000).prop_map(|secs| Overlap::Wait { secs }),
     ]
 }
 
@@ -809,17 +860,18 @@ async fn overlapping(
     let clock = clock();
     let store = Arc::new(Instrumented::new(&clock));
     let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
-    let b = builder(&clock)
-        .budget(budget)
+    let policy = || {
+        let b = builder(&clock)
+            .max_lifetime(Duration::from_secs(MAX_LIFETIME))
+            .budget(budget);
+        compressed_if(b, compress)
+    };
+    let sealer = policy()
         .overflow_store(store.clone())
-        .revocation_store(revocations, None);
-    let sealer = if compress {
-        b.compression(Compression::Above(64))
-    } else {
-        b
-    }
-    .build()
-    .unwrap();
+        .revocation_store(revocations, None)
+        .build()
+        .unwrap();
+    let plain = policy().build().unwrap();
     let mut cookie: Option<String> = None;
     let mut cookie_id = None;
     let mut expected = Expected::new(clock.now());
@@ -840,26 +892,30 @@ async fn overlapping(
                 if slots[slot].is_some() {
                     continue;
                 }
+                // (The browser's cookie, and so `expected`, stay as they
+                // are until a request replaces the cookie.)
                 let mut opened = false;
-                let mut session = match &cookie {
-                    Some(c) if revoked.contains(&cookie_id) => {
+                let (mut session, began_with) = match &cookie {
+                    // The times are checked first (FORMAT.md §8), then
+                    // revocations.
+                    Some(c) if !expected.live_at(now) || revoked.contains(&cookie_id) => {
                         let refused = sealer.open_async(c).await.unwrap_err();
-                        prop_assert_eq!(refused.kind(), "revoked");
-                        expected = Expected::new(now);
-                        sealer.new_session().unwrap()
+                        if expected.live_at(now) {
+                            prop_assert_eq!(refused.kind(), "revoked");
+                        } else {
+                            prop_assert!(refused.kind().starts_with("expired"), "{refused:?}");
+                        }
+                        (sealer.new_session().unwrap(), Expected::new(now))
                     }
                     Some(c) => {
                         opened = true;
-                        sealer.open_async(c).await.unwrap()
+                        (sealer.open_async(c).await.unwrap(), expected.clone())
                     }
-                    None => {
-                        expected = Expected::new(now);
-                        sealer.new_session().unwrap()
-                    }
+                    None => (sealer.new_session().unwrap(), Expected::new(now)),
                 };
-                let began_with = expected.clone();
+                let unloaded = overflowed(&session);
                 let began_id = session.id();
-                let mut after = expected.clone();
+                let mut after = began_with.clone();
                 match &action {
                     Action::Insert { key, len, priority } => {
                         let key = entry_key(*key);
@@ -888,7 +944,6 @@ async fn overlapping(
                         after.entries.clear();
                     }
                 }
-                let unloaded = overflowed(&session);
                 let reference = session.overflow_reference().copied();
                 slots[slot] = Some(InFlight {
                     action,
@@ -908,44 +963,40 @@ async fn overlapping(
                 };
                 let gives_up_id = matches!(request.action, Action::CycleId | Action::Flush);
                 let old_id = request.began_id;
+                // The blob this request began with is gone only if another
+                // request deleted it, or retired it over the grace ago, or
+                // its time to live ran out (as the store recorded before
+                // this save).
+                let blob_gone = request.reference.is_some_and(|r| {
+                    deleted.contains(&r)
+                        || match retired.get(&r) {
+                            Some(&t) => clock.now() >= t + RETIRED_BLOB_GRACE,
+                            None => store
+                                .expiries_of(&overflow_key(&request.began_id, &r))
+                                .last()
+                                .is_some_and(|&end| clock.now() >= end),
+                        }
+                });
                 let saved = sealer.save_async(&mut request.session).await;
                 let saved = match saved {
                     Ok(saved) => saved,
                     Err(Error::TooLarge { .. } | Error::LimitExceeded(Limit::DecompressedSize)) => {
-                        prop_assert!(request
-                            .expected
-                            .entries
-                            .values()
-                            .any(|(_, p)| *p == Priority::Critical));
+                        check_refusal(&plain, &mut request.session).await?;
                         continue;
                     }
                     Err(other) => return Err(TestCaseError::fail(format!("step {n}: {other:?}"))),
                 };
                 let report = &saved.report;
                 prop_assert!(report.header_len <= budget);
-                let causes = drop_causes(&logs.text());
                 let saved_at = clock.now();
-                // The blob this request began with is gone only if another
-                // request deleted it, or retired it over the grace ago.
-                let blob_gone = request.reference.is_some_and(|r| {
-                    deleted.contains(&r)
-                        || retired
-                            .get(&r)
-                            .is_some_and(|&t| saved_at >= t + RETIRED_BLOB_GRACE)
-                });
-                for dropped in &report.dropped {
-                    let cause = causes.get(&dropped.key).map(String::as_str);
-                    let explained = match cause {
-                        Some("blob-missing") => {
-                            blob_gone && request.unloaded.contains(&dropped.key)
-                        }
-                        Some("blob-over-limit" | "overflow-list-over-budget") => true,
-                        _ => false,
-                    };
-                    prop_assert!(explained, "{} dropped: {:?}", dropped.key, cause);
-                    let held = request.expected.entries.remove(&dropped.key);
-                    prop_assert_eq!(held.map(|(_, p)| p), Some(dropped.priority));
-                }
+                let context = DropContext {
+                    without_store: false,
+                    unloaded: &request.unloaded,
+                    blob_gone: &|_| blob_gone,
+                    // Six entries of at most 700 bytes: never over 64 KiB.
+                    small_cap: false,
+                };
+                check_drops(report, &logs, &context, &mut request.expected.entries)?;
                 if gives_up_id && request.opened {
                     revoked.insert(Some(old_id));
                 }
@@ -956,20 +1007,29 @@ async fn overlapping(
                     if request.session.overflow_reference() == Some(&began) {
                         // Kept: renewed.
                         retired.remove(&began);
-                    } else if gives_up_id || matches!(saved.action, CookieAction::Delete(_)) {
+                    } else if blob_gone
+                        || gives_up_id
+                        || matches!(saved.action, CookieAction::Delete(_))
+                    {
+                        // (Gone already: a retirement does not bring it back.)
                         deleted.insert(began);
                     } else {
                         retired.insert(began, saved_at);
                     }
                 }
                 match &saved.action {
-                    CookieAction::Set(value) => {
-                        let value = saved.action.cookie_value().unwrap_or(value).to_owned();
+                    CookieAction::Set(header) => {
+                        prop_assert_eq!(report.header_len, "Set-Cookie: ".len() + header.len());
+                        let value = saved.action.cookie_value().unwrap().to_owned();
                         // Dated from the last time revocations were looked
                         // at: this request's start (its open, or its new
                         // session), unless it took a new id, or ran over a
                         // minute and the check passed again now.
-                        let recheck_passes = !revoked.contains(&Some(old_id));
+                        // (Not asked once the request ran as long as a record
+                        // is kept: one written meanwhile may be gone.)
+                        let keep_for = sealer.revocation_ttl().unwrap().as_secs() + 60;
+                        let records_kept = saved_at + 60 < request.began_at + keep_for;
+                        let recheck_passes = records_kept && !revoked.contains(&Some(old_id));
                         request.expected.issued_at =
                             if gives_up_id || saved_at <= request.began_at + 60 || recheck_passes {
                                 saved_at
@@ -999,7 +1059,7 @@ async fn overlapping(
         }
         let now = clock.now();
         match &cookie {
-            Some(c) if revoked.contains(&cookie_id) => {
+            Some(c) if expected.live_at(now) && revoked.contains(&cookie_id) => {
                 let refused = sealer.open_async(c).await.unwrap_err();
                 prop_assert_eq!(refused.kind(), "revoked");
             }

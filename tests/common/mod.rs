@@ -237,6 +237,16 @@ pub fn login<T: serde::Serialize + ?Sized>(
     (session.id(), sealer.seal(&mut session).unwrap())
 }
 
+/// The keys of `session` whose values are in the overflow store, in its
+/// order.
+pub fn overflowed_keys(session: &Session) -> Vec<String> {
+    session
+        .keys()
+        .filter(|k| session.is_overflowed(k))
+        .map(str::to_owned)
+        .collect()
+}
+
 /// A memory store that counts calls, fails every call while `down` is
 /// set, logs the TTLs it is given, and yields to the runtime before each
 /// read, as a network store does (so that concurrent handles really
@@ -486,6 +496,30 @@ impl Logs {
 
     pub fn clear(&self) {
         self.0.lock().expect("log buffer").clear();
+    }
+
+    /// The cause logged (`entries-dropped`) for each key dropped.
+    pub fn drop_causes(&self) -> std::collections::BTreeMap<String, String> {
+        let text = self.text();
+        let field = |line: &str, start: &str, end: char| -> String {
+            let from = line.find(start).map_or(line.len(), |i| i + start.len());
+            line[from..]
+                .split(end)
+                .next()
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let mut causes = std::collections::BTreeMap::new();
+        for line in text
+            .lines()
+            .filter(|l| l.contains(r#"event="entries-dropped""#))
+        {
+            let cause = field(line, r#"cause=""#, '"');
+            for key in field(line, "dropped=[", ']').split(", ") {
+                causes.insert(key.trim_matches('"').to_owned(), cause.clone());
+            }
+        }
+        causes
     }
 }
 
