@@ -2,10 +2,10 @@
 //! application stored and of when its cookie ends: every request opens the
 //! latest cookie, does one thing (writes, removes, reads or re-prioritises
 //! an entry, clears, logs out, takes a new id, sets the session's own
-//! expiry, waits, rotates the key, has the overflow store evict
-//! everything, or reaches a server without the store), and saves. Across
-//! all of them, on a tight budget with an overflow store and a revocation
-//! store:
+//! expiry, or has the overflow store evict everything; requests reach old
+//! and new servers while a key rotation rolls out or back, and some reach a
+//! server without the store), and saves. Across all of them, on a tight
+//! budget with an overflow store and a revocation store:
 //!
 //! - each entry reads back with the value last written, unless a save's
 //!   report listed it as dropped: nothing is lost silently, nothing removed
@@ -17,9 +17,13 @@
 //!   its `Max-Age` runs to that end, so a browser neither sends it after
 //!   nor drops it before (but for the last second);
 //! - an unchanged session sends no cookie unless its refresh is due;
-//! - no `Set-Cookie` header exceeds the budget, and a save fails only when
-//!   critical entries are there (the failed request's changes are lost, and
-//!   the cookie before it still opens in full);
+//! - no `Set-Cookie` header exceeds the budget; a save fails only when the
+//!   critical entries alone do not fit (the failed request's changes are
+//!   lost, and the cookie before it still opens in full); every drop is
+//!   logged with a cause the situation explains, and the budget never drops
+//!   an entry before a less important one;
+//! - a cookie under a key the server lacks is refused as such, and every
+//!   blob is sealed under its cookie's key;
 //! - the cookie a save replaced still opens in full right after it (a
 //!   request still in flight), unless the save gave up its id: then it is
 //!   revoked;
@@ -31,9 +35,10 @@
 //! end sets the cookie), with the revocation store: the cookie holds what
 //! the request that set it saw and did, an entry is dropped only when
 //! another request deleted its blob or retired it over the grace period
-//! ago, an id given up stays revoked even when the other request saves it
-//! again, and a request that ran over a minute is dated back unless the
-//! revocation check passes again.
+//! ago, or its time to live ran out, an id given up stays revoked even when
+//! the other request saves it again, and a request that ran over a minute
+//! is dated back unless the revocation check passes again (and is asked at
+//! all only while revocation records are kept).
 
 mod common;
 
