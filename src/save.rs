@@ -178,7 +178,7 @@ impl Sealer {
     /// source sets `user_key`) at any priority, since a blob can go missing
     /// (evicted, expired), and the check would then see no user and let a
     /// session of a user logged out everywhere through.
-    pub(crate) fn never_dropped(&self, key: &str, priority: crate::Priority) -> bool {
+    fn never_dropped(&self, key: &str, priority: crate::Priority) -> bool {
         priority == crate::Priority::Critical || self.user_key.as_deref() == Some(key)
     }
 
@@ -478,8 +478,8 @@ impl Sealer {
     }
 
     /// Logs the entries dropped in the budget's order: for the budget
-    /// alone, or, on a server with a store (`why`), because even the list
-    /// of moved keys would not fit.
+    /// alone, or, on a server with a store (`why`), because no way of
+    /// moving entries to the store left a cookie that fits.
     fn report_drops(&self, dropped: &[RemovedEntry], header: &SealedHeader, why: BlobNotKept) {
         if !dropped.is_empty() {
             let keys = crate::budget::keys_of(dropped);
