@@ -72,7 +72,9 @@ impl BlobNotKept {
             BlobNotKept::Rejected => {
                 "their blob cannot be read here (altered, or another server's key or limits)"
             }
-            BlobNotKept::ListOverBudget => "the overflow list itself does not fit in the budget",
+            BlobNotKept::ListOverBudget => {
+                "no way of moving entries to the store leaves a cookie that fits"
+            }
             BlobNotKept::NoStore => "no overflow store is configured on this server",
             BlobNotKept::SynchronousSave => {
                 "the synchronous save cannot keep their blob (use save_async)"

@@ -135,7 +135,7 @@ impl Sealer {
             .iter()
             .map(|e| {
                 let key = session.entry_key(e);
-                let priority = if self.never_dropped(key, e.priority) {
+                let priority = if self.is_revocation_user_key(key) {
                     crate::Priority::Critical
                 } else {
                     e.priority
@@ -173,13 +173,13 @@ impl Sealer {
         }
     }
 
-    /// Whether an entry stays in the cookie whatever the budget: a critical
-    /// one, and the user id the revocation check reads (only a revocation
-    /// source sets `user_key`) at any priority, since a blob can go missing
-    /// (evicted, expired), and the check would then see no user and let a
-    /// session of a user logged out everywhere through.
-    fn never_dropped(&self, key: &str, priority: crate::Priority) -> bool {
-        priority == crate::Priority::Critical || self.user_key.as_deref() == Some(key)
+    /// Whether `key` names the user id the revocation check reads (only a
+    /// revocation source sets `user_key`): that entry stays in the cookie
+    /// whatever its priority, since a blob can go missing (evicted,
+    /// expired), and the check would then see no user and let a session of
+    /// a user logged out everywhere through.
+    fn is_revocation_user_key(&self, key: &str) -> bool {
+        self.user_key.as_deref() == Some(key)
     }
 
     pub(crate) fn removed_entries(session: &Session, indices: &[usize]) -> Vec<RemovedEntry> {

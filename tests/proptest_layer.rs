@@ -11,7 +11,8 @@
 //!   modified, its refresh was due, a fallback key opened it, or there is a
 //!   cookie to delete (a logout, a session left empty, a bad cookie no
 //!   handler replaced); never for a route that did not touch the session,
-//!   never after a server error, and never for a cookie the server's ring
+//!   never after a server error (but to delete a bad cookie), and never
+//!   for a cookie the server's ring
 //!   cannot open (it may open elsewhere) unless the handler stored
 //!   something;
 //! - every `Set-Cookie` has the secure defaults (`HttpOnly`, `Secure`,
@@ -323,12 +324,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
             Step::WriteThenFail { key } => (format!("/write-then-fail?key=k{key}"), true, false),
             Step::Wait { .. } | Step::Rotate | Step::Tamper => unreachable!(),
         };
-        let cookie_to_send = if touches || sent.is_some() {
-            sent.as_deref()
-        } else {
-            None
-        };
-        let (response, body) = send(&router, &path, cookie_to_send).await;
+        let (response, body) = send(&router, &path, sent.as_deref()).await;
         let failed = matches!(step, Step::WriteThenFail { .. });
         // A save that fails (the critical entries exceed the budget) loses
         // the handler's changes: an empty 500.

@@ -677,6 +677,9 @@ async fn live(
             }
             Step::Touch | Step::Wait { .. } | Step::Deploy | Step::RollBack | Step::Evict => {}
         }
+        // (A new id changes the session whatever the model holds.)
+        let changed = expected != before || matches!(step, Step::CycleId | Step::Flush);
+        let fallback_open = opened && sealed_under + 1 == server.keys.primary();
 
         let without_store = matches!(step, Step::InsertWithoutStore { .. });
         let saved = match without_store {
@@ -704,6 +707,16 @@ async fn live(
                 lost.retain(|k| entries.contains_key(k));
                 match &saved.action {
                     CookieAction::Set(_) => {
+                        // Sent for a change, a drop, a re-seal under the
+                        // primary, or a refresh that was due; not earlier.
+                        prop_assert!(
+                            !opened
+                                || changed
+                                || !report.dropped.is_empty()
+                                || fallback_open
+                                || before.refresh_due_at(now),
+                            "a cookie re-sealed before its refresh was due"
+                        );
                         expected.issued_at = now;
                         let header = saved.action.header_value().unwrap();
                         prop_assert_eq!(report.header_len, "Set-Cookie: ".len() + header.len());
@@ -751,7 +764,7 @@ async fn live(
                         prop_assert_eq!(&expected, &before);
                         prop_assert!(report.dropped.is_empty());
                         prop_assert!(!opened || !before.refresh_due_at(now));
-                        prop_assert!(!opened || sealed_under + 1 != server.keys.primary());
+                        prop_assert!(!fallback_open);
                         // The browser keeps its cookie.
                         expected = carried;
                     }
