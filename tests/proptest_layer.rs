@@ -3,7 +3,8 @@
 //! writes, removes or reads an entry, logs out, takes a new id, fails with
 //! a 500 after a write, or never touches the session; between requests
 //! time passes, the servers' key rotates (the old key kept as fallback,
-//! the one before dropped), or the cookie is tampered with. The browser
+//! the one before dropped), the cookie is tampered with, or someone
+//! replays a cookie that a logout or a new id gave up. The browser
 //! keeps cookies as a browser does (`Max-Age`, deletion). After every
 //! response:
 //!
@@ -21,7 +22,9 @@
 //!   private`, and one whose handler touched the session varies on
 //!   `Cookie`;
 //! - the browser's cookie holds what the model holds (overflowed entries
-//!   included), and each read answers with the model's value.
+//!   included), and each read answers with the model's value;
+//! - a replayed cookie whose id was given up reads as a fresh session (the
+//!   layer's revocation store), and is deleted at most.
 #![cfg(feature = "axum")]
 
 mod common;
@@ -34,7 +37,7 @@ use axum::Router;
 use common::*;
 use proptest::prelude::*;
 use sealed_session::http::{LazySession, SessionLayer};
-use sealed_session::store::MemoryStore;
+use sealed_session::store::{MemoryRevocations, MemoryStore};
 use sealed_session::{Clock, Error, FixedClock, KeyRing, Priority};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -72,6 +75,9 @@ enum Step {
     Rotate,
     /// The browser's cookie is altered.
     Tamper,
+    /// Someone replays the cookie a logout or a new id gave up (a copy
+    /// taken before), reading an entry it held.
+    Replay,
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -88,6 +94,7 @@ fn step() -> impl Strategy<Value = Step> {
         2 => (0u64..2000).prop_map(|secs| Step::Wait { secs }),
         1 => Just(Step::Rotate),
         1 => Just(Step::Tamper),
+        1 => Just(Step::Replay),
     ]
 }
 
@@ -211,6 +218,9 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
     let store = Arc::new(MemoryStore::with_clock(clock.clone()));
     // The keys each save reported dropped (the report hook).
     let dropped: Arc<Mutex<Vec<(String, Priority)>>> = Arc::default();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    // Cookies whose id a logout or a new id gave up, with a key each held.
+    let mut given_up: Vec<(String, String)> = Vec::new();
     let layer_for = |primary: u8, clock: &Arc<FixedClock>| {
         let reports = dropped.clone();
         let fallbacks = (primary > 1).then(|| key(primary - 1));
@@ -221,6 +231,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
             .clock(clock.clone())
             .budget(budget)
             .overflow_store(store.clone())
+            .revocation_store(revocations.clone(), None)
             .on_save_report(move |report, _| {
                 let mut dropped = reports.lock().unwrap();
                 dropped.extend(report.dropped.iter().map(|e| (e.key.clone(), e.priority)));
@@ -253,6 +264,22 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 primary += 1;
                 layer = layer_for(primary, &clock);
                 router = app(layer.clone());
+                continue;
+            }
+            Step::Replay => {
+                // Another client: the browser and the model stay as they
+                // are. Revoked (or expired), the cookie gives a fresh
+                // session, and is deleted at most.
+                if let Some((cookie, key)) = given_up.last() {
+                    let (response, body) =
+                        send(&router, &format!("/read?key={key}"), Some(cookie)).await;
+                    prop_assert_eq!(response.status(), StatusCode::OK);
+                    prop_assert_eq!(body, "", "a given-up cookie still reads {}", key);
+                    for set in response.headers().get_all(header::SET_COOKIE) {
+                        let set = cookie::Cookie::parse(set.to_str().unwrap().to_owned()).unwrap();
+                        prop_assert_eq!(set.max_age().map(|age| age.whole_seconds()), Some(0));
+                    }
+                }
                 continue;
             }
             Step::Tamper => {
@@ -322,9 +349,18 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 ("/cycle-id".to_owned(), true, !expected.entries.is_empty())
             }
             Step::WriteThenFail { key } => (format!("/write-then-fail?key=k{key}"), true, false),
-            Step::Wait { .. } | Step::Rotate | Step::Tamper => unreachable!(),
+            Step::Wait { .. } | Step::Rotate | Step::Tamper | Step::Replay => unreachable!(),
         };
         let (response, body) = send(&router, &path, sent.as_deref()).await;
+        // A logout or a new id that went through gives up the cookie's id.
+        let gives_up = matches!(step, Step::Logout | Step::CycleId);
+        if let (true, true, Some(cookie)) = (gives_up, opened, &sent) {
+            if response.status() == StatusCode::OK {
+                if let Some(key) = before.entries.keys().next() {
+                    given_up.push((cookie.clone(), key.clone()));
+                }
+            }
+        }
         let failed = matches!(step, Step::WriteThenFail { .. });
         // A save that fails (the critical entries exceed the budget) loses
         // the handler's changes: an empty 500.
