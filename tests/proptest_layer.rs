@@ -34,6 +34,7 @@ use axum::extract::Query;
 use axum::http::{header, Request, Response, StatusCode};
 use axum::routing::get;
 use axum::Router;
+use common::model::*;
 use common::*;
 use proptest::prelude::*;
 use sealed_session::http::{LazySession, SessionLayer};
@@ -43,9 +44,6 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tower::ServiceExt as _;
-
-const MAX_IDLE: u64 = 3600;
-const MAX_LIFETIME: u64 = 5000;
 
 #[derive(Debug, Clone)]
 enum Step {
@@ -171,20 +169,6 @@ struct Browser {
     tampered: bool,
 }
 
-/// What the browser's cookie should hold.
-#[derive(Debug, Clone, PartialEq)]
-struct Expected {
-    entries: BTreeMap<String, (String, Priority)>,
-    issued_at: u64,
-    created_at: u64,
-}
-
-impl Expected {
-    fn last_live_second(&self) -> u64 {
-        (self.issued_at + MAX_IDLE).min(self.created_at + MAX_LIFETIME)
-    }
-}
-
 async fn send(app: &Router, path: &str, cookie: Option<&str>) -> (Response<Body>, String) {
     let mut request = Request::builder().uri(path);
     if let Some(cookie) = cookie {
@@ -248,11 +232,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
         sealed_under: None,
         tampered: false,
     };
-    let mut expected = Expected {
-        entries: BTreeMap::new(),
-        issued_at: 0,
-        created_at: 0,
-    };
+    let mut expected = Expected::new(0);
 
     for (n, step) in steps.into_iter().enumerate() {
         match step {
@@ -310,11 +290,9 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
         let opened = sent.is_some() && known_key && !browser.tampered;
         let refused_for_good = sent.is_some() && known_key && browser.tampered;
         let fallback = opened && browser.sealed_under.map(|k| k + 1) == Some(primary);
-        let refresh_due = opened && now - expected.issued_at >= MAX_IDLE / 2;
+        let refresh_due = opened && expected.refresh_due_at(now);
         if !opened {
-            expected.entries.clear();
-            expected.issued_at = now;
-            expected.created_at = now;
+            expected = Expected::new(now);
         }
         let before = expected.clone();
 
@@ -450,17 +428,8 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 expected.entries.clear();
             } else {
                 expected.issued_at = now;
-                let max_age = c.max_age().unwrap().whole_seconds();
-                let last = expected.last_live_second();
-                prop_assert!(
-                    [last, last + 1].contains(&(now + u64::try_from(max_age).unwrap())),
-                    "Max-Age {} at {}, last second {}",
-                    max_age,
-                    now,
-                    last
-                );
+                browser.drops_at = expected.browser_drops_at(now, c)?;
                 browser.cookie = Some(c.value().to_owned());
-                browser.drops_at = now + u64::try_from(max_age).unwrap();
                 browser.sealed_under = Some(primary);
                 browser.tampered = false;
             }

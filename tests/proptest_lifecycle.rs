@@ -42,6 +42,7 @@
 
 mod common;
 
+use common::model::*;
 use common::*;
 use proptest::prelude::*;
 use sealed_session::store::{overflow_key, MemoryRevocations, MemoryStore, OverflowStore};
@@ -53,11 +54,6 @@ use sealed_session::{
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
-
-/// The servers' idle timeout (`common::builder_with`'s) and absolute
-/// lifetime (shorter than its, so that sessions reach it).
-const MAX_IDLE: u64 = 3600;
-const MAX_LIFETIME: u64 = 5000;
 
 /// One request's action on the session.
 #[derive(Debug, Clone)]
@@ -146,72 +142,6 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::RollBack),
         2 => Just(Step::Evict),
     ]
-}
-
-/// What the application stored: key → (value, priority).
-type Model = BTreeMap<String, (String, Priority)>;
-
-/// What the current cookie should hold.
-#[derive(Debug, Clone, PartialEq)]
-struct Expected {
-    entries: Model,
-    /// Entries whose blob the store lost, not yet reported.
-    lost: BTreeSet<String>,
-    issued_at: u64,
-    created_at: u64,
-    expiry: Expiry,
-}
-
-impl Expected {
-    fn new(now: u64) -> Self {
-        Expected {
-            entries: Model::new(),
-            lost: BTreeSet::new(),
-            issued_at: now,
-            created_at: now,
-            expiry: Expiry::Default,
-        }
-    }
-
-    /// Whether the cookie still opens at `now` (FORMAT.md §12).
-    fn live_at(&self, now: u64) -> bool {
-        let age = now - self.issued_at;
-        age <= MAX_IDLE
-            && now - self.created_at <= MAX_LIFETIME
-            && match self.expiry {
-                Expiry::At(end) => now < end,
-                Expiry::Idle(window) => age <= window.as_secs(),
-                _ => true,
-            }
-    }
-
-    /// The last second the cookie opens.
-    fn last_live_second(&self) -> u64 {
-        let own = match self.expiry {
-            Expiry::At(end) => Some(end - 1),
-            Expiry::Idle(window) => Some(self.issued_at + window.as_secs()),
-            _ => None,
-        };
-        [
-            Some(self.issued_at + MAX_IDLE),
-            Some(self.created_at + MAX_LIFETIME),
-            own,
-        ]
-        .into_iter()
-        .flatten()
-        .min()
-        .unwrap()
-    }
-
-    /// Whether an unchanged session is re-sealed at `now` (refresh
-    /// fraction 0.5 of the shorter idle window).
-    fn refresh_due_at(&self, now: u64) -> bool {
-        let window = match self.expiry {
-            Expiry::Idle(own) => own.as_secs().min(MAX_IDLE),
-            _ => MAX_IDLE,
-        };
-        now - self.issued_at >= window / 2
-    }
 }
 
 fn entry_key(key: u8) -> String {
@@ -520,8 +450,6 @@ async fn live(
     let mut cookie: Option<String> = None;
     // The primary key of the server that sealed `cookie`.
     let mut sealed_under = 1;
-    // When a browser drops `cookie` (its Max-Age), if it is persistent.
-    let mut browser_drops_at: Option<u64> = None;
     let mut expected = Expected::new(clock.now());
 
     let (logs, _capture) = Logs::capture(tracing::Level::INFO);
@@ -560,20 +488,6 @@ async fn live(
             _ => {}
         }
         let now = clock.now();
-        if cookie.is_some() {
-            // The browser sends the cookie only while the server opens it,
-            // and drops it no more than the last second before that.
-            let sent = browser_drops_at.is_none_or(|end| now < end);
-            let live = expected.live_at(now);
-            prop_assert!(
-                !sent || live,
-                "a browser still sends a cookie the server refuses"
-            );
-            prop_assert!(
-                sent || !expected.live_at(now + 1),
-                "a browser dropped a cookie with more than a second to live"
-            );
-        }
         let server = match &old {
             Some(old) if on_old => old,
             _ => &new,
@@ -720,20 +634,9 @@ async fn live(
                         expected.issued_at = now;
                         let header = saved.action.header_value().unwrap();
                         prop_assert_eq!(report.header_len, "Set-Cookie: ".len() + header.len());
-                        let max_age = cookie::Cookie::parse(header).unwrap().max_age();
-                        browser_drops_at =
-                            max_age.map(|age| now + u64::try_from(age.whole_seconds()).unwrap());
-                        // Max-Age runs to the cookie's end: the browser
-                        // keeps it through the last second it opens, or
-                        // up to that second.
-                        let last = expected.last_live_second();
-                        prop_assert!(
-                            browser_drops_at == Some(last) || browser_drops_at == Some(last + 1),
-                            "Max-Age {:?} at {}, last second {}",
-                            max_age,
-                            now,
-                            last
-                        );
+                        // (So a browser neither sends it after it ends nor
+                        // drops it before, but for the last second.)
+                        expected.browser_drops_at(now, &cookie::Cookie::parse(header).unwrap())?;
                         let replaced = cookie.replace(saved.action.cookie_value().unwrap().into());
                         sealed_under = server.keys.primary();
                         if !opened {

@@ -3,6 +3,8 @@
 //! fail on demand.
 #![allow(dead_code)]
 
+pub mod model;
+
 use sealed_session::store::{
     BoxFuture, MemoryRevocations, MemoryStore, OverflowStore, RevocationCheck, RevocationQuery,
     RevocationStore,
