@@ -331,8 +331,10 @@ pub enum InvalidSetting {
     /// A store's address (a Redis URL) does not parse: a setup mistake,
     /// not an outage.
     StoreAddress,
-    /// A store's address asks for TLS (`rediss://`, `valkeys://`), which this build of
-    /// the Redis client does not have.
+    /// A store's address asks for TLS (`rediss://`, `valkeys://`) that
+    /// this build of the Redis client does not have (feature `redis-tls`),
+    /// or for TLS without checking the server's certificate (`#insecure`),
+    /// which is refused.
     StoreTls,
     /// Logging a user out of other sessions needs a revocation store with
     /// a user key
@@ -355,7 +357,7 @@ impl fmt::Display for InvalidSetting {
             }
             InvalidSetting::StoreAddress => "the store's address is not a valid URL for it",
             InvalidSetting::StoreTls => {
-                "the store's address asks for TLS, which this build of the Redis client lacks"
+                "the store's address asks for TLS that this build of the Redis client lacks, or for TLS without checking the server's certificate"
             }
             InvalidSetting::NoUserRevocation => {
                 "logging a user out of other sessions needs a revocation store with a user key"

@@ -57,6 +57,10 @@
 //!   axum 0.8 (`axum-core` 0.5) and `http` 1.
 //! - `redis`: `RedisStore` (overflow store) and `RedisRevocations`
 //!   (revocation check) on Redis, over a `redis` 1.8 or later 1.x `ConnectionManager`.
+//! - `redis-tls`: `redis` with TLS (`rediss://`), on rustls with ring; the
+//!   server's certificate is checked against the system's roots (or
+//!   `SSL_CERT_FILE`'s), or those of a client the application builds
+//!   (`RedisStore::connect_client`).
 //! - `test-util`: `store::testing`, conformance checks for implementers of
 //!   the store traits (they panic at the first failure: for tests).
 //!

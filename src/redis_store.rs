@@ -26,6 +26,9 @@
 //! that a session's keys (and a user's two revocation keys, for user ids
 //! without `{` or `}`) would share a slot under a cluster client.
 //!
+//! With the feature `redis-tls` they reach Redis over TLS (`rediss://`),
+//! checking its certificate (see [`RedisStore::connect`]).
+//!
 //! Key layout:
 //!
 //! - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
@@ -44,7 +47,7 @@ use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use crate::clock::Clock;
-use crate::error::StoreError;
+use crate::error::{InvalidSetting, StoreError};
 use crate::session::SessionId;
 use crate::store::{
     at_most, ttl_secs, BoxFuture, OverflowStore, RevocationCheck, RevocationQuery, RevocationStore,
@@ -264,17 +267,38 @@ async fn send<'r, T: redis::FromRedisValue>(
 /// makes another.
 async fn connect(url: &str) -> Result<Connection, Error> {
     // Not logged: the URL may hold a password, and the error quotes it.
-    let client = redis::Client::open(url).map_err(|_| {
-        let tls = ["rediss://", "valkeys://"].iter().any(|scheme| {
-            url.get(..scheme.len())
-                .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
-        });
-        Error::InvalidSetting(if tls {
-            crate::error::InvalidSetting::StoreTls
-        } else {
-            crate::error::InvalidSetting::StoreAddress
-        })
-    })?;
+    let client =
+        redis::Client::open(url).map_err(|_| Error::InvalidSetting(unparsed_address(url)))?;
+    connect_client(client).await
+}
+
+/// Why `url` does not parse: it asks for TLS and this build of the client
+/// has none, or it is no Redis URL.
+fn unparsed_address(url: &str) -> InvalidSetting {
+    let asks_tls = ["rediss://", "valkeys://"].iter().any(|scheme| {
+        url.get(..scheme.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(scheme))
+    });
+    // Whether the client has TLS depends on its features, which the
+    // application may have enabled without `redis-tls`: asked, not assumed.
+    let client_has_tls = redis::Client::open("rediss://127.0.0.1/").is_ok();
+    if asks_tls && !client_has_tls {
+        InvalidSetting::StoreTls
+    } else {
+        InvalidSetting::StoreAddress
+    }
+}
+
+async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
+    if let redis::ConnectionAddr::TcpTls { insecure, .. } = client.get_connection_info().addr() {
+        // Revocation records are not sealed: whoever sits between this
+        // server and an unverified store could make revoked sessions open.
+        if *insecure {
+            return Err(Error::InvalidSetting(InvalidSetting::StoreTls));
+        }
+        #[cfg(feature = "redis-tls")]
+        install_crypto_provider();
+    }
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)))
@@ -283,6 +307,19 @@ async fn connect(url: &str) -> Result<Connection, Error> {
         .await
         .map_err(store_error)?;
     Ok(Connection::new(manager, Some((client, config))))
+}
+
+/// rustls builds each connection's configuration on the process-wide
+/// crypto provider. When none is installed it picks the one built in, and
+/// panics if there are several (ring from this crate, aws-lc-rs from
+/// another): so ring's is installed first, unless the application has
+/// installed one.
+#[cfg(feature = "redis-tls")]
+fn install_crypto_provider() {
+    if rustls::crypto::CryptoProvider::get_default().is_none() {
+        // An error means another thread installed one meanwhile: kept.
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    }
 }
 
 /// A TTL in milliseconds for `PX` / `PEXPIRE`: at least 1 (0 is an error
@@ -318,20 +355,43 @@ impl RedisStore {
     /// A command that timed out may still be carried out later by the
     /// server (an id reported as not revoked can end up revoked).
     ///
-    /// The crate builds the `redis` client without TLS: unless the
-    /// application enables the client's TLS support itself (Cargo merges
-    /// the features), `rediss://` and `valkeys://` are refused.
+    /// TLS (`rediss://`, `valkeys://`) needs the feature `redis-tls`.
+    /// The server's certificate is then checked against the system's root
+    /// certificates, or those of the PEM file that `SSL_CERT_FILE` names,
+    /// and an address that turns the check off (`#insecure`) is refused.
+    /// For a private CA or a client certificate, build the client with
+    /// `redis::Client::build_with_tls` and pass it to
+    /// [`RedisStore::connect_client`].
     ///
     /// # Errors
     ///
     /// [`InvalidSetting::StoreAddress`](crate::InvalidSetting::StoreAddress)
     /// if `url` is not a Redis URL,
     /// [`InvalidSetting::StoreTls`](crate::InvalidSetting::StoreTls) for a
-    /// `rediss://` or `valkeys://` one; [`StoreError::Unavailable`] if no
-    /// connection can be made (the cause logged at `WARN`).
+    /// TLS one that this build cannot serve or that turns the certificate
+    /// check off; [`StoreError::Unavailable`] if no connection can be made
+    /// (a certificate that does not check out included; the cause logged
+    /// at `WARN`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
         Ok(RedisStore {
             connection: Arc::new(connect(url).await?),
+            namespace: Namespace::default(),
+        })
+    }
+
+    /// Connects through `client`, built by the application (with
+    /// `redis::Client::build_with_tls` for a private CA or a client
+    /// certificate, say), with the timeouts and the replacement of
+    /// connections of [`RedisStore::connect`].
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidSetting::StoreTls`](crate::InvalidSetting::StoreTls) if
+    /// the client skips the server's certificate check;
+    /// [`StoreError::Unavailable`] if no connection can be made.
+    pub async fn connect_client(client: redis::Client) -> Result<Self, Error> {
+        Ok(RedisStore {
+            connection: Arc::new(connect_client(client).await?),
             namespace: Namespace::default(),
         })
     }
@@ -484,6 +544,22 @@ impl RedisRevocations {
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         Ok(RedisRevocations {
             connection: Arc::new(connect(url).await?),
+            clock,
+            namespace: Namespace::default(),
+        })
+    }
+
+    /// Connects through `client`, as [`RedisStore::connect_client`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect_client`].
+    pub async fn connect_client(
+        client: redis::Client,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        Ok(RedisRevocations {
+            connection: Arc::new(connect_client(client).await?),
             clock,
             namespace: Namespace::default(),
         })

@@ -21,6 +21,19 @@ use std::time::{Duration, Instant};
 struct RedisServer {
     child: Child,
     port: u16,
+    /// Further arguments (a TLS port and its certificates), kept for
+    /// restarts.
+    args: Vec<String>,
+}
+
+/// A port free now (tests run in parallel: it may be taken before it is
+/// bound).
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 impl RedisServer {
@@ -28,13 +41,14 @@ impl RedisServer {
         format!("redis://127.0.0.1:{}/", self.port)
     }
 
-    /// Starts `redis-server` on `port` and waits until it answers there
-    /// with its own process id; `None` if it exits first (the port was
-    /// taken meanwhile, say) or another process answers.
-    fn spawn(port: u16) -> Option<Child> {
+    /// Starts `redis-server` on `port` (and what `args` add) and waits
+    /// until it answers there with its own process id; `None` if it exits
+    /// first (a port was taken meanwhile, say) or another process answers.
+    fn spawn(port: u16, args: &[String]) -> Option<Child> {
         let mut child = Command::new("redis-server")
             .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -64,6 +78,12 @@ impl RedisServer {
     /// Starts a server, or returns `None` (skip) when `redis-server` is not
     /// installed outside CI.
     fn start() -> Option<Self> {
+        Self::start_with(Vec::new)
+    }
+
+    /// [`RedisServer::start`], with the arguments `args` gives for each
+    /// attempt (a fresh TLS port each time, say).
+    fn start_with(args: impl Fn() -> Vec<String>) -> Option<Self> {
         let installed = Command::new("redis-server")
             .arg("--version")
             .stdout(Stdio::null())
@@ -75,13 +95,9 @@ impl RedisServer {
         // A free port now may be taken before the server binds it (tests
         // run in parallel): try a few.
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            if let Some(child) = Self::spawn(port) {
-                return Some(RedisServer { child, port });
+            let (port, args) = (free_port(), args());
+            if let Some(child) = Self::spawn(port, &args) {
+                return Some(RedisServer { child, port, args });
             }
         }
         panic!("redis-server could not start on a free loopback port");
@@ -101,14 +117,14 @@ impl RedisServer {
     /// Kills the server and starts another on its port.
     fn restart(&mut self) {
         self.kill();
-        self.child = Self::respawn(self.port);
+        self.child = Self::respawn(self.port, &self.args);
     }
 
     /// Starts a server on `port`, retrying a few times: the port can take
     /// a moment to be free again.
-    fn respawn(port: u16) -> Child {
+    fn respawn(port: u16, args: &[String]) -> Child {
         for attempt in 1..=5 {
-            if let Some(child) = Self::spawn(port) {
+            if let Some(child) = Self::spawn(port, args) {
                 return child;
             }
             std::thread::sleep(Duration::from_millis(100 * attempt));
@@ -616,7 +632,8 @@ async fn redis_revocations() {
             "{url}"
         );
     }
-    // TLS is not built in: said as such, not as a bad address.
+    // Without TLS built in, a TLS address is said to be one, not a bad one.
+    #[cfg(not(feature = "redis-tls"))]
     for url in [
         "rediss://127.0.0.1:6379/",
         "REDISS://127.0.0.1:6379/",
@@ -627,6 +644,17 @@ async fn redis_revocations() {
                 .await
                 .unwrap_err(),
             Error::InvalidSetting(sealed_session::InvalidSetting::StoreTls),
+            "{url}"
+        );
+    }
+    // With TLS, a TLS address that does not parse is a bad address.
+    #[cfg(feature = "redis-tls")]
+    for url in ["rediss://127.0.0.1:99999/", "valkeys://[::1/"] {
+        assert_eq!(
+            RedisRevocations::connect(url, clock.clone())
+                .await
+                .unwrap_err(),
+            Error::InvalidSetting(sealed_session::InvalidSetting::StoreAddress),
             "{url}"
         );
     }
@@ -992,4 +1020,271 @@ async fn a_redis_store_follows_a_failover_after_a_readonly_answer() {
     // application gave keeps writing to it, and is refused every time.
     assert_eq!(given.put("k", b"new".to_vec(), day).await, refused);
     assert_eq!(given.put("k", b"new".to_vec(), day).await, refused);
+}
+
+/// TLS to Redis (feature `redis-tls`): a server with a TLS port and
+/// certificates made for the test, by a CA of its own.
+#[cfg(feature = "redis-tls")]
+mod tls {
+    use super::*;
+    use rcgen::{
+        BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
+        ExtendedKeyUsagePurpose, IsCa, KeyPair,
+    };
+    use sealed_session::store::{OverflowStore, RevocationCheck, RevocationQuery};
+    use std::path::{Path, PathBuf};
+
+    /// Where the process that runs `in_a_process_that_trusts_the_test_ca`
+    /// finds the certificates.
+    const PKI_DIR: &str = "SEALED_SESSION_TEST_PKI";
+
+    /// A directory of PEM files, removed on drop: `ca.pem` (the trusted
+    /// CA); the key pairs `server` (for `localhost` and 127.0.0.1, by
+    /// that CA), `stranger` (the same names, by another CA), `elsewhere`
+    /// (for `elsewhere.example`, by the CA) and `client` (a client's, by
+    /// the CA), each as `<name>.pem` and `<name>.key`.
+    struct Pki {
+        dir: PathBuf,
+    }
+
+    impl Pki {
+        fn new() -> Self {
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "sealed-session-pki-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, SeqCst)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let ca = authority("test CA");
+            let stranger_ca = authority("another CA");
+            std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
+            let names = || vec!["localhost".to_owned(), "127.0.0.1".to_owned()];
+            for (name, issuer, sans, usage) in [
+                ("server", &ca, names(), ExtendedKeyUsagePurpose::ServerAuth),
+                (
+                    "stranger",
+                    &stranger_ca,
+                    names(),
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                ),
+                (
+                    "elsewhere",
+                    &ca,
+                    vec!["elsewhere.example".to_owned()],
+                    ExtendedKeyUsagePurpose::ServerAuth,
+                ),
+                (
+                    "client",
+                    &ca,
+                    Vec::new(),
+                    ExtendedKeyUsagePurpose::ClientAuth,
+                ),
+            ] {
+                let mut params = CertificateParams::new(sans).unwrap();
+                params.distinguished_name = named(name);
+                params.extended_key_usages.push(usage);
+                let key = KeyPair::generate().unwrap();
+                let cert = params.signed_by(&key, issuer).unwrap();
+                std::fs::write(dir.join(format!("{name}.pem")), cert.pem()).unwrap();
+                std::fs::write(dir.join(format!("{name}.key")), key.serialize_pem()).unwrap();
+            }
+            Pki { dir }
+        }
+
+        fn read(dir: &Path, file: &str) -> Vec<u8> {
+            std::fs::read(dir.join(file)).unwrap()
+        }
+    }
+
+    impl Drop for Pki {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    /// A distinguished name of its own for each certificate: OpenSSL takes
+    /// a certificate whose subject is its issuer's for a self-signed one.
+    fn named(common_name: &str) -> DistinguishedName {
+        let mut name = DistinguishedName::new();
+        name.push(DnType::CommonName, common_name);
+        name
+    }
+
+    fn authority(common_name: &str) -> CertifiedIssuer<'static, KeyPair> {
+        let mut params = CertificateParams::new(Vec::new()).unwrap();
+        params.distinguished_name = named(common_name);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap()
+    }
+
+    /// A Redis server whose TLS port presents `<cert>.pem`, asking
+    /// clients for a certificate by the CA if `client_certificates`.
+    struct TlsServer {
+        server: RedisServer,
+    }
+
+    impl TlsServer {
+        fn start(pki: &Path, cert: &str, client_certificates: bool) -> Option<Self> {
+            let file = |name: String| pki.join(name).to_str().unwrap().to_owned();
+            let server = RedisServer::start_with(|| {
+                vec![
+                    "--tls-port".to_owned(),
+                    free_port().to_string(),
+                    "--tls-cert-file".to_owned(),
+                    file(format!("{cert}.pem")),
+                    "--tls-key-file".to_owned(),
+                    file(format!("{cert}.key")),
+                    "--tls-ca-cert-file".to_owned(),
+                    file("ca.pem".to_owned()),
+                    "--tls-auth-clients".to_owned(),
+                    if client_certificates { "yes" } else { "no" }.to_owned(),
+                ]
+            })?;
+            Some(TlsServer { server })
+        }
+
+        fn tls_port(&self) -> &str {
+            &self.server.args[1]
+        }
+
+        fn url(&self, host: &str) -> String {
+            format!("rediss://{host}:{}/", self.tls_port())
+        }
+    }
+
+    async fn round_trip(store: &RedisStore) {
+        let key = "sealed-session:overflow:{00000000000000000000000000000000}:tls";
+        let blob = b"sealed blob".to_vec();
+        store
+            .put(key, blob.clone(), Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert_eq!(store.get(key).await.unwrap(), Some(blob));
+    }
+
+    async fn revoke_and_check(revocations: &RedisRevocations) {
+        let id = SessionId::from_bytes([9; 16]);
+        let query = || RevocationQuery::new(id, 0, None);
+        assert!(!revocations.is_revoked(query()).await.unwrap());
+        revocations
+            .revoke_session(id, Duration::from_secs(60))
+            .await
+            .unwrap();
+        assert!(revocations.is_revoked(query()).await.unwrap());
+    }
+
+    /// `connect` checks the server's certificate against the system's
+    /// root certificates, which `SSL_CERT_FILE` replaces: set here for a
+    /// process of its own, as the variable is read at each connection and
+    /// setting it in this process would race with the other tests.
+    #[test]
+    fn connect_checks_the_certificate_against_the_system_roots() {
+        let installed = Command::new("redis-server")
+            .arg("--version")
+            .stdout(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !service_available(installed, "redis-server", "apt-get install redis-server") {
+            return;
+        }
+        let pki = Pki::new();
+        let output = Command::new(std::env::current_exe().unwrap())
+            .args(["--exact", "tls::in_a_process_that_trusts_the_test_ca"])
+            .args(["--ignored", "--nocapture"])
+            .env("SSL_CERT_FILE", pki.dir.join("ca.pem"))
+            .env(PKI_DIR, &pki.dir)
+            .output()
+            .unwrap();
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert!(
+            output.status.success(),
+            "{stdout}\n{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        assert!(stdout.contains("1 passed"), "{stdout}");
+    }
+
+    #[tokio::test]
+    #[ignore = "run by connect_checks_the_certificate_against_the_system_roots"]
+    async fn in_a_process_that_trusts_the_test_ca() {
+        let pki = PathBuf::from(std::env::var_os(PKI_DIR).expect("run by its parent test"));
+        let server = TlsServer::start(&pki, "server", false).expect("redis-server");
+        for host in ["localhost", "127.0.0.1"] {
+            round_trip(&RedisStore::connect(&server.url(host)).await.unwrap()).await;
+        }
+        let revocations = RedisRevocations::connect(&server.url("localhost"), clock())
+            .await
+            .unwrap();
+        revoke_and_check(&revocations).await;
+
+        // Not a man in the middle: a certificate by another CA, one for
+        // another name.
+        for cert in ["stranger", "elsewhere"] {
+            let other = TlsServer::start(&pki, cert, false).expect("redis-server");
+            assert_eq!(
+                RedisStore::connect(&other.url("localhost"))
+                    .await
+                    .unwrap_err(),
+                Error::Store(StoreError::Unavailable),
+                "{cert}"
+            );
+        }
+        // Turning the check off is a setup mistake, said before connecting.
+        let insecure = format!("{}#insecure", server.url("localhost"));
+        assert_eq!(
+            RedisRevocations::connect(&insecure, clock())
+                .await
+                .unwrap_err(),
+            Error::InvalidSetting(sealed_session::InvalidSetting::StoreTls)
+        );
+        // A plain connection to the TLS port gets no answer it can read.
+        let plain = format!("redis://127.0.0.1:{}/", server.tls_port());
+        let started = Instant::now();
+        assert_eq!(
+            RedisStore::connect(&plain).await.unwrap_err(),
+            Error::Store(StoreError::Unavailable)
+        );
+        assert!(started.elapsed() < Duration::from_secs(10));
+    }
+
+    /// A private CA and a client certificate, through a client the
+    /// application builds: the server refuses a client without one.
+    #[tokio::test]
+    async fn connect_client_with_a_private_ca_and_a_client_certificate() {
+        let pki = Pki::new();
+        let Some(server) = TlsServer::start(&pki.dir, "server", true) else {
+            return;
+        };
+        let client = |client_tls| {
+            redis::Client::build_with_tls(
+                server.url("localhost").as_str(),
+                redis::TlsCertificates {
+                    client_tls,
+                    root_cert: Some(Pki::read(&pki.dir, "ca.pem")),
+                },
+            )
+            .unwrap()
+        };
+        let with_certificate = || {
+            client(Some(redis::ClientTlsConfig {
+                client_cert: Pki::read(&pki.dir, "client.pem"),
+                client_key: Pki::read(&pki.dir, "client.key"),
+            }))
+        };
+        round_trip(
+            &RedisStore::connect_client(with_certificate())
+                .await
+                .unwrap(),
+        )
+        .await;
+        let revocations = RedisRevocations::connect_client(with_certificate(), clock())
+            .await
+            .unwrap();
+        revoke_and_check(&revocations).await;
+        assert_eq!(
+            RedisStore::connect_client(client(None)).await.unwrap_err(),
+            Error::Store(StoreError::Unavailable)
+        );
+    }
 }
