@@ -3,10 +3,11 @@
 //! writes, removes or reads an entry, logs out, takes a new id, fails with
 //! a 500 after a write, or never touches the session; between requests
 //! time passes, the servers' key rotates (the old key kept as fallback,
-//! the one before dropped), the cookie is tampered with, or someone
-//! replays a cookie that a logout or a new id gave up. The browser
-//! keeps cookies as a browser does (`Max-Age`, deletion). After every
-//! response:
+//! the one before dropped), the cookie is tampered with, someone
+//! replays a cookie that a logout or a new id gave up, or the overflow
+//! store, the revocation store or both go out of reach or come back. The
+//! browser keeps cookies as a browser does (`Max-Age`, deletion). After
+//! every response:
 //!
 //! - `Set-Cookie` is sent exactly when the issue says: the session was
 //!   modified, its refresh was due, a fallback key opened it, or there is a
@@ -24,7 +25,15 @@
 //! - the browser's cookie holds what the model holds (overflowed entries
 //!   included), and each read answers with the model's value;
 //! - a replayed cookie whose id was given up reads as a fresh session (the
-//!   layer's revocation store), and is deleted at most.
+//!   layer's revocation store), and is deleted at most;
+//! - a store out of reach costs at most the request's changes, with an
+//!   empty 503 and no `Set-Cookie`: a 503 only when a store is down and
+//!   the handler touched the session (for a read, exactly when its entry
+//!   is overflowed); a cookie the revocation store cannot vouch for is kept,
+//!   its handler gets a fresh session and what it stores there is refused
+//!   (a logout still deletes it, reporting the id it could not revoke); a
+//!   refresh that cannot renew the blob leaves the cookie as it was; and
+//!   no entry is ever dropped as gone from the store.
 #![cfg(feature = "axum")]
 
 mod common;
@@ -38,7 +47,6 @@ use common::model::*;
 use common::*;
 use proptest::prelude::*;
 use sealed_session::http::{LazySession, SessionLayer};
-use sealed_session::store::{MemoryRevocations, MemoryStore};
 use sealed_session::{Clock, Error, FixedClock, KeyRing, Priority};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
@@ -76,6 +84,12 @@ enum Step {
     /// Someone replays the cookie a logout or a new id gave up (a copy
     /// taken before), reading an entry it held.
     Replay,
+    /// From now on the overflow store, the revocation store, both or
+    /// neither cannot be reached.
+    Outage {
+        overflow: bool,
+        revocation: bool,
+    },
 }
 
 fn step() -> impl Strategy<Value = Step> {
@@ -93,6 +107,8 @@ fn step() -> impl Strategy<Value = Step> {
         1 => Just(Step::Rotate),
         1 => Just(Step::Tamper),
         1 => Just(Step::Replay),
+        2 => (any::<bool>(), any::<bool>())
+            .prop_map(|(overflow, revocation)| Step::Outage { overflow, revocation }),
     ]
 }
 
@@ -199,14 +215,23 @@ fn header_items(response: &Response<Body>, name: header::HeaderName) -> Vec<Stri
 
 async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
     let clock = clock();
-    let store = Arc::new(MemoryStore::with_clock(clock.clone()));
-    // The keys each save reported dropped (the report hook).
-    let dropped: Arc<Mutex<Vec<(String, Priority)>>> = Arc::default();
-    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let store = Arc::new(Instrumented::new(&clock));
+    // The keys each save reported dropped (the report hook), and whether
+    // one reported an id it could not revoke.
+    let dropped: Arc<Mutex<Vec<(String, Priority, usize)>>> = Arc::default();
+    let unrevoked: Arc<Mutex<bool>> = Arc::default();
+    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
+    let (mut overflow_down, mut revocation_down) = (false, false);
+    let outage = |overflow: bool, revocation: bool| {
+        store.set_down(overflow);
+        revocations.set_down(revocation);
+        revocations.set_checks_down(revocation);
+    };
     // Cookies whose id a logout or a new id gave up, with a key each held.
     let mut given_up: Vec<(String, String)> = Vec::new();
     let layer_for = |primary: u8, clock: &Arc<FixedClock>| {
         let reports = dropped.clone();
+        let unrevoked = unrevoked.clone();
         let fallbacks = (primary > 1).then(|| key(primary - 1));
         SessionLayer::builder(KeyRing::with_fallbacks(key(primary), fallbacks).unwrap())
             .cookie_name("id")
@@ -218,7 +243,13 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
             .revocation_store(revocations.clone(), None)
             .on_save_report(move |report, _| {
                 let mut dropped = reports.lock().unwrap();
-                dropped.extend(report.dropped.iter().map(|e| (e.key.clone(), e.priority)));
+                dropped.extend(
+                    report
+                        .dropped
+                        .iter()
+                        .map(|e| (e.key.clone(), e.priority, e.size)),
+                );
+                *unrevoked.lock().unwrap() |= report.unrevoked.is_some();
             })
             .build()
             .unwrap()
@@ -235,6 +266,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
     let mut expected = Expected::new(0);
 
     for (n, step) in steps.into_iter().enumerate() {
+        outage(overflow_down, revocation_down);
         match step {
             Step::Wait { secs } => {
                 clock.advance(secs);
@@ -262,6 +294,13 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 }
                 continue;
             }
+            Step::Outage {
+                overflow,
+                revocation,
+            } => {
+                (overflow_down, revocation_down) = (overflow, revocation);
+                continue;
+            }
             Step::Tamper => {
                 // (Once: a second change could restore the first.)
                 if let (Some(cookie), false) = (&mut browser.cookie, browser.tampered) {
@@ -287,14 +326,32 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
         let known_key = browser
             .sealed_under
             .is_some_and(|k| k == primary || k + 1 == primary);
-        let opened = sent.is_some() && known_key && !browser.tampered;
+        let opens = sent.is_some() && known_key && !browser.tampered;
+        // The revocation store cannot vouch for the cookie: the handler
+        // gets a fresh session, and the cookie is kept (but a logout
+        // deletes it).
+        let blocked = opens && revocation_down;
+        let opened = opens && !revocation_down;
         let refused_for_good = sent.is_some() && known_key && browser.tampered;
         let fallback = opened && browser.sealed_under.map(|k| k + 1) == Some(primary);
         let refresh_due = opened && expected.refresh_due_at(now);
-        if !opened {
+        // The cookie's entries that only the overflow store holds.
+        let overflowed = match (&sent, opened) {
+            (Some(cookie), true) => match layer.sealer().open_async(cookie).await {
+                Ok(session) => overflowed_keys(&session),
+                Err(e) => return Err(TestCaseError::fail(format!("step {n}: {e:?}"))),
+            },
+            _ => Vec::new(),
+        };
+        if !opens {
             expected = Expected::new(now);
         }
+        // What the browser's cookie holds; `expected` is what the handler
+        // sees.
         let before = expected.clone();
+        if blocked {
+            expected = Expected::new(now);
+        }
 
         let (path, touches, changes) = match &step {
             Step::Insert {
@@ -327,7 +384,11 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 ("/cycle-id".to_owned(), true, !expected.entries.is_empty())
             }
             Step::WriteThenFail { key } => (format!("/write-then-fail?key=k{key}"), true, false),
-            Step::Wait { .. } | Step::Rotate | Step::Tamper | Step::Replay => unreachable!(),
+            Step::Wait { .. }
+            | Step::Rotate
+            | Step::Tamper
+            | Step::Replay
+            | Step::Outage { .. } => unreachable!(),
         };
         let (response, body) = send(&router, &path, sent.as_deref()).await;
         // A logout or a new id that went through gives up the cookie's id.
@@ -339,11 +400,24 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 }
             }
         }
+        let unrevoked = std::mem::take(&mut *unrevoked.lock().unwrap());
+        if matches!(step, Step::Logout) && opens {
+            prop_assert_eq!(unrevoked, revocation_down, "step {}: unrevoked", n);
+        }
         let failed = matches!(step, Step::WriteThenFail { .. });
         // A save that fails (the critical entries exceed the budget) loses
         // the handler's changes: an empty 500.
         let save_failed = !failed && response.status() == StatusCode::INTERNAL_SERVER_ERROR;
-        if save_failed {
+        // A store out of reach: an empty 503, nothing saved.
+        let unavailable = response.status() == StatusCode::SERVICE_UNAVAILABLE;
+        if unavailable {
+            prop_assert!(
+                touches && (overflow_down || blocked),
+                "step {} {:?}",
+                n,
+                step
+            );
+        } else if save_failed {
             prop_assert!(expected
                 .entries
                 .values()
@@ -353,18 +427,31 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
         } else {
             prop_assert_eq!(response.status(), StatusCode::OK, "{}", body);
         }
-        if failed || save_failed {
+        // A read needs the store exactly when its entry is overflowed.
+        if let Step::Read { key } = &step {
+            let needs_store = overflowed.contains(&format!("k{key}"));
+            prop_assert_eq!(unavailable, overflow_down && needs_store, "step {}", n);
+        }
+        // What a handler stores in the fresh session it got instead of a
+        // cookie the revocation store could not vouch for is refused.
+        if blocked && changes && !matches!(step, Step::Logout) {
+            prop_assert!(unavailable || failed, "step {} {:?}", n, step);
+        }
+        if failed || save_failed || unavailable {
             // Nothing saved: the changes are lost.
             expected = before.clone();
         }
         // What the save dropped to fit the budget (with the store, only
         // when even the list of moved keys does not fit).
-        for (key, priority) in dropped.lock().unwrap().drain(..) {
+        for (key, priority, size) in dropped.lock().unwrap().drain(..) {
             prop_assert!(priority != Priority::Critical);
+            // Not found gone from the store (size 0): nothing evicts
+            // blobs here, and a store out of reach is not one that lost them.
+            prop_assert!(size > 0, "step {}: {} dropped as gone", n, key);
             let held = expected.entries.remove(&key);
             prop_assert_eq!(held.map(|(_, p)| p), Some(priority));
         }
-        if let (Step::Read { key }, false) = (&step, save_failed) {
+        if let (Step::Read { key }, false) = (&step, save_failed || unavailable) {
             let held = expected.entries.get(&format!("k{key}"));
             prop_assert_eq!(&body, held.map_or("", |(v, _)| v.as_str()));
         }
@@ -395,7 +482,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 "set"
             }
         });
-        let want = if !touches || failed || save_failed {
+        let want = if !touches || failed || save_failed || unavailable {
             // (After a server error a bad cookie may also be deleted.)
             if failed && refused_for_good && got == Some("delete") {
                 got
@@ -409,8 +496,10 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
             (opened || refused_for_good || logout).then_some("delete")
         } else if changes || refresh_due || fallback {
             // (A fresh session has entries only if the handler stored
-            // them: a change.)
-            Some("set")
+            // them: a change.) A refresh or a re-seal that cannot renew
+            // the blob leaves the cookie as it was.
+            let renewal_failed = !changes && overflow_down && !overflowed.is_empty();
+            (!renewal_failed || got.is_some()).then_some("set")
         } else {
             None
         };
@@ -435,7 +524,13 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
             }
         }
 
-        // The browser's cookie holds the model.
+        // A cookie the revocation store could not vouch for is kept.
+        if blocked && got != Some("delete") {
+            expected = before.clone();
+        }
+
+        // The browser's cookie holds the model (read with the stores back).
+        outage(false, false);
         if let (Some(cookie), false) = (&browser.cookie, browser.tampered) {
             let sealer = layer.sealer();
             let mut session = match sealer.open_async(cookie).await {
@@ -467,7 +562,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 128, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
     fn the_layer_sets_the_cookie_exactly_when_it_must_and_it_holds_the_model(
