@@ -61,6 +61,7 @@
 //!   server's certificate is checked against the system's roots (or
 //!   `SSL_CERT_FILE`'s), or those of a client the application builds
 //!   (`RedisStore::connect_client`).
+//! - `redis-cluster`: `redis` on a Redis Cluster (`RedisStore::connect_cluster`).
 //! - `test-util`: `store::testing`, conformance checks for implementers of
 //!   the store traits (they panic at the first failure: for tests).
 //!

@@ -19,12 +19,17 @@
 //! moves the store): until a write or a timeout moves the store, its reads
 //! miss what the new primary records (a revocation, a blob).
 //!
-//! They talk to one Redis server (or a replica set's primary): the
-//! connection manager does not speak the Redis Cluster protocol, so a
-//! cluster node would answer `MOVED` for keys in other slots, which the
-//! store reports as unavailable. The keys carry hash tags all the same, so
-//! that a session's keys (and a user's two revocation keys, for user ids
-//! without `{` or `}`) would share a slot under a cluster client.
+//! Made by `connect` or `connect_client`, they talk to one Redis server
+//! (or a replica set's primary): the connection manager does not speak the
+//! Redis Cluster protocol, so a cluster node would answer `MOVED` for keys
+//! in other slots, which the store reports as unavailable. With the
+//! feature `redis-cluster`, `connect_cluster` talks to a Redis Cluster.
+//! The keys carry hash tags, so that a session's keys share a slot, and so
+//! do a user's two revocation keys, unless the user id begins with `}`:
+//! that empties the tag, the two records fall in two slots, and on a
+//! cluster every check and revocation of that user fails (closed). The
+//! replacement of connections described above is for one server; a
+//! cluster connection follows moved slots and failovers by itself.
 //!
 //! With the feature `redis-tls` they reach Redis over TLS (`rediss://`),
 //! checking its certificate (see [`RedisStore::connect`]).
@@ -125,8 +130,32 @@ struct Connection {
 #[derive(Clone)]
 struct Current {
     generation: u64,
-    manager: ConnectionManager,
+    manager: Manager,
     replaced_at: Option<Instant>,
+}
+
+/// What requests go out on (a clone shares its connections).
+#[derive(Clone)]
+enum Manager {
+    /// One server.
+    Single(ConnectionManager),
+    /// A Redis Cluster: the connection follows its slots and failovers by
+    /// itself, and is never replaced.
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster_async::ClusterConnection),
+}
+
+impl Manager {
+    async fn query<T: redis::FromRedisValue>(
+        &mut self,
+        request: Request<'_>,
+    ) -> redis::RedisResult<T> {
+        match self {
+            Manager::Single(manager) => request.query(manager).await,
+            #[cfg(feature = "redis-cluster")]
+            Manager::Cluster(cluster) => request.query(cluster).await,
+        }
+    }
 }
 
 /// The least time between two replacements: an address that keeps leading
@@ -135,10 +164,7 @@ struct Current {
 const MIN_REPLACEMENT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Connection {
-    fn new(
-        manager: ConnectionManager,
-        remake: Option<(redis::Client, ConnectionManagerConfig)>,
-    ) -> Self {
+    fn new(manager: Manager, remake: Option<(redis::Client, ConnectionManagerConfig)>) -> Self {
         Connection {
             current: RwLock::new(Current {
                 generation: 0,
@@ -147,6 +173,18 @@ impl Connection {
             }),
             remake,
         }
+    }
+
+    /// Whether it is a Redis Cluster's.
+    fn is_cluster(&self) -> bool {
+        #[cfg(feature = "redis-cluster")]
+        {
+            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
+            if let Manager::Cluster(_) = current.manager {
+                return true;
+            }
+        }
+        false
     }
 
     /// The manager to send on (a clone shares its connection).
@@ -183,7 +221,7 @@ impl Connection {
             };
             *current = Current {
                 generation: generation + 1,
-                manager,
+                manager: Manager::Single(manager),
                 replaced_at: Some(Instant::now()),
             };
         }
@@ -204,7 +242,7 @@ enum Request<'r> {
 impl Request<'_> {
     async fn query<T: redis::FromRedisValue>(
         self,
-        connection: &mut ConnectionManager,
+        connection: &mut impl redis::aio::ConnectionLike,
     ) -> redis::RedisResult<T> {
         match self {
             Request::Command(command) => command.query_async(connection).await,
@@ -243,13 +281,13 @@ async fn send<'r, T: redis::FromRedisValue>(
     let request = request.into();
     // A clone of the manager, which shares its connection.
     let mut current = connection.current();
-    let result = match request.query(&mut current.manager).await {
+    let result = match current.manager.query(request).await {
         Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() && !e.is_timeout() => {
             tracing::debug!(
                 event = "redis-resent",
                 "a Redis connection was dropped: sending once more on a new one"
             );
-            request.query(&mut current.manager).await
+            current.manager.query(request).await
         }
         result => result,
     };
@@ -289,8 +327,10 @@ fn unparsed_address(url: &str) -> InvalidSetting {
     }
 }
 
-async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
-    if let redis::ConnectionAddr::TcpTls { insecure, .. } = client.get_connection_info().addr() {
+/// Refuses TLS that skips the server's certificate check, and readies
+/// rustls for TLS.
+fn check_tls(address: &redis::ConnectionAddr) -> Result<(), Error> {
+    if let redis::ConnectionAddr::TcpTls { insecure, .. } = address {
         // Revocation records are not sealed: whoever sits between this
         // server and an unverified store could make revoked sessions open.
         if *insecure {
@@ -299,6 +339,11 @@ async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
         #[cfg(feature = "redis-tls")]
         install_crypto_provider();
     }
+    Ok(())
+}
+
+async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
+    check_tls(client.get_connection_info().addr())?;
     let config = ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)))
@@ -306,7 +351,35 @@ async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
     let manager = ConnectionManager::new_with_config(client.clone(), config.clone())
         .await
         .map_err(store_error)?;
-    Ok(Connection::new(manager, Some((client, config))))
+    Ok(Connection::new(
+        Manager::Single(manager),
+        Some((client, config)),
+    ))
+}
+
+/// Connects to a Redis Cluster through `nodes`, with the timeouts of
+/// [`connect`], and three seconds for a request with its redirections
+/// (a slot that moved, a failover).
+#[cfg(feature = "redis-cluster")]
+async fn connect_cluster(nodes: &[&str]) -> Result<Connection, Error> {
+    let mut addresses = Vec::with_capacity(nodes.len());
+    for url in nodes {
+        // Not logged: the URL may hold a password, and the error quotes it.
+        let client =
+            redis::Client::open(*url).map_err(|_| Error::InvalidSetting(unparsed_address(url)))?;
+        check_tls(client.get_connection_info().addr())?;
+        addresses.push(client.get_connection_info().clone());
+    }
+    // No node, nodes that differ in password, user, TLS or protocol, or a
+    // Unix socket (a cluster gives its nodes' addresses as TCP).
+    let client = redis::cluster::ClusterClientBuilder::new(addresses)
+        .connection_timeout(Duration::from_secs(1))
+        .response_timeout(Duration::from_secs(1))
+        .overall_response_timeout(Some(Duration::from_secs(3)))
+        .build()
+        .map_err(|_| Error::InvalidSetting(InvalidSetting::StoreAddress))?;
+    let cluster = client.get_async_connection().await.map_err(store_error)?;
+    Ok(Connection::new(Manager::Cluster(cluster), None))
 }
 
 /// rustls builds each connection's configuration on the process-wide
@@ -396,6 +469,26 @@ impl RedisStore {
         })
     }
 
+    /// Connects to a Redis Cluster (feature `redis-cluster`) through
+    /// `nodes`, the URLs of some of its nodes (one is enough; the others
+    /// are found from it), which must agree on password, user, TLS and
+    /// protocol. A request times out as with [`RedisStore::connect`], and
+    /// gets three seconds with the redirections of a slot that moved or
+    /// of a failover, which the connection follows by itself.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect`] for each URL, and
+    /// [`InvalidSetting::StoreAddress`](crate::InvalidSetting::StoreAddress)
+    /// if `nodes` is empty or its URLs disagree.
+    #[cfg(feature = "redis-cluster")]
+    pub async fn connect_cluster(nodes: &[&str]) -> Result<Self, Error> {
+        Ok(RedisStore {
+            connection: Arc::new(connect_cluster(nodes).await?),
+            namespace: Namespace::default(),
+        })
+    }
+
     /// Uses an existing connection manager, with its timeouts (keep a
     /// response timeout, `ConnectionManagerConfig::set_response_timeout`:
     /// without one, a server that stops answering hangs every request that
@@ -406,7 +499,7 @@ impl RedisStore {
     /// it (the module's docs say when that is).
     pub fn from_manager(connection: ConnectionManager) -> Self {
         RedisStore {
-            connection: Arc::new(Connection::new(connection, None)),
+            connection: Arc::new(Connection::new(Manager::Single(connection), None)),
             namespace: Namespace::default(),
         }
     }
@@ -565,11 +658,27 @@ impl RedisRevocations {
         })
     }
 
+    /// Connects to a Redis Cluster, as [`RedisStore::connect_cluster`].
+    /// With a user key, a check asks the session's node, then the
+    /// user's: two round trips where one server takes one.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect_cluster`].
+    #[cfg(feature = "redis-cluster")]
+    pub async fn connect_cluster(nodes: &[&str], clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Ok(RedisRevocations {
+            connection: Arc::new(connect_cluster(nodes).await?),
+            clock,
+            namespace: Namespace::default(),
+        })
+    }
+
     /// Uses an existing connection manager, with its timeouts (see
     /// [`RedisStore::from_manager`]).
     pub fn from_manager(connection: ConnectionManager, clock: Arc<dyn Clock>) -> Self {
         RedisRevocations {
-            connection: Arc::new(Connection::new(connection, None)),
+            connection: Arc::new(Connection::new(Manager::Single(connection), None)),
             clock,
             namespace: Namespace::default(),
         }
@@ -740,29 +849,38 @@ impl RevocationCheck for RedisRevocations {
             // A missing key reads as "", as does an empty one (whoever can
             // write one could as well delete the record). Bytes, not text:
             // a record that is not UTF-8 is altered content, not an outage.
-            let user_key = self.user_key(user);
-            let mut reads = redis::pipe();
-            reads
-                .cmd("EXISTS")
-                .arg(self.session_key(&query.session_id))
-                .cmd("MULTI")
-                .ignore()
-                .cmd("GETRANGE")
-                .arg(self.user_keep_key(user))
-                .arg(0)
-                .arg(RECORD_MAX_LEN)
-                .ignore()
-                .cmd("GETRANGE")
-                .arg(&user_key)
-                .arg(0)
-                .arg(RECORD_MAX_LEN)
-                .ignore()
-                .cmd("EXEC");
-            let (revoked, (kept, not_before)): (bool, (Vec<u8>, Vec<u8>)) =
-                send(&self.connection, &mut reads).await?;
-            if revoked {
-                return Ok(true);
-            }
+            let session_key = self.session_key(&query.session_id);
+            let (keep_key, user_key) = (self.user_keep_key(user), self.user_key(user));
+            let getrange = |pipe: &mut redis::Pipeline, key: &str| {
+                pipe.cmd("GETRANGE").arg(key).arg(0).arg(RECORD_MAX_LEN);
+            };
+            let (kept, not_before): (Vec<u8>, Vec<u8>) = if self.connection.is_cluster() {
+                // A cluster takes a pipeline to one slot only: the
+                // session's first, then the user's two records.
+                let mut exists = redis::cmd("EXISTS");
+                exists.arg(&session_key);
+                if send(&self.connection, &mut exists).await? {
+                    return Ok(true);
+                }
+                let mut reads = redis::pipe();
+                reads.atomic();
+                getrange(&mut reads, &keep_key);
+                getrange(&mut reads, &user_key);
+                send(&self.connection, &mut reads).await?
+            } else {
+                let mut reads = redis::pipe();
+                reads.cmd("EXISTS").arg(&session_key).cmd("MULTI").ignore();
+                getrange(&mut reads, &keep_key);
+                reads.ignore();
+                getrange(&mut reads, &user_key);
+                reads.ignore().cmd("EXEC");
+                let (revoked, records): (bool, (Vec<u8>, Vec<u8>)) =
+                    send(&self.connection, &mut reads).await?;
+                if revoked {
+                    return Ok(true);
+                }
+                records
+            };
             if not_before.len() > RECORD_MAX_LEN || kept.len() > RECORD_MAX_LEN {
                 return Err(Error::Store(StoreError::Rejected));
             }

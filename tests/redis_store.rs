@@ -1288,3 +1288,241 @@ mod tls {
         );
     }
 }
+
+/// A Redis Cluster (feature `redis-cluster`): three primaries on free
+/// loopback ports, no replicas.
+#[cfg(feature = "redis-cluster")]
+mod cluster {
+    use super::*;
+    use sealed_session::store::{overflow_key, OverflowStore, RevocationCheck, RevocationQuery};
+
+    struct Cluster {
+        nodes: Vec<RedisServer>,
+        dir: std::path::PathBuf,
+    }
+
+    impl Drop for Cluster {
+        fn drop(&mut self) {
+            self.nodes.clear();
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+
+    impl Cluster {
+        /// Starts the nodes and joins them with `redis-cli --cluster
+        /// create` (it comes with `redis-server`); `None` (skip) as
+        /// [`RedisServer::start`].
+        fn start() -> Option<Self> {
+            let cli = Command::new("redis-cli")
+                .arg("--version")
+                .stdout(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !service_available(cli, "redis-cli", "apt-get install redis-tools") {
+                return None;
+            }
+            static NEXT: AtomicUsize = AtomicUsize::new(0);
+            let dir = std::env::temp_dir().join(format!(
+                "sealed-session-cluster-{}-{}",
+                std::process::id(),
+                NEXT.fetch_add(1, SeqCst)
+            ));
+            std::fs::create_dir_all(&dir).unwrap();
+            let mut cluster = Cluster {
+                nodes: Vec::new(),
+                dir,
+            };
+            for _ in 0..3 {
+                let node = RedisServer::start_with(|| {
+                    // Its own state file, and its bus on a free port (the
+                    // default, its port + 10000, may be out of range).
+                    let file = cluster
+                        .dir
+                        .join(format!("nodes-{}.conf", NEXT.fetch_add(1, SeqCst)));
+                    vec![
+                        "--cluster-enabled".to_owned(),
+                        "yes".to_owned(),
+                        "--cluster-config-file".to_owned(),
+                        file.to_str().unwrap().to_owned(),
+                        "--cluster-port".to_owned(),
+                        free_port().to_string(),
+                    ]
+                })?;
+                cluster.nodes.push(node);
+            }
+            let addresses: Vec<String> = cluster
+                .nodes
+                .iter()
+                .map(|node| format!("127.0.0.1:{}", node.port))
+                .collect();
+            let created = Command::new("redis-cli")
+                .args(["--cluster", "create"])
+                .args(&addresses)
+                .arg("--cluster-yes")
+                .stdout(Stdio::null())
+                .status()
+                .expect("redis-cli starts");
+            assert!(created.success(), "redis-cli --cluster create");
+            let deadline = Instant::now() + Duration::from_secs(20);
+            while !cluster.nodes.iter().all(|node| {
+                let info = Command::new("redis-cli")
+                    .args(["-p", &node.port.to_string(), "cluster", "info"])
+                    .output()
+                    .expect("redis-cli starts");
+                let info = String::from_utf8_lossy(&info.stdout);
+                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+            }) {
+                assert!(Instant::now() < deadline, "the cluster did not form");
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            Some(cluster)
+        }
+
+        fn urls(&self) -> Vec<String> {
+            self.nodes.iter().map(RedisServer::url).collect()
+        }
+
+        /// The index of the node that holds `key` (the others answer
+        /// `MOVED`).
+        async fn owner_of(&self, key: &str) -> usize {
+            for (index, node) in self.nodes.iter().enumerate() {
+                let mut conn = raw(&node.url()).await;
+                let owns: redis::RedisResult<bool> =
+                    redis::cmd("EXISTS").arg(key).query_async(&mut conn).await;
+                if owns == Ok(true) {
+                    return index;
+                }
+            }
+            panic!("no node holds {key}");
+        }
+    }
+
+    #[cfg(feature = "test-util")]
+    #[tokio::test]
+    async fn redis_cluster_conformance() {
+        let Some(cluster) = Cluster::start() else {
+            return;
+        };
+        let urls = cluster.urls();
+        let first = [urls[0].as_str()];
+        let store = RedisStore::connect_cluster(&first).await.unwrap();
+        check_overflow_store(&store, |s| tokio::time::sleep(Duration::from_secs(s))).await;
+        let clock = clock();
+        let revocations = Arc::new(
+            RedisRevocations::connect_cluster(&first, clock.clone())
+                .await
+                .unwrap(),
+        );
+        let sealer = builder(&clock)
+            .revocation(revocations.clone(), Some("user"))
+            .build()
+            .unwrap();
+        check_revocation_store(&sealer, &clock, &*revocations, |s| {
+            tokio::time::sleep(Duration::from_secs(s))
+        })
+        .await;
+    }
+
+    /// Sessions spread over the nodes, and a check with a user asks the
+    /// session's node and the user's, which differ.
+    #[tokio::test]
+    async fn a_cluster_spreads_sessions_and_checks_users_on_their_own_node() {
+        let Some(cluster) = Cluster::start() else {
+            return;
+        };
+        let urls = cluster.urls();
+        let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let store = RedisStore::connect_cluster(&nodes).await.unwrap();
+        let mut holders = std::collections::BTreeSet::new();
+        for byte in 0..24u8 {
+            let key = overflow_key(&SessionId::from_bytes([byte; 16]), &[byte; 16]);
+            let blob = vec![byte; 100];
+            store
+                .put(&key, blob.clone(), Duration::from_secs(60))
+                .await
+                .unwrap();
+            assert_eq!(store.get(&key).await.unwrap(), Some(blob));
+            holders.insert(cluster.owner_of(&key).await);
+        }
+        assert_eq!(holders.len(), 3, "every node holds some sessions");
+
+        let clock = clock();
+        let revocations = RedisRevocations::connect_cluster(&nodes, clock.clone())
+            .await
+            .unwrap();
+        let day = Duration::from_secs(86_400);
+        RevocationStore::revoke_user(&revocations, "ada", day)
+            .await
+            .unwrap();
+        let user_node = cluster.owner_of("sealed-session:revoked-user:{ada}").await;
+        // A revoked session on another node than the user's records.
+        let mut byte = 0u8;
+        let id = loop {
+            let id = SessionId::from_bytes([byte; 16]);
+            RevocationStore::revoke_session(&revocations, id, day)
+                .await
+                .unwrap();
+            let key = format!("sealed-session:revoked:{{{id}}}");
+            if cluster.owner_of(&key).await != user_node {
+                break id;
+            }
+            byte += 1;
+        };
+        let now = sealed_session::Clock::now(&*clock);
+        let ask = |id, created_at| {
+            revocations.is_revoked(RevocationQuery::new(id, created_at, Some("ada")))
+        };
+        // Revoked as a session, whatever the user's record says.
+        assert!(ask(id, now + 1).await.unwrap());
+        // Not revoked as a session: the user's record decides.
+        let other = SessionId::from_bytes([200; 16]);
+        assert!(ask(other, now).await.unwrap());
+        assert!(!ask(other, now + 1).await.unwrap());
+        // A user id that begins with `}` empties the keys' hash tag: its two
+        // records fall in two slots, and using them fails (closed).
+        let unavailable = Error::Store(StoreError::Unavailable);
+        let query = RevocationQuery::new(other, now, Some("}ada"));
+        assert_eq!(
+            revocations.is_revoked(query).await.unwrap_err(),
+            unavailable
+        );
+        assert_eq!(
+            RevocationStore::revoke_user(&revocations, "}ada", day)
+                .await
+                .unwrap_err(),
+            unavailable
+        );
+    }
+
+    #[tokio::test]
+    async fn cluster_addresses_that_cannot_serve_are_setup_mistakes() {
+        let clock = clock();
+        let refused = |nodes: &'static [&'static str]| {
+            let clock = clock.clone();
+            async move {
+                RedisRevocations::connect_cluster(nodes, clock)
+                    .await
+                    .unwrap_err()
+            }
+        };
+        let invalid = |setting| Error::InvalidSetting(setting);
+        use sealed_session::InvalidSetting::{StoreAddress, StoreTls};
+        assert_eq!(refused(&[]).await, invalid(StoreAddress));
+        assert_eq!(refused(&["not a url"]).await, invalid(StoreAddress));
+        assert_eq!(
+            refused(&["redis://:one@127.0.0.1:1/", "redis://:two@127.0.0.1:2/"]).await,
+            invalid(StoreAddress)
+        );
+        assert_eq!(
+            refused(&["redis+unix:///tmp/redis.sock"]).await,
+            invalid(StoreAddress)
+        );
+        #[cfg(feature = "redis-tls")]
+        assert_eq!(
+            refused(&["rediss://127.0.0.1:1/#insecure"]).await,
+            invalid(StoreTls)
+        );
+        #[cfg(not(feature = "redis-tls"))]
+        assert_eq!(refused(&["rediss://127.0.0.1:1/"]).await, invalid(StoreTls));
+    }
+}
