@@ -1290,7 +1290,7 @@ mod tls {
 }
 
 /// A Redis Cluster (feature `redis-cluster`): three primaries on free
-/// loopback ports, no replicas.
+/// loopback ports, each with a replica or none.
 #[cfg(feature = "redis-cluster")]
 mod cluster {
     use super::*;
@@ -1310,9 +1310,9 @@ mod cluster {
 
     impl Cluster {
         /// Starts the nodes and joins them with `redis-cli --cluster
-        /// create` (it comes with `redis-server`); `None` (skip) as
-        /// [`RedisServer::start`].
-        fn start() -> Option<Self> {
+        /// create` (it comes with `redis-server`), with a replica for each
+        /// primary if `replicas`; `None` (skip) as [`RedisServer::start`].
+        fn start(replicas: bool) -> Option<Self> {
             let cli = Command::new("redis-cli")
                 .arg("--version")
                 .stdout(Stdio::null())
@@ -1332,7 +1332,8 @@ mod cluster {
                 nodes: Vec::new(),
                 dir,
             };
-            for _ in 0..3 {
+            let count = if replicas { 6 } else { 3 };
+            for _ in 0..count {
                 let node = RedisServer::start_with(|| {
                     // Its own state file, and its bus on a free port (the
                     // default, its port + 10000, may be out of range).
@@ -1358,6 +1359,7 @@ mod cluster {
             let created = Command::new("redis-cli")
                 .args(["--cluster", "create"])
                 .args(&addresses)
+                .args(["--cluster-replicas", if replicas { "1" } else { "0" }])
                 .arg("--cluster-yes")
                 .stdout(Stdio::null())
                 .status()
@@ -1370,7 +1372,8 @@ mod cluster {
                     .output()
                     .expect("redis-cli starts");
                 let info = String::from_utf8_lossy(&info.stdout);
-                info.contains("cluster_state:ok") && info.contains("cluster_known_nodes:3")
+                info.contains("cluster_state:ok")
+                    && info.contains(&format!("cluster_known_nodes:{count}"))
             }) {
                 assert!(Instant::now() < deadline, "the cluster did not form");
                 std::thread::sleep(Duration::from_millis(100));
@@ -1382,8 +1385,8 @@ mod cluster {
             self.nodes.iter().map(RedisServer::url).collect()
         }
 
-        /// The index of the node that holds `key` (the others answer
-        /// `MOVED`).
+        /// The index of the primary that holds `key` (the others answer
+        /// `MOVED`, replicas too).
         async fn owner_of(&self, key: &str) -> usize {
             for (index, node) in self.nodes.iter().enumerate() {
                 let mut conn = raw(&node.url()).await;
@@ -1400,7 +1403,7 @@ mod cluster {
     #[cfg(feature = "test-util")]
     #[tokio::test]
     async fn redis_cluster_conformance() {
-        let Some(cluster) = Cluster::start() else {
+        let Some(cluster) = Cluster::start(false) else {
             return;
         };
         let urls = cluster.urls();
@@ -1427,7 +1430,7 @@ mod cluster {
     /// session's node and the user's, which differ.
     #[tokio::test]
     async fn a_cluster_spreads_sessions_and_checks_users_on_their_own_node() {
-        let Some(cluster) = Cluster::start() else {
+        let Some(cluster) = Cluster::start(false) else {
             return;
         };
         let urls = cluster.urls();
@@ -1492,6 +1495,64 @@ mod cluster {
                 .unwrap_err(),
             unavailable
         );
+    }
+
+    /// A failover hands a primary's slots to its replica: the store follows
+    /// on the connection it has (`MOVED`, then the new slot map).
+    #[tokio::test]
+    async fn a_cluster_store_follows_a_failover() {
+        let Some(cluster) = Cluster::start(true) else {
+            return;
+        };
+        let urls = cluster.urls();
+        let store = RedisStore::connect_cluster(&[urls[0].as_str()])
+            .await
+            .unwrap();
+        let key = overflow_key(&SessionId::from_bytes([1; 16]), &[1; 16]);
+        let ttl = Duration::from_secs(60);
+        store.put(&key, b"before".to_vec(), ttl).await.unwrap();
+        let owner = cluster.owner_of(&key).await;
+        let info = |port: u16| {
+            let out = Command::new("redis-cli")
+                .args(["-p", &port.to_string(), "info", "replication"])
+                .output()
+                .expect("redis-cli starts");
+            String::from_utf8_lossy(&out.stdout).into_owned()
+        };
+        let owner_port = cluster.nodes[owner].port;
+        let replica = (0..cluster.nodes.len())
+            .find(|&i| info(cluster.nodes[i].port).contains(&format!("master_port:{owner_port}")))
+            .expect("the primary has a replica");
+        // The write has reached the replica.
+        let mut conn = raw(&cluster.nodes[owner].url()).await;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let acknowledged: u32 = redis::cmd("WAIT")
+                .arg(1)
+                .arg(200)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            if acknowledged == 1 {
+                break;
+            }
+            assert!(Instant::now() < deadline, "the replica did not catch up");
+        }
+        let replica_port = cluster.nodes[replica].port.to_string();
+        let failover = Command::new("redis-cli")
+            .args(["-p", &replica_port, "cluster", "failover"])
+            .output()
+            .expect("redis-cli starts");
+        assert!(String::from_utf8_lossy(&failover.stdout).contains("OK"));
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !info(cluster.nodes[replica].port).contains("role:master") {
+            assert!(Instant::now() < deadline, "no failover");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        assert_eq!(store.get(&key).await.unwrap(), Some(b"before".to_vec()));
+        store.put(&key, b"after".to_vec(), ttl).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), Some(b"after".to_vec()));
+        assert_eq!(cluster.owner_of(&key).await, replica);
     }
 
     #[tokio::test]
