@@ -60,7 +60,12 @@
 //! - `redis-tls`: `redis` with TLS (`rediss://`), on rustls with ring; the
 //!   server's certificate is checked against the system's roots (or
 //!   `SSL_CERT_FILE`'s), or those of a client the application builds
-//!   (`RedisStore::connect_client`).
+//!   (`RedisStore::connect_client`). It turns on rustls' ring provider:
+//!   when another crate also turns on aws-lc-rs, rustls needs a provider
+//!   installed for the process (`CryptoProvider::install_default`, at the
+//!   start of `main`) before any default configuration is built. If none
+//!   is installed when the store first connects over TLS, it installs
+//!   ring's, for the whole process.
 //! - `redis-cluster`: `redis` on a Redis Cluster (`RedisStore::connect_cluster`).
 //! - `test-util`: `store::testing`, conformance checks for implementers of
 //!   the store traits (they panic at the first failure: for tests).

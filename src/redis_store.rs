@@ -84,6 +84,10 @@ struct Failure {
 /// `READONLY` or `MASTERDOWN` (a replica, its primary out of reach).
 fn failure(e: redis::RedisError) -> Failure {
     let category = e.category().to_owned();
+    #[cfg(feature = "redis-tls")]
+    let tls = tls_failure(&e);
+    #[cfg(not(feature = "redis-tls"))]
+    let tls = "";
     let (timeout, refused) = (e.is_timeout(), e.is_connection_refusal());
     // A server error, or a pipeline's errors (one per failed command).
     let codes: Vec<String> = e
@@ -110,12 +114,54 @@ fn failure(e: redis::RedisError) -> Failure {
         timeout,
         refused,
         store_error = %kind,
+        tls,
         "a Redis store request failed"
     );
     Failure {
         error: Error::Store(kind),
         stale_connection: timeout || has("READONLY") || has("MASTERDOWN"),
     }
+}
+
+/// What TLS refused, when it did: a class, for a failure that would
+/// otherwise read as any I/O error (never the error's text, which names
+/// hosts).
+#[cfg(feature = "redis-tls")]
+fn tls_failure(e: &redis::RedisError) -> &'static str {
+    use rustls::{CertificateError, Error as Tls};
+    use std::error::Error as _;
+    type Shared = Arc<dyn std::error::Error + Send + Sync>;
+    // The client wraps the I/O error in an `Arc`; the I/O error carries
+    // the TLS one.
+    let mut next = e.source();
+    for _ in 0..8 {
+        let Some(error) = next else { break };
+        next = if let Some(shared) = error.downcast_ref::<Shared>() {
+            Some(&**shared)
+        } else if let Some(io) = error.downcast_ref::<std::io::Error>() {
+            io.get_ref()
+                .map(|inner| inner as &(dyn std::error::Error + 'static))
+        } else if let Some(tls) = error.downcast_ref::<Tls>() {
+            return match tls {
+                Tls::InvalidCertificate(CertificateError::UnknownIssuer) => {
+                    "certificate-unknown-issuer"
+                }
+                Tls::InvalidCertificate(
+                    CertificateError::NotValidForName
+                    | CertificateError::NotValidForNameContext { .. },
+                ) => "certificate-for-another-name",
+                Tls::InvalidCertificate(
+                    CertificateError::Expired | CertificateError::ExpiredContext { .. },
+                ) => "certificate-expired",
+                Tls::InvalidCertificate(_) => "certificate-invalid",
+                Tls::AlertReceived(_) => "refused-by-server",
+                _ => "handshake-failed",
+            };
+        } else {
+            error.source()
+        };
+    }
+    ""
 }
 
 /// The connection manager the requests go out on, and, for a store made by
@@ -430,11 +476,15 @@ impl RedisStore {
     ///
     /// TLS (`rediss://`, `valkeys://`) needs the feature `redis-tls`.
     /// The server's certificate is then checked against the system's root
-    /// certificates, or those of the PEM file that `SSL_CERT_FILE` names,
+    /// certificates, or those of the PEM file that `SSL_CERT_FILE` names
+    /// (as built by this crate: the `redis` crate's own TLS features,
+    /// if the application enables others, change where roots come from),
     /// and an address that turns the check off (`#insecure`) is refused.
-    /// For a private CA or a client certificate, build the client with
-    /// `redis::Client::build_with_tls` and pass it to
-    /// [`RedisStore::connect_client`].
+    /// What TLS refused is logged (`tls`: an unknown issuer, a certificate
+    /// for another name, …). For a private CA or a client certificate,
+    /// build the client with `redis::Client::build_with_tls` and pass it
+    /// to [`RedisStore::connect_client`]. A password in the URL is
+    /// percent-encoded (a `#` in it would start the URL's fragment).
     ///
     /// # Errors
     ///
@@ -455,7 +505,10 @@ impl RedisStore {
     /// Connects through `client`, built by the application (with
     /// `redis::Client::build_with_tls` for a private CA or a client
     /// certificate, say), with the timeouts and the replacement of
-    /// connections of [`RedisStore::connect`].
+    /// connections of [`RedisStore::connect`]. Of its TLS settings only
+    /// `#insecure` is refused: a client built to skip the host name check
+    /// (`danger_accept_invalid_hostnames`, which needs the `redis` crate's
+    /// `tls-rustls-insecure` feature) is taken as built.
     ///
     /// # Errors
     ///
@@ -496,7 +549,8 @@ impl RedisStore {
     /// sets). This
     /// manager is never replaced: a connection that stops answering, or
     /// one to a demoted primary, stays in use as long as the manager keeps
-    /// it (the module's docs say when that is).
+    /// it (the module's docs say when that is). Nothing of its TLS is
+    /// checked.
     pub fn from_manager(connection: ConnectionManager) -> Self {
         RedisStore {
             connection: Arc::new(Connection::new(Manager::Single(connection), None)),

@@ -1208,7 +1208,10 @@ mod tls {
     #[tokio::test]
     #[ignore = "run by connect_checks_the_certificate_against_the_system_roots"]
     async fn in_a_process_that_trusts_the_test_ca() {
-        let pki = PathBuf::from(std::env::var_os(PKI_DIR).expect("run by its parent test"));
+        let Some(pki) = std::env::var_os(PKI_DIR).map(PathBuf::from) else {
+            eprintln!("skipping: run by connect_checks_the_certificate_against_the_system_roots");
+            return;
+        };
         let server = TlsServer::start(&pki, "server", false).expect("redis-server");
         for host in ["localhost", "127.0.0.1"] {
             round_trip(&RedisStore::connect(&server.url(host)).await.unwrap()).await;
@@ -1220,8 +1223,13 @@ mod tls {
 
         // Not a man in the middle: a certificate by another CA, one for
         // another name.
-        for cert in ["stranger", "elsewhere"] {
+        // another name; the log says which.
+        for (cert, logged) in [
+            ("stranger", "certificate-unknown-issuer"),
+            ("elsewhere", "certificate-for-another-name"),
+        ] {
             let other = TlsServer::start(&pki, cert, false).expect("redis-server");
+            let (logs, guard) = Logs::capture(tracing::Level::WARN);
             assert_eq!(
                 RedisStore::connect(&other.url("localhost"))
                     .await
@@ -1229,15 +1237,20 @@ mod tls {
                 Error::Store(StoreError::Unavailable),
                 "{cert}"
             );
+            drop(guard);
+            let text = logs.text();
+            assert!(text.contains(&format!("tls=\"{logged}\"")), "{text}");
         }
         // Turning the check off is a setup mistake, said before connecting.
-        let insecure = format!("{}#insecure", server.url("localhost"));
-        assert_eq!(
-            RedisRevocations::connect(&insecure, clock())
-                .await
-                .unwrap_err(),
-            Error::InvalidSetting(sealed_session::InvalidSetting::StoreTls)
-        );
+        for scheme in ["rediss", "valkeys"] {
+            let insecure = format!("{scheme}://localhost:{}/#insecure", server.tls_port());
+            assert_eq!(
+                RedisRevocations::connect(&insecure, clock())
+                    .await
+                    .unwrap_err(),
+                Error::InvalidSetting(sealed_session::InvalidSetting::StoreTls)
+            );
+        }
         // A plain connection to the TLS port gets no answer it can read.
         let plain = format!("redis://127.0.0.1:{}/", server.tls_port());
         let started = Instant::now();
@@ -1282,8 +1295,31 @@ mod tls {
             .await
             .unwrap();
         revoke_and_check(&revocations).await;
+        let (logs, guard) = Logs::capture(tracing::Level::WARN);
         assert_eq!(
             RedisStore::connect_client(client(None)).await.unwrap_err(),
+            Error::Store(StoreError::Unavailable)
+        );
+        drop(guard);
+        assert!(
+            logs.text().contains("tls=\"refused-by-server\""),
+            "{}",
+            logs.text()
+        );
+        // The client's roots are checked too.
+        let stranger = TlsServer::start(&pki.dir, "stranger", false).expect("redis-server");
+        let trusting_the_ca = redis::Client::build_with_tls(
+            stranger.url("localhost").as_str(),
+            redis::TlsCertificates {
+                client_tls: None,
+                root_cert: Some(Pki::read(&pki.dir, "ca.pem")),
+            },
+        )
+        .unwrap();
+        assert_eq!(
+            RedisStore::connect_client(trusting_the_ca)
+                .await
+                .unwrap_err(),
             Error::Store(StoreError::Unavailable)
         );
     }
