@@ -1371,12 +1371,19 @@ mod cluster {
             let count = if replicas { 6 } else { 3 };
             for _ in 0..count {
                 let node = RedisServer::start_with(|| {
-                    // Its own state file, and its bus on a free port (the
+                    // Its own state file, its files (a replica's copy of
+                    // its primary) in the cluster's directory rather than
+                    // the working one, and its bus on a free port (the
                     // default, its port + 10000, may be out of range).
                     let file = cluster
                         .dir
                         .join(format!("nodes-{}.conf", NEXT.fetch_add(1, SeqCst)));
+                    let dump = format!("dump-{}.rdb", NEXT.fetch_add(1, SeqCst));
                     vec![
+                        "--dir".to_owned(),
+                        cluster.dir.to_str().unwrap().to_owned(),
+                        "--dbfilename".to_owned(),
+                        dump,
                         "--cluster-enabled".to_owned(),
                         "yes".to_owned(),
                         "--cluster-config-file".to_owned(),
