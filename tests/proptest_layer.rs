@@ -6,8 +6,10 @@
 //! the one before dropped), the cookie is tampered with, someone
 //! replays a cookie that a logout or a new id gave up, or the overflow
 //! store, the revocation store or both go out of reach or come back. The
-//! browser keeps cookies as a browser does (`Max-Age`, deletion). After
-//! every response:
+//! browser keeps cookies as a browser does (`Max-Age`, deletion; a
+//! browser-session cookie it sends past its end). Each case draws the
+//! layer's `__Host-` prefix, `open_every_request` and persistent or
+//! browser-session cookies. After every response:
 //!
 //! - `Set-Cookie` is sent exactly when the issue says: the session was
 //!   modified, its refresh was due, a fallback key opened it, or there is a
@@ -179,16 +181,45 @@ struct Browser {
     cookie: Option<String>,
     /// When it drops the cookie (its Max-Age).
     drops_at: u64,
+    /// The cookie's last second on the servers.
+    last_live: u64,
     /// The primary key it was sealed under (its header names it), and
     /// whether it was tampered with since.
     sealed_under: Option<u8>,
     tampered: bool,
 }
 
-async fn send(app: &Router, path: &str, cookie: Option<&str>) -> (Response<Body>, String) {
+/// The layer's settings that change what a response carries.
+#[derive(Debug, Clone, Copy)]
+struct Options {
+    /// The cookie is `__Host-id`, not `id`.
+    host_prefix: bool,
+    /// The cookie is opened on every request that carries it.
+    open_every_request: bool,
+    /// `Max-Age` (else a browser-session cookie, which a browser sends
+    /// until it closes, expired or not).
+    persistent: bool,
+}
+
+impl Options {
+    fn cookie_name(self) -> &'static str {
+        if self.host_prefix {
+            "__Host-id"
+        } else {
+            "id"
+        }
+    }
+}
+
+async fn send(
+    app: &Router,
+    path: &str,
+    name: &str,
+    cookie: Option<&str>,
+) -> (Response<Body>, String) {
     let mut request = Request::builder().uri(path);
     if let Some(cookie) = cookie {
-        request = request.header(header::COOKIE, format!("theme=dark; id={cookie}"));
+        request = request.header(header::COOKIE, format!("theme=dark; {name}={cookie}"));
     }
     let response = app
         .clone()
@@ -213,7 +244,8 @@ fn header_items(response: &Response<Body>, name: header::HeaderName) -> Vec<Stri
         .collect()
 }
 
-async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
+async fn live(steps: Vec<Step>, budget: usize, options: Options) -> Result<(), TestCaseError> {
+    let name = options.cookie_name();
     let clock = clock();
     let store = Arc::new(Instrumented::new(&clock));
     // The keys each save reported dropped (the report hook), and whether
@@ -235,6 +267,9 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
         let fallbacks = (primary > 1).then(|| key(primary - 1));
         SessionLayer::builder(KeyRing::with_fallbacks(key(primary), fallbacks).unwrap())
             .cookie_name("id")
+            .host_prefix(options.host_prefix)
+            .open_every_request(options.open_every_request)
+            .persistent(options.persistent)
             .max_idle(Duration::from_secs(MAX_IDLE))
             .max_lifetime(Duration::from_secs(MAX_LIFETIME))
             .clock(clock.clone())
@@ -260,6 +295,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
     let mut browser = Browser {
         cookie: None,
         drops_at: 0,
+        last_live: 0,
         sealed_under: None,
         tampered: false,
     };
@@ -284,7 +320,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 // session, and is deleted at most.
                 if let Some((cookie, key)) = given_up.last() {
                     let (response, body) =
-                        send(&router, &format!("/read?key={key}"), Some(cookie)).await;
+                        send(&router, &format!("/read?key={key}"), name, Some(cookie)).await;
                     prop_assert_eq!(response.status(), StatusCode::OK);
                     prop_assert_eq!(body, "", "a given-up cookie still reads {}", key);
                     for set in response.headers().get_all(header::SET_COOKIE) {
@@ -326,13 +362,15 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
         let known_key = browser
             .sealed_under
             .is_some_and(|k| k == primary || k + 1 == primary);
-        let opens = sent.is_some() && known_key && !browser.tampered;
+        // (A browser-session cookie is sent after its end.)
+        let live = now <= browser.last_live;
+        let opens = sent.is_some() && known_key && !browser.tampered && live;
         // The revocation store cannot vouch for the cookie: the handler
         // gets a fresh session, and the cookie is kept (but a logout
         // deletes it).
         let blocked = opens && revocation_down;
         let opened = opens && !revocation_down;
-        let refused_for_good = sent.is_some() && known_key && browser.tampered;
+        let refused_for_good = sent.is_some() && known_key && (browser.tampered || !live);
         let fallback = opened && browser.sealed_under.map(|k| k + 1) == Some(primary);
         let refresh_due = opened && expected.refresh_due_at(now);
         // The cookie's entries that only the overflow store holds.
@@ -374,7 +412,12 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 (format!("/remove?key=k{key}"), true, removed)
             }
             Step::Read { key } => (format!("/read?key=k{key}"), true, false),
-            Step::Untouched => ("/untouched".to_owned(), false, false),
+            // (Opened all the same when every request opens its cookie.)
+            Step::Untouched => (
+                "/untouched".to_owned(),
+                options.open_every_request && sent.is_some(),
+                false,
+            ),
             Step::Logout => {
                 expected.entries.clear();
                 ("/logout".to_owned(), true, true)
@@ -390,7 +433,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
             | Step::Replay
             | Step::Outage { .. } => unreachable!(),
         };
-        let (response, body) = send(&router, &path, sent.as_deref()).await;
+        let (response, body) = send(&router, &path, name, sent.as_deref()).await;
         // A logout or a new id that went through gives up the cookie's id.
         let gives_up = matches!(step, Step::Logout | Step::CycleId);
         if let (true, true, Some(cookie)) = (gives_up, opened, &sent) {
@@ -506,7 +549,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
         prop_assert_eq!(got, want, "step {} {:?}", n, step);
 
         if let Some(c) = &set_cookie {
-            prop_assert_eq!(c.name(), "id");
+            prop_assert_eq!(c.name(), name);
             prop_assert_eq!(c.http_only(), Some(true));
             prop_assert_eq!(c.secure(), Some(true));
             prop_assert_eq!(c.same_site(), Some(cookie::SameSite::Lax));
@@ -517,7 +560,13 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
                 expected.entries.clear();
             } else {
                 expected.issued_at = now;
-                browser.drops_at = expected.browser_drops_at(now, c)?;
+                browser.last_live = expected.last_live_second();
+                browser.drops_at = if options.persistent {
+                    expected.browser_drops_at(now, c)?
+                } else {
+                    prop_assert_eq!(c.max_age(), None);
+                    u64::MAX
+                };
                 browser.cookie = Some(c.value().to_owned());
                 browser.sealed_under = Some(primary);
                 browser.tampered = false;
@@ -536,6 +585,7 @@ async fn live(steps: Vec<Step>, budget: usize) -> Result<(), TestCaseError> {
             let mut session = match sealer.open_async(cookie).await {
                 Ok(session) => session,
                 Err(Error::UnknownKeyId) => continue,
+                Err(Error::Expired(_)) if now > browser.last_live => continue,
                 Err(e) => return Err(TestCaseError::fail(format!("step {n}: {e:?}"))),
             };
             let keys: BTreeMap<String, Priority> = session
@@ -568,8 +618,12 @@ proptest! {
     fn the_layer_sets_the_cookie_exactly_when_it_must_and_it_holds_the_model(
         steps in proptest::collection::vec(step(), 1..40),
         budget in 400usize..2500,
+        host_prefix: bool,
+        open_every_request: bool,
+        persistent: bool,
     ) {
+        let options = Options { host_prefix, open_every_request, persistent };
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        runtime.block_on(live(steps, budget))?;
+        runtime.block_on(live(steps, budget, options))?;
     }
 }
