@@ -66,7 +66,8 @@
 //!   start of `main`) before any default configuration is built. If none
 //!   is installed when the store first connects over TLS, it installs
 //!   ring's, for the whole process.
-//! - `redis-cluster`: `redis` on a Redis Cluster (`RedisStore::connect_cluster`).
+//! - `redis-cluster`: `redis` on a Redis Cluster (`RedisStore::connect_cluster`,
+//!   `RedisRevocations::connect_cluster`).
 //! - `test-util`: `store::testing`, conformance checks for implementers of
 //!   the store traits (they panic at the first failure: for tests).
 //!

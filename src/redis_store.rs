@@ -1,50 +1,6 @@
 //! Redis implementations of the overflow store and the revocation check
-//! (feature `redis`), on the `redis` crate's async connection manager,
-//! which reconnects by itself after the server comes back. A request whose
-//! connection had been dropped (a server restart, a failover, an idle
-//! connection closed by Redis' `timeout` or by a NAT) is sent once more on
-//! the new connection, so that the server's coming back does not fail the
-//! first request of each connection.
-//!
-//! The manager keeps a connection that stays open but no longer answers
-//! (the server's host gone without closing it, a network partition: Linux
-//! gives up on it only after its retransmissions, about 15 minutes with
-//! the default `tcp_retries2` by tcp(7)), and one to a
-//! primary demoted to a replica in a failover, which refuses every write
-//! (`READONLY`). So after a request times out or is answered `READONLY`,
-//! a store made by `connect` replaces its manager (at most once a second):
-//! the next requests go out on a new connection, to whichever server the
-//! address now leads to. A demoted primary still answers reads, unless it
-//! runs with `replica-serve-stale-data no` (then `MASTERDOWN`, which also
-//! moves the store): until a write or a timeout moves the store, its reads
-//! miss what the new primary records (a revocation, a blob).
-//!
-//! Made by `connect` or `connect_client`, they talk to one Redis server
-//! (or a replica set's primary): the connection manager does not speak the
-//! Redis Cluster protocol, so a cluster node would answer `MOVED` for keys
-//! in other slots, which the store reports as unavailable. With the
-//! feature `redis-cluster`, `connect_cluster` talks to a Redis Cluster.
-//! The keys carry hash tags, so that a session's keys share a slot, and so
-//! do a user's two revocation keys, unless the user id begins with `}`:
-//! that empties the tag, the two records fall in two slots, and on a
-//! cluster every check and revocation of that user fails (closed). The
-//! replacement of connections described above is for one server; a
-//! cluster connection follows moved slots and failovers by itself.
-//!
-//! With the feature `redis-tls` they reach Redis over TLS (`rediss://`),
-//! checking its certificate (see [`RedisStore::connect`]).
-//!
-//! Key layout:
-//!
-//! - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
-//! - `sealed-session:revoked:{<session id>}` — a revoked session, with a TTL.
-//! - `sealed-session:revoked-user:{<user>}` — Unix time: the user's
-//!   sessions created at or before it are revoked.
-//! - `sealed-session:revoked-user-keep:{<user>}` — the hex id of the one
-//!   session of the user kept by `revoke_user_except`, with the same TTL.
-//!
-//! With a namespace (`RedisStore::namespace`, `RedisRevocations::namespace`),
-//! every key starts with it and a colon instead.
+//! (feature `redis`). The module is private: what users need is in
+//! [`RedisStore`]'s docs, which rustdoc shows.
 
 use core::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
@@ -74,7 +30,7 @@ fn store_error(e: redis::RedisError) -> Error {
 }
 
 /// A failed request: the store's error, and whether the connection it
-/// went out on is to be replaced (see the module's docs).
+/// went out on is to be replaced (see [`RedisStore`]).
 struct Failure {
     error: Error,
     stale_connection: bool,
@@ -168,7 +124,14 @@ fn tls_failure(e: &redis::RedisError) -> &'static str {
 /// `connect`, what it takes to make another.
 struct Connection {
     current: RwLock<Current>,
-    remake: Option<(redis::Client, ConnectionManagerConfig)>,
+    remake: Option<Remake>,
+}
+
+/// What makes another connection like the first.
+enum Remake {
+    Single(redis::Client, ConnectionManagerConfig),
+    #[cfg(feature = "redis-cluster")]
+    Cluster(redis::cluster::ClusterClient),
 }
 
 /// A manager, how many have been replaced before it, and when the last
@@ -186,7 +149,7 @@ enum Manager {
     /// One server.
     Single(ConnectionManager),
     /// A Redis Cluster: the connection follows its slots and failovers by
-    /// itself, and is never replaced.
+    /// itself, but keeps a connection to a node that stops answering.
     #[cfg(feature = "redis-cluster")]
     Cluster(redis::cluster_async::ClusterConnection),
 }
@@ -210,7 +173,7 @@ impl Manager {
 const MIN_REPLACEMENT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Connection {
-    fn new(manager: Manager, remake: Option<(redis::Client, ConnectionManagerConfig)>) -> Self {
+    fn new(manager: Manager, remake: Option<Remake>) -> Self {
         Connection {
             current: RwLock::new(Current {
                 generation: 0,
@@ -243,12 +206,14 @@ impl Connection {
     }
 
     /// Replaces the manager of `generation` by one that connects on its
-    /// first request; nothing if another request has replaced it already
-    /// (one replacement for all the requests that failed on it), if the
-    /// last replacement was less than [`MIN_REPLACEMENT_INTERVAL`] ago, or
-    /// if the application gave the manager.
-    fn replace(&self, generation: u64) {
-        let Some((client, config)) = &self.remake else {
+    /// first request (a cluster's, made on a task of its own, as the
+    /// cluster client connects at once: the requests until it is ready
+    /// use the old one); nothing if another request has replaced it
+    /// already (one replacement for all the requests that failed on it),
+    /// if the last replacement was less than [`MIN_REPLACEMENT_INTERVAL`]
+    /// ago, or if the application gave the manager.
+    fn replace(self: &Arc<Self>, generation: u64) {
+        let Some(remake) = &self.remake else {
             return;
         };
         {
@@ -258,18 +223,42 @@ impl Connection {
             if current.generation != generation || recent {
                 return;
             }
-            // The client and configuration made the first manager: they
-            // cannot fail now.
-            let Ok(manager) =
-                ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
-            else {
-                return;
-            };
-            *current = Current {
-                generation: generation + 1,
-                manager: Manager::Single(manager),
-                replaced_at: Some(Instant::now()),
-            };
+            match remake {
+                Remake::Single(client, config) => {
+                    // The client and configuration made the first manager:
+                    // they cannot fail now.
+                    let Ok(manager) =
+                        ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
+                    else {
+                        return;
+                    };
+                    *current = Current {
+                        generation: generation + 1,
+                        manager: Manager::Single(manager),
+                        replaced_at: Some(Instant::now()),
+                    };
+                }
+                #[cfg(feature = "redis-cluster")]
+                Remake::Cluster(client) => {
+                    current.replaced_at = Some(Instant::now());
+                    let (connection, client) = (Arc::clone(self), client.clone());
+                    tokio::spawn(async move {
+                        // A failure leaves the old connection, and the next
+                        // request that fails on it tries again.
+                        let Ok(cluster) = client.get_async_connection().await else {
+                            return;
+                        };
+                        let mut current = connection
+                            .current
+                            .write()
+                            .unwrap_or_else(PoisonError::into_inner);
+                        if current.generation == generation {
+                            current.generation = generation + 1;
+                            current.manager = Manager::Cluster(cluster);
+                        }
+                    });
+                }
+            }
         }
         tracing::warn!(
             event = "redis-reconnecting",
@@ -321,7 +310,7 @@ impl<'r> From<&'r mut redis::Pipeline> for Request<'r> {
 /// second try would double the wait) nor a refused connection (the server
 /// is down: the reconnection's own retry has been made).
 async fn send<'r, T: redis::FromRedisValue>(
-    connection: &Connection,
+    connection: &Arc<Connection>,
     request: impl Into<Request<'r>>,
 ) -> Result<T, Error> {
     let request = request.into();
@@ -399,7 +388,7 @@ async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
         .map_err(store_error)?;
     Ok(Connection::new(
         Manager::Single(manager),
-        Some((client, config)),
+        Some(Remake::Single(client, config)),
     ))
 }
 
@@ -422,10 +411,18 @@ async fn connect_cluster(nodes: &[&str]) -> Result<Connection, Error> {
         .connection_timeout(Duration::from_secs(1))
         .response_timeout(Duration::from_secs(1))
         .overall_response_timeout(Some(Duration::from_secs(3)))
+        // Redirections are retried at once; a node refusing connections
+        // or a cluster down, after short waits, within the 3 s.
+        .retries(3)
+        .min_retry_wait(100)
+        .max_retry_wait(500)
         .build()
         .map_err(|_| Error::InvalidSetting(InvalidSetting::StoreAddress))?;
     let cluster = client.get_async_connection().await.map_err(store_error)?;
-    Ok(Connection::new(Manager::Cluster(cluster), None))
+    Ok(Connection::new(
+        Manager::Cluster(cluster),
+        Some(Remake::Cluster(client)),
+    ))
 }
 
 /// rustls builds each connection's configuration on the process-wide
@@ -450,6 +447,65 @@ fn ttl_millis(ttl: Duration) -> u64 {
 }
 
 /// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`, `PEXPIRE`.
+///
+/// This and [`RedisRevocations`] are the Redis implementations of the
+/// overflow store and the revocation check (feature `redis`). What follows
+/// holds for both.
+///
+/// They run on the `redis` crate's async connection manager, which
+/// reconnects by itself after the server comes back. A request whose
+/// connection had been dropped (a server restart, a failover, an idle
+/// connection closed by Redis' `timeout` or by a NAT) is sent once more on
+/// the new connection, so that the server's coming back does not fail the
+/// first request of each connection.
+///
+/// The manager keeps a connection that stays open but no longer answers
+/// (the server's host gone without closing it, a network partition: Linux
+/// gives up on it only after its retransmissions, about 15 minutes with
+/// the default `tcp_retries2` by tcp(7)), and one to a
+/// primary demoted to a replica in a failover, which refuses every write
+/// (`READONLY`). So after a request times out or is answered `READONLY`,
+/// a store made by `connect` replaces its manager (at most once a second):
+/// the next requests go out on a new connection, to whichever server the
+/// address now leads to. A demoted primary still answers reads, unless it
+/// runs with `replica-serve-stale-data no` (then `MASTERDOWN`, which also
+/// moves the store): until a write or a timeout moves the store, its reads
+/// miss what the new primary records (a revocation, a blob).
+///
+/// Made by `connect` or `connect_client`, they talk to one Redis server
+/// (or a replica set's primary): the connection manager does not speak the
+/// Redis Cluster protocol, so a cluster node would answer `MOVED` for keys
+/// in other slots, which the store reports as unavailable. With the
+/// feature `redis-cluster`, `connect_cluster` talks to a Redis Cluster.
+/// The keys carry hash tags, so that a session's keys share a slot, and so
+/// do a user's two revocation keys, unless the user id is empty or begins
+/// with `}`: that empties the tag, the two records fall in two slots, and
+/// on a cluster every check and revocation of that user fails (closed).
+/// A namespace with a `{` or `}` takes over the tags (a lone `{` or an
+/// empty `{}` splits every user's records; `{app}` puts every key of the
+/// application in one slot): give a cluster a namespace without braces.
+/// A cluster connection follows moved slots and failovers by itself; one
+/// to a node that stops answering is replaced after a request times out
+/// on it, as above (the new one is made on a task of its own, so the
+/// requests until it is ready still fail). On a cluster every failed
+/// request costs up to three seconds, whatever the cause, and its log
+/// may say only `timeout`, without the Redis error codes or the TLS
+/// refusal.
+///
+/// With the feature `redis-tls` they reach Redis over TLS (`rediss://`),
+/// checking its certificate (see [`RedisStore::connect`]).
+///
+/// Key layout:
+///
+/// - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
+/// - `sealed-session:revoked:{<session id>}` — a revoked session, with a TTL.
+/// - `sealed-session:revoked-user:{<user>}` — Unix time: the user's
+///   sessions created at or before it are revoked.
+/// - `sealed-session:revoked-user-keep:{<user>}` — the hex id of the one
+///   session of the user kept by `revoke_user_except`, with the same TTL.
+///
+/// With a namespace (`RedisStore::namespace`, `RedisRevocations::namespace`),
+/// every key starts with it and a colon instead.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Arc<Connection>,
@@ -470,7 +526,7 @@ impl RedisStore {
     /// about two more while a new connection is tried, twice; a request
     /// pays that once per call it makes: a logout checks, then revokes)
     /// instead of hanging it. After a timeout or a `READONLY` answer the
-    /// next request goes out on a new connection (see the module's docs).
+    /// next request goes out on a new connection (see [`RedisStore`]).
     /// A command that timed out may still be carried out later by the
     /// server (an id reported as not revoked can end up revoked).
     ///
@@ -523,11 +579,18 @@ impl RedisStore {
     }
 
     /// Connects to a Redis Cluster (feature `redis-cluster`) through
-    /// `nodes`, the URLs of some of its nodes (one is enough; the others
-    /// are found from it), which must agree on password, user, TLS and
-    /// protocol. A request times out as with [`RedisStore::connect`], and
-    /// gets three seconds with the redirections of a slot that moved or
-    /// of a failover, which the connection follows by itself.
+    /// `nodes`, the URLs of some of its nodes (one is enough to find the
+    /// others, but the client reconnects through them: give several, or
+    /// a name that resolves to several), which must agree on password,
+    /// user, TLS and protocol, and name database 0 (or none). Connecting
+    /// and each answer time out after a second, and a request gets three
+    /// seconds in all with the redirections of a slot that moved or of a
+    /// failover, which the connection follows by itself: a request that
+    /// fails, whatever the cause, costs up to those three seconds. Over
+    /// TLS the nodes must announce names their certificates cover
+    /// (`cluster-preferred-endpoint-type hostname`): the client connects
+    /// to the addresses they announce and checks the certificate against
+    /// them, so nodes that announce IP addresses fail every request.
     ///
     /// # Errors
     ///
@@ -549,7 +612,7 @@ impl RedisStore {
     /// sets). This
     /// manager is never replaced: a connection that stops answering, or
     /// one to a demoted primary, stays in use as long as the manager keeps
-    /// it (the module's docs say when that is). Nothing of its TLS is
+    /// it ([`RedisStore`] says when that is). Nothing of its TLS is
     /// checked.
     pub fn from_manager(connection: ConnectionManager) -> Self {
         RedisStore {
@@ -745,7 +808,8 @@ impl RedisRevocations {
     /// logs user 42 out of the others. Every server of one application
     /// must use the same namespace, or revocations written by one are not
     /// seen by another. A `{` or `}` in it would take over the keys' hash
-    /// tags.
+    /// tags (on a Redis Cluster, splitting a user's records: see
+    /// [`RedisStore`]).
     #[must_use]
     pub fn namespace(mut self, namespace: &str) -> Self {
         self.namespace = Namespace::new(namespace);
@@ -892,8 +956,9 @@ impl RevocationCheck for RedisRevocations {
                 exists.arg(self.session_key(&query.session_id));
                 return send(&self.connection, &mut exists).await;
             };
-            // One round trip, no command spanning two hash tags (cluster
-            // slots). The user's two records (one slot) are read in a
+            // One round trip on one server (two on a cluster, see below),
+            // no command spanning two hash tags (cluster slots). The
+            // user's two records (one slot) are read in a
             // transaction, as `record_user` writes them: separate reads
             // could pair a new time with an old kept id (or none, expired
             // in between) and revoke the very session a "log out other

@@ -1428,18 +1428,18 @@ mod cluster {
             self.nodes.iter().map(RedisServer::url).collect()
         }
 
-        /// The index of the primary that holds `key` (the others answer
+        /// The index of the primary that serves `key` (the others answer
         /// `MOVED`, replicas too).
         async fn owner_of(&self, key: &str) -> usize {
             for (index, node) in self.nodes.iter().enumerate() {
                 let mut conn = raw(&node.url()).await;
-                let owns: redis::RedisResult<bool> =
+                let serves: redis::RedisResult<bool> =
                     redis::cmd("EXISTS").arg(key).query_async(&mut conn).await;
-                if owns == Ok(true) {
+                if serves.is_ok() {
                     return index;
                 }
             }
-            panic!("no node holds {key}");
+            panic!("no node serves {key}");
         }
     }
 
@@ -1596,6 +1596,94 @@ mod cluster {
         store.put(&key, b"after".to_vec(), ttl).await.unwrap();
         assert_eq!(store.get(&key).await.unwrap(), Some(b"after".to_vec()));
         assert_eq!(cluster.owner_of(&key).await, replica);
+    }
+
+    /// A node down fails the requests for its keys within the three
+    /// seconds a request gets, and not the others.
+    #[tokio::test]
+    async fn a_cluster_node_down_fails_its_keys_alone_and_within_bounds() {
+        let Some(mut cluster) = Cluster::start(false) else {
+            return;
+        };
+        let urls = cluster.urls();
+        let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
+        let store = RedisStore::connect_cluster(&nodes).await.unwrap();
+        let mut keys = [None, None];
+        for byte in 0..=255u8 {
+            let key = overflow_key(&SessionId::from_bytes([byte; 16]), &[byte; 16]);
+            let on_first = usize::from(cluster.owner_of(&key).await != 0);
+            keys[on_first].get_or_insert(key);
+            if keys.iter().all(Option::is_some) {
+                break;
+            }
+        }
+        let [Some(down), Some(up)] = keys else {
+            panic!("no keys on both sides");
+        };
+        let ttl = Duration::from_secs(60);
+        store.put(&down, b"a".to_vec(), ttl).await.unwrap();
+        store.put(&up, b"b".to_vec(), ttl).await.unwrap();
+        cluster.nodes[0].kill();
+        let started = Instant::now();
+        assert_eq!(
+            store.get(&down).await.unwrap_err(),
+            Error::Store(StoreError::Unavailable)
+        );
+        assert!(
+            started.elapsed() < Duration::from_secs(4),
+            "{:?}",
+            started.elapsed()
+        );
+        let started = Instant::now();
+        assert_eq!(store.get(&up).await.unwrap(), Some(b"b".to_vec()));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "{:?}",
+            started.elapsed()
+        );
+    }
+
+    /// A connection to a node that stops answering (its host gone, the
+    /// connection left open) is replaced once a request times out on it.
+    #[tokio::test]
+    async fn a_cluster_connection_that_stops_answering_is_replaced() {
+        let Some(cluster) = Cluster::start(false) else {
+            return;
+        };
+        // Node 0 is reached through a proxy: it announces the proxy's port.
+        let proxy = Proxy::start(cluster.nodes[0].port);
+        let mut admin = raw(&cluster.nodes[0].url()).await;
+        let () = redis::cmd("CONFIG")
+            .arg("SET")
+            .arg("cluster-announce-port")
+            .arg(proxy.port)
+            .query_async(&mut admin)
+            .await
+            .unwrap();
+        let store = RedisStore::connect_cluster(&[proxy.url().as_str()])
+            .await
+            .unwrap();
+        let mut byte = 0u8;
+        let key = loop {
+            let key = overflow_key(&SessionId::from_bytes([byte; 16]), &[byte; 16]);
+            if cluster.owner_of(&key).await == 0 {
+                break key;
+            }
+            byte += 1;
+        };
+        let blob = b"sealed".to_vec();
+        let ttl = Duration::from_secs(60);
+        store.put(&key, blob.clone(), ttl).await.unwrap();
+        proxy.silence();
+        assert_eq!(
+            store.get(&key).await.unwrap_err(),
+            Error::Store(StoreError::Unavailable)
+        );
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.get(&key).await != Ok(Some(blob.clone())) {
+            assert!(Instant::now() < deadline, "the connection was not replaced");
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
 
     #[tokio::test]
