@@ -67,7 +67,8 @@
 //!   is installed when the store first connects over TLS, it installs
 //!   ring's, for the whole process.
 //! - `redis-cluster`: `redis` on a Redis Cluster (`RedisStore::connect_cluster`,
-//!   `RedisRevocations::connect_cluster`).
+//!   `RedisRevocations::connect_cluster`, and `connect_cluster_with` for a
+//!   client builder the application configures).
 //! - `test-util`: `store::testing`, conformance checks for implementers of
 //!   the store traits (they panic at the first failure: for tests).
 //!

@@ -405,9 +405,17 @@ async fn connect_cluster(nodes: &[&str]) -> Result<Connection, Error> {
         check_tls(client.get_connection_info().addr())?;
         addresses.push(client.get_connection_info().clone());
     }
+    connect_cluster_with(redis::cluster::ClusterClientBuilder::new(addresses)).await
+}
+
+/// Builds `builder` with this crate's timeouts and retries, and connects.
+#[cfg(feature = "redis-cluster")]
+async fn connect_cluster_with(
+    builder: redis::cluster::ClusterClientBuilder,
+) -> Result<Connection, Error> {
     // No node, nodes that differ in password, user, TLS or protocol, or a
     // Unix socket (a cluster gives its nodes' addresses as TCP).
-    let client = redis::cluster::ClusterClientBuilder::new(addresses)
+    let client = builder
         .connection_timeout(Duration::from_secs(1))
         .response_timeout(Duration::from_secs(1))
         .overall_response_timeout(Some(Duration::from_secs(3)))
@@ -590,7 +598,8 @@ impl RedisStore {
     /// TLS the nodes must announce names their certificates cover
     /// (`cluster-preferred-endpoint-type hostname`): the client connects
     /// to the addresses they announce and checks the certificate against
-    /// them, so nodes that announce IP addresses fail every request.
+    /// them, so nodes that announce IP addresses fail every request unless
+    /// a client builder maps them ([`RedisStore::connect_cluster_with`]).
     ///
     /// # Errors
     ///
@@ -601,6 +610,29 @@ impl RedisStore {
     pub async fn connect_cluster(nodes: &[&str]) -> Result<Self, Error> {
         Ok(RedisStore {
             connection: Arc::new(connect_cluster(nodes).await?),
+            namespace: Namespace::default(),
+        })
+    }
+
+    /// Connects to a Redis Cluster as [`RedisStore::connect_cluster`]
+    /// does, through a client builder the application configures: its
+    /// `node_address_map` (nodes that announce IP addresses behind TLS
+    /// certificates for host names), `certs` (a private CA, a client
+    /// certificate), credentials. This crate sets its timeouts and
+    /// retries on it, and takes its TLS as built (nothing is refused, and
+    /// no rustls provider is installed).
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidSetting::StoreAddress`](crate::InvalidSetting::StoreAddress)
+    /// if the builder does not build; [`StoreError::Unavailable`] if no
+    /// connection can be made.
+    #[cfg(feature = "redis-cluster")]
+    pub async fn connect_cluster_with(
+        builder: redis::cluster::ClusterClientBuilder,
+    ) -> Result<Self, Error> {
+        Ok(RedisStore {
+            connection: Arc::new(connect_cluster_with(builder).await?),
             namespace: Namespace::default(),
         })
     }
@@ -786,6 +818,24 @@ impl RedisRevocations {
     pub async fn connect_cluster(nodes: &[&str], clock: Arc<dyn Clock>) -> Result<Self, Error> {
         Ok(RedisRevocations {
             connection: Arc::new(connect_cluster(nodes).await?),
+            clock,
+            namespace: Namespace::default(),
+        })
+    }
+
+    /// Connects to a Redis Cluster through a client builder, as
+    /// [`RedisStore::connect_cluster_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect_cluster_with`].
+    #[cfg(feature = "redis-cluster")]
+    pub async fn connect_cluster_with(
+        builder: redis::cluster::ClusterClientBuilder,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        Ok(RedisRevocations {
+            connection: Arc::new(connect_cluster_with(builder).await?),
             clock,
             namespace: Namespace::default(),
         })

@@ -1686,6 +1686,40 @@ mod cluster {
         }
     }
 
+    /// A client builder the application configures (an address map, a
+    /// private CA, credentials) is what the store connects with: a
+    /// password the cluster does not have fails, none works.
+    #[tokio::test]
+    async fn a_cluster_store_connects_with_the_builder_it_is_given() {
+        let Some(cluster) = Cluster::start(false) else {
+            return;
+        };
+        let url = cluster.nodes[0].url();
+        let builder = || redis::cluster::ClusterClientBuilder::new([url.as_str()]);
+        assert_eq!(
+            RedisStore::connect_cluster_with(builder().password("not this".to_owned()))
+                .await
+                .unwrap_err(),
+            Error::Store(StoreError::Unavailable)
+        );
+        let store = RedisStore::connect_cluster_with(builder()).await.unwrap();
+        let key = overflow_key(&SessionId::from_bytes([3; 16]), &[3; 16]);
+        let ttl = Duration::from_secs(60);
+        store.put(&key, b"x".to_vec(), ttl).await.unwrap();
+        assert_eq!(store.get(&key).await.unwrap(), Some(b"x".to_vec()));
+        let revocations = RedisRevocations::connect_cluster_with(builder(), clock())
+            .await
+            .unwrap();
+        let id = SessionId::from_bytes([4; 16]);
+        RevocationStore::revoke_session(&revocations, id, ttl)
+            .await
+            .unwrap();
+        assert!(revocations
+            .is_revoked(RevocationQuery::new(id, 0, None))
+            .await
+            .unwrap());
+    }
+
     #[tokio::test]
     async fn cluster_addresses_that_cannot_serve_are_setup_mistakes() {
         let clock = clock();
