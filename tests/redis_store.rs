@@ -1697,7 +1697,7 @@ mod cluster {
         let url = cluster.nodes[0].url();
         let builder = || redis::cluster::ClusterClientBuilder::new([url.as_str()]);
         assert_eq!(
-            RedisStore::connect_cluster_with(builder().password("not this".to_owned()))
+            RedisStore::connect_cluster_with(builder().password("not this"))
                 .await
                 .unwrap_err(),
             Error::Store(StoreError::Unavailable)
