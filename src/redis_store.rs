@@ -240,9 +240,15 @@ impl Connection {
                 }
                 #[cfg(feature = "redis-cluster")]
                 Remake::Cluster(client) => {
+                    // Outside a Tokio runtime (a request polled by another
+                    // executor) there is nowhere to connect: no panic, no
+                    // replacement.
+                    let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+                        return;
+                    };
                     current.replaced_at = Some(Instant::now());
                     let (connection, client) = (Arc::clone(self), client.clone());
-                    tokio::spawn(async move {
+                    runtime.spawn(async move {
                         // A failure leaves the old connection, and the next
                         // request that fails on it tries again.
                         let Ok(cluster) = client.get_async_connection().await else {
