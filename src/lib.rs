@@ -64,8 +64,9 @@
 //!   when another crate also turns on aws-lc-rs, rustls needs a provider
 //!   installed for the process (`CryptoProvider::install_default`, at the
 //!   start of `main`) before any default configuration is built. If none
-//!   is installed when the store first connects over TLS, it installs
-//!   ring's, for the whole process.
+//!   is installed when the store first connects over TLS through
+//!   `connect`, `connect_client` or `connect_cluster`, it installs ring's,
+//!   for the whole process.
 //! - `redis-cluster`: `redis` on a Redis Cluster (`RedisStore::connect_cluster`,
 //!   `RedisRevocations::connect_cluster`, and `connect_cluster_with` for a
 //!   client builder the application configures).

@@ -125,6 +125,8 @@ fn tls_failure(e: &redis::RedisError) -> &'static str {
 struct Connection {
     current: RwLock<Current>,
     remake: Option<Remake>,
+    /// A Redis Cluster's (the variant of `Manager` never changes).
+    cluster: bool,
 }
 
 /// What makes another connection like the first.
@@ -174,7 +176,9 @@ const MIN_REPLACEMENT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Connection {
     fn new(manager: Manager, remake: Option<Remake>) -> Self {
+        let cluster = !matches!(manager, Manager::Single(_));
         Connection {
+            cluster,
             current: RwLock::new(Current {
                 generation: 0,
                 manager,
@@ -182,18 +186,6 @@ impl Connection {
             }),
             remake,
         }
-    }
-
-    /// Whether it is a Redis Cluster's.
-    fn is_cluster(&self) -> bool {
-        #[cfg(feature = "redis-cluster")]
-        {
-            let current = self.current.read().unwrap_or_else(PoisonError::into_inner);
-            if let Manager::Cluster(_) = current.manager {
-                return true;
-            }
-        }
-        false
     }
 
     /// The manager to send on (a clone shares its connection).
@@ -240,27 +232,34 @@ impl Connection {
                 }
                 #[cfg(feature = "redis-cluster")]
                 Remake::Cluster(client) => {
-                    // Outside a Tokio runtime (a request polled by another
-                    // executor) there is nowhere to connect: no panic, no
-                    // replacement.
+                    // Defensive: the client's own timeouts already need a
+                    // Tokio runtime.
                     let Ok(runtime) = tokio::runtime::Handle::try_current() else {
                         return;
                     };
                     current.replaced_at = Some(Instant::now());
                     let (connection, client) = (Arc::clone(self), client.clone());
                     runtime.spawn(async move {
-                        // A failure leaves the old connection, and the next
-                        // request that fails on it tries again.
-                        let Ok(cluster) = client.get_async_connection().await else {
-                            return;
+                        // A failure (logged) leaves the old connection, and
+                        // the next request that fails on it tries again.
+                        let cluster = match client.get_async_connection().await {
+                            Ok(cluster) => cluster,
+                            Err(e) => {
+                                // Logged by `failure`; nothing to replace.
+                                let _ = failure(e);
+                                return;
+                            }
                         };
                         let mut current = connection
                             .current
                             .write()
                             .unwrap_or_else(PoisonError::into_inner);
                         if current.generation == generation {
-                            current.generation = generation + 1;
-                            current.manager = Manager::Cluster(cluster);
+                            *current = Current {
+                                generation: generation + 1,
+                                manager: Manager::Cluster(cluster),
+                                replaced_at: Some(Instant::now()),
+                            };
                         }
                     });
                 }
@@ -323,7 +322,13 @@ async fn send<'r, T: redis::FromRedisValue>(
     // A clone of the manager, which shares its connection.
     let mut current = connection.current();
     let result = match current.manager.query(request).await {
-        Err(e) if e.is_connection_dropped() && !e.is_connection_refusal() && !e.is_timeout() => {
+        // (A cluster's client has reconnected and retried by itself.)
+        Err(e)
+            if e.is_connection_dropped()
+                && !e.is_connection_refusal()
+                && !e.is_timeout()
+                && !connection.cluster =>
+        {
             tracing::debug!(
                 event = "redis-resent",
                 "a Redis connection was dropped: sending once more on a new one"
@@ -345,10 +350,16 @@ async fn send<'r, T: redis::FromRedisValue>(
 /// is down fails a request quickly instead of hanging it; kept with what
 /// makes another.
 async fn connect(url: &str) -> Result<Connection, Error> {
+    connect_client(open(url)?).await
+}
+
+/// A client for `url` (not connected), or why the URL cannot serve.
+fn open(url: &str) -> Result<redis::Client, Error> {
     // Not logged: the URL may hold a password, and the error quotes it.
     let client =
         redis::Client::open(url).map_err(|_| Error::InvalidSetting(unparsed_address(url)))?;
-    connect_client(client).await
+    check_tls(client.get_connection_info().addr())?;
+    Ok(client)
 }
 
 /// Why `url` does not parse: it asks for TLS and this build of the client
@@ -405,11 +416,25 @@ async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
 async fn connect_cluster(nodes: &[&str]) -> Result<Connection, Error> {
     let mut addresses = Vec::with_capacity(nodes.len());
     for url in nodes {
-        // Not logged: the URL may hold a password, and the error quotes it.
-        let client =
-            redis::Client::open(*url).map_err(|_| Error::InvalidSetting(unparsed_address(url)))?;
-        check_tls(client.get_connection_info().addr())?;
-        addresses.push(client.get_connection_info().clone());
+        addresses.push(open(url)?.get_connection_info().clone());
+    }
+    // The cluster client compares only what the first node sets, and
+    // would send a database a cluster refuses: a setup mistake either way.
+    let settings = |address: &redis::ConnectionInfo| {
+        let redis = address.redis_settings();
+        let tls = matches!(address.addr(), redis::ConnectionAddr::TcpTls { .. });
+        (
+            redis.username().map(str::to_owned),
+            redis.password().map(str::to_owned),
+            redis.protocol(),
+            tls,
+        )
+    };
+    let agree = addresses
+        .iter()
+        .all(|address| settings(address) == settings(&addresses[0]));
+    if !agree || addresses.iter().any(|a| a.redis_settings().db() != 0) {
+        return Err(Error::InvalidSetting(InvalidSetting::StoreAddress));
     }
     connect_cluster_with(redis::cluster::ClusterClientBuilder::new(addresses)).await
 }
@@ -509,6 +534,9 @@ fn ttl_millis(ttl: Duration) -> u64 {
 /// With the feature `redis-tls` they reach Redis over TLS (`rediss://`),
 /// checking its certificate (see [`RedisStore::connect`]).
 ///
+/// Their requests must run inside a Tokio runtime with its timers (the
+/// `redis` client's timeouts need them).
+///
 /// Key layout:
 ///
 /// - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
@@ -566,10 +594,7 @@ impl RedisStore {
     /// (a certificate that does not check out included; the cause logged
     /// at `WARN`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
-        Ok(RedisStore {
-            connection: Arc::new(connect(url).await?),
-            namespace: Namespace::default(),
-        })
+        connect(url).await.map(Self::on)
     }
 
     /// Connects through `client`, built by the application (with
@@ -586,10 +611,7 @@ impl RedisStore {
     /// the client skips the server's certificate check;
     /// [`StoreError::Unavailable`] if no connection can be made.
     pub async fn connect_client(client: redis::Client) -> Result<Self, Error> {
-        Ok(RedisStore {
-            connection: Arc::new(connect_client(client).await?),
-            namespace: Namespace::default(),
-        })
+        connect_client(client).await.map(Self::on)
     }
 
     /// Connects to a Redis Cluster (feature `redis-cluster`) through
@@ -611,13 +633,10 @@ impl RedisStore {
     ///
     /// As [`RedisStore::connect`] for each URL, and
     /// [`InvalidSetting::StoreAddress`](crate::InvalidSetting::StoreAddress)
-    /// if `nodes` is empty or its URLs disagree.
+    /// if `nodes` is empty, its URLs disagree, or one names a database.
     #[cfg(feature = "redis-cluster")]
     pub async fn connect_cluster(nodes: &[&str]) -> Result<Self, Error> {
-        Ok(RedisStore {
-            connection: Arc::new(connect_cluster(nodes).await?),
-            namespace: Namespace::default(),
-        })
+        connect_cluster(nodes).await.map(Self::on)
     }
 
     /// Connects to a Redis Cluster as [`RedisStore::connect_cluster`]
@@ -637,10 +656,7 @@ impl RedisStore {
     pub async fn connect_cluster_with(
         builder: redis::cluster::ClusterClientBuilder,
     ) -> Result<Self, Error> {
-        Ok(RedisStore {
-            connection: Arc::new(connect_cluster_with(builder).await?),
-            namespace: Namespace::default(),
-        })
+        connect_cluster_with(builder).await.map(Self::on)
     }
 
     /// Uses an existing connection manager, with its timeouts (keep a
@@ -653,8 +669,12 @@ impl RedisStore {
     /// it ([`RedisStore`] says when that is). Nothing of its TLS is
     /// checked.
     pub fn from_manager(connection: ConnectionManager) -> Self {
+        Self::on(Connection::new(Manager::Single(connection), None))
+    }
+
+    fn on(connection: Connection) -> Self {
         RedisStore {
-            connection: Arc::new(Connection::new(Manager::Single(connection), None)),
+            connection: Arc::new(connection),
             namespace: Namespace::default(),
         }
     }
@@ -764,7 +784,8 @@ impl OverflowStore for RedisStore {
 
 /// Revocation records on Redis: one small key per revoked session (expiring
 /// when the session would have anyway) and one per user who logged out
-/// everywhere.
+/// everywhere. What [`RedisStore`]'s docs say of connections, clusters,
+/// TLS and keys holds here too.
 #[derive(Clone)]
 pub struct RedisRevocations {
     connection: Arc<Connection>,
@@ -790,11 +811,9 @@ impl RedisRevocations {
     ///
     /// As [`RedisStore::connect`].
     pub async fn connect(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        Ok(RedisRevocations {
-            connection: Arc::new(connect(url).await?),
-            clock,
-            namespace: Namespace::default(),
-        })
+        connect(url)
+            .await
+            .map(|connection| Self::on(connection, clock))
     }
 
     /// Connects through `client`, as [`RedisStore::connect_client`].
@@ -806,11 +825,9 @@ impl RedisRevocations {
         client: redis::Client,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        Ok(RedisRevocations {
-            connection: Arc::new(connect_client(client).await?),
-            clock,
-            namespace: Namespace::default(),
-        })
+        connect_client(client)
+            .await
+            .map(|connection| Self::on(connection, clock))
     }
 
     /// Connects to a Redis Cluster, as [`RedisStore::connect_cluster`].
@@ -822,11 +839,9 @@ impl RedisRevocations {
     /// As [`RedisStore::connect_cluster`].
     #[cfg(feature = "redis-cluster")]
     pub async fn connect_cluster(nodes: &[&str], clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        Ok(RedisRevocations {
-            connection: Arc::new(connect_cluster(nodes).await?),
-            clock,
-            namespace: Namespace::default(),
-        })
+        connect_cluster(nodes)
+            .await
+            .map(|connection| Self::on(connection, clock))
     }
 
     /// Connects to a Redis Cluster through a client builder, as
@@ -840,18 +855,20 @@ impl RedisRevocations {
         builder: redis::cluster::ClusterClientBuilder,
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
-        Ok(RedisRevocations {
-            connection: Arc::new(connect_cluster_with(builder).await?),
-            clock,
-            namespace: Namespace::default(),
-        })
+        connect_cluster_with(builder)
+            .await
+            .map(|connection| Self::on(connection, clock))
     }
 
     /// Uses an existing connection manager, with its timeouts (see
     /// [`RedisStore::from_manager`]).
     pub fn from_manager(connection: ConnectionManager, clock: Arc<dyn Clock>) -> Self {
+        Self::on(Connection::new(Manager::Single(connection), None), clock)
+    }
+
+    fn on(connection: Connection, clock: Arc<dyn Clock>) -> Self {
         RedisRevocations {
-            connection: Arc::new(Connection::new(Manager::Single(connection), None)),
+            connection: Arc::new(connection),
             clock,
             namespace: Namespace::default(),
         }
@@ -1029,7 +1046,7 @@ impl RevocationCheck for RedisRevocations {
             let getrange = |pipe: &mut redis::Pipeline, key: &str| {
                 pipe.cmd("GETRANGE").arg(key).arg(0).arg(RECORD_MAX_LEN);
             };
-            let (kept, not_before): (Vec<u8>, Vec<u8>) = if self.connection.is_cluster() {
+            let (kept, not_before): (Vec<u8>, Vec<u8>) = if self.connection.cluster {
                 // A cluster takes a pipeline to one slot only: the
                 // session's first, then the user's two records.
                 let mut exists = redis::cmd("EXISTS");

@@ -542,7 +542,7 @@ async fn live(steps: Vec<Step>, budget: usize, options: Options) -> Result<(), T
             // them: a change.) A refresh or a re-seal that cannot renew
             // the blob leaves the cookie as it was.
             let renewal_failed = !changes && overflow_down && !overflowed.is_empty();
-            (!renewal_failed || got.is_some()).then_some("set")
+            (!renewal_failed).then_some("set")
         } else {
             None
         };

@@ -1598,8 +1598,9 @@ mod cluster {
         assert_eq!(cluster.owner_of(&key).await, replica);
     }
 
-    /// A node down fails the requests for its keys within the three
-    /// seconds a request gets, and not the others.
+    /// A node down (refusing connections) fails the requests for its keys
+    /// at once, well within the three seconds a request gets, and not the
+    /// others.
     #[tokio::test]
     async fn a_cluster_node_down_fails_its_keys_alone_and_within_bounds() {
         let Some(mut cluster) = Cluster::start(false) else {
@@ -1675,20 +1676,31 @@ mod cluster {
         let ttl = Duration::from_secs(60);
         store.put(&key, blob.clone(), ttl).await.unwrap();
         proxy.silence();
+        let (logs, guard) = Logs::capture(tracing::Level::WARN);
+        // A request on the silent connection costs the three seconds.
+        let started = Instant::now();
         assert_eq!(
             store.get(&key).await.unwrap_err(),
             Error::Store(StoreError::Unavailable)
+        );
+        let took = started.elapsed();
+        assert!(
+            took >= Duration::from_secs(2) && took < Duration::from_secs(5),
+            "{took:?}"
         );
         let deadline = Instant::now() + Duration::from_secs(10);
         while store.get(&key).await != Ok(Some(blob.clone())) {
             assert!(Instant::now() < deadline, "the connection was not replaced");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+        drop(guard);
+        // One replacement for the requests that failed.
+        assert_eq!(logs.text().matches("redis-reconnecting").count(), 1);
     }
 
-    /// A client builder the application configures (an address map, a
-    /// private CA, credentials) is what the store connects with: a
-    /// password the cluster does not have fails, none works.
+    /// The client builder given is what the store connects with: a
+    /// password the cluster does not have fails, none works. (Its address
+    /// map, private CA or credentials are not exercised here.)
     #[tokio::test]
     async fn a_cluster_store_connects_with_the_builder_it_is_given() {
         let Some(cluster) = Cluster::start(false) else {
@@ -1735,10 +1747,20 @@ mod cluster {
         use sealed_session::InvalidSetting::{StoreAddress, StoreTls};
         assert_eq!(refused(&[]).await, invalid(StoreAddress));
         assert_eq!(refused(&["not a url"]).await, invalid(StoreAddress));
-        assert_eq!(
-            refused(&["redis://:one@127.0.0.1:1/", "redis://:two@127.0.0.1:2/"]).await,
-            invalid(StoreAddress)
-        );
+        // Nodes that disagree (the cluster client checks only what the
+        // first sets), or a database, which a cluster refuses.
+        for nodes in [
+            &["redis://:one@127.0.0.1:1/", "redis://:two@127.0.0.1:2/"][..],
+            &["redis://127.0.0.1:1/", "redis://:two@127.0.0.1:2/"],
+            &["redis://127.0.0.1:1/", "redis://user:pw@127.0.0.1:2/"],
+            &[
+                "redis://127.0.0.1:1/",
+                "redis://127.0.0.1:2/?protocol=resp3",
+            ],
+            &["redis://127.0.0.1:1/3"],
+        ] {
+            assert_eq!(refused(nodes).await, invalid(StoreAddress), "{nodes:?}");
+        }
         assert_eq!(
             refused(&["redis+unix:///tmp/redis.sock"]).await,
             invalid(StoreAddress)
