@@ -1574,7 +1574,6 @@ fn budget_builder(clock: &Arc<FixedClock>, budget: usize, compress: bool) -> Sea
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     /// No save ever produces a Set-Cookie header over the budget: it fits,
     /// or it fails with TooLarge and nothing is emitted.
@@ -2612,7 +2611,6 @@ fn arb_expiry() -> impl Strategy<Value = sealed_session::Expiry> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     /// Whatever the cookie's name, attributes, time policy and the
     /// session's own expiry (which set `Max-Age` and its digits), neither

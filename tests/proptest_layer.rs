@@ -612,7 +612,6 @@ async fn live(steps: Vec<Step>, budget: usize, options: Options) -> Result<(), T
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
     fn the_layer_sets_the_cookie_exactly_when_it_must_and_it_holds_the_model(

@@ -994,7 +994,6 @@ async fn overlapping(
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
     fn a_session_keeps_what_was_stored_unless_a_save_reports_it_dropped(

@@ -49,7 +49,6 @@ fn refused(sealer: &Sealer, text: &str) -> Result<Error, TestCaseError> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(256))]
 
     #[test]
     fn arbitrary_strings(text in any::<String>()) {

@@ -26,6 +26,17 @@ struct RedisServer {
     args: Vec<String>,
 }
 
+/// Whether `program` runs (`--version`); if not, says so, or fails under
+/// `CI=true` (see [`service_available`]).
+fn installed(program: &str, install: &str) -> bool {
+    let runs = Command::new(program)
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    service_available(runs, program, install)
+}
+
 /// A port free now (tests run in parallel: it may be taken before it is
 /// bound).
 fn free_port() -> u16 {
@@ -84,12 +95,7 @@ impl RedisServer {
     /// [`RedisServer::start`], with the arguments `args` gives for each
     /// attempt (a fresh TLS port each time, say).
     fn start_with(args: impl Fn() -> Vec<String>) -> Option<Self> {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !service_available(installed, "redis-server", "apt-get install redis-server") {
+        if !installed("redis-server", "apt-get install redis-server") {
             return None;
         }
         // A free port now may be taken before the server binds it (tests
@@ -1180,12 +1186,7 @@ mod tls {
     /// setting it in this process would race with the other tests.
     #[test]
     fn connect_checks_the_certificate_against_the_system_roots() {
-        let installed = Command::new("redis-server")
-            .arg("--version")
-            .stdout(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !service_available(installed, "redis-server", "apt-get install redis-server") {
+        if !installed("redis-server", "apt-get install redis-server") {
             return;
         }
         let pki = Pki::new();
@@ -1349,12 +1350,7 @@ mod cluster {
         /// create` (it comes with `redis-server`), with a replica for each
         /// primary if `replicas`; `None` (skip) as [`RedisServer::start`].
         fn start(replicas: bool) -> Option<Self> {
-            let cli = Command::new("redis-cli")
-                .arg("--version")
-                .stdout(Stdio::null())
-                .status()
-                .is_ok_and(|s| s.success());
-            if !service_available(cli, "redis-cli", "apt-get install redis-tools") {
+            if !installed("redis-cli", "apt-get install redis-tools") {
                 return None;
             }
             static NEXT: AtomicUsize = AtomicUsize::new(0);
