@@ -120,13 +120,11 @@ fn tls_failure(e: &redis::RedisError) -> &'static str {
     ""
 }
 
-/// The connection manager the requests go out on, and, for a store made by
-/// `connect`, what it takes to make another.
+/// The connection the requests go out on, and, unless the application
+/// gave the manager (`from_manager`), what it takes to make another.
 struct Connection {
     current: RwLock<Current>,
     remake: Option<Remake>,
-    /// A Redis Cluster's (the variant of `Manager` never changes).
-    cluster: bool,
 }
 
 /// What makes another connection like the first.
@@ -176,15 +174,23 @@ const MIN_REPLACEMENT_INTERVAL: Duration = Duration::from_secs(1);
 
 impl Connection {
     fn new(manager: Manager, remake: Option<Remake>) -> Self {
-        let cluster = !matches!(manager, Manager::Single(_));
         Connection {
-            cluster,
             current: RwLock::new(Current {
                 generation: 0,
                 manager,
                 replaced_at: None,
             }),
             remake,
+        }
+    }
+
+    /// Whether it is a Redis Cluster's: every cluster connection keeps its
+    /// client to remake it (read without the lock).
+    fn is_cluster(&self) -> bool {
+        match &self.remake {
+            #[cfg(feature = "redis-cluster")]
+            Some(Remake::Cluster(_)) => true,
+            _ => false,
         }
     }
 
@@ -327,7 +333,7 @@ async fn send<'r, T: redis::FromRedisValue>(
             if e.is_connection_dropped()
                 && !e.is_connection_refusal()
                 && !e.is_timeout()
-                && !connection.cluster =>
+                && !connection.is_cluster() =>
         {
             tracing::debug!(
                 event = "redis-resent",
@@ -353,13 +359,10 @@ async fn connect(url: &str) -> Result<Connection, Error> {
     connect_client(open(url)?).await
 }
 
-/// A client for `url` (not connected), or why the URL cannot serve.
+/// A client for `url` (not connected), or why the URL does not parse.
 fn open(url: &str) -> Result<redis::Client, Error> {
     // Not logged: the URL may hold a password, and the error quotes it.
-    let client =
-        redis::Client::open(url).map_err(|_| Error::InvalidSetting(unparsed_address(url)))?;
-    check_tls(client.get_connection_info().addr())?;
-    Ok(client)
+    redis::Client::open(url).map_err(|_| Error::InvalidSetting(unparsed_address(url)))
 }
 
 /// Why `url` does not parse: it asks for TLS and this build of the client
@@ -416,7 +419,9 @@ async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
 async fn connect_cluster(nodes: &[&str]) -> Result<Connection, Error> {
     let mut addresses = Vec::with_capacity(nodes.len());
     for url in nodes {
-        addresses.push(open(url)?.get_connection_info().clone());
+        let address = open(url)?.get_connection_info().clone();
+        check_tls(address.addr())?;
+        addresses.push(address);
     }
     // The cluster client compares only what the first node sets, and
     // would send a database a cluster refuses: a setup mistake either way.
@@ -504,7 +509,8 @@ fn ttl_millis(ttl: Duration) -> u64 {
 /// the default `tcp_retries2` by tcp(7)), and one to a
 /// primary demoted to a replica in a failover, which refuses every write
 /// (`READONLY`). So after a request times out or is answered `READONLY`,
-/// a store made by `connect` replaces its manager (at most once a second):
+/// a store made by `connect` or `connect_client` replaces its manager (at
+/// most once a second):
 /// the next requests go out on a new connection, to whichever server the
 /// address now leads to. A demoted primary still answers reads, unless it
 /// runs with `replica-serve-stale-data no` (then `MASTERDOWN`, which also
@@ -1046,7 +1052,7 @@ impl RevocationCheck for RedisRevocations {
             let getrange = |pipe: &mut redis::Pipeline, key: &str| {
                 pipe.cmd("GETRANGE").arg(key).arg(0).arg(RECORD_MAX_LEN);
             };
-            let (kept, not_before): (Vec<u8>, Vec<u8>) = if self.connection.cluster {
+            let (kept, not_before): (Vec<u8>, Vec<u8>) = if self.connection.is_cluster() {
                 // A cluster takes a pipeline to one slot only: the
                 // session's first, then the user's two records.
                 let mut exists = redis::cmd("EXISTS");

@@ -37,6 +37,46 @@ fn installed(program: &str, install: &str) -> bool {
     service_available(runs, program, install)
 }
 
+/// Asserts that what began at `started` took less than `bound`.
+fn assert_took_less(started: Instant, bound: Duration) {
+    let took = started.elapsed();
+    assert!(took < bound, "{took:?}");
+}
+
+/// A fresh directory under the system's temporary one (`what`, the
+/// process and a count name it), removed on drop.
+#[cfg(any(feature = "redis-tls", feature = "redis-cluster"))]
+struct ScratchDir(std::path::PathBuf);
+
+#[cfg(any(feature = "redis-tls", feature = "redis-cluster"))]
+impl ScratchDir {
+    fn new(what: &str) -> Self {
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "sealed-session-{what}-{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, SeqCst)
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        ScratchDir(dir)
+    }
+}
+
+#[cfg(any(feature = "redis-tls", feature = "redis-cluster"))]
+impl std::ops::Deref for ScratchDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+#[cfg(any(feature = "redis-tls", feature = "redis-cluster"))]
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A port free now (tests run in parallel: it may be taken before it is
 /// bound).
 fn free_port() -> u16 {
@@ -666,11 +706,7 @@ async fn redis_revocations() {
     }
     // Not a hang (refused at once: about 0.15 s here, with the manager's
     // own attempts; the bound leaves room for a loaded machine).
-    assert!(
-        started.elapsed() < Duration::from_secs(5),
-        "{:?}",
-        started.elapsed()
-    );
+    assert_took_less(started, Duration::from_secs(5));
 }
 
 /// A server at its `maxmemory` under `noeviction` (what SECURITY.md
@@ -1050,18 +1086,12 @@ mod tls {
     /// (for `elsewhere.example`, by the CA) and `client` (a client's, by
     /// the CA), each as `<name>.pem` and `<name>.key`.
     struct Pki {
-        dir: PathBuf,
+        dir: ScratchDir,
     }
 
     impl Pki {
         fn new() -> Self {
-            static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "sealed-session-pki-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, SeqCst)
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
+            let dir = ScratchDir::new("pki");
             let ca = authority("test CA");
             let stranger_ca = authority("another CA");
             std::fs::write(dir.join("ca.pem"), ca.pem()).unwrap();
@@ -1100,12 +1130,6 @@ mod tls {
 
         fn read(dir: &Path, file: &str) -> Vec<u8> {
             std::fs::read(dir.join(file)).unwrap()
-        }
-    }
-
-    impl Drop for Pki {
-        fn drop(&mut self) {
-            let _ = std::fs::remove_dir_all(&self.dir);
         }
     }
 
@@ -1194,7 +1218,7 @@ mod tls {
             .args(["--exact", "tls::in_a_process_that_trusts_the_test_ca"])
             .args(["--ignored", "--nocapture"])
             .env("SSL_CERT_FILE", pki.dir.join("ca.pem"))
-            .env(PKI_DIR, &pki.dir)
+            .env(PKI_DIR, pki.dir.as_os_str())
             .output()
             .unwrap();
         let stdout = String::from_utf8_lossy(&output.stdout);
@@ -1333,16 +1357,20 @@ mod cluster {
     use super::*;
     use sealed_session::store::{overflow_key, OverflowStore, RevocationCheck, RevocationQuery};
 
+    /// (The nodes come first: they stop before their directory goes.)
     struct Cluster {
         nodes: Vec<RedisServer>,
-        dir: std::path::PathBuf,
+        dir: ScratchDir,
     }
 
-    impl Drop for Cluster {
-        fn drop(&mut self) {
-            self.nodes.clear();
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
+    /// What `redis-cli -p <port> <args>` prints.
+    fn cli(port: u16, args: &[&str]) -> String {
+        let out = Command::new("redis-cli")
+            .args(["-p", &port.to_string()])
+            .args(args)
+            .output()
+            .expect("redis-cli starts");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     impl Cluster {
@@ -1354,15 +1382,9 @@ mod cluster {
                 return None;
             }
             static NEXT: AtomicUsize = AtomicUsize::new(0);
-            let dir = std::env::temp_dir().join(format!(
-                "sealed-session-cluster-{}-{}",
-                std::process::id(),
-                NEXT.fetch_add(1, SeqCst)
-            ));
-            std::fs::create_dir_all(&dir).unwrap();
             let mut cluster = Cluster {
                 nodes: Vec::new(),
-                dir,
+                dir: ScratchDir::new("cluster"),
             };
             let count = if replicas { 6 } else { 3 };
             for _ in 0..count {
@@ -1406,11 +1428,7 @@ mod cluster {
             assert!(created.success(), "redis-cli --cluster create");
             let deadline = Instant::now() + Duration::from_secs(20);
             while !cluster.nodes.iter().all(|node| {
-                let info = Command::new("redis-cli")
-                    .args(["-p", &node.port.to_string(), "cluster", "info"])
-                    .output()
-                    .expect("redis-cli starts");
-                let info = String::from_utf8_lossy(&info.stdout);
+                let info = cli(node.port, &["cluster", "info"]);
                 info.contains("cluster_state:ok")
                     && info.contains(&format!("cluster_known_nodes:{count}"))
             }) {
@@ -1436,6 +1454,18 @@ mod cluster {
                 }
             }
             panic!("no node serves {key}");
+        }
+
+        /// The first overflow key (of sessions 0, 1, …) that node 0
+        /// serves, or, unless `on_node_0`, that another node serves.
+        async fn key_on(&self, on_node_0: bool) -> String {
+            for byte in 0..=255u8 {
+                let key = overflow_key(&SessionId::from_bytes([byte; 16]), &[byte; 16]);
+                if (self.owner_of(&key).await == 0) == on_node_0 {
+                    return key;
+                }
+            }
+            panic!("no such key");
         }
     }
 
@@ -1551,13 +1581,7 @@ mod cluster {
         let ttl = Duration::from_secs(60);
         store.put(&key, b"before".to_vec(), ttl).await.unwrap();
         let owner = cluster.owner_of(&key).await;
-        let info = |port: u16| {
-            let out = Command::new("redis-cli")
-                .args(["-p", &port.to_string(), "info", "replication"])
-                .output()
-                .expect("redis-cli starts");
-            String::from_utf8_lossy(&out.stdout).into_owned()
-        };
+        let info = |port: u16| cli(port, &["info", "replication"]);
         let owner_port = cluster.nodes[owner].port;
         let replica = (0..cluster.nodes.len())
             .find(|&i| info(cluster.nodes[i].port).contains(&format!("master_port:{owner_port}")))
@@ -1577,12 +1601,8 @@ mod cluster {
             }
             assert!(Instant::now() < deadline, "the replica did not catch up");
         }
-        let replica_port = cluster.nodes[replica].port.to_string();
-        let failover = Command::new("redis-cli")
-            .args(["-p", &replica_port, "cluster", "failover"])
-            .output()
-            .expect("redis-cli starts");
-        assert!(String::from_utf8_lossy(&failover.stdout).contains("OK"));
+        let failover = cli(cluster.nodes[replica].port, &["cluster", "failover"]);
+        assert!(failover.contains("OK"), "{failover}");
         let deadline = Instant::now() + Duration::from_secs(20);
         while !info(cluster.nodes[replica].port).contains("role:master") {
             assert!(Instant::now() < deadline, "no failover");
@@ -1605,18 +1625,7 @@ mod cluster {
         let urls = cluster.urls();
         let nodes: Vec<&str> = urls.iter().map(String::as_str).collect();
         let store = RedisStore::connect_cluster(&nodes).await.unwrap();
-        let mut keys = [None, None];
-        for byte in 0..=255u8 {
-            let key = overflow_key(&SessionId::from_bytes([byte; 16]), &[byte; 16]);
-            let on_first = usize::from(cluster.owner_of(&key).await != 0);
-            keys[on_first].get_or_insert(key);
-            if keys.iter().all(Option::is_some) {
-                break;
-            }
-        }
-        let [Some(down), Some(up)] = keys else {
-            panic!("no keys on both sides");
-        };
+        let (down, up) = (cluster.key_on(true).await, cluster.key_on(false).await);
         let ttl = Duration::from_secs(60);
         store.put(&down, b"a".to_vec(), ttl).await.unwrap();
         store.put(&up, b"b".to_vec(), ttl).await.unwrap();
@@ -1626,18 +1635,10 @@ mod cluster {
             store.get(&down).await.unwrap_err(),
             Error::Store(StoreError::Unavailable)
         );
-        assert!(
-            started.elapsed() < Duration::from_secs(4),
-            "{:?}",
-            started.elapsed()
-        );
+        assert_took_less(started, Duration::from_secs(4));
         let started = Instant::now();
         assert_eq!(store.get(&up).await.unwrap(), Some(b"b".to_vec()));
-        assert!(
-            started.elapsed() < Duration::from_secs(1),
-            "{:?}",
-            started.elapsed()
-        );
+        assert_took_less(started, Duration::from_secs(1));
     }
 
     /// A connection to a node that stops answering (its host gone, the
@@ -1660,14 +1661,7 @@ mod cluster {
         let store = RedisStore::connect_cluster(&[proxy.url().as_str()])
             .await
             .unwrap();
-        let mut byte = 0u8;
-        let key = loop {
-            let key = overflow_key(&SessionId::from_bytes([byte; 16]), &[byte; 16]);
-            if cluster.owner_of(&key).await == 0 {
-                break key;
-            }
-            byte += 1;
-        };
+        let key = cluster.key_on(true).await;
         let blob = b"sealed".to_vec();
         let ttl = Duration::from_secs(60);
         store.put(&key, blob.clone(), ttl).await.unwrap();
