@@ -523,10 +523,9 @@ fn ttl_millis(ttl: Duration) -> u64 {
 /// in other slots, which the store reports as unavailable. With the
 /// feature `redis-cluster`, `connect_cluster` talks to a Redis Cluster.
 /// The keys carry hash tags, so that a session's keys share a slot, and so
-/// do a user's two revocation keys, unless the user id is empty or begins
-/// with `}`: that empties the tag, the two records fall in two slots, and
-/// on a cluster every check and revocation of that user fails (closed).
-/// A namespace with a `{` or `}` takes over the tags (a lone `{` or an
+/// do a user's two revocation keys, whatever the user id (the tag starts
+/// with `user:`, so that an empty id, or one beginning with `}`, cannot
+/// empty it). A namespace with a `{` or `}` takes over the tags (a lone `{` or an
 /// empty `{}` splits every user's records; `{app}` puts every key of the
 /// application in one slot): give a cluster a namespace without braces.
 /// A cluster connection follows moved slots and failovers by itself; one
@@ -547,9 +546,9 @@ fn ttl_millis(ttl: Duration) -> u64 {
 ///
 /// - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
 /// - `sealed-session:revoked:{<session id>}` — a revoked session, with a TTL.
-/// - `sealed-session:revoked-user:{<user>}` — Unix time: the user's
+/// - `sealed-session:revoked-user:{user:<user>}` — Unix time: the user's
 ///   sessions created at or before it are revoked.
-/// - `sealed-session:revoked-user-keep:{<user>}` — the hex id of the one
+/// - `sealed-session:revoked-user-keep:{user:<user>}` — the hex id of the one
 ///   session of the user kept by `revoke_user_except`, with the same TTL.
 ///
 /// With a namespace (`RedisStore::namespace`, `RedisRevocations::namespace`),
@@ -837,8 +836,9 @@ impl RedisRevocations {
     }
 
     /// Connects to a Redis Cluster, as [`RedisStore::connect_cluster`].
-    /// With a user key, a check asks the session's node, then the
-    /// user's: two round trips where one server takes one.
+    /// With a user key, a check asks the session's node and the user's
+    /// at once: two requests where one server takes one, in the time of
+    /// the slower.
     ///
     /// # Errors
     ///
@@ -881,7 +881,7 @@ impl RedisRevocations {
     }
 
     /// Puts `namespace` and a colon before every key
-    /// (`<namespace>:sealed-session:revoked-user:{42}`). Set one when
+    /// (`<namespace>:sealed-session:revoked-user:{user:42}`). Set one when
     /// applications or environments share a Redis database: without it
     /// they share the per-user records, and "log out everywhere" in one
     /// logs user 42 out of the others. Every server of one application
@@ -901,14 +901,14 @@ impl RedisRevocations {
 
     fn user_key(&self, user: &str) -> String {
         format!(
-            "{}sealed-session:revoked-user:{{{user}}}",
+            "{}sealed-session:revoked-user:{{user:{user}}}",
             self.namespace.prefix()
         )
     }
 
     fn user_keep_key(&self, user: &str) -> String {
         format!(
-            "{}sealed-session:revoked-user-keep:{{{user}}}",
+            "{}sealed-session:revoked-user-keep:{{user:{user}}}",
             self.namespace.prefix()
         )
     }
@@ -1035,8 +1035,8 @@ impl RevocationCheck for RedisRevocations {
                 exists.arg(self.session_key(&query.session_id));
                 return send(&self.connection, &mut exists).await;
             };
-            // One round trip on one server (two on a cluster, see below),
-            // no command spanning two hash tags (cluster slots). The
+            // One round trip on one server (two at once on a cluster, see
+            // below), no command spanning two hash tags (cluster slots). The
             // user's two records (one slot) are read in a
             // transaction, as `record_user` writes them: separate reads
             // could pair a new time with an old kept id (or none, expired
@@ -1054,17 +1054,23 @@ impl RevocationCheck for RedisRevocations {
             };
             let (kept, not_before): (Vec<u8>, Vec<u8>) = if self.connection.is_cluster() {
                 // A cluster takes a pipeline to one slot only: the
-                // session's first, then the user's two records.
+                // session's record and the user's two are asked for in two
+                // requests, sent together (the first failure fails both).
                 let mut exists = redis::cmd("EXISTS");
                 exists.arg(&session_key);
-                if send(&self.connection, &mut exists).await? {
-                    return Ok(true);
-                }
                 let mut reads = redis::pipe();
                 reads.atomic();
                 getrange(&mut reads, &keep_key);
                 getrange(&mut reads, &user_key);
-                send(&self.connection, &mut reads).await?
+                let (revoked, records): (bool, _) = futures_util::future::try_join(
+                    send(&self.connection, &mut exists),
+                    send(&self.connection, &mut reads),
+                )
+                .await?;
+                if revoked {
+                    return Ok(true);
+                }
+                records
             } else {
                 let mut reads = redis::pipe();
                 reads.cmd("EXISTS").arg(&session_key).cmd("MULTI").ignore();

@@ -14,7 +14,7 @@ use sealed_session::store::RevocationStore;
 use sealed_session::{Error, RedisRevocations, RedisStore, SessionId, StoreError};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU16, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -571,7 +571,12 @@ async fn redis_revocations() {
     .await;
     // A user record this crate did not write fails the open (fail closed).
     let mut conn = raw(&server.url()).await;
-    set_raw(&mut conn, "sealed-session:revoked-user:{eve}", "not a time").await;
+    set_raw(
+        &mut conn,
+        "sealed-session:revoked-user:{user:eve}",
+        "not a time",
+    )
+    .await;
     let mut eve = sealer.new_session().unwrap();
     eve.insert("user", "eve").unwrap();
     let eve = sealer.seal(&mut eve).unwrap();
@@ -581,7 +586,7 @@ async fn redis_revocations() {
     );
     // So is a user record of another type (read in a pipeline). (A
     // session record of any type exists, and revokes.)
-    set_list(&mut conn, "sealed-session:revoked-user:{eve}").await;
+    set_list(&mut conn, "sealed-session:revoked-user:{user:eve}").await;
     assert_eq!(
         sealer.open_async(&eve).await.unwrap_err(),
         Error::Store(StoreError::Rejected)
@@ -590,7 +595,7 @@ async fn redis_revocations() {
     // would hold the user's cookies back).
     set_raw(
         &mut conn,
-        "sealed-session:revoked-user:{eve}",
+        "sealed-session:revoked-user:{user:eve}",
         &b"17\xff"[..],
     )
     .await;
@@ -599,7 +604,7 @@ async fn redis_revocations() {
         Error::Store(StoreError::Rejected)
     );
     // An empty record reads as none (GETRANGE answers a missing key so).
-    set_raw(&mut conn, "sealed-session:revoked-user:{eve}", "").await;
+    set_raw(&mut conn, "sealed-session:revoked-user:{user:eve}", "").await;
     assert!(sealer.open_async(&eve).await.is_ok());
     // A record far longer than any this crate writes fails the open and
     // is not sent whole: its first 64 bytes are a valid time, the rest is
@@ -607,7 +612,7 @@ async fn redis_revocations() {
     for key in ["revoked-user", "revoked-user-keep"] {
         set_raw(
             &mut conn,
-            format!("sealed-session:{key}:{{eve}}"),
+            format!("sealed-session:{key}:{{user:eve}}"),
             format!("{}x", "0".repeat(1 << 20)),
         )
         .await;
@@ -622,30 +627,30 @@ async fn redis_revocations() {
         assert!(during < 16 << 10, "{key}: {during} bytes sent");
         if key == "revoked-user" {
             // A time, for the next round (which alters the kept id).
-            set_raw(&mut conn, "sealed-session:revoked-user:{eve}", 0).await;
+            set_raw(&mut conn, "sealed-session:revoked-user:{user:eve}", 0).await;
         }
     }
     // The limit is inclusive: a record of 63 bytes, the longest read (one
     // more is fetched, to tell), is still read. A zero-padded time of that
     // length is a time; a kept "id" of that length is compared, and is not
     // eve's, so a time after her cookie's revokes it.
-    set_raw(&mut conn, "sealed-session:revoked-user-keep:{eve}", "").await;
+    set_raw(&mut conn, "sealed-session:revoked-user-keep:{user:eve}", "").await;
     set_raw(
         &mut conn,
-        "sealed-session:revoked-user:{eve}",
+        "sealed-session:revoked-user:{user:eve}",
         "0".repeat(63),
     )
     .await;
     assert!(sealer.open_async(&eve).await.is_ok());
     set_raw(
         &mut conn,
-        "sealed-session:revoked-user:{eve}",
+        "sealed-session:revoked-user:{user:eve}",
         format!("{:0>63}", u64::MAX),
     )
     .await;
     set_raw(
         &mut conn,
-        "sealed-session:revoked-user-keep:{eve}",
+        "sealed-session:revoked-user-keep:{user:eve}",
         "k".repeat(63),
     )
     .await;
@@ -818,12 +823,14 @@ async fn redis_namespaces_keep_applications_apart() {
 /// fail as a network can: `silence` stops passing anything on over the
 /// connections made so far, which stay open (a host gone without closing
 /// them); `lead_new_to` sends the connections made after it to another
-/// server (a failover that moves the address).
+/// server (a failover that moves the address); `delay` holds back what
+/// passes, as a distant server would.
 struct Proxy {
     port: u16,
     upstream: Arc<AtomicU16>,
     made: Arc<AtomicUsize>,
     silenced_below: Arc<AtomicUsize>,
+    delay_ms: Arc<AtomicU64>,
     stopped: Arc<AtomicBool>,
 }
 
@@ -835,10 +842,12 @@ impl Proxy {
             upstream: Arc::new(AtomicU16::new(upstream)),
             made: Arc::default(),
             silenced_below: Arc::default(),
+            delay_ms: Arc::default(),
             stopped: Arc::default(),
         };
         let (upstream, made) = (proxy.upstream.clone(), proxy.made.clone());
         let (silenced_below, stopped) = (proxy.silenced_below.clone(), proxy.stopped.clone());
+        let delay_ms = proxy.delay_ms.clone();
         std::thread::spawn(move || {
             for client in listener.incoming() {
                 if stopped.load(SeqCst) {
@@ -854,7 +863,7 @@ impl Proxy {
                     (server, client),
                 ];
                 for (mut from, mut to) in halves {
-                    let silenced_below = silenced_below.clone();
+                    let (silenced_below, delay_ms) = (silenced_below.clone(), delay_ms.clone());
                     std::thread::spawn(move || {
                         use std::io::{Read, Write};
                         let mut chunk = [0u8; 16 * 1024];
@@ -863,6 +872,7 @@ impl Proxy {
                             if id < silenced_below.load(SeqCst) {
                                 continue;
                             }
+                            std::thread::sleep(Duration::from_millis(delay_ms.load(SeqCst)));
                             if to.write_all(&chunk[..n]).is_err() {
                                 break;
                             }
@@ -882,6 +892,13 @@ impl Proxy {
     /// The connections made so far pass nothing on any more.
     fn silence(&self) {
         self.silenced_below.store(self.made.load(SeqCst), SeqCst);
+    }
+
+    /// What passes from now on, either way, is held back by `delay`.
+    #[cfg(feature = "redis-cluster")]
+    fn delay(&self, delay: Duration) {
+        self.delay_ms
+            .store(delay.as_millis().try_into().unwrap(), SeqCst);
     }
 
     /// Connections made from now on go to the server on `port`.
@@ -1032,7 +1049,7 @@ async fn a_redis_store_follows_a_failover_after_a_readonly_answer() {
         .unwrap();
     assert_eq!(value.as_deref(), Some(&b"new"[..]));
     let users: i64 = redis::cmd("EXISTS")
-        .arg("sealed-session:revoked-user:{ann}")
+        .arg("sealed-session:revoked-user:{user:ann}")
         .query_async(&mut on_new)
         .await
         .unwrap();
@@ -1526,7 +1543,9 @@ mod cluster {
         RevocationStore::revoke_user(&revocations, "ada", day)
             .await
             .unwrap();
-        let user_node = cluster.owner_of("sealed-session:revoked-user:{ada}").await;
+        let user_node = cluster
+            .owner_of("sealed-session:revoked-user:{user:ada}")
+            .await;
         // A revoked session on another node than the user's records.
         let mut byte = 0u8;
         let id = loop {
@@ -1550,20 +1569,83 @@ mod cluster {
         let other = SessionId::from_bytes([200; 16]);
         assert!(ask(other, now).await.unwrap());
         assert!(!ask(other, now + 1).await.unwrap());
-        // A user id that begins with `}` empties the keys' hash tag: its two
-        // records fall in two slots, and using them fails (closed).
-        let unavailable = Error::Store(StoreError::Unavailable);
-        let query = RevocationQuery::new(other, now, Some("}ada"));
-        assert_eq!(
-            revocations.is_revoked(query).await.unwrap_err(),
-            unavailable
-        );
-        assert_eq!(
-            RevocationStore::revoke_user(&revocations, "}ada", day)
+        // Any user id keeps its two records in one slot, even one that
+        // would empty a bare hash tag (`{}`, `{}ada}`): the records are
+        // written together and read back.
+        let kept = SessionId::from_bytes([201; 16]);
+        for user in ["", "}ada", "a}b{c"] {
+            revocations
+                .revoke_user_except(user, kept, day)
                 .await
-                .unwrap_err(),
-            unavailable
-        );
+                .unwrap();
+            let ask = |id| revocations.is_revoked(RevocationQuery::new(id, now, Some(user)));
+            assert!(!ask(kept).await.unwrap(), "{user:?}");
+            assert!(ask(other).await.unwrap(), "{user:?}");
+        }
+    }
+
+    /// A check with a user asks the session's node and the user's at
+    /// once: with every node's traffic held back, it takes one round
+    /// trip's delay, not two.
+    #[tokio::test]
+    async fn a_clustered_check_asks_both_nodes_at_once() {
+        let Some(cluster) = Cluster::start(false) else {
+            return;
+        };
+        // Every node reached through a proxy, which it announces.
+        let proxies: Vec<Proxy> = cluster.nodes.iter().map(|n| Proxy::start(n.port)).collect();
+        for (node, proxy) in cluster.nodes.iter().zip(&proxies) {
+            cli(
+                node.port,
+                &[
+                    "config",
+                    "set",
+                    "cluster-announce-port",
+                    &proxy.port.to_string(),
+                ],
+            );
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !cluster.nodes.iter().all(|node| {
+            let known = cli(node.port, &["cluster", "nodes"]);
+            proxies
+                .iter()
+                .all(|p| known.contains(&format!(":{}@", p.port)))
+        }) {
+            assert!(
+                Instant::now() < deadline,
+                "the proxies' ports did not spread"
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let revocations = RedisRevocations::connect_cluster(&[proxies[0].url().as_str()], clock())
+            .await
+            .unwrap();
+        let user_node = cluster
+            .owner_of("sealed-session:revoked-user:{user:ada}")
+            .await;
+        let mut byte = 0u8;
+        let id = loop {
+            let id = SessionId::from_bytes([byte; 16]);
+            let key = format!("sealed-session:revoked:{{{id}}}");
+            if cluster.owner_of(&key).await != user_node {
+                break id;
+            }
+            byte += 1;
+        };
+        let ask = || revocations.is_revoked(RevocationQuery::new(id, 0, Some("ada")));
+        // Connections to both nodes made (the first request of each
+        // connection may take more).
+        assert!(!ask().await.unwrap());
+        let delay = Duration::from_millis(250);
+        for proxy in &proxies {
+            proxy.delay(delay);
+        }
+        // A round trip is held back twice: the request, then the answer.
+        let started = Instant::now();
+        assert!(!ask().await.unwrap());
+        let took = started.elapsed();
+        assert!(took >= 2 * delay && took < 3 * delay, "{took:?}");
     }
 
     /// A failover hands a primary's slots to its replica: the store follows
