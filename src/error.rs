@@ -96,6 +96,14 @@ pub enum Error {
     /// The server-side overflow store or revocation store failed.
     #[error("server-side store failed: {0}")]
     Store(StoreError),
+
+    /// A handler asked to save or seal the session the HTTP layer holds
+    /// ([`LazySession`](crate::http::LazySession)). The layer saves it
+    /// when the response goes out; a save before would mark it saved, and
+    /// the layer would then send nothing (the request's changes lost, a
+    /// logout's revocation skipped).
+    #[error("the HTTP layer saves this session when the response goes out")]
+    HeldByLayer,
 }
 
 impl Error {
@@ -121,6 +129,7 @@ impl Error {
             Error::Random => "random",
             Error::NoClock => "no-clock",
             Error::Store(_) => "store",
+            Error::HeldByLayer => "held-by-layer",
         }
     }
 

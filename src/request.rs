@@ -459,7 +459,7 @@ impl Sealer {
             return Ok(saved);
         }
         let before = BeforeSave::of(request);
-        let saved = self.save(&mut request.session)?;
+        let saved = self.save_held(&mut request.session)?;
         // No revocation store here (refused above): nothing to revoke.
         Ok(self.unless_emptied(request, saved, &before).0)
     }
@@ -489,7 +489,7 @@ impl Sealer {
             return Ok(saved);
         }
         let before = BeforeSave::of(request);
-        let saved = self.save_async(&mut request.session).await?;
+        let saved = self.save_async_held(&mut request.session).await?;
         let (mut saved, given_up) = self.unless_emptied(request, saved, &before);
         // Emptied by the save: as every deletion by a request save, the
         // cookie's id is given up, and a revocation store revokes its
@@ -673,7 +673,8 @@ fn rejection_loudness(error: &Error) -> Loudness {
         | Error::InvalidCookie(_)
         | Error::InvalidSetting(_)
         | Error::Random
-        | Error::NoClock => Loudness::Warn,
+        | Error::NoClock
+        | Error::HeldByLayer => Loudness::Warn,
     }
 }
 

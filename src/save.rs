@@ -324,7 +324,9 @@ impl Sealer {
     /// ([`Session::flush`], [`Session::cycle_id`]) on a sealer with a
     /// revocation store; [`ValueError::UserId`](crate::ValueError::UserId)
     /// if the revocation check's user entry is not a string, an integer, a
-    /// byte string or null; [`Error::Random`] if the nonce cannot be drawn.
+    /// byte string or null; [`Error::Random`] if the nonce cannot be drawn;
+    /// [`Error::HeldByLayer`] for the session of a
+    /// [`LazySession`](crate::http::LazySession), which the layer saves.
     ///
     /// ```
     /// use sealed_session::{CookieAction, KeyRing, MasterKey, Priority, Sealer};
@@ -339,9 +341,25 @@ impl Sealer {
     /// # Ok::<(), sealed_session::Error>(())
     /// ```
     pub fn save(&self, session: &mut Session) -> Result<Saved, Error> {
+        Self::check_not_held_by_layer(session)?;
+        self.save_held(session)
+    }
+
+    /// [`Sealer::save`], for a session held by the HTTP layer as well
+    /// (the request saves: [`Sealer::save_request`]).
+    pub(crate) fn save_held(&self, session: &mut Session) -> Result<Saved, Error> {
         self.check_sync_save(session)?;
         let saved = self.save_unreported(session)?;
         Ok(Self::report_earlier_drops(session, saved))
+    }
+
+    /// Refuses a handler's save or seal of the session the HTTP layer
+    /// holds: the layer's own save would then find nothing to do.
+    pub(crate) fn check_not_held_by_layer(session: &Session) -> Result<(), Error> {
+        match session.held_by_layer {
+            true => Err(Error::HeldByLayer),
+            false => Ok(()),
+        }
     }
 
     /// The synchronous save and seal cannot write the revocation record of
@@ -549,8 +567,15 @@ impl Sealer {
     /// ([`StoreError::Unavailable`], [`StoreError::OverCapacity`]), and
     /// those of [`Sealer::load_overflow`] loading a blob it rewrites (a
     /// missing or rejected one only drops its entries, reported). A logout
-    /// never fails.
+    /// never fails. [`Error::HeldByLayer`] as [`Sealer::save`].
     pub async fn save_async(&self, session: &mut Session) -> Result<Saved, Error> {
+        Self::check_not_held_by_layer(session)?;
+        self.save_async_held(session).await
+    }
+
+    /// [`Sealer::save_async`], for a session held by the HTTP layer as
+    /// well (the request saves: [`Sealer::save_request_async`]).
+    pub(crate) async fn save_async_held(&self, session: &mut Session) -> Result<Saved, Error> {
         let replaced = session.replaced;
         // A logout revokes first: its save cannot fail, and if the save is
         // cancelled midway (the request dropped), the session is still

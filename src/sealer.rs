@@ -633,6 +633,7 @@ impl Sealer {
             overflow: None,
             modified: false,
             changes: 0,
+            held_by_layer: false,
             refresh_due: false,
             opened_with: KeyRole::Primary,
             overflow_stale: false,
@@ -733,6 +734,7 @@ impl Sealer {
                 .map(|r| (SessionId::from_bytes(indexed.session_id), r)),
             modified: false,
             changes: 0,
+            held_by_layer: false,
             refresh_due,
             opened_with: role,
             overflow_stale: false,
@@ -774,8 +776,9 @@ impl Sealer {
     /// over [`Limits::max_decompressed`](crate::Limits::max_decompressed);
     /// [`Error::Random`] if the nonce cannot be drawn. The unloaded
     /// overflowed entries are removed first, even by a seal that then
-    /// fails.
+    /// fails. [`Error::HeldByLayer`] as [`Sealer::save`].
     pub fn seal(&self, session: &mut Session) -> Result<String, Error> {
+        Self::check_not_held_by_layer(session)?;
         self.check_sync_save(session)?;
         if session.has_unloaded_overflow() {
             let why = self.blob_not_kept(crate::overflow::BlobNotKept::SynchronousSeal);

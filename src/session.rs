@@ -204,6 +204,9 @@ pub struct Session {
     /// tells a change made after the request ended, when `modified` may
     /// already be set.
     pub(crate) changes: u32,
+    /// The HTTP layer holds it, and saves it when the response goes out:
+    /// a save or seal by a handler is refused ([`Error::HeldByLayer`]).
+    pub(crate) held_by_layer: bool,
     pub(crate) refresh_due: bool,
     /// The key of the ring that opened the cookie (the primary for a new
     /// session, and once saved): after a fallback the session is re-sealed;
@@ -637,9 +640,11 @@ impl Session {
         }
     }
 
-    /// Ends the session (logout): removes every entry and takes a new id.
-    /// Unless something is stored again before saving, the caller sends a
-    /// deletion cookie (see [`Session::is_flushed`]).
+    /// Ends the session (logout): removes every entry, takes a new id and
+    /// sets the expiry back to [`Expiry::Default`] (as Django, where the
+    /// expiry is part of the session's data). Unless something is stored
+    /// again before saving, the caller sends a deletion cookie (see
+    /// [`Session::is_flushed`]).
     ///
     /// # Errors
     ///

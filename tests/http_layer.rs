@@ -258,6 +258,37 @@ async fn remove_user(session: LazySession) -> Result<&'static str, Error> {
     Ok("removed")
 }
 
+/// Logs in, then asks the sealer to save or seal the session the layer
+/// holds, as a dry run might: answers each attempt's error kind.
+async fn login_then_save_itself(session: LazySession) -> Result<String, Error> {
+    session
+        .insert_with_priority("user", "ada", Priority::Critical)
+        .await?;
+    let sealer = session.sealer();
+    let (saved, sealed) = session
+        .with(|s| (sealer.save(s).map(drop), sealer.seal(s).map(drop)))
+        .await?;
+    let mut kinds = vec![saved, sealed];
+    // The async save, on the session taken out (still the layer's) and
+    // put back.
+    let fresh = sealer.new_session()?;
+    let mut taken = session.with(|s| core::mem::replace(s, fresh)).await?;
+    kinds.push(sealer.save_async(&mut taken).await.map(drop));
+    session.with(|s| *s = taken).await?;
+    Ok(kinds
+        .iter()
+        .map(|r| r.as_ref().map_or_else(Error::kind, |()| "saved"))
+        .collect::<Vec<_>>()
+        .join(" "))
+}
+
+/// Whether the session was open before and after the handler read it.
+async fn opened_before_and_after(session: LazySession) -> Result<String, Error> {
+    let before = session.is_opened().await;
+    session.get::<String>("user").await?;
+    Ok(format!("{before} {}", session.is_opened().await))
+}
+
 async fn insert_then_remove(session: LazySession) -> Result<&'static str, Error> {
     session.insert("k", &1u8).await?;
     session.remove("k").await?;
@@ -317,6 +348,8 @@ fn app(layer: SessionLayer) -> Router {
         .route("/user-as-number", get(user_as_number))
         .route("/remove-user", get(remove_user))
         .route("/insert-then-remove", get(insert_then_remove))
+        .route("/login-then-save-itself", get(login_then_save_itself))
+        .route("/opened", get(opened_before_and_after))
         .route("/login", get(login))
         .route("/login-too-large", get(login_too_large))
         .route("/log-out-others", get(log_out_others))
@@ -397,6 +430,46 @@ async fn defaults_are_secure() {
     assert_eq!(cookie.domain(), None);
     assert_eq!(cookie.partitioned(), None);
     assert!(cookie.max_age().is_some(), "persistent by default");
+}
+
+/// A handler cannot save or seal the session the layer holds: that would
+/// mark it saved, and the layer would send no cookie (the login lost).
+/// The layer's own save still goes out.
+#[tokio::test]
+async fn a_handler_cannot_save_the_session_the_layer_holds() {
+    let mut app = app(builder().build().expect("layer"));
+    let response = call(&mut app, "/login-then-save-itself", None).await;
+    let pair = cookie_pair(&response);
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .expect("body");
+    assert_eq!(&body[..], b"held-by-layer held-by-layer held-by-layer");
+    let response = call(&mut app, "/read", Some(&pair)).await;
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .expect("body");
+    assert_eq!(&body[..], b"ada");
+}
+
+/// `is_opened` says whether the session was opened, without opening it:
+/// not before a handler reads it, whether or not a cookie came (and the
+/// layer's `open_every_request` opens it after the handler only).
+#[tokio::test]
+async fn is_opened_tells_without_opening() {
+    async fn body(app: &mut Router, cookie: Option<&str>) -> String {
+        let response = call(app, "/opened", cookie).await;
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("text")
+    }
+    let mut lazy = app(builder().build().expect("layer"));
+    let pair = cookie_pair(&call(&mut lazy, "/login", None).await);
+    assert_eq!(body(&mut lazy, Some(&pair)).await, "false true");
+    assert_eq!(body(&mut lazy, None).await, "false true");
+    let mut eager = app(builder().open_every_request(true).build().expect("layer"));
+    let pair = cookie_pair(&call(&mut eager, "/login", None).await);
+    assert_eq!(body(&mut eager, Some(&pair)).await, "false true");
 }
 
 #[tokio::test]

@@ -131,13 +131,21 @@ impl LazySession {
                 opened
             }
         };
-        Ok(state.opened.insert(opened))
+        let opened = state.opened.insert(opened);
+        // Every time: a handler may have put another session in its place.
+        opened.session_mut().held_by_layer = true;
+        Ok(opened)
     }
 
     /// Runs `f` on the opened session: the whole core [`Session`] API.
     ///
     /// Entries that live in the overflow store are not loaded here: read
     /// them with [`LazySession::get`], or use [`LazySession::with_loaded`].
+    ///
+    /// The layer saves the session when the response goes out: the
+    /// sealer's `save`, `save_async` and `seal` refuse it here
+    /// ([`Error::HeldByLayer`]), as they would mark it saved and the layer
+    /// would then send nothing.
     ///
     /// The session is not rolled back if `f` panics: what it changed
     /// before the panic stays, and is saved if the response still goes out
@@ -290,6 +298,18 @@ impl LazySession {
     /// the others.
     pub fn skip_save(&self) {
         self.inner.skip_save.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether this request's session has been opened (by this handle or
+    /// a clone of it: any read or write opens it), as Django's
+    /// `request.session.accessed`. It does not open the session, so a
+    /// cache or a conditional-GET layer inside the session layer can tell
+    /// a response that depends on the cookie without paying for the open.
+    /// (With [`open_every_request`](super::SessionLayerBuilder::open_every_request),
+    /// the layer opens an untouched session after the handler, to refresh
+    /// it.)
+    pub async fn is_opened(&self) -> bool {
+        self.inner.state.lock().await.opened.is_some()
     }
 
     /// The sealer of the layer.
@@ -489,7 +509,8 @@ impl LazySession {
         self.with(Session::clear).await
     }
 
-    /// Ends the session (logout): removes every entry and takes a new id.
+    /// Ends the session (logout): removes every entry, takes a new id and
+    /// sets the expiry back to [`Expiry::Default`] ([`Session::flush`]).
     /// Unless something is stored again, the response deletes the cookie.
     /// With a revocation store
     /// ([`SessionLayerBuilder::revocation_store`](super::SessionLayerBuilder::revocation_store)),
