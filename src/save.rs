@@ -125,7 +125,7 @@ impl Sealer {
             self.max_age_at(session, now),
         ));
         let budget = self.effective_budget(around_value);
-        let mut keep: Vec<bool> = session
+        let resident: Vec<bool> = session
             .entries
             .iter()
             .map(|e| matches!(e.value, Value::Resident(_)))
@@ -143,34 +143,56 @@ impl Sealer {
                 (key, priority, session.resident_size(e))
             })
             .collect();
-        let resident = keep.clone();
-        let mut order = drop_order(&sizes).into_iter().filter(|&i| resident[i]);
-        let mut removed = Vec::new();
-        loop {
-            let len = self.header_len_for(session, &keep, reference, around_value, now)?;
-            if len <= budget {
-                return Ok(Plan { keep, removed });
+        let order: Vec<usize> = drop_order(&sizes)
+            .into_iter()
+            .filter(|&i| resident[i])
+            .collect();
+        // The header with the first `removed` candidates out.
+        let len_without = |removed: usize| {
+            let mut keep = resident.clone();
+            for &i in &order[..removed] {
+                keep[i] = false;
             }
-            match order.next() {
-                Some(i) => {
-                    keep[i] = false;
-                    removed.push(i);
-                }
-                // What may not be dropped is over the sealer's own limit
-                // for a payload: not a length anyone could budget for.
-                // (With a reference, the list of moved keys may be what
-                // is over: the store path then drops instead.)
-                None if len == usize::MAX && reference.is_none() => {
-                    return Err(Error::LimitExceeded(Limit::DecompressedSize))
-                }
-                None => {
-                    return Err(Error::TooLarge {
-                        needed: len,
-                        budget,
-                    })
+            self.header_len_for(session, &keep, reference, around_value, now)
+                .map(|len| (len, keep))
+        };
+        let (count, len, keep) = match self.compression {
+            // Computed lengths: one candidate at a time finds the least.
+            token::Compression::Off => {
+                let mut keep = resident.clone();
+                let mut count = 0;
+                loop {
+                    let len = self.header_len_for(session, &keep, reference, around_value, now)?;
+                    if len <= budget || count == order.len() {
+                        break (count, len, keep);
+                    }
+                    keep[order[count]] = false;
+                    count += 1;
                 }
             }
+            // Measured lengths cost a seal each (deflate and encrypt,
+            // up to `max_decompressed`): doubled, then halved, they cost
+            // O(log n) seals rather than n, which a client adding entries
+            // would make quadratic over a session's life.
+            token::Compression::Above(_) => search_removals(order.len(), budget, len_without)?,
+        };
+        if len <= budget {
+            return Ok(Plan {
+                keep,
+                removed: order[..count].to_vec(),
+            });
         }
+        // What may not be dropped is over the sealer's own limit for a
+        // payload: not a length anyone could budget for. (With a
+        // reference, the list of moved keys may be what is over: the store
+        // path then drops instead.)
+        if len == usize::MAX && reference.is_none() {
+            return Err(Error::LimitExceeded(Limit::DecompressedSize));
+        }
+        Err(Error::TooLarge {
+            needed: len,
+            budget,
+        })
     }
 
     /// Whether `key` names the user id the revocation check reads (only a
@@ -640,10 +662,92 @@ impl Sealer {
     }
 }
 
+/// The fewest first candidates whose removal brings the header within
+/// `budget`, by doubling then halving (`len_without` measures), with
+/// that header's length and keep flags; all `candidates` and the
+/// length then when even that is over. Compressed sizes nearly always
+/// shrink with each removal; where they do not, this may remove more
+/// than the least (FORMAT.md §14.3), never too few.
+fn search_removals(
+    candidates: usize,
+    budget: usize,
+    len_without: impl Fn(usize) -> Result<(usize, Vec<bool>), Error>,
+) -> Result<(usize, usize, Vec<bool>), Error> {
+    let (len, keep) = len_without(0)?;
+    if len <= budget || candidates == 0 {
+        return Ok((0, len, keep));
+    }
+    // `over` is known over budget; double until a count fits.
+    let mut over = 0;
+    let mut fits = 1;
+    let (mut fits_len, mut fits_keep) = loop {
+        let (len, keep) = len_without(fits)?;
+        if len <= budget {
+            break (len, keep);
+        }
+        if fits == candidates {
+            return Ok((fits, len, keep));
+        }
+        over = fits;
+        fits = (fits * 2).min(candidates);
+    };
+    while fits - over > 1 {
+        let middle = over + (fits - over) / 2;
+        let (len, keep) = len_without(middle)?;
+        if len <= budget {
+            (fits, fits_len, fits_keep) = (middle, len, keep);
+        } else {
+            over = middle;
+        }
+    }
+    Ok((fits, fits_len, fits_keep))
+}
+
 #[cfg(test)]
 mod tests {
-    use super::base64_len;
+    use super::{base64_len, search_removals};
     use base64::Engine as _;
+    use std::cell::Cell;
+
+    /// Runs the search over `lens` (the header's length with 0, 1, …
+    /// candidates out), counting the measurements.
+    fn search(lens: &[usize], budget: usize) -> (usize, usize, usize) {
+        let measured = Cell::new(0);
+        let (count, len, keep) = search_removals(lens.len() - 1, budget, |removed| {
+            measured.set(measured.get() + 1);
+            Ok((lens[removed], vec![true; removed]))
+        })
+        .unwrap();
+        assert_eq!(keep.len(), count, "the flags of the count found");
+        (count, len, measured.get())
+    }
+
+    #[test]
+    fn the_removal_search_finds_the_least_count_in_few_measurements() {
+        // Lengths that shrink with every removal: 1000 candidates.
+        let lens: Vec<usize> = (0..=1000).map(|removed| 5000 - removed * 4).collect();
+        for least in [0, 1, 2, 3, 7, 8, 9, 500, 999, 1000] {
+            let (count, len, measured) = search(&lens, lens[least]);
+            assert_eq!((count, len), (least, lens[least]));
+            assert!(measured <= 22, "{least}: {measured} measurements");
+        }
+        // Over budget with every candidate out: all of them, and that length.
+        let (count, len, _) = search(&lens, 999);
+        assert_eq!((count, len), (1000, 1000));
+        assert_eq!(search(&[10], 5), (0, 10, 1));
+    }
+
+    #[test]
+    fn the_removal_search_never_removes_too_few() {
+        // Lengths that grow here and there: whatever count it settles
+        // on fits, and the one before it does not.
+        let lens = [900, 880, 905, 850, 870, 800, 820, 700, 760, 650, 600];
+        for budget in 600..=900 {
+            let (count, len, _) = search(&lens, budget);
+            assert!(len <= budget && lens[count] == len, "{budget}");
+            assert!(count == 0 || lens[count - 1] > budget, "{budget}");
+        }
+    }
 
     #[test]
     fn base64_length_saturates_for_huge_configured_limits() {
