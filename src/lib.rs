@@ -137,7 +137,7 @@ pub use random::OsRandom;
 pub use random::RandomSource;
 #[cfg(feature = "redis")]
 pub use redis_store::{RedisRevocations, RedisStore};
-pub use request::{RequestSession, DEFAULT_MAX_COOKIES_TRIED};
+pub use request::{cookie_values, RequestSession, DEFAULT_MAX_COOKIES_TRIED};
 pub use sealer::{
     Sealer, SealerBuilder, DEFAULT_CLOCK_SKEW, DEFAULT_COOKIE_NAME, DEFAULT_MAX_IDLE,
     DEFAULT_MAX_LIFETIME,

@@ -281,9 +281,24 @@ pub(crate) fn carries_cookie(header: &[u8], name: &str) -> bool {
     named_values(&header_text(header), name).next().is_some()
 }
 
-/// The values of the cookies called `name` in one `Cookie` header, in
-/// order, each ending before its first comma, parsed by the cookie crate,
-/// with one pair of quotes removed.
+/// The values of the cookies called `name` in one `Cookie` header, in the
+/// order a server tries them, by the rule [`Sealer::open_request`] applies
+/// (FORMAT.md §14.4): the name matched as sent (only spaces and tabs
+/// around it ignored), each value ending before its first comma, one pair
+/// of quotes removed. For tools that show which cookie a server would
+/// open; opening needs no call to it. (A header that is not UTF-8: read it
+/// with `String::from_utf8_lossy`, as a server does.)
+///
+/// ```
+/// let header = "theme=dark; __Host-id=\"abc\"; \u{2000}__Host-id=planted; __Host-id=def, x=1";
+/// let values: Vec<&str> = sealed_session::cookie_values(header, "__Host-id").collect();
+/// assert_eq!(values, ["abc", "def"]);
+/// ```
+pub fn cookie_values<'t>(header: &'t str, name: &'t str) -> impl Iterator<Item = &'t str> {
+    named_values(header, name)
+}
+
+/// [`cookie_values`]: each value parsed by the cookie crate.
 fn named_values<'t>(text: &'t str, name: &'t str) -> impl Iterator<Item = &'t str> {
     text.split(';')
         // The name is checked as sent before the cookie crate parses the

@@ -97,12 +97,14 @@ pub fn cookie_argument(argument: String) -> Result<String, Failure> {
 /// A pasted cookie as a name (when one was pasted) and a value. It may be
 /// the value alone, `NAME=VALUE` as a browser's developer tools show it,
 /// or a whole `Cookie` header (`a=1; NAME=VALUE`, with or without
-/// `Cookie:`), from which the one pair named `header_name` is taken. A
-/// header with none, or several (a server tries those in order), is a
-/// usage error: which value to open is then for the user to say.
+/// `Cookie:`), from which the one cookie named `header_name` is taken by
+/// the rule a server applies (`sealed_session::cookie_values`: the name
+/// as sent, the value up to a comma, quotes removed). A header with none,
+/// or several (a server tries those in order), is a usage error: which
+/// value to open is then for the user to say.
 pub fn pasted_cookie<'t>(
     text: &'t str,
-    header_name: &str,
+    header_name: &'t str,
 ) -> Result<(Option<&'t str>, &'t str), Failure> {
     // A `Set-Cookie` line (as `curl -i` prints it, or `curl -v` after
     // "< "): its cookie is the pair before the attributes.
@@ -119,12 +121,9 @@ pub fn pasted_cookie<'t>(
         _ if text.contains(';') => text,
         _ => return Ok(cookie_pair(text)),
     };
-    let mut named = header
-        .split(';')
-        .map(|pair| cookie_pair(pair.trim()))
-        .filter(|(name, _)| *name == Some(header_name));
+    let mut named = sealed_session::cookie_values(header, header_name);
     match (named.next(), named.count()) {
-        (Some(pair), 0) => Ok(pair),
+        (Some(value), 0) => Ok((Some(header_name), value.trim())),
         (None, _) => Err(Failure::Usage(format!(
             "the pasted Cookie header has no cookie named {header_name:?} (--name)"
         ))),

@@ -1472,6 +1472,17 @@ fn a_whole_cookie_header_gives_the_cookie_of_the_name_wanted() {
     let o = open(&[], &twice);
     assert_usage_error(&o, &[&session]);
     assert!(stderr(&o).contains("2 cookies named"), "{}", stderr(&o));
+    // The cookie is taken as a server takes it (FORMAT.md §14.4): a
+    // quoted value, lines a proxy joined with ", ", and a name planted
+    // with a leading U+2000 (which browsers let any host set beside a
+    // `__Host-` cookie, and a server ignores) left out.
+    let sid_flag = ["--name", "__Host-sid"];
+    let quoted = format!("theme=dark; __Host-sid=\"{sid}\"");
+    assert_eq!(success_json(&open(&sid_flag, &quoted)), expected);
+    let joined = format!("lang=en; __Host-sid={sid}, theme=dark");
+    assert_eq!(success_json(&open(&sid_flag, &joined)), expected);
+    let planted = format!("lang=en; \u{2000}__Host-sid={session}; __Host-sid={sid}");
+    assert_eq!(success_json(&open(&sid_flag, &planted)), expected);
     // inspect takes the named one too.
     let inspect = |extra: &[&str]| {
         let o = run(
