@@ -86,6 +86,7 @@
 #![deny(missing_docs)]
 #![warn(clippy::missing_errors_doc)]
 
+mod auth_hash;
 mod budget;
 mod clock;
 mod cookie;

@@ -268,7 +268,7 @@ impl fmt::Debug for Session {
     }
 }
 
-fn check_key(key: &str) -> Result<(), Error> {
+pub(crate) fn check_key(key: &str) -> Result<(), Error> {
     if key.is_empty() {
         return Err(Error::InvalidEntryKey(InvalidEntryKey::Empty));
     }

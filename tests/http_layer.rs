@@ -289,6 +289,30 @@ async fn opened_before_and_after(session: LazySession) -> Result<String, Error> 
     Ok(format!("{before} {}", session.is_opened().await))
 }
 
+/// Logs ada in with the auth hash of her password's version `?N`.
+async fn login_hashed(session: LazySession, request: Request<Body>) -> Result<&'static str, Error> {
+    let version = request.uri().query().unwrap_or_default().as_bytes();
+    session.cycle_id().await?;
+    session
+        .insert_with_priority("user", "ada", Priority::Critical)
+        .await?;
+    session.set_auth_hash("auth", version).await?;
+    Ok("in")
+}
+
+/// The user, if the cookie's auth hash matches the password's version
+/// `?N` now; else "anonymous" (and the session is flushed).
+async fn whoami_hashed(session: LazySession, request: Request<Body>) -> Result<String, Error> {
+    let version = request.uri().query().unwrap_or_default().as_bytes();
+    let Some(user) = session.get::<String>("user").await? else {
+        return Ok("anonymous".to_owned());
+    };
+    match session.verify_auth_hash("auth", version).await? {
+        true => Ok(user),
+        false => Ok("anonymous".to_owned()),
+    }
+}
+
 async fn insert_then_remove(session: LazySession) -> Result<&'static str, Error> {
     session.insert("k", &1u8).await?;
     session.remove("k").await?;
@@ -350,6 +374,8 @@ fn app(layer: SessionLayer) -> Router {
         .route("/insert-then-remove", get(insert_then_remove))
         .route("/login-then-save-itself", get(login_then_save_itself))
         .route("/opened", get(opened_before_and_after))
+        .route("/login-hashed", get(login_hashed))
+        .route("/whoami-hashed", get(whoami_hashed))
         .route("/login", get(login))
         .route("/login-too-large", get(login_too_large))
         .route("/log-out-others", get(log_out_others))
@@ -470,6 +496,33 @@ async fn is_opened_tells_without_opening() {
     let mut eager = app(builder().open_every_request(true).build().expect("layer"));
     let pair = cookie_pair(&call(&mut eager, "/login", None).await);
     assert_eq!(body(&mut eager, Some(&pair)).await, "false true");
+}
+
+/// A password change logs out every copy of the old cookie through the
+/// auth hash, with no revocation store: the first request that checks the
+/// new hash gets a fresh session and the cookie's deletion.
+#[tokio::test]
+async fn a_changed_auth_hash_logs_the_old_cookie_out() {
+    async fn text(response: Response<Body>) -> String {
+        let bytes = axum::body::to_bytes(response.into_body(), 1024)
+            .await
+            .expect("body");
+        String::from_utf8(bytes.to_vec()).expect("text")
+    }
+    let mut app = app(builder().build().expect("layer"));
+    let pair = cookie_pair(&call(&mut app, "/login-hashed?1", None).await);
+    let response = call(&mut app, "/whoami-hashed?1", Some(&pair)).await;
+    assert!(set_cookie(&response).is_none(), "a match changes nothing");
+    assert_eq!(text(response).await, "ada");
+    // The password changed (version 2): the old cookie, or a stolen copy.
+    let response = call(&mut app, "/whoami-hashed?2", Some(&pair)).await;
+    let deletion = set_cookie(&response).expect("the cookie's deletion");
+    assert_eq!(deletion.max_age(), Some(::cookie::time::Duration::ZERO));
+    assert_eq!(text(response).await, "anonymous");
+    // Logged in again under version 2, the new cookie holds.
+    let pair = cookie_pair(&call(&mut app, "/login-hashed?2", None).await);
+    let response = call(&mut app, "/whoami-hashed?2", Some(&pair)).await;
+    assert_eq!(text(response).await, "ada");
 }
 
 #[tokio::test]

@@ -282,6 +282,34 @@ impl LazySession {
         Ok(opened.session_mut())
     }
 
+    /// [`Session::set_auth_hash`]: stores a digest of the user's auth hash
+    /// (whatever changes with their credentials) under `key`, at login
+    /// and after a password change in this session.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Session::set_auth_hash`], and of [`LazySession::with`]
+    /// when this call opens the session.
+    pub async fn set_auth_hash(&self, key: &str, auth_hash: &[u8]) -> Result<(), Error> {
+        self.with(|s| s.set_auth_hash(key, auth_hash)).await?
+    }
+
+    /// [`Session::verify_auth_hash`]: whether the digest under `key`
+    /// matches the user's auth hash now. When it does not (the password
+    /// changed since this cookie was sealed), the session is flushed: the
+    /// response deletes the cookie (and a revocation store revokes its
+    /// id). Call it on each request that loads the user, as Django's
+    /// `get_user` does; it ends the copies of the user's other cookies
+    /// without a revocation store.
+    ///
+    /// # Errors
+    ///
+    /// Those of [`Session::verify_auth_hash`], and of
+    /// [`LazySession::with`] when this call opens the session.
+    pub async fn verify_auth_hash(&self, key: &str, current: &[u8]) -> Result<bool, Error> {
+        self.with(|s| s.verify_auth_hash(key, current)).await?
+    }
+
     /// This response saves nothing, as Rails'
     /// `request.session_options[:skip] = true`: no `Set-Cookie` for the
     /// session, whatever the handler changed, and no sliding refresh (nor,
