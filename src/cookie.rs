@@ -76,7 +76,8 @@ impl CookieSettings {
     /// can shadow the new one, and a logout does not end it unless a
     /// revocation store revokes its id. Change the cookie name at the same
     /// time, so that the old cookie is no candidate at all (each user then
-    /// starts a new session, once).
+    /// starts a new session, once; `previous_cookie_name` carries sessions
+    /// over a rename only where path and domain stay).
     #[must_use]
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();

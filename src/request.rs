@@ -61,6 +61,9 @@ pub struct RequestSession {
     /// None opened, and one failed for a passing reason (see
     /// `fails_for_now`): the fresh session must not replace it.
     held_back: Option<HeldBack>,
+    /// Opened from a cookie of the previous name
+    /// ([`SealerBuilder::previous_cookie_name`](crate::SealerBuilder::previous_cookie_name)).
+    from_previous_name: bool,
 }
 
 /// A cookie that authenticated but could not be checked for revocation
@@ -148,7 +151,28 @@ impl RequestSession {
             rejected: None,
             rejected_for_good: false,
             held_back: None,
+            from_previous_name: false,
         }
+    }
+
+    /// Opened from a cookie of the previous name: due for a re-seal under
+    /// the current one, as a refresh is.
+    fn opened_from_previous(mut session: Session, cookie_len: usize) -> Self {
+        session.refresh_due = true;
+        RequestSession {
+            from_previous_name: true,
+            ..Self::opened(session, cookie_len)
+        }
+    }
+
+    /// Whether the session was opened from a cookie of the sealer's
+    /// previous name ([`SealerBuilder::previous_cookie_name`](crate::SealerBuilder::previous_cookie_name)).
+    /// Its save re-seals it under the current name; when that save sets
+    /// or deletes the cookie, send
+    /// [`Sealer::previous_cookie_removal`] beside it (the HTTP layer
+    /// does).
+    pub fn opened_from_previous_name(&self) -> bool {
+        self.from_previous_name
     }
 }
 
@@ -234,6 +258,13 @@ impl Selection {
         }
     }
 
+    /// [`Self::failed`] for a cookie of the previous name, which no
+    /// deletion of the current name's cookie concerns.
+    fn failed_previous(&mut self, error: Error, len: usize) {
+        self.failed(error, len, None);
+        self.last_for_good = false;
+    }
+
     /// Notes a session cookie that `text` hides after a comma, while no
     /// candidate was found (only then is the scan worth it: see `fresh`).
     fn note_hidden(&mut self, text: &str, name: &str) {
@@ -258,6 +289,7 @@ impl Selection {
             rejected: self.rejected,
             rejected_for_good: !self.capped && self.tried == 1 && self.last_for_good,
             held_back: self.held_back,
+            from_previous_name: false,
         })
     }
 }
@@ -374,8 +406,10 @@ impl Sealer {
     {
         self.check_sync_request()?;
         let mut selection = Selection::default();
+        let mut previous = Vec::new();
         for header in cookie_headers {
             let text = header_text(header.as_ref());
+            self.collect_previous(&text, &mut previous);
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
                     return selection.fresh(self);
@@ -389,7 +423,30 @@ impl Sealer {
             }
             selection.note_hidden(&text, &self.cookie_name);
         }
+        if let Some((name, _)) = &self.previous {
+            for value in &previous {
+                if !selection.may_try(self.max_cookies_tried) {
+                    break;
+                }
+                match self.open_unrevoked_as(value, name) {
+                    Ok(session) => {
+                        return Ok(RequestSession::opened_from_previous(session, value.len()))
+                    }
+                    Err(error) => selection.failed_previous(error, value.len()),
+                }
+            }
+        }
         selection.fresh(self)
+    }
+
+    /// Keeps, for after the current name's, the values of the cookies of
+    /// the previous name in `text` (as many as may be tried: a request
+    /// cannot make it hold more).
+    fn collect_previous(&self, text: &str, previous: &mut Vec<String>) {
+        if let Some((name, _)) = &self.previous {
+            let room = self.max_cookies_tried.saturating_sub(previous.len());
+            previous.extend(named_values(text, name).take(room).map(str::to_owned));
+        }
     }
 
     /// As [`Sealer::open_request`], opening each candidate with
@@ -409,8 +466,10 @@ impl Sealer {
         I::Item: AsRef<[u8]>,
     {
         let mut selection = Selection::default();
+        let mut previous = Vec::new();
         'headers: for header in cookie_headers {
             let text = header_text(header.as_ref());
+            self.collect_previous(&text, &mut previous);
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
                     break 'headers;
@@ -427,6 +486,27 @@ impl Sealer {
                 }
             }
             selection.note_hidden(&text, &self.cookie_name);
+        }
+        if let (Some((name, _)), None) = (&self.previous, &selection.held_back) {
+            for value in &previous {
+                if !selection.may_try(self.max_cookies_tried) {
+                    break;
+                }
+                let (error, authenticated) = match self.open_unrevoked_as(value, name) {
+                    Ok(mut session) => match self.check_revocation(&mut session).await {
+                        Ok(()) => {
+                            return Ok(RequestSession::opened_from_previous(session, value.len()))
+                        }
+                        Err(error) => (error, Some(session.id)),
+                    },
+                    Err(error) => (error, None),
+                };
+                if selection.failed(error, value.len(), authenticated) {
+                    break;
+                }
+                // Not the current name's cookie: a failure deletes nothing.
+                selection.last_for_good = false;
+            }
         }
         selection.fresh(self)
     }

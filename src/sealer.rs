@@ -121,6 +121,10 @@ pub struct Sealer {
     pub(crate) max_cookies_tried: usize,
     /// The deletion cookie string (constant: built once, at `build`).
     pub(crate) removal: String,
+    /// The name cookies had before this one, opened when no cookie of
+    /// this name does, and its deletion cookie
+    /// ([`SealerBuilder::previous_cookie_name`]).
+    pub(crate) previous: Option<(String, String)>,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -137,6 +141,7 @@ impl core::fmt::Debug for Sealer {
             .field("revocation", &self.revocation.is_some())
             .field("revocation_store", &self.revocation_store.is_some())
             .field("max_cookies_tried", &self.max_cookies_tried)
+            .field("previous_cookie_name", &self.previous_cookie_name())
             .finish_non_exhaustive()
     }
 }
@@ -160,6 +165,7 @@ impl core::fmt::Debug for SealerBuilder {
             .field("revocation_store", &self.revocation_store.is_some())
             .field("user_key", &self.user_key)
             .field("max_cookies_tried", &self.max_cookies_tried)
+            .field("previous_cookie_name", &self.previous_cookie_name)
             .finish_non_exhaustive()
     }
 }
@@ -184,6 +190,7 @@ pub struct SealerBuilder {
     revocation_store: Option<Arc<dyn RevocationStore>>,
     user_key: Option<String>,
     max_cookies_tried: usize,
+    previous_cookie_name: Option<String>,
 }
 
 impl Sealer {
@@ -215,6 +222,7 @@ impl Sealer {
             revocation_store: None,
             user_key: None,
             max_cookies_tried: crate::request::DEFAULT_MAX_COOKIES_TRIED,
+            previous_cookie_name: None,
         }
     }
 }
@@ -439,6 +447,34 @@ impl SealerBuilder {
         self
     }
 
+    /// The name the session cookie had before [`Self::cookie_name`], for
+    /// a rename (to add the `__Host-` prefix, say) that logs no one out.
+    /// A request that carries no cookie of the current name that opens
+    /// has its cookies of the previous name tried (tokens bound to that
+    /// name, by the same key ring and rules, `docs/FORMAT.md` §14.4); a
+    /// session opened from one is re-sealed under the current name when
+    /// saved ([`RequestSession::opened_from_previous_name`]), and the
+    /// previous cookie deleted (the HTTP layer sends both).
+    ///
+    /// The deletion carries this sealer's path and domain: give the
+    /// previous name only when the old cookie had the same ones (the
+    /// defaults, `Path=/` and no `Domain`, which a `__Host-` name keeps).
+    /// Otherwise the old cookie stays in the browser, and while this is
+    /// set it opens whenever no current cookie does: after a logout too,
+    /// unless a revocation store revoked its id.
+    ///
+    /// Keep it only for the rename's transition (the idle timeout, say):
+    /// a cookie under the old name has none of the new name's protection
+    /// (a `__Host-` name's, against cookies planted by sibling hosts),
+    /// and while this is set, a request without a current cookie accepts
+    /// one.
+    ///
+    /// [`RequestSession::opened_from_previous_name`]: crate::RequestSession::opened_from_previous_name
+    pub fn previous_cookie_name(mut self, name: impl Into<String>) -> Self {
+        self.previous_cookie_name = Some(name.into());
+        self
+    }
+
     /// Builds the sealer.
     ///
     /// # Errors
@@ -470,6 +506,18 @@ impl SealerBuilder {
             return Err(Error::InvalidSetting(InvalidSetting::ZeroLifetime));
         }
         let removal = self.cookie.removal(&self.cookie_name);
+        let previous = match self.previous_cookie_name {
+            // The same name twice would try each cookie twice.
+            Some(name) if name == self.cookie_name => {
+                return Err(Error::InvalidCookie(crate::error::InvalidCookie::Name))
+            }
+            Some(name) => {
+                self.cookie.check(&name).map_err(Error::InvalidCookie)?;
+                let removal = self.cookie.removal(&name);
+                Some((name, removal))
+            }
+            None => None,
+        };
         let clock = match self.clock {
             Some(clock) => clock,
             None => crate::clock::default_clock().ok_or(Error::NoClock)?,
@@ -500,6 +548,7 @@ impl SealerBuilder {
             user_key: self.user_key,
             max_cookies_tried: self.max_cookies_tried,
             removal,
+            previous,
         };
         sealer.check_room_for_an_empty_session()?;
         if sealer.revocation_store.is_some() && !sealer.revocations_outlive_cookies() {
@@ -566,6 +615,19 @@ impl Sealer {
     /// The cookie name tokens are bound to.
     pub fn cookie_name(&self) -> &str {
         &self.cookie_name
+    }
+
+    /// The name cookies had before [`Sealer::cookie_name`], if one was
+    /// given ([`SealerBuilder::previous_cookie_name`]).
+    pub fn previous_cookie_name(&self) -> Option<&str> {
+        self.previous.as_ref().map(|(name, _)| name.as_str())
+    }
+
+    /// The `Set-Cookie` value that deletes the cookie of the previous
+    /// name: send it beside the new cookie when a session was opened from
+    /// one ([`RequestSession::opened_from_previous_name`](crate::RequestSession::opened_from_previous_name)).
+    pub fn previous_cookie_removal(&self) -> Option<&str> {
+        self.previous.as_ref().map(|(_, removal)| removal.as_str())
     }
 
     /// The key ring.
@@ -675,7 +737,16 @@ impl Sealer {
 
     /// [`Sealer::open`] without the revocation guard, for `open_async`.
     pub(crate) fn open_unrevoked(&self, cookie_value: &str) -> Result<Session, Error> {
-        let opened = token::open(&self.ring, &self.cookie_name, cookie_value, &self.limits)?;
+        self.open_unrevoked_as(cookie_value, &self.cookie_name)
+    }
+
+    /// [`Sealer::open_unrevoked`], for a token bound to `cookie_name`.
+    pub(crate) fn open_unrevoked_as(
+        &self,
+        cookie_value: &str,
+        cookie_name: &str,
+    ) -> Result<Session, Error> {
+        let opened = token::open(&self.ring, cookie_name, cookie_value, &self.limits)?;
         let now = self.clock.now();
         let (header, buffer, plaintext, role) = opened.into_parts();
         let issued_at = header.issued_at;

@@ -466,15 +466,12 @@ async fn a_handler_cannot_save_the_session_the_layer_holds() {
     let mut app = app(builder().build().expect("layer"));
     let response = call(&mut app, "/login-then-save-itself", None).await;
     let pair = cookie_pair(&response);
-    let body = axum::body::to_bytes(response.into_body(), 1024)
-        .await
-        .expect("body");
-    assert_eq!(&body[..], b"held-by-layer held-by-layer held-by-layer");
+    assert_eq!(
+        body_text(response).await,
+        "held-by-layer held-by-layer held-by-layer"
+    );
     let response = call(&mut app, "/read", Some(&pair)).await;
-    let body = axum::body::to_bytes(response.into_body(), 1024)
-        .await
-        .expect("body");
-    assert_eq!(&body[..], b"ada");
+    assert_eq!(body_text(response).await, "ada");
 }
 
 /// `is_opened` says whether the session was opened, without opening it:
@@ -483,11 +480,7 @@ async fn a_handler_cannot_save_the_session_the_layer_holds() {
 #[tokio::test]
 async fn is_opened_tells_without_opening() {
     async fn body(app: &mut Router, cookie: Option<&str>) -> String {
-        let response = call(app, "/opened", cookie).await;
-        let bytes = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .expect("body");
-        String::from_utf8(bytes.to_vec()).expect("text")
+        body_text(call(app, "/opened", cookie).await).await
     }
     let mut lazy = app(builder().build().expect("layer"));
     let pair = cookie_pair(&call(&mut lazy, "/login", None).await);
@@ -503,12 +496,7 @@ async fn is_opened_tells_without_opening() {
 /// new hash gets a fresh session and the cookie's deletion.
 #[tokio::test]
 async fn a_changed_auth_hash_logs_the_old_cookie_out() {
-    async fn text(response: Response<Body>) -> String {
-        let bytes = axum::body::to_bytes(response.into_body(), 1024)
-            .await
-            .expect("body");
-        String::from_utf8(bytes.to_vec()).expect("text")
-    }
+    let text = body_text;
     let mut app = app(builder().build().expect("layer"));
     let pair = cookie_pair(&call(&mut app, "/login-hashed?1", None).await);
     let response = call(&mut app, "/whoami-hashed?1", Some(&pair)).await;
@@ -523,6 +511,46 @@ async fn a_changed_auth_hash_logs_the_old_cookie_out() {
     let pair = cookie_pair(&call(&mut app, "/login-hashed?2", None).await);
     let response = call(&mut app, "/whoami-hashed?2", Some(&pair)).await;
     assert_eq!(text(response).await, "ada");
+}
+
+/// Turning on the `__Host-` prefix with the old name as the previous one
+/// logs no one out: the old cookie opens, and the response carries the
+/// session under the new name and deletes the old cookie. Without it the
+/// old cookie is not read; and the name stays bound into the token.
+#[tokio::test]
+async fn a_renamed_cookie_carries_the_session_over_from_its_previous_name() {
+    let mut before = app(SessionLayer::builder(fixed_ring()).build().expect("layer"));
+    let old_pair = cookie_pair(&call(&mut before, "/login", None).await);
+    assert!(old_pair.starts_with("session="), "{old_pair}");
+    let renamed = SessionLayer::builder(fixed_ring()).host_prefix(true);
+    let mut without = app(renamed.build().expect("layer"));
+    let response = call(&mut without, "/read", Some(&old_pair)).await;
+    assert_eq!(body_text(response).await, "");
+    let migrating = SessionLayer::builder(fixed_ring())
+        .host_prefix(true)
+        .previous_cookie_name("session");
+    let mut app = app(migrating.build().expect("layer"));
+    let response = call(&mut app, "/read", Some(&old_pair)).await;
+    let values = set_cookie_values(&response);
+    assert_eq!(values.len(), 2, "{values:?}");
+    let new = Cookie::parse(values[0].clone()).expect("cookie");
+    assert_eq!(new.name(), "__Host-session");
+    let gone = Cookie::parse(values[1].clone()).expect("cookie");
+    assert_eq!(gone.name(), "session");
+    assert_eq!(gone.max_age(), Some(::cookie::time::Duration::ZERO));
+    assert_eq!(body_text(response).await, "ada");
+    // The new cookie opens; beside the old one, it is the one read, and
+    // nothing is sent.
+    let new_pair = new.stripped().to_string();
+    for cookies in [new_pair.clone(), format!("{old_pair}; {new_pair}")] {
+        let response = call(&mut app, "/read", Some(&cookies)).await;
+        assert!(set_cookie(&response).is_none(), "{cookies}");
+        assert_eq!(body_text(response).await, "ada");
+    }
+    // A token sealed for the new name does not open under the old one.
+    let swapped = format!("session={}", new.value());
+    let response = call(&mut app, "/read", Some(&swapped)).await;
+    assert_eq!(body_text(response).await, "");
 }
 
 #[tokio::test]

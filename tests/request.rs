@@ -50,6 +50,55 @@ fn the_first_cookie_that_opens_is_the_session_in_header_order() {
     assert_eq!(marker(&request).as_deref(), Some("one"));
 }
 
+/// With a previous cookie name, a request without a current cookie that
+/// opens has its cookies of the previous name tried after the current
+/// name's: one that opens is re-sealed under the current name; one that
+/// fails is reported, and deletes nothing.
+#[test]
+fn cookies_of_the_previous_name_open_after_the_current_ones() {
+    let clock = clock();
+    let old = builder(&clock).cookie_name("old").build().unwrap();
+    let sealer = builder(&clock).previous_cookie_name("old").build().unwrap();
+    let (was, is) = (cookie_with(&old, "was"), cookie_with(&sealer, "is"));
+    let mut request = sealer.open_request([format!("old={was}")]).unwrap();
+    assert!(request.opened_from_previous_name());
+    assert_eq!(marker(&request).as_deref(), Some("was"));
+    let CookieAction::Set(cookie) = action(&sealer, &mut request) else {
+        panic!("re-sealed under the current name");
+    };
+    assert!(cookie.starts_with("id="), "{cookie}");
+    let removal = sealer.previous_cookie_removal().unwrap();
+    assert!(removal.starts_with("old=;"), "{removal}");
+    // Both names, the old one first: the current one is the session.
+    let request = sealer
+        .open_request([format!("old={was}; id={is}")])
+        .unwrap();
+    assert!(!request.opened_from_previous_name());
+    assert_eq!(marker(&request).as_deref(), Some("is"));
+    // A current cookie that fails still lets an old one open.
+    let request = sealer
+        .open_request([format!("id=forged; old={was}")])
+        .unwrap();
+    assert_eq!(marker(&request).as_deref(), Some("was"));
+    // An old cookie that fails (a token bound to the current name, here):
+    // a fresh session, the failure reported, nothing to delete.
+    let mut request = sealer.open_request([format!("old={is}")]).unwrap();
+    assert!(request.session().is_new());
+    let rejected = request.rejected_cookie().map(Error::kind);
+    assert_eq!(rejected, Some("authentication-failed"));
+    assert_eq!(action(&sealer, &mut request), CookieAction::Unchanged);
+    // Without the setting the old name is not read; the same name twice
+    // is refused.
+    let plain = builder(&clock).build().unwrap();
+    let request = plain.open_request([format!("old={was}")]).unwrap();
+    assert!(request.session().is_new());
+    let twice = builder(&clock).previous_cookie_name("id").build();
+    assert_eq!(
+        twice.unwrap_err(),
+        Error::InvalidCookie(sealed_session::InvalidCookie::Name)
+    );
+}
+
 #[test]
 fn at_most_max_cookies_tried_are_opened() {
     let header = |good: &str| format!("id=bad1; id=bad2; id={good}");

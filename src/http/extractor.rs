@@ -759,14 +759,17 @@ impl LazySession {
         }
     }
 
-    /// Whether the `Cookie` headers hold a cookie of the session's name.
+    /// Whether the `Cookie` headers hold a cookie of the session's name
+    /// (or of its previous name).
     fn carries_cookie(&self, state: &State) -> bool {
-        let name = self.inner.shared.sealer.cookie_name();
-        state
-            .cookies
-            .as_slice()
-            .iter()
-            .any(|value| crate::request::carries_cookie(value.as_bytes(), name))
+        let sealer = &self.inner.shared.sealer;
+        let names = [Some(sealer.cookie_name()), sealer.previous_cookie_name()];
+        state.cookies.as_slice().iter().any(|value| {
+            names
+                .iter()
+                .flatten()
+                .any(|name| crate::request::carries_cookie(value.as_bytes(), name))
+        })
     }
 
     /// What the layer does with the response: whether the session was
@@ -803,6 +806,7 @@ impl LazySession {
                 opened: false,
                 changed: false,
                 set_cookie: None,
+                previous_removal: None,
                 lost: None,
             };
         };
@@ -854,10 +858,20 @@ impl LazySession {
             }
             None
         };
+        // The cookie of the previous name goes when the new one comes (or
+        // the session ends).
+        let previous_removal = match (&set_cookie, opened.opened_from_previous_name()) {
+            (Some(_), true) => self
+                .sealer()
+                .previous_cookie_removal()
+                .and_then(|removal| HeaderValue::from_str(removal).ok()),
+            _ => None,
+        };
         Finished {
             opened: true,
             changed,
             set_cookie,
+            previous_removal,
             lost,
         }
     }
@@ -908,6 +922,9 @@ pub(crate) struct Finished {
     /// of the bad cookie it came from.
     pub(crate) changed: bool,
     pub(crate) set_cookie: Option<HeaderValue>,
+    /// The deletion of the cookie of the previous name the session was
+    /// opened from, to send with `set_cookie`.
+    pub(crate) previous_removal: Option<HeaderValue>,
     /// The save failed and the handler's changes are lost.
     pub(crate) lost: Option<Error>,
 }

@@ -373,6 +373,35 @@ impl SessionLayerBuilder {
         self.with(move |b| b.max_cookies_tried(count))
     }
 
+    /// The name the session cookie had before (see
+    /// [`SealerBuilder::previous_cookie_name`]): turning on
+    /// [`Self::host_prefix`] or changing [`Self::cookie_name`] then logs
+    /// no one out. A request without a current cookie that opens has its
+    /// cookie of the previous name opened; the response carries the
+    /// session under the new name and deletes the old cookie, with this
+    /// layer's path and domain: the old cookie must have had the same ones
+    /// (see the sealer's docs for what happens otherwise). Remove it once
+    /// the transition is over (after the idle timeout, say): until then a
+    /// cookie of the old name, without the new name's protection, is
+    /// accepted.
+    ///
+    /// ```
+    /// use sealed_session::http::SessionLayer;
+    /// use sealed_session::{KeyRing, MasterKey};
+    /// # let ring = KeyRing::new(MasterKey::generate()?);
+    /// // Cookies were `session=…`; now `__Host-session=…`.
+    /// let layer = SessionLayer::builder(ring)
+    ///     .host_prefix(true)
+    ///     .previous_cookie_name("session")
+    ///     .build()?;
+    /// assert_eq!(layer.sealer().previous_cookie_name(), Some("session"));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn previous_cookie_name(self, name: impl Into<String>) -> Self {
+        let name = name.into();
+        self.with(move |b| b.previous_cookie_name(name))
+    }
+
     /// Whether the layer opens the session cookie of every request that
     /// carries one, also when no handler touched the session (default no:
     /// the cookie is opened when a handler first touches the session).
@@ -608,6 +637,9 @@ where
             });
             if let Some(cookie) = cookie {
                 headers.append(header::SET_COOKIE, cookie);
+                if let Some(removal) = finished.previous_removal {
+                    headers.append(header::SET_COOKIE, removal);
+                }
                 // A shared cache must not hand this cookie to others: `Vary:
                 // Cookie` alone would let it replay one new visitor's
                 // session to every visitor without a cookie.
