@@ -75,6 +75,36 @@ impl fmt::Debug for SessionId {
     }
 }
 
+/// As the 32 hexadecimal digits of `Display`: for a list of a user's
+/// devices kept in the session or a database, say.
+///
+/// ```
+/// use sealed_session::{KeyRing, MasterKey, Sealer, SessionId};
+/// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
+/// let mut session = sealer.new_session()?;
+/// let laptop = SessionId::from_bytes([7; 16]);
+/// session.insert("devices", &vec![laptop])?;
+/// assert_eq!(session.get::<Vec<SessionId>>("devices")?, Some(vec![laptop]));
+/// assert_eq!(session.get::<Vec<String>>("devices")?, Some(vec!["07".repeat(16)]));
+/// session.insert("not an id", "07")?;
+/// assert!(session.get::<SessionId>("not an id").is_err());
+/// # Ok::<(), sealed_session::Error>(())
+/// ```
+impl Serialize for SessionId {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_str(self)
+    }
+}
+
+/// Parses what `Serialize` writes (either case), as `FromStr`.
+impl<'de> serde::Deserialize<'de> for SessionId {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        text.parse()
+            .map_err(|_| serde::de::Error::custom("not a session id (32 hexadecimal digits)"))
+    }
+}
+
 /// When the session ends on its own, besides the sealer's idle timeout and
 /// absolute lifetime (which always apply).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
