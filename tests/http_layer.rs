@@ -2158,6 +2158,14 @@ async fn a_save_that_loses_the_handlers_changes_fails_the_response() {
     let mut app_strict = app(builder().budget(300).build().expect("layer"));
     let response = call(&mut app_strict, "/login-too-large", None).await;
     assert_bare_error(&response, StatusCode::INTERNAL_SERVER_ERROR);
+    // Why, for an outer layer to render.
+    let lost = response
+        .extensions()
+        .get::<sealed_session::http::LostChanges>();
+    assert!(
+        matches!(lost, Some(l) if l.error.kind() == "too-large"),
+        "{lost:?}"
+    );
     assert_eq!(body_text(response).await, "");
     // A save that succeeds leaves the response alone.
     let response = call(&mut app_strict, "/login", None).await;

@@ -81,6 +81,18 @@ pub struct SaveFailure<'a> {
     pub uri: &'a Uri,
 }
 
+/// In the extensions of the empty response that replaces the handler's when
+/// a failed save lost its changes
+/// ([`SessionLayerBuilder::error_on_lost_changes`]): why. An outer layer
+/// can render its own page or JSON error for it, keeping the status and
+/// the `Cache-Control: no-store`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct LostChanges {
+    /// What the save failed with (see [`SaveFailure::error`]).
+    pub error: Error,
+}
+
 /// A `tower` layer that opens the session cookie lazily and writes it back
 /// after the handler (see the [module documentation](super)).
 ///
@@ -450,7 +462,8 @@ impl SessionLayerBuilder {
     /// Turned off, the handler's response goes out without `Set-Cookie`
     /// (the client keeps its previous cookie), for applications that
     /// prefer the page to the session's changes. The failure is reported
-    /// either way ([`Self::on_save_error`]).
+    /// either way ([`Self::on_save_error`]). The empty response carries the
+    /// error as a [`LostChanges`] extension, for an outer layer to render.
     pub fn error_on_lost_changes(mut self, enabled: bool) -> Self {
         self.error_on_lost_changes = enabled;
         self
@@ -678,8 +691,9 @@ impl Drop for EndOnDrop {
 }
 
 /// The response that replaces the handler's when a failed save lost its
-/// changes ([`SessionLayerBuilder::error_on_lost_changes`]): empty, and
-/// with none of the handler's headers (its `Location`, its cookies).
+/// changes ([`SessionLayerBuilder::error_on_lost_changes`]): empty, with
+/// none of the handler's headers (its `Location`, its cookies), and the
+/// error in its extensions ([`LostChanges`]).
 fn lost_changes_response<B: Default>(error: &Error) -> Response<B> {
     let mut response = Response::new(B::default());
     *response.status_mut() = super::error_status(error);
@@ -687,6 +701,9 @@ fn lost_changes_response<B: Default>(error: &Error) -> Response<B> {
     let headers = response.headers_mut();
     headers.insert(header::VARY, HeaderValue::from_static("cookie"));
     headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    response.extensions_mut().insert(LostChanges {
+        error: error.clone(),
+    });
     response
 }
 

@@ -258,4 +258,4 @@ fn error_status(error: &crate::Error) -> http::StatusCode {
 }
 
 pub use extractor::{LazySession, MissingSessionLayer};
-pub use layer::{SaveFailure, SessionLayer, SessionLayerBuilder, SessionService};
+pub use layer::{LostChanges, SaveFailure, SessionLayer, SessionLayerBuilder, SessionService};
