@@ -1473,6 +1473,22 @@ mod cluster {
             panic!("no node serves {key}");
         }
 
+        /// The first session id (0, 1, …) whose revocation record another
+        /// node serves than `user`'s records.
+        async fn session_away_from_user(&self, user: &str) -> SessionId {
+            let user_node = self
+                .owner_of(&format!("sealed-session:revoked-user:{{user:{user}}}"))
+                .await;
+            for byte in 0..=255u8 {
+                let id = SessionId::from_bytes([byte; 16]);
+                let key = format!("sealed-session:revoked:{{{id}}}");
+                if self.owner_of(&key).await != user_node {
+                    return id;
+                }
+            }
+            panic!("no such session id");
+        }
+
         /// The first overflow key (of sessions 0, 1, …) that node 0
         /// serves, or, unless `on_node_0`, that another node serves.
         async fn key_on(&self, on_node_0: bool) -> String {
@@ -1543,22 +1559,11 @@ mod cluster {
         RevocationStore::revoke_user(&revocations, "ada", day)
             .await
             .unwrap();
-        let user_node = cluster
-            .owner_of("sealed-session:revoked-user:{user:ada}")
-            .await;
         // A revoked session on another node than the user's records.
-        let mut byte = 0u8;
-        let id = loop {
-            let id = SessionId::from_bytes([byte; 16]);
-            RevocationStore::revoke_session(&revocations, id, day)
-                .await
-                .unwrap();
-            let key = format!("sealed-session:revoked:{{{id}}}");
-            if cluster.owner_of(&key).await != user_node {
-                break id;
-            }
-            byte += 1;
-        };
+        let id = cluster.session_away_from_user("ada").await;
+        RevocationStore::revoke_session(&revocations, id, day)
+            .await
+            .unwrap();
         let now = sealed_session::Clock::now(&*clock);
         let ask = |id, created_at| {
             revocations.is_revoked(RevocationQuery::new(id, created_at, Some("ada")))
@@ -1621,18 +1626,7 @@ mod cluster {
         let revocations = RedisRevocations::connect_cluster(&[proxies[0].url().as_str()], clock())
             .await
             .unwrap();
-        let user_node = cluster
-            .owner_of("sealed-session:revoked-user:{user:ada}")
-            .await;
-        let mut byte = 0u8;
-        let id = loop {
-            let id = SessionId::from_bytes([byte; 16]);
-            let key = format!("sealed-session:revoked:{{{id}}}");
-            if cluster.owner_of(&key).await != user_node {
-                break id;
-            }
-            byte += 1;
-        };
+        let id = cluster.session_away_from_user("ada").await;
         let ask = || revocations.is_revoked(RevocationQuery::new(id, 0, Some("ada")));
         // Connections to both nodes made (the first request of each
         // connection may take more).
