@@ -167,8 +167,9 @@ impl RequestSession {
 
     /// Whether the session was opened from a cookie of the sealer's
     /// previous name ([`SealerBuilder::previous_cookie_name`](crate::SealerBuilder::previous_cookie_name)).
-    /// Its save re-seals it under the current name; when that save sets
-    /// or deletes the cookie, send
+    /// Its save re-seals it under the current name; when that save (or
+    /// any save of a request that carried a cookie of the previous name)
+    /// sets or deletes the cookie, send
     /// [`Sealer::previous_cookie_removal`] beside it (the HTTP layer
     /// does).
     pub fn opened_from_previous_name(&self) -> bool {
@@ -260,9 +261,15 @@ impl Selection {
 
     /// [`Self::failed`] for a cookie of the previous name, which no
     /// deletion of the current name's cookie concerns.
-    fn failed_previous(&mut self, error: Error, len: usize) {
-        self.failed(error, len, None);
+    fn failed_previous(
+        &mut self,
+        error: Error,
+        len: usize,
+        authenticated: Option<crate::SessionId>,
+    ) -> bool {
+        let stop = self.failed(error, len, authenticated);
         self.last_for_good = false;
+        stop
     }
 
     /// Notes a session cookie that `text` hides after a comma, while no
@@ -384,7 +391,10 @@ impl Sealer {
     /// with the sealer's name are tried in order and the first that opens
     /// is the session; at most
     /// [`SealerBuilder::max_cookies_tried`](crate::SealerBuilder::max_cookies_tried)
-    /// are opened. If none opens (or there is none) the request gets a
+    /// are opened. With a
+    /// [`previous_cookie_name`](crate::SealerBuilder::previous_cookie_name),
+    /// a request with no cookie of the current name has its cookies of the
+    /// previous name tried so. If none opens (or there is none) the request gets a
     /// fresh session, and each failure is logged with its kind and length,
     /// never its value (event `cookie-refused`: at `DEBUG` or `INFO` what
     /// anyone can send, at `WARN` what needs one of the ring's keys;
@@ -423,7 +433,9 @@ impl Sealer {
             }
             selection.note_hidden(&text, &self.cookie_name);
         }
-        if let Some((name, _)) = &self.previous {
+        // Only without a cookie of the current name: one this server
+        // cannot open yet (a key it does not know) may be newer.
+        if let (Some((name, _)), 0) = (&self.previous, selection.tried) {
             for value in &previous {
                 if !selection.may_try(self.max_cookies_tried) {
                     break;
@@ -432,7 +444,9 @@ impl Sealer {
                     Ok(session) => {
                         return Ok(RequestSession::opened_from_previous(session, value.len()))
                     }
-                    Err(error) => selection.failed_previous(error, value.len()),
+                    Err(error) => {
+                        selection.failed_previous(error, value.len(), None);
+                    }
                 }
             }
         }
@@ -487,7 +501,8 @@ impl Sealer {
             }
             selection.note_hidden(&text, &self.cookie_name);
         }
-        if let (Some((name, _)), None) = (&self.previous, &selection.held_back) {
+        // As in `open_request`.
+        if let (Some((name, _)), 0) = (&self.previous, selection.tried) {
             for value in &previous {
                 if !selection.may_try(self.max_cookies_tried) {
                     break;
@@ -501,11 +516,9 @@ impl Sealer {
                     },
                     Err(error) => (error, None),
                 };
-                if selection.failed(error, value.len(), authenticated) {
+                if selection.failed_previous(error, value.len(), authenticated) {
                     break;
                 }
-                // Not the current name's cookie: a failure deletes nothing.
-                selection.last_for_good = false;
             }
         }
         selection.fresh(self)

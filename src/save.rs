@@ -668,6 +668,10 @@ impl Sealer {
 /// length then when even that is over. Compressed sizes nearly always
 /// shrink with each removal; where they do not, this may remove more
 /// than the least (FORMAT.md §14.3), never too few.
+/// How many counts below "all of them" [`search_removals`] tries when
+/// that is over budget.
+const UNSHRINKING_TRIES: usize = 8;
+
 fn search_removals(
     candidates: usize,
     budget: usize,
@@ -686,6 +690,16 @@ fn search_removals(
             break (len, keep);
         }
         if fits == candidates {
+            // Where sizes do not shrink with each removal, a count between
+            // may fit although all of them out does not: the few below are
+            // tried before giving up (the loop without compression tries
+            // every count).
+            for count in (over + 1..fits).rev().take(UNSHRINKING_TRIES) {
+                let (len, keep) = len_without(count)?;
+                if len <= budget {
+                    return Ok((count, len, keep));
+                }
+            }
             return Ok((fits, len, keep));
         }
         over = fits;
@@ -735,6 +749,20 @@ mod tests {
         let (count, len, _) = search(&lens, 999);
         assert_eq!((count, len), (1000, 1000));
         assert_eq!(search(&[10], 5), (0, 10, 1));
+    }
+
+    #[test]
+    fn the_removal_search_tries_a_few_counts_below_all_before_giving_up() {
+        // Every candidate out is over budget, but 9 out fit: found.
+        let mut lens = vec![900; 11];
+        lens[9] = 500;
+        assert_eq!(search(&lens, 600).0, 9);
+        // Doubling tries 1, 2, 4, 8, 16 and 19 out, then 18 down to 11:
+        // 3 out, which fits, is not found.
+        let mut lens = vec![900; 20];
+        lens[3] = 500;
+        let (count, len, _) = search(&lens, 600);
+        assert_eq!((count, len), (19, 900));
     }
 
     #[test]

@@ -449,12 +449,15 @@ impl SealerBuilder {
 
     /// The name the session cookie had before [`Self::cookie_name`], for
     /// a rename (to add the `__Host-` prefix, say) that logs no one out.
-    /// A request that carries no cookie of the current name that opens
-    /// has its cookies of the previous name tried (tokens bound to that
+    /// A request that carries no cookie of the current name (none at all:
+    /// one this server cannot open may be newer, sealed under a key it does
+    /// not know yet) has its cookies of the previous name tried (tokens bound to that
     /// name, by the same key ring and rules, `docs/FORMAT.md` §14.4); a
     /// session opened from one is re-sealed under the current name when
-    /// saved ([`RequestSession::opened_from_previous_name`]), and the
-    /// previous cookie deleted (the HTTP layer sends both).
+    /// saved ([`RequestSession::opened_from_previous_name`]). The HTTP
+    /// layer deletes a cookie of the previous name whenever the request
+    /// carried one and the response sets or deletes the session cookie, so
+    /// that a logout leaves no old cookie to open the next request.
     ///
     /// The deletion carries this sealer's path and domain: give the
     /// previous name only when the old cookie had the same ones (the
@@ -624,8 +627,11 @@ impl Sealer {
     }
 
     /// The `Set-Cookie` value that deletes the cookie of the previous
-    /// name: send it beside the new cookie when a session was opened from
-    /// one ([`RequestSession::opened_from_previous_name`](crate::RequestSession::opened_from_previous_name)).
+    /// name: send it beside the session cookie (or its deletion) when the
+    /// request carried a cookie of the previous name
+    /// ([`cookie_values`](crate::cookie_values) finds one), as the HTTP
+    /// layer does; otherwise a logout leaves the old cookie to open the
+    /// next request.
     pub fn previous_cookie_removal(&self) -> Option<&str> {
         self.previous.as_ref().map(|(_, removal)| removal.as_str())
     }

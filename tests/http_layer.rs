@@ -313,6 +313,12 @@ async fn whoami_hashed(session: LazySession, request: Request<Body>) -> Result<S
     }
 }
 
+/// Checks the auth hash of version `?N` without reading the user first.
+async fn verify_hashed(session: LazySession, request: Request<Body>) -> Result<String, Error> {
+    let version = request.uri().query().unwrap_or_default().as_bytes();
+    Ok(session.verify_auth_hash("auth", version).await?.to_string())
+}
+
 async fn insert_then_remove(session: LazySession) -> Result<&'static str, Error> {
     session.insert("k", &1u8).await?;
     session.remove("k").await?;
@@ -376,6 +382,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/opened", get(opened_before_and_after))
         .route("/login-hashed", get(login_hashed))
         .route("/whoami-hashed", get(whoami_hashed))
+        .route("/verify-hashed", get(verify_hashed))
         .route("/login", get(login))
         .route("/login-too-large", get(login_too_large))
         .route("/log-out-others", get(log_out_others))
@@ -547,10 +554,51 @@ async fn a_renamed_cookie_carries_the_session_over_from_its_previous_name() {
         assert!(set_cookie(&response).is_none(), "{cookies}");
         assert_eq!(body_text(response).await, "ada");
     }
+    // A logout with both deletes both: the old cookie would otherwise
+    // open the next request.
+    let both = format!("{old_pair}; {new_pair}");
+    let response = call(&mut app, "/logout", Some(&both)).await;
+    let deleted: Vec<(String, Option<::cookie::time::Duration>)> = set_cookie_values(&response)
+        .into_iter()
+        .map(|value| {
+            let cookie = Cookie::parse(value).expect("cookie");
+            (cookie.name().to_owned(), cookie.max_age())
+        })
+        .collect();
+    let gone = Some(::cookie::time::Duration::ZERO);
+    assert_eq!(
+        deleted,
+        [
+            ("__Host-session".to_owned(), gone),
+            ("session".to_owned(), gone)
+        ]
+    );
     // A token sealed for the new name does not open under the old one.
     let swapped = format!("session={}", new.value());
     let response = call(&mut app, "/read", Some(&swapped)).await;
     assert_eq!(body_text(response).await, "");
+}
+
+/// While the revocation check cannot answer, the request's session stands
+/// in for a cookie it could not check, without the digest: the check
+/// refuses (503) rather than flush it, which would delete the real cookie.
+#[tokio::test]
+async fn an_auth_hash_check_refuses_while_the_revocation_check_is_down() {
+    let clock = common::clock();
+    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
+    let mut server = app(SessionLayer::builder(fixed_ring())
+        .clock(clock.clone())
+        .revocation_store(revocations.clone(), Some("user"))
+        .build()
+        .expect("layer"));
+    let pair = cookie_pair(&call(&mut server, "/login-hashed?1", None).await);
+    revocations.set_checks_down(true);
+    let failed = call(&mut server, "/verify-hashed?1", Some(&pair)).await;
+    assert_eq!(failed.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(set_cookie(&failed).is_none());
+    revocations.set_checks_down(false);
+    let response = call(&mut server, "/verify-hashed?1", Some(&pair)).await;
+    assert_eq!(body_text(response).await, "true");
 }
 
 #[tokio::test]

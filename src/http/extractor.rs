@@ -87,6 +87,9 @@ struct State {
     /// The request's `Cookie` header values, until the session is opened.
     cookies: CookieHeaders,
     opened: Option<RequestSession>,
+    /// The request carried a cookie of the sealer's previous name: a
+    /// response that sets or deletes the session cookie deletes it.
+    carried_previous: bool,
 }
 
 impl fmt::Debug for LazySession {
@@ -104,6 +107,7 @@ impl LazySession {
                 state: Mutex::new(State {
                     cookies,
                     opened: None,
+                    carried_previous: false,
                 }),
                 finished: AtomicBool::new(false),
                 skip_save: AtomicBool::new(false),
@@ -127,6 +131,12 @@ impl LazySession {
                 }
                 let sealer = &self.inner.shared.sealer;
                 let opened = sealer.open_request_async(state.cookies.as_slice()).await?;
+                if let Some(previous) = sealer.previous_cookie_name() {
+                    state.carried_previous =
+                        state.cookies.as_slice().iter().any(|value| {
+                            crate::request::carries_cookie(value.as_bytes(), previous)
+                        });
+                }
                 state.cookies = CookieHeaders::One(None);
                 opened
             }
@@ -305,9 +315,19 @@ impl LazySession {
     /// # Errors
     ///
     /// Those of [`Session::verify_auth_hash`], and of
-    /// [`LazySession::with`] when this call opens the session.
+    /// [`LazySession::with`] when this call opens the session; the
+    /// revocation check's error
+    /// ([`StoreError::Unavailable`](crate::StoreError::Unavailable)) when
+    /// it could not check the request's cookie: the request's session is
+    /// then a stand-in without the digest, and flushing it would delete
+    /// the user's real cookie.
     pub async fn verify_auth_hash(&self, key: &str, current: &[u8]) -> Result<bool, Error> {
-        self.with(|s| s.verify_auth_hash(key, current)).await?
+        let mut state = self.inner.state.lock().await;
+        let session = self.user_session(&mut state).await?;
+        let changes = session.changes;
+        let result = session.verify_auth_hash(key, current);
+        self.warn_if_changed_late(session.changes != changes);
+        result
     }
 
     /// This response saves nothing, as Rails'
@@ -858,9 +878,9 @@ impl LazySession {
             }
             None
         };
-        // The cookie of the previous name goes when the new one comes (or
-        // the session ends).
-        let previous_removal = match (&set_cookie, opened.opened_from_previous_name()) {
+        // A cookie of the previous name goes when the session cookie is set
+        // or deleted: left, it would open the request after a logout.
+        let previous_removal = match (&set_cookie, state.carried_previous) {
             (Some(_), true) => self
                 .sealer()
                 .previous_cookie_removal()
