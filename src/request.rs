@@ -419,7 +419,6 @@ impl Sealer {
         let mut previous = Vec::new();
         for header in cookie_headers {
             let text = header_text(header.as_ref());
-            self.collect_previous(&text, &mut previous);
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
                     return selection.fresh(self);
@@ -432,6 +431,7 @@ impl Sealer {
                 }
             }
             selection.note_hidden(&text, &self.cookie_name);
+            self.collect_previous(&text, &selection, &mut previous);
         }
         // Only without a cookie of the current name: one this server
         // cannot open yet (a key it does not know) may be newer.
@@ -455,9 +455,10 @@ impl Sealer {
 
     /// Keeps, for after the current name's, the values of the cookies of
     /// the previous name in `text` (as many as may be tried: a request
-    /// cannot make it hold more).
-    fn collect_previous(&self, text: &str, previous: &mut Vec<String>) {
-        if let Some((name, _)) = &self.previous {
+    /// cannot make it hold more), while no cookie of the current name was
+    /// met: after one, they are never tried.
+    fn collect_previous(&self, text: &str, selection: &Selection, previous: &mut Vec<String>) {
+        if let (Some((name, _)), 0) = (&self.previous, selection.tried) {
             let room = self.max_cookies_tried.saturating_sub(previous.len());
             previous.extend(named_values(text, name).take(room).map(str::to_owned));
         }
@@ -483,7 +484,6 @@ impl Sealer {
         let mut previous = Vec::new();
         'headers: for header in cookie_headers {
             let text = header_text(header.as_ref());
-            self.collect_previous(&text, &mut previous);
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
                     break 'headers;
@@ -500,6 +500,7 @@ impl Sealer {
                 }
             }
             selection.note_hidden(&text, &self.cookie_name);
+            self.collect_previous(&text, &selection, &mut previous);
         }
         // As in `open_request`.
         if let (Some((name, _)), 0) = (&self.previous, selection.tried) {

@@ -143,19 +143,8 @@ impl Sealer {
                 (key, priority, session.resident_size(e))
             })
             .collect();
-        let order: Vec<usize> = drop_order(&sizes)
-            .into_iter()
-            .filter(|&i| resident[i])
-            .collect();
-        // The header with the first `removed` candidates out.
-        let len_without = |removed: usize| {
-            let mut keep = resident.clone();
-            for &i in &order[..removed] {
-                keep[i] = false;
-            }
-            self.header_len_for(session, &keep, reference, around_value, now)
-                .map(|len| (len, keep))
-        };
+        let mut order = drop_order(&sizes);
+        order.retain(|&i| resident[i]);
         let (count, len, keep) = match self.compression {
             // Computed lengths: one candidate at a time finds the least.
             token::Compression::Off => {
@@ -174,7 +163,18 @@ impl Sealer {
             // up to `max_decompressed`): doubled, then halved, they cost
             // O(log n) seals rather than n, which a client adding entries
             // would make quadratic over a session's life.
-            token::Compression::Above(_) => search_removals(order.len(), budget, len_without)?,
+            token::Compression::Above(_) => {
+                // The header with the first `removed` candidates out.
+                let len_without = |removed: usize| {
+                    let mut keep = resident.clone();
+                    for &i in &order[..removed] {
+                        keep[i] = false;
+                    }
+                    self.header_len_for(session, &keep, reference, around_value, now)
+                        .map(|len| (len, keep))
+                };
+                search_removals(order.len(), budget, len_without)?
+            }
         };
         if len <= budget {
             return Ok(Plan {

@@ -584,13 +584,8 @@ async fn a_renamed_cookie_carries_the_session_over_from_its_previous_name() {
 /// refuses (503) rather than flush it, which would delete the real cookie.
 #[tokio::test]
 async fn an_auth_hash_check_refuses_while_the_revocation_check_is_down() {
-    let clock = common::clock();
-    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
-    let mut server = app(SessionLayer::builder(fixed_ring())
-        .clock(clock.clone())
-        .revocation_store(revocations.clone(), Some("user"))
-        .build()
-        .expect("layer"));
+    let (builder, revocations) = revoking_builder();
+    let mut server = app(builder.build().expect("layer"));
     let pair = cookie_pair(&call(&mut server, "/login-hashed?1", None).await);
     revocations.set_checks_down(true);
     let failed = call(&mut server, "/verify-hashed?1", Some(&pair)).await;
@@ -1063,19 +1058,23 @@ async fn a_cookie_that_may_open_elsewhere_or_later_is_kept() {
 /// request.
 type UnrevokedReports = Arc<std::sync::Mutex<Vec<(Option<Error>, String)>>>;
 
-/// The test app under a layer whose revocation store can be made to fail,
-/// with its reports.
 /// A layer builder over the fixed ring and the test clock, with a
 /// revocation store that reads the user id from `user`.
 fn revoking_builder() -> (SessionLayerBuilder, Arc<FlakyRevocations>) {
-    let clock = common::clock();
-    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
+    revoking_builder_on(&common::clock())
+}
+
+/// [`revoking_builder`] on `clock`.
+fn revoking_builder_on(clock: &Arc<FixedClock>) -> (SessionLayerBuilder, Arc<FlakyRevocations>) {
+    let revocations = Arc::new(FlakyRevocations::with_clock(clock));
     let builder = SessionLayer::builder(fixed_ring())
-        .clock(clock)
+        .clock(clock.clone())
         .revocation_store(revocations.clone(), Some("user"));
     (builder, revocations)
 }
 
+/// The test app under a layer whose revocation store can be made to fail,
+/// with its reports.
 fn revoking_app() -> (Router, Arc<FlakyRevocations>, UnrevokedReports) {
     let (builder, revocations) = revoking_builder();
     let reports = UnrevokedReports::default();
@@ -1122,12 +1121,8 @@ async fn logout_revokes_the_cookie_or_reports_that_it_could_not() {
 #[tokio::test]
 async fn a_handler_logs_the_user_out_of_other_sessions_or_everywhere() {
     let clock = common::clock();
-    let revocations = Arc::new(FlakyRevocations::with_clock(&clock));
-    let mut server = app(SessionLayer::builder(fixed_ring())
-        .clock(clock.clone())
-        .revocation_store(revocations.clone(), Some("user"))
-        .build()
-        .expect("layer"));
+    let (revoking, revocations) = revoking_builder_on(&clock);
+    let mut server = app(revoking.build().expect("layer"));
     let laptop = cookie_pair(&call(&mut server, "/login", None).await);
     let tablet = cookie_pair(&call(&mut server, "/login", None).await);
     let phone = cookie_pair(&call(&mut server, "/login", None).await);

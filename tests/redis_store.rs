@@ -549,26 +549,35 @@ async fn every_redis_request_is_sent_again_once_on_a_dropped_connection() {
     assert_eq!(store.get("k").await, Ok(None));
 }
 
+/// A sealer whose revocation check is `revocations` (user key `user`),
+/// once the conformance checks (with `test-util`) have passed on it.
+async fn conforming_sealer(
+    clock: &Arc<sealed_session::FixedClock>,
+    revocations: RedisRevocations,
+) -> sealed_session::Sealer {
+    let revocations = Arc::new(revocations);
+    let sealer = builder(clock)
+        .revocation(revocations.clone(), Some("user"))
+        .build()
+        .unwrap();
+    #[cfg(feature = "test-util")]
+    check_revocation_store(&sealer, clock, &*revocations, |s| {
+        tokio::time::sleep(Duration::from_secs(s))
+    })
+    .await;
+    sealer
+}
+
 #[tokio::test]
 async fn redis_revocations() {
     let Some(server) = RedisServer::start() else {
         return;
     };
     let clock = clock();
-    let revocations = Arc::new(
-        RedisRevocations::connect(&server.url(), clock.clone())
-            .await
-            .unwrap(),
-    );
-    let sealer = builder(&clock)
-        .revocation(revocations.clone(), Some("user"))
-        .build()
+    let revocations = RedisRevocations::connect(&server.url(), clock.clone())
+        .await
         .unwrap();
-    #[cfg(feature = "test-util")]
-    check_revocation_store(&sealer, &clock, &*revocations, |s| {
-        tokio::time::sleep(Duration::from_secs(s))
-    })
-    .await;
+    let sealer = conforming_sealer(&clock, revocations).await;
     // A user record this crate did not write fails the open (fail closed).
     let mut conn = raw(&server.url()).await;
     set_raw(
@@ -1513,19 +1522,10 @@ mod cluster {
         let store = RedisStore::connect_cluster(&first).await.unwrap();
         check_overflow_store(&store, |s| tokio::time::sleep(Duration::from_secs(s))).await;
         let clock = clock();
-        let revocations = Arc::new(
-            RedisRevocations::connect_cluster(&first, clock.clone())
-                .await
-                .unwrap(),
-        );
-        let sealer = builder(&clock)
-            .revocation(revocations.clone(), Some("user"))
-            .build()
+        let revocations = RedisRevocations::connect_cluster(&first, clock.clone())
+            .await
             .unwrap();
-        check_revocation_store(&sealer, &clock, &*revocations, |s| {
-            tokio::time::sleep(Duration::from_secs(s))
-        })
-        .await;
+        conforming_sealer(&clock, revocations).await;
     }
 
     /// Sessions spread over the nodes, and a check with a user asks the
