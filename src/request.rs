@@ -64,6 +64,9 @@ pub struct RequestSession {
     /// Opened from a cookie of the previous name
     /// ([`SealerBuilder::previous_cookie_name`](crate::SealerBuilder::previous_cookie_name)).
     from_previous_name: bool,
+    /// None opened, and the request's only candidate was a cookie of the
+    /// previous name that failed for a reason every server would agree on.
+    previous_rejected_for_good: bool,
 }
 
 /// A cookie that authenticated but could not be checked for revocation
@@ -152,6 +155,7 @@ impl RequestSession {
             rejected_for_good: false,
             held_back: None,
             from_previous_name: false,
+            previous_rejected_for_good: false,
         }
     }
 
@@ -174,6 +178,18 @@ impl RequestSession {
     /// does).
     pub fn opened_from_previous_name(&self) -> bool {
         self.from_previous_name
+    }
+
+    /// Whether no session opened and the request's only candidate, a
+    /// cookie of the previous name, failed for a reason every server would
+    /// agree on (tampered, malformed, expired, revoked, …). Send
+    /// [`Sealer::previous_cookie_removal`] with the response, whatever its
+    /// save does (the HTTP layer does): otherwise that cookie is tried,
+    /// and fails, on every request that carries no session cookie. A
+    /// cookie that failed only here (an unknown key, a store that could
+    /// not answer) is kept.
+    pub fn previous_cookie_rejected_for_good(&self) -> bool {
+        self.previous_rejected_for_good
     }
 }
 
@@ -213,6 +229,9 @@ struct Selection {
     /// was the only candidate).
     last_for_good: bool,
     held_back: Option<HeldBack>,
+    /// The last failure was of a cookie of the previous name that would
+    /// fail on every server.
+    previous_for_good: bool,
     /// Stopped at `max_cookies_tried` with candidates left.
     capped: bool,
     /// With no candidate so far, a header holds one after a comma in
@@ -268,6 +287,7 @@ impl Selection {
         authenticated: Option<crate::SessionId>,
     ) -> bool {
         let stop = self.failed(error, len, authenticated);
+        self.previous_for_good = self.last_for_good;
         self.last_for_good = false;
         stop
     }
@@ -297,6 +317,9 @@ impl Selection {
             rejected_for_good: !self.capped && self.tried == 1 && self.last_for_good,
             held_back: self.held_back,
             from_previous_name: false,
+            // Old-name cookies are tried only when the request has no
+            // cookie of the current name, so one try is one such cookie.
+            previous_rejected_for_good: !self.capped && self.tried == 1 && self.previous_for_good,
         })
     }
 }

@@ -457,7 +457,9 @@ impl SealerBuilder {
     /// saved ([`RequestSession::opened_from_previous_name`]). The HTTP
     /// layer deletes a cookie of the previous name whenever the request
     /// carried one and the response sets or deletes the session cookie, so
-    /// that a logout leaves no old cookie to open the next request.
+    /// that a logout leaves no old cookie to open the next request, and
+    /// deletes one that was the request's only candidate and can never
+    /// open ([`RequestSession::previous_cookie_rejected_for_good`]).
     ///
     /// The deletion carries this sealer's path and domain: give the
     /// previous name only when the old cookie had the same ones (the
@@ -473,6 +475,7 @@ impl SealerBuilder {
     /// one.
     ///
     /// [`RequestSession::opened_from_previous_name`]: crate::RequestSession::opened_from_previous_name
+    /// [`RequestSession::previous_cookie_rejected_for_good`]: crate::RequestSession::previous_cookie_rejected_for_good
     pub fn previous_cookie_name(mut self, name: impl Into<String>) -> Self {
         self.previous_cookie_name = Some(name.into());
         self
@@ -631,7 +634,8 @@ impl Sealer {
     /// request carried a cookie of the previous name
     /// ([`cookie_values`](crate::cookie_values) finds one), as the HTTP
     /// layer does; otherwise a logout leaves the old cookie to open the
-    /// next request.
+    /// next request. Send it alone when
+    /// [`RequestSession::previous_cookie_rejected_for_good`](crate::RequestSession::previous_cookie_rejected_for_good).
     pub fn previous_cookie_removal(&self) -> Option<&str> {
         self.previous.as_ref().map(|(_, removal)| removal.as_str())
     }

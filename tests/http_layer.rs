@@ -573,9 +573,13 @@ async fn a_renamed_cookie_carries_the_session_over_from_its_previous_name() {
             ("session".to_owned(), gone)
         ]
     );
-    // A token sealed for the new name does not open under the old one.
+    // A token sealed for the new name does not open under the old one,
+    // and that old-name cookie, which never will, is deleted.
     let swapped = format!("session={}", new.value());
     let response = call(&mut app, "/read", Some(&swapped)).await;
+    let gone = set_cookie(&response).expect("the old cookie deleted");
+    assert_eq!(gone.name(), "session");
+    assert_eq!(gone.max_age(), Some(::cookie::time::Duration::ZERO));
     assert_eq!(body_text(response).await, "");
 }
 
@@ -2010,6 +2014,35 @@ async fn an_outer_layer_of_the_same_name_does_not_undo_the_inner_ones_cookie() {
     // goes out.
     let response = call(&mut app, "/untouched", Some(&pair)).await;
     assert_eq!(set_cookie_values(&response).len(), 1);
+}
+
+/// An outer layer whose previous cookie name is the inner layer's name
+/// deletes no cookie of that name the inner layer sets in the same
+/// response (a login's, here, beside the outer layer's deletion of its own
+/// bad cookie).
+#[tokio::test]
+async fn an_outer_layer_does_not_delete_the_cookie_it_was_renamed_from_as_an_inner_one_sets_it() {
+    let outer = SessionLayer::builder(KeyRing::new(MasterKey::generate().expect("key")))
+        .cookie_name("admin")
+        .previous_cookie_name("session")
+        .open_every_request(true)
+        .build()
+        .expect("outer");
+    let mut app = app(builder().build().expect("inner")).layer(outer);
+    let response = call(&mut app, "/login", Some("admin=forged; session=stale")).await;
+    let mut names: Vec<(String, bool)> = set_cookie_values(&response)
+        .into_iter()
+        .map(|value| {
+            let cookie = Cookie::parse(value).expect("cookie");
+            let deletes = cookie.max_age() == Some(::cookie::time::Duration::ZERO);
+            (cookie.name().to_owned(), deletes)
+        })
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [("admin".to_owned(), true), ("session".to_owned(), false)]
+    );
 }
 
 #[tokio::test]

@@ -52,9 +52,10 @@ fn the_first_cookie_that_opens_is_the_session_in_header_order() {
 
 /// With a previous cookie name, a request without a cookie of the current
 /// name has its cookies of the previous name tried: one that opens is
-/// re-sealed under the current name; one that fails is reported, and
-/// deletes nothing. A current cookie that does not open (it may be newer)
-/// keeps the old ones out.
+/// re-sealed under the current name; one that fails is reported, and is
+/// to be deleted only when it was the only one and can never open. A
+/// current cookie that does not open (it may be newer) keeps the old ones
+/// out.
 #[test]
 fn cookies_of_the_previous_name_open_after_the_current_ones() {
     let clock = clock();
@@ -63,6 +64,7 @@ fn cookies_of_the_previous_name_open_after_the_current_ones() {
     let (was, is) = (cookie_with(&old, "was"), cookie_with(&sealer, "is"));
     let mut request = sealer.open_request([format!("old={was}")]).unwrap();
     assert!(request.opened_from_previous_name());
+    assert!(!request.previous_cookie_rejected_for_good());
     assert_eq!(marker(&request).as_deref(), Some("was"));
     let CookieAction::Set(cookie) = action(&sealer, &mut request) else {
         panic!("re-sealed under the current name");
@@ -85,13 +87,33 @@ fn cookies_of_the_previous_name_open_after_the_current_ones() {
         request.rejected_cookie().map(Error::kind),
         Some("malformed")
     );
-    // An old cookie that fails (a token bound to the current name, here):
-    // a fresh session, the failure reported, nothing to delete.
+    assert!(!request.previous_cookie_rejected_for_good());
+    // An old cookie that fails for good (a token bound to the current
+    // name, here): a fresh session, the failure reported, no session
+    // cookie to set or delete, and the old cookie to delete.
     let mut request = sealer.open_request([format!("old={is}")]).unwrap();
     assert!(request.session().is_new());
     let rejected = request.rejected_cookie().map(Error::kind);
     assert_eq!(rejected, Some("authentication-failed"));
+    assert!(request.previous_cookie_rejected_for_good());
     assert_eq!(action(&sealer, &mut request), CookieAction::Unchanged);
+    // Not one that only this server cannot open (a key it lacks), nor
+    // one of two: which failed for good is not known.
+    let stranger = builder_with(KeyRing::new(key(7)), &clock)
+        .cookie_name("old")
+        .build()
+        .unwrap();
+    let unknown = cookie_with(&stranger, "elsewhere");
+    let request = sealer.open_request([format!("old={unknown}")]).unwrap();
+    assert_eq!(
+        request.rejected_cookie().map(Error::kind),
+        Some("unknown-key-id")
+    );
+    assert!(!request.previous_cookie_rejected_for_good());
+    let request = sealer
+        .open_request([format!("old={is}; old={is}")])
+        .unwrap();
+    assert!(!request.previous_cookie_rejected_for_good());
     // Without the setting the old name is not read; the same name twice
     // is refused.
     let plain = builder(&clock).build().unwrap();

@@ -821,6 +821,7 @@ impl LazySession {
             }
         }
         self.inner.finished.store(true, Ordering::Relaxed);
+        let carried_previous = state.carried_previous;
         let Some(opened) = state.opened.as_mut() else {
             return Finished {
                 opened: false,
@@ -878,14 +879,16 @@ impl LazySession {
             }
             None
         };
-        // A cookie of the previous name goes when the session cookie is set
-        // or deleted: left, it would open the request after a logout.
-        let previous_removal = match (&set_cookie, state.carried_previous) {
-            (Some(_), true) => self
+        let previous_removal = match carried_previous {
+            true => self
                 .sealer()
                 .previous_cookie_removal()
-                .and_then(|removal| HeaderValue::from_str(removal).ok()),
-            _ => None,
+                .and_then(|removal| HeaderValue::from_str(removal).ok())
+                .map(|header| PreviousRemoval {
+                    header,
+                    without_session_cookie: opened.previous_cookie_rejected_for_good(),
+                }),
+            false => None,
         };
         Finished {
             opened: true,
@@ -942,11 +945,20 @@ pub(crate) struct Finished {
     /// of the bad cookie it came from.
     pub(crate) changed: bool,
     pub(crate) set_cookie: Option<HeaderValue>,
-    /// The deletion of the cookie of the previous name the session was
-    /// opened from, to send with `set_cookie`.
-    pub(crate) previous_removal: Option<HeaderValue>,
+    /// The deletion of the cookie of the previous name the request carried.
+    pub(crate) previous_removal: Option<PreviousRemoval>,
     /// The save failed and the handler's changes are lost.
     pub(crate) lost: Option<Error>,
+}
+
+/// The deletion of a request's cookie of the previous name. It goes with
+/// the session cookie, set or deleted (left, it would open the next
+/// request after a logout), and alone when it can never open.
+pub(crate) struct PreviousRemoval {
+    pub(crate) header: HeaderValue,
+    /// It was the request's only candidate and failed for good
+    /// ([`RequestSession::previous_cookie_rejected_for_good`]).
+    pub(crate) without_session_cookie: bool,
 }
 
 /// The rejection when a handler asks for a [`LazySession`] on a route

@@ -388,7 +388,7 @@ impl SessionLayerBuilder {
     /// The name the session cookie had before (see
     /// [`SealerBuilder::previous_cookie_name`]): turning on
     /// [`Self::host_prefix`] or changing [`Self::cookie_name`] then logs
-    /// no one out. A request without a current cookie that opens has its
+    /// no one out. A request without a cookie of the current name has its
     /// cookie of the previous name opened; the response carries the
     /// session under the new name and deletes the old cookie, with this
     /// layer's path and domain: the old cookie must have had the same ones
@@ -648,17 +648,28 @@ where
                 }
                 finished.changed
             });
+            let sends_cookie = cookie.is_some();
             if let Some(cookie) = cookie {
                 headers.append(header::SET_COOKIE, cookie);
-                if let Some(removal) = finished.previous_removal {
-                    headers.append(header::SET_COOKIE, removal);
-                }
-                // A shared cache must not hand this cookie to others: `Vary:
-                // Cookie` alone would let it replay one new visitor's
-                // session to every visitor without a cookie.
-                if !keeps_out_of_shared_caches(headers) {
-                    headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
-                }
+            }
+            let previous_removal = finished.previous_removal.filter(|removal| {
+                (sends_cookie || removal.without_session_cookie)
+                    // What the response sets under that name (another
+                    // layer's cookie) is not the stale one.
+                    && !session
+                        .sealer()
+                        .previous_cookie_name()
+                        .is_some_and(|previous| sets_cookie_named(headers, previous))
+            });
+            let sends_removal = previous_removal.is_some();
+            if let Some(removal) = previous_removal {
+                headers.append(header::SET_COOKIE, removal.header);
+            }
+            // A shared cache must not hand this cookie to others: `Vary:
+            // Cookie` alone would let it replay one new visitor's session
+            // to every visitor without a cookie.
+            if (sends_cookie || sends_removal) && !keeps_out_of_shared_caches(headers) {
+                headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
             }
             Ok(response)
         })
