@@ -61,6 +61,19 @@ pub enum Error {
     #[error("invalid key: {0}")]
     InvalidKey(InvalidKey),
 
+    /// A key read from a setting ([`KeyRing::from_env`](crate::KeyRing::from_env):
+    /// an environment variable) is missing or could not be used. Names the
+    /// setting, never its value.
+    #[error("invalid key in {setting}{}: {reason}", item.map(|n| format!(" (item {n})")).unwrap_or_default())]
+    InvalidKeySetting {
+        /// The setting's name (`SESSION_FALLBACK_KEYS`).
+        setting: String,
+        /// Which key of a comma-separated list, from 1.
+        item: Option<usize>,
+        /// What is wrong with it.
+        reason: InvalidKey,
+    },
+
     /// The configured cookie name, path or domain cannot be sent in a
     /// `Set-Cookie` header (checked when the sealer is built).
     #[error("invalid cookie setting: {0}")]
@@ -121,7 +134,7 @@ impl Error {
             Error::Revoked => "revoked",
             Error::TooLarge { .. } => "too-large",
             Error::LimitExceeded(_) => "limit-exceeded",
-            Error::InvalidKey(_) => "invalid-key",
+            Error::InvalidKey(_) | Error::InvalidKeySetting { .. } => "invalid-key",
             Error::InvalidEntryKey(_) => "invalid-entry-key",
             Error::InvalidCookie(_) => "invalid-cookie",
             Error::InvalidSetting(_) => "invalid-setting",
@@ -262,6 +275,8 @@ pub enum InvalidKey {
     /// A Django signing salt is empty: Django would sign with its signer
     /// class's path instead, which this crate does not guess.
     EmptySalt,
+    /// No key was given: the setting that must hold one is unset or empty.
+    Missing,
 }
 
 impl fmt::Display for InvalidKey {
@@ -273,6 +288,7 @@ impl fmt::Display for InvalidKey {
             InvalidKey::LooksLikeHex => "the key is hexadecimal, not base64; read it as hex",
             InvalidKey::EmptySecret => "a Django secret must not be empty",
             InvalidKey::EmptySalt => "a Django salt must not be empty",
+            InvalidKey::Missing => "no key given",
         })
     }
 }

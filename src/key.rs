@@ -20,6 +20,7 @@ use crate::Error;
 
 #[cfg(feature = "django")]
 pub(crate) mod django_signature;
+mod settings;
 
 /// Shortest master key accepted, in bytes.
 pub const MIN_MASTER_KEY_LEN: usize = 32;

@@ -801,6 +801,7 @@ fn rejection_loudness(error: &Error) -> Loudness {
         | Error::Store(_)
         | Error::TooLarge { .. }
         | Error::InvalidKey(_)
+        | Error::InvalidKeySetting { .. }
         | Error::InvalidEntryKey(_)
         | Error::InvalidCookie(_)
         | Error::InvalidSetting(_)

@@ -564,11 +564,7 @@ fn verify_vectors(dir: &std::path::Path) -> Result<ExitCode, Failure> {
 /// A key as `--key` reads it; `which` names it in the error when there are
 /// several (a fallback key).
 fn parse_key(text: &str, which: Option<&str>) -> Result<MasterKey, Failure> {
-    let key = match text.trim().strip_prefix("hex:") {
-        Some(hex) => MasterKey::from_hex(hex),
-        None => MasterKey::from_base64(text),
-    };
-    key.map_err(|e| {
+    text.parse::<MasterKey>().map_err(|e| {
         let which = which.map(|which| format!("{which}: ")).unwrap_or_default();
         let hint = match e {
             Error::InvalidKey(InvalidKey::LooksLikeHex) => " (prefix it with \"hex:\")",

@@ -7,11 +7,13 @@
 //! # then open http://127.0.0.1:3000
 //! ```
 //!
-//! Options (each also read from the environment variable named):
+//! Options (each also read from the environment variable named), and the
+//! keys, only from the environment (`KeyRing::from_env("SESSION")`: a
+//! command line is visible to other users):
 //! - `--addr` (`ADDR`): where to listen, default `127.0.0.1:3000`.
-//! - `SESSION_KEY`: the primary master key (base64 or hex, as printed by
-//!   `sealed-session keygen`). Without it a random key is generated and
-//!   sessions do not survive a restart.
+//! - `SESSION_KEY`: the primary master key (base64 as printed by
+//!   `sealed-session keygen`, or hex prefixed by `hex:`). Without it a
+//!   random key is generated and sessions do not survive a restart.
 //! - `SESSION_FALLBACK_KEYS`: older keys, comma-separated, that still open
 //!   cookies (which are then re-issued under the primary key).
 //! - `SESSION_INCOMING_KEY`: the next primary key, during the first step of
@@ -30,7 +32,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use clap::Parser;
-use sealed_session::{KeyRing, MasterKey, SystemClock};
+use sealed_session::{Error, InvalidKey, KeyRing, MasterKey, SystemClock};
 
 #[derive(Parser)]
 #[command(about = "Example web app for sealed-session")]
@@ -38,25 +40,6 @@ struct Args {
     /// Address to listen on.
     #[arg(long, env = "ADDR", default_value = "127.0.0.1:3000")]
     addr: SocketAddr,
-    /// Primary master key, base64 or hex (prefer the environment variable:
-    /// command lines are visible to other users).
-    #[arg(long, env = "SESSION_KEY", hide_env_values = true)]
-    key: Option<String>,
-    /// Fallback master keys, base64 or hex, comma-separated.
-    #[arg(
-        long = "fallback-key",
-        env = "SESSION_FALLBACK_KEYS",
-        value_delimiter = ',',
-        hide_env_values = true
-    )]
-    fallback_keys: Vec<String>,
-    /// The next primary master key, base64 or hex: opens, re-issues nothing.
-    #[arg(
-        long = "incoming-key",
-        env = "SESSION_INCOMING_KEY",
-        hide_env_values = true
-    )]
-    incoming_key: Option<String>,
     /// Most bytes the whole Set-Cookie header may take.
     #[arg(long, default_value_t = sealed_session::DEFAULT_BUDGET)]
     budget: usize,
@@ -71,10 +54,6 @@ struct Args {
     log: tracing::Level,
 }
 
-fn parse_key(text: &str) -> Result<MasterKey, sealed_session::Error> {
-    MasterKey::from_base64(text).or_else(|_| MasterKey::from_hex(text))
-}
-
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
@@ -84,33 +63,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let router = if args.bare {
         demo.bare_router()
     } else {
-        let primary = match &args.key {
-            Some(text) => parse_key(text)?,
+        let ring = match KeyRing::from_env("SESSION") {
+            Ok(ring) => ring,
             // A demo's convenience, so that it runs as the README shows it.
             // A real application refuses to start without its key (README,
             // "Quickstart"): a random one logs everyone out at each restart
             // and fails behind a load balancer.
-            None => {
+            Err(Error::InvalidKeySetting {
+                reason: InvalidKey::Missing,
+                ..
+            }) => {
                 tracing::warn!(
                     "no SESSION_KEY: using a random key; sessions end when the app stops"
                 );
-                MasterKey::generate()?
+                KeyRing::new(MasterKey::generate()?)
             }
+            Err(error) => return Err(error.into()),
         };
-        let fallbacks = args
-            .fallback_keys
-            .iter()
-            .filter(|k| !k.trim().is_empty())
-            .map(|k| parse_key(k))
-            .collect::<Result<Vec<_>, _>>()?;
-        let mut ring = KeyRing::with_fallbacks(primary, fallbacks)?;
-        if let Some(text) = args
-            .incoming_key
-            .as_deref()
-            .filter(|k| !k.trim().is_empty())
-        {
-            ring = ring.with_incoming(parse_key(text)?)?;
-        }
         let mut layer = demo.layer(ring).budget(args.budget);
         if args.insecure {
             // `__Host-` requires Secure: plain HTTP gets the bare name.
