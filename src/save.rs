@@ -160,9 +160,9 @@ impl Sealer {
                 }
             }
             // Measured lengths cost a seal each (deflate and encrypt,
-            // up to `max_decompressed`): doubled, then halved, they cost
-            // O(log n) seals rather than n, which a client adding entries
-            // would make quadratic over a session's life.
+            // up to `max_decompressed`): searched, they cost O(log n)
+            // seals rather than n, which a client adding entries would
+            // make quadratic over a session's life.
             token::Compression::Above(_) => {
                 // The header with the first `removed` candidates out.
                 let len_without = |removed: usize| {
@@ -662,16 +662,20 @@ impl Sealer {
     }
 }
 
-/// The fewest first candidates whose removal brings the header within
-/// `budget`, by doubling then halving (`len_without` measures), with
-/// that header's length and keep flags; all `candidates` and the
-/// length then when even that is over. Compressed sizes nearly always
-/// shrink with each removal; where they do not, this may remove more
-/// than the least (FORMAT.md §14.3), never too few.
 /// How many counts below "all of them" [`search_removals`] tries when
 /// that is over budget.
 const UNSHRINKING_TRIES: usize = 8;
 
+/// The fewest first candidates whose removal brings the header within
+/// `budget` (`len_without` measures), with that header's length and keep
+/// flags; all `candidates` and the length then when even that is over.
+/// After "none out", it measures from the other end, keeping 0, 1, 2, 4, …
+/// candidates until a count is over budget, then halves the interval: a
+/// measurement seals what stays in the cookie, so beside a store, where
+/// most entries leave, this seals far fewer bytes than counting up from
+/// none would. Compressed sizes nearly always shrink with each removal;
+/// where they do not, this may remove more than the least (FORMAT.md
+/// §14.3), never too few.
 fn search_removals(
     candidates: usize,
     budget: usize,
@@ -681,30 +685,33 @@ fn search_removals(
     if len <= budget || candidates == 0 {
         return Ok((0, len, keep));
     }
-    // `over` is known over budget; double until a count fits.
-    let mut over = 0;
-    let mut fits = 1;
-    let (mut fits_len, mut fits_keep) = loop {
-        let (len, keep) = len_without(fits)?;
-        if len <= budget {
-            break (len, keep);
-        }
-        if fits == candidates {
-            // Where sizes do not shrink with each removal, a count between
-            // may fit although all of them out does not: the few below are
-            // tried before giving up (the loop without compression tries
-            // every count).
-            for count in (over + 1..fits).rev().take(UNSHRINKING_TRIES) {
-                let (len, keep) = len_without(count)?;
-                if len <= budget {
-                    return Ok((count, len, keep));
-                }
+    let (len, keep) = len_without(candidates)?;
+    if len > budget {
+        // Where sizes do not shrink with each removal, a count between may
+        // fit although all of them out does not: the few below are tried
+        // before giving up (the loop without compression tries every
+        // count).
+        for count in (1..candidates).rev().take(UNSHRINKING_TRIES) {
+            let (len, keep) = len_without(count)?;
+            if len <= budget {
+                return Ok((count, len, keep));
             }
-            return Ok((fits, len, keep));
         }
-        over = fits;
-        fits = (fits * 2).min(candidates);
-    };
+        return Ok((candidates, len, keep));
+    }
+    // `over` removed is known over budget, `fits` removed within it.
+    let (mut over, mut fits, mut fits_len, mut fits_keep) = (0, candidates, len, keep);
+    let mut kept = 1;
+    while kept < candidates - over {
+        let count = candidates - kept;
+        let (len, keep) = len_without(count)?;
+        if len > budget {
+            over = count;
+            break;
+        }
+        (fits, fits_len, fits_keep) = (count, len, keep);
+        kept *= 2;
+    }
     while fits - over > 1 {
         let middle = over + (fits - over) / 2;
         let (len, keep) = len_without(middle)?;
@@ -751,14 +758,35 @@ mod tests {
         assert_eq!(search(&[10], 5), (0, 10, 1));
     }
 
+    /// Where most candidates leave (beside a store), the measurements after
+    /// the first seal little: the candidates each keeps add up to a small
+    /// multiple of what stays, not of all of them.
+    #[test]
+    fn the_removal_search_measures_mostly_what_stays() {
+        let lens: Vec<usize> = (0..=1000).map(|removed| 5000 - removed * 4).collect();
+        for least in [900, 990, 999] {
+            let kept = Cell::new(0);
+            let (count, _, _) = search_removals(1000, lens[least], |removed| {
+                if removed > 0 {
+                    kept.set(kept.get() + 1000 - removed);
+                }
+                Ok((lens[removed], Vec::new()))
+            })
+            .unwrap();
+            assert_eq!(count, least);
+            let stays = 1000 - least;
+            assert!(kept.get() <= 10 * stays, "{least}: {} kept", kept.get());
+        }
+    }
+
     #[test]
     fn the_removal_search_tries_a_few_counts_below_all_before_giving_up() {
         // Every candidate out is over budget, but 9 out fit: found.
         let mut lens = vec![900; 11];
         lens[9] = 500;
         assert_eq!(search(&lens, 600).0, 9);
-        // Doubling tries 1, 2, 4, 8, 16 and 19 out, then 18 down to 11:
-        // 3 out, which fits, is not found.
+        // None and all 19 out are over, then 18 down to 11: 3 out, which
+        // fits, is not found.
         let mut lens = vec![900; 20];
         lens[3] = 500;
         let (count, len, _) = search(&lens, 600);

@@ -2762,9 +2762,10 @@ impl sealed_session::RandomSource for CountedRandom {
 /// A compressed save measures the token by sealing it, so it must not
 /// seal once per entry it takes out: with 250 overflowed entries, a save
 /// after a request read one and changed another (which re-plans every
-/// entry) stays within a few dozen seals (it took 478 when the planner
-/// removed one entry at a time). `--release --nocapture` prints the
-/// figures SECURITY.md quotes.
+/// entry) stays within 30 draws, one per seal and blob reference (24
+/// here; 38 when the search counted up from none removed, and 478 when
+/// the planner removed one entry at a time). `--release --nocapture`
+/// prints the figures SECURITY.md quotes.
 #[tokio::test]
 async fn a_compressed_save_of_many_overflowed_entries_seals_a_logarithmic_number_of_times() {
     for compression in [Compression::Off, Compression::Above(0)] {
@@ -2825,6 +2826,6 @@ async fn a_compressed_save_of_many_overflowed_entries_seals_a_logarithmic_number
             "{compression:?}: at most {seals} random draws per save, {:?} per request",
             started.elapsed() / 10
         );
-        assert!(seals <= 60, "{compression:?}: {seals} draws");
+        assert!(seals <= 30, "{compression:?}: {seals} draws");
     }
 }
