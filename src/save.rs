@@ -19,6 +19,11 @@ pub(crate) struct Plan {
     pub(crate) keep: Vec<bool>,
     /// Indices taken out of the cookie, in drop order (resident entries only).
     pub(crate) removed: Vec<usize>,
+    /// Bytes of the header with only the `keep` entries (measured by
+    /// sealing, with compression).
+    pub(crate) header_len: usize,
+    /// The effective budget (FORMAT.md §14.3).
+    pub(crate) budget: usize,
 }
 
 /// A `Set-Cookie` header a save built and checked.
@@ -180,6 +185,8 @@ impl Sealer {
             return Ok(Plan {
                 keep,
                 removed: order[..count].to_vec(),
+                header_len: len,
+                budget,
             });
         }
         // What may not be dropped is over the sealer's own limit for a
@@ -365,6 +372,99 @@ impl Sealer {
     pub fn save(&self, session: &mut Session) -> Result<Saved, Error> {
         Self::check_not_held_by_layer(session)?;
         self.save_held(session)
+    }
+
+    /// What a save of `session` would report now, without saving it:
+    /// the entries it would drop, those it would move to the overflow
+    /// store, and the `Set-Cookie` header's length and budget. Nothing is
+    /// sent, stored, logged or changed, so a handler can find out whether
+    /// what it just stored will reach the client, and say so in this
+    /// response (a cart that is full) rather than find it missing on the
+    /// next request. With compression it seals the token to measure it
+    /// (drawing nonces), as a save does.
+    ///
+    /// Without an overflow store the report is the one [`Sealer::save`]
+    /// or [`Sealer::save_async`] would give (`unrevoked` aside, which only
+    /// a revocation store's write can set), for a session that needs a
+    /// save; for one that needs none, an empty report, as a save's. With
+    /// a store it follows [`Sealer::save_async`] up to the store: it lists
+    /// the entries that would leave the cookie now, and the header with
+    /// the blob's reference. Not foreseen there: entries a save drops to
+    /// keep the blob within
+    /// [`Limits::max_decompressed`](crate::Limits::max_decompressed), the
+    /// blob's entries a rewrite lists again, and, when even the list of
+    /// moved keys does not fit, the save's dropping of entries after
+    /// reading the blob (reported here as the drops of a save without the
+    /// store: the blob's entries among them).
+    ///
+    /// ```
+    /// use sealed_session::{KeyRing, MasterKey, Priority, Sealer};
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).budget(600).build()?;
+    /// let mut session = sealer.new_session()?;
+    /// session.insert_with_priority("user", "ada", Priority::Critical)?;
+    /// session.insert_with_priority("cart", &"sku-1,".repeat(200), Priority::Low)?;
+    /// let preview = sealer.preview_save(&session)?;
+    /// assert_eq!(preview.dropped_keys(), ["cart"]);
+    /// assert!(session.contains("cart"), "nothing changed");
+    /// let saved = sealer.save(&mut session)?;
+    /// assert_eq!(saved.report, preview);
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`Sealer::save`]'s: [`Error::TooLarge`] when the entries that may
+    /// not be dropped do not fit, [`Error::LimitExceeded`] when they are
+    /// over `max_decompressed`, [`Error::Random`] when a nonce or a blob
+    /// reference cannot be drawn.
+    pub fn preview_save(&self, session: &Session) -> Result<SaveReport, Error> {
+        let mut report = SaveReport {
+            dropped: session.dropped_unreported.clone(),
+            budget: self.budget,
+            ..SaveReport::default()
+        };
+        if session.should_delete_cookie() {
+            report.header_len = header_len(&self.removal);
+            return Ok(report);
+        }
+        if !session.needs_save() {
+            return Ok(report);
+        }
+        let now = self.save_time(session);
+        let unloaded: Vec<usize> = (0..session.entries.len())
+            .filter(|&i| matches!(session.entries[i].value, Value::Overflowed))
+            .collect();
+        // With a store, the blob's entries stay referenced; a new blob
+        // gets a fresh reference, whose bytes a compressed token measures.
+        let reference = match (&self.overflow_store, session.overflow) {
+            (None, _) => None,
+            (Some(_), Some((sid, reference))) if sid == session.id => Some(reference),
+            (Some(_), _) => {
+                let mut fresh = [0u8; SESSION_ID_LEN];
+                self.random.fill(&mut fresh)?;
+                Some(fresh)
+            }
+        };
+        let (plan, moves) = match self.plan(session, reference.as_ref(), now) {
+            Ok(plan) => (plan, reference.is_some()),
+            Err(Error::TooLarge { .. }) if reference.is_some() => {
+                (self.plan(session, None, now)?, false)
+            }
+            Err(error) => return Err(error),
+        };
+        if !moves {
+            report
+                .dropped
+                .extend(Self::removed_entries(session, &unloaded));
+        }
+        let removed = Self::removed_entries(session, &plan.removed);
+        match moves {
+            true => report.overflowed = removed,
+            false => report.dropped.extend(removed),
+        }
+        report.header_len = plan.header_len;
+        report.budget = plan.budget;
+        Ok(report)
     }
 
     /// [`Sealer::save`], for a session held by the HTTP layer as well

@@ -605,6 +605,46 @@ async fn a_sync_save_drops_overflowed_entries_it_cannot_vouch_for() {
     }
 }
 
+/// A preview of a session opened from a cookie with an overflow blob:
+/// where the blob is kept, and on a server without the store (whose save
+/// drops the blob's entries), it is the save's report; where a new entry
+/// leaves the cookie, it names it, among what the rewrite then lists.
+#[tokio::test]
+async fn a_preview_of_a_session_with_a_blob_foresees_its_save() {
+    let clock = clock();
+    let (_store, sealer) = with_memory_store(&clock, |b| b);
+    let mut session = ten_kb_session(&sealer);
+    let token = save_token(&sealer, &mut session).await;
+
+    let mut kept = sealer.open_async(&token).await.unwrap();
+    kept.insert_with_priority("theme", "dark", Priority::Critical)
+        .unwrap();
+    let preview = sealer.preview_save(&kept).unwrap();
+    assert!(preview.overflowed.is_empty() && preview.dropped.is_empty());
+    let saved = sealer.save_async(&mut kept).await.unwrap();
+    assert_eq!(preview, saved.report);
+
+    let plain = builder(&clock).build().unwrap();
+    let mut elsewhere = plain.open(&token).unwrap();
+    elsewhere.insert("theme", "light").unwrap();
+    let preview = plain.preview_save(&elsewhere).unwrap();
+    assert!(!preview.dropped.is_empty(), "the blob's entries");
+    let saved = plain.save(&mut elsewhere).unwrap();
+    assert_eq!(preview, saved.report);
+
+    let mut moving = sealer.open_async(&token).await.unwrap();
+    moving
+        .insert_with_priority("history", &"h".repeat(3000), Priority::Low)
+        .unwrap();
+    let preview = sealer.preview_save(&moving).unwrap();
+    assert_eq!(preview.overflowed.len(), 1, "{preview:?}");
+    assert_eq!(preview.overflowed[0].key, "history");
+    let saved = sealer.save_async(&mut moving).await.unwrap();
+    let listed = saved.report.overflowed.iter().map(|e| &e.key);
+    assert!(listed.clone().any(|key| key == "history"), "{saved:?}");
+    assert!(listed.count() > 1, "the blob's entries again");
+}
+
 #[tokio::test]
 async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
     // Two requests start from the same cookie. A moves a new entry to the
@@ -1602,8 +1642,18 @@ proptest! {
         for (i, (key, priority, len)) in entries.iter().enumerate() {
             session.insert_with_priority(&format!("{key}{i}"), &"v".repeat(*len), *priority).unwrap();
         }
+        let preview = sealer.preview_save(&session);
+        let keys = session.keys().map(str::to_owned).collect::<Vec<_>>();
+        prop_assert_eq!(keys.len(), entries.len(), "the preview changed nothing");
         let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
-        match runtime.block_on(sealer.save_async(&mut session)) {
+        let saved = runtime.block_on(sealer.save_async(&mut session));
+        // The preview is the save's report, but beside a store with
+        // compression: a new blob's reference is drawn anew, and its bytes
+        // change the compressed length.
+        if !(with_store && compress) {
+            prop_assert_eq!(&preview, &saved.clone().map(|saved| saved.report));
+        }
+        match saved {
             Ok(saved) => {
                 let header = saved.action.header_value().map(str::to_owned).unwrap_or_default();
                 // A new session with entries always sends its cookie (so

@@ -24,6 +24,17 @@ async fn login(session: LazySession) -> Result<&'static str, Error> {
     Ok("in")
 }
 
+/// Logs in with a cart too large for the cookie, and says what the
+/// preview foresees for it.
+async fn login_with_cart(session: LazySession) -> Result<String, Error> {
+    login(session.clone()).await?;
+    let cart = "sku,".repeat(2000);
+    session
+        .insert_with_priority("cart", &cart, Priority::Low)
+        .await?;
+    Ok(session.preview_save().await?.dropped_keys().join(","))
+}
+
 async fn log_out_others(session: LazySession) -> Result<String, Error> {
     Ok(session.log_out_other_sessions().await?.to_string())
 }
@@ -384,6 +395,7 @@ fn app(layer: SessionLayer) -> Router {
         .route("/whoami-hashed", get(whoami_hashed))
         .route("/verify-hashed", get(verify_hashed))
         .route("/login", get(login))
+        .route("/login-with-cart", get(login_with_cart))
         .route("/login-too-large", get(login_too_large))
         .route("/log-out-others", get(log_out_others))
         .route("/insert-then-skip", get(insert_then_skip))
@@ -791,6 +803,26 @@ async fn a_session_the_budget_empties_sets_no_cookie() {
     );
     assert!(!response.headers().contains_key(header::CACHE_CONTROL));
     assert_eq!(*reports.lock().expect("reports"), ["blob"]);
+}
+
+/// A handler's preview names what the response's save then drops.
+#[tokio::test]
+async fn a_handler_previews_what_its_response_will_drop() {
+    let reports = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let heard = Arc::clone(&reports);
+    let layer = builder()
+        .on_save_report(move |report, _uri| {
+            heard.lock().expect("reports").push(report.clone());
+        })
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    let response = call(&mut app, "/login-with-cart", None).await;
+    assert!(set_cookie(&response).is_some());
+    assert_eq!(body_text(response).await, "cart");
+    let reports = reports.lock().expect("reports");
+    assert_eq!(reports.len(), 1);
+    assert_eq!(reports[0].dropped_keys(), ["cart"]);
 }
 
 #[tokio::test]

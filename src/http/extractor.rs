@@ -680,6 +680,35 @@ impl LazySession {
         self.with(|s| s.is_modified()).await
     }
 
+    /// What the response's save would report if the handler stopped now:
+    /// the entries it would drop or move to the overflow store, and the
+    /// `Set-Cookie` header's length ([`Sealer::preview_save`], which says
+    /// what it foresees with a store). Nothing is saved or changed. A
+    /// session left empty gets no cookie from the layer, whatever this
+    /// says of its header.
+    ///
+    /// ```
+    /// use sealed_session::http::LazySession;
+    /// use sealed_session::Priority;
+    ///
+    /// async fn add_to_cart(session: LazySession) -> Result<&'static str, sealed_session::Error> {
+    ///     session.insert_with_priority("cart", &["sku-1", "sku-2"], Priority::Low).await?;
+    ///     let preview = session.preview_save().await?;
+    ///     Ok(match preview.dropped_keys().contains(&"cart") {
+    ///         true => "your cart is full",
+    ///         false => "added",
+    ///     })
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Random`] on opening, and those of [`Sealer::preview_save`].
+    pub async fn preview_save(&self) -> Result<crate::SaveReport, Error> {
+        let sealer = &self.inner.shared.sealer;
+        self.with(|session| sealer.preview_save(session)).await?
+    }
+
     /// Length in characters of the cookie value the session was opened
     /// from; `None` for a new session.
     ///
