@@ -460,7 +460,9 @@ pub enum StoreError {
     /// `save_request` on a sealer with a revocation check or an overflow
     /// store (use their `_async` forms); or `Sealer::save` or `seal` of a
     /// session whose id was replaced (`flush`, `cycle_id`) on a sealer with
-    /// a revocation store, which only `Sealer::save_async` can write to;
+    /// a revocation store, which only `Sealer::save_async` can write to,
+    /// or of a session whose overflow blob holds an entry raised to
+    /// critical, which only `save_async` can load rather than drop;
     /// or the Django migration's `migrate_session` or `migrate_cookie` on a
     /// sealer with a revocation check (use their `_async` forms).
     NeedsAsync,

@@ -351,7 +351,9 @@ impl Sealer {
     /// [`Limits::max_decompressed`](crate::Limits::max_decompressed);
     /// [`StoreError::NeedsAsync`] for a session whose id was replaced
     /// ([`Session::flush`], [`Session::cycle_id`]) on a sealer with a
-    /// revocation store; [`ValueError::UserId`](crate::ValueError::UserId)
+    /// revocation store, or one with an entry raised to critical while in
+    /// the overflow blob (which only [`Sealer::save_async`] can load);
+    /// [`ValueError::UserId`](crate::ValueError::UserId)
     /// if the revocation check's user entry is not a string, an integer, a
     /// byte string or null; [`Error::Random`] if the nonce cannot be drawn;
     /// [`Error::HeldByLayer`] for the session of a
@@ -485,9 +487,18 @@ impl Sealer {
     }
 
     /// The synchronous save and seal cannot write the revocation record of
-    /// an id the session gave up: they refuse such a session.
+    /// an id the session gave up, nor load the overflow blob: they refuse
+    /// such a session, and one whose blob holds an entry raised to
+    /// critical ([`Session::set_priority`]), which they would otherwise
+    /// drop with the blob's other entries.
     pub(crate) fn check_sync_save(&self, session: &Session) -> Result<(), Error> {
-        match self.revocation_store.is_some() && session.replaced.is_some() {
+        let gives_up_an_id = self.revocation_store.is_some() && session.replaced.is_some();
+        let critical_in_blob = self.overflow_store.is_some()
+            && session.entries.iter().any(|entry| {
+                entry.priority == crate::Priority::Critical
+                    && matches!(entry.value, Value::Overflowed)
+            });
+        match gives_up_an_id || critical_in_blob {
             true => Err(Error::Store(StoreError::NeedsAsync)),
             false => Ok(()),
         }

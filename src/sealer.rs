@@ -849,7 +849,9 @@ impl Sealer {
     ///
     /// [`StoreError::NeedsAsync`] for a session whose id was replaced
     /// ([`Session::flush`], [`Session::cycle_id`]) on a sealer with a
-    /// revocation store; [`ValueError::UserId`](crate::ValueError::UserId)
+    /// revocation store, or one with an entry raised to critical while in
+    /// the overflow blob (which only [`Sealer::save_async`] can load);
+    /// [`ValueError::UserId`](crate::ValueError::UserId)
     /// if the revocation check's user entry is not a string, an integer, a
     /// byte string or null;
     /// [`Error::LimitExceeded`] for a token over

@@ -528,7 +528,8 @@ impl Session {
                     // is never left in the store, whose eviction would lose
                     // it: raised to critical, it goes back into the cookie
                     // (the blob is loaded and rewritten), or the save fails
-                    // with `TooLarge` as for a critical entry stored now.
+                    // with `TooLarge` as for a critical entry stored now
+                    // (a synchronous save, which cannot load, refuses).
                     self.overflow_stale |=
                         priority == Priority::Critical && self.is_overflowed_at(i);
                     self.entries[i].priority = priority;

@@ -2742,6 +2742,12 @@ async fn an_entry_raised_to_critical_in_the_blob_goes_back_into_the_cookie() {
     let mut session = sealer.open_async(&token).await.unwrap();
     let raised = overflowed_keys(&session)[0].clone();
     assert!(session.set_priority(&raised, Priority::Critical));
+    // The synchronous save and seal, which cannot load the blob, refuse
+    // rather than drop it with the blob's other entries.
+    let needs_async = Err(Error::Store(StoreError::NeedsAsync));
+    assert_eq!(sealer.save(&mut session).map(|_| ()), needs_async);
+    assert_eq!(sealer.seal(&mut session).map(|_| ()), needs_async);
+    assert!(session.is_overflowed(&raised), "left as it was");
     let token = save_token(&sealer, &mut session).await;
 
     let mut reopened = sealer.open_async(&token).await.unwrap();
