@@ -6,6 +6,7 @@ use core::time::Duration;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::budget::RemovedEntry;
 use crate::error::{InvalidEntryKey, Limit, ValueError};
@@ -107,7 +108,24 @@ impl<'de> serde::Deserialize<'de> for SessionId {
 
 /// When the session ends on its own, besides the sealer's idle timeout and
 /// absolute lifetime (which always apply).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+///
+/// With serde it is `"default"`, `{"at": unix_seconds}`,
+/// `"browser_session"` or `{"idle": seconds}` (a window's fraction of a
+/// second rounded up, as [`Session::set_expiry`] does), e.g. to keep a
+/// user's "remember me" choice:
+///
+/// ```
+/// use sealed_session::Expiry;
+/// use std::time::Duration;
+/// let idle = Expiry::Idle(Duration::from_millis(1500));
+/// assert_eq!(serde_json::to_string(&idle)?, r#"{"idle":2}"#);
+/// let at: Expiry = serde_json::from_str(r#"{"at":1800000000}"#)?;
+/// assert_eq!(at, Expiry::At(1_800_000_000));
+/// assert_eq!(serde_json::to_string(&Expiry::BrowserSession)?, r#""browser_session""#);
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, serde::Deserialize)]
+#[serde(rename_all = "snake_case")]
 #[non_exhaustive]
 pub enum Expiry {
     /// Only the sealer's timeouts apply; the cookie is persistent, its
@@ -148,7 +166,57 @@ pub enum Expiry {
     /// session within the second it was sealed (its cookie gets
     /// `Max-Age=0`): Django's `set_expiry(0)` is [`Expiry::BrowserSession`]
     /// here.
-    Idle(Duration),
+    Idle(#[serde(with = "whole_seconds_serde")] Duration),
+}
+
+impl Expiry {
+    /// [`Expiry::At`] the given time, rounded down to the second (the
+    /// session may end sooner, never later); a time before 1970 is 0,
+    /// already past.
+    ///
+    /// ```
+    /// use sealed_session::Expiry;
+    /// use std::time::{Duration, UNIX_EPOCH};
+    /// let at = UNIX_EPOCH + Duration::from_millis(1_800_000_000_900);
+    /// assert_eq!(Expiry::at(at), Expiry::At(1_800_000_000));
+    /// ```
+    pub fn at(time: SystemTime) -> Expiry {
+        Expiry::At(
+            time.duration_since(UNIX_EPOCH)
+                .map_or(0, |since| since.as_secs()),
+        )
+    }
+}
+
+/// An idle window as whole seconds, a fraction rounded up.
+mod whole_seconds_serde {
+    use core::time::Duration;
+
+    pub(super) fn serialize<S: serde::Serializer>(
+        window: &Duration,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(crate::sealer::whole_seconds(*window))
+    }
+
+    pub(super) fn deserialize<'de, D: serde::Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Duration, D::Error> {
+        <u64 as serde::Deserialize>::deserialize(deserializer).map(Duration::from_secs)
+    }
+}
+
+/// A Unix time in seconds as a `SystemTime`. One past what `SystemTime`
+/// holds on this platform (hundreds of billions of years on Unix) comes
+/// out as a time it holds, at least half as far: never a panic.
+fn system_time(unix_seconds: u64) -> SystemTime {
+    let mut seconds = unix_seconds;
+    loop {
+        if let Some(time) = UNIX_EPOCH.checked_add(Duration::from_secs(seconds)) {
+            return time;
+        }
+        seconds /= 2;
+    }
 }
 
 /// Seconds a cookie sealed at `now` stays valid by its own `expiry` alone
@@ -788,6 +856,11 @@ impl Session {
             .map(|age| self.now.saturating_add(age))
     }
 
+    /// [`Self::expires_at`] as a `SystemTime`.
+    pub fn expires_at_time(&self) -> Option<SystemTime> {
+        self.expires_at().map(system_time)
+    }
+
     pub(crate) fn expiry_age_at(&self, now: u64) -> Option<u64> {
         let idle = self.policy.max_idle;
         let lifetime = self.policy.max_lifetime.map(|l| {
@@ -814,6 +887,11 @@ impl Session {
         self.created_at
     }
 
+    /// [`Self::created_at`] as a `SystemTime`.
+    pub fn created_at_time(&self) -> SystemTime {
+        system_time(self.created_at)
+    }
+
     /// The created-at a token sealed at `now` carries: never after its
     /// issued-at, so that a clock stepped back since the session took its
     /// creation time (at login, say) cannot yield a token every reader
@@ -829,6 +907,11 @@ impl Session {
     /// When the cookie it came from was sealed; `None` for a new session.
     pub fn issued_at(&self) -> Option<u64> {
         self.issued_at
+    }
+
+    /// [`Self::issued_at`] as a `SystemTime`.
+    pub fn issued_at_time(&self) -> Option<SystemTime> {
+        self.issued_at.map(system_time)
     }
 
     /// The time this session was opened or created at (the request's "now").
@@ -915,6 +998,41 @@ fn warn_undecodable<T>(key: &str, removed: bool) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_time_past_what_system_time_holds_comes_out_as_a_far_one() {
+        let far = system_time(u64::MAX);
+        assert!(far >= system_time(1 << 40), "{far:?}");
+        assert_eq!(system_time(7), UNIX_EPOCH + Duration::from_secs(7));
+    }
+
+    #[test]
+    fn an_expiry_reads_back_what_it_writes() {
+        for expiry in [
+            Expiry::Default,
+            Expiry::At(1_800_000_000),
+            Expiry::BrowserSession,
+            Expiry::Idle(Duration::from_secs(900)),
+        ] {
+            let json = serde_json::to_string(&expiry).unwrap();
+            assert_eq!(
+                serde_json::from_str::<Expiry>(&json).unwrap(),
+                expiry,
+                "{json}"
+            );
+        }
+        for refused in [
+            r#""at""#,
+            r#"{"idle":-1}"#,
+            r#"{"idle":{"secs":1,"nanos":0}}"#,
+            r#""never""#,
+        ] {
+            assert!(
+                serde_json::from_str::<Expiry>(refused).is_err(),
+                "{refused}"
+            );
+        }
+    }
 
     /// The small-value fast path of `decode_value` answers as ciborium's
     /// own limit does, for every depth limit up to past the values' size.

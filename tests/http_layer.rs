@@ -2587,6 +2587,9 @@ fn a_cookie_name_that_leaves_no_room_for_a_token_is_refused_by_the_layer() {
 
 /// Every read-only accessor of the handle, on one line.
 async fn describe(session: &LazySession) -> Result<String, Error> {
+    let at = session.expires_at().await?;
+    let at_time = at.map(|unix| std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix));
+    assert_eq!(session.expires_at_time().await?, at_time);
     Ok(format!(
         "new={} modified={} len={} empty={} keys={:?} priorities={:?} has_a={} b={:?} \
          expiry={:?} age={:?} at={:?} cookie_len={:?} rejected={:?}",
@@ -2600,7 +2603,7 @@ async fn describe(session: &LazySession) -> Result<String, Error> {
         session.priority("b").await?,
         session.expiry().await?,
         session.expiry_age().await?.map(|age| age.as_secs()),
-        session.expires_at().await?,
+        at,
         session.cookie_len().await?,
         session.rejected_cookie().await?.map(|e| e.kind()),
     ))

@@ -6,7 +6,7 @@ use sealed_session::{
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 mod common;
 use common::{key, logged, with_timeouts, T0};
@@ -367,6 +367,34 @@ fn idle_lifetime_skew_and_own_expiry() {
     assert_eq!(
         sealer.open(&cookie).unwrap_err(),
         Error::Expired(Expired::Session)
+    );
+}
+
+#[test]
+fn the_times_as_system_times_are_the_unix_seconds() {
+    let at = |unix: u64| UNIX_EPOCH + Duration::from_secs(unix);
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut session = sealer.new_session().unwrap();
+    assert_eq!(session.created_at_time(), at(T0));
+    assert_eq!(session.issued_at_time(), None);
+    assert_eq!(session.expires_at_time(), Some(at(T0 + 1000)));
+
+    // Rounded down: the session may end sooner, never later.
+    session.set_expiry(Expiry::at(at(T0 + 500) + Duration::from_millis(700)));
+    assert_eq!(session.expiry(), Expiry::At(T0 + 500));
+    assert_eq!(session.expires_at_time(), Some(at(T0 + 500)));
+    let token = sealer.seal(&mut session).unwrap();
+
+    clock.advance(20);
+    let reopened = sealer.open(&token).unwrap();
+    assert_eq!(reopened.issued_at_time(), Some(at(T0)));
+    assert_eq!(reopened.created_at_time(), at(T0));
+    assert_eq!(reopened.expires_at_time(), Some(at(T0 + 500)));
+
+    assert_eq!(
+        Expiry::at(UNIX_EPOCH - Duration::from_secs(1)),
+        Expiry::At(0)
     );
 }
 

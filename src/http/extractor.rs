@@ -640,6 +640,15 @@ impl LazySession {
         self.with(|s| s.expires_at()).await
     }
 
+    /// [`LazySession::expires_at`] as a `SystemTime`.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
+    pub async fn expires_at_time(&self) -> Result<Option<std::time::SystemTime>, Error> {
+        self.with(|s| s.expires_at_time()).await
+    }
+
     /// Whether the cookie, if saved now, carries no `Max-Age` and so ends
     /// when the browser closes (Django's `get_expire_at_browser_close`).
     ///
