@@ -93,6 +93,7 @@ mod cookie;
 #[cfg(feature = "django")]
 pub mod django;
 mod error;
+mod flash;
 #[cfg(feature = "axum")]
 pub mod http;
 mod inflate;

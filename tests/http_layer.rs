@@ -888,6 +888,59 @@ async fn the_overflow_store_keeps_what_does_not_fit() {
     );
 }
 
+/// A message pushed before a redirect shows once on the page after it,
+/// every message in order, as Django's messages do; one that does not fit
+/// the cookie goes to the overflow store and is loaded to push another.
+#[tokio::test]
+async fn flashes_show_once_after_a_redirect() {
+    async fn push(session: LazySession, request: Request<Body>) -> Result<&'static str, Error> {
+        let message = match request.uri().query() {
+            Some(size) => "x".repeat(size.parse().expect("a size")),
+            None => "saved".to_owned(),
+        };
+        session.push_flash("messages", &message).await?;
+        Ok("pushed")
+    }
+    async fn show(session: LazySession) -> Result<String, Error> {
+        let messages: Vec<String> = session.take_flashes("messages").await?;
+        let lengths: Vec<String> = messages.iter().map(|m| m.len().to_string()).collect();
+        Ok(lengths.join(","))
+    }
+    let store = Arc::new(common::Instrumented::new(&common::clock()));
+    let layer = builder()
+        .overflow_store(store.clone())
+        .build()
+        .expect("layer");
+    let mut app = Router::new()
+        .route("/push", get(push))
+        .route("/show", get(show))
+        .layer(layer);
+
+    let pushed = call(&mut app, "/push", None).await;
+    let pair = cookie_pair(&pushed);
+    let pushed = call(&mut app, "/push", Some(&pair)).await;
+    let pair = cookie_pair(&pushed);
+    let shown = call(&mut app, "/show", Some(&pair)).await;
+    let after = cookie_pair(&shown);
+    assert_eq!(body_text(shown).await, "5,5");
+    assert_eq!(
+        body_text(call(&mut app, "/show", Some(&after)).await).await,
+        ""
+    );
+
+    // Too large for the cookie: the list moves to the store, and the next
+    // push loads it rather than failing (or starting a new list).
+    let pushed = call(&mut app, "/push?6000", Some(&pair)).await;
+    assert_eq!(pushed.status(), StatusCode::OK);
+    assert_eq!(store.inner.len(), 1);
+    let pair = cookie_pair(&pushed);
+    let pushed = call(&mut app, "/push", Some(&pair)).await;
+    assert_eq!(pushed.status(), StatusCode::OK);
+    let pair = cookie_pair(&pushed);
+    let shown = call(&mut app, "/show", Some(&pair)).await;
+    assert_eq!(body_text(shown).await, "5,5,6000,5");
+}
+
 #[tokio::test]
 async fn a_handler_error_answers_503_only_for_an_unreachable_store() {
     use axum::response::IntoResponse as _;

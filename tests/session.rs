@@ -371,6 +371,58 @@ fn idle_lifetime_skew_and_own_expiry() {
 }
 
 #[test]
+fn flashes_are_taken_once_in_the_order_pushed() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut session = sealer.new_session().unwrap();
+    assert!(session
+        .take_flashes::<String>("messages")
+        .unwrap()
+        .is_empty());
+    assert!(!session.is_modified(), "taking no messages changes nothing");
+
+    session.push_flash("messages", "saved").unwrap();
+    assert_eq!(session.priority("messages"), Some(Priority::High));
+    // A priority the application gave the list is kept.
+    session.set_priority("messages", Priority::Low);
+    session.push_flash("messages", &(2u8, "warned")).unwrap();
+    assert_eq!(session.priority("messages"), Some(Priority::Low));
+    let token = sealer.seal(&mut session).unwrap();
+
+    let mut next = sealer.open(&token).unwrap();
+    // A peek leaves them.
+    let peeked = next.get::<Vec<ciborium::Value>>("messages").unwrap();
+    assert_eq!(peeked.map(|list| list.len()), Some(2));
+    // Messages of another type than pushed (a deploy changed it): removed,
+    // and read as none.
+    let mut changed_type = sealer.open(&token).unwrap();
+    assert!(changed_type
+        .take_flashes::<u64>("messages")
+        .unwrap()
+        .is_empty());
+    assert!(!changed_type.contains("messages"));
+    let first: Vec<ciborium::Value> = next.take_flashes("messages").unwrap();
+    assert_eq!(first[0], ciborium::Value::Text("saved".into()));
+    assert_eq!(
+        first[1].deserialized::<(u8, String)>().unwrap(),
+        (2, "warned".to_owned())
+    );
+    assert!(next.take_flashes::<String>("messages").unwrap().is_empty());
+
+    // A key that holds something else is not turned into a list.
+    next.insert("count", &3u8).unwrap();
+    assert_eq!(
+        next.push_flash("count", "x"),
+        Err(Error::Value(ValueError::Deserialize))
+    );
+    assert_eq!(next.get::<u8>("count").unwrap(), Some(3));
+    assert_eq!(
+        next.push_flash("_messages", "x"),
+        Err(Error::InvalidEntryKey(InvalidEntryKey::Reserved))
+    );
+}
+
+#[test]
 fn the_times_as_system_times_are_the_unix_seconds() {
     let at = |unix: u64| UNIX_EPOCH + Duration::from_secs(unix);
     let clock = Arc::new(FixedClock::new(T0));

@@ -477,6 +477,35 @@ impl LazySession {
             .await?
     }
 
+    /// Appends a one-time message under `key` (see
+    /// [`Session::push_flash`]), loading the list first if it lives in the
+    /// overflow store.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`] (opening), loading from the store as
+    /// [`LazySession::get`], then those of [`Session::push_flash`].
+    pub async fn push_flash<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        message: &T,
+    ) -> Result<(), Error> {
+        self.locked(|s| s.is_overflowed(key), |s| s.push_flash(key, message))
+            .await?
+    }
+
+    /// Removes and returns the one-time messages under `key` (see
+    /// [`Session::take_flashes`]), loading them first if they live in the
+    /// overflow store.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::take`].
+    pub async fn take_flashes<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>, Error> {
+        self.locked(|s| s.is_overflowed(key), |s| s.take_flashes(key))
+            .await?
+    }
+
     /// Whether the session has this key.
     ///
     /// # Errors
