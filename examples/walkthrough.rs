@@ -55,9 +55,11 @@ async fn main() -> Result<(), Error> {
     session.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
     session.insert_with_priority("csrf", "k3Jf9s0aQ1xZp2Lm", Priority::High)?;
     session.insert("locale", "fr-FR")?;
+    // A one-time message for the page after the login's redirect.
+    session.push_flash("messages", "Signed in")?;
     let cookie = sealer.seal(&mut session)?;
     show("login cookie", &cookie);
-    let opened = sealer.open(&cookie)?;
+    let mut opened = sealer.open(&cookie)?;
     println!(
         "  opened: user_id={:?}, locale={:?}, {} entries, session id {}",
         opened.get::<u64>("user_id")?,
@@ -65,6 +67,8 @@ async fn main() -> Result<(), Error> {
         opened.len(),
         opened.id()
     );
+    let messages: Vec<String> = opened.take_flashes("messages")?;
+    println!("  flash messages, shown once: {messages:?}");
     println!(
         "  under another cookie name: {}",
         sealer.open_for_name_check(&cookie)
@@ -222,7 +226,16 @@ async fn main() -> Result<(), Error> {
         "  a session of {} entries, {value_bytes} bytes of CBOR values",
         session.len()
     );
+    // What the save will drop, asked before it (nothing sealed or changed):
+    // a handler can tell the user in the same response.
+    let preview = budgeted.preview_save(&session)?;
     let saved = budgeted.save(&mut session)?;
+    assert_eq!(preview.dropped_keys(), saved.report.dropped_keys());
+    println!(
+        "  preview_save foresaw it: {} entries to drop, a {}-byte header",
+        preview.dropped.len(),
+        preview.header_len
+    );
     if let CookieAction::Set(header) = &saved.action {
         println!(
             "  Set-Cookie header: {} bytes (budget {})",
