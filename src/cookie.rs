@@ -75,9 +75,11 @@ impl CookieSettings {
     /// the session (`docs/FORMAT.md` §14.4), so a still-valid old cookie
     /// can shadow the new one, and a logout does not end it unless a
     /// revocation store revokes its id. Change the cookie name at the same
-    /// time, so that the old cookie is no candidate at all (each user then
-    /// starts a new session, once; `previous_cookie_name` carries sessions
-    /// over a rename only where path and domain stay).
+    /// time, so that the old cookie is no candidate at all: each user then
+    /// starts a new session, once, unless the old name and settings go to
+    /// [`SealerBuilder::previous_cookie`](crate::SealerBuilder::previous_cookie),
+    /// which carries the sessions over to the new name and deletes the old
+    /// cookies where they were set.
     #[must_use]
     pub fn with_path(mut self, path: impl Into<String>) -> Self {
         self.path = path.into();

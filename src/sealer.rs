@@ -165,7 +165,7 @@ impl core::fmt::Debug for SealerBuilder {
             .field("revocation_store", &self.revocation_store.is_some())
             .field("user_key", &self.user_key)
             .field("max_cookies_tried", &self.max_cookies_tried)
-            .field("previous_cookie_name", &self.previous_cookie_name)
+            .field("previous_cookie", &self.previous_cookie)
             .finish_non_exhaustive()
     }
 }
@@ -190,7 +190,9 @@ pub struct SealerBuilder {
     revocation_store: Option<Arc<dyn RevocationStore>>,
     user_key: Option<String>,
     max_cookies_tried: usize,
-    previous_cookie_name: Option<String>,
+    /// The previous name, and the old cookie's settings when they were
+    /// not this sealer's (its path and domain, for its deletion).
+    previous_cookie: Option<(String, Option<CookieSettings>)>,
 }
 
 impl Sealer {
@@ -222,7 +224,7 @@ impl Sealer {
             revocation_store: None,
             user_key: None,
             max_cookies_tried: crate::request::DEFAULT_MAX_COOKIES_TRIED,
-            previous_cookie_name: None,
+            previous_cookie: None,
         }
     }
 }
@@ -462,11 +464,13 @@ impl SealerBuilder {
     /// open ([`RequestSession::previous_cookie_rejected_for_good`]).
     ///
     /// The deletion carries this sealer's path and domain: give the
-    /// previous name only when the old cookie had the same ones (the
-    /// defaults, `Path=/` and no `Domain`, which a `__Host-` name keeps).
-    /// Otherwise the old cookie stays in the browser, and while this is
-    /// set it opens whenever no current cookie does: after a logout too,
-    /// unless a revocation store revoked its id.
+    /// previous name so only when the old cookie had the same ones (the
+    /// defaults, `Path=/` and no `Domain`, which a `__Host-` name keeps),
+    /// and [`Self::previous_cookie`] with the old cookie's settings when it
+    /// had others. A deletion with the wrong path or domain deletes
+    /// nothing: the old cookie stays in the browser, and while this is set
+    /// it opens whenever no current cookie does, after a logout too
+    /// (unless a revocation store revoked its id).
     ///
     /// Keep it only for the rename's transition (the idle timeout, say):
     /// a cookie under the old name has none of the new name's protection
@@ -477,7 +481,35 @@ impl SealerBuilder {
     /// [`RequestSession::opened_from_previous_name`]: crate::RequestSession::opened_from_previous_name
     /// [`RequestSession::previous_cookie_rejected_for_good`]: crate::RequestSession::previous_cookie_rejected_for_good
     pub fn previous_cookie_name(mut self, name: impl Into<String>) -> Self {
-        self.previous_cookie_name = Some(name.into());
+        self.previous_cookie = Some((name.into(), None));
+        self
+    }
+
+    /// As [`Self::previous_cookie_name`], for an old cookie whose path or
+    /// domain differed from this sealer's ([`Self::cookie_settings`]):
+    /// its deletion carries `settings`' path and domain (and its `Secure`,
+    /// which a `__Host-` or `__Secure-` name needs), so that it reaches
+    /// the old cookie. Only the deletion uses them: browsers send no
+    /// attributes with a cookie, and a session opened from the old cookie
+    /// is re-sealed under the current name and settings.
+    ///
+    /// ```
+    /// use sealed_session::{CookieSettings, KeyRing, MasterKey, Sealer};
+    /// # let ring = KeyRing::new(MasterKey::generate()?);
+    /// // Was `app_session=…; Path=/app; Domain=example.com`, now
+    /// // `__Host-session=…; Path=/`.
+    /// let old = CookieSettings::default().with_path("/app").with_domain("example.com");
+    /// let sealer = Sealer::builder(ring)
+    ///     .cookie_name("__Host-session")
+    ///     .previous_cookie("app_session", old)
+    ///     .build()?;
+    /// let removal = sealer.previous_cookie_removal().unwrap();
+    /// assert!(removal.starts_with("app_session=;"));
+    /// assert!(removal.contains("Path=/app") && removal.contains("Domain=example.com"));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn previous_cookie(mut self, name: impl Into<String>, settings: CookieSettings) -> Self {
+        self.previous_cookie = Some((name.into(), Some(settings)));
         self
     }
 
@@ -512,14 +544,15 @@ impl SealerBuilder {
             return Err(Error::InvalidSetting(InvalidSetting::ZeroLifetime));
         }
         let removal = self.cookie.removal(&self.cookie_name);
-        let previous = match self.previous_cookie_name {
+        let previous = match self.previous_cookie {
             // The same name twice would try each cookie twice.
-            Some(name) if name == self.cookie_name => {
+            Some((name, _)) if name == self.cookie_name => {
                 return Err(Error::InvalidCookie(crate::error::InvalidCookie::Name))
             }
-            Some(name) => {
-                self.cookie.check(&name).map_err(Error::InvalidCookie)?;
-                let removal = self.cookie.removal(&name);
+            Some((name, settings)) => {
+                let settings = settings.as_ref().unwrap_or(&self.cookie);
+                settings.check(&name).map_err(Error::InvalidCookie)?;
+                let removal = settings.removal(&name);
                 Some((name, removal))
             }
             None => None,

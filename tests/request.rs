@@ -12,8 +12,8 @@ use base64::Engine as _;
 use common::{builder, builder_with, clock, key, RevocationsDown};
 use sealed_session::store::{MemoryRevocations, MemoryStore};
 use sealed_session::{
-    CookieAction, Error, FixedClock, KeyRing, Limit, Limits, Malformed, Priority, RequestSession,
-    Saved, Sealer, StoreError,
+    CookieAction, CookieSettings, Error, FixedClock, KeyRing, Limit, Limits, Malformed, Priority,
+    RequestSession, Saved, Sealer, StoreError,
 };
 
 /// A cookie value holding `marker`.
@@ -123,6 +123,62 @@ fn cookies_of_the_previous_name_open_after_the_current_ones() {
     assert_eq!(
         twice.unwrap_err(),
         Error::InvalidCookie(sealed_session::InvalidCookie::Name)
+    );
+}
+
+/// The previous name's deletion reaches the old cookie: with the sealer's
+/// path and domain by default, with the old cookie's own when given; the
+/// old settings are checked as the current ones are.
+#[test]
+fn the_previous_cookie_is_deleted_where_it_was_set() {
+    let clock = clock();
+    let at_x = CookieSettings::default().with_path("/x");
+    let sealer = builder(&clock)
+        .cookie_settings(at_x.clone())
+        .previous_cookie_name("old")
+        .build()
+        .unwrap();
+    let removal = sealer.previous_cookie_removal().unwrap();
+    assert!(
+        removal.starts_with("old=;") && removal.contains("Path=/x"),
+        "{removal}"
+    );
+
+    let old_settings = CookieSettings::default()
+        .with_path("/app")
+        .with_domain("example.com");
+    let sealer = builder(&clock)
+        .cookie_settings(at_x)
+        .previous_cookie("old", old_settings)
+        .build()
+        .unwrap();
+    let removal = sealer.previous_cookie_removal().unwrap();
+    assert!(
+        removal.starts_with("old=;")
+            && removal.contains("Path=/app")
+            && removal.contains("Domain=example.com")
+            && !removal.contains("Path=/x"),
+        "{removal}"
+    );
+    // Its cookies still open, and the session moves to the current name.
+    let old = builder(&clock).cookie_name("old").build().unwrap();
+    let mut request = sealer
+        .open_request([format!("old={}", cookie_with(&old, "was"))])
+        .unwrap();
+    assert_eq!(marker(&request).as_deref(), Some("was"));
+    let CookieAction::Set(cookie) = action(&sealer, &mut request) else {
+        panic!("re-sealed under the current name");
+    };
+    assert!(
+        cookie.starts_with("id=") && cookie.contains("Path=/x"),
+        "{cookie}"
+    );
+
+    let bad_domain = CookieSettings::default().with_domain("a..b");
+    let refused = builder(&clock).previous_cookie("old", bad_domain).build();
+    assert_eq!(
+        refused.unwrap_err(),
+        Error::InvalidCookie(sealed_session::InvalidCookie::Domain)
     );
 }
 

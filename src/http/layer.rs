@@ -392,7 +392,8 @@ impl SessionLayerBuilder {
     /// cookie of the previous name opened; the response carries the
     /// session under the new name and deletes the old cookie, with this
     /// layer's path and domain: the old cookie must have had the same ones
-    /// (see the sealer's docs for what happens otherwise). Remove it once
+    /// ([`Self::previous_cookie`] otherwise; see the sealer's docs for what
+    /// happens when the deletion misses it). Remove it once
     /// the transition is over (after the idle timeout, say): until then a
     /// cookie of the old name, without the new name's protection, is
     /// accepted.
@@ -412,6 +413,28 @@ impl SessionLayerBuilder {
     pub fn previous_cookie_name(self, name: impl Into<String>) -> Self {
         let name = name.into();
         self.with(move |b| b.previous_cookie_name(name))
+    }
+
+    /// As [`Self::previous_cookie_name`], for an old cookie whose path or
+    /// domain differed from this layer's: its deletion carries
+    /// `settings`' (see [`SealerBuilder::previous_cookie`]).
+    ///
+    /// ```
+    /// use sealed_session::http::SessionLayer;
+    /// use sealed_session::{CookieSettings, KeyRing, MasterKey};
+    /// # let ring = KeyRing::new(MasterKey::generate()?);
+    /// // Cookies were `session=…; Path=/shop`; now `__Host-session=…; Path=/`.
+    /// let layer = SessionLayer::builder(ring)
+    ///     .host_prefix(true)
+    ///     .previous_cookie("session", CookieSettings::default().with_path("/shop"))
+    ///     .build()?;
+    /// let removal = layer.sealer().previous_cookie_removal().unwrap();
+    /// assert!(removal.starts_with("session=;") && removal.contains("Path=/shop"));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn previous_cookie(self, name: impl Into<String>, settings: CookieSettings) -> Self {
+        let name = name.into();
+        self.with(move |b| b.previous_cookie(name, settings))
     }
 
     /// Whether the layer opens the session cookie of every request that
