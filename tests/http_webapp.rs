@@ -602,6 +602,21 @@ async fn an_oversized_cart_degrades_instead_of_failing() {
     let dropped = page.body.matches("<tr class=dropped>").count();
     assert!(dropped > 0 && dropped < lines as usize, "{dropped} dropped");
     assert!(page.body.contains("<html lang=\"fr\">"), "preferences kept");
+    // The adds that dropped a line said so (`preview_save`), once: each
+    // line a notice names is one the cart shows as dropped.
+    let notices: Vec<&str> = page.body.split("<p class=notice>Line ").skip(1).collect();
+    assert!(!notices.is_empty(), "{}", page.body);
+    for notice in &notices {
+        let id = notice.split(' ').next().expect("a line id");
+        assert!(
+            page.body
+                .contains(&format!("<tr class=dropped><td>{id}</td>")),
+            "line {id} noticed but kept: {}",
+            page.body
+        );
+    }
+    let again = get(&client, &server, "/cart").await;
+    assert!(!again.body.contains("class=notice"), "{}", again.body);
 
     let page = get(&client, &server, "/session").await;
     assert_eq!(

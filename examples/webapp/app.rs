@@ -5,6 +5,8 @@
 //! Everything lives in the cookie: the user (critical priority, never
 //! dropped), preferences (high), the cart's index (normal) and the cart's
 //! lines (low: the first to go when the cookie would exceed its budget).
+//! Adding a line previews the save, and a one-time notice (high) tells the
+//! page after the redirect which lines the cookie could not keep.
 //! The only server-side state is the in-memory revocation list that makes
 //! logout final even for a copy of the old cookie.
 
@@ -44,6 +46,8 @@ const USER: &str = "user";
 const PREFS: &str = "prefs";
 const CART: &str = "cart";
 const VISITS: &str = "visits";
+/// One-time messages for the next page (`push_flash`).
+const NOTICES: &str = "notices";
 
 /// One line of the cart's index: enough to name a line that was dropped.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -342,6 +346,11 @@ async fn logout(_: SameOrigin, session: LazySession) -> Page {
 }
 
 async fn cart(session: LazySession) -> Page {
+    let notices: Vec<String> = session.take_flashes(NOTICES).await?;
+    let notices: String = notices
+        .iter()
+        .map(|notice| format!("<p class=notice>{}</p>", esc(notice)))
+        .collect();
     let index: Vec<LineRef> = session.get(CART).await?.unwrap_or_default();
     let mut rows = String::new();
     let mut dropped = 0;
@@ -371,7 +380,7 @@ async fn cart(session: LazySession) -> Page {
         ""
     };
     let body = format!(
-        "<p>{} line(s), {dropped} dropped.</p>\
+        "{notices}<p>{} line(s), {dropped} dropped.</p>\
          <table><tr><th>#</th><th>SKU</th><th>Qty</th><th>Note</th></tr>{rows}</table>{forget}\
          <h2>Add a line</h2><form method=post action=/cart/add>\
          <p><label>SKU <input name=sku required maxlength=64></label> \
@@ -424,6 +433,18 @@ async fn cart_add(_: SameOrigin, session: LazySession, Form(form): Form<AddLine>
         sku: sku.to_owned(),
     });
     session.insert(CART, &index).await?;
+    // What the layer's save will drop, known now: the cart page after the
+    // redirect says so (the cart's index lists dropped lines from then on).
+    let report = session.preview_save().await?;
+    for key in report.dropped_keys() {
+        if let Some(line) = index.iter().find(|line| line_key(line.id) == key) {
+            let notice = format!(
+                "Line {} ({}) does not fit in the cookie: it is dropped.",
+                line.id, line.sku
+            );
+            session.push_flash(NOTICES, &notice).await?;
+        }
+    }
     Ok(Redirect::to("/cart").into_response())
 }
 
