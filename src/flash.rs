@@ -9,6 +9,13 @@ use crate::payload::Priority;
 use crate::{Error, Session};
 
 impl Session {
+    /// How many messages a list under one key keeps: a push beyond it
+    /// drops the oldest, as Django's cookie storage drops the oldest
+    /// messages that do not fit. Messages a handler pushes and no page
+    /// takes (an API client's, say) then cannot crowd the application's
+    /// own entries out of the cookie.
+    pub const MAX_FLASHES: usize = 16;
+
     /// Appends `message` to the list of one-time messages under `key`
     /// ("saved", "invalid password"), for a later request to read once with
     /// [`Session::take_flashes`]: Django's `messages.add_message`, Rails'
@@ -16,11 +23,13 @@ impl Session {
     /// actions shows both; a message with a level is a type of the
     /// application's, `(Level, String)` say.
     ///
-    /// The list is one entry, a CBOR array, at [`Priority::High`] when the
-    /// push creates it (at the priority it has otherwise): the budget
-    /// drops it only after every normal and low entry, and reports the
-    /// drop as for any entry. [`Session::get`] as a `Vec` reads the
-    /// messages without taking them.
+    /// The list is one entry, a CBOR array of at most
+    /// [`Session::MAX_FLASHES`] messages (a push beyond drops the oldest),
+    /// at [`Priority::Normal`] when the push creates it and at the priority
+    /// it has otherwise (raise it with [`Session::set_priority`] for
+    /// messages that must outlast other entries). The budget drops it as
+    /// any entry, reported. [`Session::get`] as a `Vec` reads the messages
+    /// without taking them.
     ///
     /// ```
     /// use sealed_session::{KeyRing, MasterKey, Sealer};
@@ -52,23 +61,38 @@ impl Session {
     ) -> Result<(), Error> {
         let message = ciborium::Value::serialized(message)
             .map_err(|_| Error::Value(ValueError::Serialize))?;
-        let priority = self.priority(key).unwrap_or(Priority::High);
+        let priority = self.priority(key).unwrap_or(Priority::Normal);
         let mut messages = self.get::<Vec<ciborium::Value>>(key)?.unwrap_or_default();
+        let excess = (messages.len() + 1).saturating_sub(Self::MAX_FLASHES);
+        messages.drain(..excess.min(messages.len()));
         messages.push(message);
         self.insert_with_priority(key, &messages, priority)
     }
 
     /// Removes and returns the messages [`Session::push_flash`] stored
-    /// under `key`, oldest first; none if there are none. A list whose
-    /// messages do not decode as `T` (their type changed in a deploy) is
-    /// removed all the same, logged, and reads as empty, as
-    /// [`Session::take`] does.
+    /// under `key`, oldest first; none if there are none. A message that
+    /// does not decode as `T` (its type changed in a deploy, or another
+    /// handler pushed another type) is left out, and the key and `T` are
+    /// logged (`entry-undecodable`, never the value); the others are
+    /// returned. A value under `key` that is not a list is removed and
+    /// logged so too, and reads as no messages, as [`Session::take`] does.
     ///
     /// # Errors
     ///
     /// As [`Session::take`]: an entry in the overflow store not loaded
     /// (`LazySession::take_flashes` loads it).
     pub fn take_flashes<T: DeserializeOwned>(&mut self, key: &str) -> Result<Vec<T>, Error> {
-        Ok(self.take::<Vec<T>>(key)?.unwrap_or_default())
+        let Some(list) = self.take::<Vec<ciborium::Value>>(key)? else {
+            return Ok(Vec::new());
+        };
+        let count = list.len();
+        let messages: Vec<T> = list
+            .into_iter()
+            .filter_map(|message| message.deserialized().ok())
+            .collect();
+        if messages.len() < count {
+            crate::session::warn_undecodable::<T>(key, true);
+        }
+        Ok(messages)
     }
 }

@@ -983,7 +983,7 @@ fn is_undecodable(error: &Error) -> bool {
 }
 
 /// Names the key and the type asked for, never the value.
-fn warn_undecodable<T>(key: &str, removed: bool) {
+pub(crate) fn warn_undecodable<T>(key: &str, removed: bool) {
     // `?`: quoted and escaped by every subscriber, not only the default
     // formatter (a key may hold user input).
     tracing::warn!(

@@ -2,7 +2,7 @@
 
 use sealed_session::{
     Clock, Compression, Error, Expired, Expiry, FixedClock, InvalidEntryKey, InvalidSetting,
-    KeyRing, Limit, Limits, Priority, Sealer, SealerBuilder, ValueError,
+    KeyRing, Limit, Limits, Priority, Sealer, SealerBuilder, Session, ValueError,
 };
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -382,24 +382,27 @@ fn flashes_are_taken_once_in_the_order_pushed() {
     assert!(!session.is_modified(), "taking no messages changes nothing");
 
     session.push_flash("messages", "saved").unwrap();
-    assert_eq!(session.priority("messages"), Some(Priority::High));
+    assert_eq!(session.priority("messages"), Some(Priority::Normal));
     // A priority the application gave the list is kept.
-    session.set_priority("messages", Priority::Low);
+    session.set_priority("messages", Priority::High);
     session.push_flash("messages", &(2u8, "warned")).unwrap();
-    assert_eq!(session.priority("messages"), Some(Priority::Low));
+    assert_eq!(session.priority("messages"), Some(Priority::High));
     let token = sealer.seal(&mut session).unwrap();
 
     let mut next = sealer.open(&token).unwrap();
     // A peek leaves them.
     let peeked = next.get::<Vec<ciborium::Value>>("messages").unwrap();
     assert_eq!(peeked.map(|list| list.len()), Some(2));
-    // Messages of another type than pushed (a deploy changed it): removed,
-    // and read as none.
+    // Messages of another type than asked for (a deploy changed it, or
+    // another handler pushed another type): left out and logged by key,
+    // the others returned.
     let mut changed_type = sealer.open(&token).unwrap();
-    assert!(changed_type
-        .take_flashes::<u64>("messages")
-        .unwrap()
-        .is_empty());
+    let (texts, logs) = logged(|| changed_type.take_flashes::<String>("messages"));
+    assert_eq!(texts.unwrap(), ["saved"]);
+    assert!(
+        logs.contains("entry-undecodable") && logs.contains("messages") && !logs.contains("warned"),
+        "{logs}"
+    );
     assert!(!changed_type.contains("messages"));
     let first: Vec<ciborium::Value> = next.take_flashes("messages").unwrap();
     assert_eq!(first[0], ciborium::Value::Text("saved".into()));
@@ -408,6 +411,14 @@ fn flashes_are_taken_once_in_the_order_pushed() {
         (2, "warned".to_owned())
     );
     assert!(next.take_flashes::<String>("messages").unwrap().is_empty());
+
+    // A list keeps the newest MAX_FLASHES: unread messages cannot grow
+    // without bound.
+    for i in 0..Session::MAX_FLASHES + 4 {
+        next.push_flash("backlog", &i).unwrap();
+    }
+    let backlog: Vec<usize> = next.take_flashes("backlog").unwrap();
+    assert_eq!(backlog, (4..Session::MAX_FLASHES + 4).collect::<Vec<_>>());
 
     // A key that holds something else is not turned into a list.
     next.insert("count", &3u8).unwrap();
