@@ -382,13 +382,18 @@ impl Sealer {
     /// sent, stored, logged or changed, so a handler can find out whether
     /// what it just stored will reach the client, and say so in this
     /// response (a cart that is full) rather than find it missing on the
-    /// next request. With compression it seals the token to measure it
-    /// (drawing nonces), as a save does.
+    /// next request. It draws random bytes where a save would: nonces to
+    /// measure a compressed token, and with an overflow store a blob
+    /// reference when entries would move there.
     ///
     /// Without an overflow store the report is the one [`Sealer::save`]
     /// or [`Sealer::save_async`] would give (`unrevoked` aside, which only
     /// a revocation store's write can set), for a session that needs a
-    /// save; for one that needs none, an empty report, as a save's. With
+    /// save; for one that needs none, an empty report, as a save's. One
+    /// exception: a request that ran over a minute on a sealer with a
+    /// revocation check, where `save_async` asks the check again and may
+    /// save at the later time (a `Max-Age` a few seconds longer can lengthen
+    /// the header by a byte). With
     /// a store it follows [`Sealer::save_async`] up to the store: it lists
     /// the entries that would leave the cookie now, and the header with
     /// the blob's reference. Not foreseen there: entries a save drops to
@@ -417,7 +422,9 @@ impl Sealer {
     ///
     /// As [`Sealer::save`]'s: [`Error::TooLarge`] when the entries that may
     /// not be dropped do not fit, [`Error::LimitExceeded`] when they are
-    /// over `max_decompressed`, [`Error::Random`] when a nonce or a blob
+    /// over `max_decompressed`, [`ValueError::UserId`](crate::ValueError::UserId)
+    /// when the revocation check's user entry is not a string, an integer,
+    /// a byte string or null, [`Error::Random`] when a nonce or a blob
     /// reference cannot be drawn.
     pub fn preview_save(&self, session: &Session) -> Result<SaveReport, Error> {
         let mut report = SaveReport {
@@ -432,10 +439,23 @@ impl Sealer {
         if !session.needs_save() {
             return Ok(report);
         }
+        // Every save refuses such a session before sealing it.
+        self.check_user_id_entry(session)?;
         let now = self.save_time(session);
         let unloaded: Vec<usize> = (0..session.entries.len())
             .filter(|&i| matches!(session.entries[i].value, Value::Overflowed))
             .collect();
+        // As the save with a store, the whole session first: when it fits,
+        // nothing moves and no blob reference is drawn.
+        if self.overflow_store.is_some() && unloaded.is_empty() {
+            if let Ok(plan) = self.plan(session, None, now) {
+                if plan.removed.is_empty() {
+                    report.header_len = plan.header_len;
+                    report.budget = plan.budget;
+                    return Ok(report);
+                }
+            }
+        }
         // With a store, the blob's entries stay referenced; a new blob
         // gets a fresh reference, whose bytes a compressed token measures.
         let reference = match (&self.overflow_store, session.overflow) {

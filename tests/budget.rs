@@ -645,6 +645,34 @@ async fn a_preview_of_a_session_with_a_blob_foresees_its_save() {
     assert!(listed.count() > 1, "the blob's entries again");
 }
 
+/// A preview refuses what every save refuses (a user entry the revocation
+/// check cannot read), and, beside a store, draws no blob reference for a
+/// session that fits whole, as the save draws none.
+#[tokio::test]
+async fn a_preview_fails_as_the_save_and_draws_only_what_the_save_would() {
+    let clock = clock();
+    let revocations = Arc::new(MemoryRevocations::with_clock(clock.clone()));
+    let sealer = builder(&clock)
+        .revocation_store(revocations, Some("user"))
+        .build()
+        .unwrap();
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", &[1u8, 2, 3]).unwrap();
+    let refused = Err(Error::Value(sealed_session::ValueError::UserId));
+    assert_eq!(sealer.preview_save(&session), refused);
+    assert_eq!(sealer.save(&mut session).map(|s| s.report), refused);
+
+    let random = Arc::new(CountingRandom(AtomicUsize::new(0)));
+    let (_store, sealer) = with_memory_store(&clock, |b| b.random(random.clone()));
+    let mut session = sealer.new_session().unwrap();
+    session.insert("theme", "dark").unwrap();
+    let before = random.0.load(Ordering::SeqCst);
+    let preview = sealer.preview_save(&session).unwrap();
+    assert_eq!(random.0.load(Ordering::SeqCst), before, "nothing drawn");
+    let saved = sealer.save_async(&mut session).await.unwrap();
+    assert_eq!(preview, saved.report);
+}
+
 #[tokio::test]
 async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
     // Two requests start from the same cookie. A moves a new entry to the
