@@ -178,7 +178,9 @@ impl Sealer {
                     self.header_len_for(session, &keep, reference, around_value, now)
                         .map(|len| (len, keep))
                 };
-                search_removals(order.len(), budget, len_without)?
+                // Beside a store most entries leave; without one, few do.
+                let most_leave = reference.is_some();
+                search_removals(order.len(), budget, most_leave, len_without)?
             }
         };
         if len <= budget {
@@ -799,49 +801,60 @@ const UNSHRINKING_TRIES: usize = 8;
 
 /// The fewest first candidates whose removal brings the header within
 /// `budget` (`len_without` measures), with that header's length and keep
-/// flags; all `candidates` and the length then when even that is over.
-/// After "none out", it measures from the other end, keeping 0, 1, 2, 4, …
-/// candidates until a count is over budget, then halves the interval: a
-/// measurement seals what stays in the cookie, so beside a store, where
-/// most entries leave, this seals far fewer bytes than counting up from
-/// none would. Compressed sizes nearly always shrink with each removal;
-/// where they do not, this may remove more than the least (FORMAT.md
-/// §14.3), never too few.
+/// flags. After "none out" it gallops from the end where the answer
+/// likely is, then halves the interval: a measurement costs a seal of
+/// what stays in the cookie. Beside a store (`most_leave`) it keeps 1, 2,
+/// 4, … candidates until a count is over budget, so it seals little;
+/// without one, where a big entry or two must go, it removes 1, 2, 4, …
+/// until one fits. Compressed sizes nearly always shrink with each
+/// removal; where they do not, this may remove more than the least
+/// (FORMAT.md §14.3), never too few. When even all of them out is over
+/// budget, the largest of the few counts below that fits, or all of
+/// them and that length.
 fn search_removals(
     candidates: usize,
     budget: usize,
+    most_leave: bool,
     len_without: impl Fn(usize) -> Result<(usize, Vec<bool>), Error>,
 ) -> Result<(usize, usize, Vec<bool>), Error> {
     let (len, keep) = len_without(0)?;
     if len <= budget || candidates == 0 {
         return Ok((0, len, keep));
     }
-    let (len, keep) = len_without(candidates)?;
-    if len > budget {
-        // Where sizes do not shrink with each removal, a count between may
-        // fit although all of them out does not: the few below are tried
-        // before giving up (the loop without compression tries every
-        // count).
-        for count in (1..candidates).rev().take(UNSHRINKING_TRIES) {
+    // `over` removed is known over budget, `fits` removed within it.
+    let (mut over, mut fits, mut fits_len, mut fits_keep);
+    if most_leave {
+        let (len, keep) = len_without(candidates)?;
+        if len > budget {
+            return all_out_over_budget(candidates, budget, (len, keep), &len_without);
+        }
+        (over, fits, fits_len, fits_keep) = (0, candidates, len, keep);
+        let mut kept = 1;
+        while kept < candidates - over {
+            let count = candidates - kept;
+            let (len, keep) = len_without(count)?;
+            if len > budget {
+                over = count;
+                break;
+            }
+            (fits, fits_len, fits_keep) = (count, len, keep);
+            kept *= 2;
+        }
+    } else {
+        over = 0;
+        let mut count = 1;
+        loop {
             let (len, keep) = len_without(count)?;
             if len <= budget {
-                return Ok((count, len, keep));
+                (fits, fits_len, fits_keep) = (count, len, keep);
+                break;
             }
-        }
-        return Ok((candidates, len, keep));
-    }
-    // `over` removed is known over budget, `fits` removed within it.
-    let (mut over, mut fits, mut fits_len, mut fits_keep) = (0, candidates, len, keep);
-    let mut kept = 1;
-    while kept < candidates - over {
-        let count = candidates - kept;
-        let (len, keep) = len_without(count)?;
-        if len > budget {
+            if count == candidates {
+                return all_out_over_budget(candidates, budget, (len, keep), &len_without);
+            }
             over = count;
-            break;
+            count = (count * 2).min(candidates);
         }
-        (fits, fits_len, fits_keep) = (count, len, keep);
-        kept *= 2;
     }
     while fits - over > 1 {
         let middle = over + (fits - over) / 2;
@@ -855,6 +868,25 @@ fn search_removals(
     Ok((fits, fits_len, fits_keep))
 }
 
+/// Where sizes do not shrink with each removal, a count below all may fit
+/// although all of them out does not: the few below are tried before
+/// giving up (the loop without compression tries every count).
+fn all_out_over_budget(
+    candidates: usize,
+    budget: usize,
+    all_out: (usize, Vec<bool>),
+    len_without: &impl Fn(usize) -> Result<(usize, Vec<bool>), Error>,
+) -> Result<(usize, usize, Vec<bool>), Error> {
+    for count in (1..candidates).rev().take(UNSHRINKING_TRIES) {
+        let (len, keep) = len_without(count)?;
+        if len <= budget {
+            return Ok((count, len, keep));
+        }
+    }
+    let (len, keep) = all_out;
+    Ok((candidates, len, keep))
+}
+
 #[cfg(test)]
 mod tests {
     use super::{base64_len, search_removals};
@@ -863,15 +895,37 @@ mod tests {
 
     /// Runs the search over `lens` (the header's length with 0, 1, …
     /// candidates out), counting the measurements.
-    fn search(lens: &[usize], budget: usize) -> (usize, usize, usize) {
+    fn search_from(lens: &[usize], budget: usize, most_leave: bool) -> (usize, usize, usize) {
         let measured = Cell::new(0);
-        let (count, len, keep) = search_removals(lens.len() - 1, budget, |removed| {
+        let (count, len, keep) = search_removals(lens.len() - 1, budget, most_leave, |removed| {
             measured.set(measured.get() + 1);
             Ok((lens[removed], vec![true; removed]))
         })
         .unwrap();
         assert_eq!(keep.len(), count, "the flags of the count found");
         (count, len, measured.get())
+    }
+
+    /// Both ways of searching find the same count and length: that, and
+    /// the larger number of measurements.
+    fn search(lens: &[usize], budget: usize) -> (usize, usize, usize) {
+        let (count, len, from_all) = search_from(lens, budget, true);
+        let (other_count, other_len, from_none) = search_from(lens, budget, false);
+        assert_eq!((count, len), (other_count, other_len), "budget {budget}");
+        (count, len, from_all.max(from_none))
+    }
+
+    /// Without a store, where only the first candidate or two must go, a
+    /// few measurements find them; from "all out" it would take ~20.
+    #[test]
+    fn the_removal_search_without_a_store_measures_few_for_few_removals() {
+        let lens: Vec<usize> = (0..=1000).map(|removed| 5000 - removed * 4).collect();
+        for (least, most) in [(1, 2), (2, 3), (3, 5)] {
+            let (count, _, measured) = search_from(&lens, lens[least], false);
+            assert_eq!(count, least);
+            assert!(measured <= most, "{least}: {measured} measurements");
+        }
+        assert!(search_from(&lens, lens[1], true).2 > 10);
     }
 
     #[test]
@@ -897,7 +951,7 @@ mod tests {
         let lens: Vec<usize> = (0..=1000).map(|removed| 5000 - removed * 4).collect();
         for least in [900, 990, 999] {
             let kept = Cell::new(0);
-            let (count, _, _) = search_removals(1000, lens[least], |removed| {
+            let (count, _, _) = search_removals(1000, lens[least], true, |removed| {
                 if removed > 0 {
                     kept.set(kept.get() + 1000 - removed);
                 }
@@ -930,9 +984,11 @@ mod tests {
         // on fits, and the one before it does not.
         let lens = [900, 880, 905, 850, 870, 800, 820, 700, 760, 650, 600];
         for budget in 600..=900 {
-            let (count, len, _) = search(&lens, budget);
-            assert!(len <= budget && lens[count] == len, "{budget}");
-            assert!(count == 0 || lens[count - 1] > budget, "{budget}");
+            for most_leave in [true, false] {
+                let (count, len, _) = search_from(&lens, budget, most_leave);
+                assert!(len <= budget && lens[count] == len, "{budget}");
+                assert!(count == 0 || lens[count - 1] > budget, "{budget}");
+            }
         }
     }
 

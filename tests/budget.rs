@@ -1854,6 +1854,33 @@ impl sealed_session::RandomSource for CountingRandom {
     }
 }
 
+/// Without a store, a compressed save that must drop one big entry among
+/// many small ones seals a few times, not once per halving of all of them.
+#[test]
+fn a_compressed_save_without_a_store_that_drops_one_entry_seals_few_times() {
+    let clock = clock();
+    let random = Arc::new(CountingRandom(AtomicUsize::new(0)));
+    let sealer = builder(&clock)
+        .compression(Compression::Above(0))
+        .random(random.clone())
+        .build()
+        .unwrap();
+    for small in [30, 120] {
+        let mut session = sealer.new_session().unwrap();
+        for i in 0..small {
+            session.insert(&format!("k{i}"), &i).unwrap();
+        }
+        session
+            .insert_with_priority("big", &incompressible(7, 6000), Priority::Low)
+            .unwrap();
+        let before = random.0.load(Ordering::SeqCst);
+        let saved = sealer.save(&mut session).unwrap();
+        assert_eq!(saved.report.dropped_keys(), ["big"]);
+        let draws = random.0.load(Ordering::SeqCst) - before;
+        assert!(draws <= 4, "{small} small entries: {draws} draws");
+    }
+}
+
 #[test]
 fn an_uncompressed_session_too_long_for_the_cookie_is_not_sealed_to_find_out() {
     let clock = clock();
