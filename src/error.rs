@@ -68,7 +68,8 @@ pub enum Error {
     InvalidKeySetting {
         /// The setting's name (`SESSION_FALLBACK_KEYS`).
         setting: String,
-        /// Which key of a comma-separated list, from 1.
+        /// Which field of a comma-separated list, from 1 (empty fields,
+        /// which are skipped, counted).
         item: Option<usize>,
         /// What is wrong with it.
         reason: InvalidKey,

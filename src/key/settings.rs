@@ -168,11 +168,14 @@ impl KeyRing {
             .map_err(|e| invalid(&names.primary, None, reason(e)))?;
         let mut ring = KeyRing::new(primary);
         if let Some(list) = read(lookup, &names.fallbacks)? {
+            // Numbered by position, empty fields counted, as a reader
+            // counts the commas.
             let items = list
                 .split(',')
                 .map(str::trim)
-                .filter(|item| !item.is_empty());
-            for (index, item) in items.enumerate() {
+                .enumerate()
+                .filter(|(_, item)| !item.is_empty());
+            for (index, item) in items {
                 let fail = |e| invalid(&names.fallbacks, Some(index + 1), reason(e));
                 let key: MasterKey = item.parse().map_err(fail)?;
                 let derived = ring.derive_new(&key).map_err(fail)?;
@@ -260,18 +263,18 @@ mod tests {
         let bare_hex = "03".repeat(32);
         let error = ring(&[("APP_KEY", &bare_hex)]).0.unwrap_err();
         assert_eq!(error, refused("APP_KEY", None, InvalidKey::LooksLikeHex));
-        let list = format!("{},{}!", text(2), text(3));
+        let list = format!("{},,{}!", text(2), text(3));
         let error = ring_of_primary_and(&[("APP_FALLBACK_KEYS", &list)])
             .0
             .unwrap_err();
         assert_eq!(
             error,
-            refused("APP_FALLBACK_KEYS", Some(2), InvalidKey::Encoding)
+            refused("APP_FALLBACK_KEYS", Some(3), InvalidKey::Encoding)
         );
         let shown = error.to_string();
         assert_eq!(
             shown,
-            "invalid key in APP_FALLBACK_KEYS (item 2): not valid base64 or hex"
+            "invalid key in APP_FALLBACK_KEYS (item 3): not valid base64 or hex"
         );
         assert!(!shown.contains(&text(3)[..8]), "{shown}");
         // A key twice: the later setting is named.
