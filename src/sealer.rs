@@ -493,6 +493,15 @@ impl SealerBuilder {
     /// attributes with a cookie, and a session opened from the old cookie
     /// is re-sealed under the current name and settings.
     ///
+    /// When the new path is wider than the old (`/shop` to `/`), a request
+    /// outside the old path carries no old cookie. If it starts a session
+    /// that sets a cookie (a CSRF token, a one-time message), that session
+    /// is the user's from then on: a cookie of the current name keeps the
+    /// old one from being tried, and the old one is deleted on the user's
+    /// next visit under the old path. That user starts over once, as
+    /// without this setting. A site that sets no cookie for anonymous
+    /// pages outside the old path carries every session over.
+    ///
     /// ```
     /// use sealed_session::{CookieSettings, KeyRing, MasterKey, Sealer};
     /// # let ring = KeyRing::new(MasterKey::generate()?);
