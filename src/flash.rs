@@ -64,7 +64,7 @@ impl Session {
         let priority = self.priority(key).unwrap_or(Priority::Normal);
         let mut messages = self.get::<Vec<ciborium::Value>>(key)?.unwrap_or_default();
         let excess = (messages.len() + 1).saturating_sub(Self::MAX_FLASHES);
-        messages.drain(..excess.min(messages.len()));
+        messages.drain(..excess);
         messages.push(message);
         self.insert_with_priority(key, &messages, priority)
     }

@@ -335,10 +335,16 @@ impl KeyRing {
     ) -> Result<Self, Error> {
         let mut ring = KeyRing::new(primary);
         for key in fallbacks {
-            let derived = ring.derive_new(&key)?;
-            ring.fallbacks.push(derived);
+            ring.push_fallback(&key)?;
         }
         Ok(ring)
+    }
+
+    /// Adds a fallback key, refused if its id is already in the ring.
+    pub(crate) fn push_fallback(&mut self, key: &MasterKey) -> Result<(), Error> {
+        let derived = self.derive_new(key)?;
+        self.fallbacks.push(derived);
+        Ok(())
     }
 
     /// `key`'s derived key, refused if its id is already in the ring.

@@ -320,9 +320,7 @@ impl Sealer {
     /// and logs their keys with `why` at once: a save that fails after
     /// this returns no report, and the entries are gone from the session.
     pub(crate) fn drop_unloaded(session: &mut Session, why: BlobNotKept) -> Vec<RemovedEntry> {
-        let unloaded: Vec<usize> = (0..session.entries.len())
-            .filter(|&i| matches!(session.entries[i].value, Value::Overflowed))
-            .collect();
+        let unloaded = session.unloaded_indices();
         // Size 0: an unloaded entry has no value in the session.
         let dropped = Self::removed_entries(session, &unloaded);
         session

@@ -444,9 +444,7 @@ impl Sealer {
         // Every save refuses such a session before sealing it.
         self.check_user_id_entry(session)?;
         let now = self.save_time(session);
-        let unloaded: Vec<usize> = (0..session.entries.len())
-            .filter(|&i| matches!(session.entries[i].value, Value::Overflowed))
-            .collect();
+        let unloaded = session.unloaded_indices();
         // As the save with a store, the whole session first: when it fits,
         // nothing moves and no blob reference is drawn.
         if self.overflow_store.is_some() && unloaded.is_empty() {

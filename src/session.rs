@@ -697,6 +697,14 @@ impl Session {
         self.overflow.as_ref().map(|(_, reference)| reference)
     }
 
+    /// The indices of the entries that live in the overflow store and are
+    /// not loaded yet.
+    pub(crate) fn unloaded_indices(&self) -> Vec<usize> {
+        (0..self.entries.len())
+            .filter(|&i| self.is_overflowed_at(i))
+            .collect()
+    }
+
     /// Whether any entry lives in the overflow store and is not loaded yet.
     pub fn has_unloaded_overflow(&self) -> bool {
         self.entries

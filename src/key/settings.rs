@@ -178,8 +178,7 @@ impl KeyRing {
             for (index, item) in items {
                 let fail = |e| invalid(&names.fallbacks, Some(index + 1), reason(e));
                 let key: MasterKey = item.parse().map_err(fail)?;
-                let derived = ring.derive_new(&key).map_err(fail)?;
-                ring.fallbacks.push(derived);
+                ring.push_fallback(&key).map_err(fail)?;
             }
         }
         if let Some(text) = read(lookup, &names.incoming)? {
