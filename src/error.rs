@@ -367,6 +367,13 @@ pub enum InvalidSetting {
     /// ([`SealerBuilder::revocation_store`](crate::SealerBuilder::revocation_store)),
     /// and the sealer has none.
     NoUserRevocation,
+    /// The previous cookie name given for a rename
+    /// ([`SealerBuilder::previous_cookie_name`](crate::SealerBuilder::previous_cookie_name))
+    /// is the current name. Every cookie of the current name is already
+    /// tried, and a cookie that moves only its path or domain cannot be
+    /// told apart from the new one in a request (browsers send neither),
+    /// so a move needs a new name.
+    PreviousNameIsCurrent,
 }
 
 impl fmt::Display for InvalidSetting {
@@ -387,6 +394,9 @@ impl fmt::Display for InvalidSetting {
             }
             InvalidSetting::NoUserRevocation => {
                 "logging a user out of other sessions needs a revocation store with a user key"
+            }
+            InvalidSetting::PreviousNameIsCurrent => {
+                "the previous cookie name is the current one; moving a cookie's path or domain needs a new name"
             }
         })
     }

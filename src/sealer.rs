@@ -472,6 +472,11 @@ impl SealerBuilder {
     /// it opens whenever no current cookie does, after a logout too
     /// (unless a revocation store revoked its id).
     ///
+    /// The name must differ from the current one
+    /// ([`InvalidSetting::PreviousNameIsCurrent`] otherwise): a request
+    /// carries no path or domain with its cookies, so an old cookie of the
+    /// current name cannot be told from the new one.
+    ///
     /// Keep it only for the rename's transition (the idle timeout, say):
     /// a cookie under the old name has none of the new name's protection
     /// (a `__Host-` name's, against cookies planted by sibling hosts),
@@ -533,7 +538,8 @@ impl SealerBuilder {
     /// [`Error::TooLarge`], limits too small for its token or payload with
     /// [`Error::LimitExceeded`], a zero idle timeout or lifetime, and a
     /// revocation store with no timeout under 100 years (its records would
-    /// end before the cookies they revoke), with
+    /// end before the cookies they revoke), and a previous cookie name
+    /// equal to the current one, with
     /// [`Error::InvalidSetting`], and a cookie name, path or domain that
     /// cannot be sent (or would never come back) with
     /// [`Error::InvalidCookie`]. A name too long to leave room
@@ -554,9 +560,10 @@ impl SealerBuilder {
         }
         let removal = self.cookie.removal(&self.cookie_name);
         let previous = match self.previous_cookie {
-            // The same name twice would try each cookie twice.
+            // The same name twice would try each cookie twice, and its
+            // deletion could not tell the old cookie from the new one.
             Some((name, _)) if name == self.cookie_name => {
-                return Err(Error::InvalidCookie(crate::error::InvalidCookie::Name))
+                return Err(Error::InvalidSetting(InvalidSetting::PreviousNameIsCurrent))
             }
             Some((name, settings)) => {
                 let settings = settings.as_ref().unwrap_or(&self.cookie);

@@ -122,7 +122,15 @@ fn cookies_of_the_previous_name_open_after_the_current_ones() {
     let twice = builder(&clock).previous_cookie_name("id").build();
     assert_eq!(
         twice.unwrap_err(),
-        Error::InvalidCookie(sealed_session::InvalidCookie::Name)
+        Error::InvalidSetting(sealed_session::InvalidSetting::PreviousNameIsCurrent)
+    );
+    // Also with other settings: a move of the path alone needs a new name.
+    let moved = builder(&clock)
+        .previous_cookie("id", CookieSettings::default().with_path("/x"))
+        .build();
+    assert_eq!(
+        moved.unwrap_err(),
+        Error::InvalidSetting(sealed_session::InvalidSetting::PreviousNameIsCurrent)
     );
 }
 
