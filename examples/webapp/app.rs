@@ -435,14 +435,27 @@ async fn cart_add(_: SameOrigin, session: LazySession, Form(form): Form<AddLine>
     session.insert(CART, &index).await?;
     // What the layer's save will drop, known now: the cart page after the
     // redirect says so (the cart's index lists dropped lines from then on).
-    let report = session.preview_save().await?;
-    for key in report.dropped_keys() {
-        if let Some(line) = index.iter().find(|line| line_key(line.id) == key) {
+    // A notice takes room in the cookie too, so ask again until every
+    // line the save drops has one (each round names at least one more).
+    let mut noticed = Vec::new();
+    loop {
+        let report = session.preview_save().await?;
+        let dropped = report.dropped_keys();
+        let unnoticed: Vec<&LineRef> = index
+            .iter()
+            .filter(|line| !noticed.contains(&line.id))
+            .filter(|line| dropped.contains(&line_key(line.id).as_str()))
+            .collect();
+        if unnoticed.is_empty() {
+            break;
+        }
+        for line in unnoticed {
             let notice = format!(
                 "Line {} ({}) does not fit in the cookie: it is dropped.",
                 line.id, line.sku
             );
             session.push_flash(NOTICES, &notice).await?;
+            noticed.push(line.id);
         }
     }
     Ok(Redirect::to("/cart").into_response())
