@@ -68,6 +68,16 @@ fn read(lookup: &mut Lookup<'_>, name: &str) -> Result<Option<Zeroizing<String>>
     Ok(value.filter(|text| !text.trim().is_empty()))
 }
 
+/// An environment variable's value as text; one that is not UTF-8 is no
+/// key in any form this reads.
+fn env_text(value: Option<std::ffi::OsString>) -> Result<Option<Zeroizing<String>>, InvalidKey> {
+    match value.map(std::ffi::OsString::into_string) {
+        None => Ok(None),
+        Some(Ok(text)) => Ok(Some(Zeroizing::new(text))),
+        Some(Err(_)) => Err(InvalidKey::Encoding),
+    }
+}
+
 fn invalid(setting: &str, item: Option<usize>, reason: InvalidKey) -> Error {
     Error::InvalidKeySetting {
         setting: setting.to_owned(),
@@ -123,13 +133,7 @@ impl KeyRing {
     /// [`KeyRing::with_fallbacks`].
     #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
     pub fn from_env(prefix: &str) -> Result<Self, Error> {
-        Self::read_settings(prefix, &mut |name| match std::env::var_os(name) {
-            None => Ok(None),
-            Some(value) => match value.into_string() {
-                Ok(text) => Ok(Some(Zeroizing::new(text))),
-                Err(_) => Err(InvalidKey::Encoding),
-            },
-        })
+        Self::read_settings(prefix, &mut |name| env_text(std::env::var_os(name)))
     }
 
     /// As [`KeyRing::from_env`], with the variables' values from `lookup`
@@ -292,5 +296,29 @@ mod tests {
         assert_eq!(error, duplicate);
         let short = ring(&[("APP_KEY", "hex:00")]).0.unwrap_err();
         assert_eq!(short, refused("APP_KEY", None, InvalidKey::TooShort));
+    }
+
+    /// A variable that is not UTF-8 is refused by name; the others are
+    /// read as set.
+    #[cfg(unix)]
+    #[test]
+    fn a_variable_that_is_not_utf8_is_named() {
+        use std::ffi::OsString;
+        use std::os::unix::ffi::OsStringExt;
+        let not_utf8 = || Some(OsString::from_vec(vec![b'k', 0xff, b'y']));
+        assert_eq!(env_text(not_utf8()), Err(InvalidKey::Encoding));
+        assert_eq!(env_text(None), Ok(None));
+        let read = env_text(Some(OsString::from(text(1)))).unwrap().unwrap();
+        assert_eq!(read.as_str(), text(1));
+        let error = KeyRing::read_settings("APP", &mut |name| match name {
+            "APP_KEY" => env_text(Some(OsString::from(text(1)))),
+            "APP_FALLBACK_KEYS" => env_text(not_utf8()),
+            _ => env_text(None),
+        })
+        .unwrap_err();
+        assert_eq!(
+            error,
+            refused("APP_FALLBACK_KEYS", None, InvalidKey::Encoding)
+        );
     }
 }
