@@ -592,6 +592,9 @@ async fn a_renamed_cookie_carries_the_session_over_from_its_previous_name() {
     let gone = set_cookie(&response).expect("the old cookie deleted");
     assert_eq!(gone.name(), "session");
     assert_eq!(gone.max_age(), Some(::cookie::time::Duration::ZERO));
+    // The deletion alone keeps the response out of shared caches too.
+    let cache_control = response.headers().get(header::CACHE_CONTROL);
+    assert_eq!(cache_control.map(|v| v.as_bytes()), Some(&b"private"[..]));
     assert_eq!(body_text(response).await, "");
 }
 
