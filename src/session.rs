@@ -208,15 +208,23 @@ mod whole_seconds_serde {
 
 /// A Unix time in seconds as a `SystemTime`. One past what `SystemTime`
 /// holds on this platform (hundreds of billions of years on Unix) comes
-/// out as a time it holds, at least half as far: never a panic.
+/// out as the latest whole second it holds: never a panic.
 fn system_time(unix_seconds: u64) -> SystemTime {
-    let mut seconds = unix_seconds;
-    loop {
-        if let Some(time) = UNIX_EPOCH.checked_add(Duration::from_secs(seconds)) {
-            return time;
-        }
-        seconds /= 2;
+    let after_epoch = |seconds| UNIX_EPOCH.checked_add(Duration::from_secs(seconds));
+    if let Some(time) = after_epoch(unix_seconds) {
+        return time;
     }
+    // Every time before one that fits fits too: bisect for the last.
+    let (mut fits, mut too_far) = (0, unix_seconds);
+    while too_far - fits > 1 {
+        let middle = fits + (too_far - fits) / 2;
+        if after_epoch(middle).is_some() {
+            fits = middle;
+        } else {
+            too_far = middle;
+        }
+    }
+    after_epoch(fits).unwrap_or(UNIX_EPOCH)
 }
 
 /// Seconds a cookie sealed at `now` stays valid by its own `expiry` alone
@@ -864,7 +872,9 @@ impl Session {
             .map(|age| self.now.saturating_add(age))
     }
 
-    /// [`Self::expires_at`] as a `SystemTime`.
+    /// [`Self::expires_at`] as a `SystemTime`; a time past what
+    /// `SystemTime` holds (an `Expiry::At` near `u64::MAX`) comes out as
+    /// the latest whole second it holds.
     pub fn expires_at_time(&self) -> Option<SystemTime> {
         self.expires_at().map(system_time)
     }
@@ -1008,9 +1018,14 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_time_past_what_system_time_holds_comes_out_as_a_far_one() {
+    fn a_time_past_what_system_time_holds_comes_out_as_the_latest_it_holds() {
         let far = system_time(u64::MAX);
         assert!(far >= system_time(1 << 40), "{far:?}");
+        // The latest whole second: one more does not fit (where every
+        // `u64` fits, `u64::MAX` itself comes back).
+        let seconds = far.duration_since(UNIX_EPOCH).unwrap().as_secs();
+        assert!(seconds == u64::MAX || far.checked_add(Duration::from_secs(1)).is_none());
+        assert_eq!(system_time(seconds), far);
         assert_eq!(system_time(7), UNIX_EPOCH + Duration::from_secs(7));
     }
 
