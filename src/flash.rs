@@ -12,8 +12,11 @@ impl Session {
     /// How many messages a list under one key keeps: a push beyond it
     /// drops the oldest, as Django's cookie storage drops the oldest
     /// messages that do not fit. Messages a handler pushes and no page
-    /// takes (an API client's, say) then cannot crowd the application's
-    /// own entries out of the cookie.
+    /// takes (an API client's, say) then stop growing at this count. It
+    /// is a count, not a size: the list is an entry at
+    /// [`Priority::Normal`], so long messages left unread can still make
+    /// the budget drop [`Priority::Low`] entries before it (keep messages
+    /// short, or lower the list's priority with [`Session::set_priority`]).
     pub const MAX_FLASHES: usize = 16;
 
     /// Appends `message` to the list of one-time messages under `key`

@@ -388,6 +388,11 @@ impl Sealer {
     /// measure a compressed token, and with an overflow store a blob
     /// reference when entries would move there.
     ///
+    /// The report is of the session as it is now: anything stored after
+    /// it, a message reporting it included ([`Session::push_flash`]),
+    /// takes room and may make the save drop more. Ask last, or ask again
+    /// after such a change until nothing new is dropped.
+    ///
     /// Without an overflow store the report is the one [`Sealer::save`]
     /// or [`Sealer::save_async`] would give (`unrevoked` aside, which only
     /// a revocation store's write can set), for a session that needs a

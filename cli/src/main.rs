@@ -206,7 +206,10 @@ struct OpenArgs {
     common: KeyArgs,
     /// A fallback key that still opens (repeatable). Without this flag or
     /// --fallback-key-file, read from SEALED_SESSION_FALLBACK_KEYS,
-    /// comma-separated.
+    /// comma-separated, and the next primary key from
+    /// SEALED_SESSION_INCOMING_KEY, as a server's KeyRing::from_env reads
+    /// them; with them, neither variable is read (give a server's incoming
+    /// key as a --fallback-key).
     #[arg(long = "fallback-key", value_name = "KEY", allow_hyphen_values = true)]
     fallback_keys: Vec<Zeroizing<String>>,
     /// A file holding a fallback key, as --key-file reads it (repeatable;
@@ -309,29 +312,48 @@ fn parse_priority(spec: &str) -> Result<(String, Priority), String> {
 
 /// `values` given with a repeatable flag or, without any, the non-empty
 /// comma-separated items of the environment variable `name` (only the
-/// variable is split: a flag's value is taken whole). A variable that is
-/// not UTF-8 is a usage error, as `SEALED_SESSION_KEY` is: ignored, it
-/// would drop every key it lists.
+/// variable is split: a flag's value is taken whole).
 pub(crate) fn or_from_env(
     values: Vec<Zeroizing<String>>,
     name: &str,
 ) -> Result<Vec<Zeroizing<String>>, Failure> {
+    let items = numbered_or_from_env(values, name)?;
+    Ok(items.into_iter().map(|(_, item)| item).collect())
+}
+
+/// As [`or_from_env`], each value with the name an error gives it: "{what}
+/// N" for the Nth flag, "{name} item N" for the variable's Nth field,
+/// empty fields counted (as `KeyRing::from_env` numbers them).
+fn numbered_or_from_env(
+    values: Vec<Zeroizing<String>>,
+    name: &str,
+) -> Result<Vec<(Option<usize>, Zeroizing<String>)>, Failure> {
     if !values.is_empty() {
-        return Ok(values);
+        return Ok(values.into_iter().map(|value| (None, value)).collect());
     }
-    let Some(list) = std::env::var_os(name) else {
+    let Some(list) = env_secret(name)? else {
         return Ok(Vec::new());
     };
-    let list = Zeroizing::new(
-        list.into_string()
-            .map_err(|_| Failure::Usage(format!("{name} is not UTF-8")))?,
-    );
     Ok(list
         .split(',')
         .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(|item| Zeroizing::new(item.to_owned()))
+        .enumerate()
+        .filter(|(_, item)| !item.is_empty())
+        .map(|(index, item)| (Some(index + 1), Zeroizing::new(item.to_owned())))
         .collect())
+}
+
+/// The environment variable `name`, if set. One that is not UTF-8 is a
+/// usage error, as `SEALED_SESSION_KEY` is: ignored, it would drop every
+/// key it lists.
+fn env_secret(name: &str) -> Result<Option<Zeroizing<String>>, Failure> {
+    let Some(value) = std::env::var_os(name) else {
+        return Ok(None);
+    };
+    let text = value
+        .into_string()
+        .map_err(|_| Failure::Usage(format!("{name} is not UTF-8")))?;
+    Ok(Some(Zeroizing::new(text)))
 }
 
 /// Session entries from stdin, a JSON object.
@@ -661,17 +683,33 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
     print(value)
 }
 
+/// The variables `open` reads besides `SEALED_SESSION_KEY`, as
+/// `KeyRing::from_env("SEALED_SESSION")` does.
+const FALLBACK_KEYS_VARIABLE: &str = "SEALED_SESSION_FALLBACK_KEYS";
+const INCOMING_KEY_VARIABLE: &str = "SEALED_SESSION_INCOMING_KEY";
+
 fn open(args: OpenArgs) -> Result<(), Failure> {
     let primary = args.common.key.master_key()?;
-    let mut fallbacks = if args.fallback_key_files.is_empty() {
-        or_from_env(args.fallback_keys, "SEALED_SESSION_FALLBACK_KEYS")?
+    // Without key flags, the variables a server's `KeyRing::from_env`
+    // reads, numbered as it numbers them.
+    let from_env = args.fallback_keys.is_empty() && args.fallback_key_files.is_empty();
+    let items = if args.fallback_key_files.is_empty() {
+        numbered_or_from_env(args.fallback_keys, FALLBACK_KEYS_VARIABLE)?
     } else {
         args.fallback_keys
-    }
-    .iter()
-    .enumerate()
-    .map(|(i, k)| parse_key(k, Some(&format!("fallback key {}", i + 1))))
-    .collect::<Result<Vec<_>, _>>()?;
+            .into_iter()
+            .map(|key| (None, key))
+            .collect()
+    };
+    let mut fallbacks = (items.iter().enumerate())
+        .map(|(i, (item, key))| {
+            let which = match item {
+                Some(item) => format!("{FALLBACK_KEYS_VARIABLE} item {item}"),
+                None => format!("fallback key {}", i + 1),
+            };
+            parse_key(key, Some(&which))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     for (i, path) in args.fallback_key_files.iter().enumerate() {
         let which = format!("fallback key file {}", i + 1);
         fallbacks.push(parse_key(
@@ -679,7 +717,13 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             Some(&which),
         )?);
     }
-    let ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+    let mut ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+    if from_env {
+        if let Some(text) = env_secret(INCOMING_KEY_VARIABLE)?.filter(|t| !t.trim().is_empty()) {
+            let key = parse_key(&text, Some(INCOMING_KEY_VARIABLE))?;
+            ring = ring.with_incoming(key)?;
+        }
+    }
     let blob_from_stdin = args.blob.as_deref() == Some(std::path::Path::new("-"));
     if blob_from_stdin && args.token == "-" {
         return Err(Failure::Usage(

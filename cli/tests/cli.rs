@@ -5,9 +5,10 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
 /// Variables the binary reads secrets from.
-const SECRET_VARIABLES: [&str; 4] = [
+const SECRET_VARIABLES: [&str; 5] = [
     "SEALED_SESSION_KEY",
     "SEALED_SESSION_FALLBACK_KEYS",
+    "SEALED_SESSION_INCOMING_KEY",
     "DJANGO_SECRET_KEY",
     "DJANGO_SECRET_KEY_FALLBACKS",
 ];
@@ -100,6 +101,56 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
         "",
     );
     assert_refused(&empty, "unknown-key-id");
+    // The variable's fields are numbered as `KeyRing::from_env` numbers
+    // them, empty ones counted.
+    let third_bad = run_with_env(
+        &["open", "--now", "1767225660", &token],
+        &[
+            ("SEALED_SESSION_KEY", &new),
+            ("SEALED_SESSION_FALLBACK_KEYS", ",,not-a-key"),
+        ],
+        "",
+    );
+    assert_one_line_error(
+        &third_bad,
+        "invalid-key: SEALED_SESSION_FALLBACK_KEYS item 3: ",
+    );
+    // A server's next primary opens as it does on the server, with no
+    // re-seal note; key flags replace that variable too.
+    let incoming = [
+        ("SEALED_SESSION_KEY", &*new),
+        ("SEALED_SESSION_INCOMING_KEY", &*old),
+    ];
+    let via_incoming = run_with_env(&["open", "--now", "1767225660", &token], &incoming, "");
+    assert_eq!(success_json(&via_incoming)["user"], "ada");
+    assert!(
+        !stderr(&via_incoming).contains("fallback"),
+        "{}",
+        stderr(&via_incoming)
+    );
+    let spare = keygen();
+    let flagged = run_with_env(
+        &[
+            "open",
+            "--now",
+            "1767225660",
+            "--fallback-key",
+            &spare,
+            &token,
+        ],
+        &incoming,
+        "",
+    );
+    assert_refused(&flagged, "unknown-key-id");
+    let bad_incoming = run_with_env(
+        &["open", "--now", "1767225660", &token],
+        &[
+            ("SEALED_SESSION_KEY", &new),
+            ("SEALED_SESSION_INCOMING_KEY", "not-a-key"),
+        ],
+        "",
+    );
+    assert_one_line_error(&bad_incoming, "invalid-key: SEALED_SESSION_INCOMING_KEY: ");
     let help = run_with_env(&["open", "--help"], &[("SEALED_SESSION_KEY", &new)], "");
     assert!(stdout(&help).contains("SEALED_SESSION_KEY"));
     assert!(!stdout(&help).contains(&new), "help shows the key");

@@ -721,7 +721,8 @@ impl LazySession {
     /// What the response's save would report if the handler stopped now:
     /// the entries it would drop or move to the overflow store, and the
     /// `Set-Cookie` header's length ([`Sealer::preview_save`], which says
-    /// what it foresees with a store). Nothing is saved or changed. A
+    /// what it foresees with a store, and that it holds only until the
+    /// next change). Nothing is saved or changed. A
     /// session left empty gets no cookie from the layer, whatever this
     /// says of its header.
     ///
