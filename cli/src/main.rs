@@ -321,13 +321,15 @@ pub(crate) fn or_from_env(
     Ok(items.into_iter().map(|(_, item)| item).collect())
 }
 
-/// As [`or_from_env`], each value with the name an error gives it: "{what}
-/// N" for the Nth flag, "{name} item N" for the variable's Nth field,
-/// empty fields counted (as `KeyRing::from_env` numbers them).
+/// A secret from a flag (`None`) or from the Nth field of a variable
+/// (`Some(N)`, empty fields counted, as `KeyRing::from_env` numbers them).
+type Numbered = (Option<usize>, Zeroizing<String>);
+
+/// As [`or_from_env`], each value with where it came from.
 fn numbered_or_from_env(
     values: Vec<Zeroizing<String>>,
     name: &str,
-) -> Result<Vec<(Option<usize>, Zeroizing<String>)>, Failure> {
+) -> Result<Vec<Numbered>, Failure> {
     if !values.is_empty() {
         return Ok(values.into_iter().map(|value| (None, value)).collect());
     }
