@@ -497,7 +497,10 @@ impl Sealer {
     /// [`Sealer::save`], for a session held by the HTTP layer as well
     /// (the request saves: [`Sealer::save_request`]).
     pub(crate) fn save_held(&self, session: &mut Session) -> Result<Saved, Error> {
-        self.check_sync_save(session)?;
+        // A session that needs no save is left as it is, whatever it holds.
+        if session.needs_save() {
+            self.check_sync_save(session)?;
+        }
         let saved = self.save_unreported(session)?;
         Ok(Self::report_earlier_drops(session, saved))
     }
@@ -1009,5 +1012,65 @@ mod tests {
             let encoded = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(vec![0u8; n]);
             assert_eq!(base64_len(n), encoded.len());
         }
+    }
+
+    /// A cookie from another writer may list an overflowed entry as
+    /// critical (FORMAT.md §11 allows any priority). Opened and left
+    /// unchanged, it needs no save: the synchronous save leaves it as it is
+    /// rather than refuse; `seal`, which always writes, still refuses.
+    #[test]
+    fn an_unchanged_session_with_a_critical_entry_in_its_blob_saves_synchronously() {
+        use crate::clock::{Clock, FixedClock};
+        use crate::error::StoreError;
+        use crate::store::MemoryStore;
+        use crate::{CookieAction, Error, KeyRing, MasterKey, Priority, Sealer};
+        use std::sync::Arc;
+
+        let clock = Arc::new(FixedClock::new(1_700_000_000));
+        let sealer = Sealer::builder(KeyRing::new(MasterKey::from_bytes(&[7; 32]).unwrap()))
+            .budget(600)
+            .clock(clock.clone())
+            .overflow_store(Arc::new(MemoryStore::with_clock(clock.clone())))
+            .build()
+            .unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let mut session = sealer.new_session().unwrap();
+        session
+            .insert_with_priority("user", "ada", Priority::Critical)
+            .unwrap();
+        let big = "x".repeat(2000);
+        session
+            .insert_with_priority("big", &big, Priority::Low)
+            .unwrap();
+        let saved = runtime.block_on(sealer.save_async(&mut session)).unwrap();
+        let token = saved.action.cookie_value().unwrap().to_owned();
+        // The other writer's cookie: the same, with `big` listed critical.
+        let mut other = sealer.open(&token).unwrap();
+        let index = other.position("big").unwrap();
+        other.entries[index].priority = Priority::Critical;
+        let reference = other.overflow.unwrap().1;
+        let token = sealer
+            .seal_selected(&other, None, Some(&reference), clock.now())
+            .unwrap();
+
+        let mut opened = sealer.open(&token).unwrap();
+        assert!(opened.is_overflowed("big") && !opened.needs_save());
+        let saved = sealer.save(&mut opened).unwrap();
+        assert_eq!(saved.action, CookieAction::Unchanged);
+        assert_eq!(opened.priority("big"), Some(Priority::Critical));
+        assert_eq!(
+            sealer.seal(&mut opened).unwrap_err(),
+            Error::Store(StoreError::NeedsAsync)
+        );
+        // Changed, it needs the blob: the synchronous save refuses.
+        opened.insert("seen", &true).unwrap();
+        assert_eq!(
+            sealer.save(&mut opened).unwrap_err(),
+            Error::Store(StoreError::NeedsAsync)
+        );
+        let saved = runtime.block_on(sealer.save_async(&mut opened)).unwrap();
+        assert!(saved.report.dropped.is_empty(), "{:?}", saved.report);
     }
 }
