@@ -454,7 +454,7 @@ impl Sealer {
                 }
             }
             selection.note_hidden(&text, &self.cookie_name);
-            self.collect_previous(&text, &selection, &mut previous);
+            self.collect_previous(&text, &selection, &mut previous, true);
         }
         // Only without a cookie of the current name: one this server
         // cannot open yet (a key it does not know) may be newer.
@@ -480,8 +480,14 @@ impl Sealer {
     /// the previous name in `text` (as many as may be tried: a request
     /// cannot make it hold more), while no cookie of the current name was
     /// met: after one, they are never tried.
-    fn collect_previous(&self, text: &str, selection: &Selection, previous: &mut Vec<String>) {
-        if let (Some((name, _)), 0) = (&self.previous, selection.tried) {
+    fn collect_previous(
+        &self,
+        text: &str,
+        selection: &Selection,
+        previous: &mut Vec<String>,
+        use_previous: bool,
+    ) {
+        if let (Some((name, _)), 0, true) = (&self.previous, selection.tried, use_previous) {
             let room = self.max_cookies_tried.saturating_sub(previous.len());
             previous.extend(named_values(text, name).take(room).map(str::to_owned));
         }
@@ -499,6 +505,20 @@ impl Sealer {
     /// Only [`Error::Random`], when a fresh session's id cannot be drawn:
     /// a cookie that does not open, for whatever reason, is no error.
     pub async fn open_request_async<I>(&self, cookie_headers: I) -> Result<RequestSession, Error>
+    where
+        I: IntoIterator,
+        I::Item: AsRef<[u8]>,
+    {
+        self.open_request_async_by(cookie_headers, true).await
+    }
+
+    /// [`Sealer::open_request_async`]; with `use_previous` false, the
+    /// previous name's cookies are not tried (they are another layer's).
+    pub(crate) async fn open_request_async_by<I>(
+        &self,
+        cookie_headers: I,
+        use_previous: bool,
+    ) -> Result<RequestSession, Error>
     where
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
@@ -523,10 +543,10 @@ impl Sealer {
                 }
             }
             selection.note_hidden(&text, &self.cookie_name);
-            self.collect_previous(&text, &selection, &mut previous);
+            self.collect_previous(&text, &selection, &mut previous, use_previous);
         }
         // As in `open_request`.
-        if let (Some((name, _)), 0) = (&self.previous, selection.tried) {
+        if let (Some((name, _)), 0, true) = (&self.previous, selection.tried, use_previous) {
             for value in &previous {
                 if !selection.may_try(self.max_cookies_tried) {
                     break;

@@ -470,7 +470,9 @@ impl SealerBuilder {
     /// had others. A deletion with the wrong path or domain deletes
     /// nothing: the old cookie stays in the browser, and while this is set
     /// it opens whenever no current cookie does, after a logout too
-    /// (unless a revocation store revoked its id).
+    /// (unless a revocation store revoked its id); one that can never open
+    /// (tampered, expired) is deleted again, in vain, in every response
+    /// that opens the session, each then `Cache-Control: private`.
     ///
     /// The name must differ from the current one
     /// ([`InvalidSetting::PreviousNameIsCurrent`] otherwise): a request

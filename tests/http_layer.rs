@@ -2133,6 +2133,52 @@ async fn an_outer_layer_does_not_delete_the_cookie_it_was_renamed_from_as_an_inn
     );
 }
 
+/// Of two nested layers, where one's previous cookie name is the other's
+/// current one, neither opens nor deletes the other's cookie: an outer
+/// layer refreshing every request left the inner one's login alone, and
+/// an inner one left the outer one's cookie alone.
+#[tokio::test]
+async fn a_layer_leaves_alone_the_cookie_of_a_layer_it_was_renamed_from() {
+    let key = MasterKey::generate().expect("key").to_base64();
+    let ring = || KeyRing::new(MasterKey::from_base64(&key).expect("key"));
+    let renamed = || {
+        SessionLayer::builder(ring())
+            .cookie_name("admin")
+            .previous_cookie_name("session")
+            .open_every_request(true)
+            .refresh_fraction(0.0)
+    };
+    let plain = || SessionLayer::builder(ring()).open_every_request(true);
+    // The renamed layer outside.
+    let inner = plain().build().expect("inner");
+    let mut app = app(inner).layer(renamed().build().expect("outer"));
+    let pair = cookie_pair(&call(&mut app, "/login", None).await);
+    assert!(pair.starts_with("session="), "{pair}");
+    for path in ["/untouched", "/read"] {
+        let response = call(&mut app, path, Some(&pair)).await;
+        assert!(set_cookie_values(&response).is_empty(), "{path}");
+    }
+    let response = call(&mut app, "/read", Some(&pair)).await;
+    assert_eq!(body_text(response).await, "ada");
+    // The renamed layer inside: the outer layer's cookie is not its own.
+    let outer = plain().refresh_fraction(0.0).build().expect("outer");
+    let mut app = Router::new()
+        .route("/untouched", get(|| async { "ok" }))
+        .route("/read", get(read))
+        .layer(renamed().build().expect("inner"))
+        .layer(outer);
+    for path in ["/untouched", "/read"] {
+        let response = call(&mut app, path, Some(&pair)).await;
+        let set = set_cookie_values(&response);
+        // Only the outer layer's refresh of its own cookie.
+        assert_eq!(set.len(), 1, "{path}: {set:?}");
+        assert!(set[0].starts_with("session=AQ"), "{path}: {set:?}");
+        if path == "/read" {
+            assert_eq!(body_text(response).await, "", "the inner session is new");
+        }
+    }
+}
+
 #[tokio::test]
 async fn a_handler_can_skip_the_save_except_a_logout() {
     // Every request would re-seal (a refresh always due, opened for it).

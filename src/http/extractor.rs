@@ -54,6 +54,9 @@ struct Inner {
     finished: AtomicBool,
     /// The handler asked for no save ([`LazySession::skip_save`]).
     skip_save: AtomicBool,
+    /// The sealer's previous cookie name is another layer's current one on
+    /// this request: its cookies are that layer's, not to open or delete.
+    previous_name_taken: AtomicBool,
 }
 
 /// The request's `Cookie` header values (reference-counted, not copied),
@@ -111,6 +114,7 @@ impl LazySession {
                 }),
                 finished: AtomicBool::new(false),
                 skip_save: AtomicBool::new(false),
+                previous_name_taken: AtomicBool::new(false),
             }),
         }
     }
@@ -130,8 +134,10 @@ impl LazySession {
                     );
                 }
                 let sealer = &self.inner.shared.sealer;
-                let opened = sealer.open_request_async(state.cookies.as_slice()).await?;
-                if let Some(previous) = sealer.previous_cookie_name() {
+                let cookies = state.cookies.as_slice();
+                let opened = sealer.open_request_async_by(cookies, self.uses_previous_name());
+                let opened = opened.await?;
+                if let Some(previous) = self.previous_name() {
                     state.carried_previous =
                         state.cookies.as_slice().iter().any(|value| {
                             crate::request::carries_cookie(value.as_bytes(), previous)
@@ -847,11 +853,29 @@ impl LazySession {
         }
     }
 
+    /// Marks the sealer's previous cookie name as another layer's current
+    /// one on this request: its cookies are neither opened nor deleted.
+    pub(crate) fn leave_previous_name(&self) {
+        self.inner
+            .previous_name_taken
+            .store(true, Ordering::Relaxed);
+    }
+
+    fn uses_previous_name(&self) -> bool {
+        !self.inner.previous_name_taken.load(Ordering::Relaxed)
+    }
+
+    /// The previous cookie name whose cookies this request may open.
+    fn previous_name(&self) -> Option<&str> {
+        let name = self.inner.shared.sealer.previous_cookie_name();
+        name.filter(|_| self.uses_previous_name())
+    }
+
     /// Whether the `Cookie` headers hold a cookie of the session's name
     /// (or of its previous name).
     fn carries_cookie(&self, state: &State) -> bool {
         let sealer = &self.inner.shared.sealer;
-        let names = [Some(sealer.cookie_name()), sealer.previous_cookie_name()];
+        let names = [Some(sealer.cookie_name()), self.previous_name()];
         state.cookies.as_slice().iter().any(|value| {
             names
                 .iter()

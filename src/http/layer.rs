@@ -396,7 +396,10 @@ impl SessionLayerBuilder {
     /// happens when the deletion misses it). Remove it once
     /// the transition is over (after the idle timeout, say): until then a
     /// cookie of the old name, without the new name's protection, is
-    /// accepted.
+    /// accepted. Where another session layer nested with this one uses the
+    /// previous name as its current one, the cookies of that name are the
+    /// other layer's: on those routes this layer neither opens nor deletes
+    /// them.
     ///
     /// ```
     /// use sealed_session::http::SessionLayer;
@@ -607,11 +610,23 @@ where
         if let Some(outer) = request.extensions_mut().insert(session.clone()) {
             // Handlers now see this layer's session only; on the same cookie
             // name under other keys, it would delete the outer one's cookie.
-            if outer.sealer().cookie_name() == self.shared.sealer.cookie_name() {
+            let (name, outer_name) = (
+                self.shared.sealer.cookie_name(),
+                outer.sealer().cookie_name(),
+            );
+            if outer_name == name {
                 tracing::warn!(
                     event = "layers-share-cookie-name",
                     "two session layers use the same cookie name on one route; the inner one hides the outer"
                 );
+            }
+            // A layer's previous name that is the other's current one: those
+            // cookies are the other layer's, to neither open nor delete.
+            if outer.sealer().previous_cookie_name() == Some(name) {
+                outer.leave_previous_name();
+            }
+            if self.shared.sealer.previous_cookie_name() == Some(outer_name) {
+                session.leave_previous_name();
             }
         }
         let uri = request.uri().clone();
