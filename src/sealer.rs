@@ -472,7 +472,8 @@ impl SealerBuilder {
     /// it opens whenever no current cookie does, after a logout too
     /// (unless a revocation store revoked its id); one that can never open
     /// (tampered, expired) is deleted again, in vain, in every response
-    /// that opens the session, each then `Cache-Control: private`.
+    /// that opens the session while it is the request's only candidate,
+    /// each then `Cache-Control: private`.
     ///
     /// The name must differ from the current one
     /// ([`InvalidSetting::PreviousNameIsCurrent`] otherwise): a request

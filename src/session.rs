@@ -1026,6 +1026,14 @@ mod tests {
         let seconds = far.duration_since(UNIX_EPOCH).unwrap().as_secs();
         assert!(seconds == u64::MAX || far.checked_add(Duration::from_secs(1)).is_none());
         assert_eq!(system_time(seconds), far);
+        // Not merely some time that fits: halving would give 2^62 where
+        // 2^63 does not fit (as on Unix).
+        if UNIX_EPOCH
+            .checked_add(Duration::from_secs(1 << 63))
+            .is_none()
+        {
+            assert_eq!(system_time(1 << 63), far);
+        }
         assert_eq!(system_time(7), UNIX_EPOCH + Duration::from_secs(7));
     }
 

@@ -2177,6 +2177,46 @@ async fn a_layer_leaves_alone_the_cookie_of_a_layer_it_was_renamed_from() {
             assert_eq!(body_text(response).await, "", "the inner session is new");
         }
     }
+    // Neither does a login through the renamed inner layer delete the
+    // outer one's cookie (an outer layer that does not refresh).
+    let outer = plain().build().expect("outer");
+    let mut app = self::app(renamed().build().expect("inner")).layer(outer);
+    let response = call(&mut app, "/login", Some(&pair)).await;
+    let set = set_cookie_values(&response);
+    assert_eq!(set.len(), 1, "{set:?}");
+    assert!(set[0].starts_with("admin=AQ"), "{set:?}");
+    // Nor with a layer between the two.
+    let outermost = plain().build().expect("outermost");
+    let middle = plain().cookie_name("other").build().expect("middle");
+    let mut app = Router::new()
+        .route("/read", get(read))
+        .layer(renamed().build().expect("inner"))
+        .layer(middle)
+        .layer(outermost);
+    let response = call(&mut app, "/read", Some(&pair)).await;
+    let set = set_cookie_values(&response);
+    assert!(set.iter().all(|v| !v.starts_with("session=")), "{set:?}");
+    assert_eq!(body_text(response).await, "", "the inner session is new");
+    // A middleware that opens the outer session before the inner layer
+    // runs sees the inner one's cookie as its own; it is still not deleted.
+    let peek = |request: Request<Body>, next: axum::middleware::Next| async move {
+        if let Some(session) = request.extensions().get::<LazySession>() {
+            session.get::<String>("user").await.expect("read");
+        }
+        next.run(request).await
+    };
+    let mut app = app_untouched()
+        .layer(plain().build().expect("inner"))
+        .layer(axum::middleware::from_fn(peek))
+        .layer(renamed().build().expect("outer"));
+    let response = call(&mut app, "/untouched", Some(&pair)).await;
+    let set = set_cookie_values(&response);
+    assert!(set.iter().all(|v| !v.starts_with("session=")), "{set:?}");
+}
+
+/// A router with `/untouched` only, no layer.
+fn app_untouched() -> Router {
+    Router::new().route("/untouched", get(|| async { "ok" }))
 }
 
 #[tokio::test]

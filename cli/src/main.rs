@@ -703,28 +703,43 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             .map(|key| (None, key))
             .collect()
     };
-    let mut fallbacks = (items.iter().enumerate())
-        .map(|(i, (item, key))| {
-            let which = match item {
-                Some(item) => format!("{FALLBACK_KEYS_VARIABLE} item {item}"),
-                None => format!("fallback key {}", i + 1),
-            };
-            parse_key(key, Some(&which))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // Each key with the name an error gives it.
+    let mut keys = Vec::new();
+    for (i, (item, text)) in items.iter().enumerate() {
+        let which = match item {
+            Some(item) => format!("{FALLBACK_KEYS_VARIABLE} item {item}"),
+            None => format!("fallback key {}", i + 1),
+        };
+        keys.push((parse_key(text, Some(&which))?, which));
+    }
     for (i, path) in args.fallback_key_files.iter().enumerate() {
         let which = format!("fallback key file {}", i + 1);
-        fallbacks.push(parse_key(
-            &read_secret_file(path, "key file")?,
-            Some(&which),
-        )?);
+        let text = read_secret_file(path, "key file")?;
+        keys.push((parse_key(&text, Some(&which))?, which));
     }
-    let mut ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+    let mut incoming = None;
     if from_env {
         if let Some(text) = env_secret(INCOMING_KEY_VARIABLE)?.filter(|t| !t.trim().is_empty()) {
-            let key = parse_key(&text, Some(INCOMING_KEY_VARIABLE))?;
-            ring = ring.with_incoming(key)?;
+            incoming = Some((
+                parse_key(&text, Some(INCOMING_KEY_VARIABLE))?,
+                INCOMING_KEY_VARIABLE.to_owned(),
+            ));
         }
+    }
+    // A key given twice is named, as a bad one is (the ring's own check
+    // would not say which).
+    let mut ids = vec![primary.key_id()];
+    for (key, which) in keys.iter().chain(&incoming) {
+        if ids.contains(&key.key_id()) {
+            let e = Error::InvalidKey(InvalidKey::DuplicateKeyId);
+            return Err(Failure::Message(format!("{}: {which}: {e}", e.kind())));
+        }
+        ids.push(key.key_id());
+    }
+    let fallbacks: Vec<MasterKey> = keys.into_iter().map(|(key, _)| key).collect();
+    let mut ring = KeyRing::with_fallbacks(primary, fallbacks)?;
+    if let Some((key, _)) = incoming {
+        ring = ring.with_incoming(key)?;
     }
     let blob_from_stdin = args.blob.as_deref() == Some(std::path::Path::new("-"));
     if blob_from_stdin && args.token == "-" {

@@ -151,6 +151,26 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
         "",
     );
     assert_one_line_error(&bad_incoming, "invalid-key: SEALED_SESSION_INCOMING_KEY: ");
+    // A key given twice is named as a bad one is.
+    let twice = run_with_env(
+        &["open", "--now", "1767225660", &token],
+        &[
+            ("SEALED_SESSION_KEY", &new),
+            ("SEALED_SESSION_FALLBACK_KEYS", &format!("{old},{spare}")),
+            ("SEALED_SESSION_INCOMING_KEY", &old),
+        ],
+        "",
+    );
+    assert_one_line_error(&twice, "invalid-key: SEALED_SESSION_INCOMING_KEY: ");
+    let twice = run_with_env(
+        &["open", "--now", "1767225660", &token],
+        &[
+            ("SEALED_SESSION_KEY", &new),
+            ("SEALED_SESSION_FALLBACK_KEYS", &format!("{old}, ,{new}")),
+        ],
+        "",
+    );
+    assert_one_line_error(&twice, "invalid-key: SEALED_SESSION_FALLBACK_KEYS item 3: ");
     let help = run_with_env(&["open", "--help"], &[("SEALED_SESSION_KEY", &new)], "");
     assert!(stdout(&help).contains("SEALED_SESSION_KEY"));
     assert!(!stdout(&help).contains(&new), "help shows the key");

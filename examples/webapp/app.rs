@@ -437,6 +437,8 @@ async fn cart_add(_: SameOrigin, session: LazySession, Form(form): Form<AddLine>
     // redirect says so (the cart's index lists dropped lines from then on).
     // A notice takes room in the cookie too, so ask again until every
     // line the save drops has one (each round names at least one more).
+    // At most `Session::MAX_FLASHES` notices wait unread: a client that
+    // never shows the cart keeps the newest.
     let mut noticed = Vec::new();
     loop {
         let report = session.preview_save().await?;

@@ -57,6 +57,8 @@ struct Inner {
     /// The sealer's previous cookie name is another layer's current one on
     /// this request: its cookies are that layer's, not to open or delete.
     previous_name_taken: AtomicBool,
+    /// The session of the layer around this one on the request, if any.
+    enclosing: std::sync::OnceLock<LazySession>,
 }
 
 /// The request's `Cookie` header values (reference-counted, not copied),
@@ -115,6 +117,7 @@ impl LazySession {
                 finished: AtomicBool::new(false),
                 skip_save: AtomicBool::new(false),
                 previous_name_taken: AtomicBool::new(false),
+                enclosing: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -859,6 +862,21 @@ impl LazySession {
         self.inner
             .previous_name_taken
             .store(true, Ordering::Relaxed);
+        // Opened already (by a middleware between the layers): at least
+        // the other layer's cookie is not deleted.
+        if let Ok(mut state) = self.inner.state.try_lock() {
+            state.carried_previous = false;
+        }
+    }
+
+    /// Records the session of the layer around this one.
+    pub(crate) fn set_enclosing(&self, outer: LazySession) {
+        let _ = self.inner.enclosing.set(outer);
+    }
+
+    /// The session of the layer around this one, if any.
+    pub(crate) fn enclosing(&self) -> Option<&LazySession> {
+        self.inner.enclosing.get()
     }
 
     fn uses_previous_name(&self) -> bool {

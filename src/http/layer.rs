@@ -396,10 +396,17 @@ impl SessionLayerBuilder {
     /// happens when the deletion misses it). Remove it once
     /// the transition is over (after the idle timeout, say): until then a
     /// cookie of the old name, without the new name's protection, is
-    /// accepted. Where another session layer nested with this one uses the
-    /// previous name as its current one, the cookies of that name are the
-    /// other layer's: on those routes this layer neither opens nor deletes
-    /// them.
+    /// accepted.
+    ///
+    /// Do not give as the previous name the current name of a layer still
+    /// in use: on routes that layer does not wrap, this one opens its
+    /// cookies as its own, re-seals them under the new name and deletes
+    /// them. Where the two layers are nested (in either order, at any
+    /// depth), the cookies of that name are left to the other layer on the
+    /// routes they share: this one neither opens nor deletes them, except
+    /// that a middleware between them that opens the outer session before
+    /// the inner layer runs sees the inner one's cookie opened as the
+    /// outer's (it is still not deleted).
     ///
     /// ```
     /// use sealed_session::http::SessionLayer;
@@ -608,26 +615,31 @@ where
         let cookies = CookieHeaders::of(request.headers());
         let session = LazySession::new(Arc::clone(&self.shared), cookies);
         if let Some(outer) = request.extensions_mut().insert(session.clone()) {
-            // Handlers now see this layer's session only; on the same cookie
-            // name under other keys, it would delete the outer one's cookie.
-            let (name, outer_name) = (
-                self.shared.sealer.cookie_name(),
-                outer.sealer().cookie_name(),
-            );
-            if outer_name == name {
-                tracing::warn!(
-                    event = "layers-share-cookie-name",
-                    "two session layers use the same cookie name on one route; the inner one hides the outer"
-                );
+            let sealer = &self.shared.sealer;
+            // Every layer around this one, nearest first.
+            let mut enclosing = Some(&outer);
+            while let Some(layer) = enclosing {
+                // Handlers now see this layer's session only; on the same
+                // cookie name under other keys, it would delete the outer
+                // one's cookie.
+                if layer.sealer().cookie_name() == sealer.cookie_name() {
+                    tracing::warn!(
+                        event = "layers-share-cookie-name",
+                        "two session layers use the same cookie name on one route; the inner one hides the outer"
+                    );
+                }
+                // A layer's previous name that is another's current one:
+                // those cookies are the other layer's, to neither open nor
+                // delete.
+                if layer.sealer().previous_cookie_name() == Some(sealer.cookie_name()) {
+                    layer.leave_previous_name();
+                }
+                if sealer.previous_cookie_name() == Some(layer.sealer().cookie_name()) {
+                    session.leave_previous_name();
+                }
+                enclosing = layer.enclosing();
             }
-            // A layer's previous name that is the other's current one: those
-            // cookies are the other layer's, to neither open nor delete.
-            if outer.sealer().previous_cookie_name() == Some(name) {
-                outer.leave_previous_name();
-            }
-            if self.shared.sealer.previous_cookie_name() == Some(outer_name) {
-                session.leave_previous_name();
-            }
+            session.set_enclosing(outer);
         }
         let uri = request.uri().clone();
         let response = self.inner.call(request);
