@@ -602,24 +602,18 @@ async fn an_oversized_cart_degrades_instead_of_failing() {
     let dropped = page.body.matches("<tr class=dropped>").count();
     assert!(dropped > 0 && dropped < lines as usize, "{dropped} dropped");
     assert!(page.body.contains("<html lang=\"fr\">"), "preferences kept");
-    // The adds that dropped a line said so (`preview_save`), once: each
-    // line a notice names is one the cart shows as dropped.
-    // And every dropped line was named, the room the notices themselves
-    // take included.
-    let mut noticed: Vec<&str> = page
-        .body
-        .split("<p class=notice>Line ")
-        .skip(1)
-        .map(|notice| notice.split(' ').next().expect("a line id"))
-        .collect();
-    let mut shown_dropped: Vec<&str> = page
-        .body
-        .split("<tr class=dropped><td>")
-        .skip(1)
-        .map(|row| row.split('<').next().expect("a line id"))
-        .collect();
-    noticed.sort_unstable();
-    shown_dropped.sort_unstable();
+    // The adds that dropped a line said so (`preview_save`), once per
+    // line: the lines the notices name are exactly those the cart shows
+    // as dropped, the room the notices themselves take included.
+    let line_ids = |marker: &str, end: char| {
+        let mut ids: Vec<&str> = (page.body.split(marker).skip(1))
+            .map(|rest| rest.split(end).next().expect("a line id"))
+            .collect();
+        ids.sort_unstable();
+        ids
+    };
+    let noticed = line_ids("<p class=notice>Line ", ' ');
+    let shown_dropped = line_ids("<tr class=dropped><td>", '<');
     assert_eq!(noticed, shown_dropped, "{}", page.body);
     let again = get(&client, &server, "/cart").await;
     assert!(!again.body.contains("class=notice"), "{}", again.body);
