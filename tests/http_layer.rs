@@ -2727,6 +2727,11 @@ fn a_cookie_name_that_leaves_no_room_for_a_token_is_refused_by_the_layer() {
     assert!(sealer.is_ok());
 }
 
+fn unix(time: std::time::SystemTime) -> u64 {
+    let since = time.duration_since(std::time::UNIX_EPOCH);
+    since.expect("after 1970").as_secs()
+}
+
 /// Every read-only accessor of the handle, on one line.
 async fn describe(session: &LazySession) -> Result<String, Error> {
     let at = session.expires_at().await?;
@@ -2734,7 +2739,7 @@ async fn describe(session: &LazySession) -> Result<String, Error> {
     assert_eq!(session.expires_at_time().await?, at_time);
     Ok(format!(
         "new={} modified={} len={} empty={} keys={:?} priorities={:?} has_a={} b={:?} \
-         expiry={:?} age={:?} at={:?} cookie_len={:?} rejected={:?}",
+         expiry={:?} age={:?} at={:?} created={} issued={:?} cookie_len={:?} rejected={:?}",
         session.is_new().await?,
         session.is_modified().await?,
         session.len().await?,
@@ -2746,6 +2751,8 @@ async fn describe(session: &LazySession) -> Result<String, Error> {
         session.expiry().await?,
         session.expiry_age().await?.map(|age| age.as_secs()),
         at,
+        unix(session.created_at_time().await?),
+        session.issued_at_time().await?.map(unix),
         session.cookie_len().await?,
         session.rejected_cookie().await?.map(|e| e.kind()),
     ))
@@ -2790,7 +2797,8 @@ async fn the_handle_answers_as_the_session_does() {
     assert_eq!(
         body_text(fresh).await,
         "new=true modified=false len=0 empty=true keys=[] priorities=[] has_a=false b=None \
-         expiry=Default age=Some(1000) at=Some(1700001000) cookie_len=None rejected=None"
+         expiry=Default age=Some(1000) at=Some(1700001000) created=1700000000 issued=None \
+         cookie_len=None rejected=None"
     );
 
     let edited = call(&mut app, "/edit", None).await;
@@ -2799,7 +2807,8 @@ async fn the_handle_answers_as_the_session_does() {
         body_text(edited).await,
         "true false new=true modified=true len=2 empty=false keys=[\"a\", \"b\"] \
          priorities=[(\"a\", Normal), (\"b\", Low)] has_a=true b=Some(Low) \
-         expiry=At(1700000100) age=Some(100) at=Some(1700000100) cookie_len=None rejected=None"
+         expiry=At(1700000100) age=Some(100) at=Some(1700000100) created=1700000000 \
+         issued=None cookie_len=None rejected=None"
     );
 
     let cookie_len = pair.len() - "session=".len();
@@ -2809,8 +2818,8 @@ async fn the_handle_answers_as_the_session_does() {
         format!(
             "new=false modified=false len=2 empty=false keys=[\"a\", \"b\"] \
              priorities=[(\"a\", Normal), (\"b\", Low)] has_a=true b=Some(Low) \
-             expiry=At(1700000100) age=Some(100) at=Some(1700000100) \
-             cookie_len=Some({cookie_len}) rejected=None"
+             expiry=At(1700000100) age=Some(100) at=Some(1700000100) created=1700000000 \
+             issued=Some(1700000000) cookie_len=Some({cookie_len}) rejected=None"
         )
     );
 

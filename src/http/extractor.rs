@@ -709,6 +709,38 @@ impl LazySession {
         self.with(|s| s.id()).await
     }
 
+    /// When the session started or last took a new id, as
+    /// [`Session::created_at_time`] says: the age a "confirm your password
+    /// for this" check compares against.
+    ///
+    /// ```
+    /// use std::time::{Duration, SystemTime};
+    /// use sealed_session::http::LazySession;
+    ///
+    /// async fn recently_signed_in(session: LazySession) -> Result<bool, sealed_session::Error> {
+    ///     let started = session.created_at_time().await?;
+    ///     let age = SystemTime::now().duration_since(started).unwrap_or_default();
+    ///     Ok(age < Duration::from_secs(15 * 60))
+    /// }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
+    pub async fn created_at_time(&self) -> Result<std::time::SystemTime, Error> {
+        self.with(|s| s.created_at_time()).await
+    }
+
+    /// When the cookie the session came from was sealed
+    /// ([`Session::issued_at_time`]); `None` for a new session.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
+    pub async fn issued_at_time(&self) -> Result<Option<std::time::SystemTime>, Error> {
+        self.with(|s| s.issued_at_time()).await
+    }
+
     /// Whether the session was created in this request (no cookie opened).
     ///
     /// # Errors
