@@ -70,6 +70,7 @@ fn read(lookup: &mut Lookup<'_>, name: &str) -> Result<Option<Zeroizing<String>>
 
 /// An environment variable's value as text; one that is not UTF-8 is no
 /// key in any form this reads.
+#[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 fn env_text(value: Option<std::ffi::OsString>) -> Result<Option<Zeroizing<String>>, InvalidKey> {
     match value.map(std::ffi::OsString::into_string) {
         None => Ok(None),
