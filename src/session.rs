@@ -735,6 +735,32 @@ impl Session {
         self.entries.iter().map(|e| (self.entry_key(e), e.priority))
     }
 
+    /// Every entry as stored, in insertion order: its key, its priority,
+    /// and its value's raw CBOR bytes (as [`Self::get_raw`]), `None` for an
+    /// entry in the overflow store that is not loaded. For debug and admin
+    /// pages, and for copying chosen entries into another session: a value
+    /// read with [`Self::get`] as a `ciborium::Value` is inserted unchanged.
+    ///
+    /// ```
+    /// use sealed_session::{KeyRing, MasterKey, Priority, Sealer};
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
+    /// let mut session = sealer.new_session()?;
+    /// session.insert_with_priority("user", "ada", Priority::Critical)?;
+    /// session.insert("visits", &3u8)?;
+    /// let sizes: Vec<(&str, Priority, usize)> = session
+    ///     .iter_raw()
+    ///     .map(|(key, priority, value)| (key, priority, value.map_or(0, <[u8]>::len)))
+    ///     .collect();
+    /// // "ada" is 4 bytes of CBOR (a head and 3 bytes), 3 is 1.
+    /// assert_eq!(sizes, [("user", Priority::Critical, 4), ("visits", Priority::Normal, 1)]);
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn iter_raw(&self) -> impl Iterator<Item = (&str, Priority, Option<&[u8]>)> + '_ {
+        self.entries
+            .iter()
+            .map(|e| (self.entry_key(e), e.priority, self.resident_value(e)))
+    }
+
     /// Number of entries.
     pub fn len(&self) -> usize {
         self.entries.len()

@@ -1058,6 +1058,15 @@ async fn store_faults_are_reported_not_hidden() {
     let mut s = sealer.open_async(&token).await.unwrap();
     assert_eq!(s.get::<u64>("user_id").unwrap(), Some(4217));
     let key = saved_overflowed_key(&s);
+    // Listed as stored: the overflowed ones without a value.
+    let raw: Vec<_> = s.iter_raw().collect();
+    assert_eq!(raw.len(), s.len());
+    for (k, priority, value) in raw {
+        assert_eq!(Some(priority), s.priority(k), "{k}");
+        assert_eq!(value, s.get_raw(k), "{k}");
+        assert_eq!(value.is_none(), s.is_overflowed(k), "{k}");
+    }
+    assert!(s.iter_raw().any(|(_, _, value)| value.is_none()));
     assert_eq!(
         sealer
             .get_loading::<serde_json::Value>(&mut s, &key)
