@@ -46,7 +46,12 @@ pub struct CookieSettings {
     same_site: SameSite,
     partitioned: bool,
     persistent: bool,
+    expires: bool,
 }
+
+/// The latest time an `Expires` date can name (9999-12-31 23:59:59 UTC):
+/// the four-digit years of an HTTP date.
+const LATEST_EXPIRES: i64 = 253_402_300_799;
 
 impl Default for CookieSettings {
     fn default() -> Self {
@@ -58,6 +63,7 @@ impl Default for CookieSettings {
             same_site: SameSite::Lax,
             partitioned: false,
             persistent: true,
+            expires: false,
         }
     }
 }
@@ -145,6 +151,31 @@ impl CookieSettings {
         self
     }
 
+    /// Whether a cookie with `Max-Age` also carries `Expires`, the same
+    /// end as an HTTP date (default no). Browsers take `Max-Age` when both
+    /// are given; `Expires` serves clients that know only it (Django and
+    /// Rails send both, tower-sessions `Max-Age` alone). It takes 39 bytes
+    /// of the budget, which the save counts.
+    ///
+    /// ```
+    /// use sealed_session::CookieSettings;
+    /// use std::time::Duration;
+    /// let settings = CookieSettings::default().with_expires(true);
+    /// // Sealed at 2023-11-14 22:13:20 UTC, for a minute.
+    /// let header = settings.set_cookie_at("id", "TOKEN", Some(Duration::from_secs(60)), 1_700_000_000);
+    /// assert!(header.ends_with("; Max-Age=60; Expires=Tue, 14 Nov 2023 22:14:20 GMT"), "{header}");
+    /// ```
+    #[must_use]
+    pub fn with_expires(mut self, expires: bool) -> Self {
+        self.expires = expires;
+        self
+    }
+
+    /// Whether cookies with `Max-Age` also carry `Expires`.
+    pub fn sends_expires(&self) -> bool {
+        self.expires
+    }
+
     /// Whether cookies are persistent by default.
     pub fn is_persistent(&self) -> bool {
         self.persistent
@@ -212,15 +243,50 @@ impl CookieSettings {
     /// refuses, or a value with `;`, gives a string that may carry
     /// attributes of its own. A [`Sealer`](crate::Sealer) checks its
     /// settings when built, and its values are base64url.
+    ///
+    /// It never carries `Expires`, which needs the time of the save:
+    /// [`Self::set_cookie_at`] adds it when [`Self::with_expires`] asks.
     pub fn set_cookie(&self, name: &str, value: &str, max_age: Option<Duration>) -> String {
+        self.cookie_string(name, value, max_age, None)
+    }
+
+    /// As [`Self::set_cookie`], for a cookie sent at `now` (Unix seconds):
+    /// with [`Self::with_expires`] and a `max_age`, it also carries
+    /// `Expires` at `now` plus `max_age` (at most the end of year 9999).
+    pub fn set_cookie_at(
+        &self,
+        name: &str,
+        value: &str,
+        max_age: Option<Duration>,
+        now: u64,
+    ) -> String {
+        self.cookie_string(name, value, max_age, Some(now).filter(|_| self.expires))
+    }
+
+    fn cookie_string(
+        &self,
+        name: &str,
+        value: &str,
+        max_age: Option<Duration>,
+        expires_from: Option<u64>,
+    ) -> String {
         let mut builder = self.build(name, value);
         if let Some(max_age) = max_age {
             let seconds = i64::try_from(crate::sealer::whole_seconds(max_age)).unwrap_or(i64::MAX);
             builder = builder.max_age(time::Duration::seconds(seconds));
+            if let Some(now) = expires_from {
+                let now = i64::try_from(now).unwrap_or(i64::MAX);
+                let end = now.saturating_add(seconds).min(LATEST_EXPIRES);
+                if let Ok(end) = time::OffsetDateTime::from_unix_timestamp(end) {
+                    builder = builder.expires(end);
+                }
+            }
         }
         // Sized up front: `to_string` would grow the string several times
         // on every save.
-        let attributes = 96 + self.path.len() + self.domain.as_ref().map_or(0, String::len);
+        let expires = if expires_from.is_some() { 40 } else { 0 };
+        let attributes =
+            96 + expires + self.path.len() + self.domain.as_ref().map_or(0, String::len);
         let mut header = String::with_capacity(name.len() + value.len() + attributes);
         write!(header, "{}", builder.build()).expect("writing to a String cannot fail");
         header
@@ -341,6 +407,34 @@ pub fn header_len(cookie_string: &str) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn expires_follows_max_age_when_asked_for() {
+        let with = CookieSettings::default().with_expires(true);
+        let minute = Some(Duration::from_secs(60));
+        let t0 = 1_700_000_000;
+        assert!(with
+            .set_cookie_at("id", "v", minute, t0)
+            .ends_with("; Max-Age=60; Expires=Tue, 14 Nov 2023 22:14:20 GMT"));
+        // Neither without a Max-Age, nor unasked, nor from `set_cookie`.
+        assert!(!with.set_cookie_at("id", "v", None, t0).contains("Expires"));
+        let without = CookieSettings::default();
+        assert!(!without
+            .set_cookie_at("id", "v", minute, t0)
+            .contains("Expires"));
+        assert!(!with.set_cookie("id", "v", minute).contains("Expires"));
+        // The same length at any time: the year stops at 9999.
+        let far = with.set_cookie_at("id", "v", Some(Duration::from_secs(u64::MAX)), u64::MAX);
+        assert!(
+            far.ends_with("; Expires=Fri, 31 Dec 9999 23:59:59 GMT"),
+            "{far}"
+        );
+        let early = with.set_cookie_at("id", "v", Some(Duration::ZERO), 0);
+        assert!(
+            early.ends_with("; Max-Age=0; Expires=Thu, 01 Jan 1970 00:00:00 GMT"),
+            "{early}"
+        );
+    }
 
     #[test]
     fn max_age_rounds_up_so_only_zero_deletes() {

@@ -124,10 +124,11 @@ impl Sealer {
         reference: Option<&[u8; SESSION_ID_LEN]>,
         now: u64,
     ) -> Result<Plan, Error> {
-        let around_value = header_len(&self.cookie.set_cookie(
+        let around_value = header_len(&self.cookie.set_cookie_at(
             &self.cookie_name,
             "",
             self.max_age_at(session, now),
+            now,
         ));
         let budget = self.effective_budget(around_value);
         let resident: Vec<bool> = session
@@ -275,7 +276,8 @@ impl Sealer {
                 true => self.policy.shortest_timeout().map(Duration::from_secs),
                 false => None,
             };
-            let around_value = self.cookie.set_cookie(&self.cookie_name, "", max_age);
+            // An `Expires` date has the same length at any time.
+            let around_value = self.cookie.set_cookie_at(&self.cookie_name, "", max_age, 0);
             header_len(&around_value) + token_len
         } else {
             // No session cookie helps under such a name (a rule of its
@@ -302,7 +304,9 @@ impl Sealer {
         now: u64,
     ) -> Result<SealedHeader, Error> {
         let max_age = self.max_age_at(session, now);
-        let cookie = self.cookie.set_cookie(&self.cookie_name, token, max_age);
+        let cookie = self
+            .cookie
+            .set_cookie_at(&self.cookie_name, token, max_age, now);
         let len = header_len(&cookie);
         let budget = self.effective_budget(len - token.len());
         if len > budget {

@@ -200,6 +200,52 @@ fn a_name_and_value_of_exactly_4096_bytes_fit() {
     assert_eq!(dropped, ["notes"]);
 }
 
+/// `Expires`, when asked for, names the end `Max-Age` gives, and the
+/// budget counts its bytes as it counts the rest of the header.
+#[test]
+fn an_expires_attribute_counts_against_the_budget() {
+    let clock = clock();
+    let sealer_with = |expires: bool, budget: usize| {
+        builder(&clock)
+            .cookie_settings(sealed_session::CookieSettings::default().with_expires(expires))
+            .compression(Compression::Off)
+            .budget(budget)
+            .build()
+            .unwrap()
+    };
+    let save = |sealer: &Sealer| {
+        let mut session = sealer.new_session().unwrap();
+        session
+            .insert_with_priority("user", "ada", Priority::Critical)
+            .unwrap();
+        session
+            .insert_with_priority("notes", &"a".repeat(900), Priority::Low)
+            .unwrap();
+        sealer.save(&mut session).unwrap()
+    };
+    let with = save(&sealer_with(true, 8192));
+    let header = with.action.header_value().unwrap();
+    let cookie = cookie::Cookie::parse(header).unwrap();
+    let max_age = cookie.max_age().unwrap().whole_seconds();
+    let expires = cookie.expires_datetime().unwrap().unix_timestamp();
+    let now = sealed_session::Clock::now(&*clock);
+    assert_eq!(expires, i64::try_from(now).unwrap() + max_age);
+    assert_eq!(with.report.header_len, "Set-Cookie: ".len() + header.len());
+    let without = save(&sealer_with(false, 8192));
+    let plain = without.action.header_value().unwrap();
+    assert!(!plain.contains("Expires"), "{plain}");
+    assert_eq!(
+        header.len(),
+        plain.len() + "; Expires=Tue, 14 Nov 2023 22:14:20 GMT".len()
+    );
+    // Held to its budget with the attribute's bytes counted.
+    let exact = save(&sealer_with(true, with.report.header_len));
+    assert!(exact.report.dropped.is_empty());
+    let over = save(&sealer_with(true, with.report.header_len - 1));
+    let dropped: Vec<&str> = over.report.dropped.iter().map(|d| d.key.as_str()).collect();
+    assert_eq!(dropped, ["notes"]);
+}
+
 #[test]
 fn unchanged_sessions_send_nothing_and_flush_deletes() {
     let clock = clock();
@@ -2741,7 +2787,7 @@ proptest! {
             Just(sealed_session::SameSite::Lax),
             Just(sealed_session::SameSite::None),
         ],
-        (secure, http_only, partitioned, persistent) in any::<(bool, bool, bool, bool)>(),
+        (secure, http_only, partitioned, persistent, expires) in any::<(bool, bool, bool, bool, bool)>(),
         idle in proptest::option::of(1u64..4_000_000_000),
         lifetime in proptest::option::of(1u64..4_000_000_000),
         expiry in arb_expiry(),
@@ -2755,7 +2801,8 @@ proptest! {
             .with_secure(secure)
             .with_http_only(http_only)
             .with_partitioned(partitioned)
-            .with_persistent(persistent);
+            .with_persistent(persistent)
+            .with_expires(expires);
         let settings = match domain {
             Some(domain) => settings.with_domain(domain),
             None => settings,

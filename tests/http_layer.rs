@@ -658,6 +658,26 @@ async fn options_set_the_attributes() {
     assert_eq!(cookie.secure(), Some(true));
 }
 
+/// `expires(true)` adds `Expires` at the end `Max-Age` gives; a
+/// browser-session cookie gets neither.
+#[tokio::test]
+async fn the_layer_can_send_expires_beside_max_age() {
+    const T0: i64 = 1_700_000_000;
+    let layer = builder()
+        .clock(Arc::new(FixedClock::new(T0 as u64)))
+        .expires(true)
+        .build()
+        .expect("layer");
+    assert!(layer.sealer().cookie_settings().sends_expires());
+    let mut app = app(layer);
+    let cookie = set_cookie(&call(&mut app, "/login", None).await).expect("Set-Cookie");
+    let max_age = cookie.max_age().expect("Max-Age").whole_seconds();
+    let expires = cookie.expires_datetime().expect("Expires").unix_timestamp();
+    assert_eq!(expires, T0 + max_age);
+    let cookie = set_cookie(&call(&mut app, "/browser", None).await).expect("Set-Cookie");
+    assert_eq!((cookie.max_age(), cookie.expires()), (None, None));
+}
+
 #[tokio::test]
 async fn the_host_prefix_forces_secure_root_path_and_no_domain() {
     let layer = builder()

@@ -268,6 +268,14 @@ impl SessionLayerBuilder {
         self
     }
 
+    /// Whether a persistent cookie also carries `Expires`, the same end as
+    /// its `Max-Age` (default no; see
+    /// [`CookieSettings::with_expires`](crate::CookieSettings::with_expires)).
+    pub fn expires(mut self, expires: bool) -> Self {
+        self.settings = self.settings.with_expires(expires);
+        self
+    }
+
     /// Replaces every cookie attribute at once, those set by the methods
     /// above before this call included (call them after it to adjust).
     pub fn cookie_settings(mut self, settings: CookieSettings) -> Self {
