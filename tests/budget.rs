@@ -164,6 +164,19 @@ async fn name_and_value_stay_within_what_browsers_keep_under_a_larger_budget() {
     }
 }
 
+/// Saves a new session of a critical user entry and `notes` bytes of
+/// low-priority notes.
+fn save_user_and_notes(sealer: &Sealer, notes: usize) -> sealed_session::Saved {
+    let mut session = sealer.new_session().unwrap();
+    session
+        .insert_with_priority("user", "ada", Priority::Critical)
+        .unwrap();
+    session
+        .insert_with_priority("notes", &"a".repeat(notes), Priority::Low)
+        .unwrap();
+    sealer.save(&mut session).unwrap()
+}
+
 /// The browsers' limit is inclusive: a name and value of exactly 4096
 /// bytes are kept whole, one byte more drops the low entry.
 #[test]
@@ -177,16 +190,7 @@ fn a_name_and_value_of_exactly_4096_bytes_fit() {
             .build()
             .unwrap()
     };
-    let save = |sealer: &Sealer| {
-        let mut session = sealer.new_session().unwrap();
-        session
-            .insert_with_priority("user", "ada", Priority::Critical)
-            .unwrap();
-        session
-            .insert_with_priority("notes", &"a".repeat(2900), Priority::Low)
-            .unwrap();
-        sealer.save(&mut session).unwrap()
-    };
+    let save = |sealer: &Sealer| save_user_and_notes(sealer, 2900);
     // Uncompressed, the token's length does not depend on the name.
     let token_len = save(&sealer_named(2)).action.cookie_value().unwrap().len();
     let exact = save(&sealer_named(4096 - token_len));
@@ -213,16 +217,7 @@ fn an_expires_attribute_counts_against_the_budget() {
             .build()
             .unwrap()
     };
-    let save = |sealer: &Sealer| {
-        let mut session = sealer.new_session().unwrap();
-        session
-            .insert_with_priority("user", "ada", Priority::Critical)
-            .unwrap();
-        session
-            .insert_with_priority("notes", &"a".repeat(900), Priority::Low)
-            .unwrap();
-        sealer.save(&mut session).unwrap()
-    };
+    let save = |sealer: &Sealer| save_user_and_notes(sealer, 900);
     let with = save(&sealer_with(true, 8192));
     let header = with.action.header_value().unwrap();
     let cookie = cookie::Cookie::parse(header).unwrap();
