@@ -454,7 +454,7 @@ impl Sealer {
                 }
             }
             selection.note_hidden(&text, &self.cookie_name);
-            self.collect_previous(&text, &selection, &mut previous, true);
+            self.collect_previous(&text, &selection, &mut previous);
         }
         // Only without a cookie of the current name: one this server
         // cannot open yet (a key it does not know) may be newer.
@@ -480,14 +480,8 @@ impl Sealer {
     /// the previous name in `text` (as many as may be tried: a request
     /// cannot make it hold more), while no cookie of the current name was
     /// met: after one, they are never tried.
-    fn collect_previous(
-        &self,
-        text: &str,
-        selection: &Selection,
-        previous: &mut Vec<String>,
-        use_previous: bool,
-    ) {
-        if let (Some((name, _)), 0, true) = (&self.previous, selection.tried, use_previous) {
+    fn collect_previous(&self, text: &str, selection: &Selection, previous: &mut Vec<String>) {
+        if let (Some((name, _)), 0) = (&self.previous, selection.tried) {
             let room = self.max_cookies_tried.saturating_sub(previous.len());
             previous.extend(named_values(text, name).take(room).map(str::to_owned));
         }
@@ -543,10 +537,13 @@ impl Sealer {
                 }
             }
             selection.note_hidden(&text, &self.cookie_name);
-            self.collect_previous(&text, &selection, &mut previous, use_previous);
+            if use_previous {
+                self.collect_previous(&text, &selection, &mut previous);
+            }
         }
-        // As in `open_request`.
-        if let (Some((name, _)), 0, true) = (&self.previous, selection.tried, use_previous) {
+        // As in `open_request` (nothing collected when `use_previous` is
+        // false).
+        if let (Some((name, _)), 0) = (&self.previous, selection.tried) {
             for value in &previous {
                 if !selection.may_try(self.max_cookies_tried) {
                     break;

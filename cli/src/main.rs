@@ -317,21 +317,8 @@ pub(crate) fn or_from_env(
     values: Vec<Zeroizing<String>>,
     name: &str,
 ) -> Result<Vec<Zeroizing<String>>, Failure> {
-    let items = numbered_or_from_env(values, name)?;
-    Ok(items.into_iter().map(|(_, item)| item).collect())
-}
-
-/// A secret from a flag (`None`) or from the Nth field of a variable
-/// (`Some(N)`, empty fields counted, as `KeyRing::from_env` numbers them).
-type Numbered = (Option<usize>, Zeroizing<String>);
-
-/// As [`or_from_env`], each value with where it came from.
-fn numbered_or_from_env(
-    values: Vec<Zeroizing<String>>,
-    name: &str,
-) -> Result<Vec<Numbered>, Failure> {
     if !values.is_empty() {
-        return Ok(values.into_iter().map(|value| (None, value)).collect());
+        return Ok(values);
     }
     let Some(list) = env_secret(name)? else {
         return Ok(Vec::new());
@@ -339,9 +326,8 @@ fn numbered_or_from_env(
     Ok(list
         .split(',')
         .map(str::trim)
-        .enumerate()
-        .filter(|(_, item)| !item.is_empty())
-        .map(|(index, item)| (Some(index + 1), Zeroizing::new(item.to_owned())))
+        .filter(|item| !item.is_empty())
+        .map(|item| Zeroizing::new(item.to_owned()))
         .collect())
 }
 
@@ -685,31 +671,32 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
     print(value)
 }
 
-/// The variables `open` reads besides `SEALED_SESSION_KEY`, as
-/// `KeyRing::from_env("SEALED_SESSION")` does.
-const FALLBACK_KEYS_VARIABLE: &str = "SEALED_SESSION_FALLBACK_KEYS";
-const INCOMING_KEY_VARIABLE: &str = "SEALED_SESSION_INCOMING_KEY";
-
-fn open(args: OpenArgs) -> Result<(), Failure> {
+/// The ring `open` opens with: `--key` (or its file or variable) as the
+/// primary, and without fallback flags the other variables a server's
+/// `KeyRing::from_env("SEALED_SESSION")` reads, which it reads and names
+/// in errors as the server would.
+fn open_ring(args: &OpenArgs) -> Result<KeyRing, Failure> {
     let primary = args.common.key.master_key()?;
-    // Without key flags, the variables a server's `KeyRing::from_env`
-    // reads, numbered as it numbers them.
-    let from_env = args.fallback_keys.is_empty() && args.fallback_key_files.is_empty();
-    let items = if args.fallback_key_files.is_empty() {
-        numbered_or_from_env(args.fallback_keys, FALLBACK_KEYS_VARIABLE)?
-    } else {
-        args.fallback_keys
-            .into_iter()
-            .map(|key| (None, key))
-            .collect()
-    };
+    if args.fallback_keys.is_empty() && args.fallback_key_files.is_empty() {
+        // Read here, so that one that is not UTF-8 is a usage error.
+        let fallbacks = env_secret("SEALED_SESSION_FALLBACK_KEYS")?;
+        let incoming = env_secret("SEALED_SESSION_INCOMING_KEY")?;
+        let primary = primary.to_base64();
+        let ring = KeyRing::from_env_with("SEALED_SESSION", |name| {
+            let value = match name {
+                "SEALED_SESSION_KEY" => Some(&primary),
+                "SEALED_SESSION_FALLBACK_KEYS" => fallbacks.as_ref(),
+                "SEALED_SESSION_INCOMING_KEY" => incoming.as_ref(),
+                _ => None,
+            };
+            value.map(|text| text.to_string())
+        })?;
+        return Ok(ring);
+    }
     // Each key with the name an error gives it.
     let mut keys = Vec::new();
-    for (i, (item, text)) in items.iter().enumerate() {
-        let which = match item {
-            Some(item) => format!("{FALLBACK_KEYS_VARIABLE} item {item}"),
-            None => format!("fallback key {}", i + 1),
-        };
+    for (i, text) in args.fallback_keys.iter().enumerate() {
+        let which = format!("fallback key {}", i + 1);
         keys.push((parse_key(text, Some(&which))?, which));
     }
     for (i, path) in args.fallback_key_files.iter().enumerate() {
@@ -717,19 +704,10 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         let text = read_secret_file(path, "key file")?;
         keys.push((parse_key(&text, Some(&which))?, which));
     }
-    let mut incoming = None;
-    if from_env {
-        if let Some(text) = env_secret(INCOMING_KEY_VARIABLE)?.filter(|t| !t.trim().is_empty()) {
-            incoming = Some((
-                parse_key(&text, Some(INCOMING_KEY_VARIABLE))?,
-                INCOMING_KEY_VARIABLE.to_owned(),
-            ));
-        }
-    }
     // A key given twice is named, as a bad one is (the ring's own check
     // would not say which).
     let mut ids = vec![primary.key_id()];
-    for (key, which) in keys.iter().chain(&incoming) {
+    for (key, which) in &keys {
         if ids.contains(&key.key_id()) {
             let e = Error::InvalidKey(InvalidKey::DuplicateKeyId);
             return Err(Failure::Message(format!("{}: {which}: {e}", e.kind())));
@@ -737,10 +715,11 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         ids.push(key.key_id());
     }
     let fallbacks: Vec<MasterKey> = keys.into_iter().map(|(key, _)| key).collect();
-    let mut ring = KeyRing::with_fallbacks(primary, fallbacks)?;
-    if let Some((key, _)) = incoming {
-        ring = ring.with_incoming(key)?;
-    }
+    Ok(KeyRing::with_fallbacks(primary, fallbacks)?)
+}
+
+fn open(args: OpenArgs) -> Result<(), Failure> {
+    let ring = open_ring(&args)?;
     let blob_from_stdin = args.blob.as_deref() == Some(std::path::Path::new("-"));
     if blob_from_stdin && args.token == "-" {
         return Err(Failure::Usage(

@@ -113,7 +113,7 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
     );
     assert_one_line_error(
         &third_bad,
-        "invalid-key: SEALED_SESSION_FALLBACK_KEYS item 3: ",
+        "invalid-key: invalid key in SEALED_SESSION_FALLBACK_KEYS (item 3): ",
     );
     // A server's next primary opens as it does on the server, with no
     // re-seal note; key flags replace that variable too.
@@ -150,7 +150,10 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
         ],
         "",
     );
-    assert_one_line_error(&bad_incoming, "invalid-key: SEALED_SESSION_INCOMING_KEY: ");
+    assert_one_line_error(
+        &bad_incoming,
+        "invalid-key: invalid key in SEALED_SESSION_INCOMING_KEY: ",
+    );
     // A key given twice is named as a bad one is.
     let twice = run_with_env(
         &["open", "--now", "1767225660", &token],
@@ -161,7 +164,10 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
         ],
         "",
     );
-    assert_one_line_error(&twice, "invalid-key: SEALED_SESSION_INCOMING_KEY: ");
+    assert_one_line_error(
+        &twice,
+        "invalid-key: invalid key in SEALED_SESSION_INCOMING_KEY: ",
+    );
     let twice = run_with_env(
         &["open", "--now", "1767225660", &token],
         &[
@@ -170,7 +176,10 @@ fn secrets_can_come_from_the_environment_and_help_does_not_show_them() {
         ],
         "",
     );
-    assert_one_line_error(&twice, "invalid-key: SEALED_SESSION_FALLBACK_KEYS item 3: ");
+    assert_one_line_error(
+        &twice,
+        "invalid-key: invalid key in SEALED_SESSION_FALLBACK_KEYS (item 3): ",
+    );
     let help = run_with_env(&["open", "--help"], &[("SEALED_SESSION_KEY", &new)], "");
     assert!(stdout(&help).contains("SEALED_SESSION_KEY"));
     assert!(!stdout(&help).contains(&new), "help shows the key");

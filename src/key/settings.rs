@@ -106,9 +106,9 @@ impl KeyRing {
     /// `_INCOMING_KEY` everywhere; move it to `_KEY` and the old key to
     /// `_FALLBACK_KEYS`; later unset `_FALLBACK_KEYS`.
     ///
-    /// `KeyRing::from_env("SEALED_SESSION")` reads the variables the CLI's
-    /// `open` reads without key flags, and numbers a bad fallback item as
-    /// it does. Never fall back to a random key when the variable is unset:
+    /// The CLI's `open` builds its ring with [`KeyRing::from_env_with`]
+    /// over the variables `KeyRing::from_env("SEALED_SESSION")` reads
+    /// (its `--key` in place of `SEALED_SESSION_KEY`). Never fall back to a random key when the variable is unset:
     /// every instance and every restart must use the same key.
     ///
     /// ```
