@@ -2225,18 +2225,14 @@ async fn a_layer_leaves_alone_the_cookie_of_a_layer_it_was_renamed_from() {
         }
         next.run(request).await
     };
-    let mut app = app_untouched()
+    let mut app = Router::new()
+        .route("/untouched", get(|| async { "ok" }))
         .layer(plain().build().expect("inner"))
         .layer(axum::middleware::from_fn(peek))
         .layer(renamed().build().expect("outer"));
     let response = call(&mut app, "/untouched", Some(&pair)).await;
     let set = set_cookie_values(&response);
     assert!(set.iter().all(|v| !v.starts_with("session=")), "{set:?}");
-}
-
-/// A router with `/untouched` only, no layer.
-fn app_untouched() -> Router {
-    Router::new().route("/untouched", get(|| async { "ok" }))
 }
 
 #[tokio::test]
