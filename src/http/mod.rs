@@ -245,6 +245,8 @@
 
 mod extractor;
 mod layer;
+#[cfg(feature = "tower-sessions")]
+mod tower_sessions;
 
 /// The status a session error answers with: `503 Service Unavailable` when
 /// a store could not be reached (the one condition that may pass, so a
@@ -259,3 +261,5 @@ fn error_status(error: &crate::Error) -> http::StatusCode {
 
 pub use extractor::{LazySession, MissingSessionLayer};
 pub use layer::{LostChanges, SaveFailure, SessionLayer, SessionLayerBuilder, SessionService};
+#[cfg(feature = "tower-sessions")]
+pub use tower_sessions::{TowerSessionsLayer, TowerSessionsService};

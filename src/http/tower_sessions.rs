@@ -1,0 +1,419 @@
+//! A `tower_sessions::Session` kept in the sealed cookie: the session type
+//! that axum-login and axum-messages work on, over the [`LazySession`] of
+//! the [`SessionLayer`](super::SessionLayer) around it.
+
+use core::fmt;
+use core::future::Future;
+use core::pin::Pin;
+use core::task::{Context, Poll};
+use core::time::Duration;
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use http::{Request, Response};
+use tower_layer::Layer;
+use tower_service::Service;
+use tower_sessions_core::session::{Expiry as TowerExpiry, Id, Record};
+use tower_sessions_core::{session_store, Session as TowerSession, SessionStore};
+
+use super::LazySession;
+use crate::{Error, Expiry, Priority, SessionId};
+
+/// Gives the handlers inside it a `tower_sessions::Session`
+/// (tower-sessions 0.14, the version axum-login 0.18 and axum-messages 0.8
+/// take) whose data is the sealed session's: it goes inside a
+/// [`SessionLayer`](super::SessionLayer), which keeps the cookie, and
+/// outside the layers that use the `Session` (axum-login's `AuthManager`,
+/// axum-messages' `MessagesManagerLayer`).
+///
+/// ```
+/// use axum::{routing::get, Router};
+/// use axum_messages::{Messages, MessagesManagerLayer};
+/// use sealed_session::http::{SessionLayer, TowerSessionsLayer};
+/// use sealed_session::{KeyRing, MasterKey, Priority};
+///
+/// async fn greet(messages: Messages) -> &'static str {
+///     messages.info("Welcome back");
+///     "ok"
+/// }
+///
+/// let keys = KeyRing::new(MasterKey::generate()?);
+/// let app: Router = Router::new()
+///     .route("/", get(greet))
+///     .layer(MessagesManagerLayer)
+///     // The budget drops `Normal` entries before the login.
+///     .layer(TowerSessionsLayer::new().priority("axum-login.data", Priority::Critical))
+///     .layer(SessionLayer::builder(keys).build()?);
+/// # Ok::<(), sealed_session::Error>(())
+/// ```
+///
+/// # How the two sessions map
+///
+/// - **Opened on every request it serves**, so that `Session::id()` is
+///   real from the start: a sealed session that is new (no cookie, or
+///   one that does not open) has no id, as a tower-sessions session
+///   without a stored record has none. axum-login and axum-messages read
+///   the session on every request anyway; give the layer only the routes
+///   that use them.
+/// - **Values are JSON.** Each entry is read as a `serde_json::Value`; an
+///   entry JSON cannot hold (a CBOR byte string, a map with non-text
+///   keys, a tag), written through the [`LazySession`] API, is left out of
+///   the `Session` (logged at `WARN`, event `tower-sessions-entry-skipped`,
+///   with its key) and left as it is. An entry the handler leaves alone
+///   is not re-encoded: only changed and removed keys reach the sealed
+///   session.
+/// - **Priorities**: a new key gets the priority set with
+///   [`TowerSessionsLayer::priority`], or `Normal`; an existing key keeps
+///   its own unless this layer sets one.
+/// - **Ids**: `Session::id()` is the sealed session's id (the same 16
+///   bytes). `cycle_id` and `flush` become [`LazySession::cycle_id`] and
+///   [`LazySession::flush`] (which revoke the old id when the layer has a
+///   revocation store); `Session::delete` without a later save is a
+///   flush. The `Id` tower-sessions draws itself is replaced by the
+///   sealed session's.
+/// - **Expiry**: the `Session` starts with the sealed session's
+///   ([`Expiry::Default`] is `None`, [`Expiry::BrowserSession`]
+///   `OnSessionEnd`, [`Expiry::Idle`] `OnInactivity`, [`Expiry::At`]
+///   `AtDateTime`); a changed one is set back. As with
+///   [`Expiry::At`], the sealer's timeouts still apply: an expiry can
+///   shorten a session, never extend it.
+/// - **Saving** is the [`SessionLayer`](super::SessionLayer)'s: its
+///   budget, `Set-Cookie`, and its rule for 5xx responses (no save, by
+///   default). A change the sealed session refuses (a key starting with
+///   `_`, a value over the limits) answers an empty 500, as tower-sessions
+///   answers a failed save, and the sealed session is not saved.
+/// - **Both APIs in one request**: the `Session` reads the sealed
+///   session once, when first used, and writes its changes back after the
+///   handler; a key changed through both ends with the `Session`'s value.
+#[derive(Debug, Clone, Default)]
+pub struct TowerSessionsLayer {
+    priorities: Arc<HashMap<String, Priority>>,
+}
+
+impl TowerSessionsLayer {
+    /// A layer with no key priorities set: every new key is `Normal`.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The priority that `key` gets when the `Session` writes it, new or
+    /// not: `Priority::Critical` for a login (axum-login's data key is
+    /// `"axum-login.data"`), so that the budget never drops it.
+    #[must_use]
+    pub fn priority(mut self, key: impl Into<String>, priority: Priority) -> Self {
+        Arc::make_mut(&mut self.priorities).insert(key.into(), priority);
+        self
+    }
+}
+
+impl<S> Layer<S> for TowerSessionsLayer {
+    type Service = TowerSessionsService<S>;
+
+    fn layer(&self, inner: S) -> Self::Service {
+        TowerSessionsService {
+            inner,
+            priorities: Arc::clone(&self.priorities),
+        }
+    }
+}
+
+/// The service of [`TowerSessionsLayer`].
+#[derive(Debug, Clone)]
+pub struct TowerSessionsService<S> {
+    inner: S,
+    priorities: Arc<HashMap<String, Priority>>,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for TowerSessionsService<S>
+where
+    S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    ReqBody: Send + 'static,
+    ResBody: Default + Send + 'static,
+{
+    type Response = Response<ResBody>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Response<ResBody>, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
+        // The service polled ready is the one to call (tower's rule).
+        let ready = self.inner.clone();
+        let mut inner = core::mem::replace(&mut self.inner, ready);
+        let priorities = Arc::clone(&self.priorities);
+        Box::pin(async move {
+            let Some(lazy) = request.extensions().get::<LazySession>().cloned() else {
+                tracing::error!(
+                    event = "session-layer-missing",
+                    "TowerSessionsLayer is not inside a SessionLayer"
+                );
+                return Ok(empty(http::StatusCode::INTERNAL_SERVER_ERROR));
+            };
+            let opened = lazy
+                .with(|s| ((!s.is_new()).then(|| s.id()), s.expiry()))
+                .await;
+            let (id, expiry) = match opened {
+                Ok(opened) => opened,
+                // The SessionLayer has logged why (a store down, say).
+                Err(e) => return Ok(empty(super::error_status(&e))),
+            };
+            let expiry = tower_expiry(expiry);
+            let store = Arc::new(SealedRecords {
+                lazy,
+                priorities,
+                state: tokio::sync::Mutex::new(State {
+                    id: id.map(tower_id),
+                    ..State::default()
+                }),
+            });
+            let session = TowerSession::new(id.map(tower_id), Arc::clone(&store), expiry);
+            request.extensions_mut().insert(session.clone());
+            let response = inner.call(request).await?;
+            match store.finish(&session, expiry).await {
+                Ok(()) => Ok(response),
+                Err(e) => {
+                    tracing::error!(
+                        event = "tower-sessions-save-failed",
+                        error = %e,
+                        "the tower-sessions Session's changes could not be kept"
+                    );
+                    Ok(empty(e.status()))
+                }
+            }
+        })
+    }
+}
+
+fn empty<B: Default>(status: http::StatusCode) -> Response<B> {
+    let mut response = Response::new(B::default());
+    *response.status_mut() = status;
+    response
+}
+
+/// The sealed session's id as tower-sessions' (its `Display` is then the
+/// same 16 bytes in base64url).
+fn tower_id(id: SessionId) -> Id {
+    Id(i128::from_le_bytes(*id.as_bytes()))
+}
+
+fn tower_expiry(expiry: Expiry) -> Option<TowerExpiry> {
+    match expiry {
+        Expiry::Default => None,
+        Expiry::BrowserSession => Some(TowerExpiry::OnSessionEnd),
+        Expiry::Idle(window) => Some(TowerExpiry::OnInactivity(
+            time::Duration::try_from(window).unwrap_or(time::Duration::MAX),
+        )),
+        Expiry::At(at) => Some(TowerExpiry::AtDateTime(
+            i64::try_from(at)
+                .ok()
+                .and_then(|at| time::OffsetDateTime::from_unix_timestamp(at).ok())
+                .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc()),
+        )),
+    }
+}
+
+fn sealed_expiry(expiry: Option<TowerExpiry>) -> Expiry {
+    match expiry {
+        None => Expiry::Default,
+        Some(TowerExpiry::OnSessionEnd) => Expiry::BrowserSession,
+        // A negative window is past: the session ends now.
+        Some(TowerExpiry::OnInactivity(window)) => {
+            Expiry::Idle(Duration::try_from(window).unwrap_or(Duration::ZERO))
+        }
+        Some(TowerExpiry::AtDateTime(at)) => {
+            Expiry::At(u64::try_from(at.unix_timestamp()).unwrap_or(0))
+        }
+    }
+}
+
+/// The store behind one request's `Session`: its records are the sealed
+/// session's entries.
+struct SealedRecords {
+    lazy: LazySession,
+    priorities: Arc<HashMap<String, Priority>>,
+    state: tokio::sync::Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    /// The id the `Session` knows the sealed session by (none while new).
+    id: Option<Id>,
+    /// The data as last loaded or saved: what a save compares with.
+    known: HashMap<String, serde_json::Value>,
+    /// Deleted, and not saved since.
+    deleted: bool,
+}
+
+impl fmt::Debug for SealedRecords {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // Values stay out of logs.
+        f.debug_struct("SealedRecords").finish_non_exhaustive()
+    }
+}
+
+/// Why the `Session`'s changes could not be kept.
+#[derive(Debug)]
+enum FinishError {
+    Sealed(Error),
+    Tower(tower_sessions_core::session::Error),
+}
+
+impl FinishError {
+    fn status(&self) -> http::StatusCode {
+        match self {
+            FinishError::Sealed(e) => super::error_status(e),
+            FinishError::Tower(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl fmt::Display for FinishError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            FinishError::Sealed(e) => e.fmt(f),
+            FinishError::Tower(e) => e.fmt(f),
+        }
+    }
+}
+
+fn backend(error: Error) -> session_store::Error {
+    session_store::Error::Backend(error.to_string())
+}
+
+impl SealedRecords {
+    /// After the handler: the `Session`'s changes go to the sealed
+    /// session, as tower-sessions' own layer saves them (a modified,
+    /// non-empty session); a deletion not followed by a save flushes it.
+    async fn finish(
+        &self,
+        session: &TowerSession,
+        expiry: Option<TowerExpiry>,
+    ) -> Result<(), FinishError> {
+        if session.is_modified() && !session.is_empty().await {
+            session.save().await.map_err(FinishError::Tower)?;
+        }
+        if self.state.lock().await.deleted {
+            return self.lazy.flush().await.map_err(FinishError::Sealed);
+        }
+        if session.expiry() != expiry {
+            let expiry = sealed_expiry(session.expiry());
+            self.lazy
+                .set_expiry(expiry)
+                .await
+                .map_err(FinishError::Sealed)?;
+        }
+        Ok(())
+    }
+
+    /// Writes the record's changes since the last load or save.
+    async fn write(&self, state: &mut State, record: &Record) -> session_store::Result<()> {
+        let changed: Vec<(&String, &serde_json::Value)> = record
+            .data
+            .iter()
+            .filter(|(key, value)| state.known.get(*key) != Some(*value))
+            .collect();
+        let removed: Vec<&String> = state
+            .known
+            .keys()
+            .filter(|key| !record.data.contains_key(*key))
+            .collect();
+        let priorities = &self.priorities;
+        self.lazy
+            .with(|s| {
+                for key in removed {
+                    s.remove(key);
+                }
+                for (key, value) in changed {
+                    match priorities.get(key) {
+                        Some(&priority) => s.insert_with_priority(key, value, priority)?,
+                        None => s.insert(key, value)?,
+                    }
+                }
+                Ok(())
+            })
+            .await
+            .and_then(|written| written)
+            .map_err(backend)?;
+        state.known.clone_from(&record.data);
+        state.deleted = false;
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl SessionStore for SealedRecords {
+    /// A new session's first save, or one after `cycle_id` or `flush`:
+    /// the sealed session takes a new id when the old one was deleted.
+    async fn create(&self, record: &mut Record) -> session_store::Result<()> {
+        let mut state = self.state.lock().await;
+        if state.deleted {
+            self.lazy.cycle_id().await.map_err(backend)?;
+        }
+        self.write(&mut state, record).await?;
+        let id = tower_id(self.lazy.id().await.map_err(backend)?);
+        record.id = id;
+        state.id = Some(id);
+        Ok(())
+    }
+
+    async fn save(&self, record: &Record) -> session_store::Result<()> {
+        let mut state = self.state.lock().await;
+        self.write(&mut state, record).await
+    }
+
+    async fn load(&self, id: &Id) -> session_store::Result<Option<Record>> {
+        let mut state = self.state.lock().await;
+        if state.id != Some(*id) {
+            return Ok(None);
+        }
+        let (data, skipped, ends) = self
+            .lazy
+            .with_loaded(|s| {
+                let mut data = HashMap::new();
+                let mut skipped = Vec::new();
+                for key in s.keys() {
+                    match s.get::<serde_json::Value>(key) {
+                        Ok(Some(value)) => {
+                            data.insert(key.to_owned(), value);
+                        }
+                        Ok(None) => {}
+                        Err(_) => skipped.push(key.to_owned()),
+                    }
+                }
+                (data, skipped, s.expires_at_time())
+            })
+            .await
+            .map_err(backend)?;
+        if !skipped.is_empty() {
+            tracing::warn!(
+                event = "tower-sessions-entry-skipped",
+                keys = ?skipped,
+                "session entries JSON cannot hold are left out of the tower-sessions Session"
+            );
+        }
+        state.known.clone_from(&data);
+        Ok(Some(Record {
+            id: *id,
+            data,
+            // tower-sessions sets its own before each save; this one is
+            // only read by stores that expire records.
+            expiry_date: ends.map_or_else(time::OffsetDateTime::now_utc, Into::into),
+        }))
+    }
+
+    /// Marks the sealed session for a flush, unless a save follows.
+    async fn delete(&self, id: &Id) -> session_store::Result<()> {
+        let mut state = self.state.lock().await;
+        // tower-sessions deletes the id it drew itself when a new session
+        // cycles: not this session's.
+        if state.id == Some(*id) {
+            state.deleted = true;
+        }
+        Ok(())
+    }
+}

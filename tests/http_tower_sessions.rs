@@ -1,0 +1,393 @@
+//! `TowerSessionsLayer`: axum-login and axum-messages on the sealed cookie,
+//! driven in process; each sealed cookie is opened to check what it holds.
+#![cfg(feature = "tower-sessions")]
+
+use std::sync::{Arc, Mutex};
+
+use axum::body::Body;
+use axum::routing::get;
+use axum::{Extension, Router};
+use axum_login::{AuthManager, AuthSession, AuthUser, AuthnBackend, UserId};
+use axum_messages::{Messages, MessagesManagerLayer};
+use http::{header, Request, Response, StatusCode};
+use sealed_session::http::{LazySession, SessionLayer, TowerSessionsLayer};
+use sealed_session::{Error, Expiry, KeyRing, MasterKey, Priority, Session};
+use tower::ServiceExt as _;
+use tower_sessions_core::session::Expiry as TowerExpiry;
+use tower_sessions_core::Session as TowerSession;
+
+const LOGIN_KEY: &str = "axum-login.data";
+
+#[derive(Debug, Clone)]
+struct User {
+    id: u64,
+    password_hash: Vec<u8>,
+}
+
+impl AuthUser for User {
+    type Id = u64;
+    fn id(&self) -> u64 {
+        self.id
+    }
+    fn session_auth_hash(&self) -> &[u8] {
+        &self.password_hash
+    }
+}
+
+/// One user, 7, whose password hash a test can change (a password reset).
+#[derive(Debug, Clone)]
+struct Users {
+    password_hash: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Users {
+    fn user(&self) -> User {
+        User {
+            id: 7,
+            password_hash: self.password_hash.lock().expect("lock").clone(),
+        }
+    }
+}
+
+impl AuthnBackend for Users {
+    type User = User;
+    type Credentials = ();
+    type Error = std::convert::Infallible;
+
+    async fn authenticate(&self, (): ()) -> Result<Option<User>, Self::Error> {
+        Ok(Some(self.user()))
+    }
+
+    async fn get_user(&self, id: &UserId<Self>) -> Result<Option<User>, Self::Error> {
+        Ok((*id == 7).then(|| self.user()))
+    }
+}
+
+type Auth = AuthSession<Users>;
+
+async fn log_in(mut auth: Auth) -> StatusCode {
+    let user = auth.authenticate(()).await.expect("infallible");
+    match auth.login(&user.expect("user")).await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn who(auth: Auth) -> String {
+    auth.user.map(|u| u.id.to_string()).unwrap_or_default()
+}
+
+async fn log_out(mut auth: Auth) -> StatusCode {
+    match auth.logout().await {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn flash(messages: Messages) -> &'static str {
+    messages.info("saved");
+    "ok"
+}
+
+async fn read_flashes(messages: Messages) -> String {
+    messages.map(|m| m.message).collect::<Vec<_>>().join(",")
+}
+
+/// The `Session`'s id, as tower-sessions prints it.
+async fn tower_id(Extension(session): Extension<TowerSession>) -> String {
+    session.id().map(|id| id.to_string()).unwrap_or_default()
+}
+
+async fn set_note(Extension(session): Extension<TowerSession>) -> StatusCode {
+    match session.insert("note", "from tower").await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+async fn forget_note(Extension(session): Extension<TowerSession>) -> StatusCode {
+    match session.remove_value("note").await {
+        Ok(_) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A key the sealed session refuses (reserved), set the tower way.
+async fn set_reserved(Extension(session): Extension<TowerSession>) -> StatusCode {
+    match session.insert("_reserved", 1).await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Keys the `Session` sees, sorted.
+async fn tower_keys(Extension(session): Extension<TowerSession>) -> String {
+    let mut keys = Vec::new();
+    for key in ["blob", "cart", "note", "ratio", LOGIN_KEY] {
+        if session.get_value(key).await.expect("load").is_some() {
+            keys.push(key);
+        }
+    }
+    keys.join(",")
+}
+
+/// Answers the `Session`'s expiry as it starts, then sets a 60-second
+/// inactivity window.
+async fn expire(Extension(session): Extension<TowerSession>) -> String {
+    let before = format!("{:?}", session.expiry());
+    session.set_expiry(Some(TowerExpiry::OnInactivity(time::Duration::seconds(60))));
+    before
+}
+
+/// The sealed API: a byte string (which JSON cannot hold) and a cart.
+async fn sealed_entries(session: LazySession) -> Result<&'static str, Error> {
+    session
+        .insert("blob", &ciborium::Value::Bytes(vec![1, 2, 3]))
+        .await?;
+    session
+        .insert_with_priority("cart", &["apple"], Priority::Low)
+        .await?;
+    // JSON has no NaN: serde_json reads it as null.
+    session.insert("ratio", &f64::NAN).await?;
+    Ok("ok")
+}
+
+async fn browser_session(session: LazySession) -> Result<&'static str, Error> {
+    session.set_expiry(Expiry::BrowserSession).await?;
+    session.insert("cart", &["pear"]).await?;
+    Ok("ok")
+}
+
+struct App {
+    router: Router,
+    /// Its sealer opens the cookies the app sets.
+    session_layer: SessionLayer,
+    users: Users,
+}
+
+fn app() -> App {
+    let users = Users {
+        password_hash: Arc::new(Mutex::new(b"hash-1".to_vec())),
+    };
+    let session_layer = SessionLayer::builder(KeyRing::new(MasterKey::generate().expect("key")))
+        .build()
+        .expect("layer");
+    let backend = users.clone();
+    let router = Router::new()
+        .route("/login", get(log_in))
+        .route("/who", get(who))
+        .route("/logout", get(log_out))
+        .route("/flash", get(flash))
+        .route("/read", get(read_flashes))
+        .route("/id", get(tower_id))
+        .route("/note", get(set_note))
+        .route("/forget", get(forget_note))
+        .route("/reserved", get(set_reserved))
+        .route("/keys", get(tower_keys))
+        .route("/expire", get(expire))
+        .route("/sealed", get(sealed_entries))
+        .route("/browser-session", get(browser_session))
+        .layer(MessagesManagerLayer)
+        .layer(tower::layer::layer_fn(move |inner| {
+            AuthManager::new(inner, backend.clone(), LOGIN_KEY)
+        }))
+        .layer(TowerSessionsLayer::new().priority(LOGIN_KEY, Priority::Critical))
+        .layer(session_layer.clone());
+    App {
+        router,
+        session_layer,
+        users,
+    }
+}
+
+impl App {
+    async fn call(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
+        let mut request = Request::builder().uri(path);
+        if let Some(cookie) = cookie {
+            request = request.header(header::COOKIE, cookie);
+        }
+        self.router
+            .clone()
+            .oneshot(request.body(Body::empty()).expect("request"))
+            .await
+            .expect("infallible")
+    }
+
+    /// The response's sealed session, opened, and the cookie pair to send
+    /// next; `None` when it sets no cookie.
+    fn sealed(&self, response: &Response<Body>) -> Option<(Session, String)> {
+        let set = response.headers().get(header::SET_COOKIE)?;
+        let cookie =
+            cookie::Cookie::parse(set.to_str().expect("ascii").to_owned()).expect("cookie");
+        if cookie.value().is_empty() {
+            return None;
+        }
+        let session = self
+            .session_layer
+            .sealer()
+            .open(cookie.value())
+            .expect("opens");
+        Some((session, cookie.stripped().to_string()))
+    }
+}
+
+async fn body(response: Response<Body>) -> String {
+    let bytes = axum::body::to_bytes(response.into_body(), 1 << 20)
+        .await
+        .expect("body");
+    String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+fn is_removal(response: &Response<Body>) -> bool {
+    response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .any(|v| v.to_str().expect("ascii").contains("Max-Age=0"))
+}
+
+/// axum-login's login is kept in the sealed cookie, at the priority the
+/// layer gives its key, under a new session id (fixation); the user is
+/// known on the next request, and the data the session had survives.
+#[tokio::test]
+async fn axum_login_logs_in_and_out_through_the_sealed_cookie() {
+    let app = app();
+    let anonymous = app.call("/sealed", None).await;
+    let (before, cookie) = app.sealed(&anonymous).expect("cookie");
+
+    let logged_in = app.call("/login", Some(&cookie)).await;
+    assert_eq!(logged_in.status(), StatusCode::OK);
+    let (session, cookie) = app.sealed(&logged_in).expect("cookie");
+    assert_ne!(session.id(), before.id(), "login cycles the id");
+    assert_eq!(session.priority(LOGIN_KEY), Some(Priority::Critical));
+    // The entries it did not touch keep their priority and raw bytes.
+    assert_eq!(session.priority("cart"), Some(Priority::Low));
+    assert_eq!(session.get_raw("blob"), before.get_raw("blob"));
+
+    assert_eq!(body(app.call("/who", Some(&cookie)).await).await, "7");
+    assert_eq!(body(app.call("/who", None).await).await, "");
+
+    let logged_out = app.call("/logout", Some(&cookie)).await;
+    assert_eq!(logged_out.status(), StatusCode::OK);
+    assert!(is_removal(&logged_out), "logout deletes the cookie");
+    assert!(app.sealed(&logged_out).is_none());
+}
+
+/// A password change makes axum-login flush the session (its auth hash no
+/// longer matches): the sealed cookie is deleted.
+#[tokio::test]
+async fn a_changed_password_ends_the_sealed_session() {
+    let app = app();
+    let (_, cookie) = app.sealed(&app.call("/login", None).await).expect("cookie");
+    *app.users.password_hash.lock().expect("lock") = b"hash-2".to_vec();
+    let response = app.call("/who", Some(&cookie)).await;
+    assert!(is_removal(&response));
+    assert_eq!(body(response).await, "");
+}
+
+/// axum-messages' flash survives one redirect in the sealed cookie and is
+/// gone once read.
+#[tokio::test]
+async fn axum_messages_flash_round_trips() {
+    let app = app();
+    let (session, cookie) = app.sealed(&app.call("/flash", None).await).expect("cookie");
+    assert!(session.contains("axum-messages.data"));
+    let read = app.call("/read", Some(&cookie)).await;
+    let (_, cookie) = app.sealed(&read).expect("the read is saved");
+    assert_eq!(body(read).await, "saved");
+    assert_eq!(body(app.call("/read", Some(&cookie)).await).await, "");
+}
+
+/// `Session::id()` is the sealed session's id (none while it is new).
+#[tokio::test]
+async fn the_tower_id_is_the_sealed_id() {
+    let app = app();
+    assert_eq!(body(app.call("/id", None).await).await, "");
+    let (session, cookie) = app.sealed(&app.call("/note", None).await).expect("cookie");
+    assert_eq!(
+        session.get::<String>("note").unwrap().as_deref(),
+        Some("from tower")
+    );
+    assert_eq!(session.priority("note"), Some(Priority::Normal));
+    let printed = body(app.call("/id", Some(&cookie)).await).await;
+    let expected = tower_sessions_core::session::Id(i128::from_le_bytes(*session.id().as_bytes()));
+    assert_eq!(printed, expected.to_string());
+}
+
+/// An entry JSON cannot hold is not in the `Session` and stays as it is
+/// when the `Session` changes others.
+#[tokio::test]
+async fn entries_json_cannot_hold_are_skipped_and_kept() {
+    let app = app();
+    let (before, cookie) = app
+        .sealed(&app.call("/sealed", None).await)
+        .expect("cookie");
+    assert_eq!(
+        body(app.call("/keys", Some(&cookie)).await).await,
+        "cart,ratio"
+    );
+    let (after, _) = app
+        .sealed(&app.call("/note", Some(&cookie)).await)
+        .expect("cookie");
+    assert_eq!(after.get_raw("blob"), before.get_raw("blob"));
+    assert_eq!(after.get_raw("cart"), before.get_raw("cart"));
+    // Read as JSON's null, unchanged: not written back as null.
+    assert_eq!(after.get_raw("ratio"), before.get_raw("ratio"));
+    assert!(after.contains("note"));
+}
+
+/// A key the `Session` removes is removed from the sealed session.
+#[tokio::test]
+async fn a_removed_key_leaves_the_sealed_session() {
+    let app = app();
+    let (_, cookie) = app
+        .sealed(&app.call("/sealed", None).await)
+        .expect("cookie");
+    let (noted, cookie) = app
+        .sealed(&app.call("/note", Some(&cookie)).await)
+        .expect("cookie");
+    assert!(noted.contains("note"));
+    let (session, _) = app
+        .sealed(&app.call("/forget", Some(&cookie)).await)
+        .expect("cookie");
+    assert!(!session.contains("note"));
+    assert!(session.contains("cart"));
+}
+
+/// A change the sealed session refuses answers 500 and saves nothing.
+#[tokio::test]
+async fn a_refused_change_answers_500() {
+    let app = app();
+    let response = app.call("/reserved", None).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+}
+
+/// The `Session` starts with the sealed expiry, and a new one is set back.
+#[tokio::test]
+async fn expiry_maps_both_ways() {
+    let app = app();
+    let (_, cookie) = app
+        .sealed(&app.call("/browser-session", None).await)
+        .expect("cookie");
+    let response = app.call("/expire", Some(&cookie)).await;
+    let (session, _) = app.sealed(&response).expect("cookie");
+    assert_eq!(body(response).await, "Some(OnSessionEnd)");
+    assert_eq!(
+        session.expiry(),
+        Expiry::Idle(std::time::Duration::from_secs(60))
+    );
+}
+
+/// Outside a `SessionLayer` the layer answers 500.
+#[tokio::test]
+async fn without_a_session_layer_it_answers_500() {
+    let router = Router::new()
+        .route("/id", get(tower_id))
+        .layer(TowerSessionsLayer::new());
+    let response = router
+        .oneshot(Request::get("/id").body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible");
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
