@@ -150,6 +150,7 @@ where
             let Some(lazy) = request.extensions().get::<LazySession>().cloned() else {
                 tracing::error!(
                     event = "session-layer-missing",
+                    error = %super::MissingSessionLayer,
                     "TowerSessionsLayer is not inside a SessionLayer"
                 );
                 return Ok(empty(http::StatusCode::INTERNAL_SERVER_ERROR));
@@ -179,6 +180,7 @@ where
                 Err(e) => {
                     tracing::error!(
                         event = "tower-sessions-save-failed",
+                        kind = e.kind(),
                         error = %e,
                         "the tower-sessions Session's changes could not be kept"
                     );
@@ -247,6 +249,9 @@ struct State {
     known: HashMap<String, serde_json::Value>,
     /// Deleted, and not saved since.
     deleted: bool,
+    /// The sealed session's error behind the last failed store call
+    /// (tower-sessions keeps only its text).
+    failure: Option<Error>,
 }
 
 impl fmt::Debug for SealedRecords {
@@ -264,10 +269,19 @@ enum FinishError {
 }
 
 impl FinishError {
+    /// A 503 when a store could not be reached, as the session layer
+    /// answers.
     fn status(&self) -> http::StatusCode {
         match self {
             FinishError::Sealed(e) => super::error_status(e),
             FinishError::Tower(_) => http::StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    fn kind(&self) -> &'static str {
+        match self {
+            FinishError::Sealed(e) => e.kind(),
+            FinishError::Tower(_) => "tower-sessions",
         }
     }
 }
@@ -281,8 +295,12 @@ impl fmt::Display for FinishError {
     }
 }
 
-fn backend(error: Error) -> session_store::Error {
-    session_store::Error::Backend(error.to_string())
+/// The error as tower-sessions takes it; the sealed one is kept for the
+/// log and the status.
+fn backend(state: &mut State, error: Error) -> session_store::Error {
+    let text = error.to_string();
+    state.failure = Some(error);
+    session_store::Error::Backend(text)
 }
 
 impl SealedRecords {
@@ -295,7 +313,10 @@ impl SealedRecords {
         expiry: Option<TowerExpiry>,
     ) -> Result<(), FinishError> {
         if session.is_modified() && !session.is_empty().await {
-            session.save().await.map_err(FinishError::Tower)?;
+            if let Err(e) = session.save().await {
+                let failure = self.state.lock().await.failure.take();
+                return Err(failure.map_or(FinishError::Tower(e), FinishError::Sealed));
+            }
         }
         if self.state.lock().await.deleted {
             return self.lazy.flush().await.map_err(FinishError::Sealed);
@@ -338,7 +359,7 @@ impl SealedRecords {
             })
             .await
             .and_then(|written| written)
-            .map_err(backend)?;
+            .map_err(|e| backend(state, e))?;
         state.known.clone_from(&record.data);
         state.deleted = false;
         Ok(())
@@ -352,10 +373,15 @@ impl SessionStore for SealedRecords {
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let mut state = self.state.lock().await;
         if state.deleted {
-            self.lazy.cycle_id().await.map_err(backend)?;
+            if let Err(e) = self.lazy.cycle_id().await {
+                return Err(backend(&mut state, e));
+            }
         }
         self.write(&mut state, record).await?;
-        let id = tower_id(self.lazy.id().await.map_err(backend)?);
+        let id = match self.lazy.id().await {
+            Ok(id) => tower_id(id),
+            Err(e) => return Err(backend(&mut state, e)),
+        };
         record.id = id;
         state.id = Some(id);
         Ok(())
@@ -388,7 +414,7 @@ impl SessionStore for SealedRecords {
                 (data, skipped, s.expires_at_time())
             })
             .await
-            .map_err(backend)?;
+            .map_err(|e| backend(&mut state, e))?;
         if !skipped.is_empty() {
             tracing::warn!(
                 event = "tower-sessions-entry-skipped",
