@@ -43,7 +43,7 @@ pub struct CookieSettings {
     domain: Option<String>,
     secure: bool,
     http_only: bool,
-    same_site: SameSite,
+    same_site: Option<SameSite>,
     partitioned: bool,
     persistent: bool,
     expires: bool,
@@ -60,7 +60,7 @@ impl Default for CookieSettings {
             domain: None,
             secure: true,
             http_only: true,
-            same_site: SameSite::Lax,
+            same_site: Some(SameSite::Lax),
             partitioned: false,
             persistent: true,
             expires: false,
@@ -120,10 +120,24 @@ impl CookieSettings {
         self
     }
 
-    /// The `SameSite` attribute (default `Lax`).
+    /// The `SameSite` attribute (default `Lax`); `None` leaves it out, as
+    /// Django's `SESSION_COOKIE_SAMESITE = False` does, for clients that
+    /// mishandle it. Each browser then applies its own default: Chromium
+    /// treats the cookie as `Lax` (sending it on cross-site top-level
+    /// POSTs within two minutes of its setting), Firefox and Safari send it
+    /// on every cross-site request, so cross-site request forgery is then
+    /// the application's to stop.
+    ///
+    /// ```
+    /// use sealed_session::{CookieSettings, SameSite};
+    /// let strict = CookieSettings::default().with_same_site(SameSite::Strict);
+    /// assert_eq!(strict.same_site(), Some(SameSite::Strict));
+    /// let unset = CookieSettings::default().with_same_site(None);
+    /// assert_eq!(unset.set_cookie("id", "TOKEN", None), "id=TOKEN; HttpOnly; Secure; Path=/");
+    /// ```
     #[must_use]
-    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
-        self.same_site = same_site;
+    pub fn with_same_site(mut self, same_site: impl Into<Option<SameSite>>) -> Self {
+        self.same_site = same_site.into();
         self
     }
 
@@ -203,8 +217,8 @@ impl CookieSettings {
         self.http_only
     }
 
-    /// The `SameSite` attribute.
-    pub fn same_site(&self) -> SameSite {
+    /// The `SameSite` attribute, if one is sent.
+    pub fn same_site(&self) -> Option<SameSite> {
         self.same_site
     }
 
@@ -221,16 +235,18 @@ impl CookieSettings {
             || host
             || http
             || has_prefix(name, SECURE_PREFIX)
-            || self.same_site == SameSite::None
+            || self.same_site == Some(SameSite::None)
             || self.partitioned;
         let mut builder = Cookie::build((name, value))
             .http_only(self.http_only || http)
-            .same_site(self.same_site)
             .secure(secure)
             .partitioned(self.partitioned)
             .path(if host { "/" } else { self.path.as_str() });
         if let (Some(domain), false) = (&self.domain, host) {
             builder = builder.domain(domain.as_str());
+        }
+        if let Some(same_site) = self.same_site {
+            builder = builder.same_site(same_site);
         }
         builder
     }
@@ -558,6 +574,23 @@ mod tests {
         assert_eq!(partitioned.matches("Secure").count(), 1, "{partitioned}");
     }
 
+    /// Without `SameSite`, neither the cookie nor its removal carries the
+    /// attribute, and `Secure` stays as configured.
+    #[test]
+    fn same_site_can_be_left_out() {
+        let unset = CookieSettings::default()
+            .with_secure(false)
+            .with_same_site(None);
+        assert_eq!(unset.same_site(), None);
+        let header = unset.set_cookie("id", "v", Some(Duration::from_secs(60)));
+        assert_eq!(header, "id=v; HttpOnly; Path=/; Max-Age=60");
+        let removal = unset.removal("id");
+        assert!(
+            !removal.contains("SameSite") && !removal.contains("Secure"),
+            "{removal}"
+        );
+    }
+
     /// The getters report what the builder methods set, and `Partitioned`
     /// is sent when set.
     #[test]
@@ -576,7 +609,15 @@ mod tests {
         };
         assert_eq!(
             read(&default),
-            ("/".into(), None, true, true, SameSite::Lax, false, true)
+            (
+                "/".into(),
+                None,
+                true,
+                true,
+                Some(SameSite::Lax),
+                false,
+                true
+            )
         );
         let custom = default
             .with_path("/app")
@@ -593,7 +634,7 @@ mod tests {
                 Some("example.com".into()),
                 false,
                 false,
-                SameSite::Strict,
+                Some(SameSite::Strict),
                 true,
                 false
             )

@@ -2778,9 +2778,10 @@ proptest! {
         path in "(/[a-z0-9._-]{0,20}){1,4}",
         domain in proptest::option::of("[a-z0-9]{1,20}(\\.[a-z0-9]{1,20}){0,3}"),
         same_site in prop_oneof![
-            Just(sealed_session::SameSite::Strict),
-            Just(sealed_session::SameSite::Lax),
-            Just(sealed_session::SameSite::None),
+            Just(Some(sealed_session::SameSite::Strict)),
+            Just(Some(sealed_session::SameSite::Lax)),
+            Just(Some(sealed_session::SameSite::None)),
+            Just(None),
         ],
         (secure, http_only, partitioned, persistent, expires) in any::<(bool, bool, bool, bool, bool)>(),
         idle in proptest::option::of(1u64..4_000_000_000),
