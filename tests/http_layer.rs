@@ -2758,6 +2758,15 @@ async fn describe(session: &LazySession) -> Result<String, Error> {
     let at = session.expires_at().await?;
     let at_time = at.map(|unix| std::time::UNIX_EPOCH + std::time::Duration::from_secs(unix));
     assert_eq!(session.expires_at_time().await?, at_time);
+    // The seconds and the times agree (the line below prints the times).
+    assert_eq!(
+        session.created_at().await?,
+        unix(session.created_at_time().await?)
+    );
+    assert_eq!(
+        session.issued_at().await?,
+        session.issued_at_time().await?.map(unix)
+    );
     Ok(format!(
         "new={} modified={} len={} empty={} keys={:?} priorities={:?} has_a={} b={:?} \
          expiry={:?} age={:?} at={:?} created={} issued={:?} cookie_len={:?} rejected={:?}",

@@ -709,6 +709,26 @@ impl LazySession {
         self.with(|s| s.id()).await
     }
 
+    /// When the session started or last took a new id, in Unix seconds
+    /// ([`Session::created_at`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
+    pub async fn created_at(&self) -> Result<u64, Error> {
+        self.with(|s| s.created_at()).await
+    }
+
+    /// When the cookie the session came from was sealed, in Unix seconds
+    /// ([`Session::issued_at`]); `None` for a new session.
+    ///
+    /// # Errors
+    ///
+    /// As [`LazySession::with`]: only [`Error::Random`], on opening.
+    pub async fn issued_at(&self) -> Result<Option<u64>, Error> {
+        self.with(|s| s.issued_at()).await
+    }
+
     /// When the session started or last took a new id, as
     /// [`Session::created_at_time`] says: the age a "confirm your password
     /// for this" check compares against.
