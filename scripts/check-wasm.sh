@@ -12,7 +12,8 @@
 # generator imported from JavaScript (Date.now, crypto.getRandomValues; a
 # missing one refused with Error::NoClock / Error::Random), and a wasm32-wasip1 build
 # that uses the crate's defaults (the system clock and generator through
-# WASI).
+# WASI). The library is linted with clippy, warnings as errors, for both
+# targets.
 #
 # Tries to install each target's standard library with rustup. If that is
 # not possible (offline, no rustup, a toolchain without the component), it
@@ -378,6 +379,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 RUST
+echo "cargo clippy --lib --target $wasi_target (default features, warnings are errors)"
+cargo clippy --quiet --lib --target "$wasi_target" -- -D warnings
 echo "cargo build (defaults) --target $wasi_target"
 CARGO_TARGET_DIR="$PWD/target" cargo build --quiet --manifest-path "$wasi_crate/Cargo.toml" --target "$wasi_target"
 # The flag lets Node 18 (Debian 12's) load the wasi module; later ones
