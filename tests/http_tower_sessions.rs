@@ -10,8 +10,8 @@ use axum::{Extension, Router};
 use axum_login::{AuthManager, AuthSession, AuthUser, AuthnBackend, UserId};
 use axum_messages::{Messages, MessagesManagerLayer};
 use http::{header, Request, Response, StatusCode};
-use sealed_session::http::{LazySession, SessionLayer, TowerSessionsLayer};
-use sealed_session::{Error, Expiry, KeyRing, MasterKey, Priority, Session};
+use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder, TowerSessionsLayer};
+use sealed_session::{Error, Expiry, KeyRing, MasterKey, MemoryRevocations, Priority, Session};
 use tower::ServiceExt as _;
 use tower_sessions_core::session::Expiry as TowerExpiry;
 use tower_sessions_core::Session as TowerSession;
@@ -158,20 +158,101 @@ async fn browser_session(session: LazySession) -> Result<&'static str, Error> {
     Ok("ok")
 }
 
+/// "You have been logged out", answering `STATUS` (a 500: an audit
+/// write that failed after the logout, say).
+async fn log_out_with_a_message<const STATUS: u16>(
+    mut auth: Auth,
+    messages: Messages,
+) -> StatusCode {
+    if auth.logout().await.is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    messages.info("bye");
+    StatusCode::from_u16(STATUS).expect("status")
+}
+
+/// A "remember me" window, set through the sealed API.
+async fn remember(session: LazySession) -> Result<&'static str, Error> {
+    session
+        .set_expiry(Expiry::Idle(std::time::Duration::from_secs(3600)))
+        .await?;
+    Ok("ok")
+}
+
+async fn seed(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let seeded = async {
+        session.insert("secret", "s3cr3t").await?;
+        session.insert("note", "n").await
+    };
+    match seeded.await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A flush and a new entry, the session never read before.
+async fn flush_then_insert(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let done = async {
+        session.flush().await?;
+        session.insert("flash", "bye").await
+    };
+    match done.await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// A read, a flush, then the entry read put back unchanged, and a new one.
+async fn read_flush_then_insert(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let done = async {
+        let note = session.get_value("note").await?.unwrap_or_default();
+        session.flush().await?;
+        session.insert("note", note).await?;
+        session.insert("flash", "bye").await
+    };
+    match done.await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// `clear`, the session never read before.
+async fn clear(Extension(session): Extension<TowerSession>) -> StatusCode {
+    session.clear().await;
+    StatusCode::OK
+}
+
+/// A removal the sealed session takes, then an insert it refuses.
+async fn remove_then_refused(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let done = async {
+        session.remove_value("note").await?;
+        session.insert("_reserved", 1).await
+    };
+    match done.await {
+        Ok(()) => StatusCode::OK,
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
 struct App {
     router: Router,
+    bare: Router,
     /// Its sealer opens the cookies the app sets.
     session_layer: SessionLayer,
     users: Users,
 }
 
 fn app() -> App {
+    app_with(|builder| builder)
+}
+
+/// The app, its session layer configured by `configure`.
+fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) -> App {
     let users = Users {
         password_hash: Arc::new(Mutex::new(b"hash-1".to_vec())),
     };
-    let session_layer = SessionLayer::builder(KeyRing::new(MasterKey::generate().expect("key")))
-        .build()
-        .expect("layer");
+    let builder = SessionLayer::builder(KeyRing::new(MasterKey::generate().expect("key")));
+    let session_layer = configure(builder).build().expect("layer");
     let backend = users.clone();
     let router = Router::new()
         .route("/login", get(log_in))
@@ -187,14 +268,28 @@ fn app() -> App {
         .route("/expire", get(expire))
         .route("/sealed", get(sealed_entries))
         .route("/browser-session", get(browser_session))
+        .route("/remember", get(remember))
+        .route("/logout-flash", get(log_out_with_a_message::<200>))
+        .route("/logout-flash-500", get(log_out_with_a_message::<500>))
         .layer(MessagesManagerLayer)
         .layer(tower::layer::layer_fn(move |inner| {
             AuthManager::new(inner, backend.clone(), LOGIN_KEY)
         }))
         .layer(TowerSessionsLayer::new().priority(LOGIN_KEY, Priority::Critical))
         .layer(session_layer.clone());
+    // Without axum-login and axum-messages, which read the session on
+    // every request: here a handler can be the first to touch it.
+    let bare = Router::new()
+        .route("/seed", get(seed))
+        .route("/flush-insert", get(flush_then_insert))
+        .route("/read-flush-insert", get(read_flush_then_insert))
+        .route("/clear", get(clear))
+        .route("/partial", get(remove_then_refused))
+        .layer(TowerSessionsLayer::new())
+        .layer(session_layer.clone());
     App {
         router,
+        bare,
         session_layer,
         users,
     }
@@ -202,15 +297,11 @@ fn app() -> App {
 
 impl App {
     async fn call(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
-        let mut request = Request::builder().uri(path);
-        if let Some(cookie) = cookie {
-            request = request.header(header::COOKIE, cookie);
-        }
-        self.router
-            .clone()
-            .oneshot(request.body(Body::empty()).expect("request"))
-            .await
-            .expect("infallible")
+        send(&self.router, path, cookie).await
+    }
+
+    async fn call_bare(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
+        send(&self.bare, path, cookie).await
     }
 
     /// The response's sealed session, opened, and the cookie pair to send
@@ -229,6 +320,18 @@ impl App {
             .expect("opens");
         Some((session, cookie.stripped().to_string()))
     }
+}
+
+async fn send(router: &Router, path: &str, cookie: Option<&str>) -> Response<Body> {
+    let mut request = Request::builder().uri(path);
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    router
+        .clone()
+        .oneshot(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible")
 }
 
 async fn body(response: Response<Body>) -> String {
@@ -361,6 +464,92 @@ async fn a_refused_change_answers_500() {
     let response = app.call("/reserved", None).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(response.headers().get(header::SET_COOKIE).is_none());
+}
+
+/// Even with `save_on_server_error`, none of a refused write's changes is
+/// saved: not the removal made before the refused insert.
+#[tokio::test]
+async fn a_refused_write_saves_none_of_its_changes() {
+    let app = app_with(|builder| builder.save_on_server_error(true));
+    let (_, cookie) = app
+        .sealed(&app.call_bare("/seed", None).await)
+        .expect("cookie");
+    let response = app.call_bare("/partial", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(response.headers().get(header::SET_COOKIE).is_none());
+}
+
+/// A logout that also leaves a message ends the session, even when the
+/// response is a 500: the old cookie is deleted and, with a revocation
+/// store, no longer opens.
+#[tokio::test]
+async fn a_logout_with_a_message_ends_the_session_even_on_a_500() {
+    let app =
+        app_with(|builder| builder.revocation_store(Arc::new(MemoryRevocations::new()), None));
+    // Not opened here: a sealer with a revocation store opens
+    // asynchronously.
+    let login = app.call("/login", None).await;
+    let set = login.headers().get(header::SET_COOKIE).expect("cookie");
+    let cookie = set
+        .to_str()
+        .expect("ascii")
+        .split(';')
+        .next()
+        .expect("pair");
+    assert_eq!(body(app.call("/who", Some(cookie)).await).await, "7");
+    let response = app.call("/logout-flash-500", Some(cookie)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(is_removal(&response));
+    assert_eq!(body(app.call("/who", Some(cookie)).await).await, "");
+}
+
+/// After a logout that leaves a message, the cookie holds that message
+/// alone: no entry of the old session (not even one JSON cannot hold),
+/// and the default expiry, under a new id.
+#[tokio::test]
+async fn a_logout_with_a_message_keeps_nothing_else() {
+    let app = app();
+    let (_, cookie) = app
+        .sealed(&app.call("/sealed", None).await)
+        .expect("cookie");
+    let (_, cookie) = app
+        .sealed(&app.call("/remember", Some(&cookie)).await)
+        .expect("cookie");
+    let (before, cookie) = app
+        .sealed(&app.call("/login", Some(&cookie)).await)
+        .expect("cookie");
+    let (after, _) = app
+        .sealed(&app.call("/logout-flash", Some(&cookie)).await)
+        .expect("cookie");
+    assert_eq!(after.keys().collect::<Vec<_>>(), ["axum-messages.data"]);
+    assert_eq!(after.expiry(), Expiry::Default);
+    assert_ne!(after.id(), before.id());
+}
+
+/// `flush` and `clear` drop every entry, even when nothing read the
+/// session before them.
+#[tokio::test]
+async fn flush_and_clear_drop_what_was_never_read() {
+    let app = app();
+    let (_, cookie) = app
+        .sealed(&app.call_bare("/seed", None).await)
+        .expect("cookie");
+    let (flushed, _) = app
+        .sealed(&app.call_bare("/flush-insert", Some(&cookie)).await)
+        .expect("cookie");
+    assert_eq!(flushed.keys().collect::<Vec<_>>(), ["flash"]);
+    // A value put back as it was read is written again after the flush.
+    let (refilled, _) = app
+        .sealed(&app.call_bare("/read-flush-insert", Some(&cookie)).await)
+        .expect("cookie");
+    let mut keys: Vec<_> = refilled.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["flash", "note"]);
+    let cleared = app.call_bare("/clear", Some(&cookie)).await;
+    assert!(
+        is_removal(&cleared),
+        "an emptied session's cookie is deleted"
+    );
 }
 
 /// The `Session` starts with the sealed expiry, and a new one is set back.

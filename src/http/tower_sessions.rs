@@ -9,6 +9,7 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use http::{Request, Response};
 use tower_layer::Layer;
@@ -61,30 +62,42 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   the `Session` (logged at `WARN`, event `tower-sessions-entry-skipped`,
 ///   with its key) and left as it is. An entry the handler leaves alone
 ///   is not re-encoded: only changed and removed keys reach the sealed
-///   session.
+///   session. The first read also loads the entries kept in the overflow
+///   store, if any (one store request).
 /// - **Priorities**: a new key gets the priority set with
 ///   [`TowerSessionsLayer::priority`], or `Normal`; an existing key keeps
 ///   its own unless this layer sets one.
 /// - **Ids**: `Session::id()` is the sealed session's id (the same 16
-///   bytes). `cycle_id` and `flush` become [`LazySession::cycle_id`] and
-///   [`LazySession::flush`] (which revoke the old id when the layer has a
-///   revocation store); `Session::delete` without a later save is a
-///   flush. The `Id` tower-sessions draws itself is replaced by the
-///   sealed session's.
+///   bytes); the `Id` tower-sessions draws itself is replaced by it.
+///   `cycle_id` becomes [`LazySession::cycle_id`] (a new id, the entries
+///   kept). `flush` becomes [`LazySession::flush`], whatever is stored
+///   after it: a new, empty session, without the entries JSON cannot
+///   hold and with the default expiry, the old id revoked when the layer
+///   has a revocation store. A `Session::delete` that no save follows is
+///   a flush too. The layer ends a flushed session even on a 5xx
+///   response, so a logout holds when its page fails.
 /// - **Expiry**: the `Session` starts with the sealed session's
 ///   ([`Expiry::Default`] is `None`, [`Expiry::BrowserSession`]
 ///   `OnSessionEnd`, [`Expiry::Idle`] `OnInactivity`, [`Expiry::At`]
-///   `AtDateTime`); a changed one is set back. As with
+///   `AtDateTime`); a changed one is set back. `None` is thus the
+///   sealer's default (a persistent cookie, unless the cookie settings
+///   say otherwise), where tower-sessions' own default is a
+///   browser-session cookie: ask for that with `OnSessionEnd`. As with
 ///   [`Expiry::At`], the sealer's timeouts still apply: an expiry can
 ///   shorten a session, never extend it.
 /// - **Saving** is the [`SessionLayer`](super::SessionLayer)'s: its
 ///   budget, `Set-Cookie`, and its rule for 5xx responses (no save, by
 ///   default). A change the sealed session refuses (a key starting with
-///   `_`, a value over the limits) answers an empty 500, as tower-sessions
-///   answers a failed save, and the sealed session is not saved.
+///   `_`, a value over the limits) answers an empty 500 (503 when a store
+///   could not be reached), as tower-sessions answers a failed save, and
+///   none of the `Session`'s changes is saved, even with
+///   [`save_on_server_error`](super::SessionLayerBuilder::save_on_server_error)
+///   (a flush still ends the session).
 /// - **Both APIs in one request**: the `Session` reads the sealed
 ///   session once, when first used, and writes its changes back after the
 ///   handler; a key changed through both ends with the `Session`'s value.
+///   A change made after the response (through a clone moved into a
+///   spawned task) is lost, as with [`LazySession`].
 #[derive(Debug, Clone, Default)]
 pub struct TowerSessionsLayer {
     priorities: Arc<HashMap<String, Priority>>,
@@ -247,6 +260,9 @@ struct State {
     id: Option<Id>,
     /// The data as last loaded or saved: what a save compares with.
     known: HashMap<String, serde_json::Value>,
+    /// Whether `known` holds the sealed session's data yet (a `clear`
+    /// saves a record tower-sessions never loaded).
+    loaded: bool,
     /// Deleted, and not saved since.
     deleted: bool,
     /// The sealed session's error behind the last failed store call
@@ -331,8 +347,49 @@ impl SealedRecords {
         Ok(())
     }
 
-    /// Writes the record's changes since the last load or save.
+    /// The sealed session's entries that JSON can hold, now `known`, and
+    /// its end; the others' keys are logged.
+    async fn read(
+        &self,
+        state: &mut State,
+    ) -> session_store::Result<(HashMap<String, serde_json::Value>, Option<SystemTime>)> {
+        let read = self
+            .lazy
+            .with_loaded(|s| {
+                let mut data = HashMap::new();
+                let mut skipped = Vec::new();
+                for key in s.keys() {
+                    match s.get::<serde_json::Value>(key) {
+                        Ok(Some(value)) => {
+                            data.insert(key.to_owned(), value);
+                        }
+                        Ok(None) => {}
+                        Err(_) => skipped.push(key.to_owned()),
+                    }
+                }
+                (data, skipped, s.expires_at_time())
+            })
+            .await;
+        let (data, skipped, ends) = read.map_err(|e| backend(state, e))?;
+        if !skipped.is_empty() {
+            tracing::warn!(
+                event = "tower-sessions-entry-skipped",
+                keys = ?skipped,
+                "session entries JSON cannot hold are left out of the tower-sessions Session"
+            );
+        }
+        state.known.clone_from(&data);
+        state.loaded = true;
+        Ok((data, ends))
+    }
+
+    /// Writes the record's changes since the last load or save. If one is
+    /// refused, the layer saves none of them (a logout still ends the
+    /// session).
     async fn write(&self, state: &mut State, record: &Record) -> session_store::Result<()> {
+        if !state.loaded {
+            self.read(state).await?;
+        }
         let changed: Vec<(&String, &serde_json::Value)> = record
             .data
             .iter()
@@ -344,7 +401,8 @@ impl SealedRecords {
             .filter(|key| !record.data.contains_key(*key))
             .collect();
         let priorities = &self.priorities;
-        self.lazy
+        let written = self
+            .lazy
             .with(|s| {
                 for key in removed {
                     s.remove(key);
@@ -358,8 +416,12 @@ impl SealedRecords {
                 Ok(())
             })
             .await
-            .and_then(|written| written)
-            .map_err(|e| backend(state, e))?;
+            .and_then(|written| written);
+        if let Err(e) = written {
+            // Some changes may be in: none is to be saved.
+            self.lazy.skip_save();
+            return Err(backend(state, e));
+        }
         state.known.clone_from(&record.data);
         state.deleted = false;
         Ok(())
@@ -368,13 +430,27 @@ impl SealedRecords {
 
 #[async_trait::async_trait]
 impl SessionStore for SealedRecords {
-    /// A new session's first save, or one after `cycle_id` or `flush`:
-    /// the sealed session takes a new id when the old one was deleted.
+    /// A new session's first save, or one after `flush` or `cycle_id`,
+    /// which deleted the old record: the sealed session is flushed or
+    /// takes a new id.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let mut state = self.state.lock().await;
         if state.deleted {
-            if let Err(e) = self.lazy.cycle_id().await {
+            // tower-sessions' `flush` keeps the record's id (it clears the
+            // data and deletes the record); its `cycle_id` draws a new one.
+            let flushed = Some(record.id) == state.id;
+            let ended = if flushed {
+                self.lazy.flush().await
+            } else {
+                self.lazy.cycle_id().await
+            };
+            if let Err(e) = ended {
+                self.lazy.skip_save();
                 return Err(backend(&mut state, e));
+            }
+            if flushed {
+                state.known.clear();
+                state.loaded = true;
             }
         }
         self.write(&mut state, record).await?;
@@ -397,32 +473,7 @@ impl SessionStore for SealedRecords {
         if state.id != Some(*id) {
             return Ok(None);
         }
-        let (data, skipped, ends) = self
-            .lazy
-            .with_loaded(|s| {
-                let mut data = HashMap::new();
-                let mut skipped = Vec::new();
-                for key in s.keys() {
-                    match s.get::<serde_json::Value>(key) {
-                        Ok(Some(value)) => {
-                            data.insert(key.to_owned(), value);
-                        }
-                        Ok(None) => {}
-                        Err(_) => skipped.push(key.to_owned()),
-                    }
-                }
-                (data, skipped, s.expires_at_time())
-            })
-            .await
-            .map_err(|e| backend(&mut state, e))?;
-        if !skipped.is_empty() {
-            tracing::warn!(
-                event = "tower-sessions-entry-skipped",
-                keys = ?skipped,
-                "session entries JSON cannot hold are left out of the tower-sessions Session"
-            );
-        }
-        state.known.clone_from(&data);
+        let (data, ends) = self.read(&mut state).await?;
         Ok(Some(Record {
             id: *id,
             data,
