@@ -67,10 +67,7 @@ type Auth = AuthSession<Users>;
 
 async fn log_in(mut auth: Auth) -> StatusCode {
     let user = auth.authenticate(()).await.expect("infallible");
-    match auth.login(&user.expect("user")).await {
-        Ok(()) => StatusCode::OK,
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status(auth.login(&user.expect("user")).await)
 }
 
 async fn who(auth: Auth) -> String {
@@ -78,8 +75,13 @@ async fn who(auth: Auth) -> String {
 }
 
 async fn log_out(mut auth: Auth) -> StatusCode {
-    match auth.logout().await {
-        Ok(_) => StatusCode::OK,
+    status(auth.logout().await.map(drop))
+}
+
+/// A handler's answer: 500 when the session failed it.
+fn status<E>(result: Result<(), E>) -> StatusCode {
+    match result {
+        Ok(()) => StatusCode::OK,
         Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
@@ -99,25 +101,16 @@ async fn tower_id(Extension(session): Extension<TowerSession>) -> String {
 }
 
 async fn set_note(Extension(session): Extension<TowerSession>) -> StatusCode {
-    match session.insert("note", "from tower").await {
-        Ok(()) => StatusCode::OK,
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status(session.insert("note", "from tower").await)
 }
 
 async fn forget_note(Extension(session): Extension<TowerSession>) -> StatusCode {
-    match session.remove_value("note").await {
-        Ok(_) => StatusCode::OK,
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status(session.remove_value("note").await.map(drop))
 }
 
 /// A key the sealed session refuses (reserved), set the tower way.
 async fn set_reserved(Extension(session): Extension<TowerSession>) -> StatusCode {
-    match session.insert("_reserved", 1).await {
-        Ok(()) => StatusCode::OK,
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status(session.insert("_reserved", 1).await)
 }
 
 /// Keys the `Session` sees, sorted.
@@ -184,10 +177,7 @@ async fn seed(Extension(session): Extension<TowerSession>) -> StatusCode {
         session.insert("secret", "s3cr3t").await?;
         session.insert("note", "n").await
     };
-    match seeded.await {
-        Ok(()) => StatusCode::OK,
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status(seeded.await)
 }
 
 /// A flush and a new entry, the session never read before.
@@ -196,10 +186,7 @@ async fn flush_then_insert(Extension(session): Extension<TowerSession>) -> Statu
         session.flush().await?;
         session.insert("flash", "bye").await
     };
-    match done.await {
-        Ok(()) => StatusCode::OK,
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status(done.await)
 }
 
 /// A read, a flush, then the entry read put back unchanged, and a new one.
@@ -210,10 +197,7 @@ async fn read_flush_then_insert(Extension(session): Extension<TowerSession>) -> 
         session.insert("note", note).await?;
         session.insert("flash", "bye").await
     };
-    match done.await {
-        Ok(()) => StatusCode::OK,
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status(done.await)
 }
 
 /// `clear`, the session never read before.
@@ -228,10 +212,7 @@ async fn remove_then_refused(Extension(session): Extension<TowerSession>) -> Sta
         session.remove_value("note").await?;
         session.insert("_reserved", 1).await
     };
-    match done.await {
-        Ok(()) => StatusCode::OK,
-        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
+    status(done.await)
 }
 
 struct App {
@@ -302,6 +283,16 @@ impl App {
 
     async fn call_bare(&self, path: &str, cookie: Option<&str>) -> Response<Body> {
         send(&self.bare, path, cookie).await
+    }
+
+    /// Calls `path` and opens the session its response sets.
+    async fn saved(&self, path: &str, cookie: Option<&str>) -> (Session, String) {
+        self.sealed(&self.call(path, cookie).await).expect("cookie")
+    }
+
+    async fn saved_bare(&self, path: &str, cookie: Option<&str>) -> (Session, String) {
+        self.sealed(&self.call_bare(path, cookie).await)
+            .expect("cookie")
     }
 
     /// The response's sealed session, opened, and the cookie pair to send
@@ -381,7 +372,7 @@ async fn axum_login_logs_in_and_out_through_the_sealed_cookie() {
 #[tokio::test]
 async fn a_changed_password_ends_the_sealed_session() {
     let app = app();
-    let (_, cookie) = app.sealed(&app.call("/login", None).await).expect("cookie");
+    let (_, cookie) = app.saved("/login", None).await;
     *app.users.password_hash.lock().expect("lock") = b"hash-2".to_vec();
     let response = app.call("/who", Some(&cookie)).await;
     assert!(is_removal(&response));
@@ -393,7 +384,7 @@ async fn a_changed_password_ends_the_sealed_session() {
 #[tokio::test]
 async fn axum_messages_flash_round_trips() {
     let app = app();
-    let (session, cookie) = app.sealed(&app.call("/flash", None).await).expect("cookie");
+    let (session, cookie) = app.saved("/flash", None).await;
     assert!(session.contains("axum-messages.data"));
     let read = app.call("/read", Some(&cookie)).await;
     let (_, cookie) = app.sealed(&read).expect("the read is saved");
@@ -406,7 +397,7 @@ async fn axum_messages_flash_round_trips() {
 async fn the_tower_id_is_the_sealed_id() {
     let app = app();
     assert_eq!(body(app.call("/id", None).await).await, "");
-    let (session, cookie) = app.sealed(&app.call("/note", None).await).expect("cookie");
+    let (session, cookie) = app.saved("/note", None).await;
     assert_eq!(
         session.get::<String>("note").unwrap().as_deref(),
         Some("from tower")
@@ -422,16 +413,12 @@ async fn the_tower_id_is_the_sealed_id() {
 #[tokio::test]
 async fn entries_json_cannot_hold_are_skipped_and_kept() {
     let app = app();
-    let (before, cookie) = app
-        .sealed(&app.call("/sealed", None).await)
-        .expect("cookie");
+    let (before, cookie) = app.saved("/sealed", None).await;
     assert_eq!(
         body(app.call("/keys", Some(&cookie)).await).await,
         "cart,ratio"
     );
-    let (after, _) = app
-        .sealed(&app.call("/note", Some(&cookie)).await)
-        .expect("cookie");
+    let (after, _) = app.saved("/note", Some(&cookie)).await;
     assert_eq!(after.get_raw("blob"), before.get_raw("blob"));
     assert_eq!(after.get_raw("cart"), before.get_raw("cart"));
     // Read as JSON's null, unchanged: not written back as null.
@@ -443,16 +430,10 @@ async fn entries_json_cannot_hold_are_skipped_and_kept() {
 #[tokio::test]
 async fn a_removed_key_leaves_the_sealed_session() {
     let app = app();
-    let (_, cookie) = app
-        .sealed(&app.call("/sealed", None).await)
-        .expect("cookie");
-    let (noted, cookie) = app
-        .sealed(&app.call("/note", Some(&cookie)).await)
-        .expect("cookie");
+    let (_, cookie) = app.saved("/sealed", None).await;
+    let (noted, cookie) = app.saved("/note", Some(&cookie)).await;
     assert!(noted.contains("note"));
-    let (session, _) = app
-        .sealed(&app.call("/forget", Some(&cookie)).await)
-        .expect("cookie");
+    let (session, _) = app.saved("/forget", Some(&cookie)).await;
     assert!(!session.contains("note"));
     assert!(session.contains("cart"));
 }
@@ -471,9 +452,7 @@ async fn a_refused_change_answers_500() {
 #[tokio::test]
 async fn a_refused_write_saves_none_of_its_changes() {
     let app = app_with(|builder| builder.save_on_server_error(true));
-    let (_, cookie) = app
-        .sealed(&app.call_bare("/seed", None).await)
-        .expect("cookie");
+    let (_, cookie) = app.saved_bare("/seed", None).await;
     let response = app.call_bare("/partial", Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(response.headers().get(header::SET_COOKIE).is_none());
@@ -509,18 +488,10 @@ async fn a_logout_with_a_message_ends_the_session_even_on_a_500() {
 #[tokio::test]
 async fn a_logout_with_a_message_keeps_nothing_else() {
     let app = app();
-    let (_, cookie) = app
-        .sealed(&app.call("/sealed", None).await)
-        .expect("cookie");
-    let (_, cookie) = app
-        .sealed(&app.call("/remember", Some(&cookie)).await)
-        .expect("cookie");
-    let (before, cookie) = app
-        .sealed(&app.call("/login", Some(&cookie)).await)
-        .expect("cookie");
-    let (after, _) = app
-        .sealed(&app.call("/logout-flash", Some(&cookie)).await)
-        .expect("cookie");
+    let (_, cookie) = app.saved("/sealed", None).await;
+    let (_, cookie) = app.saved("/remember", Some(&cookie)).await;
+    let (before, cookie) = app.saved("/login", Some(&cookie)).await;
+    let (after, _) = app.saved("/logout-flash", Some(&cookie)).await;
     assert_eq!(after.keys().collect::<Vec<_>>(), ["axum-messages.data"]);
     assert_eq!(after.expiry(), Expiry::Default);
     assert_ne!(after.id(), before.id());
@@ -531,17 +502,11 @@ async fn a_logout_with_a_message_keeps_nothing_else() {
 #[tokio::test]
 async fn flush_and_clear_drop_what_was_never_read() {
     let app = app();
-    let (_, cookie) = app
-        .sealed(&app.call_bare("/seed", None).await)
-        .expect("cookie");
-    let (flushed, _) = app
-        .sealed(&app.call_bare("/flush-insert", Some(&cookie)).await)
-        .expect("cookie");
+    let (_, cookie) = app.saved_bare("/seed", None).await;
+    let (flushed, _) = app.saved_bare("/flush-insert", Some(&cookie)).await;
     assert_eq!(flushed.keys().collect::<Vec<_>>(), ["flash"]);
     // A value put back as it was read is written again after the flush.
-    let (refilled, _) = app
-        .sealed(&app.call_bare("/read-flush-insert", Some(&cookie)).await)
-        .expect("cookie");
+    let (refilled, _) = app.saved_bare("/read-flush-insert", Some(&cookie)).await;
     let mut keys: Vec<_> = refilled.keys().collect();
     keys.sort_unstable();
     assert_eq!(keys, ["flash", "note"]);
@@ -556,9 +521,7 @@ async fn flush_and_clear_drop_what_was_never_read() {
 #[tokio::test]
 async fn expiry_maps_both_ways() {
     let app = app();
-    let (_, cookie) = app
-        .sealed(&app.call("/browser-session", None).await)
-        .expect("cookie");
+    let (_, cookie) = app.saved("/browser-session", None).await;
     let response = app.call("/expire", Some(&cookie)).await;
     let (session, _) = app.sealed(&response).expect("cookie");
     assert_eq!(body(response).await, "Some(OnSessionEnd)");
