@@ -26,6 +26,9 @@ use crate::{Error, Expiry, Priority, SessionId};
 /// [`SessionLayer`](super::SessionLayer), which keeps the cookie, and
 /// outside the layers that use the `Session` (axum-login's `AuthManager`,
 /// axum-messages' `MessagesManagerLayer`).
+/// Handlers of their own take it as `tower_sessions::Session`, the
+/// extractor of tower-sessions 0.14 (its default `axum-core` feature), or
+/// as `Extension<tower_sessions_core::Session>`.
 ///
 /// ```
 /// use axum::{routing::get, Router};
