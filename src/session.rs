@@ -540,6 +540,18 @@ impl Session {
         value: &T,
         priority: Priority,
     ) -> Result<(), Error> {
+        let encoded = self.encode_entry(key, value)?;
+        self.insert_raw(key, encoded, priority)
+    }
+
+    /// What [`Self::insert_with_priority`] stores, checked as it checks
+    /// it (all but the entry limit), without storing it: for writes of
+    /// several entries that must all be taken or none.
+    pub(crate) fn encode_entry<T: Serialize + ?Sized>(
+        &self,
+        key: &str,
+        value: &T,
+    ) -> Result<Box<[u8]>, Error> {
         check_key(key)?;
         let mut encoded = Vec::new();
         ciborium::ser::into_writer(value, &mut encoded)
@@ -558,7 +570,7 @@ impl Session {
                 return Err(Error::LimitExceeded(limit));
             }
         }
-        self.insert_raw(key, encoded.into_boxed_slice(), priority)
+        Ok(encoded.into_boxed_slice())
     }
 
     pub(crate) fn insert_raw(

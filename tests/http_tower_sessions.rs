@@ -206,6 +206,78 @@ async fn clear(Extension(session): Extension<TowerSession>) -> StatusCode {
     StatusCode::OK
 }
 
+/// An entry through each API, on what may be a new session.
+async fn both_apis(lazy: LazySession, Extension(session): Extension<TowerSession>) -> StatusCode {
+    if lazy.insert("csrf", "token").await.is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    status(session.insert("note", "n").await)
+}
+
+async fn both_apis_and_a_message(lazy: LazySession, messages: Messages) -> StatusCode {
+    if lazy.insert("csrf", "token").await.is_err() {
+        return StatusCode::INTERNAL_SERVER_ERROR;
+    }
+    messages.info("hi");
+    StatusCode::OK
+}
+
+/// A read, `flush` and `cycle_id` (in that order when `FLUSH_FIRST`),
+/// then a new entry, answering `STATUS`.
+async fn flush_cycle_insert<const FLUSH_FIRST: bool, const STATUS: u16>(
+    Extension(session): Extension<TowerSession>,
+) -> StatusCode {
+    let done = async {
+        session.get_value("note").await?;
+        if FLUSH_FIRST {
+            session.flush().await?;
+            session.cycle_id().await?;
+        } else {
+            session.cycle_id().await?;
+            session.flush().await?;
+        }
+        session.insert("user", "bob").await
+    };
+    match done.await {
+        Ok(()) => StatusCode::from_u16(STATUS).expect("status"),
+        Err(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
+}
+
+/// Only an entry JSON cannot hold: the `Session` reads an empty record.
+async fn blob_only(session: LazySession) -> Result<&'static str, Error> {
+    session
+        .insert("blob", &ciborium::Value::Bytes(vec![1, 2, 3]))
+        .await?;
+    Ok("ok")
+}
+
+/// A new id, nothing stored after it.
+async fn cycle(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let done = async {
+        session.get_value("note").await?;
+        session.cycle_id().await
+    };
+    status(done.await)
+}
+
+/// A save the sealed session refuses (a removal and a reserved key),
+/// which the handler then undoes and follows with a new entry.
+async fn recover_from_a_refusal(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let done = async {
+        let note = session.remove_value("note").await?.unwrap_or_default();
+        session.insert("_reserved", 1).await?;
+        if session.save().await.is_ok() {
+            return Ok(StatusCode::INTERNAL_SERVER_ERROR);
+        }
+        session.remove_value("_reserved").await?;
+        session.insert("note", note).await?;
+        session.insert("fixed", 1).await?;
+        Ok::<_, tower_sessions_core::session::Error>(StatusCode::OK)
+    };
+    done.await.unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 /// A removal the sealed session takes, then an insert it refuses.
 async fn remove_then_refused(Extension(session): Extension<TowerSession>) -> StatusCode {
     let done = async {
@@ -249,6 +321,7 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/expire", get(expire))
         .route("/sealed", get(sealed_entries))
         .route("/browser-session", get(browser_session))
+        .route("/both-apis", get(both_apis_and_a_message))
         .route("/remember", get(remember))
         .route("/logout-flash", get(log_out_with_a_message::<200>))
         .route("/logout-flash-500", get(log_out_with_a_message::<500>))
@@ -266,6 +339,15 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/read-flush-insert", get(read_flush_then_insert))
         .route("/clear", get(clear))
         .route("/partial", get(remove_then_refused))
+        .route("/sealed", get(sealed_entries))
+        .route("/browser-session", get(browser_session))
+        .route("/both-apis", get(both_apis))
+        .route("/flush-cycle", get(flush_cycle_insert::<true, 200>))
+        .route("/flush-cycle-500", get(flush_cycle_insert::<true, 500>))
+        .route("/cycle-flush", get(flush_cycle_insert::<false, 200>))
+        .route("/cycle", get(cycle))
+        .route("/blob", get(blob_only))
+        .route("/recover", get(recover_from_a_refusal))
         .layer(TowerSessionsLayer::new())
         .layer(session_layer.clone());
     App {
@@ -484,7 +566,8 @@ async fn a_logout_with_a_message_ends_the_session_even_on_a_500() {
 
 /// After a logout that leaves a message, the cookie holds that message
 /// alone: no entry of the old session (not even one JSON cannot hold),
-/// and the default expiry, under a new id.
+/// under a new id. The expiry is the `Session`'s, which tower-sessions'
+/// flush keeps (it can only shorten the session).
 #[tokio::test]
 async fn a_logout_with_a_message_keeps_nothing_else() {
     let app = app();
@@ -493,7 +576,10 @@ async fn a_logout_with_a_message_keeps_nothing_else() {
     let (before, cookie) = app.saved("/login", Some(&cookie)).await;
     let (after, _) = app.saved("/logout-flash", Some(&cookie)).await;
     assert_eq!(after.keys().collect::<Vec<_>>(), ["axum-messages.data"]);
-    assert_eq!(after.expiry(), Expiry::Default);
+    assert_eq!(
+        after.expiry(),
+        Expiry::Idle(std::time::Duration::from_secs(3600))
+    );
     assert_ne!(after.id(), before.id());
 }
 
@@ -542,4 +628,89 @@ async fn without_a_session_layer_it_answers_500() {
         .await
         .expect("infallible");
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+}
+
+/// On a new session, what the handler stores through `LazySession` stays
+/// beside what the `Session` stores (a CSRF token set on a first visit).
+#[tokio::test]
+async fn a_new_session_keeps_the_entries_of_both_apis() {
+    let app = app();
+    let (session, _) = app.saved_bare("/both-apis", None).await;
+    let mut keys: Vec<_> = session.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["csrf", "note"]);
+    let (session, _) = app.saved("/both-apis", None).await;
+    let mut keys: Vec<_> = session.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["axum-messages.data", "csrf"]);
+}
+
+/// A `flush` and a `cycle_id` in one request, in either order, flush:
+/// nothing of the old session is kept (not an entry JSON cannot hold),
+/// and on a 500 the old cookie is deleted.
+#[tokio::test]
+async fn a_flush_with_a_cycle_is_a_flush() {
+    let app = app();
+    let (_, cookie) = app.saved_bare("/seed", None).await;
+    let (before, cookie) = app.saved_bare("/sealed", Some(&cookie)).await;
+    assert!(before.contains("blob"));
+    for path in ["/flush-cycle", "/cycle-flush"] {
+        let (after, _) = app.saved_bare(path, Some(&cookie)).await;
+        assert_eq!(after.keys().collect::<Vec<_>>(), ["user"], "{path}");
+        assert_ne!(after.id(), before.id(), "{path}");
+    }
+    let failed = app.call_bare("/flush-cycle-500", Some(&cookie)).await;
+    assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(is_removal(&failed));
+}
+
+/// axum-login's path to the same: a stale password hash flushes, and the
+/// login that follows cycles the id. The new login keeps nothing of the
+/// old session.
+#[tokio::test]
+async fn a_login_over_a_stale_login_keeps_nothing_old() {
+    let app = app();
+    let (_, cookie) = app.saved("/sealed", None).await;
+    let (_, cookie) = app.saved("/login", Some(&cookie)).await;
+    *app.users.password_hash.lock().expect("lock") = b"hash-2".to_vec();
+    let (after, _) = app.saved("/login", Some(&cookie)).await;
+    assert_eq!(after.keys().collect::<Vec<_>>(), [LOGIN_KEY]);
+}
+
+/// A `cycle_id` that nothing is stored after keeps the session, entries
+/// JSON cannot hold included, under a new id: also when the `Session`
+/// sees no entry at all.
+#[tokio::test]
+async fn a_cycle_alone_keeps_the_session() {
+    let app = app();
+    for path in ["/sealed", "/blob"] {
+        let (before, cookie) = app.saved_bare(path, None).await;
+        let (after, _) = app.saved_bare("/cycle", Some(&cookie)).await;
+        assert_ne!(after.id(), before.id(), "{path}");
+        assert_eq!(after.get_raw("blob"), before.get_raw("blob"), "{path}");
+    }
+}
+
+/// A refused save changes nothing, and the handler that repairs it has
+/// the rest saved: the entry it removed and put back is still there.
+#[tokio::test]
+async fn a_repaired_refusal_is_saved() {
+    let app = app();
+    let (_, cookie) = app.saved_bare("/seed", None).await;
+    let response = app.call_bare("/recover", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let (session, _) = app.sealed(&response).expect("cookie");
+    let mut keys: Vec<_> = session.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["fixed", "note", "secret"]);
+}
+
+/// A flush keeps the `Session`'s expiry, as tower-sessions' does: a
+/// browser-session cookie stays one.
+#[tokio::test]
+async fn a_flush_keeps_the_expiry() {
+    let app = app();
+    let (_, cookie) = app.saved_bare("/browser-session", None).await;
+    let (after, _) = app.saved_bare("/flush-insert", Some(&cookie)).await;
+    assert_eq!(after.expiry(), Expiry::BrowserSession);
 }

@@ -74,11 +74,17 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   bytes); the `Id` tower-sessions draws itself is replaced by it.
 ///   `cycle_id` becomes [`LazySession::cycle_id`] (a new id, the entries
 ///   kept). `flush` becomes [`LazySession::flush`], whatever is stored
-///   after it: a new, empty session, without the entries JSON cannot
-///   hold and with the default expiry, the old id revoked when the layer
-///   has a revocation store. A `Session::delete` that no save follows is
+///   after it and whether or not a `cycle_id` comes with it (axum-login
+///   flushes a stale login, then cycles the id to log in): a new, empty
+///   session, without the entries JSON cannot hold, the old id revoked
+///   when the layer has a revocation store; the expiry stays the
+///   `Session`'s, as tower-sessions' flush keeps it (it can only
+///   shorten the session). A `Session::delete` that no save follows is
 ///   a flush too. The layer ends a flushed session even on a 5xx
-///   response, so a logout holds when its page fails.
+///   response, so a logout holds when its page fails. A `cycle_id`
+///   whose record then keeps none of the entries it read is taken for a
+///   flush; a `flush` of a new session leaves what the handler stored
+///   through [`LazySession`] (tower-sessions sees nothing to delete).
 /// - **Expiry**: the `Session` starts with the sealed session's
 ///   ([`Expiry::Default`] is `None`, [`Expiry::BrowserSession`]
 ///   `OnSessionEnd`, [`Expiry::Idle`] `OnInactivity`, [`Expiry::At`]
@@ -95,7 +101,9 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   could not be reached), as tower-sessions answers a failed save, and
 ///   none of the `Session`'s changes is saved, even with
 ///   [`save_on_server_error`](super::SessionLayerBuilder::save_on_server_error)
-///   (a flush still ends the session).
+///   (a flush still ends the session). Each save is taken whole or not
+///   at all: a handler that calls `save` itself, is refused and repairs
+///   the record has the repaired record saved.
 /// - **Both APIs in one request**: the `Session` reads the sealed
 ///   session once, when first used, and writes its changes back after the
 ///   handler; a key changed through both ends with the `Session`'s value.
@@ -185,6 +193,9 @@ where
                 priorities,
                 state: tokio::sync::Mutex::new(State {
                     id: id.map(tower_id),
+                    // A new session's record starts empty without a load:
+                    // entries stored through `LazySession` are not its.
+                    loaded: id.is_none(),
                     ..State::default()
                 }),
             });
@@ -268,6 +279,12 @@ struct State {
     loaded: bool,
     /// Deleted, and not saved since.
     deleted: bool,
+    /// Deletions of the sealed id since: a `flush` then a `cycle_id`
+    /// make two.
+    deletes: u32,
+    /// The sealed session was flushed: its expiry went back to the
+    /// default, where tower-sessions' flush keeps the `Session`'s.
+    flushed: bool,
     /// The sealed session's error behind the last failed store call
     /// (tower-sessions keeps only its text).
     failure: Option<Error>,
@@ -331,16 +348,26 @@ impl SealedRecords {
         session: &TowerSession,
         expiry: Option<TowerExpiry>,
     ) -> Result<(), FinishError> {
-        if session.is_modified() && !session.is_empty().await {
+        // A `flush` or `cycle_id` that nothing was stored after: the save
+        // tower-sessions skips for an empty session is what tells them
+        // apart here.
+        let ended = self.state.lock().await.deleted && session.id().is_none();
+        if ended || (session.is_modified() && !session.is_empty().await) {
             if let Err(e) = session.save().await {
+                // Its changes are in or out as one, but some may have
+                // been saved before and the handler's response claims
+                // them all: none is saved (a flush still ends).
+                self.lazy.skip_save();
                 let failure = self.state.lock().await.failure.take();
                 return Err(failure.map_or(FinishError::Tower(e), FinishError::Sealed));
             }
         }
+        // `Session::delete` alone.
         if self.state.lock().await.deleted {
-            return self.lazy.flush().await.map_err(FinishError::Sealed);
+            self.lazy.flush().await.map_err(FinishError::Sealed)?;
+            self.state.lock().await.flushed = true;
         }
-        if session.expiry() != expiry {
+        if self.state.lock().await.flushed || session.expiry() != expiry {
             let expiry = sealed_expiry(session.expiry());
             self.lazy
                 .set_expiry(expiry)
@@ -407,26 +434,37 @@ impl SealedRecords {
         let written = self
             .lazy
             .with(|s| {
+                // Every change is checked before any is made: a refused
+                // one leaves the sealed session as it was, and `known`
+                // true for the next save.
+                let mut encoded = Vec::with_capacity(changed.len());
+                for (key, value) in changed {
+                    encoded.push((key, s.encode_entry(key, value)?));
+                }
+                let gone = removed.iter().filter(|key| s.contains(key)).count();
+                let new = encoded.iter().filter(|(key, _)| !s.contains(key)).count();
+                if s.len() - gone + new > s.limits.max_entries() {
+                    return Err(Error::LimitExceeded(crate::Limit::Entries));
+                }
                 for key in removed {
                     s.remove(key);
                 }
-                for (key, value) in changed {
-                    match priorities.get(key) {
-                        Some(&priority) => s.insert_with_priority(key, value, priority)?,
-                        None => s.insert(key, value)?,
-                    }
+                for (key, value) in encoded {
+                    let priority = priorities.get(key).copied();
+                    let priority = priority.or_else(|| s.priority(key)).unwrap_or_default();
+                    s.insert_raw(key, value, priority)?;
                 }
                 Ok(())
             })
             .await
             .and_then(|written| written);
         if let Err(e) = written {
-            // Some changes may be in: none is to be saved.
-            self.lazy.skip_save();
             return Err(backend(state, e));
         }
         state.known.clone_from(&record.data);
+        // Saved again after a `delete`: the record is back, as in a store.
         state.deleted = false;
+        state.deletes = 0;
         Ok(())
     }
 }
@@ -440,18 +478,25 @@ impl SessionStore for SealedRecords {
         let mut state = self.state.lock().await;
         if state.deleted {
             // tower-sessions' `flush` keeps the record's id (it clears the
-            // data and deletes the record); its `cycle_id` draws a new one.
-            let flushed = Some(record.id) == state.id;
+            // data and deletes the record), its `cycle_id` draws a new one
+            // (and deletes the id again after a flush). A `flush` after a
+            // `cycle_id` deletes nothing more: a record that keeps none of
+            // the data read is taken for one.
+            let kept_none = !state.known.is_empty()
+                && !state.known.keys().any(|key| record.data.contains_key(key));
+            let flushed = Some(record.id) == state.id || state.deletes > 1 || kept_none;
             let ended = if flushed {
                 self.lazy.flush().await
             } else {
                 self.lazy.cycle_id().await
             };
             if let Err(e) = ended {
-                self.lazy.skip_save();
                 return Err(backend(&mut state, e));
             }
+            state.deleted = false;
+            state.deletes = 0;
             if flushed {
+                state.flushed = true;
                 state.known.clear();
                 state.loaded = true;
             }
@@ -493,6 +538,7 @@ impl SessionStore for SealedRecords {
         // cycles: not this session's.
         if state.id == Some(*id) {
             state.deleted = true;
+            state.deletes += 1;
         }
         Ok(())
     }
