@@ -120,24 +120,31 @@ impl CookieSettings {
         self
     }
 
-    /// The `SameSite` attribute (default `Lax`); `None` leaves it out, as
-    /// Django's `SESSION_COOKIE_SAMESITE = False` does, for clients that
-    /// mishandle it. Each browser then applies its own default: Chromium
-    /// treats the cookie as `Lax` (sending it on cross-site top-level
-    /// POSTs within two minutes of its setting), Firefox and Safari send it
-    /// on every cross-site request, so cross-site request forgery is then
-    /// the application's to stop.
+    /// The `SameSite` attribute (default `Lax`).
+    #[must_use]
+    pub fn with_same_site(mut self, same_site: SameSite) -> Self {
+        self.same_site = Some(same_site);
+        self
+    }
+
+    /// Leaves the `SameSite` attribute out (not `SameSite=None`, which
+    /// [`Self::with_same_site`] sends), as Django's
+    /// `SESSION_COOKIE_SAMESITE = False` does, for clients that mishandle
+    /// it. Each browser then applies its own default: Chromium treats the
+    /// cookie as `Lax` (sending it on cross-site top-level POSTs within two
+    /// minutes of its setting), Firefox and Safari send it on cross-site
+    /// requests, top-level POSTs included, so cross-site request forgery is
+    /// then the application's alone to stop.
     ///
     /// ```
-    /// use sealed_session::{CookieSettings, SameSite};
-    /// let strict = CookieSettings::default().with_same_site(SameSite::Strict);
-    /// assert_eq!(strict.same_site(), Some(SameSite::Strict));
-    /// let unset = CookieSettings::default().with_same_site(None);
+    /// use sealed_session::CookieSettings;
+    /// let unset = CookieSettings::default().without_same_site();
+    /// assert_eq!(unset.same_site(), None);
     /// assert_eq!(unset.set_cookie("id", "TOKEN", None), "id=TOKEN; HttpOnly; Secure; Path=/");
     /// ```
     #[must_use]
-    pub fn with_same_site(mut self, same_site: impl Into<Option<SameSite>>) -> Self {
-        self.same_site = same_site.into();
+    pub fn without_same_site(mut self) -> Self {
+        self.same_site = None;
         self
     }
 
@@ -580,7 +587,7 @@ mod tests {
     fn same_site_can_be_left_out() {
         let unset = CookieSettings::default()
             .with_secure(false)
-            .with_same_site(None);
+            .without_same_site();
         assert_eq!(unset.same_site(), None);
         let header = unset.set_cookie("id", "v", Some(Duration::from_secs(60)));
         assert_eq!(header, "id=v; HttpOnly; Path=/; Max-Age=60");

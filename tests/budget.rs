@@ -2793,7 +2793,7 @@ proptest! {
         let clock = clock();
         let settings = sealed_session::CookieSettings::default()
             .with_path(path)
-            .with_same_site(same_site)
+
             .with_secure(secure)
             .with_http_only(http_only)
             .with_partitioned(partitioned)
@@ -2802,6 +2802,10 @@ proptest! {
         let settings = match domain {
             Some(domain) => settings.with_domain(domain),
             None => settings,
+        };
+        let settings = match same_site {
+            Some(same_site) => settings.with_same_site(same_site),
+            None => settings.without_same_site(),
         };
         let b = Sealer::builder(KeyRing::new(key(1)))
             .cookie_name(name)

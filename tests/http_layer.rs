@@ -637,7 +637,7 @@ async fn options_set_the_attributes() {
     assert_eq!(cookie.secure(), Some(true));
     assert_eq!(cookie.max_age(), None, "a browser-session cookie");
 
-    let mut unset = crate::app(builder().same_site(None).build().expect("layer"));
+    let mut unset = crate::app(builder().without_same_site().build().expect("layer"));
     let response = call(&mut unset, "/login", None).await;
     let header = set_cookie_values(&response).concat();
     assert!(!header.contains("SameSite"), "{header}");

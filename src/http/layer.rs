@@ -224,10 +224,16 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// The `SameSite` attribute (default `Lax`); `None` leaves it out (see
-    /// [`CookieSettings::with_same_site`] for what browsers then do).
-    pub fn same_site(mut self, same_site: impl Into<Option<SameSite>>) -> Self {
+    /// The `SameSite` attribute (default `Lax`).
+    pub fn same_site(mut self, same_site: SameSite) -> Self {
         self.settings = self.settings.with_same_site(same_site);
+        self
+    }
+
+    /// Leaves the `SameSite` attribute out: see
+    /// [`CookieSettings::without_same_site`] for what browsers then do.
+    pub fn without_same_site(mut self) -> Self {
+        self.settings = self.settings.without_same_site();
         self
     }
 
