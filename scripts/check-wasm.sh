@@ -82,6 +82,12 @@ ensure_target "$target" || exit 0
 echo "cargo clippy --lib --target $target (default features, warnings are errors)"
 cargo clippy --quiet --lib --target "$target" -- -D warnings
 echo "$target: library builds"
+# The same for WASI, before anything below can end the script early (no
+# Node.js): its std build compiles other code paths.
+wasi_target=wasm32-wasip1
+ensure_target "$wasi_target" || exit 0
+echo "cargo clippy --lib --target $wasi_target (default features, warnings are errors)"
+cargo clippy --quiet --lib --target "$wasi_target" -- -D warnings
 
 # The host-supplied clock and random source as the README shows them:
 # examples/edge_host.rs, built as the main file of a throwaway crate.
@@ -354,8 +360,6 @@ fi
 
 # WASI (Fastly Compute and other wasm32-wasip1 hosts): the defaults, the
 # system clock and the OS generator, come through WASI; no host code.
-wasi_target=wasm32-wasip1
-ensure_target "$wasi_target" || exit 0
 wasi_crate="$scratch/wasi"
 scratch_crate "$wasi_crate" wasi-defaults-check
 cat >"$wasi_crate/src/main.rs" <<'RUST'
@@ -379,8 +383,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     Ok(())
 }
 RUST
-echo "cargo clippy --lib --target $wasi_target (default features, warnings are errors)"
-cargo clippy --quiet --lib --target "$wasi_target" -- -D warnings
 echo "cargo build (defaults) --target $wasi_target"
 CARGO_TARGET_DIR="$PWD/target" cargo build --quiet --manifest-path "$wasi_crate/Cargo.toml" --target "$wasi_target"
 # The flag lets Node 18 (Debian 12's) load the wasi module; later ones
