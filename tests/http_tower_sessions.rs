@@ -252,6 +252,36 @@ async fn blob_only(session: LazySession) -> Result<&'static str, Error> {
     Ok("ok")
 }
 
+/// A login and a logout in one request, nothing stored after.
+async fn cycle_then_flush(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let done = async {
+        session.get_value("note").await?;
+        session.cycle_id().await?;
+        session.flush().await
+    };
+    status(done.await)
+}
+
+/// An end past year 9999, set through the sealed API.
+async fn forever(session: LazySession) -> Result<&'static str, Error> {
+    session.set_expiry(Expiry::At(u64::MAX)).await?;
+    session.insert("cart", &["pear"]).await?;
+    Ok("ok")
+}
+
+/// An OAuth callback's login: the state read and removed (every key the
+/// `Session` had), then a new id and the user.
+async fn pop_every_key_then_cycle(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let done = async {
+        for key in ["secret", "note", "cart", "ratio"] {
+            session.remove_value(key).await?;
+        }
+        session.cycle_id().await?;
+        session.insert("user", "bob").await
+    };
+    status(done.await)
+}
+
 /// A new id, nothing stored after it.
 async fn cycle(Extension(session): Extension<TowerSession>) -> StatusCode {
     let done = async {
@@ -348,6 +378,9 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/cycle", get(cycle))
         .route("/blob", get(blob_only))
         .route("/recover", get(recover_from_a_refusal))
+        .route("/forever", get(forever))
+        .route("/log-in-and-out", get(cycle_then_flush))
+        .route("/pop-and-log-in", get(pop_every_key_then_cycle))
         .layer(TowerSessionsLayer::new())
         .layer(session_layer.clone());
     App {
@@ -645,23 +678,31 @@ async fn a_new_session_keeps_the_entries_of_both_apis() {
     assert_eq!(keys, ["axum-messages.data", "csrf"]);
 }
 
-/// A `flush` and a `cycle_id` in one request, in either order, flush:
-/// nothing of the old session is kept (not an entry JSON cannot hold),
-/// and on a 500 the old cookie is deleted.
+/// A `flush` then a `cycle_id` in one request flush: nothing of the old
+/// session is kept (not an entry JSON cannot hold), and on a 500 the old
+/// cookie is deleted. The other order, followed by new entries, is what
+/// the docs say: a `cycle_id` whose JSON entries are removed.
 #[tokio::test]
-async fn a_flush_with_a_cycle_is_a_flush() {
+async fn a_flush_then_a_cycle_is_a_flush() {
     let app = app();
     let (_, cookie) = app.saved_bare("/seed", None).await;
     let (before, cookie) = app.saved_bare("/sealed", Some(&cookie)).await;
     assert!(before.contains("blob"));
-    for path in ["/flush-cycle", "/cycle-flush"] {
-        let (after, _) = app.saved_bare(path, Some(&cookie)).await;
-        assert_eq!(after.keys().collect::<Vec<_>>(), ["user"], "{path}");
-        assert_ne!(after.id(), before.id(), "{path}");
-    }
+    let (after, _) = app.saved_bare("/flush-cycle", Some(&cookie)).await;
+    assert_eq!(after.keys().collect::<Vec<_>>(), ["user"]);
+    assert_ne!(after.id(), before.id());
     let failed = app.call_bare("/flush-cycle-500", Some(&cookie)).await;
     assert_eq!(failed.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(is_removal(&failed));
+
+    let (after, _) = app.saved_bare("/cycle-flush", Some(&cookie)).await;
+    let mut keys: Vec<_> = after.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["blob", "user"]);
+    assert_ne!(after.id(), before.id());
+    // Nothing stored after them: a flush, whose cookie is deleted.
+    let ended = app.call_bare("/log-in-and-out", Some(&cookie)).await;
+    assert!(is_removal(&ended));
 }
 
 /// axum-login's path to the same: a stale password hash flushes, and the
@@ -713,4 +754,27 @@ async fn a_flush_keeps_the_expiry() {
     let (_, cookie) = app.saved_bare("/browser-session", None).await;
     let (after, _) = app.saved_bare("/flush-insert", Some(&cookie)).await;
     assert_eq!(after.expiry(), Expiry::BrowserSession);
+}
+
+/// A login that removed every key the `Session` read cycles the id: the
+/// entries it cannot see stay.
+#[tokio::test]
+async fn a_login_that_removed_every_key_keeps_the_rest() {
+    let app = app();
+    let (before, cookie) = app.saved_bare("/sealed", None).await;
+    let (after, _) = app.saved_bare("/pop-and-log-in", Some(&cookie)).await;
+    let mut keys: Vec<_> = after.keys().collect();
+    keys.sort_unstable();
+    assert_eq!(keys, ["blob", "user"]);
+    assert_ne!(after.id(), before.id());
+}
+
+/// A session whose end `time` cannot hold (no timeouts, an end past year
+/// 9999) is read without a panic.
+#[tokio::test]
+async fn an_end_past_year_9999_is_read() {
+    let app = app_with(|builder| builder.no_idle_timeout().no_max_lifetime());
+    let (_, cookie) = app.saved_bare("/forever", None).await;
+    let response = app.call_bare("/cycle", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK);
 }

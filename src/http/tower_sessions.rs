@@ -81,10 +81,12 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   `Session`'s, as tower-sessions' flush keeps it (it can only
 ///   shorten the session). A `Session::delete` that no save follows is
 ///   a flush too. The layer ends a flushed session even on a 5xx
-///   response, so a logout holds when its page fails. A `cycle_id`
-///   whose record then keeps none of the entries it read is taken for a
-///   flush; a `flush` of a new session leaves what the handler stored
-///   through [`LazySession`] (tower-sessions sees nothing to delete).
+///   response, so a logout holds when its page fails. Two sequences
+///   tower-sessions' store calls cannot tell apart from others: a
+///   `cycle_id`, then a `flush`, then new entries, is a `cycle_id` whose
+///   old JSON entries are removed (the others and the expiry stay); and a
+///   `flush` of a new session leaves what the handler stored through
+///   [`LazySession`].
 /// - **Expiry**: the `Session` starts with the sealed session's
 ///   ([`Expiry::Default`] is `None`, [`Expiry::BrowserSession`]
 ///   `OnSessionEnd`, [`Expiry::Idle`] `OnInactivity`, [`Expiry::At`]
@@ -244,6 +246,16 @@ fn tower_expiry(expiry: Expiry) -> Option<TowerExpiry> {
                 .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc()),
         )),
     }
+}
+
+/// `time`'s `From<SystemTime>` panics past year 9999, where a session
+/// without timeouts can end: those times are its latest.
+fn date_time(at: SystemTime) -> time::OffsetDateTime {
+    at.duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|since| i64::try_from(since.as_secs()).ok())
+        .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
+        .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
 }
 
 fn sealed_expiry(expiry: Option<TowerExpiry>) -> Expiry {
@@ -480,11 +492,11 @@ impl SessionStore for SealedRecords {
             // tower-sessions' `flush` keeps the record's id (it clears the
             // data and deletes the record), its `cycle_id` draws a new one
             // (and deletes the id again after a flush). A `flush` after a
-            // `cycle_id` deletes nothing more: a record that keeps none of
-            // the data read is taken for one.
-            let kept_none = !state.known.is_empty()
-                && !state.known.keys().any(|key| record.data.contains_key(key));
-            let flushed = Some(record.id) == state.id || state.deletes > 1 || kept_none;
+            // `cycle_id` deletes nothing more: an empty record where data
+            // was read is taken for one (a login that removed every key
+            // read, say an OAuth state, stores its own after the cycle).
+            let emptied = !state.known.is_empty() && record.data.is_empty();
+            let flushed = Some(record.id) == state.id || state.deletes > 1 || emptied;
             let ended = if flushed {
                 self.lazy.flush().await
             } else {
@@ -527,7 +539,7 @@ impl SessionStore for SealedRecords {
             data,
             // tower-sessions sets its own before each save; this one is
             // only read by stores that expire records.
-            expiry_date: ends.map_or_else(time::OffsetDateTime::now_utc, Into::into),
+            expiry_date: ends.map_or_else(time::OffsetDateTime::now_utc, date_time),
         }))
     }
 
