@@ -9,7 +9,6 @@ use core::task::{Context, Poll};
 use core::time::Duration;
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::SystemTime;
 
 use http::{Request, Response};
 use tower_layer::Layer;
@@ -239,21 +238,15 @@ fn tower_expiry(expiry: Expiry) -> Option<TowerExpiry> {
         Expiry::Idle(window) => Some(TowerExpiry::OnInactivity(
             time::Duration::try_from(window).unwrap_or(time::Duration::MAX),
         )),
-        Expiry::At(at) => Some(TowerExpiry::AtDateTime(
-            i64::try_from(at)
-                .ok()
-                .and_then(|at| time::OffsetDateTime::from_unix_timestamp(at).ok())
-                .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc()),
-        )),
+        Expiry::At(at) => Some(TowerExpiry::AtDateTime(date_time(at))),
     }
 }
 
-/// `time`'s `From<SystemTime>` panics past year 9999, where a session
-/// without timeouts can end: those times are its latest.
-fn date_time(at: SystemTime) -> time::OffsetDateTime {
-    at.duration_since(std::time::UNIX_EPOCH)
+/// A Unix time as `time`'s, whose dates end with year 9999 (where a
+/// session without timeouts can end: those times are its latest).
+fn date_time(unix_secs: u64) -> time::OffsetDateTime {
+    i64::try_from(unix_secs)
         .ok()
-        .and_then(|since| i64::try_from(since.as_secs()).ok())
         .and_then(|secs| time::OffsetDateTime::from_unix_timestamp(secs).ok())
         .unwrap_or(time::PrimitiveDateTime::MAX.assume_utc())
 }
@@ -394,7 +387,7 @@ impl SealedRecords {
     async fn read(
         &self,
         state: &mut State,
-    ) -> session_store::Result<(HashMap<String, serde_json::Value>, Option<SystemTime>)> {
+    ) -> session_store::Result<(HashMap<String, serde_json::Value>, Option<u64>)> {
         let read = self
             .lazy
             .with_loaded(|s| {
@@ -409,7 +402,7 @@ impl SealedRecords {
                         Err(_) => skipped.push(key.to_owned()),
                     }
                 }
-                (data, skipped, s.expires_at_time())
+                (data, skipped, s.expires_at())
             })
             .await;
         let (data, skipped, ends) = read.map_err(|e| backend(state, e))?;
