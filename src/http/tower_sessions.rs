@@ -284,8 +284,8 @@ struct State {
     loaded: bool,
     /// Deleted, and not saved since.
     deleted: bool,
-    /// Deletions of the sealed id since: a `flush` then a `cycle_id`
-    /// make two.
+    /// Deletions of the sealed id since the last save: a `flush` then a
+    /// `cycle_id` make two.
     deletes: u32,
     /// The sealed session was flushed: its expiry went back to the
     /// default, where tower-sessions' flush keeps the `Session`'s.
@@ -543,7 +543,7 @@ impl SessionStore for SealedRecords {
         // cycles: not this session's.
         if state.id == Some(*id) {
             state.deleted = true;
-            state.deletes += 1;
+            state.deletes = state.deletes.saturating_add(1);
         }
         Ok(())
     }
