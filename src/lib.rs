@@ -55,6 +55,9 @@
 //! - `axum`: `http::SessionLayer`, a `tower` layer, and
 //!   `http::LazySession`, an axum extractor (the `http` module), for
 //!   axum 0.8 (`axum-core` 0.5) and `http` 1.
+//! - `tower-sessions`: `axum` and `http::TowerSessionsLayer`, which gives
+//!   the handlers inside it a tower-sessions 0.14 `Session` over the
+//!   sealed session, for axum-login 0.18 and axum-messages 0.8.
 //! - `redis`: `RedisStore` (overflow store) and `RedisRevocations`
 //!   (revocation check) on Redis, over a `redis` 1.8 or later 1.x `ConnectionManager`.
 //! - `redis-tls`: `redis` with TLS (`rediss://`), on rustls with ring; the
@@ -78,7 +81,8 @@
 //! ([`SameSite`]), `zeroize` ([`MasterKey::to_base64`]'s `Zeroizing`),
 //! `serde` 1 (the `Serialize` and `DeserializeOwned` bounds of
 //! [`Session::get`], [`Session::insert`] and the like), and with their features `http` 1, `axum-core` 0.5's extractor traits
-//! and the `tower-layer`/`tower-service` 0.3 traits (`axum`), `redis` 1 (`redis`) and `serde_json` 1 (`django`).
+//! and the `tower-layer`/`tower-service` 0.3 traits (`axum`), `redis` 1 (`redis`), `serde_json` 1 (`django`), and `tower-sessions-core` 0.14 (its `Session` and
+//! `SessionStore`) with `time` 0.3 (`tower-sessions`).
 //!
 //! This crate has not been audited.
 #![cfg_attr(docsrs, feature(doc_cfg))]
