@@ -81,8 +81,8 @@
 //! ([`SameSite`]), `zeroize` ([`MasterKey::to_base64`]'s `Zeroizing`),
 //! `serde` 1 (the `Serialize` and `DeserializeOwned` bounds of
 //! [`Session::get`], [`Session::insert`] and the like), and with their features `http` 1, `axum-core` 0.5's extractor traits
-//! and the `tower-layer`/`tower-service` 0.3 traits (`axum`), `redis` 1 (`redis`), `serde_json` 1 (`django`), and `tower-sessions-core` 0.14 (its `Session` and
-//! `SessionStore`) with `time` 0.3 (`tower-sessions`).
+//! and the `tower-layer`/`tower-service` 0.3 traits (`axum`), `redis` 1 (`redis`), `serde_json` 1 (`django`), and `tower-sessions-core` 0.14, whose `Session`
+//! the layer inserts (`tower-sessions`).
 //!
 //! This crate has not been audited.
 #![cfg_attr(docsrs, feature(doc_cfg))]
