@@ -11,7 +11,9 @@ use axum_login::{AuthManager, AuthSession, AuthUser, AuthnBackend, UserId};
 use axum_messages::{Messages, MessagesManagerLayer};
 use http::{header, Request, Response, StatusCode};
 use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder, TowerSessionsLayer};
-use sealed_session::{Error, Expiry, KeyRing, MasterKey, MemoryRevocations, Priority, Session};
+use sealed_session::{
+    Error, Expiry, KeyRing, MasterKey, MemoryRevocations, MemoryStore, Priority, Session,
+};
 use tower::ServiceExt as _;
 use tower_sessions_core::session::Expiry as TowerExpiry;
 use tower_sessions_core::Session as TowerSession;
@@ -262,7 +264,25 @@ async fn cycle_then_flush(Extension(session): Extension<TowerSession>) -> Status
     status(done.await)
 }
 
-/// An end past year 9999, set through the sealed API.
+/// Two entries too large for one cookie, through the sealed API.
+async fn big_entries(session: LazySession) -> Result<&'static str, Error> {
+    session.insert("first", &"a".repeat(2500)).await?;
+    session.insert("second", &"b".repeat(2500)).await?;
+    Ok("ok")
+}
+
+/// Reads both big entries through the `Session` and changes one.
+async fn append_to_first(
+    Extension(session): Extension<TowerSession>,
+) -> Result<String, StatusCode> {
+    let read = async {
+        let first: String = session.get("first").await?.unwrap_or_default();
+        let second: String = session.get("second").await?.unwrap_or_default();
+        session.insert("first", format!("{first}!")).await?;
+        Ok::<_, tower_sessions_core::session::Error>(format!("{} {}", first.len(), second.len()))
+    };
+    read.await.map_err(|_| StatusCode::INTERNAL_SERVER_ERROR)
+}
 async fn forever(session: LazySession) -> Result<&'static str, Error> {
     session.set_expiry(Expiry::At(u64::MAX)).await?;
     session.insert("cart", &["pear"]).await?;
@@ -380,6 +400,8 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/recover", get(recover_from_a_refusal))
         .route("/forever", get(forever))
         .route("/log-in-and-out", get(cycle_then_flush))
+        .route("/big", get(big_entries))
+        .route("/append", get(append_to_first))
         .route("/pop-and-log-in", get(pop_every_key_then_cycle))
         .layer(TowerSessionsLayer::new())
         .layer(session_layer.clone());
@@ -777,4 +799,19 @@ async fn an_end_past_year_9999_is_read() {
     let (_, cookie) = app.saved_bare("/forever", None).await;
     let response = app.call_bare("/cycle", Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::OK);
+}
+
+/// Entries the cookie moved to the overflow store are read through the
+/// `Session` like the others, and a change to one is kept.
+#[tokio::test]
+async fn overflowed_entries_are_read_and_written() {
+    let app = app_with(|builder| builder.overflow_store(Arc::new(MemoryStore::new())));
+    let stored = app.call_bare("/big", None).await;
+    let (session, cookie) = app.sealed(&stored).expect("cookie");
+    assert!(session.is_overflowed("first") || session.is_overflowed("second"));
+    let changed = app.call_bare("/append", Some(&cookie)).await;
+    let (_, cookie) = app.sealed(&changed).expect("cookie");
+    assert_eq!(body(changed).await, "2500 2500");
+    let read = app.call_bare("/append", Some(&cookie)).await;
+    assert_eq!(body(read).await, "2501 2500");
 }
