@@ -103,7 +103,9 @@ impl TimePolicy {
 /// # Ok::<(), Error>(())
 /// ```
 pub struct Sealer {
-    pub(crate) ring: KeyRing,
+    /// Shared, so that the HTTP layer's sealers for several cookie domains
+    /// hold one copy of the keys.
+    pub(crate) ring: Arc<KeyRing>,
     pub(crate) cookie_name: String,
     pub(crate) limits: Limits,
     pub(crate) policy: TimePolicy,
@@ -125,6 +127,9 @@ pub struct Sealer {
     /// this name does, and its deletion cookie
     /// ([`SealerBuilder::previous_cookie_name`]).
     pub(crate) previous: Option<(String, String)>,
+    /// The previous cookie's own settings, when they are not this
+    /// sealer's ([`SealerBuilder::previous_cookie`]).
+    previous_settings: Option<CookieSettings>,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -562,6 +567,7 @@ impl SealerBuilder {
             return Err(Error::InvalidSetting(InvalidSetting::ZeroLifetime));
         }
         let removal = self.cookie.removal(&self.cookie_name);
+        let previous_settings = self.previous_cookie.as_ref().and_then(|(_, s)| s.clone());
         let previous = match self.previous_cookie {
             // The same name twice would try each cookie twice, and its
             // deletion could not tell the old cookie from the new one.
@@ -586,7 +592,7 @@ impl SealerBuilder {
         };
         let max_idle = self.max_idle.map(whole_seconds);
         let sealer = Sealer {
-            ring: self.ring,
+            ring: Arc::new(self.ring),
             cookie_name: self.cookie_name,
             limits: self.limits,
             policy: TimePolicy {
@@ -607,6 +613,7 @@ impl SealerBuilder {
             max_cookies_tried: self.max_cookies_tried,
             removal,
             previous,
+            previous_settings,
         };
         sealer.check_room_for_an_empty_session()?;
         if sealer.revocation_store.is_some() && !sealer.revocations_outlive_cookies() {
@@ -619,6 +626,47 @@ impl SealerBuilder {
 }
 
 impl Sealer {
+    /// This sealer with the cookie's `Domain` attribute set to `domain`
+    /// (the HTTP layer's per-host domains), sharing its keys and stores.
+    /// Checked as [`SealerBuilder::build`] checks the cookie settings and
+    /// the budget.
+    pub(crate) fn with_cookie_domain(&self, domain: &str) -> Result<Sealer, Error> {
+        let cookie = self.cookie.clone().with_domain(domain);
+        cookie
+            .check(&self.cookie_name)
+            .map_err(Error::InvalidCookie)?;
+        // A previous cookie without settings of its own had this sealer's,
+        // so its deletion carries the new domain too.
+        let previous = self.previous.as_ref().map(|(name, removal)| {
+            let removal = match &self.previous_settings {
+                Some(_) => removal.clone(),
+                None => cookie.removal(name),
+            };
+            (name.clone(), removal)
+        });
+        let sealer = Sealer {
+            ring: Arc::clone(&self.ring),
+            cookie_name: self.cookie_name.clone(),
+            limits: self.limits,
+            policy: self.policy,
+            compression: self.compression,
+            clock: Arc::clone(&self.clock),
+            random: Arc::clone(&self.random),
+            removal: cookie.removal(&self.cookie_name),
+            cookie,
+            budget: self.budget,
+            overflow_store: self.overflow_store.clone(),
+            revocation: self.revocation.clone(),
+            revocation_store: self.revocation_store.clone(),
+            user_key: self.user_key.clone(),
+            max_cookies_tried: self.max_cookies_tried,
+            previous,
+            previous_settings: self.previous_settings.clone(),
+        };
+        sealer.check_room_for_an_empty_session()?;
+        Ok(sealer)
+    }
+
     /// How long a revocation record must be kept for every cookie this
     /// sealer has issued up to now to stay revoked: the shorter of the
     /// idle timeout and the absolute lifetime, plus the clock skew (a

@@ -100,12 +100,63 @@ pub struct LostChanges {
 #[derive(Clone)]
 pub struct SessionLayer {
     shared: Arc<Shared>,
+    by_domain: Arc<[ForDomain]>,
+}
+
+/// What requests to one of [`SessionLayerBuilder::domains`] share.
+struct ForDomain {
+    /// Lowercase, without a leading dot, to compare with hosts.
+    domain: String,
+    shared: Arc<Shared>,
+}
+
+/// The shared state for a request to `host` (port aside): that of the
+/// longest of the per-host domains `host` is or is under, else `default`.
+fn shared_for_host<'a>(
+    default: &'a Arc<Shared>,
+    by_domain: &'a [ForDomain],
+    host: Option<&str>,
+) -> &'a Arc<Shared> {
+    let Some(host) = host else {
+        return default;
+    };
+    // The FQDN form, `example.com.`, names the same host.
+    let host = host.strip_suffix('.').unwrap_or(host).as_bytes();
+    let under = |domain: &[u8]| {
+        host.len().checked_sub(domain.len()).is_some_and(|start| {
+            host[start..].eq_ignore_ascii_case(domain) && (start == 0 || host[start - 1] == b'.')
+        })
+    };
+    // Longest first (sorted by `build`): the most specific domain wins.
+    by_domain
+        .iter()
+        .find(|d| under(d.domain.as_bytes()))
+        .map_or(default, |d| &d.shared)
+}
+
+/// The host a request was sent to, without its port: its URI's (HTTP/2,
+/// or an absolute-form target), else its `Host` header's. `None` for an
+/// IP address in brackets, a missing or unreadable host.
+fn request_host<B>(request: &Request<B>) -> Option<&str> {
+    let host = match request.uri().host() {
+        Some(host) => host,
+        None => {
+            let value = request.headers().get(header::HOST)?.to_str().ok()?;
+            // A name has no colon; what follows one is the port.
+            value.split(':').next().unwrap_or_default()
+        }
+    };
+    (!host.is_empty() && !host.starts_with('[')).then_some(host)
 }
 
 impl fmt::Debug for SessionLayer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("SessionLayer")
             .field("sealer", &self.shared.sealer)
+            .field(
+                "domains",
+                &self.by_domain.iter().map(|d| &d.domain).collect::<Vec<_>>(),
+            )
             .finish_non_exhaustive()
     }
 }
@@ -127,6 +178,7 @@ impl SessionLayer {
             host_prefix: false,
             settings: CookieSettings::default(),
             configure: Vec::new(),
+            domains: Vec::new(),
             save_on_server_error: false,
             error_on_lost_changes: true,
             open_every_request: false,
@@ -135,9 +187,33 @@ impl SessionLayer {
         }
     }
 
-    /// The sealer the layer uses (its cookie name includes any prefix).
+    /// The sealer the layer uses (its cookie name includes any prefix);
+    /// with [`SessionLayerBuilder::domains`], the one for hosts under none
+    /// of them.
     pub fn sealer(&self) -> &Sealer {
         &self.shared.sealer
+    }
+
+    /// The sealer the layer uses for requests to `host` (without a port):
+    /// with [`SessionLayerBuilder::domains`], the one whose cookie carries
+    /// the `Domain` that `host` is or is under (the longest), else
+    /// [`Self::sealer`].
+    ///
+    /// ```
+    /// use sealed_session::http::SessionLayer;
+    /// use sealed_session::{KeyRing, MasterKey};
+    /// # let ring = KeyRing::new(MasterKey::generate()?);
+    /// let layer = SessionLayer::builder(ring)
+    ///     .domains(["example.com", "example.org"])
+    ///     .build()?;
+    /// let domain = |host| layer.sealer_for_host(host).cookie_settings().domain();
+    /// assert_eq!(domain("shop.example.org"), Some("example.org"));
+    /// assert_eq!(domain("example.com"), Some("example.com"));
+    /// assert_eq!(domain("example.net"), None);
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn sealer_for_host(&self, host: &str) -> &Sealer {
+        &shared_for_host(&self.shared, &self.by_domain, Some(host)).sealer
     }
 }
 
@@ -148,6 +224,7 @@ impl<S> Layer<S> for SessionLayer {
         SessionService {
             inner,
             shared: Arc::clone(&self.shared),
+            by_domain: Arc::clone(&self.by_domain),
         }
     }
 }
@@ -160,6 +237,7 @@ pub struct SessionLayerBuilder {
     host_prefix: bool,
     settings: CookieSettings,
     configure: Vec<Configure>,
+    domains: Vec<String>,
     save_on_server_error: bool,
     error_on_lost_changes: bool,
     open_every_request: bool,
@@ -174,6 +252,7 @@ impl fmt::Debug for SessionLayerBuilder {
             .field("cookie_name", &self.cookie_name)
             .field("host_prefix", &self.host_prefix)
             .field("settings", &self.settings)
+            .field("domains", &self.domains)
             .finish_non_exhaustive()
     }
 }
@@ -215,6 +294,46 @@ impl SessionLayerBuilder {
     /// [`CookieSettings::with_domain`]).
     pub fn domain(mut self, domain: impl Into<String>) -> Self {
         self.settings = self.settings.with_domain(domain);
+        self
+    }
+
+    /// A `Domain` attribute chosen per request, as Rails' list of domains:
+    /// a request to one of `domains` or to a host under one gets a cookie
+    /// for that domain (the longest that matches), which its sibling
+    /// subdomains share; a request to any other host gets
+    /// [`Self::domain`]'s (none by default: this host only). Replaces the
+    /// list given before; ignored with the `__Host-` prefix. Each is
+    /// checked as [`Self::domain`]'s is, by [`Self::build`].
+    ///
+    /// The host is the request URI's (HTTP/2) or its `Host` header's,
+    /// port aside; a proxy in front must pass the client's `Host` on
+    /// (`X-Forwarded-Host` is not read). A client that sends another
+    /// host only chooses the `Domain` of its own cookie, which its browser
+    /// refuses unless the host was the one it visited. Sessions are the
+    /// same on every domain: a cookie from one opens on all. Turning this
+    /// on for a deployed cookie leaves the old host-only cookie until it
+    /// expires or is deleted: both are sent, and
+    /// [`Self::max_cookies_tried`] says which opens.
+    ///
+    /// ```
+    /// use sealed_session::http::SessionLayer;
+    /// use sealed_session::{KeyRing, MasterKey};
+    /// # let ring = KeyRing::new(MasterKey::generate()?);
+    /// // www.example.com and shop.example.com share the session;
+    /// // so do the hosts under example.co.uk, apart from those.
+    /// let layer = SessionLayer::builder(ring)
+    ///     .domains(["example.com", "example.co.uk"])
+    ///     .build()?;
+    /// let sealer = layer.sealer_for_host("www.example.co.uk");
+    /// assert_eq!(sealer.cookie_settings().domain(), Some("example.co.uk"));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn domains<I>(mut self, domains: I) -> Self
+    where
+        I: IntoIterator,
+        I::Item: Into<String>,
+    {
+        self.domains = domains.into_iter().map(Into::into).collect();
         self
     }
 
@@ -581,15 +700,37 @@ impl SessionLayerBuilder {
                 crate::error::InvalidCookie::NameTooLong,
             ));
         }
-        Ok(SessionLayer {
-            shared: Arc::new(Shared {
+        let shared = |sealer| {
+            Arc::new(Shared {
                 sealer,
                 save_on_server_error: self.save_on_server_error,
                 error_on_lost_changes: self.error_on_lost_changes,
                 open_every_request: self.open_every_request,
-                on_save_error: self.on_save_error,
-                on_save_report: self.on_save_report,
-            }),
+                on_save_error: self.on_save_error.clone(),
+                on_save_report: self.on_save_report.clone(),
+            })
+        };
+        let mut by_domain = Vec::new();
+        // The prefix forbids `Domain`, as for `Self::domain`.
+        if !self.host_prefix {
+            for domain in &self.domains {
+                let key = domain
+                    .strip_prefix('.')
+                    .unwrap_or(domain)
+                    .to_ascii_lowercase();
+                if by_domain.iter().any(|d: &ForDomain| d.domain == key) {
+                    continue;
+                }
+                by_domain.push(ForDomain {
+                    domain: key,
+                    shared: shared(sealer.with_cookie_domain(domain)?),
+                });
+            }
+        }
+        by_domain.sort_by_key(|d| core::cmp::Reverse(d.domain.len()));
+        Ok(SessionLayer {
+            shared: shared(sealer),
+            by_domain: by_domain.into(),
         })
     }
 }
@@ -599,6 +740,7 @@ impl SessionLayerBuilder {
 pub struct SessionService<S> {
     inner: S,
     shared: Arc<Shared>,
+    by_domain: Arc<[ForDomain]>,
 }
 
 impl<S: fmt::Debug> fmt::Debug for SessionService<S> {
@@ -628,9 +770,13 @@ where
         // Only the header values are kept; they are parsed when a handler
         // first touches the session.
         let cookies = CookieHeaders::of(request.headers());
-        let session = LazySession::new(Arc::clone(&self.shared), cookies);
+        let shared = match self.by_domain.is_empty() {
+            true => &self.shared,
+            false => shared_for_host(&self.shared, &self.by_domain, request_host(&request)),
+        };
+        let session = LazySession::new(Arc::clone(shared), cookies);
         if let Some(outer) = request.extensions_mut().insert(session.clone()) {
-            let sealer = &self.shared.sealer;
+            let sealer = &shared.sealer;
             // Every layer around this one, nearest first.
             let mut enclosing = Some(&outer);
             while let Some(layer) = enclosing {

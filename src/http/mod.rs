@@ -133,7 +133,8 @@
 //!   rolled-back release, a server whose clock stays ahead) and refusing
 //!   every write until the cookie expired, logging in again included, would
 //!   lock the user out. (A deletion cookie
-//!   carries the layer's own path and domain: a cookie of the same name
+//!   carries the layer's own path and domain (with
+//!   [`SessionLayerBuilder::domains`], the request host's): a cookie of the same name
 //!   set for another path or a parent domain stays. A server whose clock
 //!   runs ahead, or that already has a shorter timeout during a rollout,
 //!   deletes a cookie the moment it expires there. A cookie over the

@@ -1,0 +1,235 @@
+//! `SessionLayerBuilder::domains`: the cookie's `Domain` chosen by the
+//! request's host, driven in process.
+#![cfg(feature = "axum")]
+
+use ::cookie::Cookie;
+use axum::body::Body;
+use axum::routing::get;
+use axum::Router;
+use http::{header, Request, Response};
+use sealed_session::http::{LazySession, SessionLayer, SessionLayerBuilder};
+use sealed_session::{CookieSettings, Error, InvalidCookie, KeyRing, MasterKey};
+use tower_service::Service as _;
+
+async fn login(session: LazySession) -> Result<&'static str, Error> {
+    session.insert("user", "ada").await?;
+    Ok("ok")
+}
+
+async fn whoami(session: LazySession) -> Result<String, Error> {
+    Ok(session.get::<String>("user").await?.unwrap_or_default())
+}
+
+async fn logout(session: LazySession) -> Result<&'static str, Error> {
+    session.flush().await?;
+    Ok("bye")
+}
+
+fn app(layer: SessionLayer) -> Router {
+    Router::new()
+        .route("/login", get(login))
+        .route("/whoami", get(whoami))
+        .route("/logout", get(logout))
+        .layer(layer)
+}
+
+fn builder() -> SessionLayerBuilder {
+    SessionLayer::builder(KeyRing::new(MasterKey::generate().expect("key")))
+}
+
+/// `uri` is a path (the host then from `host`) or an absolute URI, as
+/// HTTP/2 requests carry theirs.
+async fn call(
+    app: &mut Router,
+    uri: &str,
+    host: Option<&str>,
+    cookie: Option<&str>,
+) -> Response<Body> {
+    let mut request = Request::builder().uri(uri);
+    if let Some(host) = host {
+        request = request.header(header::HOST, host);
+    }
+    if let Some(cookie) = cookie {
+        request = request.header(header::COOKIE, cookie);
+    }
+    app.call(request.body(Body::empty()).expect("request"))
+        .await
+        .expect("infallible")
+}
+
+fn set_cookies(response: &Response<Body>) -> Vec<Cookie<'static>> {
+    let values = response.headers().get_all(header::SET_COOKIE);
+    values
+        .iter()
+        .map(|v| Cookie::parse(v.to_str().expect("ascii").to_owned()).expect("cookie"))
+        .collect()
+}
+
+/// The `Domain` of the one cookie `response` sets.
+fn domain(response: &Response<Body>) -> Option<String> {
+    let cookies = set_cookies(response);
+    assert_eq!(cookies.len(), 1, "one Set-Cookie");
+    cookies[0].domain().map(str::to_owned)
+}
+
+/// A host that is a listed domain or under one gets that domain (the
+/// longest that matches, in any case, with or without port or final
+/// dot); others, including a name that only ends with the same letters,
+/// get a host-only cookie.
+#[tokio::test]
+async fn the_domain_follows_the_request_host() {
+    let layer = builder()
+        .domains(["example.com", ".Shop.Example.com", "example.org"])
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    for (host, expected) in [
+        ("example.com", Some("example.com")),
+        ("www.example.com", Some("example.com")),
+        ("WWW.EXAMPLE.COM:8443", Some("example.com")),
+        ("www.example.com.", Some("example.com")),
+        ("shop.example.com", Some("Shop.Example.com")),
+        ("eu.shop.example.com", Some("Shop.Example.com")),
+        ("a.b.example.org:80", Some("example.org")),
+        ("notexample.com", None),
+        ("example.com.evil", None),
+        ("com", None),
+        ("127.0.0.1:3000", None),
+        ("[::1]:3000", None),
+        ("", None),
+    ] {
+        let response = call(&mut app, "/login", Some(host), None).await;
+        assert_eq!(domain(&response).as_deref(), expected, "Host: {host}");
+    }
+    let response = call(&mut app, "/login", None, None).await;
+    assert_eq!(domain(&response), None, "no Host");
+}
+
+/// An HTTP/2 request's authority is in its URI, which wins over a `Host`
+/// header.
+#[tokio::test]
+async fn the_uri_host_comes_before_the_host_header() {
+    let mut app = app(builder().domains(["example.org"]).build().expect("layer"));
+    let uri = "https://www.example.org/login";
+    let response = call(&mut app, uri, Some("example.net"), None).await;
+    assert_eq!(domain(&response).as_deref(), Some("example.org"));
+    let uri = "https://example.net/login";
+    let response = call(&mut app, uri, Some("www.example.org"), None).await;
+    assert_eq!(domain(&response), None);
+}
+
+/// Hosts under none of the domains get `domain`'s, when one is set.
+#[tokio::test]
+async fn other_hosts_get_the_layer_domain() {
+    let layer = builder()
+        .domain("example.net")
+        .domains(["example.org"])
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    let response = call(&mut app, "/login", Some("a.example.net"), None).await;
+    assert_eq!(domain(&response).as_deref(), Some("example.net"));
+    let response = call(&mut app, "/login", Some("a.example.org"), None).await;
+    assert_eq!(domain(&response).as_deref(), Some("example.org"));
+}
+
+/// A session opens on every domain; a logout's deletion carries the
+/// request host's domain, as does the deletion of a previous name's
+/// cookie that had the layer's settings (one with settings of its own
+/// keeps those).
+#[tokio::test]
+async fn sessions_and_deletions_follow_the_domain() {
+    let key = MasterKey::generate().expect("key").to_base64();
+    let ring = || KeyRing::new(MasterKey::from_base64(&key).expect("key"));
+    let layer = SessionLayer::builder(ring())
+        .domains(["example.com", "example.org"])
+        .previous_cookie_name("old")
+        .build()
+        .expect("layer");
+    let mut new_app = app(layer.clone());
+    let response = call(&mut new_app, "/login", Some("www.example.com"), None).await;
+    let pair = set_cookies(&response)[0].stripped().to_string();
+    let response = call(&mut new_app, "/whoami", Some("example.org"), Some(&pair)).await;
+    let body = axum::body::to_bytes(response.into_body(), 1024)
+        .await
+        .expect("body");
+    assert_eq!(&body[..], b"ada");
+
+    let response = call(
+        &mut new_app,
+        "/logout",
+        Some("shop.example.org"),
+        Some(&pair),
+    )
+    .await;
+    let deletion = &set_cookies(&response)[0];
+    assert_eq!(deletion.value(), "");
+    assert_eq!(deletion.domain(), Some("example.org"));
+
+    let old_layer = SessionLayer::builder(ring()).cookie_name("old");
+    let mut old_app = app(old_layer.build().expect("old layer"));
+    let response = call(&mut old_app, "/login", None, None).await;
+    let old = set_cookies(&response)[0].stripped().to_string();
+    let response = call(&mut new_app, "/whoami", Some("www.example.com"), Some(&old)).await;
+    let cookies = set_cookies(&response);
+    assert_eq!(
+        cookies.len(),
+        2,
+        "the session under the new name and the old one's deletion"
+    );
+    assert_eq!(cookies[1].name(), "old");
+    assert_eq!(cookies[1].value(), "");
+    assert_eq!(cookies[1].domain(), Some("example.com"));
+    let removal = layer
+        .sealer_for_host("example.org")
+        .previous_cookie_removal();
+    assert!(removal.expect("removal").contains("Domain=example.org"));
+
+    let own = CookieSettings::default().with_path("/old");
+    let layer = builder()
+        .domains(["example.com"])
+        .previous_cookie("old", own)
+        .build()
+        .expect("layer");
+    let removal = layer
+        .sealer_for_host("example.com")
+        .previous_cookie_removal();
+    let removal = Cookie::parse(removal.expect("removal")).expect("cookie");
+    assert_eq!((removal.path(), removal.domain()), (Some("/old"), None));
+}
+
+/// The `__Host-` prefix forbids `Domain`: the list is ignored, as
+/// `domain` is.
+#[tokio::test]
+async fn the_host_prefix_ignores_the_domains() {
+    let layer = builder()
+        .host_prefix(true)
+        .domains(["example.com"])
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    let response = call(&mut app, "/login", Some("www.example.com"), None).await;
+    assert_eq!(domain(&response), None);
+}
+
+/// Each domain is checked as `domain`'s is; a budget too small for a
+/// cookie under the longest domain is refused at build.
+#[test]
+fn each_domain_is_checked() {
+    let result = builder().domains(["example.com", "bad domain"]).build();
+    assert_eq!(
+        result.err(),
+        Some(Error::InvalidCookie(InvalidCookie::Domain))
+    );
+    let long = format!("{}.example.com", "a".repeat(1100));
+    let result = builder().domains([long.as_str()]).build();
+    assert_eq!(
+        result.err(),
+        Some(Error::InvalidCookie(InvalidCookie::Domain))
+    );
+    let fits = builder().budget(400).build();
+    assert!(fits.is_ok(), "{fits:?}");
+    let long = format!("{}.example.com", "a".repeat(200));
+    let result = builder().budget(400).domains([long.as_str()]).build();
+    assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
+}
