@@ -129,6 +129,7 @@ pub struct Sealer {
     pub(crate) previous: Option<(String, String)>,
     /// The previous cookie's own settings, when they are not this
     /// sealer's ([`SealerBuilder::previous_cookie`]).
+    #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     previous_settings: Option<CookieSettings>,
 }
 
@@ -630,6 +631,7 @@ impl Sealer {
     /// (the HTTP layer's per-host domains), sharing its keys and stores.
     /// Checked as [`SealerBuilder::build`] checks the cookie settings and
     /// the budget.
+    #[cfg(feature = "axum")]
     pub(crate) fn with_cookie_domain(&self, domain: &str) -> Result<Sealer, Error> {
         let cookie = self.cookie.clone().with_domain(domain);
         cookie
