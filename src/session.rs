@@ -459,7 +459,8 @@ impl Session {
         read
     }
 
-    fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
+    /// As [`Session::get`], without its warning.
+    pub(crate) fn read<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         let Some(i) = self.position(key) else {
             return Ok(None);
         };

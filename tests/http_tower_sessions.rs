@@ -2,7 +2,10 @@
 //! driven in process; each sealed cookie is opened to check what it holds.
 #![cfg(feature = "tower-sessions")]
 
+mod common;
+
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::routing::get;
@@ -78,6 +81,34 @@ async fn who(auth: Auth) -> String {
 
 async fn log_out(mut auth: Auth) -> StatusCode {
     status(auth.logout().await.map(drop))
+}
+
+/// Logs out, then never answers (a slow page cut by a timeout, a client
+/// gone).
+async fn log_out_then_hang(mut auth: Auth) -> StatusCode {
+    auth.logout().await.expect("logout");
+    std::future::pending::<StatusCode>().await
+}
+
+/// Flushes from a task that outlives the response.
+async fn log_out_late(Extension(session): Extension<TowerSession>) -> StatusCode {
+    session.get_value("note").await.expect("load");
+    let late = session.clone();
+    tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        late.flush().await.expect("flush");
+    });
+    StatusCode::OK
+}
+
+/// A refused change on a page that fails anyway: the page's own 503.
+async fn refused_on_a_503(Extension(session): Extension<TowerSession>) -> Response<Body> {
+    session.insert("_reserved", 1).await.expect("insert");
+    let mut response = Response::new(Body::from("busy"));
+    *response.status_mut() = StatusCode::SERVICE_UNAVAILABLE;
+    let retry = http::HeaderValue::from_static("5");
+    response.headers_mut().insert(header::RETRY_AFTER, retry);
+    response
 }
 
 /// A handler's answer: 500 when the session failed it.
@@ -302,6 +333,16 @@ async fn pop_every_key_then_cycle(Extension(session): Extension<TowerSession>) -
     status(done.await)
 }
 
+/// A login whose data the sealed session refuses.
+async fn cycle_then_refused(Extension(session): Extension<TowerSession>) -> StatusCode {
+    let done = async {
+        session.get_value("note").await?;
+        session.cycle_id().await?;
+        session.insert("_reserved", 1).await
+    };
+    status(done.await)
+}
+
 /// A new id, nothing stored after it.
 async fn cycle(Extension(session): Extension<TowerSession>) -> StatusCode {
     let done = async {
@@ -361,6 +402,7 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/login", get(log_in))
         .route("/who", get(who))
         .route("/logout", get(log_out))
+        .route("/logout-hang", get(log_out_then_hang))
         .route("/flash", get(flash))
         .route("/read", get(read_flashes))
         .route("/id", get(tower_id))
@@ -403,6 +445,9 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/big", get(big_entries))
         .route("/append", get(append_to_first))
         .route("/pop-and-log-in", get(pop_every_key_then_cycle))
+        .route("/log-out-late", get(log_out_late))
+        .route("/refused-503", get(refused_on_a_503))
+        .route("/cycle-refused", get(cycle_then_refused))
         .layer(TowerSessionsLayer::new())
         .layer(session_layer.clone());
     App {
@@ -814,4 +859,133 @@ async fn overflowed_entries_are_read_and_written() {
     assert_eq!(body(changed).await, "2500 2500");
     let read = app.call_bare("/append", Some(&cookie)).await;
     assert_eq!(body(read).await, "2501 2500");
+}
+
+/// The cookie pair a response sets (for a sealer that opens only
+/// asynchronously, with a revocation store).
+fn pair(response: &Response<Body>) -> String {
+    let set = response.headers().get(header::SET_COOKIE).expect("cookie");
+    let set = set.to_str().expect("ascii");
+    set.split(';').next().expect("pair").to_owned()
+}
+
+/// Whether the cookie `pair` was revoked (after the tasks that revoke a
+/// dropped request's logout had time to run).
+async fn revoked(app: &App, pair: &str) -> bool {
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    let value = pair.split_once('=').expect("pair").1;
+    match app.session_layer.sealer().open_async(value).await {
+        Ok(_) => false,
+        Err(e) => e.kind() == "revoked",
+    }
+}
+
+/// axum-login's logout in a request dropped before its response (an
+/// outer timeout) revokes the old id, as tower-sessions' store deletes
+/// the record when `flush` is called; so does one whose inner service
+/// then fails.
+#[tokio::test]
+async fn a_logout_holds_when_its_request_is_dropped_or_fails() {
+    let app =
+        app_with(|builder| builder.revocation_store(Arc::new(MemoryRevocations::new()), None));
+    let cookie = pair(&app.call("/login", None).await);
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        app.call("/logout-hang", Some(&cookie)),
+    );
+    assert!(dropped.await.is_err(), "dropped");
+    assert!(revoked(&app, &cookie).await, "a dropped logout");
+
+    let cookie = pair(&app.call("/login", None).await);
+    let failing = tower::ServiceBuilder::new()
+        .layer(app.session_layer.clone())
+        .layer(TowerSessionsLayer::new())
+        .service_fn(|request: Request<Body>| async move {
+            let session = request.extensions().get::<TowerSession>().cloned();
+            session.expect("session").flush().await.expect("flush");
+            Err::<Response<Body>, std::io::Error>(std::io::Error::other("failed"))
+        });
+    let request = Request::get("/").header(header::COOKIE, &cookie);
+    let answer = failing.oneshot(request.body(Body::empty()).expect("request"));
+    assert!(answer.await.is_err());
+    assert!(revoked(&app, &cookie).await, "a failed logout");
+
+    // A login (a cycle) that completes leaves nothing pending.
+    let cookie = pair(&app.call_bare("/seed", None).await);
+    let response = app.call_bare("/cycle", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!is_removal(&response));
+    assert!(!revoked(&app, &pair(&response)).await);
+}
+
+/// While the revocation check cannot answer, the request's cookie is held
+/// back and axum-login sees no user; its logout still ends the session:
+/// the cookie is deleted and, once checks answer again, revoked.
+#[tokio::test]
+async fn a_logout_during_a_revocation_outage_ends_the_session() {
+    let clock = common::clock();
+    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
+    let store = Arc::clone(&revocations);
+    let app = app_with(|builder| builder.clock(clock).revocation_store(store, None));
+    let cookie = pair(&app.call("/login", None).await);
+    revocations.set_checks_down(true);
+    assert_eq!(body(app.call("/who", Some(&cookie)).await).await, "");
+    let response = app.call("/logout", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(is_removal(&response), "the held-back cookie is deleted");
+    revocations.set_checks_down(false);
+    assert!(revoked(&app, &cookie).await);
+}
+
+/// An entry JSON cannot hold is left out without a warning on each
+/// request (axum-login reads the session on every one): only DEBUG says
+/// so, and `Session::get`'s "does not decode" warning stays out.
+#[tokio::test]
+async fn a_skipped_entry_is_not_a_warning() {
+    let app = app();
+    let (_, cookie) = app.saved_bare("/blob", None).await;
+    let (logs, _guard) = common::Logs::capture(tracing::Level::DEBUG);
+    assert_eq!(body(app.call("/who", Some(&cookie)).await).await, "");
+    let text = logs.text();
+    assert!(!text.contains("entry-undecodable"), "{text}");
+    let skipped = text
+        .lines()
+        .find(|line| line.contains("tower-sessions-entry-skipped"));
+    assert!(skipped.expect("logged").contains("DEBUG"), "{text}");
+}
+
+/// A login (a cycle) whose save is refused ends the old session, as
+/// tower-sessions' cycle deletes the old record: an empty 500 that
+/// deletes the cookie.
+#[tokio::test]
+async fn a_refused_login_ends_the_old_session() {
+    let app = app();
+    let (_, cookie) = app.saved_bare("/seed", None).await;
+    let response = app.call_bare("/cycle-refused", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(is_removal(&response));
+}
+
+/// A change refused on a response the session layer does not save (a
+/// 5xx) leaves that response alone: nothing would be saved anyway.
+#[tokio::test]
+async fn a_server_error_keeps_its_own_response() {
+    let app = app();
+    let response = app.call_bare("/refused-503", None).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key(header::RETRY_AFTER));
+    assert_eq!(body(response).await, "busy");
+}
+
+/// A logout from a task that outlives the response is lost, and said so.
+#[tokio::test]
+async fn a_late_logout_is_logged() {
+    let app = app();
+    let (logs, _guard) = common::Logs::capture(tracing::Level::WARN);
+    let (_, cookie) = app.saved_bare("/seed", None).await;
+    let response = app.call_bare("/log-out-late", Some(&cookie)).await;
+    assert!(!is_removal(&response));
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let text = logs.text();
+    assert!(text.contains("event=\"changed-after-response\""), "{text}");
 }

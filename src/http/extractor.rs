@@ -59,6 +59,12 @@ struct Inner {
     previous_name_taken: AtomicBool,
     /// The session of the layer around this one on the request, if any.
     enclosing: std::sync::OnceLock<LazySession>,
+    /// A tower-sessions `Session` deleted the session's record (its
+    /// `flush` or `cycle_id`) and the bridge has yet to apply that: a
+    /// request that ends without it (the inner service failed, the
+    /// request was dropped) ends the session as a logout, as
+    /// tower-sessions' store deletion would have.
+    end_pending: AtomicBool,
 }
 
 /// The request's `Cookie` header values (reference-counted, not copied),
@@ -118,6 +124,7 @@ impl LazySession {
                 skip_save: AtomicBool::new(false),
                 previous_name_taken: AtomicBool::new(false),
                 enclosing: std::sync::OnceLock::new(),
+                end_pending: AtomicBool::new(false),
             }),
         }
     }
@@ -240,6 +247,40 @@ impl LazySession {
     /// ```
     pub async fn with_loaded<R>(&self, f: impl FnOnce(&mut Session) -> R) -> Result<R, Error> {
         self.locked(|_| true, f).await
+    }
+
+    /// Runs `f` on the opened request session (whether its cookie was
+    /// held back, say).
+    #[cfg(feature = "tower-sessions")]
+    pub(crate) async fn with_request<R>(
+        &self,
+        f: impl FnOnce(&RequestSession) -> R,
+    ) -> Result<R, Error> {
+        let mut state = self.inner.state.lock().await;
+        Ok(f(self.ensure_open(&mut state).await?))
+    }
+
+    /// Whether the layer saves the session with a response of `status`
+    /// (not on a 5xx, unless configured to).
+    #[cfg(feature = "tower-sessions")]
+    pub(crate) fn saves(&self, status: StatusCode) -> bool {
+        self.inner.shared.save_on_server_error || !status.is_server_error()
+    }
+
+    /// Records that a tower-sessions `Session` deleted the session's
+    /// record (`true`), or that the bridge applied that (`false`).
+    #[cfg(feature = "tower-sessions")]
+    pub(crate) fn set_end_pending(&self, pending: bool) {
+        self.inner.end_pending.store(pending, Ordering::Relaxed);
+    }
+
+    /// A deletion by a tower-sessions `Session` that the bridge did not
+    /// apply ends the session now; `Err` if its new id cannot be drawn.
+    fn end_if_pending(&self, opened: &mut RequestSession) -> Result<(), Error> {
+        if self.inner.end_pending.load(Ordering::Relaxed) && !opened.session().is_flushed() {
+            opened.session_mut().flush()?;
+        }
+        Ok(())
     }
 
     /// "Log out my other devices" (after a password change, say): revokes
@@ -855,11 +896,11 @@ impl LazySession {
         // dropped midway has yet to release it): then the spawned task
         // checks under the lock instead.
         if let Ok(state) = self.inner.state.try_lock() {
-            if !state
-                .opened
-                .as_ref()
-                .is_some_and(RequestSession::logout_unrecorded)
-            {
+            let pending = self.inner.end_pending.load(Ordering::Relaxed);
+            let ends = |opened: &RequestSession| {
+                opened.logout_unrecorded() || (pending && !opened.session().is_flushed())
+            };
+            if !state.opened.as_ref().is_some_and(ends) {
                 return;
             }
         }
@@ -894,6 +935,9 @@ impl LazySession {
             return;
         };
         let shared = &self.inner.shared;
+        if let Err(error) = self.end_if_pending(opened) {
+            return shared.save_failed(&error, uri);
+        }
         let report = match shared.sealer.finish_dropped_logout(opened).await {
             Ok(Some(report)) => report,
             Ok(None) => return,
@@ -994,6 +1038,9 @@ impl LazySession {
             };
         };
         let mut lost = None;
+        if let Err(error) = self.end_if_pending(opened) {
+            self.inner.shared.save_failed(&error, uri);
+        }
         // As in Django, an error response still ends a session that the
         // handler flushed (logout): the deletion cookie goes out, and a
         // revocation store records the old id. What was stored after the

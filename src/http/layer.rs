@@ -27,7 +27,7 @@ type Configure = Box<dyn FnOnce(SealerBuilder) -> SealerBuilder + Send>;
 /// What the layer shares with every request.
 pub(crate) struct Shared {
     pub(crate) sealer: Sealer,
-    save_on_server_error: bool,
+    pub(crate) save_on_server_error: bool,
     error_on_lost_changes: bool,
     pub(crate) open_every_request: bool,
     on_save_error: Option<SaveErrorHook>,

@@ -57,11 +57,18 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   one that does not open) has no id, as a tower-sessions session
 ///   without a stored record has none. axum-login and axum-messages read
 ///   the session on every request anyway; give the layer only the routes
-///   that use them.
+///   that use them. An opened session gets the sliding refresh, so every
+///   route under the layer re-seals the cookie when a refresh is due,
+///   even one whose handler touches no session: the parallel-request
+///   caveat of
+///   [`open_every_request`](super::SessionLayerBuilder::open_every_request)
+///   applies (keep the layer off polling and API routes, or call
+///   [`LazySession::skip_save`] there, and give the session layer a
+///   revocation store so that a logout is final).
 /// - **Values are JSON.** Each entry is read as a `serde_json::Value`; an
 ///   entry JSON cannot hold (a CBOR byte string, a map with non-text
 ///   keys, a tag), written through the [`LazySession`] API, is left out of
-///   the `Session` (logged at `WARN`, event `tower-sessions-entry-skipped`,
+///   the `Session` (logged at `DEBUG`, event `tower-sessions-entry-skipped`,
 ///   with its key) and left as it is. An entry the handler leaves alone
 ///   is not re-encoded: only changed and removed keys reach the sealed
 ///   session. The first read also loads the entries kept in the overflow
@@ -79,8 +86,11 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   when the layer has a revocation store; the expiry stays the
 ///   `Session`'s, as tower-sessions' flush keeps it (it can only
 ///   shorten the session). A `Session::delete` that no save follows is
-///   a flush too. The layer ends a flushed session even on a 5xx
-///   response, so a logout holds when its page fails. Two sequences
+///   a flush too. As tower-sessions' store deletes the record when
+///   `flush` or `cycle_id` is called, the session ends whatever becomes
+///   of the request after that: on a 5xx response, when the inner
+///   service fails or the request is dropped (the old id revoked with a
+///   revocation store), and when the data of a `cycle_id` is refused. Two sequences
 ///   tower-sessions' store calls cannot tell apart from others: a
 ///   `cycle_id`, then a `flush`, then new entries, is a `cycle_id` whose
 ///   old JSON entries are removed (the others and the expiry stay); and a
@@ -97,9 +107,11 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   shorten a session, never extend it.
 /// - **Saving** is the [`SessionLayer`](super::SessionLayer)'s: its
 ///   budget, `Set-Cookie`, and its rule for 5xx responses (no save, by
-///   default). A change the sealed session refuses (a key starting with
-///   `_`, a value over the limits) answers an empty 500 (503 when a store
-///   could not be reached), as tower-sessions answers a failed save, and
+///   default: the `Session`'s changes are then not written, and the
+///   handler's response stays as it is). A change the sealed session
+///   refuses (the empty key, a key starting with `_`, a value over the
+///   limits) answers an empty 500 (503 when a store could not be
+///   reached), as tower-sessions answers a failed save, and
 ///   none of the `Session`'s changes is saved, even with
 ///   [`save_on_server_error`](super::SessionLayerBuilder::save_on_server_error)
 ///   (a flush still ends the session). Each save is taken whole or not
@@ -109,7 +121,12 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   session once, when first used, and writes its changes back after the
 ///   handler; a key changed through both ends with the `Session`'s value.
 ///   A change made after the response (through a clone moved into a
-///   spawned task) is lost, as with [`LazySession`].
+///   spawned task) is lost, as with [`LazySession`], and logged at `WARN`
+///   (event `changed-after-response`), a late `flush` included.
+/// - **While the revocation check cannot answer**, the request's cookie
+///   is held back, as under the session layer alone: the `Session` is a
+///   new, empty one with an id, so axum-login sees no user and a login
+///   answers 503; a logout still deletes the cookie and revokes its id.
 #[derive(Debug, Clone, Default)]
 pub struct TowerSessionsLayer {
     priorities: Arc<HashMap<String, Priority>>,
@@ -180,13 +197,30 @@ where
                 );
                 return Ok(empty(http::StatusCode::INTERNAL_SERVER_ERROR));
             };
+            // A cookie held back (the revocation check could not answer)
+            // gives a new stand-in session, which gets an id all the same:
+            // its `flush` (a logout) must reach the sealed session, which
+            // then deletes and revokes the held-back cookie.
             let opened = lazy
-                .with(|s| ((!s.is_new()).then(|| s.id()), s.expiry()))
+                .with_request(|r| {
+                    let s = r.session();
+                    let known = !s.is_new() || r.held_back_by().is_some();
+                    (known.then(|| s.id()), s.expiry())
+                })
                 .await;
             let (id, expiry) = match opened {
                 Ok(opened) => opened,
-                // The SessionLayer has logged why (a store down, say).
-                Err(e) => return Ok(empty(super::error_status(&e))),
+                Err(e) => {
+                    // Only a fresh id that could not be drawn: a cookie
+                    // that does not open gives a fresh session.
+                    tracing::error!(
+                        event = "tower-sessions-open-failed",
+                        kind = e.kind(),
+                        error = %e,
+                        "the session could not be opened for the tower-sessions Session"
+                    );
+                    return Ok(empty(super::error_status(&e)));
+                }
             };
             let expiry = tower_expiry(expiry);
             let store = Arc::new(SealedRecords {
@@ -202,8 +236,16 @@ where
             });
             let session = TowerSession::new(id.map(tower_id), Arc::clone(&store), expiry);
             request.extensions_mut().insert(session.clone());
+            // A deletion of the record (a logout) is with the
+            // SessionLayer already, which ends the session when this
+            // request fails, is dropped, or its response is not saved.
             let response = inner.call(request).await?;
-            match store.finish(&session, expiry).await {
+            let finished = match store.lazy.saves(response.status()) {
+                true => store.finish(&session, expiry).await,
+                false => Ok(()),
+            };
+            store.state.lock().await.finished = true;
+            match finished {
                 Ok(()) => Ok(response),
                 Err(e) => {
                     tracing::error!(
@@ -293,6 +335,8 @@ struct State {
     /// The sealed session's error behind the last failed store call
     /// (tower-sessions keeps only its text).
     failure: Option<Error>,
+    /// The response has been built: a later deletion is lost.
+    finished: bool,
 }
 
 impl fmt::Debug for SealedRecords {
@@ -394,7 +438,8 @@ impl SealedRecords {
                 let mut data = HashMap::new();
                 let mut skipped = Vec::new();
                 for key in s.keys() {
-                    match s.get::<serde_json::Value>(key) {
+                    // Quietly: a value JSON cannot hold is no type error.
+                    match s.read::<serde_json::Value>(key) {
                         Ok(Some(value)) => {
                             data.insert(key.to_owned(), value);
                         }
@@ -407,7 +452,9 @@ impl SealedRecords {
             .await;
         let (data, skipped, ends) = read.map_err(|e| backend(state, e))?;
         if !skipped.is_empty() {
-            tracing::warn!(
+            // On every request that reads them (axum-login's, every
+            // request): a choice of the application's, not a fault.
+            tracing::debug!(
                 event = "tower-sessions-entry-skipped",
                 keys = ?skipped,
                 "session entries JSON cannot hold are left out of the tower-sessions Session"
@@ -470,6 +517,7 @@ impl SealedRecords {
         // Saved again after a `delete`: the record is back, as in a store.
         state.deleted = false;
         state.deletes = 0;
+        self.lazy.set_end_pending(false);
         Ok(())
     }
 }
@@ -498,6 +546,8 @@ impl SessionStore for SealedRecords {
             if let Err(e) = ended {
                 return Err(backend(&mut state, e));
             }
+            // Still pending until the write succeeds: a refused one ends
+            // the session, as tower-sessions' deleted record would.
             state.deleted = false;
             state.deletes = 0;
             if flushed {
@@ -542,8 +592,18 @@ impl SessionStore for SealedRecords {
         // tower-sessions deletes the id it drew itself when a new session
         // cycles: not this session's.
         if state.id == Some(*id) {
+            if state.finished {
+                // As `LazySession` says of its own late changes.
+                tracing::warn!(
+                    event = "changed-after-response",
+                    "tower-sessions Session deleted after the response was built; the logout is lost"
+                );
+            }
             state.deleted = true;
             state.deletes = state.deletes.saturating_add(1);
+            // Now, not after the handler: a request dropped or failed
+            // before then still ends the session.
+            self.lazy.set_end_pending(true);
         }
         Ok(())
     }
