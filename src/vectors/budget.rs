@@ -194,7 +194,7 @@ pub(super) fn budget_cases() -> Result<Vec<BudgetCase>, Error> {
         ),
         (
             "budget-above-token-limit",
-            "An 8192-byte budget the whole session fits, but the writer's 4096-byte token limit binds (FORMAT.md 14.3): the low entry goes.",
+            "An 8192-byte budget the whole session fits, but its token is over 4094 bytes, what the 4096 bytes browsers keep of name and value leave for the value after the name id (FORMAT.md 14.3; the writer's 4096-byte token limit is not the term that binds): the low entry goes.",
             8192,
             vec![
                 e("user", Critical, 10),
