@@ -85,10 +85,27 @@ pub struct ExpectedEntry {
     pub key: String,
     /// `low`, `normal`, `high` or `critical`.
     pub priority: String,
-    /// The value as JSON (for reading).
-    pub value: Json,
+    /// The value as JSON (for reading); absent when the value does not
+    /// decode (then `value_error` says how reading it fails). A JSON
+    /// `null` is the value null, not an absent one.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "present_json"
+    )]
+    pub value: Option<Json>,
     /// The value's exact CBOR encoding, hex (authoritative).
     pub value_cbor_hex: String,
+    /// The error kind reading the value gives, for a value that is not
+    /// exactly one well-formed CBOR item (FORMAT.md 11.5): opening the
+    /// token succeeds all the same, as values are not decoded then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_error: Option<String>,
+}
+
+/// A field that is present: `null` included, as `Some(Json::Null)`.
+fn present_json<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Json>, D::Error> {
+    Json::deserialize(d).map(Some)
 }
 
 /// Hands out scripted byte strings in order; for reproducing vectors only.
@@ -227,11 +244,19 @@ fn expected_entry(
     key: &str,
     priority: Priority,
 ) -> Result<ExpectedEntry, Error> {
+    let (value, value_error) = match session.get::<Json>(key) {
+        Ok(value) => (Some(value.unwrap_or(Json::Null)), None),
+        // Values are not decoded when a token opens (FORMAT.md 11.5): one
+        // that does not decode is part of a valid session.
+        Err(e @ Error::Value(_)) => (None, Some(e.kind().to_owned())),
+        Err(e) => return Err(e),
+    };
     Ok(ExpectedEntry {
         key: key.to_owned(),
         priority: priority.name().to_owned(),
-        value: session.get::<Json>(key)?.unwrap_or(Json::Null),
+        value,
         value_cbor_hex: hex::encode(session.get_raw(key).unwrap_or_default()),
+        value_error,
     })
 }
 

@@ -206,7 +206,7 @@ fn a_changed_vector_is_caught() {
     let valid = changed(
         &file,
         |v| v.name == "small-session",
-        |v| v.expected.as_mut().unwrap().entries[0].value = serde_json::json!(4218),
+        |v| v.expected.as_mut().unwrap().entries[0].value = Some(serde_json::json!(4218)),
     );
     let invalid = changed(
         &file,

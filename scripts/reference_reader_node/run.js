@@ -55,6 +55,13 @@ function entriesDiffer(got, want, reader) {
     }
     if (e.value.toString('hex') !== w.value_cbor_hex) return `entry ${JSON.stringify(w.key)}: value bytes differ`;
     const decoded = attempt(() => reader.decodeValue(e.value));
+    if (w.value === undefined) {
+      // A value that does not decode (§11.5): the token opened all the same,
+      // and reading the value fails with the kind value_error names.
+      if (!decoded.error) return `entry ${JSON.stringify(w.key)}: the value decodes, expected ${w.value_error}`;
+      if (decoded.error.kind !== w.value_error) return `entry ${JSON.stringify(w.key)}: reading gives ${decoded.error.message}, expected ${w.value_error}`;
+      continue;
+    }
     if (decoded.error) return `entry ${JSON.stringify(w.key)}: the value does not decode: ${decoded.error.message}`;
     if (!sameAsJson(decoded.result, w.value)) return `entry ${JSON.stringify(w.key)}: the decoded value differs from the JSON value`;
   }

@@ -267,15 +267,15 @@ fn valid_vector(spec: ValidSpec) -> Result<Vector, Error> {
 /// it is also the spec (the Python reader checks it once more).
 fn check_against_spec(spec: &ValidSpec, expected: &Expected) {
     let (expires_at, idle_timeout) = expiry_columns(spec.expiry);
-    let sealed: Vec<(&str, &str, &Json)> = spec
+    let sealed: Vec<(&str, &str, Option<&Json>)> = spec
         .entries
         .iter()
-        .map(|(key, priority, value)| (key.as_str(), priority.name(), value))
+        .map(|(key, priority, value)| (key.as_str(), priority.name(), Some(value)))
         .collect();
-    let opened: Vec<(&str, &str, &Json)> = expected
+    let opened: Vec<(&str, &str, Option<&Json>)> = expected
         .entries
         .iter()
-        .map(|e| (e.key.as_str(), e.priority.as_str(), &e.value))
+        .map(|e| (e.key.as_str(), e.priority.as_str(), e.value.as_ref()))
         .collect();
     let agree = [
         (
@@ -1675,26 +1675,186 @@ pub(super) fn format_vectors() -> Result<Vec<Vector>, Error> {
             expected_error: Some("invalid-key".to_owned()),
         });
     }
-    for spec in inv.drain(..) {
-        let mut v = Vector {
-            name: spec.name.to_owned(),
-            description: spec.description.to_owned(),
-            cookie_name: spec.cookie_name.to_owned(),
-            keys: ring_a_b(),
-            now: spec.now,
-            limits: spec.limits,
-            policy: spec.policy,
-            plaintext_hex: None,
-            token: spec.token,
-            sealing: None,
-            expected: None,
-            expected_error: Some(spec.expected_error.to_owned()),
-        };
-        v.plaintext_hex =
-            plaintext_hex(&v.keys, &v.cookie_name, &v.token, v.limits.max_decompressed);
+    out.extend(inv.drain(..).map(invalid_vector));
+    // Added after the vectors above, which stay as they were published:
+    // behaviours the spec requires that no vector above tells apart.
+    let added_valid = pinned_valid_vectors(&out)?;
+    out.extend(added_valid);
+    out.extend(pinned_invalid_vectors()?.into_iter().map(invalid_vector));
+    Ok(out)
+}
+
+/// The vector of an invalid case, opened with keys A and B.
+fn invalid_vector(spec: InvalidSpec) -> Vector {
+    let mut v = Vector {
+        name: spec.name.to_owned(),
+        description: spec.description.to_owned(),
+        cookie_name: spec.cookie_name.to_owned(),
+        keys: ring_a_b(),
+        now: spec.now,
+        limits: spec.limits,
+        policy: spec.policy,
+        plaintext_hex: None,
+        token: spec.token,
+        sealing: None,
+        expected: None,
+        expected_error: Some(spec.expected_error.to_owned()),
+    };
+    v.plaintext_hex = plaintext_hex(&v.keys, &v.cookie_name, &v.token, v.limits.max_decompressed);
+    v
+}
+
+/// Valid vectors that each fail a reader or writer with one deviation
+/// from the spec, which every vector before them lets through. `earlier`
+/// is the vectors already built (some are reused).
+fn pinned_valid_vectors(earlier: &[Vector]) -> Result<Vec<Vector>, Error> {
+    use serde_json::json;
+    let mut out = Vec::new();
+    // The writer compresses a plaintext of at least T bytes (FORMAT.md §7
+    // step 1): with T = len(P) it compresses, with T = len(P) + 1 not.
+    let cart = |name, description, threshold| {
+        let mut s = ValidSpec::new(name, description);
+        s.compression = threshold;
+        let lines: Vec<Json> = (0..6)
+            .map(|i| json!({"sku": format!("SKU-{:05}", 10_000 + i), "qty": 1}))
+            .collect();
+        s.entries
+            .push(("cart".into(), Priority::Low, Json::Array(lines)));
+        s
+    };
+    for (name, description, above, compressed) in [
+        (
+            "compression-threshold-equals-length",
+            "Compression threshold equal to the plaintext's length: a plaintext of at least T bytes is compressed (FORMAT.md §7 step 1), so flag bit 0 is set. A writer that compresses only above T seals it uncompressed.",
+            0,
+            true,
+        ),
+        (
+            "compression-threshold-above-length",
+            "Compression threshold one byte above the plaintext's length: not compressed, flag bit 0 clear (the other side of compression-threshold-equals-length).",
+            1,
+            false,
+        ),
+    ] {
+        let plaintext_len = valid_vector(cart(name, description, None))?
+            .plaintext_hex
+            .map_or(0, |hex| hex.len() / 2);
+        let v = valid_vector(cart(name, description, Some(plaintext_len + above)))?;
+        assert_eq!(
+            v.expected.as_ref().map(|e| e.compressed),
+            Some(compressed),
+            "{name}"
+        );
         out.push(v);
     }
+    // The decompression cap bounds inflating only (FORMAT.md §13): an
+    // uncompressed plaintext longer than it opens.
+    let mut uncompressed = earlier
+        .iter()
+        .find(|v| v.name == "small-session")
+        .cloned()
+        .expect("the small-session vector is built above");
+    let plaintext_len = uncompressed.plaintext_hex.as_ref().map_or(0, String::len) / 2;
+    uncompressed.name = "uncompressed-over-decompressed-limit".into();
+    uncompressed.description = format!("The small-session token (uncompressed, its plaintext {plaintext_len} bytes) with max_decompressed {}, one byte less: valid, as the cap bounds inflating only (FORMAT.md §10, §13); a reader that also measures an uncompressed plaintext against it refuses the token. No sealing: a writer under these limits refuses to seal this payload (§7 step 0), and small-session's sealing reproduces the token.", plaintext_len - 1);
+    uncompressed.limits.max_decompressed = plaintext_len - 1;
+    uncompressed.sealing = None;
+    out.push(uncompressed);
+    out.push(undecodable_values_vector()?);
     Ok(out)
+}
+
+/// A valid token whose entries hold values that do not decode: the token
+/// opens (values are decoded only when read, FORMAT.md §11.5), and reading
+/// each of those values fails with kind `value`.
+fn undecodable_values_vector() -> Result<Vector, Error> {
+    let name = "value-not-decodable";
+    let session_id: [u8; 16] = derive_array("session-id", name);
+    let entries: [(&str, Priority, Vec<u8>); 3] = [
+        ("user", Priority::Critical, super::cbor_of("ada")?),
+        // One item (1), then a byte more: not exactly one item.
+        ("trailing", Priority::Normal, vec![0x01, 0x01]),
+        // A break code with no indefinite-length item: not well formed.
+        ("break", Priority::Low, vec![0xff]),
+    ];
+    let mut plaintext = Vec::new();
+    let mut writer = crate::payload::PayloadWriter::begin(
+        &mut plaintext,
+        NOW - 7200,
+        None,
+        &session_id,
+        0,
+        entries.len(),
+        false,
+    );
+    for (key, priority, value) in &entries {
+        writer.entry(key, *priority, value);
+    }
+    let token = seal_raw(name, &key_a(), NOW - 60, &plaintext, Compression::Off)?;
+    let v = hand_built(
+        name,
+        "Three entries: user (\"ada\"), trailing (the bytes 01 01: one item and a byte more) and break (the byte ff, a break code outside any indefinite-length item). The token is valid: values are not decoded when opening (FORMAT.md §8, §11.5), so a reader that decodes them then refuses it. Reading trailing or break fails with kind value (value_error), and the session stays open.".to_owned(),
+        token,
+        &plaintext,
+        Some(Sealing {
+            key: key_a(),
+            issued_at: NOW - 60,
+            nonce: hex::encode(derive("nonce", name, 24)),
+            compression_threshold: None,
+        }),
+    )?;
+    let errors: Vec<Option<&str>> = v
+        .expected
+        .iter()
+        .flat_map(|e| &e.entries)
+        .map(|e| e.value_error.as_deref())
+        .collect();
+    assert_eq!(errors, [None, Some("value"), Some("value")], "{name}");
+    Ok(v)
+}
+
+/// Invalid cases that each fail a reader with one deviation from the
+/// spec, which every vector before them lets through.
+fn pinned_invalid_vectors() -> Result<Vec<InvalidSpec>, Error> {
+    let duplicate_entries = [
+        &[0x82][..],
+        &[0x83, 0x61, b'a', 0x01, 0x41, 0x01],
+        &[0x83, 0x61, b'a', 0x01, 0x41, 0x02],
+    ]
+    .concat();
+    let mut after_walk = authentic_payload(
+        "order-overflow-key-count-before-duplicate-key",
+        "Authenticates; entries a and a (a duplicate), then an overflow element listing o and p, against max_entries 3: the overflow key count 2 is over max_entries minus the 2 entries (§11.4 step 8, limit-exceeded), met before the duplicate key, which is checked only after the walk (step 10). A reader that checks for duplicates as it meets each key says malformed.",
+        &raw_payload(&duplicate_entries, Some(&overflow_element(16, &[b"o", b"p"]))),
+        "limit-exceeded",
+    )?;
+    after_walk.limits.max_entries = 3;
+    // A deflate stream that produces far more than the cap plus 32 KiB,
+    // then turns invalid: limit-exceeded whatever the inflater (§10).
+    const MATCHES: usize = 1000;
+    let mut stream = DeflateBits::default();
+    stream.field(0, 1); // not the final block
+    stream.field(0b01, 2); // fixed Huffman codes
+    stream.literal(0);
+    for _ in 0..MATCHES {
+        stream.code(0xc5, 8); // length code 285: 258 bytes ...
+        stream.code(0, 5); // ... at distance code 0: distance 1
+    }
+    stream.code(0, 7); // end of block
+    stream.field(1, 1); // final block ...
+    stream.field(0b11, 2); // ... of the reserved type 3: invalid
+    let produced = 1 + 258 * MATCHES;
+    let bomb = invalid(
+        "deflate-bomb-then-invalid-data",
+        "Authenticates; compressed: a fixed-Huffman block that produces 258001 zero bytes, then a block of the reserved type 3 (invalid data). The stream produces far more than max_decompressed + 32768 bytes before it turns invalid, so it is limit-exceeded whatever the inflater (§10); a reader that inflates the whole body before measuring it against the cap (a one-shot inflate without an output limit) meets the invalid block first and says malformed.",
+        seal_with_flag("deflate-bomb-then-invalid-data", NOW - 60, &stream.bytes)?,
+        "limit-exceeded",
+    );
+    // The description's count, and far beyond the range where either kind
+    // is allowed.
+    assert_eq!(produced, 258_001);
+    assert!(produced > default_limits().max_decompressed + 32_768 * 2);
+    Ok(vec![after_walk, bomb])
 }
 
 /// The entry `["k", 1, h'01']` (CBOR).
@@ -2045,9 +2205,19 @@ fn check_valid(v: &Vector, expected: &Expected, session: &crate::Session) -> Res
         if raw != want.value_cbor_hex {
             return Err(format!("entry {:?}: CBOR differs", want.key));
         }
-        let value = session.get::<Json>(key).map_err(|e| e.kind().to_owned())?;
-        if value.as_ref() != Some(&want.value) {
-            return Err(format!("entry {:?}: value differs", want.key));
+        // A value that does not decode must fail to, with the kind the
+        // vector names; the token opened all the same.
+        match (&want.value, &want.value_error, session.get::<Json>(key)) {
+            (Some(json), None, Ok(value)) if value.as_ref() == Some(json) => {}
+            (None, Some(kind), Err(e)) if e.kind() == kind => {}
+            (_, _, Ok(_)) => return Err(format!("entry {:?}: value differs", want.key)),
+            (_, _, Err(e)) => {
+                return Err(format!(
+                    "entry {:?}: reading the value gives {}",
+                    want.key,
+                    e.kind()
+                ))
+            }
         }
     }
     if let Some(plaintext) = &v.plaintext_hex {
@@ -2092,7 +2262,17 @@ fn reseal(v: &Vector, expected: &Expected, sealing: &Sealing) -> Result<String, 
             .priority
             .parse::<Priority>()
             .map_err(|_| Error::Value(crate::ValueError::Deserialize))?;
-        session.insert_with_priority(&entry.key, &entry.value, priority)?;
+        match &entry.value {
+            Some(value) => session.insert_with_priority(&entry.key, value, priority)?,
+            // A value that does not decode cannot come from JSON: its bytes.
+            None => session.insert_raw(
+                &entry.key,
+                hex::decode(&entry.value_cbor_hex)
+                    .map_err(|_| Error::Value(crate::ValueError::Deserialize))?
+                    .into_boxed_slice(),
+                priority,
+            )?,
+        }
     }
     session.set_expiry(
         match (

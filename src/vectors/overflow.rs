@@ -157,7 +157,8 @@ fn expected_from(blob: &Blob) -> Result<Vec<ExpectedEntry>, Error> {
             key: key.to_owned(),
             priority: priority.name().to_owned(),
             value_cbor_hex: hex::encode(cbor_of(&value)?),
-            value,
+            value: Some(value),
+            value_error: None,
         })
     })
     .collect()
