@@ -127,6 +127,10 @@ enum CaseLimits {
     /// (uncompressed) blob plaintext, so that the blob's token is exactly
     /// at its length limit (0), or over it.
     MaxDecompressedBelowBlob(usize),
+    /// `max_decompressed` this many bytes below the length the case's
+    /// compressed blob inflates to: at the cap (0), or over it. Its token
+    /// is within the length limit either way, being shorter.
+    CapBelowInflated(usize),
 }
 
 /// What a case's store holds under the store key.
@@ -385,6 +389,58 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
             Some("store-rejected"),
             CaseLimits::MaxDecompressedBelowBlob(1),
         ),
+        // Added after the cases above, which stay as they were published.
+        (
+            "overflow-blob-listed-keys-at-entry-limit",
+            "max_entries 3: the blob holds cart and history and, in a 6th element, lists one overflowed key of its own (elsewhere). Its 2 entries and 1 listed key are 3, at the limit: it loads, the listed key ignored.",
+            Stored::Blob(Blob {
+                overflow: Some(([0x42; 16], vec![("elsewhere", Priority::Normal)])),
+                ..base()
+            }),
+            None,
+            CaseLimits::MaxEntries(3),
+        ),
+        (
+            "overflow-blob-listed-keys-over-entry-limit",
+            "max_entries 3: the blob holds cart and history and lists two overflowed keys of its own (elsewhere, later). 2 entries and 2 listed keys are over the limit: the blob's own overflow list counts towards max_entries (§15.1 step 4, as §11.4 has it for a cookie), so it is rejected, though the reader then ignores the list. A reader that leaves the blob's list out of the count loads it.",
+            Stored::Blob(Blob {
+                overflow: Some((
+                    [0x42; 16],
+                    vec![("elsewhere", Priority::Normal), ("later", Priority::Low)],
+                )),
+                ..base()
+            }),
+            Some("store-rejected"),
+            CaseLimits::MaxEntries(3),
+        ),
+        (
+            "overflow-blob-compressed-at-cap",
+            "The compressed blob of overflow-blob-compressed with max_decompressed equal to the length it inflates to: it loads.",
+            Stored::Blob(Blob {
+                compression: Compression::Above(1),
+                entries: vec![
+                    ("cart", Priority::Low, long_cart()),
+                    ("history", Priority::Normal, history()),
+                ],
+                ..base()
+            }),
+            None,
+            CaseLimits::CapBelowInflated(0),
+        ),
+        (
+            "overflow-blob-compressed-over-cap",
+            "The compressed blob of overflow-blob-compressed with max_decompressed one byte below the length it inflates to: its token is within the blob's length limit, but inflating it passes the reader's cap (§15.1 step 3, §8 step 8): rejected. A reader that inflates a blob without the cap loads it.",
+            Stored::Blob(Blob {
+                compression: Compression::Above(1),
+                entries: vec![
+                    ("cart", Priority::Low, long_cart()),
+                    ("history", Priority::Normal, history()),
+                ],
+                ..base()
+            }),
+            Some("store-rejected"),
+            CaseLimits::CapBelowInflated(1),
+        ),
     ];
     let mut vectors = Vec::new();
     for (name, description, stored, expected_error, case_limits) in cases {
@@ -396,7 +452,13 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
                 assert_eq!(blob.compression, Compression::Off, "{name}");
                 limits.max_decompressed = blob.plaintext()?.len() - below;
             }
-            (CaseLimits::MaxDecompressedBelowBlob(_), _) => panic!("{name}: no blob to measure"),
+            (CaseLimits::CapBelowInflated(below), Stored::Blob(blob)) => {
+                assert_ne!(blob.compression, Compression::Off, "{name}");
+                limits.max_decompressed = blob.plaintext()?.len() - below;
+            }
+            (CaseLimits::MaxDecompressedBelowBlob(_) | CaseLimits::CapBelowInflated(_), _) => {
+                panic!("{name}: no blob to measure")
+            }
         }
         let mut store = BTreeMap::new();
         match &stored {
