@@ -832,7 +832,9 @@ def check_budget_case(case):
     }
     max_age = min(BUDGET_MAX_IDLE, BUDGET_CREATED_AT + BUDGET_MAX_LIFETIME - BUDGET_NOW)
     try:
-        kept, dropped, header_len = fit_budget(case["cookie_name"], case["budget"], session, max_age)
+        # The writer's max_token_len, when the case gives one (README).
+        kept, dropped, header_len = fit_budget(case["cookie_name"], case["budget"], session, max_age,
+                                               case.get("max_token_len", 4096))
         error = None
     except OpenError as e:
         if e.kind != "too-large":

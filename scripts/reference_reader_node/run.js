@@ -192,7 +192,9 @@ function checkBudgetCase(c) {
   const headerLen = (token) => Buffer.byteLength(`Set-Cookie: ${cookieString(token)}`, 'utf8');
   // Without compression the token length follows from the payload length (§14.2).
   const payloadLen = (kept) => 1 + headLen(0, BUDGET_CREATED_AT) + 1 + 17 + 1 + headLen(4, kept.length) + kept.reduce((sum, e) => sum + e.size, 0);
-  const maxToken = Math.min(BUDGET_MAX_TOKEN_LEN, Math.max(0, MAX_NAME_VALUE_LEN - Buffer.byteLength(c.cookie_name, 'utf8')));
+  // The writer's max_token_len: the case's when it gives one, else the default.
+  const maxTokenLen = c.max_token_len === undefined ? BUDGET_MAX_TOKEN_LEN : safeNumber(c.max_token_len);
+  const maxToken = Math.min(maxTokenLen, Math.max(0, MAX_NAME_VALUE_LEN - Buffer.byteLength(c.cookie_name, 'utf8')));
   const budget = Math.min(safeNumber(c.budget), headerLen('') + maxToken);
   const candidates = entries.filter((e) => e.priority !== 3).sort((a, b) =>
     a.priority - b.priority || b.size - a.size || Buffer.compare(Buffer.from(b.key, 'utf8'), Buffer.from(a.key, 'utf8')));

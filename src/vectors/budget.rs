@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{Error, FixedClock, KeyRing, MasterKey, Priority, Sealer};
+use crate::{Error, FixedClock, KeyRing, Limits, MasterKey, Priority, Sealer};
 
 use super::{default_policy, key_a, Outcome, NOW};
 
@@ -36,6 +36,10 @@ pub struct BudgetCase {
     pub cookie_name: String,
     /// Bytes allowed for `Set-Cookie: <cookie string>`.
     pub budget: usize,
+    /// The writer's `max_token_len`, when not the default 4096 (FORMAT.md
+    /// 14.3: it bounds the effective budget).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_token_len: Option<usize>,
     /// Entries in insertion order; each value is a CBOR text string of
     /// `value_len` letters `a`.
     pub entries: Vec<BudgetEntry>,
@@ -72,12 +76,17 @@ struct BudgetOutcome {
 fn run_budget(
     cookie_name: &str,
     budget: usize,
+    max_token_len: Option<usize>,
     entries: &[(String, Priority, usize)],
 ) -> Result<BudgetOutcome, Error> {
     let clock = Arc::new(FixedClock::new(NOW - 600));
     let policy = default_policy();
+    let limits = max_token_len.map_or_else(Limits::default, |len| {
+        Limits::default().with_max_token_len(len)
+    });
     let sealer = Sealer::builder(KeyRing::new(MasterKey::from_hex(&key_a())?))
         .cookie_name(cookie_name)
+        .limits(limits)
         .max_idle(Duration::from_secs(policy.max_idle.unwrap_or_default()))
         .max_lifetime(Duration::from_secs(policy.max_lifetime.unwrap_or_default()))
         .budget(budget)
@@ -210,7 +219,7 @@ pub(super) fn budget_cases() -> Result<Vec<BudgetCase>, Error> {
     // The boundary: a budget of exactly the header length fits, one byte
     // less drops.
     let boundary = vec![e("user", Critical, 10), e("l", Low, 100)];
-    let exact = run_budget("id", 4096, &boundary)?
+    let exact = run_budget("id", 4096, None, &boundary)?
         .header_len
         .unwrap_or_default();
     cases.push(budget_case(
@@ -232,10 +241,25 @@ pub(super) fn budget_cases() -> Result<Vec<BudgetCase>, Error> {
         "name-and-value-limit",
         "An 8192-byte budget and a 200-byte cookie name: the whole session's token is within the 4096-byte token limit, but name and value together would exceed the 4096 bytes browsers keep (FORMAT.md 14.3): the low entry goes.",
         8192,
+        None,
         &[
             e("user", Critical, 10),
             e("notes", Low, 2500),
             e("more", Normal, 400),
+        ],
+    )?);
+    // A writer's own max_token_len below 4096 - len(name): that term of
+    // the effective budget binds, which no case above shows.
+    cases.push(named_budget_case(
+        "id",
+        "writer-token-limit",
+        "An 8192-byte budget and the writer's max_token_len 3000, below the 4094 bytes the browsers' limit leaves for the value after the name id: the whole session's token (3507 bytes) fits both of those but not the writer's own token limit (FORMAT.md 14.3), so the low entry goes. A writer that leaves max_token_len out of the effective budget keeps it.",
+        8192,
+        Some(3000),
+        &[
+            e("user", Critical, 10),
+            e("notes", Low, 2000),
+            e("more", Normal, 500),
         ],
     )?);
     Ok(cases)
@@ -257,23 +281,26 @@ fn budget_case(
     budget: usize,
     entries: &[(String, Priority, usize)],
 ) -> Result<BudgetCase, Error> {
-    named_budget_case("id", name, description, budget, entries)
+    named_budget_case("id", name, description, budget, None, entries)
 }
 
-/// As [`budget_case`], with the cookie named `cookie_name`.
+/// As [`budget_case`], with the cookie named `cookie_name` and the
+/// writer's `max_token_len` (`None`: the default).
 fn named_budget_case(
     cookie_name: &str,
     name: &str,
     description: &str,
     budget: usize,
+    max_token_len: Option<usize>,
     entries: &[(String, Priority, usize)],
 ) -> Result<BudgetCase, Error> {
-    let outcome = run_budget(cookie_name, budget, entries)?;
+    let outcome = run_budget(cookie_name, budget, max_token_len, entries)?;
     Ok(BudgetCase {
         name: name.to_owned(),
         description: description.to_owned(),
         cookie_name: cookie_name.to_owned(),
         budget,
+        max_token_len,
         entries: entries
             .iter()
             .map(|(k, p, n)| BudgetEntry {
@@ -313,8 +340,8 @@ fn check_budget_case(case: &BudgetCase) -> Result<(), String> {
         }
         entries.push((entry.key.clone(), priority, entry.value_len));
     }
-    let outcome =
-        run_budget(&case.cookie_name, case.budget, &entries).map_err(|e| e.kind().to_owned())?;
+    let outcome = run_budget(&case.cookie_name, case.budget, case.max_token_len, &entries)
+        .map_err(|e| e.kind().to_owned())?;
     if outcome.dropped != case.expected_dropped {
         return Err(format!(
             "dropped {:?}, expected {:?}",
