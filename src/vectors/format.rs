@@ -1829,32 +1829,43 @@ fn pinned_invalid_vectors() -> Result<Vec<InvalidSpec>, Error> {
         "limit-exceeded",
     )?;
     after_walk.limits.max_entries = 3;
-    // A deflate stream that produces far more than the cap plus 32 KiB,
-    // then turns invalid: limit-exceeded whatever the inflater (§10).
-    const MATCHES: usize = 1000;
+    let bomb = invalid(
+        "deflate-bomb-then-invalid-data",
+        "Authenticates; compressed: a fixed-Huffman block that produces 258001 zero bytes, then a block of the reserved type 3 (invalid data). The stream produces far more than max_decompressed + 32768 bytes before it turns invalid, so it is limit-exceeded whatever the inflater (§10); a reader that inflates the whole body before measuring it against the cap (a one-shot inflate without an output limit) meets the invalid block first and says malformed.",
+        seal_with_flag("deflate-bomb-then-invalid-data", NOW - 60, &bomb_then_invalid())?,
+        "limit-exceeded",
+    );
+    // The description's count, and far beyond the range where either kind
+    // is allowed.
+    assert_eq!(BOMB_OUTPUT, 258_001);
+    assert!(BOMB_OUTPUT > default_limits().max_decompressed + 32_768 * 2);
+    Ok(vec![after_walk, bomb])
+}
+
+/// Matches of 258 bytes in [`bomb_then_invalid`].
+const BOMB_MATCHES: usize = 1000;
+
+/// The bytes [`bomb_then_invalid`] produces before its invalid block.
+const BOMB_OUTPUT: usize = 1 + 258 * BOMB_MATCHES;
+
+/// The body of `deflate-bomb-then-invalid-data`: a non-final
+/// fixed-Huffman block of [`BOMB_OUTPUT`] zero bytes (a literal, then
+/// matches of 258 at distance 1), then a final block of the reserved
+/// type 3. It produces far more than the cap plus 32 KiB before it turns
+/// invalid: limit-exceeded whatever the inflater (§10).
+fn bomb_then_invalid() -> Vec<u8> {
     let mut stream = DeflateBits::default();
     stream.field(0, 1); // not the final block
     stream.field(0b01, 2); // fixed Huffman codes
     stream.literal(0);
-    for _ in 0..MATCHES {
+    for _ in 0..BOMB_MATCHES {
         stream.code(0xc5, 8); // length code 285: 258 bytes ...
         stream.code(0, 5); // ... at distance code 0: distance 1
     }
     stream.code(0, 7); // end of block
     stream.field(1, 1); // final block ...
     stream.field(0b11, 2); // ... of the reserved type 3: invalid
-    let produced = 1 + 258 * MATCHES;
-    let bomb = invalid(
-        "deflate-bomb-then-invalid-data",
-        "Authenticates; compressed: a fixed-Huffman block that produces 258001 zero bytes, then a block of the reserved type 3 (invalid data). The stream produces far more than max_decompressed + 32768 bytes before it turns invalid, so it is limit-exceeded whatever the inflater (§10); a reader that inflates the whole body before measuring it against the cap (a one-shot inflate without an output limit) meets the invalid block first and says malformed.",
-        seal_with_flag("deflate-bomb-then-invalid-data", NOW - 60, &stream.bytes)?,
-        "limit-exceeded",
-    );
-    // The description's count, and far beyond the range where either kind
-    // is allowed.
-    assert_eq!(produced, 258_001);
-    assert!(produced > default_limits().max_decompressed + 32_768 * 2);
-    Ok(vec![after_walk, bomb])
+    stream.bytes
 }
 
 /// The entry `["k", 1, h'01']` (CBOR).
@@ -2330,6 +2341,43 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    /// The bomb's stream is what its vector says: an inflater without an
+    /// output cap produces exactly its zeros, then meets invalid data
+    /// (so it says malformed); ours stops at the cap.
+    #[test]
+    fn the_bomb_then_invalid_stream_turns_invalid_only_after_its_output() {
+        let body = bomb_then_invalid();
+        let mut uncapped = flate2::Decompress::new(false);
+        let mut out = Vec::with_capacity(BOMB_OUTPUT + 1024);
+        let result = uncapped.decompress_vec(&body, &mut out, flate2::FlushDecompress::Finish);
+        assert!(result.is_err(), "{result:?}");
+        assert_eq!(out.len(), BOMB_OUTPUT);
+        assert!(out.iter().all(|&b| b == 0));
+        assert_eq!(
+            crate::inflate::inflate_capped(&body, BOMB_OUTPUT, crate::inflate::Wrapper::Raw),
+            Err(Error::Malformed(crate::error::Malformed::Compression))
+        );
+        assert_eq!(
+            crate::inflate::inflate_capped(&body, 65_536, crate::inflate::Wrapper::Raw),
+            Err(Error::LimitExceeded(crate::error::Limit::DecompressedSize))
+        );
+    }
+
+    /// An entry's `value` field: absent (a value that does not decode) is
+    /// `None`, and a JSON null is the value null, both ways.
+    #[test]
+    fn an_entry_value_of_null_is_not_an_absent_value() {
+        let null = r#"{"key":"k","priority":"low","value":null,"value_cbor_hex":"f6"}"#;
+        let entry: ExpectedEntry = serde_json::from_str(null).unwrap();
+        assert_eq!(entry.value, Some(Json::Null));
+        assert_eq!(serde_json::to_string(&entry).unwrap(), null);
+        let absent = r#"{"key":"k","priority":"low","value_cbor_hex":"ff","value_error":"value"}"#;
+        let entry: ExpectedEntry = serde_json::from_str(absent).unwrap();
+        assert_eq!(entry.value, None);
+        assert_eq!(entry.value_error.as_deref(), Some("value"));
+        assert_eq!(serde_json::to_string(&entry).unwrap(), absent);
     }
 
     /// The vector tells strict readers from lenient ones: an inflater with
