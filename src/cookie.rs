@@ -315,6 +315,13 @@ impl CookieSettings {
         header
     }
 
+    /// These settings without a `Domain`: a host-only cookie's.
+    #[cfg(feature = "axum")]
+    pub(crate) fn host_only(mut self) -> Self {
+        self.domain = None;
+        self
+    }
+
     /// The cookie string that deletes the cookie (empty value, `Max-Age=0`
     /// and an expiry in the past), with the same path and domain. Unchecked,
     /// as [`Self::set_cookie`].

@@ -374,6 +374,12 @@ pub enum InvalidSetting {
     /// told apart from the new one in a request (browsers send neither),
     /// so a move needs a new name.
     PreviousNameIsCurrent,
+    /// A domain of the HTTP layer's per-host list
+    /// (`http::SessionLayerBuilder::domains`) is, or is under, another of
+    /// them or the layer's own domain: a browser that holds cookies for
+    /// both sends the older first, which would open on every request and
+    /// hide every later write.
+    NestedDomains,
 }
 
 impl fmt::Display for InvalidSetting {
@@ -397,6 +403,9 @@ impl fmt::Display for InvalidSetting {
             }
             InvalidSetting::PreviousNameIsCurrent => {
                 "the previous cookie name is the current one; moving a cookie's path or domain needs a new name"
+            }
+            InvalidSetting::NestedDomains => {
+                "a cookie domain of the layer is, or is under, another of its domains; their cookies would shadow each other"
             }
         })
     }

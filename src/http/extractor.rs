@@ -410,7 +410,9 @@ impl LazySession {
         self.inner.state.lock().await.opened.is_some()
     }
 
-    /// The sealer of the layer.
+    /// The sealer of the layer for this request (with
+    /// [`SessionLayerBuilder::domains`](super::SessionLayerBuilder::domains),
+    /// the request host's).
     pub fn sealer(&self) -> &Sealer {
         &self.inner.shared.sealer
     }

@@ -14,6 +14,7 @@ use tower_service::Service;
 
 use super::extractor::{CookieHeaders, LazySession};
 use crate::cookie::{has_prefix, HOST_PREFIX};
+use crate::error::InvalidSetting;
 use crate::store::{OverflowStore, RevocationCheck, RevocationStore};
 use crate::{
     Clock, Compression, CookieSettings, Error, KeyRing, Limits, RandomSource, SameSite, SaveReport,
@@ -32,6 +33,10 @@ pub(crate) struct Shared {
     pub(crate) open_every_request: bool,
     on_save_error: Option<SaveErrorHook>,
     on_save_report: Option<SaveReportHook>,
+    /// For a per-host domain's cookie: the deletion of a host-only cookie
+    /// of the same name (from before `domains`), which browsers send
+    /// before it and which would hide it.
+    host_only_removal: Option<HeaderValue>,
 }
 
 impl Shared {
@@ -111,7 +116,8 @@ struct ForDomain {
 }
 
 /// The shared state for a request to `host` (port aside): that of the
-/// longest of the per-host domains `host` is or is under, else `default`.
+/// per-host domain `host` is or is under (at most one: `build` refuses
+/// nested ones), else `default`.
 fn shared_for_host<'a>(
     default: &'a Arc<Shared>,
     by_domain: &'a [ForDomain],
@@ -127,11 +133,28 @@ fn shared_for_host<'a>(
             host[start..].eq_ignore_ascii_case(domain) && (start == 0 || host[start - 1] == b'.')
         })
     };
-    // Longest first (sorted by `build`): the most specific domain wins.
     by_domain
         .iter()
         .find(|d| under(d.domain.as_bytes()))
         .map_or(default, |d| &d.shared)
+}
+
+/// A domain as hosts are compared with it: lowercase, without a leading
+/// dot.
+fn domain_key(domain: &str) -> String {
+    domain
+        .strip_prefix('.')
+        .unwrap_or(domain)
+        .to_ascii_lowercase()
+}
+
+/// Whether the host or domain `host` is `domain` or under it (both as
+/// [`domain_key`] gives them).
+fn is_under(host: &str, domain: &str) -> bool {
+    host.len().checked_sub(domain.len()).is_some_and(|start| {
+        host.as_bytes()[start..] == *domain.as_bytes()
+            && (start == 0 || host.as_bytes()[start - 1] == b'.')
+    })
 }
 
 /// The host a request was sent to, without its port: its URI's (HTTP/2,
@@ -196,8 +219,7 @@ impl SessionLayer {
 
     /// The sealer the layer uses for requests to `host` (without a port):
     /// with [`SessionLayerBuilder::domains`], the one whose cookie carries
-    /// the `Domain` that `host` is or is under (the longest), else
-    /// [`Self::sealer`].
+    /// the `Domain` that `host` is or is under, else [`Self::sealer`].
     ///
     /// ```
     /// use sealed_session::http::SessionLayer;
@@ -297,23 +319,38 @@ impl SessionLayerBuilder {
         self
     }
 
-    /// A `Domain` attribute chosen per request, as Rails' list of domains:
-    /// a request to one of `domains` or to a host under one gets a cookie
-    /// for that domain (the longest that matches), which its sibling
-    /// subdomains share; a request to any other host gets
-    /// [`Self::domain`]'s (none by default: this host only). Replaces the
+    /// A `Domain` attribute chosen per request, as with Rails' list of
+    /// domains: a request to one of `domains` or to a host under one gets
+    /// a cookie for that domain, which its sibling subdomains share; a
+    /// request to any other host gets [`Self::domain`]'s (none by
+    /// default: this host only; Rails gives those none). Replaces the
     /// list given before; ignored with the `__Host-` prefix. Each is
-    /// checked as [`Self::domain`]'s is, by [`Self::build`].
+    /// checked as [`Self::domain`]'s is, by [`Self::build`], which also
+    /// refuses a domain that is, or is under, another of them or
+    /// [`Self::domain`]'s ([`InvalidSetting::NestedDomains`]): a browser
+    /// would hold a cookie for each and send the older first, which would
+    /// open on every request and hide every write to the other.
     ///
     /// The host is the request URI's (HTTP/2) or its `Host` header's,
     /// port aside; a proxy in front must pass the client's `Host` on
-    /// (`X-Forwarded-Host` is not read). A client that sends another
-    /// host only chooses the `Domain` of its own cookie, which its browser
-    /// refuses unless the host was the one it visited. Sessions are the
-    /// same on every domain: a cookie from one opens on all. Turning this
-    /// on for a deployed cookie leaves the old host-only cookie until it
-    /// expires or is deleted: both are sent, and
-    /// [`Self::max_cookies_tried`] says which opens.
+    /// (`X-Forwarded-Host` is not read, where Rails reads it). A client
+    /// that sends another host only chooses the `Domain` of its own
+    /// cookie, which its browser refuses unless the host was the one it
+    /// visited. Sessions are the same on every domain: a cookie from one
+    /// opens on all.
+    ///
+    /// Turning this on for a deployed host-only cookie: browsers keep the
+    /// old cookie beside the new one and send it first, so it would open
+    /// on every request and hide the new one. So whenever a response to a
+    /// request that carried a cookie of the session's name sets or
+    /// deletes the session cookie for a listed domain, it also deletes a
+    /// host-only cookie of that name (about 100 more bytes, in a
+    /// `Set-Cookie` of its own): the first save moves the session to the
+    /// new cookie. Such a host never gets a host-only cookie from this
+    /// layer, so that deletion can only hit an old one. Taking a domain
+    /// off the list, or changing [`Self::domain`], has the reverse
+    /// problem, which nothing here solves: change the cookie name then
+    /// ([`Self::previous_cookie`] with the old domain).
     ///
     /// ```
     /// use sealed_session::http::SessionLayer;
@@ -700,7 +737,7 @@ impl SessionLayerBuilder {
                 crate::error::InvalidCookie::NameTooLong,
             ));
         }
-        let shared = |sealer| {
+        let shared = |sealer, host_only_removal| {
             Arc::new(Shared {
                 sealer,
                 save_on_server_error: self.save_on_server_error,
@@ -708,28 +745,36 @@ impl SessionLayerBuilder {
                 open_every_request: self.open_every_request,
                 on_save_error: self.on_save_error.clone(),
                 on_save_report: self.on_save_report.clone(),
+                host_only_removal,
             })
         };
         let mut by_domain = Vec::new();
         // The prefix forbids `Domain`, as for `Self::domain`.
         if !self.host_prefix {
+            let host_only = sealer.cookie_settings().clone().host_only();
+            let removal = HeaderValue::from_str(&host_only.removal(sealer.cookie_name()))
+                .map_err(|_| Error::InvalidCookie(crate::error::InvalidCookie::Name))?;
+            let own = sealer.cookie_settings().domain().map(domain_key);
             for domain in &self.domains {
-                let key = domain
-                    .strip_prefix('.')
-                    .unwrap_or(domain)
-                    .to_ascii_lowercase();
+                let key = domain_key(domain);
                 if by_domain.iter().any(|d: &ForDomain| d.domain == key) {
                     continue;
                 }
+                // One cookie's domain under another's: the browser would
+                // hold both and send the older first.
+                let nested = |other: &str| is_under(&key, other) || is_under(other, &key);
+                if by_domain.iter().any(|d| nested(&d.domain)) || own.as_deref().is_some_and(nested)
+                {
+                    return Err(Error::InvalidSetting(InvalidSetting::NestedDomains));
+                }
                 by_domain.push(ForDomain {
                     domain: key,
-                    shared: shared(sealer.with_cookie_domain(domain)?),
+                    shared: shared(sealer.with_cookie_domain(domain)?, Some(removal.clone())),
                 });
             }
         }
-        by_domain.sort_by_key(|d| core::cmp::Reverse(d.domain.len()));
         Ok(SessionLayer {
-            shared: shared(sealer),
+            shared: shared(sealer, None),
             by_domain: by_domain.into(),
         })
     }
@@ -774,6 +819,14 @@ where
             true => &self.shared,
             false => shared_for_host(&self.shared, &self.by_domain, request_host(&request)),
         };
+        // A host-only cookie of the session's name, from before
+        // `domains`, would open before this domain's: whenever this
+        // response sets or deletes the cookie, it deletes that one too.
+        let host_only_removal = shared.host_only_removal.clone().filter(|_| {
+            let name = shared.sealer.cookie_name();
+            let mut values = request.headers().get_all(header::COOKIE).iter();
+            values.any(|value| crate::request::carries_cookie(value.as_bytes(), name))
+        });
         let session = LazySession::new(Arc::clone(shared), cookies);
         if let Some(outer) = request.extensions_mut().insert(session.clone()) {
             let sealer = &shared.sealer;
@@ -875,6 +928,9 @@ where
             let sends_removal = previous_removal.is_some();
             if let Some(removal) = previous_removal {
                 headers.append(header::SET_COOKIE, removal.header);
+            }
+            if let (true, Some(removal)) = (sends_cookie, host_only_removal) {
+                headers.append(header::SET_COOKIE, removal);
             }
             // A shared cache must not hand this cookie to others: `Vary:
             // Cookie` alone would let it replay one new visitor's session
