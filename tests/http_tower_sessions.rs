@@ -90,6 +90,29 @@ async fn log_out_then_hang(mut auth: Auth) -> StatusCode {
     std::future::pending::<StatusCode>().await
 }
 
+/// Logs in, then the page fails.
+async fn log_in_then_fail(mut auth: Auth) -> StatusCode {
+    let user = auth.authenticate(()).await.expect("infallible");
+    auth.login(&user.expect("user")).await.expect("login");
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+/// Logs out, then the page fails.
+async fn log_out_then_fail(mut auth: Auth) -> StatusCode {
+    auth.logout().await.expect("logout");
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
+/// A refused change on a route that skips the save.
+async fn skipped_and_refused(
+    lazy: LazySession,
+    Extension(session): Extension<TowerSession>,
+) -> &'static str {
+    lazy.skip_save();
+    session.insert("_reserved", 1).await.expect("insert");
+    "skipped"
+}
+
 /// Flushes from a task that outlives the response.
 async fn log_out_late(Extension(session): Extension<TowerSession>) -> StatusCode {
     session.get_value("note").await.expect("load");
@@ -403,6 +426,8 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/who", get(who))
         .route("/logout", get(log_out))
         .route("/logout-hang", get(log_out_then_hang))
+        .route("/login-500", get(log_in_then_fail))
+        .route("/logout-500", get(log_out_then_fail))
         .route("/flash", get(flash))
         .route("/read", get(read_flashes))
         .route("/id", get(tower_id))
@@ -448,6 +473,7 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/log-out-late", get(log_out_late))
         .route("/refused-503", get(refused_on_a_503))
         .route("/cycle-refused", get(cycle_then_refused))
+        .route("/skipped-refused", get(skipped_and_refused))
         .layer(TowerSessionsLayer::new())
         .layer(session_layer.clone());
     App {
@@ -988,4 +1014,66 @@ async fn a_late_logout_is_logged() {
     tokio::time::sleep(Duration::from_millis(100)).await;
     let text = logs.text();
     assert!(text.contains("event=\"changed-after-response\""), "{text}");
+}
+
+/// During an outage of the revocation check, a login whose page fails
+/// keeps the held-back cookie (its `cycle_id` is no logout), while a
+/// logout whose page fails still ends it.
+#[tokio::test]
+async fn a_failed_login_during_an_outage_keeps_the_cookie() {
+    let clock = common::clock();
+    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
+    let store = Arc::clone(&revocations);
+    let app = app_with(|builder| builder.clock(clock).revocation_store(store, None));
+    let cookie = pair(&app.call("/login", None).await);
+    revocations.set_checks_down(true);
+    let response = app.call("/login-500", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    assert!(!is_removal(&response), "a failed login keeps the cookie");
+    let response = app.call("/logout-500", Some(&cookie)).await;
+    assert!(is_removal(&response), "a failed logout ends it");
+    revocations.set_checks_down(false);
+    assert!(revoked(&app, &cookie).await);
+}
+
+/// A refused change on a route that skips the save keeps its response:
+/// nothing would be saved anyway.
+#[tokio::test]
+async fn a_skipped_save_keeps_its_own_response() {
+    let response = app().call_bare("/skipped-refused", None).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(body(response).await, "skipped");
+}
+
+/// A bridge inside another leaves the request its `Session`: a logout
+/// made through the outer one (axum-login's, of a stale login) and a
+/// change through the inner one are one session's, and the logout holds
+/// when the request is then dropped.
+#[tokio::test]
+async fn a_bridge_inside_another_leaves_it_the_session() {
+    let app =
+        app_with(|builder| builder.revocation_store(Arc::new(MemoryRevocations::new()), None));
+    let cookie = pair(&app.call("/login", None).await);
+    let inner = Router::new()
+        .route("/note", get(set_note))
+        .layer(TowerSessionsLayer::new());
+    let router = inner
+        .layer(axum::middleware::from_fn(
+            |request: Request<Body>, next: axum::middleware::Next| async move {
+                let outer = request.extensions().get::<TowerSession>().cloned();
+                outer.expect("outer").flush().await.expect("flush");
+                let response = next.run(request).await;
+                // Slow post-processing, cut by a timeout.
+                std::future::pending::<()>().await;
+                response
+            },
+        ))
+        .layer(TowerSessionsLayer::new())
+        .layer(app.session_layer.clone());
+    let dropped = tokio::time::timeout(
+        Duration::from_millis(50),
+        send(&router, "/note", Some(&cookie)),
+    );
+    assert!(dropped.await.is_err(), "dropped");
+    assert!(revoked(&app, &cookie).await);
 }

@@ -264,7 +264,8 @@ impl LazySession {
     /// (not on a 5xx, unless configured to).
     #[cfg(feature = "tower-sessions")]
     pub(crate) fn saves(&self, status: StatusCode) -> bool {
-        self.inner.shared.save_on_server_error || !status.is_server_error()
+        !self.inner.skip_save.load(Ordering::Relaxed)
+            && (self.inner.shared.save_on_server_error || !status.is_server_error())
     }
 
     /// Records that a tower-sessions `Session` deleted the session's
@@ -277,10 +278,28 @@ impl LazySession {
     /// A deletion by a tower-sessions `Session` that the bridge did not
     /// apply ends the session now; `Err` if its new id cannot be drawn.
     fn end_if_pending(&self, opened: &mut RequestSession) -> Result<(), Error> {
-        if self.inner.end_pending.load(Ordering::Relaxed) && !opened.session().is_flushed() {
+        if self.ends_pending(opened) {
             opened.session_mut().flush()?;
         }
         Ok(())
+    }
+
+    /// Whether a deletion by a tower-sessions `Session` is left to end
+    /// the session. Not a held-back cookie's: the deletion may be a
+    /// login's `cycle_id`, which must not delete and revoke the cookie
+    /// the outage held back (the bridge itself ends it after a known
+    /// logout).
+    fn ends_pending(&self, opened: &RequestSession) -> bool {
+        self.inner.end_pending.load(Ordering::Relaxed)
+            && !opened.session().is_flushed()
+            && opened.held_back_by().is_none()
+    }
+
+    /// Whether the request has ended for the session (see
+    /// [`LazySession::finish`]): later changes are lost.
+    #[cfg(feature = "tower-sessions")]
+    pub(crate) fn is_finished(&self) -> bool {
+        self.inner.finished.load(Ordering::Relaxed)
     }
 
     /// "Log out my other devices" (after a password change, say): revokes
@@ -898,10 +917,8 @@ impl LazySession {
         // dropped midway has yet to release it): then the spawned task
         // checks under the lock instead.
         if let Ok(state) = self.inner.state.try_lock() {
-            let pending = self.inner.end_pending.load(Ordering::Relaxed);
-            let ends = |opened: &RequestSession| {
-                opened.logout_unrecorded() || (pending && !opened.session().is_flushed())
-            };
+            let ends =
+                |opened: &RequestSession| opened.logout_unrecorded() || self.ends_pending(opened);
             if !state.opened.as_ref().is_some_and(ends) {
                 return;
             }

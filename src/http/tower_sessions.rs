@@ -88,9 +88,13 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   shorten the session). A `Session::delete` that no save follows is
 ///   a flush too. As tower-sessions' store deletes the record when
 ///   `flush` or `cycle_id` is called, the session ends whatever becomes
-///   of the request after that: on a 5xx response, when the inner
-///   service fails or the request is dropped (the old id revoked with a
-///   revocation store), and when the data of a `cycle_id` is refused. Two sequences
+///   of the request after that, unless the `Session` is saved in
+///   between: on a 5xx response, when the inner service fails or the
+///   request is dropped (the old id revoked with a revocation store),
+///   and when the data of a `cycle_id` is refused. So a login
+///   (`cycle_id`) whose page fails ends the session it started from (an
+///   anonymous cart, say), where [`LazySession::cycle_id`] on a 5xx
+///   keeps it. Two sequences
 ///   tower-sessions' store calls cannot tell apart from others: a
 ///   `cycle_id`, then a `flush`, then new entries, is a `cycle_id` whose
 ///   old JSON entries are removed (the others and the expiry stay); and a
@@ -108,7 +112,10 @@ use crate::{Error, Expiry, Priority, SessionId};
 /// - **Saving** is the [`SessionLayer`](super::SessionLayer)'s: its
 ///   budget, `Set-Cookie`, and its rule for 5xx responses (no save, by
 ///   default: the `Session`'s changes are then not written, and the
-///   handler's response stays as it is). A change the sealed session
+///   handler's response stays as it is; likewise after
+///   [`LazySession::skip_save`]). The 5xx rule is applied to the status
+///   this layer sees: a middleware between the two layers that turns a
+///   5xx into another status leaves the `Session`'s changes unwritten. A change the sealed session
 ///   refuses (the empty key, a key starting with `_`, a value over the
 ///   limits) answers an empty 500 (503 when a store could not be
 ///   reached), as tower-sessions answers a failed save, and
@@ -126,7 +133,14 @@ use crate::{Error, Expiry, Priority, SessionId};
 /// - **While the revocation check cannot answer**, the request's cookie
 ///   is held back, as under the session layer alone: the `Session` is a
 ///   new, empty one with an id, so axum-login sees no user and a login
-///   answers 503; a logout still deletes the cookie and revokes its id.
+///   answers 503; a logout still deletes the cookie and revokes its id,
+///   on a 5xx response too. A request that fails or is dropped keeps
+///   the held-back cookie, and so does a 5xx response to anything but a
+///   plain logout (a `flush` that nothing is stored after): its deletion
+///   may be a login's `cycle_id`, which must not end the user's session
+///   during an outage.
+/// - **One per request**: a `TowerSessionsLayer` inside another leaves
+///   the request the outer one's `Session` (its own priorities unused).
 #[derive(Debug, Clone, Default)]
 pub struct TowerSessionsLayer {
     priorities: Arc<HashMap<String, Priority>>,
@@ -189,6 +203,11 @@ where
         let mut inner = core::mem::replace(&mut self.inner, ready);
         let priorities = Arc::clone(&self.priorities);
         Box::pin(async move {
+            // Inside another: its `Session` is the request's already, and
+            // two would each see half of the changes.
+            if request.extensions().get::<TowerSession>().is_some() {
+                return inner.call(request).await;
+            }
             let Some(lazy) = request.extensions().get::<LazySession>().cloned() else {
                 tracing::error!(
                     event = "session-layer-missing",
@@ -242,9 +261,8 @@ where
             let response = inner.call(request).await?;
             let finished = match store.lazy.saves(response.status()) {
                 true => store.finish(&session, expiry).await,
-                false => Ok(()),
+                false => store.end_unsaved(&session).await,
             };
-            store.state.lock().await.finished = true;
             match finished {
                 Ok(()) => Ok(response),
                 Err(e) => {
@@ -335,8 +353,6 @@ struct State {
     /// The sealed session's error behind the last failed store call
     /// (tower-sessions keeps only its text).
     failure: Option<Error>,
-    /// The response has been built: a later deletion is lost.
-    finished: bool,
 }
 
 impl fmt::Debug for SealedRecords {
@@ -389,6 +405,21 @@ fn backend(state: &mut State, error: Error) -> session_store::Error {
 }
 
 impl SealedRecords {
+    /// After a handler whose response the session layer does not save:
+    /// a deletion known to be a logout (a `flush`, with or without a
+    /// `cycle_id`, and nothing stored after it) ends the session, even one
+    /// whose cookie an outage held back. Any other is left to the layer.
+    async fn end_unsaved(&self, session: &TowerSession) -> Result<(), FinishError> {
+        let (deleted, deletes) = {
+            let state = self.state.lock().await;
+            (state.deleted, state.deletes)
+        };
+        if deleted && (deletes > 1 || session.is_empty().await) {
+            self.lazy.flush().await.map_err(FinishError::Sealed)?;
+        }
+        Ok(())
+    }
+
     /// After the handler: the `Session`'s changes go to the sealed
     /// session, as tower-sessions' own layer saves them (a modified,
     /// non-empty session); a deletion not followed by a save flushes it.
@@ -592,11 +623,11 @@ impl SessionStore for SealedRecords {
         // tower-sessions deletes the id it drew itself when a new session
         // cycles: not this session's.
         if state.id == Some(*id) {
-            if state.finished {
+            if self.lazy.is_finished() {
                 // As `LazySession` says of its own late changes.
                 tracing::warn!(
                     event = "changed-after-response",
-                    "tower-sessions Session deleted after the response was built; the logout is lost"
+                    "tower-sessions Session deleted after its request ended; the logout is lost"
                 );
             }
             state.deleted = true;
