@@ -166,7 +166,7 @@ async fn sessions_and_deletions_follow_the_domain() {
         Some(&pair),
     )
     .await;
-    let deletion = &set_cookies(&response)[0];
+    let deletion = &set_cookies(&response)[1];
     assert_eq!(deletion.value(), "");
     assert_eq!(deletion.domain(), Some("example.org"));
 
@@ -300,15 +300,17 @@ async fn a_host_only_cookie_from_before_is_deleted() {
     assert_eq!(
         cookies.len(),
         2,
-        "the session and the old cookie's deletion"
+        "the old cookie's deletion and the session"
     );
-    assert_eq!(cookies[0].domain(), Some("example.com"));
-    assert_eq!((cookies[1].name(), cookies[1].value()), ("session", ""));
-    assert_eq!((cookies[1].domain(), cookies[1].path()), (None, Some("/")));
-    let removal = response.headers().get_all(header::SET_COOKIE).iter().nth(1);
+    // The deletion first: a jar that keys cookies by name, domain and
+    // path alone must not apply it to the new cookie.
+    assert_eq!((cookies[0].name(), cookies[0].value()), ("session", ""));
+    assert_eq!((cookies[0].domain(), cookies[0].path()), (None, Some("/")));
+    assert_eq!(cookies[1].domain(), Some("example.com"));
+    let removal = response.headers().get(header::SET_COOKIE);
     let removal_len = removal.expect("removal").len();
     assert!(removal_len <= 100, "{removal_len} bytes");
-    let new = cookies[0].stripped().to_string();
+    let new = cookies[1].stripped().to_string();
     let response = call(&mut after, "/whoami", host, Some(&new)).await;
     assert_eq!(body(response).await, "grace");
 
@@ -317,7 +319,7 @@ async fn a_host_only_cookie_from_before_is_deleted() {
     let both = format!("{old}; {new}");
     let cookies = set_cookies(&call(&mut after, "/logout", host, Some(&both)).await);
     let deleted: Vec<_> = cookies.iter().map(|c| (c.value(), c.domain())).collect();
-    assert_eq!(deleted, [("", Some("example.com")), ("", None)]);
+    assert_eq!(deleted, [("", None), ("", Some("example.com"))]);
     let cookies = set_cookies(&call(&mut after, "/login", host, None).await);
     assert_eq!(cookies.len(), 1);
     // A host under no listed domain has host-only cookies of its own.
@@ -332,4 +334,27 @@ async fn body(response: Response<Body>) -> String {
         .await
         .expect("body");
     String::from_utf8(bytes.to_vec()).expect("utf-8")
+}
+
+/// A `__Host-` name given as it is (without `host_prefix`) ignores the
+/// domains too: its cookie is host-only, and no host-only deletion
+/// follows it.
+#[tokio::test]
+async fn a_host_prefixed_name_ignores_the_domains() {
+    let layer = builder()
+        .cookie_name("__Host-session")
+        .domains(["example.com"])
+        .build()
+        .expect("layer");
+    let mut app = app(layer);
+    let host = Some("www.example.com");
+    let response = call(&mut app, "/login", host, None).await;
+    let pair = set_cookies(&response)[0].stripped().to_string();
+    let response = call(&mut app, "/rename", host, Some(&pair)).await;
+    let cookies = set_cookies(&response);
+    assert_eq!(cookies.len(), 1, "the session alone");
+    assert_eq!(
+        (cookies[0].domain(), cookies[0].value().is_empty()),
+        (None, false)
+    );
 }

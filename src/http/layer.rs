@@ -324,7 +324,8 @@ impl SessionLayerBuilder {
     /// a cookie for that domain, which its sibling subdomains share; a
     /// request to any other host gets [`Self::domain`]'s (none by
     /// default: this host only; Rails gives those none). Replaces the
-    /// list given before; ignored with the `__Host-` prefix. Each is
+    /// list given before; ignored with a `__Host-` name (from
+    /// [`Self::host_prefix`] or given so). Each is
     /// checked as [`Self::domain`]'s is, by [`Self::build`], which also
     /// refuses a domain that is, or is under, another of them or
     /// [`Self::domain`]'s ([`InvalidSetting::NestedDomains`]): a browser
@@ -344,13 +345,19 @@ impl SessionLayerBuilder {
     /// on every request and hide the new one. So whenever a response to a
     /// request that carried a cookie of the session's name sets or
     /// deletes the session cookie for a listed domain, it also deletes a
-    /// host-only cookie of that name (about 100 more bytes, in a
-    /// `Set-Cookie` of its own): the first save moves the session to the
-    /// new cookie. Such a host never gets a host-only cookie from this
-    /// layer, so that deletion can only hit an old one. Taking a domain
-    /// off the list, or changing [`Self::domain`], has the reverse
-    /// problem, which nothing here solves: change the cookie name then
-    /// ([`Self::previous_cookie`] with the old domain).
+    /// host-only cookie of that name and path, in a `Set-Cookie` of its
+    /// own sent first (about 100 more bytes, on every such response, not
+    /// counted in [`Self::budget`], which is per header): the first save
+    /// moves the session to the new cookie. This layer sets no host-only
+    /// cookie on such a host, so the deletion hits an old one, or another
+    /// application's of the same name and path on that host. Switch every
+    /// instance at once: during a rolling deploy, or after a rollback
+    /// (taking a domain off the list, changing [`Self::domain`]), an old
+    /// cookie hides the new one, so writes are lost and, without a
+    /// revocation store, logouts do not hold; nothing here solves that
+    /// direction but a new cookie name. Renaming the cookie in the same
+    /// deploy: give the old, host-only cookie's settings with
+    /// [`Self::previous_cookie`], or its deletion carries the domain.
     ///
     /// ```
     /// use sealed_session::http::SessionLayer;
@@ -749,8 +756,10 @@ impl SessionLayerBuilder {
             })
         };
         let mut by_domain = Vec::new();
-        // The prefix forbids `Domain`, as for `Self::domain`.
-        if !self.host_prefix {
+        // The prefix forbids `Domain`, as for `Self::domain`, whether
+        // `host_prefix` added it or the name came with it (the cookie
+        // would be host-only, and its host-only deletion would delete it).
+        if !has_prefix(sealer.cookie_name(), HOST_PREFIX) {
             let host_only = sealer.cookie_settings().clone().host_only();
             let removal = HeaderValue::from_str(&host_only.removal(sealer.cookie_name()))
                 .map_err(|_| Error::InvalidCookie(crate::error::InvalidCookie::Name))?;
@@ -913,6 +922,13 @@ where
                 finished.changed
             });
             let sends_cookie = cookie.is_some();
+            // Before the session cookie: on a listed domain's own host, a
+            // client jar that tells cookies apart by name, domain and path
+            // alone (RFC 6265 §5.3, step 11) takes the deletion for the new
+            // cookie's, and applies it first.
+            if let (true, Some(removal)) = (sends_cookie, host_only_removal) {
+                headers.append(header::SET_COOKIE, removal);
+            }
             if let Some(cookie) = cookie {
                 headers.append(header::SET_COOKIE, cookie);
             }
@@ -928,9 +944,6 @@ where
             let sends_removal = previous_removal.is_some();
             if let Some(removal) = previous_removal {
                 headers.append(header::SET_COOKIE, removal.header);
-            }
-            if let (true, Some(removal)) = (sends_cookie, host_only_removal) {
-                headers.append(header::SET_COOKIE, removal);
             }
             // A shared cache must not hand this cookie to others: `Vary:
             // Cookie` alone would let it replay one new visitor's session

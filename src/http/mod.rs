@@ -134,7 +134,8 @@
 //!   every write until the cookie expired, logging in again included, would
 //!   lock the user out. (A deletion cookie
 //!   carries the layer's own path and domain (with
-//!   [`SessionLayerBuilder::domains`], the request host's): a cookie of the same name
+//!   [`SessionLayerBuilder::domains`], the request host's, and a host-only
+//!   cookie of the same name and path is deleted too): a cookie of the same name
 //!   set for another path or a parent domain stays. A server whose clock
 //!   runs ahead, or that already has a shorter timeout during a rollout,
 //!   deletes a cookie the moment it expires there. A cookie over the
