@@ -1077,3 +1077,76 @@ async fn a_bridge_inside_another_leaves_it_the_session() {
     assert!(dropped.await.is_err(), "dropped");
     assert!(revoked(&app, &cookie).await);
 }
+
+/// During an outage of the revocation check, a logout that leaves a
+/// message ends the held-back session, on a 200 and on a 500: the
+/// message is dropped (it would be refused with the cookie).
+#[tokio::test]
+async fn a_logout_with_a_message_during_an_outage_ends_the_session() {
+    let clock = common::clock();
+    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
+    let store = Arc::clone(&revocations);
+    let app = app_with(|builder| builder.clock(clock).revocation_store(store, None));
+    for path in ["/logout-flash", "/logout-flash-500"] {
+        let cookie = pair(&app.call("/login", None).await);
+        revocations.set_checks_down(true);
+        let response = app.call(path, Some(&cookie)).await;
+        assert_ne!(response.status(), StatusCode::SERVICE_UNAVAILABLE, "{path}");
+        assert!(is_removal(&response), "{path}: the cookie is deleted");
+        revocations.set_checks_down(false);
+        assert!(revoked(&app, &cookie).await, "{path}: and revoked");
+    }
+}
+
+/// Under two session layers, each with its bridge, the inner routes'
+/// `Session` is the inner layer's, as their `LazySession` is.
+#[tokio::test]
+async fn a_bridge_under_another_session_layer_has_its_own_session() {
+    let layer = |name: &str| {
+        SessionLayer::builder(KeyRing::new(MasterKey::generate().expect("key")))
+            .cookie_name(name)
+            .build()
+            .expect("layer")
+    };
+    let admin = Router::new()
+        .route("/note", get(set_note))
+        .layer(TowerSessionsLayer::new())
+        .layer(layer("admin"));
+    let router = Router::new()
+        .merge(admin)
+        .layer(TowerSessionsLayer::new())
+        .layer(layer("site"));
+    let response = send(&router, "/note", None).await;
+    let names: Vec<_> = response
+        .headers()
+        .get_all(header::SET_COOKIE)
+        .iter()
+        .map(|v| {
+            v.to_str()
+                .expect("ascii")
+                .split('=')
+                .next()
+                .expect("name")
+                .to_owned()
+        })
+        .collect();
+    assert_eq!(names, ["admin"]);
+}
+
+/// A bridge inside another over the same session layer adds its
+/// priorities to the outer one's.
+#[tokio::test]
+async fn an_inner_bridge_keeps_its_priorities() {
+    let app = app();
+    let auth = Router::new()
+        .route("/note", get(set_note))
+        .layer(TowerSessionsLayer::new().priority("note", Priority::Critical));
+    let router = Router::new()
+        .merge(auth)
+        .layer(TowerSessionsLayer::new().priority("note", Priority::Low))
+        .layer(app.session_layer.clone());
+    let (session, _) = app
+        .sealed(&send(&router, "/note", None).await)
+        .expect("cookie");
+    assert_eq!(session.priority("note"), Some(Priority::Critical));
+}

@@ -984,6 +984,12 @@ impl LazySession {
         }
     }
 
+    /// Whether `other` is this request's session of the same layer.
+    #[cfg(feature = "tower-sessions")]
+    pub(crate) fn is(&self, other: &LazySession) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// Records the session of the layer around this one.
     pub(crate) fn set_enclosing(&self, outer: LazySession) {
         let _ = self.inner.enclosing.set(outer);

@@ -89,12 +89,12 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   a flush too. As tower-sessions' store deletes the record when
 ///   `flush` or `cycle_id` is called, the session ends whatever becomes
 ///   of the request after that, unless the `Session` is saved in
-///   between: on a 5xx response, when the inner service fails or the
-///   request is dropped (the old id revoked with a revocation store),
-///   and when the data of a `cycle_id` is refused. So a login
-///   (`cycle_id`) whose page fails ends the session it started from (an
-///   anonymous cart, say), where [`LazySession::cycle_id`] on a 5xx
-///   keeps it. Two sequences
+///   between: on a 5xx response or after [`LazySession::skip_save`], when
+///   the inner service fails or the request is dropped (the old id
+///   revoked with a revocation store), and when the data of a `cycle_id`
+///   is refused. So a login (`cycle_id`) whose page fails ends the
+///   session it started from (an anonymous cart, say), where
+///   [`LazySession::cycle_id`] on a 5xx keeps it. Two sequences
 ///   tower-sessions' store calls cannot tell apart from others: a
 ///   `cycle_id`, then a `flush`, then new entries, is a `cycle_id` whose
 ///   old JSON entries are removed (the others and the expiry stay); and a
@@ -133,14 +133,17 @@ use crate::{Error, Expiry, Priority, SessionId};
 /// - **While the revocation check cannot answer**, the request's cookie
 ///   is held back, as under the session layer alone: the `Session` is a
 ///   new, empty one with an id, so axum-login sees no user and a login
-///   answers 503; a logout still deletes the cookie and revokes its id,
-///   on a 5xx response too. A request that fails or is dropped keeps
-///   the held-back cookie, and so does a 5xx response to anything but a
-///   plain logout (a `flush` that nothing is stored after): its deletion
-///   may be a login's `cycle_id`, which must not end the user's session
-///   during an outage.
-/// - **One per request**: a `TowerSessionsLayer` inside another leaves
-///   the request the outer one's `Session` (its own priorities unused).
+///   answers 503. A logout (a `flush`) still deletes the cookie and
+///   revokes its id, on a 5xx response too; what it stores after the
+///   flush (axum-messages' message) is dropped, as it would be refused
+///   with the cookie. A login attempt keeps the cookie, and so does any
+///   request that fails or is dropped: its deletion may be a login's
+///   `cycle_id`, which must not end the user's session during an outage.
+/// - **One per request and session layer**: a `TowerSessionsLayer`
+///   inside another over the same [`SessionLayer`](super::SessionLayer)
+///   leaves the request the outer one's `Session`, and adds its
+///   priorities to it (they win); under another session layer, its own
+///   `Session` replaces the outer one for the routes it wraps.
 #[derive(Debug, Clone, Default)]
 pub struct TowerSessionsLayer {
     priorities: Arc<HashMap<String, Priority>>,
@@ -203,11 +206,6 @@ where
         let mut inner = core::mem::replace(&mut self.inner, ready);
         let priorities = Arc::clone(&self.priorities);
         Box::pin(async move {
-            // Inside another: its `Session` is the request's already, and
-            // two would each see half of the changes.
-            if request.extensions().get::<TowerSession>().is_some() {
-                return inner.call(request).await;
-            }
             let Some(lazy) = request.extensions().get::<LazySession>().cloned() else {
                 tracing::error!(
                     event = "session-layer-missing",
@@ -216,6 +214,17 @@ where
                 );
                 return Ok(empty(http::StatusCode::INTERNAL_SERVER_ERROR));
             };
+            // Inside another over the same session layer: its `Session` is
+            // the request's already (two would each see half of the
+            // changes), and takes this layer's priorities too. Under
+            // another session layer, this one's `Session` replaces it, as
+            // the inner `LazySession` does.
+            if let Some(Bridged(outer)) = request.extensions().get::<Bridged>() {
+                if outer.lazy.is(&lazy) {
+                    outer.add_priorities(&priorities);
+                    return inner.call(request).await;
+                }
+            }
             // A cookie held back (the revocation check could not answer)
             // gives a new stand-in session, which gets an id all the same:
             // its `flush` (a logout) must reach the sealed session, which
@@ -223,11 +232,12 @@ where
             let opened = lazy
                 .with_request(|r| {
                     let s = r.session();
-                    let known = !s.is_new() || r.held_back_by().is_some();
-                    (known.then(|| s.id()), s.expiry())
+                    let held_back = r.held_back_by().is_some();
+                    let known = !s.is_new() || held_back;
+                    (known.then(|| s.id()), s.expiry(), held_back)
                 })
                 .await;
-            let (id, expiry) = match opened {
+            let (id, expiry, held_back) = match opened {
                 Ok(opened) => opened,
                 Err(e) => {
                     // Only a fresh id that could not be drawn: a cookie
@@ -244,17 +254,19 @@ where
             let expiry = tower_expiry(expiry);
             let store = Arc::new(SealedRecords {
                 lazy,
-                priorities,
+                priorities: std::sync::Mutex::new(priorities),
                 state: tokio::sync::Mutex::new(State {
                     id: id.map(tower_id),
                     // A new session's record starts empty without a load:
                     // entries stored through `LazySession` are not its.
                     loaded: id.is_none(),
+                    held_back,
                     ..State::default()
                 }),
             });
             let session = TowerSession::new(id.map(tower_id), Arc::clone(&store), expiry);
             request.extensions_mut().insert(session.clone());
+            request.extensions_mut().insert(Bridged(Arc::clone(&store)));
             // A deletion of the record (a logout) is with the
             // SessionLayer already, which ends the session when this
             // request fails, is dropped, or its response is not saved.
@@ -329,8 +341,34 @@ fn sealed_expiry(expiry: Option<TowerExpiry>) -> Expiry {
 /// session's entries.
 struct SealedRecords {
     lazy: LazySession,
-    priorities: Arc<HashMap<String, Priority>>,
+    /// The layer's, and those of bridges inside it on the request.
+    priorities: std::sync::Mutex<Arc<HashMap<String, Priority>>>,
     state: tokio::sync::Mutex<State>,
+}
+
+/// In a request's extensions beside the `Session`: the store behind it,
+/// for a bridge inside this one.
+#[derive(Clone)]
+struct Bridged(Arc<SealedRecords>);
+
+impl SealedRecords {
+    fn priorities(&self) -> Arc<HashMap<String, Priority>> {
+        let priorities = self.priorities.lock();
+        Arc::clone(&priorities.unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Adds an inner bridge's priorities (which win over this one's).
+    fn add_priorities(&self, inner: &HashMap<String, Priority>) {
+        if inner.is_empty() {
+            return;
+        }
+        let mut priorities = self
+            .priorities
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let merged = Arc::make_mut(&mut priorities);
+        merged.extend(inner.iter().map(|(key, p)| (key.clone(), *p)));
+    }
 }
 
 #[derive(Default)]
@@ -353,6 +391,13 @@ struct State {
     /// The sealed session's error behind the last failed store call
     /// (tower-sessions keeps only its text).
     failure: Option<Error>,
+    /// The request's cookie was held back (the revocation check could
+    /// not answer): the session is a stand-in.
+    held_back: bool,
+    /// A save only to learn whether a deletion was a `flush`: the store
+    /// records it in `classified_flush` and changes nothing.
+    classify_only: bool,
+    classified_flush: Option<bool>,
 }
 
 impl fmt::Debug for SealedRecords {
@@ -406,18 +451,38 @@ fn backend(state: &mut State, error: Error) -> session_store::Error {
 
 impl SealedRecords {
     /// After a handler whose response the session layer does not save:
-    /// a deletion known to be a logout (a `flush`, with or without a
-    /// `cycle_id`, and nothing stored after it) ends the session, even one
-    /// whose cookie an outage held back. Any other is left to the layer.
+    /// a deletion that was a `flush` (with or without a `cycle_id`, and
+    /// whatever was stored after it) ends the session, even one whose
+    /// cookie an outage held back; the layer drops what was stored after
+    /// it. A `cycle_id` alone is left to the layer, which ends the old
+    /// session unless the cookie was held back.
     async fn end_unsaved(&self, session: &TowerSession) -> Result<(), FinishError> {
-        let (deleted, deletes) = {
-            let state = self.state.lock().await;
-            (state.deleted, state.deletes)
+        {
+            let mut state = self.state.lock().await;
+            if !state.deleted {
+                return Ok(());
+            }
+            state.classify_only = true;
+        }
+        // tower-sessions tells the store which it was only when saving:
+        // `create` keeps the record's id after a `flush`.
+        let saved = session.save().await;
+        let flushed = {
+            let mut state = self.state.lock().await;
+            state.classify_only = false;
+            state.classified_flush.take()
         };
-        if deleted && (deletes > 1 || session.is_empty().await) {
+        if saved.is_ok() && flushed == Some(true) {
             self.lazy.flush().await.map_err(FinishError::Sealed)?;
         }
         Ok(())
+    }
+
+    /// Whether a save after a deletion is a `flush`'s (not a
+    /// `cycle_id`'s): see `create`.
+    fn is_flush(state: &State, record: &Record) -> bool {
+        let emptied = !state.known.is_empty() && record.data.is_empty();
+        Some(record.id) == state.id || state.deletes > 1 || emptied
     }
 
     /// After the handler: the `Session`'s changes go to the sealed
@@ -513,7 +578,7 @@ impl SealedRecords {
             .keys()
             .filter(|key| !record.data.contains_key(*key))
             .collect();
-        let priorities = &self.priorities;
+        let priorities = self.priorities();
         let written = self
             .lazy
             .with(|s| {
@@ -560,6 +625,11 @@ impl SessionStore for SealedRecords {
     /// takes a new id.
     async fn create(&self, record: &mut Record) -> session_store::Result<()> {
         let mut state = self.state.lock().await;
+        if state.classify_only {
+            let flushed = state.deleted && Self::is_flush(&state, record);
+            state.classified_flush = Some(flushed);
+            return Ok(());
+        }
         if state.deleted {
             // tower-sessions' `flush` keeps the record's id (it clears the
             // data and deletes the record), its `cycle_id` draws a new one
@@ -567,8 +637,7 @@ impl SessionStore for SealedRecords {
             // `cycle_id` deletes nothing more: an empty record where data
             // was read is taken for one (a login that removed every key
             // read, say an OAuth state, stores its own after the cycle).
-            let emptied = !state.known.is_empty() && record.data.is_empty();
-            let flushed = Some(record.id) == state.id || state.deletes > 1 || emptied;
+            let flushed = Self::is_flush(&state, record);
             let ended = if flushed {
                 self.lazy.flush().await
             } else {
@@ -585,6 +654,15 @@ impl SessionStore for SealedRecords {
                 state.flushed = true;
                 state.known.clear();
                 state.loaded = true;
+                if state.held_back {
+                    // A logout while the revocation check cannot answer:
+                    // what it stores after the flush (a flash message)
+                    // would be refused with the held-back cookie, and the
+                    // logout with it. The session ends without it.
+                    state.known.clone_from(&record.data);
+                    self.lazy.set_end_pending(false);
+                    return Ok(());
+                }
             }
         }
         self.write(&mut state, record).await?;
@@ -599,6 +677,11 @@ impl SessionStore for SealedRecords {
 
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let mut state = self.state.lock().await;
+        if state.classify_only {
+            // A `Session::delete` that the record outlived: a flush.
+            state.classified_flush = Some(state.deleted);
+            return Ok(());
+        }
         self.write(&mut state, record).await
     }
 
