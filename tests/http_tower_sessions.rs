@@ -97,6 +97,12 @@ async fn log_in_then_fail(mut auth: Auth) -> StatusCode {
     StatusCode::INTERNAL_SERVER_ERROR
 }
 
+/// Deletes the record, then the page fails.
+async fn delete_then_fail(Extension(session): Extension<TowerSession>) -> StatusCode {
+    session.delete().await.expect("delete");
+    StatusCode::INTERNAL_SERVER_ERROR
+}
+
 /// Logs out, then the page fails.
 async fn log_out_then_fail(mut auth: Auth) -> StatusCode {
     auth.logout().await.expect("logout");
@@ -428,6 +434,7 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/logout-hang", get(log_out_then_hang))
         .route("/login-500", get(log_in_then_fail))
         .route("/logout-500", get(log_out_then_fail))
+        .route("/delete-500", get(delete_then_fail))
         .route("/flash", get(flash))
         .route("/read", get(read_flashes))
         .route("/id", get(tower_id))
@@ -1032,6 +1039,8 @@ async fn a_failed_login_during_an_outage_keeps_the_cookie() {
     assert!(!is_removal(&response), "a failed login keeps the cookie");
     let response = app.call("/logout-500", Some(&cookie)).await;
     assert!(is_removal(&response), "a failed logout ends it");
+    let response = app.call("/delete-500", Some(&cookie)).await;
+    assert!(is_removal(&response), "so does a failed Session::delete");
     revocations.set_checks_down(false);
     assert!(revoked(&app, &cookie).await);
 }
