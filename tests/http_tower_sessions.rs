@@ -97,6 +97,13 @@ async fn log_in_then_fail(mut auth: Auth) -> StatusCode {
     StatusCode::INTERNAL_SERVER_ERROR
 }
 
+/// Switches user: logs whoever is in out, then logs in.
+async fn switch_user(mut auth: Auth) -> StatusCode {
+    auth.logout().await.expect("logout");
+    let user = auth.authenticate(()).await.expect("infallible");
+    status(auth.login(&user.expect("user")).await)
+}
+
 /// Deletes the record, then the page fails.
 async fn delete_then_fail(Extension(session): Extension<TowerSession>) -> StatusCode {
     session.delete().await.expect("delete");
@@ -435,6 +442,7 @@ fn app_with(configure: impl FnOnce(SessionLayerBuilder) -> SessionLayerBuilder) 
         .route("/login-500", get(log_in_then_fail))
         .route("/logout-500", get(log_out_then_fail))
         .route("/delete-500", get(delete_then_fail))
+        .route("/switch", get(switch_user))
         .route("/flash", get(flash))
         .route("/read", get(read_flashes))
         .route("/id", get(tower_id))
@@ -1037,6 +1045,10 @@ async fn a_failed_login_during_an_outage_keeps_the_cookie() {
     let response = app.call("/login-500", Some(&cookie)).await;
     assert_eq!(response.status(), StatusCode::INTERNAL_SERVER_ERROR);
     assert!(!is_removal(&response), "a failed login keeps the cookie");
+    // A login that logs out first is a login: refused, the cookie kept.
+    let response = app.call("/switch", Some(&cookie)).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(!is_removal(&response), "a user switch keeps the cookie");
     let response = app.call("/logout-500", Some(&cookie)).await;
     assert!(is_removal(&response), "a failed logout ends it");
     let response = app.call("/delete-500", Some(&cookie)).await;

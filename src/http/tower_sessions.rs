@@ -136,9 +136,12 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   answers 503. A logout (a `flush`) still deletes the cookie and
 ///   revokes its id, on a 5xx response too; what it stores after the
 ///   flush (axum-messages' message) is dropped, as it would be refused
-///   with the cookie. A login attempt keeps the cookie, and so does any
-///   request that fails or is dropped: its deletion may be a login's
-///   `cycle_id`, which must not end the user's session during an outage.
+///   with the cookie (unless the handler saved the `Session` itself in
+///   between: that is refused with 503, as a login is). A login attempt
+///   keeps the cookie (one that logs out first, too), and so does any
+///   request whose inner service fails or that is dropped: its deletion
+///   may be a login's `cycle_id`, which must not end the user's session
+///   during an outage.
 /// - **One per request and session layer**: a `TowerSessionsLayer`
 ///   inside another over the same [`SessionLayer`](super::SessionLayer)
 ///   leaves the request the outer one's `Session`, and adds its
@@ -346,6 +349,15 @@ struct SealedRecords {
     state: tokio::sync::Mutex<State>,
 }
 
+/// A classify-only save under way; ends it when dropped.
+struct Classifying<'a>(&'a SealedRecords);
+
+impl Drop for Classifying<'_> {
+    fn drop(&mut self) {
+        self.0.end_classifying();
+    }
+}
+
 /// In a request's extensions beside the `Session`: the store behind it,
 /// for a bridge inside this one.
 #[derive(Clone)]
@@ -457,25 +469,38 @@ impl SealedRecords {
     /// it. A `cycle_id` alone is left to the layer, which ends the old
     /// session unless the cookie was held back.
     async fn end_unsaved(&self, session: &TowerSession) -> Result<(), FinishError> {
-        {
-            let mut state = self.state.lock().await;
-            if !state.deleted {
-                return Ok(());
-            }
-            state.classify_only = true;
+        if !self.state.lock().await.deleted {
+            return Ok(());
         }
-        // tower-sessions tells the store which it was only when saving:
-        // `create` keeps the record's id after a `flush`.
-        let saved = session.save().await;
-        let flushed = {
-            let mut state = self.state.lock().await;
-            state.classify_only = false;
-            state.classified_flush.take()
+        // The `Session` keeps its id only after a bare `delete`: a flush.
+        let flushed = match session.id() {
+            Some(_) => true,
+            None => {
+                // tower-sessions tells the store which it was only when
+                // saving: its `create` keeps the record's id after a
+                // `flush`, not after a `cycle_id`.
+                self.state.lock().await.classify_only = true;
+                let classifying = Classifying(self);
+                let saved = session.save().await;
+                drop(classifying);
+                let flushed = self.state.lock().await.classified_flush.take();
+                saved.is_ok() && flushed == Some(true)
+            }
         };
-        if saved.is_ok() && flushed == Some(true) {
+        if flushed {
             self.lazy.flush().await.map_err(FinishError::Sealed)?;
         }
         Ok(())
+    }
+
+    /// Ends a classify-only save, even one whose future is dropped.
+    fn end_classifying(&self) {
+        // The save's own store call has released the lock by now (its
+        // future drops first); only a clone's call could hold it, and
+        // the flag then outlives a request that is over anyway.
+        if let Ok(mut state) = self.state.try_lock() {
+            state.classify_only = false;
+        }
     }
 
     /// Whether a save after a deletion is a `flush`'s (not a
@@ -638,6 +663,9 @@ impl SessionStore for SealedRecords {
             // was read is taken for one (a login that removed every key
             // read, say an OAuth state, stores its own after the cycle).
             let flushed = Self::is_flush(&state, record);
+            // The record kept its id, and no `cycle_id` (a login's)
+            // followed: a logout, perhaps with a message.
+            let plain_flush = Some(record.id) == state.id && state.deletes == 1;
             let ended = if flushed {
                 self.lazy.flush().await
             } else {
@@ -654,7 +682,7 @@ impl SessionStore for SealedRecords {
                 state.flushed = true;
                 state.known.clear();
                 state.loaded = true;
-                if state.held_back {
+                if state.held_back && plain_flush {
                     // A logout while the revocation check cannot answer:
                     // what it stores after the flush (a flash message)
                     // would be refused with the held-back cookie, and the
@@ -678,8 +706,7 @@ impl SessionStore for SealedRecords {
     async fn save(&self, record: &Record) -> session_store::Result<()> {
         let mut state = self.state.lock().await;
         if state.classify_only {
-            // A `Session::delete` that the record outlived: a flush.
-            state.classified_flush = Some(state.deleted);
+            // Only `create` can tell (a clone saved in between): unknown.
             return Ok(());
         }
         self.write(&mut state, record).await
