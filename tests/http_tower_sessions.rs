@@ -921,6 +921,15 @@ async fn revoked(app: &App, pair: &str) -> bool {
     }
 }
 
+/// The app with a revocation store whose checks a test can take down.
+fn outage_app() -> (App, Arc<common::FlakyRevocations>) {
+    let clock = common::clock();
+    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
+    let store = Arc::clone(&revocations);
+    let app = app_with(|builder| builder.clock(clock).revocation_store(store, None));
+    (app, revocations)
+}
+
 /// axum-login's logout in a request dropped before its response (an
 /// outer timeout) revokes the old id, as tower-sessions' store deletes
 /// the record when `flush` is called; so does one whose inner service
@@ -964,10 +973,7 @@ async fn a_logout_holds_when_its_request_is_dropped_or_fails() {
 /// the cookie is deleted and, once checks answer again, revoked.
 #[tokio::test]
 async fn a_logout_during_a_revocation_outage_ends_the_session() {
-    let clock = common::clock();
-    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
-    let store = Arc::clone(&revocations);
-    let app = app_with(|builder| builder.clock(clock).revocation_store(store, None));
+    let (app, revocations) = outage_app();
     let cookie = pair(&app.call("/login", None).await);
     revocations.set_checks_down(true);
     assert_eq!(body(app.call("/who", Some(&cookie)).await).await, "");
@@ -1036,10 +1042,7 @@ async fn a_late_logout_is_logged() {
 /// logout whose page fails still ends it.
 #[tokio::test]
 async fn a_failed_login_during_an_outage_keeps_the_cookie() {
-    let clock = common::clock();
-    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
-    let store = Arc::clone(&revocations);
-    let app = app_with(|builder| builder.clock(clock).revocation_store(store, None));
+    let (app, revocations) = outage_app();
     let cookie = pair(&app.call("/login", None).await);
     revocations.set_checks_down(true);
     let response = app.call("/login-500", Some(&cookie)).await;
@@ -1104,10 +1107,7 @@ async fn a_bridge_inside_another_leaves_it_the_session() {
 /// message is dropped (it would be refused with the cookie).
 #[tokio::test]
 async fn a_logout_with_a_message_during_an_outage_ends_the_session() {
-    let clock = common::clock();
-    let revocations = Arc::new(common::FlakyRevocations::with_clock(&clock));
-    let store = Arc::clone(&revocations);
-    let app = app_with(|builder| builder.clock(clock).revocation_store(store, None));
+    let (app, revocations) = outage_app();
     for path in ["/logout-flash", "/logout-flash-500"] {
         let cookie = pair(&app.call("/login", None).await);
         revocations.set_checks_down(true);

@@ -203,6 +203,15 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
         overflow: None,
         compression: Compression::Off,
     };
+    // A cart of 12 lines, compressed.
+    let compressed = || Blob {
+        compression: Compression::Above(1),
+        entries: vec![
+            ("cart", Priority::Low, long_cart()),
+            ("history", Priority::Normal, history()),
+        ],
+        ..base()
+    };
     // The cookie: `user` in it, `cart` and `history` in the blob.
     let token = seal_raw(
         "overflow",
@@ -240,14 +249,7 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
         (
             "overflow-blob-compressed",
             "The blob is compressed (flag bit 0; a cart of 12 lines): it inflates under the reader's max_decompressed.",
-            Stored::Blob(Blob {
-                compression: Compression::Above(1),
-                entries: vec![
-                    ("cart", Priority::Low, long_cart()),
-                    ("history", Priority::Normal, history()),
-                ],
-                ..base()
-            }),
+            Stored::Blob(compressed()),
             None,
             CaseLimits::Default,
         ),
@@ -416,28 +418,14 @@ pub(super) fn generate() -> Result<OverflowFile, Error> {
         (
             "overflow-blob-compressed-at-cap",
             "The compressed blob of overflow-blob-compressed with max_decompressed equal to the length it inflates to: it loads.",
-            Stored::Blob(Blob {
-                compression: Compression::Above(1),
-                entries: vec![
-                    ("cart", Priority::Low, long_cart()),
-                    ("history", Priority::Normal, history()),
-                ],
-                ..base()
-            }),
+            Stored::Blob(compressed()),
             None,
             CaseLimits::CapBelowInflated(0),
         ),
         (
             "overflow-blob-compressed-over-cap",
             "The compressed blob of overflow-blob-compressed with max_decompressed one byte below the length it inflates to: its token is within the blob's length limit, but inflating it passes the reader's cap (§15.1 step 3, §8 step 8): rejected. A reader that inflates a blob without the cap loads it.",
-            Stored::Blob(Blob {
-                compression: Compression::Above(1),
-                entries: vec![
-                    ("cart", Priority::Low, long_cart()),
-                    ("history", Priority::Normal, history()),
-                ],
-                ..base()
-            }),
+            Stored::Blob(compressed()),
             Some("store-rejected"),
             CaseLimits::CapBelowInflated(1),
         ),
