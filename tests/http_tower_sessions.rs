@@ -1171,3 +1171,237 @@ async fn an_inner_bridge_keeps_its_priorities() {
         .expect("cookie");
     assert_eq!(session.priority("note"), Some(Priority::Critical));
 }
+
+/// What a request does to the tower `Session`, as axum-login would.
+#[derive(Clone, Copy, Debug)]
+enum Seq {
+    /// `logout`: flush.
+    Logout,
+    /// `logout` + axum-messages: flush, then an entry.
+    LogoutMessage,
+    /// `Session::delete` alone.
+    Delete,
+    /// `login` over the stand-in (no auth hash): cycle_id, then data.
+    Login,
+    /// The user switch: flush, cycle_id, data.
+    Switch,
+    /// A login, then a logout in the same request (a 2FA or "account
+    /// disabled" check after `login`): cycle_id, flush, nothing after.
+    LogInAndOut,
+}
+
+impl Seq {
+    /// Kept as a login: a login then a logout makes the store calls of a
+    /// login alone (the flush of a session whose id the cycle cleared
+    /// reaches no store), so it cannot be told from one.
+    fn is_login(self) -> bool {
+        matches!(self, Seq::Login | Seq::Switch | Seq::LogInAndOut)
+    }
+}
+
+/// How the request ends.
+#[derive(Clone, Copy, Debug)]
+enum End {
+    Ok200,
+    Err500,
+    SkipSave,
+    /// The inner service returns `Err`.
+    InnerErr,
+    /// Dropped while the handler hangs (before the bridge's finish).
+    DropInHandler,
+    /// Dropped after the bridge answered, in a middleware between the
+    /// session layer and the bridge (post-processing cut by a timeout).
+    DropAfterBridge,
+}
+
+async fn run_seq(session: &TowerSession, seq: Seq) {
+    match seq {
+        Seq::Logout => session.flush().await.expect("flush"),
+        Seq::LogoutMessage => {
+            session.flush().await.expect("flush");
+            session
+                .insert("axum-messages.data", "bye")
+                .await
+                .expect("insert");
+        }
+        Seq::Delete => session.delete().await.expect("delete"),
+        Seq::Login => {
+            session.get_value(LOGIN_KEY).await.expect("load");
+            session.cycle_id().await.expect("cycle");
+            session.insert(LOGIN_KEY, 7).await.expect("insert");
+        }
+        Seq::Switch => {
+            session.get_value(LOGIN_KEY).await.expect("load");
+            session.flush().await.expect("flush");
+            session.cycle_id().await.expect("cycle");
+            session.insert(LOGIN_KEY, 7).await.expect("insert");
+        }
+        Seq::LogInAndOut => {
+            session.get_value(LOGIN_KEY).await.expect("load");
+            session.cycle_id().await.expect("cycle");
+            session.insert(LOGIN_KEY, 7).await.expect("insert");
+            session.flush().await.expect("flush");
+        }
+    }
+}
+
+/// A middleware that hangs after its inner service answered.
+#[derive(Clone)]
+struct HangAfter<S>(S);
+
+impl<S> tower::Service<Request<Body>> for HangAfter<S>
+where
+    S: tower::Service<Request<Body>, Response = Response<Body>, Error = std::io::Error>
+        + Clone
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+{
+    type Response = Response<Body>;
+    type Error = std::io::Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<Body>, std::io::Error>> + Send>,
+    >;
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+    fn call(&mut self, request: Request<Body>) -> Self::Future {
+        let hang = request.headers().contains_key("x-hang-after");
+        let future = self.0.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            if hang {
+                std::future::pending::<()>().await;
+            }
+            Ok(response)
+        })
+    }
+}
+
+/// One request of `seq` ending as `end`, over a held-back cookie: the
+/// status (None: error or dropped), whether the response deletes the
+/// cookie, and whether the cookie is revoked once checks answer again.
+async fn outage_case(seq: Seq, end: End) -> (Option<StatusCode>, bool, bool) {
+    let (app, revocations) = outage_app();
+    let cookie = pair(&app.call("/login", None).await);
+    let service = tower::ServiceBuilder::new()
+        .layer(app.session_layer.clone())
+        .layer(tower::layer::layer_fn(HangAfter))
+        .layer(TowerSessionsLayer::new())
+        .service_fn(move |request: Request<Body>| async move {
+            let session = request
+                .extensions()
+                .get::<TowerSession>()
+                .cloned()
+                .expect("session");
+            let lazy = request
+                .extensions()
+                .get::<LazySession>()
+                .cloned()
+                .expect("lazy");
+            run_seq(&session, seq).await;
+            let status = match end {
+                End::Ok200 | End::DropAfterBridge => StatusCode::OK,
+                End::Err500 => StatusCode::INTERNAL_SERVER_ERROR,
+                End::SkipSave => {
+                    lazy.skip_save();
+                    StatusCode::OK
+                }
+                End::InnerErr => return Err(std::io::Error::other("failed")),
+                End::DropInHandler => std::future::pending().await,
+            };
+            let mut response = Response::new(Body::empty());
+            *response.status_mut() = status;
+            Ok::<_, std::io::Error>(response)
+        });
+    revocations.set_checks_down(true);
+    let mut request = Request::get("/").header(header::COOKIE, &cookie);
+    if matches!(end, End::DropAfterBridge) {
+        request = request.header("x-hang-after", "1");
+    }
+    let call = service.oneshot(request.body(Body::empty()).expect("request"));
+    let (status, deleted) = match tokio::time::timeout(Duration::from_millis(100), call).await {
+        Ok(Ok(response)) => (Some(response.status()), is_removal(&response)),
+        Ok(Err(_)) | Err(_) => (None, false),
+    };
+    revocations.set_checks_down(false);
+    (status, deleted, revoked(&app, &cookie).await)
+}
+
+/// During an outage of the revocation check, every way a request can use
+/// the `Session` against every way it can end: a login (or a user switch)
+/// never ends the held-back session, and a logout ends it whenever a
+/// response is sent (a 200, a 5xx, a skipped save).
+#[tokio::test]
+async fn the_outage_rules_hold_however_a_request_ends() {
+    let seqs = [
+        Seq::Logout,
+        Seq::LogoutMessage,
+        Seq::Delete,
+        Seq::Login,
+        Seq::Switch,
+        Seq::LogInAndOut,
+    ];
+    let ends = [
+        End::Ok200,
+        End::Err500,
+        End::SkipSave,
+        End::InnerErr,
+        End::DropInHandler,
+        End::DropAfterBridge,
+    ];
+    let mut wrong = Vec::new();
+    for seq in seqs {
+        for end in ends {
+            let (status, deleted, revoked) = outage_case(seq, end).await;
+            let ended = deleted || revoked;
+            println!(
+                "{seq:?} / {end:?}: status {status:?}, deleted = {deleted}, revoked = {revoked}"
+            );
+            let answered = matches!(end, End::Ok200 | End::Err500 | End::SkipSave);
+            if seq.is_login() && ended {
+                wrong.push(format!(
+                    "{seq:?}/{end:?}: a login ended the held-back session"
+                ));
+            }
+            if !seq.is_login() && answered && !(deleted && revoked) {
+                wrong.push(format!(
+                    "{seq:?}/{end:?}: a logout did not end it (status {status:?})"
+                ));
+            }
+        }
+    }
+    assert!(wrong.is_empty(), "{wrong:#?}");
+}
+
+/// A logout on a 500 leaves the `Session` without an id, as
+/// tower-sessions' `flush` does (a clone kept by a task sees it so).
+#[tokio::test]
+async fn a_logout_on_a_500_leaves_the_session_without_an_id() {
+    let kept: Arc<Mutex<Option<TowerSession>>> = Arc::default();
+    let slot = Arc::clone(&kept);
+    let app = app();
+    let router = Router::new()
+        .route(
+            "/out-500",
+            get(move |Extension(session): Extension<TowerSession>| {
+                let slot = Arc::clone(&slot);
+                async move {
+                    session.get_value("note").await.expect("load");
+                    session.flush().await.expect("flush");
+                    *slot.lock().expect("lock") = Some(session.clone());
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            }),
+        )
+        .layer(TowerSessionsLayer::new())
+        .layer(app.session_layer.clone());
+    let (_, cookie) = app.saved_bare("/seed", None).await;
+    let response = send(&router, "/out-500", Some(&cookie)).await;
+    assert!(is_removal(&response), "the logout holds");
+    let session = kept.lock().expect("lock").take().expect("kept");
+    assert_eq!(session.id(), None, "tower-sessions: no id after flush");
+}

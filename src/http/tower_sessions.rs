@@ -134,14 +134,18 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   is held back, as under the session layer alone: the `Session` is a
 ///   new, empty one with an id, so axum-login sees no user and a login
 ///   answers 503. A logout (a `flush`) still deletes the cookie and
-///   revokes its id, on a 5xx response too; what it stores after the
-///   flush (axum-messages' message) is dropped, as it would be refused
-///   with the cookie (unless the handler saved the `Session` itself in
-///   between: that is refused with 503, as a login is). A login attempt
-///   keeps the cookie (one that logs out first, too), and so does any
-///   request whose inner service fails or that is dropped: its deletion
-///   may be a login's `cycle_id`, which must not end the user's session
-///   during an outage.
+///   revokes its id, on a 5xx response or a skipped save too; what it
+///   stores after the flush (axum-messages' message) is dropped, as it
+///   would be refused with the cookie. Something stored after the flush
+///   by other means (the handler saving the `Session` itself in between,
+///   a [`LazySession`] write on the way out) makes the layer refuse the
+///   save, with 503 on a 200 (the logout lost), as a login's. A login
+///   attempt keeps the cookie, however its request ends: one that logs
+///   out first (axum-login's user switch) too, and a login then a
+///   logout in one request, whose store calls are a login's alone. A
+///   request whose inner service fails, or that is dropped before the
+///   bridge answered, keeps it as well (its deletion may be a login's
+///   `cycle_id`); a logout dropped after the bridge answered is ended.
 /// - **One per request and session layer**: a `TowerSessionsLayer`
 ///   inside another over the same [`SessionLayer`](super::SessionLayer)
 ///   leaves the request the outer one's `Session`, and adds its
@@ -469,8 +473,13 @@ impl SealedRecords {
     /// it. A `cycle_id` alone is left to the layer, which ends the old
     /// session unless the cookie was held back.
     async fn end_unsaved(&self, session: &TowerSession) -> Result<(), FinishError> {
-        if !self.state.lock().await.deleted {
-            return Ok(());
+        {
+            // Otherwise the layer's pending end does it (it ends any
+            // deletion but a held-back cookie's).
+            let state = self.state.lock().await;
+            if !state.deleted || !state.held_back {
+                return Ok(());
+            }
         }
         // The `Session` keeps its id only after a bare `delete`: a flush.
         let flushed = match session.id() {
@@ -507,7 +516,13 @@ impl SealedRecords {
     /// `cycle_id`'s): see `create`.
     fn is_flush(state: &State, record: &Record) -> bool {
         let emptied = !state.known.is_empty() && record.data.is_empty();
-        Some(record.id) == state.id || state.deletes > 1 || emptied
+        let flush = Some(record.id) == state.id || state.deletes > 1 || emptied;
+        // While the cookie is held back, a flush then a `cycle_id` with
+        // data after it (axum-login's user switch) is a login, however
+        // the request ends: the stand-in cycles, and its data is refused.
+        let plain_flush = Some(record.id) == state.id && state.deletes == 1;
+        let switch = state.held_back && !plain_flush && !record.data.is_empty();
+        flush && !switch
     }
 
     /// After the handler: the `Session`'s changes go to the sealed
@@ -663,9 +678,6 @@ impl SessionStore for SealedRecords {
             // was read is taken for one (a login that removed every key
             // read, say an OAuth state, stores its own after the cycle).
             let flushed = Self::is_flush(&state, record);
-            // The record kept its id, and no `cycle_id` (a login's)
-            // followed: a logout, perhaps with a message.
-            let plain_flush = Some(record.id) == state.id && state.deletes == 1;
             let ended = if flushed {
                 self.lazy.flush().await
             } else {
@@ -682,7 +694,7 @@ impl SessionStore for SealedRecords {
                 state.flushed = true;
                 state.known.clear();
                 state.loaded = true;
-                if state.held_back && plain_flush {
+                if state.held_back {
                     // A logout while the revocation check cannot answer:
                     // what it stores after the flush (a flash message)
                     // would be refused with the held-back cookie, and the
