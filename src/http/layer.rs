@@ -462,7 +462,12 @@ impl SessionLayerBuilder {
     /// [`Self::build`] refuses one too small for a new empty session's
     /// cookie). The
     /// token also stays within [`Limits::max_token_len`] (see
-    /// [`SealerBuilder::budget`]).
+    /// [`SealerBuilder::budget`]). The budget is per header: a response
+    /// can also carry the deletion of a previous name's cookie
+    /// ([`Self::previous_cookie_name`]) and, with [`Self::domains`], of a
+    /// host-only cookie, each a `Set-Cookie` of about 100 bytes more
+    /// (longer with a long name or path), which a proxy's limit on all of
+    /// a response's headers must leave room for.
     pub fn budget(self, bytes: usize) -> Self {
         self.with(move |b| b.budget(bytes))
     }
