@@ -127,15 +127,10 @@ fn shared_for_host<'a>(
         return default;
     };
     // The FQDN form, `example.com.`, names the same host.
-    let host = host.strip_suffix('.').unwrap_or(host).as_bytes();
-    let under = |domain: &[u8]| {
-        host.len().checked_sub(domain.len()).is_some_and(|start| {
-            host[start..].eq_ignore_ascii_case(domain) && (start == 0 || host[start - 1] == b'.')
-        })
-    };
+    let host = host.strip_suffix('.').unwrap_or(host);
     by_domain
         .iter()
-        .find(|d| under(d.domain.as_bytes()))
+        .find(|d| is_under(host, &d.domain))
         .map_or(default, |d| &d.shared)
 }
 
@@ -148,12 +143,12 @@ fn domain_key(domain: &str) -> String {
         .to_ascii_lowercase()
 }
 
-/// Whether the host or domain `host` is `domain` or under it (both as
-/// [`domain_key`] gives them).
+/// Whether the host or domain `host` is `domain` or under it, in any
+/// case (`domain` without a leading dot).
 fn is_under(host: &str, domain: &str) -> bool {
+    let (host, domain) = (host.as_bytes(), domain.as_bytes());
     host.len().checked_sub(domain.len()).is_some_and(|start| {
-        host.as_bytes()[start..] == *domain.as_bytes()
-            && (start == 0 || host.as_bytes()[start - 1] == b'.')
+        host[start..].eq_ignore_ascii_case(domain) && (start == 0 || host[start - 1] == b'.')
     })
 }
 
@@ -836,11 +831,12 @@ where
         // A host-only cookie of the session's name, from before
         // `domains`, would open before this domain's: whenever this
         // response sets or deletes the cookie, it deletes that one too.
-        let host_only_removal = shared.host_only_removal.clone().filter(|_| {
+        let host_only_removal = shared.host_only_removal.as_ref().filter(|_| {
             let name = shared.sealer.cookie_name();
             let mut values = request.headers().get_all(header::COOKIE).iter();
             values.any(|value| crate::request::carries_cookie(value.as_bytes(), name))
         });
+        let host_only_removal = host_only_removal.cloned();
         let session = LazySession::new(Arc::clone(shared), cookies);
         if let Some(outer) = request.extensions_mut().insert(session.clone()) {
             let sealer = &shared.sealer;

@@ -516,11 +516,12 @@ impl SealedRecords {
     /// `cycle_id`'s): see `create`.
     fn is_flush(state: &State, record: &Record) -> bool {
         let emptied = !state.known.is_empty() && record.data.is_empty();
-        let flush = Some(record.id) == state.id || state.deletes > 1 || emptied;
+        let kept_id = Some(record.id) == state.id;
+        let flush = kept_id || state.deletes > 1 || emptied;
         // While the cookie is held back, a flush then a `cycle_id` with
         // data after it (axum-login's user switch) is a login, however
         // the request ends: the stand-in cycles, and its data is refused.
-        let plain_flush = Some(record.id) == state.id && state.deletes == 1;
+        let plain_flush = kept_id && state.deletes == 1;
         let switch = state.held_back && !plain_flush && !record.data.is_empty();
         flush && !switch
     }

@@ -1790,18 +1790,10 @@ fn undecodable_values_vector() -> Result<Vector, Error> {
     for (key, priority, value) in &entries {
         writer.entry(key, *priority, value);
     }
-    let token = seal_raw(name, &key_a(), NOW - 60, &plaintext, Compression::Off)?;
-    let v = hand_built(
+    let v = hand_sealed(
         name,
         "Three entries: user (\"ada\"), trailing (the bytes 01 01: one item and a byte more) and break (the byte ff, a break code outside any indefinite-length item). The token is valid: values are not decoded when opening (FORMAT.md §8, §11.5), so a reader that decodes them then refuses it. Reading trailing or break fails with kind value (value_error), and the session stays open.".to_owned(),
-        token,
         &plaintext,
-        Some(Sealing {
-            key: key_a(),
-            issued_at: NOW - 60,
-            nonce: hex::encode(derive("nonce", name, 24)),
-            compression_threshold: None,
-        }),
     )?;
     let errors: Vec<Option<&str>> = v
         .expected
@@ -1993,19 +1985,26 @@ fn overflow_vector() -> Result<Vector, Error> {
         derive_array("reference", name),
     );
     let plaintext = overflow_cookie_payload(&session_id, &reference)?;
-    let token = seal_raw(name, &key_a(), NOW - 60, &plaintext, Compression::Off)?;
-    hand_built(
+    hand_sealed(
         name,
         "A 6-element payload: the entry user in the cookie; cart (low) and history (normal) in the overflow blob the reference names (their values are not in the token).".to_owned(),
-        token,
         &plaintext,
-        Some(Sealing {
-            key: key_a(),
-            issued_at: NOW - 60,
-            nonce: hex::encode(derive("nonce", name, 24)),
-            compression_threshold: None,
-        }),
     )
+}
+
+/// A hand-built payload sealed uncompressed under key A, issued a minute
+/// before `NOW`, with the nonce derived from `name`: the token and the
+/// `sealing` that reproduces it come from the same figures.
+fn hand_sealed(name: &str, description: String, plaintext: &[u8]) -> Result<Vector, Error> {
+    let (issued_at, compression) = (NOW - 60, Compression::Off);
+    let token = seal_raw(name, &key_a(), issued_at, plaintext, compression)?;
+    let sealing = Sealing {
+        key: key_a(),
+        issued_at,
+        nonce: hex::encode(derive("nonce", name, 24)),
+        compression_threshold: None,
+    };
+    hand_built(name, description, token, plaintext, Some(sealing))
 }
 
 /// A valid token that no writer produces: its deflate stream (one final
