@@ -153,7 +153,8 @@ async fn big(session: LazySession) -> Result<&'static str, Error> {
     Ok("ok")
 }
 
-/// Logs in and answers with the `Cache-Control` given in the query.
+/// Logs in and answers with the `Cache-Control` given in the query, one
+/// header line for each line of it (`%0A`; `%FF` is that byte).
 async fn login_with_cache_control(
     session: LazySession,
     request: Request<Body>,
@@ -166,8 +167,12 @@ async fn login_with_cache_control(
         .unwrap_or_default()
         .replace("%20", " ")
         .replace("%22", "\"");
-    let value = http::HeaderValue::from_str(&query).expect("header value");
-    response.headers_mut().insert(header::CACHE_CONTROL, value);
+    for line in query.split("%0A") {
+        let bytes = line.replace("%FF", "\u{ff}");
+        let bytes: Vec<u8> = bytes.chars().map(|c| c as u8).collect();
+        let value = http::HeaderValue::from_bytes(&bytes).expect("header value");
+        response.headers_mut().append(header::CACHE_CONTROL, value);
+    }
     Ok(response)
 }
 
@@ -1596,27 +1601,38 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
     assert_eq!(cache_control(&response), ["private"]);
     let pair = cookie_pair(&response);
     // A Cache-Control that already keeps shared caches out is left as it
-    // is; any other gets `private` added.
+    // is; any other gets `private` on the same line (a cache that reads
+    // only the first line must see it), in place of `public`.
     for (given, expected) in [
         ("no-store", &["no-store"][..]),
         ("private,%20max-age=60", &["private, max-age=60"][..]),
         ("no-cache,%20PRIVATE", &["no-cache, PRIVATE"][..]),
+        ("public,%20max-age=300", &["max-age=300, private"][..]),
+        ("PUBLIC", &["private"][..]),
+        ("max-age=0", &["max-age=0, private"][..]),
         (
-            "public,%20max-age=300",
-            &["public, max-age=300", "private"][..],
+            "s-maxage=60,%20must-revalidate",
+            &["s-maxage=60, must-revalidate, private"][..],
         ),
-        ("max-age=0", &["max-age=0", "private"][..]),
         // Only the named field is private: the response, Set-Cookie and
         // all, may still be stored by a shared cache.
         (
             "private=%22X-Foo%22,%20max-age=60",
-            &["private=\"X-Foo\", max-age=60", "private"][..],
+            &["max-age=60, private"][..],
         ),
+        // Several lines become one.
+        ("public%0Amax-age=60", &["max-age=60, private"][..]),
+        ("no-cache%0Aprivate", &["no-cache", "private"][..]),
     ] {
         let response = call(&mut app, &format!("/login-cache-control?{given}"), None).await;
         assert!(set_cookie(&response).is_some());
         assert_eq!(cache_control(&response), expected, "{given}");
     }
+    // A line that is not text is kept as it is, `private` on its own line.
+    let response = call(&mut app, "/login-cache-control?public%0Ax%FF", None).await;
+    let lines = response.headers().get_all(header::CACHE_CONTROL).iter();
+    let lines: Vec<&[u8]> = lines.map(|line| line.as_bytes()).collect();
+    assert_eq!(lines, [&b"public"[..], b"x\xff", b"private"]);
     // No Set-Cookie, nothing added; a deletion cookie is private too.
     let response = call(&mut app, "/read", Some(&pair)).await;
     assert!(set_cookie(&response).is_none());

@@ -950,7 +950,7 @@ where
             // Cookie` alone would let it replay one new visitor's session
             // to every visitor without a cookie.
             if (sends_cookie || sends_removal) && !keeps_out_of_shared_caches(headers) {
-                headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+                make_private(headers);
             }
             Ok(response)
         })
@@ -1029,6 +1029,34 @@ fn keeps_out_of_shared_caches(headers: &HeaderMap) -> bool {
         let name = directive.split('=').next().unwrap_or_default().trim_end();
         name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private")
     })
+}
+
+/// Adds `private` to the response's `Cache-Control`, on the same line as
+/// its other directives: a cache that reads only the first line (as some
+/// do) must not see a `public` there and store the cookie. `public` and
+/// a `private` with a field list give way to it; the rest is kept.
+fn make_private(headers: &mut HeaderMap) {
+    let mut lines = headers.get_all(header::CACHE_CONTROL).iter();
+    if lines.any(|line| line.to_str().is_err()) {
+        // Not text: left as it is, with `private` on a line of its own.
+        headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+        return;
+    }
+    let mut merged = String::new();
+    for directive in list_items(headers, header::CACHE_CONTROL) {
+        let name = directive.split('=').next().unwrap_or_default().trim_end();
+        let superseded =
+            name.eq_ignore_ascii_case("public") || name.eq_ignore_ascii_case("private");
+        if !directive.is_empty() && !superseded {
+            merged.push_str(directive);
+            merged.push_str(", ");
+        }
+    }
+    merged.push_str("private");
+    // Made of visible text and the separators above, so always valid.
+    if let Ok(value) = HeaderValue::from_str(&merged) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
 }
 
 /// Whether the response already varies on `Cookie` (or on everything).

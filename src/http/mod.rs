@@ -104,8 +104,11 @@
 //!   no cookie yet, so a response that sets or deletes the cookie is also
 //!   made `Cache-Control: private` (unless its `Cache-Control` already says
 //!   `no-store` or a bare `private`: `private="X-Foo"` names only some
-//!   fields; a `public` one gets `private` added, and RFC 9111 forbids a
-//!   shared cache to store a response marked `private`): otherwise a shared
+//!   fields; any other gets `private` on the same line as its other
+//!   directives, in place of `public` and of a `private` with a field
+//!   list, so that a cache reading only the first line sees it; RFC 9111
+//!   forbids a shared cache to store a response marked `private`):
+//!   otherwise a shared
 //!   cache could store the first cookie-less visitor's new session and
 //!   hand it to every later visitor without a cookie. Headers meant for a
 //!   CDN alone (`CDN-Cache-Control`, `Surrogate-Control`) replace
