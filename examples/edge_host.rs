@@ -67,7 +67,7 @@ impl App {
         let status = match path {
             "/login" => {
                 session.cycle_id()?;
-                session.insert_with_priority("user_id", &42u64, Priority::Critical)?;
+                session.insert_with_priority("user_id", 42u64, Priority::Critical)?;
                 200
             }
             "/logout" => {
@@ -76,18 +76,18 @@ impl App {
             }
             "/broken" => {
                 // A handler that changed the session, then failed.
-                session.insert("half-done", &true)?;
+                session.insert("half-done", true)?;
                 500
             }
             "/too-big" => {
                 // More than any cookie holds, and not to be dropped: the
                 // save fails (with no overflow store), so the change is lost.
-                session.insert_with_priority("upload", &"x".repeat(5000), Priority::Critical)?;
+                session.insert_with_priority("upload", "x".repeat(5000), Priority::Critical)?;
                 200
             }
             _ => {
                 let visits = session.get::<u32>("visits")?.unwrap_or(0);
-                session.insert_with_priority("visits", &(visits + 1), Priority::Low)?;
+                session.insert_with_priority("visits", visits + 1, Priority::Low)?;
                 200
             }
         };

@@ -52,7 +52,7 @@ async fn main() -> Result<(), Error> {
         .clock(clock.clone())
         .build()?;
     let mut session = sealer.new_session()?;
-    session.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
+    session.insert_with_priority("user_id", 4217u64, Priority::Critical)?;
     session.insert_with_priority("csrf", "k3Jf9s0aQ1xZp2Lm", Priority::High)?;
     session.insert("locale", "fr-FR")?;
     // A one-time message for the page after the login's redirect.
@@ -140,7 +140,7 @@ async fn main() -> Result<(), Error> {
     // An idle timeout of its own (Django's set_expiry(600)): used every
     // 9 minutes it lives on; left alone for 601 s it ends.
     let mut admin = rotated.new_session()?;
-    admin.insert("admin", &true)?;
+    admin.insert("admin", true)?;
     admin.set_expiry(Expiry::Idle(Duration::from_secs(600)));
     let mut admin_cookie = rotated.seal(&mut admin)?;
     for _ in 0..3 {
@@ -154,14 +154,14 @@ async fn main() -> Result<(), Error> {
         rotated.open(&admin_cookie).unwrap_err()
     );
     let mut active = rotated.new_session()?;
-    active.insert("user_id", &1u64)?;
+    active.insert("user_id", 1u64)?;
     let mut cookie = rotated.seal(&mut active)?;
     let mut rounds = 0;
     let ended = loop {
         clock.advance(HOUR - 60);
         match rotated.open(&cookie) {
             Ok(mut s) => {
-                s.insert("last_seen", &rotated.now())?;
+                s.insert("last_seen", rotated.now())?;
                 cookie = rotated.seal(&mut s)?;
                 rounds += 1;
             }
@@ -179,9 +179,9 @@ async fn main() -> Result<(), Error> {
         .clock(clock.clone())
         .build()?;
     let fill = |s: &mut sealed_session::Session| -> Result<(), Error> {
-        s.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
+        s.insert_with_priority("user_id", 4217u64, Priority::Critical)?;
         for i in 0..18 {
-            s.insert_with_priority(&format!("cart-{i:02}"), &cart_line(i), Priority::Low)?;
+            s.insert_with_priority(&format!("cart-{i:02}"), cart_line(i), Priority::Low)?;
         }
         Ok(())
     };
@@ -198,22 +198,18 @@ async fn main() -> Result<(), Error> {
         .build()?;
     let big = |sealer: &Sealer| -> Result<sealed_session::Session, Error> {
         let mut s = sealer.new_session()?;
-        s.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
+        s.insert_with_priority("user_id", 4217u64, Priority::Critical)?;
         s.insert_with_priority("csrf", "k3Jf9s0aQ1xZp2Lm", Priority::Critical)?;
         s.insert_with_priority(
             "prefs",
-            &serde_json::json!({"theme": "dark"}),
+            serde_json::json!({"theme": "dark"}),
             Priority::High,
         )?;
         for i in 0..60 {
-            s.insert_with_priority(&format!("cart-{i:02}"), &cart_line(i), Priority::Low)?;
+            s.insert_with_priority(&format!("cart-{i:02}"), cart_line(i), Priority::Low)?;
         }
         for i in 0..20 {
-            s.insert_with_priority(
-                &format!("viewed-{i:02}"),
-                &"p".repeat(120),
-                Priority::Normal,
-            )?;
+            s.insert_with_priority(&format!("viewed-{i:02}"), "p".repeat(120), Priority::Normal)?;
         }
         Ok(s)
     };
@@ -283,7 +279,7 @@ async fn main() -> Result<(), Error> {
         .clock(clock.clone())
         .build()?;
     let mut laptop = guarded.new_session()?;
-    laptop.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
+    laptop.insert_with_priority("user_id", 4217u64, Priority::Critical)?;
     let laptop_cookie = guarded.seal(&mut laptop)?;
     let mut logging_out = guarded.open_async(&laptop_cookie).await?;
     logging_out.flush()?;
@@ -296,7 +292,7 @@ async fn main() -> Result<(), Error> {
     // Two more devices of the same user.
     let device = || -> Result<String, Error> {
         let mut session = guarded.new_session()?;
-        session.insert_with_priority("user_id", &4217u64, Priority::Critical)?;
+        session.insert_with_priority("user_id", 4217u64, Priority::Critical)?;
         guarded.seal(&mut session)
     };
     let (phone_cookie, tablet_cookie) = (device()?, device()?);

@@ -246,7 +246,7 @@ fn roundtrip() -> Result<(), u32> {
     if session.id() == sealer.new_session().map_err(|_| 6u32)?.id() {
         return Err(7); // two random ids alike: not a real generator
     }
-    session.insert("visits", &1u32).map_err(|_| 8u32)?;
+    session.insert("visits", 1u32).map_err(|_| 8u32)?;
     let saved = sealer.save(&mut session).map_err(|_| 9u32)?;
     let CookieAction::Set(header) = saved.action else {
         return Err(10);
@@ -371,7 +371,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
     let mut session = sealer.new_session()?;
-    session.insert("visits", &1u32)?;
+    session.insert("visits", 1u32)?;
     let token = sealer.seal(&mut session)?;
     let opened = sealer.open(&token)?;
     let now = SystemTime::now().duration_since(UNIX_EPOCH)?.as_secs();

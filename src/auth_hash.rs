@@ -62,7 +62,7 @@ impl Session {
     /// use sealed_session::{KeyRing, MasterKey, Priority, Sealer};
     /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
     /// let mut session = sealer.new_session()?;
-    /// session.insert_with_priority("user_id", &42u64, Priority::Critical)?;
+    /// session.insert_with_priority("user_id", 42u64, Priority::Critical)?;
     /// session.set_auth_hash("auth", b"password hash, version 1")?;
     /// let cookie = sealer.seal(&mut session)?;
     ///

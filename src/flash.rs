@@ -57,12 +57,8 @@ impl Session {
     /// [`Session::get`] for what is stored under `key` already: a value
     /// that is not a list, or an entry in the overflow store not loaded
     /// (`LazySession::push_flash` loads it).
-    pub fn push_flash<T: Serialize + ?Sized>(
-        &mut self,
-        key: &str,
-        message: &T,
-    ) -> Result<(), Error> {
-        let message = ciborium::Value::serialized(message)
+    pub fn push_flash<T: Serialize>(&mut self, key: &str, message: T) -> Result<(), Error> {
+        let message = ciborium::Value::serialized(&message)
             .map_err(|_| Error::Value(ValueError::Serialize))?;
         let priority = self.priority(key).unwrap_or(Priority::Normal);
         let mut messages = self.get::<Vec<ciborium::Value>>(key)?.unwrap_or_default();

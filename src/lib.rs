@@ -23,7 +23,7 @@
 //! // Request 1: log in. `save` fits the session into the `Set-Cookie`
 //! // budget (dropping low-priority entries, reported in `saved.report`).
 //! let mut session = sealer.new_session()?;
-//! session.insert_with_priority("user_id", &7u32, Priority::Critical)?;
+//! session.insert_with_priority("user_id", 7u32, Priority::Critical)?;
 //! let saved = sealer.save(&mut session)?;
 //! let set_cookie = saved.action.header_value().expect("a cookie to set");
 //! assert!(set_cookie.starts_with("id=") && set_cookie.contains("HttpOnly"));

@@ -188,7 +188,7 @@ impl Sealer {
     ///     .revocation_store(Arc::new(MemoryRevocations::new()), Some("user_id"))
     ///     .build()?;
     /// let mut laptop = sealer.new_session()?;
-    /// laptop.insert("user_id", &42u64)?;
+    /// laptop.insert("user_id", 42u64)?;
     /// let laptop_cookie = sealer.seal(&mut laptop)?;
     /// let mut phone = sealer.open_async(&laptop_cookie).await?; // a copy
     ///

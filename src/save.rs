@@ -370,7 +370,7 @@ impl Sealer {
     /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).budget(600).build()?;
     /// let mut session = sealer.new_session()?;
     /// session.insert_with_priority("user", "ada", Priority::Critical)?;
-    /// session.insert_with_priority("history", &"x".repeat(1000), Priority::Low)?;
+    /// session.insert_with_priority("history", "x".repeat(1000), Priority::Low)?;
     /// let saved = sealer.save(&mut session)?;
     /// assert_eq!(saved.report.dropped[0].key, "history");
     /// assert!(saved.report.header_len <= 600);
@@ -420,7 +420,7 @@ impl Sealer {
     /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).budget(600).build()?;
     /// let mut session = sealer.new_session()?;
     /// session.insert_with_priority("user", "ada", Priority::Critical)?;
-    /// session.insert_with_priority("cart", &"sku-1,".repeat(200), Priority::Low)?;
+    /// session.insert_with_priority("cart", "sku-1,".repeat(200), Priority::Low)?;
     /// let preview = sealer.preview_save(&session)?;
     /// assert_eq!(preview.dropped_keys(), ["cart"]);
     /// assert!(session.contains("cart"), "nothing changed");
@@ -1069,7 +1069,7 @@ mod tests {
             Error::Store(StoreError::NeedsAsync)
         );
         // Changed, it needs the blob: the synchronous save refuses.
-        opened.insert("seen", &true).unwrap();
+        opened.insert("seen", true).unwrap();
         assert_eq!(
             sealer.save(&mut opened).unwrap_err(),
             Error::Store(StoreError::NeedsAsync)

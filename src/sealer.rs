@@ -95,7 +95,7 @@ impl TimePolicy {
 ///     .clock(clock.clone())
 ///     .build()?;
 /// let mut session = sealer.new_session()?;
-/// session.insert("cart", &vec!["sku-1", "sku-2"])?;
+/// session.insert("cart", vec!["sku-1", "sku-2"])?;
 /// let cookie = sealer.seal(&mut session)?;
 ///
 /// clock.advance(3601);
@@ -424,7 +424,7 @@ impl SealerBuilder {
     ///     .revocation_store(Arc::new(MemoryRevocations::new()), Some("user_id"))
     ///     .build()?;
     /// let mut session = sealer.new_session()?;
-    /// session.insert("user_id", &42u64)?;
+    /// session.insert("user_id", 42u64)?;
     /// let cookie = sealer.seal(&mut session)?;
     ///
     /// let mut copy = sealer.open_async(&cookie).await?;

@@ -84,7 +84,7 @@ impl fmt::Debug for SessionId {
 /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
 /// let mut session = sealer.new_session()?;
 /// let laptop = SessionId::from_bytes([7; 16]);
-/// session.insert("devices", &vec![laptop])?;
+/// session.insert("devices", vec![laptop])?;
 /// assert_eq!(session.get::<Vec<SessionId>>("devices")?, Some(vec![laptop]));
 /// assert_eq!(session.get::<Vec<String>>("devices")?, Some(vec!["07".repeat(16)]));
 /// session.insert("not an id", "07")?;
@@ -284,7 +284,7 @@ pub(crate) struct Entry {
 /// use sealed_session::{KeyRing, MasterKey, Priority, Sealer};
 /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
 /// let mut session = sealer.new_session()?;
-/// session.insert_with_priority("user_id", &42u64, Priority::Critical)?;
+/// session.insert_with_priority("user_id", 42u64, Priority::Critical)?;
 /// session.insert("theme", "dark")?;
 /// let cookie = sealer.seal(&mut session)?;
 ///
@@ -516,7 +516,7 @@ impl Session {
     /// # Errors
     ///
     /// As [`Session::insert_with_priority`].
-    pub fn insert<T: Serialize + ?Sized>(&mut self, key: &str, value: &T) -> Result<(), Error> {
+    pub fn insert<T: Serialize>(&mut self, key: &str, value: T) -> Result<(), Error> {
         let priority = self
             .position(key)
             .map(|i| self.entries[i].priority)
@@ -535,13 +535,13 @@ impl Session {
     /// deeper than reads accept (both from the sealer's
     /// [`Limits`](crate::Limits)), so that whatever is stored can be read
     /// back.
-    pub fn insert_with_priority<T: Serialize + ?Sized>(
+    pub fn insert_with_priority<T: Serialize>(
         &mut self,
         key: &str,
-        value: &T,
+        value: T,
         priority: Priority,
     ) -> Result<(), Error> {
-        let encoded = self.encode_entry(key, value)?;
+        let encoded = self.encode_entry(key, &value)?;
         self.insert_raw(key, encoded, priority)
     }
 
@@ -759,7 +759,7 @@ impl Session {
     /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?)).build()?;
     /// let mut session = sealer.new_session()?;
     /// session.insert_with_priority("user", "ada", Priority::Critical)?;
-    /// session.insert("visits", &3u8)?;
+    /// session.insert("visits", 3u8)?;
     /// let sizes: Vec<(&str, Priority, usize)> = session
     ///     .iter_raw()
     ///     .map(|(key, priority, value)| (key, priority, value.map_or(0, <[u8]>::len)))

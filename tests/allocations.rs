@@ -104,7 +104,7 @@ fn measure(compression: Compression) -> Figures {
     let (opened, open) = count(|| sealer.open(&token).expect("open"));
     assert_eq!(reference::read_all(&opened), typical.data);
     let (_, open_read_two) = count(|| reference::read_two(&sealer.open(&token).expect("open")));
-    session.insert("touched", &1u8).expect("insert");
+    session.insert("touched", 1u8).expect("insert");
     let (saved, save) = count(|| sealer.save(&mut session).expect("save"));
     assert!(saved.action.header_value().is_some());
     Figures {

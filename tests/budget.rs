@@ -76,7 +76,7 @@ fn ten_kb_session_drops_lowest_priority_first() {
     let last = dropped.last().unwrap();
     let mut with_last = sealer.open(&cookie_value(header)).unwrap();
     with_last
-        .insert_with_priority(&last.key, &"y".repeat(150), last.priority)
+        .insert_with_priority(&last.key, "y".repeat(150), last.priority)
         .unwrap();
     // Here the token alone is already over the sealer's 4096-character
     // limit (so the header is over the budget too).
@@ -92,10 +92,10 @@ fn critical_entries_alone_over_budget_fail_with_sizes() {
     let sealer = builder(&clock).budget(300).build().unwrap();
     let mut session = sealer.new_session().unwrap();
     session
-        .insert_with_priority("user", &"u".repeat(400), Priority::Critical)
+        .insert_with_priority("user", "u".repeat(400), Priority::Critical)
         .unwrap();
     session
-        .insert_with_priority("junk", &"j".repeat(50), Priority::Low)
+        .insert_with_priority("junk", "j".repeat(50), Priority::Low)
         .unwrap();
     match sealer.save(&mut session).unwrap_err() {
         Error::TooLarge { needed, budget } => {
@@ -120,7 +120,7 @@ async fn name_and_value_stay_within_what_browsers_keep_under_a_larger_budget() {
         let mut session = sealer.new_session().unwrap();
         for (key, len, priority) in entries {
             session
-                .insert_with_priority(key, &"a".repeat(*len), *priority)
+                .insert_with_priority(key, "a".repeat(*len), *priority)
                 .unwrap();
         }
         session
@@ -172,7 +172,7 @@ fn save_user_and_notes(sealer: &Sealer, notes: usize) -> sealed_session::Saved {
         .insert_with_priority("user", "ada", Priority::Critical)
         .unwrap();
     session
-        .insert_with_priority("notes", &"a".repeat(notes), Priority::Low)
+        .insert_with_priority("notes", "a".repeat(notes), Priority::Low)
         .unwrap();
     sealer.save(&mut session).unwrap()
 }
@@ -250,7 +250,7 @@ fn unchanged_sessions_send_nothing_and_flush_deletes() {
         sealer.save(&mut session).unwrap().action,
         CookieAction::Unchanged
     );
-    session.insert("a", &1).unwrap();
+    session.insert("a", 1).unwrap();
     let CookieAction::Set(header) = sealer.save(&mut session).unwrap().action else {
         panic!()
     };
@@ -364,7 +364,7 @@ async fn a_capped_memory_store_evicts_idle_sessions_blobs_before_an_active_ones(
         flood.push(save_token(&sealer, &mut ten_kb_session(&sealer)).await);
         // The active client's request renews its blob without reading it.
         let mut s = sealer.open_async(&active).await.unwrap();
-        s.insert("counter", &round).unwrap();
+        s.insert("counter", round).unwrap();
         active = save_token(&sealer, &mut s).await;
         assert!(store.bytes() <= cap, "{} > {cap}", store.bytes());
     }
@@ -377,7 +377,7 @@ async fn a_capped_memory_store_evicts_idle_sessions_blobs_before_an_active_ones(
     let mut s = sealer.open_async(&flood[0]).await.unwrap();
     let lost = overflowed_keys(&s);
     assert!(!lost.is_empty());
-    s.insert("counter", &1u32).unwrap();
+    s.insert("counter", 1u32).unwrap();
     let saved = sealer.save_async(&mut s).await.unwrap();
     assert_eq!(saved.report.dropped.len(), lost.len());
 }
@@ -465,7 +465,7 @@ async fn store_is_read_lazily_and_written_only_when_needed() {
 /// the clock's time: returns the new token.
 async fn resident_change(sealer: &sealed_session::Sealer, token: &str, n: u32) -> String {
     let mut s = sealer.open_async(token).await.unwrap();
-    s.insert("counter", &n).unwrap();
+    s.insert("counter", n).unwrap();
     save_token(sealer, &mut s).await
 }
 
@@ -535,7 +535,7 @@ async fn renewing_a_blob_never_shortens_it() {
     // A renewal the store cannot make fails the save; the client keeps
     // its cookie and the session still needs saving.
     let mut s = sealer.open_async(&earlier).await.unwrap();
-    s.insert("counter", &1u32).unwrap();
+    s.insert("counter", 1u32).unwrap();
     store.set_down(true);
     assert_eq!(
         sealer.save_async(&mut s).await.unwrap_err(),
@@ -553,7 +553,7 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
     let overflowed = overflowed_keys(&s);
     assert!(!overflowed.is_empty());
     evict_all(&store.inner).await;
-    s.insert("counter", &1u32).unwrap();
+    s.insert("counter", 1u32).unwrap();
     let saved = sealer.save_async(&mut s).await.unwrap();
     let mut reported: Vec<String> = saved.report.dropped.iter().map(|d| d.key.clone()).collect();
     reported.sort();
@@ -565,7 +565,7 @@ async fn a_save_that_finds_its_blob_gone_drops_and_reports_its_entries() {
     let mut s = sealer.open_async(&token).await.unwrap();
     assert!(overflowed.iter().all(|k| !s.contains(k)));
     assert_eq!(s.get::<u32>("counter").unwrap(), Some(1));
-    s.insert("counter", &2u32).unwrap();
+    s.insert("counter", 2u32).unwrap();
     assert!(sealer.save_async(&mut s).await.is_ok());
 }
 
@@ -585,7 +585,7 @@ async fn reading_an_entry_whose_blob_is_gone_drops_its_entries_and_marks_the_ses
     assert!(s.needs_save());
     // The save that succeeds reports them, once; one that fails (the store
     // is down for a new entry's blob) keeps them for it.
-    s.insert_with_priority("history", &"h".repeat(3000), Priority::Low)
+    s.insert_with_priority("history", "h".repeat(3000), Priority::Low)
         .unwrap();
     store.set_down(true);
     let failed = sealer.save_async(&mut s).await;
@@ -594,7 +594,7 @@ async fn reading_an_entry_whose_blob_is_gone_drops_its_entries_and_marks_the_ses
     let saved = sealer.save_async(&mut s).await.unwrap();
     assert_eq!(saved.report.dropped_keys(), overflowed);
     assert_eq!(saved.report.overflowed[0].key, "history");
-    s.insert("counter", &1u32).unwrap();
+    s.insert("counter", 1u32).unwrap();
     let again = sealer.save_async(&mut s).await.unwrap();
     assert!(again.report.dropped.is_empty());
     let s = sealer
@@ -635,7 +635,7 @@ async fn a_sync_save_drops_overflowed_entries_it_cannot_vouch_for() {
         let token = save_token(sealer, &mut session).await;
         let mut s = sealer.open_async(&token).await.unwrap();
         let key = saved_overflowed_key(&s);
-        s.insert("counter", &1u32).unwrap();
+        s.insert("counter", 1u32).unwrap();
         let saved = sealer.save(&mut s).unwrap();
         assert!(saved.report.dropped.iter().any(|d| d.key == key));
         assert!(!s.contains(&key));
@@ -675,7 +675,7 @@ async fn a_preview_of_a_session_with_a_blob_foresees_its_save() {
 
     let mut moving = sealer.open_async(&token).await.unwrap();
     moving
-        .insert_with_priority("history", &"h".repeat(3000), Priority::Low)
+        .insert_with_priority("history", "h".repeat(3000), Priority::Low)
         .unwrap();
     let preview = sealer.preview_save(&moving).unwrap();
     assert_eq!(preview.overflowed.len(), 1, "{preview:?}");
@@ -698,7 +698,7 @@ async fn a_preview_fails_as_the_save_and_draws_only_what_the_save_would() {
         .build()
         .unwrap();
     let mut session = sealer.new_session().unwrap();
-    session.insert("user", &[1u8, 2, 3]).unwrap();
+    session.insert("user", [1u8, 2, 3]).unwrap();
     let refused = Err(Error::Value(sealed_session::ValueError::UserId));
     assert_eq!(sealer.preview_save(&session), refused);
     assert_eq!(sealer.save(&mut session).map(|s| s.report), refused);
@@ -732,7 +732,7 @@ async fn a_request_from_the_previous_cookie_still_finds_the_replaced_blob() {
         let c0 = save_token(&sealer, &mut session).await;
 
         let mut a = sealer.open_async(&c0).await.unwrap();
-        a.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+        a.insert_with_priority("more", "m".repeat(500), Priority::Low)
             .unwrap();
         let token_a = save_token(&sealer, &mut a).await;
         let token_b = resident_change(&sealer, &c0, 1).await;
@@ -880,7 +880,7 @@ async fn a_blob_another_server_could_read_is_dropped_here_too() {
             Err(Error::Store(StoreError::Rejected)),
             "{name}"
         );
-        s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+        s.insert_with_priority("more", "m".repeat(500), Priority::Low)
             .unwrap();
         let saved = sealer.save_async(&mut s).await.unwrap();
         let dropped: Vec<_> = saved.report.dropped.iter().map(|d| d.key.clone()).collect();
@@ -1168,7 +1168,7 @@ async fn flush_and_cycle_delete_old_blobs_and_rewrites_retire_them() {
     // readable for a grace period (a request from the previous cookie may
     // still be running), then expires.
     let mut s = sealer.open(&token).unwrap();
-    s.insert_with_priority("more", &"m".repeat(500), Priority::Low)
+    s.insert_with_priority("more", "m".repeat(500), Priority::Low)
         .unwrap();
     let previous = token;
     let token = save_token(&sealer, &mut s).await;
@@ -1234,7 +1234,7 @@ async fn memory_revocations() {
         .build()
         .unwrap();
     let mut session = sealer.new_session().unwrap();
-    session.insert("k", &1u8).unwrap();
+    session.insert("k", 1u8).unwrap();
     let token = sealer.seal(&mut session).unwrap();
     // Under a second is kept for a whole one, not dropped at once.
     store
@@ -1259,7 +1259,7 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
 
     // A session no cookie carried has nothing to revoke.
     let mut session = sealer.new_session().unwrap();
-    session.insert("cart", &[1, 2, 3]).unwrap();
+    session.insert("cart", [1, 2, 3]).unwrap();
     session.cycle_id().unwrap();
     let anonymous = save_token(&sealer, &mut session).await;
     assert_eq!(records(), 0);
@@ -1283,7 +1283,7 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
     // keeps the old cookie, which must still open.
     let mut s = sealer.open_async(&first_login).await.unwrap();
     s.cycle_id().unwrap();
-    s.insert_with_priority("user", &"u".repeat(500), Priority::Critical)
+    s.insert_with_priority("user", "u".repeat(500), Priority::Critical)
         .unwrap();
     assert!(matches!(
         sealer.save_async(&mut s).await.unwrap_err(),
@@ -1376,7 +1376,7 @@ async fn a_revocation_store_revokes_the_id_that_flush_or_cycle_id_gives_up() {
 /// The cookie of a fresh session with one entry.
 async fn anonymous_copy(sealer: &Sealer) -> String {
     let mut session = sealer.new_session().unwrap();
-    session.insert("k", &1u8).unwrap();
+    session.insert("k", 1u8).unwrap();
     save_token(sealer, &mut session).await
 }
 
@@ -1561,13 +1561,13 @@ async fn the_user_entry_is_read_or_dropped_with_its_blob_or_the_revocation_check
         let mut session = small_budget.new_session().unwrap();
         let user = serde_json::json!({ "id": "a".repeat(user_len) });
         session
-            .insert_with_priority("pad", &"p".repeat(1100), Priority::Critical)
+            .insert_with_priority("pad", "p".repeat(1100), Priority::Critical)
             .unwrap();
         session
             .insert_with_priority("user", &user, Priority::Low)
             .unwrap();
         session
-            .insert_with_priority("other", &"o".repeat(3000), Priority::Low)
+            .insert_with_priority("other", "o".repeat(3000), Priority::Low)
             .unwrap();
         let token = save_token(&small_budget, &mut session).await;
         let mut session = small_budget.open(&token).unwrap();
@@ -1640,7 +1640,7 @@ async fn the_revocation_user_entry_stays_in_the_cookie_whatever_its_priority() {
         let mut session = ten_kb_session(sealer);
         // Larger than any other low entry, so first in the drop order.
         session
-            .insert_with_priority("user", &"a".repeat(500), Priority::Low)
+            .insert_with_priority("user", "a".repeat(500), Priority::Low)
             .unwrap();
         session
     };
@@ -1718,7 +1718,7 @@ proptest! {
         };
         let mut session = sealer.new_session().unwrap();
         for (i, (key, priority, len)) in entries.iter().enumerate() {
-            session.insert_with_priority(&format!("{key}{i}"), &"v".repeat(*len), *priority).unwrap();
+            session.insert_with_priority(&format!("{key}{i}"), "v".repeat(*len), *priority).unwrap();
         }
         let preview = sealer.preview_save(&session);
         let keys = session.keys().map(str::to_owned).collect::<Vec<_>>();
@@ -1808,7 +1808,7 @@ fn a_budget_above_the_token_limit_never_emits_an_unopenable_cookie() {
         let mut s = sealer.new_session().unwrap();
         s.insert_with_priority("user", "ada", Priority::Critical)
             .unwrap();
-        s.insert_with_priority("notes", &"n".repeat(5000), Priority::Low)
+        s.insert_with_priority("notes", "n".repeat(5000), Priority::Low)
             .unwrap();
         let saved = sealer.save(&mut s).unwrap();
         assert_eq!(saved.report.dropped[0].key, "notes", "budget {budget}");
@@ -1827,7 +1827,7 @@ async fn sync_save_logs_the_overflowed_entries_it_drops_even_when_it_then_fails(
     assert!(!overflowed.is_empty());
     // Critical entries that cannot fit: the save fails after the drop.
     reopened
-        .insert_with_priority("huge", &"h".repeat(5000), Priority::Critical)
+        .insert_with_priority("huge", "h".repeat(5000), Priority::Critical)
         .unwrap();
     let (result, text) = logged(|| sealer.save(&mut reopened));
     assert!(matches!(result, Err(Error::TooLarge { .. })), "{result:?}");
@@ -1918,10 +1918,10 @@ fn a_compressed_save_without_a_store_that_drops_one_entry_seals_few_times() {
     for small in [30, 120] {
         let mut session = sealer.new_session().unwrap();
         for i in 0..small {
-            session.insert(&format!("k{i}"), &i).unwrap();
+            session.insert(&format!("k{i}"), i).unwrap();
         }
         session
-            .insert_with_priority("big", &incompressible(7, 6000), Priority::Low)
+            .insert_with_priority("big", incompressible(7, 6000), Priority::Low)
             .unwrap();
         let before = random.0.load(Ordering::SeqCst);
         let saved = sealer.save(&mut session).unwrap();
@@ -1972,7 +1972,7 @@ async fn a_save_that_keeps_its_blob_draws_only_the_nonce() {
 /// A session whose critical entry leaves almost no room: `filler` bytes.
 fn nearly_full(sealer: &Sealer, filler: usize) -> sealed_session::Session {
     let mut s = sealer.new_session().unwrap();
-    s.insert_with_priority("user", &"u".repeat(filler), Priority::Critical)
+    s.insert_with_priority("user", "u".repeat(filler), Priority::Critical)
         .unwrap();
     s
 }
@@ -1998,7 +1998,7 @@ async fn cookie_with_blob(sealer: &Sealer, keys: &[&str]) -> String {
     s.insert_with_priority("user", "ada", Priority::Critical)
         .unwrap();
     for key in keys {
-        s.insert_with_priority(key, &"n".repeat(2000), Priority::Low)
+        s.insert_with_priority(key, "n".repeat(2000), Priority::Low)
             .unwrap();
     }
     let saved = sealer.save_async(&mut s).await.unwrap();
@@ -2015,7 +2015,7 @@ async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refu
     // Room for a few bytes, not for an overflow element (a 16-byte
     // reference and the key): the low entry is dropped, as without a store.
     let mut s = nearly_full(&sealer, fits);
-    s.insert_with_priority("notes", &"n".repeat(100), Priority::Low)
+    s.insert_with_priority("notes", "n".repeat(100), Priority::Low)
         .unwrap();
     let (logs, capture) = Logs::capture(tracing::Level::WARN);
     let saved = sealer.save_async(&mut s).await.unwrap();
@@ -2038,7 +2038,7 @@ async fn when_the_overflow_list_itself_does_not_fit_entries_are_dropped_not_refu
     // The same as the save without a store.
     let plain = builder(&clock).build().unwrap();
     let mut s = nearly_full(&plain, fits);
-    s.insert_with_priority("notes", &"n".repeat(100), Priority::Low)
+    s.insert_with_priority("notes", "n".repeat(100), Priority::Low)
         .unwrap();
     let (saved, logs) = logged(|| plain.save(&mut s).unwrap());
     assert_eq!(saved.report.dropped[0].key, "notes");
@@ -2175,7 +2175,7 @@ fn a_budget_always_has_room_for_an_empty_session_and_a_logout() {
     for now in [T0, 1 << 32] {
         clock.set(now);
         let mut s = at_epoch.new_session().unwrap();
-        s.insert_with_priority("k", &1u8, Priority::Low).unwrap();
+        s.insert_with_priority("k", 1u8, Priority::Low).unwrap();
         assert!(at_epoch.save(&mut s).is_ok(), "at {now}");
     }
     // Exactly that much is accepted: a session whose entries may all be
@@ -2183,7 +2183,7 @@ fn a_budget_always_has_room_for_an_empty_session_and_a_logout() {
     // created-at takes its longest form.
     let sealer = builder(&clock).budget(needed).build().unwrap();
     let mut s = sealer.new_session().unwrap();
-    s.insert_with_priority("k", &"v".repeat(40), Priority::Low)
+    s.insert_with_priority("k", "v".repeat(40), Priority::Low)
         .unwrap();
     let saved = sealer.save(&mut s).unwrap();
     assert_eq!(saved.report.dropped_keys(), ["k"]);
@@ -2236,16 +2236,16 @@ async fn critical_entries_over_the_payload_limit_fail_as_that_limit() {
     let without = builder(&clock).limits(limits).build().unwrap();
     for sealer in [&without, &with_store] {
         let mut s = sealer.new_session().unwrap();
-        s.insert_with_priority("low", &"l".repeat(100), Priority::Low)
+        s.insert_with_priority("low", "l".repeat(100), Priority::Low)
             .unwrap();
-        s.insert_with_priority("user", &"u".repeat(300), Priority::Critical)
+        s.insert_with_priority("user", "u".repeat(300), Priority::Critical)
             .unwrap();
         assert_eq!(
             sealer.save_async(&mut s).await.unwrap_err(),
             Error::LimitExceeded(Limit::DecompressedSize)
         );
         // Within it, the low entry goes as usual.
-        s.insert_with_priority("user", &"u".repeat(100), Priority::Critical)
+        s.insert_with_priority("user", "u".repeat(100), Priority::Critical)
             .unwrap();
         let saved = sealer.save_async(&mut s).await.unwrap();
         assert!(saved.action.cookie_value().is_some());
@@ -2258,7 +2258,7 @@ async fn critical_entries_over_the_payload_limit_fail_as_that_limit() {
     for sealer in [&without, &with_store] {
         let mut s = sealer.new_session().unwrap();
         for i in 0..40 {
-            s.insert_with_priority(&format!("{i:030}"), &i, Priority::Low)
+            s.insert_with_priority(&format!("{i:030}"), i, Priority::Low)
                 .unwrap();
         }
         let saved = sealer.save_async(&mut s).await.unwrap();
@@ -2282,7 +2282,7 @@ async fn a_critical_entry_still_in_the_blob_is_never_dropped_to_fit() {
     assert!(opened.is_overflowed("x"));
     assert!(opened.set_priority("x", Priority::Critical));
     opened
-        .insert_with_priority("user", &"u".repeat(fits), Priority::Critical)
+        .insert_with_priority("user", "u".repeat(fits), Priority::Critical)
         .unwrap();
     assert!(matches!(
         sealer.save_async(&mut opened).await,
@@ -2337,7 +2337,7 @@ async fn when_no_blob_within_the_cap_lets_the_cookie_fit_the_save_drops_as_witho
     let clock = clock();
     let session = |sealer: &Sealer| {
         let mut s = sealer.new_session().unwrap();
-        s.insert_with_priority("user", &"u".repeat(600), Priority::Critical)
+        s.insert_with_priority("user", "u".repeat(600), Priority::Critical)
             .unwrap();
         s
     };
@@ -2355,9 +2355,9 @@ async fn when_no_blob_within_the_cap_lets_the_cookie_fit_the_save_drops_as_witho
     // payload is over the threshold, without it (about 900 bytes) under.
     let notes = format!("notes-{}", "n".repeat(120));
     let mut s = session(&sealer);
-    s.insert_with_priority("draft", &"d".repeat(250), Priority::Normal)
+    s.insert_with_priority("draft", "d".repeat(250), Priority::Normal)
         .unwrap();
-    s.insert_with_priority(&notes, &"n".repeat(1000), Priority::Low)
+    s.insert_with_priority(&notes, "n".repeat(1000), Priority::Low)
         .unwrap();
     let saved = sealer.save_async(&mut s).await.unwrap();
     assert_eq!(saved.report.overflowed.len(), 1);
@@ -2370,7 +2370,7 @@ async fn when_no_blob_within_the_cap_lets_the_cookie_fit_the_save_drops_as_witho
     // "draft" fits neither in the cookie nor (its key listed) beside it.
     let mut opened = sealer.open_async(&token).await.unwrap();
     opened
-        .insert_with_priority(&notes, &"n".repeat(2000), Priority::Low)
+        .insert_with_priority(&notes, "n".repeat(2000), Priority::Low)
         .unwrap();
     let (logs, capture) = Logs::capture(tracing::Level::WARN);
     let saved = sealer.save_async(&mut opened).await.unwrap();
@@ -2409,11 +2409,11 @@ async fn when_dropping_the_entries_over_the_blob_cap_is_not_enough_more_are_drop
     let mut s = sealer.new_session().unwrap();
     s.insert_with_priority("user", "ada", Priority::Critical)
         .unwrap();
-    s.insert_with_priority(&long_key, &"v".repeat(800), Priority::Low)
+    s.insert_with_priority(&long_key, "v".repeat(800), Priority::Low)
         .unwrap();
-    s.insert_with_priority("l", &"l".repeat(1000), Priority::Normal)
+    s.insert_with_priority("l", "l".repeat(1000), Priority::Normal)
         .unwrap();
-    s.insert_with_priority("y", &"y".repeat(600), Priority::High)
+    s.insert_with_priority("y", "y".repeat(600), Priority::High)
         .unwrap();
     let saved = sealer.save_async(&mut s).await.unwrap();
     assert_eq!(saved.report.dropped_keys(), [long_key.as_str(), "l"]);
@@ -2454,7 +2454,7 @@ async fn a_blob_of_exactly_the_decompression_cap_is_kept_whole() {
         s.insert_with_priority("user", "ada", Priority::Critical)
             .unwrap();
         for i in 0..4 {
-            s.insert_with_priority(&format!("notes-{i}"), &"n".repeat(1500), Priority::Low)
+            s.insert_with_priority(&format!("notes-{i}"), "n".repeat(1500), Priority::Low)
                 .unwrap();
         }
         s
@@ -2522,10 +2522,10 @@ fn a_cookie_payload_of_exactly_the_decompression_cap_drops_no_more() {
         let mut s = sealer.new_session().unwrap();
         s.insert_with_priority("user", "ada", Priority::Critical)
             .unwrap();
-        s.insert_with_priority("draft", &"d".repeat(700), Priority::Normal)
+        s.insert_with_priority("draft", "d".repeat(700), Priority::Normal)
             .unwrap();
         if with_notes {
-            s.insert_with_priority("notes", &"n".repeat(1000), Priority::Low)
+            s.insert_with_priority("notes", "n".repeat(1000), Priority::Low)
                 .unwrap();
         }
         s
@@ -2570,7 +2570,7 @@ fn a_decompression_cap_of_exactly_an_empty_session_is_accepted() {
     let sealer = capped(empty).unwrap();
     let mut session = sealer.new_session().unwrap();
     session
-        .insert_with_priority("k", &"v".repeat(40), Priority::Low)
+        .insert_with_priority("k", "v".repeat(40), Priority::Low)
         .unwrap();
     let saved = sealer.save(&mut session).unwrap();
     assert_eq!(saved.report.dropped_keys(), ["k"]);
@@ -2615,10 +2615,10 @@ async fn eight_more_drops_are_tried_before_the_save_gives_up_the_store() {
     let mut s = sealer.new_session().unwrap();
     s.insert_with_priority("user", "ada", Priority::Critical)
         .unwrap();
-    s.insert_with_priority(&long_key, &incompressible(1, 3000), Priority::Low)
+    s.insert_with_priority(&long_key, incompressible(1, 3000), Priority::Low)
         .unwrap();
     for (i, key) in listed.iter().enumerate() {
-        s.insert_with_priority(key, &incompressible(10 + i as u64, 100), Priority::Low)
+        s.insert_with_priority(key, incompressible(10 + i as u64, 100), Priority::Low)
             .unwrap();
     }
     let y = incompressible(2, 600);
@@ -2679,7 +2679,7 @@ fn unchanged_and_logout_saves_report_their_header_length_and_budget() {
     let saved = sealer.save(&mut session).unwrap();
     assert_eq!(saved.action, CookieAction::Unchanged);
     assert_eq!((saved.report.header_len, saved.report.budget), (0, 3000));
-    session.insert("a", &1).unwrap();
+    session.insert("a", 1).unwrap();
     let saved = sealer.save(&mut session).unwrap();
     let mut session = sealer.open(saved.action.cookie_value().unwrap()).unwrap();
     session.flush().unwrap();
@@ -2729,11 +2729,11 @@ async fn the_cookie_lists_overflowed_keys_in_session_order() {
     // Inserted normal then low; the low one is removed first.
     for (key, priority) in [("a_normal", Priority::Normal), ("b_low", Priority::Low)] {
         session
-            .insert_with_priority(key, &"v".repeat(300), priority)
+            .insert_with_priority(key, "v".repeat(300), priority)
             .unwrap();
     }
     session
-        .insert_with_priority("u", &1u8, Priority::Critical)
+        .insert_with_priority("u", 1u8, Priority::Critical)
         .unwrap();
     let saved = sealer.save_async(&mut session).await.unwrap();
     let removed: Vec<&str> = saved
@@ -2824,7 +2824,7 @@ proptest! {
         let mut session = sealer.new_session().unwrap();
         session.set_expiry(expiry);
         for (i, (key, priority, len)) in entries.iter().enumerate() {
-            session.insert_with_priority(&format!("{key}{i}"), &"v".repeat(*len), *priority).unwrap();
+            session.insert_with_priority(&format!("{key}{i}"), "v".repeat(*len), *priority).unwrap();
         }
         match sealer.save(&mut session) {
             Ok(saved) => {
@@ -2880,7 +2880,7 @@ async fn an_entry_raised_to_critical_that_does_not_fit_fails_the_save_as_if_stor
     let (store, sealer) = with_memory_store(&clock, |b| b.budget(1000));
     let mut session = sealer.new_session().unwrap();
     session
-        .insert_with_priority("big", &"b".repeat(2000), Priority::Low)
+        .insert_with_priority("big", "b".repeat(2000), Priority::Low)
         .unwrap();
     let token = save_token(&sealer, &mut session).await;
     let mut session = sealer.open_async(&token).await.unwrap();
@@ -2966,7 +2966,7 @@ async fn a_compressed_save_of_many_overflowed_entries_seals_a_logarithmic_number
             .unwrap();
         for i in 0..250 {
             session
-                .insert_with_priority(&format!("k{i:03}"), &text(), Priority::Low)
+                .insert_with_priority(&format!("k{i:03}"), text(), Priority::Low)
                 .unwrap();
         }
         let saved = sealer.save_async(&mut session).await.unwrap();
@@ -2982,7 +2982,7 @@ async fn a_compressed_save_of_many_overflowed_entries_seals_a_logarithmic_number
                 .to_owned();
             let _: Option<String> = sealer.get_loading(&mut session, &key).await.unwrap();
             session
-                .insert_with_priority("user", &format!("ada{round}"), Priority::Critical)
+                .insert_with_priority("user", format!("ada{round}"), Priority::Critical)
                 .unwrap();
             let before = random.0.load(Ordering::Relaxed);
             let saved = sealer.save_async(&mut session).await.unwrap();

@@ -46,7 +46,7 @@ fn the_host_clock_and_random_source_are_the_only_ones_used() {
 
     let mut session = sealer.new_session().unwrap();
     assert_eq!(session.created_at(), 1_000_000);
-    session.insert("k", &1).unwrap();
+    session.insert("k", 1).unwrap();
     let token = sealer.seal(&mut session).unwrap();
     // One session id and one nonce, both from the host.
     assert_eq!(random.0.load(Ordering::SeqCst), 2);
@@ -87,7 +87,7 @@ fn the_deletion_cookie_does_not_depend_on_the_time() {
         Arc::new(HostRandom(AtomicU64::new(0))),
     );
     let mut session = sealer.new_session().unwrap();
-    session.insert("user", &7).unwrap();
+    session.insert("user", 7).unwrap();
     let token = sealer.seal(&mut session).unwrap();
     let mut session = sealer.open(&token).unwrap();
     session.flush().unwrap();

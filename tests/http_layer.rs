@@ -181,7 +181,7 @@ async fn login_with_cache_control(
 async fn blob_append_twice(session: LazySession) -> Result<&'static str, Error> {
     let append = |s: &mut sealed_session::Session| {
         let blob = s.get::<String>("blob")?.unwrap_or_default();
-        s.insert_with_priority("blob", &format!("{blob}++"), Priority::Low)
+        s.insert_with_priority("blob", format!("{blob}++"), Priority::Low)
     };
     let other = session.clone();
     let (a, b) = tokio::join!(session.with_loaded(append), other.with_loaded(append));
@@ -2738,7 +2738,7 @@ fn a_cookie_name_that_leaves_no_room_for_a_token_is_refused_by_the_layer() {
     };
     let empty_cookie = |sealer: &Sealer| {
         let mut session = sealer.new_session().unwrap();
-        session.insert("k", &1u8).unwrap();
+        session.insert("k", 1u8).unwrap();
         session.remove("k");
         let saved = sealer.save(&mut session).unwrap();
         let CookieAction::Set(_) = &saved.action else {

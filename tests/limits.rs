@@ -189,7 +189,7 @@ fn a_one_megabyte_cookie_is_refused_before_decoding() {
     );
     // The limit is inclusive: a real token exactly as long opens.
     let mut session = sealer.new_session().unwrap();
-    session.insert("k", &1u8).unwrap();
+    session.insert("k", 1u8).unwrap();
     let real = sealer.seal(&mut session).unwrap();
     let at = |max: usize| sealer_with(Limits::default().with_max_token_len(max)).open(&real);
     assert!(at(real.len()).is_ok());
@@ -221,7 +221,7 @@ fn a_token_exactly_at_the_length_limit_is_sealed_and_one_byte_over_is_refused() 
     // One session, sealed by each sealer: its random id is in the payload,
     // so another session would compress to another length.
     let mut session = sealer_for(Compression::Off, 4096).new_session().unwrap();
-    session.insert("note", &"x".repeat(600)).unwrap();
+    session.insert("note", "x".repeat(600)).unwrap();
     let mut lengths = Vec::new();
     for compression in [Compression::Off, Compression::Above(0)] {
         let len = sealer_for(compression, 4096)
@@ -675,7 +675,7 @@ fn the_entry_limit_is_exact() {
     // Inserting past the limit fails too.
     let mut session = session;
     assert_eq!(
-        session.insert("one-more", &1).unwrap_err(),
+        session.insert("one-more", 1).unwrap_err(),
         Error::LimitExceeded(Limit::Entries)
     );
 }

@@ -167,10 +167,10 @@ proptest! {
     ) {
         let sealer = sealer("id", Compression::Above(64));
         let mut session = sealer.new_session().unwrap();
-        session.insert("number", &number).unwrap();
+        session.insert("number", number).unwrap();
         session.insert("text", &text).unwrap();
         session.insert("list", &list).unwrap();
-        session.insert("pair", &pair).unwrap();
+        session.insert("pair", pair).unwrap();
         let opened = sealer.open(&sealer.seal(&mut session).unwrap()).unwrap();
         prop_assert_eq!(opened.get::<u64>("number").unwrap(), Some(number));
         prop_assert_eq!(opened.get::<String>("text").unwrap(), Some(text));

@@ -241,7 +241,7 @@ fn an_empty_session_gets_no_cookie_and_loses_the_one_it_had() {
 
     // Opened and changed: saved as usual.
     let mut request = sealer.open_request([&cookie]).unwrap();
-    request.session_mut().insert("more", &1).unwrap();
+    request.session_mut().insert("more", 1).unwrap();
     assert!(matches!(
         action(&sealer, &mut request),
         CookieAction::Set(_)
@@ -359,7 +359,7 @@ async fn a_logout_stays_revoked_past_a_request_that_re_sealed_its_id() {
     assert_eq!(saved.report.unrevoked, None);
 
     clock.advance(50);
-    slow.session_mut().insert("seen", &true).unwrap();
+    slow.session_mut().insert("seen", true).unwrap();
     let CookieAction::Set(header) = sealer.save_request_async(&mut slow).await.unwrap().action
     else {
         panic!("the slow request's change is not saved");
@@ -377,7 +377,7 @@ async fn a_logout_stays_revoked_past_a_request_that_re_sealed_its_id() {
 fn store_oversized_history(request: &mut RequestSession) {
     request
         .session_mut()
-        .insert_with_priority("history", &"h".repeat(6000), Priority::Low)
+        .insert_with_priority("history", "h".repeat(6000), Priority::Low)
         .unwrap();
 }
 
@@ -500,8 +500,8 @@ fn a_lone_cookie_from_a_newer_release_a_clock_ahead_or_over_the_limits_is_kept()
         .unwrap();
     kept(&short, &cookie, Error::LimitExceeded(Limit::TokenLength));
     let mut two = sealer.new_session().unwrap();
-    two.insert("a", &1).unwrap();
-    two.insert("b", &2).unwrap();
+    two.insert("a", 1).unwrap();
+    two.insert("b", 2).unwrap();
     let two = sealer.seal(&mut two).unwrap();
     let fewer = builder(&clock)
         .limits(Limits::default().with_max_entries(1))
@@ -631,7 +631,7 @@ async fn the_synchronous_forms_refuse_a_sealer_with_an_overflow_store() {
     assert_eq!(sealer.open_request(None::<&str>).unwrap_err(), needs_async);
     // `save_request` would drop every overflowed entry: refused too.
     let mut request = sealer.open_request_async(None::<&str>).await.unwrap();
-    request.session_mut().insert("k", &1).unwrap();
+    request.session_mut().insert("k", 1).unwrap();
     assert_eq!(sealer.save_request(&mut request).unwrap_err(), needs_async);
     let saved = sealer.save_request_async(&mut request).await.unwrap();
     assert!(matches!(saved.action, CookieAction::Set(_)));
@@ -758,7 +758,7 @@ async fn a_login_after_a_log_out_everywhere_in_the_same_request_stays_in() {
     assert_eq!(reset.created_at(), common::T0 + 105);
     // Dated once: a second save in the same request keeps that time.
     clock.set(common::T0 + 107);
-    reset.insert("seen", &true).unwrap();
+    reset.insert("seen", true).unwrap();
     let saved = sealer.save_async(&mut reset).await.unwrap();
     assert_eq!(reset.created_at(), common::T0 + 105);
     let resaved = saved.action.cookie_value().expect("a cookie").to_owned();
@@ -815,7 +815,7 @@ async fn a_request_running_for_minutes_cannot_outlast_a_logout() {
     assert!(matches!(saved.action, CookieAction::Delete(_)));
 
     clock.set(common::T0 + 300);
-    slow.insert("seen", &true).unwrap();
+    slow.insert("seen", true).unwrap();
     let saved = sealer.save_async(&mut slow).await.unwrap();
     assert_eq!(slow.issued_at(), Some(common::T0 + 60));
     let re_sealed = saved.action.cookie_value().expect("a cookie").to_owned();
@@ -825,7 +825,7 @@ async fn a_request_running_for_minutes_cannot_outlast_a_logout() {
     );
     // Saved again, later: still dated from the open, not from the save.
     clock.set(common::T0 + 400);
-    slow.insert("seen", &false).unwrap();
+    slow.insert("seen", false).unwrap();
     let again = sealer.save_async(&mut slow).await.unwrap();
     assert!(again.action.cookie_value().is_some());
     assert_eq!(slow.issued_at(), Some(common::T0 + 60));
@@ -843,7 +843,7 @@ async fn a_request_running_for_minutes_cannot_outlast_a_logout() {
         .await
         .unwrap();
     clock.advance(300);
-    fresh.insert("seen", &true).unwrap();
+    fresh.insert("seen", true).unwrap();
     cycled.cycle_id().unwrap();
     for session in [&mut fresh, &mut cycled] {
         assert!(sealer
@@ -859,7 +859,7 @@ async fn a_request_running_for_minutes_cannot_outlast_a_logout() {
     let unchecked = builder(&clock).build().unwrap();
     let mut slow = unchecked.open(&cookie_with(&unchecked, "cart")).unwrap();
     clock.advance(300);
-    slow.insert("seen", &true).unwrap();
+    slow.insert("seen", true).unwrap();
     unchecked.seal(&mut slow).unwrap();
     assert_eq!(slow.issued_at(), Some(slow.now() + 300));
 }
@@ -882,7 +882,7 @@ async fn a_slow_request_is_checked_again_rather_than_dated_back() {
     let mut synchronous = sealer.open_async(&cookie).await.unwrap();
     clock.advance(350);
     for session in [&mut upload, &mut synchronous] {
-        session.insert("upload", &1u8).unwrap();
+        session.insert("upload", 1u8).unwrap();
     }
     let saved = sealer.save_async(&mut upload).await.unwrap();
     assert_eq!(upload.issued_at(), Some(common::T0 + 350));
@@ -895,7 +895,7 @@ async fn a_slow_request_is_checked_again_rather_than_dated_back() {
     // Saved again later in the same request, within a minute of the
     // recheck: at the real time.
     clock.advance(29);
-    upload.insert("upload", &2u8).unwrap();
+    upload.insert("upload", 2u8).unwrap();
     let saved = sealer.save_async(&mut upload).await.unwrap();
     assert!(saved.action.cookie_value().is_some());
     assert_eq!(upload.issued_at(), Some(common::T0 + 380));
@@ -921,7 +921,7 @@ async fn a_slow_request_is_checked_again_rather_than_dated_back() {
     // revoked.
     let mut longer = sealer.open_async(&after_upload).await.unwrap();
     clock.advance(keep_for.as_secs() - 60);
-    longer.insert("upload", &3u8).unwrap();
+    longer.insert("upload", 3u8).unwrap();
     let saved = sealer.save_async(&mut longer).await.unwrap();
     assert!(saved.action.cookie_value().is_some());
     assert_eq!(longer.issued_at(), Some(longer.now() + 60));
@@ -1039,7 +1039,7 @@ async fn only_a_late_save_that_seals_asks_the_check_again() {
     let mut session = sealer.open_async(&cookie).await.unwrap();
     assert_eq!(asked(), 1, "the open's check");
     clock.advance(60);
-    session.insert("seen", &1u8).unwrap();
+    session.insert("seen", 1u8).unwrap();
     let saved = sealer.save_async(&mut session).await.unwrap();
     assert!(saved.action.cookie_value().is_some());
     assert_eq!(asked(), 1);
@@ -1056,7 +1056,7 @@ async fn only_a_late_save_that_seals_asks_the_check_again() {
     assert!(matches!(saved.action, CookieAction::Delete(_)));
     assert_eq!(asked(), 3);
 
-    session.insert("seen", &2u8).unwrap();
+    session.insert("seen", 2u8).unwrap();
     let saved = sealer.save_async(&mut session).await.unwrap();
     assert!(saved.action.cookie_value().is_some());
     assert_eq!(asked(), 4, "the late save's check");
@@ -1089,7 +1089,7 @@ async fn a_host_finishes_a_logout_whose_save_was_dropped() {
     // out: the client keeps the old one, which must stay valid).
     let cookie = signed_in();
     let mut request = sealer.open_request_async([&cookie]).await.unwrap();
-    request.session_mut().insert("cart", &1).unwrap();
+    request.session_mut().insert("cart", 1).unwrap();
     assert!(!request.logout_unrecorded());
     request.session_mut().cycle_id().unwrap();
     assert!(!request.logout_unrecorded());

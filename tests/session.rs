@@ -45,9 +45,9 @@ fn typed_values_round_trip() {
     let mut map = BTreeMap::new();
     map.insert("nested".to_owned(), vec![Some(1.5f64), None]);
     s.insert("map", &map).unwrap();
-    s.insert("bytes", &serde_bytes_like()).unwrap();
+    s.insert("bytes", serde_bytes_like()).unwrap();
     s.insert("unicode", "añ🍪").unwrap();
-    s.insert_with_priority("uid", &u64::MAX, Priority::Critical)
+    s.insert_with_priority("uid", u64::MAX, Priority::Critical)
         .unwrap();
     let cookie = sealer.seal(&mut s).unwrap();
     let o = sealer.open(&cookie).unwrap();
@@ -82,25 +82,25 @@ fn modified_tracking_and_map_operations() {
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let mut s = sealer.new_session().unwrap();
     assert!(!s.needs_save() && s.is_new() && s.is_empty());
-    s.insert_with_priority("a", &1, Priority::High).unwrap();
+    s.insert_with_priority("a", 1, Priority::High).unwrap();
     let cookie = sealer.seal(&mut s).unwrap();
     assert!(!s.needs_save());
 
     let mut o = sealer.open(&cookie).unwrap();
     assert!(!o.is_new());
-    o.insert("a", &1).unwrap();
+    o.insert("a", 1).unwrap();
     assert!(!o.is_modified(), "same value and priority: not modified");
     assert_eq!(
         o.priority("a"),
         Some(Priority::High),
         "insert keeps the priority"
     );
-    o.insert("a", &2).unwrap();
+    o.insert("a", 2).unwrap();
     assert!(o.is_modified());
     assert!(o.contains("a") && o.len() == 1);
     assert_eq!(o.take::<i32>("a").unwrap(), Some(2));
     assert!(!o.remove("a"));
-    o.insert("b", &3).unwrap();
+    o.insert("b", 3).unwrap();
     assert!(o.set_priority("b", Priority::Low));
     o.clear();
     assert!(o.is_empty() && o.needs_save() && !o.should_delete_cookie());
@@ -112,11 +112,11 @@ fn reserved_and_empty_keys_are_refused() {
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let mut s = sealer.new_session().unwrap();
     assert_eq!(
-        s.insert("_auth", &1).unwrap_err(),
+        s.insert("_auth", 1).unwrap_err(),
         Error::InvalidEntryKey(InvalidEntryKey::Reserved)
     );
     assert_eq!(
-        s.insert("", &1).unwrap_err(),
+        s.insert("", 1).unwrap_err(),
         Error::InvalidEntryKey(InvalidEntryKey::Empty)
     );
 }
@@ -131,7 +131,7 @@ fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
     // The deepest value the reader accepts is accepted on insert.
     let mut deepest = 0;
     for levels in 1..=8 {
-        if s.insert("tree", &nested(levels)).is_err() {
+        if s.insert("tree", nested(levels)).is_err() {
             break;
         }
         deepest = levels;
@@ -139,7 +139,7 @@ fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
     // ciborium's recursion limit counts arrays: 8 of them nest, a 9th not.
     assert_eq!(deepest, 8);
     assert_eq!(
-        s.insert("tree", &nested(deepest + 1)).unwrap_err(),
+        s.insert("tree", nested(deepest + 1)).unwrap_err(),
         Error::LimitExceeded(Limit::Depth)
     );
     let cookie = sealer.seal(&mut s).unwrap();
@@ -155,10 +155,10 @@ fn entry_limit_applies_on_insert_so_sealed_sessions_reopen() {
     let sealer = sealer_limited(Limits::default().with_max_entries(3));
     let mut s = sealer.new_session().unwrap();
     for k in ["a", "b", "c"] {
-        s.insert(k, &0).unwrap();
+        s.insert(k, 0).unwrap();
     }
     assert_eq!(
-        s.insert("d", &0).unwrap_err(),
+        s.insert("d", 0).unwrap_err(),
         Error::LimitExceeded(Limit::Entries)
     );
     let cookie = sealer.seal(&mut s).unwrap();
@@ -184,7 +184,7 @@ fn flush_and_cycle_id() {
     o.flush().unwrap();
     assert!(o.is_empty() && o.is_flushed() && o.should_delete_cookie());
     assert_ne!(o.id(), before);
-    o.insert("fresh", &true).unwrap();
+    o.insert("fresh", true).unwrap();
     assert!(
         !o.should_delete_cookie(),
         "data stored after flush makes a new cookie"
@@ -203,7 +203,7 @@ fn a_session_from_a_server_ahead_is_resealed_so_it_opens_everywhere() {
     // Within the 30-second skew: B opens it and writes it back.
     let mut s = b.open(&from_a).unwrap();
     assert!(s.created_at() <= T0, "created-at not after B's now");
-    s.insert("cart", &1u8).unwrap();
+    s.insert("cart", 1u8).unwrap();
     let from_b = b.seal(&mut s).unwrap();
     for sealer in [&a, &b] {
         let s = sealer.open(&from_b).unwrap();
@@ -335,7 +335,7 @@ fn idle_lifetime_skew_and_own_expiry() {
         clock.advance(900);
         match sealer.open(&cookie) {
             Ok(mut o) => {
-                o.insert("t", &sealer.now()).unwrap();
+                o.insert("t", sealer.now()).unwrap();
                 cookie = sealer.seal(&mut o).unwrap();
             }
             Err(e) => {
@@ -385,7 +385,7 @@ fn flashes_are_taken_once_in_the_order_pushed() {
     assert_eq!(session.priority("messages"), Some(Priority::Normal));
     // A priority the application gave the list is kept.
     session.set_priority("messages", Priority::High);
-    session.push_flash("messages", &(2u8, "warned")).unwrap();
+    session.push_flash("messages", (2u8, "warned")).unwrap();
     assert_eq!(session.priority("messages"), Some(Priority::High));
     let token = sealer.seal(&mut session).unwrap();
 
@@ -415,13 +415,13 @@ fn flashes_are_taken_once_in_the_order_pushed() {
     // A list keeps the newest MAX_FLASHES: unread messages cannot grow
     // without bound.
     for i in 0..Session::MAX_FLASHES + 4 {
-        next.push_flash("backlog", &i).unwrap();
+        next.push_flash("backlog", i).unwrap();
     }
     let backlog: Vec<usize> = next.take_flashes("backlog").unwrap();
     assert_eq!(backlog, (4..Session::MAX_FLASHES + 4).collect::<Vec<_>>());
 
     // A key that holds something else is not turned into a list.
-    next.insert("count", &3u8).unwrap();
+    next.insert("count", 3u8).unwrap();
     assert_eq!(
         next.push_flash("count", "x"),
         Err(Error::Value(ValueError::Deserialize))
@@ -466,7 +466,7 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let mut s = sealer.new_session().unwrap();
-    s.insert("admin", &true).unwrap();
+    s.insert("admin", true).unwrap();
     // Whole seconds, as the cookie carries it, a fraction rounded up.
     s.set_expiry(Expiry::Idle(Duration::from_millis(99_100)));
     assert_eq!(s.expiry(), Expiry::Idle(Duration::from_secs(100)));
@@ -495,7 +495,7 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     // idle timeout still ends the session.
     clock.set(T0);
     let mut long = sealer.new_session().unwrap();
-    long.insert("x", &1).unwrap();
+    long.insert("x", 1).unwrap();
     long.set_expiry(Expiry::Idle(Duration::from_secs(1_000_000)));
     assert_eq!(
         sealer.cookie_max_age(&long),
@@ -550,7 +550,7 @@ fn sealed_with_fraction(fraction: f64) -> (Arc<FixedClock>, Sealer, String) {
         .build()
         .unwrap();
     let mut s = sealer.new_session().unwrap();
-    s.insert("x", &1).unwrap();
+    s.insert("x", 1).unwrap();
     let cookie = sealer.seal(&mut s).unwrap();
     (clock, sealer, cookie)
 }
@@ -583,7 +583,7 @@ fn browser_session_cookies_still_expire_on_the_server_after_max_idle() {
     let clock = Arc::new(FixedClock::new(T0));
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let mut s = sealer.new_session().unwrap();
-    s.insert("x", &1).unwrap();
+    s.insert("x", 1).unwrap();
     s.set_expiry(Expiry::BrowserSession);
     assert_eq!(sealer.cookie_max_age(&s), None, "a browser-session cookie");
     let cookie = sealer.seal(&mut s).unwrap();
@@ -600,7 +600,7 @@ fn browser_session_cookies_still_expire_on_the_server_after_max_idle() {
         .build()
         .unwrap();
     let mut s = sealer.new_session().unwrap();
-    s.insert("x", &1).unwrap();
+    s.insert("x", 1).unwrap();
     assert_eq!(sealer.cookie_max_age(&s), None, "a browser-session cookie");
     let saved = sealer.save(&mut s).unwrap();
     let header = saved.action.header_value().unwrap();
@@ -673,7 +673,7 @@ fn rolling_rotation_with_an_incoming_key_does_not_re_seal_back_and_forth() {
     }
 
     let mut changed = step_one.open(&under_new).unwrap();
-    changed.insert("cart", &3u32).unwrap();
+    changed.insert("cart", 3u32).unwrap();
     let changed_under_old = step_one.seal(&mut changed).unwrap();
     // A step-1 server seals under its primary, the old key.
     let new_key_only = sealer_with(KeyRing::new(key(2)), &clock);
@@ -776,7 +776,7 @@ fn compression_round_trips_and_respects_the_cap() {
         .build()
         .unwrap();
     let mut s = sealer.new_session().unwrap();
-    s.insert("text", &"abc".repeat(200)).unwrap();
+    s.insert("text", "abc".repeat(200)).unwrap();
     let cookie = sealer.seal(&mut s).unwrap();
     assert!(sealed_session::token::inspect(&cookie)
         .unwrap()
@@ -792,7 +792,7 @@ fn compression_round_trips_and_respects_the_cap() {
             .len(),
         600
     );
-    s.insert("text", &"abc".repeat(1000)).unwrap();
+    s.insert("text", "abc".repeat(1000)).unwrap();
     // The writer refuses what its own reader could not open…
     assert_eq!(
         sealer.seal(&mut s).unwrap_err(),
@@ -1061,8 +1061,8 @@ fn get_or_remove_drops_a_value_that_no_longer_decodes_and_saves_without_it() {
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let mut s = sealer.new_session().unwrap();
     s.insert("cart", "3 books").unwrap(); // stored by an older release
-    s.insert("user", &42u64).unwrap();
-    s.insert("deep", &vec![vec![vec![1u8]]]).unwrap();
+    s.insert("user", 42u64).unwrap();
+    s.insert("deep", vec![vec![vec![1u8]]]).unwrap();
     let cookie = sealer.seal(&mut s).unwrap();
 
     let mut o = sealer.open(&cookie).unwrap();
@@ -1113,7 +1113,7 @@ fn take_removes_a_value_that_no_longer_decodes_and_reads_it_as_absent() {
     let sealer = sealer_with(KeyRing::new(key(1)), &clock);
     let mut s = sealer.new_session().unwrap();
     s.insert("flash", "saved").unwrap(); // a plain string, by an older release
-    s.insert("user", &42u64).unwrap();
+    s.insert("user", 42u64).unwrap();
     let cookie = sealer.seal(&mut s).unwrap();
 
     let mut o = sealer.open(&cookie).unwrap();

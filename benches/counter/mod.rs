@@ -50,6 +50,6 @@ pub async fn first_cookie_pair(router: &mut axum::Router) -> String {
 pub async fn counter_via_sealer(sealer: &Sealer, value: &str) -> sealed_session::Saved {
     let mut session = sealer.open_async(value).await.expect("open");
     let visits: u64 = session.get("visits").expect("get").unwrap_or(0);
-    session.insert("visits", &(visits + 1)).expect("insert");
+    session.insert("visits", visits + 1).expect("insert");
     sealer.save_async(&mut session).await.expect("save")
 }

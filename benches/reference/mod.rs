@@ -161,7 +161,7 @@ pub fn master(bytes: &[u8; 32]) -> MasterKey {
 /// Writes the entries into a session, each with the priority an
 /// application would give it.
 pub fn fill(session: &mut Session, data: &SessionData) -> Result<(), Error> {
-    session.insert_with_priority("user_id", &data.user_id, Priority::Critical)?;
+    session.insert_with_priority("user_id", data.user_id, Priority::Critical)?;
     session.insert_with_priority("csrf_token", &data.csrf_token, Priority::Critical)?;
     session.insert_with_priority("locale", &data.locale, Priority::High)?;
     if !data.cart.is_empty() {

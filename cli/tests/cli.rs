@@ -1282,9 +1282,9 @@ fn open_shows_values_without_a_json_form_as_cbor_and_the_rest_as_json() {
     session.insert("by_number", &by_number).unwrap();
     // Looks like the markers, but is an ordinary value.
     session
-        .insert("cbor_hex", &serde_json::json!({"overflowed": true}))
+        .insert("cbor_hex", serde_json::json!({"overflowed": true}))
         .unwrap();
-    session.insert("not_a_number", &[1.0, f64::NAN]).unwrap();
+    session.insert("not_a_number", [1.0, f64::NAN]).unwrap();
     // Repeated map keys (JSON would keep one), written as raw CBOR
     // through a type that serializes that way.
     struct Twice;
@@ -1336,7 +1336,7 @@ fn open_needs_no_budget_even_for_a_very_long_cookie_name() {
             .build()
             .unwrap();
         let mut session = sealer.new_session().unwrap();
-        session.insert("a", &1).unwrap();
+        session.insert("a", 1).unwrap();
         sealer.seal(&mut session).unwrap()
     };
     let opened = run(&["open", "--key", &key, "--name", &name, &token], "");
@@ -1358,7 +1358,7 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
         .insert_with_priority("user", "ada", Priority::Critical)
         .unwrap();
     session
-        .insert_with_priority("cart", &[1, 2], Priority::Low)
+        .insert_with_priority("cart", [1, 2], Priority::Low)
         .unwrap();
     session.set_expiry(Expiry::Idle(std::time::Duration::from_secs(600)));
     let created_at = session.created_at();
@@ -1407,7 +1407,7 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
         .unwrap();
     // Compressed only where it helps: a repetitive value.
     let mut repetitive = squeezing.new_session().unwrap();
-    repetitive.insert("notes", &"ab".repeat(300)).unwrap();
+    repetitive.insert("notes", "ab".repeat(300)).unwrap();
     let compressed = squeezing.seal(&mut repetitive).unwrap();
     let o = open_sid_with(&key, &compressed, &["--meta"]);
     assert_eq!(success_json(&o)["session"]["compressed"], true);

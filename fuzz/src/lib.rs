@@ -114,7 +114,7 @@ pub fn valid_token() -> &'static str {
         let sealer = sealer(COOKIE_NAME, Limits::default(), Compression::Off, 3);
         let mut session = sealer.new_session().expect("session");
         session
-            .insert_with_priority("user", &42u32, Priority::Critical)
+            .insert_with_priority("user", 42u32, Priority::Critical)
             .expect("insert");
         sealer.seal(&mut session).expect("seal")
     })

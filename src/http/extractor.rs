@@ -239,7 +239,7 @@ impl LazySession {
     /// let visits = session
     ///     .with_loaded(|s| {
     ///         let visits = s.get::<u64>("visits")?.unwrap_or(0) + 1;
-    ///         s.insert("visits", &visits)?;
+    ///         s.insert("visits", visits)?;
     ///         Ok::<_, sealed_session::Error>(visits)
     ///     })
     ///     .await??;
@@ -503,7 +503,7 @@ impl LazySession {
     /// # Errors
     ///
     /// As [`LazySession::with`] (opening), then those of [`Session::insert`].
-    pub async fn insert<T: Serialize + ?Sized>(&self, key: &str, value: &T) -> Result<(), Error> {
+    pub async fn insert<T: Serialize>(&self, key: &str, value: T) -> Result<(), Error> {
         self.with(|s| s.insert(key, value)).await?
     }
 
@@ -513,10 +513,10 @@ impl LazySession {
     ///
     /// As [`LazySession::with`] (opening), then those of
     /// [`Session::insert_with_priority`].
-    pub async fn insert_with_priority<T: Serialize + ?Sized>(
+    pub async fn insert_with_priority<T: Serialize>(
         &self,
         key: &str,
-        value: &T,
+        value: T,
         priority: Priority,
     ) -> Result<(), Error> {
         self.with(|s| s.insert_with_priority(key, value, priority))
@@ -556,11 +556,7 @@ impl LazySession {
     ///
     /// As [`LazySession::with`] (opening), loading from the store as
     /// [`LazySession::get`], then those of [`Session::push_flash`].
-    pub async fn push_flash<T: Serialize + ?Sized>(
-        &self,
-        key: &str,
-        message: &T,
-    ) -> Result<(), Error> {
+    pub async fn push_flash<T: Serialize>(&self, key: &str, message: T) -> Result<(), Error> {
         self.locked(|s| s.is_overflowed(key), |s| s.push_flash(key, message))
             .await?
     }
@@ -854,7 +850,7 @@ impl LazySession {
     /// use sealed_session::Priority;
     ///
     /// async fn add_to_cart(session: LazySession) -> Result<&'static str, sealed_session::Error> {
-    ///     session.insert_with_priority("cart", &["sku-1", "sku-2"], Priority::Low).await?;
+    ///     session.insert_with_priority("cart", ["sku-1", "sku-2"], Priority::Low).await?;
     ///     let preview = session.preview_save().await?;
     ///     Ok(match preview.dropped_keys().contains(&"cart") {
     ///         true => "your cart is full",

@@ -12,7 +12,7 @@
 //!
 //! async fn visit(session: LazySession) -> Result<String, Error> {
 //!     let visits = session.get::<u64>("visits").await?.unwrap_or(0) + 1;
-//!     session.insert("visits", &visits).await?;
+//!     session.insert("visits", visits).await?;
 //!     Ok(format!("visit {visits}"))
 //! }
 //!

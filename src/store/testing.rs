@@ -208,7 +208,7 @@ pub async fn check_revocation_store<W, F>(
     );
     clock.advance(10);
     let mut anonymous = sealer.new_session().unwrap();
-    anonymous.insert("cart", &3u8).unwrap();
+    anonymous.insert("cart", 3u8).unwrap();
     let anonymous = sealer.seal(&mut anonymous).unwrap();
     revoke_user().await;
     assert_eq!(sealer.open_async(&a2).await.unwrap_err(), Error::Revoked);
@@ -253,7 +253,7 @@ pub async fn check_revocation_store<W, F>(
 
     // A session without a user is revoked by its id alone.
     let mut guest = sealer.new_session().unwrap();
-    guest.insert("cart", &1u8).unwrap();
+    guest.insert("cart", 1u8).unwrap();
     let guest_token = sealer.seal(&mut guest).unwrap();
     assert!(sealer.open_async(&guest_token).await.is_ok());
     revoke_one(guest.id()).await;

@@ -95,7 +95,7 @@ fn run_budget(
         .build()?;
     let mut session = sealer.new_session()?;
     for (key, priority, len) in entries {
-        session.insert_with_priority(key, &"a".repeat(*len), *priority)?;
+        session.insert_with_priority(key, "a".repeat(*len), *priority)?;
     }
     clock.set(NOW);
     Ok(match sealer.save(&mut session) {

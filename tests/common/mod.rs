@@ -52,13 +52,13 @@ pub fn builder_with(ring: KeyRing, clock: &Arc<FixedClock>) -> SealerBuilder {
 /// and many low-priority cart lines and history items.
 pub fn ten_kb_session(sealer: &Sealer) -> Session {
     let mut s = sealer.new_session().unwrap();
-    s.insert_with_priority("user_id", &4217u64, Priority::Critical)
+    s.insert_with_priority("user_id", 4217u64, Priority::Critical)
         .unwrap();
     s.insert_with_priority("csrf", "k3Jf9s0aQ1xZp2LmQ8rT", Priority::Critical)
         .unwrap();
     s.insert_with_priority(
         "prefs",
-        &serde_json::json!({"theme": "dark", "lang": "fr"}),
+        serde_json::json!({"theme": "dark", "lang": "fr"}),
         Priority::High,
     )
     .unwrap();
@@ -68,7 +68,7 @@ pub fn ten_kb_session(sealer: &Sealer) -> Session {
             .unwrap();
     }
     for i in 0..30 {
-        s.insert_with_priority(&format!("seen-{i:02}"), &"y".repeat(150), Priority::Normal)
+        s.insert_with_priority(&format!("seen-{i:02}"), "y".repeat(150), Priority::Normal)
             .unwrap();
     }
     s
