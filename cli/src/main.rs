@@ -142,26 +142,26 @@ pub(crate) fn secret_text(
 
 /// The text of a file holding a secret (`what`: "key file", "secret
 /// file"), at most [`MAX_KEY_FILE`] bytes, wiped from memory when dropped.
-/// Errors name the path, never the content.
+/// Errors name neither the content nor the path: a secret given by
+/// mistake in place of its file's path (`--key-file "$KEY"`) would
+/// otherwise go to stderr, and from there to a CI log.
 pub(crate) fn read_secret_file(
     path: &std::path::Path,
     what: &str,
 ) -> Result<Zeroizing<String>, Failure> {
     use std::io::Read;
-    let shown = path.display();
-    let file =
-        std::fs::File::open(path).map_err(|e| format!("input: cannot read {what} {shown}: {e}"))?;
+    let file = std::fs::File::open(path).map_err(|e| format!("input: cannot read {what}: {e}"))?;
     // Allocated once: a growing buffer would leave unwiped copies behind.
     let mut bytes = Zeroizing::new(Vec::with_capacity(MAX_KEY_FILE as usize + 1));
     file.take(MAX_KEY_FILE + 1)
         .read_to_end(&mut bytes)
-        .map_err(|e| format!("input: cannot read {what} {shown}: {e}"))?;
+        .map_err(|e| format!("input: cannot read {what}: {e}"))?;
     if bytes.len() as u64 > MAX_KEY_FILE {
-        return Err(format!("input: {what} {shown} is longer than {MAX_KEY_FILE} bytes").into());
+        return Err(format!("input: {what} is longer than {MAX_KEY_FILE} bytes").into());
     }
     match std::str::from_utf8(&bytes) {
         Ok(text) => Ok(Zeroizing::new(text.trim().to_owned())),
-        Err(_) => Err(format!("input: {what} {shown} is not UTF-8 text").into()),
+        Err(_) => Err(format!("input: {what} is not UTF-8 text").into()),
     }
 }
 

@@ -490,7 +490,7 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
     assert_eq!(id("--key-file", &at_bound), id("--key", &key));
     let long = write("long", padded(4097).as_bytes());
     let over = run(&["key-id", "--key-file", &long], "");
-    assert_one_line_error(&over, "input: key file ");
+    assert_one_line_error(&over, "input: key file is longer than");
     assert!(
         stderr(&over).contains("is longer than 4096 bytes"),
         "{}",
@@ -500,17 +500,17 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
     let binary = write("binary", &[0xff, 0xfe, 0x00]);
     assert_one_line_error(
         &run(&["key-id", "--key-file", &binary], ""),
-        "input: key file ",
+        "input: key file is not UTF-8 text",
     );
     let missing_path = dir.join("missing");
     let missing = run(
         &["key-id", "--key-file", missing_path.to_str().unwrap()],
         "",
     );
-    assert_one_line_error(&missing, "input: cannot read key file ");
+    assert_one_line_error(&missing, "input: cannot read key file: ");
     assert_one_line_error(
         &run(&["key-id", "--key-file", dir.to_str().unwrap()], ""),
-        "input: cannot read key file ",
+        "input: cannot read key file: ",
     );
 
     // A retired key in a file opens as a fallback, beside a --fallback-key
@@ -535,7 +535,7 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
     assert!(!stderr(&refused).contains("horse"), "{}", stderr(&refused));
     assert_one_line_error(
         &fallback_open(&["--fallback-key-file", missing_path.to_str().unwrap()]),
-        "input: cannot read key file ",
+        "input: cannot read key file: ",
     );
 
     // Django's SECRET_KEY from a file: its trailing newline is not part of
@@ -593,7 +593,7 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
         ],
         "",
     );
-    assert_one_line_error(&unreadable, "input: cannot read secret file ");
+    assert_one_line_error(&unreadable, "input: cannot read secret file: ");
     // A cookie the file's secret did not sign: refused, without the secret.
     let other = write("other-secret", b"django-insecure-other-file-secret\n");
     let refused = run(&["django", "open", "--secret-file", &other, &cookie], "");
@@ -636,7 +636,31 @@ fn key_file_holds_the_key_and_errors_never_show_its_content() {
         .concat(),
         "",
     );
-    assert_one_line_error(&missing, "input: cannot read fallback secret file");
+    assert_one_line_error(&missing, "input: cannot read fallback secret file: ");
+    // A secret given in place of its file's path stays out of stderr.
+    let secret = "django-insecure-given-as-a-path";
+    for flag in ["--secret-file", "--fallback-secret-file"] {
+        let mistaken = run(&["django", "open", flag, secret, &cookie], "");
+        assert_one_line_error(&mistaken, "input: cannot read ");
+        assert!(!stderr(&mistaken).contains(secret), "{}", stderr(&mistaken));
+    }
+    let key = keygen();
+    let other = keygen();
+    for args in [
+        &["key-id", "--key-file", &key][..],
+        &[
+            "open",
+            "--key",
+            &other,
+            "--fallback-key-file",
+            &key,
+            "token",
+        ],
+    ] {
+        let mistaken = run(args, "");
+        assert_one_line_error(&mistaken, "input: cannot read key file: ");
+        assert!(!stderr(&mistaken).contains(&key), "{}", stderr(&mistaken));
+    }
 }
 
 #[test]
