@@ -82,6 +82,10 @@ use flate2::{Compress, FlushCompress, Status};
 use serde_json::{Map, Value};
 use zeroize::Zeroizing;
 
+/// The offset type of [`DjangoCodecBuilder::naive_dates_offset`], from the
+/// `time` crate.
+pub use time::UtcOffset;
+
 use crate::clock::Clock;
 use crate::{
     Error, Expired, Expiry, InvalidEntryKey, InvalidKey, Limit, Limits, Malformed, Priority, Saved,
@@ -119,6 +123,7 @@ pub struct DjangoCodec {
     max_age: Option<u64>,
     own_expiry_replaces_max_age: bool,
     expire_at_browser_close: bool,
+    naive_dates_offset: UtcOffset,
     limits: Limits,
     compress: bool,
     clock: Arc<dyn Clock>,
@@ -143,6 +148,7 @@ pub struct DjangoCodecBuilder {
     max_age: Option<u64>,
     own_expiry_replaces_max_age: bool,
     expire_at_browser_close: bool,
+    naive_dates_offset: UtcOffset,
     limits: Limits,
     compress: bool,
     clock: Option<Arc<dyn Clock>>,
@@ -172,6 +178,7 @@ impl DjangoCodec {
             max_age: Some(DEFAULT_MAX_AGE.as_secs()),
             own_expiry_replaces_max_age: false,
             expire_at_browser_close: false,
+            naive_dates_offset: EARLIEST_OFFSET,
             limits: Limits::default(),
             compress: true,
             clock: None,
@@ -240,6 +247,31 @@ impl DjangoCodecBuilder {
         self
     }
 
+    /// The UTC offset of the Django site's `TIME_ZONE`, for a
+    /// `_session_expiry` date written without one (`USE_TZ = False`
+    /// writes local time; Django reads it in `TIME_ZONE`). Default
+    /// UTC+14, the largest offset in use: such a date is read as the
+    /// earliest instant it can mean, so that a session never ends later
+    /// than Django says, whatever the zone (west of it, it ends earlier,
+    /// by as much as the offsets differ: a short `set_expiry` may then be
+    /// already past). For a zone with daylight saving time, give its
+    /// larger offset (the summer one north of the equator): an hour early
+    /// in winter, never late. Dates with an offset (`USE_TZ = True`,
+    /// Django's default) are read as written.
+    ///
+    /// ```
+    /// use sealed_session::django::{DjangoCodec, UtcOffset};
+    /// // TIME_ZONE = "Asia/Tokyo", USE_TZ = False
+    /// let codec = DjangoCodec::builder("django-insecure-secret")
+    ///     .naive_dates_offset(UtcOffset::from_hms(9, 0, 0)?)
+    ///     .build()?;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn naive_dates_offset(mut self, offset: UtcOffset) -> Self {
+        self.naive_dates_offset = offset;
+        self
+    }
+
     /// Input and decompression limits. Only [`Limits::max_token_len`] (longest
     /// cookie accepted or written) and [`Limits::max_decompressed`] (largest
     /// JSON after decompression) apply here. Django has no decompression
@@ -297,6 +329,7 @@ impl DjangoCodecBuilder {
             max_age: self.max_age,
             own_expiry_replaces_max_age: self.own_expiry_replaces_max_age,
             expire_at_browser_close: self.expire_at_browser_close,
+            naive_dates_offset: self.naive_dates_offset,
             limits: self.limits,
             compress: self.compress,
             clock,
@@ -433,7 +466,7 @@ impl DjangoCodec {
         // and `max_age` after the signed time (the last modification), or,
         // with Django's #27775 rule, at its own expiry when it has one.
         let now = self.clock.now();
-        let own_end_reached = session_expiry(&entries, timestamp)?
+        let own_end_reached = session_expiry(&entries, timestamp, self.naive_dates_offset)?
             .end(timestamp)
             .map(|end| end <= now as f64);
         let too_old = self
@@ -756,7 +789,7 @@ enum SessionExpiry {
     Seconds(f64),
     /// An ISO 8601 date, in Unix seconds. Django writes it with
     /// `datetime.isoformat()`; one without an offset (`USE_TZ = False`)
-    /// is read as UTC.
+    /// is read at the codec's [`DjangoCodecBuilder::naive_dates_offset`].
     At(i64),
 }
 
@@ -791,8 +824,20 @@ fn with_t_separator(text: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
-/// Reads [`SESSION_EXPIRY_KEY`] from a session signed at `modified_at`.
-fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<SessionExpiry, Error> {
+/// UTC+14, the largest offset of any time zone: a local time read there
+/// is the earliest instant it can mean anywhere.
+const EARLIEST_OFFSET: UtcOffset = match UtcOffset::from_hms(14, 0, 0) {
+    Ok(offset) => offset,
+    Err(_) => panic!("UTC+14 is a valid offset"),
+};
+
+/// Reads [`SESSION_EXPIRY_KEY`] from a session signed at `modified_at`,
+/// reading a date without an offset at `naive_offset`.
+fn session_expiry(
+    entries: &Map<String, Value>,
+    modified_at: i64,
+    naive_offset: UtcOffset,
+) -> Result<SessionExpiry, Error> {
     use time::format_description::well_known::Iso8601;
     let bad = || Error::Malformed(Malformed::Json);
     let expiry = match entries.get(SESSION_EXPIRY_KEY) {
@@ -818,7 +863,7 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
             let at = time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)
                 .or_else(|_| {
                     time::PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
-                        .map(time::PrimitiveDateTime::assume_utc)
+                        .map(|local| local.assume_offset(naive_offset))
                 })
                 .map_err(|_| bad())?;
             SessionExpiry::At(at.unix_timestamp())
@@ -845,7 +890,10 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
 /// cookie ("don't remember me"), a number of seconds, Django's inactivity
 /// window, [`Expiry::Idle`] (whole seconds rounded down; under a second, or
 /// already past from the cookie's time in [`migrate_cookie`], fails with
-/// [`Expired::Session`]), a date [`Expiry::At`] that date.
+/// [`Expired::Session`]), a date [`Expiry::At`] that date (one without an
+/// offset read at UTC+14, the earliest instant it can mean: to give the
+/// site's zone, migrate with [`migrate_session`] and
+/// [`DjangoCodecBuilder::naive_dates_offset`]).
 ///
 /// # Errors
 ///
@@ -856,7 +904,7 @@ fn session_expiry(entries: &Map<String, Value>, modified_at: i64) -> Result<Sess
 /// nested deeper than [`Limits::max_depth`](crate::Limits::max_depth);
 /// [`Error::Random`] for its id).
 pub fn to_sealed_session(entries: &Map<String, Value>, sealer: &Sealer) -> Result<Session, Error> {
-    migrate_entries(entries, None, false, sealer)
+    migrate_entries(entries, None, false, EARLIEST_OFFSET, sealer)
 }
 
 /// [`to_sealed_session`], checking against `modified_at` (the Django
@@ -867,6 +915,7 @@ fn migrate_entries(
     entries: &Map<String, Value>,
     modified_at: Option<i64>,
     unset_ends_with_browser: bool,
+    naive_offset: UtcOffset,
     sealer: &Sealer,
 ) -> Result<Session, Error> {
     let mut session = sealer.new_session()?;
@@ -890,7 +939,7 @@ fn migrate_entries(
         session.created_at = session.created_at.min(signed_at);
     }
     sealer.policy.check_lifetime(now, session.created_at)?;
-    let expiry = session_expiry(entries, since)?;
+    let expiry = session_expiry(entries, since, naive_offset)?;
     let end = match expiry.end(since) {
         // Whole seconds, rounded down: never later than Django's end.
         Some(end) => match u64::try_from(end.floor() as i64) {
@@ -1041,6 +1090,7 @@ fn migrate_unchecked(
         opened.entries(),
         Some(opened.timestamp()),
         codec.expire_at_browser_close,
+        codec.naive_dates_offset,
         sealer,
     )
 }
@@ -1152,6 +1202,47 @@ mod tests {
             .unwrap()
     }
 
+    /// A date without an offset (`USE_TZ = False`) is local time in the
+    /// site's `TIME_ZONE`: read at the offset given, or else at UTC+14,
+    /// never later than Django's end.
+    #[test]
+    fn a_date_without_an_offset_is_read_at_the_sites_offset() {
+        let tokyo = DjangoCodec::builder("secret")
+            .naive_dates_offset(UtcOffset::from_hms(9, 0, 0).unwrap())
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        let chicago = DjangoCodec::builder("secret")
+            .naive_dates_offset(UtcOffset::from_hms(-6, 0, 0).unwrap())
+            .clock(Arc::new(FixedClock::new(NOW)))
+            .build()
+            .unwrap();
+        // NOW is 2023-11-14T22:13:20Z: 07:13:20 the next day in Tokyo,
+        // 16:13:20 in Chicago.
+        for (local, codec, opens) in [
+            ("2023-11-15T07:13:21", &tokyo, true),
+            ("2023-11-15T07:13:20", &tokyo, false),
+            ("2023-11-14T16:13:21", &chicago, true),
+            ("2023-11-14T16:13:20", &chicago, false),
+            ("2023-11-15T07:13:21", &codec(), false),
+            ("2023-11-15T12:13:21", &codec(), true),
+        ] {
+            let json = format!(r#"{{"_session_expiry": "{local}"}}"#);
+            let cookie = codec_at(NOW - 60).seal(&entries(&json)).unwrap();
+            assert_eq!(codec.open(&cookie).is_ok(), opens, "{local} by {codec:?}");
+        }
+        // A migrated session ends then too.
+        let json = r#"{"_session_expiry": "2023-11-15T08:00:00"}"#;
+        let cookie = codec_at(NOW - 60).seal(&entries(json)).unwrap();
+        let session = migrate_session(&tokyo, &sealer_at_now(), &cookie).unwrap();
+        // 08:00 in Tokyo is 23:00 UTC, 46 min 40 s after NOW.
+        assert_eq!(session.expiry(), Expiry::At(NOW + 2800));
+        assert_eq!(
+            migrate_session(&codec(), &sealer_at_now(), &cookie).map(|_| ()),
+            Err(Error::Expired(Expired::Session))
+        );
+    }
+
     #[test]
     fn seal_writes_nothing_its_open_would_refuse_on_size() {
         let c = DjangoCodec::builder("secret")
@@ -1235,7 +1326,19 @@ mod tests {
                 0,
                 Some(Expired::Session),
             ),
-            (r#"{"_session_expiry": "2023-11-14T22:13:30"}"#, 0, None),
+            // Without an offset: read at UTC+14 by default, the earliest
+            // instant it can mean (10 s ahead as UTC, 14 h past there).
+            (
+                r#"{"_session_expiry": "2023-11-14T22:13:30"}"#,
+                0,
+                Some(Expired::Session),
+            ),
+            (r#"{"_session_expiry": "2023-11-15T12:13:30"}"#, 0, None),
+            (
+                r#"{"_session_expiry": "2023-11-15T12:13:20"}"#,
+                0,
+                Some(Expired::Session),
+            ),
         ];
         for (json, age, want) in cases {
             let cookie = codec_at(NOW - age).seal(&entries(json)).unwrap();
@@ -1513,8 +1616,9 @@ mod tests {
                 r#"{"_session_expiry": "2023-11-15 01:00:00+01:00", "a": 1}"#,
                 Expiry::At(1_700_006_400),
             ),
+            // Without an offset: at UTC+14 unless the codec says otherwise.
             (
-                r#"{"_session_expiry": "2023-11-15\u00e900:00:00", "a": 1}"#,
+                r#"{"_session_expiry": "2023-11-15\u00e914:00:00", "a": 1}"#,
                 Expiry::At(1_700_006_400),
             ),
             (r#"{"a": 1}"#, Expiry::Default),
@@ -1582,7 +1686,8 @@ mod tests {
         ] {
             let modified_at = Some(i64::try_from(NOW).unwrap() - 100);
             assert_eq!(
-                migrate_entries(&entries(json), modified_at, false, &sealer).unwrap_err(),
+                migrate_entries(&entries(json), modified_at, false, EARLIEST_OFFSET, &sealer)
+                    .unwrap_err(),
                 Error::Expired(Expired::Session),
                 "{json}"
             );
@@ -1603,7 +1708,8 @@ mod tests {
                 Expiry::Idle(Duration::from_secs(1)),
             ),
         ] {
-            let session = migrate_entries(&entries(json), None, true, &sealer).unwrap();
+            let session =
+                migrate_entries(&entries(json), None, true, EARLIEST_OFFSET, &sealer).unwrap();
             assert_eq!(session.expiry(), want, "{json}");
         }
         let ahead = Some(i64::try_from(NOW).unwrap() + 10);
@@ -1612,6 +1718,7 @@ mod tests {
                 &entries(r#"{"_session_expiry": 0.5}"#),
                 ahead,
                 false,
+                EARLIEST_OFFSET,
                 &sealer
             )
             .unwrap_err(),

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use clap::Subcommand;
-use sealed_session::django::{DjangoCodec, DjangoCodecBuilder, DEFAULT_MAX_AGE};
+use sealed_session::django::{DjangoCodec, DjangoCodecBuilder, UtcOffset, DEFAULT_MAX_AGE};
 use sealed_session::FixedClock;
 
 use crate::streams::{cookie_argument, print};
@@ -47,6 +47,11 @@ enum DjangoCommand {
         /// SESSION_COOKIE_NAME: the cookie to take from a whole Cookie header.
         #[arg(long, default_value = "sessionid")]
         name: String,
+        /// The UTC offset of TIME_ZONE (+HH:MM or -HH:MM), for a
+        /// set_expiry date written without one (USE_TZ = False). Default
+        /// +14:00, the earliest instant such a date can mean.
+        #[arg(long, value_name = "+HH:MM", value_parser = parse_offset, allow_hyphen_values = true)]
+        naive_dates_offset: Option<UtcOffset>,
         /// The cookie value (what Django sets in the `sessionid` cookie),
         /// NAME=VALUE or a whole Cookie header, or - to read any of them
         /// from stdin, which keeps a live session's credential out of the
@@ -98,6 +103,25 @@ impl SecretArgs {
     }
 }
 
+/// `+HH:MM` or `-HH:MM`, as Python's `isoformat` writes an offset.
+fn parse_offset(text: &str) -> Result<UtcOffset, String> {
+    let invalid = || "expected +HH:MM or -HH:MM (hours 0 to 25)".to_owned();
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        _ => return Err(invalid()),
+    };
+    let (hours, minutes) = rest.split_once(':').ok_or_else(invalid)?;
+    let two_digits = |s: &str| -> Result<i8, String> {
+        match s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) {
+            true => s.parse().map_err(|_| invalid()),
+            false => Err(invalid()),
+        }
+    };
+    let (hours, minutes) = (two_digits(hours)?, two_digits(minutes)?);
+    UtcOffset::from_hms(sign * hours, sign * minutes, 0).map_err(|_| invalid())
+}
+
 /// Runs a Django subcommand; the error is one line, without the cookie or
 /// the secrets.
 pub fn run(args: DjangoArgs) -> Result<(), Failure> {
@@ -108,6 +132,7 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
             fallback_secret_files,
             max_age,
             name,
+            naive_dates_offset,
             cookie,
         } => {
             let mut fallbacks = if fallback_secret_files.is_empty() {
@@ -118,11 +143,13 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
             for path in &fallback_secret_files {
                 fallbacks.push(crate::read_secret_file(path, "fallback secret file")?);
             }
-            let codec = (fallbacks.iter())
+            let mut builder = (fallbacks.iter())
                 .fold(secrets.builder()?, |b, s| b.fallback_secret(s))
-                .max_age(Duration::from_secs(max_age))
-                .build()
-                .map_err(failed("bad secret"))?;
+                .max_age(Duration::from_secs(max_age));
+            if let Some(offset) = naive_dates_offset {
+                builder = builder.naive_dates_offset(offset);
+            }
+            let codec = builder.build().map_err(failed("bad secret"))?;
             let cookie = cookie_argument(cookie)?;
             // Django binds no cookie name: a pasted `sessionid=` is dropped.
             let (_, value) = crate::streams::pasted_cookie(&cookie, &name)?;

@@ -1940,3 +1940,32 @@ fn open_reseal_moves_a_cookie_to_the_new_key() {
         "usage: --reseal: the cookie references an overflow blob",
     );
 }
+
+/// A `set_expiry` date without an offset (`USE_TZ = False`) is local time:
+/// read at `--naive-dates-offset`, or else at +14:00, never later than
+/// Django's end.
+#[test]
+fn django_open_reads_dates_without_an_offset_at_the_given_one() {
+    let secret = "django-insecure-test-secret-for-the-cli";
+    // 09:30 local on 2026-01-01; the cookie is opened at 00:01 UTC.
+    let sealed = run(
+        &["django", "seal", "--secret", secret, "--now", "1767225600"],
+        r#"{"_session_expiry":"2026-01-01T09:30:00","a":1}"#,
+    );
+    let cookie = stdout(&sealed);
+    let open = |extra: &[&str]| {
+        let args = ["django", "open", "--secret", secret, "--now", "1767225660"];
+        run(&[&args[..], extra, &[&cookie]].concat(), "")
+    };
+    // At +09:29 it ends at 00:01 UTC: at or past its end, expired.
+    for offset in ["+09:00", "-05:00", "+09:28"] {
+        let opened = open(&["--naive-dates-offset", offset]);
+        assert_eq!(success_json(&opened)["a"], 1, "{offset}");
+    }
+    for refused in [&[][..], &["--naive-dates-offset", "+09:29"]] {
+        assert_refused(&open(refused), "expired-session");
+    }
+    for bad in ["9", "+9:00", "+09", "09:00", "+26:00", "+09:60"] {
+        assert_usage_error(&open(&["--naive-dates-offset", bad]), &[]);
+    }
+}
