@@ -71,7 +71,8 @@ impl MasterKey {
     /// Parses base64 (URL-safe or standard alphabet, with or without padding),
     /// as printed by [`MasterKey::to_base64`] and `sealed-session keygen`.
     ///
-    /// Text made only of hexadecimal digits (`openssl rand -hex 32`) is
+    /// Text made only of hexadecimal digits (`openssl rand -hex 32`), or
+    /// of `0x` and such digits, is
     /// refused with [`InvalidKey::LooksLikeHex`](crate::InvalidKey): it is
     /// also valid base64, of other bytes, so another reader given the same
     /// text as hex would hold a different key. A 32-byte key that
@@ -88,15 +89,19 @@ impl MasterKey {
     /// # Errors
     ///
     /// [`InvalidKey::LooksLikeHex`](crate::InvalidKey::LooksLikeHex) for
-    /// text made only of hexadecimal digits (unless it is too short as
-    /// base64 too: then `TooShort`),
+    /// text made only of hexadecimal digits, after an optional `0x` or
+    /// `0X` (unless it is too short as base64 too: then `TooShort`),
     /// [`InvalidKey::Encoding`](crate::InvalidKey::Encoding) for text no
     /// alphabet decodes, and
     /// [`InvalidKey::TooShort`](crate::InvalidKey::TooShort) for fewer than
     /// 32 bytes (empty text included).
     pub fn from_base64(text: &str) -> Result<Self, Error> {
         let text = text.trim();
-        if !text.is_empty() && text.bytes().all(|c| c.is_ascii_hexdigit()) {
+        let digits = text
+            .strip_prefix("0x")
+            .or_else(|| text.strip_prefix("0X"))
+            .unwrap_or(text);
+        if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_hexdigit()) {
             // Too short read either way (as hex it is shorter still): say
             // so, rather than point to a "hex:" that would not help.
             let as_base64 = text.len() * 3 / 4;
@@ -500,6 +505,15 @@ mod tests {
             MasterKey::from_base64(&hex.to_uppercase()),
             Err(Error::InvalidKey(InvalidKey::LooksLikeHex))
         ));
+        // So is hex after `0x`: ending in `A`, it is canonical base64 too.
+        let ends_in_a = format!("{}A", &hex[..hex.len() - 1]);
+        for prefixed in [format!("0x{ends_in_a}"), format!("0X{ends_in_a}")] {
+            assert_eq!(
+                MasterKey::from_base64(&prefixed).unwrap_err(),
+                Error::InvalidKey(InvalidKey::LooksLikeHex),
+                "{prefixed}"
+            );
+        }
         // Hex digits too few for a key as base64 (42 characters give 31
         // bytes, 43 give 32) are too short, whichever way they are read.
         let digits = "0123456789abcdef".repeat(3);
