@@ -9,7 +9,7 @@ mod usage;
 use clap::{Parser, Subcommand};
 use sealed_session::{
     store::{MemoryStore, OverflowStore},
-    token, Compression, Error, Expiry, FixedClock, InvalidKey, KeyRing, Limits, MasterKey,
+    token, Compression, Error, Expiry, FixedClock, InvalidKey, KeyRing, Limit, Limits, MasterKey,
     Priority, Sealer,
 };
 use std::path::PathBuf;
@@ -781,6 +781,14 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             Failure::Refused(
                 "malformed: the pasted NAME of NAME=VALUE is not a cookie name".to_owned(),
             )
+        }
+        // Only the flags can make the limits too small for any session.
+        Error::LimitExceeded(limit @ (Limit::TokenLength | Limit::DecompressedSize)) => {
+            let flag = match limit {
+                Limit::TokenLength => "--max-token-len",
+                _ => "--max-decompressed",
+            };
+            Failure::Usage(format!("{flag}: too small for an empty session"))
         }
         e => e.into(),
     })?;

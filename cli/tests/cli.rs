@@ -1969,3 +1969,16 @@ fn django_open_reads_dates_without_an_offset_at_the_given_one() {
         assert_usage_error(&open(&["--naive-dates-offset", bad]), &[]);
     }
 }
+
+/// Limits too small for any session are a usage error naming the flag,
+/// not the `limit-exceeded` of a refused cookie.
+#[test]
+fn limits_too_small_for_any_session_name_their_flag() {
+    let key = keygen();
+    let token = stdout(&run(&["seal", "--key", &key], r#"{"a":1}"#));
+    for (flag, value) in [("--max-token-len", "0"), ("--max-decompressed", "0")] {
+        let o = run(&["open", "--key", &key, flag, value, &token], "");
+        assert_usage_error(&o, &[&token, &key]);
+        assert!(stderr(&o).contains(flag), "{}", stderr(&o));
+    }
+}
