@@ -812,8 +812,11 @@ impl Session {
         Ok(())
     }
 
-    /// Takes a new id and keeps the data: call it at login, against session
-    /// fixation. The session counts as created when it is next saved: its
+    /// Takes a new id and keeps the data (entries and expiry): call it at
+    /// login, against session fixation; when the session already names
+    /// another user, [`Session::flush`] instead (as Django's `login()`),
+    /// or that user's data carries over to the new one. The session
+    /// counts as created when it is next saved: its
     /// absolute lifetime starts again, and a "log out everywhere" recorded
     /// in an earlier second than that save, even during this request,
     /// ([`RevocationStore::revoke_user`](crate::store::RevocationStore::revoke_user))

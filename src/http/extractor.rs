@@ -678,7 +678,9 @@ impl LazySession {
     /// Takes a new id and keeps the data: call it at login. The session
     /// counts as created when it is saved (see [`Session::cycle_id`]).
     /// With a revocation store the save revokes the old id, as after
-    /// [`Self::flush`].
+    /// [`Self::flush`]. When the session already names another user, call
+    /// [`Self::flush`] instead, as Django's `login()` does: this keeps the
+    /// previous user's data for the new one.
     ///
     /// # Errors
     ///
@@ -797,7 +799,9 @@ impl LazySession {
     ///
     /// async fn recently_signed_in(session: LazySession) -> Result<bool, sealed_session::Error> {
     ///     let started = session.created_at_time().await?;
-    ///     let age = SystemTime::now().duration_since(started).unwrap_or_default();
+    ///     // The sealer's clock, which tests may fix, not the system's.
+    ///     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(session.sealer().now());
+    ///     let age = now.duration_since(started).unwrap_or_default();
     ///     Ok(age < Duration::from_secs(15 * 60))
     /// }
     /// ```
