@@ -1620,6 +1620,17 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
             "private=%22X-Foo%22,%20max-age=60",
             &["max-age=60, private"][..],
         ),
+        // A field list is one directive, commas and all.
+        (
+            "private=%22a,%20b%22,%20max-age=60",
+            &["max-age=60, private"][..],
+        ),
+        (
+            "no-cache=%22Set-Cookie,%20X-Foo%22,%20public",
+            &["no-cache=\"Set-Cookie, X-Foo\", private"][..],
+        ),
+        // A directive's name inside a field list is not that directive.
+        ("private=%22no-store,%20X%22", &["private"][..]),
         // Several lines become one.
         ("public%0Amax-age=60", &["max-age=60, private"][..]),
         ("no-cache%0Aprivate", &["no-cache", "private"][..]),

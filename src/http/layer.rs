@@ -1025,10 +1025,34 @@ fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<It
 /// `private="X-Foo"`, a shared cache may store the response without those
 /// fields, and the session's `Set-Cookie` is not among them).
 fn keeps_out_of_shared_caches(headers: &HeaderMap) -> bool {
-    list_items(headers, header::CACHE_CONTROL).any(|directive| {
+    cache_directives(headers).any(|directive| {
         let name = directive.split('=').next().unwrap_or_default().trim_end();
         name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private")
     })
+}
+
+/// The trimmed directives of the response's `Cache-Control`, over all its
+/// lines (lines that are not text are skipped), split at the commas
+/// outside quoted strings: a field list (`no-cache="Set-Cookie, Foo"`) is
+/// one directive.
+fn cache_directives(headers: &HeaderMap) -> impl Iterator<Item = &str> {
+    let lines = headers.get_all(header::CACHE_CONTROL).into_iter();
+    lines
+        .filter_map(|value| value.to_str().ok())
+        .flat_map(|line| {
+            let (mut quoted, mut escaped) = (false, false);
+            line.split(move |c: char| {
+                match (quoted, escaped, c) {
+                    (true, true, _) => escaped = false,
+                    (true, false, '\\') => escaped = true,
+                    (_, false, '"') => quoted = !quoted,
+                    (false, _, ',') => return true,
+                    _ => {}
+                }
+                false
+            })
+        })
+        .map(str::trim)
 }
 
 /// Adds `private` to the response's `Cache-Control`, on the same line as
@@ -1043,7 +1067,7 @@ fn make_private(headers: &mut HeaderMap) {
         return;
     }
     let mut merged = String::new();
-    for directive in list_items(headers, header::CACHE_CONTROL) {
+    for directive in cache_directives(headers) {
         let name = directive.split('=').next().unwrap_or_default().trim_end();
         let superseded =
             name.eq_ignore_ascii_case("public") || name.eq_ignore_ascii_case("private");
@@ -1063,4 +1087,26 @@ fn make_private(headers: &mut HeaderMap) {
 fn varies_on_cookie(headers: &HeaderMap) -> bool {
     list_items(headers, header::VARY)
         .any(|field| field == "*" || field.eq_ignore_ascii_case("cookie"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cache_directives_split_outside_quoted_strings() {
+        let mut headers = HeaderMap::new();
+        let lines = [r#"no-cache="a\", b", max-age=1"#, r#" public ,"x,y""#];
+        for line in lines {
+            headers.append(header::CACHE_CONTROL, HeaderValue::from_static(line));
+        }
+        let directives: Vec<_> = cache_directives(&headers).collect();
+        assert_eq!(
+            directives,
+            [r#"no-cache="a\", b""#, "max-age=1", "public", r#""x,y""#]
+        );
+        make_private(&mut headers);
+        let merged: Vec<_> = headers.get_all(header::CACHE_CONTROL).iter().collect();
+        assert_eq!(merged, [r#"no-cache="a\", b", max-age=1, "x,y", private"#]);
+    }
 }
