@@ -134,6 +134,7 @@ impl fmt::Debug for DjangoCodec {
         f.debug_struct("DjangoCodec")
             .field("keys", &self.keys.len())
             .field("max_age", &self.max_age)
+            .field("naive_dates_offset", &self.naive_dates_offset)
             .field("limits", &self.limits)
             .field("compress", &self.compress)
             .finish_non_exhaustive()
@@ -160,6 +161,7 @@ impl fmt::Debug for DjangoCodecBuilder {
             .field("secrets", &self.secrets.len())
             .field("salt", &self.salt)
             .field("max_age", &self.max_age)
+            .field("naive_dates_offset", &self.naive_dates_offset)
             .finish_non_exhaustive()
     }
 }
@@ -169,8 +171,9 @@ impl DjangoCodec {
     /// `force_bytes` gives them).
     ///
     /// Defaults: salt [`SESSION_SALT`], max age [`DEFAULT_MAX_AGE`],
-    /// [`Limits::default`], compression as Django's backend does, the system
-    /// clock.
+    /// dates without an offset read at UTC+14
+    /// ([`DjangoCodecBuilder::naive_dates_offset`]), [`Limits::default`],
+    /// compression as Django's backend does, the system clock.
     pub fn builder(secret: impl AsRef<[u8]>) -> DjangoCodecBuilder {
         DjangoCodecBuilder {
             secrets: vec![Zeroizing::new(secret.as_ref().to_vec())],
@@ -254,9 +257,9 @@ impl DjangoCodecBuilder {
     /// earliest instant it can mean, so that a session never ends later
     /// than Django says, whatever the zone (west of it, it ends earlier,
     /// by as much as the offsets differ: a short `set_expiry` may then be
-    /// already past). For a zone with daylight saving time, give its
-    /// larger offset (the summer one north of the equator): an hour early
-    /// in winter, never late. Dates with an offset (`USE_TZ = True`,
+    /// already past). For a zone with daylight saving time, give the
+    /// larger of its offsets (usually its summer one): early by the
+    /// difference the rest of the year, never late. Dates with an offset (`USE_TZ = True`,
     /// Django's default) are read as written.
     ///
     /// ```
@@ -860,13 +863,17 @@ fn session_expiry(
         }
         Some(Value::String(text)) => {
             let text = &*with_t_separator(text);
-            let at = time::OffsetDateTime::parse(text, &Iso8601::DEFAULT)
-                .or_else(|_| {
-                    time::PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
-                        .map(|local| local.assume_offset(naive_offset))
-                })
-                .map_err(|_| bad())?;
-            SessionExpiry::At(at.unix_timestamp())
+            let at = match time::OffsetDateTime::parse(text, &Iso8601::DEFAULT) {
+                Ok(at) => at.unix_timestamp(),
+                Err(_) => {
+                    let local = time::PrimitiveDateTime::parse(text, &Iso8601::DEFAULT)
+                        .map_err(|_| bad())?;
+                    // In plain seconds: a local time near year 1 or 9999
+                    // has no `OffsetDateTime` at some offsets.
+                    local.assume_utc().unix_timestamp() - i64::from(naive_offset.whole_seconds())
+                }
+            };
+            SessionExpiry::At(at)
         }
         Some(_) => return Err(bad()),
     };

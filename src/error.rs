@@ -267,9 +267,9 @@ pub enum InvalidKey {
     Encoding,
     /// Two keys of one ring derive the same key id.
     DuplicateKeyId,
-    /// Text given as base64 is made only of hexadecimal digits: read as
-    /// base64 it would be a different key than the one meant, so it is
-    /// refused (read it with `MasterKey::from_hex`).
+    /// Text given as base64 is made only of hexadecimal digits (after an
+    /// optional `0x`): read as base64 it would be a different key than the
+    /// one meant, so it is refused (read it with `MasterKey::from_hex`).
     LooksLikeHex,
     /// A Django `SECRET_KEY` (or fallback) is empty; Django refuses one too.
     EmptySecret,

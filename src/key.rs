@@ -97,10 +97,7 @@ impl MasterKey {
     /// 32 bytes (empty text included).
     pub fn from_base64(text: &str) -> Result<Self, Error> {
         let text = text.trim();
-        let digits = text
-            .strip_prefix("0x")
-            .or_else(|| text.strip_prefix("0X"))
-            .unwrap_or(text);
+        let digits = strip_hex_prefix(text);
         if !digits.is_empty() && digits.bytes().all(|c| c.is_ascii_hexdigit()) {
             // Too short read either way (as hex it is shorter still): say
             // so, rather than point to a "hex:" that would not help.
@@ -122,7 +119,7 @@ impl MasterKey {
         Self::from_bytes(&buffer[..len])
     }
 
-    /// Parses hexadecimal (either case).
+    /// Parses hexadecimal (either case), after an optional `0x` or `0X`.
     ///
     /// # Errors
     ///
@@ -131,7 +128,7 @@ impl MasterKey {
     /// [`InvalidKey::TooShort`](crate::InvalidKey::TooShort) for fewer than
     /// 32 bytes.
     pub fn from_hex(text: &str) -> Result<Self, Error> {
-        let text = text.trim().as_bytes();
+        let text = strip_hex_prefix(text.trim()).as_bytes();
         let mut bytes = Zeroizing::new(vec![0u8; text.len() / 2]);
         decode_hex(text, &mut bytes).ok_or(Error::InvalidKey(InvalidKey::Encoding))?;
         Self::from_bytes(&bytes)
@@ -440,6 +437,11 @@ impl fmt::Debug for KeyRing {
     }
 }
 
+/// `text` without a leading `0x` or `0X`.
+fn strip_hex_prefix(text: &str) -> &str {
+    (text.strip_prefix("0x").or_else(|| text.strip_prefix("0X"))).unwrap_or(text)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -505,7 +507,19 @@ mod tests {
             MasterKey::from_base64(&hex.to_uppercase()),
             Err(Error::InvalidKey(InvalidKey::LooksLikeHex))
         ));
-        // So is hex after `0x`: ending in `A`, it is canonical base64 too.
+        // So is hex after `0x` (which hex reads as the same key): ending
+        // in `A`, it is canonical base64 too.
+        let plain = MasterKey::from_hex(hex).unwrap().key_id();
+        assert_eq!(
+            MasterKey::from_hex(&format!("0x{hex}")).unwrap().key_id(),
+            plain
+        );
+        assert_eq!(
+            MasterKey::from_hex(&format!(" 0X{hex}\n"))
+                .unwrap()
+                .key_id(),
+            plain
+        );
         let ends_in_a = format!("{}A", &hex[..hex.len() - 1]);
         for prefixed in [format!("0x{ends_in_a}"), format!("0X{ends_in_a}")] {
             assert_eq!(

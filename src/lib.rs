@@ -81,7 +81,7 @@
 //! ([`SameSite`]), `zeroize` ([`MasterKey::to_base64`]'s `Zeroizing`),
 //! `serde` 1 (the `Serialize` and `DeserializeOwned` bounds of
 //! [`Session::get`], [`Session::insert`] and the like), and with their features `http` 1, `axum-core` 0.5's extractor traits
-//! and the `tower-layer`/`tower-service` 0.3 traits (`axum`), `redis` 1 (`redis`), `serde_json` 1 (`django`), and `tower-sessions-core` 0.14, whose `Session`
+//! and the `tower-layer`/`tower-service` 0.3 traits (`axum`), `redis` 1 (`redis`), `serde_json` 1 and `time` 0.3's `UtcOffset` (`django`), and `tower-sessions-core` 0.14, whose `Session`
 //! the layer inserts (`tower-sessions`).
 //!
 //! This crate has not been audited.

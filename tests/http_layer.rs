@@ -1634,6 +1634,12 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
         // Several lines become one.
         ("public%0Amax-age=60", &["max-age=60, private"][..]),
         ("no-cache%0Aprivate", &["no-cache", "private"][..]),
+        // `public` goes, even beside a line that keeps shared caches out.
+        (
+            "public,%20max-age=300%0Aprivate",
+            &["max-age=300, private"][..],
+        ),
+        ("public%0Ano-store", &["no-store, private"][..]),
     ] {
         let response = call(&mut app, &format!("/login-cache-control?{given}"), None).await;
         assert!(set_cookie(&response).is_some());

@@ -140,8 +140,9 @@ pub fn run(args: DjangoArgs) -> Result<(), Failure> {
             } else {
                 fallback_secrets
             };
-            for path in &fallback_secret_files {
-                fallbacks.push(crate::read_secret_file(path, "fallback secret file")?);
+            for (i, path) in fallback_secret_files.iter().enumerate() {
+                let which = format!("fallback secret file {}", i + 1);
+                fallbacks.push(crate::read_secret_file(path, &which)?);
             }
             let mut builder = (fallbacks.iter())
                 .fold(secrets.builder()?, |b, s| b.fallback_secret(s))

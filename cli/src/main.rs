@@ -701,7 +701,7 @@ fn open_ring(args: &OpenArgs) -> Result<KeyRing, Failure> {
     }
     for (i, path) in args.fallback_key_files.iter().enumerate() {
         let which = format!("fallback key file {}", i + 1);
-        let text = read_secret_file(path, "key file")?;
+        let text = read_secret_file(path, &which)?;
         keys.push((parse_key(&text, Some(&which))?, which));
     }
     // A key given twice is named, as a bad one is (the ring's own check

@@ -949,7 +949,7 @@ where
             // A shared cache must not hand this cookie to others: `Vary:
             // Cookie` alone would let it replay one new visitor's session
             // to every visitor without a cookie.
-            if (sends_cookie || sends_removal) && !keeps_out_of_shared_caches(headers) {
+            if (sends_cookie || sends_removal) && needs_private(headers) {
                 make_private(headers);
             }
             Ok(response)
@@ -1020,15 +1020,21 @@ fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<It
         .map(str::trim)
 }
 
-/// Whether the response's `Cache-Control` already keeps it out of shared
-/// caches: `no-store`, or `private` without a field list (with one,
-/// `private="X-Foo"`, a shared cache may store the response without those
-/// fields, and the session's `Set-Cookie` is not among them).
-fn keeps_out_of_shared_caches(headers: &HeaderMap) -> bool {
-    cache_directives(headers).any(|directive| {
+/// Whether the response's `Cache-Control` must be made `private`: unless
+/// it already keeps the response out of shared caches (`no-store`, or
+/// `private` without a field list: with one, `private="X-Foo"`, a shared
+/// cache may store the response without those fields, and the session's
+/// `Set-Cookie` is not among them) and says `public` nowhere (a cache that
+/// reads only the first line may find it there).
+fn needs_private(headers: &HeaderMap) -> bool {
+    let (mut kept_out, mut public) = (false, false);
+    for directive in cache_directives(headers) {
         let name = directive.split('=').next().unwrap_or_default().trim_end();
-        name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private")
-    })
+        kept_out |=
+            name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private");
+        public |= name.eq_ignore_ascii_case("public");
+    }
+    !kept_out || public
 }
 
 /// The trimmed directives of the response's `Cache-Control`, over all its

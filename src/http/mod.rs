@@ -104,9 +104,11 @@
 //!   no cookie yet, so a response that sets or deletes the cookie is also
 //!   made `Cache-Control: private` (unless its `Cache-Control` already says
 //!   `no-store` or a bare `private`: `private="X-Foo"` names only some
-//!   fields; any other gets `private` on the same line as its other
-//!   directives, in place of `public` and of a `private` with a field
-//!   list, so that a cache reading only the first line sees it; RFC 9111
+//!   fields; any other, and any with `public`, gets `private` on the same
+//!   line as its other directives, in place of `public` and of a
+//!   `private` with a field list, so that a cache reading only the first
+//!   line sees it, unless a line is not text: then `private` is a line of
+//!   its own; RFC 9111
 //!   forbids a shared cache to store a response marked `private`):
 //!   otherwise a shared
 //!   cache could store the first cookie-less visitor's new session and
