@@ -29,6 +29,13 @@ pub const DEFAULT_COOKIE_NAME: &str = "session";
 pub(crate) struct TimePolicy {
     pub max_idle: Option<u64>,
     pub max_lifetime: Option<u64>,
+    /// The idle timeout of sessions whose cookie ends with the browser
+    /// ([`SealerBuilder::browser_session_max_idle`]).
+    pub browser_session_max_idle: Option<u64>,
+    /// Whether an [`Expiry::Default`] session's cookie ends with the
+    /// browser (non-persistent cookie settings, or no timeout to give
+    /// its `Max-Age`).
+    pub default_is_browser_session: bool,
     pub clock_skew: u64,
     /// Fraction of the idle window after which a read-only session is
     /// re-sealed, in `[0, 1]` (1: never).
@@ -36,6 +43,18 @@ pub(crate) struct TimePolicy {
 }
 
 impl TimePolicy {
+    /// The session's idle timeout besides the sealer's: its own
+    /// ([`Expiry::Idle`]), or for a session whose cookie ends with the
+    /// browser, [`Self::browser_session_max_idle`].
+    pub(crate) fn own_idle(&self, expiry: Expiry) -> Option<u64> {
+        match expiry {
+            Expiry::Idle(window) => Some(window.as_secs()),
+            Expiry::BrowserSession => self.browser_session_max_idle,
+            Expiry::Default if self.default_is_browser_session => self.browser_session_max_idle,
+            Expiry::Default | Expiry::At(_) => None,
+        }
+    }
+
     /// Age (now − issued-at) from which a read-only session is re-sealed:
     /// a fraction of the shorter of the sealer's idle timeout and the
     /// session's own (`docs/FORMAT.md` §12). `None`: never.
@@ -161,6 +180,7 @@ impl core::fmt::Debug for SealerBuilder {
             .field("limits", &self.limits)
             .field("max_idle", &self.max_idle)
             .field("max_lifetime", &self.max_lifetime)
+            .field("browser_session_max_idle", &self.browser_session_max_idle)
             .field("clock_skew", &self.clock_skew)
             .field("refresh_fraction", &self.refresh_fraction)
             .field("compression", &self.compression)
@@ -184,6 +204,7 @@ pub struct SealerBuilder {
     limits: Limits,
     max_idle: Option<Duration>,
     max_lifetime: Option<Duration>,
+    browser_session_max_idle: Option<Duration>,
     clock_skew: Duration,
     refresh_fraction: f64,
     compression: Compression,
@@ -218,6 +239,7 @@ impl Sealer {
             limits: Limits::default(),
             max_idle: Some(DEFAULT_MAX_IDLE),
             max_lifetime: Some(DEFAULT_MAX_LIFETIME),
+            browser_session_max_idle: None,
             clock_skew: DEFAULT_CLOCK_SKEW,
             refresh_fraction: 0.5,
             compression: Compression::Off,
@@ -280,6 +302,34 @@ impl SealerBuilder {
     /// No absolute lifetime.
     pub fn no_max_lifetime(mut self) -> Self {
         self.max_lifetime = None;
+        self
+    }
+
+    /// An idle timeout of its own for sessions whose cookie ends when the
+    /// browser closes ([`Expiry::BrowserSession`], or
+    /// [`Expiry::Default`] when the cookie settings are not persistent),
+    /// besides [`SealerBuilder::max_idle`]: so that "remember me" can
+    /// keep the long idle timeout while a copy of an ordinary login's
+    /// cookie, left behind on a shared computer or stolen, stops opening
+    /// soon after its last use. A browser cannot be trusted to drop the
+    /// cookie (many restore sessions on restart); the server then ends it.
+    /// The sliding refresh follows the shorter window. Whole seconds, as
+    /// [`SealerBuilder::max_idle`]; zero is refused by
+    /// [`SealerBuilder::build`]. Default: none (Django and Rails apply
+    /// their one idle timeout to every session).
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use sealed_session::{KeyRing, MasterKey, Sealer};
+    ///
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?))
+    ///     .max_idle(Duration::from_secs(30 * 24 * 3600)) // "remember me"
+    ///     .browser_session_max_idle(Duration::from_secs(2 * 3600))
+    ///     .build()?;
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn browser_session_max_idle(mut self, max_idle: Duration) -> Self {
+        self.browser_session_max_idle = Some(max_idle);
         self
     }
 
@@ -561,7 +611,9 @@ impl SealerBuilder {
         self.cookie
             .check(&self.cookie_name)
             .map_err(Error::InvalidCookie)?;
-        if self.max_idle == Some(Duration::ZERO) {
+        if self.max_idle == Some(Duration::ZERO)
+            || self.browser_session_max_idle == Some(Duration::ZERO)
+        {
             return Err(Error::InvalidSetting(InvalidSetting::ZeroIdleTimeout));
         }
         if self.max_lifetime == Some(Duration::ZERO) {
@@ -599,6 +651,9 @@ impl SealerBuilder {
             policy: TimePolicy {
                 max_idle,
                 max_lifetime: self.max_lifetime.map(whole_seconds),
+                browser_session_max_idle: self.browser_session_max_idle.map(whole_seconds),
+                default_is_browser_session: !self.cookie.is_persistent()
+                    || (self.max_idle.is_none() && self.max_lifetime.is_none()),
                 clock_skew: whole_seconds(self.clock_skew),
                 refresh_fraction: self.refresh_fraction,
             },
@@ -871,14 +926,13 @@ impl Sealer {
         }
         self.policy.check_lifetime(now, indexed.created_at)?;
         let expiry = indexed.expiry;
-        let own_idle = match expiry {
-            Expiry::Idle(window) if age > window.as_secs() => {
-                return Err(Error::Expired(Expired::Idle))
-            }
-            Expiry::At(end) if now >= end => return Err(Error::Expired(Expired::Session)),
-            Expiry::Idle(window) => Some(window.as_secs()),
-            _ => None,
-        };
+        if matches!(expiry, Expiry::At(end) if now >= end) {
+            return Err(Error::Expired(Expired::Session));
+        }
+        let own_idle = self.policy.own_idle(expiry);
+        if own_idle.is_some_and(|window| age > window) {
+            return Err(Error::Expired(Expired::Idle));
+        }
         // The index holds ranges into the plaintext; shift them to the buffer.
         if plaintext.start != 0 {
             for entry in &mut indexed.entries {

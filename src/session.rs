@@ -929,7 +929,9 @@ impl Session {
                 .saturating_sub(now)
         });
         let own = own_expiry_age(self.expiry, now);
-        [idle, lifetime, own].into_iter().flatten().min()
+        // Sealed now, an idle window starts now.
+        let own_idle = self.policy.own_idle(self.expiry);
+        [idle, lifetime, own, own_idle].into_iter().flatten().min()
     }
 
     /// The session id. A new session's id is random and reaches a cookie

@@ -2674,6 +2674,26 @@ async fn the_layers_max_cookies_tried_reaches_its_sealer() {
 }
 
 #[tokio::test]
+async fn a_browser_session_cookie_idles_out_after_the_layers_window_for_it() {
+    use std::time::Duration;
+    let clock = Arc::new(FixedClock::new(1_700_000_000));
+    let layer = |f: fn(SessionLayerBuilder) -> SessionLayerBuilder| {
+        let builder = SessionLayer::builder(fixed_ring())
+            .clock(clock.clone())
+            .persistent(false);
+        app(f(builder).build().expect("layer"))
+    };
+    let mut short = layer(|b| b.browser_session_max_idle(Duration::from_secs(3600)));
+    let mut long = layer(|b| b);
+    let pair = cookie_pair(&call(&mut short, "/login", None).await);
+    clock.advance(3600);
+    assert_eq!(read_with_header(&mut short, pair.as_bytes()).await, "ada");
+    clock.advance(1);
+    assert_eq!(read_with_header(&mut short, pair.as_bytes()).await, "");
+    assert_eq!(read_with_header(&mut long, pair.as_bytes()).await, "ada");
+}
+
+#[tokio::test]
 async fn the_layer_builder_passes_time_and_randomness_settings_to_the_sealer() {
     use sealed_session::Clock as _;
     use std::time::Duration;

@@ -505,6 +505,69 @@ fn an_idle_timeout_of_its_own_slides_and_ends_the_session() {
     assert_idle_ends(&sealer, &clock, &cookie, T0 + 1000);
 }
 
+#[test]
+fn a_browser_session_cookie_idles_out_after_its_own_window() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let window = Duration::from_secs(200);
+    let sealer = short_window_builder(KeyRing::new(key(1)), &clock)
+        .browser_session_max_idle(window)
+        .build()
+        .unwrap();
+    let mut ordinary = sealer.new_session().unwrap();
+    ordinary.insert("user", 7).unwrap();
+    ordinary.set_expiry(Expiry::BrowserSession);
+    // No Max-Age (the browser drops it), but the server ends it first.
+    assert_eq!(sealer.cookie_max_age(&ordinary), None);
+    assert_eq!(ordinary.expires_at(), Some(T0 + 200));
+    let cookie = sealer.seal(&mut ordinary).unwrap();
+    // The refresh follows the shorter window (a quarter of 200 s).
+    clock.set(T0 + 49);
+    assert!(!sealer.open(&cookie).unwrap().refresh_due());
+    clock.set(T0 + 50);
+    assert!(sealer.open(&cookie).unwrap().refresh_due());
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 200);
+
+    // A remembered (persistent) session keeps max_idle (1000 s), and a
+    // shorter window of its own still wins.
+    clock.set(T0);
+    let mut remembered = sealer.new_session().unwrap();
+    remembered.insert("user", 7).unwrap();
+    let cookie = sealer.seal(&mut remembered).unwrap();
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 1000);
+    clock.set(T0);
+    let mut admin = sealer.new_session().unwrap();
+    admin.set_expiry(Expiry::Idle(Duration::from_secs(100)));
+    let cookie = sealer.seal(&mut admin).unwrap();
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 100);
+
+    // With browser-session cookies by default, a session of the default
+    // expiry gets the window too, and one made persistent does not.
+    clock.set(T0);
+    let browser_default = short_window_builder(KeyRing::new(key(1)), &clock)
+        .cookie_settings(sealed_session::CookieSettings::default().with_persistent(false))
+        .browser_session_max_idle(window)
+        .build()
+        .unwrap();
+    let mut by_default = browser_default.new_session().unwrap();
+    by_default.insert("user", 7).unwrap();
+    let cookie = browser_default.seal(&mut by_default).unwrap();
+    assert_idle_ends(&browser_default, &clock, &cookie, T0 + 200);
+    clock.set(T0);
+    let mut kept = browser_default.new_session().unwrap();
+    kept.set_expiry(Expiry::At(T0 + 4000));
+    let cookie = browser_default.seal(&mut kept).unwrap();
+    assert_idle_ends(&browser_default, &clock, &cookie, T0 + 1000);
+
+    // Zero is refused, as for max_idle.
+    let zero = short_window_builder(KeyRing::new(key(1)), &clock)
+        .browser_session_max_idle(Duration::ZERO)
+        .build();
+    assert_eq!(
+        zero.unwrap_err(),
+        Error::InvalidSetting(InvalidSetting::ZeroIdleTimeout)
+    );
+}
+
 /// `cookie` still opens at `last_ok` and is idle-expired one second later.
 fn assert_idle_ends(sealer: &Sealer, clock: &FixedClock, cookie: &str, last_ok: u64) {
     clock.set(last_ok);

@@ -511,6 +511,15 @@ impl SessionLayerBuilder {
         self.with(move |b| b.max_lifetime(max_lifetime))
     }
 
+    /// A shorter idle timeout for sessions whose cookie ends with the
+    /// browser (default none; not zero, see
+    /// [`SealerBuilder::browser_session_max_idle`]): "remember me" keeps
+    /// [`Self::max_idle`], an ordinary login's browser-session cookie stops
+    /// opening this long after its last use.
+    pub fn browser_session_max_idle(self, max_idle: Duration) -> Self {
+        self.with(move |b| b.browser_session_max_idle(max_idle))
+    }
+
     /// Fraction of the idle window after which a session that was only
     /// read is re-sealed anyway (default 0.5).
     pub fn refresh_fraction(self, fraction: f64) -> Self {
