@@ -974,6 +974,16 @@ fn migrate_entries(
         // A date always has an end; nothing else to carry over.
         (SessionExpiry::At(_), None) | (SessionExpiry::Unset | SessionExpiry::DefaultAge, _) => {}
     }
+    // A browser-session cookie idles out as a sealed one issued when the
+    // Django cookie was signed would (`browser_session_max_idle`): sealed
+    // now, a stale one would get the window afresh.
+    let window = sealer.policy.own_idle(session.expiry());
+    if let (Some(signed_at), Some(window)) = (modified_at, window) {
+        let signed_at = u64::try_from(signed_at).unwrap_or(0);
+        if now.saturating_sub(signed_at) > window {
+            return Err(Error::Expired(Expired::Idle));
+        }
+    }
     for (key, value) in entries {
         if key == SESSION_EXPIRY_KEY {
             continue;
@@ -1207,6 +1217,32 @@ mod tests {
             .clock(Arc::new(FixedClock::new(now)))
             .build()
             .unwrap()
+    }
+
+    /// A Django cookie that ends with the browser is migrated only while a
+    /// sealed one issued when it was signed would open under
+    /// `browser_session_max_idle`.
+    #[test]
+    fn a_stale_browser_close_cookie_is_not_migrated_past_its_window() {
+        let sealer = Sealer::builder(crate::KeyRing::new(
+            crate::MasterKey::from_bytes(&[7; 32]).unwrap(),
+        ))
+        .browser_session_max_idle(Duration::from_secs(7200))
+        .clock(Arc::new(FixedClock::new(NOW)))
+        .build()
+        .unwrap();
+        let json = r#"{"_auth_user_id": "42", "_session_expiry": 0}"#;
+        let fresh = codec_at(NOW - 7200).seal(&entries(json)).unwrap();
+        let session = migrate_session(&codec(), &sealer, &fresh).unwrap();
+        assert_eq!(session.expiry(), Expiry::BrowserSession);
+        let stale = codec_at(NOW - 7201).seal(&entries(json)).unwrap();
+        assert_eq!(
+            migrate_session(&codec(), &sealer, &stale).map(|_| ()),
+            Err(Error::Expired(Expired::Idle))
+        );
+        // A persistent one keeps max_idle (two weeks).
+        let kept = codec_at(NOW - 7201).seal(&entries(r#"{"a": 1}"#)).unwrap();
+        assert!(migrate_session(&codec(), &sealer, &kept).is_ok());
     }
 
     /// A date without an offset (`USE_TZ = False`) is local time in the

@@ -72,7 +72,9 @@ impl Sealer {
     fn max_age_at(&self, session: &Session, now: u64) -> Option<Duration> {
         match session.expiry {
             Expiry::BrowserSession => None,
-            Expiry::Default if !self.cookie.is_persistent() => None,
+            // Non-persistent settings, or no timeout to give a `Max-Age`
+            // (a `browser_session_max_idle` must not give it one).
+            Expiry::Default if self.policy.default_is_browser_session => None,
             Expiry::Default | Expiry::At(_) | Expiry::Idle(_) => {
                 session.expiry_age_at(now).map(Duration::from_secs)
             }

@@ -839,6 +839,14 @@ impl Sealer {
         self.max_cookies_tried
     }
 
+    /// The idle timeout of sessions whose cookie ends with the browser
+    /// ([`SealerBuilder::browser_session_max_idle`]), if any.
+    pub fn browser_session_max_idle(&self) -> Option<Duration> {
+        self.policy
+            .browser_session_max_idle
+            .map(Duration::from_secs)
+    }
+
     /// The current time by the configured clock.
     pub fn now(&self) -> u64 {
         self.clock.now()

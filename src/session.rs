@@ -107,7 +107,9 @@ impl<'de> serde::Deserialize<'de> for SessionId {
 }
 
 /// When the session ends on its own, besides the sealer's idle timeout and
-/// absolute lifetime (which always apply).
+/// absolute lifetime (which always apply), and, for a cookie that ends
+/// with the browser, its
+/// [`browser_session_max_idle`](crate::SealerBuilder::browser_session_max_idle).
 ///
 /// With serde it is `"default"`, `{"at": unix_seconds}`,
 /// `"browser_session"` or `{"idle": seconds}` (a window's fraction of a
@@ -148,7 +150,9 @@ pub enum Expiry {
     /// opens; the rest of the request still reads the session.
     At(u64),
     /// The cookie has no `Max-Age`: the browser drops it when it closes.
-    /// The server still enforces the sealer's timeouts.
+    /// The server still enforces the sealer's timeouts, and its
+    /// [`browser_session_max_idle`](crate::SealerBuilder::browser_session_max_idle)
+    /// if set.
     BrowserSession,
     /// The session ends after this long without a re-seal: an
     /// idle timeout of its own, which slides with use as the sealer's
@@ -900,8 +904,9 @@ impl Session {
     /// How long the session stays valid if saved in this request (its time
     /// is read once, when it is opened or created), in whole seconds: the
     /// smallest of the idle timeout, the time left in the absolute
-    /// lifetime and the time left before its own expiry (Django's
-    /// `get_expiry_age`). `None` if no limit applies.
+    /// lifetime, the time left before its own expiry (Django's
+    /// `get_expiry_age`) and, for a cookie that ends with the browser, the
+    /// sealer's `browser_session_max_idle`. `None` if no limit applies.
     pub fn expiry_age(&self) -> Option<Duration> {
         self.expiry_age_at(self.now).map(Duration::from_secs)
     }

@@ -1607,49 +1607,63 @@ async fn a_response_that_sets_the_cookie_is_private_to_caches() {
         ("no-store", &["no-store"][..]),
         ("private,%20max-age=60", &["private, max-age=60"][..]),
         ("no-cache,%20PRIVATE", &["no-cache, PRIVATE"][..]),
-        ("public,%20max-age=300", &["max-age=300, private"][..]),
+        ("public,%20max-age=300", &["private, max-age=300"][..]),
         ("PUBLIC", &["private"][..]),
-        ("max-age=0", &["max-age=0, private"][..]),
+        ("max-age=0", &["private, max-age=0"][..]),
         (
             "s-maxage=60,%20must-revalidate",
-            &["s-maxage=60, must-revalidate, private"][..],
+            &["private, s-maxage=60, must-revalidate"][..],
         ),
         // Only the named field is private: the response, Set-Cookie and
         // all, may still be stored by a shared cache.
         (
             "private=%22X-Foo%22,%20max-age=60",
-            &["max-age=60, private"][..],
+            &["private, max-age=60"][..],
         ),
         // A field list is one directive, commas and all.
         (
             "private=%22a,%20b%22,%20max-age=60",
-            &["max-age=60, private"][..],
+            &["private, max-age=60"][..],
         ),
         (
             "no-cache=%22Set-Cookie,%20X-Foo%22,%20public",
-            &["no-cache=\"Set-Cookie, X-Foo\", private"][..],
+            &["private, no-cache=\"Set-Cookie, X-Foo\""][..],
         ),
         // A directive's name inside a field list is not that directive.
         ("private=%22no-store,%20X%22", &["private"][..]),
         // Several lines become one.
-        ("public%0Amax-age=60", &["max-age=60, private"][..]),
+        ("public%0Amax-age=60", &["private, max-age=60"][..]),
         ("no-cache%0Aprivate", &["no-cache", "private"][..]),
         // `public` goes, even beside a line that keeps shared caches out.
         (
             "public,%20max-age=300%0Aprivate",
-            &["max-age=300, private"][..],
+            &["private, max-age=300"][..],
         ),
-        ("public%0Ano-store", &["no-store, private"][..]),
+        ("public%0Ano-store", &["private, no-store"][..]),
+        // A quoted string left open may hide a `public`: `private` goes
+        // first, where it cannot be swallowed.
+        (
+            "no-cache=%22a,%20public",
+            &["private, no-cache=\"a, public"][..],
+        ),
+        (
+            "private,%20x=%22a,%20public",
+            &["private, x=\"a, public"][..],
+        ),
     ] {
         let response = call(&mut app, &format!("/login-cache-control?{given}"), None).await;
         assert!(set_cookie(&response).is_some());
         assert_eq!(cache_control(&response), expected, "{given}");
     }
-    // A line that is not text is kept as it is, `private` on its own line.
-    let response = call(&mut app, "/login-cache-control?public%0Ax%FF", None).await;
-    let lines = response.headers().get_all(header::CACHE_CONTROL).iter();
-    let lines: Vec<&[u8]> = lines.map(|line| line.as_bytes()).collect();
-    assert_eq!(lines, [&b"public"[..], b"x\xff", b"private"]);
+    // A line that is not text is kept as it is, `private` on its own line,
+    // even beside a `private` (it might say anything).
+    for (given, first) in [("public%0Ax%FF", "public"), ("private%0Ax%FF", "private")] {
+        let path = format!("/login-cache-control?{given}");
+        let response = call(&mut app, &path, None).await;
+        let lines = response.headers().get_all(header::CACHE_CONTROL).iter();
+        let lines: Vec<&[u8]> = lines.map(|line| line.as_bytes()).collect();
+        assert_eq!(lines, [first.as_bytes(), b"x\xff", b"private"], "{given}");
+    }
     // No Set-Cookie, nothing added; a deletion cookie is private too.
     let response = call(&mut app, "/read", Some(&pair)).await;
     assert!(set_cookie(&response).is_none());

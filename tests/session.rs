@@ -1303,3 +1303,27 @@ fn sealer_debug_shows_its_cookie_name_key_ids_and_time_policy() {
     }
     assert!(printed.contains("max_idle: Some(1000)"), "{printed}");
 }
+
+/// Without an idle timeout or a lifetime a default cookie ends with the
+/// browser; a window for such cookies must not give it a `Max-Age`.
+#[test]
+fn a_browser_session_window_gives_a_timeless_sealers_cookie_no_max_age() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = Sealer::builder(KeyRing::new(key(1)))
+        .no_idle_timeout()
+        .no_max_lifetime()
+        .browser_session_max_idle(Duration::from_secs(7200))
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    assert_eq!(
+        sealer.browser_session_max_idle(),
+        Some(Duration::from_secs(7200))
+    );
+    let mut s = sealer.new_session().unwrap();
+    s.insert("user", 7).unwrap();
+    assert_eq!(sealer.cookie_max_age(&s), None);
+    assert_eq!(s.expires_at(), Some(T0 + 7200));
+    let cookie = sealer.seal(&mut s).unwrap();
+    assert_idle_ends(&sealer, &clock, &cookie, T0 + 7200);
+}

@@ -1036,8 +1036,17 @@ fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<It
 /// `Set-Cookie` is not among them) and says `public` nowhere (a cache that
 /// reads only the first line may find it there).
 fn needs_private(headers: &HeaderMap) -> bool {
+    let mut lines = headers.get_all(header::CACHE_CONTROL).iter();
+    if lines.any(|line| line.to_str().is_err()) {
+        // A line that cannot be read may say anything.
+        return true;
+    }
     let (mut kept_out, mut public) = (false, false);
     for directive in cache_directives(headers) {
+        if directive.matches('"').count() % 2 == 1 && !directive.contains('\\') {
+            // A quoted string left open may hide a `public`.
+            return true;
+        }
         let name = directive.split('=').next().unwrap_or_default().trim_end();
         kept_out |=
             name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private");
@@ -1081,17 +1090,17 @@ fn make_private(headers: &mut HeaderMap) {
         headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
         return;
     }
-    let mut merged = String::new();
+    // First: a quoted string the handler left open cannot swallow it.
+    let mut merged = String::from("private");
     for directive in cache_directives(headers) {
         let name = directive.split('=').next().unwrap_or_default().trim_end();
         let superseded =
             name.eq_ignore_ascii_case("public") || name.eq_ignore_ascii_case("private");
         if !directive.is_empty() && !superseded {
-            merged.push_str(directive);
             merged.push_str(", ");
+            merged.push_str(directive);
         }
     }
-    merged.push_str("private");
     // Made of visible text and the separators above, so always valid.
     if let Ok(value) = HeaderValue::from_str(&merged) {
         headers.insert(header::CACHE_CONTROL, value);
@@ -1122,6 +1131,6 @@ mod tests {
         );
         make_private(&mut headers);
         let merged: Vec<_> = headers.get_all(header::CACHE_CONTROL).iter().collect();
-        assert_eq!(merged, [r#"no-cache="a\", b", max-age=1, "x,y", private"#]);
+        assert_eq!(merged, [r#"private, no-cache="a\", b", max-age=1, "x,y""#]);
     }
 }

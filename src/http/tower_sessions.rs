@@ -106,7 +106,8 @@ use crate::{Error, Expiry, Priority, SessionId};
 ///   `AtDateTime`); a changed one is set back. `None` is thus the
 ///   sealer's default (a persistent cookie, unless the cookie settings
 ///   say otherwise), where tower-sessions' own default is a
-///   browser-session cookie: ask for that with `OnSessionEnd`. As with
+///   browser-session cookie: ask for that with `OnSessionEnd` (which the
+///   sealer's `browser_session_max_idle`, if set, also ends). As with
 ///   [`Expiry::At`], the sealer's timeouts still apply: an expiry can
 ///   shorten a session, never extend it.
 /// - **Saving** is the [`SessionLayer`](super::SessionLayer)'s: its
