@@ -974,9 +974,11 @@ fn migrate_entries(
         // A date always has an end; nothing else to carry over.
         (SessionExpiry::At(_), None) | (SessionExpiry::Unset | SessionExpiry::DefaultAge, _) => {}
     }
-    // A browser-session cookie idles out as a sealed one issued when the
-    // Django cookie was signed would (`browser_session_max_idle`): sealed
-    // now, a stale one would get the window afresh.
+    // The session's idle window counts from the Django cookie's signature,
+    // as for a sealed cookie issued then: sealed now, a stale cookie would
+    // get it afresh. (A browser-session cookie's is the sealer's
+    // `browser_session_max_idle`; Django's own window, checked above as
+    // its end, can only pass here.)
     let window = sealer.policy.own_idle(session.expiry());
     if let (Some(signed_at), Some(window)) = (modified_at, window) {
         let signed_at = u64::try_from(signed_at).unwrap_or(0);

@@ -231,17 +231,6 @@ fn system_time(unix_seconds: u64) -> SystemTime {
     after_epoch(fits).unwrap_or(UNIX_EPOCH)
 }
 
-/// Seconds a cookie sealed at `now` stays valid by its own `expiry` alone
-/// (`None`: no own limit).
-fn own_expiry_age(expiry: Expiry, now: u64) -> Option<u64> {
-    match expiry {
-        Expiry::At(t) => Some(t.saturating_sub(now)),
-        // Sealed now, the window starts now.
-        Expiry::Idle(window) => Some(window.as_secs()),
-        Expiry::Default | Expiry::BrowserSession => None,
-    }
-}
-
 /// Bytes that live either in the decrypted token or in their own allocation.
 #[derive(Debug, Clone)]
 pub(crate) enum Bytes {
@@ -933,10 +922,14 @@ impl Session {
                 .saturating_add(l)
                 .saturating_sub(now)
         });
-        let own = own_expiry_age(self.expiry, now);
-        // Sealed now, an idle window starts now.
+        let end = match self.expiry {
+            Expiry::At(t) => Some(t.saturating_sub(now)),
+            _ => None,
+        };
+        // Its own idle window (or the browser session's): sealed now, it
+        // starts now.
         let own_idle = self.policy.own_idle(self.expiry);
-        [idle, lifetime, own, own_idle].into_iter().flatten().min()
+        [idle, lifetime, end, own_idle].into_iter().flatten().min()
     }
 
     /// The session id. A new session's id is random and reaches a cookie

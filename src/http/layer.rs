@@ -958,7 +958,7 @@ where
             // A shared cache must not hand this cookie to others: `Vary:
             // Cookie` alone would let it replay one new visitor's session
             // to every visitor without a cookie.
-            if (sends_cookie || sends_removal) && needs_private(headers) {
+            if sends_cookie || sends_removal {
                 make_private(headers);
             }
             Ok(response)
@@ -1029,30 +1029,85 @@ fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<It
         .map(str::trim)
 }
 
-/// Whether the response's `Cache-Control` must be made `private`: unless
-/// it already keeps the response out of shared caches (`no-store`, or
-/// `private` without a field list: with one, `private="X-Foo"`, a shared
-/// cache may store the response without those fields, and the session's
-/// `Set-Cookie` is not among them) and says `public` nowhere (a cache that
-/// reads only the first line may find it there).
-fn needs_private(headers: &HeaderMap) -> bool {
+/// Makes the response's `Cache-Control` `private`, unless it already keeps
+/// the response out of shared caches (`no-store`, or `private` without a
+/// field list: with one, `private="X-Foo"`, a shared cache may store the
+/// response without those fields, and the session's `Set-Cookie` is not
+/// among them) and says `public` nowhere. `private` goes on one line with
+/// the other directives, first (a quoted string the handler left open
+/// cannot swallow it), in place of `public` and of a `private` with a
+/// field list: a cache that reads only the first line (as some do) must
+/// not see a `public` there and store the cookie.
+fn make_private(headers: &mut HeaderMap) {
     let mut lines = headers.get_all(header::CACHE_CONTROL).iter();
     if lines.any(|line| line.to_str().is_err()) {
-        // A line that cannot be read may say anything.
-        return true;
+        // A line that cannot be read may say anything: it is left as it
+        // is, with `private` on a line of its own.
+        headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
+        return;
     }
-    let (mut kept_out, mut public) = (false, false);
+    let (mut kept_out, mut public, mut left_open) = (false, false, false);
     for directive in cache_directives(headers) {
-        if directive.matches('"').count() % 2 == 1 && !directive.contains('\\') {
-            // A quoted string left open may hide a `public`.
-            return true;
-        }
-        let name = directive.split('=').next().unwrap_or_default().trim_end();
-        kept_out |=
-            name.eq_ignore_ascii_case("no-store") || directive.eq_ignore_ascii_case("private");
-        public |= name.eq_ignore_ascii_case("public");
+        kept_out |= directive_name(directive).eq_ignore_ascii_case("no-store")
+            || directive.eq_ignore_ascii_case("private");
+        public |= directive_name(directive).eq_ignore_ascii_case("public");
+        // A quoted string left open may hide a `public`.
+        left_open |= QuoteScan::leaves_open(directive);
     }
-    !kept_out || public
+    if kept_out && !public && !left_open {
+        return;
+    }
+    let mut merged = String::from("private");
+    for directive in cache_directives(headers) {
+        let superseded = directive_name(directive).eq_ignore_ascii_case("public")
+            || directive_name(directive).eq_ignore_ascii_case("private");
+        if !directive.is_empty() && !superseded {
+            merged.push_str(", ");
+            merged.push_str(directive);
+        }
+    }
+    // Made of visible text and the separators above, so always valid.
+    if let Ok(value) = HeaderValue::from_str(&merged) {
+        headers.insert(header::CACHE_CONTROL, value);
+    }
+}
+
+/// A `Cache-Control` directive's name (what comes before any `=`).
+fn directive_name(directive: &str) -> &str {
+    directive.split('=').next().unwrap_or_default().trim_end()
+}
+
+/// Where a scan of a header value stands with its quoted strings
+/// (RFC 9110 §5.6.4: `"` opens and closes one, `\` escapes the next
+/// character inside one).
+#[derive(Default, Clone, Copy)]
+struct QuoteScan {
+    quoted: bool,
+    escaped: bool,
+}
+
+impl QuoteScan {
+    /// Takes in `c`; returns whether it stands outside a quoted string
+    /// and is not a quote itself.
+    fn step(&mut self, c: char) -> bool {
+        match (self.quoted, self.escaped, c) {
+            (true, true, _) => self.escaped = false,
+            (true, false, '\\') => self.escaped = true,
+            (_, _, '"') => self.quoted = !self.quoted,
+            (false, _, _) => return true,
+            _ => {}
+        }
+        false
+    }
+
+    /// Whether `text` ends inside a quoted string.
+    fn leaves_open(text: &str) -> bool {
+        let mut scan = QuoteScan::default();
+        text.chars().for_each(|c| {
+            scan.step(c);
+        });
+        scan.quoted
+    }
 }
 
 /// The trimmed directives of the response's `Cache-Control`, over all its
@@ -1064,47 +1119,10 @@ fn cache_directives(headers: &HeaderMap) -> impl Iterator<Item = &str> {
     lines
         .filter_map(|value| value.to_str().ok())
         .flat_map(|line| {
-            let (mut quoted, mut escaped) = (false, false);
-            line.split(move |c: char| {
-                match (quoted, escaped, c) {
-                    (true, true, _) => escaped = false,
-                    (true, false, '\\') => escaped = true,
-                    (_, false, '"') => quoted = !quoted,
-                    (false, _, ',') => return true,
-                    _ => {}
-                }
-                false
-            })
+            let mut scan = QuoteScan::default();
+            line.split(move |c: char| scan.step(c) && c == ',')
         })
         .map(str::trim)
-}
-
-/// Adds `private` to the response's `Cache-Control`, on the same line as
-/// its other directives: a cache that reads only the first line (as some
-/// do) must not see a `public` there and store the cookie. `public` and
-/// a `private` with a field list give way to it; the rest is kept.
-fn make_private(headers: &mut HeaderMap) {
-    let mut lines = headers.get_all(header::CACHE_CONTROL).iter();
-    if lines.any(|line| line.to_str().is_err()) {
-        // Not text: left as it is, with `private` on a line of its own.
-        headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
-        return;
-    }
-    // First: a quoted string the handler left open cannot swallow it.
-    let mut merged = String::from("private");
-    for directive in cache_directives(headers) {
-        let name = directive.split('=').next().unwrap_or_default().trim_end();
-        let superseded =
-            name.eq_ignore_ascii_case("public") || name.eq_ignore_ascii_case("private");
-        if !directive.is_empty() && !superseded {
-            merged.push_str(", ");
-            merged.push_str(directive);
-        }
-    }
-    // Made of visible text and the separators above, so always valid.
-    if let Ok(value) = HeaderValue::from_str(&merged) {
-        headers.insert(header::CACHE_CONTROL, value);
-    }
 }
 
 /// Whether the response already varies on `Cookie` (or on everything).
@@ -1132,5 +1150,14 @@ mod tests {
         make_private(&mut headers);
         let merged: Vec<_> = headers.get_all(header::CACHE_CONTROL).iter().collect();
         assert_eq!(merged, [r#"private, no-cache="a\", b", max-age=1, "x,y""#]);
+
+        // A `no-store` before a quoted string left open (an escaped quote
+        // does not close it) does not keep out a `public` inside it.
+        let mut headers = HeaderMap::new();
+        let line = HeaderValue::from_static(r#"no-store, x="a\", public"#);
+        headers.insert(header::CACHE_CONTROL, line);
+        make_private(&mut headers);
+        let merged: Vec<_> = headers.get_all(header::CACHE_CONTROL).iter().collect();
+        assert_eq!(merged, [r#"private, no-store, x="a\", public"#]);
     }
 }
