@@ -47,7 +47,7 @@ enum DjangoCommand {
         /// SESSION_COOKIE_NAME: the cookie to take from a whole Cookie header.
         #[arg(long, default_value = "sessionid")]
         name: String,
-        /// The UTC offset of TIME_ZONE (+HH:MM or -HH:MM), for a
+        /// The UTC offset of TIME_ZONE (+HH:MM, -HH:MM, +HHMM, +HH or Z), for a
         /// set_expiry date written without one (USE_TZ = False). Default
         /// +14:00, the earliest instant such a date can mean.
         #[arg(long, value_name = "+HH:MM", value_parser = parse_offset, allow_hyphen_values = true)]
@@ -103,15 +103,29 @@ impl SecretArgs {
     }
 }
 
-/// `+HH:MM` or `-HH:MM`, as Python's `isoformat` writes an offset.
+/// `+HH:MM` or `-HH:MM` as Python's `isoformat` writes an offset, or
+/// `+HHMM`, `+HH` and `Z`, which `datetime.fromisoformat` also reads.
 fn parse_offset(text: &str) -> Result<UtcOffset, String> {
-    let invalid = || "expected +HH:MM or -HH:MM (hours 0 to 25)".to_owned();
+    let invalid = || "expected +HH:MM, -HH:MM, +HHMM, +HH or Z (hours 0 to 25)".to_owned();
+    if text.eq_ignore_ascii_case("z") {
+        return Ok(UtcOffset::UTC);
+    }
     let (sign, rest) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),
         Some(b'-') => (-1, &text[1..]),
         _ => return Err(invalid()),
     };
-    let (hours, minutes) = rest.split_once(':').ok_or_else(invalid)?;
+    // Every accepted form is ASCII digits and one optional colon, so the
+    // byte slicing below stays on character boundaries.
+    if !rest.bytes().all(|b| b.is_ascii_digit() || b == b':') {
+        return Err(invalid());
+    }
+    let (hours, minutes) = match (rest.len(), rest.as_bytes().get(2)) {
+        (2, _) => (rest, "00"),
+        (4, Some(b'0'..=b'9')) => rest.split_at(2),
+        (5, Some(b':')) => (&rest[..2], &rest[3..]),
+        _ => return Err(invalid()),
+    };
     let two_digits = |s: &str| -> Result<i8, String> {
         match s.len() == 2 && s.bytes().all(|b| b.is_ascii_digit()) {
             true => s.parse().map_err(|_| invalid()),

@@ -1958,14 +1958,33 @@ fn django_open_reads_dates_without_an_offset_at_the_given_one() {
         run(&[&args[..], extra, &[&cookie]].concat(), "")
     };
     // At +09:29 it ends at 00:01 UTC: at or past its end, expired.
-    for offset in ["+09:00", "-05:00", "+09:28"] {
+    for offset in ["+09:00", "-05:00", "+09:28", "+0928", "+09", "Z", "-00"] {
         let opened = open(&["--naive-dates-offset", offset]);
         assert_eq!(success_json(&opened)["a"], 1, "{offset}");
     }
-    for refused in [&[][..], &["--naive-dates-offset", "+09:29"]] {
+    let refused: [&[&str]; 4] = [
+        &[],
+        &["--naive-dates-offset", "+09:29"],
+        &["--naive-dates-offset", "+0929"],
+        &["--naive-dates-offset", "+10"],
+    ];
+    for refused in refused {
         assert_refused(&open(refused), "expired-session");
     }
-    for bad in ["9", "+9:00", "+09", "09:00", "+26:00", "+09:60"] {
+    let bad = [
+        "9",
+        "+9:00",
+        "09:00",
+        "+26:00",
+        "+09:60",
+        "+0:900",
+        "+09:0",
+        "+090",
+        "+09:00:00",
+        "+\u{665}\u{669}",
+        "ZZ",
+    ];
+    for bad in bad {
         assert_usage_error(&open(&["--naive-dates-offset", bad]), &[]);
     }
 }
