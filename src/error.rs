@@ -380,6 +380,9 @@ pub enum InvalidSetting {
     /// both sends the older first, which would open on every request and
     /// hide every later write.
     NestedDomains,
+    /// A store that connects on its first request
+    /// (`RedisStore::connect_lazy`, feature `redis`) was made outside a Tokio runtime, which its connection needs.
+    NoRuntime,
 }
 
 impl fmt::Display for InvalidSetting {
@@ -406,6 +409,9 @@ impl fmt::Display for InvalidSetting {
             }
             InvalidSetting::NestedDomains => {
                 "a cookie domain of the layer is, or is under, another of its domains; their cookies would shadow each other"
+            }
+            InvalidSetting::NoRuntime => {
+                "a store that connects on its first request must be made within a Tokio runtime"
             }
         })
     }

@@ -397,14 +397,37 @@ fn check_tls(address: &redis::ConnectionAddr) -> Result<(), Error> {
     Ok(())
 }
 
-async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
-    check_tls(client.get_connection_info().addr())?;
-    let config = ConnectionManagerConfig::new()
+/// The timeouts and retries of every single-server connection.
+fn manager_config() -> ConnectionManagerConfig {
+    ConnectionManagerConfig::new()
         .set_connection_timeout(Some(Duration::from_secs(1)))
         .set_response_timeout(Some(Duration::from_secs(1)))
-        .set_number_of_retries(1);
+        .set_number_of_retries(1)
+}
+
+async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
+    check_tls(client.get_connection_info().addr())?;
+    let config = manager_config();
     let manager = ConnectionManager::new_with_config(client.clone(), config.clone())
         .await
+        .map_err(store_error)?;
+    Ok(Connection::new(
+        Manager::Single(manager),
+        Some(Remake::Single(client, config)),
+    ))
+}
+
+/// A connection to `url` made on its first request, so that a server
+/// can start while Redis is down. The manager spawns its task at once:
+/// outside a Tokio runtime that would panic, so it is refused.
+fn connect_lazy(url: &str) -> Result<Connection, Error> {
+    let client = open(url)?;
+    check_tls(client.get_connection_info().addr())?;
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Err(Error::InvalidSetting(InvalidSetting::NoRuntime));
+    }
+    let config = manager_config();
+    let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
         .map_err(store_error)?;
     Ok(Connection::new(
         Manager::Single(manager),
@@ -600,6 +623,33 @@ impl RedisStore {
     /// at `WARN`).
     pub async fn connect(url: &str) -> Result<Self, Error> {
         connect(url).await.map(Self::on)
+    }
+
+    /// As [`RedisStore::connect`], but the connection is made by the first
+    /// request that needs it: a server starting while Redis is down (a
+    /// rolling deploy during maintenance) serves in the degraded mode the
+    /// layer documents, as the running ones do, instead of failing to
+    /// start. A wrong address or password then shows only in the first
+    /// requests' errors (logged at `WARN`), not at start-up. Call it
+    /// within a Tokio runtime (the connection's task is spawned at once).
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sealed_session::Error> {
+    /// use sealed_session::RedisStore;
+    /// // Succeeds whether or not Redis answers now.
+    /// let store = RedisStore::connect_lazy("redis://127.0.0.1:6379/")?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// [`InvalidSetting::StoreAddress`](crate::InvalidSetting::StoreAddress)
+    /// and [`InvalidSetting::StoreTls`](crate::InvalidSetting::StoreTls) as
+    /// [`RedisStore::connect`];
+    /// [`InvalidSetting::NoRuntime`](crate::InvalidSetting::NoRuntime)
+    /// outside a Tokio runtime.
+    pub fn connect_lazy(url: &str) -> Result<Self, Error> {
+        connect_lazy(url).map(Self::on)
     }
 
     /// Connects through `client`, built by the application (with
@@ -819,6 +869,17 @@ impl RedisRevocations {
         connect(url)
             .await
             .map(|connection| Self::on(connection, clock))
+    }
+
+    /// Connects on the first request, as [`RedisStore::connect_lazy`]:
+    /// until Redis answers, every check fails closed (cookies open as
+    /// fresh sessions, and are kept) and logouts are not recorded.
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect_lazy`].
+    pub fn connect_lazy(url: &str, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        connect_lazy(url).map(|connection| Self::on(connection, clock))
     }
 
     /// Connects through `client`, as [`RedisStore::connect_client`].

@@ -402,6 +402,62 @@ async fn redis_down_and_back() {
     );
 }
 
+/// A store made by `connect_lazy` while Redis is down: it starts, its
+/// calls fail as in an outage, and once a server answers they succeed.
+#[tokio::test]
+async fn a_lazy_connection_starts_while_redis_is_down() {
+    use sealed_session::store::{OverflowStore, RevocationCheck, RevocationQuery};
+    let Some(mut server) = RedisServer::start() else {
+        return;
+    };
+    server.kill();
+    let clock = clock();
+    let store = RedisStore::connect_lazy(&server.url()).unwrap();
+    let revocations = RedisRevocations::connect_lazy(&server.url(), clock.clone()).unwrap();
+    let (ttl, id) = (Duration::from_secs(60), SessionId::from_bytes([10; 16]));
+    let query = RevocationQuery::new(id, 0, None);
+    let unavailable = Error::Store(StoreError::Unavailable);
+    assert_eq!(store.put("k", vec![1], ttl).await.unwrap_err(), unavailable);
+    assert_eq!(
+        revocations.is_revoked(query).await.unwrap_err(),
+        unavailable
+    );
+
+    server.child = RedisServer::respawn(server.port, &server.args);
+    // The manager reconnects on a later request (a second at the least
+    // between two replacements of the connection).
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.put("k", vec![1], ttl).await.is_err() {
+        assert!(Instant::now() < deadline, "the store never connected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert_eq!(store.get("k").await.unwrap(), Some(vec![1]));
+    while revocations.revoke_session(id, ttl).await.is_err() {
+        assert!(Instant::now() < deadline, "the revocations never connected");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(revocations.is_revoked(query).await.unwrap());
+
+    // The address is still checked at once.
+    assert_eq!(
+        RedisStore::connect_lazy("not a url").unwrap_err(),
+        Error::InvalidSetting(sealed_session::InvalidSetting::StoreAddress)
+    );
+}
+
+/// Outside a Tokio runtime a lazy connection is refused: its task could
+/// not be spawned.
+#[test]
+fn a_lazy_connection_needs_a_runtime() {
+    let no_runtime = Error::InvalidSetting(sealed_session::InvalidSetting::NoRuntime);
+    let url = "redis://127.0.0.1:6379/";
+    assert_eq!(RedisStore::connect_lazy(url).unwrap_err(), no_runtime);
+    assert_eq!(
+        RedisRevocations::connect_lazy(url, Arc::new(sealed_session::SystemClock)).unwrap_err(),
+        no_runtime
+    );
+}
+
 #[tokio::test]
 async fn redis_altered_swapped_and_expired_blobs() {
     let Some(server) = RedisServer::start() else {
