@@ -238,10 +238,10 @@ impl Sealer {
             let reference = fresh;
             let key = overflow_key(&session.id, &reference);
             let blob = self.seal_blob(session, &plan.removed, &key, now)?;
-            if let Err(e) = store
-                .put(&key, blob.into_bytes(), self.blob_ttl(session, now))
-                .await
-            {
+            let ttl = self.blob_ttl(session, now);
+            let keep = crate::store::MAX_BLOBS_PER_SESSION;
+            let put = store.put_for_session(&session.id, &key, blob.into_bytes(), ttl, keep);
+            if let Err(e) = put.await {
                 // The write may have happened all the same (a lost reply):
                 // nothing will ever reference this key.
                 self.delete_blob(store, &session.id, &reference).await;

@@ -513,7 +513,30 @@ fn ttl_millis(ttl: Duration) -> u64 {
         .max(1)
 }
 
-/// The overflow store on Redis: `SET … PX ttl`, `GET`, `DEL`, `PEXPIRE`.
+/// [`RedisStore`]'s `put_for_session`. KEYS: the blob, the session's
+/// index; ARGV: the blob, its TTL in milliseconds, how many to keep. The
+/// score counts writes up from the index's highest (no `TIME`: a script
+/// that reads the clock may not write on older servers).
+const KEEP_NEWEST_SCRIPT: &str = r"
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+local top = redis.call('ZRANGE', KEYS[2], -1, -1, 'WITHSCORES')
+local score = 1
+if top[2] then score = tonumber(top[2]) + 1 end
+redis.call('ZADD', KEYS[2], score, KEYS[1])
+local excess = redis.call('ZCARD', KEYS[2]) - tonumber(ARGV[3])
+if excess > 0 then
+  local old = redis.call('ZRANGE', KEYS[2], 0, excess - 1)
+  redis.call('DEL', unpack(old))
+  redis.call('ZREMRANGEBYRANK', KEYS[2], 0, excess - 1)
+end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+end
+";
+
+/// The overflow store on Redis: `SET … PX ttl` (in a script that also
+/// keeps at most [`MAX_BLOBS_PER_SESSION`](crate::store::MAX_BLOBS_PER_SESSION)
+/// blobs a session), `GET`, `DEL`, `PEXPIRE`.
 ///
 /// This and [`RedisRevocations`] are the Redis implementations of the
 /// overflow store and the revocation check (feature `redis`). What follows
@@ -823,6 +846,34 @@ impl OverflowStore for RedisStore {
                 redis::cmd("DEL").arg(&*self.namespace.key(key)),
             )
             .await
+        })
+    }
+
+    /// One script, so that the write and the clean-up cannot be split by
+    /// a failure: `SET`, then the key joins the session's index (a sorted
+    /// set under `sealed-session:overflow-index:{<session id>}`, in the
+    /// blob's slot, scored by write), and the keys beyond the `keep` newest are
+    /// deleted with their index entries. The index lives as long as the
+    /// longest blob written to it.
+    fn put_for_session<'a>(
+        &'a self,
+        session_id: &'a SessionId,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: Duration,
+        keep: usize,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let index = crate::store::overflow_index_key(session_id);
+            let mut eval = redis::cmd("EVAL");
+            eval.arg(KEEP_NEWEST_SCRIPT)
+                .arg(2)
+                .arg(&*self.namespace.key(key))
+                .arg(&*self.namespace.key(&index))
+                .arg(blob)
+                .arg(ttl_millis(ttl))
+                .arg(keep.max(1));
+            send(&self.connection, &mut eval).await
         })
     }
 

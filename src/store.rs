@@ -132,7 +132,43 @@ pub trait OverflowStore: Send + Sync + 'static {
     ) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
         Box::pin(async move { at_most(self.get(key).await?, max_len) })
     }
+
+    /// Stores `blob` under `key` as [`Self::put`] does, as a blob of
+    /// `session_id`, then deletes that session's blobs beyond the `keep`
+    /// newest (written, or in [`MemoryStore`] used, longest ago first).
+    /// The sealer writes every blob through this, with
+    /// [`MAX_BLOBS_PER_SESSION`].
+    ///
+    /// Every rewrite of a session's overflowed entries writes a new blob
+    /// and leaves the one its cookie referenced a short grace; a client
+    /// that replays one old cookie leaves a new blob a request, each kept
+    /// for the whole idle window, which no cookie it keeps references.
+    /// Capped per session, that costs at most `keep` blobs a session, so
+    /// a client can grow the store only as fast as it can get new
+    /// sessions (logins, which an application rate-limits).
+    ///
+    /// The default calls [`Self::put`] and deletes nothing: each blob then
+    /// lasts its TTL.
+    fn put_for_session<'a>(
+        &'a self,
+        session_id: &'a SessionId,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: Duration,
+        keep: usize,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        let _ = (session_id, keep);
+        self.put(key, blob, ttl)
+    }
 }
+
+/// How many blobs of one session the sealer asks a store to keep
+/// ([`OverflowStore::put_for_session`]): the newest, which the session's
+/// live cookie references, and those of requests still running from
+/// recent copies of it. A cookie older than that many rewrites opens
+/// without its overflowed entries (dropped, and reported, as for any
+/// missing blob).
+pub const MAX_BLOBS_PER_SESSION: usize = 8;
 
 /// `blob`, unless it is longer than `max_len`: this sealer never writes
 /// such a blob (`Rejected`: the store was altered, or a server with larger
@@ -154,6 +190,20 @@ pub fn overflow_key(session_id: &SessionId, reference: &[u8; 16]) -> String {
     crate::key::push_hex(&mut key, session_id.as_bytes());
     key.push_str("}:");
     crate::key::push_hex(&mut key, reference);
+    key
+}
+
+/// The key under which a store can list a session's blobs
+/// (`RedisStore`'s index): `sealed-session:overflow-index:{<session id>}`,
+/// with the blobs' hash tag, so that it shares their Redis Cluster slot,
+/// and apart from their prefix, so that listing blobs lists only blobs.
+#[cfg(feature = "redis")]
+pub(crate) fn overflow_index_key(session_id: &SessionId) -> String {
+    const PREFIX: &str = "sealed-session:overflow-index:{";
+    let mut key = String::with_capacity(PREFIX.len() + 2 * crate::SESSION_ID_LEN + 1);
+    key.push_str(PREFIX);
+    crate::key::push_hex(&mut key, session_id.as_bytes());
+    key.push('}');
     key
 }
 

@@ -1202,6 +1202,45 @@ async fn flush_and_cycle_delete_old_blobs_and_rewrites_retire_them() {
     assert!(store.is_empty());
 }
 
+/// A client replaying one old cookie makes every save rewrite the blob
+/// under a new reference that no cookie it keeps uses: the store keeps
+/// only the session's newest blobs, so replays cannot grow it without
+/// bound, and the newest cookie still reads its entries.
+#[tokio::test]
+async fn replaying_one_cookie_keeps_at_most_a_few_blobs_of_its_session() {
+    use sealed_session::store::MAX_BLOBS_PER_SESSION;
+    let clock = clock();
+    let (store, sealer) = with_memory_store(&clock, |b| b);
+    // Another session's blob, which the replays must leave alone.
+    let mut other = ten_kb_session(&sealer);
+    let other_token = save_token(&sealer, &mut other).await;
+    let mut s = ten_kb_session(&sealer);
+    let replayed = save_token(&sealer, &mut s).await;
+    let mut newest = replayed.clone();
+    for i in 0..3 * MAX_BLOBS_PER_SESSION {
+        let mut s = sealer.open(&replayed).unwrap();
+        s.insert_with_priority("more", "m".repeat(500 + i), Priority::Low)
+            .unwrap();
+        newest = save_token(&sealer, &mut s).await;
+    }
+    // The other session's one blob, and this one's newest.
+    assert_eq!(store.keys().len(), 1 + MAX_BLOBS_PER_SESSION);
+    let mut reopened = sealer.open(&newest).unwrap();
+    sealer.load_overflow(&mut reopened).await.unwrap();
+    assert_eq!(
+        reopened.get::<String>("more").unwrap(),
+        Some("m".repeat(500 + 3 * MAX_BLOBS_PER_SESSION - 1))
+    );
+    let mut other = sealer.open(&other_token).unwrap();
+    sealer.load_overflow(&mut other).await.unwrap();
+    // The replayed cookie's own blob was among the oldest: gone.
+    let mut old = sealer.open(&replayed).unwrap();
+    assert_eq!(
+        sealer.load_overflow(&mut old).await.unwrap_err(),
+        Error::Store(StoreError::Missing)
+    );
+}
+
 /// A sealer checking in-memory revocations, user entry "user".
 fn memory_revocation_sealer() -> (Arc<FixedClock>, Arc<MemoryRevocations>, Sealer) {
     let clock = clock();

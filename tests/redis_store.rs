@@ -313,6 +313,76 @@ async fn ten_kb_session_round_trips_through_redis() {
     assert!((3_659..=3_661).contains(&ttl), "{ttl}");
 }
 
+/// `put_for_session` keeps a session's newest blobs and deletes the rest,
+/// under a namespace too; other sessions' blobs and plain `put`s are left
+/// alone, and the index expires with the longest blob written to it.
+#[tokio::test]
+async fn redis_keeps_only_a_sessions_newest_blobs() {
+    use sealed_session::store::{overflow_key, OverflowStore};
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .namespace("app");
+    let (a, b) = (
+        SessionId::from_bytes([1; 16]),
+        SessionId::from_bytes([2; 16]),
+    );
+    let (short, long) = (Duration::from_secs(60), Duration::from_secs(600));
+    let key = |sid: &SessionId, n: u8| overflow_key(sid, &[n; 16]);
+    store
+        .put_for_session(&b, &key(&b, 0), vec![0], short, 3)
+        .await
+        .unwrap();
+    store.put(&key(&a, 100), vec![0], short).await.unwrap();
+    for n in 0..5 {
+        let ttl = if n == 1 { long } else { short };
+        store
+            .put_for_session(&a, &key(&a, n), vec![n], ttl, 3)
+            .await
+            .unwrap();
+    }
+    // Rewriting a held key makes it the newest, once.
+    store
+        .put_for_session(&a, &key(&a, 2), vec![9], short, 3)
+        .await
+        .unwrap();
+    let mut conn = raw(&server.url()).await;
+    let mut keys: Vec<String> = redis::cmd("KEYS")
+        .arg("app:sealed-session:overflow:*")
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    keys.sort();
+    let mut expected: Vec<String> = [key(&a, 2), key(&a, 3), key(&a, 4), key(&a, 100), key(&b, 0)]
+        .iter()
+        .map(|k| format!("app:{k}"))
+        .collect();
+    expected.sort();
+    assert_eq!(keys, expected);
+    assert_eq!(store.get(&key(&a, 2)).await.unwrap(), Some(vec![9]));
+    let index = format!("app:sealed-session:overflow-index:{{{a}}}");
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&index)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    // Oldest first: 3, 4, then the rewritten 2.
+    let order = [&expected[1], &expected[2], &expected[0]];
+    assert_eq!(members.iter().collect::<Vec<_>>(), order);
+    // As long as the 600-second blob, now deleted, was to live.
+    let ttl: i64 = redis::cmd("TTL")
+        .arg(&index)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert!((590..=600).contains(&ttl), "{ttl}");
+}
+
 #[tokio::test]
 async fn an_uncapped_sealer_reads_its_blobs_from_redis() {
     let Some(server) = RedisServer::start() else {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use super::{poisoned, BoxFuture, OverflowStore};
 use crate::clock::Clock;
 use crate::error::StoreError;
+use crate::session::SessionId;
 use crate::Error;
 
 /// What [`MemoryStore::new`] holds at most: 64 MiB of keys and blobs.
@@ -24,8 +25,10 @@ pub const DEFAULT_MAX_BYTES: usize = 64 * 1024 * 1024;
 /// read or the session is next saved. So a
 /// flood of new sessions that overflow costs at most the cap, and pushes
 /// out idle sessions' blobs before active ones'. The cap counts the bytes
-/// of keys and blobs, not the allocator's or the index's overhead (about
-/// 100 bytes per blob more).
+/// of keys and blobs, not the allocator's or the indexes' overhead (about
+/// 100 bytes per blob more, and another copy of the key for a blob
+/// written for a session, whose newest blobs it keeps:
+/// [`OverflowStore::put_for_session`]).
 ///
 /// ```
 /// use sealed_session::store::{MemoryStore, OverflowStore};
@@ -60,6 +63,9 @@ struct Blobs {
     by_use: BTreeMap<u64, String>,
     /// (expiry, use stamp); the first expires soonest.
     by_expiry: BTreeSet<(u64, u64)>,
+    /// Each session's blobs written through `put_for_session`, oldest
+    /// first; a session with none has no entry.
+    by_session: HashMap<SessionId, Vec<String>>,
     /// Bytes of keys and blobs held.
     bytes: usize,
     /// The next use stamp: counts up, so stamps are unique.
@@ -71,6 +77,8 @@ struct Slot {
     blob: Vec<u8>,
     expires: u64,
     used: u64,
+    /// The session it was written for, if written by `put_for_session`.
+    session: Option<SessionId>,
 }
 
 fn cost(key: &str, blob: &[u8]) -> usize {
@@ -85,17 +93,21 @@ impl Blobs {
 
     /// Adds a blob under `key`, which must not be held (`put` removes the
     /// old value first, so that it is not counted against the new one).
-    fn insert(&mut self, key: &str, blob: Vec<u8>, expires: u64) {
+    fn insert(&mut self, key: &str, blob: Vec<u8>, expires: u64, session: Option<SessionId>) {
         let used = self.stamp();
         self.bytes += cost(key, &blob);
         self.by_use.insert(used, key.to_owned());
         self.by_expiry.insert((expires, used));
+        if let Some(sid) = session {
+            self.by_session.entry(sid).or_default().push(key.to_owned());
+        }
         self.by_key.insert(
             key.to_owned(),
             Slot {
                 blob,
                 expires,
                 used,
+                session,
             },
         );
     }
@@ -114,7 +126,41 @@ impl Blobs {
             if let Some(slot) = self.by_key.remove(&key) {
                 self.by_expiry.remove(&(slot.expires, slot.used));
                 self.bytes -= cost(&key, &slot.blob);
+                if let Some(sid) = slot.session {
+                    self.forget_for_session(&sid, &key);
+                }
             }
+        }
+    }
+
+    /// Takes `key` off the list of `sid`'s blobs (at most `keep` long).
+    fn forget_for_session(&mut self, sid: &SessionId, key: &str) {
+        if let Some(keys) = self.by_session.get_mut(sid) {
+            keys.retain(|k| k != key);
+            if keys.is_empty() {
+                self.by_session.remove(sid);
+            }
+        }
+    }
+
+    /// Removes the blobs of `sid` beyond the `keep` written last.
+    fn keep_newest(&mut self, sid: &SessionId, keep: usize) {
+        let excess = self
+            .by_session
+            .get(sid)
+            .map_or(0, |keys| keys.len().saturating_sub(keep));
+        for _ in 0..excess {
+            // Each removal takes the key off the list, so the oldest is
+            // always first.
+            let Some(oldest) = self
+                .by_session
+                .get(sid)
+                .and_then(|keys| keys.first())
+                .cloned()
+            else {
+                break;
+            };
+            self.remove(&oldest);
         }
     }
 
@@ -200,6 +246,35 @@ impl MemoryStore {
         self
     }
 
+    /// `put`, and for `put_for_session` the session and how many of its
+    /// blobs to keep.
+    fn write(
+        &self,
+        session: Option<(SessionId, usize)>,
+        key: &str,
+        blob: Vec<u8>,
+        ttl: Duration,
+    ) -> Result<(), Error> {
+        let incoming = cost(key, &blob);
+        if incoming > self.max_bytes {
+            return Err(Error::Store(StoreError::OverCapacity));
+        }
+        let now = self.clock.now();
+        let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
+        blobs.purge(now);
+        // The old value under this key is replaced, so it makes no room
+        // for the new one by being evicted.
+        blobs.remove(key);
+        if let Some((sid, keep)) = session {
+            // Room for the new one among the session's own first.
+            blobs.keep_newest(&sid, keep.saturating_sub(1));
+        }
+        blobs.make_room(incoming, self.max_bytes);
+        let expires = now.saturating_add(crate::store::ttl_secs(ttl));
+        blobs.insert(key, blob, expires, session.map(|(sid, _)| sid));
+        Ok(())
+    }
+
     fn live<T>(&self, read: impl FnOnce(&Blobs) -> T) -> Option<T> {
         let now = self.clock.now();
         let mut blobs = self.blobs.lock().ok()?;
@@ -252,22 +327,18 @@ impl OverflowStore for MemoryStore {
         blob: Vec<u8>,
         ttl: Duration,
     ) -> BoxFuture<'a, Result<(), Error>> {
-        Box::pin(async move {
-            let incoming = cost(key, &blob);
-            if incoming > self.max_bytes {
-                return Err(Error::Store(StoreError::OverCapacity));
-            }
-            let now = self.clock.now();
-            let mut blobs = self.blobs.lock().map_err(|_| poisoned())?;
-            blobs.purge(now);
-            // The old value under this key is replaced, so it makes no room
-            // for the new one by being evicted.
-            blobs.remove(key);
-            blobs.make_room(incoming, self.max_bytes);
-            let expires = now.saturating_add(crate::store::ttl_secs(ttl));
-            blobs.insert(key, blob, expires);
-            Ok(())
-        })
+        Box::pin(async move { self.write(None, key, blob, ttl) })
+    }
+
+    fn put_for_session<'a>(
+        &'a self,
+        session_id: &'a SessionId,
+        key: &'a str,
+        blob: Vec<u8>,
+        ttl: Duration,
+        keep: usize,
+    ) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move { self.write(Some((*session_id, keep)), key, blob, ttl) })
     }
 
     fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
@@ -332,6 +403,64 @@ mod tests {
         }
         assert_eq!(blobs.bytes, bytes);
         assert!(blobs.bytes <= store.max_bytes);
+        let listed: usize = blobs.by_session.values().map(Vec::len).sum();
+        let written_for_a_session = blobs.by_key.values().filter(|s| s.session.is_some());
+        assert_eq!(listed, written_for_a_session.count());
+        for (sid, keys) in &blobs.by_session {
+            assert!(!keys.is_empty());
+            for key in keys {
+                assert_eq!(blobs.by_key[key].session, Some(*sid));
+            }
+        }
+    }
+
+    #[test]
+    fn a_session_keeps_only_its_newest_blobs() {
+        let (clock, store) = store(10_000);
+        let (a, b) = (
+            SessionId::from_bytes([1; 16]),
+            SessionId::from_bytes([2; 16]),
+        );
+        let ttl = Duration::from_secs(60);
+        block_on(async {
+            store
+                .put_for_session(&b, "b0", vec![0; 10], ttl, 3)
+                .await
+                .unwrap();
+            store.put("plain", vec![0; 10], ttl).await.unwrap();
+            for i in 0..5 {
+                let key = format!("a{i}");
+                store
+                    .put_for_session(&a, &key, vec![0; 10], ttl, 3)
+                    .await
+                    .unwrap();
+                // Reading an old one does not make it newer.
+                store.get("a0").await.unwrap();
+                assert_consistent(&store);
+            }
+            assert_eq!(store.keys(), ["a2", "a3", "a4", "b0", "plain"]);
+            // Rewriting a key already held keeps one copy of it.
+            store
+                .put_for_session(&a, "a3", vec![1; 10], ttl, 3)
+                .await
+                .unwrap();
+            assert_eq!(store.keys(), ["a2", "a3", "a4", "b0", "plain"]);
+            store
+                .put_for_session(&a, "a5", vec![0; 10], ttl, 3)
+                .await
+                .unwrap();
+            assert_eq!(store.keys(), ["a3", "a4", "a5", "b0", "plain"]);
+            // Deleted, expired and evicted blobs leave the session's list.
+            store.delete("a4").await.unwrap();
+            clock.advance(61);
+            store
+                .put_for_session(&a, "a6", vec![0; 10], ttl, 3)
+                .await
+                .unwrap();
+            assert_eq!(store.keys(), ["a6"]);
+            assert_consistent(&store);
+            assert_eq!(store.blobs.lock().unwrap().by_session.len(), 1);
+        });
     }
 
     #[test]

@@ -88,6 +88,27 @@ where
     assert_eq!(store.get(&k).await.unwrap(), None);
     store.delete(&k).await.unwrap();
 
+    // `put_for_session` stores as `put` does, and keeps at least the
+    // `keep` newest of a session's blobs (it may delete older ones).
+    let written: Vec<String> = (10..13).map(|n| overflow_key(&sid, &[n; 16])).collect();
+    for (n, key) in (10u8..).zip(&written) {
+        let ttl = Duration::from_secs(60);
+        store
+            .put_for_session(&sid, key, vec![n], ttl, 2)
+            .await
+            .unwrap();
+    }
+    for (n, key) in (11u8..).zip(&written[1..]) {
+        assert_eq!(
+            store.get(key).await.unwrap(),
+            Some(vec![n]),
+            "a newest blob lost"
+        );
+    }
+    for key in &written {
+        store.delete(key).await.unwrap();
+    }
+
     // `touch` renews a blob that is there, and only that.
     assert!(!store.touch(&k, Duration::from_secs(60)).await.unwrap());
     let short = overflow_key(&sid, &[2; 16]);
