@@ -266,8 +266,10 @@ pub trait RevocationCheck: Send + Sync + 'static {
 /// up.
 ///
 /// Each record lives `keep_for`: as long as a cookie it revokes could still
-/// open, which [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl)
-/// computes, plus a minute (a request that opened such a cookie before the
+/// open on the server that writes it, which
+/// [`Sealer::revocation_ttl`](crate::Sealer::revocation_ttl) computes
+/// (servers with longer timeouts accept such a cookie for longer: see
+/// SECURITY.md, "Raising a timeout in a running fleet"), plus a minute (a request that opened such a cookie before the
 /// revocation re-seals it when it ends, dated at most a minute after it
 /// last saw the check pass, or began; the crate's own records add that
 /// minute);
