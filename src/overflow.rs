@@ -178,12 +178,29 @@ impl Sealer {
         // that opens. Its TTL is renewed: without an absolute lifetime the
         // idle window moves on, and with one a request running at the same
         // time may have retired it. If the store cannot renew it (absent,
-        // or no `touch`), it is rewritten.
+        // or no `touch`), it is rewritten. If the store cannot answer, a
+        // modified session keeps the blob as it is, to live by its own TTL:
+        // failing the save for the renewal alone would refuse every write
+        // of the session until the store is back, though none touches the
+        // blob. A refresh alone fails instead: the previous cookie still
+        // works, and a new one could outlive the blob it names.
         let mut reuse = has_unloaded && !moved_now && bound.is_some();
         reuse &= session.opened_with == KeyRole::Primary && !session.overflow_stale;
         if let (true, Some(reference)) = (reuse, &bound_ref) {
             let key = overflow_key(&session.id, reference);
-            reuse = store.touch(&key, self.blob_ttl(session, now)).await?;
+            reuse = match store.touch(&key, self.blob_ttl(session, now)).await {
+                Ok(renewed) => renewed,
+                Err(error) if !session.is_modified() => return Err(error),
+                Err(error) => {
+                    tracing::warn!(
+                        event = "blob-not-renewed",
+                        kind = error.kind(),
+                        error = %error,
+                        "could not renew the overflow blob; the cookie keeps it, and it expires by its TTL"
+                    );
+                    true
+                }
+            };
         }
         if reuse {
             let token = self.seal_selected(session, Some(&plan.keep), bound_ref.as_ref(), now)?;

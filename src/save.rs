@@ -701,7 +701,10 @@ impl Sealer {
     /// A request that changed only cookie-resident entries makes one store
     /// call ([`OverflowStore::touch`](crate::store::OverflowStore::touch),
     /// to renew the blob's TTL; a store without it gets a rewrite of the
-    /// blob instead). If the store cannot
+    /// blob instead); if the store cannot answer it, the save of a
+    /// modified session succeeds all the same, and the blob lives by its
+    /// own TTL (logged as `blob-not-renewed`), while a sliding refresh
+    /// alone fails (the previous cookie stays valid). If a blob cannot
     /// be written the save fails with [`StoreError::Unavailable`] and the
     /// session is left as it was (keep the previous cookie), except that
     /// entries whose blob was found missing, or dropped to keep the new

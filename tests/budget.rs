@@ -532,10 +532,27 @@ async fn renewing_a_blob_never_shortens_it() {
     clock.advance(600);
     assert_eq!(overflow_loads(&sealer, &earlier).await, Ok(true));
 
-    // A renewal the store cannot make fails the save; the client keeps
-    // its cookie and the session still needs saving.
+    // A renewal the store cannot make does not fail a save that leaves
+    // the blob alone: the new cookie keeps it, as it was.
     let mut s = sealer.open_async(&earlier).await.unwrap();
     s.insert("counter", 1u32).unwrap();
+    store.set_down(true);
+    let (logs, _guard) = Logs::capture(tracing::Level::WARN);
+    let saved = sealer.save_async(&mut s).await.unwrap();
+    assert!(
+        logs.text().contains("event=\"blob-not-renewed\""),
+        "{}",
+        logs.text()
+    );
+    assert!(saved.report.dropped.is_empty());
+    store.set_down(false);
+    let token = saved.action.cookie_value().unwrap();
+    let mut s = sealer.open_async(token).await.unwrap();
+    assert_eq!(s.get::<u32>("counter").unwrap(), Some(1));
+    assert_eq!(overflow_loads(&sealer, token).await, Ok(true));
+    // A write that needs a new blob still fails while the store is down.
+    s.insert_with_priority("history", "h".repeat(3000), Priority::Low)
+        .unwrap();
     store.set_down(true);
     assert_eq!(
         sealer.save_async(&mut s).await.unwrap_err(),
