@@ -415,6 +415,27 @@ fn instrumented_sealer(
     (clock, store, sealer)
 }
 
+/// A blob lives for the shorter of the idle window and the session's
+/// remaining lifetime, plus the clock skew and a second.
+#[tokio::test]
+async fn a_blob_lives_for_the_shorter_timeout() {
+    let (clock, store, sealer) = instrumented_sealer(|b| b);
+    let t0 = sealed_session::Clock::now(&*clock);
+    let mut s = ten_kb_session(&sealer);
+    save_token(&sealer, &mut s).await;
+    let blob = store.inner.keys().pop().unwrap();
+    assert_eq!(store.expiries_of(&blob), [t0 + 3600 + 60 + 1]);
+    // Near the end of its lifetime, the remaining lifetime is the shorter.
+    clock.advance(86_400 - 100);
+    s.insert("counter", 1u32).unwrap();
+    save_token(&sealer, &mut s).await;
+    let blob = store.inner.keys().pop().unwrap();
+    assert_eq!(
+        store.expiries_of(&blob).last(),
+        Some(&(t0 + 86_400 + 60 + 1))
+    );
+}
+
 /// Opens `token` and reads one of its overflowed entries: `Ok(true)` when
 /// the blob is there and holds it.
 async fn overflow_loads(sealer: &Sealer, token: &str) -> Result<bool, Error> {

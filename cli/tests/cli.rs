@@ -429,6 +429,21 @@ fn keys_may_start_with_a_hyphen() {
         "{}",
         stderr(&opened)
     );
+    // Opened by the primary secret, with a fallback given: no note.
+    let primary = run(
+        &[
+            "django",
+            "open",
+            "--secret",
+            secret,
+            "--fallback-secret",
+            "-another",
+            &stdout(&cookie),
+        ],
+        "",
+    );
+    assert_eq!(success_json(&primary)["a"], 1);
+    assert!(stderr(&primary).is_empty(), "{}", stderr(&primary));
 }
 
 #[test]
