@@ -184,6 +184,18 @@ impl Connection {
         }
     }
 
+    /// A single server's, which `client` and `config` can remake.
+    fn single(
+        manager: ConnectionManager,
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    ) -> Self {
+        Self::new(
+            Manager::Single(manager),
+            Some(Remake::Single(client, config)),
+        )
+    }
+
     /// Whether it is a Redis Cluster's: every cluster connection keeps its
     /// client to remake it (read without the lock).
     fn is_cluster(&self) -> bool {
@@ -411,10 +423,7 @@ async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
     let manager = ConnectionManager::new_with_config(client.clone(), config.clone())
         .await
         .map_err(store_error)?;
-    Ok(Connection::new(
-        Manager::Single(manager),
-        Some(Remake::Single(client, config)),
-    ))
+    Ok(Connection::single(manager, client, config))
 }
 
 /// A connection to `url` made on its first request, so that a server
@@ -429,10 +438,7 @@ fn connect_lazy(url: &str) -> Result<Connection, Error> {
     let config = manager_config();
     let manager = ConnectionManager::new_lazy_with_config(client.clone(), config.clone())
         .map_err(store_error)?;
-    Ok(Connection::new(
-        Manager::Single(manager),
-        Some(Remake::Single(client, config)),
-    ))
+    Ok(Connection::single(manager, client, config))
 }
 
 /// Connects to a Redis Cluster through `nodes`, with the timeouts of
@@ -864,12 +870,18 @@ impl OverflowStore for RedisStore {
         keep: usize,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            let index = crate::store::overflow_index_key(session_id);
+            // The blobs' hash tag, so that it shares their cluster slot;
+            // apart from their prefix, so that listing blobs lists only
+            // blobs.
+            let index = format!(
+                "{}sealed-session:overflow-index:{{{session_id}}}",
+                self.namespace.prefix()
+            );
             let mut eval = redis::cmd("EVAL");
             eval.arg(KEEP_NEWEST_SCRIPT)
                 .arg(2)
                 .arg(&*self.namespace.key(key))
-                .arg(&*self.namespace.key(&index))
+                .arg(&index)
                 .arg(blob)
                 .arg(ttl_millis(ttl))
                 .arg(keep.max(1));

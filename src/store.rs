@@ -135,7 +135,7 @@ pub trait OverflowStore: Send + Sync + 'static {
 
     /// Stores `blob` under `key` as [`Self::put`] does, as a blob of
     /// `session_id`, then deletes that session's blobs beyond the `keep`
-    /// newest (written, or in [`MemoryStore`] used, longest ago first).
+    /// written last (reads and renewals do not count).
     /// The sealer writes every blob through this, with
     /// [`MAX_BLOBS_PER_SESSION`].
     ///
@@ -190,20 +190,6 @@ pub fn overflow_key(session_id: &SessionId, reference: &[u8; 16]) -> String {
     crate::key::push_hex(&mut key, session_id.as_bytes());
     key.push_str("}:");
     crate::key::push_hex(&mut key, reference);
-    key
-}
-
-/// The key under which a store can list a session's blobs
-/// (`RedisStore`'s index): `sealed-session:overflow-index:{<session id>}`,
-/// with the blobs' hash tag, so that it shares their Redis Cluster slot,
-/// and apart from their prefix, so that listing blobs lists only blobs.
-#[cfg(feature = "redis")]
-pub(crate) fn overflow_index_key(session_id: &SessionId) -> String {
-    const PREFIX: &str = "sealed-session:overflow-index:{";
-    let mut key = String::with_capacity(PREFIX.len() + 2 * crate::SESSION_ID_LEN + 1);
-    key.push_str(PREFIX);
-    crate::key::push_hex(&mut key, session_id.as_bytes());
-    key.push('}');
     key
 }
 

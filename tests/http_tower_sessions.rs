@@ -1159,17 +1159,27 @@ async fn a_bridge_under_another_session_layer_has_its_own_session() {
 #[tokio::test]
 async fn an_inner_bridge_keeps_its_priorities() {
     let app = app();
+    async fn note_and_cart(Extension(session): Extension<TowerSession>) -> StatusCode {
+        let note = session.insert("note", "from tower").await;
+        status(note.and(session.insert("cart", [1, 2]).await))
+    }
     let auth = Router::new()
-        .route("/note", get(set_note))
+        .route("/note", get(note_and_cart))
         .layer(TowerSessionsLayer::new().priority("note", Priority::Critical));
     let router = Router::new()
         .merge(auth)
-        .layer(TowerSessionsLayer::new().priority("note", Priority::Low))
+        .layer(
+            TowerSessionsLayer::new()
+                .priority("note", Priority::Low)
+                .priority("cart", Priority::Low),
+        )
         .layer(app.session_layer.clone());
     let (session, _) = app
         .sealed(&send(&router, "/note", None).await)
         .expect("cookie");
+    // The inner bridge's wins; the outer one's other priorities stay.
     assert_eq!(session.priority("note"), Some(Priority::Critical));
+    assert_eq!(session.priority("cart"), Some(Priority::Low));
 }
 
 /// What a request does to the tower `Session`, as axum-login would.

@@ -763,3 +763,44 @@ impl SessionStore for SealedRecords {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every expiry crosses the bridge and back unchanged, to the second;
+    /// what tower-sessions can hold but a sealed session cannot is read
+    /// as its nearest end, never later.
+    #[test]
+    fn expiries_map_both_ways() {
+        let end = 1_700_000_000;
+        for expiry in [
+            Expiry::Default,
+            Expiry::BrowserSession,
+            Expiry::Idle(Duration::from_secs(60)),
+            Expiry::At(end),
+        ] {
+            assert_eq!(sealed_expiry(tower_expiry(expiry)), expiry, "{expiry:?}");
+        }
+        let at = time::OffsetDateTime::from_unix_timestamp(1_700_000_000).unwrap();
+        assert_eq!(
+            tower_expiry(Expiry::At(end)),
+            Some(TowerExpiry::AtDateTime(at))
+        );
+        // A negative window is past: the session ends now, not never.
+        let past = Some(TowerExpiry::OnInactivity(time::Duration::seconds(-1)));
+        assert_eq!(sealed_expiry(past), Expiry::Idle(Duration::ZERO));
+        // A date before 1970 has ended.
+        let before = time::OffsetDateTime::from_unix_timestamp(-1).unwrap();
+        assert_eq!(
+            sealed_expiry(Some(TowerExpiry::AtDateTime(before))),
+            Expiry::At(0)
+        );
+        // Past year 9999, `time`'s last date stands for it.
+        let last = time::PrimitiveDateTime::MAX.assume_utc();
+        assert_eq!(
+            tower_expiry(Expiry::At(u64::MAX)),
+            Some(TowerExpiry::AtDateTime(last))
+        );
+    }
+}

@@ -145,22 +145,14 @@ impl Blobs {
 
     /// Removes the blobs of `sid` beyond the `keep` written last.
     fn keep_newest(&mut self, sid: &SessionId, keep: usize) {
-        let excess = self
-            .by_session
-            .get(sid)
-            .map_or(0, |keys| keys.len().saturating_sub(keep));
-        for _ in 0..excess {
-            // Each removal takes the key off the list, so the oldest is
-            // always first.
-            let Some(oldest) = self
-                .by_session
-                .get(sid)
-                .and_then(|keys| keys.first())
-                .cloned()
-            else {
-                break;
-            };
-            self.remove(&oldest);
+        let Some(keys) = self.by_session.get(sid) else {
+            return;
+        };
+        let excess = keys.len().saturating_sub(keep);
+        // Copied out: each removal also takes its key off the list.
+        let oldest: Vec<String> = keys.iter().take(excess).cloned().collect();
+        for key in oldest {
+            self.remove(&key);
         }
     }
 
