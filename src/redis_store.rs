@@ -4,6 +4,7 @@
 
 use core::time::Duration;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
@@ -29,11 +30,14 @@ fn store_error(e: redis::RedisError) -> Error {
     failure(e).error
 }
 
-/// A failed request: the store's error, and whether the connection it
-/// went out on is to be replaced (see [`RedisStore`]).
+/// A failed request: the store's error, whether the connection it went
+/// out on is to be replaced (see [`RedisStore`]), whether it timed out,
+/// and whether the server answered it (with an error).
 struct Failure {
     error: Error,
     stale_connection: bool,
+    timed_out: bool,
+    answered: bool,
 }
 
 /// [`store_error`], and whether the request timed out or was answered
@@ -76,6 +80,8 @@ fn failure(e: redis::RedisError) -> Failure {
     Failure {
         error: Error::Store(kind),
         stale_connection: timeout || has("READONLY") || has("MASTERDOWN"),
+        timed_out: timeout,
+        answered: !codes.is_empty(),
     }
 }
 
@@ -125,6 +131,76 @@ fn tls_failure(e: &redis::RedisError) -> &'static str {
 struct Connection {
     current: RwLock<Current>,
     remake: Option<Remake>,
+    breaker: Breaker,
+}
+
+/// Fails requests at once while one server has stopped answering: after a
+/// request times out, one request at a time goes out (a probe) until the
+/// server answers one, and the others fail without waiting. A frozen
+/// server (paused, swapping, its host gone with the connection open)
+/// otherwise costs every request that touches the store the full timeouts,
+/// a few seconds each, and holds as many requests open as arrive.
+///
+/// Not on a Redis Cluster: there a timeout concerns one node, and the
+/// other nodes' keys must still go out.
+#[derive(Default)]
+struct Breaker {
+    /// A request timed out, and no answer has come since.
+    tripped: AtomicBool,
+    /// A probe is out.
+    probing: AtomicBool,
+}
+
+/// What [`Breaker::admit`] lets a request do.
+enum Admission<'b> {
+    /// Go out: no timeout since the last answer.
+    Send,
+    /// Go out as the probe (others fail until it ends).
+    Probe(Probe<'b>),
+    /// Fail at once: another request is probing.
+    Refuse,
+}
+
+/// The probe's turn, given back when it ends, even if its request is
+/// dropped before an answer (the client went away).
+struct Probe<'b>(&'b AtomicBool);
+
+impl Drop for Probe<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
+    }
+}
+
+impl Breaker {
+    fn admit(&self) -> Admission<'_> {
+        if !self.tripped.load(Ordering::Acquire) {
+            return Admission::Send;
+        }
+        match (self.probing).compare_exchange(false, true, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => Admission::Probe(Probe(&self.probing)),
+            Err(_) => Admission::Refuse,
+        }
+    }
+
+    /// A request timed out.
+    fn trip(&self) {
+        if !self.tripped.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                event = "redis-failing-fast",
+                "a Redis request timed out: until the server answers one, one request at a time goes out and the others fail at once"
+            );
+        }
+    }
+
+    /// The server answered a request.
+    fn reset(&self) {
+        if self.tripped.swap(false, Ordering::AcqRel) {
+            tracing::info!(
+                event = "redis-answering-again",
+                "Redis answered after a timeout: requests go out again"
+            );
+        }
+    }
 }
 
 /// What makes another connection like the first.
@@ -181,6 +257,7 @@ impl Connection {
                 replaced_at: None,
             }),
             remake,
+            breaker: Breaker::default(),
         }
     }
 
@@ -337,6 +414,19 @@ async fn send<'r, T: redis::FromRedisValue>(
     request: impl Into<Request<'r>>,
 ) -> Result<T, Error> {
     let request = request.into();
+    let clustered = connection.is_cluster();
+    // Held until the request ends.
+    let _probe = match connection.breaker.admit() {
+        Admission::Send => None,
+        Admission::Probe(probe) => Some(probe),
+        Admission::Refuse => {
+            tracing::debug!(
+                event = "redis-skipped",
+                "a Redis request failed at once: the server has not answered since a timeout"
+            );
+            return Err(Error::Store(StoreError::Unavailable));
+        }
+    };
     // A clone of the manager, which shares its connection.
     let mut current = connection.current();
     let result = match current.manager.query(request).await {
@@ -345,7 +435,7 @@ async fn send<'r, T: redis::FromRedisValue>(
             if e.is_connection_dropped()
                 && !e.is_connection_refusal()
                 && !e.is_timeout()
-                && !connection.is_cluster() =>
+                && !clustered =>
         {
             tracing::debug!(
                 event = "redis-resent",
@@ -355,8 +445,16 @@ async fn send<'r, T: redis::FromRedisValue>(
         }
         result => result,
     };
-    result.map_err(|e| {
-        let failure = failure(e);
+    let result = result.map_err(failure);
+    if !clustered {
+        match &result {
+            Ok(_) => connection.breaker.reset(),
+            Err(failure) if failure.answered => connection.breaker.reset(),
+            Err(failure) if failure.timed_out => connection.breaker.trip(),
+            Err(_) => {}
+        }
+    }
+    result.map_err(|failure| {
         if failure.stale_connection {
             connection.replace(current.generation);
         }
@@ -620,12 +718,17 @@ impl core::fmt::Debug for RedisStore {
 impl RedisStore {
     /// Connects to `url` (for example `redis://127.0.0.1:6379/`), with a
     /// connection timeout and a response timeout of one second and one
-    /// retry: a server that is down or stops answering fails each store
-    /// call within a few seconds (a second for a response timeout, up to
-    /// about two more while a new connection is tried, twice; a request
-    /// pays that once per call it makes: a logout checks, then revokes)
-    /// instead of hanging it. After a timeout or a `READONLY` answer the
-    /// next request goes out on a new connection (see [`RedisStore`]).
+    /// retry: a server that is down or stops answering fails a store call
+    /// within a few seconds (a second for a response timeout, up to about
+    /// two more while a new connection is tried, twice) instead of hanging
+    /// it. After a timeout or a `READONLY` answer the next request goes
+    /// out on a new connection (see [`RedisStore`]). After a timeout, until
+    /// the server answers a request, one request at a time goes out and
+    /// the others fail at once as [`StoreError::Unavailable`]: a frozen
+    /// server (paused, swapping, its host gone with the connection open)
+    /// costs one request at a time the wait, not every request (logged
+    /// once, `redis-failing-fast`; not on a Redis Cluster, where each
+    /// node's keys go out on their own).
     /// A command that timed out may still be carried out later by the
     /// server (an id reported as not revoked can end up revoked).
     ///

@@ -1128,6 +1128,66 @@ async fn a_redis_connection_that_stops_answering_is_replaced() {
     );
 }
 
+/// A frozen server (paused: it accepts connections and answers nothing)
+/// costs one request the timeouts; until it answers again, one request at
+/// a time tries it, and the others fail at once instead of waiting too.
+#[tokio::test]
+async fn a_frozen_redis_fails_requests_at_once_while_one_tries_it() {
+    use sealed_session::store::OverflowStore;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url()).await.unwrap();
+    let blob = Ok(Some(b"blob".to_vec()));
+    store
+        .put("k", b"blob".to_vec(), Duration::from_secs(600))
+        .await
+        .unwrap();
+    let signal = |signal: &str| {
+        let pid = server.child.id().to_string();
+        let sent = Command::new("kill").args([signal, &pid]).status();
+        assert!(sent.expect("kill runs").success(), "kill {signal}");
+    };
+    let (logs, _guard) = Logs::capture(tracing::Level::INFO);
+    let count = |event: &str| logs.text().matches(&format!("event=\"{event}\"")).count();
+    let unavailable = Err(Error::Store(StoreError::Unavailable));
+
+    signal("-STOP");
+    // The first request waits out the response timeout.
+    let started = Instant::now();
+    assert_eq!(store.get("k").await, unavailable);
+    let took = started.elapsed();
+    assert!(took >= Duration::from_millis(900), "{took:?}");
+    // The next one tries the server again (on a new connection)…
+    let probe = tokio::spawn({
+        let store = store.clone();
+        async move { store.get("k").await }
+    });
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(!probe.is_finished());
+    // … and meanwhile the others fail without waiting.
+    let started = Instant::now();
+    for _ in 0..20 {
+        assert_eq!(store.get("k").await, unavailable);
+    }
+    assert_took_less(started, Duration::from_millis(500));
+    assert_eq!(probe.await.unwrap(), unavailable);
+    assert_eq!(count("redis-failing-fast"), 1, "{}", logs.text());
+    assert_eq!(count("redis-answering-again"), 0, "{}", logs.text());
+
+    signal("-CONT");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while store.get("k").await != blob {
+        assert!(Instant::now() < deadline, "Redis did not answer again");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Answered: requests go out together again.
+    let (first, second) = tokio::join!(store.get("k"), store.get("k"));
+    assert_eq!((first, second), (blob.clone(), blob));
+    assert_eq!(count("redis-failing-fast"), 1, "{}", logs.text());
+    assert_eq!(count("redis-answering-again"), 1, "{}", logs.text());
+}
+
 /// A primary demoted to a replica in a failover keeps its clients'
 /// connections and refuses their writes (`READONLY`); after one such
 /// answer, a store made by `connect` connects again, and the address now
