@@ -516,8 +516,15 @@ fn manager_config() -> ConnectionManagerConfig {
 }
 
 async fn connect_client(client: redis::Client) -> Result<Connection, Error> {
+    connect_client_with_config(client, manager_config()).await
+}
+
+/// [`connect_client`] with the application's timeouts and retries.
+async fn connect_client_with_config(
+    client: redis::Client,
+    config: ConnectionManagerConfig,
+) -> Result<Connection, Error> {
     check_tls(client.get_connection_info().addr())?;
-    let config = manager_config();
     let manager = ConnectionManager::new_with_config(client.clone(), config.clone())
         .await
         .map_err(store_error)?;
@@ -801,6 +808,43 @@ impl RedisStore {
         connect_client(client).await.map(Self::on)
     }
 
+    /// As [`RedisStore::connect_client`], with the application's timeouts
+    /// and retries instead of this crate's (a second to connect, a second
+    /// for each answer, one retry): for a distant server whose answers may
+    /// take longer, or an application that would rather fail sooner. The
+    /// connection is still replaced after a timeout, and requests still
+    /// fail at once while one tries a server that stopped answering (see
+    /// [`RedisStore::connect`]); both need a response timeout: without
+    /// one, a server that stops answering holds every request that reaches
+    /// the store.
+    ///
+    /// ```no_run
+    /// # async fn run() -> Result<(), sealed_session::Error> {
+    /// use core::time::Duration;
+    /// use redis::aio::ConnectionManagerConfig;
+    /// use sealed_session::RedisStore;
+    ///
+    /// let client = redis::Client::open("redis://10.0.0.7:6379/").expect("a Redis URL");
+    /// let config = ConnectionManagerConfig::new()
+    ///     .set_connection_timeout(Some(Duration::from_secs(2)))
+    ///     .set_response_timeout(Some(Duration::from_millis(300)))
+    ///     .set_number_of_retries(1);
+    /// let store = RedisStore::connect_client_with_config(client, config).await?;
+    /// # Ok(()) }
+    /// ```
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect_client`].
+    pub async fn connect_client_with_config(
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+    ) -> Result<Self, Error> {
+        connect_client_with_config(client, config)
+            .await
+            .map(Self::on)
+    }
+
     /// Connects to a Redis Cluster (feature `redis-cluster`) through
     /// `nodes`, the URLs of some of its nodes (one is enough to find the
     /// others, but the client reconnects through them: give several, or
@@ -1058,6 +1102,22 @@ impl RedisRevocations {
         clock: Arc<dyn Clock>,
     ) -> Result<Self, Error> {
         connect_client(client)
+            .await
+            .map(|connection| Self::on(connection, clock))
+    }
+
+    /// Connects through `client` with the application's timeouts and
+    /// retries, as [`RedisStore::connect_client_with_config`].
+    ///
+    /// # Errors
+    ///
+    /// As [`RedisStore::connect_client`].
+    pub async fn connect_client_with_config(
+        client: redis::Client,
+        config: ConnectionManagerConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Self, Error> {
+        connect_client_with_config(client, config)
             .await
             .map(|connection| Self::on(connection, clock))
     }

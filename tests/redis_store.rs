@@ -1188,6 +1188,41 @@ async fn a_frozen_redis_fails_requests_at_once_while_one_tries_it() {
     assert_eq!(count("redis-answering-again"), 1, "{}", logs.text());
 }
 
+/// The timeouts an application gives are the ones a request waits: a
+/// fifth of a second against a frozen server, not the default second.
+#[tokio::test]
+async fn stores_wait_the_timeouts_they_are_given() {
+    use sealed_session::store::{OverflowStore, RevocationCheck, RevocationQuery};
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let config = redis::aio::ConnectionManagerConfig::new()
+        .set_connection_timeout(Some(Duration::from_millis(200)))
+        .set_response_timeout(Some(Duration::from_millis(200)))
+        .set_number_of_retries(0);
+    let client = || redis::Client::open(server.url()).unwrap();
+    let store = RedisStore::connect_client_with_config(client(), config.clone())
+        .await
+        .unwrap();
+    let revocations = RedisRevocations::connect_client_with_config(client(), config, clock())
+        .await
+        .unwrap();
+    let query = RevocationQuery::new(SessionId::from_bytes([7; 16]), 0, None);
+    assert_eq!(store.get("k").await, Ok(None));
+    assert_eq!(revocations.is_revoked(query).await, Ok(false));
+    let pid = server.child.id().to_string();
+    let stopped = Command::new("kill").args(["-STOP", &pid]).status();
+    assert!(stopped.expect("kill runs").success());
+    let unavailable = Error::Store(StoreError::Unavailable);
+    let started = Instant::now();
+    assert_eq!(store.get("k").await, Err(unavailable.clone()));
+    assert_took_less(started, Duration::from_millis(700));
+    let started = Instant::now();
+    assert_eq!(revocations.is_revoked(query).await, Err(unavailable));
+    assert_took_less(started, Duration::from_millis(700));
+    // The server is killed on drop, paused or not.
+}
+
 /// A primary demoted to a replica in a failover keeps its clients'
 /// connections and refuses their writes (`READONLY`); after one such
 /// answer, a store made by `connect` connects again, and the address now
