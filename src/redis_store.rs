@@ -31,12 +31,13 @@ fn store_error(e: redis::RedisError) -> Error {
 }
 
 /// A failed request: the store's error, whether the connection it went
-/// out on is to be replaced (see [`RedisStore`]), whether it timed out,
-/// and whether the server answered it (with an error).
+/// out on is to be replaced (see [`RedisStore`]), whether the server was
+/// out of reach (the request timed out, or the connection was refused),
+/// and whether it answered (with an error).
 struct Failure {
     error: Error,
     stale_connection: bool,
-    timed_out: bool,
+    unreachable: bool,
     answered: bool,
 }
 
@@ -80,7 +81,7 @@ fn failure(e: redis::RedisError) -> Failure {
     Failure {
         error: Error::Store(kind),
         stale_connection: timeout || has("READONLY") || has("MASTERDOWN"),
-        timed_out: timeout,
+        unreachable: timeout || refused,
         answered: !codes.is_empty(),
     }
 }
@@ -134,18 +135,20 @@ struct Connection {
     breaker: Breaker,
 }
 
-/// Fails requests at once while one server has stopped answering: after a
-/// request times out, one request at a time goes out (a probe) until the
-/// server answers one, and the others fail without waiting. A frozen
-/// server (paused, swapping, its host gone with the connection open)
-/// otherwise costs every request that touches the store the full timeouts,
-/// a few seconds each, and holds as many requests open as arrive.
+/// Fails requests at once while one server is out of reach: after a
+/// request times out or is refused a connection, one request at a time
+/// goes out (a probe) until the server answers one, and the others fail
+/// without waiting (nor logging more than at `DEBUG`). A frozen server
+/// (paused, swapping, its host gone with the connection open) otherwise
+/// costs every request that touches the store the full timeouts, a few
+/// seconds each, and holds as many requests open as arrive; one that is
+/// down, the manager's reconnection and retry.
 ///
 /// Not on a Redis Cluster: there a timeout concerns one node, and the
 /// other nodes' keys must still go out.
 #[derive(Default)]
 struct Breaker {
-    /// A request timed out, and no answer has come since.
+    /// A request timed out or was refused, and no answer has come since.
     tripped: AtomicBool,
     /// A probe is out.
     probing: AtomicBool,
@@ -182,12 +185,12 @@ impl Breaker {
         }
     }
 
-    /// A request timed out.
+    /// A request timed out or was refused.
     fn trip(&self) {
         if !self.tripped.swap(true, Ordering::AcqRel) {
             tracing::warn!(
                 event = "redis-failing-fast",
-                "a Redis request timed out: until the server answers one, one request at a time goes out and the others fail at once"
+                "Redis is out of reach: until it answers a request, one request at a time goes out and the others fail at once"
             );
         }
     }
@@ -197,7 +200,7 @@ impl Breaker {
         if self.tripped.swap(false, Ordering::AcqRel) {
             tracing::info!(
                 event = "redis-answering-again",
-                "Redis answered after a timeout: requests go out again"
+                "Redis answers again: requests go out again"
             );
         }
     }
@@ -422,7 +425,7 @@ async fn send<'r, T: redis::FromRedisValue>(
         Admission::Refuse => {
             tracing::debug!(
                 event = "redis-skipped",
-                "a Redis request failed at once: the server has not answered since a timeout"
+                "a Redis request failed at once: the server has not answered since it was out of reach"
             );
             return Err(Error::Store(StoreError::Unavailable));
         }
@@ -450,7 +453,7 @@ async fn send<'r, T: redis::FromRedisValue>(
         match &result {
             Ok(_) => connection.breaker.reset(),
             Err(failure) if failure.answered => connection.breaker.reset(),
-            Err(failure) if failure.timed_out => connection.breaker.trip(),
+            Err(failure) if failure.unreachable => connection.breaker.trip(),
             Err(_) => {}
         }
     }
@@ -729,13 +732,13 @@ impl RedisStore {
     /// within a few seconds (a second for a response timeout, up to about
     /// two more while a new connection is tried, twice) instead of hanging
     /// it. After a timeout or a `READONLY` answer the next request goes
-    /// out on a new connection (see [`RedisStore`]). After a timeout, until
-    /// the server answers a request, one request at a time goes out and
-    /// the others fail at once as [`StoreError::Unavailable`]: a frozen
-    /// server (paused, swapping, its host gone with the connection open)
-    /// costs one request at a time the wait, not every request (logged
-    /// once, `redis-failing-fast`; not on a Redis Cluster, where each
-    /// node's keys go out on their own).
+    /// out on a new connection (see [`RedisStore`]). After a timeout or a
+    /// refused connection, until the server answers a request, one request
+    /// at a time goes out and the others fail at once as
+    /// [`StoreError::Unavailable`]: a frozen server (paused, swapping, its
+    /// host gone with the connection open) costs one request at a time
+    /// the wait, not every request (logged once, `redis-failing-fast`; not
+    /// on a Redis Cluster, where each node's keys go out on their own).
     /// A command that timed out may still be carried out later by the
     /// server (an id reported as not revoked can end up revoked).
     ///

@@ -402,12 +402,16 @@ async fn an_uncapped_sealer_reads_its_blobs_from_redis() {
 
 #[tokio::test]
 async fn redis_down_and_back() {
+    use sealed_session::store::OverflowStore;
     let Some(mut server) = RedisServer::start() else {
         return;
     };
     let clock = clock();
     let store = Arc::new(RedisStore::connect(&server.url()).await.unwrap());
-    let sealer = builder(&clock).overflow_store(store).build().unwrap();
+    let sealer = builder(&clock)
+        .overflow_store(store.clone())
+        .build()
+        .unwrap();
     let mut session = ten_kb_session(&sealer);
     let saved = sealer.save_async(&mut session).await.unwrap();
     let token = saved.action.cookie_value().unwrap().to_owned();
@@ -445,6 +449,16 @@ async fn redis_down_and_back() {
     );
     assert!(fresh.needs_save());
     assert_eq!(resent(), resent_before, "{}", logs.text());
+    // Requests together while it is down: one tries it, the others fail
+    // at once without going out (and without a warning each).
+    let count = |event: &str| logs.text().matches(&format!("event=\"{event}\"")).count();
+    let failed_before = count("redis-failed");
+    let together = tokio::join!(store.get("a"), store.get("b"), store.get("c"));
+    let unavailable = || Err(Error::Store(StoreError::Unavailable));
+    assert_eq!(together, (unavailable(), unavailable(), unavailable()));
+    assert_eq!(count("redis-failed"), failed_before + 1, "{}", logs.text());
+    assert_eq!(count("redis-skipped"), 2, "{}", logs.text());
+    assert_eq!(count("redis-failing-fast"), 1, "{}", logs.text());
 
     server.restart();
     // The manager reconnects; the restarted server kept nothing (no
