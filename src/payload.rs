@@ -13,6 +13,7 @@
 
 use ciborium_ll::{simple, Encoder, Header};
 use core::ops::Range;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Limit, Malformed};
 use crate::session::{Bytes, Entry, Expiry, Value};
@@ -30,8 +31,12 @@ const KNOWN_PAYLOAD_FLAGS: u64 = PAYLOAD_FLAG_BROWSER_SESSION | PAYLOAD_FLAG_IDL
 /// How much an entry matters when the cookie is over its size budget.
 ///
 /// Entries are dropped lowest priority first; [`Priority::Critical`] entries
-/// are never dropped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+/// are never dropped. Serialized (in a debug page, a log) by
+/// [`Priority::name`].
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Priority {
     /// Dropped first (caches, recently viewed items, cart lines).
     Low = 0,

@@ -1327,3 +1327,15 @@ fn a_browser_session_window_gives_a_timeless_sealers_cookie_no_max_age() {
     let cookie = sealer.seal(&mut s).unwrap();
     assert_idle_ends(&sealer, &clock, &cookie, T0 + 7200);
 }
+
+/// A priority serializes as its name (a debug page lists
+/// `keys_with_priority()` as JSON), and reads back from it.
+#[test]
+fn priorities_serialize_as_their_names() {
+    for priority in Priority::ALL {
+        let json = serde_json::to_string(&priority).unwrap();
+        assert_eq!(json, format!("\"{}\"", priority.name()));
+        assert_eq!(serde_json::from_str::<Priority>(&json).unwrap(), priority);
+    }
+    assert!(serde_json::from_str::<Priority>("\"urgent\"").is_err());
+}
