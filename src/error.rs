@@ -64,7 +64,7 @@ pub enum Error {
     /// A key read from a setting ([`KeyRing::from_env`](crate::KeyRing::from_env):
     /// an environment variable) is missing or could not be used. Names the
     /// setting, never its value.
-    #[error("invalid key in {setting}{}: {reason}", item.map(|n| format!(" (item {n})")).unwrap_or_default())]
+    #[error("{}", key_setting_message(setting, *item, *reason))]
     InvalidKeySetting {
         /// The setting's name (`SESSION_FALLBACK_KEYS`).
         setting: String,
@@ -291,6 +291,17 @@ impl fmt::Display for InvalidKey {
             InvalidKey::EmptySalt => "a Django salt must not be empty",
             InvalidKey::Missing => "no key given",
         })
+    }
+}
+
+/// [`Error::InvalidKeySetting`]'s text: a missing key says how to make one.
+fn key_setting_message(setting: &str, item: Option<usize>, reason: InvalidKey) -> String {
+    match (item, reason) {
+        (None, InvalidKey::Missing) => {
+            format!("invalid key in {setting}: not set (generate one with `sealed-session keygen`)")
+        }
+        (Some(n), reason) => format!("invalid key in {setting} (item {n}): {reason}"),
+        (None, reason) => format!("invalid key in {setting}: {reason}"),
     }
 }
 

@@ -122,7 +122,10 @@ impl KeyRing {
     /// assert_eq!(ring.incoming_ids().count(), 0);
     /// // Errors name the variable, never its value.
     /// let missing = KeyRing::from_env("DOC_UNSET").unwrap_err();
-    /// assert_eq!(missing.to_string(), "invalid key in DOC_UNSET_KEY: no key given");
+    /// assert_eq!(
+    ///     missing.to_string(),
+    ///     "invalid key in DOC_UNSET_KEY: not set (generate one with `sealed-session keygen`)"
+    /// );
     /// # Ok::<(), Error>(())
     /// ```
     ///
