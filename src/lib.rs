@@ -39,8 +39,10 @@
 //! ```
 //!
 //! With axum or tower, `http::SessionLayer` does the opening and saving
-//! (feature `axum`); other frameworks pass the `Cookie` header to
-//! `Sealer::open_request_async` and save with `Sealer::save_request_async`.
+//! (feature `axum`), and handlers take the extractor `http::LazySession`
+//! (the crate-root [`Session`] is not an extractor); other frameworks pass
+//! the `Cookie` header to [`Sealer::open_request_async`] and save with
+//! [`Sealer::save_request_async`].
 //! The repository's README covers defaults, login and logout, the size
 //! budget and key rotation; SECURITY.md what is and is not guaranteed.
 //!

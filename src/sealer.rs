@@ -278,7 +278,9 @@ impl SealerBuilder {
     /// ([`InvalidSetting`](crate::InvalidSetting)); for no idle timeout,
     /// [`SealerBuilder::no_idle_timeout`]. Browsers keep a cookie at most
     /// 400 days whatever its `Max-Age` (RFC 6265bis): a longer window
-    /// lasts that long in a persistent cookie.
+    /// lasts that long in a persistent cookie. The absolute lifetime
+    /// ([`SealerBuilder::max_lifetime`], 30 days by default) still ends a
+    /// session: for a "remember me" longer than that, raise it too.
     pub fn max_idle(mut self, max_idle: Duration) -> Self {
         self.max_idle = Some(max_idle);
         self

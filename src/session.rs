@@ -265,6 +265,10 @@ pub(crate) struct Entry {
 
 /// A session: entries with priorities, created-at, expiry and an id.
 ///
+/// This is the core type of the layer-less API, not an axum extractor:
+/// under the HTTP layer, handlers take `http::LazySession` (feature
+/// `axum`), which opens this type on first use.
+///
 /// The API follows Django's `SessionBase` in Rust idioms. Values are stored
 /// as CBOR and decoded only when read, each with its priority for the size
 /// budget. Keys starting with `_` are reserved for the crate. CBOR is a
@@ -505,6 +509,11 @@ impl Session {
     /// Stores a value at normal priority, or, if the key exists, at the
     /// priority it already has. Marks the session modified only if the
     /// stored bytes change.
+    ///
+    /// A [`Priority::Normal`] entry may be dropped to fit the size budget
+    /// (after every `Low` one; the save succeeds and reports it in
+    /// `SaveReport::dropped`); store what must never be dropped at
+    /// [`Priority::Critical`] with [`Session::insert_with_priority`].
     ///
     /// # Errors
     ///

@@ -40,6 +40,7 @@ use crate::{CookieAction, Error, Expiry, Priority, RequestSession, Sealer, Sessi
 /// keys (see [`Sealer::get_loading`](crate::Sealer::get_loading)). A bad cookie is not an error either
 /// (the request gets a fresh session, see [`LazySession::rejected_cookie`]).
 #[derive(Clone)]
+#[doc(alias = "Session")]
 pub struct LazySession {
     inner: Arc<Inner>,
 }
@@ -449,6 +450,7 @@ impl LazySession {
     /// [`StoreError::Rejected`](crate::StoreError::Rejected) (the entry then
     /// reads as absent); then [`Error::Value`] or [`Error::LimitExceeded`]
     /// for a value that is not a `T`, as [`Session::get`].
+    #[doc(alias = "get_value")]
     pub async fn get<T: DeserializeOwned>(&self, key: &str) -> Result<Option<T>, Error> {
         self.locked(|s| s.is_overflowed(key), |s| s.get(key))
             .await?
@@ -499,6 +501,11 @@ impl LazySession {
     }
 
     /// Stores a value at normal priority (or the priority the key has).
+    /// Over the size budget, [`Priority::Normal`](crate::Priority::Normal)
+    /// entries are dropped after the `Low` ones, and reported (the save
+    /// succeeds; see [`Session::insert`]); store what must never be
+    /// dropped with [`LazySession::insert_with_priority`] and
+    /// [`Priority::Critical`](crate::Priority::Critical).
     ///
     /// # Errors
     ///
@@ -671,6 +678,7 @@ impl LazySession {
     /// [`Error::Random`] if an id cannot be drawn: a fresh session's, when
     /// this call opens the session, or the new one (the session is then left
     /// unchanged).
+    #[doc(alias = "delete")]
     pub async fn flush(&self) -> Result<(), Error> {
         self.with(Session::flush).await?
     }

@@ -407,9 +407,9 @@ impl SessionLayerBuilder {
 
     /// Whether to set `Secure` (default yes). Browsers treat `localhost`
     /// and loopback addresses as secure, so turn it off only to serve plain
-    /// HTTP on other hosts. Forced on with the `__Host-` prefix, with
-    /// `Partitioned` and with `SameSite=None` (browsers refuse such cookies
-    /// without it).
+    /// HTTP on other hosts. Forced on with the `__Host-` and `__Secure-`
+    /// name prefixes, with `Partitioned` and with `SameSite=None` (browsers
+    /// refuse such cookies without it).
     pub fn secure(mut self, secure: bool) -> Self {
         self.settings = self.settings.with_secure(secure);
         self
