@@ -857,17 +857,23 @@ impl LazySession {
     /// session left empty gets no cookie from the layer, whatever this
     /// says of its header.
     ///
+    /// Over the budget the largest entry of the lowest priority goes first,
+    /// which need not be the one just added: to refuse a new cart line
+    /// rather than lose an older one, take it back when the preview drops
+    /// anything.
+    ///
     /// ```
     /// use sealed_session::http::LazySession;
     /// use sealed_session::Priority;
     ///
-    /// async fn add_to_cart(session: LazySession) -> Result<&'static str, sealed_session::Error> {
-    ///     session.insert_with_priority("cart", ["sku-1", "sku-2"], Priority::Low).await?;
-    ///     let preview = session.preview_save().await?;
-    ///     Ok(match preview.dropped_keys().contains(&"cart") {
-    ///         true => "your cart is full",
-    ///         false => "added",
-    ///     })
+    /// async fn add_to_cart(session: LazySession, sku: &str) -> Result<&'static str, sealed_session::Error> {
+    ///     let line = format!("cart:{sku}");
+    ///     session.insert_with_priority(&line, 1u32, Priority::Low).await?;
+    ///     if !session.preview_save().await?.dropped_keys().is_empty() {
+    ///         session.remove(&line).await?;
+    ///         return Ok("your cart is full");
+    ///     }
+    ///     Ok("added")
     /// }
     /// ```
     ///
