@@ -156,7 +156,7 @@ struct Breaker {
 
 /// What [`Breaker::admit`] lets a request do.
 enum Admission<'b> {
-    /// Go out: no timeout since the last answer.
+    /// Go out: the server has not been out of reach since its last answer.
     Send,
     /// Go out as the probe (others fail until it ends).
     Probe(Probe<'b>),
@@ -669,16 +669,17 @@ end
 /// the default `tcp_retries2` by tcp(7)), and one to a
 /// primary demoted to a replica in a failover, which refuses every write
 /// (`READONLY`). So after a request times out or is answered `READONLY`,
-/// a store made by `connect` or `connect_client` replaces its manager (at
-/// most once a second):
+/// a store made by any constructor but `from_manager` replaces its
+/// manager (at most once a second):
 /// the next requests go out on a new connection, to whichever server the
 /// address now leads to. A demoted primary still answers reads, unless it
 /// runs with `replica-serve-stale-data no` (then `MASTERDOWN`, which also
 /// moves the store): until a write or a timeout moves the store, its reads
 /// miss what the new primary records (a revocation, a blob).
 ///
-/// Made by `connect` or `connect_client`, they talk to one Redis server
-/// (or a replica set's primary): the connection manager does not speak the
+/// Made by any constructor but the `connect_cluster` ones, they talk to
+/// one Redis server (or a replica set's primary): the connection manager
+/// does not speak the
 /// Redis Cluster protocol, so a cluster node would answer `MOVED` for keys
 /// in other slots, which the store reports as unavailable. With the
 /// feature `redis-cluster`, `connect_cluster` talks to a Redis Cluster.
