@@ -4,6 +4,7 @@
 //! an edge runtime) call it directly.
 
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::budget::{CookieAction, Saved};
 use crate::error::{Malformed, StoreError};
@@ -260,11 +261,12 @@ impl Selection {
     /// it got past authentication); whether to stop trying.
     fn failed(
         &mut self,
+        sealer: &Sealer,
         error: Error,
         len: usize,
         authenticated: Option<crate::SessionId>,
     ) -> bool {
-        log_rejected(&error, len, self.tried);
+        log_rejected(sealer, &error, len, self.tried);
         self.rejected = Some(error.clone());
         self.last_for_good = fails_everywhere(&error);
         match (fails_for_now(&error), authenticated) {
@@ -282,11 +284,12 @@ impl Selection {
     /// deletion of the current name's cookie concerns.
     fn failed_previous(
         &mut self,
+        sealer: &Sealer,
         error: Error,
         len: usize,
         authenticated: Option<crate::SessionId>,
     ) -> bool {
-        let stop = self.failed(error, len, authenticated);
+        let stop = self.failed(sealer, error, len, authenticated);
         self.previous_for_good = self.last_for_good;
         self.last_for_good = false;
         stop
@@ -420,8 +423,9 @@ impl Sealer {
     /// previous name tried so. If none opens (or there is none) the request gets a
     /// fresh session, and each failure is logged with its kind and length,
     /// never its value (event `cookie-refused`: at `DEBUG` or `INFO` what
-    /// anyone can send, at `WARN` what needs one of the ring's keys;
-    /// docs/LOGGING.md).
+    /// anyone can send, at `WARN` what needs one of the ring's keys, or a
+    /// store out of reach, at most once per 10 seconds of the sealer's
+    /// clock, the rest at `DEBUG`; docs/LOGGING.md).
     ///
     /// # Errors
     ///
@@ -449,7 +453,7 @@ impl Sealer {
                 match self.open_unrevoked(value) {
                     Ok(session) => return Ok(RequestSession::opened(session, value.len())),
                     Err(error) => {
-                        selection.failed(error, value.len(), None);
+                        selection.failed(self, error, value.len(), None);
                     }
                 }
             }
@@ -468,7 +472,7 @@ impl Sealer {
                         return Ok(RequestSession::opened_from_previous(session, value.len()))
                     }
                     Err(error) => {
-                        selection.failed_previous(error, value.len(), None);
+                        selection.failed_previous(self, error, value.len(), None);
                     }
                 }
             }
@@ -532,7 +536,7 @@ impl Sealer {
                     },
                     Err(error) => (error, None),
                 };
-                if selection.failed(error, value.len(), authenticated) {
+                if selection.failed(self, error, value.len(), authenticated) {
                     break 'headers;
                 }
             }
@@ -557,7 +561,7 @@ impl Sealer {
                     },
                     Err(error) => (error, None),
                 };
-                if selection.failed_previous(error, value.len(), authenticated) {
+                if selection.failed_previous(self, error, value.len(), authenticated) {
                     break;
                 }
             }
@@ -831,7 +835,7 @@ fn rejection_loudness(error: &Error) -> Loudness {
 /// Logs a cookie that did not open: its error kind, the error's fixed text
 /// (numbers at most: a version byte, flag bits), the cookie's length, never
 /// its value.
-fn log_rejected(error: &Error, len: usize, candidate: usize) {
+fn log_rejected(sealer: &Sealer, error: &Error, len: usize, candidate: usize) {
     let kind = error.kind();
     macro_rules! rejected {
         ($level:ident) => {
@@ -848,13 +852,79 @@ fn log_rejected(error: &Error, len: usize, candidate: usize) {
     match rejection_loudness(error) {
         Loudness::Debug => rejected!(debug),
         Loudness::Info => rejected!(info),
+        Loudness::Warn if error.is_transient() => {
+            match sealer.store_refusals.warn_now(sealer.clock.now()) {
+                Some(since_last_warn) => tracing::warn!(
+                    event = "cookie-refused",
+                    kind,
+                    error = %error,
+                    len,
+                    candidate,
+                    since_last_warn,
+                    "session cookie not opened; the request gets a fresh session"
+                ),
+                None => rejected!(debug),
+            }
+        }
         Loudness::Warn => rejected!(warn),
+    }
+}
+
+/// Seconds of the sealer's clock between two `cookie-refused` WARNs for a
+/// store out of reach: in an outage every request that checks revocation
+/// fails alike, and the store reports the outage itself.
+const STORE_WARN_INTERVAL: u64 = 10;
+
+/// Spaces out the WARNs for cookies a store out of reach held back (one
+/// sealer's, shared with its copies for other cookie domains); the others
+/// are logged at `DEBUG`.
+#[derive(Debug, Default)]
+pub(crate) struct StoreRefusals {
+    /// The clock's second from which the next WARN may be logged.
+    next_warn: AtomicU64,
+    /// Refusals logged at `DEBUG` since the last WARN.
+    since_last_warn: AtomicU64,
+}
+
+impl StoreRefusals {
+    /// For a refusal at `now`: `Some(refusals logged at DEBUG since the
+    /// last WARN)` when this one is to be a WARN.
+    fn warn_now(&self, now: u64) -> Option<u64> {
+        let next = self.next_warn.load(Ordering::Relaxed);
+        // A clock set back would otherwise silence the WARNs until it
+        // caught up again.
+        let due = now >= next || next > now.saturating_add(STORE_WARN_INTERVAL);
+        let next_after = now.saturating_add(STORE_WARN_INTERVAL);
+        if due
+            && self
+                .next_warn
+                .compare_exchange(next, next_after, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Some(self.since_last_warn.swap(0, Ordering::Relaxed));
+        }
+        self.since_last_warn.fetch_add(1, Ordering::Relaxed);
+        None
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_store_out_of_reach_is_warned_about_once_per_interval() {
+        let refusals = StoreRefusals::default();
+        let t0 = 1_700_000_000;
+        assert_eq!(refusals.warn_now(t0), Some(0));
+        assert_eq!(refusals.warn_now(t0), None);
+        assert_eq!(refusals.warn_now(t0 + STORE_WARN_INTERVAL - 1), None);
+        assert_eq!(refusals.warn_now(t0 + STORE_WARN_INTERVAL), Some(2));
+        assert_eq!(refusals.warn_now(t0 + STORE_WARN_INTERVAL), None);
+        // The clock set back a day: warned at once, not a day later.
+        assert_eq!(refusals.warn_now(t0 - 86_400), Some(1));
+        assert_eq!(refusals.warn_now(t0 - 86_400), None);
+    }
 
     #[test]
     fn only_an_unreachable_store_holds_a_cookie_back() {

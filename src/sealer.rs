@@ -150,6 +150,8 @@ pub struct Sealer {
     /// sealer's ([`SealerBuilder::previous_cookie`]).
     #[cfg_attr(not(feature = "axum"), allow(dead_code))]
     previous_settings: Option<CookieSettings>,
+    /// Spaces out the WARNs for cookies held back by a store out of reach.
+    pub(crate) store_refusals: Arc<crate::request::StoreRefusals>,
 }
 
 impl core::fmt::Debug for Sealer {
@@ -672,6 +674,7 @@ impl SealerBuilder {
             removal,
             previous,
             previous_settings,
+            store_refusals: Arc::default(),
         };
         sealer.check_room_for_an_empty_session()?;
         if sealer.revocation_store.is_some() && !sealer.revocations_outlive_cookies() {
@@ -721,6 +724,7 @@ impl Sealer {
             max_cookies_tried: self.max_cookies_tried,
             previous,
             previous_settings: self.previous_settings.clone(),
+            store_refusals: Arc::clone(&self.store_refusals),
         };
         sealer.check_room_for_an_empty_session()?;
         Ok(sealer)

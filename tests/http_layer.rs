@@ -2563,6 +2563,47 @@ fn line_with(logs: &Logs, message: &str) -> String {
 }
 
 #[tokio::test]
+async fn a_revocation_store_out_of_reach_is_warned_about_once_per_ten_seconds() {
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
+    let clock = common::clock();
+    let (builder, revocations) = revoking_builder_on(&clock);
+    let mut server = app(builder.build().expect("layer"));
+    let pair = cookie_pair(&call(&mut server, "/login", None).await);
+    revocations.set_checks_down(true);
+    let refusals = |level: &str| {
+        logs.text()
+            .lines()
+            .filter(|line| line.contains("event=\"cookie-refused\"") && line.contains(level))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    logs.clear();
+    for _ in 0..3 {
+        let response = call(&mut server, "/read", Some(&pair)).await;
+        assert!(set_cookie(&response).is_none(), "held back, not deleted");
+    }
+    let warned = refusals(" WARN ");
+    assert_eq!(warned.len(), 1, "{}", logs.text());
+    assert!(
+        warned[0].contains("kind=\"store\"") && warned[0].contains("since_last_warn=0"),
+        "{}",
+        warned[0]
+    );
+    assert_eq!(refusals("DEBUG").len(), 2, "{}", logs.text());
+
+    clock.advance(9);
+    call(&mut server, "/read", Some(&pair)).await;
+    assert_eq!(refusals(" WARN ").len(), 1, "{}", logs.text());
+    clock.advance(1);
+    logs.clear();
+    call(&mut server, "/read", Some(&pair)).await;
+    let warned = refusals(" WARN ");
+    assert_eq!(warned.len(), 1, "{}", logs.text());
+    assert!(warned[0].contains("since_last_warn=3"), "{}", warned[0]);
+    assert_not_logged(&logs, &[value_of(&pair)]);
+}
+
+#[tokio::test]
 async fn refused_cookies_are_logged_at_their_levels_with_kind_and_length_only() {
     use sealed_session::Limits;
     let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);

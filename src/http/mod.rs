@@ -147,7 +147,8 @@
 //!   configured limits is not deleted, and is logged on each request.)
 //!   Each is logged (event `cookie-refused`) with its error kind: at
 //!   `DEBUG` or `INFO` what anyone can send, at `WARN` what needs one of
-//!   the ring's keys (docs/LOGGING.md). Logging out ([`LazySession::flush`]) deletes whatever
+//!   the ring's keys, or a store out of reach (one `WARN` per 10 seconds,
+//!   the rest at `DEBUG`; docs/LOGGING.md). Logging out ([`LazySession::flush`]) deletes whatever
 //!   session cookie the request carried, and with a revocation store
 //!   ([`SessionLayerBuilder::revocation_store`]) revokes its id, as
 //!   [`LazySession::cycle_id`] does at login.
