@@ -150,6 +150,29 @@ fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
     );
 }
 
+/// The README's untyped reads: `serde_json::Value` takes any entry JSON
+/// can hold, not a CBOR byte string; `ciborium::Value` takes any entry.
+#[test]
+fn untyped_reads_through_serde_json_value_refuse_byte_strings() {
+    let sealer = sealer_limited(Limits::default());
+    let mut s = sealer.new_session().unwrap();
+    let cart = serde_json::json!({"lines": [{"sku": "a1", "qty": 2}]});
+    s.insert("raw", ciborium::Value::Bytes(vec![0, 7, 255]))
+        .unwrap();
+    s.insert("cart", &cart).unwrap();
+    let opened = sealer.open(&sealer.seal(&mut s).unwrap()).unwrap();
+    assert_eq!(opened.get::<serde_json::Value>("cart").unwrap(), Some(cart));
+    assert_eq!(opened.get::<serde_json::Value>("absent").unwrap(), None);
+    assert_eq!(
+        opened.get::<serde_json::Value>("raw"),
+        Err(Error::Value(ValueError::Deserialize))
+    );
+    assert_eq!(
+        opened.get::<ciborium::Value>("raw").unwrap(),
+        Some(ciborium::Value::Bytes(vec![0, 7, 255]))
+    );
+}
+
 #[test]
 fn entry_limit_applies_on_insert_so_sealed_sessions_reopen() {
     let sealer = sealer_limited(Limits::default().with_max_entries(3));
