@@ -25,7 +25,9 @@ pub const DEFAULT_BUDGET: usize = 4096;
 /// forces `Secure` and `HttpOnly`, and `__Host-Http-` adds `HttpOnly` to
 /// what `__Host-` forces (the browsers' rules for those prefixes, which
 /// they match case-insensitively, as here). `SameSite=None` also forces
-/// `Secure`: browsers refuse such a cookie without it.
+/// `Secure`: browsers refuse such a cookie without it. A sealer built with
+/// a setting so overridden (`with_secure(false)` and a `__Host-` name,
+/// say) logs it at `WARN` (event `cookie-setting-overridden`).
 ///
 /// ```
 /// use sealed_session::{CookieSettings, SameSite};
@@ -232,6 +234,41 @@ impl CookieSettings {
     /// Whether `Partitioned` is set.
     pub fn is_partitioned(&self) -> bool {
         self.partitioned
+    }
+
+    /// The configured attributes that `name`'s prefix, `SameSite=None` or
+    /// `Partitioned` override, each with what overrides it: all of them
+    /// were set on purpose (none is a default), so a sealer warns of them.
+    pub(crate) fn overridden(&self, name: &str) -> Vec<(&'static str, &'static str)> {
+        let host = has_prefix(name, HOST_PREFIX);
+        let host_http = has_prefix(name, HOST_HTTP_PREFIX);
+        let http = has_prefix(name, HTTP_PREFIX);
+        let mut overridden = Vec::new();
+        let secure_by = [
+            (host_http, "the __Host-Http- prefix"),
+            (host, "the __Host- prefix"),
+            (http, "the __Http- prefix"),
+            (has_prefix(name, SECURE_PREFIX), "the __Secure- prefix"),
+            (self.same_site == Some(SameSite::None), "SameSite=None"),
+            (self.partitioned, "Partitioned"),
+        ]
+        .into_iter()
+        .find_map(|(applies, by)| applies.then_some(by));
+        if let (false, Some(by)) = (self.secure, secure_by) {
+            overridden.push(("secure", by));
+        }
+        match (self.http_only, host_http, http) {
+            (false, true, _) => overridden.push(("http_only", "the __Host-Http- prefix")),
+            (false, _, true) => overridden.push(("http_only", "the __Http- prefix")),
+            _ => {}
+        }
+        if host && self.path != "/" {
+            overridden.push(("path", "the __Host- prefix"));
+        }
+        if host && self.domain.is_some() {
+            overridden.push(("domain", "the __Host- prefix"));
+        }
+        overridden
     }
 
     fn build<'c>(&'c self, name: &'c str, value: &'c str) -> cookie::CookieBuilder<'c> {
@@ -574,6 +611,58 @@ mod tests {
             settings.with_domain(domain(1025)).check("id"),
             Err(InvalidCookie::Domain)
         );
+    }
+
+    #[test]
+    fn overridden_settings_are_named_with_what_overrides_them() {
+        let defaults = CookieSettings::default();
+        for name in [
+            "id",
+            "__Host-id",
+            "__Secure-id",
+            "__Http-id",
+            "__Host-Http-id",
+        ] {
+            assert_eq!(defaults.overridden(name), [], "{name}");
+        }
+        let loose = defaults
+            .with_secure(false)
+            .with_http_only(false)
+            .with_path("/app")
+            .with_domain("example.com");
+        assert_eq!(loose.overridden("id"), []);
+        assert_eq!(
+            loose.overridden("__host-http-id"),
+            [
+                ("secure", "the __Host-Http- prefix"),
+                ("http_only", "the __Host-Http- prefix"),
+                ("path", "the __Host- prefix"),
+                ("domain", "the __Host- prefix"),
+            ]
+        );
+        assert_eq!(
+            loose.overridden("__Host-id"),
+            [
+                ("secure", "the __Host- prefix"),
+                ("path", "the __Host- prefix"),
+                ("domain", "the __Host- prefix"),
+            ]
+        );
+        assert_eq!(
+            loose.overridden("__Http-id"),
+            [
+                ("secure", "the __Http- prefix"),
+                ("http_only", "the __Http- prefix")
+            ]
+        );
+        assert_eq!(
+            loose.overridden("__Secure-id"),
+            [("secure", "the __Secure- prefix")]
+        );
+        let cross_site = loose.clone().with_same_site(SameSite::None);
+        assert_eq!(cross_site.overridden("id"), [("secure", "SameSite=None")]);
+        let partitioned = loose.with_partitioned(true);
+        assert_eq!(partitioned.overridden("id"), [("secure", "Partitioned")]);
     }
 
     #[test]

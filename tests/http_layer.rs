@@ -2562,6 +2562,58 @@ fn line_with(logs: &Logs, message: &str) -> String {
     line.to_owned()
 }
 
+#[test]
+fn settings_a_prefix_overrides_are_warned_about_when_the_layer_is_built() {
+    let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);
+    let overridden = || {
+        logs.text()
+            .lines()
+            .filter(|line| line.contains("event=\"cookie-setting-overridden\""))
+            .map(str::to_owned)
+            .collect::<Vec<_>>()
+    };
+    SessionLayer::builder(fixed_ring())
+        .cookie_name("__Host-id")
+        .build()
+        .expect("layer");
+    SessionLayer::builder(fixed_ring())
+        .secure(false)
+        .path("/app")
+        .domains(["example.com"])
+        .build()
+        .expect("layer");
+    assert_eq!(
+        overridden(),
+        Vec::<String>::new(),
+        "nothing given is overridden"
+    );
+
+    let layer = SessionLayer::builder(fixed_ring())
+        .host_prefix(true)
+        .secure(false)
+        .path("/app")
+        .domains(["example.com"])
+        .build()
+        .expect("layer");
+    let lines = overridden();
+    assert_eq!(lines.len(), 3, "{lines:?}");
+    for (line, setting) in lines.iter().zip(["secure", "path", "domains"]) {
+        assert!(
+            line.contains(" WARN ")
+                && line.contains(&format!("setting=\"{setting}\""))
+                && line.contains("by=\"the __Host- prefix\""),
+            "{line}"
+        );
+    }
+    // What the warnings say holds.
+    let sealer = layer.sealer();
+    assert_eq!(sealer.cookie_name(), "__Host-session");
+    let header = sealer
+        .cookie_settings()
+        .set_cookie(sealer.cookie_name(), "v", None);
+    assert!(header.contains("; Secure; Path=/"), "{header}");
+}
+
 #[tokio::test]
 async fn a_revocation_store_out_of_reach_is_warned_about_once_per_ten_seconds() {
     let (logs, _guard) = Logs::capture(tracing::Level::DEBUG);

@@ -296,7 +296,9 @@ impl SessionLayerBuilder {
     /// Prefixes the cookie name with `__Host-` (default no). Browsers then
     /// accept the cookie only with `Secure`, `Path=/` and no `Domain`, from
     /// this host alone; the layer forces those attributes, overriding
-    /// [`Self::path`], [`Self::domain`] and [`Self::secure`]. A name that
+    /// [`Self::path`], [`Self::domain`], [`Self::domains`] and
+    /// [`Self::secure`] (a setting so overridden is logged at `WARN` when
+    /// the layer is built: event `cookie-setting-overridden`). A name that
     /// already has the prefix in another case gets it as `__Host-`.
     /// (`__Host-Http-` and `__Http-` names, which browsers also require to
     /// be `HttpOnly`, get `HttpOnly` forced besides.)
@@ -768,7 +770,16 @@ impl SessionLayerBuilder {
         // The prefix forbids `Domain`, as for `Self::domain`, whether
         // `host_prefix` added it or the name came with it (the cookie
         // would be host-only, and its host-only deletion would delete it).
-        if !has_prefix(sealer.cookie_name(), HOST_PREFIX) {
+        let host_only = has_prefix(sealer.cookie_name(), HOST_PREFIX);
+        if host_only && !self.domains.is_empty() {
+            tracing::warn!(
+                event = "cookie-setting-overridden",
+                setting = "domains",
+                by = "the __Host- prefix",
+                "a cookie setting given is overridden, as browsers require"
+            );
+        }
+        if !host_only {
             let host_only = sealer.cookie_settings().clone().host_only();
             let removal = HeaderValue::from_str(&host_only.removal(sealer.cookie_name()))
                 .map_err(|_| Error::InvalidCookie(crate::error::InvalidCookie::Name))?;
