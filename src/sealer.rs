@@ -282,7 +282,9 @@ impl SealerBuilder {
     /// 400 days whatever its `Max-Age` (RFC 6265bis): a longer window
     /// lasts that long in a persistent cookie. The absolute lifetime
     /// ([`SealerBuilder::max_lifetime`], 30 days by default) still ends a
-    /// session: for a "remember me" longer than that, raise it too.
+    /// session: for a "remember me" longer than that, raise it too (an idle
+    /// timeout longer than the lifetime is logged at `WARN` when the sealer
+    /// is built: event `idle-timeout-beyond-lifetime`).
     pub fn max_idle(mut self, max_idle: Duration) -> Self {
         self.max_idle = Some(max_idle);
         self
@@ -622,6 +624,19 @@ impl SealerBuilder {
         }
         if self.max_lifetime == Some(Duration::ZERO) {
             return Err(Error::InvalidSetting(InvalidSetting::ZeroLifetime));
+        }
+        if let (Some(max_idle), Some(max_lifetime)) = (self.max_idle, self.max_lifetime) {
+            // Allowed (a lifetime shortened for a while, say), but a longer
+            // idle timeout alone never ends a session: likely a "remember
+            // me" whose lifetime was left at the default.
+            if max_idle > max_lifetime {
+                tracing::warn!(
+                    event = "idle-timeout-beyond-lifetime",
+                    max_idle_secs = whole_seconds(max_idle),
+                    max_lifetime_secs = whole_seconds(max_lifetime),
+                    "sessions end at the absolute lifetime, before the idle timeout"
+                );
+            }
         }
         for (setting, by) in self.cookie.overridden(&self.cookie_name) {
             tracing::warn!(

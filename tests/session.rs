@@ -150,6 +150,32 @@ fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
     );
 }
 
+#[test]
+fn an_idle_timeout_beyond_the_lifetime_is_warned_about() {
+    let day = Duration::from_secs(86_400);
+    let build = |idle: Duration, lifetime: Duration| {
+        logged(|| {
+            Sealer::builder(KeyRing::new(key(1)))
+                .max_idle(idle)
+                .max_lifetime(lifetime)
+                .clock(Arc::new(FixedClock::new(T0)))
+                .build()
+                .unwrap()
+        })
+        .1
+    };
+    let text = build(90 * day, 30 * day);
+    assert!(
+        text.contains("WARN")
+            && text.contains("event=\"idle-timeout-beyond-lifetime\"")
+            && text.contains("max_idle_secs=7776000")
+            && text.contains("max_lifetime_secs=2592000"),
+        "{text}"
+    );
+    assert_eq!(build(30 * day, 30 * day), "");
+    assert_eq!(build(day, 30 * day), "");
+}
+
 /// The README's untyped reads: `serde_json::Value` takes any entry JSON
 /// can hold, not a CBOR byte string; `ciborium::Value` takes any entry.
 #[test]
