@@ -28,7 +28,9 @@ enum DjangoCommand {
         secrets: SecretArgs,
         /// A secret from SECRET_KEY_FALLBACKS, tried after --secret in the
         /// order given (repeatable). Without this flag, read from
-        /// DJANGO_SECRET_KEY_FALLBACKS, comma-separated.
+        /// DJANGO_SECRET_KEY_FALLBACKS, comma-separated. Prefer
+        /// --fallback-secret-file or the variable: a command line is
+        /// visible to other users of the machine.
         #[arg(
             long = "fallback-secret",
             value_name = "SECRET",

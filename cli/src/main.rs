@@ -36,8 +36,17 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Print a new random master key (unpadded base64url, as --key reads).
-    Keygen,
+    /// Print a new random master key (unpadded base64url, as --key reads),
+    /// or write it to a new file with --out.
+    Keygen {
+        /// Write the key to a new file at PATH, readable by its owner only
+        /// (mode 0600), instead of stdout; an existing file is never
+        /// overwritten. The key's id goes to stderr. (`keygen > PATH`
+        /// leaves the file readable by others under the usual umask, and
+        /// replaces a key already there.)
+        #[arg(long, value_name = "PATH")]
+        out: Option<PathBuf>,
+    },
     /// Print the id of the key given with --key, --key-file or
     /// SEALED_SESSION_KEY: the id `inspect` shows for the tokens it seals.
     KeyId {
@@ -79,7 +88,8 @@ enum Command {
 
 #[derive(clap::Args)]
 struct KeyArg {
-    /// Master key: unpadded base64url (as keygen prints), or hex prefixed by
+    /// Master key: base64 (unpadded base64url as keygen prints it; the
+    /// standard alphabet and padding are read too), or hex prefixed by
     /// "hex:". Without it or --key-file, read from SEALED_SESSION_KEY.
     /// Prefer --key-file or the variable: a command line is visible to
     /// other users of the machine.
@@ -188,8 +198,10 @@ struct SealArgs {
     #[arg(long)]
     compress: bool,
     /// Budget in bytes for the whole Set-Cookie header; low-priority
-    /// entries are dropped to fit (listed on stderr).
-    #[arg(long, default_value_t = sealed_session::DEFAULT_BUDGET)]
+    /// entries are dropped to fit (listed on stderr). Browsers ignore a
+    /// cookie whose name and value exceed 4096 bytes, so a larger budget
+    /// holds no more (the report on stderr gives the budget applied).
+    #[arg(long, value_name = "BYTES", default_value_t = sealed_session::DEFAULT_BUDGET)]
     budget: usize,
     /// Priority of an entry, as KEY=LEVEL (low, normal, high, critical);
     /// repeatable. KEY must be in the input.
@@ -209,7 +221,8 @@ struct OpenArgs {
     /// comma-separated, and the next primary key from
     /// SEALED_SESSION_INCOMING_KEY, as a server's KeyRing::from_env reads
     /// them; with them, neither variable is read (give a server's incoming
-    /// key as a --fallback-key).
+    /// key as a --fallback-key). Prefer --fallback-key-file or the
+    /// variables: a command line is visible to other users of the machine.
     #[arg(long = "fallback-key", value_name = "KEY", allow_hyphen_values = true)]
     fallback_keys: Vec<Zeroizing<String>>,
     /// A file holding a fallback key, as --key-file reads it (repeatable;
@@ -230,7 +243,7 @@ struct OpenArgs {
     /// session that was only read (default 0.5; 0: on every request, as
     /// Django does; 1: never; clamped to 0..=1, as the server clamps it).
     /// Only --meta's "refresh_due" depends on it.
-    #[arg(long, value_name = "F")]
+    #[arg(long, value_name = "F", allow_negative_numbers = true, value_parser = parse_fraction)]
     refresh_fraction: Option<f64>,
     /// Longest cookie value accepted, in bytes (default 4096). With the
     /// three flags below: the limits of the server that set the cookie.
@@ -295,6 +308,14 @@ fn parse_window(text: &str) -> Result<Window, String> {
             .map(Window::Seconds)
             .map_err(|_| "expected whole seconds or \"none\"".to_owned()),
     }
+}
+
+/// `--refresh-fraction`: any finite number (the sealer clamps it).
+fn parse_fraction(text: &str) -> Result<f64, String> {
+    text.parse::<f64>()
+        .ok()
+        .filter(|f| f.is_finite())
+        .ok_or_else(|| "expected a number, such as 0.5".to_owned())
 }
 
 /// `KEY=LEVEL` of `--priority`. The error names neither (clap adds which
@@ -471,7 +492,8 @@ fn main() -> ExitCode {
 
 fn run(command: Command) -> Result<ExitCode, Failure> {
     match command {
-        Command::Keygen => print(&*MasterKey::generate()?.to_base64())?,
+        Command::Keygen { out: None } => print(&*MasterKey::generate()?.to_base64())?,
+        Command::Keygen { out: Some(path) } => write_new_key(&path)?,
         Command::KeyId { key } => print(key.master_key()?.key_id())?,
         Command::Seal(args) => seal(args)?,
         Command::Open(args) => open(args)?,
@@ -494,6 +516,32 @@ fn run(command: Command) -> Result<ExitCode, Failure> {
         Command::Django(args) => django::run(args)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `keygen --out`: a new key in a new file that only its owner can read.
+/// Errors do not show the path, as for a key file read (see
+/// [`read_secret_file`]).
+fn write_new_key(path: &std::path::Path) -> Result<(), Failure> {
+    use std::io::Write;
+    let key = MasterKey::generate()?;
+    let mut options = std::fs::OpenOptions::new();
+    // `create_new`: never over a key already there (O_EXCL, so not over a
+    // symbolic link either).
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::AlreadyExists => {
+            "output: the key file already exists; keygen never overwrites one".to_owned()
+        }
+        _ => format!("output: cannot create the key file: {e}"),
+    })?;
+    let line = Zeroizing::new(format!("{}\n", &*key.to_base64()));
+    file.write_all(line.as_bytes())
+        .and_then(|()| file.sync_all())
+        .map_err(|e| format!("output: cannot write the key file: {e}"))?;
+    note(format_args!("wrote a new key, id {}", key.key_id()));
+    Ok(())
 }
 
 fn inspect(token: &str, json: bool) -> Result<(), Failure> {
@@ -627,7 +675,7 @@ fn seal(args: SealArgs) -> Result<(), Failure> {
     if args.compress {
         b = b.compression(Compression::Above(256));
     }
-    let sealer = b.build()?;
+    let sealer = b.build().map_err(unusable_setting)?;
     let mut session = sealer.new_session()?;
     for (key, value) in &entries {
         let priority = args
@@ -730,6 +778,12 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
     let from_header = args.common.cookie_name(None)?;
     let (pasted_name, token) = streams::pasted_cookie(&cookie, from_header)?;
     let name = args.common.cookie_name(pasted_name)?;
+    // Key ids are public (SECURITY.md): named when no key matches.
+    let ring_ids: Vec<String> = std::iter::once(ring.primary_id())
+        .chain(ring.fallback_ids())
+        .chain(ring.incoming_ids())
+        .map(|id| id.to_string())
+        .collect();
     // Opening sets no cookie: no budget applies (a long --name must not
     // make it fail for want of room for a deletion cookie).
     let mut b = builder(&args.common, name, ring).budget(usize::MAX);
@@ -790,7 +844,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             };
             Failure::Usage(format!("{flag}: too small for an empty session"))
         }
-        e => e.into(),
+        e => unusable_setting(e),
     })?;
     let mut session = sealer.open(token).map_err(|e| match e {
         // The key id matched a key: the name is the likeliest other cause.
@@ -799,6 +853,17 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
              (--name; the __Host- prefix is part of the name)",
             e.kind()
         )),
+        Error::UnknownKeyId => {
+            let sealed_under = token::inspect_with_limits(token, &limits)
+                .map(|info| info.header.key_id.to_string())
+                .unwrap_or_default();
+            Failure::Refused(format!(
+                "{}: {e}: the cookie's is {sealed_under}, the keys given have {} \
+                 (key-id prints a key's; a retired key goes in --fallback-key-file)",
+                e.kind(),
+                ring_ids.join(", ")
+            ))
+        }
         e => Failure::refused(&e),
     })?;
     if session.opened_with_fallback() {
@@ -896,6 +961,18 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
         },
         "entries": object,
     }))?)
+}
+
+/// A sealer the flags' values keep from being built (a zero `--max-idle`,
+/// a `--name` that is no cookie name, a `--budget` too small for any
+/// cookie): a command line that cannot be used.
+fn unusable_setting(e: Error) -> Failure {
+    match e {
+        Error::InvalidSetting(_) | Error::InvalidCookie(_) | Error::TooLarge { .. } => {
+            Failure::Usage(format!("{}: {e}", e.kind()))
+        }
+        e => e.into(),
+    }
 }
 
 /// `open --reseal`: prints `session` sealed again under the primary key.

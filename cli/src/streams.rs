@@ -144,9 +144,20 @@ const SET_COOKIE_HEADER: &str = "set-cookie:";
 /// cookie's, so the first one can only end a name.
 fn cookie_pair(cookie: &str) -> (Option<&str>, &str) {
     match cookie.split_once('=') {
-        Some((name, value)) if !name.is_empty() => (Some(name.trim_end()), value.trim_start()),
-        _ => (None, cookie),
+        Some((name, value)) if !name.is_empty() => {
+            (Some(name.trim_end()), unquoted(value.trim_start()))
+        }
+        _ => (None, unquoted(cookie)),
     }
+}
+
+/// A cookie value with one pair of surrounding double quotes removed, as
+/// a server removes them from a `Cookie` header's (RFC 6265 allows them).
+fn unquoted(value: &str) -> &str {
+    value
+        .strip_prefix('"')
+        .and_then(|inner| inner.strip_suffix('"'))
+        .unwrap_or(value)
 }
 
 /// Writes `text` and a newline to stdout. A reader that went away ends the

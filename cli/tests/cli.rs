@@ -735,7 +735,13 @@ fn budget_and_priorities_drop_and_report() {
         ],
         r#"{"user":"ada"}"#,
     );
-    assert_one_line_error(&too_small, "too-large");
+    // Too small for any cookie: the flag's value cannot be used.
+    assert_usage_error(&too_small, &[]);
+    assert!(
+        stderr(&too_small).contains("too-large"),
+        "{}",
+        stderr(&too_small)
+    );
     let bad_level = run(
         &["seal", "--key", &key, "--priority", "user=urgent"],
         r#"{"user":1}"#,
@@ -1359,7 +1365,8 @@ fn open_needs_no_budget_even_for_a_very_long_cookie_name() {
     let name = "n".repeat(4050);
     // Sealing under that name cannot fit the default budget...
     let sealed = run(&["seal", "--key", &key, "--name", &name], r#"{"a":1}"#);
-    assert_one_line_error(&sealed, "too-large");
+    assert_usage_error(&sealed, &[&name]);
+    assert!(stderr(&sealed).contains("too-large"), "{}", stderr(&sealed));
     // ...nor any budget, as no browser would keep such a cookie; but a
     // token bound to it (sealed outside any cookie) opens.
     let larger = run(
@@ -2015,4 +2022,125 @@ fn limits_too_small_for_any_session_name_their_flag() {
         assert_usage_error(&o, &[&token, &key]);
         assert!(stderr(&o).contains(flag), "{}", stderr(&o));
     }
+}
+
+#[test]
+fn keygen_out_writes_a_new_file_only_its_owner_reads_and_never_overwrites() {
+    let temp = tempfile::tempdir().unwrap();
+    let path = temp.path().join("k1");
+    let path_text = path.to_str().unwrap();
+    let o = run(&["keygen", "--out", path_text], "");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(stdout(&o).is_empty(), "the key is not printed");
+    let written = std::fs::read_to_string(&path).unwrap();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+    // The key reads back, and stderr gave its id.
+    let id = run(&["key-id", "--key-file", path_text], "");
+    assert!(stderr(&o).ends_with(&stdout(&id)), "{}", stderr(&o));
+
+    let again = run(&["keygen", "--out", path_text], "");
+    assert_one_line_error(&again, "output: the key file already exists");
+    assert!(!stderr(&again).contains(path_text));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), written);
+}
+
+#[test]
+fn flag_values_no_sealer_can_take_are_usage_errors() {
+    let key = keygen();
+    let token = stdout(&run(&["seal", "--key", &key], r#"{"a":1}"#));
+    for flags in [
+        &["--max-idle", "0"][..],
+        &["--max-lifetime", "0"],
+        &["--name", "a b"],
+    ] {
+        let o = run(
+            &[&["open", "--key", &key][..], flags, &[&token]].concat(),
+            "",
+        );
+        assert_usage_error(&o, &[&token]);
+    }
+    let o = run(&["seal", "--key", &key, "--name", ""], r#"{"a":1}"#);
+    assert_usage_error(&o, &[]);
+    assert!(stderr(&o).contains("invalid-cookie"), "{}", stderr(&o));
+
+    // A negative refresh fraction is clamped, as the server clamps it; a
+    // number that is none is refused.
+    let o = run(
+        &[
+            "open",
+            "--key",
+            &key,
+            "--meta",
+            "--refresh-fraction",
+            "-1",
+            &token,
+        ],
+        "",
+    );
+    assert_eq!(success_json(&o)["session"]["refresh_due"], true);
+    for not_a_number in ["NaN", "inf"] {
+        let o = run(
+            &[
+                "open",
+                "--key",
+                &key,
+                "--refresh-fraction",
+                not_a_number,
+                &token,
+            ],
+            "",
+        );
+        assert_usage_error(&o, &[&token]);
+        assert!(stderr(&o).contains("--refresh-fraction"), "{}", stderr(&o));
+    }
+}
+
+#[test]
+fn a_quoted_cookie_value_opens_in_every_pasted_form() {
+    let key = keygen();
+    let token = stdout(&run(&["seal", "--key", &key], r#"{"a":1}"#));
+    for pasted in [
+        format!("a=1; session=\"{token}\""),
+        format!("session=\"{token}\""),
+        format!("Set-Cookie: session=\"{token}\"; Path=/"),
+        format!("\"{token}\""),
+    ] {
+        let o = run(&["open", "--key", &key, &pasted], "");
+        assert_eq!(success_json(&o), serde_json::json!({"a": 1}), "{pasted}");
+        let o = run(&["inspect", &pasted], "");
+        assert!(o.status.success(), "{pasted}: {}", stderr(&o));
+    }
+    // One pair only, as a server removes.
+    let o = run(&["open", "--key", &key, &format!("\"\"{token}\"\"")], "");
+    assert_refused(&o, "malformed");
+}
+
+#[test]
+fn an_unknown_key_id_is_named_with_the_ids_of_the_keys_given() {
+    let key = keygen();
+    let other = keygen();
+    let retired = keygen();
+    let id = |k: &str| stdout(&run(&["key-id", "--key", k], ""));
+    let token = stdout(&run(&["seal", "--key", &key], r#"{"a":1}"#));
+    let o = run(
+        &["open", "--key", &other, "--fallback-key", &retired, &token],
+        "",
+    );
+    assert_refused(&o, "unknown-key-id");
+    let err = stderr(&o);
+    assert!(
+        err.contains(&format!(
+            "the cookie's is {}, the keys given have {}, {}",
+            id(&key),
+            id(&other),
+            id(&retired)
+        )),
+        "{err}"
+    );
+    assert!(!err.contains(&key) && !err.contains(&other), "{err}");
 }
