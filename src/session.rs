@@ -924,6 +924,42 @@ impl Session {
         self.expires_at().map(system_time)
     }
 
+    /// The Unix time (seconds) the cookie this session was opened from
+    /// stops opening, if nothing re-seals it: the first of its idle
+    /// timeout (counted from [`Self::issued_at`]), its absolute lifetime
+    /// and its own expiry, as this sealer's policy has them. The cookie
+    /// still opens during that second when an idle timeout or the
+    /// lifetime ends it (a limit is exceeded only after it), not when its
+    /// own [`Expiry::At`] does (which, as Django's, ends at that instant).
+    /// `None` for a new session, or if no limit applies. To tell a user
+    /// when an unused session ends, or to see why a cookie stopped
+    /// opening.
+    ///
+    /// ```
+    /// use sealed_session::{FixedClock, KeyRing, MasterKey, Sealer};
+    /// use std::{sync::Arc, time::Duration};
+    /// let clock = Arc::new(FixedClock::new(1_700_000_000));
+    /// let sealer = Sealer::builder(KeyRing::new(MasterKey::generate()?))
+    ///     .max_idle(Duration::from_secs(3600))
+    ///     .clock(clock.clone())
+    ///     .build()?;
+    /// let mut session = sealer.new_session()?;
+    /// assert_eq!(session.cookie_expires_at(), None);
+    /// session.insert("user", "ada")?;
+    /// let cookie = sealer.seal(&mut session)?;
+    /// clock.advance(600);
+    /// let opened = sealer.open(&cookie)?;
+    /// assert_eq!(opened.cookie_expires_at(), Some(1_700_000_000 + 3600));
+    /// // Saved now, it would last until an hour from now.
+    /// assert_eq!(opened.expires_at(), Some(1_700_000_600 + 3600));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn cookie_expires_at(&self) -> Option<u64> {
+        let issued_at = self.issued_at?;
+        self.expiry_age_at(issued_at)
+            .map(|age| issued_at.saturating_add(age))
+    }
+
     pub(crate) fn expiry_age_at(&self, now: u64) -> Option<u64> {
         let idle = self.policy.max_idle;
         let lifetime = self.policy.max_lifetime.map(|l| {

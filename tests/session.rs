@@ -150,6 +150,57 @@ fn depth_limit_applies_on_insert_so_sealed_values_read_back() {
     );
 }
 
+/// `cookie_expires_at` is when the cookie stops opening, whichever limit
+/// ends it (this file's sealer: idle 1000 s, lifetime 5000 s).
+#[test]
+fn cookie_expires_at_is_the_last_second_the_cookie_opens() {
+    let clock = Arc::new(FixedClock::new(T0));
+    let sealer = sealer_with(KeyRing::new(key(1)), &clock);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("user", "ada").unwrap();
+    assert_eq!(s.cookie_expires_at(), None, "not opened from a cookie");
+    let mut cookie = sealer.seal(&mut s).unwrap();
+    // Re-sealed every 900 s: the idle timeout ends each cookie, until the
+    // lifetime ends the last one first.
+    let mut ends = Vec::new();
+    for _ in 0..5 {
+        clock.advance(900);
+        let mut opened = sealer.open(&cookie).unwrap();
+        ends.push(opened.cookie_expires_at().unwrap() - T0);
+        opened.mark_modified();
+        cookie = sealer.seal(&mut opened).unwrap();
+    }
+    assert_eq!(ends, [1000, 1900, 2800, 3700, 4600], "the idle timeout");
+    clock.advance(100);
+    let end = sealer.open(&cookie).unwrap().cookie_expires_at().unwrap();
+    assert_eq!(end, T0 + 5000, "the lifetime");
+    clock.set(end);
+    assert_eq!(sealer.open(&cookie).err(), None, "opens at its last second");
+    clock.set(end + 1);
+    assert_eq!(
+        sealer.open(&cookie).err(),
+        Some(Error::Expired(Expired::Lifetime))
+    );
+
+    // Its own expiry, when that comes first.
+    clock.set(T0);
+    let mut s = sealer.new_session().unwrap();
+    s.insert("user", "ada").unwrap();
+    s.set_expiry(Expiry::At(T0 + 300));
+    let cookie = sealer.seal(&mut s).unwrap();
+    clock.set(T0 + 10);
+    let opened = sealer.open(&cookie).unwrap();
+    assert_eq!(opened.cookie_expires_at(), Some(T0 + 300));
+    // Which, as Django's, ends at that instant.
+    clock.set(T0 + 299);
+    assert_eq!(sealer.open(&cookie).err(), None);
+    clock.set(T0 + 300);
+    assert_eq!(
+        sealer.open(&cookie).err(),
+        Some(Error::Expired(Expired::Session))
+    );
+}
+
 #[test]
 fn an_idle_timeout_beyond_the_lifetime_is_warned_about() {
     let day = Duration::from_secs(86_400);

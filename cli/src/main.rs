@@ -260,8 +260,10 @@ struct OpenArgs {
     #[arg(long, value_name = "N")]
     max_entries: Option<usize>,
     /// Print {"session": {...}, "entries": {...}}: beside the entries, the
-    /// session id, created-at and issued-at (Unix seconds), whether the
-    /// payload was compressed, its own expiry
+    /// session id, created-at and issued-at (Unix seconds), when the
+    /// cookie stops opening unless re-sealed ("cookie_expires_at": the
+    /// first of its idle timeout, lifetime and own expiry under this time
+    /// policy, or null), whether the payload was compressed, its own expiry
     /// ("default", "browser-session", {"at": UNIX_SECS} or {"idle": SECS}),
     /// whether a fallback key opened it, whether a server with this time
     /// policy would re-seal it now (sliding refresh), each entry's
@@ -952,6 +954,7 @@ fn open(args: OpenArgs) -> Result<(), Failure> {
             "id": session.id().to_string(),
             "created_at": session.created_at(),
             "issued_at": session.issued_at(),
+            "cookie_expires_at": session.cookie_expires_at(),
             "compressed": compressed,
             "expiry": expiry,
             "opened_with_fallback": session.opened_with_fallback(),

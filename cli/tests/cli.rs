@@ -1419,6 +1419,8 @@ fn open_meta_shows_the_session_id_times_expiry_and_priorities() {
                 "id": session.id().to_string(),
                 "created_at": created_at,
                 "issued_at": 1_767_225_600,
+                // Its own 600-second idle window ends it first.
+                "cookie_expires_at": 1_767_226_200,
                 "compressed": false,
                 "expiry": {"idle": 600},
                 "opened_with_fallback": false,
