@@ -115,8 +115,14 @@ impl App {
         };
         // The page depends on the cookie: shared caches must key it by it.
         let mut headers = vec![("Vary", "Cookie".to_owned())];
-        if let Some(set_cookie) = action.header_value() {
-            headers.push(("Set-Cookie", set_cookie.to_owned()));
+        // Each `Set-Cookie` the save calls for, one header apiece: the
+        // session cookie and, after a rename (`previous_cookie_name`), the
+        // deletion of the old cookie the request carried.
+        let set_cookies = self.sealer.set_cookie_headers(&request, &action);
+        for set_cookie in &set_cookies {
+            headers.push(("Set-Cookie", (*set_cookie).to_owned()));
+        }
+        if !set_cookies.is_empty() {
             // No cache may hand one visitor's new cookie to the next.
             headers.push(("Cache-Control", "private".to_owned()));
         }

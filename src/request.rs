@@ -68,6 +68,54 @@ pub struct RequestSession {
     /// None opened, and the request's only candidate was a cookie of the
     /// previous name that failed for a reason every server would agree on.
     previous_rejected_for_good: bool,
+    /// The request carried a cookie of the previous name (opened or not).
+    carried_previous_name: bool,
+}
+
+/// A request's `Cookie` headers, passed on unchanged while noting whether
+/// one carries a cookie of the previous name (whose deletion the response
+/// may then need: [`Sealer::set_cookie_headers`]).
+struct Headers<'n, I> {
+    inner: I,
+    previous_name: Option<&'n str>,
+    carried_previous_name: bool,
+}
+
+impl<'n, I> Headers<'n, I>
+where
+    I: Iterator,
+    I::Item: AsRef<[u8]>,
+{
+    fn new(inner: I, previous_name: Option<&'n str>) -> Self {
+        Headers {
+            inner,
+            previous_name,
+            carried_previous_name: false,
+        }
+    }
+
+    /// Whether any header, those not read yet included, carries a cookie
+    /// of the previous name.
+    fn carried_previous_name(mut self) -> bool {
+        while !self.carried_previous_name && self.next().is_some() {}
+        self.carried_previous_name
+    }
+}
+
+impl<I> Iterator for Headers<'_, I>
+where
+    I: Iterator,
+    I::Item: AsRef<[u8]>,
+{
+    type Item = I::Item;
+
+    fn next(&mut self) -> Option<I::Item> {
+        let header = self.inner.next()?;
+        if let (Some(name), false) = (self.previous_name, self.carried_previous_name) {
+            self.carried_previous_name = carries_cookie(header.as_ref(), name);
+        }
+        Some(header)
+    }
 }
 
 /// A cookie that authenticated but could not be checked for revocation
@@ -157,6 +205,7 @@ impl RequestSession {
             held_back: None,
             from_previous_name: false,
             previous_rejected_for_good: false,
+            carried_previous_name: false,
         }
     }
 
@@ -176,16 +225,24 @@ impl RequestSession {
     /// any save of a request that carried a cookie of the previous name)
     /// sets or deletes the cookie, send
     /// [`Sealer::previous_cookie_removal`] beside it (the HTTP layer
-    /// does).
+    /// does; [`Sealer::set_cookie_headers`] lists both).
     pub fn opened_from_previous_name(&self) -> bool {
         self.from_previous_name
+    }
+
+    /// Whether the request carried a cookie of the sealer's previous name,
+    /// whether or not it opened ([`Sealer::set_cookie_headers`] then
+    /// deletes it when due).
+    pub fn carried_previous_name(&self) -> bool {
+        self.carried_previous_name
     }
 
     /// Whether no session opened and the request's only candidate, a
     /// cookie of the previous name, failed for a reason every server would
     /// agree on (tampered, malformed, expired, revoked, …). Send
     /// [`Sealer::previous_cookie_removal`] with the response, whatever its
-    /// save does (the HTTP layer does): otherwise that cookie is tried,
+    /// save does (the HTTP layer does, and [`Sealer::set_cookie_headers`]
+    /// lists it): otherwise that cookie is tried,
     /// and fails, on every request that carries no session cookie. A
     /// cookie that failed only here (an unknown key, a store that could
     /// not answer) is kept.
@@ -323,6 +380,7 @@ impl Selection {
             // Old-name cookies are tried only when the request has no
             // cookie of the current name, so one try is one such cookie.
             previous_rejected_for_good: !self.capped && self.tried == 1 && self.previous_for_good,
+            carried_previous_name: false,
         })
     }
 }
@@ -341,7 +399,6 @@ fn header_text(header: &[u8]) -> Cow<'_, str> {
 
 /// Whether one `Cookie` header holds a cookie called `name`, by the rule
 /// that opening applies.
-#[cfg(feature = "axum")]
 pub(crate) fn carries_cookie(header: &[u8], name: &str) -> bool {
     named_values(&header_text(header), name).next().is_some()
 }
@@ -442,9 +499,21 @@ impl Sealer {
         I::Item: AsRef<[u8]>,
     {
         self.check_sync_request()?;
+        let mut headers = Headers::new(cookie_headers.into_iter(), self.previous_cookie_name());
+        let mut request = self.open_request_from(&mut headers)?;
+        request.carried_previous_name = headers.carried_previous_name();
+        Ok(request)
+    }
+
+    /// [`Sealer::open_request`], its headers read through [`Headers`].
+    fn open_request_from<I>(&self, headers: &mut Headers<'_, I>) -> Result<RequestSession, Error>
+    where
+        I: Iterator,
+        I::Item: AsRef<[u8]>,
+    {
         let mut selection = Selection::default();
         let mut previous = Vec::new();
-        for header in cookie_headers {
+        for header in headers.by_ref() {
             let text = header_text(header.as_ref());
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
@@ -521,9 +590,29 @@ impl Sealer {
         I: IntoIterator,
         I::Item: AsRef<[u8]>,
     {
+        let previous_name = self.previous_cookie_name().filter(|_| use_previous);
+        let mut headers = Headers::new(cookie_headers.into_iter(), previous_name);
+        let mut request = self
+            .open_request_async_from(&mut headers, use_previous)
+            .await?;
+        request.carried_previous_name = headers.carried_previous_name();
+        Ok(request)
+    }
+
+    /// [`Sealer::open_request_async_by`], its headers read through
+    /// [`Headers`].
+    async fn open_request_async_from<I>(
+        &self,
+        headers: &mut Headers<'_, I>,
+        use_previous: bool,
+    ) -> Result<RequestSession, Error>
+    where
+        I: Iterator,
+        I::Item: AsRef<[u8]>,
+    {
         let mut selection = Selection::default();
         let mut previous = Vec::new();
-        'headers: for header in cookie_headers {
+        'headers: for header in headers.by_ref() {
             let text = header_text(header.as_ref());
             for value in named_values(&text, &self.cookie_name) {
                 if !selection.may_try(self.max_cookies_tried) {
@@ -567,6 +656,54 @@ impl Sealer {
             }
         }
         selection.fresh(self)
+    }
+
+    /// The `Set-Cookie` header values the response to `request` sends, in
+    /// order, given the `action` of its save (`saved.action`, or
+    /// [`CookieAction::Unchanged`] when the host chose to send none): the
+    /// session cookie or its deletion, then the deletion of a cookie of
+    /// the previous name ([`SealerBuilder::previous_cookie_name`](crate::SealerBuilder::previous_cookie_name))
+    /// that the request carried, when the session cookie is set or deleted
+    /// or when that old cookie failed for good
+    /// ([`RequestSession::previous_cookie_rejected_for_good`]), as the
+    /// HTTP layer sends them. Send each as a header of its own. Without
+    /// the old cookie's deletion, a logout would not hold: the old cookie,
+    /// still in the browser, would open on the next request.
+    ///
+    /// ```
+    /// use sealed_session::{KeyRing, MasterKey, Sealer};
+    /// let key = MasterKey::generate()?.to_base64();
+    /// let ring = || key.parse::<MasterKey>().map(KeyRing::new);
+    /// let before = Sealer::builder(ring()?).build()?; // cookie `session`
+    /// let mut session = before.new_session()?;
+    /// session.insert("user", 42)?;
+    /// let old_cookie = before.seal(&mut session)?;
+    ///
+    /// // Renamed: the old cookie still opens, until its logout deletes both.
+    /// let sealer = Sealer::builder(ring()?)
+    ///     .cookie_name("__Host-id")
+    ///     .previous_cookie_name("session")
+    ///     .build()?;
+    /// let mut request = sealer.open_request([format!("session={old_cookie}")])?;
+    /// assert!(request.opened_from_previous_name());
+    /// request.session_mut().flush()?;
+    /// let saved = sealer.save_request(&mut request)?;
+    /// let headers = sealer.set_cookie_headers(&request, &saved.action);
+    /// assert_eq!(headers.len(), 2);
+    /// assert!(headers[0].starts_with("__Host-id=;") && headers[1].starts_with("session=;"));
+    /// # Ok::<(), sealed_session::Error>(())
+    /// ```
+    pub fn set_cookie_headers<'a>(
+        &'a self,
+        request: &RequestSession,
+        action: &'a CookieAction,
+    ) -> Vec<&'a str> {
+        let session_cookie = action.header_value();
+        let previous_removal = self.previous_cookie_removal().filter(|_| {
+            request.carried_previous_name
+                && (session_cookie.is_some() || request.previous_rejected_for_good)
+        });
+        session_cookie.into_iter().chain(previous_removal).collect()
     }
 
     /// Saves a request's session for the response, as [`Sealer::save`]

@@ -822,6 +822,7 @@ impl Sealer {
     /// layer does; otherwise a logout leaves the old cookie to open the
     /// next request. Send it alone when
     /// [`RequestSession::previous_cookie_rejected_for_good`](crate::RequestSession::previous_cookie_rejected_for_good).
+    /// [`Sealer::set_cookie_headers`] applies these rules.
     pub fn previous_cookie_removal(&self) -> Option<&str> {
         self.previous.as_ref().map(|(_, removal)| removal.as_str())
     }

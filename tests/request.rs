@@ -1232,3 +1232,88 @@ proptest::proptest! {
         }
     }
 }
+
+/// `set_cookie_headers` adds the old name's deletion to what the save sends
+/// whenever the request carried such a cookie (wherever in its headers),
+/// as the HTTP layer does: a logout then holds for a browser that still
+/// has the old cookie.
+#[test]
+fn set_cookie_headers_delete_a_cookie_of_the_previous_name_the_request_carried() {
+    let clock = clock();
+    let old = builder(&clock).cookie_name("old").build().unwrap();
+    let sealer = builder(&clock).previous_cookie_name("old").build().unwrap();
+    let removal = sealer.previous_cookie_removal().unwrap();
+    let (was, is) = (cookie_with(&old, "was"), cookie_with(&sealer, "is"));
+    let headers_of = |request: &mut RequestSession| {
+        let saved = sealer.save_request(request).unwrap();
+        let headers: Vec<String> = sealer
+            .set_cookie_headers(request, &saved.action)
+            .into_iter()
+            .map(str::to_owned)
+            .collect();
+        headers
+    };
+
+    // Opened from the old cookie and logged out: both cookies deleted.
+    let mut request = sealer.open_request([format!("old={was}")]).unwrap();
+    assert!(request.carried_previous_name());
+    request.session_mut().flush().unwrap();
+    let headers = headers_of(&mut request);
+    assert_eq!(headers.len(), 2, "{headers:?}");
+    assert!(headers[0].starts_with("id=;"), "{headers:?}");
+    assert_eq!(headers[1], removal);
+    // ...and the old cookie would otherwise still open.
+    assert!(sealer
+        .open_request([format!("old={was}")])
+        .unwrap()
+        .opened_from_previous_name());
+
+    // The current cookie opened, the old one in a later header: a write
+    // deletes it too (it opened on no request, but would after a logout).
+    let lines = [format!("id={is}"), format!("theme=dark; old={was}")];
+    let mut request = sealer.open_request(&lines).unwrap();
+    assert!(!request.opened_from_previous_name());
+    assert!(request.carried_previous_name());
+    request.session_mut().insert("n", 1).unwrap();
+    let headers = headers_of(&mut request);
+    assert_eq!(headers.len(), 2, "{headers:?}");
+    assert!(headers[0].starts_with("id="));
+    assert_eq!(headers[1], removal);
+    // Unchanged, nothing is sent, the old cookie's deletion neither.
+    let mut request = sealer.open_request(&lines).unwrap();
+    assert_eq!(headers_of(&mut request), Vec::<String>::new());
+
+    // An old cookie that failed for good goes even with nothing else.
+    let mut request = sealer.open_request([format!("old={is}")]).unwrap();
+    assert!(request.previous_cookie_rejected_for_good());
+    assert_eq!(headers_of(&mut request), [removal]);
+
+    // No old cookie: only the session cookie.
+    let mut request = sealer.open_request([format!("id={is}")]).unwrap();
+    assert!(!request.carried_previous_name());
+    request.session_mut().flush().unwrap();
+    let headers = headers_of(&mut request);
+    assert_eq!(headers.len(), 1, "{headers:?}");
+    assert!(headers[0].starts_with("id=;"));
+}
+
+/// The same through the asynchronous forms, on a sealer with a store.
+#[tokio::test]
+async fn set_cookie_headers_apply_to_the_asynchronous_request_api() {
+    let clock = clock();
+    let old = builder(&clock).cookie_name("old").build().unwrap();
+    let sealer = builder(&clock)
+        .previous_cookie_name("old")
+        .overflow_store(Arc::new(MemoryStore::with_clock(clock.clone())))
+        .build()
+        .unwrap();
+    let was = cookie_with(&old, "was");
+    let lines = ["theme=dark".to_owned(), format!("old={was}")];
+    let mut request = sealer.open_request_async(&lines).await.unwrap();
+    assert!(request.opened_from_previous_name() && request.carried_previous_name());
+    request.session_mut().flush().unwrap();
+    let saved = sealer.save_request_async(&mut request).await.unwrap();
+    let headers = sealer.set_cookie_headers(&request, &saved.action);
+    assert_eq!(headers.len(), 2, "{headers:?}");
+    assert_eq!(Some(headers[1]), sealer.previous_cookie_removal());
+}
