@@ -236,6 +236,13 @@ impl CookieSettings {
         self.partitioned
     }
 
+    /// Logs at `WARN` each of [`Self::overridden`] for `name`.
+    pub(crate) fn warn_overridden(&self, name: &str) {
+        for (setting, by) in self.overridden(name) {
+            warn_setting_overridden(setting, by);
+        }
+    }
+
     /// The configured attributes that `name`'s prefix, `SameSite=None` or
     /// `Partitioned` override, each with what overrides it: all of them
     /// were set on purpose (none is a default), so a sealer warns of them.
@@ -429,6 +436,16 @@ impl CookieSettings {
         }
         Ok(())
     }
+}
+
+/// Logs that a cookie setting given (`setting`) is overridden, and by what.
+pub(crate) fn warn_setting_overridden(setting: &'static str, by: &'static str) {
+    tracing::warn!(
+        event = "cookie-setting-overridden",
+        setting,
+        by,
+        "a cookie setting given is overridden, as browsers require"
+    );
 }
 
 /// The cookie-name prefix that binds a cookie to this host.

@@ -1028,10 +1028,10 @@ impl StoreRefusals {
     /// last WARN)` when this one is to be a WARN.
     fn warn_now(&self, now: u64) -> Option<u64> {
         let next = self.next_warn.load(Ordering::Relaxed);
+        let next_after = now.saturating_add(STORE_WARN_INTERVAL);
         // A clock set back would otherwise silence the WARNs until it
         // caught up again.
-        let due = now >= next || next > now.saturating_add(STORE_WARN_INTERVAL);
-        let next_after = now.saturating_add(STORE_WARN_INTERVAL);
+        let due = now >= next || next > next_after;
         if due
             && self
                 .next_warn

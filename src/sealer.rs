@@ -638,14 +638,7 @@ impl SealerBuilder {
                 );
             }
         }
-        for (setting, by) in self.cookie.overridden(&self.cookie_name) {
-            tracing::warn!(
-                event = "cookie-setting-overridden",
-                setting,
-                by,
-                "a cookie setting given is overridden, as browsers require"
-            );
-        }
+        self.cookie.warn_overridden(&self.cookie_name);
         let removal = self.cookie.removal(&self.cookie_name);
         let previous_settings = self.previous_cookie.as_ref().and_then(|(_, s)| s.clone());
         let previous = match self.previous_cookie {

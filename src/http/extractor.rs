@@ -148,12 +148,9 @@ impl LazySession {
                 let cookies = state.cookies.as_slice();
                 let opened = sealer.open_request_async_by(cookies, self.uses_previous_name());
                 let opened = opened.await?;
-                if let Some(previous) = self.previous_name() {
-                    state.carried_previous =
-                        state.cookies.as_slice().iter().any(|value| {
-                            crate::request::carries_cookie(value.as_bytes(), previous)
-                        });
-                }
+                // Found while opening, in every header (none when the
+                // previous name is another layer's).
+                state.carried_previous = opened.carried_previous_name();
                 state.cookies = CookieHeaders::One(None);
                 opened
             }

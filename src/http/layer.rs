@@ -772,12 +772,7 @@ impl SessionLayerBuilder {
         // would be host-only, and its host-only deletion would delete it).
         let host_only = has_prefix(sealer.cookie_name(), HOST_PREFIX);
         if host_only && !self.domains.is_empty() {
-            tracing::warn!(
-                event = "cookie-setting-overridden",
-                setting = "domains",
-                by = "the __Host- prefix",
-                "a cookie setting given is overridden, as browsers require"
-            );
+            crate::cookie::warn_setting_overridden("domains", "the __Host- prefix");
         }
         if !host_only {
             let host_only = sealer.cookie_settings().clone().host_only();
