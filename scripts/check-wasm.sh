@@ -135,7 +135,9 @@ echo "$target: README's edge snippet builds"
 # The counts must equal the native `verify-vectors` run's. The same cdylib
 # exports `host_roundtrip`, which takes the clock and the generator from
 # JavaScript imports, as a Workers-style host would, and seals, opens,
-# re-seals and deletes a session with them.
+# re-seals and deletes a session with them, and `async_store_roundtrip`,
+# which keeps a cart in an overflow store whose futures are not `Send` (as
+# a store over a JavaScript key-value binding's promises is).
 if ! command -v node >/dev/null 2>&1; then
     not_checked "node is missing (Debian: apt-get install nodejs): vectors, host round trip and $target/wasm32-wasip1 programs NOT checked"
     exit 0
@@ -152,8 +154,20 @@ cat >"$vectors_crate/src/lib.rs" <<'RUST'
 //! generator, checked in WebAssembly.
 use std::sync::Arc;
 
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::rc::Rc;
+use std::sync::Mutex;
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use sealed_session::store::{BoxFuture, OverflowStore};
 use sealed_session::vectors::{check_file_text, BUDGET_FILE, FORMAT_FILE, OVERFLOW_FILE};
-use sealed_session::{Clock, CookieAction, Error, KeyRing, MasterKey, RandomSource, Sealer};
+use sealed_session::{
+    Clock, CookieAction, Error, KeyRing, MasterKey, Priority, RandomSource, Sealer, StoreError,
+};
 
 const FILES: [(&str, &str); 3] = [
     (FORMAT_FILE, include_str!("format-v1.json")),
@@ -277,11 +291,131 @@ fn roundtrip() -> Result<(), u32> {
         _ => Err(20),
     }
 }
+
+/// A call into the host that completes on the second poll, as a
+/// JavaScript promise does; it holds an `Rc`, as
+/// `wasm_bindgen_futures::JsFuture` does, so it is not `Send`.
+struct HostPromise(Rc<Cell<bool>>);
+
+impl Future for HostPromise {
+    type Output = ();
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        if self.0.replace(true) {
+            Poll::Ready(())
+        } else {
+            cx.waker().wake_by_ref();
+            Poll::Pending
+        }
+    }
+}
+
+fn host_call() -> HostPromise {
+    HostPromise(Rc::new(Cell::new(false)))
+}
+
+/// An overflow store over a host key-value binding: each call awaits a
+/// future that is not `Send`, with no wrapper asserting that it is.
+#[derive(Default)]
+struct HostKv(Mutex<HashMap<String, Vec<u8>>>);
+
+impl HostKv {
+    fn blobs(&self) -> usize {
+        self.0.lock().map_or(usize::MAX, |blobs| blobs.len())
+    }
+}
+
+impl OverflowStore for HostKv {
+    fn put<'a>(&'a self, key: &'a str, blob: Vec<u8>, _ttl: Duration) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            let pending = host_call();
+            pending.await;
+            let mut blobs = self.0.lock().map_err(|_| Error::Store(StoreError::Unavailable))?;
+            blobs.insert(key.to_owned(), blob);
+            Ok(())
+        })
+    }
+    fn get<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<Option<Vec<u8>>, Error>> {
+        Box::pin(async move {
+            host_call().await;
+            let blobs = self.0.lock().map_err(|_| Error::Store(StoreError::Unavailable))?;
+            Ok(blobs.get(key).cloned())
+        })
+    }
+    fn delete<'a>(&'a self, key: &'a str) -> BoxFuture<'a, Result<(), Error>> {
+        Box::pin(async move {
+            host_call().await;
+            let mut blobs = self.0.lock().map_err(|_| Error::Store(StoreError::Unavailable))?;
+            blobs.remove(key);
+            Ok(())
+        })
+    }
+}
+
+/// Polls `future` to completion, as the host's event loop would (at most
+/// 100 polls: the store's calls each suspend once).
+fn block_on<F: Future>(future: F) -> Result<F::Output, u32> {
+    let mut future = std::pin::pin!(future);
+    let mut cx = Context::from_waker(Waker::noop());
+    for _ in 0..100 {
+        if let Poll::Ready(output) = future.as_mut().poll(&mut cx) {
+            return Ok(output);
+        }
+    }
+    Err(40)
+}
+
+/// 0 when a session whose cart does not fit in the cookie moves it to the
+/// host's key-value store, loads it back on the next request and deletes
+/// it at logout, through the async request API; otherwise the number of
+/// the step that failed.
+#[no_mangle]
+pub extern "C" fn async_store_roundtrip() -> u32 {
+    match async_store() {
+        Ok(()) => 0,
+        Err(step) => step,
+    }
+}
+
+fn async_store() -> Result<(), u32> {
+    let kv = Arc::new(HostKv::default());
+    let key = MasterKey::generate_with(&HostRandom).map_err(|_| 21u32)?;
+    let sealer = Sealer::builder(KeyRing::new(key))
+        .cookie_name("__Host-session")
+        .clock(Arc::new(HostClock))
+        .random(Arc::new(HostRandom))
+        .overflow_store(kv.clone())
+        .build()
+        .map_err(|_| 22u32)?;
+    let cart = "line ".repeat(1200);
+    let mut request = block_on(sealer.open_request_async(None::<&str>))?.map_err(|_| 23u32)?;
+    let session = request.session_mut();
+    session.insert_with_priority("user_id", 42u64, Priority::Critical).map_err(|_| 24u32)?;
+    session.insert_with_priority("cart", &cart, Priority::Low).map_err(|_| 24u32)?;
+    let saved = block_on(sealer.save_request_async(&mut request))?.map_err(|_| 25u32)?;
+    let header = saved.action.header_value().ok_or(26u32)?;
+    if header.len() > 4096 || kv.blobs() != 1 {
+        return Err(27);
+    }
+    let cookie = header.split(';').next().ok_or(28u32)?;
+    let mut next = block_on(sealer.open_request_async([cookie]))?.map_err(|_| 29u32)?;
+    block_on(sealer.load_overflow(next.session_mut()))?.map_err(|_| 30u32)?;
+    let session = next.session();
+    if session.get::<String>("cart") != Ok(Some(cart)) || session.get::<u64>("user_id") != Ok(Some(42)) {
+        return Err(31);
+    }
+    next.session_mut().flush().map_err(|_| 32u32)?;
+    let saved = block_on(sealer.save_request_async(&mut next))?.map_err(|_| 33u32)?;
+    match saved.action {
+        CookieAction::Delete(_) if kv.blobs() == 0 => Ok(()),
+        _ => Err(34),
+    }
+}
 RUST
 echo "cargo build (vectors cdylib) --target $target"
 CARGO_TARGET_DIR="$PWD/target" cargo build --quiet --manifest-path "$vectors_crate/Cargo.toml" --target "$target"
 wasm="$PWD/target/$target/debug/wasm_vectors_check.wasm"
-# Prints the vectors' counts, then the round trip's step (0: passed).
+# Prints the vectors' counts, then the round trip's step and the async
+# store's (0: passed).
 node_out=$(node -e '
 const bytes = require("fs").readFileSync(process.argv[1]);
 const { webcrypto } = require("crypto");
@@ -298,13 +432,15 @@ WebAssembly.instantiate(bytes, { host }).then(({ instance }) => {
   const r = instance.exports.run();
   console.log(`${r >>> 16} passed, ${r & 0xffff} failed`);
   console.log(instance.exports.host_roundtrip());
+  console.log(instance.exports.async_store_roundtrip());
 }).catch((e) => {
   console.error(e);
   process.exit(1);
 });
 ' "$wasm")
-in_wasm=$(head -n 1 <<<"$node_out")
-roundtrip=$(tail -n 1 <<<"$node_out")
+in_wasm=$(sed -n 1p <<<"$node_out")
+roundtrip=$(sed -n 2p <<<"$node_out")
+async_store=$(sed -n 3p <<<"$node_out")
 # A failing native run must reach the comparison below, not stop the
 # script here.
 native_run=$(cargo run --quiet -p sealed-session-cli -- verify-vectors test-vectors || true)
@@ -319,6 +455,11 @@ if [[ "$roundtrip" != "0" ]]; then
     exit 1
 fi
 echo "$target (Node.js): a session sealed, opened, re-sealed and deleted on Date.now and crypto.getRandomValues"
+if [[ "$async_store" != "0" ]]; then
+    echo "$target: the overflow store whose futures are not Send failed at step $async_store" >&2
+    exit 1
+fi
+echo "$target (Node.js): an overflow store awaiting futures that are not Send moved a cart out of the cookie, loaded it back and deleted it at logout"
 
 # README's edge snippet run under Node.js through wasm-bindgen's glue, when
 # the wasm-bindgen CLI of the version Cargo.lock pins is installed

@@ -65,8 +65,34 @@ pub mod testing;
 pub use crate::redis_store::{RedisRevocations, RedisStore};
 pub use memory::{MemoryStore, DEFAULT_MAX_BYTES};
 
-/// A boxed, `Send` future: what the store traits return.
+/// A boxed future: what the store traits return.
+///
+/// `Send` on every target but one: WebAssembly without threads (a
+/// `wasm32` target without the `atomics` target feature) when the `axum`
+/// feature is off. There nothing runs on another thread, and the future
+/// of a JavaScript promise (`wasm_bindgen_futures::JsFuture`, which an
+/// edge runtime's key-value binding returns) is not `Send`, so a store
+/// over such a binding awaits it directly, without a wrapper that asserts
+/// `Send`. With the `axum` feature the bound stays everywhere, because
+/// axum's router requires `Send` futures.
+#[cfg(not(all(
+    target_family = "wasm",
+    not(target_feature = "atomics"),
+    not(feature = "axum")
+)))]
 pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A boxed future: what the store traits return.
+///
+/// Not `Send` here (WebAssembly without threads and without the `axum`
+/// feature): the future of a JavaScript promise is not `Send`, and
+/// nothing runs on another thread.
+#[cfg(all(
+    target_family = "wasm",
+    not(target_feature = "atomics"),
+    not(feature = "axum")
+))]
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + 'a>>;
 
 /// Server-side storage for entries that do not fit in the cookie.
 ///
