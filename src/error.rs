@@ -96,9 +96,10 @@ pub enum Error {
     #[error("value could not be {0}")]
     Value(ValueError),
 
-    /// The random source failed (no entropy available), or none was given
-    /// on a target without an operating-system generator
-    /// (`wasm32-unknown-unknown`).
+    /// The random source failed (no entropy available), gave only zero
+    /// bytes (it returned without writing: a nonce, session id or key of
+    /// 16 or more bytes is refused then), or none was given on a target
+    /// without an operating-system generator (`wasm32-unknown-unknown`).
     #[error("random source failed")]
     Random,
 

@@ -151,7 +151,7 @@ impl MasterKey {
     /// The source's error ([`Error::Random`] from the crate's sources).
     pub fn generate_with(random: &dyn RandomSource) -> Result<Self, Error> {
         let mut bytes = Zeroizing::new(vec![0u8; GENERATED_KEY_LEN]);
-        random.fill(&mut bytes)?;
+        crate::random::fill_nonzero(random, &mut bytes)?;
         Ok(MasterKey(bytes))
     }
 

@@ -155,7 +155,7 @@ impl Sealer {
         // A new blob reference, drawn only when no bound blob may be kept.
         let fresh_reference = || -> Result<[u8; SESSION_ID_LEN], Error> {
             let mut fresh = [0u8; SESSION_ID_LEN];
-            self.random.fill(&mut fresh)?;
+            crate::random::fill_nonzero(&*self.random, &mut fresh)?;
             Ok(fresh)
         };
         let fresh = match bound_ref {

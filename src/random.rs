@@ -14,6 +14,10 @@ use crate::Error;
 pub trait RandomSource: Send + Sync + 'static {
     /// Fills `buf` with random bytes, or reports that no entropy is available.
     ///
+    /// The crate clears `buf` before the call and refuses a result of all
+    /// zero bytes with [`Error::Random`], so a source that returns `Ok`
+    /// without writing fails every seal instead of repeating a nonce.
+    ///
     /// # Errors
     ///
     /// [`Error::Random`] when no entropy is available (the crate's sources
@@ -38,6 +42,25 @@ impl RandomSource for OsRandom {
     }
 }
 
+/// Fills `buf` (at least 16 bytes) from `random`, refusing a result of all
+/// zero bytes with [`Error::Random`].
+///
+/// The buffer is cleared first, so a source that returns `Ok` without
+/// writing (a host binding that filled a copy of the memory, not the
+/// memory itself, or a stub) is refused instead of sealing every cookie
+/// under one nonce, which would expose the keystream and let cookies be
+/// forged. Sixteen or more random bytes are all zero with probability
+/// 2^-128 at most.
+pub(crate) fn fill_nonzero(random: &dyn RandomSource, buf: &mut [u8]) -> Result<(), Error> {
+    debug_assert!(buf.len() >= 16, "too short to refuse all zeros");
+    buf.fill(0);
+    random.fill(buf)?;
+    if buf.iter().all(|&byte| byte == 0) {
+        return Err(Error::Random);
+    }
+    Ok(())
+}
+
 impl<R: RandomSource> RandomSource for std::sync::Arc<R> {
     fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
         (**self).fill(buf)
@@ -55,7 +78,8 @@ pub(crate) fn default_source() -> Option<std::sync::Arc<dyn RandomSource>> {
     None
 }
 
-/// Each fill is one repeated byte, counting up: for tests, and for the
+/// Each fill is one repeated byte, counting up from 1 (never 0, which
+/// [`fill_nonzero`] refuses): for tests, and for the
 /// budget vectors, whose outcome (sizes, kept and dropped keys) does not
 /// depend on the session id or the nonce, so that they also run where the
 /// platform offers no generator (`wasm32-unknown-unknown`). Never a
@@ -67,8 +91,8 @@ pub(crate) struct CountingRandom(core::sync::atomic::AtomicU8);
 #[cfg(any(test, feature = "vectors"))]
 impl RandomSource for CountingRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
-        let byte = self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
-        buf.fill(byte);
+        let count = self.0.fetch_add(1, core::sync::atomic::Ordering::Relaxed);
+        buf.fill(count % 255 + 1);
         Ok(())
     }
 }

@@ -474,7 +474,7 @@ impl Sealer {
             (Some(_), Some((sid, reference))) if sid == session.id => Some(reference),
             (Some(_), _) => {
                 let mut fresh = [0u8; SESSION_ID_LEN];
-                self.random.fill(&mut fresh)?;
+                crate::random::fill_nonzero(&*self.random, &mut fresh)?;
                 Some(fresh)
             }
         };

@@ -34,7 +34,7 @@ impl SessionId {
 
     pub(crate) fn random(random: &dyn RandomSource) -> Result<Self, Error> {
         let mut id = [0u8; SESSION_ID_LEN];
-        random.fill(&mut id)?;
+        crate::random::fill_nonzero(random, &mut id)?;
         Ok(SessionId(id))
     }
 }

@@ -328,7 +328,7 @@ fn seal_with_flags(
         issued_at,
     };
     header.write(&mut buffer[..HEADER_LEN]);
-    random.fill(&mut buffer[HEADER_LEN..CIPHERTEXT_OFFSET])?;
+    crate::random::fill_nonzero(random, &mut buffer[HEADER_LEN..CIPHERTEXT_OFFSET])?;
     let nonce = XNonce::try_from(&buffer[HEADER_LEN..CIPHERTEXT_OFFSET])
         .expect("the nonce field is NONCE_LEN bytes");
     let (head, plaintext) = buffer.split_at_mut(CIPHERTEXT_OFFSET);

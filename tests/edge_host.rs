@@ -2,7 +2,7 @@
 //! a sealer runs entirely on the clock and random source it is given, and
 //! no step reads the system clock behind its back.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 
 use sealed_session::{CookieAction, Error, FixedClock, KeyRing, MasterKey, RandomSource, Sealer};
@@ -71,6 +71,56 @@ fn the_host_clock_and_random_source_are_the_only_ones_used() {
 
     let failing = sealer_with_no_entropy();
     assert_eq!(failing.new_session().unwrap_err(), Error::Random);
+}
+
+/// A host binding that returns `Ok` and, once `writes` is off, writes
+/// nothing (it filled a copy of the memory, say): every seal would reuse
+/// one nonce.
+struct StopsWriting {
+    writes: AtomicBool,
+    inner: HostRandom,
+}
+
+impl RandomSource for StopsWriting {
+    fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
+        if self.writes.load(Ordering::SeqCst) {
+            self.inner.fill(buf)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[test]
+fn a_random_source_that_returns_without_writing_is_refused() {
+    let random = Arc::new(StopsWriting {
+        writes: AtomicBool::new(true),
+        inner: HostRandom(AtomicU64::new(0)),
+    });
+    let sealer = sealer(Arc::new(FixedClock::new(1_000_000)), random.clone());
+    let mut session = sealer.new_session().unwrap();
+    session.insert("user", 7).unwrap();
+    let token = sealer.seal(&mut session).unwrap();
+
+    random.writes.store(false, Ordering::SeqCst);
+    // The nonce, a new session's id and a new key are each refused, as
+    // is every later seal: no two cookies share a nonce.
+    assert_eq!(sealer.seal(&mut session).unwrap_err(), Error::Random);
+    assert_eq!(sealer.seal(&mut session).unwrap_err(), Error::Random);
+    assert_eq!(sealer.new_session().unwrap_err(), Error::Random);
+    assert_eq!(
+        MasterKey::generate_with(&*random).err(),
+        Some(Error::Random)
+    );
+    let mut request = sealer.open_request([format!("id={token}")]).unwrap();
+    request.session_mut().insert("user", 8).unwrap();
+    assert_eq!(
+        sealer.save_request(&mut request).unwrap_err(),
+        Error::Random
+    );
+
+    random.writes.store(true, Ordering::SeqCst);
+    assert_ne!(sealer.seal(&mut session).unwrap(), token);
 }
 
 fn sealer_with_no_entropy() -> Sealer {
