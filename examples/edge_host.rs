@@ -14,7 +14,8 @@
 use std::sync::Arc;
 
 use sealed_session::{
-    Clock, CookieAction, Error, KeyRing, MasterKey, Priority, RandomSource, Sealer,
+    private_cache_control, Clock, CookieAction, Error, KeyRing, MasterKey, Priority, RandomSource,
+    Sealer,
 };
 
 /// The host's clock, behind a function returning Unix seconds (on a
@@ -64,6 +65,8 @@ impl App {
         // expired or forged one starts a new session.
         let mut request = self.sealer.open_request(cookie_header)?;
         let session = request.session_mut();
+        // The page's own caching rule, if it has one.
+        let mut cache_control = None;
         let status = match path {
             "/login" => {
                 session.cycle_id()?;
@@ -88,6 +91,8 @@ impl App {
             _ => {
                 let visits = session.get::<u32>("visits")?.unwrap_or(0);
                 session.insert_with_priority("visits", visits + 1, Priority::Low)?;
+                // Written for an anonymous page that any cache may keep.
+                cache_control = Some("public, max-age=60");
                 200
             }
         };
@@ -122,9 +127,17 @@ impl App {
         for set_cookie in &set_cookies {
             headers.push(("Set-Cookie", (*set_cookie).to_owned()));
         }
-        if !set_cookies.is_empty() {
-            // No cache may hand one visitor's new cookie to the next.
-            headers.push(("Cache-Control", "private".to_owned()));
+        // No shared cache may hand one visitor's new cookie to the next:
+        // the page's rule becomes `private`, on one line, as the layer
+        // does it.
+        let line = if set_cookies.is_empty() {
+            cache_control.map(str::to_owned)
+        } else {
+            // `None`: the page's rule already keeps shared caches out.
+            private_cache_control(cache_control).or(cache_control.map(str::to_owned))
+        };
+        if let Some(line) = line {
+            headers.push(("Cache-Control", line));
         }
         Ok(Response {
             status,
@@ -185,7 +198,11 @@ fn main() -> Result<(), Error> {
     let first = app.handle(None, "/")?;
     let header = first.header("Set-Cookie").expect("a new session is saved");
     println!("GET /        -> Set-Cookie: {header}");
-    assert_eq!(first.header("Cache-Control"), Some("private"));
+    println!(
+        "               Cache-Control: {}",
+        first.header("Cache-Control").unwrap_or_default()
+    );
+    assert_eq!(first.header("Cache-Control"), Some("private, max-age=60"));
     assert_eq!(first.header("Vary"), Some("Cookie"));
     // The browser sends the cookie back among others.
     let first = format!(

@@ -94,6 +94,7 @@
 
 mod auth_hash;
 mod budget;
+mod cache_control;
 mod clock;
 mod cookie;
 #[cfg(feature = "django")]
@@ -127,6 +128,7 @@ pub use crate::http::{
 };
 pub use ::cookie::SameSite;
 pub use budget::{drop_order, CookieAction, RemovedEntry, SaveReport, Saved};
+pub use cache_control::private_cache_control;
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use clock::SystemClock;
 pub use clock::{Clock, FixedClock};

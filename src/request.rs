@@ -666,9 +666,11 @@ impl Sealer {
     /// that the request carried, when the session cookie is set or deleted
     /// or when that old cookie failed for good
     /// ([`RequestSession::previous_cookie_rejected_for_good`]), as the
-    /// HTTP layer sends them. Send each as a header of its own. Without
-    /// the old cookie's deletion, a logout would not hold: the old cookie,
-    /// still in the browser, would open on the next request.
+    /// HTTP layer sends them. Send each as a header of its own, and when
+    /// there is any, the response's `Cache-Control` as
+    /// [`private_cache_control`](crate::private_cache_control) makes it.
+    /// Without the old cookie's deletion, a logout would not hold: the old
+    /// cookie, still in the browser, would open on the next request.
     ///
     /// ```
     /// use sealed_session::{KeyRing, MasterKey, Sealer};

@@ -13,6 +13,7 @@ use tower_layer::Layer;
 use tower_service::Service;
 
 use super::extractor::{CookieHeaders, LazySession};
+use crate::cache_control::private_cache_control;
 use crate::cookie::{has_prefix, HOST_PREFIX};
 use crate::error::InvalidSetting;
 use crate::store::{OverflowStore, RevocationCheck, RevocationStore};
@@ -1035,100 +1036,27 @@ fn list_items(headers: &HeaderMap, name: header::HeaderName) -> impl Iterator<It
         .map(str::trim)
 }
 
-/// Makes the response's `Cache-Control` `private`, unless it already keeps
-/// the response out of shared caches (`no-store`, or `private` without a
-/// field list: with one, `private="X-Foo"`, a shared cache may store the
-/// response without those fields, and the session's `Set-Cookie` is not
-/// among them) and says `public` nowhere. `private` goes on one line with
-/// the other directives, first (a quoted string the handler left open
-/// cannot swallow it), in place of `public` and of a `private` with a
-/// field list: a cache that reads only the first line (as some do) must
-/// not see a `public` there and store the cookie.
+/// Makes the response's `Cache-Control` `private` by the rule of
+/// [`private_cache_control`], over all its lines.
 fn make_private(headers: &mut HeaderMap) {
-    let mut lines = headers.get_all(header::CACHE_CONTROL).iter();
-    if lines.any(|line| line.to_str().is_err()) {
+    let lines: Option<Vec<&str>> = headers
+        .get_all(header::CACHE_CONTROL)
+        .iter()
+        .map(|line| line.to_str().ok())
+        .collect();
+    let Some(lines) = lines else {
         // A line that cannot be read may say anything: it is left as it
         // is, with `private` on a line of its own.
         headers.append(header::CACHE_CONTROL, HeaderValue::from_static("private"));
         return;
-    }
-    let (mut kept_out, mut public, mut left_open) = (false, false, false);
-    for directive in cache_directives(headers) {
-        kept_out |= directive_name(directive).eq_ignore_ascii_case("no-store")
-            || directive.eq_ignore_ascii_case("private");
-        public |= directive_name(directive).eq_ignore_ascii_case("public");
-        // A quoted string left open may hide a `public`.
-        left_open |= QuoteScan::leaves_open(directive);
-    }
-    if kept_out && !public && !left_open {
+    };
+    let Some(merged) = private_cache_control(lines) else {
         return;
-    }
-    let mut merged = String::from("private");
-    for directive in cache_directives(headers) {
-        let superseded = directive_name(directive).eq_ignore_ascii_case("public")
-            || directive_name(directive).eq_ignore_ascii_case("private");
-        if !directive.is_empty() && !superseded {
-            merged.push_str(", ");
-            merged.push_str(directive);
-        }
-    }
-    // Made of visible text and the separators above, so always valid.
+    };
+    // Made of visible text and `, `, so always valid.
     if let Ok(value) = HeaderValue::from_str(&merged) {
         headers.insert(header::CACHE_CONTROL, value);
     }
-}
-
-/// A `Cache-Control` directive's name (what comes before any `=`).
-fn directive_name(directive: &str) -> &str {
-    directive.split('=').next().unwrap_or_default().trim_end()
-}
-
-/// Where a scan of a header value stands with its quoted strings
-/// (RFC 9110 §5.6.4: `"` opens and closes one, `\` escapes the next
-/// character inside one).
-#[derive(Default, Clone, Copy)]
-struct QuoteScan {
-    quoted: bool,
-    escaped: bool,
-}
-
-impl QuoteScan {
-    /// Takes in `c`; returns whether it stands outside a quoted string
-    /// and is not a quote itself.
-    fn step(&mut self, c: char) -> bool {
-        match (self.quoted, self.escaped, c) {
-            (true, true, _) => self.escaped = false,
-            (true, false, '\\') => self.escaped = true,
-            (_, _, '"') => self.quoted = !self.quoted,
-            (false, _, _) => return true,
-            _ => {}
-        }
-        false
-    }
-
-    /// Whether `text` ends inside a quoted string.
-    fn leaves_open(text: &str) -> bool {
-        let mut scan = QuoteScan::default();
-        text.chars().for_each(|c| {
-            scan.step(c);
-        });
-        scan.quoted
-    }
-}
-
-/// The trimmed directives of the response's `Cache-Control`, over all its
-/// lines (lines that are not text are skipped), split at the commas
-/// outside quoted strings: a field list (`no-cache="Set-Cookie, Foo"`) is
-/// one directive.
-fn cache_directives(headers: &HeaderMap) -> impl Iterator<Item = &str> {
-    let lines = headers.get_all(header::CACHE_CONTROL).into_iter();
-    lines
-        .filter_map(|value| value.to_str().ok())
-        .flat_map(|line| {
-            let mut scan = QuoteScan::default();
-            line.split(move |c: char| scan.step(c) && c == ',')
-        })
-        .map(str::trim)
 }
 
 /// Whether the response already varies on `Cookie` (or on everything).
@@ -1141,29 +1069,37 @@ fn varies_on_cookie(headers: &HeaderMap) -> bool {
 mod tests {
     use super::*;
 
+    fn cache_control(headers: &HeaderMap) -> Vec<&str> {
+        let lines = headers.get_all(header::CACHE_CONTROL).iter();
+        lines.map(|line| line.to_str().unwrap()).collect()
+    }
+
     #[test]
-    fn cache_directives_split_outside_quoted_strings() {
+    fn make_private_merges_every_line_into_one() {
         let mut headers = HeaderMap::new();
         let lines = [r#"no-cache="a\", b", max-age=1"#, r#" public ,"x,y""#];
         for line in lines {
             headers.append(header::CACHE_CONTROL, HeaderValue::from_static(line));
         }
-        let directives: Vec<_> = cache_directives(&headers).collect();
+        make_private(&mut headers);
         assert_eq!(
-            directives,
-            [r#"no-cache="a\", b""#, "max-age=1", "public", r#""x,y""#]
+            cache_control(&headers),
+            [r#"private, no-cache="a\", b", max-age=1, "x,y""#]
         );
-        make_private(&mut headers);
-        let merged: Vec<_> = headers.get_all(header::CACHE_CONTROL).iter().collect();
-        assert_eq!(merged, [r#"private, no-cache="a\", b", max-age=1, "x,y""#]);
 
-        // A `no-store` before a quoted string left open (an escaped quote
-        // does not close it) does not keep out a `public` inside it.
         let mut headers = HeaderMap::new();
-        let line = HeaderValue::from_static(r#"no-store, x="a\", public"#);
-        headers.insert(header::CACHE_CONTROL, line);
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
         make_private(&mut headers);
-        let merged: Vec<_> = headers.get_all(header::CACHE_CONTROL).iter().collect();
-        assert_eq!(merged, [r#"private, no-store, x="a\", public"#]);
+        assert_eq!(cache_control(&headers), ["no-store"]);
+    }
+
+    #[test]
+    fn make_private_keeps_a_line_that_is_not_text() {
+        let mut headers = HeaderMap::new();
+        let opaque = HeaderValue::from_bytes(b"public, x=\xff").unwrap();
+        headers.insert(header::CACHE_CONTROL, opaque.clone());
+        make_private(&mut headers);
+        let lines: Vec<_> = headers.get_all(header::CACHE_CONTROL).iter().collect();
+        assert_eq!(lines, [&opaque, &HeaderValue::from_static("private")]);
     }
 }
