@@ -863,14 +863,15 @@ async fn an_altered_blob_is_dropped_like_a_missing_one() {
     }
 }
 
-/// Each fill one repeated byte, counting up: two sealers given one each
-/// draw the same session ids, references and nonces.
+/// Each fill one repeated byte, counting up from 1 (all zeros is refused):
+/// two sealers given one each draw the same session ids, references and
+/// nonces.
 #[derive(Default)]
 struct RepeatableRandom(AtomicUsize);
 
 impl sealed_session::RandomSource for RepeatableRandom {
     fn fill(&self, buf: &mut [u8]) -> Result<(), Error> {
-        buf.fill(self.0.fetch_add(1, Ordering::Relaxed) as u8);
+        buf.fill((self.0.fetch_add(1, Ordering::Relaxed) % 255 + 1) as u8);
         Ok(())
     }
 }
