@@ -366,12 +366,16 @@ impl Sealer {
         dropped
     }
 
-    /// Retires a blob the new cookie no longer references. If the session
-    /// keeps its id, a request running at the same time from the previous
-    /// cookie may still need it, so it is left
+    /// Retires a blob the new cookie no longer references. A request
+    /// running at the same time from the previous cookie may still need
+    /// it, so it is left
     /// [`RUNNING_REQUEST_GRACE`](crate::revocation::RUNNING_REQUEST_GRACE)
-    /// (plus the clock skew) to live rather than deleted; after `flush` or
-    /// `cycle_id` (a new id) it is deleted at once.
+    /// (plus the clock skew) to live rather than deleted, after `cycle_id`
+    /// too: a page read in another tab while a login (a new id) saves
+    /// would otherwise find the blob gone and answer with a cookie that
+    /// drops its entries, and undoes the login if it arrives last; the
+    /// blob holds only what the previous cookie could already read. After
+    /// `flush` (a logout) it is deleted at once.
     async fn retire_blob(
         &self,
         store: &dyn crate::store::OverflowStore,
@@ -379,7 +383,7 @@ impl Sealer {
         sid: &SessionId,
         reference: &[u8; SESSION_ID_LEN],
     ) {
-        if *sid == session.id {
+        if *sid == session.id || !session.is_flushed() {
             let grace = crate::revocation::RUNNING_REQUEST_GRACE
                 .saturating_add(Duration::from_secs(self.policy.clock_skew));
             match store.touch(&overflow_key(sid, reference), grace).await {

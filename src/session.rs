@@ -838,7 +838,8 @@ impl Session {
     /// left unchanged.
     pub fn cycle_id(&mut self) -> Result<(), Error> {
         // An overflow blob bound to the old id is rewritten on the next
-        // save and the old one deleted.
+        // save, and the old one retired (left a minute for requests still
+        // running from the previous cookie).
         self.take_new_id()
     }
 

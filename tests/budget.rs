@@ -1195,7 +1195,7 @@ async fn altered_swapped_and_expired_blobs_are_rejected() {
 }
 
 #[tokio::test]
-async fn flush_and_cycle_delete_old_blobs_and_rewrites_retire_them() {
+async fn flush_deletes_old_blobs_and_rewrites_and_cycle_id_retire_them() {
     let clock = clock();
     let (store, sealer) = with_memory_store(&clock, |b| b);
     let mut s = ten_kb_session(&sealer);
@@ -1219,11 +1219,24 @@ async fn flush_and_cycle_delete_old_blobs_and_rewrites_retire_them() {
     assert_eq!(second.len(), 1);
     assert_ne!(first, second);
 
-    // cycle_id: new id, data kept, blob rebound and the old one deleted.
+    // cycle_id (a login): new id, data kept, blob rebound. The old blob is
+    // retired, not deleted: a page read in another tab from the previous
+    // cookie while the login saves still finds its entries, and so has
+    // nothing to save (it would otherwise send a cookie without them,
+    // which undoes the login if it arrives last).
+    let previous = token.clone();
     let mut s = sealer.open(&token).unwrap();
     let old_id = s.id();
     s.cycle_id().unwrap();
     let token = save_token(&sealer, &mut s).await;
+    assert_eq!(store.keys().len(), 2);
+    let mut other_tab = sealer.open_async(&previous).await.unwrap();
+    let more: Option<String> = sealer.get_loading(&mut other_tab, "more").await.unwrap();
+    assert_eq!(more.map(|m| m.len()), Some(500));
+    assert!(!other_tab.needs_save());
+    let saved = sealer.save_async(&mut other_tab).await.unwrap();
+    assert!(matches!(saved.action, CookieAction::Unchanged));
+    clock.advance(60 + 60 + 1);
     let third = store.keys();
     assert_eq!(third.len(), 1);
     assert!(!third[0].contains(&old_id.to_string()));
