@@ -648,9 +648,34 @@ if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[2]) then
 end
 ";
 
+/// [`RedisStore`]'s `touch` of a blob. KEYS: the blob, its session's
+/// index; ARGV: the TTL in milliseconds. The index lives at least as long
+/// as the blob, and a blob that outlived its index (or was left out of a
+/// later one) joins it again as the oldest: otherwise a client renewing
+/// several cookies of one session keeps blobs that no index counts, and
+/// the next writes start a fresh index of
+/// [`MAX_BLOBS_PER_SESSION`](crate::store::MAX_BLOBS_PER_SESSION). An
+/// index of another type (written by someone else) is left alone.
+const TOUCH_SCRIPT: &str = r"
+if redis.call('PEXPIRE', KEYS[1], ARGV[1]) == 0 then return 0 end
+local kind = redis.call('TYPE', KEYS[2]).ok
+if kind ~= 'zset' and kind ~= 'none' then return 1 end
+if not redis.call('ZSCORE', KEYS[2], KEYS[1]) then
+  local low = redis.call('ZRANGE', KEYS[2], 0, 0, 'WITHSCORES')
+  local score = 0
+  if low[2] then score = tonumber(low[2]) - 1 end
+  redis.call('ZADD', KEYS[2], score, KEYS[1])
+end
+if redis.call('PTTL', KEYS[2]) < tonumber(ARGV[1]) then
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+end
+return 1
+";
+
 /// The overflow store on Redis: `SET … PX ttl` (in a script that also
 /// keeps at most [`MAX_BLOBS_PER_SESSION`](crate::store::MAX_BLOBS_PER_SESSION)
-/// blobs a session), `GET`, `DEL`, `PEXPIRE`.
+/// blobs a session), `GETRANGE`, `DEL`, `PEXPIRE` (in a script that keeps
+/// the session's index at least as long).
 ///
 /// This and [`RedisRevocations`] are the Redis implementations of the
 /// overflow store and the revocation check (feature `redis`). What follows
@@ -706,6 +731,8 @@ end
 /// Key layout:
 ///
 /// - `sealed-session:overflow:{<session id>}:<reference>` — a sealed blob, with a TTL.
+/// - `sealed-session:overflow-index:{<session id>}` — a sorted set of the
+///   session's blob keys, oldest first, living as long as its longest blob.
 /// - `sealed-session:revoked:{<session id>}` — a revoked session, with a TTL.
 /// - `sealed-session:revoked-user:{user:<user>}` — Unix time: the user's
 ///   sessions created at or before it are revoked.
@@ -714,6 +741,19 @@ end
 ///
 /// With a namespace (`RedisStore::namespace`, `RedisRevocations::namespace`),
 /// every key starts with it and a colon instead.
+///
+/// Commands, for an ACL (`ACL SETUSER`): `RedisStore` sends `EVAL` (its
+/// scripts call `SET`, `ZRANGE`, `ZADD`, `ZCARD`, `ZSCORE`, `TYPE`, `DEL`,
+/// `ZREMRANGEBYRANK`, `PTTL` and `PEXPIRE`, on the blob and index keys
+/// above), `SET`, `GET`, `GETRANGE`, `PEXPIRE` and `DEL`; `RedisRevocations`
+/// sends `EXISTS`, `GETRANGE`, `MULTI`, `EXEC`, `SET` and `DEL`. With a
+/// namespace `app`, for example: `ACL SETUSER web on >password
+/// ~app:sealed-session:* +eval +set +get +getrange +pexpire +del +exists
+/// +multi +exec` (a script's calls are checked against the user's
+/// permissions too, so the commands it calls must be allowed as well:
+/// `+zrange +zadd +zcard +zscore +type +zremrangebyrank +pttl`). A
+/// command or key the ACL refuses fails like a store out of reach
+/// (`StoreError::Unavailable`), on every write that overflows.
 #[derive(Clone)]
 pub struct RedisStore {
     connection: Arc<Connection>,
@@ -950,6 +990,28 @@ impl Namespace {
     }
 }
 
+impl RedisStore {
+    /// The index of a session's blobs: a sorted set under the blobs' hash
+    /// tag, so that it shares their cluster slot, and apart from their
+    /// prefix, so that listing blobs lists only blobs.
+    fn index_key(&self, session_id: &str) -> String {
+        format!(
+            "{}sealed-session:overflow-index:{{{session_id}}}",
+            self.namespace.prefix()
+        )
+    }
+}
+
+/// The session id (hex) in a key of [`overflow_key`](crate::store::overflow_key)'s
+/// layout, `sealed-session:overflow:{<session id>}:<reference>`.
+fn blob_session_tag(key: &str) -> Option<&str> {
+    let rest = key.strip_prefix("sealed-session:overflow:{")?;
+    let (session_id, reference) = rest.split_once("}:")?;
+    let hex =
+        |text: &str, len: usize| text.len() == len && text.bytes().all(|b| b.is_ascii_hexdigit());
+    (hex(session_id, 2 * crate::SESSION_ID_LEN) && hex(reference, 32)).then_some(session_id)
+}
+
 impl OverflowStore for RedisStore {
     fn put<'a>(
         &'a self,
@@ -1021,13 +1083,7 @@ impl OverflowStore for RedisStore {
         keep: usize,
     ) -> BoxFuture<'a, Result<(), Error>> {
         Box::pin(async move {
-            // The blobs' hash tag, so that it shares their cluster slot;
-            // apart from their prefix, so that listing blobs lists only
-            // blobs.
-            let index = format!(
-                "{}sealed-session:overflow-index:{{{session_id}}}",
-                self.namespace.prefix()
-            );
+            let index = self.index_key(&session_id.to_string());
             let mut eval = redis::cmd("EVAL");
             eval.arg(KEEP_NEWEST_SCRIPT)
                 .arg(2)
@@ -1040,12 +1096,29 @@ impl OverflowStore for RedisStore {
         })
     }
 
+    /// `PEXPIRE`; for a key of [`overflow_key`](crate::store::overflow_key)'s
+    /// layout, in one script that also keeps the session's index at least
+    /// as long as the blob and counts the blob in it.
     fn touch<'a>(&'a self, key: &'a str, ttl: Duration) -> BoxFuture<'a, Result<bool, Error>> {
         Box::pin(async move {
-            let mut expire = redis::cmd("PEXPIRE");
-            expire.arg(&*self.namespace.key(key)).arg(ttl_millis(ttl));
+            let mut command = match blob_session_tag(key) {
+                Some(session_id) => {
+                    let mut eval = redis::cmd("EVAL");
+                    eval.arg(TOUCH_SCRIPT)
+                        .arg(2)
+                        .arg(&*self.namespace.key(key))
+                        .arg(self.index_key(session_id));
+                    eval
+                }
+                None => {
+                    let mut expire = redis::cmd("PEXPIRE");
+                    expire.arg(&*self.namespace.key(key));
+                    expire
+                }
+            };
+            command.arg(ttl_millis(ttl));
             // 1 if the key exists (and now expires as asked), 0 if not.
-            let set: i64 = send(&self.connection, &mut expire).await?;
+            let set: i64 = send(&self.connection, &mut command).await?;
             Ok(set == 1)
         })
     }

@@ -171,7 +171,11 @@ pub trait OverflowStore: Send + Sync + 'static {
     /// for the whole idle window, which no cookie it keeps references.
     /// Capped per session, that costs at most `keep` blobs a session, so
     /// a client can grow the store only as fast as it can get new
-    /// sessions (logins, which an application rate-limits).
+    /// sessions (logins, which an application rate-limits). The store's
+    /// record of a session's blobs must live as long as any of them, a
+    /// blob renewed by [`Self::touch`] included: a blob that outlives the
+    /// record escapes the cap, and a client renewing several cookies of
+    /// one session would keep ever more.
     ///
     /// The default calls [`Self::put`] and deletes nothing: each blob then
     /// lasts its TTL.

@@ -2113,3 +2113,174 @@ mod cluster {
         assert_eq!(refused(&["rediss://127.0.0.1:1/"]).await, invalid(StoreTls));
     }
 }
+
+/// A blob renewed with `touch` keeps its session's index at least as long
+/// (a retiring `touch`, shorter, does not shorten it), and a blob that
+/// outlived its index joins it again, as the oldest: otherwise a client
+/// renewing several cookies of one session keeps blobs no index counts,
+/// past the cap of blobs a session.
+#[tokio::test]
+async fn a_touched_blob_stays_in_its_sessions_index() {
+    use sealed_session::store::{overflow_key, OverflowStore};
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let store = RedisStore::connect(&server.url())
+        .await
+        .unwrap()
+        .namespace("app");
+    let mut conn = raw(&server.url()).await;
+    let sid = SessionId::from_bytes([6; 16]);
+    let index = format!("app:sealed-session:overflow-index:{{{sid}}}");
+    let key = |n: u8| overflow_key(&sid, &[n; 16]);
+    let ttl_of = |key: String| {
+        let mut conn = conn.clone();
+        async move {
+            let ttl: i64 = redis::cmd("TTL")
+                .arg(key)
+                .query_async(&mut conn)
+                .await
+                .unwrap();
+            ttl
+        }
+    };
+    let (minute, ten) = (Duration::from_secs(60), Duration::from_secs(600));
+    store
+        .put_for_session(&sid, &key(0), vec![0], minute, 3)
+        .await
+        .unwrap();
+    assert!((50..=60).contains(&ttl_of(index.clone()).await));
+    assert!(store.touch(&key(0), ten).await.unwrap());
+    assert!((590..=600).contains(&ttl_of(index.clone()).await));
+    assert!(store.touch(&key(0), Duration::from_secs(5)).await.unwrap());
+    assert!((590..=600).contains(&ttl_of(index.clone()).await));
+    assert!(ttl_of(format!("app:{}", key(0))).await <= 5);
+
+    // The index gone (expired) while the blob lived on: a touch counts
+    // it again, so the next writes keep 3 blobs of the session in all.
+    assert!(store.touch(&key(0), ten).await.unwrap());
+    redis::cmd("DEL")
+        .arg(&index)
+        .query_async::<()>(&mut conn)
+        .await
+        .unwrap();
+    assert!(store.touch(&key(0), ten).await.unwrap());
+    for n in 1..=3 {
+        store
+            .put_for_session(&sid, &key(n), vec![n], minute, 3)
+            .await
+            .unwrap();
+    }
+    let mut blobs: Vec<String> = redis::cmd("KEYS")
+        .arg(format!("app:sealed-session:overflow:{{{sid}}}:*"))
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    blobs.sort();
+    let expected: Vec<String> = (1..=3).map(|n| format!("app:{}", key(n))).collect();
+    assert_eq!(blobs, expected);
+    // A missing blob is not added to the index.
+    assert!(!store.touch(&key(9), ten).await.unwrap());
+    let members: Vec<String> = redis::cmd("ZRANGE")
+        .arg(&index)
+        .arg(0)
+        .arg(-1)
+        .query_async(&mut conn)
+        .await
+        .unwrap();
+    assert_eq!(members, expected);
+}
+
+/// The ACL that `RedisStore`'s docs give (namespace `app`) lets both
+/// stores do everything they do; without the commands the scripts call,
+/// the writes that run them fail.
+#[tokio::test]
+async fn the_documented_acl_is_enough_for_both_stores() {
+    use sealed_session::store::{overflow_key, OverflowStore, RevocationCheck, RevocationQuery};
+    use sealed_session::Clock;
+    let Some(server) = RedisServer::start() else {
+        return;
+    };
+    let mut admin = raw(&server.url()).await;
+    let acl = |extra: &str| {
+        let mut conn = admin.clone();
+        let line = format!(
+            "web on >password ~app:sealed-session:* +eval +set +get +getrange +pexpire \
+             +del +exists +multi +exec {extra}"
+        );
+        async move {
+            redis::cmd("ACL")
+                .arg("SETUSER")
+                .arg("web")
+                .arg("reset")
+                .query_async::<()>(&mut conn)
+                .await
+                .unwrap();
+            let mut setuser = redis::cmd("ACL");
+            setuser.arg("SETUSER");
+            for word in line.split_whitespace() {
+                setuser.arg(word);
+            }
+            setuser.query_async::<()>(&mut conn).await.unwrap();
+        }
+    };
+    acl("+zrange +zadd +zcard +zscore +type +zremrangebyrank +pttl").await;
+    let url = format!("redis://web:password@127.0.0.1:{}/", server.port);
+    let clock = clock();
+    let store = RedisStore::connect(&url).await.unwrap().namespace("app");
+    let revocations = RedisRevocations::connect(&url, clock.clone())
+        .await
+        .unwrap()
+        .namespace("app");
+    let day = Duration::from_secs(86_400);
+    let sid = SessionId::from_bytes([3; 16]);
+    let key = overflow_key(&sid, &[1; 16]);
+    store
+        .put_for_session(&sid, &key, b"blob".to_vec(), day, 8)
+        .await
+        .unwrap();
+    assert!(store.touch(&key, day).await.unwrap());
+    assert_eq!(
+        store.get(&key).await.unwrap().as_deref(),
+        Some(&b"blob"[..])
+    );
+    assert_eq!(
+        store.get_bounded(&key, 10).await.unwrap().as_deref(),
+        Some(&b"blob"[..])
+    );
+    store
+        .put("sealed-session:plain", b"x".to_vec(), day)
+        .await
+        .unwrap();
+    assert!(store.touch("sealed-session:plain", day).await.unwrap());
+    store.delete(&key).await.unwrap();
+    store.delete("sealed-session:plain").await.unwrap();
+    revocations.revoke_session(sid, day).await.unwrap();
+    let kept = SessionId::from_bytes([4; 16]);
+    revocations.revoke_user("bob", day).await.unwrap();
+    revocations
+        .revoke_user_except("ann", kept, day)
+        .await
+        .unwrap();
+    let old = clock.now() - 10;
+    let ask = |id, user| RevocationQuery::new(id, old, user);
+    assert!(revocations.is_revoked(ask(sid, None)).await.unwrap());
+    assert!(revocations
+        .is_revoked(ask(kept, Some("bob")))
+        .await
+        .unwrap());
+    assert!(!revocations
+        .is_revoked(ask(kept, Some("ann")))
+        .await
+        .unwrap());
+
+    // The scripts' own calls are checked against the ACL too.
+    acl("").await;
+    let store = RedisStore::connect(&url).await.unwrap().namespace("app");
+    assert_eq!(
+        store
+            .put_for_session(&sid, &key, b"blob".to_vec(), day, 8)
+            .await,
+        Err(Error::Store(StoreError::Unavailable))
+    );
+}
