@@ -2201,7 +2201,7 @@ async fn the_documented_acl_is_enough_for_both_stores() {
     let Some(server) = RedisServer::start() else {
         return;
     };
-    let mut admin = raw(&server.url()).await;
+    let admin = raw(&server.url()).await;
     let acl = |extra: &str| {
         let mut conn = admin.clone();
         let line = format!(
