@@ -98,7 +98,8 @@ impl Sealer {
     /// it: it can move either way, and an older cookie may carry a longer
     /// one. With neither timeout (sessions
     /// that never end), 30 days from the last save, or the session's own
-    /// idle window if longer; after that a save drops the entries and
+    /// idle window if longer (its `Expiry::Idle`, or
+    /// `browser_session_max_idle` for a cookie that ends with the browser); after that a save drops the entries and
     /// reports them.
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
         let remaining_lifetime = self.policy.max_lifetime.map(|lifetime| {
@@ -116,9 +117,9 @@ impl Sealer {
             // Never shorter than a window of the session's own, or a
             // read-only session refreshed late in a long window would
             // open without its blob.
-            None => match session.expiry {
-                Expiry::Idle(window) => window.as_secs().max(UNBOUNDED_BLOB_TTL),
-                _ => UNBOUNDED_BLOB_TTL,
+            None => match self.policy.own_idle(session.expiry) {
+                Some(window) => window.max(UNBOUNDED_BLOB_TTL),
+                None => UNBOUNDED_BLOB_TTL,
             },
         };
         self.open_window(secs)

@@ -148,9 +148,12 @@ pub trait OverflowStore: Send + Sync + 'static {
     ///
     /// The default reads the whole value with [`Self::get`] and then
     /// checks. A store that can bound the read itself should override it,
-    /// so that an altered store cannot make each request for a session
-    /// buffer a value of any size (`RedisStore` asks Redis for at most
-    /// `max_len + 1` bytes).
+    /// so that a store whose content was altered cannot make each request
+    /// for a session buffer a value of any size (`RedisStore` asks Redis
+    /// for at most `max_len + 1` bytes). A server that ignores the range it
+    /// is asked for (a compromised one, or one impersonated on a link
+    /// without TLS) is not bounded: the client reads its whole answer
+    /// before the check.
     fn get_bounded<'a>(
         &'a self,
         key: &'a str,

@@ -1030,6 +1030,25 @@ async fn without_any_timeout_a_long_own_idle_window_keeps_the_blob() {
     assert_eq!(overflow_loads(&sealer, &cookie).await, Ok(true));
 }
 
+#[tokio::test]
+async fn without_any_timeout_a_long_browser_session_idle_window_keeps_the_blob() {
+    // The same with a cookie that ends with the browser, whose idle window
+    // is the sealer's `browser_session_max_idle` (60 days, refreshed at 54).
+    let (clock, _store, sealer) = instrumented_sealer(|b| {
+        b.no_idle_timeout()
+            .no_max_lifetime()
+            .browser_session_max_idle(Duration::from_secs(60 * 86_400))
+            .refresh_fraction(0.9)
+    });
+    let mut session = ten_kb_session(&sealer);
+    session.set_expiry(sealed_session::Expiry::BrowserSession);
+    let cookie = save_token(&sealer, &mut session).await;
+    clock.advance(31 * 86_400);
+    let opened = sealer.open_async(&cookie).await.unwrap();
+    assert!(!opened.refresh_due());
+    assert_eq!(overflow_loads(&sealer, &cookie).await, Ok(true));
+}
+
 /// A sealer of `ring` on the tests' settings, overflowing to `store`.
 fn sealer_on_store(ring: KeyRing, clock: &Arc<FixedClock>, store: &Arc<Instrumented>) -> Sealer {
     builder_with(ring, clock)
