@@ -113,12 +113,40 @@ pub enum Error {
     Store(StoreError),
 
     /// A handler asked to save or seal the session the HTTP layer holds
-    /// ([`LazySession`](crate::http::LazySession)). The layer saves it
+    /// (`http::LazySession`). The layer saves it
     /// when the response goes out; a save before would mark it saved, and
     /// the layer would then send nothing (the request's changes lost, a
     /// logout's revocation skipped).
     #[error("the HTTP layer saves this session when the response goes out")]
     HeldByLayer,
+}
+
+/// Each payload is an error of its own (for `?` into `Box<dyn Error>`, as
+/// [`CookieSettings::check`](crate::CookieSettings::check) returns one),
+/// and converts into the [`Error`] variant that carries it. The variant's
+/// message already includes the payload's, so it is no `source` of it.
+macro_rules! payload_errors {
+    ($($payload:ident => $variant:ident),* $(,)?) => {$(
+        impl std::error::Error for $payload {}
+
+        impl From<$payload> for Error {
+            fn from(payload: $payload) -> Self {
+                Error::$variant(payload)
+            }
+        }
+    )*};
+}
+
+payload_errors! {
+    Malformed => Malformed,
+    Expired => Expired,
+    Limit => LimitExceeded,
+    InvalidKey => InvalidKey,
+    InvalidCookie => InvalidCookie,
+    InvalidSetting => InvalidSetting,
+    InvalidEntryKey => InvalidEntryKey,
+    ValueError => Value,
+    StoreError => Store,
 }
 
 impl Error {

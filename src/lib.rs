@@ -141,7 +141,7 @@ pub use error::{
 };
 pub use key::{KeyId, KeyRing, MasterKey, KEY_ID_LEN, MIN_MASTER_KEY_LEN};
 pub use limits::Limits;
-pub use payload::{Priority, SESSION_ID_LEN};
+pub use payload::{ParsePriorityError, Priority, SESSION_ID_LEN};
 #[cfg(not(all(target_arch = "wasm32", target_os = "unknown")))]
 pub use random::OsRandom;
 pub use random::RandomSource;

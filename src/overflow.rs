@@ -10,7 +10,7 @@ use crate::error::StoreError;
 use crate::key::KeyRole;
 use crate::payload::{self, PayloadWriter, SESSION_ID_LEN};
 use crate::save::{base64_len, Plan};
-use crate::session::{Bytes, Entry, Expiry, Session, SessionId, Value};
+use crate::session::{Bytes, Entry, Session, SessionId, Value};
 use crate::store::overflow_key;
 use crate::token::{self, OVERHEAD};
 use crate::{Error, Sealer};

@@ -79,16 +79,45 @@ impl Priority {
     }
 }
 
+/// Its [`Priority::name`].
+impl core::fmt::Display for Priority {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.pad(self.name())
+    }
+}
+
+/// A [`Priority::name`], in any case.
+///
+/// ```
+/// use sealed_session::Priority;
+/// assert_eq!("High".parse::<Priority>(), Ok(Priority::High));
+/// assert_eq!(Priority::Low.to_string(), "low");
+/// assert!("urgent".parse::<Priority>().is_err());
+/// ```
 impl core::str::FromStr for Priority {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
+    type Err = ParsePriorityError;
+    fn from_str(s: &str) -> Result<Self, ParsePriorityError> {
         Self::ALL
             .iter()
             .copied()
             .find(|p| p.name().eq_ignore_ascii_case(s))
-            .ok_or(())
+            .ok_or(ParsePriorityError)
     }
 }
+
+/// A text that names no [`Priority`] (`low`, `normal`, `high` or
+/// `critical`, in any case). The text is not kept: it may come from
+/// anyone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParsePriorityError;
+
+impl core::fmt::Display for ParsePriorityError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str("not a priority (low, normal, high or critical)")
+    }
+}
+
+impl std::error::Error for ParsePriorityError {}
 
 /// The outer structure of a payload; entries point into the plaintext.
 #[derive(Debug)]

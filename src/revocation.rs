@@ -161,7 +161,7 @@ impl Sealer {
     /// With [`Sealer::open_request_async`], check
     /// [`RequestSession::held_back_by`](crate::RequestSession::held_back_by)
     /// first: while the check is down, the session is a fresh one and
-    /// names no user ([`LazySession`](crate::http::LazySession)'s form
+    /// names no user (`http::LazySession`'s form
     /// returns that error instead).
     ///
     /// # Errors

@@ -365,7 +365,7 @@ impl Sealer {
     /// if the revocation check's user entry is not a string, an integer, a
     /// byte string or null; [`Error::Random`] if the nonce cannot be drawn;
     /// [`Error::HeldByLayer`] for the session of a
-    /// [`LazySession`](crate::http::LazySession), which the layer saves.
+    /// `http::LazySession`, which the layer saves.
     ///
     /// ```
     /// use sealed_session::{CookieAction, KeyRing, MasterKey, Priority, Sealer};

@@ -1439,3 +1439,29 @@ fn priorities_serialize_as_their_names() {
     }
     assert!(serde_json::from_str::<Priority>("\"urgent\"").is_err());
 }
+
+/// The payload errors take `?` both into `Box<dyn Error>` and into the
+/// crate's `Error`, as the variant that carries them.
+#[test]
+fn payload_errors_convert_with_the_question_mark() {
+    use sealed_session::{CookieSettings, Error, InvalidCookie, StoreError};
+    fn boxed() -> Result<(), Box<dyn std::error::Error>> {
+        CookieSettings::default().check("a b")?;
+        Ok(())
+    }
+    fn crate_error() -> Result<(), Error> {
+        CookieSettings::default().check("a b")?;
+        Ok(())
+    }
+    fn store() -> Result<(), Error> {
+        Err(StoreError::Unavailable)?
+    }
+    let message = boxed().unwrap_err().to_string();
+    assert_eq!(message, InvalidCookie::Name.to_string());
+    assert_eq!(
+        crate_error(),
+        Err(Error::InvalidCookie(InvalidCookie::Name))
+    );
+    assert_eq!(store(), Err(Error::Store(StoreError::Unavailable)));
+    assert!(std::error::Error::source(&Error::Store(StoreError::Unavailable)).is_none());
+}
