@@ -96,11 +96,11 @@ impl Sealer {
     /// ([`OverflowStore::touch`](crate::store::OverflowStore::touch)). The
     /// session's own expiry (an end or an idle timeout) does not shorten
     /// it: it can move either way, and an older cookie may carry a longer
-    /// one. With neither timeout (sessions
-    /// that never end), 30 days from the last save, or the session's own
-    /// idle window if longer (its `Expiry::Idle`, or
-    /// `browser_session_max_idle` for a cookie that ends with the browser); after that a save drops the entries and
-    /// reports them.
+    /// one. With neither timeout (sessions that never end), 30 days from
+    /// the last save, or the session's own idle window if longer (its
+    /// `Expiry::Idle`, or `browser_session_max_idle` for a cookie that ends
+    /// with the browser); after that a save drops the entries and reports
+    /// them.
     fn blob_ttl(&self, session: &Session, now: u64) -> Duration {
         let remaining_lifetime = self.policy.max_lifetime.map(|lifetime| {
             session

@@ -963,6 +963,17 @@ impl RedisStore {
         self.namespace = Namespace::new(namespace);
         self
     }
+
+    /// The index of a session's blobs (`session_id` in hex): a sorted set
+    /// under the blobs' hash tag, so that it shares their cluster slot,
+    /// and apart from their prefix, so that listing blobs lists only
+    /// blobs.
+    fn index_key(&self, session_id: &str) -> String {
+        format!(
+            "{}sealed-session:overflow-index:{{{session_id}}}",
+            self.namespace.prefix()
+        )
+    }
 }
 
 /// A prefix for every key, so that applications sharing one Redis
@@ -987,18 +998,6 @@ impl Namespace {
             Some(prefix) => format!("{prefix}{key}").into(),
             None => key.into(),
         }
-    }
-}
-
-impl RedisStore {
-    /// The index of a session's blobs: a sorted set under the blobs' hash
-    /// tag, so that it shares their cluster slot, and apart from their
-    /// prefix, so that listing blobs lists only blobs.
-    fn index_key(&self, session_id: &str) -> String {
-        format!(
-            "{}sealed-session:overflow-index:{{{session_id}}}",
-            self.namespace.prefix()
-        )
     }
 }
 
